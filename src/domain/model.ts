@@ -1,0 +1,225 @@
+// The canonical model: one shape for every stage. Amounts at rest are bigint minor units,
+// rates and quantities exact decimal strings; dates are ISO strings (UTC dates as YYYY-MM-DD).
+import type { RoundingMode } from './money.js';
+
+// ---------- catalog (normalized from the YAML/JSON file; see docs/catalog.md) ----------
+
+export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+
+export interface LegalEntity {
+  id: string;
+  name: string;
+  country: string;
+  currency: string;
+  invoice_number_prefix: string;
+  rounding: RoundingMode;
+}
+
+export interface AccountMap {
+  receivable: string;
+  cash: string;
+  tax_payable: string;
+  deferred_revenue: string;
+  [role: string]: string;
+}
+
+export interface TaxRate {
+  jurisdiction: string;
+  rate: string; // decimal fraction, "0.0725"
+}
+
+export interface Meter {
+  id: string;
+  event_type: string;
+  aggregation: Aggregation;
+  value?: string; // JSONPath into data; required unless aggregation is count
+  group_by: string[]; // dimension keys in data
+  allow_negative: boolean; // default false
+}
+
+export interface Product {
+  id: string;
+  name: string;
+  revenue_account: Record<string, string>; // legal entity id -> GL account
+}
+
+export interface Tier {
+  up_to: string | null; // inclusive upper bound; null on the last tier
+  unit_amount: string;
+  flat_amount?: string;
+}
+
+export type PriceModel =
+  | { model: 'flat'; amount: string }
+  | { model: 'per_unit'; unit_amount: string; package?: { size: string; round: 'up' | 'down' } }
+  | { model: 'graduated'; tiers: Tier[] }
+  | { model: 'volume'; tiers: Tier[] };
+
+/** One effective-dated version of a price; `effective_from` is a UTC date, inclusive. */
+export type PriceVersion = PriceModel & { effective_from: string | null; version_id: string };
+
+export interface Price {
+  id: string; // stable: `${plan}/${index}:${product}[:${meter}]`
+  product: string;
+  meter?: string; // absent for flat fees
+  versions: PriceVersion[]; // ascending by effective_from; a price without `versions` has one with effective_from null
+}
+
+export interface Plan {
+  id: string;
+  currency: string;
+  minimum_commitment?: string; // major units per billing period
+  prices: Price[];
+}
+
+export interface Customer {
+  id: string;
+  name: string;
+  legal_entity: string;
+  tax_jurisdiction: string;
+  erp_customer_id: string;
+  parent?: string;
+  tenants: string[];
+}
+
+export interface Subscription {
+  customer: string;
+  plan: string;
+  start: string; // UTC date, inclusive
+  end?: string; // UTC date, exclusive
+}
+
+export interface CreditGrant {
+  id: string; // stable: `${customer}:${granted}:${index}`
+  customer: string;
+  amount: string; // major units
+  currency: string;
+  granted: string; // UTC date
+  expires: string; // UTC date, inclusive: usable on this date
+}
+
+export interface Discount {
+  customer: string;
+  product: string;
+  percent_off: string;
+  from: string; // UTC date, inclusive
+  to: string; // UTC date, inclusive
+}
+
+export interface Catalog {
+  version: number;
+  legal_entities: LegalEntity[];
+  accounts: Record<string, AccountMap>;
+  tax_rates: TaxRate[];
+  meters: Meter[];
+  products: Product[];
+  plans: Plan[];
+  customers: Customer[];
+  subscriptions: Subscription[];
+  credit_grants: CreditGrant[];
+  discounts: Discount[];
+}
+
+// ---------- usage ----------
+
+/** Aggregated usage of one meter for one customer over a window, per dimension values. */
+export interface UsageAggregate {
+  customer: string;
+  meter: string;
+  window_start: string; // ISO timestamp, inclusive
+  window_end: string; // ISO timestamp, exclusive
+  dimensions: Record<string, string>;
+  quantity: string; // exact decimal
+  event_count: number;
+  first_event_time: string | null;
+  last_event_time: string | null;
+}
+
+// ---------- rating and invoicing ----------
+
+export type LineKind = 'flat' | 'usage' | 'minimum_true_up' | 'discount' | 'credit' | 'late_usage';
+
+export interface TierApplied {
+  tier: number; // 1-based
+  from: string; // exclusive lower bound of the tier
+  up_to: string | null;
+  quantity: string;
+  unit_amount: string;
+  flat_amount: string; // "0" when none applied
+  amount: string; // exact, unrounded
+}
+
+export interface InvoiceLine {
+  line_no: number; // 1-based, stable order
+  kind: LineKind;
+  product: string;
+  meter: string | null;
+  price_id: string | null;
+  price_version: string | null;
+  description: string;
+  quantity: string; // exact decimal
+  unit_amount: string | null; // for per_unit / flat
+  tiers: TierApplied[];
+  amount_minor: bigint; // rounded once, with the legal entity's rounding mode
+  period_start: string; // the segment this line covers (UTC date, inclusive)
+  period_end: string; // exclusive
+  taxable: boolean;
+  credit_grant?: string; // for kind 'credit'
+  usage_ref?: string; // id of the usage aggregate behind it
+}
+
+export interface TaxLine {
+  jurisdiction: string;
+  rate: string;
+  taxable_minor: bigint;
+  tax_minor: bigint;
+}
+
+export type InvoiceStatus = 'draft' | 'finalized' | 'void';
+
+export interface Invoice {
+  id: string;
+  key: string; // idempotency key: inv:v1:<entity>:<customer>:<currency>:<period>
+  kind: 'invoice' | 'credit_note';
+  corrects?: string; // credit notes: the invoice id corrected
+  number: string | null; // assigned at finalization
+  status: InvoiceStatus;
+  legal_entity: string;
+  customer: string;
+  currency: string;
+  period_start: string; // UTC date inclusive
+  period_end: string; // UTC date exclusive
+  rounding: RoundingMode;
+  lines: InvoiceLine[];
+  subtotal_minor: bigint; // sum of charge lines (flat, usage, true-up) before discounts
+  discount_minor: bigint; // positive number: total of discount lines
+  credits_applied_minor: bigint; // positive number: total drawn from grants
+  tax_lines: TaxLine[];
+  tax_minor: bigint;
+  total_minor: bigint; // subtotal - discount - credits + tax
+  rating_run: string;
+}
+
+// ---------- accounting ----------
+
+export interface JournalLine {
+  line_no: number;
+  account: string;
+  debit_minor: bigint;
+  credit_minor: bigint;
+  currency: string;
+  customer?: string; // set on receivable lines
+  product?: string;
+  memo?: string;
+}
+
+export interface Journal {
+  id: string; // jrn:v1:<kind>:<source document id>
+  key: string;
+  legal_entity: string;
+  posting_date: string; // UTC date
+  source_document: string;
+  kind: 'invoice' | 'credit_note' | 'credit_drawdown' | 'payment';
+  memo: string;
+  lines: JournalLine[];
+}

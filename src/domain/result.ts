@@ -1,0 +1,33 @@
+// Expected failures are values: a code, the field path it concerns, and a sentence for a person.
+export interface Problem {
+  code: string;
+  path: string;
+  message: string;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
+
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const fail = <T = never>(...problems: Problem[]): Result<T> => ({ ok: false, problems });
+export const problem = (path: string, code: string, message: string): Problem => ({ path, code, message });
+
+/** Formats problems the way every layer prints them: `path: message`. */
+export function formatProblems(problems: readonly Problem[]): string {
+  return problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('\n');
+}
+
+/** Thrown only where an expected failure must cross a boundary that cannot return it (e.g. a transaction callback). */
+export class ProblemError extends Error {
+  constructor(
+    readonly problems: Problem[],
+    readonly status = 400,
+  ) {
+    super(formatProblems(problems));
+    this.name = 'ProblemError';
+  }
+}
+
+/** An invariant that must never fail; kept on in production (TigerStyle). */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`invariant violated: ${message}`);
+}
