@@ -1,6 +1,6 @@
 // The one module that owns decimal parsing, minor units and every rounding in Accrue.
 // Money at rest is { amountMinor: bigint, currency }; rates and quantities are exact decimals.
-import DecimalBase from 'decimal.js';
+import { Decimal as DecimalBase } from 'decimal.js';
 import { fail, ok, problem, type Result, invariant } from './result.js';
 
 /** Exact decimal with enough precision that no billing computation ever rounds implicitly. */

@@ -1,0 +1,75 @@
+// PUT /v1/catalog applies a catalog (YAML or JSON) as a new version; GET reads the one in force.
+import type { FastifyInstance } from 'fastify';
+import { applyCatalog, currentCatalog, listCatalogVersions } from '../../catalog/service.js';
+import { problemDetails, sendProblem } from '../problem.js';
+import type { ServerOptions } from '../server.js';
+
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+
+export async function registerCatalogRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+
+  app.put(
+    '/v1/catalog',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'Apply a catalog',
+        description: 'Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
+        tags: ['catalog'],
+        body: { content: { 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } } },
+        response: {
+          200: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, changed: { type: 'boolean' } } },
+          400: { $ref: 'Problem#' },
+          401: { $ref: 'Problem#' },
+          403: { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const isYaml = typeof request.body === 'string';
+      const text = isYaml ? (request.body as string) : JSON.stringify(request.body);
+      const result = await applyCatalog(options.pool, text, { by: `api-key:${request.apiKey?.id}`, source: 'api', format: isYaml ? 'yaml' : 'json' });
+      if (!result.ok) return sendProblem(reply, problemDetails(400, 'invalid_catalog', `the catalog was refused with ${result.problems.length} problem(s); the catalog in force is unchanged`, result.problems));
+      return result.value;
+    },
+  );
+
+  app.get(
+    '/v1/catalog',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'The catalog in force',
+        tags: ['catalog'],
+        response: {
+          200: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, applied_at: { type: 'string' }, applied_by: { type: 'string' }, catalog: { type: 'object', additionalProperties: true } } },
+          404: { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (_request, reply) => {
+      const current = await currentCatalog(options.pool);
+      if (!current) return sendProblem(reply, problemDetails(404, 'no_catalog', 'no catalog has been applied'));
+      return { version: current.version, hash: current.hash, applied_at: current.applied_at, applied_by: current.applied_by, catalog: current.catalog };
+    },
+  );
+
+  app.get(
+    '/v1/catalog/versions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Every catalog version with who applied it, when and its content hash',
+        tags: ['catalog'],
+        response: {
+          200: {
+            type: 'array',
+            items: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, applied_by: { type: 'string' }, applied_at: { type: 'string' }, source: { type: ['string', 'null'] } } },
+          },
+        },
+      },
+    },
+    async () => listCatalogVersions(options.pool),
+  );
+}

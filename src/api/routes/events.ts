@@ -1,0 +1,160 @@
+// POST /v1/events: CloudEvents over HTTP (structured single, batch, binary mode) and NDJSON for bulk.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { currentCatalog } from '../../catalog/service.js';
+import { INGEST_LIMITS, parseNdjson } from '../../ingest/cloudevent.js';
+import { countStatuses, ingestBatch, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
+import { problemDetails, sendProblem } from '../problem.js';
+import type { ServerOptions } from '../server.js';
+
+const STRING_TYPES = ['application/cloudevents+json', 'application/cloudevents-batch+json', 'application/x-ndjson'];
+
+const outcomeSchema = {
+  type: 'object',
+  required: ['index', 'status'],
+  properties: {
+    index: { type: 'integer' },
+    source: { type: 'string' },
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'] },
+    problems: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } } },
+  },
+} as const;
+
+const countsSchema = {
+  type: 'object',
+  properties: Object.fromEntries(['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'].map((k) => [k, { type: 'integer' }])),
+} as const;
+
+export async function registerEventRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+  app.addContentTypeParser(STRING_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+
+  app.post(
+    '/v1/events',
+    {
+      config: { scope: 'ingest' },
+      schema: {
+        summary: 'Ingest usage events',
+        description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined.`,
+        tags: ['ingest'],
+        body: {
+          content: {
+            'application/cloudevents+json': { schema: { type: 'string', description: 'one CloudEvent (JSON)' } },
+            'application/cloudevents-batch+json': { schema: { type: 'string', description: 'a JSON array of CloudEvents' } },
+            'application/x-ndjson': { schema: { type: 'string', description: 'one CloudEvent per line' } },
+            'application/json': { schema: {} },
+          },
+        },
+        response: {
+          200: { description: 'Every event answered', type: 'object', properties: { batch_id: { type: 'string' }, counts: countsSchema, results: { type: 'array', items: outcomeSchema } } },
+          202: { description: 'A single event quarantined (unknown type or subject)', type: 'object', properties: { batch_id: { type: 'string' }, result: outcomeSchema } },
+          400: { $ref: 'Problem#' },
+          401: { $ref: 'Problem#' },
+          403: { $ref: 'Problem#' },
+          409: { $ref: 'Problem#' },
+          413: { $ref: 'Problem#' },
+          415: { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const catalog = await currentCatalog(options.pool);
+      if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
+      const parsed = readEvents(request);
+      if ('problem' in parsed) return sendProblem(reply, parsed.problem);
+      const { events, single, preRejected } = parsed;
+      if (!single && !parsed.bulk && events.length > INGEST_LIMITS.batchEventsMax) {
+        return sendProblem(reply, problemDetails(413, 'batch_too_large', `a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${events.length}; send NDJSON for bulk`));
+      }
+      const ingestOptions = {
+        channel: 'http' as const,
+        apiKeyId: request.apiKey?.id,
+        allowedSources: request.apiKey?.sources,
+        futureSkewMsMax: options.futureSkewMsMax,
+      };
+      const outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
+      if (!single) return reply.code(200).send(outcome);
+      const result = outcome.results[0]!;
+      if (result.status === 'rejected') return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
+      if (result.status === 'conflict') return sendProblem(reply, problemDetails(409, 'event_conflict', result.problems?.[0]?.message, result.problems));
+      if (result.status === 'quarantined') return reply.code(202).send({ batch_id: outcome.batch_id, result });
+      return reply.code(200).send(outcome);
+    },
+  );
+}
+
+type ReadResult =
+  | { events: unknown[]; single: boolean; bulk: boolean; preRejected: Map<number, EventOutcome> }
+  | { problem: ReturnType<typeof problemDetails> };
+
+function readEvents(request: FastifyRequest): ReadResult {
+  const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const body = request.body;
+  const preRejected = new Map<number, EventOutcome>();
+  if (contentType === 'application/x-ndjson') {
+    const lines = parseNdjson(String(body ?? ''));
+    const events: unknown[] = [];
+    for (const line of lines) {
+      if (line.problem) preRejected.set(events.length, { index: events.length, status: 'rejected', problems: [line.problem] });
+      events.push(line.problem ? undefined : line.value);
+    }
+    return { events, single: false, bulk: true, preRejected };
+  }
+  if (contentType === 'application/cloudevents+json' || contentType === 'application/cloudevents-batch+json') {
+    let value: unknown;
+    try {
+      value = JSON.parse(String(body ?? ''));
+    } catch (error) {
+      return { problem: problemDetails(400, 'malformed_json', `the body is not JSON: ${(error as Error).message}`) };
+    }
+    if (contentType === 'application/cloudevents-batch+json') {
+      if (!Array.isArray(value)) return { problem: problemDetails(400, 'not_a_batch', 'a batch must be a JSON array of CloudEvents') };
+      return { events: value, single: false, bulk: false, preRejected };
+    }
+    return { events: [value], single: true, bulk: false, preRejected };
+  }
+  const specversion = request.headers['ce-specversion'];
+  if (specversion !== undefined) {
+    // Binary content mode: attributes in ce-* headers, the body is the event's data.
+    const event: Record<string, unknown> = { data: body };
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeURIComponent(value);
+    }
+    if (contentType) event.datacontenttype = contentType;
+    return { events: [event], single: true, bulk: false, preRejected };
+  }
+  if (contentType === 'application/json') {
+    return Array.isArray(body) ? { events: body, single: false, bulk: false, preRejected } : { events: [body], single: true, bulk: false, preRejected };
+  }
+  return { problem: problemDetails(415, 'unsupported_media_type', `send ${STRING_TYPES.join(', ')} or a binary-mode CloudEvent`) };
+}
+
+async function ingestInChunks(
+  options: ServerOptions,
+  catalog: NonNullable<Awaited<ReturnType<typeof currentCatalog>>>,
+  events: unknown[],
+  preRejected: Map<number, EventOutcome>,
+  ingestOptions: Parameters<typeof ingestBatch>[3],
+): Promise<BatchOutcome> {
+  const results: EventOutcome[] = [];
+  const batchIds: string[] = [];
+  for (let start = 0; start < events.length || start === 0; start += INGEST_LIMITS.batchEventsMax) {
+    const slice = events.slice(start, start + INGEST_LIMITS.batchEventsMax);
+    const indexes: number[] = [];
+    const chunk: unknown[] = [];
+    slice.forEach((event, offset) => {
+      const pre = preRejected.get(start + offset);
+      if (pre) results[start + offset] = pre;
+      else {
+        indexes.push(start + offset);
+        chunk.push(event);
+      }
+    });
+    if (chunk.length > 0) {
+      const outcome = await ingestBatch(options.pool, catalog, chunk, ingestOptions);
+      batchIds.push(outcome.batch_id);
+      outcome.results.forEach((result, i) => (results[indexes[i]!] = { ...result, index: indexes[i]! }));
+    }
+    if (events.length === 0) break;
+  }
+  return { batch_id: batchIds.join(','), counts: countStatuses(results), results };
+}

@@ -1,0 +1,211 @@
+// Every `accrue` sub-command: each parses its flags, calls one use case, and reports (human or --json).
+import type { Command } from 'commander';
+import { applyCatalog, currentCatalog, listCatalogVersions } from '../catalog/service.js';
+import { ingestFile } from '../ingest/file.js';
+import { listQuarantine, replayQuarantine } from '../ingest/quarantine.js';
+import { queryUsage } from '../meter/usage.js';
+import { monthWindow, parsePeriod } from '../meter/period.js';
+import { createKey, listKeys, revokeKey, SCOPES, type Scope } from '../api/keys.js';
+import { buildServer } from '../api/server.js';
+import { ProblemError } from '../domain/result.js';
+import { migrate } from '../store/migrate.js';
+import { output, readText, withStore, globals } from './context.js';
+import { progress } from './progress.js';
+import { runDemo } from './demo.js';
+import { table } from './table.js';
+
+export function registerCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP API (and, in later roles, the workers)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
+    .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
+    .action(async (flags: { host?: string; port?: string }) => {
+      await withStore(async (store, cfg) => {
+        const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000 });
+        await app.listen({ host: cfg.host, port: cfg.port });
+        process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
+        await new Promise<void>((resolve) => {
+          const close = () => void app.close().then(resolve);
+          process.once('SIGINT', close);
+          process.once('SIGTERM', close);
+        });
+      }, flags);
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations (every command also does this on start)')
+    .action(async () => {
+      await withStore(async (store) => {
+        const applied = await migrate(store.pool);
+        output(applied.length ? `applied migrations ${applied.join(', ')}` : 'the schema is up to date', { applied });
+      });
+    });
+
+  const catalog = program.command('catalog').description('load and inspect the catalog (docs/catalog.md)');
+  catalog
+    .command('apply <file>')
+    .description('validate a YAML or JSON catalog and make it the version in force; the same content twice is a no-op')
+    .option('--by <who>', 'who applies it, for the version history', process.env.USER ?? 'cli')
+    .action(async (file: string, flags: { by: string }) => {
+      const text = readText(file);
+      await withStore(async (store) => {
+        const result = await applyCatalog(store.pool, text, { by: flags.by, source: file, format: /\.json$/i.test(file) ? 'json' : undefined });
+        if (!result.ok) throw new ProblemError(result.problems);
+        const { version, hash, changed } = result.value;
+        output(changed ? `catalog version ${version} applied (sha256 ${hash})` : `unchanged: catalog version ${version} already has this content (sha256 ${hash})`, result.value);
+      });
+    });
+  catalog
+    .command('show')
+    .description('print the catalog in force as JSON')
+    .action(async () => {
+      await withStore(async (store) => {
+        const current = await currentCatalog(store.pool);
+        if (!current) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE`' }]);
+        process.stdout.write(`${JSON.stringify({ version: current.version, hash: current.hash, catalog: current.catalog }, null, 2)}\n`);
+      });
+    });
+  catalog
+    .command('versions')
+    .description('list catalog versions with who applied them, when, and their content hash')
+    .action(async () => {
+      await withStore(async (store) => {
+        const versions = await listCatalogVersions(store.pool);
+        output(table(['version', 'applied_at', 'applied_by', 'sha256'], versions.map((v) => [String(v.version), v.applied_at, v.applied_by, v.hash.slice(0, 16)])), versions);
+      });
+    });
+
+  program
+    .command('ingest <file>')
+    .description('ingest an NDJSON file of CloudEvents (one per line); prints what was accepted, duplicate, conflicting, rejected or quarantined')
+    .action(async (file: string) => {
+      await withStore(async (store, cfg) => {
+        const current = await requireCatalog(store.pool);
+        const bar = progress('ingest', { quiet: globals().json });
+        const result = await ingestFile(store.pool, current, file, {
+          futureSkewMsMax: cfg.futureSkewSeconds * 1000,
+          onProgress: (done, total) => bar.update(done, total),
+        });
+        bar.stop();
+        const summary = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+        const details = result.problems.slice(0, 20).map((p) => `  line ${p.line}: ${p.status}${p.problems?.length ? `: ${p.problems.map((x) => `${x.path}: ${x.message}`).join('; ')}` : ''}`);
+        output([`${file}: ${result.lines} lines: ${summary}`, ...details, result.problems.length > 20 ? `  … ${result.problems.length - 20} more (use --json)` : ''].filter(Boolean).join('\n'), result);
+      });
+    });
+
+  program
+    .command('usage')
+    .description('usage per customer and meter for a period (default: this month), equal to a recount of the stored events')
+    .option('--customer <id>', 'one customer')
+    .option('--meter <id>', 'one meter')
+    .option('--period <YYYY-MM>', 'a calendar month (UTC)')
+    .option('--from <time>', 'window start, inclusive (date or RFC 3339)')
+    .option('--to <time>', 'window end, exclusive')
+    .option('--group-by <keys>', 'comma-separated dimensions')
+    .option('--late <mode>', 'exclude (default), include or only late events')
+    .action(async (flags: { customer?: string; meter?: string; period?: string; from?: string; to?: string; groupBy?: string; late?: 'exclude' | 'include' | 'only' }) => {
+      let window = monthWindow(new Date());
+      if (flags.period) {
+        const parsed = parsePeriod(flags.period, '--period');
+        if (!parsed.ok) throw new ProblemError(parsed.problems);
+        window = parsed.value;
+      }
+      await withStore(async (store) => {
+        const current = await requireCatalog(store.pool);
+        const result = await queryUsage(store.pool, current.catalog, {
+          customer: flags.customer,
+          meter: flags.meter,
+          from: flags.from ?? window.from,
+          to: flags.to ?? window.to,
+          groupBy: flags.groupBy?.split(',').map((s) => s.trim()).filter(Boolean),
+          late: flags.late,
+        });
+        if (!result.ok) throw new ProblemError(result.problems.map((p) => ({ ...p, path: `--${p.path.replace(/_/g, '-')}` })));
+        const dims = [...new Set(result.value.flatMap((r) => Object.keys(r.dimensions)))];
+        output(
+          table(['customer', 'meter', ...dims, 'quantity', 'events'], result.value.map((r) => [r.customer, r.meter, ...dims.map((d) => r.dimensions[d] ?? ''), r.quantity, String(r.event_count)])),
+          result.value,
+        );
+      });
+    });
+
+  const keys = program.command('keys').description('API keys: each has one scope (ingest, read, admin) and, for ingest, the sources it may send');
+  keys
+    .command('create')
+    .description('create a key and print it once (only its hash is stored)')
+    .requiredOption('--scope <scope>', `one of ${SCOPES.join(', ')}`)
+    .option('--name <name>', 'what the key is for', 'unnamed')
+    .option('--sources <list>', 'comma-separated CloudEvents sources an ingest key may send (default: any)')
+    .action(async (flags: { scope: string; name: string; sources?: string }) => {
+      if (!SCOPES.includes(flags.scope as Scope)) throw new ProblemError([{ path: '--scope', code: 'invalid', message: `must be one of ${SCOPES.join(', ')}` }]);
+      await withStore(async (store) => {
+        const { key, secret } = await createKey(store.pool, { name: flags.name, scope: flags.scope as Scope, sources: flags.sources?.split(',').map((s) => s.trim()).filter(Boolean) });
+        output(`${secret}\n(key ${key.id}, scope ${key.scope}; store it now: it is not shown again)`, { ...key, secret });
+      });
+    });
+  keys
+    .command('list')
+    .description('list keys (never their secrets)')
+    .action(async () => {
+      await withStore(async (store) => {
+        const rows = await listKeys(store.pool);
+        output(table(['id', 'name', 'scope', 'sources', 'revoked'], rows.map((r) => [r.id, r.name, r.scope, (r.sources as string[]).join(',') || '*', r.revoked_at ? 'yes' : ''])), rows);
+      });
+    });
+  keys
+    .command('revoke <id>')
+    .description('revoke a key')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const done = await revokeKey(store.pool, id);
+        if (!done) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no active key ${id}` }]);
+        output(`revoked ${id}`, { id, revoked: true });
+      });
+    });
+
+  const quarantine = program.command('quarantine').description('events held back because the catalog did not know their type or subject');
+  quarantine
+    .command('list')
+    .option('--all', 'include replayed entries')
+    .option('--limit <n>', 'at most this many', '100')
+    .action(async (flags: { all?: boolean; limit: string }) => {
+      await withStore(async (store) => {
+        const rows = await listQuarantine(store.pool, { all: flags.all, limit: Number.parseInt(flags.limit, 10) });
+        output(table(['seq', 'source', 'id', 'reason', 'replayed'], rows.map((r) => [String(r.seq), r.source, r.id, r.reason, r.replay_result ?? ''])), rows);
+      });
+    });
+  quarantine
+    .command('replay')
+    .description('ingest quarantined events the catalog in force now knows')
+    .action(async () => {
+      await withStore(async (store) => {
+        const result = await replayQuarantine(store.pool, await requireCatalog(store.pool));
+        output(Object.entries(result).map(([k, v]) => `${k}: ${v}`).join('\n'), result);
+      });
+    });
+
+  program
+    .command('demo')
+    .description('load the Northwind catalog, generate a month of seeded usage, ingest it and report usage per customer and meter')
+    .option('--events <n>', 'how many events to generate', '1000000')
+    .option('--seed <n>', 'random seed (same seed, same events)', '42')
+    .option('--period <YYYY-MM>', 'the month to simulate', '2026-11')
+    .option('--catalog <file>', 'catalog to load', 'examples/northwind/catalog.yaml')
+    .action(async (flags: { events: string; seed: string; period: string; catalog: string }) => {
+      const events = Number.parseInt(flags.events, 10);
+      const seed = Number.parseInt(flags.seed, 10);
+      if (!Number.isSafeInteger(events) || events < 0) throw new ProblemError([{ path: '--events', code: 'invalid', message: 'must be a whole number' }]);
+      if (!Number.isSafeInteger(seed)) throw new ProblemError([{ path: '--seed', code: 'invalid', message: 'must be a whole number' }]);
+      const period = parsePeriod(flags.period, '--period');
+      if (!period.ok) throw new ProblemError(period.problems);
+      await withStore((store) => runDemo(store, { events, seed, period: period.value, catalogFile: flags.catalog }));
+    });
+}
+
+async function requireCatalog(pool: import('pg').Pool) {
+  const current = await currentCatalog(pool);
+  if (!current) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' }]);
+  return current;
+}

@@ -1,0 +1,75 @@
+// Configuration: defaults, then a file (--config, ACCRUE_CONFIG or ./accrue.config.{yaml,json}), then the
+// environment, then flags; each later source wins. docs/configuration.md lists every key.
+import { existsSync, readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { DEFAULT_DATA_DIR } from '../store/store.js';
+
+export interface Config {
+  databaseUrl?: string;
+  dataDir: string;
+  host: string;
+  port: number;
+  futureSkewSeconds: number;
+  bodyLimitBytes: number;
+}
+
+export const DEFAULTS: Config = {
+  dataDir: DEFAULT_DATA_DIR,
+  host: '127.0.0.1',
+  port: 8080,
+  futureSkewSeconds: 300,
+  bodyLimitBytes: 4 * 1024 * 1024,
+};
+
+const ENV: Record<string, keyof Config> = {
+  DATABASE_URL: 'databaseUrl',
+  ACCRUE_DATA_DIR: 'dataDir',
+  ACCRUE_HOST: 'host',
+  ACCRUE_PORT: 'port',
+  ACCRUE_FUTURE_SKEW_SECONDS: 'futureSkewSeconds',
+  ACCRUE_BODY_LIMIT_BYTES: 'bodyLimitBytes',
+};
+
+const FILE_KEYS: Record<string, keyof Config> = {
+  database_url: 'databaseUrl',
+  data_dir: 'dataDir',
+  host: 'host',
+  port: 'port',
+  future_skew_seconds: 'futureSkewSeconds',
+  body_limit_bytes: 'bodyLimitBytes',
+};
+
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'futureSkewSeconds', 'bodyLimitBytes']);
+
+export class ConfigError extends Error {}
+
+function assign(config: Config, key: keyof Config, value: unknown, origin: string): void {
+  if (value === undefined || value === null || value === '') return;
+  if (NUMERIC.has(key)) {
+    const n = typeof value === 'number' ? value : Number.parseInt(String(value), 10);
+    if (!Number.isSafeInteger(n) || n < 0 || String(n) !== String(value).trim()) throw new ConfigError(`${origin}: must be a whole number, got ${JSON.stringify(value)}`);
+    (config as unknown as Record<string, unknown>)[key] = n;
+  } else {
+    (config as unknown as Record<string, unknown>)[key] = String(value);
+  }
+}
+
+export function loadConfig(flags: { config?: string; databaseUrl?: string; dataDir?: string; host?: string; port?: string }, env = process.env): Config {
+  const config: Config = { ...DEFAULTS };
+  const file = flags.config ?? env.ACCRUE_CONFIG ?? ['accrue.config.yaml', 'accrue.config.yml', 'accrue.config.json'].find((f) => existsSync(f));
+  if (file) {
+    if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
+    const parsed = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown> | null;
+    for (const [name, value] of Object.entries(parsed ?? {})) {
+      const key = FILE_KEYS[name];
+      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${Object.keys(FILE_KEYS).join(', ')}`);
+      assign(config, key, value, `${file}: ${name}`);
+    }
+  }
+  for (const [name, key] of Object.entries(ENV)) assign(config, key, env[name], name);
+  assign(config, 'databaseUrl', flags.databaseUrl, '--database-url');
+  assign(config, 'dataDir', flags.dataDir, '--data-dir');
+  assign(config, 'host', flags.host, '--host');
+  assign(config, 'port', flags.port, '--port');
+  return config;
+}

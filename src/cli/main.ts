@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// The `accrue` command. Exit codes: 0 done, 1 failed, 2 bad input or usage (docs/cli.md).
+import { ConfigError } from './config.js';
+import { EXIT, program } from './context.js';
+import { registerCommands } from './commands.js';
+import { formatProblems, ProblemError } from '../domain/result.js';
+
+registerCommands(program);
+
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ProblemError) {
+    process.stderr.write(`accrue: ${formatProblems(error.problems).split('\n').join('\naccrue: ')}\n`);
+    process.exitCode = EXIT.badInput;
+  } else if (error instanceof ConfigError) {
+    process.stderr.write(`accrue: configuration: ${error.message}\n`);
+    process.exitCode = EXIT.badInput;
+  } else {
+    process.stderr.write(`accrue: ${(error as Error).message}\n`);
+    if (process.env.ACCRUE_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = EXIT.failed;
+  }
+}

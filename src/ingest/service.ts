@@ -1,0 +1,229 @@
+// Ingestion: validate, deduplicate by (source, id), and make every accepted event durable before answering.
+// One transaction per batch: events, conflicts, quarantine and the batch record commit together or not at all.
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import canonicalize from 'canonicalize';
+import { validateEvent, INGEST_LIMITS, type NormalizedEvent } from './cloudevent.js';
+import type { CatalogVersion } from '../catalog/service.js';
+import type { Problem } from '../domain/result.js';
+import { transaction } from '../store/store.js';
+
+export type EventStatus = 'accepted' | 'duplicate' | 'conflict' | 'rejected' | 'quarantined';
+
+export interface EventOutcome {
+  index: number;
+  source?: string;
+  id?: string;
+  status: EventStatus;
+  problems?: Problem[];
+}
+
+export interface BatchOutcome {
+  batch_id: string;
+  counts: Record<EventStatus, number>;
+  results: EventOutcome[];
+}
+
+export interface IngestOptions {
+  channel: 'http' | 'file' | 'stream' | 'replay';
+  apiKeyId?: string;
+  allowedSources?: readonly string[];
+  now?: Date;
+  futureSkewMsMax?: number;
+}
+
+export const FUTURE_SKEW_MS_MAX_DEFAULT = 5 * 60 * 1000;
+
+/** The usage batch id: derived from the batch's content, so the same batch sent twice has the same id. */
+export function usageBatchId(keys: Array<{ source: string; id: string; hash: string }>): string {
+  const digest = createHash('sha256');
+  for (const key of keys) digest.update(`${key.source}\u0000${key.id}\u0000${key.hash}\n`);
+  return `ub:v1:${digest.digest('hex').slice(0, 32)}`;
+}
+
+function rawKey(raw: unknown): { source?: string; id?: string } {
+  if (raw && typeof raw === 'object') {
+    const r = raw as Record<string, unknown>;
+    return { source: typeof r.source === 'string' ? r.source : undefined, id: typeof r.id === 'string' ? r.id : undefined };
+  }
+  return {};
+}
+
+function contentHashOf(raw: unknown): string {
+  return createHash('sha256').update(canonicalize(raw) ?? 'null').digest('hex');
+}
+
+interface Conflict {
+  index: number;
+  source: string;
+  id: string;
+  hash: string;
+  existing: string;
+  raw: unknown;
+}
+
+export async function ingestBatch(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
+  if (rawEvents.length > INGEST_LIMITS.batchEventsMax) {
+    throw new RangeError(`a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${rawEvents.length}`);
+  }
+  const allowed = options.allowedSources && options.allowedSources.length > 0 ? new Set(options.allowedSources) : undefined;
+  const context = {
+    metersByType: catalog.index.metersByType,
+    customerByTenant: catalog.index.customerByTenant,
+    now: options.now ?? new Date(),
+    futureSkewMsMax: options.futureSkewMsMax ?? FUTURE_SKEW_MS_MAX_DEFAULT,
+    allowedSources: allowed ? (source: string) => allowed.has(source) : undefined,
+  };
+
+  const results: EventOutcome[] = new Array(rawEvents.length);
+  const valid: Array<{ index: number; event: NormalizedEvent }> = [];
+  let quarantined: Array<{ index: number; source: string; id: string; hash: string; reason: string; problems: Problem[]; raw: unknown }> = [];
+  const conflicts: Conflict[] = [];
+  const firstInBatch = new Map<string, string>();
+  const batchKeys: Array<{ source: string; id: string; hash: string }> = [];
+
+  rawEvents.forEach((raw, index) => {
+    const verdict = validateEvent(raw, index, context);
+    if (verdict.status === 'rejected') {
+      const { source, id } = rawKey(raw);
+      results[index] = { index, source, id, status: 'rejected', problems: verdict.problems };
+      return;
+    }
+    // Past validation, source and id are known to be non-empty strings.
+    const { source, id } = rawKey(raw) as { source: string; id: string };
+    const hash = verdict.status === 'valid' ? verdict.event.content_hash : contentHashOf(raw);
+    batchKeys.push({ source, id, hash });
+    const key = `${source}\u0000${id}`;
+    const earlier = firstInBatch.get(key);
+    if (earlier !== undefined) {
+      // The same (source, id) twice in one batch: the first occurrence decides, as it does across batches.
+      if (earlier === hash) results[index] = { index, source, id, status: 'duplicate' };
+      else conflicts.push({ index, source, id, hash, existing: earlier, raw });
+      return;
+    }
+    firstInBatch.set(key, hash);
+    if (verdict.status === 'valid') valid.push({ index, event: verdict.event });
+    else {
+      quarantined.push({ index, source, id, hash, reason: verdict.reason, problems: verdict.problems, raw });
+      results[index] = { index, source, id, status: 'quarantined', problems: verdict.problems };
+    }
+  });
+
+  const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
+
+  await transaction(pool, async (client) => {
+    if (valid.length > 0) {
+      const rows = valid.map(({ event }) => ({
+        source: event.source,
+        id: event.id,
+        type: event.type,
+        subject: event.subject,
+        customer_id: event.customer,
+        legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
+        time: event.time,
+        data: event.data,
+        meter_values: event.values,
+        dimensions: event.dimensions,
+        content_hash: event.content_hash,
+      }));
+      const inserted = await client.query<{ source: string; id: string }>(INSERT_EVENTS, [JSON.stringify(rows), batchId]);
+      const insertedKeys = new Set(inserted.rows.map((r) => `${r.source}\u0000${r.id}`));
+      const missing = valid.filter(({ event }) => !insertedKeys.has(`${event.source}\u0000${event.id}`));
+      let existing = new Map<string, string>();
+      if (missing.length > 0) {
+        const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
+          JSON.stringify(missing.map(({ event }) => ({ source: event.source, id: event.id }))),
+        ]);
+        existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
+      }
+      for (const { index, event } of valid) {
+        const key = `${event.source}\u0000${event.id}`;
+        if (insertedKeys.has(key)) {
+          results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
+          continue;
+        }
+        const existingHash = existing.get(key);
+        if (existingHash === undefined) throw new Error(`event ${key} neither inserted nor found`); // cannot happen under the unique key
+        if (existingHash === event.content_hash) results[index] = { index, source: event.source, id: event.id, status: 'duplicate' };
+        else conflicts.push({ index, source: event.source, id: event.id, hash: event.content_hash, existing: existingHash, raw: rawEvents[index] });
+      }
+    }
+    if (quarantined.length > 0) {
+      // A quarantined repeat of an event already accepted is judged against it, not parked.
+      const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
+        JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id }))),
+      ]);
+      const existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
+      quarantined = quarantined.filter((q) => {
+        const existingHash = existing.get(`${q.source}\u0000${q.id}`);
+        if (existingHash === undefined) return true;
+        if (existingHash === q.hash) results[q.index] = { index: q.index, source: q.source, id: q.id, status: 'duplicate' };
+        else conflicts.push({ index: q.index, source: q.source, id: q.id, hash: q.hash, existing: existingHash, raw: q.raw });
+        return false;
+      });
+    }
+    for (const conflict of conflicts) {
+      results[conflict.index] = {
+        index: conflict.index,
+        source: conflict.source,
+        id: conflict.id,
+        status: 'conflict',
+        problems: [{ path: 'id', code: 'conflict', message: `an event with source ${JSON.stringify(conflict.source)} and this id was already accepted with different content` }],
+      };
+    }
+    if (conflicts.length > 0) {
+      await client.query(INSERT_CONFLICTS, [
+        JSON.stringify(conflicts.map((c) => ({ source: c.source, id: c.id, content_hash: c.hash, existing_hash: c.existing, event: c.raw }))),
+        batchId,
+      ]);
+    }
+    if (quarantined.length > 0) {
+      await client.query(INSERT_QUARANTINE, [
+        JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.reason, problems: q.problems, event: q.raw }))),
+        batchId,
+      ]);
+    }
+    const counts = countStatuses(results);
+    await client.query(
+      `INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1`,
+      [batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, counts.accepted, counts.duplicate, counts.conflict, counts.rejected, counts.quarantined],
+    );
+  });
+  return { batch_id: batchId, counts: countStatuses(results), results };
+}
+
+export function countStatuses(results: readonly EventOutcome[]): Record<EventStatus, number> {
+  const counts: Record<EventStatus, number> = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 };
+  for (const r of results) counts[r.status] += 1;
+  return counts;
+}
+
+// Late: the event's billing month is already closed for the customer's legal entity.
+const INSERT_EVENTS = `
+INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
+SELECT i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
+       EXISTS (SELECT 1 FROM billing_periods bp
+                WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
+                  AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
+  FROM jsonb_to_recordset($1::jsonb) AS i(source text, id text, type text, subject text, customer_id text, legal_entity text,
+       time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text)
+ON CONFLICT (source, id) DO NOTHING
+RETURNING source, id`;
+
+const SELECT_EXISTING = `
+SELECT e.source, e.id, e.content_hash
+  FROM events e JOIN jsonb_to_recordset($1::jsonb) AS k(source text, id text) ON e.source = k.source AND e.id = k.id`;
+
+const INSERT_CONFLICTS = `
+INSERT INTO event_conflicts (source, id, content_hash, existing_hash, event, batch_id)
+SELECT c.source, c.id, c.content_hash, c.existing_hash, c.event, $2
+  FROM jsonb_to_recordset($1::jsonb) AS c(source text, id text, content_hash text, existing_hash text, event jsonb)
+ON CONFLICT (source, id, content_hash) DO NOTHING`;
+
+const INSERT_QUARANTINE = `
+INSERT INTO quarantine (source, id, content_hash, reason, problems, event, batch_id)
+SELECT q.source, q.id, q.content_hash, q.reason, q.problems, q.event, $2
+  FROM jsonb_to_recordset($1::jsonb) AS q(source text, id text, content_hash text, reason text, problems jsonb, event jsonb)
+ON CONFLICT (source, id, content_hash) DO NOTHING`;

@@ -1,0 +1,138 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { testStore } from '../support/db.js';
+import type { Store } from '../../src/store/store.js';
+import { buildServer } from '../../src/api/server.js';
+import { createKey } from '../../src/api/keys.js';
+
+const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+let store: Store;
+let app: FastifyInstance;
+let admin: string;
+let ingestKey: string;
+let readKey: string;
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+const recent = () => new Date(Date.now() - 60_000).toISOString();
+
+function event(id: string, overrides: Record<string, unknown> = {}) {
+  return { specversion: '1.0', id, source: '//api-test', type: 'com.northwind.api.request', subject: 'acme-prod', time: recent(), data: { region: 'us-east-1' }, ...overrides };
+}
+
+before(async () => {
+  store = await testStore();
+  app = await buildServer({ pool: store.pool, bodyLimitBytes: 256 * 1024 });
+  admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
+  ingestKey = (await createKey(store.pool, { name: 'ingest', scope: 'ingest', sources: ['//api-test'] })).secret;
+  readKey = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
+});
+after(async () => {
+  await app.close();
+  await store.close();
+});
+
+describe('catalog over HTTP', () => {
+  it('refuses events before any catalog is in force', async () => {
+    const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('early')) });
+    assert.equal(res.statusCode, 409);
+    assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8');
+  });
+
+  it('applies a YAML catalog with an admin key, and refuses it with an ingest key', async () => {
+    const denied = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(ingestKey), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    assert.equal(denied.statusCode, 403);
+    const res = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().version, 1);
+    const again = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    assert.equal(again.json().changed, false);
+  });
+
+  it('lists every problem of an invalid catalog by path', async () => {
+    const bad = NORTHWIND.replace('{ up_to: "1000000", unit_amount: "0.0004" }', '{ up_to: "10", unit_amount: "0.0004" }');
+    const res = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: bad });
+    assert.equal(res.statusCode, 400);
+    const body = res.json();
+    assert.ok(body.errors.some((e: { path: string }) => e.path === 'plans[0].prices[1].versions[0].tiers[1].up_to'), res.body);
+  });
+});
+
+describe('events over HTTP', () => {
+  it('takes one structured event, a batch, binary mode and NDJSON', async () => {
+    const single = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-1')) });
+    assert.equal(single.statusCode, 200, single.body);
+    assert.equal(single.json().results[0].status, 'accepted');
+    const batch = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' },
+      payload: JSON.stringify([event('h-1'), event('h-2'), event('h-3', { time: 'yesterday' })]),
+    });
+    assert.equal(batch.statusCode, 200);
+    assert.deepEqual(batch.json().results.map((r: { status: string }) => r.status), ['duplicate', 'accepted', 'rejected']);
+    assert.equal(batch.json().results[2].problems[0].path, 'time');
+    const binary = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'h-bin', 'ce-source': '//api-test', 'ce-type': 'com.northwind.api.request', 'ce-subject': 'acme-prod', 'ce-time': recent() },
+      payload: JSON.stringify({ region: 'eu-central-1' }),
+    });
+    assert.equal(binary.statusCode, 200, binary.body);
+    const ndjson = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/x-ndjson' },
+      payload: `${JSON.stringify(event('h-4'))}\n{not json\n${JSON.stringify(event('h-5'))}\n`,
+    });
+    assert.equal(ndjson.statusCode, 200);
+    assert.deepEqual(ndjson.json().results.map((r: { status: string }) => r.status), ['accepted', 'rejected', 'accepted']);
+  });
+
+  it('answers a single conflicting or invalid event with problem details naming the field', async () => {
+    const conflict = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-1', { data: { region: 'x' } })) });
+    assert.equal(conflict.statusCode, 409);
+    const invalid = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-9', { specversion: '0.3' })) });
+    assert.equal(invalid.statusCode, 400);
+    assert.equal(invalid.json().errors[0].path, 'specversion');
+  });
+
+  it('refuses malformed JSON, oversize bodies and oversize batches without harm', async () => {
+    const malformed = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: '{"id": ' });
+    assert.equal(malformed.statusCode, 400);
+    assert.equal(malformed.json().type, 'https://accrue.dev/problems/malformed_json');
+    const huge = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' }, payload: 'x'.repeat(300 * 1024) });
+    assert.equal(huge.statusCode, 413);
+    const many = Array.from({ length: 1001 }, (_, i) => ({ id: `m${i}` }));
+    const tooMany = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify(many) });
+    assert.equal(tooMany.statusCode, 413);
+    const count = await store.pool.query("SELECT count(*)::int AS n FROM events WHERE id LIKE 'm%'");
+    assert.equal(count.rows[0].n, 0);
+  });
+
+  it('keeps an ingest key to its sources and away from reads', async () => {
+    const other = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-src', { source: '//elsewhere' })) });
+    assert.equal(other.statusCode, 400);
+    assert.equal(other.json().errors[0].path, 'source');
+    const read = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(ingestKey) });
+    assert.equal(read.statusCode, 403);
+    const anonymous = await app.inject({ method: 'GET', url: '/v1/usage' });
+    assert.equal(anonymous.statusCode, 401);
+  });
+
+  it('reports usage to a read key', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/usage?customer=acme&meter=api_calls&group_by=region', headers: auth(readKey) });
+    assert.equal(res.statusCode, 200, res.body);
+    const rows = res.json().usage as Array<{ dimensions: { region: string }; quantity: string }>;
+    const total = rows.reduce((sum, r) => sum + BigInt(r.quantity), 0n);
+    assert.equal(total, 5n); // h-1, h-2, h-bin, h-4, h-5
+  });
+
+  it('serves an OpenAPI 3.1 document covering the routes', async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    const doc = res.json();
+    assert.equal(doc.openapi, '3.1.0');
+    for (const path of ['/v1/events', '/v1/catalog', '/v1/usage']) assert.ok(doc.paths[path], path);
+  });
+});
