@@ -1,0 +1,383 @@
+// Step 2 of loading a catalog: the rules a JSON Schema cannot say. It reads the parsed document defensively
+// (it also runs when the structure is wrong, so that every problem is listed at once) and stays silent about
+// a value the schema already refused: each problem is reported by one step only.
+import { type Decimal, isCurrency, minorUnits, parseDecimal, UNIT_AMOUNT_SCALE_MAX } from '../money.js';
+import { problem, type Problem } from '../result.js';
+import { at, suggestion } from './paths.js';
+
+type Raw = Record<string, unknown>;
+
+const PLAIN_DECIMAL = /^(0|[1-9]\d*)(\.\d+)?$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const CURRENCY = /^[A-Z]{3}$/;
+const MODELS = ['flat', 'per_unit', 'graduated', 'volume'] as const;
+type ModelName = (typeof MODELS)[number];
+const MODEL_FIELDS = ['amount', 'unit_amount', 'package', 'tiers'] as const;
+const FIELDS_OF: Record<ModelName, readonly string[]> = { flat: ['amount'], per_unit: ['unit_amount', 'package'], graduated: ['tiers'], volume: ['tiers'] };
+const REQUIRED_OF: Record<ModelName, readonly string[]> = { flat: ['amount'], per_unit: ['unit_amount'], graduated: ['tiers'], volume: ['tiers'] };
+const AGGREGATIONS = ['count', 'sum', 'max', 'unique_count', 'latest'];
+/** Rates and percentages carry at most as many places as unit amounts. */
+const RATE_SCALE_MAX = UNIT_AMOUNT_SCALE_MAX;
+
+const isRecord = (value: unknown): value is Raw => typeof value === 'object' && value !== null && !Array.isArray(value);
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+const id = (value: unknown): string | undefined => (typeof value === 'string' && ID.test(value) ? value : undefined);
+const isModel = (value: unknown): value is ModelName => MODELS.includes(value as ModelName);
+
+/** The object items of a top-level list with their indexes; anything else was reported by the schema. */
+function items(root: Raw, key: string): Array<[Raw, number, string]> {
+  const list = root[key];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((item, index) => (isRecord(item) ? [[item, index, at(key, index)] as [Raw, number, string]] : []));
+}
+
+interface DecimalRule {
+  scaleMax?: number;
+  scaleReason?: string;
+  positive?: boolean;
+}
+
+interface Entry {
+  raw: Raw;
+  path: string;
+}
+
+class Checker {
+  readonly problems: Problem[] = [];
+
+  add(path: string, code: string, message: string): void {
+    this.problems.push(problem(path, code, message));
+  }
+
+  /** A decimal the schema let through as a plain decimal string; digit, place and sign rules here. */
+  decimal(value: unknown, path: string, rule: DecimalRule = {}): Decimal | undefined {
+    if (typeof value !== 'string' || !PLAIN_DECIMAL.test(value)) return undefined;
+    const parsed = parseDecimal(value, path);
+    if (!parsed.ok) {
+      this.problems.push(...parsed.problems);
+      return undefined;
+    }
+    if (rule.scaleMax !== undefined && parsed.value.decimalPlaces() > rule.scaleMax) {
+      this.add(path, 'too_many_decimals', `must have at most ${rule.scaleMax} decimal places${rule.scaleReason ?? ''}`);
+    }
+    if (rule.positive && parsed.value.isZero()) this.add(path, 'out_of_range', 'must be greater than 0');
+    return parsed.value;
+  }
+
+  /** A date the schema let through as YYYY-MM-DD; here it must also be a day of the calendar. */
+  date(value: unknown, path: string): string | undefined {
+    if (typeof value !== 'string' || !DATE.test(value)) return undefined;
+    const parsed = new Date(`${value}T00:00:00.000Z`);
+    if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== value) {
+      this.add(path, 'invalid_date', `must be a calendar date, got ${JSON.stringify(value)}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  currency(value: unknown, path: string): string | undefined {
+    if (typeof value !== 'string' || !CURRENCY.test(value)) return undefined;
+    if (isCurrency(value)) return value;
+    this.add(path, 'unknown_currency', `must be an ISO 4217 currency code, got ${JSON.stringify(value)}`);
+    return undefined;
+  }
+
+  /** Amounts charged as they are (fees, commitments, grants) fit the currency's minor unit. */
+  amount(value: unknown, path: string, currency: string | undefined, options: { positive?: boolean } = {}): Decimal | undefined {
+    const rule: DecimalRule = currency ? { scaleMax: minorUnits(currency), scaleReason: ` (the minor unit of ${currency})` } : {};
+    return this.decimal(value, path, { ...rule, ...options });
+  }
+
+  /** Registers `key` of every item; a repeat is a problem at the repeating item. */
+  unique(list: Array<[Raw, number, string]>, key: string): Map<string, Entry> {
+    const seen = new Map<string, Entry>();
+    for (const [raw, , path] of list) {
+      const value = text(raw[key]);
+      if (value === undefined) continue;
+      const first = seen.get(value);
+      if (first) this.add(at(path, key), 'duplicate_id', `${JSON.stringify(value)} is already used by ${first.path}`);
+      else seen.set(value, { raw, path });
+    }
+    return seen;
+  }
+
+  /** A reference to an id of another section; returns the id when it resolves. */
+  reference(value: unknown, path: string, known: ReadonlyMap<string, unknown>, what: string): string | undefined {
+    const ref = id(value);
+    if (ref === undefined) return undefined;
+    if (known.has(ref)) return ref;
+    this.add(path, 'unknown_reference', `${JSON.stringify(ref)} is not ${what} in this catalog${suggestion(ref, known.keys())}`);
+    return undefined;
+  }
+}
+
+function checkTiers(c: Checker, tiers: unknown, path: string, currency: string | undefined): void {
+  if (!Array.isArray(tiers)) return;
+  let previous: Decimal | undefined;
+  const last = tiers.length - 1;
+  tiers.forEach((tier, k) => {
+    if (!isRecord(tier)) return;
+    const tierPath = at(path, k);
+    const upToPath = at(tierPath, 'up_to');
+    if (tier.up_to === null) {
+      if (k < last) c.add(upToPath, 'unbounded_tier', 'may be null on the last tier only');
+    } else {
+      const upTo = c.decimal(tier.up_to, upToPath);
+      if (upTo !== undefined) {
+        if (previous !== undefined && upTo.lte(previous)) c.add(upToPath, 'tiers_not_ascending', 'must be greater than the tier before');
+        else if (previous === undefined && upTo.isZero()) c.add(upToPath, 'out_of_range', 'must be greater than 0');
+        if (k === last) c.add(upToPath, 'last_tier_bounded', 'must be null on the last tier');
+        if (previous === undefined || upTo.gt(previous)) previous = upTo;
+      }
+    }
+    c.decimal(tier.unit_amount, at(tierPath, 'unit_amount'), { scaleMax: UNIT_AMOUNT_SCALE_MAX });
+    c.amount(tier.flat_amount, at(tierPath, 'flat_amount'), currency);
+  });
+}
+
+/** The fields one price model takes: `source` is a price without versions, or one version. */
+function checkModelFields(c: Checker, source: Raw, path: string, currency: string | undefined): void {
+  const model = source.model;
+  if (!isModel(model)) return;
+  for (const field of MODEL_FIELDS) {
+    if (source[field] !== undefined && !FIELDS_OF[model].includes(field)) c.add(at(path, field), 'not_allowed', `is not used by model ${model}`);
+  }
+  for (const field of REQUIRED_OF[model]) {
+    if (source[field] === undefined) c.add(at(path, field), 'required', `is required for model ${model}`);
+  }
+  if (model === 'flat') c.amount(source.amount, at(path, 'amount'), currency);
+  if (model === 'per_unit') {
+    c.decimal(source.unit_amount, at(path, 'unit_amount'), { scaleMax: UNIT_AMOUNT_SCALE_MAX });
+    if (isRecord(source.package)) c.decimal(source.package.size, at(at(path, 'package'), 'size'), { positive: true });
+  }
+  if (model === 'graduated' || model === 'volume') checkTiers(c, source.tiers, at(path, 'tiers'), currency);
+}
+
+function checkVersions(c: Checker, versions: unknown[], path: string, currency: string | undefined): void {
+  let previous: string | undefined;
+  versions.forEach((version, k) => {
+    if (!isRecord(version)) return;
+    const versionPath = at(path, k);
+    const fromPath = at(versionPath, 'effective_from');
+    if (version.effective_from === undefined || version.effective_from === null) {
+      if (k > 0) c.add(fromPath, 'required', 'is required on every version after the first');
+    } else {
+      const from = c.date(version.effective_from, fromPath);
+      if (from !== undefined) {
+        if (previous !== undefined && from <= previous) c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
+        if (previous === undefined || from > previous) previous = from;
+      }
+    }
+    checkModelFields(c, version, versionPath, currency);
+  });
+}
+
+interface Refs {
+  meters: Map<string, Entry>;
+  products: Map<string, Entry>;
+}
+
+function checkPlan(c: Checker, plan: Raw, planPath: string, refs: Refs): void {
+  const currency = c.currency(plan.currency, at(planPath, 'currency'));
+  c.amount(plan.minimum_commitment, at(planPath, 'minimum_commitment'), currency);
+  if (!Array.isArray(plan.prices)) return;
+  const priced = new Map<string, string>();
+  plan.prices.forEach((price, j) => {
+    if (!isRecord(price)) return;
+    const pricePath = at(at(planPath, 'prices'), j);
+    const product = c.reference(price.product, at(pricePath, 'product'), refs.products, 'a product');
+    const meter = price.meter === undefined ? undefined : c.reference(price.meter, at(pricePath, 'meter'), refs.meters, 'a meter');
+
+    let models: unknown[];
+    if (Array.isArray(price.versions)) {
+      for (const field of ['model', ...MODEL_FIELDS]) {
+        if (price[field] !== undefined) c.add(at(pricePath, field), 'not_allowed', 'is not allowed next to versions; give it in each version');
+      }
+      checkVersions(c, price.versions, at(pricePath, 'versions'), currency);
+      models = price.versions.map((v) => (isRecord(v) ? v.model : undefined));
+    } else {
+      if (price.versions === undefined && price.model === undefined) c.add(at(pricePath, 'model'), 'required', 'is required unless the price has versions');
+      checkModelFields(c, price, pricePath, currency);
+      models = [price.model];
+    }
+    const meterPath = at(pricePath, 'meter');
+    if (price.meter !== undefined && models.includes('flat')) c.add(meterPath, 'not_allowed', 'is not allowed with model flat');
+    const metered = models.find((m) => isModel(m) && m !== 'flat');
+    if (price.meter === undefined && metered !== undefined) c.add(meterPath, 'required', `is required for model ${String(metered)}`);
+
+    if (product !== undefined && (meter !== undefined || price.meter === undefined)) {
+      const key = `${product}\u0000${meter ?? ''}`;
+      const first = priced.get(key);
+      const what = meter === undefined ? `product ${product} without a meter` : `product ${product} with meter ${meter}`;
+      if (first !== undefined) c.add(pricePath, 'duplicate_price', `prices ${what} again (see ${first})`);
+      else priced.set(key, pricePath);
+    }
+  });
+}
+
+function parentCycle(customers: Map<string, Entry>, start: string): string[] | undefined {
+  const chain = [start];
+  let current = id(customers.get(start)?.raw.parent);
+  while (current !== undefined && customers.has(current)) {
+    chain.push(current);
+    if (current === start) return chain;
+    if (chain.length > customers.size + 1) return undefined; // a cycle that does not pass through start
+    current = id(customers.get(current)?.raw.parent);
+  }
+  return undefined;
+}
+
+/** Semantic problems of a parsed catalog document (see docs/catalog.md for each rule). */
+export function semanticProblems(root: unknown): Problem[] {
+  const c = new Checker();
+  if (!isRecord(root)) return c.problems;
+
+  // legal entities and their accounts
+  const entityList = items(root, 'legal_entities');
+  const entities = c.unique(entityList, 'id');
+  const entityCurrency = new Map<string, string>();
+  for (const [entity, , path] of entityList) {
+    const currency = c.currency(entity.currency, at(path, 'currency'));
+    const entityId = text(entity.id);
+    if (currency && entityId && entities.get(entityId)?.raw === entity) entityCurrency.set(entityId, currency);
+  }
+  if (isRecord(root.accounts)) {
+    for (const key of Object.keys(root.accounts)) c.reference(key, at('accounts', key), entities, 'a legal entity');
+    for (const entityId of entities.keys()) {
+      if (!Object.hasOwn(root.accounts, entityId)) c.add(at('accounts', entityId), 'required', 'is required: every legal entity needs its accounts');
+    }
+  }
+
+  // tax rates
+  const taxList = items(root, 'tax_rates');
+  const jurisdictions = c.unique(taxList, 'jurisdiction');
+  for (const [tax, , path] of taxList) {
+    const rate = c.decimal(tax.rate, at(path, 'rate'), { scaleMax: RATE_SCALE_MAX });
+    if (rate?.gt(1)) c.add(at(path, 'rate'), 'out_of_range', 'must be a fraction from 0 to 1 ("0.0725" is 7.25%)');
+  }
+
+  // meters
+  const meterList = items(root, 'meters');
+  const meters = c.unique(meterList, 'id');
+  for (const [meter, , path] of meterList) {
+    const aggregation = meter.aggregation;
+    if (typeof aggregation !== 'string' || !AGGREGATIONS.includes(aggregation)) continue;
+    if (aggregation === 'count' && meter.value !== undefined) c.add(at(path, 'value'), 'not_allowed', 'is not used by aggregation count');
+    if (aggregation !== 'count' && meter.value === undefined) c.add(at(path, 'value'), 'required', `is required for aggregation ${aggregation}`);
+  }
+
+  // products
+  const productList = items(root, 'products');
+  const products = c.unique(productList, 'id');
+  for (const [product, , path] of productList) {
+    if (!isRecord(product.revenue_account)) continue;
+    for (const key of Object.keys(product.revenue_account)) c.reference(key, at(at(path, 'revenue_account'), key), entities, 'a legal entity');
+  }
+
+  // plans and prices
+  const planList = items(root, 'plans');
+  const plans = c.unique(planList, 'id');
+  for (const [plan, , path] of planList) checkPlan(c, plan, path, { meters, products });
+
+  // customers
+  const customerList = items(root, 'customers');
+  const customers = c.unique(customerList, 'id');
+  const tenants = new Map<string, string>();
+  for (const [customer, , path] of customerList) {
+    c.reference(customer.legal_entity, at(path, 'legal_entity'), entities, 'a legal entity');
+    c.reference(customer.tax_jurisdiction, at(path, 'tax_jurisdiction'), jurisdictions, 'a tax rate jurisdiction');
+    const customerId = text(customer.id);
+    if (customer.parent !== undefined) {
+      if (customerId !== undefined && customer.parent === customerId) c.add(at(path, 'parent'), 'parent_cycle', 'must not be the customer itself');
+      else if (c.reference(customer.parent, at(path, 'parent'), customers, 'a customer') !== undefined && customerId !== undefined) {
+        const cycle = parentCycle(customers, customerId);
+        if (cycle) c.add(at(path, 'parent'), 'parent_cycle', `makes a cycle of parents: ${cycle.join(' -> ')}`);
+      }
+    }
+    if (Array.isArray(customer.tenants)) {
+      customer.tenants.forEach((tenant, k) => {
+        if (typeof tenant !== 'string' || tenant === '') return;
+        const owner = tenants.get(tenant);
+        if (owner !== undefined) c.add(at(at(path, 'tenants'), k), 'duplicate_id', `${JSON.stringify(tenant)} is already a tenant of customer ${owner}`);
+        else tenants.set(tenant, customerId ?? path);
+      });
+    }
+  }
+  const currencyOfCustomer = (customerId: string | undefined): { entity: string; currency: string } | undefined => {
+    const entity = id(customerId === undefined ? undefined : customers.get(customerId)?.raw.legal_entity);
+    const currency = entity === undefined ? undefined : entityCurrency.get(entity);
+    return entity !== undefined && currency !== undefined ? { entity, currency } : undefined;
+  };
+
+  // subscriptions
+  const periods: Array<{ customer: string; plan: string; start: string; end: string | undefined; path: string }> = [];
+  const accountsRequired = new Set<string>();
+  for (const [subscription, , path] of items(root, 'subscriptions')) {
+    const customer = c.reference(subscription.customer, at(path, 'customer'), customers, 'a customer');
+    const planId = c.reference(subscription.plan, at(path, 'plan'), plans, 'a plan');
+    const start = c.date(subscription.start, at(path, 'start'));
+    const end = subscription.end === undefined ? undefined : c.date(subscription.end, at(path, 'end'));
+    if (start !== undefined && end !== undefined && end <= start) c.add(at(path, 'end'), 'date_order', `must be after start (${start})`);
+    const billing = currencyOfCustomer(customer);
+    const plan = planId === undefined ? undefined : plans.get(planId)?.raw;
+    if (billing && plan && customer && planId) {
+      const planCurrency = text(plan.currency);
+      if (planCurrency !== undefined && isCurrency(planCurrency) && planCurrency !== billing.currency) {
+        c.add(at(path, 'plan'), 'currency_mismatch', `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`);
+      }
+      for (const price of Array.isArray(plan.prices) ? plan.prices : []) {
+        const productId = isRecord(price) ? id(price.product) : undefined;
+        const product = productId === undefined ? undefined : products.get(productId);
+        if (!product || !productId || !isRecord(product.raw.revenue_account)) continue;
+        const key = `${productId}\u0000${billing.entity}`;
+        if (Object.hasOwn(product.raw.revenue_account, billing.entity) || accountsRequired.has(key)) continue;
+        accountsRequired.add(key);
+        c.add(
+          at(at(product.path, 'revenue_account'), billing.entity),
+          'required',
+          `is required: legal entity ${billing.entity} bills product ${productId} through ${path} (plan ${planId})`,
+        );
+      }
+    }
+    if (customer && planId && start !== undefined && (subscription.end === undefined || end !== undefined)) {
+      const earlier = periods.find((p) => p.customer === customer && p.plan === planId && p.start < (end ?? '9999-12-31') && start < (p.end ?? '9999-12-31'));
+      if (earlier) c.add(path, 'overlap', `overlaps ${earlier.path}: customer ${customer} would have plan ${planId} twice at once`);
+      periods.push({ customer, plan: planId, start, end, path });
+    }
+  }
+
+  // credit grants
+  for (const [grant, , path] of items(root, 'credit_grants')) {
+    const customer = c.reference(grant.customer, at(path, 'customer'), customers, 'a customer');
+    const currency = c.currency(grant.currency, at(path, 'currency'));
+    const billing = currencyOfCustomer(customer);
+    if (currency && billing && customer && currency !== billing.currency) {
+      c.add(at(path, 'currency'), 'currency_mismatch', `must be ${billing.currency}, the currency of legal entity ${billing.entity} that bills customer ${customer}`);
+    }
+    c.amount(grant.amount, at(path, 'amount'), currency, { positive: true });
+    const granted = c.date(grant.granted, at(path, 'granted'));
+    const expires = c.date(grant.expires, at(path, 'expires'));
+    if (granted !== undefined && expires !== undefined && expires < granted) c.add(at(path, 'expires'), 'date_order', `must not be before granted (${granted})`);
+  }
+
+  // discounts
+  const discountPeriods: Array<{ customer: string; product: string; from: string; to: string; path: string }> = [];
+  for (const [discount, , path] of items(root, 'discounts')) {
+    const customer = c.reference(discount.customer, at(path, 'customer'), customers, 'a customer');
+    const product = c.reference(discount.product, at(path, 'product'), products, 'a product');
+    const percent = c.decimal(discount.percent_off, at(path, 'percent_off'), { scaleMax: RATE_SCALE_MAX });
+    if (percent !== undefined && (percent.isZero() || percent.gt(100))) c.add(at(path, 'percent_off'), 'out_of_range', 'must be greater than 0 and at most 100');
+    const from = c.date(discount.from, at(path, 'from'));
+    const to = c.date(discount.to, at(path, 'to'));
+    if (from !== undefined && to !== undefined) {
+      if (to < from) c.add(at(path, 'to'), 'date_order', `must not be before from (${from})`);
+      else if (customer && product) {
+        const earlier = discountPeriods.find((d) => d.customer === customer && d.product === product && d.from <= to && from <= d.to);
+        if (earlier) c.add(path, 'overlap', `overlaps ${earlier.path}: customer ${customer} would have two discounts on product ${product} at once`);
+        discountPeriods.push({ customer, product, from, to, path });
+      }
+    }
+  }
+  return c.problems;
+}
