@@ -1,0 +1,72 @@
+// Journals as a beancount file: `bean-check FILE` accepts it (operating currencies, commodities, and every account
+// opened on or before its first use, for the currencies it carries). Pure and deterministic: the same journals
+// give the same bytes, whatever order they come in. Account naming is shared with the hledger export.
+import type { Journal } from '../../domain/model.js';
+import { formatMajor } from '../../domain/money.js';
+import { invariant } from '../../domain/result.js';
+import { entityAccountKey, orderedLines, plainTextAccountNames, sortedForExport, type PlainTextOptions } from '../../domain/journal.js';
+
+export type { PlainTextOptions } from '../../domain/journal.js';
+
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const ROOTS = ['Assets', 'Liabilities', 'Equity', 'Income', 'Expenses'];
+
+/** A beancount string literal: one line, no quote or backslash to escape. */
+const str = (text: string): string => `"${text.replace(/[\r\n\t]+/g, ' ').replace(/"/g, "'").replace(/\\/g, '/').trim()}"`;
+
+function checkName(name: string): string {
+  const [root, ...rest] = name.split(':');
+  invariant(
+    ROOTS.includes(root!) && rest.length > 0 && rest.every((c) => /^[A-Z0-9][A-Za-z0-9-]*$/.test(c)),
+    `${JSON.stringify(name)} is not a valid beancount account name (a root of ${ROOTS.join(', ')}, then components that start with a capital letter or a digit)`,
+  );
+  return name;
+}
+
+/** The beancount text of `journals`: options, commodities, account openings, then transactions. */
+export function toBeancount(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  const sorted = sortedForExport(journals);
+  const names = plainTextAccountNames(sorted, options);
+  for (const name of names.values()) checkName(name);
+
+  // First use of each account and currency; journals are sorted by date, so the first seen is the earliest.
+  const opened = new Map<string, { date: string; currencies: Set<string> }>();
+  const commodities = new Map<string, string>();
+  for (const j of sorted) {
+    for (const line of j.lines) {
+      const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
+      const slot = opened.get(name) ?? { date: j.posting_date, currencies: new Set<string>() };
+      slot.currencies.add(line.currency);
+      opened.set(name, slot);
+      if (!commodities.has(line.currency)) commodities.set(line.currency, j.posting_date);
+    }
+  }
+  const currencies = [...commodities.keys()].sort(compare);
+
+  const out: string[] = ['; Accrue ledger export for beancount. Generated: edit the source documents, not this file.', 'option "title" "Accrue ledger export"'];
+  for (const currency of currencies) out.push(`option "operating_currency" "${currency}"`);
+  out.push('');
+  for (const currency of currencies) out.push(`${commodities.get(currency)} commodity ${currency}`);
+  if (currencies.length > 0) out.push('');
+  for (const name of [...opened.keys()].sort(compare)) {
+    const { date, currencies: used } = opened.get(name)!;
+    out.push(`${date} open ${name} ${[...used].sort(compare).join(',')}`);
+  }
+  if (opened.size > 0) out.push('');
+
+  for (const j of sorted) {
+    out.push(`${j.posting_date} * ${str(j.memo)}`);
+    out.push(`  journal: ${str(j.id)}`, `  kind: ${str(j.kind)}`, `  source: ${str(j.source_document)}`, `  entity: ${str(j.legal_entity)}`);
+    const rendered = orderedLines(j).map((line) => {
+      const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
+      const amount = line.debit_minor !== 0n ? line.debit_minor : -line.credit_minor;
+      const meta = [...(line.customer !== undefined ? [`    customer: ${str(line.customer)}`] : []), ...(line.product !== undefined ? [`    product: ${str(line.product)}`] : [])];
+      return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, meta };
+    });
+    const nameWidth = Math.max(...rendered.map((r) => r.name.length));
+    const amountWidth = Math.max(...rendered.map((r) => r.amount.length));
+    for (const r of rendered) out.push(`  ${r.name.padEnd(nameWidth)}  ${r.amount.padStart(amountWidth)}`, ...r.meta);
+    out.push('');
+  }
+  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}

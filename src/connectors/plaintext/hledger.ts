@@ -1,0 +1,61 @@
+// Journals as an hledger journal file: `hledger -f FILE check --strict ordereddates` accepts it (accounts and
+// commodities declared, dates ordered). Pure and deterministic: the same journals give the same bytes, whatever
+// order they come in. Account naming is shared with the beancount export (see docs/accounting.md).
+import type { Journal } from '../../domain/model.js';
+import { formatMajor } from '../../domain/money.js';
+import { invariant } from '../../domain/result.js';
+import { entityAccountKey, orderedLines, plainTextAccountNames, sortedForExport, type PlainTextOptions } from '../../domain/journal.js';
+
+export type { PlainTextOptions } from '../../domain/journal.js';
+
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+/** hledger account types for the roots the default naming uses. */
+const ACCOUNT_TYPE: Record<string, string> = { Assets: 'A', Liabilities: 'L', Equity: 'E', Income: 'R', Expenses: 'X' };
+
+/** Free text on one line, with nothing hledger would read as a comment, code or tag separator. */
+const clean = (text: string): string => text.replace(/[\r\n\t;]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+const tagValue = (text: string): string => clean(text).replace(/,/g, ' ');
+
+function checkName(name: string): string {
+  invariant(/^[^\s;][^;\t\r\n]*$/.test(name) && !/ {2}/.test(name) && !/\s$/.test(name), `${JSON.stringify(name)} is not a valid hledger account name`);
+  return name;
+}
+
+/** The hledger journal text of `journals`: header (decimal mark, commodities, accounts), then transactions. */
+export function toHledger(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  const sorted = sortedForExport(journals);
+  const names = plainTextAccountNames(sorted, options);
+  for (const name of names.values()) checkName(name);
+  const currencies = [...new Set(sorted.flatMap((j) => j.lines.map((l) => l.currency)))].sort(compare);
+  const accounts = [...new Set(names.values())].sort(compare);
+
+  const out: string[] = ['; Accrue ledger export for hledger. Generated: edit the source documents, not this file.', 'decimal-mark .', ''];
+  // hledger wants a decimal mark in a commodity directive even for a currency without minor units: "0. JPY".
+  for (const currency of currencies) out.push(`commodity ${formatMajor(0n, currency).replace(/^0$/, '0.')} ${currency}`);
+  if (currencies.length > 0) out.push('');
+  for (const account of accounts) {
+    const type = ACCOUNT_TYPE[account.split(':')[0]!];
+    out.push(type === undefined ? `account ${account}` : `account ${account}  ; type: ${type}`);
+  }
+  if (accounts.length > 0) out.push('');
+
+  for (const j of sorted) {
+    out.push(`${j.posting_date} (${clean(j.id).replace(/[()]/g, '')}) ${clean(j.memo)}`.trimEnd());
+    out.push(`    ; journal: ${tagValue(j.id)}, kind: ${j.kind}, source: ${tagValue(j.source_document)}, entity: ${tagValue(j.legal_entity)}`);
+    const lines = orderedLines(j);
+    const rendered = lines.map((line) => {
+      const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
+      const amount = line.debit_minor !== 0n ? line.debit_minor : -line.credit_minor;
+      const tags = [...(line.customer !== undefined ? [`customer: ${tagValue(line.customer)}`] : []), ...(line.product !== undefined ? [`product: ${tagValue(line.product)}`] : [])];
+      return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, comment: tags.join(', ') };
+    });
+    const nameWidth = Math.max(...rendered.map((r) => r.name.length));
+    const amountWidth = Math.max(...rendered.map((r) => r.amount.length));
+    for (const r of rendered) {
+      const posting = `    ${r.name.padEnd(nameWidth)}  ${r.amount.padStart(amountWidth)}`;
+      out.push(r.comment === '' ? posting : `${posting}  ; ${r.comment}`);
+    }
+    out.push('');
+  }
+  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
