@@ -36,8 +36,8 @@ export function aggregateSql(meter: Meter): string {
     case 'unique_count':
       return `count(DISTINCT ${value})::numeric`;
     case 'latest':
-      // The latest by event time, ties broken by the greatest event id.
-      return `(array_agg(${value}::numeric ORDER BY time DESC, id DESC))[1]`;
+      // The latest by event time, ties broken by the greatest event id (then source), by code point as the reference recount does.
+      return `(array_agg(${value}::numeric ORDER BY time DESC, id COLLATE "C" DESC, source COLLATE "C" DESC))[1]`;
   }
 }
 

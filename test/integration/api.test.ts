@@ -15,7 +15,9 @@ let ingestKey: string;
 let readKey: string;
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
-const recent = () => new Date(Date.now() - 60_000).toISOString();
+// One time for every event of the file, so a repeated event is identical content.
+const RECENT = new Date(Date.now() - 60_000).toISOString();
+const recent = () => RECENT;
 
 function event(id: string, overrides: Record<string, unknown> = {}) {
   return { specversion: '1.0', id, source: '//api-test', type: 'com.northwind.api.request', subject: 'acme-prod', time: recent(), data: { region: 'us-east-1' }, ...overrides };

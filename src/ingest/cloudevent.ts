@@ -1,0 +1,429 @@
+// CloudEvents 1.0 (JSON format) validation and normalization for usage events. Pure: no I/O, no clock
+// (the caller passes `now`). One verdict per event: valid (normalized), rejected (problems by attribute),
+// or quarantined (well-formed, but the catalog in force knows neither its type nor its subject yet).
+// See docs/ingestion.md for the rules as users read them.
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { Meter } from '../domain/model.js';
+import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
+import { fail, ok, problem, type Problem, type Result } from '../domain/result.js';
+import { compileJsonPath, evaluateJsonPath, formatFieldPath } from '../meter/jsonpath.js';
+
+/** Limits (TigerStyle): everything an event may carry is bounded; beyond a limit the event is rejected, never truncated. */
+export const INGEST_LIMITS = Object.freeze({
+  /** Events per request or per ingestion batch (HTTP batch, NDJSON chunk, file chunk, replay page). */
+  batchEventsMax: 1000,
+  /** Bytes of one event as RFC 8785 canonical JSON (attributes and data, no insignificant whitespace). */
+  eventBytesMax: 64 * 1024,
+  /** Characters of `id`. */
+  idLengthMax: 256,
+  /** Characters of `source`. */
+  sourceLengthMax: 1024,
+  /** Characters of `type`. */
+  typeLengthMax: 256,
+  /** Characters of `subject` (the product tenant). */
+  subjectLengthMax: 256,
+  /** Characters of an extension attribute name; the spec recommends at most 20, Accrue refuses beyond this. */
+  attributeNameLengthMax: 64,
+  /** Characters of an extension attribute string value. */
+  extensionValueLengthMax: 1024,
+  /** Nesting depth of `data` (objects and arrays). */
+  dataDepthMax: 32,
+  /** Characters of a unique_count value. */
+  uniqueKeyLengthMax: 256,
+  /** Characters of a group_by dimension value. */
+  dimensionLengthMax: 256,
+});
+
+/** What the validator needs from the catalog in force (see CatalogIndex) and the caller. */
+export interface IngestContext {
+  metersByType: ReadonlyMap<string, readonly Meter[]>;
+  /** Tenant (CloudEvents subject) -> customer id, or the customer itself. */
+  customerByTenant: ReadonlyMap<string, string | { id: string }>;
+  now: Date;
+  /** How far in the future `time` may be, in milliseconds. */
+  futureSkewMsMax: number;
+  /** When given, a source it refuses is rejected (API keys are scoped to sources). */
+  allowedSources?: (source: string) => boolean;
+}
+
+export interface NormalizedEvent {
+  source: string;
+  id: string;
+  type: string;
+  subject: string;
+  customer: string;
+  time: string; // canonical ISO UTC with milliseconds: 2026-11-03T10:00:00.000Z
+  data: Record<string, unknown>; // {} when the event has no data
+  /** meter id -> canonical decimal text (sum, max, latest) or the unique key (unique_count); count meters have none. */
+  values: Record<string, string>;
+  /** meter id -> { group_by key -> value } for meters with group_by; a missing dimension is "". */
+  dimensions: Record<string, Record<string, string>>;
+  /** SHA-256 hex over RFC 8785 canonical JSON of the event exactly as received. */
+  content_hash: string;
+}
+
+/** A well-formed event parked until the catalog knows its type or subject. */
+export interface QuarantinedEvent {
+  source: string;
+  id: string;
+  type: string;
+  subject: string;
+  customer: string | null;
+  time: string;
+  data: Record<string, unknown>;
+  content_hash: string;
+  raw: Record<string, unknown>;
+}
+
+export type QuarantineReason = 'unknown_type' | 'unknown_subject';
+
+export type EventVerdict =
+  | { status: 'valid'; event: NormalizedEvent }
+  | { status: 'rejected'; problems: Problem[] }
+  | { status: 'quarantined'; reason: QuarantineReason; problems: Problem[]; event: QuarantinedEvent };
+
+const CONTEXT_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
+const EXTENSION_NAME = /^[a-z0-9]+$/;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** The deduplication key of an event: (source, id), unambiguous whatever the strings hold. */
+export function eventKey(source: string, id: string): string {
+  return JSON.stringify([source, id]);
+}
+
+/** SHA-256 hex over the RFC 8785 canonical JSON of a JSON value. */
+export function eventContentHash(raw: unknown): string {
+  return createHash('sha256').update(canonicalize(raw) ?? 'null').digest('hex');
+}
+
+/** NDJSON: one JSON value per line (LF or CRLF); blank lines are skipped; a malformed line is a problem at `line N`. */
+export function parseNdjson(text: string): Array<{ line: number; value?: unknown; problem?: Problem }> {
+  const out: Array<{ line: number; value?: unknown; problem?: Problem }> = [];
+  const lines = text.split('\n');
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    const content = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (content.trim() === '') return;
+    try {
+      out.push({ line, value: JSON.parse(content) });
+    } catch (error) {
+      out.push({ line, problem: problem(`line ${line}`, 'malformed_json', `is not JSON: ${(error as Error).message}`) });
+    }
+  });
+  return out;
+}
+
+// ---------- time ----------
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+const NO_OFFSET = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+const TIME_MIN_MS = 0; // 1970-01-01T00:00:00Z: earlier is a zero value or a bug, never usage
+const TIME_MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * An RFC 3339 timestamp WITH an offset (`Z` or `±hh:mm`) to canonical ISO UTC with milliseconds.
+ * Fractions beyond milliseconds are truncated; leap seconds (second 60) and years before 1970 are refused.
+ */
+export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: string; ms: number }> {
+  if (typeof value !== 'string') return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
+  const m = RFC3339.exec(value);
+  if (!m) {
+    if (NO_OFFSET.test(value)) return fail(problem(path, 'missing_offset', `must carry an offset (Z or +hh:mm), got ${describe(value)}`));
+    return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
+  }
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const fraction = m[7] ?? '';
+  const invalid = (why: string) => fail<{ iso: string; ms: number }>(problem(path, 'invalid_time', `${why}, got ${describe(value)}`));
+  if (month < 1 || month > 12) return invalid('has no such month');
+  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeapYear(year) ? 1 : 0);
+  if (day < 1 || day > daysInMonth) return invalid('has no such day');
+  if (hour > 23 || minute > 59) return invalid('has no such time of day');
+  if (second === 60) return invalid('is a leap second, which Accrue does not accept');
+  if (second > 59) return invalid('has no such second');
+  let offsetMinutes = 0;
+  if (m[8] === undefined) {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) return invalid('has an offset out of range');
+    offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, '0'))) - offsetMinutes * 60_000;
+  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
+  return ok({ iso: new Date(ms).toISOString(), ms });
+}
+
+function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+}
+
+// ---------- values ----------
+
+/**
+ * A meter value as canonical decimal text. Accepts a decimal string ("1.5", "-2", "0.000137") or a JSON number
+ * that is exact: a safe integer, or a non-integer read as its shortest round-trip form (String(n)).
+ * Refuses "NaN", "Infinity", exponents, hex, leading zeros, "+1", ".5", booleans and null.
+ */
+export function readDecimalValue(value: unknown, path: string, allowNegative: boolean): Result<string> {
+  let parsed: Decimal;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return fail(problem(path, 'not_decimal', `must be a decimal number, got ${describe(value)}`));
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      return fail(problem(path, 'unsafe_integer', `is beyond 2^53 - 1 and cannot be read exactly; send it as a decimal string`));
+    }
+    parsed = new Decimal(String(value));
+    if (decimalText(parsed).replace(/[-.]/g, '').length > DECIMAL_DIGITS_MAX) return fail(problem(path, 'too_many_digits', `must have at most ${DECIMAL_DIGITS_MAX} digits`));
+  } else if (typeof value === 'string') {
+    const result = parseDecimal(value, path, { allowNegative: true });
+    if (!result.ok) {
+      const first = result.problems[0]!;
+      if (first.code === 'not_decimal') return fail(problem(path, 'not_decimal', `must be a decimal number, got ${describe(value)}`));
+      return result;
+    }
+    parsed = result.value;
+  } else {
+    return fail(problem(path, 'not_decimal', `must be a decimal number, got ${describe(value)}`));
+  }
+  if (!allowNegative && parsed.isNegative() && !parsed.isZero()) return fail(problem(path, 'negative', `must not be negative (the meter does not allow negative values), got ${describe(value)}`));
+  return ok(decimalText(parsed));
+}
+
+/** A unique_count value: a non-empty string or a safe integer, stored as text (so 7 and "7" are the same key). */
+export function readUniqueKey(value: unknown, path: string): Result<string> {
+  if (typeof value === 'string') {
+    if (value === '') return fail(problem(path, 'empty', 'must not be empty'));
+    if (value.length > INGEST_LIMITS.uniqueKeyLengthMax) return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.uniqueKeyLengthMax} characters`));
+    return ok(value);
+  }
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return ok(String(value));
+  return fail(problem(path, 'not_unique_key', `must be a string or an integer, got ${describe(value)}`));
+}
+
+/** A group_by dimension: strings as they are, numbers and booleans as text, missing or null as "". */
+function readDimension(value: unknown, path: string): Result<string> {
+  if (value === undefined || value === null) return ok('');
+  if (typeof value === 'string') {
+    if (value.length > INGEST_LIMITS.dimensionLengthMax) return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.dimensionLengthMax} characters`));
+    return ok(value);
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) return ok(String(value));
+  if (typeof value === 'boolean') return ok(String(value));
+  return fail(problem(path, 'not_dimension', `must be a string, number or boolean, got ${describe(value)}`));
+}
+
+// ---------- the validator ----------
+
+export function validateEvent(raw: unknown, index: number, ctx: IngestContext): EventVerdict {
+  void index; // problems are relative to the event; the caller prefixes `[index]`
+  if (!isPlainObject(raw)) return rejected(problem('', 'not_object', `must be a JSON object (a CloudEvent), got ${describe(raw)}`));
+
+  // Strings Postgres cannot store (NUL, unpaired surrogates) and runaway nesting are refused before hashing.
+  const shapeProblems: Problem[] = [];
+  checkShape(raw, '', 0, shapeProblems);
+  if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
+  const canonical = canonicalize(raw);
+  if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
+  const bytes = Buffer.byteLength(canonical, 'utf8');
+  if (bytes > INGEST_LIMITS.eventBytesMax) return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
+  const contentHash = createHash('sha256').update(canonical).digest('hex');
+
+  const problems: Problem[] = [];
+  const attr = (name: string): unknown => (raw[name] === null ? undefined : raw[name]); // null means unset (JSON format 2.2)
+
+  const specversion = attr('specversion');
+  if (specversion === undefined) problems.push(problem('specversion', 'required', 'is required and must be "1.0"'));
+  else if (specversion !== '1.0') problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
+
+  const id = requiredString(attr('id'), 'id', INGEST_LIMITS.idLengthMax, problems);
+  const source = requiredString(attr('source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
+  if (source !== undefined) {
+    if (/[\s\u0000-\u001f\u007f]/.test(source)) problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
+    else if (ctx.allowedSources && !ctx.allowedSources(source)) problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
+  }
+  const type = requiredString(attr('type'), 'type', INGEST_LIMITS.typeLengthMax, problems);
+  const subject = requiredString(attr('subject'), 'subject', INGEST_LIMITS.subjectLengthMax, problems);
+
+  let time: { iso: string; ms: number } | undefined;
+  const rawTime = attr('time');
+  if (rawTime === undefined) problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
+  else {
+    const parsed = parseEventTime(rawTime, 'time');
+    if (!parsed.ok) problems.push(...parsed.problems);
+    else if (parsed.value.ms - ctx.now.getTime() > ctx.futureSkewMsMax) {
+      problems.push(problem('time', 'future_time', `is more than ${ctx.futureSkewMsMax} ms in the future (now ${ctx.now.toISOString()}), got ${describe(rawTime)}`));
+    } else time = parsed.value;
+  }
+
+  const contentType = attr('datacontenttype');
+  if (contentType !== undefined && (typeof contentType !== 'string' || !/^application\/json[ \t]*(;.*)?$/i.test(contentType))) {
+    problems.push(problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`));
+  }
+  const dataschema = attr('dataschema');
+  if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
+    problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
+  }
+  if (attr('data_base64') !== undefined) problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
+  const rawData = attr('data');
+  if (rawData !== undefined && !isPlainObject(rawData)) problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
+  const data: Record<string, unknown> = isPlainObject(rawData) ? rawData : {};
+
+  for (const name of Object.keys(raw)) {
+    if (CONTEXT_ATTRIBUTES.has(name)) continue;
+    if (!EXTENSION_NAME.test(name)) {
+      problems.push(problem(name, 'invalid_attribute_name', 'extension attribute names must be lower-case ASCII letters and digits (CloudEvents 1.0)'));
+      continue;
+    }
+    if (name.length > INGEST_LIMITS.attributeNameLengthMax) {
+      problems.push(problem(name, 'attribute_name_too_long', `must be at most ${INGEST_LIMITS.attributeNameLengthMax} characters (the spec recommends 20)`));
+      continue;
+    }
+    const value = raw[name];
+    if (value === null || typeof value === 'boolean') continue;
+    if (typeof value === 'string') {
+      if (value.length > INGEST_LIMITS.extensionValueLengthMax) problems.push(problem(name, 'too_long', `must be at most ${INGEST_LIMITS.extensionValueLengthMax} characters`));
+      continue;
+    }
+    if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) continue;
+    problems.push(problem(name, 'invalid_extension_value', `an extension attribute must be a string, a boolean or a 32-bit integer, got ${describe(value)}`));
+  }
+
+  if (problems.length > 0 || id === undefined || source === undefined || type === undefined || subject === undefined || time === undefined) {
+    return { status: 'rejected', problems };
+  }
+
+  const customerEntry = ctx.customerByTenant.get(subject);
+  const customer = customerEntry === undefined ? null : typeof customerEntry === 'string' ? customerEntry : customerEntry.id;
+  const quarantine = (reason: QuarantineReason, why: Problem): EventVerdict => ({
+    status: 'quarantined',
+    reason,
+    problems: [why],
+    event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
+  });
+
+  const meters = ctx.metersByType.get(type);
+  if (!meters || meters.length === 0) {
+    return quarantine('unknown_type', problem('type', 'unknown_type', `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`));
+  }
+
+  const values: Record<string, string> = {};
+  const dimensions: Record<string, Record<string, string>> = {};
+  for (const meter of meters) {
+    if (meter.aggregation !== 'count') {
+      const valuePath = meter.value;
+      if (valuePath === undefined) throw new Error(`meter ${meter.id} has no value path`); // the catalog guarantees it
+      const steps = compileJsonPath(valuePath);
+      const fieldPath = formatFieldPath('data', steps);
+      const found = evaluateJsonPath(data, steps);
+      if (!found.found || found.value === null) {
+        problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${valuePath})`));
+      } else {
+        const read = meter.aggregation === 'unique_count' ? readUniqueKey(found.value, fieldPath) : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
+        if (read.ok) values[meter.id] = read.value;
+        else problems.push(...read.problems);
+      }
+    }
+    if (meter.group_by.length > 0) {
+      const dims: Record<string, string> = {};
+      for (const key of meter.group_by) {
+        const read = readDimension(Object.hasOwn(data, key) ? data[key] : undefined, formatFieldPath('data', [{ kind: 'member', name: key }]));
+        if (read.ok) dims[key] = read.value;
+        else problems.push(...read.problems);
+      }
+      dimensions[meter.id] = dims;
+    }
+  }
+  if (problems.length > 0) return { status: 'rejected', problems: dedupeProblems(problems) };
+
+  if (customer === null) {
+    return quarantine('unknown_subject', problem('subject', 'unknown_subject', `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`));
+  }
+  return { status: 'valid', event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash } };
+}
+
+// ---------- helpers ----------
+
+function rejected(p: Problem): EventVerdict {
+  return { status: 'rejected', problems: [p] };
+}
+
+function requiredString(value: unknown, name: string, max: number, problems: Problem[]): string | undefined {
+  if (value === undefined) {
+    problems.push(problem(name, 'required', 'is required'));
+    return undefined;
+  }
+  if (typeof value !== 'string') {
+    problems.push(problem(name, 'not_string', `must be a string, got ${describe(value)}`));
+    return undefined;
+  }
+  if (value === '') {
+    problems.push(problem(name, 'empty', 'must not be empty'));
+    return undefined;
+  }
+  if (value.length > max) {
+    problems.push(problem(name, 'too_long', `must be at most ${max} characters, got ${value.length}`));
+    return undefined;
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Walks the event: every string and key must be storable text; nesting is bounded. */
+function checkShape(value: unknown, path: string, depth: number, problems: Problem[]): void {
+  if (problems.length >= 10) return;
+  if (typeof value === 'string') {
+    if (value.includes('\u0000') || LONE_SURROGATE.test(value)) problems.push(problem(path, 'invalid_text', 'must not contain NUL characters or unpaired surrogates'));
+    return;
+  }
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'number' && !Number.isFinite(value)) problems.push(problem(path, 'not_json', 'must be a finite number'));
+    else if (typeof value !== 'number' && typeof value !== 'boolean' && value !== null) problems.push(problem(path, 'not_json', `must be a JSON value, got ${typeof value}`));
+    return;
+  }
+  if (depth > INGEST_LIMITS.dataDepthMax) {
+    problems.push(problem(path, 'too_deep', `must nest at most ${INGEST_LIMITS.dataDepthMax} levels`));
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkShape(item, `${path}[${i}]`, depth + 1, problems));
+    return;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const at = formatFieldPath(path, [{ kind: 'member', name: key }]);
+    if (key.includes('\u0000') || LONE_SURROGATE.test(key)) problems.push(problem(path === '' ? JSON.stringify(key) : path, 'invalid_text', 'a key must not contain NUL characters or unpaired surrogates'));
+    else checkShape(item, at, depth + 1, problems);
+  }
+}
+
+function dedupeProblems(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\u0000${p.code}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** A short description of a value for messages: `"NaN"`, `the number 1.5`, `an array`, `null`. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+    case 'number':
+      return `the number ${value}`;
+    case 'boolean':
+      return `the boolean ${value}`;
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}

@@ -1,0 +1,128 @@
+// Invoices in the store: drafts saved by key, finalization with a gapless number per legal entity, credit drawdowns.
+import type pg from 'pg';
+import { contentHash, toJsonValue } from '../domain/canonical.js';
+import type { Invoice } from '../domain/model.js';
+import { ProblemError } from '../domain/result.js';
+
+export const INVOICE_NUMBER_DIGITS = 6;
+
+/** What makes two drafts "the same content": everything but the state finalization assigns. */
+export function invoiceContentHash(invoice: Invoice): string {
+  const { number: _number, status: _status, ...content } = invoice;
+  return contentHash(content);
+}
+
+export function formatInvoiceNumber(prefix: string, sequence: bigint): string {
+  return `${prefix}${sequence.toString().padStart(INVOICE_NUMBER_DIGITS, '0')}`;
+}
+
+export interface SavedInvoice {
+  invoice: Invoice;
+  created: boolean;
+}
+
+/**
+ * Saves a draft under its key. Same key and same content: the stored invoice (finalized or not) comes back.
+ * Same key, other content: a draft is replaced; a finalized invoice is a conflict (corrections are credit notes).
+ */
+export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promise<SavedInvoice> {
+  const hash = invoiceContentHash(invoice);
+  const existing = (await client.query<{ id: string; status: string; content_hash: string; document: unknown }>(
+    'SELECT id, status, content_hash, document FROM invoices WHERE key = $1 FOR UPDATE',
+    [invoice.key],
+  )).rows[0];
+  if (existing) {
+    if (existing.content_hash === hash) return { invoice: fromDocument(existing.document), created: false };
+    if (existing.status !== 'draft') {
+      throw new ProblemError(
+        [{ path: 'key', code: 'exists_with_different_content', message: `invoice ${invoice.key} is already ${existing.status} with other content; correct it with a credit note` }],
+        409,
+      );
+    }
+    await client.query('DELETE FROM invoice_lines WHERE invoice_id = $1', [existing.id]);
+    await client.query('DELETE FROM invoices WHERE id = $1', [existing.id]);
+  }
+  await client.query(
+    `INSERT INTO invoices (id, key, kind, corrects, number, status, legal_entity, customer, currency, period, period_start, period_end, rounding,
+                           subtotal_minor, discount_minor, credits_applied_minor, tax_minor, total_minor, rating_run, document, content_hash)
+     VALUES ($1, $2, $3, $4, NULL, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+    [
+      invoice.id, invoice.key, invoice.kind, invoice.corrects ?? null, invoice.legal_entity, invoice.customer, invoice.currency,
+      invoice.period_start.slice(0, 7), invoice.period_start, invoice.period_end, invoice.rounding,
+      invoice.subtotal_minor.toString(), invoice.discount_minor.toString(), invoice.credits_applied_minor.toString(),
+      invoice.tax_minor.toString(), invoice.total_minor.toString(), invoice.kind === 'invoice' ? invoice.rating_run : null,
+      JSON.stringify(toJsonValue({ ...invoice, status: 'draft', number: null })), hash,
+    ],
+  );
+  if (invoice.lines.length > 0) {
+    await client.query(
+      `INSERT INTO invoice_lines (invoice_id, line_no, kind, product, meter, price_id, price_version, quantity, amount_minor, usage_ref, credit_grant)
+       SELECT $1, l.line_no, l.kind, l.product, l.meter, l.price_id, l.price_version, l.quantity, l.amount_minor, l.usage_ref, l.credit_grant
+         FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, kind text, product text, meter text, price_id text, price_version text,
+              quantity numeric, amount_minor bigint, usage_ref text, credit_grant text)`,
+      [invoice.id, JSON.stringify(toJsonValue(invoice.lines))],
+    );
+  }
+  return { invoice: { ...invoice, status: 'draft', number: null }, created: true };
+}
+
+/** Finalizes a draft: takes the next number of its legal entity in this transaction and records credit drawdowns. */
+export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, prefix: string): Promise<Invoice> {
+  const row = (await client.query<{ status: string; document: unknown; legal_entity: string; kind: string }>(
+    'SELECT status, document, legal_entity, kind FROM invoices WHERE id = $1 FOR UPDATE',
+    [invoiceId],
+  )).rows[0];
+  if (!row) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no invoice ${invoiceId}` }], 404);
+  if (row.status !== 'draft') return fromDocument(row.document);
+  const sequence = (await client.query<{ last_number: string }>(
+    `INSERT INTO invoice_number_sequences (legal_entity, kind, last_number) VALUES ($1, $2, 1)
+     ON CONFLICT (legal_entity, kind) DO UPDATE SET last_number = invoice_number_sequences.last_number + 1
+     RETURNING last_number`,
+    [row.legal_entity, row.kind],
+  )).rows[0]!;
+  const invoice = fromDocument(row.document);
+  const number = formatInvoiceNumber(row.kind === 'credit_note' ? `${prefix}CN-` : prefix, BigInt(sequence.last_number));
+  const finalized: Invoice = { ...invoice, status: 'finalized', number };
+  await client.query(`UPDATE invoices SET status = 'finalized', number = $2, document = $3, finalized_at = now() WHERE id = $1`, [
+    invoiceId,
+    number,
+    JSON.stringify(toJsonValue(finalized)),
+  ]);
+  const drawdowns = finalized.lines.filter((l) => l.kind === 'credit' && l.credit_grant);
+  for (const line of drawdowns) {
+    await client.query('INSERT INTO credit_drawdowns (grant_id, invoice_id, customer, currency, amount_minor) VALUES ($1, $2, $3, $4, $5)', [
+      line.credit_grant,
+      invoiceId,
+      finalized.customer,
+      finalized.currency,
+      (-line.amount_minor).toString(),
+    ]);
+  }
+  return finalized;
+}
+
+/** Remaining balance of each grant (minor units): the grant less what finalized invoices drew from it. */
+export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string): Promise<Map<string, bigint>> {
+  const rows = (await db.query<{ grant_id: string; used: string }>(
+    `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
+      WHERE d.customer = $1 AND i.status = 'finalized' GROUP BY d.grant_id`,
+    [customer],
+  )).rows;
+  return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
+}
+
+const BIGINT_FIELDS = ['subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor'] as const;
+
+/** Reads a stored invoice document back into the model (bigint amounts). */
+export function fromDocument(document: unknown): Invoice {
+  const doc = structuredClone(document) as Record<string, unknown>;
+  for (const field of BIGINT_FIELDS) doc[field] = BigInt(doc[field] as string);
+  doc.lines = (doc.lines as Array<Record<string, unknown>>).map((l) => ({ ...l, amount_minor: BigInt(l.amount_minor as string) }));
+  doc.tax_lines = (doc.tax_lines as Array<Record<string, unknown>>).map((t) => ({ ...t, taxable_minor: BigInt(t.taxable_minor as string), tax_minor: BigInt(t.tax_minor as string) }));
+  return doc as unknown as Invoice;
+}
+
+export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string): Promise<Invoice | undefined> {
+  const row = (await db.query<{ document: unknown }>('SELECT document FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1', [idOrNumber])).rows[0];
+  return row ? fromDocument(row.document) : undefined;
+}
