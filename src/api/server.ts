@@ -7,6 +7,7 @@ import { problemDetails, problemSchema, sendProblem } from './problem.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUsageRoutes } from './routes/usage.js';
+import { registerInvoiceRoutes } from './routes/invoices.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -89,6 +90,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerEventRoutes(app, options);
   await registerCatalogRoutes(app, options);
   await registerUsageRoutes(app, options);
+  await registerInvoiceRoutes(app, options);
   return app;
 }
 

@@ -21,7 +21,6 @@ export interface ApplyOutcome {
 }
 
 const CATALOG_LOCK = 4_242_002;
-let cached: CatalogVersion | undefined;
 
 export async function applyCatalog(
   pool: pg.Pool,
@@ -51,34 +50,34 @@ export async function applyCatalog(
   return ok(outcome);
 }
 
-/** The catalog in force (the latest version), or undefined before any apply. Cached per version. */
-export async function currentCatalog(pool: pg.Pool | pg.PoolClient): Promise<CatalogVersion | undefined> {
-  const head = await pool.query<{ version: number }>('SELECT max(version) AS version FROM catalog_versions');
+/** The catalog in force (the latest version), or undefined before any apply. */
+export async function currentCatalog(db: pg.Pool | pg.PoolClient): Promise<CatalogVersion | undefined> {
+  const head = await db.query<{ version: number }>('SELECT max(version) AS version FROM catalog_versions');
   const version = head.rows[0]?.version;
   if (version === null || version === undefined) return undefined;
-  if (cached && cached.version === version) return cached;
-  return catalogVersion(pool, version);
+  return catalogVersion(db, version);
 }
 
-export async function catalogVersion(pool: pg.Pool | pg.PoolClient, version: number): Promise<CatalogVersion | undefined> {
-  if (cached && cached.version === version) return cached;
-  const row = (
-    await pool.query<{ version: number; content_hash: string; document: Catalog; applied_at: Date; applied_by: string }>(
-      'SELECT version, content_hash, document, applied_at, applied_by FROM catalog_versions WHERE version = $1',
+// Parsed catalogs and their indexes, by content hash: the same content is the same catalog in any database.
+const parsedByHash = new Map<string, { catalog: Catalog; index: CatalogIndex }>();
+const PARSED_CACHE_MAX = 16;
+
+export async function catalogVersion(db: pg.Pool | pg.PoolClient, version: number): Promise<CatalogVersion | undefined> {
+  const meta = (
+    await db.query<{ version: number; content_hash: string; applied_at: Date; applied_by: string }>(
+      'SELECT version, content_hash, applied_at, applied_by FROM catalog_versions WHERE version = $1',
       [version],
     )
   ).rows[0];
-  if (!row) return undefined;
-  const entry: CatalogVersion = {
-    version: row.version,
-    hash: row.content_hash,
-    catalog: row.document,
-    index: indexCatalog(row.document),
-    applied_at: row.applied_at.toISOString(),
-    applied_by: row.applied_by,
-  };
-  if (!cached || cached.version < entry.version) cached = entry;
-  return entry;
+  if (!meta) return undefined;
+  let parsed = parsedByHash.get(meta.content_hash);
+  if (!parsed) {
+    const document = (await db.query<{ document: Catalog }>('SELECT document FROM catalog_versions WHERE version = $1', [version])).rows[0]!.document;
+    parsed = { catalog: document, index: indexCatalog(document) };
+    if (parsedByHash.size >= PARSED_CACHE_MAX) parsedByHash.delete(parsedByHash.keys().next().value!);
+    parsedByHash.set(meta.content_hash, parsed);
+  }
+  return { version: meta.version, hash: meta.content_hash, ...parsed, applied_at: meta.applied_at.toISOString(), applied_by: meta.applied_by };
 }
 
 export async function listCatalogVersions(pool: pg.Pool) {

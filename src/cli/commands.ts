@@ -13,6 +13,10 @@ import { output, readText, withStore, globals } from './context.js';
 import { progress } from './progress.js';
 import { runDemo } from './demo.js';
 import { table } from './table.js';
+import { closePeriod } from '../invoice/billing-run.js';
+import { bill } from '../invoice/bill.js';
+import { exportInvoice } from '../invoice/export.js';
+import type { Invoice } from '../domain/model.js';
 
 export function registerCommands(program: Command): void {
   program
@@ -187,6 +191,40 @@ export function registerCommands(program: Command): void {
     });
 
   program
+    .command('close <period>')
+    .description('billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency')
+    .option('--entity <id>', 'only this legal entity')
+    .action(async (period: string, flags: { entity?: string }) => {
+      await withStore(async (store) => {
+        const current = await requireCatalog(store.pool);
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity });
+        output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
+      });
+    });
+
+  program
+    .command('bill')
+    .description('one-shot billing in a throw-away embedded database: ingest, meter, rate and invoice; writes DIR/invoices.json')
+    .requiredOption('--catalog <file>', 'catalog (YAML or JSON)')
+    .requiredOption('--events <file>', 'usage events, NDJSON CloudEvents')
+    .requiredOption('--period <YYYY-MM>', 'the month to bill')
+    .requiredOption('--out <dir>', 'where to write invoices.json')
+    .action(async (flags: { catalog: string; events: string; period: string; out: string }) => {
+      const period = parsePeriod(flags.period, '--period');
+      if (!period.ok) throw new ProblemError(period.problems);
+      const catalogText = readText(flags.catalog);
+      readText(flags.events);
+      const bar = progress('ingest', { quiet: globals().json });
+      const outcome = await bill({ catalogText, catalogSource: flags.catalog, eventsFile: flags.events, period: flags.period, outDir: flags.out, onProgress: (d, t) => bar.update(d, t) });
+      bar.stop();
+      const counts = Object.entries(outcome.ingest.counts).map(([k, v]) => `${k} ${v}`).join(', ');
+      for (const p of outcome.ingest.problems.slice(0, 20)) {
+        process.stderr.write(`  line ${p.line}: ${p.status}${p.problems?.length ? `: ${p.problems.map((x) => `${x.path}: ${x.message}`).join('; ')}` : ''}\n`);
+      }
+      output(`events: ${counts}\n${invoiceTable(outcome.invoices)}\nwrote ${outcome.files.join(', ')}`, { ingest: outcome.ingest.counts, files: outcome.files, invoices: outcome.invoices.map(exportInvoice) });
+    });
+
+  program
     .command('demo')
     .description('load the Northwind catalog, generate a month of seeded usage, ingest it and report usage per customer and meter')
     .option('--events <n>', 'how many events to generate', '1000000')
@@ -202,6 +240,16 @@ export function registerCommands(program: Command): void {
       if (!period.ok) throw new ProblemError(period.problems);
       await withStore((store) => runDemo(store, { events, seed, period: period.value, catalogFile: flags.catalog }));
     });
+}
+
+function invoiceTable(invoices: Invoice[]): string {
+  return table(
+    ['number', 'customer', 'currency', 'subtotal', 'discount', 'credits', 'tax', 'total'],
+    invoices.map((i) => {
+      const e = exportInvoice(i);
+      return [e.number ?? '(draft)', e.customer, e.currency, e.subtotal, e.discount, e.credits_applied, e.tax, e.total];
+    }),
+  );
 }
 
 async function requireCatalog(pool: import('pg').Pool) {

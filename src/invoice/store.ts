@@ -88,14 +88,18 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
     number,
     JSON.stringify(toJsonValue(finalized)),
   ]);
-  const drawdowns = finalized.lines.filter((l) => l.kind === 'credit' && l.credit_grant);
-  for (const line of drawdowns) {
+  // One drawdown per grant: a grant drawn across several products' lines is recorded once, summed.
+  const drawn = new Map<string, bigint>();
+  for (const line of finalized.lines) {
+    if (line.kind === 'credit' && line.credit_grant) drawn.set(line.credit_grant, (drawn.get(line.credit_grant) ?? 0n) - line.amount_minor);
+  }
+  for (const [grant, amount] of drawn) {
     await client.query('INSERT INTO credit_drawdowns (grant_id, invoice_id, customer, currency, amount_minor) VALUES ($1, $2, $3, $4, $5)', [
-      line.credit_grant,
+      grant,
       invoiceId,
       finalized.customer,
       finalized.currency,
-      (-line.amount_minor).toString(),
+      amount.toString(),
     ]);
   }
   return finalized;

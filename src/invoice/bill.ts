@@ -1,0 +1,47 @@
+// One-shot billing: ingest, meter, rate and invoice in a throw-away embedded database, and write the documents.
+// This is how finance tries a price change before it goes live, and what a parallel run compares.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyCatalog, catalogVersion } from '../catalog/service.js';
+import { ingestFile, type FileOutcome } from '../ingest/file.js';
+import { ProblemError } from '../domain/result.js';
+import { openStore } from '../store/store.js';
+import { closePeriod } from './billing-run.js';
+import { exportInvoices } from './export.js';
+import type { Invoice } from '../domain/model.js';
+
+export interface BillOptions {
+  catalogText: string;
+  catalogSource: string;
+  eventsFile: string;
+  period: string;
+  outDir: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface BillOutcome {
+  ingest: FileOutcome;
+  invoices: Invoice[];
+  files: string[];
+}
+
+export async function bill(options: BillOptions): Promise<BillOutcome> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'accrue-bill-'));
+  const store = await openStore({ dataDir });
+  try {
+    const applied = await applyCatalog(store.pool, options.catalogText, { by: 'accrue bill', source: options.catalogSource });
+    if (!applied.ok) throw new ProblemError(applied.problems.map((p) => ({ ...p, path: `--catalog ${p.path}` })));
+    const catalog = (await catalogVersion(store.pool, applied.value.version))!;
+    // The files are history: an event is judged against its own period, never refused as "in the future".
+    const ingest = await ingestFile(store.pool, catalog, options.eventsFile, { futureSkewMsMax: Number.MAX_SAFE_INTEGER, onProgress: options.onProgress });
+    const closed = await closePeriod(store.pool, catalog, { period: options.period });
+    mkdirSync(options.outDir, { recursive: true });
+    const invoicesPath = join(options.outDir, 'invoices.json');
+    writeFileSync(invoicesPath, exportInvoices(closed.invoices));
+    return { ingest, invoices: closed.invoices, files: [invoicesPath] };
+  } finally {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

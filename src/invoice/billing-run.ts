@@ -1,0 +1,103 @@
+// A billing run closes a period: rate every subscription, draft one invoice per customer, legal entity and
+// currency, and finalize. Every step is keyed, so a re-run on the same inputs returns the same documents.
+import type pg from 'pg';
+import type { CatalogVersion } from '../catalog/service.js';
+import { contentHash } from '../domain/canonical.js';
+import type { Invoice } from '../domain/model.js';
+import { ProblemError, formatProblems } from '../domain/result.js';
+import { parsePeriod, type PeriodWindow } from '../meter/period.js';
+import { windowUsage, type WindowUsage } from '../meter/windows.js';
+import { transaction } from '../store/store.js';
+import { finalizeInvoice, grantBalancesUsed, saveDraft } from './store.js';
+import { rateCustomerPeriod } from '../rate/rate-customer.js';
+
+export interface CloseOutcome {
+  period: string;
+  event_seq_watermark: string;
+  invoices: Invoice[];
+}
+
+/**
+ * Marks the period closed for the legal entities, then takes the event watermark. The SHARE lock waits for
+ * in-flight ingestion to commit and holds new inserts until the close commits, so every event is either
+ * at or below the watermark (billed now) or flagged late (billed by adjustment): none falls between.
+ */
+async function closeAndWatermark(pool: pg.Pool, entities: string[], period: string): Promise<string> {
+  return transaction(pool, async (client) => {
+    for (const entity of entities) {
+      await client.query(
+        `INSERT INTO billing_periods (legal_entity, period, status, closed_at) VALUES ($1, $2, 'closed', now())
+         ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = coalesce(billing_periods.closed_at, now())`,
+        [entity, period],
+      );
+    }
+    await client.query('LOCK TABLE events IN SHARE MODE');
+    const mark = (await client.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
+    for (const entity of entities) {
+      await client.query('UPDATE billing_periods SET event_seq_watermark = coalesce(event_seq_watermark, $3) WHERE legal_entity = $1 AND period = $2', [entity, period, mark]);
+    }
+    const stored = (await client.query<{ mark: string }>('SELECT max(event_seq_watermark)::text AS mark FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2)', [period, entities])).rows[0]!.mark;
+    return stored;
+  });
+}
+
+export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string }): Promise<CloseOutcome> {
+  const parsed = parsePeriod(options.period);
+  if (!parsed.ok) throw new ProblemError(parsed.problems);
+  const window = parsed.value;
+  const entities = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => !options.legalEntity || id === options.legalEntity);
+  if (entities.length === 0) throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}` }]);
+  const watermark = await closeAndWatermark(pool, entities, window.period);
+
+  const customers = [...catalog.catalog.customers]
+    .filter((c) => entities.includes(c.legal_entity))
+    .filter((c) => catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  const invoices: Invoice[] = [];
+  for (const customer of customers) {
+    const drafts = await rateWithStoredUsage(pool, catalog, customer.id, window, watermark);
+    for (const { invoice, usage } of drafts) {
+      const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
+      const finalized = await transaction(pool, async (client) => {
+        await client.query(
+          `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+          [invoice.rating_run, customer.id, window.period, catalog.version, catalog.hash, contentHash(usage), watermark, JSON.stringify(usage)],
+        );
+        const saved = await saveDraft(client, invoice);
+        return finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
+      });
+      invoices.push(finalized);
+    }
+  }
+  return { period: window.period, event_seq_watermark: watermark, invoices };
+}
+
+/**
+ * Rating is pure and asks for usage by window; the windows depend only on dates (price versions, the
+ * subscription), so a first pass records which windows it needs, the store answers them, and a second pass rates.
+ */
+async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string) {
+  const needed = new Map<string, { meter: string; from: string; to: string }>();
+  const keyOf = (meter: string, from: string, to: string) => `${meter}|${from}|${to}`;
+  const balancesUsed = await grantBalancesUsed(pool, customer);
+  rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {
+    needed.set(keyOf(meter, from, to), { meter, from, to });
+    return { quantity: '0', usage_ref: '' };
+  });
+  const answers = new Map<string, WindowUsage>();
+  for (const [key, w] of needed) {
+    const meter = catalog.index.meters.get(w.meter);
+    if (!meter) throw new Error(`rating asked for unknown meter ${w.meter}`);
+    answers.set(key, await windowUsage(pool, meter, customer, w.from, w.to, watermark));
+  }
+  const usage = [...answers.values()].sort((a, b) => (a.usage_ref < b.usage_ref ? -1 : a.usage_ref > b.usage_ref ? 1 : 0));
+  const result = rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {
+    const answer = answers.get(keyOf(meter, from, to));
+    if (!answer) throw new Error(`rating asked for a window it did not ask for before: ${meter} ${from} ${to}`);
+    return { quantity: answer.quantity, usage_ref: answer.usage_ref };
+  }, usage);
+  if (!result.ok) throw new Error(`rating ${customer} for ${window.period} failed: ${formatProblems(result.problems)}`);
+  return result.value.map((invoice) => ({ invoice, usage: usage.filter((u) => invoice.lines.some((l) => l.usage_ref === u.usage_ref)) }));
+}

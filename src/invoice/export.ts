@@ -1,0 +1,51 @@
+// invoices.json: what `accrue bill` writes; every amount a decimal string in major units ("1234.50").
+import { formatMajor } from '../domain/money.js';
+import type { Invoice } from '../domain/model.js';
+
+const CHARGE_KINDS = new Set(['flat', 'usage', 'minimum_true_up', 'late_usage']);
+
+/** The last day a period covers, from its exclusive end date ("2026-12-01" -> "2026-11-30"). */
+export function inclusiveEnd(periodEndExclusive: string): string {
+  const end = new Date(`${periodEndExclusive}T00:00:00Z`);
+  end.setUTCDate(end.getUTCDate() - 1);
+  return end.toISOString().slice(0, 10);
+}
+
+export function exportInvoice(invoice: Invoice) {
+  const major = (minor: bigint) => formatMajor(minor, invoice.currency);
+  const line = (l: Invoice['lines'][number]) => ({
+    product: l.product,
+    meter: l.meter,
+    description: l.description,
+    quantity: l.quantity,
+    amount: major(l.amount_minor),
+  });
+  return {
+    number: invoice.number,
+    kind: invoice.kind,
+    ...(invoice.corrects ? { corrects: invoice.corrects } : {}),
+    customer: invoice.customer,
+    legal_entity: invoice.legal_entity,
+    currency: invoice.currency,
+    period_start: invoice.period_start,
+    period_end: inclusiveEnd(invoice.period_end),
+    // Charge lines sum to the subtotal; discounts and credit drawdowns follow as their own negative lines.
+    lines: invoice.lines.filter((l) => CHARGE_KINDS.has(l.kind)).map(line),
+    adjustments: invoice.lines.filter((l) => !CHARGE_KINDS.has(l.kind)).map((l) => ({ kind: l.kind, ...line(l), ...(l.credit_grant ? { credit_grant: l.credit_grant } : {}) })),
+    subtotal: major(invoice.subtotal_minor),
+    discount: major(invoice.discount_minor),
+    credits_applied: major(invoice.credits_applied_minor),
+    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
+    tax: major(invoice.tax_minor),
+    total: major(invoice.total_minor),
+    rounding: invoice.rounding,
+  };
+}
+
+/** Deterministic order: legal entity, then number (gapless per entity), then key for drafts. */
+export function exportInvoices(invoices: readonly Invoice[]): string {
+  const sorted = [...invoices].sort((a, b) => compare(a.legal_entity, b.legal_entity) || compare(a.number ?? '', b.number ?? '') || compare(a.key, b.key));
+  return `${JSON.stringify(sorted.map(exportInvoice), null, 2)}\n`;
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

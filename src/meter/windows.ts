@@ -1,0 +1,45 @@
+// Usage of one meter for one customer over one window, as the rating stage reads it: only events up to the run's
+// watermark (so a run is repeatable) and never late events (those are billed by adjustment).
+import type pg from 'pg';
+import type { Meter } from '../domain/model.js';
+import { Decimal, decimalText } from '../domain/money.js';
+import { aggregateSql } from './usage.js';
+
+export interface WindowUsage {
+  usage_ref: string; // ua:v1:<customer>:<meter>:<from>:<to>
+  customer: string;
+  meter: string;
+  from: string;
+  to: string;
+  quantity: string;
+  event_count: number;
+  first_event_time: string | null;
+  last_event_time: string | null;
+  event_seq_watermark: string;
+}
+
+export const usageRef = (customer: string, meter: string, from: string, to: string) => `ua:v1:${customer}:${meter}:${from}:${to}`;
+
+export async function windowUsage(db: pg.Pool | pg.PoolClient, meter: Meter, customer: string, from: string, to: string, watermark: string): Promise<WindowUsage> {
+  const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
+  const row = (
+    await db.query(
+      `SELECT coalesce(${aggregateSql(meter)}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
+         FROM events
+        WHERE customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5 AND NOT late${hasValue}`,
+      [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString(), watermark],
+    )
+  ).rows[0] as { quantity: string; event_count: number; first_time: Date | null; last_time: Date | null };
+  return {
+    usage_ref: usageRef(customer, meter.id, from, to),
+    customer,
+    meter: meter.id,
+    from,
+    to,
+    quantity: decimalText(new Decimal(row.quantity)),
+    event_count: row.event_count,
+    first_event_time: row.first_time?.toISOString() ?? null,
+    last_event_time: row.last_time?.toISOString() ?? null,
+    event_seq_watermark: watermark,
+  };
+}
