@@ -81,7 +81,7 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
 async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string) {
   const needed = new Map<string, { meter: string; from: string; to: string }>();
   const keyOf = (meter: string, from: string, to: string) => `${meter}|${from}|${to}`;
-  const balancesUsed = await grantBalancesUsed(pool, customer);
+  const balancesUsed = await grantBalancesUsed(pool, customer, window.period);
   rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {
     needed.set(keyOf(meter, from, to), { meter, from, to });
     return { quantity: '0', usage_ref: '' };

@@ -105,12 +105,15 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
   return finalized;
 }
 
-/** Remaining balance of each grant (minor units): the grant less what finalized invoices drew from it. */
-export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string): Promise<Map<string, bigint>> {
+/**
+ * What finalized invoices already drew from each of a customer's grants (minor units), leaving out the
+ * period being rated itself, so that re-running a period sees the same balances it saw the first time.
+ */
+export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string, ratingPeriod: string): Promise<Map<string, bigint>> {
   const rows = (await db.query<{ grant_id: string; used: string }>(
     `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
-      WHERE d.customer = $1 AND i.status = 'finalized' GROUP BY d.grant_id`,
-    [customer],
+      WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2) GROUP BY d.grant_id`,
+    [customer, ratingPeriod],
   )).rows;
   return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
 }

@@ -1,0 +1,110 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testStore } from '../support/db.js';
+import type { Store } from '../../src/store/store.js';
+import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
+import { ingestBatch } from '../../src/ingest/service.js';
+import { closePeriod } from '../../src/invoice/billing-run.js';
+
+const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+let store: Store;
+let catalog: CatalogVersion;
+
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//billing-test', type, subject, time, data });
+
+// A small month: umbrella's api calls straddle nothing (per_unit), acme's straddle the 2026-11-16 price change.
+const EVENTS = [
+  ev('u1', 'umbrella', 'com.northwind.api.request', '2026-11-02T00:00:00Z', { region: 'eu' }),
+  ev('u2', 'umbrella', 'com.northwind.api.request', '2026-11-20T00:00:00Z', { region: 'eu' }),
+  ev('u3', 'umbrella', 'com.northwind.compute.sample', '2026-11-05T00:00:00Z', { vcpu: '10' }),
+  ev('a1', 'acme-prod', 'com.northwind.storage.usage', '2026-11-03T00:00:00Z', { gb_hours: '1000000' }),
+  ev('a2', 'acme-staging', 'com.northwind.analytics.session', '2026-11-17T00:00:00Z', { user_id: 'x' }),
+];
+
+before(async () => {
+  store = await testStore();
+  const applied = await applyCatalog(store.pool, NORTHWIND, { by: 'test' });
+  assert.ok(applied.ok);
+  catalog = (await currentCatalog(store.pool))!;
+  await ingestBatch(store.pool, catalog, EVENTS, { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
+});
+after(() => store.close());
+
+describe('billing run', () => {
+  it('finalizes one invoice per customer with gapless numbers per legal entity', async () => {
+    const outcome = await closePeriod(store.pool, catalog, { period: '2026-11' });
+    assert.deepEqual(
+      outcome.invoices.map((i) => [i.customer, i.number, i.status]),
+      [
+        ['acme', 'NWUS-000001', 'finalized'],
+        ['globex', 'NWUS-000002', 'finalized'],
+        ['initech', 'NWUS-000003', 'finalized'],
+        ['umbrella', 'NWDE-000001', 'finalized'],
+      ],
+    );
+    const umbrella = outcome.invoices[3]!;
+    // 2 calls → 1 package × 0.30; compute 40.00 + 2 × 6.50 = 53.00; platform 249.00; 10% of 0.30 = 0.03
+    assert.equal(umbrella.subtotal_minor, 24900n + 30n + 5300n);
+    assert.equal(umbrella.discount_minor, 3n);
+    const acme = outcome.invoices[0]!;
+    assert.equal(acme.credits_applied_minor, 16200n); // storage 137.00 + analytics 25.00, all covered by the 200.00 grant
+    const drawn = await store.pool.query("SELECT amount_minor::text FROM credit_drawdowns WHERE grant_id = 'acme:2026-11-01:0'");
+    assert.deepEqual(drawn.rows, [{ amount_minor: '16200' }]);
+  });
+
+  it('re-running the period returns the same invoices, byte for byte, and takes no new number', async () => {
+    const first = await store.pool.query('SELECT id, number, document FROM invoices ORDER BY id');
+    const again = await closePeriod(store.pool, catalog, { period: '2026-11' });
+    const second = await store.pool.query('SELECT id, number, document FROM invoices ORDER BY id');
+    assert.deepEqual(second.rows, first.rows);
+    assert.equal(again.invoices.length, 4);
+    const seq = await store.pool.query("SELECT last_number::int AS n FROM invoice_number_sequences WHERE legal_entity = 'nw-us'");
+    assert.equal(seq.rows[0].n, 3);
+  });
+
+  it('keeps finalized invoices immutable in the database itself', async () => {
+    await assert.rejects(store.pool.query("UPDATE invoices SET total_minor = 1 WHERE number = 'NWUS-000001'"), /finalized|check constraint/);
+    await assert.rejects(store.pool.query("UPDATE invoices SET document = '{}' WHERE number = 'NWUS-000001'"), /finalized/);
+    await assert.rejects(store.pool.query("DELETE FROM invoices WHERE number = 'NWUS-000001'"), /cannot be deleted/);
+    await assert.rejects(store.pool.query("UPDATE invoice_lines SET amount_minor = 0 WHERE line_no = 1"), /cannot change/);
+  });
+
+  it('flags usage arriving after the close as late instead of changing a final total', async () => {
+    const outcome = await ingestBatch(store.pool, catalog, [ev('late-1', 'umbrella', 'com.northwind.api.request', '2026-11-25T00:00:00Z', {})], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
+    assert.equal(outcome.results[0]!.status, 'accepted');
+    const row = await store.pool.query("SELECT late FROM events WHERE id = 'late-1'");
+    assert.equal(row.rows[0].late, true);
+    const before = (await store.pool.query("SELECT document FROM invoices WHERE number = 'NWDE-000001'")).rows[0].document;
+    await closePeriod(store.pool, catalog, { period: '2026-11' });
+    const afterRerun = (await store.pool.query("SELECT document FROM invoices WHERE number = 'NWDE-000001'")).rows[0].document;
+    assert.deepEqual(afterRerun, before);
+  });
+});
+
+describe('accrue bill', () => {
+  it('writes invoices.json with decimal strings, byte-identical across runs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'accrue-bill-test-'));
+    const events = join(dir, 'events.ndjson');
+    writeFileSync(events, `${EVENTS.map((e) => JSON.stringify(e)).join('\n')}\n{broken\n`);
+    const run = (out: string) => execFileSync(process.execPath, ['bin/accrue.js', 'bill', '--catalog', 'examples/northwind/catalog.yaml', '--events', events, '--period', '2026-11', '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    run(join(dir, 'a'));
+    run(join(dir, 'b'));
+    const a = readFileSync(join(dir, 'a', 'invoices.json'), 'utf8');
+    assert.equal(readFileSync(join(dir, 'b', 'invoices.json'), 'utf8'), a);
+    const invoices = JSON.parse(a) as Array<Record<string, unknown>>;
+    assert.equal(invoices.length, 4);
+    const umbrella = invoices.find((i) => i.customer === 'umbrella')!;
+    assert.deepEqual(
+      { number: umbrella.number, currency: umbrella.currency, period_start: umbrella.period_start, period_end: umbrella.period_end, subtotal: umbrella.subtotal, discount: umbrella.discount, credits_applied: umbrella.credits_applied, tax: umbrella.tax, total: umbrella.total, rounding: umbrella.rounding },
+      // subtotal 302.30; taxable 302.27 × 0.19 = 57.4313 → 57.43; total 359.70
+      { number: 'NWDE-000001', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-11-30', subtotal: '302.30', discount: '0.03', credits_applied: '0.00', tax: '57.43', total: '359.70', rounding: 'half_up' },
+    );
+    const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
+    assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'amount']);
+    assert.equal(line.amount, '0.30');
+  });
+});
