@@ -10,12 +10,18 @@ import type { Store } from '../store/store.js';
 import { readText, output } from './context.js';
 import { progress } from './progress.js';
 import { table } from './table.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { closePeriod } from '../invoice/billing-run.js';
+import { exportInvoice, exportInvoices } from '../invoice/export.js';
+import { renderInvoicePdf } from '../invoice/pdf.js';
 
 export interface DemoOptions {
   events: number;
   seed: number;
   period: PeriodWindow;
   catalogFile: string;
+  outDir: string;
 }
 
 const INGEST_CONCURRENCY = 4;
@@ -63,4 +69,32 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
       table(['customer', 'meter', 'quantity', 'events'], usage.value.map((r) => [r.customer, r.meter, r.quantity, String(r.event_count)])),
     { period: options.period.period, ingest: counts, usage: usage.value },
   );
+
+  // Close the month: rate, draft, tax and finalize every invoice (a re-run returns the same documents).
+  const closed = await closePeriod(store.pool, catalog, { period: options.period.period });
+  output(
+    `\nInvoices for ${options.period.period}\n` +
+      table(
+        ['number', 'customer', 'currency', 'subtotal', 'discount', 'credits', 'tax', 'total'],
+        closed.invoices.map((i) => {
+          const e = exportInvoice(i);
+          return [e.number ?? '', e.customer, e.currency, e.subtotal, e.discount, e.credits_applied, e.tax, e.total];
+        }),
+      ),
+    { invoices: closed.invoices.map(exportInvoice) },
+  );
+  const sample = closed.invoices[0];
+  if (sample) {
+    mkdirSync(options.outDir, { recursive: true });
+    const path = join(options.outDir, `${sample.number}.pdf`);
+    const pdf = await renderInvoicePdf({
+      invoice: sample,
+      legalEntity: catalog.index.legalEntities.get(sample.legal_entity)!,
+      customer: catalog.index.customers.get(sample.customer)!,
+      products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
+    });
+    writeFileSync(path, pdf);
+    writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(closed.invoices));
+    log(`\nwrote ${path} and ${join(options.outDir, 'invoices.json')}`);
+  }
 }

@@ -4,7 +4,7 @@ import { currentCatalog } from '../../catalog/service.js';
 import { closePeriod } from '../../invoice/billing-run.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
-const { renderInvoicePdf } = await import('../../invoice/pdf.js').catch(() => ({ renderInvoicePdf: undefined as never }));
+import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import type { ServerOptions } from '../server.js';
