@@ -8,13 +8,16 @@ import { ProblemError, formatProblems } from '../domain/result.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { transaction } from '../store/store.js';
-import { finalizeInvoice, grantBalancesUsed, saveDraft } from './store.js';
+import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
+import { invoiceIdOf } from '../domain/rating-engine.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
 
 export interface CloseOutcome {
   period: string;
   event_seq_watermark: string;
   invoices: Invoice[];
+  /** Late usage for earlier closed periods: a credit note against the invoice in force and its replacement. */
+  corrections: Array<{ period: string; customer: string; corrected: Invoice; credit_note: Invoice | null; replacement: Invoice | null }>;
 }
 
 /**
@@ -71,14 +74,82 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
       invoices.push(finalized);
     }
   }
-  return { period: window.period, event_seq_watermark: watermark, invoices };
+  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities);
+  return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
+}
+
+/**
+ * Late usage (events that arrived after their period closed) is billed in the next run, visibly: the closed period
+ * is re-rated with the late events included; when the amounts change, a credit note reverses the invoice in force
+ * and a replacement invoice takes its place. Keyed by (customer, currency, period, watermark): a re-run is a no-op.
+ */
+async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[]): Promise<CloseOutcome['corrections']> {
+  const corrections: CloseOutcome['corrections'] = [];
+  const pending = (
+    await pool.query<{ customer: string; period: string }>(
+      `SELECT DISTINCT e.customer_id AS customer, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM') AS period
+         FROM events e
+        WHERE e.late AND e.seq <= $1 AND to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM') < $2
+        ORDER BY 1, 2`,
+      [watermark, runPeriod],
+    )
+  ).rows;
+  for (const { customer, period } of pending) {
+    const entity = catalog.index.customers.get(customer)?.legal_entity;
+    if (!entity || !entities.includes(entity)) continue;
+    const inForce = (
+      await pool.query<{ document: unknown }>(
+        `SELECT i.document FROM invoices i
+          WHERE i.customer = $1 AND i.period = $2 AND i.kind = 'invoice' AND i.status = 'finalized'
+            AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status <> 'void')
+          ORDER BY i.finalized_at DESC, i.id LIMIT 1`,
+        [customer, period],
+      )
+    ).rows[0];
+    if (!inForce) continue; // nothing was billed for that period (no subscription then): the events stay as usage history
+    const current = fromDocument(inForce.document);
+    const adjustmentKey = `adj:v1:${customer}:${current.currency}:${period}:${watermark}`;
+    const seen = await pool.query('SELECT 1 FROM late_usage_adjustments WHERE key = $1', [adjustmentKey]);
+    if ((seen.rowCount ?? 0) > 0) continue;
+    const periodWindow = parsePeriod(period);
+    if (!periodWindow.ok) continue;
+    const rated = (await rateWithStoredUsage(pool, catalog, customer, periodWindow.value, watermark, { includeLate: true })).find((r) => r.invoice.currency === current.currency);
+    if (!rated) continue;
+    const changed = rated.invoice.total_minor !== current.total_minor || contentHash(rated.invoice.lines) !== contentHash(current.lines);
+    const entityRow = catalog.index.legalEntities.get(current.legal_entity)!;
+    const outcome = await transaction(pool, async (client) => {
+      let creditNote: Invoice | null = null;
+      let replacement: Invoice | null = null;
+      if (changed) {
+        const cnKey = `cn:v1:${current.id}:late:${watermark}`;
+        const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft' };
+        creditNote = await finalizeInvoice(client, (await saveDraft(client, draftCredit)).invoice.id, entityRow.invoice_number_prefix);
+        const replacementKey = `${current.key}:late:${watermark}`;
+        await client.query(
+          `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+          [rated.invoice.rating_run, customer, period, catalog.version, catalog.hash, contentHash(rated.usage), watermark, JSON.stringify(rated.usage)],
+        );
+        const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id };
+        replacement = await finalizeInvoice(client, (await saveDraft(client, draftReplacement)).invoice.id, entityRow.invoice_number_prefix);
+      }
+      await client.query(
+        `INSERT INTO late_usage_adjustments (key, customer, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING`,
+        [adjustmentKey, customer, period, watermark, current.id, creditNote?.id ?? null, replacement?.id ?? null, runPeriod],
+      );
+      return { period, customer, corrected: current, credit_note: creditNote, replacement };
+    });
+    corrections.push(outcome);
+  }
+  return corrections;
 }
 
 /**
  * Rating is pure and asks for usage by window; the windows depend only on dates (price versions, the
  * subscription), so a first pass records which windows it needs, the store answers them, and a second pass rates.
  */
-async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string) {
+async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string, options: { includeLate?: boolean } = {}) {
   const needed = new Map<string, { meter: string; from: string; to: string }>();
   const keyOf = (meter: string, from: string, to: string) => `${meter}|${from}|${to}`;
   const balancesUsed = await grantBalancesUsed(pool, customer, window.period);
@@ -90,7 +161,7 @@ async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, custo
   for (const [key, w] of needed) {
     const meter = catalog.index.meters.get(w.meter);
     if (!meter) throw new Error(`rating asked for unknown meter ${w.meter}`);
-    answers.set(key, await windowUsage(pool, meter, customer, w.from, w.to, watermark));
+    answers.set(key, await windowUsage(pool, meter, customer, w.from, w.to, watermark, options));
   }
   const usage = [...answers.values()].sort((a, b) => (a.usage_ref < b.usage_ref ? -1 : a.usage_ref > b.usage_ref ? 1 : 0));
   const result = rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {

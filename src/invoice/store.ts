@@ -90,7 +90,8 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
   ]);
   // One drawdown per grant: a grant drawn across several products' lines is recorded once, summed.
   const drawn = new Map<string, bigint>();
-  for (const line of finalized.lines) {
+  // A credit note gives its invoice's drawdowns back by existing (grantBalancesUsed leaves credited invoices out).
+  for (const line of finalized.kind === 'invoice' ? finalized.lines : []) {
     if (line.kind === 'credit' && line.credit_grant) drawn.set(line.credit_grant, (drawn.get(line.credit_grant) ?? 0n) - line.amount_minor);
   }
   for (const [grant, amount] of drawn) {
@@ -112,7 +113,9 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
 export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string, ratingPeriod: string): Promise<Map<string, bigint>> {
   const rows = (await db.query<{ grant_id: string; used: string }>(
     `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
-      WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2) GROUP BY d.grant_id`,
+      WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2)
+        AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized')
+      GROUP BY d.grant_id`,
     [customer, ratingPeriod],
   )).rows;
   return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));

@@ -20,13 +20,21 @@ export interface WindowUsage {
 
 export const usageRef = (customer: string, meter: string, from: string, to: string) => `ua:v1:${customer}:${meter}:${from}:${to}`;
 
-export async function windowUsage(db: pg.Pool | pg.PoolClient, meter: Meter, customer: string, from: string, to: string, watermark: string): Promise<WindowUsage> {
+export async function windowUsage(
+  db: pg.Pool | pg.PoolClient,
+  meter: Meter,
+  customer: string,
+  from: string,
+  to: string,
+  watermark: string,
+  options: { includeLate?: boolean } = {},
+): Promise<WindowUsage> {
   const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
   const row = (
     await db.query(
       `SELECT coalesce(${aggregateSql(meter)}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
          FROM events
-        WHERE customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5 AND NOT late${hasValue}`,
+        WHERE customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5${options.includeLate ? '' : ' AND NOT late'}${hasValue}`,
       [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString(), watermark],
     )
   ).rows[0] as { quantity: string; event_count: number; first_time: Date | null; last_time: Date | null };

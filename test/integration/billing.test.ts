@@ -85,6 +85,27 @@ describe('billing run', () => {
   });
 });
 
+describe('late usage is billed in the next run', () => {
+  it('re-rates the closed period: a credit note and a replacement where amounts change, nothing where they do not', async () => {
+    await ingestBatch(store.pool, catalog, [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
+    const december = await closePeriod(store.pool, catalog, { period: '2026-12' });
+    assert.equal(december.invoices.length, 4);
+    assert.equal(december.corrections.length, 2);
+    const acme = december.corrections.find((c) => c.customer === 'acme')!;
+    assert.equal(acme.corrected.number, 'NWUS-000001');
+    assert.equal(acme.credit_note?.number, 'NWUS-CN-000001');
+    assert.equal(acme.credit_note?.total_minor, acme.corrected.total_minor);
+    assert.equal(acme.replacement?.number, 'NWUS-000007'); // November took 1-3, December's three invoices 4-6
+    const storage = acme.replacement!.lines.find((l) => l.product === 'storage' && l.kind === 'usage')!;
+    assert.equal(storage.quantity, '1001000'); // the late 1,000 GB-hours now counted
+    assert.equal(storage.amount_minor, 13714n); // 1,001,000 × 0.000137 = 137.137 → 137.14
+    const umbrella = december.corrections.find((c) => c.customer === 'umbrella')!;
+    assert.equal(umbrella.credit_note, null); // 3 calls still fit one package of 1,000: nothing to correct
+    const again = await closePeriod(store.pool, catalog, { period: '2026-12' });
+    assert.equal(again.corrections.length, 0);
+  });
+});
+
 describe('accrue bill', () => {
   it('writes invoices.json with decimal strings, byte-identical across runs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'accrue-bill-test-'));
