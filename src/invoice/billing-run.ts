@@ -115,7 +115,9 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
     if (!periodWindow.ok) continue;
     const rated = (await rateWithStoredUsage(pool, catalog, customer, periodWindow.value, watermark, { includeLate: true })).find((r) => r.invoice.currency === current.currency);
     if (!rated) continue;
-    const changed = rated.invoice.total_minor !== current.total_minor || contentHash(rated.invoice.lines) !== contentHash(current.lines);
+    // A correction is a financial document: it is issued when an amount changes, not for a quantity that bills the same.
+    const amounts = (invoice: Invoice) => contentHash(invoice.lines.map((l) => [l.kind, l.product, l.price_version, l.credit_grant ?? null, l.amount_minor]));
+    const changed = rated.invoice.total_minor !== current.total_minor || amounts(rated.invoice) !== amounts(current);
     const entityRow = catalog.index.legalEntities.get(current.legal_entity)!;
     const outcome = await transaction(pool, async (client) => {
       let creditNote: Invoice | null = null;
