@@ -12,6 +12,25 @@ import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './s
 import { invoiceIdOf } from '../domain/rating-engine.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
 
+/** Limit (TigerStyle): customers rated at once; each holds one pooled connection while it reads usage. */
+export const RATING_CONCURRENCY = 4;
+/** Limit: invoices finalized per transaction. */
+export const FINALIZE_BATCH = 100;
+
+async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]!);
+      }
+    }),
+  );
+  return results;
+}
+
 export interface CloseOutcome {
   period: string;
   event_seq_watermark: string;
@@ -57,22 +76,30 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
     .filter((c) => catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
+  // Rating only reads, so customers are rated concurrently; finalizing stays sequential in customer order,
+  // which keeps invoice numbers deterministic for the same inputs.
+  const rated = await mapConcurrent(customers, RATING_CONCURRENCY, (customer) => rateWithStoredUsage(pool, catalog, customer.id, window, watermark));
+  const drafts = customers.flatMap((customer, i) => rated[i]!.map((r) => ({ customer: customer.id, ...r })));
   const invoices: Invoice[] = [];
-  for (const customer of customers) {
-    const drafts = await rateWithStoredUsage(pool, catalog, customer.id, window, watermark);
-    for (const { invoice, usage } of drafts) {
-      const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
-      const finalized = await transaction(pool, async (client) => {
+  // Finalized in batches: one commit (one fsync) per FINALIZE_BATCH invoices; a failure rolls back only its batch,
+  // and a re-run picks up where it stopped because every write is keyed.
+  for (let start = 0; start < drafts.length; start += FINALIZE_BATCH) {
+    const batch = drafts.slice(start, start + FINALIZE_BATCH);
+    const finalized = await transaction(pool, async (client) => {
+      const done: Invoice[] = [];
+      for (const { customer, invoice, usage } of batch) {
+        const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
         await client.query(
           `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-          [invoice.rating_run, customer.id, window.period, catalog.version, catalog.hash, contentHash(usage), watermark, JSON.stringify(usage)],
+          [invoice.rating_run, customer, window.period, catalog.version, catalog.hash, contentHash(usage), watermark, JSON.stringify(usage)],
         );
         const saved = await saveDraft(client, invoice);
-        return finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
-      });
-      invoices.push(finalized);
-    }
+        done.push(await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix));
+      }
+      return done;
+    });
+    invoices.push(...finalized);
   }
   const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities);
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
