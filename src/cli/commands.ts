@@ -16,6 +16,9 @@ import { table } from './table.js';
 import { closePeriod } from '../invoice/billing-run.js';
 import { bill } from '../invoice/bill.js';
 import { exportInvoice } from '../invoice/export.js';
+import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
+import { renderInvoicePdf } from '../invoice/pdf.js';
+import { writeFileSync } from 'node:fs';
 import type { Invoice } from '../domain/model.js';
 
 export function registerCommands(program: Command): void {
@@ -222,6 +225,55 @@ export function registerCommands(program: Command): void {
         process.stderr.write(`  line ${p.line}: ${p.status}${p.problems?.length ? `: ${p.problems.map((x) => `${x.path}: ${x.message}`).join('; ')}` : ''}\n`);
       }
       output(`events: ${counts}\n${invoiceTable(outcome.invoices)}\nwrote ${outcome.files.join(', ')}`, { ingest: outcome.ingest.counts, files: outcome.files, invoices: outcome.invoices.map(exportInvoice) });
+    });
+
+  const invoices = program.command('invoices').description('finalized invoices and credit notes');
+  invoices
+    .command('list')
+    .option('--period <YYYY-MM>', 'one billing period')
+    .option('--customer <id>', 'one customer')
+    .action(async (flags: { period?: string; customer?: string }) => {
+      await withStore(async (store) => {
+        const rows = await listInvoices(store.pool, flags);
+        output(invoiceTable(rows), rows.map(exportInvoice));
+      });
+    });
+  invoices
+    .command('show <id-or-number>')
+    .description('an invoice as JSON, with its lines and their lineage')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const invoice = await getInvoice(store.pool, id);
+        if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
+        process.stdout.write(`${JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+      });
+    });
+  invoices
+    .command('pdf <id-or-number>')
+    .requiredOption('--out <file>', 'where to write the PDF')
+    .action(async (id: string, flags: { out: string }) => {
+      await withStore(async (store) => {
+        const invoice = await getInvoice(store.pool, id);
+        if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
+        const current = await requireCatalog(store.pool);
+        const pdf = await renderInvoicePdf({
+          invoice,
+          legalEntity: current.index.legalEntities.get(invoice.legal_entity)!,
+          customer: current.index.customers.get(invoice.customer)!,
+          products: new Map(current.catalog.products.map((p) => [p.id, { name: p.name }])),
+        });
+        writeFileSync(flags.out, pdf);
+        output(`wrote ${flags.out}`, { file: flags.out });
+      });
+    });
+  invoices
+    .command('void <id-or-number>')
+    .description('void a finalized invoice with no payments (a paid one is corrected with a credit note)')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const invoice = await voidInvoice(store.pool, id);
+        output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
+      });
     });
 
   program

@@ -23,6 +23,7 @@ export function exportInvoice(invoice: Invoice) {
   return {
     number: invoice.number,
     kind: invoice.kind,
+    status: invoice.status,
     ...(invoice.corrects ? { corrects: invoice.corrects } : {}),
     customer: invoice.customer,
     legal_entity: invoice.legal_entity,

@@ -133,6 +133,34 @@ export function fromDocument(document: unknown): Invoice {
 }
 
 export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string): Promise<Invoice | undefined> {
-  const row = (await db.query<{ document: unknown }>('SELECT document FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1', [idOrNumber])).rows[0];
-  return row ? fromDocument(row.document) : undefined;
+  const row = (await db.query<{ document: unknown; status: Invoice['status'] }>(
+    'SELECT document, status FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1',
+    [idOrNumber],
+  )).rows[0];
+  // The document is the finalized snapshot; voiding moves only the status column.
+  return row ? { ...fromDocument(row.document), status: row.status } : undefined;
+}
+
+export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period?: string; customer?: string } = {}): Promise<Invoice[]> {
+  const rows = (await db.query<{ document: unknown; status: Invoice['status'] }>(
+    `SELECT document, status FROM invoices WHERE ($1::text IS NULL OR period = $1) AND ($2::text IS NULL OR customer = $2)
+      ORDER BY legal_entity, number NULLS LAST, key`,
+    [filter.period ?? null, filter.customer ?? null],
+  )).rows;
+  return rows.map((r) => ({ ...fromDocument(r.document), status: r.status }));
+}
+
+/** Voids a finalized invoice nothing has been paid on; a paid one is corrected with a credit note instead. */
+export async function voidInvoice(db: pg.Pool, idOrNumber: string): Promise<Invoice> {
+  const result = await db.query<{ id: string }>(
+    `UPDATE invoices SET status = 'void', voided_at = now()
+      WHERE (id = $1 OR number = $1) AND status = 'finalized' AND amount_paid_minor = 0 RETURNING id`,
+    [idOrNumber],
+  );
+  const invoice = await getInvoice(db, idOrNumber);
+  if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${idOrNumber}` }], 404);
+  if (result.rowCount === 0 && invoice.status !== 'void') {
+    throw new ProblemError([{ path: 'invoice', code: 'not_voidable', message: `invoice ${idOrNumber} is ${invoice.status} or has payments; correct it with a credit note` }], 409);
+  }
+  return invoice;
 }

@@ -9,6 +9,7 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
+import { voidInvoice } from '../../src/invoice/store.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;
@@ -106,6 +107,16 @@ describe('late usage is billed in the next run', () => {
   });
 });
 
+describe('voiding', () => {
+  it('voids a finalized unpaid invoice once; a void invoice never changes again', async () => {
+    const voided = await voidInvoice(store.pool, 'NWUS-000002');
+    assert.equal(voided.status, 'void');
+    assert.equal((await voidInvoice(store.pool, 'NWUS-000002')).status, 'void');
+    await assert.rejects(store.pool.query("UPDATE invoices SET status = 'finalized' WHERE number = 'NWUS-000002'"), /void/);
+    await assert.rejects(voidInvoice(store.pool, 'NWUS-999999'), /no invoice/);
+  });
+});
+
 describe('accrue bill', () => {
   it('writes invoices.json with decimal strings, byte-identical across runs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'accrue-bill-test-'));
@@ -120,9 +131,9 @@ describe('accrue bill', () => {
     assert.equal(invoices.length, 4);
     const umbrella = invoices.find((i) => i.customer === 'umbrella')!;
     assert.deepEqual(
-      { number: umbrella.number, currency: umbrella.currency, period_start: umbrella.period_start, period_end: umbrella.period_end, subtotal: umbrella.subtotal, discount: umbrella.discount, credits_applied: umbrella.credits_applied, tax: umbrella.tax, total: umbrella.total, rounding: umbrella.rounding },
+      { number: umbrella.number, status: umbrella.status, currency: umbrella.currency, period_start: umbrella.period_start, period_end: umbrella.period_end, subtotal: umbrella.subtotal, discount: umbrella.discount, credits_applied: umbrella.credits_applied, tax: umbrella.tax, total: umbrella.total, rounding: umbrella.rounding },
       // subtotal 302.30; taxable 302.27 × 0.19 = 57.4313 → 57.43; total 359.70
-      { number: 'NWDE-000001', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-11-30', subtotal: '302.30', discount: '0.03', credits_applied: '0.00', tax: '57.43', total: '359.70', rounding: 'half_up' },
+      { number: 'NWDE-000001', status: 'finalized', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-11-30', subtotal: '302.30', discount: '0.03', credits_applied: '0.00', tax: '57.43', total: '359.70', rounding: 'half_up' },
     );
     const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
     assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'amount']);
