@@ -19,6 +19,10 @@ import { exportInvoice } from '../invoice/export.js';
 import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
 import { renderInvoicePdf } from '../invoice/pdf.js';
 import { writeFileSync } from 'node:fs';
+import { readJournals } from '../post/journals.js';
+import { trialBalance } from '../domain/journal.js';
+import { formatMajor } from '../domain/money.js';
+import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
 import type { Invoice } from '../domain/model.js';
 
 export function registerCommands(program: Command): void {
@@ -273,6 +277,49 @@ export function registerCommands(program: Command): void {
       await withStore(async (store) => {
         const invoice = await voidInvoice(store.pool, id);
         output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
+      });
+    });
+
+  const ledger = program.command('ledger').description('the built-in general ledger');
+  ledger
+    .command('trial-balance')
+    .description('debits, credits and balance per account for a legal entity and period')
+    .requiredOption('--entity <id>', 'legal entity')
+    .requiredOption('--period <YYYY-MM>', 'accounting period')
+    .action(async (flags: { entity: string; period: string }) => {
+      const period = parsePeriod(flags.period, '--period');
+      if (!period.ok) throw new ProblemError(period.problems);
+      await withStore(async (store) => {
+        const journals = await readJournals(store.pool, { entity: flags.entity, from: period.value.start_date, to: period.value.end_date });
+        const rows = trialBalance(journals);
+        const money = (v: bigint, c: string) => formatMajor(v, c);
+        output(
+          table(['account', 'currency', 'debit', 'credit', 'balance'], rows.map((r) => [r.account, r.currency, money(r.debit_minor, r.currency), money(r.credit_minor, r.currency), money(r.balance_minor, r.currency)])),
+          rows.map((r) => ({ ...r, debit: money(r.debit_minor, r.currency), credit: money(r.credit_minor, r.currency), balance: money(r.balance_minor, r.currency) })),
+        );
+      });
+    });
+
+  program
+    .command('export')
+    .description('write the ledger of a legal entity and period as a plain-text accounting journal (hledger or beancount)')
+    .requiredOption('--format <format>', `one of ${EXPORT_FORMATS.join(', ')}`)
+    .requiredOption('--entity <id>', 'legal entity')
+    .requiredOption('--period <YYYY-MM>', 'accounting period')
+    .option('--out <file>', 'write to a file instead of standard output')
+    .action(async (flags: { format: string; entity: string; period: string; out?: string }) => {
+      if (!EXPORT_FORMATS.includes(flags.format as ExportFormat)) throw new ProblemError([{ path: '--format', code: 'invalid', message: `must be one of ${EXPORT_FORMATS.join(', ')}` }]);
+      const period = parsePeriod(flags.period, '--period');
+      if (!period.ok) throw new ProblemError(period.problems);
+      await withStore(async (store) => {
+        const current = await requireCatalog(store.pool);
+        if (!current.index.legalEntities.has(flags.entity)) throw new ProblemError([{ path: '--entity', code: 'unknown', message: `no legal entity ${flags.entity}` }]);
+        const journals = await readJournals(store.pool, { entity: flags.entity, from: period.value.start_date, to: period.value.end_date });
+        const text = exportJournals(flags.format as ExportFormat, journals, current.catalog);
+        if (flags.out) {
+          writeFileSync(flags.out, text);
+          process.stderr.write(`wrote ${journals.length} journals to ${flags.out}\n`);
+        } else process.stdout.write(text);
       });
     });
 

@@ -9,6 +9,8 @@ import { ProblemError } from '../domain/result.js';
 import { openStore } from '../store/store.js';
 import { closePeriod } from './billing-run.js';
 import { exportInvoices } from './export.js';
+import { readJournals } from '../post/journals.js';
+import { exportJournals, journalsJson } from '../connectors/ledger/exports.js';
 import type { Invoice } from '../domain/model.js';
 
 export interface BillOptions {
@@ -39,7 +41,12 @@ export async function bill(options: BillOptions): Promise<BillOutcome> {
     mkdirSync(options.outDir, { recursive: true });
     const invoicesPath = join(options.outDir, 'invoices.json');
     writeFileSync(invoicesPath, exportInvoices(closed.invoices));
-    return { ingest, invoices: closed.invoices, files: [invoicesPath] };
+    const journals = await readJournals(store.pool);
+    const journalsPath = join(options.outDir, 'journals.json');
+    writeFileSync(journalsPath, journalsJson(journals, catalog.catalog));
+    const ledgerPath = join(options.outDir, 'ledger.journal');
+    writeFileSync(ledgerPath, exportJournals('hledger', journals, catalog.catalog));
+    return { ingest, invoices: closed.invoices, files: [invoicesPath, journalsPath, ledgerPath] };
   } finally {
     await store.close();
     rmSync(dataDir, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { transaction } from '../store/store.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
 import { invoiceIdOf } from '../domain/rating-engine.js';
+import { journalsFor, recordJournals } from '../post/journals.js';
+import { inclusiveEnd } from './export.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
 
 /** Limit (TigerStyle): customers rated at once; each holds one pooled connection while it reads usage. */
@@ -95,7 +97,10 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
           [invoice.rating_run, customer, window.period, catalog.version, catalog.hash, contentHash(usage), watermark, JSON.stringify(usage)],
         );
         const saved = await saveDraft(client, invoice);
-        done.push(await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix));
+        const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
+        // Accrual: the month's invoice posts on the month's last day.
+        await recordJournals(client, journalsFor(finalized, catalog, inclusiveEnd(window.end_date)), finalized.number);
+        done.push(finalized);
       }
       return done;
     });
@@ -112,6 +117,10 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
  */
 async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[]): Promise<CloseOutcome['corrections']> {
   const corrections: CloseOutcome['corrections'] = [];
+  const runWindow = parsePeriod(runPeriod);
+  if (!runWindow.ok) throw new ProblemError(runWindow.problems);
+  // The closed period stays closed: corrections post on the last day of the run that issues them.
+  const postingDate = inclusiveEnd(runWindow.value.end_date);
   const pending = (
     await pool.query<{ customer: string; period: string }>(
       `SELECT DISTINCT e.customer_id AS customer, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM') AS period
@@ -153,6 +162,7 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
         const cnKey = `cn:v1:${current.id}:late:${watermark}`;
         const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft' };
         creditNote = await finalizeInvoice(client, (await saveDraft(client, draftCredit)).invoice.id, entityRow.invoice_number_prefix);
+        await recordJournals(client, journalsFor(creditNote, catalog, postingDate), creditNote.number);
         const replacementKey = `${current.key}:late:${watermark}`;
         await client.query(
           `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
@@ -161,6 +171,7 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
         );
         const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id };
         replacement = await finalizeInvoice(client, (await saveDraft(client, draftReplacement)).invoice.id, entityRow.invoice_number_prefix);
+        await recordJournals(client, journalsFor(replacement, catalog, postingDate), replacement.number);
       }
       await client.query(
         `INSERT INTO late_usage_adjustments (key, customer, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period)

@@ -6,6 +6,8 @@ import { migrate } from './migrate.js';
 // NUMERIC and BIGINT come back as strings, never JS floats.
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
+// DATE stays the calendar date it is ("2026-11-30"), with no time zone to shift it.
+pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 
 export interface StoreOptions {
   databaseUrl?: string;

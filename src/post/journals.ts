@@ -1,0 +1,100 @@
+// Accounting documents from finalized invoices: their journals into the built-in ledger and an outbox entry per
+// document, in the same transaction that finalizes them (nothing is posted that was not finalized, and the reverse).
+import type pg from 'pg';
+import type { CatalogVersion } from '../catalog/service.js';
+import { contentHash } from '../domain/canonical.js';
+import { assertBalanced, creditNoteJournal, invoiceJournals, revenueAccountResolver } from '../domain/journal.js';
+import type { Invoice, Journal } from '../domain/model.js';
+import { ProblemError } from '../domain/result.js';
+
+/** The built-in ledger is the default target; ERP connectors add their own targets. */
+export const LEDGER_TARGET = 'ledger';
+export const outboxKey = (target: string, documentId: string) => `out:v1:${target}:${documentId}`;
+
+export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
+  const accounts = catalog.catalog.accounts[invoice.legal_entity];
+  const customer = catalog.index.customers.get(invoice.customer);
+  if (!accounts || !customer) throw new Error(`no accounts or customer for ${invoice.id}`);
+  const revenue = revenueAccountResolver(catalog.catalog.products, invoice.legal_entity);
+  const journals =
+    invoice.kind === 'credit_note'
+      ? [creditNoteJournal(invoice, accounts, revenue, customer.erp_customer_id, postingDate)].filter((j): j is Journal => j !== null)
+      : invoiceJournals(invoice, accounts, revenue, customer.erp_customer_id, postingDate);
+  for (const journal of journals) assertBalanced(journal);
+  return journals;
+}
+
+/** Saves journals by id (same id, same content: nothing to do; other content: a conflict) and queues them for the targets. */
+export async function recordJournals(client: pg.PoolClient, journals: readonly Journal[], sourceNumber: string | null, targets: readonly string[] = [LEDGER_TARGET]): Promise<void> {
+  for (const journal of journals) {
+    const hash = contentHash(journal);
+    const existing = (await client.query<{ content_hash: string }>('SELECT content_hash FROM journals WHERE id = $1', [journal.id])).rows[0];
+    if (existing) {
+      if (existing.content_hash !== hash) {
+        throw new ProblemError([{ path: 'journal', code: 'exists_with_different_content', message: `journal ${journal.id} is already posted with other content` }], 409);
+      }
+      continue;
+    }
+    await client.query(
+      'INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [journal.id, journal.kind, journal.legal_entity, journal.posting_date, journal.source_document, sourceNumber, journal.memo, hash],
+    );
+    await client.query(
+      `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)
+       SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo
+         FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
+      [journal.id, JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })))],
+    );
+    for (const target of targets) {
+      await client.query(
+        `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'journal', $3) ON CONFLICT (key) DO NOTHING`,
+        [outboxKey(target, journal.id), target, journal.id],
+      );
+    }
+  }
+}
+
+/** Journals read back from the ledger, in posting order, for exports and the trial balance. */
+export async function readJournals(db: pg.Pool | pg.PoolClient, filter: { entity?: string; from?: string; to?: string } = {}): Promise<Array<Journal & { source_number: string | null }>> {
+  const heads = (
+    await db.query<{ id: string; kind: Journal['kind']; legal_entity: string; posting_date: string; source_document: string; source_number: string | null; memo: string }>(
+      `SELECT id, kind, legal_entity, posting_date, source_document, source_number, memo FROM journals
+        WHERE ($1::text IS NULL OR legal_entity = $1) AND ($2::date IS NULL OR posting_date >= $2) AND ($3::date IS NULL OR posting_date < $3)
+        ORDER BY posting_date, id`,
+      [filter.entity ?? null, filter.from ?? null, filter.to ?? null],
+    )
+  ).rows;
+  if (heads.length === 0) return [];
+  const lines = (
+    await db.query<{ journal_id: string; line_no: number; account: string; debit_minor: string; credit_minor: string; currency: string; customer: string | null; product: string | null; memo: string | null }>(
+      'SELECT * FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no',
+      [heads.map((h) => h.id)],
+    )
+  ).rows;
+  const byJournal = new Map<string, Journal['lines']>();
+  for (const l of lines) {
+    const list = byJournal.get(l.journal_id) ?? [];
+    list.push({
+      line_no: l.line_no,
+      account: l.account,
+      debit_minor: BigInt(l.debit_minor),
+      credit_minor: BigInt(l.credit_minor),
+      currency: l.currency,
+      ...(l.customer ? { customer: l.customer } : {}),
+      ...(l.product ? { product: l.product } : {}),
+      ...(l.memo ? { memo: l.memo } : {}),
+    });
+    byJournal.set(l.journal_id, list);
+  }
+  return heads.map((h) => ({
+    id: h.id,
+    key: h.id,
+    kind: h.kind,
+    legal_entity: h.legal_entity,
+    posting_date: h.posting_date,
+    source_document: h.source_document,
+    source_number: h.source_number,
+    memo: h.memo,
+    lines: byJournal.get(h.id) ?? [],
+  }));
+}
