@@ -107,6 +107,27 @@ describe('late usage is billed in the next run', () => {
   });
 });
 
+describe('the built-in ledger', () => {
+  it('holds a balanced journal per finalized invoice and refuses unbalanced or edited ones', async () => {
+    const balance = await store.pool.query(
+      'SELECT currency, sum(debit_minor)::text AS d, sum(credit_minor)::text AS c FROM journal_lines GROUP BY currency ORDER BY currency',
+    );
+    for (const row of balance.rows) assert.equal(row.d, row.c);
+    const client = await store.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, memo, content_hash) VALUES ('jrn:test', 'payment', 'nw-us', '2026-11-30', 'x', 'x', 'x')");
+      await client.query("INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency) VALUES ('jrn:test', 1, '1000', 100, 0, 'USD'), ('jrn:test', 2, '1200', 0, 99, 'USD')");
+      await assert.rejects(client.query('COMMIT'), /does not balance/);
+    } finally {
+      client.release();
+    }
+    await assert.rejects(store.pool.query("UPDATE journal_lines SET debit_minor = debit_minor + 1 WHERE line_no = 1"), /append-only/);
+    const outbox = await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'ledger' AND status = 'pending'");
+    assert.ok(outbox.rows[0].n >= 4);
+  });
+});
+
 describe('voiding', () => {
   it('voids a finalized unpaid invoice once; a void invoice never changes again', async () => {
     const voided = await voidInvoice(store.pool, 'NWUS-000002');
@@ -135,6 +156,16 @@ describe('accrue bill', () => {
       // subtotal 302.30; taxable 302.27 × 0.19 = 57.4313 → 57.43; total 359.70
       { number: 'NWDE-000001', status: 'finalized', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-11-30', subtotal: '302.30', discount: '0.03', credits_applied: '0.00', tax: '57.43', total: '359.70', rounding: 'half_up' },
     );
+    assert.equal(readFileSync(join(dir, 'b', 'journals.json'), 'utf8'), readFileSync(join(dir, 'a', 'journals.json'), 'utf8'));
+    assert.equal(readFileSync(join(dir, 'b', 'ledger.journal'), 'utf8'), readFileSync(join(dir, 'a', 'ledger.journal'), 'utf8'));
+    const journals = JSON.parse(readFileSync(join(dir, 'a', 'journals.json'), 'utf8')) as Array<{ legal_entity: string; source_document: string; lines: Array<{ account: string; debit: string; credit: string; customer?: string }> }>;
+    const umbrellaJournal = journals.find((j) => j.source_document === 'NWDE-000001')!;
+    assert.deepEqual(umbrellaJournal.lines.find((l) => l.account === '1400'), { account: '1400', debit: '359.70', credit: '0.00', currency: 'EUR', customer: 'D-20011' });
+    try {
+      execFileSync('hledger', ['-f', join(dir, 'a', 'ledger.journal'), 'check'], { encoding: 'utf8' });
+    } catch (error) {
+      throw new Error(`hledger (Debian package hledger) must accept ledger.journal: ${(error as Error).message}`);
+    }
     const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
     assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'amount']);
     assert.equal(line.amount, '0.30');
