@@ -15,6 +15,10 @@ import { join } from 'node:path';
 import { closePeriod } from '../invoice/billing-run.js';
 import { exportInvoice, exportInvoices } from '../invoice/export.js';
 import { renderInvoicePdf } from '../invoice/pdf.js';
+import { readJournals } from '../post/journals.js';
+import { trialBalance } from '../domain/journal.js';
+import { formatMajor } from '../domain/money.js';
+import { exportJournals } from '../connectors/ledger/exports.js';
 
 export interface DemoOptions {
   events: number;
@@ -97,4 +101,19 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(closed.invoices));
     log(`\nwrote ${path} and ${join(options.outDir, 'invoices.json')}`);
   }
+
+  // The books: every finalized invoice was journaled into the built-in ledger in the transaction that finalized it.
+  const periodJournals = await readJournals(store.pool, { from: options.period.start_date, to: options.period.end_date });
+  for (const entity of catalog.catalog.legal_entities) {
+    const rows = trialBalance(periodJournals.filter((j) => j.legal_entity === entity.id));
+    output(
+      `\nTrial balance ${entity.id} ${options.period.period}\n` +
+        table(['account', 'currency', 'debit', 'credit', 'balance'], rows.map((r) => [r.account, r.currency, formatMajor(r.debit_minor, r.currency), formatMajor(r.credit_minor, r.currency), formatMajor(r.balance_minor, r.currency)])),
+      { entity: entity.id, trial_balance: rows },
+    );
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  const ledgerPath = join(options.outDir, `ledger-${options.period.period}.journal`);
+  writeFileSync(ledgerPath, exportJournals('hledger', periodJournals, catalog.catalog));
+  log(`wrote ${ledgerPath} (check it with: hledger -f ${ledgerPath} check)`);
 }
