@@ -31,3 +31,22 @@ export class ProblemError extends Error {
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`invariant violated: ${message}`);
 }
+
+/** A short description of a value for messages: `"NaN"`, `the number 1.5`, `an array`, `null`. */
+export function describeValue(value: unknown, stringCharsMax = 60): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > stringCharsMax ? `${value.slice(0, stringCharsMax)}…` : value);
+    case 'number':
+      return `the number ${value}`;
+    case 'boolean':
+      return `the boolean ${value}`;
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}

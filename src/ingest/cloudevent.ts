@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Meter } from '../domain/model.js';
 import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
-import { fail, ok, problem, type Problem, type Result } from '../domain/result.js';
+import { describeValue, fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { compileJsonPath, evaluateJsonPath, formatFieldPath } from '../meter/jsonpath.js';
 
 /** Limits (TigerStyle): everything an event may carry is bounded; beyond a limit the event is rejected, never truncated. */
@@ -409,21 +409,4 @@ function dedupeProblems(problems: Problem[]): Problem[] {
   });
 }
 
-/** A short description of a value for messages: `"NaN"`, `the number 1.5`, `an array`, `null`. */
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-    case 'number':
-      return `the number ${value}`;
-    case 'boolean':
-      return `the boolean ${value}`;
-    case 'object':
-      return 'an object';
-    default:
-      return typeof value;
-  }
-}
+const describe = (value: unknown): string => describeValue(value);

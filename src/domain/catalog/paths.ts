@@ -1,4 +1,5 @@
 // Problem paths in the `plans[0].prices[1].tiers[2].up_to` style, and the "did you mean" hint.
+import { describeValue } from '../result.js';
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
 
@@ -55,19 +56,4 @@ export function suggestion(value: string, candidates: Iterable<string>): string 
 }
 
 /** A short description of a value for messages: `the number 0.19`, `"abc"`, `an array`. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-    case 'number':
-      return `the number ${value}`;
-    case 'boolean':
-      return `the boolean ${value}`;
-    case 'object':
-      return 'an object';
-    default:
-      return typeof value;
-  }
-}
+export const describe = (value: unknown): string => describeValue(value, 40);
