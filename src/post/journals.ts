@@ -7,8 +7,10 @@ import { assertBalanced, creditNoteJournal, invoiceJournals, revenueAccountResol
 import type { Invoice, Journal } from '../domain/model.js';
 import { ProblemError } from '../domain/result.js';
 
-/** The built-in ledger is the default target; ERP connectors add their own targets. */
-export const LEDGER_TARGET = 'ledger';
+/**
+ * The built-in ledger is written in the transaction that finalizes a document: its journals table is the ledger.
+ * The outbox carries the same documents to external ERP targets (NetSuite, Xero), one entry per document and target.
+ */
 export const outboxKey = (target: string, documentId: string) => `out:v1:${target}:${documentId}`;
 
 export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
@@ -24,8 +26,8 @@ export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDa
   return journals;
 }
 
-/** Saves journals by id (same id, same content: nothing to do; other content: a conflict) and queues them for the targets. */
-export async function recordJournals(client: pg.PoolClient, journals: readonly Journal[], sourceNumber: string | null, targets: readonly string[] = [LEDGER_TARGET]): Promise<void> {
+/** Saves journals by id (same id, same content: nothing to do; other content: a conflict) and queues them for ERP targets. */
+export async function recordJournals(client: pg.PoolClient, journals: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] = []): Promise<void> {
   for (const journal of journals) {
     const hash = contentHash(journal);
     const existing = (await client.query<{ content_hash: string }>('SELECT content_hash FROM journals WHERE id = $1', [journal.id])).rows[0];
@@ -45,7 +47,7 @@ export async function recordJournals(client: pg.PoolClient, journals: readonly J
          FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
       [journal.id, JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })))],
     );
-    for (const target of targets) {
+    for (const target of erpTargets) {
       await client.query(
         `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'journal', $3) ON CONFLICT (key) DO NOTHING`,
         [outboxKey(target, journal.id), target, journal.id],
