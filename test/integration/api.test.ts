@@ -131,10 +131,33 @@ describe('events over HTTP', () => {
     assert.equal(total, 5n); // h-1, h-2, h-bin, h-4, h-5
   });
 
+  it('closes a period and serves the invoices as JSON and PDF', async () => {
+    const month = RECENT.slice(0, 7);
+    const denied = await app.inject({ method: 'POST', url: `/v1/periods/${month}/close`, headers: auth(readKey) });
+    assert.equal(denied.statusCode, 403);
+    const bad = await app.inject({ method: 'POST', url: '/v1/periods/2026-13/close', headers: auth(admin) });
+    assert.equal(bad.statusCode, 400);
+    const closed = await app.inject({ method: 'POST', url: `/v1/periods/${month}/close`, headers: auth(admin) });
+    assert.equal(closed.statusCode, 200, closed.body);
+    const invoices = closed.json().invoices as Array<{ id: string; number: string; customer: string; total: string }>;
+    const acme = invoices.find((i) => i.customer === 'acme')!;
+    assert.match(acme.number, /^NWUS-\d{6}$/);
+    const json = await app.inject({ method: 'GET', url: `/v1/invoices/${acme.number}`, headers: auth(readKey) });
+    assert.equal(json.statusCode, 200);
+    assert.equal(json.json().id, acme.id);
+    assert.ok(json.json().lines.some((l: { usage_ref?: string; rating_run?: string }) => typeof l.usage_ref === 'string'), 'lines carry their usage aggregate');
+    const pdf = await app.inject({ method: 'GET', url: `/v1/invoices/${acme.id}`, headers: { ...auth(readKey), accept: 'application/pdf' } });
+    assert.equal(pdf.statusCode, 200);
+    assert.equal(pdf.headers['content-type'], 'application/pdf');
+    assert.equal(pdf.rawPayload.subarray(0, 5).toString(), '%PDF-');
+    const missing = await app.inject({ method: 'GET', url: '/v1/invoices/NWUS-999999', headers: auth(readKey) });
+    assert.equal(missing.statusCode, 404);
+  });
+
   it('serves an OpenAPI 3.1 document covering the routes', async () => {
     const res = await app.inject({ method: 'GET', url: '/openapi.json' });
     const doc = res.json();
     assert.equal(doc.openapi, '3.1.0');
-    for (const path of ['/v1/events', '/v1/catalog', '/v1/usage']) assert.ok(doc.paths[path], path);
+    for (const path of ['/v1/events', '/v1/catalog', '/v1/usage', '/v1/periods/{period}/close', '/v1/invoices/{id}']) assert.ok(doc.paths[path], path);
   });
 });
