@@ -1,64 +1,184 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderInvoicePdf } from '../../src/invoice/pdf.js';
-import type { Invoice, InvoiceLine } from '../../src/domain/model.js';
+import { renderInvoicePdf, type InvoicePdfInput } from '../../src/invoice/pdf.js';
+import type { Customer, Invoice, InvoiceLine, LegalEntity } from '../../src/domain/model.js';
 
-const line = (n: number, amount: bigint, kind: InvoiceLine['kind'] = 'usage'): InvoiceLine => ({
-  line_no: n, kind, product: 'api', meter: 'api_calls', price_id: 'p', price_version: 'p@1', description: `API calls batch ${n}`,
-  quantity: '1000', unit_amount: '0.30', tiers: [], amount_minor: amount, period_start: '2026-11-01', period_end: '2026-12-01', taxable: true,
-});
+// ---------- fixtures, amounts worked by hand ----------
 
-function invoice(lines: InvoiceLine[]): Invoice {
-  const subtotal = lines.filter((l) => l.amount_minor > 0n).reduce((s, l) => s + l.amount_minor, 0n);
-  const discount = -lines.filter((l) => l.kind === 'discount').reduce((s, l) => s + l.amount_minor, 0n);
-  const tax = 1900n;
+const acme: LegalEntity = { id: 'acme-us', name: 'Acme Cloud Inc.', country: 'US', currency: 'USD', invoice_number_prefix: 'ACUS-', rounding: 'half_up' };
+const globex: Customer = { id: 'globex', name: 'Globex Corporation', legal_entity: 'acme-us', tax_jurisdiction: 'US-CA', erp_customer_id: 'C-10042', tenants: ['globex'] };
+const products = new Map([
+  ['platform', { name: 'Platform fee' }],
+  ['api', { name: 'API requests' }],
+  ['storage', { name: 'Object storage' }],
+  ['credits', { name: 'Prepaid credits' }],
+]);
+
+function line(partial: Partial<InvoiceLine> & Pick<InvoiceLine, 'line_no' | 'kind' | 'product' | 'description' | 'quantity' | 'amount_minor'>): InvoiceLine {
   return {
-    id: 'inv_test', key: 'inv:v1:nw-de:umbrella:EUR:2026-11', kind: 'invoice', number: 'NWDE-000042', status: 'finalized', legal_entity: 'nw-de',
-    customer: 'umbrella', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-12-01', rounding: 'half_up', lines,
-    subtotal_minor: subtotal, discount_minor: discount, credits_applied_minor: 0n,
-    tax_lines: [{ jurisdiction: 'DE', rate: '0.19', taxable_minor: subtotal - discount, tax_minor: tax }], tax_minor: tax,
-    total_minor: subtotal - discount + tax, rating_run: 'rr:v1:test',
+    meter: null, price_id: null, price_version: null, unit_amount: null, tiers: [],
+    period_start: '2026-10-01', period_end: '2026-11-01', taxable: true, ...partial,
   };
 }
 
-const input = (inv: Invoice) => ({
-  invoice: inv,
-  legalEntity: { id: 'nw-de', name: 'Northwind Cloud GmbH', country: 'DE', currency: 'EUR', invoice_number_prefix: 'NWDE-', rounding: 'half_up' as const },
-  customer: { id: 'umbrella', name: 'Umbrella GmbH', legal_entity: 'nw-de', tax_jurisdiction: 'DE', erp_customer_id: 'D-20011', tenants: ['umbrella'] },
-  products: new Map([['api', { name: 'API Services' }]]),
-});
+// Platform 49.00 + API 1,250,000 x 0.0001 = 125.00 + storage tiered (1000 x 0.02 + 500 x 0.015 = 27.50) = 201.50 subtotal.
+// 10% off API = -12.50; credits -20.00; taxable 201.50 - 12.50 - 20.00 = 169.00; US-CA 7.25% = 12.2525 -> 12.25;
+// a second jurisdiction US-CA-SF 0.5% on 169.00 = 0.845 -> 0.85 (half up); total 169.00 + 12.25 + 0.85 = 182.10.
+const usd: Invoice = {
+  id: 'inv_2026_10_globex', key: 'inv:v1:acme-us:globex:USD:2026-10', kind: 'invoice', number: 'ACUS-000123', status: 'finalized',
+  legal_entity: 'acme-us', customer: 'globex', currency: 'USD', period_start: '2026-10-01', period_end: '2026-11-01', rounding: 'half_up',
+  lines: [
+    line({ line_no: 1, kind: 'flat', product: 'platform', description: 'Platform fee (monthly)', quantity: '1', unit_amount: '49.00', amount_minor: 4900n, price_id: 'pro/0:platform' }),
+    line({ line_no: 2, kind: 'usage', product: 'api', meter: 'api_calls', description: 'API requests', quantity: '1250000', unit_amount: '0.0001', amount_minor: 12500n }),
+    line({
+      line_no: 3, kind: 'usage', product: 'storage', meter: 'storage_gb', description: 'Object storage, GB-month', quantity: '1500', amount_minor: 2750n,
+      tiers: [
+        { tier: 1, from: '0', up_to: '1000', quantity: '1000', unit_amount: '0.02', flat_amount: '0', amount: '20' },
+        { tier: 2, from: '1000', up_to: null, quantity: '500', unit_amount: '0.015', flat_amount: '0', amount: '7.5' },
+      ],
+    }),
+    line({ line_no: 4, kind: 'discount', product: 'api', description: '10% off API requests', quantity: '1', amount_minor: -1250n }),
+    line({ line_no: 5, kind: 'credit', product: 'credits', description: 'Prepaid credit drawdown', quantity: '1', amount_minor: -2000n, credit_grant: 'globex:2026-09-01:0' }),
+  ],
+  subtotal_minor: 20150n, discount_minor: 1250n, credits_applied_minor: 2000n,
+  tax_lines: [
+    { jurisdiction: 'US-CA', rate: '0.0725', taxable_minor: 16900n, tax_minor: 1225n },
+    { jurisdiction: 'US-CA-SF', rate: '0.005', taxable_minor: 16900n, tax_minor: 85n },
+  ],
+  tax_minor: 1310n, total_minor: 18210n, rating_run: 'rr:v1:acme-us:2026-10',
+};
 
-function pdfText(pdf: Buffer): string {
-  const dir = mkdtempSync(join(tmpdir(), 'accrue-pdf-'));
-  writeFileSync(join(dir, 'x.pdf'), pdf);
+// KWD has three minor digits: 12.345 + 0.500 = 12.845 taxable; no VAT line at 0% still prints; total 12.845 KWD.
+const gulf: LegalEntity = { id: 'acme-kw', name: 'Acme Gulf W.L.L.', country: 'KW', currency: 'KWD', invoice_number_prefix: 'ACKW-', rounding: 'half_up' };
+const souq: Customer = { id: 'souq', name: 'Souq Trading Co.', legal_entity: 'acme-kw', tax_jurisdiction: 'KW', erp_customer_id: 'K-77', tenants: ['souq'] };
+const kwd: Invoice = {
+  ...usd, id: 'inv_2026_10_souq', key: 'inv:v1:acme-kw:souq:KWD:2026-10', number: 'ACKW-000007', legal_entity: 'acme-kw', customer: 'souq', currency: 'KWD',
+  lines: [
+    line({ line_no: 1, kind: 'usage', product: 'api', description: 'API requests', quantity: '123450', unit_amount: '0.0001', amount_minor: 12345n }),
+    line({ line_no: 2, kind: 'flat', product: 'platform', description: 'Platform fee (monthly)', quantity: '1', unit_amount: '0.500', amount_minor: 500n }),
+  ],
+  subtotal_minor: 12845n, discount_minor: 0n, credits_applied_minor: 0n,
+  tax_lines: [{ jurisdiction: 'KW', rate: '0', taxable_minor: 12845n, tax_minor: 0n }], tax_minor: 0n, total_minor: 12845n,
+};
+
+// 60 lines of 1.00..60.00 = 1830.00; no tax.
+const long: Invoice = {
+  ...usd, id: 'inv_2026_10_long', number: 'ACUS-000124',
+  lines: Array.from({ length: 60 }, (_, i) => line({
+    line_no: i + 1, kind: 'usage', product: 'api', description: `API requests, region ${String(i + 1).padStart(2, '0')}`, quantity: String((i + 1) * 1000),
+    unit_amount: '0.001', amount_minor: BigInt((i + 1) * 100),
+  })),
+  subtotal_minor: 183000n, discount_minor: 0n, credits_applied_minor: 0n, tax_lines: [], tax_minor: 0n, total_minor: 183000n,
+};
+
+const credit: Invoice = {
+  ...usd, id: 'cn_2026_10_globex', key: 'cn:v1:inv_2026_10_globex:1', kind: 'credit_note', corrects: 'inv_2026_10_globex', number: 'ACUS-000125',
+  lines: [line({ line_no: 1, kind: 'flat', product: 'platform', description: 'Platform fee refund', quantity: '1', unit_amount: '49.00', amount_minor: 4900n })],
+  subtotal_minor: 4900n, discount_minor: 0n, credits_applied_minor: 0n,
+  tax_lines: [{ jurisdiction: 'US-CA', rate: '0.0725', taxable_minor: 4900n, tax_minor: 355n }], tax_minor: 355n, total_minor: 5255n,
+};
+
+const usdInput: InvoicePdfInput = { invoice: usd, legalEntity: acme, customer: globex, products };
+
+// ---------- reading the PDF back ----------
+
+function tool(name: string, args: string[]): string {
   try {
-    return execFileSync('pdftotext', ['-layout', join(dir, 'x.pdf'), '-'], { encoding: 'utf8' });
+    return execFileSync(name, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
-    throw new Error(`pdftotext (Debian package poppler-utils) is needed to read the PDF back: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`${name} is not installed: it is needed to read the rendered PDF back (Debian: apt-get install -y poppler-utils)`);
+    }
+    throw error;
   }
 }
 
+/** The PDF's text, one string per page (pdftotext separates pages with form feeds). */
+function pdfPages(pdf: Buffer): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'accrue-pdf-'));
+  try {
+    writeFileSync(join(dir, 'doc.pdf'), pdf);
+    return tool('pdftotext', ['-layout', join(dir, 'doc.pdf'), '-']).split('\f').filter((page) => page.trim() !== '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function assertContains(text: string, expected: string[]): void {
+  for (const e of expected) assert.ok(text.includes(e), `expected ${JSON.stringify(e)} in the PDF text:\n${text}`);
+}
+
+async function renderTwice(input: InvoicePdfInput): Promise<Buffer> {
+  const a = await renderInvoicePdf(input);
+  const b = await renderInvoicePdf(structuredClone(input));
+  assert.equal(a.subarray(0, 5).toString('latin1'), '%PDF-');
+  assert.ok(a.equals(b), 'the same invoice renders to byte-identical PDFs');
+  return a;
+}
+
+// ---------- tests ----------
+
 describe('invoice PDF', () => {
-  it('renders the number, customer, lines, tax and total, byte-identical twice', async () => {
-    const inv = invoice([line(1, 10000n), line(2, 50n), { ...line(3, -1005n, 'discount'), description: '10% off API calls' }]);
-    const a = await renderInvoicePdf(input(inv));
-    const b = await renderInvoicePdf(input(inv));
-    assert.equal(a.subarray(0, 5).toString(), '%PDF-');
-    assert.ok(a.equals(b), 'same invoice, same bytes');
-    const text = pdfText(a);
-    for (const expected of ['NWDE-000042', 'Umbrella GmbH', 'D-20011', '100.00', '0.50', '-10.05', 'DE 19%', '109.45 EUR', 'half up']) {
-      assert.ok(text.includes(expected), `${expected} in:\n${text}`);
-    }
+  it('USD invoice: issuer, number, dates, customer, every line, discount, credits, each tax line, total, rounding', async () => {
+    const pdf = await renderTwice(usdInput);
+    const pages = pdfPages(pdf);
+    assert.equal(pages.length, 1);
+    const text = pages.join('\n');
+    assertContains(text, [
+      'Acme Cloud Inc.', 'Country: US', 'INVOICE', 'ACUS-000123',
+      'Issue date', '2026-11-01', '2026-10-01 to 2026-10-31',
+      'Globex Corporation', 'globex', 'C-10042', 'US-CA',
+      'Platform fee (monthly)', '49.00', '1250000', '0.0001', '125.00', 'tiered', '27.50', 'tier 1: 1000 x 0.02', '-12.50', '-20.00',
+      'Subtotal', '201.50 USD', 'Discounts', '-12.50 USD', 'Prepaid credits applied', '-20.00 USD',
+      'Tax US-CA 7.25% on 169.00', '12.25 USD', 'Tax US-CA-SF 0.5% on 169.00', '0.85 USD',
+      'Total due', '182.10 USD', 'Amount (USD)',
+      "Amounts rounded half up to the currency's minor unit",
+      'Page 1 of 1',
+    ]);
   });
 
-  it('paginates a long invoice', async () => {
-    const lines = Array.from({ length: 80 }, (_, i) => line(i + 1, 100n));
-    const text = pdfText(await renderInvoicePdf(input(invoice(lines))));
-    assert.ok(text.includes('API calls batch 80'));
-    assert.ok((text.match(/\f/g) ?? []).length >= 2, 'more than one page');
+  it('KWD invoice: three minor digits throughout', async () => {
+    const text = pdfPages(await renderTwice({ invoice: kwd, legalEntity: gulf, customer: souq, products })).join('\n');
+    assertContains(text, ['Acme Gulf W.L.L.', 'ACKW-000007', 'Souq Trading Co.', 'K-77', '12.345', '0.500', 'Tax KW 0% on 12.845', '0.000 KWD', 'Total due', '12.845 KWD', 'KWD: 3 decimals']);
+  });
+
+  it('a 60-line invoice paginates, repeating the table header, with every line and the total', async () => {
+    const pages = pdfPages(await renderTwice({ ...usdInput, invoice: long }));
+    assert.ok(pages.length >= 2, `expected more than one page, got ${pages.length}`);
+    for (const [index, page] of pages.entries()) {
+      assertContains(page, ['Description', 'Quantity', 'Unit price', 'Amount (USD)', `Page ${index + 1} of ${pages.length}`]);
+    }
+    assertContains(pages.slice(1).join('\n'), ['ACUS-000124 (continued)']);
+    const text = pages.join('\n');
+    for (let i = 1; i <= 60; i++) assertContains(text, [`region ${String(i).padStart(2, '0')}`, `${i}.00`]);
+    assertContains(pages.at(-1)!, ['Total due', '1830.00 USD']);
+  });
+
+  it('credit note names the invoice it corrects', async () => {
+    const text = pdfPages(await renderTwice({ ...usdInput, invoice: credit })).join('\n');
+    assertContains(text, ['CREDIT NOTE', 'ACUS-000125', 'Corrects invoice', 'inv_2026_10_globex', 'Total credited', '52.55 USD']);
+  });
+
+  it('a draft says DRAFT instead of a number', async () => {
+    const text = pdfPages(await renderTwice({ ...usdInput, invoice: { ...usd, number: null, status: 'draft' } })).join('\n');
+    assertContains(text, ['DRAFT', 'not a valid tax invoice']);
+    assert.ok(!text.includes('ACUS-000123'));
+  });
+
+  it('different content gives different bytes and a different document ID; the creation date is the billing date', async () => {
+    const a = await renderInvoicePdf(usdInput);
+    const b = await renderInvoicePdf({ ...usdInput, invoice: { ...usd, total_minor: usd.total_minor + 1n } });
+    const id = (pdf: Buffer) => /\/ID \[<([0-9a-f]+)>/.exec(pdf.toString('latin1'))?.[1];
+    assert.ok(id(a) && id(b) && id(a) !== id(b), 'trailer IDs differ');
+    assert.ok(a.toString('latin1').includes('(D:20261101000000Z)'), 'CreationDate is period_end');
+  });
+
+  it('characters outside the standard fonts are transliterated, not garbled', async () => {
+    const text = pdfPages(await renderInvoicePdf({ ...usdInput, customer: { ...globex, name: 'Łódź Żółć Sp. z o.o.' } })).join('\n');
+    assertContains(text, ['Lódz Zólc Sp. z o.o.']);
   });
 });
