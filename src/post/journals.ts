@@ -57,13 +57,14 @@ export async function recordJournals(client: pg.PoolClient, journals: readonly J
 }
 
 /** Journals read back from the ledger, in posting order, for exports and the trial balance. */
-export async function readJournals(db: pg.Pool | pg.PoolClient, filter: { entity?: string; from?: string; to?: string } = {}): Promise<Array<Journal & { source_number: string | null }>> {
+export async function readJournals(db: pg.Pool | pg.PoolClient, filter: { entity?: string; from?: string; to?: string; ids?: string[] } = {}): Promise<Array<Journal & { source_number: string | null }>> {
   const heads = (
     await db.query<{ id: string; kind: Journal['kind']; legal_entity: string; posting_date: string; source_document: string; source_number: string | null; memo: string }>(
       `SELECT id, kind, legal_entity, posting_date, source_document, source_number, memo FROM journals
         WHERE ($1::text IS NULL OR legal_entity = $1) AND ($2::date IS NULL OR posting_date >= $2) AND ($3::date IS NULL OR posting_date < $3)
+          AND ($4::text[] IS NULL OR id = ANY($4))
         ORDER BY posting_date, id`,
-      [filter.entity ?? null, filter.from ?? null, filter.to ?? null],
+      [filter.entity ?? null, filter.from ?? null, filter.to ?? null, filter.ids ?? null],
     )
   ).rows;
   if (heads.length === 0) return [];

@@ -70,3 +70,4 @@ CREATE TABLE outbox (
   posted_at       timestamptz
 );
 CREATE INDEX outbox_due ON outbox (target, next_attempt_at) WHERE status = 'pending';
+ALTER TABLE outbox ADD COLUMN replays integer NOT NULL DEFAULT 0;

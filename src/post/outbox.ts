@@ -1,0 +1,171 @@
+// The transactional outbox, in numbered steps. Each step says what a crash right after it leaves and who picks it up.
+//   1. The document and its outbox row are written in the transaction that finalizes it (src/post/journals.ts).
+//   2. A worker claims due rows with FOR UPDATE SKIP LOCKED and a lease. Crash after: the lease expires; another
+//      worker claims the row again (attempts counts it).
+//   3. The worker looks the document up at the target by its idempotency key. Crash after: nothing was written.
+//   4. Only if absent, it posts. Crash after (or a lost response): the target has it; the next claim finds it at step 3.
+//   5. It records the target's reference and marks the row posted. Crash before: steps 2-3 repeat and find it.
+import type pg from 'pg';
+import type { Journal } from '../domain/model.js';
+import { readJournals } from './journals.js';
+import { TargetError, type ErpTarget } from './target.js';
+
+export const OUTBOX_LIMITS = {
+  attemptsMax: 8,
+  leaseMs: 30_000,
+  backoffBaseMs: 500,
+  backoffMaxMs: 5 * 60_000,
+  claimBatch: 50,
+};
+
+export interface OutboxRow {
+  id: string;
+  key: string;
+  target: string;
+  document_id: string;
+  attempts: number;
+}
+
+export interface DrainOutcome {
+  posted: number;
+  found_existing: number;
+  retried: number;
+  dead: number;
+}
+
+/** Exponential backoff with full jitter, never sooner than the target's Retry-After. */
+export function backoffMs(attempt: number, retryAfterMs: number | undefined, random: () => number = Math.random, baseMs = OUTBOX_LIMITS.backoffBaseMs): number {
+  const ceiling = Math.min(OUTBOX_LIMITS.backoffMaxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  const jittered = Math.floor(random() * ceiling);
+  return Math.max(jittered, retryAfterMs ?? 0);
+}
+
+/** Step 2: claim due rows for one target under a lease; rows another worker holds are skipped, not waited for. */
+export async function claim(pool: pg.Pool, target: string, limit: number, leaseMs = OUTBOX_LIMITS.leaseMs): Promise<OutboxRow[]> {
+  const result = await pool.query<OutboxRow>(
+    `UPDATE outbox SET lease_until = now() + ($3 || ' milliseconds')::interval, attempts = attempts + 1
+      WHERE id IN (SELECT id FROM outbox
+                    WHERE target = $1 AND status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
+                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING id, key, target, document_id, attempts`,
+    [target, limit, String(leaseMs)],
+  );
+  return result.rows;
+}
+
+/** A token bucket per target: the ERP's rate limit, so a month-end backlog drains at the highest allowed rate. */
+export class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+  constructor(private readonly perMinute: number) {
+    this.tokens = Math.min(perMinute, 10);
+  }
+  async take(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.last) * this.perMinute) / 60_000);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.ceil(((1 - this.tokens) * 60_000) / this.perMinute)));
+    }
+  }
+}
+
+async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }) {
+  await pool.query(
+    `UPDATE outbox SET status = $2, target_reference = coalesce($3, target_reference), last_error = $4,
+            next_attempt_at = now() + ($5 || ' milliseconds')::interval, lease_until = NULL,
+            posted_at = CASE WHEN $2 = 'posted' THEN now() ELSE posted_at END
+      WHERE id = $1 AND status = 'pending'`,
+    [row.id, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0)],
+  );
+}
+
+async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+  if (!journal) {
+    await settle(pool, row, { status: 'dead', error: { message: `document ${row.document_id} not found` } });
+    outcome.dead += 1;
+    return;
+  }
+  try {
+    await limiter.take();
+    const existing = await target.find(row.key, journal); // step 3
+    if (existing) {
+      await settle(pool, row, { status: 'posted', reference: existing.reference }); // step 5
+      outcome.found_existing += 1;
+      return;
+    }
+    await limiter.take();
+    const posted = await target.post(row.key, journal); // step 4
+    await settle(pool, row, { status: 'posted', reference: posted.reference }); // step 5
+    outcome.posted += 1;
+  } catch (error) {
+    const details = error instanceof TargetError ? error.details : { permanent: false, message: (error as Error).message };
+    const record = { message: (error as Error).message, ...details };
+    if (details.permanent || row.attempts >= policy.attemptsMax) {
+      await settle(pool, row, { status: 'dead', error: record });
+      outcome.dead += 1;
+    } else {
+      await settle(pool, row, { status: 'pending', error: record, delayMs: backoffMs(row.attempts, error instanceof TargetError ? error.details.retryAfterMs : undefined, Math.random, policy.backoffBaseMs) });
+      outcome.retried += 1;
+    }
+  }
+}
+
+/** Drains what is due for one target, at most `limits.concurrency` requests in flight, until nothing is due. */
+export interface RetryPolicy {
+  attemptsMax: number;
+  backoffBaseMs: number;
+}
+
+export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
+  const policy: RetryPolicy = { attemptsMax: options.attemptsMax ?? OUTBOX_LIMITS.attemptsMax, backoffBaseMs: options.backoffBaseMs ?? OUTBOX_LIMITS.backoffBaseMs };
+  const outcome: DrainOutcome = { posted: 0, found_existing: 0, retried: 0, dead: 0 };
+  const limiter = new RateLimiter(target.limits.requestsPerMinute);
+  const deadline = Date.now() + (options.untilEmptyMs ?? 0);
+  for (;;) {
+    const rows = await claim(pool, target.name, Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4));
+    if (rows.length === 0) {
+      const waiting = await pool.query("SELECT min(next_attempt_at) AS next FROM outbox WHERE target = $1 AND status = 'pending'", [target.name]);
+      const next = waiting.rows[0]?.next as Date | null;
+      if (!next || Date.now() >= deadline) return outcome;
+      await new Promise((r) => setTimeout(r, Math.max(20, Math.min(next.getTime() - Date.now(), deadline - Date.now()))));
+      continue;
+    }
+    const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
+    let cursor = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(target.limits.concurrency, rows.length) }, async () => {
+        while (cursor < rows.length) {
+          const row = rows[cursor++]!;
+          await processRow(pool, target, limiter, row, journals.get(row.document_id), outcome, policy);
+        }
+      }),
+    );
+  }
+}
+
+const readJournalsById = (pool: pg.Pool, ids: string[]): Promise<Journal[]> => readJournals(pool, { ids });
+
+// ---------- dead-letter queue ----------
+
+export async function listDeadLetters(pool: pg.Pool, target?: string) {
+  return (
+    await pool.query(
+      `SELECT id, key, target, document_id, attempts, last_error, created_at FROM outbox WHERE status = 'dead' AND ($1::text IS NULL OR target = $1) ORDER BY id`,
+      [target ?? null],
+    )
+  ).rows;
+}
+
+/** Puts a dead entry back in line; the next drain looks it up at the target first, so a replay posts at most once. */
+export async function replayDeadLetter(pool: pg.Pool, id: string): Promise<boolean> {
+  const result = await pool.query(
+    `UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'`,
+    [id],
+  );
+  return (result.rowCount ?? 0) > 0;
+}
