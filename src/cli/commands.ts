@@ -20,6 +20,8 @@ import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
 import { renderInvoicePdf } from '../invoice/pdf.js';
 import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
+import { drainOutbox, listDeadLetters, replayDeadLetter } from '../post/outbox.js';
+import { NetSuiteTarget } from '../connectors/netsuite/client.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
@@ -201,21 +203,23 @@ export function registerCommands(program: Command): void {
     .command('close <period>')
     .description('billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency')
     .option('--entity <id>', 'only this legal entity')
-    .action(async (period: string, flags: { entity?: string }) => {
+    .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite)')
+    .action(async (period: string, flags: { entity?: string; erp?: string }) => {
       await withStore(async (store) => {
         const current = await requireCatalog(store.pool);
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity });
+        const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, erpTargets });
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });
     });
 
   program
     .command('bill')
-    .description('one-shot billing in a throw-away embedded database: ingest, meter, rate and invoice; writes DIR/invoices.json')
+    .description('one-shot billing in a throw-away embedded database: ingest, meter, rate, invoice and journal; writes DIR/invoices.json, DIR/journals.json and DIR/ledger.journal (hledger)')
     .requiredOption('--catalog <file>', 'catalog (YAML or JSON)')
     .requiredOption('--events <file>', 'usage events, NDJSON CloudEvents')
     .requiredOption('--period <YYYY-MM>', 'the month to bill')
-    .requiredOption('--out <dir>', 'where to write invoices.json')
+    .requiredOption('--out <dir>', 'where to write invoices.json, journals.json and ledger.journal')
     .action(async (flags: { catalog: string; events: string; period: string; out: string }) => {
       const period = parsePeriod(flags.period, '--period');
       if (!period.ok) throw new ProblemError(period.problems);
@@ -320,6 +324,54 @@ export function registerCommands(program: Command): void {
           writeFileSync(flags.out, text);
           process.stderr.write(`wrote ${journals.length} journals to ${flags.out}\n`);
         } else process.stdout.write(text);
+      });
+    });
+
+  program
+    .command('post')
+    .description('drain the outbox to an ERP target: look each document up by its key, post what is missing, retry, dead-letter')
+    .requiredOption('--target <name>', 'the target (netsuite)')
+    .option('--base-url <url>', 'NetSuite REST base URL (https://<account>.suitetalk.api.netsuite.com); also NETSUITE_BASE_URL')
+    .option('--subsidiaries <map>', 'legal entity to subsidiary id, e.g. nw-us=1,nw-de=2; also NETSUITE_SUBSIDIARIES')
+    .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string }) => {
+      if (flags.target !== 'netsuite') throw new ProblemError([{ path: '--target', code: 'unknown_target', message: 'the connectors are: netsuite' }]);
+      const baseUrl = flags.baseUrl ?? process.env.NETSUITE_BASE_URL;
+      const token = process.env.NETSUITE_TOKEN;
+      if (!baseUrl) throw new ProblemError([{ path: '--base-url', code: 'required', message: 'give the NetSuite REST base URL (or NETSUITE_BASE_URL)' }]);
+      if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
+      const subsidiaryByEntity = Object.fromEntries((flags.subsidiaries ?? process.env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
+      await withStore(async (store) => {
+        const outcome = await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }));
+        output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
+      });
+    });
+
+  const dlq = program.command('dlq').description('the dead-letter queue: documents an ERP refused or that ran out of retries');
+  dlq
+    .command('list')
+    .option('--target <name>', 'one target')
+    .action(async (flags: { target?: string }) => {
+      await withStore(async (store) => {
+        const rows = await listDeadLetters(store.pool, flags.target);
+        output(table(['id', 'target', 'document', 'attempts', 'error'], rows.map((r) => [String(r.id), r.target, r.document_id, String(r.attempts), String(r.last_error?.message ?? '')])), rows);
+      });
+    });
+  dlq
+    .command('show <id>')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const row = (await listDeadLetters(store.pool)).find((r) => String(r.id) === id);
+        if (!row) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no dead letter ${id}` }]);
+        process.stdout.write(`${JSON.stringify(row, null, 2)}\n`);
+      });
+    });
+  dlq
+    .command('replay <id>')
+    .description('put a dead letter back in the outbox; the next `accrue post` looks it up first, so it posts at most once')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        if (!(await replayDeadLetter(store.pool, id))) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no dead letter ${id}` }]);
+        output(`dead letter ${id} queued again`, { id, replayed: true });
       });
     });
 
