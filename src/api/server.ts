@@ -8,6 +8,7 @@ import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
+import { registerMetricsRoute } from './metrics.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -87,6 +88,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.get('/healthz', { config: { scope: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
+  await registerMetricsRoute(app, options.pool);
   await registerEventRoutes(app, options);
   await registerCatalogRoutes(app, options);
   await registerUsageRoutes(app, options);

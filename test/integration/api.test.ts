@@ -154,6 +154,15 @@ describe('events over HTTP', () => {
     assert.equal(missing.statusCode, 404);
   });
 
+  it('serves Prometheus metrics with ingestion outcomes and the quarantine', async () => {
+    await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-q', { subject: 'unknown-tenant' })) });
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.body, /accrue_events_received_total\{outcome="accepted"\} [1-9]/);
+    assert.match(res.body, /accrue_quarantine_pending\{reason="unknown_subject"\} 1/);
+    assert.match(res.body, /process_cpu_user_seconds_total/);
+  });
+
   it('serves an OpenAPI 3.1 document covering the routes', async () => {
     const res = await app.inject({ method: 'GET', url: '/openapi.json' });
     const doc = res.json();
