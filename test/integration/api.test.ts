@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { spawnSync } from 'node:child_process';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
@@ -158,9 +159,12 @@ describe('events over HTTP', () => {
     await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-q', { subject: 'unknown-tenant' })) });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     assert.equal(res.statusCode, 200);
-    assert.match(res.body, /accrue_events_received_total\{outcome="accepted"\} [1-9]/);
+    assert.match(res.body, /accrue_events_received\{outcome="accepted"\} [1-9]/);
     assert.match(res.body, /accrue_quarantine_pending\{reason="unknown_subject"\} 1/);
     assert.match(res.body, /process_cpu_user_seconds_total/);
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
+    if (lint.error) throw new Error(`promtool (Debian package prometheus) is needed to check the metrics: ${lint.error.message}`);
+    assert.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`);
   });
 
   it('serves an OpenAPI 3.1 document covering the routes', async () => {
