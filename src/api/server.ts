@@ -9,12 +9,14 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute } from './metrics.js';
+import { registerPaymentRoutes } from './routes/payments.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
   bodyLimitBytes?: number;
   logger?: boolean;
   futureSkewMsMax?: number;
+  webhookSecret?: string;
 }
 
 /** Limits (documented in docs/api.md): bodies over this answer 413. */
@@ -93,6 +95,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerCatalogRoutes(app, options);
   await registerUsageRoutes(app, options);
   await registerInvoiceRoutes(app, options);
+  await registerPaymentRoutes(app, options);
   return app;
 }
 

@@ -35,7 +35,7 @@ export function registerCommands(program: Command): void {
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
     .action(async (flags: { host?: string; port?: string }) => {
       await withStore(async (store, cfg) => {
-        const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000 });
+        const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET });
         await app.listen({ host: cfg.host, port: cfg.port });
         process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
         await new Promise<void>((resolve) => {

@@ -1,0 +1,115 @@
+// Payments back from the ERP or a signed webhook: each applies once; invoices move to partially paid and paid;
+// overpayments, currency mismatches and payments matching no invoice become exceptions for finance operations.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type pg from 'pg';
+import type { CatalogVersion } from '../catalog/service.js';
+import { contentHash } from '../domain/canonical.js';
+import { paymentJournal } from '../domain/journal.js';
+import { isCurrency, parseMajor } from '../domain/money.js';
+import { fail, ok, problem, ProblemError, type Result } from '../domain/result.js';
+import { recordJournals } from '../post/journals.js';
+import { transaction } from '../store/store.js';
+
+export interface PaymentInput {
+  id: string;
+  invoice: string; // number or id
+  amount: string; // major units, decimal string
+  currency: string;
+  received_on: string; // YYYY-MM-DD
+}
+
+export type PaymentOutcome =
+  | { status: 'applied'; payment_id: string; invoice: string; payment_status: 'partially_paid' | 'paid'; amount_paid: bigint }
+  | { status: 'duplicate'; payment_id: string }
+  | { status: 'exception'; payment_id: string; exception: string; kind: string };
+
+export function validatePayment(body: unknown): Result<PaymentInput & { amount_minor: bigint }> {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const problems = [];
+  for (const field of ['id', 'invoice', 'amount', 'currency', 'received_on'] as const) {
+    if (typeof b[field] !== 'string' || b[field] === '') problems.push(problem(field, 'required', 'is required as a string'));
+  }
+  if (problems.length > 0) return fail(...problems);
+  if (!isCurrency(b.currency)) return fail(problem('currency', 'unknown_currency', 'must be an ISO 4217 code'));
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(b.received_on as string) || Number.isNaN(Date.parse(b.received_on as string))) {
+    return fail(problem('received_on', 'not_date', 'must be a date YYYY-MM-DD'));
+  }
+  const amount = parseMajor(b.amount, b.currency as string, 'amount');
+  if (!amount.ok) return amount;
+  if (amount.value <= 0n) return fail(problem('amount', 'not_positive', 'must be greater than 0'));
+  return ok({ ...(b as unknown as PaymentInput), amount_minor: amount.value });
+}
+
+const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
+
+export async function applyPayment(pool: pg.Pool, catalog: CatalogVersion, input: PaymentInput & { amount_minor: bigint }, source: 'webhook' | 'erp'): Promise<PaymentOutcome> {
+  const hash = contentHash({ invoice: input.invoice, amount_minor: input.amount_minor, currency: input.currency, received_on: input.received_on });
+  return transaction(pool, async (client) => {
+    const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id])).rows[0];
+    if (seen) {
+      if (seen.content_hash === hash) return { status: 'duplicate', payment_id: input.id };
+      throw new ProblemError([{ path: 'id', code: 'exists_with_different_content', message: `payment ${input.id} was already received with other content` }], 409);
+    }
+    const invoice = (
+      await client.query<{ id: string; number: string; customer: string; legal_entity: string; currency: string; total_minor: string; amount_paid_minor: string; status: string; kind: string }>(
+        "SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE",
+        [input.invoice],
+      )
+    ).rows[0];
+    const exception = async (kind: string, details: Record<string, unknown>): Promise<PaymentOutcome> => {
+      const id = exceptionId(kind, input.id);
+      await client.query(
+        `INSERT INTO payments (id, source, invoice_ref, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, 'exception', $7)`,
+        [input.id, source, input.invoice, input.currency, input.amount_minor.toString(), input.received_on, hash],
+      );
+      await client.query(
+        `INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ($1, $2, 'finance_operations', $3, $4) ON CONFLICT (id) DO NOTHING`,
+        [id, kind, input.id, JSON.stringify({ ...details, payment: { ...input, amount_minor: input.amount_minor.toString() } })],
+      );
+      return { status: 'exception', payment_id: input.id, exception: id, kind };
+    };
+    if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized') return exception('payment_unmatched', { reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice' });
+    if (invoice.currency !== input.currency) return exception('payment_currency_mismatch', { invoice: invoice.number, invoice_currency: invoice.currency });
+    const paid = BigInt(invoice.amount_paid_minor) + input.amount_minor;
+    const total = BigInt(invoice.total_minor);
+    if (paid > total) return exception('payment_overpayment', { invoice: invoice.number, total_minor: total.toString(), would_be_paid_minor: paid.toString() });
+    const paymentStatus = paid === total ? 'paid' : 'partially_paid';
+    await client.query('UPDATE invoices SET amount_paid_minor = $2, payment_status = $3 WHERE id = $1', [invoice.id, paid.toString(), paymentStatus]);
+    await client.query(
+      `INSERT INTO payments (id, source, invoice_ref, invoice_id, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'applied', $8)`,
+      [input.id, source, input.invoice, invoice.id, input.currency, input.amount_minor.toString(), input.received_on, hash],
+    );
+    const customer = catalog.index.customers.get(invoice.customer);
+    const accounts = catalog.catalog.accounts[invoice.legal_entity];
+    if (!customer || !accounts) throw new Error(`no customer or accounts for invoice ${invoice.number}`);
+    const journal = paymentJournal(
+      { id: input.id, invoice_id: invoice.id, customer: invoice.customer, erp_customer_id: customer.erp_customer_id, legal_entity: invoice.legal_entity, currency: input.currency, amount_minor: input.amount_minor, received_on: input.received_on },
+      accounts,
+    );
+    await recordJournals(client, [journal], invoice.number);
+    return { status: 'applied', payment_id: input.id, invoice: invoice.number, payment_status: paymentStatus, amount_paid: paid };
+  });
+}
+
+// ---------- signed webhooks ----------
+
+/** Limit: how old a signed delivery may be (seconds) before it is refused as stale. */
+export const WEBHOOK_TOLERANCE_SECONDS = 300;
+
+/** `Accrue-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`, the scheme Stripe uses. */
+export function signWebhook(secret: string, rawBody: string, timestampSeconds: number): string {
+  const mac = createHmac('sha256', secret).update(`${timestampSeconds}.${rawBody}`).digest('hex');
+  return `t=${timestampSeconds},v1=${mac}`;
+}
+
+export function verifyWebhook(secret: string, rawBody: string, header: string | undefined, nowSeconds: number): Result<{ signature: string }> {
+  if (!header) return fail(problem('Accrue-Signature', 'missing_signature', 'the Accrue-Signature header is required'));
+  const parts = Object.fromEntries(header.split(',').map((p) => p.trim().split('=', 2) as [string, string]));
+  const t = Number.parseInt(parts.t ?? '', 10);
+  if (!Number.isSafeInteger(t) || !parts.v1) return fail(problem('Accrue-Signature', 'malformed_signature', 'must be t=<unix seconds>,v1=<hex>'));
+  if (Math.abs(nowSeconds - t) > WEBHOOK_TOLERANCE_SECONDS) return fail(problem('Accrue-Signature', 'stale_signature', `the timestamp is more than ${WEBHOOK_TOLERANCE_SECONDS} s from now`));
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${rawBody}`).digest('hex'));
+  const given = Buffer.from(parts.v1);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return fail(problem('Accrue-Signature', 'bad_signature', 'the signature does not match the body'));
+  return ok({ signature: parts.v1 });
+}
