@@ -19,6 +19,7 @@ import { readJournals } from '../post/journals.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { exportJournals } from '../connectors/ledger/exports.js';
+import { applyPayment } from '../settle/payments.js';
 
 export interface DemoOptions {
   events: number;
@@ -100,6 +101,18 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     writeFileSync(path, pdf);
     writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(closed.invoices));
     log(`\nwrote ${path} and ${join(options.outDir, 'invoices.json')}`);
+  }
+
+  // Settle a share of the month: every other invoice is paid in full, as payments from the ERP would report.
+  for (const [i, invoice] of closed.invoices.entries()) {
+    if (i % 2 === 1) continue;
+    const outcome = await applyPayment(
+      store.pool,
+      catalog,
+      { id: `demo-pay-${invoice.number}`, invoice: invoice.number!, amount: formatMajor(invoice.total_minor, invoice.currency), amount_minor: invoice.total_minor, currency: invoice.currency, received_on: options.period.end_date },
+      'erp',
+    );
+    log(`payment for ${invoice.number}: ${outcome.status}${outcome.status === 'applied' ? ` (${outcome.payment_status})` : ''}`);
   }
 
   // The books: every finalized invoice was journaled into the built-in ledger in the transaction that finalized it.
