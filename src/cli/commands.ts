@@ -327,6 +327,26 @@ export function registerCommands(program: Command): void {
       });
     });
 
+  const period = program.command('period').description('accounting periods per legal entity (open unless closed)');
+  period
+    .command('close <entity> <period>')
+    .description('close an accounting period: journals dated in it are refused or moved to the next open period (ACCRUE_CLOSED_PERIOD_POLICY)')
+    .option('--by <who>', 'who closes it', process.env.USER ?? 'cli')
+    .action(async (entity: string, periodText: string, flags: { by: string }) => {
+      const parsed = parsePeriod(periodText, 'period');
+      if (!parsed.ok) throw new ProblemError(parsed.problems);
+      await withStore(async (store) => {
+        const current = await requireCatalog(store.pool);
+        if (!current.index.legalEntities.has(entity)) throw new ProblemError([{ path: 'entity', code: 'unknown', message: `no legal entity ${entity}` }]);
+        await store.pool.query(
+          `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
+           ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3`,
+          [entity, periodText, flags.by],
+        );
+        output(`accounting period ${entity} ${periodText} is closed`, { entity, period: periodText, status: 'closed' });
+      });
+    });
+
   program
     .command('post')
     .description('drain the outbox to an ERP target: look each document up by its key, post what is missing, retry, dead-letter')

@@ -27,8 +27,40 @@ export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDa
 }
 
 /** Saves journals by id (same id, same content: nothing to do; other content: a conflict) and queues them for ERP targets. */
-export async function recordJournals(client: pg.PoolClient, journals: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] = []): Promise<void> {
-  for (const journal of journals) {
+export type ClosedPeriodPolicy = 'refuse' | 'next_open_period';
+
+/** The policy for a journal dated in a closed accounting period: ACCRUE_CLOSED_PERIOD_POLICY, default refuse. */
+export function closedPeriodPolicy(env = process.env): ClosedPeriodPolicy {
+  const value = env.ACCRUE_CLOSED_PERIOD_POLICY ?? 'refuse';
+  if (value !== 'refuse' && value !== 'next_open_period') throw new ProblemError([{ path: 'ACCRUE_CLOSED_PERIOD_POLICY', code: 'invalid', message: 'must be refuse or next_open_period' }]);
+  return value;
+}
+
+/** Where a journal dated `date` posts: that date if its period is open, else per policy (refused, or the next open period's first day). */
+async function postingDateFor(client: pg.PoolClient, entity: string, date: string, policy: ClosedPeriodPolicy): Promise<{ date: string; moved: boolean }> {
+  const closed = new Set(
+    (await client.query<{ period: string }>("SELECT period FROM accounting_periods WHERE legal_entity = $1 AND status = 'closed' AND period >= $2", [entity, date.slice(0, 7)])).rows.map((r) => r.period),
+  );
+  if (!closed.has(date.slice(0, 7))) return { date, moved: false };
+  if (policy === 'refuse') {
+    throw new ProblemError([{ path: 'posting_date', code: 'period_closed', message: `the accounting period ${date.slice(0, 7)} of ${entity} is closed; reopen it or set ACCRUE_CLOSED_PERIOD_POLICY=next_open_period` }], 409);
+  }
+  let [year, month] = date.slice(0, 7).split('-').map(Number) as [number, number];
+  for (;;) {
+    month += 1;
+    if (month > 12) {
+      month = 1;
+      year += 1;
+    }
+    const period = `${year}-${String(month).padStart(2, '0')}`;
+    if (!closed.has(period)) return { date: `${period}-01`, moved: true };
+  }
+}
+
+export async function recordJournals(client: pg.PoolClient, dated: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] = [], policy: ClosedPeriodPolicy = closedPeriodPolicy()): Promise<void> {
+  for (const asDated of dated) {
+    const placed = await postingDateFor(client, asDated.legal_entity, asDated.posting_date, policy);
+    const journal = placed.moved ? { ...asDated, posting_date: placed.date } : asDated;
     const hash = contentHash(journal);
     const existing = (await client.query<{ content_hash: string }>('SELECT content_hash FROM journals WHERE id = $1', [journal.id])).rows[0];
     if (existing) {
@@ -38,8 +70,9 @@ export async function recordJournals(client: pg.PoolClient, journals: readonly J
       continue;
     }
     await client.query(
-      'INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-      [journal.id, journal.kind, journal.legal_entity, journal.posting_date, journal.source_document, sourceNumber, journal.memo, hash],
+      `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [journal.id, journal.kind, journal.legal_entity, journal.posting_date, journal.source_document, sourceNumber, journal.memo, hash, asDated.posting_date, placed.moved ? 'next_open_period' : 'as_dated'],
     );
     await client.query(
       `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)

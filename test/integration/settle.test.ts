@@ -9,6 +9,8 @@ import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { buildServer } from '../../src/api/server.js';
 import { signWebhook } from '../../src/settle/payments.js';
+import { recordJournals } from '../../src/post/journals.js';
+import { paymentJournal } from '../../src/domain/journal.js';
 
 const SECRET = 'whsec_test';
 let store: Store;
@@ -84,6 +86,27 @@ describe('payments webhook', () => {
     const queue = await store.pool.query("SELECT kind, owner_queue, status FROM exceptions ORDER BY kind");
     assert.deepEqual(queue.rows.map((r) => r.kind), ['payment_currency_mismatch', 'payment_overpayment', 'payment_unmatched']);
     assert.ok(queue.rows.every((r) => r.owner_queue === 'finance_operations' && r.status === 'open'));
+  });
+
+  it('follows the closed-period policy for a payment dated in a closed accounting period', async () => {
+    await store.pool.query("INSERT INTO accounting_periods (legal_entity, period, status, closed_at) VALUES ('nw-us', '2026-10', 'closed', now())");
+    const refused = await pay({ id: 'pay-7', invoice: 'NWUS-000001', amount: '1.00', currency: 'USD', received_on: '2026-10-31' });
+    assert.equal(refused.statusCode, 409);
+    assert.equal(refused.json().errors[0].code, 'period_closed');
+    const paid = await store.pool.query("SELECT count(*)::int AS n FROM payments WHERE id = 'pay-7'");
+    assert.equal(paid.rows[0].n, 0, 'nothing half-written');
+    const catalog = (await currentCatalog(store.pool))!;
+    const client = await store.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const journal = paymentJournal({ id: 'pay-8', invoice_id: 'x', customer: 'acme', erp_customer_id: 'C-10042', legal_entity: 'nw-us', currency: 'USD', amount_minor: 100n, received_on: '2026-10-31' }, catalog.catalog.accounts['nw-us']!);
+      await recordJournals(client, [journal], null, [], 'next_open_period');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const moved = await store.pool.query("SELECT posting_date, dated_on, posting_policy FROM journals WHERE id = 'jrn:v1:payment:pay-8'");
+    assert.deepEqual(moved.rows[0], { posting_date: '2026-11-01', dated_on: '2026-10-31', posting_policy: 'next_open_period' });
   });
 
   it('names the field of a bad payment', async () => {
