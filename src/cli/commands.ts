@@ -22,6 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter } from '../post/outbox.js';
 import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { XeroTarget } from '../connectors/xero/client.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
@@ -350,11 +351,21 @@ export function registerCommands(program: Command): void {
   program
     .command('post')
     .description('drain the outbox to an ERP target: look each document up by its key, post what is missing, retry, dead-letter')
-    .requiredOption('--target <name>', 'the target (netsuite)')
+    .requiredOption('--target <name>', 'the target: netsuite or xero')
     .option('--base-url <url>', 'NetSuite REST base URL (https://<account>.suitetalk.api.netsuite.com); also NETSUITE_BASE_URL')
     .option('--subsidiaries <map>', 'legal entity to subsidiary id, e.g. nw-us=1,nw-de=2; also NETSUITE_SUBSIDIARIES')
     .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string }) => {
-      if (flags.target !== 'netsuite') throw new ProblemError([{ path: '--target', code: 'unknown_target', message: 'the connectors are: netsuite' }]);
+      if (flags.target === 'xero') {
+        const token = process.env.XERO_TOKEN;
+        const tenantId = process.env.XERO_TENANT_ID;
+        if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
+        await withStore(async (store) => {
+          const outcome = await drainOutbox(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }));
+          output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
+        });
+        return;
+      }
+      if (flags.target !== 'netsuite') throw new ProblemError([{ path: '--target', code: 'unknown_target', message: 'the connectors are: netsuite, xero' }]);
       const baseUrl = flags.baseUrl ?? process.env.NETSUITE_BASE_URL;
       const token = process.env.NETSUITE_TOKEN;
       if (!baseUrl) throw new ProblemError([{ path: '--base-url', code: 'required', message: 'give the NetSuite REST base URL (or NETSUITE_BASE_URL)' }]);

@@ -10,6 +10,8 @@ import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter, backoffMs } from '../../src/post/outbox.js';
 import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { XeroTarget } from '../../src/connectors/xero/client.js';
+import { XeroSimulator } from '../support/xero-sim.js';
 
 let store: Store;
 let sim: NetSuiteSimulator;
@@ -82,5 +84,28 @@ describe('outbox to NetSuite', () => {
     const newDocs = (await store.pool.query("SELECT count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'netsuite' AND j.posting_date >= '2026-09-01' AND j.posting_date < '2026-10-01'")).rows[0].n;
     assert.equal(created, newDocs);
     assert.deepEqual(await listDeadLetters(store.pool, 'netsuite'), []);
+  });
+});
+
+describe('outbox to Xero', () => {
+  it('posts manual journals once with Idempotency-Key through rate limits, 5xx, timeouts and lost responses', async () => {
+    const xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
+    await xero.start();
+    try {
+      const catalog = (await currentCatalog(store.pool))!;
+      await closePeriod(store.pool, catalog, { period: '2026-08', erpTargets: ['xero'] });
+      const documents = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'xero'")).rows[0].n;
+      assert.equal(documents, 3);
+      xero.faults.push('429', '500', 'timeout', 'lost', 'lost');
+      const target = new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant-nw-us', timeoutMs: 300, limits: { requestsPerMinute: 60_000 } });
+      await drainOutbox(store.pool, target, { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 });
+      assert.equal(xero.journals.length, documents, 'each manual journal created once');
+      assert.ok(xero.inFlightMax <= 5, 'never more than 5 calls in progress');
+      for (const j of xero.journals) assert.match(j.Narration, /\[out:v1:xero:jrn:v1:invoice:inv_[0-9a-f]+\]$/);
+      const states = await store.pool.query("SELECT status, count(*)::int AS n FROM outbox WHERE target = 'xero' GROUP BY status");
+      assert.deepEqual(states.rows, [{ status: 'posted', n: documents }]);
+    } finally {
+      await xero.stop();
+    }
   });
 });
