@@ -2,7 +2,7 @@
 // (the caller passes `now`). One verdict per event: valid (normalized), rejected (problems by attribute),
 // or quarantined (well-formed, but the catalog in force knows neither its type nor its subject yet).
 // See docs/ingestion.md for the rules as users read them.
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Meter } from '../domain/model.js';
 import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
@@ -96,7 +96,58 @@ export function eventKey(source: string, id: string): string {
 
 /** SHA-256 hex over the RFC 8785 canonical JSON of a JSON value. */
 export function eventContentHash(raw: unknown): string {
-  return createHash('sha256').update(canonicalize(raw) ?? 'null').digest('hex');
+  return sha256Hex(canonicalJson(raw, 0) ?? canonicalize(raw) ?? 'null');
+}
+
+// One-shot crypto.hash (Node >= 20.12) skips the Hash object createHash allocates; same digest either way.
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+const sha256Hex = oneShotHash ? (text: string): string => oneShotHash('sha256', text, 'hex') : (text: string): string => crypto.createHash('sha256').update(text).digest('hex');
+
+// Any character checkShape may refuse in a string (NUL or a surrogate); strings without one need no closer look.
+const SUSPECT_TEXT = /[\u0000\uD800-\uDFFF]/;
+
+/**
+ * RFC 8785 canonical JSON of a JSON value, byte for byte what the `canonicalize` package writes (members sorted by
+ * UTF-16 code units, ECMAScript number and string serialization), in one walk that also vouches for the value's shape.
+ * Answers undefined whenever the value holds anything checkShape might refuse, or anything that is not plain JSON
+ * (a toJSON method, a hole, an undefined member, depth beyond the limit): the caller then takes the exact slow path.
+ */
+function canonicalJson(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return SUSPECT_TEXT.test(value) ? undefined : JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : undefined;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  if (value === null) return 'null';
+  if (depth > INGEST_LIMITS.dataDepthMax || typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) {
+      if (!(i in value)) return undefined;
+      const item = canonicalJson(value[i], depth + 1);
+      if (item === undefined) return undefined;
+      out += i === 0 ? item : `,${item}`;
+    }
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i += 1) {
+    const key = keys[i]!;
+    if (SUSPECT_TEXT.test(key)) return undefined;
+    const item = canonicalJson(record[key], depth + 1);
+    if (item === undefined) return undefined;
+    out += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${item}`;
+  }
+  return `${out}}`;
 }
 
 /** NDJSON: one JSON value per line (LF or CRLF); blank lines are skipped; a malformed line is a problem at `line N`. */
@@ -120,6 +171,9 @@ export function parseNdjson(text: string): Array<{ line: number; value?: unknown
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 const NO_OFFSET = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+// Already canonical (UTC, upper-case T and Z, milliseconds): once its fields check out, it is its own ISO form.
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const TIME_MIN_MS = 0; // 1970-01-01T00:00:00Z: earlier is a zero value or a bug, never usage
 const TIME_MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
@@ -134,25 +188,33 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
     if (NO_OFFSET.test(value)) return fail(problem(path, 'missing_offset', `must carry an offset (Z or +hh:mm), got ${describe(value)}`));
     return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
   }
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
   const fraction = m[7] ?? '';
-  const invalid = (why: string) => fail<{ iso: string; ms: number }>(problem(path, 'invalid_time', `${why}, got ${describe(value)}`));
-  if (month < 1 || month > 12) return invalid('has no such month');
-  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeapYear(year) ? 1 : 0);
-  if (day < 1 || day > daysInMonth) return invalid('has no such day');
-  if (hour > 23 || minute > 59) return invalid('has no such time of day');
-  if (second === 60) return invalid('is a leap second, which Accrue does not accept');
-  if (second > 59) return invalid('has no such second');
+  if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
+  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
+  if (day < 1 || day > daysInMonth) return invalidTime(path, value, 'has no such day');
+  if (hour > 23 || minute > 59) return invalidTime(path, value, 'has no such time of day');
+  if (second === 60) return invalidTime(path, value, 'is a leap second, which Accrue does not accept');
+  if (second > 59) return invalidTime(path, value, 'has no such second');
   let offsetMinutes = 0;
   if (m[8] === undefined) {
     const oh = Number(m[10]);
     const om = Number(m[11]);
-    if (oh > 23 || om > 59) return invalid('has an offset out of range');
+    if (oh > 23 || om > 59) return invalidTime(path, value, 'has an offset out of range');
     offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, '0'))) - offsetMinutes * 60_000;
   if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
-  return ok({ iso: new Date(ms).toISOString(), ms });
+  return ok({ iso: CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString(), ms });
+}
+
+function invalidTime(path: string, value: string, why: string): Result<{ iso: string; ms: number }> {
+  return fail(problem(path, 'invalid_time', `${why}, got ${describe(value)}`));
 }
 
 function isLeapYear(year: number): boolean {
@@ -220,33 +282,39 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   if (!isPlainObject(raw)) return rejected(problem('', 'not_object', `must be a JSON object (a CloudEvent), got ${describe(raw)}`));
 
   // Strings Postgres cannot store (NUL, unpaired surrogates) and runaway nesting are refused before hashing.
-  const shapeProblems: Problem[] = [];
-  checkShape(raw, '', 0, shapeProblems);
-  if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
-  const canonical = canonicalize(raw);
-  if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
-  const bytes = Buffer.byteLength(canonical, 'utf8');
-  if (bytes > INGEST_LIMITS.eventBytesMax) return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
-  const contentHash = createHash('sha256').update(canonical).digest('hex');
+  // The fast walk writes the canonical form and vouches for the shape at once; anything it doubts takes the exact path.
+  let canonical = canonicalJson(raw, 0);
+  if (canonical === undefined) {
+    const shapeProblems: Problem[] = [];
+    checkShape(raw, '', 0, shapeProblems);
+    if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
+    canonical = canonicalize(raw);
+    if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
+  }
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so only a long text needs its bytes counted.
+  if (canonical.length * 3 > INGEST_LIMITS.eventBytesMax) {
+    const bytes = Buffer.byteLength(canonical, 'utf8');
+    if (bytes > INGEST_LIMITS.eventBytesMax) return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
+  }
+  const contentHash = sha256Hex(canonical);
 
   const problems: Problem[] = [];
-  const attr = (name: string): unknown => (raw[name] === null ? undefined : raw[name]); // null means unset (JSON format 2.2)
 
-  const specversion = attr('specversion');
+  const specversion = attr(raw, 'specversion');
   if (specversion === undefined) problems.push(problem('specversion', 'required', 'is required and must be "1.0"'));
   else if (specversion !== '1.0') problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
 
-  const id = requiredString(attr('id'), 'id', INGEST_LIMITS.idLengthMax, problems);
-  const source = requiredString(attr('source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
+  const id = requiredString(attr(raw, 'id'), 'id', INGEST_LIMITS.idLengthMax, problems);
+  const source = requiredString(attr(raw, 'source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
   if (source !== undefined) {
     if (/[\s\u0000-\u001f\u007f]/.test(source)) problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
     else if (ctx.allowedSources && !ctx.allowedSources(source)) problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
   }
-  const type = requiredString(attr('type'), 'type', INGEST_LIMITS.typeLengthMax, problems);
-  const subject = requiredString(attr('subject'), 'subject', INGEST_LIMITS.subjectLengthMax, problems);
+  const type = requiredString(attr(raw, 'type'), 'type', INGEST_LIMITS.typeLengthMax, problems);
+  const subject = requiredString(attr(raw, 'subject'), 'subject', INGEST_LIMITS.subjectLengthMax, problems);
 
   let time: { iso: string; ms: number } | undefined;
-  const rawTime = attr('time');
+  const rawTime = attr(raw, 'time');
   if (rawTime === undefined) problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
   else {
     const parsed = parseEventTime(rawTime, 'time');
@@ -256,16 +324,16 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
     } else time = parsed.value;
   }
 
-  const contentType = attr('datacontenttype');
+  const contentType = attr(raw, 'datacontenttype');
   if (contentType !== undefined && (typeof contentType !== 'string' || !/^application\/json[ \t]*(;.*)?$/i.test(contentType))) {
     problems.push(problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`));
   }
-  const dataschema = attr('dataschema');
+  const dataschema = attr(raw, 'dataschema');
   if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
     problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
   }
-  if (attr('data_base64') !== undefined) problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
-  const rawData = attr('data');
+  if (attr(raw, 'data_base64') !== undefined) problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
+  const rawData = attr(raw, 'data');
   if (rawData !== undefined && !isPlainObject(rawData)) problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
   const data: Record<string, unknown> = isPlainObject(rawData) ? rawData : {};
 
@@ -295,29 +363,22 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
 
   const customerEntry = ctx.customerByTenant.get(subject);
   const customer = customerEntry === undefined ? null : typeof customerEntry === 'string' ? customerEntry : customerEntry.id;
-  const quarantine = (reason: QuarantineReason, why: Problem): EventVerdict => ({
-    status: 'quarantined',
-    reason,
-    problems: [why],
-    event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
-  });
 
   const meters = ctx.metersByType.get(type);
   if (!meters || meters.length === 0) {
-    return quarantine('unknown_type', problem('type', 'unknown_type', `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`));
+    const why = problem('type', 'unknown_type', `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`);
+    return { status: 'quarantined', reason: 'unknown_type', problems: [why], event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw } };
   }
 
   const values: Record<string, string> = {};
   const dimensions: Record<string, Record<string, string>> = {};
   for (const meter of meters) {
+    const paths = meterPaths(meter);
     if (meter.aggregation !== 'count') {
-      const valuePath = meter.value;
-      if (valuePath === undefined) throw new Error(`meter ${meter.id} has no value path`); // the catalog guarantees it
-      const steps = compileJsonPath(valuePath);
-      const fieldPath = formatFieldPath('data', steps);
-      const found = evaluateJsonPath(data, steps);
+      const fieldPath = paths.valueField;
+      const found = evaluateJsonPath(data, paths.valueSteps);
       if (!found.found || found.value === null) {
-        problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${valuePath})`));
+        problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${meter.value})`));
       } else {
         const read = meter.aggregation === 'unique_count' ? readUniqueKey(found.value, fieldPath) : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
         if (read.ok) values[meter.id] = read.value;
@@ -326,8 +387,9 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
     }
     if (meter.group_by.length > 0) {
       const dims: Record<string, string> = {};
-      for (const key of meter.group_by) {
-        const read = readDimension(Object.hasOwn(data, key) ? data[key] : undefined, formatFieldPath('data', [{ kind: 'member', name: key }]));
+      for (let k = 0; k < meter.group_by.length; k += 1) {
+        const key = meter.group_by[k]!;
+        const read = readDimension(Object.hasOwn(data, key) ? data[key] : undefined, paths.dimensionFields[k]!);
         if (read.ok) dims[key] = read.value;
         else problems.push(...read.problems);
       }
@@ -337,12 +399,46 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   if (problems.length > 0) return { status: 'rejected', problems: dedupeProblems(problems) };
 
   if (customer === null) {
-    return quarantine('unknown_subject', problem('subject', 'unknown_subject', `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`));
+    const why = problem('subject', 'unknown_subject', `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`);
+    return { status: 'quarantined', reason: 'unknown_subject', problems: [why], event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw } };
   }
   return { status: 'valid', event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash } };
 }
 
 // ---------- helpers ----------
+
+/** An attribute as the event carries it; null means unset (JSON format 2.2). */
+function attr(raw: Record<string, unknown>, name: string): unknown {
+  const value = raw[name];
+  return value === null ? undefined : value;
+}
+
+interface MeterPaths {
+  valueSteps: ReturnType<typeof compileJsonPath>;
+  valueField: string;
+  dimensionFields: string[];
+}
+
+// A meter's compiled value path and the field paths its problems name, worked out once per meter object.
+const meterPathCache = new WeakMap<Meter, MeterPaths>();
+
+function meterPaths(meter: Meter): MeterPaths {
+  let paths = meterPathCache.get(meter);
+  if (paths === undefined) {
+    let valueSteps: MeterPaths['valueSteps'] = [];
+    if (meter.aggregation !== 'count') {
+      if (meter.value === undefined) throw new Error(`meter ${meter.id} has no value path`); // the catalog guarantees it
+      valueSteps = compileJsonPath(meter.value);
+    }
+    paths = {
+      valueSteps,
+      valueField: formatFieldPath('data', valueSteps),
+      dimensionFields: meter.group_by.map((key) => formatFieldPath('data', [{ kind: 'member', name: key }])),
+    };
+    meterPathCache.set(meter, paths);
+  }
+  return paths;
+}
 
 function rejected(p: Problem): EventVerdict {
   return { status: 'rejected', problems: [p] };

@@ -121,13 +121,13 @@ export interface RetryPolicy {
   backoffBaseMs: number;
 }
 
-export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
+export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number; leaseMs?: number } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
   const policy: RetryPolicy = { attemptsMax: options.attemptsMax ?? OUTBOX_LIMITS.attemptsMax, backoffBaseMs: options.backoffBaseMs ?? OUTBOX_LIMITS.backoffBaseMs };
   const outcome: DrainOutcome = { posted: 0, found_existing: 0, retried: 0, dead: 0 };
   const limiter = new RateLimiter(target.limits.requestsPerMinute);
   const deadline = Date.now() + (options.untilEmptyMs ?? 0);
   for (;;) {
-    const rows = await claim(pool, target.name, Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4));
+    const rows = await claim(pool, target.name, Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4), options.leaseMs);
     if (rows.length === 0) {
       const waiting = await pool.query("SELECT min(next_attempt_at) AS next FROM outbox WHERE target = $1 AND status = 'pending'", [target.name]);
       const next = waiting.rows[0]?.next as Date | null;

@@ -365,3 +365,21 @@ describe('eventKey and parseNdjson', () => {
     assert.deepEqual(parseNdjson(''), []);
   });
 });
+
+describe('content hash fast path', () => {
+  it('equals SHA-256 over the canonicalize package output for any JSON value', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (value) => {
+        const expected = createHash('sha256').update(canonicalize(value) ?? 'null').digest('hex');
+        assert.equal(eventContentHash(value), expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it('agrees on NUL characters (the slow path) and on number forms', () => {
+    for (const value of [{ 'b\u0000': 1 }, ['x\u0000', { z: 1, a: [2] }], { e: 1e21, f: -0, g: 0.1, h: 5e-7 }]) {
+      assert.equal(eventContentHash(value), createHash('sha256').update(canonicalize(value) ?? 'null').digest('hex'));
+    }
+  });
+});

@@ -2,6 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { testStore } from '../support/db.js';
 import { NetSuiteSimulator } from '../support/netsuite-sim.js';
 import type { Store } from '../../src/store/store.js';
@@ -106,6 +107,39 @@ describe('outbox to Xero', () => {
       assert.deepEqual(states.rows, [{ status: 'posted', n: documents }]);
     } finally {
       await xero.stop();
+    }
+  });
+});
+
+describe('a worker killed mid-batch', () => {
+  it('loses nothing and posts nothing twice: the restarted worker takes over expired leases and looks documents up first', async () => {
+    const slow = new NetSuiteSimulator({ concurrencyLimit: 10, timeoutDelayMs: 600, putDelayMs: 80 });
+    await slow.start();
+    try {
+      const catalog = (await currentCatalog(store.pool))!;
+      for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07']) await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite-crash'] });
+      await store.pool.query("UPDATE outbox SET target = 'netsuite' WHERE target = 'netsuite-crash'");
+      const pending = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'")).rows[0].n;
+      assert.ok(pending >= 12, `enough documents to kill a worker mid-batch: ${pending}`);
+      const before = slow.creates;
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/drain-worker.ts'], {
+        env: { ...process.env, WORKER_DATABASE_URL: store.url, WORKER_SIM_URL: slow.url },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      // Let it post a few, then kill it without warning while requests are in flight.
+      while (slow.creates - before < 3) await new Promise((r) => setTimeout(r, 10));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const postedByChild = slow.creates - before;
+      assert.ok(postedByChild < pending, 'killed before it finished');
+      await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl: slow.url, token: 't', subsidiaryByEntity: {}, limits: { concurrency: 4, requestsPerMinute: 60_000 } }), { untilEmptyMs: 15_000, backoffBaseMs: 10, leaseMs: 1_000 });
+      assert.equal(slow.creates - before, pending, 'every document created once');
+      for (const record of slow.records.values()) assert.equal(record.writes, 1);
+      const left = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'")).rows[0].n;
+      assert.equal(left, 0);
+    } finally {
+      await slow.stop();
     }
   });
 });

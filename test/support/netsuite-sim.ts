@@ -19,7 +19,7 @@ export class NetSuiteSimulator {
   private app: FastifyInstance | undefined;
   url = '';
 
-  constructor(readonly options: { concurrencyLimit: number; timeoutDelayMs: number }) {}
+  constructor(readonly options: { concurrencyLimit: number; timeoutDelayMs: number; putDelayMs?: number }) {}
 
   private error(status: number, code: string, detail: string) {
     return { type: `https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.${status === 429 ? 'x' : '1'}`, title: status === 429 ? 'Too Many Requests' : 'Bad Request', status, 'o:errorDetails': [{ detail, 'o:errorCode': code }] };
@@ -53,6 +53,7 @@ export class NetSuiteSimulator {
         await new Promise((r) => setTimeout(r, this.options.timeoutDelayMs));
         return reply.code(500).send(this.error(500, 'TIMEOUT', 'too late'));
       }
+      if (this.options.putDelayMs) await new Promise((r) => setTimeout(r, this.options.putDelayMs));
       const body = request.body as JournalEntry;
       let debit = 0n;
       let credit = 0n;
