@@ -20,7 +20,8 @@ import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
 import { renderInvoicePdf } from '../invoice/pdf.js';
 import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
-import { drainOutbox, listDeadLetters, replayDeadLetter } from '../post/outbox.js';
+import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
+import { runOutboxWorker } from '../post/worker.js';
 import { NetSuiteTarget } from '../connectors/netsuite/client.js';
 import { XeroTarget } from '../connectors/xero/client.js';
 import { trialBalance } from '../domain/journal.js';
@@ -354,13 +355,17 @@ export function registerCommands(program: Command): void {
     .requiredOption('--target <name>', 'the target: netsuite or xero')
     .option('--base-url <url>', 'NetSuite REST base URL (https://<account>.suitetalk.api.netsuite.com); also NETSUITE_BASE_URL')
     .option('--subsidiaries <map>', 'legal entity to subsidiary id, e.g. nw-us=1,nw-de=2; also NETSUITE_SUBSIDIARIES')
-    .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string }) => {
+    .option('--follow', 'keep running as a worker (until Ctrl-C) instead of stopping when nothing is pending')
+    .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string; follow?: boolean }) => {
+      const abort = new AbortController();
+      const work = { untilEmpty: !flags.follow, signal: abort.signal, log: (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(line)}\n`) };
+      if (flags.follow) process.once('SIGTERM', () => abort.abort());
       if (flags.target === 'xero') {
         const token = process.env.XERO_TOKEN;
         const tenantId = process.env.XERO_TENANT_ID;
         if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
         await withStore(async (store) => {
-          const outcome = await drainOutbox(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }));
+          const outcome = await runOutboxWorker(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }), work);
           output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
         });
         return;
@@ -372,7 +377,7 @@ export function registerCommands(program: Command): void {
       if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
       const subsidiaryByEntity = Object.fromEntries((flags.subsidiaries ?? process.env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
       await withStore(async (store) => {
-        const outcome = await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }));
+        const outcome = await runOutboxWorker(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work);
         output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
       });
     });
