@@ -205,12 +205,12 @@ export function registerCommands(program: Command): void {
     .command('close <period>')
     .description('billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency')
     .option('--entity <id>', 'only this legal entity')
-    .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite)')
+    .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite); only documents in the rollout scope (docs/configuration.md), the rest are held back')
     .action(async (period: string, flags: { entity?: string; erp?: string }) => {
-      await withStore(async (store) => {
+      await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, erpTargets });
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, erpTargets, rollout: cfg.rollout });
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });
     });

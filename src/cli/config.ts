@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { DEFAULT_DATA_DIR } from '../store/store.js';
+import { NO_ROLLOUT_LIMIT, type RolloutScope } from '../post/rollout.js';
 
 export interface Config {
   databaseUrl?: string;
@@ -11,6 +12,8 @@ export interface Config {
   port: number;
   futureSkewSeconds: number;
   bodyLimitBytes: number;
+  /** Which customers and legal entities post to external ERPs (src/post/rollout.ts); unlimited by default. */
+  rollout: RolloutScope;
 }
 
 export const DEFAULTS: Config = {
@@ -19,6 +22,7 @@ export const DEFAULTS: Config = {
   port: 8080,
   futureSkewSeconds: 300,
   bodyLimitBytes: 4 * 1024 * 1024,
+  rollout: NO_ROLLOUT_LIMIT,
 };
 
 const ENV: Record<string, keyof Config> = {
@@ -61,15 +65,43 @@ export function loadConfig(flags: { config?: string; databaseUrl?: string; dataD
     if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
     const parsed = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown> | null;
     for (const [name, value] of Object.entries(parsed ?? {})) {
+      if (name === 'rollout') {
+        config.rollout = rolloutFromFile(value, `${file}: rollout`);
+        continue;
+      }
       const key = FILE_KEYS[name];
-      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${Object.keys(FILE_KEYS).join(', ')}`);
+      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout'].join(', ')}`);
       assign(config, key, value, `${file}: ${name}`);
     }
   }
   for (const [name, key] of Object.entries(ENV)) assign(config, key, env[name], name);
+  const customers = idList(env.ACCRUE_ROLLOUT_CUSTOMERS, 'ACCRUE_ROLLOUT_CUSTOMERS');
+  const entities = idList(env.ACCRUE_ROLLOUT_ENTITIES, 'ACCRUE_ROLLOUT_ENTITIES');
+  if (customers || entities) config.rollout = { customers: customers ?? config.rollout.customers, legal_entities: entities ?? config.rollout.legal_entities };
   assign(config, 'databaseUrl', flags.databaseUrl, '--database-url');
   assign(config, 'dataDir', flags.dataDir, '--data-dir');
   assign(config, 'host', flags.host, '--host');
   assign(config, 'port', flags.port, '--port');
   return config;
+}
+
+/** A comma-separated list of ids from the environment; unset or blank means not configured. */
+function idList(value: string | undefined, origin: string): string[] | null {
+  if (value === undefined || value.trim() === '') return null;
+  const ids = value.split(',').map((id) => id.trim());
+  if (ids.some((id) => id === '')) throw new ConfigError(`${origin}: must be ids separated by commas, got ${JSON.stringify(value)}`);
+  return ids;
+}
+
+/** `rollout: { customers: [...], legal_entities: [...] }`; a list left out is not configured, an empty list names no one. */
+function rolloutFromFile(value: unknown, origin: string): RolloutScope {
+  if (value === null || value === undefined) return NO_ROLLOUT_LIMIT;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${origin}: must be a mapping with customers and/or legal_entities`);
+  const lists: Record<string, string[] | null> = { customers: null, legal_entities: null };
+  for (const [name, ids] of Object.entries(value)) {
+    if (!Object.hasOwn(lists, name)) throw new ConfigError(`${origin}: unknown key ${JSON.stringify(name)}; known keys: customers, legal_entities`);
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || id.trim() === '')) throw new ConfigError(`${origin}.${name}: must be a list of ids, got ${JSON.stringify(ids)}`);
+    lists[name] = ids as string[];
+  }
+  return { customers: lists.customers ?? null, legal_entities: lists.legal_entities ?? null };
 }

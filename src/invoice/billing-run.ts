@@ -11,6 +11,7 @@ import { transaction } from '../store/store.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
 import { invoiceIdOf } from '../domain/rating-engine.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
+import { checkRolloutScope, erpRouting, type RolloutScope } from '../post/rollout.js';
 import { inclusiveEnd } from './export.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
 
@@ -65,9 +66,12 @@ async function closeAndWatermark(pool: pg.Pool, entities: string[], period: stri
   });
 }
 
-export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[] }): Promise<CloseOutcome> {
+/** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
+export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; rollout?: RolloutScope }): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
+  const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
+  if (scope && !scope.ok) throw new ProblemError(scope.problems);
   const window = parsed.value;
   const entities = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => !options.legalEntity || id === options.legalEntity);
   if (entities.length === 0) throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}` }]);
@@ -99,14 +103,14 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
         const saved = await saveDraft(client, invoice);
         const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
         // Accrual: the month's invoice posts on the month's last day.
-        await recordJournals(client, journalsFor(finalized, catalog, inclusiveEnd(window.end_date)), finalized.number, options.erpTargets);
+        await recordJournals(client, journalsFor(finalized, catalog, inclusiveEnd(window.end_date)), finalized.number, erpRouting(options.erpTargets, options.rollout, finalized));
         done.push(finalized);
       }
       return done;
     });
     invoices.push(...finalized);
   }
-  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? []);
+  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout);
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
 }
 
@@ -115,7 +119,7 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
  * is re-rated with the late events included; when the amounts change, a credit note reverses the invoice in force
  * and a replacement invoice takes its place. Keyed by (customer, currency, period, watermark): a re-run is a no-op.
  */
-async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[], erpTargets: string[]): Promise<CloseOutcome['corrections']> {
+async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[], erpTargets: string[], rollout: RolloutScope | undefined): Promise<CloseOutcome['corrections']> {
   const corrections: CloseOutcome['corrections'] = [];
   const runWindow = parsePeriod(runPeriod);
   if (!runWindow.ok) throw new ProblemError(runWindow.problems);
@@ -162,7 +166,7 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
         const cnKey = `cn:v1:${current.id}:late:${watermark}`;
         const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft' };
         creditNote = await finalizeInvoice(client, (await saveDraft(client, draftCredit)).invoice.id, entityRow.invoice_number_prefix);
-        await recordJournals(client, journalsFor(creditNote, catalog, postingDate), creditNote.number, erpTargets);
+        await recordJournals(client, journalsFor(creditNote, catalog, postingDate), creditNote.number, erpRouting(erpTargets, rollout, creditNote));
         const replacementKey = `${current.key}:late:${watermark}`;
         await client.query(
           `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
@@ -171,7 +175,7 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
         );
         const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id };
         replacement = await finalizeInvoice(client, (await saveDraft(client, draftReplacement)).invoice.id, entityRow.invoice_number_prefix);
-        await recordJournals(client, journalsFor(replacement, catalog, postingDate), replacement.number, erpTargets);
+        await recordJournals(client, journalsFor(replacement, catalog, postingDate), replacement.number, erpRouting(erpTargets, rollout, replacement));
       }
       await client.query(
         `INSERT INTO late_usage_adjustments (key, customer, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period)

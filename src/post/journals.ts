@@ -6,6 +6,7 @@ import { contentHash } from '../domain/canonical.js';
 import { assertBalanced, creditNoteJournal, invoiceJournals, revenueAccountResolver } from '../domain/journal.js';
 import type { Invoice, Journal } from '../domain/model.js';
 import { ProblemError } from '../domain/result.js';
+import { recordHeldBack, type ErpRouting } from './rollout.js';
 
 /**
  * The built-in ledger is written in the transaction that finalizes a document: its journals table is the ledger.
@@ -57,7 +58,9 @@ async function postingDateFor(client: pg.PoolClient, entity: string, date: strin
   }
 }
 
-export async function recordJournals(client: pg.PoolClient, dated: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] = [], policy: ClosedPeriodPolicy = closedPeriodPolicy()): Promise<void> {
+export async function recordJournals(client: pg.PoolClient, dated: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] | ErpRouting = [], policy: ClosedPeriodPolicy = closedPeriodPolicy()): Promise<void> {
+  const routing = 'targets' in erpTargets ? erpTargets : null;
+  const targets = 'targets' in erpTargets ? erpTargets.targets : erpTargets;
   for (const asDated of dated) {
     const placed = await postingDateFor(client, asDated.legal_entity, asDated.posting_date, policy);
     const journal = placed.moved ? { ...asDated, posting_date: placed.date } : asDated;
@@ -80,7 +83,12 @@ export async function recordJournals(client: pg.PoolClient, dated: readonly Jour
          FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
       [journal.id, JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })))],
     );
-    for (const target of erpTargets) {
+    for (const target of targets) {
+      // Outside the rollout scope: kept in the built-in ledger only, and recorded as held back from this target.
+      if (routing?.held_back) {
+        await recordHeldBack(client, outboxKey(target, journal.id), target, journal, routing.customer, routing.held_back);
+        continue;
+      }
       await client.query(
         `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'journal', $3) ON CONFLICT (key) DO NOTHING`,
         [outboxKey(target, journal.id), target, journal.id],

@@ -12,6 +12,8 @@ interface JournalEntry {
 export class NetSuiteSimulator {
   readonly records = new Map<string, { id: string; body: JournalEntry; writes: number }>();
   readonly faults: Fault[] = [];
+  /** Every request as it arrived (method and URL), to check which documents reached the ERP. */
+  readonly seen: Array<{ method: string; url: string }> = [];
   creates = 0;
   requests = 0;
   inFlightMax = 0;
@@ -28,8 +30,9 @@ export class NetSuiteSimulator {
   async start(): Promise<void> {
     const app = Fastify();
     this.app = app;
-    app.addHook('onRequest', async (_request, reply) => {
+    app.addHook('onRequest', async (request, reply) => {
       this.requests += 1;
+      this.seen.push({ method: request.method, url: request.url });
       this.inFlight += 1;
       this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
       reply.raw.on('close', () => (this.inFlight -= 1));
