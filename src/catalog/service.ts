@@ -4,6 +4,7 @@ import { parseCatalog, indexCatalog, type CatalogIndex } from '../domain/catalog
 import type { Catalog } from '../domain/model.js';
 import { ok, type Result } from '../domain/result.js';
 import { transaction } from '../store/store.js';
+import { appendAudit } from '../audit/log.js';
 
 export interface CatalogVersion {
   version: number;
@@ -45,6 +46,7 @@ export async function applyCatalog(
       meta.by,
       meta.source ?? null,
     ]);
+    await appendAudit(client, { actor: meta.by, action: 'catalog.apply', subject: `catalog:v${version}`, details: { version, hash, previous_hash: current?.content_hash ?? null, source: meta.source ?? null } });
     return { version, hash, changed: true };
   });
   return ok(outcome);

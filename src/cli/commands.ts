@@ -21,6 +21,8 @@ import { renderInvoicePdf } from '../invoice/pdf.js';
 import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
 import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
+import { appendAudit } from '../audit/log.js';
+import { transaction } from '../store/store.js';
 import { runOutboxWorker } from '../post/worker.js';
 import { NetSuiteTarget } from '../connectors/netsuite/client.js';
 import { XeroTarget } from '../connectors/xero/client.js';
@@ -205,12 +207,13 @@ export function registerCommands(program: Command): void {
     .command('close <period>')
     .description('billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency')
     .option('--entity <id>', 'only this legal entity')
+    .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
     .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite); only documents in the rollout scope (docs/configuration.md), the rest are held back')
-    .action(async (period: string, flags: { entity?: string; erp?: string }) => {
+    .action(async (period: string, flags: { entity?: string; erp?: string; by: string }) => {
       await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, erpTargets, rollout: cfg.rollout });
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout });
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });
     });
@@ -279,9 +282,10 @@ export function registerCommands(program: Command): void {
   invoices
     .command('void <id-or-number>')
     .description('void a finalized invoice with no payments (a paid one is corrected with a credit note)')
-    .action(async (id: string) => {
+    .option('--by <who>', 'who voids it, for the audit log', process.env.USER ?? 'cli')
+    .action(async (id: string, flags: { by: string }) => {
       await withStore(async (store) => {
-        const invoice = await voidInvoice(store.pool, id);
+        const invoice = await voidInvoice(store.pool, id, flags.by);
         output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
       });
     });
@@ -340,11 +344,14 @@ export function registerCommands(program: Command): void {
       await withStore(async (store) => {
         const current = await requireCatalog(store.pool);
         if (!current.index.legalEntities.has(entity)) throw new ProblemError([{ path: 'entity', code: 'unknown', message: `no legal entity ${entity}` }]);
-        await store.pool.query(
-          `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
-           ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3`,
-          [entity, periodText, flags.by],
-        );
+        await transaction(store.pool, async (client) => {
+          await client.query(
+            `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
+             ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3`,
+            [entity, periodText, flags.by],
+          );
+          await appendAudit(client, { actor: flags.by, action: 'accounting_period.close', subject: `${entity}:${periodText}`, details: { legal_entity: entity, period: periodText } });
+        });
         output(`accounting period ${entity} ${periodText} is closed`, { entity, period: periodText, status: 'closed' });
       });
     });
@@ -404,9 +411,10 @@ export function registerCommands(program: Command): void {
   dlq
     .command('replay <id>')
     .description('put a dead letter back in the outbox; the next `accrue post` looks it up first, so it posts at most once')
-    .action(async (id: string) => {
+    .option('--by <who>', 'who replays it, for the audit log', process.env.USER ?? 'cli')
+    .action(async (id: string, flags: { by: string }) => {
       await withStore(async (store) => {
-        if (!(await replayDeadLetter(store.pool, id))) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no dead letter ${id}` }]);
+        if (!(await replayDeadLetter(store.pool, id, flags.by))) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no dead letter ${id}` }]);
         output(`dead letter ${id} queued again`, { id, replayed: true });
       });
     });

@@ -3,10 +3,12 @@
 import { ConfigError } from './config.js';
 import { EXIT, program } from './context.js';
 import { registerCommands } from './commands.js';
+import { registerAuditCommands } from './audit-commands.js';
 import { registerCompareCommands } from './compare-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 
 registerCommands(program);
+registerAuditCommands(program);
 registerCompareCommands(program);
 
 

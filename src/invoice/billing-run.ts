@@ -8,6 +8,7 @@ import { ProblemError, formatProblems } from '../domain/result.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { transaction } from '../store/store.js';
+import { appendAudit } from '../audit/log.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
 import { invoiceIdOf } from '../domain/rating-engine.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
@@ -67,7 +68,7 @@ async function closeAndWatermark(pool: pg.Pool, entities: string[], period: stri
 }
 
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
-export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; rollout?: RolloutScope }): Promise<CloseOutcome> {
+export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope }): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
@@ -111,7 +112,39 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
     invoices.push(...finalized);
   }
   const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout);
+  await auditBillingRun(pool, options.by ?? 'system:billing-run', { period: window.period, entities, watermark, catalog, invoices, corrections });
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
+}
+
+/**
+ * One audit record per run, after its last batch: counts, totals and digests of its ids. The ids themselves are in
+ * each invoice's own `invoice.finalize` record (10k ids would not fit one record).
+ */
+async function auditBillingRun(pool: pg.Pool, actor: string, run: { period: string; entities: string[]; watermark: string; catalog: CatalogVersion; invoices: Invoice[]; corrections: CloseOutcome['corrections'] }): Promise<void> {
+  const totals = new Map<string, bigint>();
+  for (const invoice of run.invoices) totals.set(invoice.currency, (totals.get(invoice.currency) ?? 0n) + invoice.total_minor);
+  const sorted = (ids: string[]) => [...new Set(ids)].sort();
+  await transaction(pool, (client) =>
+    appendAudit(client, {
+      actor,
+      action: 'billing_run.close',
+      subject: `billing-run:v1:${run.period}:${run.entities.join('+')}:${run.watermark}`,
+      details: {
+        period: run.period,
+        legal_entities: run.entities,
+        event_seq_watermark: run.watermark,
+        catalog_version: run.catalog.version,
+        catalog_hash: run.catalog.hash,
+        invoices: run.invoices.length,
+        credit_notes: run.corrections.filter((c) => c.credit_note).length,
+        replacements: run.corrections.filter((c) => c.replacement).length,
+        total_minor_by_currency: Object.fromEntries([...totals].sort(([a], [b]) => (a < b ? -1 : 1))),
+        invoice_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.id))),
+        rating_run_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.rating_run))),
+        correction_ids_sha256: contentHash(sorted(run.corrections.flatMap((c) => [c.credit_note?.id, c.replacement?.id].filter((id): id is string => id !== undefined)))),
+      },
+    }),
+  );
 }
 
 /**

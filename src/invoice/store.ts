@@ -3,6 +3,8 @@ import type pg from 'pg';
 import { contentHash, toJsonValue } from '../domain/canonical.js';
 import type { Invoice } from '../domain/model.js';
 import { ProblemError } from '../domain/result.js';
+import { transaction } from '../store/store.js';
+import { appendAudit } from '../audit/log.js';
 
 export const INVOICE_NUMBER_DIGITS = 6;
 
@@ -67,7 +69,7 @@ export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promis
 }
 
 /** Finalizes a draft: takes the next number of its legal entity in this transaction and records credit drawdowns. */
-export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, prefix: string): Promise<Invoice> {
+export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, prefix: string, actor = 'system:billing-run'): Promise<Invoice> {
   const row = (await client.query<{ status: string; document: unknown; legal_entity: string; kind: string }>(
     'SELECT status, document, legal_entity, kind FROM invoices WHERE id = $1 FOR UPDATE',
     [invoiceId],
@@ -103,6 +105,7 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
       amount.toString(),
     ]);
   }
+  await appendAudit(client, { actor, action: `${finalized.kind}.finalize`, subject: invoiceId, details: auditSummary(finalized) });
   return finalized;
 }
 
@@ -119,6 +122,12 @@ export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: s
     [customer, ratingPeriod],
   )).rows;
   return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
+}
+
+/** What an audit record says about an invoice: enough to find it and see its amount, not the whole document. */
+function auditSummary(invoice: Invoice) {
+  return { number: invoice.number, kind: invoice.kind, legal_entity: invoice.legal_entity, customer: invoice.customer, currency: invoice.currency,
+    period_start: invoice.period_start, total_minor: invoice.total_minor, corrects: invoice.corrects ?? null };
 }
 
 const BIGINT_FIELDS = ['subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor'] as const;
@@ -151,12 +160,17 @@ export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period
 }
 
 /** Voids a finalized invoice nothing has been paid on; a paid one is corrected with a credit note instead. */
-export async function voidInvoice(db: pg.Pool, idOrNumber: string): Promise<Invoice> {
-  const result = await db.query<{ id: string }>(
-    `UPDATE invoices SET status = 'void', voided_at = now()
-      WHERE (id = $1 OR number = $1) AND status = 'finalized' AND amount_paid_minor = 0 RETURNING id`,
-    [idOrNumber],
-  );
+export async function voidInvoice(db: pg.Pool, idOrNumber: string, actor = 'system:invoices'): Promise<Invoice> {
+  const result = await transaction(db, async (client) => {
+    const voided = await client.query<{ id: string }>(
+      `UPDATE invoices SET status = 'void', voided_at = now()
+        WHERE (id = $1 OR number = $1) AND status = 'finalized' AND amount_paid_minor = 0 RETURNING id`,
+      [idOrNumber],
+    );
+    const invoice = voided.rows[0] ? await getInvoice(client, voided.rows[0].id) : undefined;
+    if (invoice) await appendAudit(client, { actor, action: `${invoice.kind}.void`, subject: invoice.id, details: auditSummary(invoice) });
+    return voided;
+  });
   const invoice = await getInvoice(db, idOrNumber);
   if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${idOrNumber}` }], 404);
   if (result.rowCount === 0 && invoice.status !== 'void') {

@@ -9,6 +9,8 @@ import type pg from 'pg';
 import type { Journal } from '../domain/model.js';
 import { readJournals } from './journals.js';
 import { TargetError, type ErpTarget } from './target.js';
+import { transaction } from '../store/store.js';
+import { appendAudit } from '../audit/log.js';
 
 export const OUTBOX_LIMITS = {
   attemptsMax: 8,
@@ -74,14 +76,39 @@ export class RateLimiter {
   }
 }
 
+/** Limit: characters of a target's error message kept in the audit record (the outbox row keeps the whole error). */
+const AUDIT_ERROR_CHARS_MAX = 500;
+
 async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }) {
-  await pool.query(
+  // A retry is routine and not audited; posted and dead-lettered are, in the transaction that records them.
+  if (update.status === 'pending') return settleRow(pool, row, update);
+  await transaction(pool, async (client) => {
+    if ((await settleRow(client, row, update)) === 0) return;
+    const message = (update.error as { message?: unknown } | undefined)?.message;
+    await appendAudit(client, {
+      actor: 'system:outbox',
+      action: update.status === 'posted' ? 'outbox.posted' : 'outbox.dead_letter',
+      subject: row.document_id,
+      details: {
+        target: row.target,
+        key: row.key,
+        outbox_id: row.id,
+        attempts: row.attempts,
+        ...(update.status === 'posted' ? { reference: update.reference ?? null } : { error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null }),
+      },
+    });
+  });
+}
+
+async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }): Promise<number> {
+  const result = await db.query(
     `UPDATE outbox SET status = $2, target_reference = coalesce($3, target_reference), last_error = $4,
             next_attempt_at = now() + ($5 || ' milliseconds')::interval, lease_until = NULL,
             posted_at = CASE WHEN $2 = 'posted' THEN now() ELSE posted_at END
       WHERE id = $1 AND status = 'pending'`,
     [row.id, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0)],
   );
+  return result.rowCount ?? 0;
 }
 
 async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
@@ -162,10 +189,22 @@ export async function listDeadLetters(pool: pg.Pool, target?: string) {
 }
 
 /** Puts a dead entry back in line; the next drain looks it up at the target first, so a replay posts at most once. */
-export async function replayDeadLetter(pool: pg.Pool, id: string): Promise<boolean> {
-  const result = await pool.query(
-    `UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'`,
-    [id],
-  );
-  return (result.rowCount ?? 0) > 0;
+export async function replayDeadLetter(pool: pg.Pool, id: string, actor = 'system:dlq'): Promise<boolean> {
+  return transaction(pool, async (client) => {
+    const result = await client.query<{ key: string; target: string; document_id: string; replays: number; last_error: { message?: unknown } | null }>(
+      `UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'
+       RETURNING key, target, document_id, replays, last_error`,
+      [id],
+    );
+    const row = result.rows[0];
+    if (!row) return false;
+    const message = row.last_error?.message;
+    await appendAudit(client, {
+      actor,
+      action: 'outbox.replay',
+      subject: row.document_id,
+      details: { target: row.target, key: row.key, outbox_id: id, replays: row.replays, last_error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null },
+    });
+    return true;
+  });
 }

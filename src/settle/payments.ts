@@ -9,6 +9,7 @@ import { isCurrency, parseMajor } from '../domain/money.js';
 import { fail, ok, problem, ProblemError, type Result } from '../domain/result.js';
 import { recordJournals } from '../post/journals.js';
 import { transaction } from '../store/store.js';
+import { appendAudit } from '../audit/log.js';
 
 export interface PaymentInput {
   id: string;
@@ -87,6 +88,12 @@ export async function applyPayment(pool: pg.Pool, catalog: CatalogVersion, input
       accounts,
     );
     await recordJournals(client, [journal], invoice.number);
+    await appendAudit(client, {
+      actor: `system:payments-${source}`,
+      action: 'payment.apply',
+      subject: input.id,
+      details: { invoice: invoice.number, invoice_id: invoice.id, currency: input.currency, amount_minor: input.amount_minor, amount_paid_minor: paid, payment_status: paymentStatus, received_on: input.received_on },
+    });
     return { status: 'applied', payment_id: input.id, invoice: invoice.number, payment_status: paymentStatus, amount_paid: paid };
   });
 }

@@ -4,7 +4,20 @@ import pg from 'pg';
 import { testStore } from '../support/db.js';
 import { transaction, type Store } from '../../src/store/store.js';
 import { appendAudit, readAudit, verifyAudit } from '../../src/audit/log.js';
-import { GENESIS_HASH, auditHash } from '../../src/audit/chain.js';
+import { GENESIS_HASH, auditHash, type AuditRecord } from '../../src/audit/chain.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
+import { ingestBatch } from '../../src/ingest/service.js';
+import { closePeriod } from '../../src/invoice/billing-run.js';
+import { voidInvoice } from '../../src/invoice/store.js';
+import { drainOutbox, listDeadLetters, replayDeadLetter } from '../../src/post/outbox.js';
+import { TargetError, type ErpTarget } from '../../src/post/target.js';
+import { applyPayment } from '../../src/settle/payments.js';
+import { contentHash } from '../../src/domain/canonical.js';
+import { buildServer } from '../../src/api/server.js';
+import { createKey } from '../../src/api/keys.js';
 
 let store: Store;
 
@@ -156,5 +169,179 @@ describe('audit log: deleted records', () => {
     assert.equal(middle.reason, 'seq_gap');
     assert.equal(middle.broken_at_seq, 4n);
     assert.match(middle.message, /seq 4 missing: seq 5 follows seq 3/);
+  });
+});
+
+describe('audited actions', () => {
+  let flow: Store;
+  // An ERP in memory (the port, swapped): it refuses the documents named in `refuse` once, permanently.
+  const posted = new Map<string, string>();
+  const refuse = new Set<string>();
+  const erp: ErpTarget = {
+    name: 'memory',
+    limits: { concurrency: 2, requestsPerMinute: 60_000 },
+    async find(key) {
+      const reference = posted.get(key);
+      return reference === undefined ? undefined : { reference };
+    },
+    async post(key, journal) {
+      if (refuse.delete(journal.id)) throw new TargetError('memory ERP: Invalid account reference key 4000', { status: 400, code: 'INVALID_FLD_VALUE', permanent: true });
+      const reference = `mem-${posted.size + 1}`;
+      posted.set(key, reference);
+      return { reference };
+    },
+  };
+  let app: FastifyInstance;
+  const records = (action: string) => readAudit(flow.pool, { action, limit: 1000 });
+  const accrue = (...args: string[]) => spawnSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, ...args], { encoding: 'utf8' });
+  const ev = (id: string, subject: string) => ({ specversion: '1.0', id, source: '//audit-test', type: 'com.northwind.storage.usage', subject, time: '2026-10-10T00:00:00Z', data: { gb_hours: '100' } });
+
+  before(async () => {
+    flow = await testStore();
+    app = await buildServer({ pool: flow.pool });
+  });
+  after(async () => {
+    await app.close();
+    await flow.close();
+  });
+
+  it('records a catalog apply (not a no-op re-apply), the billing run and each finalization', async () => {
+    const catalogText = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+    const applied = await applyCatalog(flow.pool, catalogText, { by: 'alice', source: 'catalog.yaml' });
+    assert.ok(applied.ok);
+    assert.ok((await applyCatalog(flow.pool, catalogText, { by: 'alice' })).ok);
+    const [apply, ...more] = await records('catalog.apply');
+    assert.equal(more.length, 0, 'the same content again changes nothing and records nothing');
+    assert.equal(apply!.actor, 'alice');
+    assert.equal(apply!.subject, 'catalog:v1');
+    assert.deepEqual(apply!.details, { version: 1, hash: applied.value.hash, previous_hash: null, source: 'catalog.yaml' });
+
+    const catalog = (await currentCatalog(flow.pool))!;
+    await ingestBatch(flow.pool, catalog, [ev('a1', 'acme-prod'), ev('a2', 'umbrella')], { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
+    const outcome = await closePeriod(flow.pool, catalog, { period: '2026-10', erpTargets: ['memory'], by: 'bob' });
+    assert.ok(outcome.invoices.length >= 2);
+    const finalized = await records('invoice.finalize');
+    assert.deepEqual(finalized.map((r) => r.subject).sort(), outcome.invoices.map((i) => i.id).sort());
+    for (const r of finalized) {
+      const invoice = outcome.invoices.find((i) => i.id === r.subject)!;
+      assert.equal(r.actor, 'system:billing-run');
+      assert.deepEqual(r.details, {
+        number: invoice.number, kind: 'invoice', legal_entity: invoice.legal_entity, customer: invoice.customer, currency: invoice.currency,
+        period_start: invoice.period_start, total_minor: invoice.total_minor.toString(), corrects: null,
+      });
+    }
+    const [run] = await records('billing_run.close');
+    assert.equal(run!.actor, 'bob');
+    assert.match(run!.subject, /^billing-run:v1:2026-10:nw-us\+nw-de:\d+$/);
+    const details = run!.details as Record<string, unknown>;
+    assert.equal(details.invoices, outcome.invoices.length);
+    assert.equal(details.invoice_ids_sha256, contentHash(outcome.invoices.map((i) => i.id).sort()));
+    assert.equal(details.catalog_version, 1);
+    // A re-run returns the same invoices: it is recorded as a run, but finalizes (and records) nothing again.
+    await closePeriod(flow.pool, catalog, { period: '2026-10', erpTargets: ['memory'] });
+    assert.equal((await records('invoice.finalize')).length, finalized.length);
+    const runs = await records('billing_run.close');
+    assert.equal(runs.length, 2);
+    assert.equal(runs[1]!.actor, 'system:billing-run');
+    assert.equal((runs[1]!.details as Record<string, unknown>).invoice_ids_sha256, details.invoice_ids_sha256);
+  });
+
+  it('records each posting with the ERP reference, a dead letter with its error, and a replay with who replayed it', async () => {
+    const first = (await flow.pool.query<{ document_id: string }>("SELECT document_id FROM outbox WHERE target = 'memory' ORDER BY id LIMIT 1")).rows[0]!;
+    refuse.add(first.document_id);
+    await drainOutbox(flow.pool, erp, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
+    const dead = await listDeadLetters(flow.pool, 'memory');
+    assert.equal(dead.length, 1);
+    const [deadRecord, ...noMore] = await records('outbox.dead_letter');
+    assert.equal(noMore.length, 0);
+    assert.equal(deadRecord!.actor, 'system:outbox');
+    assert.equal(deadRecord!.subject, dead[0].document_id);
+    assert.match(String((deadRecord!.details as Record<string, unknown>).error), /Invalid account reference key/);
+    const postings = await records('outbox.posted');
+    const rows = (await flow.pool.query<{ document_id: string; target_reference: string }>("SELECT document_id, target_reference FROM outbox WHERE status = 'posted'")).rows;
+    assert.ok(rows.length >= 2);
+    assert.equal(postings.length, rows.length);
+    for (const row of rows) assert.equal((postings.find((r) => r.subject === row.document_id)!.details as Record<string, unknown>).reference, row.target_reference);
+
+    assert.ok(await replayDeadLetter(flow.pool, dead[0].id, 'carol'));
+    assert.equal(await replayDeadLetter(flow.pool, dead[0].id, 'carol'), false);
+    const replays = await records('outbox.replay');
+    assert.equal(replays.length, 1, 'a replay of an entry that is no longer dead records nothing');
+    assert.equal(replays[0]!.actor, 'carol');
+    assert.equal(replays[0]!.subject, dead[0].document_id);
+    await drainOutbox(flow.pool, erp, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
+    assert.ok((await readAudit(flow.pool, { action: 'outbox.posted', subject: dead[0].document_id })).length === 1);
+  });
+
+  it('records a void and an applied payment, and nothing for a refused void', async () => {
+    const invoices = (await flow.pool.query<{ id: string; number: string; currency: string; total_minor: string }>("SELECT id, number, currency, total_minor FROM invoices WHERE status = 'finalized' ORDER BY number")).rows;
+    const [toVoid, toPay] = invoices;
+    await voidInvoice(flow.pool, toVoid!.number, 'dave');
+    await voidInvoice(flow.pool, toVoid!.number, 'dave');
+    const voids = await records('invoice.void');
+    assert.equal(voids.length, 1, 'voiding a void invoice again changes nothing and records nothing');
+    assert.equal(voids[0]!.actor, 'dave');
+    assert.equal(voids[0]!.subject, toVoid!.id);
+
+    const catalog = (await currentCatalog(flow.pool))!;
+    const outcome = await applyPayment(flow.pool, catalog, { id: 'pay-audit-1', invoice: toPay!.number, amount: '1.00', currency: toPay!.currency, received_on: '2026-11-05', amount_minor: 100n }, 'erp');
+    assert.equal(outcome.status, 'applied');
+    const [payment] = await readAudit(flow.pool, { action: 'payment.apply', subject: 'pay-audit-1' });
+    assert.equal(payment!.actor, 'system:payments-erp');
+    assert.deepEqual(payment!.details, {
+      invoice: toPay!.number, invoice_id: toPay!.id, currency: toPay!.currency, amount_minor: '100', amount_paid_minor: '100',
+      payment_status: BigInt(toPay!.total_minor) === 100n ? 'paid' : 'partially_paid', received_on: '2026-11-05',
+    });
+  });
+
+  it('records a period close from the CLI; `accrue audit list` and `accrue audit verify` read the log', () => {
+    const close = accrue('period', 'close', 'nw-us', '2026-10', '--by', 'erin');
+    assert.equal(close.status, 0, close.stderr);
+    const listed = JSON.parse(execFileSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, '--json', 'audit', 'list', '--action', 'accounting_period.close'], { encoding: 'utf8' })) as Array<AuditRecord & { seq: string }>;
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0]!.actor, 'erin');
+    assert.equal(listed[0]!.subject, 'nw-us:2026-10');
+    const intact = accrue('--json', 'audit', 'verify');
+    assert.equal(intact.status, 0, intact.stderr);
+    assert.equal(JSON.parse(intact.stdout).ok, true);
+  });
+
+  it('serves GET /v1/audit in pages (read scope) and GET /v1/audit/verify (admin only)', async () => {
+    const admin = (await createKey(flow.pool, { name: 'admin', scope: 'admin' })).secret;
+    const read = (await createKey(flow.pool, { name: 'read', scope: 'read' })).secret;
+    const get = (url: string, key: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+    const all = await readAudit(flow.pool, { action: 'invoice.finalize', limit: 1000 });
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const res = await get(`/v1/audit?action=invoice.finalize&limit=1${after ? `&after=${after}` : ''}`, read);
+      assert.equal(res.statusCode, 200, res.body);
+      const body = res.json() as { records: Array<{ seq: string; subject: string; hash: string }>; next_after: string | null };
+      seen.push(...body.records.map((r) => r.subject));
+      after = body.next_after;
+    } while (after !== null);
+    assert.deepEqual(seen, all.map((r) => r.subject));
+    assert.equal((await get('/v1/audit?limit=5000', read)).statusCode, 400);
+    assert.equal((await get('/v1/audit?after=x', read)).statusCode, 400);
+    assert.equal((await get('/v1/audit/verify', read)).statusCode, 403);
+    const verified = await get('/v1/audit/verify', admin);
+    assert.equal(verified.statusCode, 200);
+    assert.equal(verified.json().ok, true);
+    assert.equal(verified.json().count, Number((await readAudit(flow.pool, { newestFirst: true, limit: 1 }))[0]!.seq));
+  });
+
+  it('names a tampered record from the CLI (exit 1) and the API', async () => {
+    const target = (await records('billing_run.close'))[0]!;
+    await transaction(flow.pool, async (client) => {
+      await client.query('ALTER TABLE audit_log DISABLE TRIGGER USER');
+      await client.query(`UPDATE audit_log SET details = jsonb_set(details, '{invoices}', '0') WHERE seq = $1`, [String(target.seq)]);
+      await client.query('ALTER TABLE audit_log ENABLE TRIGGER USER');
+    });
+    const broken = accrue('audit', 'verify');
+    assert.equal(broken.status, 1);
+    assert.match(broken.stdout, new RegExp(`BROKEN at seq ${target.seq} \\(hash_mismatch\\)`));
+    const admin = (await createKey(flow.pool, { name: 'admin2', scope: 'admin' })).secret;
+    const res = await app.inject({ method: 'GET', url: '/v1/audit/verify', headers: { authorization: `Bearer ${admin}` } });
+    assert.deepEqual({ ok: res.json().ok, broken_at_seq: res.json().broken_at_seq }, { ok: false, broken_at_seq: String(target.seq) });
   });
 });
