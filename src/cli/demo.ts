@@ -20,6 +20,9 @@ import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { exportJournals } from '../connectors/ledger/exports.js';
 import { applyPayment } from '../settle/payments.js';
+import { checkPlanted, writeLegacyOutput } from '../demo/legacy.js';
+import { runLegacyComparison } from '../reconcile/legacy-run.js';
+import { formatComparison } from '../reconcile/compare.js';
 
 export interface DemoOptions {
   events: number;
@@ -129,4 +132,13 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   const ledgerPath = join(options.outDir, `ledger-${options.period.period}.journal`);
   writeFileSync(ledgerPath, exportJournals('hledger', periodJournals, catalog.catalog));
   log(`wrote ${ledgerPath} (check it with: hledger -f ${ledgerPath} check)`);
+
+  // The parallel run: a legacy export written from these numbers with planted differences, and `accrue compare` finding them.
+  const legacyDir = join(options.outDir, 'legacy');
+  const planted = await writeLegacyOutput(store.pool, options.period.period, legacyDir, { plant: true });
+  const comparison = await runLegacyComparison(store.pool, { legacyDir, period: options.period.period, catalog });
+  if (!comparison.ok) throw new ProblemError(comparison.problems);
+  const check = checkPlanted(planted, comparison.value.report);
+  output(`\n${formatComparison(comparison.value.report)}`, { legacy_comparison: comparison.value.report, planted });
+  log(`planted ${planted.length} differences in ${legacyDir}: ${check.missed.length === 0 && check.unexplained.length === 0 ? 'every one found, nothing else' : `${check.missed.length} missed, ${check.unexplained.length} unexplained`} (accrue compare --legacy ${legacyDir} --period ${options.period.period})`);
 }

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { formatMajor, minorUnits } from '../domain/money.js';
 import { ProblemError } from '../domain/result.js';
 import { parsePeriod } from '../meter/period.js';
-import type { ComparisonStatus } from '../reconcile/compare.js';
+import type { ComparisonReport, ComparisonStatus } from '../reconcile/compare.js';
 import { INVOICE_COLUMNS, JOURNAL_COLUMNS } from '../reconcile/compare.js';
 import { LEGACY_FILES, readAccrueSide } from '../reconcile/legacy-run.js';
 
@@ -150,4 +150,19 @@ export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: stri
   ]);
   writeFileSync(join(dir, LEGACY_FILES.journal_lines), csv(JOURNAL_COLUMNS, journalRows));
   return planted;
+}
+
+const rowText = (e: ExpectedRow) =>
+  e.section === 'invoices' ? JSON.stringify(['invoices', e.status, e.legal_entity, e.customer, e.currency, e.product]) : JSON.stringify(['journal', e.status, e.legal_entity, e.account, e.currency]);
+
+/** Which planted rows a report missed, and which unmatched rows it has that nothing planted explains. */
+export function checkPlanted(planted: readonly PlantedDifference[], report: ComparisonReport): { missed: ExpectedRow[]; unexplained: ExpectedRow[] } {
+  const found: ExpectedRow[] = [
+    ...report.invoices.rows.filter((r) => r.status !== 'matched').map((r): ExpectedRow => ({ section: 'invoices', status: r.status, legal_entity: r.legal_entity, customer: r.customer, currency: r.currency, product: r.product })),
+    ...(report.journal?.rows ?? []).filter((r) => r.status !== 'matched').map((r): ExpectedRow => ({ section: 'journal', status: r.status, legal_entity: r.legal_entity, account: r.account, currency: r.currency })),
+  ];
+  const foundText = new Set(found.map(rowText));
+  const expected = planted.flatMap((p) => p.expected);
+  const expectedText = new Set(expected.map(rowText));
+  return { missed: expected.filter((e) => !foundText.has(rowText(e))), unexplained: found.filter((f) => !expectedText.has(rowText(f))) };
 }

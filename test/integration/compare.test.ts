@@ -12,7 +12,7 @@ import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/cat
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { parsePeriod } from '../../src/meter/period.js';
-import { writeLegacyOutput, LEGACY_ONLY_PRODUCT, type ExpectedRow } from '../../src/demo/legacy.js';
+import { checkPlanted, writeLegacyOutput, LEGACY_ONLY_PRODUCT, type ExpectedRow } from '../../src/demo/legacy.js';
 import { parseScope, readAccrueSide, runLegacyComparison, type LegacyRun } from '../../src/reconcile/legacy-run.js';
 import type { ComparisonReport } from '../../src/reconcile/compare.js';
 
@@ -81,6 +81,9 @@ describe('accrue compare finds planted differences', () => {
     const { report } = await run(join(dir, 'planted'));
     assert.equal(report.matches, false);
     assert.deepEqual(unmatched(report), planted.flatMap((p) => p.expected.map(expectedText)).sort());
+    assert.deepEqual(checkPlanted(planted, report), { missed: [], unexplained: [] });
+    const clean = await run(join(dir, 'clean'));
+    assert.equal(checkPlanted(planted, clean.report).missed.length, 5, 'a report without the planted rows misses all five');
 
     const off = report.invoices.rows.find((r) => r.status === 'differing')!;
     assert.equal(off.difference_minor, off.accrue_minor! > 0n ? -1n : 1n, 'one minor unit, Accrue minus legacy');
