@@ -23,16 +23,19 @@ export function registerAuditCommands(program: Command): void {
     });
   audit
     .command('list')
-    .description('the latest audit records (oldest of them first), optionally for one subject, action or actor')
+    .description('the latest audit records (oldest of them first), or with --after the records after a seq; optionally for one subject, action or actor')
     .option('--subject <id>', 'only records about this subject (an invoice id, a document id, catalog:v3, ...)')
     .option('--action <name>', 'only this action, e.g. invoice.finalize')
     .option('--actor <who>', 'only this actor, e.g. alice or system:outbox')
+    .option('--after <seq>', 'the records after this seq, oldest first (to page, or to find a record by its seq)')
     .option('--limit <n>', `how many, 1 to ${AUDIT_READ_LIMIT_MAX}`, '50')
-    .action(async (flags: { subject?: string; action?: string; actor?: string; limit: string }) => {
+    .action(async (flags: { subject?: string; action?: string; actor?: string; after?: string; limit: string }) => {
       const limit = /^\d{1,4}$/.test(flags.limit) ? Number.parseInt(flags.limit, 10) : Number.NaN;
       if (!(limit >= 1 && limit <= AUDIT_READ_LIMIT_MAX)) throw new ProblemError([{ path: '--limit', code: 'out_of_range', message: `must be an integer from 1 to ${AUDIT_READ_LIMIT_MAX}` }]);
+      if (flags.after !== undefined && !/^(0|[1-9]\d{0,18})$/.test(flags.after)) throw new ProblemError([{ path: '--after', code: 'not_seq', message: 'must be a sequence number (a non-negative integer)' }]);
+      const filter = { subject: flags.subject, action: flags.action, actor: flags.actor, limit };
       await withStore(async (store) => {
-        const records = (await readAudit(store.pool, { subject: flags.subject, action: flags.action, actor: flags.actor, limit, newestFirst: true })).reverse();
+        const records = flags.after === undefined ? (await readAudit(store.pool, { ...filter, newestFirst: true })).reverse() : await readAudit(store.pool, { ...filter, after: BigInt(flags.after) });
         const rows = records.map((r) => [String(r.seq), r.at, r.actor, r.action, r.subject, r.reason ?? '', summary(r.details)]);
         output(records.length === 0 ? 'no audit records' : table(['seq', 'at', 'actor', 'action', 'subject', 'reason', 'details'], rows), records);
       });

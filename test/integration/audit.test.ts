@@ -301,6 +301,9 @@ describe('audited actions', () => {
     assert.equal(listed.length, 1);
     assert.equal(listed[0]!.actor, 'erin');
     assert.equal(listed[0]!.subject, 'nw-us:2026-10');
+    const bySeq = accrue('--json', 'audit', 'list', '--after', String(Number(listed[0]!.seq) - 1), '--limit', '1');
+    assert.equal(bySeq.status, 0, bySeq.stderr);
+    assert.deepEqual(JSON.parse(bySeq.stdout), listed);
     const intact = accrue('--json', 'audit', 'verify');
     assert.equal(intact.status, 0, intact.stderr);
     assert.equal(JSON.parse(intact.stdout).ok, true);
