@@ -14,6 +14,10 @@ import { recordHeldBack, type ErpRouting } from './rollout.js';
  */
 export const outboxKey = (target: string, documentId: string) => `out:v1:${target}:${documentId}`;
 
+/** The outbox form of a journal: invoices and credit notes go as the ERP's own document (src/post/erp-documents.ts). */
+export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): 'invoice' | 'credit_note' | 'journal' =>
+  journal.kind === 'invoice' || journal.kind === 'credit_note' ? journal.kind : 'journal';
+
 export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
   const accounts = catalog.catalog.accounts[invoice.legal_entity];
   const customer = catalog.index.customers.get(invoice.customer);
@@ -90,8 +94,8 @@ export async function recordJournals(client: pg.PoolClient, dated: readonly Jour
         continue;
       }
       await client.query(
-        `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'journal', $3) ON CONFLICT (key) DO NOTHING`,
-        [outboxKey(target, journal.id), target, journal.id],
+        `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, $4, $3) ON CONFLICT (key) DO NOTHING`,
+        [outboxKey(target, journal.id), target, journal.id, outboxDocumentKind(journal)],
       );
     }
   }

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { Journal } from '../domain/model.js';
 import { readJournals } from './journals.js';
+import { readSalesDocuments, type SalesDocument } from './erp-documents.js';
 import { TargetError, type ErpTarget } from './target.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
@@ -25,6 +26,7 @@ export interface OutboxRow {
   key: string;
   target: string;
   document_id: string;
+  document_kind: string; // 'journal', or 'invoice' / 'credit_note': sent in the ERP's document form when the target has one
   attempts: number;
 }
 
@@ -49,7 +51,7 @@ export async function claim(pool: pg.Pool, target: string, limit: number, leaseM
       WHERE id IN (SELECT id FROM outbox
                     WHERE target = $1 AND status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-      RETURNING id, key, target, document_id, attempts`,
+      RETURNING id, key, target, document_id, document_kind, attempts`,
     [target, limit, String(leaseMs)],
   );
   return result.rows;
@@ -111,22 +113,31 @@ async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: { 
   return result.rowCount ?? 0;
 }
 
-async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, document: SalesDocument | Error | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
   if (!journal) {
     await settle(pool, row, { status: 'dead', error: { message: `document ${row.document_id} not found` } });
     outcome.dead += 1;
     return;
   }
+  // An invoice or credit note goes in the ERP's own document form when the target has one, else as its journal.
+  const asDocument = row.document_kind !== 'journal' && target.findDocument !== undefined && target.postDocument !== undefined;
+  if (asDocument && !(document && !(document instanceof Error))) {
+    const why = document instanceof Error ? document.message : `no ${row.document_kind} for journal ${row.document_id}`;
+    await settle(pool, row, { status: 'dead', error: { message: why, permanent: true } });
+    outcome.dead += 1;
+    return;
+  }
+  const sales = asDocument ? (document as SalesDocument) : undefined;
   try {
     await limiter.take();
-    const existing = await target.find(row.key, journal); // step 3
+    const existing = sales ? await target.findDocument!(row.key, sales) : await target.find(row.key, journal); // step 3
     if (existing) {
       await settle(pool, row, { status: 'posted', reference: existing.reference }); // step 5
       outcome.found_existing += 1;
       return;
     }
     await limiter.take();
-    const posted = await target.post(row.key, journal); // step 4
+    const posted = sales ? await target.postDocument!(row.key, sales) : await target.post(row.key, journal); // step 4
     await settle(pool, row, { status: 'posted', reference: posted.reference }); // step 5
     outcome.posted += 1;
   } catch (error) {
@@ -163,12 +174,14 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
       continue;
     }
     const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
+    const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
+    const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
     let cursor = 0;
     await Promise.all(
       Array.from({ length: Math.min(target.limits.concurrency, rows.length) }, async () => {
         while (cursor < rows.length) {
           const row = rows[cursor++]!;
-          await processRow(pool, target, limiter, row, journals.get(row.document_id), outcome, policy);
+          await processRow(pool, target, limiter, row, journals.get(row.document_id), documents.get(row.document_id), outcome, policy);
         }
       }),
     );

@@ -41,7 +41,7 @@ export function validatePayment(body: unknown): Result<PaymentInput & { amount_m
   return ok({ ...(b as unknown as PaymentInput), amount_minor: amount.value });
 }
 
-const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
+export const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
 
 export async function applyPayment(pool: pg.Pool, catalog: CatalogVersion, input: PaymentInput & { amount_minor: bigint }, source: 'webhook' | 'erp'): Promise<PaymentOutcome> {
   const hash = contentHash({ invoice: input.invoice, amount_minor: input.amount_minor, currency: input.currency, received_on: input.received_on });

@@ -89,7 +89,7 @@ describe('outbox to NetSuite', () => {
 });
 
 describe('outbox to Xero', () => {
-  it('posts manual journals once with Idempotency-Key through rate limits, 5xx, timeouts and lost responses', async () => {
+  it('posts invoices once with Idempotency-Key through rate limits, 5xx, timeouts and lost responses', async () => {
     const xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
     await xero.start();
     try {
@@ -100,9 +100,11 @@ describe('outbox to Xero', () => {
       xero.faults.push('429', '500', 'timeout', 'lost', 'lost');
       const target = new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant-nw-us', timeoutMs: 300, limits: { requestsPerMinute: 60_000 } });
       await drainOutbox(store.pool, target, { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 });
-      assert.equal(xero.journals.length, documents, 'each manual journal created once');
+      // Invoices go as Xero's own ACCREC invoices (test/integration/erp-documents.test.ts), not as manual journals.
+      assert.equal(xero.invoices.length, documents, 'each invoice created once');
+      assert.equal(xero.journals.length, 0, 'no manual journal doubles an invoice');
       assert.ok(xero.inFlightMax <= 5, 'never more than 5 calls in progress');
-      for (const j of xero.journals) assert.match(j.Narration, /\[out:v1:xero:jrn:v1:invoice:inv_[0-9a-f]+\]$/);
+      for (const d of xero.invoices) assert.match(d.Reference, /^out:v1:xero:jrn:v1:invoice:inv_[0-9a-f]+$/);
       const states = await store.pool.query("SELECT status, count(*)::int AS n FROM outbox WHERE target = 'xero' GROUP BY status");
       assert.deepEqual(states.rows, [{ status: 'posted', n: documents }]);
     } finally {

@@ -4,6 +4,10 @@
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
 import { TargetError, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import { parseJsonDecimals } from '../json-decimal.js';
+import type { SalesDocument } from '../../post/erp-documents.js';
+import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
+import { ifModifiedSince, paymentFromXero, salesDocumentBody, XERO_PAYMENTS_PAGE_SIZE, type XeroPaymentRecord, type XeroSalesOptions } from './sales.js';
 
 export interface XeroConfig {
   baseUrl: string; // https://api.xero.com
@@ -11,6 +15,10 @@ export interface XeroConfig {
   tenantId: string; // xero-tenant-id of the organisation (one per legal entity)
   timeoutMs?: number;
   limits?: Partial<TargetLimits>;
+  taxTypeByJurisdiction?: XeroSalesOptions['taxTypeByJurisdiction'];
+  dueDays?: number;
+  /** Payments per page when polling (Xero's default and documented page is 100). */
+  paymentsPageSize?: number;
 }
 
 export const XERO_LIMITS: TargetLimits = { concurrency: 5, requestsPerMinute: 60 };
@@ -27,7 +35,7 @@ export function manualJournalBody(key: string, journal: Journal): string {
   return `{"ManualJournals":[{"Narration":${JSON.stringify(narration(key, journal))},"Date":${JSON.stringify(journal.posting_date)},"LineAmountTypes":"NoTax","Status":"POSTED","JournalLines":[${lines.join(',')}]}]}`;
 }
 
-export class XeroTarget implements ErpTarget {
+export class XeroTarget implements ErpTarget, PaymentSource {
   readonly name: string;
   readonly limits: TargetLimits;
   constructor(
@@ -38,7 +46,7 @@ export class XeroTarget implements ErpTarget {
     this.limits = { ...XERO_LIMITS, ...config.limits };
   }
 
-  private async request(method: 'GET' | 'POST', path: string, extra: { body?: string; idempotencyKey?: string } = {}): Promise<Response> {
+  private async request(method: 'GET' | 'POST', path: string, extra: { body?: string; idempotencyKey?: string; ifModifiedSince?: string } = {}): Promise<Response> {
     try {
       return await fetch(`${this.config.baseUrl}/api.xro/2.0/${path}`, {
         method,
@@ -48,6 +56,7 @@ export class XeroTarget implements ErpTarget {
           accept: 'application/json',
           ...(extra.body ? { 'content-type': 'application/json' } : {}),
           ...(extra.idempotencyKey ? { 'idempotency-key': extra.idempotencyKey } : {}),
+          ...(extra.ifModifiedSince ? { 'if-modified-since': extra.ifModifiedSince } : {}),
         },
         body: extra.body,
         signal: AbortSignal.timeout(this.config.timeoutMs ?? 30_000),
@@ -71,6 +80,53 @@ export class XeroTarget implements ErpTarget {
     const created = ((await res.json()) as { ManualJournals?: Array<{ ManualJournalID: string }> }).ManualJournals?.[0];
     if (!created) throw new TargetError('Xero POST ManualJournals: no journal in the answer', { permanent: false, status: res.status });
     return { reference: created.ManualJournalID };
+  }
+
+  /**
+   * Step 3 for an invoice or credit note: the document with Accrue's number, which must carry our key in Reference
+   * (the same number with another reference is someone else's document: refused, never overwritten).
+   */
+  async findDocument(key: string, document: SalesDocument): Promise<PostedReference | undefined> {
+    const invoice = document.kind === 'invoice';
+    const path = invoice
+      ? `Invoices?InvoiceNumbers=${encodeURIComponent(document.number)}`
+      : `CreditNotes?where=${encodeURIComponent(`CreditNoteNumber=="${document.number.replace(/"/g, '')}"`)}`;
+    const res = await this.request('GET', path);
+    if (!res.ok) throw await this.failure(res, `GET ${invoice ? 'Invoices' : 'CreditNotes'}`);
+    const body = (await res.json()) as { Invoices?: Array<{ InvoiceID: string; Reference?: string; Status?: string }>; CreditNotes?: Array<{ CreditNoteID: string; Reference?: string; Status?: string }> };
+    const found = (invoice ? (body.Invoices ?? []).map((d) => ({ id: d.InvoiceID, ...d })) : (body.CreditNotes ?? []).map((d) => ({ id: d.CreditNoteID, ...d }))).filter((d) => d.Status !== 'DELETED');
+    if (found.length === 0) return undefined;
+    const ours = found.find((d) => d.Reference === key);
+    if (!ours) {
+      throw new TargetError(`Xero ${document.kind} ${document.number} exists with another reference (${found[0]!.Reference ?? 'none'}), not ${key}`, { permanent: true, code: 'exists_with_different_reference' });
+    }
+    return { reference: ours.id };
+  }
+
+  /** Step 4: POST the invoice (ACCREC) or credit note (ACCRECCREDIT) with our key as Idempotency-Key. */
+  async postDocument(key: string, document: SalesDocument): Promise<PostedReference> {
+    const invoice = document.kind === 'invoice';
+    const path = invoice ? 'Invoices' : 'CreditNotes';
+    const res = await this.request('POST', path, { body: salesDocumentBody(key, document, this.config), idempotencyKey: key });
+    if (!res.ok) throw await this.failure(res, `POST ${path}`);
+    const body = (await res.json()) as { Invoices?: Array<{ InvoiceID: string }>; CreditNotes?: Array<{ CreditNoteID: string }> };
+    const id = invoice ? body.Invoices?.[0]?.InvoiceID : body.CreditNotes?.[0]?.CreditNoteID;
+    if (!id) throw new TargetError(`Xero POST ${path}: no document in the answer`, { permanent: false, status: res.status });
+    return { reference: id };
+  }
+
+  /** Receipts against sales invoices modified at or after `since`, oldest first, page by page. */
+  async *paymentPages(since: string | null): AsyncIterable<ErpPayment[]> {
+    const pageSize = this.config.paymentsPageSize ?? XERO_PAYMENTS_PAGE_SIZE;
+    const filter = `&order=${encodeURIComponent('UpdatedDateUTC ASC')}&where=${encodeURIComponent('PaymentType=="ACCRECPAYMENT"')}`;
+    for (let page = 1; ; page += 1) {
+      const res = await this.request('GET', `Payments?page=${page}&pageSize=${pageSize}${filter}`, since ? { ifModifiedSince: ifModifiedSince(since) } : {});
+      if (res.status === 304) return; // nothing modified since
+      if (!res.ok) throw await this.failure(res, 'GET Payments');
+      const records = (parseJsonDecimals(await res.text()) as { Payments?: XeroPaymentRecord[] }).Payments ?? [];
+      yield records.map(paymentFromXero).filter((p): p is ErpPayment => p !== null);
+      if (records.length < pageSize) return;
+    }
   }
 
   private async failure(res: Response, what: string): Promise<TargetError> {
