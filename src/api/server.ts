@@ -10,6 +10,7 @@ import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute } from './metrics.js';
 import { registerPaymentRoutes } from './routes/payments.js';
+import { registerReconcileRoutes } from './routes/reconcile.js';
 import { registerAuditRoutes } from './routes/audit.js';
 
 export interface ServerOptions {
@@ -97,6 +98,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerUsageRoutes(app, options);
   await registerInvoiceRoutes(app, options);
   await registerPaymentRoutes(app, options);
+  await registerReconcileRoutes(app, options);
   await registerAuditRoutes(app, options);
   return app;
 }

@@ -13,6 +13,7 @@ import { output, readText, withStore, globals } from './context.js';
 import { progress } from './progress.js';
 import { runDemo } from './demo.js';
 import { table } from './table.js';
+import { runPeriodClose } from './reconcile-commands.js';
 import { closePeriod } from '../invoice/billing-run.js';
 import { bill } from '../invoice/bill.js';
 import { exportInvoice } from '../invoice/export.js';
@@ -21,8 +22,6 @@ import { renderInvoicePdf } from '../invoice/pdf.js';
 import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
 import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
-import { appendAudit } from '../audit/log.js';
-import { transaction } from '../store/store.js';
 import { runOutboxWorker } from '../post/worker.js';
 import { NetSuiteTarget } from '../connectors/netsuite/client.js';
 import { XeroTarget } from '../connectors/xero/client.js';
@@ -336,25 +335,10 @@ export function registerCommands(program: Command): void {
   const period = program.command('period').description('accounting periods per legal entity (open unless closed)');
   period
     .command('close <entity> <period>')
-    .description('close an accounting period: journals dated in it are refused or moved to the next open period (ACCRUE_CLOSED_PERIOD_POLICY)')
+    .description('close an accounting period once reconciled: it runs reconciliation and refuses while an exception of the period is open; then journals dated in it are refused or moved (ACCRUE_CLOSED_PERIOD_POLICY)')
     .option('--by <who>', 'who closes it', process.env.USER ?? 'cli')
-    .action(async (entity: string, periodText: string, flags: { by: string }) => {
-      const parsed = parsePeriod(periodText, 'period');
-      if (!parsed.ok) throw new ProblemError(parsed.problems);
-      await withStore(async (store) => {
-        const current = await requireCatalog(store.pool);
-        if (!current.index.legalEntities.has(entity)) throw new ProblemError([{ path: 'entity', code: 'unknown', message: `no legal entity ${entity}` }]);
-        await transaction(store.pool, async (client) => {
-          await client.query(
-            `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
-             ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3`,
-            [entity, periodText, flags.by],
-          );
-          await appendAudit(client, { actor: flags.by, action: 'accounting_period.close', subject: `${entity}:${periodText}`, details: { legal_entity: entity, period: periodText } });
-        });
-        output(`accounting period ${entity} ${periodText} is closed`, { entity, period: periodText, status: 'closed' });
-      });
-    });
+    .option('--erp <names>', 'ERP connectors to reconcile too before closing, comma-separated: netsuite, xero')
+    .action(async (entity: string, periodText: string, flags: { by: string; erp?: string }) => runPeriodClose(entity, periodText, flags));
 
   program
     .command('post')

@@ -11,6 +11,19 @@ export interface PostedReference {
   reference: string; // the target's own id for the document
 }
 
+/** One document as the target reports it back, for reconciliation (src/reconcile/run.ts). */
+export interface ErpDocument {
+  key: string; // our idempotency key in the form the target stores it (see ErpTarget.storedKey)
+  reference: string; // the target's own id for the document
+  currency: string; // ISO 4217; '' when the target does not say (a Xero manual journal is in the organisation's currency)
+  form: 'journal' | 'invoice' | 'credit_note'; // how the target holds it: a journal entry, or its own sales document
+  amount: string; // major units, decimal string: a journal's debit total; an invoice's or credit note's total with tax
+  posted_on: string; // YYYY-MM-DD
+}
+
+/** Limit (TigerStyle): documents one listDocuments call may return; a larger period is refused, never truncated. */
+export const ERP_DOCUMENTS_MAX = 100_000;
+
 export interface ErpTarget {
   readonly name: string;
   readonly limits: TargetLimits;
@@ -21,6 +34,10 @@ export interface ErpTarget {
   /** Invoices and credit notes in the ERP's own document form (src/post/erp-documents.ts); a target without these gets the journal. */
   findDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference | undefined>;
   postDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference>;
+  /** Reconciliation: every document the target holds for a legal entity, posted in an accounting period (YYYY-MM). */
+  listDocuments?(legalEntity: string, period: string): Promise<ErpDocument[]>;
+  /** The form the target stores our idempotency key in, when it is not verbatim (NetSuite external IDs). */
+  storedKey?(idempotencyKey: string): string;
 }
 
 /** A target's failure with what the retry logic needs kept intact: status, code, Retry-After, permanence. */

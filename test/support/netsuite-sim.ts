@@ -226,12 +226,36 @@ export class NetSuiteSimulator {
         return reply.code(204).header('location', `${this.url}/services/rest/record/v1/${type}/${id}`).send();
       });
     }
-    // SuiteQL: the customer-payment query paymentsQuery writes.
+    // SuiteQL, for reconciliation: understands the one query journalListQuery writes (subsidiary and date range).
     app.post('/services/rest/query/v1/suiteql', async (request, reply) => {
       const q = String((request.body as { q?: string }).q ?? '');
       const payments = this.paymentRows(q, request.query as { limit?: string; offset?: string });
       if (payments) return payments;
-      return reply.code(400).send(this.error(400, 'INVALID_SEARCH', 'Unsupported query.'));
+      const subsidiary = /tl\.subsidiary = '([^']*)'/.exec(q)?.[1];
+      const from = /trandate >= TO_DATE\('(\d{4}-\d{2}-\d{2})'/.exec(q)?.[1];
+      const to = /trandate < TO_DATE\('(\d{4}-\d{2}-\d{2})'/.exec(q)?.[1];
+      if (!subsidiary || !from || !to) return reply.code(400).send(this.error(400, 'INVALID_SEARCH', 'Unsupported query.'));
+      const { limit, offset } = request.query as { limit?: string; offset?: string };
+      // Oracle's TO_CHAR: no trailing zeros, no leading zero (.5).
+      const oracleText = (d: Decimal) => decimalText(d).replace(/^(-?)0\./, (_m, sign: string) => `${sign}.`);
+      // Journal entries (type Journal: their debit total) and sales records (CustInvc, CustCred: their total with tax).
+      const types = { invoice: 'CustInvc', creditMemo: 'CustCred' } as const;
+      const rows = [...this.records.entries()]
+        .map(([eid, r]) => ({ eid, id: r.id, type: r.type, body: r.body as (JournalEntry | SalesRecord) & { tranDate?: string; subsidiary?: { id?: string }; currency?: { refName?: string } } }))
+        .filter(({ body }) => body.subsidiary?.id === subsidiary && (body.tranDate ?? '') >= from && (body.tranDate ?? '') < to)
+        .sort((a, b) => Number(a.id) - Number(b.id))
+        .map(({ eid, id, type, body }) => ({
+          links: [],
+          id,
+          externalid: eid,
+          type: type === undefined ? 'Journal' : types[type],
+          currency: body.currency?.refName ?? null,
+          trandate: body.tranDate,
+          amount: oracleText(type === undefined ? (body as JournalEntry).line.items.reduce((sum, item) => sum.plus(new Decimal(item.debit ?? '0')), new Decimal(0)) : new Decimal((body as SalesRecord).total ?? '0')),
+        }));
+      const start = Number(offset ?? 0);
+      const items = rows.slice(start, start + Number(limit ?? 1000));
+      return { links: [], count: items.length, hasMore: start + items.length < rows.length, offset: start, totalResults: rows.length, items };
     });
     this.url = await app.listen({ host: '127.0.0.1', port: 0 });
   }

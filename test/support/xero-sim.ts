@@ -37,7 +37,7 @@ const msDate = (ms: number) => `/Date(${ms}+0000)/`;
 
 
 export class XeroSimulator {
-  readonly journals: Array<{ ManualJournalID: string; Narration: string; lines: string[] }> = [];
+  readonly journals: Array<{ ManualJournalID: string; Narration: string; lines: string[]; Date?: string; Status?: string }> = [];
   readonly faults: Fault[] = [];
   readonly invoices: XeroSalesDocument[] = [];
   readonly creditNotes: XeroSalesDocument[] = [];
@@ -119,8 +119,20 @@ export class XeroSimulator {
       if (this.inFlight > this.options.concurrent) return reply.code(429).header('retry-after', '0').header('x-rate-limit-problem', 'concurrent').send({ Message: 'Too many concurrent requests' });
       if (this.calls.length > this.options.perMinute) return reply.code(429).header('retry-after', '1').header('x-rate-limit-problem', 'minute').send({ Message: 'Rate limit exceeded' });
     });
-    app.get('/api.xro/2.0/ManualJournals', async (request) => {
+    app.get('/api.xro/2.0/ManualJournals', async (request, reply) => {
       const where = String((request.query as { where?: string }).where ?? '');
+      // Reconciliation: a date-range filter with `page` lists journals with their lines, 100 a page, dates as /Date(ms+0000)/.
+      const range = /Date >= DateTime\((\d+),(\d+),(\d+)\) AND Date < DateTime\((\d+),(\d+),(\d+)\)/.exec(where);
+      if (range) {
+        const [from, to] = [range.slice(1, 4).join('-'), range.slice(4, 7).join('-')];
+        const page = Number((request.query as { page?: string }).page ?? 1);
+        const inRange = this.journals.filter((j) => (j.Date ?? '') >= from && (j.Date ?? '') < to).slice((page - 1) * 100, page * 100);
+        const body = inRange.map((j) => {
+          const lines = j.lines.map((amount) => `{"LineAmount":${amount},"AccountCode":"0"}`).join(',');
+          return `{"ManualJournalID":${JSON.stringify(j.ManualJournalID)},"Narration":${JSON.stringify(j.Narration)},"Date":"/Date(${Date.parse(`${j.Date}T00:00:00Z`)}+0000)/","Status":${JSON.stringify(j.Status ?? 'POSTED')},"JournalLines":[${lines}]}`;
+        });
+        return reply.type('application/json').send(`{"ManualJournals":[${body.join(',')}]}`);
+      }
       const needle = /Narration\.Contains\("(.*)"\)/.exec(where)?.[1] ?? '\u0000';
       return { ManualJournals: this.journals.filter((j) => j.Narration.includes(needle)).map((j) => ({ ManualJournalID: j.ManualJournalID, Narration: j.Narration })) };
     });
@@ -141,7 +153,7 @@ export class XeroSimulator {
       const sum = amounts.reduce((s, a) => s + BigInt(a.replace('.', '').replace(/^(-?)0+(?=\d)/, '$1')), 0n);
       if (sum !== 0n) return reply.code(400).send({ ErrorNumber: 10, Type: 'ValidationException', Message: 'A validation exception occurred', Elements: [{ ValidationErrors: [{ Message: 'The total debits must equal total credits' }] }] });
       const narration = /"Narration":"((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? '';
-      const journal = { ManualJournalID: `mj-${this.journals.length + 1}`, Narration: JSON.parse(`"${narration}"`) as string, lines: amounts };
+      const journal = { ManualJournalID: `mj-${this.journals.length + 1}`, Narration: JSON.parse(`"${narration}"`) as string, lines: amounts, Date: /"Date":"(\d{4}-\d{2}-\d{2})"/.exec(text)?.[1], Status: 'POSTED' };
       this.journals.push(journal);
       const answer = JSON.stringify({ ManualJournals: [{ ManualJournalID: journal.ManualJournalID, Status: 'POSTED' }] });
       if (key) this.answers.set(key, answer);

@@ -4,7 +4,8 @@
 // account's concurrency limit is exceeded.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
-import { TargetError, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import { parsePeriod } from '../../meter/period.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import { parseJsonDecimals } from '../json-decimal.js';
@@ -27,6 +28,31 @@ export const NETSUITE_DEFAULT_LIMITS: TargetLimits = { concurrency: 5, requestsP
 
 /** External IDs may hold letters, digits, underscore and hyphen only: `jrn:v1:invoice:inv_x` -> `jrn-v1-invoice-inv_x`. */
 export const netsuiteExternalId = (key: string) => key.replace(/[^A-Za-z0-9_-]/g, '-');
+
+/** SuiteQL answers at most 1000 rows a page. */
+export const NETSUITE_SUITEQL_PAGE = 1000;
+
+/** SuiteQL transaction types of what Accrue posts: journal entries, invoices and credit memos. */
+export const NETSUITE_DOCUMENT_TYPES = { Journal: 'journal', CustInvc: 'invoice', CustCred: 'credit_note' } as const;
+
+/**
+ * The SuiteQL query behind listDocuments: journal entries, invoices and credit memos of one subsidiary dated in
+ * [from, to), each with its amount as text (TO_CHAR, so none travels as a JSON float): a journal's debit total, an
+ * invoice's or credit memo's total (tax included) in the transaction currency.
+ */
+export function journalListQuery(subsidiary: string, from: string, to: string): string {
+  return [
+    "SELECT t.id AS id, t.externalid AS externalid, t.type AS type, cur.symbol AS currency, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate,",
+    "TO_CHAR(CASE WHEN t.type = 'Journal' THEN SUM(tl.debitforeignamount) ELSE ABS(t.foreigntotal) END) AS amount",
+    'FROM transaction t JOIN transactionline tl ON tl.transaction = t.id JOIN currency cur ON cur.id = t.currency',
+    `WHERE t.type IN ('Journal', 'CustInvc', 'CustCred') AND tl.subsidiary = '${subsidiary}'`,
+    `AND t.trandate >= TO_DATE('${from}', 'YYYY-MM-DD') AND t.trandate < TO_DATE('${to}', 'YYYY-MM-DD')`,
+    'GROUP BY t.id, t.externalid, t.type, cur.symbol, t.trandate, t.foreigntotal ORDER BY t.id',
+  ].join(' ');
+}
+
+// Oracle's TO_CHAR drops the leading zero (.5, -.5).
+const decimalFromText = (text: string) => text.replace(/^(-?)\./, (_m, sign: string) => `${sign}0.`);
 
 export function journalEntryRecord(journal: Journal, config: Pick<NetSuiteConfig, 'subsidiaryByEntity'>, externalId: string) {
   const currency = journal.lines[0]?.currency;
@@ -144,6 +170,50 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource {
       yield (page.items ?? []).map(paymentFromRow);
       // parseJsonDecimals leaves booleans as they are.
       if (page.hasMore !== true) return;
+    }
+  }
+
+  storedKey(key: string): string {
+    return netsuiteExternalId(key);
+  }
+
+  /** Journal entries, invoices and credit memos of the entity's subsidiary dated in the period, page by page through SuiteQL. */
+  async listDocuments(legalEntity: string, period: string): Promise<ErpDocument[]> {
+    const window = parsePeriod(period);
+    if (!window.ok) throw new TargetError(`NetSuite listDocuments: ${window.problems[0]!.message}`, { permanent: true });
+    const subsidiary = this.config.subsidiaryByEntity[legalEntity] ?? legalEntity;
+    // The subsidiary goes into the query text: only an id-shaped value may.
+    if (!/^[A-Za-z0-9_-]+$/.test(subsidiary)) throw new TargetError(`NetSuite listDocuments: subsidiary ${JSON.stringify(subsidiary)} is not an id`, { permanent: true });
+    const q = journalListQuery(subsidiary, window.value.start_date, window.value.end_date);
+    const documents: ErpDocument[] = [];
+    for (let offset = 0; ; offset += NETSUITE_SUITEQL_PAGE) {
+      let res: Response;
+      try {
+        res = await fetch(`${this.config.baseUrl}/services/rest/query/v1/suiteql?limit=${NETSUITE_SUITEQL_PAGE}&offset=${offset}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/json', prefer: 'transient' },
+          body: JSON.stringify({ q }),
+          signal: AbortSignal.timeout(this.config.timeoutMs ?? 30_000),
+        });
+      } catch (error) {
+        throw new TargetError(`NetSuite SuiteQL: ${(error as Error).message}`, { permanent: false, code: (error as Error).name });
+      }
+      if (!res.ok) throw await this.failure(res, 'POST suiteql');
+      const page = (await res.json()) as { items?: Array<Record<string, unknown>>; hasMore?: boolean };
+      for (const item of page.items ?? []) {
+        const form = NETSUITE_DOCUMENT_TYPES[String(item.type) as keyof typeof NETSUITE_DOCUMENT_TYPES];
+        if (typeof item.amount !== 'string' || form === undefined) throw new TargetError(`NetSuite SuiteQL: transaction ${String(item.id)} has no text amount or an unexpected type`, { permanent: true, body: item });
+        documents.push({
+          key: typeof item.externalid === 'string' ? item.externalid : '',
+          reference: String(item.id),
+          currency: typeof item.currency === 'string' ? item.currency : '',
+          form,
+          amount: decimalFromText(item.amount),
+          posted_on: String(item.trandate ?? ''),
+        });
+      }
+      if (documents.length > ERP_DOCUMENTS_MAX) throw new TargetError(`NetSuite listDocuments: more than ${ERP_DOCUMENTS_MAX} transactions in ${period}`, { permanent: true });
+      if (!page.hasMore) return documents;
     }
   }
 

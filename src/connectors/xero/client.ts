@@ -3,7 +3,9 @@
 // and 60 calls a minute per tenant; 429 with Retry-After beyond them.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
-import { TargetError, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import { Decimal, decimalText } from '../../domain/money.js';
+import { parsePeriod } from '../../meter/period.js';
 import { parseJsonDecimals } from '../json-decimal.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
@@ -24,6 +26,22 @@ export interface XeroConfig {
 export const XERO_LIMITS: TargetLimits = { concurrency: 5, requestsPerMinute: 60 };
 
 const narration = (key: string, journal: Journal) => `${journal.memo} [${key}]`;
+
+/** Xero pages manual journals 100 at a time (with their lines when `page` is given). */
+export const XERO_PAGE_SIZE = 100;
+
+/** `Date >= DateTime(2026,11,01) AND Date < DateTime(2026,12,01)`: the period's journals by their date. */
+export function periodWhere(from: string, to: string): string {
+  const at = (date: string) => `DateTime(${date.slice(0, 4)},${date.slice(5, 7)},${date.slice(8, 10)})`;
+  return `Date >= ${at(from)} AND Date < ${at(to)}`;
+}
+
+/** Xero writes dates as `/Date(1764460800000+0000)/`; an ISO date passes through. */
+export function xeroDate(value: unknown): string {
+  const text = String(value ?? '');
+  const ms = /^\/Date\((-?\d+)([+-]\d{4})?\)\/$/.exec(text)?.[1];
+  return ms === undefined ? text.slice(0, 10) : new Date(Number(ms)).toISOString().slice(0, 10);
+}
 
 /** The request body, written by hand around exact decimal literals: JSON numbers, never JS floats. */
 export function manualJournalBody(key: string, journal: Journal): string {
@@ -127,6 +145,48 @@ export class XeroTarget implements ErpTarget, PaymentSource {
       yield records.map(paymentFromXero).filter((p): p is ErpPayment => p !== null);
       if (records.length < pageSize) return;
     }
+  }
+
+  /**
+   * Everything Accrue posts, dated in the period, page by page: manual journals (our key read back from the
+   * narration), sales invoices and credit notes (our key in Reference). The tenant is one organisation (one legal
+   * entity), so `legalEntity` selects nothing here. Amounts are read as their literal text.
+   */
+  async listDocuments(_legalEntity: string, period: string): Promise<ErpDocument[]> {
+    const window = parsePeriod(period);
+    if (!window.ok) throw new TargetError(`Xero listDocuments: ${window.problems[0]!.message}`, { permanent: true });
+    const dates = periodWhere(window.value.start_date, window.value.end_date);
+    const documents: ErpDocument[] = [];
+    const pages = async (path: string, what: string, take: (body: Record<string, unknown>) => number) => {
+      for (let page = 1; ; page += 1) {
+        const res = await this.request('GET', `${path}&page=${page}`);
+        if (!res.ok) throw await this.failure(res, `GET ${what}`);
+        const count = take(parseJsonDecimals(await res.text()) as Record<string, unknown>);
+        if (documents.length > ERP_DOCUMENTS_MAX) throw new TargetError(`Xero listDocuments: more than ${ERP_DOCUMENTS_MAX} documents in ${period}`, { permanent: true });
+        if (count < XERO_PAGE_SIZE) return;
+      }
+    };
+    await pages(`ManualJournals?where=${encodeURIComponent(dates)}`, 'ManualJournals', (body) => {
+      const journals = (body.ManualJournals ?? []) as Array<{ ManualJournalID: string; Narration?: string; Date?: string; Status?: string; JournalLines?: Array<{ LineAmount?: string }> }>;
+      for (const j of journals) {
+        if ((j.Status ?? 'POSTED') !== 'POSTED') continue; // drafts, voided and deleted journals move no balance
+        const debit = (j.JournalLines ?? []).reduce((sum, l) => (l.LineAmount && !l.LineAmount.startsWith('-') ? sum.plus(new Decimal(l.LineAmount)) : sum), new Decimal(0));
+        documents.push({ key: /\[([^\]]+)\]$/.exec(j.Narration ?? '')?.[1] ?? '', reference: j.ManualJournalID, currency: '', form: 'journal', amount: decimalText(debit), posted_on: xeroDate(j.Date) });
+      }
+      return journals.length;
+    });
+    type Sales = { InvoiceID?: string; CreditNoteID?: string; Reference?: string; CurrencyCode?: string; Total?: string; Date?: string; Status?: string };
+    for (const [collection, type, form] of [['Invoices', 'ACCREC', 'invoice'], ['CreditNotes', 'ACCRECCREDIT', 'credit_note']] as const) {
+      await pages(`${collection}?where=${encodeURIComponent(`Type=="${type}" AND ${dates}`)}`, collection, (body) => {
+        const list = (body[collection] ?? []) as Sales[];
+        for (const d of list) {
+          if (!['AUTHORISED', 'PAID'].includes(d.Status ?? '')) continue; // drafts, submitted, voided and deleted documents book nothing
+          documents.push({ key: d.Reference ?? '', reference: d.InvoiceID ?? d.CreditNoteID ?? '', currency: d.CurrencyCode ?? '', form, amount: d.Total ?? '0', posted_on: xeroDate(d.Date) });
+        }
+        return list.length;
+      });
+    }
+    return documents;
   }
 
   private async failure(res: Response, what: string): Promise<TargetError> {

@@ -1,0 +1,177 @@
+// `accrue reconcile` and `accrue exceptions`: where a period stands, and the exception queues worked by hand.
+import type { Command } from 'commander';
+import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { XeroTarget } from '../connectors/xero/client.js';
+import { formatProblems, ProblemError, type Result } from '../domain/result.js';
+import type { ErpTarget } from '../post/target.js';
+import { assignException, getException, listExceptions, resolveException, waiveException, type ExceptionRecord } from '../reconcile/exceptions.js';
+import { reconcilePeriod, type ReconcileReport } from '../reconcile/run.js';
+import { closeAccountingPeriod } from '../reconcile/period-close.js';
+import { parsePeriod } from '../meter/period.js';
+import { EXIT, output, withStore } from './context.js';
+import { table } from './table.js';
+
+const ERP_NAMES = ['netsuite', 'xero'] as const;
+
+/** ERP connectors by name, configured from the environment as `accrue post` does (docs/connectors.md). */
+export function erpTargetsFromEnv(names: string | undefined, env = process.env): ErpTarget[] {
+  const list = (names ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+  return list.map((name) => {
+    if (name === 'netsuite') {
+      const baseUrl = env.NETSUITE_BASE_URL;
+      const token = env.NETSUITE_TOKEN;
+      if (!baseUrl || !token) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'set NETSUITE_BASE_URL and NETSUITE_TOKEN to reconcile against NetSuite' }]);
+      const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
+      return new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity });
+    }
+    if (name === 'xero') {
+      const token = env.XERO_TOKEN;
+      const tenantId = env.XERO_TENANT_ID;
+      if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID to reconcile against Xero' }]);
+      return new XeroTarget({ baseUrl: env.XERO_BASE_URL ?? 'https://api.xero.com', token, tenantId });
+    }
+    throw new ProblemError([{ path: '--erp', code: 'unknown_target', message: `unknown ERP ${JSON.stringify(name)}; the connectors are: ${ERP_NAMES.join(', ')}` }]);
+  });
+}
+
+/** The human report: one row per checkpoint, then each difference, then the open exceptions per queue. */
+export function reconcileText(report: ReconcileReport): string {
+  const rows = report.checkpoints.map((c) => [
+    c.legal_entity,
+    c.checkpoint,
+    c.connector ?? '',
+    c.status === 'green' ? 'green' : 'RED',
+    String(c.compared.left),
+    String(c.compared.right),
+    String(c.differences.length),
+    c.pending > 0 ? String(c.pending) : '',
+  ]);
+  const parts = [`period ${report.period}: ${report.status === 'green' ? 'green' : 'RED'}${report.recorded ? '' : ' (not recorded)'}`, table(['entity', 'checkpoint', 'connector', 'status', 'left', 'right', 'differences', 'pending'], rows)];
+  const differences = report.checkpoints.flatMap((c) =>
+    c.differences.map((d) => [c.checkpoint + (c.connector ? `/${c.connector}` : ''), d.kind, [d.key.customer, d.key.currency, d.key.item].filter(Boolean).join(' '), d.left ?? '-', d.right ?? '-', d.status ?? '', d.opened ? 'new' : '']),
+  );
+  if (differences.length > 0) parts.push('', table(['checkpoint', 'kind', 'key', 'left', 'right', 'exception', ''], differences));
+  if (report.cleared.length > 0) parts.push('', `no longer found (still to resolve or waive): ${report.cleared.map((c) => `${c.checkpoint} ${c.item}`).join('; ')}`);
+  parts.push('', report.open_exceptions.length === 0 ? 'no open exceptions' : table(['entity', 'queue', 'open', 'assigned'], report.open_exceptions.map((q) => [q.legal_entity, q.owner_queue, String(q.open), String(q.assigned)])));
+  return parts.join('\n');
+}
+
+function exceptionTable(rows: ExceptionRecord[]): string {
+  return table(
+    ['id', 'queue', 'status', 'period', 'entity', 'checkpoint', 'kind', 'item', 'left', 'right', 'assigned'],
+    rows.map((e) => [e.id, e.owner_queue, e.status + (e.cleared_at ? ' (cleared)' : ''), e.period ?? '', e.legal_entity ?? '', e.checkpoint ?? '', e.kind, e.item ?? e.subject, e.left_amount ?? '', e.right_amount ?? '', e.assigned_to ?? '']),
+  );
+}
+
+function moved(result: Result<ExceptionRecord>, verb: string): void {
+  if (!result.ok) {
+    process.stderr.write(`accrue: ${formatProblems(result.problems).split('\n').join('\naccrue: ')}\n`);
+    process.exitCode = result.problems.some((p) => p.code === 'not_found' || p.code === 'terminal' || p.code === 'not_allowed') ? EXIT.failed : EXIT.badInput;
+    return;
+  }
+  output(`exception ${result.value.id} ${verb}`, result.value);
+}
+
+const whoDefault = process.env.USER ?? 'cli';
+
+/** `accrue period close <entity> <period>`: reconcile, then close only if no exception of the period is open. */
+export async function runPeriodClose(entity: string, periodText: string, flags: { by: string; erp?: string }): Promise<void> {
+  const parsed = parsePeriod(periodText, 'period');
+  if (!parsed.ok) throw new ProblemError(parsed.problems);
+  const connectors = erpTargetsFromEnv(flags.erp);
+  await withStore(async (store) => {
+    const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: flags.by, connectors });
+    if (!outcome.result.ok) {
+      const refused = outcome.open.length > 0;
+      process.stderr.write(`accrue: ${refused ? `accounting period ${entity} ${periodText} stays open: ${outcome.open.length} exception(s) to resolve or waive\naccrue: ` : ''}${formatProblems(outcome.result.problems).split('\n').join('\naccrue: ')}\n`);
+      output('', { entity, period: periodText, status: 'open', problems: outcome.result.problems, open_exceptions: outcome.open, reconciliation: outcome.reconciliation });
+      process.exitCode = refused ? EXIT.failed : EXIT.badInput;
+      return;
+    }
+    const closed = outcome.result.value;
+    output(`accounting period ${entity} ${periodText} is closed${closed.already_closed ? ` (since ${closed.closed_at})` : ''}`, { entity, status: 'closed', ...closed, reconciliation: outcome.reconciliation });
+  });
+}
+
+export function registerReconcileCommands(program: Command): void {
+  program
+    .command('reconcile <period>')
+    .description('reconcile a month: compare usage, rating, invoices, ledger, ERP postings and payments; open an exception per difference')
+    .option('--entity <id>', 'one legal entity (default: all)')
+    .option('--erp <names>', 'ERP connectors to compare too, comma-separated: netsuite, xero (configured from the environment)')
+    .option('--dry-run', 'compare and report only: open and clear no exception')
+    .action(async (period: string, flags: { entity?: string; erp?: string; dryRun?: boolean }) => {
+      const connectors = erpTargetsFromEnv(flags.erp);
+      await withStore(async (store) => {
+        const report = await reconcilePeriod(store.pool, { period, legalEntity: flags.entity, connectors, record: !flags.dryRun });
+        output(reconcileText(report), report);
+      });
+    });
+
+  const exceptions = program.command('exceptions').description('exception queues: differences found by reconciliation and payments settlement could not apply');
+  exceptions
+    .command('list')
+    .description('exceptions, oldest first')
+    .option('--queue <queue>', 'billing_engineering, integration_support or finance_operations')
+    .option('--status <status>', 'open, assigned, resolved, waived, or unresolved (open and assigned)')
+    .option('--period <YYYY-MM>', 'one period')
+    .option('--entity <id>', 'one legal entity')
+    .option('--checkpoint <id>', 'one checkpoint')
+    .option('--limit <n>', 'at most this many (1..1000)', '100')
+    .action(async (flags: { queue?: string; status?: string; period?: string; entity?: string; checkpoint?: string; limit: string }) => {
+      await withStore(async (store) => {
+        const limit = /^\d+$/.test(flags.limit) ? Number.parseInt(flags.limit, 10) : Number.NaN;
+        const rows = await listExceptions(store.pool, { queue: flags.queue, status: flags.status, period: flags.period, legalEntity: flags.entity, checkpoint: flags.checkpoint, limit });
+        if (!rows.ok) throw new ProblemError(rows.problems);
+        output(rows.value.length === 0 ? 'no exceptions' : exceptionTable(rows.value), rows.value);
+      });
+    });
+  exceptions
+    .command('show <id>')
+    .description('one exception: both sides, the documents involved and every move')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const found = await getException(store.pool, id);
+        if (!found) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no exception ${id}` }]);
+        const e = found.exception;
+        const human = [
+          `${e.id}  ${e.status}${e.cleared_at ? ' (no longer found since ' + e.cleared_at + ')' : ''}  ${e.owner_queue}`,
+          `${e.checkpoint ?? e.kind}${e.connector ? ` / ${e.connector}` : ''}  ${e.kind}  ${[e.legal_entity, e.period, e.customer, e.currency].filter(Boolean).join(' ')}`,
+          `item: ${e.item ?? e.subject}`,
+          `left: ${e.left_amount ?? '-'}  right: ${e.right_amount ?? '-'}  difference: ${e.difference ?? '-'}`,
+          `documents: ${e.documents.map((d) => `${d.kind} ${d.id}${d.connector ? ` (${d.connector})` : ''}`).join(', ') || '-'}`,
+          ...(e.assigned_to ? [`assigned to: ${e.assigned_to}`] : []),
+          ...(e.resolution_document ? [`corrected by: ${e.resolution_document}`] : []),
+          ...(e.waived_reason ? [`waived by ${e.waived_by}: ${e.waived_reason}`] : []),
+          '',
+          table(['#', 'at', 'action', 'from', 'to', 'by', 'why'], found.events.map((v) => [String(v.ordinal), v.at, v.action, v.from_status ?? '', v.to_status, v.actor, v.reason ?? ''])),
+        ];
+        output(human.join('\n'), found);
+      });
+    });
+  exceptions
+    .command('assign <id> <assignee>')
+    .description('assign (or reassign) an exception to a person or team')
+    .option('--by <who>', 'who assigns it', whoDefault)
+    .option('--note <text>', 'a note kept in its history')
+    .action(async (id: string, assignee: string, flags: { by: string; note?: string }) => {
+      await withStore(async (store) => moved(await assignException(store.pool, id, { assignee, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }), `assigned to ${assignee}`));
+    });
+  exceptions
+    .command('resolve <id>')
+    .description('resolve an assigned exception with the document that corrects it (credit note, re-posting, adjustment)')
+    .requiredOption('--document <id>', 'the correcting document: an invoice or credit note number or id, a journal id, a payment id, or the ERP reference')
+    .option('--by <who>', 'who resolves it', whoDefault)
+    .option('--note <text>', 'a note kept in its history')
+    .action(async (id: string, flags: { document: string; by: string; note?: string }) => {
+      await withStore(async (store) => moved(await resolveException(store.pool, id, { correcting_document: flags.document, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }), `resolved by ${flags.document}`));
+    });
+  exceptions
+    .command('waive <id>')
+    .description('accept an assigned exception as it is, saying why; final')
+    .requiredOption('--reason <text>', 'why the difference is accepted')
+    .option('--by <who>', 'who accepts it', whoDefault)
+    .action(async (id: string, flags: { reason: string; by: string }) => {
+      await withStore(async (store) => moved(await waiveException(store.pool, id, { reason: flags.reason, by: flags.by }), 'waived'));
+    });
+}
