@@ -10,6 +10,7 @@ import { buildServer } from '../api/server.js';
 import { ProblemError } from '../domain/result.js';
 import { migrate } from '../store/migrate.js';
 import { output, readText, withStore, globals } from './context.js';
+import { serveWithStream, type StreamFlags } from './stream-commands.js';
 import { progress } from './progress.js';
 import { runDemo } from './demo.js';
 import { table } from './table.js';
@@ -36,7 +37,13 @@ export function registerCommands(program: Command): void {
     .description('run the HTTP API (and, in later roles, the workers)')
     .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
-    .action(async (flags: { host?: string; port?: string }) => {
+    .option('--source <url>', 'also consume usage CloudEvents from NATS JetStream, e.g. nats://127.0.0.1:4222 (docs/streaming.md)')
+    .option('--stream <name>', 'with --source: the JetStream stream, e.g. USAGE (created when absent)')
+    .option('--subjects <list>', 'with --source: subjects of the stream when Accrue creates it (default usage.>)')
+    .option('--durable <name>', 'with --source: durable consumer name shared by every process (default accrue-ingest)')
+    .option('--no-notify', 'with --source: do not publish notifications (accrue.invoice.finalized, ...) from this process')
+    .action(async (flags: StreamFlags & { host?: string; port?: string }) => {
+      if (flags.source) return serveWithStream(flags); // owns its shutdown: the batch in hand commits before the store closes
       await withStore(async (store, cfg) => {
         const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET });
         await app.listen({ host: cfg.host, port: cfg.port });

@@ -5,12 +5,14 @@ import { EXIT, program } from './context.js';
 import { registerCommands } from './commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerCompareCommands } from './compare-commands.js';
+import { registerStreamCommands } from './stream-commands.js';
 import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 
 registerCommands(program);
 registerAuditCommands(program);
+registerStreamCommands(program);
 registerCompareCommands(program);
 registerReconcileCommands(program);
 registerSettleCommands(program);
