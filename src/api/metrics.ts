@@ -1,84 +1,302 @@
 // GET /metrics: Prometheus text. Business measures are read from the store at scrape time, so every API node reports
-// the same truth however many processes ingest; process basics come from prom-client's defaults.
+// the same truth however many processes ingest, close or post; totals the store keeps (events received, replays) are
+// served as counters. Process-local events (HTTP requests, failed ERP calls made here) are counters of this process;
+// process basics come from prom-client's defaults. docs/operations.md lists every series and what it means.
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { currentCatalog } from '../catalog/service.js';
+import { minorToMajor } from '../domain/money.js';
+import { unbilledUsage, type UnbilledUsage } from '../meter/unbilled.js';
+import { processRegistry } from '../observe/counters.js';
+
+/** Limit: how long an unbilled-usage estimate is served before a scrape starts a new one (it rates every open period). */
+export const UNBILLED_CACHE_MS = 30_000;
+
+/** Buckets for the time from a period's end to its invoice's finalization: an hour to a month. */
+export const INVOICE_LATENCY_BUCKETS_SECONDS = [3_600, 6 * 3_600, 12 * 3_600, 86_400, 2 * 86_400, 3 * 86_400, 5 * 86_400, 7 * 86_400, 14 * 86_400, 31 * 86_400];
+/** Buckets for an ERP payment's modification to its application in Accrue: ten seconds to a day. */
+export const PAYMENT_SYNC_BUCKETS_SECONDS = [10, 30, 60, 300, 900, 1_800, 3_600, 6 * 3_600, 86_400];
+
+type Row = Record<string, string | number | null>;
+type Labels = Record<string, string>;
+
+const labelsOf = (row: Row, names: readonly string[]): Labels => Object.fromEntries(names.map((n) => [n, String(row[n] ?? '')]));
+
+/** A counter whose total the store keeps: each scrape sets it to the store's value (it only grows, as a counter must). */
+function storeCounter(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string }): void {
+  new Counter({
+    name: spec.name,
+    help: spec.help,
+    labelNames: spec.labelNames,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await pool.query<Row>(spec.sql)).rows) this.inc(labelsOf(row, spec.labelNames), Number(row.value));
+    },
+  });
+}
+
+function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string }): void {
+  new Gauge({
+    name: spec.name,
+    help: spec.help,
+    labelNames: spec.labelNames,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of (await pool.query<Row>(spec.sql)).rows) this.set(labelsOf(row, spec.labelNames), Number(row.value));
+    },
+  });
+}
+
+/**
+ * A histogram over rows of the store, bucketed by the database in one query (`spec.sql` yields the label columns and
+ * `v`, the observed value in seconds). prom-client's Histogram only counts observations made in this process, so the
+ * family is rendered from the query's counts.
+ */
+function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; sql: string }): void {
+  const columns = spec.buckets.map((b, i) => `count(*) FILTER (WHERE v <= ${b}) AS b${i}`).join(', ');
+  const grouped = spec.labelNames.join(', ');
+  const sql = `SELECT ${grouped ? `${grouped}, ` : ''}count(*) AS n, coalesce(sum(v), 0) AS total, ${columns} FROM (${spec.sql}) observed${grouped ? ` GROUP BY ${grouped}` : ''}`;
+  const metric = {
+    name: spec.name,
+    help: spec.help,
+    type: 'histogram',
+    aggregator: 'sum',
+    async get() {
+      const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+      for (const row of (await pool.query<Row>(sql)).rows) {
+        const labels = labelsOf(row, spec.labelNames);
+        spec.buckets.forEach((b, i) => values.push({ labels: { le: b, ...labels }, value: Number(row[`b${i}`]), metricName: `${spec.name}_bucket` }));
+        values.push({ labels: { le: '+Inf', ...labels }, value: Number(row.n), metricName: `${spec.name}_bucket` });
+        values.push({ labels, value: Number(row.total), metricName: `${spec.name}_sum` });
+        values.push({ labels, value: Number(row.n), metricName: `${spec.name}_count` });
+      }
+      return { name: spec.name, help: spec.help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+}
+
+/**
+ * The unbilled estimate rates every open period, so it is computed at most every UNBILLED_CACHE_MS and a scrape
+ * serves the last one while the next is computed; only the first scrape waits for it.
+ */
+class UnbilledCache {
+  private value: UnbilledUsage | null = null;
+  private computedAtMs = 0;
+  private pending: Promise<UnbilledUsage | null> | null = null;
+  constructor(private readonly pool: pg.Pool) {}
+
+  async get(): Promise<{ value: UnbilledUsage | null; ageSeconds: number }> {
+    if (Date.now() - this.computedAtMs >= UNBILLED_CACHE_MS && !this.pending) {
+      this.pending = this.compute().finally(() => {
+        this.pending = null;
+      });
+    }
+    if (!this.value && this.pending) await this.pending;
+    return { value: this.value, ageSeconds: this.value ? (Date.now() - this.computedAtMs) / 1000 : 0 };
+  }
+
+  private async compute(): Promise<UnbilledUsage | null> {
+    const catalog = await currentCatalog(this.pool);
+    const startedMs = Date.now();
+    this.value = catalog ? await unbilledUsage(this.pool, catalog) : null;
+    this.computedAtMs = startedMs;
+    return this.value;
+  }
+}
 
 export function metricsRegistry(pool: pg.Pool): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  new Gauge({
-    name: 'accrue_events_received',
-    help: 'Usage events received, by outcome (accepted, duplicate, conflict, rejected, quarantined), over all batches.',
+
+  // ---------- ingestion ----------
+  new Counter({
+    name: 'accrue_events_received_total',
+    help: 'Usage events received over all batches, by outcome: accepted, duplicate, conflict, rejected, quarantined.',
     labelNames: ['outcome'],
     registers: [registry],
     async collect() {
       const row = (
-        await pool.query(
+        await pool.query<Record<string, string>>(
           `SELECT coalesce(sum(accepted), 0) AS accepted, coalesce(sum(duplicates), 0) AS duplicate, coalesce(sum(conflicts), 0) AS conflict,
                   coalesce(sum(rejected), 0) AS rejected, coalesce(sum(quarantined), 0) AS quarantined FROM ingest_batches`,
         )
-      ).rows[0] as Record<string, string>;
-      for (const [outcome, value] of Object.entries(row)) this.set({ outcome }, Number(value));
+      ).rows[0]!;
+      this.reset();
+      for (const [outcome, value] of Object.entries(row)) this.inc({ outcome }, Number(value));
     },
   });
-  new Gauge({
+  storeGauge(registry, pool, {
     name: 'accrue_quarantine_pending',
     help: 'Quarantined events (unknown type or subject) waiting for replay, by reason.',
     labelNames: ['reason'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const r of (await pool.query("SELECT reason, count(*)::int AS n FROM quarantine WHERE replayed_at IS NULL GROUP BY reason")).rows) this.set({ reason: r.reason }, r.n);
-    },
+    sql: 'SELECT reason, count(*) AS value FROM quarantine WHERE replayed_at IS NULL GROUP BY reason',
   });
-  new Gauge({
-    name: 'accrue_late_events',
-    help: 'Events that arrived after their billing period closed, by legal entity of the customer.',
+  const catalogEntities = async () => {
+    const catalog = await currentCatalog(pool);
+    return new Map((catalog?.catalog.customers ?? []).map((c) => [c.id, c.legal_entity]));
+  };
+  new Counter({
+    name: 'accrue_late_events_total',
+    help: 'Events that arrived after their billing period closed (billed by correction in the next run), by legal entity of the customer.',
+    labelNames: ['legal_entity'],
     registers: [registry],
     async collect() {
-      this.set(Number((await pool.query('SELECT count(*)::int AS n FROM events WHERE late')).rows[0].n));
-    },
-  });
-  new Gauge({
-    name: 'accrue_outbox_entries',
-    help: 'Outbox entries by ERP target and status (pending is the posting backlog, dead the dead-letter queue).',
-    labelNames: ['target', 'status'],
-    registers: [registry],
-    async collect() {
+      const entities = await catalogEntities();
       this.reset();
-      for (const r of (await pool.query('SELECT target, status, count(*)::int AS n FROM outbox GROUP BY target, status')).rows) this.set({ target: r.target, status: r.status }, r.n);
-    },
-  });
-  new Gauge({
-    name: 'accrue_outbox_oldest_pending_age_seconds',
-    help: 'Age of the oldest pending outbox entry per ERP target.',
-    labelNames: ['target'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const r of (await pool.query("SELECT target, extract(epoch FROM now() - min(created_at))::float8 AS age FROM outbox WHERE status = 'pending' GROUP BY target")).rows) {
-        this.set({ target: r.target }, r.age);
+      for (const row of (await pool.query<{ customer: string; n: string }>('SELECT customer_id AS customer, count(*) AS n FROM events WHERE late GROUP BY 1')).rows) {
+        this.inc({ legal_entity: entities.get(row.customer) ?? 'unknown' }, Number(row.n));
       }
     },
   });
+
+  // ---------- unbilled usage ----------
+  const unbilled = new UnbilledCache(pool);
   new Gauge({
+    name: 'accrue_unbilled_usage_quantity',
+    help: 'Usage metered in billing periods not yet closed, per legal entity and meter, summed over customers as each one is billed.',
+    labelNames: ['legal_entity', 'meter'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const q of (await unbilled.get()).value?.quantities ?? []) this.set({ legal_entity: q.legal_entity, meter: q.meter }, Number(q.quantity));
+    },
+  });
+  new Gauge({
+    name: 'accrue_unbilled_amount',
+    help: 'Estimated invoice total (major units, tax included) of the billing periods not yet closed, rated now with the catalog in force, per legal entity and currency.',
+    labelNames: ['legal_entity', 'currency'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // Prometheus samples are floats: the exact amount is in the invoices; this is an estimate for a chart.
+      for (const a of (await unbilled.get()).value?.amounts ?? []) this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
+    },
+  });
+  new Gauge({
+    name: 'accrue_unbilled_events',
+    help: 'Usage events in billing periods not yet closed, per legal entity.',
+    labelNames: ['legal_entity'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const e of (await unbilled.get()).value?.events ?? []) this.set({ legal_entity: e.legal_entity }, e.events);
+    },
+  });
+  new Gauge({
+    name: 'accrue_unbilled_estimate_age_seconds',
+    help: `Age of the unbilled usage estimate served (recomputed at most every ${UNBILLED_CACHE_MS / 1000} s).`,
+    registers: [registry],
+    async collect() {
+      this.set((await unbilled.get()).ageSeconds);
+    },
+  });
+
+  // ---------- invoicing ----------
+  storeGauge(registry, pool, {
     name: 'accrue_invoices',
-    help: 'Invoices and credit notes by legal entity and status.',
+    help: 'Invoices and credit notes by legal entity, kind and status.',
     labelNames: ['legal_entity', 'kind', 'status'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const r of (await pool.query('SELECT legal_entity, kind, status, count(*)::int AS n FROM invoices GROUP BY 1, 2, 3')).rows) {
-        this.set({ legal_entity: r.legal_entity, kind: r.kind, status: r.status }, r.n);
-      }
-    },
+    sql: 'SELECT legal_entity, kind, status, count(*) AS value FROM invoices GROUP BY 1, 2, 3',
+  });
+  storeHistogram(registry, pool, {
+    name: 'accrue_invoice_generation_latency_seconds',
+    help: "Time from a billing period's end to its invoice's finalization, per legal entity (a close before the period ended counts as 0).",
+    labelNames: ['legal_entity'],
+    buckets: INVOICE_LATENCY_BUCKETS_SECONDS,
+    sql: `SELECT legal_entity, greatest(0, extract(epoch FROM finalized_at - (period_end::timestamp AT TIME ZONE 'UTC')))::float8 AS v
+            FROM invoices WHERE kind = 'invoice' AND corrects IS NULL AND finalized_at IS NOT NULL`,
+  });
+
+  // ---------- settlement ----------
+  storeCounter(registry, pool, {
+    name: 'accrue_charge_rejections_total',
+    help: 'Payments (charges collected from a customer, by webhook or from an ERP) refused for application and filed as exceptions, by legal entity and reason.',
+    labelNames: ['legal_entity', 'reason'],
+    sql: "SELECT coalesce(legal_entity, 'unknown') AS legal_entity, kind AS reason, count(*) AS value FROM exceptions WHERE details ? 'payment' GROUP BY 1, 2",
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_payment_sync_last_poll_age_seconds',
+    help: 'Seconds since the last successful payment poll finished, per ERP connector.',
+    labelNames: ['connector'],
+    sql: 'SELECT target AS connector, extract(epoch FROM now() - last_polled_at)::float8 AS value FROM payment_sync_cursors WHERE last_polled_at IS NOT NULL',
+  });
+  storeHistogram(registry, pool, {
+    name: 'accrue_payment_sync_delay_seconds',
+    help: "Time from a payment's last change at the ERP to the poll that applied it in Accrue, per ERP connector.",
+    labelNames: ['connector'],
+    buckets: PAYMENT_SYNC_BUCKETS_SECONDS,
+    sql: `SELECT target AS connector, greatest(0, extract(epoch FROM first_polled_at - erp_modified_at::timestamptz))::float8 AS v
+            FROM erp_payment_sync WHERE outcome = 'applied' AND erp_modified_at ~ '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}(:?\\d{2})?)$'`,
+  });
+
+  // ---------- posting ----------
+  const outboxEntity = "coalesce((SELECT j.legal_entity FROM journals j WHERE j.id = o.document_id), 'unknown')";
+  storeGauge(registry, pool, {
+    name: 'accrue_outbox_entries',
+    help: 'Outbox entries by ERP connector, legal entity and status: pending is the posting backlog, dead the dead-letter queue.',
+    labelNames: ['connector', 'legal_entity', 'status'],
+    sql: `SELECT o.target AS connector, ${outboxEntity} AS legal_entity, o.status, count(*) AS value FROM outbox o GROUP BY 1, 2, 3`,
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest pending outbox entry (the posting backlog) per ERP connector.',
+    labelNames: ['connector'],
+    sql: "SELECT target AS connector, extract(epoch FROM now() - min(created_at))::float8 AS value FROM outbox WHERE status = 'pending' GROUP BY 1",
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_outbox_failing_entries',
+    help: 'Pending outbox entries whose last ERP call failed and that wait for a retry, per ERP connector.',
+    labelNames: ['connector'],
+    sql: "SELECT target AS connector, count(*) AS value FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL GROUP BY 1",
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_dead_letter_entries',
+    help: 'Dead-letter entries (refused by the ERP or out of retries) waiting for a person, per ERP connector.',
+    labelNames: ['connector'],
+    sql: "SELECT target AS connector, count(*) AS value FROM outbox WHERE status = 'dead' GROUP BY 1",
+  });
+  storeCounter(registry, pool, {
+    name: 'accrue_outbox_replays_total',
+    help: 'Dead letters put back in the outbox (accrue dlq replay, POST /v1/dlq/{id}/replay), per ERP connector.',
+    labelNames: ['connector'],
+    sql: 'SELECT target AS connector, sum(replays) AS value FROM outbox GROUP BY 1',
+  });
+
+  // ---------- reconciliation ----------
+  storeGauge(registry, pool, {
+    name: 'accrue_exceptions_open',
+    help: 'Exceptions not yet resolved or waived, by owner queue, status (open, assigned) and legal entity.',
+    labelNames: ['queue', 'status', 'legal_entity'],
+    sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
   });
   return registry;
 }
 
+/** HTTP basics of this process: requests by route pattern (never the raw URL, so ids do not become series) and status. */
+function httpMetrics(app: FastifyInstance, registry: Registry): void {
+  const requests = new Counter({ name: 'accrue_http_requests_total', help: 'HTTP requests answered by this process, by method, route and status code.', labelNames: ['method', 'route', 'status_code'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'accrue_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request in this process, by method and route.',
+    labelNames: ['method', 'route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ method: request.method, route, status_code: String(reply.statusCode) });
+    duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+}
+
 export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool): Promise<void> {
-  const registry = metricsRegistry(pool);
+  const own = metricsRegistry(pool);
+  httpMetrics(app, own);
+  const registry = Registry.merge([own, processRegistry]);
   app.get('/metrics', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return withoutMisnamedGauges(await registry.metrics());

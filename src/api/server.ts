@@ -12,6 +12,8 @@ import { registerMetricsRoute } from './metrics.js';
 import { registerPaymentRoutes } from './routes/payments.js';
 import { registerReconcileRoutes } from './routes/reconcile.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerDlqRoutes } from './routes/dlq.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -100,6 +102,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerPaymentRoutes(app, options);
   await registerReconcileRoutes(app, options);
   await registerAuditRoutes(app, options);
+  await registerDlqRoutes(app, options);
+  await registerDashboardRoutes(app, options);
   return app;
 }
 

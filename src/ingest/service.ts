@@ -7,6 +7,7 @@ import { validateEvent, INGEST_LIMITS, type NormalizedEvent } from './cloudevent
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
+import { ATTRIBUTES, SPANS, inSpan } from '../observe/tracing.js';
 
 export type EventStatus = 'accepted' | 'duplicate' | 'conflict' | 'rejected' | 'quarantined';
 
@@ -62,7 +63,15 @@ interface Conflict {
   raw: unknown;
 }
 
-export async function ingestBatch(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
+export function ingestBatch(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
+  return inSpan(SPANS.ingestBatch, { 'accrue.channel': options.channel, 'accrue.events_received': rawEvents.length }, async (span) => {
+    const outcome = await ingestBatchUntraced(pool, catalog, rawEvents, options);
+    span.setAttributes({ [ATTRIBUTES.batch]: outcome.batch_id, ...Object.fromEntries(Object.entries(outcome.counts).map(([status, n]) => [`accrue.events_${status}`, n])) });
+    return outcome;
+  });
+}
+
+async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
   if (rawEvents.length > INGEST_LIMITS.batchEventsMax) {
     throw new RangeError(`a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${rawEvents.length}`);
   }

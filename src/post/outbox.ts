@@ -12,6 +12,7 @@ import { readSalesDocuments, type SalesDocument } from './erp-documents.js';
 import { TargetError, type ErpTarget } from './target.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
+import { recordErpFailure } from '../observe/counters.js';
 
 export const OUTBOX_LIMITS = {
   attemptsMax: 8,
@@ -143,6 +144,7 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
   } catch (error) {
     const details = error instanceof TargetError ? error.details : { permanent: false, message: (error as Error).message };
     const record = { message: (error as Error).message, ...details };
+    recordErpFailure(row.target, details.permanent, error);
     if (details.permanent || row.attempts >= policy.attemptsMax) {
       await settle(pool, row, { status: 'dead', error: record });
       outcome.dead += 1;

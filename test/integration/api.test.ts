@@ -159,9 +159,16 @@ describe('events over HTTP', () => {
     await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-q', { subject: 'unknown-tenant' })) });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     assert.equal(res.statusCode, 200);
-    assert.match(res.body, /accrue_events_received\{outcome="accepted"\} [1-9]/);
+    assert.match(res.body, /accrue_events_received_total\{outcome="accepted"\} [1-9]/);
     assert.match(res.body, /accrue_quarantine_pending\{reason="unknown_subject"\} 1/);
     assert.match(res.body, /process_cpu_user_seconds_total/);
+    // After the close above: its invoices, their generation latency, and the HTTP requests of this file.
+    assert.match(res.body, /^accrue_invoices\{legal_entity="nw-us",kind="invoice",status="finalized"\} [1-9]/m);
+    assert.match(res.body, /^accrue_invoice_generation_latency_seconds_count\{legal_entity="nw-us"\} [1-9]/m);
+    assert.match(res.body, /^accrue_http_requests_total\{method="POST",route="\/v1\/events",status_code="200"\} [1-9]/m);
+    for (const family of ['accrue_unbilled_estimate_age_seconds', 'accrue_unbilled_amount', 'accrue_outbox_entries', 'accrue_exceptions_open', 'accrue_charge_rejections_total', 'accrue_payment_sync_delay_seconds']) {
+      assert.match(res.body, new RegExp(`^# TYPE ${family} `, 'm'), family);
+    }
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
     if (lint.error) throw new Error(`promtool (Debian package prometheus) is needed to check the metrics: ${lint.error.message}`);
     assert.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`);
