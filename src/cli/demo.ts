@@ -141,4 +141,5 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   const check = checkPlanted(planted, comparison.value.report);
   output(`\n${formatComparison(comparison.value.report)}`, { legacy_comparison: comparison.value.report, planted });
   log(`planted ${planted.length} differences in ${legacyDir}: ${check.missed.length === 0 && check.unexplained.length === 0 ? 'every one found, nothing else' : `${check.missed.length} missed, ${check.unexplained.length} unexplained`} (accrue compare --legacy ${legacyDir} --period ${options.period.period})`);
+  log(`\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``);
 }

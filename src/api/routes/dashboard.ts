@@ -1,0 +1,359 @@
+// The dashboard: its page and bundle at `/` (public: they hold no data), and the read endpoints only it needs
+// (overview, pipeline health, invoice search, customers and their usage), plus an invoice's PDF by URL.
+// Every figure leaves as a decimal string in major units; the browser converts to numbers only to draw charts.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
+import { dashboardAssets } from '../../dashboard/assets.js';
+import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
+import { INVOICE_PAGE_MAX, searchInvoices, type InvoiceSearch } from '../../dashboard/invoices.js';
+import { periodOverview } from '../../dashboard/overview.js';
+import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
+import { getInvoice } from '../../invoice/store.js';
+import { renderInvoicePdf } from '../../invoice/pdf.js';
+import { problemDetails, sendProblem } from '../problem.js';
+import type { ServerOptions } from '../server.js';
+
+const PERIOD = { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' } as const;
+const DATE = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' } as const;
+const MONEY = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
+const str = { type: 'string' } as const;
+const nullableStr = { type: ['string', 'null'] } as const;
+const int = { type: 'integer' } as const;
+const problems = { 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } } as const;
+
+const object = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false, ...extra }) as const;
+
+const overviewSchema = object({
+  period: PERIOD,
+  start_date: DATE,
+  end_date: { ...DATE, description: 'exclusive' },
+  days: { type: 'array', items: DATE, description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)' },
+  entities: { type: 'array', items: object({ id: str, name: str, currency: str, status: { type: 'string', enum: ['open', 'closed'] }, closed_at: nullableStr }) },
+  totals: {
+    type: 'array',
+    items: object({ legal_entity: str, currency: str, usage: MONEY, unbilled: MONEY, invoiced: MONEY, posted: MONEY, paid: MONEY, outstanding: MONEY, invoices: int }),
+  },
+  series: {
+    type: 'array',
+    description: 'running totals at the end of each day of `days`',
+    items: object({
+      legal_entity: str,
+      currency: str,
+      usage: { type: 'array', items: MONEY },
+      unbilled: { type: 'array', items: MONEY },
+      invoiced: { type: 'array', items: MONEY },
+      posted: { type: 'array', items: MONEY },
+      paid: { type: 'array', items: MONEY },
+    }),
+  },
+  events: { type: 'array', items: object({ legal_entity: str, per_day: { type: 'array', items: int }, total: int, late: int }) },
+  kpis: {
+    type: 'array',
+    items: object({
+      id: str,
+      label: str,
+      unit: { type: 'string', enum: ['count', 'money', 'ratio', 'seconds'] },
+      currency: nullableStr,
+      value: { type: ['string', 'null'], description: 'a decimal string; null when there is nothing to measure yet' },
+      previous: { type: ['string', 'null'], description: 'the previous period; null for measures of the present state' },
+    }),
+  },
+});
+
+const ingestCounts = { received: int, accepted: int, duplicates: int, conflicts: int, rejected: int, quarantined: int };
+const pipelineSchema = object({
+  window: object({ from: str, to: str, hours: int, bucket: { type: 'string', enum: ['minute', 'hour', 'day'] } }),
+  ingestion: object({
+    totals: object({ ...ingestCounts, batches: int }),
+    rate_per_second: object({ last_5_minutes: MONEY, last_hour: MONEY }),
+    series: { type: 'array', items: object({ at: str, ...ingestCounts }) },
+  }),
+  quarantine: object({
+    pending: int,
+    by_reason: { type: 'array', items: object({ reason: str, pending: int, oldest: str }) },
+    recent: { type: 'array', items: object({ seq: str, source: str, id: str, reason: str, received_at: str }) },
+  }),
+  connectors: {
+    type: 'array',
+    items: object({ target: str, pending: int, posted: int, dead: int, oldest_pending_seconds: { type: ['integer', 'null'] }, replays: int }),
+  },
+});
+
+const invoiceSummarySchema = object({
+  id: str,
+  number: nullableStr,
+  kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+  status: str,
+  legal_entity: str,
+  customer: str,
+  customer_name: nullableStr,
+  currency: str,
+  period: str,
+  total: MONEY,
+  amount_paid: MONEY,
+  payment_status: str,
+  finalized_at: nullableStr,
+  posting: { type: 'string', enum: ['posted', 'pending', 'dead', 'none'] },
+});
+
+const customerSchema = object({
+  id: str,
+  name: str,
+  legal_entity: str,
+  parent: nullableStr,
+  tenants: { type: 'array', items: str },
+  subscriptions: { type: 'array', items: object({ plan: str, start: str, end: nullableStr }) },
+  events: int,
+  last_event_time: nullableStr,
+  balances: { type: 'array', items: object({ currency: str, invoiced: MONEY, paid: MONEY, outstanding: MONEY }) },
+});
+
+const usageSchema = object({
+  customer: str,
+  from: DATE,
+  to: DATE,
+  bucket: { type: 'string', enum: ['day', 'month'] },
+  buckets: { type: 'array', items: str },
+  meters: {
+    type: 'array',
+    items: object({ meter: str, aggregation: str, quantities: { type: 'array', items: { type: 'string', description: 'an exact decimal' } }, events: { type: 'array', items: int }, late_events: int }),
+  },
+});
+
+async function catalogOr409(options: ServerOptions, reply: FastifyReply): Promise<CatalogVersion | undefined> {
+  const catalog = await currentCatalog(options.pool);
+  if (!catalog) sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'));
+  return catalog;
+}
+
+/** Assets are re-validated by ETag, so a restarted server with a new bundle is picked up at once. */
+function sendAsset(request: FastifyRequest, reply: FastifyReply, type: string, body: string, version: string) {
+  const etag = `"${version}"`;
+  reply.header('etag', etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  return reply.type(type).send(body);
+}
+
+export async function registerDashboardRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+  const asset = { config: { scope: 'public' as const }, schema: { hide: true } };
+  app.get('/', asset, async (request, reply) => {
+    const assets = await dashboardAssets();
+    // The page talks to this origin only; the PDF opens from a blob URL the page made.
+    reply.header('content-security-policy', "default-src 'self'; connect-src 'self' blob:; img-src 'self' data: blob:; frame-src blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    return sendAsset(request, reply, 'text/html; charset=utf-8', assets.html, assets.version);
+  });
+  app.get('/dashboard/app.js', asset, async (request, reply) => {
+    const assets = await dashboardAssets();
+    return sendAsset(request, reply, 'text/javascript; charset=utf-8', assets.js, assets.version);
+  });
+  app.get('/dashboard/app.css', asset, async (request, reply) => {
+    const assets = await dashboardAssets();
+    return sendAsset(request, reply, 'text/css; charset=utf-8', assets.css, assets.version);
+  });
+
+  app.get(
+    '/v1/dashboard/whoami',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'The API key making the request and its scope (the dashboard shows actions to admin keys only)',
+        tags: ['dashboard'],
+        response: { 200: object({ id: str, name: str, scope: { type: 'string', enum: ['read', 'admin'] } }) },
+      },
+    },
+    async (request) => ({ id: request.apiKey!.id, name: request.apiKey!.name, scope: request.apiKey!.scope }),
+  );
+
+  app.get(
+    '/v1/dashboard/periods',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
+        tags: ['dashboard'],
+        response: { 200: object({ periods: { type: 'array', items: object({ period: PERIOD, closed_entities: { type: 'array', items: str }, invoices: int }) } }) },
+      },
+    },
+    async () => {
+      const rows = (
+        await options.pool.query<{ period: string; closed_entities: string[]; invoices: number }>(
+          `WITH months AS (
+             SELECT to_char(m, 'YYYY-MM') AS period FROM (SELECT min(time) AS lo, max(time) AS hi FROM events) b,
+                    generate_series(date_trunc('month', b.lo AT TIME ZONE 'UTC'), date_trunc('month', b.hi AT TIME ZONE 'UTC'), interval '1 month') AS m
+              WHERE b.lo IS NOT NULL
+             UNION SELECT period FROM invoices UNION SELECT period FROM billing_periods
+           )
+           SELECT m.period,
+                  coalesce((SELECT array_agg(legal_entity ORDER BY legal_entity) FROM billing_periods b WHERE b.period = m.period AND b.status = 'closed'), '{}') AS closed_entities,
+                  (SELECT count(*)::int FROM invoices i WHERE i.period = m.period AND i.kind = 'invoice' AND i.status = 'finalized') AS invoices
+             FROM months m ORDER BY m.period DESC LIMIT 240`,
+        )
+      ).rows;
+      return { periods: rows };
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/overview',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs',
+        description:
+          'usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.',
+        tags: ['dashboard'],
+        querystring: { type: 'object', required: ['period'], properties: { period: PERIOD }, additionalProperties: false },
+        response: { 200: overviewSchema, ...problems },
+      },
+    },
+    async (request, reply) => {
+      const catalog = await catalogOr409(options, reply);
+      if (!catalog) return reply;
+      return periodOverview(options.pool, catalog, (request.query as { period: string }).period);
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/pipeline',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters',
+        tags: ['dashboard'],
+        querystring: {
+          type: 'object',
+          properties: { hours: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', description: `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)` } },
+          additionalProperties: false,
+        },
+        response: { 200: pipelineSchema, 400: { $ref: 'Problem#' } },
+      },
+    },
+    async (request, reply) => {
+      const hours = Number.parseInt((request.query as { hours?: string }).hours ?? '24', 10);
+      if (hours > PIPELINE_LIMITS.hoursMax) {
+        return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', [{ path: 'hours', code: 'too_large', message: `must be at most ${PIPELINE_LIMITS.hoursMax}` }]));
+      }
+      return pipelineHealth(options.pool, { hours });
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/invoices',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
+        tags: ['dashboard'],
+        querystring: {
+          type: 'object',
+          properties: {
+            q: { type: 'string', maxLength: 200 },
+            period: PERIOD,
+            customer: { type: 'string', minLength: 1 },
+            legal_entity: { type: 'string', minLength: 1 },
+            status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
+            payment_status: { type: 'string', enum: ['unpaid', 'partially_paid', 'paid'] },
+            limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: `1 to ${INVOICE_PAGE_MAX}, default 50` },
+            offset: { type: 'string', pattern: '^[0-9]{1,9}$' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: object({ total: int, invoices: { type: 'array', items: invoiceSummarySchema } }), 400: { $ref: 'Problem#' } },
+      },
+    },
+    async (request) => {
+      const q = request.query as Record<string, string | undefined>;
+      const search: InvoiceSearch = {
+        q: q.q || undefined,
+        period: q.period,
+        customer: q.customer,
+        legal_entity: q.legal_entity,
+        status: q.status as InvoiceSearch['status'],
+        payment_status: q.payment_status as InvoiceSearch['payment_status'],
+        limit: Math.min(Number.parseInt(q.limit ?? '50', 10), INVOICE_PAGE_MAX),
+        offset: Number.parseInt(q.offset ?? '0', 10),
+      };
+      return searchInvoices(options.pool, await currentCatalog(options.pool), search);
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/customers',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
+        tags: ['dashboard'],
+        response: { 200: object({ customers: { type: 'array', items: customerSchema } }), 409: { $ref: 'Problem#' } },
+      },
+    },
+    async (_request, reply) => {
+      const catalog = await catalogOr409(options, reply);
+      if (!catalog) return reply;
+      return { customers: await listCustomers(options.pool, catalog) };
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/customers/:id/usage',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
+        tags: ['dashboard'],
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } },
+        querystring: {
+          type: 'object',
+          required: ['from', 'to'],
+          properties: { from: { ...DATE, description: 'inclusive (UTC)' }, to: { ...DATE, description: 'exclusive (UTC)' }, bucket: { type: 'string', enum: ['day', 'month'] } },
+          additionalProperties: false,
+        },
+        response: { 200: usageSchema, ...problems },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const q = request.query as { from: string; to: string; bucket?: 'day' | 'month' };
+      const catalog = await catalogOr409(options, reply);
+      if (!catalog) return reply;
+      if (!catalog.index.customers.has(id)) return sendProblem(reply, problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+      const bucket = q.bucket ?? 'day';
+      const errors = [];
+      for (const field of ['from', 'to'] as const) if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`))) errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
+      if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
+      const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
+      if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX) errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
+      if (errors.length > 0) return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', errors));
+      return customerUsage(options.pool, catalog, id, { from: q.from, to: q.to, bucket });
+    },
+  );
+
+  app.get(
+    '/v1/invoices/:id/pdf',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'An invoice or credit note as PDF, by id or number',
+        tags: ['invoicing'],
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } },
+        response: { 200: { description: 'the PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const invoice = await getInvoice(options.pool, id);
+      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+      const catalog = await catalogOr409(options, reply);
+      if (!catalog) return reply;
+      const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
+      const customer = catalog.index.customers.get(invoice.customer);
+      if (!legalEntity || !customer) return sendProblem(reply, problemDetails(409, 'not_in_catalog', `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`));
+      const pdf = await renderInvoicePdf({ invoice, legalEntity, customer, products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])) });
+      return reply
+        .type('application/pdf')
+        .header('content-disposition', `inline; filename="${(invoice.number ?? invoice.id).replace(/[^A-Za-z0-9._-]/g, '_')}.pdf"`)
+        .send(pdf);
+    },
+  );
+}

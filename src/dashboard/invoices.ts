@@ -1,0 +1,98 @@
+// Invoice search for support and finance: by number, id, customer (id or name), period, legal entity and status.
+import type pg from 'pg';
+import type { CatalogVersion } from '../catalog/service.js';
+import { formatMajor } from '../domain/money.js';
+
+/** Limit: rows one search page returns. */
+export const INVOICE_PAGE_MAX = 200;
+
+export interface InvoiceSearch {
+  q?: string;
+  period?: string;
+  customer?: string;
+  legal_entity?: string;
+  status?: 'finalized' | 'void' | 'draft';
+  payment_status?: 'unpaid' | 'partially_paid' | 'paid';
+  limit: number;
+  offset: number;
+}
+
+export interface InvoiceSummary {
+  id: string;
+  number: string | null;
+  kind: 'invoice' | 'credit_note';
+  status: string;
+  legal_entity: string;
+  customer: string;
+  customer_name: string | null;
+  currency: string;
+  period: string;
+  total: string;
+  amount_paid: string;
+  payment_status: string;
+  finalized_at: string | null;
+  /** posted: every ERP entry posted (or the built-in ledger only); pending; dead: an entry is in the dead-letter queue. */
+  posting: 'posted' | 'pending' | 'dead' | 'none';
+}
+
+export async function searchInvoices(pool: pg.Pool, catalog: CatalogVersion | undefined, search: InvoiceSearch): Promise<{ total: number; invoices: InvoiceSummary[] }> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (search.q) {
+    const text = search.q.trim();
+    // A customer name matches through the catalog, which holds the names.
+    const named = (catalog?.catalog.customers ?? []).filter((c) => c.name.toLowerCase().includes(text.toLowerCase())).map((c) => c.id);
+    params.push(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const like = `$${params.length}`;
+    params.push(named);
+    where.push(`(i.number ILIKE ${like} OR i.id ILIKE ${like} OR i.customer ILIKE ${like} OR i.customer = ANY($${params.length}))`);
+  }
+  if (search.period) add('i.period = ?', search.period);
+  if (search.customer) add('i.customer = ?', search.customer);
+  if (search.legal_entity) add('i.legal_entity = ?', search.legal_entity);
+  if (search.status) add('i.status = ?', search.status);
+  if (search.payment_status) add('i.payment_status = ?', search.payment_status);
+  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const total = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM invoices i ${clause}`, params)).rows[0]!.n;
+  const limit = Math.min(search.limit, INVOICE_PAGE_MAX);
+  const rows = (
+    await pool.query<{
+      id: string; number: string | null; kind: 'invoice' | 'credit_note'; status: string; legal_entity: string; customer: string; currency: string; period: string;
+      total_minor: string; amount_paid_minor: string; payment_status: string; finalized_at: Date | null; entries: number; posted: number; dead: number;
+    }>(
+      `WITH entries AS (SELECT coalesce(j.source_document, o.document_id) AS invoice_id, o.status FROM outbox o LEFT JOIN journals j ON j.id = o.document_id)
+       SELECT i.id, i.number, i.kind, i.status, i.legal_entity, i.customer, i.currency, i.period, i.total_minor::text, i.amount_paid_minor::text,
+              i.payment_status, i.finalized_at,
+              (SELECT count(*)::int FROM entries e WHERE e.invoice_id = i.id) AS entries,
+              (SELECT count(*)::int FROM entries e WHERE e.invoice_id = i.id AND e.status = 'posted') AS posted,
+              (SELECT count(*)::int FROM entries e WHERE e.invoice_id = i.id AND e.status = 'dead') AS dead
+         FROM invoices i ${clause}
+        ORDER BY i.period DESC, i.legal_entity, i.number NULLS LAST, i.id
+        LIMIT ${limit} OFFSET ${Math.max(0, Math.floor(search.offset))}`,
+      params,
+    )
+  ).rows;
+  return {
+    total,
+    invoices: rows.map((r) => ({
+      id: r.id,
+      number: r.number,
+      kind: r.kind,
+      status: r.status,
+      legal_entity: r.legal_entity,
+      customer: r.customer,
+      customer_name: catalog?.index.customers.get(r.customer)?.name ?? null,
+      currency: r.currency,
+      period: r.period,
+      total: formatMajor(BigInt(r.total_minor), r.currency),
+      amount_paid: formatMajor(BigInt(r.amount_paid_minor), r.currency),
+      payment_status: r.payment_status,
+      finalized_at: r.finalized_at?.toISOString() ?? null,
+      posting: r.status === 'draft' ? 'none' : r.dead > 0 ? 'dead' : r.entries === r.posted ? 'posted' : 'pending',
+    })),
+  };
+}

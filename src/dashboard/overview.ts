@@ -1,0 +1,325 @@
+// The period overview finance looks at first: usage, unbilled, invoiced, posted and paid per legal entity and
+// currency, as totals and as running totals over the days of the period, and the KPIs with the previous period's value.
+// Amounts are bigint minor units here and decimal strings in major units on the way out; never floats.
+import type pg from 'pg';
+import type { CatalogVersion } from '../catalog/service.js';
+import { Decimal, decimalFixed, formatMajor } from '../domain/money.js';
+import { parsePeriod, type PeriodWindow } from '../meter/period.js';
+import { daysBetween, estimateDaily, ESTIMATE_DAYS_MAX, type DailyEstimate } from './estimate.js';
+
+export const MONEY_SERIES = ['usage', 'unbilled', 'invoiced', 'posted', 'paid'] as const;
+export type MoneySeries = (typeof MONEY_SERIES)[number];
+
+export interface EntityMoney {
+  legal_entity: string;
+  currency: string;
+  usage: string;
+  unbilled: string;
+  invoiced: string;
+  posted: string;
+  paid: string;
+  outstanding: string;
+  invoices: number;
+}
+
+export interface EntitySeries {
+  legal_entity: string;
+  currency: string;
+  /** Running totals at the end of each day of `days`, major units. */
+  usage: string[];
+  unbilled: string[];
+  invoiced: string[];
+  posted: string[];
+  paid: string[];
+}
+
+export interface Kpi {
+  id: string;
+  label: string;
+  unit: 'count' | 'money' | 'ratio' | 'seconds';
+  currency: string | null;
+  value: string | null;
+  /** The same measure for the previous period; null where the measure is a state of now (backlog, DLQ). */
+  previous: string | null;
+}
+
+export interface Overview {
+  period: string;
+  start_date: string;
+  end_date: string; // exclusive
+  days: string[];
+  entities: Array<{ id: string; name: string; currency: string; status: 'open' | 'closed'; closed_at: string | null }>;
+  totals: EntityMoney[];
+  series: EntitySeries[];
+  events: Array<{ legal_entity: string; per_day: number[]; total: number; late: number }>;
+  kpis: Kpi[];
+}
+
+interface DocumentRow {
+  id: string;
+  kind: 'invoice' | 'credit_note';
+  status: 'finalized' | 'void';
+  legal_entity: string;
+  customer: string;
+  currency: string;
+  total_minor: string;
+  finalized_on: string | null;
+  voided_on: string | null;
+  outbox_entries: number;
+  outbox_posted: number;
+  posted_on: string | null;
+  journaled_on: string | null;
+}
+
+const DAY_MS = 86_400_000;
+const ESTIMATE_CACHE_MAX = 16;
+const estimateCache = new Map<string, DailyEstimate[]>();
+
+function previousPeriod(period: string): string {
+  const [y, m] = period.split('-').map(Number) as [number, number];
+  const d = new Date(Date.UTC(y, m - 2, 1));
+  return d.toISOString().slice(0, 7);
+}
+
+/** Finalized and voided invoices and credit notes of a period, with the day each was posted (all targets done). */
+async function periodDocuments(db: pg.Pool, period: string): Promise<DocumentRow[]> {
+  return (
+    await db.query<DocumentRow>(
+      `WITH entries AS (
+         SELECT coalesce(j.source_document, o.document_id) AS invoice_id, o.status, o.posted_at
+           FROM outbox o LEFT JOIN journals j ON j.id = o.document_id
+       )
+       SELECT i.id, i.kind, i.status, i.legal_entity, i.customer, i.currency, i.total_minor::text,
+              ((i.finalized_at AT TIME ZONE 'UTC')::date)::text AS finalized_on, ((i.voided_at AT TIME ZONE 'UTC')::date)::text AS voided_on,
+              count(e.status)::int AS outbox_entries, count(e.status) FILTER (WHERE e.status = 'posted')::int AS outbox_posted,
+              ((max(e.posted_at) AT TIME ZONE 'UTC')::date)::text AS posted_on,
+              (SELECT ((min(j.created_at) AT TIME ZONE 'UTC')::date)::text FROM journals j WHERE j.source_document = i.id) AS journaled_on
+         FROM invoices i LEFT JOIN entries e ON e.invoice_id = i.id
+        WHERE i.period = $1 AND i.status IN ('finalized', 'void')
+        GROUP BY i.id ORDER BY i.id`,
+      [period],
+    )
+  ).rows;
+}
+
+/** When a document counts as posted: every outbox entry posted, or, with no ERP target, once the built-in ledger holds its journal. */
+function postedOn(doc: DocumentRow): string | null {
+  if (doc.outbox_entries === 0) return doc.journaled_on ?? doc.finalized_on;
+  return doc.outbox_posted === doc.outbox_entries ? doc.posted_on : null;
+}
+
+const sign = (doc: DocumentRow) => (doc.kind === 'credit_note' ? -1n : 1n);
+
+/** A running total: the amounts dated on or before each day (an amount dated before the first day counts from it). */
+function running(days: readonly string[], dated: Array<{ on: string; minor: bigint }>): bigint[] {
+  return days.map((day) => dated.reduce((sum, d) => (d.on <= day ? sum + d.minor : sum), 0n));
+}
+
+export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, period: string): Promise<Overview> {
+  const parsed = parsePeriod(period);
+  if (!parsed.ok) throw new Error(`not a period: ${period}`);
+  const window: PeriodWindow = parsed.value;
+  const previous = previousPeriod(period);
+  const documents = await periodDocuments(pool, period);
+  const payments = (
+    await pool.query<{ invoice_id: string; legal_entity: string; currency: string; amount_minor: string; received_on: string }>(
+      `SELECT p.invoice_id, i.legal_entity, i.currency, p.amount_minor::text, p.received_on::text
+         FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND p.status = 'applied'`,
+      [period],
+    )
+  ).rows;
+
+  // The axis runs over the period and on to the last day something of this period happened (the close, postings, cash).
+  const activity = [...documents.flatMap((d) => [d.finalized_on, d.voided_on, postedOn(d)]), ...payments.map((p) => p.received_on)].filter((d): d is string => d !== null);
+  const lastPeriodDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);
+  const lastDay = activity.reduce((max, d) => (d > max ? d : max), lastPeriodDay);
+  const axisEndMs = Math.min(Date.parse(`${lastDay}T00:00:00Z`) + DAY_MS, Date.parse(`${window.start_date}T00:00:00Z`) + ESTIMATE_DAYS_MAX * DAY_MS);
+  const days = daysBetween(window.start_date, new Date(axisEndMs).toISOString().slice(0, 10));
+
+  const estimates = await cachedEstimate(pool, catalog, window, days);
+  const periodStatus = new Map(
+    (await pool.query<{ legal_entity: string; status: 'open' | 'closed'; closed_at: Date | null }>('SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1', [period])).rows.map((r) => [r.legal_entity, r]),
+  );
+
+  // Per (entity, currency): the keys come from the catalog's plans, the estimates and the documents.
+  const keys = new Map<string, { legal_entity: string; currency: string }>();
+  const keyOf = (entity: string, currency: string) => {
+    const key = `${entity}|${currency}`;
+    if (!keys.has(key)) keys.set(key, { legal_entity: entity, currency });
+    return key;
+  };
+  for (const e of catalog.catalog.legal_entities) keyOf(e.id, e.currency);
+  for (const e of estimates) keyOf(e.legal_entity, e.currency);
+  for (const d of documents) keyOf(d.legal_entity, d.currency);
+
+  const invoicedBy = (customer: string, currency: string, entity: string, day: string) =>
+    documents.some((d) => d.kind === 'invoice' && d.customer === customer && d.currency === currency && d.legal_entity === entity && d.finalized_on !== null && d.finalized_on <= day);
+  const invoicedNow = (customer: string, currency: string, entity: string) =>
+    documents.some((d) => d.kind === 'invoice' && d.status === 'finalized' && d.customer === customer && d.currency === currency && d.legal_entity === entity);
+
+  const totals: EntityMoney[] = [];
+  const series: EntitySeries[] = [];
+  const unbilledMinor = new Map<string, bigint>();
+  for (const [key, { legal_entity, currency }] of [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const mine = documents.filter((d) => `${d.legal_entity}|${d.currency}` === key);
+    const myEstimates = estimates.filter((e) => `${e.legal_entity}|${e.currency}` === key);
+    const myPayments = payments.filter((p) => `${p.legal_entity}|${p.currency}` === key);
+    const usage = days.map((_, i) => myEstimates.reduce((sum, e) => sum + e.total_minor[i]!, 0n));
+    const unbilled = days.map((day, i) => myEstimates.reduce((sum, e) => (invoicedBy(e.customer, currency, legal_entity, day) ? sum : sum + e.total_minor[i]!), 0n));
+    const invoicedDated = mine.flatMap((d) => [
+      ...(d.finalized_on ? [{ on: d.finalized_on, minor: sign(d) * BigInt(d.total_minor) }] : []),
+      ...(d.status === 'void' && d.voided_on ? [{ on: d.voided_on, minor: -sign(d) * BigInt(d.total_minor) }] : []),
+    ]);
+    const postedDated = mine.filter((d) => d.status === 'finalized').flatMap((d) => {
+      const on = postedOn(d);
+      return on ? [{ on, minor: sign(d) * BigInt(d.total_minor) }] : [];
+    });
+    const paidDated = myPayments.map((p) => ({ on: p.received_on, minor: BigInt(p.amount_minor) }));
+    const sum = (dated: Array<{ minor: bigint }>) => dated.reduce((s, d) => s + d.minor, 0n);
+    const last = days.length - 1;
+    const invoicedTotal = sum(invoicedDated);
+    const paidTotal = sum(paidDated);
+    const unbilledTotal = myEstimates.reduce((s, e) => (invoicedNow(e.customer, currency, legal_entity) ? s : s + e.total_minor[last]!), 0n);
+    const fmt = (minor: bigint) => formatMajor(minor, currency);
+    unbilledMinor.set(currency, (unbilledMinor.get(currency) ?? 0n) + unbilledTotal);
+    totals.push({
+      legal_entity,
+      currency,
+      usage: fmt(usage[last]!),
+      unbilled: fmt(unbilledTotal),
+      invoiced: fmt(invoicedTotal),
+      posted: fmt(sum(postedDated)),
+      paid: fmt(paidTotal),
+      outstanding: fmt(invoicedTotal - paidTotal),
+      invoices: mine.filter((d) => d.kind === 'invoice' && d.status === 'finalized').length,
+    });
+    series.push({
+      legal_entity,
+      currency,
+      usage: usage.map(fmt),
+      unbilled: unbilled.map(fmt),
+      invoiced: running(days, invoicedDated).map(fmt),
+      posted: running(days, postedDated).map(fmt),
+      paid: running(days, paidDated).map(fmt),
+    });
+  }
+
+  const events = await eventsPerDay(pool, catalog, window, days);
+  const kpis = await periodKpis(pool, window, previous, unbilledMinor, documents);
+  return {
+    period,
+    start_date: window.start_date,
+    end_date: window.end_date,
+    days,
+    entities: catalog.catalog.legal_entities.map((e) => {
+      const status = periodStatus.get(e.id);
+      return { id: e.id, name: e.name, currency: e.currency, status: status?.status ?? 'open', closed_at: status?.closed_at?.toISOString() ?? null };
+    }),
+    totals,
+    series,
+    events,
+    kpis,
+  };
+}
+
+/** The estimate only changes with new events, a new catalog or newly finalized invoices (credit grants): cache on those. */
+async function cachedEstimate(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, days: string[]): Promise<DailyEstimate[]> {
+  const state = (
+    await pool.query<{ seq: string | null; finalized: string }>(
+      "SELECT (SELECT max(seq)::text FROM events) AS seq, (SELECT count(*)::text FROM invoices WHERE status <> 'draft') AS finalized",
+    )
+  ).rows[0]!;
+  const key = [window.period, days.length, catalog.version, state.seq ?? '0', state.finalized].join('|');
+  const cached = estimateCache.get(key);
+  if (cached) return cached;
+  const estimates = await estimateDaily(pool, catalog, window, days);
+  if (estimateCache.size >= ESTIMATE_CACHE_MAX) estimateCache.delete(estimateCache.keys().next().value!);
+  estimateCache.set(key, estimates);
+  return estimates;
+}
+
+async function eventsPerDay(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, days: readonly string[]): Promise<Overview['events']> {
+  const rows = (
+    await pool.query<{ day: string; customer_id: string; n: number; late: number }>(
+      `SELECT ((time AT TIME ZONE 'UTC')::date)::text AS day, customer_id, count(*)::int AS n, count(*) FILTER (WHERE late)::int AS late
+         FROM events WHERE time >= $1 AND time < $2 GROUP BY 1, 2`,
+      [window.from, window.to],
+    )
+  ).rows;
+  const entityOf = (customer: string) => catalog.index.customers.get(customer)?.legal_entity ?? '(unknown)';
+  const entities = [...new Set([...catalog.catalog.legal_entities.map((e) => e.id), ...rows.map((r) => entityOf(r.customer_id))])];
+  return entities.map((entity) => {
+    const mine = rows.filter((r) => entityOf(r.customer_id) === entity);
+    const per_day = days.map((day) => mine.filter((r) => r.day === day).reduce((s, r) => s + r.n, 0));
+    return { legal_entity: entity, per_day, total: mine.reduce((s, r) => s + r.n, 0), late: mine.reduce((s, r) => s + r.late, 0) };
+  });
+}
+
+async function periodKpis(pool: pg.Pool, window: PeriodWindow, previous: string, unbilledMinor: ReadonlyMap<string, bigint>, documents: DocumentRow[]): Promise<Kpi[]> {
+  const prevWindow = parsePeriod(previous);
+  if (!prevWindow.ok) throw new Error('unreachable: the previous month of a period is a period');
+  const counts = async (w: PeriodWindow) =>
+    (
+      await pool.query<{ accepted: string; late: string; exceptions: string }>(
+        `SELECT (SELECT count(*) FROM events WHERE time >= $1 AND time < $2)::text AS accepted,
+                (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND late)::text AS late,
+                (SELECT count(*) FROM exceptions WHERE period = $3 AND status IN ('open', 'assigned'))::text AS exceptions`,
+        [w.from, w.to, w.period],
+      )
+    ).rows[0]!;
+  const [now, before] = await Promise.all([counts(window), counts(prevWindow.value)]);
+  const state = (
+    await pool.query<{ quarantined: string; backlog: string; oldest: string | null; dead: string }>(
+      `SELECT (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL)::text AS quarantined,
+              (SELECT count(*) FROM outbox WHERE status = 'pending')::text AS backlog,
+              (SELECT floor(extract(epoch FROM now() - min(created_at)))::bigint::text FROM outbox WHERE status = 'pending') AS oldest,
+              (SELECT count(*) FROM outbox WHERE status = 'dead')::text AS dead`,
+    )
+  ).rows[0]!;
+  const previousDocuments = await periodDocuments(pool, previous);
+  const invoicedMinor = (docs: DocumentRow[], currency: string) =>
+    docs.filter((d) => d.currency === currency && d.status === 'finalized').reduce((s, d) => s + sign(d) * BigInt(d.total_minor), 0n);
+  const paidMinor = async (p: string, currency: string) =>
+    BigInt(
+      (
+        await pool.query<{ paid: string }>(
+          "SELECT coalesce(sum(p.amount_minor), 0)::text AS paid FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND i.currency = $2 AND p.status = 'applied'",
+          [p, currency],
+        )
+      ).rows[0]!.paid,
+    );
+  const share = (paid: bigint, invoiced: bigint) => (invoiced === 0n ? null : decimalFixed(new Decimal(paid.toString()).div(invoiced.toString()), 4));
+  // From the period's end to its last invoice finalized; a close run before the month ended (a replayed month) counts 0.
+  const closeLatency = async (w: PeriodWindow) =>
+    (
+      await pool.query<{ s: string | null }>(
+        `SELECT CASE WHEN max(finalized_at) IS NULL THEN NULL ELSE greatest(0, floor(extract(epoch FROM max(finalized_at) - $2::timestamptz)))::bigint::text END AS s
+           FROM invoices WHERE period = $1 AND kind = 'invoice' AND finalized_at IS NOT NULL`,
+        [w.period, w.to],
+      )
+    ).rows[0]!.s;
+
+  const currencies = [...unbilledMinor.keys()].sort();
+  const kpis: Kpi[] = [
+    { id: 'events_accepted', label: 'Events accepted', unit: 'count', currency: null, value: now.accepted, previous: before.accepted },
+    { id: 'events_late', label: 'Late events (billed at the next close)', unit: 'count', currency: null, value: now.late, previous: before.late },
+  ];
+  for (const currency of currencies) {
+    const invoicedNow = invoicedMinor(documents, currency);
+    const invoicedBefore = invoicedMinor(previousDocuments, currency);
+    kpis.push(
+      { id: `invoiced_${currency}`, label: `Invoiced ${currency}`, unit: 'money', currency, value: formatMajor(invoicedNow, currency), previous: formatMajor(invoicedBefore, currency) },
+      { id: `unbilled_${currency}`, label: `Unbilled ${currency} (estimate)`, unit: 'money', currency, value: formatMajor(unbilledMinor.get(currency) ?? 0n, currency), previous: null },
+      { id: `paid_share_${currency}`, label: `Paid share ${currency}`, unit: 'ratio', currency, value: share(await paidMinor(window.period, currency), invoicedNow), previous: share(await paidMinor(previous, currency), invoicedBefore) },
+    );
+  }
+  kpis.push(
+    { id: 'close_latency_seconds', label: 'Invoice generation latency', unit: 'seconds', currency: null, value: await closeLatency(window), previous: await closeLatency(prevWindow.value) },
+    { id: 'exceptions_open', label: 'Open exceptions', unit: 'count', currency: null, value: now.exceptions, previous: before.exceptions },
+    { id: 'quarantine_pending', label: 'Quarantined events', unit: 'count', currency: null, value: state.quarantined, previous: null },
+    { id: 'erp_backlog', label: 'ERP posting backlog', unit: 'count', currency: null, value: state.backlog, previous: null },
+    { id: 'erp_oldest_pending_seconds', label: 'Oldest unposted document', unit: 'seconds', currency: null, value: state.oldest, previous: null },
+    { id: 'dlq_entries', label: 'Dead letters', unit: 'count', currency: null, value: state.dead, previous: null },
+  );
+  return kpis;
+}
