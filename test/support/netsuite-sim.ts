@@ -50,7 +50,8 @@ export class NetSuiteSimulator {
   private app: FastifyInstance | undefined;
   url = '';
 
-  constructor(readonly options: { concurrencyLimit: number; timeoutDelayMs: number; putDelayMs?: number }) {}
+  // serviceMs: a fixed service time for every request (GET and PUT), held in flight, as the ERP's own work.
+  constructor(readonly options: { concurrencyLimit: number; timeoutDelayMs: number; putDelayMs?: number; serviceMs?: number }) {}
 
   private error(status: number, code: string, detail: string) {
     return { type: `https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.${status === 429 ? 'x' : '1'}`, title: status === 429 ? 'Too Many Requests' : 'Bad Request', status, 'o:errorDetails': [{ detail, 'o:errorCode': code }] };
@@ -146,6 +147,7 @@ export class NetSuiteSimulator {
       if (this.inFlight > this.options.concurrencyLimit) {
         return reply.code(429).header('retry-after', '0').send(this.error(429, 'CONCURRENCY_LIMIT_EXCEEDED', 'Concurrent request limit exceeded. Request blocked.'));
       }
+      if (this.options.serviceMs) await new Promise((r) => setTimeout(r, this.options.serviceMs));
     });
     app.get('/services/rest/record/v1/journalEntry/:eid', async (request, reply) => {
       const eid = (request.params as { eid: string }).eid.replace(/^eid:/, '');
