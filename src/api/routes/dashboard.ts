@@ -204,7 +204,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
           'usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.',
         tags: ['dashboard'],
         querystring: { type: 'object', required: ['period'], properties: { period: PERIOD }, additionalProperties: false },
-        response: { 200: overviewSchema, ...problems },
+        response: { 200: overviewSchema, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
     async (request, reply) => {
