@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { readFileSync } from 'node:fs';
 import { applyCatalog, currentCatalog } from '../src/catalog/service.js';
 import { closePeriod } from '../src/invoice/billing-run.js';
+import { phasedProgress } from '../src/cli/progress.js';
 
 export interface CloseFigures {
   customers: number;
@@ -77,7 +78,9 @@ export async function benchClose(pool: pg.Pool, customers: number, events: numbe
   const groupBySeconds = Number(process.hrtime.bigint() - start) / 1e9;
 
   start = process.hrtime.bigint();
-  const closed = await closePeriod(pool, catalog, { period: '2026-09' });
+  const bar = phasedProgress('bench close');
+  const closed = await closePeriod(pool, catalog, { period: '2026-09', progress: (done, total, note) => bar.update(done, total, note) });
+  bar.stop();
   const closeSeconds = Number(process.hrtime.bigint() - start) / 1e9;
   return { customers, events, close_seconds: closeSeconds, group_by_seconds: groupBySeconds, invoices: closed.invoices.length };
 }

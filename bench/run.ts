@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
+import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
@@ -98,13 +99,16 @@ async function main(): Promise<void> {
     let httpSeconds = Infinity;
     let copySeconds = Infinity;
     try {
+      const bar = progress('bench ingest');
       for (let round = 0; round < ROUNDS; round += 1) {
+        bar.update(2 * round, 2 * ROUNDS, `round ${round + 1}: raw COPY`);
         // --- raw COPY of the same rows into the same table ---
         await fresh();
         await store.pool.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench', 'file', 0, 0, 0, 0, 0, 0)");
         copySeconds = Math.min(copySeconds, await timeCopy(store.pool, copyText));
 
         // --- HTTP ingest, batches of 1,000, clients in a worker thread ---
+        bar.update(2 * round + 1, 2 * ROUNDS, `round ${round + 1}: HTTP`);
         await fresh();
         const { accepted, seconds } = await new Promise<{ accepted: number; seconds: number }>((resolve, reject) => {
           const worker = new Worker(CLIENT, { eval: true, workerData: { url: address, key, bodies, concurrency: CONCURRENCY } });
@@ -117,6 +121,8 @@ async function main(): Promise<void> {
         if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
         httpSeconds = Math.min(httpSeconds, seconds);
       }
+      bar.update(2 * ROUNDS, 2 * ROUNDS, 'done');
+      bar.stop();
     } finally {
       await app.close();
     }

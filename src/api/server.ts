@@ -9,6 +9,8 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute } from './metrics.js';
+import { documentErrors } from './contract.js';
+import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
 import { registerReconcileRoutes } from './routes/reconcile.js';
 import { registerAuditRoutes } from './routes/audit.js';
@@ -37,12 +39,15 @@ declare module 'fastify' {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ? { level: 'info' } : false,
+    logger: options.logger ? loggerOptions() : false,
+    requestIdHeader: 'x-request-id', // a caller's request id carries into every log line of its request
     bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
   });
 
   await app.register(swagger, {
+    // Shared schemas keep their $id as their name under components.schemas (Problem, not def-0).
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Accrue API', version: '1', description: 'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile.' },
@@ -53,6 +58,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       security: [{ apiKey: [] }],
     },
   });
+
+  app.addHook('onRoute', documentErrors);
 
   app.addHook('onRequest', async (request, reply) => {
     const needed = request.routeOptions.config?.scope;

@@ -11,7 +11,8 @@ import { ProblemError } from '../domain/result.js';
 import { migrate } from '../store/migrate.js';
 import { output, readText, withStore, globals } from './context.js';
 import { serveWithStream, type StreamFlags } from './stream-commands.js';
-import { progress } from './progress.js';
+import { phasedProgress, progress } from './progress.js';
+import { jsonLogger, logLine } from '../observe/log.js';
 import { runDemo } from './demo.js';
 import { table } from './table.js';
 import { runPeriodClose } from './reconcile-commands.js';
@@ -191,6 +192,7 @@ export function registerCommands(program: Command): void {
   const quarantine = program.command('quarantine').description('events held back because the catalog did not know their type or subject');
   quarantine
     .command('list')
+    .description('quarantined events waiting for the catalog to know their type or subject (--all: replayed ones too)')
     .option('--all', 'include replayed entries')
     .option('--limit <n>', 'at most this many', '100')
     .action(async (flags: { all?: boolean; limit: string }) => {
@@ -219,7 +221,9 @@ export function registerCommands(program: Command): void {
       await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout });
+        const bar = phasedProgress('close', { quiet: globals().json });
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout, progress: (done, total, note) => bar.update(done, total, note) });
+        bar.stop();
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });
     });
@@ -249,6 +253,7 @@ export function registerCommands(program: Command): void {
   const invoices = program.command('invoices').description('finalized invoices and credit notes');
   invoices
     .command('list')
+    .description('invoices and credit notes, optionally of one period or customer')
     .option('--period <YYYY-MM>', 'one billing period')
     .option('--customer <id>', 'one customer')
     .action(async (flags: { period?: string; customer?: string }) => {
@@ -269,6 +274,7 @@ export function registerCommands(program: Command): void {
     });
   invoices
     .command('pdf <id-or-number>')
+    .description('write an invoice as PDF (deterministic: the same invoice gives the same bytes)')
     .requiredOption('--out <file>', 'where to write the PDF')
     .action(async (id: string, flags: { out: string }) => {
       await withStore(async (store) => {
@@ -334,8 +340,9 @@ export function registerCommands(program: Command): void {
         const text = exportJournals(flags.format as ExportFormat, journals, current.catalog);
         if (flags.out) {
           writeFileSync(flags.out, text);
-          process.stderr.write(`wrote ${journals.length} journals to ${flags.out}\n`);
-        } else process.stdout.write(text);
+          output(`wrote ${journals.length} journals to ${flags.out}`, { file: flags.out, format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length });
+        } else if (globals().json) output('', { format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, text });
+        else process.stdout.write(text);
       });
     });
 
@@ -356,14 +363,14 @@ export function registerCommands(program: Command): void {
     .option('--follow', 'keep running as a worker (until Ctrl-C) instead of stopping when nothing is pending')
     .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string; follow?: boolean }) => {
       const abort = new AbortController();
-      const work = { untilEmpty: !flags.follow, signal: abort.signal, log: (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(line)}\n`) };
+      const work = { untilEmpty: !flags.follow, signal: abort.signal, log: logLine(jsonLogger()) };
       if (flags.follow) process.once('SIGTERM', () => abort.abort());
       if (flags.target === 'xero') {
         const token = process.env.XERO_TOKEN;
         const tenantId = process.env.XERO_TENANT_ID;
         if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
         await withStore(async (store) => {
-          const outcome = await runOutboxWorker(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }), work);
+          const outcome = await withPostingProgress(store.pool, 'xero', flags.follow, () => runOutboxWorker(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }), work));
           output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
         });
         return;
@@ -375,7 +382,7 @@ export function registerCommands(program: Command): void {
       if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
       const subsidiaryByEntity = Object.fromEntries((flags.subsidiaries ?? process.env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
       await withStore(async (store) => {
-        const outcome = await runOutboxWorker(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work);
+        const outcome = await withPostingProgress(store.pool, 'netsuite', flags.follow, () => runOutboxWorker(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work));
         output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
       });
     });
@@ -383,6 +390,7 @@ export function registerCommands(program: Command): void {
   const dlq = program.command('dlq').description('the dead-letter queue: documents an ERP refused or that ran out of retries');
   dlq
     .command('list')
+    .description('dead letters with their target, document, attempts and last error')
     .option('--target <name>', 'one target')
     .action(async (flags: { target?: string }) => {
       await withStore(async (store) => {
@@ -392,6 +400,7 @@ export function registerCommands(program: Command): void {
     });
   dlq
     .command('show <id>')
+    .description('one dead letter as JSON, with the target\'s last answer')
     .action(async (id: string) => {
       await withStore(async (store) => {
         const row = (await listDeadLetters(store.pool)).find((r) => String(r.id) === id);
@@ -443,4 +452,24 @@ async function requireCatalog(pool: import('pg').Pool) {
   const current = await currentCatalog(pool);
   if (!current) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' }]);
   return current;
+}
+
+/**
+ * A drain's progress for `accrue post`: entries settled out of those pending when it started, read from the outbox
+ * every second (the worker stays unaware of it). Quiet with --json, with --follow and when nothing is pending.
+ */
+async function withPostingProgress<T>(pool: import('pg').Pool, target: string, follow: boolean | undefined, work: () => Promise<T>): Promise<T> {
+  const pendingNow = async () => Number((await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE target = $1 AND status = 'pending'", [target])).rows[0]!.n);
+  const initial = await pendingNow();
+  const bar = progress(`post ${target}`, { quiet: globals().json || follow || initial === 0 });
+  const show = (pending: number) => bar.update(Math.max(0, initial - pending), initial, 'settled');
+  show(initial);
+  const timer = setInterval(() => void pendingNow().then(show, () => undefined), 1_000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    await pendingNow().then(show, () => undefined);
+    bar.stop();
+  }
 }

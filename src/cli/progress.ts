@@ -42,3 +42,20 @@ export function progress(label: string, options: { quiet?: boolean } = {}): Prog
     stop() {},
   };
 }
+
+/** Progress of work in phases (rate, then finalize): one bar or line series per phase, named by the phase's note. */
+export function phasedProgress(label: string, options: { quiet?: boolean } = {}): Progress {
+  let phase: { note: string; bar: Progress } | undefined;
+  return {
+    update(done, total, note = '') {
+      if (phase?.note !== note) {
+        phase?.bar.stop();
+        phase = { note, bar: progress(note ? `${label} (${note})` : label, options) };
+      }
+      phase.bar.update(done, total);
+    },
+    stop() {
+      phase?.bar.stop();
+    },
+  };
+}

@@ -68,7 +68,7 @@ async function closeAndWatermark(pool: pg.Pool, entities: string[], period: stri
 }
 
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
-export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope }): Promise<CloseOutcome> {
+export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
@@ -85,7 +85,12 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
 
   // Rating only reads, so customers are rated concurrently; finalizing stays sequential in customer order,
   // which keeps invoice numbers deterministic for the same inputs.
-  const rated = await mapConcurrent(customers, RATING_CONCURRENCY, (customer) => rateWithStoredUsage(pool, catalog, customer.id, window, watermark));
+  let ratedCount = 0;
+  const rated = await mapConcurrent(customers, RATING_CONCURRENCY, async (customer) => {
+    const result = await rateWithStoredUsage(pool, catalog, customer.id, window, watermark);
+    options.progress?.(++ratedCount, customers.length, 'customers rated');
+    return result;
+  });
   const drafts = customers.flatMap((customer, i) => rated[i]!.map((r) => ({ customer: customer.id, ...r })));
   const invoices: Invoice[] = [];
   // Finalized in batches: one commit (one fsync) per FINALIZE_BATCH invoices; a failure rolls back only its batch,
@@ -110,6 +115,7 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
       return done;
     });
     invoices.push(...finalized);
+    options.progress?.(invoices.length, drafts.length, 'invoices finalized');
   }
   const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout);
   await auditBillingRun(pool, options.by ?? 'system:billing-run', { period: window.period, entities, watermark, catalog, invoices, corrections });

@@ -126,7 +126,7 @@ export interface LegacyRun {
  */
 export async function runLegacyComparison(
   db: pg.Pool | pg.PoolClient,
-  options: { legacyDir: string; period: string; scope?: readonly string[] | ComparisonScope; catalog?: CatalogVersion },
+  options: { legacyDir: string; period: string; scope?: readonly string[] | ComparisonScope; catalog?: CatalogVersion; onProgress?: (done: number, total: number, note: string) => void },
 ): Promise<Result<LegacyRun>> {
   const window = parsePeriod(options.period, '--period');
   const scope = Array.isArray(options.scope) ? parseScope(options.scope) : ok((options.scope ?? {}) as ComparisonScope);
@@ -150,8 +150,11 @@ export async function runLegacyComparison(
   const journalOfPeriod = parsed.value.journal_lines?.filter((l) => inPeriod(l.period, period)).map((l) => ({ ...l, period: period.period })) ?? null;
   const legacy: LegacyData = { invoices: invoicesOfPeriod.filter((l) => !zeroKeys.has(keyOf(l))), journal_lines: journalOfPeriod };
 
+  options.onProgress?.(1, 3, 'legacy export read');
   const accrue = await readAccrueSide(db, period);
+  options.onProgress?.(2, 3, "Accrue's side read");
   const report = compareWithLegacy(accrue, legacy, scope.value);
+  options.onProgress?.(3, 3, 'compared');
   return ok({
     period: period.period,
     legacy_dir: options.legacyDir,
