@@ -13,6 +13,7 @@ import { documentErrors } from './contract.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
 import { registerReconcileRoutes } from './routes/reconcile.js';
+import { registerExplainRoutes } from './routes/explain.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerDlqRoutes } from './routes/dlq.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
@@ -108,6 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerInvoiceRoutes(app, options);
   await registerPaymentRoutes(app, options);
   await registerReconcileRoutes(app, options);
+  await registerExplainRoutes(app, options);
   await registerAuditRoutes(app, options);
   await registerDlqRoutes(app, options);
   await registerDashboardRoutes(app, options);

@@ -217,12 +217,13 @@ export function registerCommands(program: Command): void {
     .option('--entity <id>', 'only this legal entity')
     .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
     .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite); only documents in the rollout scope (docs/configuration.md), the rest are held back')
-    .action(async (period: string, flags: { entity?: string; erp?: string; by: string }) => {
+    .option('--log', 'write a JSON log line to stderr per invoice finalized, with its correlation id (docs/explain.md)')
+    .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean }) => {
       await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
         const bar = phasedProgress('close', { quiet: globals().json });
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout, progress: (done, total, note) => bar.update(done, total, note) });
+        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout, log: flags.log ? logLine(jsonLogger()) : undefined, progress: (done, total, note) => bar.update(done, total, note) });
         bar.stop();
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });

@@ -7,6 +7,7 @@ import { registerCommands } from './commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerCompareCommands } from './compare-commands.js';
 import { registerStreamCommands } from './stream-commands.js';
+import { registerExplainCommands } from './explain-commands.js';
 import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
@@ -16,6 +17,7 @@ registerCommands(program);
 registerAuditCommands(program);
 registerStreamCommands(program);
 registerCompareCommands(program);
+registerExplainCommands(program);
 registerReconcileCommands(program);
 registerSettleCommands(program);
 

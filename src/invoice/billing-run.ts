@@ -14,6 +14,8 @@ import { invoiceIdOf } from '../domain/rating-engine.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
 import { checkRolloutScope, erpRouting, type RolloutScope } from '../post/rollout.js';
 import { inclusiveEnd } from './export.js';
+import { documentLogFields } from '../domain/correlation.js';
+import type { LogLine } from '../post/correlation.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
 
 /** Limit (TigerStyle): customers rated at once; each holds one pooled connection while it reads usage. */
@@ -68,7 +70,7 @@ async function closeAndWatermark(pool: pg.Pool, entities: string[], period: stri
 }
 
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
-export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
+export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; log?: LogLine; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
@@ -115,9 +117,11 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
       return done;
     });
     invoices.push(...finalized);
+    // Logged once the batch has committed, so a line never names an invoice a rollback took back.
+    for (const invoice of finalized) options.log?.({ level: 'info', msg: 'invoice finalized', period: window.period, ...documentLogFields(invoice) });
     options.progress?.(invoices.length, drafts.length, 'invoices finalized');
   }
-  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout);
+  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log);
   await auditBillingRun(pool, options.by ?? 'system:billing-run', { period: window.period, entities, watermark, catalog, invoices, corrections });
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
 }
@@ -158,7 +162,7 @@ async function auditBillingRun(pool: pg.Pool, actor: string, run: { period: stri
  * is re-rated with the late events included; when the amounts change, a credit note reverses the invoice in force
  * and a replacement invoice takes its place. Keyed by (customer, currency, period, watermark): a re-run is a no-op.
  */
-async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[], erpTargets: string[], rollout: RolloutScope | undefined): Promise<CloseOutcome['corrections']> {
+async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[], erpTargets: string[], rollout: RolloutScope | undefined, log?: LogLine): Promise<CloseOutcome['corrections']> {
   const corrections: CloseOutcome['corrections'] = [];
   const runWindow = parsePeriod(runPeriod);
   if (!runWindow.ok) throw new ProblemError(runWindow.problems);
@@ -223,6 +227,9 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
       );
       return { period, customer, corrected: current, credit_note: creditNote, replacement };
     });
+    for (const document of [outcome.credit_note, outcome.replacement]) {
+      if (document) log?.({ level: 'info', msg: 'late usage corrected', period, corrects: current.id, ...documentLogFields(document) });
+    }
     corrections.push(outcome);
   }
   return corrections;

@@ -10,6 +10,7 @@ import type { Journal } from '../domain/model.js';
 import { readJournals } from './journals.js';
 import { readSalesDocuments, type SalesDocument } from './erp-documents.js';
 import { TargetError, type ErpTarget } from './target.js';
+import { logOutbox, outboxCorrelations, withCorrelation, type LogLine } from './correlation.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { recordErpFailure } from '../observe/counters.js';
@@ -83,6 +84,8 @@ export class RateLimiter {
 const AUDIT_ERROR_CHARS_MAX = 500;
 
 async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }) {
+  const error = (update.error as { message?: unknown } | undefined)?.message;
+  logOutbox({ level: update.status === 'posted' ? 'info' : update.status === 'dead' ? 'error' : 'warn', msg: `outbox ${update.status}`, target: row.target, attempts: row.attempts, reference: update.reference ?? null, ...(error ? { error } : {}) });
   // A retry is routine and not audited; posted and dead-lettered are, in the transaction that records them.
   if (update.status === 'pending') return settleRow(pool, row, update);
   await transaction(pool, async (client) => {
@@ -161,7 +164,7 @@ export interface RetryPolicy {
   backoffBaseMs: number;
 }
 
-export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number; leaseMs?: number } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
+export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number; leaseMs?: number; log?: LogLine } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
   const policy: RetryPolicy = { attemptsMax: options.attemptsMax ?? OUTBOX_LIMITS.attemptsMax, backoffBaseMs: options.backoffBaseMs ?? OUTBOX_LIMITS.backoffBaseMs };
   const outcome: DrainOutcome = { posted: 0, found_existing: 0, retried: 0, dead: 0 };
   const limiter = new RateLimiter(target.limits.requestsPerMinute);
@@ -176,6 +179,7 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
       continue;
     }
     const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
+    const chains = await outboxCorrelations(pool, rows.map((r) => r.key));
     const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
     const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
     let cursor = 0;
@@ -183,7 +187,7 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
       Array.from({ length: Math.min(target.limits.concurrency, rows.length) }, async () => {
         while (cursor < rows.length) {
           const row = rows[cursor++]!;
-          await processRow(pool, target, limiter, row, journals.get(row.document_id), documents.get(row.document_id), outcome, policy);
+          await withCorrelation(chains.get(row.key), options.log, () => processRow(pool, target, limiter, row, journals.get(row.document_id), documents.get(row.document_id), outcome, policy));
         }
       }),
     );

@@ -42,7 +42,7 @@ export async function runOutboxWorker(pool: pg.Pool, target: ErpTarget, options:
   while (!options.signal?.aborted) {
     try {
       // untilEmpty: wait out backoffs and foreign leases until no row is pending; otherwise one pass, then idle.
-      const outcome = await drainOutbox(pool, target, { untilEmptyMs: options.untilEmpty ? Number.POSITIVE_INFINITY : 0, leaseMs: options.leaseMs, attemptsMax: options.attemptsMax, backoffBaseMs: options.backoffBaseMs });
+      const outcome = await drainOutbox(pool, target, { untilEmptyMs: options.untilEmpty ? Number.POSITIVE_INFINITY : 0, leaseMs: options.leaseMs, attemptsMax: options.attemptsMax, backoffBaseMs: options.backoffBaseMs, log: options.log });
       failures = 0;
       total.posted += outcome.posted;
       total.found_existing += outcome.found_existing;

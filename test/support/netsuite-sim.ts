@@ -45,6 +45,8 @@ export class NetSuiteSimulator {
   readonly seen: Array<{ method: string; url: string }> = [];
   creates = 0;
   requests = 0;
+  /** X-Accrue-Correlation of every request, in arrival order. */
+  readonly correlations: string[] = [];
   inFlightMax = 0;
   private inFlight = 0;
   private app: FastifyInstance | undefined;
@@ -141,6 +143,8 @@ export class NetSuiteSimulator {
     app.addHook('onRequest', async (request, reply) => {
       this.requests += 1;
       this.seen.push({ method: request.method, url: request.url });
+      const correlation = request.headers['x-accrue-correlation'];
+      if (typeof correlation === 'string') this.correlations.push(correlation);
       this.inFlight += 1;
       this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
       reply.raw.on('close', () => (this.inFlight -= 1));

@@ -31,7 +31,7 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       const catalog = await currentCatalog(options.pool);
       if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
       try {
-        const outcome = await closePeriod(options.pool, catalog, { period, legalEntity: entity, by: `api-key:${request.apiKey?.id}` });
+        const outcome = await closePeriod(options.pool, catalog, { period, legalEntity: entity, by: `api-key:${request.apiKey?.id}`, log: (line) => request.log.info(line) });
         return { period: outcome.period, invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })) };
       } catch (error) {
         if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, 'billing_run', error.message, error.problems));

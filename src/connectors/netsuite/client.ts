@@ -4,6 +4,7 @@
 // account's concurrency limit is exceeded.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
+import { correlationHeaders } from '../../post/correlation.js';
 import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
@@ -92,7 +93,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource {
     try {
       return await fetch(this.url(externalId, recordType), {
         method,
-        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/json', prefer: 'transient' },
+        headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/json', prefer: 'transient', ...correlationHeaders() },
         // A string body is already JSON (sales records carry exact decimal literals).
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
         signal: AbortSignal.timeout(this.config.timeoutMs ?? 30_000),

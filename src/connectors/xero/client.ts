@@ -3,6 +3,7 @@
 // and 60 calls a minute per tenant; 429 with Retry-After beyond them.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
+import { correlationHeaders } from '../../post/correlation.js';
 import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
 import { Decimal, decimalText } from '../../domain/money.js';
 import { parsePeriod } from '../../meter/period.js';
@@ -74,6 +75,7 @@ export class XeroTarget implements ErpTarget, PaymentSource {
           accept: 'application/json',
           ...(extra.body ? { 'content-type': 'application/json' } : {}),
           ...(extra.idempotencyKey ? { 'idempotency-key': extra.idempotencyKey } : {}),
+          ...correlationHeaders(),
           ...(extra.ifModifiedSince ? { 'if-modified-since': extra.ifModifiedSince } : {}),
         },
         body: extra.body,
