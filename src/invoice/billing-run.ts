@@ -17,6 +17,7 @@ import { inclusiveEnd } from './export.js';
 import { documentLogFields } from '../domain/correlation.js';
 import type { LogLine } from '../post/correlation.js';
 import { rateCustomerPeriod } from '../rate/rate-customer.js';
+import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 
 /** Limit (TigerStyle): customers rated at once; each holds one pooled connection while it reads usage. */
 export const RATING_CONCURRENCY = 4;
@@ -70,7 +71,15 @@ async function closeAndWatermark(pool: pg.Pool, entities: string[], period: stri
 }
 
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
-export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; log?: LogLine; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
+export function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; log?: LogLine; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
+  return inSpan(SPANS.closePeriod, { [ATTRIBUTES.period]: String(options.period), ...(options.legalEntity ? { [ATTRIBUTES.legalEntity]: options.legalEntity } : {}) }, async (span) => {
+    const outcome = await closePeriodUntraced(pool, catalog, options);
+    span.setAttributes({ 'accrue.event_seq_watermark': outcome.event_seq_watermark, 'accrue.invoices': outcome.invoices.length, 'accrue.corrections': outcome.corrections.length });
+    return outcome;
+  });
+}
+
+async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, options: Parameters<typeof closePeriod>[2]): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
@@ -89,7 +98,7 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
   // which keeps invoice numbers deterministic for the same inputs.
   let ratedCount = 0;
   const rated = await mapConcurrent(customers, RATING_CONCURRENCY, async (customer) => {
-    const result = await rateWithStoredUsage(pool, catalog, customer.id, window, watermark);
+    const result = await inSpan(SPANS.rateCustomer, { [ATTRIBUTES.customer]: customer.id, [ATTRIBUTES.period]: window.period }, () => rateWithStoredUsage(pool, catalog, customer.id, window, watermark));
     options.progress?.(++ratedCount, customers.length, 'customers rated');
     return result;
   });
@@ -99,9 +108,9 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
   // and a re-run picks up where it stopped because every write is keyed.
   for (let start = 0; start < drafts.length; start += FINALIZE_BATCH) {
     const batch = drafts.slice(start, start + FINALIZE_BATCH);
-    const finalized = await transaction(pool, async (client) => {
+    const finalized = await inSpan(SPANS.finalizeBatch, { [ATTRIBUTES.period]: window.period, 'accrue.drafts': batch.length }, () => transaction(pool, async (client) => {
       const done: Invoice[] = [];
-      for (const { customer, invoice, usage } of batch) {
+      for (const { customer, invoice, usage } of batch) await inSpan(SPANS.finalize, { [ATTRIBUTES.customer]: customer, [ATTRIBUTES.legalEntity]: invoice.legal_entity }, async (span) => {
         const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
         await client.query(
           `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
@@ -112,16 +121,17 @@ export async function closePeriod(pool: pg.Pool, catalog: CatalogVersion, option
         const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
         // Accrual: the month's invoice posts on the month's last day.
         await recordJournals(client, journalsFor(finalized, catalog, inclusiveEnd(window.end_date)), finalized.number, erpRouting(options.erpTargets, options.rollout, finalized));
+        span.setAttributes(correlationAttributes(documentLogFields(finalized)));
         done.push(finalized);
-      }
+      });
       return done;
-    });
+    }));
     invoices.push(...finalized);
+    options.progress?.(invoices.length, drafts.length, 'invoices finalized');
     // Logged once the batch has committed, so a line never names an invoice a rollback took back.
     for (const invoice of finalized) options.log?.({ level: 'info', msg: 'invoice finalized', period: window.period, ...documentLogFields(invoice) });
-    options.progress?.(invoices.length, drafts.length, 'invoices finalized');
   }
-  const corrections = await correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log);
+  const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () => correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log));
   await auditBillingRun(pool, options.by ?? 'system:billing-run', { period: window.period, entities, watermark, catalog, invoices, corrections });
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
 }

@@ -9,7 +9,67 @@ import { ProblemError } from '../../domain/result.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import type { ServerOptions } from '../server.js';
 
-const invoiceSchema = { type: 'object', additionalProperties: true } as const;
+const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
+const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
+const DATE = { type: 'string', format: 'date' } as const;
+const open = { type: 'object', additionalProperties: true } as const;
+
+/** An invoice or credit note as stored (GET /v1/invoices/{id}): amounts in minor units; the lines carry their usage aggregate. */
+const invoiceSchema = {
+  type: 'object',
+  required: ['id', 'key', 'kind', 'number', 'status', 'legal_entity', 'customer', 'currency', 'period_start', 'period_end', 'lines', 'subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor', 'rating_run'],
+  properties: {
+    id: { type: 'string' },
+    key: { type: 'string', description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)' },
+    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+    corrects: { type: 'string', description: 'credit notes and replacements: the invoice id corrected' },
+    number: { type: ['string', 'null'] },
+    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
+    legal_entity: { type: 'string' },
+    customer: { type: 'string' },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    period_start: { ...DATE, description: 'inclusive' },
+    period_end: { ...DATE, description: 'exclusive' },
+    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
+    lines: { type: 'array', items: open },
+    tax_lines: { type: 'array', items: open },
+    subtotal_minor: MINOR,
+    discount_minor: MINOR,
+    credits_applied_minor: MINOR,
+    tax_minor: MINOR,
+    total_minor: MINOR,
+    rating_run: { type: 'string' },
+  },
+  additionalProperties: true,
+} as const;
+
+/** An invoice as a billing run reports it: exact decimal amounts in major units (src/invoice/export.ts). */
+const closedInvoiceSchema = {
+  type: 'object',
+  required: ['id', 'number', 'kind', 'status', 'customer', 'legal_entity', 'currency', 'period_start', 'period_end', 'lines', 'subtotal', 'discount', 'credits_applied', 'tax', 'total'],
+  properties: {
+    id: { type: 'string' },
+    number: { type: ['string', 'null'] },
+    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
+    corrects: { type: 'string' },
+    customer: { type: 'string' },
+    legal_entity: { type: 'string' },
+    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+    period_start: { ...DATE, description: 'inclusive' },
+    period_end: { ...DATE, description: 'inclusive' },
+    lines: { type: 'array', items: open },
+    adjustments: { type: 'array', items: open },
+    tax_lines: { type: 'array', items: open },
+    subtotal: MAJOR,
+    discount: MAJOR,
+    credits_applied: MAJOR,
+    tax: MAJOR,
+    total: MAJOR,
+    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
+  },
+  additionalProperties: true,
+} as const;
 
 export async function registerInvoiceRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
   app.post(
@@ -22,7 +82,7 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
         tags: ['invoicing'],
         params: { type: 'object', required: ['period'], properties: { period: { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' } } },
         querystring: { type: 'object', properties: { entity: { type: 'string' } }, additionalProperties: false },
-        response: { 200: { type: 'object', properties: { period: { type: 'string' }, invoices: { type: 'array', items: invoiceSchema } } }, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        response: { 200: { type: 'object', required: ['period', 'invoices'], properties: { period: { type: 'string' }, invoices: { type: 'array', items: closedInvoiceSchema } } }, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
     async (request, reply) => {
