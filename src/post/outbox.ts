@@ -11,6 +11,7 @@ import { readJournals } from './journals.js';
 import { readSalesDocuments, type SalesDocument } from './erp-documents.js';
 import { TargetError, type ErpTarget } from './target.js';
 import { logOutbox, outboxCorrelations, withCorrelation, type LogLine } from './correlation.js';
+import type { CorrelationChain } from '../domain/correlation.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
@@ -22,6 +23,8 @@ export const OUTBOX_LIMITS = {
   backoffBaseMs: 500,
   backoffMaxMs: 5 * 60_000,
   claimBatch: 50,
+  // Rows settled in one transaction at most: one commit, one turn on the audit chain's head.
+  settleBatch: 200,
 };
 
 export interface OutboxRow {
@@ -89,23 +92,83 @@ async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' 
   logOutbox({ level: update.status === 'posted' ? 'info' : update.status === 'dead' ? 'error' : 'warn', msg: `outbox ${update.status}`, target: row.target, attempts: row.attempts, reference: update.reference ?? null, ...(error ? { error } : {}) });
   // A retry is routine and not audited; posted and dead-lettered are, in the transaction that records them.
   if (update.status === 'pending') return settleRow(pool, row, update);
-  await transaction(pool, async (client) => {
-    if ((await settleRow(client, row, update)) === 0) return;
-    const message = (update.error as { message?: unknown } | undefined)?.message;
-    await appendAudit(client, {
-      actor: 'system:outbox',
-      action: update.status === 'posted' ? 'outbox.posted' : 'outbox.dead_letter',
-      subject: row.document_id,
-      details: {
-        target: row.target,
-        key: row.key,
-        outbox_id: row.id,
-        attempts: row.attempts,
-        ...(update.status === 'posted' ? { reference: update.reference ?? null } : { error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null }),
-      },
-    });
-  });
+  let committer = committers.get(pool);
+  if (!committer) committers.set(pool, (committer = new SettleCommitter(pool)));
+  await committer.settle(row, update);
 }
+
+type Settlement = { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number };
+
+/** The audit record of a row posted or dead-lettered. */
+function auditEntry(row: OutboxRow, update: Settlement) {
+  const message = (update.error as { message?: unknown } | undefined)?.message;
+  return {
+    actor: 'system:outbox',
+    action: update.status === 'posted' ? 'outbox.posted' : 'outbox.dead_letter',
+    subject: row.document_id,
+    details: {
+      target: row.target,
+      key: row.key,
+      outbox_id: row.id,
+      attempts: row.attempts,
+      ...(update.status === 'posted' ? { reference: update.reference ?? null } : { error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null }),
+    },
+  };
+}
+
+/**
+ * Step 5 as a group commit: rows settled while a commit is in flight go together in the next transaction, one
+ * UPDATE and their audit records, so they share one commit (one WAL flush) and one turn holding the audit head.
+ * Each caller still waits for its own row's commit; a failed transaction fails every row in it, none half-recorded.
+ */
+class SettleCommitter {
+  private waiting: Array<{ row: OutboxRow; update: Settlement; resolve: () => void; reject: (error: unknown) => void }> = [];
+  private running = false;
+  constructor(private readonly pool: pg.Pool) {}
+
+  settle(row: OutboxRow, update: Settlement): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ row, update, resolve, reject });
+      if (!this.running) void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, OUTBOX_LIMITS.settleBatch);
+      try {
+        await transaction(this.pool, async (client) => {
+          const settled = new Set(
+            (
+              await client.query<{ id: string }>(
+                `UPDATE outbox o SET status = u.status, target_reference = coalesce(u.reference, o.target_reference), last_error = u.error::jsonb,
+                        next_attempt_at = now(), lease_until = NULL, posted_at = CASE WHEN u.status = 'posted' THEN now() ELSE o.posted_at END
+                   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, status, reference, error)
+                  WHERE o.id = u.id AND o.status = 'pending'
+                  RETURNING o.id`,
+                [
+                  batch.map((s) => s.row.id),
+                  batch.map((s) => s.update.status),
+                  batch.map((s) => s.update.reference ?? null),
+                  batch.map((s) => (s.update.error === undefined ? null : JSON.stringify(s.update.error))),
+                ],
+              )
+            ).rows.map((r) => String(r.id)),
+          );
+          // Appends come last: the audit head stays locked from the first append to the commit.
+          for (const s of batch) if (settled.has(String(s.row.id))) await appendAudit(client, auditEntry(s.row, s.update));
+        });
+        for (const s of batch) s.resolve();
+      } catch (error) {
+        for (const s of batch) s.reject(error);
+      }
+    }
+    this.running = false;
+  }
+}
+
+const committers = new WeakMap<pg.Pool, SettleCommitter>();
 
 async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }): Promise<number> {
   const result = await db.query(
@@ -171,29 +234,73 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
   const limiter = new RateLimiter(target.limits.requestsPerMinute);
   const deadline = Date.now() + (options.untilEmptyMs ?? 0);
   for (;;) {
-    const rows = await claim(pool, target.name, Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4), options.leaseMs);
-    if (rows.length === 0) {
-      const waiting = await pool.query("SELECT min(next_attempt_at) AS next FROM outbox WHERE target = $1 AND status = 'pending'", [target.name]);
-      const next = waiting.rows[0]?.next as Date | null;
-      if (!next || Date.now() >= deadline) return outcome;
-      await new Promise((r) => setTimeout(r, Math.max(20, Math.min(next.getTime() - Date.now(), deadline - Date.now()))));
-      continue;
-    }
-    const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
-    const chains = await outboxCorrelations(pool, rows.map((r) => r.key));
-    const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
-    const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
-    let cursor = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(target.limits.concurrency, rows.length) }, async () => {
-        while (cursor < rows.length) {
-          const row = rows[cursor++]!;
-          const chain = chains.get(row.key);
-          await withCorrelation(chain, options.log, () => inSpan(SPANS.outboxPost, { [ATTRIBUTES.connector]: row.target, [ATTRIBUTES.outboxKey]: row.key, 'accrue.attempt': row.attempts, ...(chain ? correlationAttributes({ correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal }) : {}) }, () => processRow(pool, target, limiter, row, journals.get(row.document_id), documents.get(row.document_id), outcome, policy)));
-        }
-      }),
-    );
+    if ((await drainDue(pool, target, limiter, outcome, policy, options.leaseMs ?? OUTBOX_LIMITS.leaseMs, options.log)) > 0) continue;
+    const waiting = await pool.query("SELECT min(next_attempt_at) AS next FROM outbox WHERE target = $1 AND status = 'pending'", [target.name]);
+    const next = waiting.rows[0]?.next as Date | null;
+    if (!next || Date.now() >= deadline) return outcome;
+    await new Promise((r) => setTimeout(r, Math.max(20, Math.min(next.getTime() - Date.now(), deadline - Date.now()))));
   }
+}
+
+interface ClaimedRow {
+  row: OutboxRow;
+  journal: Journal | undefined;
+  document: SalesDocument | Error | undefined;
+  chain: CorrelationChain | undefined;
+  claimedAt: number;
+}
+
+/**
+ * Works due rows with `concurrency` lanes until a claim finds none, and returns how many it worked. The next batch
+ * is claimed while the current one is in flight, so no lane waits for the claim or for the slowest row of a batch.
+ */
+async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, outcome: DrainOutcome, policy: RetryPolicy, leaseMs: number, log: LogLine | undefined): Promise<number> {
+  const batch = Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4);
+  const queue: ClaimedRow[] = [];
+  let exhausted = false;
+  let failure: unknown;
+  let refilling: Promise<void> | undefined;
+  let worked = 0;
+  const refill = () =>
+    (refilling ??= (async () => {
+      const claimedAt = Date.now();
+      const rows = await claim(pool, target.name, batch, leaseMs);
+      if (rows.length === 0) {
+        exhausted = true;
+        return;
+      }
+      const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
+      const chains = await outboxCorrelations(pool, rows.map((r) => r.key));
+      const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
+      const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
+      for (const row of rows) queue.push({ row, journal: journals.get(row.document_id), document: documents.get(row.document_id), chain: chains.get(row.key), claimedAt });
+    })()
+      .catch((error: unknown) => {
+        failure ??= error;
+        exhausted = true;
+      })
+      .finally(() => {
+        refilling = undefined;
+      }));
+  const lane = async () => {
+    for (;;) {
+      if (queue.length <= target.limits.concurrency && !exhausted) void refill();
+      const next = queue.shift();
+      if (!next) {
+        if (exhausted) return;
+        await refill();
+        continue;
+      }
+      // A row that waited past half its lease is left to expire and be claimed again, never raced by a second worker.
+      if (Date.now() - next.claimedAt > leaseMs / 2) continue;
+      worked += 1;
+      const { row, chain } = next;
+      await withCorrelation(chain, log, () => inSpan(SPANS.outboxPost, { [ATTRIBUTES.connector]: row.target, [ATTRIBUTES.outboxKey]: row.key, 'accrue.attempt': row.attempts, ...(chain ? correlationAttributes({ correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal }) : {}) }, () => processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy)));
+    }
+  };
+  await Promise.all(Array.from({ length: target.limits.concurrency }, lane));
+  if (failure !== undefined) throw failure;
+  return worked;
 }
 
 const readJournalsById = (pool: pg.Pool, ids: string[]): Promise<Journal[]> => readJournals(pool, { ids });
