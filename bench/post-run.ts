@@ -13,6 +13,7 @@ import { tmpdir, cpus, totalmem, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
@@ -26,6 +27,7 @@ import { NetSuiteTarget, netsuiteExternalId } from '../src/connectors/netsuite/c
 import { contentHash } from '../src/domain/canonical.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
+import { progress } from '../src/cli/progress.js';
 
 // The simulator in a worker thread: starts, reports its URL, and on request reports what it holds.
 const SIMULATOR = `
@@ -157,14 +159,19 @@ async function timeLedgerCopy(pool: pg.Pool, text: { journals: string; lines: st
 
 /** The real path: FINALIZE_BATCH invoices per transaction, one after another, journals built and recorded as the billing run does. */
 async function timeLedgerPosting(pool: pg.Pool, invoices: readonly Invoice[], catalog: CatalogVersion): Promise<number> {
+  const bar = progress('bench post (built-in ledger)');
   const start = process.hrtime.bigint();
   for (let from = 0; from < invoices.length; from += FINALIZE_BATCH) {
+    bar.update(from, invoices.length);
     const batch = invoices.slice(from, from + FINALIZE_BATCH);
     await transaction(pool, async (client) => {
       for (const invoice of batch) await recordJournals(client, journalsFor(invoice, catalog, POSTING_DATE), invoice.number, []);
     });
   }
-  return Number(process.hrtime.bigint() - start) / 1e9;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  bar.update(invoices.length, invoices.length);
+  bar.stop();
+  return seconds;
 }
 
 async function count(pool: pg.Pool, sql: string): Promise<number> {
@@ -204,7 +211,6 @@ async function main(): Promise<void> {
     log('post: raw COPY of the journal rows…');
     const copySeconds = await timeLedgerCopy(store.pool, copyText);
     await fresh();
-    log(`post: recording ${DOCUMENTS} documents through recordJournals…`);
     const ledgerSeconds = await timeLedgerPosting(store.pool, invoices, catalog);
     const journals = await count(store.pool, 'SELECT count(*) AS n FROM journals');
     const lines = await count(store.pool, 'SELECT count(*) AS n FROM journal_lines');
@@ -253,10 +259,19 @@ async function main(): Promise<void> {
       `netsuite simulator: concurrency limit ${CONCURRENCY}, service time ${SERVICE_MS} ms per request, target rate limit ${PER_MINUTE}/min, ` +
         `claim batch ${Math.min(OUTBOX_LIMITS.claimBatch, CONCURRENCY * 4)}; theoretical maximum min(${concurrencyBound.toFixed(0)}, ${rateBound.toFixed(0)}) req/s / ${requestsPerDocument} req per document = ${theoreticalDocsPerSecond.toFixed(0)} docs/s\n`,
     );
-    log(`post: draining ${DOCUMENTS} documents to the NetSuite simulator…`);
+    const bar = progress('bench post (NetSuite simulator)');
+    // Progress from the outbox itself, every 2 s: one count, nothing on the drain's own path.
+    const ticker = setInterval(() => {
+      void count(store.pool, "SELECT count(*) AS n FROM outbox WHERE target = 'netsuite' AND status = 'posted'").then((n) => bar.update(n, DOCUMENTS), () => {});
+    }, 2_000);
+    const busy = performance.eventLoopUtilization();
     const start = process.hrtime.bigint();
-    const outcome = await Promise.race([drainOutbox(store.pool, target, { untilEmptyMs: 10 * 60_000 }), simFailed]);
+    const outcome = await Promise.race([drainOutbox(store.pool, target, { untilEmptyMs: 10 * 60_000 }), simFailed]).finally(() => clearInterval(ticker));
     const netsuiteSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+    // How busy the thread running the outbox and its HTTP client was: near 1, the client's CPU is the limit, not the ERP's.
+    const clientBusy = performance.eventLoopUtilization(busy).utilization;
+    bar.update(DOCUMENTS, DOCUMENTS);
+    bar.stop();
     sim.postMessage('report');
     const report = await next<SimulatorReport>();
     await sim.terminate();
@@ -272,7 +287,7 @@ async function main(): Promise<void> {
     if (posted !== DOCUMENTS || outcome.dead !== 0) throw new Error(`outbox: ${posted} posted, ${outcome.dead} dead, expected ${DOCUMENTS} posted`);
     console.log(
       `netsuite outcome: ${outcome.posted} posted, ${outcome.found_existing} found existing, ${outcome.retried} retried, ${outcome.dead} dead; ` +
-        `${report.requests} requests (${(report.requests / DOCUMENTS).toFixed(2)} per document), ${report.inFlightMax} in flight at most; ${netsuiteSeconds.toFixed(1)} s\n`,
+        `${report.requests} requests (${(report.requests / DOCUMENTS).toFixed(2)} per document), ${report.inFlightMax} in flight at most; ${netsuiteSeconds.toFixed(1)} s; outbox thread busy ${(clientBusy * 100).toFixed(0)}% of the time\n`,
     );
     const netsuiteRate = DOCUMENTS / netsuiteSeconds;
     figures.push({
