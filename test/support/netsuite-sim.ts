@@ -11,7 +11,6 @@ interface JournalEntry {
   line: { items: Array<{ debit?: string; credit?: string }> };
 }
 
-
 /** An invoice or creditMemo as the REST record API takes it (amounts read as their literal text). */
 export interface SalesRecord {
   externalId?: string;

@@ -35,7 +35,6 @@ export interface XeroSimPayment {
 const validation = (message: string) => ({ ErrorNumber: 10, Type: 'ValidationException', Message: 'A validation exception occurred', Elements: [{ ValidationErrors: [{ Message: message }] }] });
 const msDate = (ms: number) => `/Date(${ms}+0000)/`;
 
-
 export class XeroSimulator {
   readonly journals: Array<{ ManualJournalID: string; Narration: string; lines: string[]; Date?: string; Status?: string }> = [];
   readonly faults: Fault[] = [];
