@@ -23,6 +23,11 @@ import { applyPayment } from '../settle/payments.js';
 import { checkPlanted, writeLegacyOutput } from '../demo/legacy.js';
 import { runLegacyComparison } from '../reconcile/legacy-run.js';
 import { formatComparison } from '../reconcile/compare.js';
+import { reconcilePeriod } from '../reconcile/run.js';
+import { reconcileText } from './reconcile-commands.js';
+import { explainInvoice } from '../explain/explain-invoice.js';
+import { renderInvoiceExplanation } from '../explain/render.js';
+import { verifyAudit } from '../audit/log.js';
 
 export interface DemoOptions {
   events: number;
@@ -132,6 +137,23 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   const ledgerPath = join(options.outDir, `ledger-${options.period.period}.journal`);
   writeFileSync(ledgerPath, exportJournals('hledger', periodJournals, catalog.catalog));
   log(`wrote ${ledgerPath} (check it with: hledger -f ${ledgerPath} check)`);
+
+  // The controls: reconciliation of the month (clean), one invoice line explained down to its events, the audit chain verified.
+  const reconciled = await reconcilePeriod(store.pool, { period: options.period.period, actor: 'demo' });
+  output(`\nReconciliation ${options.period.period}: ${reconciled.status}\n${reconcileText(reconciled)}`, { reconciliation: reconciled });
+  const disputed = closed.invoices.find((i) => i.lines.some((l) => l.meter !== null));
+  const disputedLine = disputed?.lines.find((l) => l.meter !== null);
+  if (disputed && disputedLine) {
+    const explained = await explainInvoice(store.pool, disputed.number!, { line: disputedLine.line_no });
+    if (!explained.ok) throw new ProblemError(explained.problems);
+    output(`\nExplain ${disputed.number} line ${disputedLine.line_no} (accrue explain invoice ${disputed.number} --line ${disputedLine.line_no})\n${renderInvoiceExplanation(explained.value)}`, { explained: explained.value });
+  }
+  const audit = await verifyAudit(store.pool);
+  output(
+    audit.ok ? `\naudit log intact: ${audit.count} records, head seq ${audit.head.seq} (accrue audit verify)` : `\naudit log BROKEN at seq ${audit.broken_at_seq}: ${audit.message}`,
+    { audit },
+  );
+  if (reconciled.status !== 'green' || !audit.ok) process.exitCode = 1;
 
   // The parallel run: a legacy export written from these numbers with planted differences, and `accrue compare` finding them.
   const legacyDir = join(options.outDir, 'legacy');
