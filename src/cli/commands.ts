@@ -6,11 +6,10 @@ import { listQuarantine, replayQuarantine } from '../ingest/quarantine.js';
 import { queryUsage } from '../meter/usage.js';
 import { monthWindow, parsePeriod } from '../meter/period.js';
 import { createKey, listKeys, revokeKey, SCOPES, type Scope } from '../api/keys.js';
-import { buildServer } from '../api/server.js';
 import { ProblemError } from '../domain/result.js';
 import { migrate } from '../store/migrate.js';
 import { output, readText, withStore, globals } from './context.js';
-import { serveWithStream, type StreamFlags } from './stream-commands.js';
+import { serveRole, type ServeFlags } from './serve-roles.js';
 import { phasedProgress, progress } from './progress.js';
 import { jsonLogger, logLine } from '../observe/log.js';
 import { runDemo } from './demo.js';
@@ -35,7 +34,8 @@ import type { Invoice } from '../domain/model.js';
 export function registerCommands(program: Command): void {
   program
     .command('serve')
-    .description('run the HTTP API (and, in later roles, the workers)')
+    .description('run the HTTP API and/or the workers (outbox posting, notifications); any number of each against one Postgres (docs/scaling.md)')
+    .option('--role <role>', 'api (HTTP and --source ingestion only), worker (outbox workers for the ERP targets in NETSUITE_*/XERO_* and the notification publisher; no HTTP) or all (default all); also ACCRUE_ROLE')
     .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
     .option('--source <url>', 'also consume usage CloudEvents from NATS JetStream, e.g. nats://127.0.0.1:4222 (docs/streaming.md)')
@@ -43,19 +43,7 @@ export function registerCommands(program: Command): void {
     .option('--subjects <list>', 'with --source: subjects of the stream when Accrue creates it (default usage.>)')
     .option('--durable <name>', 'with --source: durable consumer name shared by every process (default accrue-ingest)')
     .option('--no-notify', 'with --source: do not publish notifications (accrue.invoice.finalized, ...) from this process')
-    .action(async (flags: StreamFlags & { host?: string; port?: string }) => {
-      if (flags.source) return serveWithStream(flags); // owns its shutdown: the batch in hand commits before the store closes
-      await withStore(async (store, cfg) => {
-        const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET });
-        await app.listen({ host: cfg.host, port: cfg.port });
-        process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
-        await new Promise<void>((resolve) => {
-          const close = () => void app.close().then(resolve);
-          process.once('SIGINT', close);
-          process.once('SIGTERM', close);
-        });
-      }, flags);
-    });
+    .action(async (flags: ServeFlags) => serveRole(flags)); // owns its shutdown: work in hand finishes before the store closes
 
   program
     .command('migrate')

@@ -42,7 +42,7 @@ function natsUrl(source: string | undefined): string {
   return source;
 }
 
-function sourceOptions(flags: StreamFlags, futureSkewMsMax: number): StreamSourceOptions {
+export function sourceOptions(flags: StreamFlags, futureSkewMsMax: number): StreamSourceOptions {
   if (!flags.stream) throw new ProblemError([{ path: '--stream', code: 'required', message: 'give the JetStream stream to consume, e.g. --stream USAGE' }]);
   return {
     servers: natsUrl(flags.source),
@@ -57,7 +57,7 @@ function sourceOptions(flags: StreamFlags, futureSkewMsMax: number): StreamSourc
   };
 }
 
-function publisherOptions(flags: StreamFlags, withNats: boolean): PublisherOptions {
+export function publisherOptions(flags: StreamFlags, withNats: boolean): PublisherOptions {
   return {
     nats: withNats
       ? {
@@ -74,7 +74,7 @@ function publisherOptions(flags: StreamFlags, withNats: boolean): PublisherOptio
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 /** Runs what `start` starts until SIGTERM/SIGINT (or until one part fails), then stops every part before closing the store. */
-async function runUntilSignal(flags: { host?: string; port?: string }, start: (store: Store, stoppers: Array<() => Promise<unknown>>, failed: (error: Error) => void) => Promise<void>): Promise<void> {
+export async function runUntilSignal(flags: { host?: string; port?: string }, start: (store: Store, stoppers: Array<() => Promise<unknown>>, failed: (error: Error) => void) => Promise<void>): Promise<void> {
   const cfg = config(flags);
   const store = await openStore({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, log: (line) => jsonLog({ level: 'warn', msg: line }) });
   const stoppers: Array<() => Promise<unknown>> = [];

@@ -1,0 +1,94 @@
+// `accrue serve --role api|worker|all`: one binary, separate roles, any number of each against one Postgres.
+// Nothing is held in a process that another could not pick up: outbox rows are claimed with leases, notifications
+// with row locks, stream messages through one durable consumer, so processes start, stop and die independently.
+import { buildServer } from '../api/server.js';
+import { ProblemError } from '../domain/result.js';
+import { runOutboxWorker } from '../post/worker.js';
+import type { ErpTarget } from '../post/target.js';
+import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { XeroTarget } from '../connectors/xero/client.js';
+import { startStreamConsumer } from '../stream/consumer.js';
+import { startNotificationPublisher } from '../stream/notifications.js';
+import { config } from './context.js';
+import { publisherOptions, runUntilSignal, sourceOptions, type StreamFlags } from './stream-commands.js';
+
+export const SERVE_ROLES = ['api', 'worker', 'all'] as const;
+export type ServeRole = (typeof SERVE_ROLES)[number];
+
+export type ServeFlags = StreamFlags & { host?: string; port?: string; role?: string };
+
+const jsonLog = (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+
+export function parseRole(value: string | undefined): ServeRole {
+  const role = value ?? process.env.ACCRUE_ROLE ?? 'all';
+  if (!(SERVE_ROLES as readonly string[]).includes(role)) throw new ProblemError([{ path: '--role', code: 'unknown_role', message: `must be api, worker or all, got ${JSON.stringify(role)}` }]);
+  return role as ServeRole;
+}
+
+/** The ERP targets whose credentials are in the environment, read the way `accrue post` reads them. */
+export function erpTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): ErpTarget[] {
+  const targets: ErpTarget[] = [];
+  if (env.NETSUITE_BASE_URL || env.NETSUITE_TOKEN) {
+    if (!env.NETSUITE_BASE_URL) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'NETSUITE_TOKEN is set: set NETSUITE_BASE_URL too' }]);
+    if (!env.NETSUITE_TOKEN) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'NETSUITE_BASE_URL is set: set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
+    const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
+    targets.push(new NetSuiteTarget({ baseUrl: env.NETSUITE_BASE_URL, token: env.NETSUITE_TOKEN, subsidiaryByEntity }));
+  }
+  if (env.XERO_TOKEN || env.XERO_TENANT_ID) {
+    if (!env.XERO_TOKEN || !env.XERO_TENANT_ID) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set both XERO_TOKEN and XERO_TENANT_ID' }]);
+    targets.push(new XeroTarget({ baseUrl: env.XERO_BASE_URL ?? 'https://api.xero.com', token: env.XERO_TOKEN, tenantId: env.XERO_TENANT_ID }));
+  }
+  return targets;
+}
+
+/**
+ * api: the HTTP API (and the JetStream consumer with --source: ingestion belongs to the API role).
+ * worker: one outbox worker per configured ERP target and the notification publisher; no HTTP.
+ * all: both, in one process.
+ */
+export async function serveRole(flags: ServeFlags): Promise<void> {
+  const role = parseRole(flags.role);
+  const cfg = config(flags);
+  const http = role !== 'worker';
+  const source = http && flags.source ? sourceOptions(flags, cfg.futureSkewSeconds * 1000) : undefined;
+  const targets = role === 'api' ? [] : erpTargetsFromEnv();
+  const notifyWanted = role !== 'api' && flags.notify !== false;
+  const notify = notifyWanted ? publisherOptions(flags, flags.source !== undefined) : undefined;
+  const notifyChannels = notify ? (notify.nats ? 1 : 0) + (notify.webhooks?.urls.length ?? 0) : 0;
+  if (role === 'worker' && targets.length === 0 && notifyChannels === 0) {
+    throw new ProblemError([{ path: '--role', code: 'nothing_to_do', message: 'a worker needs an ERP target (NETSUITE_BASE_URL and NETSUITE_TOKEN, or XERO_TOKEN and XERO_TENANT_ID) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)' }]);
+  }
+  await runUntilSignal(flags, async (store, stoppers, failed) => {
+    if (http) {
+      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET });
+      await app.listen({ host: cfg.host, port: cfg.port });
+      stoppers.push(() => app.close());
+      process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
+    }
+    if (source) {
+      const consumer = await startStreamConsumer(store.pool, source);
+      stoppers.push(() => consumer.stop());
+      consumer.done.catch(failed);
+      process.stderr.write(`accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`);
+    }
+    for (const target of targets) {
+      const abort = new AbortController();
+      // Stops after the pass in hand, so rows it claimed are settled rather than left to wait out their lease.
+      const running = runOutboxWorker(store.pool, target, { signal: abort.signal, log: jsonLog });
+      running.catch(failed);
+      stoppers.push(async () => {
+        abort.abort();
+        const outcome = await running.catch(() => undefined);
+        jsonLog({ level: 'info', msg: 'outbox worker stopped', target: target.name, ...outcome });
+      });
+      process.stderr.write(`accrue: posting the ${target.name} outbox\n`);
+    }
+    if (notify && notifyChannels > 0) {
+      const publisher = await startNotificationPublisher(store.pool, notify);
+      stoppers.push(() => publisher.stop());
+      publisher.done.catch(failed);
+      process.stderr.write(`accrue: publishing notifications to ${publisher.channels.join(', ')}\n`);
+    }
+    process.stderr.write(`accrue: serving as role ${role}\n`);
+  });
+}
