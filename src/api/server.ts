@@ -6,6 +6,7 @@ import { findKey, grants, type ApiKey, type Scope } from './keys.js';
 import { problemDetails, problemSchema, sendProblem } from './problem.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerEventRoutes } from './routes/events.js';
+import type { GroupCommitOptions } from '../ingest/group-commit.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute } from './metrics.js';
@@ -24,6 +25,8 @@ export interface ServerOptions {
   logger?: boolean;
   futureSkewMsMax?: number;
   webhookSecret?: string;
+  /** Single-event POST /v1/events: group commit and its queue bounds (src/ingest/group-commit.ts); false writes each alone. */
+  groupCommit?: GroupCommitOptions | false;
 }
 
 /** Limits (documented in docs/api.md): bodies over this answer 413. */

@@ -2,6 +2,7 @@
 // Nothing is held in a process that another could not pick up: outbox rows are claimed with leases, notifications
 // with row locks, stream messages through one durable consumer, so processes start, stop and die independently.
 import { buildServer } from '../api/server.js';
+import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
 import type { ErpTarget } from '../post/target.js';
@@ -60,7 +61,7 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   }
   await runUntilSignal(flags, async (store, stoppers, failed) => {
     if (http) {
-      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET });
+      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET, groupCommit: groupCommitOptionsFromEnv() });
       await app.listen({ host: cfg.host, port: cfg.port });
       stoppers.push(() => app.close());
       process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);

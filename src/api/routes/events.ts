@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
 import { INGEST_LIMITS, parseNdjson } from '../../ingest/cloudevent.js';
 import { countStatuses, ingestBatch, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
+import { GroupCommitter } from '../../ingest/group-commit.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import type { ServerOptions } from '../server.js';
 
@@ -27,6 +28,9 @@ const countsSchema = {
 
 export async function registerEventRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
   app.addContentTypeParser(STRING_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // Single events share commits with their neighbours; the queue's bound turns requests away with 429 (docs/scaling.md).
+  const committer = options.groupCommit === false ? undefined : new GroupCommitter(options.pool, options.groupCommit);
+  if (committer) app.addHook('onClose', () => committer.drain());
 
   app.post(
     '/v1/events',
@@ -53,6 +57,7 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
           409: { $ref: 'Problem#' },
           413: { $ref: 'Problem#' },
           415: { $ref: 'Problem#' },
+          429: { $ref: 'Problem#' },
         },
       },
     },
@@ -71,7 +76,15 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
         allowedSources: request.apiKey?.sources,
         futureSkewMsMax: options.futureSkewMsMax,
       };
-      const outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
+      let outcome: BatchOutcome;
+      if (single && committer) {
+        const submitted = await committer.submit(catalog, events[0], ingestOptions, Number(request.headers['content-length'] ?? 0) || 0);
+        if (submitted.status === 'overloaded') {
+          reply.header('retry-after', String(submitted.retry_after_seconds));
+          return sendProblem(reply, problemDetails(429, 'ingestion_lagging', `${submitted.detail}; nothing was stored, retry after ${submitted.retry_after_seconds} s`, undefined, { reason: submitted.reason, retry_after_seconds: submitted.retry_after_seconds }));
+        }
+        outcome = { batch_id: submitted.batch_id, counts: countStatuses([submitted.result]), results: [submitted.result] };
+      } else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
       if (!single) return reply.code(200).send(outcome);
       const result = outcome.results[0]!;
       if (result.status === 'rejected') return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
