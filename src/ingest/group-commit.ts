@@ -2,7 +2,7 @@
 // call (one transaction) and each request is answered only after that commit, with its own verdict. The queue in
 // front of the commits is bounded; past the bound a request is turned away (HTTP 429 + Retry-After), never buffered.
 import type pg from 'pg';
-import type { CatalogVersion } from '../catalog/service.js';
+import { currentCatalog, type CatalogVersion } from '../catalog/service.js';
 import { INGEST_LIMITS } from './cloudevent.js';
 import { ingestBatch, type EventOutcome, type IngestOptions } from './service.js';
 
@@ -39,6 +39,7 @@ export interface GroupCommitOptions {
 
 export type Submitted =
   | { status: 'committed'; batch_id: string; result: EventOutcome }
+  | { status: 'no_catalog' }
   | { status: 'overloaded'; retry_after_seconds: number; reason: 'queued_events' | 'queued_bytes' | 'queue_age'; detail: string };
 
 export interface GroupCommitStats {
@@ -60,7 +61,8 @@ interface Entry {
 }
 
 interface Lane {
-  catalog: CatalogVersion;
+  /** 'current': the catalog in force when the group commits, read once for the whole group. */
+  catalog: CatalogVersion | 'current';
   options: IngestOptions;
   entries: Entry[];
 }
@@ -114,14 +116,14 @@ export class GroupCommitter {
   }
 
   /** Resolves after the event's group has committed (or been turned away); rejects only when the write itself failed. */
-  submit(catalog: CatalogVersion, raw: unknown, options: IngestOptions, bytes = 0): Promise<Submitted> {
+  submit(catalog: CatalogVersion | 'current', raw: unknown, options: IngestOptions, bytes = 0): Promise<Submitted> {
     const refusal = this.refuse(bytes);
     if (refusal) {
       this.overloaded += 1;
       return Promise.resolve(refusal);
     }
     // Requests group only with requests their own verdicts would not differ from: same catalog, key and limits.
-    const key = JSON.stringify([catalog.version, options.channel, options.apiKeyId ?? null, options.allowedSources ?? null, options.futureSkewMsMax ?? null]);
+    const key = JSON.stringify([catalog === 'current' ? catalog : catalog.version, options.channel, options.apiKeyId ?? null, options.allowedSources ?? null, options.futureSkewMsMax ?? null]);
     let lane = this.lanes.get(key);
     if (!lane) {
       lane = { catalog, options, entries: [] };
@@ -212,19 +214,22 @@ export class GroupCommitter {
 
   private async commit(lane: Lane, group: Entry[]): Promise<void> {
     const started = this.now();
+    let catalog: CatalogVersion | undefined;
     try {
-      const outcome = await this.ingest(this.pool, lane.catalog, group.map((e) => e.raw), lane.options);
+      catalog = lane.catalog === 'current' ? await currentCatalog(this.pool) : lane.catalog;
+      if (!catalog) return group.forEach((entry) => entry.resolve({ status: 'no_catalog' }));
+      const outcome = await this.ingest(this.pool, catalog, group.map((e) => e.raw), lane.options);
       const elapsedMs = Math.max(1, this.now() - started);
       this.drainEventsPerMs = this.drainEventsPerMs === 0 ? group.length / elapsedMs : 0.8 * this.drainEventsPerMs + 0.2 * (group.length / elapsedMs);
       this.groups += 1;
       this.committed += group.length;
       group.forEach((entry, i) => entry.resolve({ status: 'committed', batch_id: outcome.batch_id, result: { ...outcome.results[i]!, index: 0 } }));
     } catch (error) {
-      if (group.length === 1) return group[0]!.reject(error);
+      if (group.length === 1 || !catalog) return group.forEach((entry) => entry.reject(error));
       // One write failing must not fail its neighbours: each is tried alone, and only its own failure is its answer.
       for (const entry of group) {
         try {
-          const outcome = await this.ingest(this.pool, lane.catalog, [entry.raw], lane.options);
+          const outcome = await this.ingest(this.pool, catalog, [entry.raw], lane.options);
           this.groups += 1;
           this.committed += 1;
           entry.resolve({ status: 'committed', batch_id: outcome.batch_id, result: { ...outcome.results[0]!, index: 0 } });

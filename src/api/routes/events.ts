@@ -62,8 +62,11 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
       },
     },
     async (request, reply) => {
-      const catalog = await currentCatalog(options.pool);
-      if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
+      const noCatalog = () => sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
+      // A grouped single event reads the catalog once per group, at its commit; everything else reads it here.
+      const grouped = committer !== undefined && isSingleEvent(request);
+      const catalog = grouped ? 'current' : await currentCatalog(options.pool);
+      if (!catalog) return noCatalog();
       const parsed = readEvents(request);
       if ('problem' in parsed) return sendProblem(reply, parsed.problem);
       const { events, single, preRejected } = parsed;
@@ -79,12 +82,14 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
       let outcome: BatchOutcome;
       if (single && committer) {
         const submitted = await committer.submit(catalog, events[0], ingestOptions, Number(request.headers['content-length'] ?? 0) || 0);
+        if (submitted.status === 'no_catalog') return noCatalog();
         if (submitted.status === 'overloaded') {
           reply.header('retry-after', String(submitted.retry_after_seconds));
           return sendProblem(reply, problemDetails(429, 'ingestion_lagging', `${submitted.detail}; nothing was stored, retry after ${submitted.retry_after_seconds} s`, undefined, { reason: submitted.reason, retry_after_seconds: submitted.retry_after_seconds }));
         }
         outcome = { batch_id: submitted.batch_id, counts: countStatuses([submitted.result]), results: [submitted.result] };
-      } else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
+      } else if (catalog === 'current') throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
+      else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
       if (!single) return reply.code(200).send(outcome);
       const result = outcome.results[0]!;
       if (result.status === 'rejected') return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
@@ -93,6 +98,15 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
       return reply.code(200).send(outcome);
     },
   );
+}
+
+/** The bodies readEvents reads as one event: structured single, binary mode, or a JSON object. */
+function isSingleEvent(request: FastifyRequest): boolean {
+  const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType === 'application/cloudevents+json') return true;
+  if (contentType === 'application/x-ndjson' || contentType === 'application/cloudevents-batch+json') return false;
+  if (request.headers['ce-specversion'] !== undefined) return true;
+  return contentType === 'application/json' && !Array.isArray(request.body);
 }
 
 type ReadResult =
