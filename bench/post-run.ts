@@ -28,6 +28,7 @@ import { contentHash } from '../src/domain/canonical.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
 import { progress } from '../src/cli/progress.js';
+import { printFigures, type Figure } from './report.js';
 
 // The simulator in a worker thread: starts, reports its URL, and on request reports what it holds.
 const SIMULATOR = `
@@ -181,7 +182,7 @@ async function count(pool: pg.Pool, sql: string): Promise<number> {
 async function main(): Promise<void> {
   const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-post-'));
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir });
-  const figures: Array<{ figure: string; value: string; reference: string; ratio: string }> = [];
+  const figures: Figure[] = [];
   const log = (line: string) => console.error(line);
   try {
     const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'bench' });
@@ -301,10 +302,7 @@ async function main(): Promise<void> {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const widths = [52, 12, 36, 6];
-  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  console.log(row(['figure', 'value', 'reference', 'ratio']));
-  for (const f of figures) console.log(row([f.figure, f.value, f.reference, f.ratio]));
+  printFigures(figures);
 }
 
 await main();

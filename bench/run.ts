@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
 import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
+import { printFigures, type Figure } from './report.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight and reporting the events accepted and the wall time. Plain JavaScript, evaluated by the worker as it is.
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
 
   const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-pg-'));
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir, poolSize: CONCURRENCY + 4 });
-  const figures: Array<{ figure: string; value: string; reference: string; ratio: string }> = [];
+  const figures: Figure[] = [];
 
   try {
     const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'bench' });
@@ -140,10 +141,7 @@ async function main(): Promise<void> {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const widths = [52, 12, 36, 6];
-  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  console.log(row(['figure', 'value', 'reference', 'ratio']));
-  for (const f of figures) console.log(row([f.figure, f.value, f.reference, f.ratio]));
+  printFigures(figures);
 }
 
 /** One COPY of the prepared rows in one transaction (COPY commits like any statement), timed to the commit. */

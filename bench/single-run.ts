@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progress } from '../src/cli/progress.js';
+import { printFigures, type Figure } from './report.js';
 
 // The clients: each sends one event per request and waits for its answer; a 429 is retried after its Retry-After.
 const CLIENT = `
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
 
   const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-pg-'));
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir, poolSize: POOL_SIZE });
-  const figures: Array<{ figure: string; value: string; reference: string; ratio: string }> = [];
+  const figures: Figure[] = [];
 
   try {
     const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'bench' });
@@ -142,8 +143,5 @@ async function main(): Promise<void> {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 
-  const widths = [52, 12, 36, 6];
-  const row = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  console.log(row(['figure', 'value', 'reference', 'ratio']));
-  for (const f of figures) console.log(row([f.figure, f.value, f.reference, f.ratio]));
+  printFigures(figures);
 }
