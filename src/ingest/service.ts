@@ -7,6 +7,7 @@ import { validateEvent, INGEST_LIMITS, type NormalizedEvent } from './cloudevent
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
+import { ensureEventPartitions } from '../store/partitions.js';
 import { ATTRIBUTES, SPANS, inSpan } from '../observe/tracing.js';
 
 export type EventStatus = 'accepted' | 'duplicate' | 'conflict' | 'rejected' | 'quarantined';
@@ -120,6 +121,7 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
 
   const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
 
+  await ensureEventPartitions(pool, valid.map(({ event }) => event.time), context.now);
   await transaction(pool, async (client) => {
     if (valid.length > 0) {
       const rows = valid.map(({ event }) => ({
@@ -209,21 +211,31 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
   return counts;
 }
 
-// Late: the event's billing month is already closed for the customer's legal entity.
+// (source, id) is claimed in event_keys first, in key order (concurrent batches lock keys in one order); only the
+// events whose key this batch claimed are inserted. Late: the event's billing month is already closed for the
+// customer's legal entity.
 const INSERT_EVENTS = `
-INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
-SELECT i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
+WITH input AS MATERIALIZED (
+  SELECT nextval('events_seq_seq') AS seq, i.*
+    FROM jsonb_to_recordset($1::jsonb) AS i(source text, id text, type text, subject text, customer_id text, legal_entity text,
+         time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text)
+), claimed AS (
+  INSERT INTO event_keys (source, id, seq, content_hash, time)
+  SELECT source, id, seq, content_hash, time FROM input ORDER BY source, id
+  ON CONFLICT (source, id) DO NOTHING
+  RETURNING seq
+)
+INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
+SELECT i.seq, i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
        EXISTS (SELECT 1 FROM billing_periods bp
                 WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
                   AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
-  FROM jsonb_to_recordset($1::jsonb) AS i(source text, id text, type text, subject text, customer_id text, legal_entity text,
-       time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text)
-ON CONFLICT (source, id) DO NOTHING
+  FROM input i JOIN claimed c ON c.seq = i.seq
 RETURNING source, id`;
 
 const SELECT_EXISTING = `
 SELECT e.source, e.id, e.content_hash
-  FROM events e JOIN jsonb_to_recordset($1::jsonb) AS k(source text, id text) ON e.source = k.source AND e.id = k.id`;
+  FROM event_keys e JOIN jsonb_to_recordset($1::jsonb) AS k(source text, id text) ON e.source = k.source AND e.id = k.id`;
 
 const INSERT_CONFLICTS = `
 INSERT INTO event_conflicts (source, id, content_hash, existing_hash, event, batch_id)

@@ -1,9 +1,11 @@
 // Usage queries over stored events: per customer, meter, window and group_by dimensions, on exact decimals.
 // Events flagged late (their period was closed when they arrived) are reported apart, never folded into the total.
+// queryUsage reads the rollups (rollups.ts); recountUsage counts the events from scratch and is its reference.
 import type pg from 'pg';
 import type { Catalog, Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { fail, ok, problem, type Result } from '../domain/result.js';
+import { readUsage } from './rollups.js';
 
 export interface UsageQuery {
   customer?: string;
@@ -65,6 +67,53 @@ export function validateUsageQuery(catalog: Catalog, query: UsageQuery): Result<
 }
 
 export async function queryUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog, query: UsageQuery): Promise<Result<UsageRow[]>> {
+  const checked = validateUsageQuery(catalog, query);
+  if (!checked.ok) return checked;
+  const rows: UsageRow[] = [];
+  const groupBy = query.groupBy ?? [];
+  for (const meter of checked.value) {
+    const groups = await readUsage(db, {
+      meter,
+      from: new Date(query.from).toISOString(),
+      to: new Date(query.to).toISOString(),
+      customers: query.customer ? [query.customer] : undefined,
+      late: query.late ?? 'exclude',
+      groupBy,
+    });
+    const ordered = groupBy.length === 0 ? groups : await inDatabaseOrder(db, groups, (g) => [g.customer, ...g.dimensions]);
+    for (const group of ordered) {
+      const dimensions: Record<string, string> = {};
+      groupBy.forEach((key, i) => (dimensions[key] = group.dimensions[i]!));
+      rows.push({
+        customer: group.customer,
+        meter: meter.id,
+        dimensions,
+        quantity: group.quantity,
+        event_count: group.event_count,
+        first_event_time: group.first_event_time.toISOString(),
+        last_event_time: group.last_event_time.toISOString(),
+      });
+    }
+  }
+  rows.sort(byCustomerThenMeter);
+  return ok(rows);
+}
+
+function byCustomerThenMeter(a: UsageRow, b: UsageRow): number {
+  return a.customer === b.customer ? (a.meter < b.meter ? -1 : a.meter > b.meter ? 1 : 0) : a.customer < b.customer ? -1 : 1;
+}
+
+/** Items in the order the database's collation gives their text keys, as the recount's ORDER BY does. */
+async function inDatabaseOrder<T>(db: pg.Pool | pg.PoolClient, items: T[], keys: (item: T) => string[]): Promise<T[]> {
+  if (items.length < 2) return items;
+  const width = keys(items[0]!).length;
+  const order = Array.from({ length: width }, (_, i) => `v ->> ${i}`).join(', ');
+  const result = await db.query<{ i: string }>(`SELECT i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t (v, i) ORDER BY ${order}`, [JSON.stringify(items.map(keys))]);
+  return result.rows.map((r) => items[Number(r.i) - 1]!);
+}
+
+/** The from-scratch reference for queryUsage: one GROUP BY over the stored events. */
+export async function recountUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog, query: UsageQuery): Promise<Result<UsageRow[]>> {
   const checked = validateUsageQuery(catalog, query);
   if (!checked.ok) return checked;
   const rows: UsageRow[] = [];

@@ -1,9 +1,11 @@
 // Usage of one meter for one customer over one window, as the rating stage reads it: only events up to the run's
-// watermark (so a run is repeatable) and never late events (those are billed by adjustment).
+// watermark (so a run is repeatable) and never late events (those are billed by adjustment). windowUsage reads the
+// rollups (rollups.ts); recountWindowUsage counts the events from scratch and is its reference.
 import type pg from 'pg';
 import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { aggregateSql } from './usage.js';
+import { readUsage } from './rollups.js';
 
 export interface WindowUsage {
   usage_ref: string; // ua:v1:<customer>:<meter>:<from>:<to>
@@ -21,6 +23,40 @@ export interface WindowUsage {
 export const usageRef = (customer: string, meter: string, from: string, to: string) => `ua:v1:${customer}:${meter}:${from}:${to}`;
 
 export async function windowUsage(
+  db: pg.Pool | pg.PoolClient,
+  meter: Meter,
+  customer: string,
+  from: string,
+  to: string,
+  watermark: string,
+  options: { includeLate?: boolean } = {},
+): Promise<WindowUsage> {
+  const groups = await readUsage(db, {
+    meter,
+    from: new Date(from).toISOString(),
+    to: new Date(to).toISOString(),
+    customers: [customer],
+    late: options.includeLate ? 'include' : 'exclude',
+    watermark,
+    groupBy: [],
+  });
+  const group = groups[0];
+  return {
+    usage_ref: usageRef(customer, meter.id, from, to),
+    customer,
+    meter: meter.id,
+    from,
+    to,
+    quantity: group?.quantity ?? '0',
+    event_count: group?.event_count ?? 0,
+    first_event_time: group?.first_event_time.toISOString() ?? null,
+    last_event_time: group?.last_event_time.toISOString() ?? null,
+    event_seq_watermark: watermark,
+  };
+}
+
+/** The from-scratch reference for windowUsage: one aggregate over the stored events. */
+export async function recountWindowUsage(
   db: pg.Pool | pg.PoolClient,
   meter: Meter,
   customer: string,
