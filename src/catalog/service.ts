@@ -54,10 +54,16 @@ export async function applyCatalog(
 
 /** The catalog in force (the latest version), or undefined before any apply. */
 export async function currentCatalog(db: pg.Pool | pg.PoolClient): Promise<CatalogVersion | undefined> {
-  const head = await db.query<{ version: number }>('SELECT max(version) AS version FROM catalog_versions');
-  const version = head.rows[0]?.version;
-  if (version === null || version === undefined) return undefined;
-  return catalogVersion(db, version);
+  // One round trip when the head's content is already parsed (every ingest group and request reads the head).
+  const head = (
+    await db.query<{ version: number; content_hash: string; applied_at: Date; applied_by: string }>(
+      'SELECT version, content_hash, applied_at, applied_by FROM catalog_versions ORDER BY version DESC LIMIT 1',
+    )
+  ).rows[0];
+  if (!head) return undefined;
+  const parsed = parsedByHash.get(head.content_hash);
+  if (!parsed) return catalogVersion(db, head.version);
+  return { version: head.version, hash: head.content_hash, ...parsed, applied_at: head.applied_at.toISOString(), applied_by: head.applied_by };
 }
 
 // Parsed catalogs and their indexes, by content hash: the same content is the same catalog in any database.

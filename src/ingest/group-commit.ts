@@ -11,8 +11,12 @@ export const GROUP_COMMIT_LIMITS = Object.freeze({
   lingerMsDefault: 2,
   /** Events per group: one ingestBatch call, so at most the batch limit. */
   groupEventsMax: INGEST_LIMITS.batchEventsMax,
-  /** Group commits in flight at once (each holds one pool connection). */
-  commitsInFlightMax: 4,
+  /**
+   * Group commits in flight at once (each holds one pool connection). One: every group upserts the same hot rollup
+   * rows (a customer's month and hour per meter), so a second commit in flight only waits on the first's row locks;
+   * one writer with the next group gathering while it commits gives the largest groups (bench:single, BENCHMARKS.md).
+   */
+  commitsInFlightMax: 1,
   /** Events waiting for a commit; one more is answered 429. Also ACCRUE_INGEST_QUEUE_EVENTS_MAX. */
   queuedEventsMaxDefault: 10_000,
   /** Request bytes waiting for a commit (by Content-Length); past it, 429. Also ACCRUE_INGEST_QUEUE_BYTES_MAX. */

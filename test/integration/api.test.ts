@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { createKey, findKey, KEY_CACHE_TTL_MS, revokeKey } from '../../src/api/keys.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;
@@ -122,6 +122,27 @@ describe('events over HTTP', () => {
     assert.equal(read.statusCode, 403);
     const anonymous = await app.inject({ method: 'GET', url: '/v1/usage' });
     assert.equal(anonymous.statusCode, 401);
+  });
+
+  it('stops a revoked key at once in the revoking process, and in others once the key cache expires', async () => {
+    const created = await createKey(store.pool, { name: 'short-lived', scope: 'read' });
+    const ok = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(created.secret) });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(await revokeKey(store.pool, created.key.id), true);
+    const refused = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(created.secret) });
+    assert.equal(refused.statusCode, 401);
+    assert.equal(await revokeKey(store.pool, created.key.id), false); // already revoked
+
+    // Another process: it revokes in the database only, so a key this process has cached lives out its TTL.
+    const other = await createKey(store.pool, { name: 'revoked-elsewhere', scope: 'read' });
+    let now = 1_000_000;
+    const clock = () => now;
+    assert.equal((await findKey(store.pool, other.secret, clock))?.id, other.key.id);
+    await store.pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [other.key.id]);
+    assert.equal((await findKey(store.pool, other.secret, clock))?.id, other.key.id, 'cached within the TTL');
+    now += KEY_CACHE_TTL_MS;
+    assert.equal(await findKey(store.pool, other.secret, clock), undefined, 'looked up again once the TTL is over');
+    assert.equal(await findKey(store.pool, 'acc_read_not-a-key'), undefined);
   });
 
   it('reports usage to a read key', async () => {
