@@ -23,6 +23,9 @@ export interface RatingInput {
 
 // ---------- keys ----------
 
+/** Limit: decimal places of a prorated flat fee's quantity (the share of the period it covers). */
+export const PRORATION_QUANTITY_PLACES = 6;
+
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 export const ratingRunId = (customer: string, period: string, catalogHash: string, usageFingerprint: string) =>
   `rr:v1:${sha(`${customer}\n${period}\n${catalogHash}\n${usageFingerprint}`).slice(0, 32)}`;
@@ -118,7 +121,8 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
                 price_id: price.id,
                 price_version: segment.version.version_id,
                 description: `${product.name}${prorated ? ` (prorated ${segmentDays} of ${periodDays} days)` : ''}${windowText}`,
-                quantity: prorated ? decimalText(new Decimal(segmentDays).dividedBy(periodDays)) : '1',
+                // The share of the period, to 6 places for people (19/31 has no end); the amount uses the exact ratio.
+                quantity: prorated ? decimalText(new Decimal(segmentDays).dividedBy(periodDays).toDecimalPlaces(PRORATION_QUANTITY_PLACES, Decimal.ROUND_HALF_UP)) : '1',
                 unit_amount: segment.version.amount,
                 tiers: [],
                 amount_minor: round(exact),

@@ -165,6 +165,18 @@ describe('rating Northwind, November 2026 (worked by hand)', () => {
     assert.equal(invoice.total_minor, 41930n);
   });
 
+  it('a flat fee prorated by a ratio that never ends: the quantity to 6 places, the amount from the exact ratio', () => {
+    const late = structuredClone(northwind.catalog);
+    late.subscriptions = late.subscriptions.map((s) => (s.customer === 'initech' ? { ...s, start: '2026-11-24' } : s));
+    const invoice = rate(late, 'initech', {});
+    const flat = invoice.lines[0]!;
+    assert.equal(flat.description, 'Platform Fee (prorated 7 of 30 days) (2026-11-24 to 2026-11-30)');
+    assert.equal(flat.quantity, '0.233333'); // 7/30
+    assert.equal(formatMajor(flat.amount_minor, invoice.currency), '23.10'); // 99.00 × 7/30 = 23.10 exactly
+    // The minimum is prorated the same way: 500.00 × 7/30 = 116.666… → 116.67, with no usage to set against it.
+    assert.deepEqual(amounts(invoice).slice(-1), [['minimum_true_up', 'platform', '116.67']]);
+  });
+
   it('globex: usage short of the commitment is trued up, NY tax', () => {
     const invoice = rate(northwind.catalog, 'globex', { analytics_seats: '5' });
     assert.deepEqual(amounts(invoice).slice(-1), [['minimum_true_up', 'platform', '375.00']]); // 500 − 125
