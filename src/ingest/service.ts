@@ -122,43 +122,12 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
   const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
 
   await ensureEventPartitions(pool, valid.map(({ event }) => event.time), context.now);
+  // Statement order keeps the rollup rows' locks short: the events' statement (whose trigger upserts the customer's
+  // hour and month rollups, rows every concurrent writer of that customer needs) is the last one before COMMIT
+  // unless some events turn out to be there already. Quarantine and in-batch conflicts go first; the batch record is
+  // written by the events' statement itself, counting every valid event not inserted as a duplicate, and corrected
+  // after it only when some of those are conflicts.
   await transaction(pool, async (client) => {
-    if (valid.length > 0) {
-      const rows = valid.map(({ event }) => ({
-        source: event.source,
-        id: event.id,
-        type: event.type,
-        subject: event.subject,
-        customer_id: event.customer,
-        legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
-        time: event.time,
-        data: event.data,
-        meter_values: event.values,
-        dimensions: event.dimensions,
-        content_hash: event.content_hash,
-      }));
-      const inserted = await client.query<{ source: string; id: string }>(INSERT_EVENTS, [JSON.stringify(rows), batchId]);
-      const insertedKeys = new Set(inserted.rows.map((r) => `${r.source}\u0000${r.id}`));
-      const missing = valid.filter(({ event }) => !insertedKeys.has(`${event.source}\u0000${event.id}`));
-      let existing = new Map<string, string>();
-      if (missing.length > 0) {
-        const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
-          JSON.stringify(missing.map(({ event }) => ({ source: event.source, id: event.id }))),
-        ]);
-        existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
-      }
-      for (const { index, event } of valid) {
-        const key = `${event.source}\u0000${event.id}`;
-        if (insertedKeys.has(key)) {
-          results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
-          continue;
-        }
-        const existingHash = existing.get(key);
-        if (existingHash === undefined) throw new Error(`event ${key} neither inserted nor found`); // cannot happen under the unique key
-        if (existingHash === event.content_hash) results[index] = { index, source: event.source, id: event.id, status: 'duplicate' };
-        else conflicts.push({ index, source: event.source, id: event.id, hash: event.content_hash, existing: existingHash, raw: rawEvents[index] });
-      }
-    }
     if (quarantined.length > 0) {
       // A quarantined repeat of an event already accepted is judged against it, not parked.
       const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
@@ -172,37 +141,92 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
         else conflicts.push({ index: q.index, source: q.source, id: q.id, hash: q.hash, existing: existingHash, raw: q.raw });
         return false;
       });
+      if (quarantined.length > 0) {
+        await client.query(INSERT_QUARANTINE, [
+          JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.reason, problems: q.problems, event: q.raw }))),
+          batchId,
+        ]);
+      }
     }
-    for (const conflict of conflicts) {
-      results[conflict.index] = {
-        index: conflict.index,
-        source: conflict.source,
-        id: conflict.id,
-        status: 'conflict',
-        problems: [{ path: 'id', code: 'conflict', message: `an event with source ${JSON.stringify(conflict.source)} and this id was already accepted with different content` }],
-      };
+    const conflictsBefore = conflicts.length;
+    if (conflictsBefore > 0) await insertConflicts(client, conflicts, batchId);
+
+    // Every event but the valid ones has its verdict now; a valid one not inserted is counted a duplicate until read.
+    const known = countStatuses(results.filter((r) => r !== undefined));
+    const batchRow = (accepted: number | null, duplicates: number, conflictCount: number) => [
+      batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, accepted, duplicates, conflictCount, known.rejected, quarantined.length,
+    ];
+    if (valid.length === 0) {
+      await client.query(INSERT_BATCH, batchRow(0, known.duplicate, conflictsBefore));
+      return;
     }
-    if (conflicts.length > 0) {
-      await client.query(INSERT_CONFLICTS, [
-        JSON.stringify(conflicts.map((c) => ({ source: c.source, id: c.id, content_hash: c.hash, existing_hash: c.existing, event: c.raw }))),
-        batchId,
-      ]);
+    const rows = valid.map(({ event }) => ({
+      source: event.source,
+      id: event.id,
+      type: event.type,
+      subject: event.subject,
+      customer_id: event.customer,
+      legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
+      time: event.time,
+      data: event.data,
+      meter_values: event.values,
+      dimensions: event.dimensions,
+      content_hash: event.content_hash,
+    }));
+    const inserted = await client.query<{ source: string; id: string; fresh_batch: boolean | null }>(INSERT_EVENTS, [
+      JSON.stringify(rows),
+      ...batchRow(null, known.duplicate + valid.length, conflictsBefore),
+    ]);
+    const insertedKeys = new Set(inserted.rows.flatMap((r) => (r.source === null ? [] : [`${r.source}\u0000${r.id}`])));
+    const missing = valid.filter(({ event }) => !insertedKeys.has(`${event.source}\u0000${event.id}`));
+    for (const { index, event } of valid) {
+      if (insertedKeys.has(`${event.source}\u0000${event.id}`)) results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
     }
-    if (quarantined.length > 0) {
-      await client.query(INSERT_QUARANTINE, [
-        JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.reason, problems: q.problems, event: q.raw }))),
-        batchId,
-      ]);
+    if (missing.length === 0) return;
+    // Some keys were there already (a repeat, or a writer that got there first): the same content is a duplicate,
+    // other content a conflict, recorded and counted on the batch record if this statement wrote it.
+    const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
+      JSON.stringify(missing.map(({ event }) => ({ source: event.source, id: event.id }))),
+    ]);
+    const existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
+    for (const { index, event } of missing) {
+      const key = `${event.source}\u0000${event.id}`;
+      const existingHash = existing.get(key);
+      if (existingHash === undefined) throw new Error(`event ${key} neither inserted nor found`); // cannot happen under the unique key
+      if (existingHash === event.content_hash) results[index] = { index, source: event.source, id: event.id, status: 'duplicate' };
+      else conflicts.push({ index, source: event.source, id: event.id, hash: event.content_hash, existing: existingHash, raw: rawEvents[index] });
     }
-    const counts = countStatuses(results);
-    await client.query(
-      `INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1`,
-      [batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, counts.accepted, counts.duplicate, counts.conflict, counts.rejected, counts.quarantined],
-    );
+    if (conflicts.length > conflictsBefore) {
+      await insertConflicts(client, conflicts.slice(conflictsBefore), batchId);
+      if (inserted.rows.some((r) => r.fresh_batch === true)) {
+        const counts = countStatuses(conflictResults(results, conflicts));
+        await client.query('UPDATE ingest_batches SET duplicates = $2, conflicts = $3 WHERE id = $1', [batchId, counts.duplicate, counts.conflict]);
+      }
+    }
   });
+  conflictResults(results, conflicts);
   return { batch_id: batchId, counts: countStatuses(results), results };
+}
+
+/** Writes each conflict's verdict into results (idempotent) and returns them. */
+function conflictResults(results: EventOutcome[], conflicts: readonly Conflict[]): EventOutcome[] {
+  for (const conflict of conflicts) {
+    results[conflict.index] = {
+      index: conflict.index,
+      source: conflict.source,
+      id: conflict.id,
+      status: 'conflict',
+      problems: [{ path: 'id', code: 'conflict', message: `an event with source ${JSON.stringify(conflict.source)} and this id was already accepted with different content` }],
+    };
+  }
+  return results;
+}
+
+async function insertConflicts(client: pg.PoolClient, conflicts: readonly Conflict[], batchId: string): Promise<void> {
+  await client.query(INSERT_CONFLICTS, [
+    JSON.stringify(conflicts.map((c) => ({ source: c.source, id: c.id, content_hash: c.hash, existing_hash: c.existing, event: c.raw }))),
+    batchId,
+  ]);
 }
 
 export function countStatuses(results: readonly EventOutcome[]): Record<EventStatus, number> {
@@ -213,7 +237,9 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
 
 // (source, id) is claimed in event_keys first, in key order (concurrent batches lock keys in one order); only the
 // events whose key this batch claimed are inserted. Late: the event's billing month is already closed for the
-// customer's legal entity.
+// customer's legal entity. The same statement writes the batch record ($2..$10: id, channel, key, received, accepted
+// (null: the events inserted), duplicates (less the events inserted), conflicts, rejected, quarantined), or counts a
+// repeat of it; one row more, with source null, tells whether this statement wrote it.
 const INSERT_EVENTS = `
 WITH input AS MATERIALIZED (
   SELECT nextval('events_seq_seq') AS seq, i.*
@@ -224,14 +250,29 @@ WITH input AS MATERIALIZED (
   SELECT source, id, seq, content_hash, time FROM input ORDER BY source, id
   ON CONFLICT (source, id) DO NOTHING
   RETURNING seq
+), inserted AS (
+  INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
+  SELECT i.seq, i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
+         EXISTS (SELECT 1 FROM billing_periods bp
+                  WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
+                    AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
+    FROM input i JOIN claimed c ON c.seq = i.seq
+  RETURNING source, id
+), batch AS (
+  INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+  SELECT $2, $3, $4, $5, coalesce($6::integer, n.n), $7::integer - n.n, $8, $9, $10
+    FROM (SELECT count(*)::integer AS n FROM claimed) AS n
+  ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
+  RETURNING xmax = 0 AS fresh
 )
-INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
-SELECT i.seq, i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
-       EXISTS (SELECT 1 FROM billing_periods bp
-                WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
-                  AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
-  FROM input i JOIN claimed c ON c.seq = i.seq
-RETURNING source, id`;
+SELECT source, id, null::boolean AS fresh_batch FROM inserted
+UNION ALL
+SELECT null, null, fresh FROM batch`;
+
+const INSERT_BATCH = `
+INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1`;
 
 const SELECT_EXISTING = `
 SELECT e.source, e.id, e.content_hash

@@ -113,6 +113,41 @@ describe('ingestion', () => {
     assert.deepEqual(batch.rows[0], { received: 8, accepted: 1, rejected: 5, quarantined: 2 });
   });
 
+  it('records on the batch what it answered: duplicates and conflicts against earlier batches, inside the batch and in the quarantine', async () => {
+    await ingest([event('rec-old'), event('rec-old-2'), event('rec-q-old', { subject: 'acme-staging' })]);
+    const outcome = await ingest([
+      event('rec-new'),
+      event('rec-old'), // duplicate of an earlier batch
+      event('rec-old-2', { data: { region: 'eu-west-1' } }), // conflict with an earlier batch
+      event('rec-twice'),
+      event('rec-twice'), // duplicate inside the batch
+      event('rec-clash'),
+      event('rec-clash', { data: { region: 'ap-south-1' } }), // conflict inside the batch
+      event('rec-q-old', { subject: 'nobody-knows' }), // quarantined, but its key was accepted with other content
+      event('rec-q-new', { subject: 'nobody-knows' }),
+      event('rec-bad', { time: 'yesterday' }),
+    ]);
+    assert.deepEqual(
+      outcome.results.map((r) => r.status),
+      ['accepted', 'duplicate', 'conflict', 'accepted', 'duplicate', 'accepted', 'conflict', 'conflict', 'quarantined', 'rejected'],
+    );
+    const row = async () =>
+      (await store.pool.query('SELECT received, accepted, duplicates, conflicts, rejected, quarantined, repeats FROM ingest_batches WHERE id = $1', [outcome.batch_id])).rows[0];
+    assert.deepEqual(await row(), { received: 10, accepted: 3, duplicates: 2, conflicts: 3, rejected: 1, quarantined: 1, repeats: 0 });
+    const conflicts = await store.pool.query("SELECT id FROM event_conflicts WHERE id LIKE 'rec-%' ORDER BY id");
+    assert.deepEqual(conflicts.rows.map((r) => r.id), ['rec-clash', 'rec-old-2', 'rec-q-old']);
+
+    // The same batch again: every valid event a duplicate, the record counts a repeat and keeps its first counts.
+    const again = await ingest([
+      event('rec-new'), event('rec-old'), event('rec-old-2', { data: { region: 'eu-west-1' } }), event('rec-twice'), event('rec-twice'),
+      event('rec-clash'), event('rec-clash', { data: { region: 'ap-south-1' } }), event('rec-q-old', { subject: 'nobody-knows' }),
+      event('rec-q-new', { subject: 'nobody-knows' }), event('rec-bad', { time: 'yesterday' }),
+    ]);
+    assert.equal(again.batch_id, outcome.batch_id);
+    assert.deepEqual(again.counts, { accepted: 0, duplicate: 5, conflict: 3, rejected: 1, quarantined: 1 });
+    assert.deepEqual(await row(), { received: 10, accepted: 3, duplicates: 2, conflicts: 3, rejected: 1, quarantined: 1, repeats: 1 });
+  });
+
   it('replays quarantined events once the catalog knows their tenant', async () => {
     await ingest([event('late-tenant', { subject: 'acme-eu' })]);
     const before = await replayQuarantine(store.pool, catalog);
