@@ -29,7 +29,7 @@ export async function createKey(pool: pg.Pool, input: { name: string; scope: Sco
 
 /**
  * Limit: how long a process trusts a key it has looked up. A revocation takes effect at once in the process that
- * revoked (its cache is cleared) and within this time in every other process (docs/operations.md). Unknown keys are
+ * revoked (its cache is cleared) and within this time in every other process (`accrue keys revoke` in docs/cli.md). Unknown keys are
  * never cached, so a key created elsewhere works on its first request.
  */
 export const KEY_CACHE_TTL_MS = 5_000;

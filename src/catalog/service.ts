@@ -55,15 +55,7 @@ export async function applyCatalog(
 /** The catalog in force (the latest version), or undefined before any apply. */
 export async function currentCatalog(db: pg.Pool | pg.PoolClient): Promise<CatalogVersion | undefined> {
   // One round trip when the head's content is already parsed (every ingest group and request reads the head).
-  const head = (
-    await db.query<{ version: number; content_hash: string; applied_at: Date; applied_by: string }>(
-      'SELECT version, content_hash, applied_at, applied_by FROM catalog_versions ORDER BY version DESC LIMIT 1',
-    )
-  ).rows[0];
-  if (!head) return undefined;
-  const parsed = parsedByHash.get(head.content_hash);
-  if (!parsed) return catalogVersion(db, head.version);
-  return { version: head.version, hash: head.content_hash, ...parsed, applied_at: head.applied_at.toISOString(), applied_by: head.applied_by };
+  return versionOf(db, await readVersionRow(db, 'ORDER BY version DESC LIMIT 1'));
 }
 
 // Parsed catalogs and their indexes, by content hash: the same content is the same catalog in any database.
@@ -71,16 +63,21 @@ const parsedByHash = new Map<string, { catalog: Catalog; index: CatalogIndex }>(
 const PARSED_CACHE_MAX = 16;
 
 export async function catalogVersion(db: pg.Pool | pg.PoolClient, version: number): Promise<CatalogVersion | undefined> {
-  const meta = (
-    await db.query<{ version: number; content_hash: string; applied_at: Date; applied_by: string }>(
-      'SELECT version, content_hash, applied_at, applied_by FROM catalog_versions WHERE version = $1',
-      [version],
-    )
-  ).rows[0];
+  return versionOf(db, await readVersionRow(db, 'WHERE version = $1', [version]));
+}
+
+type VersionRow = { version: number; content_hash: string; applied_at: Date; applied_by: string };
+
+async function readVersionRow(db: pg.Pool | pg.PoolClient, where: string, values: unknown[] = []): Promise<VersionRow | undefined> {
+  return (await db.query<VersionRow>(`SELECT version, content_hash, applied_at, applied_by FROM catalog_versions ${where}`, values)).rows[0];
+}
+
+/** A version row with its parsed content: from the cache by content hash, else read and indexed once. */
+async function versionOf(db: pg.Pool | pg.PoolClient, meta: VersionRow | undefined): Promise<CatalogVersion | undefined> {
   if (!meta) return undefined;
   let parsed = parsedByHash.get(meta.content_hash);
   if (!parsed) {
-    const document = (await db.query<{ document: Catalog }>('SELECT document FROM catalog_versions WHERE version = $1', [version])).rows[0]!.document;
+    const document = (await db.query<{ document: Catalog }>('SELECT document FROM catalog_versions WHERE version = $1', [meta.version])).rows[0]!.document;
     parsed = { catalog: document, index: indexCatalog(document) };
     if (parsedByHash.size >= PARSED_CACHE_MAX) parsedByHash.delete(parsedByHash.keys().next().value!);
     parsedByHash.set(meta.content_hash, parsed);

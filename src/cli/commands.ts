@@ -168,7 +168,7 @@ export function registerCommands(program: Command): void {
     });
   keys
     .command('revoke <id>')
-    .description('revoke a key')
+    .description('revoke a key: refused at once by this database\'s processes that have not used it in the last 5 s, and by every process within 5 s (each caches a key it has checked for that long)')
     .action(async (id: string) => {
       await withStore(async (store) => {
         const done = await revokeKey(store.pool, id);
