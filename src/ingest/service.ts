@@ -130,10 +130,7 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
   await transaction(pool, async (client) => {
     if (quarantined.length > 0) {
       // A quarantined repeat of an event already accepted is judged against it, not parked.
-      const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
-        JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id }))),
-      ]);
-      const existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
+      const existing = await existingHashes(client, quarantined);
       quarantined = quarantined.filter((q) => {
         const existingHash = existing.get(`${q.source}\u0000${q.id}`);
         if (existingHash === undefined) return true;
@@ -185,10 +182,7 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
     if (missing.length === 0) return;
     // Some keys were there already (a repeat, or a writer that got there first): the same content is a duplicate,
     // other content a conflict, recorded and counted on the batch record if this statement wrote it.
-    const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
-      JSON.stringify(missing.map(({ event }) => ({ source: event.source, id: event.id }))),
-    ]);
-    const existing = new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
+    const existing = await existingHashes(client, missing.map(({ event }) => event));
     for (const { index, event } of missing) {
       const key = `${event.source}\u0000${event.id}`;
       const existingHash = existing.get(key);
@@ -220,6 +214,14 @@ function conflictResults(results: EventOutcome[], conflicts: readonly Conflict[]
     };
   }
   return results;
+}
+
+/** The content hash already stored for each (source, id) given that has one, keyed `source\u0000id`. */
+async function existingHashes(client: pg.PoolClient, keys: ReadonlyArray<{ source: string; id: string }>): Promise<Map<string, string>> {
+  const found = await client.query<{ source: string; id: string; content_hash: string }>(SELECT_EXISTING, [
+    JSON.stringify(keys.map((k) => ({ source: k.source, id: k.id }))),
+  ]);
+  return new Map(found.rows.map((r) => [`${r.source}\u0000${r.id}`, r.content_hash]));
 }
 
 async function insertConflicts(client: pg.PoolClient, conflicts: readonly Conflict[], batchId: string): Promise<void> {
