@@ -26,7 +26,11 @@ interface EventRow {
 
 export async function explainEvent(db: pg.Pool | pg.PoolClient, source: string, id: string): Promise<Result<EventExplanation>> {
   const event = (
-    await db.query<EventRow>('SELECT seq, source, id, type, subject, customer_id, time, received_at, late, meter_values, dimensions, batch_id FROM events WHERE source = $1 AND id = $2', [source, id])
+    await db.query<EventRow>(`SELECT e.seq, e.source, e.id, e.type, e.subject, e.customer_id, e.time, e.received_at, e.late, e.meter_values, e.dimensions, e.batch_id
+         FROM event_keys k JOIN events e ON e.seq = k.seq AND e.time = k.time
+        WHERE k.source = $1 AND k.id = $2`,
+      [source, id],
+    )
   ).rows[0];
   if (!event) {
     const held = (await db.query<{ reason: string; replay_result: string | null }>('SELECT reason, replay_result FROM quarantine WHERE source = $1 AND id = $2 ORDER BY seq DESC LIMIT 1', [source, id])).rows[0];
