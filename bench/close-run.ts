@@ -6,15 +6,18 @@
 // --loader plain runs the bench on the plain loader, to compare their times.
 // Each size runs in its own process on its own embedded Postgres, so each memory peak is its own. A size whose
 // generation would overrun --budget-minutes (from the previous size's rate) or the free disk is cut down to the
-// largest round size that fits, and the output says so.
-import { spawnSync } from 'node:child_process';
+// largest round size that fits, and the output says so. The disk projection scales the events, their keys and
+// indexes with the events, and the hour rollups with them only up to one row per series and hour; while a size runs,
+// a watchdog stops it (and its database goes) if the free disk falls below DISK_FLOOR_BYTES.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openStore } from '../src/store/store.js';
-import { benchClose, loadCloseData, loadedDigest, type CloseFigures, type Loader } from './close.js';
+import { benchClose, CLOSE_MONTH_HOURS, loadCloseData, loadedDigest, type CloseFigures, type Loader } from './close.js';
 import { printFigures, type Figure } from './report.js';
 
 const { values } = parseArgs({
@@ -25,20 +28,31 @@ const { values } = parseArgs({
     child: { type: 'boolean', default: false },
     loader: { type: 'string', default: 'fast' },
     'verify-loader': { type: 'boolean', default: false },
+    'data-dir': { type: 'string' }, // --child: the empty directory its embedded database goes in
   },
 });
 const customers = Number.parseInt(values.customers!, 10);
 if (values.loader !== 'fast' && values.loader !== 'plain') throw new Error(`--loader is fast or plain, not ${values.loader}`);
 const loader: Loader = values.loader;
 
+/** WAL kept between checkpoints during a load (max_wal_size): fewer checkpoints, this much disk. */
+const MAX_WAL = '4GB';
+const MAX_WAL_BYTES = 4 * 2 ** 30;
+/** A running size is stopped when the free disk falls below this (ACCRUE_BENCH_DISK_FLOOR_GIB, default 2). */
+const DISK_FLOOR_BYTES = Number(process.env.ACCRUE_BENCH_DISK_FLOOR_GIB ?? '2') * 2 ** 30;
+const freeDiskBytes = () => {
+  const free = statfsSync(tmpdir());
+  return free.bavail * free.bsize;
+};
+
 /** A fresh embedded database (unless DATABASE_URL) with the bench's WAL settings, for `work`. */
-async function inFreshStore<T>(work: (url: string) => Promise<T>): Promise<T> {
-  const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-close-'));
+async function inFreshStore<T>(work: (url: string) => Promise<T>, emptyDir?: string): Promise<T> {
+  const dataDir = process.env.DATABASE_URL ? undefined : (emptyDir ?? mkdtempSync(join(tmpdir(), 'accrue-bench-close-')));
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir });
   try {
     // A bulk load checkpoints less with room for WAL; durability settings (fsync) stay as they are.
     if (dataDir) {
-      await store.pool.query("ALTER SYSTEM SET max_wal_size = '16GB'");
+      await store.pool.query(`ALTER SYSTEM SET max_wal_size = '${MAX_WAL}'`);
       await store.pool.query("ALTER SYSTEM SET checkpoint_timeout = '30min'");
       await store.pool.query('SELECT pg_reload_conf()');
     }
@@ -79,9 +93,22 @@ if (values['verify-loader']) {
 if (values.child) {
   // One size: a fresh database, the figures as one JSON line on stdout.
   const events = Number.parseInt(values.events!, 10);
-  const figures = await inFreshStore((url) => benchClose(url, customers, events, (line) => console.error(line), { loader }));
+  const figures = await inFreshStore((url) => benchClose(url, customers, events, (line) => console.error(line), { loader }), values['data-dir']);
   console.log(JSON.stringify(figures));
   process.exit(0);
+}
+
+/**
+ * The database's projected size at `events`, from a smaller size's: the events, their keys and indexes grow with the
+ * events; the hour rollups too, but never past one row per series and hour of the month (the month rows and the
+ * series are per customer).
+ */
+function projectedBytes(previous: CloseFigures, events: number): number {
+  const scale = events / previous.events;
+  const perEvent = previous.database_bytes - previous.rollup_bytes;
+  const hourBound = previous.rollup_series_hour * CLOSE_MONTH_HOURS;
+  const rollupScale = Math.max(1, Math.min(scale, hourBound / Math.max(1, previous.rollup_rows_hour)));
+  return perEvent * scale + previous.rollup_bytes * rollupScale;
 }
 
 const MiB = 1024 * 1024;
@@ -95,22 +122,54 @@ function roundDown(asked: number, limit: number): number {
   return Math.floor(limit / step) * step;
 }
 
+/**
+ * One size in its own process group (the child and its embedded Postgres), its database in a directory made here.
+ * While it runs, a watchdog kills the group when the free disk falls below DISK_FLOOR_BYTES, before Postgres or
+ * anything else on the machine runs out of room; the directory goes either way.
+ */
+async function runChild(events: number): Promise<{ status: number | null; signal: string | null; stdout: string; stoppedLow?: string }> {
+  const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-close-'));
+  const args = ['--import', 'tsx', 'bench/close-run.ts', '--child', '--customers', String(customers), '--events', String(events), '--loader', loader];
+  const child = spawn(process.execPath, dataDir ? [...args, '--data-dir', dataDir] : args, { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  let stoppedLow: string | undefined;
+  const watchdog = setInterval(() => {
+    const free = freeDiskBytes();
+    if (stoppedLow !== undefined || free >= DISK_FLOOR_BYTES) return;
+    stoppedLow = `stopped when the free disk fell to ${(free / 2 ** 30).toFixed(1)} GiB, below the bench's floor of ${DISK_FLOOR_BYTES / 2 ** 30} GiB`;
+    console.error(`close: ${stoppedLow}`);
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, 1000);
+  try {
+    const [status, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+    return { status, signal, stdout, stoppedLow };
+  } finally {
+    clearInterval(watchdog);
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 for (const asked of sizes) {
   let events = asked;
   let note: string | undefined;
   const previous = [...results].reverse().find((r) => r.figures)?.figures;
   if (previous) {
     const secondsPerEvent = (previous.insert_seconds + previous.rebuild_seconds + previous.checkpoint_seconds + previous.group_by_seconds) / previous.events;
-    const bytesPerEvent = previous.database_bytes / previous.events;
-    const free = statfsSync(tmpdir());
-    const freeBytes = free.bavail * free.bsize * 0.8; // leave a fifth for WAL and everyone else on the machine
+    const room = freeDiskBytes() - MAX_WAL_BYTES; // the WAL between checkpoints comes on top of the database
     const byTime = budgetSeconds / secondsPerEvent;
-    const byDisk = freeBytes / bytesPerEvent;
+    const step = Math.max(1, Math.floor(asked / 10));
+    let byDisk = asked;
+    while (byDisk > 0 && projectedBytes(previous, byDisk) > room) byDisk -= step;
     if (events > byTime || events > byDisk) {
-      events = roundDown(asked, Math.min(byTime, byDisk));
+      events = Math.min(roundDown(asked, byTime), byDisk);
       const why = byTime <= byDisk
         ? `loading ${asked} events, rebuilding their rollups, checkpointing and the reference GROUP BY at this machine's ${Math.round(1 / secondsPerEvent)} events/s would take ${((asked * secondsPerEvent) / 60).toFixed(0)} min, over the ${values['budget-minutes']} min budget`
-        : `${asked} events would need ${((asked * bytesPerEvent) / 2 ** 30).toFixed(0)} GiB, more than the ${(freeBytes / 2 ** 30).toFixed(0)} GiB free`;
+        : `${asked} events would need about ${(projectedBytes(previous, asked) / 2 ** 30).toFixed(0)} GiB, more than the ${(room / 2 ** 30).toFixed(0)} GiB free beside ${MAX_WAL} of WAL`;
       note = `${why}: ran ${events} instead`;
     }
   }
@@ -120,14 +179,11 @@ for (const asked of sizes) {
     continue;
   }
   console.error(`close: ${events} events for ${customers} customers${note ? ` (${note})` : ''}`);
-  const child = spawnSync(process.execPath, ['--import', 'tsx', 'bench/close-run.ts', '--child', '--customers', String(customers), '--events', String(events), '--loader', loader], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    maxBuffer: 16 * MiB,
-  });
+  const child = await runChild(events);
   const line = child.stdout.trim().split('\n').pop() ?? '';
-  if (child.status !== 0 || !line.startsWith('{')) {
-    results.push({ asked, note: `${note ? `${note}; ` : ''}the run failed (exit ${child.status})` });
+  if (child.stoppedLow !== undefined || child.status !== 0 || !line.startsWith('{')) {
+    const why = child.stoppedLow ?? `the run failed (exit ${child.status ?? child.signal})`;
+    results.push({ asked, note: `${note ? `${note}; ` : ''}${why}` });
     continue;
   }
   results.push({ asked, figures: JSON.parse(line) as CloseFigures, note });

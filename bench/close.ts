@@ -12,6 +12,8 @@ import { closePeriod } from '../src/invoice/billing-run.js';
 /** Limit: events per generating statement; each statement's rows pass through the rollup triggers at once. */
 export const GENERATE_CHUNK_EVENTS = 1_000_000;
 const CLOSE_APPLICATION = 'accrue-bench-close';
+/** The bench's month (September 2026) in hours: an hour rollup row per series and hour at most. */
+export const CLOSE_MONTH_HOURS = 720;
 
 export interface CloseFigures {
   customers: number;
@@ -26,6 +28,8 @@ export interface CloseFigures {
   rollup_rows_month: number;
   rollup_rows_hour: number;
   database_bytes: number;
+  rollup_bytes: number; // usage_rollups and usage_unique_keys with their indexes, within database_bytes
+  rollup_series_hour: number; // distinct (customer, type, meter, late, valued, dimensions) among the hour rows
   node_rss_peak_bytes: number; // this process over the whole run (the close dominates: generation happens in Postgres)
   postgres_backend_peak_bytes: number; // the largest VmHWM among the close's own backends, shared buffers it touched included
   postgres_shared_buffers: string;
@@ -516,6 +520,16 @@ export async function benchClose(
       await pool.end();
     }
     const databaseBytes = Number((await setup.query<{ b: string }>('SELECT pg_database_size(current_database())::text AS b')).rows[0]!.b);
+    const rollupBytes = Number(
+      (await setup.query<{ b: string }>("SELECT (pg_total_relation_size('usage_rollups') + pg_total_relation_size('usage_unique_keys'))::text AS b")).rows[0]!.b,
+    );
+    const series = Number(
+      (
+        await setup.query<{ n: string }>(
+          "SELECT count(*)::text AS n FROM (SELECT DISTINCT customer_id, type, meter_id, late, valued, dimensions FROM usage_rollups WHERE grain = 'hour') s",
+        )
+      ).rows[0]!.n,
+    );
     return {
       customers,
       events,
@@ -529,6 +543,8 @@ export async function benchClose(
       rollup_rows_month: rows('month'),
       rollup_rows_hour: rows('hour'),
       database_bytes: databaseBytes,
+      rollup_bytes: rollupBytes,
+      rollup_series_hour: series,
       node_rss_peak_bytes: process.resourceUsage().maxRSS * 1024,
       postgres_backend_peak_bytes: backendPeak,
       postgres_shared_buffers: sharedBuffers,
