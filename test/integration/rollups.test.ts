@@ -326,7 +326,7 @@ describe('monthly partitions', () => {
              FROM generate_series(1, 50) AS g`,
         );
         const old = (await pool.query('SELECT seq, source, id, time, late FROM events ORDER BY seq')).rows;
-        assert.deepEqual(await migrate(pool), [14, 15]);
+        assert.deepEqual(await migrate(pool), loadMigrations().filter((m) => m.version >= 14).map((m) => m.version));
         assert.deepEqual((await pool.query('SELECT seq, source, id, time, late FROM events ORDER BY seq')).rows, old);
         const catalog = (await currentCatalog(pool))!;
         for (const late of ['exclude', 'only'] as const) {
