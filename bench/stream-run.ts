@@ -12,13 +12,14 @@
 // stream the bench creates has a unique name and is deleted at the end, also on failure.
 // Flags: --events N (default 200000), --rounds N (default 1; best of N). DATABASE_URL to use a server instead of the
 // embedded one.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, platform, release, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { progress } from '../src/cli/progress.js';
+import { cpuNow, cpuSpent } from './cpu.js';
 import { printFigures, type Figure } from './report.js';
 
 // The publisher: its own connection, every payload published with up to `inFlight` PubAcks outstanding (a sliding
@@ -61,52 +62,6 @@ const { connect } = require('nats');
   parentPort.postMessage({ acked, lastSeq, start: String(start), seconds: Number(end - start) / 1e9 });
 })().catch((error) => { parentPort.postMessage({ error: String(error && error.stack || error) }); });
 `;
-
-// CPU seconds spent so far by this process (all its threads), the embedded Postgres (postmaster and its children) and
-// a local nats-server, from /proc: where the time of each step goes. Undefined where it cannot be seen.
-interface Cpu {
-  node: number;
-  postgres?: number;
-  nats?: number;
-}
-function cpuNow(postmasterPidFile: string | undefined, natsLocal: boolean): Cpu {
-  const usage = process.cpuUsage();
-  const cpu: Cpu = { node: (usage.user + usage.system) / 1e6 };
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return cpu;
-  }
-  let postmaster: string | undefined;
-  try {
-    postmaster = postmasterPidFile ? readFileSync(postmasterPidFile, 'utf8').split('\n')[0]!.trim() : undefined;
-  } catch {
-    postmaster = undefined;
-  }
-  const ticks = 100; // USER_HZ on Linux
-  for (const pid of pids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const seconds = (Number(fields[11]) + Number(fields[12])) / ticks;
-    // The postmaster's cutime/cstime hold what its exited children (closed connections, autovacuum workers) spent.
-    const reaped = (Number(fields[13]) + Number(fields[14])) / ticks;
-    if (postmaster && pid === postmaster) cpu.postgres = (cpu.postgres ?? 0) + seconds + reaped;
-    if (postmaster && fields[1] === postmaster) cpu.postgres = (cpu.postgres ?? 0) + seconds;
-    if (natsLocal && comm === 'nats-server') cpu.nats = (cpu.nats ?? 0) + seconds;
-  }
-  return cpu;
-}
-function cpuSpent(from: Cpu, to: Cpu, events: number): string {
-  const each = (what: string, a?: number, b?: number) => (a === undefined || b === undefined ? [] : [`${what} ${(b - a).toFixed(1)} s (${(((b - a) / events) * 1e6).toFixed(0)} µs/event)`]);
-  return [...each('node', from.node, to.node), ...each('postgres', from.postgres, to.postgres), ...each('nats-server', from.nats, to.nats)].join(', ');
-}
 
 interface Published {
   acked: number;
