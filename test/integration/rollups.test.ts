@@ -280,6 +280,49 @@ describe('monthly partitions', () => {
     assert.equal(again.results[0]!.status, 'conflict');
   });
 
+  it('checks an insert\'s keys by probing event_keys, never by scanning it, however small the table was when the session planned it', async () => {
+    // Migration 017: the key-claim trigger's plan is kept per session. Planned over a small event_keys it used to
+    // read the whole table on every insert (a hash of a sequential scan), which grew with the table. A new session,
+    // so that the plan is made here, over statistics taken before the table grows, and then reused.
+    const client = new pg.Client({ connectionString: store.url });
+    await client.connect();
+    try {
+      const insert = (n: number, from: number) =>
+        client.query(
+          `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+           SELECT '//rollup-test/probe', 'p' || g, 'com.northwind.api.request', 'acme-prod', 'acme', timestamptz '2031-07-10T00:00:00Z' + g * interval '1 second',
+                  '{}', '{}', '{"api_calls": {"region": "r"}}', md5(g::text), $1
+             FROM generate_series($2::int, $2::int + $3::int - 1) AS g`,
+          [batch, from, n],
+        );
+      const batch = (await ingestBatch(store.pool, northwind, [], { channel: 'file', now: NOW })).batch_id;
+      await client.query('ANALYZE event_keys');
+      const rowsScannedIn = async (work: () => Promise<unknown>) => {
+        // Rows of event_keys read by sequential scans, counted within the transaction (the backend's pending
+        // counts may carry earlier transactions' too, so the difference).
+        const scanned = async () => Number((await client.query<{ n: string }>("SELECT pg_stat_get_xact_tuples_returned('event_keys'::regclass)::text AS n")).rows[0]!.n);
+        await client.query('BEGIN');
+        try {
+          const before = await scanned();
+          await work();
+          return (await scanned()) - before;
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      };
+      await insert(2000, 100_000); // planned here, against the statistics of the smaller table
+      assert.equal(await rowsScannedIn(() => insert(500, 1)), 0);
+      await insert(5000, 1000); // the table grows after this session planned the trigger's statement
+      assert.equal(await rowsScannedIn(() => insert(500, 20_000)), 0);
+      // A key held by another event is still refused.
+      await assert.rejects(rowsScannedIn(() => client.query(`INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+        SELECT source, id, type, subject, customer_id, time + interval '1 day', data, meter_values, dimensions, content_hash, batch_id FROM events WHERE source = '//rollup-test/probe' AND id = 'p1000'`)), /event_keys/);
+      await client.query("DELETE FROM events WHERE source = '//rollup-test/probe'");
+    } finally {
+      await client.end();
+    }
+  });
+
   it('moves events of a month without a partition out of the default partition when the month gets one', async () => {
     const insert = `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
                     SELECT '//rollup-test/default', 'd' || g, 'com.northwind.api.request', 'acme-prod', 'acme', timestamptz '2032-02-10T00:00:00Z' + g * interval '1 hour',
