@@ -4,7 +4,8 @@
 -- hashed the whole of event_keys for every insert, a sequential scan that grew with the table (32 ms for a batch of
 -- 500 at 40,000 keys, most of the batch's time), and even planned afresh the planner prefers that hash up to some
 -- hundred thousand keys. With hash joins, merge joins and sequential scans off for this function only, the one plan
--- left probes event_keys' primary key once per inserted event, whatever the table's size when it was planned.
+-- left probes one of event_keys' unique indexes (seq, or the primary key) once per inserted event, whatever the
+-- table's size when it was planned.
 CREATE OR REPLACE FUNCTION events_claim_keys() RETURNS trigger LANGUAGE plpgsql
   SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off AS $$
 BEGIN
