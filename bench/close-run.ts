@@ -45,9 +45,12 @@ const freeDiskBytes = () => {
   return free.bavail * free.bsize;
 };
 
+/** A new empty directory for an embedded database, or none when DATABASE_URL names the server. */
+const freshDataDir = (): string | undefined => (process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-close-')));
+
 /** A fresh embedded database (unless DATABASE_URL) with the bench's WAL settings, for `work`. */
 async function inFreshStore<T>(work: (url: string) => Promise<T>, emptyDir?: string): Promise<T> {
-  const dataDir = process.env.DATABASE_URL ? undefined : (emptyDir ?? mkdtempSync(join(tmpdir(), 'accrue-bench-close-')));
+  const dataDir = emptyDir ?? freshDataDir();
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir });
   try {
     // A bulk load checkpoints less with room for WAL; durability settings (fsync) stay as they are.
@@ -128,7 +131,7 @@ function roundDown(asked: number, limit: number): number {
  * anything else on the machine runs out of room; the directory goes either way.
  */
 async function runChild(events: number): Promise<{ status: number | null; signal: string | null; stdout: string; stoppedLow?: string }> {
-  const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-close-'));
+  const dataDir = freshDataDir();
   const args = ['--import', 'tsx', 'bench/close-run.ts', '--child', '--customers', String(customers), '--events', String(events), '--loader', loader];
   const child = spawn(process.execPath, dataDir ? [...args, '--data-dir', dataDir] : args, { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
   let stdout = '';
