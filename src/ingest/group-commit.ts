@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { currentCatalog, type CatalogVersion } from '../catalog/service.js';
 import { INGEST_LIMITS } from './cloudevent.js';
-import { ingestBatch, type EventOutcome, type IngestOptions } from './service.js';
+import { CatalogMovedError, ingestBatch, type EventOutcome, type IngestOptions } from './service.js';
 
 export const GROUP_COMMIT_LIMITS = Object.freeze({
   /** How long the first event of a group waits for others when a commit slot is free. */
@@ -99,6 +99,9 @@ export class GroupCommitter {
   // Events committed per millisecond of commit time, smoothed: how fast a queue of a given length drains.
   private drainEventsPerMs = 0;
   private idle: Array<() => void> = [];
+  // The head catalog as last read, for lanes that ingest with the current one: each group's write checks that it is
+  // still the head (requireHead), so reading it costs a round trip only after a new version is applied.
+  private head: CatalogVersion | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -220,9 +223,20 @@ export class GroupCommitter {
     const started = this.now();
     let catalog: CatalogVersion | undefined;
     try {
-      catalog = lane.catalog === 'current' ? await currentCatalog(this.pool) : lane.catalog;
-      if (!catalog) return group.forEach((entry) => entry.resolve({ status: 'no_catalog' }));
-      const outcome = await this.ingest(this.pool, catalog, group.map((e) => e.raw), lane.options);
+      const current = lane.catalog === 'current';
+      const options = current ? { ...lane.options, requireHead: true } : lane.options;
+      let outcome: Awaited<ReturnType<IngestPort>> | undefined;
+      for (let attempt = 0; outcome === undefined; attempt += 1) {
+        catalog = current ? (this.head ??= await currentCatalog(this.pool)) : (lane.catalog as CatalogVersion);
+        if (!catalog) return group.forEach((entry) => entry.resolve({ status: 'no_catalog' }));
+        try {
+          outcome = await this.ingest(this.pool, catalog, group.map((e) => e.raw), options);
+        } catch (error) {
+          // A new catalog version was applied since the head was read: read it again and validate against it.
+          if (!(error instanceof CatalogMovedError) || attempt >= 3) throw error;
+          this.head = undefined;
+        }
+      }
       const elapsedMs = Math.max(1, this.now() - started);
       this.drainEventsPerMs = this.drainEventsPerMs === 0 ? group.length / elapsedMs : 0.8 * this.drainEventsPerMs + 0.2 * (group.length / elapsedMs);
       this.groups += 1;

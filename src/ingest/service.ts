@@ -32,7 +32,27 @@ export interface IngestOptions {
   allowedSources?: readonly string[];
   now?: Date;
   futureSkewMsMax?: number;
+  /**
+   * The catalog given was read as the head (the latest version) and may have been kept since: the batch is written
+   * only if it is still the head when written, checked by the write itself; otherwise nothing is written and
+   * CatalogMovedError is thrown, for the caller to read the head again and retry.
+   */
+  requireHead?: boolean;
 }
+
+/** Thrown by ingestBatch with requireHead when a catalog version newer than the one given has been applied. */
+export class CatalogMovedError extends Error {
+  constructor(
+    readonly given: number,
+    readonly head: number | null,
+  ) {
+    super(`catalog version ${given} is no longer the latest (version ${head} is): nothing was written`);
+    this.name = 'CatalogMovedError';
+  }
+}
+
+/** SQLSTATE of accrue_abort (migration 018) when a key the one-statement write found free was claimed meanwhile. */
+const KEY_CLAIMED_MEANWHILE = 'AC001';
 
 export const FUTURE_SKEW_MS_MAX_DEFAULT = 5 * 60 * 1000;
 
@@ -122,12 +142,59 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
   const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
 
   await ensureEventPartitions(pool, valid.map(({ event }) => event.time), context.now);
+  const rows = JSON.stringify(
+    valid.map(({ event }) => ({
+      source: event.source,
+      id: event.id,
+      type: event.type,
+      subject: event.subject,
+      customer_id: event.customer,
+      legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
+      time: event.time,
+      data: event.data,
+      meter_values: event.values,
+      dimensions: event.dimensions,
+      content_hash: event.content_hash,
+    })),
+  );
+  const batchRow = (accepted: number | null, duplicates: number, conflictCount: number, rejected: number) => [
+    batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, accepted, duplicates, conflictCount, rejected, quarantined.length,
+  ];
+
+  // The common batch, every event valid or rejected and no key repeated, is one statement in its own transaction:
+  // no BEGIN and COMMIT round trips, and the rollup rows' locks are released as soon as the statement ends. The
+  // statement writes nothing when one of its keys is already stored (or the catalog has moved on); the batch then
+  // takes the long way below, which sorts repeats into duplicates and conflicts.
+  if (valid.length > 0 && quarantined.length === 0 && conflicts.length === 0) {
+    const known = countStatuses(results.filter((r) => r !== undefined));
+    try {
+      const written = await pool.query<InsertedRow>(INSERT_EVENTS, [
+        rows,
+        ...batchRow(null, known.duplicate + valid.length, 0, known.rejected),
+        options.requireHead ? catalog.version : null,
+        true,
+      ]);
+      const gate = written.rows.find((r) => r.head_ok !== null)!;
+      if (!gate.head_ok) throw new CatalogMovedError(catalog.version, gate.head);
+      if (gate.keys_free) {
+        for (const { index, event } of valid) results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
+        return { batch_id: batchId, counts: countStatuses(results), results };
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code !== KEY_CLAIMED_MEANWHILE) throw error;
+    }
+  }
+
   // Statement order keeps the rollup rows' locks short: the events' statement (whose trigger upserts the customer's
   // hour and month rollups, rows every concurrent writer of that customer needs) is the last one before COMMIT
   // unless some events turn out to be there already. Quarantine and in-batch conflicts go first; the batch record is
   // written by the events' statement itself, counting every valid event not inserted as a duplicate, and corrected
   // after it only when some of those are conflicts.
   await transaction(pool, async (client) => {
+    if (options.requireHead) {
+      const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
+      if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
+    }
     if (quarantined.length > 0) {
       // A quarantined repeat of an event already accepted is judged against it, not parked.
       const existing = await existingHashes(client, quarantined);
@@ -150,30 +217,11 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
 
     // Every event but the valid ones has its verdict now; a valid one not inserted is counted a duplicate until read.
     const known = countStatuses(results.filter((r) => r !== undefined));
-    const batchRow = (accepted: number | null, duplicates: number, conflictCount: number) => [
-      batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, accepted, duplicates, conflictCount, known.rejected, quarantined.length,
-    ];
     if (valid.length === 0) {
-      await client.query(INSERT_BATCH, batchRow(0, known.duplicate, conflictsBefore));
+      await client.query(INSERT_BATCH, batchRow(0, known.duplicate, conflictsBefore, known.rejected));
       return;
     }
-    const rows = valid.map(({ event }) => ({
-      source: event.source,
-      id: event.id,
-      type: event.type,
-      subject: event.subject,
-      customer_id: event.customer,
-      legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
-      time: event.time,
-      data: event.data,
-      meter_values: event.values,
-      dimensions: event.dimensions,
-      content_hash: event.content_hash,
-    }));
-    const inserted = await client.query<{ source: string; id: string; fresh_batch: boolean | null }>(INSERT_EVENTS, [
-      JSON.stringify(rows),
-      ...batchRow(null, known.duplicate + valid.length, conflictsBefore),
-    ]);
+    const inserted = await client.query<InsertedRow>(INSERT_EVENTS, [rows, ...batchRow(null, known.duplicate + valid.length, conflictsBefore, known.rejected), null, false]);
     const insertedKeys = new Set(inserted.rows.flatMap((r) => (r.source === null ? [] : [`${r.source}\u0000${r.id}`])));
     const missing = valid.filter(({ event }) => !insertedKeys.has(`${event.source}\u0000${event.id}`));
     for (const { index, event } of valid) {
@@ -242,14 +290,24 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
 // customer's legal entity. The same statement writes the batch record ($2..$10: id, channel, key, received, accepted
 // (null: the events inserted), duplicates (less the events inserted), conflicts, rejected, quarantined), or counts a
 // repeat of it; one row more, with source null, tells whether this statement wrote it.
+// $11, when not null, is the catalog version the events were validated against, which must still be the latest;
+// $12 (the one-statement write) asks that none of the keys be stored yet. Either failing, the statement writes
+// nothing, and its last row (head_ok not null) says which failed. A key found free but claimed by a concurrent
+// writer before this statement could claim it fails the whole statement (accrue_abort), which is its own transaction.
 const INSERT_EVENTS = `
 WITH input AS MATERIALIZED (
   SELECT nextval('events_seq_seq') AS seq, i.*
     FROM jsonb_to_recordset($1::jsonb) AS i(source text, id text, type text, subject text, customer_id text, legal_entity text,
          time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text)
+), gate AS MATERIALIZED (
+  SELECT h.head, $11::integer IS NULL OR h.head IS NOT DISTINCT FROM $11::integer AS head_ok,
+         -- One probe of event_keys' primary key per event (a lateral LIMIT is never turned into a hash join).
+         NOT $12::boolean OR NOT EXISTS (SELECT 1 FROM input i CROSS JOIN LATERAL
+                                           (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id LIMIT 1) AS k) AS keys_free
+    FROM (SELECT max(version) AS head FROM catalog_versions WHERE $11::integer IS NOT NULL) AS h
 ), claimed AS (
   INSERT INTO event_keys (source, id, seq, content_hash, time)
-  SELECT source, id, seq, content_hash, time FROM input ORDER BY source, id
+  SELECT source, id, seq, content_hash, time FROM input WHERE (SELECT head_ok AND keys_free FROM gate) ORDER BY source, id
   ON CONFLICT (source, id) DO NOTHING
   RETURNING seq
 ), inserted AS (
@@ -264,12 +322,19 @@ WITH input AS MATERIALIZED (
   INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
   SELECT $2, $3, $4, $5, coalesce($6::integer, n.n), $7::integer - n.n, $8, $9, $10
     FROM (SELECT count(*)::integer AS n FROM claimed) AS n
+   WHERE (SELECT head_ok AND keys_free FROM gate)
+     AND (NOT $12::boolean OR n.n = (SELECT count(*) FROM input)
+          OR accrue_abort('${KEY_CLAIMED_MEANWHILE}', 'ingest: another writer claimed one of this batch''s event keys meanwhile'))
   ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
   RETURNING xmax = 0 AS fresh
 )
-SELECT source, id, null::boolean AS fresh_batch FROM inserted
+SELECT source, id, null::boolean AS fresh_batch, null::integer AS head, null::boolean AS head_ok, null::boolean AS keys_free FROM inserted
 UNION ALL
-SELECT null, null, fresh FROM batch`;
+SELECT null, null, fresh, null, null, null FROM batch
+UNION ALL
+SELECT null, null, null, head, head_ok, keys_free FROM gate`;
+
+type InsertedRow = { source: string | null; id: string | null; fresh_batch: boolean | null; head: number | null; head_ok: boolean | null; keys_free: boolean | null };
 
 const INSERT_BATCH = `
 INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)

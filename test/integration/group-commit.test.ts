@@ -226,3 +226,44 @@ describe('group commit: backpressure', () => {
     }
   });
 });
+
+describe('group commit: the catalog in force', () => {
+  it('reads the head once, not per group, and validates against a version applied since', async () => {
+    const source = '//group/head';
+    let headReads = 0;
+    // The pool as the committer sees it, counting its reads of the catalog head.
+    const pool = new Proxy(store.pool, {
+      get(target, property) {
+        if (property === 'query') {
+          return (...args: Parameters<typeof target.query>) => {
+            if (String(args[0]).includes('ORDER BY version DESC')) headReads += 1;
+            return (target.query as (...a: unknown[]) => unknown)(...args);
+          };
+        }
+        const value = Reflect.get(target, property) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const committer = new GroupCommitter(pool, { lingerMs: 0 });
+    const verdict = async (id: string, subject: string) => {
+      const submitted = await committer.submit('current', event(source, id, { subject }), opts);
+      assert.equal(submitted.status, 'committed');
+      return submitted.status === 'committed' ? submitted.result.status : undefined;
+    };
+    assert.equal(await verdict('h1', 'hooli'), 'quarantined'); // no customer has the tenant hooli yet
+    assert.equal(await verdict('h2', 'acme-prod'), 'accepted');
+    assert.equal(await verdict('h3', 'acme-prod'), 'accepted');
+    assert.equal(headReads, 1);
+    const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8').replace('tenants: [globex]', 'tenants: [globex, hooli]'), { by: 'test' });
+    assert.ok(applied.ok && applied.value.changed);
+    try {
+      assert.equal(await verdict('h4', 'hooli'), 'accepted');
+      assert.equal(headReads, 2);
+      const stored = await store.pool.query("SELECT id, customer_id FROM events WHERE source = $1 ORDER BY id", [source]);
+      assert.deepEqual(stored.rows, [{ id: 'h2', customer_id: 'acme' }, { id: 'h3', customer_id: 'acme' }, { id: 'h4', customer_id: 'globex' }]);
+    } finally {
+      assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
+      await committer.drain();
+    }
+  });
+});

@@ -6,9 +6,9 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
-import { ingestBatch } from '../../src/ingest/service.js';
+import { CatalogMovedError, ingestBatch } from '../../src/ingest/service.js';
 import { replayQuarantine } from '../../src/ingest/quarantine.js';
-import { queryUsage } from '../../src/meter/usage.js';
+import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 const NOW = new Date('2026-12-01T00:05:00Z');
@@ -175,6 +175,68 @@ describe('ingestion', () => {
     const lateOnly = await queryUsage(store.pool, catalog.catalog, { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01', late: 'only' });
     assert.ok(lateOnly.ok);
     assert.equal(lateOnly.value[0]?.quantity, '1');
+  });
+});
+
+describe('ingestion in one statement', () => {
+  // A batch with no repeat is written by one statement with no BEGIN and COMMIT around it. Its check that none of
+  // its keys is stored cannot see a writer whose transaction is still open; that writer's key must still be judged.
+  it('sends a batch the long way when another writer claims one of its keys meanwhile: nothing lost, nothing doubled', async () => {
+    const source = '//northwind/race';
+    const holder = await store.pool.connect();
+    try {
+      // Another writer (a bulk load, say) has inserted race-1, with content of its own, and not yet committed.
+      await holder.query('BEGIN');
+      await holder.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:race', 'file', 1, 1, 0, 0, 0, 0)");
+      await holder.query(
+        `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
+         VALUES ($1, 'race-1', 'com.northwind.api.request', 'acme-prod', 'acme', '2026-11-04T10:00:00Z', '{"region":"us-east-1"}', '{}', '{}', 'other-content', 'ub:race', false)`,
+        [source],
+      );
+      const pending = ingestBatch(store.pool, catalog, [event('race-0', { source }), event('race-1', { source })], { channel: 'http', now: NOW });
+      // Wait until the statement waits on the holder's key: it found the key free, and now must not write half a batch.
+      for (let waited = 0; ; waited += 10) {
+        const blocked = await store.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()");
+        if (blocked.rowCount) break;
+        assert.ok(waited < 10_000, 'the one-statement write never waited on the key held by the open transaction');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await holder.query('COMMIT');
+      const outcome = await pending;
+      assert.deepEqual(outcome.results.map((r) => [r.id, r.status]), [['race-0', 'accepted'], ['race-1', 'conflict']]);
+      const batch = await store.pool.query('SELECT received, accepted, duplicates, conflicts, repeats FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+      assert.deepEqual(batch.rows, [{ received: 2, accepted: 1, duplicates: 0, conflicts: 1, repeats: 0 }]);
+      const events = await store.pool.query('SELECT id, content_hash = $2 AS theirs FROM events WHERE source = $1 ORDER BY id', [source, 'other-content']);
+      assert.deepEqual(events.rows, [{ id: 'race-0', theirs: false }, { id: 'race-1', theirs: true }]);
+      assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM event_conflicts WHERE source = $1 AND id = 'race-1'", [source])).rows[0].n, 1);
+      // The rollups count what the events say: the aborted statement's rollup rows went with it.
+      const query = { from: NOV.from, to: NOV.to };
+      assert.deepEqual(await queryUsage(store.pool, catalog.catalog, query), await recountUsage(store.pool, catalog.catalog, query));
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+  });
+
+  it('with requireHead, writes nothing once a newer catalog version is in force, and says which', async () => {
+    const moved = await applyCatalog(store.pool, NORTHWIND.replace('name: Globex LLC', 'name: Globex L.L.C.'), { by: 'test' });
+    assert.ok(moved.ok && moved.value.changed);
+    try {
+      for (const batch of [[event('head-1')], [event('head-2'), event('head-2', { data: { region: 'eu-west-1' } }), event('head-3', { subject: 'nobody' })]]) {
+        await assert.rejects(
+          ingestBatch(store.pool, catalog, batch, { channel: 'http', now: NOW, requireHead: true }),
+          (error: unknown) => error instanceof CatalogMovedError && error.given === catalog.version && error.head === moved.value.version,
+        );
+      }
+      const written = await store.pool.query("SELECT (SELECT count(*)::int FROM events WHERE id LIKE 'head-%') AS events, (SELECT count(*)::int FROM quarantine WHERE id LIKE 'head-%') AS quarantined");
+      assert.deepEqual(written.rows, [{ events: 0, quarantined: 0 }]);
+      const head = (await currentCatalog(store.pool))!;
+      const outcome = await ingestBatch(store.pool, head, [event('head-1')], { channel: 'http', now: NOW, requireHead: true });
+      assert.equal(outcome.results[0]!.status, 'accepted');
+    } finally {
+      // The rest of this file reads with the first version; put its content back in force as a newer version.
+      assert.ok((await applyCatalog(store.pool, NORTHWIND, { by: 'test' })).ok);
+    }
   });
 });
 

@@ -63,7 +63,8 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
     },
     async (request, reply) => {
       const noCatalog = () => sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
-      // A grouped single event reads the catalog once per group, at its commit; everything else reads it here.
+      // A grouped single event is validated against the catalog in force when its group is written (the committer keeps
+      // the head and the write checks it is still the head); everything else reads it here.
       const grouped = committer !== undefined && isSingleEvent(request);
       const catalog = grouped ? 'current' : await currentCatalog(options.pool);
       if (!catalog) return noCatalog();
