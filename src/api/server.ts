@@ -18,6 +18,7 @@ import { registerExplainRoutes } from './routes/explain.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerDlqRoutes } from './routes/dlq.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
+import { registerStrictJson } from './json-body.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -105,6 +106,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.get('/healthz', { config: { scope: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
+  await registerStrictJson(app); // every JSON body read strictly (src/api/json-body.ts)
   await registerMetricsRoute(app, options.pool);
   await registerEventRoutes(app, options);
   await registerCatalogRoutes(app, options);

@@ -8,7 +8,7 @@ import { monthWindow, parsePeriod } from '../meter/period.js';
 import { createKey, listKeys, revokeKey, SCOPES, type Scope } from '../api/keys.js';
 import { ProblemError } from '../domain/result.js';
 import { migrate } from '../store/migrate.js';
-import { output, readText, withStore, globals } from './context.js';
+import { EXIT, output, readText, withStore, globals } from './context.js';
 import { serveRole, type ServeFlags } from './serve-roles.js';
 import { phasedProgress, progress } from './progress.js';
 import { jsonLogger, logLine } from '../observe/log.js';
@@ -104,6 +104,14 @@ export function registerCommands(program: Command): void {
         const summary = Object.entries(result.counts).map(([k, v]) => `${k} ${v}`).join(', ');
         const details = result.problems.slice(0, 20).map((p) => `  line ${p.line}: ${p.status}${p.problems?.length ? `: ${p.problems.map((x) => `${x.path}: ${x.message}`).join('; ')}` : ''}`);
         output([`${file}: ${result.lines} lines: ${summary}`, ...details, result.problems.length > 20 ? `  … ${result.problems.length - 20} more (use --json)` : ''].filter(Boolean).join('\n'), result);
+        // A line that was refused (not JSON, not UTF-8, a repeated key, an inexact number, an invalid event) makes the
+        // file bad input: exit 2 (docs/cli.md). The other lines were ingested; running the fixed file again is safe.
+        if (result.counts.rejected > 0) {
+          const first = result.problems.find((p) => p.status === 'rejected');
+          const where = first?.problems?.[0] ? `line ${first.line}: ${first.problems[0].path ? `${first.problems[0].path}: ` : ''}${first.problems[0].message}` : '';
+          process.stderr.write(`accrue: ${file}: ${result.counts.rejected} line(s) rejected${where ? `, first at ${where}` : ''}\n`);
+          process.exitCode = EXIT.badInput;
+        }
       });
     });
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openStore, type Store } from '../store/store.js';
+import { decodeUtf8 } from '../domain/strict-json.js';
 import { ProblemError } from '../domain/result.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
@@ -60,10 +61,15 @@ export function output(human: string, machine: unknown): void {
 }
 
 export function readText(path: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     throw new ProblemError([{ path: 'FILE', code: 'unreadable', message: `cannot read ${path}: ${(error as Error).message}` }]);
   }
+  // Decoded fatally: an invalid byte is named, never turned into U+FFFD (src/domain/strict-json.ts).
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) throw new ProblemError([{ path, code: decoded.problem.code, message: decoded.problem.message }]);
+  return decoded.text;
 }
 

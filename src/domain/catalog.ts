@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { parseDocument } from 'yaml';
+import { parseStrictJson } from './strict-json.js';
 import type { AccountMap, Catalog, CreditGrant, Customer, Discount, LegalEntity, Meter, Plan, Price, PriceVersion, Product, Subscription, TaxRate } from './model.js';
 import { fail, invariant, ok, problem, type Problem, type Result } from './result.js';
 import { structuralProblems } from './catalog/structure.js';
@@ -32,11 +33,10 @@ export function detectCatalogFormat(text: string): CatalogFormat {
 function parseText(text: string, format: CatalogFormat): Result<unknown> {
   const source = text.replace(/^\uFEFF/, '');
   if (format === 'json') {
-    try {
-      return ok(JSON.parse(source) as unknown);
-    } catch (error) {
-      return fail(problem('', 'json_syntax', `JSON: ${(error as Error).message}`));
-    }
+    // Strictly (src/domain/strict-json.ts): a repeated key, an inexact number or bad text is refused, never rewritten.
+    const parsed = parseStrictJson(source);
+    if (parsed.ok) return ok(parsed.value);
+    return fail(...parsed.problems.map((p) => problem(p.path, p.code === 'malformed_json' ? 'json_syntax' : p.code, `JSON: ${p.message}`)));
   }
   // Core schema: YAML 1.2 without timestamps, so `2026-01-01` stays a string; duplicate keys are errors.
   const document = parseDocument(source, { schema: 'core', uniqueKeys: true, prettyErrors: true });

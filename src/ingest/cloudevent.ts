@@ -8,11 +8,17 @@ import type { Meter } from '../domain/model.js';
 import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
 import { describeValue, fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { compileJsonPath, evaluateJsonPath, formatFieldPath } from '../meter/jsonpath.js';
+import { decodeUtf8, parseStrictJson } from '../domain/strict-json.js';
 
 /** Limits (TigerStyle): everything an event may carry is bounded; beyond a limit the event is rejected, never truncated. */
 export const INGEST_LIMITS = Object.freeze({
   /** Events per request or per ingestion batch (HTTP batch, NDJSON chunk, file chunk, replay page). */
   batchEventsMax: 1000,
+  /**
+   * Lines of one NDJSON request body (blank lines included), counted before any line is read; beyond, 413 and nothing
+   * is stored. Bounds the work and the answer of one request; larger loads go through `accrue ingest FILE` or JetStream.
+   */
+  ndjsonEventsMax: 10_000,
   /** Bytes of one event as RFC 8785 canonical JSON (attributes and data, no insignificant whitespace). */
   eventBytesMax: 64 * 1024,
   /** Characters of `id`. */
@@ -94,9 +100,33 @@ export function eventKey(source: string, id: string): string {
   return JSON.stringify([source, id]);
 }
 
-/** SHA-256 hex over the RFC 8785 canonical JSON of a JSON value. */
+/**
+ * SHA-256 hex over the RFC 8785 canonical JSON of a JSON value. Total: a value RFC 8785 has no form for (a non-finite
+ * number, an unpaired surrogate, nesting too deep to walk) is never an event Accrue keeps, but it still gets a
+ * deterministic hash (over a bounded, tagged stand-in), so naming a batch of rejected events cannot throw.
+ */
 export function eventContentHash(raw: unknown): string {
-  return sha256Hex(canonicalJson(raw, 0) ?? canonicalize(raw) ?? 'null');
+  const fast = canonicalJson(raw, 0);
+  if (fast !== undefined) return sha256Hex(fast);
+  let text: string | undefined;
+  try {
+    text = canonicalize(raw);
+  } catch {
+    return sha256Hex(`accrue:not-canonical:${standIn(raw, 0)}`);
+  }
+  return sha256Hex(text ?? 'null');
+}
+
+// A deterministic, bounded serialization of anything: members sorted, non-JSON numbers and values named, depth capped.
+function standIn(value: unknown, depth: number): string {
+  if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : `"#${String(value)}"`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'boolean' || value === null) return String(value);
+  if (typeof value !== 'object') return `"#${typeof value}"`;
+  if (depth >= 2 * INGEST_LIMITS.dataDepthMax) return '"#deeper"';
+  if (Array.isArray(value)) return `[${value.map((item) => standIn(item, depth + 1)).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${standIn(record[key], depth + 1)}`).join(',')}}`;
 }
 
 // One-shot crypto.hash (Node >= 20.12) skips the Hash object createHash allocates; same digest either way.
@@ -150,21 +180,60 @@ function canonicalJson(value: unknown, depth: number): string | undefined {
   return `${out}}`;
 }
 
-/** NDJSON: one JSON value per line (LF or CRLF); blank lines are skipped; a malformed line is a problem at `line N`. */
-export function parseNdjson(text: string): Array<{ line: number; value?: unknown; problem?: Problem }> {
-  const out: Array<{ line: number; value?: unknown; problem?: Problem }> = [];
-  const lines = text.split('\n');
-  lines.forEach((raw, i) => {
-    const line = i + 1;
-    const content = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (content.trim() === '') return;
-    try {
-      out.push({ line, value: JSON.parse(content) });
-    } catch (error) {
-      out.push({ line, problem: problem(`line ${line}`, 'malformed_json', `is not JSON: ${(error as Error).message}`) });
+export interface NdjsonLine {
+  line: number;
+  value?: unknown;
+  /** The first problem of a line that is not a readable JSON value (absent when `value` is set). */
+  problem?: Problem;
+  /** Every problem of the line (at most JSON_PROBLEMS_MAX). */
+  problems?: Problem[];
+}
+
+/**
+ * NDJSON: one JSON value per line (LF or CRLF); blank lines are skipped. Each line is read strictly
+ * (src/domain/strict-json.ts): a malformed line is a problem at `line N`; a repeated key, an inexact number, NUL or an
+ * unpaired surrogate, or nesting too deep is a problem at the field's path; every message names the line and the byte
+ * within it. Bytes are decoded per line with a fatal decoder (an invalid byte is named, never replaced).
+ */
+export function parseNdjson(input: string | Uint8Array): NdjsonLine[] {
+  const out: NdjsonLine[] = [];
+  if (typeof input === 'string') {
+    const lines = input.split('\n');
+    for (let i = 0; i < lines.length; i += 1) {
+      const raw = lines[i]!;
+      const entry = parseNdjsonLine(raw.endsWith('\r') ? raw.slice(0, -1) : raw, i + 1);
+      if (entry) out.push(entry);
     }
-  });
+    return out;
+  }
+  let start = 0;
+  for (let lineNo = 1; start <= input.length; lineNo += 1) {
+    let end = input.indexOf(0x0a, start);
+    if (end === -1) end = input.length;
+    const entry = parseNdjsonLineBytes(input.subarray(start, end > start && input[end - 1] === 0x0d ? end - 1 : end), lineNo);
+    if (entry) out.push(entry);
+    start = end + 1;
+  }
   return out;
+}
+
+/** One NDJSON line as bytes (without its line ending); undefined for a blank line. */
+export function parseNdjsonLineBytes(bytes: Uint8Array, line: number): NdjsonLine | undefined {
+  const decoded = decodeUtf8(bytes, (offset) => `line ${line}, byte ${offset}`);
+  if (!decoded.ok) {
+    const p = { path: `line ${line}`, code: decoded.problem.code, message: decoded.problem.message };
+    return { line, problem: p, problems: [p] };
+  }
+  return parseNdjsonLine(decoded.text, line);
+}
+
+/** One NDJSON line as text (without its line ending); undefined for a blank line. */
+export function parseNdjsonLine(content: string, line: number): NdjsonLine | undefined {
+  if (/^[ \t\r]*$/.test(content)) return undefined;
+  const parsed = parseStrictJson(content, { where: (offset) => `line ${line}, byte ${offset}` });
+  if (parsed.ok) return { line, value: parsed.value };
+  const problems = parsed.problems.map((p) => ({ path: p.path === '' ? `line ${line}` : p.path, code: p.code, message: p.message }));
+  return { line, problem: problems[0], problems };
 }
 
 // ---------- time ----------

@@ -2,8 +2,7 @@
 // One transaction per batch: events, conflicts, quarantine and the batch record commit together or not at all.
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import canonicalize from 'canonicalize';
-import { validateEvent, INGEST_LIMITS, type NormalizedEvent } from './cloudevent.js';
+import { validateEvent, eventContentHash, INGEST_LIMITS, type NormalizedEvent } from './cloudevent.js';
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
@@ -72,7 +71,7 @@ function rawKey(raw: unknown): { source?: string; id?: string } {
 }
 
 function contentHashOf(raw: unknown): string {
-  return createHash('sha256').update(canonicalize(raw) ?? 'null').digest('hex');
+  return eventContentHash(raw); // total: a value RFC 8785 cannot write (1e309, a lone surrogate, deep nesting) still hashes
 }
 
 interface Conflict {

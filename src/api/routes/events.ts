@@ -1,13 +1,19 @@
 // POST /v1/events: CloudEvents over HTTP (structured single, batch, binary mode) and NDJSON for bulk.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
-import { INGEST_LIMITS, parseNdjson } from '../../ingest/cloudevent.js';
+import { INGEST_LIMITS, parseNdjsonLine } from '../../ingest/cloudevent.js';
 import { countStatuses, ingestBatch, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
 import { GroupCommitter } from '../../ingest/group-commit.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { refusedBodyProblem } from '../json-body.js';
+import { decodeUtf8, parseStrictJsonBytes } from '../../domain/strict-json.js';
+import type { Problem } from '../../domain/result.js';
 import type { ServerOptions } from '../server.js';
 
 const STRING_TYPES = ['application/cloudevents+json', 'application/cloudevents-batch+json', 'application/x-ndjson'];
+// Every body of this route is read as bytes and parsed strictly here (src/domain/strict-json.ts), so that a problem
+// inside one event of a batch rejects that event alone, and an NDJSON body's lines are counted before any is read.
+const BODY_TYPES = [...STRING_TYPES, 'application/json'];
 
 const outcomeSchema = {
   type: 'object',
@@ -27,7 +33,31 @@ const countsSchema = {
 } as const;
 
 export async function registerEventRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  app.addContentTypeParser(STRING_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // Its own scope: this route's parsers (bytes for every JSON media type) replace the API-wide application/json one.
+  await app.register(async (scope) => registerEventRoute(scope, options));
+}
+
+const eventSchema = {
+  type: 'object',
+  description: 'a CloudEvent 1.0 in the JSON format (docs/ingestion.md); read strictly, see docs/api.md',
+  required: ['specversion', 'id', 'source', 'type', 'subject', 'time'],
+  properties: {
+    specversion: { type: 'string', const: '1.0' },
+    id: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.idLengthMax },
+    source: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.sourceLengthMax },
+    type: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.typeLengthMax },
+    subject: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.subjectLengthMax },
+    time: { type: 'string', format: 'date-time' },
+    datacontenttype: { type: 'string' },
+    dataschema: { type: 'string' },
+    data: { type: 'object', additionalProperties: true },
+  },
+  additionalProperties: true,
+} as const;
+
+async function registerEventRoute(app: FastifyInstance, options: ServerOptions): Promise<void> {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(BODY_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   // Single events share commits with their neighbours; the queue's bound turns requests away with 429 (docs/scaling.md).
   const committer = options.groupCommit === false ? undefined : new GroupCommitter(options.pool, options.groupCommit);
   if (committer) app.addHook('onClose', () => committer.drain());
@@ -36,16 +66,19 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
     '/v1/events',
     {
       config: { scope: 'ingest' },
+      // The body schemas below document the bodies; the handler reads and checks them itself, answering each event
+      // of a batch on its own (a schema validator would refuse a whole batch for one bad event).
+      validatorCompiler: () => () => true,
       schema: {
         summary: 'Ingest usage events',
-        description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined.`,
+        description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
         tags: ['ingest'],
         body: {
           content: {
-            'application/cloudevents+json': { schema: { type: 'string', description: 'one CloudEvent (JSON)' } },
-            'application/cloudevents-batch+json': { schema: { type: 'string', description: 'a JSON array of CloudEvents' } },
-            'application/x-ndjson': { schema: { type: 'string', description: 'one CloudEvent per line' } },
-            'application/json': { schema: {} },
+            'application/cloudevents+json': { schema: eventSchema },
+            'application/cloudevents-batch+json': { schema: { type: 'array', description: 'a JSON array of CloudEvents', maxItems: INGEST_LIMITS.batchEventsMax, items: eventSchema } },
+            'application/x-ndjson': { schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` } },
+            'application/json': { schema: { oneOf: [eventSchema, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: eventSchema }] } },
           },
         },
         response: {
@@ -107,53 +140,112 @@ function isSingleEvent(request: FastifyRequest): boolean {
   if (contentType === 'application/cloudevents+json') return true;
   if (contentType === 'application/x-ndjson' || contentType === 'application/cloudevents-batch+json') return false;
   if (request.headers['ce-specversion'] !== undefined) return true;
-  return contentType === 'application/json' && !Array.isArray(request.body);
+  return contentType === 'application/json' && firstByte(request.body) !== 0x5b; // not a JSON array
+}
+
+/** The first byte of a body that is not JSON whitespace, or -1. */
+function firstByte(body: unknown): number {
+  if (!Buffer.isBuffer(body)) return -1;
+  for (const b of body) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return b;
+  return -1;
 }
 
 type ReadResult =
   | { events: unknown[]; single: boolean; bulk: boolean; preRejected: Map<number, EventOutcome> }
   | { problem: ReturnType<typeof problemDetails> };
 
+const tooManyEvents = (max: number, what: string, hint: string) =>
+  problemDetails(413, 'batch_too_large', `${what} holds at most ${max} events; nothing was stored; ${hint}`, undefined, { limit: max });
+
 function readEvents(request: FastifyRequest): ReadResult {
   const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  const body = request.body;
+  const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
   const preRejected = new Map<number, EventOutcome>();
-  if (contentType === 'application/x-ndjson') {
-    const lines = parseNdjson(String(body ?? ''));
-    const events: unknown[] = [];
-    for (const line of lines) {
-      if (line.problem) preRejected.set(events.length, { index: events.length, status: 'rejected', problems: [line.problem] });
-      events.push(line.problem ? undefined : line.value);
-    }
-    return { events, single: false, bulk: true, preRejected };
-  }
-  if (contentType === 'application/cloudevents+json' || contentType === 'application/cloudevents-batch+json') {
-    let value: unknown;
-    try {
-      value = JSON.parse(String(body ?? ''));
-    } catch (error) {
-      return { problem: problemDetails(400, 'malformed_json', `the body is not JSON: ${(error as Error).message}`) };
-    }
-    if (contentType === 'application/cloudevents-batch+json') {
-      if (!Array.isArray(value)) return { problem: problemDetails(400, 'not_a_batch', 'a batch must be a JSON array of CloudEvents') };
-      return { events: value, single: false, bulk: false, preRejected };
-    }
-    return { events: [value], single: true, bulk: false, preRejected };
-  }
+  if (contentType === 'application/x-ndjson') return readNdjson(body);
   const specversion = request.headers['ce-specversion'];
-  if (specversion !== undefined) {
-    // Binary content mode: attributes in ce-* headers, the body is the event's data.
-    const event: Record<string, unknown> = { data: body };
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (name.startsWith('ce-') && typeof value === 'string') event[name.slice(3)] = decodeURIComponent(value);
+  const structured = contentType === 'application/cloudevents+json' || contentType === 'application/cloudevents-batch+json';
+  if (structured || (contentType === 'application/json' && specversion === undefined)) {
+    const batch = contentType === 'application/cloudevents-batch+json' || (contentType === 'application/json' && firstByte(body) === 0x5b);
+    // A batch is read element by element: what is wrong inside one event rejects that event alone.
+    const parsed = parseStrictJsonBytes(body, batch ? { perElement: true, elementsMax: INGEST_LIMITS.batchEventsMax } : {});
+    if (!parsed.ok) {
+      if (parsed.problems[0]?.code === 'too_many_elements') return { problem: tooManyEvents(INGEST_LIMITS.batchEventsMax, 'a batch', 'send NDJSON for bulk') };
+      return { problem: refusedBodyProblem(parsed.problems) };
     }
-    if (contentType) event.datacontenttype = contentType;
+    if (!batch) return { events: [parsed.value], single: true, bulk: false, preRejected };
+    if (!Array.isArray(parsed.value)) return { problem: problemDetails(400, 'not_a_batch', 'a batch must be a JSON array of CloudEvents') };
+    for (const [index, problems] of parsed.elementProblems) preRejected.set(index, rejectedOutcome(index, parsed.value[index], problems));
+    return { events: parsed.value, single: false, bulk: false, preRejected };
+  }
+  if (specversion !== undefined) {
+    // Binary content mode: attributes in ce-* headers (percent-encoded), the body is the event's data.
+    const event: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!name.startsWith('ce-') || typeof value !== 'string') continue;
+      const decoded = percentDecode(value);
+      if (decoded === undefined) return { problem: problemDetails(400, 'malformed_header', `the header ${name} is not valid percent-encoded UTF-8: ${JSON.stringify(value.slice(0, 80))}; nothing was stored`, [{ path: name, code: 'malformed_header', message: 'is not valid percent-encoded UTF-8' }]) };
+      event[name.slice(3)] = decoded;
+    }
+    if (typeof request.body === 'string') {
+      // A text body (text/plain, decoded strictly by the API-wide parser): kept as it is for the validator to refuse.
+      event.data = request.body;
+      event.datacontenttype = contentType;
+    } else if (contentType) {
+      const parsed = parseStrictJsonBytes(body);
+      if (!parsed.ok) return { problem: refusedBodyProblem(parsed.problems.map((p) => ({ ...p, path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}` })), 'the body (the event\'s data)') };
+      event.data = parsed.value;
+      event.datacontenttype = contentType;
+    }
     return { events: [event], single: true, bulk: false, preRejected };
   }
-  if (contentType === 'application/json') {
-    return Array.isArray(body) ? { events: body, single: false, bulk: false, preRejected } : { events: [body], single: true, bulk: false, preRejected };
-  }
   return { problem: problemDetails(415, 'unsupported_media_type', `send ${STRING_TYPES.join(', ')} or a binary-mode CloudEvent`) };
+}
+
+/** NDJSON: lines counted first (bounded work and answer), the bytes decoded fatally, then each line read strictly. */
+function readNdjson(body: Buffer): ReadResult {
+  const max = INGEST_LIMITS.ndjsonEventsMax;
+  let lines = 0;
+  for (let at = body.indexOf(0x0a); at !== -1 && lines <= max; at = body.indexOf(0x0a, at + 1)) lines += 1;
+  if (body.length > 0 && body[body.length - 1] !== 0x0a) lines += 1; // a last line without its newline
+  if (lines > max) return { problem: tooManyEvents(max, 'an NDJSON body', `it has more than ${max} lines; send larger loads with \`accrue ingest FILE\` or JetStream (docs/ingestion.md)`) };
+  const decoded = decodeUtf8(body, (offset) => `byte ${offset} (line ${lineOf(body, offset)})`);
+  if (!decoded.ok) return { problem: refusedBodyProblem([decoded.problem]) };
+  const events: unknown[] = [];
+  const preRejected = new Map<number, EventOutcome>();
+  const text = decoded.text;
+  let start = 0;
+  for (let lineNo = 1; start <= text.length; lineNo += 1) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const entry = parseNdjsonLine(text.slice(start, end > start && text.charCodeAt(end - 1) === 0x0d ? end - 1 : end), lineNo);
+    start = end + 1;
+    if (!entry) continue;
+    if (entry.problems) preRejected.set(events.length, rejectedOutcome(events.length, undefined, entry.problems));
+    events.push(entry.problems ? undefined : entry.value);
+  }
+  return { events, single: false, bulk: true, preRejected };
+}
+
+function lineOf(body: Buffer, offset: number): number {
+  let line = 1;
+  for (let at = body.indexOf(0x0a); at !== -1 && at < offset; at = body.indexOf(0x0a, at + 1)) line += 1;
+  return line;
+}
+
+function rejectedOutcome(index: number, raw: unknown, problems: readonly Problem[]): EventOutcome {
+  const record = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const source = typeof record.source === 'string' ? record.source : undefined;
+  const id = typeof record.id === 'string' ? record.id : undefined;
+  return { index, source, id, status: 'rejected', problems: problems.map((p) => ({ path: p.path, code: p.code, message: p.message })) };
+}
+
+/** decodeURIComponent, or undefined for a malformed escape or one that is not UTF-8 (never a URIError). */
+function percentDecode(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
 }
 
 async function ingestInChunks(

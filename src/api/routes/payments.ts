@@ -5,13 +5,15 @@ import { currentCatalog } from '../../catalog/service.js';
 import { ProblemError } from '../../domain/result.js';
 import { applyPayment, validatePayment, verifyWebhook } from '../../settle/payments.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { refusedBodyProblem, strictTextParser } from '../json-body.js';
+import { parseStrictJson } from '../../domain/strict-json.js';
 import type { ServerOptions } from '../server.js';
 
 export async function registerPaymentRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
   // Own encapsulation context: this route reads the raw body, since the signature covers the bytes as sent.
   await app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictTextParser); // UTF-8 decoded fatally (src/api/json-body.ts)
     scope.post(
       '/v1/payments',
       {
@@ -32,13 +34,9 @@ export async function registerPaymentRoutes(app: FastifyInstance, options: Serve
         if (!signature.ok) return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
         const delivery = await options.pool.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [signature.value.signature]);
         if (delivery.rowCount === 0) return sendProblem(reply, problemDetails(409, 'replayed_delivery', 'this signed delivery was already received'));
-        let body: unknown;
-        try {
-          body = JSON.parse(raw);
-        } catch (error) {
-          return sendProblem(reply, problemDetails(400, 'malformed_json', (error as Error).message));
-        }
-        const payment = validatePayment(body);
+        const body = parseStrictJson(raw, { refuseProtoKeys: true });
+        if (!body.ok) return sendProblem(reply, refusedBodyProblem(body.problems));
+        const payment = validatePayment(body.value);
         if (!payment.ok) return sendProblem(reply, problemDetails(400, 'invalid_payment', 'the payment was refused; nothing was applied', payment.problems));
         const catalog = await currentCatalog(options.pool);
         if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
