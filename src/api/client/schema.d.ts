@@ -11,7 +11,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest usage events
-         * @description CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most 1000) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined.
+         * @description CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most 1000) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most 10000 lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.
          */
         post: {
             parameters: {
@@ -22,10 +22,10 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/cloudevents+json": string;
-                    "application/cloudevents-batch+json": string;
+                    "application/cloudevents+json": components["schemas"]["CloudEvent"];
+                    "application/cloudevents-batch+json": components["schemas"]["CloudEvent"][];
                     "application/x-ndjson": string;
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["CloudEvent"] | components["schemas"]["CloudEvent"][];
                 };
             };
             responses: {
@@ -3788,6 +3788,24 @@ export interface components {
                 code: string;
                 message: string;
             }[];
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description a CloudEvent 1.0 in the JSON format (docs/ingestion.md); read strictly, see docs/api.md */
+        CloudEvent: {
+            /** @enum {string} */
+            specversion: "1.0";
+            id: string;
+            source: string;
+            type: string;
+            subject: string;
+            /** Format: date-time */
+            time: string;
+            datacontenttype?: string;
+            dataschema?: string;
+            data?: {
+                [key: string]: unknown;
+            };
         } & {
             [key: string]: unknown;
         };

@@ -34,6 +34,7 @@ const countsSchema = {
 
 export async function registerEventRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
   // Its own scope: this route's parsers (bytes for every JSON media type) replace the API-wide application/json one.
+  app.addSchema({ $id: 'CloudEvent', ...eventSchema });
   await app.register(async (scope) => registerEventRoute(scope, options));
 }
 
@@ -75,10 +76,10 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
         tags: ['ingest'],
         body: {
           content: {
-            'application/cloudevents+json': { schema: eventSchema },
-            'application/cloudevents-batch+json': { schema: { type: 'array', description: 'a JSON array of CloudEvents', maxItems: INGEST_LIMITS.batchEventsMax, items: eventSchema } },
+            'application/cloudevents+json': { schema: { $ref: 'CloudEvent#' } },
+            'application/cloudevents-batch+json': { schema: { type: 'array', description: 'a JSON array of CloudEvents', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } } },
             'application/x-ndjson': { schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` } },
-            'application/json': { schema: { oneOf: [eventSchema, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: eventSchema }] } },
+            'application/json': { schema: { oneOf: [{ $ref: 'CloudEvent#' }, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } }] } },
           },
         },
         response: {
