@@ -383,3 +383,37 @@ describe('content hash fast path', () => {
     }
   });
 });
+
+describe('strict NDJSON lines and a total content hash', () => {
+  it('reads NDJSON bytes line by line strictly, naming the line and the byte', () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"id":"a"}\r\n'),
+      Buffer.from('{"id":"collide-'),
+      Buffer.from([0xfe]),
+      Buffer.from('"}\n'),
+      Buffer.from('{"id":"dk-2","id":"dk-3"}\n\n'),
+      Buffer.from('{"data":{"gb_hours":1e-400}}'),
+    ]);
+    const lines = parseNdjson(bytes);
+    assert.deepEqual(lines.map((l) => l.line), [1, 2, 3, 5]);
+    assert.deepEqual(lines[0]!.value, { id: 'a' });
+    assert.deepEqual([lines[1]!.problem?.path, lines[1]!.problem?.code], ['line 2', 'invalid_utf8']);
+    assert.match(lines[1]!.problem!.message, /line 2, byte 15/);
+    assert.deepEqual([lines[2]!.problem?.path, lines[2]!.problem?.code], ['id', 'duplicate_key']);
+    assert.match(lines[2]!.problem!.message, /line 3, byte 13/);
+    assert.deepEqual([lines[3]!.problem?.path, lines[3]!.problem?.code], ['data.gb_hours', 'inexact_number']);
+    assert.deepEqual(parseNdjson(Buffer.alloc(0)), []);
+  });
+
+  it('hashes any value without throwing, deterministically, and valid JSON as RFC 8785 does', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 5000; i += 1) deep = [deep];
+    for (const value of [[Infinity], { id: '\ud800' }, deep, [NaN, -Infinity], [{ e: 1e309 }]]) {
+      const hash = eventContentHash(value);
+      assert.match(hash, /^[0-9a-f]{64}$/);
+      assert.equal(eventContentHash(value), hash);
+    }
+    assert.notEqual(eventContentHash([Infinity]), eventContentHash([-Infinity]));
+    assert.notEqual(eventContentHash({ id: '\ud800' }), eventContentHash({ id: '\ud801' }));
+  });
+});
