@@ -15,6 +15,7 @@ import { currentCatalog } from '../catalog/service.js';
 import { INGEST_LIMITS } from '../ingest/cloudevent.js';
 import { ingestBatch, type EventStatus } from '../ingest/service.js';
 import type { Problem } from '../domain/result.js';
+import { decodeUtf8, parseStrictJson } from '../domain/strict-json.js';
 
 export interface StreamSourceOptions {
   /** NATS server URL(s), comma-separated: nats://127.0.0.1:4222 */
@@ -66,19 +67,14 @@ export interface ConsumeStats {
 
 type Decoded = { ok: true; event: unknown } | { ok: false; problems: Problem[]; source?: string; id?: string };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * One NATS message as one CloudEvent. Binary mode when a ce-specversion header is present (attributes in ce-* headers,
  * percent-decoded, Content-Type as datacontenttype, the payload is the data); structured mode otherwise (the payload is the event).
  */
 export function decodeMessage(payload: Uint8Array, headers?: MsgHdrs): Decoded {
-  let text: string;
-  try {
-    text = utf8.decode(payload);
-  } catch {
-    return { ok: false, problems: [{ path: '', code: 'not_utf8', message: 'the message payload is not UTF-8 text' }] };
-  }
+  const decoded = decodeUtf8(payload);
+  if (!decoded.ok) return { ok: false, problems: [{ path: '', code: 'not_utf8', message: `the message payload ${decoded.problem.message}` }] };
+  const text = decoded.text;
   const ce = new Map<string, string>();
   let contentType: string | undefined;
   for (const key of headers?.keys() ?? []) {
@@ -91,20 +87,22 @@ export function decodeMessage(payload: Uint8Array, headers?: MsgHdrs): Decoded {
     const event: Record<string, unknown> = Object.fromEntries(ce);
     if (contentType && !event.datacontenttype) event.datacontenttype = contentType;
     if (text.trim() !== '') {
-      try {
-        event.data = JSON.parse(text);
-      } catch (error) {
-        return { ok: false, problems: [{ path: 'data', code: 'malformed_json', message: `binary mode: the payload is not JSON: ${(error as Error).message}` }], source: ce.get('source'), id: ce.get('id') };
+      // Read strictly (src/domain/strict-json.ts): repeated keys, inexact numbers, bad text, deep nesting are refused.
+      const parsed = parseStrictJson(text);
+      if (!parsed.ok) {
+        const problems = parsed.problems.map((p) => ({ path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}`, code: p.code, message: `binary mode: the payload ${p.message}` }));
+        return { ok: false, problems, source: ce.get('source'), id: ce.get('id') };
       }
+      event.data = parsed.value;
     }
     return { ok: true, event };
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, problems: [{ path: '', code: 'malformed_json', message: `the payload is not JSON: ${(error as Error).message}` }] };
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) {
+    const problems = parsed.problems.map((p) => ({ path: p.path, code: p.code, message: p.path === '' ? `the payload ${p.message}` : p.message }));
+    return { ok: false, problems };
   }
+  const value = parsed.value;
   if (Array.isArray(value)) return { ok: false, problems: [{ path: '', code: 'not_one_event', message: 'a message carries one CloudEvent, not an array' }] };
   return { ok: true, event: value };
 }

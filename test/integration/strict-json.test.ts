@@ -17,6 +17,7 @@ import { buildServer } from '../../src/api/server.js';
 import { createKey } from '../../src/api/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
+import { decodeMessage } from '../../src/stream/consumer.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 const SECRET = 'whsec-strict-json';
@@ -213,6 +214,20 @@ describe('no 500 from the events route (#14 item 5)', () => {
     assertProblem(res, 400, 'malformed_header', 'ce-id');
     const lone = await post('application/json', '{"gb_hours":"1"}', { 'ce-specversion': '1.0', 'ce-id': 'pct-%ED%A0%80', 'ce-source': SOURCE, 'ce-type': 'com.northwind.storage.usage', 'ce-subject': 'acme-prod', 'ce-time': TIME });
     assertProblem(lone, 400, 'malformed_header', 'ce-id');
+  });
+});
+
+describe('JetStream messages are read as strictly', () => {
+  it('refuses repeated keys, inexact numbers and invalid bytes in a message, naming field and byte', () => {
+    const dup = decodeMessage(Buffer.from(JSON.stringify(event('js-1')).replace('"id":"js-1"', '"id":"js-1","id":"js-2"')));
+    assert.ok(!dup.ok);
+    assert.deepEqual([dup.problems[0]!.path, dup.problems[0]!.code], ['id', 'duplicate_key']);
+    const num = decodeMessage(Buffer.from(JSON.stringify(event('js-3')).replace('"gb_hours":"1"', '"gb_hours":1e-400')));
+    assert.ok(!num.ok);
+    assert.deepEqual([num.problems[0]!.path, num.problems[0]!.code], ['data.gb_hours', 'inexact_number']);
+    const bad = decodeMessage(bytes('{"id":"', [0xff], '"}'));
+    assert.ok(!bad.ok);
+    assert.match(bad.problems[0]!.message, /at byte 7/);
   });
 });
 
