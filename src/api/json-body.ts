@@ -1,6 +1,6 @@
 // Strict JSON bodies for the whole API: every application/json body is read as bytes by src/domain/strict-json.ts,
 // so invalid UTF-8, repeated keys, numbers a double cannot carry exactly, NUL or unpaired surrogates, and nesting
-// beyond JSON_DEPTH_MAX are refused with a 400 problem naming the field and the byte, never rewritten (docs/api.md).
+// beyond JSON_DEPTH_MAX are refused with a 400 problem naming the field and the byte, never rewritten (docs/ingestion.md, "Reading JSON").
 // Content-type parsers are per Fastify instance: registered on the root, they apply to every route that does not
 // replace them in its own scope (POST /v1/events reads its bodies itself; POST /v1/payments keeps the raw text).
 import type { FastifyInstance, FastifyRequest } from 'fastify';

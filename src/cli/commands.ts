@@ -91,7 +91,7 @@ export function registerCommands(program: Command): void {
 
   program
     .command('ingest <file>')
-    .description('ingest an NDJSON file of CloudEvents (one per line); prints what was accepted, duplicate, conflicting, rejected or quarantined')
+    .description('ingest an NDJSON file of CloudEvents (one per line, read strictly: docs/ingestion.md#reading-json); prints what was accepted, duplicate, conflicting, rejected or quarantined; exits 2 when a line was rejected, naming its line, field and byte')
     .action(async (file: string) => {
       await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);

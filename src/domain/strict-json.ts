@@ -3,7 +3,7 @@
 // JSON.parse (and every reader built on it) rewrites what it cannot keep: invalid UTF-8 becomes U+FFFD, a repeated key
 // keeps its last value, 1e-400 becomes 0 and 1e309 Infinity, 12345678901234567890123 loses its last digits, and deep
 // nesting overflows the stack. This reader refuses each of these instead, naming the field (the path of the member)
-// and the byte where it is (docs/api.md, "JSON bodies"):
+// and the byte where it is (docs/ingestion.md, "Reading JSON"):
 //
 // - the bytes must be UTF-8 (a fatal decoder; the first invalid byte is named);
 // - the text must be JSON (RFC 8259), with nothing after the value;
