@@ -38,7 +38,7 @@ export interface StrictJsonOptions {
   perElement?: boolean;
   /** When the value is an array, at most this many elements; beyond, reading stops with code `too_many_elements`. */
   elementsMax?: number;
-  /** Refuse `__proto__` keys (bodies handed to code that may copy members with assignment). */
+  /** Refuse `__proto__` keys and `constructor.prototype` (as Fastify's own parser does), for bodies handed to code that may merge members. */
   refuseProtoKeys?: boolean;
   /** How a byte offset is shown in messages (default `byte N`); e.g. `line 3, byte 17` for NDJSON. */
   where?: (offset: number) => string;
@@ -349,6 +349,9 @@ class Reader {
       if (repeated) this.note('duplicate_key', `repeats the key ${JSON.stringify(key)} of its object; a key appears once`, keyAt);
       else if (key === '__proto__' && this.options.refuseProtoKeys) this.note('forbidden_key', 'the key "__proto__" is not accepted', keyAt);
       const value = this.readValue(depth);
+      if (key === 'constructor' && this.options.refuseProtoKeys && value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
+        this.note('forbidden_key', 'a "constructor" member holding "prototype" is not accepted', keyAt);
+      }
       this.path.pop();
       if (!repeated) {
         if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });

@@ -134,6 +134,8 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
     assert.deepEqual(Object.keys(proto.value as object), ['__proto__']);
     assert.equal(refused(Buffer.from('x')).length, 1);
     assert.equal(parseStrictJson('{"__proto__":1}', { refuseProtoKeys: true }).ok, false);
+    assert.equal(parseStrictJson('{"a":{"constructor":{"prototype":{"x":1}}}}', { refuseProtoKeys: true }).ok, false);
+    assert.ok(parseStrictJson('{"constructor":"c","prototype":1}', { refuseProtoKeys: true }).ok);
   });
 });
 

@@ -92,6 +92,9 @@ describe('invalid UTF-8 is refused naming the byte, never replaced (#14 item 1)'
     assert.equal(await storedLike('u-%'), 0);
     const catalog = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/json' }, payload: bytes('{"version":1,"x":"', [0xfe], '"}') });
     assertProblem(catalog, 400, 'invalid_utf8', '', /byte 18/);
+    const yaml = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: bytes(NORTHWIND.replace('tenants: [globex]', 'tenants: [globe'), [0xff], ']') });
+    assertProblem(yaml, 400, 'invalid_utf8', '', /at byte \d+/);
+    assert.equal((await currentCatalog(store.pool))!.version, 1);
   });
 
   it('refuses invalid bytes in a validly signed payment webhook (the signature is over the raw bytes)', async () => {

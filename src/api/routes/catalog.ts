@@ -2,12 +2,13 @@
 import type { FastifyInstance } from 'fastify';
 import { applyCatalog, currentCatalog, listCatalogVersions } from '../../catalog/service.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { strictTextParser } from '../json-body.js';
 import type { ServerOptions } from '../server.js';
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
 export async function registerCatalogRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, strictTextParser); // UTF-8 decoded fatally (src/api/json-body.ts)
 
   app.put(
     '/v1/catalog',
