@@ -3791,7 +3791,7 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** @description a CloudEvent 1.0 in the JSON format (docs/ingestion.md); read strictly, see docs/api.md */
+        /** @description a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md) */
         CloudEvent: {
             /** @enum {string} */
             specversion: "1.0";

@@ -40,7 +40,7 @@ export async function registerEventRoutes(app: FastifyInstance, options: ServerO
 
 const eventSchema = {
   type: 'object',
-  description: 'a CloudEvent 1.0 in the JSON format (docs/ingestion.md); read strictly, see docs/ingestion.md',
+  description: 'a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md)',
   required: ['specversion', 'id', 'source', 'type', 'subject', 'time'],
   properties: {
     specversion: { type: 'string', const: '1.0' },
