@@ -280,7 +280,7 @@ describe('the OpenAPI document declares the event bodies as JSON (#14 item 7)', 
 // ---------- properties over hostile JSON texts ----------
 
 /** A hostile piece put in place of a placeholder; `expect` says what the answer must name. */
-type Hostile = { bytes: Buffer; code: string; pathSuffix?: (key: string | number) => string; utf8?: boolean };
+type Hostile = { bytes: Buffer; code: string; /** the whole body is refused (path '') */ whole?: boolean; /** where in the piece the answer points */ offset?: number };
 const HOSTILE: fc.Arbitrary<Hostile> = fc.oneof(
   fc.constantFrom(
     { bytes: Buffer.from('1e309'), code: 'number_out_of_range' },
@@ -292,8 +292,9 @@ const HOSTILE: fc.Arbitrary<Hostile> = fc.oneof(
     { bytes: Buffer.from('"x\\udfff"'), code: 'invalid_text' },
     { bytes: Buffer.from(`${'['.repeat(5_000)}${']'.repeat(5_000)}`), code: 'too_deep' },
     { bytes: Buffer.from(`${'{"a":'.repeat(80)}1${'}'.repeat(80)}`), code: 'too_deep' },
+    { bytes: Buffer.from([0x22, 0x61, 0x00, 0x62, 0x22]), code: 'malformed_json', whole: true, offset: 2 }, // a raw NUL byte: a control character
   ),
-  fc.constantFrom([0xfe], [0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0x80], [0xf4, 0x90, 0x80, 0x80]).map((b) => ({ bytes: Buffer.concat([Buffer.from('"'), Buffer.from(b), Buffer.from('"')]), code: 'invalid_utf8', utf8: true })),
+  fc.constantFrom([0xfe], [0xff], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0x80], [0xf4, 0x90, 0x80, 0x80]).map((b) => ({ bytes: Buffer.concat([Buffer.from('"'), Buffer.from(b), Buffer.from('"')]), code: 'invalid_utf8', whole: true, offset: 1 })),
   fc.constant({ bytes: Buffer.from(''), code: 'duplicate_key' }),
 );
 const KEY = fc.string({ minLength: 1, maxLength: 6, unit: 'grapheme' }).filter((k) => k !== 'region' && k !== 'gb_hours' && !k.includes('\u0000'));
@@ -324,7 +325,7 @@ function hostileBody(base: Record<string, unknown>, steps: Array<string | number
   let piece = hostile.bytes;
   if (hostile.code === 'duplicate_key') piece = Buffer.from(`1,${JSON.stringify(last)}:2`);
   const body = Buffer.concat([text.subarray(0, at), piece, text.subarray(at + placeholder.length)]);
-  return { body, path: formatPath(fullSteps), at: hostile.utf8 ? at + 1 : hostile.code === 'duplicate_key' ? at + 2 : at };
+  return { body, path: formatPath(fullSteps), at: at + (hostile.code === 'duplicate_key' ? 2 : (hostile.offset ?? 0)) };
 }
 
 describe('properties: hostile JSON through the real server', () => {
@@ -356,7 +357,7 @@ describe('properties: hostile JSON through the real server', () => {
         const problem = res.json();
         assert.equal(problem.type, `https://accrue.dev/problems/${piece.code}`, res.body);
         const first = problem.errors[0];
-        if (piece.utf8) assert.equal(first.path, '');
+        if (piece.whole) assert.equal(first.path, '');
         else if (piece.code === 'too_deep') assert.ok(first.path.startsWith(path), `${first.path} under ${path}`);
         else assert.equal(first.path, path, res.body);
         if (piece.code !== 'too_deep') assert.match(first.message, new RegExp(`byte ${at}\\b`), res.body);
@@ -368,7 +369,7 @@ describe('properties: hostile JSON through the real server', () => {
 
   it('answers each event of a hostile batch on its own, never 5xx, and stores the valid ones exactly', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(DATA, fc.option(fc.tuple(fc.array(KEY, { minLength: 1, maxLength: 4 }), HOSTILE.filter((h) => !h.utf8)), { freq: 2 })), { minLength: 1, maxLength: 6 }), async (items) => {
+      fc.asyncProperty(fc.array(fc.tuple(DATA, fc.option(fc.tuple(fc.array(KEY, { minLength: 1, maxLength: 4 }), HOSTILE.filter((h) => !h.whole)), { freq: 2 })), { minLength: 1, maxLength: 6 }), async (items) => {
         run += 1;
         const parts = items.map(([data, hostile], i) => {
           const base = { ...event(`b${run}-${i}`), type: 'com.northwind.api.request', data };
@@ -390,6 +391,47 @@ describe('properties: hostile JSON through the real server', () => {
           } else {
             assert.equal(results[i]!.status, 'accepted', JSON.stringify(results[i]));
             assert.deepEqual(row?.data, JSON.parse(JSON.stringify(data)));
+          }
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('answers each line of a hostile NDJSON body on its own, naming line and byte, never 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(DATA, fc.option(fc.tuple(fc.array(KEY, { minLength: 1, maxLength: 4 }), HOSTILE), { freq: 2 }), fc.boolean()), { minLength: 1, maxLength: 6 }), async (items) => {
+        run += 1;
+        const parts = items.map(([data, hostile], i) => {
+          const base = { ...event(`l${run}-${i}`), type: 'com.northwind.api.request', data };
+          return hostile ? hostileBody(base, hostile[0], hostile[1]) : { body: Buffer.from(JSON.stringify(base)), path: '', at: -1 };
+        });
+        const body = Buffer.concat(parts.flatMap((p, i) => [p.body, Buffer.from(items[i]![2] ? '\r\n' : '\n')]));
+        const res = await post(NDJSON, body);
+        const firstBad = items.findIndex(([, hostile]) => hostile?.[1].code === 'invalid_utf8');
+        if (firstBad !== -1) {
+          // Invalid bytes anywhere refuse the body, naming the byte and its line.
+          assert.equal(res.statusCode, 400, res.body);
+          assert.match(res.json().errors[0].message, new RegExp(`\\(line ${firstBad + 1}\\)`), res.body);
+          for (let i = 0; i < items.length; i += 1) assert.equal(await stored(`l${run}-${i}`), undefined);
+          return;
+        }
+        assert.equal(res.statusCode, 200, res.body);
+        const results = res.json().results as Array<{ status: string; problems?: Array<{ path: string; code: string; message: string }> }>;
+        assert.equal(results.length, items.length);
+        for (let i = 0; i < items.length; i += 1) {
+          const [data, hostile] = items[i]!;
+          if (hostile) {
+            const p = results[i]!.problems![0]!;
+            assert.equal(results[i]!.status, 'rejected');
+            assert.equal(p.code, hostile[1].code);
+            if (hostile[1].whole) assert.equal(p.path, `line ${i + 1}`);
+            else if (hostile[1].code !== 'too_deep') assert.equal(p.path, parts[i]!.path);
+            if (hostile[1].code !== 'too_deep') assert.match(p.message, new RegExp(`line ${i + 1}, byte ${parts[i]!.at}\\b`), p.message);
+            assert.equal(await stored(`l${run}-${i}`), undefined);
+          } else {
+            assert.equal(results[i]!.status, 'accepted', JSON.stringify(results[i]));
+            assert.deepEqual((await stored(`l${run}-${i}`))?.data, JSON.parse(JSON.stringify(data)));
           }
         }
       }),
