@@ -114,7 +114,11 @@ interface Judged {
 }
 
 /** Thrown inside the long way's transaction when a key it found free was stored before its events' statement ran. */
-class KeyStoredMeanwhile extends Error {}
+class KeyStoredMeanwhile extends Error {
+  constructor() {
+    super('ingest: a key of this batch read as free was stored by another writer before its events were written');
+  }
+}
 
 /**
  * The verdict of every occurrence of every key. The copy that decides a key is the stored one when there is one,

@@ -16,6 +16,7 @@ import { countStatuses, ingestBatch, usageBatchId, type EventOutcome, type Event
 import { GroupCommitter } from '../../src/ingest/group-commit.js';
 import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 import { Decimal } from '../../src/domain/money.js';
+import { ensureEventPartitions } from '../../src/store/partitions.js';
 import { buildServer } from '../../src/api/server.js';
 import { createKey } from '../../src/api/keys.js';
 
@@ -31,6 +32,8 @@ before(async () => {
   store = await testStore();
   assert.ok((await applyCatalog(store.pool, NORTHWIND, { by: 'test' })).ok);
   catalog = (await currentCatalog(store.pool))!;
+  // November's partition exists before any test holds a transaction open on events (creating it would wait on that).
+  await ensureEventPartitions(store.pool, ['2026-11-03T10:00:00Z'], NOW);
 });
 after(() => store.close());
 
@@ -244,6 +247,46 @@ describe('dedup verdicts: a writer storing a key between the check and the inser
       const events = await store.pool.query("SELECT id, data->>'gb_hours' AS gb FROM events WHERE source = $1 ORDER BY id", [source]);
       assert.deepEqual(events.rows, [{ id: 'r1', gb: '2.5' }, { id: 'r2', gb: '3.5' }]);
       assert.equal((await usageTotal()).minus(totalBefore).toString(), '6', "the other writer's 2.5 and r2's 3.5");
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+  });
+});
+
+describe('dedup verdicts: a key stored and committed after the read, before the insert', () => {
+  // Here the other writer has committed before the batch's events' statement starts: that statement finds the key
+  // stored, writes nothing, and the batch is judged again. The batch is held between its read and its insert by a
+  // third transaction holding the very conflict row it is about to write.
+  it('rolls back what it judged against its own copy and judges again against the stored one', async () => {
+    const source = '//verdicts/race-committed';
+    const mine = storage(source, 'c1', GB.a);
+    const theirs = storage(source, 'c1', GB.b);
+    const holder = await store.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `INSERT INTO event_conflicts (source, id, content_hash, existing_hash, event, batch_id) VALUES ($1, 'c1', $2, $3, '{}', 'ub:held')`,
+        [source, hashOf(theirs), hashOf(mine)],
+      );
+      const pending = ingestBatch(store.pool, catalog, [mine, theirs], opts);
+      for (let waited = 0; ; waited += 10) {
+        const blocked = await store.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO event_conflicts%' AND datname = current_database()");
+        if (blocked.rowCount) break;
+        assert.ok(waited < 10_000, 'the batch never waited on the conflict row held by the open transaction');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // The batch has read c1 as free and judged [1.5, 2.5] as accepted, conflict; now another writer stores 2.5.
+      assert.equal((await ingestBatch(store.pool, catalog, [theirs], { ...opts, channel: 'file' })).results[0]!.status, 'accepted');
+      await holder.query('ROLLBACK');
+      const outcome = await pending;
+      assert.deepEqual(outcome.results.map((r) => r.status), ['conflict', 'duplicate']);
+      const conflicts = await store.pool.query('SELECT content_hash, existing_hash FROM event_conflicts WHERE source = $1', [source]);
+      assert.deepEqual(conflicts.rows, [{ content_hash: hashOf(mine), existing_hash: hashOf(theirs) }]);
+      const events = await store.pool.query("SELECT id, data->>'gb_hours' AS gb FROM events WHERE source = $1", [source]);
+      assert.deepEqual(events.rows, [{ id: 'c1', gb: '2.5' }]);
+      const record = await store.pool.query('SELECT received, accepted, duplicates, conflicts FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+      assert.deepEqual(record.rows, [{ received: 2, accepted: 0, duplicates: 1, conflicts: 1 }]);
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
       holder.release();
