@@ -122,7 +122,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
       const row = (
         await pool.query<Record<string, string>>(
           `SELECT coalesce(sum(accepted), 0) AS accepted, coalesce(sum(duplicates), 0) AS duplicate, coalesce(sum(conflicts), 0) AS conflict,
-                  coalesce(sum(rejected), 0) AS rejected, coalesce(sum(quarantined), 0) AS quarantined FROM ingest_batches`,
+                  coalesce(sum(rejected), 0) AS rejected, coalesce(sum(quarantined), 0) AS quarantined FROM ingest_receipts`,
         )
       ).rows[0]!;
       this.reset();

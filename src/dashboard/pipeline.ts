@@ -49,18 +49,18 @@ export async function pipelineHealth(pool: pg.Pool, options: { hours: number; no
   const series = (
     await pool.query<IngestBucket>(
       `SELECT to_char(date_trunc('${bucket}', received_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, ${sums}
-         FROM ingest_batches WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1`,
+         FROM ingest_receipts WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1`,
       [from, to],
     )
   ).rows;
   const totals = (
-    await pool.query<Omit<IngestBucket, 'at'> & { batches: number }>(`SELECT ${sums}, count(*)::int AS batches FROM ingest_batches WHERE received_at >= $1 AND received_at < $2`, [from, to])
+    await pool.query<Omit<IngestBucket, 'at'> & { batches: number }>(`SELECT ${sums}, count(*)::int AS batches FROM ingest_receipts WHERE received_at >= $1 AND received_at < $2`, [from, to])
   ).rows[0]!;
   const rate = (
     await pool.query<{ last_5_minutes: string; last_hour: string }>(
       `SELECT round(coalesce(sum(received) FILTER (WHERE received_at >= $1::timestamptz - interval '5 minutes'), 0) / 300.0, 3)::text AS last_5_minutes,
               round(coalesce(sum(received), 0) / 3600.0, 3)::text AS last_hour
-         FROM ingest_batches WHERE received_at >= $1::timestamptz - interval '1 hour' AND received_at < $1`,
+         FROM ingest_receipts WHERE received_at >= $1::timestamptz - interval '1 hour' AND received_at < $1`,
       [to],
     )
   ).rows[0]!;

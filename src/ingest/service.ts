@@ -83,6 +83,72 @@ interface Conflict {
   raw: unknown;
 }
 
+/** One event past validation (valid, or to be quarantined): its key, its content hash and what validation made of it. */
+interface Occurrence {
+  index: number;
+  source: string;
+  id: string;
+  hash: string;
+  raw: unknown;
+  /** Set when the event is valid: what is stored if it is accepted. */
+  event?: NormalizedEvent;
+  /** Set when the catalog does not know its type or subject. */
+  quarantine?: { reason: string; problems: Problem[] };
+}
+
+/** Every occurrence of one (source, id) in the batch, and the first valid one: the one stored if the key is free. */
+interface KeyGroup {
+  source: string;
+  id: string;
+  first?: Occurrence;
+  occurrences: Occurrence[];
+}
+
+/** What the verdicts of a batch ask to write. */
+interface Judged {
+  results: EventOutcome[];
+  accepted: Occurrence[];
+  conflicts: Conflict[];
+  quarantined: Occurrence[];
+}
+
+/** Thrown inside the long way's transaction when a key it found free was stored before its events' statement ran. */
+class KeyStoredMeanwhile extends Error {
+  constructor() {
+    super('ingest: a key of this batch read as free was stored by another writer before its events were written');
+  }
+}
+
+/**
+ * The verdict of every occurrence of every key. The copy that decides a key is the stored one when there is one,
+ * else the batch's first valid occurrence, which is then accepted. Each other occurrence, valid or not, is a
+ * duplicate when its content hash is the deciding copy's, a conflict against that copy otherwise. A key with no
+ * stored copy and no valid occurrence decides nothing yet: its occurrences are quarantined (each content once).
+ */
+function judge(groups: ReadonlyMap<string, KeyGroup>, stored: ReadonlyMap<string, string>, known: readonly EventOutcome[]): Judged {
+  const judged: Judged = { results: known.slice(), accepted: [], conflicts: [], quarantined: [] };
+  for (const [key, group] of groups) {
+    const storedHash = stored.get(key);
+    const deciding = storedHash ?? group.first?.hash;
+    for (const o of group.occurrences) {
+      const { index, source, id } = o;
+      if (deciding === undefined) {
+        judged.quarantined.push(o);
+        judged.results[index] = { index, source, id, status: 'quarantined', problems: o.quarantine!.problems };
+      } else if (storedHash === undefined && o === group.first) {
+        judged.accepted.push(o);
+        judged.results[index] = { index, source, id, status: 'accepted' };
+      } else if (o.hash === deciding) {
+        judged.results[index] = { index, source, id, status: 'duplicate' };
+      } else {
+        judged.conflicts.push({ index, source, id, hash: o.hash, existing: deciding, raw: o.raw });
+      }
+    }
+  }
+  conflictResults(judged.results, judged.conflicts);
+  return judged;
+}
+
 export function ingestBatch(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
   return inSpan(SPANS.ingestBatch, { 'accrue.channel': options.channel, 'accrue.events_received': rawEvents.length }, async (span) => {
     const outcome = await ingestBatchUntraced(pool, catalog, rawEvents, options);
@@ -104,149 +170,110 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
     allowedSources: allowed ? (source: string) => allowed.has(source) : undefined,
   };
 
-  const results: EventOutcome[] = new Array(rawEvents.length);
-  const valid: Array<{ index: number; event: NormalizedEvent }> = [];
-  let quarantined: Array<{ index: number; source: string; id: string; hash: string; reason: string; problems: Problem[]; raw: unknown }> = [];
-  const conflicts: Conflict[] = [];
-  const firstInBatch = new Map<string, string>();
+  // Validation first; the rejected have their verdict, every other event joins the group of its (source, id).
+  const rejected: EventOutcome[] = new Array(rawEvents.length);
+  const groups = new Map<string, KeyGroup>();
   const batchKeys: Array<{ source: string; id: string; hash: string }> = [];
-
   rawEvents.forEach((raw, index) => {
     const verdict = validateEvent(raw, index, context);
     if (verdict.status === 'rejected') {
       const { source, id } = rawKey(raw);
-      results[index] = { index, source, id, status: 'rejected', problems: verdict.problems };
+      rejected[index] = { index, source, id, status: 'rejected', problems: verdict.problems };
       return;
     }
     // Past validation, source and id are known to be non-empty strings.
     const { source, id } = rawKey(raw) as { source: string; id: string };
-    const hash = verdict.status === 'valid' ? verdict.event.content_hash : contentHashOf(raw);
+    const hash = verdict.event.content_hash;
     batchKeys.push({ source, id, hash });
+    const occurrence: Occurrence =
+      verdict.status === 'valid'
+        ? { index, source, id, hash, raw, event: verdict.event }
+        : { index, source, id, hash, raw, quarantine: { reason: verdict.reason, problems: verdict.problems } };
     const key = `${source}\u0000${id}`;
-    const earlier = firstInBatch.get(key);
-    if (earlier !== undefined) {
-      // The same (source, id) twice in one batch: the first occurrence decides, as it does across batches.
-      if (earlier === hash) results[index] = { index, source, id, status: 'duplicate' };
-      else conflicts.push({ index, source, id, hash, existing: earlier, raw });
-      return;
-    }
-    firstInBatch.set(key, hash);
-    if (verdict.status === 'valid') valid.push({ index, event: verdict.event });
-    else {
-      quarantined.push({ index, source, id, hash, reason: verdict.reason, problems: verdict.problems, raw });
-      results[index] = { index, source, id, status: 'quarantined', problems: verdict.problems };
-    }
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { source, id, occurrences: [] }));
+    group.occurrences.push(occurrence);
+    if (occurrence.event && !group.first) group.first = occurrence;
   });
 
   const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
-
-  await ensureEventPartitions(pool, valid.map(({ event }) => event.time), context.now);
-  const rows = JSON.stringify(
-    valid.map(({ event }) => ({
-      source: event.source,
-      id: event.id,
-      type: event.type,
-      subject: event.subject,
-      customer_id: event.customer,
-      legal_entity: catalog.index.customers.get(event.customer)?.legal_entity ?? '',
-      time: event.time,
-      data: event.data,
-      meter_values: event.values,
-      dimensions: event.dimensions,
-      content_hash: event.content_hash,
-    })),
-  );
-  const batchRow = (accepted: number | null, duplicates: number, conflictCount: number, rejected: number) => [
-    batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, accepted, duplicates, conflictCount, rejected, quarantined.length,
+  const firsts = [...groups.values()].flatMap((g) => (g.first ? [g.first.event!] : []));
+  await ensureEventPartitions(pool, firsts.map((event) => event.time), context.now);
+  const batchRow = (counts: Record<EventStatus, number>) => [
+    batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, counts.accepted, counts.duplicate, counts.conflict, counts.rejected, counts.quarantined,
   ];
 
-  // The common batch, every event valid or rejected and no key repeated, is one statement in its own transaction:
-  // no BEGIN and COMMIT round trips, and the rollup rows' locks are released as soon as the statement ends. The
-  // statement writes nothing when one of its keys is already stored (or the catalog has moved on); the batch then
-  // takes the long way below, which sorts repeats into duplicates and conflicts.
-  if (valid.length > 0 && quarantined.length === 0 && conflicts.length === 0) {
-    const known = countStatuses(results.filter((r) => r !== undefined));
+  // The common batch, every event valid or rejected and any repeat of a key carrying its first content, is one
+  // statement in its own transaction: no BEGIN and COMMIT round trips, and the rollup rows' locks are released as
+  // soon as the statement ends. Judged as if no key were stored, it writes nothing when one of its keys is (or the
+  // catalog has moved on); the batch then takes the long way below, which judges every key against its stored copy.
+  const hopeful = judge(groups, new Map(), rejected);
+  if (hopeful.accepted.length > 0 && hopeful.conflicts.length === 0 && hopeful.quarantined.length === 0) {
+    const counts = countStatuses(hopeful.results);
     try {
-      const written = await pool.query<InsertedRow>(INSERT_EVENTS, [
-        rows,
-        ...batchRow(null, known.duplicate + valid.length, 0, known.rejected),
-        options.requireHead ? catalog.version : null,
-        true,
-      ]);
-      const gate = written.rows.find((r) => r.head_ok !== null)!;
+      const gate = (await pool.query<Gate>(INSERT_EVENTS, [eventRows(hopeful.accepted, catalog), ...batchRow(counts), options.requireHead ? catalog.version : null])).rows[0]!;
       if (!gate.head_ok) throw new CatalogMovedError(catalog.version, gate.head);
-      if (gate.keys_free) {
-        for (const { index, event } of valid) results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
-        return { batch_id: batchId, counts: countStatuses(results), results };
-      }
+      if (gate.keys_free) return { batch_id: batchId, counts, results: hopeful.results };
     } catch (error) {
       if ((error as { code?: string }).code !== KEY_CLAIMED_MEANWHILE) throw error;
     }
   }
 
+  // The long way: one transaction reads the stored copy of every key, judges every event against it, and writes
+  // what the verdicts ask. Its events' statement again writes nothing unless every key it accepts is still free; a
+  // key stored by another writer since it was read rolls the transaction back, to be judged again against that copy.
+  // Every retry follows a key of the batch newly stored, so there are at most as many as the batch has keys.
   // Statement order keeps the rollup rows' locks short: the events' statement (whose trigger upserts the customer's
-  // hour and month rollups, rows every concurrent writer of that customer needs) is the last one before COMMIT
-  // unless some events turn out to be there already. Quarantine and in-batch conflicts go first; the batch record is
-  // written by the events' statement itself, counting every valid event not inserted as a duplicate, and corrected
-  // after it only when some of those are conflicts.
-  await transaction(pool, async (client) => {
-    if (options.requireHead) {
-      const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
-      if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
-    }
-    if (quarantined.length > 0) {
-      // A quarantined repeat of an event already accepted is judged against it, not parked.
-      const existing = await existingHashes(client, quarantined);
-      quarantined = quarantined.filter((q) => {
-        const existingHash = existing.get(`${q.source}\u0000${q.id}`);
-        if (existingHash === undefined) return true;
-        if (existingHash === q.hash) results[q.index] = { index: q.index, source: q.source, id: q.id, status: 'duplicate' };
-        else conflicts.push({ index: q.index, source: q.source, id: q.id, hash: q.hash, existing: existingHash, raw: q.raw });
-        return false;
+  // hour and month rollups, rows every concurrent writer of that customer needs) is the last one before COMMIT.
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await transaction(pool, async (client) => {
+        if (options.requireHead) {
+          const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
+          if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
+        }
+        const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
+        const judged = judge(groups, stored, rejected);
+        const counts = countStatuses(judged.results);
+        if (judged.quarantined.length > 0) {
+          await client.query(INSERT_QUARANTINE, [
+            JSON.stringify(judged.quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.quarantine!.reason, problems: q.quarantine!.problems, event: q.raw }))),
+            batchId,
+          ]);
+        }
+        if (judged.conflicts.length > 0) await insertConflicts(client, judged.conflicts, batchId);
+        if (judged.accepted.length === 0) {
+          await client.query(INSERT_BATCH, batchRow(counts));
+        } else {
+          const gate = (await client.query<Gate>(INSERT_EVENTS, [eventRows(judged.accepted, catalog), ...batchRow(counts), null])).rows[0]!;
+          if (!gate.keys_free) throw new KeyStoredMeanwhile();
+        }
+        return { batch_id: batchId, counts, results: judged.results };
       });
-      if (quarantined.length > 0) {
-        await client.query(INSERT_QUARANTINE, [
-          JSON.stringify(quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.reason, problems: q.problems, event: q.raw }))),
-          batchId,
-        ]);
-      }
+    } catch (error) {
+      const meanwhile = error instanceof KeyStoredMeanwhile || (error as { code?: string }).code === KEY_CLAIMED_MEANWHILE;
+      if (!meanwhile || attempt >= groups.size) throw error;
     }
-    const conflictsBefore = conflicts.length;
-    if (conflictsBefore > 0) await insertConflicts(client, conflicts, batchId);
+  }
+}
 
-    // Every event but the valid ones has its verdict now; a valid one not inserted is counted a duplicate until read.
-    const known = countStatuses(results.filter((r) => r !== undefined));
-    if (valid.length === 0) {
-      await client.query(INSERT_BATCH, batchRow(0, known.duplicate, conflictsBefore, known.rejected));
-      return;
-    }
-    const inserted = await client.query<InsertedRow>(INSERT_EVENTS, [rows, ...batchRow(null, known.duplicate + valid.length, conflictsBefore, known.rejected), null, false]);
-    const insertedKeys = new Set(inserted.rows.flatMap((r) => (r.source === null ? [] : [`${r.source}\u0000${r.id}`])));
-    const missing = valid.filter(({ event }) => !insertedKeys.has(`${event.source}\u0000${event.id}`));
-    for (const { index, event } of valid) {
-      if (insertedKeys.has(`${event.source}\u0000${event.id}`)) results[index] = { index, source: event.source, id: event.id, status: 'accepted' };
-    }
-    if (missing.length === 0) return;
-    // Some keys were there already (a repeat, or a writer that got there first): the same content is a duplicate,
-    // other content a conflict, recorded and counted on the batch record if this statement wrote it.
-    const existing = await existingHashes(client, missing.map(({ event }) => event));
-    for (const { index, event } of missing) {
-      const key = `${event.source}\u0000${event.id}`;
-      const existingHash = existing.get(key);
-      if (existingHash === undefined) throw new Error(`event ${key} neither inserted nor found`); // cannot happen under the unique key
-      if (existingHash === event.content_hash) results[index] = { index, source: event.source, id: event.id, status: 'duplicate' };
-      else conflicts.push({ index, source: event.source, id: event.id, hash: event.content_hash, existing: existingHash, raw: rawEvents[index] });
-    }
-    if (conflicts.length > conflictsBefore) {
-      await insertConflicts(client, conflicts.slice(conflictsBefore), batchId);
-      if (inserted.rows.some((r) => r.fresh_batch === true)) {
-        const counts = countStatuses(conflictResults(results, conflicts));
-        await client.query('UPDATE ingest_batches SET duplicates = $2, conflicts = $3 WHERE id = $1', [batchId, counts.duplicate, counts.conflict]);
-      }
-    }
-  });
-  conflictResults(results, conflicts);
-  return { batch_id: batchId, counts: countStatuses(results), results };
+/** The events' statement's input: one row per accepted event. */
+function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion): string {
+  return JSON.stringify(
+    accepted.map(({ event }) => ({
+      source: event!.source,
+      id: event!.id,
+      type: event!.type,
+      subject: event!.subject,
+      customer_id: event!.customer,
+      legal_entity: catalog.index.customers.get(event!.customer)?.legal_entity ?? '',
+      time: event!.time,
+      data: event!.data,
+      meter_values: event!.values,
+      dimensions: event!.dimensions,
+      content_hash: event!.content_hash,
+    })),
+  );
 }
 
 /** Writes each conflict's verdict into results (idempotent) and returns them. */
@@ -284,15 +311,16 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
   return counts;
 }
 
-// (source, id) is claimed in event_keys first, in key order (concurrent batches lock keys in one order); only the
-// events whose key this batch claimed are inserted. Late: the event's billing month is already closed for the
-// customer's legal entity. The same statement writes the batch record ($2..$10: id, channel, key, received, accepted
-// (null: the events inserted), duplicates (less the events inserted), conflicts, rejected, quarantined), or counts a
-// repeat of it; one row more, with source null, tells whether this statement wrote it.
-// $11, when not null, is the catalog version the events were validated against, which must still be the latest;
-// $12 (the one-statement write) asks that none of the keys be stored yet. Either failing, the statement writes
-// nothing, and its last row (head_ok not null) says which failed. A key found free but claimed by a concurrent
-// writer before this statement could claim it fails the whole statement (accrue_abort), which is its own transaction.
+// (source, id) is claimed in event_keys first, in key order (concurrent batches lock keys in one order), then the
+// events are inserted. Late: the event's billing month is already closed for the customer's legal entity. The events
+// are the accepted ones only: none of their keys may be stored yet, and the statement writes all of them or nothing.
+// The same statement writes the batch record with the batch's verdicts ($2..$10: id, channel, key, received,
+// accepted, duplicates, conflicts, rejected, quarantined); when the batch's id is recorded already (the same batch
+// content received again: a retry), it counts the repeat there and records this receipt's verdicts in ingest_repeats.
+// $11, when not null, is the catalog version the events were validated against, which must still be the latest.
+// A key stored already, or the catalog moved on, the statement writes nothing, and its row says which (head_ok,
+// keys_free). A key found free but claimed by a concurrent writer before this statement could claim it fails the
+// whole statement (accrue_abort): on its own it is its own transaction, and inside one it rolls that back.
 const INSERT_EVENTS = `
 WITH input AS MATERIALIZED (
   SELECT nextval('events_seq_seq') AS seq, i.*
@@ -301,8 +329,8 @@ WITH input AS MATERIALIZED (
 ), gate AS MATERIALIZED (
   SELECT h.head, $11::integer IS NULL OR h.head IS NOT DISTINCT FROM $11::integer AS head_ok,
          -- One probe of event_keys' primary key per event (a lateral LIMIT is never turned into a hash join).
-         NOT $12::boolean OR NOT EXISTS (SELECT 1 FROM input i CROSS JOIN LATERAL
-                                           (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id LIMIT 1) AS k) AS keys_free
+         NOT EXISTS (SELECT 1 FROM input i CROSS JOIN LATERAL
+                       (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id LIMIT 1) AS k) AS keys_free
     FROM (SELECT max(version) AS head FROM catalog_versions WHERE $11::integer IS NOT NULL) AS h
 ), claimed AS (
   INSERT INTO event_keys (source, id, seq, content_hash, time)
@@ -316,29 +344,32 @@ WITH input AS MATERIALIZED (
                   WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
                     AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
     FROM input i JOIN claimed c ON c.seq = i.seq
-  RETURNING source, id
 ), batch AS (
   INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
-  SELECT $2, $3, $4, $5, coalesce($6::integer, n.n), $7::integer - n.n, $8, $9, $10
-    FROM (SELECT count(*)::integer AS n FROM claimed) AS n
+  SELECT $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer, $10::integer
    WHERE (SELECT head_ok AND keys_free FROM gate)
-     AND (NOT $12::boolean OR n.n = (SELECT count(*) FROM input)
+     AND ((SELECT count(*) FROM claimed) = (SELECT count(*) FROM input)
           OR accrue_abort('${KEY_CLAIMED_MEANWHILE}', 'ingest: another writer claimed one of this batch''s event keys meanwhile'))
   ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
   RETURNING xmax = 0 AS fresh
+), repeat AS (
+  INSERT INTO ingest_repeats (batch_id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+  SELECT $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer, $10::integer FROM batch WHERE NOT batch.fresh
 )
-SELECT source, id, null::boolean AS fresh_batch, null::integer AS head, null::boolean AS head_ok, null::boolean AS keys_free FROM inserted
-UNION ALL
-SELECT null, null, fresh, null, null, null FROM batch
-UNION ALL
-SELECT null, null, null, head, head_ok, keys_free FROM gate`;
+SELECT head, head_ok, keys_free FROM gate`;
 
-type InsertedRow = { source: string | null; id: string | null; fresh_batch: boolean | null; head: number | null; head_ok: boolean | null; keys_free: boolean | null };
+type Gate = { head: number | null; head_ok: boolean; keys_free: boolean };
 
+// The batch record of a batch that accepts no event ($1..$9 as INSERT_EVENTS' $2..$10), or of its repeat.
 const INSERT_BATCH = `
-INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1`;
+WITH batch AS (
+  INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+  VALUES ($1::text, $2::text, $3::text, $4::integer, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer)
+  ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
+  RETURNING xmax = 0 AS fresh
+)
+INSERT INTO ingest_repeats (batch_id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM batch WHERE NOT batch.fresh`;
 
 const SELECT_EXISTING = `
 SELECT e.source, e.id, e.content_hash

@@ -220,7 +220,7 @@ describe('dashboard in Chromium', () => {
   it('pipeline health: ingestion, quarantine and the NetSuite backlog as stored; a dead letter replayed from the page posts once', async () => {
     const page = await signedIn(admin.secret);
     await open(page, 'pipeline', `[data-testid="dlq-row-${data.deadLetterId}"]`, '[data-testid=connector-netsuite]', '[data-testid=chart-ingestion] canvas');
-    const batches = (await store.pool.query<{ received: number; accepted: number }>('SELECT sum(received)::int AS received, sum(accepted)::int AS accepted FROM ingest_batches')).rows[0]!;
+    const batches = (await store.pool.query<{ received: number; accepted: number }>('SELECT sum(received)::int AS received, sum(accepted)::int AS accepted FROM ingest_receipts')).rows[0]!;
     assert.equal(await value(page, 'kpi-received'), String(batches.received));
     assert.equal(await value(page, 'kpi-accepted'), String(batches.accepted));
     assert.equal(await value(page, 'kpi-quarantine'), '2');
