@@ -318,7 +318,8 @@ export function registerCommands(program: Command): void {
     .requiredOption('--entity <id>', 'legal entity')
     .requiredOption('--period <YYYY-MM>', 'accounting period')
     .option('--out <file>', 'write to a file instead of standard output')
-    .action(async (flags: { format: string; entity: string; period: string; out?: string }) => {
+    .option('--accounts <file>', "a ledger in several files: write the declarations (commodities, every account of the entity's whole ledger, opened at first use) to FILE and only the period's transactions to --out; include FILE first, then each period's file")
+    .action(async (flags: { format: string; entity: string; period: string; out?: string; accounts?: string }) => {
       if (!EXPORT_FORMATS.includes(flags.format as ExportFormat)) throw new ProblemError([{ path: '--format', code: 'invalid', message: `must be one of ${EXPORT_FORMATS.join(', ')}` }]);
       const period = parsePeriod(flags.period, '--period');
       if (!period.ok) throw new ProblemError(period.problems);
@@ -326,12 +327,23 @@ export function registerCommands(program: Command): void {
         const current = await requireCatalog(store.pool);
         if (!current.index.legalEntities.has(flags.entity)) throw new ProblemError([{ path: '--entity', code: 'unknown', message: `no legal entity ${flags.entity}` }]);
         const journals = await readJournals(store.pool, { entity: flags.entity, from: period.value.start_date, to: period.value.end_date });
-        const text = exportJournals(flags.format as ExportFormat, journals, current.catalog);
+        const format = flags.format as ExportFormat;
+        const text = exportJournals(format, journals, current.catalog, flags.accounts ? 'transactions' : 'file');
+        let accounts: { file: string; journals: number } | undefined;
+        if (flags.accounts) {
+          const ledger = await readJournals(store.pool, { entity: flags.entity }); // every period: the declarations cover them all
+          writeFileSync(flags.accounts, exportJournals(format, ledger, current.catalog, 'declarations'));
+          accounts = { file: flags.accounts, journals: ledger.length };
+        }
+        const wroteAccounts = accounts ? `; declarations of ${accounts.journals} journals to ${accounts.file}` : '';
         if (flags.out) {
           writeFileSync(flags.out, text);
-          output(`wrote ${journals.length} journals to ${flags.out}`, { file: flags.out, format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length });
-        } else if (globals().json) output('', { format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, text });
-        else process.stdout.write(text);
+          output(`wrote ${journals.length} journals to ${flags.out}${wroteAccounts}`, { file: flags.out, format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, ...(accounts ? { accounts } : {}) });
+        } else if (globals().json) output('', { format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, text, ...(accounts ? { accounts } : {}) });
+        else {
+          process.stdout.write(text);
+          if (accounts) process.stderr.write(`accrue: wrote the declarations of ${accounts.journals} journals to ${accounts.file}\n`);
+        }
       });
     });
 
