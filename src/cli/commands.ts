@@ -38,6 +38,8 @@ export function registerCommands(program: Command): void {
     .option('--role <role>', 'api (HTTP and --source ingestion only), worker (outbox workers for the ERP targets in NETSUITE_*/XERO_* and the notification publisher; no HTTP) or all (default all); also ACCRUE_ROLE')
     .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
+    .option('--metrics-listen <host:port>', 'serve GET /metrics on this address instead of the API\'s (e.g. 127.0.0.1:9464; also for --role worker); also ACCRUE_METRICS_LISTEN')
+    .option('--metrics-access <access>', 'who may read GET /metrics: public (default: anyone who reaches the address) or key (an API key with the read or admin scope); also ACCRUE_METRICS_ACCESS')
     .option('--source <url>', 'also consume usage CloudEvents from NATS JetStream, e.g. nats://127.0.0.1:4222 (docs/streaming.md)')
     .option('--stream <name>', 'with --source: the JetStream stream, e.g. USAGE (created when absent)')
     .option('--subjects <list>', 'with --source: subjects of the stream when Accrue creates it (default usage.>)')
