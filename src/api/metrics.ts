@@ -167,6 +167,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
+  // Failed ERP calls are counted by the process that makes them: configured connectors start at 0 (others once seen).
+  const failures = processRegistry.getSingleMetric('accrue_erp_call_failures_total') as Counter | undefined;
+  for (const labels of combinations({ connector: [...(options.connectors ?? [])], kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
+
   // The catalog's legal entities (with their currency) and meters, and every connector configured or ever used.
   let known: { at: number; value: Promise<Known> } | undefined;
   const readKnown = async (): Promise<Known> => {
@@ -176,8 +180,6 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     ]);
     const entities = (catalog?.catalog.legal_entities ?? []).map((e) => e.id);
     const connectors = [...new Set([...(options.connectors ?? []), ...used.rows.map((r) => r.target)])].sort();
-    // Failed ERP calls are counted by the process that makes them: known connectors start at 0 here too.
-    const failures = processRegistry.getSingleMetric('accrue_erp_call_failures_total') as Counter | undefined;
     for (const labels of combinations({ connector: connectors, kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
     return {
       entities,
