@@ -172,6 +172,10 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
     );
   }
   const target = relocatedDataDir(runtime, dataDir);
+  if (existsSync(join(target, 'PG_VERSION'))) {
+    // The link was removed (rm -rf .accrue, to start afresh?): its data is not taken up again behind the user's back.
+    throw new EmbeddedError(`${dataDir} is gone but the data it linked to is still in ${target}: to start afresh remove that directory; to keep it: ln -s ${target} ${dataDir}`);
+  }
   mkdirSync(target, { recursive: true, mode: 0o700 });
   chownSync(target, uid, gid);
   chmodSync(target, 0o700);

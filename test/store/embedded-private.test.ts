@@ -81,6 +81,14 @@ describe('the embedded server in a 0700 directory', () => {
       assert.match((error as Error).message, /postgres user cannot enter .*ACCRUE_EMBEDDED_RUNTIME_DIR.*DATABASE_URL/);
       return true;
     });
+    // The link removed (rm -rf .accrue): the data it linked to is not silently taken up again.
+    const dataDir = join(project, '.accrue', 'pg');
+    rmSync(join(project, '.accrue'), { recursive: true });
+    await assert.rejects(startEmbedded({ dataDir, native, runtimeDir: runtime }), (error) => {
+      oneLine(error);
+      assert.match((error as Error).message, new RegExp(`is gone but the data it linked to is still in ${relocatedDataDir(runtime, dataDir)}: to start afresh remove that directory; to keep it: ln -s`));
+      return true;
+    });
     // Data already in the private tree (made before, by hand or as another user): not moved behind the user's back.
     const existing = join(project, 'old', 'pg');
     mkdirSync(existing, { recursive: true });
