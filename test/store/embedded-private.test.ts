@@ -68,6 +68,22 @@ describe('the embedded server in a 0700 directory', () => {
     }
   });
 
+  it('a 0700 data directory whose parent the postgres user can walk (a mkdtemp in /tmp) stays where it is', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'accrue-own-pg-'));
+    try {
+      const server = await startEmbedded({ dataDir: own, runtimeDir: runtime });
+      try {
+        assert.equal(await count(server.url), 1);
+      } finally {
+        await server.stop();
+      }
+      assert.ok(!lstatSync(own).isSymbolicLink() && existsSync(join(own, 'PG_VERSION')), 'the data is in the directory itself');
+      assert.ok(!existsSync(relocatedDataDir(runtime, own)), 'nothing in the runtime directory');
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
   it('refuses in one line with the remedy where it truly cannot (root only)', { skip: !isRoot && 'only root runs PostgreSQL as another user' }, async () => {
     const oneLine = (error: unknown) => {
       assert.ok(error instanceof EmbeddedError, String(error));
