@@ -2,13 +2,16 @@
 // the same truth however many processes ingest, close or post; totals the store keeps (events received, replays) are
 // served as counters. Process-local events (HTTP requests, failed ERP calls made here) are counters of this process;
 // process basics come from prom-client's defaults. docs/operations.md lists every series and what it means.
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { currentCatalog } from '../catalog/service.js';
 import { minorToMajor } from '../domain/money.js';
 import { unbilledUsage, type UnbilledUsage } from '../meter/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
+import { OWNER_QUEUES } from '../reconcile/exceptions.js';
+import { findKey, grants } from './keys.js';
+import { problemDetails, sendProblem } from './problem.js';
 
 /** Limit: how long an unbilled-usage estimate is served before a scrape starts a new one (it rates every open period). */
 export const UNBILLED_CACHE_MS = 30_000;
@@ -21,31 +24,77 @@ export const PAYMENT_SYNC_BUCKETS_SECONDS = [10, 30, 60, 300, 900, 1_800, 3_600,
 type Row = Record<string, string | number | null>;
 type Labels = Record<string, string>;
 
+/**
+ * Who may read GET /metrics (it shows revenue per legal entity): `public` answers anyone who can reach the address
+ * (the default); `key` wants an API key with the read (or admin) scope, `Authorization: Bearer <key>`.
+ */
+export type MetricsAccess = 'public' | 'key';
+export const METRICS_ACCESS: readonly MetricsAccess[] = ['public', 'key'];
+
+export interface MetricsOptions {
+  access?: MetricsAccess;
+  /** Serve GET /metrics on the API's own address (default); false when it is served on a separate one (buildMetricsServer). */
+  route?: boolean;
+  /** ERP connectors configured in this deployment: their series are 0, not absent, before anything is posted. */
+  connectors?: readonly string[];
+}
+
+/** Label values known before anything happened, so a series with nothing to count reads 0 instead of being absent. */
+interface Known {
+  entities: string[];
+  entityCurrencies: Array<{ legal_entity: string; currency: string }>;
+  meters: string[];
+  connectors: string[];
+}
+
+/** Limit: how long the known label values (catalog, connectors seen) are reused: one scrape reads them once. */
+const KNOWN_CACHE_MS = 1_000;
+
+// Label values of the store's own vocabularies (CHECK constraints of the migrations; src/settle/payments.ts).
+const INVOICE_KINDS = ['invoice', 'credit_note'];
+const INVOICE_STATUSES = ['draft', 'finalized', 'void'];
+const OUTBOX_STATUSES = ['pending', 'posted', 'dead'];
+const OPEN_EXCEPTION_STATUSES = ['open', 'assigned'];
+const QUARANTINE_REASONS = ['unknown_type', 'unknown_subject'];
+const PAYMENT_REJECTIONS = ['payment_unmatched', 'payment_currency_mismatch', 'payment_overpayment'];
+const ERP_FAILURE_KINDS = ['permanent', 'transient'];
+
+/** Every combination of the given label values: [{a: 1, b: x}, {a: 1, b: y}, …]. */
+function combinations(dimensions: Record<string, readonly string[]>): Labels[] {
+  return Object.entries(dimensions).reduce<Labels[]>((sets, [name, values]) => sets.flatMap((set) => values.map((value) => ({ ...set, [name]: value }))), [{}]);
+}
+
 const labelsOf = (row: Row, names: readonly string[]): Labels => Object.fromEntries(names.map((n) => [n, String(row[n] ?? '')]));
 
 /** A counter whose total the store keeps: each scrape sets it to the store's value (it only grows, as a counter must). */
-function storeCounter(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string }): void {
+type ZeroSets = () => Promise<Labels[]>;
+
+function storeCounter(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets }): void {
   new Counter({
     name: spec.name,
     help: spec.help,
     labelNames: spec.labelNames,
     registers: [registry],
     async collect() {
+      const [zeros, rows] = await Promise.all([spec.zeros?.() ?? [], pool.query<Row>(spec.sql)]);
       this.reset();
-      for (const row of (await pool.query<Row>(spec.sql)).rows) this.inc(labelsOf(row, spec.labelNames), Number(row.value));
+      for (const labels of zeros) this.inc(labels, 0);
+      for (const row of rows.rows) this.inc(labelsOf(row, spec.labelNames), Number(row.value));
     },
   });
 }
 
-function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string }): void {
+function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets }): void {
   new Gauge({
     name: spec.name,
     help: spec.help,
     labelNames: spec.labelNames,
     registers: [registry],
     async collect() {
+      const [zeros, rows] = await Promise.all([spec.zeros?.() ?? [], pool.query<Row>(spec.sql)]);
       this.reset();
-      for (const row of (await pool.query<Row>(spec.sql)).rows) this.set(labelsOf(row, spec.labelNames), Number(row.value));
+      for (const labels of zeros) this.set(labels, 0);
+      for (const row of rows.rows) this.set(labelsOf(row, spec.labelNames), Number(row.value));
     },
   });
 }
@@ -55,7 +104,7 @@ function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; hel
  * `v`, the observed value in seconds). prom-client's Histogram only counts observations made in this process, so the
  * family is rendered from the query's counts.
  */
-function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; sql: string }): void {
+function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; sql: string; zeros?: ZeroSets }): void {
   const columns = spec.buckets.map((b, i) => `count(*) FILTER (WHERE v <= ${b}) AS b${i}`).join(', ');
   const grouped = spec.labelNames.join(', ');
   const sql = `SELECT ${grouped ? `${grouped}, ` : ''}count(*) AS n, coalesce(sum(v), 0) AS total, ${columns} FROM (${spec.sql}) observed${grouped ? ` GROUP BY ${grouped}` : ''}`;
@@ -66,8 +115,14 @@ function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string;
     aggregator: 'sum',
     async get() {
       const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
-      for (const row of (await pool.query<Row>(sql)).rows) {
-        const labels = labelsOf(row, spec.labelNames);
+      const [zeros, result] = await Promise.all([spec.zeros?.() ?? [], pool.query<Row>(sql)]);
+      const rows: Array<{ row: Row; labels: Labels }> = result.rows.map((row) => ({ row, labels: labelsOf(row, spec.labelNames) }));
+      const seen = new Set(rows.map((row) => JSON.stringify(row.labels)));
+      for (const labels of zeros) {
+        if (seen.has(JSON.stringify(labelsOf(labels, spec.labelNames)))) continue;
+        rows.push({ row: { ...Object.fromEntries(spec.buckets.map((_, i) => [`b${i}`, 0])), n: 0, total: 0 }, labels: labelsOf(labels, spec.labelNames) });
+      }
+      for (const { row, labels } of rows) {
         spec.buckets.forEach((b, i) => values.push({ labels: { le: b, ...labels }, value: Number(row[`b${i}`]), metricName: `${spec.name}_bucket` }));
         values.push({ labels: { le: '+Inf', ...labels }, value: Number(row.n), metricName: `${spec.name}_bucket` });
         values.push({ labels, value: Number(row.total), metricName: `${spec.name}_sum` });
@@ -108,9 +163,40 @@ class UnbilledCache {
   }
 }
 
-export function metricsRegistry(pool: pg.Pool): Registry {
+export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'connectors'> = {}): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+
+  // Failed ERP calls are counted by the process that makes them: configured connectors start at 0 (others once seen).
+  const failures = processRegistry.getSingleMetric('accrue_erp_call_failures_total') as Counter | undefined;
+  for (const labels of combinations({ connector: [...(options.connectors ?? [])], kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
+
+  // The catalog's legal entities (with their currency) and meters, and every connector configured or ever used.
+  let known: { at: number; value: Promise<Known> } | undefined;
+  const readKnown = async (): Promise<Known> => {
+    const [catalog, used] = await Promise.all([
+      currentCatalog(pool),
+      pool.query<{ target: string }>('SELECT target FROM outbox GROUP BY target UNION SELECT target FROM payment_sync_cursors'),
+    ]);
+    const entities = (catalog?.catalog.legal_entities ?? []).map((e) => e.id);
+    const connectors = [...new Set([...(options.connectors ?? []), ...used.rows.map((r) => r.target)])].sort();
+    for (const labels of combinations({ connector: connectors, kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
+    return {
+      entities,
+      entityCurrencies: (catalog?.catalog.legal_entities ?? []).map((e) => ({ legal_entity: e.id, currency: e.currency })),
+      meters: (catalog?.catalog.meters ?? []).map((m) => m.id),
+      connectors,
+    };
+  };
+  const getKnown = (): Promise<Known> => {
+    if (!known || Date.now() - known.at >= KNOWN_CACHE_MS) {
+      const value = readKnown();
+      known = { at: Date.now(), value };
+      value.catch(() => (known = undefined));
+    }
+    return known.value;
+  };
+  const zeros = (dimensions: (k: Known) => Record<string, readonly string[]>): ZeroSets => async () => combinations(dimensions(await getKnown()));
 
   // ---------- ingestion ----------
   new Counter({
@@ -134,6 +220,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     help: 'Quarantined events (unknown type or subject) waiting for replay, by reason.',
     labelNames: ['reason'],
     sql: 'SELECT reason, count(*) AS value FROM quarantine WHERE replayed_at IS NULL GROUP BY reason',
+    zeros: async () => combinations({ reason: QUARANTINE_REASONS }),
   });
   const catalogEntities = async () => {
     const catalog = await currentCatalog(pool);
@@ -145,8 +232,9 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     labelNames: ['legal_entity'],
     registers: [registry],
     async collect() {
-      const entities = await catalogEntities();
+      const [entities, { entities: all }] = await Promise.all([catalogEntities(), getKnown()]);
       this.reset();
+      for (const legal_entity of all) this.inc({ legal_entity }, 0);
       for (const row of (await pool.query<{ customer: string; n: string }>('SELECT customer_id AS customer, count(*) AS n FROM events WHERE late GROUP BY 1')).rows) {
         this.inc({ legal_entity: entities.get(row.customer) ?? 'unknown' }, Number(row.n));
       }
@@ -161,8 +249,10 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     labelNames: ['legal_entity', 'meter'],
     registers: [registry],
     async collect() {
+      const [{ value }, k] = await Promise.all([unbilled.get(), getKnown()]);
       this.reset();
-      for (const q of (await unbilled.get()).value?.quantities ?? []) this.set({ legal_entity: q.legal_entity, meter: q.meter }, Number(q.quantity));
+      for (const labels of combinations({ legal_entity: k.entities, meter: k.meters })) this.set(labels, 0);
+      for (const q of value?.quantities ?? []) this.set({ legal_entity: q.legal_entity, meter: q.meter }, Number(q.quantity));
     },
   });
   new Gauge({
@@ -171,9 +261,11 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     labelNames: ['legal_entity', 'currency'],
     registers: [registry],
     async collect() {
+      const [{ value }, k] = await Promise.all([unbilled.get(), getKnown()]);
       this.reset();
+      for (const labels of k.entityCurrencies) this.set(labels, 0);
       // Prometheus samples are floats: the exact amount is in the invoices; this is an estimate for a chart.
-      for (const a of (await unbilled.get()).value?.amounts ?? []) this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
+      for (const a of value?.amounts ?? []) this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
     },
   });
   new Gauge({
@@ -182,8 +274,10 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     labelNames: ['legal_entity'],
     registers: [registry],
     async collect() {
+      const [{ value }, k] = await Promise.all([unbilled.get(), getKnown()]);
       this.reset();
-      for (const e of (await unbilled.get()).value?.events ?? []) this.set({ legal_entity: e.legal_entity }, e.events);
+      for (const legal_entity of k.entities) this.set({ legal_entity }, 0);
+      for (const e of value?.events ?? []) this.set({ legal_entity: e.legal_entity }, e.events);
     },
   });
   new Gauge({
@@ -201,6 +295,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     help: 'Invoices and credit notes by legal entity, kind and status.',
     labelNames: ['legal_entity', 'kind', 'status'],
     sql: 'SELECT legal_entity, kind, status, count(*) AS value FROM invoices GROUP BY 1, 2, 3',
+    zeros: zeros((k) => ({ legal_entity: k.entities, kind: INVOICE_KINDS, status: INVOICE_STATUSES })),
   });
   storeHistogram(registry, pool, {
     name: 'accrue_invoice_generation_latency_seconds',
@@ -209,6 +304,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     buckets: INVOICE_LATENCY_BUCKETS_SECONDS,
     sql: `SELECT legal_entity, greatest(0, extract(epoch FROM finalized_at - (period_end::timestamp AT TIME ZONE 'UTC')))::float8 AS v
             FROM invoices WHERE kind = 'invoice' AND corrects IS NULL AND finalized_at IS NOT NULL`,
+    zeros: zeros((k) => ({ legal_entity: k.entities })),
   });
 
   // ---------- settlement ----------
@@ -217,6 +313,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     help: 'Payments (charges collected from a customer, by webhook or from an ERP) refused for application and filed as exceptions, by legal entity and reason.',
     labelNames: ['legal_entity', 'reason'],
     sql: "SELECT coalesce(legal_entity, 'unknown') AS legal_entity, kind AS reason, count(*) AS value FROM exceptions WHERE details ? 'payment' GROUP BY 1, 2",
+    zeros: zeros((k) => ({ legal_entity: k.entities, reason: PAYMENT_REJECTIONS })),
   });
   storeGauge(registry, pool, {
     name: 'accrue_payment_sync_last_poll_age_seconds',
@@ -231,6 +328,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     buckets: PAYMENT_SYNC_BUCKETS_SECONDS,
     sql: `SELECT target AS connector, greatest(0, extract(epoch FROM first_polled_at - erp_modified_at::timestamptz))::float8 AS v
             FROM erp_payment_sync WHERE outcome = 'applied' AND erp_modified_at ~ '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}(:?\\d{2})?)$'`,
+    zeros: zeros((k) => ({ connector: k.connectors })),
   });
 
   // ---------- posting ----------
@@ -240,30 +338,35 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     help: 'Outbox entries by ERP connector, legal entity and status: pending is the posting backlog, dead the dead-letter queue.',
     labelNames: ['connector', 'legal_entity', 'status'],
     sql: `SELECT o.target AS connector, ${outboxEntity} AS legal_entity, o.status, count(*) AS value FROM outbox o GROUP BY 1, 2, 3`,
+    zeros: zeros((k) => ({ connector: k.connectors, legal_entity: k.entities, status: OUTBOX_STATUSES })),
   });
   storeGauge(registry, pool, {
     name: 'accrue_outbox_oldest_pending_age_seconds',
     help: 'Age of the oldest pending outbox entry (the posting backlog) per ERP connector.',
     labelNames: ['connector'],
     sql: "SELECT target AS connector, extract(epoch FROM now() - min(created_at))::float8 AS value FROM outbox WHERE status = 'pending' GROUP BY 1",
+    zeros: zeros((k) => ({ connector: k.connectors })), // no backlog: 0 s
   });
   storeGauge(registry, pool, {
     name: 'accrue_outbox_failing_entries',
     help: 'Pending outbox entries whose last ERP call failed and that wait for a retry, per ERP connector.',
     labelNames: ['connector'],
     sql: "SELECT target AS connector, count(*) AS value FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL GROUP BY 1",
+    zeros: zeros((k) => ({ connector: k.connectors })),
   });
   storeGauge(registry, pool, {
     name: 'accrue_dead_letter_entries',
     help: 'Dead-letter entries (refused by the ERP or out of retries) waiting for a person, per ERP connector.',
     labelNames: ['connector'],
     sql: "SELECT target AS connector, count(*) AS value FROM outbox WHERE status = 'dead' GROUP BY 1",
+    zeros: zeros((k) => ({ connector: k.connectors })),
   });
   storeCounter(registry, pool, {
     name: 'accrue_outbox_replays_total',
     help: 'Dead letters put back in the outbox (accrue dlq replay, POST /v1/dlq/{id}/replay), per ERP connector.',
     labelNames: ['connector'],
     sql: 'SELECT target AS connector, sum(replays) AS value FROM outbox GROUP BY 1',
+    zeros: zeros((k) => ({ connector: k.connectors })),
   });
 
   // ---------- reconciliation ----------
@@ -272,6 +375,7 @@ export function metricsRegistry(pool: pg.Pool): Registry {
     help: 'Exceptions not yet resolved or waived, by owner queue, status (open, assigned) and legal entity.',
     labelNames: ['queue', 'status', 'legal_entity'],
     sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
+    zeros: zeros((k) => ({ queue: OWNER_QUEUES, status: OPEN_EXCEPTION_STATUSES, legal_entity: k.entities })),
   });
   return registry;
 }
@@ -293,14 +397,44 @@ function httpMetrics(app: FastifyInstance, registry: Registry): void {
   });
 }
 
-export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool): Promise<void> {
-  const own = metricsRegistry(pool);
+/**
+ * Counts the app's HTTP requests and, unless `options.route` is false, serves GET /metrics on it (with `access: 'key'`
+ * only to a read or admin key). Returns the registry, for buildMetricsServer when /metrics has an address of its own.
+ */
+export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool, options: MetricsOptions = {}): Promise<Registry> {
+  const own = metricsRegistry(pool, options);
   httpMetrics(app, own);
   const registry = Registry.merge([own, processRegistry]);
-  app.get('/metrics', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => {
+  if (options.route !== false) {
+    app.get('/metrics', { config: { scope: options.access === 'key' ? 'read' : 'public' }, schema: { hide: true } }, async (_request, reply) => {
+      reply.type(registry.contentType);
+      return withoutMisnamedGauges(await registry.metrics());
+    });
+  }
+  return registry;
+}
+
+/**
+ * GET /metrics alone, for its own listen address (`accrue serve --metrics-listen 127.0.0.1:9464`): the API's address
+ * then has no /metrics. Without `registry` (a worker, which serves no API) it serves the store's and this process's series.
+ */
+export async function buildMetricsServer(options: { pool: pg.Pool; access?: MetricsAccess; registry?: Registry; connectors?: readonly string[] }): Promise<FastifyInstance> {
+  const registry = options.registry ?? Registry.merge([metricsRegistry(options.pool, { connectors: options.connectors }), processRegistry]);
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (request, reply) => {
+    if (options.access === 'key') {
+      const header = request.headers.authorization;
+      const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      if (!secret) return sendProblem(reply, problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`'));
+      const key = await findKey(options.pool, secret);
+      if (!key) return sendProblem(reply, problemDetails(401, 'unauthorized', 'unknown or revoked API key'));
+      if (!grants(key.scope, 'read')) return sendProblem(reply, problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs read`));
+    }
     reply.type(registry.contentType);
     return withoutMisnamedGauges(await registry.metrics());
   });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, problemDetails(404, 'not_found', `no route ${request.method} ${request.url}: this address serves GET /metrics only`)));
+  return app;
 }
 
 /**

@@ -9,7 +9,8 @@ import { registerEventRoutes } from './routes/events.js';
 import type { GroupCommitOptions } from '../ingest/group-commit.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
-import { registerMetricsRoute } from './metrics.js';
+import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
+import type { Registry } from 'prom-client';
 import { documentErrors } from './contract.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   webhookSecret?: string;
   /** Single-event POST /v1/events: group commit and its queue bounds (src/ingest/group-commit.ts); false writes each alone. */
   groupCommit?: GroupCommitOptions | false;
+  /** Who may read GET /metrics, and whether this app serves it (src/api/metrics.ts; docs/operations.md). */
+  metrics?: MetricsOptions;
 }
 
 /** Limits (documented in docs/api.md): bodies over this answer 413. */
@@ -39,6 +42,10 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     apiKey?: ApiKey;
+  }
+  interface FastifyInstance {
+    /** The metrics this app counts and serves, for a /metrics on an address of its own. */
+    metricsRegistry: Registry;
   }
 }
 
@@ -107,7 +114,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   await registerStrictJson(app); // every JSON body read strictly (src/api/json-body.ts)
-  await registerMetricsRoute(app, options.pool);
+  app.decorate('metricsRegistry', await registerMetricsRoute(app, options.pool, options.metrics));
   await registerEventRoutes(app, options);
   await registerCatalogRoutes(app, options);
   await registerUsageRoutes(app, options);

@@ -38,6 +38,8 @@ export function registerCommands(program: Command): void {
     .option('--role <role>', 'api (HTTP and --source ingestion only), worker (outbox workers for the ERP targets in NETSUITE_*/XERO_* and the notification publisher; no HTTP) or all (default all); also ACCRUE_ROLE')
     .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')
+    .option('--metrics-listen <host:port>', 'serve GET /metrics on this address instead of the API\'s (e.g. 127.0.0.1:9464; also for --role worker); also ACCRUE_METRICS_LISTEN')
+    .option('--metrics-access <access>', 'who may read GET /metrics: public (default: anyone who reaches the address) or key (an API key with the read or admin scope); also ACCRUE_METRICS_ACCESS')
     .option('--source <url>', 'also consume usage CloudEvents from NATS JetStream, e.g. nats://127.0.0.1:4222 (docs/streaming.md)')
     .option('--stream <name>', 'with --source: the JetStream stream, e.g. USAGE (created when absent)')
     .option('--subjects <list>', 'with --source: subjects of the stream when Accrue creates it (default usage.>)')
@@ -326,7 +328,8 @@ export function registerCommands(program: Command): void {
     .requiredOption('--entity <id>', 'legal entity')
     .requiredOption('--period <YYYY-MM>', 'accounting period')
     .option('--out <file>', 'write to a file instead of standard output')
-    .action(async (flags: { format: string; entity: string; period: string; out?: string }) => {
+    .option('--accounts <file>', "a ledger in several files: write the declarations (commodities, every account of the entity's whole ledger, opened at first use) to FILE and only the period's transactions to --out; include FILE first, then each period's file")
+    .action(async (flags: { format: string; entity: string; period: string; out?: string; accounts?: string }) => {
       if (!EXPORT_FORMATS.includes(flags.format as ExportFormat)) throw new ProblemError([{ path: '--format', code: 'invalid', message: `must be one of ${EXPORT_FORMATS.join(', ')}` }]);
       const period = parsePeriod(flags.period, '--period');
       if (!period.ok) throw new ProblemError(period.problems);
@@ -334,12 +337,23 @@ export function registerCommands(program: Command): void {
         const current = await requireCatalog(store.pool);
         if (!current.index.legalEntities.has(flags.entity)) throw new ProblemError([{ path: '--entity', code: 'unknown', message: `no legal entity ${flags.entity}` }]);
         const journals = await readJournals(store.pool, { entity: flags.entity, from: period.value.start_date, to: period.value.end_date });
-        const text = exportJournals(flags.format as ExportFormat, journals, current.catalog);
+        const format = flags.format as ExportFormat;
+        const text = exportJournals(format, journals, current.catalog, flags.accounts ? 'transactions' : 'file');
+        let accounts: { file: string; journals: number } | undefined;
+        if (flags.accounts) {
+          const ledger = await readJournals(store.pool, { entity: flags.entity }); // every period: the declarations cover them all
+          writeFileSync(flags.accounts, exportJournals(format, ledger, current.catalog, 'declarations'));
+          accounts = { file: flags.accounts, journals: ledger.length };
+        }
+        const wroteAccounts = accounts ? `; declarations of ${accounts.journals} journals to ${accounts.file}` : '';
         if (flags.out) {
           writeFileSync(flags.out, text);
-          output(`wrote ${journals.length} journals to ${flags.out}`, { file: flags.out, format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length });
-        } else if (globals().json) output('', { format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, text });
-        else process.stdout.write(text);
+          output(`wrote ${journals.length} journals to ${flags.out}${wroteAccounts}`, { file: flags.out, format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, ...(accounts ? { accounts } : {}) });
+        } else if (globals().json) output('', { format: flags.format, entity: flags.entity, period: flags.period, journals: journals.length, text, ...(accounts ? { accounts } : {}) });
+        else {
+          process.stdout.write(text);
+          if (accounts) process.stderr.write(`accrue: wrote the declarations of ${accounts.journals} journals to ${accounts.file}\n`);
+        }
       });
     });
 

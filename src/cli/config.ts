@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { DEFAULT_DATA_DIR } from '../store/store.js';
 import { NO_ROLLOUT_LIMIT, type RolloutScope } from '../post/rollout.js';
+import { METRICS_ACCESS, type MetricsAccess } from '../api/metrics.js';
 
 export interface Config {
   databaseUrl?: string;
@@ -14,6 +15,10 @@ export interface Config {
   bodyLimitBytes: number;
   /** Which customers and legal entities post to external ERPs (src/post/rollout.ts); unlimited by default. */
   rollout: RolloutScope;
+  /** Who may read GET /metrics: public (default) or key (an API key with the read or admin scope). */
+  metricsAccess: MetricsAccess;
+  /** host:port to serve GET /metrics on instead of the API's address; unset: on the API's address. */
+  metricsListen?: string;
 }
 
 export const DEFAULTS: Config = {
@@ -23,6 +28,7 @@ export const DEFAULTS: Config = {
   futureSkewSeconds: 300,
   bodyLimitBytes: 4 * 1024 * 1024,
   rollout: NO_ROLLOUT_LIMIT,
+  metricsAccess: 'public',
 };
 
 const ENV: Record<string, keyof Config> = {
@@ -32,6 +38,8 @@ const ENV: Record<string, keyof Config> = {
   ACCRUE_PORT: 'port',
   ACCRUE_FUTURE_SKEW_SECONDS: 'futureSkewSeconds',
   ACCRUE_BODY_LIMIT_BYTES: 'bodyLimitBytes',
+  ACCRUE_METRICS_ACCESS: 'metricsAccess',
+  ACCRUE_METRICS_LISTEN: 'metricsListen',
 };
 
 const FILE_KEYS: Record<string, keyof Config> = {
@@ -41,6 +49,8 @@ const FILE_KEYS: Record<string, keyof Config> = {
   port: 'port',
   future_skew_seconds: 'futureSkewSeconds',
   body_limit_bytes: 'bodyLimitBytes',
+  metrics_access: 'metricsAccess',
+  metrics_listen: 'metricsListen',
 };
 
 const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'futureSkewSeconds', 'bodyLimitBytes']);
@@ -58,7 +68,7 @@ function assign(config: Config, key: keyof Config, value: unknown, origin: strin
   }
 }
 
-export function loadConfig(flags: { config?: string; databaseUrl?: string; dataDir?: string; host?: string; port?: string }, env = process.env): Config {
+export function loadConfig(flags: { config?: string; databaseUrl?: string; dataDir?: string; host?: string; port?: string; metricsListen?: string; metricsAccess?: string }, env = process.env): Config {
   const config: Config = { ...DEFAULTS };
   const file = flags.config ?? env.ACCRUE_CONFIG ?? ['accrue.config.yaml', 'accrue.config.yml', 'accrue.config.json'].find((f) => existsSync(f));
   if (file) {
@@ -82,7 +92,19 @@ export function loadConfig(flags: { config?: string; databaseUrl?: string; dataD
   assign(config, 'dataDir', flags.dataDir, '--data-dir');
   assign(config, 'host', flags.host, '--host');
   assign(config, 'port', flags.port, '--port');
+  assign(config, 'metricsAccess', flags.metricsAccess, '--metrics-access');
+  assign(config, 'metricsListen', flags.metricsListen, '--metrics-listen');
+  if (!METRICS_ACCESS.includes(config.metricsAccess)) throw new ConfigError(`metrics access must be one of ${METRICS_ACCESS.join(', ')}, got ${JSON.stringify(config.metricsAccess)}`);
+  if (config.metricsListen !== undefined) parseListen(config.metricsListen, 'metrics listen address');
   return config;
+}
+
+/** `host:port` (an IPv6 host in brackets: `[::1]:9464`) as Fastify's listen options. */
+export function parseListen(value: string, origin: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number.parseInt(match[3]!, 10) : NaN;
+  if (!match || port < 1 || port > 65_535) throw new ConfigError(`${origin} must be host:port (e.g. 127.0.0.1:9464), got ${JSON.stringify(value)}`);
+  return { host: match[1] ?? match[2]!, port };
 }
 
 /** A comma-separated list of ids from the environment; unset or blank means not configured. */

@@ -1,7 +1,10 @@
 // `accrue serve --role api|worker|all`: one binary, separate roles, any number of each against one Postgres.
 // Nothing is held in a process that another could not pick up: outbox rows are claimed with leases, notifications
 // with row locks, stream messages through one durable consumer, so processes start, stop and die independently.
+import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
+import { buildMetricsServer } from '../api/metrics.js';
+import { parseListen } from './config.js';
 import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
@@ -16,7 +19,7 @@ import { publisherOptions, runUntilSignal, sourceOptions, type StreamFlags } fro
 export const SERVE_ROLES = ['api', 'worker', 'all'] as const;
 export type ServeRole = (typeof SERVE_ROLES)[number];
 
-export type ServeFlags = StreamFlags & { host?: string; port?: string; role?: string };
+export type ServeFlags = StreamFlags & { host?: string; port?: string; role?: string; metricsListen?: string; metricsAccess?: string };
 
 const jsonLog = (line: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
 
@@ -42,6 +45,11 @@ export function erpTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): ErpTarg
   return targets;
 }
 
+/** The ERP connectors configured in the environment (as erpTargetsFromEnv reads it), by name: their metrics start at 0. */
+export function erpConnectorNames(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [...(env.NETSUITE_BASE_URL || env.NETSUITE_TOKEN ? ['netsuite'] : []), ...(env.XERO_TOKEN || env.XERO_TENANT_ID ? ['xero'] : [])];
+}
+
 /**
  * api: the HTTP API (and the JetStream consumer with --source: ingestion belongs to the API role).
  * worker: one outbox worker per configured ERP target and the notification publisher; no HTTP.
@@ -59,12 +67,24 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   if (role === 'worker' && targets.length === 0 && notifyChannels === 0) {
     throw new ProblemError([{ path: '--role', code: 'nothing_to_do', message: 'a worker needs an ERP target (NETSUITE_BASE_URL and NETSUITE_TOKEN, or XERO_TOKEN and XERO_TENANT_ID) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)' }]);
   }
+  const metricsListen = cfg.metricsListen === undefined ? undefined : parseListen(cfg.metricsListen, '--metrics-listen');
+  const connectors = erpConnectorNames();
   await runUntilSignal(flags, async (store, stoppers, failed) => {
+    let registry: FastifyInstance['metricsRegistry'] | undefined;
     if (http) {
-      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET, groupCommit: groupCommitOptionsFromEnv() });
+      const metrics = { access: cfg.metricsAccess, route: metricsListen === undefined, connectors };
+      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET, groupCommit: groupCommitOptionsFromEnv(), metrics });
       await app.listen({ host: cfg.host, port: cfg.port });
       stoppers.push(() => app.close());
-      process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
+      registry = app.metricsRegistry;
+      const where = metricsListen ? '' : `, metrics at /metrics: ${cfg.metricsAccess === 'key' ? 'read key required' : 'no key asked (see metrics_access, --metrics-listen)'}`;
+      process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json${where})\n`);
+    }
+    if (metricsListen) {
+      const metricsApp = await buildMetricsServer({ pool: store.pool, access: cfg.metricsAccess, registry, connectors });
+      await metricsApp.listen(metricsListen);
+      stoppers.push(() => metricsApp.close());
+      process.stderr.write(`accrue: metrics on http://${cfg.metricsListen}/metrics (${cfg.metricsAccess === 'key' ? 'read key required' : 'no key'})\n`);
     }
     if (source) {
       const consumer = await startStreamConsumer(store.pool, source);

@@ -3,12 +3,12 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { toBeancount } from '../../src/connectors/plaintext/beancount.js';
-import { toHledger } from '../../src/connectors/plaintext/hledger.js';
+import { beancountDeclarations, beancountTransactions, toBeancount } from '../../src/connectors/plaintext/beancount.js';
+import { hledgerDeclarations, hledgerTransactions, toHledger } from '../../src/connectors/plaintext/hledger.js';
 import {
   accountRoles,
   creditNoteJournal,
@@ -325,6 +325,62 @@ describe('both exports, checked by the real tools', () => {
     assert.throws(() => toBeancount([...acmeJournals(), first!], { roles: ROLES }), /appears twice/);
     assert.throws(() => toBeancount(acmeJournals(), { accountName: (_e, a) => `Revenue:${a}` }), /"Revenue:\d+" is not a valid beancount account name/);
     assert.throws(() => toBeancount(acmeJournals(), { accountName: () => 'Assets:Same' }), /would both be named Assets:Same/);
+  });
+});
+
+describe('a ledger kept in monthly files', () => {
+  // November: an invoice (receivable, revenue, tax). December: the Acme journals, which open cash and deferred revenue.
+  const november = invoiceJournals(invoice('inv-oct', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n), line(2, 'usage', 'storage', 1250n)], 1115n), ACCOUNTS['nw-us']!, usRevenue, 'C-10042', '2026-11-02');
+  const december = acmeJournals();
+  const ledger = [...november, ...december];
+  const options: PlainTextOptions = { roles: ROLES };
+
+  function files(extension: string, parts: Record<string, string>): string {
+    const dir = join(workdir, `ledger-${++fileCount}`);
+    mkdirSync(dir);
+    for (const [name, text] of Object.entries(parts)) writeFileSync(join(dir, name), text);
+    return dir;
+  }
+
+  it('self-contained monthly files each pass alone, and beancount refuses them together (accounts opened twice)', () => {
+    checkWithTools(november, options);
+    checkWithTools(december, options);
+    const both = writeTemp(toBeancount(november, options) + toBeancount(december, options), 'beancount');
+    const refused = run('bean-check', [both]);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr + refused.stdout, /Duplicate open directive/);
+  });
+
+  it('beancount: the declarations file, then each month, load together (included or concatenated) with the balances of both months', () => {
+    const accounts = beancountDeclarations(ledger, options);
+    const nov = beancountTransactions(november, options);
+    const dec = beancountTransactions(december, options);
+    assert.doesNotMatch(nov + dec, / open | commodity |^option /m, 'the months declare nothing');
+    assert.match(accounts, /^2026-12-15 open Assets:Cash:1000 USD$/m);
+    assert.doesNotMatch(accounts, /^\d{4}-\d{2}-\d{2} \*/m, 'the declarations hold no transaction');
+    const dir = files('beancount', { 'accounts.beancount': accounts, '2026-11.beancount': nov, '2026-12.beancount': dec, 'main.beancount': 'include "accounts.beancount"\ninclude "2026-11.beancount"\ninclude "2026-12.beancount"\n' });
+    const main = join(dir, 'main.beancount');
+    assert.equal(succeeds('bean-check', [main], accounts + nov + dec).trim(), '');
+    assert.deepEqual(beancountBalances(main, accounts + nov + dec), expectedBalances(ledger, options));
+    const joined = writeTemp(accounts + nov + dec, 'beancount');
+    assert.equal(succeeds('bean-check', [joined], accounts + nov + dec).trim(), '');
+    // One month with the declarations also loads: a ledger can be checked as it grows.
+    const first = writeTemp(accounts + nov, 'beancount');
+    assert.equal(succeeds('bean-check', [first], accounts + nov).trim(), '');
+  });
+
+  it('hledger: the declarations file, then each month, load together (included or concatenated) with the balances of both months', () => {
+    const accounts = hledgerDeclarations(ledger, options);
+    const nov = hledgerTransactions(november, options);
+    const dec = hledgerTransactions(december, options);
+    assert.doesNotMatch(nov + dec, /^(account|commodity) /m, 'the months declare nothing');
+    const dir = files('journal', { 'accounts.journal': accounts, '2026-11.journal': nov, '2026-12.journal': dec, 'main.journal': 'include accounts.journal\ninclude 2026-11.journal\ninclude 2026-12.journal\n' });
+    const main = join(dir, 'main.journal');
+    succeeds('hledger', ['-f', main, 'check', '--strict', 'ordereddates'], accounts + nov + dec);
+    assert.deepEqual(hledgerBalances(main, accounts + nov + dec), expectedBalances(ledger, options));
+    const joined = writeTemp(accounts + nov + dec, 'journal');
+    succeeds('hledger', ['-f', joined, 'check', '--strict', 'ordereddates'], accounts + nov + dec);
+    assert.deepEqual(hledgerBalances(joined, accounts + nov + dec), expectedBalances(ledger, options));
   });
 });
 

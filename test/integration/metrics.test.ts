@@ -16,6 +16,9 @@ import { TargetError, type ErpTarget } from '../../src/post/target.js';
 import { pollPayments, type ErpPayment } from '../../src/settle/poll.js';
 import { unbilledUsage } from '../../src/meter/unbilled.js';
 import { buildServer } from '../../src/api/server.js';
+import { buildMetricsServer } from '../../src/api/metrics.js';
+import { createKey } from '../../src/api/keys.js';
+import { ConfigError, loadConfig, parseListen } from '../../src/cli/config.js';
 import { minorToMajor } from '../../src/domain/money.js';
 
 let store: Store;
@@ -182,6 +185,9 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'accrue_dead_letter_entries{connector="refusing"}'), journals);
     assert.equal(sample(text, 'accrue_outbox_replays_total{connector="refusing"}'), 1);
     assert.equal(sample(text, 'accrue_outbox_replays_total{connector="flaky"}'), 0);
+    assert.equal(sample(text, 'accrue_dead_letter_entries{connector="flaky"}'), 0, 'a connector with no dead letter reads 0');
+    assert.equal(sample(text, 'accrue_outbox_failing_entries{connector="refusing"}'), 0);
+    assert.equal(sample(text, 'accrue_outbox_entries{connector="refusing",legal_entity="nw-de",status="pending"}'), 0);
     const byEntity = (await store.pool.query<{ legal_entity: string; n: number }>("SELECT j.legal_entity, count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'flaky' GROUP BY 1")).rows;
     for (const r of byEntity) assert.equal(sample(text, `accrue_outbox_entries{connector="flaky",legal_entity="${r.legal_entity}",status="pending"}`), r.n);
     assert.equal(sample(text, 'accrue_erp_call_failures_total{connector="refusing",kind="permanent"}'), journals + 1);
@@ -202,5 +208,137 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'accrue_http_requests_total{method="GET",route="/healthz",status_code="200"}'), 1);
     assert.match(text, /^accrue_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/healthz"\} \d/m);
     assert.match(text, /^process_cpu_user_seconds_total \d/m);
+  });
+});
+
+/** promtool's verdict on a scrape. */
+function promtoolAccepts(text: string): void {
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (lint.error) throw new Error(`promtool (Debian package prometheus) is needed to check the metrics: ${lint.error.message}`);
+  assert.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`);
+}
+
+describe('series with nothing to count', () => {
+  // A database of its own with a catalog and nothing else: no event, invoice, outbox entry or exception.
+  let own: Store;
+  let server: FastifyInstance;
+  let text = '';
+  before(async () => {
+    own = await testStore();
+    assert.ok((await applyCatalog(own.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
+    server = await buildServer({ pool: own.pool, metrics: { connectors: ['netsuite', 'xero'] } });
+    const res = await server.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    text = res.body;
+  });
+  after(async () => {
+    await server.close();
+    await own.close();
+  });
+
+  it('read 0 for every known label set: legal entities, meters, configured connectors, queues, statuses, outcomes', () => {
+    const zero = [
+      'accrue_dead_letter_entries{connector="netsuite"}',
+      'accrue_outbox_failing_entries{connector="netsuite"}',
+      'accrue_outbox_oldest_pending_age_seconds{connector="netsuite"}',
+      'accrue_outbox_replays_total{connector="netsuite"}',
+      'accrue_outbox_entries{connector="netsuite",legal_entity="nw-us",status="pending"}',
+      'accrue_outbox_entries{connector="netsuite",legal_entity="nw-de",status="dead"}',
+      'accrue_erp_call_failures_total{connector="netsuite",kind="permanent"}',
+      'accrue_erp_call_failures_total{connector="netsuite",kind="transient"}',
+      'accrue_erp_call_failures_total{connector="xero",kind="permanent"}', // no other test here knows xero: set at start
+      'accrue_dead_letter_entries{connector="xero"}',
+      'accrue_exceptions_open{queue="finance_operations",status="open",legal_entity="nw-us"}',
+      'accrue_exceptions_open{queue="billing_engineering",status="assigned",legal_entity="nw-de"}',
+      'accrue_exceptions_open{queue="integration_support",status="open",legal_entity="nw-de"}',
+      'accrue_invoices{legal_entity="nw-us",kind="invoice",status="finalized"}',
+      'accrue_invoices{legal_entity="nw-de",kind="credit_note",status="void"}',
+      'accrue_charge_rejections_total{legal_entity="nw-us",reason="payment_unmatched"}',
+      'accrue_late_events_total{legal_entity="nw-de"}',
+      'accrue_quarantine_pending{reason="unknown_type"}',
+      'accrue_quarantine_pending{reason="unknown_subject"}',
+      'accrue_unbilled_events{legal_entity="nw-us"}',
+      'accrue_unbilled_usage_quantity{legal_entity="nw-de",meter="api_calls"}',
+      'accrue_events_received_total{outcome="quarantined"}',
+      'accrue_invoice_generation_latency_seconds_count{legal_entity="nw-us"}',
+      'accrue_invoice_generation_latency_seconds_bucket{le="+Inf",legal_entity="nw-de"}',
+      'accrue_payment_sync_delay_seconds_count{connector="netsuite"}',
+      'accrue_payment_sync_delay_seconds_bucket{le="60",connector="netsuite"}',
+    ];
+    assert.deepEqual(zero.filter((series) => sample(text, series) !== 0), [], 'absent or not 0');
+    // Flat fees of the open month are unbilled before any usage: the amount is there, in each entity's currency.
+    assert.ok(sample(text, 'accrue_unbilled_amount{legal_entity="nw-de",currency="EUR"}') !== undefined);
+    assert.ok(sample(text, 'accrue_unbilled_amount{legal_entity="nw-us",currency="USD"}') !== undefined);
+  });
+
+  it('still pass promtool check metrics', () => promtoolAccepts(text));
+});
+
+describe('protecting /metrics', () => {
+  let own: Store;
+  let read = '';
+  let ingest = '';
+  const apps: FastifyInstance[] = [];
+  before(async () => {
+    own = await testStore();
+    read = (await createKey(own.pool, { name: 'prometheus', scope: 'read' })).secret;
+    ingest = (await createKey(own.pool, { name: 'producer', scope: 'ingest' })).secret;
+  });
+  after(async () => {
+    for (const app of apps) await app.close();
+    await own.close();
+  });
+  const get = (app: FastifyInstance, key?: string) => app.inject({ method: 'GET', url: '/metrics', headers: key ? { authorization: `Bearer ${key}` } : {} });
+
+  it('is public by default', async () => {
+    const app = await buildServer({ pool: own.pool });
+    apps.push(app);
+    assert.equal((await get(app)).statusCode, 200);
+  });
+
+  it('with access key: a read (or admin) key reads it; no key 401, an ingest key 403', async () => {
+    const app = await buildServer({ pool: own.pool, metrics: { access: 'key' } });
+    apps.push(app);
+    assert.equal((await get(app)).statusCode, 401);
+    assert.equal((await get(app, 'acc_read_wrong')).statusCode, 401);
+    assert.equal((await get(app, ingest)).statusCode, 403);
+    const ok = await get(app, read);
+    assert.equal(ok.statusCode, 200);
+    assert.match(ok.body, /^# TYPE accrue_invoices gauge$/m);
+  });
+
+  it('on a separate address: the API has no /metrics, the metrics server has them with the API\'s HTTP counts', async () => {
+    const api = await buildServer({ pool: own.pool, metrics: { route: false } });
+    apps.push(api);
+    assert.equal((await get(api)).statusCode, 404);
+    await api.inject({ method: 'GET', url: '/healthz' });
+    const metrics = await buildMetricsServer({ pool: own.pool, registry: api.metricsRegistry });
+    apps.push(metrics);
+    const res = await get(metrics);
+    assert.equal(res.statusCode, 200);
+    assert.equal(sample(res.body, 'accrue_http_requests_total{method="GET",route="/healthz",status_code="200"}'), 1);
+    promtoolAccepts(res.body);
+    assert.equal((await metrics.inject({ method: 'GET', url: '/v1/invoices' })).statusCode, 404, 'that address serves /metrics only');
+
+    const keyed = await buildMetricsServer({ pool: own.pool, access: 'key' }); // a worker's: the store's and the process's series
+    apps.push(keyed);
+    assert.equal((await get(keyed)).statusCode, 401);
+    assert.equal((await get(keyed, ingest)).statusCode, 403);
+    const worker = await get(keyed, read);
+    assert.equal(worker.statusCode, 200);
+    assert.match(worker.body, /^# TYPE accrue_dead_letter_entries gauge$/m);
+  });
+
+  it('is configured by metrics_access and metrics_listen (file, environment, flags), refused when malformed', () => {
+    assert.equal(loadConfig({}, {}).metricsAccess, 'public');
+    assert.equal(loadConfig({}, {}).metricsListen, undefined);
+    assert.equal(loadConfig({}, { ACCRUE_METRICS_ACCESS: 'key' }).metricsAccess, 'key');
+    assert.equal(loadConfig({ metricsListen: '127.0.0.1:9464' }, {}).metricsListen, '127.0.0.1:9464');
+    assert.deepEqual(parseListen('127.0.0.1:9464', 'x'), { host: '127.0.0.1', port: 9464 });
+    assert.deepEqual(parseListen('[::1]:9464', 'x'), { host: '::1', port: 9464 });
+    assert.throws(() => loadConfig({}, { ACCRUE_METRICS_ACCESS: 'open' }), (e) => e instanceof ConfigError && /metrics access must be one of public, key/.test(e.message));
+    for (const bad of ['9464', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'host:port']) {
+      assert.throws(() => loadConfig({ metricsListen: bad }, {}), (e) => e instanceof ConfigError && /must be host:port/.test(e.message), bad);
+    }
   });
 });

@@ -3,16 +3,26 @@ import type { Catalog, Journal } from '../../domain/model.js';
 import { accountRoles } from '../../domain/journal.js';
 import { formatMajor } from '../../domain/money.js';
 import { ProblemError } from '../../domain/result.js';
-import { toBeancount } from '../plaintext/beancount.js';
-import { toHledger } from '../plaintext/hledger.js';
+import { beancountDeclarations, beancountTransactions, toBeancount } from '../plaintext/beancount.js';
+import { hledgerDeclarations, hledgerTransactions, toHledger } from '../plaintext/hledger.js';
 
 export type ExportFormat = 'hledger' | 'beancount';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['hledger', 'beancount'];
 
-export function exportJournals(format: ExportFormat, journals: readonly Journal[], catalog: Catalog): string {
+/**
+ * One self-contained file (declarations and transactions), or, for a ledger kept in several files, the declarations
+ * of every account and currency (`declarations`: pass all the ledger's journals) or a period's transactions alone
+ * (`transactions`): periods then load together after the one declarations file (docs/accounting.md).
+ */
+export function exportJournals(format: ExportFormat, journals: readonly Journal[], catalog: Catalog, part: 'file' | 'declarations' | 'transactions' = 'file'): string {
   const roles = accountRoles(catalog.accounts, catalog.products);
   if (!roles.ok) throw new ProblemError(roles.problems);
-  return format === 'hledger' ? toHledger(journals, { roles: roles.value }) : toBeancount(journals, { roles: roles.value });
+  const options = { roles: roles.value };
+  const render = {
+    hledger: { file: toHledger, declarations: hledgerDeclarations, transactions: hledgerTransactions },
+    beancount: { file: toBeancount, declarations: beancountDeclarations, transactions: beancountTransactions },
+  }[format][part];
+  return render(journals, options);
 }
 
 /** journals.json: every journal with its lines, amounts as decimal strings, the customer on receivable lines. */

@@ -1,6 +1,8 @@
 // Journals as a beancount file: `bean-check FILE` accepts it (operating currencies, commodities, and every account
 // opened on or before its first use, for the currencies it carries). Pure and deterministic: the same journals
 // give the same bytes, whatever order they come in. Account naming is shared with the hledger export.
+// A ledger kept in several files (one per month) has its declarations in one file and each period's transactions in
+// another (beancountDeclarations, beancountTransactions): beancount refuses an account opened twice.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
 import { invariant } from '../../domain/result.js';
@@ -23,12 +25,38 @@ function checkName(name: string): string {
   return name;
 }
 
-/** The beancount text of `journals`: options, commodities, account openings, then transactions. */
+/** The beancount text of `journals`: options, commodities, account openings, then transactions. One self-contained file. */
 export function toBeancount(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return `${declarations(journals, options, HEADER)}${transactions(journals, options)}`.replace(/\n+$/, '\n');
+}
+
+/**
+ * The declarations alone (options, commodities, every account opened on its first use), for the file a ledger kept
+ * in several files includes first: pass every journal of the ledger (`accrue export --accounts FILE`). Periods
+ * exported with `beancountTransactions` then load together: `include` this file, then each period's.
+ */
+export function beancountDeclarations(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return declarations(journals, options, DECLARATIONS_HEADER).replace(/\n+$/, '\n');
+}
+
+/** The transactions alone, for a ledger whose declarations are in a file of their own (`beancountDeclarations`). */
+export function beancountTransactions(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return `${TRANSACTIONS_HEADER}\n\n${transactions(journals, options)}`.replace(/\n+$/, '\n');
+}
+
+const HEADER = '; Accrue ledger export for beancount. Generated: edit the source documents, not this file.';
+const DECLARATIONS_HEADER = '; Accrue ledger declarations for beancount (options, commodities, accounts). Generated: include it once, before the periods\' files.';
+const TRANSACTIONS_HEADER = '; Accrue ledger transactions for beancount. Generated: load with the declarations file it was exported with (include it first).';
+
+function named(journals: readonly Journal[], options: PlainTextOptions): { sorted: Journal[]; names: Map<string, string> } {
   const sorted = sortedForExport(journals);
   const names = plainTextAccountNames(sorted, options);
   for (const name of names.values()) checkName(name);
+  return { sorted, names };
+}
 
+function declarations(journals: readonly Journal[], options: PlainTextOptions, header: string): string {
+  const { sorted, names } = named(journals, options);
   // First use of each account and currency; journals are sorted by date, so the first seen is the earliest.
   const opened = new Map<string, { date: string; currencies: Set<string> }>();
   const commodities = new Map<string, string>();
@@ -43,7 +71,7 @@ export function toBeancount(journals: readonly Journal[], options: PlainTextOpti
   }
   const currencies = [...commodities.keys()].sort(compare);
 
-  const out: string[] = ['; Accrue ledger export for beancount. Generated: edit the source documents, not this file.', 'option "title" "Accrue ledger export"'];
+  const out: string[] = [header, 'option "title" "Accrue ledger export"'];
   for (const currency of currencies) out.push(`option "operating_currency" "${currency}"`);
   out.push('');
   for (const currency of currencies) out.push(`${commodities.get(currency)} commodity ${currency}`);
@@ -53,7 +81,12 @@ export function toBeancount(journals: readonly Journal[], options: PlainTextOpti
     out.push(`${date} open ${name} ${[...used].sort(compare).join(',')}`);
   }
   if (opened.size > 0) out.push('');
+  return `${out.join('\n')}\n`;
+}
 
+function transactions(journals: readonly Journal[], options: PlainTextOptions): string {
+  const { sorted, names } = named(journals, options);
+  const out: string[] = [];
   for (const j of sorted) {
     out.push(`${j.posting_date} * ${str(j.memo)}`);
     out.push(`  journal: ${str(j.id)}`, `  kind: ${str(j.kind)}`, `  source: ${str(j.source_document)}`, `  entity: ${str(j.legal_entity)}`);
@@ -68,5 +101,5 @@ export function toBeancount(journals: readonly Journal[], options: PlainTextOpti
     for (const r of rendered) out.push(`  ${r.name.padEnd(nameWidth)}  ${r.amount.padStart(amountWidth)}`, ...r.meta);
     out.push('');
   }
-  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }

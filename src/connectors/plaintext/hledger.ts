@@ -1,6 +1,8 @@
 // Journals as an hledger journal file: `hledger -f FILE check --strict ordereddates` accepts it (accounts and
 // commodities declared, dates ordered). Pure and deterministic: the same journals give the same bytes, whatever
 // order they come in. Account naming is shared with the beancount export (see docs/accounting.md).
+// A ledger kept in several files has its declarations in one file and each period's transactions in another
+// (hledgerDeclarations, hledgerTransactions), as the beancount export does.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
 import { invariant } from '../../domain/result.js';
@@ -21,15 +23,42 @@ function checkName(name: string): string {
   return name;
 }
 
-/** The hledger journal text of `journals`: header (decimal mark, commodities, accounts), then transactions. */
+/** The hledger journal text of `journals`: header (decimal mark, commodities, accounts), then transactions. One self-contained file. */
 export function toHledger(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return `${declarations(journals, options, HEADER)}${transactions(journals, options)}`.replace(/\n+$/, '\n');
+}
+
+/**
+ * The declarations alone (decimal mark, commodities, accounts), for the file a ledger kept in several files includes
+ * first: pass every journal of the ledger (`accrue export --accounts FILE`). Periods exported with
+ * `hledgerTransactions` then load together: `include` this file, then each period's.
+ */
+export function hledgerDeclarations(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return declarations(journals, options, DECLARATIONS_HEADER).replace(/\n+$/, '\n');
+}
+
+/** The transactions alone (after the decimal mark, which hledger reads per file), for a ledger whose declarations are in a file of their own. */
+export function hledgerTransactions(journals: readonly Journal[], options: PlainTextOptions = {}): string {
+  return `${TRANSACTIONS_HEADER}\ndecimal-mark .\n\n${transactions(journals, options)}`.replace(/\n+$/, '\n');
+}
+
+const HEADER = '; Accrue ledger export for hledger. Generated: edit the source documents, not this file.';
+const DECLARATIONS_HEADER = "; Accrue ledger declarations for hledger (commodities, accounts). Generated: include it once, before the periods' files.";
+const TRANSACTIONS_HEADER = '; Accrue ledger transactions for hledger. Generated: load with the declarations file it was exported with (include it first).';
+
+function named(journals: readonly Journal[], options: PlainTextOptions): { sorted: Journal[]; names: Map<string, string> } {
   const sorted = sortedForExport(journals);
   const names = plainTextAccountNames(sorted, options);
   for (const name of names.values()) checkName(name);
+  return { sorted, names };
+}
+
+function declarations(journals: readonly Journal[], options: PlainTextOptions, header: string): string {
+  const { sorted, names } = named(journals, options);
   const currencies = [...new Set(sorted.flatMap((j) => j.lines.map((l) => l.currency)))].sort(compare);
   const accounts = [...new Set(names.values())].sort(compare);
 
-  const out: string[] = ['; Accrue ledger export for hledger. Generated: edit the source documents, not this file.', 'decimal-mark .', ''];
+  const out: string[] = [header, 'decimal-mark .', ''];
   // hledger wants a decimal mark in a commodity directive even for a currency without minor units: "0. JPY".
   for (const currency of currencies) out.push(`commodity ${formatMajor(0n, currency).replace(/^0$/, '0.')} ${currency}`);
   if (currencies.length > 0) out.push('');
@@ -38,7 +67,12 @@ export function toHledger(journals: readonly Journal[], options: PlainTextOption
     out.push(type === undefined ? `account ${account}` : `account ${account}  ; type: ${type}`);
   }
   if (accounts.length > 0) out.push('');
+  return `${out.join('\n')}\n`;
+}
 
+function transactions(journals: readonly Journal[], options: PlainTextOptions): string {
+  const { sorted, names } = named(journals, options);
+  const out: string[] = [];
   for (const j of sorted) {
     out.push(`${j.posting_date} (${clean(j.id).replace(/[()]/g, '')}) ${clean(j.memo)}`.trimEnd());
     out.push(`    ; journal: ${tagValue(j.id)}, kind: ${j.kind}, source: ${tagValue(j.source_document)}, entity: ${tagValue(j.legal_entity)}`);
@@ -57,5 +91,5 @@ export function toHledger(journals: readonly Journal[], options: PlainTextOption
     }
     out.push('');
   }
-  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
 }

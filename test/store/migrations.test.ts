@@ -1,0 +1,116 @@
+// Shipped migrations are never edited: each file's SQL (comments and whitespace normalised away) is pinned here, and
+// the migrator accepts a database that applied an earlier text of a migration only when that text differed in
+// comments or whitespace alone.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { EARLIER_TEXTS, loadMigrations, migrate, normalizeSql } from '../../src/store/migrate.js';
+import { testStore } from '../support/db.js';
+import type { Store } from '../../src/store/store.js';
+
+const DIR = 'src/store/migrations';
+
+/**
+ * SHA-256 of normalizeSql(file) for every shipped migration. A NEW migration gets a new row here. A row is NEVER
+ * changed: a shipped migration is never edited, its change goes in a new migration.
+ */
+const PINS: ReadonlyArray<readonly [string, string]> = [
+  ['001_foundation.sql', 'bfc96ffdbba93a9518e86b931b95d05e7e4dfaa5b973be610320538a75c918e3'],
+  ['002_rating_invoicing.sql', 'ff87542e91555c34804257f54cc3703fc1f350fbb1c27cacce29317fc510cc05'],
+  ['003_corrections.sql', '24afbda6862fb494d4f130bc6b4f3c6166cfacbd9b9b8aff171d61ee5a1dbb7a'],
+  ['004_ledger_outbox.sql', 'd0b5a9a68dd4ead3ec3128a2d3466e66ca424f8a89098c35f4adfce78cc75f2c'],
+  ['005_settlement.sql', '58a6938d31cde7cb94076ddd961e91d1b5f10e8103fb8a80058720b2f895de0b'],
+  ['006_accounting_periods.sql', '434f0a60fd8d21084b5c90aebfe06e711ab8211a51f92175d066cb1a7f25a14e'],
+  ['007_audit.sql', '278df018cee8bf67b495d2e5a55ab9f7d45f5f15080eee559b9e49e8eea1a493'],
+  ['008_reconciliation.sql', 'c9d991da96a64c8355592bd51c51a59207b1a1ccb27e90e5351b759aea6ce814'],
+  ['009_payment_sync.sql', 'bdf6f94598912ae5b9027ec85da583928cbe69c6a946ad0bad276fe935e9ce8d'],
+  ['010_lineage.sql', 'da41fd74cdd0c493753a4341722682ea47c68404fec5b3898a8a0e498b60fd14'],
+  ['011_rollout.sql', '7b894fb429f6fa4eaca9df067e77f99337d7f518b26e9f37bbba6358c3883b00'],
+  ['012_stream.sql', '114a72a243f33da594678a5b879c768f8c53ee321ad0724d06473b8dfd0a087e'],
+  ['013_notifications.sql', 'bb23acb67b885979ea382f2f86499a3001069d6fdada724cf3f3c319939b64ab'],
+  ['014_partitions.sql', '469ec7cef5b75da174f41220acdc723419b462b6b97f73f1b66e921ea92e4ad8'],
+  ['015_rollups.sql', '832fdd8c4586092b2ce0dc1614c63d2ef681ff5b947022602b6531d872c7d4cd'],
+  ['016_events_without_key_index.sql', 'ff72655e3a4d446922974cd72592cd11bc7f3194fdb29a036d71d8f6f6979595'],
+  ['017_claim_keys_by_index.sql', '00caa3116f4f2d47cea844b15b56711d20866a1ad3480c5fb64f70096cc73b40'],
+  ['018_ingest_abort.sql', 'c873d7a5711c04098219b9fddb8aebf6bfbeefc975d2b975c9072019f1354195'],
+];
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('shipped migrations', () => {
+  const pinned = new Map(PINS);
+  const migrations = loadMigrations();
+
+  it('every file in src/store/migrations is a migration the migrator loads', () => {
+    assert.deepEqual(readdirSync(DIR).sort(), migrations.map((m) => m.name), `every file in ${DIR} is named NNN_lower_snake.sql`);
+    assert.deepEqual(migrations.map((m) => m.version), migrations.map((_, i) => i + 1), 'numbered 001, 002, … without gaps or repeats');
+  });
+
+  it('is pinned, file by file, and none was changed', () => {
+    const problems: string[] = [];
+    for (const m of migrations) {
+      const pin = pinned.get(m.name);
+      if (pin === undefined) problems.push(`${m.name} has no pin: if it is a NEW migration, add ['${m.name}', '${m.sqlChecksum}'] to PINS in test/store/migrations.test.ts`);
+      else if (pin !== m.sqlChecksum) problems.push(`${m.name} was changed (its SQL now hashes to ${m.sqlChecksum}): shipped migrations are never edited; restore it and put the change in a new migration (never change its pin)`);
+    }
+    for (const name of pinned.keys()) if (!migrations.some((m) => m.name === name)) problems.push(`${name} is pinned but missing: a shipped migration is never removed or renamed`);
+    assert.deepEqual(problems, []);
+  });
+
+  it('accepts earlier texts only where they differ in comments or whitespace', () => {
+    for (const [name, earlier] of Object.entries(EARLIER_TEXTS)) {
+      assert.ok(pinned.has(name), `${name} is a shipped migration`);
+      for (const text of earlier) assert.equal(text.sqlChecksum, pinned.get(name), `${name}: ${text.note}`);
+    }
+  });
+});
+
+describe('normalizeSql', () => {
+  const same = (a: string, b: string) => assert.equal(normalizeSql(a), normalizeSql(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  const differs = (a: string, b: string) => assert.notEqual(normalizeSql(a), normalizeSql(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+
+  it('drops comments and whitespace', () => {
+    assert.equal(normalizeSql('-- a table\nCREATE  TABLE t (\n  a integer, -- the a\n  b text /* the /* nested */ b */\n);\n'), 'CREATE TABLE t(a integer,b text);');
+    same('SELECT a FROM t;', 'SELECT\n\ta\n  FROM t ;  -- done');
+    same('SELECT a/*x*/FROM t', 'SELECT a FROM t');
+    same('CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  -- why\n  RETURN 1;\nEND $$ LANGUAGE plpgsql', 'CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql');
+  });
+
+  it('keeps literals, quoted identifiers and every token', () => {
+    differs("SELECT '-- not a comment'", "SELECT ''");
+    differs("SELECT 'a  b'", "SELECT 'a b'");
+    differs("SELECT E'it\\'s -- x'", "SELECT E'it\\'s'");
+    differs('SELECT "a  b" FROM t', 'SELECT "a b" FROM t');
+    differs('SELECT $q$ a $q$', 'SELECT $q$ b $q$');
+    differs('SELECT a FROM t', 'SELECT b FROM t');
+    differs('SELECT a b', 'SELECT ab');
+    differs('SELECT $1', 'SELECT $2');
+    assert.equal(normalizeSql("SELECT 'it''s' -- c\n"), "SELECT'it''s'");
+  });
+
+  it('pins every shipped file with the SHA-256 of its normalised SQL', () => {
+    for (const m of loadMigrations()) assert.equal(m.sqlChecksum, sha256(normalizeSql(m.sql)));
+    for (const m of loadMigrations()) assert.equal(m.checksum, sha256(m.sql));
+  });
+});
+
+describe('the migrator', () => {
+  let store: Store;
+  before(async () => {
+    store = await testStore(); // migrated
+  });
+  after(() => store.close());
+
+  it('accepts a database that applied an earlier text differing in comments only, and refuses any other', async () => {
+    const [name, [earlier]] = Object.entries(EARLIER_TEXTS)[0]!;
+    const version = Number.parseInt(name.slice(0, 3), 10);
+    await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [earlier!.checksum, version]);
+    assert.deepEqual(await migrate(store.pool), [], `a database migrated when ${name} was ${earlier!.note}`);
+    await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [sha256('something else'), version]);
+    await assert.rejects(migrate(store.pool), new RegExp(`migration ${name} was changed after it was applied; add a new migration instead`));
+    await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [loadMigrations().find((m) => m.name === name)!.checksum, version]);
+    assert.deepEqual(await migrate(store.pool), []);
+  });
+});
