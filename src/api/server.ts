@@ -50,6 +50,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     requestIdHeader: 'x-request-id', // a caller's request id carries into every log line of its request
     bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+    // A path the router cannot decode (`%`, `%ED%A0%80`) is answered as a problem like every other 400.
+    frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
 
   await app.register(swagger, {
