@@ -12,6 +12,7 @@ import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute } from './metrics.js';
 import { documentErrors, nameOperation } from './contract.js';
 import { AuthFailureLimiter, type AuthFailureLimitOptions } from './auth-limit.js';
+import { PARAM_LIMITS } from './params.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
 import { registerReconcileRoutes } from './routes/reconcile.js';
@@ -50,6 +51,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     requestIdHeader: 'x-request-id', // a caller's request id carries into every log line of its request
     bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+    // A path parameter as long as the longest id the schemas take, percent-encoded (at most 9 characters per UTF-16 unit),
+    // so an id too long is refused by its schema, naming it, rather than by the router.
+    maxParamLength: PARAM_LIMITS.idLengthMax * 9,
     // A path the router cannot decode (`%`, `%ED%A0%80`) is answered as a problem like every other 400.
     frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
