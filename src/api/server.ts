@@ -53,7 +53,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
     // A path parameter as long as the longest id the schemas take, percent-encoded (at most 9 characters per UTF-16 unit),
     // so an id too long is refused by its schema, naming it, rather than by the router.
-    maxParamLength: PARAM_LIMITS.idLengthMax * 9,
+    routerOptions: { maxParamLength: PARAM_LIMITS.idLengthMax * 9 },
     // A path the router cannot decode (`%`, `%ED%A0%80`) is answered as a problem like every other 400.
     frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
