@@ -21,8 +21,8 @@ import { signWebhook } from '../../src/settle/payments.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const SECRET = 'whsec_fuzz';
-/** Requests per operation: enough to reach every schema branch and hostile value, bounded so the file runs in about a minute. */
-const RUNS_PER_OPERATION = 50;
+/** Requests per operation: enough to reach the schema branches and hostile values, bounded so the file runs in about a minute. */
+const RUNS_PER_OPERATION = 100;
 
 type Schema = Record<string, unknown> & { $ref?: string; type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: unknown[]; anyOf?: Schema[]; oneOf?: Schema[] };
 interface Parameter {
@@ -144,16 +144,20 @@ const HOSTILE_STRINGS = [
   'b'.repeat(5000),
 ];
 
-const hostileString = fc.oneof(fc.constantFrom(...HOSTILE_STRINGS), fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), maxLength: 3 }));
+const hostileString = fc.oneof(
+  { arbitrary: fc.constantFrom(...HOSTILE_STRINGS), weight: 6 },
+  { arbitrary: fc.string({ unit: 'binary', maxLength: 30 }), weight: 2 },
+  { arbitrary: fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 3 }), weight: 1 },
+);
 
 /** JSON values of every type, numbers at their edges, nested deep. */
 const hostileJson: fc.Arbitrary<unknown> = fc.oneof(
-  hostileString,
-  fc.constantFrom(0, -1, 1.5, -0, 1e308, -1e308, Number.MAX_SAFE_INTEGER, 2 ** 63, true, false, null, [], {}),
-  fc.double(),
-  fc.integer(),
-  fc.constant(nest(200)),
-  fc.jsonValue({ maxDepth: 3 }),
+  { arbitrary: hostileString, weight: 8 },
+  { arbitrary: fc.constantFrom(0, -1, 1.5, -0, 1e308, -1e308, Number.MAX_SAFE_INTEGER, 2 ** 63, true, false, null, [], {}), weight: 2 },
+  { arbitrary: fc.double(), weight: 1 },
+  { arbitrary: fc.integer(), weight: 1 },
+  { arbitrary: fc.constant(nest(200)), weight: 1 },
+  { arbitrary: fc.jsonValue({ maxDepth: 3 }), weight: 1 },
 );
 
 function nest(depth: number): unknown {
@@ -203,19 +207,48 @@ function valid(schemaIn: Schema, depth = 0, hostile = false): fc.Arbitrary<unkno
       return depth > 4 ? fc.constant([]) : fc.array(schema.items ? valid(schema.items, depth + 1) : fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 });
     case 'object': {
       if (!schema.properties || depth > 4) return fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
-      const model: Record<string, fc.Arbitrary<unknown>> = {};
-      for (const [name, property] of Object.entries(schema.properties)) model[name] = field(name, property, hostile, depth + 1);
-      return fc.record(model, { requiredKeys: schema.required ?? [] });
+      const properties = Object.entries(schema.properties);
+      const record = (hostileName?: string) => {
+        const model: Record<string, fc.Arbitrary<unknown>> = {};
+        for (const [name, property] of properties) model[name] = field(name, property, name === hostileName, depth + 1);
+        // The hostile field is always sent; the others as the schema allows.
+        return fc.record(model, { requiredKeys: [...(schema.required ?? []), ...(hostileName ? [hostileName] : [])] });
+      };
+      // Hostile: one field hostile and the others valid, so the hostile value is what the server has to answer.
+      return hostile && properties.length > 0 ? fc.constantFrom(...properties.map(([name]) => name)).chain(record) : record();
     }
     default:
       return fc.jsonValue({ maxDepth: 3 });
   }
 }
 
+/** Valid text pushed just past what a database column or a calendar holds, or given a character text cannot hold. */
+const MUTATIONS: Array<(v: string) => string> = [
+  (v) => `${v}\u0000`,
+  (v) => `\u0000${v}`,
+  (v) => `${v.slice(0, -1)}\ud800`,
+  (v) => `${v}9999999999999999999999`,
+  (v) => (/^\d+$/.test(v) ? (BigInt(v) + 2n ** 63n).toString() : `${v}0`),
+  (v) => `-${v}`,
+  (v) => `${v}.5`,
+  (v) => v.repeat(Math.ceil(3000 / Math.max(1, v.length))),
+  (v) => v.replace(/^\d{4}/, '9999'),
+  (v) => v.replace(/^\d{4}/, '0000'),
+  (v) => v.replace(/^(\d{4}-\d{2})-\d{2}/, '$1-31'),
+  (v) => v.replace(/^(\d{4})-\d{2}/, '$1-02').replace(/^(\d{4}-02)-\d{2}/, '$1-30'),
+  (v) => v.replace(/T\d{2}/, 'T24'),
+  (v) => v.toLowerCase(),
+  (v) => ` ${v}`,
+];
+
 /** A named field or parameter: a known value, a valid one or (when hostile) a hostile one. */
 function field(name: string, schema: Schema, hostile: boolean, depth = 0): fc.Arbitrary<unknown> {
-  const options: Array<fc.WeightedArbitrary<unknown>> = [{ arbitrary: valid(schema, depth, hostile), weight: 4 }];
-  if (hostile) options.push({ arbitrary: hostileJson, weight: 3 });
+  const options: Array<fc.WeightedArbitrary<unknown>> = [{ arbitrary: valid(schema, depth, hostile), weight: hostile ? 2 : 4 }];
+  if (hostile) {
+    options.push({ arbitrary: hostileJson, weight: 4 });
+    const start = known.get(name)?.length ? fc.oneof(valid(schema, depth), fc.constantFrom(...known.get(name)!)) : valid(schema, depth);
+    options.push({ arbitrary: fc.tuple(start, fc.constantFrom(...MUTATIONS)).map(([v, mutate]) => (typeof v === 'string' ? mutate(v) : v)), weight: 4 });
+  }
   const values = known.get(name);
   if (values?.length) options.push({ arbitrary: fc.constantFrom(...values), weight: 3 });
   return fc.oneof(...options);
@@ -274,21 +307,39 @@ interface Request {
   payload?: string | Buffer;
 }
 
-/** Half the requests valid by the document (known values mixed in), half with hostile values anywhere. */
-const requests = (path: string, method: string, operation: Operation): fc.Arbitrary<Request> =>
-  fc.oneof(requestsOf(path, method, operation, false), requestsOf(path, method, operation, true));
+/**
+ * A third of the requests valid by the document (known values mixed in); the others with one hostile part (a path
+ * parameter, a query parameter, a body field, the raw body or an extra query parameter) and every other part valid,
+ * so each hostile value reaches the code that has to answer it rather than being refused for a neighbour.
+ */
+const requests = (path: string, method: string, operation: Operation): fc.Arbitrary<Request> => {
+  const parameters = (operation.parameters ?? []).filter((p) => p.in === 'path' || p.in === 'query');
+  const slots = parameters.length + (operation.requestBody ? 1 : 0) + 1;
+  return fc.oneof(
+    { arbitrary: requestsOf(path, method, operation, undefined), weight: 1 },
+    { arbitrary: fc.integer({ min: 0, max: slots - 1 }).chain((slot) => requestsOf(path, method, operation, slot)), weight: 2 },
+  );
+};
 
-function requestsOf(path: string, method: string, operation: Operation, hostile: boolean): fc.Arbitrary<Request> {
-  const parameters = operation.parameters ?? [];
+/** `hostileSlot`: the path and query parameters in order, then the body, then an extra query parameter. */
+function requestsOf(path: string, method: string, operation: Operation, hostileSlot: number | undefined): fc.Arbitrary<Request> {
+  const parameters = (operation.parameters ?? []).filter((p) => p.in === 'path' || p.in === 'query');
+  const hostileParameter = (p: Parameter) => hostileSlot === parameters.indexOf(p);
   const pathParams = parameters.filter((p) => p.in === 'path');
   const queryParams = parameters.filter((p) => p.in === 'query');
-  const pathArb = fc.tuple(...pathParams.map((p) => urlText(p.name, p.schema, hostile)));
+  const pathArb = fc.tuple(...pathParams.map((p) => urlText(p.name, p.schema, hostileParameter(p))));
   const queryArb = fc.tuple(
     ...queryParams.map((p) =>
-      p.required ? urlText(p.name, p.schema, hostile).map((v) => [p.name, v] as const) : fc.option(urlText(p.name, p.schema, hostile), { nil: undefined }).map((v) => [p.name, v] as const),
+      p.required || hostileParameter(p)
+        ? urlText(p.name, p.schema, hostileParameter(p)).map((v) => [p.name, v] as const)
+        : fc.option(urlText(p.name, p.schema, false), { nil: undefined }).map((v) => [p.name, v] as const),
     ),
   );
-  const extraQuery = hostile ? fc.option(fc.tuple(fc.constantFrom('unknown', 'limit', '__proto__'), fc.constantFrom(...HOSTILE_STRINGS)), { nil: undefined, freq: 8 }) : fc.constant(undefined);
+  const hostile = hostileSlot === parameters.length; // the body
+  const extraQuery =
+    hostileSlot !== undefined && hostileSlot > parameters.length - (operation.requestBody ? 0 : 1)
+      ? fc.tuple(fc.constantFrom('unknown', 'limit', '__proto__', 'constructor'), fc.constantFrom(...HOSTILE_STRINGS))
+      : fc.constant(undefined);
   const contents = Object.entries(operation.requestBody?.content ?? {});
   const generated = contents.length === 0 ? fc.constant({}) : fc.constantFrom(...contents).chain(([type, { schema }]) =>
     field(`body:${operation.operationId}`, schema, hostile).map((value) => ({ type, payload: typeof value === 'string' && resolve(schema).type === 'string' ? value : (JSON.stringify(value) ?? 'null') })),

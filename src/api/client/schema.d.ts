@@ -3456,7 +3456,6 @@ export interface operations {
                 content: {
                     "application/json": {
                         periods: {
-                            /** @description a calendar month YYYY-MM, years 1970 to 9998 */
                             period: string;
                             closed_entities: string[];
                             invoices: number;
@@ -3521,12 +3520,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** @description a calendar month YYYY-MM, years 1970 to 9998 */
                         period: string;
-                        /**
-                         * Format: date
-                         * @description a calendar date YYYY-MM-DD, years 1970 to 9998
-                         */
+                        /** Format: date */
                         start_date: string;
                         /**
                          * Format: date
@@ -3988,15 +3983,9 @@ export interface operations {
                 content: {
                     "application/json": {
                         customer: string;
-                        /**
-                         * Format: date
-                         * @description a calendar date YYYY-MM-DD, years 1970 to 9998
-                         */
+                        /** Format: date */
                         from: string;
-                        /**
-                         * Format: date
-                         * @description a calendar date YYYY-MM-DD, years 1970 to 9998
-                         */
+                        /** Format: date */
                         to: string;
                         /** @enum {string} */
                         bucket: "day" | "month";

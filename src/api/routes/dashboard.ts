@@ -14,8 +14,11 @@ import { problemDetails, sendProblem } from '../problem.js';
 import { dateString, idString, integerString, periodString, textString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
+// Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
 const DATE = dateString();
+const MONTH_OUT = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' } as const;
+const DAY_OUT = { type: 'string', format: 'date' } as const;
 const MONEY = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
 const str = { type: 'string' } as const;
 const nullableStr = { type: ['string', 'null'] } as const;
@@ -26,10 +29,10 @@ const object = (properties: Record<string, unknown>, extra: Record<string, unkno
   ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false, ...extra }) as const;
 
 const overviewSchema = object({
-  period: PERIOD,
-  start_date: DATE,
-  end_date: { ...DATE, description: 'exclusive' },
-  days: { type: 'array', items: DATE, description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)' },
+  period: MONTH_OUT,
+  start_date: DAY_OUT,
+  end_date: { ...DAY_OUT, description: 'exclusive' },
+  days: { type: 'array', items: DAY_OUT, description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)' },
   entities: { type: 'array', items: object({ id: str, name: str, currency: str, status: { type: 'string', enum: ['open', 'closed'] }, closed_at: nullableStr }) },
   totals: {
     type: 'array',
@@ -112,8 +115,8 @@ const customerSchema = object({
 
 const usageSchema = object({
   customer: str,
-  from: DATE,
-  to: DATE,
+  from: DAY_OUT,
+  to: DAY_OUT,
   bucket: { type: 'string', enum: ['day', 'month'] },
   buckets: { type: 'array', items: str },
   meters: {
@@ -173,7 +176,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
         tags: ['dashboard'],
-        response: { 200: object({ periods: { type: 'array', items: object({ period: PERIOD, closed_entities: { type: 'array', items: str }, invoices: int }) } }) },
+        response: { 200: object({ periods: { type: 'array', items: object({ period: MONTH_OUT, closed_entities: { type: 'array', items: str }, invoices: int }) } }) },
       },
     },
     async () => {
