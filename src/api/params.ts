@@ -101,3 +101,34 @@ export const amountString = (description = 'major units, an exact decimal string
 
 /** An ISO 4217 currency code. */
 export const currencyString = () => ({ type: 'string', pattern: '^[A-Z]{3}$', description: 'an ISO 4217 currency code' }) as const;
+
+// ---------- free-form bodies ----------
+
+/** A character Postgres text and jsonb cannot hold (NUL), or a lone UTF-16 surrogate (stored as U+FFFD: a silent rewrite). */
+const UNSTORABLE = /[\u0000\ud800-\udfff]/u;
+const UNSTORABLE_PROBLEMS_MAX = 20;
+
+/**
+ * For a body whose shape its own validator checks (a catalog): every string and key, at any depth, that the database
+ * could not store as sent, by path (`customers[0].name`), at most 20. Applied before anything is written.
+ */
+export function unstorableText(value: unknown): Array<{ path: string; code: string; message: string }> {
+  const problems: Array<{ path: string; code: string; message: string }> = [];
+  const message = 'must not contain NUL (U+0000) or a lone UTF-16 surrogate';
+  const visit = (node: unknown, path: string) => {
+    if (problems.length >= UNSTORABLE_PROBLEMS_MAX) return;
+    if (typeof node === 'string') {
+      if (UNSTORABLE.test(node)) problems.push({ path, code: 'invalid_characters', message });
+    } else if (Array.isArray(node)) {
+      node.forEach((item, i) => visit(item, `${path}[${i}]`));
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, item] of Object.entries(node)) {
+        const at = path === '' ? key : `${path}.${key}`;
+        if (UNSTORABLE.test(key)) problems.push({ path: at, code: 'invalid_characters', message: `the key ${message}` });
+        visit(item, at);
+      }
+    }
+  };
+  visit(value, '');
+  return problems;
+}

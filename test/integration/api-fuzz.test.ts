@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { parse } from 'yaml';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
@@ -49,7 +50,7 @@ let admin: string;
 let doc: Document;
 let ajv: Ajv2020;
 /** Values the system holds, by parameter or field name, so generated requests also reach the 2xx paths. */
-const known = new Map<string, string[]>();
+const known = new Map<string, unknown[]>();
 
 before(async () => {
   store = await testStore();
@@ -91,8 +92,9 @@ before(async () => {
   known.set('source', ['//fuzz']);
   known.set('after', seqs);
   known.set('currency', ['EUR', 'USD', 'JPY', 'KWD']);
-  // The catalog in force, applied again: a no-op answered 200.
-  known.set('body:applyCatalog', [readFileSync('examples/northwind/catalog.yaml', 'utf8')]);
+  // The catalog in force, applied again (a no-op answered 200), as YAML text and as a JSON object.
+  const catalogYaml = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+  known.set('body:applyCatalog', [catalogYaml, parse(catalogYaml)]);
 });
 after(async () => {
   await app?.close();
@@ -241,13 +243,35 @@ const MUTATIONS: Array<(v: string) => string> = [
   (v) => ` ${v}`,
 ];
 
+/** The value with one of its strings (a leaf or a key, at any depth; `pick` chooses which) mutated. */
+function mutateOne(value: unknown, mutate: (v: string) => string, pick: number): unknown {
+  let count = 0;
+  const countStrings = (node: unknown): void => {
+    if (typeof node === 'string') count += 1;
+    else if (Array.isArray(node)) node.forEach(countStrings);
+    else if (typeof node === 'object' && node !== null) for (const [, item] of Object.entries(node)) (count += 1), countStrings(item);
+  };
+  countStrings(value);
+  if (count === 0) return value;
+  let target = pick % count;
+  const rebuild = (node: unknown): unknown => {
+    if (typeof node === 'string') return target-- === 0 ? mutate(node) : node;
+    if (Array.isArray(node)) return node.map(rebuild);
+    if (typeof node === 'object' && node !== null) {
+      return Object.fromEntries(Object.entries(node).map(([key, item]) => [target-- === 0 ? mutate(key) : key, rebuild(item)]));
+    }
+    return node;
+  };
+  return rebuild(value);
+}
+
 /** A named field or parameter: a known value, a valid one or (when hostile) a hostile one. */
 function field(name: string, schema: Schema, hostile: boolean, depth = 0): fc.Arbitrary<unknown> {
   const options: Array<fc.WeightedArbitrary<unknown>> = [{ arbitrary: valid(schema, depth, hostile), weight: hostile ? 2 : 4 }];
   if (hostile) {
     options.push({ arbitrary: hostileJson, weight: 4 });
     const start = known.get(name)?.length ? fc.oneof(valid(schema, depth), fc.constantFrom(...known.get(name)!)) : valid(schema, depth);
-    options.push({ arbitrary: fc.tuple(start, fc.constantFrom(...MUTATIONS)).map(([v, mutate]) => (typeof v === 'string' ? mutate(v) : v)), weight: 4 });
+    options.push({ arbitrary: fc.tuple(start, fc.constantFrom(...MUTATIONS), fc.nat()).map(([v, mutate, pick]) => mutateOne(v, mutate, pick)), weight: 4 });
   }
   const values = known.get(name);
   if (values?.length) options.push({ arbitrary: fc.constantFrom(...values), weight: 3 });

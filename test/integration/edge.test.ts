@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
+import { parse } from 'yaml';
 import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
@@ -72,6 +73,23 @@ describe('every parameter is checked against what the database holds, before any
     // A lone surrogate would be stored as U+FFFD: refused too, in a body as in a URL.
     await refused('/v1/exceptions/x/assign', 'assignee', 'POST', { assignee: 'a\ud800' });
     await refused('/v1/exceptions/x/waive', 'reason', 'POST', { reason: 'because\u0000' });
+  });
+
+  it('refuses a catalog holding text the database cannot store, naming the field, whatever its format', async () => {
+    const yaml = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+    const catalog = parse(yaml) as { customers: Array<{ name: string }> };
+    const put = (type: string, payload: string) => app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': type }, payload });
+    const named = (name: string) => JSON.stringify({ ...catalog, customers: [{ ...catalog.customers[0], name }, ...catalog.customers.slice(1)] });
+    for (const [type, payload] of [
+      ['application/json', named('Acme\u0000')],
+      ['application/json', named('Acme\ud800')],
+      ['application/yaml', yaml.replace(/name: ([^\n]+)/, 'name: "Acme\\0"')],
+    ] as const) {
+      const res = await put(type, payload);
+      assert.equal(res.statusCode, 400, `${type}: ${res.body}`);
+      assert.deepEqual(res.json().errors.map((e: { path: string }) => e.path).filter((p: string) => p.startsWith('customers') || p.startsWith('legal')).length, 1, res.body);
+    }
+    assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM catalog_versions')).rows[0].n, 0, 'nothing applied');
   });
 
   it('refuses numbers beyond a bigint, periods and dates outside the calendar or the supported years', async () => {
