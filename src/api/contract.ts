@@ -12,7 +12,7 @@ const TITLES: Record<number, string> = {
   413: 'Content Too Large: the body or the batch is over its limit',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
-  429: 'Too Many Requests',
+  429: 'Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After',
   500: 'Internal Server Error: nothing was half-written',
   503: 'Service Unavailable',
 };
@@ -23,6 +23,54 @@ const problemResponse = (status: number) => ({
 });
 
 type Schema = Record<string, unknown>;
+
+/**
+ * Every documented operation's operationId: stable names clients generate code from, so a route is never renamed by
+ * accident. A documented route missing here stops the server from starting (and test/integration/openapi.test.ts).
+ */
+export const OPERATION_IDS: Readonly<Record<string, string>> = Object.freeze({
+  'POST /v1/events': 'ingestEvents',
+  'GET /v1/events/explain': 'explainEvent',
+  'PUT /v1/catalog': 'applyCatalog',
+  'GET /v1/catalog': 'getCatalog',
+  'GET /v1/catalog/versions': 'listCatalogVersions',
+  'GET /v1/usage': 'getUsage',
+  'POST /v1/periods/:period/close': 'closePeriod',
+  'GET /v1/periods/:period/reconciliation': 'getPeriodReconciliation',
+  'GET /v1/invoices/:id': 'getInvoice',
+  'GET /v1/invoices/:id/pdf': 'getInvoicePdf',
+  'GET /v1/invoices/:id/explain': 'explainInvoice',
+  'GET /v1/journals/:id/explain': 'explainJournal',
+  'POST /v1/payments': 'receivePayment',
+  'GET /v1/exceptions': 'listExceptions',
+  'GET /v1/exceptions/:id': 'getException',
+  'POST /v1/exceptions/:id/assign': 'assignException',
+  'POST /v1/exceptions/:id/resolve': 'resolveException',
+  'POST /v1/exceptions/:id/waive': 'waiveException',
+  'GET /v1/audit': 'listAuditRecords',
+  'GET /v1/audit/verify': 'verifyAuditChain',
+  'GET /v1/dlq': 'listDeadLetters',
+  'POST /v1/dlq/:id/replay': 'replayDeadLetter',
+  'GET /v1/dashboard/whoami': 'getDashboardIdentity',
+  'GET /v1/dashboard/periods': 'listDashboardPeriods',
+  'GET /v1/dashboard/overview': 'getDashboardOverview',
+  'GET /v1/dashboard/pipeline': 'getPipelineHealth',
+  'GET /v1/dashboard/invoices': 'searchInvoices',
+  'GET /v1/dashboard/customers': 'listCustomers',
+  'GET /v1/dashboard/customers/:id/usage': 'getCustomerUsage',
+});
+
+/** onRoute hook: gives a documented route its operationId from OPERATION_IDS. */
+export function nameOperation(route: RouteOptions): void {
+  const schema = route.schema as Schema | undefined;
+  if (!schema || schema.hide) return;
+  for (const method of ([] as string[]).concat(route.method)) {
+    if (method === 'HEAD') continue; // Fastify's automatic HEAD for a GET, not in the document
+    const id = OPERATION_IDS[`${method} ${route.url}`];
+    if (!id) throw new Error(`no operationId for ${method} ${route.url}: add one to OPERATION_IDS in src/api/contract.ts`);
+    schema.operationId ??= id;
+  }
+}
 
 const isProblemRef = (schema: unknown) => typeof schema === 'object' && schema !== null && (schema as Schema).$ref === 'Problem#';
 
@@ -39,6 +87,7 @@ export function documentErrors(route: RouteOptions): void {
   if (scope && scope !== 'public') {
     statuses.add(401);
     statuses.add(403);
+    statuses.add(429); // too many failed authentications from this client (src/api/auth-limit.ts)
   }
   if (takesBody) {
     statuses.add(413);

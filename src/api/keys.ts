@@ -24,32 +24,49 @@ export async function createKey(pool: pg.Pool, input: { name: string; scope: Sco
     input.scope,
     input.sources ?? [],
   ]);
+  negativeCache.get(pool)?.delete(hashSecret(secret));
   return { key: { id, name: input.name, scope: input.scope, sources: input.sources ?? [] }, secret };
 }
 
 /**
  * Limit: how long a process trusts a key it has looked up. A revocation takes effect at once in the process that
- * revoked (its cache is cleared) and within this time in every other process (`accrue keys revoke` in docs/cli.md). Unknown keys are
- * never cached, so a key created elsewhere works on its first request.
+ * revoked (its cache is cleared) and within this time in every other process (`accrue keys revoke` in docs/cli.md).
  */
 export const KEY_CACHE_TTL_MS = 5_000;
+/**
+ * Limit: how long a process remembers that a secret matched no live key, so a client repeating an unknown key does not
+ * reach the database each time. Safe for new keys: a secret is random and shown only when its key is created, so no
+ * request can have tried it before (and createKey clears it here anyway).
+ */
+export const KEY_NEGATIVE_CACHE_TTL_MS = 30_000;
 const KEY_CACHE_ENTRIES_MAX = 10_000;
 
-// Per pool (one database), by secret hash: the found key and when to look again.
+// Per pool (one database), by secret hash: the found key and when to look again; the unknown secrets and until when.
 const keyCache = new WeakMap<pg.Pool, Map<string, { key: ApiKey; until: number }>>();
+const negativeCache = new WeakMap<pg.Pool, Map<string, number>>();
+
+/** Sets an entry, dropping the oldest when the map is full (insertion order is age order: entries are re-inserted on refresh). */
+function remember<V>(map: Map<string, V>, hash: string, value: V): void {
+  map.delete(hash);
+  if (map.size >= KEY_CACHE_ENTRIES_MAX) map.delete(map.keys().next().value!);
+  map.set(hash, value);
+}
 
 export async function findKey(pool: pg.Pool, secret: string, now: () => number = Date.now): Promise<ApiKey | undefined> {
   const hash = hashSecret(secret);
   let cache = keyCache.get(pool);
   if (!cache) keyCache.set(pool, (cache = new Map()));
+  let unknown = negativeCache.get(pool);
+  if (!unknown) negativeCache.set(pool, (unknown = new Map()));
   const cached = cache.get(hash);
   if (cached && cached.until > now()) return cached.key;
   cache.delete(hash);
+  const unknownUntil = unknown.get(hash);
+  if (unknownUntil !== undefined && unknownUntil > now()) return undefined;
+  unknown.delete(hash);
   const row = (await pool.query<ApiKey>('SELECT id, name, scope, sources FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL', [hash])).rows[0];
-  if (row) {
-    if (cache.size >= KEY_CACHE_ENTRIES_MAX) cache.delete(cache.keys().next().value!); // the oldest entry
-    cache.set(hash, { key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }), until: now() + KEY_CACHE_TTL_MS });
-  }
+  if (row) remember(cache, hash, { key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }), until: now() + KEY_CACHE_TTL_MS });
+  else remember(unknown, hash, now() + KEY_NEGATIVE_CACHE_TTL_MS);
   return row;
 }
 

@@ -11,7 +11,9 @@ import { registerUsageRoutes } from './routes/usage.js';
 import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
 import type { Registry } from 'prom-client';
-import { documentErrors } from './contract.js';
+import { documentErrors, nameOperation } from './contract.js';
+import { AuthFailureLimiter, type AuthFailureLimitOptions } from './auth-limit.js';
+import { PARAM_LIMITS } from './params.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
 import { registerReconcileRoutes } from './routes/reconcile.js';
@@ -31,6 +33,8 @@ export interface ServerOptions {
   groupCommit?: GroupCommitOptions | false;
   /** Who may read GET /metrics, and whether this app serves it (src/api/metrics.ts; docs/operations.md). */
   metrics?: MetricsOptions;
+  /** Failed authentications per client before 429 (src/api/auth-limit.ts); tests pass a clock. */
+  authFailureLimit?: AuthFailureLimitOptions;
 }
 
 /** Limits (documented in docs/api.md): bodies over this answer 413. */
@@ -55,6 +59,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     requestIdHeader: 'x-request-id', // a caller's request id carries into every log line of its request
     bodyLimit: options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false } },
+    // A path parameter as long as the longest id the schemas take, percent-encoded (at most 9 characters per UTF-16 unit),
+    // so an id too long is refused by its schema, naming it, rather than by the router.
+    routerOptions: { maxParamLength: PARAM_LIMITS.idLengthMax * 9 },
+    // A path the router cannot decode (`%`, `%ED%A0%80`) is answered as a problem like every other 400.
+    frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
 
   await app.register(swagger, {
@@ -62,7 +71,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Accrue API', version: '1', description: 'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile.' },
+      info: {
+        title: 'Accrue API',
+        version: '1',
+        description:
+          'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile. Every error is an RFC 9457 problem (application/problem+json); a method a path does not support is answered 405 with an Allow header.',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+      },
+      servers: [{ url: '/', description: 'the Accrue server that serves this document (GET /openapi.json)' }],
       components: {
         securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Accrue API key (`accrue keys create`).' } },
         schemas: {},
@@ -71,16 +87,37 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
   });
 
+  app.addHook('onRoute', nameOperation);
   app.addHook('onRoute', documentErrors);
+  // Every route's method by path pattern, so a known path asked with another method is answered 405, not 404.
+  const methodsByPath = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+  app.addHook('onRoute', (route) => {
+    const entry = methodsByPath.get(route.url) ?? { pattern: routePattern(route.url), methods: new Set<string>() };
+    for (const method of ([] as string[]).concat(route.method)) entry.methods.add(method);
+    methodsByPath.set(route.url, entry);
+  });
+
+  const authFailures = new AuthFailureLimiter(options.authFailureLimit);
 
   app.addHook('onRequest', async (request, reply) => {
     const needed = request.routeOptions.config?.scope;
     if (!needed || needed === 'public') return;
+    const blocked = authFailures.blockedFor(request.ip);
+    if (blocked !== undefined) {
+      reply.header('retry-after', String(blocked));
+      return sendProblem(reply, problemDetails(429, 'too_many_failed_authentications', `too many requests with a missing, unknown or revoked API key from this client; retry after ${blocked} s`, undefined, { retry_after_seconds: blocked }));
+    }
     const header = request.headers.authorization;
     const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    if (!secret) return sendProblem(reply, problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`'));
+    if (!secret) {
+      authFailures.fail(request.ip);
+      return sendProblem(reply, problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`'));
+    }
     const key = await findKey(options.pool, secret);
-    if (!key) return sendProblem(reply, problemDetails(401, 'unauthorized', 'unknown or revoked API key'));
+    if (!key) {
+      authFailures.fail(request.ip);
+      return sendProblem(reply, problemDetails(401, 'unauthorized', 'unknown or revoked API key'));
+    }
     if (!grants(key.scope, needed)) {
       return sendProblem(reply, problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`));
     }
@@ -106,7 +143,17 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return sendProblem(reply, problemDetails(500, 'internal', 'an internal error occurred; nothing was half-written'));
   });
 
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problemDetails(404, 'not_found', `no route ${request.method} ${request.url}`)));
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0]!;
+    const allowed = new Set<string>();
+    for (const { pattern, methods } of methodsByPath.values()) if (pattern.test(path)) for (const method of methods) allowed.add(method);
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      reply.header('allow', allow);
+      return sendProblem(reply, problemDetails(405, 'method_not_allowed', `${request.method} is not supported on ${path}; use ${allow}`));
+    }
+    return sendProblem(reply, problemDetails(404, 'not_found', `no route ${request.method} ${path}`));
+  });
 
   app.addSchema({ $id: 'Problem', ...problemSchema });
 
@@ -126,6 +173,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await registerDlqRoutes(app, options);
   await registerDashboardRoutes(app, options);
   return app;
+}
+
+/** A route's URL pattern (`/v1/invoices/:id`) as a regular expression over a request's raw path: a parameter is one non-empty segment. */
+function routePattern(url: string): RegExp {
+  const source = url
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}$`);
 }
 
 export type { FastifyRequest };

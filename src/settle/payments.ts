@@ -24,28 +24,66 @@ export type PaymentOutcome =
   | { status: 'duplicate'; payment_id: string }
   | { status: 'exception'; payment_id: string; exception: string; kind: string };
 
+/** Limits: characters of a payment id or invoice reference (stored as text keys), the years of received_on, the largest amount (Postgres bigint). */
+export const PAYMENT_LIMITS = Object.freeze({ referenceLengthMax: 256, yearMin: 1970, yearMax: 9998, amountMinorMax: 9_223_372_036_854_775_807n });
+
+// No control characters and no lone UTF-16 surrogates: Postgres text cannot hold NUL, and a lone surrogate would be stored rewritten.
+const REFERENCE = /^[^\u0000-\u001f\u007f\ud800-\udfff]+$/u;
+
+/** YYYY-MM-DD naming a day that exists (no 2026-02-30), within PAYMENT_LIMITS' years. */
+function isCalendarDate(text: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!m) return false;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (year < PAYMENT_LIMITS.yearMin || year > PAYMENT_LIMITS.yearMax) return false;
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+/** The payment's own rules, for the webhook and the ERP poll alike: nothing that passes can fail to be stored. */
 export function validatePayment(body: unknown): Result<PaymentInput & { amount_minor: bigint }> {
-  const b = (body ?? {}) as Record<string, unknown>;
+  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
   const problems = [];
   for (const field of ['id', 'invoice', 'amount', 'currency', 'received_on'] as const) {
     if (typeof b[field] !== 'string' || b[field] === '') problems.push(problem(field, 'required', 'is required as a string'));
   }
   if (problems.length > 0) return fail(...problems);
+  for (const field of ['id', 'invoice'] as const) {
+    const text = b[field] as string;
+    if (text.length > PAYMENT_LIMITS.referenceLengthMax) problems.push(problem(field, 'too_long', `must be at most ${PAYMENT_LIMITS.referenceLengthMax} characters`));
+    else if (!REFERENCE.test(text)) problems.push(problem(field, 'invalid_characters', 'must not contain control characters or lone surrogates'));
+  }
+  if (problems.length > 0) return fail(...problems);
   if (!isCurrency(b.currency)) return fail(problem('currency', 'unknown_currency', 'must be an ISO 4217 code'));
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(b.received_on as string) || Number.isNaN(Date.parse(b.received_on as string))) {
-    return fail(problem('received_on', 'not_date', 'must be a date YYYY-MM-DD'));
+  if (!isCalendarDate(b.received_on as string)) {
+    return fail(problem('received_on', 'not_date', `must be a calendar date YYYY-MM-DD from ${PAYMENT_LIMITS.yearMin} to ${PAYMENT_LIMITS.yearMax}`));
   }
   const amount = parseMajor(b.amount, b.currency as string, 'amount');
   if (!amount.ok) return amount;
   if (amount.value <= 0n) return fail(problem('amount', 'not_positive', 'must be greater than 0'));
-  return ok({ ...(b as unknown as PaymentInput), amount_minor: amount.value });
+  if (amount.value > PAYMENT_LIMITS.amountMinorMax) return fail(problem('amount', 'too_large', `must be at most ${PAYMENT_LIMITS.amountMinorMax} minor units`));
+  return ok({ id: b.id as string, invoice: b.invoice as string, amount: b.amount as string, currency: b.currency as string, received_on: b.received_on as string, amount_minor: amount.value });
 }
 
 export const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
 
-export async function applyPayment(pool: pg.Pool, catalog: CatalogVersion, input: PaymentInput & { amount_minor: bigint }, source: 'webhook' | 'erp'): Promise<PaymentOutcome> {
+/**
+ * Applies a payment once. `delivery`: a signed webhook delivery's signature, recorded as received in this same
+ * transaction, so a payment refused or failed here leaves the delivery unspent; already received, it throws 409.
+ */
+export async function applyPayment(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  input: PaymentInput & { amount_minor: bigint },
+  source: 'webhook' | 'erp',
+  options: { delivery?: string } = {},
+): Promise<PaymentOutcome> {
   const hash = contentHash({ invoice: input.invoice, amount_minor: input.amount_minor, currency: input.currency, received_on: input.received_on });
   return transaction(pool, async (client) => {
+    if (options.delivery !== undefined) {
+      const delivery = await client.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [options.delivery]);
+      if (delivery.rowCount === 0) throw new ProblemError([problem('Accrue-Signature', 'replayed_delivery', 'this signed delivery was already received')], 409);
+    }
     const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id])).rows[0];
     if (seen) {
       if (seen.content_hash === hash) return { status: 'duplicate', payment_id: input.id };

@@ -107,13 +107,14 @@ describe('the generated client, end to end', () => {
 
   it('posts a signed payment webhook; an overpayment becomes an exception listed for finance operations', async () => {
     const invoice = (await reader.GET('/v1/invoices/{id}', { params: { path: { id: invoiceNumber } } })).data!;
-    const body = JSON.stringify({ id: 'pay-client-1', invoice: invoiceNumber, amount: '999999.00', currency: invoice.currency, received_on: '2026-11-05' });
+    const payment = { id: 'pay-client-1', invoice: invoiceNumber, amount: '999999.00', currency: invoice.currency, received_on: '2026-11-05' };
+    const body = JSON.stringify(payment);
     const t = Math.floor(Date.now() / 1000);
     const signature = createHmac('sha256', SECRET).update(`${t}.${body}`).digest('hex');
-    const paid = await anonymous.POST('/v1/payments', { body, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: raw });
+    const paid = await anonymous.POST('/v1/payments', { body: payment, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: () => body });
     assert.equal(paid.response.status, 200, JSON.stringify(paid.error));
     assert.equal(paid.data?.status, 'exception');
-    const replayed = await anonymous.POST('/v1/payments', { body, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: raw });
+    const replayed = await anonymous.POST('/v1/payments', { body: payment, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: () => body });
     assert.equal(replayed.response.status, 409);
     const listed = await reader.GET('/v1/exceptions', { params: { query: { queue: 'finance_operations', status: 'open' } } });
     assert.equal(listed.response.status, 200);

@@ -13,149 +13,7 @@ export interface paths {
          * Ingest usage events
          * @description CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most 1000) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most 10000 lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/cloudevents+json": components["schemas"]["CloudEvent"];
-                    "application/cloudevents-batch+json": components["schemas"]["CloudEvent"][];
-                    "application/x-ndjson": string;
-                    "application/json": components["schemas"]["CloudEvent"] | components["schemas"]["CloudEvent"][];
-                };
-            };
-            responses: {
-                /** @description Every event answered */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            batch_id?: string;
-                            counts?: {
-                                accepted?: number;
-                                duplicate?: number;
-                                conflict?: number;
-                                rejected?: number;
-                                quarantined?: number;
-                            };
-                            results?: {
-                                index: number;
-                                source?: string;
-                                id?: string;
-                                /** @enum {string} */
-                                status: "accepted" | "duplicate" | "conflict" | "rejected" | "quarantined";
-                                problems?: {
-                                    path?: string;
-                                    code?: string;
-                                    message?: string;
-                                }[];
-                            }[];
-                        };
-                    };
-                };
-                /** @description A single event quarantined (unknown type or subject) */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            batch_id?: string;
-                            result?: {
-                                index: number;
-                                source?: string;
-                                id?: string;
-                                /** @enum {string} */
-                                status: "accepted" | "duplicate" | "conflict" | "rejected" | "quarantined";
-                                problems?: {
-                                    path?: string;
-                                    code?: string;
-                                    message?: string;
-                                }[];
-                            };
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["ingestEvents"];
         delete?: never;
         options?: never;
         head?: never;
@@ -170,157 +28,12 @@ export interface paths {
             cookie?: never;
         };
         /** The catalog in force */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            version?: number;
-                            hash?: string;
-                            applied_at?: string;
-                            applied_by?: string;
-                            catalog?: {
-                                [key: string]: unknown;
-                            };
-                        };
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getCatalog"];
         /**
          * Apply a catalog
          * @description Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/yaml": string;
-                    "application/json": Record<string, never>;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            version?: number;
-                            hash?: string;
-                            changed?: boolean;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        put: operations["applyCatalog"];
         post?: never;
         delete?: never;
         options?: never;
@@ -336,59 +49,7 @@ export interface paths {
             cookie?: never;
         };
         /** Every catalog version with who applied it, when and its content hash */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            version?: number;
-                            hash?: string;
-                            applied_by?: string;
-                            applied_at?: string;
-                            source?: string | null;
-                        }[];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listCatalogVersions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -408,95 +69,7 @@ export interface paths {
          * Usage per customer, meter and dimension
          * @description Aggregates stored events by the meter aggregation. `from` and `to` default to the current calendar month (UTC). Late events (arrived after their period closed) are excluded unless `late=include` or `late=only`.
          */
-        get: {
-            parameters: {
-                query?: {
-                    customer?: string;
-                    meter?: string;
-                    /** @description inclusive; a date or RFC 3339 timestamp */
-                    from?: string;
-                    /** @description exclusive */
-                    to?: string;
-                    /** @description comma-separated dimension keys */
-                    group_by?: string;
-                    late?: "exclude" | "include" | "only";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            from?: string;
-                            to?: string;
-                            usage?: {
-                                customer?: string;
-                                meter?: string;
-                                dimensions?: {
-                                    [key: string]: string;
-                                };
-                                quantity?: string;
-                                event_count?: number;
-                                first_event_time?: string;
-                                last_event_time?: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -518,140 +91,7 @@ export interface paths {
          * Run billing for a month
          * @description Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices.
          */
-        post: {
-            parameters: {
-                query?: {
-                    entity?: string;
-                };
-                header?: never;
-                path: {
-                    period: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            period: string;
-                            invoices: ({
-                                id: string;
-                                number: string | null;
-                                /** @enum {string} */
-                                kind: "invoice" | "credit_note";
-                                /** @enum {string} */
-                                status: "draft" | "finalized" | "void";
-                                corrects?: string;
-                                customer: string;
-                                legal_entity: string;
-                                currency: string;
-                                /**
-                                 * Format: date
-                                 * @description inclusive
-                                 */
-                                period_start: string;
-                                /**
-                                 * Format: date
-                                 * @description inclusive
-                                 */
-                                period_end: string;
-                                lines: {
-                                    [key: string]: unknown;
-                                }[];
-                                adjustments?: {
-                                    [key: string]: unknown;
-                                }[];
-                                tax_lines?: {
-                                    [key: string]: unknown;
-                                }[];
-                                /** @description major units, exact decimal string */
-                                subtotal: string;
-                                /** @description major units, exact decimal string */
-                                discount: string;
-                                /** @description major units, exact decimal string */
-                                credits_applied: string;
-                                /** @description major units, exact decimal string */
-                                tax: string;
-                                /** @description major units, exact decimal string */
-                                total: string;
-                                /** @enum {string} */
-                                rounding?: "half_up" | "half_even";
-                            } & {
-                                [key: string]: unknown;
-                            })[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["closePeriod"];
         delete?: never;
         options?: never;
         head?: never;
@@ -666,118 +106,7 @@ export interface paths {
             cookie?: never;
         };
         /** An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            /** @description the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...) */
-                            key: string;
-                            /** @enum {string} */
-                            kind: "invoice" | "credit_note";
-                            /** @description credit notes and replacements: the invoice id corrected */
-                            corrects?: string;
-                            number: string | null;
-                            /** @enum {string} */
-                            status: "draft" | "finalized" | "void";
-                            legal_entity: string;
-                            customer: string;
-                            currency: string;
-                            /**
-                             * Format: date
-                             * @description inclusive
-                             */
-                            period_start: string;
-                            /**
-                             * Format: date
-                             * @description exclusive
-                             */
-                            period_end: string;
-                            /** @enum {string} */
-                            rounding?: "half_up" | "half_even";
-                            lines: {
-                                [key: string]: unknown;
-                            }[];
-                            tax_lines?: {
-                                [key: string]: unknown;
-                            }[];
-                            /** @description minor units (cents), as a decimal string */
-                            subtotal_minor: string;
-                            /** @description minor units (cents), as a decimal string */
-                            discount_minor: string;
-                            /** @description minor units (cents), as a decimal string */
-                            credits_applied_minor: string;
-                            /** @description minor units (cents), as a decimal string */
-                            tax_minor: string;
-                            /** @description minor units (cents), as a decimal string */
-                            total_minor: string;
-                            rating_run: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getInvoice"];
         put?: never;
         post?: never;
         delete?: never;
@@ -797,97 +126,9 @@ export interface paths {
         put?: never;
         /**
          * Receive a payment (signed webhook)
-         * @description Body: {id, invoice (number or id), amount (decimal string, major units), currency, received_on}. Header `Accrue-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the shared secret. Each payment id applies once; overpayments, currency mismatches and unmatched payments become exceptions.
+         * @description Header `Accrue-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the shared secret; the body is application/json. Each payment id applies once; overpayments, currency mismatches and unmatched payments become exceptions. A delivery counts as received only when its payment is applied (or becomes an exception): a refused request can be retried with the same signature.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": string;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Service Unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["receivePayment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -905,145 +146,7 @@ export interface paths {
          * Where a period stands: every checkpoint green or with its differences
          * @description Compares the checkpoints live for the built-in ledger (usage, rating, invoice lines, ledger postings, payments, trial balance) and lists the open exceptions per queue. Nothing is recorded: `accrue reconcile` or closing the period opens the exceptions.
          */
-        get: {
-            parameters: {
-                query?: {
-                    entity?: string;
-                };
-                header?: never;
-                path: {
-                    period: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            period: string;
-                            legal_entities: string[];
-                            connectors: string[];
-                            recorded: boolean;
-                            /** @enum {string} */
-                            status: "green" | "red";
-                            checkpoints: {
-                                checkpoint: string;
-                                legal_entity: string;
-                                connector: string | null;
-                                owner_queue: string;
-                                description?: string;
-                                /** @enum {string} */
-                                status: "green" | "red";
-                                compared: {
-                                    left?: number;
-                                    right?: number;
-                                };
-                                pending: number;
-                                differences: {
-                                    exception_id: string;
-                                    /** @enum {string} */
-                                    kind: "missing_left" | "missing_right" | "amount_differs" | "duplicate";
-                                    key: {
-                                        legal_entity: string;
-                                        customer: string;
-                                        currency: string;
-                                        item: string;
-                                    };
-                                    left: string | null;
-                                    right: string | null;
-                                    /** @description right - left: minor units for money, an exact decimal for quantities */
-                                    difference: string;
-                                    occurrences?: {
-                                        left?: number;
-                                        right?: number;
-                                    };
-                                    documents?: {
-                                        kind: string;
-                                        id: string;
-                                        connector?: string;
-                                    }[];
-                                    opened?: boolean;
-                                    status?: string | null;
-                                }[];
-                            }[];
-                            opened?: string[];
-                            cleared?: {
-                                id?: string;
-                                checkpoint?: string;
-                                legal_entity?: string;
-                                item?: string;
-                                status?: string;
-                            }[];
-                            open_exceptions: {
-                                legal_entity?: string;
-                                owner_queue?: string;
-                                open?: number;
-                                assigned?: number;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getPeriodReconciliation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1060,103 +163,7 @@ export interface paths {
             cookie?: never;
         };
         /** Exceptions by queue, status, period, legal entity or checkpoint, oldest first */
-        get: {
-            parameters: {
-                query?: {
-                    queue?: "billing_engineering" | "integration_support" | "finance_operations";
-                    status?: "open" | "assigned" | "resolved" | "waived" | "unresolved";
-                    period?: string;
-                    entity?: string;
-                    checkpoint?: string;
-                    /** @description 1 to 1000, default 100 */
-                    limit?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            exceptions: {
-                                id: string;
-                                kind: string;
-                                owner_queue: string;
-                                /** @enum {string} */
-                                status: "open" | "assigned" | "resolved" | "waived";
-                                subject?: string;
-                                checkpoint?: string | null;
-                                period?: string | null;
-                                legal_entity?: string | null;
-                                customer?: string | null;
-                                currency?: string | null;
-                                connector?: string | null;
-                                item?: string | null;
-                                left_amount?: string | null;
-                                right_amount?: string | null;
-                                difference?: string | null;
-                                documents?: {
-                                    kind: string;
-                                    id: string;
-                                    connector?: string;
-                                }[];
-                                details?: unknown;
-                                assigned_to?: string | null;
-                                resolution_document?: string | null;
-                                waived_reason?: string | null;
-                                waived_by?: string | null;
-                                created_at?: string;
-                                updated_at?: string;
-                                last_seen_at?: string | null;
-                                cleared_at?: string | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listExceptions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1173,116 +180,7 @@ export interface paths {
             cookie?: never;
         };
         /** One exception with every move in its history */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            exception: {
-                                id: string;
-                                kind: string;
-                                owner_queue: string;
-                                /** @enum {string} */
-                                status: "open" | "assigned" | "resolved" | "waived";
-                                subject?: string;
-                                checkpoint?: string | null;
-                                period?: string | null;
-                                legal_entity?: string | null;
-                                customer?: string | null;
-                                currency?: string | null;
-                                connector?: string | null;
-                                item?: string | null;
-                                left_amount?: string | null;
-                                right_amount?: string | null;
-                                difference?: string | null;
-                                documents?: {
-                                    kind: string;
-                                    id: string;
-                                    connector?: string;
-                                }[];
-                                details?: unknown;
-                                assigned_to?: string | null;
-                                resolution_document?: string | null;
-                                waived_reason?: string | null;
-                                waived_by?: string | null;
-                                created_at?: string;
-                                updated_at?: string;
-                                last_seen_at?: string | null;
-                                cleared_at?: string | null;
-                            };
-                            events: {
-                                ordinal?: number;
-                                action?: string;
-                                from_status?: string | null;
-                                to_status?: string;
-                                actor?: string;
-                                at?: string;
-                                reason?: string | null;
-                                details?: unknown;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getException"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1301,140 +199,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Assign (or reassign) an exception to a person or team */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        assignee: string;
-                        /** @description who acts; default: the API key (`api-key:<id>`) */
-                        by?: string;
-                        note?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            kind: string;
-                            owner_queue: string;
-                            /** @enum {string} */
-                            status: "open" | "assigned" | "resolved" | "waived";
-                            subject?: string;
-                            checkpoint?: string | null;
-                            period?: string | null;
-                            legal_entity?: string | null;
-                            customer?: string | null;
-                            currency?: string | null;
-                            connector?: string | null;
-                            item?: string | null;
-                            left_amount?: string | null;
-                            right_amount?: string | null;
-                            difference?: string | null;
-                            documents?: {
-                                kind: string;
-                                id: string;
-                                connector?: string;
-                            }[];
-                            details?: unknown;
-                            assigned_to?: string | null;
-                            resolution_document?: string | null;
-                            waived_reason?: string | null;
-                            waived_by?: string | null;
-                            created_at?: string;
-                            updated_at?: string;
-                            last_seen_at?: string | null;
-                            cleared_at?: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["assignException"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1451,140 +216,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Resolve an assigned exception with the document that corrects it */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        correcting_document: string;
-                        /** @description who acts; default: the API key (`api-key:<id>`) */
-                        by?: string;
-                        note?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            kind: string;
-                            owner_queue: string;
-                            /** @enum {string} */
-                            status: "open" | "assigned" | "resolved" | "waived";
-                            subject?: string;
-                            checkpoint?: string | null;
-                            period?: string | null;
-                            legal_entity?: string | null;
-                            customer?: string | null;
-                            currency?: string | null;
-                            connector?: string | null;
-                            item?: string | null;
-                            left_amount?: string | null;
-                            right_amount?: string | null;
-                            difference?: string | null;
-                            documents?: {
-                                kind: string;
-                                id: string;
-                                connector?: string;
-                            }[];
-                            details?: unknown;
-                            assigned_to?: string | null;
-                            resolution_document?: string | null;
-                            waived_reason?: string | null;
-                            waived_by?: string | null;
-                            created_at?: string;
-                            updated_at?: string;
-                            last_seen_at?: string | null;
-                            cleared_at?: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["resolveException"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1601,139 +233,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Accept an assigned exception as it is, with the reason; final */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        reason: string;
-                        /** @description who acts; default: the API key (`api-key:<id>`) */
-                        by?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            kind: string;
-                            owner_queue: string;
-                            /** @enum {string} */
-                            status: "open" | "assigned" | "resolved" | "waived";
-                            subject?: string;
-                            checkpoint?: string | null;
-                            period?: string | null;
-                            legal_entity?: string | null;
-                            customer?: string | null;
-                            currency?: string | null;
-                            connector?: string | null;
-                            item?: string | null;
-                            left_amount?: string | null;
-                            right_amount?: string | null;
-                            difference?: string | null;
-                            documents?: {
-                                kind: string;
-                                id: string;
-                                connector?: string;
-                            }[];
-                            details?: unknown;
-                            assigned_to?: string | null;
-                            resolution_document?: string | null;
-                            waived_reason?: string | null;
-                            waived_by?: string | null;
-                            created_at?: string;
-                            updated_at?: string;
-                            last_seen_at?: string | null;
-                            cleared_at?: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["waiveException"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1751,27 +251,2406 @@ export interface paths {
          * Explain an invoice or credit note down to the usage events
          * @description By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description explain only this line (1, 2, …) */
-                    line?: string;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
+        get: operations["explainInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/journals/{id}/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Explain a journal: its source document and the invoice lines behind each journal line
+         * @description By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.
+         */
+        get: operations["explainJournal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Walk forward from a usage event to the invoices, journals and ERP documents that carry it */
+        get: operations["explainEvent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit records, oldest first, in pages
+         * @description Filter by subject, action or actor. Page with `after`: pass the previous page's `next_after` until it is null. At most 1000 records a page.
+         */
+        get: operations["listAuditRecords"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify the audit hash chain
+         * @description Recomputes every record's hash from seq 1 to the head, page by page. 200 either way: `ok` false names the first broken link (`broken_at_seq`, `reason`, `message`).
+         */
+        get: operations["verifyAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dlq": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first */
+        get: operations["listDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dlq/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Put a dead letter back in the outbox
+         * @description The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.
+         */
+        post: operations["replayDeadLetter"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The API key making the request and its scope (the dashboard shows actions to admin keys only) */
+        get: operations["getDashboardIdentity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/periods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Months with usage, invoices or a billing period, newest first, with the status of each legal entity */
+        get: operations["listDashboardPeriods"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs
+         * @description usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.
+         */
+        get: operations["getDashboardOverview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/pipeline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters */
+        get: operations["getPipelineHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status */
+        get: operations["searchInvoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/customers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency */
+        get: operations["listCustomers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboard/customers/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart) */
+        get: operations["getCustomerUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/invoices/{id}/pdf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An invoice or credit note as PDF, by id or number */
+        get: operations["getInvoicePdf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        Problem: {
+            type: string;
+            title: string;
+            status: number;
+            detail?: string;
+            errors?: {
+                path: string;
+                code: string;
+                message: string;
+            }[];
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md) */
+        CloudEvent: {
+            /** @enum {string} */
+            specversion: "1.0";
+            id: string;
+            source: string;
+            type: string;
+            subject: string;
+            /** Format: date-time */
+            time: string;
+            datacontenttype?: string;
+            dataschema?: string;
+            data?: {
+                [key: string]: unknown;
             };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
+        } & {
+            [key: string]: unknown;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    ingestEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/cloudevents+json": components["schemas"]["CloudEvent"];
+                "application/cloudevents-batch+json": components["schemas"]["CloudEvent"][];
+                "application/x-ndjson": string;
+                "application/json": components["schemas"]["CloudEvent"] | components["schemas"]["CloudEvent"][];
+            };
+        };
+        responses: {
+            /** @description Every event answered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch_id?: string;
+                        counts?: {
+                            accepted?: number;
+                            duplicate?: number;
+                            conflict?: number;
+                            rejected?: number;
+                            quarantined?: number;
+                        };
+                        results?: {
+                            index: number;
+                            source?: string;
+                            id?: string;
+                            /** @enum {string} */
+                            status: "accepted" | "duplicate" | "conflict" | "rejected" | "quarantined";
+                            problems?: {
+                                path?: string;
+                                code?: string;
+                                message?: string;
+                            }[];
+                        }[];
                     };
-                    content: {
-                        "application/json": {
+                };
+            };
+            /** @description A single event quarantined (unknown type or subject) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        batch_id?: string;
+                        result?: {
+                            index: number;
+                            source?: string;
+                            id?: string;
+                            /** @enum {string} */
+                            status: "accepted" | "duplicate" | "conflict" | "rejected" | "quarantined";
+                            problems?: {
+                                path?: string;
+                                code?: string;
+                                message?: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getCatalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        version?: number;
+                        hash?: string;
+                        applied_at?: string;
+                        applied_by?: string;
+                        catalog?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    applyCatalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/yaml": string;
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        version?: number;
+                        hash?: string;
+                        changed?: boolean;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listCatalogVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        version?: number;
+                        hash?: string;
+                        applied_by?: string;
+                        applied_at?: string;
+                        source?: string | null;
+                    }[];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /** @description a customer id */
+                customer?: string;
+                /** @description a meter id */
+                meter?: string;
+                /** @description inclusive; a date (UTC midnight) or an RFC 3339 timestamp */
+                from?: string;
+                /** @description exclusive; a date (UTC midnight) or an RFC 3339 timestamp */
+                to?: string;
+                /** @description comma-separated dimension keys */
+                group_by?: string;
+                late?: "exclude" | "include" | "only";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from?: string;
+                        to?: string;
+                        usage?: {
+                            customer?: string;
+                            meter?: string;
+                            dimensions?: {
+                                [key: string]: string;
+                            };
+                            quantity?: string;
+                            event_count?: number;
+                            first_event_time?: string;
+                            last_event_time?: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    closePeriod: {
+        parameters: {
+            query?: {
+                /** @description a legal entity; default: every one */
+                entity?: string;
+            };
+            header?: never;
+            path: {
+                /** @description a calendar month YYYY-MM, years 1970 to 9998 */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        period: string;
+                        invoices: ({
+                            id: string;
+                            number: string | null;
+                            /** @enum {string} */
+                            kind: "invoice" | "credit_note";
+                            /** @enum {string} */
+                            status: "draft" | "finalized" | "void";
+                            corrects?: string;
+                            customer: string;
+                            legal_entity: string;
+                            currency: string;
+                            /**
+                             * Format: date
+                             * @description inclusive
+                             */
+                            period_start: string;
+                            /**
+                             * Format: date
+                             * @description inclusive
+                             */
+                            period_end: string;
+                            lines: {
+                                [key: string]: unknown;
+                            }[];
+                            adjustments?: {
+                                [key: string]: unknown;
+                            }[];
+                            tax_lines?: {
+                                [key: string]: unknown;
+                            }[];
+                            /** @description major units, exact decimal string */
+                            subtotal: string;
+                            /** @description major units, exact decimal string */
+                            discount: string;
+                            /** @description major units, exact decimal string */
+                            credits_applied: string;
+                            /** @description major units, exact decimal string */
+                            tax: string;
+                            /** @description major units, exact decimal string */
+                            total: string;
+                            /** @enum {string} */
+                            rounding?: "half_up" | "half_even";
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an invoice id or number */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        /** @description the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...) */
+                        key: string;
+                        /** @enum {string} */
+                        kind: "invoice" | "credit_note";
+                        /** @description credit notes and replacements: the invoice id corrected */
+                        corrects?: string;
+                        number: string | null;
+                        /** @enum {string} */
+                        status: "draft" | "finalized" | "void";
+                        legal_entity: string;
+                        customer: string;
+                        currency: string;
+                        /**
+                         * Format: date
+                         * @description inclusive
+                         */
+                        period_start: string;
+                        /**
+                         * Format: date
+                         * @description exclusive
+                         */
+                        period_end: string;
+                        /** @enum {string} */
+                        rounding?: "half_up" | "half_even";
+                        lines: {
+                            [key: string]: unknown;
+                        }[];
+                        tax_lines?: {
+                            [key: string]: unknown;
+                        }[];
+                        /** @description minor units (cents), as a decimal string */
+                        subtotal_minor: string;
+                        /** @description minor units (cents), as a decimal string */
+                        discount_minor: string;
+                        /** @description minor units (cents), as a decimal string */
+                        credits_applied_minor: string;
+                        /** @description minor units (cents), as a decimal string */
+                        tax_minor: string;
+                        /** @description minor units (cents), as a decimal string */
+                        total_minor: string;
+                        rating_run: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receivePayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>"> */
+                "accrue-signature"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the payment's id at its source: each applies once */
+                    id: string;
+                    /** @description the invoice number or id it pays */
+                    invoice: string;
+                    /** @description major units, an exact decimal string greater than 0, with at most the currency's minor digits */
+                    amount: string;
+                    /** @description an ISO 4217 currency code */
+                    currency: string;
+                    /**
+                     * Format: date
+                     * @description the day the money was received, YYYY-MM-DD
+                     */
+                    received_on: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description duplicate: this payment id was already applied with the same content
+                         * @enum {string}
+                         */
+                        status: "applied" | "duplicate" | "exception";
+                        payment_id: string;
+                        /** @description applied: the invoice number */
+                        invoice?: string;
+                        /** @enum {string} */
+                        payment_status?: "partially_paid" | "paid";
+                        /** @description applied: the invoice's amount paid so far, in minor units */
+                        amount_paid?: string;
+                        /** @description exception: the exception opened for finance operations */
+                        exception?: string;
+                        /** @enum {string} */
+                        kind?: "payment_unmatched" | "payment_currency_mismatch" | "payment_overpayment";
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPeriodReconciliation: {
+        parameters: {
+            query?: {
+                /** @description a legal entity; default: every one */
+                entity?: string;
+            };
+            header?: never;
+            path: {
+                /** @description a calendar month YYYY-MM, years 1970 to 9998 */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        period: string;
+                        legal_entities: string[];
+                        connectors: string[];
+                        recorded: boolean;
+                        /** @enum {string} */
+                        status: "green" | "red";
+                        checkpoints: {
+                            checkpoint: string;
+                            legal_entity: string;
+                            connector: string | null;
+                            owner_queue: string;
+                            description?: string;
+                            /** @enum {string} */
+                            status: "green" | "red";
+                            compared: {
+                                left?: number;
+                                right?: number;
+                            };
+                            pending: number;
+                            differences: {
+                                exception_id: string;
+                                /** @enum {string} */
+                                kind: "missing_left" | "missing_right" | "amount_differs" | "duplicate";
+                                key: {
+                                    legal_entity: string;
+                                    customer: string;
+                                    currency: string;
+                                    item: string;
+                                };
+                                left: string | null;
+                                right: string | null;
+                                /** @description right - left: minor units for money, an exact decimal for quantities */
+                                difference: string;
+                                occurrences?: {
+                                    left?: number;
+                                    right?: number;
+                                };
+                                documents?: {
+                                    kind: string;
+                                    id: string;
+                                    connector?: string;
+                                }[];
+                                opened?: boolean;
+                                status?: string | null;
+                            }[];
+                        }[];
+                        opened?: string[];
+                        cleared?: {
+                            id?: string;
+                            checkpoint?: string;
+                            legal_entity?: string;
+                            item?: string;
+                            status?: string;
+                        }[];
+                        open_exceptions: {
+                            legal_entity?: string;
+                            owner_queue?: string;
+                            open?: number;
+                            assigned?: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listExceptions: {
+        parameters: {
+            query?: {
+                queue?: "billing_engineering" | "integration_support" | "finance_operations";
+                status?: "open" | "assigned" | "resolved" | "waived" | "unresolved";
+                /** @description a calendar month YYYY-MM, years 1970 to 9998 */
+                period?: string;
+                /** @description a legal entity */
+                entity?: string;
+                /** @description a checkpoint */
+                checkpoint?: string;
+                /** @description 1 to 1000, default 100 */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        exceptions: {
+                            id: string;
+                            kind: string;
+                            owner_queue: string;
+                            /** @enum {string} */
+                            status: "open" | "assigned" | "resolved" | "waived";
+                            subject?: string;
+                            checkpoint?: string | null;
+                            period?: string | null;
+                            legal_entity?: string | null;
+                            customer?: string | null;
+                            currency?: string | null;
+                            connector?: string | null;
+                            item?: string | null;
+                            left_amount?: string | null;
+                            right_amount?: string | null;
+                            difference?: string | null;
+                            documents?: {
+                                kind: string;
+                                id: string;
+                                connector?: string;
+                            }[];
+                            details?: unknown;
+                            assigned_to?: string | null;
+                            resolution_document?: string | null;
+                            waived_reason?: string | null;
+                            waived_by?: string | null;
+                            created_at?: string;
+                            updated_at?: string;
+                            last_seen_at?: string | null;
+                            cleared_at?: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getException: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an exception id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        exception: {
+                            id: string;
+                            kind: string;
+                            owner_queue: string;
+                            /** @enum {string} */
+                            status: "open" | "assigned" | "resolved" | "waived";
+                            subject?: string;
+                            checkpoint?: string | null;
+                            period?: string | null;
+                            legal_entity?: string | null;
+                            customer?: string | null;
+                            currency?: string | null;
+                            connector?: string | null;
+                            item?: string | null;
+                            left_amount?: string | null;
+                            right_amount?: string | null;
+                            difference?: string | null;
+                            documents?: {
+                                kind: string;
+                                id: string;
+                                connector?: string;
+                            }[];
+                            details?: unknown;
+                            assigned_to?: string | null;
+                            resolution_document?: string | null;
+                            waived_reason?: string | null;
+                            waived_by?: string | null;
+                            created_at?: string;
+                            updated_at?: string;
+                            last_seen_at?: string | null;
+                            cleared_at?: string | null;
+                        };
+                        events: {
+                            ordinal?: number;
+                            action?: string;
+                            from_status?: string | null;
+                            to_status?: string;
+                            actor?: string;
+                            at?: string;
+                            reason?: string | null;
+                            details?: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    assignException: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an exception id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the person or team */
+                    assignee: string;
+                    /** @description who acts; default: the API key (`api-key:<id>`) */
+                    by?: string;
+                    /** @description a note kept with the move */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        kind: string;
+                        owner_queue: string;
+                        /** @enum {string} */
+                        status: "open" | "assigned" | "resolved" | "waived";
+                        subject?: string;
+                        checkpoint?: string | null;
+                        period?: string | null;
+                        legal_entity?: string | null;
+                        customer?: string | null;
+                        currency?: string | null;
+                        connector?: string | null;
+                        item?: string | null;
+                        left_amount?: string | null;
+                        right_amount?: string | null;
+                        difference?: string | null;
+                        documents?: {
+                            kind: string;
+                            id: string;
+                            connector?: string;
+                        }[];
+                        details?: unknown;
+                        assigned_to?: string | null;
+                        resolution_document?: string | null;
+                        waived_reason?: string | null;
+                        waived_by?: string | null;
+                        created_at?: string;
+                        updated_at?: string;
+                        last_seen_at?: string | null;
+                        cleared_at?: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resolveException: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an exception id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the id or number of the document that corrects the difference */
+                    correcting_document: string;
+                    /** @description who acts; default: the API key (`api-key:<id>`) */
+                    by?: string;
+                    /** @description a note kept with the move */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        kind: string;
+                        owner_queue: string;
+                        /** @enum {string} */
+                        status: "open" | "assigned" | "resolved" | "waived";
+                        subject?: string;
+                        checkpoint?: string | null;
+                        period?: string | null;
+                        legal_entity?: string | null;
+                        customer?: string | null;
+                        currency?: string | null;
+                        connector?: string | null;
+                        item?: string | null;
+                        left_amount?: string | null;
+                        right_amount?: string | null;
+                        difference?: string | null;
+                        documents?: {
+                            kind: string;
+                            id: string;
+                            connector?: string;
+                        }[];
+                        details?: unknown;
+                        assigned_to?: string | null;
+                        resolution_document?: string | null;
+                        waived_reason?: string | null;
+                        waived_by?: string | null;
+                        created_at?: string;
+                        updated_at?: string;
+                        last_seen_at?: string | null;
+                        cleared_at?: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    waiveException: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an exception id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why the difference is accepted */
+                    reason: string;
+                    /** @description who acts; default: the API key (`api-key:<id>`) */
+                    by?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        kind: string;
+                        owner_queue: string;
+                        /** @enum {string} */
+                        status: "open" | "assigned" | "resolved" | "waived";
+                        subject?: string;
+                        checkpoint?: string | null;
+                        period?: string | null;
+                        legal_entity?: string | null;
+                        customer?: string | null;
+                        currency?: string | null;
+                        connector?: string | null;
+                        item?: string | null;
+                        left_amount?: string | null;
+                        right_amount?: string | null;
+                        difference?: string | null;
+                        documents?: {
+                            kind: string;
+                            id: string;
+                            connector?: string;
+                        }[];
+                        details?: unknown;
+                        assigned_to?: string | null;
+                        resolution_document?: string | null;
+                        waived_reason?: string | null;
+                        waived_by?: string | null;
+                        created_at?: string;
+                        updated_at?: string;
+                        last_seen_at?: string | null;
+                        cleared_at?: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    explainInvoice: {
+        parameters: {
+            query?: {
+                /** @description explain only this line (1, 2, …) */
+                line?: string;
+            };
+            header?: never;
+            path: {
+                /** @description an invoice or credit note id, number or correlation id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        invoice?: {
+                            id?: string;
+                            number?: string | null;
+                            /** @enum {string} */
+                            kind?: "invoice" | "credit_note";
+                            status?: string;
+                            customer?: string;
+                            customer_name?: string | null;
+                            legal_entity?: string;
+                            currency?: string;
+                            period?: string;
+                            period_start?: string;
+                            period_end_inclusive?: string;
+                            total?: string;
+                            payment_status?: string;
+                            amount_paid?: string;
+                            finalized_at?: string | null;
+                        };
+                        corrects?: {
+                            id: string;
+                            number: string | null;
+                            /** @enum {string} */
+                            kind: "invoice" | "credit_note";
+                            status: string;
+                        } | null;
+                        corrected_by?: {
+                            id: string;
+                            number: string | null;
+                            /** @enum {string} */
+                            kind: "invoice" | "credit_note";
+                            status: string;
+                        }[];
+                        late_usage?: {
+                            key?: string;
+                            period?: string;
+                            event_seq_watermark?: string;
+                            corrected_invoice?: string;
+                            credit_note?: string | null;
+                            replacement?: string | null;
+                            billed_in_period?: string;
+                        }[];
+                        rating_run?: {
+                            id?: string;
+                            period?: string;
+                            catalog_version?: number;
+                            catalog_hash?: string;
+                            event_seq_watermark?: string;
+                            includes_late_usage?: boolean;
+                            rated_at?: string;
+                        } | null;
+                        /** @description The chain from usage batches to ERP documents, under one correlation id (also sent as X-Accrue-Correlation). */
+                        lineage?: {
+                            correlation_id?: string;
+                            correlation_stored?: boolean;
+                            usage_batches?: string[];
+                            usage_batch_count?: number;
+                            rating_run?: string | null;
+                            invoice?: string;
+                            invoice_number?: string | null;
+                            journals?: string[];
+                            outbox?: string[];
+                            erp_documents?: {
+                                target?: string;
+                                reference?: string;
+                            }[];
+                        };
+                        lines?: {
+                            line_no?: number;
+                            kind?: string;
+                            description?: string;
+                            product?: string;
+                            meter?: string | null;
+                            quantity?: string;
+                            unit_amount?: string | null;
+                            amount?: string;
+                            amount_minor?: string;
+                            period?: {
+                                start?: string;
+                                end_inclusive?: string;
+                            };
+                            price?: {
+                                id?: string;
+                                version?: string;
+                                plan?: string | null;
+                                definition?: {
+                                    [key: string]: unknown;
+                                } | null;
+                            } | null;
+                            tiers?: {
+                                tier?: number;
+                                from?: string;
+                                up_to?: string | null;
+                                quantity?: string;
+                                unit_amount?: string;
+                                flat_amount?: string;
+                                amount?: string;
+                            }[];
+                            credit_grant?: string | null;
+                            /** @description The usage aggregate behind the line, recounted from exactly the events its rating run counted. */
+                            usage?: {
+                                usage_ref?: string;
+                                meter?: string;
+                                event_type?: string;
+                                aggregation?: string;
+                                window?: {
+                                    from?: string;
+                                    to?: string;
+                                };
+                                group_by?: string[];
+                                customer?: string;
+                                event_seq_watermark?: string;
+                                includes_late_usage?: boolean;
+                                quantity?: string;
+                                event_count?: number;
+                                first_event_time?: string | null;
+                                last_event_time?: string | null;
+                                by_dimensions?: {
+                                    dimensions?: {
+                                        [key: string]: string;
+                                    };
+                                    quantity?: string;
+                                    event_count?: number;
+                                }[];
+                                by_dimensions_truncated?: boolean;
+                                usage_batches?: {
+                                    id?: string;
+                                    channel?: string | null;
+                                    received_at?: string | null;
+                                    events?: number;
+                                }[];
+                                usage_batch_count?: number;
+                                /** @description At most five of the counted events: those with the smallest SHA-256 of `source\nid`, the same every time. */
+                                sample?: {
+                                    source?: string;
+                                    id?: string;
+                                    seq?: string;
+                                    time?: string;
+                                    received_at?: string;
+                                    batch?: string;
+                                    late?: boolean;
+                                    value?: string | null;
+                                    dimensions?: {
+                                        [key: string]: string;
+                                    };
+                                }[];
+                                rated?: {
+                                    quantity?: string;
+                                    event_count?: number;
+                                } | null;
+                                consistent?: boolean;
+                            } | null;
+                            note?: string | null;
+                        }[];
+                        journals?: {
+                            id?: string;
+                            kind?: string;
+                            posting_date?: string;
+                            dated_on?: string | null;
+                            posting_policy?: string;
+                            memo?: string;
+                            outbox?: {
+                                key?: string;
+                                target?: string;
+                                journal?: string;
+                                status?: string;
+                                attempts?: number;
+                                erp_document?: string | null;
+                                posted_at?: string | null;
+                                last_error?: string | null;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    explainJournal: {
+        parameters: {
+            query?: {
+                /** @description explain only this line (1, 2, …) */
+                line?: string;
+            };
+            header?: never;
+            path: {
+                /** @description a journal id, outbox key or ERP reference */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        journal?: {
+                            id?: string;
+                            kind?: string;
+                            posting_date?: string;
+                            dated_on?: string | null;
+                            posting_policy?: string;
+                            memo?: string;
+                            outbox?: {
+                                key?: string;
+                                target?: string;
+                                journal?: string;
+                                status?: string;
+                                attempts?: number;
+                                erp_document?: string | null;
+                                posted_at?: string | null;
+                                last_error?: string | null;
+                            }[];
+                            legal_entity?: string;
+                            source_document?: string;
+                            source_number?: string | null;
+                        };
+                        payment?: {
+                            id?: string;
+                            amount?: string;
+                            received_on?: string;
+                        } | null;
+                        lines?: {
+                            line_no?: number;
+                            account?: string;
+                            role?: string;
+                            debit?: string;
+                            credit?: string;
+                            currency?: string;
+                            customer?: string | null;
+                            product?: string | null;
+                            memo?: string | null;
+                            invoice_lines?: number[];
+                        }[];
+                        explained?: {
+                            journal_line?: number;
+                            invoice_lines?: {
+                                line_no?: number;
+                                kind?: string;
+                                description?: string;
+                                product?: string;
+                                meter?: string | null;
+                                quantity?: string;
+                                unit_amount?: string | null;
+                                amount?: string;
+                                amount_minor?: string;
+                                period?: {
+                                    start?: string;
+                                    end_inclusive?: string;
+                                };
+                                price?: {
+                                    id?: string;
+                                    version?: string;
+                                    plan?: string | null;
+                                    definition?: {
+                                        [key: string]: unknown;
+                                    } | null;
+                                } | null;
+                                tiers?: {
+                                    tier?: number;
+                                    from?: string;
+                                    up_to?: string | null;
+                                    quantity?: string;
+                                    unit_amount?: string;
+                                    flat_amount?: string;
+                                    amount?: string;
+                                }[];
+                                credit_grant?: string | null;
+                                /** @description The usage aggregate behind the line, recounted from exactly the events its rating run counted. */
+                                usage?: {
+                                    usage_ref?: string;
+                                    meter?: string;
+                                    event_type?: string;
+                                    aggregation?: string;
+                                    window?: {
+                                        from?: string;
+                                        to?: string;
+                                    };
+                                    group_by?: string[];
+                                    customer?: string;
+                                    event_seq_watermark?: string;
+                                    includes_late_usage?: boolean;
+                                    quantity?: string;
+                                    event_count?: number;
+                                    first_event_time?: string | null;
+                                    last_event_time?: string | null;
+                                    by_dimensions?: {
+                                        dimensions?: {
+                                            [key: string]: string;
+                                        };
+                                        quantity?: string;
+                                        event_count?: number;
+                                    }[];
+                                    by_dimensions_truncated?: boolean;
+                                    usage_batches?: {
+                                        id?: string;
+                                        channel?: string | null;
+                                        received_at?: string | null;
+                                        events?: number;
+                                    }[];
+                                    usage_batch_count?: number;
+                                    /** @description At most five of the counted events: those with the smallest SHA-256 of `source\nid`, the same every time. */
+                                    sample?: {
+                                        source?: string;
+                                        id?: string;
+                                        seq?: string;
+                                        time?: string;
+                                        received_at?: string;
+                                        batch?: string;
+                                        late?: boolean;
+                                        value?: string | null;
+                                        dimensions?: {
+                                            [key: string]: string;
+                                        };
+                                    }[];
+                                    rated?: {
+                                        quantity?: string;
+                                        event_count?: number;
+                                    } | null;
+                                    consistent?: boolean;
+                                } | null;
+                                note?: string | null;
+                            }[];
+                        } | null;
+                        invoice?: {
                             invoice?: {
                                 id?: string;
                                 number?: string | null;
@@ -1946,103 +2825,144 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/journals/{id}/explain": {
+    explainEvent: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description the CloudEvents source */
+                source: string;
+                /** @description the CloudEvents id */
+                id: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /**
-         * Explain a journal: its source document and the invoice lines behind each journal line
-         * @description By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.
-         */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description explain only this line (1, 2, …) */
-                    line?: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            journal?: {
+                content: {
+                    "application/json": {
+                        event?: {
+                            source?: string;
+                            id?: string;
+                            seq?: string;
+                            type?: string;
+                            subject?: string;
+                            customer?: string;
+                            time?: string;
+                            received_at?: string;
+                            late?: boolean;
+                            meter_values?: {
+                                [key: string]: string;
+                            };
+                            dimensions?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        usage_batch?: {
+                            id?: string;
+                            channel?: string;
+                            received_at?: string;
+                            received?: number;
+                            accepted?: number;
+                        } | null;
+                        billed_in?: {
+                            invoice?: {
+                                id: string;
+                                number: string | null;
+                                /** @enum {string} */
+                                kind: "invoice" | "credit_note";
+                                status: string;
+                            };
+                            line_no?: number;
+                            meter?: string;
+                            window?: {
+                                from?: string;
+                                to?: string;
+                            };
+                            rating_run?: string;
+                            event_seq_watermark?: string;
+                            correlation_id?: string;
+                            reversed_by?: {
+                                id: string;
+                                number: string | null;
+                                /** @enum {string} */
+                                kind: "invoice" | "credit_note";
+                                status: string;
+                            }[];
+                            journals?: {
                                 id?: string;
                                 kind?: string;
                                 posting_date?: string;
@@ -2059,1762 +2979,1194 @@ export interface paths {
                                     posted_at?: string | null;
                                     last_error?: string | null;
                                 }[];
-                                legal_entity?: string;
-                                source_document?: string;
-                                source_number?: string | null;
-                            };
-                            payment?: {
-                                id?: string;
-                                amount?: string;
-                                received_on?: string;
-                            } | null;
-                            lines?: {
-                                line_no?: number;
-                                account?: string;
-                                role?: string;
-                                debit?: string;
-                                credit?: string;
-                                currency?: string;
-                                customer?: string | null;
-                                product?: string | null;
-                                memo?: string | null;
-                                invoice_lines?: number[];
                             }[];
-                            explained?: {
-                                journal_line?: number;
-                                invoice_lines?: {
-                                    line_no?: number;
-                                    kind?: string;
-                                    description?: string;
-                                    product?: string;
-                                    meter?: string | null;
-                                    quantity?: string;
-                                    unit_amount?: string | null;
-                                    amount?: string;
-                                    amount_minor?: string;
-                                    period?: {
-                                        start?: string;
-                                        end_inclusive?: string;
-                                    };
-                                    price?: {
-                                        id?: string;
-                                        version?: string;
-                                        plan?: string | null;
-                                        definition?: {
-                                            [key: string]: unknown;
-                                        } | null;
-                                    } | null;
-                                    tiers?: {
-                                        tier?: number;
-                                        from?: string;
-                                        up_to?: string | null;
-                                        quantity?: string;
-                                        unit_amount?: string;
-                                        flat_amount?: string;
-                                        amount?: string;
-                                    }[];
-                                    credit_grant?: string | null;
-                                    /** @description The usage aggregate behind the line, recounted from exactly the events its rating run counted. */
-                                    usage?: {
-                                        usage_ref?: string;
-                                        meter?: string;
-                                        event_type?: string;
-                                        aggregation?: string;
-                                        window?: {
-                                            from?: string;
-                                            to?: string;
-                                        };
-                                        group_by?: string[];
-                                        customer?: string;
-                                        event_seq_watermark?: string;
-                                        includes_late_usage?: boolean;
-                                        quantity?: string;
-                                        event_count?: number;
-                                        first_event_time?: string | null;
-                                        last_event_time?: string | null;
-                                        by_dimensions?: {
-                                            dimensions?: {
-                                                [key: string]: string;
-                                            };
-                                            quantity?: string;
-                                            event_count?: number;
-                                        }[];
-                                        by_dimensions_truncated?: boolean;
-                                        usage_batches?: {
-                                            id?: string;
-                                            channel?: string | null;
-                                            received_at?: string | null;
-                                            events?: number;
-                                        }[];
-                                        usage_batch_count?: number;
-                                        /** @description At most five of the counted events: those with the smallest SHA-256 of `source\nid`, the same every time. */
-                                        sample?: {
-                                            source?: string;
-                                            id?: string;
-                                            seq?: string;
-                                            time?: string;
-                                            received_at?: string;
-                                            batch?: string;
-                                            late?: boolean;
-                                            value?: string | null;
-                                            dimensions?: {
-                                                [key: string]: string;
-                                            };
-                                        }[];
-                                        rated?: {
-                                            quantity?: string;
-                                            event_count?: number;
-                                        } | null;
-                                        consistent?: boolean;
-                                    } | null;
-                                    note?: string | null;
-                                }[];
-                            } | null;
-                            invoice?: {
-                                invoice?: {
-                                    id?: string;
-                                    number?: string | null;
-                                    /** @enum {string} */
-                                    kind?: "invoice" | "credit_note";
-                                    status?: string;
-                                    customer?: string;
-                                    customer_name?: string | null;
-                                    legal_entity?: string;
-                                    currency?: string;
-                                    period?: string;
-                                    period_start?: string;
-                                    period_end_inclusive?: string;
-                                    total?: string;
-                                    payment_status?: string;
-                                    amount_paid?: string;
-                                    finalized_at?: string | null;
-                                };
-                                corrects?: {
-                                    id: string;
-                                    number: string | null;
-                                    /** @enum {string} */
-                                    kind: "invoice" | "credit_note";
-                                    status: string;
-                                } | null;
-                                corrected_by?: {
-                                    id: string;
-                                    number: string | null;
-                                    /** @enum {string} */
-                                    kind: "invoice" | "credit_note";
-                                    status: string;
-                                }[];
-                                late_usage?: {
-                                    key?: string;
-                                    period?: string;
-                                    event_seq_watermark?: string;
-                                    corrected_invoice?: string;
-                                    credit_note?: string | null;
-                                    replacement?: string | null;
-                                    billed_in_period?: string;
-                                }[];
-                                rating_run?: {
-                                    id?: string;
-                                    period?: string;
-                                    catalog_version?: number;
-                                    catalog_hash?: string;
-                                    event_seq_watermark?: string;
-                                    includes_late_usage?: boolean;
-                                    rated_at?: string;
-                                } | null;
-                                /** @description The chain from usage batches to ERP documents, under one correlation id (also sent as X-Accrue-Correlation). */
-                                lineage?: {
-                                    correlation_id?: string;
-                                    correlation_stored?: boolean;
-                                    usage_batches?: string[];
-                                    usage_batch_count?: number;
-                                    rating_run?: string | null;
-                                    invoice?: string;
-                                    invoice_number?: string | null;
-                                    journals?: string[];
-                                    outbox?: string[];
-                                    erp_documents?: {
-                                        target?: string;
-                                        reference?: string;
-                                    }[];
-                                };
-                                lines?: {
-                                    line_no?: number;
-                                    kind?: string;
-                                    description?: string;
-                                    product?: string;
-                                    meter?: string | null;
-                                    quantity?: string;
-                                    unit_amount?: string | null;
-                                    amount?: string;
-                                    amount_minor?: string;
-                                    period?: {
-                                        start?: string;
-                                        end_inclusive?: string;
-                                    };
-                                    price?: {
-                                        id?: string;
-                                        version?: string;
-                                        plan?: string | null;
-                                        definition?: {
-                                            [key: string]: unknown;
-                                        } | null;
-                                    } | null;
-                                    tiers?: {
-                                        tier?: number;
-                                        from?: string;
-                                        up_to?: string | null;
-                                        quantity?: string;
-                                        unit_amount?: string;
-                                        flat_amount?: string;
-                                        amount?: string;
-                                    }[];
-                                    credit_grant?: string | null;
-                                    /** @description The usage aggregate behind the line, recounted from exactly the events its rating run counted. */
-                                    usage?: {
-                                        usage_ref?: string;
-                                        meter?: string;
-                                        event_type?: string;
-                                        aggregation?: string;
-                                        window?: {
-                                            from?: string;
-                                            to?: string;
-                                        };
-                                        group_by?: string[];
-                                        customer?: string;
-                                        event_seq_watermark?: string;
-                                        includes_late_usage?: boolean;
-                                        quantity?: string;
-                                        event_count?: number;
-                                        first_event_time?: string | null;
-                                        last_event_time?: string | null;
-                                        by_dimensions?: {
-                                            dimensions?: {
-                                                [key: string]: string;
-                                            };
-                                            quantity?: string;
-                                            event_count?: number;
-                                        }[];
-                                        by_dimensions_truncated?: boolean;
-                                        usage_batches?: {
-                                            id?: string;
-                                            channel?: string | null;
-                                            received_at?: string | null;
-                                            events?: number;
-                                        }[];
-                                        usage_batch_count?: number;
-                                        /** @description At most five of the counted events: those with the smallest SHA-256 of `source\nid`, the same every time. */
-                                        sample?: {
-                                            source?: string;
-                                            id?: string;
-                                            seq?: string;
-                                            time?: string;
-                                            received_at?: string;
-                                            batch?: string;
-                                            late?: boolean;
-                                            value?: string | null;
-                                            dimensions?: {
-                                                [key: string]: string;
-                                            };
-                                        }[];
-                                        rated?: {
-                                            quantity?: string;
-                                            event_count?: number;
-                                        } | null;
-                                        consistent?: boolean;
-                                    } | null;
-                                    note?: string | null;
-                                }[];
-                                journals?: {
-                                    id?: string;
-                                    kind?: string;
-                                    posting_date?: string;
-                                    dated_on?: string | null;
-                                    posting_policy?: string;
-                                    memo?: string;
-                                    outbox?: {
-                                        key?: string;
-                                        target?: string;
-                                        journal?: string;
-                                        status?: string;
-                                        attempts?: number;
-                                        erp_document?: string | null;
-                                        posted_at?: string | null;
-                                        last_error?: string | null;
-                                    }[];
-                                }[];
-                            };
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                        }[];
+                        billed_in_truncated?: boolean;
+                        /** @enum {string} */
+                        status?: "billed" | "rerated_unchanged" | "late_pending" | "not_yet_billed" | "not_billed";
+                        note?: string;
                     };
                 };
             };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/events/explain": {
+    listAuditRecords: {
         parameters: {
-            query?: never;
+            query?: {
+                subject?: string;
+                action?: string;
+                actor?: string;
+                /** @description a sequence number, as a decimal string (it is a bigint) */
+                after?: string;
+                /** @description records in the page, 1 to 1000 (default 100) */
+                limit?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Walk forward from a usage event to the invoices, journals and ERP documents that carry it */
-        get: {
-            parameters: {
-                query: {
-                    source: string;
-                    id: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            event?: {
-                                source?: string;
-                                id?: string;
-                                seq?: string;
-                                type?: string;
-                                subject?: string;
-                                customer?: string;
-                                time?: string;
-                                received_at?: string;
-                                late?: boolean;
-                                meter_values?: {
-                                    [key: string]: string;
-                                };
-                                dimensions?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            usage_batch?: {
-                                id?: string;
-                                channel?: string;
-                                received_at?: string;
-                                received?: number;
-                                accepted?: number;
-                            } | null;
-                            billed_in?: {
-                                invoice?: {
-                                    id: string;
-                                    number: string | null;
-                                    /** @enum {string} */
-                                    kind: "invoice" | "credit_note";
-                                    status: string;
-                                };
-                                line_no?: number;
-                                meter?: string;
-                                window?: {
-                                    from?: string;
-                                    to?: string;
-                                };
-                                rating_run?: string;
-                                event_seq_watermark?: string;
-                                correlation_id?: string;
-                                reversed_by?: {
-                                    id: string;
-                                    number: string | null;
-                                    /** @enum {string} */
-                                    kind: "invoice" | "credit_note";
-                                    status: string;
-                                }[];
-                                journals?: {
-                                    id?: string;
-                                    kind?: string;
-                                    posting_date?: string;
-                                    dated_on?: string | null;
-                                    posting_policy?: string;
-                                    memo?: string;
-                                    outbox?: {
-                                        key?: string;
-                                        target?: string;
-                                        journal?: string;
-                                        status?: string;
-                                        attempts?: number;
-                                        erp_document?: string | null;
-                                        posted_at?: string | null;
-                                        last_error?: string | null;
-                                    }[];
-                                }[];
-                            }[];
-                            billed_in_truncated?: boolean;
-                            /** @enum {string} */
-                            status?: "billed" | "rerated_unchanged" | "late_pending" | "not_yet_billed" | "not_billed";
-                            note?: string;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/audit": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Audit records, oldest first, in pages
-         * @description Filter by subject, action or actor. Page with `after`: pass the previous page's `next_after` until it is null. At most 1000 records a page.
-         */
-        get: {
-            parameters: {
-                query?: {
-                    subject?: string;
-                    action?: string;
-                    actor?: string;
-                    /** @description a sequence number, as a decimal string (it is a bigint) */
-                    after?: string;
-                    /** @description records in the page, 1 to 1000 (default 100) */
-                    limit?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            records: {
-                                /** @description a sequence number, as a decimal string (it is a bigint) */
-                                seq: string;
-                                /** Format: date-time */
-                                at: string;
-                                actor: string;
-                                action: string;
-                                subject: string;
-                                reason?: string;
-                                /** @description what the action did; any JSON value, null when none */
-                                details: unknown;
-                                prev_hash: string;
-                                hash: string;
-                            }[];
-                            next_after: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/audit/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Verify the audit hash chain
-         * @description Recomputes every record's hash from seq 1 to the head, page by page. 200 either way: `ok` false names the first broken link (`broken_at_seq`, `reason`, `message`).
-         */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ok: boolean;
-                            /** @description records verified (up to the broken one when not ok) */
-                            count: number;
-                            head?: {
-                                /** @description a sequence number, as a decimal string (it is a bigint) */
-                                seq: string;
-                                hash: string;
-                            };
+                content: {
+                    "application/json": {
+                        records: {
                             /** @description a sequence number, as a decimal string (it is a bigint) */
-                            broken_at_seq?: string;
-                            /** @enum {string} */
-                            reason?: "hash_mismatch" | "prev_mismatch" | "seq_gap" | "missing_tail" | "head_mismatch";
-                            message?: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                            seq: string;
+                            /** Format: date-time */
+                            at: string;
+                            actor: string;
+                            action: string;
+                            subject: string;
+                            reason?: string;
+                            /** @description what the action did; any JSON value, null when none */
+                            details: unknown;
+                            prev_hash: string;
+                            hash: string;
+                        }[];
+                        next_after: string | null;
                     };
                 };
             };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/dlq": {
+    verifyAuditChain: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first */
-        get: {
-            parameters: {
-                query?: {
-                    target?: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            dead_letters: {
-                                /** @description the outbox entry id (a bigint, as a decimal string) */
-                                id: string;
-                                /** @description the idempotency key carried to the ERP */
-                                key: string;
-                                target: string;
-                                document_id: string;
-                                attempts: number;
-                                /** @description the target's last answer: message, and status, code and permanent where the target gave them */
-                                last_error: {
-                                    [key: string]: unknown;
-                                } | null;
-                                /** Format: date-time */
-                                created_at: string;
-                            }[];
+                content: {
+                    "application/json": {
+                        ok: boolean;
+                        /** @description records verified (up to the broken one when not ok) */
+                        count: number;
+                        head?: {
+                            /** @description a sequence number, as a decimal string (it is a bigint) */
+                            seq: string;
+                            hash: string;
                         };
+                        /** @description a sequence number, as a decimal string (it is a bigint) */
+                        broken_at_seq?: string;
+                        /** @enum {string} */
+                        reason?: "hash_mismatch" | "prev_mismatch" | "seq_gap" | "missing_tail" | "head_mismatch";
+                        message?: string;
                     };
                 };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/dlq/{id}/replay": {
+    listDeadLetters: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description an ERP target */
+                target?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Put a dead letter back in the outbox
-         * @description The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description the outbox entry id (a bigint, as a decimal string) */
-                    id: string;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
+                content: {
+                    "application/json": {
+                        dead_letters: {
                             /** @description the outbox entry id (a bigint, as a decimal string) */
                             id: string;
-                            /** @enum {boolean} */
-                            replayed: true;
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Content Too Large: the body or the batch is over its limit */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported Media Type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                            /** @description the idempotency key carried to the ERP */
+                            key: string;
+                            target: string;
+                            document_id: string;
+                            attempts: number;
+                            /** @description the target's last answer: message, and status, code and permanent where the target gave them */
+                            last_error: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                        }[];
                     };
                 };
             };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/dashboard/whoami": {
+    replayDeadLetter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the outbox entry id (a bigint, as a decimal string) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the outbox entry id (a bigint, as a decimal string) */
+                        id: string;
+                        /** @enum {boolean} */
+                        replayed: true;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDashboardIdentity: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The API key making the request and its scope (the dashboard shows actions to admin keys only) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                        /** @enum {string} */
+                        scope: "read" | "admin";
                     };
-                    content: {
-                        "application/json": {
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listDashboardPeriods: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        periods: {
+                            period: string;
+                            closed_entities: string[];
+                            invoices: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDashboardOverview: {
+        parameters: {
+            query: {
+                /** @description a calendar month YYYY-MM, years 1970 to 9998 */
+                period: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        period: string;
+                        /** Format: date */
+                        start_date: string;
+                        /**
+                         * Format: date
+                         * @description exclusive
+                         */
+                        end_date: string;
+                        /** @description the chart axis: the days of the period and on to its last activity (close, postings, payments) */
+                        days: string[];
+                        entities: {
                             id: string;
                             name: string;
+                            currency: string;
                             /** @enum {string} */
-                            scope: "read" | "admin";
-                        };
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                            status: "open" | "closed";
+                            closed_at: string | null;
+                        }[];
+                        totals: {
+                            legal_entity: string;
+                            currency: string;
+                            /** @description a decimal string in major units */
+                            usage: string;
+                            /** @description a decimal string in major units */
+                            unbilled: string;
+                            /** @description a decimal string in major units */
+                            invoiced: string;
+                            /** @description a decimal string in major units */
+                            posted: string;
+                            /** @description a decimal string in major units */
+                            paid: string;
+                            /** @description a decimal string in major units */
+                            outstanding: string;
+                            invoices: number;
+                        }[];
+                        /** @description running totals at the end of each day of `days` */
+                        series: {
+                            legal_entity: string;
+                            currency: string;
+                            usage: string[];
+                            unbilled: string[];
+                            invoiced: string[];
+                            posted: string[];
+                            paid: string[];
+                        }[];
+                        events: {
+                            legal_entity: string;
+                            per_day: number[];
+                            total: number;
+                            late: number;
+                        }[];
+                        kpis: {
+                            id: string;
+                            label: string;
+                            /** @enum {string} */
+                            unit: "count" | "money" | "ratio" | "seconds";
+                            currency: string | null;
+                            /** @description a decimal string; null when there is nothing to measure yet */
+                            value: string | null;
+                            /** @description the previous period; null for measures of the present state */
+                            previous: string | null;
+                        }[];
                     };
                 };
             };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/dashboard/periods": {
+    getPipelineHealth: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description how far back ingestion is charted, 1 to 2160 (default 24) */
+                hours?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Months with usage, invoices or a billing period, newest first, with the status of each legal entity */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            periods: {
-                                period: string;
-                                closed_entities: string[];
-                                invoices: number;
-                            }[];
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        window: {
+                            from: string;
+                            to: string;
+                            hours: number;
+                            /** @enum {string} */
+                            bucket: "minute" | "hour" | "day";
                         };
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/dashboard/overview": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs
-         * @description usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.
-         */
-        get: {
-            parameters: {
-                query: {
-                    period: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            period: string;
-                            start_date: string;
-                            /** @description exclusive */
-                            end_date: string;
-                            /** @description the chart axis: the days of the period and on to its last activity (close, postings, payments) */
-                            days: string[];
-                            entities: {
-                                id: string;
-                                name: string;
-                                currency: string;
-                                /** @enum {string} */
-                                status: "open" | "closed";
-                                closed_at: string | null;
-                            }[];
+                        ingestion: {
                             totals: {
-                                legal_entity: string;
+                                received: number;
+                                accepted: number;
+                                duplicates: number;
+                                conflicts: number;
+                                rejected: number;
+                                quarantined: number;
+                                batches: number;
+                            };
+                            rate_per_second: {
+                                /** @description a decimal string in major units */
+                                last_5_minutes: string;
+                                /** @description a decimal string in major units */
+                                last_hour: string;
+                            };
+                            series: {
+                                at: string;
+                                received: number;
+                                accepted: number;
+                                duplicates: number;
+                                conflicts: number;
+                                rejected: number;
+                                quarantined: number;
+                            }[];
+                        };
+                        quarantine: {
+                            pending: number;
+                            by_reason: {
+                                reason: string;
+                                pending: number;
+                                oldest: string;
+                            }[];
+                            recent: {
+                                seq: string;
+                                source: string;
+                                id: string;
+                                reason: string;
+                                received_at: string;
+                            }[];
+                        };
+                        connectors: {
+                            target: string;
+                            pending: number;
+                            posted: number;
+                            dead: number;
+                            oldest_pending_seconds: number | null;
+                            replays: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    searchInvoices: {
+        parameters: {
+            query?: {
+                /** @description matches a number, an id, a customer id or name */
+                q?: string;
+                /** @description a calendar month YYYY-MM, years 1970 to 9998 */
+                period?: string;
+                /** @description a customer id */
+                customer?: string;
+                /** @description a legal entity */
+                legal_entity?: string;
+                status?: "draft" | "finalized" | "void";
+                payment_status?: "unpaid" | "partially_paid" | "paid";
+                /** @description 1 to 200, default 50 */
+                limit?: string;
+                /** @description invoices to skip, default 0 */
+                offset?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        total: number;
+                        invoices: {
+                            id: string;
+                            number: string | null;
+                            /** @enum {string} */
+                            kind: "invoice" | "credit_note";
+                            status: string;
+                            legal_entity: string;
+                            customer: string;
+                            customer_name: string | null;
+                            currency: string;
+                            period: string;
+                            /** @description a decimal string in major units */
+                            total: string;
+                            /** @description a decimal string in major units */
+                            amount_paid: string;
+                            payment_status: string;
+                            finalized_at: string | null;
+                            /** @enum {string} */
+                            posting: "posted" | "pending" | "dead" | "none";
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listCustomers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        customers: {
+                            id: string;
+                            name: string;
+                            legal_entity: string;
+                            parent: string | null;
+                            tenants: string[];
+                            subscriptions: {
+                                plan: string;
+                                start: string;
+                                end: string | null;
+                            }[];
+                            events: number;
+                            last_event_time: string | null;
+                            balances: {
                                 currency: string;
-                                /** @description a decimal string in major units */
-                                usage: string;
-                                /** @description a decimal string in major units */
-                                unbilled: string;
                                 /** @description a decimal string in major units */
                                 invoiced: string;
-                                /** @description a decimal string in major units */
-                                posted: string;
                                 /** @description a decimal string in major units */
                                 paid: string;
                                 /** @description a decimal string in major units */
                                 outstanding: string;
-                                invoices: number;
                             }[];
-                            /** @description running totals at the end of each day of `days` */
-                            series: {
-                                legal_entity: string;
-                                currency: string;
-                                usage: string[];
-                                unbilled: string[];
-                                invoiced: string[];
-                                posted: string[];
-                                paid: string[];
-                            }[];
-                            events: {
-                                legal_entity: string;
-                                per_day: number[];
-                                total: number;
-                                late: number;
-                            }[];
-                            kpis: {
-                                id: string;
-                                label: string;
-                                /** @enum {string} */
-                                unit: "count" | "money" | "ratio" | "seconds";
-                                currency: string | null;
-                                /** @description a decimal string; null when there is nothing to measure yet */
-                                value: string | null;
-                                /** @description the previous period; null for measures of the present state */
-                                previous: string | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                        }[];
                     };
                 };
             };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
-    "/v1/dashboard/pipeline": {
+    getCustomerUsage: {
+        parameters: {
+            query: {
+                /** @description inclusive (UTC) */
+                from: string;
+                /** @description exclusive (UTC) */
+                to: string;
+                bucket?: "day" | "month";
+            };
+            header?: never;
+            path: {
+                /** @description a customer id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        customer: string;
+                        /** Format: date */
+                        from: string;
+                        /** Format: date */
+                        to: string;
+                        /** @enum {string} */
+                        bucket: "day" | "month";
+                        buckets: string[];
+                        meters: {
+                            meter: string;
+                            aggregation: string;
+                            quantities: string[];
+                            events: number[];
+                            late_events: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInvoicePdf: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /** @description an invoice or credit note id or number */
+                id: string;
+            };
             cookie?: never;
         };
-        /** Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description how far back ingestion is charted, 1 to 2160 (default 24) */
-                    hours?: string;
+        requestBody?: never;
+        responses: {
+            /** @description the PDF */
+            200: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                header?: never;
-                path?: never;
-                cookie?: never;
+                content: {
+                    "application/pdf": string;
+                };
             };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            window: {
-                                from: string;
-                                to: string;
-                                hours: number;
-                                /** @enum {string} */
-                                bucket: "minute" | "hour" | "day";
-                            };
-                            ingestion: {
-                                totals: {
-                                    received: number;
-                                    accepted: number;
-                                    duplicates: number;
-                                    conflicts: number;
-                                    rejected: number;
-                                    quarantined: number;
-                                    batches: number;
-                                };
-                                rate_per_second: {
-                                    /** @description a decimal string in major units */
-                                    last_5_minutes: string;
-                                    /** @description a decimal string in major units */
-                                    last_hour: string;
-                                };
-                                series: {
-                                    at: string;
-                                    received: number;
-                                    accepted: number;
-                                    duplicates: number;
-                                    conflicts: number;
-                                    rejected: number;
-                                    quarantined: number;
-                                }[];
-                            };
-                            quarantine: {
-                                pending: number;
-                                by_reason: {
-                                    reason: string;
-                                    pending: number;
-                                    oldest: string;
-                                }[];
-                                recent: {
-                                    seq: string;
-                                    source: string;
-                                    id: string;
-                                    reason: string;
-                                    received_at: string;
-                                }[];
-                            };
-                            connectors: {
-                                target: string;
-                                pending: number;
-                                posted: number;
-                                dead: number;
-                                oldest_pending_seconds: number | null;
-                                replays: number;
-                            }[];
-                        };
-                    };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/dashboard/invoices": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status */
-        get: {
-            parameters: {
-                query?: {
-                    q?: string;
-                    period?: string;
-                    customer?: string;
-                    legal_entity?: string;
-                    status?: "draft" | "finalized" | "void";
-                    payment_status?: "unpaid" | "partially_paid" | "paid";
-                    /** @description 1 to 200, default 50 */
-                    limit?: string;
-                    offset?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            total: number;
-                            invoices: {
-                                id: string;
-                                number: string | null;
-                                /** @enum {string} */
-                                kind: "invoice" | "credit_note";
-                                status: string;
-                                legal_entity: string;
-                                customer: string;
-                                customer_name: string | null;
-                                currency: string;
-                                period: string;
-                                /** @description a decimal string in major units */
-                                total: string;
-                                /** @description a decimal string in major units */
-                                amount_paid: string;
-                                payment_status: string;
-                                finalized_at: string | null;
-                                /** @enum {string} */
-                                posting: "posted" | "pending" | "dead" | "none";
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/dashboard/customers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            customers: {
-                                id: string;
-                                name: string;
-                                legal_entity: string;
-                                parent: string | null;
-                                tenants: string[];
-                                subscriptions: {
-                                    plan: string;
-                                    start: string;
-                                    end: string | null;
-                                }[];
-                                events: number;
-                                last_event_time: string | null;
-                                balances: {
-                                    currency: string;
-                                    /** @description a decimal string in major units */
-                                    invoiced: string;
-                                    /** @description a decimal string in major units */
-                                    paid: string;
-                                    /** @description a decimal string in major units */
-                                    outstanding: string;
-                                }[];
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/dashboard/customers/{id}/usage": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart) */
-        get: {
-            parameters: {
-                query: {
-                    /** @description inclusive (UTC) */
-                    from: string;
-                    /** @description exclusive (UTC) */
-                    to: string;
-                    bucket?: "day" | "month";
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            customer: string;
-                            from: string;
-                            to: string;
-                            /** @enum {string} */
-                            bucket: "day" | "month";
-                            buckets: string[];
-                            meters: {
-                                meter: string;
-                                aggregation: string;
-                                quantities: string[];
-                                events: number[];
-                                late_events: number;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/invoices/{id}/pdf": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** An invoice or credit note as PDF, by id or number */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the PDF */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/pdf": string;
-                    };
-                };
-                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized: no API key, or an unknown or revoked one */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden: the API key has a scope this route does not accept */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Internal Server Error: nothing was half-written */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
-export interface components {
-    schemas: {
-        Problem: {
-            type: string;
-            title: string;
-            status: number;
-            detail?: string;
-            errors?: {
-                path: string;
-                code: string;
-                message: string;
-            }[];
-        } & {
-            [key: string]: unknown;
-        };
-        /** @description a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md) */
-        CloudEvent: {
-            /** @enum {string} */
-            specversion: "1.0";
-            id: string;
-            source: string;
-            type: string;
-            subject: string;
-            /** Format: date-time */
-            time: string;
-            datacontenttype?: string;
-            dataschema?: string;
-            data?: {
-                [key: string]: unknown;
-            };
-        } & {
-            [key: string]: unknown;
-        };
-    };
-    responses: never;
-    parameters: never;
-    requestBodies: never;
-    headers: never;
-    pathItems: never;
-}
-export type $defs = Record<string, never>;
-export type operations = Record<string, never>;

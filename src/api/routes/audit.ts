@@ -1,12 +1,11 @@
 // The audit log over HTTP: read it in pages (read scope) and verify the hash chain (admin: it reads every record).
 import type { FastifyInstance } from 'fastify';
 import { AUDIT_READ_LIMIT_MAX, readAudit, verifyAudit, type AuditRecord } from '../../audit/log.js';
-import { problem } from '../../domain/result.js';
-import { problemDetails, sendProblem } from '../problem.js';
+import { idString, int8String, integerString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
 const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-const SEQ = { type: 'string', pattern: '^(0|[1-9][0-9]*)$', description: 'a sequence number, as a decimal string (it is a bigint)' } as const;
+const SEQ = int8String(0n, 'a sequence number, as a decimal string (it is a bigint)');
 
 const recordSchema = {
   type: 'object',
@@ -55,11 +54,11 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
         querystring: {
           type: 'object',
           properties: {
-            subject: { type: 'string', minLength: 1 },
-            action: { type: 'string', minLength: 1 },
-            actor: { type: 'string', minLength: 1 },
+            subject: idString(),
+            action: idString(),
+            actor: idString(),
             after: SEQ,
-            limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', description: `records in the page, 1 to ${AUDIT_READ_LIMIT_MAX} (default 100)` },
+            limit: integerString(1n, BigInt(AUDIT_READ_LIMIT_MAX), `records in the page, 1 to ${AUDIT_READ_LIMIT_MAX} (default 100)`),
           },
           additionalProperties: false,
         },
@@ -74,12 +73,9 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
         },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const query = request.query as { subject?: string; action?: string; actor?: string; after?: string; limit?: string };
       const limit = Number.parseInt(query.limit ?? '100', 10);
-      if (limit > AUDIT_READ_LIMIT_MAX) {
-        return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', [problem('limit', 'too_large', `must be at most ${AUDIT_READ_LIMIT_MAX}`)]));
-      }
       const records = await readAudit(options.pool, { subject: query.subject, action: query.action, actor: query.actor, after: query.after === undefined ? undefined : BigInt(query.after), limit });
       return { records: records.map(toJson), next_after: records.length === limit ? String(records[records.length - 1]!.seq) : null };
     },

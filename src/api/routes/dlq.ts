@@ -3,9 +3,10 @@
 import type { FastifyInstance } from 'fastify';
 import { listDeadLetters, replayDeadLetter } from '../../post/outbox.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { idString, int8String } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
-const ID = { type: 'string', pattern: '^[1-9][0-9]{0,18}$', description: 'the outbox entry id (a bigint, as a decimal string)' } as const;
+const ID = int8String(1n, 'the outbox entry id (a bigint, as a decimal string)');
 
 const deadLetterSchema = {
   type: 'object',
@@ -46,7 +47,7 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
       schema: {
         summary: 'Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first',
         tags: ['posting'],
-        querystring: { type: 'object', properties: { target: { type: 'string', minLength: 1 } }, additionalProperties: false },
+        querystring: { type: 'object', properties: { target: idString('an ERP target') }, additionalProperties: false },
         response: { 200: { type: 'object', required: ['dead_letters'], properties: { dead_letters: { type: 'array', items: deadLetterSchema } } }, 400: { $ref: 'Problem#' } },
       },
     },
@@ -64,7 +65,7 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
         summary: 'Put a dead letter back in the outbox',
         description: 'The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.',
         tags: ['posting'],
-        params: { type: 'object', required: ['id'], properties: { id: ID } },
+        params: { type: 'object', required: ['id'], properties: { id: ID }, additionalProperties: false },
         response: {
           200: { type: 'object', required: ['id', 'replayed'], properties: { id: ID, replayed: { type: 'boolean', const: true } }, additionalProperties: false },
           400: { $ref: 'Problem#' },

@@ -5,6 +5,8 @@ import { explainEvent } from '../../explain/explain-event.js';
 import { explainInvoice } from '../../explain/explain-invoice.js';
 import { explainJournal } from '../../explain/explain-journal.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { INGEST_LIMITS } from '../../ingest/cloudevent.js';
+import { idString, integerString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
 const str = { type: 'string' } as const;
@@ -210,7 +212,7 @@ const eventExplanation = {
 const lineQuery = {
   type: 'object',
   // A string: the server's validator does not coerce types, and query values arrive as text.
-  properties: { line: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'explain only this line (1, 2, …)' } },
+  properties: { line: integerString(1n, 999_999n, 'explain only this line (1, 2, …)') },
   additionalProperties: false,
 } as const;
 
@@ -232,7 +234,7 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         summary: 'Explain an invoice or credit note down to the usage events',
         description: 'By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.',
         tags: ['explain'],
-        params: { type: 'object', required: ['id'], properties: { id: str } },
+        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice or credit note id, number or correlation id') }, additionalProperties: false },
         querystring: lineQuery,
         response: { 200: invoiceExplanation, ...errors },
       },
@@ -252,7 +254,7 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         summary: 'Explain a journal: its source document and the invoice lines behind each journal line',
         description: 'By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.',
         tags: ['explain'],
-        params: { type: 'object', required: ['id'], properties: { id: str } },
+        params: { type: 'object', required: ['id'], properties: { id: idString('a journal id, outbox key or ERP reference') }, additionalProperties: false },
         querystring: lineQuery,
         response: { 200: journalExplanation, ...errors },
       },
@@ -271,7 +273,7 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],
-        querystring: { type: 'object', required: ['source', 'id'], properties: { source: str, id: str }, additionalProperties: false },
+        querystring: { type: 'object', required: ['source', 'id'], properties: { source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }), id: idString('the CloudEvents id') }, additionalProperties: false },
         response: { 200: eventExplanation, ...errors },
       },
     },

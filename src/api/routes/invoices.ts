@@ -7,6 +7,7 @@ import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { idString, periodString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
 const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
@@ -80,8 +81,8 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
         summary: 'Run billing for a month',
         description: 'Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices.',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['period'], properties: { period: { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' } } },
-        querystring: { type: 'object', properties: { entity: { type: 'string' } }, additionalProperties: false },
+        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
+        querystring: { type: 'object', properties: { entity: idString('a legal entity; default: every one') }, additionalProperties: false },
         response: { 200: { type: 'object', required: ['period', 'invoices'], properties: { period: { type: 'string' }, invoices: { type: 'array', items: closedInvoiceSchema } } }, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
@@ -107,8 +108,8 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
-        response: { 200: invoiceSchema, 404: { $ref: 'Problem#' } },
+        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
+        response: { 200: invoiceSchema, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
     async (request, reply) => {
@@ -116,13 +117,12 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       const invoice = await getInvoice(options.pool, id);
       if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
       if ((request.headers.accept ?? '').includes('application/pdf')) {
-        const catalog = (await currentCatalog(options.pool))!;
-        const pdf = await renderInvoicePdf({
-          invoice,
-          legalEntity: catalog.index.legalEntities.get(invoice.legal_entity)!,
-          customer: catalog.index.customers.get(invoice.customer)!,
-          products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
-        });
+        const catalog = await currentCatalog(options.pool);
+        if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
+        const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
+        const customer = catalog.index.customers.get(invoice.customer);
+        if (!legalEntity || !customer) return sendProblem(reply, problemDetails(409, 'not_in_catalog', `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`));
+        const pdf = await renderInvoicePdf({ invoice, legalEntity, customer, products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])) });
         return reply.type('application/pdf').send(pdf);
       }
       return reply.send(JSON.parse(JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))));

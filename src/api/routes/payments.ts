@@ -1,53 +1,120 @@
 // POST /v1/payments: a signed webhook (HMAC over the raw body with a timestamp); bad signatures, stale timestamps
-// and replayed deliveries are refused; each payment applies once.
-import type { FastifyInstance } from 'fastify';
+// and replayed deliveries are refused; each payment applies once. In order: the signature (401), the JSON and its
+// schema (400, the field named), the payment's own rules (400), then one transaction that records the delivery as
+// received and applies the payment: a request refused or failed at any step leaves its delivery unspent, so the
+// sender's retry with the same signature is taken.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
-import { ProblemError } from '../../domain/result.js';
+import { ProblemError, type Problem } from '../../domain/result.js';
 import { applyPayment, validatePayment, verifyWebhook } from '../../settle/payments.js';
+import { amountString, currencyString, dateString, idString } from '../params.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import { refusedBodyProblem, strictTextParser } from '../json-body.js';
 import { parseStrictJson } from '../../domain/strict-json.js';
 import type { ServerOptions } from '../server.js';
 
+const paymentSchema = {
+  type: 'object',
+  required: ['id', 'invoice', 'amount', 'currency', 'received_on'],
+  properties: {
+    id: idString("the payment's id at its source: each applies once"),
+    invoice: idString('the invoice number or id it pays'),
+    amount: amountString('major units, an exact decimal string greater than 0, with at most the currency\'s minor digits'),
+    currency: currencyString(),
+    received_on: dateString('the day the money was received, YYYY-MM-DD'),
+  },
+  additionalProperties: false,
+} as const;
+
+const outcomeSchema = {
+  type: 'object',
+  required: ['status', 'payment_id'],
+  properties: {
+    status: { type: 'string', enum: ['applied', 'duplicate', 'exception'], description: 'duplicate: this payment id was already applied with the same content' },
+    payment_id: { type: 'string' },
+    invoice: { type: 'string', description: 'applied: the invoice number' },
+    payment_status: { type: 'string', enum: ['partially_paid', 'paid'] },
+    amount_paid: { type: 'string', pattern: '^[0-9]+$', description: "applied: the invoice's amount paid so far, in minor units" },
+    exception: { type: 'string', description: 'exception: the exception opened for finance operations' },
+    kind: { type: 'string', enum: ['payment_unmatched', 'payment_currency_mismatch', 'payment_overpayment'] },
+  },
+  additionalProperties: false,
+} as const;
+
+/** The body as sent, which the signature covers; the strict reader's refusal, reported once the signature is checked. */
+const rawBodies = new WeakMap<FastifyRequest, { raw: string; problems?: readonly Problem[] }>();
+
 export async function registerPaymentRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
   // Own encapsulation context: this route reads the raw body, since the signature covers the bytes as sent.
   await app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, strictTextParser); // UTF-8 decoded fatally (src/api/json-body.ts)
+    // UTF-8 decoded fatally (src/api/json-body.ts: an invalid byte is a RefusedBody, answered 400 before anything else);
+    // the text is kept for the signature and read by the strict reader, whose refusal is answered once the signature is checked.
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      strictTextParser(request, body, (error, text) => {
+        if (error || typeof text !== 'string') return done(error, text);
+        const parsed = parseStrictJson(text, { refuseProtoKeys: true });
+        rawBodies.set(request, parsed.ok ? { raw: text } : { raw: text, problems: parsed.problems });
+        done(null, parsed.ok ? parsed.value : undefined);
+      });
+    });
     scope.post(
       '/v1/payments',
       {
         config: { scope: 'public' },
+        // Before the schema: an unsigned request learns nothing about the body it sent.
+        preValidation: async (request, reply) => {
+          if (!options.webhookSecret) return sendProblem(reply, problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
+          const body = rawBodies.get(request);
+          const raw = body?.raw ?? (typeof request.body === 'string' ? request.body : '');
+          const signature = verifyWebhook(options.webhookSecret, raw, request.headers['accrue-signature'] as string | undefined, Math.floor(Date.now() / 1000));
+          if (!signature.ok) return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
+          if (body?.problems !== undefined) return sendProblem(reply, refusedBodyProblem(body.problems));
+          request.webhookSignature = signature.value.signature;
+        },
         schema: {
           summary: 'Receive a payment (signed webhook)',
-          description: 'Body: {id, invoice (number or id), amount (decimal string, major units), currency, received_on}. Header `Accrue-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the shared secret. Each payment id applies once; overpayments, currency mismatches and unmatched payments become exceptions.',
+          description:
+            'Header `Accrue-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the shared secret; the body is application/json. Each payment id applies once; overpayments, currency mismatches and unmatched payments become exceptions. A delivery counts as received only when its payment is applied (or becomes an exception): a refused request can be retried with the same signature.',
           tags: ['settlement'],
           security: [],
-          body: { type: 'string' },
-          response: { 200: { type: 'object', additionalProperties: true }, 400: { $ref: 'Problem#' }, 401: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' }, 503: { $ref: 'Problem#' } },
+          headers: {
+            type: 'object',
+            properties: { 'accrue-signature': { type: 'string', maxLength: 200, description: 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">' } },
+          },
+          body: paymentSchema,
+          response: {
+            200: outcomeSchema,
+            400: { $ref: 'Problem#' },
+            401: { $ref: 'Problem#' },
+            409: { $ref: 'Problem#' },
+            503: { $ref: 'Problem#' },
+          },
         },
       },
       async (request, reply) => {
-        if (!options.webhookSecret) return sendProblem(reply, problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
-        const raw = String(request.body ?? '');
-        const signature = verifyWebhook(options.webhookSecret, raw, request.headers['accrue-signature'] as string | undefined, Math.floor(Date.now() / 1000));
-        if (!signature.ok) return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
-        const delivery = await options.pool.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [signature.value.signature]);
-        if (delivery.rowCount === 0) return sendProblem(reply, problemDetails(409, 'replayed_delivery', 'this signed delivery was already received'));
-        const body = parseStrictJson(raw, { refuseProtoKeys: true });
-        if (!body.ok) return sendProblem(reply, refusedBodyProblem(body.problems));
-        const payment = validatePayment(body.value);
+        const payment = validatePayment(request.body);
         if (!payment.ok) return sendProblem(reply, problemDetails(400, 'invalid_payment', 'the payment was refused; nothing was applied', payment.problems));
         const catalog = await currentCatalog(options.pool);
         if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
         try {
-          const outcome = await applyPayment(options.pool, catalog, payment.value, 'webhook');
+          const outcome = await applyPayment(options.pool, catalog, payment.value, 'webhook', { delivery: request.webhookSignature });
           return JSON.parse(JSON.stringify(outcome, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
         } catch (error) {
-          if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, 'payment_conflict', error.message, error.problems));
+          if (error instanceof ProblemError) {
+            const code = error.problems[0]?.code === 'replayed_delivery' ? 'replayed_delivery' : 'payment_conflict';
+            return sendProblem(reply, problemDetails(error.status, code, error.message, error.problems));
+          }
           throw error;
         }
       },
     );
   });
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** POST /v1/payments: the verified signature, recorded as received in the transaction that applies the payment. */
+    webhookSignature?: string;
+  }
 }

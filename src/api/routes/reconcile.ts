@@ -5,6 +5,7 @@ import { ProblemError, type Result } from '../../domain/result.js';
 import { getException, listExceptions, moveException, problemStatus, type ExceptionMove, type ExceptionRecord } from '../../reconcile/exceptions.js';
 import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { idString, integerString, periodString, textString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -115,7 +116,7 @@ const eventSchema = {
   },
 } as const;
 
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
+const idParams = { type: 'object', required: ['id'], properties: { id: idString('an exception id') }, additionalProperties: false } as const;
 const moveResponses = { 200: exceptionSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
 
 /** The actor of a move: the person named in the body, else the API key that made the request. */
@@ -136,8 +137,8 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
         description:
           'Compares the checkpoints live for the built-in ledger (usage, rating, invoice lines, ledger postings, payments, trial balance) and lists the open exceptions per queue. Nothing is recorded: `accrue reconcile` or closing the period opens the exceptions.',
         tags: ['reconciliation'],
-        params: { type: 'object', required: ['period'], properties: { period: { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' } } },
-        querystring: { type: 'object', properties: { entity: { type: 'string' } }, additionalProperties: false },
+        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
+        querystring: { type: 'object', properties: { entity: idString('a legal entity; default: every one') }, additionalProperties: false },
         response: { 200: reportSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
@@ -165,10 +166,10 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
           properties: {
             queue: { type: 'string', enum: ['billing_engineering', 'integration_support', 'finance_operations'] },
             status: { type: 'string', enum: ['open', 'assigned', 'resolved', 'waived', 'unresolved'] },
-            period: { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' },
-            entity: { type: 'string' },
-            checkpoint: { type: 'string' },
-            limit: { type: 'string', pattern: '^\\d{1,4}$', description: '1 to 1000, default 100' },
+            period: periodString(),
+            entity: idString('a legal entity'),
+            checkpoint: idString('a checkpoint'),
+            limit: integerString(1n, 1000n, '1 to 1000, default 100'),
           },
           additionalProperties: false,
         },
@@ -212,23 +213,24 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
         return answer(reply, await moveException(options.pool, id, toMove(b, actorOf(request, b.by))));
       },
     );
-  const by = { type: 'string', minLength: 1, description: 'who acts; default: the API key (`api-key:<id>`)' };
+  const by = idString('who acts; default: the API key (`api-key:<id>`)');
+  const note = textString('a note kept with the move');
   move(
     'assign',
     'Assign (or reassign) an exception to a person or team',
-    { type: 'object', required: ['assignee'], properties: { assignee: { type: 'string', minLength: 1 }, by, note: { type: 'string' } }, additionalProperties: false },
+    { type: 'object', required: ['assignee'], properties: { assignee: idString('the person or team'), by, note }, additionalProperties: false },
     (b, actor) => ({ action: 'assign', assignee: b.assignee ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
   move(
     'resolve',
     'Resolve an assigned exception with the document that corrects it',
-    { type: 'object', required: ['correcting_document'], properties: { correcting_document: { type: 'string', minLength: 1 }, by, note: { type: 'string' } }, additionalProperties: false },
+    { type: 'object', required: ['correcting_document'], properties: { correcting_document: idString('the id or number of the document that corrects the difference'), by, note }, additionalProperties: false },
     (b, actor) => ({ action: 'resolve', correcting_document: b.correcting_document ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
   move(
     'waive',
     'Accept an assigned exception as it is, with the reason; final',
-    { type: 'object', required: ['reason'], properties: { reason: { type: 'string', minLength: 1 }, by }, additionalProperties: false },
+    { type: 'object', required: ['reason'], properties: { reason: textString('why the difference is accepted', { minLength: 1 }), by }, additionalProperties: false },
     (b, actor) => ({ action: 'waive', reason: b.reason ?? '', by: actor }),
   );
 }

@@ -4,6 +4,7 @@ import { currentCatalog } from '../../catalog/service.js';
 import { queryUsage } from '../../meter/usage.js';
 import { monthWindow } from '../../meter/period.js';
 import { problemDetails, sendProblem } from '../problem.js';
+import { dateOrTimestamp, idString, textString } from '../params.js';
 import type { ServerOptions } from '../server.js';
 
 export async function registerUsageRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
@@ -18,11 +19,11 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
         querystring: {
           type: 'object',
           properties: {
-            customer: { type: 'string' },
-            meter: { type: 'string' },
-            from: { type: 'string', description: 'inclusive; a date or RFC 3339 timestamp' },
-            to: { type: 'string', description: 'exclusive' },
-            group_by: { type: 'string', description: 'comma-separated dimension keys' },
+            customer: idString('a customer id'),
+            meter: idString('a meter id'),
+            from: dateOrTimestamp('inclusive; a date (UTC midnight) or an RFC 3339 timestamp'),
+            to: dateOrTimestamp('exclusive; a date (UTC midnight) or an RFC 3339 timestamp'),
+            group_by: textString('comma-separated dimension keys', { maxLength: 1000 }),
             late: { type: 'string', enum: ['exclude', 'include', 'only'] },
           },
           additionalProperties: false,
