@@ -11,6 +11,8 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
+import { buildServer } from '../../src/api/server.js';
+import { createKey } from '../../src/api/keys.js';
 import { ProblemError } from '../../src/domain/result.js';
 import { Decimal } from '../../src/domain/money.js';
 import { EVENT_AMOUNT_MINOR_MAX, MONEY_MINOR_MAX } from '../../src/domain/limits.js';
@@ -92,6 +94,18 @@ describe('an atomic close', () => {
     assert.equal((await ingest([storage('oct-1', '2026-10-05T00:00:00Z', limit), storage('oct-2', '2026-10-06T00:00:00Z', limit)])).counts.accepted, 2);
     // A dearer price afterwards: 2 × 72 992 700 729 927 GB-hours × 10^12 minor units is far beyond an int8.
     const dear = await apply(DEAR_STORAGE);
+    // Over HTTP: a 422 problem naming the customer and meter, never a 500.
+    const app = await buildServer({ pool: store.pool });
+    try {
+      const admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
+      const res = await app.inject({ method: 'POST', url: '/v1/periods/2026-10/close', headers: { authorization: `Bearer ${admin}` } });
+      assert.equal(res.statusCode, 422, res.body);
+      const errors = res.json().errors as Array<{ path: string; code: string }>;
+      assert.deepEqual(errors.map((e) => `${e.path} ${e.code}`), ['customers.acme.meters.storage_gb_hours amount_out_of_range', 'period close_failed']);
+    } finally {
+      await app.close();
+    }
+    assert.deepEqual(await periodStatus('2026-10'), ['closing', 'closing']);
     await assert.rejects(closePeriod(store.pool, dear, { period: '2026-10', now: AFTER_NOVEMBER }), (error: unknown) => {
       assert.ok(error instanceof ProblemError, String(error));
       assert.equal(error.status, 422);

@@ -3146,7 +3146,7 @@ export interface paths {
                                 name: string;
                                 currency: string;
                                 /** @enum {string} */
-                                status: "open" | "closed";
+                                status: "open" | "closing" | "closed";
                                 closed_at: string | null;
                             }[];
                             totals: {
