@@ -61,10 +61,24 @@ export function meterValueLimits(catalog: Catalog): Map<string, Decimal> {
   return limits;
 }
 
+const limitDigits = new WeakMap<Decimal, number>();
+function digitsOf(limit: Decimal): number {
+  let digits = limitDigits.get(limit);
+  if (digits === undefined) {
+    digits = limit.toFixed(0).length;
+    limitDigits.set(limit, digits);
+  }
+  return digits;
+}
+
 /** The problem for a meter value beyond its meter's limit, or undefined when it is within (or the meter has none). */
 export function meterValueProblem(limits: ReadonlyMap<string, Decimal> | undefined, meter: string, value: string, path: string): Problem | undefined {
   const limit = limits?.get(meter);
-  if (limit === undefined || new Decimal(value).abs().lte(limit)) return undefined;
+  if (limit === undefined) return undefined;
+  // Fast path on ingestion's hot loop: fewer integer digits than the (integer) limit is within it.
+  const integerDigits = (value.startsWith('-') ? value.length - 1 : value.length) - (value.includes('.') ? value.length - value.indexOf('.') : 0);
+  if (integerDigits < digitsOf(limit)) return undefined;
+  if (new Decimal(value).abs().lte(limit)) return undefined;
   return problem(path, 'too_large', `must be at most ${decimalText(limit)} in absolute value for meter ${meter}: a larger value would bill more than ${EVENT_AMOUNT_MINOR_MAX} minor units under its dearest price (docs/pricing.md#limits)`);
 }
 
