@@ -216,13 +216,20 @@ export function registerCommands(program: Command): void {
     .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
     .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite); only documents in the rollout scope (docs/configuration.md), the rest are held back')
     .option('--log', 'write a JSON log line to stderr per invoice finalized, with its correlation id (docs/explain.md)')
-    .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean }) => {
+    .option('--early', 'close a month that has not ended yet (recorded in the audit log); without it such a month is refused, and a future month always is')
+    .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean; early?: boolean }) => {
       await withStore(async (store, cfg) => {
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp?.split(',').map((s) => s.trim()).filter(Boolean);
         const bar = phasedProgress('close', { quiet: globals().json });
-        const outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout, log: flags.log ? logLine(jsonLogger()) : undefined, progress: (done, total, note) => bar.update(done, total, note) });
-        bar.stop();
+        let outcome;
+        try {
+          outcome = await closePeriod(store.pool, current, { period, legalEntity: flags.entity, by: flags.by, erpTargets, rollout: cfg.rollout, early: flags.early, log: flags.log ? logLine(jsonLogger()) : undefined, progress: (done, total, note) => bar.update(done, total, note) });
+        } finally {
+          bar.stop();
+        }
+        if (outcome.resumed) process.stderr.write(`accrue: resumed the close of ${outcome.period}, which another run had begun and not finished: it failed, was killed or still runs (event watermark ${outcome.event_seq_watermark})\n`);
+        if (outcome.early) process.stderr.write(`accrue: closed ${outcome.period} before it ended (--early); recorded in the audit log\n`);
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
       });
     });

@@ -84,7 +84,7 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   );
 
   // Close the month: rate, draft, tax and finalize every invoice (a re-run returns the same documents).
-  const closed = await closePeriod(store.pool, catalog, { period: options.period.period });
+  const closed = await closePeriod(store.pool, catalog, { period: options.period.period, now });
   output(
     `\nInvoices for ${options.period.period}\n` +
       table(

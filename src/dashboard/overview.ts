@@ -48,7 +48,7 @@ export interface Overview {
   start_date: string;
   end_date: string; // exclusive
   days: string[];
-  entities: Array<{ id: string; name: string; currency: string; status: 'open' | 'closed'; closed_at: string | null }>;
+  entities: Array<{ id: string; name: string; currency: string; status: 'open' | 'closing' | 'closed'; closed_at: string | null }>;
   totals: EntityMoney[];
   series: EntitySeries[];
   events: Array<{ legal_entity: string; per_day: number[]; total: number; late: number }>;
@@ -138,7 +138,7 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
 
   const estimates = await cachedEstimate(pool, catalog, window, days);
   const periodStatus = new Map(
-    (await pool.query<{ legal_entity: string; status: 'open' | 'closed'; closed_at: Date | null }>('SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1', [period])).rows.map((r) => [r.legal_entity, r]),
+    (await pool.query<{ legal_entity: string; status: 'open' | 'closing' | 'closed'; closed_at: Date | null }>('SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1', [period])).rows.map((r) => [r.legal_entity, r]),
   );
 
   // Per (entity, currency): the keys come from the catalog's plans, the estimates and the documents.

@@ -10,6 +10,8 @@ import { fail, invariant, ok, problem, type Problem, type Result } from './resul
 import { structuralProblems } from './catalog/structure.js';
 import { semanticProblems } from './catalog/semantics.js';
 import { normalizeCatalog } from './catalog/normalize.js';
+import { meterValueLimits } from './limits.js';
+import type { Decimal } from './money.js';
 
 export { priceId, priceVersionId, creditGrantId } from './catalog/normalize.js';
 
@@ -111,6 +113,8 @@ export interface CatalogIndex {
   subscriptionsByCustomer: ReadonlyMap<string, readonly Subscription[]>;
   creditGrantsByCustomer: ReadonlyMap<string, readonly CreditGrant[]>;
   discountsByCustomer: ReadonlyMap<string, readonly Discount[]>;
+  /** Largest absolute value one event may carry, per meter that its prices charge per unit (src/domain/limits.ts). */
+  meterValueMax: ReadonlyMap<string, Decimal>;
 }
 
 function groupBy<T>(values: readonly T[], key: (value: T) => string): Map<string, T[]> {
@@ -141,6 +145,7 @@ export function indexCatalog(catalog: Catalog): CatalogIndex {
     subscriptionsByCustomer: groupBy(catalog.subscriptions, (s) => s.customer),
     creditGrantsByCustomer: groupBy(catalog.credit_grants, (g) => g.customer),
     discountsByCustomer: groupBy(catalog.discounts, (d) => d.customer),
+    meterValueMax: meterValueLimits(catalog),
   };
 }
 

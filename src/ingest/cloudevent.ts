@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Meter } from '../domain/model.js';
 import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
+import { meterValueProblem } from '../domain/limits.js';
 import { describeValue, fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { compileJsonPath, evaluateJsonPath, formatFieldPath } from '../meter/jsonpath.js';
 import { decodeUtf8, parseStrictJson } from '../domain/strict-json.js';
@@ -51,6 +52,8 @@ export interface IngestContext {
   futureSkewMsMax: number;
   /** When given, a source it refuses is rejected (API keys are scoped to sources). */
   allowedSources?: (source: string) => boolean;
+  /** Largest absolute value per meter (CatalogIndex.meterValueMax): beyond it an event cannot be billed and is rejected. */
+  meterValueMax?: ReadonlyMap<string, Decimal>;
 }
 
 export interface NormalizedEvent {
@@ -450,7 +453,9 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
         problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${meter.value})`));
       } else {
         const read = meter.aggregation === 'unique_count' ? readUniqueKey(found.value, fieldPath) : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
-        if (read.ok) values[meter.id] = read.value;
+        const tooLarge = read.ok && meter.aggregation !== 'unique_count' ? meterValueProblem(ctx.meterValueMax, meter.id, read.value, fieldPath) : undefined;
+        if (tooLarge) problems.push(tooLarge);
+        else if (read.ok) values[meter.id] = read.value;
         else problems.push(...read.problems);
       }
     }

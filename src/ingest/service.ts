@@ -164,6 +164,7 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
   const allowed = options.allowedSources && options.allowedSources.length > 0 ? new Set(options.allowedSources) : undefined;
   const context = {
     metersByType: catalog.index.metersByType,
+    meterValueMax: catalog.index.meterValueMax,
     customerByTenant: catalog.index.customerByTenant,
     now: options.now ?? new Date(),
     futureSkewMsMax: options.futureSkewMsMax ?? FUTURE_SKEW_MS_MAX_DEFAULT,

@@ -8,6 +8,7 @@ import { ingestFile, type FileOutcome } from '../ingest/file.js';
 import { ProblemError } from '../domain/result.js';
 import { openStore } from '../store/store.js';
 import { closePeriod } from './billing-run.js';
+import { parsePeriod } from '../meter/period.js';
 import { exportInvoices } from './export.js';
 import { readJournals } from '../post/journals.js';
 import { exportJournals, journalsJson } from '../connectors/ledger/exports.js';
@@ -37,7 +38,10 @@ export async function bill(options: BillOptions): Promise<BillOutcome> {
     const catalog = (await catalogVersion(store.pool, applied.value.version))!;
     // The files are history: an event is judged against its own period, never refused as "in the future".
     const ingest = await ingestFile(store.pool, catalog, options.eventsFile, { futureSkewMsMax: Number.MAX_SAFE_INTEGER, onProgress: options.onProgress });
-    const closed = await closePeriod(store.pool, catalog, { period: options.period });
+    // Likewise the period: the files are its history, so it is closed as of its end (a month not yet ended is not early).
+    const window = parsePeriod(options.period, '--period');
+    if (!window.ok) throw new ProblemError(window.problems);
+    const closed = await closePeriod(store.pool, catalog, { period: options.period, now: new Date(window.value.to) });
     mkdirSync(options.outDir, { recursive: true });
     const invoicesPath = join(options.outDir, 'invoices.json');
     writeFileSync(invoicesPath, exportInvoices(closed.invoices));

@@ -4,11 +4,12 @@ import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
 import type { Invoice } from '../domain/model.js';
-import { ProblemError, formatProblems } from '../domain/result.js';
+import { ProblemError, formatProblems, type Problem } from '../domain/result.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { transaction } from '../store/store.js';
-import { appendAudit } from '../audit/log.js';
+import { appendAudit, type AppendAuditInput } from '../audit/log.js';
+import { invoiceAmountProblems } from '../domain/limits.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
 import { invoiceIdOf } from '../domain/rating-engine.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
@@ -44,34 +45,138 @@ export interface CloseOutcome {
   invoices: Invoice[];
   /** Late usage for earlier closed periods: a credit note against the invoice in force and its replacement. */
   corrections: Array<{ period: string; customer: string; corrected: Invoice; credit_note: Invoice | null; replacement: Invoice | null }>;
+  /** The period was left `closing` by an earlier run (failed, killed or still running) and this run took it up. */
+  resumed: boolean;
+  /** Closed before the period ended (`early`). */
+  early: boolean;
+}
+
+export interface CloseOptions {
+  period: string;
+  legalEntity?: string;
+  erpTargets?: string[];
+  by?: string;
+  rollout?: RolloutScope;
+  log?: LogLine;
+  progress?: (done: number, total: number, note: string) => void;
+  /** The clock the period's end is judged by (default: the wall clock). */
+  now?: Date;
+  /** Close a period that has begun but not ended yet; recorded in the audit log. A future period is always refused. */
+  early?: boolean;
+}
+
+/** Status of a refused close: the period has not ended (without `early`) or has not begun. */
+export const CLOSE_REFUSED_STATUS = 409;
+/** Status of a close that found an invoice the store cannot hold (docs/pricing.md#limits). */
+export const CLOSE_UNBILLABLE_STATUS = 422;
+
+/**
+ * Periods are calendar months in UTC (src/meter/period.ts), for every legal entity alike: a period has ended once
+ * `now` reaches its exclusive end. Returns the refusal, or whether the close is early.
+ */
+export function periodTiming(window: PeriodWindow, now: Date, early: boolean): { refused: Problem } | { early: boolean } {
+  if (now.getTime() < Date.parse(window.from)) {
+    return { refused: { path: 'period', code: 'period_in_future', message: `period ${window.period} has not begun (it starts ${window.from}, now is ${now.toISOString()}); a future period is never closed` } };
+  }
+  if (now.getTime() < Date.parse(window.to)) {
+    if (early) return { early: true };
+    return { refused: { path: 'period', code: 'period_not_ended', message: `period ${window.period} has not ended (it ends ${window.to}, now is ${now.toISOString()}); close it before its end only on purpose, with early (accrue close --early)` } };
+  }
+  return { early: false };
+}
+
+interface CloseStart {
+  watermark: string;
+  /** Some entity's period was `closing` before this run: an earlier run failed, was killed or still runs. */
+  resumed: boolean;
+  closingSince: string;
 }
 
 /**
- * Marks the period closed for the legal entities, then takes the event watermark. The SHARE lock waits for
- * in-flight ingestion to commit and holds new inserts until the close commits, so every event is either
- * at or below the watermark (billed now) or flagged late (billed by adjustment): none falls between.
+ * Step 1 of a close: marks the period `closing` for the legal entities and fixes the event watermark. The SHARE lock
+ * waits for in-flight ingestion to commit, so no event at or below the watermark commits later. A `closing` period is
+ * open to ingestion: events keep arriving un-late (above the watermark) until finishClose marks them late and the
+ * period closed in one transaction. A period already `closing` or `closed` keeps its watermark: a resumed or repeated
+ * run rates the same usage, so the invoices an earlier attempt finalized come back unchanged.
  */
-async function closeAndWatermark(pool: pg.Pool, entities: string[], period: string): Promise<string> {
+async function beginClose(pool: pg.Pool, entities: string[], period: string, audit: { by: string; early: boolean; now: Date }): Promise<CloseStart> {
   return transaction(pool, async (client) => {
-    for (const entity of entities) {
-      await client.query(
-        `INSERT INTO billing_periods (legal_entity, period, status, closed_at) VALUES ($1, $2, 'closed', now())
-         ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = coalesce(billing_periods.closed_at, now())`,
-        [entity, period],
-      );
-    }
     await client.query('LOCK TABLE events IN SHARE MODE');
     const mark = (await client.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
+    const before = (await client.query<{ legal_entity: string; status: string }>('SELECT legal_entity, status FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) ORDER BY legal_entity FOR UPDATE', [period, entities])).rows;
     for (const entity of entities) {
-      await client.query('UPDATE billing_periods SET event_seq_watermark = coalesce(event_seq_watermark, $3) WHERE legal_entity = $1 AND period = $2', [entity, period, mark]);
+      await client.query(
+        `INSERT INTO billing_periods (legal_entity, period, status, event_seq_watermark, closing_since) VALUES ($1, $2, 'closing', $3, now())
+         ON CONFLICT (legal_entity, period) DO UPDATE
+           SET status = CASE WHEN billing_periods.status = 'closed' THEN 'closed' ELSE 'closing' END,
+               event_seq_watermark = coalesce(billing_periods.event_seq_watermark, EXCLUDED.event_seq_watermark),
+               closing_since = coalesce(billing_periods.closing_since, EXCLUDED.closing_since)`,
+        [entity, period, mark],
+      );
     }
-    const stored = (await client.query<{ mark: string }>('SELECT max(event_seq_watermark)::text AS mark FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2)', [period, entities])).rows[0]!.mark;
-    return stored;
+    const stored = (await client.query<{ mark: string; since: string | null }>(
+      `SELECT max(event_seq_watermark)::text AS mark, to_char(min(closing_since) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since
+         FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2)`,
+      [period, entities],
+    )).rows[0]!;
+    const resumed = before.some((row) => row.status === 'closing');
+    if (audit.early && !before.some((row) => row.status === 'closed')) {
+      await appendAudit(client, {
+        actor: audit.by,
+        action: 'billing_run.close_early',
+        subject: `billing-run:v1:${period}:${entities.join('+')}`,
+        reason: 'closed before the period ended (early)',
+        details: { period, legal_entities: entities, now: audit.now.toISOString(), event_seq_watermark: stored.mark },
+      });
+    }
+    return { watermark: stored.mark, resumed, closingSince: stored.since ?? '' };
   });
 }
 
+/**
+ * Step 2 of a close, once every invoice of the run exists: in one transaction, the events of the period that arrived
+ * while it was closing (above the watermark, so not billed by this run) are flagged late, to be billed by adjustment
+ * like any late usage, and the period is marked closed. The lock holds new inserts until the commit; after it,
+ * ingestion flags the period's events late itself.
+ */
+async function finishClose(pool: pg.Pool, entities: string[], window: PeriodWindow, watermark: string, customers: string[], audit: () => AppendAuditInput): Promise<void> {
+  await transaction(pool, async (client) => {
+    await client.query('LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE');
+    const closing = (await client.query("SELECT 1 FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) AND status <> 'closed'", [window.period, entities])).rowCount ?? 0;
+    if (closing > 0 && customers.length > 0) {
+      const arrived = await client.query(
+        'SELECT 1 FROM events WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4) LIMIT 1',
+        [watermark, window.from, window.to, customers],
+      );
+      if ((arrived.rowCount ?? 0) > 0) {
+        await client.query('UPDATE events SET late = true WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4)', [watermark, window.from, window.to, customers]);
+      }
+    }
+    await client.query(
+      "UPDATE billing_periods SET status = 'closed', closed_at = coalesce(closed_at, now()) WHERE period = $1 AND legal_entity = ANY($2) AND status <> 'closed'",
+      [window.period, entities],
+    );
+    await appendAudit(client, audit());
+  });
+}
+
+/** A close that failed after it began (an I/O failure, a bug): nothing was closed, and the message says how to go on. */
+export class CloseFailedError extends Error {
+  /** What happened to the period, without the cause's text (for an HTTP answer). */
+  readonly summary: string;
+  constructor(
+    readonly period: string,
+    readonly reason: unknown,
+  ) {
+    const summary = `close of ${period} failed, nothing was closed: the period stays open (closing, its events are not late) and a new close of ${period} resumes it`;
+    super(`${summary}. ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+    this.summary = summary;
+    this.name = 'CloseFailedError';
+  }
+}
+
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
-export function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { period: string; legalEntity?: string; erpTargets?: string[]; by?: string; rollout?: RolloutScope; log?: LogLine; progress?: (done: number, total: number, note: string) => void }): Promise<CloseOutcome> {
+export function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions): Promise<CloseOutcome> {
   return inSpan(SPANS.closePeriod, { [ATTRIBUTES.period]: String(options.period), ...(options.legalEntity ? { [ATTRIBUTES.legalEntity]: options.legalEntity } : {}) }, async (span) => {
     const outcome = await closePeriodUntraced(pool, catalog, options);
     span.setAttributes({ 'accrue.event_seq_watermark': outcome.event_seq_watermark, 'accrue.invoices': outcome.invoices.length, 'accrue.corrections': outcome.corrections.length });
@@ -79,7 +184,7 @@ export function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: { p
   });
 }
 
-async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, options: Parameters<typeof closePeriod>[2]): Promise<CloseOutcome> {
+async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions): Promise<CloseOutcome> {
   const parsed = parsePeriod(options.period);
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   const scope = options.rollout ? checkRolloutScope(options.rollout, catalog) : null;
@@ -87,8 +192,38 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
   const window = parsed.value;
   const entities = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => !options.legalEntity || id === options.legalEntity);
   if (entities.length === 0) throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}` }]);
-  const watermark = await closeAndWatermark(pool, entities, window.period);
+  const by = options.by ?? 'system:billing-run';
+  const now = options.now ?? new Date();
+  const timing = periodTiming(window, now, options.early === true);
+  if ('refused' in timing) {
+    await transaction(pool, (client) =>
+      appendAudit(client, {
+        actor: by,
+        action: 'billing_run.close_refused',
+        subject: `billing-run:v1:${window.period}:${entities.join('+')}`,
+        reason: timing.refused.message,
+        details: { period: window.period, legal_entities: entities, code: timing.refused.code, now: now.toISOString(), early: options.early === true },
+      }),
+    );
+    throw new ProblemError([timing.refused], CLOSE_REFUSED_STATUS);
+  }
+  const start = await beginClose(pool, entities, window.period, { by, early: timing.early, now });
+  if (start.resumed) options.log?.({ level: 'warn', msg: 'resuming a close that did not finish', period: window.period, closing_since: start.closingSince, event_seq_watermark: start.watermark });
+  try {
+    return await rateAndFinalize(pool, catalog, options, { window, entities, by, start, early: timing.early });
+  } catch (error) {
+    options.log?.({ level: 'error', msg: 'close failed, nothing was closed', period: window.period, error: error instanceof Error ? error.message : String(error) });
+    if (error instanceof ProblemError) {
+      throw new ProblemError([...error.problems, { path: 'period', code: 'close_failed', message: `nothing was closed: period ${window.period} stays open (closing, its events are not late); a new close of ${window.period} resumes it` }], error.status);
+    }
+    throw new CloseFailedError(window.period, error);
+  }
+}
 
+async function rateAndFinalize(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions, run: { window: PeriodWindow; entities: string[]; by: string; start: CloseStart; early: boolean }): Promise<CloseOutcome> {
+  const { window, entities } = run;
+  const watermark = run.start.watermark;
+  const entityCustomers = catalog.catalog.customers.filter((c) => entities.includes(c.legal_entity)).map((c) => c.id).sort();
   const customers = [...catalog.catalog.customers]
     .filter((c) => entities.includes(c.legal_entity))
     .filter((c) => catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)))
@@ -103,6 +238,9 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
     return result;
   });
   const drafts = customers.flatMap((customer, i) => rated[i]!.map((r) => ({ customer: customer.id, ...r })));
+  // Before anything is written: an invoice the store cannot hold refuses the whole run, naming customer and meter.
+  const unbillable = drafts.flatMap((d) => invoiceAmountProblems(d.invoice));
+  if (unbillable.length > 0) throw new ProblemError(unbillable, CLOSE_UNBILLABLE_STATUS);
   const invoices: Invoice[] = [];
   // Finalized in batches: one commit (one fsync) per FINALIZE_BATCH invoices; a failure rolls back only its batch,
   // and a re-run picks up where it stopped because every write is keyed.
@@ -132,20 +270,19 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
     for (const invoice of finalized) options.log?.({ level: 'info', msg: 'invoice finalized', period: window.period, ...documentLogFields(invoice) });
   }
   const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () => correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log));
-  await auditBillingRun(pool, options.by ?? 'system:billing-run', { period: window.period, entities, watermark, catalog, invoices, corrections });
-  return { period: window.period, event_seq_watermark: watermark, invoices, corrections };
+  await finishClose(pool, entities, window, watermark, entityCustomers, () => billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }));
+  return { period: window.period, event_seq_watermark: watermark, invoices, corrections, resumed: run.start.resumed, early: run.early };
 }
 
 /**
  * One audit record per run, after its last batch: counts, totals and digests of its ids. The ids themselves are in
  * each invoice's own `invoice.finalize` record (10k ids would not fit one record).
  */
-async function auditBillingRun(pool: pg.Pool, actor: string, run: { period: string; entities: string[]; watermark: string; catalog: CatalogVersion; invoices: Invoice[]; corrections: CloseOutcome['corrections'] }): Promise<void> {
+function billingRunAudit(actor: string, run: { period: string; entities: string[]; watermark: string; catalog: CatalogVersion; invoices: Invoice[]; corrections: CloseOutcome['corrections']; early: boolean }): AppendAuditInput {
   const totals = new Map<string, bigint>();
   for (const invoice of run.invoices) totals.set(invoice.currency, (totals.get(invoice.currency) ?? 0n) + invoice.total_minor);
   const sorted = (ids: string[]) => [...new Set(ids)].sort();
-  await transaction(pool, (client) =>
-    appendAudit(client, {
+  return {
       actor,
       action: 'billing_run.close',
       subject: `billing-run:v1:${run.period}:${run.entities.join('+')}:${run.watermark}`,
@@ -162,9 +299,9 @@ async function auditBillingRun(pool: pg.Pool, actor: string, run: { period: stri
         invoice_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.id))),
         rating_run_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.rating_run))),
         correction_ids_sha256: contentHash(sorted(run.corrections.flatMap((c) => [c.credit_note?.id, c.replacement?.id].filter((id): id is string => id !== undefined)))),
+        ...(run.early ? { early: true } : {}),
       },
-    }),
-  );
+  };
 }
 
 /**
@@ -208,6 +345,8 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
     if (!periodWindow.ok) continue;
     const rated = (await rateWithStoredUsage(pool, catalog, customer, periodWindow.value, watermark, { includeLate: true })).find((r) => r.invoice.currency === current.currency);
     if (!rated) continue;
+    const unbillable = invoiceAmountProblems(rated.invoice);
+    if (unbillable.length > 0) throw new ProblemError(unbillable, CLOSE_UNBILLABLE_STATUS);
     // A correction is a financial document: it is issued when an amount changes, not for a quantity that bills the same.
     const amounts = (invoice: Invoice) => contentHash(invoice.lines.map((l) => [l.kind, l.product, l.price_version, l.credit_grant ?? null, l.amount_minor]));
     const changed = rated.invoice.total_minor !== current.total_minor || amounts(rated.invoice) !== amounts(current);

@@ -159,8 +159,23 @@ describe('events over HTTP', () => {
     assert.equal(denied.statusCode, 403);
     const bad = await app.inject({ method: 'POST', url: '/v1/periods/2026-13/close', headers: auth(admin) });
     assert.equal(bad.statusCode, 400);
-    const closed = await app.inject({ method: 'POST', url: `/v1/periods/${month}/close`, headers: auth(admin) });
+    // The month we are in has not ended: refused without early, and nothing is marked closed or closing.
+    const current = new Date().toISOString().slice(0, 7);
+    const unended = await app.inject({ method: 'POST', url: `/v1/periods/${current}/close`, headers: auth(admin) });
+    assert.equal(unended.statusCode, 409, unended.body);
+    assert.equal(unended.json().type, 'https://accrue.dev/problems/period_not_ended');
+    assert.match(unended.json().detail, new RegExp(`period ${current} has not ended`));
+    assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM billing_periods WHERE period = $1', [current])).rows[0].n, 0);
+    const future = await app.inject({ method: 'POST', url: '/v1/periods/2099-01/close?early=true', headers: auth(admin) });
+    assert.equal(future.statusCode, 409, future.body);
+    assert.equal(future.json().type, 'https://accrue.dev/problems/period_in_future');
+    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM invoices WHERE period = '2099-01'")).rows[0].n, 0);
+    const closed = await app.inject({ method: 'POST', url: `/v1/periods/${month}/close?early=true`, headers: auth(admin) });
     assert.equal(closed.statusCode, 200, closed.body);
+    const early = month === current; // RECENT is a minute ago: in a month's first minute, its month has ended
+    assert.equal(closed.json().early, early);
+    const audit = (await store.pool.query("SELECT action, details->>'code' AS code FROM audit_log WHERE action LIKE 'billing_run.close%' ORDER BY seq")).rows;
+    assert.deepEqual(audit.map((r) => `${r.action}${r.code ? ` ${r.code}` : ''}`), ['billing_run.close_refused period_not_ended', 'billing_run.close_refused period_in_future', ...(early ? ['billing_run.close_early'] : []), 'billing_run.close']);
     const invoices = closed.json().invoices as Array<{ id: string; number: string; customer: string; total: string }>;
     const acme = invoices.find((i) => i.customer === 'acme')!;
     assert.match(acme.number, /^NWUS-\d{6}$/);

@@ -89,7 +89,7 @@ describe('billing run', () => {
 describe('late usage is billed in the next run', () => {
   it('re-rates the closed period: a credit note and a replacement where amounts change, nothing where they do not', async () => {
     await ingestBatch(store.pool, catalog, [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12' });
+    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
     assert.equal(december.invoices.length, 4);
     assert.equal(december.corrections.length, 2);
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
@@ -102,7 +102,7 @@ describe('late usage is billed in the next run', () => {
     assert.equal(storage.amount_minor, 13714n); // 1,001,000 × 0.000137 = 137.137 → 137.14
     const umbrella = december.corrections.find((c) => c.customer === 'umbrella')!;
     assert.equal(umbrella.credit_note, null); // 3 calls still fit one package of 1,000: nothing to correct
-    const again = await closePeriod(store.pool, catalog, { period: '2026-12' });
+    const again = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
     assert.equal(again.corrections.length, 0);
   });
 });

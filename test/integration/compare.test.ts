@@ -149,7 +149,7 @@ describe('Accrue side of a period', () => {
     assert.ok(window.ok);
     const before = await readAccrueSide(store.pool, window.value);
     await ingestBatch(store.pool, catalog, [ev('late-1', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '5000000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12' });
+    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
     assert.ok(acme.credit_note && acme.replacement, 'the late storage changes acme’s November amounts');
     const afterCorrection = await readAccrueSide(store.pool, window.value);

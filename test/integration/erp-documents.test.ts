@@ -38,7 +38,7 @@ before(async () => {
   );
   await closePeriod(store.pool, catalog, { period: '2026-11', erpTargets: ['netsuite', 'xero'] });
   await ingestBatch(store.pool, catalog, [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
-  const december = await closePeriod(store.pool, catalog, { period: '2026-12', erpTargets: ['netsuite', 'xero'] });
+  const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */, erpTargets: ['netsuite', 'xero'] });
   assert.equal(december.corrections.find((c) => c.customer === 'acme')?.credit_note?.number, 'NWUS-CN-000001');
 });
 after(() => store.close());

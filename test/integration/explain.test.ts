@@ -306,7 +306,7 @@ describe('late usage: credit note and replacement', () => {
       [ev('a-st-late', 'acme-prod', STORAGE, '2026-11-25T00:00:00Z', { gb_hours: '1000' }), ev('u-api-late', 'umbrella', API, '2026-11-26T00:00:00Z', { region: 'eu' })],
       { channel: 'http', now: new Date('2026-12-04T00:00:00Z') },
     );
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12', erpTargets: ['netsuite'], log: (line) => closeLog.push(line) });
+    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */, erpTargets: ['netsuite'], log: (line) => closeLog.push(line) });
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
     assert.ok(acme.credit_note && acme.replacement);
     const logged = closeLog.filter((l) => l.msg === 'late usage corrected').map((l) => l.invoice);

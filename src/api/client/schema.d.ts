@@ -89,7 +89,7 @@ export interface paths {
         put?: never;
         /**
          * Run billing for a month
-         * @description Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices.
+         * @description Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices. A month that has not ended is refused with 409 (period_not_ended) unless early=true, a month that has not begun always (period_in_future); both are recorded in the audit log. An invoice beyond the amount limits (docs/pricing.md#limits) is refused with 422 naming the customer and meter. The period is marked closed only once all its invoices exist: a failed close leaves it open (closing) and a new close resumes it.
          */
         post: operations["closePeriod"];
         delete?: never;
@@ -1032,6 +1032,8 @@ export interface operations {
             query?: {
                 /** @description a legal entity; default: every one */
                 entity?: string;
+                /** @description true: close a month that has not ended yet (recorded in the audit log) */
+                early?: "true" | "false";
             };
             header?: never;
             path: {
@@ -1095,6 +1097,8 @@ export interface operations {
                         } & {
                             [key: string]: unknown;
                         })[];
+                        early?: boolean;
+                        resumed?: boolean;
                     };
                 };
             };
@@ -1145,6 +1149,15 @@ export interface operations {
             };
             /** @description Unsupported Media Type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3553,7 +3566,7 @@ export interface operations {
                             name: string;
                             currency: string;
                             /** @enum {string} */
-                            status: "open" | "closed";
+                            status: "open" | "closing" | "closed";
                             closed_at: string | null;
                         }[];
                         totals: {

@@ -33,7 +33,7 @@ const overviewSchema = object({
   start_date: DAY_OUT,
   end_date: { ...DAY_OUT, description: 'exclusive' },
   days: { type: 'array', items: DAY_OUT, description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)' },
-  entities: { type: 'array', items: object({ id: str, name: str, currency: str, status: { type: 'string', enum: ['open', 'closed'] }, closed_at: nullableStr }) },
+  entities: { type: 'array', items: object({ id: str, name: str, currency: str, status: { type: 'string', enum: ['open', 'closing', 'closed'] }, closed_at: nullableStr }) },
   totals: {
     type: 'array',
     items: object({ legal_entity: str, currency: str, usage: MONEY, unbilled: MONEY, invoiced: MONEY, posted: MONEY, paid: MONEY, outstanding: MONEY, invoices: int }),

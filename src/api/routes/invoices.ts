@@ -1,7 +1,7 @@
 // Billing runs and invoices over HTTP: close a period, read invoices as JSON or PDF.
 import type { FastifyInstance } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
-import { closePeriod } from '../../invoice/billing-run.js';
+import { CloseFailedError, closePeriod } from '../../invoice/billing-run.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
@@ -79,23 +79,42 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       config: { scope: 'admin' },
       schema: {
         summary: 'Run billing for a month',
-        description: 'Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices.',
+        description:
+          'Rates every subscription, drafts one invoice per customer, legal entity and currency, computes tax and finalizes. Re-running on the same inputs returns the same invoices. ' +
+          'A month that has not ended is refused with 409 (period_not_ended) unless early=true, a month that has not begun always (period_in_future); both are recorded in the audit log. ' +
+          'An invoice beyond the amount limits (docs/pricing.md#limits) is refused with 422 naming the customer and meter. The period is marked closed only once all its invoices exist: a failed close leaves it open (closing) and a new close resumes it.',
         tags: ['invoicing'],
         params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: { type: 'object', properties: { entity: idString('a legal entity; default: every one') }, additionalProperties: false },
-        response: { 200: { type: 'object', required: ['period', 'invoices'], properties: { period: { type: 'string' }, invoices: { type: 'array', items: closedInvoiceSchema } } }, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        querystring: {
+          type: 'object',
+          properties: {
+            entity: idString('a legal entity; default: every one'),
+            early: { type: 'string', enum: ['true', 'false'], description: 'true: close a month that has not ended yet (recorded in the audit log)' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: { type: 'object', required: ['period', 'invoices'], properties: { period: { type: 'string' }, invoices: { type: 'array', items: closedInvoiceSchema }, early: { type: 'boolean' }, resumed: { type: 'boolean' } } },
+          400: { $ref: 'Problem#' },
+          409: { $ref: 'Problem#' },
+          422: { $ref: 'Problem#' },
+        },
       },
     },
     async (request, reply) => {
       const { period } = request.params as { period: string };
-      const { entity } = request.query as { entity?: string };
+      const { entity, early } = request.query as { entity?: string; early?: 'true' | 'false' };
       const catalog = await currentCatalog(options.pool);
       if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
       try {
-        const outcome = await closePeriod(options.pool, catalog, { period, legalEntity: entity, by: `api-key:${request.apiKey?.id}`, log: (line) => request.log.info(line) });
-        return { period: outcome.period, invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })) };
+        const outcome = await closePeriod(options.pool, catalog, { period, legalEntity: entity, early: early === 'true', by: `api-key:${request.apiKey?.id}`, log: (line) => request.log.info(line) });
+        return { period: outcome.period, invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })), early: outcome.early, resumed: outcome.resumed };
       } catch (error) {
-        if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, 'billing_run', error.message, error.problems));
+        if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, error.problems[0]?.code === 'period_not_ended' || error.problems[0]?.code === 'period_in_future' ? error.problems[0].code : 'billing_run', error.message, error.problems));
+        if (error instanceof CloseFailedError) {
+          request.log.error(error);
+          return sendProblem(reply, problemDetails(500, 'close_failed', error.summary));
+        }
         throw error;
       }
     },

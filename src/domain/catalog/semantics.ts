@@ -4,6 +4,7 @@
 import { type Decimal, isCurrency, minorUnits, parseDecimal, UNIT_AMOUNT_SCALE_MAX } from '../money.js';
 import { problem, type Problem } from '../result.js';
 import { at, suggestion } from './paths.js';
+import { CATALOG_AMOUNT_MINOR_MAX, EVENT_AMOUNT_MINOR_MAX, toMinorExact } from '../limits.js';
 
 type Raw = Record<string, unknown>;
 
@@ -86,7 +87,21 @@ class Checker {
   /** Amounts charged as they are (fees, commitments, grants) fit the currency's minor unit. */
   amount(value: unknown, path: string, currency: string | undefined, options: { positive?: boolean } = {}): Decimal | undefined {
     const rule: DecimalRule = currency ? { scaleMax: minorUnits(currency), scaleReason: ` (the minor unit of ${currency})` } : {};
-    return this.decimal(value, path, { ...rule, ...options });
+    const amount = this.decimal(value, path, { ...rule, ...options });
+    // Limit (docs/pricing.md#limits): what an invoice adds up from such amounts must fit the store's int8 minor units.
+    if (amount !== undefined && currency && toMinorExact(amount, currency).gt(CATALOG_AMOUNT_MINOR_MAX.toString())) {
+      this.add(path, 'too_large', `must be at most ${CATALOG_AMOUNT_MINOR_MAX} minor units of ${currency}: a larger amount cannot be billed (docs/pricing.md#limits)`);
+    }
+    return amount;
+  }
+
+  /** A unit (or package) price: one unit must bill at most what one event may bill, or no event of its meter could be billed. */
+  unitAmount(value: unknown, path: string, currency: string | undefined): Decimal | undefined {
+    const amount = this.decimal(value, path, { scaleMax: UNIT_AMOUNT_SCALE_MAX });
+    if (amount !== undefined && currency && toMinorExact(amount, currency).gt(EVENT_AMOUNT_MINOR_MAX.toString())) {
+      this.add(path, 'too_large', `must be at most ${EVENT_AMOUNT_MINOR_MAX} minor units of ${currency}, the most one event may bill: a dearer unit cannot be billed (docs/pricing.md#limits)`);
+    }
+    return amount;
   }
 
   /** Registers `key` of every item; a repeat is a problem at the repeating item. */
@@ -131,7 +146,7 @@ function checkTiers(c: Checker, tiers: unknown, path: string, currency: string |
         if (previous === undefined || upTo.gt(previous)) previous = upTo;
       }
     }
-    c.decimal(tier.unit_amount, at(tierPath, 'unit_amount'), { scaleMax: UNIT_AMOUNT_SCALE_MAX });
+    c.unitAmount(tier.unit_amount, at(tierPath, 'unit_amount'), currency);
     c.amount(tier.flat_amount, at(tierPath, 'flat_amount'), currency);
   });
 }
@@ -148,7 +163,7 @@ function checkModelFields(c: Checker, source: Raw, path: string, currency: strin
   }
   if (model === 'flat') c.amount(source.amount, at(path, 'amount'), currency);
   if (model === 'per_unit') {
-    c.decimal(source.unit_amount, at(path, 'unit_amount'), { scaleMax: UNIT_AMOUNT_SCALE_MAX });
+    c.unitAmount(source.unit_amount, at(path, 'unit_amount'), currency);
     if (isRecord(source.package)) c.decimal(source.package.size, at(at(path, 'package'), 'size'), { positive: true });
   }
   if (model === 'graduated' || model === 'volume') checkTiers(c, source.tiers, at(path, 'tiers'), currency);
