@@ -169,7 +169,24 @@ describe('accrue bill', () => {
       throw new Error(`hledger (Debian package hledger) must accept ledger.journal: ${(error as Error).message}`);
     }
     const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
-    assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'amount']);
-    assert.equal(line.amount, '0.30');
+    // The package line reads in packages: 2 calls → 1 package of 1000 × 0.30 = 0.30.
+    assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'unit', 'usage_quantity', 'unit_price', 'amount']);
+    assert.deepEqual([line.quantity, line.unit, line.usage_quantity, line.unit_price, line.amount], ['1', 'package of 1000', '2', '0.30', '0.30']);
+    // Legal content: seller and buyer with addresses and VAT ids, issued the day after the period, due 14 days later.
+    assert.deepEqual(
+      { seller: umbrella.seller, buyer: umbrella.buyer, issue_date: umbrella.issue_date, payment_terms_days: umbrella.payment_terms_days, due_date: umbrella.due_date },
+      {
+        seller: { name: 'Northwind Cloud GmbH', address: { lines: ['Friedrichstraße 68'], city: 'Berlin', postal_code: '10117', country: 'DE' }, tax_id: 'DE123456789' },
+        buyer: { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' },
+        issue_date: '2026-12-01',
+        payment_terms_days: 14,
+        due_date: '2026-12-15',
+      },
+    );
+    // Acme's own 45 days override nw-us's 30; initech has no address in the catalog: null, not invented.
+    const acme = invoices.find((i) => i.customer === 'acme')!;
+    assert.deepEqual([acme.payment_terms_days, acme.due_date], [45, '2027-01-15']);
+    const initech = invoices.find((i) => i.customer === 'initech')!;
+    assert.deepEqual([initech.payment_terms_days, initech.due_date, initech.buyer], [30, '2026-12-31', { name: 'Initech Ltd', address: null, tax_id: null }]);
   });
 });
