@@ -3474,6 +3474,129 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dashboard/invoices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            number: string | null;
+                            /** @enum {string} */
+                            kind: "invoice" | "credit_note";
+                            currency: string;
+                            /** @description null on a document stored before issue dates were recorded */
+                            issue_date: string | null;
+                            /** @description issue date + payment terms; null on a credit note */
+                            due_date: string | null;
+                            /** @description "Net 30", or "Due on receipt" */
+                            payment_terms: string | null;
+                            seller: {
+                                name: string;
+                                address_lines: string[];
+                                tax_id: string | null;
+                            } | null;
+                            buyer: {
+                                name: string;
+                                address_lines: string[];
+                                tax_id: string | null;
+                            } | null;
+                            /** @description a decimal string in major units */
+                            subtotal: string;
+                            /** @description positive: the total of the discount lines */
+                            discount: string;
+                            /** @description positive: the total drawn from prepaid credits */
+                            credits_applied: string;
+                            tax_lines: {
+                                jurisdiction: string;
+                                rate: string;
+                                /** @description a decimal string in major units */
+                                taxable: string;
+                                /** @description a decimal string in major units */
+                                tax: string;
+                            }[];
+                            /** @description a decimal string in major units */
+                            tax: string;
+                            /** @description a decimal string in major units */
+                            total: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized: no API key, or an unknown or revoked one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden: the API key has a scope this route does not accept */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Internal Server Error: nothing was half-written */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboard/customers": {
         parameters: {
             query?: never;
