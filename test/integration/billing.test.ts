@@ -100,6 +100,12 @@ describe('late usage is billed in the next run', () => {
     const storage = acme.replacement!.lines.find((l) => l.product === 'storage' && l.kind === 'usage')!;
     assert.equal(storage.quantity, '1001000'); // the late 1,000 GB-hours now counted
     assert.equal(storage.amount_minor, 13714n); // 1,001,000 × 0.000137 = 137.137 → 137.14
+    // Issued by December's run (dated 2027-01-01): the credit note is not due, the replacement is due acme's 45 days later;
+    // both name the parties the corrected invoice was issued to.
+    assert.deepEqual([acme.corrected.issue_date, acme.corrected.due_date], ['2026-12-01', '2027-01-15']);
+    assert.deepEqual([acme.credit_note?.issue_date, acme.credit_note?.payment_terms_days, acme.credit_note?.due_date], ['2027-01-01', null, null]);
+    assert.deepEqual([acme.replacement?.issue_date, acme.replacement?.payment_terms_days, acme.replacement?.due_date], ['2027-01-01', 45, '2027-02-15']);
+    assert.deepEqual([acme.credit_note?.buyer, acme.replacement?.seller], [acme.corrected.buyer, acme.corrected.seller]);
     const umbrella = december.corrections.find((c) => c.customer === 'umbrella')!;
     assert.equal(umbrella.credit_note, null); // 3 calls still fit one package of 1,000: nothing to correct
     const again = await closePeriod(store.pool, catalog, { period: '2026-12' });

@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
-import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
+import { applyCatalog, catalogVersion, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
-import { getInvoice } from '../../src/invoice/store.js';
+import { getInvoice, invoiceContentHash, withoutLegalContent, fromDocument } from '../../src/invoice/store.js';
+import { toJsonValue } from '../../src/domain/canonical.js';
 import { exportInvoice } from '../../src/invoice/export.js';
 import { buildServer } from '../../src/api/server.js';
 import { createKey } from '../../src/api/keys.js';
@@ -79,5 +80,25 @@ describe('legal content of an issued invoice', () => {
     assert.deepEqual(after!.buyer, { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' });
     assert.deepEqual([after!.due_date, after!.payment_terms_days, after!.seller!.address!.lines], ['2026-12-15', 14, ['Friedrichstraße 68']]);
     assert.ok((await pdfOf('NWDE-000001')).equals(pdfBefore), 'the PDF of the issued invoice is byte-identical after the catalog change');
+  });
+});
+
+describe('an invoice finalized before invoices carried legal content', () => {
+  it('is found unchanged when its period is run again: no conflict, no new number, the stored document returned', async () => {
+    // Make NWUS-000002 (globex) look as it was stored before: no legal fields, the package-less content hash, no dates.
+    const row = (await store.pool.query<{ id: string; document: unknown }>("SELECT id, document FROM invoices WHERE number = 'NWUS-000002'")).rows[0]!;
+    const legacy = withoutLegalContent(fromDocument(row.document));
+    await store.pool.query('ALTER TABLE invoices DISABLE TRIGGER USER');
+    try {
+      await store.pool.query('UPDATE invoices SET document = $2, content_hash = $3, issue_date = NULL, due_date = NULL WHERE id = $1', [row.id, JSON.stringify(toJsonValue(legacy)), invoiceContentHash(legacy)]);
+    } finally {
+      await store.pool.query('ALTER TABLE invoices ENABLE TRIGGER USER');
+    }
+    const catalog = (await catalogVersion(store.pool, 1))!; // the version November was billed with
+    const again = await closePeriod(store.pool, catalog, { period: '2026-11' });
+    const globex = again.invoices.find((i) => i.customer === 'globex')!;
+    assert.equal(globex.number, 'NWUS-000002');
+    assert.equal(globex.issue_date, undefined, 'the stored document, as it was issued');
+    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM invoices WHERE customer = 'globex'")).rows[0].n, 1);
   });
 });
