@@ -1,6 +1,6 @@
 // invoices.json: what `accrue bill` writes; every amount a decimal string in major units ("1234.50").
 import { formatMajor } from '../domain/money.js';
-import type { Invoice, InvoiceLine, InvoiceParty } from '../domain/model.js';
+import type { Invoice, InvoiceLine, InvoiceParty, PostalAddress } from '../domain/model.js';
 
 const CHARGE_KINDS = new Set(['flat', 'usage', 'minimum_true_up', 'late_usage']);
 
@@ -21,7 +21,10 @@ export function presentedLine(line: InvoiceLine): { quantity: string; unit_price
   return { quantity: line.quantity, unit_price: line.tiers.length > 0 ? null : line.unit_amount, unit: null, usage_quantity: null };
 }
 
-const party = (p: InvoiceParty | undefined) => (p ? { name: p.name, address: p.address, tax_id: p.tax_id } : null);
+/** Keys in print order (a stored document comes back from jsonb with its keys reordered). */
+const address = (a: PostalAddress | null) =>
+  a ? { lines: a.lines, city: a.city, ...(a.region === undefined ? {} : { region: a.region }), ...(a.postal_code === undefined ? {} : { postal_code: a.postal_code }), country: a.country } : null;
+const party = (p: InvoiceParty | undefined) => (p ? { name: p.name, address: address(p.address), tax_id: p.tax_id } : null);
 
 export function exportInvoice(invoice: Invoice) {
   const major = (minor: bigint) => formatMajor(minor, invoice.currency);

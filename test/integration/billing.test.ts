@@ -189,6 +189,7 @@ describe('accrue bill', () => {
         due_date: '2026-12-15',
       },
     );
+    assert.deepEqual(Object.keys((umbrella.seller as { address: object }).address), ['lines', 'city', 'postal_code', 'country'], 'address keys in print order');
     // Acme's own 45 days override nw-us's 30; initech has no address in the catalog: null, not invented.
     const acme = invoices.find((i) => i.customer === 'acme')!;
     assert.deepEqual([acme.payment_terms_days, acme.due_date], [45, '2027-01-15']);
