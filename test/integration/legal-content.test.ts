@@ -80,6 +80,11 @@ describe('legal content of an issued invoice', () => {
     assert.deepEqual(after!.buyer, { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' });
     assert.deepEqual([after!.due_date, after!.payment_terms_days, after!.seller!.address!.lines], ['2026-12-15', 14, ['Friedrichstraße 68']]);
     assert.ok((await pdfOf('NWDE-000001')).equals(pdfBefore), 'the PDF of the issued invoice is byte-identical after the catalog change');
+    const json = await app.inject({ method: 'GET', url: '/v1/invoices/NWDE-000001', headers: { authorization: `Bearer ${reader}` } });
+    assert.deepEqual(
+      (({ issue_date, due_date, payment_terms_days, seller, buyer }) => ({ issue_date, due_date, payment_terms_days, seller, buyer }))(json.json()),
+      { issue_date: '2026-12-01', due_date: '2026-12-15', payment_terms_days: 14, seller: before!.seller, buyer: before!.buyer },
+    );
   });
 });
 

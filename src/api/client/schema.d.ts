@@ -581,6 +581,23 @@ export interface paths {
                                 total: string;
                                 /** @enum {string} */
                                 rounding?: "half_up" | "half_even";
+                                /** Format: date */
+                                issue_date?: string | null;
+                                /** @description null on a credit note */
+                                payment_terms_days?: number | null;
+                                /**
+                                 * Format: date
+                                 * @description issue_date + payment_terms_days; null on a credit note
+                                 */
+                                due_date?: string | null;
+                                /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                                seller?: {
+                                    [key: string]: unknown;
+                                } | null;
+                                /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                                buyer?: {
+                                    [key: string]: unknown;
+                                } | null;
                             } & {
                                 [key: string]: unknown;
                             })[];
@@ -726,6 +743,26 @@ export interface paths {
                             /** @description minor units (cents), as a decimal string */
                             total_minor: string;
                             rating_run: string;
+                            /**
+                             * Format: date
+                             * @description the day after the billing period; a correction: that of the run issuing it
+                             */
+                            issue_date?: string;
+                            /** @description null on a credit note */
+                            payment_terms_days?: number | null;
+                            /**
+                             * Format: date
+                             * @description issue_date + payment_terms_days; null on a credit note
+                             */
+                            due_date?: string | null;
+                            /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                            seller?: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                            buyer?: {
+                                [key: string]: unknown;
+                            } | null;
                         } & {
                             [key: string]: unknown;
                         };
