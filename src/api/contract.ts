@@ -56,6 +56,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = Object.freeze({
   'GET /v1/dashboard/overview': 'getDashboardOverview',
   'GET /v1/dashboard/pipeline': 'getPipelineHealth',
   'GET /v1/dashboard/invoices': 'searchInvoices',
+  'GET /v1/dashboard/invoices/:id': 'getDashboardInvoice',
   'GET /v1/dashboard/customers': 'listCustomers',
   'GET /v1/dashboard/customers/:id/usage': 'getCustomerUsage',
 });

@@ -2,6 +2,8 @@
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { formatMajor } from '../domain/money.js';
+import type { Invoice, InvoiceParty } from '../domain/model.js';
+import { addressLines, paymentTermsText } from '../domain/invoice-terms.js';
 
 /** Limit: rows one search page returns. */
 export const INVOICE_PAGE_MAX = 200;
@@ -94,5 +96,79 @@ export async function searchInvoices(pool: pg.Pool, catalog: CatalogVersion | un
       finalized_at: r.finalized_at?.toISOString() ?? null,
       posting: r.status === 'draft' ? 'none' : r.dead > 0 ? 'dead' : r.entries === r.posted ? 'posted' : 'pending',
     })),
+  };
+}
+
+// ---------- one invoice's statement: what the customer is billed, line totals to total ----------
+
+export interface InvoiceStatementParty {
+  name: string;
+  address_lines: string[]; // as printed: street lines, postal code and city, region and country
+  tax_id: string | null;
+}
+
+/** An invoice's amounts as its PDF sums them (subtotal, discounts, credits, tax per jurisdiction, total) and its legal content. */
+export interface InvoiceStatement {
+  id: string;
+  number: string | null;
+  kind: 'invoice' | 'credit_note';
+  currency: string;
+  issue_date: string | null;
+  due_date: string | null;
+  payment_terms: string | null;
+  seller: InvoiceStatementParty | null;
+  buyer: InvoiceStatementParty | null;
+  subtotal: string;
+  discount: string;
+  credits_applied: string;
+  tax_lines: Array<{ jurisdiction: string; rate: string; taxable: string; tax: string }>;
+  tax: string;
+  total: string;
+}
+
+const nullable = (type: string) => ({ type: [type, 'null'] }) as const;
+const closedObject = (properties: Record<string, unknown>) => ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false }) as const;
+const MONEY_TEXT = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
+const partySchema = { anyOf: [closedObject({ name: { type: 'string' }, address_lines: { type: 'array', items: { type: 'string' } }, tax_id: nullable('string') }), { type: 'null' }] } as const;
+
+/** The response schema of GET /v1/dashboard/invoices/{id}. */
+export const invoiceStatementSchema = closedObject({
+  id: { type: 'string' },
+  number: nullable('string'),
+  kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+  currency: { type: 'string' },
+  issue_date: { ...nullable('string'), description: 'null on a document stored before issue dates were recorded' },
+  due_date: { ...nullable('string'), description: 'issue date + payment terms; null on a credit note' },
+  payment_terms: { ...nullable('string'), description: '"Net 30", or "Due on receipt"' },
+  seller: partySchema,
+  buyer: partySchema,
+  subtotal: MONEY_TEXT,
+  discount: { ...MONEY_TEXT, description: 'positive: the total of the discount lines' },
+  credits_applied: { ...MONEY_TEXT, description: 'positive: the total drawn from prepaid credits' },
+  tax_lines: { type: 'array', items: closedObject({ jurisdiction: { type: 'string' }, rate: { type: 'string' }, taxable: MONEY_TEXT, tax: MONEY_TEXT }) },
+  tax: MONEY_TEXT,
+  total: MONEY_TEXT,
+});
+
+export function invoiceStatement(invoice: Invoice): InvoiceStatement {
+  const major = (minor: bigint) => formatMajor(minor, invoice.currency);
+  const party = (p: InvoiceParty | undefined): InvoiceStatementParty | null => (p ? { name: p.name, address_lines: addressLines(p.address), tax_id: p.tax_id } : null);
+  const terms = invoice.payment_terms_days;
+  return {
+    id: invoice.id,
+    number: invoice.number,
+    kind: invoice.kind,
+    currency: invoice.currency,
+    issue_date: invoice.issue_date ?? null,
+    due_date: invoice.due_date ?? null,
+    payment_terms: terms === undefined || terms === null ? null : paymentTermsText(terms),
+    seller: party(invoice.seller),
+    buyer: party(invoice.buyer),
+    subtotal: major(invoice.subtotal_minor),
+    discount: major(invoice.discount_minor),
+    credits_applied: major(invoice.credits_applied_minor),
+    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
+    tax: major(invoice.tax_minor),
+    total: major(invoice.total_minor),
   };
 }

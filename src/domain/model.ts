@@ -6,6 +6,18 @@ import type { RoundingMode } from './money.js';
 
 export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 
+/** A postal address as an invoice prints it (and Xero's Address / NetSuite's address subrecord take it). */
+export interface PostalAddress {
+  lines: string[]; // street lines, 1 to 4, in print order
+  city: string;
+  region?: string; // state, province or county
+  postal_code?: string;
+  country: string; // ISO 3166-1 alpha-2
+}
+
+/** Days from an invoice's issue date to its due date when neither the customer nor its legal entity says. */
+export const PAYMENT_TERMS_DAYS_DEFAULT = 30;
+
 export interface LegalEntity {
   id: string;
   name: string;
@@ -13,6 +25,9 @@ export interface LegalEntity {
   currency: string;
   invoice_number_prefix: string;
   rounding: RoundingMode;
+  address?: PostalAddress; // the seller's address on its invoices
+  tax_id?: string; // VAT number or other tax registration, printed on its invoices
+  payment_terms_days?: number; // default for its customers; PAYMENT_TERMS_DAYS_DEFAULT when absent
 }
 
 export interface AccountMap {
@@ -80,6 +95,9 @@ export interface Customer {
   erp_customer_id: string;
   parent?: string;
   tenants: string[];
+  billing_address?: PostalAddress;
+  tax_id?: string; // the buyer's VAT number or tax id, when it has one
+  payment_terms_days?: number; // overrides its legal entity's
 }
 
 export interface Subscription {
@@ -166,6 +184,12 @@ export interface InvoiceLine {
   taxable: boolean;
   credit_grant?: string; // for kind 'credit'
   usage_ref?: string; // id of the usage aggregate behind it
+  /**
+   * A packaged per_unit price: `quantity` stays the metered usage (what lineage and reconciliation compare), and the
+   * line is billed as `package.quantity` packages of `package.size` at `unit_amount` a package, so that
+   * package.quantity × unit_amount = the amount (before rounding to the minor unit).
+   */
+  package?: { size: string; round: 'up' | 'down'; quantity: string };
 }
 
 export interface TaxLine {
@@ -176,6 +200,13 @@ export interface TaxLine {
 }
 
 export type InvoiceStatus = 'draft' | 'finalized' | 'void';
+
+/** Seller or buyer as the catalog named them when the invoice was drafted: an issued invoice keeps them unchanged. */
+export interface InvoiceParty {
+  name: string;
+  address: PostalAddress | null;
+  tax_id: string | null;
+}
 
 export interface Invoice {
   id: string;
@@ -198,6 +229,13 @@ export interface Invoice {
   tax_minor: bigint;
   total_minor: bigint; // subtotal - discount - credits + tax
   rating_run: string;
+  // Legal content, snapshot from the catalog when drafted (docs/catalog.md "Legal content"). Absent only on documents
+  // stored before these fields existed; readers then fall back to the catalog.
+  issue_date?: string; // UTC date: the period's exclusive end for an invoice; a correction's, that of the run issuing it
+  payment_terms_days?: number | null; // null on a credit note
+  due_date?: string | null; // issue_date + payment_terms_days; null on a credit note
+  seller?: InvoiceParty; // the legal entity
+  buyer?: InvoiceParty; // the customer
 }
 
 // ---------- accounting ----------

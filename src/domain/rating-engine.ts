@@ -7,6 +7,7 @@ import type { Catalog, Invoice, InvoiceLine, Plan, Price, PriceVersion, Subscrip
 import { Decimal, decimalText, roundToMinor, sumMinor, minorToMajor, type RoundingMode } from './money.js';
 import { fail, invariant, ok, problem, type Result } from './result.js';
 import { priceQuantity } from './price-models.js';
+import { invoiceLegalFields } from './invoice-terms.js';
 
 export type UsageProvider = (meter: string, fromIso: string, toIso: string) => { quantity: string; usage_ref: string };
 
@@ -156,7 +157,11 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
             },
           };
           if (segment.version.model === 'per_unit' && segment.version.package) {
-            line.line.description += ` (${decimalText(priced.quantity_billed)} packages of ${segment.version.package.size})`;
+            // Billed in packages: the line reads packages × price of a package = amount; the usage stays in `quantity`.
+            const { size, round: direction } = segment.version.package;
+            const packages = decimalText(priced.quantity_billed);
+            line.line.package = { size, round: direction, quantity: packages };
+            line.line.description += ` (${packages} ${packages === '1' ? 'package' : 'packages'} of ${size}: ${usage.quantity} rounded ${direction})`;
           }
           charges.push(line);
           planUsage.push(line);
@@ -294,6 +299,8 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
       tax_minor: taxMinor,
       total_minor: total,
       rating_run: runId,
+      // Issued on the day after the period (the billing date), due its payment terms later.
+      ...invoiceLegalFields(entity, customer, periodEnd),
     });
   }
   return ok(invoices);

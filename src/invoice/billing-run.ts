@@ -12,6 +12,7 @@ import { appendAudit, type AppendAuditInput } from '../audit/log.js';
 import { invoiceAmountProblems } from '../domain/limits.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
 import { invoiceIdOf } from '../domain/rating-engine.js';
+import { reissued } from '../domain/invoice-terms.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
 import { checkRolloutScope, erpRouting, type RolloutScope } from '../post/rollout.js';
 import { inclusiveEnd } from './export.js';
@@ -356,7 +357,8 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
       let replacement: Invoice | null = null;
       if (changed) {
         const cnKey = `cn:v1:${current.id}:late:${watermark}`;
-        const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft' };
+        // Issued by this run (dated the day after its period, like its invoices); a credit note has no due date.
+        const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft', ...reissued(current, 'credit_note', runWindow.value.end_date) };
         creditNote = await finalizeInvoice(client, (await saveDraft(client, draftCredit)).invoice.id, entityRow.invoice_number_prefix);
         await recordJournals(client, journalsFor(creditNote, catalog, postingDate), creditNote.number, erpRouting(erpTargets, rollout, creditNote));
         const replacementKey = `${current.key}:late:${watermark}`;
@@ -365,7 +367,7 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
           [rated.invoice.rating_run, customer, period, catalog.version, catalog.hash, contentHash(rated.usage), watermark, JSON.stringify(rated.usage)],
         );
-        const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id };
+        const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id, ...reissued(rated.invoice, 'invoice', runWindow.value.end_date) };
         replacement = await finalizeInvoice(client, (await saveDraft(client, draftReplacement)).invoice.id, entityRow.invoice_number_prefix);
         await recordJournals(client, journalsFor(replacement, catalog, postingDate), replacement.number, erpRouting(erpTargets, rollout, replacement));
       }

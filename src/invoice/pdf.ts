@@ -5,8 +5,10 @@
 import { createHash } from 'node:crypto';
 import PDFDocument from 'pdfkit';
 import { canonicalJson } from '../domain/canonical.js';
-import type { Customer, Invoice, InvoiceLine, LegalEntity } from '../domain/model.js';
+import type { Customer, Invoice, InvoiceLine, InvoiceParty, LegalEntity } from '../domain/model.js';
 import { Decimal, formatMajor, minorUnits } from '../domain/money.js';
+import { addressLines, buyerOf, paymentTermsText, sellerOf } from '../domain/invoice-terms.js';
+import { presentedLine } from './export.js';
 
 export interface InvoicePdfInput {
   invoice: Invoice;
@@ -16,7 +18,7 @@ export interface InvoicePdfInput {
 }
 
 /** Bumped when the layout changes, so the document ID changes with it. */
-const LAYOUT_VERSION = 'pdf:v1';
+const LAYOUT_VERSION = 'pdf:v2';
 
 // A4 in points; every coordinate below is absolute so the layout never depends on pdfkit's text cursor.
 const PAGE = { width: 595.28, height: 841.89, margin: 50 } as const;
@@ -38,10 +40,11 @@ const ROUNDING_TEXT = { half_up: 'half up', half_even: 'half to even' } as const
 type Doc = InstanceType<typeof PDFDocument>;
 
 export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> {
-  const { invoice, legalEntity, customer } = input;
+  const { invoice } = input;
+  const { seller, buyer } = partiesOf(input);
   const title = invoice.kind === 'credit_note' ? 'Credit note' : 'Invoice';
   const number = invoice.number ?? 'DRAFT';
-  const billingDate = new Date(`${invoice.period_end}T00:00:00Z`);
+  const billingDate = new Date(`${invoice.issue_date ?? invoice.period_end}T00:00:00Z`);
   if (Number.isNaN(billingDate.getTime())) throw new Error(`invoice ${invoice.id} has no valid period_end: ${invoice.period_end}`);
 
   const doc = new PDFDocument({
@@ -51,8 +54,8 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     compress: true,
     info: {
       Title: text(`${title} ${number}`),
-      Author: text(legalEntity.name),
-      Subject: text(`${title} ${number} for ${customer.name}, ${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}`),
+      Author: text(seller.name),
+      Subject: text(`${title} ${number} for ${buyer.name}, ${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}`),
       Creator: 'Accrue',
       Producer: 'Accrue (PDFKit)',
       CreationDate: billingDate,
@@ -74,7 +77,7 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
   };
   const newPage = () => {
     doc.addPage();
-    doc.font('Helvetica-Bold').fontSize(10).fillColor('black').text(text(`${legalEntity.name}: ${title} ${number} (continued)`), PAGE.margin, PAGE.margin, { width: RIGHT - PAGE.margin, lineBreak: false });
+    doc.font('Helvetica-Bold').fontSize(10).fillColor('black').text(text(`${seller.name}: ${title} ${number} (continued)`), PAGE.margin, PAGE.margin, { width: RIGHT - PAGE.margin, lineBreak: false });
     y = PAGE.margin + 24;
   };
 
@@ -148,18 +151,33 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     y = doc.y + 2;
   }
 
-  drawFooters(doc, `${legalEntity.name} - ${title} ${number}`);
+  drawFooters(doc, `${seller.name} - ${title} ${number}`);
   doc.end();
   return done;
 }
 
 // ---------- layout pieces ----------
 
-function drawHeader(doc: Doc, { invoice, legalEntity, customer }: InvoicePdfInput, title: string, number: string): number {
+/**
+ * Seller and buyer as the invoice recorded them when it was issued, so that a later catalog change (a new address)
+ * never alters an issued document; only a document stored before they were recorded falls back to the catalog.
+ */
+export function partiesOf({ invoice, legalEntity, customer }: InvoicePdfInput): { seller: InvoiceParty; buyer: InvoiceParty } {
+  return { seller: invoice.seller ?? sellerOf(legalEntity), buyer: invoice.buyer ?? buyerOf(customer) };
+}
+
+function drawHeader(doc: Doc, input: InvoicePdfInput, title: string, number: string): number {
+  const { invoice, legalEntity, customer } = input;
+  const { seller, buyer } = partiesOf(input);
   const top = PAGE.margin;
-  // Issuer, top left.
-  doc.fillColor('black').font('Helvetica-Bold').fontSize(16).text(text(legalEntity.name), PAGE.margin, top, { width: 260 });
-  doc.font('Helvetica').fontSize(9).fillColor(GREY).text(text(`Country: ${legalEntity.country}`), PAGE.margin, doc.y + 2, { width: 260 });
+  // Issuer, top left: name, postal address, tax registration (what the catalog gave).
+  doc.fillColor('black').font('Helvetica-Bold').fontSize(16).text(text(seller.name), PAGE.margin, top, { width: 260 });
+  doc.font('Helvetica').fontSize(9).fillColor(GREY);
+  const sellerLines = addressLines(seller.address);
+  for (const [i, line] of (sellerLines.length > 0 ? sellerLines : [`Country: ${legalEntity.country}`]).entries()) {
+    doc.text(text(line), PAGE.margin, doc.y + (i === 0 ? 2 : 0), { width: 260 });
+  }
+  if (seller.tax_id) doc.text(text(`VAT / Tax ID: ${seller.tax_id}`), PAGE.margin, doc.y + 1, { width: 260 });
   const issuerBottom = doc.y;
 
   // Document title and facts, top right.
@@ -169,10 +187,13 @@ function drawHeader(doc: Doc, { invoice, legalEntity, customer }: InvoicePdfInpu
   let y = doc.y + 6;
   const facts: [string, string][] = [
     [`${title} number`, number],
-    ['Issue date', invoice.period_end],
-    ['Service period', `${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}`],
-    ['Currency', invoice.currency],
+    ['Issue date', invoice.issue_date ?? invoice.period_end],
   ];
+  if (invoice.kind === 'invoice' && invoice.due_date) {
+    facts.push(['Due date', invoice.due_date]);
+    if (invoice.payment_terms_days !== undefined && invoice.payment_terms_days !== null) facts.push(['Payment terms', paymentTermsText(invoice.payment_terms_days)]);
+  }
+  facts.push(['Service period', `${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}`], ['Currency', invoice.currency]);
   if (invoice.kind === 'credit_note') facts.push(['Corrects invoice', invoice.corrects ?? '(not recorded)']);
   if (invoice.status !== 'finalized') facts.push(['Status', invoice.status.toUpperCase()]);
   for (const [label, value] of facts) {
@@ -185,9 +206,16 @@ function drawHeader(doc: Doc, { invoice, legalEntity, customer }: InvoicePdfInpu
   let by = Math.max(issuerBottom + 24, top + 70);
   doc.font('Helvetica-Bold').fontSize(8).fillColor(GREY).text('BILL TO', PAGE.margin, by);
   by = doc.y + 2;
-  doc.font('Helvetica-Bold').fontSize(11).fillColor('black').text(text(customer.name), PAGE.margin, by, { width: 260 });
+  doc.font('Helvetica-Bold').fontSize(11).fillColor('black').text(text(buyer.name), PAGE.margin, by, { width: 260 });
   doc.font('Helvetica').fontSize(9);
-  for (const detail of [`Customer ID: ${customer.id}`, `ERP customer ID: ${customer.erp_customer_id}`, `Tax jurisdiction: ${customer.tax_jurisdiction}`]) {
+  const details = [
+    ...addressLines(buyer.address),
+    ...(buyer.tax_id ? [`VAT / Tax ID: ${buyer.tax_id}`] : []),
+    `Customer ID: ${customer.id}`,
+    `ERP customer ID: ${customer.erp_customer_id}`,
+    `Tax jurisdiction: ${customer.tax_jurisdiction}`,
+  ];
+  for (const detail of details) {
     doc.text(text(detail), PAGE.margin, doc.y + 1, { width: 260 });
   }
   return Math.max(doc.y, y) + 24;
@@ -226,11 +254,14 @@ function lineRow(line: InvoiceLine, { invoice, products }: InvoicePdfInput): Row
         .join('; '),
     );
   }
+  // Quantity × unit price = amount: a packaged price reads in packages, at the price of one package.
+  const shown = presentedLine(line);
+  if (line.package) details.push(`${line.quantity} units metered; priced per ${shown.unit}, rounded ${line.package.round}`);
   return {
     description: text(line.description),
     detail: details.length > 0 ? text(details.join(' | ')) : null,
-    quantity: line.quantity,
-    unit: line.tiers.length > 0 ? 'tiered' : (line.unit_amount ?? ''),
+    quantity: shown.quantity,
+    unit: line.tiers.length > 0 ? 'tiered' : (shown.unit_price ?? ''),
     amount: formatMajor(line.amount_minor, invoice.currency),
   };
 }
@@ -308,9 +339,17 @@ function text(value: string): string {
 }
 
 /** 16 bytes identifying this rendering: a hash of everything printed, so equal inputs share an ID and any change moves it. */
-function documentId({ invoice, legalEntity, customer, products }: InvoicePdfInput): Uint8Array {
+function documentId(input: InvoicePdfInput): Uint8Array {
+  const { invoice, legalEntity, customer, products } = input;
   const productNames = [...new Set(invoice.lines.map((l) => l.product))].sort().map((id) => [id, products.get(id)?.name ?? null]);
-  const content = canonicalJson({ layout: LAYOUT_VERSION, invoice, legalEntity, customer, productNames });
+  // Only what is printed: catalog fields the snapshot leaves out (an address changed since) do not move the ID.
+  const parties = partiesOf(input);
+  const printed = {
+    ...parties,
+    country: parties.seller.address ? null : legalEntity.country,
+    customer: { id: customer.id, erp_customer_id: customer.erp_customer_id, tax_jurisdiction: customer.tax_jurisdiction },
+  };
+  const content = canonicalJson({ layout: LAYOUT_VERSION, invoice, printed, productNames });
   return new Uint8Array(createHash('sha256').update(content).digest().subarray(0, 16));
 }
 

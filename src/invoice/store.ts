@@ -14,6 +14,20 @@ export function invoiceContentHash(invoice: Invoice): string {
   return contentHash(content);
 }
 
+/**
+ * A draft as it was drafted before invoices carried legal content (issue and due dates, seller and buyer, the package
+ * a line is billed in): a re-run over a period finalized then compares against this, and finds its invoice unchanged.
+ */
+export function withoutLegalContent(invoice: Invoice): Invoice {
+  const { issue_date: _issue, payment_terms_days: _terms, due_date: _due, seller: _seller, buyer: _buyer, ...rest } = invoice;
+  return {
+    ...rest,
+    lines: invoice.lines.map(({ package: billed, ...line }) =>
+      billed ? { ...line, description: line.description.replace(/ \(\d+ packages? of [^)]*\)$/, ` (${billed.quantity} packages of ${billed.size})`) } : line,
+    ),
+  };
+}
+
 export function formatInvoiceNumber(prefix: string, sequence: bigint): string {
   return `${prefix}${sequence.toString().padStart(INVOICE_NUMBER_DIGITS, '0')}`;
 }
@@ -35,6 +49,8 @@ export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promis
   )).rows[0];
   if (existing) {
     if (existing.content_hash === hash) return { invoice: fromDocument(existing.document), created: false };
+    // Stored before invoices carried their legal content: the same draft without it is the same document.
+    if (existing.status !== 'draft' && existing.content_hash === invoiceContentHash(withoutLegalContent(invoice))) return { invoice: fromDocument(existing.document), created: false };
     if (existing.status !== 'draft') {
       throw new ProblemError(
         [{ path: 'key', code: 'exists_with_different_content', message: `invoice ${invoice.key} is already ${existing.status} with other content; correct it with a credit note` }],
@@ -46,14 +62,16 @@ export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promis
   }
   await client.query(
     `INSERT INTO invoices (id, key, kind, corrects, number, status, legal_entity, customer, currency, period, period_start, period_end, rounding,
-                           subtotal_minor, discount_minor, credits_applied_minor, tax_minor, total_minor, rating_run, document, content_hash)
-     VALUES ($1, $2, $3, $4, NULL, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+                           subtotal_minor, discount_minor, credits_applied_minor, tax_minor, total_minor, rating_run, document, content_hash,
+                           issue_date, due_date)
+     VALUES ($1, $2, $3, $4, NULL, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
     [
       invoice.id, invoice.key, invoice.kind, invoice.corrects ?? null, invoice.legal_entity, invoice.customer, invoice.currency,
       invoice.period_start.slice(0, 7), invoice.period_start, invoice.period_end, invoice.rounding,
       invoice.subtotal_minor.toString(), invoice.discount_minor.toString(), invoice.credits_applied_minor.toString(),
       invoice.tax_minor.toString(), invoice.total_minor.toString(), invoice.kind === 'invoice' ? invoice.rating_run : null,
       JSON.stringify(toJsonValue({ ...invoice, status: 'draft', number: null })), hash,
+      invoice.issue_date ?? null, invoice.due_date ?? null,
     ],
   );
   if (invoice.lines.length > 0) {

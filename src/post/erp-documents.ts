@@ -4,7 +4,7 @@
 // document's own journal is not sent as well (that would book it twice); drawdown journals still go as journals.
 import type pg from 'pg';
 import { catalogVersion, currentCatalog, type CatalogVersion } from '../catalog/service.js';
-import type { Invoice, InvoiceLine, Journal } from '../domain/model.js';
+import type { Invoice, InvoiceLine, InvoiceParty, Journal } from '../domain/model.js';
 import { formatMajor } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
 import { fromDocument } from '../invoice/store.js';
@@ -34,6 +34,13 @@ export interface SalesDocument {
   customer_erp_id: string;
   currency: string;
   date: string; // the journal's posting date: the accrual date, or where the closed-period policy moved it
+  /**
+   * Invoices: the due date printed on the invoice (its issue date + payment terms), so the ERP ages the receivable as
+   * the customer was told; null on a credit note, and on an invoice stored before due dates were recorded.
+   */
+  due_date: string | null;
+  /** The buyer as the invoice names it (billing address, tax id); null on an invoice stored before it was recorded. */
+  buyer: InvoiceParty | null;
   period_start: string;
   period_end: string; // exclusive
   memo: string;
@@ -123,6 +130,8 @@ export function salesDocumentFor(invoice: Invoice, journal: Journal, catalog: Ca
     customer_erp_id: receivable.customer!,
     currency: invoice.currency,
     date: journal.posting_date,
+    due_date: invoice.kind === 'invoice' ? (invoice.due_date ?? null) : null,
+    buyer: invoice.buyer ?? null,
     period_start: invoice.period_start,
     period_end: invoice.period_end,
     memo: journal.memo,

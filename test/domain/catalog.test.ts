@@ -140,6 +140,7 @@ describe('the Northwind reference catalog', () => {
       erp_customer_id: 'C-10077',
       parent: 'acme',
       tenants: ['globex'],
+      billing_address: { lines: ['200 Park Avenue'], city: 'New York', region: 'NY', postal_code: '10166', country: 'US' },
     });
     assert.equal('parent' in catalog.customers[0]!, false);
     assert.deepEqual(catalog.subscriptions[2], { customer: 'initech', plan: 'growth-usd', start: '2026-11-10' });
@@ -277,6 +278,49 @@ describe('a small catalog', () => {
     const doc = northwind();
     delete doc.products[1].revenue_account['nw-de']; // analytics is only in growth-usd, billed by nw-us
     assert.ok(parseCatalog(JSON.stringify(doc)).ok);
+  });
+});
+
+describe('legal content: addresses, tax ids and payment terms', () => {
+  const entity = { id: 'e', name: 'E GmbH', country: 'DE', currency: 'EUR', invoice_number_prefix: 'E-', rounding: 'half_up' };
+  const accounts = { e: { receivable: '1', cash: '2', tax_payable: '3', deferred_revenue: '4' } };
+  const customer = { id: 'c', name: 'C', legal_entity: 'e', tax_jurisdiction: 'DE', erp_customer_id: 'C-1', tenants: ['c'] };
+  const small = (e: object, c: object) => JSON.stringify({ version: 1, legal_entities: [{ ...entity, ...e }], accounts, tax_rates: [{ jurisdiction: 'DE', rate: '0.19' }], customers: [{ ...customer, ...c }] });
+
+  it('keeps the address, tax id and payment terms of an entity and a customer as given', () => {
+    const address = { lines: ['Hauptstraße 1', 'Hinterhaus'], city: 'Berlin', postal_code: '10115', country: 'DE' };
+    const { catalog } = load(small({ address, tax_id: 'DE123456789', payment_terms_days: 14 }, { billing_address: { ...address, region: 'BE' }, tax_id: 'DE987654321', payment_terms_days: 0 }));
+    assert.deepEqual(catalog.legal_entities[0], { ...entity, address, tax_id: 'DE123456789', payment_terms_days: 14 });
+    assert.deepEqual(catalog.customers[0], { ...customer, billing_address: { lines: ['Hauptstraße 1', 'Hinterhaus'], city: 'Berlin', region: 'BE', postal_code: '10115', country: 'DE' }, tax_id: 'DE987654321', payment_terms_days: 0 });
+  });
+
+  it('leaves them out when absent, so an older catalog keeps loading with the same content and hash', () => {
+    const { catalog, hash } = load(small({}, {}));
+    assert.deepEqual(catalog.legal_entities[0], entity);
+    assert.deepEqual(catalog.customers[0], customer);
+    assert.equal(load(small({}, {}).replace('"tenants"', '"tenants"')).hash, hash);
+    assert.notEqual(load(small({ tax_id: 'DE1' }, {})).hash, hash);
+  });
+
+  it('refuses a malformed address, tax id or payment terms, naming each field', () => {
+    const refused = (e: object, c: object) => {
+      const result = parseCatalog(small(e, c), 'json');
+      assert.equal(result.ok, false);
+      return result.ok ? [] : lines(result.problems);
+    };
+    assert.deepEqual(refused({ address: { lines: [], city: 'Berlin', country: 'Germany' }, payment_terms_days: 400 }, { payment_terms_days: -1 }), [
+      'legal_entities[0].address.lines: must not be empty',
+      'legal_entities[0].address.country: must be an ISO 3166-1 alpha-2 country code such as "US", got "Germany"',
+      'legal_entities[0].payment_terms_days: must be at most 365, got the number 400',
+      'customers[0].payment_terms_days: must be at least 0, got the number -1',
+    ]);
+    assert.deepEqual(refused({ tax_id: '' }, { billing_address: { lines: ['a', 'b', 'c', 'd', 'e'], city: 'X', country: 'DE', street: 'y' }, payment_terms_days: 30.5 }), [
+      'legal_entities[0].tax_id: must not be empty',
+      'customers[0].billing_address.street: is not a known field',
+      'customers[0].billing_address.lines: must have at most 4 items',
+      'customers[0].payment_terms_days: must be an integer, got the number 30.5',
+    ]);
+    assert.deepEqual(refused({}, { payment_terms_days: '30' }), ['customers[0].payment_terms_days: must be an integer, got "30"']);
   });
 });
 

@@ -304,6 +304,28 @@ describe('dashboard in Chromium', () => {
     const acme = rows.find((r) => r.customer === 'acme')!;
     await open(page, `invoices/${acme.number}?period=${data.period}`, '[data-testid=invoice-detail-total]');
     assert.equal(await value(page, 'invoice-detail-total'), formatMajor(BigInt(acme.total_minor), acme.currency));
+    // The statement: subtotal, discounts, credits, tax per jurisdiction and total, as stored; seller, buyer and due date as issued.
+    await page.waitForSelector('[data-testid=statement-total]', { timeout: WAIT_MS });
+    const stored = (
+      await store.pool.query<{ subtotal: string; discount: string; credits: string; total: string; due: string; tax_lines: Array<{ jurisdiction: string; tax_minor: string }> }>(
+        `SELECT subtotal_minor::text AS subtotal, discount_minor::text AS discount, credits_applied_minor::text AS credits, total_minor::text AS total,
+                to_char(due_date, 'YYYY-MM-DD') AS due, document->'tax_lines' AS tax_lines FROM invoices WHERE number = $1`,
+        [acme.number],
+      )
+    ).rows[0]!;
+    const major = (minor: string) => formatMajor(BigInt(minor), acme.currency);
+    const less = (minor: string) => (BigInt(minor) === 0n ? major(minor) : `-${major(minor)}`);
+    assert.equal(await value(page, 'statement-subtotal'), major(stored.subtotal));
+    assert.equal(await value(page, 'statement-discount'), less(stored.discount));
+    assert.equal(await value(page, 'statement-credits'), less(stored.credits));
+    assert.ok(stored.tax_lines.length > 0);
+    for (const t of stored.tax_lines) assert.equal(await value(page, `statement-tax-${t.jurisdiction}`), major(t.tax_minor), `tax ${t.jurisdiction}`);
+    assert.equal(await value(page, 'statement-total'), major(stored.total));
+    assert.equal(await page.textContent('[data-testid=statement-due-date]'), stored.due);
+    const buyer = await page.textContent('[data-testid=statement-buyer]');
+    assert.ok(buyer?.includes('Acme Corp') && buyer.includes('1 Acme Way') && buyer.includes('90012 Los Angeles'), `the buyer's billing address: ${buyer}`);
+    const seller = await page.textContent('[data-testid=statement-seller]');
+    assert.ok(seller?.includes('Northwind Cloud Inc.') && seller.includes('VAT / Tax ID: EIN 94-1234567'), `the seller with its tax id: ${seller}`);
     const line = (
       await store.pool.query<{ line_no: number; quantity: string }>(
         "SELECT l.line_no, l.quantity::text FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.number = $1 AND l.kind = 'usage' AND l.meter = 'api_calls' ORDER BY l.line_no LIMIT 1",

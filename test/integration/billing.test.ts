@@ -100,6 +100,12 @@ describe('late usage is billed in the next run', () => {
     const storage = acme.replacement!.lines.find((l) => l.product === 'storage' && l.kind === 'usage')!;
     assert.equal(storage.quantity, '1001000'); // the late 1,000 GB-hours now counted
     assert.equal(storage.amount_minor, 13714n); // 1,001,000 × 0.000137 = 137.137 → 137.14
+    // Issued by December's run (dated 2027-01-01): the credit note is not due, the replacement is due acme's 45 days later;
+    // both name the parties the corrected invoice was issued to.
+    assert.deepEqual([acme.corrected.issue_date, acme.corrected.due_date], ['2026-12-01', '2027-01-15']);
+    assert.deepEqual([acme.credit_note?.issue_date, acme.credit_note?.payment_terms_days, acme.credit_note?.due_date], ['2027-01-01', null, null]);
+    assert.deepEqual([acme.replacement?.issue_date, acme.replacement?.payment_terms_days, acme.replacement?.due_date], ['2027-01-01', 45, '2027-02-15']);
+    assert.deepEqual([acme.credit_note?.buyer, acme.replacement?.seller], [acme.corrected.buyer, acme.corrected.seller]);
     const umbrella = december.corrections.find((c) => c.customer === 'umbrella')!;
     assert.equal(umbrella.credit_note, null); // 3 calls still fit one package of 1,000: nothing to correct
     const again = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
@@ -169,7 +175,25 @@ describe('accrue bill', () => {
       throw new Error(`hledger (Debian package hledger) must accept ledger.journal: ${(error as Error).message}`);
     }
     const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
-    assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'amount']);
-    assert.equal(line.amount, '0.30');
+    // The package line reads in packages: 2 calls → 1 package of 1000 × 0.30 = 0.30.
+    assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'unit', 'usage_quantity', 'unit_price', 'amount']);
+    assert.deepEqual([line.quantity, line.unit, line.usage_quantity, line.unit_price, line.amount], ['1', 'package of 1000', '2', '0.30', '0.30']);
+    // Legal content: seller and buyer with addresses and VAT ids, issued the day after the period, due 14 days later.
+    assert.deepEqual(
+      { seller: umbrella.seller, buyer: umbrella.buyer, issue_date: umbrella.issue_date, payment_terms_days: umbrella.payment_terms_days, due_date: umbrella.due_date },
+      {
+        seller: { name: 'Northwind Cloud GmbH', address: { lines: ['Friedrichstraße 68'], city: 'Berlin', postal_code: '10117', country: 'DE' }, tax_id: 'DE123456789' },
+        buyer: { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' },
+        issue_date: '2026-12-01',
+        payment_terms_days: 14,
+        due_date: '2026-12-15',
+      },
+    );
+    assert.deepEqual(Object.keys((umbrella.seller as { address: object }).address), ['lines', 'city', 'postal_code', 'country'], 'address keys in print order');
+    // Acme's own 45 days override nw-us's 30; initech has no address in the catalog: null, not invented.
+    const acme = invoices.find((i) => i.customer === 'acme')!;
+    assert.deepEqual([acme.payment_terms_days, acme.due_date], [45, '2027-01-15']);
+    const initech = invoices.find((i) => i.customer === 'initech')!;
+    assert.deepEqual([initech.payment_terms_days, initech.due_date, initech.buyer], [30, '2026-12-31', { name: 'Initech Ltd', address: null, tax_id: null }]);
   });
 });

@@ -108,6 +108,11 @@ describe('NetSuite: invoice and creditMemo records', () => {
         { tranId: umbrella.tranId, tranDate: umbrella.tranDate, entity: umbrella.entity, subsidiary: umbrella.subsidiary, currency: umbrella.currency, total: umbrella.total },
         { tranId: 'NWDE-000001', tranDate: '2026-11-30', entity: { externalId: 'D-20011' }, subsidiary: { id: '2' }, currency: { refName: 'EUR' }, total: '359.7' },
       );
+      // Due on the invoice's own due date (issued 2026-12-01 + nw-de's 14 days), billed to the address it was issued to.
+      assert.deepEqual(
+        { dueDate: umbrella.dueDate, billingAddress: umbrella.billingAddress },
+        { dueDate: '2026-12-15', billingAddress: { addressee: 'Umbrella GmbH', addr1: 'Umbrellastraße 1', city: 'München', zip: '80331', country: { id: 'DE' } } },
+      );
       assert.deepEqual(
         umbrella.item!.items!.map((l) => [l.item?.externalId, l.amount, l.taxDetailsReference]),
         [
@@ -128,6 +133,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
       const credit = sim.sales('creditMemo')[0]!.body;
       assert.equal(credit.tranId, 'NWUS-CN-000001');
       assert.match(credit.memo!, /corrects NWUS-000001/);
+      assert.equal(credit.dueDate, undefined, 'a credit memo has no due date');
       const restored = credit.item!.items!.find((l) => l.item?.externalId === 'accrue-credits-restored');
       assert.ok(restored && restored.amount!.startsWith('-'), 'the prepaid credits the corrected invoice drew are restored on their own line');
     } finally {
@@ -158,7 +164,16 @@ describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
       const umbrella = xero.invoices.find((d) => d.Number === 'NWDE-000001')!;
       assert.deepEqual(
         { Type: umbrella.Type, Contact: umbrella.Contact, Date: umbrella.Date, DueDate: umbrella.DueDate, CurrencyCode: umbrella.CurrencyCode, Status: umbrella.Status },
-        { Type: 'ACCREC', Contact: { ContactNumber: 'D-20011' }, Date: '2026-11-30', DueDate: '2026-12-30', CurrencyCode: 'EUR', Status: 'AUTHORISED' },
+        // Dated on the accrual date; due on the invoice's own due date (issued 2026-12-01, nw-de's terms 14 days), to the
+        // billing address and VAT number the invoice was issued to.
+        {
+          Type: 'ACCREC',
+          Contact: { ContactNumber: 'D-20011', Addresses: [{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }], TaxNumber: 'DE987654321' },
+          Date: '2026-11-30',
+          DueDate: '2026-12-15',
+          CurrencyCode: 'EUR',
+          Status: 'AUTHORISED',
+        },
       );
       assert.deepEqual(
         umbrella.LineItems.map((l) => [l.AccountCode, l.LineAmount, l.TaxType, l.TaxAmount]),

@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderInvoicePdf, type InvoicePdfInput } from '../../src/invoice/pdf.js';
 import type { Customer, Invoice, InvoiceLine, LegalEntity } from '../../src/domain/model.js';
+import { indexCatalog, parseCatalog } from '../../src/domain/catalog.js';
+import { rateCustomer } from '../../src/domain/rating-engine.js';
+import { exportInvoice, presentedLine } from '../../src/invoice/export.js';
+import { Decimal, formatMajor } from '../../src/domain/money.js';
 
 // ---------- fixtures, amounts worked by hand ----------
 
@@ -181,4 +185,104 @@ describe('invoice PDF', () => {
     const text = pdfPages(await renderInvoicePdf({ ...usdInput, customer: { ...globex, name: 'Łódź Żółć Sp. z o.o.' } })).join('\n');
     assertContains(text, ['Lódz Zólc Sp. z o.o.']);
   });
+});
+
+// ---------- legal content ----------
+
+const seller = { name: 'Acme Cloud Inc.', address: { lines: ['500 Howard Street', 'Suite 400'], city: 'San Francisco', region: 'CA', postal_code: '94105', country: 'US' }, tax_id: 'EIN 94-1234567' };
+const buyer = { name: 'Globex Corporation', address: { lines: ['200 Park Avenue'], city: 'New York', region: 'NY', postal_code: '10166', country: 'US' }, tax_id: 'US-TX-998877' };
+const legal: Invoice = { ...usd, issue_date: '2026-11-01', payment_terms_days: 30, due_date: '2026-12-01', seller, buyer };
+
+describe('invoice PDF: legal content', () => {
+  it('prints the seller and buyer addresses and tax ids, the issue date, the due date and the payment terms', async () => {
+    const text = pdfPages(await renderTwice({ ...usdInput, invoice: legal })).join('\n');
+    assertContains(text, [
+      'Acme Cloud Inc.', '500 Howard Street', 'Suite 400', '94105 San Francisco', 'CA, US', 'VAT / Tax ID: EIN 94-1234567',
+      'Globex Corporation', '200 Park Avenue', '10166 New York', 'NY, US', 'VAT / Tax ID: US-TX-998877',
+      'Issue date', '2026-11-01', 'Due date', '2026-12-01', 'Payment terms', 'Net 30',
+    ]);
+    assert.ok(!text.includes('Country: US'), 'the address replaces the bare country');
+  });
+
+  it('prints the snapshot, not the catalog: a changed catalog address does not change an issued invoice', async () => {
+    const moved = { ...acme, address: { lines: ['1 New Street'], city: 'Austin', country: 'US' }, tax_id: 'EIN 00-0000000' };
+    const movedCustomer = { ...globex, name: 'Globex Renamed', billing_address: { lines: ['9 Elsewhere Rd'], city: 'Boston', country: 'US' } };
+    const before = await renderInvoicePdf({ ...usdInput, invoice: legal });
+    const after = await renderInvoicePdf({ ...usdInput, invoice: legal, legalEntity: moved, customer: movedCustomer });
+    assert.ok(after.equals(before), 'byte-identical: only the invoice snapshot is printed');
+    const text = pdfPages(after).join('\n');
+    assertContains(text, ['500 Howard Street', '200 Park Avenue', 'Globex Corporation']);
+    for (const gone of ['1 New Street', 'Austin', 'Globex Renamed', 'Elsewhere', 'EIN 00-0000000']) assert.ok(!text.includes(gone), `${gone} is not on the issued invoice`);
+  });
+
+  it('renders what there is for an entity and a customer without address or tax id', async () => {
+    const bare: Invoice = { ...usd, issue_date: '2026-11-01', payment_terms_days: 0, due_date: '2026-11-01', seller: { name: 'Acme Cloud Inc.', address: null, tax_id: null }, buyer: { name: 'Globex Corporation', address: null, tax_id: null } };
+    const text = pdfPages(await renderTwice({ ...usdInput, invoice: bare })).join('\n');
+    assertContains(text, ['Acme Cloud Inc.', 'Country: US', 'Globex Corporation', 'Due date', 'Due on receipt', 'Total due', '182.10 USD']);
+    assert.ok(!text.includes('VAT / Tax ID'), 'no tax id line without a tax id');
+  });
+
+  it('a credit note has no due date or payment terms', async () => {
+    const note: Invoice = { ...credit, issue_date: '2026-12-01', payment_terms_days: null, due_date: null, seller, buyer };
+    const text = pdfPages(await renderTwice({ ...usdInput, invoice: note })).join('\n');
+    assertContains(text, ['CREDIT NOTE', 'Issue date', '2026-12-01', '500 Howard Street', 'VAT / Tax ID: US-TX-998877']);
+    assert.ok(!text.includes('Due date') && !text.includes('Payment terms'));
+  });
+});
+
+// ---------- package lines: quantity × unit price = amount ----------
+
+describe('package lines read in packages', () => {
+  const catalogText = (round: 'up' | 'down') => JSON.stringify({
+    version: 1,
+    legal_entities: [{ id: 'e', name: 'E GmbH', country: 'DE', currency: 'EUR', invoice_number_prefix: 'E-', rounding: 'half_up' }],
+    accounts: { e: { receivable: '1', cash: '2', tax_payable: '3', deferred_revenue: '4' } },
+    tax_rates: [{ jurisdiction: 'DE', rate: '0' }],
+    meters: [{ id: 'calls', event_type: 'call', aggregation: 'count' }],
+    products: [{ id: 'api', name: 'API', revenue_account: { e: '8400' } }],
+    plans: [{ id: 'p', currency: 'EUR', prices: [{ product: 'api', meter: 'calls', model: 'per_unit', package: { size: '1000', round }, unit_amount: '0.30' }] }],
+    customers: [{ id: 'c', name: 'C', legal_entity: 'e', tax_jurisdiction: 'DE', erp_customer_id: 'C-1', tenants: ['c'] }],
+    subscriptions: [{ customer: 'c', plan: 'p', start: '2026-01-01' }],
+  });
+  const rate = (round: 'up' | 'down', usage: string) => {
+    const loaded = parseCatalog(catalogText(round));
+    assert.ok(loaded.ok);
+    const rated = rateCustomer({
+      catalog: loaded.value.catalog, index: indexCatalog(loaded.value.catalog), catalogHash: loaded.value.hash, customer: 'c',
+      period: { period: '2026-11', start_date: '2026-11-01', end_date: '2026-12-01' }, grantUsedMinor: new Map(),
+      usage: () => ({ quantity: usage, usage_ref: 'u' }), usageFingerprint: 'f',
+    });
+    assert.ok(rated.ok);
+    return rated.value[0]!;
+  };
+
+  // Worked by hand: packages = usage / 1000 rounded; amount = packages × 0.30.
+  const table: Array<[round: 'up' | 'down', usage: string, packages: string, amount: string]> = [
+    ['up', '1234567', '1235', '370.50'],
+    ['down', '1234567', '1234', '370.20'],
+    ['up', '470', '1', '0.30'],
+    ['down', '470', '0', '0.00'],
+    ['up', '35000', '35', '10.50'],
+    ['up', '0', '0', '0.00'],
+  ];
+  for (const [round, usage, packages, amount] of table) {
+    it(`${usage} calls, packages of 1000 rounded ${round}: ${packages} × 0.30 = ${amount}`, async () => {
+      const invoice = rate(round, usage);
+      const line = invoice.lines[0]!;
+      assert.equal(line.quantity, usage, 'the line keeps the metered usage for lineage and reconciliation');
+      assert.deepEqual(line.package, { size: '1000', round, quantity: packages });
+      const shown = presentedLine(line);
+      assert.deepEqual(shown, { quantity: packages, unit_price: '0.30', unit: 'package of 1000', usage_quantity: usage });
+      assert.equal(formatMajor(line.amount_minor, 'EUR'), amount);
+      assert.ok(new Decimal(shown.quantity).times(shown.unit_price!).equals(amount), 'quantity × unit price = amount');
+      const json = exportInvoice({ ...invoice, number: 'E-000001', status: 'finalized' }).lines[0]!;
+      assert.deepEqual([json.quantity, json.unit, json.usage_quantity, json.unit_price, json.amount], [packages, 'package of 1000', usage, '0.30', amount]);
+      const loaded = parseCatalog(catalogText(round));
+      assert.ok(loaded.ok);
+      const text = pdfPages(await renderTwice({ invoice: { ...invoice, number: 'E-000001', status: 'finalized' }, legalEntity: loaded.value.catalog.legal_entities[0]!, customer: loaded.value.catalog.customers[0]!, products: new Map([['api', { name: 'API' }]]) })).join('\n');
+      // One table row: line 1, the description, packages, the price of one package, the amount.
+      assert.match(text, new RegExp(`1\\s+API: calls \\(${packages} packages? of 1000: ${usage} rounded ${round}\\)\\s+${packages}\\s+0\\.30\\s+${amount.replace('.', '\\.')}`));
+      assertContains(text, [`${usage} units metered; priced per package of 1000, rounded ${round}`]);
+    });
+  }
 });

@@ -16,6 +16,8 @@ export interface SalesRecord {
   externalId?: string;
   tranId?: string;
   tranDate?: string;
+  dueDate?: string;
+  billingAddress?: { addressee?: string; addr1?: string; addr2?: string; addr3?: string; city?: string; state?: string; zip?: string; country?: { id?: string } };
   entity?: { id?: string; externalId?: string };
   subsidiary?: { id?: string };
   currency?: { refName?: string };

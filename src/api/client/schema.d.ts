@@ -462,6 +462,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dashboard/invoices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date */
+        get: operations["getDashboardInvoice"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboard/customers": {
         parameters: {
             query?: never;
@@ -1094,6 +1111,23 @@ export interface operations {
                             total: string;
                             /** @enum {string} */
                             rounding?: "half_up" | "half_even";
+                            /** Format: date */
+                            issue_date?: string | null;
+                            /** @description null on a credit note */
+                            payment_terms_days?: number | null;
+                            /**
+                             * Format: date
+                             * @description issue_date + payment_terms_days; null on a credit note
+                             */
+                            due_date?: string | null;
+                            /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                            seller?: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                            buyer?: {
+                                [key: string]: unknown;
+                            } | null;
                         } & {
                             [key: string]: unknown;
                         })[];
@@ -1246,6 +1280,26 @@ export interface operations {
                         /** @description minor units (cents), as a decimal string */
                         total_minor: string;
                         rating_run: string;
+                        /**
+                         * Format: date
+                         * @description the day after the billing period; a correction: that of the run issuing it
+                         */
+                        issue_date?: string;
+                        /** @description null on a credit note */
+                        payment_terms_days?: number | null;
+                        /**
+                         * Format: date
+                         * @description issue_date + payment_terms_days; null on a credit note
+                         */
+                        due_date?: string | null;
+                        /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                        seller?: {
+                            [key: string]: unknown;
+                        } | null;
+                        /** @description name, address (lines, city, region, postal_code, country) or null, tax_id or null */
+                        buyer?: {
+                            [key: string]: unknown;
+                        } | null;
                     } & {
                         [key: string]: unknown;
                     };
@@ -3872,6 +3926,123 @@ export interface operations {
             };
             /** @description Forbidden: the API key has a scope this route does not accept */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDashboardInvoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an invoice id or number */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        number: string | null;
+                        /** @enum {string} */
+                        kind: "invoice" | "credit_note";
+                        currency: string;
+                        /** @description null on a document stored before issue dates were recorded */
+                        issue_date: string | null;
+                        /** @description issue date + payment terms; null on a credit note */
+                        due_date: string | null;
+                        /** @description "Net 30", or "Due on receipt" */
+                        payment_terms: string | null;
+                        seller: {
+                            name: string;
+                            address_lines: string[];
+                            tax_id: string | null;
+                        } | null;
+                        buyer: {
+                            name: string;
+                            address_lines: string[];
+                            tax_id: string | null;
+                        } | null;
+                        /** @description a decimal string in major units */
+                        subtotal: string;
+                        /** @description positive: the total of the discount lines */
+                        discount: string;
+                        /** @description positive: the total drawn from prepaid credits */
+                        credits_applied: string;
+                        tax_lines: {
+                            jurisdiction: string;
+                            rate: string;
+                            /** @description a decimal string in major units */
+                            taxable: string;
+                            /** @description a decimal string in major units */
+                            tax: string;
+                        }[];
+                        /** @description a decimal string in major units */
+                        tax: string;
+                        /** @description a decimal string in major units */
+                        total: string;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
-import { INVOICE_PAGE_MAX, searchInvoices, type InvoiceSearch } from '../../dashboard/invoices.js';
+import { INVOICE_PAGE_MAX, invoiceStatement, invoiceStatementSchema, searchInvoices, type InvoiceSearch } from '../../dashboard/invoices.js';
 import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
@@ -276,6 +276,25 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         offset: Number.parseInt(q.offset ?? '0', 10),
       };
       return searchInvoices(options.pool, await currentCatalog(options.pool), search);
+    },
+  );
+
+  app.get(
+    '/v1/dashboard/invoices/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
+        tags: ['dashboard'],
+        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
+        response: { 200: invoiceStatementSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' } },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const invoice = await getInvoice(options.pool, id);
+      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+      return invoiceStatement(invoice);
     },
   );
 

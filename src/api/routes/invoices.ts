@@ -14,6 +14,15 @@ const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units
 const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
 const DATE = { type: 'string', format: 'date' } as const;
 const open = { type: 'object', additionalProperties: true } as const;
+/** Legal content recorded when the invoice was drafted (docs/catalog.md "Legal content"); absent or null on older documents. */
+const PARTY = { type: ['object', 'null'], description: 'name, address (lines, city, region, postal_code, country) or null, tax_id or null', additionalProperties: true } as const;
+const LEGAL = {
+  issue_date: { ...DATE, description: 'the day after the billing period; a correction: that of the run issuing it' },
+  payment_terms_days: { type: ['integer', 'null'], description: 'null on a credit note' },
+  due_date: { type: ['string', 'null'], format: 'date', description: 'issue_date + payment_terms_days; null on a credit note' },
+  seller: PARTY,
+  buyer: PARTY,
+} as const;
 
 /** An invoice or credit note as stored (GET /v1/invoices/{id}): amounts in minor units; the lines carry their usage aggregate. */
 const invoiceSchema = {
@@ -40,6 +49,7 @@ const invoiceSchema = {
     tax_minor: MINOR,
     total_minor: MINOR,
     rating_run: { type: 'string' },
+    ...LEGAL,
   },
   additionalProperties: true,
 } as const;
@@ -68,6 +78,8 @@ const closedInvoiceSchema = {
     tax: MAJOR,
     total: MAJOR,
     rounding: { type: 'string', enum: ['half_up', 'half_even'] },
+    ...LEGAL,
+    issue_date: { type: ['string', 'null'], format: 'date' },
   },
   additionalProperties: true,
 } as const;

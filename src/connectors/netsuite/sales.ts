@@ -24,6 +24,29 @@ export const NETSUITE_RECORD_TYPE = { invoice: 'invoice', credit_note: 'creditMe
 const TEXT_MAX = 999;
 const itemExternalId = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, '-');
 
+/** NetSuite's address subrecord holds three street lines; a fourth joins the third. */
+const ADDRESS_LINES = 3;
+
+/**
+ * The buyer's billing address as the transaction's `billingAddress` subrecord (addressee, addr1-3, city, state, zip,
+ * country by its ISO code), so the document carries the address the invoice was issued to, whatever the customer
+ * record says later.
+ */
+export function billingAddressOf(document: SalesDocument): Record<string, unknown> | undefined {
+  const buyer = document.buyer;
+  if (!buyer?.address) return undefined;
+  const { lines, city, region, postal_code: zip, country } = buyer.address;
+  const street = [...lines.slice(0, ADDRESS_LINES - 1), lines.slice(ADDRESS_LINES - 1).join(', ')].filter((line) => line !== '');
+  return {
+    addressee: buyer.name.slice(0, TEXT_MAX),
+    ...Object.fromEntries(street.map((line, i) => [`addr${i + 1}`, line.slice(0, TEXT_MAX)])),
+    city,
+    ...(region ? { state: region } : {}),
+    ...(zip ? { zip } : {}),
+    country: { id: country },
+  };
+}
+
 /** The invoice or creditMemo record, as JSON text with the amounts written as exact decimal literals. */
 export function salesRecordBody(document: SalesDocument, options: NetSuiteSalesOptions, externalId: string): string {
   const money = (minor: bigint) => decimalLiteral(formatMajor(minor, document.currency));
@@ -33,10 +56,13 @@ export function salesRecordBody(document: SalesDocument, options: NetSuiteSalesO
     externalId,
     tranId: document.number,
     tranDate: document.date,
+    // The invoice's own due date (issue date + payment terms) rather than one NetSuite would derive from its terms.
+    ...(document.kind === 'invoice' && document.due_date ? { dueDate: document.due_date } : {}),
     entity: { externalId: document.customer_erp_id },
     subsidiary: { id: options.subsidiaryByEntity[document.legal_entity] ?? document.legal_entity },
     currency: { refName: document.currency },
     memo: (document.corrects ? `${document.memo} (corrects ${document.corrects})` : document.memo).slice(0, TEXT_MAX),
+    ...(billingAddressOf(document) ? { billingAddress: billingAddressOf(document) } : {}),
     item: {
       items: document.lines.map((line, index) => ({
         item: { externalId: itemExternalId(line.product ?? options.creditsRestoredItem ?? 'accrue-credits-restored') },

@@ -4,6 +4,7 @@
 //   CreditNotes POST /api.xro/2.0/CreditNotes  {"CreditNotes":[{"Type":"ACCRECCREDIT", ...}]}
 //   Payments    GET  /api.xro/2.0/Payments     If-Modified-Since header, `page` (up to 100 a page), `where`, `order`
 import { formatMajor } from '../../domain/money.js';
+import { addDays } from '../../domain/invoice-terms.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment } from '../../settle/poll.js';
 import { decimalLiteral, stringifyWithDecimals } from '../json-decimal.js';
@@ -11,7 +12,10 @@ import { decimalLiteral, stringifyWithDecimals } from '../json-decimal.js';
 export interface XeroSalesOptions {
   /** Xero TaxType per tax jurisdiction of the catalog (e.g. DE -> OUTPUT2); default OUTPUT, or NONE at a zero rate. */
   taxTypeByJurisdiction?: Record<string, string>;
-  /** Days from the document date to its due date (Xero requires a due date on an AUTHORISED invoice). */
+  /**
+   * Days from the document date to its due date (Xero requires a due date on an AUTHORISED invoice), used only for an
+   * invoice stored before invoices carried their own due date; otherwise DueDate is the invoice's.
+   */
   dueDays?: number;
 }
 
@@ -27,10 +31,37 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A Xero ContactID is a UUID; any other ERP customer id is the contact's ContactNumber (Xero's id for external systems). */
 export const xeroContact = (erpCustomerId: string) => (UUID.test(erpCustomerId) ? { ContactID: erpCustomerId } : { ContactNumber: erpCustomerId });
 
-function addDays(date: string, days: number): string {
-  const at = new Date(`${date}T00:00:00Z`);
-  at.setUTCDate(at.getUTCDate() + days);
-  return at.toISOString().slice(0, 10);
+/** Xero's documented maximum lengths of an Address (AddressLine1-4 500, City and Region 255, PostalCode 50). */
+const ADDRESS_LINE_MAX = 500;
+const CITY_MAX = 255;
+const POSTAL_CODE_MAX = 50;
+const TAX_NUMBER_MAX = 50;
+
+/**
+ * The Contact of a sales document: the ERP customer id, and the buyer's billing address (a POBOX address, the one
+ * Xero prints on invoices) and tax number as the invoice names them, where it names them.
+ */
+export function xeroDocumentContact(document: SalesDocument): Record<string, unknown> {
+  const address = document.buyer?.address;
+  const taxNumber = document.buyer?.tax_id;
+  return {
+    ...xeroContact(document.customer_erp_id),
+    ...(address
+      ? {
+          Addresses: [
+            {
+              AddressType: 'POBOX',
+              ...Object.fromEntries(address.lines.slice(0, 4).map((line, i) => [`AddressLine${i + 1}`, line.slice(0, ADDRESS_LINE_MAX)])),
+              City: address.city.slice(0, CITY_MAX),
+              ...(address.region ? { Region: address.region.slice(0, CITY_MAX) } : {}),
+              ...(address.postal_code ? { PostalCode: address.postal_code.slice(0, POSTAL_CODE_MAX) } : {}),
+              Country: address.country,
+            },
+          ],
+        }
+      : {}),
+    ...(taxNumber ? { TaxNumber: taxNumber.slice(0, TAX_NUMBER_MAX) } : {}),
+  };
 }
 
 /**
@@ -44,7 +75,7 @@ export function salesDocumentBody(key: string, document: SalesDocument, options:
     ? (options.taxTypeByJurisdiction?.[document.tax.jurisdiction] ?? (/^0(\.0*)?$/.test(document.tax.rate) ? 'NONE' : 'OUTPUT'))
     : 'NONE';
   const common = {
-    Contact: xeroContact(document.customer_erp_id),
+    Contact: xeroDocumentContact(document),
     Date: document.date,
     Reference: key.slice(0, REFERENCE_MAX),
     CurrencyCode: document.currency,
@@ -61,7 +92,7 @@ export function salesDocumentBody(key: string, document: SalesDocument, options:
     })),
   };
   if (document.kind === 'invoice') {
-    return stringifyWithDecimals({ Invoices: [{ Type: 'ACCREC', InvoiceNumber: document.number, DueDate: addDays(document.date, options.dueDays ?? XERO_DUE_DAYS_DEFAULT), ...common }] });
+    return stringifyWithDecimals({ Invoices: [{ Type: 'ACCREC', InvoiceNumber: document.number, DueDate: document.due_date ?? addDays(document.date, options.dueDays ?? XERO_DUE_DAYS_DEFAULT), ...common }] });
   }
   return stringifyWithDecimals({ CreditNotes: [{ Type: 'ACCRECCREDIT', CreditNoteNumber: document.number, ...common }] });
 }

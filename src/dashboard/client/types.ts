@@ -30,6 +30,8 @@ export type Difference = CheckpointReport['differences'][number];
 export type ExceptionRecord = Get<'/v1/exceptions'>['exceptions'][number];
 
 export type InvoiceSummary = Get<'/v1/dashboard/invoices'>['invoices'][number];
+export type InvoiceStatement = Get<'/v1/dashboard/invoices/{id}'>;
+export type StatementParty = NonNullable<InvoiceStatement['seller']>;
 export type CustomerSummary = Get<'/v1/dashboard/customers'>['customers'][number];
 export type CustomerUsage = Get<'/v1/dashboard/customers/{id}/usage'>;
 

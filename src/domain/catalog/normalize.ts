@@ -11,6 +11,7 @@ import type {
   Plan,
   Price,
   PriceModel,
+  PostalAddress,
   PriceVersion,
   Product,
   Subscription,
@@ -73,6 +74,24 @@ export const priceVersionId = (price: string, effectiveFrom: string | null): str
 /** `${customer}:${granted}:${n}`, n counting the customer's grants of that date in file order from 0. */
 export const creditGrantId = (customer: string, granted: string, ordinal: number): string => `${customer}:${granted}:${ordinal}`;
 
+// Legal content: present in the normalized catalog only when the file gives it, so a catalog without it keeps its hash.
+function address(raw: PostalAddress): PostalAddress {
+  return {
+    lines: [...raw.lines],
+    city: raw.city,
+    ...(raw.region === undefined ? {} : { region: raw.region }),
+    ...(raw.postal_code === undefined ? {} : { postal_code: raw.postal_code }),
+    country: raw.country,
+  };
+}
+
+function legal(raw: { tax_id?: string; payment_terms_days?: number }) {
+  return {
+    ...(raw.tax_id === undefined ? {} : { tax_id: raw.tax_id }),
+    ...(raw.payment_terms_days === undefined ? {} : { payment_terms_days: raw.payment_terms_days }),
+  };
+}
+
 function tier(raw: RawTier): Tier {
   return { up_to: raw.up_to, unit_amount: raw.unit_amount, ...(raw.flat_amount === undefined ? {} : { flat_amount: raw.flat_amount }) };
 }
@@ -115,6 +134,8 @@ export function normalizeCatalog(document: unknown): Catalog {
       currency: e.currency,
       invoice_number_prefix: e.invoice_number_prefix,
       rounding: e.rounding,
+      ...(e.address === undefined ? {} : { address: address(e.address) }),
+      ...legal(e),
     })),
     accounts: Object.fromEntries(Object.entries(raw.accounts).map(([entity, map]) => [entity, { ...map }])),
     tax_rates: (raw.tax_rates ?? []).map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate })),
@@ -143,6 +164,8 @@ export function normalizeCatalog(document: unknown): Catalog {
       erp_customer_id: c.erp_customer_id,
       ...(c.parent === undefined ? {} : { parent: c.parent }),
       tenants: [...c.tenants],
+      ...(c.billing_address === undefined ? {} : { billing_address: address(c.billing_address) }),
+      ...legal(c),
     })),
     subscriptions: (raw.subscriptions ?? []).map((s) => ({
       customer: s.customer,

@@ -51,6 +51,12 @@ function translate(error: ErrorObject, data: unknown): Problem | undefined {
       return problem(path, 'invalid_format', `${custom ?? `must match ${String(params.pattern)}`}, got ${describe(value)}`);
     case 'minItems':
       return problem(path, 'empty', params.limit === 1 ? 'must not be empty' : `must have at least ${String(params.limit)} items`);
+    case 'maxItems':
+      return problem(path, 'too_many', `must have at most ${String(params.limit)} items`);
+    case 'minimum':
+      return problem(path, 'out_of_range', `must be at least ${String(params.limit)}, got ${describe(value)}`);
+    case 'maximum':
+      return problem(path, 'out_of_range', `must be at most ${String(params.limit)}, got ${describe(value)}`);
     case 'minLength':
       return problem(path, 'empty', params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters long`);
     case 'maxLength':

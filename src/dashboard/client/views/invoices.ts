@@ -2,8 +2,8 @@
 // to the usage events behind it (and from an event forward again to every document that carries it).
 import { useState } from 'preact/hooks';
 import { ApiError, getJson, openBlob } from '../api.js';
-import { count, dateTime, groupDigits, money, shortId } from '../format.js';
-import type { EventExplanation, InvoiceExplanation, InvoiceSummary, LineExplanation } from '../types.js';
+import { count, dateTime, groupDigits, money, percent, shortId } from '../format.js';
+import type { EventExplanation, InvoiceExplanation, InvoiceStatement, InvoiceSummary, LineExplanation, StatementParty } from '../types.js';
 import { href } from '../route.js';
 import { Card, Empty, html, Pill, Status, useApi } from '../ui.js';
 
@@ -88,12 +88,16 @@ function LineWalk(props: { line: LineExplanation; currency: string }) {
   const [event, setEvent] = useState<{ source: string; id: string } | undefined>();
   const l = props.line;
   const u = l.usage;
+  // A packaged price bills whole packages: usage × unit price would not be the amount, so the line says so.
+  const pkg = (l.price?.definition as { package?: { size: string; round: string } } | null | undefined)?.package;
   return html`<div class="line-walk" data-testid=${`explain-line-${l.line_no}`}>
     <div class="walk-steps">
       <div class="step">
         <div class="step-title">Line ${l.line_no}</div>
         <div>${l.description}</div>
-        <div class="muted small">${l.kind} · ${groupDigits(l.quantity)}${l.unit_amount ? ` × ${l.unit_amount}` : ''} = <b>${money(l.amount, props.currency)}</b></div>
+        <div class="muted small">${l.kind} · ${pkg
+          ? `${groupDigits(l.quantity)} units in packages of ${pkg.size} (rounded ${pkg.round}) at ${l.unit_amount ?? ''} a package`
+          : `${groupDigits(l.quantity)}${l.unit_amount ? ` × ${l.unit_amount}` : ''}`} = <b>${money(l.amount, props.currency)}</b></div>
       </div>
       ${l.price
         ? html`<div class="step">
@@ -138,8 +142,45 @@ function LineWalk(props: { line: LineExplanation; currency: string }) {
   </div>`;
 }
 
+/** Subtotal, discounts, credits, tax per jurisdiction and total, as the PDF sums them; then who bills whom, and when it is due. */
+function Statement(props: { statement: InvoiceStatement }) {
+  const s = props.statement;
+  const less = (amount: string) => (/^0(\.0+)?$/.test(amount) ? amount : `-${amount}`);
+  const rows: Array<{ label: string; value: string; testid: string; total?: boolean }> = [
+    { label: 'Subtotal', value: s.subtotal, testid: 'statement-subtotal' },
+    { label: 'Discounts', value: less(s.discount), testid: 'statement-discount' },
+    { label: 'Prepaid credits applied', value: less(s.credits_applied), testid: 'statement-credits' },
+    ...s.tax_lines.map((t) => ({ label: `Tax ${t.jurisdiction} ${percent(t.rate)} on ${money(t.taxable, s.currency)}`, value: t.tax, testid: `statement-tax-${t.jurisdiction}` })),
+    { label: s.kind === 'credit_note' ? 'Total credited' : 'Total due', value: s.total, testid: 'statement-total', total: true },
+  ];
+  const party = (title: string, p: StatementParty | null, testid: string) =>
+    html`<div class="party" data-testid=${testid}>
+      <div class="muted small">${title}</div>
+      ${p
+        ? html`<div><b>${p.name}</b></div>${p.address_lines.map((line) => html`<div>${line}</div>`)}${p.tax_id ? html`<div class="muted small">VAT / Tax ID: ${p.tax_id}</div>` : null}`
+        : html`<div class="muted small">not recorded on this document</div>`}
+    </div>`;
+  return html`<div class="statement">
+    <table class="data compact" data-testid="statement">
+      <tbody>
+        ${rows.map((r) => html`<tr class=${r.total ? 'total' : ''}><td>${r.total ? html`<b>${r.label}</b>` : r.label}</td><td class="num" data-testid=${r.testid} data-value=${r.value}>${r.total ? html`<b>${money(r.value, s.currency)}</b>` : money(r.value, s.currency)}</td></tr>`)}
+      </tbody>
+    </table>
+    <div class="parties">
+      ${party('From', s.seller, 'statement-seller')}
+      ${party('Bill to', s.buyer, 'statement-buyer')}
+      <div class="party" data-testid="statement-terms">
+        <div class="muted small">Dates</div>
+        <div>Issued <b data-testid="statement-issue-date">${s.issue_date ?? '—'}</b></div>
+        ${s.kind === 'invoice' ? html`<div>Due <b data-testid="statement-due-date">${s.due_date ?? '—'}</b>${s.payment_terms ? html` <span class="muted">(${s.payment_terms})</span>` : null}</div>` : null}
+      </div>
+    </div>
+  </div>`;
+}
+
 export function InvoiceDetailView(props: { id: string; period: string }) {
   const explained = useApi(() => getJson<InvoiceExplanation>(`/v1/invoices/${encodeURIComponent(props.id)}/explain`), [props.id]);
+  const statement = useApi(() => getJson<InvoiceStatement>(`/v1/dashboard/invoices/${encodeURIComponent(props.id)}`), [props.id]);
   const [pdf, setPdf] = useState<{ url?: string; error?: string; busy?: boolean }>({});
   const [line, setLine] = useState<number | undefined>();
   const e = explained.data;
@@ -175,6 +216,10 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
             <div class="kpi"><div class="kpi-label">Status</div><div class="kpi-value">${e.invoice.status}</div><div class="kpi-trend muted">finalized ${dateTime(e.invoice.finalized_at)}</div></div>
             <div class="kpi"><div class="kpi-label">Rating run</div><div class="kpi-value small-value"><code>${shortId(e.rating_run?.id ?? '—', 20)}</code></div><div class="kpi-trend muted">catalog v${e.rating_run?.catalog_version ?? '—'}, events up to #${e.rating_run?.event_seq_watermark ?? '—'}</div></div>
           </div>
+          <${Card} title="Amounts" subtitle="Charges, discounts, prepaid credits and tax per jurisdiction, to the total" testid="amounts" wide>
+            <${Status} loading=${statement.loading && !statement.data} error=${statement.error} />
+            ${statement.data ? html`<${Statement} statement=${statement.data} />` : null}
+          </${Card}>
           <${Card} title="Lineage" subtitle=${`Correlation id ${e.lineage.correlation_id}`} testid="lineage" wide>
             <div class="chain">
               <div class="link"><b>${count(e.lineage.usage_batch_count)}</b><span>usage batches</span></div>
