@@ -35,6 +35,9 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['016_events_without_key_index.sql', 'ff72655e3a4d446922974cd72592cd11bc7f3194fdb29a036d71d8f6f6979595'],
   ['017_claim_keys_by_index.sql', '00caa3116f4f2d47cea844b15b56711d20866a1ad3480c5fb64f70096cc73b40'],
   ['018_ingest_abort.sql', 'c873d7a5711c04098219b9fddb8aebf6bfbeefc975d2b975c9072019f1354195'],
+  ['019_billing_close.sql', 'abc27243d7c79d5ba723910f25f301835bcc5fd7fe3a15db97d0a68e29ed9ea6'],
+  ['020_ingest_repeats.sql', '0190054dc1af8adcbca41e477c5f72dd586a03f543ab6460115ac92e31aebf00'],
+  ['021_invoice_due_date.sql', 'fcd08f55ed06db293f4dcfcf13d8a6ebfd723c724f8944b9b84481b0757b520d'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
