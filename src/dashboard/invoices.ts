@@ -4,6 +4,7 @@ import type { CatalogVersion } from '../catalog/service.js';
 import { formatMajor } from '../domain/money.js';
 import type { Invoice, InvoiceParty } from '../domain/model.js';
 import { addressLines, paymentTermsText } from '../domain/invoice-terms.js';
+import { invoiceAmounts } from '../invoice/export.js';
 
 /** Limit: rows one search page returns. */
 export const INVOICE_PAGE_MAX = 200;
@@ -151,7 +152,6 @@ export const invoiceStatementSchema = closedObject({
 });
 
 export function invoiceStatement(invoice: Invoice): InvoiceStatement {
-  const major = (minor: bigint) => formatMajor(minor, invoice.currency);
   const party = (p: InvoiceParty | undefined): InvoiceStatementParty | null => (p ? { name: p.name, address_lines: addressLines(p.address), tax_id: p.tax_id } : null);
   const terms = invoice.payment_terms_days;
   return {
@@ -164,11 +164,6 @@ export function invoiceStatement(invoice: Invoice): InvoiceStatement {
     payment_terms: terms === undefined || terms === null ? null : paymentTermsText(terms),
     seller: party(invoice.seller),
     buyer: party(invoice.buyer),
-    subtotal: major(invoice.subtotal_minor),
-    discount: major(invoice.discount_minor),
-    credits_applied: major(invoice.credits_applied_minor),
-    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
-    tax: major(invoice.tax_minor),
-    total: major(invoice.total_minor),
+    ...invoiceAmounts(invoice),
   };
 }

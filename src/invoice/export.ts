@@ -26,6 +26,19 @@ const address = (a: PostalAddress | null) =>
   a ? { lines: a.lines, city: a.city, ...(a.region === undefined ? {} : { region: a.region }), ...(a.postal_code === undefined ? {} : { postal_code: a.postal_code }), country: a.country } : null;
 const party = (p: InvoiceParty | undefined) => (p ? { name: p.name, address: address(p.address), tax_id: p.tax_id } : null);
 
+/** The invoice's totals in major units, in print order: subtotal, discounts, credits, tax per jurisdiction, tax, total. */
+export function invoiceAmounts(invoice: Invoice) {
+  const major = (minor: bigint) => formatMajor(minor, invoice.currency);
+  return {
+    subtotal: major(invoice.subtotal_minor),
+    discount: major(invoice.discount_minor),
+    credits_applied: major(invoice.credits_applied_minor),
+    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
+    tax: major(invoice.tax_minor),
+    total: major(invoice.total_minor),
+  };
+}
+
 export function exportInvoice(invoice: Invoice) {
   const major = (minor: bigint) => formatMajor(minor, invoice.currency);
   const line = (l: Invoice['lines'][number]) => {
@@ -59,12 +72,7 @@ export function exportInvoice(invoice: Invoice) {
     // Charge lines sum to the subtotal; discounts and credit drawdowns follow as their own negative lines.
     lines: invoice.lines.filter((l) => CHARGE_KINDS.has(l.kind)).map(line),
     adjustments: invoice.lines.filter((l) => !CHARGE_KINDS.has(l.kind)).map((l) => ({ kind: l.kind, ...line(l), ...(l.credit_grant ? { credit_grant: l.credit_grant } : {}) })),
-    subtotal: major(invoice.subtotal_minor),
-    discount: major(invoice.discount_minor),
-    credits_applied: major(invoice.credits_applied_minor),
-    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
-    tax: major(invoice.tax_minor),
-    total: major(invoice.total_minor),
+    ...invoiceAmounts(invoice),
     rounding: invoice.rounding,
   };
 }
