@@ -440,3 +440,26 @@ describe('properties: hostile JSON through the real server', () => {
     );
   });
 });
+
+describe('events the reader refuses inside a batch are counted (accrue_events_received_total)', () => {
+  const rejectedCount = async () => Number((await store.pool.query('SELECT coalesce(sum(rejected), 0)::int AS n FROM ingest_receipts')).rows[0].n);
+  it('counts an element refused by the reader as rejected, beside the valid one, and answers it with the reader problem', async () => {
+    const before = await rejectedCount();
+    const body = `[${JSON.stringify(event('cnt-1'))},${JSON.stringify(event('cnt-2', { data: { gb_hours: 'X' } })).replace('"X"', '1e309')}]`;
+    const res = await post(BATCH, body);
+    assert.equal(res.statusCode, 200, res.body);
+    const answer = res.json();
+    assert.deepEqual(answer.results.map((r: { status: string }) => r.status), ['accepted', 'rejected']);
+    assert.equal(answer.results[1].index, 1);
+    assert.equal(answer.results[1].problems[0].code, 'number_out_of_range');
+    assert.equal(await rejectedCount(), before + 1);
+  });
+  it('counts every line of an NDJSON body the reader refused, even when no line is valid', async () => {
+    const before = await rejectedCount();
+    const res = await post(NDJSON, `{"id":"a","id":"b"}\n${JSON.stringify(event('cnt-3', { data: { gb_hours: 'X' } })).replace('"X"', '1e-400')}\n`);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json().results.map((r: { status: string }) => r.status), ['rejected', 'rejected']);
+    assert.match(res.json().batch_id, /^ub:v1:/);
+    assert.equal(await rejectedCount(), before + 2);
+  });
+});
