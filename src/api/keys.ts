@@ -40,10 +40,23 @@ export const KEY_CACHE_TTL_MS = 5_000;
  */
 export const KEY_NEGATIVE_CACHE_TTL_MS = 30_000;
 const KEY_CACHE_ENTRIES_MAX = 10_000;
+/**
+ * Limit: how long a process remembers that a secret was a live key, so a client whose address is over the failed-
+ * authentication limit (src/api/auth-limit.ts, an address shared with a key guesser behind one proxy) keeps working:
+ * its key is still looked up and checked for revocation, while secrets never seen valid are refused unread.
+ */
+export const KEY_KNOWN_GOOD_TTL_MS = 60 * 60_000;
 
 // Per pool (one database), by secret hash: the found key and when to look again; the unknown secrets and until when.
 const keyCache = new WeakMap<pg.Pool, Map<string, { key: ApiKey; until: number }>>();
 const negativeCache = new WeakMap<pg.Pool, Map<string, number>>();
+const knownGood = new WeakMap<pg.Pool, Map<string, number>>();
+
+/** Whether this secret matched a live key in this process within KEY_KNOWN_GOOD_TTL_MS (no database read). */
+export function knownGoodSecret(pool: pg.Pool, secret: string, now: () => number = Date.now): boolean {
+  const until = knownGood.get(pool)?.get(hashSecret(secret));
+  return until !== undefined && until > now();
+}
 
 /** Sets an entry, dropping the oldest when the map is full (insertion order is age order: entries are re-inserted on refresh). */
 function remember<V>(map: Map<string, V>, hash: string, value: V): void {
@@ -65,8 +78,12 @@ export async function findKey(pool: pg.Pool, secret: string, now: () => number =
   if (unknownUntil !== undefined && unknownUntil > now()) return undefined;
   unknown.delete(hash);
   const row = (await pool.query<ApiKey>('SELECT id, name, scope, sources FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL', [hash])).rows[0];
-  if (row) remember(cache, hash, { key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }), until: now() + KEY_CACHE_TTL_MS });
-  else remember(unknown, hash, now() + KEY_NEGATIVE_CACHE_TTL_MS);
+  if (row) {
+    remember(cache, hash, { key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }), until: now() + KEY_CACHE_TTL_MS });
+    let good = knownGood.get(pool);
+    if (!good) knownGood.set(pool, (good = new Map()));
+    remember(good, hash, now() + KEY_KNOWN_GOOD_TTL_MS);
+  } else remember(unknown, hash, now() + KEY_NEGATIVE_CACHE_TTL_MS);
   return row;
 }
 

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey, findKey, KEY_NEGATIVE_CACHE_TTL_MS } from '../../src/api/keys.js';
+import { createKey, findKey, KEY_NEGATIVE_CACHE_TTL_MS, revokeKey } from '../../src/api/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
@@ -196,13 +196,21 @@ describe('failed authentication', () => {
     assert.equal(limited.headers['content-type'], PROBLEM);
     assert.equal(limited.headers['retry-after'], '60');
     assert.equal(limited.json().type, 'https://accrue.dev/problems/too_many_failed_authentications');
-    assert.equal((await from('10.0.0.1', admin)).statusCode, 429, 'until the window ends, even a good key from that client');
-    assert.equal((await from('10.0.0.2', admin)).statusCode, 200, 'other clients are not affected');
+    // A key never seen valid in this process is refused unread until the window ends; one seen valid keeps working
+    // (a client behind the same proxy as the guesser), and is still checked for revocation.
+    const unseen = (await createKey(store.pool, { name: 'unseen', scope: 'admin' })).secret;
+    assert.equal((await from('10.0.0.1', unseen)).statusCode, 429, 'until the window ends, a key not seen valid from that client');
+    assert.equal((await from('10.0.0.1', admin)).statusCode, 200, 'a key seen valid keeps working from a limited address');
+    const seen = await createKey(store.pool, { name: 'seen-then-revoked', scope: 'admin' });
+    assert.equal((await from('10.0.0.3', seen.secret)).statusCode, 200);
+    assert.ok(await revokeKey(store.pool, seen.key.id));
+    assert.equal((await from('10.0.0.1', seen.secret)).statusCode, 401, 'a revoked key is refused even when it was seen valid');
+    assert.equal((await from('10.0.0.2', unseen)).statusCode, 200, 'other clients are not affected');
     clock += 30_000;
-    assert.equal((await from('10.0.0.1', admin)).headers['retry-after'], '30');
+    assert.equal((await from('10.0.0.1', 'acc_admin_guess-5')).headers['retry-after'], '30');
     clock += 30_000;
-    assert.equal((await from('10.0.0.1', admin)).statusCode, 200, 'a new window');
-    assert.equal((await from('10.0.0.1', 'acc_admin_guess-4')).statusCode, 401);
+    assert.equal((await from('10.0.0.1', 'acc_admin_guess-4')).statusCode, 401, 'a new window');
+    assert.equal((await from('10.0.0.1', admin)).statusCode, 200);
   });
 
   it('remembers an unknown key briefly, so repeating it does not reach the database', async () => {
