@@ -77,9 +77,9 @@ function finalized(customer: string, number: string, usage = '2'): { invoice: In
   return { invoice, document: salesDocumentFor(invoice, journal, catalog) };
 }
 
-/** Xero's OpenAPI spec beside the repository (shared/ is laid next to it), or ACCRUE_XERO_SPEC. */
+/** Xero's OpenAPI spec: ACCRUE_XERO_SPEC, the shared copy beside the repository, or Xero's file kept in test/fixtures/xero. */
 function xeroSpec(): { components: { schemas: Record<string, unknown> } } {
-  const candidates = [process.env.ACCRUE_XERO_SPEC, '../shared/specs/xero/xero_accounting.yaml', '../../shared/specs/xero/xero_accounting.yaml'].filter((p): p is string => !!p).map((p) => resolve(p));
+  const candidates = [process.env.ACCRUE_XERO_SPEC, '../shared/specs/xero/xero_accounting.yaml', 'test/fixtures/xero/xero_accounting.yaml'].filter((p): p is string => !!p).map((p) => resolve(p));
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new Error(`Xero's spec xero_accounting.yaml not found at ${candidates.join(', ')} (set ACCRUE_XERO_SPEC)`);
   return parse(readFileSync(found, 'utf8')) as { components: { schemas: Record<string, unknown> } };
