@@ -173,10 +173,13 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
       `the embedded PostgreSQL data directory ${dataDir} is in a directory the postgres user cannot enter (Accrue runs as root, PostgreSQL cannot); move it to ${relocatedDataDir(runtime, dataDir)} and link ${dataDir} to it, or ${REMEDY}`,
     );
   }
-  const target = relocatedDataDir(runtime, dataDir);
-  if (existsSync(join(target, 'PG_VERSION'))) {
-    // The link was removed (rm -rf .accrue, to start afresh?): its data is not taken up again behind the user's back.
-    throw new EmbeddedError(`${dataDir} is gone but the data it linked to is still in ${target}: to start afresh remove that directory; to keep it: ln -s ${target} ${dataDir}`);
+  const first = relocatedDataDir(runtime, dataDir);
+  let target = first;
+  if (existsSync(join(first, 'PG_VERSION'))) {
+    // The link was removed (rm -rf .accrue, or a new clone where an old one stood): start afresh beside the old data,
+    // which is neither taken up again behind the user's back nor deleted.
+    for (let n = 2; existsSync(target); n += 1) target = `${first}.${n}`;
+    process.stderr.write(`accrue: ${dataDir} did not exist: a new embedded database in ${target}; the data of an earlier one at this path is kept in ${first}: remove it if it is no longer wanted, or link ${dataDir} to it to use it again\n`);
   }
   mkdirSync(target, { recursive: true, mode: 0o700 });
   chownSync(target, uid, gid);

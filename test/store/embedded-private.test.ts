@@ -84,7 +84,7 @@ describe('the embedded server in a 0700 directory', () => {
     }
   });
 
-  it('refuses in one line with the remedy where it truly cannot (root only)', { skip: !isRoot && 'only root runs PostgreSQL as another user' }, async () => {
+  it('starts afresh beside data whose link was removed, and refuses in one line with the remedy where it truly cannot (root only)', { skip: !isRoot && 'only root runs PostgreSQL as another user' }, async () => {
     const oneLine = (error: unknown) => {
       assert.ok(error instanceof EmbeddedError, String(error));
       assert.doesNotMatch(error.message, /\n/);
@@ -97,14 +97,18 @@ describe('the embedded server in a 0700 directory', () => {
       assert.match((error as Error).message, /postgres user cannot enter .*ACCRUE_EMBEDDED_RUNTIME_DIR.*DATABASE_URL/);
       return true;
     });
-    // The link removed (rm -rf .accrue): the data it linked to is not silently taken up again.
+    // The link removed (rm -rf .accrue, or a fresh clone where an old one stood): a new database beside the old data,
+    // which is neither taken up again nor deleted.
     const dataDir = join(project, '.accrue', 'pg');
     rmSync(join(project, '.accrue'), { recursive: true });
-    await assert.rejects(startEmbedded({ dataDir, native, runtimeDir: runtime }), (error) => {
-      oneLine(error);
-      assert.match((error as Error).message, new RegExp(`is gone but the data it linked to is still in ${relocatedDataDir(runtime, dataDir)}: to start afresh remove that directory; to keep it: ln -s`));
-      return true;
-    });
+    const afresh = await startEmbedded({ dataDir, native, runtimeDir: runtime });
+    try {
+      assert.equal(await count(afresh.url), 1, 'a new, empty database');
+    } finally {
+      await afresh.stop();
+    }
+    assert.equal(readlinkSync(dataDir), `${relocatedDataDir(runtime, dataDir)}.2`);
+    assert.ok(existsSync(join(relocatedDataDir(runtime, dataDir), 'PG_VERSION')), 'the earlier data is kept');
     // Data already in the private tree (made before, by hand or as another user): not moved behind the user's back.
     const existing = join(project, 'old', 'pg');
     mkdirSync(existing, { recursive: true });
