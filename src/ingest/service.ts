@@ -62,7 +62,8 @@ export function usageBatchId(keys: Array<{ source: string; id: string; hash: str
   return `ub:v1:${digest.digest('hex').slice(0, 32)}`;
 }
 
-function rawKey(raw: unknown): { source?: string; id?: string } {
+/** The (source, id) an event carries, as far as it carries them as strings (for answering a rejected event). */
+export function rawKey(raw: unknown): { source?: string; id?: string } {
   if (raw && typeof raw === 'object') {
     const r = raw as Record<string, unknown>;
     return { source: typeof r.source === 'string' ? r.source : undefined, id: typeof r.id === 'string' ? r.id : undefined };

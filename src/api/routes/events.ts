@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
 import { INGEST_LIMITS, parseNdjsonLine } from '../../ingest/cloudevent.js';
-import { countStatuses, ingestBatch, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
+import { countStatuses, ingestBatch, rawKey, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
 import { GroupCommitter } from '../../ingest/group-commit.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import { refusedBodyProblem } from '../json-body.js';
@@ -234,9 +234,7 @@ function lineOf(body: Buffer, offset: number): number {
 }
 
 function rejectedOutcome(index: number, raw: unknown, problems: readonly Problem[]): EventOutcome {
-  const record = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
-  const source = typeof record.source === 'string' ? record.source : undefined;
-  const id = typeof record.id === 'string' ? record.id : undefined;
+  const { source, id } = rawKey(raw);
   return { index, source, id, status: 'rejected', problems: problems.map((p) => ({ path: p.path, code: p.code, message: p.message })) };
 }
 
