@@ -3,6 +3,10 @@
 // is looked up, so guessing keys costs the database nothing. Successful requests are never counted or limited.
 // One fixed window per client, in this process (each API node limits on its own).
 
+import type pg from 'pg';
+import { findKey, grants, knownGoodSecret, type ApiKey, type Scope } from './keys.js';
+import { problemDetails, type ProblemDetails } from './problem.js';
+
 /** Limits (docs/api.md): failed authentications a client may make per window, the window, and clients tracked at once. */
 export const AUTH_FAILURE_LIMITS = Object.freeze({ failuresMax: 20, windowMs: 60_000, clientsMax: 10_000 });
 
@@ -61,4 +65,38 @@ export class AuthFailureLimiter {
     }
     if (this.clients.size >= this.clientsMax) this.clients.delete(this.clients.keys().next().value!);
   }
+}
+
+/**
+ * The bearer key of a request, checked for the scope it needs, with failures counted per client: the key, or the
+ * problem to answer (401, 403, or 429 with its Retry-After). An address over the limit is refused unread, except for
+ * a key this process has seen valid: a client sharing the address (one proxy, one NAT) with a key guesser keeps
+ * working, and its key is still looked up, so revocation holds.
+ */
+export async function authenticate(
+  pool: pg.Pool,
+  failures: AuthFailureLimiter,
+  request: { ip: string; headers: { authorization?: string } },
+  needed: Scope,
+): Promise<{ key: ApiKey } | { problem: ProblemDetails; retryAfterSeconds?: number }> {
+  const header = request.headers.authorization;
+  const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  const blocked = failures.blockedFor(request.ip);
+  if (blocked !== undefined && !(secret && knownGoodSecret(pool, secret))) {
+    return {
+      problem: problemDetails(429, 'too_many_failed_authentications', `too many requests with a missing, unknown or revoked API key from this client; retry after ${blocked} s`, undefined, { retry_after_seconds: blocked }),
+      retryAfterSeconds: blocked,
+    };
+  }
+  if (!secret) {
+    failures.fail(request.ip);
+    return { problem: problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`') };
+  }
+  const key = await findKey(pool, secret);
+  if (!key) {
+    failures.fail(request.ip);
+    return { problem: problemDetails(401, 'unauthorized', 'unknown or revoked API key') };
+  }
+  if (!grants(key.scope, needed)) return { problem: problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`) };
+  return { key };
 }

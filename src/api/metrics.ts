@@ -10,7 +10,7 @@ import { minorToMajor } from '../domain/money.js';
 import { unbilledUsage, type UnbilledUsage } from '../meter/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
 import { OWNER_QUEUES } from '../reconcile/exceptions.js';
-import { findKey, grants } from './keys.js';
+import { AuthFailureLimiter, authenticate } from './auth-limit.js';
 import { problemDetails, sendProblem } from './problem.js';
 
 /** Limit: how long an unbilled-usage estimate is served before a scrape starts a new one (it rates every open period). */
@@ -421,14 +421,14 @@ export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool, 
 export async function buildMetricsServer(options: { pool: pg.Pool; access?: MetricsAccess; registry?: Registry; connectors?: readonly string[] }): Promise<FastifyInstance> {
   const registry = options.registry ?? Registry.merge([metricsRegistry(options.pool, { connectors: options.connectors }), processRegistry]);
   const app = Fastify({ logger: false });
+  const failures = new AuthFailureLimiter();
   app.get('/metrics', async (request, reply) => {
     if (options.access === 'key') {
-      const header = request.headers.authorization;
-      const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-      if (!secret) return sendProblem(reply, problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`'));
-      const key = await findKey(options.pool, secret);
-      if (!key) return sendProblem(reply, problemDetails(401, 'unauthorized', 'unknown or revoked API key'));
-      if (!grants(key.scope, 'read')) return sendProblem(reply, problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs read`));
+      const auth = await authenticate(options.pool, failures, request, 'read');
+      if ('problem' in auth) {
+        if (auth.retryAfterSeconds !== undefined) reply.header('retry-after', String(auth.retryAfterSeconds));
+        return sendProblem(reply, auth.problem);
+      }
     }
     reply.type(registry.contentType);
     return withoutMisnamedGauges(await registry.metrics());

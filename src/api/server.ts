@@ -2,7 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type pg from 'pg';
-import { findKey, grants, knownGoodSecret, type ApiKey, type Scope } from './keys.js';
+import type { ApiKey, Scope } from './keys.js';
 import { problemDetails, problemSchema, sendProblem } from './problem.js';
 import { registerCatalogRoutes } from './routes/catalog.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -12,7 +12,7 @@ import { registerInvoiceRoutes } from './routes/invoices.js';
 import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
 import type { Registry } from 'prom-client';
 import { documentErrors, nameOperation } from './contract.js';
-import { AuthFailureLimiter, type AuthFailureLimitOptions } from './auth-limit.js';
+import { AuthFailureLimiter, authenticate, type AuthFailureLimitOptions } from './auth-limit.js';
 import { PARAM_LIMITS } from './params.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerPaymentRoutes } from './routes/payments.js';
@@ -102,28 +102,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.addHook('onRequest', async (request, reply) => {
     const needed = request.routeOptions.config?.scope;
     if (!needed || needed === 'public') return;
-    const header = request.headers.authorization;
-    const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    // An address over the limit is refused unread, except for a key this process has seen valid: a client sharing the
-    // address (one proxy, one NAT) with a key guesser keeps working, and its key is still checked for revocation.
-    const blocked = authFailures.blockedFor(request.ip);
-    if (blocked !== undefined && !(secret && knownGoodSecret(options.pool, secret))) {
-      reply.header('retry-after', String(blocked));
-      return sendProblem(reply, problemDetails(429, 'too_many_failed_authentications', `too many requests with a missing, unknown or revoked API key from this client; retry after ${blocked} s`, undefined, { retry_after_seconds: blocked }));
+    const auth = await authenticate(options.pool, authFailures, request, needed);
+    if ('problem' in auth) {
+      if (auth.retryAfterSeconds !== undefined) reply.header('retry-after', String(auth.retryAfterSeconds));
+      return sendProblem(reply, auth.problem);
     }
-    if (!secret) {
-      authFailures.fail(request.ip);
-      return sendProblem(reply, problemDetails(401, 'unauthorized', 'send an API key as `Authorization: Bearer <key>`'));
-    }
-    const key = await findKey(options.pool, secret);
-    if (!key) {
-      authFailures.fail(request.ip);
-      return sendProblem(reply, problemDetails(401, 'unauthorized', 'unknown or revoked API key'));
-    }
-    if (!grants(key.scope, needed)) {
-      return sendProblem(reply, problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`));
-    }
-    request.apiKey = key;
+    request.apiKey = auth.key;
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown[] }, _request, reply) => {
