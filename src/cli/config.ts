@@ -5,6 +5,9 @@ import YAML from 'yaml';
 import { DEFAULT_DATA_DIR } from '../store/store.js';
 import { NO_ROLLOUT_LIMIT, type RolloutScope } from '../post/rollout.js';
 import { METRICS_ACCESS, type MetricsAccess } from '../api/metrics.js';
+import { connectionsFromFile } from '../connectors/connections.js';
+import { formatProblems } from '../domain/result.js';
+import type { ConnectionSettings } from '../connectors/connection.js';
 
 export interface Config {
   databaseUrl?: string;
@@ -19,6 +22,8 @@ export interface Config {
   metricsAccess: MetricsAccess;
   /** host:port to serve GET /metrics on instead of the API's address; unset: on the API's address. */
   metricsListen?: string;
+  /** ERP connections by name (`erp.connections`, src/connectors/connections.ts); none by default. */
+  erpConnections: ConnectionSettings[];
 }
 
 export const DEFAULTS: Config = {
@@ -29,6 +34,7 @@ export const DEFAULTS: Config = {
   bodyLimitBytes: 4 * 1024 * 1024,
   rollout: NO_ROLLOUT_LIMIT,
   metricsAccess: 'public',
+  erpConnections: [],
 };
 
 const ENV: Record<string, keyof Config> = {
@@ -79,8 +85,14 @@ export function loadConfig(flags: { config?: string; databaseUrl?: string; dataD
         config.rollout = rolloutFromFile(value, `${file}: rollout`);
         continue;
       }
+      if (name === 'erp') {
+        const result = connectionsFromFile(value, `${file}: erp`);
+        if (!result.ok) throw new ConfigError(formatProblems(result.problems));
+        config.erpConnections = result.value;
+        continue;
+      }
       const key = FILE_KEYS[name];
-      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout'].join(', ')}`);
+      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout', 'erp'].join(', ')}`);
       assign(config, key, value, `${file}: ${name}`);
     }
   }

@@ -1,0 +1,133 @@
+// The contract between an ERP connection's parts (issue #15): its settings (configuration `erp.connections`), how a
+// request is authorized (src/connectors/auth), how Accrue's ids map to the ERP's (src/map), and the one way a
+// connector calls its ERP (ErpCaller: shared limits, authorization, one refresh after a 401).
+import { TargetError } from '../post/target.js';
+
+export type ErpKind = 'xero' | 'netsuite';
+
+/** One named connection: a Xero organisation (tenant) or a NetSuite account. Non-secret; secrets are sealed in the store. */
+export interface ConnectionSettings {
+  name: string;
+  kind: ErpKind;
+  /** The legal entities that post here; each legal entity posts to exactly one connection. */
+  legal_entities: string[];
+  /** API base URL; defaults: https://api.xero.com, https://<account>.suitetalk.api.netsuite.com. Tests point it at a simulator. */
+  base_url?: string;
+  /** Xero: the organisation's tenant id (chosen at `accrue connect xero`). */
+  tenant_id?: string;
+  /** NetSuite: the account id as NetSuite writes it (`1234567`, `1234567_SB1` for a sandbox); the TBA realm. */
+  account_id?: string;
+  /** NetSuite: Token-Based Authentication (OAuth 1.0a) or OAuth 2.0 client credentials (machine to machine). */
+  auth?: 'tba' | 'client_credentials';
+  /** Requests in flight at once across every process: Xero 5 per tenant; NetSuite the account's limit (5 standard, more with SuiteCloud Plus). */
+  concurrency?: number;
+  /** Customers: create or update the ERP record before its first document (`create`, default), or only link existing ones (`link`). */
+  customers?: 'create' | 'link';
+  /** A document dated in a period the ERP has closed or locked: post it on the first open day, or raise an exception. */
+  closed_period?: 'first_open_day' | 'exception';
+  /** OAuth endpoints, overridable for a simulator: Xero's identity server, NetSuite's token endpoint. */
+  authorize_url?: string;
+  token_url?: string;
+  connections_url?: string;
+}
+
+/** What Accrue's ids map to in the ERP (erp_mappings.kind). */
+export const MAPPING_KINDS = ['customer', 'item', 'account', 'tax_code', 'tax_type', 'nexus', 'currency', 'subsidiary'] as const;
+export type MappingKind = (typeof MAPPING_KINDS)[number];
+
+/** Authorizes requests for one connection: a bearer token, or a TBA `Authorization` header signed for this request. */
+export interface Authorizer {
+  /** Headers that authorize this one request. Throws ReauthorizationRequired when the connection has no usable credentials. */
+  authorize(method: string, url: string): Promise<Record<string, string>>;
+  /**
+   * After a 401 to a request authorized with `rejected`: obtain a new access token (refreshing under the row lock, so
+   * one refresh token is never spent twice) unless another worker already has. Throws ReauthorizationRequired when
+   * the ERP refuses the refresh or the grant is revoked; the connection is then `needs_reauthorization`.
+   */
+  refresh(rejected: Record<string, string>): Promise<void>;
+}
+
+/** The connection must be authorized again by a person (`accrue connect`); its entries wait, none is dead-lettered. */
+export class ReauthorizationRequired extends Error {
+  constructor(
+    readonly connection: string,
+    readonly reason: string,
+  ) {
+    super(`ERP connection ${connection} needs reauthorization: ${reason}`);
+    this.name = 'ReauthorizationRequired';
+  }
+}
+
+/** A daily (or other long) limit was reached: no call to the connection before `until`; attempts are not spent. */
+export class ConnectionParked extends Error {
+  constructor(
+    readonly connection: string,
+    readonly until: Date,
+    readonly reason: string,
+  ) {
+    super(`ERP connection ${connection} is parked until ${until.toISOString()}: ${reason}`);
+    this.name = 'ConnectionParked';
+  }
+}
+
+/** A document needs a mapping the store does not have (or the ERP refused the one it has): an exception, not a retry. */
+export class MappingMissing extends Error {
+  constructor(
+    readonly connection: string,
+    readonly kind: MappingKind,
+    readonly source: string,
+    /** The document field that needs it, e.g. `lines[2].item` or `customer`. */
+    readonly field: string,
+    readonly refusedBy?: string, // the ERP's message when it refused an existing mapping
+  ) {
+    super(refusedBy ? `${connection}: the ERP refused the ${kind} mapping of ${JSON.stringify(source)} at ${field}: ${refusedBy}` : `${connection}: no ${kind} mapping for ${JSON.stringify(source)} (needed at ${field})`);
+    this.name = 'MappingMissing';
+  }
+}
+
+/** Mappings of one connection, as loaded from the store: the ERP's id for an Accrue id in force on a date. */
+export interface MappingResolver {
+  readonly connection: string;
+  /** The target in force on `on` (YYYY-MM-DD); throws MappingMissing naming `field` when there is none. */
+  resolve(kind: MappingKind, source: string, on: string, field: string): string;
+  /** The same without throwing. */
+  find(kind: MappingKind, source: string, on: string): string | undefined;
+}
+
+export interface CallInit {
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The one way a connector calls its ERP: waits for the connection's limits (shared by every process through
+ * Postgres), authorizes, and after a 401 refreshes once and repeats the call. Answers whatever status the ERP gave;
+ * throws TargetError on a network failure or timeout, ReauthorizationRequired or ConnectionParked.
+ */
+export interface ErpCaller {
+  readonly connection: string;
+  call(method: string, url: string, init?: CallInit): Promise<Response>;
+}
+
+/** An ErpCaller with no shared limits: authorization and the one retry after a 401 only (checks, tests, one-off calls). */
+export function directCaller(connection: string, authorizer: Authorizer, defaultTimeoutMs = 30_000): ErpCaller {
+  const once = async (method: string, url: string, init: CallInit, auth: Record<string, string>) => {
+    try {
+      return await fetch(url, { method, headers: { ...init.headers, ...auth }, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? defaultTimeoutMs) });
+    } catch (error) {
+      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, { permanent: false, code: (error as Error).name });
+    }
+  };
+  return {
+    connection,
+    async call(method, url, init = {}) {
+      const auth = await authorizer.authorize(method, url);
+      const res = await once(method, url, init, auth);
+      if (res.status !== 401) return res;
+      await res.body?.cancel();
+      await authorizer.refresh(auth);
+      return once(method, url, init, await authorizer.authorize(method, url));
+    },
+  };
+}
