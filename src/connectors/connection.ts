@@ -131,3 +131,33 @@ export function directCaller(connection: string, authorizer: Authorizer, default
     },
   };
 }
+
+/** Loads a connection's mappings as they are now (a snapshot; a mapping fixed after a refusal is seen by the next load). */
+export interface MappingSource {
+  readonly connection: string;
+  load(): Promise<MappingResolver>;
+}
+
+/** `accrue erp check`: what the ERP says of one mapping's target. */
+export type ReferenceState = { state: 'active' } | { state: 'inactive'; detail: string } | { state: 'missing'; detail: string };
+
+/** A connector that can look a mapping's target up in its ERP (customer, item, account, tax code, currency, subsidiary). */
+export interface ReferenceChecker {
+  checkReference(kind: MappingKind, target: string): Promise<ReferenceState>;
+}
+
+/**
+ * A payment Accrue received (the payment webhook), to be pushed to the ERP and applied to its invoice so the ERP's
+ * receivable clears (NetSuite customerPayment, Xero Payments). The key travels with it (NetSuite externalId, Xero
+ * Reference) so the ERP's payment is found again, and payment polling knows it as Accrue's own.
+ */
+export interface PaymentDocument {
+  payment_id: string; // Accrue's payment id (payments.id)
+  invoice_number: string; // Accrue's invoice number, as posted to the ERP
+  invoice_id: string; // Accrue's invoice id
+  legal_entity: string;
+  customer: string;
+  currency: string; // ISO 4217
+  amount_minor: bigint;
+  received_on: string; // YYYY-MM-DD
+}
