@@ -161,3 +161,19 @@ export interface PaymentDocument {
   amount_minor: bigint;
   received_on: string; // YYYY-MM-DD
 }
+
+/**
+ * The ERP refuses the document's date: the period is closed (NetSuite) or before the lock date (Xero). The outbox
+ * applies the connection's `closed_period` policy: post it dated `firstOpenDay` (when known), or raise an exception.
+ */
+export class PeriodLocked extends Error {
+  constructor(
+    readonly connection: string,
+    readonly date: string, // the document's date the ERP refused (YYYY-MM-DD)
+    readonly firstOpenDay: string | null, // the first date the ERP accepts, when it says
+    readonly detail: string,
+  ) {
+    super(`${connection}: the ERP's period for ${date} is closed or locked${firstOpenDay ? ` (first open day ${firstOpenDay})` : ''}: ${detail}`);
+    this.name = 'PeriodLocked';
+  }
+}
