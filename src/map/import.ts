@@ -150,8 +150,12 @@ export function catalogCurrencies(catalog: Catalog): Set<string> {
   return new Set([...catalog.legal_entities.map((e) => e.currency), ...catalog.plans.map((p) => p.currency), ...catalog.credit_grants.map((g) => g.currency)]);
 }
 
-/** Checks every row's meaning; each problem names the row and the field. */
-export function validateRows(rows: readonly NumberedRow[], context: ValidationContext): Problem[] {
+/**
+ * Checks every row's meaning; each problem names the row and the field. `recordsNothing` rows (already in force with
+ * that target) and ends (an empty target) are not held to the catalog in force: a mapping whose product or customer
+ * has since left the catalog can still be ended, and an old export still imports back with no change.
+ */
+export function validateRows(rows: readonly NumberedRow[], context: ValidationContext, recordsNothing: (row: NumberedRow) => boolean = () => false): Problem[] {
   const problems: Problem[] = [];
   const { catalog } = context;
   const accounts = catalog ? catalogAccounts(catalog) : new Set<string>();
@@ -184,8 +188,12 @@ export function validateRows(rows: readonly NumberedRow[], context: ValidationCo
     }
     if (r.source === '') problems.push(problem(at(r.row, 'source'), 'required', 'names the Accrue id to map'));
     else if (!textProblem('source', r.source) && kindOk) {
+      const catalogExempt = r.target === '' || recordsNothing(r); // see above
       const unknown = (what: string) => problems.push(problem(at(r.row, 'source'), 'unknown_source', `the catalog in force has no ${what} ${JSON.stringify(r.source)}`));
-      if (!catalog) problems.push(problem(at(r.row, 'source'), 'no_catalog', 'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings'));
+      if (kind === 'currency' && !isCurrency(r.source)) problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
+      else if (catalogExempt) {
+        // an end, or a row that records nothing: not held to the catalog in force
+      } else if (!catalog) problems.push(problem(at(r.row, 'source'), 'no_catalog', 'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings'));
       else if (kind === 'customer') {
         const customer = customers.get(r.source);
         if (!customer) unknown('customer');
@@ -197,8 +205,7 @@ export function validateRows(rows: readonly NumberedRow[], context: ValidationCo
       } else if (kind === 'tax_code' || kind === 'tax_type' || kind === 'nexus') {
         if (!jurisdictions.has(r.source)) unknown('tax jurisdiction');
       } else if (kind === 'currency') {
-        if (!isCurrency(r.source)) problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
-        else if (!currencies.has(r.source)) unknown('currency');
+        if (!currencies.has(r.source)) unknown('currency');
       } else if (kind === 'subsidiary') {
         if (!entities.has(r.source)) unknown('legal entity');
         else if (erp && context.routing.get(r.source) !== r.connection) problems.push(problem(at(r.row, 'source'), 'entity_not_on_connection', `legal entity ${r.source} posts to ${context.routing.get(r.source) ?? 'no connection'}, not ${r.connection}`));
@@ -263,9 +270,14 @@ export async function importMappings(pool: pg.Pool, text: string, meta: { by: st
     return ok(
       await transaction(pool, async (client) => {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MAPPINGS_LOCK]);
-        const problems = validateRows(rows, await contextOf(client));
+        const context = await contextOf(client);
+        const stored: MappingRow[] = [];
+        for (const connection of new Set(rows.map((r) => r.connection))) if (context.connections.has(connection)) stored.push(...(await readMappingRows(client, connection)));
+        const latest = latestByStart(stored);
+        const recordsNothing = (r: NumberedRow) => latest.get(startKey(r))?.target === (r.target === '' ? null : r.target);
+        const problems = validateRows(rows, context, recordsNothing);
         if (problems.length) throw new ProblemError(problems);
-        return record(client, rows, meta);
+        return record(client, rows, stored, meta);
       }),
     );
   } catch (error) {
@@ -274,10 +286,16 @@ export async function importMappings(pool: pg.Pool, text: string, meta: { by: st
   }
 }
 
-async function record(client: pg.PoolClient, rows: readonly NumberedRow[], meta: { by: string; origin?: string }): Promise<ImportOutcome> {
-  const connections = [...new Set(rows.map((r) => r.connection))];
-  const stored: MappingRow[] = [];
-  for (const connection of connections) stored.push(...(await readMappingRows(client, connection)));
+const startKey = (r: { connection: string; kind: string; source: string; effective_from: string }): string => `${r.connection}\u0000${r.kind}\u0000${r.source}\u0000${r.effective_from}`;
+
+/** The latest version of each (connection, kind, source, effective_from) among stored rows (read in version order). */
+function latestByStart(stored: readonly MappingRow[]): Map<string, { version: number; target: string | null }> {
+  const latest = new Map<string, { version: number; target: string | null }>();
+  for (const row of stored) latest.set(startKey(row), { version: row.version, target: row.target });
+  return latest;
+}
+
+async function record(client: pg.PoolClient, rows: readonly NumberedRow[], stored: readonly MappingRow[], meta: { by: string; origin?: string }): Promise<ImportOutcome> {
   // Versions by (connection, kind, source): what is in force on a date before this row; and the latest version by start.
   const versions = new Map<string, Pick<MappingRow, 'effective_from' | 'version' | 'target'>[]>();
   const latest = new Map<string, { version: number; target: string | null }>();

@@ -297,3 +297,21 @@ test('runErpCheck passes when every required mapping is in force and active', as
   const inactive: ReferenceChecker = { checkReference: async (kind) => (kind === 'tax_type' ? { state: 'inactive', detail: 'archived' } : { state: 'active' }) };
   assert.equal((await runErpCheck(store.pool, catalog, xero, inactive, on)).ok, false);
 });
+
+test('a mapping whose source has left the catalog can still be ended, and an old export still imports with no change', async () => {
+  const northwind = readFileSync('examples/northwind/catalog.yaml', 'utf8');
+  const withLegacy = northwind.replace(/^products:\n/m, 'products:\n  - id: legacy\n    name: Legacy Hosting\n    revenue_account: { nw-us: "4999", nw-de: "8999" }\n');
+  assert.notEqual(withLegacy, northwind);
+  assert.ok((await applyCatalog(store.pool, withLegacy, { by: 'test' })).ok);
+  const mapped = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-1,2026-01-01\nns-us,account,4999,ACC-LEG,2026-01-01\n', { by: 'frank' });
+  assert.ok(mapped.ok && mapped.value.recorded === 2, JSON.stringify(mapped));
+  const exported = await exportMappings(store.pool, 'csv', 'ns-us');
+  assert.ok((await applyCatalog(store.pool, northwind, { by: 'test' })).ok); // legacy leaves the catalog
+  const back = await importMappings(store.pool, exported, { by: 'frank' });
+  assert.ok(back.ok && back.value.recorded === 0, JSON.stringify(back));
+  const changed = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-2,2026-01-01\n', { by: 'frank' });
+  assert.ok(!changed.ok && changed.problems[0]!.path === 'row 1.source' && changed.problems[0]!.code === 'unknown_source');
+  const ended = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,,2027-01-01\nns-us,account,4999,,2027-01-01\n', { by: 'frank' });
+  assert.ok(ended.ok && ended.value.recorded === 2, JSON.stringify(ended));
+  assert.equal((await mappingSource(store.pool, 'ns-us').load()).find('item', 'legacy', '2027-01-01'), undefined);
+});
