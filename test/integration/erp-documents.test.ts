@@ -162,13 +162,16 @@ describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
         assert.equal(new Decimal(d.Total).times(100).toFixed(0), row.total_minor, `${d.Number}: Xero's total is Accrue's`);
       }
       const umbrella = xero.invoices.find((d) => d.Number === 'NWDE-000001')!;
+      const umbrellaContact = xero.main.contacts.find((c) => c.ContactNumber === 'umbrella')!;
+      assert.deepEqual([umbrellaContact.Addresses, umbrellaContact.TaxNumber, umbrellaContact.DefaultCurrency], [[{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }], 'DE987654321', 'EUR']);
       assert.deepEqual(
         { Type: umbrella.Type, Contact: umbrella.Contact, Date: umbrella.Date, DueDate: umbrella.DueDate, CurrencyCode: umbrella.CurrencyCode, Status: umbrella.Status },
         // Dated on the accrual date; due on the invoice's own due date (issued 2026-12-01, nw-de's terms 14 days), to the
         // billing address and VAT number the invoice was issued to.
         {
           Type: 'ACCREC',
-          Contact: { ContactNumber: 'D-20011', Addresses: [{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }], TaxNumber: 'DE987654321' },
+          // The contact Accrue synced (ContactNumber = the customer id), which carries the billing address and VAT number.
+          Contact: { ContactID: umbrellaContact.ContactID, ContactNumber: 'umbrella', Name: 'Umbrella GmbH' },
           Date: '2026-11-30',
           DueDate: '2026-12-15',
           CurrencyCode: 'EUR',
