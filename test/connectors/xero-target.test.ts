@@ -121,7 +121,7 @@ describe('Xero: two legal entities on two organisations never mix', () => {
     assert.deepEqual(listed.map((d) => d.reference), [a.reference]);
     // A token granted for the US organisation, sent with the DE tenant id: 403, nothing read.
     const stolen = simAuthorizer(sim, us.id);
-    const res = await fetch(`${sim.url}/api.xro/2.0/Invoices`, { headers: { authorization: (await stolen.authorize()).authorization, 'xero-tenant-id': de.id } });
+    const res = await fetch(`${sim.url}/api.xro/2.0/Invoices`, { headers: { authorization: (await stolen.authorize('GET', sim.url)).authorization!, 'xero-tenant-id': de.id } });
     assert.equal(res.status, 403);
     assert.equal(((await res.json()) as { Detail: string }).Detail, 'AuthorizationUnsuccessful');
   });
@@ -240,6 +240,11 @@ describe('Xero: customer sync', () => {
     assert.equal(org.tenant.contacts.length, 1);
     assert.deepEqual([contact.Addresses?.[0]?.AddressLine1, contact.TaxNumber], ['2 Acme Plaza', 'US-1']);
     assert.deepEqual(org.tenant.invoices.map((i) => i.Contact.ContactID), Array(4).fill(contact.ContactID));
+    // Archived in Xero after it was synced: Xero refuses the next document, which is an exception naming the contact.
+    contact.ContactStatus = 'ARCHIVED';
+    const error = await refusal(other.postDocument(key('c5'), invoice({ buyer: { name: 'Acme Corp', address: { lines: ['2 Acme Plaza'], city: 'Los Angeles', region: 'CA', postal_code: '90013', country: 'US' }, tax_id: 'US-1' } })));
+    assert.ok(error instanceof MappingMissing && error.kind === 'customer' && error.field === 'Contact', String(error));
+    assert.match(error.refusedBy ?? '', /has been archived/);
   });
 
   it("a name another contact holds is refused clearly (MappingMissing at Contact.Name with Xero's message); link mode needs a mapping", async () => {
@@ -253,6 +258,8 @@ describe('Xero: customer sync', () => {
     const mapped = xeroTestTarget(sim, { tenantId: org.id, name: `xero-${org.id}`, mappings: northwindMappings([{ kind: 'customer', source: 'acme', target: 'CRM-7' }]) });
     await mapped.postDocument(key('clash-fixed'), invoice());
     assert.equal(org.tenant.invoices[0]!.Contact.ContactNumber, 'CRM-7');
+    assert.equal(org.tenant.contacts[0]!.Addresses, undefined, 'a mapped contact is linked, never rewritten');
+    assert.equal(org.tenant.writes.filter((w) => w.path.includes('/Contacts')).length, 1, 'only the refused create');
     // `link`: no mapping, no contact created.
     const link = organisation({}, { settings: { customers: 'link' } });
     const missing = await refusal(link.target.postDocument(key('link'), invoice()));

@@ -331,8 +331,9 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       id = await this.saveContact(document.customer, wanted);
     } else {
       id = held.ContactID;
-      // A mapped contact keeps its own number; Accrue updates the details it owns, in create mode only.
-      if (create && contactDiffers(held, wanted)) await this.saveContact(document.customer, { ...wanted, ContactNumber: held.ContactNumber ?? wanted.ContactNumber }, id);
+      // Accrue keeps the details of the contacts it owns (ContactNumber = its customer id) up to date, in create mode;
+      // a contact the customer is mapped to is someone's existing record: linked, never rewritten.
+      if (create && mapped === undefined && contactDiffers(held, wanted)) await this.saveContact(document.customer, wanted, id);
     }
     this.contacts.set(cacheKey, id);
     return id;
@@ -527,7 +528,9 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
         const code = match[1] ?? '';
         const candidates = used.filter((u) => u.kind === kind);
         const hit = candidates.find((u) => u.target.toLowerCase() === code.toLowerCase()) ?? (code === '' ? candidates[0] : undefined);
-        if (hit) return new MappingMissing(this.name, kind, hit.source, hit.field, message);
+        if (!hit) continue;
+        if (kind === 'customer') for (const k of [...this.contacts.keys()]) if (k.startsWith(`${hit.source}\u0000`)) this.contacts.delete(k);
+        return new MappingMissing(this.name, kind, hit.source, hit.field, message);
       }
     }
     return error;
