@@ -165,7 +165,7 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       headers: {
         accept: 'application/json',
         ...(extra.body ? { 'content-type': 'application/json' } : {}),
-        ...(extra.idempotencyKey ? { 'idempotency-key': extra.idempotencyKey } : {}),
+        ...(extra.idempotencyKey ? { 'idempotency-key': idempotencyHeader(extra.idempotencyKey) } : {}),
         ...correlationHeaders(),
         ...(extra.ifModifiedSince ? { 'if-modified-since': extra.ifModifiedSince } : {}),
       },
@@ -554,6 +554,10 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     });
   }
 }
+
+/** Xero takes an Idempotency-Key of up to 128 characters; a longer key is sent as its digest (the same key, the same digest). */
+export const IDEMPOTENCY_KEY_MAX = 128;
+export const idempotencyHeader = (key: string) => (key.length <= IDEMPOTENCY_KEY_MAX ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`);
 
 /** Every ValidationErrors message of a Xero ValidationException (per element, and at the top level). */
 function validationMessages(body: unknown): string[] {
