@@ -1,6 +1,7 @@
 // The contract between an ERP connection's parts (issue #15): its settings (configuration `erp.connections`), how a
 // request is authorized (src/connectors/auth), how Accrue's ids map to the ERP's (src/map), and the one way a
 // connector calls its ERP (ErpCaller: shared limits, authorization, one refresh after a 401).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { TargetError } from '../post/target.js';
 
 export type ErpKind = 'xero' | 'netsuite';
@@ -110,9 +111,20 @@ export interface ErpCaller {
   call(method: string, url: string, init?: CallInit): Promise<Response>;
 }
 
+/**
+ * Calls made to the ERP inside a scope: every ErpCaller adds one per HTTP request it sends (a 401 and its retry are
+ * two). The outbox runs each row's work in a scope and records the count as the row's attempts.
+ */
+export const callScope = new AsyncLocalStorage<{ calls: number }>();
+export const countCall = (): void => {
+  const scope = callScope.getStore();
+  if (scope) scope.calls += 1;
+};
+
 /** An ErpCaller with no shared limits: authorization and the one retry after a 401 only (checks, tests, one-off calls). */
 export function directCaller(connection: string, authorizer: Authorizer, defaultTimeoutMs = 30_000): ErpCaller {
   const once = async (method: string, url: string, init: CallInit, auth: Record<string, string>) => {
+    countCall();
     try {
       return await fetch(url, { method, headers: { ...init.headers, ...auth }, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? defaultTimeoutMs) });
     } catch (error) {
