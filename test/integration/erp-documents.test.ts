@@ -11,7 +11,8 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters } from '../../src/post/outbox.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { XeroTarget } from '../../src/connectors/xero/client.js';
 import { Decimal } from '../../src/domain/money.js';
 
@@ -72,7 +73,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
     await sim.start();
     try {
       sim.faults.push('429', '429', '500', 'timeout', 'lost', 'lost');
-      const target = () => new NetSuiteTarget({ baseUrl: sim.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 3, requestsPerMinute: 60_000 } });
+      const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 3, requestsPerMinute: 60_000 } });
       const [a, b] = await Promise.all([0, 1].map(() => drainOutbox(store.pool, target(), { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 })));
       assert.ok(a!.retried + b!.retried >= 4 && a!.found_existing + b!.found_existing >= 2, 'the faults were met, lost answers found by lookup');
       const outbox = await rows('netsuite');
@@ -100,7 +101,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
     const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
     await sim.start();
     try {
-      await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl: sim.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, taxCodeByJurisdiction: { DE: 'UST-19' }, limits: { concurrency: 2, requestsPerMinute: 60_000 } }), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+      await drainOutbox(store.pool, netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, mappings: { tax_code: { DE: 'UST-19' } }, limits: { concurrency: 2, requestsPerMinute: 60_000 } }), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
       const umbrella = sim.sales('invoice').find((r) => r.body.tranId === 'NWDE-000001')!.body;
       // platform 249.00, api 1 package 0.30 less 10% (0.03), compute 40.00 + 2 × 6.50 = 53.00: taxable 302.27,
       // × 0.19 = 57.4313 → 57.43, spread by largest remainder: 0.27 → 0.05, 53.00 → 10.07, 249.00 → 47.31.
