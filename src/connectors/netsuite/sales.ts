@@ -60,7 +60,7 @@ export class References {
 }
 
 /** The source id the credits-restored line of a credit note maps from (kind 'item'): it has no product. */
-export const CREDITS_RESTORED_ITEM = 'accrue:credits_restored';
+export const CREDITS_RESTORED_ITEM = 'accrue-credits-restored';
 
 export const NETSUITE_RECORD_TYPE = { invoice: 'invoice', credit_note: 'creditMemo' } as const;
 
