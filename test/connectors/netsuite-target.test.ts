@@ -3,6 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import OAuth from 'oauth-1.0a';
 import { MappingMissing, PeriodLocked, type PaymentDocument } from '../../src/connectors/connection.js';
 import { netsuiteExternalId, suiteqlText } from '../../src/connectors/netsuite/client.js';
@@ -276,6 +278,29 @@ describe('NetSuite concurrency and authentication', () => {
       assert.equal(await target.find('out:v1:netsuite:nothing'), undefined);
       assert.equal(sim.authFailures.length, 5);
       assert.equal(authorizer.signed, 2);
+    } finally {
+      await sim.stop();
+    }
+  });
+
+  it('accepts a TBA header signed by an independent implementation (python oauthlib), for a URL with a query', { skip: !existsSync('/usr/bin/python3') }, async () => {
+    const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
+    await sim.start();
+    try {
+      const url = `${sim.url}/services/rest/query/v1/suiteql?limit=5&offset=0`;
+      const script = [
+        'import sys, json',
+        'from oauthlib.oauth1 import Client, SIGNATURE_HMAC_SHA256',
+        'a = json.loads(sys.argv[1])',
+        "c = Client(a['ck'], a['cs'], resource_owner_key=a['tk'], resource_owner_secret=a['ts'], signature_method=SIGNATURE_HMAC_SHA256, realm=a['realm'])",
+        "print(c.sign(a['url'], http_method='POST')[1]['Authorization'])",
+      ].join('\n');
+      const sign = () => execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify({ ck: NS_SIM_TBA.consumerKey, cs: NS_SIM_TBA.consumerSecret, tk: NS_SIM_TBA.tokenId, ts: NS_SIM_TBA.tokenSecret, realm: NS_SIM_ACCOUNT, url })], { encoding: 'utf8' }).trim();
+      const res = await fetch(url, { method: 'POST', headers: { authorization: sign(), 'content-type': 'application/json' }, body: JSON.stringify({ q: "SELECT id, isinactive FROM item WHERE id = 1" }) });
+      assert.equal(res.status, 200, await res.text());
+      const tampered = await fetch(url.replace('limit=5', 'limit=6'), { method: 'POST', headers: { authorization: sign(), 'content-type': 'application/json' }, body: JSON.stringify({ q: "SELECT id, isinactive FROM item WHERE id = 1" }) });
+      assert.equal(tampered.status, 401, 'the query string is signed');
+      assert.deepEqual(sim.authFailures, ['signature does not match']);
     } finally {
       await sim.stop();
     }

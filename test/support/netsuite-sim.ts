@@ -27,6 +27,8 @@ export const NS_SIM_TBA = { consumerKey: 'accrue-test-consumer', consumerSecret:
 /** NetSuite refuses TBA timestamps too far from its clock; 5 minutes here. */
 export const NS_SIM_SKEW_SECONDS = 300;
 export const NS_SIM_BEARER_SECONDS = 3600;
+/** A bearer token every simulator issues at construction (60 minutes, like any other), for CLI tests passing NETSUITE_TOKEN. */
+export const NS_SIM_BEARER = 'test-token';
 
 export type SimRefKind = 'subsidiary' | 'account' | 'item' | 'currency' | 'customer' | 'tax_code' | 'tax_type' | 'nexus';
 export interface SimRef {
@@ -176,6 +178,7 @@ export class NetSuiteSimulator {
   // serviceMs: a fixed service time for every request (GET and PUT), held in flight, as the ERP's own work.
   constructor(readonly options: NetSuiteSimOptions) {
     this.account = options.account ?? NS_SIM_ACCOUNT;
+    this.bearers.set(NS_SIM_BEARER, this.clock() + NS_SIM_BEARER_SECONDS * 1000);
   }
 
   /** An OAuth 2.0 access token valid for 60 minutes from now on the simulator's clock. */

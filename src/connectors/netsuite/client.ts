@@ -106,7 +106,12 @@ const REFERENCE_TABLE: Record<MappingKind, string> = {
  */
 const taxModeOf = new Map<string, 'suitetax' | 'legacy'>();
 
-/** The refusal of a taxed document on an account without SuiteTax. */
+/**
+ * The refusal of a taxed document on an account without SuiteTax. Oracle: "REST web services do not support legacy tax
+ * features" (https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_1544786455.html); SOAP web services
+ * keep the legacy tax records (Sales Tax Item: add, update, upsert, https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_N3754277.html),
+ * and CSV import takes transactions with legacy tax codes.
+ */
 export function legacyTaxRefusal(connection: string, detail: string): TargetError {
   return new TargetError(
     `NetSuite connection ${connection}: the account uses legacy tax, and NetSuite's REST web services support SuiteTax only ` +
