@@ -102,7 +102,7 @@ describe('NetSuite connector against the strict simulator', () => {
     assert.match(error.refusedBy!, /Invalid Field Value 199 for the following field: item/);
     const account = strictTarget(sim, { mappings: { account: { '4000': '999', '1200': '201' } } });
     const journal = { id: 'jrn:v1:invoice:inv_j1', key: 'k', legal_entity: 'nw-us', posting_date: '2026-11-30', source_document: 'inv_j1', kind: 'invoice' as const, memo: 'j', lines: [
-      { line_no: 1, account: '1200', debit_minor: 100n, credit_minor: 0n, currency: 'USD', customer: 'acme' },
+      { line_no: 1, account: '1200', debit_minor: 100n, credit_minor: 0n, currency: 'USD', customer: 'C-1' },
       { line_no: 2, account: '4000', debit_minor: 0n, credit_minor: 100n, currency: 'USD' },
     ] };
     const refused = (await rejection(account.post('out:v1:netsuite:jrn:v1:invoice:inv_j1', journal))) as MappingMissing;
@@ -117,7 +117,7 @@ describe('NetSuite connector against the strict simulator', () => {
     await target.postDocument(key(invoice('C-1')), invoice('C-1'));
     await target.postDocument(key(invoice('C-2')), invoice('C-2'));
     await strictTarget(sim).postDocument(key(invoice('C-3')), invoice('C-3')); // another worker: the same upsert, no second record
-    const customer = sim.customers.get('acme')!;
+    const customer = sim.customers.get('C-1')!;
     assert.equal(sim.customers.size, 1);
     assert.deepEqual([customer.body.companyName, customer.body.subsidiary, customer.body.currency], ['Acme Corp', { id: '1' }, { id: '1' }]);
     assert.equal(customer.body.addressBook?.items?.[0]?.defaultBilling, true);
@@ -129,17 +129,17 @@ describe('NetSuite connector against the strict simulator', () => {
 
   it('link mode: no customer mapping and no record with that external ID is MappingMissing(customer)', async () => {
     const target = strictTarget(sim, { customers: 'link' });
-    const error = (await rejection(target.postDocument(key(invoice('L-1', { customer: 'nobody' })), invoice('L-1', { customer: 'nobody' })))) as MappingMissing;
+    const error = (await rejection(target.postDocument(key(invoice('L-1', { customer_erp_id: 'C-404' })), invoice('L-1', { customer_erp_id: 'C-404' })))) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
-    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'nobody', 'entity']);
-    assert.equal(sim.customers.has('nobody'), false);
+    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'C-404', 'entity']);
+    assert.equal(sim.customers.has('C-404'), false);
   });
 
   it("a customer of another subsidiary is refused by NetSuite and named as the customer mapping", async () => {
-    const target = strictTarget(sim, { mappings: { customer: { acme: '8001' } } });
+    const target = strictTarget(sim, { mappings: { customer: { 'C-1': '8001' } } });
     const error = (await rejection(target.postDocument(key(invoice('S-1')), invoice('S-1')))) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
-    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'acme', 'entity']);
+    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'C-1', 'entity']);
     assert.match(error.refusedBy!, /for subsidiary 1/);
   });
 
@@ -159,7 +159,7 @@ describe('NetSuite connector against the strict simulator', () => {
   it('pushes a payment as a customerPayment applied to its invoice; payment polling does not bring it back', async () => {
     const target = strictTarget(sim);
     const posted = await target.postDocument(key(invoice('P-1')), invoice('P-1'));
-    const payment: PaymentDocument = { payment_id: 'pay_1', invoice_number: 'P-1', invoice_id: 'inv_P-1', legal_entity: 'nw-us', customer: 'acme', currency: 'USD', amount_minor: 32175n, received_on: '2026-12-03' };
+    const payment: PaymentDocument = { payment_id: 'pay_1', invoice_number: 'P-1', invoice_id: 'inv_P-1', legal_entity: 'nw-us', customer: 'C-1', currency: 'USD', amount_minor: 32175n, received_on: '2026-12-03' };
     const paymentKey = 'out:v1:netsuite:payment:pay_1';
     assert.equal(await target.findPayment(paymentKey, payment), undefined);
     const pushed = await target.postPayment(paymentKey, payment);

@@ -61,12 +61,12 @@ export type MappingTable = Partial<Record<MappingKind, Record<string, string>>>;
  * Mappings from a table; `identity` maps what the table lacks to the source itself (subsidiaries by id, the rest as
  * `eid:<source>`, a reference by external ID): the shape older tests posted with before mappings existed.
  */
-export function tableMappings(connection: string, table: MappingTable, identity = false): MappingSource & { table: MappingTable } {
+export function tableMappings(connection: string, table: MappingTable, identity = false, unmapped: readonly MappingKind[] = []): MappingSource & { table: MappingTable } {
   return {
     connection,
     table,
     async load(): Promise<MappingResolver> {
-      const find = (kind: MappingKind, source: string) => table[kind]?.[source] ?? (identity ? (kind === 'subsidiary' ? source : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`) : undefined);
+      const find = (kind: MappingKind, source: string) => table[kind]?.[source] ?? (identity && !unmapped.includes(kind) ? (kind === 'subsidiary' ? source : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`) : undefined);
       return {
         connection,
         find: (kind, source) => find(kind, source),
@@ -88,6 +88,8 @@ export interface NetSuiteTargetFor {
   mappings?: MappingTable;
   /** Map what `mappings` lacks to the source itself (the older tests); false for strict tests. */
   identity?: boolean;
+  /** Kinds the identity leaves unmapped (e.g. customer, so customers are created). */
+  unmapped?: MappingKind[];
   customers?: ConnectionSettings['customers'];
   authorizer?: Authorizer;
   timeoutMs?: number;
@@ -114,7 +116,7 @@ export function netsuiteTarget(url: string, options: NetSuiteTargetFor = {}): Ne
   return new NetSuiteTarget({
     settings,
     caller: directCaller(name, options.authorizer ?? tbaAuthorizer(name, settings.account_id)),
-    mappings: tableMappings(name, table, options.identity ?? true),
+    mappings: tableMappings(name, table, options.identity ?? true, options.unmapped),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.paymentsPageSize !== undefined ? { paymentsPageSize: options.paymentsPageSize } : {}),

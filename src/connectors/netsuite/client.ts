@@ -257,7 +257,10 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     if (document.tax) await this.requireSuiteTax();
     const resolver = await this.mappings.load();
     const refs = new References(resolver, document.date);
-    const entity = refs.note('customer', document.customer, await this.customerId(document.customer, document.legal_entity, document.currency, document.date, document.buyer, resolver, 'entity'), 'entity');
+    // The customer as the ERP knows it: the catalog's ERP customer id, which the document's journal lines carry too,
+    // so a customer is one NetSuite record whether a journal or a document reaches NetSuite first.
+    const customer = document.customer_erp_id;
+    const entity = refs.note('customer', customer, await this.customerId(customer, document.legal_entity, document.currency, document.date, document.buyer, resolver, 'entity'), 'entity');
     let apply: { invoiceId: string; amount: string } | undefined;
     if (document.kind === 'credit_note' && document.corrects) {
       const invoice = await this.invoiceByNumber(document.corrects);
@@ -279,7 +282,11 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     }
   }
 
-  /** The customer's internal id: a 'customer' mapping, else (create) the customer upserted by external ID, else (link) the record by that external ID. */
+  /**
+   * The customer's internal id: a 'customer' mapping of the ERP customer id, else (create, the default) the customer
+   * upserted as customer/eid:<ERP customer id> with subsidiary, currency, name and default billing address, once per
+   * target, else (link) the existing record with that external ID, or MappingMissing('customer').
+   */
   private async customerId(customer: string, legalEntity: string, currency: string, on: string, buyer: SalesDocument['buyer'], resolver: MappingResolver, field: string): Promise<string> {
     const mapped = resolver.find('customer', customer, on);
     if (mapped !== undefined) return mapped;
