@@ -199,17 +199,13 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const externalId = netsuiteExternalId(key);
     const resolver = await this.mappings.load();
     const refs = new References(resolver, journal.posting_date);
-    const entities = new Map<string, { field: string }>();
-    const record = journalEntryRecord(journal, refs, externalId, (customer, field) => {
-      const mapped = resolver.find('customer', customer, journal.posting_date);
-      if (mapped !== undefined) return refs.note('customer', customer, mapped, field);
-      entities.set(customer, { field });
-      return { id: `\u0000${customer}` }; // replaced below, once the customer is created or linked
-    });
-    for (const [customer, { field }] of entities) {
-      const id = await this.customerId(customer, journal.legal_entity, journal.lines[0]?.currency ?? '', journal.posting_date, null, resolver, field);
-      for (const line of record.line.items) if ('entity' in line && (line.entity as { id?: string }).id === `\u0000${customer}`) line.entity = refs.note('customer', customer, id, field);
+    // Receivable lines name the customer (the catalog's ERP customer id): mapped, created or linked before the entry.
+    const customers = new Map<string, string>();
+    for (const [i, line] of journal.lines.entries()) {
+      if (!line.customer || customers.has(line.customer)) continue;
+      customers.set(line.customer, await this.customerId(line.customer, journal.legal_entity, line.currency, journal.posting_date, null, resolver, `line.items[${i}].entity`));
     }
+    const record = journalEntryRecord(journal, refs, externalId, (customer, field) => refs.note('customer', customer, customers.get(customer)!, field));
     return this.upsert('journalEntry', externalId, record, refs, journal.posting_date);
   }
 
