@@ -25,7 +25,8 @@ import { readJournals } from '../post/journals.js';
 import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
 import { runOutboxWorker } from '../post/worker.js';
 import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { XeroTarget } from '../connectors/xero/client.js';
+import { xeroTargetWithToken } from '../connectors/xero/client.js';
+import { staticMappings } from '../connectors/connection.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
@@ -388,7 +389,7 @@ export function registerCommands(program: Command): void {
         const tenantId = process.env.XERO_TENANT_ID;
         if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
         await withStore(async (store) => {
-          const outcome = await withPostingProgress(store.pool, 'xero', flags.follow, () => runOutboxWorker(store.pool, new XeroTarget({ baseUrl: flags.baseUrl ?? 'https://api.xero.com', token, tenantId }), work));
+          const outcome = await withPostingProgress(store.pool, 'xero', flags.follow, () => runOutboxWorker(store.pool, xeroTargetWithToken({ baseUrl: flags.baseUrl, token, tenantId, mappings: staticMappings('xero', []) }), work));
           output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
         });
         return;

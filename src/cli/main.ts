@@ -10,6 +10,7 @@ import { registerStreamCommands } from './stream-commands.js';
 import { registerExplainCommands } from './explain-commands.js';
 import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
+import { registerErpCommands } from './erp-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
@@ -20,6 +21,7 @@ registerCompareCommands(program);
 registerExplainCommands(program);
 registerReconcileCommands(program);
 registerSettleCommands(program);
+registerErpCommands(program);
 
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.

@@ -1,7 +1,8 @@
 // `accrue reconcile` and `accrue exceptions`: where a period stands, and the exception queues worked by hand.
 import type { Command } from 'commander';
 import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { XeroTarget } from '../connectors/xero/client.js';
+import { xeroTargetWithToken } from '../connectors/xero/client.js';
+import { staticMappings } from '../connectors/connection.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
 import { assignException, getException, listExceptions, resolveException, waiveException, type ExceptionRecord } from '../reconcile/exceptions.js';
@@ -28,7 +29,7 @@ export function erpTargetsFromEnv(names: string | undefined, env = process.env):
       const token = env.XERO_TOKEN;
       const tenantId = env.XERO_TENANT_ID;
       if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID to reconcile against Xero' }]);
-      return new XeroTarget({ baseUrl: env.XERO_BASE_URL ?? 'https://api.xero.com', token, tenantId });
+      return xeroTargetWithToken({ baseUrl: env.XERO_BASE_URL, token, tenantId, mappings: staticMappings('xero', []) });
     }
     throw new ProblemError([{ path: '--erp', code: 'unknown_target', message: `unknown ERP ${JSON.stringify(name)}; the connectors are: ${ERP_NAMES.join(', ')}` }]);
   });

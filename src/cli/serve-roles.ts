@@ -10,7 +10,8 @@ import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
 import type { ErpTarget } from '../post/target.js';
 import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { XeroTarget } from '../connectors/xero/client.js';
+import { xeroTargetWithToken } from '../connectors/xero/client.js';
+import { staticMappings } from '../connectors/connection.js';
 import { startStreamConsumer } from '../stream/consumer.js';
 import { startNotificationPublisher } from '../stream/notifications.js';
 import { config } from './context.js';
@@ -40,7 +41,7 @@ export function erpTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): ErpTarg
   }
   if (env.XERO_TOKEN || env.XERO_TENANT_ID) {
     if (!env.XERO_TOKEN || !env.XERO_TENANT_ID) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set both XERO_TOKEN and XERO_TENANT_ID' }]);
-    targets.push(new XeroTarget({ baseUrl: env.XERO_BASE_URL ?? 'https://api.xero.com', token: env.XERO_TOKEN, tenantId: env.XERO_TENANT_ID }));
+    targets.push(xeroTargetWithToken({ baseUrl: env.XERO_BASE_URL, token: env.XERO_TOKEN, tenantId: env.XERO_TENANT_ID, mappings: staticMappings('xero', []) }));
   }
   return targets;
 }

@@ -1,7 +1,8 @@
 // `accrue settle`: payments back from the ERPs by polling (docs/connectors.md, "Payment polling").
 import type { Command } from 'commander';
 import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { XeroTarget } from '../connectors/xero/client.js';
+import { xeroTargetWithToken } from '../connectors/xero/client.js';
+import { staticMappings } from '../connectors/connection.js';
 import { ProblemError } from '../domain/result.js';
 import { paymentSyncState, pollPayments, type PaymentSource } from '../settle/poll.js';
 import { output, withStore } from './context.js';
@@ -13,7 +14,7 @@ function paymentSource(target: string, baseUrl: string | undefined): PaymentSour
     const token = process.env.XERO_TOKEN;
     const tenantId = process.env.XERO_TENANT_ID;
     if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
-    return new XeroTarget({ baseUrl: baseUrl ?? 'https://api.xero.com', token, tenantId });
+    return xeroTargetWithToken({ baseUrl, token, tenantId, mappings: staticMappings('xero', []) });
   }
   if (target !== 'netsuite') throw new ProblemError([{ path: '--target', code: 'unknown_target', message: 'the connectors are: netsuite, xero' }]);
   const url = baseUrl ?? process.env.NETSUITE_BASE_URL;

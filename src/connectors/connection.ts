@@ -177,3 +177,34 @@ export class PeriodLocked extends Error {
     this.name = 'PeriodLocked';
   }
 }
+
+/** One mapping row as data: the ERP's id for an Accrue id, in force from `from` (YYYY-MM-DD) when given. */
+export interface MappingEntry {
+  kind: MappingKind;
+  source: string;
+  target: string;
+  from?: string;
+}
+
+/**
+ * Mappings held in memory (tests, one-off commands, a file read at start): the latest entry in force on a date
+ * wins. An Accrue id without an entry resolves to MappingMissing, never to a default.
+ */
+export function staticMappings(connection: string, entries: readonly MappingEntry[]): MappingSource & MappingResolver {
+  const inForce = (kind: MappingKind, source: string, on: string) =>
+    entries
+      .filter((e) => e.kind === kind && e.source === source && (e.from === undefined || e.from <= on))
+      .sort((a, b) => ((a.from ?? '') < (b.from ?? '') ? -1 : (a.from ?? '') > (b.from ?? '') ? 1 : 0))
+      .at(-1)?.target;
+  const resolver: MappingSource & MappingResolver = {
+    connection,
+    load: async () => resolver,
+    find: (kind, source, on) => inForce(kind, source, on),
+    resolve(kind, source, on, field) {
+      const target = inForce(kind, source, on);
+      if (target === undefined) throw new MappingMissing(connection, kind, source, field);
+      return target;
+    },
+  };
+  return resolver;
+}

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { testStore } from '../support/db.js';
 import { NetSuiteSimulator } from '../support/netsuite-sim.js';
-import { XeroSimulator } from '../support/xero-sim.js';
+import type { XeroSimulator } from '../support/xero-sim.js';
+import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
@@ -13,7 +14,6 @@ import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters } from '../../src/post/outbox.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
-import { XeroTarget } from '../../src/connectors/xero/client.js';
 import { Decimal } from '../../src/domain/money.js';
 
 let store: Store;
@@ -145,11 +145,11 @@ describe('NetSuite: invoice and creditMemo records', () => {
 
 describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
   it('posts each document once with Idempotency-Key through rate limits, 5xx, timeouts and lost responses', async () => {
-    const xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
+    const xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
     await xero.start();
     try {
       xero.faults.push('429', '500', 'timeout', 'lost', 'lost');
-      const target = new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant', timeoutMs: 300, limits: { requestsPerMinute: 60_000 } });
+      const target = xeroTestTarget(xero, { timeoutMs: 300 });
       await drainOutbox(store.pool, target, { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 });
       const outbox = await rows('xero');
       const byKey = new Map(outbox.map((r) => [r.key, r]));
@@ -163,13 +163,16 @@ describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
         assert.equal(new Decimal(d.Total).times(100).toFixed(0), row.total_minor, `${d.Number}: Xero's total is Accrue's`);
       }
       const umbrella = xero.invoices.find((d) => d.Number === 'NWDE-000001')!;
+      const umbrellaContact = xero.main.contacts.find((c) => c.ContactNumber === 'umbrella')!;
+      assert.deepEqual([umbrellaContact.Addresses, umbrellaContact.TaxNumber, umbrellaContact.DefaultCurrency], [[{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }], 'DE987654321', 'EUR']);
       assert.deepEqual(
         { Type: umbrella.Type, Contact: umbrella.Contact, Date: umbrella.Date, DueDate: umbrella.DueDate, CurrencyCode: umbrella.CurrencyCode, Status: umbrella.Status },
         // Dated on the accrual date; due on the invoice's own due date (issued 2026-12-01, nw-de's terms 14 days), to the
         // billing address and VAT number the invoice was issued to.
         {
           Type: 'ACCREC',
-          Contact: { ContactNumber: 'D-20011', Addresses: [{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }], TaxNumber: 'DE987654321' },
+          // The contact Accrue synced (ContactNumber = the customer id), which carries the billing address and VAT number.
+          Contact: { ContactID: umbrellaContact.ContactID, ContactNumber: 'umbrella', Name: 'Umbrella GmbH' },
           Date: '2026-11-30',
           DueDate: '2026-12-15',
           CurrencyCode: 'EUR',
@@ -195,12 +198,12 @@ describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
   });
 
   it("refuses to take over another document with the same number: the row goes to the dead-letter queue", async () => {
-    const xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
+    const xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
     await xero.start();
     try {
       xero.invoices.push({ id: 'foreign-1', Type: 'ACCREC', Number: 'NWUS-000002', Reference: 'typed by hand', Contact: { ContactNumber: 'C-10077' }, CurrencyCode: 'USD', Date: '2026-11-30', Status: 'AUTHORISED', LineItems: [], Total: '1', TotalTax: '0' });
       await store.pool.query("UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE target = 'xero'");
-      await drainOutbox(store.pool, new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant', limits: { requestsPerMinute: 60_000 } }), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+      await drainOutbox(store.pool, xeroTestTarget(xero), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
       const dead = await listDeadLetters(store.pool, 'xero');
       assert.equal(dead.length, 1);
       assert.equal(dead[0].last_error.code, 'exists_with_different_reference');

@@ -12,8 +12,8 @@ import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter, backoffMs } from '../../src/post/outbox.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
-import { XeroTarget } from '../../src/connectors/xero/client.js';
-import { XeroSimulator } from '../support/xero-sim.js';
+import type { XeroSimulator } from '../support/xero-sim.js';
+import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 
 let store: Store;
 let sim: NetSuiteSimulator;
@@ -91,7 +91,7 @@ describe('outbox to NetSuite', () => {
 
 describe('outbox to Xero', () => {
   it('posts invoices once with Idempotency-Key through rate limits, 5xx, timeouts and lost responses', async () => {
-    const xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 });
+    const xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 1000, concurrent: 5 }, 'tenant-nw-us');
     await xero.start();
     try {
       const catalog = (await currentCatalog(store.pool))!;
@@ -99,7 +99,7 @@ describe('outbox to Xero', () => {
       const documents = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'xero'")).rows[0].n;
       assert.equal(documents, 3);
       xero.faults.push('429', '500', 'timeout', 'lost', 'lost');
-      const target = new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant-nw-us', timeoutMs: 300, limits: { requestsPerMinute: 60_000 } });
+      const target = xeroTestTarget(xero, { tenantId: 'tenant-nw-us', timeoutMs: 300 });
       await drainOutbox(store.pool, target, { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 });
       // Invoices go as Xero's own ACCREC invoices (test/integration/erp-documents.test.ts), not as manual journals.
       assert.equal(xero.invoices.length, documents, 'each invoice created once');

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import { NetSuiteSimulator } from '../support/netsuite-sim.js';
-import { XeroSimulator } from '../support/xero-sim.js';
+import type { XeroSimulator } from '../support/xero-sim.js';
+import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
@@ -16,7 +17,6 @@ import { drainOutbox } from '../../src/post/outbox.js';
 import { outboxKey } from '../../src/post/journals.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 import { netsuiteTarget as netsuiteTargetFor } from '../support/netsuite-target.js';
-import { XeroTarget } from '../../src/connectors/xero/client.js';
 import { applyPayment, validatePayment } from '../../src/settle/payments.js';
 import { reconcilePeriod, type CheckpointReport, type ReconcileReport } from '../../src/reconcile/run.js';
 import { assignException, getException, listExceptions, resolveException, waiveException } from '../../src/reconcile/exceptions.js';
@@ -44,7 +44,7 @@ const EVENTS = [
 
 const netsuiteTarget = () => netsuiteTargetFor(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
 // One Xero organisation in the simulator holds both entities' journals: reconciliation must leave the other entity's alone.
-const xeroTarget = () => new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant', timeoutMs: 2000, limits: { requestsPerMinute: 60_000 } });
+const xeroTarget = () => xeroTestTarget(xero, { timeoutMs: 2000 });
 const connectors = () => [netsuiteTarget(), xeroTarget()];
 
 async function pay(id: string, invoice: string, amount: string, receivedOn = '2026-11-30') {
@@ -79,7 +79,7 @@ before(async () => {
   await ingestBatch(store.pool, catalog, EVENTS, { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
   await closePeriod(store.pool, catalog, { period: PERIOD, erpTargets: ['netsuite', 'xero'] });
   netsuite = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
-  xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 10_000, concurrent: 5 });
+  xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 10_000, concurrent: 5 });
   await netsuite.start();
   await xero.start();
   await drainOutbox(store.pool, netsuiteTarget(), { untilEmptyMs: 10_000, backoffBaseMs: 10 });

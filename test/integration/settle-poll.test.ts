@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { testStore } from '../support/db.js';
 import { NetSuiteSimulator, type SalesRecord } from '../support/netsuite-sim.js';
-import { XeroSimulator } from '../support/xero-sim.js';
+import type { XeroSimulator } from '../support/xero-sim.js';
+import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
-import { XeroTarget } from '../../src/connectors/xero/client.js';
 import { paymentSyncState, pollPayments } from '../../src/settle/poll.js';
 import { formatMajor } from '../../src/domain/money.js';
 
@@ -21,7 +21,7 @@ let netsuite: NetSuiteSimulator;
 let xero: XeroSimulator;
 const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//settle-poll-test', type, subject, time: '2026-10-10T00:00:00Z', data });
 const nsTarget = () => netsuiteTarget(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, paymentsPageSize: 2, limits: { requestsPerMinute: 60_000 } });
-const xeroTarget = () => new XeroTarget({ baseUrl: xero.url, token: 't', tenantId: 'tenant', paymentsPageSize: 2, limits: { requestsPerMinute: 60_000 } });
+const xeroTarget = () => xeroTestTarget(xero, { paymentsPageSize: 2 });
 
 async function invoice(number: string) {
   const row = (await store.pool.query<{ total_minor: string; amount_paid_minor: string; payment_status: string; currency: string }>(
@@ -41,7 +41,7 @@ before(async () => {
   await ingestBatch(store.pool, catalog, [ev('p1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('p2', 'umbrella', 'com.northwind.api.request', {})], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
   await closePeriod(store.pool, catalog, { period: '2026-10', erpTargets: ['netsuite', 'xero'] });
   netsuite = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
-  xero = new XeroSimulator({ timeoutDelayMs: 600, perMinute: 10_000, concurrent: 5 });
+  xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 10_000, concurrent: 5 });
   await Promise.all([netsuite.start(), xero.start()]);
   await drainOutbox(store.pool, nsTarget(), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
   await drainOutbox(store.pool, xeroTarget(), { untilEmptyMs: 10_000, backoffBaseMs: 10 });

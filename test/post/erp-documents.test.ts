@@ -14,7 +14,13 @@ import { reissued } from '../../src/domain/invoice-terms.js';
 import type { CatalogVersion } from '../../src/catalog/service.js';
 import type { Invoice } from '../../src/domain/model.js';
 import { journalsFor } from '../../src/post/journals.js';
-import { salesDocumentBody } from '../../src/connectors/xero/sales.js';
+import { contactBody, contactDetails, salesDocumentBody as xeroSalesBody } from '../../src/connectors/xero/sales.js';
+import type { SalesDocument } from '../../src/post/erp-documents.js';
+
+const CONTACT_ID = '5b8a4e1c-0d2f-4c33-9a51-0e7d1b2c3f40';
+/** The Xero body with the Northwind mappings (accounts as their codes, every jurisdiction OUTPUT) and a synced contact. */
+const salesDocumentBody = (key: string, document: SalesDocument, options: { dueDays?: number } = {}) =>
+  xeroSalesBody(key, document, { contactId: CONTACT_ID, currencyCode: document.currency, lines: document.lines.map((l) => ({ AccountCode: l.account, TaxType: 'OUTPUT' })), ...options });
 import { salesRecordBody } from '../../src/connectors/netsuite/sales.js';
 import { tableReferences } from '../support/netsuite-target.js';
 
@@ -97,7 +103,7 @@ function closed(node: unknown): unknown {
   return out;
 }
 
-function validateAgainstXero(kind: 'Invoice' | 'CreditNote', body: unknown): string[] {
+function validateAgainstXero(kind: 'Invoice' | 'CreditNote' | 'Contact', body: unknown): string[] {
   const spec = xeroSpec();
   const ajv = new Ajv({ strict: false, allErrors: true });
   ajv.addSchema({ $id: 'xero', components: { schemas: closed(spec.components.schemas) } });
@@ -114,34 +120,41 @@ describe('ERP documents carry the due date, billing address and tax number of th
     assert.deepEqual(document.buyer, { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' });
   });
 
-  it('Xero: DueDate is the invoice due date; the Contact has the POBOX address and TaxNumber; the body fits the spec', () => {
+  it('Xero: DueDate is the invoice due date; the synced Contact has the POBOX address and TaxNumber; the bodies fit the spec', () => {
     const { document } = finalized('umbrella', 'NWDE-000001');
     const body = JSON.parse(salesDocumentBody('acc:key', document)) as { Invoices: Array<Record<string, unknown>> };
     const invoice = body.Invoices[0]!;
     assert.equal(invoice.DueDate, '2026-12-15');
-    assert.deepEqual(invoice.Contact, {
-      ContactNumber: 'D-20011',
+    // The invoice names the contact Accrue synced (customer sync, src/connectors/xero/client.ts); the contact carries the details.
+    assert.deepEqual(invoice.Contact, { ContactID: CONTACT_ID });
+    assert.deepEqual(contactDetails(document), {
+      ContactNumber: 'umbrella',
+      Name: 'Umbrella GmbH',
       Addresses: [{ AddressType: 'POBOX', AddressLine1: 'Umbrellastraße 1', City: 'München', PostalCode: '80331', Country: 'DE' }],
       TaxNumber: 'DE987654321',
+      DefaultCurrency: 'EUR',
     });
     assert.deepEqual(validateAgainstXero('Invoice', invoice), []);
+    assert.deepEqual(validateAgainstXero('Contact', JSON.parse(contactBody(contactDetails(document))).Contacts[0]), []);
     // Acme: two street lines and a region; its own 45-day terms; no tax id, so no TaxNumber.
-    const acme = JSON.parse(salesDocumentBody('acc:key2', finalized('acme', 'NWUS-000001').document)).Invoices[0];
+    const acmeDocument = finalized('acme', 'NWUS-000001').document;
+    const acme = JSON.parse(salesDocumentBody('acc:key2', acmeDocument)).Invoices[0];
     assert.equal(acme.DueDate, '2027-01-15');
-    assert.deepEqual(acme.Contact, {
-      ContactNumber: 'C-10042',
-      Addresses: [{ AddressType: 'POBOX', AddressLine1: '1 Acme Way', AddressLine2: 'Accounts Payable', City: 'Los Angeles', Region: 'CA', PostalCode: '90012', Country: 'US' }],
-    });
+    const acmeContact = contactDetails(acmeDocument);
+    assert.deepEqual(acmeContact.Addresses, [{ AddressType: 'POBOX', AddressLine1: '1 Acme Way', AddressLine2: 'Accounts Payable', City: 'Los Angeles', Region: 'CA', PostalCode: '90012', Country: 'US' }]);
+    assert.equal('TaxNumber' in acmeContact, false);
     assert.deepEqual(validateAgainstXero('Invoice', acme), []);
     // The check can fail: a field Xero does not know is reported.
     assert.notDeepEqual(validateAgainstXero('Invoice', { ...acme, Contact: { ...acme.Contact, Address: 'x' } }), []);
   });
 
-  it('Xero: an invoice without address or tax id sends the contact reference alone; a credit note has no DueDate', () => {
+  it('Xero: an invoice without address or tax id syncs a contact with the name alone; a credit note has no DueDate', () => {
     const { invoice } = finalized('initech', 'NWUS-000003');
     const journal = journalsFor(invoice, catalog, '2026-11-30').find((j) => j.kind === 'invoice')!;
-    const initech = JSON.parse(salesDocumentBody('k', salesDocumentFor(invoice, journal, catalog))).Invoices[0];
-    assert.deepEqual([initech.Contact, initech.DueDate], [{ ContactNumber: 'C-10103' }, '2026-12-31']);
+    const initechDocument = salesDocumentFor(invoice, journal, catalog);
+    const initech = JSON.parse(salesDocumentBody('k', initechDocument)).Invoices[0];
+    assert.deepEqual([initech.Contact, initech.DueDate], [{ ContactID: CONTACT_ID }, '2026-12-31']);
+    assert.deepEqual(Object.keys(contactDetails(initechDocument)).sort(), ['ContactNumber', 'DefaultCurrency', 'Name']);
     const note: Invoice = { ...invoice, id: 'cn_1', key: 'cn:v1:x', kind: 'credit_note', corrects: invoice.id, number: 'NWUS-CN-000001', ...reissued(invoice, 'credit_note', '2027-01-01') };
     const noteJournal = journalsFor(note, catalog, '2026-12-31')[0]!;
     const noteDocument = salesDocumentFor(note, noteJournal, catalog, 'NWUS-000003');
@@ -158,7 +171,7 @@ describe('ERP documents carry the due date, billing address and tax number of th
     const document = salesDocumentFor(legacy, journal, catalog);
     assert.deepEqual([document.due_date, document.buyer], [null, null]);
     const body = JSON.parse(salesDocumentBody('k', document, { dueDays: 30 })).Invoices[0];
-    assert.deepEqual([body.DueDate, body.Contact], ['2026-12-30', { ContactNumber: 'D-20011' }]);
+    assert.deepEqual([body.DueDate, body.Contact], ['2026-12-30', { ContactID: CONTACT_ID }]);
   });
 
   it('NetSuite: dueDate and the billingAddress subrecord on the invoice record', () => {
