@@ -23,7 +23,8 @@ import { applyCatalog, currentCatalog, type CatalogVersion } from '../src/catalo
 import { FINALIZE_BATCH } from '../src/invoice/billing-run.js';
 import { journalsFor, outboxKey, recordJournals } from '../src/post/journals.js';
 import { drainOutbox, OUTBOX_LIMITS } from '../src/post/outbox.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../test/support/netsuite-target.js';
 import { contentHash } from '../src/domain/canonical.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
@@ -245,12 +246,8 @@ async function main(): Promise<void> {
     });
     const next = <T>() => Promise.race([new Promise<T>((resolve) => sim.once('message', resolve)), simFailed]);
     const { url } = await next<{ url: string }>();
-    const target = new NetSuiteTarget({
-      baseUrl: url,
-      token: 'bench',
-      subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' },
-      limits: { concurrency: CONCURRENCY, requestsPerMinute: PER_MINUTE },
-    });
+    // Signed with TBA (the simulator checks every signature), references by external ID as before mappings.
+    const target = netsuiteTarget(url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, limits: { concurrency: CONCURRENCY, requestsPerMinute: PER_MINUTE } });
     // Requests per document: the outbox looks the document up (GET) before it posts (PUT).
     const requestsPerDocument = 2;
     const concurrencyBound = (CONCURRENCY * 1000) / SERVICE_MS;

@@ -24,7 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
 import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
 import { runOutboxWorker } from '../post/worker.js';
-import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
 import { xeroTargetWithToken } from '../connectors/xero/client.js';
 import { staticMappings } from '../connectors/connection.js';
 import { trialBalance } from '../domain/journal.js';
@@ -401,7 +401,7 @@ export function registerCommands(program: Command): void {
       if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
       const subsidiaryByEntity = Object.fromEntries((flags.subsidiaries ?? process.env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
       await withStore(async (store) => {
-        const outcome = await withPostingProgress(store.pool, 'netsuite', flags.follow, () => runOutboxWorker(store.pool, new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work));
+        const outcome = await withPostingProgress(store.pool, 'netsuite', flags.follow, () => runOutboxWorker(store.pool, bearerNetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work));
         output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
       });
     });

@@ -1,6 +1,6 @@
 // `accrue reconcile` and `accrue exceptions`: where a period stands, and the exception queues worked by hand.
 import type { Command } from 'commander';
-import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
 import { xeroTargetWithToken } from '../connectors/xero/client.js';
 import { staticMappings } from '../connectors/connection.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
@@ -23,7 +23,7 @@ export function erpTargetsFromEnv(names: string | undefined, env = process.env):
       const token = env.NETSUITE_TOKEN;
       if (!baseUrl || !token) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'set NETSUITE_BASE_URL and NETSUITE_TOKEN to reconcile against NetSuite' }]);
       const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
-      return new NetSuiteTarget({ baseUrl, token, subsidiaryByEntity });
+      return bearerNetSuiteTarget({ baseUrl, token, subsidiaryByEntity });
     }
     if (name === 'xero') {
       const token = env.XERO_TOKEN;

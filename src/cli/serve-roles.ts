@@ -9,7 +9,7 @@ import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
 import type { ErpTarget } from '../post/target.js';
-import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
 import { xeroTargetWithToken } from '../connectors/xero/client.js';
 import { staticMappings } from '../connectors/connection.js';
 import { startStreamConsumer } from '../stream/consumer.js';
@@ -37,7 +37,7 @@ export function erpTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): ErpTarg
     if (!env.NETSUITE_BASE_URL) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'NETSUITE_TOKEN is set: set NETSUITE_BASE_URL too' }]);
     if (!env.NETSUITE_TOKEN) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'NETSUITE_BASE_URL is set: set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
     const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
-    targets.push(new NetSuiteTarget({ baseUrl: env.NETSUITE_BASE_URL, token: env.NETSUITE_TOKEN, subsidiaryByEntity }));
+    targets.push(bearerNetSuiteTarget({ baseUrl: env.NETSUITE_BASE_URL, token: env.NETSUITE_TOKEN, subsidiaryByEntity }));
   }
   if (env.XERO_TOKEN || env.XERO_TENANT_ID) {
     if (!env.XERO_TOKEN || !env.XERO_TENANT_ID) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set both XERO_TOKEN and XERO_TENANT_ID' }]);

@@ -1,6 +1,6 @@
 // `accrue settle`: payments back from the ERPs by polling (docs/connectors.md, "Payment polling").
 import type { Command } from 'commander';
-import { NetSuiteTarget } from '../connectors/netsuite/client.js';
+import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
 import { xeroTargetWithToken } from '../connectors/xero/client.js';
 import { staticMappings } from '../connectors/connection.js';
 import { ProblemError } from '../domain/result.js';
@@ -21,7 +21,7 @@ function paymentSource(target: string, baseUrl: string | undefined): PaymentSour
   const token = process.env.NETSUITE_TOKEN;
   if (!url) throw new ProblemError([{ path: '--base-url', code: 'required', message: 'give the NetSuite REST base URL (or NETSUITE_BASE_URL)' }]);
   if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
-  return new NetSuiteTarget({ baseUrl: url, token, subsidiaryByEntity: {} });
+  return bearerNetSuiteTarget({ baseUrl: url, token, subsidiaryByEntity: {} });
 }
 
 export function registerSettleCommands(program: Command): void {

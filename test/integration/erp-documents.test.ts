@@ -12,7 +12,8 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters } from '../../src/post/outbox.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { Decimal } from '../../src/domain/money.js';
 
 let store: Store;
@@ -72,7 +73,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
     await sim.start();
     try {
       sim.faults.push('429', '429', '500', 'timeout', 'lost', 'lost');
-      const target = () => new NetSuiteTarget({ baseUrl: sim.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 3, requestsPerMinute: 60_000 } });
+      const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 3, requestsPerMinute: 60_000 } });
       const [a, b] = await Promise.all([0, 1].map(() => drainOutbox(store.pool, target(), { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 })));
       assert.ok(a!.retried + b!.retried >= 4 && a!.found_existing + b!.found_existing >= 2, 'the faults were met, lost answers found by lookup');
       const outbox = await rows('netsuite');
@@ -100,13 +101,13 @@ describe('NetSuite: invoice and creditMemo records', () => {
     const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
     await sim.start();
     try {
-      await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl: sim.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, taxCodeByJurisdiction: { DE: 'UST-19' }, limits: { concurrency: 2, requestsPerMinute: 60_000 } }), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+      await drainOutbox(store.pool, netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, mappings: { tax_code: { DE: 'UST-19' } }, limits: { concurrency: 2, requestsPerMinute: 60_000 } }), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
       const umbrella = sim.sales('invoice').find((r) => r.body.tranId === 'NWDE-000001')!.body;
       // platform 249.00, api 1 package 0.30 less 10% (0.03), compute 40.00 + 2 × 6.50 = 53.00: taxable 302.27,
       // × 0.19 = 57.4313 → 57.43, spread by largest remainder: 0.27 → 0.05, 53.00 → 10.07, 249.00 → 47.31.
       assert.deepEqual(
         { tranId: umbrella.tranId, tranDate: umbrella.tranDate, entity: umbrella.entity, subsidiary: umbrella.subsidiary, currency: umbrella.currency, total: umbrella.total },
-        { tranId: 'NWDE-000001', tranDate: '2026-11-30', entity: { externalId: 'D-20011' }, subsidiary: { id: '2' }, currency: { refName: 'EUR' }, total: '359.7' },
+        { tranId: 'NWDE-000001', tranDate: '2026-11-30', entity: { externalId: 'D-20011' }, subsidiary: { id: '2' }, currency: { externalId: 'EUR' }, total: '359.7' },
       );
       // Due on the invoice's own due date (issued 2026-12-01 + nw-de's 14 days), billed to the address it was issued to.
       assert.deepEqual(
@@ -123,7 +124,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
       );
       assert.equal(umbrella.taxDetailsOverride, true);
       assert.deepEqual(
-        umbrella.taxDetails!.items!.map((t) => [t.taxDetailsReference, t.taxCode?.externalId, t.taxBasis, t.taxRate, t.taxAmount]),
+        umbrella.taxDetails!.items!.map((t) => [t.taxDetailsReference, t.taxCode?.id, t.taxBasis, t.taxRate, t.taxAmount]),
         [
           ['accrue-1', 'UST-19', '0.27', '19', '0.05'],
           ['accrue-2', 'UST-19', '53.00', '19', '10.07'],

@@ -13,7 +13,7 @@ import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { getInvoice } from '../../src/invoice/store.js';
 import { drainOutbox } from '../../src/post/outbox.js';
-import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { correlationId, parseCorrelationHeader } from '../../src/domain/correlation.js';
 import { explainInvoice } from '../../src/explain/explain-invoice.js';
 import { explainJournal } from '../../src/explain/explain-journal.js';
@@ -201,7 +201,7 @@ describe('correlation ids', () => {
   });
 
   it('every request the ERP receives carries X-Accrue-Correlation, and the worker logs the same chain', async () => {
-    const target = new NetSuiteTarget({ baseUrl: sim.url, token: 'test-token', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+    const target = netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 10_000, log: (line) => workerLog.push(line) });
     const outboxRows = (await store.pool.query<{ key: string; document_id: string; status: string }>("SELECT key, document_id, status FROM outbox WHERE target = 'netsuite'")).rows;
     assert.equal(outcome.posted + outcome.found_existing, outboxRows.length);

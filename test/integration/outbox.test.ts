@@ -10,7 +10,8 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter, backoffMs } from '../../src/post/outbox.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import type { XeroSimulator } from '../support/xero-sim.js';
 import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 
@@ -19,7 +20,7 @@ let sim: NetSuiteSimulator;
 const NOW = new Date('2026-12-01T00:00:00Z');
 const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//outbox-test', type, subject, time: '2026-10-10T00:00:00Z', data });
 
-const target = () => new NetSuiteTarget({ baseUrl: sim.url, token: 'test-token', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
 
 async function pendingJournals(): Promise<number> {
   return (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite'")).rows[0].n;
@@ -135,7 +136,7 @@ describe('a worker killed mid-batch', () => {
       await new Promise((r) => child.once('exit', r));
       const postedByChild = slow.creates - before;
       assert.ok(postedByChild < pending, 'killed before it finished');
-      await drainOutbox(store.pool, new NetSuiteTarget({ baseUrl: slow.url, token: 't', subsidiaryByEntity: {}, limits: { concurrency: 4, requestsPerMinute: 60_000 } }), { untilEmptyMs: 15_000, backoffBaseMs: 10, leaseMs: 1_000 });
+      await drainOutbox(store.pool, netsuiteTarget(slow.url, { subsidiaries: {}, limits: { concurrency: 4, requestsPerMinute: 60_000 } }), { untilEmptyMs: 15_000, backoffBaseMs: 10, leaseMs: 1_000 });
       assert.equal(slow.creates - before, pending, 'every document created once');
       for (const record of slow.records.values()) assert.equal(record.writes, 1);
       const left = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'")).rows[0].n;

@@ -11,7 +11,7 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { isConnectionLoss, runOutboxWorker } from '../../src/post/worker.js';
-import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { NetSuiteSimulator } from '../support/netsuite-sim.js';
 
 let dataDir: string;
@@ -56,7 +56,7 @@ describe('Postgres restarted mid-run', () => {
     const sim = new NetSuiteSimulator({ concurrencyLimit: 10, timeoutDelayMs: 600, putDelayMs: 120 });
     await sim.start();
     try {
-      const target = new NetSuiteTarget({ baseUrl: sim.url, token: 't', subsidiaryByEntity: {}, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+      const target = netsuiteTarget(sim.url, { subsidiaries: {}, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
       const log: Array<Record<string, unknown>> = [];
       const worker = runOutboxWorker(store.pool, target, { untilEmpty: true, leaseMs: 1_000, backoffBaseMs: 10, log: (line) => log.push(line) });
       while (sim.creates < 3) await new Promise((r) => setTimeout(r, 10));

@@ -15,7 +15,8 @@ import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { outboxKey } from '../../src/post/journals.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget as netsuiteTargetFor } from '../support/netsuite-target.js';
 import { applyPayment, validatePayment } from '../../src/settle/payments.js';
 import { reconcilePeriod, type CheckpointReport, type ReconcileReport } from '../../src/reconcile/run.js';
 import { assignException, getException, listExceptions, resolveException, waiveException } from '../../src/reconcile/exceptions.js';
@@ -41,7 +42,7 @@ const EVENTS = [
   ev('g1', 'globex', 'com.northwind.api.request', '2026-11-10T00:00:00Z', { region: 'us' }),
 ];
 
-const netsuiteTarget = () => new NetSuiteTarget({ baseUrl: netsuite.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+const netsuiteTarget = () => netsuiteTargetFor(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
 // One Xero organisation in the simulator holds both entities' journals: reconciliation must leave the other entity's alone.
 const xeroTarget = () => xeroTestTarget(xero, { timeoutMs: 2000 });
 const connectors = () => [netsuiteTarget(), xeroTarget()];

@@ -14,7 +14,8 @@ import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { outboxKey } from '../../src/post/journals.js';
 import { inRolloutScope, listHeldBack, NO_ROLLOUT_LIMIT, type RolloutScope } from '../../src/post/rollout.js';
-import { NetSuiteTarget, netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { ConfigError, loadConfig } from '../../src/cli/config.js';
 import { ProblemError } from '../../src/domain/result.js';
 
@@ -23,7 +24,7 @@ let sim: NetSuiteSimulator;
 let catalog: CatalogVersion;
 const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//rollout-test', type, subject, time, data });
 
-const target = () => new NetSuiteTarget({ baseUrl: sim.url, token: 'test-token', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
 
 /** The period's journals with the customer of the invoice behind each. */
 async function journalsOf(period: string): Promise<Array<{ id: string; customer: string; legal_entity: string }>> {

@@ -12,7 +12,7 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox } from '../../src/post/outbox.js';
-import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { paymentSyncState, pollPayments } from '../../src/settle/poll.js';
 import { formatMajor } from '../../src/domain/money.js';
 
@@ -20,7 +20,7 @@ let store: Store;
 let netsuite: NetSuiteSimulator;
 let xero: XeroSimulator;
 const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//settle-poll-test', type, subject, time: '2026-10-10T00:00:00Z', data });
-const nsTarget = () => new NetSuiteTarget({ baseUrl: netsuite.url, token: 't', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, paymentsPageSize: 2, limits: { requestsPerMinute: 60_000 } });
+const nsTarget = () => netsuiteTarget(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, paymentsPageSize: 2, limits: { requestsPerMinute: 60_000 } });
 const xeroTarget = () => xeroTestTarget(xero, { paymentsPageSize: 2 });
 
 async function invoice(number: string) {

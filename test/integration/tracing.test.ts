@@ -13,7 +13,7 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox } from '../../src/post/outbox.js';
-import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from '../support/netsuite-target.js';
 import { correlationId } from '../../src/domain/correlation.js';
 import { ATTRIBUTES, SPANS, startTracing, type Tracing } from '../../src/observe/tracing.js';
 import { jsonLogger, logLine } from '../../src/observe/log.js';
@@ -109,7 +109,7 @@ describe('traces and logs', () => {
     exporter.reset();
     lines.length = 0;
     sim.faults.push('500');
-    const target = new NetSuiteTarget({ baseUrl: sim.url, token: 'test-token', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 1, requestsPerMinute: 60_000 } });
+    const target = netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 1, requestsPerMinute: 60_000 } });
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 10_000, backoffBaseMs: 5, log });
     assert.ok(outcome.posted >= 2, JSON.stringify(outcome));
     const rows = (await store.pool.query("SELECT o.key, c.correlation_id FROM outbox o JOIN correlations c ON c.subject_kind = 'outbox' AND c.subject_id = o.key WHERE o.target = 'netsuite'")).rows as Array<{ key: string; correlation_id: string }>;

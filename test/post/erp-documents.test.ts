@@ -22,6 +22,7 @@ const CONTACT_ID = '5b8a4e1c-0d2f-4c33-9a51-0e7d1b2c3f40';
 const salesDocumentBody = (key: string, document: SalesDocument, options: { dueDays?: number } = {}) =>
   xeroSalesBody(key, document, { contactId: CONTACT_ID, currencyCode: document.currency, lines: document.lines.map((l) => ({ AccountCode: l.account, TaxType: 'OUTPUT' })), ...options });
 import { salesRecordBody } from '../../src/connectors/netsuite/sales.js';
+import { tableReferences } from '../support/netsuite-target.js';
 
 describe('allocateProportionally', () => {
   it('splits by largest remainder: worked examples', () => {
@@ -175,13 +176,13 @@ describe('ERP documents carry the due date, billing address and tax number of th
 
   it('NetSuite: dueDate and the billingAddress subrecord on the invoice record', () => {
     const { document } = finalized('acme', 'NWUS-000001');
-    const record = JSON.parse(salesRecordBody(document, { subsidiaryByEntity: { 'nw-us': '1' } }, 'acc-1'));
+    const record = JSON.parse(salesRecordBody(document, tableReferences({ subsidiary: { 'nw-us': '1' } }), 'acc-1', { id: '7001' }));
     assert.equal(record.dueDate, '2027-01-15');
     assert.deepEqual(record.billingAddress, { addressee: 'Acme Corp', addr1: '1 Acme Way', addr2: 'Accounts Payable', city: 'Los Angeles', state: 'CA', zip: '90012', country: { id: 'US' } });
     const four = { ...document, buyer: { ...document.buyer!, address: { ...document.buyer!.address!, lines: ['a', 'b', 'c', 'd'] } } };
-    const joined = JSON.parse(salesRecordBody(four, { subsidiaryByEntity: {} }, 'acc-2')).billingAddress;
+    const joined = JSON.parse(salesRecordBody(four, tableReferences(), 'acc-2', { id: '7001' })).billingAddress;
     assert.deepEqual([joined.addr1, joined.addr2, joined.addr3], ['a', 'b', 'c, d']);
-    const bare = JSON.parse(salesRecordBody({ ...document, buyer: null, due_date: null }, { subsidiaryByEntity: {} }, 'acc-3'));
+    const bare = JSON.parse(salesRecordBody({ ...document, buyer: null, due_date: null }, tableReferences(), 'acc-3', { id: '7001' }));
     assert.equal('billingAddress' in bare || 'dueDate' in bare, false);
   });
 });

@@ -4,7 +4,8 @@
 // reconciliation run recorded against NetSuite.
 import { readFileSync } from 'node:fs';
 import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/catalog/service.js';
-import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import type { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
+import { netsuiteTarget } from './netsuite-target.js';
 import { generateUsage, type CloudEvent } from '../../src/demo/generate.js';
 import { formatMajor } from '../../src/domain/money.js';
 import { INGEST_LIMITS } from '../../src/ingest/cloudevent.js';
@@ -60,7 +61,7 @@ export async function fillDashboardData(store: Store, options: { events?: number
 
   const netsuite = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
   await netsuite.start();
-  const target = new NetSuiteTarget({ baseUrl: netsuite.url, token: 'e2e', subsidiaryByEntity: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+  const target = netsuiteTarget(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
   const previous = await closePeriod(store.pool, catalog, { period: PREVIOUS_PERIOD, erpTargets: ['netsuite'] });
   await drainOutbox(store.pool, target, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
   const closed = await closePeriod(store.pool, catalog, { period: DASHBOARD_PERIOD, erpTargets: ['netsuite'] });
