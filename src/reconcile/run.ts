@@ -638,10 +638,17 @@ export async function reconcilePeriod(pool: pg.Pool, options: ReconcileOptions):
   const checkpoints: CheckpointReport[] = [];
   const opened: string[] = [];
   const cleared: ClearedException[] = [];
+  // A connector that is a configured connection holds only the books of the legal entities routed to it: another
+  // entity's documents are never looked for there (two entities on two Xero organisations never mix).
+  const routed = new Map<string, string[]>();
+  for (const row of (await pool.query<{ connection: string; legal_entity: string }>('SELECT connection, legal_entity FROM erp_entity_connections')).rows) {
+    routed.set(row.connection, [...(routed.get(row.connection) ?? []), row.legal_entity]);
+  }
   for (const entity of entities) {
-    const results = await compareEntity(pool, entity, window.value, connectors, catalog, catalogs);
+    const here = connectors.filter((target) => routed.get(target.name)?.includes(entity) ?? true);
+    const results = await compareEntity(pool, entity, window.value, here, catalog, catalogs);
     if (record) {
-      const outcome = await recordDifferences(pool, entity, window.value.period, [...names], results, actor);
+      const outcome = await recordDifferences(pool, entity, window.value.period, [LEDGER_CONNECTOR, ...here.map((t) => t.name)], results, actor);
       opened.push(...outcome.opened);
       cleared.push(...outcome.cleared);
     }

@@ -120,7 +120,7 @@ export function netsuiteTarget(url: string, options: NetSuiteTargetFor = {}): Ne
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.paymentsPageSize !== undefined ? { paymentsPageSize: options.paymentsPageSize } : {}),
-    ...(options.cashAccount ? { cashAccount: options.cashAccount } : {}),
+    ...(options.cashAccount ? { cashAccount: () => options.cashAccount } : {}),
   });
 }
 

@@ -28,7 +28,7 @@ export interface NetSuiteTargetOptions {
   /** SuiteQL rows per page when polling payments (at most 1000). */
   paymentsPageSize?: number;
   /** The catalog's cash account (the `cash` role of paymentJournal, src/domain/journal.ts): the source of a pushed payment's `account` mapping. */
-  cashAccount?: string;
+  cashAccount?: (legalEntity: string) => string | undefined;
 }
 
 /** NetSuite's concurrency is the account's (configuration `concurrency`, 5 by default); requests a minute are not limited by NetSuite. */
@@ -319,7 +319,8 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const externalId = netsuiteExternalId(key);
     const resolver = await this.mappings.load();
     const refs = new References(resolver, payment.received_on);
-    if (!this.options.cashAccount) throw new MappingMissing(this.name, 'account', '(cash)', 'account');
+    const cash = this.options.cashAccount?.(payment.legal_entity);
+    if (!cash) throw new MappingMissing(this.name, 'account', '(cash)', 'account');
     const customer = refs.note('customer', payment.customer, await this.customerId(payment.customer, payment.legal_entity, payment.currency, payment.received_on, null, resolver, 'customer'), 'customer');
     const invoice = await this.invoiceByNumber(payment.invoice_number);
     if (!invoice) throw new TargetError(`NetSuite customerPayment ${externalId}: invoice ${payment.invoice_number} is not in NetSuite yet`, { permanent: false, code: 'invoice_not_posted' });
@@ -330,7 +331,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
       subsidiary: refs.ref('subsidiary', payment.legal_entity, 'subsidiary'),
       tranDate: payment.received_on,
       currency: refs.ref('currency', payment.currency, 'currency'),
-      account: refs.ref('account', this.options.cashAccount, 'account'),
+      account: refs.ref('account', cash, 'account'),
       payment: amount,
       memo: `Accrue payment ${payment.payment_id}`.slice(0, 999),
       apply: { items: [{ doc: { id: invoice.id }, apply: true, amount }] },
