@@ -168,7 +168,8 @@ export interface PaymentDocument {
   invoice_number: string; // Accrue's invoice number, as posted to the ERP
   invoice_id: string; // Accrue's invoice id
   legal_entity: string;
-  customer: string;
+  customer: string; // Accrue's customer id (the source of its customer mapping)
+  customer_erp_id: string; // the catalog's ERP customer id of the invoice (what journal lines carry)
   currency: string; // ISO 4217
   amount_minor: bigint;
   received_on: string; // YYYY-MM-DD

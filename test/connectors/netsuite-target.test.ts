@@ -129,17 +129,18 @@ describe('NetSuite connector against the strict simulator', () => {
 
   it('link mode: no customer mapping and no record with that external ID is MappingMissing(customer)', async () => {
     const target = strictTarget(sim, { customers: 'link' });
-    const error = (await rejection(target.postDocument(key(invoice('L-1', { customer_erp_id: 'C-404' })), invoice('L-1', { customer_erp_id: 'C-404' })))) as MappingMissing;
+    const error = (await rejection(target.postDocument(key(invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' })), invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' })))) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
-    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'C-404', 'entity']);
+    // Named by Accrue's customer id: the source `accrue erp mappings import` takes for a customer mapping.
+    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'initech', 'entity']);
     assert.equal(sim.customers.has('C-404'), false);
   });
 
   it("a customer of another subsidiary is refused by NetSuite and named as the customer mapping", async () => {
-    const target = strictTarget(sim, { mappings: { customer: { 'C-1': '8001' } } });
+    const target = strictTarget(sim, { mappings: { customer: { acme: '8001' } } });
     const error = (await rejection(target.postDocument(key(invoice('S-1')), invoice('S-1')))) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
-    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'C-1', 'entity']);
+    assert.deepEqual([error.kind, error.source, error.field], ['customer', 'acme', 'entity']);
     assert.match(error.refusedBy!, /for subsidiary 1/);
   });
 
@@ -159,7 +160,7 @@ describe('NetSuite connector against the strict simulator', () => {
   it('pushes a payment as a customerPayment applied to its invoice; payment polling does not bring it back', async () => {
     const target = strictTarget(sim);
     const posted = await target.postDocument(key(invoice('P-1')), invoice('P-1'));
-    const payment: PaymentDocument = { payment_id: 'pay_1', invoice_number: 'P-1', invoice_id: 'inv_P-1', legal_entity: 'nw-us', customer: 'C-1', currency: 'USD', amount_minor: 32175n, received_on: '2026-12-03' };
+    const payment: PaymentDocument = { payment_id: 'pay_1', invoice_number: 'P-1', invoice_id: 'inv_P-1', legal_entity: 'nw-us', customer: 'C-1', customer_erp_id: 'C-1', currency: 'USD', amount_minor: 32175n, received_on: '2026-12-03' };
     const paymentKey = 'out:v1:netsuite:payment:pay_1';
     assert.equal(await target.findPayment(paymentKey, payment), undefined);
     const pushed = await target.postPayment(paymentKey, payment);

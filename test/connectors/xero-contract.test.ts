@@ -100,7 +100,7 @@ describe('Xero contract: every body the connector sends fits xero_accounting.yam
     // The customer's address changed: the contact is updated before the next document.
     const moved = { ...invoice, source_document: 'inv_c3', number: 'NWDE-000102', buyer: { ...invoice.buyer!, address: { ...invoice.buyer!.address!, lines: ['Neue Straße 5'] } } };
     await target.postDocument('out:v1:xero:jrn:v1:invoice:inv_c3', moved);
-    await target.postPayment('out:v1:xero:payment:pay_c1', { payment_id: 'pay_c1', invoice_number: moved.number, invoice_id: 'inv_c3', legal_entity: 'nw-de', customer: 'umbrella', currency: 'EUR', amount_minor: 41531n, received_on: '2026-12-04' });
+    await target.postPayment('out:v1:xero:payment:pay_c1', { payment_id: 'pay_c1', invoice_number: moved.number, invoice_id: 'inv_c3', legal_entity: 'nw-de', customer: 'umbrella', customer_erp_id: 'D-30001', currency: 'EUR', amount_minor: 41531n, received_on: '2026-12-04' });
 
     const writes = sim.tenant('contract').writes;
     const seen = new Set<string>();

@@ -146,7 +146,7 @@ describe('Xero: mappings, no silent defaults', () => {
     const org = organisation({}, { mappings: northwindMappings([], [{ kind: 'account', source: '2400' }, { kind: 'account', source: '1000' }]) });
     const error = await refusal(org.target.post(key('j'), journal('USD')));
     assert.ok(error instanceof MappingMissing && error.field === 'JournalLines[0].AccountCode' && error.source === '2400', String(error));
-    const payment = await refusal(org.target.postPayment(key('p'), { payment_id: 'pay_1', invoice_number: 'X', invoice_id: 'inv_x', legal_entity: 'nw-us', customer: 'acme', currency: 'USD', amount_minor: 100n, received_on: '2026-12-01' }));
+    const payment = await refusal(org.target.postPayment(key('p'), { payment_id: 'pay_1', invoice_number: 'X', invoice_id: 'inv_x', legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 100n, received_on: '2026-12-01' }));
     assert.ok(payment instanceof MappingMissing && payment.field === 'Payments[0].Account.Code' && payment.source === '1000', String(payment));
     // A document without tax needs no tax mapping: NoTax, so Xero applies no account default rate.
     const plain = organisation({}, { mappings: northwindMappings([], [{ kind: 'tax_type', source: 'US-CA' }]) });
@@ -307,7 +307,7 @@ describe('Xero: payments pushed', () => {
     const org = organisation();
     const inv = invoice();
     const posted = await org.target.postDocument(key(inv.source_document), inv);
-    const payment = { payment_id: 'pay_1', invoice_number: inv.number, invoice_id: inv.source_document, legal_entity: 'nw-us', customer: 'acme', currency: 'USD', amount_minor: 16088n, received_on: '2026-12-02' };
+    const payment = { payment_id: 'pay_1', invoice_number: inv.number, invoice_id: inv.source_document, legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 16088n, received_on: '2026-12-02' };
     const payKey = key('payment:pay_1');
     assert.equal(await org.target.findPayment(payKey, payment), undefined);
     const pushed = await org.target.postPayment(payKey, payment);
@@ -328,7 +328,7 @@ describe('Xero: payments pushed', () => {
     const org = organisation();
     const inv = invoice();
     await org.target.postDocument(key(inv.source_document), inv);
-    const error = await refusal(org.target.postPayment(key('over'), { payment_id: 'pay_2', invoice_number: inv.number, invoice_id: 'x', legal_entity: 'nw-us', customer: 'acme', currency: 'USD', amount_minor: 99999n, received_on: '2026-12-02' }));
+    const error = await refusal(org.target.postPayment(key('over'), { payment_id: 'pay_2', invoice_number: inv.number, invoice_id: 'x', legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 99999n, received_on: '2026-12-02' }));
     assert.ok(error instanceof TargetError && error.details.permanent, String(error));
     assert.match(error.message, /Payment amount exceeds the amount outstanding/);
   });

@@ -68,7 +68,7 @@ describe('NetSuite documents through the outbox', () => {
   it('pushes a received payment to NetSuite, applied to its invoice, and payment polling does not apply it again', async () => {
     const invoice = (await store.pool.query<{ id: string; number: string; customer: string; currency: string; total_minor: string }>("SELECT id, number, customer, currency, total_minor::text FROM invoices WHERE number = 'NWDE-000001'")).rows[0]!;
     const posted = sim.sales('invoice').find((r) => r.body.tranId === invoice.number)!;
-    const payment = { payment_id: 'pay_ns_1', invoice_number: invoice.number, invoice_id: invoice.id, legal_entity: 'nw-de', customer: invoice.customer, currency: invoice.currency, amount_minor: BigInt(invoice.total_minor), received_on: '2027-01-05' };
+    const payment = { payment_id: 'pay_ns_1', invoice_number: invoice.number, invoice_id: invoice.id, legal_entity: 'nw-de', customer: invoice.customer, customer_erp_id: (await currentCatalog(store.pool))!.index.customers.get(invoice.customer)!.erp_customer_id, currency: invoice.currency, amount_minor: BigInt(invoice.total_minor), received_on: '2027-01-05' };
     const ns = target();
     await ns.postPayment('out:v1:netsuite:payment:pay_ns_1', payment);
     assert.equal(sim.amountRemaining(posted.id).toString(), '0');

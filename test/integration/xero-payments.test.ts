@@ -52,7 +52,7 @@ describe('Xero: a webhook payment pushed and applied', () => {
     assert.ok(input.ok);
     assert.equal((await applyPayment(store.pool, catalog, input.value, 'webhook')).status, 'applied');
     // Pushed to Xero (what the outbox does with a payment row): found first, then posted once.
-    const payment = { payment_id: 'pay_hook_1', invoice_number: 'NWUS-000001', invoice_id: acme.id, legal_entity: acme.legal_entity, customer: acme.customer, currency: 'USD', amount_minor: total, received_on: '2026-11-20' };
+    const payment = { payment_id: 'pay_hook_1', invoice_number: 'NWUS-000001', invoice_id: acme.id, legal_entity: acme.legal_entity, customer: acme.customer, customer_erp_id: catalog.index.customers.get(acme.customer)!.erp_customer_id, currency: 'USD', amount_minor: total, received_on: '2026-11-20' };
     const key = 'out:v1:xero:payment:pay_hook_1';
     const t = target();
     assert.equal(await t.findPayment(key, payment), undefined);

@@ -29,6 +29,12 @@ export interface NetSuiteTargetOptions {
   paymentsPageSize?: number;
   /** The catalog's cash account (the `cash` role of paymentJournal, src/domain/journal.ts): the source of a pushed payment's `account` mapping. */
   cashAccount?: (legalEntity: string) => string | undefined;
+  /**
+   * The Accrue customer id of a catalog ERP customer id (what journal lines carry): customer mappings are keyed by
+   * Accrue's customer id (`accrue erp mappings import` checks them against the catalog), so a receivable line's
+   * customer is looked up by it.
+   */
+  customerOf?: (erpCustomerId: string) => string | undefined;
 }
 
 /** NetSuite's concurrency is the account's (configuration `concurrency`, 5 by default); requests a minute are not limited by NetSuite. */
@@ -205,7 +211,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
       if (!line.customer || customers.has(line.customer)) continue;
       customers.set(line.customer, await this.customerId(line.customer, journal.legal_entity, line.currency, journal.posting_date, null, resolver, `line.items[${i}].entity`));
     }
-    const record = journalEntryRecord(journal, refs, externalId, (customer, field) => refs.note('customer', customer, customers.get(customer)!, field));
+    const record = journalEntryRecord(journal, refs, externalId, (customer, field) => refs.note('customer', this.customerSource(customer), customers.get(customer)!, field));
     return this.upsert('journalEntry', externalId, record, refs, journal.posting_date);
   }
 
@@ -256,7 +262,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     // The customer as the ERP knows it: the catalog's ERP customer id, which the document's journal lines carry too,
     // so a customer is one NetSuite record whether a journal or a document reaches NetSuite first.
     const customer = document.customer_erp_id;
-    const entity = refs.note('customer', customer, await this.customerId(customer, document.legal_entity, document.currency, document.date, document.buyer, resolver, 'entity'), 'entity');
+    const entity = refs.note('customer', document.customer, await this.customerId(customer, document.legal_entity, document.currency, document.date, document.buyer, resolver, 'entity', document.customer), 'entity');
     let apply: { invoiceId: string; amount: string } | undefined;
     if (document.kind === 'credit_note' && document.corrects) {
       const invoice = await this.invoiceByNumber(document.corrects);
@@ -283,15 +289,21 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
    * upserted as customer/eid:<ERP customer id> with subsidiary, currency, name and default billing address, once per
    * target, else (link) the existing record with that external ID, or MappingMissing('customer').
    */
-  private async customerId(customer: string, legalEntity: string, currency: string, on: string, buyer: SalesDocument['buyer'], resolver: MappingResolver, field: string): Promise<string> {
-    const mapped = resolver.find('customer', customer, on);
+  /** The mapping source of a customer: Accrue's customer id (given, or found from the catalog's ERP customer id). */
+  private customerSource(erpId: string, accrueId?: string): string {
+    return accrueId ?? this.options.customerOf?.(erpId) ?? erpId;
+  }
+
+  private async customerId(customer: string, legalEntity: string, currency: string, on: string, buyer: SalesDocument['buyer'], resolver: MappingResolver, field: string, accrueId?: string): Promise<string> {
+    const source = this.customerSource(customer, accrueId);
+    const mapped = resolver.find('customer', source, on);
     if (mapped !== undefined) return mapped;
     const known = this.customers.get(customer);
     if (known) return known;
     const externalId = netsuiteExternalId(customer);
     if ((this.settings.customers ?? 'create') === 'link') {
       const found = await this.get('customer', externalId);
-      if (!found) throw new MappingMissing(this.name, 'customer', customer, field, undefined);
+      if (!found) throw new MappingMissing(this.name, 'customer', source, field, undefined);
       this.customers.set(customer, found.reference);
       return found.reference;
     }
@@ -321,7 +333,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const refs = new References(resolver, payment.received_on);
     const cash = this.options.cashAccount?.(payment.legal_entity);
     if (!cash) throw new MappingMissing(this.name, 'account', '(cash)', 'account');
-    const customer = refs.note('customer', payment.customer, await this.customerId(payment.customer, payment.legal_entity, payment.currency, payment.received_on, null, resolver, 'customer'), 'customer');
+    const customer = refs.note('customer', payment.customer, await this.customerId(payment.customer_erp_id, payment.legal_entity, payment.currency, payment.received_on, null, resolver, 'customer', payment.customer), 'customer');
     const invoice = await this.invoiceByNumber(payment.invoice_number);
     if (!invoice) throw new TargetError(`NetSuite customerPayment ${externalId}: invoice ${payment.invoice_number} is not in NetSuite yet`, { permanent: false, code: 'invoice_not_posted' });
     const amount = decimalLiteral(formatMajor(payment.amount_minor, payment.currency));
