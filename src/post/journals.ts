@@ -87,7 +87,10 @@ export async function recordJournals(client: pg.PoolClient, dated: readonly Jour
          FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
       [journal.id, JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })))],
     );
-    for (const target of targets) {
+    // A legal entity routed to an ERP connection (erp.connections) posts there and only there; the targets named by
+    // the caller serve the entities that have no connection.
+    const connection = routing ? (await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [journal.legal_entity])).rows[0]?.connection : undefined;
+    for (const target of connection ? [connection] : targets) {
       // Outside the rollout scope: kept in the built-in ledger only, and recorded as held back from this target.
       if (routing?.held_back) {
         await recordHeldBack(client, outboxKey(target, journal.id), target, journal, routing.customer, routing.held_back);

@@ -16,6 +16,8 @@ import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 import { recordErpFailure } from '../observe/counters.js';
+import { callScope, ConnectionParked, MappingMissing, PeriodLocked, ReauthorizationRequired } from '../connectors/connection.js';
+import { clearErpExceptions, openErpException } from './erp-exceptions.js';
 
 export const OUTBOX_LIMITS = {
   attemptsMax: 8,
@@ -33,7 +35,10 @@ export interface OutboxRow {
   target: string;
   document_id: string;
   document_kind: string; // 'journal', or 'invoice' / 'credit_note': sent in the ERP's document form when the target has one
-  attempts: number;
+  attempts: number; // calls made to the ERP for this row so far
+  failures: number; // transient failures in a row: what dead-letters it
+  post_on: string | null; // the date to send the document with, when the ERP's period for its own date is closed
+  last_code: string | null; // the code of the last error (mapping_missing, period_locked: the row was waiting)
 }
 
 export interface DrainOutcome {
@@ -50,14 +55,19 @@ export function backoffMs(attempt: number, retryAfterMs: number | undefined, ran
   return Math.max(jittered, retryAfterMs ?? 0);
 }
 
-/** Step 2: claim due rows for one target under a lease; rows another worker holds are skipped, not waited for. */
+/**
+ * Step 2: claim due rows for one target under a lease; rows another worker holds are skipped, not waited for. A
+ * claim is not an attempt (attempts count calls to the ERP). Rows of a connection that needs reauthorization or is
+ * parked by a daily limit are not claimed: they wait, and resume by themselves.
+ */
 export async function claim(pool: pg.Pool, target: string, limit: number, leaseMs = OUTBOX_LIMITS.leaseMs): Promise<OutboxRow[]> {
   const result = await pool.query<OutboxRow>(
-    `UPDATE outbox SET lease_until = now() + ($3 || ' milliseconds')::interval, attempts = attempts + 1
-      WHERE id IN (SELECT id FROM outbox
-                    WHERE target = $1 AND status = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
-                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-      RETURNING id, key, target, document_id, document_kind, attempts`,
+    `UPDATE outbox SET lease_until = now() + ($3 || ' milliseconds')::interval
+      WHERE id IN (SELECT o.id FROM outbox o LEFT JOIN erp_connections c ON c.name = o.target
+                    WHERE o.target = $1 AND o.status = 'pending' AND o.next_attempt_at <= now() AND (o.lease_until IS NULL OR o.lease_until < now())
+                      AND (c.name IS NULL OR (c.status <> 'needs_reauthorization' AND (c.parked_until IS NULL OR c.parked_until <= now())))
+                    ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED)
+      RETURNING id, key, target, document_id, document_kind, attempts, failures, to_char(post_on, 'YYYY-MM-DD') AS post_on, last_error->>'code' AS last_code`,
     [target, limit, String(leaseMs)],
   );
   return result.rows;
@@ -87,7 +97,7 @@ export class RateLimiter {
 /** Limit: characters of a target's error message kept in the audit record (the outbox row keeps the whole error). */
 const AUDIT_ERROR_CHARS_MAX = 500;
 
-async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }) {
+async function settle(pool: pg.Pool, row: OutboxRow, update: Settlement) {
   const error = (update.error as { message?: unknown } | undefined)?.message;
   logOutbox({ level: update.status === 'posted' ? 'info' : update.status === 'dead' ? 'error' : 'warn', msg: `outbox ${update.status}`, target: row.target, attempts: row.attempts, reference: update.reference ?? null, ...(error ? { error } : {}) });
   // A retry is routine and not audited; posted and dead-lettered are, in the transaction that records them.
@@ -97,7 +107,7 @@ async function settle(pool: pg.Pool, row: OutboxRow, update: { status: 'posted' 
   await committer.settle(row, update);
 }
 
-type Settlement = { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number };
+type Settlement = { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number; calls?: number; failures?: number; postOn?: string | null };
 
 /** The audit record of a row posted or dead-lettered. */
 function auditEntry(row: OutboxRow, update: Settlement) {
@@ -143,8 +153,9 @@ class SettleCommitter {
             (
               await client.query<{ id: string }>(
                 `UPDATE outbox o SET status = u.status, target_reference = coalesce(u.reference, o.target_reference), last_error = u.error::jsonb,
-                        next_attempt_at = now(), lease_until = NULL, posted_at = CASE WHEN u.status = 'posted' THEN now() ELSE o.posted_at END
-                   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, status, reference, error)
+                        next_attempt_at = now(), lease_until = NULL, posted_at = CASE WHEN u.status = 'posted' THEN now() ELSE o.posted_at END,
+                        attempts = o.attempts + u.calls, failures = CASE WHEN u.status = 'posted' THEN 0 ELSE coalesce(u.failures, o.failures) END
+                   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS u(id, status, reference, error, calls, failures)
                   WHERE o.id = u.id AND o.status = 'pending'
                   RETURNING o.id`,
                 [
@@ -152,12 +163,16 @@ class SettleCommitter {
                   batch.map((s) => s.update.status),
                   batch.map((s) => s.update.reference ?? null),
                   batch.map((s) => (s.update.error === undefined ? null : JSON.stringify(s.update.error))),
+                  batch.map((s) => s.update.calls ?? 0),
+                  batch.map((s) => s.update.failures ?? null),
                 ],
               )
             ).rows.map((r) => String(r.id)),
           );
           // Appends come last: the audit head stays locked from the first append to the commit.
           for (const s of batch) if (settled.has(String(s.row.id))) await appendAudit(client, auditEntry(s.row, s.update));
+          // A document that waited for a mapping or an open period has posted: its exception clears once none waits.
+          for (const s of batch) if (settled.has(String(s.row.id)) && s.update.status === 'posted' && s.row.last_code !== null && WAITING_CODES.has(s.row.last_code)) await clearErpExceptions(client, s.row.target, s.row.key);
         });
         for (const s of batch) s.resolve();
       } catch (error) {
@@ -170,15 +185,33 @@ class SettleCommitter {
 
 const committers = new WeakMap<pg.Pool, SettleCommitter>();
 
-async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }): Promise<number> {
+async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: Settlement): Promise<number> {
   const result = await db.query(
     `UPDATE outbox SET status = $2, target_reference = coalesce($3, target_reference), last_error = $4,
             next_attempt_at = now() + ($5 || ' milliseconds')::interval, lease_until = NULL,
-            posted_at = CASE WHEN $2 = 'posted' THEN now() ELSE posted_at END
+            posted_at = CASE WHEN $2 = 'posted' THEN now() ELSE posted_at END,
+            attempts = attempts + $6, failures = coalesce($7, failures), post_on = CASE WHEN $8::boolean THEN $9::date ELSE post_on END
       WHERE id = $1 AND status = 'pending'`,
-    [row.id, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0)],
+    [row.id, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0), update.calls ?? 0, update.failures ?? null, update.postOn !== undefined, update.postOn ?? null],
   );
   return result.rowCount ?? 0;
+}
+
+/** Limits (TigerStyle): how long a row waits before it looks again for a mapping, an open period, a reauthorization. */
+export const OUTBOX_WAITS = {
+  mappingRecheckMs: 15 * 60_000, // an import of the mapping wakes it at once
+  periodRecheckMs: 60 * 60_000,
+  reauthorizationRecheckMs: 60_000, // not claimed anyway while the connection needs reauthorization
+  invoiceFirstMs: 5_000, // a credit note or payment whose invoice is not in the ERP yet
+};
+
+/** Codes of rows that wait for a person (a mapping, an open period): not retries, and `untilEmpty` does not wait for them. */
+const WAITING_CODES = new Set(['mapping_missing', 'period_locked', 'needs_reauthorization', 'parked']);
+
+/** The connection's policy for a document dated in a period the ERP has closed or locked. */
+async function closedPeriodPolicyOf(pool: pg.Pool, target: string): Promise<'first_open_day' | 'exception'> {
+  const row = (await pool.query<{ policy: string | null }>("SELECT settings->>'closed_period' AS policy FROM erp_connections WHERE name = $1", [target])).rows[0];
+  return row?.policy === 'exception' ? 'exception' : 'first_open_day';
 }
 
 async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, document: SalesDocument | Error | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
@@ -195,30 +228,92 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
     outcome.dead += 1;
     return;
   }
-  const sales = asDocument ? (document as SalesDocument) : undefined;
+  // Sent dated the ERP's first open day when its period for the document's own date is closed (the stored document
+  // keeps its date; the outbox row records the date used).
+  const sales = asDocument ? (row.post_on ? { ...(document as SalesDocument), date: row.post_on } : (document as SalesDocument)) : undefined;
+  const posting = !sales && row.post_on ? { ...journal, posting_date: row.post_on } : journal;
+  const scope = { calls: 0 };
   try {
-    await limiter.take();
-    const existing = sales ? await target.findDocument!(row.key, sales) : await target.find(row.key, journal); // step 3
-    if (existing) {
-      await settle(pool, row, { status: 'posted', reference: existing.reference }); // step 5
-      outcome.found_existing += 1;
+    const settled = await callScope.run(scope, async () => {
+      await limiter.take();
+      const existing = sales ? await target.findDocument!(row.key, sales) : await target.find(row.key, posting); // step 3
+      if (existing) return { reference: existing.reference, found: true };
+      await limiter.take();
+      const posted = sales ? await target.postDocument!(row.key, sales) : await target.post(row.key, posting); // step 4
+      return { reference: posted.reference, found: false };
+    });
+    await settle(pool, row, { status: 'posted', reference: settled.reference, calls: scope.calls }); // step 5
+    if (settled.found) outcome.found_existing += 1;
+    else outcome.posted += 1;
+  } catch (error) {
+    await failed(pool, row, error, scope.calls, { journal, sales }, outcome, policy);
+  }
+}
+
+/**
+ * A row's work failed. What waits for a person or a time (a mapping, a closed period, a reauthorization, a daily
+ * limit, the invoice a credit note needs) waits without counting a failure; a refusal no retry can cure is a dead
+ * letter; anything else is a transient failure, retried with backoff until `attemptsMax` failures in a row.
+ */
+async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: number, doc: { journal: Journal; sales: SalesDocument | undefined }, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+  const message = (error as Error).message;
+  const wait = async (code: string, delayMs: number, extra: Record<string, unknown> = {}) => {
+    await settle(pool, row, { status: 'pending', calls, delayMs, error: { message, code, permanent: false, ...extra } });
+    outcome.retried += 1;
+  };
+  if (error instanceof ConnectionParked) return wait('parked', Math.max(0, error.until.getTime() - Date.now()), { until: error.until.toISOString() });
+  if (error instanceof ReauthorizationRequired) return wait('needs_reauthorization', OUTBOX_WAITS.reauthorizationRecheckMs);
+  if (error instanceof MappingMissing) {
+    const details = { field: error.field, kind: error.kind, source: error.source, refused_by: error.refusedBy ?? null, message };
+    await openErpException(pool, {
+      kind: 'erp_mapping_missing',
+      connection: row.target,
+      subject: `${row.target}:${error.kind}:${error.source}`,
+      details,
+      document: { key: row.key, journal: row.document_id },
+      legal_entity: doc.journal.legal_entity,
+      ...(doc.sales ? { customer: doc.sales.customer, currency: doc.sales.currency } : {}),
+    });
+    recordErpFailure(row.target, false, error);
+    return wait('mapping_missing', OUTBOX_WAITS.mappingRecheckMs, details);
+  }
+  if (error instanceof PeriodLocked) {
+    const policyOf = await closedPeriodPolicyOf(pool, row.target);
+    if (policyOf === 'first_open_day' && error.firstOpenDay !== null && error.firstOpenDay > error.date) {
+      await transaction(pool, async (client) => {
+        await settleRow(client, row, { status: 'pending', calls, delayMs: 0, postOn: error.firstOpenDay, error: { message, code: 'period_locked_moved', permanent: false, date: error.date, post_on: error.firstOpenDay } });
+        await appendAudit(client, { actor: 'system:outbox', action: 'outbox.redated', subject: row.document_id, details: { target: row.target, key: row.key, date: error.date, post_on: error.firstOpenDay, reason: error.detail.slice(0, AUDIT_ERROR_CHARS_MAX) } });
+      });
+      outcome.retried += 1;
       return;
     }
-    await limiter.take();
-    const posted = sales ? await target.postDocument!(row.key, sales) : await target.post(row.key, journal); // step 4
-    await settle(pool, row, { status: 'posted', reference: posted.reference }); // step 5
-    outcome.posted += 1;
-  } catch (error) {
-    const details = error instanceof TargetError ? error.details : { permanent: false, message: (error as Error).message };
-    const record = { message: (error as Error).message, ...details };
-    recordErpFailure(row.target, details.permanent, error);
-    if (details.permanent || row.attempts >= policy.attemptsMax) {
-      await settle(pool, row, { status: 'dead', error: record });
-      outcome.dead += 1;
-    } else {
-      await settle(pool, row, { status: 'pending', error: record, delayMs: backoffMs(row.attempts, error instanceof TargetError ? error.details.retryAfterMs : undefined, Math.random, policy.backoffBaseMs) });
-      outcome.retried += 1;
-    }
+    await openErpException(pool, {
+      kind: 'erp_period_locked',
+      connection: row.target,
+      subject: row.key,
+      details: { date: error.date, first_open_day: error.firstOpenDay, detail: error.detail, policy: policyOf },
+      document: { key: row.key, journal: row.document_id },
+      legal_entity: doc.journal.legal_entity,
+    });
+    return wait('period_locked', OUTBOX_WAITS.periodRecheckMs, { date: error.date, first_open_day: error.firstOpenDay });
+  }
+  const details = error instanceof TargetError ? error.details : { permanent: false };
+  if (details.code === 'invoice_not_posted') return wait('invoice_not_posted', OUTBOX_WAITS.invoiceFirstMs);
+  const record = { message, ...details };
+  recordErpFailure(row.target, details.permanent, error);
+  // A 429 is the ERP saying "later", not a failure: honour its Retry-After without moving the row toward the DLQ.
+  if (!details.permanent && details.status === 429) {
+    await settle(pool, row, { status: 'pending', calls, error: record, delayMs: backoffMs(1, details.retryAfterMs, Math.random, policy.backoffBaseMs) });
+    outcome.retried += 1;
+    return;
+  }
+  const failures = row.failures + 1;
+  if (details.permanent || failures >= policy.attemptsMax) {
+    await settle(pool, row, { status: 'dead', calls, failures, error: record });
+    outcome.dead += 1;
+  } else {
+    await settle(pool, row, { status: 'pending', calls, failures, error: record, delayMs: backoffMs(failures, details.retryAfterMs, Math.random, policy.backoffBaseMs) });
+    outcome.retried += 1;
   }
 }
 
@@ -235,7 +330,13 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
   const deadline = Date.now() + (options.untilEmptyMs ?? 0);
   for (;;) {
     if ((await drainDue(pool, target, limiter, outcome, policy, options.leaseMs ?? OUTBOX_LIMITS.leaseMs, options.log)) > 0) continue;
-    const waiting = await pool.query("SELECT min(next_attempt_at) AS next FROM outbox WHERE target = $1 AND status = 'pending'", [target.name]);
+    // Rows waiting for a person (a mapping, an open period, a reauthorization) or a parked connection are not waited for.
+    const waiting = await pool.query(
+      `SELECT min(o.next_attempt_at) AS next FROM outbox o LEFT JOIN erp_connections c ON c.name = o.target
+        WHERE o.target = $1 AND o.status = 'pending' AND NOT (coalesce(o.last_error->>'code', '') = ANY($2))
+          AND (c.name IS NULL OR (c.status <> 'needs_reauthorization' AND (c.parked_until IS NULL OR c.parked_until <= now())))`,
+      [target.name, [...WAITING_CODES]],
+    );
     const next = waiting.rows[0]?.next as Date | null;
     if (!next || Date.now() >= deadline) return outcome;
     await new Promise((r) => setTimeout(r, Math.max(20, Math.min(next.getTime() - Date.now(), deadline - Date.now()))));
@@ -320,7 +421,7 @@ export async function listDeadLetters(pool: pg.Pool, target?: string) {
 export async function replayDeadLetter(pool: pg.Pool, id: string, actor = 'system:dlq'): Promise<boolean> {
   return transaction(pool, async (client) => {
     const result = await client.query<{ key: string; target: string; document_id: string; replays: number; last_error: { message?: unknown } | null }>(
-      `UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'
+      `UPDATE outbox SET status = 'pending', failures = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'
        RETURNING key, target, document_id, replays, last_error`,
       [id],
     );

@@ -107,7 +107,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
       // × 0.19 = 57.4313 → 57.43, spread by largest remainder: 0.27 → 0.05, 53.00 → 10.07, 249.00 → 47.31.
       assert.deepEqual(
         { tranId: umbrella.tranId, tranDate: umbrella.tranDate, entity: umbrella.entity, subsidiary: umbrella.subsidiary, currency: umbrella.currency, total: umbrella.total },
-        { tranId: 'NWDE-000001', tranDate: '2026-11-30', entity: { externalId: 'D-20011' }, subsidiary: { id: '2' }, currency: { externalId: 'EUR' }, total: '359.7' },
+        { tranId: 'NWDE-000001', tranDate: '2026-11-30', entity: { externalId: 'umbrella' }, subsidiary: { id: '2' }, currency: { externalId: 'EUR' }, total: '359.7' },
       );
       // Due on the invoice's own due date (issued 2026-12-01 + nw-de's 14 days), billed to the address it was issued to.
       assert.deepEqual(

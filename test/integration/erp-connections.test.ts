@@ -1,0 +1,98 @@
+// Two legal entities on two Xero organisations: each entity's documents are queued for its own connection at the
+// close, posted with the mappings in the store, and reconciled against its own organisation only. A missing mapping
+// (the German tax type) keeps the German invoice waiting, never dead-lettered; it posts once the mapping is imported.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { testStore } from '../support/db.js';
+import { XeroSimulator } from '../support/xero-sim.js';
+import { northwindMappings, northwindTenant, xeroTestTarget } from '../support/xero-target.js';
+import type { Store } from '../../src/store/store.js';
+import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
+import { ingestBatch } from '../../src/ingest/service.js';
+import { closePeriod } from '../../src/invoice/billing-run.js';
+import { drainOutbox } from '../../src/post/outbox.js';
+import { saveConnections } from '../../src/connectors/connections.js';
+import type { ConnectionSettings } from '../../src/connectors/connection.js';
+import { importMappings } from '../../src/map/import.js';
+import { mappingSource } from '../../src/map/resolver.js';
+import { reconcilePeriod } from '../../src/reconcile/run.js';
+
+let store: Store;
+let xero: XeroSimulator;
+const US: ConnectionSettings = { name: 'xero-us', kind: 'xero', legal_entities: ['nw-us'] };
+const DE: ConnectionSettings = { name: 'xero-de', kind: 'xero', legal_entities: ['nw-de'] };
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//erp-connections-test', type, subject, time: '2026-10-10T00:00:00Z', data });
+
+/** The Northwind mappings of one connection as a CSV file for `accrue erp mappings import`. */
+function mappingsCsv(connection: string, without: Array<{ kind: string; source: string }> = []): string {
+  const rows = northwindMappings().filter((m) => !without.some((w) => w.kind === m.kind && w.source === m.source));
+  const catalogSources = connection === 'xero-us' ? (m: { kind: string; source: string }) => m.source !== 'DE' && m.source !== 'EUR' : (m: { kind: string; source: string }) => !m.source.startsWith('US-') && m.source !== 'USD';
+  return ['connection,kind,source,target,effective_from', ...rows.filter(catalogSources).map((m) => `${connection},${m.kind},${m.source},${m.target},2026-01-01`)].join('\n');
+}
+
+const target = (settings: ConnectionSettings, tenantId: string) => xeroTestTarget(xero, { name: settings.name, tenantId, settings: { ...settings, tenant_id: tenantId }, mappings: mappingSource(store.pool, settings.name) });
+
+before(async () => {
+  store = await testStore();
+  assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
+  const saved = await saveConnections(store.pool, [US, DE]);
+  assert.ok(saved.ok, JSON.stringify(!saved.ok && saved.problems));
+  xero = new XeroSimulator({ perMinute: 10_000 });
+  xero.addTenant('org-us', northwindTenant());
+  xero.addTenant('org-de', northwindTenant({ baseCurrency: 'EUR', currencies: [] }));
+  await xero.start();
+});
+after(async () => {
+  await xero.stop();
+  await store.close();
+});
+
+describe('two legal entities on two Xero organisations', () => {
+  it('routes each entity to its connection at the close; a missing mapping waits as an exception and posts after the import; nothing mixes', async () => {
+    const us = await importMappings(store.pool, mappingsCsv('xero-us'), { by: 'test' });
+    assert.ok(us.ok, JSON.stringify(!us.ok && us.problems));
+    // The German tax type is not mapped yet: no silent default.
+    const de = await importMappings(store.pool, mappingsCsv('xero-de', [{ kind: 'tax_type', source: 'DE' }]), { by: 'test' });
+    assert.ok(de.ok, JSON.stringify(!de.ok && de.problems));
+
+    const catalog = (await currentCatalog(store.pool))!;
+    await ingestBatch(store.pool, catalog, [ev('e1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' })], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
+    // The close names no target: each entity's documents go to the connection it is routed to.
+    await closePeriod(store.pool, catalog, { period: '2026-10' });
+    const queued = (await store.pool.query<{ target: string; legal_entity: string }>('SELECT o.target, j.legal_entity FROM outbox o JOIN journals j ON j.id = o.document_id ORDER BY o.id')).rows;
+    assert.ok(queued.length >= 2, `documents for both entities: ${JSON.stringify(queued)}`);
+    for (const row of queued) assert.equal(row.target, row.legal_entity === 'nw-us' ? 'xero-us' : 'xero-de', `${row.legal_entity} goes to its own connection`);
+
+    const usOutcome = await drainOutbox(store.pool, target(US, 'org-us'), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+    const deOutcome = await drainOutbox(store.pool, target(DE, 'org-de'), { untilEmptyMs: 0, backoffBaseMs: 10 });
+    assert.equal(usOutcome.dead + deOutcome.dead, 0, 'nothing dead-lettered');
+    const usOrg = xero.tenant('org-us');
+    const deOrg = xero.tenant('org-de');
+    assert.ok(usOrg.invoices.length > 0);
+    assert.ok(usOrg.invoices.every((i) => i.CurrencyCode === 'USD'), 'only the US entity in the US organisation');
+    assert.equal(deOrg.invoices.length, 0, 'the German invoice waits for its tax type');
+
+    const waiting = (await store.pool.query<{ status: string; code: string }>("SELECT status, last_error->>'code' AS code FROM outbox WHERE target = 'xero-de'")).rows;
+    assert.ok(waiting.length > 0 && waiting.every((r) => r.status === 'pending' && r.code === 'mapping_missing'), JSON.stringify(waiting));
+    const exception = (await store.pool.query<{ owner_queue: string; connector: string; details: { field: string; kind: string; source: string } }>("SELECT owner_queue, connector, details FROM exceptions WHERE kind = 'erp_mapping_missing' AND status = 'open'")).rows;
+    assert.equal(exception.length, 1, 'one exception for the missing mapping');
+    assert.deepEqual([exception[0]!.owner_queue, exception[0]!.connector, exception[0]!.details.kind, exception[0]!.details.source], ['integration_support', 'xero-de', 'tax_type', 'DE']);
+    assert.match(exception[0]!.details.field, /TaxType/);
+
+    const fixed = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nxero-de,tax_type,DE,OUTPUT,2026-01-01', { by: 'test' });
+    assert.ok(fixed.ok && fixed.value.recorded === 1);
+    const after = await drainOutbox(store.pool, target(DE, 'org-de'), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+    assert.equal(after.dead, 0);
+    assert.ok(deOrg.invoices.length > 0, 'posted once the mapping exists');
+    assert.ok(deOrg.invoices.every((i) => i.CurrencyCode === 'EUR'), 'only the German entity in the German organisation');
+    assert.equal((await store.pool.query("SELECT 1 FROM outbox WHERE status <> 'posted'")).rowCount, 0);
+    const cleared = (await store.pool.query<{ cleared_at: Date | null }>("SELECT cleared_at FROM exceptions WHERE kind = 'erp_mapping_missing'")).rows;
+    assert.ok(cleared[0]!.cleared_at !== null, 'the exception is cleared once its documents posted');
+
+    // Each connection is reconciled against its own entity only.
+    const report = await reconcilePeriod(store.pool, { period: '2026-10', connectors: [target(US, 'org-us'), target(DE, 'org-de')], record: false });
+    const erp = report.checkpoints.filter((c) => c.checkpoint === 'invoices_vs_erp_postings' && c.connector !== 'ledger');
+    assert.deepEqual(erp.map((c) => [c.legal_entity, c.connector, c.status]).sort(), [['nw-de', 'xero-de', 'green'], ['nw-us', 'xero-us', 'green']]);
+  });
+});
