@@ -81,6 +81,8 @@ export class RateLimiter {
     this.tokens = Math.min(perMinute, 10);
   }
   async take(): Promise<void> {
+    // No per-process limit: the target's calls go through a caller that enforces the ERP's limits across processes.
+    if (!Number.isFinite(this.perMinute)) return;
     for (;;) {
       const now = Date.now();
       this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.last) * this.perMinute) / 60_000);

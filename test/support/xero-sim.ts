@@ -265,6 +265,8 @@ export class XeroSimulator {
   inFlightMax = 0;
   /** Requests refused for authentication, by status. */
   readonly refused = { 401: 0, 403: 0, 429: 0 };
+  /** The limit behind each 429 answered: concurrent, minute or day. */
+  readonly limitedBy: string[] = [];
   private app: FastifyInstance | undefined;
   url = '';
   readonly now: () => number;
@@ -613,6 +615,7 @@ export class XeroSimulator {
       tenant.dayCalls = tenant.dayCalls.filter((t) => now - t < 86_400_000);
       const limited = (problemName: string, retryAfterS: number) => {
         this.refused[429] += 1;
+        this.limitedBy.push(problemName);
         return reply.code(429).header('retry-after', String(Math.max(0, retryAfterS))).header('x-rate-limit-problem', problemName).send({ Title: 'Too Many Requests', Status: 429, Detail: `Rate limit exceeded: ${problemName}` });
       };
       if (tenant.inFlight + 1 > (this.options.concurrent ?? 5)) return limited('concurrent', 1);
