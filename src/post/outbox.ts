@@ -16,7 +16,8 @@ import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 import { recordErpFailure } from '../observe/counters.js';
-import { callScope, ConnectionParked, MappingMissing, PeriodLocked, ReauthorizationRequired } from '../connectors/connection.js';
+import { callScope, ConnectionParked, MappingMissing, PeriodLocked, ReauthorizationRequired, type PaymentDocument } from '../connectors/connection.js';
+import { currentCatalog } from '../catalog/service.js';
 import { clearErpExceptions, openErpException } from './erp-exceptions.js';
 
 export const OUTBOX_LIMITS = {
@@ -248,7 +249,69 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
     if (settled.found) outcome.found_existing += 1;
     else outcome.posted += 1;
   } catch (error) {
-    await failed(pool, row, error, scope.calls, { journal, sales }, outcome, policy);
+    await failed(pool, row, error, scope.calls, { legal_entity: journal.legal_entity, sales }, outcome, policy);
+  }
+}
+
+/** Payments Accrue received, as the ERP connectors take them (src/connectors/connection.ts PaymentDocument). */
+async function readPaymentDocuments(pool: pg.Pool, ids: readonly string[]): Promise<Map<string, PaymentDocument>> {
+  if (ids.length === 0) return new Map();
+  const rows = await pool.query<{ id: string; currency: string; amount_minor: string; received_on: string; invoice_id: string; number: string; customer: string; legal_entity: string }>(
+    `SELECT p.id, p.currency, p.amount_minor::text AS amount_minor, to_char(p.received_on, 'YYYY-MM-DD') AS received_on, i.id AS invoice_id, i.number, i.customer, i.legal_entity
+       FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE p.id = ANY($1) AND p.status = 'applied'`,
+    [ids],
+  );
+  const catalog = await currentCatalog(pool);
+  return new Map(
+    rows.rows.map((r) => [
+      r.id,
+      {
+        payment_id: r.id,
+        invoice_number: r.number,
+        invoice_id: r.invoice_id,
+        legal_entity: r.legal_entity,
+        customer: r.customer,
+        customer_erp_id: catalog?.index.customers.get(r.customer)?.erp_customer_id ?? r.customer,
+        currency: r.currency,
+        amount_minor: BigInt(r.amount_minor),
+        received_on: r.received_on,
+      },
+    ]),
+  );
+}
+
+/**
+ * A payment pushed to the ERP and applied to its invoice there: only once the invoice itself is posted to this target
+ * (until then the row waits, without counting a failure); looked up by its key first, as every document.
+ */
+async function processPayment(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, payment: PaymentDocument | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+  const refuse = async (message: string) => {
+    await settle(pool, row, { status: 'dead', error: { message, permanent: true } });
+    outcome.dead += 1;
+  };
+  if (!payment) return refuse(`payment ${row.document_id} not found, or not applied to an invoice`);
+  if (!target.findPayment || !target.postPayment) return refuse(`the ${target.name} connector cannot take payments`);
+  const invoiceRow = (await pool.query<{ status: string }>('SELECT status FROM outbox WHERE target = $1 AND document_id = $2', [row.target, `jrn:v1:invoice:${payment.invoice_id}`])).rows[0];
+  if (!invoiceRow) return refuse(`invoice ${payment.invoice_number} was not sent to ${row.target}, so its payment cannot be applied there`);
+  if (invoiceRow.status !== 'posted') {
+    await settle(pool, row, { status: 'pending', delayMs: OUTBOX_WAITS.invoiceFirstMs, error: { message: `waiting for invoice ${payment.invoice_number} to be posted first`, code: 'invoice_first', permanent: false } });
+    outcome.retried += 1;
+    return;
+  }
+  const scope = { calls: 0 };
+  try {
+    const settled = await callScope.run(scope, async () => {
+      await limiter.take();
+      const existing = await target.findPayment!(row.key, payment);
+      if (existing) return { reference: existing.reference, found: true };
+      await limiter.take();
+      return { reference: (await target.postPayment!(row.key, payment)).reference, found: false };
+    });
+    await settle(pool, row, { status: 'posted', reference: settled.reference, calls: scope.calls });
+    if (settled.found) outcome.found_existing += 1;
+    else outcome.posted += 1;
+  } catch (error) {
+    await failed(pool, row, error, scope.calls, { legal_entity: payment.legal_entity, sales: undefined }, outcome, policy);
   }
 }
 
@@ -257,7 +320,7 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
  * limit, the invoice a credit note needs) waits without counting a failure; a refusal no retry can cure is a dead
  * letter; anything else is a transient failure, retried with backoff until `attemptsMax` failures in a row.
  */
-async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: number, doc: { journal: Journal; sales: SalesDocument | undefined }, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: number, doc: { legal_entity: string; sales: SalesDocument | undefined }, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
   const message = (error as Error).message;
   const wait = async (code: string, delayMs: number, extra: Record<string, unknown> = {}) => {
     await settle(pool, row, { status: 'pending', calls, delayMs, error: { message, code, permanent: false, ...extra } });
@@ -273,7 +336,7 @@ async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: numb
       subject: `${row.target}:${error.kind}:${error.source}`,
       details,
       document: { key: row.key, journal: row.document_id },
-      legal_entity: doc.journal.legal_entity,
+      legal_entity: doc.legal_entity,
       ...(doc.sales ? { customer: doc.sales.customer, currency: doc.sales.currency } : {}),
     });
     recordErpFailure(row.target, false, error);
@@ -295,7 +358,7 @@ async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: numb
       subject: row.key,
       details: { date: error.date, first_open_day: error.firstOpenDay, detail: error.detail, policy: policyOf },
       document: { key: row.key, journal: row.document_id },
-      legal_entity: doc.journal.legal_entity,
+      legal_entity: doc.legal_entity,
     });
     return wait('period_locked', OUTBOX_WAITS.periodRecheckMs, { date: error.date, first_open_day: error.firstOpenDay });
   }
@@ -347,6 +410,7 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
 
 interface ClaimedRow {
   row: OutboxRow;
+  payment?: PaymentDocument | undefined;
   journal: Journal | undefined;
   document: SalesDocument | Error | undefined;
   chain: CorrelationChain | undefined;
@@ -376,7 +440,8 @@ async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, 
       const chains = await outboxCorrelations(pool, rows.map((r) => r.key));
       const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
       const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
-      for (const row of rows) queue.push({ row, journal: journals.get(row.document_id), document: documents.get(row.document_id), chain: chains.get(row.key), claimedAt });
+      const payments = await readPaymentDocuments(pool, rows.filter((r) => r.document_kind === 'payment').map((r) => r.document_id));
+      for (const row of rows) queue.push({ row, payment: payments.get(row.document_id), journal: journals.get(row.document_id), document: documents.get(row.document_id), chain: chains.get(row.key), claimedAt });
     })()
       .catch((error: unknown) => {
         failure ??= error;
@@ -398,7 +463,7 @@ async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, 
       if (Date.now() - next.claimedAt > leaseMs / 2) continue;
       worked += 1;
       const { row, chain } = next;
-      await withCorrelation(chain, log, () => inSpan(SPANS.outboxPost, { [ATTRIBUTES.connector]: row.target, [ATTRIBUTES.outboxKey]: row.key, 'accrue.attempt': row.attempts, ...(chain ? correlationAttributes({ correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal }) : {}) }, () => processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy)));
+      await withCorrelation(chain, log, () => inSpan(SPANS.outboxPost, { [ATTRIBUTES.connector]: row.target, [ATTRIBUTES.outboxKey]: row.key, 'accrue.attempt': row.attempts, ...(chain ? correlationAttributes({ correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal }) : {}) }, () => (row.document_kind === 'payment' ? processPayment(pool, target, limiter, row, next.payment, outcome, policy) : processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy))));
     }
   };
   await Promise.all(Array.from({ length: target.limits.concurrency }, lane));

@@ -1,6 +1,7 @@
 // The port every ERP target implements. The outbox worker talks to this, never to an ERP's HTTP API directly.
 import type { Journal } from '../domain/model.js';
 import type { SalesDocument } from './erp-documents.js';
+import type { PaymentDocument } from '../connectors/connection.js';
 
 export interface TargetLimits {
   concurrency: number; // requests in flight at once, from the target's documented limits
@@ -36,6 +37,9 @@ export interface ErpTarget {
   postDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference>;
   /** Reconciliation: every document the target holds for a legal entity, posted in an accounting period (YYYY-MM). */
   listDocuments?(legalEntity: string, period: string): Promise<ErpDocument[]>;
+  /** Payments Accrue received, pushed to the ERP and applied to their invoice (src/connectors/connection.ts). */
+  findPayment?(idempotencyKey: string, payment: PaymentDocument): Promise<PostedReference | undefined>;
+  postPayment?(idempotencyKey: string, payment: PaymentDocument): Promise<PostedReference>;
   /** The form the target stores our idempotency key in, when it is not verbatim (NetSuite external IDs). */
   storedKey?(idempotencyKey: string): string;
 }

@@ -65,6 +65,9 @@ export function validatePayment(body: unknown): Result<PaymentInput & { amount_m
   return ok({ id: b.id as string, invoice: b.invoice as string, amount: b.amount as string, currency: b.currency as string, received_on: b.received_on as string, amount_minor: amount.value });
 }
 
+/** The outbox key of a payment pushed to an ERP connection: `out:v1:<connection>:pay:<payment id>`. */
+export const paymentOutboxKey = (connection: string, paymentId: string) => `out:v1:${connection}:pay:${paymentId}`;
+
 export const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
 
 /**
@@ -126,6 +129,14 @@ export async function applyPayment(
       accounts,
     );
     await recordJournals(client, [journal], invoice.number);
+    // A payment received here (the webhook) is pushed to the ERP the invoice's legal entity posts to, and applied to
+    // the invoice there, so the ERP's receivable clears; a payment read from the ERP is never pushed back.
+    if (source === 'webhook') {
+      const connection = (await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [invoice.legal_entity])).rows[0]?.connection;
+      if (connection) {
+        await client.query(`INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'payment', $3) ON CONFLICT (key) DO NOTHING`, [paymentOutboxKey(connection, input.id), connection, input.id]);
+      }
+    }
     await appendAudit(client, {
       actor: `system:payments-${source}`,
       action: 'payment.apply',

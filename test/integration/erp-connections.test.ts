@@ -17,6 +17,8 @@ import type { ConnectionSettings } from '../../src/connectors/connection.js';
 import { importMappings } from '../../src/map/import.js';
 import { mappingSource } from '../../src/map/resolver.js';
 import { reconcilePeriod } from '../../src/reconcile/run.js';
+import { applyPayment, validatePayment } from '../../src/settle/payments.js';
+import { formatMajor } from '../../src/domain/money.js';
 
 let store: Store;
 let xero: XeroSimulator;
@@ -80,12 +82,25 @@ describe('two legal entities on two Xero organisations', () => {
     assert.deepEqual([exception[0]!.owner_queue, exception[0]!.connector, exception[0]!.details.kind, exception[0]!.details.source], ['integration_support', 'xero-de', 'tax_type', 'DE']);
     assert.match(exception[0]!.details.field, /TaxType/);
 
+    // A payment received by webhook for the waiting German invoice is queued for its connection and waits for it.
+    const deInvoice = (await store.pool.query<{ number: string; total_minor: string }>("SELECT number, total_minor::text FROM invoices WHERE legal_entity = 'nw-de' AND kind = 'invoice' AND total_minor > 0 ORDER BY number LIMIT 1")).rows[0]!;
+    const input = validatePayment({ id: 'pay_de_1', invoice: deInvoice.number, amount: formatMajor(BigInt(deInvoice.total_minor), 'EUR'), currency: 'EUR', received_on: '2026-11-20' });
+    assert.ok(input.ok);
+    assert.equal((await applyPayment(store.pool, catalog, input.value, 'webhook')).status, 'applied');
+    await drainOutbox(store.pool, target(DE, 'org-de'), { untilEmptyMs: 0, backoffBaseMs: 10 });
+    const paymentRow = (await store.pool.query<{ key: string; status: string; code: string }>("SELECT key, status, last_error->>'code' AS code FROM outbox WHERE document_kind = 'payment'")).rows;
+    assert.deepEqual(paymentRow, [{ key: 'out:v1:xero-de:pay:pay_de_1', status: 'pending', code: 'invoice_first' }], 'the payment waits for its invoice');
+
     const fixed = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nxero-de,tax_type,DE,OUTPUT,2026-01-01', { by: 'test' });
     assert.ok(fixed.ok && fixed.value.recorded === 1);
     const after = await drainOutbox(store.pool, target(DE, 'org-de'), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
     assert.equal(after.dead, 0);
     assert.ok(deOrg.invoices.length > 0, 'posted once the mapping exists');
     assert.ok(deOrg.invoices.every((i) => i.CurrencyCode === 'EUR'), 'only the German entity in the German organisation');
+    if ((await store.pool.query("SELECT 1 FROM outbox WHERE status = 'pending'")).rowCount) await drainOutbox(store.pool, target(DE, 'org-de'), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+    const paid = deOrg.invoices.find((i) => i.Number === deInvoice.number)!;
+    assert.equal(paid.Status, 'PAID', 'the pushed payment is applied to its invoice in Xero');
+    assert.equal(deOrg.payments.length, 1);
     assert.equal((await store.pool.query("SELECT 1 FROM outbox WHERE status <> 'posted'")).rowCount, 0);
     const cleared = (await store.pool.query<{ cleared_at: Date | null }>("SELECT cleared_at FROM exceptions WHERE kind = 'erp_mapping_missing'")).rows;
     assert.ok(cleared[0]!.cleared_at !== null, 'the exception is cleared once its documents posted');
