@@ -369,6 +369,26 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     zeros: zeros((k) => ({ connector: k.connectors })),
   });
 
+  // ---------- ERP connections ----------
+  storeGauge(registry, pool, {
+    name: 'accrue_erp_connection_status',
+    help: 'ERP connections by status: 1 for the status each is in (active, unauthorized, needs_reauthorization), 0 for the others. needs_reauthorization: its documents wait until someone runs accrue connect again.',
+    labelNames: ['connection', 'status'],
+    sql: "SELECT c.name AS connection, s.status, (c.status = s.status)::int AS value FROM erp_connections c CROSS JOIN unnest(ARRAY['active', 'unauthorized', 'needs_reauthorization']) AS s(status)",
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_erp_connection_parked_seconds',
+    help: 'Seconds until an ERP connection parked by a daily limit may be called again (0: not parked).',
+    labelNames: ['connection'],
+    sql: 'SELECT name AS connection, greatest(0, extract(epoch FROM coalesce(parked_until, now()) - now()))::float8 AS value FROM erp_connections',
+  });
+  storeGauge(registry, pool, {
+    name: 'accrue_outbox_waiting_entries',
+    help: 'Pending outbox entries waiting for something other than a retry, per connection and reason: mapping_missing, period_locked, needs_reauthorization, parked, invoice_first.',
+    labelNames: ['connector', 'reason'],
+    sql: "SELECT target AS connector, last_error->>'code' AS reason, count(*) AS value FROM outbox WHERE status = 'pending' AND last_error->>'code' IN ('mapping_missing', 'period_locked', 'needs_reauthorization', 'parked', 'invoice_first') GROUP BY 1, 2",
+  });
+
   // ---------- reconciliation ----------
   storeGauge(registry, pool, {
     name: 'accrue_exceptions_open',
