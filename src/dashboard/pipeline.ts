@@ -30,7 +30,12 @@ export interface PipelineHealth {
     by_reason: Array<{ reason: string; pending: number; oldest: string }>;
     recent: Array<{ seq: string; source: string; id: string; reason: string; received_at: string }>;
   };
-  connectors: Array<{ target: string; pending: number; posted: number; dead: number; oldest_pending_seconds: number | null; replays: number }>;
+  /**
+   * Per ERP target: the outbox, and for a configured connection its status (needs_reauthorization: a person must run
+   * accrue connect), when a daily limit parked it until, and the documents waiting for a person (a mapping, an open
+   * period) rather than for a retry.
+   */
+  connectors: Array<{ target: string; pending: number; posted: number; dead: number; oldest_pending_seconds: number | null; replays: number; status: string | null; parked_until: string | null; waiting: number }>;
 }
 
 /** Minutes up to two hours, hours up to four days, days beyond: about a hundred bars at most. */
@@ -76,16 +81,23 @@ export async function pipelineHealth(pool: pg.Pool, options: { hours: number; no
     )
   ).rows;
   const connectors = (
-    await pool.query<PipelineHealth['connectors'][number]>(
-      `SELECT target,
-              count(*) FILTER (WHERE status = 'pending')::int AS pending,
-              count(*) FILTER (WHERE status = 'posted')::int AS posted,
-              count(*) FILTER (WHERE status = 'dead')::int AS dead,
-              floor(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')))::int AS oldest_pending_seconds,
-              coalesce(sum(replays), 0)::int AS replays
-         FROM outbox GROUP BY target ORDER BY target`,
+    await pool.query<Omit<PipelineHealth['connectors'][number], 'parked_until'> & { parked_until: Date | null }>(
+      `SELECT t.target, coalesce(o.pending, 0) AS pending, coalesce(o.posted, 0) AS posted, coalesce(o.dead, 0) AS dead,
+              o.oldest_pending_seconds, coalesce(o.replays, 0) AS replays, c.status, CASE WHEN c.parked_until > now() THEN c.parked_until END AS parked_until,
+              coalesce(o.waiting, 0) AS waiting
+         FROM (SELECT target FROM outbox UNION SELECT name FROM erp_connections) t
+         LEFT JOIN (SELECT target,
+                           count(*) FILTER (WHERE status = 'pending')::int AS pending,
+                           count(*) FILTER (WHERE status = 'posted')::int AS posted,
+                           count(*) FILTER (WHERE status = 'dead')::int AS dead,
+                           floor(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')))::int AS oldest_pending_seconds,
+                           coalesce(sum(replays), 0)::int AS replays,
+                           count(*) FILTER (WHERE status = 'pending' AND last_error->>'code' IN ('mapping_missing', 'period_locked', 'needs_reauthorization', 'parked'))::int AS waiting
+                      FROM outbox GROUP BY target) o ON o.target = t.target
+         LEFT JOIN erp_connections c ON c.name = t.target
+        ORDER BY t.target`,
     )
-  ).rows;
+  ).rows.map((r) => ({ ...r, parked_until: r.parked_until?.toISOString() ?? null }));
   return {
     window: { from: from.toISOString(), to: to.toISOString(), hours, bucket },
     ingestion: { totals, rate_per_second: rate, series },

@@ -17,6 +17,8 @@ import type { ConnectionSettings } from '../../src/connectors/connection.js';
 import { importMappings } from '../../src/map/import.js';
 import { mappingSource } from '../../src/map/resolver.js';
 import { reconcilePeriod } from '../../src/reconcile/run.js';
+import { pipelineHealth } from '../../src/dashboard/pipeline.js';
+import { metricsRegistry } from '../../src/api/metrics.js';
 import { applyPayment, validatePayment } from '../../src/settle/payments.js';
 import { formatMajor } from '../../src/domain/money.js';
 
@@ -81,6 +83,14 @@ describe('two legal entities on two Xero organisations', () => {
     assert.equal(exception.length, 1, 'one exception for the missing mapping');
     assert.deepEqual([exception[0]!.owner_queue, exception[0]!.connector, exception[0]!.details.kind, exception[0]!.details.source], ['integration_support', 'xero-de', 'tax_type', 'DE']);
     assert.match(exception[0]!.details.field, /TaxType/);
+
+    // The dashboard's pipeline view and the metrics say what waits, and why.
+    const health = await pipelineHealth(store.pool, { hours: 1 });
+    const deHealth = health.connectors.find((c) => c.target === 'xero-de')!;
+    assert.ok(deHealth.waiting > 0 && deHealth.dead === 0, JSON.stringify(deHealth));
+    const metrics = await metricsRegistry(store.pool).metrics();
+    assert.match(metrics, /accrue_outbox_waiting_entries\{connector="xero-de",reason="mapping_missing"\} [1-9]/);
+    assert.match(metrics, /accrue_erp_connection_status\{connection="xero-de",status="needs_reauthorization"\} 0/);
 
     // A payment received by webhook for the waiting German invoice is queued for its connection and waits for it.
     const deInvoice = (await store.pool.query<{ number: string; total_minor: string }>("SELECT number, total_minor::text FROM invoices WHERE legal_entity = 'nw-de' AND kind = 'invoice' AND total_minor > 0 ORDER BY number LIMIT 1")).rows[0]!;

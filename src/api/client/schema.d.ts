@@ -3800,6 +3800,9 @@ export interface operations {
                             dead: number;
                             oldest_pending_seconds: number | null;
                             replays: number;
+                            status: string | null;
+                            parked_until: string | null;
+                            waiting: number;
                         }[];
                     };
                 };

@@ -80,7 +80,7 @@ const pipelineSchema = object({
   }),
   connectors: {
     type: 'array',
-    items: object({ target: str, pending: int, posted: int, dead: int, oldest_pending_seconds: { type: ['integer', 'null'] }, replays: int }),
+    items: object({ target: str, pending: int, posted: int, dead: int, oldest_pending_seconds: { type: ['integer', 'null'] }, replays: int, status: nullableStr, parked_until: nullableStr, waiting: int }),
   },
 });
 

@@ -88,12 +88,20 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
               ${p.connectors.length === 0
                 ? html`<${Empty}>No ERP target has documents yet (the built-in ledger is written with each invoice). Close with <code>--erp netsuite</code> to queue documents.</${Empty}>`
                 : html`<table class="data">
-                    <thead><tr><th>Connector</th><th class="num">Backlog</th><th class="num">Oldest waiting</th><th class="num">Posted</th><th class="num">Dead</th><th class="num">Replays</th></tr></thead>
+                    <thead><tr><th>Connector</th><th>Connection</th><th class="num">Backlog</th><th class="num">Waiting for a person</th><th class="num">Oldest waiting</th><th class="num">Posted</th><th class="num">Dead</th><th class="num">Replays</th></tr></thead>
                     <tbody>
                       ${p.connectors.map(
                         (c) => html`<tr data-testid=${`connector-${c.target}`}>
                           <td><b>${c.target}</b></td>
+                          <td data-testid=${`connector-${c.target}-status`}>${c.status === null
+                            ? '—'
+                            : c.status === 'needs_reauthorization'
+                              ? html`<${Pill} tone="red">needs reauthorization: run accrue connect</${Pill}>`
+                              : c.parked_until !== null
+                                ? html`<${Pill} tone="amber">parked until ${c.parked_until.slice(0, 16).replace('T', ' ')} UTC</${Pill}>`
+                                : html`<${Pill} tone=${c.status === 'active' ? 'green' : 'grey'}>${c.status}</${Pill}>`}</td>
                           <td class="num" data-testid=${`connector-${c.target}-pending`}>${count(c.pending)}</td>
+                          <td class="num" data-testid=${`connector-${c.target}-waiting`}>${c.waiting > 0 ? html`<${Pill} tone="amber">${count(c.waiting)}</${Pill}>` : '0'}</td>
                           <td class="num">${c.oldest_pending_seconds === null ? '—' : duration(c.oldest_pending_seconds)}</td>
                           <td class="num" data-testid=${`connector-${c.target}-posted`}>${count(c.posted)}</td>
                           <td class="num" data-testid=${`connector-${c.target}-dead`}>${c.dead > 0 ? html`<${Pill} tone="red">${count(c.dead)}</${Pill}>` : '0'}</td>
