@@ -24,10 +24,11 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
         `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, last_seen_at) VALUES ($1, $2, 'integration_support', $3, $4, $3, now()) ON CONFLICT (id) DO NOTHING`,
         [id, REAUTHORIZATION_EXCEPTION, connection, details],
       );
-      await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, to_status, actor, reason) VALUES ($1, $2, 'open', 'open', 'system:auth', $3)`, [id, await nextOrdinal(client, id), reason]);
-    } else if (existing.cleared_at || existing.status === 'resolved' || existing.status === 'waived') {
-      await client.query(`UPDATE exceptions SET status = 'open', cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [id, details]);
-      await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, 'open', 'system:auth', $4)`, [
+      // its 'open' event is written by the exceptions_payment_opened trigger (migration 008)
+    } else if (existing.cleared_at && (existing.status === 'open' || existing.status === 'assigned')) {
+      // cleared by an earlier `accrue connect`: it reappears (resolved and waived are final in the database: left as they are)
+      await client.query(`UPDATE exceptions SET cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [id, details]);
+      await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, 'system:auth', $4)`, [
         id,
         await nextOrdinal(client, id),
         existing.status,
