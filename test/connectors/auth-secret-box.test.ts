@@ -14,7 +14,7 @@ test('sealed secrets open to what was sealed', () => {
     fc.property(fc.dictionary(fc.string(), fc.string()), (secrets) => {
       const { sealed, keyId } = seal(key, secrets);
       assert.equal(keyId, key.id);
-      assert.deepEqual({ ...open(key, sealed, keyId) }, { ...secrets });
+      assert.deepEqual({ ...open<Record<string, string>>(key, sealed, keyId) }, { ...secrets });
     }),
   );
 });
