@@ -11,6 +11,7 @@ import { registerExplainCommands } from './explain-commands.js';
 import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
 import { registerErpCommands } from './erp-commands.js';
+import { registerConnectCommands } from './connect-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
@@ -22,6 +23,7 @@ registerExplainCommands(program);
 registerReconcileCommands(program);
 registerSettleCommands(program);
 registerErpCommands(program);
+registerConnectCommands(program);
 
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
