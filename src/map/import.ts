@@ -305,7 +305,11 @@ async function record(client: pg.PoolClient, rows: readonly NumberedRow[], store
     latest.set(`${mapping}\u0000${row.effective_from}`, { version: row.version, target: row.target }); // rows in version order
   }
   const changes: MappingChange[] = [];
-  for (const r of rows) {
+  // Earliest start first: what a row finds in force on its date must not depend on where the file lists it (an end
+  // listed before an earlier start of the same mapping would otherwise find nothing in force and record nothing).
+  const fileRow = new Map<MappingChange, number>();
+  const byStart = [...rows].sort((a, b) => (a.effective_from < b.effective_from ? -1 : a.effective_from > b.effective_from ? 1 : a.row - b.row));
+  for (const r of byStart) {
     const mapping = `${r.connection}\u0000${r.kind}\u0000${r.source}`;
     const target = r.target === '' ? null : r.target;
     const current = latest.get(`${mapping}\u0000${r.effective_from}`);
@@ -316,10 +320,12 @@ async function record(client: pg.PoolClient, rows: readonly NumberedRow[], store
     const version = (current?.version ?? 0) + 1;
     const change: MappingChange = { connection: r.connection, kind: r.kind as MappingKind, source: r.source, effective_from: r.effective_from, version, before, after: target };
     changes.push(change);
+    fileRow.set(change, r.row);
     latest.set(`${mapping}\u0000${r.effective_from}`, { version, target });
     if (!versions.has(mapping)) versions.set(mapping, history);
     history.push({ effective_from: r.effective_from, version, target });
   }
+  changes.sort((a, b) => fileRow.get(a)! - fileRow.get(b)!); // reported (and audited) in the file's order
   if (changes.length) {
     await client.query(
       `INSERT INTO erp_mappings (connection, kind, source, target, effective_from, version, recorded_by)

@@ -195,6 +195,16 @@ test('a change wakes the documents waiting for a mapping on that connection, in 
 });
 
 // Valid (connection, kind, source) of the Northwind catalog, for generated files.
+test('an end listed before an earlier start of the same mapping still ends it (rows are taken in date order, not file order)', async () => {
+  const file = ['connection,kind,source,target,effective_from', 'ns-us,account,1200,,2045-05-02', 'ns-us,account,1200,ACC-1200,2045-03-05'].join('\n');
+  const imported = await importMappings(store.pool, file, { by: 'erin' });
+  assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
+  assert.equal(imported.value.recorded, 2, 'the start and the end are both recorded');
+  const resolver = await mappingSource(store.pool, 'ns-us').load();
+  assert.equal(resolver.find('account', '1200', '2045-04-01'), 'ACC-1200');
+  assert.equal(resolver.find('account', '1200', '2045-05-02'), undefined, 'ended on its date');
+});
+
 const SOURCES: Array<[string, MappingKind, string]> = [
   ['ns-us', 'customer', 'acme'],
   ['ns-us', 'customer', 'globex'],
