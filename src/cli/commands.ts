@@ -24,9 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { readJournals } from '../post/journals.js';
 import { listDeadLetters, replayDeadLetter } from '../post/outbox.js';
 import { runOutboxWorker } from '../post/worker.js';
-import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { xeroTargetWithToken } from '../connectors/xero/client.js';
-import { staticMappings } from '../connectors/connection.js';
+import { connectionNames, openConfigured } from '../connectors/open.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
 import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
@@ -215,7 +213,7 @@ export function registerCommands(program: Command): void {
     .description('billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency')
     .option('--entity <id>', 'only this legal entity')
     .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
-    .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for in the outbox (e.g. netsuite); only documents in the rollout scope (docs/configuration.md), the rest are held back')
+    .option('--erp <targets>', 'comma-separated ERP targets to queue the journals for, for legal entities not routed to a connection by erp.connections (those go to their connection); only documents in the rollout scope (docs/configuration.md), the rest are held back')
     .option('--log', 'write a JSON log line to stderr per invoice finalized, with its correlation id (docs/explain.md)')
     .option('--early', 'close a month that has not ended yet (recorded in the audit log); without it such a month is refused, and a future month always is')
     .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean; early?: boolean }) => {
@@ -370,39 +368,23 @@ export function registerCommands(program: Command): void {
     .command('close <entity> <period>')
     .description('close an accounting period once reconciled: it runs reconciliation and refuses while an exception of the period is open; then journals dated in it are refused or moved (ACCRUE_CLOSED_PERIOD_POLICY)')
     .option('--by <who>', 'who closes it', process.env.USER ?? 'cli')
-    .option('--erp <names>', 'ERP connectors to reconcile too before closing, comma-separated: netsuite, xero')
+    .option('--erp <names>', 'ERP connections (erp.connections) to reconcile too before closing, comma-separated names')
     .action(async (entity: string, periodText: string, flags: { by: string; erp?: string }) => runPeriodClose(entity, periodText, flags));
 
   program
     .command('post')
-    .description('drain the outbox to an ERP target: look each document up by its key, post what is missing, retry, dead-letter')
-    .requiredOption('--target <name>', 'the target: netsuite or xero')
-    .option('--base-url <url>', 'NetSuite REST base URL (https://<account>.suitetalk.api.netsuite.com); also NETSUITE_BASE_URL')
-    .option('--subsidiaries <map>', 'legal entity to subsidiary id, e.g. nw-us=1,nw-de=2; also NETSUITE_SUBSIDIARIES')
+    .description('drain the outbox to the configured ERP connections (erp.connections): look each document up by its key, post what is missing, retry, wait or dead-letter')
+    .option('--connection <names>', 'the connections to post to, comma-separated (default: every configured connection)')
+    .option('--target <names>', 'the same as --connection (the name used before connections)')
     .option('--follow', 'keep running as a worker (until Ctrl-C) instead of stopping when nothing is pending')
-    .action(async (flags: { target: string; baseUrl?: string; subsidiaries?: string; follow?: boolean }) => {
+    .action(async (flags: { connection?: string; target?: string; follow?: boolean }) => {
       const abort = new AbortController();
       const work = { untilEmpty: !flags.follow, signal: abort.signal, log: logLine(jsonLogger()) };
       if (flags.follow) process.once('SIGTERM', () => abort.abort());
-      if (flags.target === 'xero') {
-        const token = process.env.XERO_TOKEN;
-        const tenantId = process.env.XERO_TENANT_ID;
-        if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID' }]);
-        await withStore(async (store) => {
-          const outcome = await withPostingProgress(store.pool, 'xero', flags.follow, () => runOutboxWorker(store.pool, xeroTargetWithToken({ baseUrl: flags.baseUrl, token, tenantId, mappings: staticMappings('xero', []) }), work));
-          output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
-        });
-        return;
-      }
-      if (flags.target !== 'netsuite') throw new ProblemError([{ path: '--target', code: 'unknown_target', message: 'the connectors are: netsuite, xero' }]);
-      const baseUrl = flags.baseUrl ?? process.env.NETSUITE_BASE_URL;
-      const token = process.env.NETSUITE_TOKEN;
-      if (!baseUrl) throw new ProblemError([{ path: '--base-url', code: 'required', message: 'give the NetSuite REST base URL (or NETSUITE_BASE_URL)' }]);
-      if (!token) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
-      const subsidiaryByEntity = Object.fromEntries((flags.subsidiaries ?? process.env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
-      await withStore(async (store) => {
-        const outcome = await withPostingProgress(store.pool, 'netsuite', flags.follow, () => runOutboxWorker(store.pool, bearerNetSuiteTarget({ baseUrl, token, subsidiaryByEntity }), work));
-        output(Object.entries(outcome).map(([k, v]) => `${k}: ${v}`).join('\n'), outcome);
+      await withStore(async (store, cfg) => {
+        const opened = await openConfigured(store.pool, cfg.erpConnections, connectionNames(flags.connection ?? flags.target));
+        const outcomes = await Promise.all(opened.map(async ({ target }) => ({ connection: target.name, ...(await withPostingProgress(store.pool, target.name, flags.follow, () => runOutboxWorker(store.pool, target, work))) })));
+        output(outcomes.map((o) => Object.entries(o).map(([k, v]) => `${k}: ${v}`).join('\n')).join('\n\n'), outcomes.length === 1 ? outcomes[0] : outcomes);
       });
     });
 

@@ -1,8 +1,8 @@
 // `accrue reconcile` and `accrue exceptions`: where a period stands, and the exception queues worked by hand.
 import type { Command } from 'commander';
-import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { xeroTargetWithToken } from '../connectors/xero/client.js';
-import { staticMappings } from '../connectors/connection.js';
+import type pg from 'pg';
+import { connectionNames, openConfigured } from '../connectors/open.js';
+import type { Config } from './config.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
 import { assignException, getException, listExceptions, resolveException, waiveException, type ExceptionRecord } from '../reconcile/exceptions.js';
@@ -12,27 +12,11 @@ import { parsePeriod } from '../meter/period.js';
 import { EXIT, output, withStore } from './context.js';
 import { table } from './table.js';
 
-const ERP_NAMES = ['netsuite', 'xero'] as const;
-
-/** ERP connectors by name, configured from the environment as `accrue post` does (docs/connectors.md). */
-export function erpTargetsFromEnv(names: string | undefined, env = process.env): ErpTarget[] {
-  const list = (names ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
-  return list.map((name) => {
-    if (name === 'netsuite') {
-      const baseUrl = env.NETSUITE_BASE_URL;
-      const token = env.NETSUITE_TOKEN;
-      if (!baseUrl || !token) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'set NETSUITE_BASE_URL and NETSUITE_TOKEN to reconcile against NetSuite' }]);
-      const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
-      return bearerNetSuiteTarget({ baseUrl, token, subsidiaryByEntity });
-    }
-    if (name === 'xero') {
-      const token = env.XERO_TOKEN;
-      const tenantId = env.XERO_TENANT_ID;
-      if (!token || !tenantId) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set XERO_TOKEN and XERO_TENANT_ID to reconcile against Xero' }]);
-      return xeroTargetWithToken({ baseUrl: env.XERO_BASE_URL, token, tenantId, mappings: staticMappings('xero', []) });
-    }
-    throw new ProblemError([{ path: '--erp', code: 'unknown_target', message: `unknown ERP ${JSON.stringify(name)}; the connectors are: ${ERP_NAMES.join(', ')}` }]);
-  });
+/** The ERP connections named by --erp (comma-separated names of erp.connections), opened; none without --erp. */
+async function erpConnectors(pool: pg.Pool, cfg: Config, names: string | undefined): Promise<ErpTarget[]> {
+  const list = connectionNames(names);
+  if (!list) return [];
+  return (await openConfigured(pool, cfg.erpConnections, list)).map((c) => c.target);
 }
 
 /** The human report: one row per checkpoint, then each difference, then the open exceptions per queue. */
@@ -79,8 +63,8 @@ const whoDefault = process.env.USER ?? 'cli';
 export async function runPeriodClose(entity: string, periodText: string, flags: { by: string; erp?: string }): Promise<void> {
   const parsed = parsePeriod(periodText, 'period');
   if (!parsed.ok) throw new ProblemError(parsed.problems);
-  const connectors = erpTargetsFromEnv(flags.erp);
-  await withStore(async (store) => {
+  await withStore(async (store, cfg) => {
+    const connectors = await erpConnectors(store.pool, cfg, flags.erp);
     const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: flags.by, connectors });
     if (!outcome.result.ok) {
       const refused = outcome.open.length > 0;
@@ -99,11 +83,11 @@ export function registerReconcileCommands(program: Command): void {
     .command('reconcile <period>')
     .description('reconcile a month: compare usage, rating, invoices, ledger, ERP postings and payments; open an exception per difference')
     .option('--entity <id>', 'one legal entity (default: all)')
-    .option('--erp <names>', 'ERP connectors to compare too, comma-separated: netsuite, xero (configured from the environment)')
+    .option('--erp <names>', 'ERP connections (erp.connections) to compare too, comma-separated names')
     .option('--dry-run', 'compare and report only: open and clear no exception')
     .action(async (period: string, flags: { entity?: string; erp?: string; dryRun?: boolean }) => {
-      const connectors = erpTargetsFromEnv(flags.erp);
-      await withStore(async (store) => {
+      await withStore(async (store, cfg) => {
+        const connectors = await erpConnectors(store.pool, cfg, flags.erp);
         const report = await reconcilePeriod(store.pool, { period, legalEntity: flags.entity, connectors, record: !flags.dryRun });
         output(reconcileText(report), report);
       });

@@ -8,10 +8,7 @@ import { parseListen } from './config.js';
 import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
-import type { ErpTarget } from '../post/target.js';
-import { bearerNetSuiteTarget } from '../connectors/netsuite/client.js';
-import { xeroTargetWithToken } from '../connectors/xero/client.js';
-import { staticMappings } from '../connectors/connection.js';
+import { openConfigured } from '../connectors/open.js';
 import { startStreamConsumer } from '../stream/consumer.js';
 import { startNotificationPublisher } from '../stream/notifications.js';
 import { config } from './context.js';
@@ -30,27 +27,6 @@ export function parseRole(value: string | undefined): ServeRole {
   return role as ServeRole;
 }
 
-/** The ERP targets whose credentials are in the environment, read the way `accrue post` reads them. */
-export function erpTargetsFromEnv(env: NodeJS.ProcessEnv = process.env): ErpTarget[] {
-  const targets: ErpTarget[] = [];
-  if (env.NETSUITE_BASE_URL || env.NETSUITE_TOKEN) {
-    if (!env.NETSUITE_BASE_URL) throw new ProblemError([{ path: 'NETSUITE_BASE_URL', code: 'required', message: 'NETSUITE_TOKEN is set: set NETSUITE_BASE_URL too' }]);
-    if (!env.NETSUITE_TOKEN) throw new ProblemError([{ path: 'NETSUITE_TOKEN', code: 'required', message: 'NETSUITE_BASE_URL is set: set NETSUITE_TOKEN to an OAuth 2.0 access token' }]);
-    const subsidiaryByEntity = Object.fromEntries((env.NETSUITE_SUBSIDIARIES ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, string]));
-    targets.push(bearerNetSuiteTarget({ baseUrl: env.NETSUITE_BASE_URL, token: env.NETSUITE_TOKEN, subsidiaryByEntity }));
-  }
-  if (env.XERO_TOKEN || env.XERO_TENANT_ID) {
-    if (!env.XERO_TOKEN || !env.XERO_TENANT_ID) throw new ProblemError([{ path: 'XERO_TOKEN', code: 'required', message: 'set both XERO_TOKEN and XERO_TENANT_ID' }]);
-    targets.push(xeroTargetWithToken({ baseUrl: env.XERO_BASE_URL, token: env.XERO_TOKEN, tenantId: env.XERO_TENANT_ID, mappings: staticMappings('xero', []) }));
-  }
-  return targets;
-}
-
-/** The ERP connectors configured in the environment (as erpTargetsFromEnv reads it), by name: their metrics start at 0. */
-export function erpConnectorNames(env: NodeJS.ProcessEnv = process.env): string[] {
-  return [...(env.NETSUITE_BASE_URL || env.NETSUITE_TOKEN ? ['netsuite'] : []), ...(env.XERO_TOKEN || env.XERO_TENANT_ID ? ['xero'] : [])];
-}
-
 /**
  * api: the HTTP API (and the JetStream consumer with --source: ingestion belongs to the API role).
  * worker: one outbox worker per configured ERP target and the notification publisher; no HTTP.
@@ -61,15 +37,16 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   const cfg = config(flags);
   const http = role !== 'worker';
   const source = http && flags.source ? sourceOptions(flags, cfg.futureSkewSeconds * 1000) : undefined;
-  const targets = role === 'api' ? [] : erpTargetsFromEnv();
+  // A worker posts to every configured ERP connection (erp.connections); their credentials are opened with the store.
+  const connections = role === 'api' ? [] : cfg.erpConnections;
   const notifyWanted = role !== 'api' && flags.notify !== false;
   const notify = notifyWanted ? publisherOptions(flags, flags.source !== undefined) : undefined;
   const notifyChannels = notify ? (notify.nats ? 1 : 0) + (notify.webhooks?.urls.length ?? 0) : 0;
-  if (role === 'worker' && targets.length === 0 && notifyChannels === 0) {
-    throw new ProblemError([{ path: '--role', code: 'nothing_to_do', message: 'a worker needs an ERP target (NETSUITE_BASE_URL and NETSUITE_TOKEN, or XERO_TOKEN and XERO_TENANT_ID) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)' }]);
+  if (role === 'worker' && connections.length === 0 && notifyChannels === 0) {
+    throw new ProblemError([{ path: '--role', code: 'nothing_to_do', message: 'a worker needs an ERP connection (erp.connections in the configuration) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)' }]);
   }
   const metricsListen = cfg.metricsListen === undefined ? undefined : parseListen(cfg.metricsListen, '--metrics-listen');
-  const connectors = erpConnectorNames();
+  const connectors = cfg.erpConnections.map((c) => c.name);
   await runUntilSignal(flags, async (store, stoppers, failed) => {
     let registry: FastifyInstance['metricsRegistry'] | undefined;
     if (http) {
@@ -93,6 +70,7 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
       consumer.done.catch(failed);
       process.stderr.write(`accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`);
     }
+    const targets = connections.length ? (await openConfigured(store.pool, connections)).map((c) => c.target) : [];
     for (const target of targets) {
       const abort = new AbortController();
       // Stops after the pass in hand, so rows it claimed are settled rather than left to wait out their lease.

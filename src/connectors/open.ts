@@ -1,10 +1,53 @@
-// Opens a configured ERP connection's connector (credentials from the store, the shared limits, the ERP client).
-// PLACEHOLDER until merge: the connector helpers provide the real one (XeroTarget / NetSuiteTarget with
-// checkReference); until then `accrue erp check` says plainly that the connection cannot be looked up.
+// Opens a configured ERP connection: its credentials (sealed in the store, opened with the operator's key), the
+// limits every process shares through Postgres, its mappings from the store, and the ERP's client.
 import type pg from 'pg';
-import type { ConnectionSettings, ReferenceChecker } from './connection.js';
+import { currentCatalog } from '../catalog/service.js';
 import { ProblemError } from '../domain/result.js';
+import { mappingSource } from '../map/resolver.js';
+import { authorizerFor } from './auth/index.js';
+import { loadSecretKey } from './auth/secret-box.js';
+import type { ConnectionSettings } from './connection.js';
+import { saveConnections } from './connections.js';
+import { sharedCaller } from './erp-caller.js';
+import { NetSuiteTarget } from './netsuite/client.js';
+import { XeroTarget } from './xero/client.js';
 
-export async function openConnection(_pool: pg.Pool, settings: ConnectionSettings): Promise<{ target: ReferenceChecker }> {
-  throw new ProblemError([{ path: `erp.connections.${settings.name}`, code: 'no_connector', message: `${settings.kind} connection ${settings.name} has no connector to look mappings up in the ERP yet` }]);
+export interface OpenedConnection {
+  settings: ConnectionSettings;
+  target: XeroTarget | NetSuiteTarget;
+}
+
+export async function openConnection(pool: pg.Pool, settings: ConnectionSettings, env: NodeJS.ProcessEnv = process.env): Promise<OpenedConnection> {
+  const caller = sharedCaller(pool, settings, authorizerFor(pool, settings, loadSecretKey(env)));
+  const mappings = mappingSource(pool, settings.name);
+  // The cash account of each legal entity (the account a payment journal debits): the source of a pushed payment's
+  // account mapping.
+  const catalog = await currentCatalog(pool);
+  const cashAccount = (entity: string) => catalog?.catalog.accounts[entity]?.cash;
+  const target = settings.kind === 'xero' ? new XeroTarget({ settings, caller, mappings, cashAccount }) : new NetSuiteTarget({ settings, caller, mappings, cashAccount });
+  return { settings, target };
+}
+
+/**
+ * The configured connections (erp.connections), saved to the store and opened: every one, or those named. A name
+ * that is not configured is refused with the names that are.
+ */
+export async function openConfigured(pool: pg.Pool, configured: readonly ConnectionSettings[], names?: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<OpenedConnection[]> {
+  if (configured.length === 0) {
+    throw new ProblemError([{ path: 'erp.connections', code: 'no_connections', message: 'no ERP connection is configured: add erp.connections to accrue.config.yaml (docs/connectors.md)' }]);
+  }
+  const chosen = (names ?? configured.map((c) => c.name)).map((name) => {
+    const found = configured.find((c) => c.name === name);
+    if (!found) throw new ProblemError([{ path: '--connection', code: 'unknown_connection', message: `no connection ${JSON.stringify(name)} is configured; configured: ${configured.map((c) => c.name).join(', ')}` }]);
+    return found;
+  });
+  const saved = await saveConnections(pool, configured);
+  if (!saved.ok) throw new ProblemError(saved.problems);
+  return Promise.all(chosen.map((settings) => openConnection(pool, settings, env)));
+}
+
+/** `a,b` from a flag as a list of names; undefined or blank: none given. */
+export function connectionNames(value: string | undefined): string[] | undefined {
+  const names = (value ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+  return names.length ? names : undefined;
 }

@@ -459,26 +459,3 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     return new TargetError(`NetSuite ${what}: ${res.status} ${text}`, { status: res.status, code, retryAfterMs, permanent: !transient, body });
   }
 }
-
-/**
- * The CLI's bridge until commands build targets from `erp.connections` (issue #15): a bearer token from the
- * environment, subsidiaries from `subsidiaryByEntity`, and every other reference by external ID (`eid:<Accrue id>`),
- * which is how this connector referenced records before mappings existed. A real account needs records with those
- * external IDs; `accrue erp mappings import` replaces this with the connection's mappings.
- */
-export function bearerNetSuiteTarget(config: { baseUrl: string; token: string; subsidiaryByEntity: Record<string, string>; name?: string; limits?: Partial<TargetLimits> }): NetSuiteTarget {
-  const name = config.name ?? 'netsuite';
-  const settings: ConnectionSettings = { name, kind: 'netsuite', legal_entities: Object.keys(config.subsidiaryByEntity), base_url: config.baseUrl, auth: 'client_credentials' };
-  const authorizer = {
-    authorize: async () => ({ authorization: `Bearer ${config.token}` }),
-    refresh: async () => {
-      throw new ReauthorizationRequired(name, 'the NetSuite token from the environment was refused');
-    },
-  };
-  const target = (kind: MappingKind, source: string) => (kind === 'subsidiary' ? (config.subsidiaryByEntity[source] ?? source) : `eid:${netsuiteExternalId(source)}`);
-  const mappings: MappingSource = {
-    connection: name,
-    load: async () => ({ connection: name, find: (kind, source) => target(kind, source), resolve: (kind, source) => target(kind, source) }),
-  };
-  return new NetSuiteTarget({ settings, caller: directCaller(name, authorizer), mappings, ...(config.limits ? { limits: config.limits } : {}) });
-}

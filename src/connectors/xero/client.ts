@@ -566,24 +566,3 @@ function validationMessages(body: unknown): string[] {
   return list.map((v) => v.Message ?? '').filter(Boolean);
 }
 const validationMessage = (body: unknown) => validationMessages(body)[0];
-
-/** An Authorizer with a fixed bearer token (an access token obtained elsewhere, e.g. XERO_TOKEN); a 401 cannot be cured. */
-export function staticBearer(connection: string, token: string, tenantId: string): Authorizer {
-  return {
-    authorize: async () => ({ authorization: `Bearer ${token}`, 'xero-tenant-id': tenantId }),
-    refresh: async () => {
-      throw new ReauthorizationRequired(connection, 'the access token given was refused and cannot be refreshed here; run accrue connect xero');
-    },
-  };
-}
-
-/** A XeroTarget from a bare access token and tenant (the CLI's XERO_TOKEN path), with the given mappings. */
-export function xeroTargetWithToken(input: { baseUrl?: string; token: string; tenantId: string; name?: string; mappings: MappingSource; cashAccount?: XeroTargetOptions['cashAccount'] }): XeroTarget {
-  const name = input.name ?? 'xero';
-  return new XeroTarget({
-    settings: { name, kind: 'xero', legal_entities: [], base_url: input.baseUrl, tenant_id: input.tenantId },
-    caller: directCaller(name, staticBearer(name, input.token, input.tenantId)),
-    mappings: input.mappings,
-    cashAccount: input.cashAccount,
-  });
-}
