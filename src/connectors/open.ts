@@ -24,7 +24,10 @@ export async function openConnection(pool: pg.Pool, settings: ConnectionSettings
   // account mapping.
   const catalog = await currentCatalog(pool);
   const cashAccount = (entity: string) => catalog?.catalog.accounts[entity]?.cash;
-  const target = settings.kind === 'xero' ? new XeroTarget({ settings, caller, mappings, cashAccount }) : new NetSuiteTarget({ settings, caller, mappings, cashAccount });
+  // The caller enforces the ERP's limits across every process; no per-process rate on top of it.
+  const limits = { requestsPerMinute: Number.POSITIVE_INFINITY };
+  const customerOf = (erpCustomerId: string) => catalog?.catalog.customers.find((c) => c.erp_customer_id === erpCustomerId)?.id;
+  const target = settings.kind === 'xero' ? new XeroTarget({ settings, caller, mappings, cashAccount, limits }) : new NetSuiteTarget({ settings, caller, mappings, cashAccount, limits, customerOf });
   return { settings, target };
 }
 

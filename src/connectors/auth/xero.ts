@@ -18,7 +18,7 @@ export const XERO_CONNECTIONS_URL = 'https://api.xero.com/connections';
  * apps must migrate by September 2027: use XERO_GRANULAR_SCOPES, or any list through XERO_SCOPES at `accrue connect`.
  */
 export const XERO_SCOPES = 'offline_access accounting.transactions accounting.contacts accounting.settings.read';
-export const XERO_GRANULAR_SCOPES = 'offline_access accounting.invoices accounting.payments accounting.contacts accounting.settings.read';
+export const XERO_GRANULAR_SCOPES = 'offline_access accounting.invoices accounting.payments accounting.manualjournals accounting.contacts accounting.settings.read';
 /** Refresh proactively when the access token ends within this. */
 export const XERO_REFRESH_MARGIN_MS = 60_000;
 
