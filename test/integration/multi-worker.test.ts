@@ -2,11 +2,20 @@
 // at once on one outbox. Every invoice, journal and ERP document must exist exactly once, counted in the DB and the ERP.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { testStore } from '../support/db.js';
-import { NetSuiteSimulator } from '../support/netsuite-sim.js';
+import { NetSuiteSimulator, NS_SIM_ACCOUNT, NS_SIM_TBA } from '../support/netsuite-sim.js';
+import { saveConnections } from '../../src/connectors/connections.js';
+import type { ConnectionSettings } from '../../src/connectors/connection.js';
+import { saveCredentials } from '../../src/connectors/auth/credentials.js';
+import { secretKeyFrom } from '../../src/connectors/auth/secret-box.js';
+import { importMappings } from '../../src/map/import.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
@@ -45,6 +54,39 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * The NetSuite connection `netsuite` (the simulator's account, TBA) as an operator sets it up: configuration, sealed
+ * credentials and the mappings of every Northwind id (the simulator takes any reference); the environment a worker
+ * process needs to open it.
+ */
+async function netsuiteConnection(url: string): Promise<Record<string, string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'accrue-multi-worker-'));
+  const config = join(dir, 'accrue.config.yaml');
+  const settings: ConnectionSettings = { name: 'netsuite', kind: 'netsuite', account_id: NS_SIM_ACCOUNT, auth: 'tba', base_url: url, concurrency: 2, legal_entities: ['nw-us', 'nw-de'] };
+  writeFileSync(config, YAML.stringify({ erp: { connections: { netsuite: { ...settings, name: undefined } } } }));
+  assert.ok((await saveConnections(store.pool, [settings])).ok);
+  const keyBytes = randomBytes(32);
+  await saveCredentials(store.pool, 'netsuite', { consumer_key: NS_SIM_TBA.consumerKey, consumer_secret: NS_SIM_TBA.consumerSecret, token_id: NS_SIM_TBA.tokenId, token_secret: NS_SIM_TBA.tokenSecret }, null, secretKeyFrom(keyBytes));
+  const catalog = (await currentCatalog(store.pool))!.catalog;
+  const rows = new Set<string>();
+  const add = (kind: string, source: string, target: string) => rows.add(`netsuite,${kind},${source},${target},2020-01-01`);
+  add('subsidiary', 'nw-us', '1');
+  add('subsidiary', 'nw-de', '2');
+  for (const e of catalog.legal_entities) add('currency', e.currency, `eid:${e.currency}`);
+  for (const roles of Object.values(catalog.accounts)) for (const account of Object.values(roles)) add('account', account, `eid:${account}`);
+  for (const p of catalog.products) {
+    add('item', p.id, `eid:${p.id}`);
+    for (const account of Object.values(p.revenue_account)) add('account', account, `eid:${account}`);
+  }
+  for (const c of catalog.customers) {
+    add('customer', c.id, `eid:${c.erp_customer_id}`);
+    for (const kind of ['tax_code', 'tax_type', 'nexus']) add(kind, c.tax_jurisdiction, `eid:${kind}-${c.tax_jurisdiction}`);
+  }
+  const imported = await importMappings(store.pool, ['connection,kind,source,target,effective_from', ...rows].join('\n'), { by: 'test' });
+  assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
+  return { ACCRUE_CONFIG: config, ACCRUE_SECRET_KEY: keyBytes.toString('base64') };
 }
 
 before(async () => {
@@ -96,7 +138,7 @@ describe('three worker processes on one outbox', () => {
     const sim = new NetSuiteSimulator({ concurrencyLimit: 30, timeoutDelayMs: 600, serviceMs: 40 });
     await sim.start();
     try {
-      const env = { NETSUITE_BASE_URL: sim.url, NETSUITE_TOKEN: 'test-token', NETSUITE_SUBSIDIARIES: 'nw-us=1,nw-de=2' };
+      const env = await netsuiteConnection(sim.url);
       const workers = [1, 2, 3].map(() => accrue(['serve', '--role', 'worker'], env));
       const deadline = Date.now() + 60_000;
       while ((await count("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'")) > 0) {
@@ -135,7 +177,7 @@ describe('three worker processes on one outbox', () => {
 describe('the api role and a worker with nothing to do', () => {
   it('serves HTTP as api, and refuses to start a worker with no ERP target or notification channel (exit 2)', async () => {
     const port = await freePort();
-    const api = accrue(['serve', '--role', 'api', '--port', String(port)], { NETSUITE_BASE_URL: 'http://127.0.0.1:9', NETSUITE_TOKEN: 't' });
+    const api = accrue(['serve', '--role', 'api', '--port', String(port)], await netsuiteConnection('http://127.0.0.1:9'));
     try {
       const deadline = Date.now() + 30_000;
       let status = 0;
@@ -145,14 +187,14 @@ describe('the api role and a worker with nothing to do', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(status, 200, api.stderr);
-      assert.doesNotMatch(api.stderr, /posting the/, 'an api process runs no outbox worker even with ERP credentials set');
+      assert.doesNotMatch(api.stderr, /posting the/, 'an api process runs no outbox worker even with an ERP connection configured');
     } finally {
       api.child.kill('SIGTERM');
     }
     assert.equal(await api.exit, 0);
-    const idle = accrue(['serve', '--role', 'worker'], { NETSUITE_BASE_URL: '', NETSUITE_TOKEN: '', XERO_TOKEN: '', XERO_TENANT_ID: '', ACCRUE_NOTIFY_WEBHOOK_URLS: '' });
+    const idle = accrue(['serve', '--role', 'worker'], { ACCRUE_CONFIG: '', ACCRUE_NOTIFY_WEBHOOK_URLS: '' });
     assert.equal(await idle.exit, 2);
-    assert.match(idle.stderr, /nothing_to_do|a worker needs an ERP target/);
+    assert.match(idle.stderr, /a worker needs an ERP connection/);
     const wrong = accrue(['serve', '--role', 'reader']);
     assert.equal(await wrong.exit, 2);
     assert.match(wrong.stderr, /must be api, worker or all/);
