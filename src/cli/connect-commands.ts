@@ -1,5 +1,6 @@
 // `accrue connect xero|netsuite` (issue #15): authorizes a connection and stores its secrets sealed with the operator's
 // key (ACCRUE_SECRET_KEY or ACCRUE_SECRET_KEY_FILE). Never prints a secret.
+import { transaction } from '../store/store.js';
 import { createServer } from 'node:http';
 import type { Command } from 'commander';
 import type { ConnectionSettings } from '../connectors/connection.js';
@@ -30,18 +31,10 @@ function settingsOf(cfg: Config, name: string, kind: ConnectionSettings['kind'])
 async function store(storeHandle: Store, cfg: Config, settings: ConnectionSettings, secrets: Secrets, expiresAt: Date | null, key: SecretKey): Promise<void> {
   const saved = await saveConnections(storeHandle.pool, cfg.erpConnections, 'system:config');
   if (!saved.ok) throw new ProblemError(saved.problems);
-  const client = await storeHandle.pool.connect();
-  try {
-    await client.query('BEGIN');
+  await transaction(storeHandle.pool, async (client) => {
     await saveCredentials(client, settings.name, secrets, expiresAt, key);
     await markReauthorized(client, settings.name, `user:${process.env.USER ?? 'cli'}`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The code from a pasted code or redirect URL (checking state), or from the callback on 127.0.0.1:<port>. */

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { TargetError } from '../post/target.js';
+import { transaction } from '../store/store.js';
 import { ConnectionParked, countCall, type Authorizer, type CallInit, type ConnectionSettings, type ErpCaller } from './connection.js';
 import { concurrencyOf } from './connections.js';
 import { retryAfterMs } from './retry-after.js';
@@ -47,8 +48,8 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
           { ms: options.dayMs ?? 86_400_000, limit: options.perDay ?? XERO_WINDOWS.perDay },
         ]
       : [];
-  // Calls are logged before they are sent, so a window is counted a little wide: the ERP sees each call later than
-  // it was logged, never earlier.
+  // A call counts from when it is sent until its answer (then from the answer on), and each window is a little wider
+  // than the ERP's: the ERP sees a call somewhere in between, never outside.
   const guardMs = Math.max(100, Math.ceil(minuteMs * 0.05));
   const longest = Math.max(0, ...windows.map((w) => w.ms));
   let prepared: Promise<void> | undefined;
@@ -81,14 +82,12 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
   };
 
   /** Room for one call in every window, logged; waits until the oldest call in a full window leaves it. */
-  const takeWindows = async (): Promise<void> => {
-    if (windows.length === 0) return;
+  const takeWindows = async (): Promise<string | undefined> => {
+    if (windows.length === 0) return undefined;
     for (;;) {
-      const client = await pool.connect();
-      let waitMs = 0;
-      try {
-        await client.query('BEGIN');
+      const logged = await transaction(pool, async (client): Promise<{ wait: number; id?: string }> => {
         await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`accrue:erp-calls:${connection}`]);
+        let wait = 0;
         for (const w of windows) {
           const row = (
             await client.query<{ calls: number; wait_ms: number | null }>(
@@ -98,32 +97,30 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
               [connection, w.limit, String(w.ms + guardMs)],
             )
           ).rows[0]!;
-          if (row.calls >= w.limit) waitMs = Math.max(waitMs, row.wait_ms ?? pollMs, 1);
+          if (row.calls >= w.limit) wait = Math.max(wait, row.wait_ms ?? pollMs, 1);
         }
-        if (waitMs === 0) {
-          await client.query('INSERT INTO erp_call_log (connection, at) VALUES ($1, clock_timestamp())', [connection]);
-          // Calls older than the longest window count for nothing: kept briefly, removed as calls are made.
-          await client.query("DELETE FROM erp_call_log WHERE connection = $1 AND at < clock_timestamp() - ($2 || ' milliseconds')::interval", [connection, String(longest + guardMs)]);
-        }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
-      if (waitMs === 0) return;
-      await sleep(Math.min(waitMs, 1_000));
+        if (wait > 0) return { wait };
+        const id = (await client.query<{ id: string }>('INSERT INTO erp_call_log (connection, at) VALUES ($1, clock_timestamp()) RETURNING id', [connection])).rows[0]!.id;
+        // Calls older than the longest window count for nothing: kept briefly, removed as calls are made.
+        await client.query("DELETE FROM erp_call_log WHERE connection = $1 AND at < clock_timestamp() - ($2 || ' milliseconds')::interval", [connection, String(longest + guardMs)]);
+        return { wait, id };
+      });
+      if (logged.id !== undefined) return logged.id;
+      await sleep(Math.min(logged.wait, 1_000));
     }
   };
 
   const send = async (method: string, url: string, init: CallInit, auth: Record<string, string>): Promise<Response> => {
-    await takeWindows();
+    const logId = await takeWindows();
     countCall();
     try {
       return await fetch(url, { method, headers: { ...init.headers, ...auth }, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs) });
     } catch (error) {
       throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, { permanent: false, code: (error as Error).name });
+    } finally {
+      // The ERP counted the call somewhere between sending and answering: from the answer on, it counts here too, so a
+      // window is never shorter than the ERP's however long the call took to arrive.
+      if (logId !== undefined) await pool.query('UPDATE erp_call_log SET at = clock_timestamp() WHERE id = $1', [logId]);
     }
   };
 

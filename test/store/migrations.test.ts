@@ -39,7 +39,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['020_ingest_repeats.sql', '0190054dc1af8adcbca41e477c5f72dd586a03f543ab6460115ac92e31aebf00'],
   ['021_invoice_due_date.sql', 'fcd08f55ed06db293f4dcfcf13d8a6ebfd723c724f8944b9b84481b0757b520d'],
   ['022_erp_connections.sql', '9f066879a050360fdf7325f8869bfc196e706ef8ee27d2bb269054cf54c3e2f8'],
-  ['023_outbox_waits.sql', '1f531ba24bce344d6066f9953a060b018decf91b38a8a94e84989dd461599521'],
+  ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

@@ -4,6 +4,7 @@
 // ES256/ES384/ES512), exchanged at <account>.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token. The 1-hour
 // access token is sealed in erp_credentials so every worker shares it, renewed under the row lock 5 minutes before
 // its end or after a 401; a refused exchange puts the connection in needs_reauthorization.
+import { transaction } from '../../store/store.js';
 import { importPKCS8, SignJWT } from 'jose';
 import type pg from 'pg';
 import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
@@ -56,9 +57,7 @@ export function netsuiteClientCredentialsAuthorizer(pool: pg.Pool, settings: Con
 
   const renew = async (rejected: string | undefined): Promise<void> => {
     let refused: string | undefined;
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await transaction(pool, async (client) => {
       const stored = await readCredentials(client, settings.name, key, { forUpdate: true });
       const s: Secrets | undefined = stored?.secrets;
       if (!s?.client_id || !s.certificate_id || !s.private_key) throw new ReauthorizationRequired(settings.name, 'no client-credentials secrets stored: run accrue connect netsuite');
@@ -74,13 +73,7 @@ export function netsuiteClientCredentialsAuthorizer(pool: pg.Pool, settings: Con
           cached = { token: answer.access_token, expiresAt: at.getTime() };
         }
       }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     if (refused !== undefined) {
       cached = undefined;
       const reason = `NetSuite refused the client-credentials exchange: ${refused}`;

@@ -1,5 +1,6 @@
 // A refused refresh or a revoked grant (issue #15): the connection goes to needs_reauthorization and an exception goes
 // to the integration-support queue; nothing is dead-lettered. `accrue connect` clears both.
+import { transaction } from '../../store/store.js';
 import type pg from 'pg';
 import { appendAudit } from '../../audit/log.js';
 import { exceptionId } from '../../settle/payments.js';
@@ -13,9 +14,7 @@ const nextOrdinal = async (client: pg.PoolClient, id: string): Promise<number> =
 
 /** `reason` must never hold a secret (it is audited and shown): say what the ERP refused, e.g. `refresh refused: invalid_grant`. */
 export async function markNeedsReauthorization(pool: pg.Pool, connection: string, reason: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await transaction(pool, async (client) => {
     const id = reauthorizationExceptionId(connection);
     const existing = (await client.query<{ status: string; cleared_at: Date | null }>('SELECT status, cleared_at FROM exceptions WHERE id = $1 FOR UPDATE', [id])).rows[0];
     const details = JSON.stringify({ connection, reason, action: `run: accrue connect <kind> --connection ${connection}` });
@@ -38,13 +37,7 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
       await client.query('UPDATE exceptions SET last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1', [id, details]);
     }
     await setConnectionStatus(client, connection, 'needs_reauthorization', reason, 'system:auth');
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** After `accrue connect` saved new credentials (same transaction): status active, the exception cleared. */

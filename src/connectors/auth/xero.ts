@@ -2,6 +2,7 @@
 // runs in ONE transaction holding erp_credentials' row lock: another worker that already refreshed is seen by comparing
 // the stored access token with the rejected one, and the new pair is saved before the lock is released.
 // Xero: https://developer.xero.com/documentation/guides/oauth2/auth-flow (PKCE, refresh_token grant, /connections).
+import { transaction } from '../../store/store.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
@@ -69,9 +70,7 @@ export function xeroAuthorizer(pool: pg.Pool, settings: ConnectionSettings, key:
   /** Refreshes unless the stored token is no longer `rejectedAccess` (another worker refreshed): one transaction, row lock. */
   const refreshFrom = async (rejectedAccess: string | undefined, onlyIfExpiring: boolean): Promise<void> => {
     let refused: string | undefined;
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await transaction(pool, async (client) => {
       const stored = await readCredentials(client, settings.name, key, { forUpdate: true });
       if (!stored?.secrets.refresh_token) throw new ReauthorizationRequired(settings.name, 'no credentials stored: run accrue connect xero');
       const expiresAt = stored.accessExpiresAt?.getTime() ?? 0;
@@ -86,13 +85,7 @@ export function xeroAuthorizer(pool: pg.Pool, settings: ConnectionSettings, key:
           cached = { secrets, expiresAt: at.getTime() };
         }
       } else cached = { secrets: stored.secrets, expiresAt };
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     if (refused !== undefined) {
       cached = undefined;
       const reason = `Xero refused the refresh token: ${refused}`;

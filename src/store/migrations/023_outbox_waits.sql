@@ -16,7 +16,8 @@ CREATE TABLE erp_call_slots (
   PRIMARY KEY (connection, slot)
 );
 CREATE TABLE erp_call_log (
+  id         bigserial PRIMARY KEY,
   connection text NOT NULL REFERENCES erp_connections (name),
-  at         timestamptz NOT NULL
+  at         timestamptz NOT NULL          -- when the call was sent, moved to when its answer came: the ERP counted it in between
 );
 CREATE INDEX erp_call_log_recent ON erp_call_log (connection, at);
