@@ -124,7 +124,7 @@ describe('dashboard API', () => {
     assert.equal(again.headers['content-type'], 'application/problem+json; charset=utf-8');
     assert.deepEqual((await get('/v1/dlq')).json().dead_letters, []);
     const health = (await get('/v1/dashboard/pipeline?hours=1')).json();
-    assert.deepEqual(health.connectors.find((c: { target: string }) => c.target === 'netsuite'), { target: 'netsuite', pending: 1, posted: 0, dead: 0, oldest_pending_seconds: health.connectors[0].oldest_pending_seconds, replays: 1 });
+    assert.deepEqual(health.connectors.find((c: { target: string }) => c.target === 'netsuite'), { target: 'netsuite', pending: 1, posted: 0, dead: 0, oldest_pending_seconds: health.connectors[0].oldest_pending_seconds, replays: 1, status: null, parked_until: null, waiting: 0 });
     assert.equal(health.ingestion.totals.received, 4000);
   });
 });
