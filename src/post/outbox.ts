@@ -399,6 +399,10 @@ export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { u
     const waiting = await pool.query(
       `SELECT min(o.next_attempt_at) AS next FROM outbox o LEFT JOIN erp_connections c ON c.name = o.target
         WHERE o.target = $1 AND o.status = 'pending' AND NOT (coalesce(o.last_error->>'code', '') = ANY($2))
+          -- a payment waiting for its invoice waits as long as the invoice does
+          AND NOT (o.last_error->>'code' = 'invoice_first' AND EXISTS (
+                SELECT 1 FROM payments p JOIN outbox i ON i.target = o.target AND i.document_id = 'jrn:v1:invoice:' || p.invoice_id
+                 WHERE p.id = o.document_id AND i.status = 'pending' AND coalesce(i.last_error->>'code', '') = ANY($2)))
           AND (c.name IS NULL OR (c.status <> 'needs_reauthorization' AND (c.parked_until IS NULL OR c.parked_until <= now())))`,
       [target.name, [...WAITING_CODES]],
     );
