@@ -15,6 +15,7 @@ import { drainOutbox } from '../../src/post/outbox.js';
 import { saveConnections } from '../../src/connectors/connections.js';
 import type { ConnectionSettings } from '../../src/connectors/connection.js';
 import { importMappings } from '../../src/map/import.js';
+import { runErpCheck } from '../../src/map/check.js';
 import { mappingSource } from '../../src/map/resolver.js';
 import { reconcilePeriod } from '../../src/reconcile/run.js';
 import { pipelineHealth } from '../../src/dashboard/pipeline.js';
@@ -61,6 +62,12 @@ describe('two legal entities on two Xero organisations', () => {
     assert.ok(de.ok, JSON.stringify(!de.ok && de.problems));
 
     const catalog = (await currentCatalog(store.pool))!;
+    // accrue erp check, through the connector: the German tax type is unmapped; what is mapped is looked up in Xero.
+    const check = await runErpCheck(store.pool, catalog.catalog, DE, target(DE, 'org-de'), '2026-10-31');
+    assert.equal(check.ok, false);
+    assert.ok(check.findings.some((f) => f.kind === 'tax_type' && f.source === 'DE' && f.state === 'unmapped'), JSON.stringify(check.findings.filter((f) => f.state !== 'active')));
+    assert.ok(check.findings.some((f) => f.kind === 'account' && f.state === 'active'), 'mapped accounts found active in the organisation');
+    assert.equal(check.findings.filter((f) => f.state === 'missing' || f.state === 'inactive').length, 0, JSON.stringify(check.findings.filter((f) => f.state === 'missing' || f.state === 'inactive')));
     await ingestBatch(store.pool, catalog, [ev('e1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' })], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
     // The close names no target: each entity's documents go to the connection it is routed to.
     await closePeriod(store.pool, catalog, { period: '2026-10' });
