@@ -58,16 +58,16 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
       .query('INSERT INTO erp_call_slots (connection, slot) SELECT $1, s FROM generate_series(1, $2::int) AS s ON CONFLICT DO NOTHING', [connection, slots])
       .then(() => undefined));
 
-  const parkedUntil = async (): Promise<Date | undefined> => {
-    const row = (await pool.query<{ parked_until: Date | null; reason: string | null }>('SELECT parked_until, parked_reason AS reason FROM erp_connections WHERE name = $1 AND parked_until > now()', [connection])).rows[0];
-    if (row?.parked_until) throw new ConnectionParked(connection, row.parked_until, row.reason ?? 'a daily limit');
-    return undefined;
+  /** A connection parked by a daily limit is not called before its time: the caller is told at once. */
+  const refuseIfParked = async (): Promise<void> => {
+    const row = (await pool.query<{ parked_until: Date; reason: string | null }>('SELECT parked_until, parked_reason AS reason FROM erp_connections WHERE name = $1 AND parked_until > now()', [connection])).rows[0];
+    if (row) throw new ConnectionParked(connection, row.parked_until, row.reason ?? 'a daily limit');
   };
 
   /** A slot of the connection's concurrency, held under a lease. */
   const takeSlot = async (holder: string): Promise<number> => {
+    await refuseIfParked();
     for (;;) {
-      await parkedUntil();
       const got = await pool.query<{ slot: number }>(
         `UPDATE erp_call_slots SET holder = $2, lease_until = now() + ($4 || ' milliseconds')::interval
           WHERE (connection, slot) = (SELECT connection, slot FROM erp_call_slots
