@@ -96,7 +96,10 @@ if (values['verify-loader']) {
 if (values.child) {
   // One size: a fresh database, the figures as one JSON line on stdout.
   const events = Number.parseInt(values.events!, 10);
-  const figures = await inFreshStore((url) => benchClose(url, customers, events, (line) => console.error(line), { loader }), values['data-dir']);
+  const figures = await inFreshStore(
+    (url) => benchClose(url, customers, events, (line) => console.error(line), { loader }),
+    values['data-dir'],
+  );
   console.log(JSON.stringify(figures));
   process.exit(0);
 }
@@ -132,8 +135,22 @@ function roundDown(asked: number, limit: number): number {
  */
 async function runChild(events: number): Promise<{ status: number | null; signal: string | null; stdout: string; stoppedLow?: string }> {
   const dataDir = freshDataDir();
-  const args = ['--import', 'tsx', 'bench/close-run.ts', '--child', '--customers', String(customers), '--events', String(events), '--loader', loader];
-  const child = spawn(process.execPath, dataDir ? [...args, '--data-dir', dataDir] : args, { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  const args = [
+    '--import',
+    'tsx',
+    'bench/close-run.ts',
+    '--child',
+    '--customers',
+    String(customers),
+    '--events',
+    String(events),
+    '--loader',
+    loader,
+  ];
+  const child = spawn(process.execPath, dataDir ? [...args, '--data-dir', dataDir] : args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  });
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   let stoppedLow: string | undefined;
@@ -162,7 +179,8 @@ for (const asked of sizes) {
   let note: string | undefined;
   const previous = [...results].reverse().find((r) => r.figures)?.figures;
   if (previous) {
-    const secondsPerEvent = (previous.insert_seconds + previous.rebuild_seconds + previous.checkpoint_seconds + previous.group_by_seconds) / previous.events;
+    const secondsPerEvent =
+      (previous.insert_seconds + previous.rebuild_seconds + previous.checkpoint_seconds + previous.group_by_seconds) / previous.events;
     const room = freeDiskBytes() - MAX_WAL_BYTES; // the WAL between checkpoints comes on top of the database
     const byTime = budgetSeconds / secondsPerEvent;
     const step = Math.max(1, Math.floor(asked / 10));
@@ -170,9 +188,10 @@ for (const asked of sizes) {
     while (byDisk > 0 && projectedBytes(previous, byDisk) > room) byDisk -= step;
     if (events > byTime || events > byDisk) {
       events = Math.min(roundDown(asked, byTime), byDisk);
-      const why = byTime <= byDisk
-        ? `loading ${asked} events, rebuilding their rollups, checkpointing and the reference GROUP BY at this machine's ${Math.round(1 / secondsPerEvent)} events/s would take ${((asked * secondsPerEvent) / 60).toFixed(0)} min, over the ${values['budget-minutes']} min budget`
-        : `${asked} events would need about ${(projectedBytes(previous, asked) / 2 ** 30).toFixed(0)} GiB, more than the ${(room / 2 ** 30).toFixed(0)} GiB free beside ${MAX_WAL} of WAL`;
+      const why =
+        byTime <= byDisk
+          ? `loading ${asked} events, rebuilding their rollups, checkpointing and the reference GROUP BY at this machine's ${Math.round(1 / secondsPerEvent)} events/s would take ${((asked * secondsPerEvent) / 60).toFixed(0)} min, over the ${values['budget-minutes']} min budget`
+          : `${asked} events would need about ${(projectedBytes(previous, asked) / 2 ** 30).toFixed(0)} GiB, more than the ${(room / 2 ** 30).toFixed(0)} GiB free beside ${MAX_WAL} of WAL`;
       note = `${why}: ran ${events} instead`;
     }
   }
@@ -202,7 +221,12 @@ for (const f of ran) {
     reference: `bare GROUP BY over them: ${f.group_by_seconds.toFixed(1)} s`,
     ratio: (f.close_seconds / f.group_by_seconds).toFixed(2),
   });
-  figures.push({ figure: `  memory peak (node RSS; largest pg backend)`, value: mib(f.node_rss_peak_bytes), reference: `pg backend: ${mib(f.postgres_backend_peak_bytes)}`, ratio: '' });
+  figures.push({
+    figure: `  memory peak (node RSS; largest pg backend)`,
+    value: mib(f.node_rss_peak_bytes),
+    reference: `pg backend: ${mib(f.postgres_backend_peak_bytes)}`,
+    ratio: '',
+  });
 }
 const first = ran[0];
 for (const f of ran.slice(1)) {
@@ -232,4 +256,6 @@ if (at10M && at100M) {
 } else if (sizes.includes(100_000_000)) {
   console.log('target, close at 100M within twice 10M: not measured in this run (see the notes above)');
 }
-console.log(`memory: node RSS is this bench's close process over its whole run; pg backend is the largest VmHWM among the close's own connections, shared buffers it touched included (shared_buffers ${ran[0]?.postgres_shared_buffers ?? '?'})`);
+console.log(
+  `memory: node RSS is this bench's close process over its whole run; pg backend is the largest VmHWM among the close's own connections, shared buffers it touched included (shared_buffers ${ran[0]?.postgres_shared_buffers ?? '?'})`,
+);

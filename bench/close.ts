@@ -50,7 +50,11 @@ function scaledCatalog(customers: number): string {
     };
   });
   base.customers = list;
-  base.subscriptions = list.map((c) => ({ customer: c.id, plan: c.legal_entity === 'nw-us' ? 'growth-usd' : 'scale-eur', start: '2026-01-01' }));
+  base.subscriptions = list.map((c) => ({
+    customer: c.id,
+    plan: c.legal_entity === 'nw-us' ? 'growth-usd' : 'scale-eur',
+    start: '2026-01-01',
+  }));
   base.credit_grants = [];
   base.discounts = [];
   return YAML.stringify(base);
@@ -173,7 +177,12 @@ export async function loadedSchema(db: pg.ClientBase | pg.Pool): Promise<string[
 }
 
 /** The original load: every chunk through `events` on one connection, keys claimed by the trigger, then usage_rollups_rebuild(). */
-async function loadPlain(setup: pg.Pool, customers: number, events: number, log: (line: string) => void): Promise<{ insertSeconds: number; rebuildSeconds: number }> {
+async function loadPlain(
+  setup: pg.Pool,
+  customers: number,
+  events: number,
+  log: (line: string) => void,
+): Promise<{ insertSeconds: number; rebuildSeconds: number }> {
   let start = process.hrtime.bigint();
   // Bulk load: the rollup trigger is off while the events go in, then one rebuild runs the trigger's SQL over all
   // of them at once, which gives the rows ingestion builds batch by batch (test/integration/rollups.test.ts).
@@ -231,7 +240,15 @@ async function dropIndexes(client: pg.ClientBase, tables: readonly string[]): Pr
     );
   }
   await client.query('COMMIT');
-  return indexes.map(({ table, name, def, constraint, kind, deferrable, deferred }) => ({ table, name, def, constraint, kind: kind as DroppedIndex['kind'], deferrable, deferred }));
+  return indexes.map(({ table, name, def, constraint, kind, deferrable, deferred }) => ({
+    table,
+    name,
+    def,
+    constraint,
+    kind: kind as DroppedIndex['kind'],
+    deferrable,
+    deferred,
+  }));
 }
 
 /**
@@ -239,8 +256,13 @@ async function dropIndexes(client: pg.ClientBase, tables: readonly string[]): Pr
  * the parent's alone) on the clients at once (one table's indexes may be built at once), the most key columns
  * first as a guess at the longest sort; then puts their constraints back over them, as they were.
  */
-async function rebuildIndexes(clients: readonly pg.ClientBase[], indexes: readonly DroppedIndex[], log: (line: string) => void): Promise<void> {
-  const keyColumns = (def: string) => (/ USING brin | WHERE /.test(def) ? 0 : (/ USING \w+ \(([^)]*)\)/.exec(def)?.[1]?.split(',').length ?? 1));
+async function rebuildIndexes(
+  clients: readonly pg.ClientBase[],
+  indexes: readonly DroppedIndex[],
+  log: (line: string) => void,
+): Promise<void> {
+  const keyColumns = (def: string) =>
+    / USING brin | WHERE /.test(def) ? 0 : (/ USING \w+ \(([^)]*)\)/.exec(def)?.[1]?.split(',').length ?? 1);
   await onClients(
     clients,
     [...indexes]
@@ -268,7 +290,12 @@ async function rebuildIndexes(clients: readonly pg.ClientBase[], indexes: readon
  */
 function insertOnly(sql: string): string {
   const at = sql.indexOf('\nON CONFLICT (');
-  if (at < 0 || sql.indexOf('ON CONFLICT', at + 2) >= 0 || !/^\nON CONFLICT \([^)]*\) DO UPDATE SET\s[^;]*$/.test(sql.slice(at)) || /RETURNING/i.test(sql.slice(at))) {
+  if (
+    at < 0 ||
+    sql.indexOf('ON CONFLICT', at + 2) >= 0 ||
+    !/^\nON CONFLICT \([^)]*\) DO UPDATE SET\s[^;]*$/.test(sql.slice(at)) ||
+    /RETURNING/i.test(sql.slice(at))
+  ) {
     throw new Error('the rollup SQL (migration 015) no longer ends in one ON CONFLICT ... DO UPDATE: the fast loader needs a look');
   }
   return sql.slice(0, at);
@@ -306,7 +333,9 @@ async function loadFast(
     const first = clients[0]!;
     let start = process.hrtime.bigint();
     for (const client of clients) await client.query(FAST_SESSION);
-    const empty = (await first.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM event_keys) AS empty')).rows[0]!.empty;
+    const empty = (
+      await first.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM event_keys) AS empty')
+    ).rows[0]!.empty;
     if (!empty) throw new Error('the fast loader fills an empty events table only');
     const schema = await loadedSchema(first);
 
@@ -345,7 +374,9 @@ async function loadFast(
     // batch is missing gets no key, and fails the count.
     let phase = process.hrtime.bigint();
     const blocks = (
-      await first.query<{ n: string }>("SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::bigint)::text AS n", [pg.escapeIdentifier(partition)])
+      await first.query<{ n: string }>("SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::bigint)::text AS n", [
+        pg.escapeIdentifier(partition),
+      ])
     ).rows[0]!.n;
     const half = `(${BigInt(blocks) / 2n},0)`;
     const claim = (where: string) => `
@@ -360,7 +391,10 @@ async function loadFast(
     // Vacuumed now (before their indexes, so that it reads the heaps alone): during the plain loader's long load
     // autovacuum keeps up with them; after a short one it vacuumed the whole partition while the close ran (at 10M).
     phase = process.hrtime.bigint();
-    await onClients(clients, [pg.escapeIdentifier(partition), 'event_keys'].map((table) => (client) => client.query(`VACUUM ${table}`)));
+    await onClients(
+      clients,
+      [pg.escapeIdentifier(partition), 'event_keys'].map((table) => (client) => client.query(`VACUUM ${table}`)),
+    );
     log(`close: events and keys vacuumed (${seconds(phase).toFixed(0)} s)`);
 
     phase = process.hrtime.bigint();
@@ -378,8 +412,10 @@ async function loadFast(
     dropped.push(...rollupIndexes);
     const pieces = Math.max(LOAD_CONNECTIONS, Math.min(customers, Math.ceil(events / ROLLUP_PIECE_EVENTS)));
     const bound = (i: number) => pg.escapeLiteral(`c${String(Math.floor((i * customers) / pieces)).padStart(6, '0')}`);
-    const ranges = Array.from({ length: pieces }, (_, i) =>
-      `(SELECT * FROM events WHERE ${[i > 0 ? `customer_id >= ${bound(i)}` : '', i < pieces - 1 ? `customer_id < ${bound(i + 1)}` : ''].filter(Boolean).join(' AND ')})`,
+    const ranges = Array.from(
+      { length: pieces },
+      (_, i) =>
+        `(SELECT * FROM events WHERE ${[i > 0 ? `customer_id >= ${bound(i)}` : '', i < pieces - 1 ? `customer_id < ${bound(i + 1)}` : ''].filter(Boolean).join(' AND ')})`,
     );
     const statements = (
       await first.query<{ rollups: string; keys: string }>(
@@ -392,7 +428,8 @@ async function loadFast(
       clients,
       [...statements.map((s) => s.rollups), ...statements.map((s) => s.keys)].map((sql) => async (client) => {
         await client.query(insertOnly(sql));
-        if (++rebuiltPieces % 10 === 0) log(`close: ${rebuiltPieces} of ${2 * pieces} rollup statements done (${seconds(start).toFixed(0)} s)`);
+        if (++rebuiltPieces % 10 === 0)
+          log(`close: ${rebuiltPieces} of ${2 * pieces} rollup statements done (${seconds(start).toFixed(0)} s)`);
       }),
     );
     // Two keys, one much the larger: its sort gets a parallel worker.
@@ -404,7 +441,9 @@ async function loadFast(
     if (rebuilt.join('\n') !== schema.join('\n')) {
       const missing = schema.filter((line) => !rebuilt.includes(line));
       const extra = rebuilt.filter((line) => !schema.includes(line));
-      throw new Error(`the rebuilt indexes and constraints differ from the migrated ones: missing ${JSON.stringify(missing)}, extra ${JSON.stringify(extra)}`);
+      throw new Error(
+        `the rebuilt indexes and constraints differ from the migrated ones: missing ${JSON.stringify(missing)}, extra ${JSON.stringify(extra)}`,
+      );
     }
     return { insertSeconds, rebuildSeconds };
   } catch (error) {
@@ -412,7 +451,9 @@ async function loadFast(
     // Whatever was dropped and is not back yet, back if it can be (a database from DATABASE_URL outlives the bench).
     const missing = [];
     for (const index of dropped) {
-      const there = await clients[0]?.query<{ there: boolean }>('SELECT to_regclass($1) IS NOT NULL AS there', [pg.escapeIdentifier(index.name)]).catch(() => undefined);
+      const there = await clients[0]
+        ?.query<{ there: boolean }>('SELECT to_regclass($1) IS NOT NULL AS there', [pg.escapeIdentifier(index.name)])
+        .catch(() => undefined);
       if (there && !there.rows[0]!.there) missing.push(index);
     }
     if (missing.length > 0) {
@@ -438,10 +479,16 @@ export async function loadCloseData(
 ): Promise<{ insertSeconds: number; rebuildSeconds: number }> {
   const applied = await applyCatalog(setup, scaledCatalog(customers), { by: 'bench' });
   if (!applied.ok) throw new Error(`bench catalog refused: ${applied.problems[0]?.path} ${applied.problems[0]?.message}`);
-  const partition = (await setup.query<{ name: string }>("SELECT accrue_ensure_event_partition('2026-09-01T00:00:00Z') AS name")).rows[0]!.name;
-  await setup.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench-close', 'file', 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING");
-  log(`close: generating ${events} events for ${customers} customers inside Postgres, ${GENERATE_CHUNK_EVENTS} per statement (${loader} loader)…`);
-  const times = loader === 'plain' ? await loadPlain(setup, customers, events, log) : await loadFast(setup, partition, customers, events, log);
+  const partition = (await setup.query<{ name: string }>("SELECT accrue_ensure_event_partition('2026-09-01T00:00:00Z') AS name")).rows[0]!
+    .name;
+  await setup.query(
+    "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench-close', 'file', 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
+  );
+  log(
+    `close: generating ${events} events for ${customers} customers inside Postgres, ${GENERATE_CHUNK_EVENTS} per statement (${loader} loader)…`,
+  );
+  const times =
+    loader === 'plain' ? await loadPlain(setup, customers, events, log) : await loadFast(setup, partition, customers, events, log);
   log(`close: loaded in ${times.insertSeconds.toFixed(0)} s, rollups rebuilt in ${times.rebuildSeconds.toFixed(0)} s`);
   return times;
 }
@@ -454,7 +501,11 @@ export async function loadCloseData(
  */
 export async function loadedDigest(db: pg.Pool): Promise<Record<string, string>> {
   const digest = async (label: string, relation: string) => {
-    const row = (await db.query<{ n: string; md5: string | null }>(`SELECT count(*)::text AS n, md5(string_agg(t::text, ',' ORDER BY t::text)) AS md5 FROM ${relation} t`)).rows[0]!;
+    const row = (
+      await db.query<{ n: string; md5: string | null }>(
+        `SELECT count(*)::text AS n, md5(string_agg(t::text, ',' ORDER BY t::text)) AS md5 FROM ${relation} t`,
+      )
+    ).rows[0]!;
     return [label, `${row.n} rows, md5 ${row.md5}`] as const;
   };
   const entries = [
@@ -466,9 +517,15 @@ export async function loadedDigest(db: pg.Pool): Promise<Record<string, string>>
     await digest('usage_rollups', 'usage_rollups'),
     await digest('usage_unique_keys', 'usage_unique_keys'),
   ];
-  const sequence = (await db.query<{ s: string }>("SELECT last_value || CASE WHEN is_called THEN ' (called)' ELSE '' END AS s FROM events_seq_seq")).rows[0]!.s;
+  const sequence = (
+    await db.query<{ s: string }>("SELECT last_value || CASE WHEN is_called THEN ' (called)' ELSE '' END AS s FROM events_seq_seq")
+  ).rows[0]!.s;
   const schema = await loadedSchema(db);
-  return { ...Object.fromEntries(entries), events_seq_seq: sequence, schema: `${schema.length} lines, md5 ${createHash('md5').update(schema.join('\n')).digest('hex')}` };
+  return {
+    ...Object.fromEntries(entries),
+    events_seq_seq: sequence,
+    schema: `${schema.length} lines, md5 ${createHash('md5').update(schema.join('\n')).digest('hex')}`,
+  };
 }
 
 export async function benchClose(
@@ -498,7 +555,8 @@ export async function benchClose(
          FROM events WHERE time >= '2026-09-01' AND time < '2026-10-01' GROUP BY customer_id, type`,
     );
     const groupBySeconds = Number(process.hrtime.bigint() - start) / 1e9;
-    const rollups = (await setup.query<{ grain: string; n: string }>('SELECT grain, count(*)::text AS n FROM usage_rollups GROUP BY grain')).rows;
+    const rollups = (await setup.query<{ grain: string; n: string }>('SELECT grain, count(*)::text AS n FROM usage_rollups GROUP BY grain'))
+      .rows;
     const rows = (grain: string) => Number(rollups.find((r) => r.grain === grain)?.n ?? '0');
     const sharedBuffers = (await setup.query<{ s: string }>("SELECT current_setting('shared_buffers') AS s")).rows[0]!.s;
 
@@ -514,14 +572,19 @@ export async function benchClose(
       const closed = await closePeriod(pool, catalog, { period: '2026-09' });
       closeSeconds = Number(process.hrtime.bigint() - start) / 1e9;
       invoices = closed.invoices.length;
-      const pids = (await setup.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [CLOSE_APPLICATION])).rows;
+      const pids = (await setup.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [CLOSE_APPLICATION]))
+        .rows;
       for (const { pid } of pids) backendPeak = Math.max(backendPeak, peakRssBytes(pid));
     } finally {
       await pool.end();
     }
     const databaseBytes = Number((await setup.query<{ b: string }>('SELECT pg_database_size(current_database())::text AS b')).rows[0]!.b);
     const rollupBytes = Number(
-      (await setup.query<{ b: string }>("SELECT (pg_total_relation_size('usage_rollups') + pg_total_relation_size('usage_unique_keys'))::text AS b")).rows[0]!.b,
+      (
+        await setup.query<{ b: string }>(
+          "SELECT (pg_total_relation_size('usage_rollups') + pg_total_relation_size('usage_unique_keys'))::text AS b",
+        )
+      ).rows[0]!.b,
     );
     const series = Number(
       (

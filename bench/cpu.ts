@@ -44,7 +44,11 @@ export function cpuNow(postmasterPidFile: string | undefined, natsLocal: boolean
   return cpu;
 }
 export function cpuSpent(from: Cpu, to: Cpu, events: number): string {
-  const each = (what: string, a?: number, b?: number) => (a === undefined || b === undefined ? [] : [`${what} ${(b - a).toFixed(1)} s (${(((b - a) / events) * 1e6).toFixed(0)} µs/event)`]);
-  return [...each('node', from.node, to.node), ...each('postgres', from.postgres, to.postgres), ...each('nats-server', from.nats, to.nats)].join(', ');
+  const each = (what: string, a?: number, b?: number) =>
+    a === undefined || b === undefined ? [] : [`${what} ${(b - a).toFixed(1)} s (${(((b - a) / events) * 1e6).toFixed(0)} µs/event)`];
+  return [
+    ...each('node', from.node, to.node),
+    ...each('postgres', from.postgres, to.postgres),
+    ...each('nats-server', from.nats, to.nats),
+  ].join(', ');
 }
-

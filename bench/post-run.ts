@@ -125,17 +125,43 @@ function benchInvoice(i: number, catalog: CatalogVersion): Invoice {
   };
 }
 
-const copyField = (v: string | null) => (v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r'));
+const copyField = (v: string | null) =>
+  v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
 const copyRows = (rows: Array<Array<string | null>>) => rows.map((r) => r.map(copyField).join('\t')).join('\n') + '\n';
 
 /** The rows exactly as recordJournals writes them (no closed periods, so every journal posts as dated). */
-function ledgerCopyText(invoices: readonly Invoice[], catalog: CatalogVersion): { journals: string; lines: string; journalCount: number; lineCount: number } {
+function ledgerCopyText(
+  invoices: readonly Invoice[],
+  catalog: CatalogVersion,
+): { journals: string; lines: string; journalCount: number; lineCount: number } {
   const heads: Array<Array<string | null>> = [];
   const lines: Array<Array<string | null>> = [];
   for (const invoice of invoices) {
     for (const j of journalsFor(invoice, catalog, POSTING_DATE)) {
-      heads.push([j.id, j.kind, j.legal_entity, j.posting_date, j.source_document, invoice.number, j.memo, contentHash(j), j.posting_date, 'as_dated']);
-      for (const l of j.lines) lines.push([j.id, String(l.line_no), l.account, l.debit_minor.toString(), l.credit_minor.toString(), l.currency, l.customer ?? null, l.product ?? null, l.memo ?? null]);
+      heads.push([
+        j.id,
+        j.kind,
+        j.legal_entity,
+        j.posting_date,
+        j.source_document,
+        invoice.number,
+        j.memo,
+        contentHash(j),
+        j.posting_date,
+        'as_dated',
+      ]);
+      for (const l of j.lines)
+        lines.push([
+          j.id,
+          String(l.line_no),
+          l.account,
+          l.debit_minor.toString(),
+          l.credit_minor.toString(),
+          l.currency,
+          l.customer ?? null,
+          l.product ?? null,
+          l.memo ?? null,
+        ]);
     }
   }
   return { journals: copyRows(heads), lines: copyRows(lines), journalCount: heads.length, lineCount: lines.length };
@@ -147,8 +173,22 @@ async function timeLedgerCopy(pool: pg.Pool, text: { journals: string; lines: st
   try {
     const start = process.hrtime.bigint();
     await db.query('BEGIN');
-    await pipeline(Readable.from([text.journals]), db.query(pgCopy.from('COPY journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy) FROM STDIN')));
-    await pipeline(Readable.from([text.lines]), db.query(pgCopy.from('COPY journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo) FROM STDIN')));
+    await pipeline(
+      Readable.from([text.journals]),
+      db.query(
+        pgCopy.from(
+          'COPY journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy) FROM STDIN',
+        ),
+      ),
+    );
+    await pipeline(
+      Readable.from([text.lines]),
+      db.query(
+        pgCopy.from(
+          'COPY journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo) FROM STDIN',
+        ),
+      ),
+    );
     await db.query('COMMIT');
     return Number(process.hrtime.bigint() - start) / 1e9;
   } catch (error) {
@@ -191,7 +231,9 @@ async function main(): Promise<void> {
     const catalog = (await currentCatalog(store.pool))!;
     const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
     const cpu = cpus();
-    console.log(`machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`);
+    console.log(
+      `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,
+    );
     console.log(
       `postgres: ${await setting('server_version')} (${store.embedded ? 'embedded, started by the bench' : 'external'}); ` +
         `synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}, wal_level=${await setting('wal_level')}`,
@@ -200,7 +242,9 @@ async function main(): Promise<void> {
     const invoices = Array.from({ length: DOCUMENTS }, (_, i) => benchInvoice(i, catalog));
     const copyText = ledgerCopyText(invoices, catalog);
     if (copyText.journalCount !== DOCUMENTS) throw new Error(`expected one journal per invoice, got ${copyText.journalCount}`);
-    console.log(`documents: ${DOCUMENTS} finalized invoices, one journal each, ${copyText.lineCount} journal lines (${(copyText.lineCount / DOCUMENTS).toFixed(1)} per journal)`);
+    console.log(
+      `documents: ${DOCUMENTS} finalized invoices, one journal each, ${copyText.lineCount} journal lines (${(copyText.lineCount / DOCUMENTS).toFixed(1)} per journal)`,
+    );
 
     // Each figure starts from empty ledger tables and a checkpoint, so neither pays for the other's writes.
     const fresh = async () => {
@@ -216,7 +260,8 @@ async function main(): Promise<void> {
     const ledgerSeconds = await timeLedgerPosting(store.pool, invoices, catalog);
     const journals = await count(store.pool, 'SELECT count(*) AS n FROM journals');
     const lines = await count(store.pool, 'SELECT count(*) AS n FROM journal_lines');
-    if (journals !== DOCUMENTS || lines !== copyText.lineCount) throw new Error(`ledger holds ${journals} journals and ${lines} lines, expected ${DOCUMENTS} and ${copyText.lineCount}`);
+    if (journals !== DOCUMENTS || lines !== copyText.lineCount)
+      throw new Error(`ledger holds ${journals} journals and ${lines} lines, expected ${DOCUMENTS} and ${copyText.lineCount}`);
     const ledgerRate = DOCUMENTS / ledgerSeconds;
     const copyRate = DOCUMENTS / copySeconds;
     figures.push({
@@ -229,16 +274,19 @@ async function main(): Promise<void> {
     // --- NetSuite simulator through the outbox ---
     // Queue the recorded journals as recordJournals does for an ERP target: one row per document, the key in code.
     const ids = (await store.pool.query<{ id: string }>('SELECT id FROM journals ORDER BY id')).rows.map((r) => r.id);
-    await store.pool.query(`INSERT INTO outbox (key, target, document_kind, document_id) SELECT k, 'netsuite', 'journal', d FROM unnest($1::text[], $2::text[]) AS u(k, d)`, [
-      ids.map((id) => outboxKey('netsuite', id)),
-      ids,
-    ]);
+    await store.pool.query(
+      `INSERT INTO outbox (key, target, document_kind, document_id) SELECT k, 'netsuite', 'journal', d FROM unnest($1::text[], $2::text[]) AS u(k, d)`,
+      [ids.map((id) => outboxKey('netsuite', id)), ids],
+    );
     await store.pool.query('VACUUM ANALYZE outbox');
     await store.pool.query('CHECKPOINT');
 
     const sim = new Worker(SIMULATOR, {
       eval: true,
-      workerData: { module: new URL('../test/support/netsuite-sim.ts', import.meta.url).href, options: { concurrencyLimit: CONCURRENCY, timeoutDelayMs: 1_000, serviceMs: SERVICE_MS } },
+      workerData: {
+        module: new URL('../test/support/netsuite-sim.ts', import.meta.url).href,
+        options: { concurrencyLimit: CONCURRENCY, timeoutDelayMs: 1_000, serviceMs: SERVICE_MS },
+      },
     });
     const simFailed = new Promise<never>((_, reject) => {
       sim.once('error', reject);
@@ -247,7 +295,10 @@ async function main(): Promise<void> {
     const next = <T>() => Promise.race([new Promise<T>((resolve) => sim.once('message', resolve)), simFailed]);
     const { url } = await next<{ url: string }>();
     // Signed with TBA (the simulator checks every signature), references by external ID as before mappings.
-    const target = netsuiteTarget(url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, limits: { concurrency: CONCURRENCY, requestsPerMinute: PER_MINUTE } });
+    const target = netsuiteTarget(url, {
+      subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+      limits: { concurrency: CONCURRENCY, requestsPerMinute: PER_MINUTE },
+    });
     // Requests per document: the outbox looks the document up (GET) before it posts (PUT).
     const requestsPerDocument = 2;
     const concurrencyBound = (CONCURRENCY * 1000) / SERVICE_MS;
@@ -260,11 +311,16 @@ async function main(): Promise<void> {
     const bar = progress('bench post (NetSuite simulator)');
     // Progress from the outbox itself, every 2 s: one count, nothing on the drain's own path.
     const ticker = setInterval(() => {
-      void count(store.pool, "SELECT count(*) AS n FROM outbox WHERE target = 'netsuite' AND status = 'posted'").then((n) => bar.update(n, DOCUMENTS), () => {});
+      void count(store.pool, "SELECT count(*) AS n FROM outbox WHERE target = 'netsuite' AND status = 'posted'").then(
+        (n) => bar.update(n, DOCUMENTS),
+        () => {},
+      );
     }, 2_000);
     const busy = performance.eventLoopUtilization();
     const start = process.hrtime.bigint();
-    const outcome = await Promise.race([drainOutbox(store.pool, target, { untilEmptyMs: 10 * 60_000 }), simFailed]).finally(() => clearInterval(ticker));
+    const outcome = await Promise.race([drainOutbox(store.pool, target, { untilEmptyMs: 10 * 60_000 }), simFailed]).finally(() =>
+      clearInterval(ticker),
+    );
     const netsuiteSeconds = Number(process.hrtime.bigint() - start) / 1e9;
     // How busy the thread running the outbox and its HTTP client was: near 1, the client's CPU is the limit, not the ERP's.
     const clientBusy = performance.eventLoopUtilization(busy).utilization;
@@ -276,13 +332,16 @@ async function main(): Promise<void> {
 
     // The simulator must hold exactly the documents, each written once, under the keys the outbox carried.
     if (report.records !== DOCUMENTS || report.creates !== DOCUMENTS || report.rewritten !== 0) {
-      throw new Error(`NetSuite simulator holds ${report.records} records (${report.creates} creates, ${report.rewritten} written more than once), expected exactly ${DOCUMENTS}`);
+      throw new Error(
+        `NetSuite simulator holds ${report.records} records (${report.creates} creates, ${report.rewritten} written more than once), expected exactly ${DOCUMENTS}`,
+      );
     }
     const held = new Set(report.externalIds);
     const missing = ids.filter((id) => !held.has(netsuiteExternalId(outboxKey('netsuite', id))));
     if (missing.length > 0) throw new Error(`${missing.length} journals missing from the NetSuite simulator, e.g. ${missing[0]}`);
     const posted = await count(store.pool, "SELECT count(*) AS n FROM outbox WHERE target = 'netsuite' AND status = 'posted'");
-    if (posted !== DOCUMENTS || outcome.dead !== 0) throw new Error(`outbox: ${posted} posted, ${outcome.dead} dead, expected ${DOCUMENTS} posted`);
+    if (posted !== DOCUMENTS || outcome.dead !== 0)
+      throw new Error(`outbox: ${posted} posted, ${outcome.dead} dead, expected ${DOCUMENTS} posted`);
     console.log(
       `netsuite outcome: ${outcome.posted} posted, ${outcome.found_existing} found existing, ${outcome.retried} retried, ${outcome.dead} dead; ` +
         `${report.requests} requests (${(report.requests / DOCUMENTS).toFixed(2)} per document), ${report.inFlightMax} in flight at most; ${netsuiteSeconds.toFixed(1)} s; outbox thread busy ${(clientBusy * 100).toFixed(0)}% of the time\n`,

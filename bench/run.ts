@@ -48,7 +48,11 @@ async function main(): Promise<void> {
   const { validateEvent, INGEST_LIMITS } = await import('../src/ingest/cloudevent.js');
 
   const { values: flags } = parseArgs({
-    options: { events: { type: 'string', default: '200000' }, concurrency: { type: 'string', default: '4' }, rounds: { type: 'string', default: '1' } },
+    options: {
+      events: { type: 'string', default: '200000' },
+      concurrency: { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '1' },
+    },
   });
   const EVENTS = Number.parseInt(flags.events!, 10);
   const CONCURRENCY = Number.parseInt(flags.concurrency!, 10);
@@ -67,26 +71,51 @@ async function main(): Promise<void> {
     const events = [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: EVENTS, seed: 7 })];
     const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
     const cpu = cpus();
-    console.log(`machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`);
+    console.log(
+      `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,
+    );
     console.log(
       `postgres: ${await setting('server_version')} (${store.embedded ? 'embedded, started by the bench' : 'external'}); ` +
         `synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}, wal_level=${await setting('wal_level')}`,
     );
-    const indexes = (await store.pool.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'events' ORDER BY indexname")).rows.map((r) => r.indexname);
+    const indexes = (
+      await store.pool.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'events' ORDER BY indexname")
+    ).rows.map((r) => r.indexname);
     console.log(`table: events (logged), indexes: ${indexes.join(', ')}`);
-    console.log(`events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax}, ${CONCURRENCY} concurrent clients in a worker thread, best of ${ROUNDS} round(s)\n`);
+    console.log(
+      `events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax}, ${CONCURRENCY} concurrent clients in a worker thread, best of ${ROUNDS} round(s)\n`,
+    );
 
     // The rows exactly as ingestion stores them, for the reference COPY.
     const rows = events.map((raw, i) => {
-      const verdict = validateEvent(raw, i, { metersByType: catalog.index.metersByType, customerByTenant: catalog.index.customerByTenant, now: new Date(PERIOD.to), futureSkewMsMax: 0 });
+      const verdict = validateEvent(raw, i, {
+        metersByType: catalog.index.metersByType,
+        customerByTenant: catalog.index.customerByTenant,
+        now: new Date(PERIOD.to),
+        futureSkewMsMax: 0,
+      });
       if (verdict.status !== 'valid') throw new Error('bench event invalid');
       const e = verdict.event;
-      return [e.source, e.id, e.type, e.subject, e.customer, e.time, JSON.stringify(e.data), JSON.stringify(e.values), JSON.stringify(e.dimensions), e.content_hash, 'ub:bench', 'f'];
+      return [
+        e.source,
+        e.id,
+        e.type,
+        e.subject,
+        e.customer,
+        e.time,
+        JSON.stringify(e.data),
+        JSON.stringify(e.values),
+        JSON.stringify(e.dimensions),
+        e.content_hash,
+        'ub:bench',
+        'f',
+      ];
     });
     const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
     const copyText = rows.map((r) => r.map(escape).join('\t')).join('\n') + '\n';
     const bodies: string[] = [];
-    for (let i = 0; i < events.length; i += INGEST_LIMITS.batchEventsMax) bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));
+    for (let i = 0; i < events.length; i += INGEST_LIMITS.batchEventsMax)
+      bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));
 
     const app = await buildServer({ pool: store.pool, bodyLimitBytes: 16 * 1024 * 1024 });
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -105,7 +134,9 @@ async function main(): Promise<void> {
         bar.update(2 * round, 2 * ROUNDS, `round ${round + 1}: raw COPY`);
         // --- raw COPY of the same rows into the same table ---
         await fresh();
-        await store.pool.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench', 'file', 0, 0, 0, 0, 0, 0)");
+        await store.pool.query(
+          "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench', 'file', 0, 0, 0, 0, 0, 0)",
+        );
         copySeconds = Math.min(copySeconds, await timeCopy(store.pool, copyText));
 
         // --- HTTP ingest, batches of 1,000, clients in a worker thread ---
@@ -151,7 +182,11 @@ async function timeCopy(pool: pg.Pool, copyText: string): Promise<number> {
     const start = process.hrtime.bigint();
     await pipeline(
       Readable.from([copyText]),
-      db.query(pgCopy.from('COPY events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN')),
+      db.query(
+        pgCopy.from(
+          'COPY events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN',
+        ),
+      ),
     );
     return Number(process.hrtime.bigint() - start) / 1e9;
   } finally {

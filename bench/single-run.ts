@@ -73,7 +73,13 @@ async function main(): Promise<void> {
   const { GROUP_COMMIT_LIMITS } = await import('../src/ingest/group-commit.js');
 
   const { values: flags } = parseArgs({
-    options: { events: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '64' }, rounds: { type: 'string', default: '1' }, 'linger-ms': { type: 'string' }, commits: { type: 'string' } },
+    options: {
+      events: { type: 'string', default: '10000' },
+      concurrency: { type: 'string', default: '64' },
+      rounds: { type: 'string', default: '1' },
+      'linger-ms': { type: 'string' },
+      commits: { type: 'string' },
+    },
   });
   const EVENTS = Number.parseInt(flags.events!, 10);
   const CONCURRENCY = Number.parseInt(flags.concurrency!, 10);
@@ -95,7 +101,9 @@ async function main(): Promise<void> {
     const bodies = [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: EVENTS, seed: 11 })].map((e) => JSON.stringify(e));
     const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
     const cpu = cpus();
-    console.log(`machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`);
+    console.log(
+      `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,
+    );
     console.log(
       `postgres: ${await setting('server_version')} (${store.embedded ? 'embedded, started by the bench' : 'external'}); ` +
         `synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}, max_connections=${await setting('max_connections')}`,
@@ -162,7 +170,9 @@ async function main(): Promise<void> {
     });
     console.log(`cpu, group commit (${groupedBest.seconds.toFixed(1)} s): ${groupedBest.cpu} (node: the server and the clients' thread)`);
     console.log(`cpu, one transaction per request (${perRequestBest.seconds.toFixed(1)} s): ${perRequestBest.cpu}`);
-    console.log(`group commit: ${groupedBest.batches} commits for ${EVENTS} events (${(EVENTS / groupedBest.batches).toFixed(1)} a commit), ${groupedBest.refused} answered 429 and retried\n`);
+    console.log(
+      `group commit: ${groupedBest.batches} commits for ${EVENTS} events (${(EVENTS / groupedBest.batches).toFixed(1)} a commit), ${groupedBest.refused} answered 429 and retried\n`,
+    );
   } finally {
     await store.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });

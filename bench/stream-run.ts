@@ -79,7 +79,9 @@ async function main(): Promise<void> {
   const { startStreamConsumer, STREAM_LIMITS } = await import('../src/stream/consumer.js');
   const { INGEST_LIMITS } = await import('../src/ingest/cloudevent.js');
 
-  const { values: flags } = parseArgs({ options: { events: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '1' } } });
+  const { values: flags } = parseArgs({
+    options: { events: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '1' } },
+  });
   const EVENTS = Number.parseInt(flags.events!, 10);
   const ROUNDS = Number.parseInt(flags.rounds!, 10);
   if (!(EVENTS > 0) || !(ROUNDS > 0)) throw new RangeError('--events and --rounds must be positive integers');
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
     throw new Error(
       `NATS JetStream is not reachable at ${NATS_URL} (${(error as Error).message}); bench:stream needs it. ` +
         'Start one with `nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server`, or set NATS_URL.',
+      { cause: error },
     );
   }
   const streams: string[] = [];
@@ -126,14 +129,20 @@ async function main(): Promise<void> {
 
     const setting = async (name: string) => (await pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
     const cpu = cpus();
-    const load = loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}; load average ${load} at start`);
+    const load = loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+    console.log(
+      `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}; load average ${load} at start`,
+    );
     console.log(
       `postgres: ${await setting('server_version')} (${store.embedded ? 'embedded, started by the bench' : 'external'}); ` +
         `synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}`,
     );
     const account = await jsm.getAccountInfo();
-    console.log(`nats: server ${nc.info?.version ?? '?'} at ${NATS_URL} (JetStream, file storage; account holds ${account.streams} stream(s), ${account.storage} bytes on file before the bench)`);
+    console.log(
+      `nats: server ${nc.info?.version ?? '?'} at ${NATS_URL} (JetStream, file storage; account holds ${account.streams} stream(s), ${account.storage} bytes on file before the bench)`,
+    );
     console.log(
       `events: ${EVENTS} (${(bytes / EVENTS).toFixed(0)} bytes each on average), one structured-mode CloudEvent per message; ` +
         `publisher in a worker thread, ${IN_FLIGHT} publishes in flight; best of ${ROUNDS} round(s)`,
@@ -146,7 +155,10 @@ async function main(): Promise<void> {
 
     const publish = (subject: string) =>
       new Promise<Published>((resolve, reject) => {
-        const worker = new Worker(PUBLISHER, { eval: true, workerData: { servers: NATS_URL.split(','), subject, bodies, inFlight: IN_FLIGHT } });
+        const worker = new Worker(PUBLISHER, {
+          eval: true,
+          workerData: { servers: NATS_URL.split(','), subject, bodies, inFlight: IN_FLIGHT },
+        });
         worker.once('message', (m: { error?: string; acked: number; lastSeq: number; start: string; seconds: number }) => {
           if (m.error) reject(new Error(`publisher: ${m.error}`));
           else if (m.acked !== EVENTS) reject(new Error(`publisher: ${m.acked} PubAcks for ${EVENTS} events`));
@@ -187,12 +199,18 @@ async function main(): Promise<void> {
       const stalled = new Promise<never>((_, reject) => {
         timer = setInterval(() => {
           if (Date.now() - lastProgress > STALL_MS) {
-            reject(new Error(`consumer made no progress for ${STALL_MS / 1000} s at ${committed}/${EVENTS} messages; warnings: ${warnings.slice(-5).join(' | ') || 'none'}`));
+            reject(
+              new Error(
+                `consumer made no progress for ${STALL_MS / 1000} s at ${committed}/${EVENTS} messages; warnings: ${warnings.slice(-5).join(' | ') || 'none'}`,
+              ),
+            );
           }
         }, 1000);
       });
       let stopping = false;
-      const early = consumer.done.then(() => (stopping ? new Promise<never>(() => {}) : Promise.reject(new Error('consumer stopped before all events were committed'))));
+      const early = consumer.done.then(() =>
+        stopping ? new Promise<never>(() => {}) : Promise.reject(new Error('consumer stopped before all events were committed')),
+      );
       const finished = async () => {
         try {
           const end = await Promise.race([all, stalled, early]);
@@ -215,7 +233,8 @@ async function main(): Promise<void> {
       const quarantined = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM quarantine')).rows[0]!.n);
       const rejected = Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM stream_rejections')).rows[0]!.n);
       if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
-      if (quarantined !== 0 || rejected !== 0) throw new Error(`expected nothing quarantined or rejected, found ${quarantined} quarantined, ${rejected} rejected`);
+      if (quarantined !== 0 || rejected !== 0)
+        throw new Error(`expected nothing quarantined or rejected, found ${quarantined} quarantined, ${rejected} rejected`);
       if (stats.counts.accepted !== EVENTS || stats.messages !== EVENTS) throw new Error(`consumer counted ${JSON.stringify(stats)}`);
     };
 
@@ -236,7 +255,8 @@ async function main(): Promise<void> {
       const published = await publish(stream.subject);
       const publishCpu1 = cpuTimes();
       const info = await jsm.streams.info(stream.name);
-      if (info.state.messages !== EVENTS) throw new Error(`stream ${stream.name} holds ${info.state.messages} messages, expected ${EVENTS}`);
+      if (info.state.messages !== EVENTS)
+        throw new Error(`stream ${stream.name} holds ${info.state.messages} messages, expected ${EVENTS}`);
       if (published.seconds < publishBest) {
         publishBest = published.seconds;
         publishCpu = cpuSpent(publishCpu0, publishCpu1, EVENTS);
@@ -257,7 +277,8 @@ async function main(): Promise<void> {
         consumeCpu = cpuSpent(consumeCpu0, consumeCpu1, EVENTS);
       }
       const left = await jsm.consumers.info(stream.name, DURABLE);
-      if (left.num_pending !== 0 || left.num_ack_pending !== 0) throw new Error(`consumer left ${left.num_pending} pending, ${left.num_ack_pending} unacked`);
+      if (left.num_pending !== 0 || left.num_ack_pending !== 0)
+        throw new Error(`consumer left ${left.num_pending} pending, ${left.num_ack_pending} unacked`);
       await jsm.streams.delete(stream.name);
 
       // --- end to end: consumer running, then publish; first publish to last commit ---
@@ -268,7 +289,8 @@ async function main(): Promise<void> {
       const [e2ePublished, e2eConsumed] = await Promise.all([publish(e2eStream.subject), running.finished()]);
       await check(e2eConsumed.stats);
       const e2eSeconds = Number(e2eConsumed.end - e2ePublished.start) / 1e9;
-      if (e2eSeconds < e2eBest.seconds) e2eBest = { seconds: e2eSeconds, publishSeconds: e2ePublished.seconds, batches: e2eConsumed.stats.batches };
+      if (e2eSeconds < e2eBest.seconds)
+        e2eBest = { seconds: e2eSeconds, publishSeconds: e2ePublished.seconds, batches: e2eConsumed.stats.batches };
       await jsm.streams.delete(e2eStream.name);
     }
     bar.update(3 * ROUNDS, 3 * ROUNDS, 'done');
@@ -294,7 +316,9 @@ async function main(): Promise<void> {
     console.log(
       `batches: consumer ${consumeBest.batches} for ${EVENTS} events (${(EVENTS / consumeBest.batches).toFixed(0)} a batch), ${consumeBest.retries} retried; ` +
         `end to end: ${e2eBest.batches} batches (${(EVENTS / e2eBest.batches).toFixed(0)} a batch), publishing took ${e2eBest.publishSeconds.toFixed(1)} s of ${e2eBest.seconds.toFixed(1)} s; ` +
-        `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end\n`,
+        `load average ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')} at the end\n`,
     );
   } finally {
     for (const name of streams) await jsm.streams.delete(name).catch(() => false);

@@ -38,14 +38,16 @@ async function reachable(url: string): Promise<string | undefined> {
   }
 }
 
-const all = testFiles('test').sort().filter((f) => f.includes(filter));
+const all = testFiles('test')
+  .sort()
+  .filter((f) => f.includes(filter));
 if (all.length === 0) {
   console.error(`no test files match ${JSON.stringify(filter)}`);
   process.exit(1);
 }
 const dataDir = mkdtempSync(join(tmpdir(), 'accrue-test-pg-'));
 const server = await startEmbedded({ dataDir });
-let status = 0;
+let status: number;
 try {
   status = run('embedded PostgreSQL', all, server.url.replace(/\/accrue$/, '/postgres'));
 } finally {
@@ -56,7 +58,9 @@ const dbFiles = all.filter((f) => f.startsWith(join('test', 'integration')));
 if (dbFiles.length > 0 && process.env.ACCRUE_TEST_SYSTEM_PG !== '0') {
   const why = await reachable(SYSTEM_URL);
   if (why) {
-    console.error(`\nFAIL: the system PostgreSQL at ${SYSTEM_URL} is not reachable (${why}); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`);
+    console.error(
+      `\nFAIL: the system PostgreSQL at ${SYSTEM_URL} is not reachable (${why}); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`,
+    );
     status = 1;
   } else {
     status = run('system PostgreSQL', dbFiles, SYSTEM_URL) || status;

@@ -84,7 +84,13 @@ export async function authenticate(
   const blocked = failures.blockedFor(request.ip);
   if (blocked !== undefined && !(secret && knownGoodSecret(pool, secret))) {
     return {
-      problem: problemDetails(429, 'too_many_failed_authentications', `too many requests with a missing, unknown or revoked API key from this client; retry after ${blocked} s`, undefined, { retry_after_seconds: blocked }),
+      problem: problemDetails(
+        429,
+        'too_many_failed_authentications',
+        `too many requests with a missing, unknown or revoked API key from this client; retry after ${blocked} s`,
+        undefined,
+        { retry_after_seconds: blocked },
+      ),
       retryAfterSeconds: blocked,
     };
   }
@@ -97,6 +103,7 @@ export async function authenticate(
     failures.fail(request.ip);
     return { problem: problemDetails(401, 'unauthorized', 'unknown or revoked API key') };
   }
-  if (!grants(key.scope, needed)) return { problem: problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`) };
+  if (!grants(key.scope, needed))
+    return { problem: problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`) };
   return { key };
 }

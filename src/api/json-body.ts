@@ -27,7 +27,11 @@ const plainProblem = (p: Problem | JsonProblem): Problem => ({ path: p.path, cod
  * For a route that needs the body as text (a signature over the exact bytes): decodes UTF-8 fatally and hands the
  * text on, or a RefusedBody naming the first invalid byte. The route then reads the JSON with parseStrictJson.
  */
-export function strictTextParser(_request: FastifyRequest, body: Buffer | string, done: (error: Error | null, body?: unknown) => void): void {
+export function strictTextParser(
+  _request: FastifyRequest,
+  body: Buffer | string,
+  done: (error: Error | null, body?: unknown) => void,
+): void {
   if (typeof body === 'string') return done(null, body);
   const decoded = decodeUtf8(body);
   done(null, decoded.ok ? decoded.text : new RefusedBody([decoded.problem]));

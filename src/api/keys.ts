@@ -14,7 +14,10 @@ export interface ApiKey {
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
-export async function createKey(pool: pg.Pool, input: { name: string; scope: Scope; sources?: string[] }): Promise<{ key: ApiKey; secret: string }> {
+export async function createKey(
+  pool: pg.Pool,
+  input: { name: string; scope: Scope; sources?: string[] },
+): Promise<{ key: ApiKey; secret: string }> {
   const id = `key_${randomBytes(6).toString('hex')}`;
   const secret = `acc_${input.scope}_${randomBytes(32).toString('base64url')}`;
   await pool.query('INSERT INTO api_keys (id, name, secret_hash, scope, sources) VALUES ($1, $2, $3, $4, $5)', [
@@ -77,9 +80,14 @@ export async function findKey(pool: pg.Pool, secret: string, now: () => number =
   const unknownUntil = unknown.get(hash);
   if (unknownUntil !== undefined && unknownUntil > now()) return undefined;
   unknown.delete(hash);
-  const row = (await pool.query<ApiKey>('SELECT id, name, scope, sources FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL', [hash])).rows[0];
+  const row = (
+    await pool.query<ApiKey>('SELECT id, name, scope, sources FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL', [hash])
+  ).rows[0];
   if (row) {
-    remember(cache, hash, { key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }), until: now() + KEY_CACHE_TTL_MS });
+    remember(cache, hash, {
+      key: Object.freeze({ ...row, sources: Object.freeze([...row.sources]) as string[] }),
+      until: now() + KEY_CACHE_TTL_MS,
+    });
     let good = knownGood.get(pool);
     if (!good) knownGood.set(pool, (good = new Map()));
     remember(good, hash, now() + KEY_KNOWN_GOOD_TTL_MS);
@@ -88,7 +96,8 @@ export async function findKey(pool: pg.Pool, secret: string, now: () => number =
 }
 
 export async function revokeKey(pool: pg.Pool, id: string): Promise<boolean> {
-  const revoked = ((await pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id])).rowCount ?? 0) > 0;
+  const revoked =
+    ((await pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id])).rowCount ?? 0) > 0;
   keyCache.delete(pool);
   return revoked;
 }

@@ -17,7 +17,18 @@ import { problemDetails, sendProblem } from './problem.js';
 export const UNBILLED_CACHE_MS = 30_000;
 
 /** Buckets for the time from a period's end to its invoice's finalization: an hour to a month. */
-export const INVOICE_LATENCY_BUCKETS_SECONDS = [3_600, 6 * 3_600, 12 * 3_600, 86_400, 2 * 86_400, 3 * 86_400, 5 * 86_400, 7 * 86_400, 14 * 86_400, 31 * 86_400];
+export const INVOICE_LATENCY_BUCKETS_SECONDS = [
+  3_600,
+  6 * 3_600,
+  12 * 3_600,
+  86_400,
+  2 * 86_400,
+  3 * 86_400,
+  5 * 86_400,
+  7 * 86_400,
+  14 * 86_400,
+  31 * 86_400,
+];
 /** Buckets for an ERP payment's modification to its application in Accrue: ten seconds to a day. */
 export const PAYMENT_SYNC_BUCKETS_SECONDS = [10, 30, 60, 300, 900, 1_800, 3_600, 6 * 3_600, 86_400];
 
@@ -61,7 +72,10 @@ const ERP_FAILURE_KINDS = ['permanent', 'transient'];
 
 /** Every combination of the given label values: [{a: 1, b: x}, {a: 1, b: y}, …]. */
 function combinations(dimensions: Record<string, readonly string[]>): Labels[] {
-  return Object.entries(dimensions).reduce<Labels[]>((sets, [name, values]) => sets.flatMap((set) => values.map((value) => ({ ...set, [name]: value }))), [{}]);
+  return Object.entries(dimensions).reduce<Labels[]>(
+    (sets, [name, values]) => sets.flatMap((set) => values.map((value) => ({ ...set, [name]: value }))),
+    [{}],
+  );
 }
 
 const labelsOf = (row: Row, names: readonly string[]): Labels => Object.fromEntries(names.map((n) => [n, String(row[n] ?? '')]));
@@ -69,7 +83,11 @@ const labelsOf = (row: Row, names: readonly string[]): Labels => Object.fromEntr
 /** A counter whose total the store keeps: each scrape sets it to the store's value (it only grows, as a counter must). */
 type ZeroSets = () => Promise<Labels[]>;
 
-function storeCounter(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets }): void {
+function storeCounter(
+  registry: Registry,
+  pool: pg.Pool,
+  spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets },
+): void {
   new Counter({
     name: spec.name,
     help: spec.help,
@@ -84,7 +102,11 @@ function storeCounter(registry: Registry, pool: pg.Pool, spec: { name: string; h
   });
 }
 
-function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets }): void {
+function storeGauge(
+  registry: Registry,
+  pool: pg.Pool,
+  spec: { name: string; help: string; labelNames: readonly string[]; sql: string; zeros?: ZeroSets },
+): void {
   new Gauge({
     name: spec.name,
     help: spec.help,
@@ -104,7 +126,11 @@ function storeGauge(registry: Registry, pool: pg.Pool, spec: { name: string; hel
  * `v`, the observed value in seconds). prom-client's Histogram only counts observations made in this process, so the
  * family is rendered from the query's counts.
  */
-function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; sql: string; zeros?: ZeroSets }): void {
+function storeHistogram(
+  registry: Registry,
+  pool: pg.Pool,
+  spec: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; sql: string; zeros?: ZeroSets },
+): void {
   const columns = spec.buckets.map((b, i) => `count(*) FILTER (WHERE v <= ${b}) AS b${i}`).join(', ');
   const grouped = spec.labelNames.join(', ');
   const sql = `SELECT ${grouped ? `${grouped}, ` : ''}count(*) AS n, coalesce(sum(v), 0) AS total, ${columns} FROM (${spec.sql}) observed${grouped ? ` GROUP BY ${grouped}` : ''}`;
@@ -120,10 +146,15 @@ function storeHistogram(registry: Registry, pool: pg.Pool, spec: { name: string;
       const seen = new Set(rows.map((row) => JSON.stringify(row.labels)));
       for (const labels of zeros) {
         if (seen.has(JSON.stringify(labelsOf(labels, spec.labelNames)))) continue;
-        rows.push({ row: { ...Object.fromEntries(spec.buckets.map((_, i) => [`b${i}`, 0])), n: 0, total: 0 }, labels: labelsOf(labels, spec.labelNames) });
+        rows.push({
+          row: { ...Object.fromEntries(spec.buckets.map((_, i) => [`b${i}`, 0])), n: 0, total: 0 },
+          labels: labelsOf(labels, spec.labelNames),
+        });
       }
       for (const { row, labels } of rows) {
-        spec.buckets.forEach((b, i) => values.push({ labels: { le: b, ...labels }, value: Number(row[`b${i}`]), metricName: `${spec.name}_bucket` }));
+        spec.buckets.forEach((b, i) =>
+          values.push({ labels: { le: b, ...labels }, value: Number(row[`b${i}`]), metricName: `${spec.name}_bucket` }),
+        );
         values.push({ labels: { le: '+Inf', ...labels }, value: Number(row.n), metricName: `${spec.name}_bucket` });
         values.push({ labels, value: Number(row.total), metricName: `${spec.name}_sum` });
         values.push({ labels, value: Number(row.n), metricName: `${spec.name}_count` });
@@ -196,7 +227,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     }
     return known.value;
   };
-  const zeros = (dimensions: (k: Known) => Record<string, readonly string[]>): ZeroSets => async () => combinations(dimensions(await getKnown()));
+  const zeros =
+    (dimensions: (k: Known) => Record<string, readonly string[]>): ZeroSets =>
+    async () =>
+      combinations(dimensions(await getKnown()));
 
   // ---------- ingestion ----------
   new Counter({
@@ -235,7 +269,9 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
       const [entities, { entities: all }] = await Promise.all([catalogEntities(), getKnown()]);
       this.reset();
       for (const legal_entity of all) this.inc({ legal_entity }, 0);
-      for (const row of (await pool.query<{ customer: string; n: string }>('SELECT customer_id AS customer, count(*) AS n FROM events WHERE late GROUP BY 1')).rows) {
+      for (const row of (
+        await pool.query<{ customer: string; n: string }>('SELECT customer_id AS customer, count(*) AS n FROM events WHERE late GROUP BY 1')
+      ).rows) {
         this.inc({ legal_entity: entities.get(row.customer) ?? 'unknown' }, Number(row.n));
       }
     },
@@ -265,7 +301,8 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
       this.reset();
       for (const labels of k.entityCurrencies) this.set(labels, 0);
       // Prometheus samples are floats: the exact amount is in the invoices; this is an estimate for a chart.
-      for (const a of value?.amounts ?? []) this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
+      for (const a of value?.amounts ?? [])
+        this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
     },
   });
   new Gauge({
@@ -402,7 +439,12 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
 
 /** HTTP basics of this process: requests by route pattern (never the raw URL, so ids do not become series) and status. */
 function httpMetrics(app: FastifyInstance, registry: Registry): void {
-  const requests = new Counter({ name: 'accrue_http_requests_total', help: 'HTTP requests answered by this process, by method, route and status code.', labelNames: ['method', 'route', 'status_code'], registers: [registry] });
+  const requests = new Counter({
+    name: 'accrue_http_requests_total',
+    help: 'HTTP requests answered by this process, by method, route and status code.',
+    labelNames: ['method', 'route', 'status_code'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'accrue_http_request_duration_seconds',
     help: 'Time to answer an HTTP request in this process, by method and route.',
@@ -426,10 +468,14 @@ export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool, 
   httpMetrics(app, own);
   const registry = Registry.merge([own, processRegistry]);
   if (options.route !== false) {
-    app.get('/metrics', { config: { scope: options.access === 'key' ? 'read' : 'public' }, schema: { hide: true } }, async (_request, reply) => {
-      reply.type(registry.contentType);
-      return withoutMisnamedGauges(await registry.metrics());
-    });
+    app.get(
+      '/metrics',
+      { config: { scope: options.access === 'key' ? 'read' : 'public' }, schema: { hide: true } },
+      async (_request, reply) => {
+        reply.type(registry.contentType);
+        return withoutMisnamedGauges(await registry.metrics());
+      },
+    );
   }
   return registry;
 }
@@ -438,7 +484,12 @@ export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool, 
  * GET /metrics alone, for its own listen address (`accrue serve --metrics-listen 127.0.0.1:9464`): the API's address
  * then has no /metrics. Without `registry` (a worker, which serves no API) it serves the store's and this process's series.
  */
-export async function buildMetricsServer(options: { pool: pg.Pool; access?: MetricsAccess; registry?: Registry; connectors?: readonly string[] }): Promise<FastifyInstance> {
+export async function buildMetricsServer(options: {
+  pool: pg.Pool;
+  access?: MetricsAccess;
+  registry?: Registry;
+  connectors?: readonly string[];
+}): Promise<FastifyInstance> {
   const registry = options.registry ?? Registry.merge([metricsRegistry(options.pool, { connectors: options.connectors }), processRegistry]);
   const app = Fastify({ logger: false });
   const failures = new AuthFailureLimiter();
@@ -453,7 +504,12 @@ export async function buildMetricsServer(options: { pool: pg.Pool; access?: Metr
     reply.type(registry.contentType);
     return withoutMisnamedGauges(await registry.metrics());
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problemDetails(404, 'not_found', `no route ${request.method} ${request.url}: this address serves GET /metrics only`)));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      problemDetails(404, 'not_found', `no route ${request.method} ${request.url}: this address serves GET /metrics only`),
+    ),
+  );
   return app;
 }
 

@@ -35,7 +35,9 @@ export function integerRangePattern(min: 0n | 1n, max: bigint): string {
     const high = Number(digits[i]) - 1;
     if (high < low) continue;
     const rest = digits.length - i - 1;
-    alternatives.push(`${digits.slice(0, i)}${low === high ? String(low) : `[${low}-${high}]`}${rest === 0 ? '' : rest === 1 ? '[0-9]' : `[0-9]{${rest}}`}`);
+    alternatives.push(
+      `${digits.slice(0, i)}${low === high ? String(low) : `[${low}-${high}]`}${rest === 0 ? '' : rest === 1 ? '[0-9]' : `[0-9]{${rest}}`}`,
+    );
   }
   alternatives.push(digits);
   return `^(?:${alternatives.join('|')})$`;
@@ -59,12 +61,20 @@ const described = <T extends Schema>(schema: T, description?: string): T => (des
 
 /** An identifier, a number, a name or a filter value: 1 to 256 characters, no control characters. */
 export const idString = (description?: string, options: { maxLength?: number } = {}) =>
-  described({ type: 'string', minLength: 1, maxLength: options.maxLength ?? PARAM_LIMITS.idLengthMax, pattern: `^${IDENTIFIER_CHARS}+$` } as const, description);
+  described(
+    { type: 'string', minLength: 1, maxLength: options.maxLength ?? PARAM_LIMITS.idLengthMax, pattern: `^${IDENTIFIER_CHARS}+$` } as const,
+    description,
+  );
 
 /** Free text (a note, a reason, a search): at most 2000 characters, line breaks allowed, never NUL. */
 export const textString = (description?: string, options: { minLength?: number; maxLength?: number } = {}) =>
   described(
-    { type: 'string', minLength: options.minLength ?? 0, maxLength: options.maxLength ?? PARAM_LIMITS.textLengthMax, pattern: `^${TEXT_CHARS}*$` } as const,
+    {
+      type: 'string',
+      minLength: options.minLength ?? 0,
+      maxLength: options.maxLength ?? PARAM_LIMITS.textLengthMax,
+      pattern: `^${TEXT_CHARS}*$`,
+    } as const,
     description,
   );
 
@@ -78,7 +88,12 @@ export const dateString = (description = `a calendar date YYYY-MM-DD, ${YEAR_RAN
 
 /** An RFC 3339 timestamp with seconds and an offset, at a date that exists. */
 export const timestampString = (description = `an RFC 3339 timestamp with an offset, ${YEAR_RANGE}`) =>
-  ({ type: 'string', format: 'date-time', pattern: `^${YEAR}-${MONTH}-${DAY}T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-][0-2][0-9]:[0-5][0-9])$`, description }) as const;
+  ({
+    type: 'string',
+    format: 'date-time',
+    pattern: `^${YEAR}-${MONTH}-${DAY}T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-][0-2][0-9]:[0-5][0-9])$`,
+    description,
+  }) as const;
 
 /** A date (UTC midnight) or an RFC 3339 timestamp. */
 export const dateOrTimestamp = (description: string) => ({ anyOf: [dateString(), timestampString()], description }) as const;

@@ -26,7 +26,13 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export function problemDetails(status: number, code: string, detail?: string, errors?: Problem[], extra: Record<string, unknown> = {}): ProblemDetails {
+export function problemDetails(
+  status: number,
+  code: string,
+  detail?: string,
+  errors?: Problem[],
+  extra: Record<string, unknown> = {},
+): ProblemDetails {
   return {
     type: `https://accrue.dev/problems/${code}`,
     title: TITLES[status] ?? 'Error',
@@ -51,7 +57,11 @@ export const problemSchema = {
     detail: { type: 'string' },
     errors: {
       type: 'array',
-      items: { type: 'object', required: ['path', 'code', 'message'], properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
+      items: {
+        type: 'object',
+        required: ['path', 'code', 'message'],
+        properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } },
+      },
     },
   },
   additionalProperties: true,

@@ -113,7 +113,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown[] }, _request, reply) => {
     if (error.validation) {
       const errors = (error.validation as Array<{ instancePath: string; message?: string; params?: Record<string, unknown> }>).map((v) => ({
-        path: v.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') + (v.params?.missingProperty ? `${v.instancePath ? '.' : ''}${String(v.params.missingProperty)}` : ''),
+        path:
+          v.instancePath
+            .replace(/^\//, '')
+            .replace(/\/(\d+)/g, '[$1]')
+            .replace(/\//g, '.') + (v.params?.missingProperty ? `${v.instancePath ? '.' : ''}${String(v.params.missingProperty)}` : ''),
         code: 'invalid',
         message: v.message ?? 'is invalid',
       }));
@@ -121,9 +125,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
     const status = error.statusCode ?? 500;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendProblem(reply, problemDetails(413, 'body_too_large', `the body is over the limit of ${options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT} bytes`));
+      return sendProblem(
+        reply,
+        problemDetails(413, 'body_too_large', `the body is over the limit of ${options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT} bytes`),
+      );
     }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendProblem(reply, problemDetails(415, 'unsupported_media_type', error.message));
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return sendProblem(reply, problemDetails(415, 'unsupported_media_type', error.message));
     if (status < 500) return sendProblem(reply, problemDetails(status, 'bad_request', error.message));
     reply.log.error(error);
     return sendProblem(reply, problemDetails(500, 'internal', 'an internal error occurred; nothing was half-written'));

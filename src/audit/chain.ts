@@ -57,7 +57,9 @@ export function auditPayload(record: AuditFields): string {
 
 /** SHA-256 hex over prevHash + the canonical JSON of the record's fields. */
 export function auditHash(prevHash: string, record: AuditFields): string {
-  return createHash('sha256').update(prevHash + auditPayload(record), 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(prevHash + auditPayload(record), 'utf8')
+    .digest('hex');
 }
 
 /** The record that follows `prev` (or the first record, seq 1, when there is none). */
@@ -65,12 +67,22 @@ export function nextRecord(prev: AuditRecord | undefined, input: AuditInput): Au
   invariant(typeof input.actor === 'string' && input.actor !== '', 'an audit record names its actor');
   invariant(typeof input.action === 'string' && input.action !== '', 'an audit record names its action');
   invariant(typeof input.subject === 'string' && input.subject !== '', 'an audit record names its subject');
-  invariant(typeof input.at === 'string' && ISO_TIMESTAMP.test(input.at) && !Number.isNaN(Date.parse(input.at)), `audit time must be an ISO timestamp, got ${JSON.stringify(input.at)}`);
+  invariant(
+    typeof input.at === 'string' && ISO_TIMESTAMP.test(input.at) && !Number.isNaN(Date.parse(input.at)),
+    `audit time must be an ISO timestamp, got ${JSON.stringify(input.at)}`,
+  );
   invariant(input.reason === undefined || typeof input.reason === 'string', 'an audit reason is a string');
   if (prev !== undefined) invariant(HASH.test(prev.hash), `the previous audit record (seq ${String(prev.seq)}) has no valid hash`);
   const seq = prev === undefined ? 1n : seqOf(prev.seq) + 1n;
   const prev_hash = prev === undefined ? GENESIS_HASH : prev.hash;
-  const fields: AuditFields = { seq, at: input.at, actor: input.actor, action: input.action, subject: input.subject, details: input.details ?? null };
+  const fields: AuditFields = {
+    seq,
+    at: input.at,
+    actor: input.actor,
+    action: input.action,
+    subject: input.subject,
+    details: input.details ?? null,
+  };
   if (input.reason !== undefined) fields.reason = input.reason;
   return { ...fields, prev_hash, hash: auditHash(prev_hash, fields) };
 }
@@ -82,7 +94,10 @@ export function nextRecord(prev: AuditRecord | undefined, input: AuditInput): Au
  * start the chain (seq 1 after GENESIS_HASH); with it they continue from that already-verified record.
  * Removing records from the END cannot be seen in the records alone: keep the returned head elsewhere and compare.
  */
-export function verifyChain(records: readonly AuditRecord[], from: { seq: bigint | number; hash: string } = { seq: 0n, hash: GENESIS_HASH }): ChainVerdict {
+export function verifyChain(
+  records: readonly AuditRecord[],
+  from: { seq: bigint | number; hash: string } = { seq: 0n, hash: GENESIS_HASH },
+): ChainVerdict {
   let prevSeq = seqOf(from.seq);
   let prevHash = from.hash;
   for (let index = 0; index < records.length; index++) {
@@ -90,15 +105,30 @@ export function verifyChain(records: readonly AuditRecord[], from: { seq: bigint
     const seq = toSeq(record.seq);
     const shown = seq ?? -1n;
     if (seq === undefined || seq !== prevSeq + 1n) {
-      const message = seq === undefined ? `record ${index} has no integer seq (${String(record.seq)})` : `expected seq ${prevSeq + 1n} after ${prevSeq}, found ${seq}`;
+      const message =
+        seq === undefined
+          ? `record ${index} has no integer seq (${String(record.seq)})`
+          : `expected seq ${prevSeq + 1n} after ${prevSeq}, found ${seq}`;
       return { ok: false, broken_at_seq: shown, index, reason: 'seq_gap', message };
     }
     if (record.prev_hash !== prevHash) {
-      return { ok: false, broken_at_seq: seq, index, reason: 'prev_mismatch', message: `seq ${seq} points at ${record.prev_hash} but the record before it has hash ${prevHash}` };
+      return {
+        ok: false,
+        broken_at_seq: seq,
+        index,
+        reason: 'prev_mismatch',
+        message: `seq ${seq} points at ${record.prev_hash} but the record before it has hash ${prevHash}`,
+      };
     }
     const expected = auditHash(prevHash, record);
     if (record.hash !== expected) {
-      return { ok: false, broken_at_seq: seq, index, reason: 'hash_mismatch', message: `seq ${seq} has hash ${record.hash} but its contents hash to ${expected}` };
+      return {
+        ok: false,
+        broken_at_seq: seq,
+        index,
+        reason: 'hash_mismatch',
+        message: `seq ${seq} has hash ${record.hash} but its contents hash to ${expected}`,
+      };
     }
     prevSeq = seq;
     prevHash = record.hash;

@@ -46,8 +46,13 @@ interface AuditRow {
 export async function appendAudit(db: pg.PoolClient, input: AppendAuditInput): Promise<AuditRecord> {
   const details = input.details === undefined ? null : toJsonValue(input.details);
   const detailsText = JSON.stringify(details);
-  invariant(Buffer.byteLength(detailsText, 'utf8') <= AUDIT_DETAILS_BYTES_MAX, `audit details for ${input.action} ${input.subject} exceed ${AUDIT_DETAILS_BYTES_MAX} bytes`);
-  const head = (await db.query<{ seq: string; hash: string; at: string }>(`SELECT seq, hash, ${AT_SQL} AS at FROM audit_head WHERE id FOR UPDATE`)).rows[0];
+  invariant(
+    Buffer.byteLength(detailsText, 'utf8') <= AUDIT_DETAILS_BYTES_MAX,
+    `audit details for ${input.action} ${input.subject} exceed ${AUDIT_DETAILS_BYTES_MAX} bytes`,
+  );
+  const head = (
+    await db.query<{ seq: string; hash: string; at: string }>(`SELECT seq, hash, ${AT_SQL} AS at FROM audit_head WHERE id FOR UPDATE`)
+  ).rows[0];
   invariant(head !== undefined, 'audit_head has its row (migration 007)');
   const prev = head.seq === '0' ? undefined : headAsRecord(head.seq, head.hash);
   const record = nextRecord(prev, {
@@ -59,17 +64,20 @@ export async function appendAudit(db: pg.PoolClient, input: AppendAuditInput): P
     details,
   });
   // The database checks the link again and advances the head (audit_log_link in 007_audit.sql).
-  await db.query('INSERT INTO audit_log (seq, at, actor, action, subject, reason, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)', [
-    record.seq.toString(),
-    record.at,
-    record.actor,
-    record.action,
-    record.subject,
-    record.reason ?? null,
-    detailsText,
-    record.prev_hash,
-    record.hash,
-  ]);
+  await db.query(
+    'INSERT INTO audit_log (seq, at, actor, action, subject, reason, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)',
+    [
+      record.seq.toString(),
+      record.at,
+      record.actor,
+      record.action,
+      record.subject,
+      record.reason ?? null,
+      detailsText,
+      record.prev_hash,
+      record.hash,
+    ],
+  );
   return { ...record, seq: BigInt(record.seq) };
 }
 
@@ -87,7 +95,10 @@ export interface AuditFilter {
 /** Records matching the filter, oldest first unless `newestFirst`, at most `limit` (≤ AUDIT_READ_LIMIT_MAX). */
 export async function readAudit(db: pg.Pool | pg.PoolClient, filter: AuditFilter = {}): Promise<AuditRecord[]> {
   const limit = filter.limit ?? 100;
-  invariant(Number.isSafeInteger(limit) && limit >= 1 && limit <= AUDIT_READ_LIMIT_MAX, `an audit read returns 1 to ${AUDIT_READ_LIMIT_MAX} records, asked for ${limit}`);
+  invariant(
+    Number.isSafeInteger(limit) && limit >= 1 && limit <= AUDIT_READ_LIMIT_MAX,
+    `an audit read returns 1 to ${AUDIT_READ_LIMIT_MAX} records, asked for ${limit}`,
+  );
   const rows = (
     await db.query<AuditRow>(
       `SELECT ${COLUMNS} FROM audit_log
@@ -124,7 +135,11 @@ export async function verifyAudit(db: pg.Pool | pg.PoolClient, options: { pageSi
   let count = 0;
   for (;;) {
     const page = (
-      await db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, [from.seq.toString(), head.seq.toString(), pageSize])
+      await db.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, [
+        from.seq.toString(),
+        head.seq.toString(),
+        pageSize,
+      ])
     ).rows.map(fromRow);
     if (page.length === 0) break;
     const verdict = verifyChain(page, from);
@@ -136,17 +151,35 @@ export async function verifyAudit(db: pg.Pool | pg.PoolClient, options: { pageSi
         : verdict.reason === 'hash_mismatch'
           ? `seq ${verdict.broken_at_seq} was changed: ${verdict.message}`
           : verdict.message;
-      return { ok: false, count: count + verdict.index, broken_at_seq: missing ? previous + 1n : verdict.broken_at_seq, reason: verdict.reason, message };
+      return {
+        ok: false,
+        count: count + verdict.index,
+        broken_at_seq: missing ? previous + 1n : verdict.broken_at_seq,
+        reason: verdict.reason,
+        message,
+      };
     }
     count += verdict.count;
     from = verdict.head;
     if (page.length < pageSize) break;
   }
   if (from.seq !== head.seq) {
-    return { ok: false, count, broken_at_seq: from.seq + 1n, reason: 'missing_tail', message: `seq ${from.seq + 1n}..${head.seq} missing: the chain ends at seq ${from.seq} but its head is seq ${head.seq}` };
+    return {
+      ok: false,
+      count,
+      broken_at_seq: from.seq + 1n,
+      reason: 'missing_tail',
+      message: `seq ${from.seq + 1n}..${head.seq} missing: the chain ends at seq ${from.seq} but its head is seq ${head.seq}`,
+    };
   }
   if (from.hash !== head.hash) {
-    return { ok: false, count, broken_at_seq: head.seq, reason: 'head_mismatch', message: `seq ${head.seq} has hash ${from.hash} but the head records ${head.hash}` };
+    return {
+      ok: false,
+      count,
+      broken_at_seq: head.seq,
+      reason: 'head_mismatch',
+      message: `seq ${head.seq} has hash ${from.hash} but the head records ${head.hash}`,
+    };
   }
   return { ok: true, count, head };
 }

@@ -46,7 +46,12 @@ export async function applyCatalog(
       meta.by,
       meta.source ?? null,
     ]);
-    await appendAudit(client, { actor: meta.by, action: 'catalog.apply', subject: `catalog:v${version}`, details: { version, hash, previous_hash: current?.content_hash ?? null, source: meta.source ?? null } });
+    await appendAudit(client, {
+      actor: meta.by,
+      action: 'catalog.apply',
+      subject: `catalog:v${version}`,
+      details: { version, hash, previous_hash: current?.content_hash ?? null, source: meta.source ?? null },
+    });
     return { version, hash, changed: true };
   });
   return ok(outcome);
@@ -69,7 +74,8 @@ export async function catalogVersion(db: pg.Pool | pg.PoolClient, version: numbe
 type VersionRow = { version: number; content_hash: string; applied_at: Date; applied_by: string };
 
 async function readVersionRow(db: pg.Pool | pg.PoolClient, where: string, values: unknown[] = []): Promise<VersionRow | undefined> {
-  return (await db.query<VersionRow>(`SELECT version, content_hash, applied_at, applied_by FROM catalog_versions ${where}`, values)).rows[0];
+  return (await db.query<VersionRow>(`SELECT version, content_hash, applied_at, applied_by FROM catalog_versions ${where}`, values))
+    .rows[0];
 }
 
 /** A version row with its parsed content: from the cache by content hash, else read and indexed once. */
@@ -77,12 +83,19 @@ async function versionOf(db: pg.Pool | pg.PoolClient, meta: VersionRow | undefin
   if (!meta) return undefined;
   let parsed = parsedByHash.get(meta.content_hash);
   if (!parsed) {
-    const document = (await db.query<{ document: Catalog }>('SELECT document FROM catalog_versions WHERE version = $1', [meta.version])).rows[0]!.document;
+    const document = (await db.query<{ document: Catalog }>('SELECT document FROM catalog_versions WHERE version = $1', [meta.version]))
+      .rows[0]!.document;
     parsed = { catalog: document, index: indexCatalog(document) };
     if (parsedByHash.size >= PARSED_CACHE_MAX) parsedByHash.delete(parsedByHash.keys().next().value!);
     parsedByHash.set(meta.content_hash, parsed);
   }
-  return { version: meta.version, hash: meta.content_hash, ...parsed, applied_at: meta.applied_at.toISOString(), applied_by: meta.applied_by };
+  return {
+    version: meta.version,
+    hash: meta.content_hash,
+    ...parsed,
+    applied_at: meta.applied_at.toISOString(),
+    applied_by: meta.applied_by,
+  };
 }
 
 export async function listCatalogVersions(pool: pg.Pool) {
@@ -90,5 +103,11 @@ export async function listCatalogVersions(pool: pg.Pool) {
     await pool.query<{ version: number; content_hash: string; applied_by: string; applied_at: Date; source: string | null }>(
       'SELECT version, content_hash, applied_by, applied_at, source FROM catalog_versions ORDER BY version',
     )
-  ).rows.map((r) => ({ version: r.version, hash: r.content_hash, applied_by: r.applied_by, applied_at: r.applied_at.toISOString(), source: r.source }));
+  ).rows.map((r) => ({
+    version: r.version,
+    hash: r.content_hash,
+    applied_by: r.applied_by,
+    applied_at: r.applied_at.toISOString(),
+    source: r.source,
+  }));
 }

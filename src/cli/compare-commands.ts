@@ -22,15 +22,29 @@ export function registerCompareCommands(program: Command): void {
     )
     .requiredOption('--legacy <dir>', 'directory with invoices.csv and optionally journal_lines.csv (docs/legacy-format.md)')
     .requiredOption('--period <YYYY-MM>', 'the billing period to compare')
-    .option('--scope <name=value>', 'narrow the comparison: customers=a,b (invoices only) or entity=<legal entity>; repeatable', collect, [] as string[])
+    .option(
+      '--scope <name=value>',
+      'narrow the comparison: customers=a,b (invoices only) or entity=<legal entity>; repeatable',
+      collect,
+      [] as string[],
+    )
     .option('--all', 'list matched rows too, not only the differences')
     // A missing or unknown flag is bad input (2), not "differences" (1), which commander's default exit code would claim.
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : COMPARE_EXIT.badInput))
-    .addHelpText('after', '\nExit codes: 0 everything compared matches; 1 differences (differing amounts or lines missing on either side); 2 bad input.')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 everything compared matches; 1 differences (differing amounts or lines missing on either side); 2 bad input.',
+    )
     .action(async (flags: { legacy: string; period: string; scope: string[]; all?: boolean }) => {
       await withStore(async (store) => {
         const bar = progress('compare', { quiet: globals().json });
-        const run = await runLegacyComparison(store.pool, { legacyDir: flags.legacy, period: flags.period, scope: flags.scope, catalog: await currentCatalog(store.pool), onProgress: (done, total, note) => bar.update(done, total, note) });
+        const run = await runLegacyComparison(store.pool, {
+          legacyDir: flags.legacy,
+          period: flags.period,
+          scope: flags.scope,
+          catalog: await currentCatalog(store.pool),
+          onProgress: (done, total, note) => bar.update(done, total, note),
+        });
         bar.stop();
         if (!run.ok) throw new ProblemError(run.problems);
         const { report, left_out } = run.value;
@@ -40,7 +54,10 @@ export function registerCompareCommands(program: Command): void {
             : '',
           left_out.zero_invoice_keys > 0 ? `Left out: ${left_out.zero_invoice_keys} legacy invoice keys summing to zero.` : '',
         ].filter(Boolean);
-        output(`Period ${run.value.period}, legacy export ${run.value.legacy_dir}\n${formatComparison(report, { all: flags.all })}${notes.join('\n')}`.trimEnd(), run.value);
+        output(
+          `Period ${run.value.period}, legacy export ${run.value.legacy_dir}\n${formatComparison(report, { all: flags.all })}${notes.join('\n')}`.trimEnd(),
+          run.value,
+        );
         process.exitCode = report.matches ? COMPARE_EXIT.matched : COMPARE_EXIT.differences;
       });
     });

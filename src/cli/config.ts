@@ -67,16 +67,29 @@ function assign(config: Config, key: keyof Config, value: unknown, origin: strin
   if (value === undefined || value === null || value === '') return;
   if (NUMERIC.has(key)) {
     const n = typeof value === 'number' ? value : Number.parseInt(String(value), 10);
-    if (!Number.isSafeInteger(n) || n < 0 || String(n) !== String(value).trim()) throw new ConfigError(`${origin}: must be a whole number, got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(n) || n < 0 || String(n) !== String(value).trim())
+      throw new ConfigError(`${origin}: must be a whole number, got ${JSON.stringify(value)}`);
     (config as unknown as Record<string, unknown>)[key] = n;
   } else {
     (config as unknown as Record<string, unknown>)[key] = String(value);
   }
 }
 
-export function loadConfig(flags: { config?: string; databaseUrl?: string; dataDir?: string; host?: string; port?: string; metricsListen?: string; metricsAccess?: string }, env = process.env): Config {
+export function loadConfig(
+  flags: {
+    config?: string;
+    databaseUrl?: string;
+    dataDir?: string;
+    host?: string;
+    port?: string;
+    metricsListen?: string;
+    metricsAccess?: string;
+  },
+  env = process.env,
+): Config {
   const config: Config = { ...DEFAULTS };
-  const file = flags.config ?? env.ACCRUE_CONFIG ?? ['accrue.config.yaml', 'accrue.config.yml', 'accrue.config.json'].find((f) => existsSync(f));
+  const file =
+    flags.config ?? env.ACCRUE_CONFIG ?? ['accrue.config.yaml', 'accrue.config.yml', 'accrue.config.json'].find((f) => existsSync(f));
   if (file) {
     if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
     const parsed = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown> | null;
@@ -92,21 +105,26 @@ export function loadConfig(flags: { config?: string; databaseUrl?: string; dataD
         continue;
       }
       const key = FILE_KEYS[name];
-      if (!key) throw new ConfigError(`${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout', 'erp'].join(', ')}`);
+      if (!key)
+        throw new ConfigError(
+          `${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout', 'erp'].join(', ')}`,
+        );
       assign(config, key, value, `${file}: ${name}`);
     }
   }
   for (const [name, key] of Object.entries(ENV)) assign(config, key, env[name], name);
   const customers = idList(env.ACCRUE_ROLLOUT_CUSTOMERS, 'ACCRUE_ROLLOUT_CUSTOMERS');
   const entities = idList(env.ACCRUE_ROLLOUT_ENTITIES, 'ACCRUE_ROLLOUT_ENTITIES');
-  if (customers || entities) config.rollout = { customers: customers ?? config.rollout.customers, legal_entities: entities ?? config.rollout.legal_entities };
+  if (customers || entities)
+    config.rollout = { customers: customers ?? config.rollout.customers, legal_entities: entities ?? config.rollout.legal_entities };
   assign(config, 'databaseUrl', flags.databaseUrl, '--database-url');
   assign(config, 'dataDir', flags.dataDir, '--data-dir');
   assign(config, 'host', flags.host, '--host');
   assign(config, 'port', flags.port, '--port');
   assign(config, 'metricsAccess', flags.metricsAccess, '--metrics-access');
   assign(config, 'metricsListen', flags.metricsListen, '--metrics-listen');
-  if (!METRICS_ACCESS.includes(config.metricsAccess)) throw new ConfigError(`metrics access must be one of ${METRICS_ACCESS.join(', ')}, got ${JSON.stringify(config.metricsAccess)}`);
+  if (!METRICS_ACCESS.includes(config.metricsAccess))
+    throw new ConfigError(`metrics access must be one of ${METRICS_ACCESS.join(', ')}, got ${JSON.stringify(config.metricsAccess)}`);
   if (config.metricsListen !== undefined) parseListen(config.metricsListen, 'metrics listen address');
   return config;
 }
@@ -115,7 +133,8 @@ export function loadConfig(flags: { config?: string; databaseUrl?: string; dataD
 export function parseListen(value: string, origin: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
   const port = match ? Number.parseInt(match[3]!, 10) : NaN;
-  if (!match || port < 1 || port > 65_535) throw new ConfigError(`${origin} must be host:port (e.g. 127.0.0.1:9464), got ${JSON.stringify(value)}`);
+  if (!match || port < 1 || port > 65_535)
+    throw new ConfigError(`${origin} must be host:port (e.g. 127.0.0.1:9464), got ${JSON.stringify(value)}`);
   return { host: match[1] ?? match[2]!, port };
 }
 
@@ -130,11 +149,14 @@ function idList(value: string | undefined, origin: string): string[] | null {
 /** `rollout: { customers: [...], legal_entities: [...] }`; a list left out is not configured, an empty list names no one. */
 function rolloutFromFile(value: unknown, origin: string): RolloutScope {
   if (value === null || value === undefined) return NO_ROLLOUT_LIMIT;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${origin}: must be a mapping with customers and/or legal_entities`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(`${origin}: must be a mapping with customers and/or legal_entities`);
   const lists: Record<string, string[] | null> = { customers: null, legal_entities: null };
   for (const [name, ids] of Object.entries(value)) {
-    if (!Object.hasOwn(lists, name)) throw new ConfigError(`${origin}: unknown key ${JSON.stringify(name)}; known keys: customers, legal_entities`);
-    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || id.trim() === '')) throw new ConfigError(`${origin}.${name}: must be a list of ids, got ${JSON.stringify(ids)}`);
+    if (!Object.hasOwn(lists, name))
+      throw new ConfigError(`${origin}: unknown key ${JSON.stringify(name)}; known keys: customers, legal_entities`);
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || id.trim() === ''))
+      throw new ConfigError(`${origin}.${name}: must be a list of ids, got ${JSON.stringify(ids)}`);
     lists[name] = ids as string[];
   }
   return { customers: lists.customers ?? null, legal_entities: lists.legal_entities ?? null };

@@ -1,7 +1,7 @@
 // Shared by every command: the program, global flags, configuration, the store's lifecycle and output.
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { Command } from 'commander';
+import { loadConfig, type Config } from './config.js';
 import { openStore, type Store } from '../store/store.js';
 import { decodeUtf8 } from '../domain/strict-json.js';
 import { ProblemError } from '../domain/result.js';
@@ -34,7 +34,10 @@ export function config(extra: { host?: string; port?: string } = {}): Config {
 }
 
 /** Opens the store for one command and closes it on every way out, Ctrl-C included. */
-export async function withStore<T>(work: (store: Store, cfg: Config) => Promise<T>, extra: { host?: string; port?: string } = {}): Promise<T> {
+export async function withStore<T>(
+  work: (store: Store, cfg: Config) => Promise<T>,
+  extra: { host?: string; port?: string } = {},
+): Promise<T> {
   const cfg = config(extra);
   const store = await openStore({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
   let stopping = false;
@@ -72,4 +75,3 @@ export function readText(path: string): string {
   if (!decoded.ok) throw new ProblemError([{ path, code: decoded.problem.code, message: decoded.problem.message }]);
   return decoded.text;
 }
-

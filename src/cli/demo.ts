@@ -73,13 +73,20 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   await Promise.all(inFlight);
   bar.stop();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  log(`ingested ${options.events} events in ${seconds.toFixed(1)} s: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  log(
+    `ingested ${options.events} events in ${seconds.toFixed(1)} s: ${Object.entries(counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
 
   const usage = await queryUsage(store.pool, catalog.catalog, { from: options.period.from, to: options.period.to });
   if (!usage.ok) throw new ProblemError(usage.problems);
   output(
     `\nUsage for ${options.period.period}\n` +
-      table(['customer', 'meter', 'quantity', 'events'], usage.value.map((r) => [r.customer, r.meter, r.quantity, String(r.event_count)])),
+      table(
+        ['customer', 'meter', 'quantity', 'events'],
+        usage.value.map((r) => [r.customer, r.meter, r.quantity, String(r.event_count)]),
+      ),
     { period: options.period.period, ingest: counts, usage: usage.value },
   );
 
@@ -117,7 +124,14 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     const outcome = await applyPayment(
       store.pool,
       catalog,
-      { id: `demo-pay-${invoice.number}`, invoice: invoice.number!, amount: formatMajor(invoice.total_minor, invoice.currency), amount_minor: invoice.total_minor, currency: invoice.currency, received_on: options.period.end_date },
+      {
+        id: `demo-pay-${invoice.number}`,
+        invoice: invoice.number!,
+        amount: formatMajor(invoice.total_minor, invoice.currency),
+        amount_minor: invoice.total_minor,
+        currency: invoice.currency,
+        received_on: options.period.end_date,
+      },
       'erp',
     );
     log(`payment for ${invoice.number}: ${outcome.status}${outcome.status === 'applied' ? ` (${outcome.payment_status})` : ''}`);
@@ -129,7 +143,16 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     const rows = trialBalance(periodJournals.filter((j) => j.legal_entity === entity.id));
     output(
       `\nTrial balance ${entity.id} ${options.period.period}\n` +
-        table(['account', 'currency', 'debit', 'credit', 'balance'], rows.map((r) => [r.account, r.currency, formatMajor(r.debit_minor, r.currency), formatMajor(r.credit_minor, r.currency), formatMajor(r.balance_minor, r.currency)])),
+        table(
+          ['account', 'currency', 'debit', 'credit', 'balance'],
+          rows.map((r) => [
+            r.account,
+            r.currency,
+            formatMajor(r.debit_minor, r.currency),
+            formatMajor(r.credit_minor, r.currency),
+            formatMajor(r.balance_minor, r.currency),
+          ]),
+        ),
       { entity: entity.id, trial_balance: rows },
     );
   }
@@ -146,11 +169,16 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   if (disputed && disputedLine) {
     const explained = await explainInvoice(store.pool, disputed.number!, { line: disputedLine.line_no });
     if (!explained.ok) throw new ProblemError(explained.problems);
-    output(`\nExplain ${disputed.number} line ${disputedLine.line_no} (accrue explain invoice ${disputed.number} --line ${disputedLine.line_no})\n${renderInvoiceExplanation(explained.value)}`, { explained: explained.value });
+    output(
+      `\nExplain ${disputed.number} line ${disputedLine.line_no} (accrue explain invoice ${disputed.number} --line ${disputedLine.line_no})\n${renderInvoiceExplanation(explained.value)}`,
+      { explained: explained.value },
+    );
   }
   const audit = await verifyAudit(store.pool);
   output(
-    audit.ok ? `\naudit log intact: ${audit.count} records, head seq ${audit.head.seq} (accrue audit verify)` : `\naudit log BROKEN at seq ${audit.broken_at_seq}: ${audit.message}`,
+    audit.ok
+      ? `\naudit log intact: ${audit.count} records, head seq ${audit.head.seq} (accrue audit verify)`
+      : `\naudit log BROKEN at seq ${audit.broken_at_seq}: ${audit.message}`,
     { audit },
   );
   if (reconciled.status !== 'green' || !audit.ok) process.exitCode = 1;
@@ -162,6 +190,10 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   if (!comparison.ok) throw new ProblemError(comparison.problems);
   const check = checkPlanted(planted, comparison.value.report);
   output(`\n${formatComparison(comparison.value.report)}`, { legacy_comparison: comparison.value.report, planted });
-  log(`planted ${planted.length} differences in ${legacyDir}: ${check.missed.length === 0 && check.unexplained.length === 0 ? 'every one found, nothing else' : `${check.missed.length} missed, ${check.unexplained.length} unexplained`} (accrue compare --legacy ${legacyDir} --period ${options.period.period})`);
-  log(`\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``);
+  log(
+    `planted ${planted.length} differences in ${legacyDir}: ${check.missed.length === 0 && check.unexplained.length === 0 ? 'every one found, nothing else' : `${check.missed.length} missed, ${check.unexplained.length} unexplained`} (accrue compare --legacy ${legacyDir} --period ${options.period.period})`,
+  );
+  log(
+    `\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``,
+  );
 }

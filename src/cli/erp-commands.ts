@@ -30,7 +30,9 @@ function dateFlag(value: string | undefined, flag: string): string {
 }
 
 export function registerErpCommands(program: Command): void {
-  const erp = program.command('erp').description('ERP connections, the mappings from Accrue ids to ERP ids, and checking them in the ERP (docs/mappings.md)');
+  const erp = program
+    .command('erp')
+    .description('ERP connections, the mappings from Accrue ids to ERP ids, and checking them in the ERP (docs/mappings.md)');
   erp
     .command('connections')
     .description('the ERP connections with their status, when parked, and the legal entities that post to each')
@@ -38,15 +40,30 @@ export function registerErpCommands(program: Command): void {
       await withStore(async (store, cfg) => {
         await syncConnections(store.pool, cfg);
         const connections = await listConnections(store.pool);
-        const rows = connections.map((c) => [c.name, c.kind, c.status + (c.status_reason ? ` (${c.status_reason})` : ''), c.parked_until ? `until ${c.parked_until}${c.parked_reason ? ` (${c.parked_reason})` : ''}` : '', c.legal_entities.join(', ')]);
-        output(connections.length ? table(['connection', 'kind', 'status', 'parked', 'legal entities'], rows) : 'no ERP connections; configure erp.connections', connections);
+        const rows = connections.map((c) => [
+          c.name,
+          c.kind,
+          c.status + (c.status_reason ? ` (${c.status_reason})` : ''),
+          c.parked_until ? `until ${c.parked_until}${c.parked_reason ? ` (${c.parked_reason})` : ''}` : '',
+          c.legal_entities.join(', '),
+        ]);
+        output(
+          connections.length
+            ? table(['connection', 'kind', 'status', 'parked', 'legal entities'], rows)
+            : 'no ERP connections; configure erp.connections',
+          connections,
+        );
       });
     });
 
-  const mappings = erp.command('mappings').description('mappings from Accrue ids to ERP ids, per connection: versioned, effective-dated, audited');
+  const mappings = erp
+    .command('mappings')
+    .description('mappings from Accrue ids to ERP ids, per connection: versioned, effective-dated, audited');
   mappings
     .command('import <file>')
-    .description('record the mappings of a CSV (connection,kind,source,target,effective_from) or YAML (mappings: [...]) file; all rows or none; a row already in force records nothing; an empty target ends a mapping')
+    .description(
+      'record the mappings of a CSV (connection,kind,source,target,effective_from) or YAML (mappings: [...]) file; all rows or none; a row already in force records nothing; an empty target ends a mapping',
+    )
     .option('--by <who>', 'who imports them, for the audit log', process.env.USER ?? 'cli')
     .action(async (file: string, flags: { by: string }) => {
       const text = readText(file);
@@ -57,7 +74,10 @@ export function registerErpCommands(program: Command): void {
         if (!result.ok) throw new ProblemError(result.problems);
         const o = result.value;
         const lines = [`${o.rows} rows: ${o.recorded} recorded, ${o.unchanged} already in force`];
-        for (const c of o.changes) lines.push(`  ${c.connection} ${c.kind} ${c.source} from ${c.effective_from}: ${c.before ?? '(none)'} -> ${c.after ?? '(ended)'} (version ${c.version})`);
+        for (const c of o.changes)
+          lines.push(
+            `  ${c.connection} ${c.kind} ${c.source} from ${c.effective_from}: ${c.before ?? '(none)'} -> ${c.after ?? '(ended)'} (version ${c.version})`,
+          );
         if (o.woken) lines.push(`${o.woken} documents waiting for a mapping will try again now`);
         output(lines.join('\n'), o);
       });
@@ -73,20 +93,48 @@ export function registerErpCommands(program: Command): void {
       await withStore(async (store) => {
         if (flags.history) {
           const rows = await mappingHistory(store.pool, flags.connection);
-          output(rows.length ? table(['connection', 'kind', 'source', 'target', 'effective_from', 'version', 'recorded_by', 'recorded_at'], rows.map((r) => [r.connection, r.kind, r.source, r.target ?? '(ended)', r.effective_from, `v${r.version}`, r.recorded_by, r.recorded_at])) : 'no mappings recorded', rows);
+          output(
+            rows.length
+              ? table(
+                  ['connection', 'kind', 'source', 'target', 'effective_from', 'version', 'recorded_by', 'recorded_at'],
+                  rows.map((r) => [
+                    r.connection,
+                    r.kind,
+                    r.source,
+                    r.target ?? '(ended)',
+                    r.effective_from,
+                    `v${r.version}`,
+                    r.recorded_by,
+                    r.recorded_at,
+                  ]),
+                )
+              : 'no mappings recorded',
+            rows,
+          );
           return;
         }
         const rows = await mappingsInForce(store.pool, on, flags.connection);
-        output(rows.length ? table(['connection', 'kind', 'source', 'target', 'since', 'version'], rows.map((r) => [r.connection, r.kind, r.source, r.target, r.effective_from, `v${r.version}`])) : `no mappings in force on ${on}`, rows);
+        output(
+          rows.length
+            ? table(
+                ['connection', 'kind', 'source', 'target', 'since', 'version'],
+                rows.map((r) => [r.connection, r.kind, r.source, r.target, r.effective_from, `v${r.version}`]),
+              )
+            : `no mappings in force on ${on}`,
+          rows,
+        );
       });
     });
   mappings
     .command('export')
-    .description('write the mappings (every start date, ended ones as an empty target) as CSV or YAML to standard output; importing it back records nothing')
+    .description(
+      'write the mappings (every start date, ended ones as an empty target) as CSV or YAML to standard output; importing it back records nothing',
+    )
     .option('--connection <name>', 'only this connection')
     .option('--format <format>', 'csv or yaml', 'csv')
     .action(async (flags: { connection?: string; format: string }) => {
-      if (flags.format !== 'csv' && flags.format !== 'yaml') throw new ProblemError([{ path: '--format', code: 'unknown_format', message: 'must be csv or yaml' }]);
+      if (flags.format !== 'csv' && flags.format !== 'yaml')
+        throw new ProblemError([{ path: '--format', code: 'unknown_format', message: 'must be csv or yaml' }]);
       const format = flags.format;
       await withStore(async (store) => {
         if (globals().json) output('', await exportRows(store.pool, flags.connection));
@@ -96,7 +144,9 @@ export function registerErpCommands(program: Command): void {
 
   erp
     .command('check')
-    .description('look every mapping of a connection up in the ERP and list what is unmapped, missing or inactive; exit 0 when none, 1 otherwise')
+    .description(
+      'look every mapping of a connection up in the ERP and list what is unmapped, missing or inactive; exit 0 when none, 1 otherwise',
+    )
     .requiredOption('--connection <name>', 'the connection to check')
     .option('--on <date>', 'the mappings in force on this date (default today)')
     .action(async (flags: { connection: string; on?: string }) => {
@@ -104,9 +154,19 @@ export function registerErpCommands(program: Command): void {
       await withStore(async (store, cfg) => {
         await syncConnections(store.pool, cfg);
         const connection = (await listConnections(store.pool)).find((c) => c.name === flags.connection);
-        if (!connection) throw new ProblemError([{ path: '--connection', code: 'unknown_connection', message: `no connection ${JSON.stringify(flags.connection)}; see accrue erp connections` }]);
+        if (!connection)
+          throw new ProblemError([
+            {
+              path: '--connection',
+              code: 'unknown_connection',
+              message: `no connection ${JSON.stringify(flags.connection)}; see accrue erp connections`,
+            },
+          ]);
         const catalog = await currentCatalog(store.pool);
-        if (!catalog) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE`' }]);
+        if (!catalog)
+          throw new ProblemError([
+            { path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE`' },
+          ]);
         const settings = { ...connection.settings, legal_entities: connection.legal_entities };
         // The connector is opened only when there is a mapping to look up, through it (and its shared limits).
         let opened: ReferenceChecker | undefined;
@@ -121,7 +181,18 @@ export function registerErpCommands(program: Command): void {
         const c = report.counts;
         const summary = `${report.connection} on ${report.on}: ${c.active} active, ${c.unmapped} unmapped, ${c.missing} missing, ${c.inactive} inactive, ${c.unmapped_optional} optional not mapped`;
         output(
-          [shown.length ? table(['kind', 'source', 'target', 'state', 'detail'], shown.map((f) => [f.kind, f.source, f.target ?? '', f.state, f.detail])) : '', summary, report.ok ? 'check passed' : 'check FAILED'].filter(Boolean).join('\n'),
+          [
+            shown.length
+              ? table(
+                  ['kind', 'source', 'target', 'state', 'detail'],
+                  shown.map((f) => [f.kind, f.source, f.target ?? '', f.state, f.detail]),
+                )
+              : '',
+            summary,
+            report.ok ? 'check passed' : 'check FAILED',
+          ]
+            .filter(Boolean)
+            .join('\n'),
           report,
         );
         if (!report.ok) process.exitCode = EXIT.failed;

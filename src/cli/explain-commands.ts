@@ -9,7 +9,8 @@ import { output, withStore } from './context.js';
 
 function lineOption(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[1-9]\d{0,5}$/.test(text)) throw new ProblemError([{ path: '--line', code: 'invalid', message: `must be a line number (1, 2, …), got ${JSON.stringify(text)}` }]);
+  if (!/^[1-9]\d{0,5}$/.test(text))
+    throw new ProblemError([{ path: '--line', code: 'invalid', message: `must be a line number (1, 2, …), got ${JSON.stringify(text)}` }]);
   return Number.parseInt(text, 10);
 }
 
@@ -21,7 +22,9 @@ function valueOf<T>(result: Result<T>): T {
 export function registerExplainCommands(program: Command): void {
   const explain = program
     .command('explain')
-    .description('trace a document to the usage behind it: rating run, price version and tiers, usage aggregate, the events counted, correlation id, journals and ERP references');
+    .description(
+      'trace a document to the usage behind it: rating run, price version and tiers, usage aggregate, the events counted, correlation id, journals and ERP references',
+    );
   explain
     .command('invoice <number-or-id>')
     .description('an invoice or credit note (by number, id or correlation id), each line down to the events it counted')
@@ -35,7 +38,9 @@ export function registerExplainCommands(program: Command): void {
     });
   explain
     .command('journal <journal-id>')
-    .description('a journal (by id, outbox key or ERP reference): which invoice lines each journal line carries; with --line, those lines down to their events')
+    .description(
+      'a journal (by id, outbox key or ERP reference): which invoice lines each journal line carries; with --line, those lines down to their events',
+    )
     .option('--line <n>', 'explain this journal line down to the events')
     .action(async (ref: string, flags: { line?: string }) => {
       const line = lineOption(flags.line);

@@ -25,7 +25,6 @@ registerSettleCommands(program);
 registerErpCommands(program);
 registerConnectCommands(program);
 
-
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
 const usageExits = (command: Command): void => {
   command.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT.badInput));

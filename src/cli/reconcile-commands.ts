@@ -5,7 +5,14 @@ import { connectionNames, openConfigured } from '../connectors/open.js';
 import type { Config } from './config.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
-import { assignException, getException, listExceptions, resolveException, waiveException, type ExceptionRecord } from '../reconcile/exceptions.js';
+import {
+  assignException,
+  getException,
+  listExceptions,
+  resolveException,
+  waiveException,
+  type ExceptionRecord,
+} from '../reconcile/exceptions.js';
 import { reconcilePeriod, type ReconcileReport } from '../reconcile/run.js';
 import { closeAccountingPeriod } from '../reconcile/period-close.js';
 import { parsePeriod } from '../meter/period.js';
@@ -31,27 +38,61 @@ export function reconcileText(report: ReconcileReport): string {
     String(c.differences.length),
     c.pending > 0 ? String(c.pending) : '',
   ]);
-  const parts = [`period ${report.period}: ${report.status === 'green' ? 'green' : 'RED'}${report.recorded ? '' : ' (not recorded)'}`, table(['entity', 'checkpoint', 'connector', 'status', 'left', 'right', 'differences', 'pending'], rows)];
+  const parts = [
+    `period ${report.period}: ${report.status === 'green' ? 'green' : 'RED'}${report.recorded ? '' : ' (not recorded)'}`,
+    table(['entity', 'checkpoint', 'connector', 'status', 'left', 'right', 'differences', 'pending'], rows),
+  ];
   const differences = report.checkpoints.flatMap((c) =>
-    c.differences.map((d) => [c.checkpoint + (c.connector ? `/${c.connector}` : ''), d.kind, [d.key.customer, d.key.currency, d.key.item].filter(Boolean).join(' '), d.left ?? '-', d.right ?? '-', d.status ?? '', d.opened ? 'new' : '']),
+    c.differences.map((d) => [
+      c.checkpoint + (c.connector ? `/${c.connector}` : ''),
+      d.kind,
+      [d.key.customer, d.key.currency, d.key.item].filter(Boolean).join(' '),
+      d.left ?? '-',
+      d.right ?? '-',
+      d.status ?? '',
+      d.opened ? 'new' : '',
+    ]),
   );
   if (differences.length > 0) parts.push('', table(['checkpoint', 'kind', 'key', 'left', 'right', 'exception', ''], differences));
-  if (report.cleared.length > 0) parts.push('', `no longer found (still to resolve or waive): ${report.cleared.map((c) => `${c.checkpoint} ${c.item}`).join('; ')}`);
-  parts.push('', report.open_exceptions.length === 0 ? 'no open exceptions' : table(['entity', 'queue', 'open', 'assigned'], report.open_exceptions.map((q) => [q.legal_entity, q.owner_queue, String(q.open), String(q.assigned)])));
+  if (report.cleared.length > 0)
+    parts.push('', `no longer found (still to resolve or waive): ${report.cleared.map((c) => `${c.checkpoint} ${c.item}`).join('; ')}`);
+  parts.push(
+    '',
+    report.open_exceptions.length === 0
+      ? 'no open exceptions'
+      : table(
+          ['entity', 'queue', 'open', 'assigned'],
+          report.open_exceptions.map((q) => [q.legal_entity, q.owner_queue, String(q.open), String(q.assigned)]),
+        ),
+  );
   return parts.join('\n');
 }
 
 function exceptionTable(rows: ExceptionRecord[]): string {
   return table(
     ['id', 'queue', 'status', 'period', 'entity', 'checkpoint', 'kind', 'item', 'left', 'right', 'assigned'],
-    rows.map((e) => [e.id, e.owner_queue, e.status + (e.cleared_at ? ' (cleared)' : ''), e.period ?? '', e.legal_entity ?? '', e.checkpoint ?? '', e.kind, e.item ?? e.subject, e.left_amount ?? '', e.right_amount ?? '', e.assigned_to ?? '']),
+    rows.map((e) => [
+      e.id,
+      e.owner_queue,
+      e.status + (e.cleared_at ? ' (cleared)' : ''),
+      e.period ?? '',
+      e.legal_entity ?? '',
+      e.checkpoint ?? '',
+      e.kind,
+      e.item ?? e.subject,
+      e.left_amount ?? '',
+      e.right_amount ?? '',
+      e.assigned_to ?? '',
+    ]),
   );
 }
 
 function moved(result: Result<ExceptionRecord>, verb: string): void {
   if (!result.ok) {
     process.stderr.write(`accrue: ${formatProblems(result.problems).split('\n').join('\naccrue: ')}\n`);
-    process.exitCode = result.problems.some((p) => p.code === 'not_found' || p.code === 'terminal' || p.code === 'not_allowed') ? EXIT.failed : EXIT.badInput;
+    process.exitCode = result.problems.some((p) => p.code === 'not_found' || p.code === 'terminal' || p.code === 'not_allowed')
+      ? EXIT.failed
+      : EXIT.badInput;
     return;
   }
   output(`exception ${result.value.id} ${verb}`, result.value);
@@ -68,13 +109,27 @@ export async function runPeriodClose(entity: string, periodText: string, flags: 
     const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: flags.by, connectors });
     if (!outcome.result.ok) {
       const refused = outcome.open.length > 0;
-      process.stderr.write(`accrue: ${refused ? `accounting period ${entity} ${periodText} stays open: ${outcome.open.length} exception(s) to resolve or waive\naccrue: ` : ''}${formatProblems(outcome.result.problems).split('\n').join('\naccrue: ')}\n`);
-      output('', { entity, period: periodText, status: 'open', problems: outcome.result.problems, open_exceptions: outcome.open, reconciliation: outcome.reconciliation });
+      process.stderr.write(
+        `accrue: ${refused ? `accounting period ${entity} ${periodText} stays open: ${outcome.open.length} exception(s) to resolve or waive\naccrue: ` : ''}${formatProblems(outcome.result.problems).split('\n').join('\naccrue: ')}\n`,
+      );
+      output('', {
+        entity,
+        period: periodText,
+        status: 'open',
+        problems: outcome.result.problems,
+        open_exceptions: outcome.open,
+        reconciliation: outcome.reconciliation,
+      });
       process.exitCode = refused ? EXIT.failed : EXIT.badInput;
       return;
     }
     const closed = outcome.result.value;
-    output(`accounting period ${entity} ${periodText} is closed${closed.already_closed ? ` (since ${closed.closed_at})` : ''}`, { entity, status: 'closed', ...closed, reconciliation: outcome.reconciliation });
+    output(`accounting period ${entity} ${periodText} is closed${closed.already_closed ? ` (since ${closed.closed_at})` : ''}`, {
+      entity,
+      status: 'closed',
+      ...closed,
+      reconciliation: outcome.reconciliation,
+    });
   });
 }
 
@@ -93,7 +148,9 @@ export function registerReconcileCommands(program: Command): void {
       });
     });
 
-  const exceptions = program.command('exceptions').description('exception queues: differences found by reconciliation and payments settlement could not apply');
+  const exceptions = program
+    .command('exceptions')
+    .description('exception queues: differences found by reconciliation and payments settlement could not apply');
   exceptions
     .command('list')
     .description('exceptions, oldest first')
@@ -106,7 +163,14 @@ export function registerReconcileCommands(program: Command): void {
     .action(async (flags: { queue?: string; status?: string; period?: string; entity?: string; checkpoint?: string; limit: string }) => {
       await withStore(async (store) => {
         const limit = /^\d+$/.test(flags.limit) ? Number.parseInt(flags.limit, 10) : Number.NaN;
-        const rows = await listExceptions(store.pool, { queue: flags.queue, status: flags.status, period: flags.period, legalEntity: flags.entity, checkpoint: flags.checkpoint, limit });
+        const rows = await listExceptions(store.pool, {
+          queue: flags.queue,
+          status: flags.status,
+          period: flags.period,
+          legalEntity: flags.entity,
+          checkpoint: flags.checkpoint,
+          limit,
+        });
         if (!rows.ok) throw new ProblemError(rows.problems);
         output(rows.value.length === 0 ? 'no exceptions' : exceptionTable(rows.value), rows.value);
       });
@@ -129,7 +193,10 @@ export function registerReconcileCommands(program: Command): void {
           ...(e.resolution_document ? [`corrected by: ${e.resolution_document}`] : []),
           ...(e.waived_reason ? [`waived by ${e.waived_by}: ${e.waived_reason}`] : []),
           '',
-          table(['#', 'at', 'action', 'from', 'to', 'by', 'why'], found.events.map((v) => [String(v.ordinal), v.at, v.action, v.from_status ?? '', v.to_status, v.actor, v.reason ?? ''])),
+          table(
+            ['#', 'at', 'action', 'from', 'to', 'by', 'why'],
+            found.events.map((v) => [String(v.ordinal), v.at, v.action, v.from_status ?? '', v.to_status, v.actor, v.reason ?? '']),
+          ),
         ];
         output(human.join('\n'), found);
       });
@@ -140,16 +207,33 @@ export function registerReconcileCommands(program: Command): void {
     .option('--by <who>', 'who assigns it', whoDefault)
     .option('--note <text>', 'a note kept in its history')
     .action(async (id: string, assignee: string, flags: { by: string; note?: string }) => {
-      await withStore(async (store) => moved(await assignException(store.pool, id, { assignee, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }), `assigned to ${assignee}`));
+      await withStore(async (store) =>
+        moved(
+          await assignException(store.pool, id, { assignee, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }),
+          `assigned to ${assignee}`,
+        ),
+      );
     });
   exceptions
     .command('resolve <id>')
     .description('resolve an assigned exception with the document that corrects it (credit note, re-posting, adjustment)')
-    .requiredOption('--document <id>', 'the correcting document: an invoice or credit note number or id, a journal id, a payment id, or the ERP reference')
+    .requiredOption(
+      '--document <id>',
+      'the correcting document: an invoice or credit note number or id, a journal id, a payment id, or the ERP reference',
+    )
     .option('--by <who>', 'who resolves it', whoDefault)
     .option('--note <text>', 'a note kept in its history')
     .action(async (id: string, flags: { document: string; by: string; note?: string }) => {
-      await withStore(async (store) => moved(await resolveException(store.pool, id, { correcting_document: flags.document, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }), `resolved by ${flags.document}`));
+      await withStore(async (store) =>
+        moved(
+          await resolveException(store.pool, id, {
+            correcting_document: flags.document,
+            by: flags.by,
+            ...(flags.note ? { note: flags.note } : {}),
+          }),
+          `resolved by ${flags.document}`,
+        ),
+      );
     });
   exceptions
     .command('waive <id>')

@@ -23,7 +23,8 @@ const jsonLog = (line: Record<string, unknown>) => process.stderr.write(`${JSON.
 
 export function parseRole(value: string | undefined): ServeRole {
   const role = value ?? process.env.ACCRUE_ROLE ?? 'all';
-  if (!(SERVE_ROLES as readonly string[]).includes(role)) throw new ProblemError([{ path: '--role', code: 'unknown_role', message: `must be api, worker or all, got ${JSON.stringify(role)}` }]);
+  if (!(SERVE_ROLES as readonly string[]).includes(role))
+    throw new ProblemError([{ path: '--role', code: 'unknown_role', message: `must be api, worker or all, got ${JSON.stringify(role)}` }]);
   return role as ServeRole;
 }
 
@@ -43,7 +44,14 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   const notify = notifyWanted ? publisherOptions(flags, flags.source !== undefined) : undefined;
   const notifyChannels = notify ? (notify.nats ? 1 : 0) + (notify.webhooks?.urls.length ?? 0) : 0;
   if (role === 'worker' && connections.length === 0 && notifyChannels === 0) {
-    throw new ProblemError([{ path: '--role', code: 'nothing_to_do', message: 'a worker needs an ERP connection (erp.connections in the configuration) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)' }]);
+    throw new ProblemError([
+      {
+        path: '--role',
+        code: 'nothing_to_do',
+        message:
+          'a worker needs an ERP connection (erp.connections in the configuration) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)',
+      },
+    ]);
   }
   const metricsListen = cfg.metricsListen === undefined ? undefined : parseListen(cfg.metricsListen, '--metrics-listen');
   const connectors = cfg.erpConnections.map((c) => c.name);
@@ -51,24 +59,38 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
     let registry: FastifyInstance['metricsRegistry'] | undefined;
     if (http) {
       const metrics = { access: cfg.metricsAccess, route: metricsListen === undefined, connectors };
-      const app = await buildServer({ pool: store.pool, logger: true, bodyLimitBytes: cfg.bodyLimitBytes, futureSkewMsMax: cfg.futureSkewSeconds * 1000, webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET, groupCommit: groupCommitOptionsFromEnv(), metrics });
+      const app = await buildServer({
+        pool: store.pool,
+        logger: true,
+        bodyLimitBytes: cfg.bodyLimitBytes,
+        futureSkewMsMax: cfg.futureSkewSeconds * 1000,
+        webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
+        groupCommit: groupCommitOptionsFromEnv(),
+        metrics,
+      });
       await app.listen({ host: cfg.host, port: cfg.port });
       stoppers.push(() => app.close());
       registry = app.metricsRegistry;
-      const where = metricsListen ? '' : `, metrics at /metrics: ${cfg.metricsAccess === 'key' ? 'read key required' : 'no key asked (see metrics_access, --metrics-listen)'}`;
+      const where = metricsListen
+        ? ''
+        : `, metrics at /metrics: ${cfg.metricsAccess === 'key' ? 'read key required' : 'no key asked (see metrics_access, --metrics-listen)'}`;
       process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json${where})\n`);
     }
     if (metricsListen) {
       const metricsApp = await buildMetricsServer({ pool: store.pool, access: cfg.metricsAccess, registry, connectors });
       await metricsApp.listen(metricsListen);
       stoppers.push(() => metricsApp.close());
-      process.stderr.write(`accrue: metrics on http://${cfg.metricsListen}/metrics (${cfg.metricsAccess === 'key' ? 'read key required' : 'no key'})\n`);
+      process.stderr.write(
+        `accrue: metrics on http://${cfg.metricsListen}/metrics (${cfg.metricsAccess === 'key' ? 'read key required' : 'no key'})\n`,
+      );
     }
     if (source) {
       const consumer = await startStreamConsumer(store.pool, source);
       stoppers.push(() => consumer.stop());
       consumer.done.catch(failed);
-      process.stderr.write(`accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`);
+      process.stderr.write(
+        `accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`,
+      );
     }
     const targets = connections.length ? (await openConfigured(store.pool, connections)).map((c) => c.target) : [];
     for (const target of targets) {

@@ -9,8 +9,13 @@ export function registerSettleCommands(program: Command): void {
   const settle = program.command('settle').description('payments back from the ERPs: poll them and apply each payment once');
   settle
     .command('poll')
-    .description('read payments recorded in the ERP since the last poll, match them to the invoices Accrue posted and apply each once; what cannot be applied becomes an exception')
-    .option('--connection <name>', 'the ERP connection (erp.connections): NetSuite customer payments through SuiteQL, Xero Payments with If-Modified-Since (default: every configured connection); comma-separated for several')
+    .description(
+      'read payments recorded in the ERP since the last poll, match them to the invoices Accrue posted and apply each once; what cannot be applied becomes an exception',
+    )
+    .option(
+      '--connection <name>',
+      'the ERP connection (erp.connections): NetSuite customer payments through SuiteQL, Xero Payments with If-Modified-Since (default: every configured connection); comma-separated for several',
+    )
     .option('--target <name>', 'the same as --connection (the name used before connections)')
     .action(async (flags: { connection?: string; target?: string }) => {
       await withStore(async (store, cfg) => {
@@ -36,7 +41,13 @@ export function registerSettleCommands(program: Command): void {
     .action(async () => {
       await withStore(async (store) => {
         const rows = await paymentSyncState(store.pool);
-        output(table(['target', 'cursor', 'last polled at'], rows.map((r) => [r.target, r.cursor ?? '', r.last_polled_at ?? ''])), rows);
+        output(
+          table(
+            ['target', 'cursor', 'last polled at'],
+            rows.map((r) => [r.target, r.cursor ?? '', r.last_polled_at ?? '']),
+          ),
+          rows,
+        );
       });
     });
 }

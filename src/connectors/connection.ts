@@ -81,7 +81,11 @@ export class MappingMissing extends Error {
     readonly field: string,
     readonly refusedBy?: string, // the ERP's message when it refused an existing mapping
   ) {
-    super(refusedBy ? `${connection}: the ERP refused the ${kind} mapping of ${JSON.stringify(source)} at ${field}: ${refusedBy}` : `${connection}: no ${kind} mapping for ${JSON.stringify(source)} (needed at ${field})`);
+    super(
+      refusedBy
+        ? `${connection}: the ERP refused the ${kind} mapping of ${JSON.stringify(source)} at ${field}: ${refusedBy}`
+        : `${connection}: no ${kind} mapping for ${JSON.stringify(source)} (needed at ${field})`,
+    );
     this.name = 'MappingMissing';
   }
 }
@@ -126,9 +130,17 @@ export function directCaller(connection: string, authorizer: Authorizer, default
   const once = async (method: string, url: string, init: CallInit, auth: Record<string, string>) => {
     countCall();
     try {
-      return await fetch(url, { method, headers: { ...init.headers, ...auth }, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? defaultTimeoutMs) });
+      return await fetch(url, {
+        method,
+        headers: { ...init.headers, ...auth },
+        body: init.body,
+        signal: AbortSignal.timeout(init.timeoutMs ?? defaultTimeoutMs),
+      });
     } catch (error) {
-      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, { permanent: false, code: (error as Error).name });
+      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, {
+        permanent: false,
+        code: (error as Error).name,
+      });
     }
   };
   return {
@@ -186,7 +198,9 @@ export class PeriodLocked extends Error {
     readonly firstOpenDay: string | null, // the first date the ERP accepts, when it says
     readonly detail: string,
   ) {
-    super(`${connection}: the ERP's period for ${date} is closed or locked${firstOpenDay ? ` (first open day ${firstOpenDay})` : ''}: ${detail}`);
+    super(
+      `${connection}: the ERP's period for ${date} is closed or locked${firstOpenDay ? ` (first open day ${firstOpenDay})` : ''}: ${detail}`,
+    );
     this.name = 'PeriodLocked';
   }
 }

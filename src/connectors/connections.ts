@@ -9,7 +9,18 @@ import type { ConnectionSettings, ErpKind } from './connection.js';
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const KINDS: readonly ErpKind[] = ['xero', 'netsuite'];
 const KEYS: Record<ErpKind, readonly string[]> = {
-  xero: ['kind', 'legal_entities', 'base_url', 'tenant_id', 'concurrency', 'customers', 'closed_period', 'authorize_url', 'token_url', 'connections_url'],
+  xero: [
+    'kind',
+    'legal_entities',
+    'base_url',
+    'tenant_id',
+    'concurrency',
+    'customers',
+    'closed_period',
+    'authorize_url',
+    'token_url',
+    'connections_url',
+  ],
   netsuite: ['kind', 'legal_entities', 'base_url', 'account_id', 'auth', 'concurrency', 'customers', 'closed_period', 'token_url'],
 };
 /** NetSuite account ids: digits, with `_SB<n>` for a sandbox or `_RP<n>` for a release preview. */
@@ -25,16 +36,26 @@ const CONCURRENCY_MAX: Record<ErpKind, number> = { xero: 5, netsuite: 55 };
 export function connectionsFromFile(value: unknown, origin: string): Result<ConnectionSettings[]> {
   if (value === null || value === undefined) return ok([]);
   const problems: Problem[] = [];
-  if (typeof value !== 'object' || Array.isArray(value)) return fail(problem(origin, 'not_a_mapping', 'must be a mapping with connections'));
-  for (const key of Object.keys(value)) if (key !== 'connections') problems.push(problem(`${origin}.${key}`, 'unknown_key', 'unknown key; known keys: connections'));
+  if (typeof value !== 'object' || Array.isArray(value))
+    return fail(problem(origin, 'not_a_mapping', 'must be a mapping with connections'));
+  for (const key of Object.keys(value))
+    if (key !== 'connections') problems.push(problem(`${origin}.${key}`, 'unknown_key', 'unknown key; known keys: connections'));
   const connections = (value as { connections?: unknown }).connections;
   if (connections === undefined || connections === null) return problems.length ? fail(...problems) : ok([]);
-  if (typeof connections !== 'object' || Array.isArray(connections)) return fail(problem(`${origin}.connections`, 'not_a_mapping', 'must map connection names to their settings'));
+  if (typeof connections !== 'object' || Array.isArray(connections))
+    return fail(problem(`${origin}.connections`, 'not_a_mapping', 'must map connection names to their settings'));
   const settings: ConnectionSettings[] = [];
   const entityOwner = new Map<string, string>();
   for (const [name, raw] of Object.entries(connections as Record<string, unknown>)) {
     const at = `${origin}.connections.${name}`;
-    if (!NAME.test(name)) problems.push(problem(at, 'invalid_name', 'a connection name is lower-case letters, digits, _ and -, at most 63, starting with a letter or digit'));
+    if (!NAME.test(name))
+      problems.push(
+        problem(
+          at,
+          'invalid_name',
+          'a connection name is lower-case letters, digits, _ and -, at most 63, starting with a letter or digit',
+        ),
+      );
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       problems.push(problem(at, 'not_a_mapping', 'must be a mapping with kind and legal_entities'));
       continue;
@@ -45,7 +66,9 @@ export function connectionsFromFile(value: unknown, origin: string): Result<Conn
       problems.push(problem(`${at}.kind`, 'unknown_kind', `must be one of ${KINDS.join(', ')}`));
       continue;
     }
-    for (const key of Object.keys(entry)) if (!KEYS[kind].includes(key)) problems.push(problem(`${at}.${key}`, 'unknown_key', `unknown key for a ${kind} connection; known keys: ${KEYS[kind].join(', ')}`));
+    for (const key of Object.keys(entry))
+      if (!KEYS[kind].includes(key))
+        problems.push(problem(`${at}.${key}`, 'unknown_key', `unknown key for a ${kind} connection; known keys: ${KEYS[kind].join(', ')}`));
     const text = (key: string): string | undefined => {
       const v = entry[key];
       if (v === undefined || v === null) return undefined;
@@ -57,41 +80,67 @@ export function connectionsFromFile(value: unknown, origin: string): Result<Conn
     };
     const entities = entry.legal_entities;
     if (!Array.isArray(entities) || entities.length === 0 || entities.some((e) => typeof e !== 'string' || e.trim() === '')) {
-      problems.push(problem(`${at}.legal_entities`, 'invalid_list', 'must list the legal entities (at least one) that post to this connection'));
+      problems.push(
+        problem(`${at}.legal_entities`, 'invalid_list', 'must list the legal entities (at least one) that post to this connection'),
+      );
     } else {
       for (const entity of entities as string[]) {
         const owner = entityOwner.get(entity);
-        if (owner !== undefined) problems.push(problem(`${at}.legal_entities`, 'entity_on_two_connections', `legal entity ${entity} already posts to connection ${owner}; each legal entity posts to exactly one connection`));
+        if (owner !== undefined)
+          problems.push(
+            problem(
+              `${at}.legal_entities`,
+              'entity_on_two_connections',
+              `legal entity ${entity} already posts to connection ${owner}; each legal entity posts to exactly one connection`,
+            ),
+          );
         entityOwner.set(entity, name);
       }
     }
-    const s: ConnectionSettings = { name, kind, legal_entities: Array.isArray(entities) ? (entities as string[]).map((e) => String(e).trim()) : [] };
+    const s: ConnectionSettings = {
+      name,
+      kind,
+      legal_entities: Array.isArray(entities) ? (entities as string[]).map((e) => String(e).trim()) : [],
+    };
     for (const key of ['base_url', 'tenant_id', 'account_id', 'authorize_url', 'token_url', 'connections_url'] as const) {
       const v = text(key);
       if (v === undefined) continue;
-      if (key.endsWith('url') && !/^https?:\/\/[^\s]+$/.test(v)) problems.push(problem(`${at}.${key}`, 'invalid_url', 'must be an http(s) URL'));
+      if (key.endsWith('url') && !/^https?:\/\/[^\s]+$/.test(v))
+        problems.push(problem(`${at}.${key}`, 'invalid_url', 'must be an http(s) URL'));
       s[key] = key.endsWith('url') ? v.replace(/\/+$/, '') : v;
     }
     if (kind === 'netsuite') {
-      if (s.account_id === undefined) problems.push(problem(`${at}.account_id`, 'required', 'a NetSuite connection names its account id (Setup > Company > Company Information), e.g. 1234567 or 1234567_SB1'));
-      else if (!NETSUITE_ACCOUNT.test(s.account_id)) problems.push(problem(`${at}.account_id`, 'invalid_account', 'must be a NetSuite account id such as 1234567 or 1234567_SB1'));
+      if (s.account_id === undefined)
+        problems.push(
+          problem(
+            `${at}.account_id`,
+            'required',
+            'a NetSuite connection names its account id (Setup > Company > Company Information), e.g. 1234567 or 1234567_SB1',
+          ),
+        );
+      else if (!NETSUITE_ACCOUNT.test(s.account_id))
+        problems.push(problem(`${at}.account_id`, 'invalid_account', 'must be a NetSuite account id such as 1234567 or 1234567_SB1'));
       const auth = text('auth') ?? 'tba';
-      if (auth !== 'tba' && auth !== 'client_credentials') problems.push(problem(`${at}.auth`, 'unknown_auth', 'must be tba or client_credentials'));
+      if (auth !== 'tba' && auth !== 'client_credentials')
+        problems.push(problem(`${at}.auth`, 'unknown_auth', 'must be tba or client_credentials'));
       s.auth = auth as ConnectionSettings['auth'];
     }
     const concurrency = entry.concurrency;
     if (concurrency !== undefined) {
-      if (typeof concurrency !== 'number' || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > CONCURRENCY_MAX[kind]) problems.push(problem(`${at}.concurrency`, 'out_of_range', `must be a whole number from 1 to ${CONCURRENCY_MAX[kind]}`));
+      if (typeof concurrency !== 'number' || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > CONCURRENCY_MAX[kind])
+        problems.push(problem(`${at}.concurrency`, 'out_of_range', `must be a whole number from 1 to ${CONCURRENCY_MAX[kind]}`));
       else s.concurrency = concurrency;
     }
     const customers = text('customers');
     if (customers !== undefined) {
-      if (customers !== 'create' && customers !== 'link') problems.push(problem(`${at}.customers`, 'unknown_policy', 'must be create or link'));
+      if (customers !== 'create' && customers !== 'link')
+        problems.push(problem(`${at}.customers`, 'unknown_policy', 'must be create or link'));
       else s.customers = customers;
     }
     const closed = text('closed_period');
     if (closed !== undefined) {
-      if (closed !== 'first_open_day' && closed !== 'exception') problems.push(problem(`${at}.closed_period`, 'unknown_policy', 'must be first_open_day or exception'));
+      if (closed !== 'first_open_day' && closed !== 'exception')
+        problems.push(problem(`${at}.closed_period`, 'unknown_policy', 'must be first_open_day or exception'));
       else s.closed_period = closed;
     }
     settings.push(s);
@@ -115,38 +164,70 @@ export const concurrencyOf = (settings: ConnectionSettings): number => settings.
  * each legal entity routed to its connection. A legal entity moved to another connection while documents wait for the
  * old one is refused: the waiting entries would post to the wrong books.
  */
-export async function saveConnections(pool: pg.Pool, connections: readonly ConnectionSettings[], actor = 'system:config'): Promise<Result<void>> {
+export async function saveConnections(
+  pool: pg.Pool,
+  connections: readonly ConnectionSettings[],
+  actor = 'system:config',
+): Promise<Result<void>> {
   return transaction(pool, async (client) => {
     await client.query('LOCK TABLE erp_entity_connections IN SHARE ROW EXCLUSIVE MODE');
     const problems: Problem[] = [];
     for (const c of connections) {
-      const existing = await client.query<{ kind: string; settings: unknown }>('SELECT kind, settings FROM erp_connections WHERE name = $1', [c.name]);
+      const existing = await client.query<{ kind: string; settings: unknown }>(
+        'SELECT kind, settings FROM erp_connections WHERE name = $1',
+        [c.name],
+      );
       const row = existing.rows[0];
       if (row && row.kind !== c.kind) {
-        problems.push(problem(`erp.connections.${c.name}.kind`, 'kind_changed', `connection ${c.name} is a ${row.kind} connection in the store; name a new connection instead`));
+        problems.push(
+          problem(
+            `erp.connections.${c.name}.kind`,
+            'kind_changed',
+            `connection ${c.name} is a ${row.kind} connection in the store; name a new connection instead`,
+          ),
+        );
         continue;
       }
       if (!row) {
         await client.query('INSERT INTO erp_connections (name, kind, settings) VALUES ($1, $2, $3)', [c.name, c.kind, JSON.stringify(c)]);
-        await appendAudit(client, { actor, action: 'erp.connection.added', subject: c.name, details: { kind: c.kind, legal_entities: c.legal_entities } });
+        await appendAudit(client, {
+          actor,
+          action: 'erp.connection.added',
+          subject: c.name,
+          details: { kind: c.kind, legal_entities: c.legal_entities },
+        });
       } else if (JSON.stringify(row.settings) !== JSON.stringify(JSON.parse(JSON.stringify(c)))) {
         await client.query('UPDATE erp_connections SET settings = $2, updated_at = now() WHERE name = $1', [c.name, JSON.stringify(c)]);
       }
       for (const entity of c.legal_entities) {
-        const current = await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [entity]);
+        const current = await client.query<{ connection: string }>(
+          'SELECT connection FROM erp_entity_connections WHERE legal_entity = $1',
+          [entity],
+        );
         const was = current.rows[0]?.connection;
         if (was === c.name) continue;
         if (was !== undefined) {
           const waiting = await client.query("SELECT 1 FROM outbox WHERE target = $1 AND status = 'pending' LIMIT 1", [was]);
           if (waiting.rowCount) {
-            problems.push(problem(`erp.connections.${c.name}.legal_entities`, 'entity_has_waiting_documents', `legal entity ${entity} posts to ${was}, which still has documents waiting; post or dead-letter them before moving the entity`));
+            problems.push(
+              problem(
+                `erp.connections.${c.name}.legal_entities`,
+                'entity_has_waiting_documents',
+                `legal entity ${entity} posts to ${was}, which still has documents waiting; post or dead-letter them before moving the entity`,
+              ),
+            );
             continue;
           }
           await client.query('UPDATE erp_entity_connections SET connection = $2 WHERE legal_entity = $1', [entity, c.name]);
         } else {
           await client.query('INSERT INTO erp_entity_connections (legal_entity, connection) VALUES ($1, $2)', [entity, c.name]);
         }
-        await appendAudit(client, { actor, action: 'erp.connection.entity_routed', subject: entity, details: { connection: c.name, previous: was ?? null } });
+        await appendAudit(client, {
+          actor,
+          action: 'erp.connection.entity_routed',
+          subject: entity,
+          details: { connection: c.name, previous: was ?? null },
+        });
       }
     }
     if (problems.length) throw Object.assign(new Error('refused'), { problems });
@@ -171,25 +252,50 @@ export interface ConnectionState {
 }
 
 export async function listConnections(db: pg.Pool | pg.PoolClient): Promise<ConnectionState[]> {
-  const rows = await db.query<{ name: string; kind: ErpKind; status: ConnectionState['status']; status_reason: string | null; status_since: Date; parked_until: Date | null; parked_reason: string | null; settings: ConnectionSettings; legal_entities: string[] | null }>(
+  const rows = await db.query<{
+    name: string;
+    kind: ErpKind;
+    status: ConnectionState['status'];
+    status_reason: string | null;
+    status_since: Date;
+    parked_until: Date | null;
+    parked_reason: string | null;
+    settings: ConnectionSettings;
+    legal_entities: string[] | null;
+  }>(
     `SELECT c.name, c.kind, c.status, c.status_reason, c.status_since, c.parked_until, c.parked_reason, c.settings,
             (SELECT array_agg(e.legal_entity ORDER BY e.legal_entity) FROM erp_entity_connections e WHERE e.connection = c.name) AS legal_entities
        FROM erp_connections c ORDER BY c.name`,
   );
-  return rows.rows.map((r) => ({ ...r, status_since: r.status_since.toISOString(), parked_until: r.parked_until?.toISOString() ?? null, legal_entities: r.legal_entities ?? [] }));
+  return rows.rows.map((r) => ({
+    ...r,
+    status_since: r.status_since.toISOString(),
+    parked_until: r.parked_until?.toISOString() ?? null,
+    legal_entities: r.legal_entities ?? [],
+  }));
 }
 
 /** The connection a legal entity posts to, if any. */
 export async function connectionOfEntity(db: pg.Pool | pg.PoolClient, legalEntity: string): Promise<string | undefined> {
-  return (await db.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [legalEntity])).rows[0]?.connection;
+  return (await db.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [legalEntity]))
+    .rows[0]?.connection;
 }
 
 /**
  * Moves a connection's status (with the audit record in the same transaction): `needs_reauthorization` when a refresh
  * or grant is refused, `active` again after `accrue connect`. Returns false when it already had that status.
  */
-export async function setConnectionStatus(client: pg.PoolClient, name: string, status: ConnectionState['status'], reason: string | null, actor: string): Promise<boolean> {
-  const result = await client.query('UPDATE erp_connections SET status = $2, status_reason = $3, status_since = now(), updated_at = now() WHERE name = $1 AND status <> $2', [name, status, reason]);
+export async function setConnectionStatus(
+  client: pg.PoolClient,
+  name: string,
+  status: ConnectionState['status'],
+  reason: string | null,
+  actor: string,
+): Promise<boolean> {
+  const result = await client.query(
+    'UPDATE erp_connections SET status = $2, status_reason = $3, status_since = now(), updated_at = now() WHERE name = $1 AND status <> $2',
+    [name, status, reason],
+  );
   if (!result.rowCount) return false;
   await appendAudit(client, { actor, action: `erp.connection.${status}`, subject: name, details: { reason } });
   return true;

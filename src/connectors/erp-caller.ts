@@ -34,7 +34,12 @@ interface Window {
   limit: number;
 }
 
-export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, authorizer: Authorizer, options: SharedCallerOptions = {}): ErpCaller {
+export function sharedCaller(
+  pool: pg.Pool,
+  settings: ConnectionSettings,
+  authorizer: Authorizer,
+  options: SharedCallerOptions = {},
+): ErpCaller {
   const connection = settings.name;
   const slots = concurrencyOf(settings);
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -55,12 +60,20 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
   let prepared: Promise<void> | undefined;
   const prepare = () =>
     (prepared ??= pool
-      .query('INSERT INTO erp_call_slots (connection, slot) SELECT $1, s FROM generate_series(1, $2::int) AS s ON CONFLICT DO NOTHING', [connection, slots])
+      .query('INSERT INTO erp_call_slots (connection, slot) SELECT $1, s FROM generate_series(1, $2::int) AS s ON CONFLICT DO NOTHING', [
+        connection,
+        slots,
+      ])
       .then(() => undefined));
 
   /** A connection parked by a daily limit is not called before its time: the caller is told at once. */
   const refuseIfParked = async (): Promise<void> => {
-    const row = (await pool.query<{ parked_until: Date; reason: string | null }>('SELECT parked_until, parked_reason AS reason FROM erp_connections WHERE name = $1 AND parked_until > now()', [connection])).rows[0];
+    const row = (
+      await pool.query<{ parked_until: Date; reason: string | null }>(
+        'SELECT parked_until, parked_reason AS reason FROM erp_connections WHERE name = $1 AND parked_until > now()',
+        [connection],
+      )
+    ).rows[0];
     if (row) throw new ConnectionParked(connection, row.parked_until, row.reason ?? 'a daily limit');
   };
 
@@ -100,9 +113,16 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
           if (row.calls >= w.limit) wait = Math.max(wait, row.wait_ms ?? pollMs, 1);
         }
         if (wait > 0) return { wait };
-        const id = (await client.query<{ id: string }>('INSERT INTO erp_call_log (connection, at) VALUES ($1, clock_timestamp()) RETURNING id', [connection])).rows[0]!.id;
+        const id = (
+          await client.query<{ id: string }>('INSERT INTO erp_call_log (connection, at) VALUES ($1, clock_timestamp()) RETURNING id', [
+            connection,
+          ])
+        ).rows[0]!.id;
         // Calls older than the longest window count for nothing: kept briefly, removed as calls are made.
-        await client.query("DELETE FROM erp_call_log WHERE connection = $1 AND at < clock_timestamp() - ($2 || ' milliseconds')::interval", [connection, String(longest + guardMs)]);
+        await client.query(
+          "DELETE FROM erp_call_log WHERE connection = $1 AND at < clock_timestamp() - ($2 || ' milliseconds')::interval",
+          [connection, String(longest + guardMs)],
+        );
         return { wait, id };
       });
       if (logged.id !== undefined) return logged.id;
@@ -114,9 +134,17 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
     const logId = await takeWindows();
     countCall();
     try {
-      return await fetch(url, { method, headers: { ...init.headers, ...auth }, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs) });
+      return await fetch(url, {
+        method,
+        headers: { ...init.headers, ...auth },
+        body: init.body,
+        signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs),
+      });
     } catch (error) {
-      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, { permanent: false, code: (error as Error).name });
+      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, {
+        permanent: false,
+        code: (error as Error).name,
+      });
     } finally {
       // The ERP counted the call somewhere between sending and answering: from the answer on, it counts here too, so a
       // window is never shorter than the ERP's however long the call took to arrive.
@@ -133,7 +161,10 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
     const until = new Date(Date.now() + (waitMs ?? 86_400_000));
     const reason = `${problem === 'day' ? 'daily limit' : 'rate limit'} reached (429, Retry-After ${res.headers.get('retry-after') ?? 'none'})`;
     await res.body?.cancel();
-    await pool.query('UPDATE erp_connections SET parked_until = greatest(coalesce(parked_until, $2), $2), parked_reason = $3, updated_at = now() WHERE name = $1', [connection, until, reason]);
+    await pool.query(
+      'UPDATE erp_connections SET parked_until = greatest(coalesce(parked_until, $2), $2), parked_reason = $3, updated_at = now() WHERE name = $1',
+      [connection, until, reason],
+    );
     throw new ConnectionParked(connection, until, reason);
   };
 
@@ -154,9 +185,16 @@ export function sharedCaller(pool: pg.Pool, settings: ConnectionSettings, author
         await parkIfDaily(res);
         // The body is read while the slot is held: the ERP counts the call in flight until its answer is sent.
         const body = await res.arrayBuffer();
-        return new Response(res.status === 204 || res.status === 304 ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
+        return new Response(res.status === 204 || res.status === 304 ? null : body, {
+          status: res.status,
+          statusText: res.statusText,
+          headers: res.headers,
+        });
       } finally {
-        await pool.query('UPDATE erp_call_slots SET holder = NULL, lease_until = NULL WHERE connection = $1 AND slot = $2 AND holder = $3', [connection, slot, holder]);
+        await pool.query(
+          'UPDATE erp_call_slots SET holder = NULL, lease_until = NULL WHERE connection = $1 AND slot = $2 AND holder = $3',
+          [connection, slot, holder],
+        );
       }
     },
   };

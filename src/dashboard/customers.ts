@@ -31,7 +31,11 @@ export interface CustomerUsage {
 
 export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion): Promise<CustomerSummary[]> {
   const events = new Map(
-    (await pool.query<{ customer_id: string; n: number; last: Date }>('SELECT customer_id, count(*)::int AS n, max(time) AS last FROM events GROUP BY customer_id')).rows.map((r) => [r.customer_id, r]),
+    (
+      await pool.query<{ customer_id: string; n: number; last: Date }>(
+        'SELECT customer_id, count(*)::int AS n, max(time) AS last FROM events GROUP BY customer_id',
+      )
+    ).rows.map((r) => [r.customer_id, r]),
   );
   const money = (
     await pool.query<{ customer: string; currency: string; invoiced: string; paid: string }>(
@@ -49,7 +53,11 @@ export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion): Pro
       legal_entity: c.legal_entity,
       parent: c.parent ?? null,
       tenants: c.tenants,
-      subscriptions: (catalog.index.subscriptionsByCustomer.get(c.id) ?? []).map((s) => ({ plan: s.plan, start: s.start, end: s.end ?? null })),
+      subscriptions: (catalog.index.subscriptionsByCustomer.get(c.id) ?? []).map((s) => ({
+        plan: s.plan,
+        start: s.start,
+        end: s.end ?? null,
+      })),
       events: e?.n ?? 0,
       last_event_time: e?.last.toISOString() ?? null,
       balances: money
@@ -57,7 +65,12 @@ export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion): Pro
         .map((m) => {
           const invoiced = BigInt(m.invoiced);
           const paid = BigInt(m.paid);
-          return { currency: m.currency, invoiced: formatMajor(invoiced, m.currency), paid: formatMajor(paid, m.currency), outstanding: formatMajor(invoiced - paid, m.currency) };
+          return {
+            currency: m.currency,
+            invoiced: formatMajor(invoiced, m.currency),
+            paid: formatMajor(paid, m.currency),
+            outstanding: formatMajor(invoiced - paid, m.currency),
+          };
         }),
     };
   });
@@ -78,13 +91,23 @@ export function bucketStarts(from: string, to: string, bucket: 'day' | 'month'):
   return starts;
 }
 
-export async function customerUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, range: { from: string; to: string; bucket: 'day' | 'month' }): Promise<CustomerUsage> {
+export async function customerUsage(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  customer: string,
+  range: { from: string; to: string; bucket: 'day' | 'month' },
+): Promise<CustomerUsage> {
   const buckets = bucketStarts(range.from, range.to, range.bucket);
   const from = range.bucket === 'month' ? `${buckets[0] ?? range.from.slice(0, 7)}-01` : range.from;
   const format = range.bucket === 'day' ? 'YYYY-MM-DD' : 'YYYY-MM';
   const window = [customer, new Date(`${from}T00:00:00Z`).toISOString(), new Date(`${range.to}T00:00:00Z`).toISOString()];
   const late = new Map(
-    (await pool.query<{ type: string; n: number }>('SELECT type, count(*)::int AS n FROM events WHERE customer_id = $1 AND time >= $2 AND time < $3 AND late GROUP BY type', window)).rows.map((r) => [r.type, r.n]),
+    (
+      await pool.query<{ type: string; n: number }>(
+        'SELECT type, count(*)::int AS n FROM events WHERE customer_id = $1 AND time >= $2 AND time < $3 AND late GROUP BY type',
+        window,
+      )
+    ).rows.map((r) => [r.type, r.n]),
   );
   const meters: CustomerUsage['meters'] = [];
   for (const meter of catalog.catalog.meters) {

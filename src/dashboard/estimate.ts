@@ -27,7 +27,8 @@ const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 /** The UTC days from `start` (inclusive) to `end` (exclusive), as YYYY-MM-DD. */
 export function daysBetween(startDate: string, endDate: string): string[] {
   const days: string[] = [];
-  for (let t = Date.parse(`${startDate}T00:00:00Z`); t < Date.parse(`${endDate}T00:00:00Z`); t += DAY_MS) days.push(new Date(t).toISOString().slice(0, 10));
+  for (let t = Date.parse(`${startDate}T00:00:00Z`); t < Date.parse(`${endDate}T00:00:00Z`); t += DAY_MS)
+    days.push(new Date(t).toISOString().slice(0, 10));
   if (days.length > ESTIMATE_DAYS_MAX) throw new Error(`an estimate covers at most ${ESTIMATE_DAYS_MAX} days, not ${days.length}`);
   return days;
 }
@@ -37,7 +38,14 @@ export function daysBetween(startDate: string, endDate: string): string[] {
  * query grouped by day: count and sum add up, max keeps the highest, unique_count counts keys on their first day,
  * latest carries the last value forward. Late events are left out, as the rating of a period leaves them out.
  */
-export async function cumulativeQuantities(db: pg.Pool | pg.PoolClient, meter: Meter, customer: string, from: string, to: string, days: readonly string[]): Promise<string[]> {
+export async function cumulativeQuantities(
+  db: pg.Pool | pg.PoolClient,
+  meter: Meter,
+  customer: string,
+  from: string,
+  to: string,
+  days: readonly string[],
+): Promise<string[]> {
   const value = `(meter_values->>${literal(meter.id)})`;
   const where = `customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND NOT late${meter.aggregation === 'count' ? '' : ` AND meter_values ? ${literal(meter.id)}`}`;
   const day = `((time AT TIME ZONE 'UTC')::date)::text`;
@@ -48,7 +56,9 @@ export async function cumulativeQuantities(db: pg.Pool | pg.PoolClient, meter: M
     unique_count: `SELECT ((first AT TIME ZONE 'UTC')::date)::text AS day, count(*)::text AS q FROM (SELECT min(time) AS first FROM events WHERE ${where} GROUP BY ${value}) k GROUP BY 1`,
     latest: `SELECT DISTINCT ON (1) ${day} AS day, (${value}::numeric)::text AS q FROM events WHERE ${where} ORDER BY 1, time DESC, id COLLATE "C" DESC, source COLLATE "C" DESC`,
   }[meter.aggregation];
-  const rows = (await db.query<{ day: string; q: string }>(sql, [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString()])).rows;
+  const rows = (
+    await db.query<{ day: string; q: string }>(sql, [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString()])
+  ).rows;
   const byDay = new Map(rows.map((r) => [r.day, new Decimal(r.q)]));
   let running: Decimal | null = null;
   return days.map((d) => {
@@ -66,7 +76,12 @@ export async function cumulativeQuantities(db: pg.Pool | pg.PoolClient, meter: M
  * Rates every customer of the catalog for the period once per day. Rating asks for usage by window; the windows
  * depend on dates only, so a first pass learns them, the store answers each window per day, and a pass per day rates.
  */
-export async function estimateDaily(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, days: readonly string[]): Promise<DailyEstimate[]> {
+export async function estimateDaily(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  window: PeriodWindow,
+  days: readonly string[],
+): Promise<DailyEstimate[]> {
   const estimates: DailyEstimate[] = [];
   const ends = days.map((d) => Date.parse(`${d}T00:00:00Z`) + DAY_MS);
   for (const customer of catalog.catalog.customers) {
@@ -96,7 +111,12 @@ export async function estimateDaily(pool: pg.Pool, catalog: CatalogVersion, wind
         const key = `${invoice.legal_entity}|${invoice.currency}`;
         let estimate = byDocument.get(key);
         if (!estimate) {
-          estimate = { customer: customer.id, legal_entity: invoice.legal_entity, currency: invoice.currency, total_minor: days.map(() => 0n) };
+          estimate = {
+            customer: customer.id,
+            legal_entity: invoice.legal_entity,
+            currency: invoice.currency,
+            total_minor: days.map(() => 0n),
+          };
           byDocument.set(key, estimate);
         }
         estimate.total_minor[i] = invoice.total_minor;

@@ -38,7 +38,11 @@ export interface InvoiceSummary {
   posting: 'posted' | 'pending' | 'dead' | 'none';
 }
 
-export async function searchInvoices(pool: pg.Pool, catalog: CatalogVersion | undefined, search: InvoiceSearch): Promise<{ total: number; invoices: InvoiceSummary[] }> {
+export async function searchInvoices(
+  pool: pg.Pool,
+  catalog: CatalogVersion | undefined,
+  search: InvoiceSearch,
+): Promise<{ total: number; invoices: InvoiceSummary[] }> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, value: unknown) => {
@@ -64,8 +68,21 @@ export async function searchInvoices(pool: pg.Pool, catalog: CatalogVersion | un
   const limit = Math.min(search.limit, INVOICE_PAGE_MAX);
   const rows = (
     await pool.query<{
-      id: string; number: string | null; kind: 'invoice' | 'credit_note'; status: string; legal_entity: string; customer: string; currency: string; period: string;
-      total_minor: string; amount_paid_minor: string; payment_status: string; finalized_at: Date | null; entries: number; posted: number; dead: number;
+      id: string;
+      number: string | null;
+      kind: 'invoice' | 'credit_note';
+      status: string;
+      legal_entity: string;
+      customer: string;
+      currency: string;
+      period: string;
+      total_minor: string;
+      amount_paid_minor: string;
+      payment_status: string;
+      finalized_at: Date | null;
+      entries: number;
+      posted: number;
+      dead: number;
     }>(
       `WITH entries AS (SELECT coalesce(j.source_document, o.document_id) AS invoice_id, o.status FROM outbox o LEFT JOIN journals j ON j.id = o.document_id)
        SELECT i.id, i.number, i.kind, i.status, i.legal_entity, i.customer, i.currency, i.period, i.total_minor::text, i.amount_paid_minor::text,
@@ -128,9 +145,15 @@ export interface InvoiceStatement {
 }
 
 const nullable = (type: string) => ({ type: [type, 'null'] }) as const;
-const closedObject = (properties: Record<string, unknown>) => ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false }) as const;
+const closedObject = (properties: Record<string, unknown>) =>
+  ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false }) as const;
 const MONEY_TEXT = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
-const partySchema = { anyOf: [closedObject({ name: { type: 'string' }, address_lines: { type: 'array', items: { type: 'string' } }, tax_id: nullable('string') }), { type: 'null' }] } as const;
+const partySchema = {
+  anyOf: [
+    closedObject({ name: { type: 'string' }, address_lines: { type: 'array', items: { type: 'string' } }, tax_id: nullable('string') }),
+    { type: 'null' },
+  ],
+} as const;
 
 /** The response schema of GET /v1/dashboard/invoices/{id}. */
 export const invoiceStatementSchema = closedObject({
@@ -146,13 +169,17 @@ export const invoiceStatementSchema = closedObject({
   subtotal: MONEY_TEXT,
   discount: { ...MONEY_TEXT, description: 'positive: the total of the discount lines' },
   credits_applied: { ...MONEY_TEXT, description: 'positive: the total drawn from prepaid credits' },
-  tax_lines: { type: 'array', items: closedObject({ jurisdiction: { type: 'string' }, rate: { type: 'string' }, taxable: MONEY_TEXT, tax: MONEY_TEXT }) },
+  tax_lines: {
+    type: 'array',
+    items: closedObject({ jurisdiction: { type: 'string' }, rate: { type: 'string' }, taxable: MONEY_TEXT, tax: MONEY_TEXT }),
+  },
   tax: MONEY_TEXT,
   total: MONEY_TEXT,
 });
 
 export function invoiceStatement(invoice: Invoice): InvoiceStatement {
-  const party = (p: InvoiceParty | undefined): InvoiceStatementParty | null => (p ? { name: p.name, address_lines: addressLines(p.address), tax_id: p.tax_id } : null);
+  const party = (p: InvoiceParty | undefined): InvoiceStatementParty | null =>
+    p ? { name: p.name, address_lines: addressLines(p.address), tax_id: p.tax_id } : null;
   const terms = invoice.payment_terms_days;
   return {
     id: invoice.id,

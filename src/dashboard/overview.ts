@@ -130,15 +130,25 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
   ).rows;
 
   // The axis runs over the period and on to the last day something of this period happened (the close, postings, cash).
-  const activity = [...documents.flatMap((d) => [d.finalized_on, d.voided_on, postedOn(d)]), ...payments.map((p) => p.received_on)].filter((d): d is string => d !== null);
+  const activity = [...documents.flatMap((d) => [d.finalized_on, d.voided_on, postedOn(d)]), ...payments.map((p) => p.received_on)].filter(
+    (d): d is string => d !== null,
+  );
   const lastPeriodDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);
   const lastDay = activity.reduce((max, d) => (d > max ? d : max), lastPeriodDay);
-  const axisEndMs = Math.min(Date.parse(`${lastDay}T00:00:00Z`) + DAY_MS, Date.parse(`${window.start_date}T00:00:00Z`) + ESTIMATE_DAYS_MAX * DAY_MS);
+  const axisEndMs = Math.min(
+    Date.parse(`${lastDay}T00:00:00Z`) + DAY_MS,
+    Date.parse(`${window.start_date}T00:00:00Z`) + ESTIMATE_DAYS_MAX * DAY_MS,
+  );
   const days = daysBetween(window.start_date, new Date(axisEndMs).toISOString().slice(0, 10));
 
   const estimates = await cachedEstimate(pool, catalog, window, days);
   const periodStatus = new Map(
-    (await pool.query<{ legal_entity: string; status: 'open' | 'closing' | 'closed'; closed_at: Date | null }>('SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1', [period])).rows.map((r) => [r.legal_entity, r]),
+    (
+      await pool.query<{ legal_entity: string; status: 'open' | 'closing' | 'closed'; closed_at: Date | null }>(
+        'SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1',
+        [period],
+      )
+    ).rows.map((r) => [r.legal_entity, r]),
   );
 
   // Per (entity, currency): the keys come from the catalog's plans, the estimates and the documents.
@@ -153,9 +163,20 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
   for (const d of documents) keyOf(d.legal_entity, d.currency);
 
   const invoicedBy = (customer: string, currency: string, entity: string, day: string) =>
-    documents.some((d) => d.kind === 'invoice' && d.customer === customer && d.currency === currency && d.legal_entity === entity && d.finalized_on !== null && d.finalized_on <= day);
+    documents.some(
+      (d) =>
+        d.kind === 'invoice' &&
+        d.customer === customer &&
+        d.currency === currency &&
+        d.legal_entity === entity &&
+        d.finalized_on !== null &&
+        d.finalized_on <= day,
+    );
   const invoicedNow = (customer: string, currency: string, entity: string) =>
-    documents.some((d) => d.kind === 'invoice' && d.status === 'finalized' && d.customer === customer && d.currency === currency && d.legal_entity === entity);
+    documents.some(
+      (d) =>
+        d.kind === 'invoice' && d.status === 'finalized' && d.customer === customer && d.currency === currency && d.legal_entity === entity,
+    );
 
   const totals: EntityMoney[] = [];
   const series: EntitySeries[] = [];
@@ -165,21 +186,28 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
     const myEstimates = estimates.filter((e) => `${e.legal_entity}|${e.currency}` === key);
     const myPayments = payments.filter((p) => `${p.legal_entity}|${p.currency}` === key);
     const usage = days.map((_, i) => myEstimates.reduce((sum, e) => sum + e.total_minor[i]!, 0n));
-    const unbilled = days.map((day, i) => myEstimates.reduce((sum, e) => (invoicedBy(e.customer, currency, legal_entity, day) ? sum : sum + e.total_minor[i]!), 0n));
+    const unbilled = days.map((day, i) =>
+      myEstimates.reduce((sum, e) => (invoicedBy(e.customer, currency, legal_entity, day) ? sum : sum + e.total_minor[i]!), 0n),
+    );
     const invoicedDated = mine.flatMap((d) => [
       ...(d.finalized_on ? [{ on: d.finalized_on, minor: sign(d) * BigInt(d.total_minor) }] : []),
       ...(d.status === 'void' && d.voided_on ? [{ on: d.voided_on, minor: -sign(d) * BigInt(d.total_minor) }] : []),
     ]);
-    const postedDated = mine.filter((d) => d.status === 'finalized').flatMap((d) => {
-      const on = postedOn(d);
-      return on ? [{ on, minor: sign(d) * BigInt(d.total_minor) }] : [];
-    });
+    const postedDated = mine
+      .filter((d) => d.status === 'finalized')
+      .flatMap((d) => {
+        const on = postedOn(d);
+        return on ? [{ on, minor: sign(d) * BigInt(d.total_minor) }] : [];
+      });
     const paidDated = myPayments.map((p) => ({ on: p.received_on, minor: BigInt(p.amount_minor) }));
     const sum = (dated: Array<{ minor: bigint }>) => dated.reduce((s, d) => s + d.minor, 0n);
     const last = days.length - 1;
     const invoicedTotal = sum(invoicedDated);
     const paidTotal = sum(paidDated);
-    const unbilledTotal = myEstimates.reduce((s, e) => (invoicedNow(e.customer, currency, legal_entity) ? s : s + e.total_minor[last]!), 0n);
+    const unbilledTotal = myEstimates.reduce(
+      (s, e) => (invoicedNow(e.customer, currency, legal_entity) ? s : s + e.total_minor[last]!),
+      0n,
+    );
     const fmt = (minor: bigint) => formatMajor(minor, currency);
     unbilledMinor.set(currency, (unbilledMinor.get(currency) ?? 0n) + unbilledTotal);
     totals.push({
@@ -213,7 +241,13 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
     days,
     entities: catalog.catalog.legal_entities.map((e) => {
       const status = periodStatus.get(e.id);
-      return { id: e.id, name: e.name, currency: e.currency, status: status?.status ?? 'open', closed_at: status?.closed_at?.toISOString() ?? null };
+      return {
+        id: e.id,
+        name: e.name,
+        currency: e.currency,
+        status: status?.status ?? 'open',
+        closed_at: status?.closed_at?.toISOString() ?? null,
+      };
     }),
     totals,
     series,
@@ -238,7 +272,12 @@ async function cachedEstimate(pool: pg.Pool, catalog: CatalogVersion, window: Pe
   return estimates;
 }
 
-async function eventsPerDay(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, days: readonly string[]): Promise<Overview['events']> {
+async function eventsPerDay(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  window: PeriodWindow,
+  days: readonly string[],
+): Promise<Overview['events']> {
   const rows = (
     await pool.query<{ day: string; customer_id: string; n: number; late: number }>(
       `SELECT ((time AT TIME ZONE 'UTC')::date)::text AS day, customer_id, count(*)::int AS n, count(*) FILTER (WHERE late)::int AS late
@@ -255,7 +294,13 @@ async function eventsPerDay(pool: pg.Pool, catalog: CatalogVersion, window: Peri
   });
 }
 
-async function periodKpis(pool: pg.Pool, window: PeriodWindow, previous: string, unbilledMinor: ReadonlyMap<string, bigint>, documents: DocumentRow[]): Promise<Kpi[]> {
+async function periodKpis(
+  pool: pg.Pool,
+  window: PeriodWindow,
+  previous: string,
+  unbilledMinor: ReadonlyMap<string, bigint>,
+  documents: DocumentRow[],
+): Promise<Kpi[]> {
   const prevWindow = parsePeriod(previous);
   if (!prevWindow.ok) throw new Error('unreachable: the previous month of a period is a period');
   const counts = async (w: PeriodWindow) =>
@@ -288,7 +333,8 @@ async function periodKpis(pool: pg.Pool, window: PeriodWindow, previous: string,
         )
       ).rows[0]!.paid,
     );
-  const share = (paid: bigint, invoiced: bigint) => (invoiced === 0n ? null : decimalFixed(new Decimal(paid.toString()).div(invoiced.toString()), 4));
+  const share = (paid: bigint, invoiced: bigint) =>
+    invoiced === 0n ? null : decimalFixed(new Decimal(paid.toString()).div(invoiced.toString()), 4);
   // From the period's end to its last invoice finalized; a close run before the month ended (a replayed month) counts 0.
   const closeLatency = async (w: PeriodWindow) =>
     (
@@ -302,23 +348,65 @@ async function periodKpis(pool: pg.Pool, window: PeriodWindow, previous: string,
   const currencies = [...unbilledMinor.keys()].sort();
   const kpis: Kpi[] = [
     { id: 'events_accepted', label: 'Events accepted', unit: 'count', currency: null, value: now.accepted, previous: before.accepted },
-    { id: 'events_late', label: 'Late events (billed at the next close)', unit: 'count', currency: null, value: now.late, previous: before.late },
+    {
+      id: 'events_late',
+      label: 'Late events (billed at the next close)',
+      unit: 'count',
+      currency: null,
+      value: now.late,
+      previous: before.late,
+    },
   ];
   for (const currency of currencies) {
     const invoicedNow = invoicedMinor(documents, currency);
     const invoicedBefore = invoicedMinor(previousDocuments, currency);
     kpis.push(
-      { id: `invoiced_${currency}`, label: `Invoiced ${currency}`, unit: 'money', currency, value: formatMajor(invoicedNow, currency), previous: formatMajor(invoicedBefore, currency) },
-      { id: `unbilled_${currency}`, label: `Unbilled ${currency} (estimate)`, unit: 'money', currency, value: formatMajor(unbilledMinor.get(currency) ?? 0n, currency), previous: null },
-      { id: `paid_share_${currency}`, label: `Paid share ${currency}`, unit: 'ratio', currency, value: share(await paidMinor(window.period, currency), invoicedNow), previous: share(await paidMinor(previous, currency), invoicedBefore) },
+      {
+        id: `invoiced_${currency}`,
+        label: `Invoiced ${currency}`,
+        unit: 'money',
+        currency,
+        value: formatMajor(invoicedNow, currency),
+        previous: formatMajor(invoicedBefore, currency),
+      },
+      {
+        id: `unbilled_${currency}`,
+        label: `Unbilled ${currency} (estimate)`,
+        unit: 'money',
+        currency,
+        value: formatMajor(unbilledMinor.get(currency) ?? 0n, currency),
+        previous: null,
+      },
+      {
+        id: `paid_share_${currency}`,
+        label: `Paid share ${currency}`,
+        unit: 'ratio',
+        currency,
+        value: share(await paidMinor(window.period, currency), invoicedNow),
+        previous: share(await paidMinor(previous, currency), invoicedBefore),
+      },
     );
   }
   kpis.push(
-    { id: 'close_latency_seconds', label: 'Invoice generation latency', unit: 'seconds', currency: null, value: await closeLatency(window), previous: await closeLatency(prevWindow.value) },
+    {
+      id: 'close_latency_seconds',
+      label: 'Invoice generation latency',
+      unit: 'seconds',
+      currency: null,
+      value: await closeLatency(window),
+      previous: await closeLatency(prevWindow.value),
+    },
     { id: 'exceptions_open', label: 'Open exceptions', unit: 'count', currency: null, value: now.exceptions, previous: before.exceptions },
     { id: 'quarantine_pending', label: 'Quarantined events', unit: 'count', currency: null, value: state.quarantined, previous: null },
     { id: 'erp_backlog', label: 'ERP posting backlog', unit: 'count', currency: null, value: state.backlog, previous: null },
-    { id: 'erp_oldest_pending_seconds', label: 'Oldest unposted document', unit: 'seconds', currency: null, value: state.oldest, previous: null },
+    {
+      id: 'erp_oldest_pending_seconds',
+      label: 'Oldest unposted document',
+      unit: 'seconds',
+      currency: null,
+      value: state.oldest,
+      previous: null,
+    },
     { id: 'dlq_entries', label: 'Dead letters', unit: 'count', currency: null, value: state.dead, previous: null },
   );
   return kpis;

@@ -35,7 +35,17 @@ export interface PipelineHealth {
    * accrue connect), when a daily limit parked it until, and the documents waiting for a person (a mapping, an open
    * period) rather than for a retry.
    */
-  connectors: Array<{ target: string; pending: number; posted: number; dead: number; oldest_pending_seconds: number | null; replays: number; status: string | null; parked_until: string | null; waiting: number }>;
+  connectors: Array<{
+    target: string;
+    pending: number;
+    posted: number;
+    dead: number;
+    oldest_pending_seconds: number | null;
+    replays: number;
+    status: string | null;
+    parked_until: string | null;
+    waiting: number;
+  }>;
 }
 
 /** Minutes up to two hours, hours up to four days, days beyond: about a hundred bars at most. */
@@ -59,7 +69,10 @@ export async function pipelineHealth(pool: pg.Pool, options: { hours: number; no
     )
   ).rows;
   const totals = (
-    await pool.query<Omit<IngestBucket, 'at'> & { batches: number }>(`SELECT ${sums}, count(*)::int AS batches FROM ingest_receipts WHERE received_at >= $1 AND received_at < $2`, [from, to])
+    await pool.query<Omit<IngestBucket, 'at'> & { batches: number }>(
+      `SELECT ${sums}, count(*)::int AS batches FROM ingest_receipts WHERE received_at >= $1 AND received_at < $2`,
+      [from, to],
+    )
   ).rows[0]!;
   const rate = (
     await pool.query<{ last_5_minutes: string; last_hour: string }>(

@@ -41,7 +41,9 @@ export function* generateUsage(options: GenerateOptions): Generator<CloudEvent> 
       const start = Math.max(from, Date.parse(`${subscription.start}T00:00:00Z`));
       const end = Math.min(to, subscription.end ? Date.parse(`${subscription.end}T00:00:00Z`) : to);
       if (start >= end) return undefined;
-      const used = [...new Set(plan.prices.map((p) => p.meter).filter((m): m is string => !!m))].map((id) => meters.get(id)!).filter(Boolean);
+      const used = [...new Set(plan.prices.map((p) => p.meter).filter((m): m is string => !!m))]
+        .map((id) => meters.get(id)!)
+        .filter(Boolean);
       if (used.length === 0) return undefined;
       // Bigger customers first in the file send more: weights 8, 5, 3, 2, 2, ...
       const weight = [8, 5, 3, 2][position] ?? 2;

@@ -41,15 +41,17 @@ interface JournalRow {
 }
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const compareBy = <T>(keyOf: (row: T) => string[]) => (x: T, y: T): number => {
-  const a = keyOf(x);
-  const b = keyOf(y);
-  for (let i = 0; i < a.length; i++) {
-    const c = compare(a[i]!, b[i]!);
-    if (c !== 0) return c;
-  }
-  return 0;
-};
+const compareBy =
+  <T>(keyOf: (row: T) => string[]) =>
+  (x: T, y: T): number => {
+    const a = keyOf(x);
+    const b = keyOf(y);
+    for (let i = 0; i < a.length; i++) {
+      const c = compare(a[i]!, b[i]!);
+      if (c !== 0) return c;
+    }
+    return 0;
+  };
 
 /** RFC 4180: quoted only when the value holds a comma, quote or line break. */
 function csvField(value: string): string {
@@ -76,17 +78,30 @@ function otherAccount(account: string, used: ReadonlySet<string>): string {
  * order so the same database gives the same files: one invoice amount a minor unit higher, one invoice key left
  * out of the legacy export, one legacy-only line, and one journal account booked under another account number.
  */
-export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: string, options: { plant: boolean }): Promise<PlantedDifference[]> {
+export async function writeLegacyOutput(
+  pool: pg.Pool,
+  period: string,
+  dir: string,
+  options: { plant: boolean },
+): Promise<PlantedDifference[]> {
   const window = parsePeriod(period, 'period');
   if (!window.ok) throw new ProblemError(window.problems);
   const accrue = await readAccrueSide(pool, window.value);
   const invoiceKey = (r: InvoiceRow) => [r.legal_entity, r.customer, r.currency, r.product];
-  const invoices: InvoiceRow[] = accrue.invoiceLines.map(({ legal_entity, customer, currency, product, amount_minor }) => ({ legal_entity, customer, currency, product, amount_minor })).sort(compareBy(invoiceKey));
+  const invoices: InvoiceRow[] = accrue.invoiceLines
+    .map(({ legal_entity, customer, currency, product, amount_minor }) => ({ legal_entity, customer, currency, product, amount_minor }))
+    .sort(compareBy(invoiceKey));
   const journalKey = (r: JournalRow) => [r.legal_entity, r.account, r.currency];
   const byAccount = new Map<string, JournalRow>();
   for (const l of accrue.journalLines) {
     const id = JSON.stringify([l.legal_entity, l.account, l.currency]);
-    const row = byAccount.get(id) ?? { legal_entity: l.legal_entity, account: l.account, currency: l.currency, debit_minor: 0n, credit_minor: 0n };
+    const row = byAccount.get(id) ?? {
+      legal_entity: l.legal_entity,
+      account: l.account,
+      currency: l.currency,
+      debit_minor: 0n,
+      credit_minor: 0n,
+    };
     row.debit_minor += l.debit_minor;
     row.credit_minor += l.credit_minor;
     byAccount.set(id, row);
@@ -102,21 +117,54 @@ export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: stri
       planted.push({
         kind: 'amount_off',
         description: `${first.customer}'s ${first.product} is billed ${formatMajor(first.amount_minor, first.currency)} ${first.currency} by the legacy system, one minor unit off Accrue's amount`,
-        expected: [{ section: 'invoices', status: 'differing', legal_entity: first.legal_entity, customer: first.customer, currency: first.currency, product: first.product }],
+        expected: [
+          {
+            section: 'invoices',
+            status: 'differing',
+            legal_entity: first.legal_entity,
+            customer: first.customer,
+            currency: first.currency,
+            product: first.product,
+          },
+        ],
       });
       const dropped = invoices.pop()!;
       planted.push({
         kind: 'missing_in_legacy',
         description: `the legacy system did not bill ${dropped.customer}'s ${dropped.product} (${formatMajor(dropped.amount_minor, dropped.currency)} ${dropped.currency} in Accrue)`,
-        expected: [{ section: 'invoices', status: 'missing_in_legacy', legal_entity: dropped.legal_entity, customer: dropped.customer, currency: dropped.currency, product: dropped.product }],
+        expected: [
+          {
+            section: 'invoices',
+            status: 'missing_in_legacy',
+            legal_entity: dropped.legal_entity,
+            customer: dropped.customer,
+            currency: dropped.currency,
+            product: dropped.product,
+          },
+        ],
       });
       const fee = 50n * 10n ** BigInt(minorUnits(first.currency));
-      invoices.push({ legal_entity: first.legal_entity, customer: first.customer, currency: first.currency, product: LEGACY_ONLY_PRODUCT, amount_minor: fee });
+      invoices.push({
+        legal_entity: first.legal_entity,
+        customer: first.customer,
+        currency: first.currency,
+        product: LEGACY_ONLY_PRODUCT,
+        amount_minor: fee,
+      });
       invoices.sort(compareBy(invoiceKey));
       planted.push({
         kind: 'missing_in_accrue',
         description: `the legacy system billed ${first.customer} a ${LEGACY_ONLY_PRODUCT} of ${formatMajor(fee, first.currency)} ${first.currency} that Accrue does not have`,
-        expected: [{ section: 'invoices', status: 'missing_in_accrue', legal_entity: first.legal_entity, customer: first.customer, currency: first.currency, product: LEGACY_ONLY_PRODUCT }],
+        expected: [
+          {
+            section: 'invoices',
+            status: 'missing_in_accrue',
+            legal_entity: first.legal_entity,
+            customer: first.customer,
+            currency: first.currency,
+            product: LEGACY_ONLY_PRODUCT,
+          },
+        ],
       });
     }
     const moved = journal.find((r) => r.credit_minor > 0n);
@@ -130,7 +178,13 @@ export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: stri
         description: `the legacy system booked ${moved.legal_entity}'s account ${from} (${moved.currency}) to account ${moved.account}`,
         expected: [
           { section: 'journal', status: 'missing_in_legacy', legal_entity: moved.legal_entity, account: from, currency: moved.currency },
-          { section: 'journal', status: 'missing_in_accrue', legal_entity: moved.legal_entity, account: moved.account, currency: moved.currency },
+          {
+            section: 'journal',
+            status: 'missing_in_accrue',
+            legal_entity: moved.legal_entity,
+            account: moved.account,
+            currency: moved.currency,
+          },
         ],
       });
     }
@@ -140,7 +194,10 @@ export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: stri
   const p = window.value.period;
   writeFileSync(
     join(dir, LEGACY_FILES.invoices),
-    csv(INVOICE_COLUMNS, invoices.map((r) => [r.customer, r.legal_entity, r.currency, p, r.product, formatMajor(r.amount_minor, r.currency)])),
+    csv(
+      INVOICE_COLUMNS,
+      invoices.map((r) => [r.customer, r.legal_entity, r.currency, p, r.product, formatMajor(r.amount_minor, r.currency)]),
+    ),
   );
   // One row per side, as a ledger export lists them; empty means zero.
   const side = (minor: bigint, currency: string) => (minor === 0n ? '' : formatMajor(minor, currency));
@@ -153,13 +210,35 @@ export async function writeLegacyOutput(pool: pg.Pool, period: string, dir: stri
 }
 
 const rowText = (e: ExpectedRow) =>
-  e.section === 'invoices' ? JSON.stringify(['invoices', e.status, e.legal_entity, e.customer, e.currency, e.product]) : JSON.stringify(['journal', e.status, e.legal_entity, e.account, e.currency]);
+  e.section === 'invoices'
+    ? JSON.stringify(['invoices', e.status, e.legal_entity, e.customer, e.currency, e.product])
+    : JSON.stringify(['journal', e.status, e.legal_entity, e.account, e.currency]);
 
 /** Which planted rows a report missed, and which unmatched rows it has that nothing planted explains. */
-export function checkPlanted(planted: readonly PlantedDifference[], report: ComparisonReport): { missed: ExpectedRow[]; unexplained: ExpectedRow[] } {
+export function checkPlanted(
+  planted: readonly PlantedDifference[],
+  report: ComparisonReport,
+): { missed: ExpectedRow[]; unexplained: ExpectedRow[] } {
   const found: ExpectedRow[] = [
-    ...report.invoices.rows.filter((r) => r.status !== 'matched').map((r): ExpectedRow => ({ section: 'invoices', status: r.status, legal_entity: r.legal_entity, customer: r.customer, currency: r.currency, product: r.product })),
-    ...(report.journal?.rows ?? []).filter((r) => r.status !== 'matched').map((r): ExpectedRow => ({ section: 'journal', status: r.status, legal_entity: r.legal_entity, account: r.account, currency: r.currency })),
+    ...report.invoices.rows
+      .filter((r) => r.status !== 'matched')
+      .map((r): ExpectedRow => ({
+        section: 'invoices',
+        status: r.status,
+        legal_entity: r.legal_entity,
+        customer: r.customer,
+        currency: r.currency,
+        product: r.product,
+      })),
+    ...(report.journal?.rows ?? [])
+      .filter((r) => r.status !== 'matched')
+      .map((r): ExpectedRow => ({
+        section: 'journal',
+        status: r.status,
+        legal_entity: r.legal_entity,
+        account: r.account,
+        currency: r.currency,
+      })),
   ];
   const foundText = new Set(found.map(rowText));
   const expected = planted.flatMap((p) => p.expected);

@@ -5,7 +5,21 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { parseDocument } from 'yaml';
 import { parseStrictJson } from './strict-json.js';
-import type { AccountMap, Catalog, CreditGrant, Customer, Discount, LegalEntity, Meter, Plan, Price, PriceVersion, Product, Subscription, TaxRate } from './model.js';
+import type {
+  AccountMap,
+  Catalog,
+  CreditGrant,
+  Customer,
+  Discount,
+  LegalEntity,
+  Meter,
+  Plan,
+  Price,
+  PriceVersion,
+  Product,
+  Subscription,
+  TaxRate,
+} from './model.js';
 import { fail, invariant, ok, problem, type Problem, type Result } from './result.js';
 import { structuralProblems } from './catalog/structure.js';
 import { semanticProblems } from './catalog/semantics.js';
@@ -29,7 +43,12 @@ export interface LoadedCatalog {
 
 /** JSON when the text starts with `{` (after whitespace and a byte order mark), YAML otherwise. */
 export function detectCatalogFormat(text: string): CatalogFormat {
-  return text.replace(/^\uFEFF/, '').trimStart().startsWith('{') ? 'json' : 'yaml';
+  return text
+    .replace(/^\uFEFF/, '')
+    .trimStart()
+    .startsWith('{')
+    ? 'json'
+    : 'yaml';
 }
 
 function parseText(text: string, format: CatalogFormat): Result<unknown> {
@@ -52,7 +71,19 @@ function parseText(text: string, format: CatalogFormat): Result<unknown> {
   }
 }
 
-const SECTIONS = ['version', 'legal_entities', 'accounts', 'tax_rates', 'meters', 'products', 'plans', 'customers', 'subscriptions', 'credit_grants', 'discounts'];
+const SECTIONS = [
+  'version',
+  'legal_entities',
+  'accounts',
+  'tax_rates',
+  'meters',
+  'products',
+  'plans',
+  'customers',
+  'subscriptions',
+  'credit_grants',
+  'discounts',
+];
 
 /** Orders problems by section (file order of the reference catalog) and item index; within an item, as found. */
 function orderProblems(problems: Problem[]): Problem[] {

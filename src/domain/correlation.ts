@@ -24,7 +24,9 @@ export interface CorrelationRoot {
 
 /** `corr:v1:<first 24 hex of SHA-256 over the canonical JSON of {invoice, rating_run}>`; migration 010 computes the same. */
 export function correlationId(root: CorrelationRoot): string {
-  const digest = createHash('sha256').update(canonicalJson({ invoice: root.invoice, rating_run: root.rating_run })).digest('hex');
+  const digest = createHash('sha256')
+    .update(canonicalJson({ invoice: root.invoice, rating_run: root.rating_run }))
+    .digest('hex');
   return `corr:${CORRELATION_VERSION}:${digest.slice(0, 24)}`;
 }
 
@@ -45,7 +47,10 @@ export interface CorrelationChain {
   erp_document: string | null;
 }
 
-export function correlationChain(root: CorrelationRoot, links: Partial<Omit<CorrelationChain, 'correlation_id' | 'invoice' | 'rating_run'>> = {}): CorrelationChain {
+export function correlationChain(
+  root: CorrelationRoot,
+  links: Partial<Omit<CorrelationChain, 'correlation_id' | 'invoice' | 'rating_run'>> = {},
+): CorrelationChain {
   const batches = [...new Set(links.usage_batches ?? [])].sort();
   return {
     correlation_id: correlationId(root),
@@ -60,7 +65,10 @@ export function correlationChain(root: CorrelationRoot, links: Partial<Omit<Corr
 }
 
 // Header values are visible ASCII; ids are too, but a payment id comes from outside, so anything else is %-encoded.
-const headerSafe = (text: string): string => text.replace(/[^A-Za-z0-9_:.\-]/gu, (c) => [...new TextEncoder().encode(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+const headerSafe = (text: string): string =>
+  text.replace(/[^A-Za-z0-9_:.-]/gu, (c) =>
+    [...new TextEncoder().encode(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 
 const HEADER_FIELDS = [
   ['rr', 'rating_run'],
@@ -83,7 +91,8 @@ export function formatCorrelationHeader(chain: CorrelationChain): string {
     parts.push(`${name}=${headerSafe(String(value))}`);
   }
   const text = parts.join(';');
-  if (text.length > CORRELATION_HEADER_CHARS_MAX) throw new Error(`invariant violated: a correlation header is at most ${CORRELATION_HEADER_CHARS_MAX} characters, got ${text.length}`);
+  if (text.length > CORRELATION_HEADER_CHARS_MAX)
+    throw new Error(`invariant violated: a correlation header is at most ${CORRELATION_HEADER_CHARS_MAX} characters, got ${text.length}`);
   return text;
 }
 
@@ -115,7 +124,13 @@ export function parseCorrelationHeader(text: string): ParsedCorrelationHeader | 
 }
 
 /** The fields a log line about a document carries, so one grep for the correlation id finds every stage. */
-export function documentLogFields(document: { id: string; number: string | null; kind: string; customer: string; rating_run: string }): Record<string, string | null> {
+export function documentLogFields(document: {
+  id: string;
+  number: string | null;
+  kind: string;
+  customer: string;
+  rating_run: string;
+}): Record<string, string | null> {
   return {
     correlation: correlationId({ invoice: document.id, rating_run: document.rating_run }),
     rating_run: document.rating_run,

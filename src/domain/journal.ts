@@ -10,11 +10,12 @@
 //   payment          Dr cash  Cr receivable
 // Invoice and drawdown journals together recognize revenue (charges - discounts) once: the invoice journal only the
 // billed part, the drawdown journal the part prepaid credits cover.
+import { journalId as keyOfJournal } from './keys.js';
 import type { AccountMap, Invoice, InvoiceLine, Journal, JournalLine, LineKind, Product } from './model.js';
 import { formatMajor, isCurrency, sumMinor } from './money.js';
 import { fail, formatProblems, invariant, ok, problem, type Problem, type Result } from './result.js';
 
-export const JOURNAL_KEY_VERSION = 'v1';
+export { JOURNAL_KEY_VERSION } from './keys.js';
 /** Limits (TigerStyle): a journal with more lines than this is a bug upstream. */
 export const JOURNAL_LINES_MAX = 10_000;
 
@@ -23,8 +24,8 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 export type JournalKind = Journal['kind'];
 
-/** `jrn:v1:<kind>:<source document id>`: the journal's id and idempotency key. */
-export const journalId = (kind: JournalKind, sourceDocument: string): string => `jrn:${JOURNAL_KEY_VERSION}:${kind}:${sourceDocument}`;
+/** `jrn:v1:<kind>:<source document id>`: the journal's id and idempotency key (src/domain/keys.ts). */
+export const journalId = (kind: JournalKind, sourceDocument: string): string => keyOfJournal(kind, sourceDocument);
 
 const abs = (value: bigint): bigint => (value < 0n ? -value : value);
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -47,14 +48,21 @@ export function checkInvoiceTotals(invoice: Invoice): Result<void> {
   const tax = sumMinor(invoice.tax_lines.map((t) => t.tax_minor));
   const money = (v: bigint) => `${formatMajor(v, invoice.currency)} ${invoice.currency}`;
   const expect = (path: string, actual: bigint, expected: bigint, what: string) => {
-    if (actual !== expected) problems.push(problem(path, 'inconsistent_total', `is ${money(actual)} but ${what} come to ${money(expected)}`));
+    if (actual !== expected)
+      problems.push(problem(path, 'inconsistent_total', `is ${money(actual)} but ${what} come to ${money(expected)}`));
   };
-  if (!isCurrency(invoice.currency)) return fail(problem('currency', 'unknown_currency', `${JSON.stringify(invoice.currency)} is not an ISO 4217 currency`));
+  if (!isCurrency(invoice.currency))
+    return fail(problem('currency', 'unknown_currency', `${JSON.stringify(invoice.currency)} is not an ISO 4217 currency`));
   expect('subtotal_minor', invoice.subtotal_minor, charges, 'the charge lines');
   expect('discount_minor', invoice.discount_minor, discounts, 'the discount lines');
   expect('credits_applied_minor', invoice.credits_applied_minor, credits, 'the credit lines');
   expect('tax_minor', invoice.tax_minor, tax, 'the tax lines');
-  expect('total_minor', invoice.total_minor, invoice.subtotal_minor - invoice.discount_minor - invoice.credits_applied_minor + invoice.tax_minor, 'subtotal - discount - credits + tax');
+  expect(
+    'total_minor',
+    invoice.total_minor,
+    invoice.subtotal_minor - invoice.discount_minor - invoice.credits_applied_minor + invoice.tax_minor,
+    'subtotal - discount - credits + tax',
+  );
   return problems.length === 0 ? ok(undefined) : fail(...problems);
 }
 
@@ -95,7 +103,11 @@ const negate = (entries: readonly Entry[]): Entry[] => entries.map((e) => ({ ...
  * Revenue entries: per revenue account, the sum of `amountOf` over the lines whose product maps to it, as a
  * credit (negative signed amount). Ordered by account; the line names the product when the account has one.
  */
-function revenueEntries(lines: readonly InvoiceLine[], revenueAccountOf: (product: string) => string, amountOf: (line: InvoiceLine) => bigint): Entry[] {
+function revenueEntries(
+  lines: readonly InvoiceLine[],
+  revenueAccountOf: (product: string) => string,
+  amountOf: (line: InvoiceLine) => bigint,
+): Entry[] {
   const byAccount = new Map<string, { amount: bigint; products: Set<string> }>();
   for (const line of lines) {
     const amount = amountOf(line);
@@ -118,7 +130,8 @@ function revenueEntries(lines: readonly InvoiceLine[], revenueAccountOf: (produc
 }
 
 /** What a line adds to revenue before credits: charges add, discounts subtract (by magnitude). */
-const netOfDiscounts = (line: InvoiceLine): bigint => (isChargeLine(line) ? line.amount_minor : line.kind === 'discount' ? -abs(line.amount_minor) : 0n);
+const netOfDiscounts = (line: InvoiceLine): bigint =>
+  isChargeLine(line) ? line.amount_minor : line.kind === 'discount' ? -abs(line.amount_minor) : 0n;
 const creditDrawn = (line: InvoiceLine): bigint => (line.kind === 'credit' ? abs(line.amount_minor) : 0n);
 
 function requireConsistent(document: Invoice): void {
@@ -127,7 +140,14 @@ function requireConsistent(document: Invoice): void {
   invariant(DATE.test(document.period_start), `${document.kind} ${document.id} has a period_start that is not a date`);
 }
 
-function journal(kind: JournalKind, source: string, legalEntity: string, postingDate: string, memo: string, lines: JournalLine[]): Journal | null {
+function journal(
+  kind: JournalKind,
+  source: string,
+  legalEntity: string,
+  postingDate: string,
+  memo: string,
+  lines: JournalLine[],
+): Journal | null {
   if (lines.length === 0) return null;
   const id = journalId(kind, source);
   const built: Journal = { id, key: id, legal_entity: legalEntity, posting_date: postingDate, source_document: source, kind, memo, lines };
@@ -151,12 +171,23 @@ function requireRole(accounts: AccountMap, role: keyof AccountMap & string): str
  * credits is recognized by `creditDrawdownJournal`, never here. Null when the invoice moves nothing on its own
  * (a zero invoice, or one entirely covered by credits with no tax). Inconsistent totals are a bug: it throws.
  */
-export function invoiceJournal(invoice: Invoice, accounts: AccountMap, revenueAccountOf: (product: string) => string, erpCustomerId: string, postingDate: string): Journal | null {
+export function invoiceJournal(
+  invoice: Invoice,
+  accounts: AccountMap,
+  revenueAccountOf: (product: string) => string,
+  erpCustomerId: string,
+  postingDate: string,
+): Journal | null {
   invariant(invoice.kind === 'invoice', `invoiceJournal posts invoices; ${invoice.id} is a ${invoice.kind}`);
   invariant(invoice.status === 'finalized', `only a finalized invoice is posted; ${invoice.id} is ${invoice.status}`);
   requireConsistent(invoice);
   const entries: Entry[] = [
-    { account: requireRole(accounts, 'receivable'), signed: invoice.total_minor, customer: erpCustomerId, memo: `Receivable ${documentName(invoice)}` },
+    {
+      account: requireRole(accounts, 'receivable'),
+      signed: invoice.total_minor,
+      customer: erpCustomerId,
+      memo: `Receivable ${documentName(invoice)}`,
+    },
     ...revenueEntries(invoice.lines, revenueAccountOf, (line) => netOfDiscounts(line) - creditDrawn(line)),
     { account: requireRole(accounts, 'tax_payable'), signed: -invoice.tax_minor, memo: 'Tax payable' },
   ];
@@ -168,13 +199,26 @@ export function invoiceJournal(invoice: Invoice, accounts: AccountMap, revenueAc
  * The drawdown of prepaid credits an invoice applied: Dr deferred revenue (credits applied, the ERP customer on
  * the line), Cr revenue per account of the products the credit lines were drawn against. Null without credits.
  */
-export function creditDrawdownJournal(invoice: Invoice, accounts: AccountMap, revenueAccountOf: (product: string) => string, erpCustomerId: string, postingDate: string): Journal | null {
+export function creditDrawdownJournal(
+  invoice: Invoice,
+  accounts: AccountMap,
+  revenueAccountOf: (product: string) => string,
+  erpCustomerId: string,
+  postingDate: string,
+): Journal | null {
   invariant(invoice.kind === 'invoice', `creditDrawdownJournal posts invoices; ${invoice.id} is a ${invoice.kind}`);
   invariant(invoice.status === 'finalized', `only a finalized invoice is posted; ${invoice.id} is ${invoice.status}`);
   requireConsistent(invoice);
-  const grants = [...new Set(invoice.lines.filter((l) => l.kind === 'credit' && l.credit_grant !== undefined).map((l) => l.credit_grant!))].sort(compare);
+  const grants = [
+    ...new Set(invoice.lines.filter((l) => l.kind === 'credit' && l.credit_grant !== undefined).map((l) => l.credit_grant!)),
+  ].sort(compare);
   const entries: Entry[] = [
-    { account: requireRole(accounts, 'deferred_revenue'), signed: invoice.credits_applied_minor, customer: erpCustomerId, memo: `Credits drawn${grants.length > 0 ? ` from ${grants.join(', ')}` : ''}` },
+    {
+      account: requireRole(accounts, 'deferred_revenue'),
+      signed: invoice.credits_applied_minor,
+      customer: erpCustomerId,
+      memo: `Credits drawn${grants.length > 0 ? ` from ${grants.join(', ')}` : ''}`,
+    },
     ...revenueEntries(invoice.lines, revenueAccountOf, creditDrawn),
   ];
   const memo = `Credit drawdown on invoice ${documentName(invoice)} ${invoice.customer}`;
@@ -182,10 +226,17 @@ export function creditDrawdownJournal(invoice: Invoice, accounts: AccountMap, re
 }
 
 /** The invoice journal and, when credits were applied, the drawdown journal: what posting an invoice writes. */
-export function invoiceJournals(invoice: Invoice, accounts: AccountMap, revenueAccountOf: (product: string) => string, erpCustomerId: string, postingDate: string): Journal[] {
-  return [invoiceJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate), creditDrawdownJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate)].filter(
-    (j): j is Journal => j !== null,
-  );
+export function invoiceJournals(
+  invoice: Invoice,
+  accounts: AccountMap,
+  revenueAccountOf: (product: string) => string,
+  erpCustomerId: string,
+  postingDate: string,
+): Journal[] {
+  return [
+    invoiceJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate),
+    creditDrawdownJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate),
+  ].filter((j): j is Journal => j !== null);
 }
 
 /**
@@ -194,14 +245,33 @@ export function invoiceJournals(invoice: Invoice, accounts: AccountMap, revenueA
  * credits swapped: Dr revenue per account (charges - discounts), Dr tax payable, Cr receivable (total),
  * Cr deferred revenue (credits). Null when it moves nothing.
  */
-export function creditNoteJournal(creditNote: Invoice, accounts: AccountMap, revenueAccountOf: (product: string) => string, erpCustomerId: string, postingDate: string): Journal | null {
+export function creditNoteJournal(
+  creditNote: Invoice,
+  accounts: AccountMap,
+  revenueAccountOf: (product: string) => string,
+  erpCustomerId: string,
+  postingDate: string,
+): Journal | null {
   invariant(creditNote.kind === 'credit_note', `creditNoteJournal posts credit notes; ${creditNote.id} is a ${creditNote.kind}`);
   invariant(creditNote.status === 'finalized', `only a finalized credit note is posted; ${creditNote.id} is ${creditNote.status}`);
-  invariant(typeof creditNote.corrects === 'string' && creditNote.corrects !== '', `credit note ${creditNote.id} does not say which invoice it corrects`);
+  invariant(
+    typeof creditNote.corrects === 'string' && creditNote.corrects !== '',
+    `credit note ${creditNote.id} does not say which invoice it corrects`,
+  );
   requireConsistent(creditNote);
   const asInvoice: Entry[] = [
-    { account: requireRole(accounts, 'receivable'), signed: creditNote.total_minor, customer: erpCustomerId, memo: `Receivable ${documentName(creditNote)}` },
-    { account: requireRole(accounts, 'deferred_revenue'), signed: creditNote.credits_applied_minor, customer: erpCustomerId, memo: 'Credits restored' },
+    {
+      account: requireRole(accounts, 'receivable'),
+      signed: creditNote.total_minor,
+      customer: erpCustomerId,
+      memo: `Receivable ${documentName(creditNote)}`,
+    },
+    {
+      account: requireRole(accounts, 'deferred_revenue'),
+      signed: creditNote.credits_applied_minor,
+      customer: erpCustomerId,
+      memo: 'Credits restored',
+    },
     ...revenueEntries(creditNote.lines, revenueAccountOf, netOfDiscounts),
     { account: requireRole(accounts, 'tax_payable'), signed: -creditNote.tax_minor, memo: 'Tax payable' },
   ];
@@ -226,7 +296,12 @@ export function paymentJournal(payment: PaymentDocument, accounts: AccountMap): 
   invariant(isCurrency(payment.currency), `payment ${payment.id} has an unknown currency ${payment.currency}`);
   const entries: Entry[] = [
     { account: requireRole(accounts, 'cash'), signed: payment.amount_minor, memo: `Payment ${payment.id}` },
-    { account: requireRole(accounts, 'receivable'), signed: -payment.amount_minor, customer: payment.erp_customer_id, memo: `Invoice ${payment.invoice_id}` },
+    {
+      account: requireRole(accounts, 'receivable'),
+      signed: -payment.amount_minor,
+      customer: payment.erp_customer_id,
+      memo: `Invoice ${payment.invoice_id}`,
+    },
   ];
   const memo = `Payment ${payment.id} from ${payment.customer} for invoice ${payment.invoice_id}`;
   const built = journal('payment', payment.id, payment.legal_entity, payment.received_on, memo, toLines(entries, payment.currency));
@@ -242,20 +317,39 @@ export function paymentJournal(payment: PaymentDocument, accounts: AccountMap): 
  */
 export function checkBalanced(journal: Journal): Result<void> {
   const problems: Problem[] = [];
-  if (!DATE.test(journal.posting_date)) problems.push(problem('posting_date', 'not_date', `must be a date YYYY-MM-DD, got ${JSON.stringify(journal.posting_date)}`));
-  if (journal.lines.length < 2) problems.push(problem('lines', 'too_few_lines', `a journal needs at least two lines, ${journal.id} has ${journal.lines.length}`));
+  if (!DATE.test(journal.posting_date))
+    problems.push(problem('posting_date', 'not_date', `must be a date YYYY-MM-DD, got ${JSON.stringify(journal.posting_date)}`));
+  if (journal.lines.length < 2)
+    problems.push(problem('lines', 'too_few_lines', `a journal needs at least two lines, ${journal.id} has ${journal.lines.length}`));
   const totals = new Map<string, { debit: bigint; credit: bigint }>();
   journal.lines.forEach((line, index) => {
     const path = `lines[${index}]`;
-    if (typeof line.account !== 'string' || line.account === '') problems.push(problem(`${path}.account`, 'no_account', 'must name an account'));
+    if (typeof line.account !== 'string' || line.account === '')
+      problems.push(problem(`${path}.account`, 'no_account', 'must name an account'));
     if (!isCurrency(line.currency)) {
       problems.push(problem(`${path}.currency`, 'unknown_currency', `${JSON.stringify(line.currency)} is not an ISO 4217 currency`));
       return;
     }
-    if (line.debit_minor < 0n) problems.push(problem(`${path}.debit_minor`, 'negative', `must not be negative, got ${formatMajor(line.debit_minor, line.currency)} ${line.currency}`));
-    if (line.credit_minor < 0n) problems.push(problem(`${path}.credit_minor`, 'negative', `must not be negative, got ${formatMajor(line.credit_minor, line.currency)} ${line.currency}`));
-    if (line.debit_minor !== 0n && line.credit_minor !== 0n) problems.push(problem(path, 'both_sides', `has both a debit and a credit on account ${line.account}; a line is one or the other`));
-    if (line.debit_minor === 0n && line.credit_minor === 0n) problems.push(problem(path, 'zero_line', `moves nothing on account ${line.account}; zero lines are omitted`));
+    if (line.debit_minor < 0n)
+      problems.push(
+        problem(
+          `${path}.debit_minor`,
+          'negative',
+          `must not be negative, got ${formatMajor(line.debit_minor, line.currency)} ${line.currency}`,
+        ),
+      );
+    if (line.credit_minor < 0n)
+      problems.push(
+        problem(
+          `${path}.credit_minor`,
+          'negative',
+          `must not be negative, got ${formatMajor(line.credit_minor, line.currency)} ${line.currency}`,
+        ),
+      );
+    if (line.debit_minor !== 0n && line.credit_minor !== 0n)
+      problems.push(problem(path, 'both_sides', `has both a debit and a credit on account ${line.account}; a line is one or the other`));
+    if (line.debit_minor === 0n && line.credit_minor === 0n)
+      problems.push(problem(path, 'zero_line', `moves nothing on account ${line.account}; zero lines are omitted`));
     const slot = totals.get(line.currency) ?? { debit: 0n, credit: 0n };
     slot.debit += line.debit_minor;
     slot.credit += line.credit_minor;
@@ -264,7 +358,11 @@ export function checkBalanced(journal: Journal): Result<void> {
   for (const [currency, { debit, credit }] of [...totals.entries()].sort(([a], [b]) => compare(a, b))) {
     if (debit !== credit) {
       problems.push(
-        problem('lines', 'unbalanced', `debits ${formatMajor(debit, currency)} ${currency} and credits ${formatMajor(credit, currency)} ${currency} differ by ${formatMajor(debit - credit, currency)} ${currency}`),
+        problem(
+          'lines',
+          'unbalanced',
+          `debits ${formatMajor(debit, currency)} ${currency} and credits ${formatMajor(credit, currency)} ${currency} differ by ${formatMajor(debit - credit, currency)} ${currency}`,
+        ),
       );
     }
   }
@@ -294,14 +392,23 @@ export function trialBalance(journals: readonly Journal[]): TrialBalanceRow[] {
   for (const j of journals) {
     for (const line of j.lines) {
       const key = JSON.stringify([j.legal_entity, line.account, line.currency]);
-      const row = rows.get(key) ?? { legal_entity: j.legal_entity, account: line.account, currency: line.currency, debit_minor: 0n, credit_minor: 0n, balance_minor: 0n };
+      const row = rows.get(key) ?? {
+        legal_entity: j.legal_entity,
+        account: line.account,
+        currency: line.currency,
+        debit_minor: 0n,
+        credit_minor: 0n,
+        balance_minor: 0n,
+      };
       row.debit_minor += line.debit_minor;
       row.credit_minor += line.credit_minor;
       row.balance_minor = row.debit_minor - row.credit_minor;
       rows.set(key, row);
     }
   }
-  return [...rows.values()].sort((a, b) => compare(a.legal_entity, b.legal_entity) || compare(a.account, b.account) || compare(a.currency, b.currency));
+  return [...rows.values()].sort(
+    (a, b) => compare(a.legal_entity, b.legal_entity) || compare(a.account, b.account) || compare(a.currency, b.currency),
+  );
 }
 
 // ---------- account roles and plain-text account names ----------
@@ -317,7 +424,9 @@ export function accountRoles(accounts: Record<string, AccountMap>, products: rea
     const entityRoles = (roles[entity] ??= {});
     const existing = entityRoles[account];
     if (existing !== undefined && existing !== role) {
-      problems.push(problem(path, 'account_two_roles', `account ${account} of ${entity} is already the ${existing} account; it cannot also be ${role}`));
+      problems.push(
+        problem(path, 'account_two_roles', `account ${account} of ${entity} is already the ${existing} account; it cannot also be ${role}`),
+      );
       return;
     }
     entityRoles[account] = role;
@@ -397,7 +506,10 @@ export function plainTextAccountNames(journals: readonly Journal[], options: Pla
       else {
         invariant(options.roles !== undefined, 'a plain-text export needs account roles or an accountName function');
         const role = options.roles[j.legal_entity]?.[line.account];
-        invariant(role !== undefined, `account ${line.account} of ${j.legal_entity} (journal ${j.id}) has no role: it is not in the catalog's accounts or products`);
+        invariant(
+          role !== undefined,
+          `account ${line.account} of ${j.legal_entity} (journal ${j.id}) has no role: it is not in the catalog's accounts or products`,
+        );
         name = ledgerAccountName(role, j.legal_entity, line.account, withEntity);
       }
       const owner = owners.get(name);

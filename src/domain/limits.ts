@@ -72,14 +72,24 @@ function digitsOf(limit: Decimal): number {
 }
 
 /** The problem for a meter value beyond its meter's limit, or undefined when it is within (or the meter has none). */
-export function meterValueProblem(limits: ReadonlyMap<string, Decimal> | undefined, meter: string, value: string, path: string): Problem | undefined {
+export function meterValueProblem(
+  limits: ReadonlyMap<string, Decimal> | undefined,
+  meter: string,
+  value: string,
+  path: string,
+): Problem | undefined {
   const limit = limits?.get(meter);
   if (limit === undefined) return undefined;
   // Fast path on ingestion's hot loop: fewer integer digits than the (integer) limit is within it.
-  const integerDigits = (value.startsWith('-') ? value.length - 1 : value.length) - (value.includes('.') ? value.length - value.indexOf('.') : 0);
+  const integerDigits =
+    (value.startsWith('-') ? value.length - 1 : value.length) - (value.includes('.') ? value.length - value.indexOf('.') : 0);
   if (integerDigits < digitsOf(limit)) return undefined;
   if (new Decimal(value).abs().lte(limit)) return undefined;
-  return problem(path, 'too_large', `must be at most ${decimalText(limit)} in absolute value for meter ${meter}: a larger value would bill more than ${EVENT_AMOUNT_MINOR_MAX} minor units under its dearest price (docs/pricing.md#limits)`);
+  return problem(
+    path,
+    'too_large',
+    `must be at most ${decimalText(limit)} in absolute value for meter ${meter}: a larger value would bill more than ${EVENT_AMOUNT_MINOR_MAX} minor units under its dearest price (docs/pricing.md#limits)`,
+  );
 }
 
 /**
@@ -94,7 +104,9 @@ export function invoiceAmountProblems(invoice: Invoice): Problem[] {
   for (const tax of invoice.tax_lines) sum += abs(tax.tax_minor);
   for (const line of invoice.lines) sum += abs(line.amount_minor);
   if (sum <= MONEY_MINOR_MAX) return [];
-  const largest = [...invoice.lines].sort((a, b) => (abs(b.amount_minor) > abs(a.amount_minor) ? 1 : abs(b.amount_minor) < abs(a.amount_minor) ? -1 : 0))[0];
+  const largest = [...invoice.lines].sort((a, b) =>
+    abs(b.amount_minor) > abs(a.amount_minor) ? 1 : abs(b.amount_minor) < abs(a.amount_minor) ? -1 : 0,
+  )[0];
   const what = largest ? (largest.meter ? `meter ${largest.meter}` : `product ${largest.product}`) : 'its amounts';
   return [
     problem(

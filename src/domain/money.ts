@@ -18,8 +18,10 @@ export const UNIT_AMOUNT_SCALE_MAX = 12;
 /** Parses a plain decimal string ("12", "-0.5", "0.000137"); no exponent, no NaN, no Infinity, no leading zeros. */
 export function parseDecimal(text: unknown, path: string, options: { allowNegative?: boolean; scaleMax?: number } = {}): Result<Decimal> {
   if (typeof text !== 'string') return fail(problem(path, 'not_decimal_string', 'must be a decimal string such as "12.50"'));
-  if (!DECIMAL_PATTERN.test(text)) return fail(problem(path, 'not_decimal', `must be a plain decimal such as "12.50", got ${JSON.stringify(text)}`));
-  if (text.replace(/[-.]/g, '').length > DECIMAL_DIGITS_MAX) return fail(problem(path, 'too_many_digits', `must have at most ${DECIMAL_DIGITS_MAX} digits`));
+  if (!DECIMAL_PATTERN.test(text))
+    return fail(problem(path, 'not_decimal', `must be a plain decimal such as "12.50", got ${JSON.stringify(text)}`));
+  if (text.replace(/[-.]/g, '').length > DECIMAL_DIGITS_MAX)
+    return fail(problem(path, 'too_many_digits', `must have at most ${DECIMAL_DIGITS_MAX} digits`));
   const value = new Decimal(text);
   if (!options.allowNegative && value.isNegative() && !value.isZero()) return fail(problem(path, 'negative', 'must not be negative'));
   if (options.scaleMax !== undefined && value.decimalPlaces() > options.scaleMax) {

@@ -68,6 +68,16 @@ function volume(tiers: readonly Tier[], quantity: Decimal): Priced {
   return {
     amount,
     quantity_billed: quantity,
-    tiers: [{ tier: index + 1, from, up_to: tier.up_to, quantity: decimalText(quantity), unit_amount: tier.unit_amount, flat_amount: decimalText(flat), amount: decimalText(amount) }],
+    tiers: [
+      {
+        tier: index + 1,
+        from,
+        up_to: tier.up_to,
+        quantity: decimalText(quantity),
+        unit_amount: tier.unit_amount,
+        flat_amount: decimalText(flat),
+        amount: decimalText(amount),
+      },
+    ],
   };
 }

@@ -1,6 +1,6 @@
 // Rating one customer for one billing period into draft invoices (one per currency). Pure: usage comes from a
 // provider the caller fills; the rules are in docs/pricing.md and every amount is rounded once, here, via money.ts.
-import { createHash } from 'node:crypto';
+import { invoiceIdOf, invoiceKey, ratingRunId } from './keys.js';
 import type { CatalogIndex } from './catalog.js';
 import { contentHash } from './canonical.js';
 import type { Catalog, Invoice, InvoiceLine, Plan, Price, PriceVersion, Subscription, TaxLine } from './model.js';
@@ -27,11 +27,7 @@ export interface RatingInput {
 /** Limit: decimal places of a prorated flat fee's quantity (the share of the period it covers). */
 export const PRORATION_QUANTITY_PLACES = 6;
 
-const sha = (text: string) => createHash('sha256').update(text).digest('hex');
-export const ratingRunId = (customer: string, period: string, catalogHash: string, usageFingerprint: string) =>
-  `rr:v1:${sha(`${customer}\n${period}\n${catalogHash}\n${usageFingerprint}`).slice(0, 32)}`;
-export const invoiceKey = (entity: string, customer: string, currency: string, period: string) => `inv:v1:${entity}:${customer}:${currency}:${period}`;
-export const invoiceIdOf = (key: string) => `inv_${sha(key).slice(0, 24)}`;
+export { invoiceIdOf, invoiceKey, ratingRunId } from './keys.js';
 
 // ---------- dates ----------
 
@@ -123,7 +119,11 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
                 price_version: segment.version.version_id,
                 description: `${product.name}${prorated ? ` (prorated ${segmentDays} of ${periodDays} days)` : ''}${windowText}`,
                 // The share of the period, to 6 places for people (19/31 has no end); the amount uses the exact ratio.
-                quantity: prorated ? decimalText(new Decimal(segmentDays).dividedBy(periodDays).toDecimalPlaces(PRORATION_QUANTITY_PLACES, Decimal.ROUND_HALF_UP)) : '1',
+                quantity: prorated
+                  ? decimalText(
+                      new Decimal(segmentDays).dividedBy(periodDays).toDecimalPlaces(PRORATION_QUANTITY_PLACES, Decimal.ROUND_HALF_UP),
+                    )
+                  : '1',
                 unit_amount: segment.version.amount,
                 tiers: [],
                 amount_minor: round(exact),
@@ -228,7 +228,8 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
 
     // Prepaid credits: drawn against usage charges net of their discounts, oldest grant first, never below zero.
     const usageNet = new Map<string, bigint>(); // product -> net usage amount
-    for (const { line } of charges) if (line.kind === 'usage') usageNet.set(line.product, (usageNet.get(line.product) ?? 0n) + line.amount_minor);
+    for (const { line } of charges)
+      if (line.kind === 'usage') usageNet.set(line.product, (usageNet.get(line.product) ?? 0n) + line.amount_minor);
     for (const d of discounts) if (d.meter !== null) usageNet.set(d.product, (usageNet.get(d.product) ?? 0n) + d.amount_minor);
     const credits: Array<Omit<InvoiceLine, 'line_no'>> = [];
     const grants = (input.index.creditGrantsByCustomer.get(customer.id) ?? [])
@@ -275,7 +276,10 @@ export function rateCustomer(input: RatingInput): Result<Invoice[]> {
     const taxMinor = round(minorToMajor(taxable, currency).times(rate.rate));
     const taxLines: TaxLine[] = [{ jurisdiction: rate.jurisdiction, rate: rate.rate, taxable_minor: taxable, tax_minor: taxMinor }];
     const total = subtotal - discountTotal - creditTotal + taxMinor;
-    invariant(sumMinor(lines.map((l) => l.amount_minor)) === subtotal - discountTotal - creditTotal, 'lines sum to subtotal less discounts and credits');
+    invariant(
+      sumMinor(lines.map((l) => l.amount_minor)) === subtotal - discountTotal - creditTotal,
+      'lines sum to subtotal less discounts and credits',
+    );
     invariant(creditTotal >= 0n && discountTotal >= 0n, 'discounts and credits are reductions');
 
     const key = invoiceKey(entity.id, customer.id, currency, input.period.period);

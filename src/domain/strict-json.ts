@@ -45,19 +45,29 @@ export interface StrictJsonOptions {
 }
 
 export type StrictJsonResult =
-  | { ok: true; value: unknown; /** perElement only: element index -> its problems (the element is not usable) */ elementProblems: ReadonlyMap<number, JsonProblem[]> }
+  | {
+      ok: true;
+      value: unknown;
+      /** perElement only: element index -> its problems (the element is not usable) */ elementProblems: ReadonlyMap<number, JsonProblem[]>;
+    }
   | { ok: false; problems: JsonProblem[] };
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Decodes UTF-8 or names the first invalid byte; never replaces anything. A BOM is kept (and is not JSON). */
-export function decodeUtf8(bytes: Uint8Array, where: (offset: number) => string = byteAt): { ok: true; text: string } | { ok: false; problem: JsonProblem } {
+export function decodeUtf8(
+  bytes: Uint8Array,
+  where: (offset: number) => string = byteAt,
+): { ok: true; text: string } | { ok: false; problem: JsonProblem } {
   try {
     return { ok: true, text: fatalUtf8.decode(bytes) };
   } catch {
     const offset = firstInvalidUtf8(bytes);
     const shown = Array.from(bytes.subarray(offset, Math.min(offset + 4, bytes.length)), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    return { ok: false, problem: { path: '', code: 'invalid_utf8', message: `is not UTF-8: invalid byte sequence (${shown}) at ${where(offset)}`, offset } };
+    return {
+      ok: false,
+      problem: { path: '', code: 'invalid_utf8', message: `is not UTF-8: invalid byte sequence (${shown}) at ${where(offset)}`, offset },
+    };
   }
 }
 
@@ -347,9 +357,16 @@ class Reader {
       this.path.push(key);
       const repeated = Object.hasOwn(out, key);
       if (repeated) this.note('duplicate_key', `repeats the key ${JSON.stringify(key)} of its object; a key appears once`, keyAt);
-      else if (key === '__proto__' && this.options.refuseProtoKeys) this.note('forbidden_key', 'the key "__proto__" is not accepted', keyAt);
+      else if (key === '__proto__' && this.options.refuseProtoKeys)
+        this.note('forbidden_key', 'the key "__proto__" is not accepted', keyAt);
       const value = this.readValue(depth);
-      if (key === 'constructor' && this.options.refuseProtoKeys && value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
+      if (
+        key === 'constructor' &&
+        this.options.refuseProtoKeys &&
+        value !== null &&
+        typeof value === 'object' &&
+        Object.hasOwn(value, 'prototype')
+      ) {
         this.note('forbidden_key', 'a "constructor" member holding "prototype" is not accepted', keyAt);
       }
       this.path.pop();
@@ -422,14 +439,30 @@ class Reader {
       out += t.slice(chunk, i);
       const e = t.charCodeAt(i + 1);
       switch (e) {
-        case 0x22: out += '"'; break;
-        case 0x5c: out += '\\'; break;
-        case 0x2f: out += '/'; break;
-        case 0x62: out += '\b'; break;
-        case 0x66: out += '\f'; break;
-        case 0x6e: out += '\n'; break;
-        case 0x72: out += '\r'; break;
-        case 0x74: out += '\t'; break;
+        case 0x22:
+          out += '"';
+          break;
+        case 0x5c:
+          out += '\\';
+          break;
+        case 0x2f:
+          out += '/';
+          break;
+        case 0x62:
+          out += '\b';
+          break;
+        case 0x66:
+          out += '\f';
+          break;
+        case 0x6e:
+          out += '\n';
+          break;
+        case 0x72:
+          out += '\r';
+          break;
+        case 0x74:
+          out += '\t';
+          break;
         case 0x75: {
           const hex = t.slice(i + 2, i + 6);
           if (!/^[0-9A-Fa-f]{4}$/.test(hex)) {
@@ -451,7 +484,13 @@ class Reader {
     this.i = i + 1;
     if (SUSPECT_TEXT.test(out) && (out.includes('\u0000') || LONE_SURROGATE.test(out))) {
       // A key's problem is named by the key's own path; the member is not read yet, so say which key.
-      if (isKey) this.note('invalid_text', `the key ${JSON.stringify(out)} must not contain NUL characters or unpaired surrogates`, start, this.formatPath(this.options.perElement && this.element >= 0 ? 1 : 0) || JSON.stringify(out));
+      if (isKey)
+        this.note(
+          'invalid_text',
+          `the key ${JSON.stringify(out)} must not contain NUL characters or unpaired surrogates`,
+          start,
+          this.formatPath(this.options.perElement && this.element >= 0 ? 1 : 0) || JSON.stringify(out),
+        );
       else this.note('invalid_text', 'must not contain NUL characters or unpaired surrogates', start);
     }
     return out;
@@ -466,15 +505,24 @@ class Reader {
     const literal = match[0];
     this.i = start + literal.length;
     const next = t.charCodeAt(this.i);
-    if ((next >= 0x30 && next <= 0x39) || next === 0x2e || next === 0x65 || next === 0x45) this.syntax(`a malformed number ${JSON.stringify(t.slice(start, this.i + 1))}`);
+    if ((next >= 0x30 && next <= 0x39) || next === 0x2e || next === 0x65 || next === 0x45)
+      this.syntax(`a malformed number ${JSON.stringify(t.slice(start, this.i + 1))}`);
     const value = Number(literal);
     if (!Number.isFinite(value)) {
-      this.note('number_out_of_range', `the number ${abbreviate(literal)} is beyond the largest JSON number Accrue reads (about 1.8e308); send an exact decimal as a string`, start);
+      this.note(
+        'number_out_of_range',
+        `the number ${abbreviate(literal)} is beyond the largest JSON number Accrue reads (about 1.8e308); send an exact decimal as a string`,
+        start,
+      );
       return 0;
     }
     if (!SHORT_PLAIN_NUMBER.test(literal) || literal.replace(/[-.]/g, '').replace(/^0+/, '').length > 15) {
       if (!sameDecimal(literal, String(value))) {
-        this.note('inexact_number', `the number ${abbreviate(literal)} cannot be read exactly (it would become ${String(value)}); send an exact decimal as a string`, start);
+        this.note(
+          'inexact_number',
+          `the number ${abbreviate(literal)} cannot be read exactly (it would become ${String(value)}); send an exact decimal as a string`,
+          start,
+        );
       }
     }
     return value;

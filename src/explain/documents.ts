@@ -22,18 +22,35 @@ export interface InvoiceRow {
   finalized_at: Date | null;
 }
 
-const INVOICE_COLUMNS = 'id, number, kind, status, corrects, legal_entity, customer, currency, period, document, payment_status, amount_paid_minor, finalized_at';
+const INVOICE_COLUMNS =
+  'id, number, kind, status, corrects, legal_entity, customer, currency, period, document, payment_status, amount_paid_minor, finalized_at';
 
-export const documentRef = (row: Pick<InvoiceRow, 'id' | 'number' | 'kind' | 'status'>): DocumentRef => ({ id: row.id, number: row.number, kind: row.kind, status: row.status });
+export const documentRef = (row: Pick<InvoiceRow, 'id' | 'number' | 'kind' | 'status'>): DocumentRef => ({
+  id: row.id,
+  number: row.number,
+  kind: row.kind,
+  status: row.status,
+});
 
 /** By id, by number (numbers are per legal entity, so two entities may share one) or by a correlation id. */
 export async function findInvoice(db: pg.Pool | pg.PoolClient, ref: string): Promise<Result<InvoiceRow>> {
   const rows = isCorrelationId(ref)
-    ? (await db.query<InvoiceRow>(`SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id IN (SELECT invoice FROM correlations WHERE correlation_id = $1 AND subject_kind = 'invoice') ORDER BY id`, [ref])).rows
+    ? (
+        await db.query<InvoiceRow>(
+          `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id IN (SELECT invoice FROM correlations WHERE correlation_id = $1 AND subject_kind = 'invoice') ORDER BY id`,
+          [ref],
+        )
+      ).rows
     : (await db.query<InvoiceRow>(`SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id = $1 OR number = $1 ORDER BY id`, [ref])).rows;
   if (rows.length === 0) return fail(problem('invoice', 'not_found', `no invoice, credit note or correlation ${JSON.stringify(ref)}`));
   if (rows.length > 1) {
-    return fail(problem('invoice', 'ambiguous', `${JSON.stringify(ref)} names ${rows.length} documents (${rows.map((r) => `${r.number ?? r.id} of ${r.legal_entity}`).join(', ')}); give the invoice id`));
+    return fail(
+      problem(
+        'invoice',
+        'ambiguous',
+        `${JSON.stringify(ref)} names ${rows.length} documents (${rows.map((r) => `${r.number ?? r.id} of ${r.legal_entity}`).join(', ')}); give the invoice id`,
+      ),
+    );
   }
   return ok(rows[0]!);
 }
@@ -54,7 +71,12 @@ export interface RatingRunRow {
 }
 
 export async function ratingRun(db: pg.Pool | pg.PoolClient, id: string): Promise<RatingRunRow | undefined> {
-  return (await db.query<RatingRunRow>('SELECT id, customer, period, catalog_version, catalog_hash, event_seq_watermark, usage, created_at FROM rating_runs WHERE id = $1', [id])).rows[0];
+  return (
+    await db.query<RatingRunRow>(
+      'SELECT id, customer, period, catalog_version, catalog_hash, event_seq_watermark, usage, created_at FROM rating_runs WHERE id = $1',
+      [id],
+    )
+  ).rows[0];
 }
 
 /**
@@ -99,14 +121,26 @@ export async function journalsOf(db: pg.Pool | pg.PoolClient, invoiceIds: readon
       [invoiceIds],
     )
   ).rows;
-  const outbox = await outboxOf(db, heads.map((h) => h.id));
+  const outbox = await outboxOf(
+    db,
+    heads.map((h) => h.id),
+  );
   return heads.map((h) => ({ ...h, outbox: outbox.filter((o) => o.journal === h.id) }));
 }
 
 export async function outboxOf(db: pg.Pool | pg.PoolClient, journalIds: readonly string[]): Promise<OutboxRef[]> {
   if (journalIds.length === 0) return [];
   const rows = (
-    await db.query<{ key: string; target: string; document_id: string; status: string; attempts: number; target_reference: string | null; posted_at: Date | null; last_error: unknown }>(
+    await db.query<{
+      key: string;
+      target: string;
+      document_id: string;
+      status: string;
+      attempts: number;
+      target_reference: string | null;
+      posted_at: Date | null;
+      last_error: unknown;
+    }>(
       'SELECT key, target, document_id, status, attempts, target_reference, posted_at, last_error FROM outbox WHERE document_id = ANY($1) ORDER BY document_id, target',
       [journalIds],
     )
@@ -125,10 +159,20 @@ export async function outboxOf(db: pg.Pool | pg.PoolClient, journalIds: readonly
 
 /** Documents that correct this one: the credit note reversing it and the replacement issued with it. */
 export async function correctionsOf(db: pg.Pool | pg.PoolClient, invoiceId: string): Promise<DocumentRef[]> {
-  const rows = (await db.query<InvoiceRow>(`SELECT ${INVOICE_COLUMNS} FROM invoices WHERE corrects = $1 AND status <> 'draft' ORDER BY kind DESC, finalized_at, id`, [invoiceId])).rows;
+  const rows = (
+    await db.query<InvoiceRow>(
+      `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE corrects = $1 AND status <> 'draft' ORDER BY kind DESC, finalized_at, id`,
+      [invoiceId],
+    )
+  ).rows;
   return rows.map(documentRef);
 }
 
 export async function storedCorrelation(db: pg.Pool | pg.PoolClient, invoiceId: string): Promise<string | undefined> {
-  return (await db.query<{ correlation_id: string }>("SELECT correlation_id FROM correlations WHERE subject_kind = 'invoice' AND subject_id = $1", [invoiceId])).rows[0]?.correlation_id;
+  return (
+    await db.query<{ correlation_id: string }>(
+      "SELECT correlation_id FROM correlations WHERE subject_kind = 'invoice' AND subject_id = $1",
+      [invoiceId],
+    )
+  ).rows[0]?.correlation_id;
 }

@@ -26,25 +26,47 @@ interface EventRow {
 
 export async function explainEvent(db: pg.Pool | pg.PoolClient, source: string, id: string): Promise<Result<EventExplanation>> {
   const event = (
-    await db.query<EventRow>(`SELECT e.seq, e.source, e.id, e.type, e.subject, e.customer_id, e.time, e.received_at, e.late, e.meter_values, e.dimensions, e.batch_id
+    await db.query<EventRow>(
+      `SELECT e.seq, e.source, e.id, e.type, e.subject, e.customer_id, e.time, e.received_at, e.late, e.meter_values, e.dimensions, e.batch_id
          FROM event_keys k JOIN events e ON e.seq = k.seq AND e.time = k.time
         WHERE k.source = $1 AND k.id = $2`,
       [source, id],
     )
   ).rows[0];
   if (!event) {
-    const held = (await db.query<{ reason: string; replay_result: string | null }>('SELECT reason, replay_result FROM quarantine WHERE source = $1 AND id = $2 ORDER BY seq DESC LIMIT 1', [source, id])).rows[0];
-    const why = held ? `; it is in quarantine (${held.reason}${held.replay_result ? `, replay: ${held.replay_result}` : ''}) until the catalog knows it` : '';
-    return fail(problem('event', 'not_found', `no accepted event with source ${JSON.stringify(source)} and id ${JSON.stringify(id)}${why}`));
+    const held = (
+      await db.query<{ reason: string; replay_result: string | null }>(
+        'SELECT reason, replay_result FROM quarantine WHERE source = $1 AND id = $2 ORDER BY seq DESC LIMIT 1',
+        [source, id],
+      )
+    ).rows[0];
+    const why = held
+      ? `; it is in quarantine (${held.reason}${held.replay_result ? `, replay: ${held.replay_result}` : ''}) until the catalog knows it`
+      : '';
+    return fail(
+      problem('event', 'not_found', `no accepted event with source ${JSON.stringify(source)} and id ${JSON.stringify(id)}${why}`),
+    );
   }
   const batch = (
-    await db.query<{ id: string; channel: string; received_at: Date; received: number; accepted: number }>('SELECT id, channel, received_at, received, accepted FROM ingest_batches WHERE id = $1', [event.batch_id])
+    await db.query<{ id: string; channel: string; received_at: Date; received: number; accepted: number }>(
+      'SELECT id, channel, received_at, received, accepted FROM ingest_batches WHERE id = $1',
+      [event.batch_id],
+    )
   ).rows[0];
   const period = event.time.toISOString().slice(0, 7);
 
   // Usage lines of the customer's invoices for the event's month; credit notes are found as reversals of these.
   const candidates = (
-    await db.query<{ id: string; number: string | null; kind: 'invoice' | 'credit_note'; status: string; rating_run: string; line_no: number; meter: string; usage_ref: string }>(
+    await db.query<{
+      id: string;
+      number: string | null;
+      kind: 'invoice' | 'credit_note';
+      status: string;
+      rating_run: string;
+      line_no: number;
+      meter: string;
+      usage_ref: string;
+    }>(
       `SELECT i.id, i.number, i.kind, i.status, i.document->>'rating_run' AS rating_run, il.line_no, il.meter, il.usage_ref
          FROM invoices i JOIN invoice_lines il ON il.invoice_id = i.id
         WHERE i.customer = $1 AND i.period = $2 AND i.kind = 'invoice' AND i.status <> 'draft' AND il.usage_ref IS NOT NULL AND il.meter IS NOT NULL
@@ -113,7 +135,8 @@ export async function explainEvent(db: pg.Pool | pg.PoolClient, source: string, 
       : undefined;
     const entity = (await currentCatalog(db))?.index.customers.get(event.customer_id)?.legal_entity;
     const closed = entity
-      ? ((await db.query("SELECT 1 FROM billing_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'", [entity, period])).rowCount ?? 0) > 0
+      ? ((await db.query("SELECT 1 FROM billing_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'", [entity, period]))
+          .rowCount ?? 0) > 0
       : false;
     if (adjustment && adjustment.credit_note === null) {
       status = 'rerated_unchanged';
@@ -144,7 +167,15 @@ export async function explainEvent(db: pg.Pool | pg.PoolClient, source: string, 
       meter_values: event.meter_values,
       dimensions: event.dimensions,
     },
-    usage_batch: batch ? { id: batch.id, channel: batch.channel, received_at: batch.received_at.toISOString(), received: batch.received, accepted: batch.accepted } : null,
+    usage_batch: batch
+      ? {
+          id: batch.id,
+          channel: batch.channel,
+          received_at: batch.received_at.toISOString(),
+          received: batch.received,
+          accepted: batch.accepted,
+        }
+      : null,
     billed_in: billed,
     billed_in_truncated: truncated,
     status,

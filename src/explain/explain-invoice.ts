@@ -41,7 +41,14 @@ function usageWindowOf(line: InvoiceLine, ctx: LineContext): UsageWindow | strin
   if (!meter) return `meter ${line.meter} is not in catalog version ${ctx.run.catalog_version}`;
   const window = windowOfLine(ctx.invoice.customer, line.meter, line.period_start, line.period_end, line.usage_ref);
   if (!window) return `usage ref ${line.usage_ref} does not match the line's window ${line.period_start} to ${line.period_end}`;
-  return { usage_ref: line.usage_ref, meter, customer: ctx.invoice.customer, ...window, watermark: ctx.run.event_seq_watermark, includesLate: ctx.includesLate };
+  return {
+    usage_ref: line.usage_ref,
+    meter,
+    customer: ctx.invoice.customer,
+    ...window,
+    watermark: ctx.run.event_seq_watermark,
+    includesLate: ctx.includesLate,
+  };
 }
 
 function lineNote(line: InvoiceLine, invoice: Invoice): string | null {
@@ -54,7 +61,9 @@ function lineNote(line: InvoiceLine, invoice: Invoice): string | null {
     case 'minimum_true_up':
       return "the plan's minimum commitment less the period's usage charges";
     case 'discount': {
-      const discounted = invoice.lines.filter((l) => l.kind !== 'discount' && l.price_id === line.price_id && l.price_version === line.price_version).map((l) => l.line_no);
+      const discounted = invoice.lines
+        .filter((l) => l.kind !== 'discount' && l.price_id === line.price_id && l.price_version === line.price_version)
+        .map((l) => l.line_no);
       return `a percent discount on line${discounted.length === 1 ? '' : 's'} ${discounted.join(', ')}, prorated by the days the discount covers`;
     }
     case 'credit':
@@ -82,11 +91,19 @@ async function explainLine(db: pg.Pool | pg.PoolClient, line: InvoiceLine, ctx: 
     period: { start: line.period_start, end_inclusive: inclusiveEnd(line.period_end) },
     price:
       line.price_id && line.price_version
-        ? { id: line.price_id, version: line.price_version, plan: found?.plan.id ?? null, definition: version ? ({ ...version } as Record<string, unknown>) : null }
+        ? {
+            id: line.price_id,
+            version: line.price_version,
+            plan: found?.plan.id ?? null,
+            definition: version ? ({ ...version } as Record<string, unknown>) : null,
+          }
         : null,
     tiers: line.tiers,
     credit_grant: line.credit_grant ?? null,
-    usage: typeof window === 'string' ? null : await usageLineage(db, window, line.quantity, rated ? { quantity: rated.quantity, event_count: rated.event_count } : null),
+    usage:
+      typeof window === 'string'
+        ? null
+        : await usageLineage(db, window, line.quantity, rated ? { quantity: rated.quantity, event_count: rated.event_count } : null),
     note: lineNote(line, ctx.invoice) ?? (typeof window === 'string' && line.kind === 'usage' ? window : null),
   };
 }
@@ -116,14 +133,20 @@ export async function explainLines(db: pg.Pool | pg.PoolClient, ctx: LineContext
   return lines;
 }
 
-export async function explainInvoice(db: pg.Pool | pg.PoolClient, numberOrId: string, options: ExplainOptions = {}): Promise<Result<InvoiceExplanation>> {
+export async function explainInvoice(
+  db: pg.Pool | pg.PoolClient,
+  numberOrId: string,
+  options: ExplainOptions = {},
+): Promise<Result<InvoiceExplanation>> {
   const found = await findInvoice(db, numberOrId);
   if (!found.ok) return found;
   const row = found.value;
   const ctx = await lineContext(db, row);
   const { invoice } = ctx;
   if (options.line !== undefined && !invoice.lines.some((l) => l.line_no === options.line)) {
-    return fail(problem('line', 'no_such_line', `${row.number ?? row.id} has lines 1 to ${invoice.lines.length}; there is no line ${options.line}`));
+    return fail(
+      problem('line', 'no_such_line', `${row.number ?? row.id} has lines 1 to ${invoice.lines.length}; there is no line ${options.line}`),
+    );
   }
   const lineNos = options.line !== undefined ? [options.line] : options.lines === false ? [] : invoice.lines.map((l) => l.line_no);
   const lines = await explainLines(db, ctx, lineNos);
@@ -136,7 +159,15 @@ export async function explainInvoice(db: pg.Pool | pg.PoolClient, numberOrId: st
   const stored = await storedCorrelation(db, row.id);
   const correctedRow = row.corrects ? await invoiceById(db, row.corrects) : undefined;
   const adjustments = (
-    await db.query<{ key: string; period: string; event_seq_watermark: string; corrected_invoice: string; credit_note: string | null; replacement: string | null; billed_in_period: string }>(
+    await db.query<{
+      key: string;
+      period: string;
+      event_seq_watermark: string;
+      corrected_invoice: string;
+      credit_note: string | null;
+      replacement: string | null;
+      billed_in_period: string;
+    }>(
       `SELECT key, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period FROM late_usage_adjustments
         WHERE corrected_invoice = $1 OR credit_note = $1 OR replacement = $1 ORDER BY created_at, key`,
       [row.id],

@@ -29,14 +29,24 @@ async function findJournal(db: pg.Pool | pg.PoolClient, ref: string): Promise<Re
   if (direct.length === 1) return ok(direct[0]!);
   const viaOutbox = (
     await db.query<JournalRow & { target: string }>(
-      `SELECT DISTINCT ${JOURNAL_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}, o.target FROM outbox o JOIN journals j ON j.id = o.document_id
+      `SELECT DISTINCT ${JOURNAL_COLUMNS.split(', ')
+        .map((c) => `j.${c}`)
+        .join(', ')}, o.target FROM outbox o JOIN journals j ON j.id = o.document_id
         WHERE o.key = $1 OR o.target_reference = $1 ORDER BY j.id, o.target`,
       [ref],
     )
   ).rows;
-  if (viaOutbox.length === 0) return fail(problem('journal', 'not_found', `no journal, outbox key or ERP reference ${JSON.stringify(ref)}`));
+  if (viaOutbox.length === 0)
+    return fail(problem('journal', 'not_found', `no journal, outbox key or ERP reference ${JSON.stringify(ref)}`));
   const ids = [...new Set(viaOutbox.map((r) => r.id))];
-  if (ids.length > 1) return fail(problem('journal', 'ambiguous', `${JSON.stringify(ref)} is the reference of ${ids.length} journals (${viaOutbox.map((r) => `${r.id} at ${r.target}`).join(', ')}); give the journal id`));
+  if (ids.length > 1)
+    return fail(
+      problem(
+        'journal',
+        'ambiguous',
+        `${JSON.stringify(ref)} is the reference of ${ids.length} journals (${viaOutbox.map((r) => `${r.id} at ${r.target}`).join(', ')}); give the journal id`,
+      ),
+    );
   return ok(viaOutbox[0]!);
 }
 
@@ -47,12 +57,25 @@ function movesRevenue(kind: string, line: InvoiceLine): boolean {
   return isChargeLine(line) || line.kind === 'discount' || line.kind === 'credit';
 }
 
-export async function explainJournal(db: pg.Pool | pg.PoolClient, journalRef: string, options: { line?: number } = {}): Promise<Result<JournalExplanation>> {
+export async function explainJournal(
+  db: pg.Pool | pg.PoolClient,
+  journalRef: string,
+  options: { line?: number } = {},
+): Promise<Result<JournalExplanation>> {
   const found = await findJournal(db, journalRef);
   if (!found.ok) return found;
   const head = found.value;
   const lines = (
-    await db.query<{ line_no: number; account: string; debit_minor: string; credit_minor: string; currency: string; customer: string | null; product: string | null; memo: string | null }>(
+    await db.query<{
+      line_no: number;
+      account: string;
+      debit_minor: string;
+      credit_minor: string;
+      currency: string;
+      customer: string | null;
+      product: string | null;
+      memo: string | null;
+    }>(
       'SELECT line_no, account, debit_minor, credit_minor, currency, customer, product, memo FROM journal_lines WHERE journal_id = $1 ORDER BY line_no',
       [head.id],
     )
@@ -63,11 +86,23 @@ export async function explainJournal(db: pg.Pool | pg.PoolClient, journalRef: st
 
   const payment =
     head.kind === 'payment'
-      ? (await db.query<{ id: string; invoice_id: string | null; currency: string; amount_minor: string; received_on: string }>('SELECT id, invoice_id, currency, amount_minor, received_on FROM payments WHERE id = $1', [head.source_document])).rows[0]
+      ? (
+          await db.query<{ id: string; invoice_id: string | null; currency: string; amount_minor: string; received_on: string }>(
+            'SELECT id, invoice_id, currency, amount_minor, received_on FROM payments WHERE id = $1',
+            [head.source_document],
+          )
+        ).rows[0]
       : undefined;
   const invoiceId = head.kind === 'payment' ? payment?.invoice_id : head.source_document;
   const invoiceRow = invoiceId ? await invoiceById(db, invoiceId) : undefined;
-  if (!invoiceRow) return fail(problem('journal.source_document', 'not_found', `journal ${head.id} posts ${head.source_document}, which is not an invoice, credit note or applied payment in the store`));
+  if (!invoiceRow)
+    return fail(
+      problem(
+        'journal.source_document',
+        'not_found',
+        `journal ${head.id} posts ${head.source_document}, which is not an invoice, credit note or applied payment in the store`,
+      ),
+    );
   const invoice = await explainInvoice(db, invoiceRow.id, { lines: false });
   if (!invoice.ok) return invoice;
   const ctx = await lineContext(db, invoiceRow);
@@ -94,7 +129,9 @@ export async function explainJournal(db: pg.Pool | pg.PoolClient, journalRef: st
       role = 'deferred_revenue';
       invoiceLines = all.filter((x) => x.kind === 'credit').map((x) => x.line_no);
     } else {
-      const carried = all.filter((x) => revenueOf(x.product) === l.account && (!l.product || l.product === x.product) && movesRevenue(head.kind, x));
+      const carried = all.filter(
+        (x) => revenueOf(x.product) === l.account && (!l.product || l.product === x.product) && movesRevenue(head.kind, x),
+      );
       if (carried.length > 0 || all.some((x) => revenueOf(x.product) === l.account)) role = 'revenue';
       invoiceLines = carried.map((x) => x.line_no);
     }
@@ -116,7 +153,9 @@ export async function explainJournal(db: pg.Pool | pg.PoolClient, journalRef: st
   const posted = (await journalsOf(db, [invoiceRow.id])).find((j) => j.id === head.id) ?? { ...head, outbox: [] };
   return ok({
     journal: { ...posted, legal_entity: head.legal_entity, source_document: head.source_document, source_number: head.source_number },
-    payment: payment ? { id: payment.id, amount: formatMajor(BigInt(payment.amount_minor), payment.currency), received_on: payment.received_on } : null,
+    payment: payment
+      ? { id: payment.id, amount: formatMajor(BigInt(payment.amount_minor), payment.currency), received_on: payment.received_on }
+      : null,
     lines: explainedLines,
     explained: chosen ? { journal_line: chosen.line_no, invoice_lines: await explainLines(db, ctx, chosen.invoice_lines) } : null,
     invoice: invoice.value,

@@ -138,7 +138,15 @@ export interface InvoiceExplanation {
   /** A credit note reverses the lines of the invoice it corrects; its usage is that invoice's. */
   corrects: DocumentRef | null;
   corrected_by: DocumentRef[];
-  late_usage: Array<{ key: string; period: string; event_seq_watermark: string; corrected_invoice: string; credit_note: string | null; replacement: string | null; billed_in_period: string }>;
+  late_usage: Array<{
+    key: string;
+    period: string;
+    event_seq_watermark: string;
+    corrected_invoice: string;
+    credit_note: string | null;
+    replacement: string | null;
+    billed_in_period: string;
+  }>;
   rating_run: RatingRunRef | null;
   lineage: Lineage;
   lines: LineExplanation[];

@@ -1,5 +1,6 @@
 // The events behind one usage line: exactly the ones its rating run counted (same customer, meter, window, and only
 // events up to the run's watermark; late events only for a late-usage re-rating), recounted, grouped and sampled.
+import { usageRef as keyOfUsage, usageRefPrefix } from '../domain/keys.js';
 import type pg from 'pg';
 import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
@@ -30,24 +31,36 @@ function eventFilter(w: UsageWindow): { where: string; params: unknown[] } {
 }
 
 /** Usage windows are keyed `ua:v1:<customer>:<meter>:<from>:<to>`; rebuilt from the line and checked, never parsed loosely. */
-export function windowOfLine(customer: string, meter: string, periodStart: string, periodEnd: string, usageRef: string): { from: string; to: string } | undefined {
+export function windowOfLine(
+  customer: string,
+  meter: string,
+  periodStart: string,
+  periodEnd: string,
+  usageRef: string,
+): { from: string; to: string } | undefined {
   const from = `${periodStart}T00:00:00.000Z`;
   const to = `${periodEnd}T00:00:00.000Z`;
-  return usageRef === `ua:v1:${customer}:${meter}:${from}:${to}` ? { from, to } : undefined;
+  return usageRef === keyOfUsage(customer, meter, from, to) ? { from, to } : undefined;
 }
 
 /** The window from a usage ref alone (the forward walk has no line document): the two ISO timestamps at its end. */
 export function windowOfRef(customer: string, meter: string, usageRef: string): { from: string; to: string } | undefined {
-  const prefix = `ua:v1:${customer}:${meter}:`;
+  const prefix = usageRefPrefix(customer, meter);
   if (!usageRef.startsWith(prefix)) return undefined;
   const rest = usageRef.slice(prefix.length);
   const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z):(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)$/.exec(rest);
   return match ? { from: match[1]!, to: match[2]! } : undefined;
 }
 
-const iso = (value: unknown): string | null => (value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value));
+const iso = (value: unknown): string | null =>
+  value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value);
 
-export async function usageLineage(db: pg.Pool | pg.PoolClient, w: UsageWindow, lineQuantity: string, rated: { quantity: string; event_count: number } | null): Promise<UsageLineage> {
+export async function usageLineage(
+  db: pg.Pool | pg.PoolClient,
+  w: UsageWindow,
+  lineQuantity: string,
+  rated: { quantity: string; event_count: number } | null,
+): Promise<UsageLineage> {
   const { where, params } = eventFilter(w);
   const aggregate = aggregateSql(w.meter);
   const summary = (
@@ -91,7 +104,17 @@ export async function usageLineage(db: pg.Pool | pg.PoolClient, w: UsageWindow, 
 
   const meterParam = params.length + 1;
   const sample = (
-    await db.query<{ source: string; id: string; seq: string; time: Date; received_at: Date; batch_id: string; late: boolean; value: string | null; dims: Record<string, string> | null }>(
+    await db.query<{
+      source: string;
+      id: string;
+      seq: string;
+      time: Date;
+      received_at: Date;
+      batch_id: string;
+      late: boolean;
+      value: string | null;
+      dims: Record<string, string> | null;
+    }>(
       `SELECT source, id, seq, time, received_at, batch_id, late, meter_values->>$${meterParam} AS value, dimensions->$${meterParam} AS dims
          FROM events WHERE ${where}
         ORDER BY sha256(convert_to(source || E'\\n' || id, 'UTF8')), source, id LIMIT ${EXPLAIN_LIMITS.sampleEvents}`,
@@ -101,7 +124,8 @@ export async function usageLineage(db: pg.Pool | pg.PoolClient, w: UsageWindow, 
 
   const quantity = decimalText(new Decimal(summary.quantity));
   const consistent =
-    new Decimal(quantity).equals(new Decimal(lineQuantity)) && (rated === null || (new Decimal(rated.quantity).equals(new Decimal(quantity)) && rated.event_count === summary.event_count));
+    new Decimal(quantity).equals(new Decimal(lineQuantity)) &&
+    (rated === null || (new Decimal(rated.quantity).equals(new Decimal(quantity)) && rated.event_count === summary.event_count));
   return {
     usage_ref: w.usage_ref,
     meter: w.meter.id,
@@ -120,26 +144,27 @@ export async function usageLineage(db: pg.Pool | pg.PoolClient, w: UsageWindow, 
     by_dimensions_truncated: truncated,
     usage_batches: batches.map((b) => ({ id: b.id, channel: b.channel, received_at: iso(b.received_at), events: b.events })),
     usage_batch_count: Number(batches[0]?.total ?? 0),
-    sample: sample.map(
-      (e): SampleEvent => ({
-        source: e.source,
-        id: e.id,
-        seq: e.seq,
-        time: e.time.toISOString(),
-        received_at: e.received_at.toISOString(),
-        batch: e.batch_id,
-        late: e.late,
-        value: w.meter.aggregation === 'count' ? null : e.value,
-        dimensions: e.dims ?? {},
-      }),
-    ),
+    sample: sample.map((e): SampleEvent => ({
+      source: e.source,
+      id: e.id,
+      seq: e.seq,
+      time: e.time.toISOString(),
+      received_at: e.received_at.toISOString(),
+      batch: e.batch_id,
+      late: e.late,
+      value: w.meter.aggregation === 'count' ? null : e.value,
+      dimensions: e.dims ?? {},
+    })),
     rated,
     consistent,
   };
 }
 
 /** The usage batches behind several windows at once, as one chain lists them: exact count, the first ids. */
-export async function batchesOfWindows(db: pg.Pool | pg.PoolClient, windows: readonly UsageWindow[]): Promise<{ ids: string[]; count: number }> {
+export async function batchesOfWindows(
+  db: pg.Pool | pg.PoolClient,
+  windows: readonly UsageWindow[],
+): Promise<{ ids: string[]; count: number }> {
   if (windows.length === 0) return { ids: [], count: 0 };
   const params: unknown[] = [];
   const clauses = windows.map((w) => {

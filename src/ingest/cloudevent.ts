@@ -92,7 +92,18 @@ export type EventVerdict =
   | { status: 'rejected'; problems: Problem[] }
   | { status: 'quarantined'; reason: QuarantineReason; problems: Problem[]; event: QuarantinedEvent };
 
-const CONTEXT_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema', 'data', 'data_base64']);
+const CONTEXT_ATTRIBUTES = new Set([
+  'specversion',
+  'id',
+  'source',
+  'type',
+  'subject',
+  'time',
+  'datacontenttype',
+  'dataschema',
+  'data',
+  'data_base64',
+]);
 const EXTENSION_NAME = /^[a-z0-9]+$/;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -129,12 +140,17 @@ function standIn(value: unknown, depth: number): string {
   if (depth >= 2 * INGEST_LIMITS.dataDepthMax) return '"#deeper"';
   if (Array.isArray(value)) return `[${value.map((item) => standIn(item, depth + 1)).join(',')}]`;
   const record = value as Record<string, unknown>;
-  return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${standIn(record[key], depth + 1)}`).join(',')}}`;
+  return `{${Object.keys(record)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${standIn(record[key], depth + 1)}`)
+    .join(',')}}`;
 }
 
 // One-shot crypto.hash (Node >= 20.12) skips the Hash object createHash allocates; same digest either way.
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-const sha256Hex = oneShotHash ? (text: string): string => oneShotHash('sha256', text, 'hex') : (text: string): string => crypto.createHash('sha256').update(text).digest('hex');
+const sha256Hex = oneShotHash
+  ? (text: string): string => oneShotHash('sha256', text, 'hex')
+  : (text: string): string => crypto.createHash('sha256').update(text).digest('hex');
 
 // Any character checkShape may refuse in a string (NUL or a surrogate); strings without one need no closer look.
 const SUSPECT_TEXT = /[\u0000\uD800-\uDFFF]/;
@@ -254,7 +270,8 @@ const TIME_MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
  * Fractions beyond milliseconds are truncated; leap seconds (second 60) and years before 1970 are refused.
  */
 export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: string; ms: number }> {
-  if (typeof value !== 'string') return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
+  if (typeof value !== 'string')
+    return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
   const m = RFC3339.exec(value);
   if (!m) {
     if (NO_OFFSET.test(value)) return fail(problem(path, 'missing_offset', `must carry an offset (Z or +hh:mm), got ${describe(value)}`));
@@ -281,7 +298,8 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
     offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, '0'))) - offsetMinutes * 60_000;
-  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
+  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS)
+    return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
   return ok({ iso: CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString(), ms });
 }
 
@@ -308,7 +326,8 @@ export function readDecimalValue(value: unknown, path: string, allowNegative: bo
       return fail(problem(path, 'unsafe_integer', `is beyond 2^53 - 1 and cannot be read exactly; send it as a decimal string`));
     }
     parsed = new Decimal(String(value));
-    if (decimalText(parsed).replace(/[-.]/g, '').length > DECIMAL_DIGITS_MAX) return fail(problem(path, 'too_many_digits', `must have at most ${DECIMAL_DIGITS_MAX} digits`));
+    if (decimalText(parsed).replace(/[-.]/g, '').length > DECIMAL_DIGITS_MAX)
+      return fail(problem(path, 'too_many_digits', `must have at most ${DECIMAL_DIGITS_MAX} digits`));
   } else if (typeof value === 'string') {
     const result = parseDecimal(value, path, { allowNegative: true });
     if (!result.ok) {
@@ -320,7 +339,8 @@ export function readDecimalValue(value: unknown, path: string, allowNegative: bo
   } else {
     return fail(problem(path, 'not_decimal', `must be a decimal number, got ${describe(value)}`));
   }
-  if (!allowNegative && parsed.isNegative() && !parsed.isZero()) return fail(problem(path, 'negative', `must not be negative (the meter does not allow negative values), got ${describe(value)}`));
+  if (!allowNegative && parsed.isNegative() && !parsed.isZero())
+    return fail(problem(path, 'negative', `must not be negative (the meter does not allow negative values), got ${describe(value)}`));
   return ok(decimalText(parsed));
 }
 
@@ -328,7 +348,8 @@ export function readDecimalValue(value: unknown, path: string, allowNegative: bo
 export function readUniqueKey(value: unknown, path: string): Result<string> {
   if (typeof value === 'string') {
     if (value === '') return fail(problem(path, 'empty', 'must not be empty'));
-    if (value.length > INGEST_LIMITS.uniqueKeyLengthMax) return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.uniqueKeyLengthMax} characters`));
+    if (value.length > INGEST_LIMITS.uniqueKeyLengthMax)
+      return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.uniqueKeyLengthMax} characters`));
     return ok(value);
   }
   if (typeof value === 'number' && Number.isSafeInteger(value)) return ok(String(value));
@@ -339,7 +360,8 @@ export function readUniqueKey(value: unknown, path: string): Result<string> {
 function readDimension(value: unknown, path: string): Result<string> {
   if (value === undefined || value === null) return ok('');
   if (typeof value === 'string') {
-    if (value.length > INGEST_LIMITS.dimensionLengthMax) return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.dimensionLengthMax} characters`));
+    if (value.length > INGEST_LIMITS.dimensionLengthMax)
+      return fail(problem(path, 'too_long', `must be at most ${INGEST_LIMITS.dimensionLengthMax} characters`));
     return ok(value);
   }
   if (typeof value === 'number' && Number.isFinite(value)) return ok(String(value));
@@ -366,7 +388,8 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so only a long text needs its bytes counted.
   if (canonical.length * 3 > INGEST_LIMITS.eventBytesMax) {
     const bytes = Buffer.byteLength(canonical, 'utf8');
-    if (bytes > INGEST_LIMITS.eventBytesMax) return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
+    if (bytes > INGEST_LIMITS.eventBytesMax)
+      return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
   }
   const contentHash = sha256Hex(canonical);
 
@@ -374,62 +397,98 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
 
   const specversion = attr(raw, 'specversion');
   if (specversion === undefined) problems.push(problem('specversion', 'required', 'is required and must be "1.0"'));
-  else if (specversion !== '1.0') problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
+  else if (specversion !== '1.0')
+    problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
 
   const id = requiredString(attr(raw, 'id'), 'id', INGEST_LIMITS.idLengthMax, problems);
   const source = requiredString(attr(raw, 'source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
   if (source !== undefined) {
-    if (/[\s\u0000-\u001f\u007f]/.test(source)) problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
-    else if (ctx.allowedSources && !ctx.allowedSources(source)) problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
+    if (/[\s\u0000-\u001f\u007f]/.test(source))
+      problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
+    else if (ctx.allowedSources && !ctx.allowedSources(source))
+      problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
   }
   const type = requiredString(attr(raw, 'type'), 'type', INGEST_LIMITS.typeLengthMax, problems);
   const subject = requiredString(attr(raw, 'subject'), 'subject', INGEST_LIMITS.subjectLengthMax, problems);
 
   let time: { iso: string; ms: number } | undefined;
   const rawTime = attr(raw, 'time');
-  if (rawTime === undefined) problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
+  if (rawTime === undefined)
+    problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
   else {
     const parsed = parseEventTime(rawTime, 'time');
     if (!parsed.ok) problems.push(...parsed.problems);
     else if (parsed.value.ms - ctx.now.getTime() > ctx.futureSkewMsMax) {
-      problems.push(problem('time', 'future_time', `is more than ${ctx.futureSkewMsMax} ms in the future (now ${ctx.now.toISOString()}), got ${describe(rawTime)}`));
+      problems.push(
+        problem(
+          'time',
+          'future_time',
+          `is more than ${ctx.futureSkewMsMax} ms in the future (now ${ctx.now.toISOString()}), got ${describe(rawTime)}`,
+        ),
+      );
     } else time = parsed.value;
   }
 
   const contentType = attr(raw, 'datacontenttype');
   if (contentType !== undefined && (typeof contentType !== 'string' || !/^application\/json[ \t]*(;.*)?$/i.test(contentType))) {
-    problems.push(problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`));
+    problems.push(
+      problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`),
+    );
   }
   const dataschema = attr(raw, 'dataschema');
   if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
     problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
   }
-  if (attr(raw, 'data_base64') !== undefined) problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
+  if (attr(raw, 'data_base64') !== undefined)
+    problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
   const rawData = attr(raw, 'data');
-  if (rawData !== undefined && !isPlainObject(rawData)) problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
+  if (rawData !== undefined && !isPlainObject(rawData))
+    problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
   const data: Record<string, unknown> = isPlainObject(rawData) ? rawData : {};
 
   for (const name of Object.keys(raw)) {
     if (CONTEXT_ATTRIBUTES.has(name)) continue;
     if (!EXTENSION_NAME.test(name)) {
-      problems.push(problem(name, 'invalid_attribute_name', 'extension attribute names must be lower-case ASCII letters and digits (CloudEvents 1.0)'));
+      problems.push(
+        problem(name, 'invalid_attribute_name', 'extension attribute names must be lower-case ASCII letters and digits (CloudEvents 1.0)'),
+      );
       continue;
     }
     if (name.length > INGEST_LIMITS.attributeNameLengthMax) {
-      problems.push(problem(name, 'attribute_name_too_long', `must be at most ${INGEST_LIMITS.attributeNameLengthMax} characters (the spec recommends 20)`));
+      problems.push(
+        problem(
+          name,
+          'attribute_name_too_long',
+          `must be at most ${INGEST_LIMITS.attributeNameLengthMax} characters (the spec recommends 20)`,
+        ),
+      );
       continue;
     }
     const value = raw[name];
     if (value === null || typeof value === 'boolean') continue;
     if (typeof value === 'string') {
-      if (value.length > INGEST_LIMITS.extensionValueLengthMax) problems.push(problem(name, 'too_long', `must be at most ${INGEST_LIMITS.extensionValueLengthMax} characters`));
+      if (value.length > INGEST_LIMITS.extensionValueLengthMax)
+        problems.push(problem(name, 'too_long', `must be at most ${INGEST_LIMITS.extensionValueLengthMax} characters`));
       continue;
     }
     if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) continue;
-    problems.push(problem(name, 'invalid_extension_value', `an extension attribute must be a string, a boolean or a 32-bit integer, got ${describe(value)}`));
+    problems.push(
+      problem(
+        name,
+        'invalid_extension_value',
+        `an extension attribute must be a string, a boolean or a 32-bit integer, got ${describe(value)}`,
+      ),
+    );
   }
 
-  if (problems.length > 0 || id === undefined || source === undefined || type === undefined || subject === undefined || time === undefined) {
+  if (
+    problems.length > 0 ||
+    id === undefined ||
+    source === undefined ||
+    type === undefined ||
+    subject === undefined ||
+    time === undefined
+  ) {
     return { status: 'rejected', problems };
   }
 
@@ -438,8 +497,17 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
 
   const meters = ctx.metersByType.get(type);
   if (!meters || meters.length === 0) {
-    const why = problem('type', 'unknown_type', `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`);
-    return { status: 'quarantined', reason: 'unknown_type', problems: [why], event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw } };
+    const why = problem(
+      'type',
+      'unknown_type',
+      `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`,
+    );
+    return {
+      status: 'quarantined',
+      reason: 'unknown_type',
+      problems: [why],
+      event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
+    };
   }
 
   const values: Record<string, string> = {};
@@ -452,8 +520,14 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
       if (!found.found || found.value === null) {
         problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${meter.value})`));
       } else {
-        const read = meter.aggregation === 'unique_count' ? readUniqueKey(found.value, fieldPath) : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
-        const tooLarge = read.ok && meter.aggregation !== 'unique_count' ? meterValueProblem(ctx.meterValueMax, meter.id, read.value, fieldPath) : undefined;
+        const read =
+          meter.aggregation === 'unique_count'
+            ? readUniqueKey(found.value, fieldPath)
+            : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
+        const tooLarge =
+          read.ok && meter.aggregation !== 'unique_count'
+            ? meterValueProblem(ctx.meterValueMax, meter.id, read.value, fieldPath)
+            : undefined;
         if (tooLarge) problems.push(tooLarge);
         else if (read.ok) values[meter.id] = read.value;
         else problems.push(...read.problems);
@@ -473,10 +547,22 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   if (problems.length > 0) return { status: 'rejected', problems: dedupeProblems(problems) };
 
   if (customer === null) {
-    const why = problem('subject', 'unknown_subject', `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`);
-    return { status: 'quarantined', reason: 'unknown_subject', problems: [why], event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw } };
+    const why = problem(
+      'subject',
+      'unknown_subject',
+      `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`,
+    );
+    return {
+      status: 'quarantined',
+      reason: 'unknown_subject',
+      problems: [why],
+      event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
+    };
   }
-  return { status: 'valid', event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash } };
+  return {
+    status: 'valid',
+    event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash },
+  };
 }
 
 // ---------- helpers ----------
@@ -546,12 +632,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function checkShape(value: unknown, path: string, depth: number, problems: Problem[]): void {
   if (problems.length >= 10) return;
   if (typeof value === 'string') {
-    if (value.includes('\u0000') || LONE_SURROGATE.test(value)) problems.push(problem(path, 'invalid_text', 'must not contain NUL characters or unpaired surrogates'));
+    if (value.includes('\u0000') || LONE_SURROGATE.test(value))
+      problems.push(problem(path, 'invalid_text', 'must not contain NUL characters or unpaired surrogates'));
     return;
   }
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'number' && !Number.isFinite(value)) problems.push(problem(path, 'not_json', 'must be a finite number'));
-    else if (typeof value !== 'number' && typeof value !== 'boolean' && value !== null) problems.push(problem(path, 'not_json', `must be a JSON value, got ${typeof value}`));
+    else if (typeof value !== 'number' && typeof value !== 'boolean' && value !== null)
+      problems.push(problem(path, 'not_json', `must be a JSON value, got ${typeof value}`));
     return;
   }
   if (depth > INGEST_LIMITS.dataDepthMax) {
@@ -564,7 +652,10 @@ function checkShape(value: unknown, path: string, depth: number, problems: Probl
   }
   for (const [key, item] of Object.entries(value)) {
     const at = formatFieldPath(path, [{ kind: 'member', name: key }]);
-    if (key.includes('\u0000') || LONE_SURROGATE.test(key)) problems.push(problem(path === '' ? JSON.stringify(key) : path, 'invalid_text', 'a key must not contain NUL characters or unpaired surrogates'));
+    if (key.includes('\u0000') || LONE_SURROGATE.test(key))
+      problems.push(
+        problem(path === '' ? JSON.stringify(key) : path, 'invalid_text', 'a key must not contain NUL characters or unpaired surrogates'),
+      );
     else checkShape(item, at, depth + 1, problems);
   }
 }

@@ -36,11 +36,17 @@ export async function ingestFile(
 
   const note = (line: number, outcome: EventOutcome) => {
     counts[outcome.status] += 1;
-    if (outcome.status !== 'accepted' && outcome.status !== 'duplicate' && problems.length < FILE_PROBLEMS_MAX) problems.push({ ...outcome, line });
+    if (outcome.status !== 'accepted' && outcome.status !== 'duplicate' && problems.length < FILE_PROBLEMS_MAX)
+      problems.push({ ...outcome, line });
   };
   const flush = async () => {
     if (pending.length === 0) return;
-    const outcome = await ingestBatch(pool, catalog, pending.map((p) => p.value), { ...options, channel: 'file' });
+    const outcome = await ingestBatch(
+      pool,
+      catalog,
+      pending.map((p) => p.value),
+      { ...options, channel: 'file' },
+    );
     batchIds.push(outcome.batch_id);
     outcome.results.forEach((result, i) => note(pending[i]!.line, result));
     pending = [];
@@ -55,7 +61,17 @@ export async function ingestFile(
   };
   const tooLong = () => {
     lineNo += 1;
-    note(lineNo, { index: lineNo - 1, status: 'rejected', problems: [{ path: `line ${lineNo}`, code: 'line_too_long', message: `is longer than ${FILE_LINE_BYTES_MAX} bytes; an event is at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON` }] });
+    note(lineNo, {
+      index: lineNo - 1,
+      status: 'rejected',
+      problems: [
+        {
+          path: `line ${lineNo}`,
+          code: 'line_too_long',
+          message: `is longer than ${FILE_LINE_BYTES_MAX} bytes; an event is at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON`,
+        },
+      ],
+    });
   };
 
   // The unfinished line carried between chunks; `skipping` while the rest of an over-long line goes by.

@@ -27,7 +27,12 @@ export const GROUP_COMMIT_LIMITS = Object.freeze({
   retryAfterSecondsMax: 60,
 });
 
-export type IngestPort = (pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions) => ReturnType<typeof ingestBatch>;
+export type IngestPort = (
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  rawEvents: readonly unknown[],
+  options: IngestOptions,
+) => ReturnType<typeof ingestBatch>;
 
 export interface GroupCommitOptions {
   lingerMs?: number;
@@ -80,7 +85,11 @@ export function groupCommitOptionsFromEnv(env: NodeJS.ProcessEnv = process.env):
     if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a whole number above 0, got ${JSON.stringify(value)}`);
     return n;
   };
-  return { queuedEventsMax: read('ACCRUE_INGEST_QUEUE_EVENTS_MAX'), queuedBytesMax: read('ACCRUE_INGEST_QUEUE_BYTES_MAX'), queueAgeMsMax: read('ACCRUE_INGEST_QUEUE_AGE_MS_MAX') };
+  return {
+    queuedEventsMax: read('ACCRUE_INGEST_QUEUE_EVENTS_MAX'),
+    queuedBytesMax: read('ACCRUE_INGEST_QUEUE_BYTES_MAX'),
+    queueAgeMsMax: read('ACCRUE_INGEST_QUEUE_AGE_MS_MAX'),
+  };
 }
 
 export class GroupCommitter {
@@ -116,7 +125,8 @@ export class GroupCommitter {
       queueAgeMsMax: options.queueAgeMsMax ?? GROUP_COMMIT_LIMITS.queueAgeMsMaxDefault,
     };
     for (const [name, value] of Object.entries(this.limits)) {
-      if (!Number.isSafeInteger(value) || value < (name === 'lingerMs' ? 0 : 1)) throw new RangeError(`group commit: ${name} must be a whole number${name === 'lingerMs' ? '' : ' above 0'}, got ${value}`);
+      if (!Number.isSafeInteger(value) || value < (name === 'lingerMs' ? 0 : 1))
+        throw new RangeError(`group commit: ${name} must be a whole number${name === 'lingerMs' ? '' : ' above 0'}, got ${value}`);
     }
     this.ingest = options.ingest ?? ingestBatch;
     this.now = options.now ?? Date.now;
@@ -130,13 +140,21 @@ export class GroupCommitter {
       return Promise.resolve(refusal);
     }
     // Requests group only with requests their own verdicts would not differ from: same catalog, key and limits.
-    const key = JSON.stringify([catalog === 'current' ? catalog : catalog.version, options.channel, options.apiKeyId ?? null, options.allowedSources ?? null, options.futureSkewMsMax ?? null]);
+    const key = JSON.stringify([
+      catalog === 'current' ? catalog : catalog.version,
+      options.channel,
+      options.apiKeyId ?? null,
+      options.allowedSources ?? null,
+      options.futureSkewMsMax ?? null,
+    ]);
     let lane = this.lanes.get(key);
     if (!lane) {
       lane = { catalog, options, entries: [] };
       this.lanes.set(key, lane);
     }
-    const promise = new Promise<Submitted>((resolve, reject) => lane!.entries.push({ raw, bytes, enqueuedAt: this.now(), resolve, reject }));
+    const promise = new Promise<Submitted>((resolve, reject) =>
+      lane!.entries.push({ raw, bytes, enqueuedAt: this.now(), resolve, reject }),
+    );
     this.queuedEvents += 1;
     this.queuedBytes += bytes;
     if (lane.entries.length >= this.limits.groupEventsMax) this.pump();
@@ -179,7 +197,10 @@ export class GroupCommitter {
     if (!reason) return undefined;
     // Time for the queue to drain at the recent rate, or the lag itself when no rate is known yet.
     const drainMs = this.drainEventsPerMs > 0 ? this.queuedEvents / (this.drainEventsPerMs * this.limits.commitsInFlightMax) : age;
-    const seconds = Math.min(GROUP_COMMIT_LIMITS.retryAfterSecondsMax, Math.max(GROUP_COMMIT_LIMITS.retryAfterSecondsMin, Math.ceil(drainMs / 1000)));
+    const seconds = Math.min(
+      GROUP_COMMIT_LIMITS.retryAfterSecondsMax,
+      Math.max(GROUP_COMMIT_LIMITS.retryAfterSecondsMin, Math.ceil(drainMs / 1000)),
+    );
     return { status: 'overloaded', retry_after_seconds: seconds, reason, detail };
   }
 
@@ -230,7 +251,12 @@ export class GroupCommitter {
         catalog = current ? (this.head ??= await currentCatalog(this.pool)) : (lane.catalog as CatalogVersion);
         if (!catalog) return group.forEach((entry) => entry.resolve({ status: 'no_catalog' }));
         try {
-          outcome = await this.ingest(this.pool, catalog, group.map((e) => e.raw), options);
+          outcome = await this.ingest(
+            this.pool,
+            catalog,
+            group.map((e) => e.raw),
+            options,
+          );
         } catch (error) {
           // A new catalog version was applied since the head was read: read it again and validate against it.
           if (!(error instanceof CatalogMovedError) || attempt >= 3) throw error;
@@ -238,10 +264,13 @@ export class GroupCommitter {
         }
       }
       const elapsedMs = Math.max(1, this.now() - started);
-      this.drainEventsPerMs = this.drainEventsPerMs === 0 ? group.length / elapsedMs : 0.8 * this.drainEventsPerMs + 0.2 * (group.length / elapsedMs);
+      this.drainEventsPerMs =
+        this.drainEventsPerMs === 0 ? group.length / elapsedMs : 0.8 * this.drainEventsPerMs + 0.2 * (group.length / elapsedMs);
       this.groups += 1;
       this.committed += group.length;
-      group.forEach((entry, i) => entry.resolve({ status: 'committed', batch_id: outcome.batch_id, result: { ...outcome.results[i]!, index: 0 } }));
+      group.forEach((entry, i) =>
+        entry.resolve({ status: 'committed', batch_id: outcome.batch_id, result: { ...outcome.results[i]!, index: 0 } }),
+      );
     } catch (error) {
       if (group.length === 1 || !catalog) return group.forEach((entry) => entry.reject(error));
       // One write failing must not fail its neighbours: each is tried alone, and only its own failure is its answer.

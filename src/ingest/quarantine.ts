@@ -26,7 +26,12 @@ export async function replayQuarantine(pool: pg.Pool, catalog: CatalogVersion): 
     if (rows.length === 0) return outcome;
     after = Number(rows[rows.length - 1]!.seq);
     // Replay is judged by today's clock only for the future-skew rule; a quarantined event was within it when it arrived.
-    const result = await ingestBatch(pool, catalog, rows.map((r) => r.event), { channel: 'replay', futureSkewMsMax: Number.MAX_SAFE_INTEGER });
+    const result = await ingestBatch(
+      pool,
+      catalog,
+      rows.map((r) => r.event),
+      { channel: 'replay', futureSkewMsMax: Number.MAX_SAFE_INTEGER },
+    );
     const done: Array<{ seq: string; result: string }> = [];
     result.results.forEach((r, i) => {
       outcome.examined += 1;

@@ -1,6 +1,6 @@
 // Ingestion: validate, deduplicate by (source, id), and make every accepted event durable before answering.
 // One transaction per batch: events, conflicts, quarantine and the batch record commit together or not at all.
-import { createHash } from 'node:crypto';
+import { usageBatchId } from '../domain/keys.js';
 import type pg from 'pg';
 import { validateEvent, eventContentHash, INGEST_LIMITS, type NormalizedEvent } from './cloudevent.js';
 import type { CatalogVersion } from '../catalog/service.js';
@@ -55,12 +55,7 @@ const KEY_CLAIMED_MEANWHILE = 'AC001';
 
 export const FUTURE_SKEW_MS_MAX_DEFAULT = 5 * 60 * 1000;
 
-/** The usage batch id: derived from the batch's content, so the same batch sent twice has the same id. */
-export function usageBatchId(keys: Array<{ source: string; id: string; hash: string }>): string {
-  const digest = createHash('sha256');
-  for (const key of keys) digest.update(`${key.source}\u0000${key.id}\u0000${key.hash}\n`);
-  return `ub:v1:${digest.digest('hex').slice(0, 32)}`;
-}
+export { usageBatchId } from '../domain/keys.js';
 
 /** The (source, id) an event carries, as far as it carries them as strings (for answering a rejected event). */
 export function rawKey(raw: unknown): { source?: string; id?: string } {
@@ -150,15 +145,28 @@ function judge(groups: ReadonlyMap<string, KeyGroup>, stored: ReadonlyMap<string
   return judged;
 }
 
-export function ingestBatch(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
+export function ingestBatch(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  rawEvents: readonly unknown[],
+  options: IngestOptions,
+): Promise<BatchOutcome> {
   return inSpan(SPANS.ingestBatch, { 'accrue.channel': options.channel, 'accrue.events_received': rawEvents.length }, async (span) => {
     const outcome = await ingestBatchUntraced(pool, catalog, rawEvents, options);
-    span.setAttributes({ [ATTRIBUTES.batch]: outcome.batch_id, ...Object.fromEntries(Object.entries(outcome.counts).map(([status, n]) => [`accrue.events_${status}`, n])) });
+    span.setAttributes({
+      [ATTRIBUTES.batch]: outcome.batch_id,
+      ...Object.fromEntries(Object.entries(outcome.counts).map(([status, n]) => [`accrue.events_${status}`, n])),
+    });
     return outcome;
   });
 }
 
-async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome> {
+async function ingestBatchUntraced(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  rawEvents: readonly unknown[],
+  options: IngestOptions,
+): Promise<BatchOutcome> {
   if (rawEvents.length > INGEST_LIMITS.batchEventsMax) {
     throw new RangeError(`a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${rawEvents.length}`);
   }
@@ -198,11 +206,25 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
     if (occurrence.event && !group.first) group.first = occurrence;
   });
 
-  const batchId = usageBatchId(batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }]);
+  const batchId = usageBatchId(
+    batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }],
+  );
   const firsts = [...groups.values()].flatMap((g) => (g.first ? [g.first.event!] : []));
-  await ensureEventPartitions(pool, firsts.map((event) => event.time), context.now);
+  await ensureEventPartitions(
+    pool,
+    firsts.map((event) => event.time),
+    context.now,
+  );
   const batchRow = (counts: Record<EventStatus, number>) => [
-    batchId, options.channel, options.apiKeyId ?? null, rawEvents.length, counts.accepted, counts.duplicate, counts.conflict, counts.rejected, counts.quarantined,
+    batchId,
+    options.channel,
+    options.apiKeyId ?? null,
+    rawEvents.length,
+    counts.accepted,
+    counts.duplicate,
+    counts.conflict,
+    counts.rejected,
+    counts.quarantined,
   ];
 
   // The common batch, every event valid or rejected and any repeat of a key carrying its first content, is one
@@ -213,7 +235,13 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
   if (hopeful.accepted.length > 0 && hopeful.conflicts.length === 0 && hopeful.quarantined.length === 0) {
     const counts = countStatuses(hopeful.results);
     try {
-      const gate = (await pool.query<Gate>(INSERT_EVENTS, [eventRows(hopeful.accepted, catalog), ...batchRow(counts), options.requireHead ? catalog.version : null])).rows[0]!;
+      const gate = (
+        await pool.query<Gate>(INSERT_EVENTS, [
+          eventRows(hopeful.accepted, catalog),
+          ...batchRow(counts),
+          options.requireHead ? catalog.version : null,
+        ])
+      ).rows[0]!;
       if (!gate.head_ok) throw new CatalogMovedError(catalog.version, gate.head);
       if (gate.keys_free) return { batch_id: batchId, counts, results: hopeful.results };
     } catch (error) {
@@ -239,7 +267,16 @@ async function ingestBatchUntraced(pool: pg.Pool, catalog: CatalogVersion, rawEv
         const counts = countStatuses(judged.results);
         if (judged.quarantined.length > 0) {
           await client.query(INSERT_QUARANTINE, [
-            JSON.stringify(judged.quarantined.map((q) => ({ source: q.source, id: q.id, content_hash: q.hash, reason: q.quarantine!.reason, problems: q.quarantine!.problems, event: q.raw }))),
+            JSON.stringify(
+              judged.quarantined.map((q) => ({
+                source: q.source,
+                id: q.id,
+                content_hash: q.hash,
+                reason: q.quarantine!.reason,
+                problems: q.quarantine!.problems,
+                event: q.raw,
+              })),
+            ),
             batchId,
           ]);
         }
@@ -286,7 +323,13 @@ function conflictResults(results: EventOutcome[], conflicts: readonly Conflict[]
       source: conflict.source,
       id: conflict.id,
       status: 'conflict',
-      problems: [{ path: 'id', code: 'conflict', message: `an event with source ${JSON.stringify(conflict.source)} and this id was already accepted with different content` }],
+      problems: [
+        {
+          path: 'id',
+          code: 'conflict',
+          message: `an event with source ${JSON.stringify(conflict.source)} and this id was already accepted with different content`,
+        },
+      ],
     };
   }
   return results;

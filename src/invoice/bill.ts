@@ -37,7 +37,10 @@ export async function bill(options: BillOptions): Promise<BillOutcome> {
     if (!applied.ok) throw new ProblemError(applied.problems.map((p) => ({ ...p, path: `--catalog ${p.path}` })));
     const catalog = (await catalogVersion(store.pool, applied.value.version))!;
     // The files are history: an event is judged against its own period, never refused as "in the future".
-    const ingest = await ingestFile(store.pool, catalog, options.eventsFile, { futureSkewMsMax: Number.MAX_SAFE_INTEGER, onProgress: options.onProgress });
+    const ingest = await ingestFile(store.pool, catalog, options.eventsFile, {
+      futureSkewMsMax: Number.MAX_SAFE_INTEGER,
+      onProgress: options.onProgress,
+    });
     // Likewise the period: the files are its history, so it is closed as of its end (a month not yet ended is not early).
     const window = parsePeriod(options.period, '--period');
     if (!window.ok) throw new ProblemError(window.problems);

@@ -11,7 +11,7 @@ import { transaction } from '../store/store.js';
 import { appendAudit, type AppendAuditInput } from '../audit/log.js';
 import { invoiceAmountProblems } from '../domain/limits.js';
 import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
-import { invoiceIdOf } from '../domain/rating-engine.js';
+import { invoiceIdOf, lateAdjustmentKey, lateCreditNoteKey } from '../domain/keys.js';
 import { reissued } from '../domain/invoice-terms.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
 import { checkRolloutScope, erpRouting, type RolloutScope } from '../post/rollout.js';
@@ -77,11 +77,23 @@ export const CLOSE_UNBILLABLE_STATUS = 422;
  */
 export function periodTiming(window: PeriodWindow, now: Date, early: boolean): { refused: Problem } | { early: boolean } {
   if (now.getTime() < Date.parse(window.from)) {
-    return { refused: { path: 'period', code: 'period_in_future', message: `period ${window.period} has not begun (it starts ${window.from}, now is ${now.toISOString()}); a future period is never closed` } };
+    return {
+      refused: {
+        path: 'period',
+        code: 'period_in_future',
+        message: `period ${window.period} has not begun (it starts ${window.from}, now is ${now.toISOString()}); a future period is never closed`,
+      },
+    };
   }
   if (now.getTime() < Date.parse(window.to)) {
     if (early) return { early: true };
-    return { refused: { path: 'period', code: 'period_not_ended', message: `period ${window.period} has not ended (it ends ${window.to}, now is ${now.toISOString()}); close it before its end only on purpose, with early (accrue close --early)` } };
+    return {
+      refused: {
+        path: 'period',
+        code: 'period_not_ended',
+        message: `period ${window.period} has not ended (it ends ${window.to}, now is ${now.toISOString()}); close it before its end only on purpose, with early (accrue close --early)`,
+      },
+    };
   }
   return { early: false };
 }
@@ -100,11 +112,21 @@ interface CloseStart {
  * period closed in one transaction. A period already `closing` or `closed` keeps its watermark: a resumed or repeated
  * run rates the same usage, so the invoices an earlier attempt finalized come back unchanged.
  */
-async function beginClose(pool: pg.Pool, entities: string[], period: string, audit: { by: string; early: boolean; now: Date }): Promise<CloseStart> {
+async function beginClose(
+  pool: pg.Pool,
+  entities: string[],
+  period: string,
+  audit: { by: string; early: boolean; now: Date },
+): Promise<CloseStart> {
   return transaction(pool, async (client) => {
     await client.query('LOCK TABLE events IN SHARE MODE');
     const mark = (await client.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
-    const before = (await client.query<{ legal_entity: string; status: string }>('SELECT legal_entity, status FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) ORDER BY legal_entity FOR UPDATE', [period, entities])).rows;
+    const before = (
+      await client.query<{ legal_entity: string; status: string }>(
+        'SELECT legal_entity, status FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) ORDER BY legal_entity FOR UPDATE',
+        [period, entities],
+      )
+    ).rows;
     for (const entity of entities) {
       await client.query(
         `INSERT INTO billing_periods (legal_entity, period, status, event_seq_watermark, closing_since) VALUES ($1, $2, 'closing', $3, now())
@@ -115,11 +137,13 @@ async function beginClose(pool: pg.Pool, entities: string[], period: string, aud
         [entity, period, mark],
       );
     }
-    const stored = (await client.query<{ mark: string; since: string | null }>(
-      `SELECT max(event_seq_watermark)::text AS mark, to_char(min(closing_since) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since
+    const stored = (
+      await client.query<{ mark: string; since: string | null }>(
+        `SELECT max(event_seq_watermark)::text AS mark, to_char(min(closing_since) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS since
          FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2)`,
-      [period, entities],
-    )).rows[0]!;
+        [period, entities],
+      )
+    ).rows[0]!;
     const resumed = before.some((row) => row.status === 'closing');
     if (audit.early && !before.some((row) => row.status === 'closed')) {
       await appendAudit(client, {
@@ -140,17 +164,33 @@ async function beginClose(pool: pg.Pool, entities: string[], period: string, aud
  * like any late usage, and the period is marked closed. The lock holds new inserts until the commit; after it,
  * ingestion flags the period's events late itself.
  */
-async function finishClose(pool: pg.Pool, entities: string[], window: PeriodWindow, watermark: string, customers: string[], audit: () => AppendAuditInput): Promise<void> {
+async function finishClose(
+  pool: pg.Pool,
+  entities: string[],
+  window: PeriodWindow,
+  watermark: string,
+  customers: string[],
+  audit: () => AppendAuditInput,
+): Promise<void> {
   await transaction(pool, async (client) => {
     await client.query('LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE');
-    const closing = (await client.query("SELECT 1 FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) AND status <> 'closed'", [window.period, entities])).rowCount ?? 0;
+    const closing =
+      (
+        await client.query("SELECT 1 FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) AND status <> 'closed'", [
+          window.period,
+          entities,
+        ])
+      ).rowCount ?? 0;
     if (closing > 0 && customers.length > 0) {
       const arrived = await client.query(
         'SELECT 1 FROM events WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4) LIMIT 1',
         [watermark, window.from, window.to, customers],
       );
       if ((arrived.rowCount ?? 0) > 0) {
-        await client.query('UPDATE events SET late = true WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4)', [watermark, window.from, window.to, customers]);
+        await client.query(
+          'UPDATE events SET late = true WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4)',
+          [watermark, window.from, window.to, customers],
+        );
       }
     }
     await client.query(
@@ -178,11 +218,19 @@ export class CloseFailedError extends Error {
 
 /** `rollout` limits which documents reach `erpTargets`; the others are journaled and recorded as held back (src/post/rollout.ts). */
 export function closePeriod(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions): Promise<CloseOutcome> {
-  return inSpan(SPANS.closePeriod, { [ATTRIBUTES.period]: String(options.period), ...(options.legalEntity ? { [ATTRIBUTES.legalEntity]: options.legalEntity } : {}) }, async (span) => {
-    const outcome = await closePeriodUntraced(pool, catalog, options);
-    span.setAttributes({ 'accrue.event_seq_watermark': outcome.event_seq_watermark, 'accrue.invoices': outcome.invoices.length, 'accrue.corrections': outcome.corrections.length });
-    return outcome;
-  });
+  return inSpan(
+    SPANS.closePeriod,
+    { [ATTRIBUTES.period]: String(options.period), ...(options.legalEntity ? { [ATTRIBUTES.legalEntity]: options.legalEntity } : {}) },
+    async (span) => {
+      const outcome = await closePeriodUntraced(pool, catalog, options);
+      span.setAttributes({
+        'accrue.event_seq_watermark': outcome.event_seq_watermark,
+        'accrue.invoices': outcome.invoices.length,
+        'accrue.corrections': outcome.corrections.length,
+      });
+      return outcome;
+    },
+  );
 }
 
 async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions): Promise<CloseOutcome> {
@@ -192,7 +240,8 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
   if (scope && !scope.ok) throw new ProblemError(scope.problems);
   const window = parsed.value;
   const entities = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => !options.legalEntity || id === options.legalEntity);
-  if (entities.length === 0) throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}` }]);
+  if (entities.length === 0)
+    throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}` }]);
   const by = options.by ?? 'system:billing-run';
   const now = options.now ?? new Date();
   const timing = periodTiming(window, now, options.early === true);
@@ -203,38 +252,78 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
         action: 'billing_run.close_refused',
         subject: `billing-run:v1:${window.period}:${entities.join('+')}`,
         reason: timing.refused.message,
-        details: { period: window.period, legal_entities: entities, code: timing.refused.code, now: now.toISOString(), early: options.early === true },
+        details: {
+          period: window.period,
+          legal_entities: entities,
+          code: timing.refused.code,
+          now: now.toISOString(),
+          early: options.early === true,
+        },
       }),
     );
     throw new ProblemError([timing.refused], CLOSE_REFUSED_STATUS);
   }
   const start = await beginClose(pool, entities, window.period, { by, early: timing.early, now });
-  if (start.resumed) options.log?.({ level: 'warn', msg: 'resuming a close that did not finish', period: window.period, closing_since: start.closingSince, event_seq_watermark: start.watermark });
+  if (start.resumed)
+    options.log?.({
+      level: 'warn',
+      msg: 'resuming a close that did not finish',
+      period: window.period,
+      closing_since: start.closingSince,
+      event_seq_watermark: start.watermark,
+    });
   try {
     return await rateAndFinalize(pool, catalog, options, { window, entities, by, start, early: timing.early });
   } catch (error) {
-    options.log?.({ level: 'error', msg: 'close failed, nothing was closed', period: window.period, error: error instanceof Error ? error.message : String(error) });
+    options.log?.({
+      level: 'error',
+      msg: 'close failed, nothing was closed',
+      period: window.period,
+      error: error instanceof Error ? error.message : String(error),
+    });
     if (error instanceof ProblemError) {
-      throw new ProblemError([...error.problems, { path: 'period', code: 'close_failed', message: `nothing was closed: period ${window.period} stays open (closing, its events are not late); a new close of ${window.period} resumes it` }], error.status);
+      throw new ProblemError(
+        [
+          ...error.problems,
+          {
+            path: 'period',
+            code: 'close_failed',
+            message: `nothing was closed: period ${window.period} stays open (closing, its events are not late); a new close of ${window.period} resumes it`,
+          },
+        ],
+        error.status,
+      );
     }
     throw new CloseFailedError(window.period, error);
   }
 }
 
-async function rateAndFinalize(pool: pg.Pool, catalog: CatalogVersion, options: CloseOptions, run: { window: PeriodWindow; entities: string[]; by: string; start: CloseStart; early: boolean }): Promise<CloseOutcome> {
+async function rateAndFinalize(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  options: CloseOptions,
+  run: { window: PeriodWindow; entities: string[]; by: string; start: CloseStart; early: boolean },
+): Promise<CloseOutcome> {
   const { window, entities } = run;
   const watermark = run.start.watermark;
-  const entityCustomers = catalog.catalog.customers.filter((c) => entities.includes(c.legal_entity)).map((c) => c.id).sort();
+  const entityCustomers = catalog.catalog.customers
+    .filter((c) => entities.includes(c.legal_entity))
+    .map((c) => c.id)
+    .sort();
   const customers = [...catalog.catalog.customers]
     .filter((c) => entities.includes(c.legal_entity))
-    .filter((c) => catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)))
+    .filter((c) =>
+      catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)),
+    )
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
   // Rating only reads, so customers are rated concurrently; finalizing stays sequential in customer order,
   // which keeps invoice numbers deterministic for the same inputs.
   let ratedCount = 0;
   const rated = await mapConcurrent(customers, RATING_CONCURRENCY, async (customer) => {
-    const result = await inSpan(SPANS.rateCustomer, { [ATTRIBUTES.customer]: customer.id, [ATTRIBUTES.period]: window.period }, () => rateWithStoredUsage(pool, catalog, customer.id, window, watermark));
+    const result = await inSpan(SPANS.rateCustomer, { [ATTRIBUTES.customer]: customer.id, [ATTRIBUTES.period]: window.period }, () =>
+      rateWithStoredUsage(pool, catalog, customer.id, window, watermark),
+    );
     options.progress?.(++ratedCount, customers.length, 'customers rated');
     return result;
   });
@@ -247,31 +336,57 @@ async function rateAndFinalize(pool: pg.Pool, catalog: CatalogVersion, options: 
   // and a re-run picks up where it stopped because every write is keyed.
   for (let start = 0; start < drafts.length; start += FINALIZE_BATCH) {
     const batch = drafts.slice(start, start + FINALIZE_BATCH);
-    const finalized = await inSpan(SPANS.finalizeBatch, { [ATTRIBUTES.period]: window.period, 'accrue.drafts': batch.length }, () => transaction(pool, async (client) => {
-      const done: Invoice[] = [];
-      for (const { customer, invoice, usage } of batch) await inSpan(SPANS.finalize, { [ATTRIBUTES.customer]: customer, [ATTRIBUTES.legalEntity]: invoice.legal_entity }, async (span) => {
-        const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
-        await client.query(
-          `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
+    const finalized = await inSpan(SPANS.finalizeBatch, { [ATTRIBUTES.period]: window.period, 'accrue.drafts': batch.length }, () =>
+      transaction(pool, async (client) => {
+        const done: Invoice[] = [];
+        for (const { customer, invoice, usage } of batch)
+          await inSpan(
+            SPANS.finalize,
+            { [ATTRIBUTES.customer]: customer, [ATTRIBUTES.legalEntity]: invoice.legal_entity },
+            async (span) => {
+              const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
+              await client.query(
+                `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-          [invoice.rating_run, customer, window.period, catalog.version, catalog.hash, contentHash(usage), watermark, JSON.stringify(usage)],
-        );
-        const saved = await saveDraft(client, invoice);
-        const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
-        // Accrual: the month's invoice posts on the month's last day.
-        await recordJournals(client, journalsFor(finalized, catalog, inclusiveEnd(window.end_date)), finalized.number, erpRouting(options.erpTargets, options.rollout, finalized));
-        span.setAttributes(correlationAttributes(documentLogFields(finalized)));
-        done.push(finalized);
-      });
-      return done;
-    }));
+                [
+                  invoice.rating_run,
+                  customer,
+                  window.period,
+                  catalog.version,
+                  catalog.hash,
+                  contentHash(usage),
+                  watermark,
+                  JSON.stringify(usage),
+                ],
+              );
+              const saved = await saveDraft(client, invoice);
+              const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
+              // Accrual: the month's invoice posts on the month's last day.
+              await recordJournals(
+                client,
+                journalsFor(finalized, catalog, inclusiveEnd(window.end_date)),
+                finalized.number,
+                erpRouting(options.erpTargets, options.rollout, finalized),
+              );
+              span.setAttributes(correlationAttributes(documentLogFields(finalized)));
+              done.push(finalized);
+            },
+          );
+        return done;
+      }),
+    );
     invoices.push(...finalized);
     options.progress?.(invoices.length, drafts.length, 'invoices finalized');
     // Logged once the batch has committed, so a line never names an invoice a rollback took back.
-    for (const invoice of finalized) options.log?.({ level: 'info', msg: 'invoice finalized', period: window.period, ...documentLogFields(invoice) });
+    for (const invoice of finalized)
+      options.log?.({ level: 'info', msg: 'invoice finalized', period: window.period, ...documentLogFields(invoice) });
   }
-  const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () => correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log));
-  await finishClose(pool, entities, window, watermark, entityCustomers, () => billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }));
+  const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () =>
+    correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log),
+  );
+  await finishClose(pool, entities, window, watermark, entityCustomers, () =>
+    billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }),
+  );
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections, resumed: run.start.resumed, early: run.early };
 }
 
@@ -279,29 +394,42 @@ async function rateAndFinalize(pool: pg.Pool, catalog: CatalogVersion, options: 
  * One audit record per run, after its last batch: counts, totals and digests of its ids. The ids themselves are in
  * each invoice's own `invoice.finalize` record (10k ids would not fit one record).
  */
-function billingRunAudit(actor: string, run: { period: string; entities: string[]; watermark: string; catalog: CatalogVersion; invoices: Invoice[]; corrections: CloseOutcome['corrections']; early: boolean }): AppendAuditInput {
+function billingRunAudit(
+  actor: string,
+  run: {
+    period: string;
+    entities: string[];
+    watermark: string;
+    catalog: CatalogVersion;
+    invoices: Invoice[];
+    corrections: CloseOutcome['corrections'];
+    early: boolean;
+  },
+): AppendAuditInput {
   const totals = new Map<string, bigint>();
   for (const invoice of run.invoices) totals.set(invoice.currency, (totals.get(invoice.currency) ?? 0n) + invoice.total_minor);
   const sorted = (ids: string[]) => [...new Set(ids)].sort();
   return {
-      actor,
-      action: 'billing_run.close',
-      subject: `billing-run:v1:${run.period}:${run.entities.join('+')}:${run.watermark}`,
-      details: {
-        period: run.period,
-        legal_entities: run.entities,
-        event_seq_watermark: run.watermark,
-        catalog_version: run.catalog.version,
-        catalog_hash: run.catalog.hash,
-        invoices: run.invoices.length,
-        credit_notes: run.corrections.filter((c) => c.credit_note).length,
-        replacements: run.corrections.filter((c) => c.replacement).length,
-        total_minor_by_currency: Object.fromEntries([...totals].sort(([a], [b]) => (a < b ? -1 : 1))),
-        invoice_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.id))),
-        rating_run_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.rating_run))),
-        correction_ids_sha256: contentHash(sorted(run.corrections.flatMap((c) => [c.credit_note?.id, c.replacement?.id].filter((id): id is string => id !== undefined)))),
-        ...(run.early ? { early: true } : {}),
-      },
+    actor,
+    action: 'billing_run.close',
+    subject: `billing-run:v1:${run.period}:${run.entities.join('+')}:${run.watermark}`,
+    details: {
+      period: run.period,
+      legal_entities: run.entities,
+      event_seq_watermark: run.watermark,
+      catalog_version: run.catalog.version,
+      catalog_hash: run.catalog.hash,
+      invoices: run.invoices.length,
+      credit_notes: run.corrections.filter((c) => c.credit_note).length,
+      replacements: run.corrections.filter((c) => c.replacement).length,
+      total_minor_by_currency: Object.fromEntries([...totals].sort(([a], [b]) => (a < b ? -1 : 1))),
+      invoice_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.id))),
+      rating_run_ids_sha256: contentHash(sorted(run.invoices.map((i) => i.rating_run))),
+      correction_ids_sha256: contentHash(
+        sorted(run.corrections.flatMap((c) => [c.credit_note?.id, c.replacement?.id].filter((id): id is string => id !== undefined))),
+      ),
+      ...(run.early ? { early: true } : {}),
+    },
   };
 }
 
@@ -310,7 +438,16 @@ function billingRunAudit(actor: string, run: { period: string; entities: string[
  * is re-rated with the late events included; when the amounts change, a credit note reverses the invoice in force
  * and a replacement invoice takes its place. Keyed by (customer, currency, period, watermark): a re-run is a no-op.
  */
-async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPeriod: string, watermark: string, entities: string[], erpTargets: string[], rollout: RolloutScope | undefined, log?: LogLine): Promise<CloseOutcome['corrections']> {
+async function correctLateUsage(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  runPeriod: string,
+  watermark: string,
+  entities: string[],
+  erpTargets: string[],
+  rollout: RolloutScope | undefined,
+  log?: LogLine,
+): Promise<CloseOutcome['corrections']> {
   const corrections: CloseOutcome['corrections'] = [];
   const runWindow = parsePeriod(runPeriod);
   if (!runWindow.ok) throw new ProblemError(runWindow.problems);
@@ -339,37 +476,78 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
     ).rows[0];
     if (!inForce) continue; // nothing was billed for that period (no subscription then): the events stay as usage history
     const current = fromDocument(inForce.document);
-    const adjustmentKey = `adj:v1:${customer}:${current.currency}:${period}:${watermark}`;
+    const adjustmentKey = lateAdjustmentKey(customer, current.currency, period, watermark);
     const seen = await pool.query('SELECT 1 FROM late_usage_adjustments WHERE key = $1', [adjustmentKey]);
     if ((seen.rowCount ?? 0) > 0) continue;
     const periodWindow = parsePeriod(period);
     if (!periodWindow.ok) continue;
-    const rated = (await rateWithStoredUsage(pool, catalog, customer, periodWindow.value, watermark, { includeLate: true })).find((r) => r.invoice.currency === current.currency);
+    const rated = (await rateWithStoredUsage(pool, catalog, customer, periodWindow.value, watermark, { includeLate: true })).find(
+      (r) => r.invoice.currency === current.currency,
+    );
     if (!rated) continue;
     const unbillable = invoiceAmountProblems(rated.invoice);
     if (unbillable.length > 0) throw new ProblemError(unbillable, CLOSE_UNBILLABLE_STATUS);
     // A correction is a financial document: it is issued when an amount changes, not for a quantity that bills the same.
-    const amounts = (invoice: Invoice) => contentHash(invoice.lines.map((l) => [l.kind, l.product, l.price_version, l.credit_grant ?? null, l.amount_minor]));
+    const amounts = (invoice: Invoice) =>
+      contentHash(invoice.lines.map((l) => [l.kind, l.product, l.price_version, l.credit_grant ?? null, l.amount_minor]));
     const changed = rated.invoice.total_minor !== current.total_minor || amounts(rated.invoice) !== amounts(current);
     const entityRow = catalog.index.legalEntities.get(current.legal_entity)!;
     const outcome = await transaction(pool, async (client) => {
       let creditNote: Invoice | null = null;
       let replacement: Invoice | null = null;
       if (changed) {
-        const cnKey = `cn:v1:${current.id}:late:${watermark}`;
+        const cnKey = lateCreditNoteKey(current.id, watermark);
         // Issued by this run (dated the day after its period, like its invoices); a credit note has no due date.
-        const draftCredit: Invoice = { ...current, id: invoiceIdOf(cnKey), key: cnKey, kind: 'credit_note', corrects: current.id, number: null, status: 'draft', ...reissued(current, 'credit_note', runWindow.value.end_date) };
+        const draftCredit: Invoice = {
+          ...current,
+          id: invoiceIdOf(cnKey),
+          key: cnKey,
+          kind: 'credit_note',
+          corrects: current.id,
+          number: null,
+          status: 'draft',
+          ...reissued(current, 'credit_note', runWindow.value.end_date),
+        };
         creditNote = await finalizeInvoice(client, (await saveDraft(client, draftCredit)).invoice.id, entityRow.invoice_number_prefix);
-        await recordJournals(client, journalsFor(creditNote, catalog, postingDate), creditNote.number, erpRouting(erpTargets, rollout, creditNote));
+        await recordJournals(
+          client,
+          journalsFor(creditNote, catalog, postingDate),
+          creditNote.number,
+          erpRouting(erpTargets, rollout, creditNote),
+        );
         const replacementKey = `${current.key}:late:${watermark}`;
         await client.query(
           `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-          [rated.invoice.rating_run, customer, period, catalog.version, catalog.hash, contentHash(rated.usage), watermark, JSON.stringify(rated.usage)],
+          [
+            rated.invoice.rating_run,
+            customer,
+            period,
+            catalog.version,
+            catalog.hash,
+            contentHash(rated.usage),
+            watermark,
+            JSON.stringify(rated.usage),
+          ],
         );
-        const draftReplacement: Invoice = { ...rated.invoice, id: invoiceIdOf(replacementKey), key: replacementKey, corrects: current.id, ...reissued(rated.invoice, 'invoice', runWindow.value.end_date) };
-        replacement = await finalizeInvoice(client, (await saveDraft(client, draftReplacement)).invoice.id, entityRow.invoice_number_prefix);
-        await recordJournals(client, journalsFor(replacement, catalog, postingDate), replacement.number, erpRouting(erpTargets, rollout, replacement));
+        const draftReplacement: Invoice = {
+          ...rated.invoice,
+          id: invoiceIdOf(replacementKey),
+          key: replacementKey,
+          corrects: current.id,
+          ...reissued(rated.invoice, 'invoice', runWindow.value.end_date),
+        };
+        replacement = await finalizeInvoice(
+          client,
+          (await saveDraft(client, draftReplacement)).invoice.id,
+          entityRow.invoice_number_prefix,
+        );
+        await recordJournals(
+          client,
+          journalsFor(replacement, catalog, postingDate),
+          replacement.number,
+          erpRouting(erpTargets, rollout, replacement),
+        );
       }
       await client.query(
         `INSERT INTO late_usage_adjustments (key, customer, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period)
@@ -390,7 +568,14 @@ async function correctLateUsage(pool: pg.Pool, catalog: CatalogVersion, runPerio
  * Rating is pure and asks for usage by window; the windows depend only on dates (price versions, the
  * subscription), so a first pass records which windows it needs, the store answers them, and a second pass rates.
  */
-async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string, options: { includeLate?: boolean } = {}) {
+async function rateWithStoredUsage(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  customer: string,
+  window: PeriodWindow,
+  watermark: string,
+  options: { includeLate?: boolean } = {},
+) {
   const needed = new Map<string, { meter: string; from: string; to: string }>();
   const keyOf = (meter: string, from: string, to: string) => `${meter}|${from}|${to}`;
   const balancesUsed = await grantBalancesUsed(pool, customer, window.period);
@@ -405,11 +590,18 @@ async function rateWithStoredUsage(pool: pg.Pool, catalog: CatalogVersion, custo
     answers.set(key, await windowUsage(pool, meter, customer, w.from, w.to, watermark, options));
   }
   const usage = [...answers.values()].sort((a, b) => (a.usage_ref < b.usage_ref ? -1 : a.usage_ref > b.usage_ref ? 1 : 0));
-  const result = rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {
-    const answer = answers.get(keyOf(meter, from, to));
-    if (!answer) throw new Error(`rating asked for a window it did not ask for before: ${meter} ${from} ${to}`);
-    return { quantity: answer.quantity, usage_ref: answer.usage_ref };
-  }, usage);
+  const result = rateCustomerPeriod(
+    catalog,
+    customer,
+    window,
+    balancesUsed,
+    (meter, from, to) => {
+      const answer = answers.get(keyOf(meter, from, to));
+      if (!answer) throw new Error(`rating asked for a window it did not ask for before: ${meter} ${from} ${to}`);
+      return { quantity: answer.quantity, usage_ref: answer.usage_ref };
+    },
+    usage,
+  );
   if (!result.ok) throw new Error(`rating ${customer} for ${window.period} failed: ${formatProblems(result.problems)}`);
   return result.value.map((invoice) => ({ invoice, usage: usage.filter((u) => invoice.lines.some((l) => l.usage_ref === u.usage_ref)) }));
 }

@@ -16,14 +16,33 @@ export function inclusiveEnd(periodEndExclusive: string): string {
  * amount's rounding to the minor unit. A packaged price reads in packages (the metered usage is `usage_quantity`);
  * a tiered line has no single unit price (its tiers say how it was priced).
  */
-export function presentedLine(line: InvoiceLine): { quantity: string; unit_price: string | null; unit: string | null; usage_quantity: string | null } {
-  if (line.package) return { quantity: line.package.quantity, unit_price: line.unit_amount, unit: `package of ${line.package.size}`, usage_quantity: line.quantity };
+export function presentedLine(line: InvoiceLine): {
+  quantity: string;
+  unit_price: string | null;
+  unit: string | null;
+  usage_quantity: string | null;
+} {
+  if (line.package)
+    return {
+      quantity: line.package.quantity,
+      unit_price: line.unit_amount,
+      unit: `package of ${line.package.size}`,
+      usage_quantity: line.quantity,
+    };
   return { quantity: line.quantity, unit_price: line.tiers.length > 0 ? null : line.unit_amount, unit: null, usage_quantity: null };
 }
 
 /** Keys in print order (a stored document comes back from jsonb with its keys reordered). */
 const address = (a: PostalAddress | null) =>
-  a ? { lines: a.lines, city: a.city, ...(a.region === undefined ? {} : { region: a.region }), ...(a.postal_code === undefined ? {} : { postal_code: a.postal_code }), country: a.country } : null;
+  a
+    ? {
+        lines: a.lines,
+        city: a.city,
+        ...(a.region === undefined ? {} : { region: a.region }),
+        ...(a.postal_code === undefined ? {} : { postal_code: a.postal_code }),
+        country: a.country,
+      }
+    : null;
 const party = (p: InvoiceParty | undefined) => (p ? { name: p.name, address: address(p.address), tax_id: p.tax_id } : null);
 
 /** The invoice's totals in major units, in print order: subtotal, discounts, credits, tax per jurisdiction, tax, total. */
@@ -33,7 +52,12 @@ export function invoiceAmounts(invoice: Invoice) {
     subtotal: major(invoice.subtotal_minor),
     discount: major(invoice.discount_minor),
     credits_applied: major(invoice.credits_applied_minor),
-    tax_lines: invoice.tax_lines.map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate, taxable: major(t.taxable_minor), tax: major(t.tax_minor) })),
+    tax_lines: invoice.tax_lines.map((t) => ({
+      jurisdiction: t.jurisdiction,
+      rate: t.rate,
+      taxable: major(t.taxable_minor),
+      tax: major(t.tax_minor),
+    })),
     tax: major(invoice.tax_minor),
     total: major(invoice.total_minor),
   };
@@ -71,7 +95,9 @@ export function exportInvoice(invoice: Invoice) {
     period_end: inclusiveEnd(invoice.period_end),
     // Charge lines sum to the subtotal; discounts and credit drawdowns follow as their own negative lines.
     lines: invoice.lines.filter((l) => CHARGE_KINDS.has(l.kind)).map(line),
-    adjustments: invoice.lines.filter((l) => !CHARGE_KINDS.has(l.kind)).map((l) => ({ kind: l.kind, ...line(l), ...(l.credit_grant ? { credit_grant: l.credit_grant } : {}) })),
+    adjustments: invoice.lines
+      .filter((l) => !CHARGE_KINDS.has(l.kind))
+      .map((l) => ({ kind: l.kind, ...line(l), ...(l.credit_grant ? { credit_grant: l.credit_grant } : {}) })),
     ...invoiceAmounts(invoice),
     rounding: invoice.rounding,
   };
@@ -79,7 +105,9 @@ export function exportInvoice(invoice: Invoice) {
 
 /** Deterministic order: legal entity, then number (gapless per entity), then key for drafts. */
 export function exportInvoices(invoices: readonly Invoice[]): string {
-  const sorted = [...invoices].sort((a, b) => compare(a.legal_entity, b.legal_entity) || compare(a.number ?? '', b.number ?? '') || compare(a.key, b.key));
+  const sorted = [...invoices].sort(
+    (a, b) => compare(a.legal_entity, b.legal_entity) || compare(a.number ?? '', b.number ?? '') || compare(a.key, b.key),
+  );
   return `${JSON.stringify(sorted.map(exportInvoice), null, 2)}\n`;
 }
 

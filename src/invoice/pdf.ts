@@ -77,7 +77,14 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
   };
   const newPage = () => {
     doc.addPage();
-    doc.font('Helvetica-Bold').fontSize(10).fillColor('black').text(text(`${seller.name}: ${title} ${number} (continued)`), PAGE.margin, PAGE.margin, { width: RIGHT - PAGE.margin, lineBreak: false });
+    doc
+      .font('Helvetica-Bold')
+      .fontSize(10)
+      .fillColor('black')
+      .text(text(`${seller.name}: ${title} ${number} (continued)`), PAGE.margin, PAGE.margin, {
+        width: RIGHT - PAGE.margin,
+        lineBreak: false,
+      });
     y = PAGE.margin + 24;
   };
 
@@ -95,7 +102,11 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     doc.text(String(line.line_no), COL.no.x, y, { width: COL.no.width });
     doc.text(row.description, COL.description.x, y, { width: COL.description.width });
     if (row.detail) {
-      doc.font('Helvetica').fontSize(7.5).fillColor(GREY).text(row.detail, COL.description.x, doc.y + 1, { width: COL.description.width });
+      doc
+        .font('Helvetica')
+        .fontSize(7.5)
+        .fillColor(GREY)
+        .text(row.detail, COL.description.x, doc.y + 1, { width: COL.description.width });
       doc.fillColor('black').fontSize(9);
     }
     doc.text(row.quantity, COL.quantity.x, y, { width: COL.quantity.width, align: 'right' });
@@ -107,7 +118,12 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     doc.font('Helvetica-Oblique').fontSize(9).fillColor(GREY).text('No charges in this period.', COL.description.x, y);
     y += 16;
   }
-  doc.moveTo(PAGE.margin, y + 2).lineTo(RIGHT, y + 2).lineWidth(0.5).strokeColor(RULE).stroke();
+  doc
+    .moveTo(PAGE.margin, y + 2)
+    .lineTo(RIGHT, y + 2)
+    .lineWidth(0.5)
+    .strokeColor(RULE)
+    .stroke();
   y += 12;
 
   // ---------- totals ----------
@@ -115,7 +131,10 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
   if (invoice.discount_minor !== 0n) totals.push({ label: 'Discounts', value: money(-invoice.discount_minor) });
   if (invoice.credits_applied_minor !== 0n) totals.push({ label: 'Prepaid credits applied', value: money(-invoice.credits_applied_minor) });
   for (const tax of invoice.tax_lines) {
-    totals.push({ label: `Tax ${tax.jurisdiction} ${percent(tax.rate)}% on ${formatMajor(tax.taxable_minor, invoice.currency)}`, value: money(tax.tax_minor) });
+    totals.push({
+      label: `Tax ${tax.jurisdiction} ${percent(tax.rate)}% on ${formatMajor(tax.taxable_minor, invoice.currency)}`,
+      value: money(tax.tax_minor),
+    });
   }
   if (invoice.tax_lines.length === 0) totals.push({ label: 'Tax', value: money(invoice.tax_minor) });
   totals.push({ label: invoice.kind === 'credit_note' ? 'Total credited' : 'Total due', value: money(invoice.total_minor), bold: true });
@@ -126,11 +145,19 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
   }
   for (const t of totals) {
     if (t.bold) {
-      doc.moveTo(TOTALS.x, y - 2).lineTo(RIGHT, y - 2).lineWidth(1).strokeColor('black').stroke();
+      doc
+        .moveTo(TOTALS.x, y - 2)
+        .lineTo(RIGHT, y - 2)
+        .lineWidth(1)
+        .strokeColor('black')
+        .stroke();
       y += 4;
     }
     const height = totalRowHeight(doc, t.label, t.bold === true);
-    doc.font(t.bold ? 'Helvetica-Bold' : 'Helvetica').fontSize(t.bold ? 11 : 9).fillColor('black');
+    doc
+      .font(t.bold ? 'Helvetica-Bold' : 'Helvetica')
+      .fontSize(t.bold ? 11 : 9)
+      .fillColor('black');
     doc.text(text(t.label), TOTALS.x, y, { width: TOTALS.labelWidth });
     doc.text(t.value, TOTALS.valueX, y, { width: TOTALS.valueWidth, align: 'right' });
     y += height;
@@ -144,7 +171,8 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     `All amounts in ${invoice.currency}. Service period ${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}, both inclusive.`,
     `Document ${invoice.id}; rating run ${invoice.rating_run}.`,
   ];
-  if (invoice.status !== 'finalized') notes.unshift(invoice.status === 'void' ? 'This document is VOID.' : 'DRAFT: not a valid tax invoice until finalized and numbered.');
+  if (invoice.status !== 'finalized')
+    notes.unshift(invoice.status === 'void' ? 'This document is VOID.' : 'DRAFT: not a valid tax invoice until finalized and numbered.');
   doc.font('Helvetica').fontSize(8).fillColor(GREY);
   for (const note of notes) {
     doc.text(text(note), PAGE.margin, y, { width: RIGHT - PAGE.margin });
@@ -191,14 +219,18 @@ function drawHeader(doc: Doc, input: InvoicePdfInput, title: string, number: str
   ];
   if (invoice.kind === 'invoice' && invoice.due_date) {
     facts.push(['Due date', invoice.due_date]);
-    if (invoice.payment_terms_days !== undefined && invoice.payment_terms_days !== null) facts.push(['Payment terms', paymentTermsText(invoice.payment_terms_days)]);
+    if (invoice.payment_terms_days !== undefined && invoice.payment_terms_days !== null)
+      facts.push(['Payment terms', paymentTermsText(invoice.payment_terms_days)]);
   }
   facts.push(['Service period', `${invoice.period_start} to ${inclusiveEnd(invoice.period_end)}`], ['Currency', invoice.currency]);
   if (invoice.kind === 'credit_note') facts.push(['Corrects invoice', invoice.corrects ?? '(not recorded)']);
   if (invoice.status !== 'finalized') facts.push(['Status', invoice.status.toUpperCase()]);
   for (const [label, value] of facts) {
     doc.font('Helvetica').fontSize(9).fillColor(GREY).text(label, boxX, y, { width: 90 });
-    doc.font('Helvetica-Bold').fillColor('black').text(text(value), boxX + 90, y, { width: boxWidth - 90, align: 'right' });
+    doc
+      .font('Helvetica-Bold')
+      .fillColor('black')
+      .text(text(value), boxX + 90, y, { width: boxWidth - 90, align: 'right' });
     y = Math.max(y + 13, doc.y + 1);
   }
 
@@ -250,7 +282,9 @@ function lineRow(line: InvoiceLine, { invoice, products }: InvoicePdfInput): Row
   if (line.tiers.length > 0) {
     details.push(
       line.tiers
-        .map((t) => `tier ${t.tier}: ${t.quantity} x ${t.unit_amount}${new Decimal(t.flat_amount).isZero() ? '' : ` + ${t.flat_amount} flat`}`)
+        .map(
+          (t) => `tier ${t.tier}: ${t.quantity} x ${t.unit_amount}${new Decimal(t.flat_amount).isZero() ? '' : ` + ${t.flat_amount} flat`}`,
+        )
         .join('; '),
     );
   }
@@ -294,7 +328,12 @@ function drawFooters(doc: Doc, label: string): void {
     const bottom = doc.page.margins.bottom;
     doc.page.margins.bottom = 0; // writing inside the bottom margin must not start a new page
     const y = PAGE.height - PAGE.margin - 10;
-    doc.moveTo(PAGE.margin, y - 6).lineTo(RIGHT, y - 6).lineWidth(0.5).strokeColor(RULE).stroke();
+    doc
+      .moveTo(PAGE.margin, y - 6)
+      .lineTo(RIGHT, y - 6)
+      .lineWidth(0.5)
+      .strokeColor(RULE)
+      .stroke();
     doc.font('Helvetica').fontSize(8).fillColor(GREY);
     doc.text(text(label), PAGE.margin, y, { width: 380, lineBreak: false });
     doc.text(`Page ${i - range.start + 1} of ${range.count}`, RIGHT - 100, y, { width: 100, align: 'right', lineBreak: false });
@@ -360,6 +399,7 @@ function documentId(input: InvoicePdfInput): Uint8Array {
  */
 function setDocumentId(doc: Doc, id: Uint8Array): void {
   const internal = doc as unknown as { _id?: unknown };
-  if (!(internal._id instanceof Uint8Array)) throw new Error('pdfkit internals changed: document._id is not a byte array; check deterministic PDF IDs');
+  if (!(internal._id instanceof Uint8Array))
+    throw new Error('pdfkit internals changed: document._id is not a byte array; check deterministic PDF IDs');
   internal._id = id;
 }

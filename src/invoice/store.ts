@@ -23,7 +23,12 @@ export function withoutLegalContent(invoice: Invoice): Invoice {
   return {
     ...rest,
     lines: invoice.lines.map(({ package: billed, ...line }) =>
-      billed ? { ...line, description: line.description.replace(/ \(\d+ packages? of [^)]*\)$/, ` (${billed.quantity} packages of ${billed.size})`) } : line,
+      billed
+        ? {
+            ...line,
+            description: line.description.replace(/ \(\d+ packages? of [^)]*\)$/, ` (${billed.quantity} packages of ${billed.size})`),
+          }
+        : line,
     ),
   };
 }
@@ -43,17 +48,26 @@ export interface SavedInvoice {
  */
 export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promise<SavedInvoice> {
   const hash = invoiceContentHash(invoice);
-  const existing = (await client.query<{ id: string; status: string; content_hash: string; document: unknown }>(
-    'SELECT id, status, content_hash, document FROM invoices WHERE key = $1 FOR UPDATE',
-    [invoice.key],
-  )).rows[0];
+  const existing = (
+    await client.query<{ id: string; status: string; content_hash: string; document: unknown }>(
+      'SELECT id, status, content_hash, document FROM invoices WHERE key = $1 FOR UPDATE',
+      [invoice.key],
+    )
+  ).rows[0];
   if (existing) {
     if (existing.content_hash === hash) return { invoice: fromDocument(existing.document), created: false };
     // Stored before invoices carried their legal content: the same draft without it is the same document.
-    if (existing.status !== 'draft' && existing.content_hash === invoiceContentHash(withoutLegalContent(invoice))) return { invoice: fromDocument(existing.document), created: false };
+    if (existing.status !== 'draft' && existing.content_hash === invoiceContentHash(withoutLegalContent(invoice)))
+      return { invoice: fromDocument(existing.document), created: false };
     if (existing.status !== 'draft') {
       throw new ProblemError(
-        [{ path: 'key', code: 'exists_with_different_content', message: `invoice ${invoice.key} is already ${existing.status} with other content; correct it with a credit note` }],
+        [
+          {
+            path: 'key',
+            code: 'exists_with_different_content',
+            message: `invoice ${invoice.key} is already ${existing.status} with other content; correct it with a credit note`,
+          },
+        ],
         409,
       );
     }
@@ -66,12 +80,27 @@ export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promis
                            issue_date, due_date)
      VALUES ($1, $2, $3, $4, NULL, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
     [
-      invoice.id, invoice.key, invoice.kind, invoice.corrects ?? null, invoice.legal_entity, invoice.customer, invoice.currency,
-      invoice.period_start.slice(0, 7), invoice.period_start, invoice.period_end, invoice.rounding,
-      invoice.subtotal_minor.toString(), invoice.discount_minor.toString(), invoice.credits_applied_minor.toString(),
-      invoice.tax_minor.toString(), invoice.total_minor.toString(), invoice.kind === 'invoice' ? invoice.rating_run : null,
-      JSON.stringify(toJsonValue({ ...invoice, status: 'draft', number: null })), hash,
-      invoice.issue_date ?? null, invoice.due_date ?? null,
+      invoice.id,
+      invoice.key,
+      invoice.kind,
+      invoice.corrects ?? null,
+      invoice.legal_entity,
+      invoice.customer,
+      invoice.currency,
+      invoice.period_start.slice(0, 7),
+      invoice.period_start,
+      invoice.period_end,
+      invoice.rounding,
+      invoice.subtotal_minor.toString(),
+      invoice.discount_minor.toString(),
+      invoice.credits_applied_minor.toString(),
+      invoice.tax_minor.toString(),
+      invoice.total_minor.toString(),
+      invoice.kind === 'invoice' ? invoice.rating_run : null,
+      JSON.stringify(toJsonValue({ ...invoice, status: 'draft', number: null })),
+      hash,
+      invoice.issue_date ?? null,
+      invoice.due_date ?? null,
     ],
   );
   if (invoice.lines.length > 0) {
@@ -87,19 +116,28 @@ export async function saveDraft(client: pg.PoolClient, invoice: Invoice): Promis
 }
 
 /** Finalizes a draft: takes the next number of its legal entity in this transaction and records credit drawdowns. */
-export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, prefix: string, actor = 'system:billing-run'): Promise<Invoice> {
-  const row = (await client.query<{ status: string; document: unknown; legal_entity: string; kind: string }>(
-    'SELECT status, document, legal_entity, kind FROM invoices WHERE id = $1 FOR UPDATE',
-    [invoiceId],
-  )).rows[0];
+export async function finalizeInvoice(
+  client: pg.PoolClient,
+  invoiceId: string,
+  prefix: string,
+  actor = 'system:billing-run',
+): Promise<Invoice> {
+  const row = (
+    await client.query<{ status: string; document: unknown; legal_entity: string; kind: string }>(
+      'SELECT status, document, legal_entity, kind FROM invoices WHERE id = $1 FOR UPDATE',
+      [invoiceId],
+    )
+  ).rows[0];
   if (!row) throw new ProblemError([{ path: 'id', code: 'not_found', message: `no invoice ${invoiceId}` }], 404);
   if (row.status !== 'draft') return fromDocument(row.document);
-  const sequence = (await client.query<{ last_number: string }>(
-    `INSERT INTO invoice_number_sequences (legal_entity, kind, last_number) VALUES ($1, $2, 1)
+  const sequence = (
+    await client.query<{ last_number: string }>(
+      `INSERT INTO invoice_number_sequences (legal_entity, kind, last_number) VALUES ($1, $2, 1)
      ON CONFLICT (legal_entity, kind) DO UPDATE SET last_number = invoice_number_sequences.last_number + 1
      RETURNING last_number`,
-    [row.legal_entity, row.kind],
-  )).rows[0]!;
+      [row.legal_entity, row.kind],
+    )
+  ).rows[0]!;
   const invoice = fromDocument(row.document);
   const number = formatInvoiceNumber(row.kind === 'credit_note' ? `${prefix}CN-` : prefix, BigInt(sequence.last_number));
   const finalized: Invoice = { ...invoice, status: 'finalized', number };
@@ -115,13 +153,10 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
     if (line.kind === 'credit' && line.credit_grant) drawn.set(line.credit_grant, (drawn.get(line.credit_grant) ?? 0n) - line.amount_minor);
   }
   for (const [grant, amount] of drawn) {
-    await client.query('INSERT INTO credit_drawdowns (grant_id, invoice_id, customer, currency, amount_minor) VALUES ($1, $2, $3, $4, $5)', [
-      grant,
-      invoiceId,
-      finalized.customer,
-      finalized.currency,
-      amount.toString(),
-    ]);
+    await client.query(
+      'INSERT INTO credit_drawdowns (grant_id, invoice_id, customer, currency, amount_minor) VALUES ($1, $2, $3, $4, $5)',
+      [grant, invoiceId, finalized.customer, finalized.currency, amount.toString()],
+    );
   }
   await appendAudit(client, { actor, action: `${finalized.kind}.finalize`, subject: invoiceId, details: auditSummary(finalized) });
   return finalized;
@@ -132,20 +167,30 @@ export async function finalizeInvoice(client: pg.PoolClient, invoiceId: string, 
  * period being rated itself, so that re-running a period sees the same balances it saw the first time.
  */
 export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string, ratingPeriod: string): Promise<Map<string, bigint>> {
-  const rows = (await db.query<{ grant_id: string; used: string }>(
-    `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
+  const rows = (
+    await db.query<{ grant_id: string; used: string }>(
+      `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
       WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2)
         AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized')
       GROUP BY d.grant_id`,
-    [customer, ratingPeriod],
-  )).rows;
+      [customer, ratingPeriod],
+    )
+  ).rows;
   return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
 }
 
 /** What an audit record says about an invoice: enough to find it and see its amount, not the whole document. */
 function auditSummary(invoice: Invoice) {
-  return { number: invoice.number, kind: invoice.kind, legal_entity: invoice.legal_entity, customer: invoice.customer, currency: invoice.currency,
-    period_start: invoice.period_start, total_minor: invoice.total_minor, corrects: invoice.corrects ?? null };
+  return {
+    number: invoice.number,
+    kind: invoice.kind,
+    legal_entity: invoice.legal_entity,
+    customer: invoice.customer,
+    currency: invoice.currency,
+    period_start: invoice.period_start,
+    total_minor: invoice.total_minor,
+    corrects: invoice.corrects ?? null,
+  };
 }
 
 const BIGINT_FIELDS = ['subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor'] as const;
@@ -155,25 +200,33 @@ export function fromDocument(document: unknown): Invoice {
   const doc = structuredClone(document) as Record<string, unknown>;
   for (const field of BIGINT_FIELDS) doc[field] = BigInt(doc[field] as string);
   doc.lines = (doc.lines as Array<Record<string, unknown>>).map((l) => ({ ...l, amount_minor: BigInt(l.amount_minor as string) }));
-  doc.tax_lines = (doc.tax_lines as Array<Record<string, unknown>>).map((t) => ({ ...t, taxable_minor: BigInt(t.taxable_minor as string), tax_minor: BigInt(t.tax_minor as string) }));
+  doc.tax_lines = (doc.tax_lines as Array<Record<string, unknown>>).map((t) => ({
+    ...t,
+    taxable_minor: BigInt(t.taxable_minor as string),
+    tax_minor: BigInt(t.tax_minor as string),
+  }));
   return doc as unknown as Invoice;
 }
 
 export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string): Promise<Invoice | undefined> {
-  const row = (await db.query<{ document: unknown; status: Invoice['status'] }>(
-    'SELECT document, status FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1',
-    [idOrNumber],
-  )).rows[0];
+  const row = (
+    await db.query<{ document: unknown; status: Invoice['status'] }>(
+      'SELECT document, status FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1',
+      [idOrNumber],
+    )
+  ).rows[0];
   // The document is the finalized snapshot; voiding moves only the status column.
   return row ? { ...fromDocument(row.document), status: row.status } : undefined;
 }
 
 export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period?: string; customer?: string } = {}): Promise<Invoice[]> {
-  const rows = (await db.query<{ document: unknown; status: Invoice['status'] }>(
-    `SELECT document, status FROM invoices WHERE ($1::text IS NULL OR period = $1) AND ($2::text IS NULL OR customer = $2)
+  const rows = (
+    await db.query<{ document: unknown; status: Invoice['status'] }>(
+      `SELECT document, status FROM invoices WHERE ($1::text IS NULL OR period = $1) AND ($2::text IS NULL OR customer = $2)
       ORDER BY legal_entity, number NULLS LAST, key`,
-    [filter.period ?? null, filter.customer ?? null],
-  )).rows;
+      [filter.period ?? null, filter.customer ?? null],
+    )
+  ).rows;
   return rows.map((r) => ({ ...fromDocument(r.document), status: r.status }));
 }
 
@@ -192,7 +245,16 @@ export async function voidInvoice(db: pg.Pool, idOrNumber: string, actor = 'syst
   const invoice = await getInvoice(db, idOrNumber);
   if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${idOrNumber}` }], 404);
   if (result.rowCount === 0 && invoice.status !== 'void') {
-    throw new ProblemError([{ path: 'invoice', code: 'not_voidable', message: `invoice ${idOrNumber} is ${invoice.status} or has payments; correct it with a credit note` }], 409);
+    throw new ProblemError(
+      [
+        {
+          path: 'invoice',
+          code: 'not_voidable',
+          message: `invoice ${idOrNumber} is ${invoice.status} or has payments; correct it with a credit note`,
+        },
+      ],
+      409,
+    );
   }
   return invoice;
 }

@@ -35,7 +35,13 @@ const FAILING: ReadonlySet<FindingState> = new Set(['unmapped', 'missing', 'inac
 const today = (): string => new Date().toISOString().slice(0, 10);
 
 /** The findings, in the order: required mappings the store lacks, then each mapping in force with the ERP's answer. */
-export async function checkMappings(pool: pg.Pool, catalog: Catalog, settings: ConnectionSettings, checker: ReferenceChecker, on: string): Promise<Finding[]> {
+export async function checkMappings(
+  pool: pg.Pool,
+  catalog: Catalog,
+  settings: ConnectionSettings,
+  checker: ReferenceChecker,
+  on: string,
+): Promise<Finding[]> {
   const inForce = await mappingsInForce(pool, on, settings.name);
   const mapped = new Set(inForce.map((m) => `${m.kind}\u0000${m.source}`));
   const findings: Finding[] = [];
@@ -58,13 +64,25 @@ export async function checkMappings(pool: pg.Pool, catalog: Catalog, settings: C
       answer = await checker.checkReference(m.kind, m.target);
       answers.set(key, answer);
     }
-    findings.push({ kind: m.kind, source: m.source, target: m.target, state: answer.state, detail: answer.state === 'active' ? `in force since ${m.effective_from} (version ${m.version})` : answer.detail });
+    findings.push({
+      kind: m.kind,
+      source: m.source,
+      target: m.target,
+      state: answer.state,
+      detail: answer.state === 'active' ? `in force since ${m.effective_from} (version ${m.version})` : answer.detail,
+    });
   }
   return findings;
 }
 
 /** checkMappings with the counts and the verdict: ok when nothing required is unmapped and nothing missing or inactive. */
-export async function runErpCheck(pool: pg.Pool, catalog: Catalog, settings: ConnectionSettings, checker: ReferenceChecker, on: string = today()): Promise<CheckReport> {
+export async function runErpCheck(
+  pool: pg.Pool,
+  catalog: Catalog,
+  settings: ConnectionSettings,
+  checker: ReferenceChecker,
+  on: string = today(),
+): Promise<CheckReport> {
   const findings = await checkMappings(pool, catalog, settings, checker, on);
   const counts: Record<FindingState, number> = { unmapped: 0, unmapped_optional: 0, missing: 0, inactive: 0, active: 0 };
   for (const f of findings) counts[f.state] += 1;

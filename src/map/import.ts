@@ -34,7 +34,11 @@ export interface NumberedRow extends MappingFileRow {
 
 /** CSV when the first non-blank line is the CSV header, YAML otherwise. */
 export function detectMappingFormat(text: string): MappingFileFormat {
-  const first = text.replace(/^\uFEFF/, '').split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+  const first =
+    text
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/)
+      .find((l) => l.trim() !== '') ?? '';
   return first.replace(/\s/g, '').startsWith('connection,') ? 'csv' : 'yaml';
 }
 
@@ -42,29 +46,40 @@ const at = (row: number, field?: string): string => (field ? `row ${row}.${field
 
 /** Reads the file's rows, checking only its shape (columns, keys, text); the meaning is checked by validateRows. */
 export function parseMappingFile(text: string, format: MappingFileFormat = detectMappingFormat(text)): Result<NumberedRow[]> {
-  if (text.length > MAPPING_FILE_CHARS_MAX) return fail(problem('', 'too_large', `a mappings file has at most ${MAPPING_FILE_CHARS_MAX} characters, got ${text.length}`));
+  if (text.length > MAPPING_FILE_CHARS_MAX)
+    return fail(problem('', 'too_large', `a mappings file has at most ${MAPPING_FILE_CHARS_MAX} characters, got ${text.length}`));
   const source = text.replace(/^\uFEFF/, '');
   const rows = format === 'csv' ? readCsv(source) : readYaml(source);
   if (!rows.ok) return rows;
-  if (rows.value.length > MAPPING_ROWS_MAX) return fail(problem('', 'too_many_rows', `a mappings file has at most ${MAPPING_ROWS_MAX} rows, got ${rows.value.length}; split it`));
+  if (rows.value.length > MAPPING_ROWS_MAX)
+    return fail(problem('', 'too_many_rows', `a mappings file has at most ${MAPPING_ROWS_MAX} rows, got ${rows.value.length}; split it`));
   return rows;
 }
 
 function readCsv(text: string): Result<NumberedRow[]> {
   let records: { record: string[]; info: { lines: number } }[];
   try {
-    records = parseCsv(text, { bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }) as unknown as typeof records;
+    records = parseCsv(text, {
+      bom: true,
+      trim: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+      info: true,
+    }) as unknown as typeof records;
   } catch (error) {
     return fail(problem('', 'csv_syntax', `CSV: ${(error as Error).message.split('\n')[0]}`));
   }
   const header = records[0]?.record;
-  if (!header || header.join(',') !== CSV_HEADER.join(',')) return fail(problem('header', 'invalid_header', `the first line must be the header ${CSV_HEADER.join(',')}`));
+  if (!header || header.join(',') !== CSV_HEADER.join(','))
+    return fail(problem('header', 'invalid_header', `the first line must be the header ${CSV_HEADER.join(',')}`));
   const problems: Problem[] = [];
   const rows: NumberedRow[] = [];
   records.slice(1).forEach(({ record, info }, i) => {
     const row = i + 1;
     if (record.length !== CSV_HEADER.length) {
-      problems.push(problem(at(row), 'column_count', `line ${info.lines}: has ${record.length} columns, the header has ${CSV_HEADER.length}`));
+      problems.push(
+        problem(at(row), 'column_count', `line ${info.lines}: has ${record.length} columns, the header has ${CSV_HEADER.length}`),
+      );
       return;
     }
     const [connection, kind, src, target, effective_from] = record.map((v) => v.trim()) as [string, string, string, string, string];
@@ -77,18 +92,30 @@ function readYaml(text: string): Result<NumberedRow[]> {
   // Failsafe schema: every scalar is text exactly as written (`0042` stays `0042`, `2026-01-01` a string, `null` the
   // text null); an empty value is the empty text. A repeated key is refused, never silently the last one.
   const document = parseDocument(text, { schema: 'failsafe', uniqueKeys: true, prettyErrors: true });
-  if (document.errors.length > 0) return fail(...document.errors.slice(0, MAPPING_PROBLEMS_MAX).map((e) => problem('', 'yaml_syntax', `YAML: ${e.message.split('\n')[0]}`)));
+  if (document.errors.length > 0)
+    return fail(
+      ...document.errors.slice(0, MAPPING_PROBLEMS_MAX).map((e) => problem('', 'yaml_syntax', `YAML: ${e.message.split('\n')[0]}`)),
+    );
   let value: unknown;
   try {
     value = document.toJS({ maxAliasCount: YAML_ALIASES_MAX });
   } catch (error) {
     return fail(problem('', 'yaml_syntax', `YAML: ${(error as Error).message.split('\n')[0]}`));
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(problem('', 'not_a_mapping', 'a mappings file is `mappings:` followed by a list of {connection, kind, source, target, effective_from}'));
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return fail(
+      problem(
+        '',
+        'not_a_mapping',
+        'a mappings file is `mappings:` followed by a list of {connection, kind, source, target, effective_from}',
+      ),
+    );
   const problems: Problem[] = [];
-  for (const key of Object.keys(value)) if (key !== 'mappings') problems.push(problem(key, 'unknown_key', 'unknown key; the only key is mappings'));
+  for (const key of Object.keys(value))
+    if (key !== 'mappings') problems.push(problem(key, 'unknown_key', 'unknown key; the only key is mappings'));
   const list = (value as { mappings?: unknown }).mappings;
-  if (!Array.isArray(list)) return fail(...problems, problem('mappings', 'not_a_list', 'must be a list of {connection, kind, source, target, effective_from}'));
+  if (!Array.isArray(list))
+    return fail(...problems, problem('mappings', 'not_a_list', 'must be a list of {connection, kind, source, target, effective_from}'));
   const rows: NumberedRow[] = [];
   list.forEach((item: unknown, i) => {
     const row = i + 1;
@@ -97,7 +124,9 @@ function readYaml(text: string): Result<NumberedRow[]> {
       return;
     }
     const entry = item as Record<string, unknown>;
-    for (const key of Object.keys(entry)) if (!(CSV_HEADER as readonly string[]).includes(key)) problems.push(problem(at(row, key), 'unknown_key', `unknown key; known keys: ${CSV_HEADER.join(', ')}`));
+    for (const key of Object.keys(entry))
+      if (!(CSV_HEADER as readonly string[]).includes(key))
+        problems.push(problem(at(row, key), 'unknown_key', `unknown key; known keys: ${CSV_HEADER.join(', ')}`));
     const text = (field: (typeof CSV_HEADER)[number]): string => {
       const v = entry[field];
       if (v === undefined) return '';
@@ -107,7 +136,14 @@ function readYaml(text: string): Result<NumberedRow[]> {
       }
       return v.trim();
     };
-    rows.push({ row, connection: text('connection'), kind: text('kind'), source: text('source'), target: text('target'), effective_from: text('effective_from') });
+    rows.push({
+      row,
+      connection: text('connection'),
+      kind: text('kind'),
+      source: text('source'),
+      target: text('target'),
+      effective_from: text('effective_from'),
+    });
   });
   return problems.length ? fail(...problems.slice(0, MAPPING_PROBLEMS_MAX)) : ok(rows);
 }
@@ -147,7 +183,11 @@ export function catalogAccounts(catalog: Catalog): Set<string> {
 
 /** Currencies the catalog names: the legal entities', the plans' and the credit grants'. */
 export function catalogCurrencies(catalog: Catalog): Set<string> {
-  return new Set([...catalog.legal_entities.map((e) => e.currency), ...catalog.plans.map((p) => p.currency), ...catalog.credit_grants.map((g) => g.currency)]);
+  return new Set([
+    ...catalog.legal_entities.map((e) => e.currency),
+    ...catalog.plans.map((p) => p.currency),
+    ...catalog.credit_grants.map((g) => g.currency),
+  ]);
 }
 
 /**
@@ -155,7 +195,11 @@ export function catalogCurrencies(catalog: Catalog): Set<string> {
  * that target) and ends (an empty target) are not held to the catalog in force: a mapping whose product or customer
  * has since left the catalog can still be ended, and an old export still imports back with no change.
  */
-export function validateRows(rows: readonly NumberedRow[], context: ValidationContext, recordsNothing: (row: NumberedRow) => boolean = () => false): Problem[] {
+export function validateRows(
+  rows: readonly NumberedRow[],
+  context: ValidationContext,
+  recordsNothing: (row: NumberedRow) => boolean = () => false,
+): Problem[] {
   const problems: Problem[] = [];
   const { catalog } = context;
   const accounts = catalog ? catalogAccounts(catalog) : new Set<string>();
@@ -168,36 +212,70 @@ export function validateRows(rows: readonly NumberedRow[], context: ValidationCo
   for (const r of rows) {
     const before = problems.length;
     const textProblem = (field: 'connection' | 'kind' | 'source' | 'target' | 'effective_from', value: string): boolean => {
-      if (CONTROL.test(value)) problems.push(problem(at(r.row, field), 'control_character', 'must not contain control characters (tabs, line breaks, ...)'));
-      else if (value.length > MAPPING_TEXT_CHARS_MAX) problems.push(problem(at(r.row, field), 'too_long', `has at most ${MAPPING_TEXT_CHARS_MAX} characters, got ${value.length}`));
+      if (CONTROL.test(value))
+        problems.push(problem(at(r.row, field), 'control_character', 'must not contain control characters (tabs, line breaks, ...)'));
+      else if (value.length > MAPPING_TEXT_CHARS_MAX)
+        problems.push(problem(at(r.row, field), 'too_long', `has at most ${MAPPING_TEXT_CHARS_MAX} characters, got ${value.length}`));
       else return false;
       return true;
     };
     let erp: ErpKind | undefined;
-    if (r.connection === '') problems.push(problem(at(r.row, 'connection'), 'required', 'names the connection (erp.connections in the configuration)'));
+    if (r.connection === '')
+      problems.push(problem(at(r.row, 'connection'), 'required', 'names the connection (erp.connections in the configuration)'));
     else if (!textProblem('connection', r.connection)) {
       erp = context.connections.get(r.connection);
-      if (erp === undefined) problems.push(problem(at(r.row, 'connection'), 'unknown_connection', `no connection ${JSON.stringify(r.connection)}; the connections are ${[...context.connections.keys()].join(', ') || '(none: configure erp.connections)'}`));
+      if (erp === undefined)
+        problems.push(
+          problem(
+            at(r.row, 'connection'),
+            'unknown_connection',
+            `no connection ${JSON.stringify(r.connection)}; the connections are ${[...context.connections.keys()].join(', ') || '(none: configure erp.connections)'}`,
+          ),
+        );
     }
     const kind = r.kind as MappingKind;
     let kindOk = false;
     if (!textProblem('kind', r.kind)) {
-      if (!(MAPPING_KINDS as readonly string[]).includes(r.kind)) problems.push(problem(at(r.row, 'kind'), 'unknown_kind', `must be one of ${MAPPING_KINDS.join(', ')}`));
-      else if (erp && !KINDS_OF[erp].includes(kind)) problems.push(problem(at(r.row, 'kind'), 'kind_not_for_erp', `a ${erp} connection has no ${kind} mappings; its kinds are ${KINDS_OF[erp].join(', ')}`));
+      if (!(MAPPING_KINDS as readonly string[]).includes(r.kind))
+        problems.push(problem(at(r.row, 'kind'), 'unknown_kind', `must be one of ${MAPPING_KINDS.join(', ')}`));
+      else if (erp && !KINDS_OF[erp].includes(kind))
+        problems.push(
+          problem(
+            at(r.row, 'kind'),
+            'kind_not_for_erp',
+            `a ${erp} connection has no ${kind} mappings; its kinds are ${KINDS_OF[erp].join(', ')}`,
+          ),
+        );
       else kindOk = true;
     }
     if (r.source === '') problems.push(problem(at(r.row, 'source'), 'required', 'names the Accrue id to map'));
     else if (!textProblem('source', r.source) && kindOk) {
       const catalogExempt = r.target === '' || recordsNothing(r); // see above
-      const unknown = (what: string) => problems.push(problem(at(r.row, 'source'), 'unknown_source', `the catalog in force has no ${what} ${JSON.stringify(r.source)}`));
-      if (kind === 'currency' && !isCurrency(r.source)) problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
+      const unknown = (what: string) =>
+        problems.push(problem(at(r.row, 'source'), 'unknown_source', `the catalog in force has no ${what} ${JSON.stringify(r.source)}`));
+      if (kind === 'currency' && !isCurrency(r.source))
+        problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
       else if (catalogExempt) {
         // an end, or a row that records nothing: not held to the catalog in force
-      } else if (!catalog) problems.push(problem(at(r.row, 'source'), 'no_catalog', 'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings'));
+      } else if (!catalog)
+        problems.push(
+          problem(
+            at(r.row, 'source'),
+            'no_catalog',
+            'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings',
+          ),
+        );
       else if (kind === 'customer') {
         const customer = customers.get(r.source);
         if (!customer) unknown('customer');
-        else if (erp && context.routing.get(customer.legal_entity) !== r.connection) problems.push(problem(at(r.row, 'source'), 'entity_not_on_connection', `customer ${r.source} belongs to legal entity ${customer.legal_entity}, which posts to ${context.routing.get(customer.legal_entity) ?? 'no connection'}, not ${r.connection}`));
+        else if (erp && context.routing.get(customer.legal_entity) !== r.connection)
+          problems.push(
+            problem(
+              at(r.row, 'source'),
+              'entity_not_on_connection',
+              `customer ${r.source} belongs to legal entity ${customer.legal_entity}, which posts to ${context.routing.get(customer.legal_entity) ?? 'no connection'}, not ${r.connection}`,
+            ),
+          );
       } else if (kind === 'item') {
         if (!products.has(r.source)) unknown('product');
       } else if (kind === 'account') {
@@ -208,15 +286,36 @@ export function validateRows(rows: readonly NumberedRow[], context: ValidationCo
         if (!currencies.has(r.source)) unknown('currency');
       } else if (kind === 'subsidiary') {
         if (!entities.has(r.source)) unknown('legal entity');
-        else if (erp && context.routing.get(r.source) !== r.connection) problems.push(problem(at(r.row, 'source'), 'entity_not_on_connection', `legal entity ${r.source} posts to ${context.routing.get(r.source) ?? 'no connection'}, not ${r.connection}`));
+        else if (erp && context.routing.get(r.source) !== r.connection)
+          problems.push(
+            problem(
+              at(r.row, 'source'),
+              'entity_not_on_connection',
+              `legal entity ${r.source} posts to ${context.routing.get(r.source) ?? 'no connection'}, not ${r.connection}`,
+            ),
+          );
       }
     }
     textProblem('target', r.target); // empty: the mapping ends on effective_from
-    if (!isIsoDate(r.effective_from)) problems.push(problem(at(r.row, 'effective_from'), 'invalid_date', `must be a real date written YYYY-MM-DD, got ${JSON.stringify(r.effective_from)}`));
+    if (!isIsoDate(r.effective_from))
+      problems.push(
+        problem(
+          at(r.row, 'effective_from'),
+          'invalid_date',
+          `must be a real date written YYYY-MM-DD, got ${JSON.stringify(r.effective_from)}`,
+        ),
+      );
     if (problems.length === before) {
       const key = `${r.connection}\u0000${r.kind}\u0000${r.source}\u0000${r.effective_from}`;
       const first = firstRowOf.get(key);
-      if (first !== undefined) problems.push(problem(at(r.row), 'duplicate_row', `repeats row ${first}'s connection, kind, source and effective_from; one target per start date`));
+      if (first !== undefined)
+        problems.push(
+          problem(
+            at(r.row),
+            'duplicate_row',
+            `repeats row ${first}'s connection, kind, source and effective_from; one target per start date`,
+          ),
+        );
       else firstRowOf.set(key, r.row);
     }
     if (problems.length >= MAPPING_PROBLEMS_MAX) break;
@@ -249,7 +348,9 @@ const MAPPINGS_LOCK = 4_242_015;
 
 async function contextOf(client: pg.PoolClient): Promise<ValidationContext> {
   const connections = await client.query<{ name: string; kind: ErpKind }>('SELECT name, kind FROM erp_connections');
-  const routing = await client.query<{ legal_entity: string; connection: string }>('SELECT legal_entity, connection FROM erp_entity_connections');
+  const routing = await client.query<{ legal_entity: string; connection: string }>(
+    'SELECT legal_entity, connection FROM erp_entity_connections',
+  );
   return {
     connections: new Map(connections.rows.map((r) => [r.name, r.kind] as const)),
     routing: new Map(routing.rows.map((r) => [r.legal_entity, r.connection] as const)),
@@ -261,7 +362,11 @@ async function contextOf(client: pg.PoolClient): Promise<ValidationContext> {
  * Imports a mappings file: all rows valid and recorded, or none and the problems (each naming row and field).
  * `by` is the actor in the audit log (a person, `api-key:<id>`, `system:<component>`).
  */
-export async function importMappings(pool: pg.Pool, text: string, meta: { by: string; format?: MappingFileFormat; origin?: string }): Promise<Result<ImportOutcome>> {
+export async function importMappings(
+  pool: pg.Pool,
+  text: string,
+  meta: { by: string; format?: MappingFileFormat; origin?: string },
+): Promise<Result<ImportOutcome>> {
   if (meta.by.trim() === '') return fail(problem('--by', 'required', 'names who imports the mappings (for the audit log)'));
   const parsed = parseMappingFile(text, meta.format);
   if (!parsed.ok) return parsed;
@@ -272,7 +377,8 @@ export async function importMappings(pool: pg.Pool, text: string, meta: { by: st
         await client.query('SELECT pg_advisory_xact_lock($1)', [MAPPINGS_LOCK]);
         const context = await contextOf(client);
         const stored: MappingRow[] = [];
-        for (const connection of new Set(rows.map((r) => r.connection))) if (context.connections.has(connection)) stored.push(...(await readMappingRows(client, connection)));
+        for (const connection of new Set(rows.map((r) => r.connection)))
+          if (context.connections.has(connection)) stored.push(...(await readMappingRows(client, connection)));
         const latest = latestByStart(stored);
         const recordsNothing = (r: NumberedRow) => latest.get(startKey(r))?.target === (r.target === '' ? null : r.target);
         const problems = validateRows(rows, context, recordsNothing);
@@ -286,7 +392,8 @@ export async function importMappings(pool: pg.Pool, text: string, meta: { by: st
   }
 }
 
-const startKey = (r: { connection: string; kind: string; source: string; effective_from: string }): string => `${r.connection}\u0000${r.kind}\u0000${r.source}\u0000${r.effective_from}`;
+const startKey = (r: { connection: string; kind: string; source: string; effective_from: string }): string =>
+  `${r.connection}\u0000${r.kind}\u0000${r.source}\u0000${r.effective_from}`;
 
 /** The latest version of each (connection, kind, source, effective_from) among stored rows (read in version order). */
 function latestByStart(stored: readonly MappingRow[]): Map<string, { version: number; target: string | null }> {
@@ -295,7 +402,12 @@ function latestByStart(stored: readonly MappingRow[]): Map<string, { version: nu
   return latest;
 }
 
-async function record(client: pg.PoolClient, rows: readonly NumberedRow[], stored: readonly MappingRow[], meta: { by: string; origin?: string }): Promise<ImportOutcome> {
+async function record(
+  client: pg.PoolClient,
+  rows: readonly NumberedRow[],
+  stored: readonly MappingRow[],
+  meta: { by: string; origin?: string },
+): Promise<ImportOutcome> {
   // Versions by (connection, kind, source): what is in force on a date before this row; and the latest version by start.
   const versions = new Map<string, Pick<MappingRow, 'effective_from' | 'version' | 'target'>[]>();
   const latest = new Map<string, { version: number; target: string | null }>();
@@ -308,7 +420,9 @@ async function record(client: pg.PoolClient, rows: readonly NumberedRow[], store
   // Earliest start first: what a row finds in force on its date must not depend on where the file lists it (an end
   // listed before an earlier start of the same mapping would otherwise find nothing in force and record nothing).
   const fileRow = new Map<MappingChange, number>();
-  const byStart = [...rows].sort((a, b) => (a.effective_from < b.effective_from ? -1 : a.effective_from > b.effective_from ? 1 : a.row - b.row));
+  const byStart = [...rows].sort((a, b) =>
+    a.effective_from < b.effective_from ? -1 : a.effective_from > b.effective_from ? 1 : a.row - b.row,
+  );
   for (const r of byStart) {
     const mapping = `${r.connection}\u0000${r.kind}\u0000${r.source}`;
     const target = r.target === '' ? null : r.target;
@@ -318,7 +432,15 @@ async function record(client: pg.PoolClient, rows: readonly NumberedRow[], store
     const before = current ? current.target : (rowInForce(history, r.effective_from)?.target ?? null);
     if (!current && target === null && before === null) continue; // ending what is not in force: nothing to record
     const version = (current?.version ?? 0) + 1;
-    const change: MappingChange = { connection: r.connection, kind: r.kind as MappingKind, source: r.source, effective_from: r.effective_from, version, before, after: target };
+    const change: MappingChange = {
+      connection: r.connection,
+      kind: r.kind as MappingKind,
+      source: r.source,
+      effective_from: r.effective_from,
+      version,
+      before,
+      after: target,
+    };
     changes.push(change);
     fileRow.set(change, r.row);
     latest.set(`${mapping}\u0000${r.effective_from}`, { version, target });
@@ -330,13 +452,24 @@ async function record(client: pg.PoolClient, rows: readonly NumberedRow[], store
     await client.query(
       `INSERT INTO erp_mappings (connection, kind, source, target, effective_from, version, recorded_by)
        SELECT c, k, s, t, e::date, v, $7 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS x(c, k, s, t, e, v)`,
-      [changes.map((c) => c.connection), changes.map((c) => c.kind), changes.map((c) => c.source), changes.map((c) => c.after), changes.map((c) => c.effective_from), changes.map((c) => c.version), meta.by],
+      [
+        changes.map((c) => c.connection),
+        changes.map((c) => c.kind),
+        changes.map((c) => c.source),
+        changes.map((c) => c.after),
+        changes.map((c) => c.effective_from),
+        changes.map((c) => c.version),
+        meta.by,
+      ],
     );
   }
   // Wake the documents that wait for a mapping on a connection whose mappings changed: they try again now.
   let woken = 0;
   for (const connection of new Set(changes.map((c) => c.connection))) {
-    const result = await client.query("UPDATE outbox SET next_attempt_at = now() WHERE target = $1 AND status = 'pending' AND last_error->>'code' = 'mapping_missing'", [connection]);
+    const result = await client.query(
+      "UPDATE outbox SET next_attempt_at = now() WHERE target = $1 AND status = 'pending' AND last_error->>'code' = 'mapping_missing'",
+      [connection],
+    );
     woken += result.rowCount ?? 0;
   }
   for (const c of changes) {

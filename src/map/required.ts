@@ -45,12 +45,14 @@ export function requiredMappings(catalog: Catalog, settings: ConnectionSettings,
       const plan = plans.get(s.plan);
       if (plan) need('currency', plan.currency, true, `customer ${customer.id} plan ${plan.id}`);
     }
-    for (const g of catalog.credit_grants) if (g.customer === customer.id && g.expires >= on) need('currency', g.currency, true, `customer ${customer.id} credit grant`);
+    for (const g of catalog.credit_grants)
+      if (g.customer === customer.id && g.expires >= on) need('currency', g.currency, true, `customer ${customer.id} credit grant`);
   }
   for (const entity of entities) {
     const roles = catalog.accounts[entity.id];
     if (!roles) continue;
-    for (const role of ['receivable', 'cash', 'tax_payable', 'deferred_revenue'] as const) need('account', roles[role], true, `legal entity ${entity.id} ${role} account`);
+    for (const role of ['receivable', 'cash', 'tax_payable', 'deferred_revenue'] as const)
+      need('account', roles[role], true, `legal entity ${entity.id} ${role} account`);
   }
   for (const product of catalog.products) {
     for (const entity of entities) {
@@ -66,7 +68,8 @@ export function requiredMappings(catalog: Catalog, settings: ConnectionSettings,
       need('nexus', customer.tax_jurisdiction, true, why);
     } else need('tax_type', customer.tax_jurisdiction, true, why);
   }
-  for (const customer of customers) need('customer', customer.id, settings.customers === 'link', `customer ${customer.id} (${customer.legal_entity})`);
+  for (const customer of customers)
+    need('customer', customer.id, settings.customers === 'link', `customer ${customer.id} (${customer.legal_entity})`);
   for (const product of catalog.products) {
     if (!entities.some((e) => product.revenue_account[e.id] !== undefined)) continue;
     need('item', product.id, netsuite, `product ${product.id}`);

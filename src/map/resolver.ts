@@ -24,13 +24,17 @@ export function rowInForce<T extends { effective_from: string; version: number }
   let found: T | undefined;
   for (const row of versions) {
     if (row.effective_from > on) continue;
-    if (!found || row.effective_from > found.effective_from || (row.effective_from === found.effective_from && row.version > found.version)) found = row;
+    if (!found || row.effective_from > found.effective_from || (row.effective_from === found.effective_from && row.version > found.version))
+      found = row;
   }
   return found;
 }
 
 /** A resolver over rows already read (one connection's). Pure: the snapshot never changes once built. */
-export function resolverOf(connection: string, rows: readonly Pick<MappingRow, 'kind' | 'source' | 'target' | 'effective_from' | 'version'>[]): MappingResolver {
+export function resolverOf(
+  connection: string,
+  rows: readonly Pick<MappingRow, 'kind' | 'source' | 'target' | 'effective_from' | 'version'>[],
+): MappingResolver {
   const byKey = new Map<string, (typeof rows)[number][]>();
   for (const row of rows) {
     const key = keyOf(row.kind, row.source);
@@ -63,7 +67,8 @@ export async function readMappingRows(db: pg.Pool | pg.PoolClient, connection?: 
       ORDER BY connection, kind, source, effective_from, version`,
     connection === undefined ? [] : [connection],
   );
-  for (const row of rows.rows) if (!(MAPPING_KINDS as readonly string[]).includes(row.kind)) throw new Error(`erp_mappings holds an unknown kind ${row.kind}`);
+  for (const row of rows.rows)
+    if (!(MAPPING_KINDS as readonly string[]).includes(row.kind)) throw new Error(`erp_mappings holds an unknown kind ${row.kind}`);
   return rows.rows;
 }
 

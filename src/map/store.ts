@@ -67,8 +67,15 @@ export const CSV_HEADER = ['connection', 'kind', 'source', 'target', 'effective_
  */
 export async function exportRows(db: pg.Pool | pg.PoolClient, connection?: string): Promise<MappingFileRow[]> {
   const latest = new Map<string, MappingRow>();
-  for (const row of await readMappingRows(db, connection)) latest.set(`${row.connection}\u0000${row.kind}\u0000${row.source}\u0000${row.effective_from}`, row); // rows come in version order
-  return [...latest.values()].map((r) => ({ connection: r.connection, kind: r.kind, source: r.source, target: r.target ?? '', effective_from: r.effective_from }));
+  for (const row of await readMappingRows(db, connection))
+    latest.set(`${row.connection}\u0000${row.kind}\u0000${row.source}\u0000${row.effective_from}`, row); // rows come in version order
+  return [...latest.values()].map((r) => ({
+    connection: r.connection,
+    kind: r.kind,
+    source: r.source,
+    target: r.target ?? '',
+    effective_from: r.effective_from,
+  }));
 }
 
 /** A CSV field, quoted when it holds a comma, a quote, or space at either end (import trims unquoted space). */
@@ -82,7 +89,18 @@ export function formatCsv(rows: readonly MappingFileRow[]): string {
 
 export function formatYaml(rows: readonly MappingFileRow[]): string {
   // Every value a string: the reader uses YAML's failsafe schema, so what is written is read back as the same text.
-  return YAML.stringify({ mappings: rows.map((r) => ({ connection: r.connection, kind: r.kind, source: r.source, target: r.target, effective_from: r.effective_from })) }, { lineWidth: 0 });
+  return YAML.stringify(
+    {
+      mappings: rows.map((r) => ({
+        connection: r.connection,
+        kind: r.kind,
+        source: r.source,
+        target: r.target,
+        effective_from: r.effective_from,
+      })),
+    },
+    { lineWidth: 0 },
+  );
 }
 
 export async function exportMappings(db: pg.Pool | pg.PoolClient, format: 'csv' | 'yaml', connection?: string): Promise<string> {

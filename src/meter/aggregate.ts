@@ -65,7 +65,8 @@ export class UsageAccumulator {
     private readonly options: AggregateOptions = {},
   ) {
     for (const meter of meters) {
-      if (options.groupBy) for (const key of options.groupBy) invariant(meter.group_by.includes(key), `meter ${meter.id} does not group by ${key}`);
+      if (options.groupBy)
+        for (const key of options.groupBy) invariant(meter.group_by.includes(key), `meter ${meter.id} does not group by ${key}`);
       const list = this.metersByType.get(meter.event_type) ?? [];
       list.push(meter);
       this.metersByType.set(meter.event_type, list);
@@ -112,7 +113,19 @@ export class UsageAccumulator {
         const groupKey = JSON.stringify([event.customer, meter.id, w, ...keys.map((k) => dimensions[k])]);
         let group = this.groups.get(groupKey);
         if (!group) {
-          group = { customer: event.customer, meter, window: w, dimensions: { ...dimensions }, count: 0, sum: new Decimal(0), max: null, unique: new Set(), latest: null, firstMs: ms, lastMs: ms };
+          group = {
+            customer: event.customer,
+            meter,
+            window: w,
+            dimensions: { ...dimensions },
+            count: 0,
+            sum: new Decimal(0),
+            max: null,
+            unique: new Set(),
+            latest: null,
+            firstMs: ms,
+            lastMs: ms,
+          };
           this.groups.set(groupKey, group);
         }
         group.count += 1;
@@ -132,7 +145,8 @@ export class UsageAccumulator {
             group.unique.add(value);
             break;
           case 'latest':
-            if (group.latest === null || laterThan({ ms, id: event.id, source: event.source }, group.latest)) group.latest = { ms, id: event.id, source: event.source, value };
+            if (group.latest === null || laterThan({ ms, id: event.id, source: event.source }, group.latest))
+              group.latest = { ms, id: event.id, source: event.source, value };
             break;
           case 'count':
             break;
@@ -158,7 +172,14 @@ export class UsageAccumulator {
         sortKey: JSON.stringify(Object.values(group.dimensions)),
       });
     }
-    rows.sort((a, b) => compareText(a.customer, b.customer) || compareText(a.meter, b.meter) || compareText(a.window_start, b.window_start) || compareText(a.window_end, b.window_end) || compareText(a.sortKey, b.sortKey));
+    rows.sort(
+      (a, b) =>
+        compareText(a.customer, b.customer) ||
+        compareText(a.meter, b.meter) ||
+        compareText(a.window_start, b.window_start) ||
+        compareText(a.window_end, b.window_end) ||
+        compareText(a.sortKey, b.sortKey),
+    );
     return rows.map(({ sortKey: _sortKey, ...row }) => row);
   }
 }
@@ -211,7 +232,11 @@ export class EventDeduper {
 }
 
 /** Drops repeats of (source, id): the first occurrence wins; different content under a kept key is a conflict. */
-export function dedupeEvents(events: readonly NormalizedEvent[]): { events: NormalizedEvent[]; duplicates: number; conflicts: EventConflict[] } {
+export function dedupeEvents(events: readonly NormalizedEvent[]): {
+  events: NormalizedEvent[];
+  duplicates: number;
+  conflicts: EventConflict[];
+} {
   const deduper = new EventDeduper();
   const kept: NormalizedEvent[] = [];
   const conflicts: EventConflict[] = [];
@@ -226,7 +251,12 @@ export function dedupeEvents(events: readonly NormalizedEvent[]): { events: Norm
 }
 
 /** Aggregates events (deduplicated first) per customer, meter, window and dimensions; rows in a stable order. */
-export function aggregateEvents(events: readonly NormalizedEvent[], meters: readonly Meter[], windows: readonly UsageWindow[], options: AggregateOptions = {}): UsageAggregate[] {
+export function aggregateEvents(
+  events: readonly NormalizedEvent[],
+  meters: readonly Meter[],
+  windows: readonly UsageWindow[],
+  options: AggregateOptions = {},
+): UsageAggregate[] {
   const accumulator = new UsageAccumulator(meters, windows, options);
   accumulator.add(events);
   return accumulator.rows();

@@ -103,7 +103,8 @@ export function evaluateJsonPath(document: unknown, path: string | readonly Json
   let current: unknown = document;
   for (const step of steps) {
     if (step.kind === 'member') {
-      if (current === null || typeof current !== 'object' || Array.isArray(current) || !Object.hasOwn(current, step.name)) return { found: false };
+      if (current === null || typeof current !== 'object' || Array.isArray(current) || !Object.hasOwn(current, step.name))
+        return { found: false };
       current = (current as Record<string, unknown>)[step.name];
     } else {
       if (!Array.isArray(current) || step.index >= current.length) return { found: false };

@@ -10,11 +10,18 @@ export interface PeriodWindow {
 }
 
 export function parsePeriod(text: unknown, path = 'period'): Result<PeriodWindow> {
-  if (typeof text !== 'string' || !/^\d{4}-(0[1-9]|1[0-2])$/.test(text)) return fail(problem(path, 'not_period', 'must be a month as YYYY-MM, e.g. 2026-11'));
+  if (typeof text !== 'string' || !/^\d{4}-(0[1-9]|1[0-2])$/.test(text))
+    return fail(problem(path, 'not_period', 'must be a month as YYYY-MM, e.g. 2026-11'));
   const [year, month] = text.split('-').map((s) => Number.parseInt(s, 10)) as [number, number];
   const start = new Date(Date.UTC(year, month - 1, 1));
   const end = new Date(Date.UTC(year, month, 1));
-  return ok({ period: text, from: start.toISOString(), to: end.toISOString(), start_date: start.toISOString().slice(0, 10), end_date: end.toISOString().slice(0, 10) });
+  return ok({
+    period: text,
+    from: start.toISOString(),
+    to: end.toISOString(),
+    start_date: start.toISOString().slice(0, 10),
+    end_date: end.toISOString().slice(0, 10),
+  });
 }
 
 export function periodOf(time: Date): string {

@@ -307,7 +307,11 @@ function bucketsOf(grain: 'hour' | 'month', range: Range): string[] {
 
 async function rollupRows(db: Db, read: RollupRead, grain: 'hour' | 'month', range: Range, customer?: string): Promise<RollupRow[]> {
   const sql = new ReadSql(read);
-  const where = [`grain = ${sql.param(grain)}::text`, `type = ${sql.param(read.meter.event_type)}::text`, `bucket = ANY(${sql.param(bucketsOf(grain, range))}::timestamptz[])`].join(' AND ');
+  const where = [
+    `grain = ${sql.param(grain)}::text`,
+    `type = ${sql.param(read.meter.event_type)}::text`,
+    `bucket = ANY(${sql.param(bucketsOf(grain, range))}::timestamptz[])`,
+  ].join(' AND ');
   const dims = sql.rollupDims();
   const only = customer === undefined ? sql.customers() : ` AND customer_id = ${sql.param(customer)}::text`;
   // A count reads every row of its type (each event is anchored once among them); any other meter its own valued rows.
@@ -379,7 +383,12 @@ export const RECOUNT_RANGES_PER_QUERY = 200;
 
 /** Adjacent ranges of the same customer as one: a month refused hour by hour is one range, not 744. */
 function coalesceRanges(ranges: RecountRange[]): RecountRange[] {
-  const sorted = [...ranges].sort((a, b) => compareText(a.customer ?? '', b.customer ?? '') || (a.customer === undefined ? 0 : 1) - (b.customer === undefined ? 0 : 1) || a.from - b.from);
+  const sorted = [...ranges].sort(
+    (a, b) =>
+      compareText(a.customer ?? '', b.customer ?? '') ||
+      (a.customer === undefined ? 0 : 1) - (b.customer === undefined ? 0 : 1) ||
+      a.from - b.from,
+  );
   const out: RecountRange[] = [];
   for (const range of sorted) {
     const last = out[out.length - 1];
@@ -424,9 +433,7 @@ async function recountSome(db: Db, read: RollupRead, ranges: RecountRange[], mer
     meter.aggregation === 'max' ? `max(${value}::numeric)::text AS value_max` : 'NULL::text AS value_max',
     'min(e.time) AS first_time',
     'max(e.time) AS last_time',
-    meter.aggregation === 'latest'
-      ? `max(${latestKey(`(${value}::numeric)::text`)}) AS latest`
-      : 'NULL::bytea[] AS latest',
+    meter.aggregation === 'latest' ? `max(${latestKey(`(${value}::numeric)::text`)}) AS latest` : 'NULL::bytea[] AS latest',
   ];
   const rows = (
     await db.query<EventPartialRow>(
@@ -448,7 +455,10 @@ async function recountSome(db: Db, read: RollupRead, ranges: RecountRange[], mer
       max: row.value_max,
       first: row.first_time,
       last: row.last_time,
-      latest: row.latest_us === null ? null : { us: BigInt(row.latest_us), id: row.latest_id!, source: row.latest_source!, value: row.latest_value! },
+      latest:
+        row.latest_us === null
+          ? null
+          : { us: BigInt(row.latest_us), id: row.latest_id!, source: row.latest_source!, value: row.latest_value! },
     });
   }
   if (!keysToo) return;

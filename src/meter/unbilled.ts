@@ -30,7 +30,11 @@ export interface UnbilledUsage {
 
 export async function unbilledUsage(pool: pg.Pool, catalog: CatalogVersion, now: Date = new Date()): Promise<UnbilledUsage> {
   const entities = catalog.catalog.legal_entities.map((e) => e.id);
-  const closed = new Set((await pool.query<{ legal_entity: string; period: string }>("SELECT legal_entity, period FROM billing_periods WHERE status = 'closed'")).rows.map((r) => `${r.legal_entity}|${r.period}`));
+  const closed = new Set(
+    (
+      await pool.query<{ legal_entity: string; period: string }>("SELECT legal_entity, period FROM billing_periods WHERE status = 'closed'")
+    ).rows.map((r) => `${r.legal_entity}|${r.period}`),
+  );
   const watermark = (await pool.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
   // Any month may hold unclosed usage (a month skipped by the closes), so every event is counted once per estimate;
   // the metrics serve the estimate from a cache (UNBILLED_CACHE_MS) to keep that off the scrape path.
@@ -59,12 +63,18 @@ export async function unbilledUsage(pool: pg.Pool, catalog: CatalogVersion, now:
       const parsed = parsePeriod(period);
       if (!parsed.ok) continue;
       const window = parsed.value;
-      for (const r of withUsage) if (r.period === period && customerEntity.get(r.customer) === entity) eventsByEntity.set(entity, (eventsByEntity.get(entity) ?? 0) + Number(r.events));
+      for (const r of withUsage)
+        if (r.period === period && customerEntity.get(r.customer) === entity)
+          eventsByEntity.set(entity, (eventsByEntity.get(entity) ?? 0) + Number(r.events));
       const perMeter = quantitiesByPeriod.get(period) ?? (await periodQuantities(pool, catalog, window, watermark));
       quantitiesByPeriod.set(period, perMeter); // entities share a period's grouped quantities
       const customers = catalog.catalog.customers
         .filter((c) => c.legal_entity === entity)
-        .filter((c) => catalog.catalog.subscriptions.some((s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date)));
+        .filter((c) =>
+          catalog.catalog.subscriptions.some(
+            (s) => s.customer === c.id && s.start < window.end_date && (!s.end || s.end > window.start_date),
+          ),
+        );
       for (const customer of customers) {
         for (const [meter, byCustomer] of perMeter) {
           const q = byCustomer.get(customer.id);
@@ -88,7 +98,12 @@ export async function unbilledUsage(pool: pg.Pool, catalog: CatalogVersion, now:
 }
 
 /** One grouped query per meter: every customer's quantity over the whole period, with the meter's aggregation. */
-async function periodQuantities(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, watermark: string): Promise<Map<string, Map<string, Decimal>>> {
+async function periodQuantities(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  window: PeriodWindow,
+  watermark: string,
+): Promise<Map<string, Map<string, Decimal>>> {
   const result = new Map<string, Map<string, Decimal>>();
   for (const meter of catalog.catalog.meters as Meter[]) {
     const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
@@ -109,7 +124,14 @@ async function periodQuantities(pool: pg.Pool, catalog: CatalogVersion, window: 
  * whole period is answered from the grouped quantities, a part of it (a price version or subscription starting
  * mid-month) from the store.
  */
-async function estimateCustomer(pool: pg.Pool, catalog: CatalogVersion, customer: string, window: PeriodWindow, watermark: string, perMeter: Map<string, Map<string, Decimal>>) {
+async function estimateCustomer(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  customer: string,
+  window: PeriodWindow,
+  watermark: string,
+  perMeter: Map<string, Map<string, Decimal>>,
+) {
   const needed = new Map<string, { meter: string; from: string; to: string }>();
   const balances = await grantBalancesUsed(pool, customer, window.period);
   const probe = rateCustomerPeriod(catalog, customer, window, balances, (meter, from, to) => {
@@ -127,7 +149,10 @@ async function estimateCustomer(pool: pg.Pool, catalog: CatalogVersion, customer
       answers.set(key, (await windowUsage(pool, meter, customer, w.from, w.to, watermark)).quantity);
     }
   }
-  const rated = rateCustomerPeriod(catalog, customer, window, balances, (meter, from, to) => ({ quantity: answers.get(`${meter}|${from}|${to}`) ?? '0', usage_ref: `estimate:${customer}:${meter}:${from}:${to}` }));
+  const rated = rateCustomerPeriod(catalog, customer, window, balances, (meter, from, to) => ({
+    quantity: answers.get(`${meter}|${from}|${to}`) ?? '0',
+    usage_ref: `estimate:${customer}:${meter}:${from}:${to}`,
+  }));
   if (!rated.ok) throw new Error(`estimating ${customer} for ${window.period} failed: ${formatProblems(rated.problems)}`);
   return rated.value;
 }

@@ -49,11 +49,15 @@ function literal(text: string): string {
 
 export function validateUsageQuery(catalog: Catalog, query: UsageQuery): Result<Meter[]> {
   const meters = query.meter ? catalog.meters.filter((m) => m.id === query.meter) : catalog.meters;
-  if (query.meter && meters.length === 0) return fail(problem('meter', 'unknown_meter', `no meter ${JSON.stringify(query.meter)} in the catalog in force`));
+  if (query.meter && meters.length === 0)
+    return fail(problem('meter', 'unknown_meter', `no meter ${JSON.stringify(query.meter)} in the catalog in force`));
   if (query.customer && !catalog.customers.some((c) => c.id === query.customer)) {
     return fail(problem('customer', 'unknown_customer', `no customer ${JSON.stringify(query.customer)} in the catalog in force`));
   }
-  for (const [field, text] of [['from', query.from], ['to', query.to]] as const) {
+  for (const [field, text] of [
+    ['from', query.from],
+    ['to', query.to],
+  ] as const) {
     if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) || Number.isNaN(Date.parse(text))) {
       return fail(problem(field, 'not_timestamp', 'must be a date (YYYY-MM-DD, UTC) or an RFC 3339 timestamp with an offset'));
     }
@@ -61,7 +65,14 @@ export function validateUsageQuery(catalog: Catalog, query: UsageQuery): Result<
   if (Date.parse(query.from) >= Date.parse(query.to)) return fail(problem('to', 'empty_window', 'must be after from'));
   for (const key of query.groupBy ?? []) {
     const bad = meters.find((m) => !m.group_by.includes(key));
-    if (bad) return fail(problem('group_by', 'unknown_dimension', `meter ${bad.id} does not group by ${JSON.stringify(key)}; it groups by [${bad.group_by.join(', ')}]`));
+    if (bad)
+      return fail(
+        problem(
+          'group_by',
+          'unknown_dimension',
+          `meter ${bad.id} does not group by ${JSON.stringify(key)}; it groups by [${bad.group_by.join(', ')}]`,
+        ),
+      );
   }
   return ok(meters);
 }
@@ -108,7 +119,10 @@ async function inDatabaseOrder<T>(db: pg.Pool | pg.PoolClient, items: T[], keys:
   if (items.length < 2) return items;
   const width = keys(items[0]!).length;
   const order = Array.from({ length: width }, (_, i) => `v ->> ${i}`).join(', ');
-  const result = await db.query<{ i: string }>(`SELECT i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t (v, i) ORDER BY ${order}`, [JSON.stringify(items.map(keys))]);
+  const result = await db.query<{ i: string }>(
+    `SELECT i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t (v, i) ORDER BY ${order}`,
+    [JSON.stringify(items.map(keys))],
+  );
   return result.rows.map((r) => items[Number(r.i) - 1]!);
 }
 
@@ -149,6 +163,8 @@ export async function recountUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog
       });
     }
   }
-  rows.sort((a, b) => (a.customer === b.customer ? (a.meter < b.meter ? -1 : a.meter > b.meter ? 1 : 0) : a.customer < b.customer ? -1 : 1));
+  rows.sort((a, b) =>
+    a.customer === b.customer ? (a.meter < b.meter ? -1 : a.meter > b.meter ? 1 : 0) : a.customer < b.customer ? -1 : 1,
+  );
   return ok(rows);
 }

@@ -1,6 +1,7 @@
 // Usage of one meter for one customer over one window, as the rating stage reads it: only events up to the run's
 // watermark (so a run is repeatable) and never late events (those are billed by adjustment). windowUsage reads the
 // rollups (rollups.ts); recountWindowUsage counts the events from scratch and is its reference.
+import { usageRef } from '../domain/keys.js';
 import type pg from 'pg';
 import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
@@ -20,7 +21,7 @@ export interface WindowUsage {
   event_seq_watermark: string;
 }
 
-export const usageRef = (customer: string, meter: string, from: string, to: string) => `ua:v1:${customer}:${meter}:${from}:${to}`;
+export { usageRef } from '../domain/keys.js';
 
 export async function windowUsage(
   db: pg.Pool | pg.PoolClient,

@@ -20,7 +20,10 @@ export function loggerOptions(env: NodeJS.ProcessEnv = process.env): LoggerOptio
 }
 
 /** A JSON logger; by default to standard error (standard output stays for the command's own report and --json). */
-export function jsonLogger(destination: DestinationStream = pino.destination({ fd: 2, sync: true }), env: NodeJS.ProcessEnv = process.env): Logger {
+export function jsonLogger(
+  destination: DestinationStream = pino.destination({ fd: 2, sync: true }),
+  env: NodeJS.ProcessEnv = process.env,
+): Logger {
   return pino(loggerOptions(env), destination);
 }
 

@@ -35,7 +35,15 @@ export const ATTRIBUTES = {
 } as const;
 
 /** Correlation fields as a log line carries them (`documentLogFields`, an outbox chain) turned into span attributes. */
-export function correlationAttributes(fields: { correlation?: string | null; rating_run?: string | null; invoice?: string | null; number?: string | null; customer?: string | null; journal?: string | null; outbox?: string | null }): Attributes {
+export function correlationAttributes(fields: {
+  correlation?: string | null;
+  rating_run?: string | null;
+  invoice?: string | null;
+  number?: string | null;
+  customer?: string | null;
+  journal?: string | null;
+  outbox?: string | null;
+}): Attributes {
   const pairs: Array<[string, string | null | undefined]> = [
     [ATTRIBUTES.correlation, fields.correlation],
     [ATTRIBUTES.ratingRun, fields.rating_run],

@@ -23,7 +23,12 @@ export async function outboxCorrelations(db: pg.Pool | pg.PoolClient, keys: read
       [keys],
     )
   ).rows;
-  return new Map(rows.map((r) => [r.subject_id, correlationChain({ invoice: r.invoice, rating_run: r.rating_run }, { journal: r.journal, outbox: r.subject_id })]));
+  return new Map(
+    rows.map((r) => [
+      r.subject_id,
+      correlationChain({ invoice: r.invoice, rating_run: r.rating_run }, { journal: r.journal, outbox: r.subject_id }),
+    ]),
+  );
 }
 
 /** Runs the work for one outbox row with its correlation in scope. */
@@ -44,6 +49,14 @@ export function logOutbox(line: Record<string, unknown>): void {
   const chain = context.chain;
   context.log({
     ...line,
-    ...(chain ? { correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal, outbox: chain.outbox } : {}),
+    ...(chain
+      ? {
+          correlation: chain.correlation_id,
+          rating_run: chain.rating_run,
+          invoice: chain.invoice,
+          journal: chain.journal,
+          outbox: chain.outbox,
+        }
+      : {}),
   });
 }

@@ -84,10 +84,21 @@ const isCharge = (l: InvoiceLine) => l.kind !== 'discount' && l.kind !== 'credit
  * moves exactly what the journal moves in Accrue's ledger (receivable, revenue per account, tax, deferred revenue).
  * Throws when it would not: the outbox sends such a document to the dead-letter queue with the difference.
  */
-export function salesDocumentFor(invoice: Invoice, journal: Journal, catalog: CatalogVersion, correctsNumber: string | null = null): SalesDocument {
+export function salesDocumentFor(
+  invoice: Invoice,
+  journal: Journal,
+  catalog: CatalogVersion,
+  correctsNumber: string | null = null,
+): SalesDocument {
   invariant(invoice.status === 'finalized' || invoice.status === 'void', `${invoice.id} is ${invoice.status}, not finalized`);
-  invariant(journal.source_document === invoice.id && journal.kind === invoice.kind, `journal ${journal.id} is not the ${invoice.kind} journal of ${invoice.id}`);
-  invariant(invoice.tax_lines.length <= 1, `${invoice.id} has ${invoice.tax_lines.length} tax lines; an ERP document carries one tax code per line`);
+  invariant(
+    journal.source_document === invoice.id && journal.kind === invoice.kind,
+    `journal ${journal.id} is not the ${invoice.kind} journal of ${invoice.id}`,
+  );
+  invariant(
+    invoice.tax_lines.length <= 1,
+    `${invoice.id} has ${invoice.tax_lines.length} tax lines; an ERP document carries one tax code per line`,
+  );
   const accounts = catalog.catalog.accounts[invoice.legal_entity];
   invariant(accounts !== undefined, `no accounts for legal entity ${invoice.legal_entity}`);
   const receivable = journal.lines.find((l) => l.account === accounts.receivable && l.customer !== undefined);
@@ -112,10 +123,21 @@ export function salesDocumentFor(invoice: Invoice, journal: Journal, catalog: Ca
       return { product, description: `${products.get(product)!.name} ${period}`, account, amount_minor: amount };
     });
   if (invoice.kind === 'credit_note' && invoice.credits_applied_minor !== 0n) {
-    untaxed.push({ product: null, description: `Prepaid credits restored ${period}`, account: accounts.deferred_revenue, amount_minor: -invoice.credits_applied_minor });
+    untaxed.push({
+      product: null,
+      description: `Prepaid credits restored ${period}`,
+      account: accounts.deferred_revenue,
+      amount_minor: -invoice.credits_applied_minor,
+    });
   }
-  invariant(untaxed.length > 0 && untaxed.length <= SALES_DOCUMENT_LINES_MAX, `${invoice.id} has ${untaxed.length} document lines; 1 to ${SALES_DOCUMENT_LINES_MAX} fit an ERP document`);
-  const taxes = allocateProportionally(invoice.tax_minor, untaxed.map((l) => l.amount_minor));
+  invariant(
+    untaxed.length > 0 && untaxed.length <= SALES_DOCUMENT_LINES_MAX,
+    `${invoice.id} has ${untaxed.length} document lines; 1 to ${SALES_DOCUMENT_LINES_MAX} fit an ERP document`,
+  );
+  const taxes = allocateProportionally(
+    invoice.tax_minor,
+    untaxed.map((l) => l.amount_minor),
+  );
   const lines = untaxed.map((l, i) => ({ ...l, tax_minor: taxes[i]! }));
   const tax = invoice.tax_lines[0];
   const corrects = invoice.kind === 'credit_note' ? (correctsNumber ?? invoice.corrects ?? null) : null;
@@ -157,8 +179,14 @@ function assertBooksLikeJournal(document: SalesDocument, journal: Journal, accou
   const differences = [...new Set([...net.keys(), ...booked.keys()])]
     .sort(compare)
     .filter((account) => (net.get(account) ?? 0n) !== (booked.get(account) ?? 0n))
-    .map((account) => `${account}: document ${formatMajor(net.get(account) ?? 0n, document.currency)}, journal ${formatMajor(booked.get(account) ?? 0n, document.currency)}`);
-  invariant(differences.length === 0, `the ${document.kind} document of ${document.source_document} would not book what journal ${journal.id} books (${differences.join('; ')})`);
+    .map(
+      (account) =>
+        `${account}: document ${formatMajor(net.get(account) ?? 0n, document.currency)}, journal ${formatMajor(booked.get(account) ?? 0n, document.currency)}`,
+    );
+  invariant(
+    differences.length === 0,
+    `the ${document.kind} document of ${document.source_document} would not book what journal ${journal.id} books (${differences.join('; ')})`,
+  );
   const sum = document.lines.reduce((s, l) => s + l.amount_minor + l.tax_minor, 0n);
   invariant(sum === document.total_minor, `the lines of ${document.source_document} sum to ${sum}, its total is ${document.total_minor}`);
 }
@@ -168,12 +196,21 @@ function assertBooksLikeJournal(document: SalesDocument, journal: Journal, accou
  * invoice was rated with (its products' names and revenue accounts then). A document that cannot be built maps to
  * its Error, so one bad document dead-letters alone.
  */
-export async function readSalesDocuments(db: pg.Pool | pg.PoolClient, journals: readonly Journal[]): Promise<Map<string, SalesDocument | Error>> {
+export async function readSalesDocuments(
+  db: pg.Pool | pg.PoolClient,
+  journals: readonly Journal[],
+): Promise<Map<string, SalesDocument | Error>> {
   const wanted = journals.filter((j) => outboxDocumentKind(j) !== 'journal');
   const out = new Map<string, SalesDocument | Error>();
   if (wanted.length === 0) return out;
   const rows = (
-    await db.query<{ id: string; document: unknown; status: Invoice['status']; catalog_version: number | null; corrects_number: string | null }>(
+    await db.query<{
+      id: string;
+      document: unknown;
+      status: Invoice['status'];
+      catalog_version: number | null;
+      corrects_number: string | null;
+    }>(
       `SELECT i.id, i.document, i.status, r.catalog_version, c.number AS corrects_number
          FROM invoices i LEFT JOIN rating_runs r ON r.id = i.rating_run LEFT JOIN invoices c ON c.id = i.corrects
         WHERE i.id = ANY($1)`,
@@ -185,7 +222,8 @@ export async function readSalesDocuments(db: pg.Pool | pg.PoolClient, journals: 
     const row = invoices.get(journal.source_document);
     try {
       if (!row) throw new Error(`invoice ${journal.source_document} of journal ${journal.id} not found`);
-      const catalog = (row.catalog_version !== null ? await catalogVersion(db, row.catalog_version) : undefined) ?? (await currentCatalog(db));
+      const catalog =
+        (row.catalog_version !== null ? await catalogVersion(db, row.catalog_version) : undefined) ?? (await currentCatalog(db));
       if (!catalog) throw new Error('no catalog has been applied');
       out.set(journal.id, salesDocumentFor({ ...fromDocument(row.document), status: row.status }, journal, catalog, row.corrects_number));
     } catch (error) {

@@ -2,7 +2,7 @@
 // (integration support), a document dated in a period the ERP has closed or locked (finance operations). The document
 // waits; the exception lists the documents waiting for it and is cleared once none waits any more.
 import type pg from 'pg';
-import { createHash } from 'node:crypto';
+import { exceptionId } from '../domain/keys.js';
 
 export type ErpExceptionKind = 'erp_mapping_missing' | 'erp_period_locked';
 
@@ -12,10 +12,10 @@ const QUEUE: Record<ErpExceptionKind, 'integration_support' | 'finance_operation
 };
 
 /** The codes a waiting outbox row carries in last_error for each kind. */
-export const WAITING_CODE: Record<ErpExceptionKind, string> = { erp_mapping_missing: 'mapping_missing', erp_period_locked: 'period_locked' };
-
-/** `exc:v1:<sha256 of kind and subject>`, as every exception id (src/settle/payments.ts). */
-const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
+export const WAITING_CODE: Record<ErpExceptionKind, string> = {
+  erp_mapping_missing: 'mapping_missing',
+  erp_period_locked: 'period_locked',
+};
 
 export interface ErpExceptionInput {
   kind: ErpExceptionKind;
@@ -34,14 +34,25 @@ export async function openErpException(db: pg.Pool | pg.PoolClient, input: ErpEx
   const id = exceptionId(input.kind, input.subject);
   const document = { kind: 'outbox', id: input.document.key, journal: input.document.journal, connector: input.connection };
   await db.query(
-      `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, legal_entity, customer, currency, documents, last_seen_at)
+    `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, legal_entity, customer, currency, documents, last_seen_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, jsonb_build_array($10::jsonb), now())
        ON CONFLICT (id) DO UPDATE SET
          details = EXCLUDED.details,
          documents = CASE WHEN exceptions.documents @> jsonb_build_array($10::jsonb) THEN exceptions.documents ELSE exceptions.documents || jsonb_build_array($10::jsonb) END,
          last_seen_at = now(), updated_at = now(),
          cleared_at = CASE WHEN exceptions.status IN ('open', 'assigned') THEN NULL ELSE exceptions.cleared_at END`,
-    [id, input.kind, QUEUE[input.kind], input.subject, JSON.stringify(input.details), input.connection, input.legal_entity ?? null, input.customer ?? null, input.currency ?? null, JSON.stringify(document)],
+    [
+      id,
+      input.kind,
+      QUEUE[input.kind],
+      input.subject,
+      JSON.stringify(input.details),
+      input.connection,
+      input.legal_entity ?? null,
+      input.customer ?? null,
+      input.currency ?? null,
+      JSON.stringify(document),
+    ],
   );
   return id;
 }
@@ -59,9 +70,14 @@ export async function clearErpExceptions(db: pg.Pool | pg.PoolClient, connection
   );
   for (const exception of open.rows) {
     const keys = exception.documents.map((d) => d.id);
-    const waiting = await db.query(`SELECT 1 FROM outbox WHERE key = ANY($1) AND status = 'pending' AND last_error->>'code' = $2 LIMIT 1`, [keys, WAITING_CODE[exception.kind]]);
+    const waiting = await db.query(`SELECT 1 FROM outbox WHERE key = ANY($1) AND status = 'pending' AND last_error->>'code' = $2 LIMIT 1`, [
+      keys,
+      WAITING_CODE[exception.kind],
+    ]);
     if (waiting.rowCount) continue;
-    const cleared = await db.query('UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1 AND cleared_at IS NULL', [exception.id]);
+    const cleared = await db.query('UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1 AND cleared_at IS NULL', [
+      exception.id,
+    ]);
     if (!cleared.rowCount) continue;
     await db.query(
       `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason, details)

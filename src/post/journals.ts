@@ -1,5 +1,6 @@
 // Accounting documents from finalized invoices: their journals into the built-in ledger and an outbox entry per
 // document, in the same transaction that finalizes them (nothing is posted that was not finalized, and the reverse).
+import { outboxKey } from '../domain/keys.js';
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
@@ -12,7 +13,7 @@ import { recordHeldBack, type ErpRouting } from './rollout.js';
  * The built-in ledger is written in the transaction that finalizes a document: its journals table is the ledger.
  * The outbox carries the same documents to external ERP targets (NetSuite, Xero), one entry per document and target.
  */
-export const outboxKey = (target: string, documentId: string) => `out:v1:${target}:${documentId}`;
+export { outboxKey } from '../domain/keys.js';
 
 /** The outbox form of a journal: invoices and credit notes go as the ERP's own document (src/post/erp-documents.ts). */
 export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): 'invoice' | 'credit_note' | 'journal' =>
@@ -37,18 +38,38 @@ export type ClosedPeriodPolicy = 'refuse' | 'next_open_period';
 /** The policy for a journal dated in a closed accounting period: ACCRUE_CLOSED_PERIOD_POLICY, default refuse. */
 export function closedPeriodPolicy(env = process.env): ClosedPeriodPolicy {
   const value = env.ACCRUE_CLOSED_PERIOD_POLICY ?? 'refuse';
-  if (value !== 'refuse' && value !== 'next_open_period') throw new ProblemError([{ path: 'ACCRUE_CLOSED_PERIOD_POLICY', code: 'invalid', message: 'must be refuse or next_open_period' }]);
+  if (value !== 'refuse' && value !== 'next_open_period')
+    throw new ProblemError([{ path: 'ACCRUE_CLOSED_PERIOD_POLICY', code: 'invalid', message: 'must be refuse or next_open_period' }]);
   return value;
 }
 
 /** Where a journal dated `date` posts: that date if its period is open, else per policy (refused, or the next open period's first day). */
-async function postingDateFor(client: pg.PoolClient, entity: string, date: string, policy: ClosedPeriodPolicy): Promise<{ date: string; moved: boolean }> {
+async function postingDateFor(
+  client: pg.PoolClient,
+  entity: string,
+  date: string,
+  policy: ClosedPeriodPolicy,
+): Promise<{ date: string; moved: boolean }> {
   const closed = new Set(
-    (await client.query<{ period: string }>("SELECT period FROM accounting_periods WHERE legal_entity = $1 AND status = 'closed' AND period >= $2", [entity, date.slice(0, 7)])).rows.map((r) => r.period),
+    (
+      await client.query<{ period: string }>(
+        "SELECT period FROM accounting_periods WHERE legal_entity = $1 AND status = 'closed' AND period >= $2",
+        [entity, date.slice(0, 7)],
+      )
+    ).rows.map((r) => r.period),
   );
   if (!closed.has(date.slice(0, 7))) return { date, moved: false };
   if (policy === 'refuse') {
-    throw new ProblemError([{ path: 'posting_date', code: 'period_closed', message: `the accounting period ${date.slice(0, 7)} of ${entity} is closed; reopen it or set ACCRUE_CLOSED_PERIOD_POLICY=next_open_period` }], 409);
+    throw new ProblemError(
+      [
+        {
+          path: 'posting_date',
+          code: 'period_closed',
+          message: `the accounting period ${date.slice(0, 7)} of ${entity} is closed; reopen it or set ACCRUE_CLOSED_PERIOD_POLICY=next_open_period`,
+        },
+      ],
+      409,
+    );
   }
   let [year, month] = date.slice(0, 7).split('-').map(Number) as [number, number];
   for (;;) {
@@ -62,34 +83,72 @@ async function postingDateFor(client: pg.PoolClient, entity: string, date: strin
   }
 }
 
-export async function recordJournals(client: pg.PoolClient, dated: readonly Journal[], sourceNumber: string | null, erpTargets: readonly string[] | ErpRouting = [], policy: ClosedPeriodPolicy = closedPeriodPolicy()): Promise<void> {
+export async function recordJournals(
+  client: pg.PoolClient,
+  dated: readonly Journal[],
+  sourceNumber: string | null,
+  erpTargets: readonly string[] | ErpRouting = [],
+  policy: ClosedPeriodPolicy = closedPeriodPolicy(),
+): Promise<void> {
   const routing = 'targets' in erpTargets ? erpTargets : null;
   const targets = 'targets' in erpTargets ? erpTargets.targets : erpTargets;
   for (const asDated of dated) {
     const placed = await postingDateFor(client, asDated.legal_entity, asDated.posting_date, policy);
     const journal = placed.moved ? { ...asDated, posting_date: placed.date } : asDated;
     const hash = contentHash(journal);
-    const existing = (await client.query<{ content_hash: string }>('SELECT content_hash FROM journals WHERE id = $1', [journal.id])).rows[0];
+    const existing = (await client.query<{ content_hash: string }>('SELECT content_hash FROM journals WHERE id = $1', [journal.id]))
+      .rows[0];
     if (existing) {
       if (existing.content_hash !== hash) {
-        throw new ProblemError([{ path: 'journal', code: 'exists_with_different_content', message: `journal ${journal.id} is already posted with other content` }], 409);
+        throw new ProblemError(
+          [
+            {
+              path: 'journal',
+              code: 'exists_with_different_content',
+              message: `journal ${journal.id} is already posted with other content`,
+            },
+          ],
+          409,
+        );
       }
       continue;
     }
     await client.query(
       `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [journal.id, journal.kind, journal.legal_entity, journal.posting_date, journal.source_document, sourceNumber, journal.memo, hash, asDated.posting_date, placed.moved ? 'next_open_period' : 'as_dated'],
+      [
+        journal.id,
+        journal.kind,
+        journal.legal_entity,
+        journal.posting_date,
+        journal.source_document,
+        sourceNumber,
+        journal.memo,
+        hash,
+        asDated.posting_date,
+        placed.moved ? 'next_open_period' : 'as_dated',
+      ],
     );
     await client.query(
       `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)
        SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo
          FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
-      [journal.id, JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })))],
+      [
+        journal.id,
+        JSON.stringify(
+          journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })),
+        ),
+      ],
     );
     // A legal entity routed to an ERP connection (erp.connections) posts there and only there; the targets named by
     // the caller serve the entities that have no connection.
-    const connection = routing ? (await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [journal.legal_entity])).rows[0]?.connection : undefined;
+    const connection = routing
+      ? (
+          await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
+            journal.legal_entity,
+          ])
+        ).rows[0]?.connection
+      : undefined;
     for (const target of connection ? [connection] : targets) {
       // Outside the rollout scope: kept in the built-in ledger only, and recorded as held back from this target.
       if (routing?.held_back) {
@@ -105,9 +164,20 @@ export async function recordJournals(client: pg.PoolClient, dated: readonly Jour
 }
 
 /** Journals read back from the ledger, in posting order, for exports and the trial balance. */
-export async function readJournals(db: pg.Pool | pg.PoolClient, filter: { entity?: string; from?: string; to?: string; ids?: string[] } = {}): Promise<Array<Journal & { source_number: string | null }>> {
+export async function readJournals(
+  db: pg.Pool | pg.PoolClient,
+  filter: { entity?: string; from?: string; to?: string; ids?: string[] } = {},
+): Promise<Array<Journal & { source_number: string | null }>> {
   const heads = (
-    await db.query<{ id: string; kind: Journal['kind']; legal_entity: string; posting_date: string; source_document: string; source_number: string | null; memo: string }>(
+    await db.query<{
+      id: string;
+      kind: Journal['kind'];
+      legal_entity: string;
+      posting_date: string;
+      source_document: string;
+      source_number: string | null;
+      memo: string;
+    }>(
       `SELECT id, kind, legal_entity, posting_date, source_document, source_number, memo FROM journals
         WHERE ($1::text IS NULL OR legal_entity = $1) AND ($2::date IS NULL OR posting_date >= $2) AND ($3::date IS NULL OR posting_date < $3)
           AND ($4::text[] IS NULL OR id = ANY($4))
@@ -117,10 +187,17 @@ export async function readJournals(db: pg.Pool | pg.PoolClient, filter: { entity
   ).rows;
   if (heads.length === 0) return [];
   const lines = (
-    await db.query<{ journal_id: string; line_no: number; account: string; debit_minor: string; credit_minor: string; currency: string; customer: string | null; product: string | null; memo: string | null }>(
-      'SELECT * FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no',
-      [heads.map((h) => h.id)],
-    )
+    await db.query<{
+      journal_id: string;
+      line_no: number;
+      account: string;
+      debit_minor: string;
+      credit_minor: string;
+      currency: string;
+      customer: string | null;
+      product: string | null;
+      memo: string | null;
+    }>('SELECT * FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no', [heads.map((h) => h.id)])
   ).rows;
   const byJournal = new Map<string, Journal['lines']>();
   for (const l of lines) {

@@ -5,6 +5,7 @@
 //   3. The worker looks the document up at the target by its idempotency key. Crash after: nothing was written.
 //   4. Only if absent, it posts. Crash after (or a lost response): the target has it; the next claim finds it at step 3.
 //   5. It records the target's reference and marks the row posted. Crash before: steps 2-3 repeat and find it.
+import { invoiceJournalId } from '../domain/keys.js';
 import type pg from 'pg';
 import type { Journal } from '../domain/model.js';
 import { readJournals } from './journals.js';
@@ -16,7 +17,14 @@ import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 import { recordErpFailure } from '../observe/counters.js';
-import { callScope, ConnectionParked, MappingMissing, PeriodLocked, ReauthorizationRequired, type PaymentDocument } from '../connectors/connection.js';
+import {
+  callScope,
+  ConnectionParked,
+  MappingMissing,
+  PeriodLocked,
+  ReauthorizationRequired,
+  type PaymentDocument,
+} from '../connectors/connection.js';
 import { currentCatalog } from '../catalog/service.js';
 import { clearErpExceptions, openErpException } from './erp-exceptions.js';
 
@@ -50,7 +58,12 @@ export interface DrainOutcome {
 }
 
 /** Exponential backoff with full jitter, never sooner than the target's Retry-After. */
-export function backoffMs(attempt: number, retryAfterMs: number | undefined, random: () => number = Math.random, baseMs = OUTBOX_LIMITS.backoffBaseMs): number {
+export function backoffMs(
+  attempt: number,
+  retryAfterMs: number | undefined,
+  random: () => number = Math.random,
+  baseMs = OUTBOX_LIMITS.backoffBaseMs,
+): number {
   const ceiling = Math.min(OUTBOX_LIMITS.backoffMaxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   const jittered = Math.floor(random() * ceiling);
   return Math.max(jittered, retryAfterMs ?? 0);
@@ -102,7 +115,14 @@ const AUDIT_ERROR_CHARS_MAX = 500;
 
 async function settle(pool: pg.Pool, row: OutboxRow, update: Settlement) {
   const error = (update.error as { message?: unknown } | undefined)?.message;
-  logOutbox({ level: update.status === 'posted' ? 'info' : update.status === 'dead' ? 'error' : 'warn', msg: `outbox ${update.status}`, target: row.target, attempts: row.attempts, reference: update.reference ?? null, ...(error ? { error } : {}) });
+  logOutbox({
+    level: update.status === 'posted' ? 'info' : update.status === 'dead' ? 'error' : 'warn',
+    msg: `outbox ${update.status}`,
+    target: row.target,
+    attempts: row.attempts,
+    reference: update.reference ?? null,
+    ...(error ? { error } : {}),
+  });
   // A retry is routine and not audited; posted and dead-lettered are, in the transaction that records them.
   if (update.status === 'pending') return settleRow(pool, row, update);
   let committer = committers.get(pool);
@@ -110,7 +130,15 @@ async function settle(pool: pg.Pool, row: OutboxRow, update: Settlement) {
   await committer.settle(row, update);
 }
 
-type Settlement = { status: 'posted' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number; calls?: number; failures?: number; postOn?: string | null };
+type Settlement = {
+  status: 'posted' | 'pending' | 'dead';
+  reference?: string;
+  error?: unknown;
+  delayMs?: number;
+  calls?: number;
+  failures?: number;
+  postOn?: string | null;
+};
 
 /** The audit record of a row posted or dead-lettered. */
 function auditEntry(row: OutboxRow, update: Settlement) {
@@ -124,7 +152,9 @@ function auditEntry(row: OutboxRow, update: Settlement) {
       key: row.key,
       outbox_id: row.id,
       attempts: row.attempts,
-      ...(update.status === 'posted' ? { reference: update.reference ?? null } : { error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null }),
+      ...(update.status === 'posted'
+        ? { reference: update.reference ?? null }
+        : { error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null }),
     },
   };
 }
@@ -175,7 +205,14 @@ class SettleCommitter {
           // Appends come last: the audit head stays locked from the first append to the commit.
           for (const s of batch) if (settled.has(String(s.row.id))) await appendAudit(client, auditEntry(s.row, s.update));
           // A document that waited for a mapping or an open period has posted: its exception clears once none waits.
-          for (const s of batch) if (settled.has(String(s.row.id)) && s.update.status === 'posted' && s.row.last_code !== null && WAITING_CODES.has(s.row.last_code)) await clearErpExceptions(client, s.row.target, s.row.key);
+          for (const s of batch)
+            if (
+              settled.has(String(s.row.id)) &&
+              s.update.status === 'posted' &&
+              s.row.last_code !== null &&
+              WAITING_CODES.has(s.row.last_code)
+            )
+              await clearErpExceptions(client, s.row.target, s.row.key);
         });
         for (const s of batch) s.resolve();
       } catch (error) {
@@ -195,7 +232,17 @@ async function settleRow(db: pg.Pool | pg.PoolClient, row: OutboxRow, update: Se
             posted_at = CASE WHEN $2 = 'posted' THEN now() ELSE posted_at END,
             attempts = attempts + $6, failures = coalesce($7, failures), post_on = CASE WHEN $8::boolean THEN $9::date ELSE post_on END
       WHERE id = $1 AND status = 'pending'`,
-    [row.id, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0), update.calls ?? 0, update.failures ?? null, update.postOn !== undefined, update.postOn ?? null],
+    [
+      row.id,
+      update.status,
+      update.reference ?? null,
+      update.error === undefined ? null : JSON.stringify(update.error),
+      String(update.delayMs ?? 0),
+      update.calls ?? 0,
+      update.failures ?? null,
+      update.postOn !== undefined,
+      update.postOn ?? null,
+    ],
   );
   return result.rowCount ?? 0;
 }
@@ -213,11 +260,24 @@ const WAITING_CODES = new Set(['mapping_missing', 'period_locked', 'needs_reauth
 
 /** The connection's policy for a document dated in a period the ERP has closed or locked. */
 async function closedPeriodPolicyOf(pool: pg.Pool, target: string): Promise<'first_open_day' | 'exception'> {
-  const row = (await pool.query<{ policy: string | null }>("SELECT settings->>'closed_period' AS policy FROM erp_connections WHERE name = $1", [target])).rows[0];
+  const row = (
+    await pool.query<{ policy: string | null }>("SELECT settings->>'closed_period' AS policy FROM erp_connections WHERE name = $1", [
+      target,
+    ])
+  ).rows[0];
   return row?.policy === 'exception' ? 'exception' : 'first_open_day';
 }
 
-async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, journal: Journal | undefined, document: SalesDocument | Error | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+async function processRow(
+  pool: pg.Pool,
+  target: ErpTarget,
+  limiter: RateLimiter,
+  row: OutboxRow,
+  journal: Journal | undefined,
+  document: SalesDocument | Error | undefined,
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+): Promise<void> {
   if (!journal) {
     await settle(pool, row, { status: 'dead', error: { message: `document ${row.document_id} not found` } });
     outcome.dead += 1;
@@ -233,7 +293,11 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
   }
   // Sent dated the ERP's first open day when its period for the document's own date is closed (the stored document
   // keeps its date; the outbox row records the date used).
-  const sales = asDocument ? (row.post_on ? { ...(document as SalesDocument), date: row.post_on } : (document as SalesDocument)) : undefined;
+  const sales = asDocument
+    ? row.post_on
+      ? { ...(document as SalesDocument), date: row.post_on }
+      : (document as SalesDocument)
+    : undefined;
   const posting = !sales && row.post_on ? { ...journal, posting_date: row.post_on } : journal;
   const scope = { calls: 0 };
   try {
@@ -256,7 +320,16 @@ async function processRow(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter
 /** Payments Accrue received, as the ERP connectors take them (src/connectors/connection.ts PaymentDocument). */
 async function readPaymentDocuments(pool: pg.Pool, ids: readonly string[]): Promise<Map<string, PaymentDocument>> {
   if (ids.length === 0) return new Map();
-  const rows = await pool.query<{ id: string; currency: string; amount_minor: string; received_on: string; invoice_id: string; number: string; customer: string; legal_entity: string }>(
+  const rows = await pool.query<{
+    id: string;
+    currency: string;
+    amount_minor: string;
+    received_on: string;
+    invoice_id: string;
+    number: string;
+    customer: string;
+    legal_entity: string;
+  }>(
     `SELECT p.id, p.currency, p.amount_minor::text AS amount_minor, to_char(p.received_on, 'YYYY-MM-DD') AS received_on, i.id AS invoice_id, i.number, i.customer, i.legal_entity
        FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE p.id = ANY($1) AND p.status = 'applied'`,
     [ids],
@@ -284,17 +357,34 @@ async function readPaymentDocuments(pool: pg.Pool, ids: readonly string[]): Prom
  * A payment pushed to the ERP and applied to its invoice there: only once the invoice itself is posted to this target
  * (until then the row waits, without counting a failure); looked up by its key first, as every document.
  */
-async function processPayment(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, row: OutboxRow, payment: PaymentDocument | undefined, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+async function processPayment(
+  pool: pg.Pool,
+  target: ErpTarget,
+  limiter: RateLimiter,
+  row: OutboxRow,
+  payment: PaymentDocument | undefined,
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+): Promise<void> {
   const refuse = async (message: string) => {
     await settle(pool, row, { status: 'dead', error: { message, permanent: true } });
     outcome.dead += 1;
   };
   if (!payment) return refuse(`payment ${row.document_id} not found, or not applied to an invoice`);
   if (!target.findPayment || !target.postPayment) return refuse(`the ${target.name} connector cannot take payments`);
-  const invoiceRow = (await pool.query<{ status: string }>('SELECT status FROM outbox WHERE target = $1 AND document_id = $2', [row.target, `jrn:v1:invoice:${payment.invoice_id}`])).rows[0];
+  const invoiceRow = (
+    await pool.query<{ status: string }>('SELECT status FROM outbox WHERE target = $1 AND document_id = $2', [
+      row.target,
+      invoiceJournalId(payment.invoice_id),
+    ])
+  ).rows[0];
   if (!invoiceRow) return refuse(`invoice ${payment.invoice_number} was not sent to ${row.target}, so its payment cannot be applied there`);
   if (invoiceRow.status !== 'posted') {
-    await settle(pool, row, { status: 'pending', delayMs: OUTBOX_WAITS.invoiceFirstMs, error: { message: `waiting for invoice ${payment.invoice_number} to be posted first`, code: 'invoice_first', permanent: false } });
+    await settle(pool, row, {
+      status: 'pending',
+      delayMs: OUTBOX_WAITS.invoiceFirstMs,
+      error: { message: `waiting for invoice ${payment.invoice_number} to be posted first`, code: 'invoice_first', permanent: false },
+    });
     outcome.retried += 1;
     return;
   }
@@ -320,13 +410,22 @@ async function processPayment(pool: pg.Pool, target: ErpTarget, limiter: RateLim
  * limit, the invoice a credit note needs) waits without counting a failure; a refusal no retry can cure is a dead
  * letter; anything else is a transient failure, retried with backoff until `attemptsMax` failures in a row.
  */
-async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: number, doc: { legal_entity: string; sales: SalesDocument | undefined }, outcome: DrainOutcome, policy: RetryPolicy): Promise<void> {
+async function failed(
+  pool: pg.Pool,
+  row: OutboxRow,
+  error: unknown,
+  calls: number,
+  doc: { legal_entity: string; sales: SalesDocument | undefined },
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+): Promise<void> {
   const message = (error as Error).message;
   const wait = async (code: string, delayMs: number, extra: Record<string, unknown> = {}) => {
     await settle(pool, row, { status: 'pending', calls, delayMs, error: { message, code, permanent: false, ...extra } });
     outcome.retried += 1;
   };
-  if (error instanceof ConnectionParked) return wait('parked', Math.max(0, error.until.getTime() - Date.now()), { until: error.until.toISOString() });
+  if (error instanceof ConnectionParked)
+    return wait('parked', Math.max(0, error.until.getTime() - Date.now()), { until: error.until.toISOString() });
   if (error instanceof ReauthorizationRequired) return wait('needs_reauthorization', OUTBOX_WAITS.reauthorizationRecheckMs);
   if (error instanceof MappingMissing) {
     const details = { field: error.field, kind: error.kind, source: error.source, refused_by: error.refusedBy ?? null, message };
@@ -346,8 +445,25 @@ async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: numb
     const policyOf = await closedPeriodPolicyOf(pool, row.target);
     if (policyOf === 'first_open_day' && error.firstOpenDay !== null && error.firstOpenDay > error.date) {
       await transaction(pool, async (client) => {
-        await settleRow(client, row, { status: 'pending', calls, delayMs: 0, postOn: error.firstOpenDay, error: { message, code: 'period_locked_moved', permanent: false, date: error.date, post_on: error.firstOpenDay } });
-        await appendAudit(client, { actor: 'system:outbox', action: 'outbox.redated', subject: row.document_id, details: { target: row.target, key: row.key, date: error.date, post_on: error.firstOpenDay, reason: error.detail.slice(0, AUDIT_ERROR_CHARS_MAX) } });
+        await settleRow(client, row, {
+          status: 'pending',
+          calls,
+          delayMs: 0,
+          postOn: error.firstOpenDay,
+          error: { message, code: 'period_locked_moved', permanent: false, date: error.date, post_on: error.firstOpenDay },
+        });
+        await appendAudit(client, {
+          actor: 'system:outbox',
+          action: 'outbox.redated',
+          subject: row.document_id,
+          details: {
+            target: row.target,
+            key: row.key,
+            date: error.date,
+            post_on: error.firstOpenDay,
+            reason: error.detail.slice(0, AUDIT_ERROR_CHARS_MAX),
+          },
+        });
       });
       outcome.retried += 1;
       return;
@@ -368,7 +484,12 @@ async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: numb
   recordErpFailure(row.target, details.permanent, error);
   // A 429 is the ERP saying "later", not a failure: honour its Retry-After without moving the row toward the DLQ.
   if (!details.permanent && details.status === 429) {
-    await settle(pool, row, { status: 'pending', calls, error: record, delayMs: backoffMs(1, details.retryAfterMs, Math.random, policy.backoffBaseMs) });
+    await settle(pool, row, {
+      status: 'pending',
+      calls,
+      error: record,
+      delayMs: backoffMs(1, details.retryAfterMs, Math.random, policy.backoffBaseMs),
+    });
     outcome.retried += 1;
     return;
   }
@@ -377,7 +498,13 @@ async function failed(pool: pg.Pool, row: OutboxRow, error: unknown, calls: numb
     await settle(pool, row, { status: 'dead', calls, failures, error: record });
     outcome.dead += 1;
   } else {
-    await settle(pool, row, { status: 'pending', calls, failures, error: record, delayMs: backoffMs(failures, details.retryAfterMs, Math.random, policy.backoffBaseMs) });
+    await settle(pool, row, {
+      status: 'pending',
+      calls,
+      failures,
+      error: record,
+      delayMs: backoffMs(failures, details.retryAfterMs, Math.random, policy.backoffBaseMs),
+    });
     outcome.retried += 1;
   }
 }
@@ -388,8 +515,15 @@ export interface RetryPolicy {
   backoffBaseMs: number;
 }
 
-export async function drainOutbox(pool: pg.Pool, target: ErpTarget, options: { untilEmptyMs?: number; leaseMs?: number; log?: LogLine } & Partial<RetryPolicy> = {}): Promise<DrainOutcome> {
-  const policy: RetryPolicy = { attemptsMax: options.attemptsMax ?? OUTBOX_LIMITS.attemptsMax, backoffBaseMs: options.backoffBaseMs ?? OUTBOX_LIMITS.backoffBaseMs };
+export async function drainOutbox(
+  pool: pg.Pool,
+  target: ErpTarget,
+  options: { untilEmptyMs?: number; leaseMs?: number; log?: LogLine } & Partial<RetryPolicy> = {},
+): Promise<DrainOutcome> {
+  const policy: RetryPolicy = {
+    attemptsMax: options.attemptsMax ?? OUTBOX_LIMITS.attemptsMax,
+    backoffBaseMs: options.backoffBaseMs ?? OUTBOX_LIMITS.backoffBaseMs,
+  };
   const outcome: DrainOutcome = { posted: 0, found_existing: 0, retried: 0, dead: 0 };
   const limiter = new RateLimiter(target.limits.requestsPerMinute);
   const deadline = Date.now() + (options.untilEmptyMs ?? 0);
@@ -425,7 +559,15 @@ interface ClaimedRow {
  * Works due rows with `concurrency` lanes until a claim finds none, and returns how many it worked. The next batch
  * is claimed while the current one is in flight, so no lane waits for the claim or for the slowest row of a batch.
  */
-async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, outcome: DrainOutcome, policy: RetryPolicy, leaseMs: number, log: LogLine | undefined): Promise<number> {
+async function drainDue(
+  pool: pg.Pool,
+  target: ErpTarget,
+  limiter: RateLimiter,
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+  leaseMs: number,
+  log: LogLine | undefined,
+): Promise<number> {
   const batch = Math.min(OUTBOX_LIMITS.claimBatch, target.limits.concurrency * 4);
   const queue: ClaimedRow[] = [];
   let exhausted = false;
@@ -440,12 +582,36 @@ async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, 
         exhausted = true;
         return;
       }
-      const journals = new Map((await readJournalsById(pool, rows.map((r) => r.document_id))).map((j) => [j.id, j]));
-      const chains = await outboxCorrelations(pool, rows.map((r) => r.key));
-      const documentJournals = rows.filter((r) => r.document_kind !== 'journal').map((r) => journals.get(r.document_id)).filter((j): j is Journal => j !== undefined);
+      const journals = new Map(
+        (
+          await readJournalsById(
+            pool,
+            rows.map((r) => r.document_id),
+          )
+        ).map((j) => [j.id, j]),
+      );
+      const chains = await outboxCorrelations(
+        pool,
+        rows.map((r) => r.key),
+      );
+      const documentJournals = rows
+        .filter((r) => r.document_kind !== 'journal')
+        .map((r) => journals.get(r.document_id))
+        .filter((j): j is Journal => j !== undefined);
       const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
-      const payments = await readPaymentDocuments(pool, rows.filter((r) => r.document_kind === 'payment').map((r) => r.document_id));
-      for (const row of rows) queue.push({ row, payment: payments.get(row.document_id), journal: journals.get(row.document_id), document: documents.get(row.document_id), chain: chains.get(row.key), claimedAt });
+      const payments = await readPaymentDocuments(
+        pool,
+        rows.filter((r) => r.document_kind === 'payment').map((r) => r.document_id),
+      );
+      for (const row of rows)
+        queue.push({
+          row,
+          payment: payments.get(row.document_id),
+          journal: journals.get(row.document_id),
+          document: documents.get(row.document_id),
+          chain: chains.get(row.key),
+          claimedAt,
+        });
     })()
       .catch((error: unknown) => {
         failure ??= error;
@@ -467,7 +633,28 @@ async function drainDue(pool: pg.Pool, target: ErpTarget, limiter: RateLimiter, 
       if (Date.now() - next.claimedAt > leaseMs / 2) continue;
       worked += 1;
       const { row, chain } = next;
-      await withCorrelation(chain, log, () => inSpan(SPANS.outboxPost, { [ATTRIBUTES.connector]: row.target, [ATTRIBUTES.outboxKey]: row.key, 'accrue.attempt': row.attempts, ...(chain ? correlationAttributes({ correlation: chain.correlation_id, rating_run: chain.rating_run, invoice: chain.invoice, journal: chain.journal }) : {}) }, () => (row.document_kind === 'payment' ? processPayment(pool, target, limiter, row, next.payment, outcome, policy) : processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy))));
+      await withCorrelation(chain, log, () =>
+        inSpan(
+          SPANS.outboxPost,
+          {
+            [ATTRIBUTES.connector]: row.target,
+            [ATTRIBUTES.outboxKey]: row.key,
+            'accrue.attempt': row.attempts,
+            ...(chain
+              ? correlationAttributes({
+                  correlation: chain.correlation_id,
+                  rating_run: chain.rating_run,
+                  invoice: chain.invoice,
+                  journal: chain.journal,
+                })
+              : {}),
+          },
+          () =>
+            row.document_kind === 'payment'
+              ? processPayment(pool, target, limiter, row, next.payment, outcome, policy)
+              : processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy),
+        ),
+      );
     }
   };
   await Promise.all(Array.from({ length: target.limits.concurrency }, lane));
@@ -491,7 +678,13 @@ export async function listDeadLetters(pool: pg.Pool, target?: string) {
 /** Puts a dead entry back in line; the next drain looks it up at the target first, so a replay posts at most once. */
 export async function replayDeadLetter(pool: pg.Pool, id: string, actor = 'system:dlq'): Promise<boolean> {
   return transaction(pool, async (client) => {
-    const result = await client.query<{ key: string; target: string; document_id: string; replays: number; last_error: { message?: unknown } | null }>(
+    const result = await client.query<{
+      key: string;
+      target: string;
+      document_id: string;
+      replays: number;
+      last_error: { message?: unknown } | null;
+    }>(
       `UPDATE outbox SET status = 'pending', failures = 0, next_attempt_at = now(), lease_until = NULL, replays = replays + 1 WHERE id = $1 AND status = 'dead'
        RETURNING key, target, document_id, replays, last_error`,
       [id],
@@ -503,7 +696,13 @@ export async function replayDeadLetter(pool: pg.Pool, id: string, actor = 'syste
       actor,
       action: 'outbox.replay',
       subject: row.document_id,
-      details: { target: row.target, key: row.key, outbox_id: id, replays: row.replays, last_error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null },
+      details: {
+        target: row.target,
+        key: row.key,
+        outbox_id: id,
+        replays: row.replays,
+        last_error: typeof message === 'string' ? message.slice(0, AUDIT_ERROR_CHARS_MAX) : null,
+      },
     });
     return true;
   });

@@ -34,7 +34,11 @@ export interface ErpRouting {
   held_back: RolloutHoldReason | null;
 }
 
-export function erpRouting(targets: readonly string[] | undefined, scope: RolloutScope | undefined, document: { customer: string; legal_entity: string }): ErpRouting {
+export function erpRouting(
+  targets: readonly string[] | undefined,
+  scope: RolloutScope | undefined,
+  document: { customer: string; legal_entity: string },
+): ErpRouting {
   return { targets: targets ?? [], customer: document.customer, held_back: inRolloutScope(scope, document) ? null : 'rollout_scope' };
 }
 
@@ -42,12 +46,25 @@ export function erpRouting(targets: readonly string[] | undefined, scope: Rollou
 export function checkRolloutScope(scope: RolloutScope, catalog: CatalogVersion): Result<RolloutScope> {
   const problems: Problem[] = [];
   scope.customers?.forEach((id, i) => {
-    if (!catalog.index.customers.has(id)) problems.push(problem(`rollout.customers[${i}]`, 'unknown_customer', `names no customer of catalog version ${catalog.version}: ${JSON.stringify(id)}`));
+    if (!catalog.index.customers.has(id))
+      problems.push(
+        problem(
+          `rollout.customers[${i}]`,
+          'unknown_customer',
+          `names no customer of catalog version ${catalog.version}: ${JSON.stringify(id)}`,
+        ),
+      );
   });
   scope.legal_entities?.forEach((id, i) => {
     if (!catalog.index.legalEntities.has(id)) {
       const known = catalog.catalog.legal_entities.map((e) => e.id).join(', ');
-      problems.push(problem(`rollout.legal_entities[${i}]`, 'unknown_legal_entity', `names no legal entity of the catalog (known: ${known}): ${JSON.stringify(id)}`));
+      problems.push(
+        problem(
+          `rollout.legal_entities[${i}]`,
+          'unknown_legal_entity',
+          `names no legal entity of the catalog (known: ${known}): ${JSON.stringify(id)}`,
+        ),
+      );
     }
   });
   return problems.length > 0 ? fail(...problems) : ok(scope);
@@ -57,7 +74,14 @@ export function checkRolloutScope(scope: RolloutScope, catalog: CatalogVersion):
  * Records that a journal was kept from one ERP target, under the outbox key it would have had (so the two can
  * never both exist: the schema refuses it). Reconciliation leaves held-back documents out of the ERP's side.
  */
-export async function recordHeldBack(client: pg.PoolClient, key: string, target: string, journal: { id: string; source_document: string; legal_entity: string }, customer: string, reason: RolloutHoldReason): Promise<void> {
+export async function recordHeldBack(
+  client: pg.PoolClient,
+  key: string,
+  target: string,
+  journal: { id: string; source_document: string; legal_entity: string },
+  customer: string,
+  reason: RolloutHoldReason,
+): Promise<void> {
   await client.query(
     `INSERT INTO rollout_holds (key, target, journal_id, source_document, legal_entity, customer, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (key) DO NOTHING`,

@@ -21,7 +21,9 @@ export function isConnectionLoss(error: unknown): boolean {
   if (code === '57P01' || code === '57P02' || code === '57P03' || code.startsWith('08')) return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTCONN'].includes(code)) return true;
   const message = typeof e?.message === 'string' ? e.message : '';
-  return /Connection terminated|terminating connection|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(message);
+  return /Connection terminated|terminating connection|Client has encountered a connection error|the database system is (starting up|shutting down)/i.test(
+    message,
+  );
 }
 
 export interface WorkerOptions extends Partial<RetryPolicy> {
@@ -42,21 +44,39 @@ export async function runOutboxWorker(pool: pg.Pool, target: ErpTarget, options:
   while (!options.signal?.aborted) {
     try {
       // untilEmpty: wait out backoffs and foreign leases until no row is pending; otherwise one pass, then idle.
-      const outcome = await drainOutbox(pool, target, { untilEmptyMs: options.untilEmpty ? Number.POSITIVE_INFINITY : 0, leaseMs: options.leaseMs, attemptsMax: options.attemptsMax, backoffBaseMs: options.backoffBaseMs, log: options.log });
+      const outcome = await drainOutbox(pool, target, {
+        untilEmptyMs: options.untilEmpty ? Number.POSITIVE_INFINITY : 0,
+        leaseMs: options.leaseMs,
+        attemptsMax: options.attemptsMax,
+        backoffBaseMs: options.backoffBaseMs,
+        log: options.log,
+      });
       failures = 0;
       total.posted += outcome.posted;
       total.found_existing += outcome.found_existing;
       total.retried += outcome.retried;
       total.dead += outcome.dead;
       if (options.untilEmpty) return total;
-      if (outcome.posted + outcome.found_existing + outcome.retried + outcome.dead === 0) await sleep(WORKER_LIMITS.idlePollMs, options.signal);
+      if (outcome.posted + outcome.found_existing + outcome.retried + outcome.dead === 0)
+        await sleep(WORKER_LIMITS.idlePollMs, options.signal);
     } catch (error) {
       if (!isConnectionLoss(error)) throw error;
       failures += 1;
       total.reconnects += 1;
-      if (failures > WORKER_LIMITS.reconnectAttemptsMax) throw new Error(`the database stayed unreachable through ${WORKER_LIMITS.reconnectAttemptsMax} attempts: ${(error as Error).message}`, { cause: error });
+      if (failures > WORKER_LIMITS.reconnectAttemptsMax)
+        throw new Error(
+          `the database stayed unreachable through ${WORKER_LIMITS.reconnectAttemptsMax} attempts: ${(error as Error).message}`,
+          { cause: error },
+        );
       const delayMs = Math.min(WORKER_LIMITS.reconnectDelayMsMax, WORKER_LIMITS.reconnectDelayMsMin * 2 ** Math.min(failures - 1, 10));
-      options.log?.({ level: 'warn', msg: 'database connection lost; waiting to reconnect', target: target.name, attempt: failures, delay_ms: delayMs, error: (error as Error).message });
+      options.log?.({
+        level: 'warn',
+        msg: 'database connection lost; waiting to reconnect',
+        target: target.name,
+        attempt: failures,
+        delay_ms: delayMs,
+        error: (error as Error).message,
+      });
       await sleep(delayMs, options.signal);
     }
   }

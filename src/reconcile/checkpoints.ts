@@ -159,7 +159,10 @@ function collect(checkpoint: Checkpoint, side: Side, name: 'left' | 'right'): Ma
     }
     let amount: Decimal | bigint;
     if (checkpoint.value === 'money') {
-      invariant(typeof value === 'bigint', `${checkpoint.id} compares money in bigint minor units; ${name} ${keyText(key)} has ${String(value)}`);
+      invariant(
+        typeof value === 'bigint',
+        `${checkpoint.id} compares money in bigint minor units; ${name} ${keyText(key)} has ${String(value)}`,
+      );
       invariant(isCurrency(key.currency), `${checkpoint.id} compares money; ${name} ${keyText(key)} needs an ISO 4217 currency`);
       amount = value;
     } else {
@@ -173,7 +176,12 @@ function collect(checkpoint: Checkpoint, side: Side, name: 'left' | 'right'): Ma
     }
     const text = keyText(key);
     const slot = slots.get(text);
-    if (slot === undefined) slots.set(text, { key: { legal_entity: key.legal_entity, customer: key.customer, currency: key.currency, item: key.item }, sum: amount, count: 1 });
+    if (slot === undefined)
+      slots.set(text, {
+        key: { legal_entity: key.legal_entity, customer: key.customer, currency: key.currency, item: key.item },
+        sum: amount,
+        count: 1,
+      });
     else {
       slot.count += 1;
       slot.sum = typeof slot.sum === 'bigint' ? slot.sum + (amount as bigint) : slot.sum.plus(amount as Decimal);
@@ -189,8 +197,22 @@ function minus(a: Decimal | bigint, b: Decimal | bigint): Decimal | bigint {
 }
 
 /** `exc:v1:<sha256 of canonical JSON {checkpoint, connector, key, kind, left, right}>`: same state, same id. */
-export function exceptionId(checkpoint: CheckpointId, connector: string | null, key: ReconKey, kind: DifferenceKind, left: Amount | null, right: Amount | null): string {
-  const hash = contentHash({ checkpoint, connector, key: { legal_entity: key.legal_entity, customer: key.customer, currency: key.currency, item: key.item }, kind, left, right });
+export function exceptionId(
+  checkpoint: CheckpointId,
+  connector: string | null,
+  key: ReconKey,
+  kind: DifferenceKind,
+  left: Amount | null,
+  right: Amount | null,
+): string {
+  const hash = contentHash({
+    checkpoint,
+    connector,
+    key: { legal_entity: key.legal_entity, customer: key.customer, currency: key.currency, item: key.item },
+    kind,
+    left,
+    right,
+  });
   return `exc:${EXCEPTION_ID_VERSION}:${hash}`;
 }
 
@@ -202,7 +224,10 @@ export function exceptionId(checkpoint: CheckpointId, connector: string | null, 
 export function compareSides(checkpointId: CheckpointId, left: Side, right: Side, options: { connector?: string } = {}): Difference[] {
   const checkpoint = checkpointById(checkpointId);
   const connector = options.connector ?? null;
-  invariant(!checkpoint.per_connector || (connector !== null && connector !== ''), `${checkpoint.id} runs per ERP connector: name the connector`);
+  invariant(
+    !checkpoint.per_connector || (connector !== null && connector !== ''),
+    `${checkpoint.id} runs per ERP connector: name the connector`,
+  );
   invariant(checkpoint.per_connector || connector === null, `${checkpoint.id} is not per connector`);
   const lefts = collect(checkpoint, left, 'left');
   const rights = collect(checkpoint, right, 'right');
@@ -253,13 +278,17 @@ export function trialBalanceSide(rows: readonly TrialBalanceRow[]): SideEntry[] 
   const nets = new Map<string, { legal_entity: string; currency: string; net: bigint }>();
   const entries: SideEntry[] = [];
   for (const row of rows) {
-    entries.push([{ legal_entity: row.legal_entity, customer: '', currency: row.currency, item: row.account }, row.debit_minor - row.credit_minor]);
+    entries.push([
+      { legal_entity: row.legal_entity, customer: '', currency: row.currency, item: row.account },
+      row.debit_minor - row.credit_minor,
+    ]);
     const netKey = JSON.stringify([row.legal_entity, row.currency]);
     const slot = nets.get(netKey) ?? { legal_entity: row.legal_entity, currency: row.currency, net: 0n };
     slot.net += row.debit_minor - row.credit_minor;
     nets.set(netKey, slot);
   }
-  for (const { legal_entity, currency, net } of nets.values()) entries.push([{ legal_entity, customer: '', currency, item: TRIAL_BALANCE_NET }, net]);
+  for (const { legal_entity, currency, net } of nets.values())
+    entries.push([{ legal_entity, customer: '', currency, item: TRIAL_BALANCE_NET }, net]);
   return entries;
 }
 
@@ -338,22 +367,45 @@ const blank = (value: unknown): boolean => typeof value !== 'string' || value.tr
 /** Applies one lifecycle action; refuses, naming why, a move the lifecycle does not allow or one missing its facts. */
 export function applyTransition(exception: ReconException, action: ExceptionAction): Result<ReconException> {
   const target = TARGET[action.action];
-  if (target === undefined) return fail(problem('action', 'unknown_action', `must be one of assign, resolve, waive, got ${JSON.stringify((action as { action: unknown }).action)}`));
+  if (target === undefined)
+    return fail(
+      problem(
+        'action',
+        'unknown_action',
+        `must be one of assign, resolve, waive, got ${JSON.stringify((action as { action: unknown }).action)}`,
+      ),
+    );
   const allowed = exceptionTransitions[exception.status];
   if (allowed.length === 0) {
-    return fail(problem('action', 'terminal', `exception ${exception.id} is ${exception.status}; resolved and waived exceptions are final`));
+    return fail(
+      problem('action', 'terminal', `exception ${exception.id} is ${exception.status}; resolved and waived exceptions are final`),
+    );
   }
   if (!allowed.includes(target)) {
-    return fail(problem('action', 'not_allowed', `exception ${exception.id} is ${exception.status}; it can go to ${allowed.join(' or ')}, not ${target} (assign it first)`));
+    return fail(
+      problem(
+        'action',
+        'not_allowed',
+        `exception ${exception.id} is ${exception.status}; it can go to ${allowed.join(' or ')}, not ${target} (assign it first)`,
+      ),
+    );
   }
   const problems: Problem[] = [];
   if (blank(action.by)) problems.push(problem('by', 'required', 'must name who acts'));
   if (blank(action.at)) problems.push(problem('at', 'required', 'must give the time of the action'));
-  if (action.action === 'assign' && blank(action.assignee)) problems.push(problem('assignee', 'required', 'must name the person or team the exception is assigned to'));
+  if (action.action === 'assign' && blank(action.assignee))
+    problems.push(problem('assignee', 'required', 'must name the person or team the exception is assigned to'));
   if (action.action === 'resolve' && blank(action.correcting_document)) {
-    problems.push(problem('correcting_document', 'required', 'must name the document that corrects the difference (a credit note, a re-posting, an adjustment)'));
+    problems.push(
+      problem(
+        'correcting_document',
+        'required',
+        'must name the document that corrects the difference (a credit note, a re-posting, an adjustment)',
+      ),
+    );
   }
-  if (action.action === 'waive' && blank(action.reason)) problems.push(problem('reason', 'required', 'must say why the difference is accepted as it is'));
+  if (action.action === 'waive' && blank(action.reason))
+    problems.push(problem('reason', 'required', 'must say why the difference is accepted as it is'));
   if (problems.length > 0) return fail(...problems);
 
   const next: ReconException = { ...exception, key: { ...exception.key }, status: target, history: [...exception.history] };

@@ -64,16 +64,29 @@ function readCsv(file: string, text: string, columns: readonly string[], problem
   const names = header.record.map((name) => name.trim());
   const index = new Map<string, number>();
   names.forEach((name, i) => {
-    if (index.has(name)) problems.push(problem(at(header.info.lines), 'duplicate_column', `the header names ${JSON.stringify(name)} twice`));
+    if (index.has(name))
+      problems.push(problem(at(header.info.lines), 'duplicate_column', `the header names ${JSON.stringify(name)} twice`));
     else index.set(name, i);
   });
   const missing = columns.filter((c) => !index.has(c));
   if (missing.length > 0) {
-    problems.push(problem(at(header.info.lines), 'missing_columns', `the header lacks ${missing.join(', ')}; expected ${columns.join(',')}, got ${names.join(',')}`));
+    problems.push(
+      problem(
+        at(header.info.lines),
+        'missing_columns',
+        `the header lacks ${missing.join(', ')}; expected ${columns.join(',')}, got ${names.join(',')}`,
+      ),
+    );
     return [];
   }
   if (body.length > LEGACY_ROWS_MAX) {
-    problems.push(problem(file, 'too_many_rows', `has ${body.length} rows; at most ${LEGACY_ROWS_MAX} are compared at once (split by period or entity)`));
+    problems.push(
+      problem(
+        file,
+        'too_many_rows',
+        `has ${body.length} rows; at most ${LEGACY_ROWS_MAX} are compared at once (split by period or entity)`,
+      ),
+    );
     return [];
   }
   const rows: Row[] = [];
@@ -87,12 +100,19 @@ function readCsv(file: string, text: string, columns: readonly string[], problem
   return rows;
 }
 
-function parseRows<T>(file: string, text: string, columns: readonly string[], problems: Problem[], build: (row: Row, field: Field, check: (column: string, code: string, message: string) => void) => T | null): T[] {
+function parseRows<T>(
+  file: string,
+  text: string,
+  columns: readonly string[],
+  problems: Problem[],
+  build: (row: Row, field: Field, check: (column: string, code: string, message: string) => void) => T | null,
+): T[] {
   const rows = readCsv(file, text, columns, problems);
   const out: T[] = [];
   for (const row of rows) {
     const before = problems.length;
-    const check = (column: string, code: string, message: string) => problems.push(problem(`${file} line ${row.line}: ${column}`, code, message));
+    const check = (column: string, code: string, message: string) =>
+      problems.push(problem(`${file} line ${row.line}: ${column}`, code, message));
     const field = (column: string, optional = false) => {
       const value = row.get(column);
       if (value.trim() === '' && !optional) check(column, 'required', 'must not be empty');
@@ -116,7 +136,8 @@ function currencyOf(field: Field, check: (column: string, code: string, message:
 
 function periodOf(field: Field, check: (column: string, code: string, message: string) => void): string {
   const period = field('period');
-  if (period !== '' && !PERIOD.test(period)) check('period', 'not_period', `must be a month "2025-03" or a period start date "2025-03-01", got ${JSON.stringify(period)}`);
+  if (period !== '' && !PERIOD.test(period))
+    check('period', 'not_period', `must be a month "2025-03" or a period start date "2025-03-01", got ${JSON.stringify(period)}`);
   return period;
 }
 
@@ -169,20 +190,27 @@ export function parseLegacy(files: { invoices: string; journal_lines?: string })
   });
   let journal_lines: LegacyJournalLine[] | null = null;
   if (files.journal_lines !== undefined) {
-    journal_lines = parseRows('journal_lines.csv', files.journal_lines, JOURNAL_COLUMNS, problems, (row, field, check): LegacyJournalLine | null => {
-      const legal_entity = field('legal_entity');
-      const period = periodOf(field, check);
-      const account = field('account');
-      const currency = currencyOf(field, check);
-      const debit_minor = amountOf('debit', currency, field, check, false, true);
-      const credit_minor = amountOf('credit', currency, field, check, false, true);
-      if (currency === null || debit_minor === null || credit_minor === null) return null;
-      return { line: row.line, legal_entity, period, account, currency, debit_minor, credit_minor };
-    });
+    journal_lines = parseRows(
+      'journal_lines.csv',
+      files.journal_lines,
+      JOURNAL_COLUMNS,
+      problems,
+      (row, field, check): LegacyJournalLine | null => {
+        const legal_entity = field('legal_entity');
+        const period = periodOf(field, check);
+        const account = field('account');
+        const currency = currencyOf(field, check);
+        const debit_minor = amountOf('debit', currency, field, check, false, true);
+        const credit_minor = amountOf('credit', currency, field, check, false, true);
+        if (currency === null || debit_minor === null || credit_minor === null) return null;
+        return { line: row.line, legal_entity, period, account, currency, debit_minor, credit_minor };
+      },
+    );
   }
   if (problems.length > 0) {
     const shown = problems.slice(0, LEGACY_PROBLEMS_MAX);
-    if (problems.length > LEGACY_PROBLEMS_MAX) shown.push(problem('', 'more_problems', `and ${problems.length - LEGACY_PROBLEMS_MAX} more problems`));
+    if (problems.length > LEGACY_PROBLEMS_MAX)
+      shown.push(problem('', 'more_problems', `and ${problems.length - LEGACY_PROBLEMS_MAX} more problems`));
     return fail(...shown);
   }
   return ok({ invoices, journal_lines });
@@ -286,7 +314,12 @@ function statusOf(inAccrue: boolean, inLegacy: boolean, equal: boolean): Compari
 }
 
 /** Sums values per key; keys are tuples of strings, returned with their parts. */
-function sumBy<T, V>(items: Iterable<T>, keyOf: (item: T) => string[], valueOf: (item: T) => V, add: (a: V, b: V) => V): Map<string, { parts: string[]; value: V }> {
+function sumBy<T, V>(
+  items: Iterable<T>,
+  keyOf: (item: T) => string[],
+  valueOf: (item: T) => V,
+  add: (a: V, b: V) => V,
+): Map<string, { parts: string[]; value: V }> {
   const out = new Map<string, { parts: string[]; value: V }>();
   for (const item of items) {
     const parts = keyOf(item);
@@ -309,18 +342,32 @@ export function compareWithLegacy(
   legacy: LegacyData,
   scope: ComparisonScope = {},
 ): ComparisonReport {
-  for (const l of accrue.invoiceLines) invariant(isCurrency(l.currency) && typeof l.amount_minor === 'bigint', `Accrue invoice line ${l.customer}/${l.product} needs a currency and bigint minor units`);
+  for (const l of accrue.invoiceLines)
+    invariant(
+      isCurrency(l.currency) && typeof l.amount_minor === 'bigint',
+      `Accrue invoice line ${l.customer}/${l.product} needs a currency and bigint minor units`,
+    );
   for (const l of accrue.journalLines) {
-    invariant(isCurrency(l.currency) && typeof l.debit_minor === 'bigint' && typeof l.credit_minor === 'bigint', `Accrue journal line ${l.legal_entity}/${l.account} needs a currency and bigint minor units`);
+    invariant(
+      isCurrency(l.currency) && typeof l.debit_minor === 'bigint' && typeof l.credit_minor === 'bigint',
+      `Accrue journal line ${l.legal_entity}/${l.account} needs a currency and bigint minor units`,
+    );
   }
   const customers = scope.customers === undefined ? null : [...new Set(scope.customers)].sort(compare);
   const entity = scope.entity ?? null;
   const customerSet = customers === null ? null : new Set(customers);
   const inEntity = (e: string) => entity === null || e === entity;
-  const inScope = (l: { customer: string; legal_entity: string }) => inEntity(l.legal_entity) && (customerSet === null || customerSet.has(l.customer));
+  const inScope = (l: { customer: string; legal_entity: string }) =>
+    inEntity(l.legal_entity) && (customerSet === null || customerSet.has(l.customer));
 
   // Invoices.
-  const invoiceKey = (l: { legal_entity: string; customer: string; currency: string; period: string; product: string }) => [l.legal_entity, l.customer, l.currency, l.period, l.product];
+  const invoiceKey = (l: { legal_entity: string; customer: string; currency: string; period: string; product: string }) => [
+    l.legal_entity,
+    l.customer,
+    l.currency,
+    l.period,
+    l.product,
+  ];
   const add = (a: bigint, b: bigint) => a + b;
   const ours = sumBy(accrue.invoiceLines.filter(inScope), invoiceKey, (l) => l.amount_minor, add);
   const theirs = sumBy(legacy.invoices.filter(inScope), invoiceKey, (l) => l.amount_minor, add);
@@ -335,7 +382,17 @@ export function compareWithLegacy(
     invoiceCounts[status] += 1;
     const accrue_minor = a?.value ?? null;
     const legacy_minor = b?.value ?? null;
-    invoiceRows.push({ legal_entity, customer, currency, period, product, status, accrue_minor, legacy_minor, difference_minor: (accrue_minor ?? 0n) - (legacy_minor ?? 0n) });
+    invoiceRows.push({
+      legal_entity,
+      customer,
+      currency,
+      period,
+      product,
+      status,
+      accrue_minor,
+      legacy_minor,
+      difference_minor: (accrue_minor ?? 0n) - (legacy_minor ?? 0n),
+    });
     const total = currencyTotals.get(currency) ?? { currency, accrue_minor: 0n, legacy_minor: 0n, difference_minor: 0n };
     total.accrue_minor += accrue_minor ?? 0n;
     total.legacy_minor += legacy_minor ?? 0n;
@@ -350,11 +407,29 @@ export function compareWithLegacy(
   if (legacy.journal_lines === null) journal_skipped = 'the legacy export has no journal_lines.csv';
   else if (customers !== null) journal_skipped = 'journal lines carry no customer, so a comparison scoped to customers leaves them out';
   else {
-    const journalKey = (l: { legal_entity: string; period: string; account: string; currency: string }) => [l.legal_entity, l.period, l.account, l.currency];
+    const journalKey = (l: { legal_entity: string; period: string; account: string; currency: string }) => [
+      l.legal_entity,
+      l.period,
+      l.account,
+      l.currency,
+    ];
     const dc = (l: DebitCredit): DebitCredit => ({ debit_minor: l.debit_minor, credit_minor: l.credit_minor });
-    const addDc = (x: DebitCredit, y: DebitCredit): DebitCredit => ({ debit_minor: x.debit_minor + y.debit_minor, credit_minor: x.credit_minor + y.credit_minor });
-    const ourLines = sumBy(accrue.journalLines.filter((l) => inEntity(l.legal_entity)), journalKey, dc, addDc);
-    const theirLines = sumBy(legacy.journal_lines.filter((l) => inEntity(l.legal_entity)), journalKey, dc, addDc);
+    const addDc = (x: DebitCredit, y: DebitCredit): DebitCredit => ({
+      debit_minor: x.debit_minor + y.debit_minor,
+      credit_minor: x.credit_minor + y.credit_minor,
+    });
+    const ourLines = sumBy(
+      accrue.journalLines.filter((l) => inEntity(l.legal_entity)),
+      journalKey,
+      dc,
+      addDc,
+    );
+    const theirLines = sumBy(
+      legacy.journal_lines.filter((l) => inEntity(l.legal_entity)),
+      journalKey,
+      dc,
+      addDc,
+    );
     const rows: JournalComparisonRow[] = [];
     const counts = emptyCounts();
     const totals = new Map<string, JournalCurrencyTotal>();
@@ -368,7 +443,16 @@ export function compareWithLegacy(
       counts[status] += 1;
       const x = a ?? zero;
       const y = b ?? zero;
-      rows.push({ legal_entity, period, account, currency, status, accrue: a, legacy: b, difference: { debit_minor: x.debit_minor - y.debit_minor, credit_minor: x.credit_minor - y.credit_minor } });
+      rows.push({
+        legal_entity,
+        period,
+        account,
+        currency,
+        status,
+        accrue: a,
+        legacy: b,
+        difference: { debit_minor: x.debit_minor - y.debit_minor, credit_minor: x.credit_minor - y.credit_minor },
+      });
       const total = totals.get(currency) ?? { currency, accrue: zero, legacy: zero };
       totals.set(currency, { currency, accrue: addDc(total.accrue, x), legacy: addDc(total.legacy, y) });
     }
@@ -376,10 +460,15 @@ export function compareWithLegacy(
     journal = { rows, counts, totals: [...totals.values()].sort((p, q) => compare(p.currency, q.currency)) };
   }
 
-  const clean = (counts: Record<ComparisonStatus, number>) => counts.differing === 0 && counts.missing_in_accrue === 0 && counts.missing_in_legacy === 0;
+  const clean = (counts: Record<ComparisonStatus, number>) =>
+    counts.differing === 0 && counts.missing_in_accrue === 0 && counts.missing_in_legacy === 0;
   return {
     scope: { customers, entity },
-    invoices: { rows: invoiceRows, counts: invoiceCounts, totals: [...currencyTotals.values()].sort((p, q) => compare(p.currency, q.currency)) },
+    invoices: {
+      rows: invoiceRows,
+      counts: invoiceCounts,
+      totals: [...currencyTotals.values()].sort((p, q) => compare(p.currency, q.currency)),
+    },
     journal,
     journal_skipped,
     matches: clean(invoiceCounts) && (journal === null || clean(journal.counts)),
@@ -391,12 +480,22 @@ export function compareWithLegacy(
 /** Plain aligned columns; the columns listed in `right` are right-aligned (amounts). */
 function textTable(headers: string[], rows: string[][], right: ReadonlySet<number>): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-const STATUS_LABEL: Record<ComparisonStatus, string> = { matched: 'matched', differing: 'DIFFERS', missing_in_accrue: 'MISSING IN ACCRUE', missing_in_legacy: 'MISSING IN LEGACY' };
-const countsText = (counts: Record<ComparisonStatus, number>) => COMPARISON_STATUSES.map((s) => `${counts[s]} ${s.replace(/_/g, ' ')}`).join(', ');
+const STATUS_LABEL: Record<ComparisonStatus, string> = {
+  matched: 'matched',
+  differing: 'DIFFERS',
+  missing_in_accrue: 'MISSING IN ACCRUE',
+  missing_in_legacy: 'MISSING IN LEGACY',
+};
+const countsText = (counts: Record<ComparisonStatus, number>) =>
+  COMPARISON_STATUSES.map((s) => `${counts[s]} ${s.replace(/_/g, ' ')}`).join(', ');
 const amount = (value: bigint | null, currency: string) => (value === null ? '-' : formatMajor(value, currency));
 
 /**
@@ -405,7 +504,10 @@ const amount = (value: bigint | null, currency: string) => (value === null ? '-'
  */
 export function formatComparison(report: ComparisonReport, options: { all?: boolean } = {}): string {
   const out: string[] = [];
-  const scope = [report.scope.entity === null ? 'all legal entities' : `legal entity ${report.scope.entity}`, report.scope.customers === null ? 'all customers' : `customers ${report.scope.customers.join(', ')}`];
+  const scope = [
+    report.scope.entity === null ? 'all legal entities' : `legal entity ${report.scope.entity}`,
+    report.scope.customers === null ? 'all customers' : `customers ${report.scope.customers.join(', ')}`,
+  ];
   out.push(`Parallel run: Accrue vs legacy (${scope.join('; ')})`);
   out.push(report.matches ? 'Result: everything compared matches.' : 'Result: DIFFERENCES FOUND.');
   out.push('');
@@ -417,7 +519,17 @@ export function formatComparison(report: ComparisonReport, options: { all?: bool
     out.push(
       textTable(
         ['status', 'entity', 'customer', 'period', 'product', 'currency', 'accrue', 'legacy', 'difference'],
-        invRows.map((r) => [STATUS_LABEL[r.status], r.legal_entity, r.customer, r.period, r.product, r.currency, amount(r.accrue_minor, r.currency), amount(r.legacy_minor, r.currency), formatMajor(r.difference_minor, r.currency)]),
+        invRows.map((r) => [
+          STATUS_LABEL[r.status],
+          r.legal_entity,
+          r.customer,
+          r.period,
+          r.product,
+          r.currency,
+          amount(r.accrue_minor, r.currency),
+          amount(r.legacy_minor, r.currency),
+          formatMajor(r.difference_minor, r.currency),
+        ]),
         new Set([6, 7, 8]),
       ),
     );
@@ -427,7 +539,12 @@ export function formatComparison(report: ComparisonReport, options: { all?: bool
     out.push(
       textTable(
         ['currency', 'accrue total', 'legacy total', 'difference'],
-        inv.totals.map((t) => [t.currency, formatMajor(t.accrue_minor, t.currency), formatMajor(t.legacy_minor, t.currency), formatMajor(t.difference_minor, t.currency)]),
+        inv.totals.map((t) => [
+          t.currency,
+          formatMajor(t.accrue_minor, t.currency),
+          formatMajor(t.legacy_minor, t.currency),
+          formatMajor(t.difference_minor, t.currency),
+        ]),
         new Set([1, 2, 3]),
       ),
     );
@@ -465,7 +582,13 @@ export function formatComparison(report: ComparisonReport, options: { all?: bool
       out.push(
         textTable(
           ['currency', 'accrue Dr', 'accrue Cr', 'legacy Dr', 'legacy Cr'],
-          j.totals.map((t) => [t.currency, formatMajor(t.accrue.debit_minor, t.currency), formatMajor(t.accrue.credit_minor, t.currency), formatMajor(t.legacy.debit_minor, t.currency), formatMajor(t.legacy.credit_minor, t.currency)]),
+          j.totals.map((t) => [
+            t.currency,
+            formatMajor(t.accrue.debit_minor, t.currency),
+            formatMajor(t.accrue.credit_minor, t.currency),
+            formatMajor(t.legacy.debit_minor, t.currency),
+            formatMajor(t.legacy.credit_minor, t.currency),
+          ]),
           new Set([1, 2, 3, 4]),
         ),
       );

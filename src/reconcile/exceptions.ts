@@ -5,7 +5,15 @@ import type pg from 'pg';
 import { appendAudit } from '../audit/log.js';
 import { fail, invariant, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { transaction } from '../store/store.js';
-import { applyTransition, type CheckpointId, type DifferenceKind, type ExceptionAction, type ExceptionStatus, type OwnerQueue, type ReconException } from './checkpoints.js';
+import {
+  applyTransition,
+  type CheckpointId,
+  type DifferenceKind,
+  type ExceptionAction,
+  type ExceptionStatus,
+  type OwnerQueue,
+  type ReconException,
+} from './checkpoints.js';
 
 export const EXCEPTION_STATUSES: readonly ExceptionStatus[] = ['open', 'assigned', 'resolved', 'waived'];
 export const OWNER_QUEUES: readonly OwnerQueue[] = ['billing_engineering', 'integration_support', 'finance_operations'];
@@ -55,7 +63,12 @@ const COLUMNS = `id, kind, owner_queue, status, subject, checkpoint, period, leg
   left_amount, right_amount, difference, documents, details, assigned_to, resolution_document, waived_reason, waived_by,
   created_at, updated_at, last_seen_at, cleared_at`;
 
-type Row = Omit<ExceptionRecord, 'created_at' | 'updated_at' | 'last_seen_at' | 'cleared_at'> & { created_at: Date; updated_at: Date; last_seen_at: Date | null; cleared_at: Date | null };
+type Row = Omit<ExceptionRecord, 'created_at' | 'updated_at' | 'last_seen_at' | 'cleared_at'> & {
+  created_at: Date;
+  updated_at: Date;
+  last_seen_at: Date | null;
+  cleared_at: Date | null;
+};
 
 const fromRow = (row: Row): ExceptionRecord => ({
   ...row,
@@ -77,11 +90,13 @@ export interface ExceptionFilter {
 
 export function checkFilter(filter: ExceptionFilter): Result<ExceptionFilter> {
   const problems: Problem[] = [];
-  if (filter.queue !== undefined && !OWNER_QUEUES.includes(filter.queue as OwnerQueue)) problems.push(problem('queue', 'unknown_queue', `must be one of ${OWNER_QUEUES.join(', ')}`));
+  if (filter.queue !== undefined && !OWNER_QUEUES.includes(filter.queue as OwnerQueue))
+    problems.push(problem('queue', 'unknown_queue', `must be one of ${OWNER_QUEUES.join(', ')}`));
   if (filter.status !== undefined && filter.status !== 'unresolved' && !EXCEPTION_STATUSES.includes(filter.status as ExceptionStatus)) {
     problems.push(problem('status', 'unknown_status', `must be one of ${EXCEPTION_STATUSES.join(', ')} or unresolved`));
   }
-  if (filter.period !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(filter.period)) problems.push(problem('period', 'not_period', 'must be a month as YYYY-MM'));
+  if (filter.period !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(filter.period))
+    problems.push(problem('period', 'not_period', 'must be a month as YYYY-MM'));
   if (filter.limit !== undefined && (!Number.isSafeInteger(filter.limit) || filter.limit < 1 || filter.limit > EXCEPTIONS_LIST_MAX)) {
     problems.push(problem('limit', 'out_of_range', `must be a whole number from 1 to ${EXCEPTIONS_LIST_MAX}`));
   }
@@ -105,7 +120,10 @@ export async function listExceptions(db: pg.Pool | pg.PoolClient, filter: Except
   return ok(rows.map(fromRow));
 }
 
-export async function getException(db: pg.Pool | pg.PoolClient, id: string): Promise<{ exception: ExceptionRecord; events: ExceptionEventRecord[] } | undefined> {
+export async function getException(
+  db: pg.Pool | pg.PoolClient,
+  id: string,
+): Promise<{ exception: ExceptionRecord; events: ExceptionEventRecord[] } | undefined> {
   const row = (await db.query<Row>(`SELECT ${COLUMNS} FROM exceptions WHERE id = $1`, [id])).rows[0];
   if (!row) return undefined;
   const events = (
@@ -119,7 +137,11 @@ export async function getException(db: pg.Pool | pg.PoolClient, id: string): Pro
 
 /** The next ordinal of an exception's history (its idempotency key), read under the exception's row lock. */
 export async function nextOrdinal(client: pg.PoolClient, exceptionId: string): Promise<number> {
-  return (await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [exceptionId])).rows[0]!.n;
+  return (
+    await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [
+      exceptionId,
+    ])
+  ).rows[0]!.n;
 }
 
 /** The HTTP status of a refused move: 404 unknown id, 409 a move the lifecycle does not allow, 400 missing facts. */
@@ -140,7 +162,12 @@ function asCoreException(row: ExceptionRecord): ReconException {
     id: row.id,
     checkpoint: (row.checkpoint ?? row.kind) as CheckpointId,
     connector: row.connector,
-    key: { legal_entity: row.legal_entity ?? '', customer: row.customer ?? '', currency: row.currency ?? '', item: row.item ?? row.subject },
+    key: {
+      legal_entity: row.legal_entity ?? '',
+      customer: row.customer ?? '',
+      currency: row.currency ?? '',
+      item: row.item ?? row.subject,
+    },
     kind: row.kind as DifferenceKind,
     left: row.left_amount,
     right: row.right_amount,
@@ -183,20 +210,34 @@ export async function moveException(pool: pg.Pool, id: string, move: ExceptionMo
     if (!moved.ok) return moved;
     const next = moved.value;
     const by = action.by;
-    let reason: string | null = null;
+    let reason: string | null;
     let details: Record<string, unknown>;
     if (action.action === 'assign') {
-      await client.query('UPDATE exceptions SET status = $2, assigned_to = $3, updated_at = now() WHERE id = $1', [id, next.status, action.assignee]);
+      await client.query('UPDATE exceptions SET status = $2, assigned_to = $3, updated_at = now() WHERE id = $1', [
+        id,
+        next.status,
+        action.assignee,
+      ]);
       details = { assignee: action.assignee, previous_assignee: current.assigned_to };
       reason = move.action === 'assign' ? (move.note ?? null) : null;
     } else if (action.action === 'resolve') {
       const kind = await documentKind(client, action.correcting_document);
       const documents = [...current.documents, { kind: 'correcting', id: action.correcting_document }];
-      await client.query('UPDATE exceptions SET status = $2, resolution_document = $3, documents = $4, updated_at = now() WHERE id = $1', [id, next.status, action.correcting_document, JSON.stringify(documents)]);
+      await client.query('UPDATE exceptions SET status = $2, resolution_document = $3, documents = $4, updated_at = now() WHERE id = $1', [
+        id,
+        next.status,
+        action.correcting_document,
+        JSON.stringify(documents),
+      ]);
       details = { correcting_document: action.correcting_document, document_kind: kind };
       reason = move.action === 'resolve' ? (move.note ?? null) : null;
     } else {
-      await client.query('UPDATE exceptions SET status = $2, waived_reason = $3, waived_by = $4, updated_at = now() WHERE id = $1', [id, next.status, action.reason, by]);
+      await client.query('UPDATE exceptions SET status = $2, waived_reason = $3, waived_by = $4, updated_at = now() WHERE id = $1', [
+        id,
+        next.status,
+        action.reason,
+        by,
+      ]);
       details = {};
       reason = action.reason;
     }
@@ -212,12 +253,23 @@ export async function moveException(pool: pg.Pool, id: string, move: ExceptionMo
       action: `exception.${action.action}`,
       subject: id,
       ...(reason === null ? {} : { reason }),
-      details: { from: current.status, to: next.status, checkpoint: current.checkpoint, kind: current.kind, period: current.period, legal_entity: current.legal_entity, ...details },
+      details: {
+        from: current.status,
+        to: next.status,
+        checkpoint: current.checkpoint,
+        kind: current.kind,
+        period: current.period,
+        legal_entity: current.legal_entity,
+        ...details,
+      },
     });
     return ok(fromRow(updated));
   });
 }
 
-export const assignException = (pool: pg.Pool, id: string, input: { assignee: string; by: string; note?: string }) => moveException(pool, id, { action: 'assign', ...input });
-export const resolveException = (pool: pg.Pool, id: string, input: { correcting_document: string; by: string; note?: string }) => moveException(pool, id, { action: 'resolve', ...input });
-export const waiveException = (pool: pg.Pool, id: string, input: { reason: string; by: string }) => moveException(pool, id, { action: 'waive', ...input });
+export const assignException = (pool: pg.Pool, id: string, input: { assignee: string; by: string; note?: string }) =>
+  moveException(pool, id, { action: 'assign', ...input });
+export const resolveException = (pool: pg.Pool, id: string, input: { correcting_document: string; by: string; note?: string }) =>
+  moveException(pool, id, { action: 'resolve', ...input });
+export const waiveException = (pool: pg.Pool, id: string, input: { reason: string; by: string }) =>
+  moveException(pool, id, { action: 'waive', ...input });

@@ -7,7 +7,15 @@ import type { CatalogVersion } from '../catalog/service.js';
 import { fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { readJournals } from '../post/journals.js';
-import { compareWithLegacy, parseLegacy, type AccrueInvoiceLine, type AccrueJournalLine, type ComparisonReport, type ComparisonScope, type LegacyData } from './compare.js';
+import {
+  compareWithLegacy,
+  parseLegacy,
+  type AccrueInvoiceLine,
+  type AccrueJournalLine,
+  type ComparisonReport,
+  type ComparisonScope,
+  type LegacyData,
+} from './compare.js';
 
 export const LEGACY_FILES = { invoices: 'invoices.csv', journal_lines: 'journal_lines.csv' } as const;
 /** The names `--scope` accepts, with what each takes. */
@@ -33,10 +41,24 @@ export async function readAccrueSide(db: pg.Pool | pg.PoolClient, window: Period
      HAVING sum(CASE WHEN i.kind = 'credit_note' THEN -l.amount_minor ELSE l.amount_minor END) <> 0`,
     [window.period],
   );
-  const invoiceLines = invoices.rows.map((r) => ({ legal_entity: r.legal_entity, customer: r.customer, currency: r.currency, period: window.period, product: r.product, amount_minor: BigInt(r.amount_minor) }));
+  const invoiceLines = invoices.rows.map((r) => ({
+    legal_entity: r.legal_entity,
+    customer: r.customer,
+    currency: r.currency,
+    period: window.period,
+    product: r.product,
+    amount_minor: BigInt(r.amount_minor),
+  }));
   const journals = await readJournals(db, { from: window.start_date, to: window.end_date });
   const journalLines = journals.flatMap((j) =>
-    j.lines.map((l) => ({ legal_entity: j.legal_entity, period: window.period, account: l.account, currency: l.currency, debit_minor: l.debit_minor, credit_minor: l.credit_minor })),
+    j.lines.map((l) => ({
+      legal_entity: j.legal_entity,
+      period: window.period,
+      account: l.account,
+      currency: l.currency,
+      debit_minor: l.debit_minor,
+      credit_minor: l.credit_minor,
+    })),
   );
   return { invoiceLines, journalLines };
 }
@@ -67,12 +89,14 @@ export function parseScope(specs: readonly string[], path = '--scope'): Result<C
       return;
     }
     if (name === 'entity') {
-      if (value === '' || value.includes(',')) problems.push(problem(at, 'not_entity', `entity takes ${SCOPE_NAMES.entity}, got ${JSON.stringify(value)}`));
+      if (value === '' || value.includes(','))
+        problems.push(problem(at, 'not_entity', `entity takes ${SCOPE_NAMES.entity}, got ${JSON.stringify(value)}`));
       else scope.entity = value;
       return;
     }
     const customers = value.split(',').map((c) => c.trim());
-    if (customers.some((c) => c === '')) problems.push(problem(at, 'not_customers', `customers takes ${SCOPE_NAMES.customers}, got ${JSON.stringify(value)}`));
+    if (customers.some((c) => c === ''))
+      problems.push(problem(at, 'not_customers', `customers takes ${SCOPE_NAMES.customers}, got ${JSON.stringify(value)}`));
     else scope.customers = customers;
   });
   return problems.length > 0 ? fail(...problems) : ok(scope);
@@ -82,15 +106,30 @@ export function parseScope(specs: readonly string[], path = '--scope'): Result<C
 function checkScopeIds(scope: ComparisonScope, catalog: CatalogVersion | undefined, legacy: LegacyData): Problem[] {
   const problems: Problem[] = [];
   const legacyCustomers = new Set(legacy.invoices.map((l) => l.customer));
-  const legacyEntities = new Set([...legacy.invoices.map((l) => l.legal_entity), ...(legacy.journal_lines ?? []).map((l) => l.legal_entity)]);
+  const legacyEntities = new Set([
+    ...legacy.invoices.map((l) => l.legal_entity),
+    ...(legacy.journal_lines ?? []).map((l) => l.legal_entity),
+  ]);
   for (const customer of scope.customers ?? []) {
     if (!catalog?.index.customers.has(customer) && !legacyCustomers.has(customer)) {
-      problems.push(problem('--scope customers', 'unknown_customer', `${JSON.stringify(customer)} is neither a customer of the catalog nor in ${LEGACY_FILES.invoices}`));
+      problems.push(
+        problem(
+          '--scope customers',
+          'unknown_customer',
+          `${JSON.stringify(customer)} is neither a customer of the catalog nor in ${LEGACY_FILES.invoices}`,
+        ),
+      );
     }
   }
   if (scope.entity !== undefined && !catalog?.index.legalEntities.has(scope.entity) && !legacyEntities.has(scope.entity)) {
     const known = catalog ? ` (the catalog has ${catalog.catalog.legal_entities.map((e) => e.id).join(', ')})` : '';
-    problems.push(problem('--scope entity', 'unknown_legal_entity', `${JSON.stringify(scope.entity)} is neither a legal entity of the catalog nor in the legacy export${known}`));
+    problems.push(
+      problem(
+        '--scope entity',
+        'unknown_legal_entity',
+        `${JSON.stringify(scope.entity)} is neither a legal entity of the catalog nor in the legacy export${known}`,
+      ),
+    );
   }
   return problems;
 }
@@ -101,7 +140,14 @@ function readLegacyFile(dir: string, name: string, required: boolean): Result<st
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !required) return ok(undefined);
-    if (code === 'ENOENT') return fail(problem('--legacy', 'not_found', `${join(dir, name)} does not exist; the legacy export needs ${LEGACY_FILES.invoices} (docs/legacy-format.md)`));
+    if (code === 'ENOENT')
+      return fail(
+        problem(
+          '--legacy',
+          'not_found',
+          `${join(dir, name)} does not exist; the legacy export needs ${LEGACY_FILES.invoices} (docs/legacy-format.md)`,
+        ),
+      );
     return fail(problem('--legacy', 'unreadable', `cannot read ${join(dir, name)}: ${(error as Error).message}`));
   }
 }
@@ -126,7 +172,13 @@ export interface LegacyRun {
  */
 export async function runLegacyComparison(
   db: pg.Pool | pg.PoolClient,
-  options: { legacyDir: string; period: string; scope?: readonly string[] | ComparisonScope; catalog?: CatalogVersion; onProgress?: (done: number, total: number, note: string) => void },
+  options: {
+    legacyDir: string;
+    period: string;
+    scope?: readonly string[] | ComparisonScope;
+    catalog?: CatalogVersion;
+    onProgress?: (done: number, total: number, note: string) => void;
+  },
 ): Promise<Result<LegacyRun>> {
   const window = parsePeriod(options.period, '--period');
   const scope = Array.isArray(options.scope) ? parseScope(options.scope) : ok((options.scope ?? {}) as ComparisonScope);
@@ -134,7 +186,10 @@ export async function runLegacyComparison(
   const journalText = readLegacyFile(options.legacyDir, LEGACY_FILES.journal_lines, false);
   const early = [window, scope, invoicesText, journalText].flatMap((r) => (r.ok ? [] : r.problems));
   if (early.length > 0 || !window.ok || !scope.ok || !invoicesText.ok || !journalText.ok) return fail(...early);
-  const parsed = parseLegacy({ invoices: invoicesText.value!, ...(journalText.value === undefined ? {} : { journal_lines: journalText.value }) });
+  const parsed = parseLegacy({
+    invoices: invoicesText.value!,
+    ...(journalText.value === undefined ? {} : { journal_lines: journalText.value }),
+  });
   if (!parsed.ok) return parsed;
 
   const problems = checkScopeIds(scope.value, options.catalog, parsed.value);
@@ -147,7 +202,8 @@ export async function runLegacyComparison(
   const keyOf = (l: AccrueInvoiceLine) => JSON.stringify([l.legal_entity, l.customer, l.currency, l.product]);
   for (const l of invoicesOfPeriod) sums.set(keyOf(l), (sums.get(keyOf(l)) ?? 0n) + l.amount_minor);
   const zeroKeys = new Set([...sums].filter(([, sum]) => sum === 0n).map(([key]) => key));
-  const journalOfPeriod = parsed.value.journal_lines?.filter((l) => inPeriod(l.period, period)).map((l) => ({ ...l, period: period.period })) ?? null;
+  const journalOfPeriod =
+    parsed.value.journal_lines?.filter((l) => inPeriod(l.period, period)).map((l) => ({ ...l, period: period.period })) ?? null;
   const legacy: LegacyData = { invoices: invoicesOfPeriod.filter((l) => !zeroKeys.has(keyOf(l))), journal_lines: journalOfPeriod };
 
   options.onProgress?.(1, 3, 'legacy export read');

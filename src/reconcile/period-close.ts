@@ -37,22 +37,39 @@ export interface PeriodCloseOutcome {
 /** Limit: open exceptions named one by one in a refusal; the rest are counted. */
 export const REFUSAL_LISTED_MAX = 50;
 
-export async function closeAccountingPeriod(pool: pg.Pool, input: { legalEntity: string; period: string; by: string; connectors?: readonly ErpTarget[] }): Promise<PeriodCloseOutcome> {
+export async function closeAccountingPeriod(
+  pool: pg.Pool,
+  input: { legalEntity: string; period: string; by: string; connectors?: readonly ErpTarget[] },
+): Promise<PeriodCloseOutcome> {
   const by = input.by?.trim() ?? '';
   if (by === '') return { result: fail(problem('by', 'required', 'must name who closes the period')), open: [] };
   const closedRow = async (db: pg.Pool | pg.PoolClient) =>
     (
-      await db.query<{ closed_at: Date; closed_by: string | null }>("SELECT closed_at, closed_by FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'", [
-        input.legalEntity,
-        input.period,
-      ])
+      await db.query<{ closed_at: Date; closed_by: string | null }>(
+        "SELECT closed_at, closed_by FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'",
+        [input.legalEntity, input.period],
+      )
     ).rows[0];
   const already = await closedRow(pool);
   if (already) {
-    return { result: ok({ legal_entity: input.legalEntity, period: input.period, closed_at: already.closed_at.toISOString(), closed_by: already.closed_by ?? '', already_closed: true }), open: [] };
+    return {
+      result: ok({
+        legal_entity: input.legalEntity,
+        period: input.period,
+        closed_at: already.closed_at.toISOString(),
+        closed_by: already.closed_by ?? '',
+        already_closed: true,
+      }),
+      open: [],
+    };
   }
   // Checks the entity and period (ProblemError) and records every difference before the gate is read.
-  const reconciliation = await reconcilePeriod(pool, { period: input.period, legalEntity: input.legalEntity, connectors: input.connectors ?? [], actor: 'system:period-close' });
+  const reconciliation = await reconcilePeriod(pool, {
+    period: input.period,
+    legalEntity: input.legalEntity,
+    connectors: input.connectors ?? [],
+    actor: 'system:period-close',
+  });
   return transaction(pool, async (client) => {
     // The same lock as the reconciliation recorder: no exception is opened between this check and the close.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`reconcile:${input.legalEntity}:${input.period}`]);
@@ -64,10 +81,17 @@ export async function closeAccountingPeriod(pool: pg.Pool, input: { legalEntity:
       )
     ).rows;
     if (open.length > 0) {
-      const problems: Problem[] = open.slice(0, REFUSAL_LISTED_MAX).map((e) =>
-        problem(`exceptions[${e.id}]`, 'open_exception', `${e.checkpoint ?? e.kind} ${e.item} is ${e.status}${e.assigned_to ? ` (assigned to ${e.assigned_to})` : ''} in ${e.owner_queue}; resolve or waive it first`),
-      );
-      if (open.length > REFUSAL_LISTED_MAX) problems.push(problem('exceptions', 'open_exceptions', `and ${open.length - REFUSAL_LISTED_MAX} more open exceptions`));
+      const problems: Problem[] = open
+        .slice(0, REFUSAL_LISTED_MAX)
+        .map((e) =>
+          problem(
+            `exceptions[${e.id}]`,
+            'open_exception',
+            `${e.checkpoint ?? e.kind} ${e.item} is ${e.status}${e.assigned_to ? ` (assigned to ${e.assigned_to})` : ''} in ${e.owner_queue}; resolve or waive it first`,
+          ),
+        );
+      if (open.length > REFUSAL_LISTED_MAX)
+        problems.push(problem('exceptions', 'open_exceptions', `and ${open.length - REFUSAL_LISTED_MAX} more open exceptions`));
       return { result: fail(...problems), open, reconciliation };
     }
     const closed = (
@@ -78,7 +102,10 @@ export async function closeAccountingPeriod(pool: pg.Pool, input: { legalEntity:
       )
     ).rows[0]!;
     const settled = (
-      await client.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM exceptions WHERE legal_entity = $1 AND period = $2 GROUP BY status ORDER BY status', [input.legalEntity, input.period])
+      await client.query<{ status: string; n: number }>(
+        'SELECT status, count(*)::int AS n FROM exceptions WHERE legal_entity = $1 AND period = $2 GROUP BY status ORDER BY status',
+        [input.legalEntity, input.period],
+      )
     ).rows;
     await appendAudit(client, {
       actor: by,
@@ -92,6 +119,16 @@ export async function closeAccountingPeriod(pool: pg.Pool, input: { legalEntity:
         exceptions: Object.fromEntries(settled.map((r) => [r.status, r.n])),
       },
     });
-    return { result: ok({ legal_entity: input.legalEntity, period: input.period, closed_at: closed.closed_at.toISOString(), closed_by: by, already_closed: false }), open: [], reconciliation };
+    return {
+      result: ok({
+        legal_entity: input.legalEntity,
+        period: input.period,
+        closed_at: closed.closed_at.toISOString(),
+        closed_by: by,
+        already_closed: false,
+      }),
+      open: [],
+      reconciliation,
+    };
   });
 }

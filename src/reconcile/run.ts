@@ -121,7 +121,8 @@ class Sides {
     (side === 'left' ? this.left : this.right).push([key, value]);
     if (documents.length === 0) return;
     const list = this.documents.get(keyText(key)) ?? [];
-    for (const doc of documents) if (!list.some((d) => d.kind === doc.kind && d.id === doc.id && d.connector === doc.connector)) list.push(doc);
+    for (const doc of documents)
+      if (!list.some((d) => d.kind === doc.kind && d.id === doc.id && d.connector === doc.connector)) list.push(doc);
     this.documents.set(keyText(key), list);
   }
 }
@@ -145,7 +146,9 @@ class Catalogs {
 
   /** The version in force at a moment: what the billing run or payment that wrote a journal used. */
   async at(moment: Date): Promise<CatalogVersion> {
-    this.applied ??= (await this.db.query<{ version: number; applied_at: Date }>('SELECT version, applied_at FROM catalog_versions ORDER BY version')).rows.map((r) => ({ version: r.version, at: r.applied_at.getTime() }));
+    this.applied ??= (
+      await this.db.query<{ version: number; applied_at: Date }>('SELECT version, applied_at FROM catalog_versions ORDER BY version')
+    ).rows.map((r) => ({ version: r.version, at: r.applied_at.getTime() }));
     invariant(this.applied.length > 0, 'a catalog has been applied');
     let chosen = this.applied[0]!.version;
     for (const v of this.applied) if (v.at <= moment.getTime()) chosen = v.version;
@@ -164,12 +167,20 @@ interface RunUsage {
   usage: WindowUsage[];
 }
 
-const usageItem = (u: { usage_ref: string }, run: { watermark: string; include_late: boolean }) => `${u.usage_ref} @seq<=${run.watermark}${run.include_late ? ' +late' : ''}`;
+const usageItem = (u: { usage_ref: string }, run: { watermark: string; include_late: boolean }) =>
+  `${u.usage_ref} @seq<=${run.watermark}${run.include_late ? ' +late' : ''}`;
 
 async function ratingRuns(db: Db, entity: string, period: string): Promise<RunUsage[]> {
   // Credit notes carry the run of the invoice they correct; a replacement invoice (corrects set) read late usage too.
   const rows = (
-    await db.query<{ id: string; customer: string; catalog_version: number; watermark: string; usage: WindowUsage[]; include_late: boolean }>(
+    await db.query<{
+      id: string;
+      customer: string;
+      catalog_version: number;
+      watermark: string;
+      usage: WindowUsage[];
+      include_late: boolean;
+    }>(
       `SELECT r.id, r.customer, r.catalog_version, r.event_seq_watermark::text AS watermark, r.usage, bool_or(i.corrects IS NOT NULL) AS include_late
          FROM rating_runs r JOIN invoices i ON i.rating_run = r.id
         WHERE i.legal_entity = $1 AND i.period = $2 AND i.kind = 'invoice' AND i.status <> 'draft'
@@ -177,7 +188,14 @@ async function ratingRuns(db: Db, entity: string, period: string): Promise<RunUs
       [entity, period],
     )
   ).rows;
-  return rows.map((r) => ({ run: r.id, customer: r.customer, catalog_version: r.catalog_version, watermark: r.watermark, include_late: r.include_late, usage: r.usage }));
+  return rows.map((r) => ({
+    run: r.id,
+    customer: r.customer,
+    catalog_version: r.catalog_version,
+    watermark: r.watermark,
+    include_late: r.include_late,
+    usage: r.usage,
+  }));
 }
 
 /**
@@ -192,7 +210,14 @@ async function recount(db: Db, runs: readonly RunUsage[], catalogs: Catalogs): P
       const meter = catalog.index.meters.get(u.meter);
       invariant(meter !== undefined, `rating run ${run.run} read meter ${u.meter}, which catalog version ${run.catalog_version} has`);
       const key = JSON.stringify([run.catalog_version, u.meter, u.from, u.to, run.watermark, run.include_late]);
-      const group = groups.get(key) ?? { meter, from: u.from, to: u.to, watermark: run.watermark, late: run.include_late, customers: new Set<string>() };
+      const group = groups.get(key) ?? {
+        meter,
+        from: u.from,
+        to: u.to,
+        watermark: run.watermark,
+        late: run.include_late,
+        customers: new Set<string>(),
+      };
       group.customers.add(u.customer);
       groups.set(key, group);
     }
@@ -209,7 +234,11 @@ async function recount(db: Db, runs: readonly RunUsage[], catalogs: Catalogs): P
       )
     ).rows;
     const found = new Map(rows.map((r) => [r.customer_id, r.quantity]));
-    for (const customer of g.customers) counted.set(JSON.stringify([customer, g.meter.id, g.from, g.to, g.watermark, g.late]), decimalText(new Decimal(found.get(customer) ?? '0')));
+    for (const customer of g.customers)
+      counted.set(
+        JSON.stringify([customer, g.meter.id, g.from, g.to, g.watermark, g.late]),
+        decimalText(new Decimal(found.get(customer) ?? '0')),
+      );
   }
   return counted;
 }
@@ -223,7 +252,10 @@ async function usageSides(db: Db, entity: string, period: string, catalogs: Cata
   for (const run of runs) {
     for (const u of run.usage) {
       const key: ReconKey = { legal_entity: entity, customer: run.customer, currency: '', item: usageItem(u, run) };
-      const docs: DocumentRef[] = [{ kind: 'rating_run', id: run.run }, { kind: 'usage_aggregate', id: u.usage_ref }];
+      const docs: DocumentRef[] = [
+        { kind: 'rating_run', id: run.run },
+        { kind: 'usage_aggregate', id: u.usage_ref },
+      ];
       const recounted = counted.get(JSON.stringify([u.customer, u.meter, u.from, u.to, run.watermark, run.include_late]));
       invariant(recounted !== undefined, `usage ${u.usage_ref} was recounted`);
       events.add('left', key, recounted, docs);
@@ -234,7 +266,15 @@ async function usageSides(db: Db, entity: string, period: string, catalogs: Cata
   }
   // A usage aggregate priced by more than one line (two prices on one meter) is one quantity: each distinct quantity counts once.
   const lines = (
-    await db.query<{ invoice_id: string; number: string | null; customer: string; rating_run: string; usage_ref: string; quantity: string; line_no: number }>(
+    await db.query<{
+      invoice_id: string;
+      number: string | null;
+      customer: string;
+      rating_run: string;
+      usage_ref: string;
+      quantity: string;
+      line_no: number;
+    }>(
       `SELECT l.invoice_id, i.number, i.customer, i.rating_run, l.usage_ref, l.quantity::text AS quantity, l.line_no
          FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
         WHERE i.legal_entity = $1 AND i.period = $2 AND i.kind = 'invoice' AND i.status <> 'draft' AND l.usage_ref IS NOT NULL
@@ -246,12 +286,16 @@ async function usageSides(db: Db, entity: string, period: string, catalogs: Cata
   const runsById = new Map(runs.map((r) => [r.run, r]));
   for (const line of lines) {
     const run = runsById.get(line.rating_run);
-    const item = itemByRef.get(`${line.rating_run}\n${line.usage_ref}`) ?? (run ? usageItem(line, run) : `${line.usage_ref} (no rating run)`);
+    const item =
+      itemByRef.get(`${line.rating_run}\n${line.usage_ref}`) ?? (run ? usageItem(line, run) : `${line.usage_ref} (no rating run)`);
     const quantity = decimalText(new Decimal(line.quantity));
     const once = JSON.stringify([line.customer, item, quantity]);
     if (seen.has(once)) continue;
     seen.add(once);
-    rated.add('right', { legal_entity: entity, customer: line.customer, currency: '', item }, quantity, [{ kind: 'invoice', id: line.invoice_id }, { kind: 'usage_aggregate', id: line.usage_ref }]);
+    rated.add('right', { legal_entity: entity, customer: line.customer, currency: '', item }, quantity, [
+      { kind: 'invoice', id: line.invoice_id },
+      { kind: 'usage_aggregate', id: line.usage_ref },
+    ]);
   }
   return { events, rated };
 }
@@ -260,17 +304,29 @@ async function usageSides(db: Db, entity: string, period: string, catalogs: Cata
 async function invoiceLineSides(db: Db, entity: string, period: string): Promise<Sides> {
   const sides = new Sides();
   const invoices = (
-    await db.query<{ id: string; number: string | null; customer: string; currency: string; document: { lines: Array<{ line_no: number; kind: string; price_id: string | null; product: string; amount_minor: string }> } }>(
+    await db.query<{
+      id: string;
+      number: string | null;
+      customer: string;
+      currency: string;
+      document: { lines: Array<{ line_no: number; kind: string; price_id: string | null; product: string; amount_minor: string }> };
+    }>(
       `SELECT id, number, customer, currency, document FROM invoices
         WHERE legal_entity = $1 AND period = $2 AND status <> 'draft' ORDER BY id`,
       [entity, period],
     )
   ).rows;
-  const item = (number: string, l: { line_no: number; kind: string; price_id: string | null; product: string }) => `${number} line ${l.line_no} ${l.kind}:${l.price_id ?? l.product}`;
+  const item = (number: string, l: { line_no: number; kind: string; price_id: string | null; product: string }) =>
+    `${number} line ${l.line_no} ${l.kind}:${l.price_id ?? l.product}`;
   const byId = new Map(invoices.map((i) => [i.id, i]));
   for (const invoice of invoices) {
     for (const line of invoice.document.lines) {
-      sides.add('left', { legal_entity: entity, customer: invoice.customer, currency: invoice.currency, item: item(invoice.number ?? invoice.id, line) }, BigInt(line.amount_minor), [{ kind: 'invoice', id: invoice.id }]);
+      sides.add(
+        'left',
+        { legal_entity: entity, customer: invoice.customer, currency: invoice.currency, item: item(invoice.number ?? invoice.id, line) },
+        BigInt(line.amount_minor),
+        [{ kind: 'invoice', id: invoice.id }],
+      );
     }
   }
   const rows = (
@@ -283,7 +339,12 @@ async function invoiceLineSides(db: Db, entity: string, period: string): Promise
   ).rows;
   for (const row of rows) {
     const invoice = byId.get(row.invoice_id)!;
-    sides.add('right', { legal_entity: entity, customer: invoice.customer, currency: invoice.currency, item: item(invoice.number ?? invoice.id, row) }, BigInt(row.amount_minor), [{ kind: 'invoice', id: invoice.id }]);
+    sides.add(
+      'right',
+      { legal_entity: entity, customer: invoice.customer, currency: invoice.currency, item: item(invoice.number ?? invoice.id, row) },
+      BigInt(row.amount_minor),
+      [{ kind: 'invoice', id: invoice.id }],
+    );
   }
   return sides;
 }
@@ -344,7 +405,13 @@ async function storedJournals(db: Db, entity: string, window: PeriodWindow): Pro
  * payments with the catalog in force when they were written: the documents whose ledger journals are dated in the
  * period, and those of the period that have no journal at all (a journal that never reached the ledger).
  */
-async function expectedJournals(db: Db, entity: string, window: PeriodWindow, stored: readonly StoredJournal[], catalogs: Catalogs): Promise<ExpectedJournal[]> {
+async function expectedJournals(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  stored: readonly StoredJournal[],
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
   const expected: ExpectedJournal[] = [];
   const datedBySource = new Map<string, string>();
   for (const j of stored) if (!datedBySource.has(j.source_document)) datedBySource.set(j.source_document, j.posting_date);
@@ -364,11 +431,24 @@ async function expectedJournals(db: Db, entity: string, window: PeriodWindow, st
     const invoice = { ...fromDocument(row.document), status: 'finalized' as const };
     const catalog = await catalogs.at(row.finalized_at);
     for (const journal of journalsFor(invoice, catalog, datedBySource.get(row.id) ?? lastDay)) {
-      expected.push({ journal, customer: row.customer, source_kind: invoice.kind, document_total: journal.kind === invoice.kind ? invoice.total_minor : null });
+      expected.push({
+        journal,
+        customer: row.customer,
+        source_kind: invoice.kind,
+        document_total: journal.kind === invoice.kind ? invoice.total_minor : null,
+      });
     }
   }
   const payments = (
-    await db.query<{ id: string; invoice_id: string; customer: string; currency: string; amount_minor: string; received_on: string; created_at: Date }>(
+    await db.query<{
+      id: string;
+      invoice_id: string;
+      customer: string;
+      currency: string;
+      amount_minor: string;
+      received_on: string;
+      created_at: Date;
+    }>(
       `SELECT p.id, p.invoice_id, i.customer, p.currency, p.amount_minor::text AS amount_minor, to_char(p.received_on, 'YYYY-MM-DD') AS received_on, p.created_at
          FROM payments p JOIN invoices i ON i.id = p.invoice_id
         WHERE p.status = 'applied' AND i.legal_entity = $1 AND (
@@ -382,9 +462,21 @@ async function expectedJournals(db: Db, entity: string, window: PeriodWindow, st
     const catalog = await catalogs.at(p.created_at);
     const accounts = catalog.catalog.accounts[entity];
     const customer = catalog.index.customers.get(p.customer);
-    invariant(accounts !== undefined && customer !== undefined, `catalog version ${catalog.version} has the accounts of ${entity} and customer ${p.customer}`);
+    invariant(
+      accounts !== undefined && customer !== undefined,
+      `catalog version ${catalog.version} has the accounts of ${entity} and customer ${p.customer}`,
+    );
     const journal = paymentJournal(
-      { id: p.id, invoice_id: p.invoice_id, customer: p.customer, erp_customer_id: customer.erp_customer_id, legal_entity: entity, currency: p.currency, amount_minor: BigInt(p.amount_minor), received_on: datedBySource.get(p.id) ?? p.received_on },
+      {
+        id: p.id,
+        invoice_id: p.invoice_id,
+        customer: p.customer,
+        erp_customer_id: customer.erp_customer_id,
+        legal_entity: entity,
+        currency: p.currency,
+        amount_minor: BigInt(p.amount_minor),
+        received_on: datedBySource.get(p.id) ?? p.received_on,
+      },
       accounts,
     );
     expected.push({ journal, customer: p.customer, source_kind: 'payment', document_total: null });
@@ -392,7 +484,12 @@ async function expectedJournals(db: Db, entity: string, window: PeriodWindow, st
   return expected;
 }
 
-const journalKey = (entity: string, customer: string | null, currency: string, id: string): ReconKey => ({ legal_entity: entity, customer: customer ?? '', currency, item: id });
+const journalKey = (entity: string, customer: string | null, currency: string, id: string): ReconKey => ({
+  legal_entity: entity,
+  customer: customer ?? '',
+  currency,
+  item: id,
+});
 const journalDocs = (journalIdText: string, source: string, sourceKind: string): DocumentRef[] => [
   { kind: 'journal', id: journalIdText },
   { kind: sourceKind, id: source },
@@ -405,14 +502,24 @@ function ledgerPostingSides(entity: string, expected: readonly ExpectedJournal[]
   const sides = new Sides();
   for (const e of expected) {
     if (e.source_kind === 'payment') continue;
-    sides.add('left', journalKey(entity, e.customer, journalCurrency(e.journal.lines), e.journal.id), debitTotal(e.journal.lines), journalDocs(e.journal.id, e.journal.source_document, e.source_kind));
+    sides.add(
+      'left',
+      journalKey(entity, e.customer, journalCurrency(e.journal.lines), e.journal.id),
+      debitTotal(e.journal.lines),
+      journalDocs(e.journal.id, e.journal.source_document, e.source_kind),
+    );
   }
   for (const s of stored) {
     if (!(DOCUMENT_JOURNAL_KINDS as readonly string[]).includes(s.kind)) continue;
     const currencies = [...new Set(s.lines.map((l) => l.currency))];
     for (const currency of currencies) {
       const lines = s.lines.filter((l) => l.currency === currency);
-      sides.add('right', journalKey(entity, s.customer, currency, s.id), debitTotal(lines), journalDocs(s.id, s.source_document, s.kind === 'credit_note' ? 'credit_note' : 'invoice'));
+      sides.add(
+        'right',
+        journalKey(entity, s.customer, currency, s.id),
+        debitTotal(lines),
+        journalDocs(s.id, s.source_document, s.kind === 'credit_note' ? 'credit_note' : 'invoice'),
+      );
     }
   }
   return sides;
@@ -426,21 +533,42 @@ async function tableExists(db: Db, name: string): Promise<boolean> {
  * What an external ERP should hold for the period (the same journals, less those the rollout scope held back and
  * those still in the outbox) against what it reports. Its documents are matched to journals by our idempotency key.
  */
-async function erpPostingSides(db: Db, entity: string, window: PeriodWindow, target: ErpTarget, expected: readonly ExpectedJournal[], catalog: CatalogVersion): Promise<Sides> {
+async function erpPostingSides(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  target: ErpTarget,
+  expected: readonly ExpectedJournal[],
+  catalog: CatalogVersion,
+): Promise<Sides> {
   invariant(typeof target.listDocuments === 'function', `ERP target ${target.name} cannot list its documents`);
   const sides = new Sides();
   const documentJournals = expected.filter((e) => e.source_kind !== 'payment');
   const ids = documentJournals.map((e) => e.journal.id);
   const outbox = new Map(
-    (await db.query<{ document_id: string; status: string; id: string }>('SELECT document_id, status, id::text AS id FROM outbox WHERE target = $1 AND document_id = ANY($2)', [target.name, ids])).rows.map((r) => [r.document_id, r]),
+    (
+      await db.query<{ document_id: string; status: string; id: string }>(
+        'SELECT document_id, status, id::text AS id FROM outbox WHERE target = $1 AND document_id = ANY($2)',
+        [target.name, ids],
+      )
+    ).rows.map((r) => [r.document_id, r]),
   );
   const held = (await tableExists(db, 'rollout_holds'))
-    ? new Set((await db.query<{ journal_id: string }>('SELECT journal_id FROM rollout_holds WHERE target = $1 AND journal_id = ANY($2)', [target.name, ids])).rows.map((r) => r.journal_id))
+    ? new Set(
+        (
+          await db.query<{ journal_id: string }>('SELECT journal_id FROM rollout_holds WHERE target = $1 AND journal_id = ANY($2)', [
+            target.name,
+            ids,
+          ])
+        ).rows.map((r) => r.journal_id),
+      )
     : new Set<string>();
   // Invoices and credit notes go as the ERP's own sales document when the target takes one (src/post/outbox.ts):
   // the ERP then holds the document's total; everything else goes as a journal entry, compared by its debit total.
-  const expectedAmount = (e: ExpectedJournal): bigint => (e.document_total !== null && typeof target.postDocument === 'function' ? e.document_total : debitTotal(e.journal.lines));
-  const storedKey = (journal: string) => (target.storedKey ? target.storedKey(outboxKey(target.name, journal)) : outboxKey(target.name, journal));
+  const expectedAmount = (e: ExpectedJournal): bigint =>
+    e.document_total !== null && typeof target.postDocument === 'function' ? e.document_total : debitTotal(e.journal.lines);
+  const storedKey = (journal: string) =>
+    target.storedKey ? target.storedKey(outboxKey(target.name, journal)) : outboxKey(target.name, journal);
   const known = new Map<string, ExpectedJournal>();
   for (const e of documentJournals) {
     known.set(storedKey(e.journal.id), e);
@@ -458,10 +586,11 @@ async function erpPostingSides(db: Db, entity: string, window: PeriodWindow, tar
   // policy) is that one's business: only documents matching nothing Accrue wrote are reported as unknown.
   const others = new Set(
     (
-      await db.query<{ id: string }>(
-        `SELECT id FROM journals WHERE legal_entity <> $1 AND posting_date >= $2 AND posting_date < $3`,
-        [entity, window.start_date, window.end_date],
-      )
+      await db.query<{ id: string }>(`SELECT id FROM journals WHERE legal_entity <> $1 AND posting_date >= $2 AND posting_date < $3`, [
+        entity,
+        window.start_date,
+        window.end_date,
+      ])
     ).rows.map((r) => storedKey(r.id)),
   );
   const entityCurrency = catalog.index.legalEntities.get(entity)?.currency ?? '';
@@ -476,7 +605,9 @@ async function erpPostingSides(db: Db, entity: string, window: PeriodWindow, tar
     const amount = parseMajor(doc.amount, currency, 'amount');
     invariant(amount.ok, `${target.name} document ${doc.reference} has an amount that is not ${currency}: ${JSON.stringify(doc.amount)}`);
     const item = match ? match.journal.id : `(unknown to Accrue) ${doc.key === '' ? `ref ${doc.reference}` : doc.key}`;
-    const docs: DocumentRef[] = [{ kind: doc.form === 'journal' ? 'erp_journal' : `erp_${doc.form}`, id: doc.reference, connector: target.name }];
+    const docs: DocumentRef[] = [
+      { kind: doc.form === 'journal' ? 'erp_journal' : `erp_${doc.form}`, id: doc.reference, connector: target.name },
+    ];
     if (match) docs.unshift(...journalDocs(match.journal.id, match.journal.source_document, match.source_kind));
     sides.add('right', journalKey(entity, match?.customer ?? '', currency, item), amount.value, docs);
   }
@@ -484,7 +615,13 @@ async function erpPostingSides(db: Db, entity: string, window: PeriodWindow, tar
 }
 
 /** Payments applied (received in the period, or whose journal is dated in it) against the receivable their journals cleared. */
-async function paymentSides(db: Db, entity: string, window: PeriodWindow, stored: readonly StoredJournal[], catalog: CatalogVersion): Promise<Sides> {
+async function paymentSides(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  stored: readonly StoredJournal[],
+  catalog: CatalogVersion,
+): Promise<Sides> {
   const sides = new Sides();
   const receivable = catalog.catalog.accounts[entity]?.receivable;
   invariant(receivable !== undefined, `the catalog has a receivable account for ${entity}`);
@@ -511,7 +648,11 @@ async function paymentSides(db: Db, entity: string, window: PeriodWindow, stored
   }
   for (const slot of byInvoice.values()) sides.add('left', slot.key, slot.amount, slot.docs);
   const invoiceOf = new Map(
-    (await db.query<{ id: string; invoice_id: string | null }>('SELECT id, invoice_id FROM payments WHERE id = ANY($1)', [stored.filter((s) => s.kind === 'payment').map((s) => s.source_document)])).rows.map((r) => [r.id, r.invoice_id]),
+    (
+      await db.query<{ id: string; invoice_id: string | null }>('SELECT id, invoice_id FROM payments WHERE id = ANY($1)', [
+        stored.filter((s) => s.kind === 'payment').map((s) => s.source_document),
+      ])
+    ).rows.map((r) => [r.id, r.invoice_id]),
   );
   const cleared = new Map<string, { key: ReconKey; amount: bigint; docs: DocumentRef[] }>();
   for (const s of stored) {
@@ -519,7 +660,12 @@ async function paymentSides(db: Db, entity: string, window: PeriodWindow, stored
     const invoice = invoiceOf.get(s.source_document) ?? null;
     for (const line of s.lines) {
       if (line.account !== receivable) continue;
-      const key: ReconKey = { legal_entity: entity, customer: s.customer ?? '', currency: line.currency, item: invoice ? item(invoice) : `(journal ${s.id})@${window.period}` };
+      const key: ReconKey = {
+        legal_entity: entity,
+        customer: s.customer ?? '',
+        currency: line.currency,
+        item: invoice ? item(invoice) : `(journal ${s.id})@${window.period}`,
+      };
       const slot = cleared.get(keyText(key)) ?? { key, amount: 0n, docs: invoice ? [{ kind: 'invoice', id: invoice }] : [] };
       slot.amount += line.credit_minor - line.debit_minor;
       if (!slot.docs.some((d) => d.id === s.id)) slot.docs.push({ kind: 'journal', id: s.id });
@@ -534,13 +680,22 @@ async function paymentSides(db: Db, entity: string, window: PeriodWindow, stored
 function trialBalanceSides(entity: string, period: string, expected: readonly ExpectedJournal[], stored: readonly StoredJournal[]): Sides {
   const sides = new Sides();
   // The period is in the item: the same account and amounts in another month are another exception.
-  const withPeriod = (entries: SideEntry[]): SideEntry[] => entries.map(([key, value]) => [{ ...key, item: `${key.item}@${period}` }, value]);
-  for (const [key, value] of withPeriod(trialBalanceSide(trialBalance(expected.map((e) => e.journal))))) sides.add('left', key, value as bigint);
+  const withPeriod = (entries: SideEntry[]): SideEntry[] =>
+    entries.map(([key, value]) => [{ ...key, item: `${key.item}@${period}` }, value]);
+  for (const [key, value] of withPeriod(trialBalanceSide(trialBalance(expected.map((e) => e.journal)))))
+    sides.add('left', key, value as bigint);
   const rows = new Map<string, TrialBalanceRow>();
   for (const s of stored) {
     for (const l of s.lines) {
       const id = JSON.stringify([l.account, l.currency]);
-      const row = rows.get(id) ?? { legal_entity: entity, account: l.account, currency: l.currency, debit_minor: 0n, credit_minor: 0n, balance_minor: 0n };
+      const row = rows.get(id) ?? {
+        legal_entity: entity,
+        account: l.account,
+        currency: l.currency,
+        debit_minor: 0n,
+        credit_minor: 0n,
+        balance_minor: 0n,
+      };
       row.debit_minor += l.debit_minor;
       row.credit_minor += l.credit_minor;
       row.balance_minor = row.debit_minor - row.credit_minor;
@@ -565,9 +720,17 @@ function trialBalanceSides(entity: string, period: string, expected: readonly Ex
 
 // ---------- the run ----------
 
-function report(checkpoint: CheckpointId, entity: string, connector: string | null, sides: Sides): { report: CheckpointReport; differences: Difference[] } {
+function report(
+  checkpoint: CheckpointId,
+  entity: string,
+  connector: string | null,
+  sides: Sides,
+): { report: CheckpointReport; differences: Difference[] } {
   const differences = compareSides(checkpoint, sides.left, sides.right, connector === null ? {} : { connector });
-  invariant(differences.length <= DIFFERENCES_PER_CHECKPOINT_MAX, `${checkpoint} found ${differences.length} differences for ${entity}; more than ${DIFFERENCES_PER_CHECKPOINT_MAX} means a stage failed wholesale`);
+  invariant(
+    differences.length <= DIFFERENCES_PER_CHECKPOINT_MAX,
+    `${checkpoint} found ${differences.length} differences for ${entity}; more than ${DIFFERENCES_PER_CHECKPOINT_MAX} means a stage failed wholesale`,
+  );
   const definition = checkpointById(checkpoint);
   return {
     differences,
@@ -597,7 +760,14 @@ function report(checkpoint: CheckpointId, entity: string, connector: string | nu
 }
 
 /** Compares every checkpoint of one legal entity and period; nothing is written. */
-async function compareEntity(db: Db, entity: string, window: PeriodWindow, connectors: readonly ErpTarget[], catalog: CatalogVersion, catalogs: Catalogs): Promise<Array<{ report: CheckpointReport; differences: Difference[] }>> {
+async function compareEntity(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  connectors: readonly ErpTarget[],
+  catalog: CatalogVersion,
+  catalogs: Catalogs,
+): Promise<Array<{ report: CheckpointReport; differences: Difference[] }>> {
   const results: Array<{ report: CheckpointReport; differences: Difference[] }> = [];
   const { events, rated } = await usageSides(db, entity, window.period, catalogs);
   results.push(report('usage_events_vs_aggregates', entity, null, events));
@@ -606,7 +776,10 @@ async function compareEntity(db: Db, entity: string, window: PeriodWindow, conne
   const stored = await storedJournals(db, entity, window);
   const expected = await expectedJournals(db, entity, window, stored, catalogs);
   results.push(report('invoices_vs_erp_postings', entity, LEDGER_CONNECTOR, ledgerPostingSides(entity, expected, stored)));
-  for (const target of connectors) results.push(report('invoices_vs_erp_postings', entity, target.name, await erpPostingSides(db, entity, window, target, expected, catalog)));
+  for (const target of connectors)
+    results.push(
+      report('invoices_vs_erp_postings', entity, target.name, await erpPostingSides(db, entity, window, target, expected, catalog)),
+    );
   results.push(report('payments_vs_receivable', entity, null, await paymentSides(db, entity, window, stored, catalog)));
   results.push(report('trial_balance', entity, null, trialBalanceSides(entity, window.period, expected, stored)));
   invariant(results.length === CHECKPOINTS.length + connectors.length, 'every checkpoint ran once, the ERP one per connector');
@@ -622,14 +795,34 @@ export async function reconcilePeriod(pool: pg.Pool, options: ReconcileOptions):
   const window = parsePeriod(options.period, 'period');
   if (!window.ok) throw new ProblemError(window.problems);
   const catalog = await currentCatalog(pool);
-  if (!catalog) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' }], 409);
-  const entities = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => options.legalEntity === undefined || id === options.legalEntity);
-  if (entities.length === 0) throw new ProblemError([{ path: 'legal_entity', code: 'unknown', message: `no legal entity ${options.legalEntity}; the catalog has ${catalog.catalog.legal_entities.map((e) => e.id).join(', ')}` }], 404);
+  if (!catalog)
+    throw new ProblemError(
+      [{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' }],
+      409,
+    );
+  const entities = catalog.catalog.legal_entities
+    .map((e) => e.id)
+    .filter((id) => options.legalEntity === undefined || id === options.legalEntity);
+  if (entities.length === 0)
+    throw new ProblemError(
+      [
+        {
+          path: 'legal_entity',
+          code: 'unknown',
+          message: `no legal entity ${options.legalEntity}; the catalog has ${catalog.catalog.legal_entities.map((e) => e.id).join(', ')}`,
+        },
+      ],
+      404,
+    );
   const connectors = options.connectors ?? [];
   const names = new Set<string>([LEDGER_CONNECTOR]);
   for (const [index, target] of connectors.entries()) {
-    if (typeof target.listDocuments !== 'function') throw new ProblemError([{ path: `connectors[${index}]`, code: 'cannot_list', message: `the ${target.name} connector cannot list its documents` }]);
-    if (names.has(target.name)) throw new ProblemError([{ path: `connectors[${index}]`, code: 'duplicate', message: `connector ${target.name} is named twice` }]);
+    if (typeof target.listDocuments !== 'function')
+      throw new ProblemError([
+        { path: `connectors[${index}]`, code: 'cannot_list', message: `the ${target.name} connector cannot list its documents` },
+      ]);
+    if (names.has(target.name))
+      throw new ProblemError([{ path: `connectors[${index}]`, code: 'duplicate', message: `connector ${target.name} is named twice` }]);
     names.add(target.name);
   }
   const record = options.record ?? true;
@@ -641,14 +834,23 @@ export async function reconcilePeriod(pool: pg.Pool, options: ReconcileOptions):
   // A connector that is a configured connection holds only the books of the legal entities routed to it: another
   // entity's documents are never looked for there (two entities on two Xero organisations never mix).
   const routed = new Map<string, string[]>();
-  for (const row of (await pool.query<{ connection: string; legal_entity: string }>('SELECT connection, legal_entity FROM erp_entity_connections')).rows) {
+  for (const row of (
+    await pool.query<{ connection: string; legal_entity: string }>('SELECT connection, legal_entity FROM erp_entity_connections')
+  ).rows) {
     routed.set(row.connection, [...(routed.get(row.connection) ?? []), row.legal_entity]);
   }
   for (const entity of entities) {
     const here = connectors.filter((target) => routed.get(target.name)?.includes(entity) ?? true);
     const results = await compareEntity(pool, entity, window.value, here, catalog, catalogs);
     if (record) {
-      const outcome = await recordDifferences(pool, entity, window.value.period, [LEDGER_CONNECTOR, ...here.map((t) => t.name)], results, actor);
+      const outcome = await recordDifferences(
+        pool,
+        entity,
+        window.value.period,
+        [LEDGER_CONNECTOR, ...here.map((t) => t.name)],
+        results,
+        actor,
+      );
       opened.push(...outcome.opened);
       cleared.push(...outcome.cleared);
     }
@@ -722,26 +924,54 @@ async function recordDifferences(
         if ((inserted.rowCount ?? 0) > 0) {
           await client.query(
             `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, details) VALUES ($1, 1, 'open', NULL, 'open', $2, $3)`,
-            [shown.exception_id, actor, JSON.stringify({ checkpoint: report.checkpoint, kind: shown.kind, left: shown.left, right: shown.right })],
+            [
+              shown.exception_id,
+              actor,
+              JSON.stringify({ checkpoint: report.checkpoint, kind: shown.kind, left: shown.left, right: shown.right }),
+            ],
           );
-          audits.push({ actor, action: 'exception.open', subject: shown.exception_id, details: { checkpoint: report.checkpoint, connector: report.connector, legal_entity: entity, period, item: shown.key.item, kind: shown.kind, left: shown.left, right: shown.right } });
+          audits.push({
+            actor,
+            action: 'exception.open',
+            subject: shown.exception_id,
+            details: {
+              checkpoint: report.checkpoint,
+              connector: report.connector,
+              legal_entity: entity,
+              period,
+              item: shown.key.item,
+              kind: shown.kind,
+              left: shown.left,
+              right: shown.right,
+            },
+          });
           opened.push(shown.exception_id);
           shown.opened = true;
           shown.status = 'open';
           continue;
         }
-        const existing = (await client.query<{ status: string; cleared: boolean }>('SELECT status, cleared_at IS NOT NULL AS cleared FROM exceptions WHERE id = $1 FOR UPDATE', [shown.exception_id])).rows[0]!;
+        const existing = (
+          await client.query<{ status: string; cleared: boolean }>(
+            'SELECT status, cleared_at IS NOT NULL AS cleared FROM exceptions WHERE id = $1 FOR UPDATE',
+            [shown.exception_id],
+          )
+        ).rows[0]!;
         shown.status = existing.status;
         if (existing.cleared && (existing.status === 'open' || existing.status === 'assigned')) {
-          await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, $4, 'the difference is found again')`, [
-            shown.exception_id,
-            await nextOrdinal(client, shown.exception_id),
-            existing.status,
+          await client.query(
+            `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, $4, 'the difference is found again')`,
+            [shown.exception_id, await nextOrdinal(client, shown.exception_id), existing.status, actor],
+          );
+          audits.push({
             actor,
-          ]);
-          audits.push({ actor, action: 'exception.reappear', subject: shown.exception_id, details: { checkpoint: report.checkpoint, period, legal_entity: entity } });
+            action: 'exception.reappear',
+            subject: shown.exception_id,
+            details: { checkpoint: report.checkpoint, period, legal_entity: entity },
+          });
         }
-        await client.query('UPDATE exceptions SET last_seen_at = now(), cleared_at = NULL, updated_at = now() WHERE id = $1', [shown.exception_id]);
+        await client.query('UPDATE exceptions SET last_seen_at = now(), cleared_at = NULL, updated_at = now() WHERE id = $1', [
+          shown.exception_id,
+        ]);
       }
     }
     const gone = (
@@ -755,16 +985,22 @@ async function recordDifferences(
     ).rows;
     for (const row of gone) {
       await client.query('UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1', [row.id]);
-      await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'a reconciliation run no longer finds the difference')`, [
-        row.id,
-        await nextOrdinal(client, row.id),
-        row.status,
+      await client.query(
+        `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'a reconciliation run no longer finds the difference')`,
+        [row.id, await nextOrdinal(client, row.id), row.status, actor],
+      );
+      audits.push({
         actor,
-      ]);
-      audits.push({ actor, action: 'exception.clear', subject: row.id, details: { checkpoint: row.checkpoint, period, legal_entity: entity, item: row.item } });
+        action: 'exception.clear',
+        subject: row.id,
+        details: { checkpoint: row.checkpoint, period, legal_entity: entity, item: row.item },
+      });
     }
     // The audit head is locked by the first append until commit: appends come last (src/audit/log.ts).
     for (const audit of audits) await appendAudit(client, audit);
-    return { opened, cleared: gone.map((g) => ({ id: g.id, checkpoint: g.checkpoint, legal_entity: entity, item: g.item, status: g.status })) };
+    return {
+      opened,
+      cleared: gone.map((g) => ({ id: g.id, checkpoint: g.checkpoint, legal_entity: entity, item: g.item, status: g.status })),
+    };
   });
 }

@@ -1,6 +1,7 @@
 // Payments back from the ERP or a signed webhook: each applies once; invoices move to partially paid and paid;
 // overpayments, currency mismatches and payments matching no invoice become exceptions for finance operations.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { exceptionId, paymentOutboxKey } from '../domain/keys.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
@@ -25,7 +26,12 @@ export type PaymentOutcome =
   | { status: 'exception'; payment_id: string; exception: string; kind: string };
 
 /** Limits: characters of a payment id or invoice reference (stored as text keys), the years of received_on, the largest amount (Postgres bigint). */
-export const PAYMENT_LIMITS = Object.freeze({ referenceLengthMax: 256, yearMin: 1970, yearMax: 9998, amountMinorMax: 9_223_372_036_854_775_807n });
+export const PAYMENT_LIMITS = Object.freeze({
+  referenceLengthMax: 256,
+  yearMin: 1970,
+  yearMax: 9998,
+  amountMinorMax: 9_223_372_036_854_775_807n,
+});
 
 // No control characters and no lone UTF-16 surrogates: Postgres text cannot hold NUL, and a lone surrogate would be stored rewritten.
 const REFERENCE = /^[^\u0000-\u001f\u007f\ud800-\udfff]+$/u;
@@ -50,25 +56,37 @@ export function validatePayment(body: unknown): Result<PaymentInput & { amount_m
   if (problems.length > 0) return fail(...problems);
   for (const field of ['id', 'invoice'] as const) {
     const text = b[field] as string;
-    if (text.length > PAYMENT_LIMITS.referenceLengthMax) problems.push(problem(field, 'too_long', `must be at most ${PAYMENT_LIMITS.referenceLengthMax} characters`));
-    else if (!REFERENCE.test(text)) problems.push(problem(field, 'invalid_characters', 'must not contain control characters or lone surrogates'));
+    if (text.length > PAYMENT_LIMITS.referenceLengthMax)
+      problems.push(problem(field, 'too_long', `must be at most ${PAYMENT_LIMITS.referenceLengthMax} characters`));
+    else if (!REFERENCE.test(text))
+      problems.push(problem(field, 'invalid_characters', 'must not contain control characters or lone surrogates'));
   }
   if (problems.length > 0) return fail(...problems);
   if (!isCurrency(b.currency)) return fail(problem('currency', 'unknown_currency', 'must be an ISO 4217 code'));
   if (!isCalendarDate(b.received_on as string)) {
-    return fail(problem('received_on', 'not_date', `must be a calendar date YYYY-MM-DD from ${PAYMENT_LIMITS.yearMin} to ${PAYMENT_LIMITS.yearMax}`));
+    return fail(
+      problem('received_on', 'not_date', `must be a calendar date YYYY-MM-DD from ${PAYMENT_LIMITS.yearMin} to ${PAYMENT_LIMITS.yearMax}`),
+    );
   }
   const amount = parseMajor(b.amount, b.currency as string, 'amount');
   if (!amount.ok) return amount;
   if (amount.value <= 0n) return fail(problem('amount', 'not_positive', 'must be greater than 0'));
-  if (amount.value > PAYMENT_LIMITS.amountMinorMax) return fail(problem('amount', 'too_large', `must be at most ${PAYMENT_LIMITS.amountMinorMax} minor units`));
-  return ok({ id: b.id as string, invoice: b.invoice as string, amount: b.amount as string, currency: b.currency as string, received_on: b.received_on as string, amount_minor: amount.value });
+  if (amount.value > PAYMENT_LIMITS.amountMinorMax)
+    return fail(problem('amount', 'too_large', `must be at most ${PAYMENT_LIMITS.amountMinorMax} minor units`));
+  return ok({
+    id: b.id as string,
+    invoice: b.invoice as string,
+    amount: b.amount as string,
+    currency: b.currency as string,
+    received_on: b.received_on as string,
+    amount_minor: amount.value,
+  });
 }
 
 /** The outbox key of a payment pushed to an ERP connection: `out:v1:<connection>:pay:<payment id>`. */
-export const paymentOutboxKey = (connection: string, paymentId: string) => `out:v1:${connection}:pay:${paymentId}`;
+export { paymentOutboxKey } from '../domain/keys.js';
 
-export const exceptionId = (kind: string, subject: string) => `exc:v1:${createHash('sha256').update(`${kind}\n${subject}`).digest('hex').slice(0, 32)}`;
+export { exceptionId } from '../domain/keys.js';
 
 /**
  * Applies a payment once. `delivery`: a signed webhook delivery's signature, recorded as received in this same
@@ -81,20 +99,42 @@ export async function applyPayment(
   source: 'webhook' | 'erp',
   options: { delivery?: string } = {},
 ): Promise<PaymentOutcome> {
-  const hash = contentHash({ invoice: input.invoice, amount_minor: input.amount_minor, currency: input.currency, received_on: input.received_on });
+  const hash = contentHash({
+    invoice: input.invoice,
+    amount_minor: input.amount_minor,
+    currency: input.currency,
+    received_on: input.received_on,
+  });
   return transaction(pool, async (client) => {
     if (options.delivery !== undefined) {
-      const delivery = await client.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [options.delivery]);
-      if (delivery.rowCount === 0) throw new ProblemError([problem('Accrue-Signature', 'replayed_delivery', 'this signed delivery was already received')], 409);
+      const delivery = await client.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [
+        options.delivery,
+      ]);
+      if (delivery.rowCount === 0)
+        throw new ProblemError([problem('Accrue-Signature', 'replayed_delivery', 'this signed delivery was already received')], 409);
     }
-    const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id])).rows[0];
+    const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id]))
+      .rows[0];
     if (seen) {
       if (seen.content_hash === hash) return { status: 'duplicate', payment_id: input.id };
-      throw new ProblemError([{ path: 'id', code: 'exists_with_different_content', message: `payment ${input.id} was already received with other content` }], 409);
+      throw new ProblemError(
+        [{ path: 'id', code: 'exists_with_different_content', message: `payment ${input.id} was already received with other content` }],
+        409,
+      );
     }
     const invoice = (
-      await client.query<{ id: string; number: string; customer: string; legal_entity: string; currency: string; total_minor: string; amount_paid_minor: string; status: string; kind: string }>(
-        "SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE",
+      await client.query<{
+        id: string;
+        number: string;
+        customer: string;
+        legal_entity: string;
+        currency: string;
+        total_minor: string;
+        amount_paid_minor: string;
+        status: string;
+        kind: string;
+      }>(
+        'SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE',
         [input.invoice],
       )
     ).rows[0];
@@ -110,13 +150,24 @@ export async function applyPayment(
       );
       return { status: 'exception', payment_id: input.id, exception: id, kind };
     };
-    if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized') return exception('payment_unmatched', { reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice' });
-    if (invoice.currency !== input.currency) return exception('payment_currency_mismatch', { invoice: invoice.number, invoice_currency: invoice.currency });
+    if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized')
+      return exception('payment_unmatched', { reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice' });
+    if (invoice.currency !== input.currency)
+      return exception('payment_currency_mismatch', { invoice: invoice.number, invoice_currency: invoice.currency });
     const paid = BigInt(invoice.amount_paid_minor) + input.amount_minor;
     const total = BigInt(invoice.total_minor);
-    if (paid > total) return exception('payment_overpayment', { invoice: invoice.number, total_minor: total.toString(), would_be_paid_minor: paid.toString() });
+    if (paid > total)
+      return exception('payment_overpayment', {
+        invoice: invoice.number,
+        total_minor: total.toString(),
+        would_be_paid_minor: paid.toString(),
+      });
     const paymentStatus = paid === total ? 'paid' : 'partially_paid';
-    await client.query('UPDATE invoices SET amount_paid_minor = $2, payment_status = $3 WHERE id = $1', [invoice.id, paid.toString(), paymentStatus]);
+    await client.query('UPDATE invoices SET amount_paid_minor = $2, payment_status = $3 WHERE id = $1', [
+      invoice.id,
+      paid.toString(),
+      paymentStatus,
+    ]);
     await client.query(
       `INSERT INTO payments (id, source, invoice_ref, invoice_id, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'applied', $8)`,
       [input.id, source, input.invoice, invoice.id, input.currency, input.amount_minor.toString(), input.received_on, hash],
@@ -125,23 +176,47 @@ export async function applyPayment(
     const accounts = catalog.catalog.accounts[invoice.legal_entity];
     if (!customer || !accounts) throw new Error(`no customer or accounts for invoice ${invoice.number}`);
     const journal = paymentJournal(
-      { id: input.id, invoice_id: invoice.id, customer: invoice.customer, erp_customer_id: customer.erp_customer_id, legal_entity: invoice.legal_entity, currency: input.currency, amount_minor: input.amount_minor, received_on: input.received_on },
+      {
+        id: input.id,
+        invoice_id: invoice.id,
+        customer: invoice.customer,
+        erp_customer_id: customer.erp_customer_id,
+        legal_entity: invoice.legal_entity,
+        currency: input.currency,
+        amount_minor: input.amount_minor,
+        received_on: input.received_on,
+      },
       accounts,
     );
     await recordJournals(client, [journal], invoice.number);
     // A payment received here (the webhook) is pushed to the ERP the invoice's legal entity posts to, and applied to
     // the invoice there, so the ERP's receivable clears; a payment read from the ERP is never pushed back.
     if (source === 'webhook') {
-      const connection = (await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [invoice.legal_entity])).rows[0]?.connection;
+      const connection = (
+        await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
+          invoice.legal_entity,
+        ])
+      ).rows[0]?.connection;
       if (connection) {
-        await client.query(`INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'payment', $3) ON CONFLICT (key) DO NOTHING`, [paymentOutboxKey(connection, input.id), connection, input.id]);
+        await client.query(
+          `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'payment', $3) ON CONFLICT (key) DO NOTHING`,
+          [paymentOutboxKey(connection, input.id), connection, input.id],
+        );
       }
     }
     await appendAudit(client, {
       actor: `system:payments-${source}`,
       action: 'payment.apply',
       subject: input.id,
-      details: { invoice: invoice.number, invoice_id: invoice.id, currency: input.currency, amount_minor: input.amount_minor, amount_paid_minor: paid, payment_status: paymentStatus, received_on: input.received_on },
+      details: {
+        invoice: invoice.number,
+        invoice_id: invoice.id,
+        currency: input.currency,
+        amount_minor: input.amount_minor,
+        amount_paid_minor: paid,
+        payment_status: paymentStatus,
+        received_on: input.received_on,
+      },
     });
     return { status: 'applied', payment_id: input.id, invoice: invoice.number, payment_status: paymentStatus, amount_paid: paid };
   });
@@ -158,14 +233,22 @@ export function signWebhook(secret: string, rawBody: string, timestampSeconds: n
   return `t=${timestampSeconds},v1=${mac}`;
 }
 
-export function verifyWebhook(secret: string, rawBody: string, header: string | undefined, nowSeconds: number): Result<{ signature: string }> {
+export function verifyWebhook(
+  secret: string,
+  rawBody: string,
+  header: string | undefined,
+  nowSeconds: number,
+): Result<{ signature: string }> {
   if (!header) return fail(problem('Accrue-Signature', 'missing_signature', 'the Accrue-Signature header is required'));
   const parts = Object.fromEntries(header.split(',').map((p) => p.trim().split('=', 2) as [string, string]));
   const t = Number.parseInt(parts.t ?? '', 10);
-  if (!Number.isSafeInteger(t) || !parts.v1) return fail(problem('Accrue-Signature', 'malformed_signature', 'must be t=<unix seconds>,v1=<hex>'));
-  if (Math.abs(nowSeconds - t) > WEBHOOK_TOLERANCE_SECONDS) return fail(problem('Accrue-Signature', 'stale_signature', `the timestamp is more than ${WEBHOOK_TOLERANCE_SECONDS} s from now`));
+  if (!Number.isSafeInteger(t) || !parts.v1)
+    return fail(problem('Accrue-Signature', 'malformed_signature', 'must be t=<unix seconds>,v1=<hex>'));
+  if (Math.abs(nowSeconds - t) > WEBHOOK_TOLERANCE_SECONDS)
+    return fail(problem('Accrue-Signature', 'stale_signature', `the timestamp is more than ${WEBHOOK_TOLERANCE_SECONDS} s from now`));
   const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${rawBody}`).digest('hex'));
   const given = Buffer.from(parts.v1);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return fail(problem('Accrue-Signature', 'bad_signature', 'the signature does not match the body'));
+  if (expected.length !== given.length || !timingSafeEqual(expected, given))
+    return fail(problem('Accrue-Signature', 'bad_signature', 'the signature does not match the body'));
   return ok({ signature: parts.v1 });
 }

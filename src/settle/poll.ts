@@ -85,7 +85,12 @@ async function raiseException(pool: pg.Pool, kind: string, subject: string, deta
   return (inserted.rowCount ?? 0) > 0 ? 'exception' : 'duplicate';
 }
 
-async function applyOne(pool: pg.Pool, source: PaymentSource, payment: ErpPayment, catalog: NonNullable<Awaited<ReturnType<typeof currentCatalog>>>): Promise<SyncOutcome> {
+async function applyOne(
+  pool: pg.Pool,
+  source: PaymentSource,
+  payment: ErpPayment,
+  catalog: NonNullable<Awaited<ReturnType<typeof currentCatalog>>>,
+): Promise<SyncOutcome> {
   const paymentId = `${source.name}:${payment.id}`;
   if (payment.deleted) {
     // Accrue never un-applies a payment on its own: a deletion after the fact is for a person to look at.
@@ -94,7 +99,13 @@ async function applyOne(pool: pg.Pool, source: PaymentSource, payment: ErpPaymen
     return raiseException(pool, 'payment_deleted_at_source', paymentId, { target: source.name, erp_payment: payment });
   }
   const invoice = await matchInvoice(pool, source.name, payment);
-  const input = validatePayment({ id: paymentId, invoice, amount: plainAmount(payment.amount), currency: payment.currency, received_on: payment.received_on });
+  const input = validatePayment({
+    id: paymentId,
+    invoice,
+    amount: plainAmount(payment.amount),
+    currency: payment.currency,
+    received_on: payment.received_on,
+  });
   if (!input.ok) {
     return raiseException(pool, 'payment_unreadable', paymentId, { target: source.name, erp_payment: payment, problems: input.problems });
   }
@@ -104,7 +115,12 @@ async function applyOne(pool: pg.Pool, source: PaymentSource, payment: ErpPaymen
   } catch (error) {
     if (!(error instanceof ProblemError)) throw error;
     // Changed at the ERP after it was applied, or dated in a closed period: refused, and a person decides.
-    return raiseException(pool, 'payment_refused', paymentId, { target: source.name, erp_payment: payment, problems: error.problems, message: formatProblems(error.problems) });
+    return raiseException(pool, 'payment_refused', paymentId, {
+      target: source.name,
+      erp_payment: payment,
+      problems: error.problems,
+      message: formatProblems(error.problems),
+    });
   }
   return outcome.status;
 }
@@ -126,7 +142,19 @@ async function takeCursor(pool: pg.Pool, target: string): Promise<{ cursor: stri
 export async function pollPayments(pool: pg.Pool, source: PaymentSource): Promise<PollOutcome> {
   const catalog = await currentCatalog(pool);
   if (!catalog) throw new ProblemError([{ path: '', code: 'no_catalog', message: 'no catalog has been applied' }]);
-  const outcome: PollOutcome = { target: source.name, status: 'polled', pages: 0, seen: 0, applied: 0, duplicates: 0, exceptions: 0, skipped: 0, cursor_before: null, cursor_after: null, last_polled_at: null };
+  const outcome: PollOutcome = {
+    target: source.name,
+    status: 'polled',
+    pages: 0,
+    seen: 0,
+    applied: 0,
+    duplicates: 0,
+    exceptions: 0,
+    skipped: 0,
+    cursor_before: null,
+    cursor_after: null,
+    last_polled_at: null,
+  };
   const taken = await takeCursor(pool, source.name);
   if (!taken) return { ...outcome, status: 'busy' };
   outcome.cursor_before = taken.cursor;
@@ -171,8 +199,12 @@ export async function pollPayments(pool: pg.Pool, source: PaymentSource): Promis
 /** The sync state of every polled target: cursor, newest ERP modification time seen, last poll. */
 export async function paymentSyncState(pool: pg.Pool) {
   return (
-    await pool.query<{ target: string; cursor: string | null; newest_erp_modified_at: string | null; last_polled_at: Date | null; last_outcome: unknown }>(
-      'SELECT target, cursor, newest_erp_modified_at, last_polled_at, last_outcome FROM payment_sync_cursors ORDER BY target',
-    )
+    await pool.query<{
+      target: string;
+      cursor: string | null;
+      newest_erp_modified_at: string | null;
+      last_polled_at: Date | null;
+      last_outcome: unknown;
+    }>('SELECT target, cursor, newest_erp_modified_at, last_polled_at, last_outcome FROM payment_sync_cursors ORDER BY target')
   ).rows.map((r) => ({ ...r, last_polled_at: r.last_polled_at?.toISOString() ?? null }));
 }

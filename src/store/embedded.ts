@@ -5,7 +5,24 @@
 // user named (./.accrue/pg) a symbolic link to it (docs/configuration.md, "Running as root").
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform } from 'node:os';
@@ -61,7 +78,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   if (existsSync(pidFile)) {
     const pid = Number.parseInt(readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
     if (Number.isInteger(pid) && isAlive(pid)) {
-      throw new EmbeddedError(`the embedded Postgres data directory ${dataDir} is in use by process ${pid}; stop it or pass another --data-dir`);
+      throw new EmbeddedError(
+        `the embedded Postgres data directory ${dataDir} is in use by process ${pid}; stop it or pass another --data-dir`,
+      );
     }
     rmSync(pidFile); // left by a killed server; Postgres recovers from its WAL on start
   }
@@ -151,7 +170,9 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
     try {
       accessSync(postgresBinary, constants.X_OK);
     } catch (error) {
-      throw new EmbeddedError(`cannot run the embedded PostgreSQL at ${postgresBinary} (${(error as NodeJS.ErrnoException).code}); reinstall with npm ci on a file system that allows executables, or set DATABASE_URL`);
+      throw new EmbeddedError(
+        `cannot run the embedded PostgreSQL at ${postgresBinary} (${(error as NodeJS.ErrnoException).code}); reinstall with npm ci on a file system that allows executables, or set DATABASE_URL`,
+      );
     }
     return { kind: 'library', dataDir };
   }
@@ -165,7 +186,16 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
 
   ensureTraversable(runtime, uid, gid);
   const binDir = binReachable ? join(native.dir, 'bin') : copyBinaries(native, runtime, uid, gid);
-  if (dataReachable) return { kind: 'relocated', dataDir: real, binDir, uid, gid, fresh: !existsSync(join(real, 'PG_VERSION')), link: real === dataDir ? undefined : dataDir };
+  if (dataReachable)
+    return {
+      kind: 'relocated',
+      dataDir: real,
+      binDir,
+      uid,
+      gid,
+      fresh: !existsSync(join(real, 'PG_VERSION')),
+      link: real === dataDir ? undefined : dataDir,
+    };
 
   // The data directory is in a tree the postgres user cannot enter: keep the data in the runtime directory, linked from it.
   if (existsSync(dataDir) && !isEmptyDir(dataDir)) {
@@ -179,7 +209,9 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
     // The link was removed (rm -rf .accrue, or a new clone where an old one stood): start afresh beside the old data,
     // which is neither taken up again behind the user's back nor deleted.
     for (let n = 2; existsSync(target); n += 1) target = `${first}.${n}`;
-    process.stderr.write(`accrue: ${dataDir} did not exist: a new embedded database in ${target}; the data of an earlier one at this path is kept in ${first}: remove it if it is no longer wanted, or link ${dataDir} to it to use it again\n`);
+    process.stderr.write(
+      `accrue: ${dataDir} did not exist: a new embedded database in ${target}; the data of an earlier one at this path is kept in ${first}: remove it if it is no longer wanted, or link ${dataDir} to it to use it again\n`,
+    );
   }
   mkdirSync(target, { recursive: true, mode: 0o700 });
   chownSync(target, uid, gid);
@@ -192,7 +224,10 @@ function placeEmbedded(dataDir: string, native: NativeBinaries, runtime: string)
 
 /** The runtime directory's data directory for a project's data directory: named after its path, so each project has its own. */
 export function relocatedDataDir(runtime: string, dataDir: string): string {
-  const readable = dataDir.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+/, '').slice(-80);
+  const readable = dataDir
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^-+/, '')
+    .slice(-80);
   return join(runtime, 'data', `${readable}-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`);
 }
 
@@ -234,7 +269,9 @@ function postgresUser(): { uid: number; gid: number } {
   const lookup = () => {
     const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-    return uid.status === 0 && gid.status === 0 ? { uid: Number.parseInt(uid.stdout, 10), gid: Number.parseInt(gid.stdout, 10) } : undefined;
+    return uid.status === 0 && gid.status === 0
+      ? { uid: Number.parseInt(uid.stdout, 10), gid: Number.parseInt(gid.stdout, 10) }
+      : undefined;
   };
   const found = lookup();
   if (found) return found;
@@ -242,7 +279,9 @@ function postgresUser(): { uid: number; gid: number } {
   const added = spawnSync('useradd', ['-g', 'postgres', 'postgres'], { encoding: 'utf8' });
   const created = lookup();
   if (!created) {
-    throw new EmbeddedError(`PostgreSQL refuses to run as root and there is no postgres user to run it as (useradd: ${(added.error?.message ?? added.stderr ?? '').trim() || 'failed'}); create one (useradd postgres), or ${REMEDY}`);
+    throw new EmbeddedError(
+      `PostgreSQL refuses to run as root and there is no postgres user to run it as (useradd: ${(added.error?.message ?? added.stderr ?? '').trim() || 'failed'}); create one (useradd postgres), or ${REMEDY}`,
+    );
   }
   return created;
 }
@@ -252,10 +291,14 @@ function ensureTraversable(dir: string, uid: number, gid: number): void {
   try {
     mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o755 });
   } catch (error) {
-    throw new EmbeddedError(`cannot create ${dir} for the embedded PostgreSQL (${(error as Error).message}); set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory the postgres user can enter, or ${REMEDY}`);
+    throw new EmbeddedError(
+      `cannot create ${dir} for the embedded PostgreSQL (${(error as Error).message}); set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory the postgres user can enter, or ${REMEDY}`,
+    );
   }
   if (!canEnter(join(dir, 'data'), uid, gid)) {
-    throw new EmbeddedError(`the postgres user cannot enter ${dir}; set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory on a path it can enter (every parent searchable, e.g. /var/lib/accrue), or ${REMEDY}`);
+    throw new EmbeddedError(
+      `the postgres user cannot enter ${dir}; set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory on a path it can enter (every parent searchable, e.g. /var/lib/accrue), or ${REMEDY}`,
+    );
   }
 }
 
@@ -277,13 +320,18 @@ function copyBinaries(native: NativeBinaries, runtime: string, uid: number, gid:
         if (!existsSync(complete)) throw error; // another process put the same copy in place first
       }
     } catch (error) {
-      throw new EmbeddedError(`cannot copy the PostgreSQL binaries to ${target} (${(error as Error).message}); set ACCRUE_EMBEDDED_RUNTIME_DIR, or ${REMEDY}`);
+      throw new EmbeddedError(
+        `cannot copy the PostgreSQL binaries to ${target} (${(error as Error).message}); set ACCRUE_EMBEDDED_RUNTIME_DIR, or ${REMEDY}`,
+      );
     } finally {
       rmSync(staging, { recursive: true, force: true });
     }
   }
   const bin = join(target, 'bin');
-  if (!canEnter(join(bin, 'postgres'), uid, gid)) throw new EmbeddedError(`the postgres user cannot run ${join(bin, 'postgres')}; set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory it can enter, or ${REMEDY}`);
+  if (!canEnter(join(bin, 'postgres'), uid, gid))
+    throw new EmbeddedError(
+      `the postgres user cannot run ${join(bin, 'postgres')}; set ACCRUE_EMBEDDED_RUNTIME_DIR to a directory it can enter, or ${REMEDY}`,
+    );
   return bin;
 }
 
@@ -300,11 +348,18 @@ function chmodTree(path: string): void {
 }
 
 /** Initialises (on first use) and starts a server from the relocated binaries as the postgres user; returns how to stop it. */
-async function runRelocated(placement: Extract<Placement, { kind: 'relocated' }>, port: number, log: (line: string) => void): Promise<() => Promise<void>> {
+async function runRelocated(
+  placement: Extract<Placement, { kind: 'relocated' }>,
+  port: number,
+  log: (line: string) => void,
+): Promise<() => Promise<void>> {
   const ids = { uid: placement.uid, gid: placement.gid };
   const env = { ...process.env, LC_MESSAGES: 'C' };
   if (placement.fresh) {
-    if (placement.link) process.stderr.write(`accrue: running as root in a directory the postgres user cannot enter: the embedded PostgreSQL keeps its data in ${placement.dataDir} (${placement.link} links to it)\n`);
+    if (placement.link)
+      process.stderr.write(
+        `accrue: running as root in a directory the postgres user cannot enter: the embedded PostgreSQL keeps its data in ${placement.dataDir} (${placement.link} links to it)\n`,
+      );
     mkdirSync(placement.dataDir, { recursive: true, mode: 0o700 });
     chownSync(placement.dataDir, placement.uid, placement.gid);
     chmodSync(placement.dataDir, 0o700);
@@ -312,12 +367,29 @@ async function runRelocated(placement: Extract<Placement, { kind: 'relocated' }>
     writeFileSync(passwordFile, `${EMBEDDED_PASSWORD}\n`, { mode: 0o600 });
     chownSync(passwordFile, placement.uid, placement.gid);
     try {
-      await runToEnd(join(placement.binDir, 'initdb'), [`--pgdata=${placement.dataDir}`, '--auth=password', `--username=${EMBEDDED_USER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--no-locale', '--lc-messages=C'], { ...ids, env }, log);
+      await runToEnd(
+        join(placement.binDir, 'initdb'),
+        [
+          `--pgdata=${placement.dataDir}`,
+          '--auth=password',
+          `--username=${EMBEDDED_USER}`,
+          `--pwfile=${passwordFile}`,
+          '--encoding=UTF8',
+          '--no-locale',
+          '--lc-messages=C',
+        ],
+        { ...ids, env },
+        log,
+      );
     } finally {
       rmSync(passwordFile, { force: true });
     }
   }
-  const child = spawn(join(placement.binDir, 'postgres'), ['-D', placement.dataDir, '-p', String(port), ...POSTGRES_FLAGS], { ...ids, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(join(placement.binDir, 'postgres'), ['-D', placement.dataDir, '-p', String(port), ...POSTGRES_FLAGS], {
+    ...ids,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   child.on('error', (error) => log(`embedded PostgreSQL: ${error.message}`));
   const onExit = () => child.kill('SIGINT'); // a fast shutdown that Postgres finishes on its own
@@ -343,7 +415,12 @@ async function runRelocated(placement: Extract<Placement, { kind: 'relocated' }>
   };
 }
 
-function runToEnd(command: string, args: string[], options: { uid: number; gid: number; env: NodeJS.ProcessEnv }, log: (line: string) => void): Promise<void> {
+function runToEnd(
+  command: string,
+  args: string[],
+  options: { uid: number; gid: number; env: NodeJS.ProcessEnv },
+  log: (line: string) => void,
+): Promise<void> {
   return new Promise((done, failed) => {
     const child: ChildProcess = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -28,7 +28,11 @@ export interface Migration {
  */
 export const EARLIER_TEXTS: Readonly<Record<string, ReadonlyArray<{ checksum: string; sqlChecksum: string; note: string }>>> = {
   '017_claim_keys_by_index.sql': [
-    { checksum: '4f13e66639571c548221c3942c419a985e1bc94172e100af067fc935153718b8', sqlChecksum: '00caa3116f4f2d47cea844b15b56711d20866a1ad3480c5fb64f70096cc73b40', note: 'as shipped in 09d617f, before the comment fix of b66bb6f' },
+    {
+      checksum: '4f13e66639571c548221c3942c419a985e1bc94172e100af067fc935153718b8',
+      sqlChecksum: '00caa3116f4f2d47cea844b15b56711d20866a1ad3480c5fb64f70096cc73b40',
+      note: 'as shipped in 09d617f, before the comment fix of b66bb6f',
+    },
   ],
 };
 
@@ -64,9 +68,13 @@ export function normalizeSql(sql: string): string {
       let depth = 1;
       i += 2;
       while (i < sql.length && depth > 0) {
-        if (sql[i] === '/' && sql[i + 1] === '*') (depth += 1), (i += 2);
-        else if (sql[i] === '*' && sql[i + 1] === '/') (depth -= 1), (i += 2);
-        else i += 1;
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth += 1;
+          i += 2;
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth -= 1;
+          i += 2;
+        } else i += 1;
       }
       gap = true;
     } else if (c === "'" || c === '"') {
@@ -105,14 +113,22 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
     .sort()
     .map((file) => {
       const sql = readFileSync(join(dir, file), 'utf8');
-      return { version: Number.parseInt(file.slice(0, 3), 10), name: file, sql, checksum: sha256(sql), sqlChecksum: sha256(normalizeSql(sql)) };
+      return {
+        version: Number.parseInt(file.slice(0, 3), 10),
+        name: file,
+        sql,
+        checksum: sha256(sql),
+        sqlChecksum: sha256(normalizeSql(sql)),
+      };
     });
 }
 
 /** Whether a recorded checksum is of this migration's text, or of an earlier text with the same SQL. */
 export function sameMigration(migration: Migration, recorded: string): boolean {
   if (recorded === migration.checksum) return true;
-  return (EARLIER_TEXTS[migration.name] ?? []).some((earlier) => earlier.checksum === recorded && earlier.sqlChecksum === migration.sqlChecksum);
+  return (EARLIER_TEXTS[migration.name] ?? []).some(
+    (earlier) => earlier.checksum === recorded && earlier.sqlChecksum === migration.sqlChecksum,
+  );
 }
 
 /** Applies pending migrations; safe to run twice and from several processes at once. Returns the versions applied. */
@@ -130,18 +146,23 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
     for (const migration of loadMigrations()) {
       const checksum = done.get(migration.version);
       if (checksum !== undefined) {
-        if (!sameMigration(migration, checksum)) throw new Error(`migration ${migration.name} was changed after it was applied; add a new migration instead`);
+        if (!sameMigration(migration, checksum))
+          throw new Error(`migration ${migration.name} was changed after it was applied; add a new migration instead`);
         continue;
       }
       await client.query('BEGIN');
       try {
         await client.query(migration.sql);
-        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [migration.version, migration.name, migration.checksum]);
+        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          migration.version,
+          migration.name,
+          migration.checksum,
+        ]);
         await client.query('COMMIT');
         applied.push(migration.version);
       } catch (error) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
+        throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`, { cause: error });
       }
     }
   } finally {

@@ -35,7 +35,9 @@ export async function ensureEventPartitions(pool: pg.Pool, times: Iterable<strin
   if (!known.has(ahead)) wanted.add(ahead);
   const ensured: string[] = [];
   for (const month of [...wanted].sort()) {
-    const row = (await pool.query<{ name: string }>('SELECT accrue_ensure_event_partition($1::timestamptz) AS name', [`${month}-01T00:00:00Z`])).rows[0]!;
+    const row = (
+      await pool.query<{ name: string }>('SELECT accrue_ensure_event_partition($1::timestamptz) AS name', [`${month}-01T00:00:00Z`])
+    ).rows[0]!;
     known.add(month);
     ensured.push(row.name);
   }
@@ -43,7 +45,9 @@ export async function ensureEventPartitions(pool: pg.Pool, times: Iterable<strin
 }
 
 /** The partitions of events, oldest first, with their row estimates (for `accrue` and docs). */
-export async function listEventPartitions(db: pg.Pool | pg.PoolClient): Promise<Array<{ name: string; bounds: string; rows_estimate: string }>> {
+export async function listEventPartitions(
+  db: pg.Pool | pg.PoolClient,
+): Promise<Array<{ name: string; bounds: string; rows_estimate: string }>> {
   return (
     await db.query<{ name: string; bounds: string; rows_estimate: string }>(
       `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bounds, greatest(c.reltuples, 0)::bigint::text AS rows_estimate

@@ -41,7 +41,7 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     await pool.end().catch(() => {});
     await server?.stop().catch(() => {});
     const where = server ? `embedded Postgres in ${server.dataDir}` : `PostgreSQL at ${redact(url)}`;
-    throw new Error(`cannot use ${where}: ${(error as Error).message}`);
+    throw new Error(`cannot use ${where}: ${(error as Error).message}`, { cause: error });
   }
   let closed = false;
   return {

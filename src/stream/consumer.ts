@@ -10,7 +10,17 @@
 //      never redelivers them. Crash before the acks reach the server: steps 1-3 repeat and change nothing.
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { AckPolicy, connect, DeliverPolicy, millis, nanos, type JetStreamManager, type JsMsg, type MsgHdrs, type NatsConnection } from 'nats';
+import {
+  AckPolicy,
+  connect,
+  DeliverPolicy,
+  millis,
+  nanos,
+  type JetStreamManager,
+  type JsMsg,
+  type MsgHdrs,
+  type NatsConnection,
+} from 'nats';
 import { currentCatalog } from '../catalog/service.js';
 import { INGEST_LIMITS } from '../ingest/cloudevent.js';
 import { ingestBatch, type EventStatus } from '../ingest/service.js';
@@ -73,7 +83,8 @@ type Decoded = { ok: true; event: unknown } | { ok: false; problems: Problem[]; 
  */
 export function decodeMessage(payload: Uint8Array, headers?: MsgHdrs): Decoded {
   const decoded = decodeUtf8(payload);
-  if (!decoded.ok) return { ok: false, problems: [{ path: '', code: 'not_utf8', message: `the message payload ${decoded.problem.message}` }] };
+  if (!decoded.ok)
+    return { ok: false, problems: [{ path: '', code: 'not_utf8', message: `the message payload ${decoded.problem.message}` }] };
   const text = decoded.text;
   const ce = new Map<string, string>();
   let contentType: string | undefined;
@@ -90,7 +101,11 @@ export function decodeMessage(payload: Uint8Array, headers?: MsgHdrs): Decoded {
       // Read strictly (src/domain/strict-json.ts): repeated keys, inexact numbers, bad text, deep nesting are refused.
       const parsed = parseStrictJson(text);
       if (!parsed.ok) {
-        const problems = parsed.problems.map((p) => ({ path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}`, code: p.code, message: `binary mode: the payload ${p.message}` }));
+        const problems = parsed.problems.map((p) => ({
+          path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}`,
+          code: p.code,
+          message: `binary mode: the payload ${p.message}`,
+        }));
         return { ok: false, problems, source: ce.get('source'), id: ce.get('id') };
       }
       event.data = parsed.value;
@@ -99,11 +114,16 @@ export function decodeMessage(payload: Uint8Array, headers?: MsgHdrs): Decoded {
   }
   const parsed = parseStrictJson(text);
   if (!parsed.ok) {
-    const problems = parsed.problems.map((p) => ({ path: p.path, code: p.code, message: p.path === '' ? `the payload ${p.message}` : p.message }));
+    const problems = parsed.problems.map((p) => ({
+      path: p.path,
+      code: p.code,
+      message: p.path === '' ? `the payload ${p.message}` : p.message,
+    }));
     return { ok: false, problems };
   }
   const value = parsed.value;
-  if (Array.isArray(value)) return { ok: false, problems: [{ path: '', code: 'not_one_event', message: 'a message carries one CloudEvent, not an array' }] };
+  if (Array.isArray(value))
+    return { ok: false, problems: [{ path: '', code: 'not_one_event', message: 'a message carries one CloudEvent, not an array' }] };
   return { ok: true, event: value };
 }
 
@@ -119,7 +139,9 @@ function percentDecode(value: string): string {
 export async function ensureStreamConsumer(jsm: JetStreamManager, options: StreamSourceOptions): Promise<void> {
   const ackPendingMax = options.ackPendingMax ?? STREAM_LIMITS.ackPendingDefault;
   const ackWaitMs = options.ackWaitMs ?? STREAM_LIMITS.ackWaitMsDefault;
-  const stream = await jsm.streams.info(options.stream).catch((error: Error) => (/stream not found/i.test(error.message) ? undefined : Promise.reject(error)));
+  const stream = await jsm.streams
+    .info(options.stream)
+    .catch((error: Error) => (/stream not found/i.test(error.message) ? undefined : Promise.reject(error)));
   let streamSubjects = options.subjects;
   if (!stream) {
     await jsm.streams.add({ name: options.stream, subjects: options.subjects });
@@ -130,33 +152,51 @@ export async function ensureStreamConsumer(jsm: JetStreamManager, options: Strea
   // The consumer reads the whole stream when the subjects are the stream's; one other subject filters it.
   const wholeStream = options.subjects.length === streamSubjects.length && options.subjects.every((s) => streamSubjects.includes(s));
   if (!wholeStream && options.subjects.length !== 1) {
-    throw new Error(`stream ${options.stream} captures ${streamSubjects.join(', ')}; give those subjects, or one subject among them to filter on`);
+    throw new Error(
+      `stream ${options.stream} captures ${streamSubjects.join(', ')}; give those subjects, or one subject among them to filter on`,
+    );
   }
   const filter = wholeStream ? {} : { filter_subject: options.subjects[0] };
-  const consumer = await jsm.consumers.info(options.stream, options.durable).catch((error: Error) => (/consumer not found/i.test(error.message) ? undefined : Promise.reject(error)));
+  const consumer = await jsm.consumers
+    .info(options.stream, options.durable)
+    .catch((error: Error) => (/consumer not found/i.test(error.message) ? undefined : Promise.reject(error)));
   if (consumer) {
     if (consumer.config.ack_policy !== AckPolicy.Explicit) {
-      throw new Error(`consumer ${options.durable} on stream ${options.stream} has ack policy ${consumer.config.ack_policy}; Accrue needs explicit acks (delete it or choose another --durable)`);
+      throw new Error(
+        `consumer ${options.durable} on stream ${options.stream} has ack policy ${consumer.config.ack_policy}; Accrue needs explicit acks (delete it or choose another --durable)`,
+      );
     }
     const existingAckWaitMs = millis(consumer.config.ack_wait ?? 0);
     const needed = (options.batchWaitMs ?? STREAM_LIMITS.batchWaitMsDefault) + STREAM_LIMITS.commitBudgetMsMin;
     if (existingAckWaitMs < needed) {
-      throw new Error(`consumer ${options.durable} on stream ${options.stream} has ack_wait ${existingAckWaitMs} ms; batches would be redelivered before they commit (needs at least ${needed} ms)`);
+      throw new Error(
+        `consumer ${options.durable} on stream ${options.stream} has ack_wait ${existingAckWaitMs} ms; batches would be redelivered before they commit (needs at least ${needed} ms)`,
+      );
     }
     return;
   }
-  await jsm.consumers.add(options.stream, {
-    durable_name: options.durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
+  await jsm.consumers
+    .add(options.stream, {
+      durable_name: options.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_ack_pending: ackPendingMax,
+      ack_wait: nanos(ackWaitMs),
+      max_deliver: -1, // invalid messages are terminated, never retried; the rest must not be dropped by JetStream
+      ...filter,
+    })
+    .catch((error: Error) => {
+      throw new Error(
+        `cannot create consumer ${options.durable} on stream ${options.stream} (subjects ${streamSubjects.join(', ')}) for ${options.subjects.join(', ')}: ${error.message}`,
+      );
+    });
+  options.log?.({
+    level: 'info',
+    msg: 'consumer created',
+    stream: options.stream,
+    durable: options.durable,
     max_ack_pending: ackPendingMax,
-    ack_wait: nanos(ackWaitMs),
-    max_deliver: -1, // invalid messages are terminated, never retried; the rest must not be dropped by JetStream
-    ...filter,
-  }).catch((error: Error) => {
-    throw new Error(`cannot create consumer ${options.durable} on stream ${options.stream} (subjects ${streamSubjects.join(', ')}) for ${options.subjects.join(', ')}: ${error.message}`);
   });
-  options.log?.({ level: 'info', msg: 'consumer created', stream: options.stream, durable: options.durable, max_ack_pending: ackPendingMax });
 }
 
 export interface StreamConsumer {
@@ -174,12 +214,16 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
   if (!Number.isSafeInteger(batchMax) || batchMax < 1 || batchMax > INGEST_LIMITS.batchEventsMax) {
     throw new RangeError(`batch size must be 1..${INGEST_LIMITS.batchEventsMax} messages, got ${batchMax}`);
   }
-  if (!Number.isSafeInteger(batchWaitMs) || batchWaitMs < STREAM_LIMITS.batchWaitMsMin) throw new RangeError(`batch wait must be at least ${STREAM_LIMITS.batchWaitMsMin} ms, got ${batchWaitMs}`);
+  if (!Number.isSafeInteger(batchWaitMs) || batchWaitMs < STREAM_LIMITS.batchWaitMsMin)
+    throw new RangeError(`batch wait must be at least ${STREAM_LIMITS.batchWaitMsMin} ms, got ${batchWaitMs}`);
   const ackPendingMax = options.ackPendingMax ?? STREAM_LIMITS.ackPendingDefault;
-  if (!Number.isSafeInteger(ackPendingMax) || ackPendingMax < batchMax) throw new RangeError(`max ack pending (${ackPendingMax}) must be at least the batch size (${batchMax})`);
+  if (!Number.isSafeInteger(ackPendingMax) || ackPendingMax < batchMax)
+    throw new RangeError(`max ack pending (${ackPendingMax}) must be at least the batch size (${batchMax})`);
   const ackWaitMs = options.ackWaitMs ?? STREAM_LIMITS.ackWaitMsDefault;
   if (!Number.isSafeInteger(ackWaitMs) || ackWaitMs < batchWaitMs + STREAM_LIMITS.commitBudgetMsMin) {
-    throw new RangeError(`ack wait (${ackWaitMs} ms) must be at least the batch wait plus ${STREAM_LIMITS.commitBudgetMsMin} ms (${batchWaitMs + STREAM_LIMITS.commitBudgetMsMin} ms)`);
+    throw new RangeError(
+      `ack wait (${ackWaitMs} ms) must be at least the batch wait plus ${STREAM_LIMITS.commitBudgetMsMin} ms (${batchWaitMs + STREAM_LIMITS.commitBudgetMsMin} ms)`,
+    );
   }
   const log = options.log ?? (() => {});
 
@@ -187,7 +231,7 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
   try {
     nc = await connect({ servers: options.servers.split(','), name: `accrue-ingest:${options.durable}` });
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${options.servers}: ${(error as Error).message}`);
+    throw new Error(`cannot connect to NATS at ${options.servers}: ${(error as Error).message}`, { cause: error });
   }
   try {
     await ensureStreamConsumer(await nc.jetstreamManager(), options);
@@ -196,17 +240,24 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
     throw error;
   }
   const consumer = await nc.jetstream().consumers.get(options.stream, options.durable);
-  const stats: ConsumeStats = { batches: 0, messages: 0, counts: { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 }, terminated: 0, retries: 0 };
+  const stats: ConsumeStats = {
+    batches: 0,
+    messages: 0,
+    counts: { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 },
+    terminated: 0,
+    retries: 0,
+  };
   let stopping = false;
   let wake: () => void = () => {};
 
-  const sleep = (ms: number) => new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
 
   const fetchBatch = async (): Promise<JsMsg[]> => {
     const batch: JsMsg[] = [];
@@ -242,7 +293,14 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
         return;
       } catch (error) {
         stats.retries += 1;
-        log({ level: 'warn', msg: 'stream batch not committed; retrying', stream: options.stream, messages: batch.length, attempt, error: (error as Error).message });
+        log({
+          level: 'warn',
+          msg: 'stream batch not committed; retrying',
+          stream: options.stream,
+          messages: batch.length,
+          attempt,
+          error: (error as Error).message,
+        });
         if (stopping && attempt >= 3) {
           // Leaving: hand the batch back to JetStream for another process rather than wait here.
           for (const message of batch) message.nak();
@@ -293,7 +351,8 @@ async function ingestMessages(pool: pg.Pool, options: StreamSourceOptions, batch
   }
   const rejected = batch.flatMap((message, i) => (statuses[i] === 'rejected' ? [{ message, why: problems[i]! }] : []));
   if (rejected.length > 0) {
-    await pool.query(INSERT_REJECTIONS, [ // step 3
+    await pool.query(INSERT_REJECTIONS, [
+      // step 3
       JSON.stringify(
         rejected.map(({ message, why }) => ({
           stream: options.stream,
@@ -310,15 +369,23 @@ async function ingestMessages(pool: pg.Pool, options: StreamSourceOptions, batch
     ]);
   }
   await options.onBatchCommitted?.(batch.length);
-  batch.forEach((message, i) => { // step 4
-    if (statuses[i] === 'rejected') message.term(); // no reason text: servers before 2.10 do not parse one
+  batch.forEach((message, i) => {
+    // step 4
+    if (statuses[i] === 'rejected')
+      message.term(); // no reason text: servers before 2.10 do not parse one
     else message.ack();
   });
   stats.batches += 1;
   stats.messages += batch.length;
   stats.terminated += rejected.length;
   for (const status of statuses) stats.counts[status] += 1;
-  options.log?.({ level: 'info', msg: 'stream batch committed', stream: options.stream, messages: batch.length, ...Object.fromEntries(Object.entries(countOf(statuses)).filter(([, n]) => n > 0)) });
+  options.log?.({
+    level: 'info',
+    msg: 'stream batch committed',
+    stream: options.stream,
+    messages: batch.length,
+    ...Object.fromEntries(Object.entries(countOf(statuses)).filter(([, n]) => n > 0)),
+  });
 }
 
 function countOf(statuses: EventStatus[]): Record<EventStatus, number> {
@@ -343,7 +410,17 @@ ON CONFLICT (stream, stream_seq, payload_hash) DO NOTHING`;
 /** Rejected stream messages, newest first, for `accrue stream rejected` and operators. */
 export async function listStreamRejections(pool: pg.Pool, options: { stream?: string; limit?: number } = {}) {
   return (
-    await pool.query<{ seq: string; stream: string; stream_seq: string; nats_subject: string; source: string | null; id: string | null; problems: Problem[]; received_at: Date; payload_bytes: number }>(
+    await pool.query<{
+      seq: string;
+      stream: string;
+      stream_seq: string;
+      nats_subject: string;
+      source: string | null;
+      id: string | null;
+      problems: Problem[];
+      received_at: Date;
+      payload_bytes: number;
+    }>(
       `SELECT seq, stream, stream_seq, nats_subject, source, id, problems, received_at, octet_length(payload) AS payload_bytes
          FROM stream_rejections WHERE ($1::text IS NULL OR stream = $1) ORDER BY seq DESC LIMIT $2`,
       [options.stream ?? null, options.limit ?? 100],

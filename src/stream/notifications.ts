@@ -13,7 +13,14 @@ import { connect, headers as natsHeaders, nanos, type JetStreamClient, type JetS
 import { backoffMs } from '../post/outbox.js';
 import { signWebhook } from '../settle/payments.js';
 
-export const NOTIFICATION_TYPES = ['invoice.finalized', 'credit_note.finalized', 'document.posted', 'document.posting_failed', 'exception.opened', 'period.closed'] as const;
+export const NOTIFICATION_TYPES = [
+  'invoice.finalized',
+  'credit_note.finalized',
+  'document.posted',
+  'document.posting_failed',
+  'exception.opened',
+  'period.closed',
+] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 /** Limits (TigerStyle). */
@@ -89,7 +96,10 @@ export function notificationChannels(options: Pick<PublisherOptions, 'nats' | 'w
 
 /** Webhooks from the environment: ACCRUE_NOTIFY_WEBHOOK_URLS (comma-separated) signed with ACCRUE_NOTIFY_WEBHOOK_SECRET. */
 export function webhooksFromEnv(env: NodeJS.ProcessEnv = process.env): WebhookChannelOptions | undefined {
-  const urls = (env.ACCRUE_NOTIFY_WEBHOOK_URLS ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  const urls = (env.ACCRUE_NOTIFY_WEBHOOK_URLS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
   if (urls.length === 0) return undefined;
   for (const url of urls) {
     if (!/^https?:\/\/[^\s]+$/.test(url)) throw new Error(`ACCRUE_NOTIFY_WEBHOOK_URLS: ${JSON.stringify(url)} is not an http(s) URL`);
@@ -144,7 +154,10 @@ async function claim(pool: pg.Pool, channels: string[], limit: number, leaseMs: 
 
 /** A failed delivery, with what the retry needs: whether to give up now and how long the receiver asked us to wait. */
 export class DeliveryError extends Error {
-  constructor(message: string, readonly details: { status?: number; retryAfterMs?: number } = {}) {
+  constructor(
+    message: string,
+    readonly details: { status?: number; retryAfterMs?: number } = {},
+  ) {
     super(message);
   }
 }
@@ -162,7 +175,7 @@ export async function natsChannel(options: NatsChannelOptions, log?: PublisherOp
   try {
     nc = await connect({ servers: options.servers.split(','), name: 'accrue-notify' });
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${options.servers}: ${(error as Error).message}`);
+    throw new Error(`cannot connect to NATS at ${options.servers}: ${(error as Error).message}`, { cause: error });
   }
   try {
     await ensureNotificationStream(await nc.jetstreamManager(), options, log);
@@ -176,7 +189,11 @@ export async function natsChannel(options: NatsChannelOptions, log?: PublisherOp
     async deliver(notification, body) {
       const h = natsHeaders();
       h.set('Content-Type', 'application/cloudevents+json');
-      const ack = await js.publish(`${options.subjectPrefix}.${notification.type}`, new TextEncoder().encode(body), { msgID: notification.id, headers: h, timeout: NOTIFY_LIMITS.requestTimeoutMs });
+      const ack = await js.publish(`${options.subjectPrefix}.${notification.type}`, new TextEncoder().encode(body), {
+        msgID: notification.id,
+        headers: h,
+        timeout: NOTIFY_LIMITS.requestTimeoutMs,
+      });
       return `${ack.stream}:${ack.seq}${ack.duplicate ? ':duplicate' : ''}`;
     },
     close: () => nc.drain(),
@@ -184,11 +201,19 @@ export async function natsChannel(options: NatsChannelOptions, log?: PublisherOp
 }
 
 /** Uses the stream that already captures the notification subjects, or creates one with a duplicate window. */
-export async function ensureNotificationStream(jsm: JetStreamManager, options: NatsChannelOptions, log?: PublisherOptions['log']): Promise<string> {
+export async function ensureNotificationStream(
+  jsm: JetStreamManager,
+  options: NatsChannelOptions,
+  log?: PublisherOptions['log'],
+): Promise<string> {
   const probe = `${options.subjectPrefix}.${NOTIFICATION_TYPES[0]}`;
   const existing = await jsm.streams.find(probe).catch(() => undefined);
   if (existing) return existing;
-  await jsm.streams.add({ name: options.stream, subjects: [`${options.subjectPrefix}.>`], duplicate_window: nanos(NOTIFY_LIMITS.duplicateWindowMs) });
+  await jsm.streams.add({
+    name: options.stream,
+    subjects: [`${options.subjectPrefix}.>`],
+    duplicate_window: nanos(NOTIFY_LIMITS.duplicateWindowMs),
+  });
   log?.({ level: 'info', msg: 'notification stream created', stream: options.stream, subjects: [`${options.subjectPrefix}.>`] });
   return options.stream;
 }
@@ -203,7 +228,11 @@ export function webhookChannel(url: string, secret: string, now: () => number = 
       try {
         response = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/cloudevents+json', 'accrue-signature': signature, 'accrue-notification-id': notification.id },
+          headers: {
+            'content-type': 'application/cloudevents+json',
+            'accrue-signature': signature,
+            'accrue-notification-id': notification.id,
+          },
           body,
           signal: AbortSignal.timeout(NOTIFY_LIMITS.requestTimeoutMs),
         });
@@ -213,14 +242,21 @@ export function webhookChannel(url: string, secret: string, now: () => number = 
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) return String(response.status);
       const retryAfter = Number.parseInt(response.headers.get('retry-after') ?? '', 10);
-      throw new DeliveryError(`POST ${url}: HTTP ${response.status}`, { status: response.status, retryAfterMs: Number.isSafeInteger(retryAfter) ? retryAfter * 1000 : undefined });
+      throw new DeliveryError(`POST ${url}: HTTP ${response.status}`, {
+        status: response.status,
+        retryAfterMs: Number.isSafeInteger(retryAfter) ? retryAfter * 1000 : undefined,
+      });
     },
     async close() {},
   };
 }
 
 /** Steps 2-5 until nothing is due: one pass of a publisher over the given channels. */
-export async function publishDue(pool: pg.Pool, channels: Channel[], options: Omit<PublisherOptions, 'nats' | 'webhooks'> = {}): Promise<PublishOutcome> {
+export async function publishDue(
+  pool: pg.Pool,
+  channels: Channel[],
+  options: Omit<PublisherOptions, 'nats' | 'webhooks'> = {},
+): Promise<PublishOutcome> {
   const outcome: PublishOutcome = { fanned_out: 0, delivered: 0, retried: 0, dead: 0 };
   const byName = new Map(channels.map((c) => [c.name, c]));
   const names = [...byName.keys()];
@@ -248,10 +284,26 @@ export async function publishDue(pool: pg.Pool, channels: Channel[], options: Om
               await settle(pool, delivery, { status: 'dead', error: record });
               outcome.dead += 1;
             } else {
-              await settle(pool, delivery, { status: 'pending', error: record, delayMs: backoffMs(delivery.attempts, details.retryAfterMs, Math.random, options.backoffBaseMs ?? NOTIFY_LIMITS.backoffBaseMs) });
+              await settle(pool, delivery, {
+                status: 'pending',
+                error: record,
+                delayMs: backoffMs(
+                  delivery.attempts,
+                  details.retryAfterMs,
+                  Math.random,
+                  options.backoffBaseMs ?? NOTIFY_LIMITS.backoffBaseMs,
+                ),
+              });
               outcome.retried += 1;
             }
-            options.log?.({ level: 'warn', msg: 'notification not delivered', id: delivery.id, channel: delivery.channel, attempts: delivery.attempts, error: record.message });
+            options.log?.({
+              level: 'warn',
+              msg: 'notification not delivered',
+              id: delivery.id,
+              channel: delivery.channel,
+              attempts: delivery.attempts,
+              error: record.message,
+            });
           }
         }
       }),
@@ -259,13 +311,23 @@ export async function publishDue(pool: pg.Pool, channels: Channel[], options: Om
   }
 }
 
-async function settle(pool: pg.Pool, delivery: Delivery, update: { status: 'delivered' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number }): Promise<void> {
+async function settle(
+  pool: pg.Pool,
+  delivery: Delivery,
+  update: { status: 'delivered' | 'pending' | 'dead'; reference?: string; error?: unknown; delayMs?: number },
+): Promise<void> {
   await pool.query(
     `UPDATE notification_deliveries SET status = $2, reference = coalesce($3, reference), last_error = coalesce($4::jsonb, last_error),
             next_attempt_at = now() + ($5 || ' milliseconds')::interval, lease_until = NULL,
             delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
       WHERE seq = $1 AND status = 'pending'`,
-    [delivery.seq, update.status, update.reference ?? null, update.error === undefined ? null : JSON.stringify(update.error), String(update.delayMs ?? 0)],
+    [
+      delivery.seq,
+      update.status,
+      update.reference ?? null,
+      update.error === undefined ? null : JSON.stringify(update.error),
+      String(update.delayMs ?? 0),
+    ],
   );
 }
 
@@ -297,7 +359,12 @@ export async function startNotificationPublisher(pool: pg.Pool, options: Publish
       }
       if (stopping) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, failures > 0 ? Math.min(30_000, (options.pollMs ?? NOTIFY_LIMITS.pollMs) * 2 ** failures) : options.pollMs ?? NOTIFY_LIMITS.pollMs);
+        const timer = setTimeout(
+          resolve,
+          failures > 0
+            ? Math.min(30_000, (options.pollMs ?? NOTIFY_LIMITS.pollMs) * 2 ** failures)
+            : (options.pollMs ?? NOTIFY_LIMITS.pollMs),
+        );
         wake = () => {
           clearTimeout(timer);
           resolve();

@@ -2,14 +2,41 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { GENESIS_HASH, auditHash, auditPayload, nextRecord, verifyChain, type AuditInput, type AuditRecord } from '../../src/audit/chain.js';
+import {
+  GENESIS_HASH,
+  auditHash,
+  auditPayload,
+  nextRecord,
+  verifyChain,
+  type AuditInput,
+  type AuditRecord,
+} from '../../src/audit/chain.js';
 
 const INPUTS: AuditInput[] = [
-  { at: '2025-03-01T00:00:00Z', actor: 'system:billing-run', action: 'invoice.draft', subject: 'inv_1', details: { total_minor: 12050n, currency: 'USD' } },
+  {
+    at: '2025-03-01T00:00:00Z',
+    actor: 'system:billing-run',
+    action: 'invoice.draft',
+    subject: 'inv_1',
+    details: { total_minor: 12050n, currency: 'USD' },
+  },
   { at: '2025-03-01T00:00:01Z', actor: 'alice@northwind', action: 'invoice.finalize', subject: 'inv_1', details: { number: 'NW-US-0001' } },
-  { at: '2025-03-02T09:30:00Z', actor: 'bob@northwind', action: 'exception.waive', subject: 'exc:v1:abc', reason: 'rounding on legacy side', details: null },
+  {
+    at: '2025-03-02T09:30:00Z',
+    actor: 'bob@northwind',
+    action: 'exception.waive',
+    subject: 'exc:v1:abc',
+    reason: 'rounding on legacy side',
+    details: null,
+  },
   { at: '2025-03-03T10:00:00Z', actor: 'system:post', action: 'journal.post', subject: 'jrn:v1:invoice:inv_1', details: { lines: 3 } },
-  { at: '2025-03-04T11:00:00Z', actor: 'carol@northwind', action: 'catalog.publish', subject: 'catalog:7', details: { version: 7, changed: ['plans'] } },
+  {
+    at: '2025-03-04T11:00:00Z',
+    actor: 'carol@northwind',
+    action: 'catalog.publish',
+    subject: 'catalog:7',
+    details: { version: 7, changed: ['plans'] },
+  },
 ];
 
 function chain(inputs: readonly AuditInput[] = INPUTS): AuditRecord[] {
@@ -30,7 +57,9 @@ describe('audit hash recipe', () => {
     const payload =
       '{"action":"invoice.draft","actor":"system:billing-run","at":"2025-03-01T00:00:00Z","details":{"currency":"USD","total_minor":"12050"},"reason":null,"seq":"1","subject":"inv_1"}';
     assert.equal(auditPayload(first!), payload);
-    const expected = createHash('sha256').update(GENESIS_HASH + payload).digest('hex');
+    const expected = createHash('sha256')
+      .update(GENESIS_HASH + payload)
+      .digest('hex');
     assert.equal(first!.hash, expected);
     assert.equal(auditHash(GENESIS_HASH, first!), expected);
     assert.equal(first!.prev_hash, GENESIS_HASH);
@@ -46,7 +75,10 @@ describe('audit hash recipe', () => {
 describe('nextRecord', () => {
   it('numbers from 1 and links each record to the one before', () => {
     const records = chain();
-    assert.deepEqual(records.map((r) => r.seq), [1n, 2n, 3n, 4n, 5n]);
+    assert.deepEqual(
+      records.map((r) => r.seq),
+      [1n, 2n, 3n, 4n, 5n],
+    );
     for (let i = 1; i < records.length; i++) assert.equal(records[i]!.prev_hash, records[i - 1]!.hash);
     assert.equal(records[2]!.reason, 'rounding on legacy side');
     assert.equal('reason' in records[0]!, false);
@@ -77,7 +109,11 @@ describe('verifyChain', () => {
     const records = chain();
     const tail = records.slice(2);
     assert.equal(verifyChain(tail).ok, false);
-    assert.deepEqual(verifyChain(tail, { seq: 2n, hash: records[1]!.hash }), { ok: true, count: 3, head: { seq: 5n, hash: records[4]!.hash } });
+    assert.deepEqual(verifyChain(tail, { seq: 2n, hash: records[1]!.hash }), {
+      ok: true,
+      count: 3,
+      head: { seq: 5n, hash: records[4]!.hash },
+    });
   });
 
   const fields = ['at', 'actor', 'action', 'subject', 'reason', 'details'] as const;
@@ -145,7 +181,10 @@ describe('verifyChain', () => {
     assert.deepEqual([verdict.broken_at_seq, verdict.index, verdict.reason], [3n, 1, 'seq_gap']);
     // Swapped and renumbered: the links give it away.
     const renumbered = chain();
-    [renumbered[1], renumbered[2]] = [{ ...renumbered[2]!, seq: 2n }, { ...renumbered[1]!, seq: 3n }];
+    [renumbered[1], renumbered[2]] = [
+      { ...renumbered[2]!, seq: 2n },
+      { ...renumbered[1]!, seq: 3n },
+    ];
     const second = broken(renumbered);
     assert.deepEqual([second.broken_at_seq, second.index, second.reason], [2n, 1, 'prev_mismatch']);
   });
@@ -153,7 +192,13 @@ describe('verifyChain', () => {
   it('finds an inserted record', () => {
     // A foreign record spliced in after seq 2, correctly linked to seq 2 and carrying seq 3: the old seq 3 follows it.
     const records = chain();
-    const intruder = nextRecord(records[1], { at: '2025-03-01T12:00:00Z', actor: 'mallory', action: 'invoice.void', subject: 'inv_1', details: null });
+    const intruder = nextRecord(records[1], {
+      at: '2025-03-01T12:00:00Z',
+      actor: 'mallory',
+      action: 'invoice.void',
+      subject: 'inv_1',
+      details: null,
+    });
     records.splice(2, 0, intruder);
     const verdict = broken(records);
     assert.deepEqual([verdict.broken_at_seq, verdict.index, verdict.reason], [3n, 3, 'seq_gap']);
@@ -171,22 +216,29 @@ describe('verifyChain', () => {
 
   it('property: any single-field edit of any record is found at exactly that record', () => {
     const arbInput = fc.record({
-      at: fc.date({ min: new Date('2020-01-01T00:00:00Z'), max: new Date('2030-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+      at: fc
+        .date({ min: new Date('2020-01-01T00:00:00Z'), max: new Date('2030-01-01T00:00:00Z'), noInvalidDate: true })
+        .map((d) => d.toISOString()),
       actor: fc.string({ minLength: 1, maxLength: 8 }),
       action: fc.string({ minLength: 1, maxLength: 8 }),
       subject: fc.string({ minLength: 1, maxLength: 8 }),
       details: fc.jsonValue(),
     });
     fc.assert(
-      fc.property(fc.array(arbInput, { minLength: 1, maxLength: 8 }), fc.nat(), fc.constantFrom('actor', 'action', 'subject', 'reason'), (inputs, pick, field) => {
-        const records = chain(inputs);
-        assert.equal(verifyChain(records).ok, true);
-        const k = pick % records.length;
-        const original = records[k]!;
-        records[k] = { ...original, [field]: `${original[field] ?? ''}!` };
-        const verdict = verifyChain(records);
-        return !verdict.ok && verdict.broken_at_seq === BigInt(k + 1) && verdict.reason === 'hash_mismatch';
-      }),
+      fc.property(
+        fc.array(arbInput, { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        fc.constantFrom('actor', 'action', 'subject', 'reason'),
+        (inputs, pick, field) => {
+          const records = chain(inputs);
+          assert.equal(verifyChain(records).ok, true);
+          const k = pick % records.length;
+          const original = records[k]!;
+          records[k] = { ...original, [field]: `${original[field] ?? ''}!` };
+          const verdict = verifyChain(records);
+          return !verdict.ok && verdict.broken_at_seq === BigInt(k + 1) && verdict.reason === 'hash_mismatch';
+        },
+      ),
     );
   });
 });

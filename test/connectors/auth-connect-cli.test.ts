@@ -32,11 +32,35 @@ after(async () => {
 
 test('accrue connect xero: callback on the local port, tenant chosen, secrets sealed and never printed, connection active', async () => {
   const config = join(dir, 'accrue.config.yaml');
-  writeFileSync(config, `erp:\n  connections:\n    xero-nw: { kind: xero, legal_entities: [nw-us], base_url: "${sim.url}", token_url: "${sim.url}/connect/token", authorize_url: "${sim.url}/authorize", connections_url: "${sim.url}/connections" }\n`);
+  writeFileSync(
+    config,
+    `erp:\n  connections:\n    xero-nw: { kind: xero, legal_entities: [nw-us], base_url: "${sim.url}", token_url: "${sim.url}/connect/token", authorize_url: "${sim.url}/authorize", connections_url: "${sim.url}/connections" }\n`,
+  );
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, ['bin/accrue.js', '--database-url', store.url, '--config', config, 'connect', 'xero', '--connection', 'xero-nw', '--port', String(port)], {
-    env: { ...process.env, ACCRUE_SECRET_KEY: keyBytes.toString('base64'), XERO_CLIENT_ID: 'client-cli', XERO_CLIENT_SECRET: 'cli-secret-NEVER-PRINTED' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      'bin/accrue.js',
+      '--database-url',
+      store.url,
+      '--config',
+      config,
+      'connect',
+      'xero',
+      '--connection',
+      'xero-nw',
+      '--port',
+      String(port),
+    ],
+    {
+      env: {
+        ...process.env,
+        ACCRUE_SECRET_KEY: keyBytes.toString('base64'),
+        XERO_CLIENT_ID: 'client-cli',
+        XERO_CLIENT_SECRET: 'cli-secret-NEVER-PRINTED',
+      },
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -49,7 +73,12 @@ test('accrue connect xero: callback on the local port, tenant chosen, secrets se
     child.on('exit', () => reject(new Error(`exited early: ${stderr}`)));
   });
   const q = authorizeUrl.searchParams;
-  const code = sim.authorizeCode({ client_id: q.get('client_id')!, redirect_uri: q.get('redirect_uri')!, code_challenge: q.get('code_challenge')!, scope: q.get('scope')! });
+  const code = sim.authorizeCode({
+    client_id: q.get('client_id')!,
+    redirect_uri: q.get('redirect_uri')!,
+    code_challenge: q.get('code_challenge')!,
+    scope: q.get('scope')!,
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const callback = await fetch(`${q.get('redirect_uri')}?code=${code}&state=${q.get('state')}`);
   assert.equal(callback.status, 200);
@@ -57,6 +86,7 @@ test('accrue connect xero: callback on the local port, tenant chosen, secrets se
   assert.match(stdout, /connection xero-nw authorized for Northwind \(tenant-northwind\)/);
   const stored = await readCredentials(store.pool, 'xero-nw', secretKeyFrom(keyBytes));
   assert.equal(stored!.secrets.tenant_id, 'tenant-northwind');
-  for (const secret of [stored!.secrets.access_token!, stored!.secrets.refresh_token!, 'cli-secret-NEVER-PRINTED']) assert.ok(!stdout.includes(secret) && !stderr.includes(secret));
+  for (const secret of [stored!.secrets.access_token!, stored!.secrets.refresh_token!, 'cli-secret-NEVER-PRINTED'])
+    assert.ok(!stdout.includes(secret) && !stderr.includes(secret));
   assert.equal((await store.pool.query(`SELECT status FROM erp_connections WHERE name = 'xero-nw'`)).rows[0].status, 'active');
 });

@@ -34,7 +34,14 @@ test('one token obtained and shared by two authorizers, renewed when near its en
   const { publicKey, privateKey } = await generateKeyPair('PS256', { extractable: true });
   sim.registerNetsuiteClient('ns-client', 'cert-1', await exportJWK(publicKey));
   const pem = await exportPKCS8(privateKey);
-  const settings: ConnectionSettings = { name: 'ns-m2m', kind: 'netsuite', legal_entities: ['le-ns'], account_id: '1234567_SB1', auth: 'client_credentials', base_url: sim.url };
+  const settings: ConnectionSettings = {
+    name: 'ns-m2m',
+    kind: 'netsuite',
+    legal_entities: ['le-ns'],
+    account_id: '1234567_SB1',
+    auth: 'client_credentials',
+    base_url: sim.url,
+  };
   assert.ok((await saveConnections(store.pool, [settings])).ok);
   await saveCredentials(store.pool, settings.name, { client_id: 'ns-client', certificate_id: 'cert-1', private_key: pem }, null, key);
   let clock = Date.now();
@@ -45,7 +52,10 @@ test('one token obtained and shared by two authorizers, renewed when near its en
     const callers = pools.map((pool) => directCaller(settings.name, netsuiteClientCredentialsAuthorizer(pool, settings, key, { now })));
     const url = `${sim.url}/services/rest/ping`;
     const first = await Promise.all(callers.flatMap((c) => [c.call('GET', url), c.call('GET', url), c.call('GET', url)]));
-    assert.deepEqual(first.map((r) => r.status), Array(6).fill(200));
+    assert.deepEqual(
+      first.map((r) => r.status),
+      Array(6).fill(200),
+    );
     assert.equal(sim.ccTokensIssued, 1, 'one token for both workers');
 
     clock += 50 * 60_000; // 10 minutes left: still used
@@ -53,7 +63,10 @@ test('one token obtained and shared by two authorizers, renewed when near its en
     assert.equal(sim.ccTokensIssued, 1);
     clock += 6 * 60_000; // 4 minutes left: renewed once, shared
     const renewed = await Promise.all(callers.flatMap((c) => [c.call('GET', url), c.call('GET', url)]));
-    assert.deepEqual(renewed.map((r) => r.status), Array(4).fill(200));
+    assert.deepEqual(
+      renewed.map((r) => r.status),
+      Array(4).fill(200),
+    );
     assert.equal(sim.ccTokensIssued, 2);
 
     // The integration record was disabled: the next exchange is refused.
@@ -61,11 +74,21 @@ test('one token obtained and shared by two authorizers, renewed when near its en
     clock += 60 * 60_000;
     const fresh = authorizerFor(store.pool, settings, key);
     await assert.rejects(directCaller(settings.name, fresh).call('GET', url), ReauthorizationRequired);
-    assert.equal((await store.pool.query('SELECT status FROM erp_connections WHERE name = $1', [settings.name])).rows[0].status, 'needs_reauthorization');
-    const exc = (await store.pool.query('SELECT owner_queue, status, details FROM exceptions WHERE id = $1', [reauthorizationExceptionId(settings.name)])).rows[0];
+    assert.equal(
+      (await store.pool.query('SELECT status FROM erp_connections WHERE name = $1', [settings.name])).rows[0].status,
+      'needs_reauthorization',
+    );
+    const exc = (
+      await store.pool.query('SELECT owner_queue, status, details FROM exceptions WHERE id = $1', [
+        reauthorizationExceptionId(settings.name),
+      ])
+    ).rows[0];
     assert.equal(exc.owner_queue, 'integration_support');
     assert.equal(exc.status, 'open');
-    const visible = JSON.stringify([(await store.pool.query('SELECT * FROM audit_log')).rows, (await store.pool.query('SELECT * FROM exceptions')).rows]);
+    const visible = JSON.stringify([
+      (await store.pool.query('SELECT * FROM audit_log')).rows,
+      (await store.pool.query('SELECT * FROM exceptions')).rows,
+    ]);
     assert.ok(!visible.includes('PRIVATE KEY') && !visible.includes(pem.split('\n')[1]!), 'the private key leaked');
   } finally {
     await Promise.all(pools.map((p) => p.end()));

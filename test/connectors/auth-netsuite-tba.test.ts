@@ -41,7 +41,12 @@ const params = (header: string): Record<string, string> =>
 function compare(cases: Case[]) {
   const theirs = oauthlib(cases);
   cases.forEach((c, i) => {
-    const ours = params(tbaAuthorization(c.realm, { consumer_key: c.ck, consumer_secret: c.cs, token_id: c.tk, token_secret: c.ts }, c.method, c.url, { nonce: c.nonce, timestamp: Number(c.timestamp) }));
+    const ours = params(
+      tbaAuthorization(c.realm, { consumer_key: c.ck, consumer_secret: c.cs, token_id: c.tk, token_secret: c.ts }, c.method, c.url, {
+        nonce: c.nonce,
+        timestamp: Number(c.timestamp),
+      }),
+    );
     const other = params(theirs[i]!);
     assert.equal(ours.oauth_signature, other.oauth_signature, `signature of ${c.method} ${c.url}`);
     assert.equal(ours.realm, other.realm);
@@ -81,7 +86,12 @@ test('TBA signatures equal oauthlib for any secrets, nonce and query values', ()
       nonce: fc.stringMatching(/^[A-Za-z0-9]{8,32}$/),
       timestamp: fc.integer({ min: 1_500_000_000, max: 1_900_000_000 }).map(String),
       method: fc.constantFrom('GET', 'POST', 'PATCH', 'PUT', 'DELETE'),
-      url: fc.tuple(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 12 })).map(([k, v]) => `https://1234567.suitetalk.api.netsuite.com/services/rest/record/v1/customer?${encodeURIComponent(k)}=${encodeURIComponent(v)}&limit=5`),
+      url: fc
+        .tuple(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 12 }))
+        .map(
+          ([k, v]) =>
+            `https://1234567.suitetalk.api.netsuite.com/services/rest/record/v1/customer?${encodeURIComponent(k)}=${encodeURIComponent(v)}&limit=5`,
+        ),
     }),
     { numRuns: 150, seed: 15 },
   );

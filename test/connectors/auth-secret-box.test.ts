@@ -26,11 +26,17 @@ test('any flipped byte is refused, and the error names key ids, never the secret
     fc.property(fc.integer({ min: 0, max: sealed.length - 1 }), fc.integer({ min: 1, max: 255 }), (index, flip) => {
       const tampered = Buffer.from(sealed);
       tampered[index] = tampered[index]! ^ flip;
-      assert.throws(() => open(key, tampered, keyId), (error: Error) => !error.message.includes(secret) && error.message.includes(keyId));
+      assert.throws(
+        () => open(key, tampered, keyId),
+        (error: Error) => !error.message.includes(secret) && error.message.includes(keyId),
+      );
     }),
   );
   const other = secretKeyFrom(randomBytes(32));
-  assert.throws(() => open(other, sealed, keyId), (error: Error) => error.message.includes(keyId) && error.message.includes(other.id) && !error.message.includes(secret));
+  assert.throws(
+    () => open(other, sealed, keyId),
+    (error: Error) => error.message.includes(keyId) && error.message.includes(other.id) && !error.message.includes(secret),
+  );
 });
 
 test('the key comes from ACCRUE_SECRET_KEY (base64 or hex) or ACCRUE_SECRET_KEY_FILE; none says how to set one', () => {

@@ -1,7 +1,14 @@
 // erp.connections: configuration checked key by key, and the store's routing of each legal entity to one connection.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { baseUrl, connectionOfEntity, connectionsFromFile, listConnections, saveConnections, setConnectionStatus } from '../../src/connectors/connections.js';
+import {
+  baseUrl,
+  connectionOfEntity,
+  connectionsFromFile,
+  listConnections,
+  saveConnections,
+  setConnectionStatus,
+} from '../../src/connectors/connections.js';
 import { transaction, type Store } from '../../src/store/store.js';
 import { testStore } from '../support/db.js';
 
@@ -12,7 +19,15 @@ const codes = (value: unknown) => {
 
 describe('erp.connections in configuration', () => {
   it('reads Xero and NetSuite connections with their defaults', () => {
-    const result = connectionsFromFile({ connections: { 'xero-de': { kind: 'xero', legal_entities: ['nw-de'], tenant_id: 't-1' }, ns: { kind: 'netsuite', legal_entities: ['nw-us'], account_id: '1234567_SB1', concurrency: 10 } } }, 'erp');
+    const result = connectionsFromFile(
+      {
+        connections: {
+          'xero-de': { kind: 'xero', legal_entities: ['nw-de'], tenant_id: 't-1' },
+          ns: { kind: 'netsuite', legal_entities: ['nw-us'], account_id: '1234567_SB1', concurrency: 10 },
+        },
+      },
+      'erp',
+    );
     assert.ok(result.ok);
     assert.deepEqual(result.value[0], { name: 'xero-de', kind: 'xero', legal_entities: ['nw-de'], tenant_id: 't-1' });
     assert.equal(result.value[1]!.auth, 'tba');
@@ -21,14 +36,27 @@ describe('erp.connections in configuration', () => {
   });
 
   it('refuses a legal entity on two connections, unknown keys and kinds, a NetSuite connection without its account, limits out of range', () => {
-    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: ['nw-de'] }, b: { kind: 'xero', legal_entities: ['nw-de'] } } }), ['erp.connections.b.legal_entities entity_on_two_connections']);
+    assert.deepEqual(
+      codes({ connections: { a: { kind: 'xero', legal_entities: ['nw-de'] }, b: { kind: 'xero', legal_entities: ['nw-de'] } } }),
+      ['erp.connections.b.legal_entities entity_on_two_connections'],
+    );
     assert.deepEqual(codes({ connections: { a: { kind: 'sap', legal_entities: ['x'] } } }), ['erp.connections.a.kind unknown_kind']);
-    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: ['x'], account_id: '1' } } }), ['erp.connections.a.account_id unknown_key']);
+    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: ['x'], account_id: '1' } } }), [
+      'erp.connections.a.account_id unknown_key',
+    ]);
     assert.deepEqual(codes({ connections: { a: { kind: 'netsuite', legal_entities: ['x'] } } }), ['erp.connections.a.account_id required']);
-    assert.deepEqual(codes({ connections: { a: { kind: 'netsuite', legal_entities: ['x'], account_id: 'acme' } } }), ['erp.connections.a.account_id invalid_account']);
-    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: ['x'], concurrency: 6 } } }), ['erp.connections.a.concurrency out_of_range']);
-    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: [] } } }), ['erp.connections.a.legal_entities invalid_list']);
-    assert.deepEqual(codes({ connections: { 'Bad Name': { kind: 'xero', legal_entities: ['x'] } } }), ['erp.connections.Bad Name invalid_name']);
+    assert.deepEqual(codes({ connections: { a: { kind: 'netsuite', legal_entities: ['x'], account_id: 'acme' } } }), [
+      'erp.connections.a.account_id invalid_account',
+    ]);
+    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: ['x'], concurrency: 6 } } }), [
+      'erp.connections.a.concurrency out_of_range',
+    ]);
+    assert.deepEqual(codes({ connections: { a: { kind: 'xero', legal_entities: [] } } }), [
+      'erp.connections.a.legal_entities invalid_list',
+    ]);
+    assert.deepEqual(codes({ connections: { 'Bad Name': { kind: 'xero', legal_entities: ['x'] } } }), [
+      'erp.connections.Bad Name invalid_name',
+    ]);
     assert.deepEqual(codes({ links: {} }), ['erp.links unknown_key']);
   });
 });
@@ -48,9 +76,14 @@ describe('connections in the store', () => {
     assert.ok(first.ok);
     assert.equal(await connectionOfEntity(store.pool, 'nw-de'), 'xero-de');
     assert.equal(await connectionOfEntity(store.pool, 'nw-us'), 'xero-us');
-    assert.ok((await saveConnections(store.pool, [{ name: 'xero-de', kind: 'xero', legal_entities: ['nw-de'] }])).ok, 'saving the same configuration again changes nothing');
+    assert.ok(
+      (await saveConnections(store.pool, [{ name: 'xero-de', kind: 'xero', legal_entities: ['nw-de'] }])).ok,
+      'saving the same configuration again changes nothing',
+    );
 
-    await store.pool.query(`INSERT INTO outbox (key, target, document_kind, document_id) VALUES ('out:v1:xero-de:jrn:x', 'xero-de', 'invoice', 'jrn:x')`);
+    await store.pool.query(
+      `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ('out:v1:xero-de:jrn:x', 'xero-de', 'invoice', 'jrn:x')`,
+    );
     const moved = await saveConnections(store.pool, [{ name: 'xero-us', kind: 'xero', legal_entities: ['nw-us', 'nw-de'] }]);
     assert.ok(!moved.ok);
     assert.equal(moved.problems[0]!.code, 'entity_has_waiting_documents');
@@ -62,8 +95,12 @@ describe('connections in the store', () => {
   });
 
   it('moves a connection to needs_reauthorization once, with its audit record', async () => {
-    const moved = await transaction(store.pool, (c) => setConnectionStatus(c, 'xero-de', 'needs_reauthorization', 'invalid_grant', 'system:test'));
-    const again = await transaction(store.pool, (c) => setConnectionStatus(c, 'xero-de', 'needs_reauthorization', 'invalid_grant', 'system:test'));
+    const moved = await transaction(store.pool, (c) =>
+      setConnectionStatus(c, 'xero-de', 'needs_reauthorization', 'invalid_grant', 'system:test'),
+    );
+    const again = await transaction(store.pool, (c) =>
+      setConnectionStatus(c, 'xero-de', 'needs_reauthorization', 'invalid_grant', 'system:test'),
+    );
     assert.deepEqual([moved, again], [true, false]);
     const state = (await listConnections(store.pool)).find((c) => c.name === 'xero-de')!;
     assert.equal(state.status, 'needs_reauthorization');

@@ -35,7 +35,15 @@ const mappings: MappingTable = {
 
 let connections = 0;
 const strictTarget = (sim: NetSuiteSimulator, options: NetSuiteTargetFor = {}) =>
-  netsuiteTarget(sim.url, { name: `ns-${++connections}`, identity: false, mappings, timeoutMs: 5_000, cashAccount: '1100', ...options, ...(options.mappings ? { mappings: { ...mappings, ...options.mappings } } : {}) });
+  netsuiteTarget(sim.url, {
+    name: `ns-${++connections}`,
+    identity: false,
+    mappings,
+    timeoutMs: 5_000,
+    cashAccount: '1100',
+    ...options,
+    ...(options.mappings ? { mappings: { ...mappings, ...options.mappings } } : {}),
+  });
 
 const invoice = (number: string, overrides: Partial<SalesDocument> = {}): SalesDocument => ({
   kind: 'invoice',
@@ -49,7 +57,11 @@ const invoice = (number: string, overrides: Partial<SalesDocument> = {}): SalesD
   currency: 'USD',
   date: '2026-11-30',
   due_date: '2026-12-30',
-  buyer: { name: 'Acme Corp', address: { lines: ['1 Acme Way'], city: 'Los Angeles', region: 'CA', postal_code: '90012', country: 'US' }, tax_id: null },
+  buyer: {
+    name: 'Acme Corp',
+    address: { lines: ['1 Acme Way'], city: 'Los Angeles', region: 'CA', postal_code: '90012', country: 'US' },
+    tax_id: null,
+  },
   period_start: '2026-11-01',
   period_end: '2026-12-01',
   memo: `Invoice ${number}`,
@@ -64,7 +76,15 @@ const invoice = (number: string, overrides: Partial<SalesDocument> = {}): SalesD
 });
 
 const creditNote = (number: string, corrects: string): SalesDocument =>
-  invoice(number, { kind: 'credit_note', corrects, due_date: null, lines: [{ product: 'api', description: 'API calls', account: '4000', amount_minor: 5000n, tax_minor: 0n }], tax: null, tax_minor: 0n, total_minor: 5000n });
+  invoice(number, {
+    kind: 'credit_note',
+    corrects,
+    due_date: null,
+    lines: [{ product: 'api', description: 'API calls', account: '4000', amount_minor: 5000n, tax_minor: 0n }],
+    tax: null,
+    tax_minor: 0n,
+    total_minor: 5000n,
+  });
 
 const key = (document: SalesDocument) => `out:v1:netsuite:${document.journal_id}`;
 
@@ -101,10 +121,19 @@ describe('NetSuite connector against the strict simulator', () => {
     assert.deepEqual([error.kind, error.source, error.field], ['item', 'platform', 'item.items[1].item']);
     assert.match(error.refusedBy!, /Invalid Field Value 199 for the following field: item/);
     const account = strictTarget(sim, { mappings: { account: { '4000': '999', '1200': '201' } } });
-    const journal = { id: 'jrn:v1:invoice:inv_j1', key: 'k', legal_entity: 'nw-us', posting_date: '2026-11-30', source_document: 'inv_j1', kind: 'invoice' as const, memo: 'j', lines: [
-      { line_no: 1, account: '1200', debit_minor: 100n, credit_minor: 0n, currency: 'USD', customer: 'C-1' },
-      { line_no: 2, account: '4000', debit_minor: 0n, credit_minor: 100n, currency: 'USD' },
-    ] };
+    const journal = {
+      id: 'jrn:v1:invoice:inv_j1',
+      key: 'k',
+      legal_entity: 'nw-us',
+      posting_date: '2026-11-30',
+      source_document: 'inv_j1',
+      kind: 'invoice' as const,
+      memo: 'j',
+      lines: [
+        { line_no: 1, account: '1200', debit_minor: 100n, credit_minor: 0n, currency: 'USD', customer: 'C-1' },
+        { line_no: 2, account: '4000', debit_minor: 0n, credit_minor: 100n, currency: 'USD' },
+      ],
+    };
     const refused = (await rejection(account.post('out:v1:netsuite:jrn:v1:invoice:inv_j1', journal))) as MappingMissing;
     assert.ok(refused instanceof MappingMissing, String(refused));
     assert.deepEqual([refused.kind, refused.source, refused.field], ['account', '4000', 'line.items[1].account']);
@@ -119,7 +148,10 @@ describe('NetSuite connector against the strict simulator', () => {
     await strictTarget(sim).postDocument(key(invoice('C-3')), invoice('C-3')); // another worker: the same upsert, no second record
     const customer = sim.customers.get('C-1')!;
     assert.equal(sim.customers.size, 1);
-    assert.deepEqual([customer.body.companyName, customer.body.subsidiary, customer.body.currency], ['Acme Corp', { id: '1' }, { id: '1' }]);
+    assert.deepEqual(
+      [customer.body.companyName, customer.body.subsidiary, customer.body.currency],
+      ['Acme Corp', { id: '1' }, { id: '1' }],
+    );
     assert.equal(customer.body.addressBook?.items?.[0]?.defaultBilling, true);
     assert.equal(upserts() - before, 2, 'one upsert per target, none per document');
     assert.equal(customer.writes, before + 2, 'every upsert wrote the same record');
@@ -129,14 +161,19 @@ describe('NetSuite connector against the strict simulator', () => {
 
   it('link mode: no customer mapping and no record with that external ID is MappingMissing(customer)', async () => {
     const target = strictTarget(sim, { customers: 'link' });
-    const error = (await rejection(target.postDocument(key(invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' })), invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' })))) as MappingMissing;
+    const error = (await rejection(
+      target.postDocument(
+        key(invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' })),
+        invoice('L-1', { customer: 'initech', customer_erp_id: 'C-404' }),
+      ),
+    )) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
     // Named by Accrue's customer id: the source `accrue erp mappings import` takes for a customer mapping.
     assert.deepEqual([error.kind, error.source, error.field], ['customer', 'initech', 'entity']);
     assert.equal(sim.customers.has('C-404'), false);
   });
 
-  it("a customer of another subsidiary is refused by NetSuite and named as the customer mapping", async () => {
+  it('a customer of another subsidiary is refused by NetSuite and named as the customer mapping', async () => {
     const target = strictTarget(sim, { mappings: { customer: { acme: '8001' } } });
     const error = (await rejection(target.postDocument(key(invoice('S-1')), invoice('S-1')))) as MappingMissing;
     assert.ok(error instanceof MappingMissing, String(error));
@@ -160,19 +197,40 @@ describe('NetSuite connector against the strict simulator', () => {
   it('pushes a payment as a customerPayment applied to its invoice; payment polling does not bring it back', async () => {
     const target = strictTarget(sim);
     const posted = await target.postDocument(key(invoice('P-1')), invoice('P-1'));
-    const payment: PaymentDocument = { payment_id: 'pay_1', invoice_number: 'P-1', invoice_id: 'inv_P-1', legal_entity: 'nw-us', customer: 'C-1', customer_erp_id: 'C-1', currency: 'USD', amount_minor: 32175n, received_on: '2026-12-03' };
+    const payment: PaymentDocument = {
+      payment_id: 'pay_1',
+      invoice_number: 'P-1',
+      invoice_id: 'inv_P-1',
+      legal_entity: 'nw-us',
+      customer: 'C-1',
+      customer_erp_id: 'C-1',
+      currency: 'USD',
+      amount_minor: 32175n,
+      received_on: '2026-12-03',
+    };
     const paymentKey = 'out:v1:netsuite:payment:pay_1';
     assert.equal(await target.findPayment(paymentKey, payment), undefined);
     const pushed = await target.postPayment(paymentKey, payment);
     assert.equal(sim.amountRemaining(posted.reference).toString(), '0', 'the invoice is paid in NetSuite');
     assert.deepEqual(await target.findPayment(paymentKey, payment), pushed);
     const record = sim.pushedPayments.get(netsuiteExternalId(paymentKey))!.body;
-    assert.deepEqual([record.account, record.payment, record.apply?.items?.[0]], [{ id: '300' }, '321.75', { doc: { id: posted.reference }, apply: true, amount: '321.75' }]);
+    assert.deepEqual(
+      [record.account, record.payment, record.apply?.items?.[0]],
+      [{ id: '300' }, '321.75', { doc: { id: posted.reference }, apply: true, amount: '321.75' }],
+    );
     const polled = [];
     for await (const page of target.paymentPages(null)) polled.push(...page);
-    assert.deepEqual(polled.filter((p) => p.invoice_reference === posted.reference), [], 'Accrue applied it already');
+    assert.deepEqual(
+      polled.filter((p) => p.invoice_reference === posted.reference),
+      [],
+      'Accrue applied it already',
+    );
     // A payment entered in NetSuite by a person is still polled.
-    sim.addPayment({ tranDate: '2026-12-04', modifiedAt: '2026-12-04 10:00:00', applications: [{ invoiceExternalId: netsuiteExternalId(key(invoice('C-1'))), amount: '1.00' }] });
+    sim.addPayment({
+      tranDate: '2026-12-04',
+      modifiedAt: '2026-12-04 10:00:00',
+      applications: [{ invoiceExternalId: netsuiteExternalId(key(invoice('C-1'))), amount: '1.00' }],
+    });
     const again = [];
     for await (const page of target.paymentPages(null)) again.push(...page);
     assert.equal(again.length, 1);
@@ -193,7 +251,7 @@ describe('NetSuite connector against the strict simulator', () => {
     assert.equal((await target.checkReference('item', '199')).state, 'inactive');
     assert.equal((await target.checkReference('account', '404')).state, 'missing');
     assert.equal((await target.checkReference('nexus', '71')).state, 'active');
-    assert.equal((await target.checkReference('customer', "1 OR 1=1")).state, 'missing', 'not an id: never put into the query');
+    assert.equal((await target.checkReference('customer', '1 OR 1=1')).state, 'missing', 'not an id: never put into the query');
   });
 
   it('quotes SuiteQL text literals', async () => {
@@ -238,8 +296,13 @@ describe('NetSuite concurrency and authentication', () => {
       const results = await Promise.allSettled([target.find('out:v1:netsuite:a'), target.find('out:v1:netsuite:b')]);
       const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as TargetError);
       assert.equal(refused.length, 1);
-      assert.deepEqual([refused[0]!.details.status, refused[0]!.details.code, refused[0]!.details.permanent, refused[0]!.details.retryAfterMs], [429, 'CONCURRENCY_LIMIT_EXCEEDED', false, 0]);
-      assert.deepEqual((refused[0]!.details.body as { 'o:errorDetails': unknown })['o:errorDetails'], [{ detail: 'Concurrent request limit exceeded. Request blocked.', 'o:errorCode': 'CONCURRENCY_LIMIT_EXCEEDED' }]);
+      assert.deepEqual(
+        [refused[0]!.details.status, refused[0]!.details.code, refused[0]!.details.permanent, refused[0]!.details.retryAfterMs],
+        [429, 'CONCURRENCY_LIMIT_EXCEEDED', false, 0],
+      );
+      assert.deepEqual((refused[0]!.details.body as { 'o:errorDetails': unknown })['o:errorDetails'], [
+        { detail: 'Concurrent request limit exceeded. Request blocked.', 'o:errorCode': 'CONCURRENCY_LIMIT_EXCEEDED' },
+      ]);
     } finally {
       await sim.stop();
     }
@@ -251,7 +314,12 @@ describe('NetSuite concurrency and authentication', () => {
     try {
       const url = `${sim.url}/services/rest/record/v1/journalEntry/eid:x?expandSubResources=true`;
       const sign = (options: { secret?: string; realm?: string; timestamp?: number } = {}) => {
-        const oauth = new OAuth({ consumer: { key: NS_SIM_TBA.consumerKey, secret: options.secret ?? NS_SIM_TBA.consumerSecret }, signature_method: 'HMAC-SHA256', realm: options.realm ?? NS_SIM_ACCOUNT, hash_function: (b, k) => createHmac('sha256', k).update(b).digest('base64') });
+        const oauth = new OAuth({
+          consumer: { key: NS_SIM_TBA.consumerKey, secret: options.secret ?? NS_SIM_TBA.consumerSecret },
+          signature_method: 'HMAC-SHA256',
+          realm: options.realm ?? NS_SIM_ACCOUNT,
+          hash_function: (b, k) => createHmac('sha256', k).update(b).digest('base64'),
+        });
         const data = oauth.authorize({ url, method: 'GET' }, { key: NS_SIM_TBA.tokenId, secret: NS_SIM_TBA.tokenSecret });
         if (options.timestamp !== undefined) {
           data.oauth_timestamp = options.timestamp;
@@ -271,7 +339,13 @@ describe('NetSuite concurrency and authentication', () => {
       assert.equal((await get(sign({ realm: '7654321' }))).status, 401);
       assert.equal((await get(sign({ timestamp: Math.floor(Date.now() / 1000) - 3600 }))).status, 401);
       assert.equal((await get(good.replace(/oauth_nonce="[^"]*"/, 'oauth_nonce="other"'))).status, 401, 'the nonce is signed');
-      assert.deepEqual(sim.authFailures, ['nonce already used', 'signature does not match', 'realm is not the account id', 'timestamp outside the allowed skew', 'signature does not match']);
+      assert.deepEqual(sim.authFailures, [
+        'nonce already used',
+        'signature does not match',
+        'realm is not the account id',
+        'timestamp outside the allowed skew',
+        'signature does not match',
+      ]);
       // Through the connector: every request signed (query parameters included), none refused.
       const authorizer = tbaAuthorizer('ns-tba');
       const target = netsuiteTarget(sim.url, { name: `ns-${++connections}`, authorizer });
@@ -284,28 +358,56 @@ describe('NetSuite concurrency and authentication', () => {
     }
   });
 
-  it('accepts a TBA header signed by an independent implementation (python oauthlib), for a URL with a query', { skip: !existsSync('/usr/bin/python3') }, async () => {
-    const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
-    await sim.start();
-    try {
-      const url = `${sim.url}/services/rest/query/v1/suiteql?limit=5&offset=0`;
-      const script = [
-        'import sys, json',
-        'from oauthlib.oauth1 import Client, SIGNATURE_HMAC_SHA256',
-        'a = json.loads(sys.argv[1])',
-        "c = Client(a['ck'], a['cs'], resource_owner_key=a['tk'], resource_owner_secret=a['ts'], signature_method=SIGNATURE_HMAC_SHA256, realm=a['realm'])",
-        "print(c.sign(a['url'], http_method='POST')[1]['Authorization'])",
-      ].join('\n');
-      const sign = () => execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify({ ck: NS_SIM_TBA.consumerKey, cs: NS_SIM_TBA.consumerSecret, tk: NS_SIM_TBA.tokenId, ts: NS_SIM_TBA.tokenSecret, realm: NS_SIM_ACCOUNT, url })], { encoding: 'utf8' }).trim();
-      const res = await fetch(url, { method: 'POST', headers: { authorization: sign(), 'content-type': 'application/json' }, body: JSON.stringify({ q: "SELECT id, isinactive FROM item WHERE id = 1" }) });
-      assert.equal(res.status, 200, await res.text());
-      const tampered = await fetch(url.replace('limit=5', 'limit=6'), { method: 'POST', headers: { authorization: sign(), 'content-type': 'application/json' }, body: JSON.stringify({ q: "SELECT id, isinactive FROM item WHERE id = 1" }) });
-      assert.equal(tampered.status, 401, 'the query string is signed');
-      assert.deepEqual(sim.authFailures, ['signature does not match']);
-    } finally {
-      await sim.stop();
-    }
-  });
+  it(
+    'accepts a TBA header signed by an independent implementation (python oauthlib), for a URL with a query',
+    { skip: !existsSync('/usr/bin/python3') },
+    async () => {
+      const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
+      await sim.start();
+      try {
+        const url = `${sim.url}/services/rest/query/v1/suiteql?limit=5&offset=0`;
+        const script = [
+          'import sys, json',
+          'from oauthlib.oauth1 import Client, SIGNATURE_HMAC_SHA256',
+          'a = json.loads(sys.argv[1])',
+          "c = Client(a['ck'], a['cs'], resource_owner_key=a['tk'], resource_owner_secret=a['ts'], signature_method=SIGNATURE_HMAC_SHA256, realm=a['realm'])",
+          "print(c.sign(a['url'], http_method='POST')[1]['Authorization'])",
+        ].join('\n');
+        const sign = () =>
+          execFileSync(
+            '/usr/bin/python3',
+            [
+              '-c',
+              script,
+              JSON.stringify({
+                ck: NS_SIM_TBA.consumerKey,
+                cs: NS_SIM_TBA.consumerSecret,
+                tk: NS_SIM_TBA.tokenId,
+                ts: NS_SIM_TBA.tokenSecret,
+                realm: NS_SIM_ACCOUNT,
+                url,
+              }),
+            ],
+            { encoding: 'utf8' },
+          ).trim();
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { authorization: sign(), 'content-type': 'application/json' },
+          body: JSON.stringify({ q: 'SELECT id, isinactive FROM item WHERE id = 1' }),
+        });
+        assert.equal(res.status, 200, await res.text());
+        const tampered = await fetch(url.replace('limit=5', 'limit=6'), {
+          method: 'POST',
+          headers: { authorization: sign(), 'content-type': 'application/json' },
+          body: JSON.stringify({ q: 'SELECT id, isinactive FROM item WHERE id = 1' }),
+        });
+        assert.equal(tampered.status, 401, 'the query string is signed');
+        assert.deepEqual(sim.authFailures, ['signature does not match']);
+      } finally {
+        await sim.stop();
+      }
+    },
+  );
 
   it('bearer tokens expire after 60 minutes on the clock; the caller renews once and the request passes', async () => {
     const sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });

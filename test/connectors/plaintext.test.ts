@@ -57,15 +57,25 @@ function writeTemp(text: string, extension: string): string {
 /** hledger's balances: [account, commodity, amount] rows, zero balances left out. */
 function hledgerBalances(path: string, text: string): string[][] {
   const csv = succeeds('hledger', ['-f', path, 'balance', '--flat', '-E', '-N', '-O', 'csv', '--layout=bare'], text);
-  const [header, ...rows] = csv.trim().split('\n').map((line) => [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]!));
+  const [header, ...rows] = csv
+    .trim()
+    .split('\n')
+    .map((line) => [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]!));
   assert.deepEqual(header, ['account', 'commodity', 'balance']);
   return rows.filter((r) => !/^-?0(\.0+)?$/.test(r[2]!)).sort(compareRows);
 }
 
 /** beancount's balances through bean-query: [account, currency, amount] rows, zero balances left out. */
 function beancountBalances(path: string, text: string): string[][] {
-  const csv = succeeds('bean-query', ['-f', 'csv', path, 'SELECT account, currency, sum(number) AS balance GROUP BY account, currency ORDER BY account, currency'], text);
-  const [header, ...rows] = csv.trim().split('\n').map((line) => line.split(',').map((cell) => cell.trim()));
+  const csv = succeeds(
+    'bean-query',
+    ['-f', 'csv', path, 'SELECT account, currency, sum(number) AS balance GROUP BY account, currency ORDER BY account, currency'],
+    text,
+  );
+  const [header, ...rows] = csv
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').map((cell) => cell.trim()));
   assert.deepEqual(header, ['account', 'currency', 'balance']);
   return rows.filter((r) => r.length === 3 && !/^-?0(\.0+)?$/.test(r[2]!)).sort(compareRows);
 }
@@ -86,13 +96,21 @@ function checkWithTools(journals: Journal[], options: PlainTextOptions): void {
   const hledgerText = toHledger(journals, options);
   const hledgerPath = writeTemp(hledgerText, 'journal');
   succeeds('hledger', ['-f', hledgerPath, 'check', '--strict', 'ordereddates'], hledgerText);
-  assert.deepEqual(hledgerBalances(hledgerPath, hledgerText), expectedBalances(journals, options), 'hledger balances differ from trialBalance');
+  assert.deepEqual(
+    hledgerBalances(hledgerPath, hledgerText),
+    expectedBalances(journals, options),
+    'hledger balances differ from trialBalance',
+  );
 
   const beanText = toBeancount(journals, options);
   const beanPath = writeTemp(beanText, 'beancount');
   const checked = succeeds('bean-check', [beanPath], beanText);
   assert.equal(checked.trim(), '', `bean-check reported:\n${checked}`);
-  assert.deepEqual(beancountBalances(beanPath, beanText), expectedBalances(journals, options), 'beancount balances differ from trialBalance');
+  assert.deepEqual(
+    beancountBalances(beanPath, beanText),
+    expectedBalances(journals, options),
+    'beancount balances differ from trialBalance',
+  );
 }
 
 // ---------- Northwind journals ----------
@@ -131,7 +149,14 @@ function line(line_no: number, kind: LineKind, product: string, amount_minor: bi
   };
 }
 
-function invoice(id: string, entity: string, currency: string, lines: InvoiceLine[], tax: bigint, kind: Invoice['kind'] = 'invoice'): Invoice {
+function invoice(
+  id: string,
+  entity: string,
+  currency: string,
+  lines: InvoiceLine[],
+  tax: bigint,
+  kind: Invoice['kind'] = 'invoice',
+): Invoice {
   const abs = (v: bigint) => (v < 0n ? -v : v);
   const sum = (kinds: LineKind[]) => lines.filter((l) => kinds.includes(l.kind)).reduce((s, l) => s + abs(l.amount_minor), 0n);
   const subtotal = sum(['flat', 'usage', 'minimum_true_up', 'late_usage']);
@@ -162,24 +187,58 @@ function invoice(id: string, entity: string, currency: string, lines: InvoiceLin
   return built;
 }
 
-const ACME = invoice('inv-acme', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n), line(2, 'usage', 'api', 36000n), line(3, 'discount', 'api', -3600n), line(4, 'credit', 'api', -20000n)], 1617n);
+const ACME = invoice(
+  'inv-acme',
+  'nw-us',
+  'USD',
+  [
+    line(1, 'flat', 'platform', 9900n),
+    line(2, 'usage', 'api', 36000n),
+    line(3, 'discount', 'api', -3600n),
+    line(4, 'credit', 'api', -20000n),
+  ],
+  1617n,
+);
 const UMBRELLA = invoice(
   'inv-umbrella',
   'nw-de',
   'EUR',
-  [line(1, 'flat', 'platform', 24900n), line(2, 'usage', 'api', 12000n), line(3, 'usage', 'compute', 4000n), line(4, 'discount', 'api', -1200n)],
+  [
+    line(1, 'flat', 'platform', 24900n),
+    line(2, 'usage', 'api', 12000n),
+    line(3, 'usage', 'compute', 4000n),
+    line(4, 'discount', 'api', -1200n),
+  ],
   7543n,
 );
 const usRevenue = revenueAccountResolver(PRODUCTS, 'nw-us');
 
 const acmeJournals = (): Journal[] => [
   ...invoiceJournals(ACME, ACCOUNTS['nw-us']!, usRevenue, 'C-10042', '2026-12-01'),
-  paymentJournal({ id: 'pay-1', invoice_id: 'inv-acme', customer: 'acme', erp_customer_id: 'C-10042', legal_entity: 'nw-us', currency: 'USD', amount_minor: 23917n, received_on: '2026-12-15' }, ACCOUNTS['nw-us']!),
+  paymentJournal(
+    {
+      id: 'pay-1',
+      invoice_id: 'inv-acme',
+      customer: 'acme',
+      erp_customer_id: 'C-10042',
+      legal_entity: 'nw-us',
+      currency: 'USD',
+      amount_minor: 23917n,
+      received_on: '2026-12-15',
+    },
+    ACCOUNTS['nw-us']!,
+  ),
 ];
 const northwindJournals = (): Journal[] => [
   ...acmeJournals(),
   ...invoiceJournals(UMBRELLA, ACCOUNTS['nw-de']!, revenueAccountResolver(PRODUCTS, 'nw-de'), 'D-20011', '2026-12-01'),
-  creditNoteJournal(invoice('cn-acme-1', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n)], 718n, 'credit_note'), ACCOUNTS['nw-us']!, usRevenue, 'C-10042', '2026-12-10')!,
+  creditNoteJournal(
+    invoice('cn-acme-1', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n)], 718n, 'credit_note'),
+    ACCOUNTS['nw-us']!,
+    usRevenue,
+    'C-10042',
+    '2026-12-10',
+  )!,
 ];
 
 // ---------- tests ----------
@@ -297,7 +356,13 @@ describe('both exports, checked by the real tools', () => {
     const jpy = invoice('inv-jp', 'nw-jp', 'JPY', [line(1, 'usage', 'api', 12345n), line(2, 'credit', 'api', -345n)], 1200n);
     const accounts: AccountMap = { receivable: 'ar', cash: 'bank', tax_payable: 'tax', deferred_revenue: 'deferred' };
     const journals = invoiceJournals(jpy, accounts, () => 'sales', 'J-1', '2026-12-01');
-    const names: Record<string, string> = { ar: 'Assets:Jp:AR', bank: 'Assets:Jp:Bank', tax: 'Liabilities:Jp:Tax', deferred: 'Liabilities:Jp:Deferred', sales: 'Income:Jp:Sales' };
+    const names: Record<string, string> = {
+      ar: 'Assets:Jp:AR',
+      bank: 'Assets:Jp:Bank',
+      tax: 'Liabilities:Jp:Tax',
+      deferred: 'Liabilities:Jp:Deferred',
+      sales: 'Income:Jp:Sales',
+    };
     const options: PlainTextOptions = { accountName: (_entity, account) => names[account]! };
     assert.match(toHledger(journals, options), /^ {4}Assets:Jp:AR +13200 JPY {2}; customer: J-1$/m);
     checkWithTools(journals, options);
@@ -318,19 +383,34 @@ describe('both exports, checked by the real tools', () => {
   it('refuses an unbalanced journal, an account without a role, a duplicate journal, and names beancount cannot take', () => {
     const [first, ...rest] = acmeJournals();
     const unbalanced: Journal = { ...first!, lines: first!.lines.map((l, i) => (i === 0 ? { ...l, debit_minor: l.debit_minor + 1n } : l)) };
-    assert.throws(() => toHledger([unbalanced, ...rest], { roles: ROLES }), /journal jrn:v1:invoice:inv-acme is not balanced:\nlines: debits 239\.18 USD and credits 239\.17 USD differ by 0\.01 USD/);
+    assert.throws(
+      () => toHledger([unbalanced, ...rest], { roles: ROLES }),
+      /journal jrn:v1:invoice:inv-acme is not balanced:\nlines: debits 239\.18 USD and credits 239\.17 USD differ by 0\.01 USD/,
+    );
     assert.throws(() => toBeancount([unbalanced, ...rest], { roles: ROLES }), /is not balanced/);
-    assert.throws(() => toHledger(acmeJournals(), { roles: { 'nw-us': { '1200': 'receivable' } } }), /account 2400 of nw-us \(journal jrn:v1:credit_drawdown:inv-acme\) has no role/);
+    assert.throws(
+      () => toHledger(acmeJournals(), { roles: { 'nw-us': { '1200': 'receivable' } } }),
+      /account 2400 of nw-us \(journal jrn:v1:credit_drawdown:inv-acme\) has no role/,
+    );
     assert.throws(() => toHledger(acmeJournals(), {}), /needs account roles or an accountName function/);
     assert.throws(() => toBeancount([...acmeJournals(), first!], { roles: ROLES }), /appears twice/);
-    assert.throws(() => toBeancount(acmeJournals(), { accountName: (_e, a) => `Revenue:${a}` }), /"Revenue:\d+" is not a valid beancount account name/);
+    assert.throws(
+      () => toBeancount(acmeJournals(), { accountName: (_e, a) => `Revenue:${a}` }),
+      /"Revenue:\d+" is not a valid beancount account name/,
+    );
     assert.throws(() => toBeancount(acmeJournals(), { accountName: () => 'Assets:Same' }), /would both be named Assets:Same/);
   });
 });
 
 describe('a ledger kept in monthly files', () => {
   // November: an invoice (receivable, revenue, tax). December: the Acme journals, which open cash and deferred revenue.
-  const november = invoiceJournals(invoice('inv-oct', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n), line(2, 'usage', 'storage', 1250n)], 1115n), ACCOUNTS['nw-us']!, usRevenue, 'C-10042', '2026-11-02');
+  const november = invoiceJournals(
+    invoice('inv-oct', 'nw-us', 'USD', [line(1, 'flat', 'platform', 9900n), line(2, 'usage', 'storage', 1250n)], 1115n),
+    ACCOUNTS['nw-us']!,
+    usRevenue,
+    'C-10042',
+    '2026-11-02',
+  );
   const december = acmeJournals();
   const ledger = [...november, ...december];
   const options: PlainTextOptions = { roles: ROLES };
@@ -358,7 +438,12 @@ describe('a ledger kept in monthly files', () => {
     assert.doesNotMatch(nov + dec, / open | commodity |^option /m, 'the months declare nothing');
     assert.match(accounts, /^2026-12-15 open Assets:Cash:1000 USD$/m);
     assert.doesNotMatch(accounts, /^\d{4}-\d{2}-\d{2} \*/m, 'the declarations hold no transaction');
-    const dir = files('beancount', { 'accounts.beancount': accounts, '2026-11.beancount': nov, '2026-12.beancount': dec, 'main.beancount': 'include "accounts.beancount"\ninclude "2026-11.beancount"\ninclude "2026-12.beancount"\n' });
+    const dir = files('beancount', {
+      'accounts.beancount': accounts,
+      '2026-11.beancount': nov,
+      '2026-12.beancount': dec,
+      'main.beancount': 'include "accounts.beancount"\ninclude "2026-11.beancount"\ninclude "2026-12.beancount"\n',
+    });
     const main = join(dir, 'main.beancount');
     assert.equal(succeeds('bean-check', [main], accounts + nov + dec).trim(), '');
     assert.deepEqual(beancountBalances(main, accounts + nov + dec), expectedBalances(ledger, options));
@@ -374,7 +459,12 @@ describe('a ledger kept in monthly files', () => {
     const nov = hledgerTransactions(november, options);
     const dec = hledgerTransactions(december, options);
     assert.doesNotMatch(nov + dec, /^(account|commodity) /m, 'the months declare nothing');
-    const dir = files('journal', { 'accounts.journal': accounts, '2026-11.journal': nov, '2026-12.journal': dec, 'main.journal': 'include accounts.journal\ninclude 2026-11.journal\ninclude 2026-12.journal\n' });
+    const dir = files('journal', {
+      'accounts.journal': accounts,
+      '2026-11.journal': nov,
+      '2026-12.journal': dec,
+      'main.journal': 'include accounts.journal\ninclude 2026-11.journal\ninclude 2026-12.journal\n',
+    });
     const main = join(dir, 'main.journal');
     succeeds('hledger', ['-f', main, 'check', '--strict', 'ordereddates'], accounts + nov + dec);
     assert.deepEqual(hledgerBalances(main, accounts + nov + dec), expectedBalances(ledger, options));
@@ -391,7 +481,10 @@ const arbitraryJournals = fc
     fc.record({
       entity: fc.constantFrom('nw-us', 'nw-de'),
       day: fc.integer({ min: 1, max: 28 }),
-      charges: fc.array(fc.record({ product: fc.constantFrom(...PRODUCTS.map((p) => p.id)), amount: fc.bigInt({ min: 0n, max: 5_000_000n }) }), { minLength: 1, maxLength: 5 }),
+      charges: fc.array(
+        fc.record({ product: fc.constantFrom(...PRODUCTS.map((p) => p.id)), amount: fc.bigInt({ min: 0n, max: 5_000_000n }) }),
+        { minLength: 1, maxLength: 5 },
+      ),
       discountPercent: fc.nat({ max: 50 }),
       creditPercent: fc.nat({ max: 100 }),
       taxPercent: fc.nat({ max: 20 }),
@@ -417,7 +510,21 @@ const arbitraryJournals = fc
       const journals = invoiceJournals(inv, accounts, revenueAccountResolver(PRODUCTS, s.entity), `ERP-${index}`, date);
       const paid = (inv.total_minor * BigInt(s.paidPercent)) / 100n;
       if (paid > 0n) {
-        journals.push(paymentJournal({ id: `pay-${index}`, invoice_id: inv.id, customer: 'c', erp_customer_id: `ERP-${index}`, legal_entity: s.entity, currency, amount_minor: paid, received_on: '2026-12-28' }, accounts));
+        journals.push(
+          paymentJournal(
+            {
+              id: `pay-${index}`,
+              invoice_id: inv.id,
+              customer: 'c',
+              erp_customer_id: `ERP-${index}`,
+              legal_entity: s.entity,
+              currency,
+              amount_minor: paid,
+              received_on: '2026-12-28',
+            },
+            accounts,
+          ),
+        );
       }
       return journals;
     }),

@@ -41,7 +41,11 @@ const invoice: SalesDocument = {
   currency: 'EUR',
   date: '2026-11-30',
   due_date: '2026-12-14',
-  buyer: { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1', 'Etage 2'], city: 'München', region: 'BY', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' },
+  buyer: {
+    name: 'Umbrella GmbH',
+    address: { lines: ['Umbrellastraße 1', 'Etage 2'], city: 'München', region: 'BY', postal_code: '80331', country: 'DE' },
+    tax_id: 'DE987654321',
+  },
   period_start: '2026-11-01',
   period_end: '2026-12-01',
   memo: 'November',
@@ -98,9 +102,24 @@ describe('Xero contract: every body the connector sends fits xero_accounting.yam
     await target.postDocument('out:v1:xero:jrn:v1:invoice:inv_c1', invoice);
     await target.postDocument('out:v1:xero:jrn:v1:credit_note:cn_c1', note);
     // The customer's address changed: the contact is updated before the next document.
-    const moved = { ...invoice, source_document: 'inv_c3', number: 'NWDE-000102', buyer: { ...invoice.buyer!, address: { ...invoice.buyer!.address!, lines: ['Neue Straße 5'] } } };
+    const moved = {
+      ...invoice,
+      source_document: 'inv_c3',
+      number: 'NWDE-000102',
+      buyer: { ...invoice.buyer!, address: { ...invoice.buyer!.address!, lines: ['Neue Straße 5'] } },
+    };
     await target.postDocument('out:v1:xero:jrn:v1:invoice:inv_c3', moved);
-    await target.postPayment('out:v1:xero:payment:pay_c1', { payment_id: 'pay_c1', invoice_number: moved.number, invoice_id: 'inv_c3', legal_entity: 'nw-de', customer: 'umbrella', customer_erp_id: 'D-30001', currency: 'EUR', amount_minor: 41531n, received_on: '2026-12-04' });
+    await target.postPayment('out:v1:xero:payment:pay_c1', {
+      payment_id: 'pay_c1',
+      invoice_number: moved.number,
+      invoice_id: 'inv_c3',
+      legal_entity: 'nw-de',
+      customer: 'umbrella',
+      customer_erp_id: 'D-30001',
+      currency: 'EUR',
+      amount_minor: 41531n,
+      received_on: '2026-12-04',
+    });
 
     const writes = sim.tenant('contract').writes;
     const seen = new Set<string>();
@@ -109,7 +128,15 @@ describe('Xero contract: every body the connector sends fits xero_accounting.yam
       seen.add(`${write.method} ${schema}${write.path.match(/Contacts\/./) ? ' (update)' : ''}`);
       assert.deepEqual(xeroSchemaErrors(schema, JSON.parse(write.body)), [], `${write.method} ${write.path}: ${write.body}`);
     }
-    assert.deepEqual([...seen].sort(), ['POST Contacts (update)', 'POST CreditNotes', 'POST Invoices', 'POST ManualJournals', 'PUT Allocations', 'PUT Contacts', 'PUT Payments']);
+    assert.deepEqual([...seen].sort(), [
+      'POST Contacts (update)',
+      'POST CreditNotes',
+      'POST Invoices',
+      'POST ManualJournals',
+      'PUT Allocations',
+      'PUT Contacts',
+      'PUT Payments',
+    ]);
     // Amounts travel as exact decimal literals.
     const payment = writes.find((w) => w.path.endsWith('/Payments'))!.body;
     assert.match(payment, /"Amount":415\.31[,}]/);
@@ -117,14 +144,30 @@ describe('Xero contract: every body the connector sends fits xero_accounting.yam
   });
 
   it('the check can fail: an unknown field, a wrong type and a wrong enum value are reported, and the simulator answers them 400', async () => {
-    assert.notDeepEqual(xeroSchemaErrors('Payments', { Payments: [{ Invoice: { InvoiceID: 'x' }, Account: { Code: '1000' }, Amount: 1, Date: '2026-12-01', Referense: 'typo' }] }), []);
-    assert.notDeepEqual(xeroSchemaErrors('Allocations', { Allocations: [{ Amount: '1.00', Invoice: { InvoiceID: 'x' }, Date: '2026-12-01' }] }), []);
+    assert.notDeepEqual(
+      xeroSchemaErrors('Payments', {
+        Payments: [{ Invoice: { InvoiceID: 'x' }, Account: { Code: '1000' }, Amount: 1, Date: '2026-12-01', Referense: 'typo' }],
+      }),
+      [],
+    );
+    assert.notDeepEqual(
+      xeroSchemaErrors('Allocations', { Allocations: [{ Amount: '1.00', Invoice: { InvoiceID: 'x' }, Date: '2026-12-01' }] }),
+      [],
+    );
     assert.notDeepEqual(xeroSchemaErrors('Contacts', { Contacts: [{ Name: 'X', Addresses: [{ AddressType: 'HOME' }] }] }), []);
     const token = sim.issueToken(['contract']);
     const res = await fetch(`${sim.url}/api.xro/2.0/Invoices`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'xero-tenant-id': 'contract', 'content-type': 'application/json' },
-      body: JSON.stringify({ Invoices: [{ Type: 'ACCREC', Contact: { ContactID: 'x' }, LineItems: [{ Description: 'x', Quantity: 1, UnitAmount: 1, AccountCode: '8400', Colour: 'red' }] }] }),
+      body: JSON.stringify({
+        Invoices: [
+          {
+            Type: 'ACCREC',
+            Contact: { ContactID: 'x' },
+            LineItems: [{ Description: 'x', Quantity: 1, UnitAmount: 1, AccountCode: '8400', Colour: 'red' }],
+          },
+        ],
+      }),
     });
     assert.equal(res.status, 400);
     const body = (await res.json()) as { Type: string; Message: string };

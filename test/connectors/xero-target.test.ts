@@ -42,7 +42,11 @@ function invoice(overrides: Partial<SalesDocument> = {}): SalesDocument {
     currency: 'USD',
     date: '2026-11-30',
     due_date: '2026-12-30',
-    buyer: { name: 'Acme Corp', address: { lines: ['1 Acme Way'], city: 'Los Angeles', region: 'CA', postal_code: '90012', country: 'US' }, tax_id: null },
+    buyer: {
+      name: 'Acme Corp',
+      address: { lines: ['1 Acme Way'], city: 'Los Angeles', region: 'CA', postal_code: '90012', country: 'US' },
+      tax_id: null,
+    },
     period_start: '2026-11-01',
     period_end: '2026-12-01',
     memo: 'November',
@@ -102,26 +106,44 @@ async function refusal(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('Xero: two legal entities on two organisations never mix', () => {
-  it("each organisation holds only its own documents and contacts; a token granted to one cannot read the other", async () => {
+  it('each organisation holds only its own documents and contacts; a token granted to one cannot read the other', async () => {
     const us = organisation();
     const de = organisation({ baseCurrency: 'EUR', currencies: [] });
     const usDoc = invoice();
-    const deDoc = invoice({ number: usDoc.number, legal_entity: 'nw-de', customer: 'umbrella', currency: 'EUR', tax: { jurisdiction: 'DE', rate: '0.19' }, buyer: { name: 'Umbrella GmbH', address: null, tax_id: 'DE987654321' } });
+    const deDoc = invoice({
+      number: usDoc.number,
+      legal_entity: 'nw-de',
+      customer: 'umbrella',
+      currency: 'EUR',
+      tax: { jurisdiction: 'DE', rate: '0.19' },
+      buyer: { name: 'Umbrella GmbH', address: null, tax_id: 'DE987654321' },
+    });
     const a = await us.target.postDocument(key(`us:${usDoc.source_document}`), usDoc);
     const b = await de.target.postDocument(key(`de:${deDoc.source_document}`), deDoc);
     assert.notEqual(a.reference, b.reference);
     assert.deepEqual([us.tenant.invoices.length, de.tenant.invoices.length], [1, 1]);
     assert.deepEqual([us.tenant.invoices[0]!.CurrencyCode, de.tenant.invoices[0]!.CurrencyCode], ['USD', 'EUR']);
-    assert.deepEqual(us.tenant.contacts.map((c) => c.ContactNumber), ['acme']);
-    assert.deepEqual(de.tenant.contacts.map((c) => c.ContactNumber), ['umbrella']);
+    assert.deepEqual(
+      us.tenant.contacts.map((c) => c.ContactNumber),
+      ['acme'],
+    );
+    assert.deepEqual(
+      de.tenant.contacts.map((c) => c.ContactNumber),
+      ['umbrella'],
+    );
     // The same number in each organisation is each one's own document: the DE target sees its own, never the US one.
     assert.deepEqual(await de.target.findDocument(key(`de:${deDoc.source_document}`), deDoc), b);
     await assert.rejects(de.target.findDocument(key(`us:${usDoc.source_document}`), usDoc), /exists with another reference/);
     const listed = await us.target.listDocuments('nw-us', '2026-11');
-    assert.deepEqual(listed.map((d) => d.reference), [a.reference]);
+    assert.deepEqual(
+      listed.map((d) => d.reference),
+      [a.reference],
+    );
     // A token granted for the US organisation, sent with the DE tenant id: 403, nothing read.
     const stolen = simAuthorizer(sim, us.id);
-    const res = await fetch(`${sim.url}/api.xro/2.0/Invoices`, { headers: { authorization: (await stolen.authorize('GET', sim.url)).authorization!, 'xero-tenant-id': de.id } });
+    const res = await fetch(`${sim.url}/api.xro/2.0/Invoices`, {
+      headers: { authorization: (await stolen.authorize('GET', sim.url)).authorization!, 'xero-tenant-id': de.id },
+    });
     assert.equal(res.status, 403);
     assert.equal(((await res.json()) as { Detail: string }).Detail, 'AuthorizationUnsuccessful');
   });
@@ -143,24 +165,97 @@ describe('Xero: mappings, no silent defaults', () => {
       assert.equal(org.tenant.writes.filter((w) => w.path.endsWith('/Invoices')).length, 0, 'nothing sent');
     }
     // A journal's account, and a pushed payment's bank account.
-    const org = organisation({}, { mappings: northwindMappings([], [{ kind: 'account', source: '2400' }, { kind: 'account', source: '1000' }]) });
+    const org = organisation(
+      {},
+      {
+        mappings: northwindMappings(
+          [],
+          [
+            { kind: 'account', source: '2400' },
+            { kind: 'account', source: '1000' },
+          ],
+        ),
+      },
+    );
     const error = await refusal(org.target.post(key('j'), journal('USD')));
     assert.ok(error instanceof MappingMissing && error.field === 'JournalLines[0].AccountCode' && error.source === '2400', String(error));
-    const payment = await refusal(org.target.postPayment(key('p'), { payment_id: 'pay_1', invoice_number: 'X', invoice_id: 'inv_x', legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 100n, received_on: '2026-12-01' }));
-    assert.ok(payment instanceof MappingMissing && payment.field === 'Payments[0].Account.Code' && payment.source === '1000', String(payment));
+    const payment = await refusal(
+      org.target.postPayment(key('p'), {
+        payment_id: 'pay_1',
+        invoice_number: 'X',
+        invoice_id: 'inv_x',
+        legal_entity: 'nw-us',
+        customer: 'acme',
+        customer_erp_id: 'D-20011',
+        currency: 'USD',
+        amount_minor: 100n,
+        received_on: '2026-12-01',
+      }),
+    );
+    assert.ok(
+      payment instanceof MappingMissing && payment.field === 'Payments[0].Account.Code' && payment.source === '1000',
+      String(payment),
+    );
     // A document without tax needs no tax mapping: NoTax, so Xero applies no account default rate.
     const plain = organisation({}, { mappings: northwindMappings([], [{ kind: 'tax_type', source: 'US-CA' }]) });
-    await plain.target.postDocument(key('notax'), invoice({ tax: null, lines: [{ product: 'api', description: 'API', account: '4000', amount_minor: 100n, tax_minor: 0n }], tax_minor: 0n, total_minor: 100n }));
+    await plain.target.postDocument(
+      key('notax'),
+      invoice({
+        tax: null,
+        lines: [{ product: 'api', description: 'API', account: '4000', amount_minor: 100n, tax_minor: 0n }],
+        tax_minor: 0n,
+        total_minor: 100n,
+      }),
+    );
     assert.equal(JSON.parse(plain.tenant.writes.at(-1)!.body).Invoices[0].LineAmountTypes, 'NoTax');
   });
 
   it("a mapping Xero refuses (unknown or archived account, deleted tax rate, unknown item, currency not enabled, archived contact) is a MappingMissing with Xero's message", async () => {
-    const cases: Array<{ name: string; config?: Parameters<typeof northwindTenant>[0]; extra: MappingEntry[]; kind: string; field: string; message: RegExp }> = [
-      { name: 'unknown account', extra: [{ kind: 'account', source: '4090', target: '4999' }], kind: 'account', field: 'LineItems[1].AccountCode', message: /Account code '4999' is not a valid code for this document\./ },
-      { name: 'archived account', config: { accounts: [{ Code: '4000', Status: 'ARCHIVED' }, { Code: '4090' }] }, extra: [], kind: 'account', field: 'LineItems[0].AccountCode', message: /Account code '4000' has been archived/ },
-      { name: 'deleted tax rate', config: { taxTypes: [{ TaxType: 'OUTPUT', Status: 'DELETED' }] }, extra: [], kind: 'tax_type', field: 'LineItems[0].TaxType', message: /The TaxType code 'OUTPUT' does not exist or cannot be used for this type of transaction\./ },
-      { name: 'unknown item', extra: [{ kind: 'item', source: 'platform', target: 'PLAT-1' }], kind: 'item', field: 'LineItems[1].ItemCode', message: /Item code 'PLAT-1' is not valid/ },
-      { name: 'currency not enabled', extra: [{ kind: 'currency', source: 'USD', target: 'GBP' }], kind: 'currency', field: 'CurrencyCode', message: /currency code 'GBP' is not a valid currency/ },
+    const cases: Array<{
+      name: string;
+      config?: Parameters<typeof northwindTenant>[0];
+      extra: MappingEntry[];
+      kind: string;
+      field: string;
+      message: RegExp;
+    }> = [
+      {
+        name: 'unknown account',
+        extra: [{ kind: 'account', source: '4090', target: '4999' }],
+        kind: 'account',
+        field: 'LineItems[1].AccountCode',
+        message: /Account code '4999' is not a valid code for this document\./,
+      },
+      {
+        name: 'archived account',
+        config: { accounts: [{ Code: '4000', Status: 'ARCHIVED' }, { Code: '4090' }] },
+        extra: [],
+        kind: 'account',
+        field: 'LineItems[0].AccountCode',
+        message: /Account code '4000' has been archived/,
+      },
+      {
+        name: 'deleted tax rate',
+        config: { taxTypes: [{ TaxType: 'OUTPUT', Status: 'DELETED' }] },
+        extra: [],
+        kind: 'tax_type',
+        field: 'LineItems[0].TaxType',
+        message: /The TaxType code 'OUTPUT' does not exist or cannot be used for this type of transaction\./,
+      },
+      {
+        name: 'unknown item',
+        extra: [{ kind: 'item', source: 'platform', target: 'PLAT-1' }],
+        kind: 'item',
+        field: 'LineItems[1].ItemCode',
+        message: /Item code 'PLAT-1' is not valid/,
+      },
+      {
+        name: 'currency not enabled',
+        extra: [{ kind: 'currency', source: 'USD', target: 'GBP' }],
+        kind: 'currency',
+        field: 'CurrencyCode',
+        message: /currency code 'GBP' is not a valid currency/,
+      },
     ];
     for (const c of cases) {
       const org = organisation(c.config ?? {}, { mappings: northwindMappings(c.extra) });
@@ -172,13 +267,25 @@ describe('Xero: mappings, no silent defaults', () => {
       assert.equal(org.tenant.invoices.length, 0);
     }
     // A customer mapped to an archived contact: refused before the document is sent.
-    const org = organisation({ contacts: [{ Name: 'Acme (old)', ContactNumber: 'ACME-OLD', ContactStatus: 'ARCHIVED' }] }, { mappings: northwindMappings([{ kind: 'customer', source: 'acme', target: 'ACME-OLD' }]) });
+    const org = organisation(
+      { contacts: [{ Name: 'Acme (old)', ContactNumber: 'ACME-OLD', ContactStatus: 'ARCHIVED' }] },
+      { mappings: northwindMappings([{ kind: 'customer', source: 'acme', target: 'ACME-OLD' }]) },
+    );
     const archived = await refusal(org.target.postDocument(key('archived-contact'), invoice()));
-    assert.ok(archived instanceof MappingMissing && archived.kind === 'customer' && archived.field === 'Contact' && /ARCHIVED/.test(archived.refusedBy ?? ''), String(archived));
+    assert.ok(
+      archived instanceof MappingMissing &&
+        archived.kind === 'customer' &&
+        archived.field === 'Contact' &&
+        /ARCHIVED/.test(archived.refusedBy ?? ''),
+      String(archived),
+    );
     // A fixed mapping posts: the next load sees it.
     const fixed = organisation({}, { mappings: northwindMappings([{ kind: 'account', source: '4090', target: '4000' }]) });
     await fixed.target.postDocument(key('fixed'), invoice());
-    assert.deepEqual(fixed.tenant.invoices[0]!.LineItems.map((l) => l.AccountCode), ['4000', '4000']);
+    assert.deepEqual(
+      fixed.tenant.invoices[0]!.LineItems.map((l) => l.AccountCode),
+      ['4000', '4000'],
+    );
   });
 });
 
@@ -193,7 +300,10 @@ describe('Xero: manual journals carry no currency', () => {
     assert.equal(org.tenant.journals.length, 0);
     // The base currency posts.
     const posted = await org.target.post(key('usd-journal'), journal('USD'));
-    assert.deepEqual(org.tenant.journals.map((j) => j.ManualJournalID), [posted.reference]);
+    assert.deepEqual(
+      org.tenant.journals.map((j) => j.ManualJournalID),
+      [posted.reference],
+    );
   });
 });
 
@@ -236,13 +346,36 @@ describe('Xero: customer sync', () => {
     assert.equal(org.tenant.contacts.length, 1);
     assert.equal(org.tenant.writes.filter((w) => w.path.includes('/Contacts')).length, 1, 'nothing written for an unchanged contact');
     // The customer moved: the contact is updated (POST Contacts/{id}), still one contact.
-    await other.postDocument(key('c4'), invoice({ buyer: { name: 'Acme Corp', address: { lines: ['2 Acme Plaza'], city: 'Los Angeles', region: 'CA', postal_code: '90013', country: 'US' }, tax_id: 'US-1' } }));
+    await other.postDocument(
+      key('c4'),
+      invoice({
+        buyer: {
+          name: 'Acme Corp',
+          address: { lines: ['2 Acme Plaza'], city: 'Los Angeles', region: 'CA', postal_code: '90013', country: 'US' },
+          tax_id: 'US-1',
+        },
+      }),
+    );
     assert.equal(org.tenant.contacts.length, 1);
     assert.deepEqual([contact.Addresses?.[0]?.AddressLine1, contact.TaxNumber], ['2 Acme Plaza', 'US-1']);
-    assert.deepEqual(org.tenant.invoices.map((i) => i.Contact.ContactID), Array(4).fill(contact.ContactID));
+    assert.deepEqual(
+      org.tenant.invoices.map((i) => i.Contact.ContactID),
+      Array(4).fill(contact.ContactID),
+    );
     // Archived in Xero after it was synced: Xero refuses the next document, which is an exception naming the contact.
     contact.ContactStatus = 'ARCHIVED';
-    const error = await refusal(other.postDocument(key('c5'), invoice({ buyer: { name: 'Acme Corp', address: { lines: ['2 Acme Plaza'], city: 'Los Angeles', region: 'CA', postal_code: '90013', country: 'US' }, tax_id: 'US-1' } })));
+    const error = await refusal(
+      other.postDocument(
+        key('c5'),
+        invoice({
+          buyer: {
+            name: 'Acme Corp',
+            address: { lines: ['2 Acme Plaza'], city: 'Los Angeles', region: 'CA', postal_code: '90013', country: 'US' },
+            tax_id: 'US-1',
+          },
+        }),
+      ),
+    );
     assert.ok(error instanceof MappingMissing && error.kind === 'customer' && error.field === 'Contact', String(error));
     assert.match(error.refusedBy ?? '', /has been archived/);
   });
@@ -255,7 +388,11 @@ describe('Xero: customer sync', () => {
     assert.match(error.refusedBy ?? '', /The contact name Acme Corp is already assigned to another contact/);
     assert.equal(org.tenant.invoices.length, 0);
     // Mapping the customer to the existing contact resolves it.
-    const mapped = xeroTestTarget(sim, { tenantId: org.id, name: `xero-${org.id}`, mappings: northwindMappings([{ kind: 'customer', source: 'acme', target: 'CRM-7' }]) });
+    const mapped = xeroTestTarget(sim, {
+      tenantId: org.id,
+      name: `xero-${org.id}`,
+      mappings: northwindMappings([{ kind: 'customer', source: 'acme', target: 'CRM-7' }]),
+    });
     await mapped.postDocument(key('clash-fixed'), invoice());
     assert.equal(org.tenant.invoices[0]!.Contact.ContactNumber, 'CRM-7');
     assert.equal(org.tenant.contacts[0]!.Addresses, undefined, 'a mapped contact is linked, never rewritten');
@@ -263,7 +400,10 @@ describe('Xero: customer sync', () => {
     // `link`: no mapping, no contact created.
     const link = organisation({}, { settings: { customers: 'link' } });
     const missing = await refusal(link.target.postDocument(key('link'), invoice()));
-    assert.ok(missing instanceof MappingMissing && missing.kind === 'customer' && missing.field === 'Contact' && missing.refusedBy === undefined, String(missing));
+    assert.ok(
+      missing instanceof MappingMissing && missing.kind === 'customer' && missing.field === 'Contact' && missing.refusedBy === undefined,
+      String(missing),
+    );
     assert.equal(link.tenant.contacts.length, 0);
   });
 });
@@ -281,7 +421,10 @@ describe('Xero: credit notes allocated to the invoice they correct', () => {
     assert.deepEqual(await org.target.findDocument(noteKey, note), first);
     const stored = org.tenant.creditNotes[0]!;
     assert.equal(stored.Allocations?.length, 1);
-    assert.deepEqual([stored.Allocations![0]!.InvoiceID, stored.Allocations![0]!.Amount, stored.RemainingCredit, stored.Status], [invRef.reference, '21.45', '0', 'PAID']);
+    assert.deepEqual(
+      [stored.Allocations![0]!.InvoiceID, stored.Allocations![0]!.Amount, stored.RemainingCredit, stored.Status],
+      [invRef.reference, '21.45', '0', 'PAID'],
+    );
     const target = org.tenant.invoices[0]!;
     assert.deepEqual([target.AmountDue, target.AmountCredited], ['139.43', '21.45']);
     assert.equal(org.tenant.writes.filter((w) => w.path.endsWith('/Allocations')).length, 1);
@@ -307,28 +450,62 @@ describe('Xero: payments pushed', () => {
     const org = organisation();
     const inv = invoice();
     const posted = await org.target.postDocument(key(inv.source_document), inv);
-    const payment = { payment_id: 'pay_1', invoice_number: inv.number, invoice_id: inv.source_document, legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 16088n, received_on: '2026-12-02' };
+    const payment = {
+      payment_id: 'pay_1',
+      invoice_number: inv.number,
+      invoice_id: inv.source_document,
+      legal_entity: 'nw-us',
+      customer: 'acme',
+      customer_erp_id: 'D-20011',
+      currency: 'USD',
+      amount_minor: 16088n,
+      received_on: '2026-12-02',
+    };
     const payKey = key('payment:pay_1');
     assert.equal(await org.target.findPayment(payKey, payment), undefined);
     const pushed = await org.target.postPayment(payKey, payment);
     assert.deepEqual(await org.target.findPayment(payKey, payment), pushed);
     const paid = org.tenant.invoices[0]!;
     assert.deepEqual([paid.id, paid.Status, paid.AmountDue, paid.AmountPaid], [posted.reference, 'PAID', '0', '160.88']);
-    assert.deepEqual([org.tenant.payments[0]!.Reference, org.tenant.payments[0]!.AccountCode, org.tenant.payments[0]!.Amount], [payKey, '1000', '160.88']);
+    assert.deepEqual(
+      [org.tenant.payments[0]!.Reference, org.tenant.payments[0]!.AccountCode, org.tenant.payments[0]!.Amount],
+      [payKey, '1000', '160.88'],
+    );
     // A payment entered in Xero by hand is polled; Accrue's own is not.
     const other = invoice();
     await org.target.postDocument(key(other.source_document), other);
-    const manual = sim.addPayment({ tenant: org.id, invoiceNumber: other.number, amount: '10.00', date: '2026-12-03', updatedAt: new Date() });
+    const manual = sim.addPayment({
+      tenant: org.id,
+      invoiceNumber: other.number,
+      amount: '10.00',
+      date: '2026-12-03',
+      updatedAt: new Date(),
+    });
     const polled = [];
     for await (const page of org.target.paymentPages(null)) polled.push(...page);
-    assert.deepEqual(polled.map((p) => p.id), [manual]);
+    assert.deepEqual(
+      polled.map((p) => p.id),
+      [manual],
+    );
   });
 
   it('an overpayment is refused by Xero as it would be (a permanent failure, not a mapping)', async () => {
     const org = organisation();
     const inv = invoice();
     await org.target.postDocument(key(inv.source_document), inv);
-    const error = await refusal(org.target.postPayment(key('over'), { payment_id: 'pay_2', invoice_number: inv.number, invoice_id: 'x', legal_entity: 'nw-us', customer: 'acme', customer_erp_id: 'D-20011', currency: 'USD', amount_minor: 99999n, received_on: '2026-12-02' }));
+    const error = await refusal(
+      org.target.postPayment(key('over'), {
+        payment_id: 'pay_2',
+        invoice_number: inv.number,
+        invoice_id: 'x',
+        legal_entity: 'nw-us',
+        customer: 'acme',
+        customer_erp_id: 'D-20011',
+        currency: 'USD',
+        amount_minor: 99999n,
+        received_on: '2026-12-02',
+      }),
+    );
     assert.ok(error instanceof TargetError && error.details.permanent, String(error));
     assert.match(error.message, /Payment amount exceeds the amount outstanding/);
   });
@@ -340,15 +517,24 @@ describe('Xero: checkReference', () => {
       accounts: [{ Code: '4000' }, { Code: '4999', Status: 'ARCHIVED' }],
       taxTypes: [{ TaxType: 'OUTPUT' }, { TaxType: 'OLDTAX', Status: 'DELETED' }],
       items: [{ Code: 'API' }, { Code: 'PURCHASE-ONLY', IsSold: false }],
-      contacts: [{ Name: 'Acme Corp', ContactNumber: 'acme' }, { Name: 'Gone', ContactNumber: 'gone', ContactStatus: 'ARCHIVED' }],
+      contacts: [
+        { Name: 'Acme Corp', ContactNumber: 'acme' },
+        { Name: 'Gone', ContactNumber: 'gone', ContactStatus: 'ARCHIVED' },
+      ],
     });
     const t: XeroTarget = org.target;
-    const states = async (kind: Parameters<XeroTarget['checkReference']>[0], targets: string[]) => Promise.all(targets.map(async (x) => (await t.checkReference(kind, x)).state));
+    const states = async (kind: Parameters<XeroTarget['checkReference']>[0], targets: string[]) =>
+      Promise.all(targets.map(async (x) => (await t.checkReference(kind, x)).state));
     assert.deepEqual(await states('account', ['4000', '4999', '7777']), ['active', 'inactive', 'missing']);
     assert.deepEqual(await states('tax_type', ['OUTPUT', 'OLDTAX', 'NOPE']), ['active', 'inactive', 'missing']);
     assert.deepEqual(await states('item', ['API', 'PURCHASE-ONLY', 'NOPE']), ['active', 'inactive', 'missing']);
     assert.deepEqual(await states('currency', ['USD', 'EUR', 'GBP']), ['active', 'active', 'missing']);
-    assert.deepEqual(await states('customer', ['acme', 'gone', 'nobody', org.tenant.contacts[0]!.ContactID]), ['active', 'inactive', 'missing', 'active']);
+    assert.deepEqual(await states('customer', ['acme', 'gone', 'nobody', org.tenant.contacts[0]!.ContactID]), [
+      'active',
+      'inactive',
+      'missing',
+      'active',
+    ]);
     const subsidiary = await t.checkReference('subsidiary', 'nw-us');
     assert.equal(subsidiary.state, 'missing');
     assert.match((subsidiary as { detail: string }).detail, /does not apply to Xero/);

@@ -42,10 +42,14 @@ describe('dashboard formatting', () => {
     assert.equal(minorToMajor('1235', 'JPY'), '1235');
     assert.equal(minorToMajor('1', 'KWD'), '0.001');
     fc.assert(
-      fc.property(fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }), fc.constantFrom('USD', 'EUR', 'JPY', 'KWD', 'CHF'), (minor, currency) => {
-        assert.equal(minorToMajor(minor.toString(), currency), formatMajor(minor, currency));
-        assert.equal(groupDigits(formatMajor(minor, currency)).replace(/,/g, '').replace('−', '-'), formatMajor(minor, currency));
-      }),
+      fc.property(
+        fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }),
+        fc.constantFrom('USD', 'EUR', 'JPY', 'KWD', 'CHF'),
+        (minor, currency) => {
+          assert.equal(minorToMajor(minor.toString(), currency), formatMajor(minor, currency));
+          assert.equal(groupDigits(formatMajor(minor, currency)).replace(/,/g, '').replace('−', '-'), formatMajor(minor, currency));
+        },
+      ),
     );
   });
 

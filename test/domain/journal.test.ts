@@ -58,9 +58,19 @@ function line(line_no: number, kind: LineKind, product: string, amount_minor: bi
 }
 
 /** An invoice whose totals follow from its lines and the given tax. */
-function invoice(fields: { id: string; legal_entity?: string; customer?: string; currency?: string; lines: InvoiceLine[]; tax_minor?: bigint; kind?: Invoice['kind']; corrects?: string }): Invoice {
+function invoice(fields: {
+  id: string;
+  legal_entity?: string;
+  customer?: string;
+  currency?: string;
+  lines: InvoiceLine[];
+  tax_minor?: bigint;
+  kind?: Invoice['kind'];
+  corrects?: string;
+}): Invoice {
   const abs = (v: bigint) => (v < 0n ? -v : v);
-  const sum = (kinds: LineKind[], f: (v: bigint) => bigint = (v) => v) => fields.lines.filter((l) => kinds.includes(l.kind)).reduce((s, l) => s + f(l.amount_minor), 0n);
+  const sum = (kinds: LineKind[], f: (v: bigint) => bigint = (v) => v) =>
+    fields.lines.filter((l) => kinds.includes(l.kind)).reduce((s, l) => s + f(l.amount_minor), 0n);
   const subtotal = sum(['flat', 'usage', 'minimum_true_up', 'late_usage']);
   const discount = sum(['discount'], abs);
   const credits = sum(['credit'], abs);
@@ -92,7 +102,9 @@ function invoice(fields: { id: string; legal_entity?: string; customer?: string;
 
 /** Lines as [account, debit, credit, customer?] rows in major units, for tables written by hand. */
 const rows = (journal: Journal | null) =>
-  journal === null ? null : journal.lines.map((l) => [l.line_no, l.account, l.debit_minor, l.credit_minor, l.customer ?? null, l.product ?? null]);
+  journal === null
+    ? null
+    : journal.lines.map((l) => [l.line_no, l.account, l.debit_minor, l.credit_minor, l.customer ?? null, l.product ?? null]);
 
 function ok<T>(result: { ok: true; value: T } | { ok: false; problems: { path: string; message: string; code: string }[] }): T {
   assert.ok(result.ok, result.ok ? '' : formatProblems(result.problems));
@@ -178,7 +190,12 @@ describe('invoice journals: worked examples', () => {
       legal_entity: 'nw-de',
       customer: 'umbrella',
       currency: 'EUR',
-      lines: [line(1, 'flat', 'platform', 24900n), line(2, 'usage', 'api', 12000n), line(3, 'usage', 'compute', 4000n), line(4, 'discount', 'api', 1200n)],
+      lines: [
+        line(1, 'flat', 'platform', 24900n),
+        line(2, 'usage', 'api', 12000n),
+        line(3, 'usage', 'compute', 4000n),
+        line(4, 'discount', 'api', 1200n),
+      ],
       tax_minor: 7543n,
     });
     assert.equal(umbrella.total_minor, 47243n);
@@ -197,7 +214,13 @@ describe('invoice journals: worked examples', () => {
     const shared = (product: string) => (product === 'platform' ? '4090' : '4000');
     const inv = invoice({
       id: 'inv-shared',
-      lines: [line(1, 'usage', 'api', 10000n), line(2, 'usage', 'storage', 5000n), line(3, 'flat', 'platform', 9900n), line(4, 'credit', 'api', -3000n), line(5, 'credit', 'storage', -2000n)],
+      lines: [
+        line(1, 'usage', 'api', 10000n),
+        line(2, 'usage', 'storage', 5000n),
+        line(3, 'flat', 'platform', 9900n),
+        line(4, 'credit', 'api', -3000n),
+        line(5, 'credit', 'storage', -2000n),
+      ],
       tax_minor: 0n,
     });
     assert.deepEqual(rows(invoiceJournal(inv, US, shared, 'C-1', '2026-12-01')), [
@@ -237,20 +260,40 @@ describe('invoice journals: worked examples', () => {
   });
 
   it('refuses drafts, credit notes and inconsistent totals (bugs upstream), naming the field', () => {
-    assert.throws(() => invoiceJournal({ ...ACME, status: 'draft', number: null }, US, usRevenue, 'C-10042', '2026-12-01'), /only a finalized invoice is posted/);
-    assert.throws(() => invoiceJournal({ ...ACME, kind: 'credit_note', corrects: 'x' }, US, usRevenue, 'C-10042', '2026-12-01'), /posts invoices/);
-    assert.throws(() => invoiceJournal({ ...ACME, total_minor: 23918n }, US, usRevenue, 'C-10042', '2026-12-01'), /total_minor: is 239\.18 USD but subtotal - discount - credits \+ tax come to 239\.17 USD/);
+    assert.throws(
+      () => invoiceJournal({ ...ACME, status: 'draft', number: null }, US, usRevenue, 'C-10042', '2026-12-01'),
+      /only a finalized invoice is posted/,
+    );
+    assert.throws(
+      () => invoiceJournal({ ...ACME, kind: 'credit_note', corrects: 'x' }, US, usRevenue, 'C-10042', '2026-12-01'),
+      /posts invoices/,
+    );
+    assert.throws(
+      () => invoiceJournal({ ...ACME, total_minor: 23918n }, US, usRevenue, 'C-10042', '2026-12-01'),
+      /total_minor: is 239\.18 USD but subtotal - discount - credits \+ tax come to 239\.17 USD/,
+    );
     const inconsistent = checkInvoiceTotals({ ...ACME, credits_applied_minor: 10000n, total_minor: 33917n });
     assert.equal(inconsistent.ok, false);
-    assert.deepEqual(inconsistent.ok ? [] : inconsistent.problems.map((p) => [p.path, p.code]), [['credits_applied_minor', 'inconsistent_total']]);
-    assert.throws(() => invoiceJournal(ACME, US, () => undefined as unknown as string, 'C-10042', '2026-12-01'), /no revenue account for product "platform"/);
+    assert.deepEqual(inconsistent.ok ? [] : inconsistent.problems.map((p) => [p.path, p.code]), [
+      ['credits_applied_minor', 'inconsistent_total'],
+    ]);
+    assert.throws(
+      () => invoiceJournal(ACME, US, () => undefined as unknown as string, 'C-10042', '2026-12-01'),
+      /no revenue account for product "platform"/,
+    );
   });
 });
 
 describe('credit note and payment journals: worked examples', () => {
   it('a credit note for the platform fee swaps the invoice sides: Dr revenue 99.00, Dr tax 7.18, Cr receivable 106.18', () => {
     // 99.00 x 7.25% = 7.1775 -> 7.18
-    const note = invoice({ id: 'cn-acme-1', kind: 'credit_note', corrects: 'inv-acme-2026-11', lines: [line(1, 'flat', 'platform', 9900n)], tax_minor: 718n });
+    const note = invoice({
+      id: 'cn-acme-1',
+      kind: 'credit_note',
+      corrects: 'inv-acme-2026-11',
+      lines: [line(1, 'flat', 'platform', 9900n)],
+      tax_minor: 718n,
+    });
     const journal = creditNoteJournal(note, US, usRevenue, 'C-10042', '2026-12-10');
     assert.ok(journal);
     assert.equal(journal.id, 'jrn:v1:credit_note:cn-acme-1');
@@ -279,13 +322,25 @@ describe('credit note and payment journals: worked examples', () => {
   });
 
   it('refuses a credit note that corrects nothing, and an invoice passed as a credit note', () => {
-    assert.throws(() => creditNoteJournal({ ...ACME, kind: 'credit_note' }, US, usRevenue, 'C-10042', '2026-12-10'), /does not say which invoice it corrects/);
+    assert.throws(
+      () => creditNoteJournal({ ...ACME, kind: 'credit_note' }, US, usRevenue, 'C-10042', '2026-12-10'),
+      /does not say which invoice it corrects/,
+    );
     assert.throws(() => creditNoteJournal(ACME, US, usRevenue, 'C-10042', '2026-12-10'), /posts credit notes/);
   });
 
   it('a payment: Dr cash 239.17, Cr receivable 239.17 (ERP customer on the line), posted on the day received', () => {
     const journal = paymentJournal(
-      { id: 'pay-1', invoice_id: ACME.id, customer: 'acme', erp_customer_id: 'C-10042', legal_entity: 'nw-us', currency: 'USD', amount_minor: 23917n, received_on: '2026-12-15' },
+      {
+        id: 'pay-1',
+        invoice_id: ACME.id,
+        customer: 'acme',
+        erp_customer_id: 'C-10042',
+        legal_entity: 'nw-us',
+        currency: 'USD',
+        amount_minor: 23917n,
+        received_on: '2026-12-15',
+      },
       US,
     );
     assert.equal(journal.id, 'jrn:v1:payment:pay-1');
@@ -296,18 +351,52 @@ describe('credit note and payment journals: worked examples', () => {
     ]);
     const settled = [...invoiceJournals(ACME, US, usRevenue, 'C-10042', '2026-12-01'), journal];
     assert.equal(trialBalance(settled).find((r) => r.account === '1200')!.balance_minor, 0n);
-    assert.throws(() => paymentJournal({ id: 'pay-0', invoice_id: 'x', customer: 'acme', erp_customer_id: 'C', legal_entity: 'nw-us', currency: 'USD', amount_minor: 0n, received_on: '2026-12-15' }, US), /positive amount/);
+    assert.throws(
+      () =>
+        paymentJournal(
+          {
+            id: 'pay-0',
+            invoice_id: 'x',
+            customer: 'acme',
+            erp_customer_id: 'C',
+            legal_entity: 'nw-us',
+            currency: 'USD',
+            amount_minor: 0n,
+            received_on: '2026-12-15',
+          },
+          US,
+        ),
+      /positive amount/,
+    );
   });
 
   it('journal ids are deterministic', () => {
     assert.equal(journalId('payment', 'pay-1'), 'jrn:v1:payment:pay-1');
-    assert.deepEqual(invoiceJournals(ACME, US, usRevenue, 'C-10042', '2026-12-01'), invoiceJournals(structuredClone(ACME), US, usRevenue, 'C-10042', '2026-12-01'));
+    assert.deepEqual(
+      invoiceJournals(ACME, US, usRevenue, 'C-10042', '2026-12-01'),
+      invoiceJournals(structuredClone(ACME), US, usRevenue, 'C-10042', '2026-12-01'),
+    );
   });
 });
 
 describe('balance rules', () => {
-  const base = (lines: Journal['lines']): Journal => ({ id: 'jrn:v1:invoice:bad', key: 'jrn:v1:invoice:bad', legal_entity: 'nw-us', posting_date: '2026-12-01', source_document: 'bad', kind: 'invoice', memo: '', lines });
-  const l = (line_no: number, account: string, debit_minor: bigint, credit_minor: bigint, currency = 'USD') => ({ line_no, account, debit_minor, credit_minor, currency });
+  const base = (lines: Journal['lines']): Journal => ({
+    id: 'jrn:v1:invoice:bad',
+    key: 'jrn:v1:invoice:bad',
+    legal_entity: 'nw-us',
+    posting_date: '2026-12-01',
+    source_document: 'bad',
+    kind: 'invoice',
+    memo: '',
+    lines,
+  });
+  const l = (line_no: number, account: string, debit_minor: bigint, credit_minor: bigint, currency = 'USD') => ({
+    line_no,
+    account,
+    debit_minor,
+    credit_minor,
+    currency,
+  });
   const problems = (journal: Journal) => {
     const checked = checkBalanced(journal);
     assert.equal(checked.ok, false);
@@ -317,7 +406,10 @@ describe('balance rules', () => {
   it('an unbalanced journal is refused, naming the difference', () => {
     const journal = base([l(1, '1200', 10000n, 0n), l(2, '4000', 0n, 9000n)]);
     assert.deepEqual(problems(journal), ['unbalanced lines: debits 100.00 USD and credits 90.00 USD differ by 10.00 USD']);
-    assert.throws(() => assertBalanced(journal), /journal jrn:v1:invoice:bad is not balanced:\nlines: debits 100\.00 USD and credits 90\.00 USD differ by 10\.00 USD/);
+    assert.throws(
+      () => assertBalanced(journal),
+      /journal jrn:v1:invoice:bad is not balanced:\nlines: debits 100\.00 USD and credits 90\.00 USD differ by 10\.00 USD/,
+    );
   });
 
   it('balances per currency: USD and EUR do not offset each other', () => {
@@ -337,7 +429,9 @@ describe('balance rules', () => {
       'negative lines[1].credit_minor: must not be negative, got -1.00 USD',
     ]);
     assert.deepEqual(problems(base([])), ['too_few_lines lines: a journal needs at least two lines, jrn:v1:invoice:bad has 0']);
-    assert.deepEqual(problems({ ...base([l(1, '1200', 1n, 0n), l(2, '4000', 0n, 1n)]), posting_date: '2026-12' }), ['not_date posting_date: must be a date YYYY-MM-DD, got "2026-12"']);
+    assert.deepEqual(problems({ ...base([l(1, '1200', 1n, 0n), l(2, '4000', 0n, 1n)]), posting_date: '2026-12' }), [
+      'not_date posting_date: must be a date YYYY-MM-DD, got "2026-12"',
+    ]);
   });
 });
 
@@ -348,7 +442,10 @@ describe('account roles and ledger names', () => {
     assert.equal(roles['nw-de']!['8430'], 'revenue');
     const clash = accountRoles(ACCOUNTS, [{ id: 'x', name: 'X', revenue_account: { 'nw-us': '1200' } }]);
     assert.equal(clash.ok, false);
-    assert.match(clash.ok ? '' : formatProblems(clash.problems), /products\[0\]\.revenue_account\.nw-us: account 1200 of nw-us is already the receivable account/);
+    assert.match(
+      clash.ok ? '' : formatProblems(clash.problems),
+      /products\[0\]\.revenue_account\.nw-us: account 1200 of nw-us is already the receivable account/,
+    );
   });
 
   it('names by role, with the legal entity as a capitalized component when asked', () => {
@@ -370,7 +467,14 @@ const amount = fc.bigInt({ min: 0n, max: 10_000_000_00n });
 /** Charges per product; discounts and credits no larger than what they reduce; either sign convention. */
 const arbitraryInvoice = fc
   .record({
-    charges: fc.array(fc.record({ kind: fc.constantFrom<LineKind>('flat', 'usage', 'minimum_true_up', 'late_usage'), product: fc.constantFrom(...PRODUCT_IDS), amount }), { minLength: 0, maxLength: 8 }),
+    charges: fc.array(
+      fc.record({
+        kind: fc.constantFrom<LineKind>('flat', 'usage', 'minimum_true_up', 'late_usage'),
+        product: fc.constantFrom(...PRODUCT_IDS),
+        amount,
+      }),
+      { minLength: 0, maxLength: 8 },
+    ),
     discountShares: fc.array(fc.nat({ max: 100 }), { minLength: 8, maxLength: 8 }),
     creditShares: fc.array(fc.nat({ max: 100 }), { minLength: 8, maxLength: 8 }),
     negativeReductions: fc.boolean(),
@@ -387,8 +491,18 @@ const arbitraryInvoice = fc
       const credit = ((c.amount - discount) * BigInt(creditShares[i]!)) / 100n;
       if (credit > 0n) lines.push(line(lines.length + 1, 'credit', c.product, sign * credit, { credit_grant: 'g1' }));
     });
-    const net = lines.reduce((s, l) => s + (l.kind === 'discount' || l.kind === 'credit' ? -(l.amount_minor < 0n ? -l.amount_minor : l.amount_minor) : l.amount_minor), 0n);
-    return invoice({ id: `inv-${entity}-${lines.length}`, legal_entity: entity, currency: entity === 'nw-us' ? 'USD' : 'EUR', lines, tax_minor: (net * BigInt(taxPercent)) / 100n });
+    const net = lines.reduce(
+      (s, l) =>
+        s + (l.kind === 'discount' || l.kind === 'credit' ? -(l.amount_minor < 0n ? -l.amount_minor : l.amount_minor) : l.amount_minor),
+      0n,
+    );
+    return invoice({
+      id: `inv-${entity}-${lines.length}`,
+      legal_entity: entity,
+      currency: entity === 'nw-us' ? 'USD' : 'EUR',
+      lines,
+      tax_minor: (net * BigInt(taxPercent)) / 100n,
+    });
   });
 
 describe('property: journals of consistent invoices', () => {
@@ -408,11 +522,19 @@ describe('property: journals of consistent invoices', () => {
         assert.equal(balance(accounts.deferred_revenue), inv.credits_applied_minor);
         assert.equal(balance(accounts.tax_payable), -inv.tax_minor);
         const revenueAccounts = new Set(PRODUCTS.map((p) => p.revenue_account[inv.legal_entity]!));
-        const revenue = trialBalance(journals).filter((r) => revenueAccounts.has(r.account)).reduce((s, r) => s + r.balance_minor, 0n);
+        const revenue = trialBalance(journals)
+          .filter((r) => revenueAccounts.has(r.account))
+          .reduce((s, r) => s + r.balance_minor, 0n);
         assert.equal(-revenue, inv.subtotal_minor - inv.discount_minor);
 
         // A credit note of the same content reverses everything.
-        const note = creditNoteJournal({ ...inv, id: `cn-${inv.id}`, kind: 'credit_note', corrects: inv.id }, accounts, revenueOf, 'C-1', '2026-12-10');
+        const note = creditNoteJournal(
+          { ...inv, id: `cn-${inv.id}`, kind: 'credit_note', corrects: inv.id },
+          accounts,
+          revenueOf,
+          'C-1',
+          '2026-12-10',
+        );
         if (note !== null) ok(checkBalanced(note));
         assert.ok(trialBalance([...journals, ...(note ? [note] : [])]).every((r) => r.balance_minor === 0n));
       }),
@@ -422,11 +544,20 @@ describe('property: journals of consistent invoices', () => {
 
   it('refuse every single-amount change that breaks the totals', () => {
     fc.assert(
-      fc.property(arbitraryInvoice, fc.constantFrom('subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor') , fc.bigInt({ min: 1n, max: 1000n }), (inv, field, delta) => {
-        const broken = { ...inv, [field]: (inv[field as keyof Invoice] as bigint) + delta } as Invoice;
-        assert.equal(checkInvoiceTotals(broken).ok, false);
-        assert.throws(() => invoiceJournals(broken, ACCOUNTS[inv.legal_entity]!, revenueAccountResolver(PRODUCTS, inv.legal_entity), 'C-1', '2026-12-01'), /inconsistent totals/);
-      }),
+      fc.property(
+        arbitraryInvoice,
+        fc.constantFrom('subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor'),
+        fc.bigInt({ min: 1n, max: 1000n }),
+        (inv, field, delta) => {
+          const broken = { ...inv, [field]: (inv[field as keyof Invoice] as bigint) + delta } as Invoice;
+          assert.equal(checkInvoiceTotals(broken).ok, false);
+          assert.throws(
+            () =>
+              invoiceJournals(broken, ACCOUNTS[inv.legal_entity]!, revenueAccountResolver(PRODUCTS, inv.legal_entity), 'C-1', '2026-12-01'),
+            /inconsistent totals/,
+          );
+        },
+      ),
       { numRuns: 100 },
     );
   });

@@ -28,7 +28,12 @@ describe('meter value limits', () => {
   });
 
   it('takes the dearest price over plans, versions and packages (unit_amount / size)', () => {
-    const text = readFileSync('examples/northwind/catalog.yaml', 'utf8').replace('unit_amount: "0.000137"', 'versions:\n          - { effective_from: 2026-01-01, model: per_unit, unit_amount: "0.000137" }\n          - { effective_from: 2026-12-01, model: per_unit, package: { size: "10", round: up }, unit_amount: "0.01" }').replace(/(product: storage\n\s+meter: storage_gb_hours\n)\s+model: per_unit\n/, '$1');
+    const text = readFileSync('examples/northwind/catalog.yaml', 'utf8')
+      .replace(
+        'unit_amount: "0.000137"',
+        'versions:\n          - { effective_from: 2026-01-01, model: per_unit, unit_amount: "0.000137" }\n          - { effective_from: 2026-12-01, model: per_unit, package: { size: "10", round: up }, unit_amount: "0.01" }',
+      )
+      .replace(/(product: storage\n\s+meter: storage_gb_hours\n)\s+model: per_unit\n/, '$1');
     const limits = meterValueLimits(northwind(text));
     // The package version: 0.01 USD per 10 GB-hours = 0.1 cent a GB-hour, dearer than 0.0137: ⌊10^12 / 0.1⌋.
     assert.equal(limits.get('storage_gb_hours')!.toFixed(), '10000000000000');
@@ -47,8 +52,12 @@ describe('meter value limits', () => {
   });
 
   it('refuses exactly the values whose absolute value passes the limit (property)', () => {
-    const limits = new Map([['m', new Decimal('1538461538')], ['zero', new Decimal(0)]]);
-    const decimalText = fc.tuple(fc.boolean(), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.option(fc.stringMatching(/^\d{0,5}[1-9]$/), { nil: undefined }))
+    const limits = new Map([
+      ['m', new Decimal('1538461538')],
+      ['zero', new Decimal(0)],
+    ]);
+    const decimalText = fc
+      .tuple(fc.boolean(), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.option(fc.stringMatching(/^\d{0,5}[1-9]$/), { nil: undefined }))
       .map(([negative, whole, fraction]) => `${negative && (whole > 0n || fraction) ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`);
     fc.assert(
       fc.property(decimalText, fc.constantFrom('m', 'zero'), (value, meter) => {
@@ -61,13 +70,41 @@ describe('meter value limits', () => {
 
 describe('invoice amounts', () => {
   const line = (amount: bigint, meter: string | null, quantity = '1'): InvoiceLine => ({
-    line_no: 1, kind: 'usage', product: 'storage', meter, price_id: null, price_version: null, description: '', quantity, unit_amount: null, tiers: [],
-    amount_minor: amount, period_start: '2026-11-01', period_end: '2026-12-01', taxable: true,
+    line_no: 1,
+    kind: 'usage',
+    product: 'storage',
+    meter,
+    price_id: null,
+    price_version: null,
+    description: '',
+    quantity,
+    unit_amount: null,
+    tiers: [],
+    amount_minor: amount,
+    period_start: '2026-11-01',
+    period_end: '2026-12-01',
+    taxable: true,
   });
   const invoice = (lines: InvoiceLine[], tax: bigint): Invoice => ({
-    id: 'inv_x', key: 'k', kind: 'invoice', number: null, status: 'draft', legal_entity: 'nw-us', customer: 'acme', currency: 'USD',
-    period_start: '2026-11-01', period_end: '2026-12-01', rounding: 'half_even', lines, subtotal_minor: 0n, discount_minor: 0n,
-    credits_applied_minor: 0n, tax_lines: [{ jurisdiction: 'US-CA', rate: '0', taxable_minor: 0n, tax_minor: tax }], tax_minor: tax, total_minor: 0n, rating_run: 'r',
+    id: 'inv_x',
+    key: 'k',
+    kind: 'invoice',
+    number: null,
+    status: 'draft',
+    legal_entity: 'nw-us',
+    customer: 'acme',
+    currency: 'USD',
+    period_start: '2026-11-01',
+    period_end: '2026-12-01',
+    rounding: 'half_even',
+    lines,
+    subtotal_minor: 0n,
+    discount_minor: 0n,
+    credits_applied_minor: 0n,
+    tax_lines: [{ jurisdiction: 'US-CA', rate: '0', taxable_minor: 0n, tax_minor: tax }],
+    tax_minor: tax,
+    total_minor: 0n,
+    rating_run: 'r',
   });
 
   it('accepts an invoice whose absolute line and tax amounts sum to exactly 2^63 - 1', () => {
@@ -75,10 +112,15 @@ describe('invoice amounts', () => {
   });
 
   it('refuses one past it, naming the customer and the meter of the largest line', () => {
-    const problems = invoiceAmountProblems(invoice([line(1n, null), line(MONEY_MINOR_MAX - 10n, 'storage_gb_hours', '12345'), line(-5n, null)], 5n));
+    const problems = invoiceAmountProblems(
+      invoice([line(1n, null), line(MONEY_MINOR_MAX - 10n, 'storage_gb_hours', '12345'), line(-5n, null)], 5n),
+    );
     assert.equal(problems.length, 1);
     assert.equal(problems[0]!.path, 'customers.acme.meters.storage_gb_hours');
     assert.equal(problems[0]!.code, 'amount_out_of_range');
-    assert.match(problems[0]!.message, /customer acme \(USD, 2026-11\): meter storage_gb_hours bills 9223372036854775797 minor units \(quantity 12345\)/);
+    assert.match(
+      problems[0]!.message,
+      /customer acme \(USD, 2026-11\): meter storage_gb_hours bills 9223372036854775797 minor units \(quantity 12345\)/,
+    );
   });
 });

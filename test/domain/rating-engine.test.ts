@@ -41,14 +41,29 @@ describe('price models (worked examples)', () => {
     ['flat ignores quantity', { model: 'flat', amount: '99.00' }, '12345', '99'],
     ['per_unit', { model: 'per_unit', unit_amount: '0.000137' }, '171983.502', '23.561739774'],
     ['per_unit, package rounded up', { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'up' } }, '34573', '10.5'],
-    ['per_unit, package rounded up, exact fit', { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'up' } }, '35000', '10.5'],
-    ['per_unit, package rounded down', { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'down' } }, '34999', '10.2'],
+    [
+      'per_unit, package rounded up, exact fit',
+      { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'up' } },
+      '35000',
+      '10.5',
+    ],
+    [
+      'per_unit, package rounded down',
+      { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'down' } },
+      '34999',
+      '10.2',
+    ],
     ['per_unit, package, zero', { model: 'per_unit', unit_amount: '0.30', package: { size: '1000', round: 'up' } }, '0', '0'],
     ['graduated at zero: first tier flat only', graduated, '0', '10'],
     ['graduated inside tier 1', graduated, '3', '13'],
     ['graduated at the boundary 5 (inclusive)', graduated, '5', '15'],
     ['graduated just past it: 5.001 reaches tier 2', graduated, '5.001', '17.0005'],
-    ['graduated into tier 3', graduated, '12', '10 + 5 + 2 + 2.5 + 0.5'.split(' + ').reduce((a, b) => new Decimal(a).plus(b).toFixed(), '0')],
+    [
+      'graduated into tier 3',
+      graduated,
+      '12',
+      '10 + 5 + 2 + 2.5 + 0.5'.split(' + ').reduce((a, b) => new Decimal(a).plus(b).toFixed(), '0'),
+    ],
     ['volume at zero', volume, '0', '0'],
     ['volume at 10 (inclusive)', volume, '10', '250'],
     ['volume at 11: all units at tier 2', volume, '11', '220'],
@@ -91,7 +106,10 @@ function rate(catalog: Catalog, customer: string, usage: Record<string, string>,
     period: NOV,
     grantUsedMinor: used,
     usageFingerprint: 'fp',
-    usage: (meter, from, to) => ({ quantity: usage[`${meter} ${from.slice(0, 10)} ${to.slice(0, 10)}`] ?? usage[meter] ?? '0', usage_ref: `${meter}:${from}` }),
+    usage: (meter, from, to) => ({
+      quantity: usage[`${meter} ${from.slice(0, 10)} ${to.slice(0, 10)}`] ?? usage[meter] ?? '0',
+      usage_ref: `${meter}:${from}`,
+    }),
   });
   assert.ok(result.ok, JSON.stringify(!result.ok && result.problems));
   assert.equal(result.value.length, 1);
@@ -215,7 +233,10 @@ describe('invoice properties', () => {
           });
           const lineSum = invoice.lines.reduce((s, l) => s + l.amount_minor, 0n);
           assert.equal(lineSum, invoice.subtotal_minor - invoice.discount_minor - invoice.credits_applied_minor);
-          assert.equal(invoice.total_minor, invoice.subtotal_minor - invoice.discount_minor - invoice.credits_applied_minor + invoice.tax_minor);
+          assert.equal(
+            invoice.total_minor,
+            invoice.subtotal_minor - invoice.discount_minor - invoice.credits_applied_minor + invoice.tax_minor,
+          );
           assert.ok(invoice.total_minor >= 0n);
           const digits = formatMajor(invoice.total_minor, currency).split('.')[1]?.length ?? 0;
           assert.equal(digits, scale[currency]);

@@ -2,7 +2,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Decimal } from '../../src/domain/money.js';
-import { decodeUtf8, firstInvalidUtf8, JSON_DEPTH_MAX, parseStrictJson, parseStrictJsonBytes, sameDecimal } from '../../src/domain/strict-json.js';
+import {
+  decodeUtf8,
+  firstInvalidUtf8,
+  JSON_DEPTH_MAX,
+  parseStrictJson,
+  parseStrictJsonBytes,
+  sameDecimal,
+} from '../../src/domain/strict-json.js';
 import { parseCatalog } from '../../src/domain/catalog.js';
 
 const refused = (text: string | Uint8Array) => {
@@ -23,7 +30,10 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
   });
 
   it('finds the repeated key wherever a generator puts it', () => {
-    const step = fc.oneof(fc.string({ maxLength: 6 }).map((name) => ({ name })), fc.nat(3).map((index) => ({ index })));
+    const step = fc.oneof(
+      fc.string({ maxLength: 6 }).map((name) => ({ name })),
+      fc.nat(3).map((index) => ({ index })),
+    );
     fc.assert(
       fc.property(fc.array(step, { maxLength: 12 }), fc.string({ maxLength: 6 }), (steps, key) => {
         // Build the text around {"key":1,"key":2} at the path, arrays padded with zeros before the index.
@@ -37,7 +47,13 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
         assert.equal(problems[0]!.code, 'duplicate_key');
         const expected = [...steps.map((s) => ('name' in s ? s.name : s.index)), key];
         let path = '';
-        for (const s of expected) path += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? `${path === '' ? '' : '.'}${s}` : `[${JSON.stringify(s)}]`;
+        for (const s of expected)
+          path +=
+            typeof s === 'number'
+              ? `[${s}]`
+              : /^[A-Za-z_][A-Za-z0-9_]*$/.test(s)
+                ? `${path === '' ? '' : '.'}${s}`
+                : `[${JSON.stringify(s)}]`;
         assert.equal(problems[0]!.path, path);
         // The offset points at the second occurrence of the key, in bytes.
         const bytes = Buffer.from(inner);
@@ -61,7 +77,20 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
       assert.deepEqual([p!.path, p!.code], ['data.gb_hours', code], text);
       assert.match(p!.message, /byte 20/);
     }
-    for (const text of ['0', '-0', '0.1', '1.0', '1e2', '1E+2', '123456789012345', '9007199254740992', '1.5e-7', '1e300', '5e-324', '1.0000000000000000000000000000000000000000000']) {
+    for (const text of [
+      '0',
+      '-0',
+      '0.1',
+      '1.0',
+      '1e2',
+      '1E+2',
+      '123456789012345',
+      '9007199254740992',
+      '1.5e-7',
+      '1e300',
+      '5e-324',
+      '1.0000000000000000000000000000000000000000000',
+    ]) {
       const result = parseStrictJson(text);
       assert.ok(result.ok, text);
       assert.ok(new Decimal(String(result.value)).equals(new Decimal(text)), text);
@@ -70,8 +99,16 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
 
   it('accepts a number exactly when its decimal value survives the double (decimal.js as the oracle)', () => {
     const literal = fc
-      .tuple(fc.boolean(), fc.stringMatching(/^(0|[1-9]\d{0,44})$/), fc.option(fc.stringMatching(/^\d{1,30}$/), { nil: undefined }), fc.option(fc.integer({ min: -420, max: 420 }), { nil: undefined }))
-      .map(([negative, int, frac, exp]) => `${negative ? '-' : ''}${int}${frac === undefined ? '' : `.${frac}`}${exp === undefined ? '' : `e${exp}`}`);
+      .tuple(
+        fc.boolean(),
+        fc.stringMatching(/^(0|[1-9]\d{0,44})$/),
+        fc.option(fc.stringMatching(/^\d{1,30}$/), { nil: undefined }),
+        fc.option(fc.integer({ min: -420, max: 420 }), { nil: undefined }),
+      )
+      .map(
+        ([negative, int, frac, exp]) =>
+          `${negative ? '-' : ''}${int}${frac === undefined ? '' : `.${frac}`}${exp === undefined ? '' : `e${exp}`}`,
+      );
     fc.assert(
       fc.property(literal, (text) => {
         const result = parseStrictJson(text);
@@ -79,7 +116,10 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
         const exact = Number.isFinite(value) && new Decimal(text).equals(new Decimal(String(value)));
         assert.equal(result.ok, exact, text);
         if (result.ok) assert.equal(result.value, value);
-        else assert.ok(['inexact_number', 'number_out_of_range'].includes((result as { problems: Array<{ code: string }> }).problems[0]!.code));
+        else
+          assert.ok(
+            ['inexact_number', 'number_out_of_range'].includes((result as { problems: Array<{ code: string }> }).problems[0]!.code),
+          );
       }),
       { numRuns: 3000 },
     );

@@ -56,9 +56,17 @@ before(async () => {
   profile = mkdtempSync(join(tmpdir(), 'accrue-chromium-'));
   try {
     // A persistent context is how Playwright takes a fresh --user-data-dir of our own.
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1440, height: 1000 } });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1440, height: 1000 },
+    });
   } catch (error) {
-    throw new Error(`Chromium could not be launched from ${CHROMIUM} (install it with \`apt-get install -y chromium\`, or set ACCRUE_CHROMIUM): ${(error as Error).message}`);
+    throw new Error(
+      `Chromium could not be launched from ${CHROMIUM} (install it with \`apt-get install -y chromium\`, or set ACCRUE_CHROMIUM): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   mkdirSync(SCREENSHOTS, { recursive: true });
   process.stdout.write(`# dashboard screenshots: ${SCREENSHOTS}\n`);
@@ -111,13 +119,14 @@ async function api<T>(path: string, key = reader.secret): Promise<T> {
 
 /** Drawn charts: canvases with a size and pixels that are not all blank. */
 async function drawnCharts(page: Page): Promise<number> {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('canvas')].filter((c) => {
-      if (c.width === 0 || c.height === 0) return false;
-      const pixels = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-      for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
-      return false;
-    }).length,
+  return page.evaluate(
+    () =>
+      [...document.querySelectorAll('canvas')].filter((c) => {
+        if (c.width === 0 || c.height === 0) return false;
+        const pixels = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) return true;
+        return false;
+      }).length,
   );
 }
 
@@ -176,25 +185,45 @@ describe('dashboard in Chromium', () => {
       assert.equal(await page.textContent(`[data-testid="total-${row.legal_entity}-${row.currency}-invoices"]`), String(row.n));
     }
     const refused = invoiced.find((r) => r.legal_entity === 'nw-us')!;
-    assert.notEqual(await value(page, 'total-nw-us-USD-posted'), formatMajor(BigInt(refused.invoiced), 'USD'), 'the dead-lettered invoice is not posted');
+    assert.notEqual(
+      await value(page, 'total-nw-us-USD-posted'),
+      formatMajor(BigInt(refused.invoiced), 'USD'),
+      'the dead-lettered invoice is not posted',
+    );
 
-    const events = (await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE time >= '2026-10-01' AND time < '2026-11-01'")).rows[0]!.n;
-    const previous = (await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE time >= '2026-09-01' AND time < '2026-10-01'")).rows[0]!.n;
+    const events = (
+      await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE time >= '2026-10-01' AND time < '2026-11-01'")
+    ).rows[0]!.n;
+    const previous = (
+      await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE time >= '2026-09-01' AND time < '2026-10-01'")
+    ).rows[0]!.n;
     assert.equal(await value(page, 'kpi-events_accepted'), String(events));
-    assert.match((await page.textContent('[data-testid=kpi-events_accepted]')) ?? '', new RegExp(`\\+${(((events - previous) / previous) * 100).toFixed(1)} %`), 'the trend against September');
+    assert.match(
+      (await page.textContent('[data-testid=kpi-events_accepted]')) ?? '',
+      new RegExp(`\\+${(((events - previous) / previous) * 100).toFixed(1)} %`),
+      'the trend against September',
+    );
     assert.equal(await value(page, 'kpi-dlq_entries'), '1');
     assert.equal(await value(page, 'kpi-quarantine_pending'), '2');
     assert.equal(await value(page, 'kpi-exceptions_open'), '1', 'the NetSuite difference of October');
     assert.equal(await value(page, 'kpi-invoiced_EUR'), formatMajor(BigInt(invoiced.find((r) => r.currency === 'EUR')!.invoiced), 'EUR'));
-    const perEntity = (await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE customer_id = 'umbrella' AND time >= '2026-10-01' AND time < '2026-11-01'")).rows[0]!.n;
+    const perEntity = (
+      await store.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM events WHERE customer_id = 'umbrella' AND time >= '2026-10-01' AND time < '2026-11-01'",
+      )
+    ).rows[0]!.n;
     assert.equal(await value(page, 'events-nw-de'), String(perEntity));
 
     // The page shows what the API says, and the API's running totals end on its totals.
-    const overview = await api<{ totals: Array<Record<string, string>>; series: Array<Record<string, string[] | string>> }>(`/v1/dashboard/overview?period=${data.period}`);
+    const overview = await api<{ totals: Array<Record<string, string>>; series: Array<Record<string, string[] | string>> }>(
+      `/v1/dashboard/overview?period=${data.period}`,
+    );
     for (const t of overview.totals) {
-      for (const field of ['usage', 'unbilled', 'invoiced', 'posted', 'paid', 'outstanding']) assert.equal(await value(page, `total-${t.legal_entity}-${t.currency}-${field}`), t[field]);
+      for (const field of ['usage', 'unbilled', 'invoiced', 'posted', 'paid', 'outstanding'])
+        assert.equal(await value(page, `total-${t.legal_entity}-${t.currency}-${field}`), t[field]);
       const s = overview.series.find((x) => x.legal_entity === t.legal_entity && x.currency === t.currency)!;
-      for (const field of ['usage', 'invoiced', 'posted', 'paid']) assert.equal((s[field] as string[]).at(-1), t[field], `${t.legal_entity} ${field} series ends on the total`);
+      for (const field of ['usage', 'invoiced', 'posted', 'paid'])
+        assert.equal((s[field] as string[]).at(-1), t[field], `${t.legal_entity} ${field} series ends on the total`);
     }
     assert.equal(await drawnCharts(page), 3, 'two money charts and the events chart are drawn');
     await shot(page, 'overview');
@@ -210,8 +239,15 @@ describe('dashboard in Chromium', () => {
     assert.equal(await page.locator('[data-testid^=dlq-replay-]').count(), 0, 'no replay button for a read key');
     await open(page, `reconciliation?period=${data.period}`, `[data-testid="exception-${data.postingException}"]`);
     await page.click(`[data-testid="exception-${data.postingException}"]`);
-    assert.equal(await page.locator(`[data-testid="actions-${data.postingException}"]`).count(), 0, 'no assign, resolve or waive for a read key');
-    const refused = await fetch(`${base}/v1/dlq/${data.deadLetterId}/replay`, { method: 'POST', headers: { authorization: `Bearer ${reader.secret}` } });
+    assert.equal(
+      await page.locator(`[data-testid="actions-${data.postingException}"]`).count(),
+      0,
+      'no assign, resolve or waive for a read key',
+    );
+    const refused = await fetch(`${base}/v1/dlq/${data.deadLetterId}/replay`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reader.secret}` },
+    });
     assert.equal(refused.status, 403);
     assert.deepEqual(pageErrors(page), []);
     await page.close();
@@ -219,15 +255,27 @@ describe('dashboard in Chromium', () => {
 
   it('pipeline health: ingestion, quarantine and the NetSuite backlog as stored; a dead letter replayed from the page posts once', async () => {
     const page = await signedIn(admin.secret);
-    await open(page, 'pipeline', `[data-testid="dlq-row-${data.deadLetterId}"]`, '[data-testid=connector-netsuite]', '[data-testid=chart-ingestion] canvas');
-    const batches = (await store.pool.query<{ received: number; accepted: number }>('SELECT sum(received)::int AS received, sum(accepted)::int AS accepted FROM ingest_receipts')).rows[0]!;
+    await open(
+      page,
+      'pipeline',
+      `[data-testid="dlq-row-${data.deadLetterId}"]`,
+      '[data-testid=connector-netsuite]',
+      '[data-testid=chart-ingestion] canvas',
+    );
+    const batches = (
+      await store.pool.query<{ received: number; accepted: number }>(
+        'SELECT sum(received)::int AS received, sum(accepted)::int AS accepted FROM ingest_receipts',
+      )
+    ).rows[0]!;
     assert.equal(await value(page, 'kpi-received'), String(batches.received));
     assert.equal(await value(page, 'kpi-accepted'), String(batches.accepted));
     assert.equal(await value(page, 'kpi-quarantine'), '2');
     assert.equal(await page.textContent('[data-testid=quarantine-unknown_subject]'), '2');
-    const outbox = (await store.pool.query<{ posted: number; dead: number; pending: number }>(
-      "SELECT count(*) FILTER (WHERE status = 'posted')::int AS posted, count(*) FILTER (WHERE status = 'dead')::int AS dead, count(*) FILTER (WHERE status = 'pending')::int AS pending FROM outbox WHERE target = 'netsuite'",
-    )).rows[0]!;
+    const outbox = (
+      await store.pool.query<{ posted: number; dead: number; pending: number }>(
+        "SELECT count(*) FILTER (WHERE status = 'posted')::int AS posted, count(*) FILTER (WHERE status = 'dead')::int AS dead, count(*) FILTER (WHERE status = 'pending')::int AS pending FROM outbox WHERE target = 'netsuite'",
+      )
+    ).rows[0]!;
     assert.equal(await page.textContent('[data-testid=connector-netsuite-posted]'), String(outbox.posted));
     assert.equal((await page.textContent('[data-testid=connector-netsuite-dead]'))?.trim(), String(outbox.dead));
     assert.equal(await page.textContent('[data-testid=connector-netsuite-pending]'), String(outbox.pending));
@@ -239,7 +287,9 @@ describe('dashboard in Chromium', () => {
     await page.waitForSelector('[data-testid=dlq-notice]', { timeout: WAIT_MS });
     assert.match((await page.textContent('[data-testid=dlq-notice]')) ?? '', new RegExp(`Dead letter ${data.deadLetterId}`));
     await page.waitForSelector(`[data-testid="dlq-row-${data.deadLetterId}"]`, { state: 'detached', timeout: WAIT_MS });
-    const row = (await store.pool.query<{ status: string; replays: number }>('SELECT status, replays FROM outbox WHERE id = $1', [data.deadLetterId])).rows[0]!;
+    const row = (
+      await store.pool.query<{ status: string; replays: number }>('SELECT status, replays FROM outbox WHERE id = $1', [data.deadLetterId])
+    ).rows[0]!;
     assert.deepEqual(row, { status: 'pending', replays: 1 });
     const audit = (await store.pool.query<{ actor: string }>("SELECT actor FROM audit_log WHERE action = 'outbox.replay'")).rows;
     assert.deepEqual(audit, [{ actor: `api-key:${admin.id}` }], 'the replay is audited under the admin key');
@@ -253,16 +303,39 @@ describe('dashboard in Chromium', () => {
 
   it('reconciliation: checkpoints as the API compares them, and an exception assigned then resolved from the page', async () => {
     const page = await signedIn(admin.secret);
-    await open(page, `reconciliation?period=${data.period}`, `[data-testid="exception-${data.postingException}"]`, '[data-testid=checkpoints-nw-us]', '[data-testid=queue-count-integration_support]:text-is("1")', '[data-testid=exceptions] canvas');
-    const report = await api<{ status: string; checkpoints: Array<{ checkpoint: string; legal_entity: string; connector: string | null; status: string }> }>(`/v1/periods/${data.period}/reconciliation`);
+    await open(
+      page,
+      `reconciliation?period=${data.period}`,
+      `[data-testid="exception-${data.postingException}"]`,
+      '[data-testid=checkpoints-nw-us]',
+      '[data-testid=queue-count-integration_support]:text-is("1")',
+      '[data-testid=exceptions] canvas',
+    );
+    const report = await api<{
+      status: string;
+      checkpoints: Array<{ checkpoint: string; legal_entity: string; connector: string | null; status: string }>;
+    }>(`/v1/periods/${data.period}/reconciliation`);
     assert.ok(report.checkpoints.length >= 12, 'six checkpoints for each of two entities');
     for (const c of report.checkpoints) {
       const id = `checkpoint-${c.legal_entity}-${c.checkpoint}${c.connector && c.connector !== 'ledger' ? `-${c.connector}` : ''}`;
       assert.equal(await page.getAttribute(`[data-testid="${id}"]`, 'data-status'), c.status, id);
     }
-    const exception = (await store.pool.query<{ difference: string; currency: string; owner_queue: string }>('SELECT difference, currency, owner_queue FROM exceptions WHERE id = $1', [data.postingException])).rows[0]!;
+    const exception = (
+      await store.pool.query<{ difference: string; currency: string; owner_queue: string }>(
+        'SELECT difference, currency, owner_queue FROM exceptions WHERE id = $1',
+        [data.postingException],
+      )
+    ).rows[0]!;
     assert.equal(exception.owner_queue, 'integration_support');
-    assert.match((await page.textContent(`[data-testid="exception-difference-${data.postingException}"]`)) ?? '', new RegExp(formatMajor(BigInt(exception.difference), exception.currency).replace('-', '−').replace(/\B(?=(\d{3})+(?!\d))/g, ',').replace('.', '\\.')));
+    assert.match(
+      (await page.textContent(`[data-testid="exception-difference-${data.postingException}"]`)) ?? '',
+      new RegExp(
+        formatMajor(BigInt(exception.difference), exception.currency)
+          .replace('-', '−')
+          .replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+          .replace('.', '\\.'),
+      ),
+    );
     assert.equal(await drawnCharts(page), 1, 'the queue chart');
     await shot(page, 'reconciliation');
 
@@ -275,9 +348,15 @@ describe('dashboard in Chromium', () => {
     await page.click(`[data-testid="actions-${data.postingException}"] [data-testid=resolve]`);
     await page.waitForSelector('[data-testid=exception-notice]:has-text("resolved")', { timeout: WAIT_MS });
     await page.waitForSelector(`[data-testid="exception-${data.postingException}"]`, { state: 'detached', timeout: WAIT_MS });
-    const stored = (await store.pool.query('SELECT status, assigned_to, resolution_document FROM exceptions WHERE id = $1', [data.postingException])).rows[0];
+    const stored = (
+      await store.pool.query('SELECT status, assigned_to, resolution_document FROM exceptions WHERE id = $1', [data.postingException])
+    ).rows[0];
     assert.deepEqual(stored, { status: 'resolved', assigned_to: 'dana@integrations', resolution_document: `outbox:${data.deadLetterId}` });
-    const moves = (await store.pool.query('SELECT action, to_status, actor FROM exception_events WHERE exception_id = $1 ORDER BY ordinal', [data.postingException])).rows;
+    const moves = (
+      await store.pool.query('SELECT action, to_status, actor FROM exception_events WHERE exception_id = $1 ORDER BY ordinal', [
+        data.postingException,
+      ])
+    ).rows;
     assert.deepEqual(moves.slice(1), [
       { action: 'assign', to_status: 'assigned', actor: `api-key:${admin.id}` },
       { action: 'resolve', to_status: 'resolved', actor: `api-key:${admin.id}` },
@@ -290,7 +369,12 @@ describe('dashboard in Chromium', () => {
   it('invoices: search, an invoice with its PDF, and the explain walk from a line to its events and back', async () => {
     const page = await signedIn(reader.secret);
     await open(page, `invoices?period=${data.period}`, '[data-testid=invoice-count]');
-    const rows = (await store.pool.query<{ number: string; total_minor: string; currency: string; customer: string }>('SELECT number, total_minor::text, currency, customer FROM invoices WHERE period = $1 ORDER BY number', [data.period])).rows;
+    const rows = (
+      await store.pool.query<{ number: string; total_minor: string; currency: string; customer: string }>(
+        'SELECT number, total_minor::text, currency, customer FROM invoices WHERE period = $1 ORDER BY number',
+        [data.period],
+      )
+    ).rows;
     assert.equal(await value(page, 'invoice-count'), String(rows.length));
     for (const r of rows) assert.equal(await value(page, `invoice-total-${r.number}`), formatMajor(BigInt(r.total_minor), r.currency));
     await shot(page, 'invoices');
@@ -307,7 +391,14 @@ describe('dashboard in Chromium', () => {
     // The statement: subtotal, discounts, credits, tax per jurisdiction and total, as stored; seller, buyer and due date as issued.
     await page.waitForSelector('[data-testid=statement-total]', { timeout: WAIT_MS });
     const stored = (
-      await store.pool.query<{ subtotal: string; discount: string; credits: string; total: string; due: string; tax_lines: Array<{ jurisdiction: string; tax_minor: string }> }>(
+      await store.pool.query<{
+        subtotal: string;
+        discount: string;
+        credits: string;
+        total: string;
+        due: string;
+        tax_lines: Array<{ jurisdiction: string; tax_minor: string }>;
+      }>(
         `SELECT subtotal_minor::text AS subtotal, discount_minor::text AS discount, credits_applied_minor::text AS credits, total_minor::text AS total,
                 to_char(due_date, 'YYYY-MM-DD') AS due, document->'tax_lines' AS tax_lines FROM invoices WHERE number = $1`,
         [acme.number],
@@ -319,13 +410,20 @@ describe('dashboard in Chromium', () => {
     assert.equal(await value(page, 'statement-discount'), less(stored.discount));
     assert.equal(await value(page, 'statement-credits'), less(stored.credits));
     assert.ok(stored.tax_lines.length > 0);
-    for (const t of stored.tax_lines) assert.equal(await value(page, `statement-tax-${t.jurisdiction}`), major(t.tax_minor), `tax ${t.jurisdiction}`);
+    for (const t of stored.tax_lines)
+      assert.equal(await value(page, `statement-tax-${t.jurisdiction}`), major(t.tax_minor), `tax ${t.jurisdiction}`);
     assert.equal(await value(page, 'statement-total'), major(stored.total));
     assert.equal(await page.textContent('[data-testid=statement-due-date]'), stored.due);
     const buyer = await page.textContent('[data-testid=statement-buyer]');
-    assert.ok(buyer?.includes('Acme Corp') && buyer.includes('1 Acme Way') && buyer.includes('90012 Los Angeles'), `the buyer's billing address: ${buyer}`);
+    assert.ok(
+      buyer?.includes('Acme Corp') && buyer.includes('1 Acme Way') && buyer.includes('90012 Los Angeles'),
+      `the buyer's billing address: ${buyer}`,
+    );
     const seller = await page.textContent('[data-testid=statement-seller]');
-    assert.ok(seller?.includes('Northwind Cloud Inc.') && seller.includes('VAT / Tax ID: EIN 94-1234567'), `the seller with its tax id: ${seller}`);
+    assert.ok(
+      seller?.includes('Northwind Cloud Inc.') && seller.includes('VAT / Tax ID: EIN 94-1234567'),
+      `the seller with its tax id: ${seller}`,
+    );
     const line = (
       await store.pool.query<{ line_no: number; quantity: string }>(
         "SELECT l.line_no, l.quantity::text FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.number = $1 AND l.kind = 'usage' AND l.meter = 'api_calls' ORDER BY l.line_no LIMIT 1",
@@ -340,13 +438,20 @@ describe('dashboard in Chromium', () => {
         "SELECT count(*)::int AS n FROM events WHERE customer_id = 'acme' AND type = 'com.northwind.api.request' AND time >= '2026-10-01' AND time < '2026-11-01' AND NOT late",
       )
     ).rows[0]!.n;
-    assert.equal((await page.textContent(`[data-testid=explain-events-${line.line_no}]`))?.replace(/,/g, ''), String(counted), 'the events behind the api_calls line');
+    assert.equal(
+      (await page.textContent(`[data-testid=explain-events-${line.line_no}]`))?.replace(/,/g, ''),
+      String(counted),
+      'the events behind the api_calls line',
+    );
     await page.locator('[data-testid=sample-event]').first().click();
     await page.waitForSelector(`[data-testid=event-walk] a:has-text("${acme.number}")`, { timeout: WAIT_MS });
 
     await page.click('[data-testid=open-pdf]');
     const pdfUrl = await (await page.waitForSelector('[data-testid=pdf-link]', { timeout: WAIT_MS })).getAttribute('href');
-    const head = await page.evaluate(async (url) => new TextDecoder().decode((await (await fetch(url!)).arrayBuffer()).slice(0, 5)), pdfUrl);
+    const head = await page.evaluate(
+      async (url) => new TextDecoder().decode((await (await fetch(url!)).arrayBuffer()).slice(0, 5)),
+      pdfUrl,
+    );
     assert.equal(head, '%PDF-', 'the PDF came through the API with the key');
     for (const popup of context.pages()) if (popup !== page) await popup.close();
     await shot(page, 'invoice-detail');
@@ -357,24 +462,34 @@ describe('dashboard in Chromium', () => {
   it("customers: balances as stored, and a customer's usage over time per meter", async () => {
     const page = await signedIn(reader.secret);
     await open(page, `customers?period=${data.period}`, '[data-testid=customer-row-acme]');
-    for (const r of (await store.pool.query<{ customer_id: string; n: number }>('SELECT customer_id, count(*)::int AS n FROM events GROUP BY 1')).rows) {
+    for (const r of (
+      await store.pool.query<{ customer_id: string; n: number }>('SELECT customer_id, count(*)::int AS n FROM events GROUP BY 1')
+    ).rows) {
       assert.equal(await value(page, `customer-events-${r.customer_id}`), String(r.n));
     }
     const owed = (
-      await store.pool.query<{ owed: string }>("SELECT sum(total_minor - amount_paid_minor)::text AS owed FROM invoices WHERE customer = 'globex' AND status = 'finalized' AND kind = 'invoice'")
+      await store.pool.query<{ owed: string }>(
+        "SELECT sum(total_minor - amount_paid_minor)::text AS owed FROM invoices WHERE customer = 'globex' AND status = 'finalized' AND kind = 'invoice'",
+      )
     ).rows[0]!.owed;
     assert.equal(await value(page, 'customer-outstanding-globex-USD'), formatMajor(BigInt(owed), 'USD'));
     await shot(page, 'customers');
 
     await open(page, `customers/acme?period=${data.period}`, '[data-testid=usage-api_calls] canvas');
     const meters = (
-      await store.pool.query<{ type: string }>("SELECT DISTINCT type FROM events WHERE customer_id = 'acme' AND time >= '2026-10-01' AND time < '2026-11-01' ORDER BY 1")
+      await store.pool.query<{ type: string }>(
+        "SELECT DISTINCT type FROM events WHERE customer_id = 'acme' AND time >= '2026-10-01' AND time < '2026-11-01' ORDER BY 1",
+      )
     ).rows;
     assert.equal(await page.locator('[data-testid^=usage-]').count(), meters.length, 'one chart per meter with usage');
-    const usage = await api<{ meters: Array<{ meter: string; quantities: string[]; events: number[] }> }>('/v1/dashboard/customers/acme/usage?from=2026-10-01&to=2026-11-01&bucket=day');
+    const usage = await api<{ meters: Array<{ meter: string; quantities: string[]; events: number[] }> }>(
+      '/v1/dashboard/customers/acme/usage?from=2026-10-01&to=2026-11-01&bucket=day',
+    );
     const calls = usage.meters.find((m) => m.meter === 'api_calls')!;
     const perDay = (
-      await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM events WHERE customer_id = 'acme' AND type = 'com.northwind.api.request' AND time >= '2026-10-05' AND time < '2026-10-06'")
+      await store.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM events WHERE customer_id = 'acme' AND type = 'com.northwind.api.request' AND time >= '2026-10-05' AND time < '2026-10-06'",
+      )
     ).rows[0]!.n;
     assert.equal(calls.quantities[4], String(perDay), 'api_calls on 5 October');
     assert.equal(await drawnCharts(page), meters.length);

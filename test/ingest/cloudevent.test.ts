@@ -22,9 +22,27 @@ const CATALOG = parse(readFileSync(new URL('../../examples/northwind/catalog.yam
   meters: Array<Partial<Meter> & Pick<Meter, 'id' | 'event_type' | 'aggregation'>>;
   customers: Array<{ id: string; tenants: string[] }>;
 };
-const NORTHWIND_METERS: Meter[] = CATALOG.meters.map((m) => ({ ...m, group_by: m.group_by ?? [], allow_negative: m.allow_negative ?? false }));
-const TEMPERATURE: Meter = { id: 'temperature_peak', event_type: 'com.test.temperature', aggregation: 'max', value: "$.reading['celsius']", group_by: ['site'], allow_negative: true };
-const REQUEST_BYTES: Meter = { id: 'request_bytes', event_type: 'com.northwind.api.request', aggregation: 'sum', value: '$.bytes', group_by: ['region', 'method'], allow_negative: false };
+const NORTHWIND_METERS: Meter[] = CATALOG.meters.map((m) => ({
+  ...m,
+  group_by: m.group_by ?? [],
+  allow_negative: m.allow_negative ?? false,
+}));
+const TEMPERATURE: Meter = {
+  id: 'temperature_peak',
+  event_type: 'com.test.temperature',
+  aggregation: 'max',
+  value: "$.reading['celsius']",
+  group_by: ['site'],
+  allow_negative: true,
+};
+const REQUEST_BYTES: Meter = {
+  id: 'request_bytes',
+  event_type: 'com.northwind.api.request',
+  aggregation: 'sum',
+  value: '$.bytes',
+  group_by: ['region', 'method'],
+  allow_negative: false,
+};
 
 function groupByType(meters: readonly Meter[]): Map<string, Meter[]> {
   const map = new Map<string, Meter[]>();
@@ -104,14 +122,24 @@ describe('validateEvent: bad input, each rule by path and code', () => {
     ['time the Go zero value', event({ time: '0001-01-01T00:00:00Z' }), 'time', 'out_of_range'],
     ['time beyond the skew', event({ time: '2026-12-01T00:10:00.001Z' }), 'time', 'future_time'],
     ['datacontenttype text/plain', event({ datacontenttype: 'text/plain' }), 'datacontenttype', 'unsupported_datacontenttype'],
-    ['datacontenttype cloudevents+json', event({ datacontenttype: 'application/cloudevents+json' }), 'datacontenttype', 'unsupported_datacontenttype'],
+    [
+      'datacontenttype cloudevents+json',
+      event({ datacontenttype: 'application/cloudevents+json' }),
+      'datacontenttype',
+      'unsupported_datacontenttype',
+    ],
     ['dataschema not a URI', event({ dataschema: 'not a uri' }), 'dataschema', 'not_uri'],
     ['data_base64', event({ data: undefined, data_base64: 'AAAA' }), 'data_base64', 'binary_data_not_supported'],
     ['data an array', event({ data: [1, 2] }), 'data', 'not_object'],
     ['data a string', event({ data: '<xml/>' }), 'data', 'not_object'],
     ['extension name with upper case', event({ Region: 'x' }), 'Region', 'invalid_attribute_name'],
     ['extension name with a dash', event({ 'trace-id': 'x' }), 'trace-id', 'invalid_attribute_name'],
-    ['extension name too long', event({ ['a'.repeat(INGEST_LIMITS.attributeNameLengthMax + 1)]: 'x' }), 'a'.repeat(INGEST_LIMITS.attributeNameLengthMax + 1), 'attribute_name_too_long'],
+    [
+      'extension name too long',
+      event({ ['a'.repeat(INGEST_LIMITS.attributeNameLengthMax + 1)]: 'x' }),
+      'a'.repeat(INGEST_LIMITS.attributeNameLengthMax + 1),
+      'attribute_name_too_long',
+    ],
     ['extension value an object', event({ tenantinfo: { a: 1 } }), 'tenantinfo', 'invalid_extension_value'],
     ['extension value a fraction', event({ weight: 1.5 }), 'weight', 'invalid_extension_value'],
     ['extension value beyond int32', event({ seq: 2 ** 31 }), 'seq', 'invalid_extension_value'],
@@ -150,8 +178,18 @@ describe('validateEvent: bad input, each rule by path and code', () => {
     ['unique_count missing', event({ type: 'com.northwind.analytics.session', data: {} }), 'data.user_id', 'missing_value'],
     ['dimension an object', event({ data: { region: { name: 'eu' } } }), 'data.region', 'not_dimension'],
     ['dimension too long', event({ data: { region: 'r'.repeat(INGEST_LIMITS.dimensionLengthMax + 1) } }), 'data.region', 'too_long'],
-    ['quoted JSONPath member', event({ type: 'com.test.temperature', data: { site: 'a', reading: { celsius: 'cold' } } }), 'data.reading.celsius', 'not_decimal'],
-    ['unknown subject with a bad value is rejected, not quarantined', event({ subject: 'nobody', type: 'com.northwind.storage.usage', data: { gb_hours: 'NaN' } }), 'data.gb_hours', 'not_decimal'],
+    [
+      'quoted JSONPath member',
+      event({ type: 'com.test.temperature', data: { site: 'a', reading: { celsius: 'cold' } } }),
+      'data.reading.celsius',
+      'not_decimal',
+    ],
+    [
+      'unknown subject with a bad value is rejected, not quarantined',
+      event({ subject: 'nobody', type: 'com.northwind.storage.usage', data: { gb_hours: 'NaN' } }),
+      'data.gb_hours',
+      'not_decimal',
+    ],
   ];
   for (const [name, raw, path, code, ctx] of cases) {
     it(`${name} -> ${path || '(event)'}: ${code}`, () => {
@@ -228,7 +266,9 @@ describe('validateEvent: accepted forms', () => {
   });
 
   it('takes negative values where the meter allows them, and a quoted JSONPath member', () => {
-    const e = valid(validateEvent(event({ type: 'com.test.temperature', data: { site: 'oslo', reading: { celsius: -12.5 } } }), 0, CONTEXT));
+    const e = valid(
+      validateEvent(event({ type: 'com.test.temperature', data: { site: 'oslo', reading: { celsius: -12.5 } } }), 0, CONTEXT),
+    );
     assert.deepEqual(e.values, { temperature_peak: '-12.5' });
     assert.deepEqual(e.dimensions, { temperature_peak: { site: 'oslo' } });
   });
@@ -248,7 +288,10 @@ describe('validateEvent: accepted forms', () => {
     assert.deepEqual(e.dimensions, { api_calls: { region: 'eu' }, request_bytes: { region: 'eu', method: '' } });
     const bad = validateEvent(event({ data: { region: 'eu' } }), 0, ctx);
     assert.ok(bad.status === 'rejected');
-    assert.deepEqual(bad.problems.map((p) => p.path), ['data.bytes']);
+    assert.deepEqual(
+      bad.problems.map((p) => p.path),
+      ['data.bytes'],
+    );
   });
 
   it('reads RFC 3339 offsets, lower-case t and z, and truncates fractions to milliseconds', () => {
@@ -273,7 +316,15 @@ describe('validateEvent: accepted forms', () => {
   it('treats null optional attributes as unset and accepts spec extensions', () => {
     const e = valid(
       validateEvent(
-        event({ dataschema: null, datacontenttype: 'application/json; charset=utf-8', traceparent: '00-abc-01', seq: -5, sampled: true, unsetext: null, ['x'.repeat(21)]: 'longer than recommended' }),
+        event({
+          dataschema: null,
+          datacontenttype: 'application/json; charset=utf-8',
+          traceparent: '00-abc-01',
+          seq: -5,
+          sampled: true,
+          unsetext: null,
+          ['x'.repeat(21)]: 'longer than recommended',
+        }),
         0,
         CONTEXT,
       ),
@@ -290,7 +341,10 @@ describe('validateEvent: quarantine', () => {
     const verdict = validateEvent(raw, 3, CONTEXT);
     assert.ok(verdict.status === 'quarantined');
     assert.equal(verdict.reason, 'unknown_type');
-    assert.deepEqual(verdict.problems.map((p) => [p.path, p.code]), [['type', 'unknown_type']]);
+    assert.deepEqual(
+      verdict.problems.map((p) => [p.path, p.code]),
+      [['type', 'unknown_type']],
+    );
     assert.equal(verdict.event.raw, raw);
     assert.equal(verdict.event.customer, 'acme');
     assert.equal(verdict.event.content_hash, eventContentHash(raw));
@@ -300,7 +354,10 @@ describe('validateEvent: quarantine', () => {
     const verdict = validateEvent(event({ subject: 'acme-eu' }), 0, CONTEXT);
     assert.ok(verdict.status === 'quarantined');
     assert.equal(verdict.reason, 'unknown_subject');
-    assert.deepEqual(verdict.problems.map((p) => [p.path, p.code]), [['subject', 'unknown_subject']]);
+    assert.deepEqual(
+      verdict.problems.map((p) => [p.path, p.code]),
+      [['subject', 'unknown_subject']],
+    );
     assert.equal(verdict.event.customer, null);
     assert.equal(verdict.event.time, '2026-11-03T10:00:00.000Z');
   });
@@ -356,7 +413,10 @@ describe('eventKey and parseNdjson', () => {
   it('parses NDJSON line by line, skipping blank lines and naming malformed ones', () => {
     const text = `${JSON.stringify(event())}\r\n\n{not json\n  \n${JSON.stringify({ id: 2 })}\n`;
     const lines = parseNdjson(text);
-    assert.deepEqual(lines.map((l) => l.line), [1, 3, 5]);
+    assert.deepEqual(
+      lines.map((l) => l.line),
+      [1, 3, 5],
+    );
     assert.deepEqual(lines[0]!.value, event());
     assert.equal(lines[1]!.value, undefined);
     assert.equal(lines[1]!.problem?.path, 'line 3');
@@ -371,7 +431,9 @@ describe('content hash fast path', () => {
     const fc = (await import('fast-check')).default;
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 6 }), (value) => {
-        const expected = createHash('sha256').update(canonicalize(value) ?? 'null').digest('hex');
+        const expected = createHash('sha256')
+          .update(canonicalize(value) ?? 'null')
+          .digest('hex');
         assert.equal(eventContentHash(value), expected);
       }),
       { numRuns: 2000 },
@@ -379,7 +441,12 @@ describe('content hash fast path', () => {
   });
   it('agrees on NUL characters (the slow path) and on number forms', () => {
     for (const value of [{ 'b\u0000': 1 }, ['x\u0000', { z: 1, a: [2] }], { e: 1e21, f: -0, g: 0.1, h: 5e-7 }]) {
-      assert.equal(eventContentHash(value), createHash('sha256').update(canonicalize(value) ?? 'null').digest('hex'));
+      assert.equal(
+        eventContentHash(value),
+        createHash('sha256')
+          .update(canonicalize(value) ?? 'null')
+          .digest('hex'),
+      );
     }
   });
 });
@@ -395,7 +462,10 @@ describe('strict NDJSON lines and a total content hash', () => {
       Buffer.from('{"data":{"gb_hours":1e-400}}'),
     ]);
     const lines = parseNdjson(bytes);
-    assert.deepEqual(lines.map((l) => l.line), [1, 2, 3, 5]);
+    assert.deepEqual(
+      lines.map((l) => l.line),
+      [1, 2, 3, 5],
+    );
     assert.deepEqual(lines[0]!.value, { id: 'a' });
     assert.deepEqual([lines[1]!.problem?.path, lines[1]!.problem?.code], ['line 2', 'invalid_utf8']);
     assert.match(lines[1]!.problem!.message, /line 2, byte 15/);
@@ -408,6 +478,7 @@ describe('strict NDJSON lines and a total content hash', () => {
   it('hashes any value without throwing, deterministically, and valid JSON as RFC 8785 does', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 5000; i += 1) deep = [deep];
+    // eslint-disable-next-line no-loss-of-precision -- 1e309 is the point: it overflows to Infinity, which must be refused
     for (const value of [[Infinity], { id: '\ud800' }, deep, [NaN, -Infinity], [{ e: 1e309 }]]) {
       const hash = eventContentHash(value);
       assert.match(hash, /^[0-9a-f]{64}$/);

@@ -26,7 +26,15 @@ let anonymous: Client<paths>;
 let baseUrl: string;
 
 const raw = (body: unknown) => String(body); // bodies the client sends as given: CloudEvents batches, YAML, signed webhooks
-const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//client-test', type, subject, time: '2026-10-10T00:00:00Z', data });
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//client-test',
+  type,
+  subject,
+  time: '2026-10-10T00:00:00Z',
+  data,
+});
 
 before(async () => {
   store = await testStore();
@@ -56,18 +64,32 @@ describe('the generated client, end to end', () => {
   });
 
   it('ingests a batch and answers each event', async () => {
-    const batch = [ev('c1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('c2', 'umbrella', 'com.northwind.api.request', {}), ev('c3', 'umbrella', 'com.northwind.api.request', {}), ev('c2', 'umbrella', 'com.northwind.api.request', {})];
-    const { data, response } = await ingest.POST('/v1/events', { body: JSON.stringify(batch), headers: { 'content-type': 'application/cloudevents-batch+json' }, bodySerializer: raw });
+    const batch = [
+      ev('c1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }),
+      ev('c2', 'umbrella', 'com.northwind.api.request', {}),
+      ev('c3', 'umbrella', 'com.northwind.api.request', {}),
+      ev('c2', 'umbrella', 'com.northwind.api.request', {}),
+    ];
+    const { data, response } = await ingest.POST('/v1/events', {
+      body: JSON.stringify(batch),
+      headers: { 'content-type': 'application/cloudevents-batch+json' },
+      bodySerializer: raw,
+    });
     assert.equal(response.status, 200);
     // The document says a batch is answered with counts and results, a single event with one result.
     assert.ok(data && 'counts' in data, 'a batch answer');
     assert.deepEqual(data.counts, { accepted: 3, duplicate: 1, conflict: 0, rejected: 0, quarantined: 0 });
     assert.match(data.batch_id ?? '', /^ub:v1:/);
-    assert.deepEqual(data.results?.map((r) => r.status), ['accepted', 'accepted', 'accepted', 'duplicate']);
+    assert.deepEqual(
+      data.results?.map((r) => r.status),
+      ['accepted', 'accepted', 'accepted', 'duplicate'],
+    );
   });
 
   it('reads usage with typed query parameters', async () => {
-    const { data, response } = await reader.GET('/v1/usage', { params: { query: { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01' } } });
+    const { data, response } = await reader.GET('/v1/usage', {
+      params: { query: { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01' } },
+    });
     assert.equal(response.status, 200);
     const total = (data?.usage ?? []).reduce((sum, row) => sum + BigInt(row.quantity ?? '0'), 0n);
     assert.equal(total, 2n);
@@ -107,14 +129,28 @@ describe('the generated client, end to end', () => {
 
   it('posts a signed payment webhook; an overpayment becomes an exception listed for finance operations', async () => {
     const invoice = (await reader.GET('/v1/invoices/{id}', { params: { path: { id: invoiceNumber } } })).data!;
-    const payment = { id: 'pay-client-1', invoice: invoiceNumber, amount: '999999.00', currency: invoice.currency, received_on: '2026-11-05' };
+    const payment = {
+      id: 'pay-client-1',
+      invoice: invoiceNumber,
+      amount: '999999.00',
+      currency: invoice.currency,
+      received_on: '2026-11-05',
+    };
     const body = JSON.stringify(payment);
     const t = Math.floor(Date.now() / 1000);
     const signature = createHmac('sha256', SECRET).update(`${t}.${body}`).digest('hex');
-    const paid = await anonymous.POST('/v1/payments', { body: payment, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: () => body });
+    const paid = await anonymous.POST('/v1/payments', {
+      body: payment,
+      headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` },
+      bodySerializer: () => body,
+    });
     assert.equal(paid.response.status, 200, JSON.stringify(paid.error));
     assert.equal(paid.data?.status, 'exception');
-    const replayed = await anonymous.POST('/v1/payments', { body: payment, headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` }, bodySerializer: () => body });
+    const replayed = await anonymous.POST('/v1/payments', {
+      body: payment,
+      headers: { 'content-type': 'application/json', 'accrue-signature': `t=${t},v1=${signature}` },
+      bodySerializer: () => body,
+    });
     assert.equal(replayed.response.status, 409);
     const listed = await reader.GET('/v1/exceptions', { params: { query: { queue: 'finance_operations', status: 'open' } } });
     assert.equal(listed.response.status, 200);
@@ -125,8 +161,12 @@ describe('the generated client, end to end', () => {
 
   it('lists a dead letter and replays it', async () => {
     // An ERP that refuses every document permanently: the outbox dead-letters the journal at once.
-    const journal = (await store.pool.query<{ id: string }>("SELECT id FROM journals WHERE kind = 'invoice' ORDER BY id LIMIT 1")).rows[0]!.id;
-    await store.pool.query("INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, 'refusing', 'journal', $2)", [`out:v1:refusing:${journal}`, journal]);
+    const journal = (await store.pool.query<{ id: string }>("SELECT id FROM journals WHERE kind = 'invoice' ORDER BY id LIMIT 1")).rows[0]!
+      .id;
+    await store.pool.query("INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, 'refusing', 'journal', $2)", [
+      `out:v1:refusing:${journal}`,
+      journal,
+    ]);
     const refusing: ErpTarget = {
       name: 'refusing',
       limits: { concurrency: 1, requestsPerMinute: 60_000 },

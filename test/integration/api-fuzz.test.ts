@@ -25,7 +25,16 @@ const SECRET = 'whsec_fuzz';
 /** Requests per operation: enough to reach the schema branches and hostile values, bounded so the file runs in about a minute. */
 const RUNS_PER_OPERATION = 100;
 
-type Schema = Record<string, unknown> & { $ref?: string; type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema; enum?: unknown[]; anyOf?: Schema[]; oneOf?: Schema[] };
+type Schema = Record<string, unknown> & {
+  $ref?: string;
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  enum?: unknown[];
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+};
 interface Parameter {
   in: 'path' | 'query' | 'header';
   name: string;
@@ -61,8 +70,24 @@ before(async () => {
     store.pool,
     catalog,
     [
-      { specversion: '1.0', id: 'f1', source: '//fuzz', type: 'com.northwind.api.request', subject: 'umbrella', time: '2026-10-02T00:00:00Z', data: { region: 'eu-west-1' } },
-      { specversion: '1.0', id: 'f2', source: '//fuzz', type: 'com.northwind.api.request', subject: 'acme-prod', time: '2026-10-03T00:00:00Z', data: { region: 'us-east-1' } },
+      {
+        specversion: '1.0',
+        id: 'f1',
+        source: '//fuzz',
+        type: 'com.northwind.api.request',
+        subject: 'umbrella',
+        time: '2026-10-02T00:00:00Z',
+        data: { region: 'eu-west-1' },
+      },
+      {
+        specversion: '1.0',
+        id: 'f2',
+        source: '//fuzz',
+        type: 'com.northwind.api.request',
+        subject: 'acme-prod',
+        time: '2026-10-03T00:00:00Z',
+        data: { region: 'us-east-1' },
+      },
     ],
     { channel: 'file', now: new Date('2026-11-01T00:00:00Z') },
   );
@@ -88,7 +113,10 @@ before(async () => {
   known.set('period', ['2026-10', '2026-11']);
   known.set('from', ['2026-10-01', '2026-10-01T00:00:00Z']);
   known.set('to', ['2026-11-01', '2026-11-01T00:00:00+01:00']);
-  known.set('meter', catalog.catalog.meters.map((m) => m.id));
+  known.set(
+    'meter',
+    catalog.catalog.meters.map((m) => m.id),
+  );
   known.set('source', ['//fuzz']);
   known.set('after', seqs);
   known.set('currency', ['EUR', 'USD', 'JPY', 'KWD']);
@@ -149,7 +177,10 @@ const HOSTILE_STRINGS = [
 const hostileString = fc.oneof(
   { arbitrary: fc.constantFrom(...HOSTILE_STRINGS), weight: 6 },
   { arbitrary: fc.string({ unit: 'binary', maxLength: 30 }), weight: 2 },
-  { arbitrary: fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 3 }), weight: 1 },
+  {
+    arbitrary: fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 3 }),
+    weight: 1,
+  },
 );
 
 /** JSON values of every type, numbers at their edges, nested deep. */
@@ -194,11 +225,16 @@ function valid(schemaIn: Schema, depth = 0, hostile = false): fc.Arbitrary<unkno
       const maxLength = (schema.maxLength as number | undefined) ?? 64;
       if (schema.format === 'date') return dateIn('1970-01-01', '9998-12-31').map((d) => d.toISOString().slice(0, 10));
       if (schema.format === 'date-time') return dateIn('1970-01-01', '9998-12-31').map((d) => d.toISOString());
-      const base = schema.pattern ? fc.stringMatching(new RegExp(schema.pattern as string, 'u')) : fc.string({ minLength, maxLength: Math.min(maxLength, 64) });
+      const base = schema.pattern
+        ? fc.stringMatching(new RegExp(schema.pattern as string, 'u'))
+        : fc.string({ minLength, maxLength: Math.min(maxLength, 64) });
       return base.filter((s) => s.length >= minLength && s.length <= maxLength);
     }
     case 'integer':
-      return fc.integer({ min: (schema.minimum as number | undefined) ?? -1_000_000, max: (schema.maximum as number | undefined) ?? 1_000_000 });
+      return fc.integer({
+        min: (schema.minimum as number | undefined) ?? -1_000_000,
+        max: (schema.maximum as number | undefined) ?? 1_000_000,
+      });
     case 'number':
       return fc.double({ noNaN: true, noDefaultInfinity: true });
     case 'boolean':
@@ -206,9 +242,12 @@ function valid(schemaIn: Schema, depth = 0, hostile = false): fc.Arbitrary<unkno
     case 'null':
       return fc.constant(null);
     case 'array':
-      return depth > 4 ? fc.constant([]) : fc.array(schema.items ? valid(schema.items, depth + 1) : fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 });
+      return depth > 4
+        ? fc.constant([])
+        : fc.array(schema.items ? valid(schema.items, depth + 1) : fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 });
     case 'object': {
-      if (!schema.properties || depth > 4) return fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
+      if (!schema.properties || depth > 4)
+        return fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
       const properties = Object.entries(schema.properties);
       const record = (hostileName?: string) => {
         const model: Record<string, fc.Arbitrary<unknown>> = {};
@@ -249,7 +288,11 @@ function mutateOne(value: unknown, mutate: (v: string) => string, pick: number):
   const countStrings = (node: unknown): void => {
     if (typeof node === 'string') count += 1;
     else if (Array.isArray(node)) node.forEach(countStrings);
-    else if (typeof node === 'object' && node !== null) for (const [, item] of Object.entries(node)) (count += 1), countStrings(item);
+    else if (typeof node === 'object' && node !== null)
+      for (const [, item] of Object.entries(node)) {
+        count += 1;
+        countStrings(item);
+      }
   };
   countStrings(value);
   if (count === 0) return value;
@@ -271,7 +314,10 @@ function field(name: string, schema: Schema, hostile: boolean, depth = 0): fc.Ar
   if (hostile) {
     options.push({ arbitrary: hostileJson, weight: 4 });
     const start = known.get(name)?.length ? fc.oneof(valid(schema, depth), fc.constantFrom(...known.get(name)!)) : valid(schema, depth);
-    options.push({ arbitrary: fc.tuple(start, fc.constantFrom(...MUTATIONS), fc.nat()).map(([v, mutate, pick]) => mutateOne(v, mutate, pick)), weight: 4 });
+    options.push({
+      arbitrary: fc.tuple(start, fc.constantFrom(...MUTATIONS), fc.nat()).map(([v, mutate, pick]) => mutateOne(v, mutate, pick)),
+      weight: 4,
+    });
   }
   const values = known.get(name);
   if (values?.length) options.push({ arbitrary: fc.constantFrom(...values), weight: 3 });
@@ -281,7 +327,12 @@ function field(name: string, schema: Schema, hostile: boolean, depth = 0): fc.Ar
 /** Text for a URL: valid, known or hostile strings (numbers and other types as their text). */
 const urlText = (name: string, schema: Schema, hostile: boolean) => {
   const text = field(name, schema, hostile).map((v) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? '')));
-  return hostile ? fc.oneof({ arbitrary: text, weight: 10 }, { arbitrary: fc.constantFrom('%', '%zz', '%C0%AF', '%FF', '%ED%A0%80', '%E0%A4%A'), weight: 1 }) : text;
+  return hostile
+    ? fc.oneof(
+        { arbitrary: text, weight: 10 },
+        { arbitrary: fc.constantFrom('%', '%zz', '%C0%AF', '%FF', '%ED%A0%80', '%E0%A4%A'), weight: 1 },
+      )
+    : text;
 };
 
 /** Percent-encodes as UTF-8, a lone surrogate as the three bytes it would have (WTF-8), so the server sees it. Raw `%..` tokens pass through. */
@@ -303,7 +354,13 @@ function encode(text: string): string {
       }
     }
     const bytes =
-      cp < 0x80 ? [cp] : cp < 0x800 ? [0xc0 | (cp >> 6), 0x80 | (cp & 63)] : cp < 0x10000 ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)] : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)];
+      cp < 0x80
+        ? [cp]
+        : cp < 0x800
+          ? [0xc0 | (cp >> 6), 0x80 | (cp & 63)]
+          : cp < 0x10000
+            ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)]
+            : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)];
     out += bytes.map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
   }
   return out;
@@ -365,20 +422,36 @@ function requestsOf(path: string, method: string, operation: Operation, hostileS
       ? fc.tuple(fc.constantFrom('unknown', 'limit', '__proto__', 'constructor'), fc.constantFrom(...HOSTILE_STRINGS))
       : fc.constant(undefined);
   const contents = Object.entries(operation.requestBody?.content ?? {});
-  const generated = contents.length === 0 ? fc.constant({}) : fc.constantFrom(...contents).chain(([type, { schema }]) =>
-    field(`body:${operation.operationId}`, schema, hostile).map((value) => ({ type, payload: typeof value === 'string' && resolve(schema).type === 'string' ? value : (JSON.stringify(value) ?? 'null') })),
-  );
+  const generated =
+    contents.length === 0
+      ? fc.constant({})
+      : fc.constantFrom(...contents).chain(([type, { schema }]) =>
+          field(`body:${operation.operationId}`, schema, hostile).map((value) => ({
+            type,
+            payload: typeof value === 'string' && resolve(schema).type === 'string' ? value : (JSON.stringify(value) ?? 'null'),
+          })),
+        );
   const body: fc.Arbitrary<{ type?: string; payload?: string | Buffer }> =
     contents.length === 0
       ? fc.constant({})
       : !hostile
         ? generated
         : fc.oneof(
-          { arbitrary: generated, weight: 6 },
-          { arbitrary: fc.tuple(fc.constantFrom(...contents.map(([type]) => type)), fc.constantFrom(...HOSTILE_BODIES)).map(([type, payload]) => ({ type, payload })), weight: 2 },
-          { arbitrary: fc.constantFrom(...contents.map(([type]) => type)).map((type) => ({ type, payload: Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) })), weight: 1 },
-          { arbitrary: fc.constantFrom('text/plain', 'application/xml').map((type) => ({ type, payload: '{}' })), weight: 1 },
-        );
+            { arbitrary: generated, weight: 6 },
+            {
+              arbitrary: fc
+                .tuple(fc.constantFrom(...contents.map(([type]) => type)), fc.constantFrom(...HOSTILE_BODIES))
+                .map(([type, payload]) => ({ type, payload })),
+              weight: 2,
+            },
+            {
+              arbitrary: fc
+                .constantFrom(...contents.map(([type]) => type))
+                .map((type) => ({ type, payload: Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) })),
+              weight: 1,
+            },
+            { arbitrary: fc.constantFrom('text/plain', 'application/xml').map((type) => ({ type, payload: '{}' })), weight: 1 },
+          );
   return fc.tuple(pathArb, queryArb, extraQuery, body).map(([pathValues, query, extra, { type, payload }]) => {
     let url = path;
     pathParams.forEach((p, i) => {
@@ -390,7 +463,11 @@ function requestsOf(path: string, method: string, operation: Operation, hostileS
     const headers: Record<string, string> = { authorization: `Bearer ${admin}` };
     if (type) headers['content-type'] = type;
     if (path === '/v1/payments' && payload !== undefined) {
-      headers['accrue-signature'] = signWebhook(SECRET, typeof payload === 'string' ? payload : payload.toString('utf8'), Math.floor(Date.now() / 1000));
+      headers['accrue-signature'] = signWebhook(
+        SECRET,
+        typeof payload === 'string' ? payload : payload.toString('utf8'),
+        Math.floor(Date.now() / 1000),
+      );
     }
     return { method: method.toUpperCase(), url, headers, ...(payload !== undefined ? { payload } : {}) };
   });
@@ -399,11 +476,18 @@ function requestsOf(path: string, method: string, operation: Operation, hostileS
 function responseSchema(path: string, method: string, status: number, type: string): string | undefined {
   const content = doc.paths[path]![method]!.responses[String(status)]?.content;
   if (!content?.[type]) return undefined;
-  const pointer = ['paths', path, method, 'responses', String(status), 'content', type, 'schema'].map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+  const pointer = ['paths', path, method, 'responses', String(status), 'content', type, 'schema']
+    .map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1'))
+    .join('/');
   return `openapi#/${pointer}`;
 }
 
-const shown = (request: Request) => JSON.stringify({ ...request, headers: { ...request.headers, authorization: 'Bearer <admin>' }, payload: typeof request.payload === 'string' ? request.payload.slice(0, 300) : request.payload?.toString('hex') });
+const shown = (request: Request) =>
+  JSON.stringify({
+    ...request,
+    headers: { ...request.headers, authorization: 'Bearer <admin>' },
+    payload: typeof request.payload === 'string' ? request.payload.slice(0, 300) : request.payload?.toString('hex'),
+  });
 
 async function check(path: string, method: string, request: Request, statuses: Map<number, number>): Promise<void> {
   const response = await app.inject(request);
@@ -424,7 +508,10 @@ async function check(path: string, method: string, request: Request, statuses: M
   if (type === 'application/pdf') return;
   const ref = responseSchema(path, method, response.statusCode, 'application/json');
   assert.ok(ref, `no JSON schema for ${response.statusCode}: ${where}`);
-  assert.ok(ajv.validate({ $ref: ref }, response.json()), `the ${response.statusCode} body does not match its schema (${ajv.errorsText()}): ${where}`);
+  assert.ok(
+    ajv.validate({ $ref: ref }, response.json()),
+    `the ${response.statusCode} body does not match its schema (${ajv.errorsText()}): ${where}`,
+  );
 }
 
 describe('every operation of openapi.json, fuzzed', () => {
@@ -445,7 +532,12 @@ describe('every operation of openapi.json, fuzzed', () => {
         fc.asyncProperty(requests(path, method, operation), (request) => check(path, method, request, statuses)),
         { numRuns: RUNS_PER_OPERATION, includeErrorInReport: true },
       );
-      t.diagnostic(`statuses: ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}`);
+      t.diagnostic(
+        `statuses: ${[...statuses]
+          .sort(([a], [b]) => a - b)
+          .map(([s, n]) => `${s}×${n}`)
+          .join(' ')}`,
+      );
     });
   }
 });

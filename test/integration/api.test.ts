@@ -21,7 +21,16 @@ const RECENT = new Date(Date.now() - 60_000).toISOString();
 const recent = () => RECENT;
 
 function event(id: string, overrides: Record<string, unknown> = {}) {
-  return { specversion: '1.0', id, source: '//api-test', type: 'com.northwind.api.request', subject: 'acme-prod', time: recent(), data: { region: 'us-east-1' }, ...overrides };
+  return {
+    specversion: '1.0',
+    id,
+    source: '//api-test',
+    type: 'com.northwind.api.request',
+    subject: 'acme-prod',
+    time: recent(),
+    data: { region: 'us-east-1' },
+    ...overrides,
+  };
 }
 
 before(async () => {
@@ -38,33 +47,66 @@ after(async () => {
 
 describe('catalog over HTTP', () => {
   it('refuses events before any catalog is in force', async () => {
-    const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('early')) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('early')),
+    });
     assert.equal(res.statusCode, 409);
     assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8');
   });
 
   it('applies a YAML catalog with an admin key, and refuses it with an ingest key', async () => {
-    const denied = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(ingestKey), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    const denied = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(ingestKey), 'content-type': 'application/yaml' },
+      payload: NORTHWIND,
+    });
     assert.equal(denied.statusCode, 403);
-    const res = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(admin), 'content-type': 'application/yaml' },
+      payload: NORTHWIND,
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(res.json().version, 1);
-    const again = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: NORTHWIND });
+    const again = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(admin), 'content-type': 'application/yaml' },
+      payload: NORTHWIND,
+    });
     assert.equal(again.json().changed, false);
   });
 
   it('lists every problem of an invalid catalog by path', async () => {
     const bad = NORTHWIND.replace('{ up_to: "1000000", unit_amount: "0.0004" }', '{ up_to: "10", unit_amount: "0.0004" }');
-    const res = await app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': 'application/yaml' }, payload: bad });
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(admin), 'content-type': 'application/yaml' },
+      payload: bad,
+    });
     assert.equal(res.statusCode, 400);
     const body = res.json();
-    assert.ok(body.errors.some((e: { path: string }) => e.path === 'plans[0].prices[1].versions[0].tiers[1].up_to'), res.body);
+    assert.ok(
+      body.errors.some((e: { path: string }) => e.path === 'plans[0].prices[1].versions[0].tiers[1].up_to'),
+      res.body,
+    );
   });
 });
 
 describe('events over HTTP', () => {
   it('takes one structured event, a batch, binary mode and NDJSON', async () => {
-    const single = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-1')) });
+    const single = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('h-1')),
+    });
     assert.equal(single.statusCode, 200, single.body);
     assert.equal(single.json().results[0].status, 'accepted');
     const batch = await app.inject({
@@ -74,12 +116,24 @@ describe('events over HTTP', () => {
       payload: JSON.stringify([event('h-1'), event('h-2'), event('h-3', { time: 'yesterday' })]),
     });
     assert.equal(batch.statusCode, 200);
-    assert.deepEqual(batch.json().results.map((r: { status: string }) => r.status), ['duplicate', 'accepted', 'rejected']);
+    assert.deepEqual(
+      batch.json().results.map((r: { status: string }) => r.status),
+      ['duplicate', 'accepted', 'rejected'],
+    );
     assert.equal(batch.json().results[2].problems[0].path, 'time');
     const binary = await app.inject({
       method: 'POST',
       url: '/v1/events',
-      headers: { ...auth(ingestKey), 'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': 'h-bin', 'ce-source': '//api-test', 'ce-type': 'com.northwind.api.request', 'ce-subject': 'acme-prod', 'ce-time': recent() },
+      headers: {
+        ...auth(ingestKey),
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': 'h-bin',
+        'ce-source': '//api-test',
+        'ce-type': 'com.northwind.api.request',
+        'ce-subject': 'acme-prod',
+        'ce-time': recent(),
+      },
       payload: JSON.stringify({ region: 'eu-central-1' }),
     });
     assert.equal(binary.statusCode, 200, binary.body);
@@ -90,32 +144,65 @@ describe('events over HTTP', () => {
       payload: `${JSON.stringify(event('h-4'))}\n{not json\n${JSON.stringify(event('h-5'))}\n`,
     });
     assert.equal(ndjson.statusCode, 200);
-    assert.deepEqual(ndjson.json().results.map((r: { status: string }) => r.status), ['accepted', 'rejected', 'accepted']);
+    assert.deepEqual(
+      ndjson.json().results.map((r: { status: string }) => r.status),
+      ['accepted', 'rejected', 'accepted'],
+    );
   });
 
   it('answers a single conflicting or invalid event with problem details naming the field', async () => {
-    const conflict = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-1', { data: { region: 'x' } })) });
+    const conflict = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('h-1', { data: { region: 'x' } })),
+    });
     assert.equal(conflict.statusCode, 409);
-    const invalid = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-9', { specversion: '0.3' })) });
+    const invalid = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('h-9', { specversion: '0.3' })),
+    });
     assert.equal(invalid.statusCode, 400);
     assert.equal(invalid.json().errors[0].path, 'specversion');
   });
 
   it('refuses malformed JSON, oversize bodies and oversize batches without harm', async () => {
-    const malformed = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: '{"id": ' });
+    const malformed = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: '{"id": ',
+    });
     assert.equal(malformed.statusCode, 400);
     assert.equal(malformed.json().type, 'https://accrue.dev/problems/malformed_json');
-    const huge = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' }, payload: 'x'.repeat(300 * 1024) });
+    const huge = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' },
+      payload: 'x'.repeat(300 * 1024),
+    });
     assert.equal(huge.statusCode, 413);
     const many = Array.from({ length: 1001 }, (_, i) => ({ id: `m${i}` }));
-    const tooMany = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' }, payload: JSON.stringify(many) });
+    const tooMany = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' },
+      payload: JSON.stringify(many),
+    });
     assert.equal(tooMany.statusCode, 413);
     const count = await store.pool.query("SELECT count(*)::int AS n FROM events WHERE id LIKE 'm%'");
     assert.equal(count.rows[0].n, 0);
   });
 
   it('keeps an ingest key to its sources and away from reads', async () => {
-    const other = await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-src', { source: '//elsewhere' })) });
+    const other = await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('h-src', { source: '//elsewhere' })),
+    });
     assert.equal(other.statusCode, 400);
     assert.equal(other.json().errors[0].path, 'source');
     const read = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(ingestKey) });
@@ -174,16 +261,33 @@ describe('events over HTTP', () => {
     assert.equal(closed.statusCode, 200, closed.body);
     const early = month === current; // RECENT is a minute ago: in a month's first minute, its month has ended
     assert.equal(closed.json().early, early);
-    const audit = (await store.pool.query("SELECT action, details->>'code' AS code FROM audit_log WHERE action LIKE 'billing_run.close%' ORDER BY seq")).rows;
-    assert.deepEqual(audit.map((r) => `${r.action}${r.code ? ` ${r.code}` : ''}`), ['billing_run.close_refused period_not_ended', 'billing_run.close_refused period_in_future', ...(early ? ['billing_run.close_early'] : []), 'billing_run.close']);
+    const audit = (
+      await store.pool.query("SELECT action, details->>'code' AS code FROM audit_log WHERE action LIKE 'billing_run.close%' ORDER BY seq")
+    ).rows;
+    assert.deepEqual(
+      audit.map((r) => `${r.action}${r.code ? ` ${r.code}` : ''}`),
+      [
+        'billing_run.close_refused period_not_ended',
+        'billing_run.close_refused period_in_future',
+        ...(early ? ['billing_run.close_early'] : []),
+        'billing_run.close',
+      ],
+    );
     const invoices = closed.json().invoices as Array<{ id: string; number: string; customer: string; total: string }>;
     const acme = invoices.find((i) => i.customer === 'acme')!;
     assert.match(acme.number, /^NWUS-\d{6}$/);
     const json = await app.inject({ method: 'GET', url: `/v1/invoices/${acme.number}`, headers: auth(readKey) });
     assert.equal(json.statusCode, 200);
     assert.equal(json.json().id, acme.id);
-    assert.ok(json.json().lines.some((l: { usage_ref?: string; rating_run?: string }) => typeof l.usage_ref === 'string'), 'lines carry their usage aggregate');
-    const pdf = await app.inject({ method: 'GET', url: `/v1/invoices/${acme.id}`, headers: { ...auth(readKey), accept: 'application/pdf' } });
+    assert.ok(
+      json.json().lines.some((l: { usage_ref?: string; rating_run?: string }) => typeof l.usage_ref === 'string'),
+      'lines carry their usage aggregate',
+    );
+    const pdf = await app.inject({
+      method: 'GET',
+      url: `/v1/invoices/${acme.id}`,
+      headers: { ...auth(readKey), accept: 'application/pdf' },
+    });
     assert.equal(pdf.statusCode, 200);
     assert.equal(pdf.headers['content-type'], 'application/pdf');
     assert.equal(pdf.rawPayload.subarray(0, 5).toString(), '%PDF-');
@@ -192,7 +296,12 @@ describe('events over HTTP', () => {
   });
 
   it('serves Prometheus metrics with ingestion outcomes and the quarantine', async () => {
-    await app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(event('h-q', { subject: 'unknown-tenant' })) });
+    await app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents+json' },
+      payload: JSON.stringify(event('h-q', { subject: 'unknown-tenant' })),
+    });
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     assert.equal(res.statusCode, 200);
     assert.match(res.body, /accrue_events_received_total\{outcome="accepted"\} [1-9]/);
@@ -202,7 +311,14 @@ describe('events over HTTP', () => {
     assert.match(res.body, /^accrue_invoices\{legal_entity="nw-us",kind="invoice",status="finalized"\} [1-9]/m);
     assert.match(res.body, /^accrue_invoice_generation_latency_seconds_count\{legal_entity="nw-us"\} [1-9]/m);
     assert.match(res.body, /^accrue_http_requests_total\{method="POST",route="\/v1\/events",status_code="200"\} [1-9]/m);
-    for (const family of ['accrue_unbilled_estimate_age_seconds', 'accrue_unbilled_amount', 'accrue_outbox_entries', 'accrue_exceptions_open', 'accrue_charge_rejections_total', 'accrue_payment_sync_delay_seconds']) {
+    for (const family of [
+      'accrue_unbilled_estimate_age_seconds',
+      'accrue_unbilled_amount',
+      'accrue_outbox_entries',
+      'accrue_exceptions_open',
+      'accrue_charge_rejections_total',
+      'accrue_payment_sync_delay_seconds',
+    ]) {
       assert.match(res.body, new RegExp(`^# TYPE ${family} `, 'm'), family);
     }
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
@@ -214,6 +330,7 @@ describe('events over HTTP', () => {
     const res = await app.inject({ method: 'GET', url: '/openapi.json' });
     const doc = res.json();
     assert.equal(doc.openapi, '3.1.0');
-    for (const path of ['/v1/events', '/v1/catalog', '/v1/usage', '/v1/periods/{period}/close', '/v1/invoices/{id}']) assert.ok(doc.paths[path], path);
+    for (const path of ['/v1/events', '/v1/catalog', '/v1/usage', '/v1/periods/{period}/close', '/v1/invoices/{id}'])
+      assert.ok(doc.paths[path], path);
   });
 });

@@ -39,17 +39,34 @@ async function tamper(sql: string, params: unknown[] = []): Promise<void> {
 
 describe('audit log in the store', () => {
   it('appends a chain that verifies, with the hash recipe of chain.ts, and reads it back by filter', async () => {
-    const first = await transaction(store.pool, (c) => appendAudit(c, { actor: 'alice', action: 'test.first', subject: 'thing-1', details: { amount_minor: 12345n, list: [1, 'two'] } }));
-    const second = await transaction(store.pool, (c) => appendAudit(c, { actor: 'system:test', action: 'test.second', subject: 'thing-2', reason: 'because' }));
+    const first = await transaction(store.pool, (c) =>
+      appendAudit(c, { actor: 'alice', action: 'test.first', subject: 'thing-1', details: { amount_minor: 12345n, list: [1, 'two'] } }),
+    );
+    const second = await transaction(store.pool, (c) =>
+      appendAudit(c, { actor: 'system:test', action: 'test.second', subject: 'thing-2', reason: 'because' }),
+    );
     assert.equal(first.seq, 1n);
     assert.equal(first.prev_hash, GENESIS_HASH);
     assert.equal(second.seq, 2n);
     assert.equal(second.prev_hash, first.hash);
-    assert.equal(first.hash, auditHash(GENESIS_HASH, { seq: 1n, at: first.at, actor: 'alice', action: 'test.first', subject: 'thing-1', details: { amount_minor: '12345', list: [1, 'two'] } }));
+    assert.equal(
+      first.hash,
+      auditHash(GENESIS_HASH, {
+        seq: 1n,
+        at: first.at,
+        actor: 'alice',
+        action: 'test.first',
+        subject: 'thing-1',
+        details: { amount_minor: '12345', list: [1, 'two'] },
+      }),
+    );
     const [read] = await readAudit(store.pool, { subject: 'thing-2' });
     assert.deepEqual(read, second);
     assert.equal((await readAudit(store.pool, { action: 'test.first' })).length, 1);
-    assert.deepEqual((await readAudit(store.pool, { after: 1n })).map((r) => r.seq), [2n]);
+    assert.deepEqual(
+      (await readAudit(store.pool, { after: 1n })).map((r) => r.seq),
+      [2n],
+    );
     const verdict = await verifyAudit(store.pool);
     assert.equal(verdict.ok, true);
     assert.deepEqual(verdict.ok && verdict.head, { seq: 2n, hash: second.hash });
@@ -105,7 +122,11 @@ describe('audit log in the store', () => {
       await pool.end();
     }
     const verdict = await verifyAudit(store.pool, { pageSize: 7 });
-    assert.equal(verdict.ok, true, JSON.stringify(verdict, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    assert.equal(
+      verdict.ok,
+      true,
+      JSON.stringify(verdict, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    );
     assert.equal(verdict.ok && verdict.count, before.count + writers * each);
     assert.equal((await readAudit(store.pool, { action: 'test.concurrent', limit: 1000 })).length, writers * each);
   });
@@ -144,7 +165,8 @@ describe('audit log: deleted records', () => {
   let fresh: Store;
   before(async () => {
     fresh = await testStore();
-    for (let i = 1; i <= 10; i++) await transaction(fresh.pool, (c) => appendAudit(c, { actor: 'alice', action: 'test.row', subject: `r${i}` }));
+    for (let i = 1; i <= 10; i++)
+      await transaction(fresh.pool, (c) => appendAudit(c, { actor: 'alice', action: 'test.row', subject: `r${i}` }));
   });
   after(async () => {
     await fresh.close();
@@ -185,7 +207,12 @@ describe('audited actions', () => {
       return reference === undefined ? undefined : { reference };
     },
     async post(key, journal) {
-      if (refuse.delete(journal.id)) throw new TargetError('memory ERP: Invalid account reference key 4000', { status: 400, code: 'INVALID_FLD_VALUE', permanent: true });
+      if (refuse.delete(journal.id))
+        throw new TargetError('memory ERP: Invalid account reference key 4000', {
+          status: 400,
+          code: 'INVALID_FLD_VALUE',
+          permanent: true,
+        });
       const reference = `mem-${posted.size + 1}`;
       posted.set(key, reference);
       return { reference };
@@ -193,8 +220,17 @@ describe('audited actions', () => {
   };
   let app: FastifyInstance;
   const records = (action: string) => readAudit(flow.pool, { action, limit: 1000 });
-  const accrue = (...args: string[]) => spawnSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, ...args], { encoding: 'utf8' });
-  const ev = (id: string, subject: string) => ({ specversion: '1.0', id, source: '//audit-test', type: 'com.northwind.storage.usage', subject, time: '2026-10-10T00:00:00Z', data: { gb_hours: '100' } });
+  const accrue = (...args: string[]) =>
+    spawnSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, ...args], { encoding: 'utf8' });
+  const ev = (id: string, subject: string) => ({
+    specversion: '1.0',
+    id,
+    source: '//audit-test',
+    type: 'com.northwind.storage.usage',
+    subject,
+    time: '2026-10-10T00:00:00Z',
+    data: { gb_hours: '100' },
+  });
 
   before(async () => {
     flow = await testStore();
@@ -217,7 +253,10 @@ describe('audited actions', () => {
     assert.deepEqual(apply!.details, { version: 1, hash: applied.value.hash, previous_hash: null, source: 'catalog.yaml' });
 
     const catalog = (await currentCatalog(flow.pool))!;
-    await ingestBatch(flow.pool, catalog, [ev('a1', 'acme-prod'), ev('a2', 'umbrella')], { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
+    await ingestBatch(flow.pool, catalog, [ev('a1', 'acme-prod'), ev('a2', 'umbrella')], {
+      channel: 'file',
+      now: new Date('2026-12-01T00:00:00Z'),
+    });
     const outcome = await closePeriod(flow.pool, catalog, { period: '2026-10', erpTargets: ['memory'], by: 'bob' });
     assert.ok(outcome.invoices.length >= 2);
     const finalized = await records('invoice.finalize');
@@ -226,8 +265,14 @@ describe('audited actions', () => {
       const invoice = outcome.invoices.find((i) => i.id === r.subject)!;
       assert.equal(r.actor, 'system:billing-run');
       assert.deepEqual(r.details, {
-        number: invoice.number, kind: 'invoice', legal_entity: invoice.legal_entity, customer: invoice.customer, currency: invoice.currency,
-        period_start: invoice.period_start, total_minor: invoice.total_minor.toString(), corrects: null,
+        number: invoice.number,
+        kind: 'invoice',
+        legal_entity: invoice.legal_entity,
+        customer: invoice.customer,
+        currency: invoice.currency,
+        period_start: invoice.period_start,
+        total_minor: invoice.total_minor.toString(),
+        corrects: null,
       });
     }
     const [run] = await records('billing_run.close');
@@ -247,7 +292,9 @@ describe('audited actions', () => {
   });
 
   it('records each posting with the ERP reference, a dead letter with its error, and a replay with who replayed it', async () => {
-    const first = (await flow.pool.query<{ document_id: string }>("SELECT document_id FROM outbox WHERE target = 'memory' ORDER BY id LIMIT 1")).rows[0]!;
+    const first = (
+      await flow.pool.query<{ document_id: string }>("SELECT document_id FROM outbox WHERE target = 'memory' ORDER BY id LIMIT 1")
+    ).rows[0]!;
     refuse.add(first.document_id);
     await drainOutbox(flow.pool, erp, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
     const dead = await listDeadLetters(flow.pool, 'memory');
@@ -258,10 +305,18 @@ describe('audited actions', () => {
     assert.equal(deadRecord!.subject, dead[0].document_id);
     assert.match(String((deadRecord!.details as Record<string, unknown>).error), /Invalid account reference key/);
     const postings = await records('outbox.posted');
-    const rows = (await flow.pool.query<{ document_id: string; target_reference: string }>("SELECT document_id, target_reference FROM outbox WHERE status = 'posted'")).rows;
+    const rows = (
+      await flow.pool.query<{ document_id: string; target_reference: string }>(
+        "SELECT document_id, target_reference FROM outbox WHERE status = 'posted'",
+      )
+    ).rows;
     assert.ok(rows.length >= 2);
     assert.equal(postings.length, rows.length);
-    for (const row of rows) assert.equal((postings.find((r) => r.subject === row.document_id)!.details as Record<string, unknown>).reference, row.target_reference);
+    for (const row of rows)
+      assert.equal(
+        (postings.find((r) => r.subject === row.document_id)!.details as Record<string, unknown>).reference,
+        row.target_reference,
+      );
 
     assert.ok(await replayDeadLetter(flow.pool, dead[0].id, 'carol'));
     assert.equal(await replayDeadLetter(flow.pool, dead[0].id, 'carol'), false);
@@ -274,7 +329,11 @@ describe('audited actions', () => {
   });
 
   it('records a void and an applied payment, and nothing for a refused void', async () => {
-    const invoices = (await flow.pool.query<{ id: string; number: string; currency: string; total_minor: string }>("SELECT id, number, currency, total_minor FROM invoices WHERE status = 'finalized' ORDER BY number")).rows;
+    const invoices = (
+      await flow.pool.query<{ id: string; number: string; currency: string; total_minor: string }>(
+        "SELECT id, number, currency, total_minor FROM invoices WHERE status = 'finalized' ORDER BY number",
+      )
+    ).rows;
     const [toVoid, toPay] = invoices;
     await voidInvoice(flow.pool, toVoid!.number, 'dave');
     await voidInvoice(flow.pool, toVoid!.number, 'dave');
@@ -284,20 +343,43 @@ describe('audited actions', () => {
     assert.equal(voids[0]!.subject, toVoid!.id);
 
     const catalog = (await currentCatalog(flow.pool))!;
-    const outcome = await applyPayment(flow.pool, catalog, { id: 'pay-audit-1', invoice: toPay!.number, amount: '1.00', currency: toPay!.currency, received_on: '2026-11-05', amount_minor: 100n }, 'erp');
+    const outcome = await applyPayment(
+      flow.pool,
+      catalog,
+      {
+        id: 'pay-audit-1',
+        invoice: toPay!.number,
+        amount: '1.00',
+        currency: toPay!.currency,
+        received_on: '2026-11-05',
+        amount_minor: 100n,
+      },
+      'erp',
+    );
     assert.equal(outcome.status, 'applied');
     const [payment] = await readAudit(flow.pool, { action: 'payment.apply', subject: 'pay-audit-1' });
     assert.equal(payment!.actor, 'system:payments-erp');
     assert.deepEqual(payment!.details, {
-      invoice: toPay!.number, invoice_id: toPay!.id, currency: toPay!.currency, amount_minor: '100', amount_paid_minor: '100',
-      payment_status: BigInt(toPay!.total_minor) === 100n ? 'paid' : 'partially_paid', received_on: '2026-11-05',
+      invoice: toPay!.number,
+      invoice_id: toPay!.id,
+      currency: toPay!.currency,
+      amount_minor: '100',
+      amount_paid_minor: '100',
+      payment_status: BigInt(toPay!.total_minor) === 100n ? 'paid' : 'partially_paid',
+      received_on: '2026-11-05',
     });
   });
 
   it('records a period close from the CLI; `accrue audit list` and `accrue audit verify` read the log', () => {
     const close = accrue('period', 'close', 'nw-us', '2026-10', '--by', 'erin');
     assert.equal(close.status, 0, close.stderr);
-    const listed = JSON.parse(execFileSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, '--json', 'audit', 'list', '--action', 'accounting_period.close'], { encoding: 'utf8' })) as Array<AuditRecord & { seq: string }>;
+    const listed = JSON.parse(
+      execFileSync(
+        process.execPath,
+        ['bin/accrue.js', '--database-url', flow.url, '--json', 'audit', 'list', '--action', 'accounting_period.close'],
+        { encoding: 'utf8' },
+      ),
+    ) as Array<AuditRecord & { seq: string }>;
     assert.equal(listed.length, 1);
     assert.equal(listed[0]!.actor, 'erin');
     assert.equal(listed[0]!.subject, 'nw-us:2026-10');
@@ -323,7 +405,10 @@ describe('audited actions', () => {
       seen.push(...body.records.map((r) => r.subject));
       after = body.next_after;
     } while (after !== null);
-    assert.deepEqual(seen, all.map((r) => r.subject));
+    assert.deepEqual(
+      seen,
+      all.map((r) => r.subject),
+    );
     assert.equal((await get('/v1/audit?limit=5000', read)).statusCode, 400);
     assert.equal((await get('/v1/audit?after=x', read)).statusCode, 400);
     assert.equal((await get('/v1/audit/verify', read)).statusCode, 403);

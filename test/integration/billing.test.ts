@@ -15,7 +15,15 @@ const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;
 let catalog: CatalogVersion;
 
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//billing-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//billing-test',
+  type,
+  subject,
+  time,
+  data,
+});
 
 // A small month: umbrella's api calls straddle nothing (per_unit), acme's straddle the 2026-11-16 price change.
 const EVENTS = [
@@ -68,14 +76,22 @@ describe('billing run', () => {
   });
 
   it('keeps finalized invoices immutable in the database itself', async () => {
-    await assert.rejects(store.pool.query("UPDATE invoices SET total_minor = 1 WHERE number = 'NWUS-000001'"), /finalized|check constraint/);
+    await assert.rejects(
+      store.pool.query("UPDATE invoices SET total_minor = 1 WHERE number = 'NWUS-000001'"),
+      /finalized|check constraint/,
+    );
     await assert.rejects(store.pool.query("UPDATE invoices SET document = '{}' WHERE number = 'NWUS-000001'"), /finalized/);
     await assert.rejects(store.pool.query("DELETE FROM invoices WHERE number = 'NWUS-000001'"), /cannot be deleted/);
-    await assert.rejects(store.pool.query("UPDATE invoice_lines SET amount_minor = 0 WHERE line_no = 1"), /cannot change/);
+    await assert.rejects(store.pool.query('UPDATE invoice_lines SET amount_minor = 0 WHERE line_no = 1'), /cannot change/);
   });
 
   it('flags usage arriving after the close as late instead of changing a final total', async () => {
-    const outcome = await ingestBatch(store.pool, catalog, [ev('late-1', 'umbrella', 'com.northwind.api.request', '2026-11-25T00:00:00Z', {})], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
+    const outcome = await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('late-1', 'umbrella', 'com.northwind.api.request', '2026-11-25T00:00:00Z', {})],
+      { channel: 'http', now: new Date('2026-12-02T00:00:00Z') },
+    );
     assert.equal(outcome.results[0]!.status, 'accepted');
     const row = await store.pool.query("SELECT late FROM events WHERE id = 'late-1'");
     assert.equal(row.rows[0].late, true);
@@ -88,8 +104,16 @@ describe('billing run', () => {
 
 describe('late usage is billed in the next run', () => {
   it('re-rates the closed period: a credit note and a replacement where amounts change, nothing where they do not', async () => {
-    await ingestBatch(store.pool, catalog, [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })],
+      { channel: 'http', now: new Date('2026-12-02T00:00:00Z') },
+    );
+    const december = await closePeriod(store.pool, catalog, {
+      period: '2026-12',
+      now: new Date('2027-01-02T00:00:00Z') /* December has ended */,
+    });
     assert.equal(december.invoices.length, 4);
     assert.equal(december.corrections.length, 2);
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
@@ -103,12 +127,21 @@ describe('late usage is billed in the next run', () => {
     // Issued by December's run (dated 2027-01-01): the credit note is not due, the replacement is due acme's 45 days later;
     // both name the parties the corrected invoice was issued to.
     assert.deepEqual([acme.corrected.issue_date, acme.corrected.due_date], ['2026-12-01', '2027-01-15']);
-    assert.deepEqual([acme.credit_note?.issue_date, acme.credit_note?.payment_terms_days, acme.credit_note?.due_date], ['2027-01-01', null, null]);
-    assert.deepEqual([acme.replacement?.issue_date, acme.replacement?.payment_terms_days, acme.replacement?.due_date], ['2027-01-01', 45, '2027-02-15']);
+    assert.deepEqual(
+      [acme.credit_note?.issue_date, acme.credit_note?.payment_terms_days, acme.credit_note?.due_date],
+      ['2027-01-01', null, null],
+    );
+    assert.deepEqual(
+      [acme.replacement?.issue_date, acme.replacement?.payment_terms_days, acme.replacement?.due_date],
+      ['2027-01-01', 45, '2027-02-15'],
+    );
     assert.deepEqual([acme.credit_note?.buyer, acme.replacement?.seller], [acme.corrected.buyer, acme.corrected.seller]);
     const umbrella = december.corrections.find((c) => c.customer === 'umbrella')!;
     assert.equal(umbrella.credit_note, null); // 3 calls still fit one package of 1,000: nothing to correct
-    const again = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
+    const again = await closePeriod(store.pool, catalog, {
+      period: '2026-12',
+      now: new Date('2027-01-02T00:00:00Z') /* December has ended */,
+    });
     assert.equal(again.corrections.length, 0);
   });
 });
@@ -122,13 +155,17 @@ describe('the built-in ledger', () => {
     const client = await store.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query("INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, memo, content_hash) VALUES ('jrn:test', 'payment', 'nw-us', '2026-11-30', 'x', 'x', 'x')");
-      await client.query("INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency) VALUES ('jrn:test', 1, '1000', 100, 0, 'USD'), ('jrn:test', 2, '1200', 0, 99, 'USD')");
+      await client.query(
+        "INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, memo, content_hash) VALUES ('jrn:test', 'payment', 'nw-us', '2026-11-30', 'x', 'x', 'x')",
+      );
+      await client.query(
+        "INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency) VALUES ('jrn:test', 1, '1000', 100, 0, 'USD'), ('jrn:test', 2, '1200', 0, 99, 'USD')",
+      );
       await assert.rejects(client.query('COMMIT'), /does not balance/);
     } finally {
       client.release();
     }
-    await assert.rejects(store.pool.query("UPDATE journal_lines SET debit_minor = debit_minor + 1 WHERE line_no = 1"), /append-only/);
+    await assert.rejects(store.pool.query('UPDATE journal_lines SET debit_minor = debit_minor + 1 WHERE line_no = 1'), /append-only/);
     const invoicesWithoutJournal = await store.pool.query(
       "SELECT i.number FROM invoices i WHERE i.status <> 'draft' AND NOT EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id)",
     );
@@ -151,7 +188,12 @@ describe('accrue bill', () => {
     const dir = mkdtempSync(join(tmpdir(), 'accrue-bill-test-'));
     const events = join(dir, 'events.ndjson');
     writeFileSync(events, `${EVENTS.map((e) => JSON.stringify(e)).join('\n')}\n{broken\n`);
-    const run = (out: string) => execFileSync(process.execPath, ['bin/accrue.js', 'bill', '--catalog', 'examples/northwind/catalog.yaml', '--events', events, '--period', '2026-11', '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = (out: string) =>
+      execFileSync(
+        process.execPath,
+        ['bin/accrue.js', 'bill', '--catalog', 'examples/northwind/catalog.yaml', '--events', events, '--period', '2026-11', '--out', out],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
     run(join(dir, 'a'));
     run(join(dir, 'b'));
     const a = readFileSync(join(dir, 'a', 'invoices.json'), 'utf8');
@@ -160,40 +202,95 @@ describe('accrue bill', () => {
     assert.equal(invoices.length, 4);
     const umbrella = invoices.find((i) => i.customer === 'umbrella')!;
     assert.deepEqual(
-      { number: umbrella.number, status: umbrella.status, currency: umbrella.currency, period_start: umbrella.period_start, period_end: umbrella.period_end, subtotal: umbrella.subtotal, discount: umbrella.discount, credits_applied: umbrella.credits_applied, tax: umbrella.tax, total: umbrella.total, rounding: umbrella.rounding },
+      {
+        number: umbrella.number,
+        status: umbrella.status,
+        currency: umbrella.currency,
+        period_start: umbrella.period_start,
+        period_end: umbrella.period_end,
+        subtotal: umbrella.subtotal,
+        discount: umbrella.discount,
+        credits_applied: umbrella.credits_applied,
+        tax: umbrella.tax,
+        total: umbrella.total,
+        rounding: umbrella.rounding,
+      },
       // subtotal 302.30; taxable 302.27 × 0.19 = 57.4313 → 57.43; total 359.70
-      { number: 'NWDE-000001', status: 'finalized', currency: 'EUR', period_start: '2026-11-01', period_end: '2026-11-30', subtotal: '302.30', discount: '0.03', credits_applied: '0.00', tax: '57.43', total: '359.70', rounding: 'half_up' },
+      {
+        number: 'NWDE-000001',
+        status: 'finalized',
+        currency: 'EUR',
+        period_start: '2026-11-01',
+        period_end: '2026-11-30',
+        subtotal: '302.30',
+        discount: '0.03',
+        credits_applied: '0.00',
+        tax: '57.43',
+        total: '359.70',
+        rounding: 'half_up',
+      },
     );
     assert.equal(readFileSync(join(dir, 'b', 'journals.json'), 'utf8'), readFileSync(join(dir, 'a', 'journals.json'), 'utf8'));
     assert.equal(readFileSync(join(dir, 'b', 'ledger.journal'), 'utf8'), readFileSync(join(dir, 'a', 'ledger.journal'), 'utf8'));
-    const journals = JSON.parse(readFileSync(join(dir, 'a', 'journals.json'), 'utf8')) as Array<{ legal_entity: string; source_document: string; lines: Array<{ account: string; debit: string; credit: string; customer?: string }> }>;
+    const journals = JSON.parse(readFileSync(join(dir, 'a', 'journals.json'), 'utf8')) as Array<{
+      legal_entity: string;
+      source_document: string;
+      lines: Array<{ account: string; debit: string; credit: string; customer?: string }>;
+    }>;
     const umbrellaJournal = journals.find((j) => j.source_document === 'NWDE-000001')!;
-    assert.deepEqual(umbrellaJournal.lines.find((l) => l.account === '1400'), { account: '1400', debit: '359.70', credit: '0.00', currency: 'EUR', customer: 'D-20011' });
+    assert.deepEqual(
+      umbrellaJournal.lines.find((l) => l.account === '1400'),
+      { account: '1400', debit: '359.70', credit: '0.00', currency: 'EUR', customer: 'D-20011' },
+    );
     try {
       execFileSync('hledger', ['-f', join(dir, 'a', 'ledger.journal'), 'check'], { encoding: 'utf8' });
     } catch (error) {
-      throw new Error(`hledger (Debian package hledger) must accept ledger.journal: ${(error as Error).message}`);
+      throw new Error(`hledger (Debian package hledger) must accept ledger.journal: ${(error as Error).message}`, { cause: error });
     }
     const line = (umbrella.lines as Array<Record<string, unknown>>)[1]!;
     // The package line reads in packages: 2 calls → 1 package of 1000 × 0.30 = 0.30.
     assert.deepEqual(Object.keys(line), ['product', 'meter', 'description', 'quantity', 'unit', 'usage_quantity', 'unit_price', 'amount']);
-    assert.deepEqual([line.quantity, line.unit, line.usage_quantity, line.unit_price, line.amount], ['1', 'package of 1000', '2', '0.30', '0.30']);
+    assert.deepEqual(
+      [line.quantity, line.unit, line.usage_quantity, line.unit_price, line.amount],
+      ['1', 'package of 1000', '2', '0.30', '0.30'],
+    );
     // Legal content: seller and buyer with addresses and VAT ids, issued the day after the period, due 14 days later.
     assert.deepEqual(
-      { seller: umbrella.seller, buyer: umbrella.buyer, issue_date: umbrella.issue_date, payment_terms_days: umbrella.payment_terms_days, due_date: umbrella.due_date },
       {
-        seller: { name: 'Northwind Cloud GmbH', address: { lines: ['Friedrichstraße 68'], city: 'Berlin', postal_code: '10117', country: 'DE' }, tax_id: 'DE123456789' },
-        buyer: { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' },
+        seller: umbrella.seller,
+        buyer: umbrella.buyer,
+        issue_date: umbrella.issue_date,
+        payment_terms_days: umbrella.payment_terms_days,
+        due_date: umbrella.due_date,
+      },
+      {
+        seller: {
+          name: 'Northwind Cloud GmbH',
+          address: { lines: ['Friedrichstraße 68'], city: 'Berlin', postal_code: '10117', country: 'DE' },
+          tax_id: 'DE123456789',
+        },
+        buyer: {
+          name: 'Umbrella GmbH',
+          address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' },
+          tax_id: 'DE987654321',
+        },
         issue_date: '2026-12-01',
         payment_terms_days: 14,
         due_date: '2026-12-15',
       },
     );
-    assert.deepEqual(Object.keys((umbrella.seller as { address: object }).address), ['lines', 'city', 'postal_code', 'country'], 'address keys in print order');
+    assert.deepEqual(
+      Object.keys((umbrella.seller as { address: object }).address),
+      ['lines', 'city', 'postal_code', 'country'],
+      'address keys in print order',
+    );
     // Acme's own 45 days override nw-us's 30; initech has no address in the catalog: null, not invented.
     const acme = invoices.find((i) => i.customer === 'acme')!;
     assert.deepEqual([acme.payment_terms_days, acme.due_date], [45, '2027-01-15']);
     const initech = invoices.find((i) => i.customer === 'initech')!;
-    assert.deepEqual([initech.payment_terms_days, initech.due_date, initech.buyer], [30, '2026-12-31', { name: 'Initech Ltd', address: null, tax_id: null }]);
+    assert.deepEqual(
+      [initech.payment_terms_days, initech.due_date, initech.buyer],
+      [30, '2026-12-31', { name: 'Initech Ltd', address: null, tax_id: null }],
+    );
   });
 });

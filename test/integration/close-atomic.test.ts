@@ -25,8 +25,17 @@ const AFTER_NOVEMBER = new Date('2026-12-04T12:00:00Z');
 let store: Store;
 let catalog: CatalogVersion;
 
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//close-test', type, subject, time, data });
-const storage = (id: string, time: string, gbHours: string) => ev(id, 'acme-prod', 'com.northwind.storage.usage', time, { gb_hours: gbHours });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//close-test',
+  type,
+  subject,
+  time,
+  data,
+});
+const storage = (id: string, time: string, gbHours: string) =>
+  ev(id, 'acme-prod', 'com.northwind.storage.usage', time, { gb_hours: gbHours });
 
 async function apply(text: string): Promise<CatalogVersion> {
   const applied = await applyCatalog(store.pool, text, { by: 'test' });
@@ -39,7 +48,9 @@ async function ingest(events: unknown[], on = catalog) {
 }
 
 async function periodStatus(period: string): Promise<string[]> {
-  return (await store.pool.query<{ status: string }>('SELECT status FROM billing_periods WHERE period = $1 ORDER BY legal_entity', [period])).rows.map((r) => r.status);
+  return (
+    await store.pool.query<{ status: string }>('SELECT status FROM billing_periods WHERE period = $1 ORDER BY legal_entity', [period])
+  ).rows.map((r) => r.status);
 }
 
 async function invoiceCount(period: string): Promise<number> {
@@ -61,8 +72,15 @@ describe('limits: what ingestion accepts can be billed', () => {
     const limit = catalog.index.meterValueMax.get('storage_gb_hours')!;
     // By hand: 10^12 minor units / (0.000137 USD × 100) = 72 992 700 729 927.007… GB-hours, floored.
     assert.equal(limit.toFixed(), '72992700729927');
-    const outcome = await ingest([storage('big-40', '2026-11-05T00:00:00Z', '9'.repeat(40)), storage('at-limit', '2026-11-06T00:00:00Z', limit.toFixed()), storage('over', '2026-11-06T00:00:00Z', limit.plus(1).toFixed())]);
-    assert.deepEqual(outcome.results.map((r) => r.status), ['rejected', 'accepted', 'rejected']);
+    const outcome = await ingest([
+      storage('big-40', '2026-11-05T00:00:00Z', '9'.repeat(40)),
+      storage('at-limit', '2026-11-06T00:00:00Z', limit.toFixed()),
+      storage('over', '2026-11-06T00:00:00Z', limit.plus(1).toFixed()),
+    ]);
+    assert.deepEqual(
+      outcome.results.map((r) => r.status),
+      ['rejected', 'accepted', 'rejected'],
+    );
     for (const rejected of [outcome.results[0]!, outcome.results[2]!]) {
       assert.equal(rejected.problems?.[0]?.path, 'data.gb_hours');
       assert.equal(rejected.problems?.[0]?.code, 'too_large');
@@ -79,19 +97,34 @@ describe('limits: what ingestion accepts can be billed', () => {
   });
 
   it('refuses at catalog apply a unit price one unit of which bills more than one event may, and a fixed amount beyond the limit', async () => {
-    const tooDear = await applyCatalog(store.pool, NORTHWIND.replace('unit_amount: "0.000137"', 'unit_amount: "10000000000.01"'), { by: 'test' });
+    const tooDear = await applyCatalog(store.pool, NORTHWIND.replace('unit_amount: "0.000137"', 'unit_amount: "10000000000.01"'), {
+      by: 'test',
+    });
     assert.ok(!tooDear.ok);
-    assert.ok(tooDear.problems.some((p) => p.code === 'too_large' && /unit_amount$/.test(p.path)), JSON.stringify(tooDear.problems));
-    const grant = await applyCatalog(store.pool, NORTHWIND.replace('amount: "200.00", currency: USD', 'amount: "10000000000000.01", currency: USD'), { by: 'test' });
+    assert.ok(
+      tooDear.problems.some((p) => p.code === 'too_large' && /unit_amount$/.test(p.path)),
+      JSON.stringify(tooDear.problems),
+    );
+    const grant = await applyCatalog(
+      store.pool,
+      NORTHWIND.replace('amount: "200.00", currency: USD', 'amount: "10000000000000.01", currency: USD'),
+      { by: 'test' },
+    );
     assert.ok(!grant.ok);
-    assert.ok(grant.problems.some((p) => p.code === 'too_large' && p.path === 'credit_grants[0].amount'), JSON.stringify(grant.problems));
+    assert.ok(
+      grant.problems.some((p) => p.code === 'too_large' && p.path === 'credit_grants[0].amount'),
+      JSON.stringify(grant.problems),
+    );
   });
 });
 
 describe('an atomic close', () => {
   it('a close that cannot be billed fails with 422 naming customer and meter, closes nothing, and a later close completes it', async () => {
     const limit = catalog.index.meterValueMax.get('storage_gb_hours')!.toFixed();
-    assert.equal((await ingest([storage('oct-1', '2026-10-05T00:00:00Z', limit), storage('oct-2', '2026-10-06T00:00:00Z', limit)])).counts.accepted, 2);
+    assert.equal(
+      (await ingest([storage('oct-1', '2026-10-05T00:00:00Z', limit), storage('oct-2', '2026-10-06T00:00:00Z', limit)])).counts.accepted,
+      2,
+    );
     // A dearer price afterwards: 2 × 72 992 700 729 927 GB-hours × 10^12 minor units is far beyond an int8.
     const dear = await apply(DEAR_STORAGE);
     // Over HTTP: a 422 problem naming the customer and meter, never a 500.
@@ -101,7 +134,10 @@ describe('an atomic close', () => {
       const res = await app.inject({ method: 'POST', url: '/v1/periods/2026-10/close', headers: { authorization: `Bearer ${admin}` } });
       assert.equal(res.statusCode, 422, res.body);
       const errors = res.json().errors as Array<{ path: string; code: string }>;
-      assert.deepEqual(errors.map((e) => `${e.path} ${e.code}`), ['customers.acme.meters.storage_gb_hours amount_out_of_range', 'period close_failed']);
+      assert.deepEqual(
+        errors.map((e) => `${e.path} ${e.code}`),
+        ['customers.acme.meters.storage_gb_hours amount_out_of_range', 'period close_failed'],
+      );
     } finally {
       await app.close();
     }
@@ -143,13 +179,19 @@ describe('an atomic close', () => {
     try {
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE credit_drawdowns IN ACCESS EXCLUSIVE MODE');
-      child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', store.url, 'close', '2026-09'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', store.url, 'close', '2026-09'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       let stderr = '';
       child.stderr!.on('data', (chunk) => (stderr += chunk));
       // Wait (no time limit beyond the test runner's) until the child is blocked in rating.
       for (;;) {
-        const waiting = (await store.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%credit_drawdowns%' AND pid <> pg_backend_pid()")).rows[0].n;
+        const waiting = (
+          await store.pool.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%credit_drawdowns%' AND pid <> pg_backend_pid()",
+          )
+        ).rows[0].n;
         if (waiting > 0) break;
         if (child.exitCode !== null) assert.fail(`the close exited before rating: ${stderr}`);
         await sleep(50);
@@ -188,25 +230,35 @@ describe('which months may be closed', () => {
       assert.match(error.problems[0]!.message, /period 2026-12 has not ended/);
       return true;
     });
-    await assert.rejects(closePeriod(store.pool, catalog, { period: '2027-01', now: during, early: true, by: 'alice' }), (error: unknown) => {
-      assert.ok(error instanceof ProblemError);
-      assert.equal(error.status, 409);
-      assert.equal(error.problems[0]!.code, 'period_in_future');
-      return true;
-    });
+    await assert.rejects(
+      closePeriod(store.pool, catalog, { period: '2027-01', now: during, early: true, by: 'alice' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ProblemError);
+        assert.equal(error.status, 409);
+        assert.equal(error.problems[0]!.code, 'period_in_future');
+        return true;
+      },
+    );
     assert.deepEqual(await periodStatus('2026-12'), []);
     assert.deepEqual(await periodStatus('2027-01'), []);
     assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM invoices WHERE period IN ('2026-12', '2027-01')")).rows[0].n, 0);
     const early = await closePeriod(store.pool, catalog, { period: '2026-12', now: during, early: true, by: 'alice' });
     assert.equal(early.early, true);
     assert.deepEqual(await periodStatus('2026-12'), ['closed', 'closed']);
-    const audit = (await store.pool.query("SELECT action, actor, details FROM audit_log WHERE action LIKE 'billing_run.close%' AND details->>'period' IN ('2026-12', '2027-01') ORDER BY seq")).rows;
-    assert.deepEqual(audit.map((r) => [r.action, r.actor, r.details.period, r.details.code ?? r.details.early ?? null]), [
-      ['billing_run.close_refused', 'alice', '2026-12', 'period_not_ended'],
-      ['billing_run.close_refused', 'alice', '2027-01', 'period_in_future'],
-      ['billing_run.close_early', 'alice', '2026-12', null],
-      ['billing_run.close', 'alice', '2026-12', true],
-    ]);
+    const audit = (
+      await store.pool.query(
+        "SELECT action, actor, details FROM audit_log WHERE action LIKE 'billing_run.close%' AND details->>'period' IN ('2026-12', '2027-01') ORDER BY seq",
+      )
+    ).rows;
+    assert.deepEqual(
+      audit.map((r) => [r.action, r.actor, r.details.period, r.details.code ?? r.details.early ?? null]),
+      [
+        ['billing_run.close_refused', 'alice', '2026-12', 'period_not_ended'],
+        ['billing_run.close_refused', 'alice', '2027-01', 'period_in_future'],
+        ['billing_run.close_early', 'alice', '2026-12', null],
+        ['billing_run.close', 'alice', '2026-12', true],
+      ],
+    );
   });
 
   it('`accrue close` refuses a future month with exit code 2 naming it, and takes no invoice number', async () => {
@@ -215,12 +267,17 @@ describe('which months may be closed', () => {
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, /period 2099-01 has not begun/);
     assert.deepEqual(await periodStatus('2099-01'), []);
-    assert.equal((await store.pool.query('SELECT coalesce(sum(last_number), 0)::int AS n FROM invoice_number_sequences')).rows[0].n, before);
+    assert.equal(
+      (await store.pool.query('SELECT coalesce(sum(last_number), 0)::int AS n FROM invoice_number_sequences')).rows[0].n,
+      before,
+    );
   });
 });
 
 async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', store.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', '--database-url', store.url, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk) => (stdout += chunk));

@@ -20,7 +20,15 @@ let store: Store;
 let catalog: CatalogVersion;
 const dir = mkdtempSync(join(tmpdir(), 'accrue-compare-'));
 
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//compare-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//compare-test',
+  type,
+  subject,
+  time,
+  data,
+});
 const EVENTS = [
   ev('u1', 'umbrella', 'com.northwind.api.request', '2026-11-02T00:00:00Z', { region: 'eu' }),
   ev('u3', 'umbrella', 'com.northwind.compute.sample', '2026-11-05T00:00:00Z', { vcpu: '10' }),
@@ -31,12 +39,18 @@ const EVENTS = [
 
 /** Every row the report does not call matched, as `section|status|key`. */
 function unmatched(report: ComparisonReport): string[] {
-  const invoices = report.invoices.rows.filter((r) => r.status !== 'matched').map((r) => `invoices|${r.status}|${r.legal_entity}|${r.customer}|${r.currency}|${r.product}`);
-  const journal = (report.journal?.rows ?? []).filter((r) => r.status !== 'matched').map((r) => `journal|${r.status}|${r.legal_entity}|${r.account}|${r.currency}`);
+  const invoices = report.invoices.rows
+    .filter((r) => r.status !== 'matched')
+    .map((r) => `invoices|${r.status}|${r.legal_entity}|${r.customer}|${r.currency}|${r.product}`);
+  const journal = (report.journal?.rows ?? [])
+    .filter((r) => r.status !== 'matched')
+    .map((r) => `journal|${r.status}|${r.legal_entity}|${r.account}|${r.currency}`);
   return [...invoices, ...journal].sort();
 }
 const expectedText = (e: ExpectedRow) =>
-  e.section === 'invoices' ? `invoices|${e.status}|${e.legal_entity}|${e.customer}|${e.currency}|${e.product}` : `journal|${e.status}|${e.legal_entity}|${e.account}|${e.currency}`;
+  e.section === 'invoices'
+    ? `invoices|${e.status}|${e.legal_entity}|${e.customer}|${e.currency}|${e.product}`
+    : `journal|${e.status}|${e.legal_entity}|${e.account}|${e.currency}`;
 
 async function run(legacyDir: string, scope: string[] = []): Promise<LegacyRun> {
   const result = await runLegacyComparison(store.pool, { legacyDir, period: '2026-11', scope, catalog });
@@ -61,7 +75,10 @@ describe('legacy export written from Accrue', () => {
     const { report } = await run(clean);
     assert.equal(report.matches, true);
     assert.ok(report.invoices.counts.matched >= 4, 'several customers and products compared');
-    assert.ok(report.journal !== null && report.journal.counts.matched >= 6, 'receivable, revenue and tax accounts of both entities compared');
+    assert.ok(
+      report.journal !== null && report.journal.counts.matched >= 6,
+      'receivable, revenue and tax accounts of both entities compared',
+    );
     assert.deepEqual(new Set(report.invoices.rows.map((r) => r.legal_entity)), new Set(['nw-us', 'nw-de']));
     for (const t of report.invoices.totals) assert.equal(t.difference_minor, 0n);
   });
@@ -70,14 +87,18 @@ describe('legacy export written from Accrue', () => {
     const a = await writeLegacyOutput(store.pool, '2026-11', join(dir, 'a'), { plant: true });
     const b = await writeLegacyOutput(store.pool, '2026-11', join(dir, 'b'), { plant: true });
     assert.deepEqual(a, b);
-    for (const file of ['invoices.csv', 'journal_lines.csv']) assert.equal(readFileSync(join(dir, 'b', file), 'utf8'), readFileSync(join(dir, 'a', file), 'utf8'));
+    for (const file of ['invoices.csv', 'journal_lines.csv'])
+      assert.equal(readFileSync(join(dir, 'b', file), 'utf8'), readFileSync(join(dir, 'a', file), 'utf8'));
   });
 });
 
 describe('accrue compare finds planted differences', () => {
   it('finds every planted difference and nothing else, with both amounts and totals', async () => {
     const planted = await writeLegacyOutput(store.pool, '2026-11', join(dir, 'planted'), { plant: true });
-    assert.deepEqual(planted.map((p) => p.kind), ['amount_off', 'missing_in_legacy', 'missing_in_accrue', 'account_differs']);
+    assert.deepEqual(
+      planted.map((p) => p.kind),
+      ['amount_off', 'missing_in_legacy', 'missing_in_accrue', 'account_differs'],
+    );
     const { report } = await run(join(dir, 'planted'));
     assert.equal(report.matches, false);
     assert.deepEqual(unmatched(report), planted.flatMap((p) => p.expected.map(expectedText)).sort());
@@ -96,10 +117,17 @@ describe('accrue compare finds planted differences', () => {
     // The totals carry the planted differences: per currency, the sum of the row differences.
     for (const total of report.invoices.totals) {
       const rows = report.invoices.rows.filter((r) => r.currency === total.currency);
-      assert.equal(total.difference_minor, rows.reduce((s, r) => s + r.difference_minor, 0n));
+      assert.equal(
+        total.difference_minor,
+        rows.reduce((s, r) => s + r.difference_minor, 0n),
+      );
     }
     // The moved account: Accrue's account only in Accrue, the legacy account only in legacy, same amounts.
-    const [ours, theirs] = planted[3]!.expected.map((e) => report.journal!.rows.find((r) => e.section === 'journal' && r.status === e.status && r.account === e.account && r.legal_entity === e.legal_entity)!);
+    const [ours, theirs] = planted[3]!.expected.map((e) =>
+      report.journal!.rows.find(
+        (r) => e.section === 'journal' && r.status === e.status && r.account === e.account && r.legal_entity === e.legal_entity,
+      )!,
+    );
     assert.ok(ours && theirs);
     assert.deepEqual(ours.accrue, theirs.legacy);
   });
@@ -148,8 +176,16 @@ describe('Accrue side of a period', () => {
     const window = parsePeriod('2026-11');
     assert.ok(window.ok);
     const before = await readAccrueSide(store.pool, window.value);
-    await ingestBatch(store.pool, catalog, [ev('late-1', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '5000000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */ });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('late-1', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '5000000' })],
+      { channel: 'http', now: new Date('2026-12-02T00:00:00Z') },
+    );
+    const december = await closePeriod(store.pool, catalog, {
+      period: '2026-12',
+      now: new Date('2027-01-02T00:00:00Z') /* December has ended */,
+    });
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
     assert.ok(acme.credit_note && acme.replacement, 'the late storage changes acme’s November amounts');
     const afterCorrection = await readAccrueSide(store.pool, window.value);
@@ -170,25 +206,45 @@ describe('bad input', () => {
   it('names what is wrong with a scope', () => {
     const bad = parseScope(['customer=acme', 'entity=', 'customers=a,,b', 'nw-de', 'entity=nw-us', 'entity=nw-de']);
     assert.ok(!bad.ok);
-    assert.deepEqual(bad.problems.map((p) => [p.path, p.code]), [
-      ['--scope[0]', 'unknown_scope'],
-      ['--scope[1]', 'not_entity'],
-      ['--scope[2]', 'not_customers'],
-      ['--scope[3]', 'not_name_value'],
-      ['--scope[5]', 'duplicate_scope'],
-    ]);
+    assert.deepEqual(
+      bad.problems.map((p) => [p.path, p.code]),
+      [
+        ['--scope[0]', 'unknown_scope'],
+        ['--scope[1]', 'not_entity'],
+        ['--scope[2]', 'not_customers'],
+        ['--scope[3]', 'not_name_value'],
+        ['--scope[5]', 'duplicate_scope'],
+      ],
+    );
     assert.match(bad.problems[0]!.message, /unknown scope "customer"; use customers=a,b or entity=<legal entity>/);
-    assert.deepEqual(parseScope(['customers=acme, globex', 'entity=nw-us']), { ok: true, value: { customers: ['acme', 'globex'], entity: 'nw-us' } });
+    assert.deepEqual(parseScope(['customers=acme, globex', 'entity=nw-us']), {
+      ok: true,
+      value: { customers: ['acme', 'globex'], entity: 'nw-us' },
+    });
   });
 
   it('refuses a missing export, a bad period and scope ids nobody knows', async () => {
     const missing = await runLegacyComparison(store.pool, { legacyDir: join(dir, 'nowhere'), period: '2026-13', scope: [], catalog });
     assert.ok(!missing.ok);
-    assert.deepEqual(missing.problems.map((p) => [p.path, p.code]), [['--period', 'not_period'], ['--legacy', 'not_found']]);
+    assert.deepEqual(
+      missing.problems.map((p) => [p.path, p.code]),
+      [
+        ['--period', 'not_period'],
+        ['--legacy', 'not_found'],
+      ],
+    );
     await writeLegacyOutput(store.pool, '2026-11', join(dir, 'clean'), { plant: false });
-    const typo = await runLegacyComparison(store.pool, { legacyDir: join(dir, 'clean'), period: '2026-11', scope: ['customers=acme,acmee', 'entity=nw-fr'], catalog });
+    const typo = await runLegacyComparison(store.pool, {
+      legacyDir: join(dir, 'clean'),
+      period: '2026-11',
+      scope: ['customers=acme,acmee', 'entity=nw-fr'],
+      catalog,
+    });
     assert.ok(!typo.ok);
-    assert.deepEqual(typo.problems.map((p) => p.code), ['unknown_customer', 'unknown_legal_entity']);
+    assert.deepEqual(
+      typo.problems.map((p) => p.code),
+      ['unknown_customer', 'unknown_legal_entity'],
+    );
     assert.match(typo.problems[0]!.message, /"acmee"/);
     const broken = join(dir, 'broken');
     await writeLegacyOutput(store.pool, '2026-11', broken, { plant: false });
@@ -200,7 +256,8 @@ describe('bad input', () => {
 });
 
 describe('accrue compare (CLI)', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, ...args], { encoding: 'utf8' });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, ...args], { encoding: 'utf8' });
 
   it('exits 0 when everything matches, 1 with differences, 2 on bad input', async () => {
     await writeLegacyOutput(store.pool, '2026-11', join(dir, 'clean-cli'), { plant: false });
@@ -217,10 +274,18 @@ describe('accrue compare (CLI)', () => {
 
     const json = cli('--json', 'compare', '--legacy', join(dir, 'planted-cli'), '--period', '2026-11', '--scope', 'entity=nw-us');
     assert.equal(json.status, 1, json.stderr);
-    const parsed = JSON.parse(json.stdout) as { report: { scope: { entity: string }; matches: boolean; invoices: { rows: Array<{ status: string; accrue_minor: string | null }> } } };
+    const parsed = JSON.parse(json.stdout) as {
+      report: { scope: { entity: string }; matches: boolean; invoices: { rows: Array<{ status: string; accrue_minor: string | null }> } };
+    };
     assert.equal(parsed.report.scope.entity, 'nw-us');
-    assert.equal(parsed.report.matches, planted.flatMap((p) => p.expected).every((e) => e.legal_entity !== 'nw-us'));
-    assert.ok(parsed.report.invoices.rows.every((r) => r.accrue_minor === null || typeof r.accrue_minor === 'string'), 'bigints as decimal strings');
+    assert.equal(
+      parsed.report.matches,
+      planted.flatMap((p) => p.expected).every((e) => e.legal_entity !== 'nw-us'),
+    );
+    assert.ok(
+      parsed.report.invoices.rows.every((r) => r.accrue_minor === null || typeof r.accrue_minor === 'string'),
+      'bigints as decimal strings',
+    );
 
     const badScope = cli('compare', '--legacy', join(dir, 'clean-cli'), '--period', '2026-11', '--scope', 'region=eu');
     assert.equal(badScope.status, 2);

@@ -53,7 +53,10 @@ describe('dashboard API', () => {
     catalog = (await catalogVersion(store.pool, applied.value.version))!;
     const backwards = await get('/v1/dashboard/customers/acme/usage?from=2026-10-10&to=2026-10-01');
     assert.equal(backwards.statusCode, 400);
-    assert.deepEqual(backwards.json().errors.map((e: { path: string }) => e.path), ['to']);
+    assert.deepEqual(
+      backwards.json().errors.map((e: { path: string }) => e.path),
+      ['to'],
+    );
     assert.equal((await get('/v1/dashboard/customers/nobody/usage?from=2026-10-01&to=2026-11-01')).statusCode, 404);
     assert.equal((await get('/v1/dashboard/pipeline?hours=9999')).statusCode, 400);
   });
@@ -62,12 +65,17 @@ describe('dashboard API', () => {
     const window = parsePeriod(PERIOD);
     assert.ok(window.ok);
     const events = [...generateUsage({ catalog: catalog.catalog, period: window.value, events: 4_000, seed: 11 })];
-    for (let i = 0; i < events.length; i += 1000) await ingestBatch(store.pool, catalog, events.slice(i, i + 1000), { channel: 'file', now: new Date(window.value.to) });
+    for (let i = 0; i < events.length; i += 1000)
+      await ingestBatch(store.pool, catalog, events.slice(i, i + 1000), { channel: 'file', now: new Date(window.value.to) });
 
     const open = await get(`/v1/dashboard/overview?period=${PERIOD}`);
     assert.equal(open.statusCode, 200, open.body);
     const before: Overview = open.json();
-    assert.deepEqual([before.days[0], before.days.at(-1), before.days.length], ['2026-10-01', '2026-10-31', 31], 'an open month: the axis is its days');
+    assert.deepEqual(
+      [before.days[0], before.days.at(-1), before.days.length],
+      ['2026-10-01', '2026-10-31', 31],
+      'an open month: the axis is its days',
+    );
     for (const s of before.series) {
       // Nothing is invoiced yet, so all of the estimate is unbilled.
       assert.deepEqual(s.unbilled, s.usage);
@@ -79,9 +87,15 @@ describe('dashboard API', () => {
     const after = await get(`/v1/dashboard/overview?period=${PERIOD}`);
     const overview: Overview = after.json();
     for (const total of overview.totals) {
-      const invoiced = closed.invoices.filter((i) => i.legal_entity === total.legal_entity && i.currency === total.currency).reduce((s, i) => s + i.total_minor, 0n);
+      const invoiced = closed.invoices
+        .filter((i) => i.legal_entity === total.legal_entity && i.currency === total.currency)
+        .reduce((s, i) => s + i.total_minor, 0n);
       const estimated = before.series.find((s) => s.legal_entity === total.legal_entity && s.currency === total.currency)!.usage.at(-1);
-      assert.equal(estimated, formatMajor(invoiced, total.currency!), `${total.legal_entity}: the estimate on the last day is what the close invoiced`);
+      assert.equal(
+        estimated,
+        formatMajor(invoiced, total.currency!),
+        `${total.legal_entity}: the estimate on the last day is what the close invoiced`,
+      );
       assert.equal(total.invoiced, formatMajor(invoiced, total.currency!));
       assert.equal(total.unbilled, formatMajor(0n, total.currency!));
       assert.equal(total.paid, formatMajor(0n, total.currency!));
@@ -97,7 +111,10 @@ describe('dashboard API', () => {
     assert.ok(byName.invoices.every((i: { customer: string }) => i.customer === 'globex'));
     const first = byName.invoices[0];
     const byNumber = (await get(`/v1/dashboard/invoices?q=${first.number}`)).json();
-    assert.deepEqual(byNumber.invoices.map((i: { id: string }) => i.id), [first.id]);
+    assert.deepEqual(
+      byNumber.invoices.map((i: { id: string }) => i.id),
+      [first.id],
+    );
     const pdf = await get(`/v1/invoices/${first.number}/pdf`);
     assert.equal(pdf.statusCode, 200);
     assert.equal(pdf.headers['content-type'], 'application/pdf');
@@ -113,7 +130,10 @@ describe('dashboard API', () => {
       )
     ).rows;
     const listed = (await get('/v1/dlq')).json();
-    assert.deepEqual(listed.dead_letters.map((d: { id: string; last_error: unknown }) => [d.id, d.last_error]), [[row!.id, { message: 'refused', status: 400 }]]);
+    assert.deepEqual(
+      listed.dead_letters.map((d: { id: string; last_error: unknown }) => [d.id, d.last_error]),
+      [[row!.id, { message: 'refused', status: 400 }]],
+    );
     const url = `/v1/dlq/${row!.id}/replay`;
     assert.equal((await app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${read}` } })).statusCode, 403);
     const replayed = await app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${admin}` } });
@@ -124,7 +144,20 @@ describe('dashboard API', () => {
     assert.equal(again.headers['content-type'], 'application/problem+json; charset=utf-8');
     assert.deepEqual((await get('/v1/dlq')).json().dead_letters, []);
     const health = (await get('/v1/dashboard/pipeline?hours=1')).json();
-    assert.deepEqual(health.connectors.find((c: { target: string }) => c.target === 'netsuite'), { target: 'netsuite', pending: 1, posted: 0, dead: 0, oldest_pending_seconds: health.connectors[0].oldest_pending_seconds, replays: 1, status: null, parked_until: null, waiting: 0 });
+    assert.deepEqual(
+      health.connectors.find((c: { target: string }) => c.target === 'netsuite'),
+      {
+        target: 'netsuite',
+        pending: 1,
+        posted: 0,
+        dead: 0,
+        oldest_pending_seconds: health.connectors[0].oldest_pending_seconds,
+        replays: 1,
+        status: null,
+        parked_until: null,
+        waiting: 0,
+      },
+    );
     assert.equal(health.ingestion.totals.received, 4000);
   });
 });

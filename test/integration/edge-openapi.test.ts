@@ -8,8 +8,15 @@ import { OPERATION_IDS } from '../../src/api/contract.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 type Schema = { type?: string | string[]; enum?: unknown[]; pattern?: string; maxLength?: number; anyOf?: Schema[]; $ref?: string };
-type Operation = { operationId?: string; parameters?: Array<{ in: string; name: string; schema: Schema }>; requestBody?: { content: Record<string, { schema: Schema & { properties?: Record<string, Schema> } }> } };
-const document = JSON.parse(readFileSync('openapi.json', 'utf8')) as { servers?: Array<{ url: string }>; paths: Record<string, Record<string, Operation>> };
+type Operation = {
+  operationId?: string;
+  parameters?: Array<{ in: string; name: string; schema: Schema }>;
+  requestBody?: { content: Record<string, { schema: Schema & { properties?: Record<string, Schema> } }> };
+};
+const document = JSON.parse(readFileSync('openapi.json', 'utf8')) as {
+  servers?: Array<{ url: string }>;
+  paths: Record<string, Record<string, Operation>>;
+};
 
 /** A string schema states its limits: an enum, or a pattern and a maximum length. */
 function bounded(schema: Schema): boolean {
@@ -28,7 +35,10 @@ describe('the OpenAPI document, linted', () => {
       env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
     });
     assert.equal(run.error, undefined, `redocly could not run: ${run.error?.message}`);
-    const report = JSON.parse(run.stdout.slice(run.stdout.indexOf('{'))) as { totals: { errors: number; warnings: number }; problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }> };
+    const report = JSON.parse(run.stdout.slice(run.stdout.indexOf('{'))) as {
+      totals: { errors: number; warnings: number };
+      problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }>;
+    };
     const listed = report.problems.map((p) => `${p.ruleId} ${p.location[0]?.pointer}: ${p.message}`).join('\n');
     assert.deepEqual(report.totals.errors + report.totals.warnings, 0, listed);
     assert.equal(run.status, 0, run.stderr);
@@ -55,11 +65,15 @@ describe('the OpenAPI document, linted', () => {
       for (const method of METHODS) {
         for (const parameter of item[method]?.parameters ?? []) {
           if (parameter.in !== 'path' && parameter.in !== 'query') continue;
-          assert.ok(bounded(parameter.schema), `${method.toUpperCase()} ${path} ${parameter.in} ${parameter.name}: ${JSON.stringify(parameter.schema)}`);
+          assert.ok(
+            bounded(parameter.schema),
+            `${method.toUpperCase()} ${path} ${parameter.in} ${parameter.name}: ${JSON.stringify(parameter.schema)}`,
+          );
         }
       }
     }
     const payment = document.paths['/v1/payments']!.post!.requestBody!.content['application/json']!.schema;
-    for (const [name, schema] of Object.entries(payment.properties ?? {})) assert.ok(bounded(schema), `payment ${name}: ${JSON.stringify(schema)}`);
+    for (const [name, schema] of Object.entries(payment.properties ?? {}))
+      assert.ok(bounded(schema), `payment ${name}: ${JSON.stringify(schema)}`);
   });
 });

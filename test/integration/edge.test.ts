@@ -27,7 +27,11 @@ const PROBLEM = 'application/problem+json; charset=utf-8';
 
 before(async () => {
   store = await testStore();
-  app = await buildServer({ pool: store.pool, webhookSecret: SECRET, authFailureLimit: { failuresMax: 3, windowMs: 60_000, now: () => clock } });
+  app = await buildServer({
+    pool: store.pool,
+    webhookSecret: SECRET,
+    authFailureLimit: { failuresMax: 3, windowMs: 60_000, now: () => clock },
+  });
   admin = (await createKey(store.pool, { name: 'edge-admin', scope: 'admin' })).secret;
 });
 after(async () => {
@@ -36,7 +40,12 @@ after(async () => {
 });
 
 async function refused(url: string, field: string, method: 'GET' | 'POST' = 'GET', payload?: unknown) {
-  const res = await app.inject({ method, url, headers: { ...auth(admin), ...(payload ? { 'content-type': 'application/json' } : {}) }, ...(payload ? { payload: JSON.stringify(payload) } : {}) });
+  const res = await app.inject({
+    method,
+    url,
+    headers: { ...auth(admin), ...(payload ? { 'content-type': 'application/json' } : {}) },
+    ...(payload ? { payload: JSON.stringify(payload) } : {}),
+  });
   assert.equal(res.statusCode, 400, `${method} ${url}: ${res.body}`);
   assert.equal(res.headers['content-type'], PROBLEM);
   const paths = (res.json().errors ?? []).map((e: { path: string }) => e.path);
@@ -78,8 +87,10 @@ describe('every parameter is checked against what the database holds, before any
   it('refuses a catalog holding text the database cannot store, naming the field, whatever its format', async () => {
     const yaml = readFileSync('examples/northwind/catalog.yaml', 'utf8');
     const catalog = parse(yaml) as { customers: Array<{ name: string }> };
-    const put = (type: string, payload: string) => app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': type }, payload });
-    const named = (name: string) => JSON.stringify({ ...catalog, customers: [{ ...catalog.customers[0], name }, ...catalog.customers.slice(1)] });
+    const put = (type: string, payload: string) =>
+      app.inject({ method: 'PUT', url: '/v1/catalog', headers: { ...auth(admin), 'content-type': type }, payload });
+    const named = (name: string) =>
+      JSON.stringify({ ...catalog, customers: [{ ...catalog.customers[0], name }, ...catalog.customers.slice(1)] });
     for (const [type, payload] of [
       ['application/json', named('Acme\u0000')],
       ['application/json', named('Acme\ud800')],
@@ -87,7 +98,14 @@ describe('every parameter is checked against what the database holds, before any
     ] as const) {
       const res = await put(type, payload);
       assert.equal(res.statusCode, 400, `${type}: ${res.body}`);
-      assert.deepEqual(res.json().errors.map((e: { path: string }) => e.path).filter((p: string) => p.startsWith('customers') || p.startsWith('legal')).length, 1, res.body);
+      assert.deepEqual(
+        res
+          .json()
+          .errors.map((e: { path: string }) => e.path)
+          .filter((p: string) => p.startsWith('customers') || p.startsWith('legal')).length,
+        1,
+        res.body,
+      );
     }
     assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM catalog_versions')).rows[0].n, 0, 'nothing applied');
   });
@@ -121,7 +139,12 @@ describe('every parameter is checked against what the database holds, before any
 
 describe('the payment webhook spends a delivery only when it applies the payment', () => {
   const post = (raw: string, signature = signWebhook(SECRET, raw, Math.floor(Date.now() / 1000))) =>
-    app.inject({ method: 'POST', url: '/v1/payments', headers: { 'content-type': 'application/json', 'accrue-signature': signature }, payload: raw });
+    app.inject({
+      method: 'POST',
+      url: '/v1/payments',
+      headers: { 'content-type': 'application/json', 'accrue-signature': signature },
+      payload: raw,
+    });
   const deliveries = async () => Number((await store.pool.query('SELECT count(*) FROM webhook_deliveries')).rows[0].count);
 
   it('refuses amounts, dates and ids the database cannot hold with a 400 naming the field, spending nothing', async () => {
@@ -143,7 +166,10 @@ describe('the payment webhook spends a delivery only when it applies the payment
       for (let attempt = 0; attempt < 2; attempt += 1) {
         const res = await post(raw, signature);
         assert.equal(res.statusCode, 400, `${raw}: ${res.body}`);
-        assert.ok(res.json().errors.some((e: { path: string }) => e.path === field), `${raw} names ${field}: ${res.body}`);
+        assert.ok(
+          res.json().errors.some((e: { path: string }) => e.path === field),
+          `${raw} names ${field}: ${res.body}`,
+        );
       }
     }
     const malformed = await post('{"id": ');
@@ -165,7 +191,22 @@ describe('the payment webhook spends a delivery only when it applies the payment
 
     assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'edge' })).ok);
     const catalog = (await currentCatalog(store.pool))!;
-    await ingestBatch(store.pool, catalog, [{ specversion: '1.0', id: 'e1', source: '//edge', type: 'com.northwind.api.request', subject: 'umbrella', time: '2026-10-02T00:00:00Z', data: {} }], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [
+        {
+          specversion: '1.0',
+          id: 'e1',
+          source: '//edge',
+          type: 'com.northwind.api.request',
+          subject: 'umbrella',
+          time: '2026-10-02T00:00:00Z',
+          data: {},
+        },
+      ],
+      { channel: 'file', now: new Date('2026-11-01T00:00:00Z') },
+    );
     await closePeriod(store.pool, catalog, { period: '2026-10' });
 
     const retried = await post(raw, signature);
@@ -177,7 +218,13 @@ describe('the payment webhook spends a delivery only when it applies the payment
     assert.equal(replayed.json().type, 'https://accrue.dev/problems/replayed_delivery');
 
     // A payment refused as a conflict (same id, other content) spends nothing either.
-    const changed = JSON.stringify({ id: 'pay-edge-2', invoice: 'NWDE-000001', amount: '2.00', currency: 'EUR', received_on: '2026-11-05' });
+    const changed = JSON.stringify({
+      id: 'pay-edge-2',
+      invoice: 'NWDE-000001',
+      amount: '2.00',
+      currency: 'EUR',
+      received_on: '2026-11-05',
+    });
     const conflict = await post(changed);
     assert.equal(conflict.statusCode, 409);
     assert.equal(conflict.json().type, 'https://accrue.dev/problems/payment_conflict');
@@ -187,7 +234,8 @@ describe('the payment webhook spends a delivery only when it applies the payment
 
 describe('failed authentication', () => {
   it('answers 429 with Retry-After once a client has failed too often, without looking the key up, until its window ends', async () => {
-    const from = (remoteAddress: string, key?: string) => app.inject({ method: 'GET', url: '/v1/dlq', remoteAddress, headers: key ? auth(key) : {} });
+    const from = (remoteAddress: string, key?: string) =>
+      app.inject({ method: 'GET', url: '/v1/dlq', remoteAddress, headers: key ? auth(key) : {} });
     const ok = await from('10.0.0.1', admin);
     assert.equal(ok.statusCode, 200, 'a successful request is not counted');
     for (const key of [undefined, 'acc_admin_guess-1', 'acc_admin_guess-2']) assert.equal((await from('10.0.0.1', key)).statusCode, 401);
@@ -215,7 +263,9 @@ describe('failed authentication', () => {
 
   it('remembers an unknown key briefly, so repeating it does not reach the database', async () => {
     let queries = 0;
-    const counting = { query: (...args: unknown[]) => ((queries += 1), (store.pool.query as (...a: unknown[]) => unknown)(...args)) } as unknown as pg.Pool;
+    const counting = {
+      query: (...args: unknown[]) => ((queries += 1), (store.pool.query as (...a: unknown[]) => unknown)(...args)),
+    } as unknown as pg.Pool;
     let now = 0;
     const at = () => now;
     assert.equal(await findKey(counting, 'acc_read_unknown', at), undefined);

@@ -43,8 +43,19 @@ async function queue(connection: string, from: number, count: number): Promise<v
   });
 }
 
-function worker(pool: pg.Pool, sim: XeroSimulator, settings: ConnectionSettings, tenantId: string, options: SharedCallerOptions): XeroTarget {
-  return new XeroTarget({ settings: { ...settings, base_url: sim.url }, caller: sharedCaller(pool, settings, simAuthorizer(sim, tenantId), { minuteMs: WINDOW_MS, ...options }), mappings: staticMappings(settings.name, northwindMappings()), limits: { requestsPerMinute: Number.POSITIVE_INFINITY } });
+function worker(
+  pool: pg.Pool,
+  sim: XeroSimulator,
+  settings: ConnectionSettings,
+  tenantId: string,
+  options: SharedCallerOptions,
+): XeroTarget {
+  return new XeroTarget({
+    settings: { ...settings, base_url: sim.url },
+    caller: sharedCaller(pool, settings, simAuthorizer(sim, tenantId), { minuteMs: WINDOW_MS, ...options }),
+    mappings: staticMappings(settings.name, northwindMappings()),
+    limits: { requestsPerMinute: Number.POSITIVE_INFINITY },
+  });
 }
 
 before(async () => {
@@ -59,7 +70,8 @@ describe('Retry-After', () => {
     assert.equal(retryAfterMs(' 0 ', now), 0);
     assert.equal(retryAfterMs('Fri, 04 Dec 2026 10:01:30 GMT', now), 90_000);
     assert.equal(retryAfterMs('Fri, 04 Dec 2026 09:00:00 GMT', now), 0, 'a date already past: now');
-    for (const bad of [null, undefined, '', '-5', '1.5', 'soon', '2026-12-04T10:01:30Z', '99999999999']) assert.equal(retryAfterMs(bad, now), undefined, String(bad));
+    for (const bad of [null, undefined, '', '-5', '1.5', 'soon', '2026-12-04T10:01:30Z', '99999999999'])
+      assert.equal(retryAfterMs(bad, now), undefined, String(bad));
   });
 });
 
@@ -74,21 +86,38 @@ describe("Xero's limits shared by three workers", () => {
     try {
       await queue(settings.name, 0, Number(process.env.LIMITS_N ?? 150));
       const started = Date.now();
-      const outcomes = await Promise.all(pools.map((pool) => drainOutbox(pool, worker(pool, sim, settings, 'org-limits', {}), { untilEmptyMs: 120_000, backoffBaseMs: 10 })));
+      const outcomes = await Promise.all(
+        pools.map((pool) => drainOutbox(pool, worker(pool, sim, settings, 'org-limits', {}), { untilEmptyMs: 120_000, backoffBaseMs: 10 })),
+      );
       const tenant = sim.tenant('org-limits');
       if (process.env.LIMITS_DEBUG) console.error('elapsed', Date.now() - started, JSON.stringify(outcomes), tenant.calls, sim.refused);
       assert.equal(sim.refused[429], 0, `the simulator never had to refuse a call for a limit: ${sim.limitedBy.join(', ')}`);
       assert.ok(sim.inFlightMax <= 5, `never more than 5 in flight: ${sim.inFlightMax}`);
       const dead = (await store.pool.query("SELECT last_error FROM outbox WHERE status = 'dead' LIMIT 2")).rows;
-      assert.equal(outcomes.reduce((n, o) => n + o.dead, 0), 0, `no dead letter: ${JSON.stringify(dead)}`);
+      assert.equal(
+        outcomes.reduce((n, o) => n + o.dead, 0),
+        0,
+        `no dead letter: ${JSON.stringify(dead)}`,
+      );
       assert.equal(tenant.journals.length, Number(process.env.LIMITS_N ?? 150), 'each document posted once');
-      const rows = (await store.pool.query<{ status: string; attempts: number }>('SELECT status, attempts FROM outbox WHERE target = $1', [settings.name])).rows;
+      const rows = (
+        await store.pool.query<{ status: string; attempts: number }>('SELECT status, attempts FROM outbox WHERE target = $1', [
+          settings.name,
+        ])
+      ).rows;
       assert.equal(rows.length, Number(process.env.LIMITS_N ?? 150));
       assert.ok(rows.every((r) => r.status === 'posted'));
       // Attempts are calls: every call the simulator received was made for some row, and counted on it. A row made
       // two (looked up, then posted), the first of each worker a third (the organisation's base currency, then cached).
-      assert.equal(rows.reduce((n, r) => n + r.attempts, 0), tenant.calls, 'the rows\' attempts add up to the calls Xero received');
-      assert.ok(rows.every((r) => r.attempts === 2 || r.attempts === 3), JSON.stringify([...new Set(rows.map((r) => r.attempts))]));
+      assert.equal(
+        rows.reduce((n, r) => n + r.attempts, 0),
+        tenant.calls,
+        "the rows' attempts add up to the calls Xero received",
+      );
+      assert.ok(
+        rows.every((r) => r.attempts === 2 || r.attempts === 3),
+        JSON.stringify([...new Set(rows.map((r) => r.attempts))]),
+      );
       assert.ok(rows.filter((r) => r.attempts === 3).length <= 3);
       assert.ok(outcomes.filter((o) => o.posted > 0).length >= 2, 'the work was shared');
     } finally {
@@ -108,14 +137,29 @@ describe("Xero's limits shared by three workers", () => {
       const target = worker(store.pool, sim, settings, 'org-daily', { perMinute: 1_000 });
       const first = await drainOutbox(store.pool, target, { untilEmptyMs: 60_000, backoffBaseMs: 10 });
       assert.equal(first.dead, 0, 'nothing dead-lettered');
-      const parked = (await store.pool.query<{ parked_until: Date; parked_reason: string }>('SELECT parked_until, parked_reason FROM erp_connections WHERE name = $1', [settings.name])).rows[0]!;
+      const parked = (
+        await store.pool.query<{ parked_until: Date; parked_reason: string }>(
+          'SELECT parked_until, parked_reason FROM erp_connections WHERE name = $1',
+          [settings.name],
+        )
+      ).rows[0]!;
       assert.ok(parked.parked_until.getTime() > Date.now() + 60 * 60_000, `parked for hours: ${parked.parked_until.toISOString()}`);
       assert.match(parked.parked_reason, /daily limit/);
       const calls = sim.tenant('org-daily').calls;
-      assert.ok(sim.refused[429] >= 1 && sim.refused[429] <= 5, `the calls in flight when the day ran out were refused, no more: ${sim.refused[429]}`);
-      const waiting = (await store.pool.query<{ n: number; attempts: number }>("SELECT count(*)::int AS n, sum(attempts)::int AS attempts FROM outbox WHERE target = $1 AND status = 'pending'", [settings.name])).rows[0]!;
+      assert.ok(
+        sim.refused[429] >= 1 && sim.refused[429] <= 5,
+        `the calls in flight when the day ran out were refused, no more: ${sim.refused[429]}`,
+      );
+      const waiting = (
+        await store.pool.query<{ n: number; attempts: number }>(
+          "SELECT count(*)::int AS n, sum(attempts)::int AS attempts FROM outbox WHERE target = $1 AND status = 'pending'",
+          [settings.name],
+        )
+      ).rows[0]!;
       assert.ok(waiting.n > 0, 'documents wait');
-      const all = (await store.pool.query<{ attempts: number }>('SELECT sum(attempts)::int AS attempts FROM outbox WHERE target = $1', [settings.name])).rows[0]!;
+      const all = (
+        await store.pool.query<{ attempts: number }>('SELECT sum(attempts)::int AS attempts FROM outbox WHERE target = $1', [settings.name])
+      ).rows[0]!;
       assert.equal(all.attempts, calls + sim.refused[429], 'attempts are the calls made: those accepted and those refused');
       // Another drain while parked calls nothing.
       await drainOutbox(store.pool, target, { untilEmptyMs: 0 });

@@ -33,17 +33,27 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const accrue = (...args: string[]) => spawnSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, '--config', configFile, ...args], { encoding: 'utf8' });
+const accrue = (...args: string[]) =>
+  spawnSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, '--config', configFile, ...args], { encoding: 'utf8' });
 
 test('erp connections: the configured connections, saved to the store, with status and legal entities', () => {
   const run = accrue('--json', 'erp', 'connections');
   assert.equal(run.status, 0, run.stderr);
-  const listed = JSON.parse(run.stdout) as Array<{ name: string; kind: string; status: string; parked_until: string | null; legal_entities: string[] }>;
-  assert.deepEqual(listed.map((c) => [c.name, c.kind, c.status, c.parked_until, c.legal_entities]), [
-    ['ns-us', 'netsuite', 'unauthorized', null, ['nw-us']],
-    ['xero-de', 'xero', 'unauthorized', null, ['nw-de']],
-    ['xero-later', 'xero', 'unauthorized', null, ['nw-uk']],
-  ]);
+  const listed = JSON.parse(run.stdout) as Array<{
+    name: string;
+    kind: string;
+    status: string;
+    parked_until: string | null;
+    legal_entities: string[];
+  }>;
+  assert.deepEqual(
+    listed.map((c) => [c.name, c.kind, c.status, c.parked_until, c.legal_entities]),
+    [
+      ['ns-us', 'netsuite', 'unauthorized', null, ['nw-us']],
+      ['xero-de', 'xero', 'unauthorized', null, ['nw-de']],
+      ['xero-later', 'xero', 'unauthorized', null, ['nw-uk']],
+    ],
+  );
   const human = accrue('erp', 'connections');
   assert.equal(human.status, 0, human.stderr);
   assert.match(human.stdout, /ns-us\s+netsuite\s+unauthorized/);
@@ -51,7 +61,10 @@ test('erp connections: the configured connections, saved to the store, with stat
 
 test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the row and field; the export imports back with nothing recorded', () => {
   const good = join(dir, 'map.csv');
-  writeFileSync(good, 'connection,kind,source,target,effective_from\nns-us,item,api,API-1,2026-01-01\nns-us,subsidiary,nw-us,2,2026-01-01\nxero-de,tax_type,DE,OUTPUT2,2026-01-01\n');
+  writeFileSync(
+    good,
+    'connection,kind,source,target,effective_from\nns-us,item,api,API-1,2026-01-01\nns-us,subsidiary,nw-us,2,2026-01-01\nxero-de,tax_type,DE,OUTPUT2,2026-01-01\n',
+  );
   const imported = accrue('erp', 'mappings', 'import', good, '--by', 'alice');
   assert.equal(imported.status, 0, imported.stderr);
   assert.match(imported.stdout, /3 rows: 3 recorded, 0 already in force/);
@@ -60,7 +73,10 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
   assert.equal((JSON.parse(again.stdout) as { recorded: number }).recorded, 0);
 
   const bad = join(dir, 'bad.yaml');
-  writeFileSync(bad, 'mappings:\n  - { connection: ns-us, kind: widget, source: api, target: X, effective_from: 2026-01-01 }\n  - { connection: ns-us, kind: item, source: api, target: X, effective_from: 2026-13-01 }\n');
+  writeFileSync(
+    bad,
+    'mappings:\n  - { connection: ns-us, kind: widget, source: api, target: X, effective_from: 2026-01-01 }\n  - { connection: ns-us, kind: item, source: api, target: X, effective_from: 2026-13-01 }\n',
+  );
   const refused = accrue('erp', 'mappings', 'import', bad);
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /row 1\.kind: must be one of/);
@@ -68,7 +84,13 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
 
   const listed = accrue('--json', 'erp', 'mappings', 'list', '--connection', 'ns-us', '--on', '2026-11-01');
   assert.equal(listed.status, 0, listed.stderr);
-  assert.deepEqual((JSON.parse(listed.stdout) as Array<{ kind: string; source: string; target: string }>).map((m) => [m.kind, m.source, m.target]), [['item', 'api', 'API-1'], ['subsidiary', 'nw-us', '2']]);
+  assert.deepEqual(
+    (JSON.parse(listed.stdout) as Array<{ kind: string; source: string; target: string }>).map((m) => [m.kind, m.source, m.target]),
+    [
+      ['item', 'api', 'API-1'],
+      ['subsidiary', 'nw-us', '2'],
+    ],
+  );
   const early = accrue('erp', 'mappings', 'list', '--on', '2025-12-31');
   assert.equal(early.status, 0, early.stderr);
   assert.match(early.stdout, /no mappings in force on 2025-12-31/);
@@ -84,7 +106,10 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
     writeFileSync(file, exported.stdout);
     const back = accrue('--json', 'erp', 'mappings', 'import', file, '--by', 'bob');
     assert.equal(back.status, 0, back.stderr);
-    assert.deepEqual([(JSON.parse(back.stdout) as { rows: number; recorded: number }).rows, (JSON.parse(back.stdout) as { recorded: number }).recorded], [3, 0]);
+    assert.deepEqual(
+      [(JSON.parse(back.stdout) as { rows: number; recorded: number }).rows, (JSON.parse(back.stdout) as { recorded: number }).recorded],
+      [3, 0],
+    );
   }
 });
 

@@ -9,7 +9,13 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { saveConnections } from '../../src/connectors/connections.js';
-import { MappingMissing, type ConnectionSettings, type MappingKind, type ReferenceChecker, type ReferenceState } from '../../src/connectors/connection.js';
+import {
+  MappingMissing,
+  type ConnectionSettings,
+  type MappingKind,
+  type ReferenceChecker,
+  type ReferenceState,
+} from '../../src/connectors/connection.js';
 import { importMappings } from '../../src/map/import.js';
 import { exportMappings, mappingHistory, mappingsInForce, formatCsv, formatYaml } from '../../src/map/store.js';
 import { mappingSource } from '../../src/map/resolver.js';
@@ -39,7 +45,8 @@ xero-de,tax_type,DE,OUTPUT2,2026-01-01
 `;
 
 const mappingCount = async () => Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM erp_mappings')).rows[0]!.n);
-const auditCount = async () => Number((await store.pool.query<{ n: string }>("SELECT count(*) AS n FROM audit_log WHERE action LIKE 'erp.mapping.%'")).rows[0]!.n);
+const auditCount = async () =>
+  Number((await store.pool.query<{ n: string }>("SELECT count(*) AS n FROM audit_log WHERE action LIKE 'erp.mapping.%'")).rows[0]!.n);
 
 test('a CSV file is recorded as version 1 of each mapping, audited, and resolved by mappingSource', async () => {
   const result = await importMappings(store.pool, CSV, { by: 'alice', origin: 'map.csv' });
@@ -56,7 +63,16 @@ test('a CSV file is recorded as version 1 of each mapping, audited, and resolved
   assert.equal(audit.length, 1);
   assert.equal(audit[0]!.actor, 'alice');
   assert.equal(audit[0]!.action, 'erp.mapping.set');
-  assert.deepEqual(audit[0]!.details, { connection: 'ns-us', kind: 'item', source: 'api', effective_from: '2026-01-01', version: 1, before: null, after: 'API Services, usage', origin: 'map.csv' });
+  assert.deepEqual(audit[0]!.details, {
+    connection: 'ns-us',
+    kind: 'item',
+    source: 'api',
+    effective_from: '2026-01-01',
+    version: 1,
+    before: null,
+    after: 'API Services, usage',
+    origin: 'map.csv',
+  });
 });
 
 test('importing the same file again records nothing and audits nothing', async () => {
@@ -94,22 +110,35 @@ test('YAML: a changed target is a new version; a later start supersedes from its
   assert.equal(resolver.find('item', 'api', '2026-06-30'), 'API-2');
   assert.equal(resolver.find('item', 'api', '2026-07-01'), 'API-3');
   assert.equal(resolver.find('currency', 'USD', '2026-09-30'), '1');
-  assert.throws(() => resolver.resolve('currency', 'USD', '2026-10-01', 'currency'), (e: unknown) => e instanceof MappingMissing && e.field === 'currency');
+  assert.throws(
+    () => resolver.resolve('currency', 'USD', '2026-10-01', 'currency'),
+    (e: unknown) => e instanceof MappingMissing && e.field === 'currency',
+  );
   const ended = await readAudit(store.pool, { subject: 'erp_mapping:ns-us:currency:USD', action: 'erp.mapping.end' });
   assert.equal(ended.length, 1);
   assert.equal(ended[0]!.actor, 'carol');
   assert.deepEqual([(ended[0]!.details as { before: string }).before, (ended[0]!.details as { after: null }).after], ['1', null]);
   const history = (await mappingHistory(store.pool, 'ns-us')).filter((r) => r.kind === 'item' && r.source === 'api');
-  assert.deepEqual(history.map((r) => [r.effective_from, r.version, r.target, r.recorded_by]), [
-    ['2026-01-01', 1, 'API Services, usage', 'alice'],
-    ['2026-01-01', 2, 'API-2', 'carol'],
-    ['2026-07-01', 1, 'API-3', 'carol'],
-  ]);
+  assert.deepEqual(
+    history.map((r) => [r.effective_from, r.version, r.target, r.recorded_by]),
+    [
+      ['2026-01-01', 1, 'API Services, usage', 'alice'],
+      ['2026-01-01', 2, 'API-2', 'carol'],
+      ['2026-07-01', 1, 'API-3', 'carol'],
+    ],
+  );
   const inForce = await mappingsInForce(store.pool, '2026-11-01', 'ns-us');
   assert.ok(!inForce.some((m) => m.kind === 'currency')); // ended
-  assert.deepEqual(inForce.find((m) => m.kind === 'item'), { ...inForce.find((m) => m.kind === 'item')!, target: 'API-3', effective_from: '2026-07-01', version: 1 });
+  assert.deepEqual(
+    inForce.find((m) => m.kind === 'item'),
+    { ...inForce.find((m) => m.kind === 'item')!, target: 'API-3', effective_from: '2026-07-01', version: 1 },
+  );
   // Ending what is not in force records nothing.
-  const noop = await importMappings(store.pool, 'mappings:\n  - { connection: ns-us, kind: item, source: storage, target: "", effective_from: 2026-01-01 }\n', { by: 'carol' });
+  const noop = await importMappings(
+    store.pool,
+    'mappings:\n  - { connection: ns-us, kind: item, source: storage, target: "", effective_from: 2026-01-01 }\n',
+    { by: 'carol' },
+  );
   assert.ok(noop.ok);
   assert.equal(noop.value.recorded, 0);
 });
@@ -164,39 +193,67 @@ test('every invalid row is refused with a problem naming its row and field, and 
 });
 
 test('YAML: a repeated key, an unknown key, a non-text value and a wrong header are refused', async () => {
-  const dup = await importMappings(store.pool, 'mappings:\n  - { connection: ns-us, kind: item, kind: account, source: api, target: X, effective_from: 2026-01-01 }\n', { by: 't' });
+  const dup = await importMappings(
+    store.pool,
+    'mappings:\n  - { connection: ns-us, kind: item, kind: account, source: api, target: X, effective_from: 2026-01-01 }\n',
+    { by: 't' },
+  );
   assert.ok(!dup.ok && dup.problems[0]!.code === 'yaml_syntax' && /unique|duplicate/i.test(dup.problems[0]!.message), JSON.stringify(dup));
-  const unknown = await importMappings(store.pool, 'mappings:\n  - { connection: ns-us, kind: item, source: api, target: X, effective_from: 2026-01-01, note: hi }\n  - { connection: ns-us, kind: item, source: [api], target: X, effective_from: 2026-01-01 }\n', { by: 't' });
+  const unknown = await importMappings(
+    store.pool,
+    'mappings:\n  - { connection: ns-us, kind: item, source: api, target: X, effective_from: 2026-01-01, note: hi }\n  - { connection: ns-us, kind: item, source: [api], target: X, effective_from: 2026-01-01 }\n',
+    { by: 't' },
+  );
   assert.ok(!unknown.ok);
-  assert.deepEqual(unknown.problems.map((p) => [p.path, p.code]), [['row 1.note', 'unknown_key'], ['row 2.source', 'not_text']]);
+  assert.deepEqual(
+    unknown.problems.map((p) => [p.path, p.code]),
+    [
+      ['row 1.note', 'unknown_key'],
+      ['row 2.source', 'not_text'],
+    ],
+  );
   const header = await importMappings(store.pool, 'connection,kind,source,target\nns-us,item,api,X\n', { by: 't', format: 'csv' });
   assert.ok(!header.ok && header.problems[0]!.code === 'invalid_header');
 });
 
 test('a change wakes the documents waiting for a mapping on that connection, in the same transaction; nothing else', async () => {
   const insert = (key: string, target: string, status: string, code: string | null) =>
-    store.pool.query("INSERT INTO outbox (key, target, document_kind, document_id, status, next_attempt_at, last_error) VALUES ($1, $2, 'journal', $1, $3, now() + interval '7 days', $4)", [key, target, status, code === null ? null : JSON.stringify({ code, message: 'm' })]);
+    store.pool.query(
+      "INSERT INTO outbox (key, target, document_kind, document_id, status, next_attempt_at, last_error) VALUES ($1, $2, 'journal', $1, $3, now() + interval '7 days', $4)",
+      [key, target, status, code === null ? null : JSON.stringify({ code, message: 'm' })],
+    );
   await insert('out:v1:ns-us:waiting', 'ns-us', 'pending', 'mapping_missing');
   await insert('out:v1:ns-us:other-error', 'ns-us', 'pending', 'http_500');
   await insert('out:v1:ns-us:dead', 'ns-us', 'dead', 'mapping_missing');
   await insert('out:v1:xero-de:waiting', 'xero-de', 'pending', 'mapping_missing');
-  const due = async () => (await store.pool.query<{ key: string }>('SELECT key FROM outbox WHERE next_attempt_at <= now() ORDER BY key')).rows.map((r) => r.key);
+  const due = async () =>
+    (await store.pool.query<{ key: string }>('SELECT key FROM outbox WHERE next_attempt_at <= now() ORDER BY key')).rows.map((r) => r.key);
   const unchanged = await importMappings(store.pool, CSV.split('\n').slice(0, 3).join('\n'), { by: 'dave' }); // already recorded
   assert.ok(unchanged.ok && unchanged.value.recorded === 1 && unchanged.value.woken === 1, JSON.stringify(unchanged)); // row 2 (api from 2026-01-01) is API-2 now: changed back
   assert.deepEqual(await due(), ['out:v1:ns-us:waiting']);
   const again = await importMappings(store.pool, CSV.split('\n').slice(0, 3).join('\n'), { by: 'dave' });
   assert.ok(again.ok && again.value.recorded === 0 && again.value.woken === 0);
-  const refused = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nxero-de,item,api,I-1,2026-01-01\nxero-de,item,nope,I-2,2026-01-01\n', { by: 'dave' });
+  const refused = await importMappings(
+    store.pool,
+    'connection,kind,source,target,effective_from\nxero-de,item,api,I-1,2026-01-01\nxero-de,item,nope,I-2,2026-01-01\n',
+    { by: 'dave' },
+  );
   assert.ok(!refused.ok);
   assert.deepEqual(await due(), ['out:v1:ns-us:waiting']); // a refused file wakes nothing
-  const xeroChange = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nxero-de,item,api,I-1,2026-01-01\n', { by: 'dave' });
+  const xeroChange = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nxero-de,item,api,I-1,2026-01-01\n', {
+    by: 'dave',
+  });
   assert.ok(xeroChange.ok && xeroChange.value.woken === 1);
   assert.deepEqual(await due(), ['out:v1:ns-us:waiting', 'out:v1:xero-de:waiting']);
 });
 
 // Valid (connection, kind, source) of the Northwind catalog, for generated files.
 test('an end listed before an earlier start of the same mapping still ends it (rows are taken in date order, not file order)', async () => {
-  const file = ['connection,kind,source,target,effective_from', 'ns-us,account,1200,,2045-05-02', 'ns-us,account,1200,ACC-1200,2045-03-05'].join('\n');
+  const file = [
+    'connection,kind,source,target,effective_from',
+    'ns-us,account,1200,,2045-05-02',
+    'ns-us,account,1200,ACC-1200,2045-03-05',
+  ].join('\n');
   const imported = await importMappings(store.pool, file, { by: 'erin' });
   assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
   assert.equal(imported.value.recorded, 2, 'the start and the end are both recorded');
@@ -222,30 +279,53 @@ const SOURCES: Array<[string, MappingKind, string]> = [
 ];
 const target = fc.oneof(
   fc.constantFrom('', 'null', '~', 'true', '0042', '1e3', '- x', 'a, "b"', '#1', 'key: value', "'q'", 'Zürich 株式会社', '=SUM(A1)'),
-  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).map((s) => s.trim()).filter((s) => s !== '' && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s)),
+  fc
+    .string({ unit: 'grapheme', minLength: 1, maxLength: 40 })
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s)),
 );
 const day = fc.integer({ min: 0, max: 3650 }).map((n) => new Date(Date.UTC(2024, 0, 1) + n * 86_400_000).toISOString().slice(0, 10));
-const fileRows = fc.uniqueArray(fc.record({ at: fc.integer({ min: 0, max: SOURCES.length - 1 }), target, effective_from: day }), { selector: (r) => `${r.at}|${r.effective_from}`, maxLength: 12 }).map((rows) =>
-  rows.map((r) => ({ connection: SOURCES[r.at]![0], kind: SOURCES[r.at]![1], source: SOURCES[r.at]![2], target: r.target, effective_from: r.effective_from })),
-);
+const fileRows = fc
+  .uniqueArray(fc.record({ at: fc.integer({ min: 0, max: SOURCES.length - 1 }), target, effective_from: day }), {
+    selector: (r) => `${r.at}|${r.effective_from}`,
+    maxLength: 12,
+  })
+  .map((rows) =>
+    rows.map((r) => ({
+      connection: SOURCES[r.at]![0],
+      kind: SOURCES[r.at]![1],
+      source: SOURCES[r.at]![2],
+      target: r.target,
+      effective_from: r.effective_from,
+    })),
+  );
 
 test('property: after any import, importing the export (CSV or YAML) records nothing', async () => {
   await fc.assert(
-    fc.asyncProperty(fileRows, fc.constantFrom('csv' as const, 'yaml' as const), fc.constantFrom('csv' as const, 'yaml' as const), async (rows, inFormat, outFormat) => {
-      const imported = await importMappings(store.pool, inFormat === 'csv' ? formatCsv(rows) : formatYaml(rows), { by: 'prop', format: inFormat });
-      assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
-      // Every row is in force with its target on its start date (or ended there).
-      for (const connection of ['ns-us', 'xero-de']) {
-        const resolver = await mappingSource(store.pool, connection).load();
-        for (const r of rows.filter((x) => x.connection === connection)) assert.equal(resolver.find(r.kind, r.source, r.effective_from), r.target === '' ? undefined : r.target);
-      }
-      const before = await mappingCount();
-      const exported = await exportMappings(store.pool, outFormat);
-      const back = await importMappings(store.pool, exported, { by: 'prop' });
-      assert.ok(back.ok, JSON.stringify(!back.ok && back.problems));
-      assert.equal(back.value.recorded, 0, JSON.stringify(back.value.changes));
-      assert.equal(await mappingCount(), before);
-    }),
+    fc.asyncProperty(
+      fileRows,
+      fc.constantFrom('csv' as const, 'yaml' as const),
+      fc.constantFrom('csv' as const, 'yaml' as const),
+      async (rows, inFormat, outFormat) => {
+        const imported = await importMappings(store.pool, inFormat === 'csv' ? formatCsv(rows) : formatYaml(rows), {
+          by: 'prop',
+          format: inFormat,
+        });
+        assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
+        // Every row is in force with its target on its start date (or ended there).
+        for (const connection of ['ns-us', 'xero-de']) {
+          const resolver = await mappingSource(store.pool, connection).load();
+          for (const r of rows.filter((x) => x.connection === connection))
+            assert.equal(resolver.find(r.kind, r.source, r.effective_from), r.target === '' ? undefined : r.target);
+        }
+        const before = await mappingCount();
+        const exported = await exportMappings(store.pool, outFormat);
+        const back = await importMappings(store.pool, exported, { by: 'prop' });
+        assert.ok(back.ok, JSON.stringify(!back.ok && back.problems));
+        assert.equal(back.value.recorded, 0, JSON.stringify(back.value.changes));
+        assert.equal(await mappingCount(), before);
+      },
+    ),
     { numRuns: 40 },
   );
 });
@@ -265,7 +345,10 @@ test('checkMappings: required mappings the store lacks, and each mapping in forc
   const imported = await importMappings(store.pool, file, { by: 'erin' });
   assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
   const calls: string[] = [];
-  const erp: Record<string, ReferenceState> = { 'item:ITEM-GONE': { state: 'missing', detail: 'no item with internal id ITEM-GONE' }, 'item:ITEM-OLD': { state: 'inactive', detail: 'item ITEM-OLD is inactive' } };
+  const erp: Record<string, ReferenceState> = {
+    'item:ITEM-GONE': { state: 'missing', detail: 'no item with internal id ITEM-GONE' },
+    'item:ITEM-OLD': { state: 'inactive', detail: 'item ITEM-OLD is inactive' },
+  };
   const checker: ReferenceChecker = {
     async checkReference(kind, target) {
       calls.push(`${kind}:${target}`);
@@ -273,7 +356,8 @@ test('checkMappings: required mappings the store lacks, and each mapping in forc
     },
   };
   const findings = await checkMappings(store.pool, catalog, ns, checker, on);
-  const state = (kind: string, source: string) => findings.filter((f) => f.kind === kind && f.source === source).map((f) => [f.state, f.target]);
+  const state = (kind: string, source: string) =>
+    findings.filter((f) => f.kind === kind && f.source === source).map((f) => [f.state, f.target]);
   assert.deepEqual(state('item', 'api'), [['missing', 'ITEM-GONE']]);
   assert.deepEqual(state('item', 'storage'), [['inactive', 'ITEM-OLD']]);
   assert.deepEqual(state('subsidiary', 'nw-us'), [['active', 'SUB-1']]);
@@ -287,7 +371,16 @@ test('checkMappings: required mappings the store lacks, and each mapping in forc
   // Every required mapping not in force is reported once; nothing in force is reported as unmapped.
   const required = requiredMappings(catalog, ns, on).filter((r) => r.required);
   const inForce = new Set((await mappingsInForce(store.pool, on, 'ns-us')).map((m) => `${m.kind}:${m.source}`));
-  assert.deepEqual(findings.filter((f) => f.state === 'unmapped').map((f) => `${f.kind}:${f.source}`).sort(), required.map((r) => `${r.kind}:${r.source}`).filter((k) => !inForce.has(k)).sort());
+  assert.deepEqual(
+    findings
+      .filter((f) => f.state === 'unmapped')
+      .map((f) => `${f.kind}:${f.source}`)
+      .sort(),
+    required
+      .map((r) => `${r.kind}:${r.source}`)
+      .filter((k) => !inForce.has(k))
+      .sort(),
+  );
   const report = await runErpCheck(store.pool, catalog, ns, checker, on);
   assert.equal(report.ok, false);
   assert.equal(report.counts.missing, 1);
@@ -297,31 +390,48 @@ test('checkMappings: required mappings the store lacks, and each mapping in forc
 test('runErpCheck passes when every required mapping is in force and active', async () => {
   const catalog = (await currentCatalog(store.pool))!.catalog;
   const on = '2041-01-01';
-  const rows = requiredMappings(catalog, xero, on).filter((r) => r.required).map((r) => `xero-de,${r.kind},${r.source},X-${r.source},2041-01-01`);
+  const rows = requiredMappings(catalog, xero, on)
+    .filter((r) => r.required)
+    .map((r) => `xero-de,${r.kind},${r.source},X-${r.source},2041-01-01`);
   const imported = await importMappings(store.pool, ['connection,kind,source,target,effective_from', ...rows].join('\n'), { by: 'erin' });
   assert.ok(imported.ok, JSON.stringify(!imported.ok && imported.problems));
   const active: ReferenceChecker = { checkReference: async () => ({ state: 'active' }) };
   const report = await runErpCheck(store.pool, catalog, xero, active, on);
   assert.equal(report.ok, true, JSON.stringify(report.findings.filter((f) => f.state !== 'active')));
   assert.ok(report.counts.active >= rows.length);
-  const inactive: ReferenceChecker = { checkReference: async (kind) => (kind === 'tax_type' ? { state: 'inactive', detail: 'archived' } : { state: 'active' }) };
+  const inactive: ReferenceChecker = {
+    checkReference: async (kind) => (kind === 'tax_type' ? { state: 'inactive', detail: 'archived' } : { state: 'active' }),
+  };
   assert.equal((await runErpCheck(store.pool, catalog, xero, inactive, on)).ok, false);
 });
 
 test('a mapping whose source has left the catalog can still be ended, and an old export still imports with no change', async () => {
   const northwind = readFileSync('examples/northwind/catalog.yaml', 'utf8');
-  const withLegacy = northwind.replace(/^products:\n/m, 'products:\n  - id: legacy\n    name: Legacy Hosting\n    revenue_account: { nw-us: "4999", nw-de: "8999" }\n');
+  const withLegacy = northwind.replace(
+    /^products:\n/m,
+    'products:\n  - id: legacy\n    name: Legacy Hosting\n    revenue_account: { nw-us: "4999", nw-de: "8999" }\n',
+  );
   assert.notEqual(withLegacy, northwind);
   assert.ok((await applyCatalog(store.pool, withLegacy, { by: 'test' })).ok);
-  const mapped = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-1,2026-01-01\nns-us,account,4999,ACC-LEG,2026-01-01\n', { by: 'frank' });
+  const mapped = await importMappings(
+    store.pool,
+    'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-1,2026-01-01\nns-us,account,4999,ACC-LEG,2026-01-01\n',
+    { by: 'frank' },
+  );
   assert.ok(mapped.ok && mapped.value.recorded === 2, JSON.stringify(mapped));
   const exported = await exportMappings(store.pool, 'csv', 'ns-us');
   assert.ok((await applyCatalog(store.pool, northwind, { by: 'test' })).ok); // legacy leaves the catalog
   const back = await importMappings(store.pool, exported, { by: 'frank' });
   assert.ok(back.ok && back.value.recorded === 0, JSON.stringify(back));
-  const changed = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-2,2026-01-01\n', { by: 'frank' });
+  const changed = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,LEG-2,2026-01-01\n', {
+    by: 'frank',
+  });
   assert.ok(!changed.ok && changed.problems[0]!.path === 'row 1.source' && changed.problems[0]!.code === 'unknown_source');
-  const ended = await importMappings(store.pool, 'connection,kind,source,target,effective_from\nns-us,item,legacy,,2027-01-01\nns-us,account,4999,,2027-01-01\n', { by: 'frank' });
+  const ended = await importMappings(
+    store.pool,
+    'connection,kind,source,target,effective_from\nns-us,item,legacy,,2027-01-01\nns-us,account,4999,,2027-01-01\n',
+    { by: 'frank' },
+  );
   assert.ok(ended.ok && ended.value.recorded === 2, JSON.stringify(ended));
   assert.equal((await mappingSource(store.pool, 'ns-us').load()).find('item', 'legacy', '2027-01-01'), undefined);
 });

@@ -56,7 +56,13 @@ async function queue(connection: string, journals: Journal[]): Promise<void> {
   });
 }
 
-const rows = async (target: string) => (await store.pool.query<{ status: string; attempts: number; failures: number; code: string | null; post_on: string | null }>("SELECT status, attempts, failures, last_error->>'code' AS code, to_char(post_on, 'YYYY-MM-DD') AS post_on FROM outbox WHERE target = $1 ORDER BY id", [target])).rows;
+const rows = async (target: string) =>
+  (
+    await store.pool.query<{ status: string; attempts: number; failures: number; code: string | null; post_on: string | null }>(
+      "SELECT status, attempts, failures, last_error->>'code' AS code, to_char(post_on, 'YYYY-MM-DD') AS post_on FROM outbox WHERE target = $1 ORDER BY id",
+      [target],
+    )
+  ).rows;
 
 before(async () => {
   store = await testStore();
@@ -79,7 +85,10 @@ describe('a connection that needs reauthorization', () => {
     const first = await drainOutbox(store.pool, target, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
     assert.equal(first.dead, 0);
     const waiting = await rows('reauth');
-    assert.ok(waiting.every((r) => r.status === 'pending' && r.failures === 0), JSON.stringify(waiting));
+    assert.ok(
+      waiting.every((r) => r.status === 'pending' && r.failures === 0),
+      JSON.stringify(waiting),
+    );
     assert.ok(waiting.some((r) => r.code === 'needs_reauthorization'));
     const callsWhileRefused = target.calls;
     assert.ok(callsWhileRefused <= 3, `only the rows already claimed when it was refused are tried: ${callsWhileRefused}`);
@@ -102,25 +111,47 @@ describe('a connection that needs reauthorization', () => {
 
 describe('a document dated in a period the ERP has closed', () => {
   it('first_open_day: re-sent dated the first open day, the stored journal unchanged, the move audited', async () => {
-    const settings: ConnectionSettings = { name: 'locked-move', kind: 'netsuite', account_id: '1234567', legal_entities: ['nw-us'], closed_period: 'first_open_day' };
+    const settings: ConnectionSettings = {
+      name: 'locked-move',
+      kind: 'netsuite',
+      account_id: '1234567',
+      legal_entities: ['nw-us'],
+      closed_period: 'first_open_day',
+    };
     assert.ok((await saveConnections(store.pool, [settings])).ok);
     await queue('locked-move', [journal(10)]);
     const target = new ScriptedTarget('locked-move');
-    target.refuse = (j) => (j.posting_date < '2026-12-01' ? new PeriodLocked('locked-move', j.posting_date, '2026-12-01', 'The accounting period is closed') : undefined);
+    target.refuse = (j) =>
+      j.posting_date < '2026-12-01'
+        ? new PeriodLocked('locked-move', j.posting_date, '2026-12-01', 'The accounting period is closed')
+        : undefined;
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
     assert.equal(outcome.dead, 0);
     const [row] = await rows('locked-move');
     assert.deepEqual([row!.status, row!.post_on], ['posted', '2026-12-01']);
     assert.equal(target.held.get('out:v1:locked-move:jrn:v1:credit_drawdown:waits-10'), '2026-12-01', 'sent dated the first open day');
-    const stored = (await store.pool.query<{ posting_date: string }>("SELECT to_char(posting_date, 'YYYY-MM-DD') AS posting_date FROM journals WHERE id = 'jrn:v1:credit_drawdown:waits-10'")).rows[0]!;
+    const stored = (
+      await store.pool.query<{ posting_date: string }>(
+        "SELECT to_char(posting_date, 'YYYY-MM-DD') AS posting_date FROM journals WHERE id = 'jrn:v1:credit_drawdown:waits-10'",
+      )
+    ).rows[0]!;
     assert.equal(stored.posting_date, '2026-10-31', 'the stored journal keeps its date');
     const audit = await readAudit(store.pool, { action: 'outbox.redated' });
     assert.equal(audit.length, 1);
-    assert.deepEqual([(audit[0]!.details as { date: string }).date, (audit[0]!.details as { post_on: string }).post_on], ['2026-10-31', '2026-12-01']);
+    assert.deepEqual(
+      [(audit[0]!.details as { date: string }).date, (audit[0]!.details as { post_on: string }).post_on],
+      ['2026-10-31', '2026-12-01'],
+    );
   });
 
   it('exception: the document waits on a finance-operations exception instead', async () => {
-    const settings: ConnectionSettings = { name: 'locked-hold', kind: 'netsuite', account_id: '1234567', legal_entities: ['nw-de'], closed_period: 'exception' };
+    const settings: ConnectionSettings = {
+      name: 'locked-hold',
+      kind: 'netsuite',
+      account_id: '1234567',
+      legal_entities: ['nw-de'],
+      closed_period: 'exception',
+    };
     assert.ok((await saveConnections(store.pool, [settings])).ok);
     await queue('locked-hold', [journal(20)]);
     const target = new ScriptedTarget('locked-hold');
@@ -129,7 +160,11 @@ describe('a document dated in a period the ERP has closed', () => {
     assert.equal(outcome.dead, 0);
     const [row] = await rows('locked-hold');
     assert.deepEqual([row!.status, row!.code, row!.failures], ['pending', 'period_locked', 0]);
-    const exception = (await store.pool.query<{ owner_queue: string; status: string; connector: string }>("SELECT owner_queue, status, connector FROM exceptions WHERE kind = 'erp_period_locked'")).rows;
+    const exception = (
+      await store.pool.query<{ owner_queue: string; status: string; connector: string }>(
+        "SELECT owner_queue, status, connector FROM exceptions WHERE kind = 'erp_period_locked'",
+      )
+    ).rows;
     assert.deepEqual(exception, [{ owner_queue: 'finance_operations', status: 'open', connector: 'locked-hold' }]);
   });
 });

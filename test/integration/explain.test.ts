@@ -28,7 +28,15 @@ const SOURCE = '//explain-test';
 const API = 'com.northwind.api.request';
 const STORAGE = 'com.northwind.storage.usage';
 const COMPUTE = 'com.northwind.compute.sample';
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown> = {}) => ({ specversion: '1.0', id, source: SOURCE, type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id,
+  source: SOURCE,
+  type,
+  subject,
+  time,
+  data,
+});
 
 // acme's api calls straddle the 2026-11-16 price change (two lines); decoys: December, another customer, another meter.
 const NOVEMBER = [
@@ -73,7 +81,8 @@ before(async () => {
   catalog = (await currentCatalog(store.pool))!;
   await ingestBatch(store.pool, catalog, NOVEMBER, { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
   await ingestBatch(store.pool, catalog, DECEMBER, { channel: 'http', now: new Date('2026-12-03T00:00:00Z') });
-  november = (await closePeriod(store.pool, catalog, { period: '2026-11', erpTargets: ['netsuite'], log: (line) => closeLog.push(line) })).invoices;
+  november = (await closePeriod(store.pool, catalog, { period: '2026-11', erpTargets: ['netsuite'], log: (line) => closeLog.push(line) }))
+    .invoices;
   sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 500 });
   await sim.start();
 });
@@ -107,7 +116,9 @@ describe('explain an invoice line', () => {
     // Every sampled event really is acme's, of the meter's type, in the window and at or below the watermark.
     assert.deepEqual(usage.sample.map((s) => s.id).sort(), ['a-api-1', 'a-api-2', 'a-api-3', 'a-api-4']);
     for (const s of usage.sample) {
-      const row = (await store.pool.query('SELECT customer_id, type, time, seq, late FROM events WHERE source = $1 AND id = $2', [s.source, s.id])).rows[0];
+      const row = (
+        await store.pool.query('SELECT customer_id, type, time, seq, late FROM events WHERE source = $1 AND id = $2', [s.source, s.id])
+      ).rows[0];
       assert.equal(row.customer_id, 'acme');
       assert.equal(row.type, API);
       assert.ok(row.time >= new Date(usage.window.from) && row.time < new Date(usage.window.to));
@@ -172,14 +183,26 @@ describe('explain an invoice line', () => {
 
 describe('correlation ids', () => {
   it('the database writes the same correlation id the domain derives, for every finalized invoice, journal and outbox row', async () => {
-    const rows = (await store.pool.query<{ subject_kind: string; subject_id: string; correlation_id: string; invoice: string; rating_run: string | null }>('SELECT * FROM correlations')).rows;
+    const rows = (
+      await store.pool.query<{
+        subject_kind: string;
+        subject_id: string;
+        correlation_id: string;
+        invoice: string;
+        rating_run: string | null;
+      }>('SELECT * FROM correlations')
+    ).rows;
     for (const invoice of november) {
       const expected = correlationId({ invoice: invoice.id, rating_run: invoice.rating_run });
       const mine = rows.filter((r) => r.invoice === invoice.id);
       assert.deepEqual([...new Set(mine.map((r) => r.subject_kind))].sort(), ['invoice', 'journal', 'outbox']);
       for (const r of mine) assert.equal(r.correlation_id, expected);
     }
-    const outbox = (await store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM correlations c WHERE c.subject_kind = 'outbox' AND c.subject_id = o.key)")).rows[0]!;
+    const outbox = (
+      await store.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM correlations c WHERE c.subject_kind = 'outbox' AND c.subject_id = o.key)",
+      )
+    ).rows[0]!;
     assert.equal(outbox.n, 0, 'every outbox row carries its correlation');
   });
 
@@ -187,7 +210,8 @@ describe('correlation ids', () => {
     const text = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\u0000'));
     await fc.assert(
       fc.asyncProperty(text, fc.option(text, { nil: null }), async (invoice, ratingRun) => {
-        const sql = (await store.pool.query<{ id: string }>('SELECT accrue_correlation_of($1, $2) AS id', [invoice, ratingRun])).rows[0]!.id;
+        const sql = (await store.pool.query<{ id: string }>('SELECT accrue_correlation_of($1, $2) AS id', [invoice, ratingRun])).rows[0]!
+          .id;
         assert.equal(sql, correlationId({ invoice, rating_run: ratingRun }));
       }),
       { numRuns: 100 },
@@ -201,9 +225,17 @@ describe('correlation ids', () => {
   });
 
   it('every request the ERP receives carries X-Accrue-Correlation, and the worker logs the same chain', async () => {
-    const target = netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+    const target = netsuiteTarget(sim.url, {
+      subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+      timeoutMs: 2000,
+      limits: { concurrency: 2, requestsPerMinute: 60_000 },
+    });
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 10_000, log: (line) => workerLog.push(line) });
-    const outboxRows = (await store.pool.query<{ key: string; document_id: string; status: string }>("SELECT key, document_id, status FROM outbox WHERE target = 'netsuite'")).rows;
+    const outboxRows = (
+      await store.pool.query<{ key: string; document_id: string; status: string }>(
+        "SELECT key, document_id, status FROM outbox WHERE target = 'netsuite'",
+      )
+    ).rows;
     assert.equal(outcome.posted + outcome.found_existing, outboxRows.length);
     assert.ok(outboxRows.every((r) => r.status === 'posted'));
     assert.ok(sim.correlations.length >= outboxRows.length * 2, 'a look-up and a post per document, each with the header');
@@ -225,7 +257,10 @@ describe('correlation ids', () => {
     assert.equal(posted[0]!.correlation, e.lineage.correlation_id);
     assert.equal(typeof posted[0]!.reference, 'string');
     // The ERP reference is now part of the chain.
-    assert.deepEqual(e.lineage.erp_documents.map((d) => d.target), e.lineage.outbox.map(() => 'netsuite'));
+    assert.deepEqual(
+      e.lineage.erp_documents.map((d) => d.target),
+      e.lineage.outbox.map(() => 'netsuite'),
+    );
     assert.ok(e.lineage.erp_documents.length >= 1);
     assert.equal(e.journals.find((j) => j.id === journal)?.outbox[0]?.erp_document, posted[0]!.reference);
     // An invoice can be found by its correlation id too.
@@ -251,7 +286,10 @@ describe('explain a journal line', () => {
     const one = await explainJournal(store.pool, journalId, { line: compute.line_no });
     assert.ok(one.ok);
     const lines = one.value.explained!.invoice_lines;
-    assert.deepEqual(lines.map((l) => l.line_no), computeLines);
+    assert.deepEqual(
+      lines.map((l) => l.line_no),
+      computeLines,
+    );
     const vcpu = lines.find((l) => l.meter === 'peak_vcpu') as LineExplanation;
     assert.equal(vcpu.usage?.event_count, 2);
     assert.deepEqual(vcpu.usage?.sample.map((s) => s.id).sort(), ['u-cpu-1', 'u-cpu-2']);
@@ -261,7 +299,8 @@ describe('explain a journal line', () => {
     const outboxKey = `out:v1:netsuite:${journalId}`;
     const viaKey = await explainJournal(store.pool, outboxKey);
     assert.ok(viaKey.ok && viaKey.value.journal.id === journalId);
-    const reference = (await store.pool.query<{ r: string }>('SELECT target_reference AS r FROM outbox WHERE key = $1', [outboxKey])).rows[0]!.r;
+    const reference = (await store.pool.query<{ r: string }>('SELECT target_reference AS r FROM outbox WHERE key = $1', [outboxKey]))
+      .rows[0]!.r;
     const viaErp = await explainJournal(store.pool, reference);
     assert.ok(viaErp.ok && viaErp.value.journal.id === journalId);
     const bad = await explainJournal(store.pool, journalId, { line: 42 });
@@ -303,10 +342,18 @@ describe('late usage: credit note and replacement', () => {
     await ingestBatch(
       store.pool,
       catalog,
-      [ev('a-st-late', 'acme-prod', STORAGE, '2026-11-25T00:00:00Z', { gb_hours: '1000' }), ev('u-api-late', 'umbrella', API, '2026-11-26T00:00:00Z', { region: 'eu' })],
+      [
+        ev('a-st-late', 'acme-prod', STORAGE, '2026-11-25T00:00:00Z', { gb_hours: '1000' }),
+        ev('u-api-late', 'umbrella', API, '2026-11-26T00:00:00Z', { region: 'eu' }),
+      ],
       { channel: 'http', now: new Date('2026-12-04T00:00:00Z') },
     );
-    const december = await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z') /* December has ended */, erpTargets: ['netsuite'], log: (line) => closeLog.push(line) });
+    const december = await closePeriod(store.pool, catalog, {
+      period: '2026-12',
+      now: new Date('2027-01-02T00:00:00Z') /* December has ended */,
+      erpTargets: ['netsuite'],
+      log: (line) => closeLog.push(line),
+    });
     const acme = december.corrections.find((c) => c.customer === 'acme')!;
     assert.ok(acme.credit_note && acme.replacement);
     const logged = closeLog.filter((l) => l.msg === 'late usage corrected').map((l) => l.invoice);
@@ -335,11 +382,17 @@ describe('late usage: credit note and replacement', () => {
 
     const walked = await explainEvent(store.pool, SOURCE, 'a-st-late');
     assert.ok(walked.ok);
-    assert.deepEqual(walked.value.billed_in.map((b) => b.invoice.id), [acme.replacement.id]);
+    assert.deepEqual(
+      walked.value.billed_in.map((b) => b.invoice.id),
+      [acme.replacement.id],
+    );
     const before = await explainEvent(store.pool, SOURCE, 'a-st-1');
     assert.ok(before.ok);
     const onOriginal = before.value.billed_in.find((b) => b.invoice.id === acme.corrected.id)!;
-    assert.deepEqual(onOriginal.reversed_by.map((d) => d.id), [acme.credit_note.id]);
+    assert.deepEqual(
+      onOriginal.reversed_by.map((d) => d.id),
+      [acme.credit_note.id],
+    );
     assert.ok(before.value.billed_in.some((b) => b.invoice.id === acme.replacement!.id));
 
     // umbrella's late call still fits one package of 1,000: re-rated, nothing issued.
@@ -359,16 +412,28 @@ describe('over HTTP and on the command line', () => {
       const auth = { authorization: `Bearer ${read}` };
       const umbrella = invoiceOf('umbrella');
       const compute = umbrella.lines.find((l) => l.meter === 'peak_vcpu')!;
-      const res = await app.inject({ method: 'GET', url: `/v1/invoices/${umbrella.number}/explain?line=${compute.line_no}`, headers: auth });
+      const res = await app.inject({
+        method: 'GET',
+        url: `/v1/invoices/${umbrella.number}/explain?line=${compute.line_no}`,
+        headers: auth,
+      });
       assert.equal(res.statusCode, 200, res.body);
       const body = res.json();
       assert.equal(body.lines[0].usage.event_count, 2);
       assert.equal(body.lines[0].tiers.length, 2);
       assert.equal(body.lineage.correlation_id, correlationId({ invoice: umbrella.id, rating_run: umbrella.rating_run }));
-      const journal = await app.inject({ method: 'GET', url: `/v1/journals/${encodeURIComponent(`jrn:v1:invoice:${umbrella.id}`)}/explain`, headers: auth });
+      const journal = await app.inject({
+        method: 'GET',
+        url: `/v1/journals/${encodeURIComponent(`jrn:v1:invoice:${umbrella.id}`)}/explain`,
+        headers: auth,
+      });
       assert.equal(journal.statusCode, 200, journal.body);
       assert.equal(journal.json().invoice.invoice.id, umbrella.id);
-      const event = await app.inject({ method: 'GET', url: `/v1/events/explain?source=${encodeURIComponent(SOURCE)}&id=u-cpu-2`, headers: auth });
+      const event = await app.inject({
+        method: 'GET',
+        url: `/v1/events/explain?source=${encodeURIComponent(SOURCE)}&id=u-cpu-2`,
+        headers: auth,
+      });
       assert.equal(event.statusCode, 200, event.body);
       assert.equal(event.json().billed_in[0].invoice.id, umbrella.id);
       const missing = await app.inject({ method: 'GET', url: '/v1/invoices/NWUS-999999/explain', headers: auth });
@@ -386,7 +451,11 @@ describe('over HTTP and on the command line', () => {
   it('accrue explain invoice --line prints the line down to the events, and --json the same data', () => {
     const umbrella = invoiceOf('umbrella');
     const compute = umbrella.lines.find((l) => l.meter === 'peak_vcpu')!;
-    const run = (...args: string[]) => execFileSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = (...args: string[]) =>
+      execFileSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     const text = run('explain', 'invoice', umbrella.number!, '--line', String(compute.line_no));
     assert.match(text, new RegExp(`Line ${compute.line_no} +usage`));
     assert.match(text, /sample +\/\/explain-test u-cpu-/);

@@ -44,10 +44,17 @@ const mixed = (source: string) => [
 ];
 
 // Verdicts compared across sources: the source's name is the only allowed difference.
-const normalize = (results: EventOutcome[], source: string) => JSON.parse(JSON.stringify(results.map((r) => ({ ...r, index: 0 }))).replaceAll(JSON.stringify(source).slice(1, -1), 'SRC'));
+const normalize = (results: EventOutcome[], source: string) =>
+  JSON.parse(JSON.stringify(results.map((r) => ({ ...r, index: 0 }))).replaceAll(JSON.stringify(source).slice(1, -1), 'SRC'));
 
 const auth = () => ({ authorization: `Bearer ${key}` });
-const post = (app: FastifyInstance, body: unknown) => app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth(), 'content-type': 'application/cloudevents+json' }, payload: JSON.stringify(body) });
+const post = (app: FastifyInstance, body: unknown) =>
+  app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { ...auth(), 'content-type': 'application/cloudevents+json' },
+    payload: JSON.stringify(body),
+  });
 
 async function stored(source: string): Promise<string[]> {
   return (await store.pool.query<{ id: string }>('SELECT id FROM events WHERE source = $1 ORDER BY id', [source])).rows.map((r) => r.id);
@@ -84,7 +91,8 @@ after(async () => {
 
 describe('group commit: verdicts', () => {
   it('gives every event of one group the verdict one transaction per event gives, in the same order', async () => {
-    for (const source of ['//direct', '//grouped']) await ingestBatch(store.pool, catalog, [event(source, 'pre'), event(source, 'pre-2')], opts);
+    for (const source of ['//direct', '//grouped'])
+      await ingestBatch(store.pool, catalog, [event(source, 'pre'), event(source, 'pre-2')], opts);
     const direct: EventOutcome[] = [];
     for (const raw of mixed('//direct')) direct.push((await ingestBatch(store.pool, catalog, [raw], opts)).results[0]!);
     const committer = new GroupCommitter(store.pool, { lingerMs: 50 });
@@ -94,7 +102,10 @@ describe('group commit: verdicts', () => {
     assert.deepEqual(new Set(grouped.map((g) => g.status === 'committed' && g.batch_id)).size, 1);
     assert.deepEqual(normalize(results, '//grouped'), normalize(direct, '//direct'));
     // By hand: what each verdict must be.
-    assert.deepEqual(results.map((r) => r.status), ['accepted', 'accepted', 'duplicate', 'conflict', 'rejected', 'quarantined', 'duplicate', 'conflict', 'conflict', 'accepted']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['accepted', 'accepted', 'duplicate', 'conflict', 'rejected', 'quarantined', 'duplicate', 'conflict', 'conflict', 'accepted'],
+    );
     assert.deepEqual(await stored('//grouped'), ['a', 'b', 'e', 'pre', 'pre-2']);
     const conflicts = await store.pool.query("SELECT count(*)::int AS n FROM event_conflicts WHERE source = '//grouped'");
     const conflictsDirect = await store.pool.query("SELECT count(*)::int AS n FROM event_conflicts WHERE source = '//direct'");
@@ -106,13 +117,27 @@ describe('group commit: verdicts', () => {
     const grouped = await buildServer({ pool: store.pool, groupCommit: { lingerMs: 200 } }); // long enough for the six to meet on a busy machine
     try {
       // Order-independent cases only: requests in flight together have no order between them.
-      const cases = (source: string) => [event(source, 'h1'), event(source, 'h2'), event(source, 'h3', { time: 'not a time' }), event(source, 'h4', { subject: 'nobody-we-know' }), event(source, 'pre'), event(source, 'pre-2', { data: { region: 'ap-south-1' } })];
-      for (const source of ['//http-direct', '//http-grouped']) await ingestBatch(store.pool, catalog, [event(source, 'pre'), event(source, 'pre-2')], opts);
+      const cases = (source: string) => [
+        event(source, 'h1'),
+        event(source, 'h2'),
+        event(source, 'h3', { time: 'not a time' }),
+        event(source, 'h4', { subject: 'nobody-we-know' }),
+        event(source, 'pre'),
+        event(source, 'pre-2', { data: { region: 'ap-south-1' } }),
+      ];
+      for (const source of ['//http-direct', '//http-grouped'])
+        await ingestBatch(store.pool, catalog, [event(source, 'pre'), event(source, 'pre-2')], opts);
       const a: Array<Awaited<ReturnType<typeof post>>> = [];
       for (const body of cases('//http-direct')) a.push(await post(direct, body));
       const b = await Promise.all(cases('//http-grouped').map((body) => post(grouped, body)));
-      assert.deepEqual(b.map((r) => r.statusCode), [200, 200, 400, 202, 200, 409]);
-      assert.deepEqual(b.map((r) => r.statusCode), a.map((r) => r.statusCode));
+      assert.deepEqual(
+        b.map((r) => r.statusCode),
+        [200, 200, 400, 202, 200, 409],
+      );
+      assert.deepEqual(
+        b.map((r) => r.statusCode),
+        a.map((r) => r.statusCode),
+      );
       const strip = (body: string, source: string) => {
         const parsed = JSON.parse(body.replaceAll(JSON.stringify(source).slice(1, -1), 'SRC'));
         delete parsed.batch_id; // the batch is the group's: several requests, one batch id
@@ -134,11 +159,26 @@ describe('group commit: backpressure', () => {
   it('turns the event past the queued-events bound away, then the one past the age bound; Retry-After at least 1 s', async () => {
     let now = 1_000_000;
     const port = gated();
-    const committer = new GroupCommitter(store.pool, { lingerMs: 0, commitsInFlightMax: 1, queuedEventsMax: 3, queueAgeMsMax: 500, ingest: port.ingest, now: () => now });
+    const committer = new GroupCommitter(store.pool, {
+      lingerMs: 0,
+      commitsInFlightMax: 1,
+      queuedEventsMax: 3,
+      queueAgeMsMax: 500,
+      ingest: port.ingest,
+      now: () => now,
+    });
     const first = committer.submit(catalog, event('//bound', 'q0'), opts);
     while (port.calls.length === 0) await new Promise((r) => setTimeout(r, 1));
     const queued = [1, 2, 3].map((i) => committer.submit(catalog, event('//bound', `q${i}`), opts));
-    assert.deepEqual(committer.stats(), { queued_events: 3, queued_bytes: 0, in_flight_events: 1, oldest_queued_ms: 0, groups_committed: 0, events_committed: 0, overloaded: 0 });
+    assert.deepEqual(committer.stats(), {
+      queued_events: 3,
+      queued_bytes: 0,
+      in_flight_events: 1,
+      oldest_queued_ms: 0,
+      groups_committed: 0,
+      events_committed: 0,
+      overloaded: 0,
+    });
     const refused = await committer.submit(catalog, event('//bound', 'q4'), opts);
     assert.equal(refused.status, 'overloaded');
     assert.ok(refused.status === 'overloaded' && refused.reason === 'queued_events' && refused.retry_after_seconds >= 1);
@@ -158,13 +198,20 @@ describe('group commit: backpressure', () => {
     assert.equal((await stuck).status, 'committed');
     assert.equal((await waiting).status, 'committed');
     await committer.drain();
-    assert.deepEqual(await stored('//bound'), ['q0', 'q1', 'q2', 'q3', 'r0', 'r1'], 'what was answered committed is stored; what was turned away is not');
+    assert.deepEqual(
+      await stored('//bound'),
+      ['q0', 'q1', 'q2', 'q3', 'r0', 'r1'],
+      'what was answered committed is stored; what was turned away is not',
+    );
     assert.equal(committer.stats().overloaded, 2);
   });
 
   it('answers 429 with Retry-After over HTTP while the database lags, loses nothing it acknowledged, and takes the retries', async () => {
     const port = gated();
-    const app = await buildServer({ pool: store.pool, groupCommit: { lingerMs: 0, commitsInFlightMax: 1, queuedEventsMax: 5, ingest: port.ingest } });
+    const app = await buildServer({
+      pool: store.pool,
+      groupCommit: { lingerMs: 0, commitsInFlightMax: 1, queuedEventsMax: 5, ingest: port.ingest },
+    });
     try {
       const pending: Array<{ id: string; reply: ReturnType<typeof post> }> = [];
       let turnedAway: Awaited<ReturnType<typeof post>> | undefined;
@@ -183,16 +230,22 @@ describe('group commit: backpressure', () => {
       const problem = JSON.parse(turnedAway.body);
       assert.equal(problem.status, 429);
       assert.equal(problem.reason, 'queued_events');
-      for (const p of pending.slice(0, 6)) assert.equal(answered.has(p.id), false, `${p.id}: one in flight and five queued wait for their commit, unanswered`);
+      for (const p of pending.slice(0, 6))
+        assert.equal(answered.has(p.id), false, `${p.id}: one in flight and five queued wait for their commit, unanswered`);
       port.open();
       const replies = await Promise.all(pending.map(async (p) => ({ id: p.id, res: await p.reply })));
       const acknowledged = replies.filter((r) => r.res.statusCode === 200).map((r) => r.id);
       const refused = replies.filter((r) => r.res.statusCode === 429).map((r) => r.id);
       assert.equal(acknowledged.length + refused.length, replies.length);
-      assert.deepEqual(acknowledged.slice(0, 6), pending.slice(0, 6).map((p) => p.id), 'the six that waited were committed');
+      assert.deepEqual(
+        acknowledged.slice(0, 6),
+        pending.slice(0, 6).map((p) => p.id),
+        'the six that waited were committed',
+      );
       assert.ok(refused.length >= 1);
       assert.deepEqual(await stored('//lag'), acknowledged.sort(), 'every acknowledged event is stored, no refused one is');
-      for (const id of refused) assert.equal((await post(app, event('//lag', id))).statusCode, 200, 'the retry is taken once the lag is gone');
+      for (const id of refused)
+        assert.equal((await post(app, event('//lag', id))).statusCode, 200, 'the retry is taken once the lag is gone');
       assert.deepEqual(await stored('//lag'), replies.map((r) => r.id).sort());
     } finally {
       port.open();
@@ -205,7 +258,6 @@ describe('group commit: backpressure', () => {
     try {
       const ids = Array.from({ length: 640 }, (_, i) => `c${i}`);
       let next = 0;
-      let refusals = 0;
       const client = async () => {
         while (next < ids.length) {
           const id = ids[next++]!;
@@ -213,7 +265,6 @@ describe('group commit: backpressure', () => {
             const res = await post(app, event('//load', id));
             if (res.statusCode === 200) break;
             assert.equal(res.statusCode, 429, res.body);
-            refusals += 1;
             await new Promise((r) => setTimeout(r, 5)); // a real client waits Retry-After; the test only needs order
           }
         }
@@ -254,13 +305,21 @@ describe('group commit: the catalog in force', () => {
     assert.equal(await verdict('h2', 'acme-prod'), 'accepted');
     assert.equal(await verdict('h3', 'acme-prod'), 'accepted');
     assert.equal(headReads, 1);
-    const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8').replace('tenants: [globex]', 'tenants: [globex, hooli]'), { by: 'test' });
+    const applied = await applyCatalog(
+      store.pool,
+      readFileSync('examples/northwind/catalog.yaml', 'utf8').replace('tenants: [globex]', 'tenants: [globex, hooli]'),
+      { by: 'test' },
+    );
     assert.ok(applied.ok && applied.value.changed);
     try {
       assert.equal(await verdict('h4', 'hooli'), 'accepted');
       assert.equal(headReads, 2);
-      const stored = await store.pool.query("SELECT id, customer_id FROM events WHERE source = $1 ORDER BY id", [source]);
-      assert.deepEqual(stored.rows, [{ id: 'h2', customer_id: 'acme' }, { id: 'h3', customer_id: 'acme' }, { id: 'h4', customer_id: 'globex' }]);
+      const stored = await store.pool.query('SELECT id, customer_id FROM events WHERE source = $1 ORDER BY id', [source]);
+      assert.deepEqual(stored.rows, [
+        { id: 'h2', customer_id: 'acme' },
+        { id: 'h3', customer_id: 'acme' },
+        { id: 'h4', customer_id: 'globex' },
+      ]);
     } finally {
       assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
       await committer.drain();

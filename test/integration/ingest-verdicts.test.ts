@@ -43,7 +43,16 @@ const GB: Record<'a' | 'b' | 'c', string> = { a: '1.5', b: '2.5', c: '3.5' };
 const isValid = (v: Variant): v is 'a' | 'b' | 'c' => v in GB;
 
 function storage(source: string, id: string, gbHours: string, overrides: Record<string, unknown> = {}) {
-  return { specversion: '1.0', id, source, type: 'com.northwind.storage.usage', subject: 'acme-prod', time: '2026-11-03T10:00:00Z', data: { gb_hours: gbHours }, ...overrides };
+  return {
+    specversion: '1.0',
+    id,
+    source,
+    type: 'com.northwind.storage.usage',
+    subject: 'acme-prod',
+    time: '2026-11-03T10:00:00Z',
+    data: { gb_hours: gbHours },
+    ...overrides,
+  };
 }
 
 function raw(source: string, id: string, v: Variant) {
@@ -100,7 +109,9 @@ const groupPath: Path = async (events) => {
   const submitted = await Promise.all(events.map((event) => committer.submit(catalog, event, opts)));
   assert.equal(committer.stats().groups_committed, 1, 'one commit for the whole group');
   return {
-    results: submitted.map((s, index) => (s.status === 'committed' ? { ...s.result, index } : assert.fail(`not committed: ${JSON.stringify(s)}`))),
+    results: submitted.map((s, index) =>
+      s.status === 'committed' ? { ...s.result, index } : assert.fail(`not committed: ${JSON.stringify(s)}`),
+    ),
     batchIds: [...new Set(submitted.map((s) => (s.status === 'committed' ? s.batch_id : '')))],
   };
 };
@@ -108,14 +119,22 @@ const groupPath: Path = async (events) => {
 let run = 0;
 
 /** One scenario: some keys stored first (or quarantined first), then a batch of repeats, checked against the model. */
-async function check(path: Path, name: string, stored: ReadonlyArray<Variant | undefined>, batch: ReadonlyArray<{ key: number; v: Variant }>): Promise<void> {
+async function check(
+  path: Path,
+  name: string,
+  stored: ReadonlyArray<Variant | undefined>,
+  batch: ReadonlyArray<{ key: number; v: Variant }>,
+): Promise<void> {
   const source = `//verdicts/${name}/${(run += 1)}`;
   const id = (key: number) => `k${key}`;
   const totalBefore = await usageTotal();
   const earlier = stored.flatMap((v, key) => (v === undefined ? [] : [raw(source, id(key), v)]));
   if (earlier.length > 0) {
     const first = await ingestBatch(store.pool, catalog, earlier, opts);
-    assert.deepEqual(first.results.map((r) => r.status), stored.flatMap((v) => (v === undefined ? [] : [isValid(v) ? 'accepted' : 'quarantined'])));
+    assert.deepEqual(
+      first.results.map((r) => r.status),
+      stored.flatMap((v) => (v === undefined ? [] : [isValid(v) ? 'accepted' : 'quarantined'])),
+    );
   }
   const events = batch.map(({ key, v }) => raw(source, id(key), v));
   // The batch's id is its content's: a batch repeating the earlier one exactly is a repeat of it, a receipt of its own.
@@ -135,7 +154,11 @@ async function check(path: Path, name: string, stored: ReadonlyArray<Variant | u
   const expected = model(stored, batch);
 
   // Each verdict as the model says; a conflict names the id.
-  assert.deepEqual(results.map((r) => r.status), expected.map((e) => e.status), `verdicts of ${JSON.stringify({ stored, batch })}`);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    expected.map((e) => e.status),
+    `verdicts of ${JSON.stringify({ stored, batch })}`,
+  );
   results.forEach((r, i) => {
     assert.equal(r.index, i);
     assert.equal(r.id, id(batch[i]!.key));
@@ -146,10 +169,17 @@ async function check(path: Path, name: string, stored: ReadonlyArray<Variant | u
   const deciding = new Map<string, Variant>();
   stored.forEach((v, key) => v !== undefined && isValid(v) && deciding.set(id(key), v));
   batch.forEach(({ key, v }) => isValid(v) && !deciding.has(id(key)) && deciding.set(id(key), v));
-  const rows = (await store.pool.query<{ id: string; content_hash: string; gb: string }>("SELECT id, content_hash, data->>'gb_hours' AS gb FROM events WHERE source = $1 ORDER BY id", [source])).rows;
+  const rows = (
+    await store.pool.query<{ id: string; content_hash: string; gb: string }>(
+      "SELECT id, content_hash, data->>'gb_hours' AS gb FROM events WHERE source = $1 ORDER BY id",
+      [source],
+    )
+  ).rows;
   assert.deepEqual(
     rows,
-    [...deciding].sort(([x], [y]) => (x < y ? -1 : 1)).map(([key, v]) => ({ id: key, content_hash: hashOf(raw(source, key, v)), gb: GB[v as 'a'] })),
+    [...deciding]
+      .sort(([x], [y]) => (x < y ? -1 : 1))
+      .map(([key, v]) => ({ id: key, content_hash: hashOf(raw(source, key, v)), gb: GB[v as 'a'] })),
   );
 
   // Conflicts: each distinct content once, each naming the hash stored for its key.
@@ -161,16 +191,27 @@ async function check(path: Path, name: string, stored: ReadonlyArray<Variant | u
     )
   ).rows;
   for (const c of conflicts) assert.equal(c.existing_hash, c.stored_hash, `conflict ${c.id} names the stored hash`);
-  const conflictKeys = (list: Array<{ id: string; content_hash: string }>) => [...new Set(list.map((c) => `${c.id} ${c.content_hash}`))].sort();
+  const conflictKeys = (list: Array<{ id: string; content_hash: string }>) =>
+    [...new Set(list.map((c) => `${c.id} ${c.content_hash}`))].sort();
   assert.deepEqual(
     conflictKeys(conflicts),
-    conflictKeys(batch.flatMap(({ key, v }, i) => (expected[i]!.status === 'conflict' ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : []))),
+    conflictKeys(
+      batch.flatMap(({ key, v }, i) =>
+        expected[i]!.status === 'conflict' ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : [],
+      ),
+    ),
   );
 
   // Quarantine: each distinct quarantined content once, from before or from this batch.
-  const parked = (await store.pool.query<{ id: string; content_hash: string }>('SELECT id, content_hash FROM quarantine WHERE source = $1', [source])).rows;
-  const parkedBefore = stored.flatMap((v, key) => (v !== undefined && !isValid(v) ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : []));
-  const parkedNow = batch.flatMap(({ key, v }, i) => (expected[i]!.status === 'quarantined' ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : []));
+  const parked = (
+    await store.pool.query<{ id: string; content_hash: string }>('SELECT id, content_hash FROM quarantine WHERE source = $1', [source])
+  ).rows;
+  const parkedBefore = stored.flatMap((v, key) =>
+    v !== undefined && !isValid(v) ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : [],
+  );
+  const parkedNow = batch.flatMap(({ key, v }, i) =>
+    expected[i]!.status === 'quarantined' ? [{ id: id(key), content_hash: hashOf(raw(source, id(key), v)) }] : [],
+  );
   assert.deepEqual(conflictKeys(parked), conflictKeys([...parkedBefore, ...parkedNow]));
 
   // The batch's receipt counts what was answered.
@@ -188,13 +229,25 @@ const VARIANTS: Variant[] = ['a', 'b', 'c', 'a', 'b', 'qs', 'qt']; // valid cont
 const scenario = fc.integer({ min: 1, max: 3 }).chain((keys) =>
   fc.record({
     stored: fc.array(fc.option(fc.constantFrom(...VARIANTS), { nil: undefined, freq: 2 }), { minLength: keys, maxLength: keys }),
-    batch: fc.array(fc.record({ key: fc.integer({ min: 0, max: keys - 1 }), v: fc.constantFrom(...VARIANTS) }), { minLength: 1, maxLength: 8 }),
+    batch: fc.array(fc.record({ key: fc.integer({ min: 0, max: keys - 1 }), v: fc.constantFrom(...VARIANTS) }), {
+      minLength: 1,
+      maxLength: 8,
+    }),
   }),
 );
 
 describe('dedup verdicts: the stored copy decides first', () => {
   it('a batch repeating a stored key: [1.5, 1.5, 2.5] against a stored 2.5 is conflict, conflict, duplicate', async () => {
-    await check(batchPath, 'example', ['b'], [{ key: 0, v: 'a' }, { key: 0, v: 'a' }, { key: 0, v: 'b' }]);
+    await check(
+      batchPath,
+      'example',
+      ['b'],
+      [
+        { key: 0, v: 'a' },
+        { key: 0, v: 'a' },
+        { key: 0, v: 'b' },
+      ],
+    );
   });
 
   it('concurrent single events in one group commit: 20 × A and 20 × B with B stored are 20 conflicts and 20 duplicates', async () => {
@@ -205,11 +258,17 @@ describe('dedup verdicts: the stored copy decides first', () => {
   });
 
   it('matches the model on the batch path (property)', async () => {
-    await fc.assert(fc.asyncProperty(scenario, ({ stored, batch }) => check(batchPath, 'batch', stored, batch)), { numRuns: 60 });
+    await fc.assert(
+      fc.asyncProperty(scenario, ({ stored, batch }) => check(batchPath, 'batch', stored, batch)),
+      { numRuns: 60 },
+    );
   });
 
   it('matches the model on the group-commit path (property)', async () => {
-    await fc.assert(fc.asyncProperty(scenario, ({ stored, batch }) => check(groupPath, 'group', stored, batch)), { numRuns: 60 });
+    await fc.assert(
+      fc.asyncProperty(scenario, ({ stored, batch }) => check(groupPath, 'group', stored, batch)),
+      { numRuns: 60 },
+    );
   });
 });
 
@@ -222,7 +281,9 @@ describe('dedup verdicts: a writer storing a key between the check and the inser
     const holder = await store.pool.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:verdicts-race', 'file', 1, 1, 0, 0, 0, 0)");
+      await holder.query(
+        "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:verdicts-race', 'file', 1, 1, 0, 0, 0, 0)",
+      );
       await holder.query(
         `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
          VALUES ($1, 'r1', 'com.northwind.storage.usage', 'acme-prod', 'acme', '2026-11-03T10:00:00Z', $2, '{"storage_gb_hours":"2.5"}', '{}', $3, 'ub:verdicts-race', false)`,
@@ -230,22 +291,41 @@ describe('dedup verdicts: a writer storing a key between the check and the inser
       );
       const totalBefore = await usageTotal();
       // r1 with 1.5 first, then with 2.5 (the other writer's content), and r2 new.
-      const pending = ingestBatch(store.pool, catalog, [storage(source, 'r1', GB.a), storage(source, 'r1', GB.b), storage(source, 'r2', GB.c)], opts);
+      const pending = ingestBatch(
+        store.pool,
+        catalog,
+        [storage(source, 'r1', GB.a), storage(source, 'r1', GB.b), storage(source, 'r2', GB.c)],
+        opts,
+      );
       for (let waited = 0; ; waited += 10) {
-        const blocked = await store.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()");
+        const blocked = await store.pool.query(
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()",
+        );
         if (blocked.rowCount) break;
         assert.ok(waited < 10_000, 'the batch never waited on the key held by the open transaction');
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await holder.query('COMMIT');
       const outcome = await pending;
-      assert.deepEqual(outcome.results.map((r) => [r.id, r.status]), [['r1', 'conflict'], ['r1', 'duplicate'], ['r2', 'accepted']]);
+      assert.deepEqual(
+        outcome.results.map((r) => [r.id, r.status]),
+        [
+          ['r1', 'conflict'],
+          ['r1', 'duplicate'],
+          ['r2', 'accepted'],
+        ],
+      );
       const conflicts = await store.pool.query('SELECT id, content_hash, existing_hash FROM event_conflicts WHERE source = $1', [source]);
       assert.deepEqual(conflicts.rows, [{ id: 'r1', content_hash: hashOf(storage(source, 'r1', GB.a)), existing_hash: hashOf(theirs) }]);
-      const batch = await store.pool.query('SELECT received, accepted, duplicates, conflicts, repeats FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+      const batch = await store.pool.query('SELECT received, accepted, duplicates, conflicts, repeats FROM ingest_batches WHERE id = $1', [
+        outcome.batch_id,
+      ]);
       assert.deepEqual(batch.rows, [{ received: 3, accepted: 1, duplicates: 1, conflicts: 1, repeats: 0 }]);
       const events = await store.pool.query("SELECT id, data->>'gb_hours' AS gb FROM events WHERE source = $1 ORDER BY id", [source]);
-      assert.deepEqual(events.rows, [{ id: 'r1', gb: '2.5' }, { id: 'r2', gb: '3.5' }]);
+      assert.deepEqual(events.rows, [
+        { id: 'r1', gb: '2.5' },
+        { id: 'r2', gb: '3.5' },
+      ]);
       assert.equal((await usageTotal()).minus(totalBefore).toString(), '6', "the other writer's 2.5 and r2's 3.5");
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
@@ -271,7 +351,9 @@ describe('dedup verdicts: a key stored and committed after the read, before the 
       );
       const pending = ingestBatch(store.pool, catalog, [mine, theirs], opts);
       for (let waited = 0; ; waited += 10) {
-        const blocked = await store.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO event_conflicts%' AND datname = current_database()");
+        const blocked = await store.pool.query(
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO event_conflicts%' AND datname = current_database()",
+        );
         if (blocked.rowCount) break;
         assert.ok(waited < 10_000, 'the batch never waited on the conflict row held by the open transaction');
         await new Promise((resolve) => setTimeout(resolve, 10));
@@ -280,12 +362,17 @@ describe('dedup verdicts: a key stored and committed after the read, before the 
       assert.equal((await ingestBatch(store.pool, catalog, [theirs], { ...opts, channel: 'file' })).results[0]!.status, 'accepted');
       await holder.query('ROLLBACK');
       const outcome = await pending;
-      assert.deepEqual(outcome.results.map((r) => r.status), ['conflict', 'duplicate']);
+      assert.deepEqual(
+        outcome.results.map((r) => r.status),
+        ['conflict', 'duplicate'],
+      );
       const conflicts = await store.pool.query('SELECT content_hash, existing_hash FROM event_conflicts WHERE source = $1', [source]);
       assert.deepEqual(conflicts.rows, [{ content_hash: hashOf(mine), existing_hash: hashOf(theirs) }]);
       const events = await store.pool.query("SELECT id, data->>'gb_hours' AS gb FROM events WHERE source = $1", [source]);
       assert.deepEqual(events.rows, [{ id: 'c1', gb: '2.5' }]);
-      const record = await store.pool.query('SELECT received, accepted, duplicates, conflicts FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+      const record = await store.pool.query('SELECT received, accepted, duplicates, conflicts FROM ingest_batches WHERE id = $1', [
+        outcome.batch_id,
+      ]);
       assert.deepEqual(record.rows, [{ received: 2, accepted: 0, duplicates: 1, conflicts: 1 }]);
     } finally {
       await holder.query('ROLLBACK').catch(() => {});
@@ -306,7 +393,12 @@ describe('ingest outcomes: every receipt counted once', () => {
   after(() => app.close());
 
   const post = (body: unknown, type: string) =>
-    app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${ingestKey}`, 'content-type': type }, payload: JSON.stringify(body) });
+    app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { authorization: `Bearer ${ingestKey}`, 'content-type': type },
+      payload: JSON.stringify(body),
+    });
   async function counted() {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     const metric = Object.fromEntries(
@@ -315,15 +407,32 @@ describe('ingest outcomes: every receipt counted once', () => {
         return [outcome, line === undefined ? 0 : Number(line.split(' ')[1])];
       }),
     );
-    const pipeline = await app.inject({ method: 'GET', url: '/v1/dashboard/pipeline?hours=1', headers: { authorization: `Bearer ${readKey}` } });
+    const pipeline = await app.inject({
+      method: 'GET',
+      url: '/v1/dashboard/pipeline?hours=1',
+      headers: { authorization: `Bearer ${readKey}` },
+    });
     assert.equal(pipeline.statusCode, 200);
     return { metric, dashboard: pipeline.json().ingestion.totals as Record<string, number> };
   }
-  function assertCounted(before: Awaited<ReturnType<typeof counted>>, now: Awaited<ReturnType<typeof counted>>, counts: Record<EventStatus, number>, receipts: number) {
+  function assertCounted(
+    before: Awaited<ReturnType<typeof counted>>,
+    now: Awaited<ReturnType<typeof counted>>,
+    counts: Record<EventStatus, number>,
+    receipts: number,
+  ) {
     const received = Object.values(counts).reduce((s, n) => s + n, 0);
-    for (const status of Object.keys(counts) as EventStatus[]) assert.equal(now.metric[status]! - before.metric[status]!, counts[status], `metric ${status}`);
-    const plural: Record<EventStatus, string> = { accepted: 'accepted', duplicate: 'duplicates', conflict: 'conflicts', rejected: 'rejected', quarantined: 'quarantined' };
-    for (const status of Object.keys(counts) as EventStatus[]) assert.equal(now.dashboard[plural[status]]! - before.dashboard[plural[status]]!, counts[status], `dashboard ${status}`);
+    for (const status of Object.keys(counts) as EventStatus[])
+      assert.equal(now.metric[status]! - before.metric[status]!, counts[status], `metric ${status}`);
+    const plural: Record<EventStatus, string> = {
+      accepted: 'accepted',
+      duplicate: 'duplicates',
+      conflict: 'conflicts',
+      rejected: 'rejected',
+      quarantined: 'quarantined',
+    };
+    for (const status of Object.keys(counts) as EventStatus[])
+      assert.equal(now.dashboard[plural[status]]! - before.dashboard[plural[status]]!, counts[status], `dashboard ${status}`);
     assert.equal(now.dashboard.received! - before.dashboard.received!, received, 'dashboard received');
     assert.equal(now.dashboard.batches! - before.dashboard.batches!, receipts, 'dashboard batches (receipts)');
   }
@@ -351,9 +460,14 @@ describe('ingest outcomes: every receipt counted once', () => {
     assertCounted(afterFirst, await counted(), again.json().counts, 1);
 
     // The batch record keeps the first receipt's verdicts and counts the repeat; the repeat has a record of its own.
-    const record = await store.pool.query('SELECT accepted, duplicates, repeats FROM ingest_batches WHERE id = $1', [first.json().batch_id]);
+    const record = await store.pool.query('SELECT accepted, duplicates, repeats FROM ingest_batches WHERE id = $1', [
+      first.json().batch_id,
+    ]);
     assert.deepEqual(record.rows, [{ accepted: 2, duplicates: 1, repeats: 1 }]);
-    const receipts = await store.pool.query('SELECT received, accepted, duplicates, rejected, quarantined FROM ingest_receipts WHERE batch_id = $1 ORDER BY received_at, accepted DESC', [first.json().batch_id]);
+    const receipts = await store.pool.query(
+      'SELECT received, accepted, duplicates, rejected, quarantined FROM ingest_receipts WHERE batch_id = $1 ORDER BY received_at, accepted DESC',
+      [first.json().batch_id],
+    );
     assert.deepEqual(receipts.rows, [
       { received: 5, accepted: 2, duplicates: 1, rejected: 1, quarantined: 1 },
       { received: 5, accepted: 0, duplicates: 3, rejected: 1, quarantined: 1 },

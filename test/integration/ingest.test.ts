@@ -59,7 +59,10 @@ describe('store and catalog', () => {
   });
 
   it('refuses an invalid catalog whole and keeps the one in force', async () => {
-    const broken = NORTHWIND.replace('rate: "0.19"', 'rate: 0.19').replace('invoice_number_prefix: "NWDE-"\n', 'invoice_number_prefix: "NWDE-"\n    rounding_typo: x\n');
+    const broken = NORTHWIND.replace('rate: "0.19"', 'rate: 0.19').replace(
+      'invoice_number_prefix: "NWDE-"\n',
+      'invoice_number_prefix: "NWDE-"\n    rounding_typo: x\n',
+    );
     const result = await applyCatalog(store.pool, broken, { by: 'test' });
     assert.equal(result.ok, false);
     assert.ok(!result.ok && result.problems.length >= 2, 'every problem is listed');
@@ -103,13 +106,18 @@ describe('ingestion', () => {
     assert.equal(outcome.results[3]!.problems?.[0]?.path, 'data.gb_hours');
     assert.equal(outcome.results[4]!.problems?.[0]?.path, 'time');
     const stored = await store.pool.query("SELECT id FROM events WHERE id LIKE 'mix-%'");
-    assert.deepEqual(stored.rows.map((r) => r.id), ['mix-ok']);
+    assert.deepEqual(
+      stored.rows.map((r) => r.id),
+      ['mix-ok'],
+    );
     const quarantined = await store.pool.query("SELECT id, reason FROM quarantine WHERE id LIKE 'mix-%' ORDER BY id");
     assert.deepEqual(quarantined.rows, [
       { id: 'mix-subject', reason: 'unknown_subject' },
       { id: 'mix-type', reason: 'unknown_type' },
     ]);
-    const batch = await store.pool.query('SELECT received, accepted, rejected, quarantined FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+    const batch = await store.pool.query('SELECT received, accepted, rejected, quarantined FROM ingest_batches WHERE id = $1', [
+      outcome.batch_id,
+    ]);
     assert.deepEqual(batch.rows[0], { received: 8, accepted: 1, rejected: 5, quarantined: 2 });
   });
 
@@ -132,16 +140,31 @@ describe('ingestion', () => {
       ['accepted', 'duplicate', 'conflict', 'accepted', 'duplicate', 'accepted', 'conflict', 'conflict', 'quarantined', 'rejected'],
     );
     const row = async () =>
-      (await store.pool.query('SELECT received, accepted, duplicates, conflicts, rejected, quarantined, repeats FROM ingest_batches WHERE id = $1', [outcome.batch_id])).rows[0];
+      (
+        await store.pool.query(
+          'SELECT received, accepted, duplicates, conflicts, rejected, quarantined, repeats FROM ingest_batches WHERE id = $1',
+          [outcome.batch_id],
+        )
+      ).rows[0];
     assert.deepEqual(await row(), { received: 10, accepted: 3, duplicates: 2, conflicts: 3, rejected: 1, quarantined: 1, repeats: 0 });
     const conflicts = await store.pool.query("SELECT id FROM event_conflicts WHERE id LIKE 'rec-%' ORDER BY id");
-    assert.deepEqual(conflicts.rows.map((r) => r.id), ['rec-clash', 'rec-old-2', 'rec-q-old']);
+    assert.deepEqual(
+      conflicts.rows.map((r) => r.id),
+      ['rec-clash', 'rec-old-2', 'rec-q-old'],
+    );
 
     // The same batch again: every valid event a duplicate, the record counts a repeat and keeps its first counts.
     const again = await ingest([
-      event('rec-new'), event('rec-old'), event('rec-old-2', { data: { region: 'eu-west-1' } }), event('rec-twice'), event('rec-twice'),
-      event('rec-clash'), event('rec-clash', { data: { region: 'ap-south-1' } }), event('rec-q-old', { subject: 'nobody-knows' }),
-      event('rec-q-new', { subject: 'nobody-knows' }), event('rec-bad', { time: 'yesterday' }),
+      event('rec-new'),
+      event('rec-old'),
+      event('rec-old-2', { data: { region: 'eu-west-1' } }),
+      event('rec-twice'),
+      event('rec-twice'),
+      event('rec-clash'),
+      event('rec-clash', { data: { region: 'ap-south-1' } }),
+      event('rec-q-old', { subject: 'nobody-knows' }),
+      event('rec-q-new', { subject: 'nobody-knows' }),
+      event('rec-bad', { time: 'yesterday' }),
     ]);
     assert.equal(again.batch_id, outcome.batch_id);
     assert.deepEqual(again.counts, { accepted: 0, duplicate: 5, conflict: 3, rejected: 1, quarantined: 1 });
@@ -164,15 +187,33 @@ describe('ingestion', () => {
   });
 
   it('flags events for a closed period as late and keeps them out of the total', async () => {
-    await store.pool.query("INSERT INTO billing_periods (legal_entity, period, status, closed_at) VALUES ('nw-de', '2026-10', 'closed', now())");
-    const before = await queryUsage(store.pool, catalog.catalog, { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01' });
+    await store.pool.query(
+      "INSERT INTO billing_periods (legal_entity, period, status, closed_at) VALUES ('nw-de', '2026-10', 'closed', now())",
+    );
+    const before = await queryUsage(store.pool, catalog.catalog, {
+      customer: 'umbrella',
+      meter: 'api_calls',
+      from: '2026-10-01',
+      to: '2026-11-01',
+    });
     const outcome = await ingest([event('oct-late', { subject: 'umbrella', time: '2026-10-20T00:00:00Z' })]);
     assert.equal(outcome.results[0]!.status, 'accepted');
     const late = await store.pool.query("SELECT late FROM events WHERE id = 'oct-late'");
     assert.equal(late.rows[0].late, true);
-    const after = await queryUsage(store.pool, catalog.catalog, { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01' });
+    const after = await queryUsage(store.pool, catalog.catalog, {
+      customer: 'umbrella',
+      meter: 'api_calls',
+      from: '2026-10-01',
+      to: '2026-11-01',
+    });
     assert.deepEqual(after, before);
-    const lateOnly = await queryUsage(store.pool, catalog.catalog, { customer: 'umbrella', meter: 'api_calls', from: '2026-10-01', to: '2026-11-01', late: 'only' });
+    const lateOnly = await queryUsage(store.pool, catalog.catalog, {
+      customer: 'umbrella',
+      meter: 'api_calls',
+      from: '2026-10-01',
+      to: '2026-11-01',
+      late: 'only',
+    });
     assert.ok(lateOnly.ok);
     assert.equal(lateOnly.value[0]?.quantity, '1');
   });
@@ -187,28 +228,52 @@ describe('ingestion in one statement', () => {
     try {
       // Another writer (a bulk load, say) has inserted race-1, with content of its own, and not yet committed.
       await holder.query('BEGIN');
-      await holder.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:race', 'file', 1, 1, 0, 0, 0, 0)");
+      await holder.query(
+        "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:race', 'file', 1, 1, 0, 0, 0, 0)",
+      );
       await holder.query(
         `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
          VALUES ($1, 'race-1', 'com.northwind.api.request', 'acme-prod', 'acme', '2026-11-04T10:00:00Z', '{"region":"us-east-1"}', '{}', '{}', 'other-content', 'ub:race', false)`,
         [source],
       );
-      const pending = ingestBatch(store.pool, catalog, [event('race-0', { source }), event('race-1', { source })], { channel: 'http', now: NOW });
+      const pending = ingestBatch(store.pool, catalog, [event('race-0', { source }), event('race-1', { source })], {
+        channel: 'http',
+        now: NOW,
+      });
       // Wait until the statement waits on the holder's key: it found the key free, and now must not write half a batch.
       for (let waited = 0; ; waited += 10) {
-        const blocked = await store.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()");
+        const blocked = await store.pool.query(
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()",
+        );
         if (blocked.rowCount) break;
         assert.ok(waited < 10_000, 'the one-statement write never waited on the key held by the open transaction');
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await holder.query('COMMIT');
       const outcome = await pending;
-      assert.deepEqual(outcome.results.map((r) => [r.id, r.status]), [['race-0', 'accepted'], ['race-1', 'conflict']]);
-      const batch = await store.pool.query('SELECT received, accepted, duplicates, conflicts, repeats FROM ingest_batches WHERE id = $1', [outcome.batch_id]);
+      assert.deepEqual(
+        outcome.results.map((r) => [r.id, r.status]),
+        [
+          ['race-0', 'accepted'],
+          ['race-1', 'conflict'],
+        ],
+      );
+      const batch = await store.pool.query('SELECT received, accepted, duplicates, conflicts, repeats FROM ingest_batches WHERE id = $1', [
+        outcome.batch_id,
+      ]);
       assert.deepEqual(batch.rows, [{ received: 2, accepted: 1, duplicates: 0, conflicts: 1, repeats: 0 }]);
-      const events = await store.pool.query('SELECT id, content_hash = $2 AS theirs FROM events WHERE source = $1 ORDER BY id', [source, 'other-content']);
-      assert.deepEqual(events.rows, [{ id: 'race-0', theirs: false }, { id: 'race-1', theirs: true }]);
-      assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM event_conflicts WHERE source = $1 AND id = 'race-1'", [source])).rows[0].n, 1);
+      const events = await store.pool.query('SELECT id, content_hash = $2 AS theirs FROM events WHERE source = $1 ORDER BY id', [
+        source,
+        'other-content',
+      ]);
+      assert.deepEqual(events.rows, [
+        { id: 'race-0', theirs: false },
+        { id: 'race-1', theirs: true },
+      ]);
+      assert.equal(
+        (await store.pool.query("SELECT count(*)::int AS n FROM event_conflicts WHERE source = $1 AND id = 'race-1'", [source])).rows[0].n,
+        1,
+      );
       // The rollups count what the events say: the aborted statement's rollup rows went with it.
       const query = { from: NOV.from, to: NOV.to };
       assert.deepEqual(await queryUsage(store.pool, catalog.catalog, query), await recountUsage(store.pool, catalog.catalog, query));
@@ -222,13 +287,18 @@ describe('ingestion in one statement', () => {
     const moved = await applyCatalog(store.pool, NORTHWIND.replace('name: Globex LLC', 'name: Globex L.L.C.'), { by: 'test' });
     assert.ok(moved.ok && moved.value.changed);
     try {
-      for (const batch of [[event('head-1')], [event('head-2'), event('head-2', { data: { region: 'eu-west-1' } }), event('head-3', { subject: 'nobody' })]]) {
+      for (const batch of [
+        [event('head-1')],
+        [event('head-2'), event('head-2', { data: { region: 'eu-west-1' } }), event('head-3', { subject: 'nobody' })],
+      ]) {
         await assert.rejects(
           ingestBatch(store.pool, catalog, batch, { channel: 'http', now: NOW, requireHead: true }),
           (error: unknown) => error instanceof CatalogMovedError && error.given === catalog.version && error.head === moved.value.version,
         );
       }
-      const written = await store.pool.query("SELECT (SELECT count(*)::int FROM events WHERE id LIKE 'head-%') AS events, (SELECT count(*)::int FROM quarantine WHERE id LIKE 'head-%') AS quarantined");
+      const written = await store.pool.query(
+        "SELECT (SELECT count(*)::int FROM events WHERE id LIKE 'head-%') AS events, (SELECT count(*)::int FROM quarantine WHERE id LIKE 'head-%') AS quarantined",
+      );
       assert.deepEqual(written.rows, [{ events: 0, quarantined: 0 }]);
       const head = (await currentCatalog(store.pool))!;
       const outcome = await ingestBatch(store.pool, head, [event('head-1')], { channel: 'http', now: NOW, requireHead: true });
@@ -269,7 +339,13 @@ describe('metering', () => {
     ]);
     const result = await queryUsage(store.pool, catalog.catalog, { customer: 'initech', meter: 'api_calls', groupBy: ['region'], ...NOV });
     assert.ok(result.ok);
-    assert.deepEqual(result.value.map((r) => [r.dimensions.region, r.quantity]), [['eu-central-1', '2'], ['us-east-1', '1']]);
+    assert.deepEqual(
+      result.value.map((r) => [r.dimensions.region, r.quantity]),
+      [
+        ['eu-central-1', '2'],
+        ['us-east-1', '1'],
+      ],
+    );
     const bad = await queryUsage(store.pool, catalog.catalog, { meter: 'storage_gb_hours', groupBy: ['region'], ...NOV });
     assert.equal(bad.ok, false);
     assert.equal(!bad.ok && bad.problems[0]?.path, 'group_by');

@@ -27,9 +27,16 @@ let app: FastifyInstance;
 
 const monthOf = (t: Date) => t.toISOString().slice(0, 7);
 const NOW = new Date();
-const CURRENT = monthOf(NOW);
 const PREVIOUS = monthOf(new Date(Date.UTC(NOW.getUTCFullYear(), NOW.getUTCMonth() - 1, 1)));
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown> = {}) => ({ specversion: '1.0', id, source: '//metrics-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id,
+  source: '//metrics-test',
+  type,
+  subject,
+  time,
+  data,
+});
 const API = 'com.northwind.api.request';
 
 /** The value of one sample line, or undefined when the series is absent. */
@@ -61,32 +68,55 @@ describe('the unbilled estimate', () => {
 
   it('rates each open period as the close then bills it, partial windows and credits included', async () => {
     const nov = (day: string) => `2026-11-${day}T12:00:00Z`;
-    await ingestBatch(own.pool, catalog, [
-      ev('u1', 'acme-prod', API, nov('02')),
-      ev('u2', 'acme-prod', API, nov('03')),
-      ev('u3', 'acme-prod', 'com.northwind.storage.usage', nov('04'), { gb_hours: '1500.5' }),
-      ev('u4', 'initech-eu-1', API, nov('05')), // before initech's subscription starts on the 10th
-      ev('u5', 'initech-eu-1', API, nov('15')),
-      ev('u6', 'umbrella', API, nov('16')),
-    ], { channel: 'file', now: new Date('2026-11-20T00:00:00Z') });
+    await ingestBatch(
+      own.pool,
+      catalog,
+      [
+        ev('u1', 'acme-prod', API, nov('02')),
+        ev('u2', 'acme-prod', API, nov('03')),
+        ev('u3', 'acme-prod', 'com.northwind.storage.usage', nov('04'), { gb_hours: '1500.5' }),
+        ev('u4', 'initech-eu-1', API, nov('05')), // before initech's subscription starts on the 10th
+        ev('u5', 'initech-eu-1', API, nov('15')),
+        ev('u6', 'umbrella', API, nov('16')),
+      ],
+      { channel: 'file', now: new Date('2026-11-20T00:00:00Z') },
+    );
     const estimate = await unbilledUsage(own.pool, catalog, new Date('2026-11-20T00:00:00Z'));
-    assert.deepEqual(estimate.open_periods, [{ legal_entity: 'nw-us', periods: ['2026-11'] }, { legal_entity: 'nw-de', periods: ['2026-11'] }]);
-    const quantity = (entity: string, meter: string) => estimate.quantities.find((q) => q.legal_entity === entity && q.meter === meter)?.quantity;
+    assert.deepEqual(estimate.open_periods, [
+      { legal_entity: 'nw-us', periods: ['2026-11'] },
+      { legal_entity: 'nw-de', periods: ['2026-11'] },
+    ]);
+    const quantity = (entity: string, meter: string) =>
+      estimate.quantities.find((q) => q.legal_entity === entity && q.meter === meter)?.quantity;
     assert.equal(quantity('nw-us', 'api_calls'), '4'); // acme 2 + initech 2 (the close bills initech from the 10th: the estimate counts the period)
     assert.equal(quantity('nw-us', 'storage_gb_hours'), '1500.5');
     assert.equal(quantity('nw-de', 'api_calls'), '1');
-    assert.deepEqual(estimate.events, [{ legal_entity: 'nw-us', events: 5 }, { legal_entity: 'nw-de', events: 1 }]);
+    assert.deepEqual(estimate.events, [
+      { legal_entity: 'nw-us', events: 5 },
+      { legal_entity: 'nw-de', events: 1 },
+    ]);
 
     const outcome = await closePeriod(own.pool, catalog, { period: '2026-11' });
     const billed = new Map<string, bigint>();
-    for (const invoice of outcome.invoices) billed.set(`${invoice.legal_entity}|${invoice.currency}`, (billed.get(`${invoice.legal_entity}|${invoice.currency}`) ?? 0n) + invoice.total_minor);
+    for (const invoice of outcome.invoices)
+      billed.set(
+        `${invoice.legal_entity}|${invoice.currency}`,
+        (billed.get(`${invoice.legal_entity}|${invoice.currency}`) ?? 0n) + invoice.total_minor,
+      );
     assert.ok(billed.size >= 2);
     for (const [key, total] of billed) {
       const [legal_entity, currency] = key.split('|');
-      assert.equal(estimate.amounts.find((a) => a.legal_entity === legal_entity && a.currency === currency)?.amount_minor, total, `${key}: estimate = what the close billed`);
+      assert.equal(
+        estimate.amounts.find((a) => a.legal_entity === legal_entity && a.currency === currency)?.amount_minor,
+        total,
+        `${key}: estimate = what the close billed`,
+      );
     }
     const afterClose = await unbilledUsage(own.pool, catalog, new Date('2026-11-20T00:00:00Z'));
-    assert.deepEqual(afterClose.open_periods.map((p) => p.periods), [[], []]);
+    assert.deepEqual(
+      afterClose.open_periods.map((p) => p.periods),
+      [[], []],
+    );
     assert.deepEqual(afterClose.amounts, []);
   });
 });
@@ -95,12 +125,22 @@ describe('GET /metrics', () => {
   let text = '';
   before(async () => {
     const day10 = `${PREVIOUS}-10T00:00:00Z`;
-    await ingestBatch(store.pool, catalog, [ev('p1', 'acme-prod', API, day10), ev('p2', 'acme-prod', API, day10), ev('p3', 'umbrella', API, day10)], { channel: 'file' });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('p1', 'acme-prod', API, day10), ev('p2', 'acme-prod', API, day10), ev('p3', 'umbrella', API, day10)],
+      { channel: 'file' },
+    );
     await closePeriod(store.pool, catalog, { period: PREVIOUS, erpTargets: ['refusing', 'flaky'] });
     // Late usage for the closed month, and usage of the open month.
     await ingestBatch(store.pool, catalog, [ev('late-1', 'acme-prod', API, day10)], { channel: 'file' });
     const recent = new Date(NOW.getTime() - 60_000).toISOString();
-    await ingestBatch(store.pool, catalog, [ev('c1', 'acme-prod', API, recent), ev('c2', 'acme-staging', API, recent), ev('c2', 'acme-staging', API, recent)], { channel: 'file' });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('c1', 'acme-prod', API, recent), ev('c2', 'acme-staging', API, recent), ev('c2', 'acme-staging', API, recent)],
+      { channel: 'file' },
+    );
 
     const stub = (name: string, error: TargetError): ErpTarget => ({
       name,
@@ -112,19 +152,45 @@ describe('GET /metrics', () => {
     });
     const refusing = stub('refusing', new TargetError('account closed', { status: 400, permanent: true }));
     assert.ok((await drainOutbox(store.pool, refusing)).dead >= 2);
-    const dead = (await store.pool.query<{ id: string }>("SELECT id::text FROM outbox WHERE target = 'refusing' AND status = 'dead' ORDER BY id LIMIT 1")).rows[0]!.id;
+    const dead = (
+      await store.pool.query<{ id: string }>(
+        "SELECT id::text FROM outbox WHERE target = 'refusing' AND status = 'dead' ORDER BY id LIMIT 1",
+      )
+    ).rows[0]!.id;
     assert.ok(await replayDeadLetter(store.pool, dead, 'test'));
     await drainOutbox(store.pool, refusing); // refused again: dead again, replayed once
-    await drainOutbox(store.pool, stub('flaky', new TargetError('service unavailable', { status: 503, permanent: false })), { backoffBaseMs: 60_000 });
+    await drainOutbox(store.pool, stub('flaky', new TargetError('service unavailable', { status: 503, permanent: false })), {
+      backoffBaseMs: 60_000,
+    });
 
-    const acme = (await store.pool.query<{ number: string; total: string }>("SELECT number, total_minor::text AS total FROM invoices WHERE customer = 'acme' AND period = $1", [PREVIOUS])).rows[0]!;
-    const umbrella = (await store.pool.query<{ number: string }>("SELECT number FROM invoices WHERE customer = 'umbrella' AND period = $1", [PREVIOUS])).rows[0]!;
+    const acme = (
+      await store.pool.query<{ number: string; total: string }>(
+        "SELECT number, total_minor::text AS total FROM invoices WHERE customer = 'acme' AND period = $1",
+        [PREVIOUS],
+      )
+    ).rows[0]!;
+    const umbrella = (
+      await store.pool.query<{ number: string }>("SELECT number FROM invoices WHERE customer = 'umbrella' AND period = $1", [PREVIOUS])
+    ).rows[0]!;
     const modified = new Date(NOW.getTime() - 10 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    const payment = (id: string, invoice: string, amount: string, currency: string): ErpPayment => ({ id, invoice_reference: null, invoice_key: null, invoice_number: invoice, amount, currency, received_on: NOW.toISOString().slice(0, 10), modified_at: modified, deleted: false });
+    const payment = (id: string, invoice: string, amount: string, currency: string): ErpPayment => ({
+      id,
+      invoice_reference: null,
+      invoice_key: null,
+      invoice_number: invoice,
+      amount,
+      currency,
+      received_on: NOW.toISOString().slice(0, 10),
+      modified_at: modified,
+      deleted: false,
+    });
     const polled = await pollPayments(store.pool, {
       name: 'netsuite',
       async *paymentPages() {
-        yield [payment('pay-1', acme.number, minorToMajor(BigInt(acme.total), 'USD').toFixed(2), 'USD'), payment('pay-2', umbrella.number, '1.00', 'USD')];
+        yield [
+          payment('pay-1', acme.number, minorToMajor(BigInt(acme.total), 'USD').toFixed(2), 'USD'),
+          payment('pay-2', umbrella.number, '1.00', 'USD'),
+        ];
       },
     });
     assert.equal(polled.applied, 1);
@@ -155,7 +221,10 @@ describe('GET /metrics', () => {
     const estimate = await unbilledUsage(store.pool, catalog);
     const usd = estimate.amounts.find((a) => a.legal_entity === 'nw-us' && a.currency === 'USD')!;
     assert.ok(usd.amount_minor > 0n);
-    assert.equal(sample(text, 'accrue_unbilled_amount{legal_entity="nw-us",currency="USD"}'), minorToMajor(usd.amount_minor, 'USD').toNumber());
+    assert.equal(
+      sample(text, 'accrue_unbilled_amount{legal_entity="nw-us",currency="USD"}'),
+      minorToMajor(usd.amount_minor, 'USD').toNumber(),
+    );
     assert.equal(sample(text, 'accrue_unbilled_events{legal_entity="nw-us"}'), 2);
     assert.ok((sample(text, 'accrue_unbilled_estimate_age_seconds') ?? -1) >= 0);
   });
@@ -172,8 +241,13 @@ describe('GET /metrics', () => {
     for (const row of rows) {
       assert.equal(sample(text, `accrue_invoice_generation_latency_seconds_count{legal_entity="${row.legal_entity}"}`), row.n);
       assert.equal(sample(text, `accrue_invoice_generation_latency_seconds_bucket{le="+Inf",legal_entity="${row.legal_entity}"}`), row.n);
-      assert.equal(sample(text, `accrue_invoice_generation_latency_seconds_bucket{le="86400",legal_entity="${row.legal_entity}"}`), row.within_day);
-      assert.ok(Math.abs(sample(text, `accrue_invoice_generation_latency_seconds_sum{legal_entity="${row.legal_entity}"}`)! - row.total) < 1);
+      assert.equal(
+        sample(text, `accrue_invoice_generation_latency_seconds_bucket{le="86400",legal_entity="${row.legal_entity}"}`),
+        row.within_day,
+      );
+      assert.ok(
+        Math.abs(sample(text, `accrue_invoice_generation_latency_seconds_sum{legal_entity="${row.legal_entity}"}`)! - row.total) < 1,
+      );
     }
   });
 
@@ -188,8 +262,13 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'accrue_dead_letter_entries{connector="flaky"}'), 0, 'a connector with no dead letter reads 0');
     assert.equal(sample(text, 'accrue_outbox_failing_entries{connector="refusing"}'), 0);
     assert.equal(sample(text, 'accrue_outbox_entries{connector="refusing",legal_entity="nw-de",status="pending"}'), 0);
-    const byEntity = (await store.pool.query<{ legal_entity: string; n: number }>("SELECT j.legal_entity, count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'flaky' GROUP BY 1")).rows;
-    for (const r of byEntity) assert.equal(sample(text, `accrue_outbox_entries{connector="flaky",legal_entity="${r.legal_entity}",status="pending"}`), r.n);
+    const byEntity = (
+      await store.pool.query<{ legal_entity: string; n: number }>(
+        "SELECT j.legal_entity, count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'flaky' GROUP BY 1",
+      )
+    ).rows;
+    for (const r of byEntity)
+      assert.equal(sample(text, `accrue_outbox_entries{connector="flaky",legal_entity="${r.legal_entity}",status="pending"}`), r.n);
     assert.equal(sample(text, 'accrue_erp_call_failures_total{connector="refusing",kind="permanent"}'), journals + 1);
     assert.equal(sample(text, 'accrue_erp_call_failures_total{connector="flaky",kind="transient"}'), journals);
   });
@@ -265,7 +344,11 @@ describe('series with nothing to count', () => {
       'accrue_payment_sync_delay_seconds_count{connector="netsuite"}',
       'accrue_payment_sync_delay_seconds_bucket{le="60",connector="netsuite"}',
     ];
-    assert.deepEqual(zero.filter((series) => sample(text, series) !== 0), [], 'absent or not 0');
+    assert.deepEqual(
+      zero.filter((series) => sample(text, series) !== 0),
+      [],
+      'absent or not 0',
+    );
     // Flat fees of the open month are unbilled before any usage: the amount is there, in each entity's currency.
     assert.ok(sample(text, 'accrue_unbilled_amount{legal_entity="nw-de",currency="EUR"}') !== undefined);
     assert.ok(sample(text, 'accrue_unbilled_amount{legal_entity="nw-us",currency="USD"}') !== undefined);
@@ -288,7 +371,8 @@ describe('protecting /metrics', () => {
     for (const app of apps) await app.close();
     await own.close();
   });
-  const get = (app: FastifyInstance, key?: string) => app.inject({ method: 'GET', url: '/metrics', headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const get = (app: FastifyInstance, key?: string) =>
+    app.inject({ method: 'GET', url: '/metrics', headers: key ? { authorization: `Bearer ${key}` } : {} });
 
   it('is public by default', async () => {
     const app = await buildServer({ pool: own.pool });
@@ -307,7 +391,7 @@ describe('protecting /metrics', () => {
     assert.match(ok.body, /^# TYPE accrue_invoices gauge$/m);
   });
 
-  it('on a separate address: the API has no /metrics, the metrics server has them with the API\'s HTTP counts', async () => {
+  it("on a separate address: the API has no /metrics, the metrics server has them with the API's HTTP counts", async () => {
     const api = await buildServer({ pool: own.pool, metrics: { route: false } });
     apps.push(api);
     assert.equal((await get(api)).statusCode, 404);
@@ -336,9 +420,16 @@ describe('protecting /metrics', () => {
     assert.equal(loadConfig({ metricsListen: '127.0.0.1:9464' }, {}).metricsListen, '127.0.0.1:9464');
     assert.deepEqual(parseListen('127.0.0.1:9464', 'x'), { host: '127.0.0.1', port: 9464 });
     assert.deepEqual(parseListen('[::1]:9464', 'x'), { host: '::1', port: 9464 });
-    assert.throws(() => loadConfig({}, { ACCRUE_METRICS_ACCESS: 'open' }), (e) => e instanceof ConfigError && /metrics access must be one of public, key/.test(e.message));
+    assert.throws(
+      () => loadConfig({}, { ACCRUE_METRICS_ACCESS: 'open' }),
+      (e) => e instanceof ConfigError && /metrics access must be one of public, key/.test(e.message),
+    );
     for (const bad of ['9464', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'host:port']) {
-      assert.throws(() => loadConfig({ metricsListen: bad }, {}), (e) => e instanceof ConfigError && /must be host:port/.test(e.message), bad);
+      assert.throws(
+        () => loadConfig({ metricsListen: bad }, {}),
+        (e) => e instanceof ConfigError && /must be host:port/.test(e.message),
+        bad,
+      );
     }
   });
 });

@@ -24,7 +24,15 @@ import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 
 let store: Store;
 const NOW = new Date('2026-12-01T00:00:00Z');
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//multi-worker-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//multi-worker-test',
+  type,
+  subject,
+  time,
+  data,
+});
 
 interface Run {
   child: ChildProcess;
@@ -64,18 +72,38 @@ async function freePort(): Promise<number> {
 async function netsuiteConnection(url: string): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(tmpdir(), 'accrue-multi-worker-'));
   const config = join(dir, 'accrue.config.yaml');
-  const settings: ConnectionSettings = { name: 'netsuite', kind: 'netsuite', account_id: NS_SIM_ACCOUNT, auth: 'tba', base_url: url, concurrency: 2, legal_entities: ['nw-us', 'nw-de'] };
+  const settings: ConnectionSettings = {
+    name: 'netsuite',
+    kind: 'netsuite',
+    account_id: NS_SIM_ACCOUNT,
+    auth: 'tba',
+    base_url: url,
+    concurrency: 2,
+    legal_entities: ['nw-us', 'nw-de'],
+  };
   writeFileSync(config, YAML.stringify({ erp: { connections: { netsuite: { ...settings, name: undefined } } } }));
   assert.ok((await saveConnections(store.pool, [settings])).ok);
   const keyBytes = randomBytes(32);
-  await saveCredentials(store.pool, 'netsuite', { consumer_key: NS_SIM_TBA.consumerKey, consumer_secret: NS_SIM_TBA.consumerSecret, token_id: NS_SIM_TBA.tokenId, token_secret: NS_SIM_TBA.tokenSecret }, null, secretKeyFrom(keyBytes));
+  await saveCredentials(
+    store.pool,
+    'netsuite',
+    {
+      consumer_key: NS_SIM_TBA.consumerKey,
+      consumer_secret: NS_SIM_TBA.consumerSecret,
+      token_id: NS_SIM_TBA.tokenId,
+      token_secret: NS_SIM_TBA.tokenSecret,
+    },
+    null,
+    secretKeyFrom(keyBytes),
+  );
   const catalog = (await currentCatalog(store.pool))!.catalog;
   const rows = new Set<string>();
   const add = (kind: string, source: string, target: string) => rows.add(`netsuite,${kind},${source},${target},2020-01-01`);
   add('subsidiary', 'nw-us', '1');
   add('subsidiary', 'nw-de', '2');
   for (const e of catalog.legal_entities) add('currency', e.currency, `eid:${e.currency}`);
-  for (const roles of Object.values(catalog.accounts)) for (const account of Object.values(roles)) add('account', account, `eid:${account}`);
+  for (const roles of Object.values(catalog.accounts))
+    for (const account of Object.values(roles)) add('account', account, `eid:${account}`);
   for (const p of catalog.products) {
     add('item', p.id, `eid:${p.id}`);
     for (const account of Object.values(p.revenue_account)) add('account', account, `eid:${account}`);
@@ -114,24 +142,39 @@ describe('three processes closing one billing run at once', () => {
     const runs = [1, 2, 3].map((i) => accrue(['--json', 'close', '2026-10', '--erp', 'netsuite', '--by', `closer-${i}`]));
     const codes = await Promise.all(runs.map((r) => r.exit));
     for (const [i, run] of runs.entries()) assert.equal(codes[i], 0, `close ${i + 1} exits 0: ${run.stderr}`);
-    const reported = runs.map((r) => (JSON.parse(r.stdout) as Array<{ id: string; number: string; customer: string }>).map((inv) => `${inv.id} ${inv.number} ${inv.customer}`).sort());
+    const reported = runs.map((r) =>
+      (JSON.parse(r.stdout) as Array<{ id: string; number: string; customer: string }>)
+        .map((inv) => `${inv.id} ${inv.number} ${inv.customer}`)
+        .sort(),
+    );
     // October by hand: acme, globex and umbrella are subscribed (initech starts in November).
     assert.equal(reported[0]!.length, 3);
     assert.deepEqual(reported[1], reported[0]);
     assert.deepEqual(reported[2], reported[0]);
     assert.equal(await count("SELECT count(*)::int AS n FROM invoices WHERE period = '2026-10' AND kind = 'invoice'"), 3);
-    assert.equal(await count("SELECT count(*)::int AS n FROM invoices WHERE period = '2026-10' AND status = 'finalized' AND number IS NOT NULL"), 3);
+    assert.equal(
+      await count("SELECT count(*)::int AS n FROM invoices WHERE period = '2026-10' AND status = 'finalized' AND number IS NOT NULL"),
+      3,
+    );
     assert.equal(await count("SELECT count(DISTINCT number)::int AS n FROM invoices WHERE period = '2026-10'"), 3);
-    assert.equal(await count("SELECT count(*)::int AS n FROM journals j JOIN invoices i ON i.id = j.source_document WHERE i.period = '2026-10'"), 3);
+    assert.equal(
+      await count("SELECT count(*)::int AS n FROM journals j JOIN invoices i ON i.id = j.source_document WHERE i.period = '2026-10'"),
+      3,
+    );
     assert.equal(await count("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite'"), 3);
-    assert.equal(await count("SELECT count(*)::int AS n FROM rating_runs WHERE period = '2026-10'"), 3, 'one rating run per customer, whoever rated it');
+    assert.equal(
+      await count("SELECT count(*)::int AS n FROM rating_runs WHERE period = '2026-10'"),
+      3,
+      'one rating run per customer, whoever rated it',
+    );
   });
 });
 
 describe('three worker processes on one outbox', () => {
   it('posts every document to NetSuite exactly once, and each worker stops cleanly on SIGTERM', async () => {
     const catalog = (await currentCatalog(store.pool))!;
-    for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07', '2026-08', '2026-09']) await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite'] });
+    for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07', '2026-08', '2026-09'])
+      await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite'] });
     const documents = await count("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'");
     assert.ok(documents >= 20, `enough documents for three workers to contend: ${documents}`);
     // A service time keeps documents in flight long enough for the three workers' claims to overlap.
@@ -142,7 +185,10 @@ describe('three worker processes on one outbox', () => {
       const workers = [1, 2, 3].map(() => accrue(['serve', '--role', 'worker'], env));
       const deadline = Date.now() + 60_000;
       while ((await count("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'")) > 0) {
-        assert.ok(Date.now() < deadline, `the workers drain the outbox within a minute: ${workers.map((w) => w.stderr.slice(-400)).join('\n---\n')}`);
+        assert.ok(
+          Date.now() < deadline,
+          `the workers drain the outbox within a minute: ${workers.map((w) => w.stderr.slice(-400)).join('\n---\n')}`,
+        );
         await new Promise((r) => setTimeout(r, 100));
       }
       for (const w of workers) w.child.kill('SIGTERM');
@@ -152,15 +198,26 @@ describe('three worker processes on one outbox', () => {
         assert.match(w.stderr, /serving as role worker/);
         assert.doesNotMatch(w.stderr, /listening on/, 'a worker serves no HTTP');
       }
-      const stopped = workers.map((w) => w.stderr.split('\n').filter((l) => l.includes('"outbox worker stopped"')).map((l) => JSON.parse(l) as { posted: number; found_existing: number }));
+      const stopped = workers.map((w) =>
+        w.stderr
+          .split('\n')
+          .filter((l) => l.includes('"outbox worker stopped"'))
+          .map((l) => JSON.parse(l) as { posted: number; found_existing: number }),
+      );
       for (const lines of stopped) assert.equal(lines.length, 1, 'each worker ran one netsuite lane and reported it');
       const postedBy = stopped.map((lines) => lines[0]!.posted);
-      assert.equal(postedBy.reduce((a, b) => a + b, 0), documents, `the workers' posts add up to the documents: ${postedBy.join(' + ')}`);
+      assert.equal(
+        postedBy.reduce((a, b) => a + b, 0),
+        documents,
+        `the workers' posts add up to the documents: ${postedBy.join(' + ')}`,
+      );
       assert.ok(postedBy.filter((n) => n > 0).length >= 2, `the work was shared, not one worker's: ${postedBy.join(', ')}`);
       assert.equal(sim.creates, documents, 'each document created once in the ERP');
       assert.equal(sim.records.size, documents);
       for (const record of sim.records.values()) assert.equal(record.writes, 1, 'never written twice');
-      const rows = await store.pool.query<{ key: string; target_reference: string }>("SELECT key, target_reference FROM outbox WHERE target = 'netsuite'");
+      const rows = await store.pool.query<{ key: string; target_reference: string }>(
+        "SELECT key, target_reference FROM outbox WHERE target = 'netsuite'",
+      );
       assert.equal(rows.rows.length, documents);
       for (const row of rows.rows) {
         const record = sim.records.get(netsuiteExternalId(row.key));
@@ -182,7 +239,9 @@ describe('the api role and a worker with nothing to do', () => {
       const deadline = Date.now() + 30_000;
       let status = 0;
       while (Date.now() < deadline) {
-        status = await fetch(`http://127.0.0.1:${port}/openapi.json`).then((r) => r.status).catch(() => 0);
+        status = await fetch(`http://127.0.0.1:${port}/openapi.json`)
+          .then((r) => r.status)
+          .catch(() => 0);
         if (status) break;
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -16,8 +16,23 @@ import { pollPayments } from '../../src/settle/poll.js';
 
 let store: Store;
 let sim: NetSuiteSimulator;
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//netsuite-documents-test', type, subject, time, data });
-const target = () => netsuiteTarget(sim.url, { name: 'netsuite', subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, unmapped: ['customer'], cashAccount: 'cash', limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//netsuite-documents-test',
+  type,
+  subject,
+  time,
+  data,
+});
+const target = () =>
+  netsuiteTarget(sim.url, {
+    name: 'netsuite',
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    unmapped: ['customer'],
+    cashAccount: 'cash',
+    limits: { concurrency: 2, requestsPerMinute: 60_000 },
+  });
 
 before(async () => {
   store = await testStore();
@@ -34,7 +49,12 @@ before(async () => {
     { channel: 'file', now: new Date('2026-12-01T00:00:00Z') },
   );
   await closePeriod(store.pool, catalog, { period: '2026-11', erpTargets: ['netsuite'] });
-  await ingestBatch(store.pool, catalog, [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })], { channel: 'http', now: new Date('2026-12-02T00:00:00Z') });
+  await ingestBatch(
+    store.pool,
+    catalog,
+    [ev('late-2', 'acme-prod', 'com.northwind.storage.usage', '2026-11-20T00:00:00Z', { gb_hours: '1000' })],
+    { channel: 'http', now: new Date('2026-12-02T00:00:00Z') },
+  );
   await closePeriod(store.pool, catalog, { period: '2026-12', now: new Date('2027-01-02T00:00:00Z'), erpTargets: ['netsuite'] });
   sim = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
   await sim.start();
@@ -48,12 +68,18 @@ after(async () => {
 describe('NetSuite documents through the outbox', () => {
   it('posts everything once, with each customer created once in its subsidiary before its documents', async () => {
     assert.deepEqual(await listDeadLetters(store.pool), []);
-    const customers = (await store.pool.query<{ n: number }>('SELECT count(DISTINCT customer)::int AS n FROM invoices WHERE number IS NOT NULL')).rows[0]!.n;
+    const customers = (
+      await store.pool.query<{ n: number }>('SELECT count(DISTINCT customer)::int AS n FROM invoices WHERE number IS NOT NULL')
+    ).rows[0]!.n;
     assert.equal(sim.customers.size, customers, 'one NetSuite customer per customer, whether a journal or a document came first');
     for (const invoice of [...sim.sales('invoice'), ...sim.sales('creditMemo')]) {
       const customer = [...sim.customers.values()].find((c) => c.id === invoice.body.entity?.id);
       assert.ok(customer, `${invoice.body.tranId} names a created customer`);
-      assert.deepEqual(customer.body.subsidiary, invoice.body.subsidiary, `${invoice.body.tranId}: the customer is in the document's subsidiary`);
+      assert.deepEqual(
+        customer.body.subsidiary,
+        invoice.body.subsidiary,
+        `${invoice.body.tranId}: the customer is in the document's subsidiary`,
+      );
     }
   });
 
@@ -62,13 +88,30 @@ describe('NetSuite documents through the outbox', () => {
     const corrected = sim.sales('invoice').find((r) => r.body.tranId === 'NWUS-000001')!;
     assert.equal(memo.body.apply?.items?.length, 1);
     assert.equal(memo.body.apply!.items![0]!.doc?.id, corrected.id);
-    assert.equal(sim.amountRemaining(corrected.id).toString(), String(Number(corrected.body.total) - Number(memo.body.total)).replace(/\.?0+$/, (m) => (m.includes('.') ? '' : m)));
+    assert.equal(
+      sim.amountRemaining(corrected.id).toString(),
+      String(Number(corrected.body.total) - Number(memo.body.total)).replace(/\.?0+$/, (m) => (m.includes('.') ? '' : m)),
+    );
   });
 
   it('pushes a received payment to NetSuite, applied to its invoice, and payment polling does not apply it again', async () => {
-    const invoice = (await store.pool.query<{ id: string; number: string; customer: string; currency: string; total_minor: string }>("SELECT id, number, customer, currency, total_minor::text FROM invoices WHERE number = 'NWDE-000001'")).rows[0]!;
+    const invoice = (
+      await store.pool.query<{ id: string; number: string; customer: string; currency: string; total_minor: string }>(
+        "SELECT id, number, customer, currency, total_minor::text FROM invoices WHERE number = 'NWDE-000001'",
+      )
+    ).rows[0]!;
     const posted = sim.sales('invoice').find((r) => r.body.tranId === invoice.number)!;
-    const payment = { payment_id: 'pay_ns_1', invoice_number: invoice.number, invoice_id: invoice.id, legal_entity: 'nw-de', customer: invoice.customer, customer_erp_id: (await currentCatalog(store.pool))!.index.customers.get(invoice.customer)!.erp_customer_id, currency: invoice.currency, amount_minor: BigInt(invoice.total_minor), received_on: '2027-01-05' };
+    const payment = {
+      payment_id: 'pay_ns_1',
+      invoice_number: invoice.number,
+      invoice_id: invoice.id,
+      legal_entity: 'nw-de',
+      customer: invoice.customer,
+      customer_erp_id: (await currentCatalog(store.pool))!.index.customers.get(invoice.customer)!.erp_customer_id,
+      currency: invoice.currency,
+      amount_minor: BigInt(invoice.total_minor),
+      received_on: '2027-01-05',
+    };
     const ns = target();
     await ns.postPayment('out:v1:netsuite:payment:pay_ns_1', payment);
     assert.equal(sim.amountRemaining(posted.id).toString(), '0');

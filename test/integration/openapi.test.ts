@@ -18,7 +18,11 @@ describe('the API contract', () => {
   });
 
   it('is OpenAPI 3.1 and every operation documents its errors as problem details', () => {
-    const document = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, { required?: string[] }> } };
+    const document = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as {
+      openapi: string;
+      paths: Record<string, Record<string, Operation>>;
+      components: { schemas: Record<string, { required?: string[] }> };
+    };
     assert.equal(document.openapi, '3.1.0');
     assert.deepEqual(document.components.schemas.Problem?.required, ['type', 'title', 'status']);
     let operations = 0;
@@ -29,7 +33,10 @@ describe('the API contract', () => {
         operations += 1;
         const where = `${method.toUpperCase()} ${path}`;
         const responses = operation.responses ?? {};
-        assert.ok(Object.keys(responses).some((s) => s.startsWith('2')), `${where} documents its success`);
+        assert.ok(
+          Object.keys(responses).some((s) => s.startsWith('2')),
+          `${where} documents its success`,
+        );
         assert.ok(responses['500'], `${where} documents 500`);
         const secured = operation.security === undefined || operation.security.length > 0;
         if (secured) for (const status of ['401', '403']) assert.ok(responses[status], `${where} documents ${status}`);
@@ -41,6 +48,15 @@ describe('the API contract', () => {
       }
     }
     assert.ok(operations >= 20, `${operations} operations`);
-    for (const path of ['/v1/events', '/v1/usage', '/v1/periods/{period}/close', '/v1/invoices/{id}', '/v1/payments', '/v1/exceptions', '/v1/dlq']) assert.ok(document.paths[path], path);
+    for (const path of [
+      '/v1/events',
+      '/v1/usage',
+      '/v1/periods/{period}/close',
+      '/v1/invoices/{id}',
+      '/v1/payments',
+      '/v1/exceptions',
+      '/v1/dlq',
+    ])
+      assert.ok(document.paths[path], path);
   });
 });

@@ -23,12 +23,19 @@ async function queue(target: string, count: number): Promise<string[]> {
        FROM unnest($1::text[]) AS id, generate_series(1, 2) AS l`,
     [ids],
   );
-  await store.pool.query(`INSERT INTO outbox (key, target, document_kind, document_id) SELECT 'out:v1:' || $2 || ':' || id, $2, 'journal', id FROM unnest($1::text[]) AS id`, [ids, target]);
+  await store.pool.query(
+    `INSERT INTO outbox (key, target, document_kind, document_id) SELECT 'out:v1:' || $2 || ':' || id, $2, 'journal', id FROM unnest($1::text[]) AS id`,
+    [ids, target],
+  );
   return ids;
 }
 
 /** A target whose look-ups wait for `gate(journal)` when it returns a promise; posts answer at once. */
-function gatedTarget(name: string, concurrency: number, gate: (journal: Journal) => Promise<void> | undefined): ErpTarget & { posts: string[] } {
+function gatedTarget(
+  name: string,
+  concurrency: number,
+  gate: (journal: Journal) => Promise<void> | undefined,
+): ErpTarget & { posts: string[] } {
   const posts: string[] = [];
   return {
     name,
@@ -45,7 +52,8 @@ function gatedTarget(name: string, concurrency: number, gate: (journal: Journal)
   };
 }
 
-const postedCount = async (target: string) => (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = $1 AND status = 'posted'", [target])).rows[0].n as number;
+const postedCount = async (target: string) =>
+  (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = $1 AND status = 'posted'", [target])).rows[0].n as number;
 
 before(async () => {
   store = await testStore();
@@ -83,9 +91,12 @@ describe('outbox lanes', () => {
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 5_000 });
     assert.equal(outcome.posted, 10);
     // now() is the transaction's start: rows committed together carry the same posted_at.
-    const commits = (await store.pool.query("SELECT count(DISTINCT posted_at)::int AS n FROM outbox WHERE target = 'group'")).rows[0].n as number;
+    const commits = (await store.pool.query("SELECT count(DISTINCT posted_at)::int AS n FROM outbox WHERE target = 'group'")).rows[0]
+      .n as number;
     assert.ok(commits <= 3, `10 rows finishing at once settle in a few commits, not 10: ${commits}`);
-    const audited = (await store.pool.query("SELECT count(*)::int AS n FROM audit_log WHERE action = 'outbox.posted' AND details->>'target' = 'group'")).rows[0].n as number;
+    const audited = (
+      await store.pool.query("SELECT count(*)::int AS n FROM audit_log WHERE action = 'outbox.posted' AND details->>'target' = 'group'")
+    ).rows[0].n as number;
     assert.equal(audited, 10);
   });
 });

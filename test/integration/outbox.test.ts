@@ -12,15 +12,27 @@ import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter, backoffMs } from '../../src/post/outbox.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
-import type { XeroSimulator } from '../support/xero-sim.js';
 import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 
 let store: Store;
 let sim: NetSuiteSimulator;
 const NOW = new Date('2026-12-01T00:00:00Z');
-const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//outbox-test', type, subject, time: '2026-10-10T00:00:00Z', data });
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//outbox-test',
+  type,
+  subject,
+  time: '2026-10-10T00:00:00Z',
+  data,
+});
 
-const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+const target = () =>
+  netsuiteTarget(sim.url, {
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    timeoutMs: 300,
+    limits: { concurrency: 4, requestsPerMinute: 60_000 },
+  });
 
 async function pendingJournals(): Promise<number> {
   return (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite'")).rows[0].n;
@@ -31,7 +43,12 @@ before(async () => {
   const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' });
   assert.ok(applied.ok);
   const catalog = (await currentCatalog(store.pool))!;
-  await ingestBatch(store.pool, catalog, [ev('o1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('o2', 'umbrella', 'com.northwind.api.request', {})], { channel: 'file', now: NOW });
+  await ingestBatch(
+    store.pool,
+    catalog,
+    [ev('o1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('o2', 'umbrella', 'com.northwind.api.request', {})],
+    { channel: 'file', now: NOW },
+  );
   await closePeriod(store.pool, catalog, { period: '2026-10', erpTargets: ['netsuite'] });
   sim = new NetSuiteSimulator({ concurrencyLimit: 3, timeoutDelayMs: 600 });
   await sim.start();
@@ -43,14 +60,23 @@ after(async () => {
 
 describe('outbox to NetSuite', () => {
   it('backs off exponentially with jitter and honours Retry-After', () => {
-    assert.equal(backoffMs(1, undefined, () => 0.999, 100), 99);
-    assert.equal(backoffMs(4, undefined, () => 0.999, 100), 799);
-    assert.equal(backoffMs(4, 5000, () => 0.5, 100), 5000);
+    assert.equal(
+      backoffMs(1, undefined, () => 0.999, 100),
+      99,
+    );
+    assert.equal(
+      backoffMs(4, undefined, () => 0.999, 100),
+      799,
+    );
+    assert.equal(
+      backoffMs(4, 5000, () => 0.5, 100),
+      5000,
+    );
   });
 
   it('posts every journal exactly once through 429 bursts, 5xx, timeouts and lost responses, with two workers at once', async () => {
     const documents = await pendingJournals();
-    assert.equal(documents, 3, "October: acme, globex and umbrella (initech starts in November)");
+    assert.equal(documents, 3, 'October: acme, globex and umbrella (initech starts in November)');
     sim.faults.push('429', '429', '429', '500', '500', 'timeout', 'lost', 'lost');
     const [a, b] = await Promise.all([
       drainOutbox(store.pool, target(), { untilEmptyMs: 20_000, backoffBaseMs: 10, attemptsMax: 50 }),
@@ -69,7 +95,12 @@ describe('outbox to NetSuite', () => {
 
   it('sends a validation error to the dead-letter queue with the ERP message, and a replay posts once', async () => {
     const catalog = (await currentCatalog(store.pool))!;
-    await ingestBatch(store.pool, catalog, [ev('o3', 'globex', 'com.northwind.storage.usage', { gb_hours: '1' })].map((e) => ({ ...e, time: '2026-09-10T00:00:00Z' })), { channel: 'file', now: NOW });
+    await ingestBatch(
+      store.pool,
+      catalog,
+      [ev('o3', 'globex', 'com.northwind.storage.usage', { gb_hours: '1' })].map((e) => ({ ...e, time: '2026-09-10T00:00:00Z' })),
+      { channel: 'file', now: NOW },
+    );
     await closePeriod(store.pool, catalog, { period: '2026-09', erpTargets: ['netsuite'] });
     const before = sim.creates;
     sim.faults.push('invalid');
@@ -83,7 +114,11 @@ describe('outbox to NetSuite', () => {
     assert.equal(await replayDeadLetter(store.pool, dead[0].id), false);
     await drainOutbox(store.pool, target(), { untilEmptyMs: 5_000, backoffBaseMs: 10 });
     const created = sim.creates - before;
-    const newDocs = (await store.pool.query("SELECT count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'netsuite' AND j.posting_date >= '2026-09-01' AND j.posting_date < '2026-10-01'")).rows[0].n;
+    const newDocs = (
+      await store.pool.query(
+        "SELECT count(*)::int AS n FROM outbox o JOIN journals j ON j.id = o.document_id WHERE o.target = 'netsuite' AND j.posting_date >= '2026-09-01' AND j.posting_date < '2026-10-01'",
+      )
+    ).rows[0].n;
     assert.equal(created, newDocs);
     assert.deepEqual(await listDeadLetters(store.pool, 'netsuite'), []);
   });
@@ -120,9 +155,11 @@ describe('a worker killed mid-batch', () => {
     await slow.start();
     try {
       const catalog = (await currentCatalog(store.pool))!;
-      for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07']) await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite-crash'] });
+      for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07'])
+        await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite-crash'] });
       await store.pool.query("UPDATE outbox SET target = 'netsuite' WHERE target = 'netsuite-crash'");
-      const pending = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'")).rows[0].n;
+      const pending = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'"))
+        .rows[0].n;
       assert.ok(pending >= 12, `enough documents to kill a worker mid-batch: ${pending}`);
       const before = slow.creates;
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/drain-worker.ts'], {
@@ -136,10 +173,15 @@ describe('a worker killed mid-batch', () => {
       await new Promise((r) => child.once('exit', r));
       const postedByChild = slow.creates - before;
       assert.ok(postedByChild < pending, 'killed before it finished');
-      await drainOutbox(store.pool, netsuiteTarget(slow.url, { subsidiaries: {}, limits: { concurrency: 4, requestsPerMinute: 60_000 } }), { untilEmptyMs: 15_000, backoffBaseMs: 10, leaseMs: 1_000 });
+      await drainOutbox(store.pool, netsuiteTarget(slow.url, { subsidiaries: {}, limits: { concurrency: 4, requestsPerMinute: 60_000 } }), {
+        untilEmptyMs: 15_000,
+        backoffBaseMs: 10,
+        leaseMs: 1_000,
+      });
       assert.equal(slow.creates - before, pending, 'every document created once');
       for (const record of slow.records.values()) assert.equal(record.writes, 1);
-      const left = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'")).rows[0].n;
+      const left = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status <> 'posted'"))
+        .rows[0].n;
       assert.equal(left, 0);
     } finally {
       await slow.stop();

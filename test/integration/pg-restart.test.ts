@@ -28,11 +28,28 @@ before(async () => {
   assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
   const catalog = (await currentCatalog(store.pool))!;
   const events = ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07'].flatMap((period, i) => [
-    { specversion: '1.0', id: `r${i}a`, source: '//restart-test', type: 'com.northwind.storage.usage', subject: 'acme-prod', time: `${period}-10T00:00:00Z`, data: { gb_hours: '100000' } },
-    { specversion: '1.0', id: `r${i}b`, source: '//restart-test', type: 'com.northwind.api.request', subject: 'umbrella', time: `${period}-11T00:00:00Z`, data: {} },
+    {
+      specversion: '1.0',
+      id: `r${i}a`,
+      source: '//restart-test',
+      type: 'com.northwind.storage.usage',
+      subject: 'acme-prod',
+      time: `${period}-10T00:00:00Z`,
+      data: { gb_hours: '100000' },
+    },
+    {
+      specversion: '1.0',
+      id: `r${i}b`,
+      source: '//restart-test',
+      type: 'com.northwind.api.request',
+      subject: 'umbrella',
+      time: `${period}-11T00:00:00Z`,
+      data: {},
+    },
   ]);
   await ingestBatch(store.pool, catalog, events, { channel: 'file', now: NOW });
-  for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07']) await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite'] });
+  for (const period of ['2026-03', '2026-04', '2026-05', '2026-06', '2026-07'])
+    await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite'] });
 });
 
 after(async () => {
@@ -51,14 +68,20 @@ describe('Postgres restarted mid-run', () => {
   });
 
   it('posts every document exactly once although the database went away while requests were in flight', async () => {
-    const pending = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'")).rows[0].n as number;
+    const pending = (await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE target = 'netsuite' AND status = 'pending'"))
+      .rows[0].n as number;
     assert.ok(pending >= 10, `enough documents to restart the database mid-run: ${pending}`);
     const sim = new NetSuiteSimulator({ concurrencyLimit: 10, timeoutDelayMs: 600, putDelayMs: 120 });
     await sim.start();
     try {
       const target = netsuiteTarget(sim.url, { subsidiaries: {}, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
       const log: Array<Record<string, unknown>> = [];
-      const worker = runOutboxWorker(store.pool, target, { untilEmpty: true, leaseMs: 1_000, backoffBaseMs: 10, log: (line) => log.push(line) });
+      const worker = runOutboxWorker(store.pool, target, {
+        untilEmpty: true,
+        leaseMs: 1_000,
+        backoffBaseMs: 10,
+        log: (line) => log.push(line),
+      });
       while (sim.creates < 3) await new Promise((r) => setTimeout(r, 10));
       // A fast shutdown while PUTs are in flight: their answers arrive to a worker that cannot record them.
       await server.stop();

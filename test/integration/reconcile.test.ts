@@ -32,7 +32,15 @@ let catalog: CatalogVersion;
 let netsuite: NetSuiteSimulator;
 let xero: XeroSimulator;
 
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//reconcile-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//reconcile-test',
+  type,
+  subject,
+  time,
+  data,
+});
 const EVENTS = [
   ev('u1', 'umbrella', 'com.northwind.api.request', '2026-11-02T00:00:00Z', { region: 'eu' }),
   ev('u3', 'umbrella', 'com.northwind.compute.sample', '2026-11-05T00:00:00Z', { vcpu: '10' }),
@@ -42,7 +50,12 @@ const EVENTS = [
   ev('g1', 'globex', 'com.northwind.api.request', '2026-11-10T00:00:00Z', { region: 'us' }),
 ];
 
-const netsuiteTarget = () => netsuiteTargetFor(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2000, limits: { concurrency: 2, requestsPerMinute: 60_000 } });
+const netsuiteTarget = () =>
+  netsuiteTargetFor(netsuite.url, {
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    timeoutMs: 2000,
+    limits: { concurrency: 2, requestsPerMinute: 60_000 },
+  });
 // One Xero organisation in the simulator holds both entities' journals: reconciliation must leave the other entity's alone.
 const xeroTarget = () => xeroTestTarget(xero, { timeoutMs: 2000 });
 const connectors = () => [netsuiteTarget(), xeroTarget()];
@@ -54,7 +67,12 @@ async function pay(id: string, invoice: string, amount: string, receivedOn = '20
 }
 
 const invoiceOf = async (customer: string) =>
-  (await store.pool.query<{ id: string; number: string; total_minor: string }>("SELECT id, number, total_minor::text FROM invoices WHERE customer = $1 AND period = $2 AND kind = 'invoice'", [customer, PERIOD])).rows[0]!;
+  (
+    await store.pool.query<{ id: string; number: string; total_minor: string }>(
+      "SELECT id, number, total_minor::text FROM invoices WHERE customer = $1 AND period = $2 AND kind = 'invoice'",
+      [customer, PERIOD],
+    )
+  ).rows[0]!;
 
 const find = (report: ReconcileReport, checkpoint: string, connector: string | null = null): CheckpointReport =>
   report.checkpoints.find((c) => c.legal_entity === ENTITY && c.checkpoint === checkpoint && c.connector === connector)!;
@@ -102,8 +120,15 @@ describe('reconciliation', () => {
     assert.equal(report.status, 'green');
     assert.deepEqual(report.connectors, ['ledger', 'netsuite', 'xero']);
     // Every side compared something real: the test cannot pass on empty sides.
-    for (const c of report.checkpoints) assert.ok(c.compared.left > 0 && c.compared.left === c.compared.right, `${c.checkpoint}/${c.connector} compared ${JSON.stringify(c.compared)}`);
-    assert.equal(find(report, 'invoices_vs_erp_postings', 'netsuite').compared.right, netsuite.records.size - (await store.pool.query("SELECT count(*)::int AS n FROM journals WHERE legal_entity = 'nw-de'")).rows[0].n);
+    for (const c of report.checkpoints)
+      assert.ok(
+        c.compared.left > 0 && c.compared.left === c.compared.right,
+        `${c.checkpoint}/${c.connector} compared ${JSON.stringify(c.compared)}`,
+      );
+    assert.equal(
+      find(report, 'invoices_vs_erp_postings', 'netsuite').compared.right,
+      netsuite.records.size - (await store.pool.query("SELECT count(*)::int AS n FROM journals WHERE legal_entity = 'nw-de'")).rows[0].n,
+    );
     assert.deepEqual(report.opened, []);
     assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM exceptions')).rows[0].n, 0);
     const all = await reconcilePeriod(store.pool, { period: PERIOD, connectors: connectors() });
@@ -131,13 +156,25 @@ describe('reconciliation', () => {
     dropped = (await store.pool.query("SELECT * FROM events WHERE source = '//reconcile-test' AND id = 'a2'")).rows[0];
     await store.pool.query("DELETE FROM events WHERE source = '//reconcile-test' AND id = 'a2'");
     // 2. a rated quantity changed on a stored usage line (its amount left alone)
-    const usageLine = (await store.pool.query("SELECT line_no FROM invoice_lines WHERE invoice_id = $1 AND meter = 'storage_gb_hours'", [acme.id])).rows[0].line_no;
-    await behindTheTriggers("UPDATE invoice_lines SET quantity = quantity + 1 WHERE invoice_id = $1 AND line_no = $2", [acme.id, usageLine]);
+    const usageLine = (
+      await store.pool.query("SELECT line_no FROM invoice_lines WHERE invoice_id = $1 AND meter = 'storage_gb_hours'", [acme.id])
+    ).rows[0].line_no;
+    await behindTheTriggers('UPDATE invoice_lines SET quantity = quantity + 1 WHERE invoice_id = $1 AND line_no = $2', [
+      acme.id,
+      usageLine,
+    ]);
     // 3. a stored invoice line's amount changed
-    const flatLine = (await store.pool.query("SELECT line_no FROM invoice_lines WHERE invoice_id = $1 AND kind = 'flat'", [initech.id])).rows[0].line_no;
-    await behindTheTriggers('UPDATE invoice_lines SET amount_minor = amount_minor + 7 WHERE invoice_id = $1 AND line_no = $2', [initech.id, flatLine]);
+    const flatLine = (await store.pool.query("SELECT line_no FROM invoice_lines WHERE invoice_id = $1 AND kind = 'flat'", [initech.id]))
+      .rows[0].line_no;
+    await behindTheTriggers('UPDATE invoice_lines SET amount_minor = amount_minor + 7 WHERE invoice_id = $1 AND line_no = $2', [
+      initech.id,
+      flatLine,
+    ]);
     // 4. a manual ledger edit: a one-sided 5.00 credit to revenue on initech's invoice journal
-    await behindTheTriggers("INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency) VALUES ($1, 99, '4090', 0, 500, 'USD')", [`jrn:v1:invoice:${initech.id}`]);
+    await behindTheTriggers(
+      "INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency) VALUES ($1, 99, '4090', 0, 500, 'USD')",
+      [`jrn:v1:invoice:${initech.id}`],
+    );
     // 5. a document missing in NetSuite
     const missingKey = netsuiteExternalId(outboxKey('netsuite', `jrn:v1:invoice:${globex.id}`));
     assert.ok(netsuite.records.delete(missingKey));
@@ -153,8 +190,15 @@ describe('reconciliation', () => {
       find(report, seed.checkpoint, seed.connector).differences.find((d) => d.kind === seed.kind && item(d.key.item));
     const event = has(seeded.event, (i) => i.includes(':acme:storage_gb_hours:'));
     assert.ok(event, 'the dropped event');
-    assert.deepEqual([event.left, event.right, event.difference], ['1000000', '1250000', '250000'], 'recount 1,000,000 against the 1,250,000 the run read');
-    assert.ok(has(seeded.quantity, (i) => i.includes(':acme:storage_gb_hours:')), 'the changed rated quantity');
+    assert.deepEqual(
+      [event.left, event.right, event.difference],
+      ['1000000', '1250000', '250000'],
+      'recount 1,000,000 against the 1,250,000 the run read',
+    );
+    assert.ok(
+      has(seeded.quantity, (i) => i.includes(':acme:storage_gb_hours:')),
+      'the changed rated quantity',
+    );
     const line = has(seeded.line, (i) => i.startsWith(`${initech.number} line ${flatLine} flat:`));
     assert.ok(line && line.difference === '7', 'the changed invoice line');
     const revenue = has(seeded.ledger, (i) => i === `4090@${PERIOD}`);
@@ -171,15 +215,32 @@ describe('reconciliation', () => {
     // Nothing is found where nothing was seeded.
     assert.equal(find(report, 'invoices_vs_erp_postings', 'ledger').status, 'green');
 
-    const count = async () => (await store.pool.query('SELECT count(*)::int AS n FROM exceptions WHERE checkpoint IS NOT NULL')).rows[0].n as number;
+    const count = async () =>
+      (await store.pool.query('SELECT count(*)::int AS n FROM exceptions WHERE checkpoint IS NOT NULL')).rows[0].n as number;
     const differences = report.checkpoints.reduce((n, c) => n + c.differences.length, 0);
     assert.equal(report.opened.length, differences);
     assert.equal(await count(), differences);
     missingId = missing.exception_id;
-    const row = (await store.pool.query('SELECT checkpoint, period, legal_entity, customer, currency, connector, left_amount, right_amount, owner_queue, documents FROM exceptions WHERE id = $1', [missing.exception_id])).rows[0];
+    const row = (
+      await store.pool.query(
+        'SELECT checkpoint, period, legal_entity, customer, currency, connector, left_amount, right_amount, owner_queue, documents FROM exceptions WHERE id = $1',
+        [missing.exception_id],
+      )
+    ).rows[0];
     assert.deepEqual(
       { ...row, documents: row.documents.map((d: { kind: string }) => d.kind) },
-      { checkpoint: 'invoices_vs_erp_postings', period: PERIOD, legal_entity: ENTITY, customer: 'globex', currency: 'USD', connector: 'netsuite', left_amount: missing.left, right_amount: null, owner_queue: 'integration_support', documents: ['journal', 'invoice'] },
+      {
+        checkpoint: 'invoices_vs_erp_postings',
+        period: PERIOD,
+        legal_entity: ENTITY,
+        customer: 'globex',
+        currency: 'USD',
+        connector: 'netsuite',
+        left_amount: missing.left,
+        right_amount: null,
+        owner_queue: 'integration_support',
+        documents: ['journal', 'invoice'],
+      },
     );
 
     const again = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY, connectors: connectors() });
@@ -191,7 +252,22 @@ describe('reconciliation', () => {
   it('reports a difference that went away as cleared, and leaves the exception for a person to close', async () => {
     await store.pool.query(
       'INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, received_at, late) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
-      ['seq', 'source', 'id', 'type', 'subject', 'customer_id', 'time', 'data', 'meter_values', 'dimensions', 'content_hash', 'batch_id', 'received_at', 'late'].map((c) => dropped[c]),
+      [
+        'seq',
+        'source',
+        'id',
+        'type',
+        'subject',
+        'customer_id',
+        'time',
+        'data',
+        'meter_values',
+        'dimensions',
+        'content_hash',
+        'batch_id',
+        'received_at',
+        'late',
+      ].map((c) => dropped[c]),
     );
     const report = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY, connectors: connectors() });
     assert.equal(find(report, 'usage_events_vs_aggregates').status, 'green');
@@ -200,7 +276,10 @@ describe('reconciliation', () => {
     const shown = await getException(store.pool, report.cleared[0]!.id);
     assert.equal(shown!.exception.status, 'open');
     assert.ok(shown!.exception.cleared_at);
-    assert.deepEqual(shown!.events.map((e) => e.action), ['open', 'clear']);
+    assert.deepEqual(
+      shown!.events.map((e) => e.action),
+      ['open', 'clear'],
+    );
     const twice = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY, connectors: connectors() });
     assert.deepEqual(twice.cleared, [], 'cleared once');
   });
@@ -213,14 +292,24 @@ describe('reconciliation', () => {
     assert.ok((await assignException(store.pool, first, { assignee: 'billing-team', by: 'ana' })).ok);
     const noDocument = await resolveException(store.pool, first, { correcting_document: ' ', by: 'ana' });
     assert.ok(!noDocument.ok);
-    assert.deepEqual(noDocument.problems.map((p) => p.path), ['correcting_document']);
+    assert.deepEqual(
+      noDocument.problems.map((p) => p.path),
+      ['correcting_document'],
+    );
     const noReason = await waiveException(store.pool, first, { reason: '', by: 'ana' });
     assert.ok(!noReason.ok);
-    assert.deepEqual(noReason.problems.map((p) => p.path), ['reason']);
+    assert.deepEqual(
+      noReason.problems.map((p) => p.path),
+      ['reason'],
+    );
     const unknown = await assignException(store.pool, 'exc:v1:nope', { assignee: 'x', by: 'ana' });
     assert.ok(!unknown.ok && unknown.problems[0]!.code === 'not_found');
     const history = await getException(store.pool, first);
-    assert.deepEqual(history!.events.map((e) => e.action), ['open', 'assign'], 'refused moves leave no trace');
+    assert.deepEqual(
+      history!.events.map((e) => e.action),
+      ['open', 'assign'],
+      'refused moves leave no trace',
+    );
   });
 
   it('refuses to close the period while an exception is open, settlement exceptions included, and closes once all are resolved or waived', async () => {
@@ -232,16 +321,32 @@ describe('reconciliation', () => {
     const unresolved = await listExceptions(store.pool, { legalEntity: ENTITY, period: PERIOD, status: 'unresolved' });
     assert.ok(unresolved.ok);
     assert.deepEqual(refused.open.map((e) => e.id).sort(), unresolved.value.map((e) => e.id).sort());
-    assert.ok(refused.open.some((e) => e.kind === 'payment_overpayment' && e.checkpoint === null), 'the payment exception holds the close too');
+    assert.ok(
+      refused.open.some((e) => e.kind === 'payment_overpayment' && e.checkpoint === null),
+      'the payment exception holds the close too',
+    );
     assert.ok(refused.result.problems.every((p) => p.code === 'open_exception' && p.message.includes('resolve or waive')));
-    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'", [ENTITY, PERIOD])).rows[0].n, 0);
+    assert.equal(
+      (
+        await store.pool.query(
+          "SELECT count(*)::int AS n FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'",
+          [ENTITY, PERIOD],
+        )
+      ).rows[0].n,
+      0,
+    );
 
     const credit = await invoiceOf('initech');
     for (const [index, exception] of unresolved.value.entries()) {
-      if (exception.status === 'open') assert.ok((await assignException(store.pool, exception.id, { assignee: 'finance-ops', by: 'ana' })).ok);
+      if (exception.status === 'open')
+        assert.ok((await assignException(store.pool, exception.id, { assignee: 'finance-ops', by: 'ana' })).ok);
       const done =
         index % 2 === 0
-          ? await resolveException(store.pool, exception.id, { correcting_document: credit.number, by: 'ana', note: 'corrected by a credit note' })
+          ? await resolveException(store.pool, exception.id, {
+              correcting_document: credit.number,
+              by: 'ana',
+              note: 'corrected by a credit note',
+            })
           : await waiveException(store.pool, exception.id, { reason: 'seeded by the test', by: 'cfo' });
       assert.ok(done.ok, JSON.stringify(done));
     }
@@ -262,17 +367,33 @@ describe('reconciliation', () => {
 
   it('writes every move to the audit log, and the chain verifies', async () => {
     const records = await readAudit(store.pool, { subject: missingId, limit: 100 });
-    assert.deepEqual(records.slice(0, 2).map((r) => [r.action, r.actor]), [['exception.open', 'system:reconcile'], ['exception.assign', 'ana']]);
+    assert.deepEqual(
+      records.slice(0, 2).map((r) => [r.action, r.actor]),
+      [
+        ['exception.open', 'system:reconcile'],
+        ['exception.assign', 'ana'],
+      ],
+    );
     assert.equal(records.length, 3);
     assert.match(records[2]!.action, /^exception\.(resolve|waive)$/);
     const shown = await getException(store.pool, missingId);
-    assert.deepEqual(shown!.events.map((e) => `exception.${e.action}`), records.map((r) => r.action), 'the history and the audit log tell the same story');
+    assert.deepEqual(
+      shown!.events.map((e) => `exception.${e.action}`),
+      records.map((r) => r.action),
+      'the history and the audit log tell the same story',
+    );
     const close = await readAudit(store.pool, { action: 'accounting_period.close', limit: 10 });
-    assert.deepEqual(close.map((r) => [r.actor, r.subject]), [['cfo', `${ENTITY}:${PERIOD}`]]);
+    assert.deepEqual(
+      close.map((r) => [r.actor, r.subject]),
+      [['cfo', `${ENTITY}:${PERIOD}`]],
+    );
     const waives = await readAudit(store.pool, { action: 'exception.waive', limit: 100 });
     assert.ok(waives.length > 0 && waives.every((r) => r.reason === 'seeded by the test' && r.actor === 'cfo'));
     const verdict = await verifyAudit(store.pool);
-    assert.ok(verdict.ok, JSON.stringify(verdict, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    assert.ok(
+      verdict.ok,
+      JSON.stringify(verdict, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    );
   });
 });
 
@@ -290,7 +411,11 @@ describe('reconciliation over HTTP', () => {
   it('reports where a period stands without recording anything, lists exceptions, and moves them with the admin scope', async () => {
     const before = (await store.pool.query('SELECT count(*)::int AS n FROM exceptions')).rows[0].n;
     await store.pool.query("DELETE FROM events WHERE source = '//reconcile-test' AND id = 'g1'");
-    const res = await app.inject({ method: 'GET', url: `/v1/periods/${PERIOD}/reconciliation?entity=${ENTITY}`, headers: { authorization: `Bearer ${read}` } });
+    const res = await app.inject({
+      method: 'GET',
+      url: `/v1/periods/${PERIOD}/reconciliation?entity=${ENTITY}`,
+      headers: { authorization: `Bearer ${read}` },
+    });
     assert.equal(res.statusCode, 200, res.body);
     const report = res.json();
     assert.equal(report.recorded, false);
@@ -303,23 +428,66 @@ describe('reconciliation over HTTP', () => {
     assert.equal(recorded.status, 'green', 'an empty month is green');
     const opened = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY });
     const id = opened.opened[0]!;
-    const list = await app.inject({ method: 'GET', url: `/v1/exceptions?queue=billing_engineering&status=open&period=${PERIOD}`, headers: { authorization: `Bearer ${read}` } });
+    const list = await app.inject({
+      method: 'GET',
+      url: `/v1/exceptions?queue=billing_engineering&status=open&period=${PERIOD}`,
+      headers: { authorization: `Bearer ${read}` },
+    });
     assert.equal(list.statusCode, 200, list.body);
-    assert.deepEqual(list.json().exceptions.map((e: { id: string }) => e.id), [id]);
-    const forbidden = await app.inject({ method: 'POST', url: `/v1/exceptions/${encodeURIComponent(id)}/assign`, headers: { authorization: `Bearer ${read}` }, payload: { assignee: 'bob' } });
+    assert.deepEqual(
+      list.json().exceptions.map((e: { id: string }) => e.id),
+      [id],
+    );
+    const forbidden = await app.inject({
+      method: 'POST',
+      url: `/v1/exceptions/${encodeURIComponent(id)}/assign`,
+      headers: { authorization: `Bearer ${read}` },
+      payload: { assignee: 'bob' },
+    });
     assert.equal(forbidden.statusCode, 403);
-    const early = await app.inject({ method: 'POST', url: `/v1/exceptions/${encodeURIComponent(id)}/waive`, headers: { authorization: `Bearer ${admin}` }, payload: { reason: 'known' } });
+    const early = await app.inject({
+      method: 'POST',
+      url: `/v1/exceptions/${encodeURIComponent(id)}/waive`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { reason: 'known' },
+    });
     assert.equal(early.statusCode, 409);
     assert.equal(early.json().errors[0].code, 'not_allowed');
-    const assigned = await app.inject({ method: 'POST', url: `/v1/exceptions/${encodeURIComponent(id)}/assign`, headers: { authorization: `Bearer ${admin}` }, payload: { assignee: 'bob' } });
+    const assigned = await app.inject({
+      method: 'POST',
+      url: `/v1/exceptions/${encodeURIComponent(id)}/assign`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { assignee: 'bob' },
+    });
     assert.equal(assigned.statusCode, 200, assigned.body);
     assert.equal(assigned.json().assigned_to, 'bob');
-    const missingReason = await app.inject({ method: 'POST', url: `/v1/exceptions/${encodeURIComponent(id)}/waive`, headers: { authorization: `Bearer ${admin}` }, payload: {} });
+    const missingReason = await app.inject({
+      method: 'POST',
+      url: `/v1/exceptions/${encodeURIComponent(id)}/waive`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: {},
+    });
     assert.equal(missingReason.statusCode, 400);
-    const waived = await app.inject({ method: 'POST', url: `/v1/exceptions/${encodeURIComponent(id)}/waive`, headers: { authorization: `Bearer ${admin}` }, payload: { reason: 'the event was deleted on purpose (GDPR request)', by: 'dpo' } });
+    const waived = await app.inject({
+      method: 'POST',
+      url: `/v1/exceptions/${encodeURIComponent(id)}/waive`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { reason: 'the event was deleted on purpose (GDPR request)', by: 'dpo' },
+    });
     assert.equal(waived.statusCode, 200, waived.body);
     assert.deepEqual([waived.json().status, waived.json().waived_by], ['waived', 'dpo']);
-    const shown = await app.inject({ method: 'GET', url: `/v1/exceptions/${encodeURIComponent(id)}`, headers: { authorization: `Bearer ${read}` } });
-    assert.deepEqual(shown.json().events.map((e: { action: string; actor: string }) => [e.action, e.actor]), [['open', 'system:reconcile'], ['assign', `api-key:${(await store.pool.query("SELECT id FROM api_keys WHERE name = 'admin'")).rows[0].id}`], ['waive', 'dpo']]);
+    const shown = await app.inject({
+      method: 'GET',
+      url: `/v1/exceptions/${encodeURIComponent(id)}`,
+      headers: { authorization: `Bearer ${read}` },
+    });
+    assert.deepEqual(
+      shown.json().events.map((e: { action: string; actor: string }) => [e.action, e.actor]),
+      [
+        ['open', 'system:reconcile'],
+        ['assign', `api-key:${(await store.pool.query("SELECT id FROM api_keys WHERE name = 'admin'")).rows[0].id}`],
+        ['waive', 'dpo'],
+      ],
+    );
   });
 });

@@ -22,9 +22,22 @@ import { ProblemError } from '../../src/domain/result.js';
 let store: Store;
 let sim: NetSuiteSimulator;
 let catalog: CatalogVersion;
-const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//rollout-test', type, subject, time, data });
+const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//rollout-test',
+  type,
+  subject,
+  time,
+  data,
+});
 
-const target = () => netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+const target = () =>
+  netsuiteTarget(sim.url, {
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    timeoutMs: 2_000,
+    limits: { concurrency: 4, requestsPerMinute: 60_000 },
+  });
 
 /** The period's journals with the customer of the invoice behind each. */
 async function journalsOf(period: string): Promise<Array<{ id: string; customer: string; legal_entity: string }>> {
@@ -47,7 +60,12 @@ async function queued(period: string): Promise<string[]> {
 }
 
 async function closeWithScope(period: string, rollout: RolloutScope) {
-  await closePeriod(store.pool, catalog, { period, erpTargets: ['netsuite'], rollout, now: new Date('2027-01-02T00:00:00Z') /* every period closed here has ended */ });
+  await closePeriod(store.pool, catalog, {
+    period,
+    erpTargets: ['netsuite'],
+    rollout,
+    now: new Date('2027-01-02T00:00:00Z') /* every period closed here has ended */,
+  });
   const journals = await journalsOf(period);
   const inScope = journals.filter((j) => inRolloutScope(rollout, j)).map((j) => j.id);
   const outOfScope = journals.filter((j) => !inRolloutScope(rollout, j)).map((j) => j.id);
@@ -80,12 +98,19 @@ after(async () => {
 describe('rollout scope', () => {
   it('by customer: only acme’s documents are queued and reach NetSuite; the others are journaled and held back', async () => {
     const { journals, inScope, outOfScope } = await closeWithScope('2026-10', { customers: ['acme'], legal_entities: null });
-    assert.deepEqual(new Set(journals.map((j) => j.customer)), new Set(['acme', 'globex', 'umbrella']), 'every customer was billed and journaled');
+    assert.deepEqual(
+      new Set(journals.map((j) => j.customer)),
+      new Set(['acme', 'globex', 'umbrella']),
+      'every customer was billed and journaled',
+    );
     assert.ok(inScope.length >= 1);
     assert.ok(outOfScope.length >= 2);
     assert.deepEqual(await queued('2026-10'), inScope);
     const held = await listHeldBack(store.pool, { target: 'netsuite' });
-    assert.deepEqual(held.map((h) => h.journal_id), [...outOfScope].sort());
+    assert.deepEqual(
+      held.map((h) => h.journal_id),
+      [...outOfScope].sort(),
+    );
     for (const h of held) {
       assert.equal(h.reason, 'rollout_scope');
       assert.notEqual(h.customer, 'acme');
@@ -94,7 +119,9 @@ describe('rollout scope', () => {
     await drainOutbox(store.pool, target(), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
     // What reached the simulator, in whatever record form the connector posts a document: its external ID in the URL.
     const externalIdOf = (id: string) => netsuiteExternalId(outboxKey('netsuite', id));
-    const reached = new Set(sim.seen.filter((r) => r.method === 'PUT').map((r) => decodeURIComponent(r.url.split('/').pop()!).replace(/^eid:/, '')));
+    const reached = new Set(
+      sim.seen.filter((r) => r.method === 'PUT').map((r) => decodeURIComponent(r.url.split('/').pop()!).replace(/^eid:/, '')),
+    );
     assert.deepEqual(reached, new Set(inScope.map(externalIdOf)), 'every in-scope document was posted, and nothing else');
     const asked = new Set(sim.seen.map((r) => decodeURIComponent(r.url.split('?')[0]!.split('/').pop()!).replace(/^eid:/, '')));
     for (const id of outOfScope) assert.equal(asked.has(externalIdOf(id)), false, `${id} never reached NetSuite, not even looked up`);
@@ -102,7 +129,10 @@ describe('rollout scope', () => {
 
   it('by legal entity, and both lists together: a document is in scope when its entity or its customer is listed', async () => {
     const november = await closeWithScope('2026-11', { customers: null, legal_entities: ['nw-de'] });
-    assert.ok(november.inScope.length > 0 && november.journals.filter((j) => november.inScope.includes(j.id)).every((j) => j.legal_entity === 'nw-de'));
+    assert.ok(
+      november.inScope.length > 0 &&
+        november.journals.filter((j) => november.inScope.includes(j.id)).every((j) => j.legal_entity === 'nw-de'),
+    );
     assert.deepEqual(await queued('2026-11'), november.inScope);
 
     const december = await closeWithScope('2026-12', { customers: ['globex'], legal_entities: ['nw-de'] });
@@ -123,12 +153,18 @@ describe('rollout scope', () => {
   it('the database refuses to queue a held-back document, and to hold back a queued one', async () => {
     const [held] = await listHeldBack(store.pool);
     await assert.rejects(
-      store.pool.query("INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, 'netsuite', 'journal', $2)", [outboxKey('netsuite', held!.journal_id), held!.journal_id]),
+      store.pool.query("INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, 'netsuite', 'journal', $2)", [
+        outboxKey('netsuite', held!.journal_id),
+        held!.journal_id,
+      ]),
       /held back by rollout scope/,
     );
     const queuedId = (await queued('2026-10'))[0]!;
     await assert.rejects(
-      store.pool.query("INSERT INTO rollout_holds (key, target, journal_id, source_document, legal_entity, customer, reason) VALUES ($1, 'netsuite', $2, 'x', 'nw-us', 'acme', 'rollout_scope')", [outboxKey('netsuite', queuedId), queuedId]),
+      store.pool.query(
+        "INSERT INTO rollout_holds (key, target, journal_id, source_document, legal_entity, customer, reason) VALUES ($1, 'netsuite', $2, 'x', 'nw-us', 'acme', 'rollout_scope')",
+        [outboxKey('netsuite', queuedId), queuedId],
+      ),
       /already queued/,
     );
   });
@@ -136,10 +172,20 @@ describe('rollout scope', () => {
   it('refuses a scope naming a customer or legal entity the catalog does not know, before closing anything', async () => {
     const closedBefore = (await store.pool.query('SELECT count(*)::int AS n FROM billing_periods')).rows[0].n;
     await assert.rejects(
-      closePeriod(store.pool, catalog, { period: '2027-01', erpTargets: ['netsuite'], rollout: { customers: ['acme', 'acmee'], legal_entities: ['nw-fr'] } }),
+      closePeriod(store.pool, catalog, {
+        period: '2027-01',
+        erpTargets: ['netsuite'],
+        rollout: { customers: ['acme', 'acmee'], legal_entities: ['nw-fr'] },
+      }),
       (error: unknown) => {
         assert.ok(error instanceof ProblemError);
-        assert.deepEqual(error.problems.map((p) => [p.path, p.code]), [['rollout.customers[1]', 'unknown_customer'], ['rollout.legal_entities[0]', 'unknown_legal_entity']]);
+        assert.deepEqual(
+          error.problems.map((p) => [p.path, p.code]),
+          [
+            ['rollout.customers[1]', 'unknown_customer'],
+            ['rollout.legal_entities[0]', 'unknown_legal_entity'],
+          ],
+        );
         return true;
       },
     );
@@ -163,11 +209,21 @@ describe('rollout configuration', () => {
   it('reads rollout.customers and rollout.legal_entities from the file; the environment replaces a list', () => {
     const path = file('a.yaml', 'rollout:\n  customers: [acme, globex]\n  legal_entities: [nw-de]\n');
     assert.deepEqual(loadConfig({ config: path }, {}).rollout, { customers: ['acme', 'globex'], legal_entities: ['nw-de'] });
-    assert.deepEqual(loadConfig({ config: path }, { ACCRUE_ROLLOUT_CUSTOMERS: 'initech' }).rollout, { customers: ['initech'], legal_entities: ['nw-de'] });
-    assert.deepEqual(loadConfig({}, { ACCRUE_ROLLOUT_ENTITIES: 'nw-us, nw-de' }).rollout, { customers: null, legal_entities: ['nw-us', 'nw-de'] });
+    assert.deepEqual(loadConfig({ config: path }, { ACCRUE_ROLLOUT_CUSTOMERS: 'initech' }).rollout, {
+      customers: ['initech'],
+      legal_entities: ['nw-de'],
+    });
+    assert.deepEqual(loadConfig({}, { ACCRUE_ROLLOUT_ENTITIES: 'nw-us, nw-de' }).rollout, {
+      customers: null,
+      legal_entities: ['nw-us', 'nw-de'],
+    });
     const none = file('b.yaml', 'rollout:\n  customers: []\n');
     assert.deepEqual(loadConfig({ config: none }, {}).rollout, { customers: [], legal_entities: null });
-    assert.equal(inRolloutScope(loadConfig({ config: none }, {}).rollout, { customer: 'acme', legal_entity: 'nw-us' }), false, 'an empty list names no one');
+    assert.equal(
+      inRolloutScope(loadConfig({ config: none }, {}).rollout, { customer: 'acme', legal_entity: 'nw-us' }),
+      false,
+      'an empty list names no one',
+    );
   });
 
   it('names the key and what is wrong', () => {
@@ -177,7 +233,15 @@ describe('rollout configuration', () => {
       ['rollout: [acme]\n', /rollout: must be a mapping/],
       ['rollout:\n  legal_entities: [""]\n', /rollout\.legal_entities: must be a list of ids/],
     ];
-    cases.forEach(([text, message], i) => assert.throws(() => loadConfig({ config: file(`bad${i}.yaml`, text) }, {}), (e: unknown) => e instanceof ConfigError && message.test(e.message)));
-    assert.throws(() => loadConfig({}, { ACCRUE_ROLLOUT_CUSTOMERS: 'acme,,globex' }), /ACCRUE_ROLLOUT_CUSTOMERS: must be ids separated by commas/);
+    cases.forEach(([text, message], i) =>
+      assert.throws(
+        () => loadConfig({ config: file(`bad${i}.yaml`, text) }, {}),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      ),
+    );
+    assert.throws(
+      () => loadConfig({}, { ACCRUE_ROLLOUT_CUSTOMERS: 'acme,,globex' }),
+      /ACCRUE_ROLLOUT_CUSTOMERS: must be ids separated by commas/,
+    );
   });
 });

@@ -19,11 +19,20 @@ const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 // A later catalog that reads the same event types differently: api_calls without dimensions, storage as distinct
 // keys, reserved IPs as a max. Events ingested under each must still read back as their recount.
 const VARIANT = NORTHWIND.replace('    aggregation: count\n    group_by: [region]', '    aggregation: count\n    group_by: []')
-  .replace('    event_type: com.northwind.storage.usage\n    aggregation: sum', '    event_type: com.northwind.storage.usage\n    aggregation: unique_count')
+  .replace(
+    '    event_type: com.northwind.storage.usage\n    aggregation: sum',
+    '    event_type: com.northwind.storage.usage\n    aggregation: unique_count',
+  )
   .replace('    aggregation: latest\n    value: $.count', '    aggregation: max\n    value: $.count');
 const NOW = new Date('9000-01-01T00:00:00Z');
 const TENANTS = ['acme-prod', 'acme-staging', 'globex', 'initech-eu-1', 'umbrella'] as const;
-const TYPES = ['com.northwind.api.request', 'com.northwind.storage.usage', 'com.northwind.analytics.session', 'com.northwind.compute.sample', 'com.northwind.network.ip_inventory'] as const;
+const TYPES = [
+  'com.northwind.api.request',
+  'com.northwind.storage.usage',
+  'com.northwind.analytics.session',
+  'com.northwind.compute.sample',
+  'com.northwind.network.ip_inventory',
+] as const;
 
 let store: Store;
 let northwind: CatalogVersion;
@@ -72,7 +81,9 @@ const spec = fc.record({
   tenant: fc.integer({ min: 0, max: TENANTS.length - 1 }),
   type: fc.integer({ min: 0, max: TYPES.length - 1 }),
   // Dense around the month ends and mid-November (the windows' edges): a few days, a few hours each.
-  minute: fc.tuple(fc.constantFrom(-2, -1, 0, 1, 14, 15, 29, 30, 31), fc.integer({ min: 0, max: 3 * 60 - 1 })).map(([day, minute]) => day * 1440 + minute),
+  minute: fc
+    .tuple(fc.constantFrom(-2, -1, 0, 1, 14, 15, 29, 30, 31), fc.integer({ min: 0, max: 3 * 60 - 1 }))
+    .map(([day, minute]) => day * 1440 + minute),
   ms: fc.integer({ min: 0, max: 59_999 }),
   n: fc.integer({ min: 0, max: 1_000_000 }),
 });
@@ -127,7 +138,14 @@ async function assertUsageAgrees(catalog: CatalogVersion, query: UsageQuery): Pr
   assert.deepEqual(fast, slow, `queryUsage ${JSON.stringify(query)} under catalog v${catalog.version}`);
 }
 
-async function assertWindowAgrees(meter: Meter, customer: string, from: string, to: string, watermark: string, includeLate: boolean): Promise<void> {
+async function assertWindowAgrees(
+  meter: Meter,
+  customer: string,
+  from: string,
+  to: string,
+  watermark: string,
+  includeLate: boolean,
+): Promise<void> {
   const fast = await windowUsage(store.pool, meter, customer, from, to, watermark, { includeLate });
   const slow = await recountWindowUsage(store.pool, meter, customer, from, to, watermark, { includeLate });
   assert.deepEqual(fast, slow, `windowUsage ${meter.id} ${customer} ${from}..${to} at ${watermark}${includeLate ? ' with late' : ''}`);
@@ -141,7 +159,9 @@ describe('usage from rollups equals the recount of the stored events', () => {
       fc.asyncProperty(
         fc.array(spec, { minLength: 20, maxLength: 80 }),
         fc.array(fc.integer({ min: 1, max: 15 }), { minLength: 2, maxLength: 8 }),
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom('nw-us', 'nw-de'), fc.constantFrom('10', '11')), { maxLength: 3 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom('nw-us', 'nw-de'), fc.constantFrom('10', '11')), {
+          maxLength: 3,
+        }),
         fc.array(fc.integer({ min: 0, max: 120 }), { minLength: 2, maxLength: 2 }),
         fc.boolean(),
         fc.integer({ min: 0, max: 3 }),
@@ -173,7 +193,13 @@ describe('usage from rollups equals the recount of the stored events', () => {
               for (const late of ['exclude', 'only', 'include'] as const) await assertUsageAgrees(catalog, { ...window, late });
               // By region, over events some of which the variant ingested with no region for api_calls.
               if (catalog === northwind) await assertUsageAgrees(catalog, { ...window, meter: 'api_calls', groupBy: ['region'] });
-              await assertUsageAgrees(catalog, { ...window, customer: 'acme', meter: 'api_calls', late: 'include', groupBy: catalog === northwind ? ['region'] : [] });
+              await assertUsageAgrees(catalog, {
+                ...window,
+                customer: 'acme',
+                meter: 'api_calls',
+                late: 'include',
+                groupBy: catalog === northwind ? ['region'] : [],
+              });
             }
             for (const watermark of [watermarks[0]!, watermarks[Math.floor(watermarks.length / 2)]!, await maxSeq()]) {
               for (const meter of catalog.catalog.meters) {
@@ -206,7 +232,19 @@ describe('usage from rollups equals the recount of the stored events', () => {
     const watermark = await maxSeq();
     for (const meter of northwind.catalog.meters) {
       const stats: ReadStats = { month_buckets: 0, hour_buckets: 0, recounted_ranges: 0 };
-      const groups = await readUsage(store.pool, { meter, from: '2035-03-01T00:00:00.000Z', to: '2035-04-01T00:00:00.000Z', customers: ['globex'], late: 'exclude', watermark, groupBy: [] }, stats);
+      const groups = await readUsage(
+        store.pool,
+        {
+          meter,
+          from: '2035-03-01T00:00:00.000Z',
+          to: '2035-04-01T00:00:00.000Z',
+          customers: ['globex'],
+          late: 'exclude',
+          watermark,
+          groupBy: [],
+        },
+        stats,
+      );
       assert.deepEqual(stats, { month_buckets: 1, hour_buckets: 0, recounted_ranges: 0 }, meter.id);
       assert.equal(groups[0]!.event_count, 40);
       await assertWindowAgrees(meter, 'globex', '2035-03-01T00:00:00.000Z', '2035-04-01T00:00:00.000Z', watermark, false);
@@ -215,7 +253,19 @@ describe('usage from rollups equals the recount of the stored events', () => {
     await ingestBatch(store.pool, northwind, [{ ...events[0]!, id: 'month-after' }], { channel: 'http', now: NOW });
     const meter = northwind.index.meters.get('api_calls')!;
     const stats: ReadStats = { month_buckets: 0, hour_buckets: 0, recounted_ranges: 0 };
-    const groups = await readUsage(store.pool, { meter, from: '2035-03-01T00:00:00.000Z', to: '2035-04-01T00:00:00.000Z', customers: ['globex'], late: 'exclude', watermark, groupBy: [] }, stats);
+    const groups = await readUsage(
+      store.pool,
+      {
+        meter,
+        from: '2035-03-01T00:00:00.000Z',
+        to: '2035-04-01T00:00:00.000Z',
+        customers: ['globex'],
+        late: 'exclude',
+        watermark,
+        groupBy: [],
+      },
+      stats,
+    );
     assert.equal(groups[0]!.quantity, '40');
     assert.deepEqual([stats.month_buckets, stats.recounted_ranges], [0, 1]);
     assert.ok(stats.hour_buckets >= 30);
@@ -232,16 +282,21 @@ describe('usage from rollups equals the recount of the stored events', () => {
       data: dataFor(TYPES[i % TYPES.length]!, i),
     }));
     // Eight writers, each sending every event in its own order: every event is accepted once, by one writer.
-    const shuffled = (k: number) => [...events].sort((a, b) => ((Number(a.id.slice(5)) * (k + 3)) % 301) - ((Number(b.id.slice(5)) * (k + 3)) % 301));
+    const shuffled = (k: number) =>
+      [...events].sort((a, b) => ((Number(a.id.slice(5)) * (k + 3)) % 301) - ((Number(b.id.slice(5)) * (k + 3)) % 301));
     const outcomes = await Promise.all(
       Array.from({ length: 8 }, async (_, k) => {
         const order = shuffled(k);
         let accepted = 0;
-        for (let i = 0; i < order.length; i += 50) accepted += (await ingestBatch(store.pool, northwind, order.slice(i, i + 50), { channel: 'http', now: NOW })).counts.accepted;
+        for (let i = 0; i < order.length; i += 50)
+          accepted += (await ingestBatch(store.pool, northwind, order.slice(i, i + 50), { channel: 'http', now: NOW })).counts.accepted;
         return accepted;
       }),
     );
-    assert.equal(outcomes.reduce((a, b) => a + b, 0), 300);
+    assert.equal(
+      outcomes.reduce((a, b) => a + b, 0),
+      300,
+    );
     for (const late of ['exclude', 'include'] as const) await assertUsageAgrees(northwind, { from: '2036-05-01', to: '2036-06-01', late });
     await assertUsageAgrees(northwind, { from: '2036-05-01', to: '2036-06-01', meter: 'api_calls', groupBy: ['region'] });
   });
@@ -250,11 +305,18 @@ describe('usage from rollups equals the recount of the stored events', () => {
 describe('rollups built batch by batch', () => {
   it('equal a rebuild from scratch over the same events (what the bench and `Rebuilding` in docs/scaling.md rely on)', async () => {
     const snapshot = async () => ({
-      rollups: (await store.pool.query('SELECT * FROM usage_rollups ORDER BY grain, type, bucket, customer_id, meter_id, late, valued, dimensions')).rows,
-      keys: (await store.pool.query('SELECT * FROM usage_unique_keys ORDER BY grain, type, bucket, customer_id, meter_id, late, dimensions, key')).rows,
+      rollups: (
+        await store.pool.query('SELECT * FROM usage_rollups ORDER BY grain, type, bucket, customer_id, meter_id, late, valued, dimensions')
+      ).rows,
+      keys: (
+        await store.pool.query('SELECT * FROM usage_unique_keys ORDER BY grain, type, bucket, customer_id, meter_id, late, dimensions, key')
+      ).rows,
     });
     const incremental = await snapshot();
-    assert.ok(incremental.rollups.length > 500 && incremental.keys.length > 100, `the tests above stored enough to compare: ${incremental.rollups.length} rollups, ${incremental.keys.length} keys`);
+    assert.ok(
+      incremental.rollups.length > 500 && incremental.keys.length > 100,
+      `the tests above stored enough to compare: ${incremental.rollups.length} rollups, ${incremental.keys.length} keys`,
+    );
     await store.pool.query('SELECT usage_rollups_rebuild()');
     assert.deepEqual(await snapshot(), incremental);
   });
@@ -262,7 +324,15 @@ describe('rollups built batch by batch', () => {
 
 describe('monthly partitions', () => {
   it('creates a month partition on demand and keeps (source, id) unique across partitions', async () => {
-    const event = { specversion: '1.0', id: 'part-1', source: '//rollup-test/part', type: TYPES[0], subject: 'acme-prod', time: '2031-07-04T12:00:00Z', data: { region: 'x' } };
+    const event = {
+      specversion: '1.0',
+      id: 'part-1',
+      source: '//rollup-test/part',
+      type: TYPES[0],
+      subject: 'acme-prod',
+      time: '2031-07-04T12:00:00Z',
+      data: { region: 'x' },
+    };
     await ingestBatch(store.pool, northwind, [event], { channel: 'http', now: NOW });
     const partitions = await listEventPartitions(store.pool);
     assert.ok(partitions.some((p) => p.name === 'events_2031_07'));
@@ -280,7 +350,7 @@ describe('monthly partitions', () => {
     assert.equal(again.results[0]!.status, 'conflict');
   });
 
-  it('checks an insert\'s keys by probing event_keys, never by scanning it, however small the table was when the session planned it', async () => {
+  it("checks an insert's keys by probing event_keys, never by scanning it, however small the table was when the session planned it", async () => {
     // Migration 017: the key-claim trigger's plan is kept per session. Planned over a small event_keys it used to
     // read the whole table on every insert (a hash of a sequential scan), which grew with the table. A new session,
     // so that the plan is made here, over statistics taken before the table grows, and then reused.
@@ -300,7 +370,10 @@ describe('monthly partitions', () => {
       const rowsScannedIn = async (work: () => Promise<unknown>) => {
         // Rows of event_keys read by sequential scans, counted within the transaction (the backend's pending
         // counts may carry earlier transactions' too, so the difference).
-        const scanned = async () => Number((await client.query<{ n: string }>("SELECT pg_stat_get_xact_tuples_returned('event_keys'::regclass)::text AS n")).rows[0]!.n);
+        const scanned = async () =>
+          Number(
+            (await client.query<{ n: string }>("SELECT pg_stat_get_xact_tuples_returned('event_keys'::regclass)::text AS n")).rows[0]!.n,
+          );
         await client.query('BEGIN');
         try {
           const before = await scanned();
@@ -315,8 +388,13 @@ describe('monthly partitions', () => {
       await insert(5000, 1000); // the table grows after this session planned the trigger's statement
       assert.equal(await rowsScannedIn(() => insert(500, 20_000)), 0);
       // A key held by another event is still refused.
-      await assert.rejects(rowsScannedIn(() => client.query(`INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
-        SELECT source, id, type, subject, customer_id, time + interval '1 day', data, meter_values, dimensions, content_hash, batch_id FROM events WHERE source = '//rollup-test/probe' AND id = 'p1000'`)), /event_keys/);
+      await assert.rejects(
+        rowsScannedIn(() =>
+          client.query(`INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+        SELECT source, id, type, subject, customer_id, time + interval '1 day', data, meter_values, dimensions, content_hash, batch_id FROM events WHERE source = '//rollup-test/probe' AND id = 'p1000'`),
+        ),
+        /event_keys/,
+      );
       await client.query("DELETE FROM events WHERE source = '//rollup-test/probe'");
     } finally {
       await client.end();
@@ -332,11 +410,23 @@ describe('monthly partitions', () => {
     await store.pool.query(insert, [batch]);
     const before = await store.pool.query("SELECT count(*)::int AS n FROM events_default WHERE source = '//rollup-test/default'");
     assert.equal(before.rows[0].n, 5);
-    const usageBefore = await queryUsage(store.pool, northwind.catalog, { from: '2032-02-01', to: '2032-03-01', meter: 'api_calls', groupBy: ['region'] });
+    const usageBefore = await queryUsage(store.pool, northwind.catalog, {
+      from: '2032-02-01',
+      to: '2032-03-01',
+      meter: 'api_calls',
+      groupBy: ['region'],
+    });
     await store.pool.query("SELECT accrue_ensure_event_partition('2032-02-01T00:00:00Z')");
-    const moved = await store.pool.query("SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM events WHERE source = '//rollup-test/default' GROUP BY 1");
+    const moved = await store.pool.query(
+      "SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM events WHERE source = '//rollup-test/default' GROUP BY 1",
+    );
     assert.deepEqual(moved.rows, [{ p: 'events_2032_02', n: 5 }]);
-    const usageAfter = await queryUsage(store.pool, northwind.catalog, { from: '2032-02-01', to: '2032-03-01', meter: 'api_calls', groupBy: ['region'] });
+    const usageAfter = await queryUsage(store.pool, northwind.catalog, {
+      from: '2032-02-01',
+      to: '2032-03-01',
+      meter: 'api_calls',
+      groupBy: ['region'],
+    });
     assert.deepEqual(usageAfter, usageBefore);
     assert.ok(usageAfter.ok && usageAfter.value[0]!.quantity === '5');
   });
@@ -354,14 +444,18 @@ describe('monthly partitions', () => {
       pool.on('error', () => {});
       try {
         // The schema as it stood before 014, with events written the old way.
-        await pool.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())');
+        await pool.query(
+          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+        );
         for (const m of loadMigrations().filter((m) => m.version < 14)) {
           await pool.query(m.sql);
           await pool.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
         }
         const applied = await applyCatalog(pool, NORTHWIND, { by: 'test' });
         assert.ok(applied.ok);
-        await pool.query("INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:old', 'file', 0, 0, 0, 0, 0, 0)");
+        await pool.query(
+          "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:old', 'file', 0, 0, 0, 0, 0, 0)",
+        );
         await pool.query(
           `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
            SELECT '//old', 'o' || g, 'com.northwind.analytics.session', 'globex', 'globex', timestamptz '2026-10-30T00:00:00Z' + g * interval '5 hours',
@@ -369,7 +463,12 @@ describe('monthly partitions', () => {
              FROM generate_series(1, 50) AS g`,
         );
         const old = (await pool.query('SELECT seq, source, id, time, late FROM events ORDER BY seq')).rows;
-        assert.deepEqual(await migrate(pool), loadMigrations().filter((m) => m.version >= 14).map((m) => m.version));
+        assert.deepEqual(
+          await migrate(pool),
+          loadMigrations()
+            .filter((m) => m.version >= 14)
+            .map((m) => m.version),
+        );
         assert.deepEqual((await pool.query('SELECT seq, source, id, time, late FROM events ORDER BY seq')).rows, old);
         const catalog = (await currentCatalog(pool))!;
         for (const late of ['exclude', 'only'] as const) {

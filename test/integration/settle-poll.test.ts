@@ -19,26 +19,49 @@ import { formatMajor } from '../../src/domain/money.js';
 let store: Store;
 let netsuite: NetSuiteSimulator;
 let xero: XeroSimulator;
-const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//settle-poll-test', type, subject, time: '2026-10-10T00:00:00Z', data });
-const nsTarget = () => netsuiteTarget(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, paymentsPageSize: 2, limits: { requestsPerMinute: 60_000 } });
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//settle-poll-test',
+  type,
+  subject,
+  time: '2026-10-10T00:00:00Z',
+  data,
+});
+const nsTarget = () =>
+  netsuiteTarget(netsuite.url, {
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    paymentsPageSize: 2,
+    limits: { requestsPerMinute: 60_000 },
+  });
 const xeroTarget = () => xeroTestTarget(xero, { paymentsPageSize: 2 });
 
 async function invoice(number: string) {
-  const row = (await store.pool.query<{ total_minor: string; amount_paid_minor: string; payment_status: string; currency: string }>(
-    'SELECT total_minor::text, amount_paid_minor::text, payment_status, currency FROM invoices WHERE number = $1',
-    [number],
-  )).rows[0]!;
+  const row = (
+    await store.pool.query<{ total_minor: string; amount_paid_minor: string; payment_status: string; currency: string }>(
+      'SELECT total_minor::text, amount_paid_minor::text, payment_status, currency FROM invoices WHERE number = $1',
+      [number],
+    )
+  ).rows[0]!;
   return { ...row, total: BigInt(row.total_minor), paid: BigInt(row.amount_paid_minor) };
 }
 const major = (minor: bigint, currency = 'USD') => formatMajor(minor, currency);
-const exceptions = async (kind: string) => (await store.pool.query<{ subject: string }>('SELECT subject FROM exceptions WHERE kind = $1 ORDER BY subject', [kind])).rows.map((r) => r.subject);
+const exceptions = async (kind: string) =>
+  (await store.pool.query<{ subject: string }>('SELECT subject FROM exceptions WHERE kind = $1 ORDER BY subject', [kind])).rows.map(
+    (r) => r.subject,
+  );
 
 // October: acme (NWUS-000001), globex (NWUS-000002), umbrella (NWDE-000001), posted to both ERPs as invoices.
 before(async () => {
   store = await testStore();
   assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
   const catalog = (await currentCatalog(store.pool))!;
-  await ingestBatch(store.pool, catalog, [ev('p1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('p2', 'umbrella', 'com.northwind.api.request', {})], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
+  await ingestBatch(
+    store.pool,
+    catalog,
+    [ev('p1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' }), ev('p2', 'umbrella', 'com.northwind.api.request', {})],
+    { channel: 'file', now: new Date('2026-11-01T00:00:00Z') },
+  );
   await closePeriod(store.pool, catalog, { period: '2026-10', erpTargets: ['netsuite', 'xero'] });
   netsuite = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
   xero = northwindXeroSim({ timeoutDelayMs: 600, perMinute: 10_000, concurrent: 5 });
@@ -64,10 +87,26 @@ describe('polling NetSuite customer payments (SuiteQL)', () => {
     const globexEid = eidOf('NWUS-000002');
     (netsuite.records.get(globexEid)!.body as SalesRecord).tranId = 'INV-NS-0077';
     // One payment for all of globex and 10.00 of acme; another for 100.00 of umbrella.
-    netsuite.addPayment({ tranDate: '2026-11-05', modifiedAt: '2026-11-05 09:00:00', applications: [{ invoiceExternalId: globexEid, amount: major(globex.total) }, { invoiceExternalId: eidOf('NWUS-000001'), amount: '10.00' }] });
-    netsuite.addPayment({ tranDate: '2026-11-06', modifiedAt: '2026-11-06 09:00:00', currency: 'EUR', applications: [{ invoiceExternalId: eidOf('NWDE-000001'), amount: '100.00' }] });
+    netsuite.addPayment({
+      tranDate: '2026-11-05',
+      modifiedAt: '2026-11-05 09:00:00',
+      applications: [
+        { invoiceExternalId: globexEid, amount: major(globex.total) },
+        { invoiceExternalId: eidOf('NWUS-000001'), amount: '10.00' },
+      ],
+    });
+    netsuite.addPayment({
+      tranDate: '2026-11-06',
+      modifiedAt: '2026-11-06 09:00:00',
+      currency: 'EUR',
+      applications: [{ invoiceExternalId: eidOf('NWDE-000001'), amount: '100.00' }],
+    });
     const first = await pollPayments(store.pool, nsTarget());
-    assert.deepEqual([first.seen, first.applied, first.duplicates, first.exceptions, first.pages], [3, 3, 0, 0, 2], 'two pages of two rows');
+    assert.deepEqual(
+      [first.seen, first.applied, first.duplicates, first.exceptions, first.pages],
+      [3, 3, 0, 0, 2],
+      'two pages of two rows',
+    );
     assert.equal(first.cursor_after, '2026-11-06 09:00:00');
     assert.equal((await invoice('NWUS-000002')).payment_status, 'paid');
     assert.deepEqual([(await invoice('NWUS-000001')).payment_status, (await invoice('NWUS-000001')).paid], ['partially_paid', 1000n]);
@@ -79,14 +118,21 @@ describe('polling NetSuite customer payments (SuiteQL)', () => {
     assert.equal((await invoice('NWDE-000001')).paid, 10000n);
 
     // The rest of umbrella's invoice: paid.
-    netsuite.addPayment({ tranDate: '2026-11-09', modifiedAt: '2026-11-09 12:30:00', currency: 'EUR', applications: [{ invoiceExternalId: eidOf('NWDE-000001'), amount: major(umbrella.total - 10000n, 'EUR') }] });
+    netsuite.addPayment({
+      tranDate: '2026-11-09',
+      modifiedAt: '2026-11-09 12:30:00',
+      currency: 'EUR',
+      applications: [{ invoiceExternalId: eidOf('NWDE-000001'), amount: major(umbrella.total - 10000n, 'EUR') }],
+    });
     const rest = await pollPayments(store.pool, nsTarget());
     assert.equal(rest.applied, 1);
     assert.deepEqual([(await invoice('NWDE-000001')).payment_status, (await invoice('NWDE-000001')).paid], ['paid', umbrella.total]);
     assert.equal((await invoice('NWUS-000001')).paid, 1000n, 'acme untouched');
     assert.ok(acme.total > 1000n);
 
-    const journals = await store.pool.query("SELECT count(*)::int AS n FROM journals WHERE kind = 'payment' AND id LIKE 'jrn:v1:payment:netsuite:%'");
+    const journals = await store.pool.query(
+      "SELECT count(*)::int AS n FROM journals WHERE kind = 'payment' AND id LIKE 'jrn:v1:payment:netsuite:%'",
+    );
     assert.equal(journals.rows[0].n, 4, 'a payment journal per application, in the built-in ledger');
     const outbox = await store.pool.query("SELECT count(*)::int AS n FROM outbox WHERE document_id LIKE 'jrn:v1:payment:%'");
     assert.equal(outbox.rows[0].n, 0, 'payment journals are not posted back to the ERP they came from');
@@ -94,10 +140,23 @@ describe('polling NetSuite customer payments (SuiteQL)', () => {
 
   it('turns an overpayment and a payment of an invoice Accrue never posted into exceptions', async () => {
     const acme = await invoice('NWUS-000001');
-    const over = netsuite.addPayment({ tranDate: '2026-11-10', modifiedAt: '2026-11-10 08:00:00', applications: [{ invoiceExternalId: eidOf('NWUS-000001'), amount: major(acme.total - acme.paid + 1n) }] });
+    const over = netsuite.addPayment({
+      tranDate: '2026-11-10',
+      modifiedAt: '2026-11-10 08:00:00',
+      applications: [{ invoiceExternalId: eidOf('NWUS-000001'), amount: major(acme.total - acme.paid + 1n) }],
+    });
     // An invoice typed into NetSuite by hand, and paid there.
-    netsuite.records.set('hand-1', { id: '5555', type: 'invoice', body: { tranId: 'INV-HAND-1', currency: { refName: 'USD' } } as SalesRecord, writes: 1 });
-    const foreign = netsuite.addPayment({ tranDate: '2026-11-10', modifiedAt: '2026-11-10 08:00:01', applications: [{ invoiceExternalId: 'hand-1', amount: '5.00' }] });
+    netsuite.records.set('hand-1', {
+      id: '5555',
+      type: 'invoice',
+      body: { tranId: 'INV-HAND-1', currency: { refName: 'USD' } } as SalesRecord,
+      writes: 1,
+    });
+    const foreign = netsuite.addPayment({
+      tranDate: '2026-11-10',
+      modifiedAt: '2026-11-10 08:00:01',
+      applications: [{ invoiceExternalId: 'hand-1', amount: '5.00' }],
+    });
     const outcome = await pollPayments(store.pool, nsTarget());
     assert.deepEqual([outcome.applied, outcome.exceptions], [0, 2]);
     assert.deepEqual(await exceptions('payment_overpayment'), [`netsuite:${over}/${netsuite.records.get(eidOf('NWUS-000001'))!.id}`]);
@@ -112,8 +171,13 @@ describe('polling NetSuite customer payments (SuiteQL)', () => {
     assert.equal(state.cursor, '2026-11-10 08:00:01');
     assert.equal(state.newest_erp_modified_at, '2026-11-10 08:00:01');
     assert.ok(state.last_polled_at && Date.parse(state.last_polled_at) <= Date.now());
-    const seen = await store.pool.query("SELECT outcome, count(*)::int AS n FROM erp_payment_sync WHERE target = 'netsuite' GROUP BY outcome ORDER BY outcome");
-    assert.deepEqual(seen.rows, [{ outcome: 'applied', n: 4 }, { outcome: 'exception', n: 2 }]);
+    const seen = await store.pool.query(
+      "SELECT outcome, count(*)::int AS n FROM erp_payment_sync WHERE target = 'netsuite' GROUP BY outcome ORDER BY outcome",
+    );
+    assert.deepEqual(seen.rows, [
+      { outcome: 'applied', n: 4 },
+      { outcome: 'exception', n: 2 },
+    ]);
   });
 });
 
@@ -124,7 +188,12 @@ describe('polling Xero payments (If-Modified-Since, paged)', () => {
     xero.addPayment({ invoiceNumber: 'NWUS-000001', amount: '0.10', date: '2026-11-12', updatedAt: new Date('2026-11-12T10:00:00.250Z') });
     xero.addPayment({ invoiceNumber: 'NWUS-000001', amount: '0.20', date: '2026-11-12', updatedAt: new Date('2026-11-12T10:00:01Z') });
     // globex is already paid (through NetSuite above): Xero's receipt for it overpays.
-    xero.addPayment({ invoiceNumber: 'NWUS-000002', amount: major(globex.total), date: '2026-11-13', updatedAt: new Date('2026-11-13T10:00:00Z') });
+    xero.addPayment({
+      invoiceNumber: 'NWUS-000002',
+      amount: major(globex.total),
+      date: '2026-11-13',
+      updatedAt: new Date('2026-11-13T10:00:00Z'),
+    });
     const first = await pollPayments(store.pool, xeroTarget());
     assert.deepEqual([first.seen, first.applied, first.exceptions, first.pages], [3, 2, 1, 2]);
     assert.equal(first.cursor_after, '2026-11-13T10:00:00.000Z');
@@ -136,7 +205,13 @@ describe('polling Xero payments (If-Modified-Since, paged)', () => {
 
   it('raises an exception when an applied payment is deleted in Xero, and ignores receipts of other kinds', async () => {
     const paid = (await invoice('NWUS-000001')).paid;
-    const refund = xero.addPayment({ invoiceNumber: 'NWUS-000001', amount: '1.00', date: '2026-11-14', updatedAt: new Date('2026-11-14T09:00:00Z'), type: 'ARCREDITPAYMENT' });
+    const refund = xero.addPayment({
+      invoiceNumber: 'NWUS-000001',
+      amount: '1.00',
+      date: '2026-11-14',
+      updatedAt: new Date('2026-11-14T09:00:00Z'),
+      type: 'ARCREDITPAYMENT',
+    });
     xero.deletePayment(xero.payments[0]!.PaymentID, new Date('2026-11-14T10:00:00Z'));
     const outcome = await pollPayments(store.pool, xeroTarget());
     assert.deepEqual([outcome.applied, outcome.exceptions], [0, 1]);
@@ -149,7 +224,12 @@ describe('polling Xero payments (If-Modified-Since, paged)', () => {
     const umbrella = await invoice('NWDE-000001');
     assert.equal(umbrella.payment_status, 'paid', 'paid through NetSuite already');
     const acme = await invoice('NWUS-000001');
-    xero.addPayment({ invoiceNumber: 'NWUS-000001', amount: major(acme.total - acme.paid), date: '2026-11-20', updatedAt: new Date('2026-11-20T10:00:00Z') });
+    xero.addPayment({
+      invoiceNumber: 'NWUS-000001',
+      amount: major(acme.total - acme.paid),
+      date: '2026-11-20',
+      updatedAt: new Date('2026-11-20T10:00:00Z'),
+    });
     const outcome = await pollPayments(store.pool, xeroTarget());
     assert.equal(outcome.applied, 1);
     assert.deepEqual([(await invoice('NWUS-000001')).payment_status, (await invoice('NWUS-000001')).paid], ['paid', acme.total]);

@@ -21,7 +21,12 @@ const now = () => Math.floor(Date.now() / 1000);
 async function pay(body: Record<string, unknown>, options: { secret?: string; t?: number; raw?: string; signature?: string } = {}) {
   const raw = options.raw ?? JSON.stringify(body);
   const signature = options.signature ?? signWebhook(options.secret ?? SECRET, raw, options.t ?? now());
-  return app.inject({ method: 'POST', url: '/v1/payments', headers: { 'content-type': 'application/json', 'accrue-signature': signature }, payload: raw });
+  return app.inject({
+    method: 'POST',
+    url: '/v1/payments',
+    headers: { 'content-type': 'application/json', 'accrue-signature': signature },
+    payload: raw,
+  });
 }
 
 before(async () => {
@@ -29,7 +34,22 @@ before(async () => {
   const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' });
   assert.ok(applied.ok);
   const catalog = (await currentCatalog(store.pool))!;
-  await ingestBatch(store.pool, catalog, [{ specversion: '1.0', id: 's1', source: '//s', type: 'com.northwind.api.request', subject: 'umbrella', time: '2026-10-02T00:00:00Z', data: {} }], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
+  await ingestBatch(
+    store.pool,
+    catalog,
+    [
+      {
+        specversion: '1.0',
+        id: 's1',
+        source: '//s',
+        type: 'com.northwind.api.request',
+        subject: 'umbrella',
+        time: '2026-10-02T00:00:00Z',
+        data: {},
+      },
+    ],
+    { channel: 'file', now: new Date('2026-11-01T00:00:00Z') },
+  );
   const closed = await closePeriod(store.pool, catalog, { period: '2026-10' });
   totals = new Map(closed.invoices.map((i) => [i.number!, i.total_minor.toString()]));
   app = await buildServer({ pool: store.pool, webhookSecret: SECRET });
@@ -60,7 +80,10 @@ describe('payments webhook', () => {
     assert.equal(first.json().status, 'applied');
     assert.equal(first.json().payment_status, 'partially_paid');
     // The same payment delivered again (a new delivery, so a new timestamp): applied once.
-    const again = await pay({ id: 'pay-1', invoice: 'NWDE-000001', amount: '100.00', currency: 'EUR', received_on: '2026-11-10' }, { t: now() + 1 });
+    const again = await pay(
+      { id: 'pay-1', invoice: 'NWDE-000001', amount: '100.00', currency: 'EUR', received_on: '2026-11-10' },
+      { t: now() + 1 },
+    );
     assert.equal(again.json().status, 'duplicate');
     const changed = await pay({ id: 'pay-1', invoice: 'NWDE-000001', amount: '90.00', currency: 'EUR', received_on: '2026-11-10' });
     assert.equal(changed.statusCode, 409);
@@ -69,7 +92,9 @@ describe('payments webhook', () => {
     assert.equal(rest.json().payment_status, 'paid');
     const row = await store.pool.query("SELECT payment_status, amount_paid_minor::text FROM invoices WHERE number = 'NWDE-000001'");
     assert.deepEqual(row.rows[0], { payment_status: 'paid', amount_paid_minor: '34427' });
-    const journal = await store.pool.query("SELECT account, debit_minor::text, credit_minor::text FROM journal_lines WHERE journal_id = 'jrn:v1:payment:pay-2' ORDER BY line_no");
+    const journal = await store.pool.query(
+      "SELECT account, debit_minor::text, credit_minor::text FROM journal_lines WHERE journal_id = 'jrn:v1:payment:pay-2' ORDER BY line_no",
+    );
     assert.deepEqual(journal.rows, [
       { account: '1800', debit_minor: '24327', credit_minor: '0' },
       { account: '1400', debit_minor: '0', credit_minor: '24327' },
@@ -83,13 +108,18 @@ describe('payments webhook', () => {
     assert.equal(currency.json().kind, 'payment_currency_mismatch');
     const unmatched = await pay({ id: 'pay-5', invoice: 'NWUS-424242', amount: '1.00', currency: 'USD', received_on: '2026-11-12' });
     assert.equal(unmatched.json().kind, 'payment_unmatched');
-    const queue = await store.pool.query("SELECT kind, owner_queue, status FROM exceptions ORDER BY kind");
-    assert.deepEqual(queue.rows.map((r) => r.kind), ['payment_currency_mismatch', 'payment_overpayment', 'payment_unmatched']);
+    const queue = await store.pool.query('SELECT kind, owner_queue, status FROM exceptions ORDER BY kind');
+    assert.deepEqual(
+      queue.rows.map((r) => r.kind),
+      ['payment_currency_mismatch', 'payment_overpayment', 'payment_unmatched'],
+    );
     assert.ok(queue.rows.every((r) => r.owner_queue === 'finance_operations' && r.status === 'open'));
   });
 
   it('follows the closed-period policy for a payment dated in a closed accounting period', async () => {
-    await store.pool.query("INSERT INTO accounting_periods (legal_entity, period, status, closed_at) VALUES ('nw-us', '2026-10', 'closed', now())");
+    await store.pool.query(
+      "INSERT INTO accounting_periods (legal_entity, period, status, closed_at) VALUES ('nw-us', '2026-10', 'closed', now())",
+    );
     const refused = await pay({ id: 'pay-7', invoice: 'NWUS-000001', amount: '1.00', currency: 'USD', received_on: '2026-10-31' });
     assert.equal(refused.statusCode, 409);
     assert.equal(refused.json().errors[0].code, 'period_closed');
@@ -99,7 +129,19 @@ describe('payments webhook', () => {
     const client = await store.pool.connect();
     try {
       await client.query('BEGIN');
-      const journal = paymentJournal({ id: 'pay-8', invoice_id: 'x', customer: 'acme', erp_customer_id: 'C-10042', legal_entity: 'nw-us', currency: 'USD', amount_minor: 100n, received_on: '2026-10-31' }, catalog.catalog.accounts['nw-us']!);
+      const journal = paymentJournal(
+        {
+          id: 'pay-8',
+          invoice_id: 'x',
+          customer: 'acme',
+          erp_customer_id: 'C-10042',
+          legal_entity: 'nw-us',
+          currency: 'USD',
+          amount_minor: 100n,
+          received_on: '2026-10-31',
+        },
+        catalog.catalog.accounts['nw-us']!,
+      );
       await recordJournals(client, [journal], null, [], 'next_open_period');
       await client.query('COMMIT');
     } finally {

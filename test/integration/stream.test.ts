@@ -20,7 +20,8 @@ import { decodeMessage, startStreamConsumer } from '../../src/stream/consumer.js
 import { natsChannel, publishDue, startNotificationPublisher } from '../../src/stream/notifications.js';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
-const NATS_START = 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log';
+const NATS_START =
+  'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log';
 const RUN = randomBytes(4).toString('hex');
 const NAME = (what: string) => `ACCRUE_TEST_${RUN}_${what}`.toUpperCase();
 const SUBJECT = (what: string) => `accrue-test-${RUN}.${what}`;
@@ -75,7 +76,10 @@ async function storageUsage(customer: string): Promise<{ quantity: string; event
   const result = await queryUsage(store.pool, catalog.catalog, { customer, meter: 'storage_gb_hours', ...WINDOW });
   assert.ok(result.ok, JSON.stringify(!result.ok && result.problems));
   const rows = result.value;
-  return { quantity: rows.reduce((sum, r) => sum.plus(r.quantity), new Decimal(0)).toString(), events: rows.reduce((n, r) => n + r.event_count, 0) };
+  return {
+    quantity: rows.reduce((sum, r) => sum.plus(r.quantity), new Decimal(0)).toString(),
+    events: rows.reduce((n, r) => n + r.event_count, 0),
+  };
 }
 
 async function drained(stream: string, durable: string): Promise<boolean> {
@@ -88,7 +92,9 @@ before(async () => {
     nc = await connect({ servers: NATS_URL, timeout: 3000 });
     jsm = await nc.jetstreamManager();
   } catch (error) {
-    throw new Error(`NATS JetStream is not reachable at ${NATS_URL} (${(error as Error).message}); start it with: ${NATS_START}`);
+    throw new Error(`NATS JetStream is not reachable at ${NATS_URL} (${(error as Error).message}); start it with: ${NATS_START}`, {
+      cause: error,
+    });
   }
   store = await testStore();
   const applied = await applyCatalog(store.pool, NORTHWIND, { by: 'test' });
@@ -115,7 +121,14 @@ describe('message decoding', () => {
     h.set('Content-Type', 'application/json');
     const binary = decodeMessage(encode({ gb_hours: '2' }), h);
     assert.ok(binary.ok);
-    assert.deepEqual(binary.event, { specversion: '1.0', id: 'd2', source: '//binary mode', type: 'com.northwind.storage.usage', datacontenttype: 'application/json', data: { gb_hours: '2' } });
+    assert.deepEqual(binary.event, {
+      specversion: '1.0',
+      id: 'd2',
+      source: '//binary mode',
+      type: 'com.northwind.storage.usage',
+      datacontenttype: 'application/json',
+      data: { gb_hours: '2' },
+    });
     const notJson = decodeMessage(encode('{nope'));
     assert.ok(!notJson.ok && notJson.problems[0]!.code === 'malformed_json');
     const array = decodeMessage(encode([storageEvent('d3', '//t', 'acme-prod', '1')]));
@@ -139,7 +152,14 @@ describe('stream ingestion', () => {
     }
     await jsm.streams.add({ name: stream, subjects: [SUBJECT('ing.>')] });
     await publishAll(SUBJECT('ing.acme'), payloads);
-    const consumer = await startStreamConsumer(store.pool, { servers: NATS_URL, stream, subjects: [SUBJECT('ing.>')], durable: 'ingest', batchMessagesMax: 200, log: warn });
+    const consumer = await startStreamConsumer(store.pool, {
+      servers: NATS_URL,
+      stream,
+      subjects: [SUBJECT('ing.>')],
+      durable: 'ingest',
+      batchMessagesMax: 200,
+      log: warn,
+    });
     try {
       await until('1200 events', async () => (await eventsFrom(source)) === 1200);
       await until('every message acked', () => drained(stream, 'ingest'));
@@ -159,7 +179,15 @@ describe('stream ingestion', () => {
     const subject = SUBJECT('bad.x');
     await jsm.streams.add({ name: stream, subjects: [SUBJECT('bad.>')] });
     const h = natsHeaders();
-    for (const [k, v] of Object.entries({ 'ce-specversion': '1.0', 'ce-id': 'bin-1', 'ce-source': source, 'ce-type': 'com.northwind.storage.usage', 'ce-subject': 'acme-prod', 'ce-time': EVENT_TIME })) h.set(k, v);
+    for (const [k, v] of Object.entries({
+      'ce-specversion': '1.0',
+      'ce-id': 'bin-1',
+      'ce-source': source,
+      'ce-type': 'com.northwind.storage.usage',
+      'ce-subject': 'acme-prod',
+      'ce-time': EVENT_TIME,
+    }))
+      h.set(k, v);
     const js = nc.jetstream();
     await js.publish(subject, encode('this is not JSON'));
     await js.publish(subject, encode({ ...storageEvent('x', source, 'acme-prod', '1'), id: undefined }));
@@ -167,7 +195,15 @@ describe('stream ingestion', () => {
     await js.publish(subject, encode({ ...storageEvent('unknown-type', source, 'acme-prod', '1'), type: 'com.northwind.teleport' }));
     await js.publish(subject, encode({ gb_hours: '5' }), { headers: h });
     await js.publish(subject, encode(storageEvent('good', source, 'acme-prod', '1')));
-    const run = () => startStreamConsumer(store.pool, { servers: NATS_URL, stream, subjects: [SUBJECT('bad.>')], durable: 'bad', ackWaitMs: 6000, log: warn });
+    const run = () =>
+      startStreamConsumer(store.pool, {
+        servers: NATS_URL,
+        stream,
+        subjects: [SUBJECT('bad.>')],
+        durable: 'bad',
+        ackWaitMs: 6000,
+        log: warn,
+      });
     const consumer = await run();
     try {
       await until('every message settled', () => drained(stream, 'bad'));
@@ -178,13 +214,23 @@ describe('stream ingestion', () => {
       `SELECT stream_seq, id, array(SELECT p->>'code' FROM jsonb_array_elements(problems) p) AS codes FROM stream_rejections WHERE stream = $1 ORDER BY stream_seq`,
       [stream],
     );
-    assert.deepEqual(rejected.rows.map((r) => [r.stream_seq, r.id]), [['1', null], ['2', null], ['3', 'bad-value']]);
+    assert.deepEqual(
+      rejected.rows.map((r) => [r.stream_seq, r.id]),
+      [
+        ['1', null],
+        ['2', null],
+        ['3', 'bad-value'],
+      ],
+    );
     assert.deepEqual(rejected.rows[0]!.codes, ['malformed_json']);
     assert.ok(rejected.rows[1]!.codes.includes('required'), JSON.stringify(rejected.rows[1]));
     const quarantined = await store.pool.query('SELECT id, reason FROM quarantine WHERE source = $1', [source]);
     assert.deepEqual(quarantined.rows, [{ id: 'unknown-type', reason: 'unknown_type' }]);
     const stored = await store.pool.query('SELECT id FROM events WHERE source = $1 ORDER BY id', [source]);
-    assert.deepEqual(stored.rows.map((r) => r.id), ['bin-1', 'good']);
+    assert.deepEqual(
+      stored.rows.map((r) => r.id),
+      ['bin-1', 'good'],
+    );
     // Well past the ack wait: nothing came back, and a restarted consumer finds nothing to do.
     await new Promise((r) => setTimeout(r, 6500));
     const info = await jsm.consumers.info(stream, 'bad');
@@ -212,9 +258,24 @@ describe('stream ingestion', () => {
     await jsm.streams.add({ name: stream, subjects: [SUBJECT('crash.>')] });
     await publishAll(SUBJECT('crash.globex'), payloads);
 
-    const worker = (env: Record<string, string> = {}): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>; started: Promise<void> } => {
+    const worker = (
+      env: Record<string, string> = {},
+    ): {
+      child: ChildProcess;
+      exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>;
+      started: Promise<void>;
+    } => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/stream-worker.ts'], {
-        env: { ...process.env, WORKER_DATABASE_URL: store.url, WORKER_NATS_URL: NATS_URL, WORKER_STREAM: stream, WORKER_SUBJECTS: SUBJECT('crash.>'), WORKER_DURABLE: 'crash', WORKER_BATCH: '20', ...env },
+        env: {
+          ...process.env,
+          WORKER_DATABASE_URL: store.url,
+          WORKER_NATS_URL: NATS_URL,
+          WORKER_STREAM: stream,
+          WORKER_SUBJECTS: SUBJECT('crash.>'),
+          WORKER_DURABLE: 'crash',
+          WORKER_BATCH: '20',
+          ...env,
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';
@@ -224,7 +285,9 @@ describe('stream ingestion', () => {
         out += chunk.toString();
         if (out.includes('started')) markStarted();
       });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out })));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal, out })),
+      );
       return { child, exited, started };
     };
 
@@ -267,10 +330,15 @@ describe('stream ingestion', () => {
     assert.equal(await eventsFrom(source), total);
     assert.deepEqual(await storageUsage('globex'), { quantity: expected.toString(), events: total });
     // A redelivered batch with the same messages is the same usage batch again (repeats); a mixed one counts duplicates.
-    const seenAgain = await store.pool.query<{ n: string }>("SELECT coalesce(sum(duplicates + repeats), 0) AS n FROM ingest_batches WHERE channel = 'stream'");
+    const seenAgain = await store.pool.query<{ n: string }>(
+      "SELECT coalesce(sum(duplicates + repeats), 0) AS n FROM ingest_batches WHERE channel = 'stream'",
+    );
     assert.ok(Number(seenAgain.rows[0]!.n) > 0, 'redelivered events were seen again and counted once');
     // Every delivery, redeliveries included, takes a consumer sequence number.
-    assert.ok((await jsm.consumers.info(stream, 'crash')).delivered.consumer_seq > total, 'JetStream redelivered what the killed workers had not acked');
+    assert.ok(
+      (await jsm.consumers.info(stream, 'crash')).delivered.consumer_seq > total,
+      'JetStream redelivered what the killed workers had not acked',
+    );
   });
 });
 
@@ -292,7 +360,12 @@ describe('notifications', () => {
           return;
         }
         const body = JSON.parse(raw) as Record<string, unknown>;
-        const valid = verifyWebhook(secret, raw, request.headers['accrue-signature'] as string | undefined, Math.floor(Date.now() / 1000)).ok;
+        const valid = verifyWebhook(
+          secret,
+          raw,
+          request.headers['accrue-signature'] as string | undefined,
+          Math.floor(Date.now() / 1000),
+        ).ok;
         received.push({ id: body.id as string, type: body.type as string, valid, body });
         response.writeHead(204).end();
       });
@@ -301,7 +374,9 @@ describe('notifications', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/accrue`;
 
     try {
-      const events = [storageEvent('oct-1', '//ntf-test', 'acme-prod', '1000'), storageEvent('oct-2', '//ntf-test', 'umbrella', '10')].map((e) => ({ ...e, time: '2026-10-10T00:00:00Z' }));
+      const events = [storageEvent('oct-1', '//ntf-test', 'acme-prod', '1000'), storageEvent('oct-2', '//ntf-test', 'umbrella', '10')].map(
+        (e) => ({ ...e, time: '2026-10-10T00:00:00Z' }),
+      );
       await ingestBatch(store.pool, catalog, events, { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
       const closed = await closePeriod(store.pool, catalog, { period: '2026-10' });
       const invoiceIds = closed.invoices.map((i) => i.id).sort();
@@ -328,9 +403,17 @@ describe('notifications', () => {
       // The webhook: every finalized invoice, each body signed; the failed first attempt came again.
       const hooked = received.filter((r) => r.type === 'accrue.invoice.finalized');
       assert.deepEqual([...new Set(hooked.map((r) => r.id))].sort(), expectedIds.sort());
-      assert.ok(received.every((r) => r.valid), 'every webhook body carries a valid Accrue-Signature');
-      assert.ok(received.some((r) => r.type === 'accrue.period.closed'), 'the period close is announced too');
-      const retried = await store.pool.query("SELECT count(*)::int AS n FROM notification_deliveries WHERE channel LIKE 'webhook:%' AND attempts > 1");
+      assert.ok(
+        received.every((r) => r.valid),
+        'every webhook body carries a valid Accrue-Signature',
+      );
+      assert.ok(
+        received.some((r) => r.type === 'accrue.period.closed'),
+        'the period close is announced too',
+      );
+      const retried = await store.pool.query(
+        "SELECT count(*)::int AS n FROM notification_deliveries WHERE channel LIKE 'webhook:%' AND attempts > 1",
+      );
       assert.equal(retried.rows[0].n, 1);
       const sample = hooked[0]!.body as { data: Record<string, unknown>; subject: string; specversion: string };
       assert.equal(sample.specversion, '1.0');
@@ -338,7 +421,9 @@ describe('notifications', () => {
 
       // Simulate a publisher that published, then crashed before recording it: the repeat carries the same
       // Nats-Msg-Id, and JetStream's duplicate window keeps one message per id.
-      await store.pool.query("UPDATE notification_deliveries SET status = 'pending', delivered_at = NULL, reference = NULL WHERE channel = 'nats'");
+      await store.pool.query(
+        "UPDATE notification_deliveries SET status = 'pending', delivered_at = NULL, reference = NULL WHERE channel = 'nats'",
+      );
       const channel = await natsChannel({ servers: NATS_URL, stream: notifyStream, subjectPrefix: prefix });
       try {
         const repeat = await publishDue(store.pool, [channel]);
@@ -346,8 +431,13 @@ describe('notifications', () => {
       } finally {
         await channel.close();
       }
-      const references = await store.pool.query<{ reference: string }>("SELECT reference FROM notification_deliveries WHERE channel = 'nats'");
-      assert.ok(references.rows.every((r) => r.reference.endsWith(':duplicate')), JSON.stringify(references.rows));
+      const references = await store.pool.query<{ reference: string }>(
+        "SELECT reference FROM notification_deliveries WHERE channel = 'nats'",
+      );
+      assert.ok(
+        references.rows.every((r) => r.reference.endsWith(':duplicate')),
+        JSON.stringify(references.rows),
+      );
 
       // What the subject holds: one message per finalized invoice, its Nats-Msg-Id the notification id.
       const ordered = await nc.jetstream().consumers.get(notifyStream, { filterSubjects: `${prefix}.invoice.finalized` });
@@ -364,7 +454,9 @@ describe('notifications', () => {
   });
 
   it('every announced fact is written by the transaction that makes it true, once', async () => {
-    await store.pool.query("INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ('nw-us', '2026-09', 'closed', '2026-10-05T00:00:00Z', 'test')");
+    await store.pool.query(
+      "INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ('nw-us', '2026-09', 'closed', '2026-10-05T00:00:00Z', 'test')",
+    );
     await store.pool.query(
       "INSERT INTO outbox (key, target, document_kind, document_id) VALUES ('out:v1:test:j1', 'test', 'journal', 'j1'), ('out:v1:test:j2', 'test', 'journal', 'j2')",
     );
@@ -376,23 +468,32 @@ describe('notifications', () => {
     const client = await store.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query("INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:rolled-back', 'payment_unmatched', 'finance_operations', 'p0', '{}')");
+      await client.query(
+        "INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:rolled-back', 'payment_unmatched', 'finance_operations', 'p0', '{}')",
+      );
       await client.query('ROLLBACK');
     } finally {
       client.release();
     }
-    await store.pool.query("INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:1', 'payment_unmatched', 'finance_operations', 'p1', '{}')");
-    await store.pool.query("INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:1', 'payment_unmatched', 'finance_operations', 'p1', '{}') ON CONFLICT (id) DO NOTHING");
+    await store.pool.query(
+      "INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:1', 'payment_unmatched', 'finance_operations', 'p1', '{}')",
+    );
+    await store.pool.query(
+      "INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ('exc:test:1', 'payment_unmatched', 'finance_operations', 'p1', '{}') ON CONFLICT (id) DO NOTHING",
+    );
     const rows = await store.pool.query<{ id: string; type: string; data: Record<string, unknown> }>(
       "SELECT id, type, data FROM notifications WHERE id LIKE 'ntf:v1:document.%' OR id LIKE 'ntf:v1:exception.opened:exc:test:%' OR id LIKE 'ntf:v1:period.closed:accounting:%' ORDER BY seq",
     );
-    assert.deepEqual(rows.rows.map((r) => r.id), [
-      'ntf:v1:period.closed:accounting:nw-us:2026-09:1791158400000000',
-      'ntf:v1:document.posted:out:v1:test:j1',
-      'ntf:v1:document.posting_failed:out:v1:test:j2:0',
-      'ntf:v1:document.posting_failed:out:v1:test:j2:1',
-      'ntf:v1:exception.opened:exc:test:1',
-    ]);
+    assert.deepEqual(
+      rows.rows.map((r) => r.id),
+      [
+        'ntf:v1:period.closed:accounting:nw-us:2026-09:1791158400000000',
+        'ntf:v1:document.posted:out:v1:test:j1',
+        'ntf:v1:document.posting_failed:out:v1:test:j2:0',
+        'ntf:v1:document.posting_failed:out:v1:test:j2:1',
+        'ntf:v1:exception.opened:exc:test:1',
+      ],
+    );
     assert.equal(rows.rows[0]!.data.closed_by, 'test');
     assert.equal(rows.rows[1]!.data.target_reference, 'T-1');
     assert.equal(rows.rows[2]!.data.error, 'refused');

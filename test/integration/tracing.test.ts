@@ -33,7 +33,15 @@ const sink = new Writable({
 const log = logLine(jsonLogger(sink));
 
 const NOW = new Date('2026-12-01T00:00:00Z');
-const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//trace-test', type, subject, time: '2026-10-10T00:00:00Z', data });
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//trace-test',
+  type,
+  subject,
+  time: '2026-10-10T00:00:00Z',
+  data,
+});
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 const named = (name: string) => exporter.getFinishedSpans().filter((s) => s.name === name);
 
@@ -53,7 +61,16 @@ after(async () => {
 describe('traces and logs', () => {
   it('records an ingest span with the usage batch and its outcome counts', async () => {
     const catalog = (await currentCatalog(store.pool))!;
-    const outcome = await ingestBatch(store.pool, catalog, [ev('t1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100' }), ev('t2', 'umbrella', 'com.northwind.api.request', {}), ev('t2', 'umbrella', 'com.northwind.api.request', {})], { channel: 'file', now: NOW });
+    const outcome = await ingestBatch(
+      store.pool,
+      catalog,
+      [
+        ev('t1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100' }),
+        ev('t2', 'umbrella', 'com.northwind.api.request', {}),
+        ev('t2', 'umbrella', 'com.northwind.api.request', {}),
+      ],
+      { channel: 'file', now: NOW },
+    );
     const [span] = named(SPANS.ingestBatch);
     assert.ok(span, 'an ingest span');
     assert.equal(span.attributes[ATTRIBUTES.batch], outcome.batch_id);
@@ -74,7 +91,10 @@ describe('traces and logs', () => {
     assert.equal(root.attributes['accrue.invoices'], outcome.invoices.length);
     const traceId = root.spanContext().traceId;
     const all = exporter.getFinishedSpans();
-    assert.ok(all.every((s) => s.spanContext().traceId === traceId), 'every span of the close is in its trace');
+    assert.ok(
+      all.every((s) => s.spanContext().traceId === traceId),
+      'every span of the close is in its trace',
+    );
 
     const rated = named(SPANS.rateCustomer);
     assert.ok(rated.length >= outcome.invoices.length);
@@ -93,7 +113,9 @@ describe('traces and logs', () => {
       assert.equal(span.attributes[ATTRIBUTES.ratingRun], invoice.rating_run);
       assert.equal(span.attributes[ATTRIBUTES.invoiceNumber], invoice.number);
       // The database's own record of the correlation agrees with the span's.
-      const stored = (await store.pool.query("SELECT correlation_id FROM correlations WHERE subject_kind = 'invoice' AND subject_id = $1", [invoice.id])).rows[0];
+      const stored = (
+        await store.pool.query("SELECT correlation_id FROM correlations WHERE subject_kind = 'invoice' AND subject_id = $1", [invoice.id])
+      ).rows[0];
       assert.equal(stored?.correlation_id, correlation);
       const line = lines.find((l) => l.msg === 'invoice finalized' && l.invoice === invoice.id);
       assert.ok(line, `a log line for ${invoice.id}`);
@@ -109,10 +131,18 @@ describe('traces and logs', () => {
     exporter.reset();
     lines.length = 0;
     sim.faults.push('500');
-    const target = netsuiteTarget(sim.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 300, limits: { concurrency: 1, requestsPerMinute: 60_000 } });
+    const target = netsuiteTarget(sim.url, {
+      subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+      timeoutMs: 300,
+      limits: { concurrency: 1, requestsPerMinute: 60_000 },
+    });
     const outcome = await drainOutbox(store.pool, target, { untilEmptyMs: 10_000, backoffBaseMs: 5, log });
     assert.ok(outcome.posted >= 2, JSON.stringify(outcome));
-    const rows = (await store.pool.query("SELECT o.key, c.correlation_id FROM outbox o JOIN correlations c ON c.subject_kind = 'outbox' AND c.subject_id = o.key WHERE o.target = 'netsuite'")).rows as Array<{ key: string; correlation_id: string }>;
+    const rows = (
+      await store.pool.query(
+        "SELECT o.key, c.correlation_id FROM outbox o JOIN correlations c ON c.subject_kind = 'outbox' AND c.subject_id = o.key WHERE o.target = 'netsuite'",
+      )
+    ).rows as Array<{ key: string; correlation_id: string }>;
     assert.ok(rows.length >= 2);
     const spans = named(SPANS.outboxPost);
     for (const row of rows) {

@@ -17,14 +17,25 @@ import { formatMajor } from '../../src/domain/money.js';
 
 let store: Store;
 let xero: XeroSimulator;
-const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: '//xero-payments-test', type, subject, time: '2026-10-10T00:00:00Z', data });
+const ev = (id: string, subject: string, type: string, data: Record<string, unknown>) => ({
+  specversion: '1.0',
+  id,
+  source: '//xero-payments-test',
+  type,
+  subject,
+  time: '2026-10-10T00:00:00Z',
+  data,
+});
 const target = () => xeroTestTarget(xero);
 
 before(async () => {
   store = await testStore();
   assert.ok((await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' })).ok);
   const catalog = (await currentCatalog(store.pool))!;
-  await ingestBatch(store.pool, catalog, [ev('p1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' })], { channel: 'file', now: new Date('2026-11-01T00:00:00Z') });
+  await ingestBatch(store.pool, catalog, [ev('p1', 'acme-prod', 'com.northwind.storage.usage', { gb_hours: '100000' })], {
+    channel: 'file',
+    now: new Date('2026-11-01T00:00:00Z'),
+  });
   await closePeriod(store.pool, catalog, { period: '2026-10', erpTargets: ['xero'] });
   xero = northwindXeroSim({ perMinute: 10_000 });
   await xero.start();
@@ -37,10 +48,20 @@ after(async () => {
 });
 
 const invoiceRow = async (number: string) =>
-  (await store.pool.query<{ id: string; total_minor: string; amount_paid_minor: string; payment_status: string; currency: string; legal_entity: string; customer: string }>(
-    'SELECT id, total_minor::text, amount_paid_minor::text, payment_status, currency, legal_entity, customer FROM invoices WHERE number = $1',
-    [number],
-  )).rows[0]!;
+  (
+    await store.pool.query<{
+      id: string;
+      total_minor: string;
+      amount_paid_minor: string;
+      payment_status: string;
+      currency: string;
+      legal_entity: string;
+      customer: string;
+    }>(
+      'SELECT id, total_minor::text, amount_paid_minor::text, payment_status, currency, legal_entity, customer FROM invoices WHERE number = $1',
+      [number],
+    )
+  ).rows[0]!;
 
 describe('Xero: a webhook payment pushed and applied', () => {
   it('the invoice becomes PAID in Xero; polling applies nothing twice; a payment entered in Xero is still polled', async () => {
@@ -48,11 +69,27 @@ describe('Xero: a webhook payment pushed and applied', () => {
     const acme = await invoiceRow('NWUS-000001');
     const total = BigInt(acme.total_minor);
     // The webhook path: applied in Accrue first.
-    const input = validatePayment({ id: 'pay_hook_1', invoice: 'NWUS-000001', amount: formatMajor(total, 'USD'), currency: 'USD', received_on: '2026-11-20' });
+    const input = validatePayment({
+      id: 'pay_hook_1',
+      invoice: 'NWUS-000001',
+      amount: formatMajor(total, 'USD'),
+      currency: 'USD',
+      received_on: '2026-11-20',
+    });
     assert.ok(input.ok);
     assert.equal((await applyPayment(store.pool, catalog, input.value, 'webhook')).status, 'applied');
     // Pushed to Xero (what the outbox does with a payment row): found first, then posted once.
-    const payment = { payment_id: 'pay_hook_1', invoice_number: 'NWUS-000001', invoice_id: acme.id, legal_entity: acme.legal_entity, customer: acme.customer, customer_erp_id: catalog.index.customers.get(acme.customer)!.erp_customer_id, currency: 'USD', amount_minor: total, received_on: '2026-11-20' };
+    const payment = {
+      payment_id: 'pay_hook_1',
+      invoice_number: 'NWUS-000001',
+      invoice_id: acme.id,
+      legal_entity: acme.legal_entity,
+      customer: acme.customer,
+      customer_erp_id: catalog.index.customers.get(acme.customer)!.erp_customer_id,
+      currency: 'USD',
+      amount_minor: total,
+      received_on: '2026-11-20',
+    };
     const key = 'out:v1:xero:payment:pay_hook_1';
     const t = target();
     assert.equal(await t.findPayment(key, payment), undefined);
@@ -67,7 +104,12 @@ describe('Xero: a webhook payment pushed and applied', () => {
     assert.deepEqual([after1.amount_paid_minor, after1.payment_status], [String(total), 'paid']);
     // A receipt entered in Xero by hand on another invoice comes back and is applied once.
     const globex = await invoiceRow('NWUS-000002');
-    xero.addPayment({ invoiceNumber: 'NWUS-000002', amount: formatMajor(BigInt(globex.total_minor), 'USD'), date: '2026-11-21', updatedAt: new Date('2026-11-21T10:00:00Z') });
+    xero.addPayment({
+      invoiceNumber: 'NWUS-000002',
+      amount: formatMajor(BigInt(globex.total_minor), 'USD'),
+      date: '2026-11-21',
+      updatedAt: new Date('2026-11-21T10:00:00Z'),
+    });
     const second = await pollPayments(store.pool, t);
     assert.deepEqual([second.seen, second.applied], [1, 1]);
     assert.equal((await invoiceRow('NWUS-000002')).payment_status, 'paid');

@@ -30,12 +30,28 @@ test('NetSuite (nw-us): subsidiary, currencies, every account, SuiteTax type+cod
   );
   // Nothing of the German entity: its accounts, its jurisdiction, its customer, its currency.
   assert.ok(!needs.some((n) => ['1400', '8400', 'DE', 'umbrella', 'EUR', 'nw-de'].includes(n.source)));
-  assert.deepEqual(needs.find((n) => n.kind === 'currency')?.needed_by.sort(), ['customer acme credit grant', 'customer acme plan growth-usd', 'customer globex plan growth-usd', 'customer initech plan growth-usd', 'legal entity nw-us currency'].sort());
+  assert.deepEqual(
+    needs.find((n) => n.kind === 'currency')?.needed_by.sort(),
+    [
+      'customer acme credit grant',
+      'customer acme plan growth-usd',
+      'customer globex plan growth-usd',
+      'customer initech plan growth-usd',
+      'legal entity nw-us currency',
+    ].sort(),
+  );
 });
 
 test('NetSuite with customers: link makes every customer of its entities a required mapping', () => {
   const needs = requiredMappings(catalog, { ...netsuite, customers: 'link' }, '2026-11-15');
-  assert.deepEqual(needs.filter((n) => n.kind === 'customer').map((n) => [n.source, n.required]), [['acme', true], ['globex', true], ['initech', true]]);
+  assert.deepEqual(
+    needs.filter((n) => n.kind === 'customer').map((n) => [n.source, n.required]),
+    [
+      ['acme', true],
+      ['globex', true],
+      ['initech', true],
+    ],
+  );
 });
 
 test('Xero (nw-de): no subsidiary, tax code or nexus; TaxType required (no silent default); item codes optional', () => {
@@ -54,7 +70,11 @@ test('Xero (nw-de): no subsidiary, tax code or nexus; TaxType required (no silen
 
 test('a customer on a plan in another currency than its entity needs that currency too; an ended subscription does not', () => {
   const usdCustomer = { ...catalog.customers.find((c) => c.id === 'umbrella')!, id: 'wayne' };
-  const extended = { ...catalog, customers: [...catalog.customers, usdCustomer], subscriptions: [...catalog.subscriptions, { customer: 'wayne', plan: 'growth-usd', start: '2026-01-01', end: '2026-07-01' }] };
+  const extended = {
+    ...catalog,
+    customers: [...catalog.customers, usdCustomer],
+    subscriptions: [...catalog.subscriptions, { customer: 'wayne', plan: 'growth-usd', start: '2026-01-01', end: '2026-07-01' }],
+  };
   assert.ok(!requiredMappings(extended, xero, '2026-11-15').some((n) => n.kind === 'currency' && n.source === 'USD'));
   const usd = requiredMappings(extended, xero, '2026-06-15').find((n) => n.kind === 'currency' && n.source === 'USD');
   assert.deepEqual(usd?.needed_by, ['customer wayne plan growth-usd']);

@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import { MappingMissing, type MappingKind } from '../../src/connectors/connection.js';
 import { resolverOf, rowInForce } from '../../src/map/resolver.js';
 
-const row = (source: string, effective_from: string, version: number, target: string | null, kind: MappingKind = 'item') => ({ kind, source, effective_from, version, target });
+const row = (source: string, effective_from: string, version: number, target: string | null, kind: MappingKind = 'item') => ({
+  kind,
+  source,
+  effective_from,
+  version,
+  target,
+});
 
 // api: ITEM-1 from 2026-01-01; corrected (v2) to ITEM-2 on the same date; ITEM-3 from 2026-06-01; ended 2026-09-01;
 // restarted as ITEM-4 from 2026-12-01, where v1 ITEM-5 was replaced by v2 ITEM-4 and v3 recorded earlier in the file.
@@ -49,7 +55,13 @@ test('resolve() throws MappingMissing naming the connection, kind, source and fi
   assert.equal(resolver.resolve('item', 'api', '2026-07-01', 'lines[0].item'), 'ITEM-3');
   assert.throws(
     () => resolver.resolve('item', 'api', '2026-10-01', 'lines[2].item'),
-    (error: unknown) => error instanceof MappingMissing && error.connection === 'ns' && error.kind === 'item' && error.source === 'api' && error.field === 'lines[2].item' && /lines\[2\]\.item/.test(error.message),
+    (error: unknown) =>
+      error instanceof MappingMissing &&
+      error.connection === 'ns' &&
+      error.kind === 'item' &&
+      error.source === 'api' &&
+      error.field === 'lines[2].item' &&
+      /lines\[2\]\.item/.test(error.message),
   );
   assert.throws(() => resolver.resolve('customer', 'acme', '2026-10-01', 'customer'), MappingMissing);
 });

@@ -14,7 +14,14 @@ const CATALOG = parse(readFileSync(new URL('../../examples/northwind/catalog.yam
   customers: Array<{ id: string; tenants: string[] }>;
 };
 const NORTHWIND: Meter[] = CATALOG.meters.map((m) => ({ ...m, group_by: m.group_by ?? [], allow_negative: m.allow_negative ?? false }));
-const TEMPERATURE: Meter = { id: 'temperature_peak', event_type: 'com.test.temperature', aggregation: 'max', value: '$.celsius', group_by: ['site'], allow_negative: true };
+const TEMPERATURE: Meter = {
+  id: 'temperature_peak',
+  event_type: 'com.test.temperature',
+  aggregation: 'max',
+  value: '$.celsius',
+  group_by: ['site'],
+  allow_negative: true,
+};
 const METERS = [...NORTHWIND, TEMPERATURE];
 
 const CONTEXT: IngestContext = {
@@ -39,7 +46,14 @@ const TYPES = {
 } as const;
 
 /** A raw CloudEvent, validated and normalized the way ingestion does it. */
-function ev(id: string, type: keyof typeof TYPES, subject: string, time: string, data: Record<string, unknown> = {}, source = '//northwind/test'): NormalizedEvent {
+function ev(
+  id: string,
+  type: keyof typeof TYPES,
+  subject: string,
+  time: string,
+  data: Record<string, unknown> = {},
+  source = '//northwind/test',
+): NormalizedEvent {
   const verdict = validateEvent({ specversion: '1.0', id, source, type: TYPES[type], subject, time, data }, 0, CONTEXT);
   assert.equal(verdict.status, 'valid', JSON.stringify(verdict));
   return (verdict as { event: NormalizedEvent }).event;
@@ -90,7 +104,14 @@ describe('aggregateEvents: worked examples (by hand)', () => {
       [
         // globex before umbrella: rows are ordered by customer, meter, window, dimensions
         ['storage_gb_hours', '2026-11-01T00:00:00.000Z', '0.3', 2, '2026-11-01T00:00:00.000Z', '2026-11-15T23:59:59.999Z'],
-        ['storage_gb_hours', '2026-11-16T00:00:00.000Z', '1000000000000000000000.000000000000000001', 1, '2026-11-16T00:00:00.000Z', '2026-11-16T00:00:00.000Z'],
+        [
+          'storage_gb_hours',
+          '2026-11-16T00:00:00.000Z',
+          '1000000000000000000000.000000000000000001',
+          1,
+          '2026-11-16T00:00:00.000Z',
+          '2026-11-16T00:00:00.000Z',
+        ],
         ['peak_vcpu', '2026-11-01T00:00:00.000Z', '12', 2, '2026-11-02T00:00:00.000Z', '2026-11-03T00:00:00.000Z'],
         ['peak_vcpu', '2026-11-16T00:00:00.000Z', '9.5', 1, '2026-11-25T00:00:00.000Z', '2026-11-25T00:00:00.000Z'],
       ],
@@ -105,10 +126,20 @@ describe('aggregateEvents: worked examples (by hand)', () => {
   });
 
   it('groups by a subset of dimensions when asked', () => {
-    assert.deepEqual(brief(aggregateEvents(events, NORTHWIND.filter((m) => m.id === 'api_calls'), [NOV], { groupBy: [] })), [
-      ['acme', 'api_calls', {}, '3', 3],
-      ['globex', 'api_calls', {}, '1', 1],
-    ]);
+    assert.deepEqual(
+      brief(
+        aggregateEvents(
+          events,
+          NORTHWIND.filter((m) => m.id === 'api_calls'),
+          [NOV],
+          { groupBy: [] },
+        ),
+      ),
+      [
+        ['acme', 'api_calls', {}, '3', 3],
+        ['globex', 'api_calls', {}, '1', 1],
+      ],
+    );
     assert.throws(() => aggregateEvents(events, NORTHWIND, [NOV], { groupBy: ['region'] }), /does not group by region/);
   });
 });
@@ -133,17 +164,25 @@ describe('aggregateEvents: latest, max, unique_count and dedup rules', () => {
   });
 
   it('max with negatives where the meter allows them', () => {
-    const t = (id: string, celsius: string | number, site = 'oslo') => ev(id, 'temp', 'umbrella', '2026-11-09T00:00:00Z', { celsius, site });
-    assert.deepEqual(brief(aggregateEvents([t('1', -5), t('2', '-2.25'), t('3', -9), t('4', '-0.5', 'rome'), t('5', '-1', 'rome')], METERS, [NOV])), [
-      ['umbrella', 'temperature_peak', { site: 'oslo' }, '-2.25', 3],
-      ['umbrella', 'temperature_peak', { site: 'rome' }, '-0.5', 2],
-    ]);
+    const t = (id: string, celsius: string | number, site = 'oslo') =>
+      ev(id, 'temp', 'umbrella', '2026-11-09T00:00:00Z', { celsius, site });
+    assert.deepEqual(
+      brief(aggregateEvents([t('1', -5), t('2', '-2.25'), t('3', -9), t('4', '-0.5', 'rome'), t('5', '-1', 'rome')], METERS, [NOV])),
+      [
+        ['umbrella', 'temperature_peak', { site: 'oslo' }, '-2.25', 3],
+        ['umbrella', 'temperature_peak', { site: 'rome' }, '-0.5', 2],
+      ],
+    );
   });
 
   it('unique_count across duplicates and repeats', () => {
     const s = (id: string, user: string | number) => ev(id, 'seats', 'acme-prod', '2026-11-09T00:00:00Z', { user_id: user });
     const first = s('e1', 'alice');
-    const rows = aggregateEvents([first, first, s('e2', 'alice'), s('e3', 'bob'), first, s('e4', 'bob'), s('e5', 3), s('e6', '3')], NORTHWIND, [NOV]);
+    const rows = aggregateEvents(
+      [first, first, s('e2', 'alice'), s('e3', 'bob'), first, s('e4', 'bob'), s('e5', 3), s('e6', '3')],
+      NORTHWIND,
+      [NOV],
+    );
     assert.deepEqual(brief(rows), [['acme', 'analytics_seats', {}, '3', 6]]);
   });
 
@@ -191,12 +230,23 @@ describe('aggregateEvents: latest, max, unique_count and dedup rules', () => {
 
 describe('aggregateEvents: properties', () => {
   const tenants = ['acme-prod', 'acme-staging', 'globex', 'initech-eu-1', 'umbrella'];
-  const dec = fc.tuple(fc.integer({ min: 0, max: 1_000_000 }), fc.integer({ min: 0, max: 6 })).map(([n, scale]) => decimalText(new Decimal(n).dividedBy(new Decimal(10).pow(scale))));
+  const dec = fc
+    .tuple(fc.integer({ min: 0, max: 1_000_000 }), fc.integer({ min: 0, max: 6 }))
+    .map(([n, scale]) => decimalText(new Decimal(n).dividedBy(new Decimal(10).pow(scale))));
   const signed = fc.tuple(dec, fc.boolean()).map(([d, neg]) => (neg && d !== '0' ? `-${d}` : d));
   const rawEvent = fc.oneof(
-    fc.record({ type: fc.constant<keyof typeof TYPES>('api'), data: fc.record({ region: fc.constantFrom('us', 'eu') }, { requiredKeys: [] }) }),
-    fc.record({ type: fc.constant<keyof typeof TYPES>('storage'), data: fc.record({ gb_hours: fc.oneof(dec, fc.integer({ min: 0, max: 1000 })) }) }),
-    fc.record({ type: fc.constant<keyof typeof TYPES>('seats'), data: fc.record({ user_id: fc.oneof(fc.constantFrom('u1', 'u2', 'u3'), fc.integer({ min: 1, max: 3 })) }) }),
+    fc.record({
+      type: fc.constant<keyof typeof TYPES>('api'),
+      data: fc.record({ region: fc.constantFrom('us', 'eu') }, { requiredKeys: [] }),
+    }),
+    fc.record({
+      type: fc.constant<keyof typeof TYPES>('storage'),
+      data: fc.record({ gb_hours: fc.oneof(dec, fc.integer({ min: 0, max: 1000 })) }),
+    }),
+    fc.record({
+      type: fc.constant<keyof typeof TYPES>('seats'),
+      data: fc.record({ user_id: fc.oneof(fc.constantFrom('u1', 'u2', 'u3'), fc.integer({ min: 1, max: 3 })) }),
+    }),
     fc.record({ type: fc.constant<keyof typeof TYPES>('vcpu'), data: fc.record({ vcpu: dec }) }),
     fc.record({ type: fc.constant<keyof typeof TYPES>('ips'), data: fc.record({ count: dec }) }),
     fc.record({ type: fc.constant<keyof typeof TYPES>('temp'), data: fc.record({ celsius: signed, site: fc.constantFrom('a', 'b') }) }),
@@ -204,7 +254,12 @@ describe('aggregateEvents: properties', () => {
   // A few instants (window edges among them) so equal times, and so the latest tie-breaks, occur often.
   const HOUR = 3_600_000;
   const instants = [-HOUR, 0, 1, 24 * HOUR, 15 * 24 * HOUR - 1, 15 * 24 * HOUR, 20 * 24 * HOUR, 30 * 24 * HOUR - 1, 30 * 24 * HOUR];
-  const spec = fc.record({ body: rawEvent, subject: fc.constantFrom(...tenants), offset: fc.constantFrom(...instants), id: fc.constantFrom('a', 'b', 'c') });
+  const spec = fc.record({
+    body: rawEvent,
+    subject: fc.constantFrom(...tenants),
+    offset: fc.constantFrom(...instants),
+    id: fc.constantFrom('a', 'b', 'c'),
+  });
   const eventsArb = fc.array(spec, { minLength: 0, maxLength: 80, size: 'large' }).map((specs) =>
     specs.map((s, i) =>
       // ids repeat across events (different sources), so the (time, id) ties exercise the source tie-break
@@ -215,36 +270,45 @@ describe('aggregateEvents: properties', () => {
 
   it('the same events twice, in any order, give the same rows', () => {
     fc.assert(
-      fc.property(eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length }))), ([events, shuffled]) => {
-        const reference = aggregateEvents(events, METERS, windows);
-        assert.deepEqual(aggregateEvents(events, METERS, windows), reference);
-        assert.deepEqual(aggregateEvents([...events, ...events], METERS, windows), reference);
-        assert.deepEqual(aggregateEvents(shuffled, METERS, windows), reference);
-      }),
+      fc.property(
+        eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length }))),
+        ([events, shuffled]) => {
+          const reference = aggregateEvents(events, METERS, windows);
+          assert.deepEqual(aggregateEvents(events, METERS, windows), reference);
+          assert.deepEqual(aggregateEvents([...events, ...events], METERS, windows), reference);
+          assert.deepEqual(aggregateEvents(shuffled, METERS, windows), reference);
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it('any batch split, with identical repeats anywhere, gives the same rows', () => {
     fc.assert(
-      fc.property(eventsArb, fc.array(fc.nat(), { maxLength: 20 }), fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }), (events, repeatPicks, sizes) => {
-        const reference = aggregateEvents(events, METERS, windows);
-        const stream = [...events];
-        for (const pick of repeatPicks) if (events.length > 0) stream.splice(pick % (stream.length + 1), 0, events[pick % events.length]!);
-        const acc = new UsageAccumulator(METERS, windows);
-        let at = 0;
-        let k = 0;
-        let duplicates = 0;
-        while (at < stream.length) {
-          const size = sizes[k++ % sizes.length]!;
-          const outcome = acc.add(stream.slice(at, at + size));
-          assert.deepEqual(outcome.conflicts, []);
-          duplicates += outcome.duplicates;
-          at += size;
-        }
-        assert.equal(duplicates, stream.length - events.length);
-        assert.deepEqual(acc.rows(), reference);
-      }),
+      fc.property(
+        eventsArb,
+        fc.array(fc.nat(), { maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 10 }),
+        (events, repeatPicks, sizes) => {
+          const reference = aggregateEvents(events, METERS, windows);
+          const stream = [...events];
+          for (const pick of repeatPicks)
+            if (events.length > 0) stream.splice(pick % (stream.length + 1), 0, events[pick % events.length]!);
+          const acc = new UsageAccumulator(METERS, windows);
+          let at = 0;
+          let k = 0;
+          let duplicates = 0;
+          while (at < stream.length) {
+            const size = sizes[k++ % sizes.length]!;
+            const outcome = acc.add(stream.slice(at, at + size));
+            assert.deepEqual(outcome.conflicts, []);
+            duplicates += outcome.duplicates;
+            at += size;
+          }
+          assert.equal(duplicates, stream.length - events.length);
+          assert.deepEqual(acc.rows(), reference);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -258,10 +322,18 @@ describe('aggregateEvents: properties', () => {
         const total = storage.reduce((s, e) => s.plus(e.values.storage_gb_hours!), new Decimal(0));
         const rowsTotal = rows.filter((r) => r.meter === 'storage_gb_hours').reduce((s, r) => s.plus(r.quantity), new Decimal(0));
         assert.equal(decimalText(rowsTotal), decimalText(total));
-        assert.equal(rows.filter((r) => r.meter === 'api_calls').reduce((n, r) => n + Number(r.quantity), 0), inNov.filter((e) => e.type === TYPES.api).length);
+        assert.equal(
+          rows.filter((r) => r.meter === 'api_calls').reduce((n, r) => n + Number(r.quantity), 0),
+          inNov.filter((e) => e.type === TYPES.api).length,
+        );
         for (const row of rows.filter((r) => r.meter === 'peak_vcpu' || r.meter === 'reserved_ips' || r.meter === 'temperature_peak')) {
           const meter = METERS.find((m) => m.id === row.meter)!;
-          const own = inNov.filter((e) => e.type === meter.event_type && e.customer === row.customer && (meter.group_by.length === 0 || e.dimensions[meter.id]!.site === row.dimensions.site));
+          const own = inNov.filter(
+            (e) =>
+              e.type === meter.event_type &&
+              e.customer === row.customer &&
+              (meter.group_by.length === 0 || e.dimensions[meter.id]!.site === row.dimensions.site),
+          );
           const values = own.map((e) => new Decimal(e.values[meter.id]!));
           assert.ok(values.some((v) => decimalText(v) === row.quantity));
           if (meter.aggregation === 'max') assert.ok(values.every((v) => v.lessThanOrEqualTo(row.quantity)));
@@ -288,7 +360,23 @@ describe('JSONPath subset', () => {
   });
 
   it('refuses anything outside the subset, naming the catalog field', () => {
-    for (const path of ['gb_hours', '$', '$..a', '$.*', '$[*]', '$.a[-1]', '$.a[01]', '$.a[0:2]', "$.a[?(@.b)]", '$.a.', "$['unterminated", '$.a-b', '$ .a', 7, "$['a\\q']"]) {
+    for (const path of [
+      'gb_hours',
+      '$',
+      '$..a',
+      '$.*',
+      '$[*]',
+      '$.a[-1]',
+      '$.a[01]',
+      '$.a[0:2]',
+      '$.a[?(@.b)]',
+      '$.a.',
+      "$['unterminated",
+      '$.a-b',
+      '$ .a',
+      7,
+      "$['a\\q']",
+    ]) {
       const parsed = parseJsonPath(path, 'meters[1].value');
       assert.equal(parsed.ok, false, String(path));
       assert.equal(!parsed.ok && parsed.problems[0]!.path, 'meters[1].value');

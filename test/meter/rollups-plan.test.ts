@@ -37,7 +37,9 @@ describe('planWindow', () => {
       ],
     });
     // Across an hour boundary but no whole hour: all edge (75 minutes).
-    assert.deepEqual(planWindow(ms('2026-11-03T10:30:00Z'), ms('2026-11-03T11:45:00Z')).edges, [{ from: ms('2026-11-03T10:30:00Z'), to: ms('2026-11-03T11:45:00Z') }]);
+    assert.deepEqual(planWindow(ms('2026-11-03T10:30:00Z'), ms('2026-11-03T11:45:00Z')).edges, [
+      { from: ms('2026-11-03T10:30:00Z'), to: ms('2026-11-03T11:45:00Z') },
+    ]);
     // Inside one hour: all edge.
     assert.deepEqual(planWindow(ms('2026-11-03T10:05:00Z'), ms('2026-11-03T10:55:00Z')), {
       months: null,

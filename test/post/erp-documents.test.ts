@@ -20,7 +20,12 @@ import type { SalesDocument } from '../../src/post/erp-documents.js';
 const CONTACT_ID = '5b8a4e1c-0d2f-4c33-9a51-0e7d1b2c3f40';
 /** The Xero body with the Northwind mappings (accounts as their codes, every jurisdiction OUTPUT) and a synced contact. */
 const salesDocumentBody = (key: string, document: SalesDocument, options: { dueDays?: number } = {}) =>
-  xeroSalesBody(key, document, { contactId: CONTACT_ID, currencyCode: document.currency, lines: document.lines.map((l) => ({ AccountCode: l.account, TaxType: 'OUTPUT' })), ...options });
+  xeroSalesBody(key, document, {
+    contactId: CONTACT_ID,
+    currencyCode: document.currency,
+    lines: document.lines.map((l) => ({ AccountCode: l.account, TaxType: 'OUTPUT' })),
+    ...options,
+  });
 import { salesRecordBody } from '../../src/connectors/netsuite/sales.js';
 import { tableReferences } from '../support/netsuite-target.js';
 
@@ -43,24 +48,40 @@ describe('allocateProportionally', () => {
 
   it('always hands out the total exactly, each share within one unit of total × base / sum', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.array(fc.bigInt({ min: 0n, max: 10n ** 9n }), { minLength: 1, maxLength: 30 }), (total, bases) => {
-        const sum = bases.reduce((s, b) => s + b, 0n);
-        fc.pre(sum > 0n);
-        const shares = allocateProportionally(total, bases);
-        assert.equal(shares.reduce((s, v) => s + v, 0n), total);
-        shares.forEach((share, i) => {
-          const exactTimesSum = total * bases[i]!;
-          assert.ok(share * sum <= exactTimesSum + sum && share * sum >= exactTimesSum - sum, `share ${i} within one unit`);
-        });
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 12n }),
+        fc.array(fc.bigInt({ min: 0n, max: 10n ** 9n }), { minLength: 1, maxLength: 30 }),
+        (total, bases) => {
+          const sum = bases.reduce((s, b) => s + b, 0n);
+          fc.pre(sum > 0n);
+          const shares = allocateProportionally(total, bases);
+          assert.equal(
+            shares.reduce((s, v) => s + v, 0n),
+            total,
+          );
+          shares.forEach((share, i) => {
+            const exactTimesSum = total * bases[i]!;
+            assert.ok(share * sum <= exactTimesSum + sum && share * sum >= exactTimesSum - sum, `share ${i} within one unit`);
+          });
+        },
+      ),
     );
   });
 });
 
 describe('JSON with exact decimals', () => {
   it('reads numbers as their literal text and writes decimal literals unchanged', () => {
-    assert.deepEqual(parseJsonDecimals('{"a":100.50,"b":[-0.1,2e3],"c":"1.5 \\" x","d":true,"e":null}'), { a: '100.50', b: ['-0.1', '2e3'], c: '1.5 " x', d: true, e: null });
-    assert.equal(stringifyWithDecimals({ x: decimalLiteral('12345678901234567890.12'), q: 1, s: 'a"b', skip: undefined }), '{"x":12345678901234567890.12,"q":1,"s":"a\\"b"}');
+    assert.deepEqual(parseJsonDecimals('{"a":100.50,"b":[-0.1,2e3],"c":"1.5 \\" x","d":true,"e":null}'), {
+      a: '100.50',
+      b: ['-0.1', '2e3'],
+      c: '1.5 " x',
+      d: true,
+      e: null,
+    });
+    assert.equal(
+      stringifyWithDecimals({ x: decimalLiteral('12345678901234567890.12'), q: 1, s: 'a"b', skip: undefined }),
+      '{"x":12345678901234567890.12,"q":1,"s":"a\\"b"}',
+    );
     assert.throws(() => stringifyWithDecimals({ amount: 0.1 }), /non-integer number/);
     assert.throws(() => decimalLiteral('1e5'), /not a plain decimal/);
   });
@@ -70,13 +91,26 @@ describe('JSON with exact decimals', () => {
 
 const loaded = parseCatalog(readFileSync('examples/northwind/catalog.yaml', 'utf8'));
 assert.ok(loaded.ok);
-const catalog: CatalogVersion = { version: 1, hash: loaded.value.hash, catalog: loaded.value.catalog, index: indexCatalog(loaded.value.catalog), applied_at: '2026-11-01T00:00:00Z', applied_by: 'test' };
+const catalog: CatalogVersion = {
+  version: 1,
+  hash: loaded.value.hash,
+  catalog: loaded.value.catalog,
+  index: indexCatalog(loaded.value.catalog),
+  applied_at: '2026-11-01T00:00:00Z',
+  applied_by: 'test',
+};
 
 /** A Northwind November invoice of `customer`, finalized as `number`, with its document journal. */
 function finalized(customer: string, number: string, usage = '2'): { invoice: Invoice; document: ReturnType<typeof salesDocumentFor> } {
   const rated = rateCustomer({
-    catalog: catalog.catalog, index: catalog.index, catalogHash: catalog.hash, customer, period: { period: '2026-11', start_date: '2026-11-01', end_date: '2026-12-01' },
-    grantUsedMinor: new Map(), usage: () => ({ quantity: usage, usage_ref: 'u' }), usageFingerprint: 'f',
+    catalog: catalog.catalog,
+    index: catalog.index,
+    catalogHash: catalog.hash,
+    customer,
+    period: { period: '2026-11', start_date: '2026-11-01', end_date: '2026-12-01' },
+    grantUsedMinor: new Map(),
+    usage: () => ({ quantity: usage, usage_ref: 'u' }),
+    usageFingerprint: 'f',
   });
   assert.ok(rated.ok);
   const invoice: Invoice = { ...rated.value[0]!, number, status: 'finalized' };
@@ -86,7 +120,9 @@ function finalized(customer: string, number: string, usage = '2'): { invoice: In
 
 /** Xero's OpenAPI spec: ACCRUE_XERO_SPEC, the shared copy beside the repository, or Xero's file kept in test/fixtures/xero. */
 function xeroSpec(): { components: { schemas: Record<string, unknown> } } {
-  const candidates = [process.env.ACCRUE_XERO_SPEC, '../shared/specs/xero/xero_accounting.yaml', 'test/fixtures/xero/xero_accounting.yaml'].filter((p): p is string => !!p).map((p) => resolve(p));
+  const candidates = [process.env.ACCRUE_XERO_SPEC, '../shared/specs/xero/xero_accounting.yaml', 'test/fixtures/xero/xero_accounting.yaml']
+    .filter((p): p is string => !!p)
+    .map((p) => resolve(p));
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new Error(`Xero's spec xero_accounting.yaml not found at ${candidates.join(', ')} (set ACCRUE_XERO_SPEC)`);
   return parse(readFileSync(found, 'utf8')) as { components: { schemas: Record<string, unknown> } };
@@ -117,7 +153,11 @@ describe('ERP documents carry the due date, billing address and tax number of th
     assert.equal(document.date, '2026-11-30');
     // Issued 2026-12-01 (the billing date), nw-de's terms 14 days.
     assert.equal(document.due_date, '2026-12-15');
-    assert.deepEqual(document.buyer, { name: 'Umbrella GmbH', address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' }, tax_id: 'DE987654321' });
+    assert.deepEqual(document.buyer, {
+      name: 'Umbrella GmbH',
+      address: { lines: ['Umbrellastraße 1'], city: 'München', postal_code: '80331', country: 'DE' },
+      tax_id: 'DE987654321',
+    });
   });
 
   it('Xero: DueDate is the invoice due date; the synced Contact has the POBOX address and TaxNumber; the bodies fit the spec', () => {
@@ -141,7 +181,17 @@ describe('ERP documents carry the due date, billing address and tax number of th
     const acme = JSON.parse(salesDocumentBody('acc:key2', acmeDocument)).Invoices[0];
     assert.equal(acme.DueDate, '2027-01-15');
     const acmeContact = contactDetails(acmeDocument);
-    assert.deepEqual(acmeContact.Addresses, [{ AddressType: 'POBOX', AddressLine1: '1 Acme Way', AddressLine2: 'Accounts Payable', City: 'Los Angeles', Region: 'CA', PostalCode: '90012', Country: 'US' }]);
+    assert.deepEqual(acmeContact.Addresses, [
+      {
+        AddressType: 'POBOX',
+        AddressLine1: '1 Acme Way',
+        AddressLine2: 'Accounts Payable',
+        City: 'Los Angeles',
+        Region: 'CA',
+        PostalCode: '90012',
+        Country: 'US',
+      },
+    ]);
     assert.equal('TaxNumber' in acmeContact, false);
     assert.deepEqual(validateAgainstXero('Invoice', acme), []);
     // The check can fail: a field Xero does not know is reported.
@@ -155,7 +205,15 @@ describe('ERP documents carry the due date, billing address and tax number of th
     const initech = JSON.parse(salesDocumentBody('k', initechDocument)).Invoices[0];
     assert.deepEqual([initech.Contact, initech.DueDate], [{ ContactID: CONTACT_ID }, '2026-12-31']);
     assert.deepEqual(Object.keys(contactDetails(initechDocument)).sort(), ['ContactNumber', 'DefaultCurrency', 'Name']);
-    const note: Invoice = { ...invoice, id: 'cn_1', key: 'cn:v1:x', kind: 'credit_note', corrects: invoice.id, number: 'NWUS-CN-000001', ...reissued(invoice, 'credit_note', '2027-01-01') };
+    const note: Invoice = {
+      ...invoice,
+      id: 'cn_1',
+      key: 'cn:v1:x',
+      kind: 'credit_note',
+      corrects: invoice.id,
+      number: 'NWUS-CN-000001',
+      ...reissued(invoice, 'credit_note', '2027-01-01'),
+    };
     const noteJournal = journalsFor(note, catalog, '2026-12-31')[0]!;
     const noteDocument = salesDocumentFor(note, noteJournal, catalog, 'NWUS-000003');
     assert.equal(noteDocument.due_date, null);
@@ -178,7 +236,15 @@ describe('ERP documents carry the due date, billing address and tax number of th
     const { document } = finalized('acme', 'NWUS-000001');
     const record = JSON.parse(salesRecordBody(document, tableReferences({ subsidiary: { 'nw-us': '1' } }), 'acc-1', { id: '7001' }));
     assert.equal(record.dueDate, '2027-01-15');
-    assert.deepEqual(record.billingAddress, { addressee: 'Acme Corp', addr1: '1 Acme Way', addr2: 'Accounts Payable', city: 'Los Angeles', state: 'CA', zip: '90012', country: { id: 'US' } });
+    assert.deepEqual(record.billingAddress, {
+      addressee: 'Acme Corp',
+      addr1: '1 Acme Way',
+      addr2: 'Accounts Payable',
+      city: 'Los Angeles',
+      state: 'CA',
+      zip: '90012',
+      country: { id: 'US' },
+    });
     const four = { ...document, buyer: { ...document.buyer!, address: { ...document.buyer!.address!, lines: ['a', 'b', 'c', 'd'] } } };
     const joined = JSON.parse(salesRecordBody(four, tableReferences(), 'acc-2', { id: '7001' })).billingAddress;
     assert.deepEqual([joined.addr1, joined.addr2, joined.addr3], ['a', 'b', 'c, d']);

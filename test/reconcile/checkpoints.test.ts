@@ -21,7 +21,12 @@ import { trialBalance } from '../../src/domain/journal.js';
 import type { Journal, JournalLine } from '../../src/domain/model.js';
 import { formatProblems } from '../../src/domain/result.js';
 
-const key = (customer: string, item: string, currency = 'USD', legal_entity = 'nw-us'): ReconKey => ({ legal_entity, customer, currency, item });
+const key = (customer: string, item: string, currency = 'USD', legal_entity = 'nw-us'): ReconKey => ({
+  legal_entity,
+  customer,
+  currency,
+  item,
+});
 
 describe('CHECKPOINTS', () => {
   it('lists the six checkpoints with their owner queues', () => {
@@ -67,7 +72,13 @@ describe('compareSides: one planted mismatch of each kind', () => {
   it('a manual ledger edit: the account and the entity net both differ in the trial balance', () => {
     // Accrue posted invoice inv_1: Dr 1200 108.50, Cr 4000 100.00, Cr 2300 8.50. Someone edits the revenue line
     // in the ledger to 99.00 without touching the rest: revenue is off by 1.00 and the ledger no longer balances.
-    const line = (line_no: number, account: string, debit: bigint, credit: bigint): JournalLine => ({ line_no, account, debit_minor: debit, credit_minor: credit, currency: 'USD' });
+    const line = (line_no: number, account: string, debit: bigint, credit: bigint): JournalLine => ({
+      line_no,
+      account,
+      debit_minor: debit,
+      credit_minor: credit,
+      currency: 'USD',
+    });
     const posted: Journal = {
       id: 'jrn:v1:invoice:inv_1',
       key: 'jrn:v1:invoice:inv_1',
@@ -99,7 +110,10 @@ describe('compareSides: one planted mismatch of each kind', () => {
     const diffs = compareSides('invoices_vs_erp_postings', finalized, posted, { connector: 'netsuite' });
     assert.equal(diffs.length, 1);
     const [d] = diffs;
-    assert.deepEqual([d!.kind, d!.key.item, d!.left, d!.right, d!.difference, d!.connector, d!.owner_queue], ['missing_right', 'inv_2', 5000n, null, -5000n, 'netsuite', 'integration_support']);
+    assert.deepEqual(
+      [d!.kind, d!.key.item, d!.left, d!.right, d!.difference, d!.connector, d!.owner_queue],
+      ['missing_right', 'inv_2', 5000n, null, -5000n, 'netsuite', 'integration_support'],
+    );
   });
 
   it('a payment off by one minor unit', () => {
@@ -135,12 +149,18 @@ describe('compareSides: one planted mismatch of each kind', () => {
     );
     // Posted twice but never finalized (e.g. a test document leaked) is still a duplicate.
     const leaked = compareSides('invoices_vs_erp_postings', [], [posted[0]!, posted[2]!], { connector: 'xero' });
-    assert.deepEqual(leaked.map((d) => [d.kind, d.left, d.right]), [['duplicate', null, 21700n]]);
+    assert.deepEqual(
+      leaked.map((d) => [d.kind, d.left, d.right]),
+      [['duplicate', null, 21700n]],
+    );
   });
 
   it('a document only in the target is missing on the left', () => {
     const diffs = compareSides('rated_vs_invoice_lines', [], [[key('acme', 'pro/0:api:api_calls@2025-03'), 1200n]]);
-    assert.deepEqual(diffs.map((d) => [d.kind, d.left, d.right, d.difference]), [['missing_left', null, 1200n, 1200n]]);
+    assert.deepEqual(
+      diffs.map((d) => [d.kind, d.left, d.right, d.difference]),
+      [['missing_left', null, 1200n, 1200n]],
+    );
   });
 });
 
@@ -152,9 +172,17 @@ describe('compareSides: clean states and determinism', () => {
   ];
 
   it('a clean state gives no differences; quantities compare by value, not by spelling', () => {
-    for (const id of ['rated_vs_invoice_lines', 'payments_vs_receivable'] as CheckpointId[]) assert.deepEqual(compareSides(id, clean, [...clean].reverse()), []);
+    for (const id of ['rated_vs_invoice_lines', 'payments_vs_receivable'] as CheckpointId[])
+      assert.deepEqual(compareSides(id, clean, [...clean].reverse()), []);
     assert.deepEqual(compareSides('invoices_vs_erp_postings', clean, new Map(clean), { connector: 'ledger' }), []);
-    assert.deepEqual(compareSides('aggregates_vs_rated', [[key('acme', 'api_calls@2025-03', 'USD'), '1.50']], [[key('acme', 'api_calls@2025-03', 'USD'), '1.5']]), []);
+    assert.deepEqual(
+      compareSides(
+        'aggregates_vs_rated',
+        [[key('acme', 'api_calls@2025-03', 'USD'), '1.50']],
+        [[key('acme', 'api_calls@2025-03', 'USD'), '1.5']],
+      ),
+      [],
+    );
   });
 
   it('gives the same exception ids on a re-run, so a re-run opens nothing new', () => {
@@ -163,10 +191,22 @@ describe('compareSides: clean states and determinism', () => {
     const again = compareSides('payments_vs_receivable', clean, right);
     assert.deepEqual(again, first);
     assert.match(first[0]!.exception_id, /^exc:v1:[0-9a-f]{64}$/);
-    assert.deepEqual(newDifferences(again, first.map((d) => d.exception_id)), []);
+    assert.deepEqual(
+      newDifferences(
+        again,
+        first.map((d) => d.exception_id),
+      ),
+      [],
+    );
     // A changed amount is a new state: a new id for that key only.
     const changed = compareSides('payments_vs_receivable', clean, [[key('acme', 'inv_1'), 10848n]]);
-    assert.deepEqual(newDifferences(changed, first.map((d) => d.exception_id)).map((d) => [d.key.item, d.right]), [['inv_1', 10848n]]);
+    assert.deepEqual(
+      newDifferences(
+        changed,
+        first.map((d) => d.exception_id),
+      ).map((d) => [d.key.item, d.right]),
+      [['inv_1', 10848n]],
+    );
     // The same difference on another connector is another exception.
     const a = compareSides('invoices_vs_erp_postings', clean, [], { connector: 'netsuite' });
     const b = compareSides('invoices_vs_erp_postings', clean, [], { connector: 'xero' });
@@ -186,7 +226,10 @@ describe('compareSides: clean states and determinism', () => {
       currency: fc.constantFrom('USD', 'EUR', 'JPY'),
       item: fc.string({ maxLength: 6 }),
     });
-    const arbMoney = fc.uniqueArray(fc.tuple(arbKey, fc.bigInt({ min: -(10n ** 15n), max: 10n ** 15n })), { selector: ([k]) => JSON.stringify(k), maxLength: 30 });
+    const arbMoney = fc.uniqueArray(fc.tuple(arbKey, fc.bigInt({ min: -(10n ** 15n), max: 10n ** 15n })), {
+      selector: ([k]) => JSON.stringify(k),
+      maxLength: 30,
+    });
     const arbQuantity = fc.uniqueArray(
       fc.tuple(
         arbKey,
@@ -212,7 +255,11 @@ describe('compareSides: clean states and determinism', () => {
 });
 
 describe('exception lifecycle', () => {
-  const difference: Difference = compareSides('payments_vs_receivable', [[key('acme', 'inv_1'), 10850n]], [[key('acme', 'inv_1'), 10849n]])[0]!;
+  const difference: Difference = compareSides(
+    'payments_vs_receivable',
+    [[key('acme', 'inv_1'), 10850n]],
+    [[key('acme', 'inv_1'), 10849n]],
+  )[0]!;
   const at = '2025-03-05T09:00:00Z';
   const opened = openException(difference, at);
   const must = (result: ReturnType<typeof applyTransition>): ReconException => {
@@ -240,7 +287,15 @@ describe('exception lifecycle', () => {
     const resolved = must(applyTransition(reassigned, { action: 'resolve', correcting_document: 'adj_42', by: 'erin', at }));
     assert.equal(resolved.status, 'resolved');
     assert.equal(resolved.correcting_document, 'adj_42');
-    assert.deepEqual(resolved.history.map((h) => [h.from, h.to]), [[null, 'open'], ['open', 'assigned'], ['assigned', 'assigned'], ['assigned', 'resolved']]);
+    assert.deepEqual(
+      resolved.history.map((h) => [h.from, h.to]),
+      [
+        [null, 'open'],
+        ['open', 'assigned'],
+        ['assigned', 'assigned'],
+        ['assigned', 'resolved'],
+      ],
+    );
   });
 
   it('goes assigned -> waived with a reason and who', () => {
@@ -250,11 +305,23 @@ describe('exception lifecycle', () => {
   });
 
   it('refuses moves the lifecycle does not allow, and moves missing their facts', () => {
-    assert.match(problems(applyTransition(opened, { action: 'resolve', correcting_document: 'adj_42', by: 'erin', at })), /^action: .* is open; it can go to assigned, not resolved/);
+    assert.match(
+      problems(applyTransition(opened, { action: 'resolve', correcting_document: 'adj_42', by: 'erin', at })),
+      /^action: .* is open; it can go to assigned, not resolved/,
+    );
     const assigned = must(applyTransition(opened, { action: 'assign', assignee: 'dana', by: 'lead', at }));
-    assert.equal(problems(applyTransition(assigned, { action: 'resolve', correcting_document: ' ', by: 'erin', at })), 'correcting_document: must name the document that corrects the difference (a credit note, a re-posting, an adjustment)');
-    assert.equal(problems(applyTransition(assigned, { action: 'waive', reason: '', by: '', at })), 'by: must name who acts\nreason: must say why the difference is accepted as it is');
-    assert.equal(problems(applyTransition(opened, { action: 'assign', assignee: '', by: 'lead', at })), 'assignee: must name the person or team the exception is assigned to');
+    assert.equal(
+      problems(applyTransition(assigned, { action: 'resolve', correcting_document: ' ', by: 'erin', at })),
+      'correcting_document: must name the document that corrects the difference (a credit note, a re-posting, an adjustment)',
+    );
+    assert.equal(
+      problems(applyTransition(assigned, { action: 'waive', reason: '', by: '', at })),
+      'by: must name who acts\nreason: must say why the difference is accepted as it is',
+    );
+    assert.equal(
+      problems(applyTransition(opened, { action: 'assign', assignee: '', by: 'lead', at })),
+      'assignee: must name the person or team the exception is assigned to',
+    );
     const resolved = must(applyTransition(assigned, { action: 'resolve', correcting_document: 'adj_42', by: 'erin', at }));
     const waived = must(applyTransition(assigned, { action: 'waive', reason: 'accepted', by: 'erin', at }));
     for (const final of [resolved, waived]) {

@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareWithLegacy, formatComparison, parseLegacy, type AccrueInvoiceLine, type AccrueJournalLine, type LegacyData } from '../../src/reconcile/compare.js';
+import {
+  compareWithLegacy,
+  formatComparison,
+  parseLegacy,
+  type AccrueInvoiceLine,
+  type AccrueJournalLine,
+  type LegacyData,
+} from '../../src/reconcile/compare.js';
 import { formatProblems } from '../../src/domain/result.js';
 
 // ---------- a legacy export and Accrue's side of March 2025, with planted differences ----------
@@ -30,7 +37,14 @@ nw-de,2025-03,1400,EUR,99.99,0
 nw-de,2025-03,8400,EUR,0,99.99
 `;
 
-const line = (customer: string, legal_entity: string, currency: string, product: string, amount_minor: bigint): AccrueInvoiceLine => ({ customer, legal_entity, currency, period: '2025-03', product, amount_minor });
+const line = (customer: string, legal_entity: string, currency: string, product: string, amount_minor: bigint): AccrueInvoiceLine => ({
+  customer,
+  legal_entity,
+  currency,
+  period: '2025-03',
+  product,
+  amount_minor,
+});
 const ACCRUE_LINES: AccrueInvoiceLine[] = [
   line('acme', 'nw-us', 'USD', 'api', 120000n),
   line('acme', 'nw-us', 'USD', 'platform', 30000n),
@@ -38,7 +52,14 @@ const ACCRUE_LINES: AccrueInvoiceLine[] = [
   line('globex', 'nw-us', 'USD', 'storage', 4210n),
   line('hooli', 'nw-de', 'EUR', 'api', 9999n),
 ];
-const jl = (legal_entity: string, account: string, currency: string, debit_minor: bigint, credit_minor: bigint): AccrueJournalLine => ({ legal_entity, period: '2025-03', account, currency, debit_minor, credit_minor });
+const jl = (legal_entity: string, account: string, currency: string, debit_minor: bigint, credit_minor: bigint): AccrueJournalLine => ({
+  legal_entity,
+  period: '2025-03',
+  account,
+  currency,
+  debit_minor,
+  credit_minor,
+});
 const ACCRUE_JOURNAL: AccrueJournalLine[] = [
   jl('nw-us', '1200', 'USD', 150000n, 0n),
   jl('nw-us', '1200', 'USD', 25210n, 0n),
@@ -65,14 +86,31 @@ describe('parseLegacy', () => {
   it('reads both files into minor units, with line numbers', () => {
     const data = legacy();
     assert.equal(data.invoices.length, 5);
-    assert.deepEqual(data.invoices[0], { line: 2, customer: 'acme', legal_entity: 'nw-us', currency: 'USD', period: '2025-03', product: 'api', amount_minor: 119950n });
+    assert.deepEqual(data.invoices[0], {
+      line: 2,
+      customer: 'acme',
+      legal_entity: 'nw-us',
+      currency: 'USD',
+      period: '2025-03',
+      product: 'api',
+      amount_minor: 119950n,
+    });
     assert.equal(data.invoices[2]!.amount_minor, 8000n);
-    assert.deepEqual(data.journal_lines![0], { line: 2, legal_entity: 'nw-us', period: '2025-03', account: '1200', currency: 'USD', debit_minor: 178950n, credit_minor: 0n });
+    assert.deepEqual(data.journal_lines![0], {
+      line: 2,
+      legal_entity: 'nw-us',
+      period: '2025-03',
+      account: '1200',
+      currency: 'USD',
+      debit_minor: 178950n,
+      credit_minor: 0n,
+    });
     assert.deepEqual([data.journal_lines![2]!.debit_minor, data.journal_lines![2]!.credit_minor], [0n, 1000n]);
   });
 
   it('accepts columns in any order, quoted fields, CRLF, a BOM, blank lines, negative invoice amounts and JPY', () => {
-    const text = '\uFEFFamount,product,period,currency,legal_entity,customer\r\n"-12.50","api, premium",2025-03-01,USD,nw-us,"Acme ""West"""\r\n\r\n1500,api,2025-03,JPY,nw-jp,acme\r\n';
+    const text =
+      '\uFEFFamount,product,period,currency,legal_entity,customer\r\n"-12.50","api, premium",2025-03-01,USD,nw-us,"Acme ""West"""\r\n\r\n1500,api,2025-03,JPY,nw-jp,acme\r\n';
     const data = legacy({ invoices: text });
     assert.deepEqual(
       data.invoices.map((l) => [l.line, l.customer, l.product, l.period, l.amount_minor]),
@@ -113,15 +151,24 @@ describe('parseLegacy', () => {
 
   it('refuses negative journal amounts, a bad header, an empty file and broken CSV', () => {
     assert.equal(
-      problemsOf({ invoices: INVOICES_CSV, journal_lines: 'legal_entity,period,account,currency,debit,credit\nnw-us,2025-03,1200,USD,-5.00,0\n' }),
+      problemsOf({
+        invoices: INVOICES_CSV,
+        journal_lines: 'legal_entity,period,account,currency,debit,credit\nnw-us,2025-03,1200,USD,-5.00,0\n',
+      }),
       'journal_lines.csv line 2: debit: must not be negative, got "-5.00"; a reversal goes in the other column',
     );
     assert.equal(
       problemsOf({ invoices: 'customer,entity,currency,period,product,amount\nacme,nw-us,USD,2025-03,api,1\n' }),
       'invoices.csv line 1: the header lacks legal_entity; expected customer,legal_entity,currency,period,product,amount, got customer,entity,currency,period,product,amount',
     );
-    assert.equal(problemsOf({ invoices: '' }), 'invoices.csv: is empty; the first line must be the header customer,legal_entity,currency,period,product,amount');
-    assert.match(problemsOf({ invoices: 'customer,legal_entity,currency,period,product,amount\nacme,nw-us,USD,2025-03,"api,1\n' }), /^invoices\.csv line 2: is not valid CSV: Quote Not Closed/);
+    assert.equal(
+      problemsOf({ invoices: '' }),
+      'invoices.csv: is empty; the first line must be the header customer,legal_entity,currency,period,product,amount',
+    );
+    assert.match(
+      problemsOf({ invoices: 'customer,legal_entity,currency,period,product,amount\nacme,nw-us,USD,2025-03,"api,1\n' }),
+      /^invoices\.csv line 2: is not valid CSV: Quote Not Closed/,
+    );
   });
 
   it('accepts a file with only the header', () => {
@@ -133,7 +180,15 @@ describe('compareWithLegacy', () => {
   it('finds every planted difference, in key order', () => {
     const report = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy());
     assert.deepEqual(
-      report.invoices.rows.map((r) => [r.legal_entity, r.customer, r.product, r.status, r.accrue_minor, r.legacy_minor, r.difference_minor]),
+      report.invoices.rows.map((r) => [
+        r.legal_entity,
+        r.customer,
+        r.product,
+        r.status,
+        r.accrue_minor,
+        r.legacy_minor,
+        r.difference_minor,
+      ]),
       [
         ['nw-de', 'hooli', 'api', 'matched', 9999n, 9999n, 0n],
         ['nw-us', 'acme', 'analytics', 'missing_in_accrue', null, 8000n, -8000n],
@@ -167,7 +222,11 @@ describe('compareWithLegacy', () => {
   });
 
   it('finds an account on one side only', () => {
-    const report = compareWithLegacy({ invoiceLines: [], journalLines: [jl('nw-us', '4010', 'USD', 0n, 100n)] }, legacy({ invoices: 'customer,legal_entity,currency,period,product,amount\n', journal_lines: JOURNAL_CSV }), { entity: 'nw-us' });
+    const report = compareWithLegacy(
+      { invoiceLines: [], journalLines: [jl('nw-us', '4010', 'USD', 0n, 100n)] },
+      legacy({ invoices: 'customer,legal_entity,currency,period,product,amount\n', journal_lines: JOURNAL_CSV }),
+      { entity: 'nw-us' },
+    );
     assert.deepEqual(
       report.journal!.rows.map((r) => [r.account, r.status]),
       [
@@ -189,14 +248,22 @@ describe('compareWithLegacy', () => {
 
   it('narrows to one legal entity', () => {
     const report = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy(), { entity: 'nw-de' });
-    assert.deepEqual(report.invoices.rows.map((r) => [r.customer, r.status]), [['hooli', 'matched']]);
-    assert.deepEqual(report.journal!.rows.map((r) => r.account), ['1400', '8400']);
+    assert.deepEqual(
+      report.invoices.rows.map((r) => [r.customer, r.status]),
+      [['hooli', 'matched']],
+    );
+    assert.deepEqual(
+      report.journal!.rows.map((r) => r.account),
+      ['1400', '8400'],
+    );
     assert.equal(report.matches, true);
     assert.deepEqual(report.scope, { customers: null, entity: 'nw-de' });
   });
 
   it('narrows to some customers and leaves the journal out', () => {
-    const report = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy(), { customers: ['initech', 'globex'] });
+    const report = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy(), {
+      customers: ['initech', 'globex'],
+    });
     assert.deepEqual(
       report.invoices.rows.map((r) => [r.customer, r.status]),
       [
@@ -206,7 +273,10 @@ describe('compareWithLegacy', () => {
     );
     assert.equal(report.journal, null);
     assert.match(report.journal_skipped!, /carry no customer/);
-    const both = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy(), { customers: ['acme'], entity: 'nw-de' });
+    const both = compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: ACCRUE_JOURNAL }, legacy(), {
+      customers: ['acme'],
+      entity: 'nw-de',
+    });
     assert.deepEqual(both.invoices.rows, []);
   });
 
@@ -257,7 +327,10 @@ USD         1752.10    1752.10    1789.50    1789.50
   });
 
   it('prints every row with all, and says why the journal was not compared', () => {
-    const text = formatComparison(compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: [] }, legacy({ invoices: INVOICES_CSV }), { entity: 'nw-de' }), { all: true });
+    const text = formatComparison(
+      compareWithLegacy({ invoiceLines: ACCRUE_LINES, journalLines: [] }, legacy({ invoices: INVOICES_CSV }), { entity: 'nw-de' }),
+      { all: true },
+    );
     assert.match(text, /^matched {2}nw-de {3}hooli/m);
     assert.match(text, /Journal per entity and account: not compared \(the legacy export has no journal_lines\.csv\)\./);
   });

@@ -62,7 +62,10 @@ describe('the embedded server in a 0700 directory', () => {
     if (isRoot) {
       assert.ok(lstatSync(dataDir).isSymbolicLink(), './.accrue/pg links to the data the postgres user can reach');
       assert.equal(readlinkSync(dataDir), relocatedDataDir(runtime, dataDir));
-      assert.ok(existsSync(join(runtime, `postgres-${native.version}-${process.platform}-${process.arch}`, 'bin', 'postgres')), 'binaries copied where postgres can run them');
+      assert.ok(
+        existsSync(join(runtime, `postgres-${native.version}-${process.platform}-${process.arch}`, 'bin', 'postgres')),
+        'binaries copied where postgres can run them',
+      );
     } else {
       assert.ok(existsSync(join(dataDir, 'PG_VERSION')), 'not root: the data is in the directory itself');
     }
@@ -84,39 +87,43 @@ describe('the embedded server in a 0700 directory', () => {
     }
   });
 
-  it('starts afresh beside data whose link was removed, and refuses in one line with the remedy where it truly cannot (root only)', { skip: !isRoot && 'only root runs PostgreSQL as another user' }, async () => {
-    const oneLine = (error: unknown) => {
-      assert.ok(error instanceof EmbeddedError, String(error));
-      assert.doesNotMatch(error.message, /\n/);
-      return true;
-    };
-    // A runtime directory the postgres user cannot enter either.
-    const unreachable = join(home, 'runtime');
-    await assert.rejects(startEmbedded({ dataDir: join(project, 'other', 'pg'), native, runtimeDir: unreachable }), (error) => {
-      oneLine(error);
-      assert.match((error as Error).message, /postgres user cannot enter .*ACCRUE_EMBEDDED_RUNTIME_DIR.*DATABASE_URL/);
-      return true;
-    });
-    // The link removed (rm -rf .accrue, or a fresh clone where an old one stood): a new database beside the old data,
-    // which is neither taken up again nor deleted.
-    const dataDir = join(project, '.accrue', 'pg');
-    rmSync(join(project, '.accrue'), { recursive: true });
-    const afresh = await startEmbedded({ dataDir, native, runtimeDir: runtime });
-    try {
-      assert.equal(await count(afresh.url), 1, 'a new, empty database');
-    } finally {
-      await afresh.stop();
-    }
-    assert.equal(readlinkSync(dataDir), `${relocatedDataDir(runtime, dataDir)}.2`);
-    assert.ok(existsSync(join(relocatedDataDir(runtime, dataDir), 'PG_VERSION')), 'the earlier data is kept');
-    // Data already in the private tree (made before, by hand or as another user): not moved behind the user's back.
-    const existing = join(project, 'old', 'pg');
-    mkdirSync(existing, { recursive: true });
-    writeFileSync(join(existing, 'PG_VERSION'), '18\n');
-    await assert.rejects(startEmbedded({ dataDir: existing, native, runtimeDir: runtime }), (error) => {
-      oneLine(error);
-      assert.match((error as Error).message, /cannot enter.*move it to .* and link .*DATABASE_URL/);
-      return true;
-    });
-  });
+  it(
+    'starts afresh beside data whose link was removed, and refuses in one line with the remedy where it truly cannot (root only)',
+    { skip: !isRoot && 'only root runs PostgreSQL as another user' },
+    async () => {
+      const oneLine = (error: unknown) => {
+        assert.ok(error instanceof EmbeddedError, String(error));
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      };
+      // A runtime directory the postgres user cannot enter either.
+      const unreachable = join(home, 'runtime');
+      await assert.rejects(startEmbedded({ dataDir: join(project, 'other', 'pg'), native, runtimeDir: unreachable }), (error) => {
+        oneLine(error);
+        assert.match((error as Error).message, /postgres user cannot enter .*ACCRUE_EMBEDDED_RUNTIME_DIR.*DATABASE_URL/);
+        return true;
+      });
+      // The link removed (rm -rf .accrue, or a fresh clone where an old one stood): a new database beside the old data,
+      // which is neither taken up again nor deleted.
+      const dataDir = join(project, '.accrue', 'pg');
+      rmSync(join(project, '.accrue'), { recursive: true });
+      const afresh = await startEmbedded({ dataDir, native, runtimeDir: runtime });
+      try {
+        assert.equal(await count(afresh.url), 1, 'a new, empty database');
+      } finally {
+        await afresh.stop();
+      }
+      assert.equal(readlinkSync(dataDir), `${relocatedDataDir(runtime, dataDir)}.2`);
+      assert.ok(existsSync(join(relocatedDataDir(runtime, dataDir), 'PG_VERSION')), 'the earlier data is kept');
+      // Data already in the private tree (made before, by hand or as another user): not moved behind the user's back.
+      const existing = join(project, 'old', 'pg');
+      mkdirSync(existing, { recursive: true });
+      writeFileSync(join(existing, 'PG_VERSION'), '18\n');
+      await assert.rejects(startEmbedded({ dataDir: existing, native, runtimeDir: runtime }), (error) => {
+        oneLine(error);
+        assert.match((error as Error).message, /cannot enter.*move it to .* and link .*DATABASE_URL/);
+        return true;
+      });
+    },
+  );
 });

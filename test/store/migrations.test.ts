@@ -5,7 +5,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { EARLIER_TEXTS, loadMigrations, migrate, normalizeSql } from '../../src/store/migrate.js';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
@@ -49,18 +48,34 @@ describe('shipped migrations', () => {
   const migrations = loadMigrations();
 
   it('every file in src/store/migrations is a migration the migrator loads', () => {
-    assert.deepEqual(readdirSync(DIR).sort(), migrations.map((m) => m.name), `every file in ${DIR} is named NNN_lower_snake.sql`);
-    assert.deepEqual(migrations.map((m) => m.version), migrations.map((_, i) => i + 1), 'numbered 001, 002, … without gaps or repeats');
+    assert.deepEqual(
+      readdirSync(DIR).sort(),
+      migrations.map((m) => m.name),
+      `every file in ${DIR} is named NNN_lower_snake.sql`,
+    );
+    assert.deepEqual(
+      migrations.map((m) => m.version),
+      migrations.map((_, i) => i + 1),
+      'numbered 001, 002, … without gaps or repeats',
+    );
   });
 
   it('is pinned, file by file, and none was changed', () => {
     const problems: string[] = [];
     for (const m of migrations) {
       const pin = pinned.get(m.name);
-      if (pin === undefined) problems.push(`${m.name} has no pin: if it is a NEW migration, add ['${m.name}', '${m.sqlChecksum}'] to PINS in test/store/migrations.test.ts`);
-      else if (pin !== m.sqlChecksum) problems.push(`${m.name} was changed (its SQL now hashes to ${m.sqlChecksum}): shipped migrations are never edited; restore it and put the change in a new migration (never change its pin)`);
+      if (pin === undefined)
+        problems.push(
+          `${m.name} has no pin: if it is a NEW migration, add ['${m.name}', '${m.sqlChecksum}'] to PINS in test/store/migrations.test.ts`,
+        );
+      else if (pin !== m.sqlChecksum)
+        problems.push(
+          `${m.name} was changed (its SQL now hashes to ${m.sqlChecksum}): shipped migrations are never edited; restore it and put the change in a new migration (never change its pin)`,
+        );
     }
-    for (const name of pinned.keys()) if (!migrations.some((m) => m.name === name)) problems.push(`${name} is pinned but missing: a shipped migration is never removed or renamed`);
+    for (const name of pinned.keys())
+      if (!migrations.some((m) => m.name === name))
+        problems.push(`${name} is pinned but missing: a shipped migration is never removed or renamed`);
     assert.deepEqual(problems, []);
   });
 
@@ -74,13 +89,20 @@ describe('shipped migrations', () => {
 
 describe('normalizeSql', () => {
   const same = (a: string, b: string) => assert.equal(normalizeSql(a), normalizeSql(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
-  const differs = (a: string, b: string) => assert.notEqual(normalizeSql(a), normalizeSql(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  const differs = (a: string, b: string) =>
+    assert.notEqual(normalizeSql(a), normalizeSql(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
 
   it('drops comments and whitespace', () => {
-    assert.equal(normalizeSql('-- a table\nCREATE  TABLE t (\n  a integer, -- the a\n  b text /* the /* nested */ b */\n);\n'), 'CREATE TABLE t(a integer,b text);');
+    assert.equal(
+      normalizeSql('-- a table\nCREATE  TABLE t (\n  a integer, -- the a\n  b text /* the /* nested */ b */\n);\n'),
+      'CREATE TABLE t(a integer,b text);',
+    );
     same('SELECT a FROM t;', 'SELECT\n\ta\n  FROM t ;  -- done');
     same('SELECT a/*x*/FROM t', 'SELECT a FROM t');
-    same('CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  -- why\n  RETURN 1;\nEND $$ LANGUAGE plpgsql', 'CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql');
+    same(
+      'CREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  -- why\n  RETURN 1;\nEND $$ LANGUAGE plpgsql',
+      'CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql',
+    );
   });
 
   it('keeps literals, quoted identifiers and every token', () => {
@@ -114,8 +136,14 @@ describe('the migrator', () => {
     await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [earlier!.checksum, version]);
     assert.deepEqual(await migrate(store.pool), [], `a database migrated when ${name} was ${earlier!.note}`);
     await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [sha256('something else'), version]);
-    await assert.rejects(migrate(store.pool), new RegExp(`migration ${name} was changed after it was applied; add a new migration instead`));
-    await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [loadMigrations().find((m) => m.name === name)!.checksum, version]);
+    await assert.rejects(
+      migrate(store.pool),
+      new RegExp(`migration ${name} was changed after it was applied; add a new migration instead`),
+    );
+    await store.pool.query('UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [
+      loadMigrations().find((m) => m.name === name)!.checksum,
+      version,
+    ]);
     assert.deepEqual(await migrate(store.pool), []);
   });
 });

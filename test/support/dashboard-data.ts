@@ -49,19 +49,35 @@ async function ingestMonth(store: Store, catalog: CatalogVersion, period: string
 }
 
 export async function fillDashboardData(store: Store, options: { events?: number } = {}): Promise<DashboardData> {
-  const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'e2e', source: 'examples/northwind/catalog.yaml' });
+  const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), {
+    by: 'e2e',
+    source: 'examples/northwind/catalog.yaml',
+  });
   if (!applied.ok) throw new Error(JSON.stringify(applied.problems));
   const catalog = (await catalogVersion(store.pool, applied.value.version))!;
   const events = options.events ?? 20_000;
   await ingestMonth(store, catalog, PREVIOUS_PERIOD, Math.floor(events / 2), 7);
   await ingestMonth(store, catalog, DASHBOARD_PERIOD, events, 42);
   // Two events for a tenant the catalog does not know: quarantined, waiting for a catalog that names it.
-  const stray = (id: string): CloudEvent => ({ specversion: '1.0', id, source: '//e2e/gateway', type: 'com.northwind.api.request', subject: 'hooli-prod', time: '2026-10-20T10:00:00Z', datacontenttype: 'application/json', data: { region: 'us-east-1' } });
+  const stray = (id: string): CloudEvent => ({
+    specversion: '1.0',
+    id,
+    source: '//e2e/gateway',
+    type: 'com.northwind.api.request',
+    subject: 'hooli-prod',
+    time: '2026-10-20T10:00:00Z',
+    datacontenttype: 'application/json',
+    data: { region: 'us-east-1' },
+  });
   await ingestBatch(store.pool, catalog, [stray('stray-1'), stray('stray-2')], { channel: 'http', now: new Date('2026-10-20T10:05:00Z') });
 
   const netsuite = new NetSuiteSimulator({ concurrencyLimit: 5, timeoutDelayMs: 600 });
   await netsuite.start();
-  const target = netsuiteTarget(netsuite.url, { subsidiaries: { 'nw-us': '1', 'nw-de': '2' }, timeoutMs: 2_000, limits: { concurrency: 4, requestsPerMinute: 60_000 } });
+  const target = netsuiteTarget(netsuite.url, {
+    subsidiaries: { 'nw-us': '1', 'nw-de': '2' },
+    timeoutMs: 2_000,
+    limits: { concurrency: 4, requestsPerMinute: 60_000 },
+  });
   const previous = await closePeriod(store.pool, catalog, { period: PREVIOUS_PERIOD, erpTargets: ['netsuite'] });
   await drainOutbox(store.pool, target, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
   const closed = await closePeriod(store.pool, catalog, { period: DASHBOARD_PERIOD, erpTargets: ['netsuite'] });
@@ -80,7 +96,14 @@ export async function fillDashboardData(store: Store, options: { events?: number
     const outcome = await applyPayment(
       store.pool,
       catalog,
-      { id: `e2e-pay-${invoice.number}`, invoice: invoice.number!, amount: formatMajor(invoice.total_minor, invoice.currency), amount_minor: invoice.total_minor, currency: invoice.currency, received_on: today },
+      {
+        id: `e2e-pay-${invoice.number}`,
+        invoice: invoice.number!,
+        amount: formatMajor(invoice.total_minor, invoice.currency),
+        amount_minor: invoice.total_minor,
+        currency: invoice.currency,
+        received_on: today,
+      },
       'erp',
     );
     if (outcome.status !== 'applied') throw new Error(`payment for ${invoice.number}: ${outcome.status}`);
@@ -89,7 +112,14 @@ export async function fillDashboardData(store: Store, options: { events?: number
   const over = await applyPayment(
     store.pool,
     catalog,
-    { id: 'e2e-overpay', invoice: overpaid.number!, amount: formatMajor(overpaid.total_minor + 10_000n, overpaid.currency), amount_minor: overpaid.total_minor + 10_000n, currency: overpaid.currency, received_on: today },
+    {
+      id: 'e2e-overpay',
+      invoice: overpaid.number!,
+      amount: formatMajor(overpaid.total_minor + 10_000n, overpaid.currency),
+      amount_minor: overpaid.total_minor + 10_000n,
+      currency: overpaid.currency,
+      received_on: today,
+    },
     'erp',
   );
   if (over.status !== 'exception') throw new Error(`the overpayment was ${over.status}`);
@@ -97,13 +127,30 @@ export async function fillDashboardData(store: Store, options: { events?: number
     await applyPayment(
       store.pool,
       catalog,
-      { id: `e2e-pay-${invoice.number}`, invoice: invoice.number!, amount: formatMajor(invoice.total_minor, invoice.currency), amount_minor: invoice.total_minor, currency: invoice.currency, received_on: today },
+      {
+        id: `e2e-pay-${invoice.number}`,
+        invoice: invoice.number!,
+        amount: formatMajor(invoice.total_minor, invoice.currency),
+        amount_minor: invoice.total_minor,
+        currency: invoice.currency,
+        received_on: today,
+      },
       'erp',
     );
   }
   // Reconciled against NetSuite too: the refused document is missing there, an exception for integration support.
   const report = await reconcilePeriod(store.pool, { period: DASHBOARD_PERIOD, connectors: [target] });
-  const missing = report.checkpoints.filter((c) => c.checkpoint === 'invoices_vs_erp_postings' && c.connector === 'netsuite').flatMap((c) => c.differences);
+  const missing = report.checkpoints
+    .filter((c) => c.checkpoint === 'invoices_vs_erp_postings' && c.connector === 'netsuite')
+    .flatMap((c) => c.differences);
   if (missing.length !== 1) throw new Error(`expected the dead letter as the one NetSuite difference, found ${missing.length}`);
-  return { catalog, period: DASHBOARD_PERIOD, deadLetterId: dead[0]!.id, overpaymentException: over.exception, postingException: missing[0]!.exception_id, netsuite, target };
+  return {
+    catalog,
+    period: DASHBOARD_PERIOD,
+    deadLetterId: dead[0]!.id,
+    overpaymentException: over.exception,
+    postingException: missing[0]!.exception_id,
+    netsuite,
+    target,
+  };
 }

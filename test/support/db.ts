@@ -25,7 +25,9 @@ export async function testStore(): Promise<Store> {
   try {
     await admin.connect();
   } catch (error) {
-    throw new Error(`PostgreSQL for the tests is not reachable at ${adminUrl.replace(/:[^:@/]*@/, ':***@')}: ${(error as Error).message}`);
+    throw new Error(`PostgreSQL for the tests is not reachable at ${adminUrl.replace(/:[^:@/]*@/, ':***@')}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();

@@ -23,7 +23,12 @@ export type Fault = '429' | '500' | 'timeout' | 'lost' | 'invalid';
 
 /** The account and TBA credentials every simulator knows unless told otherwise (test credentials, not secrets). */
 export const NS_SIM_ACCOUNT = '1234567';
-export const NS_SIM_TBA = { consumerKey: 'accrue-test-consumer', consumerSecret: 'accrue-test-consumer-secret', tokenId: 'accrue-test-token', tokenSecret: 'accrue-test-token-secret' };
+export const NS_SIM_TBA = {
+  consumerKey: 'accrue-test-consumer',
+  consumerSecret: 'accrue-test-consumer-secret',
+  tokenId: 'accrue-test-token',
+  tokenSecret: 'accrue-test-token-secret',
+};
 /** NetSuite refuses TBA timestamps too far from its clock; 5 minutes here. */
 export const NS_SIM_SKEW_SECONDS = 300;
 export const NS_SIM_BEARER_SECONDS = 3600;
@@ -72,15 +77,28 @@ export interface SalesRecord {
   tranId?: string;
   tranDate?: string;
   dueDate?: string;
-  billingAddress?: { addressee?: string; addr1?: string; addr2?: string; addr3?: string; city?: string; state?: string; zip?: string; country?: { id?: string } };
+  billingAddress?: {
+    addressee?: string;
+    addr1?: string;
+    addr2?: string;
+    addr3?: string;
+    city?: string;
+    state?: string;
+    zip?: string;
+    country?: { id?: string };
+  };
   entity?: Ref;
   subsidiary?: Ref;
   currency?: Ref;
   memo?: string;
   nexus?: Ref;
-  item?: { items?: Array<{ item?: Ref; description?: string; quantity?: string; rate?: string; amount?: string; taxDetailsReference?: string }> };
+  item?: {
+    items?: Array<{ item?: Ref; description?: string; quantity?: string; rate?: string; amount?: string; taxDetailsReference?: string }>;
+  };
   taxDetailsOverride?: boolean;
-  taxDetails?: { items?: Array<{ taxDetailsReference?: string; taxType?: Ref; taxCode?: Ref; taxBasis?: string; taxRate?: string; taxAmount?: string }> };
+  taxDetails?: {
+    items?: Array<{ taxDetailsReference?: string; taxType?: Ref; taxCode?: Ref; taxBasis?: string; taxRate?: string; taxAmount?: string }>;
+  };
   apply?: { items?: Array<{ doc?: { id?: string }; apply?: boolean; amount?: string }> };
   total?: string; // computed by the simulator, as NetSuite does
 }
@@ -189,10 +207,19 @@ export class NetSuiteSimulator {
   }
 
   private error(status: number, code: string, detail: string, path?: string) {
-    const titles: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error' };
+    const titles: Record<number, string> = {
+      400: 'Bad Request',
+      401: 'Unauthorized',
+      404: 'Not Found',
+      429: 'Too Many Requests',
+      500: 'Internal Server Error',
+    };
     const sections: Record<number, string> = { 400: '15.5.1', 401: '15.5.2', 404: '15.5.5', 500: '15.6.1' };
     return {
-      type: status === 429 ? 'https://www.rfc-editor.org/rfc/rfc6585.html#section-4' : `https://www.rfc-editor.org/rfc/rfc9110.html#section-${sections[status] ?? '15.5.1'}`,
+      type:
+        status === 429
+          ? 'https://www.rfc-editor.org/rfc/rfc6585.html#section-4'
+          : `https://www.rfc-editor.org/rfc/rfc9110.html#section-${sections[status] ?? '15.5.1'}`,
       title: titles[status] ?? 'Error',
       status,
       'o:errorDetails': [{ detail, 'o:errorCode': code, ...(path ? { 'o:errorPath': path } : {}) }],
@@ -207,7 +234,8 @@ export class NetSuiteSimulator {
   private authenticate(request: FastifyRequest): string | undefined {
     const header = request.headers.authorization;
     if (typeof header !== 'string') return 'no Authorization header';
-    if (/^Bearer\s/i.test(header)) return this.bearerVerifier(header.slice(7).trim(), this.clock()) ? undefined : 'bearer token unknown or expired';
+    if (/^Bearer\s/i.test(header))
+      return this.bearerVerifier(header.slice(7).trim(), this.clock()) ? undefined : 'bearer token unknown or expired';
     const oauth = parseOAuthHeader(header);
     if (!oauth) return 'neither OAuth nor Bearer';
     if (oauth.realm !== this.account) return 'realm is not the account id';
@@ -218,10 +246,13 @@ export class NetSuiteSimulator {
     const tokenSecret = this.tokens.get(oauth.oauth_token ?? '');
     if (tokenSecret === undefined) return 'unknown token';
     const timestamp = Number(oauth.oauth_timestamp);
-    if (!/^\d+$/.test(oauth.oauth_timestamp ?? '') || Math.abs(timestamp - this.clock() / 1000) > NS_SIM_SKEW_SECONDS) return 'timestamp outside the allowed skew';
+    if (!/^\d+$/.test(oauth.oauth_timestamp ?? '') || Math.abs(timestamp - this.clock() / 1000) > NS_SIM_SKEW_SECONDS)
+      return 'timestamp outside the allowed skew';
     if (!oauth.oauth_nonce) return 'no nonce';
     const url = `http://${request.headers.host}${request.url}`;
-    const expected = createHmac('sha256', `${pct(consumerSecret)}&${pct(tokenSecret)}`).update(tbaBaseString(request.method, url, oauth)).digest();
+    const expected = createHmac('sha256', `${pct(consumerSecret)}&${pct(tokenSecret)}`)
+      .update(tbaBaseString(request.method, url, oauth))
+      .digest();
     const given = Buffer.from(oauth.oauth_signature ?? '', 'base64');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'signature does not match';
     const nonceKey = `${oauth.oauth_consumer_key}:${oauth.oauth_token}:${oauth.oauth_timestamp}:${oauth.oauth_nonce}`;
@@ -233,7 +264,9 @@ export class NetSuiteSimulator {
   /** A declared record of a kind, by a reference's id or external ID; in open mode any reference is known. */
   private lookup(kind: SimRefKind, ref: Ref | undefined): { id: string; ref: SimRef } | 'missing' | 'open' {
     if (kind === 'customer') {
-      const created = [...this.customers.values()].find((c) => c.id === ref?.id || (ref?.externalId !== undefined && c.body.externalId === ref.externalId));
+      const created = [...this.customers.values()].find(
+        (c) => c.id === ref?.id || (ref?.externalId !== undefined && c.body.externalId === ref.externalId),
+      );
       if (created) return { id: created.id, ref: { externalId: created.body.externalId, subsidiary: created.body.subsidiary?.id } };
     }
     const table = this.options.references?.[kind];
@@ -247,9 +280,13 @@ export class NetSuiteSimulator {
   /** NetSuite's refusal of a reference it does not know (or that is inactive), pointing at the field. */
   private checkRef(kind: SimRefKind, ref: Ref | undefined, path: string): Failure | undefined {
     const found = this.lookup(kind, ref);
-    const field = path.split('.').pop()!.replace(/\[\d+\]$/, '');
+    const field = path
+      .split('.')
+      .pop()!
+      .replace(/\[\d+\]$/, '');
     const shown = ref?.id ?? ref?.externalId ?? ref?.refName ?? '';
-    if (found === 'missing' || (found !== 'open' && found.ref.inactive)) return { status: 400, code: 'INVALID_KEY_OR_REF', detail: `Invalid Field Value ${shown} for the following field: ${field}`, path };
+    if (found === 'missing' || (found !== 'open' && found.ref.inactive))
+      return { status: 400, code: 'INVALID_KEY_OR_REF', detail: `Invalid Field Value ${shown} for the following field: ${field}`, path };
     return undefined;
   }
 
@@ -260,18 +297,35 @@ export class NetSuiteSimulator {
 
   private checkPeriod(tranDate: string | undefined): Failure | undefined {
     if (this.options.closedThrough && tranDate && tranDate <= this.options.closedThrough) {
-      return { status: 400, code: 'USER_ERROR', detail: `The accounting period of the transaction date ${tranDate} is closed. You cannot post to a closed period.` };
+      return {
+        status: 400,
+        code: 'USER_ERROR',
+        detail: `The accounting period of the transaction date ${tranDate} is closed. You cannot post to a closed period.`,
+      };
     }
     return undefined;
   }
 
   /** The transaction's subsidiary, currency and customer: known, and the customer belongs to the subsidiary. */
-  private checkHeader(body: { subsidiary?: Ref; currency?: Ref; tranDate?: string }, entity: Ref | undefined, entityPath: string): Failure | undefined {
-    const failure = this.checkRef('subsidiary', body.subsidiary, 'subsidiary') ?? this.checkRef('currency', body.currency, 'currency') ?? (entity ? this.checkRef('customer', entity, entityPath) : undefined) ?? this.checkPeriod(body.tranDate);
+  private checkHeader(
+    body: { subsidiary?: Ref; currency?: Ref; tranDate?: string },
+    entity: Ref | undefined,
+    entityPath: string,
+  ): Failure | undefined {
+    const failure =
+      this.checkRef('subsidiary', body.subsidiary, 'subsidiary') ??
+      this.checkRef('currency', body.currency, 'currency') ??
+      (entity ? this.checkRef('customer', entity, entityPath) : undefined) ??
+      this.checkPeriod(body.tranDate);
     if (failure) return failure;
     const customerSubsidiary = entity ? this.customerSubsidiary(entity) : undefined;
     if (customerSubsidiary !== undefined && body.subsidiary?.id !== undefined && customerSubsidiary !== body.subsidiary.id) {
-      return { status: 400, code: 'INVALID_KEY_OR_REF', detail: `Invalid entity reference key ${entity?.id ?? entity?.externalId} for subsidiary ${body.subsidiary.id}.`, path: entityPath };
+      return {
+        status: 400,
+        code: 'INVALID_KEY_OR_REF',
+        detail: `Invalid entity reference key ${entity?.id ?? entity?.externalId} for subsidiary ${body.subsidiary.id}.`,
+        path: entityPath,
+      };
     }
     return undefined;
   }
@@ -283,7 +337,8 @@ export class NetSuiteSimulator {
     let remaining = new Decimal((invoice.body as SalesRecord).total ?? '0');
     for (const r of this.records.values()) {
       if (r.type !== 'creditMemo' || r.id === except) continue;
-      for (const a of (r.body as SalesRecord).apply?.items ?? []) if (a.apply !== false && a.doc?.id === invoiceId) remaining = remaining.minus(new Decimal(a.amount ?? '0'));
+      for (const a of (r.body as SalesRecord).apply?.items ?? [])
+        if (a.apply !== false && a.doc?.id === invoiceId) remaining = remaining.minus(new Decimal(a.amount ?? '0'));
     }
     for (const p of this.payments) {
       if (p.id === except) continue;
@@ -298,49 +353,85 @@ export class NetSuiteSimulator {
       if (line.apply === false) continue;
       const path = `apply.items[${index}].doc`;
       const invoice = [...this.records.values()].find((r) => r.id === line.doc?.id && r.type === 'invoice');
-      if (!invoice) return { status: 400, code: 'INVALID_KEY_OR_REF', detail: `Invalid Field Value ${line.doc?.id ?? ''} for the following field: doc`, path };
-      if (!/^\d+(\.\d+)?$/.test(line.amount ?? '')) return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Invalid amount ${line.amount}`, path: `apply.items[${index}].amount` };
-      if (new Decimal(line.amount!).gt(this.amountRemaining(invoice.id, self))) return { status: 400, code: 'USER_ERROR', detail: `The amount applied to invoice ${invoice.id} exceeds its amount due.`, path: `apply.items[${index}].amount` };
+      if (!invoice)
+        return {
+          status: 400,
+          code: 'INVALID_KEY_OR_REF',
+          detail: `Invalid Field Value ${line.doc?.id ?? ''} for the following field: doc`,
+          path,
+        };
+      if (!/^\d+(\.\d+)?$/.test(line.amount ?? ''))
+        return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Invalid amount ${line.amount}`, path: `apply.items[${index}].amount` };
+      if (new Decimal(line.amount!).gt(this.amountRemaining(invoice.id, self)))
+        return {
+          status: 400,
+          code: 'USER_ERROR',
+          detail: `The amount applied to invoice ${invoice.id} exceeds its amount due.`,
+          path: `apply.items[${index}].amount`,
+        };
     }
     return undefined;
   }
 
   /** A customer payment applied to invoices this simulator holds (by external ID); returns its internal id. */
-  addPayment(payment: { tranDate: string; modifiedAt: string; currency?: string; applications: Array<{ invoiceExternalId: string; amount: string }> }): string {
+  addPayment(payment: {
+    tranDate: string;
+    modifiedAt: string;
+    currency?: string;
+    applications: Array<{ invoiceExternalId: string; amount: string }>;
+  }): string {
     const id = String(9000 + this.payments.length + 1);
     const applications = payment.applications.map((a) => {
       const record = this.records.get(a.invoiceExternalId);
       if (!record || record.type !== 'invoice') throw new Error(`no invoice ${a.invoiceExternalId} in the simulator`);
       return { invoiceId: record.id, amount: a.amount };
     });
-    const currency = payment.currency ?? this.currencySymbol((this.records.get(payment.applications[0]!.invoiceExternalId)!.body as SalesRecord).currency) ?? 'USD';
+    const currency =
+      payment.currency ??
+      this.currencySymbol((this.records.get(payment.applications[0]!.invoiceExternalId)!.body as SalesRecord).currency) ??
+      'USD';
     this.payments.push({ id, tranDate: payment.tranDate, modifiedAt: payment.modifiedAt, currency, applications });
     return id;
   }
 
   /** Sales records of one type (invoice or creditMemo), by external ID. */
   sales(type: 'invoice' | 'creditMemo'): Array<{ eid: string; id: string; body: SalesRecord; writes: number }> {
-    return [...this.records.entries()].filter(([, r]) => r.type === type).map(([eid, r]) => ({ eid, id: r.id, body: r.body as SalesRecord, writes: r.writes }));
+    return [...this.records.entries()]
+      .filter(([, r]) => r.type === type)
+      .map(([eid, r]) => ({ eid, id: r.id, body: r.body as SalesRecord, writes: r.writes }));
   }
 
   /** The invoice / creditMemo upsert: required fields, references, item and tax-detail lines, total = amounts + tax. */
   private validateSales(body: SalesRecord): Failure | { total: string } {
-    const missing = [!body.entity?.externalId && !body.entity?.id && 'Customer', !body.subsidiary?.id && !body.subsidiary?.externalId && 'Subsidiary', !body.tranDate && 'Date'].filter(Boolean);
+    const missing = [
+      !body.entity?.externalId && !body.entity?.id && 'Customer',
+      !body.subsidiary?.id && !body.subsidiary?.externalId && 'Subsidiary',
+      !body.tranDate && 'Date',
+    ].filter(Boolean);
     if (missing.length > 0) return { status: 400, code: 'USER_ERROR', detail: `Please enter value(s) for: ${missing.join(', ')}` };
     if (this.options.legacyTax && (body.taxDetails || body.taxDetailsOverride || body.nexus)) {
-      return { status: 400, code: 'INVALID_FLD_VALUE', detail: 'The taxDetails sublist and nexus field are available only when the SuiteTax feature is enabled. This account uses legacy tax.', path: 'taxDetails' };
+      return {
+        status: 400,
+        code: 'INVALID_FLD_VALUE',
+        detail:
+          'The taxDetails sublist and nexus field are available only when the SuiteTax feature is enabled. This account uses legacy tax.',
+        path: 'taxDetails',
+      };
     }
     const header = this.checkHeader(body, body.entity, 'entity');
     if (header) return header;
     const items = body.item?.items ?? [];
-    if (items.length === 0) return { status: 400, code: 'USER_ERROR', detail: 'You must enter at least one line item for this transaction.' };
+    if (items.length === 0)
+      return { status: 400, code: 'USER_ERROR', detail: 'You must enter at least one line item for this transaction.' };
     const decimal = /^-?\d+(\.\d+)?$/;
     let total = new Decimal(0);
     for (const [index, line] of items.entries()) {
-      if (!line.item?.externalId && !line.item?.id) return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Line ${index + 1}: Please enter value(s) for: Item` };
+      if (!line.item?.externalId && !line.item?.id)
+        return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Line ${index + 1}: Please enter value(s) for: Item` };
       const ref = this.checkRef('item', line.item, `item.items[${index}].item`);
       if (ref) return ref;
-      if (!decimal.test(line.amount ?? '')) return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Line ${index + 1}: Invalid amount ${line.amount}` };
+      if (!decimal.test(line.amount ?? ''))
+        return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Line ${index + 1}: Invalid amount ${line.amount}` };
       total = total.plus(new Decimal(line.amount!));
     }
     if (body.taxDetailsOverride) {
@@ -350,11 +441,16 @@ export class NetSuiteSimulator {
       }
       const references = new Set(items.map((l) => l.taxDetailsReference));
       for (const [index, detail] of (body.taxDetails?.items ?? []).entries()) {
-        if (!references.has(detail.taxDetailsReference)) return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Tax detail ${detail.taxDetailsReference} references no line` };
-        if (!detail.taxCode?.externalId && !detail.taxCode?.id) return { status: 400, code: 'INVALID_FLD_VALUE', detail: 'Please enter value(s) for: Tax Code' };
-        const ref = (detail.taxType ? this.checkRef('tax_type', detail.taxType, `taxDetails.items[${index}].taxType`) : undefined) ?? this.checkRef('tax_code', detail.taxCode, `taxDetails.items[${index}].taxCode`);
+        if (!references.has(detail.taxDetailsReference))
+          return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Tax detail ${detail.taxDetailsReference} references no line` };
+        if (!detail.taxCode?.externalId && !detail.taxCode?.id)
+          return { status: 400, code: 'INVALID_FLD_VALUE', detail: 'Please enter value(s) for: Tax Code' };
+        const ref =
+          (detail.taxType ? this.checkRef('tax_type', detail.taxType, `taxDetails.items[${index}].taxType`) : undefined) ??
+          this.checkRef('tax_code', detail.taxCode, `taxDetails.items[${index}].taxCode`);
         if (ref) return ref;
-        if (!decimal.test(detail.taxAmount ?? '')) return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Invalid tax amount ${detail.taxAmount}` };
+        if (!decimal.test(detail.taxAmount ?? ''))
+          return { status: 400, code: 'INVALID_FLD_VALUE', detail: `Invalid tax amount ${detail.taxAmount}` };
         total = total.plus(new Decimal(detail.taxAmount!));
       }
     }
@@ -368,15 +464,28 @@ export class NetSuiteSimulator {
 
   /** SuiteQL over customer payments: the query paymentsQuery writes (CustPymt joined to invoices), since a timestamp. */
   private paymentRows(q: string, query: { limit?: string; offset?: string }) {
-    if (!q.includes("p.type = 'CustPymt'") || !q.includes("l.linktype = 'Payment'") || !/JOIN previoustransactionlinelink l ON l\.nextdoc = p\.id/i.test(q)) return undefined;
+    if (
+      !q.includes("p.type = 'CustPymt'") ||
+      !q.includes("l.linktype = 'Payment'") ||
+      !/JOIN previoustransactionlinelink l ON l\.nextdoc = p\.id/i.test(q)
+    )
+      return undefined;
     const since = /p\.lastmodifieddate >= TO_TIMESTAMP\('([^']+)', 'YYYY-MM-DD HH24:MI:SS'\)/.exec(q)?.[1] ?? '';
     const excluded = /p\.externalid NOT LIKE '([A-Za-z0-9_-]+)%'/.exec(q)?.[1];
-    const invoices = new Map([...this.records.entries()].filter(([, r]) => r.type === 'invoice').map(([eid, r]) => [r.id, { eid, body: r.body as SalesRecord }]));
+    const invoices = new Map(
+      [...this.records.entries()].filter(([, r]) => r.type === 'invoice').map(([eid, r]) => [r.id, { eid, body: r.body as SalesRecord }]),
+    );
     const rows = this.payments
       .filter((p) => p.modifiedAt >= since)
       .filter((p) => excluded === undefined || p.externalId === undefined || !p.externalId.startsWith(excluded))
       .flatMap((p) => p.applications.map((a) => ({ p, a })))
-      .sort((x, y) => (x.p.modifiedAt < y.p.modifiedAt ? -1 : x.p.modifiedAt > y.p.modifiedAt ? 1 : Number(x.p.id) - Number(y.p.id) || Number(x.a.invoiceId) - Number(y.a.invoiceId)))
+      .sort((x, y) =>
+        x.p.modifiedAt < y.p.modifiedAt
+          ? -1
+          : x.p.modifiedAt > y.p.modifiedAt
+            ? 1
+            : Number(x.p.id) - Number(y.p.id) || Number(x.a.invoiceId) - Number(y.a.invoiceId),
+      )
       .map(({ p, a }) => ({
         links: [],
         payment_id: p.id,
@@ -402,28 +511,48 @@ export class NetSuiteSimulator {
     const invoice = /WHERE t\.type = 'CustInvc' AND t\.tranid = '((?:[^']|'')*)'$/.exec(q);
     if (invoice) {
       const number = invoice[1]!.replace(/''/g, "'");
-      const rows = [...this.records.values()].filter((r) => r.type === 'invoice' && (r.body as SalesRecord).tranId === number).map((r) => ({ links: [], id: r.id, remaining: this.oracleText(this.amountRemaining(r.id)) }));
+      const rows = [...this.records.values()]
+        .filter((r) => r.type === 'invoice' && (r.body as SalesRecord).tranId === number)
+        .map((r) => ({ links: [], id: r.id, remaining: this.oracleText(this.amountRemaining(r.id)) }));
       return this.page(rows, query);
     }
     const reference = /^SELECT id, isinactive FROM (\w+) WHERE (?:id = (\d+)|externalid = '((?:[^']|'')*)')$/.exec(q);
     if (reference) {
-      const kinds: Record<string, SimRefKind> = { subsidiary: 'subsidiary', account: 'account', item: 'item', currency: 'currency', customer: 'customer', salestaxitem: 'tax_code', taxtype: 'tax_type', nexus: 'nexus' };
+      const kinds: Record<string, SimRefKind> = {
+        subsidiary: 'subsidiary',
+        account: 'account',
+        item: 'item',
+        currency: 'currency',
+        customer: 'customer',
+        salestaxitem: 'tax_code',
+        taxtype: 'tax_type',
+        nexus: 'nexus',
+      };
       const kind = kinds[reference[1]!];
       if (!kind) return { status: 400, code: 'INVALID_SEARCH', detail: `Invalid search query. Unknown table ${reference[1]}.` };
-      if (this.options.legacyTax && (kind === 'nexus' || kind === 'tax_type')) return { status: 400, code: 'INVALID_SEARCH', detail: `Record type ${reference[1]} is available only with the SuiteTax feature.` };
+      if (this.options.legacyTax && (kind === 'nexus' || kind === 'tax_type'))
+        return { status: 400, code: 'INVALID_SEARCH', detail: `Record type ${reference[1]} is available only with the SuiteTax feature.` };
       const found = this.lookup(kind, reference[2] ? { id: reference[2] } : { externalId: reference[3]!.replace(/''/g, "'") });
-      const rows = found === 'missing' ? [] : found === 'open' ? [{ links: [], id: reference[2] ?? '0', isinactive: 'F' }] : [{ links: [], id: found.id, isinactive: found.ref.inactive ? 'T' : 'F' }];
+      const rows =
+        found === 'missing'
+          ? []
+          : found === 'open'
+            ? [{ links: [], id: reference[2] ?? '0', isinactive: 'F' }]
+            : [{ links: [], id: found.id, isinactive: found.ref.inactive ? 'T' : 'F' }];
       return this.page(rows, query);
     }
     if (/FROM accountingperiod p WHERE p\.isposting = 'T' AND p\.closed = 'F'/.test(q)) {
-      const next = this.options.closedThrough ? new Date(Date.parse(`${this.options.closedThrough}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : null;
+      const next = this.options.closedThrough
+        ? new Date(Date.parse(`${this.options.closedThrough}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)
+        : null;
       return this.page([{ links: [], first_open: next }], query);
     }
     return undefined;
   }
 
   private injected(fault: Fault | undefined): Failure | 'timeout' | undefined {
-    if (fault === '429') return { status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', detail: 'Concurrent request limit exceeded. Request blocked.' };
+    if (fault === '429')
+      return { status: 429, code: 'CONCURRENCY_LIMIT_EXCEEDED', detail: 'Concurrent request limit exceeded. Request blocked.' };
     if (fault === '500') return { status: 500, code: 'UNEXPECTED_ERROR', detail: 'An unexpected error occurred.' };
     if (fault === 'invalid') return { status: 400, code: 'INVALID_FLD_VALUE', detail: 'Invalid account reference key 9999.' };
     if (fault === 'timeout') return 'timeout';
@@ -464,13 +593,22 @@ export class NetSuiteSimulator {
         return reply
           .code(401)
           .header('www-authenticate', `OAuth realm="${this.account}"`)
-          .send(this.error(401, 'INVALID_LOGIN', 'Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.'));
+          .send(
+            this.error(
+              401,
+              'INVALID_LOGIN',
+              'Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.',
+            ),
+          );
       }
       this.inFlight += 1;
       this.inFlightMax = Math.max(this.inFlightMax, this.inFlight);
       reply.raw.on('close', () => (this.inFlight -= 1));
       if (this.inFlight > this.options.concurrencyLimit) {
-        return reply.code(429).header('retry-after', '0').send(this.error(429, 'CONCURRENCY_LIMIT_EXCEEDED', 'Concurrent request limit exceeded. Request blocked.'));
+        return reply
+          .code(429)
+          .header('retry-after', '0')
+          .send(this.error(429, 'CONCURRENCY_LIMIT_EXCEEDED', 'Concurrent request limit exceeded. Request blocked.'));
       }
       if (this.options.serviceMs) await new Promise((r) => setTimeout(r, this.options.serviceMs));
     });
@@ -483,7 +621,11 @@ export class NetSuiteSimulator {
         await new Promise((r) => setTimeout(r, this.options.timeoutDelayMs));
         return reply.code(500).send(this.error(500, 'TIMEOUT', 'too late'));
       }
-      if (injected) return reply.code(injected.status).header(injected.status === 429 ? 'retry-after' : 'x-sim', '0').send(this.fail(injected));
+      if (injected)
+        return reply
+          .code(injected.status)
+          .header(injected.status === 429 ? 'retry-after' : 'x-sim', '0')
+          .send(this.fail(injected));
       if (this.options.putDelayMs) await new Promise((r) => setTimeout(r, this.options.putDelayMs));
       const written = write();
       if (typeof written !== 'string') return reply.code(written.status).send(this.fail(written));
@@ -509,7 +651,8 @@ export class NetSuiteSimulator {
     app.get('/services/rest/record/v1/journalEntry/:eid', async (request, reply) => {
       const eid = eidOf(request);
       const found = this.records.get(eid);
-      if (!found || found.type !== undefined) return reply.code(404).send(this.error(404, 'NONEXISTENT_ID', `Record ${eid} was not found.`));
+      if (!found || found.type !== undefined)
+        return reply.code(404).send(this.error(404, 'NONEXISTENT_ID', `Record ${eid} was not found.`));
       return { ...found.body, id: found.id, externalId: eid };
     });
     app.put('/services/rest/record/v1/journalEntry/:eid', async (request, reply) =>
@@ -521,14 +664,17 @@ export class NetSuiteSimulator {
         let debit = new Decimal(0);
         let credit = new Decimal(0);
         for (const [index, item] of body.line.items.entries()) {
-          const ref = this.checkRef('account', item.account, `line.items[${index}].account`) ?? (item.entity ? this.checkRef('customer', item.entity, `line.items[${index}].entity`) : undefined);
+          const ref =
+            this.checkRef('account', item.account, `line.items[${index}].account`) ??
+            (item.entity ? this.checkRef('customer', item.entity, `line.items[${index}].entity`) : undefined);
           if (ref) return ref;
           debit = debit.plus(new Decimal(item.debit ?? '0'));
           credit = credit.plus(new Decimal(item.credit ?? '0'));
         }
         if (!debit.eq(credit)) return { status: 400, code: 'JE_UNBALANCED', detail: 'This transaction is not in balance.' };
         const existing = this.records.get(eid);
-        if (existing && existing.type !== undefined) return { status: 400, code: 'DUP_RCRD', detail: `A record with external ID ${eid} already exists.` };
+        if (existing && existing.type !== undefined)
+          return { status: 400, code: 'DUP_RCRD', detail: `A record with external ID ${eid} already exists.` };
         return upsertTransaction(eid, undefined, body);
       }),
     );
@@ -537,7 +683,12 @@ export class NetSuiteSimulator {
         const eid = eidOf(request);
         const found = this.records.get(eid);
         if (!found || found.type !== type) return reply.code(404).send(this.error(404, 'NONEXISTENT_ID', `Record ${eid} was not found.`));
-        return { ...found.body, id: found.id, externalId: eid, ...(type === 'invoice' ? { amountRemaining: this.oracleText(this.amountRemaining(found.id)) } : {}) };
+        return {
+          ...found.body,
+          id: found.id,
+          externalId: eid,
+          ...(type === 'invoice' ? { amountRemaining: this.oracleText(this.amountRemaining(found.id)) } : {}),
+        };
       });
       app.put(`/services/rest/record/v1/${type}/:eid`, async (request, reply) =>
         put(request, reply, type, () => {
@@ -546,7 +697,8 @@ export class NetSuiteSimulator {
           const checked = this.validateSales(body);
           if ('code' in checked) return checked;
           const existing = this.records.get(eid);
-          if (existing && existing.type !== type) return { status: 400, code: 'DUP_RCRD', detail: `A record with external ID ${eid} already exists.` };
+          if (existing && existing.type !== type)
+            return { status: 400, code: 'DUP_RCRD', detail: `A record with external ID ${eid} already exists.` };
           if (type === 'creditMemo') {
             const applied = this.checkApply(body.apply, existing?.id);
             if (applied) return applied;
@@ -589,13 +741,16 @@ export class NetSuiteSimulator {
       put(request, reply, 'customerPayment', () => {
         const eid = eidOf(request);
         const body = request.body as PaymentRecord;
-        if (!body.customer || !body.payment || !body.tranDate) return { status: 400, code: 'USER_ERROR', detail: 'Please enter value(s) for: Customer, Payment Amount, Date' };
+        if (!body.customer || !body.payment || !body.tranDate)
+          return { status: 400, code: 'USER_ERROR', detail: 'Please enter value(s) for: Customer, Payment Amount, Date' };
         const header = this.checkHeader(body, body.customer, 'customer') ?? this.checkRef('account', body.account, 'account');
         if (header) return header;
         const existing = this.pushedPayments.get(eid);
         const applied = this.checkApply(body.apply, existing?.id);
         if (applied) return applied;
-        const applications = (body.apply?.items ?? []).filter((a) => a.apply !== false).map((a) => ({ invoiceId: a.doc!.id!, amount: a.amount! }));
+        const applications = (body.apply?.items ?? [])
+          .filter((a) => a.apply !== false)
+          .map((a) => ({ invoiceId: a.doc!.id!, amount: a.amount! }));
         const modifiedAt = new Date(this.clock()).toISOString().slice(0, 19).replace('T', ' ');
         if (existing) {
           existing.body = body;
@@ -606,14 +761,32 @@ export class NetSuiteSimulator {
         }
         const id = String(9000 + this.payments.length + 1);
         this.pushedPayments.set(eid, { id, body, writes: 1 });
-        this.payments.push({ id, tranDate: body.tranDate, modifiedAt, currency: this.currencySymbol(body.currency) ?? '', externalId: eid, applications });
+        this.payments.push({
+          id,
+          tranDate: body.tranDate,
+          modifiedAt,
+          currency: this.currencySymbol(body.currency) ?? '',
+          externalId: eid,
+          applications,
+        });
         return id;
       }),
     );
     // A SuiteTax-only record type: present only when the account has SuiteTax.
     app.get('/services/rest/record/v1/nexus', async (_request, reply) => {
-      if (this.options.legacyTax) return reply.code(400).send(this.error(400, 'INVALID_PARAMETER', "Record type 'nexus' does not exist. Nexus records are available only when the SuiteTax feature is enabled."));
-      const nexus = Object.keys(this.options.references?.nexus ?? {}).slice(0, 1).map((id) => ({ links: [], id }));
+      if (this.options.legacyTax)
+        return reply
+          .code(400)
+          .send(
+            this.error(
+              400,
+              'INVALID_PARAMETER',
+              "Record type 'nexus' does not exist. Nexus records are available only when the SuiteTax feature is enabled.",
+            ),
+          );
+      const nexus = Object.keys(this.options.references?.nexus ?? {})
+        .slice(0, 1)
+        .map((id) => ({ links: [], id }));
       return { links: [], count: nexus.length, hasMore: false, offset: 0, totalResults: nexus.length, items: nexus };
     });
     // SuiteQL: the queries the connector writes (payments, listings, invoices by number, reference states, periods).
@@ -633,7 +806,16 @@ export class NetSuiteSimulator {
       // Journal entries (type Journal: their debit total) and sales records (CustInvc, CustCred: their total with tax).
       const types = { invoice: 'CustInvc', creditMemo: 'CustCred' } as const;
       const rows = [...this.records.entries()]
-        .map(([eid, r]) => ({ eid, id: r.id, type: r.type, body: r.body as (JournalEntry | SalesRecord) & { tranDate?: string; subsidiary?: { id?: string }; currency?: { refName?: string } } }))
+        .map(([eid, r]) => ({
+          eid,
+          id: r.id,
+          type: r.type,
+          body: r.body as (JournalEntry | SalesRecord) & {
+            tranDate?: string;
+            subsidiary?: { id?: string };
+            currency?: { refName?: string };
+          },
+        }))
         .filter(({ body }) => body.subsidiary?.id === subsidiary && (body.tranDate ?? '') >= from && (body.tranDate ?? '') < to)
         .sort((a, b) => Number(a.id) - Number(b.id))
         .map(({ eid, id, type, body }) => ({
@@ -643,11 +825,22 @@ export class NetSuiteSimulator {
           type: type === undefined ? 'Journal' : types[type],
           currency: this.currencySymbol(body.currency),
           trandate: body.tranDate,
-          amount: oracleText(type === undefined ? (body as JournalEntry).line.items.reduce((sum, item) => sum.plus(new Decimal(item.debit ?? '0')), new Decimal(0)) : new Decimal((body as SalesRecord).total ?? '0')),
+          amount: oracleText(
+            type === undefined
+              ? (body as JournalEntry).line.items.reduce((sum, item) => sum.plus(new Decimal(item.debit ?? '0')), new Decimal(0))
+              : new Decimal((body as SalesRecord).total ?? '0'),
+          ),
         }));
       const start = Number(offset ?? 0);
       const items = rows.slice(start, start + Number(limit ?? 1000));
-      return { links: [], count: items.length, hasMore: start + items.length < rows.length, offset: start, totalResults: rows.length, items };
+      return {
+        links: [],
+        count: items.length,
+        hasMore: start + items.length < rows.length,
+        offset: start,
+        totalResults: rows.length,
+        items,
+      };
     });
     this.url = await app.listen({ host: '127.0.0.1', port: 0 });
   }

@@ -4,7 +4,16 @@
 // other parts of issue #15 and replace these at merge.
 import { createHmac } from 'node:crypto';
 import OAuth from 'oauth-1.0a';
-import { directCaller, MappingMissing, ReauthorizationRequired, type Authorizer, type ConnectionSettings, type MappingKind, type MappingResolver, type MappingSource } from '../../src/connectors/connection.js';
+import {
+  directCaller,
+  MappingMissing,
+  ReauthorizationRequired,
+  type Authorizer,
+  type ConnectionSettings,
+  type MappingKind,
+  type MappingResolver,
+  type MappingSource,
+} from '../../src/connectors/connection.js';
 import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
 import { References } from '../../src/connectors/netsuite/sales.js';
 import type { TargetLimits } from '../../src/post/target.js';
@@ -18,7 +27,11 @@ export interface TbaCredentials {
 }
 
 /** TBA: every request signed HMAC-SHA256 with realm = the account id (oauth-1.0a). A 401 cannot be refreshed away. */
-export function tbaAuthorizer(connection: string, account = NS_SIM_ACCOUNT, credentials: TbaCredentials = NS_SIM_TBA): Authorizer & { signed: number } {
+export function tbaAuthorizer(
+  connection: string,
+  account = NS_SIM_ACCOUNT,
+  credentials: TbaCredentials = NS_SIM_TBA,
+): Authorizer & { signed: number } {
   const oauth = new OAuth({
     consumer: { key: credentials.consumerKey, secret: credentials.consumerSecret },
     signature_method: 'HMAC-SHA256',
@@ -61,12 +74,23 @@ export type MappingTable = Partial<Record<MappingKind, Record<string, string>>>;
  * Mappings from a table; `identity` maps what the table lacks to the source itself (subsidiaries by id, the rest as
  * `eid:<source>`, a reference by external ID): the shape older tests posted with before mappings existed.
  */
-export function tableMappings(connection: string, table: MappingTable, identity = false, unmapped: readonly MappingKind[] = []): MappingSource & { table: MappingTable } {
+export function tableMappings(
+  connection: string,
+  table: MappingTable,
+  identity = false,
+  unmapped: readonly MappingKind[] = [],
+): MappingSource & { table: MappingTable } {
   return {
     connection,
     table,
     async load(): Promise<MappingResolver> {
-      const find = (kind: MappingKind, source: string) => table[kind]?.[source] ?? (identity && !unmapped.includes(kind) ? (kind === 'subsidiary' ? source : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`) : undefined);
+      const find = (kind: MappingKind, source: string) =>
+        table[kind]?.[source] ??
+        (identity && !unmapped.includes(kind)
+          ? kind === 'subsidiary'
+            ? source
+            : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`
+          : undefined);
       return {
         connection,
         find: (kind, source) => find(kind, source),
@@ -126,6 +150,7 @@ export function netsuiteTarget(url: string, options: NetSuiteTargetFor = {}): Ne
 
 /** References for building a record body directly (unit tests): the table, else the identity of tableMappings. */
 export function tableReferences(table: MappingTable = {}, on = '2026-01-01'): References {
-  const find = (kind: MappingKind, source: string) => table[kind]?.[source] ?? (kind === 'subsidiary' ? source : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`);
+  const find = (kind: MappingKind, source: string) =>
+    table[kind]?.[source] ?? (kind === 'subsidiary' ? source : `eid:${source.replace(/[^A-Za-z0-9_-]/g, '-')}`);
   return new References({ connection: 'test', find, resolve: (kind, source) => find(kind, source) }, on);
 }

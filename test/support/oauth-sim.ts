@@ -39,13 +39,21 @@ export class OAuthSim {
 
   constructor(readonly tenants: SimTenant[] = [{ tenantId: 'tenant-northwind', tenantName: 'Northwind', tenantType: 'ORGANISATION' }]) {
     this.app = Fastify();
-    this.app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+    this.app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
+      done(null, Object.fromEntries(new URLSearchParams(body as string))),
+    );
     this.app.post('/connect/token', async (req, reply) => {
       const form = req.body as Record<string, string>;
       if (form.grant_type === 'authorization_code') {
         const code = this.codes.get(form.code ?? '');
         this.codes.delete(form.code ?? '');
-        if (!code || code.redirectUri !== form.redirect_uri || createHash('sha256').update(form.code_verifier ?? '').digest('base64url') !== code.challenge)
+        if (
+          !code ||
+          code.redirectUri !== form.redirect_uri ||
+          createHash('sha256')
+            .update(form.code_verifier ?? '')
+            .digest('base64url') !== code.challenge
+        )
           return reply.code(400).send({ error: 'invalid_grant' });
         return this.issue(code.grant);
       }
@@ -180,7 +188,8 @@ export class OAuthSim {
       if (protectedHeader.kid !== client.certificateId || protectedHeader.typ !== 'JWT') return refuse();
       if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || payload.exp - payload.iat > 3600) return refuse();
       const scope = payload.scope;
-      if (!(Array.isArray(scope) ? scope.includes('rest_webservices') : String(scope).split(/[ ,]/).includes('rest_webservices'))) return refuse();
+      if (!(Array.isArray(scope) ? scope.includes('rest_webservices') : String(scope).split(/[ ,]/).includes('rest_webservices')))
+        return refuse();
     } catch {
       return refuse();
     }

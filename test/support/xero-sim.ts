@@ -30,7 +30,12 @@ import { parseJsonDecimals } from '../../src/connectors/json-decimal.js';
 
 /** Xero's OpenAPI description: ACCRUE_XERO_SPEC, the shared copy beside the repository, or the copy in test/fixtures/xero. */
 export function xeroSpecPath(): string {
-  const candidates = [process.env.ACCRUE_XERO_SPEC, '../shared/specs/xero/xero_accounting.yaml', '/work/shared/specs/xero/xero_accounting.yaml', 'test/fixtures/xero/xero_accounting.yaml']
+  const candidates = [
+    process.env.ACCRUE_XERO_SPEC,
+    '../shared/specs/xero/xero_accounting.yaml',
+    '/work/shared/specs/xero/xero_accounting.yaml',
+    'test/fixtures/xero/xero_accounting.yaml',
+  ]
     .filter((p): p is string => !!p)
     .map((p) => resolve(p));
   const found = candidates.find((p) => existsSync(p));
@@ -50,7 +55,8 @@ function closed(node: unknown): unknown {
 }
 
 /** The request schemas Accrue's connector uses, by the name the spec gives them. */
-export type XeroRequestSchema = 'ManualJournals' | 'Invoices' | 'CreditNotes' | 'Contacts' | 'Payments' | 'Allocations' | 'Invoice' | 'CreditNote';
+export type XeroRequestSchema =
+  'ManualJournals' | 'Invoices' | 'CreditNotes' | 'Contacts' | 'Payments' | 'Allocations' | 'Invoice' | 'CreditNote';
 let compiled: Map<string, ValidateFunction> | undefined;
 
 /** Errors of `body` against the spec's schema `name` (closed); [] when it fits. */
@@ -60,7 +66,8 @@ export function xeroSchemaErrors(name: XeroRequestSchema, body: unknown): string
     const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
     ajv.addSchema({ $id: 'xero', components: { schemas: closed(spec.components.schemas) } });
     compiled = new Map();
-    for (const n of ['ManualJournals', 'Invoices', 'CreditNotes', 'Contacts', 'Payments', 'Allocations', 'Invoice', 'CreditNote']) compiled.set(n, ajv.compile({ $ref: `xero#/components/schemas/${n}` }));
+    for (const n of ['ManualJournals', 'Invoices', 'CreditNotes', 'Contacts', 'Payments', 'Allocations', 'Invoice', 'CreditNote'])
+      compiled.set(n, ajv.compile({ $ref: `xero#/components/schemas/${n}` }));
   }
   const validate = compiled.get(name)!;
   return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message} ${JSON.stringify(e.params)}`);
@@ -79,7 +86,16 @@ export interface XeroSalesDocument {
   Date: string;
   DueDate?: string;
   Status: string;
-  LineItems: Array<{ Description?: string; Quantity?: string; UnitAmount?: string; LineAmount?: string; AccountCode?: string; ItemCode?: string; TaxType?: string; TaxAmount?: string }>;
+  LineItems: Array<{
+    Description?: string;
+    Quantity?: string;
+    UnitAmount?: string;
+    LineAmount?: string;
+    AccountCode?: string;
+    ItemCode?: string;
+    TaxType?: string;
+    TaxAmount?: string;
+  }>;
   Total: string;
   TotalTax: string;
   /** Invoices: what is still owed; credit notes: RemainingCredit. Absent on documents pushed by hand: the Total. */
@@ -159,7 +175,14 @@ export class XeroTenant {
   readonly contacts: XeroSimContact[] = [];
   periodLockDate: string | undefined;
   endOfYearLockDate: string | undefined;
-  readonly journals: Array<{ ManualJournalID: string; Narration: string; lines: string[]; accounts?: string[]; Date?: string; Status?: string }> = [];
+  readonly journals: Array<{
+    ManualJournalID: string;
+    Narration: string;
+    lines: string[];
+    accounts?: string[];
+    Date?: string;
+    Status?: string;
+  }> = [];
   readonly invoices: XeroSalesDocument[] = [];
   readonly creditNotes: XeroSalesDocument[] = [];
   readonly payments: XeroSimPayment[] = [];
@@ -188,7 +211,14 @@ export class XeroTenant {
   }
 
   addAccount(a: Partial<XeroSimAccount> & { Code: string }): XeroSimAccount {
-    const account: XeroSimAccount = { AccountID: randomUUID(), Name: `Account ${a.Code}`, Type: 'REVENUE', Status: 'ACTIVE', EnablePaymentsToAccount: a.Type === 'BANK', ...a };
+    const account: XeroSimAccount = {
+      AccountID: randomUUID(),
+      Name: `Account ${a.Code}`,
+      Type: 'REVENUE',
+      Status: 'ACTIVE',
+      EnablePaymentsToAccount: a.Type === 'BANK',
+      ...a,
+    };
     this.accounts.set(account.Code, account);
     return account;
   }
@@ -223,10 +253,22 @@ export class XeroTenant {
 
 // ---------- answers in Xero's shapes ----------
 
-const validation = (...messages: string[]) => ({ ErrorNumber: 10, Type: 'ValidationException', Message: 'A validation exception occurred', Elements: [{ ValidationErrors: messages.map((Message) => ({ Message })) }] });
+const validation = (...messages: string[]) => ({
+  ErrorNumber: 10,
+  Type: 'ValidationException',
+  Message: 'A validation exception occurred',
+  Elements: [{ ValidationErrors: messages.map((Message) => ({ Message })) }],
+});
 const postDataInvalid = (message: string) => ({ ErrorNumber: 14, Type: 'PostDataInvalidException', Message: message });
-const notFound = () => ({ Title: 'Not Found', Status: 404, Detail: 'The resource you\'re looking for cannot be found' });
-const problem = (status: number, title: string, detail: string) => ({ Type: null, Title: title, Status: status, Detail: detail, Instance: randomUUID(), Extensions: {} });
+const notFound = () => ({ Title: 'Not Found', Status: 404, Detail: "The resource you're looking for cannot be found" });
+const problem = (status: number, title: string, detail: string) => ({
+  Type: null,
+  Title: title,
+  Status: status,
+  Detail: detail,
+  Instance: randomUUID(),
+  Extensions: {},
+});
 const msDate = (ms: number) => `/Date(${ms}+0000)/`;
 const dayMs = (date: string) => Date.parse(`${date}T00:00:00Z`);
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -327,7 +369,8 @@ export class XeroSimulator {
     const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
     const grant = token ? this.tokens.get(token) : undefined;
     if (!grant) return { ok: false, status: 401, detail: 'AuthenticationUnsuccessful' };
-    if (this.now() >= grant.expiresAt) return { ok: false, status: 401, detail: `TokenExpired: token expired at ${new Date(grant.expiresAt).toISOString()}` };
+    if (this.now() >= grant.expiresAt)
+      return { ok: false, status: 401, detail: `TokenExpired: token expired at ${new Date(grant.expiresAt).toISOString()}` };
     if (!tenantId || !grant.tenants.has(tenantId)) return { ok: false, status: 403, detail: 'AuthorizationUnsuccessful' };
     return { ok: true };
   }
@@ -335,12 +378,27 @@ export class XeroSimulator {
   // ---------- test back doors ----------
 
   /** A receipt entered in Xero by hand against an invoice, by its number; returns the PaymentID. */
-  addPayment(payment: { invoiceNumber: string; amount: string; date: string; updatedAt: Date; type?: XeroSimPayment['PaymentType']; tenant?: string }): string {
+  addPayment(payment: {
+    invoiceNumber: string;
+    amount: string;
+    date: string;
+    updatedAt: Date;
+    type?: XeroSimPayment['PaymentType'];
+    tenant?: string;
+  }): string {
     const tenant = payment.tenant ? this.tenant(payment.tenant) : this.main;
     const invoice = tenant.invoices.find((i) => i.Number === payment.invoiceNumber);
     if (!invoice) throw new Error(`no invoice ${payment.invoiceNumber} in the simulator`);
     const id = randomUUID();
-    tenant.payments.push({ PaymentID: id, Date: payment.date, Amount: payment.amount, Status: 'AUTHORISED', PaymentType: payment.type ?? 'ACCRECPAYMENT', UpdatedDateUTC: payment.updatedAt.getTime(), invoiceId: invoice.id });
+    tenant.payments.push({
+      PaymentID: id,
+      Date: payment.date,
+      Amount: payment.amount,
+      Status: 'AUTHORISED',
+      PaymentType: payment.type ?? 'ACCRECPAYMENT',
+      UpdatedDateUTC: payment.updatedAt.getTime(),
+      invoiceId: invoice.id,
+    });
     return id;
   }
 
@@ -367,15 +425,22 @@ export class XeroSimulator {
     if (!code) return 'Account code must be specified';
     const account = tenant.accounts.get(code);
     if (!account || account.Status === 'DELETED') return `Account code '${code}' is not a valid code for this document.`;
-    if (account.Status === 'ARCHIVED') return `Account code '${code}' has been archived, or deleted. Each line item must reference a valid account.`;
+    if (account.Status === 'ARCHIVED')
+      return `Account code '${code}' has been archived, or deleted. Each line item must reference a valid account.`;
     return undefined;
   }
 
   private contactOf(tenant: XeroTenant, contact: { ContactID?: string; ContactNumber?: string } | undefined): XeroSimContact | string {
     if (!contact?.ContactID && !contact?.ContactNumber) return 'A Contact must be specified for this type of transaction';
-    const found = contact.ContactID ? tenant.contacts.find((c) => c.ContactID === contact.ContactID) : tenant.contacts.find((c) => c.ContactNumber === contact.ContactNumber);
-    if (!found) return contact.ContactID ? `The contact with ContactID '${contact.ContactID}' could not be found` : `The contact with ContactNumber '${contact.ContactNumber}' could not be found`;
-    if (found.ContactStatus !== 'ACTIVE') return 'The contact with the specified contact details has been archived. The contact must be un-archived before creating new invoices or credit notes.';
+    const found = contact.ContactID
+      ? tenant.contacts.find((c) => c.ContactID === contact.ContactID)
+      : tenant.contacts.find((c) => c.ContactNumber === contact.ContactNumber);
+    if (!found)
+      return contact.ContactID
+        ? `The contact with ContactID '${contact.ContactID}' could not be found`
+        : `The contact with ContactNumber '${contact.ContactNumber}' could not be found`;
+    if (found.ContactStatus !== 'ACTIVE')
+      return 'The contact with the specified contact details has been archived. The contact must be un-archived before creating new invoices or credit notes.';
     return found;
   }
 
@@ -396,9 +461,23 @@ export class XeroSimulator {
     const sum = lines.reduce((s, l) => s.plus(new Decimal(String(l.LineAmount ?? '0'))), new Decimal(0));
     if (!sum.isZero()) problems.push('The total debits must equal total credits');
     if (problems.length > 0) return { status: 400, body: validation(...[...new Set(problems)]) };
-    const journal = { ManualJournalID: randomUUID(), Narration: String(input.Narration), lines: lines.map((l) => String(l.LineAmount)), accounts: lines.map((l) => String(l.AccountCode)), Date: date, Status: String(input.Status ?? 'DRAFT') };
+    const journal = {
+      ManualJournalID: randomUUID(),
+      Narration: String(input.Narration),
+      lines: lines.map((l) => String(l.LineAmount)),
+      accounts: lines.map((l) => String(l.AccountCode)),
+      Date: date,
+      Status: String(input.Status ?? 'DRAFT'),
+    };
     tenant.journals.push(journal);
-    return { status: 200, body: { ManualJournals: [{ ManualJournalID: journal.ManualJournalID, Narration: journal.Narration, Date: msDate(dayMs(date)), Status: journal.Status }] } };
+    return {
+      status: 200,
+      body: {
+        ManualJournals: [
+          { ManualJournalID: journal.ManualJournalID, Narration: journal.Narration, Date: msDate(dayMs(date)), Status: journal.Status },
+        ],
+      },
+    };
   }
 
   /** POST/PUT Invoices / CreditNotes: Xero's checks, then the document with its totals. */
@@ -409,7 +488,10 @@ export class XeroSimulator {
     const contact = this.contactOf(tenant, input.Contact);
     if (typeof contact === 'string') problems.push(contact);
     const currency = String(input.CurrencyCode ?? tenant.baseCurrency);
-    if (!tenant.currencies.has(currency)) problems.push(`The currency code '${currency}' is not a valid currency for this organisation. Currencies must be added in Settings before they are used.`);
+    if (!tenant.currencies.has(currency))
+      problems.push(
+        `The currency code '${currency}' is not a valid currency for this organisation. Currencies must be added in Settings before they are used.`,
+      );
     if (!['Exclusive', 'Inclusive', 'NoTax'].includes(input.LineAmountTypes)) problems.push('LineAmountTypes is not valid');
     if (kind === 'invoice' && input.Status === 'AUTHORISED' && !input.DueDate) problems.push('Due Date is required');
     const date = String(input.Date ?? '');
@@ -417,7 +499,8 @@ export class XeroSimulator {
     if (locked) problems.push(locked);
     const number = String((kind === 'invoice' ? input.InvoiceNumber : input.CreditNoteNumber) ?? '');
     const store = kind === 'invoice' ? tenant.invoices : tenant.creditNotes;
-    if (number && store.some((d) => d.Number === number && d.Status !== 'DELETED' && d.Status !== 'VOIDED')) problems.push(`${kind === 'invoice' ? 'Invoice' : 'Credit Note'} # must be unique.`);
+    if (number && store.some((d) => d.Number === number && d.Status !== 'DELETED' && d.Status !== 'VOIDED'))
+      problems.push(`${kind === 'invoice' ? 'Invoice' : 'Credit Note'} # must be unique.`);
     const lines = (input.LineItems ?? []) as Array<Record<string, any>>;
     if (lines.length === 0) problems.push('At least one line item is required');
     let total = new Decimal(0);
@@ -435,11 +518,20 @@ export class XeroSimulator {
         const rate = taxType ? tenant.taxRates.get(taxType) : undefined;
         // Without a TaxType Xero would take the account's default rate; the simulator refuses instead, so a missing tax
         // mapping can never pass unseen.
-        if (!taxType) problems.push('A TaxType must be specified on each line of a taxed document (this simulator does not apply account default tax rates)');
-        else if (!rate || rate.Status !== 'ACTIVE') problems.push(`The TaxType code '${taxType}' does not exist or cannot be used for this type of transaction.`);
-      } else if (line.TaxAmount !== undefined && !new Decimal(String(line.TaxAmount)).isZero()) problems.push('TaxAmount must be zero on a NoTax document');
+        if (!taxType)
+          problems.push(
+            'A TaxType must be specified on each line of a taxed document (this simulator does not apply account default tax rates)',
+          );
+        else if (!rate || rate.Status !== 'ACTIVE')
+          problems.push(`The TaxType code '${taxType}' does not exist or cannot be used for this type of transaction.`);
+      } else if (line.TaxAmount !== undefined && !new Decimal(String(line.TaxAmount)).isZero())
+        problems.push('TaxAmount must be zero on a NoTax document');
       const amount = new Decimal(String(line.LineAmount ?? '0'));
-      if (line.UnitAmount !== undefined && !new Decimal(String(line.UnitAmount)).times(new Decimal(String(line.Quantity ?? '1'))).equals(amount)) problems.push('LineAmount must equal Quantity × UnitAmount');
+      if (
+        line.UnitAmount !== undefined &&
+        !new Decimal(String(line.UnitAmount)).times(new Decimal(String(line.Quantity ?? '1'))).equals(amount)
+      )
+        problems.push('LineAmount must equal Quantity × UnitAmount');
       total = total.plus(amount);
       tax = tax.plus(new Decimal(String(line.TaxAmount ?? '0')));
     }
@@ -460,14 +552,31 @@ export class XeroSimulator {
       LineItems: lines.map((l) => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, String(v)]))),
       Total: decimalText(total),
       TotalTax: decimalText(tax),
-      ...(kind === 'invoice' ? { AmountDue: decimalText(total), AmountPaid: '0', AmountCredited: '0' } : { RemainingCredit: decimalText(total), Allocations: [] }),
+      ...(kind === 'invoice'
+        ? { AmountDue: decimalText(total), AmountPaid: '0', AmountCredited: '0' }
+        : { RemainingCredit: decimalText(total), Allocations: [] }),
     };
     store.push(document);
-    return { status: 200, body: kind === 'invoice' ? { Invoices: [this.invoiceJson(document)] } : { CreditNotes: [this.creditNoteJson(document)] } };
+    return {
+      status: 200,
+      body: kind === 'invoice' ? { Invoices: [this.invoiceJson(document)] } : { CreditNotes: [this.creditNoteJson(document)] },
+    };
   }
 
   private invoiceJson(d: XeroSalesDocument) {
-    return { InvoiceID: d.id, InvoiceNumber: d.Number, Reference: d.Reference, Status: d.Status, Type: d.Type, CurrencyCode: d.CurrencyCode, Total: d.Total, AmountDue: d.AmountDue ?? d.Total, AmountPaid: d.AmountPaid ?? '0', AmountCredited: d.AmountCredited ?? '0', Contact: d.Contact };
+    return {
+      InvoiceID: d.id,
+      InvoiceNumber: d.Number,
+      Reference: d.Reference,
+      Status: d.Status,
+      Type: d.Type,
+      CurrencyCode: d.CurrencyCode,
+      Total: d.Total,
+      AmountDue: d.AmountDue ?? d.Total,
+      AmountPaid: d.AmountPaid ?? '0',
+      AmountCredited: d.AmountCredited ?? '0',
+      Contact: d.Contact,
+    };
   }
 
   private creditNoteJson(d: XeroSalesDocument) {
@@ -481,12 +590,26 @@ export class XeroSimulator {
       Total: d.Total,
       RemainingCredit: d.RemainingCredit ?? d.Total,
       Contact: d.Contact,
-      Allocations: (d.Allocations ?? []).map((a) => ({ AllocationID: a.AllocationID, Amount: a.Amount, Date: msDate(dayMs(a.Date)), Invoice: { InvoiceID: a.InvoiceID } })),
+      Allocations: (d.Allocations ?? []).map((a) => ({
+        AllocationID: a.AllocationID,
+        Amount: a.Amount,
+        Date: msDate(dayMs(a.Date)),
+        Invoice: { InvoiceID: a.InvoiceID },
+      })),
     };
   }
 
   private contactJson(c: XeroSimContact) {
-    return { ContactID: c.ContactID, ContactNumber: c.ContactNumber, ContactStatus: c.ContactStatus, Name: c.Name, TaxNumber: c.TaxNumber, DefaultCurrency: c.DefaultCurrency, Addresses: c.Addresses ?? [], UpdatedDateUTC: msDate(c.UpdatedDateUTC) };
+    return {
+      ContactID: c.ContactID,
+      ContactNumber: c.ContactNumber,
+      ContactStatus: c.ContactStatus,
+      Name: c.Name,
+      TaxNumber: c.TaxNumber,
+      DefaultCurrency: c.DefaultCurrency,
+      Addresses: c.Addresses ?? [],
+      UpdatedDateUTC: msDate(c.UpdatedDateUTC),
+    };
   }
 
   /** PUT Contacts (create) and POST Contacts/{id} (update): Name required and unique among active contacts, ContactNumber unique. */
@@ -497,20 +620,42 @@ export class XeroSimulator {
     if (!name) return { status: 400, body: validation('The contact name must be specified.') };
     const others = tenant.contacts.filter((c) => c !== existing);
     if (others.some((c) => c.ContactStatus === 'ACTIVE' && c.Name.toLowerCase() === name.toLowerCase())) {
-      return { status: 400, body: validation(`The contact name ${name} is already assigned to another contact. The contact name must be unique across all active contacts.`) };
+      return {
+        status: 400,
+        body: validation(
+          `The contact name ${name} is already assigned to another contact. The contact name must be unique across all active contacts.`,
+        ),
+      };
     }
     const number = text(input.ContactNumber) ?? existing?.ContactNumber;
     if (number && others.some((c) => c.ContactNumber === number)) {
-      return { status: 400, body: validation(`The contact number ${number} is already assigned to another contact. The contact number must be unique across all contacts.`) };
+      return {
+        status: 400,
+        body: validation(
+          `The contact number ${number} is already assigned to another contact. The contact number must be unique across all contacts.`,
+        ),
+      };
     }
     const currency = text(input.DefaultCurrency);
-    if (currency && !tenant.currencies.has(currency)) return { status: 400, body: validation(`The currency code '${currency}' is not a valid currency for this organisation. Currencies must be added in Settings before they are used.`) };
+    if (currency && !tenant.currencies.has(currency))
+      return {
+        status: 400,
+        body: validation(
+          `The currency code '${currency}' is not a valid currency for this organisation. Currencies must be added in Settings before they are used.`,
+        ),
+      };
     const fields = {
       Name: name,
       ...(number ? { ContactNumber: number } : {}),
       ...(input.TaxNumber !== undefined ? { TaxNumber: String(input.TaxNumber) } : {}),
       ...(currency ? { DefaultCurrency: currency } : {}),
-      ...(input.Addresses ? { Addresses: (input.Addresses as Array<Record<string, unknown>>).map((a) => Object.fromEntries(Object.entries(a).map(([k, v]) => [k, String(v)]))) } : {}),
+      ...(input.Addresses
+        ? {
+            Addresses: (input.Addresses as Array<Record<string, unknown>>).map((a) =>
+              Object.fromEntries(Object.entries(a).map(([k, v]) => [k, String(v)])),
+            ),
+          }
+        : {}),
       UpdatedDateUTC: this.now(),
     };
     const contact = existing ? Object.assign(existing, fields) : tenant.addContact(fields);
@@ -530,22 +675,38 @@ export class XeroSimulator {
       if (!invoice) problems.push('Invoice could not be found');
       if (note.Status !== 'AUTHORISED') problems.push('Credit note must be AUTHORISED to be allocated');
       if (invoice && invoice.Status !== 'AUTHORISED') problems.push('Invoice must be AUTHORISED to be allocated a credit note');
-      if (invoice && invoice.CurrencyCode !== note.CurrencyCode) problems.push('The currency of the credit note must match the currency of the invoice');
-      if (invoice && invoice.Contact.ContactID !== note.Contact.ContactID) problems.push('The credit note and the invoice must belong to the same contact');
+      if (invoice && invoice.CurrencyCode !== note.CurrencyCode)
+        problems.push('The currency of the credit note must match the currency of the invoice');
+      if (invoice && invoice.Contact.ContactID !== note.Contact.ContactID)
+        problems.push('The credit note and the invoice must belong to the same contact');
       if (!amount.isPositive() || amount.isZero()) problems.push('The allocation amount must be greater than zero');
-      if (amount.gt(new Decimal(note.RemainingCredit ?? note.Total))) problems.push('The amount allocated cannot be greater than the remaining credit on the credit note');
-      if (invoice && amount.gt(new Decimal(invoice.AmountDue ?? invoice.Total))) problems.push('The amount allocated cannot be greater than the amount due on the invoice');
+      if (amount.gt(new Decimal(note.RemainingCredit ?? note.Total)))
+        problems.push('The amount allocated cannot be greater than the remaining credit on the credit note');
+      if (invoice && amount.gt(new Decimal(invoice.AmountDue ?? invoice.Total)))
+        problems.push('The amount allocated cannot be greater than the amount due on the invoice');
       const locked = this.lockRefusal(tenant, date);
       if (locked) problems.push(locked);
       if (problems.length > 0) return { status: 400, body: validation(...problems) };
-      const allocation = { AllocationID: randomUUID(), Amount: decimalText(amount), Date: date, InvoiceID: invoice!.id, CreditNoteID: note.id };
+      const allocation = {
+        AllocationID: randomUUID(),
+        Amount: decimalText(amount),
+        Date: date,
+        InvoiceID: invoice!.id,
+        CreditNoteID: note.id,
+      };
       (note.Allocations ??= []).push(allocation);
       note.RemainingCredit = decimalText(new Decimal(note.RemainingCredit ?? note.Total).minus(amount));
       if (new Decimal(note.RemainingCredit).isZero()) note.Status = 'PAID';
       invoice!.AmountDue = decimalText(new Decimal(invoice!.AmountDue ?? invoice!.Total).minus(amount));
       invoice!.AmountCredited = decimalText(new Decimal(invoice!.AmountCredited ?? '0').plus(amount));
       if (new Decimal(invoice!.AmountDue).isZero()) invoice!.Status = 'PAID';
-      results.push({ AllocationID: allocation.AllocationID, Amount: allocation.Amount, Date: msDate(dayMs(date)), Invoice: { InvoiceID: invoice!.id }, CreditNote: { CreditNoteID: note.id } });
+      results.push({
+        AllocationID: allocation.AllocationID,
+        Amount: allocation.Amount,
+        Date: msDate(dayMs(date)),
+        Invoice: { InvoiceID: invoice!.id },
+        CreditNote: { CreditNoteID: note.id },
+      });
     }
     return { status: 200, body: { Allocations: results } };
   }
@@ -554,7 +715,9 @@ export class XeroSimulator {
   private pay(tenant: XeroTenant, input: Record<string, any>): { status: number; body: unknown } {
     const results = [];
     for (const p of (input.Payments ?? []) as Array<Record<string, any>>) {
-      const invoice = p.Invoice?.InvoiceID ? tenant.invoices.find((i) => i.id === p.Invoice.InvoiceID) : tenant.invoices.find((i) => i.Number === p.Invoice?.InvoiceNumber);
+      const invoice = p.Invoice?.InvoiceID
+        ? tenant.invoices.find((i) => i.id === p.Invoice.InvoiceID)
+        : tenant.invoices.find((i) => i.Number === p.Invoice?.InvoiceNumber);
       const code = text(p.Account?.Code);
       const account = code ? tenant.accounts.get(code) : undefined;
       const amount = new Decimal(String(p.Amount ?? '0'));
@@ -563,15 +726,30 @@ export class XeroSimulator {
       if (!invoice) problems.push('Invoice could not be found');
       if (!code) problems.push('Account code must be specified');
       else if (!account || account.Status === 'DELETED') problems.push(`Account code '${code}' is not a valid code for this document.`);
-      else if (account.Status === 'ARCHIVED') problems.push(`Account code '${code}' has been archived, or deleted. Each line item must reference a valid account.`);
-      else if (account.Type !== 'BANK' && !account.EnablePaymentsToAccount) problems.push(`Account code '${code}' is not a valid code for this document. Payments must be made to a bank account or an account with payments enabled.`);
+      else if (account.Status === 'ARCHIVED')
+        problems.push(`Account code '${code}' has been archived, or deleted. Each line item must reference a valid account.`);
+      else if (account.Type !== 'BANK' && !account.EnablePaymentsToAccount)
+        problems.push(
+          `Account code '${code}' is not a valid code for this document. Payments must be made to a bank account or an account with payments enabled.`,
+        );
       if (invoice && invoice.Status !== 'AUTHORISED') problems.push('Invoice not of valid status for modification');
       if (!amount.isPositive() || amount.isZero()) problems.push('Payment amount must be greater than zero');
-      if (invoice && amount.gt(new Decimal(invoice.AmountDue ?? invoice.Total))) problems.push('Payment amount exceeds the amount outstanding on this document');
+      if (invoice && amount.gt(new Decimal(invoice.AmountDue ?? invoice.Total)))
+        problems.push('Payment amount exceeds the amount outstanding on this document');
       const locked = this.lockRefusal(tenant, date);
       if (locked) problems.push(locked);
       if (problems.length > 0) return { status: 400, body: validation(...problems) };
-      const payment: XeroSimPayment = { PaymentID: randomUUID(), Date: date, Amount: decimalText(amount), Status: 'AUTHORISED', PaymentType: 'ACCRECPAYMENT', UpdatedDateUTC: this.now(), invoiceId: invoice!.id, Reference: text(p.Reference), AccountCode: code };
+      const payment: XeroSimPayment = {
+        PaymentID: randomUUID(),
+        Date: date,
+        Amount: decimalText(amount),
+        Status: 'AUTHORISED',
+        PaymentType: 'ACCRECPAYMENT',
+        UpdatedDateUTC: this.now(),
+        invoiceId: invoice!.id,
+        Reference: text(p.Reference),
+        AccountCode: code,
+      };
       tenant.payments.push(payment);
       invoice!.AmountDue = decimalText(new Decimal(invoice!.AmountDue ?? invoice!.Total).minus(amount));
       invoice!.AmountPaid = decimalText(new Decimal(invoice!.AmountPaid ?? '0').plus(amount));
@@ -583,7 +761,17 @@ export class XeroSimulator {
 
   private paymentJson(tenant: XeroTenant, p: XeroSimPayment) {
     const invoice = tenant.invoices.find((i) => i.id === p.invoiceId)!;
-    return { PaymentID: p.PaymentID, Date: msDate(dayMs(p.Date)), Amount: p.Amount, Reference: p.Reference, Status: p.Status, PaymentType: p.PaymentType, UpdatedDateUTC: msDate(p.UpdatedDateUTC), Invoice: this.invoiceJson(invoice), ...(p.AccountCode ? { Account: { Code: p.AccountCode } } : {}) };
+    return {
+      PaymentID: p.PaymentID,
+      Date: msDate(dayMs(p.Date)),
+      Amount: p.Amount,
+      Reference: p.Reference,
+      Status: p.Status,
+      PaymentType: p.PaymentType,
+      UpdatedDateUTC: msDate(p.UpdatedDateUTC),
+      Invoice: this.invoiceJson(invoice),
+      ...(p.AccountCode ? { Account: { Code: p.AccountCode } } : {}),
+    };
   }
 
   // ---------- the server ----------
@@ -602,7 +790,9 @@ export class XeroSimulator {
       if (!verdict.ok) {
         this.refused[verdict.status] += 1;
         if (verdict.status === 401) reply.header('www-authenticate', `Bearer error="invalid_token"`);
-        return reply.code(verdict.status).send(problem(verdict.status, verdict.status === 401 ? 'Unauthorized' : 'Forbidden', verdict.detail));
+        return reply
+          .code(verdict.status)
+          .send(problem(verdict.status, verdict.status === 401 ? 'Unauthorized' : 'Forbidden', verdict.detail));
       }
       const tenant = tenantId ? this.tenants.get(tenantId) : undefined;
       if (!tenant) {
@@ -616,11 +806,17 @@ export class XeroSimulator {
       const limited = (problemName: string, retryAfterS: number) => {
         this.refused[429] += 1;
         this.limitedBy.push(problemName);
-        return reply.code(429).header('retry-after', String(Math.max(0, retryAfterS))).header('x-rate-limit-problem', problemName).send({ Title: 'Too Many Requests', Status: 429, Detail: `Rate limit exceeded: ${problemName}` });
+        return reply
+          .code(429)
+          .header('retry-after', String(Math.max(0, retryAfterS)))
+          .header('x-rate-limit-problem', problemName)
+          .send({ Title: 'Too Many Requests', Status: 429, Detail: `Rate limit exceeded: ${problemName}` });
       };
       if (tenant.inFlight + 1 > (this.options.concurrent ?? 5)) return limited('concurrent', 1);
-      if (tenant.dayCalls.length >= (this.options.perDay ?? 5000)) return limited('day', Math.ceil((tenant.dayCalls[0]! + 86_400_000 - now) / 1000));
-      if (tenant.minuteCalls.length >= (this.options.perMinute ?? 60)) return limited('minute', Math.ceil((tenant.minuteCalls[0]! + window - now) / 1000));
+      if (tenant.dayCalls.length >= (this.options.perDay ?? 5000))
+        return limited('day', Math.ceil((tenant.dayCalls[0]! + 86_400_000 - now) / 1000));
+      if (tenant.minuteCalls.length >= (this.options.perMinute ?? 60))
+        return limited('minute', Math.ceil((tenant.minuteCalls[0]! + window - now) / 1000));
       tenant.minuteCalls.push(now);
       tenant.dayCalls.push(now);
       tenant.calls += 1;
@@ -635,7 +831,12 @@ export class XeroSimulator {
     const query = (request: FastifyRequest) => request.query as Record<string, string | undefined>;
 
     /** A write: the body validated against the spec, the Idempotency-Key honoured, faults injected, then `create`. */
-    const write = (schema: XeroRequestSchema, create: (tenant: XeroTenant, input: Record<string, any>, request: FastifyRequest) => { status: number; body: unknown }, faults = false) =>
+    const write =
+      (
+        schema: XeroRequestSchema,
+        create: (tenant: XeroTenant, input: Record<string, any>, request: FastifyRequest) => { status: number; body: unknown },
+        faults = false,
+      ) =>
       async (request: FastifyRequest, reply: FastifyReply) => {
         const tenant = tenantOf(request);
         const body = String(request.body ?? '');
@@ -652,7 +853,12 @@ export class XeroSimulator {
         const earlier = key ? tenant.answers.get(key) : undefined;
         if (earlier) return reply.code(200).type('application/json').send(earlier);
         const fault = faults ? this.faults.shift() : undefined;
-        if (fault === '429') return reply.code(429).header('retry-after', '0').header('x-rate-limit-problem', 'minute').send({ Title: 'Too Many Requests', Status: 429 });
+        if (fault === '429')
+          return reply
+            .code(429)
+            .header('retry-after', '0')
+            .header('x-rate-limit-problem', 'minute')
+            .send({ Title: 'Too Many Requests', Status: 429 });
         if (fault === '500') return reply.code(503).send({ Message: 'Service unavailable' });
         if (fault === 'invalid') return reply.code(400).send(validation("Account code '9999' is not a valid code for this document."));
         if (fault === 'timeout') {
@@ -672,14 +878,38 @@ export class XeroSimulator {
     const first = <T>(input: Record<string, any>, collection: string): T => ((input[collection] ?? []) as T[])[0] ?? ({} as T);
 
     for (const method of ['PUT', 'POST'] as const) {
-      app.route({ method, url: '/api.xro/2.0/ManualJournals', handler: write('ManualJournals', (t, input) => this.createJournal(t, first(input, 'ManualJournals')), true) });
-      app.route({ method, url: '/api.xro/2.0/Invoices', handler: write('Invoices', (t, input) => this.createSales(t, 'invoice', first(input, 'Invoices')), true) });
-      app.route({ method, url: '/api.xro/2.0/CreditNotes', handler: write('CreditNotes', (t, input) => this.createSales(t, 'credit_note', first(input, 'CreditNotes')), true) });
+      app.route({
+        method,
+        url: '/api.xro/2.0/ManualJournals',
+        handler: write('ManualJournals', (t, input) => this.createJournal(t, first(input, 'ManualJournals')), true),
+      });
+      app.route({
+        method,
+        url: '/api.xro/2.0/Invoices',
+        handler: write('Invoices', (t, input) => this.createSales(t, 'invoice', first(input, 'Invoices')), true),
+      });
+      app.route({
+        method,
+        url: '/api.xro/2.0/CreditNotes',
+        handler: write('CreditNotes', (t, input) => this.createSales(t, 'credit_note', first(input, 'CreditNotes')), true),
+      });
     }
-    app.put('/api.xro/2.0/Contacts', write('Contacts', (t, input) => this.saveContact(t, first(input, 'Contacts'))));
-    app.post('/api.xro/2.0/Contacts/:id', write('Contacts', (t, input, r) => this.saveContact(t, first(input, 'Contacts'), (r.params as { id: string }).id)));
-    app.put('/api.xro/2.0/CreditNotes/:id/Allocations', write('Allocations', (t, input, r) => this.allocate(t, (r.params as { id: string }).id, input)));
-    app.put('/api.xro/2.0/Payments', write('Payments', (t, input) => this.pay(t, input)));
+    app.put(
+      '/api.xro/2.0/Contacts',
+      write('Contacts', (t, input) => this.saveContact(t, first(input, 'Contacts'))),
+    );
+    app.post(
+      '/api.xro/2.0/Contacts/:id',
+      write('Contacts', (t, input, r) => this.saveContact(t, first(input, 'Contacts'), (r.params as { id: string }).id)),
+    );
+    app.put(
+      '/api.xro/2.0/CreditNotes/:id/Allocations',
+      write('Allocations', (t, input, r) => this.allocate(t, (r.params as { id: string }).id, input)),
+    );
+    app.put(
+      '/api.xro/2.0/Payments',
+      write('Payments', (t, input) => this.pay(t, input)),
+    );
 
     app.get('/api.xro/2.0/Organisation', async (request) => {
       const t = tenantOf(request);
@@ -698,7 +928,9 @@ export class XeroSimulator {
     const whereValue = (where: string | undefined, field: string) => new RegExp(`${field}==(?:Guid\\()?"([^"]*)"`).exec(where ?? '')?.[1];
     app.get('/api.xro/2.0/Accounts', async (request) => {
       const code = whereValue(query(request).where, 'Code');
-      return { Accounts: [...tenantOf(request).accounts.values()].filter((a) => code === undefined || a.Code === code && a.Status !== 'DELETED') };
+      return {
+        Accounts: [...tenantOf(request).accounts.values()].filter((a) => code === undefined || (a.Code === code && a.Status !== 'DELETED')),
+      };
     });
     app.get('/api.xro/2.0/TaxRates', async (request) => {
       const taxType = whereValue(query(request).where, 'TaxType');
@@ -708,14 +940,22 @@ export class XeroSimulator {
       const code = whereValue(query(request).where, 'Code');
       return { Items: [...tenantOf(request).items.values()].filter((i) => code === undefined || i.Code === code) };
     });
-    app.get('/api.xro/2.0/Currencies', async (request) => ({ Currencies: [...tenantOf(request).currencies].map((Code) => ({ Code, Description: Code })) }));
+    app.get('/api.xro/2.0/Currencies', async (request) => ({
+      Currencies: [...tenantOf(request).currencies].map((Code) => ({ Code, Description: Code })),
+    }));
     app.get('/api.xro/2.0/Contacts', async (request) => {
       const q = query(request);
       const number = whereValue(q.where, 'ContactNumber');
       const id = whereValue(q.where, 'ContactID');
       const name = whereValue(q.where, 'Name');
       const archived = q.includeArchived === 'true';
-      const list = tenantOf(request).contacts.filter((c) => (archived || c.ContactStatus === 'ACTIVE') && (number === undefined || c.ContactNumber === number) && (id === undefined || c.ContactID === id) && (name === undefined || c.Name === name));
+      const list = tenantOf(request).contacts.filter(
+        (c) =>
+          (archived || c.ContactStatus === 'ACTIVE') &&
+          (number === undefined || c.ContactNumber === number) &&
+          (id === undefined || c.ContactID === id) &&
+          (name === undefined || c.Name === name),
+      );
       return { Contacts: list.map((c) => this.contactJson(c)) };
     });
 
@@ -729,13 +969,19 @@ export class XeroSimulator {
         const page = Number(query(request).page ?? 1);
         const inRange = t.journals.filter((j) => (j.Date ?? '') >= from && (j.Date ?? '') < to).slice((page - 1) * 100, page * 100);
         const body = inRange.map((j) => {
-          const lines = j.lines.map((amount, i) => `{"LineAmount":${amount},"AccountCode":${JSON.stringify(j.accounts?.[i] ?? '0')}}`).join(',');
+          const lines = j.lines
+            .map((amount, i) => `{"LineAmount":${amount},"AccountCode":${JSON.stringify(j.accounts?.[i] ?? '0')}}`)
+            .join(',');
           return `{"ManualJournalID":${JSON.stringify(j.ManualJournalID)},"Narration":${JSON.stringify(j.Narration)},"Date":"${msDate(dayMs(j.Date ?? '1970-01-01'))}","Status":${JSON.stringify(j.Status ?? 'POSTED')},"JournalLines":[${lines}]}`;
         });
         return reply.type('application/json').send(`{"ManualJournals":[${body.join(',')}]}`);
       }
       const needle = /Narration\.Contains\("(.*)"\)/.exec(where)?.[1] ?? '\u0000';
-      return { ManualJournals: t.journals.filter((j) => j.Narration.includes(needle)).map((j) => ({ ManualJournalID: j.ManualJournalID, Narration: j.Narration })) };
+      return {
+        ManualJournals: t.journals
+          .filter((j) => j.Narration.includes(needle))
+          .map((j) => ({ ManualJournalID: j.ManualJournalID, Narration: j.Narration })),
+      };
     });
     // Reconciliation: where Type=="…" AND Date >= DateTime(…) AND Date < DateTime(…), with page: documents with totals.
     const listed = (where: string, store: XeroSalesDocument[], collection: 'Invoices' | 'CreditNotes', page: number) => {
@@ -746,7 +992,10 @@ export class XeroSimulator {
       const body = store
         .filter((d) => d.Type === range[1] && d.Date >= from && d.Date < to)
         .slice((page - 1) * 100, page * 100)
-        .map((d) => `{"${idField}":${JSON.stringify(d.id)},"Type":"${d.Type}","Reference":${JSON.stringify(d.Reference)},"Status":"${d.Status}","CurrencyCode":"${d.CurrencyCode}","Date":"${msDate(dayMs(d.Date))}","Total":${d.Total}}`);
+        .map(
+          (d) =>
+            `{"${idField}":${JSON.stringify(d.id)},"Type":"${d.Type}","Reference":${JSON.stringify(d.Reference)},"Status":"${d.Status}","CurrencyCode":"${d.CurrencyCode}","Date":"${msDate(dayMs(d.Date))}","Total":${d.Total}}`,
+        );
       return `{"${collection}":[${body.join(',')}]}`;
     };
     app.get('/api.xro/2.0/Invoices', async (request, reply) => {
@@ -754,17 +1003,24 @@ export class XeroSimulator {
       const q = query(request);
       const page = listed(String(q.where ?? ''), t.invoices, 'Invoices', Number(q.page ?? 1));
       if (page) return reply.type('application/json').send(page);
-      const numbers = String(q.InvoiceNumbers ?? '').split(',').filter(Boolean);
+      const numbers = String(q.InvoiceNumbers ?? '')
+        .split(',')
+        .filter(Boolean);
       // Written by hand: amounts are JSON numbers with the digits kept.
-      const body = t.invoices.filter((d) => numbers.length === 0 || numbers.includes(d.Number)).map((d) => {
-        const j = this.invoiceJson(d);
-        return `{"InvoiceID":${JSON.stringify(j.InvoiceID)},"InvoiceNumber":${JSON.stringify(j.InvoiceNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"AmountDue":${j.AmountDue},"AmountPaid":${j.AmountPaid},"AmountCredited":${j.AmountCredited},"Contact":${JSON.stringify(j.Contact)}}`;
-      });
+      const body = t.invoices
+        .filter((d) => numbers.length === 0 || numbers.includes(d.Number))
+        .map((d) => {
+          const j = this.invoiceJson(d);
+          return `{"InvoiceID":${JSON.stringify(j.InvoiceID)},"InvoiceNumber":${JSON.stringify(j.InvoiceNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"AmountDue":${j.AmountDue},"AmountPaid":${j.AmountPaid},"AmountCredited":${j.AmountCredited},"Contact":${JSON.stringify(j.Contact)}}`;
+        });
       return reply.type('application/json').send(`{"Invoices":[${body.join(',')}]}`);
     });
     const creditNoteText = (d: XeroSalesDocument) => {
       const j = this.creditNoteJson(d);
-      const allocations = j.Allocations.map((a) => `{"AllocationID":"${a.AllocationID}","Amount":${a.Amount},"Date":"${a.Date}","Invoice":{"InvoiceID":"${a.Invoice.InvoiceID}"}}`);
+      const allocations = j.Allocations.map(
+        (a) =>
+          `{"AllocationID":"${a.AllocationID}","Amount":${a.Amount},"Date":"${a.Date}","Invoice":{"InvoiceID":"${a.Invoice.InvoiceID}"}}`,
+      );
       return `{"CreditNoteID":${JSON.stringify(j.CreditNoteID)},"CreditNoteNumber":${JSON.stringify(j.CreditNoteNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"RemainingCredit":${j.RemainingCredit},"Contact":${JSON.stringify(j.Contact)},"Allocations":[${allocations.join(',')}]}`;
     };
     app.get('/api.xro/2.0/CreditNotes', async (request, reply) => {
@@ -773,7 +1029,12 @@ export class XeroSimulator {
       const page = listed(String(q.where ?? ''), t.creditNotes, 'CreditNotes', Number(q.page ?? 1));
       if (page) return reply.type('application/json').send(page);
       const number = /CreditNoteNumber=="([^"]*)"/.exec(String(q.where ?? ''))?.[1];
-      return reply.type('application/json').send(`{"CreditNotes":[${t.creditNotes.filter((d) => number === undefined || d.Number === number).map(creditNoteText).join(',')}]}`);
+      return reply.type('application/json').send(
+        `{"CreditNotes":[${t.creditNotes
+          .filter((d) => number === undefined || d.Number === number)
+          .map(creditNoteText)
+          .join(',')}]}`,
+      );
     });
     app.get('/api.xro/2.0/CreditNotes/:id', async (request, reply) => {
       const note = tenantOf(request).creditNotes.find((d) => d.id === (request.params as { id: string }).id);
@@ -792,7 +1053,12 @@ export class XeroSimulator {
       const pageSize = Math.min(1000, Number(q.pageSize ?? 100));
       const page = Number(q.page ?? 1);
       const matching = t.payments
-        .filter((p) => p.UpdatedDateUTC >= since && (type === undefined || p.PaymentType === type) && (reference === undefined || p.Reference === reference))
+        .filter(
+          (p) =>
+            p.UpdatedDateUTC >= since &&
+            (type === undefined || p.PaymentType === type) &&
+            (reference === undefined || p.Reference === reference),
+        )
         .sort((a, b) => a.UpdatedDateUTC - b.UpdatedDateUTC || (a.PaymentID < b.PaymentID ? -1 : 1))
         .slice((page - 1) * pageSize, page * pageSize);
       // Written by hand: Amount is a JSON number with the digits Xero keeps, dates in Xero's /Date(ms+0000)/ form.

@@ -2,7 +2,14 @@
 // Authorizer (here: tokens the simulator issues, renewed on a 401 as a refresh would), and a MappingSource. Also the
 // Northwind organisation as the simulator holds it (its chart of accounts, tax rates and currencies) and the
 // Northwind mappings (Accrue GL account -> Xero account code, tax jurisdiction -> TaxType, currency).
-import { directCaller, staticMappings, type Authorizer, type ConnectionSettings, type MappingEntry, type MappingSource } from '../../src/connectors/connection.js';
+import {
+  directCaller,
+  staticMappings,
+  type Authorizer,
+  type ConnectionSettings,
+  type MappingEntry,
+  type MappingSource,
+} from '../../src/connectors/connection.js';
 import { XeroTarget, type XeroTargetOptions } from '../../src/connectors/xero/client.js';
 import { XeroSimulator, type XeroSimOptions, type XeroTenantConfig } from './xero-sim.js';
 
@@ -24,7 +31,26 @@ export function simAuthorizer(sim: XeroSimulator, tenantId: string, ttlMs?: numb
 }
 
 /** Northwind's Accrue GL accounts (examples/northwind/catalog.yaml): roles and revenue accounts of nw-us and nw-de. */
-export const NORTHWIND_ACCOUNTS = ['1000', '1200', '2300', '2400', '4000', '4010', '4020', '4030', '4090', '1400', '1800', '3806', '3900', '8400', '8410', '8420', '8430', '8490'];
+export const NORTHWIND_ACCOUNTS = [
+  '1000',
+  '1200',
+  '2300',
+  '2400',
+  '4000',
+  '4010',
+  '4020',
+  '4030',
+  '4090',
+  '1400',
+  '1800',
+  '3806',
+  '3900',
+  '8400',
+  '8410',
+  '8420',
+  '8430',
+  '8490',
+];
 const BANK_ACCOUNTS = new Set(['1000', '1800']);
 
 /** The Northwind organisation in Xero: base USD, EUR enabled, the accounts above with the same codes, two sales tax rates. */
@@ -64,12 +90,28 @@ const NORTHWIND_CASH: Record<string, string> = { 'nw-us': '1000', 'nw-de': '1800
 /** A XeroTarget on the simulator's organisation `tenantId`, built as production builds it. */
 export function xeroTestTarget(
   sim: XeroSimulator,
-  input: { tenantId?: string; name?: string; settings?: Partial<ConnectionSettings>; mappings?: MappingEntry[] | MappingSource; authorizer?: Authorizer } & Partial<Omit<XeroTargetOptions, 'settings' | 'caller' | 'mappings'>> = {},
+  input: {
+    tenantId?: string;
+    name?: string;
+    settings?: Partial<ConnectionSettings>;
+    mappings?: MappingEntry[] | MappingSource;
+    authorizer?: Authorizer;
+  } & Partial<Omit<XeroTargetOptions, 'settings' | 'caller' | 'mappings'>> = {},
 ): XeroTarget {
   const tenantId = input.tenantId ?? 'tenant';
   const name = input.name ?? 'xero';
-  const settings: ConnectionSettings = { name, kind: 'xero', legal_entities: ['nw-us', 'nw-de'], base_url: sim.url, tenant_id: tenantId, ...input.settings };
-  const mappings = input.mappings === undefined || Array.isArray(input.mappings) ? staticMappings(name, (input.mappings as MappingEntry[] | undefined) ?? northwindMappings()) : input.mappings;
+  const settings: ConnectionSettings = {
+    name,
+    kind: 'xero',
+    legal_entities: ['nw-us', 'nw-de'],
+    base_url: sim.url,
+    tenant_id: tenantId,
+    ...input.settings,
+  };
+  const mappings =
+    input.mappings === undefined || Array.isArray(input.mappings)
+      ? staticMappings(name, (input.mappings as MappingEntry[] | undefined) ?? northwindMappings())
+      : input.mappings;
   const { tenantId: _t, name: _n, settings: _s, mappings: _m, authorizer, ...rest } = input;
   return new XeroTarget({
     settings,

@@ -76,7 +76,13 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
     async (request) => {
       const query = request.query as { subject?: string; action?: string; actor?: string; after?: string; limit?: string };
       const limit = Number.parseInt(query.limit ?? '100', 10);
-      const records = await readAudit(options.pool, { subject: query.subject, action: query.action, actor: query.actor, after: query.after === undefined ? undefined : BigInt(query.after), limit });
+      const records = await readAudit(options.pool, {
+        subject: query.subject,
+        action: query.action,
+        actor: query.actor,
+        after: query.after === undefined ? undefined : BigInt(query.after),
+        limit,
+      });
       return { records: records.map(toJson), next_after: records.length === limit ? String(records[records.length - 1]!.seq) : null };
     },
   );
@@ -87,7 +93,8 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
       config: { scope: 'admin' },
       schema: {
         summary: 'Verify the audit hash chain',
-        description: 'Recomputes every record\'s hash from seq 1 to the head, page by page. 200 either way: `ok` false names the first broken link (`broken_at_seq`, `reason`, `message`).',
+        description:
+          "Recomputes every record's hash from seq 1 to the head, page by page. 200 either way: `ok` false names the first broken link (`broken_at_seq`, `reason`, `message`).",
         tags: ['audit'],
         response: { 200: verdictSchema },
       },
@@ -96,7 +103,13 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
       const verdict = await verifyAudit(options.pool);
       return verdict.ok
         ? { ok: true, count: verdict.count, head: { seq: String(verdict.head.seq), hash: verdict.head.hash } }
-        : { ok: false, count: verdict.count, broken_at_seq: String(verdict.broken_at_seq), reason: verdict.reason, message: verdict.message };
+        : {
+            ok: false,
+            count: verdict.count,
+            broken_at_seq: String(verdict.broken_at_seq),
+            reason: verdict.reason,
+            message: verdict.message,
+          };
     },
   );
 }

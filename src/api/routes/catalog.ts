@@ -30,7 +30,8 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
       config: { scope: 'admin' },
       schema: {
         summary: 'Apply a catalog',
-        description: 'Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
+        description:
+          'Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
         tags: ['catalog'],
         body: { content: { 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } } },
         response: {
@@ -47,9 +48,31 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
       // Text the database cannot store is refused here by path; the catalog's validator checks everything else (a YAML
       // that does not parse is left to it, which reports the syntax error).
       const unstorable = unstorableText(isYaml ? yamlValue(text) : request.body);
-      if (unstorable.length > 0) return sendProblem(reply, problemDetails(400, 'invalid_catalog', `the catalog was refused with ${unstorable.length} problem(s); the catalog in force is unchanged`, unstorable));
-      const result = await applyCatalog(options.pool, text, { by: `api-key:${request.apiKey?.id}`, source: 'api', format: isYaml ? 'yaml' : 'json' });
-      if (!result.ok) return sendProblem(reply, problemDetails(400, 'invalid_catalog', `the catalog was refused with ${result.problems.length} problem(s); the catalog in force is unchanged`, result.problems));
+      if (unstorable.length > 0)
+        return sendProblem(
+          reply,
+          problemDetails(
+            400,
+            'invalid_catalog',
+            `the catalog was refused with ${unstorable.length} problem(s); the catalog in force is unchanged`,
+            unstorable,
+          ),
+        );
+      const result = await applyCatalog(options.pool, text, {
+        by: `api-key:${request.apiKey?.id}`,
+        source: 'api',
+        format: isYaml ? 'yaml' : 'json',
+      });
+      if (!result.ok)
+        return sendProblem(
+          reply,
+          problemDetails(
+            400,
+            'invalid_catalog',
+            `the catalog was refused with ${result.problems.length} problem(s); the catalog in force is unchanged`,
+            result.problems,
+          ),
+        );
       return result.value;
     },
   );
@@ -62,7 +85,16 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
         summary: 'The catalog in force',
         tags: ['catalog'],
         response: {
-          200: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, applied_at: { type: 'string' }, applied_by: { type: 'string' }, catalog: { type: 'object', additionalProperties: true } } },
+          200: {
+            type: 'object',
+            properties: {
+              version: { type: 'integer' },
+              hash: { type: 'string' },
+              applied_at: { type: 'string' },
+              applied_by: { type: 'string' },
+              catalog: { type: 'object', additionalProperties: true },
+            },
+          },
           404: { $ref: 'Problem#' },
         },
       },
@@ -70,7 +102,13 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
     async (_request, reply) => {
       const current = await currentCatalog(options.pool);
       if (!current) return sendProblem(reply, problemDetails(404, 'no_catalog', 'no catalog has been applied'));
-      return { version: current.version, hash: current.hash, applied_at: current.applied_at, applied_by: current.applied_by, catalog: current.catalog };
+      return {
+        version: current.version,
+        hash: current.hash,
+        applied_at: current.applied_at,
+        applied_by: current.applied_by,
+        catalog: current.catalog,
+      };
     },
   );
 
@@ -84,7 +122,16 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
         response: {
           200: {
             type: 'array',
-            items: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, applied_by: { type: 'string' }, applied_at: { type: 'string' }, source: { type: ['string', 'null'] } } },
+            items: {
+              type: 'object',
+              properties: {
+                version: { type: 'integer' },
+                hash: { type: 'string' },
+                applied_by: { type: 'string' },
+                applied_at: { type: 'string' },
+                source: { type: ['string', 'null'] },
+              },
+            },
           },
         },
       },

@@ -5,7 +5,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
-import { INVOICE_PAGE_MAX, invoiceStatement, invoiceStatementSchema, searchInvoices, type InvoiceSearch } from '../../dashboard/invoices.js';
+import {
+  INVOICE_PAGE_MAX,
+  invoiceStatement,
+  invoiceStatementSchema,
+  searchInvoices,
+  type InvoiceSearch,
+} from '../../dashboard/invoices.js';
 import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
@@ -32,11 +38,34 @@ const overviewSchema = object({
   period: MONTH_OUT,
   start_date: DAY_OUT,
   end_date: { ...DAY_OUT, description: 'exclusive' },
-  days: { type: 'array', items: DAY_OUT, description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)' },
-  entities: { type: 'array', items: object({ id: str, name: str, currency: str, status: { type: 'string', enum: ['open', 'closing', 'closed'] }, closed_at: nullableStr }) },
+  days: {
+    type: 'array',
+    items: DAY_OUT,
+    description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)',
+  },
+  entities: {
+    type: 'array',
+    items: object({
+      id: str,
+      name: str,
+      currency: str,
+      status: { type: 'string', enum: ['open', 'closing', 'closed'] },
+      closed_at: nullableStr,
+    }),
+  },
   totals: {
     type: 'array',
-    items: object({ legal_entity: str, currency: str, usage: MONEY, unbilled: MONEY, invoiced: MONEY, posted: MONEY, paid: MONEY, outstanding: MONEY, invoices: int }),
+    items: object({
+      legal_entity: str,
+      currency: str,
+      usage: MONEY,
+      unbilled: MONEY,
+      invoiced: MONEY,
+      posted: MONEY,
+      paid: MONEY,
+      outstanding: MONEY,
+      invoices: int,
+    }),
   },
   series: {
     type: 'array',
@@ -80,7 +109,17 @@ const pipelineSchema = object({
   }),
   connectors: {
     type: 'array',
-    items: object({ target: str, pending: int, posted: int, dead: int, oldest_pending_seconds: { type: ['integer', 'null'] }, replays: int, status: nullableStr, parked_until: nullableStr, waiting: int }),
+    items: object({
+      target: str,
+      pending: int,
+      posted: int,
+      dead: int,
+      oldest_pending_seconds: { type: ['integer', 'null'] },
+      replays: int,
+      status: nullableStr,
+      parked_until: nullableStr,
+      waiting: int,
+    }),
   },
 });
 
@@ -121,13 +160,23 @@ const usageSchema = object({
   buckets: { type: 'array', items: str },
   meters: {
     type: 'array',
-    items: object({ meter: str, aggregation: str, quantities: { type: 'array', items: { type: 'string', description: 'an exact decimal' } }, events: { type: 'array', items: int }, late_events: int }),
+    items: object({
+      meter: str,
+      aggregation: str,
+      quantities: { type: 'array', items: { type: 'string', description: 'an exact decimal' } },
+      events: { type: 'array', items: int },
+      late_events: int,
+    }),
   },
 });
 
 async function catalogOr409(options: ServerOptions, reply: FastifyReply): Promise<CatalogVersion | undefined> {
   const catalog = await currentCatalog(options.pool);
-  if (!catalog) sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'));
+  if (!catalog)
+    sendProblem(
+      reply,
+      problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'),
+    );
   return catalog;
 }
 
@@ -144,7 +193,10 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
   app.get('/', asset, async (request, reply) => {
     const assets = await dashboardAssets();
     // The page talks to this origin only; the PDF opens from a blob URL the page made.
-    reply.header('content-security-policy', "default-src 'self'; connect-src 'self' blob:; img-src 'self' data: blob:; frame-src blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    reply.header(
+      'content-security-policy',
+      "default-src 'self'; connect-src 'self' blob:; img-src 'self' data: blob:; frame-src blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    );
     return sendAsset(request, reply, 'text/html; charset=utf-8', assets.html, assets.version);
   });
   app.get('/dashboard/app.js', asset, async (request, reply) => {
@@ -176,7 +228,11 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
         tags: ['dashboard'],
-        response: { 200: object({ periods: { type: 'array', items: object({ period: MONTH_OUT, closed_entities: { type: 'array', items: str }, invoices: int }) } }) },
+        response: {
+          200: object({
+            periods: { type: 'array', items: object({ period: MONTH_OUT, closed_entities: { type: 'array', items: str }, invoices: int }) },
+          }),
+        },
       },
     },
     async () => {
@@ -227,13 +283,19 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         tags: ['dashboard'],
         querystring: {
           type: 'object',
-          properties: { hours: integerString(1n, BigInt(PIPELINE_LIMITS.hoursMax), `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`) },
+          properties: {
+            hours: integerString(
+              1n,
+              BigInt(PIPELINE_LIMITS.hoursMax),
+              `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`,
+            ),
+          },
           additionalProperties: false,
         },
         response: { 200: pipelineSchema, 400: { $ref: 'Problem#' } },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const hours = Number.parseInt((request.query as { hours?: string }).hours ?? '24', 10);
       return pipelineHealth(options.pool, { hours });
     },
@@ -284,7 +346,8 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
     {
       config: { scope: 'read' },
       schema: {
-        summary: "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
+        summary:
+          "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
         tags: ['dashboard'],
         params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
         response: { 200: invoiceStatementSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' } },
@@ -326,7 +389,11 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         querystring: {
           type: 'object',
           required: ['from', 'to'],
-          properties: { from: { ...DATE, description: 'inclusive (UTC)' }, to: { ...DATE, description: 'exclusive (UTC)' }, bucket: { type: 'string', enum: ['day', 'month'] } },
+          properties: {
+            from: { ...DATE, description: 'inclusive (UTC)' },
+            to: { ...DATE, description: 'exclusive (UTC)' },
+            bucket: { type: 'string', enum: ['day', 'month'] },
+          },
           additionalProperties: false,
         },
         response: { 200: usageSchema, ...problems },
@@ -337,13 +404,17 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       const q = request.query as { from: string; to: string; bucket?: 'day' | 'month' };
       const catalog = await catalogOr409(options, reply);
       if (!catalog) return reply;
-      if (!catalog.index.customers.has(id)) return sendProblem(reply, problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+      if (!catalog.index.customers.has(id))
+        return sendProblem(reply, problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
       const bucket = q.bucket ?? 'day';
       const errors = [];
-      for (const field of ['from', 'to'] as const) if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`))) errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
+      for (const field of ['from', 'to'] as const)
+        if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`)))
+          errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
       if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
       const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
-      if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX) errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
+      if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX)
+        errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
       if (errors.length > 0) return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', errors));
       return customerUsage(options.pool, catalog, id, { from: q.from, to: q.to, bucket });
     },
@@ -356,8 +427,17 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice or credit note id or number') }, additionalProperties: false },
-        response: { 200: { description: 'the PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: idString('an invoice or credit note id or number') },
+          additionalProperties: false,
+        },
+        response: {
+          200: { description: 'the PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } },
+          404: { $ref: 'Problem#' },
+          409: { $ref: 'Problem#' },
+        },
       },
     },
     async (request, reply) => {
@@ -368,8 +448,21 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       if (!catalog) return reply;
       const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
       const customer = catalog.index.customers.get(invoice.customer);
-      if (!legalEntity || !customer) return sendProblem(reply, problemDetails(409, 'not_in_catalog', `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`));
-      const pdf = await renderInvoicePdf({ invoice, legalEntity, customer, products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])) });
+      if (!legalEntity || !customer)
+        return sendProblem(
+          reply,
+          problemDetails(
+            409,
+            'not_in_catalog',
+            `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`,
+          ),
+        );
+      const pdf = await renderInvoicePdf({
+        invoice,
+        legalEntity,
+        customer,
+        products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
+      });
       return reply
         .type('application/pdf')
         .header('content-disposition', `inline; filename="${(invoice.number ?? invoice.id).replace(/[^A-Za-z0-9._-]/g, '_')}.pdf"`)

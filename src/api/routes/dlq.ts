@@ -48,7 +48,10 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
         summary: 'Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first',
         tags: ['posting'],
         querystring: { type: 'object', properties: { target: idString('an ERP target') }, additionalProperties: false },
-        response: { 200: { type: 'object', required: ['dead_letters'], properties: { dead_letters: { type: 'array', items: deadLetterSchema } } }, 400: { $ref: 'Problem#' } },
+        response: {
+          200: { type: 'object', required: ['dead_letters'], properties: { dead_letters: { type: 'array', items: deadLetterSchema } } },
+          400: { $ref: 'Problem#' },
+        },
       },
     },
     async (request) => {
@@ -63,11 +66,17 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
       config: { scope: 'admin' },
       schema: {
         summary: 'Put a dead letter back in the outbox',
-        description: 'The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.',
+        description:
+          'The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.',
         tags: ['posting'],
         params: { type: 'object', required: ['id'], properties: { id: ID }, additionalProperties: false },
         response: {
-          200: { type: 'object', required: ['id', 'replayed'], properties: { id: ID, replayed: { type: 'boolean', const: true } }, additionalProperties: false },
+          200: {
+            type: 'object',
+            required: ['id', 'replayed'],
+            properties: { id: ID, replayed: { type: 'boolean', const: true } },
+            additionalProperties: false,
+          },
           400: { $ref: 'Problem#' },
           404: { $ref: 'Problem#' },
         },
@@ -76,7 +85,10 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
     async (request, reply) => {
       const { id } = request.params as { id: string };
       if (!(await replayDeadLetter(options.pool, id, `api-key:${request.apiKey?.id ?? 'unknown'}`))) {
-        return sendProblem(reply, problemDetails(404, 'not_found', `no dead letter ${id}: it does not exist or is not dead (already replayed or posted)`));
+        return sendProblem(
+          reply,
+          problemDetails(404, 'not_found', `no dead letter ${id}: it does not exist or is not dead (already replayed or posted)`),
+        );
       }
       return { id, replayed: true };
     },

@@ -23,7 +23,10 @@ const outcomeSchema = {
     source: { type: 'string' },
     id: { type: 'string' },
     status: { type: 'string', enum: ['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'] },
-    problems: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } } },
+    problems: {
+      type: 'array',
+      items: { type: 'object', properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
+    },
   },
 } as const;
 
@@ -77,14 +80,35 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
         body: {
           content: {
             'application/cloudevents+json': { schema: { $ref: 'CloudEvent#' } },
-            'application/cloudevents-batch+json': { schema: { type: 'array', description: 'a JSON array of CloudEvents', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } } },
-            'application/x-ndjson': { schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` } },
-            'application/json': { schema: { oneOf: [{ $ref: 'CloudEvent#' }, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } }] } },
+            'application/cloudevents-batch+json': {
+              schema: {
+                type: 'array',
+                description: 'a JSON array of CloudEvents',
+                maxItems: INGEST_LIMITS.batchEventsMax,
+                items: { $ref: 'CloudEvent#' },
+              },
+            },
+            'application/x-ndjson': {
+              schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` },
+            },
+            'application/json': {
+              schema: {
+                oneOf: [{ $ref: 'CloudEvent#' }, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } }],
+              },
+            },
           },
         },
         response: {
-          200: { description: 'Every event answered', type: 'object', properties: { batch_id: { type: 'string' }, counts: countsSchema, results: { type: 'array', items: outcomeSchema } } },
-          202: { description: 'A single event quarantined (unknown type or subject)', type: 'object', properties: { batch_id: { type: 'string' }, result: outcomeSchema } },
+          200: {
+            description: 'Every event answered',
+            type: 'object',
+            properties: { batch_id: { type: 'string' }, counts: countsSchema, results: { type: 'array', items: outcomeSchema } },
+          },
+          202: {
+            description: 'A single event quarantined (unknown type or subject)',
+            type: 'object',
+            properties: { batch_id: { type: 'string' }, result: outcomeSchema },
+          },
           400: { $ref: 'Problem#' },
           401: { $ref: 'Problem#' },
           403: { $ref: 'Problem#' },
@@ -96,7 +120,8 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
       },
     },
     async (request, reply) => {
-      const noCatalog = () => sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
+      const noCatalog = () =>
+        sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
       // A grouped single event is validated against the catalog in force when its group is written (the committer keeps
       // the head and the write checks it is still the head); everything else reads it here.
       const grouped = committer !== undefined && isSingleEvent(request);
@@ -106,7 +131,14 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
       if ('problem' in parsed) return sendProblem(reply, parsed.problem);
       const { events, single, preRejected } = parsed;
       if (!single && !parsed.bulk && events.length > INGEST_LIMITS.batchEventsMax) {
-        return sendProblem(reply, problemDetails(413, 'batch_too_large', `a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${events.length}; send NDJSON for bulk`));
+        return sendProblem(
+          reply,
+          problemDetails(
+            413,
+            'batch_too_large',
+            `a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${events.length}; send NDJSON for bulk`,
+          ),
+        );
       }
       const ingestOptions = {
         channel: 'http' as const,
@@ -120,15 +152,27 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
         if (submitted.status === 'no_catalog') return noCatalog();
         if (submitted.status === 'overloaded') {
           reply.header('retry-after', String(submitted.retry_after_seconds));
-          return sendProblem(reply, problemDetails(429, 'ingestion_lagging', `${submitted.detail}; nothing was stored, retry after ${submitted.retry_after_seconds} s`, undefined, { reason: submitted.reason, retry_after_seconds: submitted.retry_after_seconds }));
+          return sendProblem(
+            reply,
+            problemDetails(
+              429,
+              'ingestion_lagging',
+              `${submitted.detail}; nothing was stored, retry after ${submitted.retry_after_seconds} s`,
+              undefined,
+              { reason: submitted.reason, retry_after_seconds: submitted.retry_after_seconds },
+            ),
+          );
         }
         outcome = { batch_id: submitted.batch_id, counts: countStatuses([submitted.result]), results: [submitted.result] };
-      } else if (catalog === 'current') throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
+      } else if (catalog === 'current')
+        throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
       else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
       if (!single) return reply.code(200).send(outcome);
       const result = outcome.results[0]!;
-      if (result.status === 'rejected') return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
-      if (result.status === 'conflict') return sendProblem(reply, problemDetails(409, 'event_conflict', result.problems?.[0]?.message, result.problems));
+      if (result.status === 'rejected')
+        return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
+      if (result.status === 'conflict')
+        return sendProblem(reply, problemDetails(409, 'event_conflict', result.problems?.[0]?.message, result.problems));
       if (result.status === 'quarantined') return reply.code(202).send({ batch_id: outcome.batch_id, result });
       return reply.code(200).send(outcome);
     },
@@ -170,7 +214,8 @@ function readEvents(request: FastifyRequest): ReadResult {
     // A batch is read element by element: what is wrong inside one event rejects that event alone.
     const parsed = parseStrictJsonBytes(body, batch ? { perElement: true, elementsMax: INGEST_LIMITS.batchEventsMax } : {});
     if (!parsed.ok) {
-      if (parsed.problems[0]?.code === 'too_many_elements') return { problem: tooManyEvents(INGEST_LIMITS.batchEventsMax, 'a batch', 'send NDJSON for bulk') };
+      if (parsed.problems[0]?.code === 'too_many_elements')
+        return { problem: tooManyEvents(INGEST_LIMITS.batchEventsMax, 'a batch', 'send NDJSON for bulk') };
       return { problem: refusedBodyProblem(parsed.problems) };
     }
     if (!batch) return { events: [parsed.value], single: true, bulk: false, preRejected };
@@ -184,7 +229,15 @@ function readEvents(request: FastifyRequest): ReadResult {
     for (const [name, value] of Object.entries(request.headers)) {
       if (!name.startsWith('ce-') || typeof value !== 'string') continue;
       const decoded = percentDecode(value);
-      if (decoded === undefined) return { problem: problemDetails(400, 'malformed_header', `the header ${name} is not valid percent-encoded UTF-8: ${JSON.stringify(value.slice(0, 80))}; nothing was stored`, [{ path: name, code: 'malformed_header', message: 'is not valid percent-encoded UTF-8' }]) };
+      if (decoded === undefined)
+        return {
+          problem: problemDetails(
+            400,
+            'malformed_header',
+            `the header ${name} is not valid percent-encoded UTF-8: ${JSON.stringify(value.slice(0, 80))}; nothing was stored`,
+            [{ path: name, code: 'malformed_header', message: 'is not valid percent-encoded UTF-8' }],
+          ),
+        };
       event[name.slice(3)] = decoded;
     }
     if (typeof request.body === 'string') {
@@ -193,7 +246,16 @@ function readEvents(request: FastifyRequest): ReadResult {
       event.datacontenttype = contentType;
     } else if (contentType) {
       const parsed = parseStrictJsonBytes(body);
-      if (!parsed.ok) return { problem: refusedBodyProblem(parsed.problems.map((p) => ({ ...p, path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}` })), 'the body (the event\'s data)') };
+      if (!parsed.ok)
+        return {
+          problem: refusedBodyProblem(
+            parsed.problems.map((p) => ({
+              ...p,
+              path: p.path === '' ? 'data' : p.path.startsWith('[') ? `data${p.path}` : `data.${p.path}`,
+            })),
+            "the body (the event's data)",
+          ),
+        };
       event.data = parsed.value;
       event.datacontenttype = contentType;
     }
@@ -208,7 +270,14 @@ function readNdjson(body: Buffer): ReadResult {
   let lines = 0;
   for (let at = body.indexOf(0x0a); at !== -1 && lines <= max; at = body.indexOf(0x0a, at + 1)) lines += 1;
   if (body.length > 0 && body[body.length - 1] !== 0x0a) lines += 1; // a last line without its newline
-  if (lines > max) return { problem: tooManyEvents(max, 'an NDJSON body', `it has more than ${max} lines; send larger loads with \`accrue ingest FILE\` or JetStream (docs/ingestion.md)`) };
+  if (lines > max)
+    return {
+      problem: tooManyEvents(
+        max,
+        'an NDJSON body',
+        `it has more than ${max} lines; send larger loads with \`accrue ingest FILE\` or JetStream (docs/ingestion.md)`,
+      ),
+    };
   const decoded = decodeUtf8(body, (offset) => `byte ${offset} (line ${lineOf(body, offset)})`);
   if (!decoded.ok) return { problem: refusedBodyProblem([decoded.problem]) };
   const events: unknown[] = [];
@@ -259,7 +328,9 @@ async function ingestInChunks(
   for (let start = 0; start < events.length || start === 0; start += INGEST_LIMITS.batchEventsMax) {
     // An event the reader refused goes through as a placeholder the validator rejects, so the batch record counts it
     // (accrue_events_received_total{outcome="rejected"}); its answer is the reader's, naming field and byte.
-    const chunk = events.slice(start, start + INGEST_LIMITS.batchEventsMax).map((event, offset) => (preRejected.has(start + offset) ? undefined : event));
+    const chunk = events
+      .slice(start, start + INGEST_LIMITS.batchEventsMax)
+      .map((event, offset) => (preRejected.has(start + offset) ? undefined : event));
     if (chunk.length > 0) {
       const outcome = await ingestBatch(options.pool, catalog, chunk, ingestOptions);
       batchIds.push(outcome.batch_id);

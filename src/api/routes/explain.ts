@@ -22,12 +22,29 @@ const documentRef = {
 
 const outboxRef = {
   type: 'object',
-  properties: { key: str, target: str, journal: str, status: str, attempts: { type: 'integer' }, erp_document: nullableStr, posted_at: nullableStr, last_error: nullableStr },
+  properties: {
+    key: str,
+    target: str,
+    journal: str,
+    status: str,
+    attempts: { type: 'integer' },
+    erp_document: nullableStr,
+    posted_at: nullableStr,
+    last_error: nullableStr,
+  },
 } as const;
 
 const journalRef = {
   type: 'object',
-  properties: { id: str, kind: str, posting_date: str, dated_on: nullableStr, posting_policy: str, memo: str, outbox: { type: 'array', items: outboxRef } },
+  properties: {
+    id: str,
+    kind: str,
+    posting_date: str,
+    dated_on: nullableStr,
+    posting_policy: str,
+    memo: str,
+    outbox: { type: 'array', items: outboxRef },
+  },
 } as const;
 
 const usage = {
@@ -47,14 +64,33 @@ const usage = {
     event_count: { type: 'integer' },
     first_event_time: nullableStr,
     last_event_time: nullableStr,
-    by_dimensions: { type: 'array', items: { type: 'object', properties: { dimensions: stringMap, quantity: str, event_count: { type: 'integer' } } } },
+    by_dimensions: {
+      type: 'array',
+      items: { type: 'object', properties: { dimensions: stringMap, quantity: str, event_count: { type: 'integer' } } },
+    },
     by_dimensions_truncated: { type: 'boolean' },
-    usage_batches: { type: 'array', items: { type: 'object', properties: { id: str, channel: nullableStr, received_at: nullableStr, events: { type: 'integer' } } } },
+    usage_batches: {
+      type: 'array',
+      items: { type: 'object', properties: { id: str, channel: nullableStr, received_at: nullableStr, events: { type: 'integer' } } },
+    },
     usage_batch_count: { type: 'integer' },
     sample: {
       type: 'array',
       description: 'At most five of the counted events: those with the smallest SHA-256 of `source\\nid`, the same every time.',
-      items: { type: 'object', properties: { source: str, id: str, seq: str, time: str, received_at: str, batch: str, late: { type: 'boolean' }, value: nullableStr, dimensions: stringMap } },
+      items: {
+        type: 'object',
+        properties: {
+          source: str,
+          id: str,
+          seq: str,
+          time: str,
+          received_at: str,
+          batch: str,
+          late: { type: 'boolean' },
+          value: nullableStr,
+          dimensions: stringMap,
+        },
+      },
     },
     rated: { type: ['object', 'null'], properties: { quantity: str, event_count: { type: 'integer' } } },
     consistent: { type: 'boolean' },
@@ -79,7 +115,10 @@ const line = {
     amount: str,
     amount_minor: str,
     period: { type: 'object', properties: { start: str, end_inclusive: str } },
-    price: { type: ['object', 'null'], properties: { id: str, version: str, plan: nullableStr, definition: { type: ['object', 'null'], additionalProperties: true } } },
+    price: {
+      type: ['object', 'null'],
+      properties: { id: str, version: str, plan: nullableStr, definition: { type: ['object', 'null'], additionalProperties: true } },
+    },
     tiers: { type: 'array', items: tier },
     credit_grant: nullableStr,
     usage,
@@ -111,11 +150,30 @@ const invoiceExplanation = {
     corrected_by: { type: 'array', items: documentRef },
     late_usage: {
       type: 'array',
-      items: { type: 'object', properties: { key: str, period: str, event_seq_watermark: str, corrected_invoice: str, credit_note: nullableStr, replacement: nullableStr, billed_in_period: str } },
+      items: {
+        type: 'object',
+        properties: {
+          key: str,
+          period: str,
+          event_seq_watermark: str,
+          corrected_invoice: str,
+          credit_note: nullableStr,
+          replacement: nullableStr,
+          billed_in_period: str,
+        },
+      },
     },
     rating_run: {
       type: ['object', 'null'],
-      properties: { id: str, period: str, catalog_version: { type: 'integer' }, catalog_hash: str, event_seq_watermark: str, includes_late_usage: { type: 'boolean' }, rated_at: str },
+      properties: {
+        id: str,
+        period: str,
+        catalog_version: { type: 'integer' },
+        catalog_hash: str,
+        event_seq_watermark: str,
+        includes_late_usage: { type: 'boolean' },
+        rated_at: str,
+      },
     },
     lineage: {
       type: 'object',
@@ -141,7 +199,10 @@ const invoiceExplanation = {
 const journalExplanation = {
   type: 'object',
   properties: {
-    journal: { type: 'object', properties: { ...journalRef.properties, legal_entity: str, source_document: str, source_number: nullableStr } },
+    journal: {
+      type: 'object',
+      properties: { ...journalRef.properties, legal_entity: str, source_document: str, source_number: nullableStr },
+    },
     payment: { type: ['object', 'null'], properties: { id: str, amount: str, received_on: str } },
     lines: {
       type: 'array',
@@ -161,7 +222,10 @@ const journalExplanation = {
         },
       },
     },
-    explained: { type: ['object', 'null'], properties: { journal_line: { type: 'integer' }, invoice_lines: { type: 'array', items: line } } },
+    explained: {
+      type: ['object', 'null'],
+      properties: { journal_line: { type: 'integer' }, invoice_lines: { type: 'array', items: line } },
+    },
     invoice: invoiceExplanation,
   },
 } as const;
@@ -185,7 +249,10 @@ const eventExplanation = {
         dimensions: { type: 'object', additionalProperties: stringMap },
       },
     },
-    usage_batch: { type: ['object', 'null'], properties: { id: str, channel: str, received_at: str, received: { type: 'integer' }, accepted: { type: 'integer' } } },
+    usage_batch: {
+      type: ['object', 'null'],
+      properties: { id: str, channel: str, received_at: str, received: { type: 'integer' }, accepted: { type: 'integer' } },
+    },
     billed_in: {
       type: 'array',
       items: {
@@ -232,9 +299,15 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       config: { scope: 'read' },
       schema: {
         summary: 'Explain an invoice or credit note down to the usage events',
-        description: 'By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.',
+        description:
+          'By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.',
         tags: ['explain'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice or credit note id, number or correlation id') }, additionalProperties: false },
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: idString('an invoice or credit note id, number or correlation id') },
+          additionalProperties: false,
+        },
         querystring: lineQuery,
         response: { 200: invoiceExplanation, ...errors },
       },
@@ -252,9 +325,15 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       config: { scope: 'read' },
       schema: {
         summary: 'Explain a journal: its source document and the invoice lines behind each journal line',
-        description: 'By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.',
+        description:
+          'By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.',
         tags: ['explain'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('a journal id, outbox key or ERP reference') }, additionalProperties: false },
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: idString('a journal id, outbox key or ERP reference') },
+          additionalProperties: false,
+        },
         querystring: lineQuery,
         response: { 200: journalExplanation, ...errors },
       },
@@ -273,7 +352,15 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],
-        querystring: { type: 'object', required: ['source', 'id'], properties: { source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }), id: idString('the CloudEvents id') }, additionalProperties: false },
+        querystring: {
+          type: 'object',
+          required: ['source', 'id'],
+          properties: {
+            source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }),
+            id: idString('the CloudEvents id'),
+          },
+          additionalProperties: false,
+        },
         response: { 200: eventExplanation, ...errors },
       },
     },

@@ -15,7 +15,11 @@ const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 
 const DATE = { type: 'string', format: 'date' } as const;
 const open = { type: 'object', additionalProperties: true } as const;
 /** Legal content recorded when the invoice was drafted (docs/catalog.md "Legal content"); absent or null on older documents. */
-const PARTY = { type: ['object', 'null'], description: 'name, address (lines, city, region, postal_code, country) or null, tax_id or null', additionalProperties: true } as const;
+const PARTY = {
+  type: ['object', 'null'],
+  description: 'name, address (lines, city, region, postal_code, country) or null, tax_id or null',
+  additionalProperties: true,
+} as const;
 const LEGAL = {
   issue_date: { ...DATE, description: 'the day after the billing period; a correction: that of the run issuing it' },
   payment_terms_days: { type: ['integer', 'null'], description: 'null on a credit note' },
@@ -27,7 +31,25 @@ const LEGAL = {
 /** An invoice or credit note as stored (GET /v1/invoices/{id}): amounts in minor units; the lines carry their usage aggregate. */
 const invoiceSchema = {
   type: 'object',
-  required: ['id', 'key', 'kind', 'number', 'status', 'legal_entity', 'customer', 'currency', 'period_start', 'period_end', 'lines', 'subtotal_minor', 'discount_minor', 'credits_applied_minor', 'tax_minor', 'total_minor', 'rating_run'],
+  required: [
+    'id',
+    'key',
+    'kind',
+    'number',
+    'status',
+    'legal_entity',
+    'customer',
+    'currency',
+    'period_start',
+    'period_end',
+    'lines',
+    'subtotal_minor',
+    'discount_minor',
+    'credits_applied_minor',
+    'tax_minor',
+    'total_minor',
+    'rating_run',
+  ],
   properties: {
     id: { type: 'string' },
     key: { type: 'string', description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)' },
@@ -57,7 +79,23 @@ const invoiceSchema = {
 /** An invoice as a billing run reports it: exact decimal amounts in major units (src/invoice/export.ts). */
 const closedInvoiceSchema = {
   type: 'object',
-  required: ['id', 'number', 'kind', 'status', 'customer', 'legal_entity', 'currency', 'period_start', 'period_end', 'lines', 'subtotal', 'discount', 'credits_applied', 'tax', 'total'],
+  required: [
+    'id',
+    'number',
+    'kind',
+    'status',
+    'customer',
+    'legal_entity',
+    'currency',
+    'period_start',
+    'period_end',
+    'lines',
+    'subtotal',
+    'discount',
+    'credits_applied',
+    'tax',
+    'total',
+  ],
   properties: {
     id: { type: 'string' },
     number: { type: ['string', 'null'] },
@@ -101,12 +139,25 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
           type: 'object',
           properties: {
             entity: idString('a legal entity; default: every one'),
-            early: { type: 'string', enum: ['true', 'false'], description: 'true: close a month that has not ended yet (recorded in the audit log)' },
+            early: {
+              type: 'string',
+              enum: ['true', 'false'],
+              description: 'true: close a month that has not ended yet (recorded in the audit log)',
+            },
           },
           additionalProperties: false,
         },
         response: {
-          200: { type: 'object', required: ['period', 'invoices'], properties: { period: { type: 'string' }, invoices: { type: 'array', items: closedInvoiceSchema }, early: { type: 'boolean' }, resumed: { type: 'boolean' } } },
+          200: {
+            type: 'object',
+            required: ['period', 'invoices'],
+            properties: {
+              period: { type: 'string' },
+              invoices: { type: 'array', items: closedInvoiceSchema },
+              early: { type: 'boolean' },
+              resumed: { type: 'boolean' },
+            },
+          },
           400: { $ref: 'Problem#' },
           409: { $ref: 'Problem#' },
           422: { $ref: 'Problem#' },
@@ -119,10 +170,32 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       const catalog = await currentCatalog(options.pool);
       if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
       try {
-        const outcome = await closePeriod(options.pool, catalog, { period, legalEntity: entity, early: early === 'true', by: `api-key:${request.apiKey?.id}`, log: (line) => request.log.info(line) });
-        return { period: outcome.period, invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })), early: outcome.early, resumed: outcome.resumed };
+        const outcome = await closePeriod(options.pool, catalog, {
+          period,
+          legalEntity: entity,
+          early: early === 'true',
+          by: `api-key:${request.apiKey?.id}`,
+          log: (line) => request.log.info(line),
+        });
+        return {
+          period: outcome.period,
+          invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })),
+          early: outcome.early,
+          resumed: outcome.resumed,
+        };
       } catch (error) {
-        if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, error.problems[0]?.code === 'period_not_ended' || error.problems[0]?.code === 'period_in_future' ? error.problems[0].code : 'billing_run', error.message, error.problems));
+        if (error instanceof ProblemError)
+          return sendProblem(
+            reply,
+            problemDetails(
+              error.status,
+              error.problems[0]?.code === 'period_not_ended' || error.problems[0]?.code === 'period_in_future'
+                ? error.problems[0].code
+                : 'billing_run',
+              error.message,
+              error.problems,
+            ),
+          );
         if (error instanceof CloseFailedError) {
           request.log.error(error);
           return sendProblem(reply, problemDetails(500, 'close_failed', error.summary));
@@ -152,8 +225,21 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
         if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
         const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
         const customer = catalog.index.customers.get(invoice.customer);
-        if (!legalEntity || !customer) return sendProblem(reply, problemDetails(409, 'not_in_catalog', `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`));
-        const pdf = await renderInvoicePdf({ invoice, legalEntity, customer, products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])) });
+        if (!legalEntity || !customer)
+          return sendProblem(
+            reply,
+            problemDetails(
+              409,
+              'not_in_catalog',
+              `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`,
+            ),
+          );
+        const pdf = await renderInvoicePdf({
+          invoice,
+          legalEntity,
+          customer,
+          products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
+        });
         return reply.type('application/pdf').send(pdf);
       }
       return reply.send(JSON.parse(JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))));

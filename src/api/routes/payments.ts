@@ -19,7 +19,7 @@ const paymentSchema = {
   properties: {
     id: idString("the payment's id at its source: each applies once"),
     invoice: idString('the invoice number or id it pays'),
-    amount: amountString('major units, an exact decimal string greater than 0, with at most the currency\'s minor digits'),
+    amount: amountString("major units, an exact decimal string greater than 0, with at most the currency's minor digits"),
     currency: currencyString(),
     received_on: dateString('the day the money was received, YYYY-MM-DD'),
   },
@@ -30,7 +30,11 @@ const outcomeSchema = {
   type: 'object',
   required: ['status', 'payment_id'],
   properties: {
-    status: { type: 'string', enum: ['applied', 'duplicate', 'exception'], description: 'duplicate: this payment id was already applied with the same content' },
+    status: {
+      type: 'string',
+      enum: ['applied', 'duplicate', 'exception'],
+      description: 'duplicate: this payment id was already applied with the same content',
+    },
     payment_id: { type: 'string' },
     invoice: { type: 'string', description: 'applied: the invoice number' },
     payment_status: { type: 'string', enum: ['partially_paid', 'paid'] },
@@ -64,11 +68,18 @@ export async function registerPaymentRoutes(app: FastifyInstance, options: Serve
         config: { scope: 'public' },
         // Before the schema: an unsigned request learns nothing about the body it sent.
         preValidation: async (request, reply) => {
-          if (!options.webhookSecret) return sendProblem(reply, problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
+          if (!options.webhookSecret)
+            return sendProblem(reply, problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
           const body = rawBodies.get(request);
           const raw = body?.raw ?? (typeof request.body === 'string' ? request.body : '');
-          const signature = verifyWebhook(options.webhookSecret, raw, request.headers['accrue-signature'] as string | undefined, Math.floor(Date.now() / 1000));
-          if (!signature.ok) return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
+          const signature = verifyWebhook(
+            options.webhookSecret,
+            raw,
+            request.headers['accrue-signature'] as string | undefined,
+            Math.floor(Date.now() / 1000),
+          );
+          if (!signature.ok)
+            return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
           if (body?.problems !== undefined) return sendProblem(reply, refusedBodyProblem(body.problems));
           request.webhookSignature = signature.value.signature;
         },
@@ -80,7 +91,13 @@ export async function registerPaymentRoutes(app: FastifyInstance, options: Serve
           security: [],
           headers: {
             type: 'object',
-            properties: { 'accrue-signature': { type: 'string', maxLength: 200, description: 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">' } },
+            properties: {
+              'accrue-signature': {
+                type: 'string',
+                maxLength: 200,
+                description: 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">',
+              },
+            },
           },
           body: paymentSchema,
           response: {
@@ -94,7 +111,11 @@ export async function registerPaymentRoutes(app: FastifyInstance, options: Serve
       },
       async (request, reply) => {
         const payment = validatePayment(request.body);
-        if (!payment.ok) return sendProblem(reply, problemDetails(400, 'invalid_payment', 'the payment was refused; nothing was applied', payment.problems));
+        if (!payment.ok)
+          return sendProblem(
+            reply,
+            problemDetails(400, 'invalid_payment', 'the payment was refused; nothing was applied', payment.problems),
+          );
         const catalog = await currentCatalog(options.pool);
         if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
         try {

@@ -2,7 +2,14 @@
 // lifecycle moves (assign, resolve with the correcting document, waive with a reason), each audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ProblemError, type Result } from '../../domain/result.js';
-import { getException, listExceptions, moveException, problemStatus, type ExceptionMove, type ExceptionRecord } from '../../reconcile/exceptions.js';
+import {
+  getException,
+  listExceptions,
+  moveException,
+  problemStatus,
+  type ExceptionMove,
+  type ExceptionRecord,
+} from '../../reconcile/exceptions.js';
 import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, sendProblem } from '../problem.js';
 import { idString, integerString, periodString, textString } from '../params.js';
@@ -14,7 +21,11 @@ const keySchema = {
   required: ['legal_entity', 'customer', 'currency', 'item'],
   properties: { legal_entity: { type: 'string' }, customer: { type: 'string' }, currency: { type: 'string' }, item: { type: 'string' } },
 } as const;
-const documentSchema = { type: 'object', required: ['kind', 'id'], properties: { kind: { type: 'string' }, id: { type: 'string' }, connector: { type: 'string' } } } as const;
+const documentSchema = {
+  type: 'object',
+  required: ['kind', 'id'],
+  properties: { kind: { type: 'string' }, id: { type: 'string' }, connector: { type: 'string' } },
+} as const;
 
 const reportSchema = {
   type: 'object',
@@ -62,10 +73,30 @@ const reportSchema = {
       },
     },
     opened: { type: 'array', items: { type: 'string' } },
-    cleared: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, checkpoint: { type: 'string' }, legal_entity: { type: 'string' }, item: { type: 'string' }, status: { type: 'string' } } } },
+    cleared: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          checkpoint: { type: 'string' },
+          legal_entity: { type: 'string' },
+          item: { type: 'string' },
+          status: { type: 'string' },
+        },
+      },
+    },
     open_exceptions: {
       type: 'array',
-      items: { type: 'object', properties: { legal_entity: { type: 'string' }, owner_queue: { type: 'string' }, open: { type: 'integer' }, assigned: { type: 'integer' } } },
+      items: {
+        type: 'object',
+        properties: {
+          legal_entity: { type: 'string' },
+          owner_queue: { type: 'string' },
+          open: { type: 'integer' },
+          assigned: { type: 'integer' },
+        },
+      },
     },
   },
 } as const;
@@ -116,14 +147,24 @@ const eventSchema = {
   },
 } as const;
 
-const idParams = { type: 'object', required: ['id'], properties: { id: idString('an exception id') }, additionalProperties: false } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: idString('an exception id') },
+  additionalProperties: false,
+} as const;
 const moveResponses = { 200: exceptionSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
 
 /** The actor of a move: the person named in the body, else the API key that made the request. */
-const actorOf = (request: FastifyRequest, by: string | undefined): string => (by && by.trim() !== '' ? by : `api-key:${request.apiKey?.id ?? 'unknown'}`);
+const actorOf = (request: FastifyRequest, by: string | undefined): string =>
+  by && by.trim() !== '' ? by : `api-key:${request.apiKey?.id ?? 'unknown'}`;
 
 function answer(reply: FastifyReply, result: Result<ExceptionRecord>) {
-  if (!result.ok) return sendProblem(reply, problemDetails(problemStatus(result.problems), 'exception_move_refused', 'the move was refused; nothing changed', result.problems));
+  if (!result.ok)
+    return sendProblem(
+      reply,
+      problemDetails(problemStatus(result.problems), 'exception_move_refused', 'the move was refused; nothing changed', result.problems),
+    );
   return result.value;
 }
 
@@ -138,7 +179,11 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
           'Compares the checkpoints live for the built-in ledger (usage, rating, invoice lines, ledger postings, payments, trial balance) and lists the open exceptions per queue. Nothing is recorded: `accrue reconcile` or closing the period opens the exceptions.',
         tags: ['reconciliation'],
         params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: { type: 'object', properties: { entity: idString('a legal entity; default: every one') }, additionalProperties: false },
+        querystring: {
+          type: 'object',
+          properties: { entity: idString('a legal entity; default: every one') },
+          additionalProperties: false,
+        },
         response: { 200: reportSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
       },
     },
@@ -148,7 +193,8 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
       try {
         return await reconcilePeriod(options.pool, { period, legalEntity: entity, record: false });
       } catch (error) {
-        if (error instanceof ProblemError) return sendProblem(reply, problemDetails(error.status, 'reconciliation', error.message, error.problems));
+        if (error instanceof ProblemError)
+          return sendProblem(reply, problemDetails(error.status, 'reconciliation', error.message, error.problems));
         throw error;
       }
     },
@@ -173,12 +219,22 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
           },
           additionalProperties: false,
         },
-        response: { 200: { type: 'object', required: ['exceptions'], properties: { exceptions: { type: 'array', items: exceptionSchema } } }, 400: { $ref: 'Problem#' } },
+        response: {
+          200: { type: 'object', required: ['exceptions'], properties: { exceptions: { type: 'array', items: exceptionSchema } } },
+          400: { $ref: 'Problem#' },
+        },
       },
     },
     async (request, reply) => {
       const q = request.query as { queue?: string; status?: string; period?: string; entity?: string; checkpoint?: string; limit?: string };
-      const listed = await listExceptions(options.pool, { queue: q.queue, status: q.status, period: q.period, legalEntity: q.entity, checkpoint: q.checkpoint, limit: q.limit === undefined ? 100 : Number.parseInt(q.limit, 10) });
+      const listed = await listExceptions(options.pool, {
+        queue: q.queue,
+        status: q.status,
+        period: q.period,
+        legalEntity: q.entity,
+        checkpoint: q.checkpoint,
+        limit: q.limit === undefined ? 100 : Number.parseInt(q.limit, 10),
+      });
       if (!listed.ok) return sendProblem(reply, problemDetails(400, 'invalid_filter', 'the filter is invalid', listed.problems));
       return { exceptions: listed.value };
     },
@@ -192,7 +248,14 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
         summary: 'One exception with every move in its history',
         tags: ['reconciliation'],
         params: idParams,
-        response: { 200: { type: 'object', required: ['exception', 'events'], properties: { exception: exceptionSchema, events: { type: 'array', items: eventSchema } } }, 404: { $ref: 'Problem#' } },
+        response: {
+          200: {
+            type: 'object',
+            required: ['exception', 'events'],
+            properties: { exception: exceptionSchema, events: { type: 'array', items: eventSchema } },
+          },
+          404: { $ref: 'Problem#' },
+        },
       },
     },
     async (request, reply) => {
@@ -203,7 +266,12 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
     },
   );
 
-  const move = (path: 'assign' | 'resolve' | 'waive', summary: string, body: object, toMove: (b: Record<string, string | undefined>, by: string) => ExceptionMove) =>
+  const move = (
+    path: 'assign' | 'resolve' | 'waive',
+    summary: string,
+    body: object,
+    toMove: (b: Record<string, string | undefined>, by: string) => ExceptionMove,
+  ) =>
     app.post(
       `/v1/exceptions/:id/${path}`,
       { config: { scope: 'admin' }, schema: { summary, tags: ['reconciliation'], params: idParams, body, response: moveResponses } },
@@ -218,19 +286,34 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
   move(
     'assign',
     'Assign (or reassign) an exception to a person or team',
-    { type: 'object', required: ['assignee'], properties: { assignee: idString('the person or team'), by, note }, additionalProperties: false },
+    {
+      type: 'object',
+      required: ['assignee'],
+      properties: { assignee: idString('the person or team'), by, note },
+      additionalProperties: false,
+    },
     (b, actor) => ({ action: 'assign', assignee: b.assignee ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
   move(
     'resolve',
     'Resolve an assigned exception with the document that corrects it',
-    { type: 'object', required: ['correcting_document'], properties: { correcting_document: idString('the id or number of the document that corrects the difference'), by, note }, additionalProperties: false },
+    {
+      type: 'object',
+      required: ['correcting_document'],
+      properties: { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
+      additionalProperties: false,
+    },
     (b, actor) => ({ action: 'resolve', correcting_document: b.correcting_document ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
   move(
     'waive',
     'Accept an assigned exception as it is, with the reason; final',
-    { type: 'object', required: ['reason'], properties: { reason: textString('why the difference is accepted', { minLength: 1 }), by }, additionalProperties: false },
+    {
+      type: 'object',
+      required: ['reason'],
+      properties: { reason: textString('why the difference is accepted', { minLength: 1 }), by },
+      additionalProperties: false,
+    },
     (b, actor) => ({ action: 'waive', reason: b.reason ?? '', by: actor }),
   );
 }

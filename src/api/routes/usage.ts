@@ -14,7 +14,8 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
       config: { scope: 'read' },
       schema: {
         summary: 'Usage per customer, meter and dimension',
-        description: 'Aggregates stored events by the meter aggregation. `from` and `to` default to the current calendar month (UTC). Late events (arrived after their period closed) are excluded unless `late=include` or `late=only`.',
+        description:
+          'Aggregates stored events by the meter aggregation. `from` and `to` default to the current calendar month (UTC). Late events (arrived after their period closed) are excluded unless `late=include` or `late=only`.',
         tags: ['usage'],
         querystring: {
           type: 'object',
@@ -57,7 +58,14 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
       },
     },
     async (request, reply) => {
-      const query = request.query as { customer?: string; meter?: string; from?: string; to?: string; group_by?: string; late?: 'exclude' | 'include' | 'only' };
+      const query = request.query as {
+        customer?: string;
+        meter?: string;
+        from?: string;
+        to?: string;
+        group_by?: string;
+        late?: 'exclude' | 'include' | 'only';
+      };
       const catalog = await currentCatalog(options.pool);
       if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
       const month = monthWindow(new Date());
@@ -68,7 +76,12 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
         meter: query.meter,
         from,
         to,
-        groupBy: query.group_by ? query.group_by.split(',').map((s) => s.trim()).filter(Boolean) : [],
+        groupBy: query.group_by
+          ? query.group_by
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : [],
         late: query.late,
       });
       if (!result.ok) return sendProblem(reply, problemDetails(400, 'invalid_query', 'the usage query is invalid', result.problems));

@@ -8,7 +8,9 @@ import { xeroAuthorizer } from './xero.js';
 
 export function authorizerFor(pool: pg.Pool, settings: ConnectionSettings, key: SecretKey): Authorizer {
   if (settings.kind === 'xero') return xeroAuthorizer(pool, settings, key);
-  return settings.auth === 'client_credentials' ? netsuiteClientCredentialsAuthorizer(pool, settings, key) : netsuiteTbaAuthorizer(pool, settings, key);
+  return settings.auth === 'client_credentials'
+    ? netsuiteClientCredentialsAuthorizer(pool, settings, key)
+    : netsuiteTbaAuthorizer(pool, settings, key);
 }
 
 export { loadSecretKey, secretKeyFrom, seal, open, type SecretKey } from './secret-box.js';

@@ -16,7 +16,8 @@ import type { SecretKey } from './secret-box.js';
 export const NETSUITE_RENEW_MARGIN_MS = 5 * 60_000;
 export const NETSUITE_ASSERTION_ALG = 'PS256';
 
-export const netsuiteTokenUrl = (settings: ConnectionSettings): string => settings.token_url ?? `${baseUrl(settings)}/services/rest/auth/oauth2/v1/token`;
+export const netsuiteTokenUrl = (settings: ConnectionSettings): string =>
+  settings.token_url ?? `${baseUrl(settings)}/services/rest/auth/oauth2/v1/token`;
 
 /** Exchanges a fresh assertion for an access token; `{refused}` carries NetSuite's OAuth error code, never a secret. */
 export async function netsuiteClientCredentialsToken(
@@ -36,21 +37,33 @@ export async function netsuiteClientCredentialsToken(
       .setExpirationTime(iat + 3600)
       .sign(await importPKCS8(input.privateKeyPem, alg));
   } catch (error) {
-    throw new Error(`the NetSuite private key cannot sign ${alg}: ${(error as Error).name} (a PKCS#8 PEM RSA key is needed for PS256)`);
+    throw new Error(`the NetSuite private key cannot sign ${alg}: ${(error as Error).name} (a PKCS#8 PEM RSA key is needed for PS256)`, {
+      cause: error,
+    });
   }
   const res = await fetch(tokenUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion }),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+    }),
     signal: AbortSignal.timeout(30_000),
   });
   const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (res.status === 400 || res.status === 401 || res.status === 403) return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}` };
+  if (res.status === 400 || res.status === 401 || res.status === 403)
+    return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}` };
   if (!res.ok || typeof json.access_token !== 'string') throw new Error(`NetSuite token endpoint answered ${res.status}`);
   return { access_token: json.access_token, expires_in: Number(json.expires_in ?? 3600) || 3600 };
 }
 
-export function netsuiteClientCredentialsAuthorizer(pool: pg.Pool, settings: ConnectionSettings, key: SecretKey, options: { now?: () => number } = {}): Authorizer {
+export function netsuiteClientCredentialsAuthorizer(
+  pool: pg.Pool,
+  settings: ConnectionSettings,
+  key: SecretKey,
+  options: { now?: () => number } = {},
+): Authorizer {
   const now = options.now ?? Date.now;
   const tokenUrl = netsuiteTokenUrl(settings);
   let cached: { token: string; expiresAt: number } | undefined;
@@ -60,12 +73,17 @@ export function netsuiteClientCredentialsAuthorizer(pool: pg.Pool, settings: Con
     await transaction(pool, async (client) => {
       const stored = await readCredentials(client, settings.name, key, { forUpdate: true });
       const s: Secrets | undefined = stored?.secrets;
-      if (!s?.client_id || !s.certificate_id || !s.private_key) throw new ReauthorizationRequired(settings.name, 'no client-credentials secrets stored: run accrue connect netsuite');
+      if (!s?.client_id || !s.certificate_id || !s.private_key)
+        throw new ReauthorizationRequired(settings.name, 'no client-credentials secrets stored: run accrue connect netsuite');
       const expiresAt = stored!.accessExpiresAt?.getTime() ?? 0;
       const usable = s.access_token && s.access_token !== rejected && expiresAt - now() > NETSUITE_RENEW_MARGIN_MS;
       if (usable) cached = { token: s.access_token!, expiresAt };
       else {
-        const answer = await netsuiteClientCredentialsToken(tokenUrl, { clientId: s.client_id, certificateId: s.certificate_id, privateKeyPem: s.private_key }, now);
+        const answer = await netsuiteClientCredentialsToken(
+          tokenUrl,
+          { clientId: s.client_id, certificateId: s.certificate_id, privateKeyPem: s.private_key },
+          now,
+        );
         if ('refused' in answer) refused = answer.refused;
         else {
           const at = new Date(now() + answer.expires_in * 1000);

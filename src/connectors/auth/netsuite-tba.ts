@@ -46,7 +46,10 @@ export function tbaAuthorization(realm: string, secrets: TbaSecrets, method: str
     query[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
   }
   const bare = `${parsed.origin}${parsed.pathname}`;
-  const data = oauth.authorize({ url: bare, method: method.toUpperCase(), data: query }, { key: secrets.token_id, secret: secrets.token_secret });
+  const data = oauth.authorize(
+    { url: bare, method: method.toUpperCase(), data: query },
+    { key: secrets.token_id, secret: secrets.token_secret },
+  );
   return oauth.toHeader(data).Authorization;
 }
 
@@ -57,7 +60,8 @@ export const tbaRealm = (settings: ConnectionSettings): string => {
 
 const asTba = (connection: string, secrets: Secrets): TbaSecrets => {
   const { consumer_key, consumer_secret, token_id, token_secret } = secrets;
-  if (!consumer_key || !consumer_secret || !token_id || !token_secret) throw new ReauthorizationRequired(connection, 'no TBA credentials stored: run accrue connect netsuite');
+  if (!consumer_key || !consumer_secret || !token_id || !token_secret)
+    throw new ReauthorizationRequired(connection, 'no TBA credentials stored: run accrue connect netsuite');
   return { consumer_key, consumer_secret, token_id, token_secret };
 };
 

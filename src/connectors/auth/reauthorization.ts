@@ -10,13 +10,19 @@ export const REAUTHORIZATION_EXCEPTION = 'erp_needs_reauthorization';
 export const reauthorizationExceptionId = (connection: string): string => exceptionId(REAUTHORIZATION_EXCEPTION, connection);
 
 const nextOrdinal = async (client: pg.PoolClient, id: string): Promise<number> =>
-  (await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [id])).rows[0]!.n;
+  (await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [id]))
+    .rows[0]!.n;
 
 /** `reason` must never hold a secret (it is audited and shown): say what the ERP refused, e.g. `refresh refused: invalid_grant`. */
 export async function markNeedsReauthorization(pool: pg.Pool, connection: string, reason: string): Promise<void> {
   await transaction(pool, async (client) => {
     const id = reauthorizationExceptionId(connection);
-    const existing = (await client.query<{ status: string; cleared_at: Date | null }>('SELECT status, cleared_at FROM exceptions WHERE id = $1 FOR UPDATE', [id])).rows[0];
+    const existing = (
+      await client.query<{ status: string; cleared_at: Date | null }>(
+        'SELECT status, cleared_at FROM exceptions WHERE id = $1 FOR UPDATE',
+        [id],
+      )
+    ).rows[0];
     const details = JSON.stringify({ connection, reason, action: `run: accrue connect <kind> --connection ${connection}` });
     if (!existing) {
       await client.query(
@@ -26,13 +32,14 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
       // its 'open' event is written by the exceptions_payment_opened trigger (migration 008)
     } else if (existing.cleared_at && (existing.status === 'open' || existing.status === 'assigned')) {
       // cleared by an earlier `accrue connect`: it reappears (resolved and waived are final in the database: left as they are)
-      await client.query(`UPDATE exceptions SET cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [id, details]);
-      await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, 'system:auth', $4)`, [
+      await client.query(`UPDATE exceptions SET cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [
         id,
-        await nextOrdinal(client, id),
-        existing.status,
-        reason,
+        details,
       ]);
+      await client.query(
+        `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, 'system:auth', $4)`,
+        [id, await nextOrdinal(client, id), existing.status, reason],
+      );
     } else {
       await client.query('UPDATE exceptions SET last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1', [id, details]);
     }
@@ -44,15 +51,16 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
 export async function markReauthorized(client: pg.PoolClient, connection: string, actor = 'system:auth'): Promise<void> {
   await setConnectionStatus(client, connection, 'active', null, actor);
   const id = reauthorizationExceptionId(connection);
-  const cleared = await client.query<{ status: string }>(`UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1 AND cleared_at IS NULL AND status IN ('open', 'assigned') RETURNING status`, [id]);
+  const cleared = await client.query<{ status: string }>(
+    `UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1 AND cleared_at IS NULL AND status IN ('open', 'assigned') RETURNING status`,
+    [id],
+  );
   const row = cleared.rows[0];
   if (row) {
-    await client.query(`INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'connection authorized again')`, [
-      id,
-      await nextOrdinal(client, id),
-      row.status,
-      actor,
-    ]);
+    await client.query(
+      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'connection authorized again')`,
+      [id, await nextOrdinal(client, id), row.status, actor],
+    );
     await appendAudit(client, { actor, action: 'exception.clear', subject: id, details: { connection } });
   }
 }

@@ -14,7 +14,10 @@ export const keyIdOf = (bytes: Buffer): string => createHash('sha256').update(by
 function decodeKey(text: string, origin: string): Buffer {
   const t = text.trim();
   const bytes = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
-  if (bytes.length !== 32) throw new Error(`${origin} must hold 32 bytes as base64 or 64 hex digits (got ${bytes.length} bytes); create one with: openssl rand -base64 32`);
+  if (bytes.length !== 32)
+    throw new Error(
+      `${origin} must hold 32 bytes as base64 or 64 hex digits (got ${bytes.length} bytes); create one with: openssl rand -base64 32`,
+    );
   return bytes;
 }
 
@@ -27,11 +30,16 @@ export function loadSecretKey(env: Record<string, string | undefined> = process.
     try {
       text = readFileSync(env.ACCRUE_SECRET_KEY_FILE, 'utf8');
     } catch (error) {
-      throw new Error(`ACCRUE_SECRET_KEY_FILE ${env.ACCRUE_SECRET_KEY_FILE} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new Error(
+        `ACCRUE_SECRET_KEY_FILE ${env.ACCRUE_SECRET_KEY_FILE} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+        { cause: error },
+      );
     }
     bytes = decodeKey(text, `ACCRUE_SECRET_KEY_FILE ${env.ACCRUE_SECRET_KEY_FILE}`);
   } else {
-    throw new Error('no secret key: set ACCRUE_SECRET_KEY to 32 random bytes (base64 or hex, e.g. `openssl rand -base64 32`) or ACCRUE_SECRET_KEY_FILE to a file holding them');
+    throw new Error(
+      'no secret key: set ACCRUE_SECRET_KEY to 32 random bytes (base64 or hex, e.g. `openssl rand -base64 32`) or ACCRUE_SECRET_KEY_FILE to a file holding them',
+    );
   }
   return { id: keyIdOf(bytes), bytes };
 }
@@ -53,7 +61,10 @@ export function seal(key: SecretKey, secrets: Record<string, unknown>): { sealed
 }
 
 export function open<T = Record<string, unknown>>(key: SecretKey, sealed: Buffer, keyId: string): T {
-  if (keyId !== key.id) throw new Error(`secrets were sealed with key ${keyId} but the configured key is ${key.id}: set ACCRUE_SECRET_KEY to the key they were sealed with`);
+  if (keyId !== key.id)
+    throw new Error(
+      `secrets were sealed with key ${keyId} but the configured key is ${key.id}: set ACCRUE_SECRET_KEY to the key they were sealed with`,
+    );
   if (sealed.length < 29 || sealed[0] !== VERSION) throw new Error(`sealed secrets (key ${keyId}) are malformed or of an unknown version`);
   const decipher = createDecipheriv('aes-256-gcm', key.bytes, sealed.subarray(1, 13));
   decipher.setAAD(Buffer.from(`accrue-secrets:v${VERSION}:${key.id}`));

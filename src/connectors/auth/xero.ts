@@ -19,7 +19,8 @@ export const XERO_CONNECTIONS_URL = 'https://api.xero.com/connections';
  * apps must migrate by September 2027: use XERO_GRANULAR_SCOPES, or any list through XERO_SCOPES at `accrue connect`.
  */
 export const XERO_SCOPES = 'offline_access accounting.transactions accounting.contacts accounting.settings.read';
-export const XERO_GRANULAR_SCOPES = 'offline_access accounting.invoices accounting.payments accounting.manualjournals accounting.contacts accounting.settings.read';
+export const XERO_GRANULAR_SCOPES =
+  'offline_access accounting.invoices accounting.payments accounting.manualjournals accounting.contacts accounting.settings.read';
 /** Refresh proactively when the access token ends within this. */
 export const XERO_REFRESH_MARGIN_MS = 60_000;
 
@@ -29,34 +30,54 @@ export interface XeroTokens {
   expires_in: number;
 }
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /** POSTs a form to Xero's token endpoint; answers the tokens, or `{refused}` with the OAuth error code (never a secret). */
-export async function xeroTokenRequest(tokenUrl: string, clientId: string, clientSecret: string | undefined, form: Record<string, string>): Promise<XeroTokens | { refused: string; status: number }> {
+export async function xeroTokenRequest(
+  tokenUrl: string,
+  clientId: string,
+  clientSecret: string | undefined,
+  form: Record<string, string>,
+): Promise<XeroTokens | { refused: string; status: number }> {
   const body = new URLSearchParams(form);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
   if (clientSecret) headers.authorization = basic(clientId, clientSecret);
   else body.set('client_id', clientId);
   const res = await fetch(tokenUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
   const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (res.status === 400 || res.status === 401) return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}`, status: res.status };
+  if (res.status === 400 || res.status === 401)
+    return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}`, status: res.status };
   if (!res.ok) throw new Error(`Xero token endpoint answered ${res.status}`);
-  if (typeof json.access_token !== 'string' || typeof json.refresh_token !== 'string') throw new Error('Xero token endpoint answered without access_token and refresh_token');
-  return { access_token: json.access_token, refresh_token: json.refresh_token, expires_in: typeof json.expires_in === 'number' ? json.expires_in : 1800 };
+  if (typeof json.access_token !== 'string' || typeof json.refresh_token !== 'string')
+    throw new Error('Xero token endpoint answered without access_token and refresh_token');
+  return {
+    access_token: json.access_token,
+    refresh_token: json.refresh_token,
+    expires_in: typeof json.expires_in === 'number' ? json.expires_in : 1800,
+  };
 }
 
 export interface XeroAuthorizerOptions {
   now?: () => number;
 }
 
-export function xeroAuthorizer(pool: pg.Pool, settings: ConnectionSettings, key: SecretKey, options: XeroAuthorizerOptions = {}): Authorizer {
+export function xeroAuthorizer(
+  pool: pg.Pool,
+  settings: ConnectionSettings,
+  key: SecretKey,
+  options: XeroAuthorizerOptions = {},
+): Authorizer {
   const now = options.now ?? Date.now;
   const tokenUrl = settings.token_url ?? XERO_TOKEN_URL;
   let cached: { secrets: Secrets; expiresAt: number } | undefined;
 
   const headersOf = (secrets: Secrets): Record<string, string> => {
     if (settings.tenant_id && secrets.tenant_id && settings.tenant_id !== secrets.tenant_id)
-      throw new ReauthorizationRequired(settings.name, `configured tenant_id ${settings.tenant_id} differs from the tenant authorized at connect (${secrets.tenant_id})`);
+      throw new ReauthorizationRequired(
+        settings.name,
+        `configured tenant_id ${settings.tenant_id} differs from the tenant authorized at connect (${secrets.tenant_id})`,
+      );
     return { authorization: `Bearer ${secrets.access_token}`, 'xero-tenant-id': secrets.tenant_id ?? settings.tenant_id ?? '' };
   };
 
@@ -72,11 +93,15 @@ export function xeroAuthorizer(pool: pg.Pool, settings: ConnectionSettings, key:
     let refused: string | undefined;
     await transaction(pool, async (client) => {
       const stored = await readCredentials(client, settings.name, key, { forUpdate: true });
-      if (!stored?.secrets.refresh_token) throw new ReauthorizationRequired(settings.name, 'no credentials stored: run accrue connect xero');
+      if (!stored?.secrets.refresh_token)
+        throw new ReauthorizationRequired(settings.name, 'no credentials stored: run accrue connect xero');
       const expiresAt = stored.accessExpiresAt?.getTime() ?? 0;
       const alreadyNew = onlyIfExpiring ? expiresAt - now() > XERO_REFRESH_MARGIN_MS : stored.secrets.access_token !== rejectedAccess;
       if (!alreadyNew) {
-        const answer = await xeroTokenRequest(tokenUrl, stored.secrets.client_id ?? '', stored.secrets.client_secret, { grant_type: 'refresh_token', refresh_token: stored.secrets.refresh_token });
+        const answer = await xeroTokenRequest(tokenUrl, stored.secrets.client_id ?? '', stored.secrets.client_secret, {
+          grant_type: 'refresh_token',
+          refresh_token: stored.secrets.refresh_token,
+        });
         if ('refused' in answer) refused = answer.refused;
         else {
           const secrets = { ...stored.secrets, access_token: answer.access_token, refresh_token: answer.refresh_token };
@@ -126,7 +151,10 @@ export function xeroPkce(): XeroPkce {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url'), state: randomBytes(16).toString('base64url') };
 }
 
-export function xeroAuthorizeUrl(settings: Pick<ConnectionSettings, 'authorize_url'>, input: { clientId: string; redirectUri: string; pkce: XeroPkce; scopes?: string }): string {
+export function xeroAuthorizeUrl(
+  settings: Pick<ConnectionSettings, 'authorize_url'>,
+  input: { clientId: string; redirectUri: string; pkce: XeroPkce; scopes?: string },
+): string {
   const url = new URL(settings.authorize_url ?? XERO_AUTHORIZE_URL);
   url.searchParams.set('response_type', 'code');
   url.searchParams.set('client_id', input.clientId);
@@ -138,7 +166,10 @@ export function xeroAuthorizeUrl(settings: Pick<ConnectionSettings, 'authorize_u
   return url.toString();
 }
 
-export async function xeroExchangeCode(settings: Pick<ConnectionSettings, 'token_url'>, input: { clientId: string; clientSecret?: string; code: string; redirectUri: string; verifier: string }): Promise<XeroTokens> {
+export async function xeroExchangeCode(
+  settings: Pick<ConnectionSettings, 'token_url'>,
+  input: { clientId: string; clientSecret?: string; code: string; redirectUri: string; verifier: string },
+): Promise<XeroTokens> {
   const answer = await xeroTokenRequest(settings.token_url ?? XERO_TOKEN_URL, input.clientId, input.clientSecret, {
     grant_type: 'authorization_code',
     code: input.code,
@@ -156,7 +187,10 @@ export interface XeroTenant {
 }
 
 export async function xeroTenants(settings: Pick<ConnectionSettings, 'connections_url'>, accessToken: string): Promise<XeroTenant[]> {
-  const res = await fetch(settings.connections_url ?? XERO_CONNECTIONS_URL, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(settings.connections_url ?? XERO_CONNECTIONS_URL, {
+    headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+    signal: AbortSignal.timeout(30_000),
+  });
   if (!res.ok) throw new Error(`Xero connections answered ${res.status}`);
   return ((await res.json()) as XeroTenant[]).filter((t) => t.tenantType === undefined || t.tenantType === 'ORGANISATION');
 }

@@ -14,7 +14,12 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = ['hledger', 'beancount'];
  * of every account and currency (`declarations`: pass all the ledger's journals) or a period's transactions alone
  * (`transactions`): periods then load together after the one declarations file (docs/accounting.md).
  */
-export function exportJournals(format: ExportFormat, journals: readonly Journal[], catalog: Catalog, part: 'file' | 'declarations' | 'transactions' = 'file'): string {
+export function exportJournals(
+  format: ExportFormat,
+  journals: readonly Journal[],
+  catalog: Catalog,
+  part: 'file' | 'declarations' | 'transactions' = 'file',
+): string {
   const roles = accountRoles(catalog.accounts, catalog.products);
   if (!roles.ok) throw new ProblemError(roles.problems);
   const options = { roles: roles.value };

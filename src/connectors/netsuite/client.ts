@@ -9,14 +9,41 @@
 import type { Journal } from '../../domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
 import { correlationHeaders } from '../../post/correlation.js';
-import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import {
+  ERP_DOCUMENTS_MAX,
+  TargetError,
+  type ErpDocument,
+  type ErpTarget,
+  type PostedReference,
+  type TargetLimits,
+} from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import { decimalLiteral, parseJsonDecimals, stringifyWithDecimals } from '../json-decimal.js';
-import { directCaller, MappingMissing, PeriodLocked, ReauthorizationRequired, type ConnectionSettings, type ErpCaller, type MappingKind, type MappingResolver, type MappingSource, type PaymentDocument, type ReferenceChecker, type ReferenceState } from '../connection.js';
+import {
+  MappingMissing,
+  PeriodLocked,
+  ReauthorizationRequired,
+  type ConnectionSettings,
+  type ErpCaller,
+  type MappingKind,
+  type MappingResolver,
+  type MappingSource,
+  type PaymentDocument,
+  type ReferenceChecker,
+  type ReferenceState,
+} from '../connection.js';
 import { baseUrl, concurrencyOf } from '../connections.js';
-import { billingAddressOf, NETSUITE_RECORD_TYPE, paymentFromRow, paymentsQuery, References, salesRecordBody, SUITEQL_PAGE_MAX } from './sales.js';
+import {
+  billingAddressOf,
+  NETSUITE_RECORD_TYPE,
+  paymentFromRow,
+  paymentsQuery,
+  References,
+  salesRecordBody,
+  SUITEQL_PAGE_MAX,
+} from './sales.js';
 
 export interface NetSuiteTargetOptions {
   settings: ConnectionSettings;
@@ -69,7 +96,12 @@ export function journalListQuery(subsidiary: string, from: string, to: string): 
 const decimalFromText = (text: string) => text.replace(/^(-?)\./, (_m, sign: string) => `${sign}0.`);
 
 /** The journalEntry record: subsidiary, currency, each line's account and customer from the connection's mappings. */
-export function journalEntryRecord(journal: Journal, refs: References, externalId: string, entityOf: (customer: string, field: string) => { id: string } | { externalId: string }) {
+export function journalEntryRecord(
+  journal: Journal,
+  refs: References,
+  externalId: string,
+  entityOf: (customer: string, field: string) => { id: string } | { externalId: string },
+) {
   const currency = journal.lines[0]?.currency ?? '';
   return {
     externalId,
@@ -80,7 +112,9 @@ export function journalEntryRecord(journal: Journal, refs: References, externalI
     line: {
       items: journal.lines.map((l, i) => ({
         account: refs.ref('account', l.account, `line.items[${i}].account`),
-        ...(l.debit_minor > 0n ? { debit: decimalLiteral(formatMajor(l.debit_minor, l.currency)) } : { credit: decimalLiteral(formatMajor(l.credit_minor, l.currency)) }),
+        ...(l.debit_minor > 0n
+          ? { debit: decimalLiteral(formatMajor(l.debit_minor, l.currency)) }
+          : { credit: decimalLiteral(formatMajor(l.credit_minor, l.currency)) }),
         ...(l.customer ? { entity: entityOf(l.customer, `line.items[${i}].entity`) } : {}),
         ...(l.memo ? { memo: l.memo.slice(0, 999) } : {}),
       })),
@@ -90,7 +124,8 @@ export function journalEntryRecord(journal: Journal, refs: References, externalI
 
 /** SQL text literal for SuiteQL: quotes doubled; control characters refused (nothing Accrue sends needs them). */
 export function suiteqlText(value: string): string {
-  if (/[\u0000-\u001f]/.test(value) || value.length > 200) throw new TargetError(`NetSuite SuiteQL: refusing to quote ${JSON.stringify(value.slice(0, 40))}`, { permanent: true });
+  if (/[\u0000-\u001f]/.test(value) || value.length > 200)
+    throw new TargetError(`NetSuite SuiteQL: refusing to quote ${JSON.stringify(value.slice(0, 40))}`, { permanent: true });
   return `'${value.replace(/'/g, "''")}'`;
 }
 
@@ -187,7 +222,13 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
   }
 
   /** PUT record/eid:<externalId>: NetSuite's upsert by external ID (create or update), 204 with the record's Location. */
-  private async upsert(recordType: string, externalId: string, body: unknown, refs: References | undefined, date: string | undefined): Promise<PostedReference> {
+  private async upsert(
+    recordType: string,
+    externalId: string,
+    body: unknown,
+    refs: References | undefined,
+    date: string | undefined,
+  ): Promise<PostedReference> {
     const res = await this.call('PUT', this.recordUrl(recordType, externalId), body);
     if (res.status === 204 || res.ok) {
       const location = res.headers.get('location') ?? '';
@@ -209,9 +250,22 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const customers = new Map<string, string>();
     for (const [i, line] of journal.lines.entries()) {
       if (!line.customer || customers.has(line.customer)) continue;
-      customers.set(line.customer, await this.customerId(line.customer, journal.legal_entity, line.currency, journal.posting_date, null, resolver, `line.items[${i}].entity`));
+      customers.set(
+        line.customer,
+        await this.customerId(
+          line.customer,
+          journal.legal_entity,
+          line.currency,
+          journal.posting_date,
+          null,
+          resolver,
+          `line.items[${i}].entity`,
+        ),
+      );
     }
-    const record = journalEntryRecord(journal, refs, externalId, (customer, field) => refs.note('customer', this.customerSource(customer), customers.get(customer)!, field));
+    const record = journalEntryRecord(journal, refs, externalId, (customer, field) =>
+      refs.note('customer', this.customerSource(customer), customers.get(customer)!, field),
+    );
     return this.upsert('journalEntry', externalId, record, refs, journal.posting_date);
   }
 
@@ -262,12 +316,30 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     // The customer as the ERP knows it: the catalog's ERP customer id, which the document's journal lines carry too,
     // so a customer is one NetSuite record whether a journal or a document reaches NetSuite first.
     const customer = document.customer_erp_id;
-    const entity = refs.note('customer', document.customer, await this.customerId(customer, document.legal_entity, document.currency, document.date, document.buyer, resolver, 'entity', document.customer), 'entity');
+    const entity = refs.note(
+      'customer',
+      document.customer,
+      await this.customerId(
+        customer,
+        document.legal_entity,
+        document.currency,
+        document.date,
+        document.buyer,
+        resolver,
+        'entity',
+        document.customer,
+      ),
+      'entity',
+    );
     let apply: { invoiceId: string; amount: string } | undefined;
     if (document.kind === 'credit_note' && document.corrects) {
       const invoice = await this.invoiceByNumber(document.corrects);
       // The invoice is posted before its credit note (outbox order); until it is there, this is a retry, not a refusal.
-      if (!invoice) throw new TargetError(`NetSuite creditMemo ${externalId}: the invoice it corrects (${document.corrects}) is not in NetSuite yet`, { permanent: false, code: 'invoice_not_posted' });
+      if (!invoice)
+        throw new TargetError(`NetSuite creditMemo ${externalId}: the invoice it corrects (${document.corrects}) is not in NetSuite yet`, {
+          permanent: false,
+          code: 'invoice_not_posted',
+        });
       const total = new Decimal(formatMajor(document.total_minor, document.currency));
       const remaining = new Decimal(invoice.remaining);
       // Applied once: the upsert replaces the sublist, so a repeat applies the same amount to the same invoice.
@@ -294,7 +366,16 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     return accrueId ?? this.options.customerOf?.(erpId) ?? erpId;
   }
 
-  private async customerId(customer: string, legalEntity: string, currency: string, on: string, buyer: SalesDocument['buyer'], resolver: MappingResolver, field: string, accrueId?: string): Promise<string> {
+  private async customerId(
+    customer: string,
+    legalEntity: string,
+    currency: string,
+    on: string,
+    buyer: SalesDocument['buyer'],
+    resolver: MappingResolver,
+    field: string,
+    accrueId?: string,
+  ): Promise<string> {
     const source = this.customerSource(customer, accrueId);
     const mapped = resolver.find('customer', source, on);
     if (mapped !== undefined) return mapped;
@@ -333,9 +414,27 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const refs = new References(resolver, payment.received_on);
     const cash = this.options.cashAccount?.(payment.legal_entity);
     if (!cash) throw new MappingMissing(this.name, 'account', '(cash)', 'account');
-    const customer = refs.note('customer', payment.customer, await this.customerId(payment.customer_erp_id, payment.legal_entity, payment.currency, payment.received_on, null, resolver, 'customer', payment.customer), 'customer');
+    const customer = refs.note(
+      'customer',
+      payment.customer,
+      await this.customerId(
+        payment.customer_erp_id,
+        payment.legal_entity,
+        payment.currency,
+        payment.received_on,
+        null,
+        resolver,
+        'customer',
+        payment.customer,
+      ),
+      'customer',
+    );
     const invoice = await this.invoiceByNumber(payment.invoice_number);
-    if (!invoice) throw new TargetError(`NetSuite customerPayment ${externalId}: invoice ${payment.invoice_number} is not in NetSuite yet`, { permanent: false, code: 'invoice_not_posted' });
+    if (!invoice)
+      throw new TargetError(`NetSuite customerPayment ${externalId}: invoice ${payment.invoice_number} is not in NetSuite yet`, {
+        permanent: false,
+        code: 'invoice_not_posted',
+      });
     const amount = decimalLiteral(formatMajor(payment.amount_minor, payment.currency));
     const record = {
       externalId,
@@ -351,7 +450,12 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     return this.upsert('customerPayment', externalId, record, refs, payment.received_on);
   }
 
-  private async suiteql(q: string, limit: number, offset: number, what: string): Promise<{ items?: Array<Record<string, unknown>>; hasMore?: unknown }> {
+  private async suiteql(
+    q: string,
+    limit: number,
+    offset: number,
+    what: string,
+  ): Promise<{ items?: Array<Record<string, unknown>>; hasMore?: unknown }> {
     const res = await this.call('POST', `${this.base}/services/rest/query/v1/suiteql?limit=${limit}&offset=${offset}`, { q });
     if (!res.ok) throw await this.failure(res, `POST suiteql (${what})`);
     return parseJsonDecimals(await res.text()) as { items?: Array<Record<string, unknown>>; hasMore?: unknown };
@@ -378,12 +482,14 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const table = REFERENCE_TABLE[kind];
     const byExternalId = target.startsWith('eid:');
     const value = byExternalId ? target.slice(4) : target;
-    if (!byExternalId && !/^\d{1,18}$/.test(value)) return { state: 'missing', detail: `${JSON.stringify(target)} is not a NetSuite internal id` };
+    if (!byExternalId && !/^\d{1,18}$/.test(value))
+      return { state: 'missing', detail: `${JSON.stringify(target)} is not a NetSuite internal id` };
     const where = byExternalId ? `externalid = ${suiteqlText(value)}` : `id = ${value}`;
     const page = await this.suiteql(`SELECT id, isinactive FROM ${table} WHERE ${where}`, 2, 0, `${kind} ${target}`);
     const row = page.items?.[0];
     if (!row) return { state: 'missing', detail: `no ${table} record ${target} in NetSuite` };
-    if (row.isinactive === 'T' || row.isinactive === true) return { state: 'inactive', detail: `${table} ${target} is inactive in NetSuite` };
+    if (row.isinactive === 'T' || row.isinactive === true)
+      return { state: 'inactive', detail: `${table} ${target} is inactive in NetSuite` };
     return { state: 'active' };
   }
 
@@ -395,14 +501,19 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const mapped = resolver.resolve('subsidiary', legalEntity, window.value.start_date, 'subsidiary');
     const subsidiary = mapped.startsWith('eid:') ? mapped.slice(4) : mapped;
     // The subsidiary goes into the query text: only an id-shaped value may.
-    if (!/^[A-Za-z0-9_-]+$/.test(subsidiary)) throw new TargetError(`NetSuite listDocuments: subsidiary ${JSON.stringify(subsidiary)} is not an id`, { permanent: true });
+    if (!/^[A-Za-z0-9_-]+$/.test(subsidiary))
+      throw new TargetError(`NetSuite listDocuments: subsidiary ${JSON.stringify(subsidiary)} is not an id`, { permanent: true });
     const q = journalListQuery(subsidiary, window.value.start_date, window.value.end_date);
     const documents: ErpDocument[] = [];
     for (let offset = 0; ; offset += NETSUITE_SUITEQL_PAGE) {
       const page = await this.suiteql(q, NETSUITE_SUITEQL_PAGE, offset, 'documents');
       for (const item of page.items ?? []) {
         const form = NETSUITE_DOCUMENT_TYPES[String(item.type) as keyof typeof NETSUITE_DOCUMENT_TYPES];
-        if (typeof item.amount !== 'string' || form === undefined) throw new TargetError(`NetSuite SuiteQL: transaction ${String(item.id)} has no text amount or an unexpected type`, { permanent: true, body: item });
+        if (typeof item.amount !== 'string' || form === undefined)
+          throw new TargetError(`NetSuite SuiteQL: transaction ${String(item.id)} has no text amount or an unexpected type`, {
+            permanent: true,
+            body: item,
+          });
         documents.push({
           key: typeof item.externalid === 'string' ? item.externalid : '',
           reference: String(item.id),
@@ -412,7 +523,8 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
           posted_on: String(item.trandate ?? ''),
         });
       }
-      if (documents.length > ERP_DOCUMENTS_MAX) throw new TargetError(`NetSuite listDocuments: more than ${ERP_DOCUMENTS_MAX} transactions in ${period}`, { permanent: true });
+      if (documents.length > ERP_DOCUMENTS_MAX)
+        throw new TargetError(`NetSuite listDocuments: more than ${ERP_DOCUMENTS_MAX} transactions in ${period}`, { permanent: true });
       if (page.hasMore !== true) return documents;
     }
   }
@@ -441,7 +553,8 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
       taxModeOf.set(this.name, 'legacy');
       return legacyTaxRefusal(this.name, text);
     }
-    if (res.status === 400 && date && PERIOD_DETAIL.test(text)) return new PeriodLocked(this.name, date, await this.firstOpenDay(date), text);
+    if (res.status === 400 && date && PERIOD_DETAIL.test(text))
+      return new PeriodLocked(this.name, date, await this.firstOpenDay(date), text);
     if (res.status === 400 && refs && code && REFERENCE_CODES.has(code)) {
       const path = detail?.['o:errorPath'];
       const match = REFERENCE_DETAIL.exec(text);
@@ -456,6 +569,12 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
     const retryAfter = res.headers.get('retry-after');
     const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number.parseInt(retryAfter, 10) * 1000 : undefined;
     const transient = res.status === 429 || res.status >= 500;
-    return new TargetError(`NetSuite ${what}: ${res.status} ${text}`, { status: res.status, code, retryAfterMs, permanent: !transient, body });
+    return new TargetError(`NetSuite ${what}: ${res.status} ${text}`, {
+      status: res.status,
+      code,
+      retryAfterMs,
+      permanent: !transient,
+      body,
+    });
   }
 }

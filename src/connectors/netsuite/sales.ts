@@ -30,7 +30,8 @@ import type { MappingKind, MappingResolver } from '../connection.js';
  * A mapping target as a NetSuite record reference: an internal id (`{ id }`), or `eid:<external id>` for a record
  * referenced by its external ID (`{ externalId }`), as the REST record service accepts both.
  */
-export const recordRef = (target: string): { id: string } | { externalId: string } => (target.startsWith('eid:') ? { externalId: target.slice(4) } : { id: target });
+export const recordRef = (target: string): { id: string } | { externalId: string } =>
+  target.startsWith('eid:') ? { externalId: target.slice(4) } : { id: target };
 
 /** The references a request body carries, so an ERP refusal can be traced to the mapping (and field) it came from. */
 export interface UsedReference {
@@ -96,7 +97,13 @@ export function billingAddressOf(document: Pick<SalesDocument, 'buyer'>): Record
  * tax code (per line detail) and nexus (body) for the document's jurisdiction. `entity` is the customer reference
  * (resolved or created by the caller), `apply` the invoice a credit memo applies to.
  */
-export function salesRecordBody(document: SalesDocument, refs: References, externalId: string, entity: { id: string } | { externalId: string }, apply?: { invoiceId: string; amount: string }): string {
+export function salesRecordBody(
+  document: SalesDocument,
+  refs: References,
+  externalId: string,
+  entity: { id: string } | { externalId: string },
+  apply?: { invoiceId: string; amount: string },
+): string {
   const money = (minor: bigint) => decimalLiteral(formatMajor(minor, document.currency));
   const reference = (index: number) => `accrue-${index + 1}`;
   const subsidiary = refs.ref('subsidiary', document.legal_entity, 'subsidiary');
@@ -111,7 +118,11 @@ export function salesRecordBody(document: SalesDocument, refs: References, exter
   }));
   const tax = document.tax;
   const taxRefs = tax
-    ? { nexus: refs.ref('nexus', tax.jurisdiction, 'nexus'), taxType: refs.ref('tax_type', tax.jurisdiction, 'taxDetails.items[0].taxType'), taxCode: refs.ref('tax_code', tax.jurisdiction, 'taxDetails.items[0].taxCode') }
+    ? {
+        nexus: refs.ref('nexus', tax.jurisdiction, 'nexus'),
+        taxType: refs.ref('tax_type', tax.jurisdiction, 'taxDetails.items[0].taxType'),
+        taxCode: refs.ref('tax_code', tax.jurisdiction, 'taxDetails.items[0].taxCode'),
+      }
     : undefined;
   const record = {
     externalId,

@@ -14,7 +14,12 @@ const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const ROOTS = ['Assets', 'Liabilities', 'Equity', 'Income', 'Expenses'];
 
 /** A beancount string literal: one line, no quote or backslash to escape. */
-const str = (text: string): string => `"${text.replace(/[\r\n\t]+/g, ' ').replace(/"/g, "'").replace(/\\/g, '/').trim()}"`;
+const str = (text: string): string =>
+  `"${text
+    .replace(/[\r\n\t]+/g, ' ')
+    .replace(/"/g, "'")
+    .replace(/\\/g, '/')
+    .trim()}"`;
 
 function checkName(name: string): string {
   const [root, ...rest] = name.split(':');
@@ -45,8 +50,10 @@ export function beancountTransactions(journals: readonly Journal[], options: Pla
 }
 
 const HEADER = '; Accrue ledger export for beancount. Generated: edit the source documents, not this file.';
-const DECLARATIONS_HEADER = '; Accrue ledger declarations for beancount (options, commodities, accounts). Generated: include it once, before the periods\' files.';
-const TRANSACTIONS_HEADER = '; Accrue ledger transactions for beancount. Generated: load with the declarations file it was exported with (include it first).';
+const DECLARATIONS_HEADER =
+  "; Accrue ledger declarations for beancount (options, commodities, accounts). Generated: include it once, before the periods' files.";
+const TRANSACTIONS_HEADER =
+  '; Accrue ledger transactions for beancount. Generated: load with the declarations file it was exported with (include it first).';
 
 function named(journals: readonly Journal[], options: PlainTextOptions): { sorted: Journal[]; names: Map<string, string> } {
   const sorted = sortedForExport(journals);
@@ -89,11 +96,19 @@ function transactions(journals: readonly Journal[], options: PlainTextOptions): 
   const out: string[] = [];
   for (const j of sorted) {
     out.push(`${j.posting_date} * ${str(j.memo)}`);
-    out.push(`  journal: ${str(j.id)}`, `  kind: ${str(j.kind)}`, `  source: ${str(j.source_document)}`, `  entity: ${str(j.legal_entity)}`);
+    out.push(
+      `  journal: ${str(j.id)}`,
+      `  kind: ${str(j.kind)}`,
+      `  source: ${str(j.source_document)}`,
+      `  entity: ${str(j.legal_entity)}`,
+    );
     const rendered = orderedLines(j).map((line) => {
       const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
       const amount = line.debit_minor !== 0n ? line.debit_minor : -line.credit_minor;
-      const meta = [...(line.customer !== undefined ? [`    customer: ${str(line.customer)}`] : []), ...(line.product !== undefined ? [`    product: ${str(line.product)}`] : [])];
+      const meta = [
+        ...(line.customer !== undefined ? [`    customer: ${str(line.customer)}`] : []),
+        ...(line.product !== undefined ? [`    product: ${str(line.product)}`] : []),
+      ];
       return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, meta };
     });
     const nameWidth = Math.max(...rendered.map((r) => r.name.length));

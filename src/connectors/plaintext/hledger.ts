@@ -15,11 +15,18 @@ const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const ACCOUNT_TYPE: Record<string, string> = { Assets: 'A', Liabilities: 'L', Equity: 'E', Income: 'R', Expenses: 'X' };
 
 /** Free text on one line, with nothing hledger would read as a comment, code or tag separator. */
-const clean = (text: string): string => text.replace(/[\r\n\t;]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+const clean = (text: string): string =>
+  text
+    .replace(/[\r\n\t;]+/g, ' ')
+    .replace(/ {2,}/g, ' ')
+    .trim();
 const tagValue = (text: string): string => clean(text).replace(/,/g, ' ');
 
 function checkName(name: string): string {
-  invariant(/^[^\s;][^;\t\r\n]*$/.test(name) && !/ {2}/.test(name) && !/\s$/.test(name), `${JSON.stringify(name)} is not a valid hledger account name`);
+  invariant(
+    /^[^\s;][^;\t\r\n]*$/.test(name) && !/ {2}/.test(name) && !/\s$/.test(name),
+    `${JSON.stringify(name)} is not a valid hledger account name`,
+  );
   return name;
 }
 
@@ -43,8 +50,10 @@ export function hledgerTransactions(journals: readonly Journal[], options: Plain
 }
 
 const HEADER = '; Accrue ledger export for hledger. Generated: edit the source documents, not this file.';
-const DECLARATIONS_HEADER = "; Accrue ledger declarations for hledger (commodities, accounts). Generated: include it once, before the periods' files.";
-const TRANSACTIONS_HEADER = '; Accrue ledger transactions for hledger. Generated: load with the declarations file it was exported with (include it first).';
+const DECLARATIONS_HEADER =
+  "; Accrue ledger declarations for hledger (commodities, accounts). Generated: include it once, before the periods' files.";
+const TRANSACTIONS_HEADER =
+  '; Accrue ledger transactions for hledger. Generated: load with the declarations file it was exported with (include it first).';
 
 function named(journals: readonly Journal[], options: PlainTextOptions): { sorted: Journal[]; names: Map<string, string> } {
   const sorted = sortedForExport(journals);
@@ -75,12 +84,17 @@ function transactions(journals: readonly Journal[], options: PlainTextOptions): 
   const out: string[] = [];
   for (const j of sorted) {
     out.push(`${j.posting_date} (${clean(j.id).replace(/[()]/g, '')}) ${clean(j.memo)}`.trimEnd());
-    out.push(`    ; journal: ${tagValue(j.id)}, kind: ${j.kind}, source: ${tagValue(j.source_document)}, entity: ${tagValue(j.legal_entity)}`);
+    out.push(
+      `    ; journal: ${tagValue(j.id)}, kind: ${j.kind}, source: ${tagValue(j.source_document)}, entity: ${tagValue(j.legal_entity)}`,
+    );
     const lines = orderedLines(j);
     const rendered = lines.map((line) => {
       const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
       const amount = line.debit_minor !== 0n ? line.debit_minor : -line.credit_minor;
-      const tags = [...(line.customer !== undefined ? [`customer: ${tagValue(line.customer)}`] : []), ...(line.product !== undefined ? [`product: ${tagValue(line.product)}`] : [])];
+      const tags = [
+        ...(line.customer !== undefined ? [`customer: ${tagValue(line.customer)}`] : []),
+        ...(line.product !== undefined ? [`product: ${tagValue(line.product)}`] : []),
+      ];
       return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, comment: tags.join(', ') };
     });
     const nameWidth = Math.max(...rendered.map((r) => r.name.length));

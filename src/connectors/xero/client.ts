@@ -16,17 +16,21 @@ import type { Journal } from '../../domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
 import { addDays } from '../../domain/invoice-terms.js';
 import { correlationHeaders } from '../../post/correlation.js';
-import { ERP_DOCUMENTS_MAX, TargetError, type ErpDocument, type ErpTarget, type PostedReference, type TargetLimits } from '../../post/target.js';
+import {
+  ERP_DOCUMENTS_MAX,
+  TargetError,
+  type ErpDocument,
+  type ErpTarget,
+  type PostedReference,
+  type TargetLimits,
+} from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
 import { parseJsonDecimals } from '../json-decimal.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import {
-  directCaller,
   MappingMissing,
   PeriodLocked,
-  ReauthorizationRequired,
-  type Authorizer,
   type ConnectionSettings,
   type ErpCaller,
   type MappingKind,
@@ -135,7 +139,10 @@ const REFUSALS: Array<{ kind: MappingKind; pattern: RegExp }> = [
   { kind: 'item', pattern: /Item code '([^']*)'/i },
   { kind: 'currency', pattern: /currency(?: code)? '?([A-Z]{3})'?/i },
   { kind: 'customer', pattern: /contact (?:with the specified contact details )?has been archived()/i },
-  { kind: 'customer', pattern: /contact (?:with ContactID|with ContactNumber|number)? ?'?([^' ]*)'? (?:could not be found|does not exist)/i },
+  {
+    kind: 'customer',
+    pattern: /contact (?:with ContactID|with ContactNumber|number)? ?'?([^' ]*)'? (?:could not be found|does not exist)/i,
+  },
 ];
 
 export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
@@ -153,14 +160,22 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     this.caller = options.caller;
     this.mappings = options.mappings;
     this.name = options.settings.name;
-    this.limits = { ...XERO_LIMITS, ...(options.settings.concurrency ? { concurrency: options.settings.concurrency } : {}), ...options.limits };
+    this.limits = {
+      ...XERO_LIMITS,
+      ...(options.settings.concurrency ? { concurrency: options.settings.concurrency } : {}),
+      ...options.limits,
+    };
   }
 
   private get base(): string {
     return `${(this.settings.base_url ?? XERO_BASE_URL).replace(/\/$/, '')}/api.xro/2.0/`;
   }
 
-  private async request(method: 'GET' | 'POST' | 'PUT', path: string, extra: { body?: string; idempotencyKey?: string; ifModifiedSince?: string } = {}): Promise<Response> {
+  private async request(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    extra: { body?: string; idempotencyKey?: string; ifModifiedSince?: string } = {},
+  ): Promise<Response> {
     return this.caller.call(method, `${this.base}${path}`, {
       headers: {
         accept: 'application/json',
@@ -187,7 +202,8 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const value = (async () => {
       const body = await this.getJson('Organisation', 'Organisation');
       const org = ((body.Organisations ?? []) as Array<{ BaseCurrency?: string; PeriodLockDate?: string; EndOfYearLockDate?: string }>)[0];
-      if (!org?.BaseCurrency) throw new TargetError(`Xero GET Organisation of ${this.name}: no organisation in the answer`, { permanent: false });
+      if (!org?.BaseCurrency)
+        throw new TargetError(`Xero GET Organisation of ${this.name}: no organisation in the answer`, { permanent: false });
       const locks = [
         ['period lock date', org.PeriodLockDate ? xeroDate(org.PeriodLockDate) : null],
         ['end of year lock date', org.EndOfYearLockDate ? xeroDate(org.EndOfYearLockDate) : null],
@@ -232,8 +248,20 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       );
     }
     await this.checkLock(journal.posting_date);
-    const used: UsedCode[] = journal.lines.map((l, i) => ({ kind: 'account', source: l.account, target: mappings.resolve('account', l.account, journal.posting_date, `JournalLines[${i}].AccountCode`), field: `JournalLines[${i}].AccountCode` }));
-    const res = await this.request('POST', 'ManualJournals', { body: manualJournalBody(key, journal, used.map((u) => u.target)), idempotencyKey: key });
+    const used: UsedCode[] = journal.lines.map((l, i) => ({
+      kind: 'account',
+      source: l.account,
+      target: mappings.resolve('account', l.account, journal.posting_date, `JournalLines[${i}].AccountCode`),
+      field: `JournalLines[${i}].AccountCode`,
+    }));
+    const res = await this.request('POST', 'ManualJournals', {
+      body: manualJournalBody(
+        key,
+        journal,
+        used.map((u) => u.target),
+      ),
+      idempotencyKey: key,
+    });
     if (!res.ok) throw await this.refusal(res, 'POST ManualJournals', used, journal.posting_date);
     const created = ((await res.json()) as { ManualJournals?: Array<{ ManualJournalID: string }> }).ManualJournals?.[0];
     if (!created) throw new TargetError('Xero POST ManualJournals: no journal in the answer', { permanent: false, status: res.status });
@@ -250,12 +278,22 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const path = invoice
       ? `Invoices?InvoiceNumbers=${encodeURIComponent(document.number)}`
       : `CreditNotes?where=${encodeURIComponent(`CreditNoteNumber=="${document.number.replace(/"/g, '')}"`)}`;
-    const body = (await this.getJson(path, invoice ? 'Invoices' : 'CreditNotes')) as { Invoices?: Array<{ InvoiceID: string; Reference?: string; Status?: string }>; CreditNotes?: Array<{ CreditNoteID: string; Reference?: string; Status?: string }> };
-    const found = (invoice ? (body.Invoices ?? []).map((d) => ({ id: d.InvoiceID, ...d })) : (body.CreditNotes ?? []).map((d) => ({ id: d.CreditNoteID, ...d }))).filter((d) => d.Status !== 'DELETED' && d.Status !== 'VOIDED');
+    const body = (await this.getJson(path, invoice ? 'Invoices' : 'CreditNotes')) as {
+      Invoices?: Array<{ InvoiceID: string; Reference?: string; Status?: string }>;
+      CreditNotes?: Array<{ CreditNoteID: string; Reference?: string; Status?: string }>;
+    };
+    const found = (
+      invoice
+        ? (body.Invoices ?? []).map((d) => ({ id: d.InvoiceID, ...d }))
+        : (body.CreditNotes ?? []).map((d) => ({ id: d.CreditNoteID, ...d }))
+    ).filter((d) => d.Status !== 'DELETED' && d.Status !== 'VOIDED');
     if (found.length === 0) return undefined;
     const ours = found.find((d) => d.Reference === key);
     if (!ours) {
-      throw new TargetError(`Xero ${document.kind} ${document.number} exists with another reference (${found[0]!.Reference ?? 'none'}), not ${key}`, { permanent: true, code: 'exists_with_different_reference' });
+      throw new TargetError(
+        `Xero ${document.kind} ${document.number} exists with another reference (${found[0]!.Reference ?? 'none'}), not ${key}`,
+        { permanent: true, code: 'exists_with_different_reference' },
+      );
     }
     if (!invoice) await this.allocate(key, ours.id, document);
     return { reference: ours.id };
@@ -285,7 +323,10 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     used.push({ kind: 'customer', source: document.customer, target: contactId, field: 'Contact' });
     const invoice = document.kind === 'invoice';
     const path = invoice ? 'Invoices' : 'CreditNotes';
-    const res = await this.request('POST', path, { body: salesDocumentBody(key, document, { contactId, currencyCode, lines, dueDays: this.options.dueDays }), idempotencyKey: key });
+    const res = await this.request('POST', path, {
+      body: salesDocumentBody(key, document, { contactId, currencyCode, lines, dueDays: this.options.dueDays }),
+      idempotencyKey: key,
+    });
     if (!res.ok) throw await this.refusal(res, `POST ${path}`, used, document.date);
     const body = (await res.json()) as { Invoices?: Array<{ InvoiceID: string }>; CreditNotes?: Array<{ CreditNoteID: string }> };
     const id = invoice ? body.Invoices?.[0]?.InvoiceID : body.CreditNotes?.[0]?.CreditNoteID;
@@ -316,15 +357,24 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const create = (this.settings.customers ?? 'create') === 'create';
     let held: XeroContactRecord | undefined;
     if (mapped !== undefined) {
-      held = (await this.contactsWhere(isXeroId(mapped) ? `ContactID==Guid("${mapped}")` : `ContactNumber=="${mapped.replace(/"/g, '')}"`))[0];
-      if (!held) throw new MappingMissing(this.name, 'customer', document.customer, 'Contact', `no contact ${mapped} in the Xero organisation`);
+      held = (
+        await this.contactsWhere(isXeroId(mapped) ? `ContactID==Guid("${mapped}")` : `ContactNumber=="${mapped.replace(/"/g, '')}"`)
+      )[0];
+      if (!held)
+        throw new MappingMissing(this.name, 'customer', document.customer, 'Contact', `no contact ${mapped} in the Xero organisation`);
     } else if (!create) {
       throw new MappingMissing(this.name, 'customer', document.customer, 'Contact');
     } else {
       held = (await this.contactsWhere(`ContactNumber=="${document.customer.replace(/"/g, '')}"`))[0];
     }
     if (held && held.ContactStatus && held.ContactStatus !== 'ACTIVE') {
-      throw new MappingMissing(this.name, 'customer', document.customer, 'Contact', `the Xero contact ${held.Name ?? held.ContactID} is ${held.ContactStatus}`);
+      throw new MappingMissing(
+        this.name,
+        'customer',
+        document.customer,
+        'Contact',
+        `the Xero contact ${held.Name ?? held.ContactID} is ${held.ContactStatus}`,
+      );
     }
     let id: string;
     if (!held) {
@@ -343,18 +393,31 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const body = contactBody(details, contactId);
     // Derived from the customer and what is sent: a retry repeats the same answer, a later change is a new request.
     const digest = createHash('sha256').update(body).digest('hex').slice(0, 16);
-    const res = await this.request(contactId ? 'POST' : 'PUT', contactId ? `Contacts/${contactId}` : 'Contacts', { body, idempotencyKey: `acc:contact:v1:${this.name}:${customer}:${digest}` });
+    const res = await this.request(contactId ? 'POST' : 'PUT', contactId ? `Contacts/${contactId}` : 'Contacts', {
+      body,
+      idempotencyKey: `acc:contact:v1:${this.name}:${customer}:${digest}`,
+    });
     if (!res.ok) {
       const error = await this.failure(res, contactId ? 'POST Contacts' : 'PUT Contacts');
       if (error.details.status === 400) {
         // A name (or number) another contact holds: Xero keeps contact names unique. A person decides: map the
         // customer to the existing contact (kind 'customer'), or rename one of them.
-        throw new MappingMissing(this.name, 'customer', customer, /name/i.test(error.message) ? 'Contact.Name' : 'Contact', validationMessage(error.details.body) ?? error.message);
+        throw new MappingMissing(
+          this.name,
+          'customer',
+          customer,
+          /name/i.test(error.message) ? 'Contact.Name' : 'Contact',
+          validationMessage(error.details.body) ?? error.message,
+        );
       }
       throw error;
     }
     const saved = ((await res.json()) as { Contacts?: Array<{ ContactID: string }> }).Contacts?.[0]?.ContactID;
-    if (!saved) throw new TargetError(`Xero ${contactId ? 'POST' : 'PUT'} Contacts: no contact in the answer`, { permanent: false, status: res.status });
+    if (!saved)
+      throw new TargetError(`Xero ${contactId ? 'POST' : 'PUT'} Contacts: no contact in the answer`, {
+        permanent: false,
+        status: res.status,
+      });
     return saved;
   }
 
@@ -367,18 +430,35 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
    */
   private async allocate(key: string, creditNoteId: string, document: SalesDocument): Promise<void> {
     if (document.kind !== 'credit_note' || !document.corrects) return;
-    const note = ((await this.getJson(`CreditNotes/${creditNoteId}`, 'CreditNotes')).CreditNotes as Array<{ Allocations?: Array<{ Invoice?: { InvoiceID?: string }; IsDeleted?: boolean }>; RemainingCredit?: string; Status?: string }> | undefined)?.[0];
+    const note = (
+      (await this.getJson(`CreditNotes/${creditNoteId}`, 'CreditNotes')).CreditNotes as
+        | Array<{
+            Allocations?: Array<{ Invoice?: { InvoiceID?: string }; IsDeleted?: boolean }>;
+            RemainingCredit?: string;
+            Status?: string;
+          }>
+        | undefined
+    )?.[0];
     if (!note) throw new TargetError(`Xero credit note ${document.number} (${creditNoteId}) not found to allocate`, { permanent: false });
-    const invoice = ((await this.getJson(`Invoices?InvoiceNumbers=${encodeURIComponent(document.corrects)}`, 'Invoices')).Invoices as Array<{ InvoiceID: string; AmountDue?: string; Status?: string; Type?: string }> | undefined)?.find((i) => i.Status !== 'DELETED' && i.Status !== 'VOIDED');
+    const invoice = (
+      (await this.getJson(`Invoices?InvoiceNumbers=${encodeURIComponent(document.corrects)}`, 'Invoices')).Invoices as
+        Array<{ InvoiceID: string; AmountDue?: string; Status?: string; Type?: string }> | undefined
+    )?.find((i) => i.Status !== 'DELETED' && i.Status !== 'VOIDED');
     if (!invoice) {
-      throw new TargetError(`Xero ${this.name}: invoice ${document.corrects}, which credit note ${document.number} corrects, is not in Xero yet; the allocation waits for it`, { permanent: false, code: 'allocation_invoice_missing' });
+      throw new TargetError(
+        `Xero ${this.name}: invoice ${document.corrects}, which credit note ${document.number} corrects, is not in Xero yet; the allocation waits for it`,
+        { permanent: false, code: 'allocation_invoice_missing' },
+      );
     }
     if ((note.Allocations ?? []).some((a) => a.Invoice?.InvoiceID === invoice.InvoiceID && !a.IsDeleted)) return;
     const remaining = new Decimal(note.RemainingCredit ?? '0');
     const due = new Decimal(invoice.AmountDue ?? '0');
     const amount = Decimal.min(remaining, due);
     if (amount.lte(0)) return; // nothing left to allocate, or the invoice is paid: the credit stays on the contact
-    const res = await this.request('PUT', `CreditNotes/${creditNoteId}/Allocations`, { body: allocationBody(invoice.InvoiceID, amount.toFixed(), document.date), idempotencyKey: `${key}:allocation` });
+    const res = await this.request('PUT', `CreditNotes/${creditNoteId}/Allocations`, {
+      body: allocationBody(invoice.InvoiceID, amount.toFixed(), document.date),
+      idempotencyKey: `${key}:allocation`,
+    });
     if (!res.ok) throw await this.refusal(res, 'PUT CreditNotes Allocations', [], document.date);
   }
 
@@ -387,7 +467,9 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
   /** The payment Accrue pushed under `key` (its Reference), if Xero has it. */
   async findPayment(key: string, _payment: PaymentDocument): Promise<PostedReference | undefined> {
     const body = await this.getJson(`Payments?where=${encodeURIComponent(`Reference=="${key.replace(/"/g, '')}"`)}`, 'Payments');
-    const found = ((body.Payments ?? []) as Array<{ PaymentID: string; Status?: string; Reference?: string }>).filter((p) => p.Status !== 'DELETED' && p.Reference === key);
+    const found = ((body.Payments ?? []) as Array<{ PaymentID: string; Status?: string; Reference?: string }>).filter(
+      (p) => p.Status !== 'DELETED' && p.Reference === key,
+    );
     return found[0] ? { reference: found[0].PaymentID } : undefined;
   }
 
@@ -399,13 +481,29 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const cash = this.options.cashAccount?.(payment.legal_entity);
     if (cash === undefined) throw new MappingMissing(this.name, 'account', `cash account of ${payment.legal_entity}`, field);
     const accountCode = mappings.resolve('account', cash, payment.received_on, field);
-    const invoice = ((await this.getJson(`Invoices?InvoiceNumbers=${encodeURIComponent(payment.invoice_number)}`, 'Invoices')).Invoices as Array<{ InvoiceID: string; Status?: string; CurrencyCode?: string }> | undefined)?.find((i) => i.Status !== 'DELETED' && i.Status !== 'VOIDED');
-    if (!invoice) throw new TargetError(`Xero ${this.name}: invoice ${payment.invoice_number} of payment ${payment.payment_id} is not in Xero yet`, { permanent: false, code: 'payment_invoice_missing' });
-    if (invoice.CurrencyCode && invoice.CurrencyCode !== (mappings.find('currency', payment.currency, payment.received_on) ?? payment.currency)) {
-      throw new TargetError(`Xero ${this.name}: payment ${payment.payment_id} is in ${payment.currency}, invoice ${payment.invoice_number} in ${invoice.CurrencyCode}`, { permanent: true, code: 'payment_currency_mismatch' });
+    const invoice = (
+      (await this.getJson(`Invoices?InvoiceNumbers=${encodeURIComponent(payment.invoice_number)}`, 'Invoices')).Invoices as
+        Array<{ InvoiceID: string; Status?: string; CurrencyCode?: string }> | undefined
+    )?.find((i) => i.Status !== 'DELETED' && i.Status !== 'VOIDED');
+    if (!invoice)
+      throw new TargetError(`Xero ${this.name}: invoice ${payment.invoice_number} of payment ${payment.payment_id} is not in Xero yet`, {
+        permanent: false,
+        code: 'payment_invoice_missing',
+      });
+    if (
+      invoice.CurrencyCode &&
+      invoice.CurrencyCode !== (mappings.find('currency', payment.currency, payment.received_on) ?? payment.currency)
+    ) {
+      throw new TargetError(
+        `Xero ${this.name}: payment ${payment.payment_id} is in ${payment.currency}, invoice ${payment.invoice_number} in ${invoice.CurrencyCode}`,
+        { permanent: true, code: 'payment_currency_mismatch' },
+      );
     }
     const used: UsedCode[] = [{ kind: 'account', source: cash, target: accountCode, field }];
-    const res = await this.request('PUT', 'Payments', { body: paymentBody(key, invoice.InvoiceID, accountCode, payment.received_on, formatMajor(payment.amount_minor, payment.currency)), idempotencyKey: key });
+    const res = await this.request('PUT', 'Payments', {
+      body: paymentBody(key, invoice.InvoiceID, accountCode, payment.received_on, formatMajor(payment.amount_minor, payment.currency)),
+      idempotencyKey: key,
+    });
     if (!res.ok) throw await this.refusal(res, 'PUT Payments', used, payment.received_on);
     const id = ((await res.json()) as { Payments?: Array<{ PaymentID: string }> }).Payments?.[0]?.PaymentID;
     if (!id) throw new TargetError('Xero PUT Payments: no payment in the answer', { permanent: false, status: res.status });
@@ -417,7 +515,11 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const pageSize = this.options.paymentsPageSize ?? XERO_PAYMENTS_PAGE_SIZE;
     const filter = `&order=${encodeURIComponent('UpdatedDateUTC ASC')}&where=${encodeURIComponent('PaymentType=="ACCRECPAYMENT"')}`;
     for (let page = 1; ; page += 1) {
-      const res = await this.request('GET', `Payments?page=${page}&pageSize=${pageSize}${filter}`, since ? { ifModifiedSince: ifModifiedSince(since) } : {});
+      const res = await this.request(
+        'GET',
+        `Payments?page=${page}&pageSize=${pageSize}${filter}`,
+        since ? { ifModifiedSince: ifModifiedSince(since) } : {},
+      );
       if (res.status === 304) return; // nothing modified since
       if (!res.ok) throw await this.failure(res, 'GET Payments');
       const records = (parseJsonDecimals(await res.text()) as { Payments?: XeroPaymentRecord[] }).Payments ?? [];
@@ -433,33 +535,55 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const quoted = target.replace(/"/g, '');
     switch (kind) {
       case 'account': {
-        const account = ((await this.getJson(`Accounts?where=${encodeURIComponent(`Code=="${quoted}"`)}`, 'Accounts')).Accounts as Array<{ Status?: string; Name?: string }> | undefined)?.[0];
+        const account = (
+          (await this.getJson(`Accounts?where=${encodeURIComponent(`Code=="${quoted}"`)}`, 'Accounts')).Accounts as
+            Array<{ Status?: string; Name?: string }> | undefined
+        )?.[0];
         if (!account) return { state: 'missing', detail: `no account with code ${target} in the Xero organisation` };
-        return account.Status === 'ACTIVE' ? { state: 'active' } : { state: 'inactive', detail: `account ${target} (${account.Name ?? ''}) is ${account.Status}` };
+        return account.Status === 'ACTIVE'
+          ? { state: 'active' }
+          : { state: 'inactive', detail: `account ${target} (${account.Name ?? ''}) is ${account.Status}` };
       }
       case 'tax_type': {
-        const rate = ((await this.getJson(`TaxRates?where=${encodeURIComponent(`TaxType=="${quoted}"`)}`, 'TaxRates')).TaxRates as Array<{ Status?: string; Name?: string; TaxType?: string }> | undefined)?.find((r) => r.TaxType === target);
+        const rate = (
+          (await this.getJson(`TaxRates?where=${encodeURIComponent(`TaxType=="${quoted}"`)}`, 'TaxRates')).TaxRates as
+            Array<{ Status?: string; Name?: string; TaxType?: string }> | undefined
+        )?.find((r) => r.TaxType === target);
         if (!rate) return { state: 'missing', detail: `no tax rate with TaxType ${target} in the Xero organisation` };
-        return rate.Status === 'ACTIVE' ? { state: 'active' } : { state: 'inactive', detail: `tax rate ${target} (${rate.Name ?? ''}) is ${rate.Status}` };
+        return rate.Status === 'ACTIVE'
+          ? { state: 'active' }
+          : { state: 'inactive', detail: `tax rate ${target} (${rate.Name ?? ''}) is ${rate.Status}` };
       }
       case 'item': {
-        const item = ((await this.getJson(`Items?where=${encodeURIComponent(`Code=="${quoted}"`)}`, 'Items')).Items as Array<{ Code?: string; IsSold?: boolean }> | undefined)?.find((i) => i.Code === target);
+        const item = (
+          (await this.getJson(`Items?where=${encodeURIComponent(`Code=="${quoted}"`)}`, 'Items')).Items as
+            Array<{ Code?: string; IsSold?: boolean }> | undefined
+        )?.find((i) => i.Code === target);
         if (!item) return { state: 'missing', detail: `no item with code ${target} in the Xero organisation` };
-        return item.IsSold === false ? { state: 'inactive', detail: `item ${target} is not sold (IsSold false): it cannot be used on a sales invoice` } : { state: 'active' };
+        return item.IsSold === false
+          ? { state: 'inactive', detail: `item ${target} is not sold (IsSold false): it cannot be used on a sales invoice` }
+          : { state: 'active' };
       }
       case 'currency': {
         const currencies = ((await this.getJson('Currencies', 'Currencies')).Currencies ?? []) as Array<{ Code?: string }>;
-        return currencies.some((c) => c.Code === target) ? { state: 'active' } : { state: 'missing', detail: `currency ${target} is not enabled in the Xero organisation (Settings > Currencies)` };
+        return currencies.some((c) => c.Code === target)
+          ? { state: 'active' }
+          : { state: 'missing', detail: `currency ${target} is not enabled in the Xero organisation (Settings > Currencies)` };
       }
       case 'customer': {
         const contact = (await this.contactsWhere(isXeroId(target) ? `ContactID==Guid("${quoted}")` : `ContactNumber=="${quoted}"`))[0];
         if (!contact) return { state: 'missing', detail: `no contact ${target} in the Xero organisation` };
-        return contact.ContactStatus === undefined || contact.ContactStatus === 'ACTIVE' ? { state: 'active' } : { state: 'inactive', detail: `contact ${contact.Name ?? target} is ${contact.ContactStatus}` };
+        return contact.ContactStatus === undefined || contact.ContactStatus === 'ACTIVE'
+          ? { state: 'active' }
+          : { state: 'inactive', detail: `contact ${contact.Name ?? target} is ${contact.ContactStatus}` };
       }
       case 'subsidiary':
       case 'nexus':
       case 'tax_code':
-        return { state: 'missing', detail: `${kind} does not apply to Xero: a Xero connection is one organisation (one legal entity), and Xero tax is a TaxType (kind tax_type)` };
+        return {
+          state: 'missing',
+          detail: `${kind} does not apply to Xero: a Xero connection is one organisation (one legal entity), and Xero tax is a TaxType (kind tax_type)`,
+        };
     }
   }
 
@@ -477,26 +601,61 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     const pages = async (path: string, what: string, take: (body: Record<string, unknown>) => number) => {
       for (let page = 1; ; page += 1) {
         const count = take(await this.getJson(`${path}&page=${page}`, what));
-        if (documents.length > ERP_DOCUMENTS_MAX) throw new TargetError(`Xero listDocuments: more than ${ERP_DOCUMENTS_MAX} documents in ${period}`, { permanent: true });
+        if (documents.length > ERP_DOCUMENTS_MAX)
+          throw new TargetError(`Xero listDocuments: more than ${ERP_DOCUMENTS_MAX} documents in ${period}`, { permanent: true });
         if (count < XERO_PAGE_SIZE) return;
       }
     };
     await pages(`ManualJournals?where=${encodeURIComponent(dates)}`, 'ManualJournals', (body) => {
-      const journals = (body.ManualJournals ?? []) as Array<{ ManualJournalID: string; Narration?: string; Date?: string; Status?: string; JournalLines?: Array<{ LineAmount?: string }> }>;
+      const journals = (body.ManualJournals ?? []) as Array<{
+        ManualJournalID: string;
+        Narration?: string;
+        Date?: string;
+        Status?: string;
+        JournalLines?: Array<{ LineAmount?: string }>;
+      }>;
       for (const j of journals) {
         if ((j.Status ?? 'POSTED') !== 'POSTED') continue; // drafts, voided and deleted journals move no balance
-        const debit = (j.JournalLines ?? []).reduce((sum, l) => (l.LineAmount && !l.LineAmount.startsWith('-') ? sum.plus(new Decimal(l.LineAmount)) : sum), new Decimal(0));
-        documents.push({ key: /\[([^\]]+)\]$/.exec(j.Narration ?? '')?.[1] ?? '', reference: j.ManualJournalID, currency: '', form: 'journal', amount: decimalText(debit), posted_on: xeroDate(j.Date) });
+        const debit = (j.JournalLines ?? []).reduce(
+          (sum, l) => (l.LineAmount && !l.LineAmount.startsWith('-') ? sum.plus(new Decimal(l.LineAmount)) : sum),
+          new Decimal(0),
+        );
+        documents.push({
+          key: /\[([^\]]+)\]$/.exec(j.Narration ?? '')?.[1] ?? '',
+          reference: j.ManualJournalID,
+          currency: '',
+          form: 'journal',
+          amount: decimalText(debit),
+          posted_on: xeroDate(j.Date),
+        });
       }
       return journals.length;
     });
-    type Sales = { InvoiceID?: string; CreditNoteID?: string; Reference?: string; CurrencyCode?: string; Total?: string; Date?: string; Status?: string };
-    for (const [collection, type, form] of [['Invoices', 'ACCREC', 'invoice'], ['CreditNotes', 'ACCRECCREDIT', 'credit_note']] as const) {
+    type Sales = {
+      InvoiceID?: string;
+      CreditNoteID?: string;
+      Reference?: string;
+      CurrencyCode?: string;
+      Total?: string;
+      Date?: string;
+      Status?: string;
+    };
+    for (const [collection, type, form] of [
+      ['Invoices', 'ACCREC', 'invoice'],
+      ['CreditNotes', 'ACCRECCREDIT', 'credit_note'],
+    ] as const) {
       await pages(`${collection}?where=${encodeURIComponent(`Type=="${type}" AND ${dates}`)}`, collection, (body) => {
         const list = (body[collection] ?? []) as Sales[];
         for (const d of list) {
           if (!['AUTHORISED', 'PAID'].includes(d.Status ?? '')) continue; // drafts, submitted, voided and deleted documents book nothing
-          documents.push({ key: d.Reference ?? '', reference: d.InvoiceID ?? d.CreditNoteID ?? '', currency: d.CurrencyCode ?? '', form, amount: d.Total ?? '0', posted_on: xeroDate(d.Date) });
+          documents.push({
+            key: d.Reference ?? '',
+            reference: d.InvoiceID ?? d.CreditNoteID ?? '',
+            currency: d.CurrencyCode ?? '',
+            form,
+            amount: d.Total ?? '0',
+            posted_on: xeroDate(d.Date),
+          });
         }
         return list.length;
       });
@@ -529,7 +688,8 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
         const candidates = used.filter((u) => u.kind === kind);
         const hit = candidates.find((u) => u.target.toLowerCase() === code.toLowerCase()) ?? (code === '' ? candidates[0] : undefined);
         if (!hit) continue;
-        if (kind === 'customer') for (const k of [...this.contacts.keys()]) if (k.startsWith(`${hit.source}\u0000`)) this.contacts.delete(k);
+        if (kind === 'customer')
+          for (const k of [...this.contacts.keys()]) if (k.startsWith(`${hit.source}\u0000`)) this.contacts.delete(k);
         return new MappingMissing(this.name, kind, hit.source, hit.field, message);
       }
     }
@@ -538,30 +698,48 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
 
   private async failure(res: Response, what: string): Promise<TargetError> {
     const text = await res.text().catch(() => '');
-    let body: { Message?: string; Type?: string; Title?: string; Detail?: string; Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }> } | undefined;
+    let body:
+      | {
+          Message?: string;
+          Type?: string;
+          Title?: string;
+          Detail?: string;
+          Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }>;
+        }
+      | undefined;
     try {
       body = text ? JSON.parse(text) : undefined;
     } catch {
       body = undefined;
     }
     const retryAfter = res.headers.get('retry-after');
-    return new TargetError(`Xero ${this.name} ${what}: ${res.status} ${validationMessages(body).join('; ') || body?.Message || body?.Detail || res.statusText}`, {
-      status: res.status,
-      code: res.headers.get('x-rate-limit-problem') ?? body?.Type ?? undefined,
-      retryAfterMs: retryAfter && /^\d+$/.test(retryAfter) ? Number.parseInt(retryAfter, 10) * 1000 : retryAfter && !Number.isNaN(Date.parse(retryAfter)) ? Math.max(0, Date.parse(retryAfter) - Date.now()) : undefined,
-      permanent: !(res.status === 429 || res.status >= 500),
-      body,
-    });
+    return new TargetError(
+      `Xero ${this.name} ${what}: ${res.status} ${validationMessages(body).join('; ') || body?.Message || body?.Detail || res.statusText}`,
+      {
+        status: res.status,
+        code: res.headers.get('x-rate-limit-problem') ?? body?.Type ?? undefined,
+        retryAfterMs:
+          retryAfter && /^\d+$/.test(retryAfter)
+            ? Number.parseInt(retryAfter, 10) * 1000
+            : retryAfter && !Number.isNaN(Date.parse(retryAfter))
+              ? Math.max(0, Date.parse(retryAfter) - Date.now())
+              : undefined,
+        permanent: !(res.status === 429 || res.status >= 500),
+        body,
+      },
+    );
   }
 }
 
 /** Xero takes an Idempotency-Key of up to 128 characters; a longer key is sent as its digest (the same key, the same digest). */
 export const IDEMPOTENCY_KEY_MAX = 128;
-export const idempotencyHeader = (key: string) => (key.length <= IDEMPOTENCY_KEY_MAX ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`);
+export const idempotencyHeader = (key: string) =>
+  key.length <= IDEMPOTENCY_KEY_MAX ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`;
 
 /** Every ValidationErrors message of a Xero ValidationException (per element, and at the top level). */
 function validationMessages(body: unknown): string[] {
-  const b = body as { Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }>; ValidationErrors?: Array<{ Message?: string }> } | undefined;
+  const b = body as
+    { Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }>; ValidationErrors?: Array<{ Message?: string }> } | undefined;
   const list = [...(b?.ValidationErrors ?? []), ...(b?.Elements ?? []).flatMap((e) => e.ValidationErrors ?? [])];
   return list.map((v) => v.Message ?? '').filter(Boolean);
 }

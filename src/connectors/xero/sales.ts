@@ -27,7 +27,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isXeroId = (text: string) => UUID.test(text);
 
 /** A Xero ContactID is a UUID; any other ERP customer id is the contact's ContactNumber (Xero's id for external systems). */
-export const xeroContact = (erpCustomerId: string) => (isXeroId(erpCustomerId) ? { ContactID: erpCustomerId } : { ContactNumber: erpCustomerId });
+export const xeroContact = (erpCustomerId: string) =>
+  isXeroId(erpCustomerId) ? { ContactID: erpCustomerId } : { ContactNumber: erpCustomerId };
 
 /** Xero's documented maximum lengths of an Address (AddressLine1-4 500, City and Region 255, PostalCode 50). */
 const ADDRESS_LINE_MAX = 500;
@@ -97,7 +98,12 @@ export function contactDiffers(held: XeroContactRecord, wanted: XeroContactDetai
     const filled = Object.entries(pobox).filter(([, v]) => v !== '' && v !== undefined && v !== null);
     return JSON.stringify(filled.sort(([a], [b]) => (a < b ? -1 : 1)));
   };
-  return (held.Name ?? '') !== wanted.Name || (held.TaxNumber ?? '') !== (wanted.TaxNumber ?? '') || (held.DefaultCurrency ?? '') !== wanted.DefaultCurrency || address(held.Addresses) !== address(wanted.Addresses);
+  return (
+    (held.Name ?? '') !== wanted.Name ||
+    (held.TaxNumber ?? '') !== (wanted.TaxNumber ?? '') ||
+    (held.DefaultCurrency ?? '') !== wanted.DefaultCurrency ||
+    address(held.Addresses) !== address(wanted.Addresses)
+  );
 }
 
 /** The codes a document's lines use in Xero, resolved from the connection's mappings. */
@@ -138,17 +144,37 @@ export function salesDocumentBody(
     })),
   };
   if (document.kind === 'invoice') {
-    return stringifyWithDecimals({ Invoices: [{ Type: 'ACCREC', InvoiceNumber: document.number, DueDate: document.due_date ?? addDays(document.date, resolved.dueDays ?? XERO_DUE_DAYS_DEFAULT), ...common }] });
+    return stringifyWithDecimals({
+      Invoices: [
+        {
+          Type: 'ACCREC',
+          InvoiceNumber: document.number,
+          DueDate: document.due_date ?? addDays(document.date, resolved.dueDays ?? XERO_DUE_DAYS_DEFAULT),
+          ...common,
+        },
+      ],
+    });
   }
   return stringifyWithDecimals({ CreditNotes: [{ Type: 'ACCRECCREDIT', CreditNoteNumber: document.number, ...common }] });
 }
 
 /** One allocation of a credit note to the invoice it corrects. `amount` is an exact decimal string. */
-export const allocationBody = (invoiceId: string, amount: string, date: string) => stringifyWithDecimals({ Allocations: [{ Amount: decimalLiteral(amount), Invoice: { InvoiceID: invoiceId }, Date: date }] });
+export const allocationBody = (invoiceId: string, amount: string, date: string) =>
+  stringifyWithDecimals({ Allocations: [{ Amount: decimalLiteral(amount), Invoice: { InvoiceID: invoiceId }, Date: date }] });
 
 /** A receipt applied to an invoice, paid into the mapped bank account, with our key as Reference. */
 export const paymentBody = (key: string, invoiceId: string, accountCode: string, date: string, amount: string) =>
-  stringifyWithDecimals({ Payments: [{ Invoice: { InvoiceID: invoiceId }, Account: { Code: accountCode }, Date: date, Amount: decimalLiteral(amount), Reference: key.slice(0, REFERENCE_MAX) }] });
+  stringifyWithDecimals({
+    Payments: [
+      {
+        Invoice: { InvoiceID: invoiceId },
+        Account: { Code: accountCode },
+        Date: date,
+        Amount: decimalLiteral(amount),
+        Reference: key.slice(0, REFERENCE_MAX),
+      },
+    ],
+  });
 
 /** `/Date(1764460800000+0000)/` (Xero's JSON dates) as an ISO timestamp; an ISO text passes through. */
 export function xeroTimestamp(value: unknown): string {

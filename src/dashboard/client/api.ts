@@ -34,7 +34,9 @@ async function request(method: string, path: string, body?: unknown): Promise<Re
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!response.ok) {
     const type = response.headers.get('content-type') ?? '';
-    const problem: Problem = type.includes('json') ? await response.json() : { type: 'about:blank', title: response.statusText, status: response.status };
+    const problem: Problem = type.includes('json')
+      ? await response.json()
+      : { type: 'about:blank', title: response.statusText, status: response.status };
     throw new ApiError(problem);
   }
   return response;

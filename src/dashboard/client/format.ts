@@ -103,7 +103,11 @@ export function minorToMajor(minor: string, currency: string): string {
 /** Reconciliation amounts: minor units for the money checkpoints, exact decimals for the usage ones. */
 export const MONEY_CHECKPOINTS = new Set(['rated_vs_invoice_lines', 'invoices_vs_erp_postings', 'payments_vs_receivable', 'trial_balance']);
 
-export function reconAmount(value: string | null | undefined, checkpoint: string | null | undefined, currency: string | null | undefined): string {
+export function reconAmount(
+  value: string | null | undefined,
+  checkpoint: string | null | undefined,
+  currency: string | null | undefined,
+): string {
   if (value === null || value === undefined) return '—';
   if (checkpoint && MONEY_CHECKPOINTS.has(checkpoint) && currency) return money(minorToMajor(value, currency), currency);
   return groupDigits(value);

@@ -41,10 +41,21 @@ function KeyPrompt(props: { onKey: (who: WhoAmI) => void; problem?: string }) {
     <form class="card login-card" onSubmit=${submit} data-testid="key-form">
       <div class="brand big">Accrue</div>
       <h1>Usage to cash, at a glance</h1>
-      <p class="muted">Paste an API key. A <b>read</b> key sees everything; an <b>admin</b> key can also replay dead letters and work exceptions.
-        Create one with <code>accrue keys create --scope read --name dashboard</code>. The key stays in this tab only.</p>
+      <p class="muted">
+        Paste an API key. A <b>read</b> key sees everything; an <b>admin</b> key can also replay dead letters and work exceptions. Create
+        one with <code>accrue keys create --scope read --name dashboard</code>. The key stays in this tab only.
+      </p>
       <label for="key">API key</label>
-      <input id="key" name="key" type="password" autocomplete="off" placeholder="acc_read_…" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} required />
+      <input
+        id="key"
+        name="key"
+        type="password"
+        autocomplete="off"
+        placeholder="acc_read_…"
+        value=${value}
+        onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)}
+        required
+      />
       ${error ? html`<div class="alert error" role="alert">${error}</div>` : null}
       <button class="primary" type="submit" disabled=${busy || value.trim() === ''}>${busy ? 'Checking…' : 'Open the dashboard'}</button>
     </form>
@@ -75,10 +86,14 @@ function App() {
   }, []);
   if (checking) return html`<div class="loading">Loading…</div>`;
   if (!who) return html`<${KeyPrompt} onKey=${setWho} />`;
-  return html`<${Shell} who=${who} route=${route} onSignOut=${() => {
-    apiKey.clear();
-    setWho(undefined);
-  }} />`;
+  return html`<${Shell}
+    who=${who}
+    route=${route}
+    onSignOut=${() => {
+      apiKey.clear();
+      setWho(undefined);
+    }}
+  />`;
 }
 
 function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
@@ -108,7 +123,14 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
       <a class="brand" href=${href('overview', undefined, { period })}>Accrue</a>
       <nav aria-label="Views">
         ${NAV.map(
-          (n) => html`<a href=${href(n.view, undefined, { period })} class=${view === n.view ? 'active' : ''} aria-current=${view === n.view ? 'page' : undefined} data-testid=${`nav-${n.view}`}>${n.label}</a>`,
+          (n) =>
+            html`<a
+              href=${href(n.view, undefined, { period })}
+              class=${view === n.view ? 'active' : ''}
+              aria-current=${view === n.view ? 'page' : undefined}
+              data-testid=${`nav-${n.view}`}
+              >${n.label}</a
+            >`,
         )}
       </nav>
       <div class="topbar-right">
@@ -120,7 +142,9 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
             )}
           </select>
         </label>
-        <span class=${`scope ${props.who.scope}`} title=${`key ${props.who.id}`} data-testid="scope">${props.who.name} · ${props.who.scope}</span>
+        <span class=${`scope ${props.who.scope}`} title=${`key ${props.who.id}`} data-testid="scope"
+          >${props.who.name} · ${props.who.scope}</span
+        >
         <button class="link" onClick=${props.onSignOut}>Sign out</button>
       </div>
     </header>

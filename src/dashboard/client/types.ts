@@ -4,7 +4,9 @@
 import type { paths } from '../../api/client/schema.js';
 
 /** The JSON body of a GET route's 200 answer. */
-type Get<P extends keyof paths> = paths[P] extends { get: { responses: { 200: { content: { 'application/json': infer B } } } } } ? B : never;
+type Get<P extends keyof paths> = paths[P] extends { get: { responses: { 200: { content: { 'application/json': infer B } } } } }
+  ? B
+  : never;
 
 /** Every property present, all the way down (null stays where the schema allows it). */
 type Complete<T> = T extends readonly (infer U)[] ? Complete<U>[] : T extends object ? { [K in keyof T]-?: Complete<T[K]> } : T;
@@ -22,7 +24,9 @@ export type Pipeline = Get<'/v1/dashboard/pipeline'>;
 export type IngestCounts = Omit<Pipeline['ingestion']['series'][number], 'at'>;
 
 // Narrowed: the schema leaves last_error an open object; its description names these fields, which the view reads.
-export type DeadLetter = Omit<Get<'/v1/dlq'>['dead_letters'][number], 'last_error'> & { last_error: { message?: string; status?: number; code?: string } | null };
+export type DeadLetter = Omit<Get<'/v1/dlq'>['dead_letters'][number], 'last_error'> & {
+  last_error: { message?: string; status?: number; code?: string } | null;
+};
 
 export type Reconciliation = Get<'/v1/periods/{period}/reconciliation'>;
 export type CheckpointReport = Reconciliation['checkpoints'][number];

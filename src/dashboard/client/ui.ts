@@ -44,7 +44,8 @@ export function useApi<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
     setState((s) => ({ data: s.data, loading: true }));
     load().then(
       (data) => live && setState({ data, loading: false }),
-      (error: unknown) => live && setState({ loading: false, error: error instanceof ApiError ? error.message : String((error as Error).message ?? error) }),
+      (error: unknown) =>
+        live && setState({ loading: false, error: error instanceof ApiError ? error.message : String((error as Error).message ?? error) }),
     );
     return () => {
       live = false;
@@ -58,7 +59,10 @@ export function ChartView(props: { config: ChartConfiguration; height?: number; 
   const canvas = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
     if (!canvas.current) return;
-    const chart = new Chart(canvas.current, { ...props.config, options: { responsive: true, maintainAspectRatio: false, ...props.config.options } });
+    const chart = new Chart(canvas.current, {
+      ...props.config,
+      options: { responsive: true, maintainAspectRatio: false, ...props.config.options },
+    });
     return () => chart.destroy();
   }, [JSON.stringify(props.config.data), props.config.type]);
   return html`<div class="chart" style=${{ height: `${props.height ?? 260}px` }} data-testid=${props.testid}>
@@ -66,32 +70,51 @@ export function ChartView(props: { config: ChartConfiguration; height?: number; 
   </div>`;
 }
 
-export function Card(props: { title?: string; subtitle?: string; actions?: ComponentChildren; children: ComponentChildren; testid?: string; wide?: boolean }) {
+export function Card(props: {
+  title?: string;
+  subtitle?: string;
+  actions?: ComponentChildren;
+  children: ComponentChildren;
+  testid?: string;
+  wide?: boolean;
+}) {
   return html`<section class=${`card${props.wide ? ' wide' : ''}`} data-testid=${props.testid}>
-    ${props.title || props.actions
-      ? html`<header class="card-head">
-          <div>
-            ${props.title ? html`<h2>${props.title}</h2>` : null}
-            ${props.subtitle ? html`<p class="muted">${props.subtitle}</p>` : null}
-          </div>
-          ${props.actions ? html`<div class="card-actions">${props.actions}</div>` : null}
-        </header>`
-      : null}
+    ${
+      props.title || props.actions
+        ? html`<header class="card-head">
+            <div>
+              ${props.title ? html`<h2>${props.title}</h2>` : null} ${props.subtitle ? html`<p class="muted">${props.subtitle}</p>` : null}
+            </div>
+            ${props.actions ? html`<div class="card-actions">${props.actions}</div>` : null}
+          </header>`
+        : null
+    }
     ${props.children}
   </section>`;
 }
 
-export function KpiCard(props: { id: string; label: string; value: string; raw: string | null; previous?: string | null; hint?: string; tone?: 'good' | 'bad' | 'neutral'; goodWhen?: 'up' | 'down' }) {
+export function KpiCard(props: {
+  id: string;
+  label: string;
+  value: string;
+  raw: string | null;
+  previous?: string | null;
+  hint?: string;
+  tone?: 'good' | 'bad' | 'neutral';
+  goodWhen?: 'up' | 'down';
+}) {
   const t = props.previous === undefined ? null : trend(props.raw, props.previous);
   const good = t && props.goodWhen ? (t.direction === 'flat' ? null : t.direction === props.goodWhen) : null;
   return html`<div class=${`kpi ${props.tone ?? ''}`} data-testid=${`kpi-${props.id}`} data-value=${props.raw ?? ''}>
     <div class="kpi-label">${props.label}</div>
     <div class="kpi-value">${props.value}</div>
-    ${t
-      ? html`<div class=${`kpi-trend ${t.direction} ${good === null ? '' : good ? 'good' : 'bad'}`}>
-          ${t.direction === 'up' ? '▲' : t.direction === 'down' ? '▼' : '■'} ${t.text}
-        </div>`
-      : html`<div class="kpi-trend muted">${props.hint ?? ' '}</div>`}
+    ${
+      t
+        ? html`<div class=${`kpi-trend ${t.direction} ${good === null ? '' : good ? 'good' : 'bad'}`}>
+            ${t.direction === 'up' ? '▲' : t.direction === 'down' ? '▼' : '■'} ${t.text}
+          </div>`
+        : html`<div class="kpi-trend muted">${props.hint ?? ' '}</div>`
+    }
   </div>`;
 }
 

@@ -148,14 +148,12 @@ export function normalizeCatalog(document: unknown): Catalog {
       allow_negative: m.allow_negative ?? false,
     })),
     products: (raw.products ?? []).map((p) => ({ id: p.id, name: p.name, revenue_account: { ...p.revenue_account } })),
-    plans: (raw.plans ?? []).map(
-      (p): Plan => ({
-        id: p.id,
-        currency: p.currency,
-        ...(p.minimum_commitment === undefined ? {} : { minimum_commitment: p.minimum_commitment }),
-        prices: p.prices.map((pr, index) => price(p.id, pr, index)),
-      }),
-    ),
+    plans: (raw.plans ?? []).map((p): Plan => ({
+      id: p.id,
+      currency: p.currency,
+      ...(p.minimum_commitment === undefined ? {} : { minimum_commitment: p.minimum_commitment }),
+      prices: p.prices.map((pr, index) => price(p.id, pr, index)),
+    })),
     customers: (raw.customers ?? []).map((c) => ({
       id: c.id,
       name: c.name,
@@ -177,8 +175,21 @@ export function normalizeCatalog(document: unknown): Catalog {
       const key = `${g.customer}\u0000${g.granted}`;
       const ordinal = grantOrdinals.get(key) ?? 0;
       grantOrdinals.set(key, ordinal + 1);
-      return { id: creditGrantId(g.customer, g.granted, ordinal), customer: g.customer, amount: g.amount, currency: g.currency, granted: g.granted, expires: g.expires };
+      return {
+        id: creditGrantId(g.customer, g.granted, ordinal),
+        customer: g.customer,
+        amount: g.amount,
+        currency: g.currency,
+        granted: g.granted,
+        expires: g.expires,
+      };
     }),
-    discounts: (raw.discounts ?? []).map((d) => ({ customer: d.customer, product: d.product, percent_off: d.percent_off, from: d.from, to: d.to })),
+    discounts: (raw.discounts ?? []).map((d) => ({
+      customer: d.customer,
+      product: d.product,
+      percent_off: d.percent_off,
+      from: d.from,
+      to: d.to,
+    })),
   };
 }

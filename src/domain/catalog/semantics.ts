@@ -15,8 +15,18 @@ const CURRENCY = /^[A-Z]{3}$/;
 const MODELS = ['flat', 'per_unit', 'graduated', 'volume'] as const;
 type ModelName = (typeof MODELS)[number];
 const MODEL_FIELDS = ['amount', 'unit_amount', 'package', 'tiers'] as const;
-const FIELDS_OF: Record<ModelName, readonly string[]> = { flat: ['amount'], per_unit: ['unit_amount', 'package'], graduated: ['tiers'], volume: ['tiers'] };
-const REQUIRED_OF: Record<ModelName, readonly string[]> = { flat: ['amount'], per_unit: ['unit_amount'], graduated: ['tiers'], volume: ['tiers'] };
+const FIELDS_OF: Record<ModelName, readonly string[]> = {
+  flat: ['amount'],
+  per_unit: ['unit_amount', 'package'],
+  graduated: ['tiers'],
+  volume: ['tiers'],
+};
+const REQUIRED_OF: Record<ModelName, readonly string[]> = {
+  flat: ['amount'],
+  per_unit: ['unit_amount'],
+  graduated: ['tiers'],
+  volume: ['tiers'],
+};
 const AGGREGATIONS = ['count', 'sum', 'max', 'unique_count', 'latest'];
 /** Rates and percentages carry at most as many places as unit amounts. */
 const RATE_SCALE_MAX = UNIT_AMOUNT_SCALE_MAX;
@@ -90,7 +100,11 @@ class Checker {
     const amount = this.decimal(value, path, { ...rule, ...options });
     // Limit (docs/pricing.md#limits): what an invoice adds up from such amounts must fit the store's int8 minor units.
     if (amount !== undefined && currency && toMinorExact(amount, currency).gt(CATALOG_AMOUNT_MINOR_MAX.toString())) {
-      this.add(path, 'too_large', `must be at most ${CATALOG_AMOUNT_MINOR_MAX} minor units of ${currency}: a larger amount cannot be billed (docs/pricing.md#limits)`);
+      this.add(
+        path,
+        'too_large',
+        `must be at most ${CATALOG_AMOUNT_MINOR_MAX} minor units of ${currency}: a larger amount cannot be billed (docs/pricing.md#limits)`,
+      );
     }
     return amount;
   }
@@ -99,7 +113,11 @@ class Checker {
   unitAmount(value: unknown, path: string, currency: string | undefined): Decimal | undefined {
     const amount = this.decimal(value, path, { scaleMax: UNIT_AMOUNT_SCALE_MAX });
     if (amount !== undefined && currency && toMinorExact(amount, currency).gt(EVENT_AMOUNT_MINOR_MAX.toString())) {
-      this.add(path, 'too_large', `must be at most ${EVENT_AMOUNT_MINOR_MAX} minor units of ${currency}, the most one event may bill: a dearer unit cannot be billed (docs/pricing.md#limits)`);
+      this.add(
+        path,
+        'too_large',
+        `must be at most ${EVENT_AMOUNT_MINOR_MAX} minor units of ${currency}, the most one event may bill: a dearer unit cannot be billed (docs/pricing.md#limits)`,
+      );
     }
     return amount;
   }
@@ -156,7 +174,8 @@ function checkModelFields(c: Checker, source: Raw, path: string, currency: strin
   const model = source.model;
   if (!isModel(model)) return;
   for (const field of MODEL_FIELDS) {
-    if (source[field] !== undefined && !FIELDS_OF[model].includes(field)) c.add(at(path, field), 'not_allowed', `is not used by model ${model}`);
+    if (source[field] !== undefined && !FIELDS_OF[model].includes(field))
+      c.add(at(path, field), 'not_allowed', `is not used by model ${model}`);
   }
   for (const field of REQUIRED_OF[model]) {
     if (source[field] === undefined) c.add(at(path, field), 'required', `is required for model ${model}`);
@@ -180,7 +199,8 @@ function checkVersions(c: Checker, versions: unknown[], path: string, currency: 
     } else {
       const from = c.date(version.effective_from, fromPath);
       if (from !== undefined) {
-        if (previous !== undefined && from <= previous) c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
+        if (previous !== undefined && from <= previous)
+          c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
         if (previous === undefined || from > previous) previous = from;
       }
     }
@@ -207,12 +227,14 @@ function checkPlan(c: Checker, plan: Raw, planPath: string, refs: Refs): void {
     let models: unknown[];
     if (Array.isArray(price.versions)) {
       for (const field of ['model', ...MODEL_FIELDS]) {
-        if (price[field] !== undefined) c.add(at(pricePath, field), 'not_allowed', 'is not allowed next to versions; give it in each version');
+        if (price[field] !== undefined)
+          c.add(at(pricePath, field), 'not_allowed', 'is not allowed next to versions; give it in each version');
       }
       checkVersions(c, price.versions, at(pricePath, 'versions'), currency);
       models = price.versions.map((v) => (isRecord(v) ? v.model : undefined));
     } else {
-      if (price.versions === undefined && price.model === undefined) c.add(at(pricePath, 'model'), 'required', 'is required unless the price has versions');
+      if (price.versions === undefined && price.model === undefined)
+        c.add(at(pricePath, 'model'), 'required', 'is required unless the price has versions');
       checkModelFields(c, price, pricePath, currency);
       models = [price.model];
     }
@@ -260,7 +282,8 @@ export function semanticProblems(root: unknown): Problem[] {
   if (isRecord(root.accounts)) {
     for (const key of Object.keys(root.accounts)) c.reference(key, at('accounts', key), entities, 'a legal entity');
     for (const entityId of entities.keys()) {
-      if (!Object.hasOwn(root.accounts, entityId)) c.add(at('accounts', entityId), 'required', 'is required: every legal entity needs its accounts');
+      if (!Object.hasOwn(root.accounts, entityId))
+        c.add(at('accounts', entityId), 'required', 'is required: every legal entity needs its accounts');
     }
   }
 
@@ -279,7 +302,8 @@ export function semanticProblems(root: unknown): Problem[] {
     const aggregation = meter.aggregation;
     if (typeof aggregation !== 'string' || !AGGREGATIONS.includes(aggregation)) continue;
     if (aggregation === 'count' && meter.value !== undefined) c.add(at(path, 'value'), 'not_allowed', 'is not used by aggregation count');
-    if (aggregation !== 'count' && meter.value === undefined) c.add(at(path, 'value'), 'required', `is required for aggregation ${aggregation}`);
+    if (aggregation !== 'count' && meter.value === undefined)
+      c.add(at(path, 'value'), 'required', `is required for aggregation ${aggregation}`);
   }
 
   // products
@@ -287,7 +311,8 @@ export function semanticProblems(root: unknown): Problem[] {
   const products = c.unique(productList, 'id');
   for (const [product, , path] of productList) {
     if (!isRecord(product.revenue_account)) continue;
-    for (const key of Object.keys(product.revenue_account)) c.reference(key, at(at(path, 'revenue_account'), key), entities, 'a legal entity');
+    for (const key of Object.keys(product.revenue_account))
+      c.reference(key, at(at(path, 'revenue_account'), key), entities, 'a legal entity');
   }
 
   // plans and prices
@@ -304,7 +329,8 @@ export function semanticProblems(root: unknown): Problem[] {
     c.reference(customer.tax_jurisdiction, at(path, 'tax_jurisdiction'), jurisdictions, 'a tax rate jurisdiction');
     const customerId = text(customer.id);
     if (customer.parent !== undefined) {
-      if (customerId !== undefined && customer.parent === customerId) c.add(at(path, 'parent'), 'parent_cycle', 'must not be the customer itself');
+      if (customerId !== undefined && customer.parent === customerId)
+        c.add(at(path, 'parent'), 'parent_cycle', 'must not be the customer itself');
       else if (c.reference(customer.parent, at(path, 'parent'), customers, 'a customer') !== undefined && customerId !== undefined) {
         const cycle = parentCycle(customers, customerId);
         if (cycle) c.add(at(path, 'parent'), 'parent_cycle', `makes a cycle of parents: ${cycle.join(' -> ')}`);
@@ -314,7 +340,8 @@ export function semanticProblems(root: unknown): Problem[] {
       customer.tenants.forEach((tenant, k) => {
         if (typeof tenant !== 'string' || tenant === '') return;
         const owner = tenants.get(tenant);
-        if (owner !== undefined) c.add(at(at(path, 'tenants'), k), 'duplicate_id', `${JSON.stringify(tenant)} is already a tenant of customer ${owner}`);
+        if (owner !== undefined)
+          c.add(at(at(path, 'tenants'), k), 'duplicate_id', `${JSON.stringify(tenant)} is already a tenant of customer ${owner}`);
         else tenants.set(tenant, customerId ?? path);
       });
     }
@@ -339,7 +366,11 @@ export function semanticProblems(root: unknown): Problem[] {
     if (billing && plan && customer && planId) {
       const planCurrency = text(plan.currency);
       if (planCurrency !== undefined && isCurrency(planCurrency) && planCurrency !== billing.currency) {
-        c.add(at(path, 'plan'), 'currency_mismatch', `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`);
+        c.add(
+          at(path, 'plan'),
+          'currency_mismatch',
+          `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`,
+        );
       }
       for (const price of Array.isArray(plan.prices) ? plan.prices : []) {
         const productId = isRecord(price) ? id(price.product) : undefined;
@@ -356,7 +387,9 @@ export function semanticProblems(root: unknown): Problem[] {
       }
     }
     if (customer && planId && start !== undefined && (subscription.end === undefined || end !== undefined)) {
-      const earlier = periods.find((p) => p.customer === customer && p.plan === planId && p.start < (end ?? '9999-12-31') && start < (p.end ?? '9999-12-31'));
+      const earlier = periods.find(
+        (p) => p.customer === customer && p.plan === planId && p.start < (end ?? '9999-12-31') && start < (p.end ?? '9999-12-31'),
+      );
       if (earlier) c.add(path, 'overlap', `overlaps ${earlier.path}: customer ${customer} would have plan ${planId} twice at once`);
       periods.push({ customer, plan: planId, start, end, path });
     }
@@ -368,12 +401,17 @@ export function semanticProblems(root: unknown): Problem[] {
     const currency = c.currency(grant.currency, at(path, 'currency'));
     const billing = currencyOfCustomer(customer);
     if (currency && billing && customer && currency !== billing.currency) {
-      c.add(at(path, 'currency'), 'currency_mismatch', `must be ${billing.currency}, the currency of legal entity ${billing.entity} that bills customer ${customer}`);
+      c.add(
+        at(path, 'currency'),
+        'currency_mismatch',
+        `must be ${billing.currency}, the currency of legal entity ${billing.entity} that bills customer ${customer}`,
+      );
     }
     c.amount(grant.amount, at(path, 'amount'), currency, { positive: true });
     const granted = c.date(grant.granted, at(path, 'granted'));
     const expires = c.date(grant.expires, at(path, 'expires'));
-    if (granted !== undefined && expires !== undefined && expires < granted) c.add(at(path, 'expires'), 'date_order', `must not be before granted (${granted})`);
+    if (granted !== undefined && expires !== undefined && expires < granted)
+      c.add(at(path, 'expires'), 'date_order', `must not be before granted (${granted})`);
   }
 
   // discounts
@@ -382,14 +420,16 @@ export function semanticProblems(root: unknown): Problem[] {
     const customer = c.reference(discount.customer, at(path, 'customer'), customers, 'a customer');
     const product = c.reference(discount.product, at(path, 'product'), products, 'a product');
     const percent = c.decimal(discount.percent_off, at(path, 'percent_off'), { scaleMax: RATE_SCALE_MAX });
-    if (percent !== undefined && (percent.isZero() || percent.gt(100))) c.add(at(path, 'percent_off'), 'out_of_range', 'must be greater than 0 and at most 100');
+    if (percent !== undefined && (percent.isZero() || percent.gt(100)))
+      c.add(at(path, 'percent_off'), 'out_of_range', 'must be greater than 0 and at most 100');
     const from = c.date(discount.from, at(path, 'from'));
     const to = c.date(discount.to, at(path, 'to'));
     if (from !== undefined && to !== undefined) {
       if (to < from) c.add(at(path, 'to'), 'date_order', `must not be before from (${from})`);
       else if (customer && product) {
         const earlier = discountPeriods.find((d) => d.customer === customer && d.product === product && d.from <= to && from <= d.to);
-        if (earlier) c.add(path, 'overlap', `overlaps ${earlier.path}: customer ${customer} would have two discounts on product ${product} at once`);
+        if (earlier)
+          c.add(path, 'overlap', `overlaps ${earlier.path}: customer ${customer} would have two discounts on product ${product} at once`);
         discountPeriods.push({ customer, product, from, to, path });
       }
     }

@@ -63,7 +63,11 @@ function translate(error: ErrorObject, data: unknown): Problem | undefined {
       return problem(path, 'too_long', `must be at most ${String(params.limit)} characters long`);
     case 'uniqueItems': {
       const [first, second] = [Number(params.j), Number(params.i)].sort((a, b) => a - b) as [number, number];
-      return problem(at(path, second), 'duplicate_item', `repeats ${describe((value as unknown[])[second])}, listed at index ${first} already`);
+      return problem(
+        at(path, second),
+        'duplicate_item',
+        `repeats ${describe((value as unknown[])[second])}, listed at index ${first} already`,
+      );
     }
     default:
       return problem(path, 'invalid', error.message ?? `fails ${error.keyword}`);

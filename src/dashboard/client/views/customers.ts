@@ -9,7 +9,9 @@ import { Card, ChartView, Empty, html, PALETTE, Pill, plot, Status, useApi } fro
 export function CustomersView(props: { period: string }) {
   const customers = useApi(() => getJson<{ customers: CustomerSummary[] }>('/v1/dashboard/customers'), []);
   const [filter, setFilter] = useState('');
-  const shown = (customers.data?.customers ?? []).filter((c) => `${c.id} ${c.name} ${c.tenants.join(' ')}`.toLowerCase().includes(filter.toLowerCase()));
+  const shown = (customers.data?.customers ?? []).filter((c) =>
+    `${c.id} ${c.name} ${c.tenants.join(' ')}`.toLowerCase().includes(filter.toLowerCase()),
+  );
   return html`<div class="view" data-testid="view-customers">
     <div class="view-head">
       <div>
@@ -20,26 +22,52 @@ export function CustomersView(props: { period: string }) {
     <${Card} wide>
       <input type="search" class="filter" aria-label="Filter customers" placeholder="Filter by name, id or tenant" value=${filter} onInput=${(e: Event) => setFilter((e.target as HTMLInputElement).value)} />
       <${Status} loading=${customers.loading && !customers.data} error=${customers.error} />
-      ${customers.data
-        ? html`<div class="table-wrap"><table class="data">
-            <thead><tr><th>Customer</th><th>Entity</th><th>Plans</th><th>Tenants</th><th class="num">Events</th><th>Last event</th><th class="num">Invoiced</th><th class="num">Paid</th><th class="num">Outstanding</th></tr></thead>
-            <tbody>
-              ${shown.map(
-                (c) => html`<tr class="clickable" onClick=${() => (location.hash = href('customers', c.id, { period: props.period }))} data-testid=${`customer-row-${c.id}`}>
-                  <td><a href=${href('customers', c.id, { period: props.period })}>${c.name}</a> <span class="muted">${c.id}</span>${c.parent ? html`<div class="muted small">part of ${c.parent}</div>` : null}</td>
-                  <td>${c.legal_entity}</td>
-                  <td>${c.subscriptions.map((s) => html`<${Pill} tone="blue">${s.plan}</${Pill}> `)}</td>
-                  <td class="muted">${c.tenants.join(', ')}</td>
-                  <td class="num" data-testid=${`customer-events-${c.id}`} data-value=${c.events}>${count(c.events)}</td>
-                  <td>${dateTime(c.last_event_time)}</td>
-                  <td class="num">${c.balances.map((b) => html`<div>${money(b.invoiced, b.currency)}</div>`)}</td>
-                  <td class="num">${c.balances.map((b) => html`<div>${money(b.paid, b.currency)}</div>`)}</td>
-                  <td class="num">${c.balances.map((b) => html`<div data-testid=${`customer-outstanding-${c.id}-${b.currency}`} data-value=${b.outstanding}>${money(b.outstanding, b.currency)}</div>`)}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table></div>`
-        : null}
+      ${
+        customers.data
+          ? html`<div class="table-wrap">
+              <table class="data">
+                <thead>
+                  <tr>
+                    <th>Customer</th>
+                    <th>Entity</th>
+                    <th>Plans</th>
+                    <th>Tenants</th>
+                    <th class="num">Events</th>
+                    <th>Last event</th>
+                    <th class="num">Invoiced</th>
+                    <th class="num">Paid</th>
+                    <th class="num">Outstanding</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${shown.map(
+                    (c) =>
+                      html`<tr
+                        class="clickable"
+                        onClick=${() => (location.hash = href('customers', c.id, { period: props.period }))}
+                        data-testid=${`customer-row-${c.id}`}
+                      >
+                        <td>
+                          <a href=${href('customers', c.id, { period: props.period })}>${c.name}</a>
+                          <span class="muted">${c.id}</span>${c.parent ? html`<div class="muted small">part of ${c.parent}</div>` : null}
+                        </td>
+                        <td>${c.legal_entity}</td>
+                        <td>${c.subscriptions.map((s) => html`<${Pill} tone="blue">${s.plan}</${Pill}> `)}</td>
+                        <td class="muted">${c.tenants.join(', ')}</td>
+                        <td class="num" data-testid=${`customer-events-${c.id}`} data-value=${c.events}>${count(c.events)}</td>
+                        <td>${dateTime(c.last_event_time)}</td>
+                        <td class="num">${c.balances.map((b) => html`<div>${money(b.invoiced, b.currency)}</div>`)}</td>
+                        <td class="num">${c.balances.map((b) => html`<div>${money(b.paid, b.currency)}</div>`)}</td>
+                        <td class="num">
+                          ${c.balances.map((b) => html`<div data-testid=${`customer-outstanding-${c.id}-${b.currency}`} data-value=${b.outstanding}>${money(b.outstanding, b.currency)}</div>`)}
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>
+            </div>`
+          : null
+      }
     </${Card}>
   </div>`;
 }
@@ -60,10 +88,19 @@ function monthsBack(period: string, months: number): string {
 
 export function CustomerDetailView(props: { id: string; period: string }) {
   const [bucket, setBucket] = useState<'day' | 'month'>('day');
-  const range = bucket === 'day' ? { from: monthStart(props.period), to: nextMonth(props.period) } : { from: monthsBack(props.period, 11), to: nextMonth(props.period) };
+  const range =
+    bucket === 'day'
+      ? { from: monthStart(props.period), to: nextMonth(props.period) }
+      : { from: monthsBack(props.period, 11), to: nextMonth(props.period) };
   const customers = useApi(() => getJson<{ customers: CustomerSummary[] }>('/v1/dashboard/customers'), []);
-  const usage = useApi(() => getJson<CustomerUsage>(`/v1/dashboard/customers/${encodeURIComponent(props.id)}/usage`, { ...range, bucket }), [props.id, bucket, props.period]);
-  const invoices = useApi(() => getJson<{ total: number; invoices: InvoiceSummary[] }>('/v1/dashboard/invoices', { customer: props.id, limit: '50' }), [props.id]);
+  const usage = useApi(
+    () => getJson<CustomerUsage>(`/v1/dashboard/customers/${encodeURIComponent(props.id)}/usage`, { ...range, bucket }),
+    [props.id, bucket, props.period],
+  );
+  const invoices = useApi(
+    () => getJson<{ total: number; invoices: InvoiceSummary[] }>('/v1/dashboard/invoices', { customer: props.id, limit: '50' }),
+    [props.id],
+  );
   const c = customers.data?.customers.find((x) => x.id === props.id);
   const u = usage.data;
   const active = u?.meters.filter((m) => m.events.some((n) => n > 0)) ?? [];
@@ -79,45 +116,94 @@ export function CustomerDetailView(props: { id: string; period: string }) {
         <button class=${bucket === 'month' ? 'on' : ''} aria-pressed=${bucket === 'month'} onClick=${() => setBucket('month')} data-testid="bucket-month">12 months</button>
       </div>
     </div>
-    ${c
-      ? html`<div class="kpis">
-          ${c.balances.map(
-            (b) => html`<div class="kpi"><div class="kpi-label">Outstanding ${b.currency}</div><div class="kpi-value">${money(b.outstanding, b.currency)}</div><div class="kpi-trend muted">of ${money(b.invoiced, b.currency)} invoiced</div></div>`,
-          )}
-          <div class="kpi"><div class="kpi-label">Events, all time</div><div class="kpi-value">${count(c.events)}</div><div class="kpi-trend muted">last ${dateTime(c.last_event_time)}</div></div>
-        </div>`
-      : null}
+    ${
+      c
+        ? html`<div class="kpis">
+            ${c.balances.map(
+              (b) =>
+                html`<div class="kpi">
+                  <div class="kpi-label">Outstanding ${b.currency}</div>
+                  <div class="kpi-value">${money(b.outstanding, b.currency)}</div>
+                  <div class="kpi-trend muted">of ${money(b.invoiced, b.currency)} invoiced</div>
+                </div>`,
+            )}
+            <div class="kpi">
+              <div class="kpi-label">Events, all time</div>
+              <div class="kpi-value">${count(c.events)}</div>
+              <div class="kpi-trend muted">last ${dateTime(c.last_event_time)}</div>
+            </div>
+          </div>`
+        : null
+    }
     <${Status} loading=${usage.loading && !u} error=${usage.error} />
-    ${u
-      ? active.length === 0
-        ? html`<${Card} wide><${Empty}>No usage from ${u.from} to ${u.to}.</${Empty}></${Card}>`
-        : html`<div class="grid two">
-            ${active.map(
-              (m, i) => html`<${Card} title=${m.meter} subtitle=${`${m.aggregation} per ${u.bucket}; ${count(m.events.reduce((s, n) => s + n, 0))} events${m.late_events ? `, ${count(m.late_events)} late (billed apart)` : ''}`} testid=${`usage-${m.meter}`}>
+    ${
+      u
+        ? active.length === 0
+          ? html`<${Card} wide><${Empty}>No usage from ${u.from} to ${u.to}.</${Empty}></${Card}>`
+          : html`<div class="grid two">
+              ${active.map(
+                (
+                  m,
+                  i,
+                ) => html`<${Card} title=${m.meter} subtitle=${`${m.aggregation} per ${u.bucket}; ${count(m.events.reduce((s, n) => s + n, 0))} events${m.late_events ? `, ${count(m.late_events)} late (billed apart)` : ''}`} testid=${`usage-${m.meter}`}>
                 <${ChartView}
                   label=${`${m.meter} per ${u.bucket}`}
                   height=${200}
                   config=${{
                     type: u.bucket === 'day' && m.aggregation !== 'latest' && m.aggregation !== 'max' ? 'bar' : 'line',
-                    data: { labels: u.buckets.map((b) => (u.bucket === 'day' ? b.slice(5) : b)), datasets: [{ label: m.meter, data: plot(m.quantities), backgroundColor: PALETTE[i % PALETTE.length], borderColor: PALETTE[i % PALETTE.length], pointRadius: 2 }] },
+                    data: {
+                      labels: u.buckets.map((b) => (u.bucket === 'day' ? b.slice(5) : b)),
+                      datasets: [
+                        {
+                          label: m.meter,
+                          data: plot(m.quantities),
+                          backgroundColor: PALETTE[i % PALETTE.length],
+                          borderColor: PALETTE[i % PALETTE.length],
+                          pointRadius: 2,
+                        },
+                      ],
+                    },
                     options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
                   }}
                 />
               </${Card}>`,
-            )}
-          </div>`
-      : null}
+              )}
+            </div>`
+        : null
+    }
     <${Card} title="Invoices" testid="customer-invoices" wide>
       <${Status} loading=${invoices.loading && !invoices.data} error=${invoices.error} />
       ${invoices.data && invoices.data.invoices.length === 0 ? html`<${Empty}>No invoices yet.</${Empty}>` : null}
-      ${invoices.data && invoices.data.invoices.length > 0
-        ? html`<table class="data">
-            <thead><tr><th>Number</th><th>Period</th><th class="num">Total</th><th class="num">Paid</th><th>Payment</th></tr></thead>
-            <tbody>${invoices.data.invoices.map(
-              (i) => html`<tr><td><a href=${href('invoices', i.number ?? i.id, { period: props.period })}>${i.number ?? i.id}</a>${i.kind === 'credit_note' ? ' (credit note)' : ''}</td><td>${i.period}</td><td class="num">${money(i.total, i.currency)}</td><td class="num">${money(i.amount_paid, i.currency)}</td><td>${i.payment_status.replace('_', ' ')}</td></tr>`,
-            )}</tbody>
-          </table>`
-        : null}
+      ${
+        invoices.data && invoices.data.invoices.length > 0
+          ? html`<table class="data">
+              <thead>
+                <tr>
+                  <th>Number</th>
+                  <th>Period</th>
+                  <th class="num">Total</th>
+                  <th class="num">Paid</th>
+                  <th>Payment</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${invoices.data.invoices.map(
+                  (i) =>
+                    html`<tr>
+                      <td>
+                        <a href=${href('invoices', i.number ?? i.id, { period: props.period })}>${i.number ?? i.id}</a
+                        >${i.kind === 'credit_note' ? ' (credit note)' : ''}
+                      </td>
+                      <td>${i.period}</td>
+                      <td class="num">${money(i.total, i.currency)}</td>
+                      <td class="num">${money(i.amount_paid, i.currency)}</td>
+                      <td>${i.payment_status.replace('_', ' ')}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+          : null
+      }
     </${Card}>
   </div>`;
 }

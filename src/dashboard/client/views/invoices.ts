@@ -16,7 +16,13 @@ export function InvoicesView(props: { period: string; params: URLSearchParams })
   const [onlyPeriod, setOnlyPeriod] = useState(true);
   const [payment, setPayment] = useState('');
   const result = useApi(
-    () => getJson<{ total: number; invoices: InvoiceSummary[] }>('/v1/dashboard/invoices', { q: submitted, period: onlyPeriod ? props.period : undefined, payment_status: payment || undefined, limit: '200' }),
+    () =>
+      getJson<{ total: number; invoices: InvoiceSummary[] }>('/v1/dashboard/invoices', {
+        q: submitted,
+        period: onlyPeriod ? props.period : undefined,
+        payment_status: payment || undefined,
+        limit: '200',
+      }),
     [submitted, onlyPeriod, payment, props.period],
   );
   return html`<div class="view" data-testid="view-invoices">
@@ -39,15 +45,35 @@ export function InvoicesView(props: { period: string; params: URLSearchParams })
         <button class="primary" type="submit" data-testid="invoice-search-go">Search</button>
       </form>
       <${Status} loading=${result.loading && !result.data} error=${result.error} />
-      ${result.data
-        ? html`<p class="muted small" data-testid="invoice-count" data-value=${result.data.total}>${count(result.data.total)} document${result.data.total === 1 ? '' : 's'}${result.data.total > result.data.invoices.length ? `, the first ${result.data.invoices.length} shown` : ''}</p>
-            ${result.data.invoices.length === 0
-              ? html`<${Empty}>No invoice matches.</${Empty}>`
-              : html`<div class="table-wrap"><table class="data">
-                  <thead><tr><th>Number</th><th>Customer</th><th>Entity</th><th>Period</th><th class="num">Total</th><th class="num">Paid</th><th>Payment</th><th>Posting</th><th>Finalized</th></tr></thead>
-                  <tbody>
-                    ${result.data.invoices.map(
-                      (i) => html`<tr class="clickable" onClick=${() => (location.hash = href('invoices', i.number ?? i.id, { period: props.period }))} data-testid=${`invoice-row-${i.number ?? i.id}`}>
+      ${
+        result.data
+          ? html`<p class="muted small" data-testid="invoice-count" data-value=${result.data.total}>
+                ${count(result.data.total)}
+                document${result.data.total === 1 ? '' : 's'}${result.data.total > result.data.invoices.length ? `, the first ${result.data.invoices.length} shown` : ''}
+              </p>
+              ${
+                result.data.invoices.length === 0
+                  ? html`<${Empty}>No invoice matches.</${Empty}>`
+                  : html`<div class="table-wrap">
+                      <table class="data">
+                        <thead>
+                          <tr>
+                            <th>Number</th>
+                            <th>Customer</th>
+                            <th>Entity</th>
+                            <th>Period</th>
+                            <th class="num">Total</th>
+                            <th class="num">Paid</th>
+                            <th>Payment</th>
+                            <th>Posting</th>
+                            <th>Finalized</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${result.data.invoices.map(
+                            (
+                              i,
+                            ) => html`<tr class="clickable" onClick=${() => (location.hash = href('invoices', i.number ?? i.id, { period: props.period }))} data-testid=${`invoice-row-${i.number ?? i.id}`}>
                         <td><a href=${href('invoices', i.number ?? i.id, { period: props.period })}>${i.number ?? shortId(i.id)}</a>${i.kind === 'credit_note' ? html` <${Pill} tone="blue">credit note</${Pill}>` : null}${i.status !== 'finalized' ? html` <${Pill} tone="grey">${i.status}</${Pill}>` : null}</td>
                         <td>${i.customer_name ?? i.customer} <span class="muted">${i.customer}</span></td>
                         <td>${i.legal_entity}</td>
@@ -58,29 +84,40 @@ export function InvoicesView(props: { period: string; params: URLSearchParams })
                         <td><${Pill} tone=${POSTING_TONE[i.posting]}>${i.posting}</${Pill}></td>
                         <td>${dateTime(i.finalized_at)}</td>
                       </tr>`,
-                    )}
-                  </tbody>
-                </table></div>`}`
-        : null}
+                          )}
+                        </tbody>
+                      </table>
+                    </div>`
+              }`
+          : null
+      }
     </${Card}>
   </div>`;
 }
 
 function EventWalk(props: { source: string; id: string }) {
-  const walk = useApi(() => getJson<EventExplanation>('/v1/events/explain', { source: props.source, id: props.id }), [props.source, props.id]);
+  const walk = useApi(
+    () => getJson<EventExplanation>('/v1/events/explain', { source: props.source, id: props.id }),
+    [props.source, props.id],
+  );
   const w = walk.data;
   return html`<div class="walk" data-testid="event-walk">
     <${Status} loading=${walk.loading && !w} error=${walk.error} />
-    ${w
-      ? html`<div class="muted small">${w.note}</div>
-          <ul class="plain">
-            ${w.billed_in.map(
-              (b) => html`<li>billed on <a href=${href('invoices', b.invoice.number ?? b.invoice.id)}>${b.invoice.number ?? b.invoice.id}</a> line ${b.line_no} (${b.meter})
-                ${b.journals.map((j) => html` → journal <code>${shortId(j.id, 30)}</code>${j.outbox.map((o) => html` → ${o.target} <${Pill} tone=${o.status === 'posted' ? 'green' : o.status === 'dead' ? 'red' : 'amber'}>${o.erp_document ?? o.status}</${Pill}>`)}`)}
-              </li>`,
-            )}
-          </ul>`
-      : null}
+    ${
+      w
+        ? html`<div class="muted small">${w.note}</div>
+            <ul class="plain">
+              ${w.billed_in.map(
+                (b) =>
+                  html`<li>
+                    billed on <a href=${href('invoices', b.invoice.number ?? b.invoice.id)}>${b.invoice.number ?? b.invoice.id}</a> line
+                    ${b.line_no} (${b.meter})
+                    ${b.journals.map((j) => html` → journal <code>${shortId(j.id, 30)}</code>${j.outbox.map((o) => html` → ${o.target} <${Pill} tone=${o.status === 'posted' ? 'green' : o.status === 'dead' ? 'red' : 'amber'}>${o.erp_document ?? o.status}</${Pill}>`)}`)}
+                  </li>`,
+              )}
+            </ul>`
+        : null
+    }
   </div>`;
 }
 
@@ -95,50 +132,106 @@ function LineWalk(props: { line: LineExplanation; currency: string }) {
       <div class="step">
         <div class="step-title">Line ${l.line_no}</div>
         <div>${l.description}</div>
-        <div class="muted small">${l.kind} · ${pkg
-          ? `${groupDigits(l.quantity)} units in packages of ${pkg.size} (rounded ${pkg.round}) at ${l.unit_amount ?? ''} a package`
-          : `${groupDigits(l.quantity)}${l.unit_amount ? ` × ${l.unit_amount}` : ''}`} = <b>${money(l.amount, props.currency)}</b></div>
+        <div class="muted small">
+          ${l.kind} ·
+          ${
+            pkg
+              ? `${groupDigits(l.quantity)} units in packages of ${pkg.size} (rounded ${pkg.round}) at ${l.unit_amount ?? ''} a package`
+              : `${groupDigits(l.quantity)}${l.unit_amount ? ` × ${l.unit_amount}` : ''}`
+          }
+          = <b>${money(l.amount, props.currency)}</b>
+        </div>
       </div>
-      ${l.price
-        ? html`<div class="step">
-            <div class="step-title">Price</div>
-            <div><code>${l.price.id}</code></div>
-            <div class="muted small">version ${l.price.version}${l.price.plan ? ` · plan ${l.price.plan}` : ''}</div>
-            ${l.tiers.length
-              ? html`<table class="data compact"><thead><tr><th>Tier</th><th class="num">Quantity</th><th class="num">Unit</th><th class="num">Amount</th></tr></thead>
-                  <tbody>${l.tiers.map((t) => html`<tr><td>${t.tier} (${t.from}–${t.up_to ?? '∞'})</td><td class="num">${groupDigits(t.quantity)}</td><td class="num">${t.unit_amount}</td><td class="num">${groupDigits(t.amount)}</td></tr>`)}</tbody></table>`
-              : null}
-          </div>`
-        : null}
-      ${u
-        ? html`<div class="step">
-              <div class="step-title">Usage aggregate</div>
-              <div><code>${u.meter}</code> ${u.aggregation} = <b data-testid=${`explain-quantity-${l.line_no}`}>${groupDigits(u.quantity)}</b> ${u.consistent ? html`<${Pill} tone="green">recount agrees</${Pill}>` : html`<${Pill} tone="red">recount differs</${Pill}>`}</div>
-              <div class="muted small">${dateTime(u.window.from)} to ${dateTime(u.window.to)}</div>
-            </div>
-            <div class="step">
-              <div class="step-title">Events</div>
-              <div><b data-testid=${`explain-events-${l.line_no}`}>${count(u.event_count)}</b> events in ${count(u.usage_batch_count)} batch${u.usage_batch_count === 1 ? '' : 'es'}</div>
-              <div class="muted small">first ${dateTime(u.first_event_time)}, last ${dateTime(u.last_event_time)}</div>
+      ${
+        l.price
+          ? html`<div class="step">
+              <div class="step-title">Price</div>
+              <div><code>${l.price.id}</code></div>
+              <div class="muted small">version ${l.price.version}${l.price.plan ? ` · plan ${l.price.plan}` : ''}</div>
+              ${
+                l.tiers.length
+                  ? html`<table class="data compact">
+                      <thead>
+                        <tr>
+                          <th>Tier</th>
+                          <th class="num">Quantity</th>
+                          <th class="num">Unit</th>
+                          <th class="num">Amount</th>
+                        </tr>
+                      </thead>
+                      <tbody>
+                        ${l.tiers.map(
+                          (t) =>
+                            html`<tr>
+                              <td>${t.tier} (${t.from}–${t.up_to ?? '∞'})</td>
+                              <td class="num">${groupDigits(t.quantity)}</td>
+                              <td class="num">${t.unit_amount}</td>
+                              <td class="num">${groupDigits(t.amount)}</td>
+                            </tr>`,
+                        )}
+                      </tbody>
+                    </table>`
+                  : null
+              }
             </div>`
-        : html`<div class="step"><div class="step-title">No usage</div><div class="muted small">${l.note ?? ''}</div></div>`}
+          : null
+      }
+      ${
+        u
+          ? html`<div class="step">
+                <div class="step-title">Usage aggregate</div>
+                <div>
+                  <code>${u.meter}</code> ${u.aggregation} =
+                  <b data-testid=${`explain-quantity-${l.line_no}`}>${groupDigits(u.quantity)}</b>
+                  ${u.consistent ? html`<${Pill} tone="green">recount agrees</${Pill}>` : html`<${Pill} tone="red">recount differs</${Pill}>`}
+                </div>
+                <div class="muted small">${dateTime(u.window.from)} to ${dateTime(u.window.to)}</div>
+              </div>
+              <div class="step">
+                <div class="step-title">Events</div>
+                <div>
+                  <b data-testid=${`explain-events-${l.line_no}`}>${count(u.event_count)}</b> events in ${count(u.usage_batch_count)}
+                  batch${u.usage_batch_count === 1 ? '' : 'es'}
+                </div>
+                <div class="muted small">first ${dateTime(u.first_event_time)}, last ${dateTime(u.last_event_time)}</div>
+              </div>`
+          : html`<div class="step">
+              <div class="step-title">No usage</div>
+              <div class="muted small">${l.note ?? ''}</div>
+            </div>`
+      }
     </div>
-    ${u && u.sample.length
-      ? html`<div class="sample">
-          <div class="muted small">A fixed sample of the events counted (click one to walk forward from it):</div>
-          <table class="data compact">
-            <thead><tr><th>Source</th><th>Id</th><th>Time</th><th>Batch</th><th class="num">Value</th></tr></thead>
-            <tbody>
-              ${u.sample.map(
-                (s) => html`<tr class="clickable" onClick=${() => setEvent({ source: s.source, id: s.id })} data-testid="sample-event">
-                  <td><code>${s.source}</code></td><td><code>${s.id}</code></td><td>${dateTime(s.time)}</td><td><code>${shortId(s.batch, 16)}</code></td><td class="num">${s.value ?? '1'}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table>
-          ${event ? html`<${EventWalk} source=${event.source} id=${event.id} />` : null}
-        </div>`
-      : null}
+    ${
+      u && u.sample.length
+        ? html`<div class="sample">
+            <div class="muted small">A fixed sample of the events counted (click one to walk forward from it):</div>
+            <table class="data compact">
+              <thead>
+                <tr>
+                  <th>Source</th>
+                  <th>Id</th>
+                  <th>Time</th>
+                  <th>Batch</th>
+                  <th class="num">Value</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${u.sample.map(
+                  (s) =>
+                    html`<tr class="clickable" onClick=${() => setEvent({ source: s.source, id: s.id })} data-testid="sample-event">
+                      <td><code>${s.source}</code></td>
+                      <td><code>${s.id}</code></td>
+                      <td>${dateTime(s.time)}</td>
+                      <td><code>${shortId(s.batch, 16)}</code></td>
+                      <td class="num">${s.value ?? '1'}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>
+            ${event ? html`<${EventWalk} source=${event.source} id=${event.id} />` : null}
+          </div>`
+        : null
+    }
   </div>`;
 }
 
@@ -150,25 +243,39 @@ function Statement(props: { statement: InvoiceStatement }) {
     { label: 'Subtotal', value: s.subtotal, testid: 'statement-subtotal' },
     { label: 'Discounts', value: less(s.discount), testid: 'statement-discount' },
     { label: 'Prepaid credits applied', value: less(s.credits_applied), testid: 'statement-credits' },
-    ...s.tax_lines.map((t) => ({ label: `Tax ${t.jurisdiction} ${percent(t.rate)} on ${money(t.taxable, s.currency)}`, value: t.tax, testid: `statement-tax-${t.jurisdiction}` })),
+    ...s.tax_lines.map((t) => ({
+      label: `Tax ${t.jurisdiction} ${percent(t.rate)} on ${money(t.taxable, s.currency)}`,
+      value: t.tax,
+      testid: `statement-tax-${t.jurisdiction}`,
+    })),
     { label: s.kind === 'credit_note' ? 'Total credited' : 'Total due', value: s.total, testid: 'statement-total', total: true },
   ];
   const party = (title: string, p: StatementParty | null, testid: string) =>
     html`<div class="party" data-testid=${testid}>
       <div class="muted small">${title}</div>
-      ${p
-        ? html`<div><b>${p.name}</b></div>${p.address_lines.map((line) => html`<div>${line}</div>`)}${p.tax_id ? html`<div class="muted small">VAT / Tax ID: ${p.tax_id}</div>` : null}`
-        : html`<div class="muted small">not recorded on this document</div>`}
+      ${
+        p
+          ? html`<div><b>${p.name}</b></div>
+              ${p.address_lines.map((line) => html`<div>${line}</div>`)}${p.tax_id ? html`<div class="muted small">VAT / Tax ID: ${p.tax_id}</div>` : null}`
+          : html`<div class="muted small">not recorded on this document</div>`
+      }
     </div>`;
   return html`<div class="statement">
     <table class="data compact" data-testid="statement">
       <tbody>
-        ${rows.map((r) => html`<tr class=${r.total ? 'total' : ''}><td>${r.total ? html`<b>${r.label}</b>` : r.label}</td><td class="num" data-testid=${r.testid} data-value=${r.value}>${r.total ? html`<b>${money(r.value, s.currency)}</b>` : money(r.value, s.currency)}</td></tr>`)}
+        ${rows.map(
+          (r) =>
+            html`<tr class=${r.total ? 'total' : ''}>
+              <td>${r.total ? html`<b>${r.label}</b>` : r.label}</td>
+              <td class="num" data-testid=${r.testid} data-value=${r.value}>
+                ${r.total ? html`<b>${money(r.value, s.currency)}</b>` : money(r.value, s.currency)}
+              </td>
+            </tr>`,
+        )}
       </tbody>
     </table>
     <div class="parties">
-      ${party('From', s.seller, 'statement-seller')}
-      ${party('Bill to', s.buyer, 'statement-buyer')}
+      ${party('From', s.seller, 'statement-seller')} ${party('Bill to', s.buyer, 'statement-buyer')}
       <div class="party" data-testid="statement-terms">
         <div class="muted small">Dates</div>
         <div>Issued <b data-testid="statement-issue-date">${s.issue_date ?? '—'}</b></div>
@@ -202,14 +309,17 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
         ${e ? html`<p class="muted">${e.invoice.kind === 'credit_note' ? 'Credit note' : 'Invoice'} to ${e.invoice.customer_name ?? e.invoice.customer} from ${e.invoice.legal_entity}, ${e.invoice.period_start} to ${e.invoice.period_end_inclusive}</p>` : null}
       </div>
       <div class="card-actions">
-        <button class="primary" onClick=${openPdf} disabled=${pdf.busy} data-testid="open-pdf">${pdf.busy ? 'Rendering…' : 'Open PDF'}</button>
+        <button class="primary" onClick=${openPdf} disabled=${pdf.busy} data-testid="open-pdf">
+          ${pdf.busy ? 'Rendering…' : 'Open PDF'}
+        </button>
         ${pdf.url ? html`<a href=${pdf.url} download=${`${e?.invoice.number ?? props.id}.pdf`} data-testid="pdf-link">Download</a>` : null}
       </div>
     </div>
     ${pdf.error ? html`<div class="alert error" role="alert">${pdf.error}</div>` : null}
     <${Status} loading=${explained.loading && !e} error=${explained.error} />
-    ${e
-      ? html`
+    ${
+      e
+        ? html`
           <div class="kpis">
             <div class="kpi" data-testid="invoice-detail-total" data-value=${e.invoice.total}><div class="kpi-label">Total</div><div class="kpi-value">${money(e.invoice.total, e.invoice.currency)}</div><div class="kpi-trend muted">tax included</div></div>
             <div class="kpi" data-testid="invoice-detail-paid" data-value=${e.invoice.amount_paid}><div class="kpi-label">Paid</div><div class="kpi-value">${money(e.invoice.amount_paid, e.invoice.currency)}</div><div class="kpi-trend muted">${e.invoice.payment_status.replace('_', ' ')}</div></div>
@@ -242,28 +352,60 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
               <thead><tr><th>#</th><th>Description</th><th>Kind</th><th class="num">Quantity</th><th class="num">Amount</th></tr></thead>
               <tbody>
                 ${e.lines.map(
-                  (l) => html`<tr class=${`clickable ${line === l.line_no ? 'selected' : ''}`} onClick=${() => setLine(line === l.line_no ? undefined : l.line_no)} data-testid=${`line-${l.line_no}`}>
-                      <td>${l.line_no}</td><td>${l.description}</td><td>${l.kind}</td><td class="num">${groupDigits(l.quantity)}</td><td class="num" data-value=${l.amount}>${money(l.amount, e.invoice.currency)}</td>
-                    </tr>
-                    ${line === l.line_no ? html`<tr class="detail-row"><td colspan="5"><${LineWalk} line=${l} currency=${e.invoice.currency} /></td></tr>` : null}`,
+                  (l) =>
+                    html`<tr
+                        class=${`clickable ${line === l.line_no ? 'selected' : ''}`}
+                        onClick=${() => setLine(line === l.line_no ? undefined : l.line_no)}
+                        data-testid=${`line-${l.line_no}`}
+                      >
+                        <td>${l.line_no}</td>
+                        <td>${l.description}</td>
+                        <td>${l.kind}</td>
+                        <td class="num">${groupDigits(l.quantity)}</td>
+                        <td class="num" data-value=${l.amount}>${money(l.amount, e.invoice.currency)}</td>
+                      </tr>
+                      ${
+                        line === l.line_no
+                          ? html`<tr class="detail-row">
+                              <td colspan="5"><${LineWalk} line=${l} currency=${e.invoice.currency} /></td>
+                            </tr>`
+                          : null
+                      }`,
                 )}
               </tbody>
             </table></div>
           </${Card}>
           <${Card} title="Journals and postings" testid="journals" wide>
-            ${e.journals.length === 0
-              ? html`<${Empty}>No journal yet.</${Empty}>`
-              : html`<table class="data">
-                  <thead><tr><th>Journal</th><th>Kind</th><th>Posting date</th><th>Targets</th></tr></thead>
-                  <tbody>
-                    ${e.journals.map(
-                      (j) => html`<tr><td><code title=${j.id}>${shortId(j.id, 36)}</code></td><td>${j.kind}</td><td>${j.posting_date}</td>
-                        <td>${j.outbox.length === 0 ? html`<${Pill} tone="green">ledger</${Pill}>` : j.outbox.map((o) => html`<${Pill} tone=${o.status === 'posted' ? 'green' : o.status === 'dead' ? 'red' : 'amber'}>${o.target}: ${o.erp_document ?? o.status}</${Pill}> `)}</td></tr>`,
-                    )}
-                  </tbody>
-                </table>`}
+            ${
+              e.journals.length === 0
+                ? html`<${Empty}>No journal yet.</${Empty}>`
+                : html`<table class="data">
+                    <thead>
+                      <tr>
+                        <th>Journal</th>
+                        <th>Kind</th>
+                        <th>Posting date</th>
+                        <th>Targets</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      ${e.journals.map(
+                        (j) =>
+                          html`<tr>
+                            <td><code title=${j.id}>${shortId(j.id, 36)}</code></td>
+                            <td>${j.kind}</td>
+                            <td>${j.posting_date}</td>
+                            <td>
+                              ${j.outbox.length === 0 ? html`<${Pill} tone="green">ledger</${Pill}>` : j.outbox.map((o) => html`<${Pill} tone=${o.status === 'posted' ? 'green' : o.status === 'dead' ? 'red' : 'amber'}>${o.target}: ${o.erp_document ?? o.status}</${Pill}> `)}
+                            </td>
+                          </tr>`,
+                      )}
+                    </tbody>
+                  </table>`
+            }
           </${Card}>
         `
-      : null}
+        : null
+    }
   </div>`;
 }

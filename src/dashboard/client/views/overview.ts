@@ -20,9 +20,15 @@ function kpiValue(k: Kpi): string {
 }
 
 // Which way is good for a KPI's trend; state measures (backlog, DLQ) have no previous value and so no arrow.
-const GOOD_WHEN: Record<string, 'up' | 'down'> = { events_accepted: 'up', events_late: 'down', exceptions_open: 'down', close_latency_seconds: 'down' };
+const GOOD_WHEN: Record<string, 'up' | 'down'> = {
+  events_accepted: 'up',
+  events_late: 'down',
+  exceptions_open: 'down',
+  close_latency_seconds: 'down',
+};
 const goodWhen = (k: Kpi) => GOOD_WHEN[k.id] ?? (k.id.startsWith('invoiced_') || k.id.startsWith('paid_share_') ? 'up' : undefined);
-const tone = (k: Kpi) => (['dlq_entries', 'quarantine_pending', 'exceptions_open'].includes(k.id) && k.value !== null && k.value !== '0' ? 'bad' : 'neutral');
+const tone = (k: Kpi) =>
+  ['dlq_entries', 'quarantine_pending', 'exceptions_open'].includes(k.id) && k.value !== null && k.value !== '0' ? 'bad' : 'neutral';
 
 const shortDay = (d: string) => d.slice(5);
 
@@ -35,15 +41,19 @@ export function OverviewView(props: { period: string }) {
     <div class="view-head">
       <div>
         <h1>Overview · ${props.period}</h1>
-        <p class="muted">From metered usage to cash, per legal entity and currency. Usage is what the period's invoices would total if it closed at each day's end.</p>
+        <p class="muted">
+          From metered usage to cash, per legal entity and currency. Usage is what the period's invoices would total if it closed at each
+          day's end.
+        </p>
       </div>
       <div class="entity-status">
         ${o?.entities.map((e) => html`<${Pill} tone=${e.status === 'closed' ? 'blue' : 'grey'} testid=${`entity-status-${e.id}`}>${e.id} ${e.status}</${Pill}>`)}
       </div>
     </div>
     <${Status} loading=${overview.loading && !o} error=${overview.error} />
-    ${o
-      ? html`
+    ${
+      o
+        ? html`
           <div class="kpis" data-testid="kpis">
             ${o.kpis.map((k) => html`<${KpiCard} id=${k.id} label=${k.label} value=${kpiValue(k)} raw=${k.value} previous=${k.previous === null ? undefined : k.previous} goodWhen=${goodWhen(k)} tone=${tone(k)} hint=${k.previous === null ? 'as of now' : ''} />`)}
           </div>
@@ -54,9 +64,14 @@ export function OverviewView(props: { period: string }) {
                 <tbody>
                   ${o.totals.map((t) => {
                     const cell = (field: 'usage' | 'unbilled' | 'invoiced' | 'posted' | 'paid' | 'outstanding') =>
-                      html`<td class="num" data-testid=${`total-${t.legal_entity}-${t.currency}-${field}`} data-value=${t[field]}>${money(t[field], t.currency)}</td>`;
+                      html`<td class="num" data-testid=${`total-${t.legal_entity}-${t.currency}-${field}`} data-value=${t[field]}>
+                        ${money(t[field], t.currency)}
+                      </td>`;
                     return html`<tr>
-                      <td>${o.entities.find((e) => e.id === t.legal_entity)?.name ?? t.legal_entity} <span class="muted">${t.legal_entity}</span></td>
+                      <td>
+                        ${o.entities.find((e) => e.id === t.legal_entity)?.name ?? t.legal_entity}
+                        <span class="muted">${t.legal_entity}</span>
+                      </td>
                       <td>${t.currency}</td>
                       ${cell('usage')}${cell('unbilled')}${cell('invoiced')}${cell('posted')}${cell('paid')}${cell('outstanding')}
                       <td class="num" data-testid=${`total-${t.legal_entity}-${t.currency}-invoices`}>${t.invoices}</td>
@@ -68,7 +83,9 @@ export function OverviewView(props: { period: string }) {
           </${Card}>
           <div class="grid two">
             ${o.series.map(
-              (s) => html`<${Card} title=${`${s.legal_entity} · ${s.currency}`} subtitle="Running totals over the days of the period" testid=${`chart-money-${s.legal_entity}-${s.currency}`}>
+              (
+                s,
+              ) => html`<${Card} title=${`${s.legal_entity} · ${s.currency}`} subtitle="Running totals over the days of the period" testid=${`chart-money-${s.legal_entity}-${s.currency}`}>
                 <${ChartView}
                   label=${`Usage, unbilled, invoiced, posted and paid in ${s.currency} for ${s.legal_entity}, by day`}
                   config=${{
@@ -97,25 +114,35 @@ export function OverviewView(props: { period: string }) {
             )}
           </div>
           <${Card} title="Events per day" subtitle=${`Accepted usage events by event time; ${count(o.events.reduce((s, e) => s + e.late, 0))} arrived after their period closed (late).`} testid="chart-events" wide>
-            ${o.events.every((e) => e.total === 0)
-              ? html`<${Empty}>No usage events in ${props.period}.</${Empty}>`
-              : html`<${ChartView}
-                  label=${`Usage events per day in ${props.period} per legal entity`}
-                  height=${220}
-                  config=${{
-                    type: 'bar',
-                    data: {
-                      labels: periodDays.map(shortDay),
-                      datasets: o.events.map((e, i) => ({ label: e.legal_entity, data: e.per_day.slice(0, periodDays.length), backgroundColor: PALETTE[i % PALETTE.length] })),
-                    },
-                    options: { plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } }, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
-                  }}
-                />`}
+            ${
+              o.events.every((e) => e.total === 0)
+                ? html`<${Empty}>No usage events in ${props.period}.</${Empty}>`
+                : html`<${ChartView}
+                    label=${`Usage events per day in ${props.period} per legal entity`}
+                    height=${220}
+                    config=${{
+                      type: 'bar',
+                      data: {
+                        labels: periodDays.map(shortDay),
+                        datasets: o.events.map((e, i) => ({
+                          label: e.legal_entity,
+                          data: e.per_day.slice(0, periodDays.length),
+                          backgroundColor: PALETTE[i % PALETTE.length],
+                        })),
+                      },
+                      options: {
+                        plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+                        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+                      },
+                    }}
+                  />`
+            }
             <div class="event-totals">
               ${o.events.map((e) => html`<span data-testid=${`events-${e.legal_entity}`} data-value=${e.total}>${e.legal_entity}: <b>${count(e.total)}</b> events</span>`)}
             </div>
           </${Card}>
         `
-      : null}
+        : null
+    }
   </div>`;
 }

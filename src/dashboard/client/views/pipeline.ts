@@ -35,7 +35,10 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
     setBusy(d.id);
     try {
       await postJson(`/v1/dlq/${encodeURIComponent(d.id)}/replay`);
-      setNotice({ tone: 'ok', text: `Dead letter ${d.id} (${d.target}) is back in the outbox; the next drain looks it up at ${d.target} before posting, so it posts at most once.` });
+      setNotice({
+        tone: 'ok',
+        text: `Dead letter ${d.id} (${d.target}) is back in the outbox; the next drain looks it up at ${d.target} before posting, so it posts at most once.`,
+      });
       dlq.reload();
       health.reload();
     } catch (e) {
@@ -56,8 +59,9 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
       </div>
     </div>
     <${Status} loading=${health.loading && !p} error=${health.error} />
-    ${p
-      ? html`
+    ${
+      p
+        ? html`
           <div class="kpis">
             <${KpiCard} id="received" label="Events received" value=${count(p.ingestion.totals.received)} raw=${String(p.ingestion.totals.received)} hint=${`${count(p.ingestion.totals.batches)} batches`} />
             <${KpiCard} id="accepted" label="Accepted" value=${count(p.ingestion.totals.accepted)} raw=${String(p.ingestion.totals.accepted)} hint=${`${count(p.ingestion.totals.duplicates)} duplicates`} />
@@ -68,102 +72,185 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
             <${KpiCard} id="dead" label="Dead letters" value=${count(p.connectors.reduce((s, c) => s + c.dead, 0))} raw=${String(p.connectors.reduce((s, c) => s + c.dead, 0))} tone=${p.connectors.some((c) => c.dead > 0) ? 'bad' : 'good'} hint="need a person" />
           </div>
           <${Card} title="Ingestion" subtitle=${`Events received per ${p.window.bucket}, by outcome (${dateTime(p.window.from)} to ${dateTime(p.window.to)})`} testid="chart-ingestion" wide>
-            ${p.ingestion.series.length === 0
-              ? html`<${Empty}>No events received in this window.</${Empty}>`
-              : html`<${ChartView}
-                  label="Usage events received over time by outcome"
-                  height=${240}
-                  config=${{
-                    type: 'bar',
-                    data: {
-                      labels: p.ingestion.series.map((b) => bucketLabel(b.at, p.window.bucket)),
-                      datasets: OUTCOMES.map((o) => ({ label: o.label, data: p.ingestion.series.map((b) => b[o.key]), backgroundColor: o.color })),
-                    },
-                    options: { plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } }, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
-                  }}
-                />`}
-          </${Card}>
-          <div class="grid two">
-            <${Card} title="ERP connectors" subtitle="The outbox per target: waiting, posted and dead" testid="connectors">
-              ${p.connectors.length === 0
-                ? html`<${Empty}>No ERP target has documents yet (the built-in ledger is written with each invoice). Close with <code>--erp netsuite</code> to queue documents.</${Empty}>`
-                : html`<table class="data">
-                    <thead><tr><th>Connector</th><th>Connection</th><th class="num">Backlog</th><th class="num">Waiting for a person</th><th class="num">Oldest waiting</th><th class="num">Posted</th><th class="num">Dead</th><th class="num">Replays</th></tr></thead>
-                    <tbody>
-                      ${p.connectors.map(
-                        (c) => html`<tr data-testid=${`connector-${c.target}`}>
-                          <td><b>${c.target}</b></td>
-                          <td data-testid=${`connector-${c.target}-status`}>${c.status === null
-                            ? '—'
-                            : c.status === 'needs_reauthorization'
-                              ? html`<${Pill} tone="red">needs reauthorization: run accrue connect</${Pill}>`
-                              : c.parked_until !== null
-                                ? html`<${Pill} tone="amber">parked until ${c.parked_until.slice(0, 16).replace('T', ' ')} UTC</${Pill}>`
-                                : html`<${Pill} tone=${c.status === 'active' ? 'green' : 'grey'}>${c.status}</${Pill}>`}</td>
-                          <td class="num" data-testid=${`connector-${c.target}-pending`}>${count(c.pending)}</td>
-                          <td class="num" data-testid=${`connector-${c.target}-waiting`}>${c.waiting > 0 ? html`<${Pill} tone="amber">${count(c.waiting)}</${Pill}>` : '0'}</td>
-                          <td class="num">${c.oldest_pending_seconds === null ? '—' : duration(c.oldest_pending_seconds)}</td>
-                          <td class="num" data-testid=${`connector-${c.target}-posted`}>${count(c.posted)}</td>
-                          <td class="num" data-testid=${`connector-${c.target}-dead`}>${c.dead > 0 ? html`<${Pill} tone="red">${count(c.dead)}</${Pill}>` : '0'}</td>
-                          <td class="num">${count(c.replays)}</td>
-                        </tr>`,
-                      )}
-                    </tbody>
-                  </table>
-                  <${ChartView}
-                    label="Outbox entries per connector by status"
-                    height=${160}
+            ${
+              p.ingestion.series.length === 0
+                ? html`<${Empty}>No events received in this window.</${Empty}>`
+                : html`<${ChartView}
+                    label="Usage events received over time by outcome"
+                    height=${240}
                     config=${{
                       type: 'bar',
                       data: {
-                        labels: p.connectors.map((c) => c.target),
-                        datasets: [
-                          { label: 'Posted', data: p.connectors.map((c) => c.posted), backgroundColor: '#16a34a' },
-                          { label: 'Backlog', data: p.connectors.map((c) => c.pending), backgroundColor: '#f59e0b' },
-                          { label: 'Dead', data: p.connectors.map((c) => c.dead), backgroundColor: '#dc2626' },
-                        ],
+                        labels: p.ingestion.series.map((b) => bucketLabel(b.at, p.window.bucket)),
+                        datasets: OUTCOMES.map((o) => ({
+                          label: o.label,
+                          data: p.ingestion.series.map((b) => b[o.key]),
+                          backgroundColor: o.color,
+                        })),
                       },
-                      options: { indexAxis: 'y', plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } }, scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } },
+                      options: {
+                        plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+                        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
+                      },
                     }}
-                  />`}
+                  />`
+            }
+          </${Card}>
+          <div class="grid two">
+            <${Card} title="ERP connectors" subtitle="The outbox per target: waiting, posted and dead" testid="connectors">
+              ${
+                p.connectors.length === 0
+                  ? html`<${Empty}>No ERP target has documents yet (the built-in ledger is written with each invoice). Close with <code>--erp netsuite</code> to queue documents.</${Empty}>`
+                  : html`<table class="data">
+                        <thead>
+                          <tr>
+                            <th>Connector</th>
+                            <th>Connection</th>
+                            <th class="num">Backlog</th>
+                            <th class="num">Waiting for a person</th>
+                            <th class="num">Oldest waiting</th>
+                            <th class="num">Posted</th>
+                            <th class="num">Dead</th>
+                            <th class="num">Replays</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${p.connectors.map(
+                            (c) =>
+                              html`<tr data-testid=${`connector-${c.target}`}>
+                                <td><b>${c.target}</b></td>
+                                <td data-testid=${`connector-${c.target}-status`}>
+                                  ${
+                                    c.status === null
+                                      ? '—'
+                                      : c.status === 'needs_reauthorization'
+                                        ? html`<${Pill} tone="red">needs reauthorization: run accrue connect</${Pill}>`
+                                        : c.parked_until !== null
+                                          ? html`<${Pill} tone="amber">parked until ${c.parked_until.slice(0, 16).replace('T', ' ')} UTC</${Pill}>`
+                                          : html`<${Pill} tone=${c.status === 'active' ? 'green' : 'grey'}>${c.status}</${Pill}>`
+                                  }
+                                </td>
+                                <td class="num" data-testid=${`connector-${c.target}-pending`}>${count(c.pending)}</td>
+                                <td class="num" data-testid=${`connector-${c.target}-waiting`}>
+                                  ${c.waiting > 0 ? html`<${Pill} tone="amber">${count(c.waiting)}</${Pill}>` : '0'}
+                                </td>
+                                <td class="num">${c.oldest_pending_seconds === null ? '—' : duration(c.oldest_pending_seconds)}</td>
+                                <td class="num" data-testid=${`connector-${c.target}-posted`}>${count(c.posted)}</td>
+                                <td class="num" data-testid=${`connector-${c.target}-dead`}>
+                                  ${c.dead > 0 ? html`<${Pill} tone="red">${count(c.dead)}</${Pill}>` : '0'}
+                                </td>
+                                <td class="num">${count(c.replays)}</td>
+                              </tr>`,
+                          )}
+                        </tbody>
+                      </table>
+                      <${ChartView}
+                        label="Outbox entries per connector by status"
+                        height=${160}
+                        config=${{
+                          type: 'bar',
+                          data: {
+                            labels: p.connectors.map((c) => c.target),
+                            datasets: [
+                              { label: 'Posted', data: p.connectors.map((c) => c.posted), backgroundColor: '#16a34a' },
+                              { label: 'Backlog', data: p.connectors.map((c) => c.pending), backgroundColor: '#f59e0b' },
+                              { label: 'Dead', data: p.connectors.map((c) => c.dead), backgroundColor: '#dc2626' },
+                            ],
+                          },
+                          options: {
+                            indexAxis: 'y',
+                            plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+                            scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } },
+                          },
+                        }}
+                      />`
+              }
             </${Card}>
             <${Card} title="Quarantine" subtitle="Events the catalog did not know (unknown type or subject), kept for replay" testid="quarantine">
-              ${p.quarantine.pending === 0
-                ? html`<${Empty}>Nothing in quarantine.</${Empty}>`
-                : html`<table class="data">
-                      <thead><tr><th>Reason</th><th class="num">Waiting</th><th>Oldest</th></tr></thead>
-                      <tbody>${p.quarantine.by_reason.map((r) => html`<tr><td>${r.reason}</td><td class="num" data-testid=${`quarantine-${r.reason}`}>${count(r.pending)}</td><td>${dateTime(r.oldest)}</td></tr>`)}</tbody>
-                    </table>
-                    <h3>Most recent</h3>
-                    <ul class="plain">${p.quarantine.recent.map((q) => html`<li><code>${q.source}</code> <code>${q.id}</code> <span class="muted">${q.reason}, ${dateTime(q.received_at)}</span></li>`)}</ul>`}
+              ${
+                p.quarantine.pending === 0
+                  ? html`<${Empty}>Nothing in quarantine.</${Empty}>`
+                  : html`<table class="data">
+                        <thead>
+                          <tr>
+                            <th>Reason</th>
+                            <th class="num">Waiting</th>
+                            <th>Oldest</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${p.quarantine.by_reason.map(
+                            (r) =>
+                              html`<tr>
+                                <td>${r.reason}</td>
+                                <td class="num" data-testid=${`quarantine-${r.reason}`}>${count(r.pending)}</td>
+                                <td>${dateTime(r.oldest)}</td>
+                              </tr>`,
+                          )}
+                        </tbody>
+                      </table>
+                      <h3>Most recent</h3>
+                      <ul class="plain">
+                        ${p.quarantine.recent.map((q) => html`<li><code>${q.source}</code> <code>${q.id}</code> <span class="muted">${q.reason}, ${dateTime(q.received_at)}</span></li>`)}
+                      </ul>`
+              }
             </${Card}>
           </div>
         `
-      : null}
+        : null
+    }
     <${Card} title="Dead-letter queue" subtitle=${props.admin ? 'Fix the cause at the ERP, then replay: the document is looked up by its key before it is posted again.' : 'Read-only: an admin key can replay entries.'} testid="dlq" wide>
       ${notice ? html`<div class=${`alert ${notice.tone === 'ok' ? 'ok' : 'error'}`} role="status" data-testid="dlq-notice">${notice.text}</div>` : null}
       <${Status} loading=${dlq.loading && !dlq.data} error=${dlq.error} />
       ${dlq.data && dlq.data.dead_letters.length === 0 ? html`<${Empty}>The dead-letter queue is empty.</${Empty}>` : null}
-      ${dlq.data && dlq.data.dead_letters.length > 0
-        ? html`<div class="table-wrap"><table class="data">
-            <thead><tr><th>Id</th><th>Connector</th><th>Document</th><th class="num">Attempts</th><th>Last error</th><th>Queued</th>${props.admin ? html`<th></th>` : null}</tr></thead>
-            <tbody>
-              ${dlq.data.dead_letters.map(
-                (d) => html`<tr data-testid=${`dlq-row-${d.id}`}>
-                  <td>${d.id}</td>
-                  <td>${d.target}</td>
-                  <td><code title=${d.document_id}>${shortId(d.document_id, 28)}</code></td>
-                  <td class="num">${d.attempts}</td>
-                  <td class="error-text">${d.last_error?.status ? html`<b>${d.last_error.status}${d.last_error.code ? ` ${d.last_error.code}` : ''}</b> ` : null}${d.last_error?.message ?? ''}</td>
-                  <td>${dateTime(d.created_at)}</td>
-                  ${props.admin
-                    ? html`<td><button class="small" disabled=${busy === d.id} onClick=${() => replay(d)} data-testid=${`dlq-replay-${d.id}`}>${busy === d.id ? 'Replaying…' : 'Replay'}</button></td>`
-                    : null}
-                </tr>`,
-              )}
-            </tbody>
-          </table></div>`
-        : null}
+      ${
+        dlq.data && dlq.data.dead_letters.length > 0
+          ? html`<div class="table-wrap">
+              <table class="data">
+                <thead>
+                  <tr>
+                    <th>Id</th>
+                    <th>Connector</th>
+                    <th>Document</th>
+                    <th class="num">Attempts</th>
+                    <th>Last error</th>
+                    <th>Queued</th>
+                    ${props.admin ? html`<th></th>` : null}
+                  </tr>
+                </thead>
+                <tbody>
+                  ${dlq.data.dead_letters.map(
+                    (d) =>
+                      html`<tr data-testid=${`dlq-row-${d.id}`}>
+                        <td>${d.id}</td>
+                        <td>${d.target}</td>
+                        <td><code title=${d.document_id}>${shortId(d.document_id, 28)}</code></td>
+                        <td class="num">${d.attempts}</td>
+                        <td class="error-text">
+                          ${d.last_error?.status ? html`<b>${d.last_error.status}${d.last_error.code ? ` ${d.last_error.code}` : ''}</b> ` : null}${d.last_error?.message ?? ''}
+                        </td>
+                        <td>${dateTime(d.created_at)}</td>
+                        ${
+                          props.admin
+                            ? html`<td>
+                                <button
+                                  class="small"
+                                  disabled=${busy === d.id}
+                                  onClick=${() => replay(d)}
+                                  data-testid=${`dlq-replay-${d.id}`}
+                                >
+                                  ${busy === d.id ? 'Replaying…' : 'Replay'}
+                                </button>
+                              </td>`
+                            : null
+                        }
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>
+            </div>`
+          : null
+      }
     </${Card}>
   </div>`;
 }

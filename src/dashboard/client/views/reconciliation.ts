@@ -30,32 +30,51 @@ function ExceptionActions(props: { exception: ExceptionRecord; onDone: (message:
     }
   };
   const field = (id: string, label: string, value: string, set: (v: string) => void, placeholder: string) =>
-    html`<input aria-label=${label} data-testid=${id} value=${value} placeholder=${placeholder} onInput=${(ev: Event) => set((ev.target as HTMLInputElement).value)} />`;
+    html`<input
+      aria-label=${label}
+      data-testid=${id}
+      value=${value}
+      placeholder=${placeholder}
+      onInput=${(ev: Event) => set((ev.target as HTMLInputElement).value)}
+    />`;
   if (e.status === 'resolved' || e.status === 'waived') return null;
   return html`<div class="actions-panel" data-testid=${`actions-${e.id}`}>
-    <form class="inline" onSubmit=${(ev: Event) => {
-      ev.preventDefault();
-      void act('assign', { assignee }, `Exception ${shortId(e.id)} assigned to ${assignee}.`);
-    }}>
+    <form
+      class="inline"
+      onSubmit=${(ev: Event) => {
+        ev.preventDefault();
+        void act('assign', { assignee }, `Exception ${shortId(e.id)} assigned to ${assignee}.`);
+      }}
+    >
       ${field('assignee', 'Assign to', assignee, setAssignee, 'person or team')}
-      <button class="small" type="submit" disabled=${busy || assignee.trim() === ''} data-testid="assign">${e.status === 'assigned' ? 'Reassign' : 'Assign'}</button>
+      <button class="small" type="submit" disabled=${busy || assignee.trim() === ''} data-testid="assign">
+        ${e.status === 'assigned' ? 'Reassign' : 'Assign'}
+      </button>
     </form>
-    ${e.status === 'assigned'
-      ? html`<form class="inline" onSubmit=${(ev: Event) => {
-            ev.preventDefault();
-            void act('resolve', { correcting_document: document }, `Exception ${shortId(e.id)} resolved by ${document}.`);
-          }}>
-            ${field('correcting-document', 'Correcting document', document, setDocument, 'credit note, re-posting, adjustment id')}
-            <button class="small primary" type="submit" disabled=${busy || document.trim() === ''} data-testid="resolve">Resolve</button>
-          </form>
-          <form class="inline" onSubmit=${(ev: Event) => {
-            ev.preventDefault();
-            void act('waive', { reason }, `Exception ${shortId(e.id)} waived.`);
-          }}>
-            ${field('waive-reason', 'Reason to waive', reason, setReason, 'why the difference is accepted')}
-            <button class="small" type="submit" disabled=${busy || reason.trim() === ''} data-testid="waive">Waive</button>
-          </form>`
-      : html`<span class="muted">Assign it first; then it can be resolved or waived.</span>`}
+    ${
+      e.status === 'assigned'
+        ? html`<form
+              class="inline"
+              onSubmit=${(ev: Event) => {
+                ev.preventDefault();
+                void act('resolve', { correcting_document: document }, `Exception ${shortId(e.id)} resolved by ${document}.`);
+              }}
+            >
+              ${field('correcting-document', 'Correcting document', document, setDocument, 'credit note, re-posting, adjustment id')}
+              <button class="small primary" type="submit" disabled=${busy || document.trim() === ''} data-testid="resolve">Resolve</button>
+            </form>
+            <form
+              class="inline"
+              onSubmit=${(ev: Event) => {
+                ev.preventDefault();
+                void act('waive', { reason }, `Exception ${shortId(e.id)} waived.`);
+              }}
+            >
+              ${field('waive-reason', 'Reason to waive', reason, setReason, 'why the difference is accepted')}
+              <button class="small" type="submit" disabled=${busy || reason.trim() === ''} data-testid="waive">Waive</button>
+            </form>`
+        : html`<span class="muted">Assign it first; then it can be resolved or waived.</span>`
+    }
     ${error ? html`<div class="alert error" role="alert">${error}</div>` : null}
   </div>`;
 }
@@ -68,11 +87,25 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
   const [open, setOpen] = useState<string | undefined>();
   const [notice, setNotice] = useState<string | undefined>();
   const exceptions = useApi(
-    () => getJson<{ exceptions: ExceptionRecord[] }>('/v1/exceptions', { status, period: allPeriods ? undefined : props.period, queue: queue === 'all' ? undefined : queue, limit: '1000' }),
+    () =>
+      getJson<{ exceptions: ExceptionRecord[] }>('/v1/exceptions', {
+        status,
+        period: allPeriods ? undefined : props.period,
+        queue: queue === 'all' ? undefined : queue,
+        limit: '1000',
+      }),
     [props.period, queue, status, allPeriods],
   );
   // The queue counts come from the unfiltered unresolved list, so each tab shows what waits in it.
-  const waiting = useApi(() => getJson<{ exceptions: ExceptionRecord[] }>('/v1/exceptions', { status: 'unresolved', period: allPeriods ? undefined : props.period, limit: '1000' }), [props.period, allPeriods, exceptions.data]);
+  const waiting = useApi(
+    () =>
+      getJson<{ exceptions: ExceptionRecord[] }>('/v1/exceptions', {
+        status: 'unresolved',
+        period: allPeriods ? undefined : props.period,
+        limit: '1000',
+      }),
+    [props.period, allPeriods, exceptions.data],
+  );
   const r = report.data;
   const entities = r ? [...new Set(r.checkpoints.map((c) => c.legal_entity))] : [];
   const perQueue = (q: string) => (waiting.data?.exceptions ?? []).filter((e) => e.owner_queue === q).length;
@@ -85,85 +118,159 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
       ${r ? html`<${Pill} tone=${r.status === 'green' ? 'green' : 'red'} testid="recon-status">${r.status === 'green' ? 'All checkpoints green' : 'Differences found'}</${Pill}>` : null}
     </div>
     <${Status} loading=${report.loading && !r} error=${report.error} />
-    ${r
-      ? entities.map(
-          (entity) => html`<${Card} title=${`Checkpoints · ${entity}`} testid=${`checkpoints-${entity}`} wide>
+    ${
+      r
+        ? entities.map(
+            (entity) => html`<${Card} title=${`Checkpoints · ${entity}`} testid=${`checkpoints-${entity}`} wide>
             <div class="checkpoints">
               ${r.checkpoints
                 .filter((c) => c.legal_entity === entity)
                 .map(
-                  (c) => html`<div class=${`checkpoint ${c.status}`} data-testid=${`checkpoint-${entity}-${c.checkpoint}${c.connector && c.connector !== 'ledger' ? `-${c.connector}` : ''}`} data-status=${c.status}>
-                    <div class="checkpoint-head">
-                      <span class="dot" aria-hidden="true"></span>
-                      <b>${CHECKPOINT_LABELS[c.checkpoint] ?? c.checkpoint}</b>
-                      ${c.connector ? html`<span class="muted">${c.connector}</span>` : null}
-                    </div>
-                    <div class="muted small">${count(c.compared.left)} ↔ ${count(c.compared.right)} compared${c.pending ? `, ${count(c.pending)} waiting to post` : ''} · ${QUEUE_LABELS[c.owner_queue] ?? c.owner_queue}</div>
-                    ${c.differences.length
-                      ? html`<table class="data compact">
-                          <thead><tr><th>Difference</th><th>Customer</th><th>Item</th><th class="num">Left</th><th class="num">Right</th><th class="num">Right − left</th></tr></thead>
-                          <tbody>
-                            ${c.differences.slice(0, 8).map(
-                              (d) => html`<tr>
-                                <td>${d.kind.replace(/_/g, ' ')}</td><td>${d.key.customer || '—'}</td><td title=${d.key.item}>${shortId(d.key.item, 26)}</td>
-                                <td class="num">${reconAmount(d.left, c.checkpoint, d.key.currency)}</td><td class="num">${reconAmount(d.right, c.checkpoint, d.key.currency)}</td><td class="num"><b>${reconAmount(d.difference, c.checkpoint, d.key.currency)}</b></td>
-                              </tr>`,
-                            )}
-                          </tbody>
-                        </table>
-                        ${c.differences.length > 8 ? html`<div class="muted small">and ${c.differences.length - 8} more</div>` : null}`
-                      : null}
-                  </div>`,
+                  (c) =>
+                    html`<div
+                      class=${`checkpoint ${c.status}`}
+                      data-testid=${`checkpoint-${entity}-${c.checkpoint}${c.connector && c.connector !== 'ledger' ? `-${c.connector}` : ''}`}
+                      data-status=${c.status}
+                    >
+                      <div class="checkpoint-head">
+                        <span class="dot" aria-hidden="true"></span>
+                        <b>${CHECKPOINT_LABELS[c.checkpoint] ?? c.checkpoint}</b>
+                        ${c.connector ? html`<span class="muted">${c.connector}</span>` : null}
+                      </div>
+                      <div class="muted small">
+                        ${count(c.compared.left)} ↔ ${count(c.compared.right)}
+                        compared${c.pending ? `, ${count(c.pending)} waiting to post` : ''} ·
+                        ${QUEUE_LABELS[c.owner_queue] ?? c.owner_queue}
+                      </div>
+                      ${
+                        c.differences.length
+                          ? html`<table class="data compact">
+                                <thead>
+                                  <tr>
+                                    <th>Difference</th>
+                                    <th>Customer</th>
+                                    <th>Item</th>
+                                    <th class="num">Left</th>
+                                    <th class="num">Right</th>
+                                    <th class="num">Right − left</th>
+                                  </tr>
+                                </thead>
+                                <tbody>
+                                  ${c.differences.slice(0, 8).map(
+                                    (d) =>
+                                      html`<tr>
+                                        <td>${d.kind.replace(/_/g, ' ')}</td>
+                                        <td>${d.key.customer || '—'}</td>
+                                        <td title=${d.key.item}>${shortId(d.key.item, 26)}</td>
+                                        <td class="num">${reconAmount(d.left, c.checkpoint, d.key.currency)}</td>
+                                        <td class="num">${reconAmount(d.right, c.checkpoint, d.key.currency)}</td>
+                                        <td class="num"><b>${reconAmount(d.difference, c.checkpoint, d.key.currency)}</b></td>
+                                      </tr>`,
+                                  )}
+                                </tbody>
+                              </table>
+                              ${c.differences.length > 8 ? html`<div class="muted small">and ${c.differences.length - 8} more</div>` : null}`
+                          : null
+                      }
+                    </div>`,
                 )}
             </div>
           </${Card}>`,
-        )
-      : null}
+          )
+        : null
+    }
     <${Card}
       title="Exception queues"
       subtitle=${props.admin ? 'Assign, then resolve with the correcting document or waive with a reason; every move is audited.' : 'Read-only: an admin key can assign, resolve and waive.'}
       testid="exceptions"
       wide
-      actions=${html`<label class="check"><input type="checkbox" checked=${allPeriods} onChange=${(e: Event) => setAllPeriods((e.target as HTMLInputElement).checked)} /> all periods</label>
-        <select aria-label="Status" value=${status} onChange=${(e: Event) => setStatus((e.target as HTMLSelectElement).value)} data-testid="exception-status">
+      actions=${html`<label class="check"
+          ><input type="checkbox" checked=${allPeriods} onChange=${(e: Event) => setAllPeriods((e.target as HTMLInputElement).checked)} />
+          all periods</label
+        >
+        <select
+          aria-label="Status"
+          value=${status}
+          onChange=${(e: Event) => setStatus((e.target as HTMLSelectElement).value)}
+          data-testid="exception-status"
+        >
           ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
         </select>`}
     >
       <div class="tabs" role="tablist">
         <button role="tab" class=${queue === 'all' ? 'on' : ''} aria-selected=${queue === 'all'} onClick=${() => setQueue('all')}>All <span class="count">${waiting.data?.exceptions.length ?? ''}</span></button>
         ${QUEUES.map(
-          (q) => html`<button role="tab" class=${queue === q ? 'on' : ''} aria-selected=${queue === q} onClick=${() => setQueue(q)} data-testid=${`queue-${q}`}>
-            ${QUEUE_LABELS[q]} <span class="count" data-testid=${`queue-count-${q}`}>${perQueue(q)}</span>
-          </button>`,
+          (q) =>
+            html`<button
+              role="tab"
+              class=${queue === q ? 'on' : ''}
+              aria-selected=${queue === q}
+              onClick=${() => setQueue(q)}
+              data-testid=${`queue-${q}`}
+            >
+              ${QUEUE_LABELS[q]} <span class="count" data-testid=${`queue-count-${q}`}>${perQueue(q)}</span>
+            </button>`,
         )}
       </div>
-      ${waiting.data && waiting.data.exceptions.length > 0
-        ? html`<${ChartView}
-            label="Unresolved exceptions per queue and status"
-            height=${120}
-            config=${{
-              type: 'bar',
-              data: {
-                labels: QUEUES.map((q) => QUEUE_LABELS[q]!),
-                datasets: [
-                  { label: 'Open', data: QUEUES.map((q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'open').length), backgroundColor: '#dc2626' },
-                  { label: 'Assigned', data: QUEUES.map((q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'assigned').length), backgroundColor: '#f59e0b' },
-                ],
-              },
-              options: { indexAxis: 'y', plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } }, scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } } },
-            }}
-          />`
-        : null}
+      ${
+        waiting.data && waiting.data.exceptions.length > 0
+          ? html`<${ChartView}
+              label="Unresolved exceptions per queue and status"
+              height=${120}
+              config=${{
+                type: 'bar',
+                data: {
+                  labels: QUEUES.map((q) => QUEUE_LABELS[q]!),
+                  datasets: [
+                    {
+                      label: 'Open',
+                      data: QUEUES.map((q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'open').length),
+                      backgroundColor: '#dc2626',
+                    },
+                    {
+                      label: 'Assigned',
+                      data: QUEUES.map(
+                        (q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'assigned').length,
+                      ),
+                      backgroundColor: '#f59e0b',
+                    },
+                  ],
+                },
+                options: {
+                  indexAxis: 'y',
+                  plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+                  scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } },
+                },
+              }}
+            />`
+          : null
+      }
       ${notice ? html`<div class="alert ok" role="status" data-testid="exception-notice">${notice}</div>` : null}
       <${Status} loading=${exceptions.loading && !exceptions.data} error=${exceptions.error} />
       ${exceptions.data && exceptions.data.exceptions.length === 0 ? html`<${Empty}>No ${status === 'unresolved' ? 'unresolved' : status} exceptions${allPeriods ? '' : ` in ${props.period}`}.</${Empty}>` : null}
-      ${exceptions.data && exceptions.data.exceptions.length > 0
-        ? html`<div class="table-wrap"><table class="data">
-            <thead><tr><th>Exception</th><th>Queue</th><th>Entity</th><th>Customer</th><th>Item</th><th class="num">Difference</th><th>Status</th><th>Owner</th><th>Opened</th></tr></thead>
-            <tbody>
-              ${exceptions.data.exceptions.map(
-                (e) => html`<tr class=${`clickable ${open === e.id ? 'selected' : ''}`} onClick=${() => setOpen(open === e.id ? undefined : e.id)} data-testid=${`exception-${e.id}`}>
-                    <td><b>${(e.kind ?? '').replace(/_/g, ' ')}</b><div class="muted small" title=${e.id}>${e.checkpoint ? CHECKPOINT_LABELS[e.checkpoint] ?? e.checkpoint : 'settlement'} · ${shortId(e.id, 18)}</div></td>
+      ${
+        exceptions.data && exceptions.data.exceptions.length > 0
+          ? html`<div class="table-wrap">
+              <table class="data">
+                <thead>
+                  <tr>
+                    <th>Exception</th>
+                    <th>Queue</th>
+                    <th>Entity</th>
+                    <th>Customer</th>
+                    <th>Item</th>
+                    <th class="num">Difference</th>
+                    <th>Status</th>
+                    <th>Owner</th>
+                    <th>Opened</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${exceptions.data.exceptions.map(
+                    (
+                      e,
+                    ) => html`<tr class=${`clickable ${open === e.id ? 'selected' : ''}`} onClick=${() => setOpen(open === e.id ? undefined : e.id)} data-testid=${`exception-${e.id}`}>
+                    <td><b>${(e.kind ?? '').replace(/_/g, ' ')}</b><div class="muted small" title=${e.id}>${e.checkpoint ? (CHECKPOINT_LABELS[e.checkpoint] ?? e.checkpoint) : 'settlement'} · ${shortId(e.id, 18)}</div></td>
                     <td>${QUEUE_LABELS[e.owner_queue] ?? e.owner_queue}</td>
                     <td>${e.legal_entity ?? '—'}</td>
                     <td>${e.customer ?? '—'}</td>
@@ -173,21 +280,27 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
                     <td>${e.assigned_to ?? '—'}${e.resolution_document ? html`<div class="muted small">by ${e.resolution_document}</div>` : null}${e.waived_reason ? html`<div class="muted small">${e.waived_reason}</div>` : null}</td>
                     <td>${dateTime(e.created_at)}</td>
                   </tr>
-                  ${open === e.id && props.admin
-                    ? html`<tr class="detail-row"><td colspan="9">
-                        <${ExceptionActions}
-                          exception=${e}
-                          onDone=${(message: string) => {
-                            setNotice(message);
-                            exceptions.reload();
-                          }}
-                        />
-                      </td></tr>`
-                    : null}`,
-              )}
-            </tbody>
-          </table></div>`
-        : null}
+                  ${
+                    open === e.id && props.admin
+                      ? html`<tr class="detail-row">
+                          <td colspan="9">
+                            <${ExceptionActions}
+                              exception=${e}
+                              onDone=${(message: string) => {
+                                setNotice(message);
+                                exceptions.reload();
+                              }}
+                            />
+                          </td>
+                        </tr>`
+                      : null
+                  }`,
+                  )}
+                </tbody>
+              </table>
+            </div>`
+          : null
+      }
     </${Card}>
   </div>`;
 }

@@ -1,0 +1,55 @@
+// Every versioned key recipe in one place. A key is an idempotency key and usually an id: the same inputs give the
+// same key in every process and every run, and a unique constraint in the schema is the last guard behind it. A
+// recipe never changes once shipped: a new shape is a new version (`v2`), and the old one stays readable.
+import { createHash } from 'node:crypto';
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** The version of the journal key recipe (`jrn:v1:`); the schema's checks name it too. */
+export const JOURNAL_KEY_VERSION = 'v1';
+
+/** `ub:v1:<32 hex>`: a usage batch, from its events' (source, id, content hash) in order; the same batch twice has one id. */
+export function usageBatchId(keys: ReadonlyArray<{ source: string; id: string; hash: string }>): string {
+  const digest = createHash('sha256');
+  for (const key of keys) digest.update(`${key.source}\u0000${key.id}\u0000${key.hash}\n`);
+  return `ub:v1:${digest.digest('hex').slice(0, 32)}`;
+}
+
+/** `ua:v1:<customer>:<meter>:<from>:<to>`: one usage aggregate window read for a line. */
+export const usageRef = (customer: string, meter: string, from: string, to: string): string => `ua:v1:${customer}:${meter}:${from}:${to}`;
+
+/** The prefix every usage window of one customer and meter starts with. */
+export const usageRefPrefix = (customer: string, meter: string): string => `ua:v1:${customer}:${meter}:`;
+
+/** `rr:v1:<32 hex>`: a rating run, from the customer, period, catalog version and the usage it read. */
+export const ratingRunId = (customer: string, period: string, catalogHash: string, usageFingerprint: string): string =>
+  `rr:v1:${sha256(`${customer}\n${period}\n${catalogHash}\n${usageFingerprint}`).slice(0, 32)}`;
+
+/** `inv:v1:<entity>:<customer>:<currency>:<period>`: the invoice of one customer, currency and period at one entity. */
+export const invoiceKey = (entity: string, customer: string, currency: string, period: string): string =>
+  `inv:v1:${entity}:${customer}:${currency}:${period}`;
+
+/** `inv_<24 hex>`: the id of the invoice or credit note with that key. */
+export const invoiceIdOf = (key: string): string => `inv_${sha256(key).slice(0, 24)}`;
+
+/** `cn:v1:<invoice id>:late:<watermark>`: the credit note that reverses an invoice for late usage up to a watermark. */
+export const lateCreditNoteKey = (invoiceId: string, watermark: string): string => `cn:v1:${invoiceId}:late:${watermark}`;
+
+/** `adj:v1:<customer>:<currency>:<period>:<watermark>`: one late-usage adjustment of a period, decided once. */
+export const lateAdjustmentKey = (customer: string, currency: string, period: string, watermark: string): string =>
+  `adj:v1:${customer}:${currency}:${period}:${watermark}`;
+
+/** `jrn:v1:<kind>:<source document id>`: the journal's id and idempotency key. */
+export const journalId = (kind: string, sourceDocument: string): string => `jrn:${JOURNAL_KEY_VERSION}:${kind}:${sourceDocument}`;
+
+/** `jrn:v1:invoice:<invoice id>`: the journal of an invoice. */
+export const invoiceJournalId = (invoiceId: string): string => journalId('invoice', invoiceId);
+
+/** `out:v1:<target>:<document id>`: a document's row in the outbox of one ERP target. */
+export const outboxKey = (target: string, documentId: string): string => `out:v1:${target}:${documentId}`;
+
+/** `out:v1:<connection>:pay:<payment id>`: a payment pushed to an ERP connection. */
+export const paymentOutboxKey = (connection: string, paymentId: string): string => outboxKey(connection, `pay:${paymentId}`);
+
+/** `exc:v1:<32 hex of kind and subject>`: an operational exception (payments, ERP waits, reauthorization). */
+export const exceptionId = (kind: string, subject: string): string => `exc:v1:${sha256(`${kind}\n${subject}`).slice(0, 32)}`;
