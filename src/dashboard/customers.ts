@@ -111,13 +111,13 @@ export async function customerUsage(
   );
   const meters: CustomerUsage['meters'] = [];
   for (const meter of catalog.catalog.meters) {
-    const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
+    const hasValue = meter.aggregation === 'count' ? '' : ' AND meter_values ? $5::text';
     const rows = (
       await pool.query<{ b: string; q: string; n: number }>(
-        `SELECT to_char(date_trunc('${range.bucket}', time AT TIME ZONE 'UTC'), '${format}') AS b, (${aggregateSql(meter)})::text AS q, count(*)::int AS n
+        `SELECT to_char(date_trunc($6::text, time AT TIME ZONE 'UTC'), $7::text) AS b, (${aggregateSql(meter, '$5')})::text AS q, count(*)::int AS n
            FROM events WHERE customer_id = $1 AND time >= $2 AND time < $3 AND type = $4 AND NOT late${hasValue}
           GROUP BY 1`,
-        [...window, meter.event_type],
+        [...window, meter.event_type, meter.id, range.bucket, format],
       )
     ).rows;
     const byBucket = new Map(rows.map((r) => [r.b, r]));

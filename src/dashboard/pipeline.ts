@@ -63,9 +63,9 @@ export async function pipelineHealth(pool: pg.Pool, options: { hours: number; no
   const sums = COUNTS.map((c) => `coalesce(sum(${c}), 0)::int AS ${c}`).join(', ');
   const series = (
     await pool.query<IngestBucket>(
-      `SELECT to_char(date_trunc('${bucket}', received_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, ${sums}
+      `SELECT to_char(date_trunc($3::text, received_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, ${sums}
          FROM ingest_receipts WHERE received_at >= $1 AND received_at < $2 GROUP BY 1 ORDER BY 1`,
-      [from, to],
+      [from, to, bucket],
     )
   ).rows;
   const totals = (

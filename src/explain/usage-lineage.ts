@@ -62,7 +62,8 @@ export async function usageLineage(
   rated: { quantity: string; event_count: number } | null,
 ): Promise<UsageLineage> {
   const { where, params } = eventFilter(w);
-  const aggregate = aggregateSql(w.meter);
+  // eventFilter passes the meter's id as $6 whenever the aggregate reads a value (a count reads none).
+  const aggregate = aggregateSql(w.meter, w.meter.aggregation === 'count' ? undefined : '$6');
   const summary = (
     await db.query<{ quantity: string; event_count: number; first_time: Date | null; last_time: Date | null }>(
       `SELECT coalesce(${aggregate}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time FROM events WHERE ${where}`,

@@ -10,7 +10,7 @@
 import type { Meter, UsageAggregate } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
-import { eventKey, type NormalizedEvent } from '../ingest/cloudevent.js';
+import { eventKey, type NormalizedEvent } from '../domain/event.js';
 
 /** A half-open window [from, to) of ISO timestamps. `PeriodWindow` fits. */
 export interface UsageWindow {

@@ -26,8 +26,12 @@ export interface UsageRow {
   last_event_time: string;
 }
 
-export function aggregateSql(meter: Meter): string {
-  const value = `(meter_values->>${literal(meter.id)})`;
+/**
+ * The SQL aggregate of a meter over `events`. `idParam` is the placeholder (`$5`) whose value is the meter's id: ids
+ * reach SQL as parameters, never as text. Callers without one yet pass none and get the id as a quoted literal.
+ */
+export function aggregateSql(meter: Meter, idParam?: string): string {
+  const value = `(meter_values->>${idParam ? `${idParam}::text` : literal(meter.id)})`;
   switch (meter.aggregation) {
     case 'count':
       return 'count(*)::numeric';
@@ -141,10 +145,15 @@ export async function recountUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog
     }
     if ((query.late ?? 'exclude') === 'exclude') where += ' AND NOT late';
     if (query.late === 'only') where += ' AND late';
-    if (meter.aggregation !== 'count') where += ` AND meter_values ? ${literal(meter.id)}`;
-    const dims = groupBy.map((key, i) => `coalesce(dimensions->${literal(meter.id)}->>${literal(key)}, '') AS d${i}`);
+    params.push(meter.id);
+    const idParam = `$${params.length}`;
+    if (meter.aggregation !== 'count') where += ` AND meter_values ? ${idParam}::text`;
+    const dims = groupBy.map((key, i) => {
+      params.push(key);
+      return `coalesce(dimensions->${idParam}::text->>$${params.length}::text, '') AS d${i}`;
+    });
     const groups = ['customer_id', ...groupBy.map((_, i) => `d${i}`)];
-    const sql = `SELECT customer_id, ${dims.map((d) => `${d}, `).join('')}${aggregateSql(meter)} AS quantity,
+    const sql = `SELECT customer_id, ${dims.map((d) => `${d}, `).join('')}${aggregateSql(meter, idParam)} AS quantity,
                         count(*) AS event_count, min(time) AS first_time, max(time) AS last_time
                    FROM events WHERE ${where}
                   GROUP BY ${groups.join(', ')} ORDER BY ${groups.join(', ')}`;

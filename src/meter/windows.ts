@@ -66,13 +66,13 @@ export async function recountWindowUsage(
   watermark: string,
   options: { includeLate?: boolean } = {},
 ): Promise<WindowUsage> {
-  const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
+  const hasValue = meter.aggregation === 'count' ? '' : ' AND meter_values ? $6::text';
   const row = (
     await db.query(
-      `SELECT coalesce(${aggregateSql(meter)}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
+      `SELECT coalesce(${aggregateSql(meter, '$6')}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
          FROM events
         WHERE customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5${options.includeLate ? '' : ' AND NOT late'}${hasValue}`,
-      [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString(), watermark],
+      [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString(), watermark, meter.id],
     )
   ).rows[0] as { quantity: string; event_count: number; first_time: Date | null; last_time: Date | null };
   return {

@@ -7,7 +7,7 @@ import type { Meter, UsageAggregate } from '../../src/domain/model.js';
 import { Decimal, decimalText } from '../../src/domain/money.js';
 import { validateEvent, type IngestContext, type NormalizedEvent } from '../../src/ingest/cloudevent.js';
 import { UsageAccumulator, aggregateEvents, compareText, dedupeEvents } from '../../src/meter/aggregate.js';
-import { evaluateJsonPath, formatFieldPath, parseJsonPath, toPostgresJsonPath } from '../../src/meter/jsonpath.js';
+import { evaluateJsonPath, formatFieldPath, parseJsonPath, toPostgresJsonPath } from '../../src/domain/jsonpath.js';
 
 const CATALOG = parse(readFileSync(new URL('../../examples/northwind/catalog.yaml', import.meta.url), 'utf8')) as {
   meters: Array<Partial<Meter> & Pick<Meter, 'id' | 'event_type' | 'aggregation'>>;

@@ -4,7 +4,7 @@
 // The same parsed steps evaluate in JS (ingestion) and translate to PostgreSQL SQL/JSON path text (the DB layer).
 // A library (jsonpath-plus, jsonpath) would bring the full language and its evaluator for a five-rule grammar, and
 // none of them emits Postgres jsonpath; this file keeps the grammar closed and both evaluations in step.
-import { fail, ok, problem, type Result } from '../domain/result.js';
+import { fail, ok, problem, type Result } from './result.js';
 
 export type JsonPathStep = { kind: 'member'; name: string } | { kind: 'index'; index: number };
 
