@@ -159,15 +159,7 @@ export async function explainInvoice(
   const stored = await storedCorrelation(db, row.id);
   const correctedRow = row.corrects ? await invoiceById(db, row.corrects) : undefined;
   const adjustments = (
-    await db.query<{
-      key: string;
-      period: string;
-      event_seq_watermark: string;
-      corrected_invoice: string;
-      credit_note: string | null;
-      replacement: string | null;
-      billed_in_period: string;
-    }>(
+    await db.query<InvoiceExplanation['late_usage'][number]>(
       `SELECT key, period, event_seq_watermark, corrected_invoice, credit_note, replacement, billed_in_period FROM late_usage_adjustments
         WHERE corrected_invoice = $1 OR credit_note = $1 OR replacement = $1 ORDER BY created_at, key`,
       [row.id],

@@ -1,5 +1,6 @@
 // Explain a journal: which invoice (or payment) it posts, which invoice lines each journal line carries, and, for one
 // journal line, those invoice lines down to their events. Also found by outbox key or by the ERP's reference.
+import { readJournalLines } from '../post/journals.js';
 import type pg from 'pg';
 import { isChargeLine, revenueAccountResolver } from '../domain/journal.js';
 import type { InvoiceLine } from '../domain/model.js';
@@ -65,21 +66,7 @@ export async function explainJournal(
   const found = await findJournal(db, journalRef);
   if (!found.ok) return found;
   const head = found.value;
-  const lines = (
-    await db.query<{
-      line_no: number;
-      account: string;
-      debit_minor: string;
-      credit_minor: string;
-      currency: string;
-      customer: string | null;
-      product: string | null;
-      memo: string | null;
-    }>(
-      'SELECT line_no, account, debit_minor, credit_minor, currency, customer, product, memo FROM journal_lines WHERE journal_id = $1 ORDER BY line_no',
-      [head.id],
-    )
-  ).rows;
+  const lines = await readJournalLines(db, [head.id]);
   if (options.line !== undefined && !lines.some((l) => l.line_no === options.line)) {
     return fail(problem('line', 'no_such_line', `journal ${head.id} has lines 1 to ${lines.length}; there is no line ${options.line}`));
   }

@@ -163,6 +163,30 @@ export async function recordJournals(
   }
 }
 
+/** A journal line as stored: amounts in minor units as decimal text. */
+export interface StoredJournalLine {
+  journal_id: string;
+  line_no: number;
+  account: string;
+  debit_minor: string;
+  credit_minor: string;
+  currency: string;
+  customer: string | null;
+  product: string | null;
+  memo: string | null;
+}
+
+/** The stored lines of some journals, by journal then line number. */
+export async function readJournalLines(db: pg.Pool | pg.PoolClient, journalIds: readonly string[]): Promise<StoredJournalLine[]> {
+  return (
+    await db.query<StoredJournalLine>(
+      `SELECT journal_id, line_no, account, debit_minor::text, credit_minor::text, currency, customer, product, memo
+         FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no`,
+      [journalIds],
+    )
+  ).rows;
+}
+
 /** Journals read back from the ledger, in posting order, for exports and the trial balance. */
 export async function readJournals(
   db: pg.Pool | pg.PoolClient,
@@ -186,19 +210,10 @@ export async function readJournals(
     )
   ).rows;
   if (heads.length === 0) return [];
-  const lines = (
-    await db.query<{
-      journal_id: string;
-      line_no: number;
-      account: string;
-      debit_minor: string;
-      credit_minor: string;
-      currency: string;
-      customer: string | null;
-      product: string | null;
-      memo: string | null;
-    }>('SELECT * FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no', [heads.map((h) => h.id)])
-  ).rows;
+  const lines = await readJournalLines(
+    db,
+    heads.map((h) => h.id),
+  );
   const byJournal = new Map<string, Journal['lines']>();
   for (const l of lines) {
     const list = byJournal.get(l.journal_id) ?? [];
