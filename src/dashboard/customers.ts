@@ -111,13 +111,14 @@ export async function customerUsage(
   );
   const meters: CustomerUsage['meters'] = [];
   for (const meter of catalog.catalog.meters) {
-    const hasValue = meter.aggregation === 'count' ? '' : ' AND meter_values ? $5::text';
+    // $5 and $6 are the bucket and its format; the meter id is $7, passed only where the text reads it.
+    const hasValue = meter.aggregation === 'count' ? '' : ' AND meter_values ? $7::text';
     const rows = (
       await pool.query<{ b: string; q: string; n: number }>(
-        `SELECT to_char(date_trunc($6::text, time AT TIME ZONE 'UTC'), $7::text) AS b, (${aggregateSql(meter, '$5')})::text AS q, count(*)::int AS n
+        `SELECT to_char(date_trunc($5::text, time AT TIME ZONE 'UTC'), $6::text) AS b, (${aggregateSql(meter, '$7')})::text AS q, count(*)::int AS n
            FROM events WHERE customer_id = $1 AND time >= $2 AND time < $3 AND type = $4 AND NOT late${hasValue}
           GROUP BY 1`,
-        [...window, meter.event_type, meter.id, range.bucket, format],
+        [...window, meter.event_type, range.bucket, format, ...(meter.aggregation === 'count' ? [] : [meter.id])],
       )
     ).rows;
     const byBucket = new Map(rows.map((r) => [r.b, r]));

@@ -145,8 +145,12 @@ export async function recountUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog
     }
     if ((query.late ?? 'exclude') === 'exclude') where += ' AND NOT late';
     if (query.late === 'only') where += ' AND late';
-    params.push(meter.id);
-    const idParam = `$${params.length}`;
+    // The meter id is a parameter, pushed only where the text reads it (a count without dimensions reads none).
+    let idParam: string | undefined;
+    if (meter.aggregation !== 'count' || groupBy.length > 0) {
+      params.push(meter.id);
+      idParam = `$${params.length}`;
+    }
     if (meter.aggregation !== 'count') where += ` AND meter_values ? ${idParam}::text`;
     const dims = groupBy.map((key, i) => {
       params.push(key);

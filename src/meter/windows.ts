@@ -72,7 +72,14 @@ export async function recountWindowUsage(
       `SELECT coalesce(${aggregateSql(meter, '$6')}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
          FROM events
         WHERE customer_id = $1 AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5${options.includeLate ? '' : ' AND NOT late'}${hasValue}`,
-      [customer, meter.event_type, new Date(from).toISOString(), new Date(to).toISOString(), watermark, meter.id],
+      [
+        customer,
+        meter.event_type,
+        new Date(from).toISOString(),
+        new Date(to).toISOString(),
+        watermark,
+        ...(meter.aggregation === 'count' ? [] : [meter.id]),
+      ],
     )
   ).rows[0] as { quantity: string; event_count: number; first_time: Date | null; last_time: Date | null };
   return {
