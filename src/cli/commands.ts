@@ -27,7 +27,7 @@ import { runOutboxWorker } from '../post/worker.js';
 import { connectionNames, openConfigured } from '../connectors/open.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
-import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../connectors/ledger/exports.js';
+import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../post/plaintext/exports.js';
 import type { Invoice } from '../domain/model.js';
 
 export function registerCommands(program: Command): void {

@@ -18,7 +18,7 @@ import { renderInvoicePdf } from '../invoice/pdf.js';
 import { readJournals } from '../post/journals.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
-import { exportJournals } from '../connectors/ledger/exports.js';
+import { exportJournals } from '../post/plaintext/exports.js';
 import { applyPayment } from '../settle/payments.js';
 import { checkPlanted, writeLegacyOutput } from '../demo/legacy.js';
 import { runLegacyComparison } from '../reconcile/legacy-run.js';

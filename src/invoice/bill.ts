@@ -11,7 +11,7 @@ import { closePeriod } from './billing-run.js';
 import { parsePeriod } from '../meter/period.js';
 import { exportInvoices } from './export.js';
 import { readJournals } from '../post/journals.js';
-import { exportJournals, journalsJson } from '../connectors/ledger/exports.js';
+import { exportJournals, journalsJson } from '../post/plaintext/exports.js';
 import type { Invoice } from '../domain/model.js';
 
 export interface BillOptions {

@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { beancountDeclarations, beancountTransactions, toBeancount } from '../../src/connectors/plaintext/beancount.js';
-import { hledgerDeclarations, hledgerTransactions, toHledger } from '../../src/connectors/plaintext/hledger.js';
+import { beancountDeclarations, beancountTransactions, toBeancount } from '../../src/post/plaintext/beancount.js';
+import { hledgerDeclarations, hledgerTransactions, toHledger } from '../../src/post/plaintext/hledger.js';
 import {
   accountRoles,
   creditNoteJournal,

@@ -3,8 +3,8 @@ import type { Catalog, Journal } from '../../domain/model.js';
 import { accountRoles } from '../../domain/journal.js';
 import { formatMajor } from '../../domain/money.js';
 import { ProblemError } from '../../domain/result.js';
-import { beancountDeclarations, beancountTransactions, toBeancount } from '../plaintext/beancount.js';
-import { hledgerDeclarations, hledgerTransactions, toHledger } from '../plaintext/hledger.js';
+import { beancountDeclarations, beancountTransactions, toBeancount } from './beancount.js';
+import { hledgerDeclarations, hledgerTransactions, toHledger } from './hledger.js';
 
 export type ExportFormat = 'hledger' | 'beancount';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['hledger', 'beancount'];
