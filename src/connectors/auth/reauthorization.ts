@@ -3,6 +3,7 @@
 import { transaction } from '../../store/store.js';
 import type pg from 'pg';
 import { appendAudit } from '../../audit/log.js';
+import { openException } from '../../store/exceptions.js';
 import { exceptionId } from '../../settle/payments.js';
 import { setConnectionStatus } from '../connections.js';
 
@@ -25,11 +26,16 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
     ).rows[0];
     const details = JSON.stringify({ connection, reason, action: `run: accrue connect <kind> --connection ${connection}` });
     if (!existing) {
-      await client.query(
-        `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, last_seen_at) VALUES ($1, $2, 'integration_support', $3, $4, $3, now()) ON CONFLICT (id) DO NOTHING`,
-        [id, REAUTHORIZATION_EXCEPTION, connection, details],
-      );
-      // its 'open' event is written by the exceptions_payment_opened trigger (migration 008)
+      // opened with its 'open' event (actor system:settle, as the trigger of migration 008 wrote it)
+      await openException(client, {
+        id,
+        kind: REAUTHORIZATION_EXCEPTION,
+        owner_queue: 'integration_support',
+        subject: connection,
+        details: JSON.parse(details) as unknown,
+        connector: connection,
+        seen: true,
+      });
     } else if (existing.cleared_at && (existing.status === 'open' || existing.status === 'assigned')) {
       // cleared by an earlier `accrue connect`: it reappears (resolved and waived are final in the database: left as they are)
       await client.query(`UPDATE exceptions SET cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [
