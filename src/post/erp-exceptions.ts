@@ -3,7 +3,7 @@
 // waits; the exception lists the documents waiting for it and is cleared once none waits any more.
 import type pg from 'pg';
 import { exceptionId } from '../domain/keys.js';
-import { openException } from '../store/exceptions.js';
+import { appendExceptionEvent, openException } from '../store/exceptions.js';
 
 export type ErpExceptionKind = 'erp_mapping_missing' | 'erp_period_locked';
 
@@ -83,11 +83,14 @@ export async function clearErpExceptions(db: pg.Pool | pg.PoolClient, connection
       exception.id,
     ]);
     if (!cleared.rowCount) continue;
-    await db.query(
-      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason, details)
-       SELECT $1, coalesce(max(ordinal), 0) + 1, 'clear', $2, $2, 'system:outbox', 'every document that waited for it has posted', jsonb_build_object('last_document', $3::text)
-         FROM exception_events WHERE exception_id = $1`,
-      [exception.id, exception.status, key],
-    );
+    await appendExceptionEvent(db, {
+      exception_id: exception.id,
+      action: 'clear',
+      from_status: exception.status,
+      to_status: exception.status,
+      actor: 'system:outbox',
+      reason: 'every document that waited for it has posted',
+      details: { last_document: key },
+    });
   }
 }

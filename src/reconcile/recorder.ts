@@ -4,9 +4,8 @@
 import type pg from 'pg';
 import { appendAudit } from '../audit/log.js';
 import { invariant } from '../domain/result.js';
-import { openException } from '../store/exceptions.js';
+import { appendExceptionEvent, openException } from '../store/exceptions.js';
 import { transaction } from '../store/store.js';
-import { nextOrdinal } from './exceptions.js';
 import type { CheckpointReport, CheckpointResult, ClearedException, DifferenceReport } from './report.js';
 
 type Audit = Parameters<typeof appendAudit>[1];
@@ -79,10 +78,14 @@ async function seeAgain(r: Recording, report: CheckpointReport, shown: Differenc
   ).rows[0]!;
   shown.status = existing.status;
   if (existing.cleared && (existing.status === 'open' || existing.status === 'assigned')) {
-    await r.client.query(
-      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, $4, 'the difference is found again')`,
-      [shown.exception_id, await nextOrdinal(r.client, shown.exception_id), existing.status, r.actor],
-    );
+    await appendExceptionEvent(r.client, {
+      exception_id: shown.exception_id,
+      action: 'reappear',
+      from_status: existing.status,
+      to_status: existing.status,
+      actor: r.actor,
+      reason: 'the difference is found again',
+    });
     r.audits.push({
       actor: r.actor,
       action: 'exception.reappear',
@@ -108,10 +111,14 @@ async function clearGone(r: Recording, connectors: readonly string[]): Promise<C
   ).rows;
   for (const row of gone) {
     await r.client.query('UPDATE exceptions SET cleared_at = now(), updated_at = now() WHERE id = $1', [row.id]);
-    await r.client.query(
-      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'a reconciliation run no longer finds the difference')`,
-      [row.id, await nextOrdinal(r.client, row.id), row.status, r.actor],
-    );
+    await appendExceptionEvent(r.client, {
+      exception_id: row.id,
+      action: 'clear',
+      from_status: row.status,
+      to_status: row.status,
+      actor: r.actor,
+      reason: 'a reconciliation run no longer finds the difference',
+    });
     r.audits.push({
       actor: r.actor,
       action: 'exception.clear',

@@ -1,5 +1,5 @@
-// The one writer of a new exception: the row (scope filled for exceptions outside the checkpoints) and its opening
-// exception_events row, written by one statement, so neither exists without the other.
+// The one writer of exceptions and their history: a new exception (scope filled for those outside the checkpoints)
+// with its opening exception_events row in one statement, and every later move appended with the next ordinal.
 import type pg from 'pg';
 import { paymentScope, subjectDocuments } from '../domain/exceptions.js';
 
@@ -98,4 +98,32 @@ export async function openException(db: Db, input: NewException, opening?: Openi
     ],
   );
   return (written.rowCount ?? 0) > 0;
+}
+
+/** A later move of an exception: cleared, reappeared, assigned, resolved or waived. */
+export interface ExceptionEvent {
+  exception_id: string;
+  action: 'clear' | 'reappear' | 'assign' | 'resolve' | 'waive';
+  from_status: string;
+  to_status: string;
+  actor: string;
+  reason?: string | null;
+  details?: unknown;
+}
+
+/** Appends a move with the exception's next ordinal (run under the exception's row lock, or its clear guard). */
+export async function appendExceptionEvent(db: Db, event: ExceptionEvent): Promise<void> {
+  await db.query(
+    `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason, details)
+     SELECT $1, coalesce(max(ordinal), 0) + 1, $2, $3, $4, $5, $6, $7 FROM exception_events WHERE exception_id = $1`,
+    [
+      event.exception_id,
+      event.action,
+      event.from_status,
+      event.to_status,
+      event.actor,
+      event.reason ?? null,
+      event.details === undefined ? null : JSON.stringify(event.details),
+    ],
+  );
 }
