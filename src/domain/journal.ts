@@ -387,7 +387,11 @@ export interface TrialBalanceRow {
 }
 
 /** Debits, credits and balance per legal entity, account and currency, sorted by those three. */
-export function trialBalance(journals: readonly Journal[]): TrialBalanceRow[] {
+export function trialBalance(
+  journals: ReadonlyArray<
+    Pick<Journal, 'legal_entity'> & { lines: ReadonlyArray<Pick<JournalLine, 'account' | 'currency' | 'debit_minor' | 'credit_minor'>> }
+  >,
+): TrialBalanceRow[] {
   const rows = new Map<string, TrialBalanceRow>();
   for (const j of journals) {
     for (const line of j.lines) {

@@ -3,6 +3,7 @@
 // waits; the exception lists the documents waiting for it and is cleared once none waits any more.
 import type pg from 'pg';
 import { exceptionId } from '../domain/keys.js';
+import { appendExceptionEvent, openException } from '../store/exceptions.js';
 
 export type ErpExceptionKind = 'erp_mapping_missing' | 'erp_period_locked';
 
@@ -33,26 +34,29 @@ export interface ErpExceptionInput {
 export async function openErpException(db: pg.Pool | pg.PoolClient, input: ErpExceptionInput): Promise<string> {
   const id = exceptionId(input.kind, input.subject);
   const document = { kind: 'outbox', id: input.document.key, journal: input.document.journal, connector: input.connection };
+  const opened = await openException(db, {
+    id,
+    kind: input.kind,
+    owner_queue: QUEUE[input.kind],
+    subject: input.subject,
+    details: input.details,
+    connector: input.connection,
+    legal_entity: input.legal_entity ?? null,
+    customer: input.customer ?? null,
+    currency: input.currency ?? null,
+    documents: [document],
+    seen: true,
+  });
+  if (opened) return id;
+  // Already there (exceptions are never deleted): the document joins its list, and a cleared one is seen again.
   await db.query(
-    `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, legal_entity, customer, currency, documents, last_seen_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, jsonb_build_array($10::jsonb), now())
-       ON CONFLICT (id) DO UPDATE SET
-         details = EXCLUDED.details,
-         documents = CASE WHEN exceptions.documents @> jsonb_build_array($10::jsonb) THEN exceptions.documents ELSE exceptions.documents || jsonb_build_array($10::jsonb) END,
+    `UPDATE exceptions SET
+         details = $2,
+         documents = CASE WHEN documents @> jsonb_build_array($3::jsonb) THEN documents ELSE documents || jsonb_build_array($3::jsonb) END,
          last_seen_at = now(), updated_at = now(),
-         cleared_at = CASE WHEN exceptions.status IN ('open', 'assigned') THEN NULL ELSE exceptions.cleared_at END`,
-    [
-      id,
-      input.kind,
-      QUEUE[input.kind],
-      input.subject,
-      JSON.stringify(input.details),
-      input.connection,
-      input.legal_entity ?? null,
-      input.customer ?? null,
-      input.currency ?? null,
-      JSON.stringify(document),
-    ],
+         cleared_at = CASE WHEN status IN ('open', 'assigned') THEN NULL ELSE cleared_at END
+       WHERE id = $1`,
+    [id, JSON.stringify(input.details), JSON.stringify(document)],
   );
   return id;
 }
@@ -79,11 +83,14 @@ export async function clearErpExceptions(db: pg.Pool | pg.PoolClient, connection
       exception.id,
     ]);
     if (!cleared.rowCount) continue;
-    await db.query(
-      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason, details)
-       SELECT $1, coalesce(max(ordinal), 0) + 1, 'clear', $2, $2, 'system:outbox', 'every document that waited for it has posted', jsonb_build_object('last_document', $3::text)
-         FROM exception_events WHERE exception_id = $1`,
-      [exception.id, exception.status, key],
-    );
+    await appendExceptionEvent(db, {
+      exception_id: exception.id,
+      action: 'clear',
+      from_status: exception.status,
+      to_status: exception.status,
+      actor: 'system:outbox',
+      reason: 'every document that waited for it has posted',
+      details: { last_document: key },
+    });
   }
 }

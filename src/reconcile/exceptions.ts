@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { appendAudit } from '../audit/log.js';
 import { fail, invariant, ok, problem, type Problem, type Result } from '../domain/result.js';
+import { appendExceptionEvent } from '../store/exceptions.js';
 import { transaction } from '../store/store.js';
 import {
   applyTransition,
@@ -135,15 +136,6 @@ export async function getException(
   return { exception: fromRow(row), events };
 }
 
-/** The next ordinal of an exception's history (its idempotency key), read under the exception's row lock. */
-export async function nextOrdinal(client: pg.PoolClient, exceptionId: string): Promise<number> {
-  return (
-    await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [
-      exceptionId,
-    ])
-  ).rows[0]!.n;
-}
-
 /** The HTTP status of a refused move: 404 unknown id, 409 a move the lifecycle does not allow, 400 missing facts. */
 export function problemStatus(problems: readonly Problem[]): 400 | 404 | 409 {
   if (problems.some((p) => p.code === 'not_found')) return 404;
@@ -193,19 +185,21 @@ async function documentKind(client: pg.PoolClient, id: string): Promise<string |
   return found?.kind ?? null;
 }
 
+/** The core's action for a requested move, its names trimmed. */
+function coreAction(move: ExceptionMove, at: string): ExceptionAction {
+  if (move.action === 'assign') return { action: 'assign', assignee: move.assignee?.trim() ?? '', by: move.by?.trim() ?? '', at };
+  if (move.action === 'resolve')
+    return { action: 'resolve', correcting_document: move.correcting_document?.trim() ?? '', by: move.by?.trim() ?? '', at };
+  return { action: 'waive', reason: move.reason?.trim() ?? '', by: move.by?.trim() ?? '', at };
+}
+
 /** Applies one move: the lifecycle's rules from the core, then the row, its history and the audit log, in one transaction. */
 export async function moveException(pool: pg.Pool, id: string, move: ExceptionMove): Promise<Result<ExceptionRecord>> {
   return transaction(pool, async (client) => {
     const row = (await client.query<Row>(`SELECT ${COLUMNS} FROM exceptions WHERE id = $1 FOR UPDATE`, [id])).rows[0];
     if (!row) return fail(problem('id', 'not_found', `no exception ${id}`));
     const current = fromRow(row);
-    const at = new Date().toISOString();
-    const action: ExceptionAction =
-      move.action === 'assign'
-        ? { action: 'assign', assignee: move.assignee?.trim() ?? '', by: move.by?.trim() ?? '', at }
-        : move.action === 'resolve'
-          ? { action: 'resolve', correcting_document: move.correcting_document?.trim() ?? '', by: move.by?.trim() ?? '', at }
-          : { action: 'waive', reason: move.reason?.trim() ?? '', by: move.by?.trim() ?? '', at };
+    const action = coreAction(move, new Date().toISOString());
     const moved = applyTransition(asCoreException(current), action);
     if (!moved.ok) return moved;
     const next = moved.value;
@@ -241,10 +235,15 @@ export async function moveException(pool: pg.Pool, id: string, move: ExceptionMo
       details = {};
       reason = action.reason;
     }
-    await client.query(
-      'INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-      [id, await nextOrdinal(client, id), action.action, current.status, next.status, by, reason, JSON.stringify(details)],
-    );
+    await appendExceptionEvent(client, {
+      exception_id: id,
+      action: action.action,
+      from_status: current.status,
+      to_status: next.status,
+      actor: by,
+      reason,
+      details,
+    });
     const updated = (await client.query<Row>(`SELECT ${COLUMNS} FROM exceptions WHERE id = $1`, [id])).rows[0];
     invariant(updated !== undefined && updated.status === next.status, `exception ${id} moved to ${next.status}`);
     // Last step: the audit head stays locked until commit (src/audit/log.ts).

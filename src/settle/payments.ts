@@ -1,6 +1,6 @@
 // Payments back from the ERP or a signed webhook: each applies once; invoices move to partially paid and paid;
 // overpayments, currency mismatches and payments matching no invoice become exceptions for finance operations.
-import { exceptionId, paymentOutboxKey } from '../domain/keys.js';
+import { paymentOutboxKey } from '../domain/keys.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
@@ -11,6 +11,7 @@ import { fail, ok, problem, ProblemError, type Result } from '../domain/result.j
 import { recordJournals } from '../post/journals.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
+import { openPaymentException } from './exceptions.js';
 
 export interface PaymentInput {
   id: string;
@@ -139,15 +140,14 @@ export async function applyPayment(
       )
     ).rows[0];
     const exception = async (kind: string, details: Record<string, unknown>): Promise<PaymentOutcome> => {
-      const id = exceptionId(kind, input.id);
       await client.query(
         `INSERT INTO payments (id, source, invoice_ref, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, 'exception', $7)`,
         [input.id, source, input.invoice, input.currency, input.amount_minor.toString(), input.received_on, hash],
       );
-      await client.query(
-        `INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ($1, $2, 'finance_operations', $3, $4) ON CONFLICT (id) DO NOTHING`,
-        [id, kind, input.id, JSON.stringify({ ...details, payment: { ...input, amount_minor: input.amount_minor.toString() } })],
-      );
+      const { id } = await openPaymentException(client, kind, input.id, {
+        ...details,
+        payment: { ...input, amount_minor: input.amount_minor.toString() },
+      });
       return { status: 'exception', payment_id: input.id, exception: id, kind };
     };
     if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized')

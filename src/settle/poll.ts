@@ -11,7 +11,8 @@ import type pg from 'pg';
 import { currentCatalog } from '../catalog/service.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
-import { applyPayment, exceptionId, validatePayment, type PaymentOutcome } from './payments.js';
+import { applyPayment, validatePayment, type PaymentOutcome } from './payments.js';
+import { openPaymentException } from './exceptions.js';
 
 /** One payment as an ERP reports it, in the shapes Accrue needs; the connectors map their APIs to this. */
 export interface ErpPayment {
@@ -78,11 +79,7 @@ const plainAmount = (text: string) => (/^\d+\.\d*0$/.test(text) ? decimalText(ne
 
 /** Raises an exception once: 'exception' the first time, 'duplicate' when a repeat poll meets it again. */
 async function raiseException(pool: pg.Pool, kind: string, subject: string, details: Record<string, unknown>): Promise<SyncOutcome> {
-  const inserted = await pool.query(
-    `INSERT INTO exceptions (id, kind, owner_queue, subject, details) VALUES ($1, $2, 'finance_operations', $3, $4) ON CONFLICT (id) DO NOTHING`,
-    [exceptionId(kind, subject), kind, subject, JSON.stringify(details)],
-  );
-  return (inserted.rowCount ?? 0) > 0 ? 'exception' : 'duplicate';
+  return (await openPaymentException(pool, kind, subject, details)).opened ? 'exception' : 'duplicate';
 }
 
 async function applyOne(

@@ -39,6 +39,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['021_invoice_due_date.sql', 'fcd08f55ed06db293f4dcfcf13d8a6ebfd723c724f8944b9b84481b0757b520d'],
   ['022_erp_connections.sql', '9f066879a050360fdf7325f8869bfc196e706ef8ee27d2bb269054cf54c3e2f8'],
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
+  ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

@@ -3,15 +3,12 @@
 import { transaction } from '../../store/store.js';
 import type pg from 'pg';
 import { appendAudit } from '../../audit/log.js';
+import { appendExceptionEvent, openException } from '../../store/exceptions.js';
 import { exceptionId } from '../../settle/payments.js';
 import { setConnectionStatus } from '../connections.js';
 
 export const REAUTHORIZATION_EXCEPTION = 'erp_needs_reauthorization';
 export const reauthorizationExceptionId = (connection: string): string => exceptionId(REAUTHORIZATION_EXCEPTION, connection);
-
-const nextOrdinal = async (client: pg.PoolClient, id: string): Promise<number> =>
-  (await client.query<{ n: number }>('SELECT coalesce(max(ordinal), 0)::int + 1 AS n FROM exception_events WHERE exception_id = $1', [id]))
-    .rows[0]!.n;
 
 /** `reason` must never hold a secret (it is audited and shown): say what the ERP refused, e.g. `refresh refused: invalid_grant`. */
 export async function markNeedsReauthorization(pool: pg.Pool, connection: string, reason: string): Promise<void> {
@@ -25,21 +22,30 @@ export async function markNeedsReauthorization(pool: pg.Pool, connection: string
     ).rows[0];
     const details = JSON.stringify({ connection, reason, action: `run: accrue connect <kind> --connection ${connection}` });
     if (!existing) {
-      await client.query(
-        `INSERT INTO exceptions (id, kind, owner_queue, subject, details, connector, last_seen_at) VALUES ($1, $2, 'integration_support', $3, $4, $3, now()) ON CONFLICT (id) DO NOTHING`,
-        [id, REAUTHORIZATION_EXCEPTION, connection, details],
-      );
-      // its 'open' event is written by the exceptions_payment_opened trigger (migration 008)
+      // opened with its 'open' event (actor system:settle, as the trigger of migration 008 wrote it)
+      await openException(client, {
+        id,
+        kind: REAUTHORIZATION_EXCEPTION,
+        owner_queue: 'integration_support',
+        subject: connection,
+        details: JSON.parse(details) as unknown,
+        connector: connection,
+        seen: true,
+      });
     } else if (existing.cleared_at && (existing.status === 'open' || existing.status === 'assigned')) {
       // cleared by an earlier `accrue connect`: it reappears (resolved and waived are final in the database: left as they are)
       await client.query(`UPDATE exceptions SET cleared_at = NULL, last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1`, [
         id,
         details,
       ]);
-      await client.query(
-        `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'reappear', $3, $3, 'system:auth', $4)`,
-        [id, await nextOrdinal(client, id), existing.status, reason],
-      );
+      await appendExceptionEvent(client, {
+        exception_id: id,
+        action: 'reappear',
+        from_status: existing.status,
+        to_status: existing.status,
+        actor: 'system:auth',
+        reason,
+      });
     } else {
       await client.query('UPDATE exceptions SET last_seen_at = now(), details = $2, updated_at = now() WHERE id = $1', [id, details]);
     }
@@ -57,10 +63,14 @@ export async function markReauthorized(client: pg.PoolClient, connection: string
   );
   const row = cleared.rows[0];
   if (row) {
-    await client.query(
-      `INSERT INTO exception_events (exception_id, ordinal, action, from_status, to_status, actor, reason) VALUES ($1, $2, 'clear', $3, $3, $4, 'connection authorized again')`,
-      [id, await nextOrdinal(client, id), row.status, actor],
-    );
+    await appendExceptionEvent(client, {
+      exception_id: id,
+      action: 'clear',
+      from_status: row.status,
+      to_status: row.status,
+      actor,
+      reason: 'connection authorized again',
+    });
     await appendAudit(client, { actor, action: 'exception.clear', subject: id, details: { connection } });
   }
 }

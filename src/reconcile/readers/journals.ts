@@ -1,0 +1,170 @@
+// The journals of a period: those the ledger holds (stored), and those Accrue's own documents and payments imply
+// (expected), built again with the catalog in force when each was written. The ledger, ERP and trial-balance
+// checkpoints compare them.
+import { paymentJournal } from '../../domain/journal.js';
+import type { Journal } from '../../domain/model.js';
+import { invariant } from '../../domain/result.js';
+import { inclusiveEnd } from '../../invoice/export.js';
+import { fromDocument } from '../../invoice/store.js';
+import type { PeriodWindow } from '../../meter/period.js';
+import { journalsFor } from '../../post/journals.js';
+import type { Catalogs } from '../catalogs.js';
+import type { ReconKey } from '../checkpoints.js';
+import type { Db, DocumentRef } from '../sides.js';
+import type { AppliedPayment } from './applied-payments.js';
+
+export interface ExpectedJournal {
+  journal: Journal;
+  customer: string;
+  source_kind: 'invoice' | 'credit_note' | 'payment';
+  /** The invoice's or credit note's total: what the ERP books when it takes the document in its own form. */
+  document_total: bigint | null;
+}
+
+export interface StoredJournal {
+  id: string;
+  kind: string;
+  source_document: string;
+  posting_date: string;
+  customer: string | null;
+  lines: Array<{ account: string; currency: string; debit_minor: bigint; credit_minor: bigint }>;
+}
+
+export const debitTotal = (lines: ReadonlyArray<{ debit_minor: bigint }>): bigint => lines.reduce((sum, l) => sum + l.debit_minor, 0n);
+
+export const journalKey = (entity: string, customer: string | null, currency: string, id: string): ReconKey => ({
+  legal_entity: entity,
+  customer: customer ?? '',
+  currency,
+  item: id,
+});
+
+export const journalDocs = (journalIdText: string, source: string, sourceKind: string): DocumentRef[] => [
+  { kind: 'journal', id: journalIdText },
+  { kind: sourceKind, id: source },
+];
+
+/** The single currency of a journal (Accrue writes one currency per journal; a manual edit might not). */
+export const journalCurrency = (lines: ReadonlyArray<{ currency: string }>): string => lines[0]?.currency ?? '';
+
+/** The ledger's journals of one legal entity dated in the period, with their lines and the customer behind each. */
+export async function storedJournals(db: Db, entity: string, window: PeriodWindow): Promise<StoredJournal[]> {
+  const heads = (
+    await db.query<{ id: string; kind: string; source_document: string; posting_date: string; customer: string | null }>(
+      `SELECT j.id, j.kind, j.source_document, to_char(j.posting_date, 'YYYY-MM-DD') AS posting_date,
+              coalesce(i.customer, pi.customer) AS customer
+         FROM journals j
+         LEFT JOIN invoices i ON i.id = j.source_document AND j.kind <> 'payment'
+         LEFT JOIN payments p ON p.id = j.source_document AND j.kind = 'payment'
+         LEFT JOIN invoices pi ON pi.id = p.invoice_id
+        WHERE j.legal_entity = $1 AND j.posting_date >= $2 AND j.posting_date < $3 ORDER BY j.id`,
+      [entity, window.start_date, window.end_date],
+    )
+  ).rows;
+  if (heads.length === 0) return [];
+  const lines = (
+    await db.query<{ journal_id: string; account: string; currency: string; debit_minor: string; credit_minor: string }>(
+      `SELECT journal_id, account, currency, debit_minor::text AS debit_minor, credit_minor::text AS credit_minor
+         FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no`,
+      [heads.map((h) => h.id)],
+    )
+  ).rows;
+  const byJournal = new Map<string, StoredJournal['lines']>();
+  for (const l of lines) {
+    const list = byJournal.get(l.journal_id) ?? [];
+    list.push({ account: l.account, currency: l.currency, debit_minor: BigInt(l.debit_minor), credit_minor: BigInt(l.credit_minor) });
+    byJournal.set(l.journal_id, list);
+  }
+  return heads.map((h) => ({ ...h, lines: byJournal.get(h.id) ?? [] }));
+}
+
+/** The journals of the finalized invoices and credit notes the period concerns (dated in it, or of it and never posted). */
+async function documentJournals(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  datedBySource: ReadonlyMap<string, string>,
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
+  const expected: ExpectedJournal[] = [];
+  const lastDay = inclusiveEnd(window.end_date);
+  const documents = (
+    await db.query<{ id: string; customer: string; document: unknown; finalized_at: Date }>(
+      `SELECT i.id, i.customer, i.document, i.finalized_at FROM invoices i
+        WHERE i.legal_entity = $1 AND i.status <> 'draft' AND (
+              EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment' AND j.posting_date >= $2 AND j.posting_date < $3)
+           OR (i.period = $4 AND NOT EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment')))
+        ORDER BY i.id`,
+      [entity, window.start_date, window.end_date, window.period],
+    )
+  ).rows;
+  for (const row of documents) {
+    // The document is the finalized snapshot (voiding moves only the status column): it is what was posted.
+    const invoice = { ...fromDocument(row.document), status: 'finalized' as const };
+    const catalog = await catalogs.at(row.finalized_at);
+    for (const journal of journalsFor(invoice, catalog, datedBySource.get(row.id) ?? lastDay)) {
+      expected.push({
+        journal,
+        customer: row.customer,
+        source_kind: invoice.kind,
+        document_total: journal.kind === invoice.kind ? invoice.total_minor : null,
+      });
+    }
+  }
+  return expected;
+}
+
+/** The journals of the period's applied payments, with the accounts of the catalog in force when each was applied. */
+async function paymentJournals(
+  entity: string,
+  payments: readonly AppliedPayment[],
+  datedBySource: ReadonlyMap<string, string>,
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
+  const expected: ExpectedJournal[] = [];
+  for (const p of payments) {
+    const catalog = await catalogs.at(p.created_at);
+    const accounts = catalog.catalog.accounts[entity];
+    const customer = catalog.index.customers.get(p.customer);
+    invariant(
+      accounts !== undefined && customer !== undefined,
+      `catalog version ${catalog.version} has the accounts of ${entity} and customer ${p.customer}`,
+    );
+    const journal = paymentJournal(
+      {
+        id: p.id,
+        invoice_id: p.invoice_id,
+        customer: p.customer,
+        erp_customer_id: customer.erp_customer_id,
+        legal_entity: entity,
+        currency: p.currency,
+        amount_minor: BigInt(p.amount_minor),
+        received_on: datedBySource.get(p.id) ?? p.received_on,
+      },
+      accounts,
+    );
+    expected.push({ journal, customer: p.customer, source_kind: 'payment', document_total: null });
+  }
+  return expected;
+}
+
+/**
+ * The journals Accrue's own records imply for the period, built again from the finalized documents and applied
+ * payments with the catalog in force when they were written: the documents whose ledger journals are dated in the
+ * period, and those of the period that have no journal at all (a journal that never reached the ledger).
+ */
+export async function expectedJournals(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  stored: readonly StoredJournal[],
+  payments: readonly AppliedPayment[],
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
+  const datedBySource = new Map<string, string>();
+  for (const j of stored) if (!datedBySource.has(j.source_document)) datedBySource.set(j.source_document, j.posting_date);
+  return [
+    ...(await documentJournals(db, entity, window, datedBySource, catalogs)),
+    ...(await paymentJournals(entity, payments, datedBySource, catalogs)),
+  ];
+}
