@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { Catalog, Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
-import { fail, ok, problem, type Result } from '../domain/result.js';
+import { fail, invariant, ok, problem, type Result } from '../domain/result.js';
 import { readUsage } from './rollups.js';
 
 export interface UsageQuery {
@@ -28,10 +28,14 @@ export interface UsageRow {
 
 /**
  * The SQL aggregate of a meter over `events`. `idParam` is the placeholder (`$5`) whose value is the meter's id: ids
- * reach SQL as parameters, never as text. Callers without one yet pass none and get the id as a quoted literal.
+ * reach SQL as parameters, never as text. A count reads no value and needs none.
  */
 export function aggregateSql(meter: Meter, idParam?: string): string {
-  const value = `(meter_values->>${idParam ? `${idParam}::text` : literal(meter.id)})`;
+  invariant(
+    meter.aggregation === 'count' || idParam !== undefined,
+    `the ${meter.aggregation} of meter ${meter.id} needs its id as a parameter`,
+  );
+  const value = `(meter_values->>${idParam}::text)`;
   switch (meter.aggregation) {
     case 'count':
       return 'count(*)::numeric';
@@ -45,10 +49,6 @@ export function aggregateSql(meter: Meter, idParam?: string): string {
       // The latest by event time, ties broken by the greatest event id (then source), by code point as the reference recount does.
       return `(array_agg(${value}::numeric ORDER BY time DESC, id COLLATE "C" DESC, source COLLATE "C" DESC))[1]`;
   }
-}
-
-function literal(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
 }
 
 export function validateUsageQuery(catalog: Catalog, query: UsageQuery): Result<Meter[]> {

@@ -111,7 +111,7 @@ async function recount(db: Db, runs: readonly RunUsage[], catalogs: Catalogs): P
     if (g.meter.aggregation !== 'count') params.push(g.meter.id);
     const rows = (
       await db.query<{ customer_id: string; quantity: string }>(
-        `SELECT customer_id, coalesce(${aggregateSql(g.meter)}, 0)::text AS quantity FROM events
+        `SELECT customer_id, coalesce(${aggregateSql(g.meter, '$6')}, 0)::text AS quantity FROM events
           WHERE customer_id = ANY($1) AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5${g.late ? '' : ' AND NOT late'}${params.length > 5 ? ' AND meter_values ? $6' : ''}
           GROUP BY customer_id`,
         params,
