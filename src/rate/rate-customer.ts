@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
 import type { Invoice } from '../domain/model.js';
-import { formatProblems } from '../domain/result.js';
+import { formatProblems, type Problem } from '../domain/result.js';
 import type { PeriodWindow } from '../meter/period.js';
 import type { WindowUsage } from '../meter/windows.js';
 import { rateWindows, usageWindowsNeeded, windowKey, type PeriodInput, type UsageWindow, type WindowQuantity } from './rate.js';
@@ -32,8 +32,7 @@ export async function rateWithStoredUsage(
   options: { includeLate?: boolean } = {},
 ): Promise<Array<{ invoice: Invoice; usage: WindowUsage[] }>> {
   const input = periodInput(catalog, customer, window, await grantBalancesUsed(pool, customer, window.period));
-  const failed = (problems: Parameters<typeof formatProblems>[0]) =>
-    new Error(`rating ${customer} for ${window.period} failed: ${formatProblems(problems)}`);
+  const failed = (problems: readonly Problem[]) => new Error(`rating ${customer} for ${window.period} failed: ${formatProblems(problems)}`);
   const windows = usageWindowsNeeded(input);
   if (!windows.ok) throw failed(windows.problems);
   const answers = await readWindows(pool, catalog, customer, windows.value, watermark, options);
@@ -43,7 +42,7 @@ export async function rateWithStoredUsage(
   return result.value.map((invoice) => ({ invoice, usage: usage.filter((u) => invoice.lines.some((l) => l.usage_ref === u.usage_ref)) }));
 }
 
-const estimateFailed = (customer: string, period: string, problems: Parameters<typeof formatProblems>[0]) =>
+const estimateFailed = (customer: string, period: string, problems: readonly Problem[]) =>
   new Error(`estimating ${customer} for ${period} failed: ${formatProblems(problems)}`);
 
 /** An estimate's rating input (with the grant balances drawn so far) and the usage windows it needs. */
