@@ -3,20 +3,10 @@
 import type { CatalogIndex } from '../domain/catalog.js';
 import type { Plan, Subscription } from '../domain/model.js';
 import { invariant } from '../domain/result.js';
-import type { ExactLine, Round } from './lines.js';
+import type { ExactLine, Round, UsageProvider, UsageWindow } from './lines.js';
 import { minimumTrueUp } from './minimum.js';
-import { usageCharge, type WindowQuantity } from './price-models.js';
+import { usageCharge } from './price-models.js';
 import { activeWindow, iso, priceSegments, flatCharge, type PeriodDates } from './segments.js';
-
-/** One usage window rating reads: a meter's quantity over [from, to) (ISO timestamps). */
-export interface UsageWindow {
-  meter: string;
-  from: string;
-  to: string;
-}
-
-/** The usage of one window, answered by the caller (the store, or an estimate). */
-export type UsageProvider = (meter: string, fromIso: string, toIso: string) => WindowQuantity;
 
 /** The usage windows a plan's metered prices read for one subscription, in line order. */
 export function planUsageWindows(plan: Plan, sub: Subscription, period: PeriodDates): UsageWindow[] {

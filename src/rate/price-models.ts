@@ -5,7 +5,7 @@
 import type { Price, PriceModel, PriceVersion, Product, Tier, TierApplied } from '../domain/model.js';
 import { Decimal, decimalText, roundDecimal } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
-import type { ExactLine, Round } from './lines.js';
+import type { ExactLine, Round, WindowQuantity } from './lines.js';
 
 export interface Priced {
   amount: Decimal; // exact, major units
@@ -82,12 +82,6 @@ function volume(tiers: readonly Tier[], quantity: Decimal): Priced {
       },
     ],
   };
-}
-
-/** One window's usage of a meter, as rating reads it. */
-export interface WindowQuantity {
-  quantity: string;
-  usage_ref: string;
 }
 
 /** The usage line of one metered segment: the window's quantity priced by the segment's version, rounded once. */
