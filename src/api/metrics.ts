@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { currentCatalog } from '../catalog/service.js';
 import { minorToMajor } from '../domain/money.js';
-import { unbilledUsage, type UnbilledUsage } from '../meter/unbilled.js';
+import { unbilledUsage, type UnbilledUsage } from '../rate/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
 import { OWNER_QUEUES } from '../reconcile/exceptions.js';
 import { AuthFailureLimiter, authenticate } from './auth-limit.js';

@@ -4,13 +4,12 @@ import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
 import type { Invoice } from '../domain/model.js';
-import { ProblemError, formatProblems, type Problem } from '../domain/result.js';
+import { ProblemError, type Problem } from '../domain/result.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
-import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { transaction } from '../store/store.js';
 import { appendAudit, type AppendAuditInput } from '../audit/log.js';
 import { invoiceAmountProblems } from '../domain/limits.js';
-import { finalizeInvoice, fromDocument, grantBalancesUsed, saveDraft } from './store.js';
+import { finalizeInvoice, fromDocument, saveDraft } from './store.js';
 import { invoiceIdOf, lateAdjustmentKey, lateCreditNoteKey } from '../domain/keys.js';
 import { reissued } from '../domain/invoice-terms.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
@@ -18,7 +17,7 @@ import { checkRolloutScope, erpRouting, type RolloutScope } from '../post/rollou
 import { inclusiveEnd } from './export.js';
 import { documentLogFields } from '../domain/correlation.js';
 import type { LogLine } from '../post/correlation.js';
-import { rateCustomerPeriod } from '../rate/rate-customer.js';
+import { rateWithStoredUsage } from '../rate/rate-customer.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 
 /** Limit (TigerStyle): customers rated at once; each holds one pooled connection while it reads usage. */
@@ -562,46 +561,4 @@ async function correctLateUsage(
     corrections.push(outcome);
   }
   return corrections;
-}
-
-/**
- * Rating is pure and asks for usage by window; the windows depend only on dates (price versions, the
- * subscription), so a first pass records which windows it needs, the store answers them, and a second pass rates.
- */
-async function rateWithStoredUsage(
-  pool: pg.Pool,
-  catalog: CatalogVersion,
-  customer: string,
-  window: PeriodWindow,
-  watermark: string,
-  options: { includeLate?: boolean } = {},
-) {
-  const needed = new Map<string, { meter: string; from: string; to: string }>();
-  const keyOf = (meter: string, from: string, to: string) => `${meter}|${from}|${to}`;
-  const balancesUsed = await grantBalancesUsed(pool, customer, window.period);
-  rateCustomerPeriod(catalog, customer, window, balancesUsed, (meter, from, to) => {
-    needed.set(keyOf(meter, from, to), { meter, from, to });
-    return { quantity: '0', usage_ref: '' };
-  });
-  const answers = new Map<string, WindowUsage>();
-  for (const [key, w] of needed) {
-    const meter = catalog.index.meters.get(w.meter);
-    if (!meter) throw new Error(`rating asked for unknown meter ${w.meter}`);
-    answers.set(key, await windowUsage(pool, meter, customer, w.from, w.to, watermark, options));
-  }
-  const usage = [...answers.values()].sort((a, b) => (a.usage_ref < b.usage_ref ? -1 : a.usage_ref > b.usage_ref ? 1 : 0));
-  const result = rateCustomerPeriod(
-    catalog,
-    customer,
-    window,
-    balancesUsed,
-    (meter, from, to) => {
-      const answer = answers.get(keyOf(meter, from, to));
-      if (!answer) throw new Error(`rating asked for a window it did not ask for before: ${meter} ${from} ${to}`);
-      return { quantity: answer.quantity, usage_ref: answer.usage_ref };
-    },
-    usage,
-  );
-  if (!result.ok) throw new Error(`rating ${customer} for ${window.period} failed: ${formatProblems(result.problems)}`);
-  return result.value.map((invoice) => ({ invoice, usage: usage.filter((u) => invoice.lines.some((l) => l.usage_ref === u.usage_ref)) }));
 }

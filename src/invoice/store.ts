@@ -148,7 +148,7 @@ export async function finalizeInvoice(
   ]);
   // One drawdown per grant: a grant drawn across several products' lines is recorded once, summed.
   const drawn = new Map<string, bigint>();
-  // A credit note gives its invoice's drawdowns back by existing (grantBalancesUsed leaves credited invoices out).
+  // A credit note gives its invoice's drawdowns back by existing (rate/store.ts grantBalancesUsed leaves credited invoices out).
   for (const line of finalized.kind === 'invoice' ? finalized.lines : []) {
     if (line.kind === 'credit' && line.credit_grant) drawn.set(line.credit_grant, (drawn.get(line.credit_grant) ?? 0n) - line.amount_minor);
   }
@@ -160,23 +160,6 @@ export async function finalizeInvoice(
   }
   await appendAudit(client, { actor, action: `${finalized.kind}.finalize`, subject: invoiceId, details: auditSummary(finalized) });
   return finalized;
-}
-
-/**
- * What finalized invoices already drew from each of a customer's grants (minor units), leaving out the
- * period being rated itself, so that re-running a period sees the same balances it saw the first time.
- */
-export async function grantBalancesUsed(db: pg.Pool | pg.PoolClient, customer: string, ratingPeriod: string): Promise<Map<string, bigint>> {
-  const rows = (
-    await db.query<{ grant_id: string; used: string }>(
-      `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
-      WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2)
-        AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized')
-      GROUP BY d.grant_id`,
-      [customer, ratingPeriod],
-    )
-  ).rows;
-  return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
 }
 
 /** What an audit record says about an invoice: enough to find it and see its amount, not the whole document. */

@@ -6,8 +6,8 @@ import fc from 'fast-check';
 import { indexCatalog, parseCatalog } from '../../src/domain/catalog.js';
 import type { Catalog, Invoice, PriceModel } from '../../src/domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../src/domain/money.js';
-import { priceQuantity } from '../../src/domain/price-models.js';
-import { rateCustomer } from '../../src/domain/rating-engine.js';
+import { priceQuantity } from '../../src/rate/price-models.js';
+import { rateCustomer } from '../../src/rate/rate.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 const load = (text: string) => {

@@ -14,7 +14,7 @@ import { closePeriod } from '../../src/invoice/billing-run.js';
 import { drainOutbox, replayDeadLetter } from '../../src/post/outbox.js';
 import { TargetError, type ErpTarget } from '../../src/post/target.js';
 import { pollPayments, type ErpPayment } from '../../src/settle/poll.js';
-import { unbilledUsage } from '../../src/meter/unbilled.js';
+import { unbilledUsage } from '../../src/rate/unbilled.js';
 import { buildServer } from '../../src/api/server.js';
 import { buildMetricsServer } from '../../src/api/metrics.js';
 import { createKey } from '../../src/api/keys.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { renderInvoicePdf, type InvoicePdfInput } from '../../src/invoice/pdf.js';
 import type { Customer, Invoice, InvoiceLine, LegalEntity } from '../../src/domain/model.js';
 import { indexCatalog, parseCatalog } from '../../src/domain/catalog.js';
-import { rateCustomer } from '../../src/domain/rating-engine.js';
+import { rateCustomer } from '../../src/rate/rate.js';
 import { exportInvoice, presentedLine } from '../../src/invoice/export.js';
 import { Decimal, formatMajor } from '../../src/domain/money.js';
 

@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import { allocateProportionally, salesDocumentFor } from '../../src/post/erp-documents.js';
 import { parseJsonDecimals, stringifyWithDecimals, decimalLiteral } from '../../src/connectors/json-decimal.js';
 import { indexCatalog, parseCatalog } from '../../src/domain/catalog.js';
-import { rateCustomer } from '../../src/domain/rating-engine.js';
+import { rateCustomer } from '../../src/rate/rate.js';
 import { reissued } from '../../src/domain/invoice-terms.js';
 import type { CatalogVersion } from '../../src/catalog/service.js';
 import type { Invoice } from '../../src/domain/model.js';

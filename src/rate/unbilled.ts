@@ -4,14 +4,11 @@
 // no run id is kept; the close is what bills. Late usage of closed periods is counted apart (accrue_late_events_total).
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
-import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
-import { formatProblems } from '../domain/result.js';
-import { grantBalancesUsed } from '../invoice/store.js';
-import { rateCustomerPeriod } from '../rate/rate-customer.js';
-import { monthWindow, parsePeriod, type PeriodWindow } from './period.js';
-import { aggregateSql } from './usage.js';
-import { windowUsage } from './windows.js';
+import { monthWindow, parsePeriod, type PeriodWindow } from '../meter/period.js';
+import { windowKey, type UsageWindow } from './rate.js';
+import { estimateInput, rateEstimate } from './rate-customer.js';
+import { periodQuantities, readWindows } from './store.js';
 
 /** Limit: open periods one estimate covers per legal entity (a backlog of unclosed months beyond this is a finding in itself). */
 export const UNBILLED_PERIODS_MAX = 24;
@@ -97,32 +94,9 @@ export async function unbilledUsage(pool: pg.Pool, catalog: CatalogVersion, now:
   };
 }
 
-/** One grouped query per meter: every customer's quantity over the whole period, with the meter's aggregation. */
-async function periodQuantities(
-  pool: pg.Pool,
-  catalog: CatalogVersion,
-  window: PeriodWindow,
-  watermark: string,
-): Promise<Map<string, Map<string, Decimal>>> {
-  const result = new Map<string, Map<string, Decimal>>();
-  for (const meter of catalog.catalog.meters as Meter[]) {
-    const hasValue = meter.aggregation === 'count' ? '' : ` AND meter_values ? '${meter.id.replace(/'/g, "''")}'`;
-    const rows = (
-      await pool.query<{ customer: string; quantity: string }>(
-        `SELECT customer_id AS customer, (${aggregateSql(meter)})::text AS quantity FROM events
-          WHERE type = $1 AND time >= $2 AND time < $3 AND seq <= $4 AND NOT late${hasValue} GROUP BY 1`,
-        [meter.event_type, window.from, window.to, watermark],
-      )
-    ).rows;
-    result.set(meter.id, new Map(rows.filter((r) => r.quantity !== null).map((r) => [r.customer, new Decimal(r.quantity)])));
-  }
-  return result;
-}
-
 /**
- * Rates one customer's open period as a close would: a first pass learns which usage windows rating asks for; the
- * whole period is answered from the grouped quantities, a part of it (a price version or subscription starting
- * mid-month) from the store.
+ * Rates one customer's open period as a close would: the whole period is answered from the grouped quantities, a
+ * part of it (a price version or subscription starting mid-month) from the store.
  */
 async function estimateCustomer(
   pool: pg.Pool,
@@ -132,27 +106,16 @@ async function estimateCustomer(
   watermark: string,
   perMeter: Map<string, Map<string, Decimal>>,
 ) {
-  const needed = new Map<string, { meter: string; from: string; to: string }>();
-  const balances = await grantBalancesUsed(pool, customer, window.period);
-  const probe = rateCustomerPeriod(catalog, customer, window, balances, (meter, from, to) => {
-    needed.set(`${meter}|${from}|${to}`, { meter, from, to });
-    return { quantity: '0', usage_ref: '' };
-  });
-  if (!probe.ok) throw new Error(`estimating ${customer} for ${window.period} failed: ${formatProblems(probe.problems)}`);
-  const answers = new Map<string, string>();
-  for (const [key, w] of needed) {
-    const whole = Date.parse(w.from) === Date.parse(window.from) && Date.parse(w.to) === Date.parse(window.to);
-    if (whole) answers.set(key, decimalText(perMeter.get(w.meter)?.get(customer) ?? new Decimal(0)));
-    else {
-      const meter = catalog.index.meters.get(w.meter);
-      if (!meter) throw new Error(`rating asked for unknown meter ${w.meter}`);
-      answers.set(key, (await windowUsage(pool, meter, customer, w.from, w.to, watermark)).quantity);
-    }
-  }
-  const rated = rateCustomerPeriod(catalog, customer, window, balances, (meter, from, to) => ({
-    quantity: answers.get(`${meter}|${from}|${to}`) ?? '0',
-    usage_ref: `estimate:${customer}:${meter}:${from}:${to}`,
-  }));
-  if (!rated.ok) throw new Error(`estimating ${customer} for ${window.period} failed: ${formatProblems(rated.problems)}`);
-  return rated.value;
+  const { input, windows } = await estimateInput(pool, catalog, customer, window);
+  const whole = (w: UsageWindow) => Date.parse(w.from) === Date.parse(window.from) && Date.parse(w.to) === Date.parse(window.to);
+  const parts = await readWindows(
+    pool,
+    catalog,
+    customer,
+    windows.filter((w) => !whole(w)),
+    watermark,
+  );
+  return rateEstimate(input, windows, (w) =>
+    whole(w) ? decimalText(perMeter.get(w.meter)?.get(customer) ?? new Decimal(0)) : parts.get(windowKey(w))!.quantity,
+  );
 }

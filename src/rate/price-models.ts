@@ -1,9 +1,11 @@
-// The price models, exact and unrounded: flat, per_unit (with packages), graduated and volume.
+// The price models, exact and unrounded: flat, per_unit (with packages), graduated and volume; and a usage line priced by one.
 // Semantics from the catalog's comments (docs/pricing.md): `up_to` is inclusive; graduated charges the first
 // tier's flat_amount even at zero usage and a later tier's flat_amount once any unit reaches it; volume prices every
 // unit at the tier holding the total, plus that tier's flat_amount.
-import type { PriceModel, Tier, TierApplied } from './model.js';
-import { Decimal, decimalText, roundDecimal } from './money.js';
+import type { Price, PriceModel, PriceVersion, Product, Tier, TierApplied } from '../domain/model.js';
+import { Decimal, decimalText, roundDecimal } from '../domain/money.js';
+import { invariant } from '../domain/result.js';
+import type { ExactLine, Round, WindowQuantity } from './lines.js';
 
 export interface Priced {
   amount: Decimal; // exact, major units
@@ -80,4 +82,44 @@ function volume(tiers: readonly Tier[], quantity: Decimal): Priced {
       },
     ],
   };
+}
+
+/** The usage line of one metered segment: the window's quantity priced by the segment's version, rounded once. */
+export function usageCharge(
+  product: Product,
+  price: Price,
+  segment: { version: PriceVersion; start: string; end: string; windowText: string },
+  usage: WindowQuantity,
+  round: Round,
+): ExactLine {
+  const { version } = segment;
+  invariant(price.meter, `metered price ${price.id} has a meter`);
+  const priced = priceQuantity(version, new Decimal(usage.quantity));
+  const line: ExactLine = {
+    exact: priced.amount,
+    line: {
+      kind: 'usage',
+      product: product.id,
+      meter: price.meter,
+      price_id: price.id,
+      price_version: version.version_id,
+      description: `${product.name}: ${price.meter}${segment.windowText}`,
+      quantity: usage.quantity,
+      unit_amount: version.model === 'per_unit' ? version.unit_amount : null,
+      tiers: priced.tiers,
+      amount_minor: round(priced.amount),
+      period_start: segment.start,
+      period_end: segment.end,
+      taxable: true,
+      usage_ref: usage.usage_ref,
+    },
+  };
+  if (version.model === 'per_unit' && version.package) {
+    // Billed in packages: the line reads packages × price of a package = amount; the usage stays in `quantity`.
+    const { size, round: direction } = version.package;
+    const packages = decimalText(priced.quantity_billed);
+    line.line.package = { size, round: direction, quantity: packages };
+    line.line.description += ` (${packages} ${packages === '1' ? 'package' : 'packages'} of ${size}: ${usage.quantity} rounded ${direction})`;
+  }
+  return line;
 }
