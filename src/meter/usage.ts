@@ -26,6 +26,13 @@ export interface UsageRow {
   last_event_time: string;
 }
 
+/** The SQL text of a meter's value in an event, the meter id being the parameter `idParam`. */
+export const meterValueSql = (idParam: string): string => `(meter_values->>${idParam}::text)`;
+
+/** The SQL condition that an event carries the meter's value (empty for a count, which reads none). */
+export const carriesValueSql = (meter: Meter, idParam: string): string =>
+  meter.aggregation === 'count' ? '' : ` AND meter_values ? ${idParam}::text`;
+
 /**
  * The SQL aggregate of a meter over `events`. `idParam` is the placeholder (`$5`) whose value is the meter's id: ids
  * reach SQL as parameters, never as text. A count reads no value and needs none.
@@ -35,7 +42,7 @@ export function aggregateSql(meter: Meter, idParam?: string): string {
     meter.aggregation === 'count' || idParam !== undefined,
     `the ${meter.aggregation} of meter ${meter.id} needs its id as a parameter`,
   );
-  const value = `(meter_values->>${idParam}::text)`;
+  const value = meterValueSql(idParam!);
   switch (meter.aggregation) {
     case 'count':
       return 'count(*)::numeric';

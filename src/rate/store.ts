@@ -1,5 +1,6 @@
 // What rating reads from the store: the usage windows it needs (as of a watermark), the grant balances earlier
 // finalized invoices drew, and the grouped and per-day quantities the estimates rate from. Read-only.
+import { aggregateSql, carriesValueSql, meterValueSql } from '../meter/usage.js';
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Meter } from '../domain/model.js';
@@ -45,21 +46,9 @@ export async function readWindows(
   return answers;
 }
 
-/**
- * A meter's aggregate over the selected events (as meter/usage.ts aggregateSql), with the meter id passed as the
- * query parameter `idParam`; `present` keeps the events carrying a value (none needed to count).
- */
+/** A meter's aggregate, value and carried-value condition over `events`, the meter id being the parameter `idParam`. */
 function aggregateOf(meter: Meter, idParam: string): { aggregate: string; value: string; present: string } {
-  const value = `(meter_values->>${idParam}::text)`;
-  const present = meter.aggregation === 'count' ? '' : ` AND meter_values ? ${idParam}::text`;
-  const aggregate = {
-    count: 'count(*)::numeric',
-    sum: `sum(${value}::numeric)`,
-    max: `max(${value}::numeric)`,
-    unique_count: `count(DISTINCT ${value})::numeric`,
-    latest: `(array_agg(${value}::numeric ORDER BY time DESC, id COLLATE "C" DESC, source COLLATE "C" DESC))[1]`,
-  }[meter.aggregation];
-  return { aggregate, value, present };
+  return { aggregate: aggregateSql(meter, idParam), value: meterValueSql(idParam), present: carriesValueSql(meter, idParam) };
 }
 
 /** One grouped query per meter: every customer's quantity over the whole period (not late, up to the watermark). */
