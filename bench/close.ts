@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import YAML from 'yaml';
 import { applyCatalog, currentCatalog } from '../src/catalog/service.js';
-import { closePeriod } from '../src/invoice/billing-run.js';
+import { closePeriod } from '../src/close/close-period.js';
 
 /** Limit: events per generating statement; each statement's rows pass through the rollup triggers at once. */
 export const GENERATE_CHUNK_EVENTS = 1_000_000;

@@ -20,7 +20,7 @@ import pgCopy from 'pg-copy-streams';
 import type pg from 'pg';
 import { openStore, transaction } from '../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../src/catalog/service.js';
-import { FINALIZE_BATCH } from '../src/invoice/billing-run.js';
+import { FINALIZE_BATCH } from '../src/close/close-period.js';
 import { journalsFor, outboxKey, recordJournals } from '../src/post/journals.js';
 import { drainOutbox, OUTBOX_LIMITS } from '../src/post/outbox.js';
 import { netsuiteExternalId } from '../src/connectors/netsuite/client.js';

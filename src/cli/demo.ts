@@ -12,7 +12,7 @@ import { progress } from './progress.js';
 import { table } from './table.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { closePeriod } from '../invoice/billing-run.js';
+import { closePeriod } from '../close/close-period.js';
 import { exportInvoice, exportInvoices } from '../invoice/export.js';
 import { renderInvoicePdf } from '../invoice/pdf.js';
 import { readJournals } from '../post/journals.js';

@@ -39,6 +39,10 @@ export const lateCreditNoteKey = (invoiceId: string, watermark: string): string 
 export const lateAdjustmentKey = (customer: string, currency: string, period: string, watermark: string): string =>
   `adj:v1:${customer}:${currency}:${period}:${watermark}`;
 
+/** `billing-run:v1:<period>:<entity>+<entity>:<watermark>`: the audit subject of one close of a period. */
+export const billingRunSubject = (period: string, entities: readonly string[], watermark: string): string =>
+  `billing-run:v1:${period}:${entities.join('+')}:${watermark}`;
+
 /** `jrn:v1:<kind>:<source document id>`: the journal's id and idempotency key. */
 export const journalId = (kind: string, sourceDocument: string): string => `jrn:${JOURNAL_KEY_VERSION}:${kind}:${sourceDocument}`;
 

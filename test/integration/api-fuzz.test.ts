@@ -17,7 +17,7 @@ import { buildServer } from '../../src/api/server.js';
 import { createKey } from '../../src/api/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { signWebhook } from '../../src/settle/payments.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { voidInvoice } from '../../src/invoice/store.js';
 import { drainOutbox, listDeadLetters, replayDeadLetter } from '../../src/post/outbox.js';
 import { TargetError, type ErpTarget } from '../../src/post/target.js';

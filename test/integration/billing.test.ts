@@ -8,7 +8,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { voidInvoice } from '../../src/invoice/store.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');

@@ -10,7 +10,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { buildServer } from '../../src/api/server.js';
 import { createKey } from '../../src/api/keys.js';
 import { ProblemError } from '../../src/domain/result.js';

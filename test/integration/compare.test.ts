@@ -10,7 +10,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { parsePeriod } from '../../src/meter/period.js';
 import { checkPlanted, writeLegacyOutput, LEGACY_ONLY_PRODUCT, type ExpectedRow } from '../../src/demo/legacy.js';
 import { parseScope, readAccrueSide, runLegacyComparison, type LegacyRun } from '../../src/reconcile/legacy-run.js';

@@ -11,7 +11,7 @@ import { createKey } from '../../src/api/keys.js';
 import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/catalog/service.js';
 import { generateUsage } from '../../src/demo/generate.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { parsePeriod } from '../../src/meter/period.js';
 import { formatMajor } from '../../src/domain/money.js';
 

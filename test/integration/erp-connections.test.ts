@@ -10,7 +10,7 @@ import { northwindMappings, northwindTenant, xeroTestTarget } from '../support/x
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { saveConnections } from '../../src/connectors/connections.js';
 import type { ConnectionSettings } from '../../src/connectors/connection.js';

@@ -9,7 +9,7 @@ import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox, listDeadLetters } from '../../src/post/outbox.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';

@@ -8,7 +8,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, catalogVersion, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { getInvoice, invoiceContentHash, withoutLegalContent, fromDocument } from '../../src/invoice/store.js';
 import { toJsonValue } from '../../src/domain/canonical.js';
 import { exportInvoice } from '../../src/invoice/export.js';

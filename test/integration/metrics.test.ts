@@ -10,7 +10,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox, replayDeadLetter } from '../../src/post/outbox.js';
 import { TargetError, type ErpTarget } from '../../src/post/target.js';
 import { pollPayments, type ErpPayment } from '../../src/settle/poll.js';

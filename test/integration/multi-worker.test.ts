@@ -19,7 +19,7 @@ import { importMappings } from '../../src/map/import.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 
 let store: Store;

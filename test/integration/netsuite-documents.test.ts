@@ -10,7 +10,7 @@ import { netsuiteTarget } from '../support/netsuite-target.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox, listDeadLetters } from '../../src/post/outbox.js';
 import { pollPayments } from '../../src/settle/poll.js';
 

@@ -9,7 +9,7 @@ import { freePort, startEmbedded, type EmbeddedServer } from '../../src/store/em
 import { openStore, type Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { isConnectionLoss, runOutboxWorker } from '../../src/post/worker.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
 import { NetSuiteSimulator } from '../support/netsuite-sim.js';

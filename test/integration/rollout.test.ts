@@ -10,7 +10,7 @@ import { NetSuiteSimulator } from '../support/netsuite-sim.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { outboxKey } from '../../src/post/journals.js';
 import { inRolloutScope, listHeldBack, NO_ROLLOUT_LIMIT, type RolloutScope } from '../../src/post/rollout.js';

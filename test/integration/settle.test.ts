@@ -6,7 +6,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { buildServer } from '../../src/api/server.js';
 import { signWebhook } from '../../src/settle/payments.js';
 import { recordJournals } from '../../src/post/journals.js';

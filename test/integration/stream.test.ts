@@ -13,7 +13,7 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { queryUsage } from '../../src/meter/usage.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { Decimal } from '../../src/domain/money.js';
 import { verifyWebhook } from '../../src/settle/payments.js';
 import { decodeMessage, startStreamConsumer } from '../../src/stream/consumer.js';

@@ -11,7 +11,7 @@ import { NetSuiteSimulator } from '../support/netsuite-sim.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { netsuiteTarget } from '../support/netsuite-target.js';
 import { correlationId } from '../../src/domain/correlation.js';

@@ -7,7 +7,7 @@ import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { openException } from '../../src/store/exceptions.js';
 import { openPaymentException } from '../../src/settle/exceptions.js';
 

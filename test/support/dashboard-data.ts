@@ -10,7 +10,7 @@ import { generateUsage, type CloudEvent } from '../../src/demo/generate.js';
 import { formatMajor } from '../../src/domain/money.js';
 import { INGEST_LIMITS } from '../../src/ingest/cloudevent.js';
 import { ingestBatch } from '../../src/ingest/service.js';
-import { closePeriod } from '../../src/invoice/billing-run.js';
+import { closePeriod } from '../../src/close/close-period.js';
 import { parsePeriod } from '../../src/meter/period.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { reconcilePeriod } from '../../src/reconcile/run.js';

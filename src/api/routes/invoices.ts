@@ -1,7 +1,7 @@
 // Billing runs and invoices over HTTP: close a period, read invoices as JSON or PDF.
 import type { FastifyInstance } from 'fastify';
 import { currentCatalog } from '../../catalog/service.js';
-import { CloseFailedError, closePeriod } from '../../invoice/billing-run.js';
+import { CloseFailedError, closePeriod } from '../../close/close-period.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
