@@ -4,11 +4,11 @@
 // daily-limit 429 parks the connection until the ERP says, without spending anything on the documents waiting.
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { TargetError } from '../post/target.js';
+import { ConnectionParked, type ConnectionSettings } from '../domain/erp.js';
 import { transaction } from '../store/store.js';
-import { ConnectionParked, countCall, type Authorizer, type CallInit, type ConnectionSettings, type ErpCaller } from './connection.js';
+import { countCall, type Authorizer, type CallInit, type ErpCaller } from './caller.js';
 import { concurrencyOf } from './connections.js';
-import { retryAfterMs } from './retry-after.js';
+import { httpSend, retryAfterMs } from './http.js';
 
 /** Xero's documented limits per tenant: 60 calls in a minute, 5,000 in a day (and 5 in flight: the slots). */
 export const XERO_WINDOWS = { perMinute: 60, perDay: 5_000 };
@@ -134,16 +134,10 @@ export function sharedCaller(
     const logId = await takeWindows();
     countCall();
     try {
-      return await fetch(url, {
-        method,
+      return await httpSend(connection, method, url, {
         headers: { ...init.headers, ...auth },
         body: init.body,
-        signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs),
-      });
-    } catch (error) {
-      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, {
-        permanent: false,
-        code: (error as Error).name,
+        timeoutMs: init.timeoutMs ?? timeoutMs,
       });
     } finally {
       // The ERP counted the call somewhere between sending and answering: from the answer on, it counts here too, so a

@@ -7,7 +7,8 @@
 import { transaction } from '../../store/store.js';
 import { importPKCS8, SignJWT } from 'jose';
 import type pg from 'pg';
-import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
+import { ReauthorizationRequired, type ConnectionSettings } from '../../domain/erp.js';
+import type { Authorizer } from '../caller.js';
 import { baseUrl } from '../connections.js';
 import { readCredentials, saveCredentials, type Secrets } from './credentials.js';
 import { markNeedsReauthorization } from './reauthorization.js';

@@ -4,7 +4,7 @@
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html); the account's
 //   concurrency limit is shared by every web services and RESTlet request (Concurrency Governance,
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_1559222360.html).
-// Every request goes through the connection's ErpCaller (src/connectors/connection.ts): it authorizes (TBA or
+// Every request goes through the connection's ErpCaller (src/connectors/caller.ts): it authorizes (TBA or
 // bearer), shares the limits and refreshes once after a 401. Every reference comes from the connection's mappings.
 import type { Journal } from '../../domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
@@ -26,14 +26,14 @@ import {
   PeriodLocked,
   ReauthorizationRequired,
   type ConnectionSettings,
-  type ErpCaller,
   type MappingKind,
   type MappingResolver,
   type MappingSource,
   type PaymentDocument,
   type ReferenceChecker,
   type ReferenceState,
-} from '../connection.js';
+} from '../../domain/erp.js';
+import type { ErpCaller } from '../caller.js';
 import { baseUrl, concurrencyOf } from '../connections.js';
 import {
   billingAddressOf,

@@ -9,7 +9,7 @@ import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment } from '../../settle/poll.js';
 import { decimalLiteral, stringifyWithDecimals } from '../json-decimal.js';
-import type { MappingKind, MappingResolver } from '../connection.js';
+import type { MappingKind, MappingResolver } from '../../domain/erp.js';
 
 // Oracle's documentation used here:
 //   - REST Web Services Supported Records / Limitations of REST Web Services: "REST web services do not support legacy

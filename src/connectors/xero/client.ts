@@ -32,14 +32,14 @@ import {
   MappingMissing,
   PeriodLocked,
   type ConnectionSettings,
-  type ErpCaller,
   type MappingKind,
   type MappingResolver,
   type MappingSource,
   type PaymentDocument,
   type ReferenceChecker,
   type ReferenceState,
-} from '../connection.js';
+} from '../../domain/erp.js';
+import type { ErpCaller } from '../caller.js';
 import {
   allocationBody,
   contactBody,
