@@ -49,8 +49,8 @@ export async function readAnswer(res: Response): Promise<HttpAnswer> {
 export const jsonRecord = (answer: HttpAnswer): Record<string, unknown> =>
   typeof answer.json === 'object' && answer.json !== null && !Array.isArray(answer.json) ? (answer.json as Record<string, unknown>) : {};
 
-/** RFC 9111 §1.2.2: a delay larger than 2^31 seconds is read as 2^31 seconds. */
-export const RETRY_AFTER_MAX_SECONDS = 2 ** 31;
+/** Digits of a delay-seconds read at most (317 years); a longer value is out of range and ignored like an invalid one. */
+export const RETRY_AFTER_MAX_DIGITS = 10;
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
@@ -84,7 +84,7 @@ export function parseHttpDate(text: string, now = Date.now()): number | undefine
   let m = IMF_FIXDATE.exec(text);
   if (m) return utc(Number(m[3]), m[2]!, m[1]!, m[4]!, m[5]!, m[6]!);
   m = ASCTIME_DATE.exec(text);
-  if (m) return utc(Number(m[7]), m[1]!, m[2]!, m[3]!, m[4]!, m[5]!);
+  if (m) return utc(Number(m[6]), m[1]!, m[2]!, m[3]!, m[4]!, m[5]!);
   m = RFC850_DATE.exec(text);
   if (!m) return undefined;
   const thisYear = new Date(now).getUTCFullYear();
@@ -100,11 +100,7 @@ export function retryAfterMs(header: string | null | undefined, now = Date.now()
   if (header === null || header === undefined) return undefined;
   // Field values arrive without surrounding whitespace (RFC 9110 §5.5); fetch's Headers already strips it.
   const text = header.replace(/^[ \t]+|[ \t]+$/g, '');
-  if (/^\d+$/.test(text)) {
-    const digits = text.replace(/^0+(?=\d)/, '');
-    const seconds = digits.length > 10 ? RETRY_AFTER_MAX_SECONDS : Math.min(Number(digits), RETRY_AFTER_MAX_SECONDS);
-    return seconds * 1000;
-  }
+  if (/^\d+$/.test(text)) return text.length > RETRY_AFTER_MAX_DIGITS ? undefined : Number.parseInt(text, 10) * 1000;
   const at = parseHttpDate(text, now);
   return at === undefined ? undefined : Math.max(0, at - now);
 }
