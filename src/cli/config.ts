@@ -7,7 +7,7 @@ import { NO_ROLLOUT_LIMIT, type RolloutScope } from '../post/rollout.js';
 import { METRICS_ACCESS, type MetricsAccess } from '../api/metrics.js';
 import { connectionsFromFile } from '../connectors/connections.js';
 import { formatProblems } from '../domain/result.js';
-import type { ConnectionSettings } from '../connectors/connection.js';
+import type { ConnectionSettings } from '../domain/erp.js';
 
 export interface Config {
   databaseUrl?: string;

@@ -3,7 +3,7 @@
 import { transaction } from '../store/store.js';
 import { createServer } from 'node:http';
 import type { Command } from 'commander';
-import type { ConnectionSettings } from '../connectors/connection.js';
+import type { ConnectionSettings } from '../domain/erp.js';
 import { saveConnections } from '../connectors/connections.js';
 import { saveCredentials, type Secrets } from '../connectors/auth/credentials.js';
 import { markReauthorized } from '../connectors/auth/reauthorization.js';

@@ -2,7 +2,7 @@
 // versioned, audited data (docs/mappings.md), and `erp check`, which looks every mapping up in the ERP.
 import type pg from 'pg';
 import type { Command } from 'commander';
-import type { ReferenceChecker } from '../connectors/connection.js';
+import type { ReferenceChecker } from '../domain/erp.js';
 import { listConnections, saveConnections } from '../connectors/connections.js';
 import { openConnection } from '../connectors/open.js';
 import { currentCatalog } from '../catalog/service.js';

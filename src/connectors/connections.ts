@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
-import type { ConnectionSettings, ErpKind } from './connection.js';
+import type { ConnectionSettings, ErpKind } from '../domain/erp.js';
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const KINDS: readonly ErpKind[] = ['xero', 'netsuite'];

@@ -1,5 +1,6 @@
 // JSON with exact decimals. ERPs write amounts as JSON numbers (`"Amount": 100.50`); Accrue reads them as their
 // literal text and writes them from decimal strings, so no amount ever passes through a JS float.
+import { parse } from 'lossless-json';
 
 /** A JSON number written exactly as given: `new DecimalLiteral('1234.50')` serializes as `1234.50`. */
 export class DecimalLiteral {
@@ -27,27 +28,10 @@ export function stringifyWithDecimals(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** JSON.parse with every number read as the string of its literal text (`100.50` -> "100.50"). */
+/**
+ * JSON.parse with every number read as the string of its literal text (`100.50` -> "100.50"), of any length
+ * (lossless-json). A repeated key keeps its last value, as JSON.parse does.
+ */
 export function parseJsonDecimals(text: string): unknown {
-  let out = '';
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      // Copy the string as it is, escapes included.
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j + 1;
-    } else if (c === '-' || (c >= '0' && c <= '9')) {
-      const number = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))?.[0];
-      if (!number) throw new SyntaxError(`bad number in JSON at ${i}`);
-      out += `"${number}"`;
-      i += number.length;
-    } else {
-      out += c;
-      i += 1;
-    }
-  }
-  return JSON.parse(out);
+  return parse(text, null, { parseNumber: (literal) => literal, onDuplicateKey: ({ newValue }) => newValue });
 }

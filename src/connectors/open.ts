@@ -6,7 +6,7 @@ import { ProblemError } from '../domain/result.js';
 import { mappingSource } from '../map/resolver.js';
 import { authorizerFor } from './auth/index.js';
 import { loadSecretKey } from './auth/secret-box.js';
-import type { ConnectionSettings } from './connection.js';
+import type { ConnectionSettings } from '../domain/erp.js';
 import { saveConnections } from './connections.js';
 import { sharedCaller } from './erp-caller.js';
 import { NetSuiteTarget } from './netsuite/client.js';

@@ -2,7 +2,7 @@
 // mapping in force looked up in the ERP through the connection's connector (so the calls share its limits), as a list
 // of findings. The check passes when nothing required is unmapped and no target is missing or inactive in the ERP.
 import type pg from 'pg';
-import type { ConnectionSettings, MappingKind, ReferenceChecker } from '../connectors/connection.js';
+import type { ConnectionSettings, MappingKind, ReferenceChecker } from '../domain/erp.js';
 import type { Catalog } from '../domain/model.js';
 import { requiredMappings } from './required.js';
 import { mappingsInForce } from './store.js';

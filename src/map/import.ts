@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parseDocument } from 'yaml';
-import { MAPPING_KINDS, type ErpKind, type MappingKind } from '../connectors/connection.js';
+import { MAPPING_KINDS, type ErpKind, type MappingKind } from '../domain/erp.js';
 import { currentCatalog } from '../catalog/service.js';
 import type { Catalog } from '../domain/model.js';
 import { isCurrency } from '../domain/money.js';

@@ -3,7 +3,7 @@
 // currency, subsidiary. Xero: contact, item code (optional: a line may carry an account and no item), account,
 // TaxType (required: never a silent default), currency. A customer Accrue creates in the ERP itself (customer sync,
 // settings.customers other than `link`) needs no mapping ahead of time.
-import type { ConnectionSettings, MappingKind } from '../connectors/connection.js';
+import type { ConnectionSettings, MappingKind } from '../domain/erp.js';
 import type { Catalog } from '../domain/model.js';
 
 export interface RequiredMapping {

@@ -3,7 +3,7 @@
 // before the date, the latest effective_from wins, and for that date the highest version; a NULL target there means
 // the mapping was ended, so there is none.
 import type pg from 'pg';
-import { MAPPING_KINDS, MappingMissing, type MappingKind, type MappingResolver, type MappingSource } from '../connectors/connection.js';
+import { MAPPING_KINDS, MappingMissing, type MappingKind, type MappingResolver, type MappingSource } from '../domain/erp.js';
 
 /** One stored version of one mapping (a row of erp_mappings). */
 export interface MappingRow {

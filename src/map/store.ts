@@ -2,7 +2,7 @@
 // recorded each and when, and an export (CSV or YAML) that `accrue erp mappings import` reads back with no change.
 import type pg from 'pg';
 import YAML from 'yaml';
-import type { MappingKind } from '../connectors/connection.js';
+import type { MappingKind } from '../domain/erp.js';
 import { readMappingRows, rowInForce, type MappingRow } from './resolver.js';
 
 export { readMappingRows, type MappingRow } from './resolver.js';

@@ -17,14 +17,8 @@ import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
 import { recordErpFailure } from '../observe/counters.js';
-import {
-  callScope,
-  ConnectionParked,
-  MappingMissing,
-  PeriodLocked,
-  ReauthorizationRequired,
-  type PaymentDocument,
-} from '../connectors/connection.js';
+import { ConnectionParked, MappingMissing, PeriodLocked, ReauthorizationRequired, type PaymentDocument } from '../domain/erp.js';
+import { callScope } from './target.js';
 import { currentCatalog } from '../catalog/service.js';
 import { clearErpExceptions, openErpException } from './erp-exceptions.js';
 
@@ -317,7 +311,7 @@ async function processRow(
   }
 }
 
-/** Payments Accrue received, as the ERP connectors take them (src/connectors/connection.ts PaymentDocument). */
+/** Payments Accrue received, as the ERP connectors take them (src/domain/erp.ts PaymentDocument). */
 async function readPaymentDocuments(pool: pg.Pool, ids: readonly string[]): Promise<Map<string, PaymentDocument>> {
   if (ids.length === 0) return new Map();
   const rows = await pool.query<{

@@ -1,7 +1,8 @@
 // The port every ERP target implements. The outbox worker talks to this, never to an ERP's HTTP API directly.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Journal } from '../domain/model.js';
 import type { SalesDocument } from './erp-documents.js';
-import type { PaymentDocument } from '../connectors/connection.js';
+import type { PaymentDocument } from '../domain/erp.js';
 
 export interface TargetLimits {
   concurrency: number; // requests in flight at once, from the target's documented limits
@@ -37,7 +38,7 @@ export interface ErpTarget {
   postDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference>;
   /** Reconciliation: every document the target holds for a legal entity, posted in an accounting period (YYYY-MM). */
   listDocuments?(legalEntity: string, period: string): Promise<ErpDocument[]>;
-  /** Payments Accrue received, pushed to the ERP and applied to their invoice (src/connectors/connection.ts). */
+  /** Payments Accrue received, pushed to the ERP and applied to their invoice (src/domain/erp.ts). */
   findPayment?(idempotencyKey: string, payment: PaymentDocument): Promise<PostedReference | undefined>;
   postPayment?(idempotencyKey: string, payment: PaymentDocument): Promise<PostedReference>;
   /** The form the target stores our idempotency key in, when it is not verbatim (NetSuite external IDs). */
@@ -54,3 +55,9 @@ export class TargetError extends Error {
     this.name = 'TargetError';
   }
 }
+
+/**
+ * Calls made to the ERP inside a scope: every ErpCaller (src/connectors/caller.ts) adds one per HTTP request it sends
+ * (a 401 and its retry are two). The outbox runs each row's work in a scope and records the count as the row's attempts.
+ */
+export const callScope = new AsyncLocalStorage<{ calls: number }>();

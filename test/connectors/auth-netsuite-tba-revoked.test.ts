@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { directCaller, ReauthorizationRequired, type ConnectionSettings } from '../../src/connectors/connection.js';
+import { ReauthorizationRequired, type ConnectionSettings } from '../../src/domain/erp.js';
+import { directCaller } from '../../src/connectors/caller.js';
 import { saveConnections } from '../../src/connectors/connections.js';
 import { authorizerFor } from '../../src/connectors/auth/index.js';
 import { saveCredentials } from '../../src/connectors/auth/credentials.js';

@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import OAuth from 'oauth-1.0a';
-import { MappingMissing, PeriodLocked, type PaymentDocument } from '../../src/connectors/connection.js';
+import { MappingMissing, PeriodLocked, type PaymentDocument } from '../../src/domain/erp.js';
 import { netsuiteExternalId, suiteqlText } from '../../src/connectors/netsuite/client.js';
 import type { SalesDocument } from '../../src/post/erp-documents.js';
 import { TargetError } from '../../src/post/target.js';

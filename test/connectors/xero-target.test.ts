@@ -3,7 +3,7 @@
 // pushed, checkReference, authentication and limits. No database: the connector's own behaviour.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MappingMissing, PeriodLocked, type MappingEntry } from '../../src/connectors/connection.js';
+import { MappingMissing, PeriodLocked, type MappingEntry } from '../../src/domain/erp.js';
 import { TargetError } from '../../src/post/target.js';
 import type { Journal } from '../../src/domain/model.js';
 import type { SalesDocument } from '../../src/post/erp-documents.js';

@@ -13,7 +13,7 @@ import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { saveConnections } from '../../src/connectors/connections.js';
-import type { ConnectionSettings } from '../../src/connectors/connection.js';
+import type { ConnectionSettings } from '../../src/domain/erp.js';
 import { importMappings } from '../../src/map/import.js';
 import { runErpCheck } from '../../src/map/check.js';
 import { mappingSource } from '../../src/map/resolver.js';

@@ -10,14 +10,14 @@ import { XeroSimulator } from '../support/xero-sim.js';
 import { northwindMappings, northwindTenant, simAuthorizer } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
 import { transaction } from '../../src/store/store.js';
-import { staticMappings, type ConnectionSettings } from '../../src/connectors/connection.js';
+import { staticMappings, type ConnectionSettings } from '../../src/domain/erp.js';
 import { saveConnections } from '../../src/connectors/connections.js';
 import { sharedCaller, type SharedCallerOptions } from '../../src/connectors/erp-caller.js';
 import { XeroTarget } from '../../src/connectors/xero/client.js';
 import { recordJournals } from '../../src/post/journals.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import type { Journal } from '../../src/domain/model.js';
-import { retryAfterMs } from '../../src/connectors/retry-after.js';
+import { retryAfterMs } from '../../src/connectors/http.js';
 
 let store: Store;
 const WINDOW_MS = 2_000;

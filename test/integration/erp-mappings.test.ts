@@ -15,7 +15,7 @@ import {
   type MappingKind,
   type ReferenceChecker,
   type ReferenceState,
-} from '../../src/connectors/connection.js';
+} from '../../src/domain/erp.js';
 import { importMappings } from '../../src/map/import.js';
 import { exportMappings, mappingHistory, mappingsInForce, formatCsv, formatYaml } from '../../src/map/store.js';
 import { mappingSource } from '../../src/map/resolver.js';

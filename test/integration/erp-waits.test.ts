@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { transaction } from '../../src/store/store.js';
-import { PeriodLocked, ReauthorizationRequired, type ConnectionSettings } from '../../src/connectors/connection.js';
+import { PeriodLocked, ReauthorizationRequired, type ConnectionSettings } from '../../src/domain/erp.js';
 import { saveConnections, setConnectionStatus } from '../../src/connectors/connections.js';
 import { recordJournals } from '../../src/post/journals.js';
 import { drainOutbox } from '../../src/post/outbox.js';

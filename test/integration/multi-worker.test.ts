@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { testStore } from '../support/db.js';
 import { NetSuiteSimulator, NS_SIM_ACCOUNT, NS_SIM_TBA } from '../support/netsuite-sim.js';
 import { saveConnections } from '../../src/connectors/connections.js';
-import type { ConnectionSettings } from '../../src/connectors/connection.js';
+import type { ConnectionSettings } from '../../src/domain/erp.js';
 import { saveCredentials } from '../../src/connectors/auth/credentials.js';
 import { secretKeyFrom } from '../../src/connectors/auth/secret-box.js';
 import { importMappings } from '../../src/map/import.js';

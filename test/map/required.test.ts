@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseCatalog } from '../../src/domain/catalog.js';
 import { requiredMappings, type RequiredMapping } from '../../src/map/required.js';
-import type { ConnectionSettings } from '../../src/connectors/connection.js';
+import type { ConnectionSettings } from '../../src/domain/erp.js';
 
 const loaded = parseCatalog(readFileSync('examples/northwind/catalog.yaml', 'utf8'));
 if (!loaded.ok) throw new Error('northwind catalog does not load');

@@ -2,7 +2,7 @@
 // highest version for that date; a NULL target ends the mapping (resolve() throws MappingMissing naming the field).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MappingMissing, type MappingKind } from '../../src/connectors/connection.js';
+import { MappingMissing, type MappingKind } from '../../src/domain/erp.js';
 import { resolverOf, rowInForce } from '../../src/map/resolver.js';
 
 const row = (source: string, effective_from: string, version: number, target: string | null, kind: MappingKind = 'item') => ({

@@ -5,15 +5,14 @@
 import { createHmac } from 'node:crypto';
 import OAuth from 'oauth-1.0a';
 import {
-  directCaller,
   MappingMissing,
   ReauthorizationRequired,
-  type Authorizer,
   type ConnectionSettings,
   type MappingKind,
   type MappingResolver,
   type MappingSource,
-} from '../../src/connectors/connection.js';
+} from '../../src/domain/erp.js';
+import { directCaller, type Authorizer } from '../../src/connectors/caller.js';
 import { NetSuiteTarget } from '../../src/connectors/netsuite/client.js';
 import { References } from '../../src/connectors/netsuite/sales.js';
 import type { TargetLimits } from '../../src/post/target.js';

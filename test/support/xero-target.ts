@@ -2,14 +2,8 @@
 // Authorizer (here: tokens the simulator issues, renewed on a 401 as a refresh would), and a MappingSource. Also the
 // Northwind organisation as the simulator holds it (its chart of accounts, tax rates and currencies) and the
 // Northwind mappings (Accrue GL account -> Xero account code, tax jurisdiction -> TaxType, currency).
-import {
-  directCaller,
-  staticMappings,
-  type Authorizer,
-  type ConnectionSettings,
-  type MappingEntry,
-  type MappingSource,
-} from '../../src/connectors/connection.js';
+import { staticMappings, type ConnectionSettings, type MappingEntry, type MappingSource } from '../../src/domain/erp.js';
+import { directCaller, type Authorizer } from '../../src/connectors/caller.js';
 import { XeroTarget, type XeroTargetOptions } from '../../src/connectors/xero/client.js';
 import { XeroSimulator, type XeroSimOptions, type XeroTenantConfig } from './xero-sim.js';
 

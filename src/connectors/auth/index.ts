@@ -1,6 +1,7 @@
 // The Authorizer of a connection, chosen by its kind and auth (issue #15).
 import type pg from 'pg';
-import type { Authorizer, ConnectionSettings } from '../connection.js';
+import type { ConnectionSettings } from '../../domain/erp.js';
+import type { Authorizer } from '../caller.js';
 import { netsuiteClientCredentialsAuthorizer } from './netsuite-client-credentials.js';
 import { netsuiteTbaAuthorizer } from './netsuite-tba.js';
 import type { SecretKey } from './secret-box.js';

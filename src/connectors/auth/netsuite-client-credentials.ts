@@ -7,8 +7,10 @@
 import { transaction } from '../../store/store.js';
 import { importPKCS8, SignJWT } from 'jose';
 import type pg from 'pg';
-import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
+import { ReauthorizationRequired, type ConnectionSettings } from '../../domain/erp.js';
+import type { Authorizer } from '../caller.js';
 import { baseUrl } from '../connections.js';
+import { httpSend, jsonRecord, readAnswer } from '../http.js';
 import { readCredentials, saveCredentials, type Secrets } from './credentials.js';
 import { markNeedsReauthorization } from './reauthorization.js';
 import type { SecretKey } from './secret-box.js';
@@ -41,17 +43,14 @@ export async function netsuiteClientCredentialsToken(
       cause: error,
     });
   }
-  const res = await fetch(tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: assertion,
-    }),
-    signal: AbortSignal.timeout(30_000),
+  const body = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: assertion,
   });
-  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  const res = await readAnswer(await httpSend('NetSuite token endpoint', 'POST', tokenUrl, { headers, body, timeoutMs: 30_000 }));
+  const json = jsonRecord(res);
   if (res.status === 400 || res.status === 401 || res.status === 403)
     return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}` };
   if (!res.ok || typeof json.access_token !== 'string') throw new Error(`NetSuite token endpoint answered ${res.status}`);

@@ -5,7 +5,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import OAuth from 'oauth-1.0a';
 import type pg from 'pg';
-import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
+import { ReauthorizationRequired, type ConnectionSettings } from '../../domain/erp.js';
+import type { Authorizer } from '../caller.js';
 import { readCredentials, type Secrets } from './credentials.js';
 import { markNeedsReauthorization } from './reauthorization.js';
 import type { SecretKey } from './secret-box.js';

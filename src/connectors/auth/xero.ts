@@ -5,7 +5,9 @@
 import { transaction } from '../../store/store.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { ReauthorizationRequired, type Authorizer, type ConnectionSettings } from '../connection.js';
+import { ReauthorizationRequired, type ConnectionSettings } from '../../domain/erp.js';
+import type { Authorizer } from '../caller.js';
+import { httpSend, jsonRecord, readAnswer } from '../http.js';
 import { readCredentials, saveCredentials, type Secrets } from './credentials.js';
 import { markNeedsReauthorization } from './reauthorization.js';
 import type { SecretKey } from './secret-box.js';
@@ -44,8 +46,8 @@ export async function xeroTokenRequest(
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
   if (clientSecret) headers.authorization = basic(clientId, clientSecret);
   else body.set('client_id', clientId);
-  const res = await fetch(tokenUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
-  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  const res = await readAnswer(await httpSend('Xero token endpoint', 'POST', tokenUrl, { headers, body, timeoutMs: 30_000 }));
+  const json = jsonRecord(res);
   if (res.status === 400 || res.status === 401)
     return { refused: typeof json.error === 'string' ? json.error : `http_${res.status}`, status: res.status };
   if (!res.ok) throw new Error(`Xero token endpoint answered ${res.status}`);
@@ -187,10 +189,13 @@ export interface XeroTenant {
 }
 
 export async function xeroTenants(settings: Pick<ConnectionSettings, 'connections_url'>, accessToken: string): Promise<XeroTenant[]> {
-  const res = await fetch(settings.connections_url ?? XERO_CONNECTIONS_URL, {
-    headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
-    signal: AbortSignal.timeout(30_000),
-  });
+  const res = await readAnswer(
+    await httpSend('Xero connections', 'GET', settings.connections_url ?? XERO_CONNECTIONS_URL, {
+      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+      timeoutMs: 30_000,
+    }),
+  );
   if (!res.ok) throw new Error(`Xero connections answered ${res.status}`);
-  return ((await res.json()) as XeroTenant[]).filter((t) => t.tenantType === undefined || t.tenantType === 'ORGANISATION');
+  if (!Array.isArray(res.json)) throw new Error('Xero connections answered without a list of tenants');
+  return (res.json as XeroTenant[]).filter((t) => t.tenantType === undefined || t.tenantType === 'ORGANISATION');
 }

@@ -4,7 +4,7 @@
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html); the account's
 //   concurrency limit is shared by every web services and RESTlet request (Concurrency Governance,
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_1559222360.html).
-// Every request goes through the connection's ErpCaller (src/connectors/connection.ts): it authorizes (TBA or
+// Every request goes through the connection's ErpCaller (src/connectors/caller.ts): it authorizes (TBA or
 // bearer), shares the limits and refreshes once after a 401. Every reference comes from the connection's mappings.
 import type { Journal } from '../../domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
@@ -26,15 +26,16 @@ import {
   PeriodLocked,
   ReauthorizationRequired,
   type ConnectionSettings,
-  type ErpCaller,
   type MappingKind,
   type MappingResolver,
   type MappingSource,
   type PaymentDocument,
   type ReferenceChecker,
   type ReferenceState,
-} from '../connection.js';
+} from '../../domain/erp.js';
+import type { ErpCaller } from '../caller.js';
 import { baseUrl, concurrencyOf } from '../connections.js';
+import { readAnswer, retryAfterMs } from '../http.js';
 import {
   billingAddressOf,
   NETSUITE_RECORD_TYPE,
@@ -44,6 +45,9 @@ import {
   salesRecordBody,
   SUITEQL_PAGE_MAX,
 } from './sales.js';
+import { suiteqlText } from './suiteql.js';
+
+export { suiteqlText } from './suiteql.js';
 
 export interface NetSuiteTargetOptions {
   settings: ConnectionSettings;
@@ -86,8 +90,8 @@ export function journalListQuery(subsidiary: string, from: string, to: string): 
     "SELECT t.id AS id, t.externalid AS externalid, t.type AS type, cur.symbol AS currency, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate,",
     "TO_CHAR(CASE WHEN t.type = 'Journal' THEN SUM(tl.debitforeignamount) ELSE ABS(t.foreigntotal) END) AS amount",
     'FROM transaction t JOIN transactionline tl ON tl.transaction = t.id JOIN currency cur ON cur.id = t.currency',
-    `WHERE t.type IN ('Journal', 'CustInvc', 'CustCred') AND tl.subsidiary = '${subsidiary}'`,
-    `AND t.trandate >= TO_DATE('${from}', 'YYYY-MM-DD') AND t.trandate < TO_DATE('${to}', 'YYYY-MM-DD')`,
+    `WHERE t.type IN ('Journal', 'CustInvc', 'CustCred') AND tl.subsidiary = ${suiteqlText(subsidiary)}`,
+    `AND t.trandate >= TO_DATE(${suiteqlText(from)}, 'YYYY-MM-DD') AND t.trandate < TO_DATE(${suiteqlText(to)}, 'YYYY-MM-DD')`,
     'GROUP BY t.id, t.externalid, t.type, cur.symbol, t.trandate, t.foreigntotal ORDER BY t.id',
   ].join(' ');
 }
@@ -120,13 +124,6 @@ export function journalEntryRecord(
       })),
     },
   };
-}
-
-/** SQL text literal for SuiteQL: quotes doubled; control characters refused (nothing Accrue sends needs them). */
-export function suiteqlText(value: string): string {
-  if (/[\u0000-\u001f]/.test(value) || value.length > 200)
-    throw new TargetError(`NetSuite SuiteQL: refusing to quote ${JSON.stringify(value.slice(0, 40))}`, { permanent: true });
-  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /** The SuiteQL table of each mapping kind, for `erp check` (SuiteTax: tax codes are salestaxitem records). */
@@ -288,7 +285,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
       taxModeOf.set(this.name, 'suitetax');
       return;
     }
-    const body = (await res.json().catch(() => undefined)) as ErrorBody | undefined;
+    const body = (await readAnswer(res)).json as ErrorBody | undefined;
     const detail = body?.['o:errorDetails']?.[0]?.detail ?? '';
     if ((res.status === 400 || res.status === 404) && LEGACY_TAX_DETAIL.test(detail)) {
       taxModeOf.set(this.name, 'legacy');
@@ -544,7 +541,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
   }
 
   private async failure(res: Response, what: string, refs?: References, date?: string): Promise<Error> {
-    const body = (await res.json().catch(() => undefined)) as ErrorBody | undefined;
+    const body = (await readAnswer(res)).json as ErrorBody | undefined;
     const detail = body?.['o:errorDetails']?.[0];
     const text = detail?.detail ?? body?.title ?? res.statusText;
     const code = detail?.['o:errorCode'];
@@ -566,13 +563,11 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
         (field && refs.used.find((u) => u.field.split('.').pop()!.toLowerCase() === field.toLowerCase() || u.kind === field.toLowerCase()));
       if (used) return new MappingMissing(this.name, used.kind, used.source, used.field, text);
     }
-    const retryAfter = res.headers.get('retry-after');
-    const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter) ? Number.parseInt(retryAfter, 10) * 1000 : undefined;
     const transient = res.status === 429 || res.status >= 500;
     return new TargetError(`NetSuite ${what}: ${res.status} ${text}`, {
       status: res.status,
       code,
-      retryAfterMs,
+      retryAfterMs: retryAfterMs(res.headers.get('retry-after')),
       permanent: !transient,
       body,
     });

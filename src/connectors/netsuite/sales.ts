@@ -9,7 +9,8 @@ import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment } from '../../settle/poll.js';
 import { decimalLiteral, stringifyWithDecimals } from '../json-decimal.js';
-import type { MappingKind, MappingResolver } from '../connection.js';
+import type { MappingKind, MappingResolver } from '../../domain/erp.js';
+import { suiteqlText } from './suiteql.js';
 
 // Oracle's documentation used here:
 //   - REST Web Services Supported Records / Limitations of REST Web Services: "REST web services do not support legacy
@@ -183,7 +184,7 @@ export function paymentsQuery(since: string | null): string {
     'JOIN transaction i ON i.id = l.previousdoc',
     'JOIN currency cur ON cur.id = p.currency',
     // Payments Accrue pushed itself (externalId = an outbox key, `out:v1:...` stored as `out-v1-...`) are applied already.
-    `WHERE p.type = 'CustPymt' AND (p.externalid IS NULL OR p.externalid NOT LIKE '${ACCRUE_EXTERNAL_ID_PREFIX}%')${since === null ? '' : ` AND p.lastmodifieddate >= TO_TIMESTAMP('${since}', 'YYYY-MM-DD HH24:MI:SS')`}`,
+    `WHERE p.type = 'CustPymt' AND (p.externalid IS NULL OR p.externalid NOT LIKE ${suiteqlText(`${ACCRUE_EXTERNAL_ID_PREFIX}%`)})${since === null ? '' : ` AND p.lastmodifieddate >= TO_TIMESTAMP(${suiteqlText(since)}, 'YYYY-MM-DD HH24:MI:SS')`}`,
     'ORDER BY p.lastmodifieddate, p.id, i.id',
   ].join(' ');
 }

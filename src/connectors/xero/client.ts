@@ -25,6 +25,7 @@ import {
   type TargetLimits,
 } from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
+import { readAnswer, retryAfterMs } from '../http.js';
 import { parseJsonDecimals } from '../json-decimal.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
@@ -32,14 +33,14 @@ import {
   MappingMissing,
   PeriodLocked,
   type ConnectionSettings,
-  type ErpCaller,
   type MappingKind,
   type MappingResolver,
   type MappingSource,
   type PaymentDocument,
   type ReferenceChecker,
   type ReferenceState,
-} from '../connection.js';
+} from '../../domain/erp.js';
+import type { ErpCaller } from '../caller.js';
 import {
   allocationBody,
   contactBody,
@@ -697,38 +698,27 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
   }
 
   private async failure(res: Response, what: string): Promise<TargetError> {
-    const text = await res.text().catch(() => '');
-    let body:
-      | {
-          Message?: string;
-          Type?: string;
-          Title?: string;
-          Detail?: string;
-          Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }>;
-        }
-      | undefined;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      body = undefined;
-    }
-    const retryAfter = res.headers.get('retry-after');
+    const body = (await readAnswer(res)).json as XeroErrorBody | undefined;
     return new TargetError(
       `Xero ${this.name} ${what}: ${res.status} ${validationMessages(body).join('; ') || body?.Message || body?.Detail || res.statusText}`,
       {
         status: res.status,
         code: res.headers.get('x-rate-limit-problem') ?? body?.Type ?? undefined,
-        retryAfterMs:
-          retryAfter && /^\d+$/.test(retryAfter)
-            ? Number.parseInt(retryAfter, 10) * 1000
-            : retryAfter && !Number.isNaN(Date.parse(retryAfter))
-              ? Math.max(0, Date.parse(retryAfter) - Date.now())
-              : undefined,
+        retryAfterMs: retryAfterMs(res.headers.get('retry-after')),
         permanent: !(res.status === 429 || res.status >= 500),
         body,
       },
     );
   }
+}
+
+/** A refusal's body as Xero writes it: a ValidationException, or a problem (Title, Detail) for limits and auth. */
+interface XeroErrorBody {
+  Message?: string;
+  Type?: string;
+  Title?: string;
+  Detail?: string;
+  Elements?: Array<{ ValidationErrors?: Array<{ Message?: string }> }>;
 }
 
 /** Xero takes an Idempotency-Key of up to 128 characters; a longer key is sent as its digest (the same key, the same digest). */

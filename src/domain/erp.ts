@@ -1,8 +1,6 @@
-// The contract between an ERP connection's parts (issue #15): its settings (configuration `erp.connections`), how a
-// request is authorized (src/connectors/auth), how Accrue's ids map to the ERP's (src/map), and the one way a
-// connector calls its ERP (ErpCaller: shared limits, authorization, one refresh after a 401).
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { TargetError } from '../post/target.js';
+// The ERP contract as data (issue #15, #16): a connection's settings, the mapping kinds and how Accrue's ids resolve to
+// the ERP's, what an `erp check` reports, the payment document pushed, and the refusals every stage understands
+// (a person must reauthorize, a parked connection, a missing mapping, a locked period). Pure: no I/O.
 
 export type ErpKind = 'xero' | 'netsuite';
 
@@ -35,18 +33,6 @@ export interface ConnectionSettings {
 /** What Accrue's ids map to in the ERP (erp_mappings.kind). */
 export const MAPPING_KINDS = ['customer', 'item', 'account', 'tax_code', 'tax_type', 'nexus', 'currency', 'subsidiary'] as const;
 export type MappingKind = (typeof MAPPING_KINDS)[number];
-
-/** Authorizes requests for one connection: a bearer token, or a TBA `Authorization` header signed for this request. */
-export interface Authorizer {
-  /** Headers that authorize this one request. Throws ReauthorizationRequired when the connection has no usable credentials. */
-  authorize(method: string, url: string): Promise<Record<string, string>>;
-  /**
-   * After a 401 to a request authorized with `rejected`: obtain a new access token (refreshing under the row lock, so
-   * one refresh token is never spent twice) unless another worker already has. Throws ReauthorizationRequired when
-   * the ERP refuses the refresh or the grant is revoked; the connection is then `needs_reauthorization`.
-   */
-  refresh(rejected: Record<string, string>): Promise<void>;
-}
 
 /** The connection must be authorized again by a person (`accrue connect`); its entries wait, none is dead-lettered. */
 export class ReauthorizationRequired extends Error {
@@ -97,63 +83,6 @@ export interface MappingResolver {
   resolve(kind: MappingKind, source: string, on: string, field: string): string;
   /** The same without throwing. */
   find(kind: MappingKind, source: string, on: string): string | undefined;
-}
-
-export interface CallInit {
-  headers?: Record<string, string>;
-  body?: string;
-  timeoutMs?: number;
-}
-
-/**
- * The one way a connector calls its ERP: waits for the connection's limits (shared by every process through
- * Postgres), authorizes, and after a 401 refreshes once and repeats the call. Answers whatever status the ERP gave;
- * throws TargetError on a network failure or timeout, ReauthorizationRequired or ConnectionParked.
- */
-export interface ErpCaller {
-  readonly connection: string;
-  call(method: string, url: string, init?: CallInit): Promise<Response>;
-}
-
-/**
- * Calls made to the ERP inside a scope: every ErpCaller adds one per HTTP request it sends (a 401 and its retry are
- * two). The outbox runs each row's work in a scope and records the count as the row's attempts.
- */
-export const callScope = new AsyncLocalStorage<{ calls: number }>();
-export const countCall = (): void => {
-  const scope = callScope.getStore();
-  if (scope) scope.calls += 1;
-};
-
-/** An ErpCaller with no shared limits: authorization and the one retry after a 401 only (checks, tests, one-off calls). */
-export function directCaller(connection: string, authorizer: Authorizer, defaultTimeoutMs = 30_000): ErpCaller {
-  const once = async (method: string, url: string, init: CallInit, auth: Record<string, string>) => {
-    countCall();
-    try {
-      return await fetch(url, {
-        method,
-        headers: { ...init.headers, ...auth },
-        body: init.body,
-        signal: AbortSignal.timeout(init.timeoutMs ?? defaultTimeoutMs),
-      });
-    } catch (error) {
-      throw new TargetError(`${connection} ${method} ${new URL(url).pathname}: ${(error as Error).message}`, {
-        permanent: false,
-        code: (error as Error).name,
-      });
-    }
-  };
-  return {
-    connection,
-    async call(method, url, init = {}) {
-      const auth = await authorizer.authorize(method, url);
-      const res = await once(method, url, init, auth);
-      if (res.status !== 401) return res;
-      await res.body?.cancel();
-      await authorizer.refresh(auth);
-      return once(method, url, init, await authorizer.authorize(method, url));
-    },
-  };
 }
 
 /** Loads a connection's mappings as they are now (a snapshot; a mapping fixed after a refusal is seen by the next load). */
