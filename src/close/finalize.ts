@@ -13,6 +13,7 @@ import { type PeriodWindow } from '../meter/period.js';
 import { transaction } from '../store/store.js';
 import { type AppendAuditInput } from '../audit/log.js';
 import { invoiceAmountProblems } from '../domain/limits.js';
+import { saveRatingRun } from './store.js';
 import { finalizeInvoice, saveDraft } from '../invoice/store.js';
 import { journalsFor, recordJournals } from '../post/journals.js';
 import { erpRouting } from '../post/rollout.js';
@@ -59,16 +60,14 @@ export async function rateAndFinalize(
     )
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-  // Rating only reads, so customers are rated concurrently; finalizing stays sequential in customer order,
-  // which keeps invoice numbers deterministic for the same inputs.
-  let ratedCount = 0;
-  const rated = await mapConcurrent(customers, RATING_CONCURRENCY, async (customer) => {
-    const result = await inSpan(SPANS.rateCustomer, { [ATTRIBUTES.customer]: customer.id, [ATTRIBUTES.period]: window.period }, () =>
-      rateWithStoredUsage(pool, catalog, customer.id, window, watermark),
-    );
-    options.progress?.(++ratedCount, customers.length, 'customers rated');
-    return result;
-  });
+  const rated = await rateCustomers(
+    pool,
+    catalog,
+    options,
+    window,
+    watermark,
+    customers.map((c) => c.id),
+  );
   const drafts = customers.flatMap((customer, i) => rated[i]!.map((r) => ({ customer: customer.id, ...r })));
   // Before anything is written: an invoice the store cannot hold refuses the whole run, naming customer and meter.
   const unbillable = drafts.flatMap((d) => invoiceAmountProblems(d.invoice));
@@ -86,30 +85,7 @@ export async function rateAndFinalize(
             SPANS.finalize,
             { [ATTRIBUTES.customer]: customer, [ATTRIBUTES.legalEntity]: invoice.legal_entity },
             async (span) => {
-              const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
-              await client.query(
-                `INSERT INTO rating_runs (id, customer, period, catalog_version, catalog_hash, usage_fingerprint, event_seq_watermark, usage)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-                [
-                  invoice.rating_run,
-                  customer,
-                  window.period,
-                  catalog.version,
-                  catalog.hash,
-                  contentHash(usage),
-                  watermark,
-                  JSON.stringify(usage),
-                ],
-              );
-              const saved = await saveDraft(client, invoice);
-              const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
-              // Accrual: the month's invoice posts on the month's last day.
-              await recordJournals(
-                client,
-                journalsFor(finalized, catalog, inclusiveEnd(window.end_date)),
-                finalized.number,
-                erpRouting(options.erpTargets, options.rollout, finalized),
-              );
+              const finalized = await finalizeDraft(client, catalog, options, window, { customer, invoice, usage, watermark });
               span.setAttributes(correlationAttributes(documentLogFields(finalized)));
               done.push(finalized);
             },
@@ -130,6 +106,51 @@ export async function rateAndFinalize(
     billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }),
   );
   return { period: window.period, event_seq_watermark: watermark, invoices, corrections, resumed: run.start.resumed, early: run.early };
+}
+
+/**
+ * Rates every customer on the stored usage up to the watermark. Rating only reads, so customers are rated
+ * concurrently; finalizing stays sequential in customer order, which keeps invoice numbers deterministic.
+ */
+async function rateCustomers(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  options: CloseOptions,
+  window: PeriodWindow,
+  watermark: string,
+  customers: readonly string[],
+) {
+  let ratedCount = 0;
+  return mapConcurrent(customers, RATING_CONCURRENCY, async (customer) => {
+    const result = await inSpan(SPANS.rateCustomer, { [ATTRIBUTES.customer]: customer, [ATTRIBUTES.period]: window.period }, () =>
+      rateWithStoredUsage(pool, catalog, customer, window, watermark),
+    );
+    options.progress?.(++ratedCount, customers.length, 'customers rated');
+    return result;
+  });
+}
+
+/** One draft: its rating run recorded, saved, finalized (numbered) and its journals recorded for the ERP routing. */
+async function finalizeDraft(
+  client: pg.PoolClient,
+  catalog: CatalogVersion,
+  options: CloseOptions,
+  window: PeriodWindow,
+  draft: { customer: string; invoice: Invoice; usage: unknown; watermark: string },
+): Promise<Invoice> {
+  const { customer, invoice, usage, watermark } = draft;
+  const entity = catalog.index.legalEntities.get(invoice.legal_entity)!;
+  await saveRatingRun(client, { id: invoice.rating_run, customer, period: window.period, catalog, watermark, usage });
+  const saved = await saveDraft(client, invoice);
+  const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
+  // Accrual: the month's invoice posts on the month's last day.
+  await recordJournals(
+    client,
+    journalsFor(finalized, catalog, inclusiveEnd(window.end_date)),
+    finalized.number,
+    erpRouting(options.erpTargets, options.rollout, finalized),
+  );
+  return finalized;
 }
 
 /**

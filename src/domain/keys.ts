@@ -35,6 +35,9 @@ export const invoiceIdOf = (key: string): string => `inv_${sha256(key).slice(0, 
 /** `cn:v1:<invoice id>:late:<watermark>`: the credit note that reverses an invoice for late usage up to a watermark. */
 export const lateCreditNoteKey = (invoiceId: string, watermark: string): string => `cn:v1:${invoiceId}:late:${watermark}`;
 
+/** `<invoice key>:late:<watermark>`: the replacement invoice a late-usage correction issues for an invoice key. */
+export const lateReplacementKey = (invoiceKey: string, watermark: string): string => `${invoiceKey}:late:${watermark}`;
+
 /** `adj:v1:<customer>:<currency>:<period>:<watermark>`: one late-usage adjustment of a period, decided once. */
 export const lateAdjustmentKey = (customer: string, currency: string, period: string, watermark: string): string =>
   `adj:v1:${customer}:${currency}:${period}:${watermark}`;
