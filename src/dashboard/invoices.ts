@@ -67,23 +67,16 @@ export async function searchInvoices(
   const total = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM invoices i ${clause}`, params)).rows[0]!.n;
   const limit = Math.min(search.limit, INVOICE_PAGE_MAX);
   const rows = (
-    await pool.query<{
-      id: string;
-      number: string | null;
-      kind: 'invoice' | 'credit_note';
-      status: string;
-      legal_entity: string;
-      customer: string;
-      currency: string;
-      period: string;
-      total_minor: string;
-      amount_paid_minor: string;
-      payment_status: string;
-      finalized_at: Date | null;
-      entries: number;
-      posted: number;
-      dead: number;
-    }>(
+    await pool.query<
+      Pick<InvoiceSummary, 'id' | 'number' | 'kind' | 'status' | 'legal_entity' | 'customer' | 'currency' | 'period' | 'payment_status'> & {
+        total_minor: string;
+        amount_paid_minor: string;
+        finalized_at: Date | null;
+        entries: number;
+        posted: number;
+        dead: number;
+      }
+    >(
       `WITH entries AS (SELECT coalesce(j.source_document, o.document_id) AS invoice_id, o.status FROM outbox o LEFT JOIN journals j ON j.id = o.document_id)
        SELECT i.id, i.number, i.kind, i.status, i.legal_entity, i.customer, i.currency, i.period, i.total_minor::text, i.amount_paid_minor::text,
               i.payment_status, i.finalized_at,

@@ -312,15 +312,8 @@ export interface ExceptionEvent {
   note?: string;
 }
 
-export interface ReconException {
+export interface ReconException extends Pick<Difference, 'checkpoint' | 'connector' | 'key' | 'kind' | 'left' | 'right' | 'difference'> {
   id: string; // the difference's exception_id
-  checkpoint: CheckpointId;
-  connector: string | null;
-  key: ReconKey;
-  kind: DifferenceKind;
-  left: Amount | null;
-  right: Amount | null;
-  difference: Amount;
   owner_queue: OwnerQueue;
   status: ExceptionStatus;
   opened_at: string;

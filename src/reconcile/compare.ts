@@ -13,14 +13,8 @@ export const LEGACY_PROBLEMS_MAX = 100;
 /** `YYYY-MM` (a calendar month) or `YYYY-MM-DD` (the period's first day); compared as written. */
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$/;
 
-export interface LegacyInvoiceLine {
+export interface LegacyInvoiceLine extends AccrueInvoiceLine {
   line: number; // line in invoices.csv (the header is line 1)
-  customer: string;
-  legal_entity: string;
-  currency: string;
-  period: string;
-  product: string;
-  amount_minor: bigint;
 }
 
 export interface LegacyJournalLine {
