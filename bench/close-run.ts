@@ -1,7 +1,7 @@
 // npm run bench:close -- --customers N --events M[,M2...] --budget-minutes T: closing a month at each size (also part
 // of npm run bench). Default: 10,000 customers at 1M, 10M and 100M events.
 // npm run bench:close -- --verify-loader --customers 200 --events 200000: loads that size with the plain loader and
-// with the fast one (bench/close.ts), each into its own fresh embedded database, and fails unless both leave the
+// with the fast one (bench/close/load.ts), each into its own fresh embedded database, and fails unless both leave the
 // same rows, sequence, indexes and constraints.
 // --loader plain runs the bench on the plain loader, to compare their times.
 // Each size runs in its own process on its own embedded Postgres, so each memory peak is its own. A size whose
@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openStore } from '../src/store/store.js';
-import { benchClose, CLOSE_MONTH_HOURS, loadCloseData, loadedDigest, type CloseFigures, type Loader } from './close.js';
+import { CLOSE_MONTH_HOURS } from './close/fixtures.js';
+import { loadCloseData, loadedDigest, type Loader } from './close/load.js';
+import { benchClose, type CloseFigures } from './close/measure.js';
 import { printFigures, type Figure } from './report.js';
 
 const { values } = parseArgs({

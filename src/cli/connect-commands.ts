@@ -87,6 +87,11 @@ export function registerConnectCommands(program: Command): void {
   const connect = program
     .command('connect')
     .description('authorize an ERP connection and store its secrets sealed (ACCRUE_SECRET_KEY); docs/decisions/0003-erp-authentication.md');
+  registerConnectXero(connect);
+  registerConnectNetsuite(connect);
+}
+
+function registerConnectXero(connect: Command): void {
   connect
     .command('xero')
     .description(
@@ -136,6 +141,9 @@ export function registerConnectCommands(program: Command): void {
         });
       });
     });
+}
+
+function registerConnectNetsuite(connect: Command): void {
   connect
     .command('netsuite')
     .description(

@@ -1,10 +1,12 @@
 // Shared by every command: the program, global flags, configuration, the store's lifecycle and output.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import type { Pool } from 'pg';
 import { loadConfig, type Config } from './config.js';
 import { openStore, type Store } from '../store/store.js';
 import { decodeUtf8 } from '../domain/strict-json.js';
 import { ProblemError } from '../domain/result.js';
+import { currentCatalog } from '../catalog/service.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
@@ -74,4 +76,14 @@ export function readText(path: string): string {
   const decoded = decodeUtf8(bytes);
   if (!decoded.ok) throw new ProblemError([{ path, code: decoded.problem.code, message: decoded.problem.message }]);
   return decoded.text;
+}
+
+/** The catalog in force; without one, a problem telling to apply one (exit 2). */
+export async function requireCatalog(pool: Pool) {
+  const current = await currentCatalog(pool);
+  if (!current)
+    throw new ProblemError([
+      { path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' },
+    ]);
+  return current;
 }

@@ -33,6 +33,12 @@ export function registerErpCommands(program: Command): void {
   const erp = program
     .command('erp')
     .description('ERP connections, the mappings from Accrue ids to ERP ids, and checking them in the ERP (docs/mappings.md)');
+  registerErpConnections(erp);
+  registerErpMappings(erp);
+  registerErpCheck(erp);
+}
+
+function registerErpConnections(erp: Command): void {
   erp
     .command('connections')
     .description('the ERP connections with their status, when parked, and the legal entities that post to each')
@@ -55,10 +61,18 @@ export function registerErpCommands(program: Command): void {
         );
       });
     });
+}
 
+function registerErpMappings(erp: Command): void {
   const mappings = erp
     .command('mappings')
     .description('mappings from Accrue ids to ERP ids, per connection: versioned, effective-dated, audited');
+  registerMappingsImport(mappings);
+  registerMappingsList(mappings);
+  registerMappingsExport(mappings);
+}
+
+function registerMappingsImport(mappings: Command): void {
   mappings
     .command('import <file>')
     .description(
@@ -82,6 +96,9 @@ export function registerErpCommands(program: Command): void {
         output(lines.join('\n'), o);
       });
     });
+}
+
+function registerMappingsList(mappings: Command): void {
   mappings
     .command('list')
     .description('the mappings in force on a date (default today), or with --history every version with who recorded it and when')
@@ -125,6 +142,9 @@ export function registerErpCommands(program: Command): void {
         );
       });
     });
+}
+
+function registerMappingsExport(mappings: Command): void {
   mappings
     .command('export')
     .description(
@@ -141,7 +161,9 @@ export function registerErpCommands(program: Command): void {
         else process.stdout.write(await exportMappings(store.pool, format, flags.connection));
       });
     });
+}
 
+function registerErpCheck(erp: Command): void {
   erp
     .command('check')
     .description(

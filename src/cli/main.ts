@@ -3,7 +3,16 @@
 import type { Command } from 'commander';
 import { ConfigError } from './config.js';
 import { EXIT, program } from './context.js';
-import { registerCommands } from './commands.js';
+import { registerServeCommands } from './serve-commands.js';
+import { registerCatalogCommands } from './catalog-commands.js';
+import { registerIngestCommands } from './ingest-commands.js';
+import { registerUsageCommands } from './usage-commands.js';
+import { registerKeysCommands } from './keys-commands.js';
+import { registerQuarantineCommands } from './quarantine-commands.js';
+import { registerInvoiceCommands } from './invoice-commands.js';
+import { registerLedgerCommands } from './ledger-commands.js';
+import { registerPostCommands } from './post-commands.js';
+import { registerDemoCommands } from './demo-commands.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerCompareCommands } from './compare-commands.js';
 import { registerStreamCommands } from './stream-commands.js';
@@ -15,7 +24,17 @@ import { registerConnectCommands } from './connect-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
-registerCommands(program);
+// Registration order is the order of `accrue --help`.
+registerServeCommands(program);
+registerCatalogCommands(program);
+registerIngestCommands(program);
+registerUsageCommands(program);
+registerKeysCommands(program);
+registerQuarantineCommands(program);
+registerInvoiceCommands(program);
+registerLedgerCommands(program);
+registerPostCommands(program);
+registerDemoCommands(program);
 registerAuditCommands(program);
 registerStreamCommands(program);
 registerCompareCommands(program);

@@ -151,6 +151,11 @@ export function registerReconcileCommands(program: Command): void {
   const exceptions = program
     .command('exceptions')
     .description('exception queues: differences found by reconciliation and payments settlement could not apply');
+  registerExceptionsRead(exceptions);
+  registerExceptionsActions(exceptions);
+}
+
+function registerExceptionsRead(exceptions: Command): void {
   exceptions
     .command('list')
     .description('exceptions, oldest first')
@@ -201,6 +206,9 @@ export function registerReconcileCommands(program: Command): void {
         output(human.join('\n'), found);
       });
     });
+}
+
+function registerExceptionsActions(exceptions: Command): void {
   exceptions
     .command('assign <id> <assignee>')
     .description('assign (or reassign) an exception to a person or team')

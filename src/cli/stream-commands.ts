@@ -175,7 +175,11 @@ export function registerStreamCommands(program: Command): void {
   const stream = program
     .command('stream')
     .description('NATS JetStream: consume usage events from a stream, publish notifications (docs/streaming.md)');
+  registerStreamConsumeAndNotify(stream);
+  registerStreamInspect(stream);
+}
 
+function registerStreamConsumeAndNotify(stream: Command): void {
   stream
     .command('consume')
     .description(
@@ -241,7 +245,9 @@ export function registerStreamCommands(program: Command): void {
       });
       output(`stopped: ${JSON.stringify(stats)}`, stats);
     });
+}
 
+function registerStreamInspect(stream: Command): void {
   stream
     .command('rejected')
     .description('list stream messages that were no valid event (terminated at JetStream, kept here with their reason)')

@@ -658,6 +658,12 @@ async function drainDue(
 
 const readJournalsById = (pool: pg.Pool, ids: string[]): Promise<Journal[]> => readJournals(pool, { ids });
 
+/** Entries still pending for a target: what a drain has left to settle. */
+export async function countPending(pool: pg.Pool, target: string): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>("SELECT count(*) AS n FROM outbox WHERE target = $1 AND status = 'pending'", [target]);
+  return Number(rows[0]!.n);
+}
+
 // ---------- dead-letter queue ----------
 
 export async function listDeadLetters(pool: pg.Pool, target?: string) {

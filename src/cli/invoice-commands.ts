@@ -1,0 +1,176 @@
+// `accrue close`, `accrue bill` and `accrue invoices`: billing runs and the invoices they finalize.
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { closePeriod } from '../close/close-period.js';
+import { bill } from '../close/bill.js';
+import { exportInvoice } from '../invoice/export.js';
+import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
+import { renderInvoicePdf } from '../invoice/pdf.js';
+import { parsePeriod } from '../meter/period.js';
+import { jsonLogger, logLine } from '../observe/log.js';
+import { ProblemError } from '../domain/result.js';
+import type { Invoice } from '../domain/model.js';
+import { globals, output, readText, requireCatalog, withStore } from './context.js';
+import { phasedProgress, progress } from './progress.js';
+import { table } from './table.js';
+
+export function registerInvoiceCommands(program: Command): void {
+  registerClose(program);
+  registerBill(program);
+  registerInvoices(program);
+}
+
+function registerClose(program: Command): void {
+  program
+    .command('close <period>')
+    .description(
+      'billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency',
+    )
+    .option('--entity <id>', 'only this legal entity')
+    .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
+    .option(
+      '--erp <targets>',
+      'comma-separated ERP targets to queue the journals for, for legal entities not routed to a connection by erp.connections (those go to their connection); only documents in the rollout scope (docs/configuration.md), the rest are held back',
+    )
+    .option('--log', 'write a JSON log line to stderr per invoice finalized, with its correlation id (docs/explain.md)')
+    .option(
+      '--early',
+      'close a month that has not ended yet (recorded in the audit log); without it such a month is refused, and a future month always is',
+    )
+    .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean; early?: boolean }) => {
+      await withStore(async (store, cfg) => {
+        const current = await requireCatalog(store.pool);
+        const erpTargets = flags.erp
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const bar = phasedProgress('close', { quiet: globals().json });
+        let outcome;
+        try {
+          outcome = await closePeriod(store.pool, current, {
+            period,
+            legalEntity: flags.entity,
+            by: flags.by,
+            erpTargets,
+            rollout: cfg.rollout,
+            early: flags.early,
+            log: flags.log ? logLine(jsonLogger()) : undefined,
+            progress: (done, total, note) => bar.update(done, total, note),
+          });
+        } finally {
+          bar.stop();
+        }
+        if (outcome.resumed)
+          process.stderr.write(
+            `accrue: resumed the close of ${outcome.period}, which another run had begun and not finished: it failed, was killed or still runs (event watermark ${outcome.event_seq_watermark})\n`,
+          );
+        if (outcome.early) process.stderr.write(`accrue: closed ${outcome.period} before it ended (--early); recorded in the audit log\n`);
+        output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
+      });
+    });
+}
+
+function registerBill(program: Command): void {
+  program
+    .command('bill')
+    .description(
+      'one-shot billing in a throw-away embedded database: ingest, meter, rate, invoice and journal; writes DIR/invoices.json, DIR/journals.json and DIR/ledger.journal (hledger)',
+    )
+    .requiredOption('--catalog <file>', 'catalog (YAML or JSON)')
+    .requiredOption('--events <file>', 'usage events, NDJSON CloudEvents')
+    .requiredOption('--period <YYYY-MM>', 'the month to bill')
+    .requiredOption('--out <dir>', 'where to write invoices.json, journals.json and ledger.journal')
+    .action(async (flags: { catalog: string; events: string; period: string; out: string }) => {
+      const period = parsePeriod(flags.period, '--period');
+      if (!period.ok) throw new ProblemError(period.problems);
+      const catalogText = readText(flags.catalog);
+      readText(flags.events);
+      const bar = progress('ingest', { quiet: globals().json });
+      const outcome = await bill({
+        catalogText,
+        catalogSource: flags.catalog,
+        eventsFile: flags.events,
+        period: flags.period,
+        outDir: flags.out,
+        onProgress: (d, t) => bar.update(d, t),
+      });
+      bar.stop();
+      const counts = Object.entries(outcome.ingest.counts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      for (const p of outcome.ingest.problems.slice(0, 20)) {
+        process.stderr.write(
+          `  line ${p.line}: ${p.status}${p.problems?.length ? `: ${p.problems.map((x) => `${x.path}: ${x.message}`).join('; ')}` : ''}\n`,
+        );
+      }
+      output(`events: ${counts}\n${invoiceTable(outcome.invoices)}\nwrote ${outcome.files.join(', ')}`, {
+        ingest: outcome.ingest.counts,
+        files: outcome.files,
+        invoices: outcome.invoices.map(exportInvoice),
+      });
+    });
+}
+
+function registerInvoices(program: Command): void {
+  const invoices = program.command('invoices').description('finalized invoices and credit notes');
+  invoices
+    .command('list')
+    .description('invoices and credit notes, optionally of one period or customer')
+    .option('--period <YYYY-MM>', 'one billing period')
+    .option('--customer <id>', 'one customer')
+    .action(async (flags: { period?: string; customer?: string }) => {
+      await withStore(async (store) => {
+        const rows = await listInvoices(store.pool, flags);
+        output(invoiceTable(rows), rows.map(exportInvoice));
+      });
+    });
+  invoices
+    .command('show <id-or-number>')
+    .description('an invoice as JSON, with its lines and their lineage')
+    .action(async (id: string) => {
+      await withStore(async (store) => {
+        const invoice = await getInvoice(store.pool, id);
+        if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
+        process.stdout.write(`${JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+      });
+    });
+  invoices
+    .command('pdf <id-or-number>')
+    .description('write an invoice as PDF (deterministic: the same invoice gives the same bytes)')
+    .requiredOption('--out <file>', 'where to write the PDF')
+    .action(async (id: string, flags: { out: string }) => {
+      await withStore(async (store) => {
+        const invoice = await getInvoice(store.pool, id);
+        if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
+        const current = await requireCatalog(store.pool);
+        const pdf = await renderInvoicePdf({
+          invoice,
+          legalEntity: current.index.legalEntities.get(invoice.legal_entity)!,
+          customer: current.index.customers.get(invoice.customer)!,
+          products: new Map(current.catalog.products.map((p) => [p.id, { name: p.name }])),
+        });
+        writeFileSync(flags.out, pdf);
+        output(`wrote ${flags.out}`, { file: flags.out });
+      });
+    });
+  invoices
+    .command('void <id-or-number>')
+    .description('void a finalized invoice with no payments (a paid one is corrected with a credit note)')
+    .option('--by <who>', 'who voids it, for the audit log', process.env.USER ?? 'cli')
+    .action(async (id: string, flags: { by: string }) => {
+      await withStore(async (store) => {
+        const invoice = await voidInvoice(store.pool, id, flags.by);
+        output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
+      });
+    });
+}
+
+function invoiceTable(invoices: Invoice[]): string {
+  return table(
+    ['number', 'customer', 'currency', 'subtotal', 'discount', 'credits', 'tax', 'total'],
+    invoices.map((i) => {
+      const e = exportInvoice(i);
+      return [e.number ?? '(draft)', e.customer, e.currency, e.subtotal, e.discount, e.credits_applied, e.tax, e.total];
+    }),
+  );
+}
