@@ -1,7 +1,9 @@
 // The dashboard: its page and bundle at `/` (public: they hold no data), and the read endpoints only it needs
 // (overview, pipeline health, invoice search, customers and their usage), plus an invoice's PDF by URL.
 // Every figure leaves as a decimal string in major units; the browser converts to numbers only to draw charts.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import { Type } from 'typebox';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
@@ -15,21 +17,21 @@ import {
 import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
+import { listBillingMonths } from '../../invoice/queries.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { dateString, idString, integerString, periodString, textString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse } from '../problem.js';
+import { dateString, idString, integerString, periodString, stringEnum, textString } from '../params.js';
+import type { RoutePlugin } from '../route-support.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
-const DATE = dateString();
 const MONTH_OUT = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' } as const;
 const DAY_OUT = { type: 'string', format: 'date' } as const;
 const MONEY = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
 const str = { type: 'string' } as const;
 const nullableStr = { type: ['string', 'null'] } as const;
 const int = { type: 'integer' } as const;
-const problems = { 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } } as const;
+const problems = { 400: problemRef(), 404: problemRef(), 409: problemRef() };
 
 const object = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false, ...extra }) as const;
@@ -170,14 +172,50 @@ const usageSchema = object({
   },
 });
 
-async function catalogOr409(options: ServerOptions, reply: FastifyReply): Promise<CatalogVersion | undefined> {
-  const catalog = await currentCatalog(options.pool);
+/** The catalog in force, or the 409 problem the dashboard routes answer without one. */
+async function catalogOr409(pool: pg.Pool): Promise<CatalogVersion> {
+  const catalog = await currentCatalog(pool);
   if (!catalog)
-    sendProblem(
-      reply,
-      problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'),
-    );
+    refuse(problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'));
   return catalog;
+}
+
+const IdParams = (description: string) => Type.Object({ id: idString(description) }, { additionalProperties: false });
+
+const InvoiceSearchQuery = Type.Object(
+  {
+    q: Type.Optional(textString('matches a number, an id, a customer id or name', { maxLength: 200 })),
+    period: Type.Optional(PERIOD),
+    customer: Type.Optional(idString('a customer id')),
+    legal_entity: Type.Optional(idString('a legal entity')),
+    status: Type.Optional(stringEnum(['draft', 'finalized', 'void'])),
+    payment_status: Type.Optional(stringEnum(['unpaid', 'partially_paid', 'paid'])),
+    limit: Type.Optional(integerString(1n, BigInt(INVOICE_PAGE_MAX), `1 to ${INVOICE_PAGE_MAX}, default 50`)),
+    offset: Type.Optional(integerString(0n, 999_999_999n, 'invoices to skip, default 0')),
+  },
+  { additionalProperties: false },
+);
+
+const UsageQuery = Type.Object(
+  {
+    from: dateString('inclusive (UTC)'),
+    to: dateString('exclusive (UTC)'),
+    bucket: Type.Optional(stringEnum(['day', 'month'])),
+  },
+  { additionalProperties: false },
+);
+
+/** The usage window's checks beyond its schema: real dates, from before to, at most USAGE_BUCKETS_MAX buckets. */
+function usageWindowProblems(q: { from: string; to: string }, bucket: 'day' | 'month') {
+  const errors = [];
+  for (const field of ['from', 'to'] as const)
+    if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`)))
+      errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
+  if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
+  const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
+  if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX)
+    errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
+  return errors;
 }
 
 /** Assets are re-validated by ETag, so a restarted server with a new bundle is picked up at once. */
@@ -188,7 +226,7 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, type: string, b
   return reply.type(type).send(body);
 }
 
-export async function registerDashboardRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
   const asset = { config: { scope: 'public' as const }, schema: { hide: true } };
   app.get('/', asset, async (request, reply) => {
     const assets = await dashboardAssets();
@@ -235,23 +273,7 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         },
       },
     },
-    async () => {
-      const rows = (
-        await options.pool.query<{ period: string; closed_entities: string[]; invoices: number }>(
-          `WITH months AS (
-             SELECT to_char(m, 'YYYY-MM') AS period FROM (SELECT min(time) AS lo, max(time) AS hi FROM events) b,
-                    generate_series(date_trunc('month', b.lo AT TIME ZONE 'UTC'), date_trunc('month', b.hi AT TIME ZONE 'UTC'), interval '1 month') AS m
-              WHERE b.lo IS NOT NULL
-             UNION SELECT period FROM invoices UNION SELECT period FROM billing_periods
-           )
-           SELECT m.period,
-                  coalesce((SELECT array_agg(legal_entity ORDER BY legal_entity) FROM billing_periods b WHERE b.period = m.period AND b.status = 'closed'), '{}') AS closed_entities,
-                  (SELECT count(*)::int FROM invoices i WHERE i.period = m.period AND i.kind = 'invoice' AND i.status = 'finalized') AS invoices
-             FROM months m ORDER BY m.period DESC LIMIT 240`,
-        )
-      ).rows;
-      return { periods: rows };
-    },
+    async () => ({ periods: await listBillingMonths(pool) }),
   );
 
   app.get(
@@ -263,15 +285,11 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         description:
           'usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.',
         tags: ['dashboard'],
-        querystring: { type: 'object', required: ['period'], properties: { period: PERIOD }, additionalProperties: false },
-        response: { 200: overviewSchema, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        querystring: Type.Object({ period: PERIOD }, { additionalProperties: false }),
+        response: { 200: overviewSchema, 400: problemRef(), 409: problemRef() },
       },
     },
-    async (request, reply) => {
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      return periodOverview(options.pool, catalog, (request.query as { period: string }).period);
-    },
+    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period),
   );
 
   app.get(
@@ -281,24 +299,22 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters',
         tags: ['dashboard'],
-        querystring: {
-          type: 'object',
-          properties: {
-            hours: integerString(
-              1n,
-              BigInt(PIPELINE_LIMITS.hoursMax),
-              `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`,
+        querystring: Type.Object(
+          {
+            hours: Type.Optional(
+              integerString(
+                1n,
+                BigInt(PIPELINE_LIMITS.hoursMax),
+                `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`,
+              ),
             ),
           },
-          additionalProperties: false,
-        },
-        response: { 200: pipelineSchema, 400: { $ref: 'Problem#' } },
+          { additionalProperties: false },
+        ),
+        response: { 200: pipelineSchema, 400: problemRef() },
       },
     },
-    async (request) => {
-      const hours = Number.parseInt((request.query as { hours?: string }).hours ?? '24', 10);
-      return pipelineHealth(options.pool, { hours });
-    },
+    async (request) => pipelineHealth(pool, { hours: Number.parseInt(request.query.hours ?? '24', 10) }),
   );
 
   app.get(
@@ -308,36 +324,23 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
-        querystring: {
-          type: 'object',
-          properties: {
-            q: textString('matches a number, an id, a customer id or name', { maxLength: 200 }),
-            period: PERIOD,
-            customer: idString('a customer id'),
-            legal_entity: idString('a legal entity'),
-            status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-            payment_status: { type: 'string', enum: ['unpaid', 'partially_paid', 'paid'] },
-            limit: integerString(1n, BigInt(INVOICE_PAGE_MAX), `1 to ${INVOICE_PAGE_MAX}, default 50`),
-            offset: integerString(0n, 999_999_999n, 'invoices to skip, default 0'),
-          },
-          additionalProperties: false,
-        },
-        response: { 200: object({ total: int, invoices: { type: 'array', items: invoiceSummarySchema } }), 400: { $ref: 'Problem#' } },
+        querystring: InvoiceSearchQuery,
+        response: { 200: object({ total: int, invoices: { type: 'array', items: invoiceSummarySchema } }), 400: problemRef() },
       },
     },
     async (request) => {
-      const q = request.query as Record<string, string | undefined>;
+      const q = request.query;
       const search: InvoiceSearch = {
         q: q.q || undefined,
         period: q.period,
         customer: q.customer,
         legal_entity: q.legal_entity,
-        status: q.status as InvoiceSearch['status'],
-        payment_status: q.payment_status as InvoiceSearch['payment_status'],
+        status: q.status,
+        payment_status: q.payment_status,
         limit: Number.parseInt(q.limit ?? '50', 10),
         offset: Number.parseInt(q.offset ?? '0', 10),
       };
-      return searchInvoices(options.pool, await currentCatalog(options.pool), search);
+      return searchInvoices(pool, await currentCatalog(pool), search);
     },
   );
 
@@ -349,14 +352,14 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         summary:
           "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
         tags: ['dashboard'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
-        response: { 200: invoiceStatementSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' } },
+        params: IdParams('an invoice id or number'),
+        response: { 200: invoiceStatementSchema, 400: problemRef(), 404: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+    async (request) => {
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       return invoiceStatement(invoice);
     },
   );
@@ -368,14 +371,10 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
-        response: { 200: object({ customers: { type: 'array', items: customerSchema } }), 409: { $ref: 'Problem#' } },
+        response: { 200: object({ customers: { type: 'array', items: customerSchema } }), 409: problemRef() },
       },
     },
-    async (_request, reply) => {
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      return { customers: await listCustomers(options.pool, catalog) };
-    },
+    async () => ({ customers: await listCustomers(pool, await catalogOr409(pool)) }),
   );
 
   app.get(
@@ -385,38 +384,20 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
         tags: ['dashboard'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('a customer id') }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          required: ['from', 'to'],
-          properties: {
-            from: { ...DATE, description: 'inclusive (UTC)' },
-            to: { ...DATE, description: 'exclusive (UTC)' },
-            bucket: { type: 'string', enum: ['day', 'month'] },
-          },
-          additionalProperties: false,
-        },
+        params: IdParams('a customer id'),
+        querystring: UsageQuery,
         response: { 200: usageSchema, ...problems },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const q = request.query as { from: string; to: string; bucket?: 'day' | 'month' };
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      if (!catalog.index.customers.has(id))
-        return sendProblem(reply, problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+    async (request) => {
+      const { id } = request.params;
+      const q = request.query;
+      const catalog = await catalogOr409(pool);
+      if (!catalog.index.customers.has(id)) refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
       const bucket = q.bucket ?? 'day';
-      const errors = [];
-      for (const field of ['from', 'to'] as const)
-        if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`)))
-          errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
-      if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
-      const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
-      if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX)
-        errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
-      if (errors.length > 0) return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', errors));
-      return customerUsage(options.pool, catalog, id, { from: q.from, to: q.to, bucket });
+      const errors = usageWindowProblems(q, bucket);
+      if (errors.length > 0) refuse(problemDetails(400, 'validation', 'the request does not match the schema', errors));
+      return customerUsage(pool, catalog, id, { from: q.from, to: q.to, bucket });
     },
   );
 
@@ -427,30 +408,26 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('an invoice or credit note id or number') },
-          additionalProperties: false,
-        },
+        params: IdParams('an invoice or credit note id or number'),
         response: {
-          200: { description: 'the PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } },
-          404: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
+          200: Type.Unsafe<Buffer>({
+            description: 'the PDF',
+            content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
+          }),
+          404: problemRef(),
+          409: problemRef(),
         },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
+      const catalog = await catalogOr409(pool);
       const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
       const customer = catalog.index.customers.get(invoice.customer);
       if (!legalEntity || !customer)
-        return sendProblem(
-          reply,
+        refuse(
           problemDetails(
             409,
             'not_in_catalog',
@@ -469,4 +446,4 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         .send(pdf);
     },
   );
-}
+};

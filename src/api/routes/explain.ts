@@ -1,13 +1,13 @@
 // Explain over HTTP: an invoice or journal traced back to its usage events, an event walked forward to the ERP.
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Result } from '../../domain/result.js';
+import { Type } from 'typebox';
+import type { Problem } from '../../domain/result.js';
 import { explainEvent } from '../../explain/explain-event.js';
 import { explainInvoice } from '../../explain/explain-invoice.js';
 import { explainJournal } from '../../explain/explain-journal.js';
-import { problemDetails, sendProblem } from '../problem.js';
+import { problemDetails, problemRef, valueOr } from '../problem.js';
 import { INGEST_LIMITS } from '../../ingest/cloudevent.js';
 import { idString, integerString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import type { RoutePlugin } from '../route-support.js';
 
 const str = { type: 'string' } as const;
 const nullableStr = { type: ['string', 'null'] } as const;
@@ -276,23 +276,23 @@ const eventExplanation = {
   },
 } as const;
 
-const lineQuery = {
-  type: 'object',
-  // A string: the server's validator does not coerce types, and query values arrive as text.
-  properties: { line: integerString(1n, 999_999n, 'explain only this line (1, 2, …)') },
-  additionalProperties: false,
-} as const;
+// A string: the server's validator does not coerce types, and query values arrive as text.
+const LineQuery = Type.Object(
+  { line: Type.Optional(integerString(1n, 999_999n, 'explain only this line (1, 2, …)')) },
+  { additionalProperties: false },
+);
+const lineOf = (line: string | undefined) => ({ line: line === undefined ? undefined : Number.parseInt(line, 10) });
 
 /** not_found and ambiguous are 404 and 409; a line that does not exist is 404 too. */
-function answer<T>(reply: FastifyReply, result: Result<T>): T | FastifyReply {
-  if (result.ok) return result.value;
-  const first = result.problems[0]!;
+function explainProblem(problems: Problem[]) {
+  const first = problems[0]!;
   const status = first.code === 'ambiguous' ? 409 : first.code === 'not_found' || first.code === 'no_such_line' ? 404 : 400;
-  return sendProblem(reply, problemDetails(status, first.code, first.message, result.problems));
+  return problemDetails(status, first.code, first.message, problems);
 }
 
-export async function registerExplainRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  const errors = { 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
+const errors = { 400: problemRef(), 404: problemRef(), 409: problemRef() };
+
+export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/invoices/:id/explain',
     {
@@ -302,21 +302,12 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         description:
           'By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.',
         tags: ['explain'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('an invoice or credit note id, number or correlation id') },
-          additionalProperties: false,
-        },
-        querystring: lineQuery,
-        response: { 200: invoiceExplanation, ...errors },
+        params: Type.Object({ id: idString('an invoice or credit note id, number or correlation id') }, { additionalProperties: false }),
+        querystring: LineQuery,
+        response: { 200: Type.Unsafe<object>(invoiceExplanation), ...errors },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const { line } = request.query as { line?: string };
-      return answer(reply, await explainInvoice(options.pool, id, { line: line === undefined ? undefined : Number.parseInt(line, 10) }));
-    },
+    async (request) => valueOr(await explainInvoice(pool, request.params.id, lineOf(request.query.line)), explainProblem),
   );
 
   app.get(
@@ -328,21 +319,12 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         description:
           'By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.',
         tags: ['explain'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('a journal id, outbox key or ERP reference') },
-          additionalProperties: false,
-        },
-        querystring: lineQuery,
-        response: { 200: journalExplanation, ...errors },
+        params: Type.Object({ id: idString('a journal id, outbox key or ERP reference') }, { additionalProperties: false }),
+        querystring: LineQuery,
+        response: { 200: Type.Unsafe<object>(journalExplanation), ...errors },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const { line } = request.query as { line?: string };
-      return answer(reply, await explainJournal(options.pool, id, { line: line === undefined ? undefined : Number.parseInt(line, 10) }));
-    },
+    async (request) => valueOr(await explainJournal(pool, request.params.id, lineOf(request.query.line)), explainProblem),
   );
 
   app.get(
@@ -352,21 +334,13 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],
-        querystring: {
-          type: 'object',
-          required: ['source', 'id'],
-          properties: {
-            source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }),
-            id: idString('the CloudEvents id'),
-          },
-          additionalProperties: false,
-        },
-        response: { 200: eventExplanation, ...errors },
+        querystring: Type.Object(
+          { source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }), id: idString('the CloudEvents id') },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Unsafe<object>(eventExplanation), ...errors },
       },
     },
-    async (request, reply) => {
-      const { source, id } = request.query as { source: string; id: string };
-      return answer(reply, await explainEvent(options.pool, source, id));
-    },
+    async (request) => valueOr(await explainEvent(pool, request.query.source, request.query.id), explainProblem),
   );
-}
+};

@@ -1,14 +1,14 @@
 // Billing runs and invoices over HTTP: close a period, read invoices as JSON or PDF.
-import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { currentCatalog } from '../../catalog/service.js';
 import { CloseFailedError, closePeriod } from '../../invoice/billing-run.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { idString, periodString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse, type ProblemMapper } from '../problem.js';
+import { idString, periodString, stringEnum } from '../params.js';
+import type { RoutePlugin } from '../route-support.js';
 
 const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
 const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
@@ -122,11 +122,45 @@ const closedInvoiceSchema = {
   additionalProperties: true,
 } as const;
 
-export async function registerInvoiceRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+const CloseQuery = Type.Object(
+  {
+    entity: Type.Optional(idString('a legal entity; default: every one')),
+    early: Type.Optional(
+      stringEnum(['true', 'false'], { description: 'true: close a month that has not ended yet (recorded in the audit log)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Closed = Type.Object({
+  period: Type.String(),
+  invoices: Type.Array(Type.Unsafe<Record<string, unknown>>(closedInvoiceSchema)),
+  early: Type.Optional(Type.Boolean()),
+  resumed: Type.Optional(Type.Boolean()),
+});
+
+/** A refused close (a month not ended or not begun, a billing rule) or a failed one, as its problem. */
+const closeProblems: ProblemMapper = (error, request) => {
+  if (error instanceof ProblemError) {
+    const first = error.problems[0]?.code;
+    const code = first === 'period_not_ended' || first === 'period_in_future' ? first : 'billing_run';
+    return problemDetails(error.status, code, error.message, error.problems);
+  }
+  if (error instanceof CloseFailedError) {
+    request.log.error(error);
+    return problemDetails(500, 'close_failed', error.summary);
+  }
+  return undefined;
+};
+
+const PeriodParams = Type.Object({ period: periodString() }, { additionalProperties: false });
+const InvoiceParams = Type.Object({ id: idString('an invoice id or number') }, { additionalProperties: false });
+
+export const invoiceRoutes: RoutePlugin = async (app, { pool }) => {
   app.post(
     '/v1/periods/:period/close',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', problems: closeProblems },
       schema: {
         summary: 'Run billing for a month',
         description:
@@ -134,74 +168,29 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
           'A month that has not ended is refused with 409 (period_not_ended) unless early=true, a month that has not begun always (period_in_future); both are recorded in the audit log. ' +
           'An invoice beyond the amount limits (docs/pricing.md#limits) is refused with 422 naming the customer and meter. The period is marked closed only once all its invoices exist: a failed close leaves it open (closing) and a new close resumes it.',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          properties: {
-            entity: idString('a legal entity; default: every one'),
-            early: {
-              type: 'string',
-              enum: ['true', 'false'],
-              description: 'true: close a month that has not ended yet (recorded in the audit log)',
-            },
-          },
-          additionalProperties: false,
-        },
-        response: {
-          200: {
-            type: 'object',
-            required: ['period', 'invoices'],
-            properties: {
-              period: { type: 'string' },
-              invoices: { type: 'array', items: closedInvoiceSchema },
-              early: { type: 'boolean' },
-              resumed: { type: 'boolean' },
-            },
-          },
-          400: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
-          422: { $ref: 'Problem#' },
-        },
+        params: PeriodParams,
+        querystring: CloseQuery,
+        response: { 200: Closed, 400: problemRef(), 409: problemRef(), 422: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { period } = request.params as { period: string };
-      const { entity, early } = request.query as { entity?: string; early?: 'true' | 'false' };
-      const catalog = await currentCatalog(options.pool);
-      if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
-      try {
-        const outcome = await closePeriod(options.pool, catalog, {
-          period,
-          legalEntity: entity,
-          early: early === 'true',
-          by: `api-key:${request.apiKey?.id}`,
-          log: (line) => request.log.info(line),
-        });
-        return {
-          period: outcome.period,
-          invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })),
-          early: outcome.early,
-          resumed: outcome.resumed,
-        };
-      } catch (error) {
-        if (error instanceof ProblemError)
-          return sendProblem(
-            reply,
-            problemDetails(
-              error.status,
-              error.problems[0]?.code === 'period_not_ended' || error.problems[0]?.code === 'period_in_future'
-                ? error.problems[0].code
-                : 'billing_run',
-              error.message,
-              error.problems,
-            ),
-          );
-        if (error instanceof CloseFailedError) {
-          request.log.error(error);
-          return sendProblem(reply, problemDetails(500, 'close_failed', error.summary));
-        }
-        throw error;
-      }
+    async (request) => {
+      const { period } = request.params;
+      const { entity, early } = request.query;
+      const catalog = await currentCatalog(pool);
+      if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
+      const outcome = await closePeriod(pool, catalog, {
+        period,
+        legalEntity: entity,
+        early: early === 'true',
+        by: `api-key:${request.apiKey?.id}`,
+        log: (line) => request.log.info(line),
+      });
+      return {
+        period: outcome.period,
+        invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })),
+        early: outcome.early,
+        resumed: outcome.resumed,
+      };
     },
   );
 
@@ -212,22 +201,21 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
-        response: { 200: invoiceSchema, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        params: InvoiceParams,
+        response: { 200: Type.Unsafe<Record<string, unknown> | Buffer>(invoiceSchema), 404: problemRef(), 409: problemRef() },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       if ((request.headers.accept ?? '').includes('application/pdf')) {
-        const catalog = await currentCatalog(options.pool);
-        if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
+        const catalog = await currentCatalog(pool);
+        if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
         const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
         const customer = catalog.index.customers.get(invoice.customer);
         if (!legalEntity || !customer)
-          return sendProblem(
-            reply,
+          refuse(
             problemDetails(
               409,
               'not_in_catalog',
@@ -245,4 +233,4 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       return reply.send(JSON.parse(JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))));
     },
   );
-}
+};

@@ -1,19 +1,13 @@
 // Reconciliation over HTTP: where a period stands (compared live, nothing recorded), the exception queues, and the
 // lifecycle moves (assign, resolve with the correcting document, waive with a reason), each audited.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ProblemError, type Result } from '../../domain/result.js';
-import {
-  getException,
-  listExceptions,
-  moveException,
-  problemStatus,
-  type ExceptionMove,
-  type ExceptionRecord,
-} from '../../reconcile/exceptions.js';
+import type { FastifyRequest } from 'fastify';
+import { Type, type TSchema } from 'typebox';
+import { ProblemError } from '../../domain/result.js';
+import { getException, listExceptions, moveException, problemStatus, type ExceptionMove } from '../../reconcile/exceptions.js';
 import { reconcilePeriod } from '../../reconcile/run.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { idString, integerString, periodString, textString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
+import { idString, integerString, periodString, stringEnum, textString } from '../params.js';
+import { apiKeyActor, type RoutePlugin } from '../route-support.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
 const keySchema = {
@@ -147,56 +141,62 @@ const eventSchema = {
   },
 } as const;
 
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: idString('an exception id') },
-  additionalProperties: false,
-} as const;
-const moveResponses = { 200: exceptionSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
+const IdParams = Type.Object({ id: idString('an exception id') }, { additionalProperties: false });
+const Exception = Type.Unsafe<object>(exceptionSchema);
+const moveResponses = { 200: Exception, 400: problemRef(), 404: problemRef(), 409: problemRef() };
+
+const ReportQuery = Type.Object({ entity: Type.Optional(idString('a legal entity; default: every one')) }, { additionalProperties: false });
+
+const ExceptionsQuery = Type.Object(
+  {
+    queue: Type.Optional(stringEnum(['billing_engineering', 'integration_support', 'finance_operations'])),
+    status: Type.Optional(stringEnum(['open', 'assigned', 'resolved', 'waived', 'unresolved'])),
+    period: Type.Optional(periodString()),
+    entity: Type.Optional(idString('a legal entity')),
+    checkpoint: Type.Optional(idString('a checkpoint')),
+    limit: Type.Optional(integerString(1n, 1000n, '1 to 1000, default 100')),
+  },
+  { additionalProperties: false },
+);
+
+const by = Type.Optional(idString('who acts; default: the API key (`api-key:<id>`)'));
+const note = Type.Optional(textString('a note kept with the move'));
+const AssignBody = Type.Object({ assignee: idString('the person or team'), by, note }, { additionalProperties: false });
+const ResolveBody = Type.Object(
+  { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
+  { additionalProperties: false },
+);
+const WaiveBody = Type.Object(
+  { reason: textString('why the difference is accepted', { minLength: 1 }), by },
+  { additionalProperties: false },
+);
 
 /** The actor of a move: the person named in the body, else the API key that made the request. */
-const actorOf = (request: FastifyRequest, by: string | undefined): string =>
-  by && by.trim() !== '' ? by : `api-key:${request.apiKey?.id ?? 'unknown'}`;
+const actorOf = (request: FastifyRequest, named: string | undefined): string =>
+  named && named.trim() !== '' ? named : apiKeyActor(request);
 
-function answer(reply: FastifyReply, result: Result<ExceptionRecord>) {
-  if (!result.ok)
-    return sendProblem(
-      reply,
-      problemDetails(problemStatus(result.problems), 'exception_move_refused', 'the move was refused; nothing changed', result.problems),
-    );
-  return result.value;
-}
+const reconciliationProblems: ProblemMapper = (error) =>
+  error instanceof ProblemError ? problemDetails(error.status, 'reconciliation', error.message, error.problems) : undefined;
 
-export async function registerReconcileRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/periods/:period/reconciliation',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', problems: reconciliationProblems },
       schema: {
         summary: 'Where a period stands: every checkpoint green or with its differences',
         description:
           'Compares the checkpoints live for the built-in ledger (usage, rating, invoice lines, ledger postings, payments, trial balance) and lists the open exceptions per queue. Nothing is recorded: `accrue reconcile` or closing the period opens the exceptions.',
         tags: ['reconciliation'],
-        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          properties: { entity: idString('a legal entity; default: every one') },
-          additionalProperties: false,
-        },
-        response: { 200: reportSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        params: Type.Object({ period: periodString() }, { additionalProperties: false }),
+        querystring: ReportQuery,
+        response: { 200: Type.Unsafe<object>(reportSchema), 400: problemRef(), 404: problemRef(), 409: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { period } = request.params as { period: string };
-      const { entity } = request.query as { entity?: string };
-      try {
-        return await reconcilePeriod(options.pool, { period, legalEntity: entity, record: false });
-      } catch (error) {
-        if (error instanceof ProblemError)
-          return sendProblem(reply, problemDetails(error.status, 'reconciliation', error.message, error.problems));
-        throw error;
-      }
+    async (request) => {
+      const { period } = request.params;
+      const { entity } = request.query;
+      return reconcilePeriod(pool, { period, legalEntity: entity, record: false });
     },
   );
 
@@ -207,27 +207,13 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Exceptions by queue, status, period, legal entity or checkpoint, oldest first',
         tags: ['reconciliation'],
-        querystring: {
-          type: 'object',
-          properties: {
-            queue: { type: 'string', enum: ['billing_engineering', 'integration_support', 'finance_operations'] },
-            status: { type: 'string', enum: ['open', 'assigned', 'resolved', 'waived', 'unresolved'] },
-            period: periodString(),
-            entity: idString('a legal entity'),
-            checkpoint: idString('a checkpoint'),
-            limit: integerString(1n, 1000n, '1 to 1000, default 100'),
-          },
-          additionalProperties: false,
-        },
-        response: {
-          200: { type: 'object', required: ['exceptions'], properties: { exceptions: { type: 'array', items: exceptionSchema } } },
-          400: { $ref: 'Problem#' },
-        },
+        querystring: ExceptionsQuery,
+        response: { 200: Type.Object({ exceptions: Type.Array(Exception) }), 400: problemRef() },
       },
     },
-    async (request, reply) => {
-      const q = request.query as { queue?: string; status?: string; period?: string; entity?: string; checkpoint?: string; limit?: string };
-      const listed = await listExceptions(options.pool, {
+    async (request) => {
+      const q = request.query;
+      const listed = await listExceptions(pool, {
         queue: q.queue,
         status: q.status,
         period: q.period,
@@ -235,8 +221,7 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
         checkpoint: q.checkpoint,
         limit: q.limit === undefined ? 100 : Number.parseInt(q.limit, 10),
       });
-      if (!listed.ok) return sendProblem(reply, problemDetails(400, 'invalid_filter', 'the filter is invalid', listed.problems));
-      return { exceptions: listed.value };
+      return { exceptions: valueOr(listed, (problems) => problemDetails(400, 'invalid_filter', 'the filter is invalid', problems)) };
     },
   );
 
@@ -247,73 +232,50 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'One exception with every move in its history',
         tags: ['reconciliation'],
-        params: idParams,
+        params: IdParams,
         response: {
-          200: {
-            type: 'object',
-            required: ['exception', 'events'],
-            properties: { exception: exceptionSchema, events: { type: 'array', items: eventSchema } },
-          },
-          404: { $ref: 'Problem#' },
+          200: Type.Object({ exception: Exception, events: Type.Array(Type.Unsafe<object>(eventSchema)) }),
+          404: problemRef(),
         },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const found = await getException(options.pool, id);
-      if (!found) return sendProblem(reply, problemDetails(404, 'not_found', `no exception ${id}`));
+    async (request) => {
+      const { id } = request.params;
+      const found = await getException(pool, id);
+      if (!found) refuse(problemDetails(404, 'not_found', `no exception ${id}`));
       return found;
     },
   );
 
-  const move = (
-    path: 'assign' | 'resolve' | 'waive',
-    summary: string,
-    body: object,
-    toMove: (b: Record<string, string | undefined>, by: string) => ExceptionMove,
-  ) =>
-    app.post(
-      `/v1/exceptions/:id/${path}`,
-      { config: { scope: 'admin' }, schema: { summary, tags: ['reconciliation'], params: idParams, body, response: moveResponses } },
-      async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const b = request.body as Record<string, string | undefined>;
-        return answer(reply, await moveException(options.pool, id, toMove(b, actorOf(request, b.by))));
-      },
+  const moveOptions = <Body extends TSchema>(summary: string, body: Body) => ({
+    config: { scope: 'admin' as const },
+    schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
+  });
+  const answer = async (id: string, change: ExceptionMove) =>
+    valueOr(await moveException(pool, id, change), (problems) =>
+      problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
     );
-  const by = idString('who acts; default: the API key (`api-key:<id>`)');
-  const note = textString('a note kept with the move');
-  move(
-    'assign',
-    'Assign (or reassign) an exception to a person or team',
-    {
-      type: 'object',
-      required: ['assignee'],
-      properties: { assignee: idString('the person or team'), by, note },
-      additionalProperties: false,
+  app.post(
+    '/v1/exceptions/:id/assign',
+    moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
+    async (request) => {
+      const { assignee, by: named, note: text } = request.body;
+      const actor = actorOf(request, named);
+      return answer(request.params.id, { action: 'assign', assignee, by: actor, ...(text ? { note: text } : {}) });
     },
-    (b, actor) => ({ action: 'assign', assignee: b.assignee ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
-  move(
-    'resolve',
-    'Resolve an assigned exception with the document that corrects it',
-    {
-      type: 'object',
-      required: ['correcting_document'],
-      properties: { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
-      additionalProperties: false,
+  app.post(
+    '/v1/exceptions/:id/resolve',
+    moveOptions('Resolve an assigned exception with the document that corrects it', ResolveBody),
+    async (request) => {
+      const { correcting_document, by: named, note: text } = request.body;
+      const actor = actorOf(request, named);
+      return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
     },
-    (b, actor) => ({ action: 'resolve', correcting_document: b.correcting_document ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
-  move(
-    'waive',
-    'Accept an assigned exception as it is, with the reason; final',
-    {
-      type: 'object',
-      required: ['reason'],
-      properties: { reason: textString('why the difference is accepted', { minLength: 1 }), by },
-      additionalProperties: false,
-    },
-    (b, actor) => ({ action: 'waive', reason: b.reason ?? '', by: actor }),
+  app.post(
+    '/v1/exceptions/:id/waive',
+    moveOptions('Accept an assigned exception as it is, with the reason; final', WaiveBody),
+    async (request) => answer(request.params.id, { action: 'waive', reason: request.body.reason, by: actorOf(request, request.body.by) }),
   );
-}
+};
