@@ -27,3 +27,6 @@ declare module 'fastify' {
 
 /** Who made a request, as the audit log names it. */
 export const apiKeyActor = (request: FastifyRequest): string => `api-key:${request.apiKey?.id ?? 'unknown'}`;
+
+/** The typed Fastify instance a route plugin is given, for the functions that register its routes. */
+export type RouteApp = Parameters<RoutePlugin>[0];

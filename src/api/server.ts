@@ -1,6 +1,6 @@
 // The HTTP API: one Fastify instance, JSON schemas on every route, the OpenAPI 3.1 document generated from them.
 import Fastify, { type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
+import swagger, { type SwaggerOptions } from '@fastify/swagger';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { problemDetails, problemErrorHandler, ProblemSchema, sendProblem } from './problem.js';
@@ -46,6 +46,28 @@ declare module 'fastify' {
   }
 }
 
+/** The OpenAPI 3.1 document's frame; @fastify/swagger fills in the routes from their schemas. */
+const SWAGGER_OPTIONS: SwaggerOptions = {
+  // Shared schemas keep their $id as their name under components.schemas (Problem, not def-0).
+  refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  openapi: {
+    openapi: '3.1.0',
+    info: {
+      title: 'Accrue API',
+      version: '1',
+      description:
+        'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile. Every error is an RFC 9457 problem (application/problem+json); a method a path does not support is answered 405 with an Allow header.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    servers: [{ url: '/', description: 'the Accrue server that serves this document (GET /openapi.json)' }],
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Accrue API key (`accrue keys create`).' } },
+      schemas: {},
+    },
+    security: [{ apiKey: [] }],
+  },
+};
+
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ? loggerOptions() : false,
@@ -59,26 +81,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
 
-  await app.register(swagger, {
-    // Shared schemas keep their $id as their name under components.schemas (Problem, not def-0).
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Accrue API',
-        version: '1',
-        description:
-          'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile. Every error is an RFC 9457 problem (application/problem+json); a method a path does not support is answered 405 with an Allow header.',
-        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
-      },
-      servers: [{ url: '/', description: 'the Accrue server that serves this document (GET /openapi.json)' }],
-      components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Accrue API key (`accrue keys create`).' } },
-        schemas: {},
-      },
-      security: [{ apiKey: [] }],
-    },
-  });
+  await app.register(swagger, SWAGGER_OPTIONS);
 
   app.addHook('onRoute', nameOperation);
   app.addHook('onRoute', documentErrors);

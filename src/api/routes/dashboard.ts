@@ -21,7 +21,7 @@ import { listBillingMonths } from '../../invoice/queries.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { problemDetails, problemRef, refuse } from '../problem.js';
 import { dateString, idString, integerString, periodString, stringEnum, textString } from '../params.js';
-import type { RoutePlugin } from '../route-support.js';
+import type { RouteApp, RoutePlugin } from '../route-support.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
@@ -246,6 +246,13 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
     return sendAsset(request, reply, 'text/css; charset=utf-8', assets.css, assets.version);
   });
 
+  periodRoutes(app, pool);
+  searchRoutes(app, pool);
+  customerRoutes(app, pool);
+  pdfRoute(app, pool);
+};
+
+function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
     {
@@ -291,7 +298,9 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
     },
     async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period),
   );
+}
 
+function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/pipeline',
     {
@@ -343,7 +352,9 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
       return searchInvoices(pool, await currentCatalog(pool), search);
     },
   );
+}
 
+function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices/:id',
     {
@@ -400,7 +411,9 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
       return customerUsage(pool, catalog, id, { from: q.from, to: q.to, bucket });
     },
   );
+}
 
+function pdfRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id/pdf',
     {
@@ -446,4 +459,4 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
         .send(pdf);
     },
   );
-};
+}

@@ -90,6 +90,31 @@ const EventBodies = Type.Unsafe<unknown>({
   },
 });
 
+/** POST /v1/events as documented: every body kind and every answer. */
+const EventsSchema = {
+  summary: 'Ingest usage events',
+  description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
+  tags: ['ingest'],
+  body: EventBodies,
+  response: {
+    200: Type.Object(
+      { batch_id: Type.Optional(Type.String()), counts: Type.Optional(Counts), results: Type.Optional(Type.Array(Outcome)) },
+      { description: 'Every event answered' },
+    ),
+    202: Type.Object(
+      { batch_id: Type.Optional(Type.String()), result: Type.Optional(Outcome) },
+      { description: 'A single event quarantined (unknown type or subject)' },
+    ),
+    400: problemRef(),
+    401: problemRef(),
+    403: problemRef(),
+    409: problemRef(),
+    413: problemRef(),
+    415: problemRef(),
+    429: problemRef(),
+  },
+};
+
 /** Its own scope (a plugin): this route's parsers (bytes for every JSON media type) replace the API-wide application/json one. */
 export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) => {
   app.addSchema({ $id: 'CloudEvent', ...eventSchema });
@@ -106,29 +131,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
       // The body schemas below document the bodies; the handler reads and checks them itself, answering each event
       // of a batch on its own (a schema validator would refuse a whole batch for one bad event).
       validatorCompiler: () => () => true,
-      schema: {
-        summary: 'Ingest usage events',
-        description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
-        tags: ['ingest'],
-        body: EventBodies,
-        response: {
-          200: Type.Object(
-            { batch_id: Type.Optional(Type.String()), counts: Type.Optional(Counts), results: Type.Optional(Type.Array(Outcome)) },
-            { description: 'Every event answered' },
-          ),
-          202: Type.Object(
-            { batch_id: Type.Optional(Type.String()), result: Type.Optional(Outcome) },
-            { description: 'A single event quarantined (unknown type or subject)' },
-          ),
-          400: problemRef(),
-          401: problemRef(),
-          403: problemRef(),
-          409: problemRef(),
-          413: problemRef(),
-          415: problemRef(),
-          429: problemRef(),
-        },
-      },
+      schema: EventsSchema,
     },
     async (request, reply) => {
       // A grouped single event is validated against the catalog in force when its group is written (the committer keeps

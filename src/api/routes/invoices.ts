@@ -8,7 +8,8 @@ import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
 import { problemDetails, problemRef, refuse, type ProblemMapper } from '../problem.js';
 import { idString, periodString, stringEnum } from '../params.js';
-import type { RoutePlugin } from '../route-support.js';
+import type pg from 'pg';
+import type { RouteApp, RoutePlugin } from '../route-support.js';
 
 const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
 const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
@@ -157,6 +158,11 @@ const PeriodParams = Type.Object({ period: periodString() }, { additionalPropert
 const InvoiceParams = Type.Object({ id: idString('an invoice id or number') }, { additionalProperties: false });
 
 export const invoiceRoutes: RoutePlugin = async (app, { pool }) => {
+  closeRoute(app, pool);
+  invoiceRoute(app, pool);
+};
+
+function closeRoute(app: RouteApp, pool: pg.Pool): void {
   app.post(
     '/v1/periods/:period/close',
     {
@@ -193,7 +199,9 @@ export const invoiceRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+}
 
+function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id',
     {
@@ -233,4 +241,4 @@ export const invoiceRoutes: RoutePlugin = async (app, { pool }) => {
       return reply.send(JSON.parse(JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))));
     },
   );
-};
+}

@@ -7,7 +7,8 @@ import { getException, listExceptions, moveException, problemStatus, type Except
 import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { idString, integerString, periodString, stringEnum, textString } from '../params.js';
-import { apiKeyActor, type RoutePlugin } from '../route-support.js';
+import type pg from 'pg';
+import { apiKeyActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 
 const nullableString = { type: ['string', 'null'] } as const;
 const keySchema = {
@@ -179,6 +180,11 @@ const reconciliationProblems: ProblemMapper = (error) =>
   error instanceof ProblemError ? problemDetails(error.status, 'reconciliation', error.message, error.problems) : undefined;
 
 export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
+  reportRoutes(app, pool);
+  exceptionRoutes(app, pool);
+};
+
+function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/periods/:period/reconciliation',
     {
@@ -224,7 +230,9 @@ export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
       return { exceptions: valueOr(listed, (problems) => problemDetails(400, 'invalid_filter', 'the filter is invalid', problems)) };
     },
   );
+}
 
+function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/exceptions/:id',
     {
@@ -278,4 +286,4 @@ export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
     moveOptions('Accept an assigned exception as it is, with the reason; final', WaiveBody),
     async (request) => answer(request.params.id, { action: 'waive', reason: request.body.reason, by: actorOf(request, request.body.by) }),
   );
-};
+}
