@@ -6,144 +6,109 @@ import { ProblemError } from '../../domain/result.js';
 import { getException, listExceptions, moveException, problemStatus, type ExceptionMove } from '../../reconcile/exceptions.js';
 import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
-import { idString, integerString, periodString, stringEnum, textString } from '../params.js';
+import { idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type pg from 'pg';
 import { apiKeyActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 
-const nullableString = { type: ['string', 'null'] } as const;
-const keySchema = {
-  type: 'object',
-  required: ['legal_entity', 'customer', 'currency', 'item'],
-  properties: { legal_entity: { type: 'string' }, customer: { type: 'string' }, currency: { type: 'string' }, item: { type: 'string' } },
-} as const;
-const documentSchema = {
-  type: 'object',
-  required: ['kind', 'id'],
-  properties: { kind: { type: 'string' }, id: { type: 'string' }, connector: { type: 'string' } },
-} as const;
+const Key = Type.Object({ legal_entity: Type.String(), customer: Type.String(), currency: Type.String(), item: Type.String() });
 
-const reportSchema = {
-  type: 'object',
-  required: ['period', 'legal_entities', 'connectors', 'recorded', 'status', 'checkpoints', 'open_exceptions'],
-  properties: {
-    period: { type: 'string' },
-    legal_entities: { type: 'array', items: { type: 'string' } },
-    connectors: { type: 'array', items: { type: 'string' } },
-    recorded: { type: 'boolean' },
-    status: { type: 'string', enum: ['green', 'red'] },
-    checkpoints: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['checkpoint', 'legal_entity', 'connector', 'owner_queue', 'status', 'compared', 'pending', 'differences'],
-        properties: {
-          checkpoint: { type: 'string' },
-          legal_entity: { type: 'string' },
-          connector: nullableString,
-          owner_queue: { type: 'string' },
-          description: { type: 'string' },
-          status: { type: 'string', enum: ['green', 'red'] },
-          compared: { type: 'object', properties: { left: { type: 'integer' }, right: { type: 'integer' } } },
-          pending: { type: 'integer' },
-          differences: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['exception_id', 'kind', 'key', 'left', 'right', 'difference'],
-              properties: {
-                exception_id: { type: 'string' },
-                kind: { type: 'string', enum: ['missing_left', 'missing_right', 'amount_differs', 'duplicate'] },
-                key: keySchema,
-                left: nullableString,
-                right: nullableString,
-                difference: { type: 'string', description: 'right - left: minor units for money, an exact decimal for quantities' },
-                occurrences: { type: 'object', properties: { left: { type: 'integer' }, right: { type: 'integer' } } },
-                documents: { type: 'array', items: documentSchema },
-                opened: { type: 'boolean' },
-                status: nullableString,
-              },
-            },
-          },
-        },
-      },
-    },
-    opened: { type: 'array', items: { type: 'string' } },
-    cleared: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          id: { type: 'string' },
-          checkpoint: { type: 'string' },
-          legal_entity: { type: 'string' },
-          item: { type: 'string' },
-          status: { type: 'string' },
-        },
-      },
-    },
-    open_exceptions: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          legal_entity: { type: 'string' },
-          owner_queue: { type: 'string' },
-          open: { type: 'integer' },
-          assigned: { type: 'integer' },
-        },
-      },
-    },
-  },
-} as const;
+const Document = Type.Object({ kind: Type.String(), id: Type.String(), connector: Type.Optional(Type.String()) });
 
-const exceptionSchema = {
-  type: 'object',
-  required: ['id', 'kind', 'owner_queue', 'status'],
-  properties: {
-    id: { type: 'string' },
-    kind: { type: 'string' },
-    owner_queue: { type: 'string' },
-    status: { type: 'string', enum: ['open', 'assigned', 'resolved', 'waived'] },
-    subject: { type: 'string' },
-    checkpoint: nullableString,
-    period: nullableString,
-    legal_entity: nullableString,
-    customer: nullableString,
-    currency: nullableString,
-    connector: nullableString,
-    item: nullableString,
-    left_amount: nullableString,
-    right_amount: nullableString,
-    difference: nullableString,
-    documents: { type: 'array', items: documentSchema },
-    details: {},
-    assigned_to: nullableString,
-    resolution_document: nullableString,
-    waived_reason: nullableString,
-    waived_by: nullableString,
-    created_at: { type: 'string' },
-    updated_at: { type: 'string' },
-    last_seen_at: nullableString,
-    cleared_at: nullableString,
-  },
-} as const;
+const Report = Type.Object({
+  period: Type.String(),
+  legal_entities: Type.Array(Type.String()),
+  connectors: Type.Array(Type.String()),
+  recorded: Type.Boolean(),
+  status: stringEnum(['green', 'red']),
+  checkpoints: Type.Array(
+    Type.Object({
+      checkpoint: Type.String(),
+      legal_entity: Type.String(),
+      connector: nullableString(),
+      owner_queue: Type.String(),
+      description: Type.Optional(Type.String()),
+      status: stringEnum(['green', 'red']),
+      compared: Type.Object({ left: Type.Optional(Type.Integer()), right: Type.Optional(Type.Integer()) }),
+      pending: Type.Integer(),
+      differences: Type.Array(
+        Type.Object({
+          exception_id: Type.String(),
+          kind: stringEnum(['missing_left', 'missing_right', 'amount_differs', 'duplicate']),
+          key: Key,
+          left: nullableString(),
+          right: nullableString(),
+          difference: Type.String({ description: 'right - left: minor units for money, an exact decimal for quantities' }),
+          occurrences: Type.Optional(Type.Object({ left: Type.Optional(Type.Integer()), right: Type.Optional(Type.Integer()) })),
+          documents: Type.Optional(Type.Array(Document)),
+          opened: Type.Optional(Type.Boolean()),
+          status: Type.Optional(nullableString()),
+        }),
+      ),
+    }),
+  ),
+  opened: Type.Optional(Type.Array(Type.String())),
+  cleared: Type.Optional(
+    Type.Array(
+      Type.Object({
+        id: Type.Optional(Type.String()),
+        checkpoint: Type.Optional(Type.String()),
+        legal_entity: Type.Optional(Type.String()),
+        item: Type.Optional(Type.String()),
+        status: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+  open_exceptions: Type.Array(
+    Type.Object({
+      legal_entity: Type.Optional(Type.String()),
+      owner_queue: Type.Optional(Type.String()),
+      open: Type.Optional(Type.Integer()),
+      assigned: Type.Optional(Type.Integer()),
+    }),
+  ),
+});
 
-const eventSchema = {
-  type: 'object',
-  properties: {
-    ordinal: { type: 'integer' },
-    action: { type: 'string' },
-    from_status: nullableString,
-    to_status: { type: 'string' },
-    actor: { type: 'string' },
-    at: { type: 'string' },
-    reason: nullableString,
-    details: {},
-  },
-} as const;
+const ExceptionSchema = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  owner_queue: Type.String(),
+  status: stringEnum(['open', 'assigned', 'resolved', 'waived']),
+  subject: Type.Optional(Type.String()),
+  checkpoint: Type.Optional(nullableString()),
+  period: Type.Optional(nullableString()),
+  legal_entity: Type.Optional(nullableString()),
+  customer: Type.Optional(nullableString()),
+  currency: Type.Optional(nullableString()),
+  connector: Type.Optional(nullableString()),
+  item: Type.Optional(nullableString()),
+  left_amount: Type.Optional(nullableString()),
+  right_amount: Type.Optional(nullableString()),
+  difference: Type.Optional(nullableString()),
+  documents: Type.Optional(Type.Array(Document)),
+  details: Type.Optional(Type.Unknown()),
+  assigned_to: Type.Optional(nullableString()),
+  resolution_document: Type.Optional(nullableString()),
+  waived_reason: Type.Optional(nullableString()),
+  waived_by: Type.Optional(nullableString()),
+  created_at: Type.Optional(Type.String()),
+  updated_at: Type.Optional(Type.String()),
+  last_seen_at: Type.Optional(nullableString()),
+  cleared_at: Type.Optional(nullableString()),
+});
+
+const ExceptionEvent = Type.Object({
+  ordinal: Type.Optional(Type.Integer()),
+  action: Type.Optional(Type.String()),
+  from_status: Type.Optional(nullableString()),
+  to_status: Type.Optional(Type.String()),
+  actor: Type.Optional(Type.String()),
+  at: Type.Optional(Type.String()),
+  reason: Type.Optional(nullableString()),
+  details: Type.Optional(Type.Unknown()),
+});
 
 const IdParams = Type.Object({ id: idString('an exception id') }, { additionalProperties: false });
-const Exception = Type.Unsafe<object>(exceptionSchema);
+const Exception = ExceptionSchema;
 const moveResponses = { 200: Exception, 400: problemRef(), 404: problemRef(), 409: problemRef() };
 
 const ReportQuery = Type.Object({ entity: Type.Optional(idString('a legal entity; default: every one')) }, { additionalProperties: false });
@@ -196,7 +161,7 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
         tags: ['reconciliation'],
         params: Type.Object({ period: periodString() }, { additionalProperties: false }),
         querystring: ReportQuery,
-        response: { 200: Type.Unsafe<object>(reportSchema), 400: problemRef(), 404: problemRef(), 409: problemRef() },
+        response: { 200: Report, 400: problemRef(), 404: problemRef(), 409: problemRef() },
       },
     },
     async (request) => {
@@ -242,7 +207,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
         tags: ['reconciliation'],
         params: IdParams,
         response: {
-          200: Type.Object({ exception: Exception, events: Type.Array(Type.Unsafe<object>(eventSchema)) }),
+          200: Type.Object({ exception: Exception, events: Type.Array(ExceptionEvent) }),
           404: problemRef(),
         },
       },
