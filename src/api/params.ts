@@ -3,7 +3,7 @@
 // silently rewrite, before a handler runs. Limits are JSON Schema keywords (maxLength, pattern, format), so the
 // OpenAPI document states them to clients exactly as the server enforces them (docs/api.md, "Limits"). They are
 // TypeBox schemas, so a route's request types are inferred from the same definitions.
-import { Type } from 'typebox';
+import { Type, type Static, type TObject } from 'typebox';
 
 /** Limits (docs/api.md): characters of an identifier (ids, numbers, names, filters) and of free text (notes, reasons, searches). */
 export const PARAM_LIMITS = Object.freeze({
@@ -153,3 +153,6 @@ export function unstorableText(value: unknown): Array<{ path: string; code: stri
   visit(value, '');
   return problems;
 }
+
+/** An object or null, written as `{ type: ['object', 'null'], ... }` as the document has always said it. */
+export const nullableObject = <T extends TObject>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: ['object', 'null'] });
