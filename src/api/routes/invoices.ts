@@ -1,5 +1,5 @@
 // Billing runs and invoices over HTTP: close a period, read invoices as JSON or PDF.
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { currentCatalog } from '../../catalog/service.js';
 import { CloseFailedError, closePeriod } from '../../invoice/billing-run.js';
 import { exportInvoice } from '../../invoice/export.js';
@@ -7,121 +7,98 @@ import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
 import { problemDetails, problemRef, refuse, type ProblemMapper } from '../problem.js';
-import { idString, periodString, stringEnum } from '../params.js';
+import { idString, nullableString, periodString, stringEnum } from '../params.js';
 import type pg from 'pg';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
 
-const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
-const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
-const DATE = { type: 'string', format: 'date' } as const;
-const open = { type: 'object', additionalProperties: true } as const;
+const MINOR = Type.String({ pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' });
+const MAJOR = Type.String({ pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' });
+const date = (description?: string) => Type.String({ format: 'date', ...(description ? { description } : {}) });
+const open = Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true });
+const KIND = stringEnum(['invoice', 'credit_note']);
+const STATUS = stringEnum(['draft', 'finalized', 'void']);
+const ROUNDING = stringEnum(['half_up', 'half_even']);
+const CURRENCY = Type.String({ pattern: '^[A-Z]{3}$' });
 /** Legal content recorded when the invoice was drafted (docs/catalog.md "Legal content"); absent or null on older documents. */
-const PARTY = {
+const PARTY = Type.Unsafe<Record<string, unknown> | null>({
   type: ['object', 'null'],
   description: 'name, address (lines, city, region, postal_code, country) or null, tax_id or null',
   additionalProperties: true,
-} as const;
+});
 const LEGAL = {
-  issue_date: { ...DATE, description: 'the day after the billing period; a correction: that of the run issuing it' },
-  payment_terms_days: { type: ['integer', 'null'], description: 'null on a credit note' },
-  due_date: { type: ['string', 'null'], format: 'date', description: 'issue_date + payment_terms_days; null on a credit note' },
-  seller: PARTY,
-  buyer: PARTY,
-} as const;
+  issue_date: Type.Optional(date('the day after the billing period; a correction: that of the run issuing it')),
+  payment_terms_days: Type.Optional(Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'null on a credit note' })),
+  due_date: Type.Optional(
+    Type.Unsafe<string | null>({
+      type: ['string', 'null'],
+      format: 'date',
+      description: 'issue_date + payment_terms_days; null on a credit note',
+    }),
+  ),
+  seller: Type.Optional(PARTY),
+  buyer: Type.Optional(PARTY),
+};
 
 /** An invoice or credit note as stored (GET /v1/invoices/{id}): amounts in minor units; the lines carry their usage aggregate. */
-const invoiceSchema = {
-  type: 'object',
-  required: [
-    'id',
-    'key',
-    'kind',
-    'number',
-    'status',
-    'legal_entity',
-    'customer',
-    'currency',
-    'period_start',
-    'period_end',
-    'lines',
-    'subtotal_minor',
-    'discount_minor',
-    'credits_applied_minor',
-    'tax_minor',
-    'total_minor',
-    'rating_run',
-  ],
-  properties: {
-    id: { type: 'string' },
-    key: { type: 'string', description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)' },
-    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
-    corrects: { type: 'string', description: 'credit notes and replacements: the invoice id corrected' },
-    number: { type: ['string', 'null'] },
-    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-    legal_entity: { type: 'string' },
-    customer: { type: 'string' },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
-    period_start: { ...DATE, description: 'inclusive' },
-    period_end: { ...DATE, description: 'exclusive' },
-    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
-    lines: { type: 'array', items: open },
-    tax_lines: { type: 'array', items: open },
+const Invoice = Type.Object(
+  {
+    id: Type.String(),
+    key: Type.String({
+      description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)',
+    }),
+    kind: KIND,
+    corrects: Type.Optional(Type.String({ description: 'credit notes and replacements: the invoice id corrected' })),
+    number: nullableString(),
+    status: STATUS,
+    legal_entity: Type.String(),
+    customer: Type.String(),
+    currency: CURRENCY,
+    period_start: date('inclusive'),
+    period_end: date('exclusive'),
+    rounding: Type.Optional(ROUNDING),
+    lines: Type.Array(open),
+    tax_lines: Type.Optional(Type.Array(open)),
     subtotal_minor: MINOR,
     discount_minor: MINOR,
     credits_applied_minor: MINOR,
     tax_minor: MINOR,
     total_minor: MINOR,
-    rating_run: { type: 'string' },
+    rating_run: Type.String(),
     ...LEGAL,
   },
-  additionalProperties: true,
-} as const;
+  { additionalProperties: true },
+);
+
+/** The same schema; the handler may also answer the PDF (Accept: application/pdf), which the document does not list. */
+const InvoiceOrPdf = Type.Unsafe<Static<typeof Invoice> | Buffer>(Invoice);
 
 /** An invoice as a billing run reports it: exact decimal amounts in major units (src/invoice/export.ts). */
-const closedInvoiceSchema = {
-  type: 'object',
-  required: [
-    'id',
-    'number',
-    'kind',
-    'status',
-    'customer',
-    'legal_entity',
-    'currency',
-    'period_start',
-    'period_end',
-    'lines',
-    'subtotal',
-    'discount',
-    'credits_applied',
-    'tax',
-    'total',
-  ],
-  properties: {
-    id: { type: 'string' },
-    number: { type: ['string', 'null'] },
-    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
-    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-    corrects: { type: 'string' },
-    customer: { type: 'string' },
-    legal_entity: { type: 'string' },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
-    period_start: { ...DATE, description: 'inclusive' },
-    period_end: { ...DATE, description: 'inclusive' },
-    lines: { type: 'array', items: open },
-    adjustments: { type: 'array', items: open },
-    tax_lines: { type: 'array', items: open },
+const ClosedInvoice = Type.Object(
+  {
+    id: Type.String(),
+    number: nullableString(),
+    kind: KIND,
+    status: STATUS,
+    corrects: Type.Optional(Type.String()),
+    customer: Type.String(),
+    legal_entity: Type.String(),
+    currency: CURRENCY,
+    period_start: date('inclusive'),
+    period_end: date('inclusive'),
+    lines: Type.Array(open),
+    adjustments: Type.Optional(Type.Array(open)),
+    tax_lines: Type.Optional(Type.Array(open)),
     subtotal: MAJOR,
     discount: MAJOR,
     credits_applied: MAJOR,
     tax: MAJOR,
     total: MAJOR,
-    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
+    rounding: Type.Optional(ROUNDING),
     ...LEGAL,
-    issue_date: { type: ['string', 'null'], format: 'date' },
+    issue_date: Type.Optional(Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date' })),
   },
-  additionalProperties: true,
-} as const;
+  { additionalProperties: true },
+);
 
 const CloseQuery = Type.Object(
   {
@@ -135,7 +112,7 @@ const CloseQuery = Type.Object(
 
 const Closed = Type.Object({
   period: Type.String(),
-  invoices: Type.Array(Type.Unsafe<Record<string, unknown>>(closedInvoiceSchema)),
+  invoices: Type.Array(ClosedInvoice),
   early: Type.Optional(Type.Boolean()),
   resumed: Type.Optional(Type.Boolean()),
 });
@@ -210,7 +187,7 @@ function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],
         params: InvoiceParams,
-        response: { 200: Type.Unsafe<Record<string, unknown> | Buffer>(invoiceSchema), 404: problemRef(), 409: problemRef() },
+        response: { 200: InvoiceOrPdf, 404: problemRef(), 409: problemRef() },
       },
     },
     async (request, reply) => {
