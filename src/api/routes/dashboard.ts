@@ -3,7 +3,7 @@
 // Every figure leaves as a decimal string in major units; the browser converts to numbers only to draw charts.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
-import { Type } from 'typebox';
+import { Type, type TProperties } from 'typebox';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
@@ -18,46 +18,37 @@ import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
 import { listBillingMonths } from '../../invoice/queries.js';
+import { invariant } from '../../domain/result.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { problemDetails, problemRef, refuse } from '../problem.js';
-import { dateString, idString, integerString, periodString, stringEnum, textString } from '../params.js';
+import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
-const MONTH_OUT = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' } as const;
-const DAY_OUT = { type: 'string', format: 'date' } as const;
-const MONEY = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
-const str = { type: 'string' } as const;
-const nullableStr = { type: ['string', 'null'] } as const;
-const int = { type: 'integer' } as const;
+const MONTH_OUT = Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' });
+const DAY_OUT = Type.String({ format: 'date' });
+const MONEY = Type.String({ pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' });
+const str = Type.String();
+const nullableStr = nullableString();
+const int = Type.Integer();
 const problems = { 400: problemRef(), 404: problemRef(), 409: problemRef() };
 
-const object = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-  ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false, ...extra }) as const;
+/** An answer object: every property present, no other. */
+const object = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false });
 
 const overviewSchema = object({
   period: MONTH_OUT,
   start_date: DAY_OUT,
-  end_date: { ...DAY_OUT, description: 'exclusive' },
-  days: {
-    type: 'array',
-    items: DAY_OUT,
+  end_date: Type.String({ format: 'date', description: 'exclusive' }),
+  days: Type.Array(DAY_OUT, {
     description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)',
-  },
-  entities: {
-    type: 'array',
-    items: object({
-      id: str,
-      name: str,
-      currency: str,
-      status: { type: 'string', enum: ['open', 'closing', 'closed'] },
-      closed_at: nullableStr,
-    }),
-  },
-  totals: {
-    type: 'array',
-    items: object({
+  }),
+  entities: Type.Array(
+    object({ id: str, name: str, currency: str, status: stringEnum(['open', 'closing', 'closed']), closed_at: nullableStr }),
+  ),
+  totals: Type.Array(
+    object({
       legal_entity: str,
       currency: str,
       usage: MONEY,
@@ -68,67 +59,64 @@ const overviewSchema = object({
       outstanding: MONEY,
       invoices: int,
     }),
-  },
-  series: {
-    type: 'array',
-    description: 'running totals at the end of each day of `days`',
-    items: object({
+  ),
+  series: Type.Array(
+    object({
       legal_entity: str,
       currency: str,
-      usage: { type: 'array', items: MONEY },
-      unbilled: { type: 'array', items: MONEY },
-      invoiced: { type: 'array', items: MONEY },
-      posted: { type: 'array', items: MONEY },
-      paid: { type: 'array', items: MONEY },
+      usage: Type.Array(MONEY),
+      unbilled: Type.Array(MONEY),
+      invoiced: Type.Array(MONEY),
+      posted: Type.Array(MONEY),
+      paid: Type.Array(MONEY),
     }),
-  },
-  events: { type: 'array', items: object({ legal_entity: str, per_day: { type: 'array', items: int }, total: int, late: int }) },
-  kpis: {
-    type: 'array',
-    items: object({
+    { description: 'running totals at the end of each day of `days`' },
+  ),
+  events: Type.Array(object({ legal_entity: str, per_day: Type.Array(int), total: int, late: int })),
+  kpis: Type.Array(
+    object({
       id: str,
       label: str,
-      unit: { type: 'string', enum: ['count', 'money', 'ratio', 'seconds'] },
+      unit: stringEnum(['count', 'money', 'ratio', 'seconds']),
       currency: nullableStr,
-      value: { type: ['string', 'null'], description: 'a decimal string; null when there is nothing to measure yet' },
-      previous: { type: ['string', 'null'], description: 'the previous period; null for measures of the present state' },
+      value: nullableString({ description: 'a decimal string; null when there is nothing to measure yet' }),
+      previous: nullableString({ description: 'the previous period; null for measures of the present state' }),
     }),
-  },
+  ),
 });
 
 const ingestCounts = { received: int, accepted: int, duplicates: int, conflicts: int, rejected: int, quarantined: int };
 const pipelineSchema = object({
-  window: object({ from: str, to: str, hours: int, bucket: { type: 'string', enum: ['minute', 'hour', 'day'] } }),
+  window: object({ from: str, to: str, hours: int, bucket: stringEnum(['minute', 'hour', 'day']) }),
   ingestion: object({
     totals: object({ ...ingestCounts, batches: int }),
     rate_per_second: object({ last_5_minutes: MONEY, last_hour: MONEY }),
-    series: { type: 'array', items: object({ at: str, ...ingestCounts }) },
+    series: Type.Array(object({ at: str, ...ingestCounts })),
   }),
   quarantine: object({
     pending: int,
-    by_reason: { type: 'array', items: object({ reason: str, pending: int, oldest: str }) },
-    recent: { type: 'array', items: object({ seq: str, source: str, id: str, reason: str, received_at: str }) },
+    by_reason: Type.Array(object({ reason: str, pending: int, oldest: str })),
+    recent: Type.Array(object({ seq: str, source: str, id: str, reason: str, received_at: str })),
   }),
-  connectors: {
-    type: 'array',
-    items: object({
+  connectors: Type.Array(
+    object({
       target: str,
       pending: int,
       posted: int,
       dead: int,
-      oldest_pending_seconds: { type: ['integer', 'null'] },
+      oldest_pending_seconds: Type.Unsafe<number | null>({ type: ['integer', 'null'] }),
       replays: int,
       status: nullableStr,
       parked_until: nullableStr,
       waiting: int,
     }),
-  },
+  ),
 });
 
 const invoiceSummarySchema = object({
   id: str,
   number: nullableStr,
-  kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+  kind: stringEnum(['invoice', 'credit_note']),
   status: str,
   legal_entity: str,
   customer: str,
@@ -139,7 +127,7 @@ const invoiceSummarySchema = object({
   amount_paid: MONEY,
   payment_status: str,
   finalized_at: nullableStr,
-  posting: { type: 'string', enum: ['posted', 'pending', 'dead', 'none'] },
+  posting: stringEnum(['posted', 'pending', 'dead', 'none']),
 });
 
 const customerSchema = object({
@@ -147,29 +135,28 @@ const customerSchema = object({
   name: str,
   legal_entity: str,
   parent: nullableStr,
-  tenants: { type: 'array', items: str },
-  subscriptions: { type: 'array', items: object({ plan: str, start: str, end: nullableStr }) },
+  tenants: Type.Array(str),
+  subscriptions: Type.Array(object({ plan: str, start: str, end: nullableStr })),
   events: int,
   last_event_time: nullableStr,
-  balances: { type: 'array', items: object({ currency: str, invoiced: MONEY, paid: MONEY, outstanding: MONEY }) },
+  balances: Type.Array(object({ currency: str, invoiced: MONEY, paid: MONEY, outstanding: MONEY })),
 });
 
 const usageSchema = object({
   customer: str,
   from: DAY_OUT,
   to: DAY_OUT,
-  bucket: { type: 'string', enum: ['day', 'month'] },
-  buckets: { type: 'array', items: str },
-  meters: {
-    type: 'array',
-    items: object({
+  bucket: stringEnum(['day', 'month']),
+  buckets: Type.Array(str),
+  meters: Type.Array(
+    object({
       meter: str,
       aggregation: str,
-      quantities: { type: 'array', items: { type: 'string', description: 'an exact decimal' } },
-      events: { type: 'array', items: int },
+      quantities: Type.Array(Type.String({ description: 'an exact decimal' })),
+      events: Type.Array(int),
       late_events: int,
     }),
-  },
+  ),
 });
 
 /** The catalog in force, or the 409 problem the dashboard routes answer without one. */
@@ -260,10 +247,15 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
       schema: {
         summary: 'The API key making the request and its scope (the dashboard shows actions to admin keys only)',
         tags: ['dashboard'],
-        response: { 200: object({ id: str, name: str, scope: { type: 'string', enum: ['read', 'admin'] } }) },
+        response: { 200: object({ id: str, name: str, scope: stringEnum(['read', 'admin']) }) },
       },
     },
-    async (request) => ({ id: request.apiKey!.id, name: request.apiKey!.name, scope: request.apiKey!.scope }),
+    async (request) => {
+      const key = request.apiKey!;
+      // A read route admits read and admin keys only (src/api/keys.ts, grants).
+      invariant(key.scope !== 'ingest', 'an ingest key passed a read route');
+      return { id: key.id, name: key.name, scope: key.scope };
+    },
   );
 
   app.get(
@@ -275,7 +267,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         tags: ['dashboard'],
         response: {
           200: object({
-            periods: { type: 'array', items: object({ period: MONTH_OUT, closed_entities: { type: 'array', items: str }, invoices: int }) },
+            periods: Type.Array(object({ period: MONTH_OUT, closed_entities: Type.Array(str), invoices: int })),
           }),
         },
       },
@@ -334,7 +326,7 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
         querystring: InvoiceSearchQuery,
-        response: { 200: object({ total: int, invoices: { type: 'array', items: invoiceSummarySchema } }), 400: problemRef() },
+        response: { 200: object({ total: int, invoices: Type.Array(invoiceSummarySchema) }), 400: problemRef() },
       },
     },
     async (request) => {
@@ -382,7 +374,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
-        response: { 200: object({ customers: { type: 'array', items: customerSchema } }), 409: problemRef() },
+        response: { 200: object({ customers: Type.Array(customerSchema) }), 409: problemRef() },
       },
     },
     async () => ({ customers: await listCustomers(pool, await catalogOr409(pool)) }),
