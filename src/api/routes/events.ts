@@ -49,23 +49,20 @@ const Counts = Type.Object({
   quarantined: Type.Optional(Type.Integer()),
 });
 
-const eventSchema = {
-  type: 'object',
-  description: 'a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md)',
-  required: ['specversion', 'id', 'source', 'type', 'subject', 'time'],
-  properties: {
-    specversion: { type: 'string', const: '1.0' },
-    id: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.idLengthMax },
-    source: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.sourceLengthMax },
-    type: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.typeLengthMax },
-    subject: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.subjectLengthMax },
-    time: { type: 'string', format: 'date-time' },
-    datacontenttype: { type: 'string' },
-    dataschema: { type: 'string' },
-    data: { type: 'object', additionalProperties: true },
+const CloudEvent = Type.Object(
+  {
+    specversion: Type.Literal('1.0'),
+    id: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.idLengthMax }),
+    source: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.sourceLengthMax }),
+    type: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.typeLengthMax }),
+    subject: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.subjectLengthMax }),
+    time: Type.String({ format: 'date-time' }),
+    datacontenttype: Type.Optional(Type.String()),
+    dataschema: Type.Optional(Type.String()),
+    data: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true })),
   },
-  additionalProperties: true,
-} as const;
+  { description: 'a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md)', additionalProperties: true },
+);
 
 /** The bodies documented (the handler reads and checks them itself). */
 const EventBodies = Type.Unsafe<unknown>({
@@ -117,7 +114,7 @@ const EventsSchema = {
 
 /** Its own scope (a plugin): this route's parsers (bytes for every JSON media type) replace the API-wide application/json one. */
 export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) => {
-  app.addSchema({ $id: 'CloudEvent', ...eventSchema });
+  app.addSchema({ $id: 'CloudEvent', ...CloudEvent });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(BODY_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   // Single events share commits with their neighbours; the queue's bound turns requests away with 429 (docs/scaling.md).
