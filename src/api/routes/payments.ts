@@ -9,7 +9,7 @@ import { currentCatalog } from '../../catalog/service.js';
 import { ProblemError, type Problem } from '../../domain/result.js';
 import { applyPayment, validatePayment, verifyWebhook } from '../../settle/payments.js';
 import { amountString, currencyString, dateString, idString, stringEnum } from '../params.js';
-import { problemDetails, problemRef, refuse, sendProblem, valueOr, type ProblemMapper } from '../problem.js';
+import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { refusedBodyProblem, strictTextParser } from '../json-body.js';
 import { parseStrictJson } from '../../domain/strict-json.js';
 import type { RoutePlugin } from '../route-support.js';
@@ -76,15 +76,13 @@ export const paymentRoutes: RoutePlugin<{ webhookSecret?: string }> = async (sco
     {
       config: { scope: 'public', problems: paymentProblems },
       // Before the schema: an unsigned request learns nothing about the body it sent.
-      preValidation: async (request, reply) => {
-        if (!webhookSecret)
-          return sendProblem(reply, problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
+      preValidation: async (request) => {
+        if (!webhookSecret) refuse(problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));
         const body = rawBodies.get(request);
         const raw = body?.raw ?? (typeof request.body === 'string' ? request.body : '');
         const signature = verifyWebhook(webhookSecret, raw, request.headers['accrue-signature'], Math.floor(Date.now() / 1000));
-        if (!signature.ok)
-          return sendProblem(reply, problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
-        if (body?.problems !== undefined) return sendProblem(reply, refusedBodyProblem(body.problems));
+        if (!signature.ok) refuse(problemDetails(401, 'invalid_signature', signature.problems[0]!.message, signature.problems));
+        if (body?.problems !== undefined) refuse(refusedBodyProblem(body.problems));
         request.webhookSignature = signature.value.signature;
       },
       schema: {
