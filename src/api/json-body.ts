@@ -50,3 +50,10 @@ export async function registerStrictJson(app: FastifyInstance): Promise<void> {
     if (request.body instanceof RefusedBody) return sendProblem(reply, refusedBodyProblem(request.body.problems));
   });
 }
+
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+
+/** YAML bodies (PUT /v1/catalog) decoded fatally as text; registered after the event routes, whose scope has its own parsers. */
+export function registerYamlText(app: FastifyInstance): void {
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, strictTextParser);
+}

@@ -1,7 +1,9 @@
 // The one place every kind of request value is defined: each route's params, querystring and body schemas are built
 // from these, so Fastify's validator refuses (400, the field named) anything the database could not hold or would
 // silently rewrite, before a handler runs. Limits are JSON Schema keywords (maxLength, pattern, format), so the
-// OpenAPI document states them to clients exactly as the server enforces them (docs/api.md, "Limits").
+// OpenAPI document states them to clients exactly as the server enforces them (docs/api.md, "Limits"). They are
+// TypeBox schemas, so a route's request types are inferred from the same definitions.
+import { Type, type Static, type TObject } from 'typebox';
 
 /** Limits (docs/api.md): characters of an identifier (ids, numbers, names, filters) and of free text (notes, reasons, searches). */
 export const PARAM_LIMITS = Object.freeze({
@@ -56,66 +58,70 @@ const IDENTIFIER_CHARS = '[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]';
 // Free text may hold line breaks and tabs, never NUL or a lone surrogate.
 const TEXT_CHARS = '[^\\u0000\\ud800-\\udfff]';
 
-type Schema = Record<string, unknown>;
-const described = <T extends Schema>(schema: T, description?: string): T => (description ? { ...schema, description } : schema);
+const described = (description?: string) => (description ? { description } : {});
 
 /** An identifier, a number, a name or a filter value: 1 to 256 characters, no control characters. */
 export const idString = (description?: string, options: { maxLength?: number } = {}) =>
-  described(
-    { type: 'string', minLength: 1, maxLength: options.maxLength ?? PARAM_LIMITS.idLengthMax, pattern: `^${IDENTIFIER_CHARS}+$` } as const,
-    description,
-  );
+  Type.String({
+    minLength: 1,
+    maxLength: options.maxLength ?? PARAM_LIMITS.idLengthMax,
+    pattern: `^${IDENTIFIER_CHARS}+$`,
+    ...described(description),
+  });
 
 /** Free text (a note, a reason, a search): at most 2000 characters, line breaks allowed, never NUL. */
 export const textString = (description?: string, options: { minLength?: number; maxLength?: number } = {}) =>
-  described(
-    {
-      type: 'string',
-      minLength: options.minLength ?? 0,
-      maxLength: options.maxLength ?? PARAM_LIMITS.textLengthMax,
-      pattern: `^${TEXT_CHARS}*$`,
-    } as const,
-    description,
-  );
+  Type.String({
+    minLength: options.minLength ?? 0,
+    maxLength: options.maxLength ?? PARAM_LIMITS.textLengthMax,
+    pattern: `^${TEXT_CHARS}*$`,
+    ...described(description),
+  });
 
 /** A billing period: a calendar month YYYY-MM. */
 export const periodString = (description = `a calendar month YYYY-MM, ${YEAR_RANGE}`) =>
-  ({ type: 'string', pattern: `^${YEAR}-${MONTH}$`, description }) as const;
+  Type.String({ pattern: `^${YEAR}-${MONTH}$`, description });
 
 /** A calendar date YYYY-MM-DD that exists (no 2026-02-30). */
 export const dateString = (description = `a calendar date YYYY-MM-DD, ${YEAR_RANGE}`) =>
-  ({ type: 'string', format: 'date', pattern: `^${YEAR}-${MONTH}-${DAY}$`, description }) as const;
+  Type.String({ format: 'date', pattern: `^${YEAR}-${MONTH}-${DAY}$`, description });
 
 /** An RFC 3339 timestamp with seconds and an offset, at a date that exists. */
 export const timestampString = (description = `an RFC 3339 timestamp with an offset, ${YEAR_RANGE}`) =>
-  ({
-    type: 'string',
+  Type.String({
     format: 'date-time',
     pattern: `^${YEAR}-${MONTH}-${DAY}T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-][0-2][0-9]:[0-5][0-9])$`,
     description,
-  }) as const;
+  });
 
 /** A date (UTC midnight) or an RFC 3339 timestamp. */
-export const dateOrTimestamp = (description: string) => ({ anyOf: [dateString(), timestampString()], description }) as const;
+export const dateOrTimestamp = (description: string) => Type.Union([dateString(), timestampString()], { description });
 
 /** A whole number from `min` to `max` as a decimal string (query and path values arrive as text; the validator does not coerce). */
 export const integerString = (min: 0n | 1n, max: bigint, description?: string) =>
-  described({ type: 'string', maxLength: max.toString().length, pattern: integerRangePattern(min, max) } as const, description);
+  Type.String({ maxLength: max.toString().length, pattern: integerRangePattern(min, max), ...described(description) });
 
 /** A Postgres bigint sequence number or id (0 or 1 up to 2^63 - 1), as a decimal string. */
 export const int8String = (min: 0n | 1n, description?: string) => integerString(min, PARAM_LIMITS.int8Max, description);
 
 /** A positive money amount in major units as an exact decimal string ("1234.50"); its minor units fit a bigint. */
 export const amountString = (description = 'major units, an exact decimal string such as "1234.50"') =>
-  ({
-    type: 'string',
+  Type.String({
     maxLength: PARAM_LIMITS.amountWholeDigitsMax + 1 + PARAM_LIMITS.amountFractionDigitsMax,
     pattern: `^(?:0|[1-9][0-9]{0,${PARAM_LIMITS.amountWholeDigitsMax - 1}})(?:\\.[0-9]{1,${PARAM_LIMITS.amountFractionDigitsMax}})?$`,
     description,
-  }) as const;
+  });
 
 /** An ISO 4217 currency code. */
-export const currencyString = () => ({ type: 'string', pattern: '^[A-Z]{3}$', description: 'an ISO 4217 currency code' }) as const;
+export const currencyString = () => Type.String({ pattern: '^[A-Z]{3}$', description: 'an ISO 4217 currency code' });
+
+/** A string from a fixed list, written as `{ type: 'string', enum }` (TypeBox's own enum leaves out the type). */
+export const stringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+
+/** A string or null, written as `{ type: ['string', 'null'] }` as the document has always said it. */
+export const nullableString = (options: Record<string, unknown> = {}) =>
+  Type.Unsafe<string | null>({ type: ['string', 'null'], ...options });
 
 // ---------- free-form bodies ----------
 
@@ -147,3 +153,6 @@ export function unstorableText(value: unknown): Array<{ path: string; code: stri
   visit(value, '');
   return problems;
 }
+
+/** An object or null, written as `{ type: ['object', 'null'], ... }` as the document has always said it. */
+export const nullableObject = <T extends TObject>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: ['object', 'null'] });

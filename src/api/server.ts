@@ -1,27 +1,26 @@
 // The HTTP API: one Fastify instance, JSON schemas on every route, the OpenAPI 3.1 document generated from them.
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger, { type SwaggerOptions } from '@fastify/swagger';
 import type pg from 'pg';
-import type { ApiKey, Scope } from './keys.js';
-import { problemDetails, problemSchema, sendProblem } from './problem.js';
-import { registerCatalogRoutes } from './routes/catalog.js';
-import { registerEventRoutes } from './routes/events.js';
-import type { GroupCommitOptions } from '../ingest/group-commit.js';
-import { registerUsageRoutes } from './routes/usage.js';
-import { registerInvoiceRoutes } from './routes/invoices.js';
-import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
 import type { Registry } from 'prom-client';
+import { problemDetails, problemErrorHandler, ProblemSchema, sendProblem } from './problem.js';
+import type { GroupCommitOptions } from '../ingest/group-commit.js';
+import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
 import { documentErrors, nameOperation } from './contract.js';
 import { AuthFailureLimiter, authenticate, type AuthFailureLimitOptions } from './auth-limit.js';
 import { PARAM_LIMITS } from './params.js';
 import { loggerOptions } from '../observe/log.js';
-import { registerPaymentRoutes } from './routes/payments.js';
-import { registerReconcileRoutes } from './routes/reconcile.js';
-import { registerExplainRoutes } from './routes/explain.js';
-import { registerAuditRoutes } from './routes/audit.js';
-import { registerDlqRoutes } from './routes/dlq.js';
-import { registerDashboardRoutes } from './routes/dashboard.js';
-import { registerStrictJson } from './json-body.js';
+import { registerStrictJson, registerYamlText } from './json-body.js';
+import { auditRoutes } from './routes/audit.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { dlqRoutes } from './routes/dlq.js';
+import { eventRoutes } from './routes/events.js';
+import { explainRoutes } from './routes/explain.js';
+import { invoiceRoutes } from './routes/invoices.js';
+import { paymentRoutes } from './routes/payments.js';
+import { reconcileRoutes } from './routes/reconcile.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -41,17 +40,33 @@ export interface ServerOptions {
 export const BODY_LIMIT_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    scope?: Scope | 'public';
-  }
-  interface FastifyRequest {
-    apiKey?: ApiKey;
-  }
   interface FastifyInstance {
     /** The metrics this app counts and serves, for a /metrics on an address of its own. */
     metricsRegistry: Registry;
   }
 }
+
+/** The OpenAPI 3.1 document's frame; @fastify/swagger fills in the routes from their schemas. */
+const SWAGGER_OPTIONS: SwaggerOptions = {
+  // Shared schemas keep their $id as their name under components.schemas (Problem, not def-0).
+  refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  openapi: {
+    openapi: '3.1.0',
+    info: {
+      title: 'Accrue API',
+      version: '1',
+      description:
+        'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile. Every error is an RFC 9457 problem (application/problem+json); a method a path does not support is answered 405 with an Allow header.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    servers: [{ url: '/', description: 'the Accrue server that serves this document (GET /openapi.json)' }],
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Accrue API key (`accrue keys create`).' } },
+      schemas: {},
+    },
+    security: [{ apiKey: [] }],
+  },
+};
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -66,26 +81,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     frameworkErrors: (error, _request, reply) => sendProblem(reply, problemDetails(400, 'bad_url', error.message)),
   });
 
-  await app.register(swagger, {
-    // Shared schemas keep their $id as their name under components.schemas (Problem, not def-0).
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Accrue API',
-        version: '1',
-        description:
-          'Usage-to-cash: ingest, meter, rate, invoice, post, settle, reconcile. Every error is an RFC 9457 problem (application/problem+json); a method a path does not support is answered 405 with an Allow header.',
-        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
-      },
-      servers: [{ url: '/', description: 'the Accrue server that serves this document (GET /openapi.json)' }],
-      components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Accrue API key (`accrue keys create`).' } },
-        schemas: {},
-      },
-      security: [{ apiKey: [] }],
-    },
-  });
+  await app.register(swagger, SWAGGER_OPTIONS);
 
   app.addHook('onRoute', nameOperation);
   app.addHook('onRoute', documentErrors);
@@ -110,32 +106,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     request.apiKey = auth.key;
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown[] }, _request, reply) => {
-    if (error.validation) {
-      const errors = (error.validation as Array<{ instancePath: string; message?: string; params?: Record<string, unknown> }>).map((v) => ({
-        path:
-          v.instancePath
-            .replace(/^\//, '')
-            .replace(/\/(\d+)/g, '[$1]')
-            .replace(/\//g, '.') + (v.params?.missingProperty ? `${v.instancePath ? '.' : ''}${String(v.params.missingProperty)}` : ''),
-        code: 'invalid',
-        message: v.message ?? 'is invalid',
-      }));
-      return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', errors));
-    }
-    const status = error.statusCode ?? 500;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return sendProblem(
-        reply,
-        problemDetails(413, 'body_too_large', `the body is over the limit of ${options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT} bytes`),
-      );
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-      return sendProblem(reply, problemDetails(415, 'unsupported_media_type', error.message));
-    if (status < 500) return sendProblem(reply, problemDetails(status, 'bad_request', error.message));
-    reply.log.error(error);
-    return sendProblem(reply, problemDetails(500, 'internal', 'an internal error occurred; nothing was half-written'));
-  });
+  app.setErrorHandler(problemErrorHandler(options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT));
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0]!;
@@ -149,23 +120,25 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return sendProblem(reply, problemDetails(404, 'not_found', `no route ${request.method} ${path}`));
   });
 
-  app.addSchema({ $id: 'Problem', ...problemSchema });
+  app.addSchema({ $id: 'Problem', ...ProblemSchema });
 
   app.get('/healthz', { config: { scope: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   await registerStrictJson(app); // every JSON body read strictly (src/api/json-body.ts)
   app.decorate('metricsRegistry', await registerMetricsRoute(app, options.pool, options.metrics));
-  await registerEventRoutes(app, options);
-  await registerCatalogRoutes(app, options);
-  await registerUsageRoutes(app, options);
-  await registerInvoiceRoutes(app, options);
-  await registerPaymentRoutes(app, options);
-  await registerReconcileRoutes(app, options);
-  await registerExplainRoutes(app, options);
-  await registerAuditRoutes(app, options);
-  await registerDlqRoutes(app, options);
-  await registerDashboardRoutes(app, options);
+  const { pool } = options;
+  await app.register(eventRoutes, { pool, futureSkewMsMax: options.futureSkewMsMax, groupCommit: options.groupCommit });
+  registerYamlText(app);
+  await app.register(catalogRoutes, { pool });
+  await app.register(usageRoutes, { pool });
+  await app.register(invoiceRoutes, { pool });
+  await app.register(paymentRoutes, { pool, webhookSecret: options.webhookSecret });
+  await app.register(reconcileRoutes, { pool });
+  await app.register(explainRoutes, { pool });
+  await app.register(auditRoutes, { pool });
+  await app.register(dlqRoutes, { pool });
+  await app.register(dashboardRoutes, { pool });
   return app;
 }
 
@@ -177,5 +150,3 @@ function routePattern(url: string): RegExp {
     .join('/');
   return new RegExp(`^${source}$`);
 }
-
-export type { FastifyRequest };

@@ -1,48 +1,58 @@
 // The audit log over HTTP: read it in pages (read scope) and verify the hash chain (admin: it reads every record).
-import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { AUDIT_READ_LIMIT_MAX, readAudit, verifyAudit, type AuditRecord } from '../../audit/log.js';
-import { idString, int8String, integerString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { idString, int8String, integerString, stringEnum } from '../params.js';
+import { problemRef } from '../problem.js';
+import type { RoutePlugin } from '../route-support.js';
 
-const HASH = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const HASH = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const SEQ = int8String(0n, 'a sequence number, as a decimal string (it is a bigint)');
 
-const recordSchema = {
-  type: 'object',
-  required: ['seq', 'at', 'actor', 'action', 'subject', 'details', 'prev_hash', 'hash'],
-  properties: {
+const AuditRecordSchema = Type.Object(
+  {
     seq: SEQ,
-    at: { type: 'string', format: 'date-time' },
-    actor: { type: 'string' },
-    action: { type: 'string' },
-    subject: { type: 'string' },
-    reason: { type: 'string' },
-    details: { description: 'what the action did; any JSON value, null when none' },
+    at: Type.String({ format: 'date-time' }),
+    actor: Type.String(),
+    action: Type.String(),
+    subject: Type.String(),
+    reason: Type.Optional(Type.String()),
+    details: Type.Unknown({ description: 'what the action did; any JSON value, null when none' }),
     prev_hash: HASH,
     hash: HASH,
   },
-  additionalProperties: false,
-} as const;
+  { additionalProperties: false },
+);
 
-const verdictSchema = {
-  type: 'object',
-  required: ['ok', 'count'],
-  properties: {
-    ok: { type: 'boolean' },
-    count: { type: 'integer', description: 'records verified (up to the broken one when not ok)' },
-    head: { type: 'object', required: ['seq', 'hash'], properties: { seq: SEQ, hash: HASH }, additionalProperties: false },
-    broken_at_seq: SEQ,
-    reason: { type: 'string', enum: ['hash_mismatch', 'prev_mismatch', 'seq_gap', 'missing_tail', 'head_mismatch'] },
-    message: { type: 'string' },
+const Verdict = Type.Object(
+  {
+    ok: Type.Boolean(),
+    count: Type.Integer({ description: 'records verified (up to the broken one when not ok)' }),
+    head: Type.Optional(Type.Object({ seq: SEQ, hash: HASH }, { additionalProperties: false })),
+    broken_at_seq: Type.Optional(SEQ),
+    reason: Type.Optional(stringEnum(['hash_mismatch', 'prev_mismatch', 'seq_gap', 'missing_tail', 'head_mismatch'])),
+    message: Type.Optional(Type.String()),
   },
-  additionalProperties: false,
-} as const;
+  { additionalProperties: false },
+);
+
+const AuditQuery = Type.Object(
+  {
+    subject: Type.Optional(idString()),
+    action: Type.Optional(idString()),
+    actor: Type.Optional(idString()),
+    after: Type.Optional(SEQ),
+    limit: Type.Optional(
+      integerString(1n, BigInt(AUDIT_READ_LIMIT_MAX), `records in the page, 1 to ${AUDIT_READ_LIMIT_MAX} (default 100)`),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 function toJson(record: AuditRecord) {
   return { ...record, seq: String(record.seq) };
 }
 
-export async function registerAuditRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const auditRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/audit',
     {
@@ -51,32 +61,20 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
         summary: 'Audit records, oldest first, in pages',
         description: `Filter by subject, action or actor. Page with \`after\`: pass the previous page's \`next_after\` until it is null. At most ${AUDIT_READ_LIMIT_MAX} records a page.`,
         tags: ['audit'],
-        querystring: {
-          type: 'object',
-          properties: {
-            subject: idString(),
-            action: idString(),
-            actor: idString(),
-            after: SEQ,
-            limit: integerString(1n, BigInt(AUDIT_READ_LIMIT_MAX), `records in the page, 1 to ${AUDIT_READ_LIMIT_MAX} (default 100)`),
-          },
-          additionalProperties: false,
-        },
+        querystring: AuditQuery,
         response: {
-          200: {
-            type: 'object',
-            required: ['records', 'next_after'],
-            properties: { records: { type: 'array', items: recordSchema }, next_after: { anyOf: [SEQ, { type: 'null' }] } },
-            additionalProperties: false,
-          },
-          400: { $ref: 'Problem#' },
+          200: Type.Object(
+            { records: Type.Array(AuditRecordSchema), next_after: Type.Union([SEQ, Type.Null()]) },
+            { additionalProperties: false },
+          ),
+          400: problemRef(),
         },
       },
     },
     async (request) => {
-      const query = request.query as { subject?: string; action?: string; actor?: string; after?: string; limit?: string };
+      const query = request.query;
       const limit = Number.parseInt(query.limit ?? '100', 10);
-      const records = await readAudit(options.pool, {
+      const records = await readAudit(pool, {
         subject: query.subject,
         action: query.action,
         actor: query.actor,
@@ -96,11 +94,11 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
         description:
           "Recomputes every record's hash from seq 1 to the head, page by page. 200 either way: `ok` false names the first broken link (`broken_at_seq`, `reason`, `message`).",
         tags: ['audit'],
-        response: { 200: verdictSchema },
+        response: { 200: Verdict },
       },
     },
     async () => {
-      const verdict = await verifyAudit(options.pool);
+      const verdict = await verifyAudit(pool);
       return verdict.ok
         ? { ok: true, count: verdict.count, head: { seq: String(verdict.head.seq), hash: verdict.head.hash } }
         : {
@@ -112,4 +110,4 @@ export async function registerAuditRoutes(app: FastifyInstance, options: ServerO
           };
     },
   );
-}
+};

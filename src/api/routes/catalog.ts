@@ -1,14 +1,12 @@
 // PUT /v1/catalog applies a catalog (YAML or JSON) as a new version; GET reads the one in force.
-import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { parseDocument } from 'yaml';
 import { CATALOG_YAML_ALIASES_MAX } from '../../domain/catalog.js';
 import { applyCatalog, currentCatalog, listCatalogVersions } from '../../catalog/service.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { strictTextParser } from '../json-body.js';
-import { unstorableText } from '../params.js';
-import type { ServerOptions } from '../server.js';
-
-const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
+import { nullableString, unstorableText } from '../params.js';
+import type { Problem } from '../../domain/result.js';
+import type { RoutePlugin } from '../route-support.js';
 
 /** The YAML as the catalog parser reads it (YAML 1.2 core schema), or undefined when it does not parse. */
 function yamlValue(text: string): unknown {
@@ -21,9 +19,42 @@ function yamlValue(text: string): unknown {
   }
 }
 
-export async function registerCatalogRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  app.addContentTypeParser(YAML_TYPES, { parseAs: 'buffer' }, strictTextParser); // UTF-8 decoded fatally (src/api/json-body.ts)
+/** A catalog as YAML text or a JSON object; the catalog's own validator checks it (docs/catalog.md). */
+const CatalogBody = Type.Unsafe<unknown>({
+  content: { 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } },
+});
 
+const Applied = Type.Object({
+  version: Type.Optional(Type.Integer()),
+  hash: Type.Optional(Type.String()),
+  changed: Type.Optional(Type.Boolean()),
+});
+
+const InForce = Type.Object({
+  version: Type.Optional(Type.Integer()),
+  hash: Type.Optional(Type.String()),
+  applied_at: Type.Optional(Type.String()),
+  applied_by: Type.Optional(Type.String()),
+  catalog: Type.Optional(Type.Unsafe<object>({ type: 'object', additionalProperties: true })),
+});
+
+const Version = Type.Object({
+  version: Type.Optional(Type.Integer()),
+  hash: Type.Optional(Type.String()),
+  applied_by: Type.Optional(Type.String()),
+  applied_at: Type.Optional(Type.String()),
+  source: Type.Optional(nullableString()),
+});
+
+const refused = (problems: Problem[]) =>
+  problemDetails(
+    400,
+    'invalid_catalog',
+    `the catalog was refused with ${problems.length} problem(s); the catalog in force is unchanged`,
+    problems,
+  );
+
+export const catalogRoutes: RoutePlugin = async (app, { pool }) => {
   app.put(
     '/v1/catalog',
     {
@@ -33,47 +64,23 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
         description:
           'Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
         tags: ['catalog'],
-        body: { content: { 'application/yaml': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } } },
-        response: {
-          200: { type: 'object', properties: { version: { type: 'integer' }, hash: { type: 'string' }, changed: { type: 'boolean' } } },
-          400: { $ref: 'Problem#' },
-          401: { $ref: 'Problem#' },
-          403: { $ref: 'Problem#' },
-        },
+        body: CatalogBody,
+        response: { 200: Applied, 400: problemRef(), 401: problemRef(), 403: problemRef() },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const isYaml = typeof request.body === 'string';
-      const text = isYaml ? (request.body as string) : JSON.stringify(request.body);
+      const text = typeof request.body === 'string' ? request.body : JSON.stringify(request.body);
       // Text the database cannot store is refused here by path; the catalog's validator checks everything else (a YAML
       // that does not parse is left to it, which reports the syntax error).
       const unstorable = unstorableText(isYaml ? yamlValue(text) : request.body);
-      if (unstorable.length > 0)
-        return sendProblem(
-          reply,
-          problemDetails(
-            400,
-            'invalid_catalog',
-            `the catalog was refused with ${unstorable.length} problem(s); the catalog in force is unchanged`,
-            unstorable,
-          ),
-        );
-      const result = await applyCatalog(options.pool, text, {
+      if (unstorable.length > 0) refuse(refused(unstorable));
+      const result = await applyCatalog(pool, text, {
         by: `api-key:${request.apiKey?.id}`,
         source: 'api',
         format: isYaml ? 'yaml' : 'json',
       });
-      if (!result.ok)
-        return sendProblem(
-          reply,
-          problemDetails(
-            400,
-            'invalid_catalog',
-            `the catalog was refused with ${result.problems.length} problem(s); the catalog in force is unchanged`,
-            result.problems,
-          ),
-        );
-      return result.value;
+      return valueOr(result, refused);
     },
   );
 
@@ -84,24 +91,12 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'The catalog in force',
         tags: ['catalog'],
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              version: { type: 'integer' },
-              hash: { type: 'string' },
-              applied_at: { type: 'string' },
-              applied_by: { type: 'string' },
-              catalog: { type: 'object', additionalProperties: true },
-            },
-          },
-          404: { $ref: 'Problem#' },
-        },
+        response: { 200: InForce, 404: problemRef() },
       },
     },
-    async (_request, reply) => {
-      const current = await currentCatalog(options.pool);
-      if (!current) return sendProblem(reply, problemDetails(404, 'no_catalog', 'no catalog has been applied'));
+    async () => {
+      const current = await currentCatalog(pool);
+      if (!current) refuse(problemDetails(404, 'no_catalog', 'no catalog has been applied'));
       return {
         version: current.version,
         hash: current.hash,
@@ -119,23 +114,9 @@ export async function registerCatalogRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'Every catalog version with who applied it, when and its content hash',
         tags: ['catalog'],
-        response: {
-          200: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: {
-                version: { type: 'integer' },
-                hash: { type: 'string' },
-                applied_by: { type: 'string' },
-                applied_at: { type: 'string' },
-                source: { type: ['string', 'null'] },
-              },
-            },
-          },
-        },
+        response: { 200: Type.Array(Version) },
       },
     },
-    async () => listCatalogVersions(options.pool),
+    async () => listCatalogVersions(pool),
   );
-}
+};

@@ -1,7 +1,9 @@
 // The dashboard: its page and bundle at `/` (public: they hold no data), and the read endpoints only it needs
 // (overview, pipeline health, invoice search, customers and their usage), plus an invoice's PDF by URL.
 // Every figure leaves as a decimal string in major units; the browser converts to numbers only to draw charts.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import { Type, type TProperties } from 'typebox';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
@@ -15,47 +17,38 @@ import {
 import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
+import { listBillingMonths } from '../../invoice/queries.js';
+import { invariant } from '../../domain/result.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { dateString, idString, integerString, periodString, textString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse } from '../problem.js';
+import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
+import type { RouteApp, RoutePlugin } from '../route-support.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
-const DATE = dateString();
-const MONTH_OUT = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' } as const;
-const DAY_OUT = { type: 'string', format: 'date' } as const;
-const MONEY = { type: 'string', pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' } as const;
-const str = { type: 'string' } as const;
-const nullableStr = { type: ['string', 'null'] } as const;
-const int = { type: 'integer' } as const;
-const problems = { 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } } as const;
+const MONTH_OUT = Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' });
+const DAY_OUT = Type.String({ format: 'date' });
+const MONEY = Type.String({ pattern: '^-?\\d+(\\.\\d+)?$', description: 'a decimal string in major units' });
+const str = Type.String();
+const nullableStr = nullableString();
+const int = Type.Integer();
+const problems = { 400: problemRef(), 404: problemRef(), 409: problemRef() };
 
-const object = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-  ({ type: 'object', required: Object.keys(properties), properties, additionalProperties: false, ...extra }) as const;
+/** An answer object: every property present, no other. */
+const object = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false });
 
 const overviewSchema = object({
   period: MONTH_OUT,
   start_date: DAY_OUT,
-  end_date: { ...DAY_OUT, description: 'exclusive' },
-  days: {
-    type: 'array',
-    items: DAY_OUT,
+  end_date: Type.String({ format: 'date', description: 'exclusive' }),
+  days: Type.Array(DAY_OUT, {
     description: 'the chart axis: the days of the period and on to its last activity (close, postings, payments)',
-  },
-  entities: {
-    type: 'array',
-    items: object({
-      id: str,
-      name: str,
-      currency: str,
-      status: { type: 'string', enum: ['open', 'closing', 'closed'] },
-      closed_at: nullableStr,
-    }),
-  },
-  totals: {
-    type: 'array',
-    items: object({
+  }),
+  entities: Type.Array(
+    object({ id: str, name: str, currency: str, status: stringEnum(['open', 'closing', 'closed']), closed_at: nullableStr }),
+  ),
+  totals: Type.Array(
+    object({
       legal_entity: str,
       currency: str,
       usage: MONEY,
@@ -66,67 +59,64 @@ const overviewSchema = object({
       outstanding: MONEY,
       invoices: int,
     }),
-  },
-  series: {
-    type: 'array',
-    description: 'running totals at the end of each day of `days`',
-    items: object({
+  ),
+  series: Type.Array(
+    object({
       legal_entity: str,
       currency: str,
-      usage: { type: 'array', items: MONEY },
-      unbilled: { type: 'array', items: MONEY },
-      invoiced: { type: 'array', items: MONEY },
-      posted: { type: 'array', items: MONEY },
-      paid: { type: 'array', items: MONEY },
+      usage: Type.Array(MONEY),
+      unbilled: Type.Array(MONEY),
+      invoiced: Type.Array(MONEY),
+      posted: Type.Array(MONEY),
+      paid: Type.Array(MONEY),
     }),
-  },
-  events: { type: 'array', items: object({ legal_entity: str, per_day: { type: 'array', items: int }, total: int, late: int }) },
-  kpis: {
-    type: 'array',
-    items: object({
+    { description: 'running totals at the end of each day of `days`' },
+  ),
+  events: Type.Array(object({ legal_entity: str, per_day: Type.Array(int), total: int, late: int })),
+  kpis: Type.Array(
+    object({
       id: str,
       label: str,
-      unit: { type: 'string', enum: ['count', 'money', 'ratio', 'seconds'] },
+      unit: stringEnum(['count', 'money', 'ratio', 'seconds']),
       currency: nullableStr,
-      value: { type: ['string', 'null'], description: 'a decimal string; null when there is nothing to measure yet' },
-      previous: { type: ['string', 'null'], description: 'the previous period; null for measures of the present state' },
+      value: nullableString({ description: 'a decimal string; null when there is nothing to measure yet' }),
+      previous: nullableString({ description: 'the previous period; null for measures of the present state' }),
     }),
-  },
+  ),
 });
 
 const ingestCounts = { received: int, accepted: int, duplicates: int, conflicts: int, rejected: int, quarantined: int };
 const pipelineSchema = object({
-  window: object({ from: str, to: str, hours: int, bucket: { type: 'string', enum: ['minute', 'hour', 'day'] } }),
+  window: object({ from: str, to: str, hours: int, bucket: stringEnum(['minute', 'hour', 'day']) }),
   ingestion: object({
     totals: object({ ...ingestCounts, batches: int }),
     rate_per_second: object({ last_5_minutes: MONEY, last_hour: MONEY }),
-    series: { type: 'array', items: object({ at: str, ...ingestCounts }) },
+    series: Type.Array(object({ at: str, ...ingestCounts })),
   }),
   quarantine: object({
     pending: int,
-    by_reason: { type: 'array', items: object({ reason: str, pending: int, oldest: str }) },
-    recent: { type: 'array', items: object({ seq: str, source: str, id: str, reason: str, received_at: str }) },
+    by_reason: Type.Array(object({ reason: str, pending: int, oldest: str })),
+    recent: Type.Array(object({ seq: str, source: str, id: str, reason: str, received_at: str })),
   }),
-  connectors: {
-    type: 'array',
-    items: object({
+  connectors: Type.Array(
+    object({
       target: str,
       pending: int,
       posted: int,
       dead: int,
-      oldest_pending_seconds: { type: ['integer', 'null'] },
+      oldest_pending_seconds: Type.Unsafe<number | null>({ type: ['integer', 'null'] }),
       replays: int,
       status: nullableStr,
       parked_until: nullableStr,
       waiting: int,
     }),
-  },
+  ),
 });
 
 const invoiceSummarySchema = object({
   id: str,
   number: nullableStr,
-  kind: { type: 'string', enum: ['invoice', 'credit_note'] },
+  kind: stringEnum(['invoice', 'credit_note']),
   status: str,
   legal_entity: str,
   customer: str,
@@ -137,7 +127,7 @@ const invoiceSummarySchema = object({
   amount_paid: MONEY,
   payment_status: str,
   finalized_at: nullableStr,
-  posting: { type: 'string', enum: ['posted', 'pending', 'dead', 'none'] },
+  posting: stringEnum(['posted', 'pending', 'dead', 'none']),
 });
 
 const customerSchema = object({
@@ -145,39 +135,74 @@ const customerSchema = object({
   name: str,
   legal_entity: str,
   parent: nullableStr,
-  tenants: { type: 'array', items: str },
-  subscriptions: { type: 'array', items: object({ plan: str, start: str, end: nullableStr }) },
+  tenants: Type.Array(str),
+  subscriptions: Type.Array(object({ plan: str, start: str, end: nullableStr })),
   events: int,
   last_event_time: nullableStr,
-  balances: { type: 'array', items: object({ currency: str, invoiced: MONEY, paid: MONEY, outstanding: MONEY }) },
+  balances: Type.Array(object({ currency: str, invoiced: MONEY, paid: MONEY, outstanding: MONEY })),
 });
 
 const usageSchema = object({
   customer: str,
   from: DAY_OUT,
   to: DAY_OUT,
-  bucket: { type: 'string', enum: ['day', 'month'] },
-  buckets: { type: 'array', items: str },
-  meters: {
-    type: 'array',
-    items: object({
+  bucket: stringEnum(['day', 'month']),
+  buckets: Type.Array(str),
+  meters: Type.Array(
+    object({
       meter: str,
       aggregation: str,
-      quantities: { type: 'array', items: { type: 'string', description: 'an exact decimal' } },
-      events: { type: 'array', items: int },
+      quantities: Type.Array(Type.String({ description: 'an exact decimal' })),
+      events: Type.Array(int),
       late_events: int,
     }),
-  },
+  ),
 });
 
-async function catalogOr409(options: ServerOptions, reply: FastifyReply): Promise<CatalogVersion | undefined> {
-  const catalog = await currentCatalog(options.pool);
+/** The catalog in force, or the 409 problem the dashboard routes answer without one. */
+async function catalogOr409(pool: pg.Pool): Promise<CatalogVersion> {
+  const catalog = await currentCatalog(pool);
   if (!catalog)
-    sendProblem(
-      reply,
-      problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'),
-    );
+    refuse(problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with `accrue catalog apply FILE` or PUT /v1/catalog'));
   return catalog;
+}
+
+const IdParams = (description: string) => Type.Object({ id: idString(description) }, { additionalProperties: false });
+
+const InvoiceSearchQuery = Type.Object(
+  {
+    q: Type.Optional(textString('matches a number, an id, a customer id or name', { maxLength: 200 })),
+    period: Type.Optional(PERIOD),
+    customer: Type.Optional(idString('a customer id')),
+    legal_entity: Type.Optional(idString('a legal entity')),
+    status: Type.Optional(stringEnum(['draft', 'finalized', 'void'])),
+    payment_status: Type.Optional(stringEnum(['unpaid', 'partially_paid', 'paid'])),
+    limit: Type.Optional(integerString(1n, BigInt(INVOICE_PAGE_MAX), `1 to ${INVOICE_PAGE_MAX}, default 50`)),
+    offset: Type.Optional(integerString(0n, 999_999_999n, 'invoices to skip, default 0')),
+  },
+  { additionalProperties: false },
+);
+
+const UsageQuery = Type.Object(
+  {
+    from: dateString('inclusive (UTC)'),
+    to: dateString('exclusive (UTC)'),
+    bucket: Type.Optional(stringEnum(['day', 'month'])),
+  },
+  { additionalProperties: false },
+);
+
+/** The usage window's checks beyond its schema: real dates, from before to, at most USAGE_BUCKETS_MAX buckets. */
+function usageWindowProblems(q: { from: string; to: string }, bucket: 'day' | 'month') {
+  const errors = [];
+  for (const field of ['from', 'to'] as const)
+    if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`)))
+      errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
+  if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
+  const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
+  if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX)
+    errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
+  return errors;
 }
 
 /** Assets are re-validated by ETag, so a restarted server with a new bundle is picked up at once. */
@@ -188,7 +213,7 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, type: string, b
   return reply.type(type).send(body);
 }
 
-export async function registerDashboardRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
   const asset = { config: { scope: 'public' as const }, schema: { hide: true } };
   app.get('/', asset, async (request, reply) => {
     const assets = await dashboardAssets();
@@ -208,6 +233,13 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
     return sendAsset(request, reply, 'text/css; charset=utf-8', assets.css, assets.version);
   });
 
+  periodRoutes(app, pool);
+  searchRoutes(app, pool);
+  customerRoutes(app, pool);
+  pdfRoute(app, pool);
+};
+
+function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
     {
@@ -215,10 +247,15 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'The API key making the request and its scope (the dashboard shows actions to admin keys only)',
         tags: ['dashboard'],
-        response: { 200: object({ id: str, name: str, scope: { type: 'string', enum: ['read', 'admin'] } }) },
+        response: { 200: object({ id: str, name: str, scope: stringEnum(['read', 'admin']) }) },
       },
     },
-    async (request) => ({ id: request.apiKey!.id, name: request.apiKey!.name, scope: request.apiKey!.scope }),
+    async (request) => {
+      const key = request.apiKey!;
+      // A read route admits read and admin keys only (src/api/keys.ts, grants).
+      invariant(key.scope !== 'ingest', 'an ingest key passed a read route');
+      return { id: key.id, name: key.name, scope: key.scope };
+    },
   );
 
   app.get(
@@ -230,28 +267,12 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         tags: ['dashboard'],
         response: {
           200: object({
-            periods: { type: 'array', items: object({ period: MONTH_OUT, closed_entities: { type: 'array', items: str }, invoices: int }) },
+            periods: Type.Array(object({ period: MONTH_OUT, closed_entities: Type.Array(str), invoices: int })),
           }),
         },
       },
     },
-    async () => {
-      const rows = (
-        await options.pool.query<{ period: string; closed_entities: string[]; invoices: number }>(
-          `WITH months AS (
-             SELECT to_char(m, 'YYYY-MM') AS period FROM (SELECT min(time) AS lo, max(time) AS hi FROM events) b,
-                    generate_series(date_trunc('month', b.lo AT TIME ZONE 'UTC'), date_trunc('month', b.hi AT TIME ZONE 'UTC'), interval '1 month') AS m
-              WHERE b.lo IS NOT NULL
-             UNION SELECT period FROM invoices UNION SELECT period FROM billing_periods
-           )
-           SELECT m.period,
-                  coalesce((SELECT array_agg(legal_entity ORDER BY legal_entity) FROM billing_periods b WHERE b.period = m.period AND b.status = 'closed'), '{}') AS closed_entities,
-                  (SELECT count(*)::int FROM invoices i WHERE i.period = m.period AND i.kind = 'invoice' AND i.status = 'finalized') AS invoices
-             FROM months m ORDER BY m.period DESC LIMIT 240`,
-        )
-      ).rows;
-      return { periods: rows };
-    },
+    async () => ({ periods: await listBillingMonths(pool) }),
   );
 
   app.get(
@@ -263,17 +284,15 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         description:
           'usage is the estimated invoice total (tax included) if the period closed with the usage up to each day; unbilled is that estimate for customers not yet invoiced for the period; invoiced nets credit notes and voids by the day they were finalized or voided; posted counts a document once every ERP entry is posted (or, with no ERP target, once journaled); paid counts applied payments by the day received.',
         tags: ['dashboard'],
-        querystring: { type: 'object', required: ['period'], properties: { period: PERIOD }, additionalProperties: false },
-        response: { 200: overviewSchema, 400: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        querystring: Type.Object({ period: PERIOD }, { additionalProperties: false }),
+        response: { 200: overviewSchema, 400: problemRef(), 409: problemRef() },
       },
     },
-    async (request, reply) => {
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      return periodOverview(options.pool, catalog, (request.query as { period: string }).period);
-    },
+    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period),
   );
+}
 
+function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/pipeline',
     {
@@ -281,24 +300,22 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters',
         tags: ['dashboard'],
-        querystring: {
-          type: 'object',
-          properties: {
-            hours: integerString(
-              1n,
-              BigInt(PIPELINE_LIMITS.hoursMax),
-              `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`,
+        querystring: Type.Object(
+          {
+            hours: Type.Optional(
+              integerString(
+                1n,
+                BigInt(PIPELINE_LIMITS.hoursMax),
+                `how far back ingestion is charted, 1 to ${PIPELINE_LIMITS.hoursMax} (default 24)`,
+              ),
             ),
           },
-          additionalProperties: false,
-        },
-        response: { 200: pipelineSchema, 400: { $ref: 'Problem#' } },
+          { additionalProperties: false },
+        ),
+        response: { 200: pipelineSchema, 400: problemRef() },
       },
     },
-    async (request) => {
-      const hours = Number.parseInt((request.query as { hours?: string }).hours ?? '24', 10);
-      return pipelineHealth(options.pool, { hours });
-    },
+    async (request) => pipelineHealth(pool, { hours: Number.parseInt(request.query.hours ?? '24', 10) }),
   );
 
   app.get(
@@ -308,39 +325,28 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
-        querystring: {
-          type: 'object',
-          properties: {
-            q: textString('matches a number, an id, a customer id or name', { maxLength: 200 }),
-            period: PERIOD,
-            customer: idString('a customer id'),
-            legal_entity: idString('a legal entity'),
-            status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-            payment_status: { type: 'string', enum: ['unpaid', 'partially_paid', 'paid'] },
-            limit: integerString(1n, BigInt(INVOICE_PAGE_MAX), `1 to ${INVOICE_PAGE_MAX}, default 50`),
-            offset: integerString(0n, 999_999_999n, 'invoices to skip, default 0'),
-          },
-          additionalProperties: false,
-        },
-        response: { 200: object({ total: int, invoices: { type: 'array', items: invoiceSummarySchema } }), 400: { $ref: 'Problem#' } },
+        querystring: InvoiceSearchQuery,
+        response: { 200: object({ total: int, invoices: Type.Array(invoiceSummarySchema) }), 400: problemRef() },
       },
     },
     async (request) => {
-      const q = request.query as Record<string, string | undefined>;
+      const q = request.query;
       const search: InvoiceSearch = {
         q: q.q || undefined,
         period: q.period,
         customer: q.customer,
         legal_entity: q.legal_entity,
-        status: q.status as InvoiceSearch['status'],
-        payment_status: q.payment_status as InvoiceSearch['payment_status'],
+        status: q.status,
+        payment_status: q.payment_status,
         limit: Number.parseInt(q.limit ?? '50', 10),
         offset: Number.parseInt(q.offset ?? '0', 10),
       };
-      return searchInvoices(options.pool, await currentCatalog(options.pool), search);
+      return searchInvoices(pool, await currentCatalog(pool), search);
     },
   );
+}
 
+function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices/:id',
     {
@@ -349,14 +355,14 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
         summary:
           "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
         tags: ['dashboard'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
-        response: { 200: invoiceStatementSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' } },
+        params: IdParams('an invoice id or number'),
+        response: { 200: invoiceStatementSchema, 400: problemRef(), 404: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+    async (request) => {
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       return invoiceStatement(invoice);
     },
   );
@@ -368,14 +374,10 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
-        response: { 200: object({ customers: { type: 'array', items: customerSchema } }), 409: { $ref: 'Problem#' } },
+        response: { 200: object({ customers: Type.Array(customerSchema) }), 409: problemRef() },
       },
     },
-    async (_request, reply) => {
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      return { customers: await listCustomers(options.pool, catalog) };
-    },
+    async () => ({ customers: await listCustomers(pool, await catalogOr409(pool)) }),
   );
 
   app.get(
@@ -385,41 +387,25 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
         tags: ['dashboard'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('a customer id') }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          required: ['from', 'to'],
-          properties: {
-            from: { ...DATE, description: 'inclusive (UTC)' },
-            to: { ...DATE, description: 'exclusive (UTC)' },
-            bucket: { type: 'string', enum: ['day', 'month'] },
-          },
-          additionalProperties: false,
-        },
+        params: IdParams('a customer id'),
+        querystring: UsageQuery,
         response: { 200: usageSchema, ...problems },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const q = request.query as { from: string; to: string; bucket?: 'day' | 'month' };
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
-      if (!catalog.index.customers.has(id))
-        return sendProblem(reply, problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+    async (request) => {
+      const { id } = request.params;
+      const q = request.query;
+      const catalog = await catalogOr409(pool);
+      if (!catalog.index.customers.has(id)) refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
       const bucket = q.bucket ?? 'day';
-      const errors = [];
-      for (const field of ['from', 'to'] as const)
-        if (Number.isNaN(Date.parse(`${q[field]}T00:00:00Z`)))
-          errors.push({ path: field, code: 'not_date', message: 'must be a calendar date' });
-      if (errors.length === 0 && q.from >= q.to) errors.push({ path: 'to', code: 'empty_window', message: 'must be after from' });
-      const span = (Date.parse(`${q.to}T00:00:00Z`) - Date.parse(`${q.from}T00:00:00Z`)) / 86_400_000;
-      if (errors.length === 0 && (bucket === 'day' ? span : span / 28) > USAGE_BUCKETS_MAX)
-        errors.push({ path: 'to', code: 'too_long', message: `at most ${USAGE_BUCKETS_MAX} ${bucket}s` });
-      if (errors.length > 0) return sendProblem(reply, problemDetails(400, 'validation', 'the request does not match the schema', errors));
-      return customerUsage(options.pool, catalog, id, { from: q.from, to: q.to, bucket });
+      const errors = usageWindowProblems(q, bucket);
+      if (errors.length > 0) refuse(problemDetails(400, 'validation', 'the request does not match the schema', errors));
+      return customerUsage(pool, catalog, id, { from: q.from, to: q.to, bucket });
     },
   );
+}
 
+function pdfRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id/pdf',
     {
@@ -427,30 +413,26 @@ export async function registerDashboardRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('an invoice or credit note id or number') },
-          additionalProperties: false,
-        },
+        params: IdParams('an invoice or credit note id or number'),
         response: {
-          200: { description: 'the PDF', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } },
-          404: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
+          200: Type.Unsafe<Buffer>({
+            description: 'the PDF',
+            content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
+          }),
+          404: problemRef(),
+          409: problemRef(),
         },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
-      const catalog = await catalogOr409(options, reply);
-      if (!catalog) return reply;
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
+      const catalog = await catalogOr409(pool);
       const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
       const customer = catalog.index.customers.get(invoice.customer);
       if (!legalEntity || !customer)
-        return sendProblem(
-          reply,
+        refuse(
           problemDetails(
             409,
             'not_in_catalog',

@@ -1,31 +1,29 @@
 // The dead-letter queue over HTTP: list what an ERP refused or what ran out of retries (read), and put an entry back
 // in the outbox (admin). A replay is safe: the worker looks the document up at the target before posting again.
-import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { listDeadLetters, replayDeadLetter } from '../../post/outbox.js';
-import { problemDetails, sendProblem } from '../problem.js';
+import { problemDetails, problemRef, refuse } from '../problem.js';
 import { idString, int8String } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { apiKeyActor, type RoutePlugin } from '../route-support.js';
 
 const ID = int8String(1n, 'the outbox entry id (a bigint, as a decimal string)');
 
-const deadLetterSchema = {
-  type: 'object',
-  required: ['id', 'key', 'target', 'document_id', 'attempts', 'last_error', 'created_at'],
-  properties: {
+const DeadLetter = Type.Object(
+  {
     id: ID,
-    key: { type: 'string', description: 'the idempotency key carried to the ERP' },
-    target: { type: 'string' },
-    document_id: { type: 'string' },
-    attempts: { type: 'integer' },
-    last_error: {
+    key: Type.String({ description: 'the idempotency key carried to the ERP' }),
+    target: Type.String(),
+    document_id: Type.String(),
+    attempts: Type.Integer(),
+    last_error: Type.Unsafe<Record<string, unknown> | null>({
       type: ['object', 'null'],
       description: "the target's last answer: message, and status, code and permanent where the target gave them",
       additionalProperties: true,
-    },
-    created_at: { type: 'string', format: 'date-time' },
+    }),
+    created_at: Type.String({ format: 'date-time' }),
   },
-  additionalProperties: false,
-} as const;
+  { additionalProperties: false },
+);
 
 interface DeadLetterRow {
   id: string;
@@ -39,7 +37,7 @@ interface DeadLetterRow {
 
 const toJson = (row: DeadLetterRow) => ({ ...row, id: String(row.id), created_at: row.created_at.toISOString() });
 
-export async function registerDlqRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const dlqRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/dlq',
     {
@@ -47,17 +45,11 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
       schema: {
         summary: 'Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first',
         tags: ['posting'],
-        querystring: { type: 'object', properties: { target: idString('an ERP target') }, additionalProperties: false },
-        response: {
-          200: { type: 'object', required: ['dead_letters'], properties: { dead_letters: { type: 'array', items: deadLetterSchema } } },
-          400: { $ref: 'Problem#' },
-        },
+        querystring: Type.Object({ target: Type.Optional(idString('an ERP target')) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ dead_letters: Type.Array(DeadLetter) }), 400: problemRef() },
       },
     },
-    async (request) => {
-      const { target } = request.query as { target?: string };
-      return { dead_letters: ((await listDeadLetters(options.pool, target)) as DeadLetterRow[]).map(toJson) };
-    },
+    async (request) => ({ dead_letters: ((await listDeadLetters(pool, request.query.target)) as DeadLetterRow[]).map(toJson) }),
   );
 
   app.post(
@@ -69,28 +61,19 @@ export async function registerDlqRoutes(app: FastifyInstance, options: ServerOpt
         description:
           'The entry becomes pending with its attempts reset; the next drain looks the document up at the target by its key first, so it is posted at most once. Audited as outbox.replay.',
         tags: ['posting'],
-        params: { type: 'object', required: ['id'], properties: { id: ID }, additionalProperties: false },
+        params: Type.Object({ id: ID }, { additionalProperties: false }),
         response: {
-          200: {
-            type: 'object',
-            required: ['id', 'replayed'],
-            properties: { id: ID, replayed: { type: 'boolean', const: true } },
-            additionalProperties: false,
-          },
-          400: { $ref: 'Problem#' },
-          404: { $ref: 'Problem#' },
+          200: Type.Object({ id: ID, replayed: Type.Literal(true) }, { additionalProperties: false }),
+          400: problemRef(),
+          404: problemRef(),
         },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      if (!(await replayDeadLetter(options.pool, id, `api-key:${request.apiKey?.id ?? 'unknown'}`))) {
-        return sendProblem(
-          reply,
-          problemDetails(404, 'not_found', `no dead letter ${id}: it does not exist or is not dead (already replayed or posted)`),
-        );
-      }
-      return { id, replayed: true };
+    async (request) => {
+      const { id } = request.params;
+      if (!(await replayDeadLetter(pool, id, apiKeyActor(request))))
+        refuse(problemDetails(404, 'not_found', `no dead letter ${id}: it does not exist or is not dead (already replayed or posted)`));
+      return { id, replayed: true as const };
     },
   );
-}
+};

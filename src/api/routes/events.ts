@@ -1,65 +1,120 @@
 // POST /v1/events: CloudEvents over HTTP (structured single, batch, binary mode) and NDJSON for bulk.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { currentCatalog } from '../../catalog/service.js';
 import { INGEST_LIMITS, parseNdjsonLine } from '../../ingest/cloudevent.js';
 import { countStatuses, ingestBatch, rawKey, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
-import { GroupCommitter } from '../../ingest/group-commit.js';
-import { problemDetails, sendProblem } from '../problem.js';
+import { GroupCommitter, type GroupCommitOptions } from '../../ingest/group-commit.js';
+import { problemDetails, problemRef, refuse } from '../problem.js';
 import { refusedBodyProblem } from '../json-body.js';
+import { stringEnum } from '../params.js';
 import { decodeUtf8, parseStrictJsonBytes } from '../../domain/strict-json.js';
 import type { Problem } from '../../domain/result.js';
-import type { ServerOptions } from '../server.js';
+import type { RouteDeps, RoutePlugin } from '../route-support.js';
+
+/** What POST /v1/events takes beyond the pool: the future skew allowed, and group commit for single events (false: each alone). */
+export interface EventRouteOptions {
+  futureSkewMsMax?: number;
+  groupCommit?: GroupCommitOptions | false;
+}
 
 const STRING_TYPES = ['application/cloudevents+json', 'application/cloudevents-batch+json', 'application/x-ndjson'];
 // Every body of this route is read as bytes and parsed strictly here (src/domain/strict-json.ts), so that a problem
 // inside one event of a batch rejects that event alone, and an NDJSON body's lines are counted before any is read.
 const BODY_TYPES = [...STRING_TYPES, 'application/json'];
 
-const outcomeSchema = {
-  type: 'object',
-  required: ['index', 'status'],
-  properties: {
-    index: { type: 'integer' },
-    source: { type: 'string' },
-    id: { type: 'string' },
-    status: { type: 'string', enum: ['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'] },
-    problems: {
-      type: 'array',
-      items: { type: 'object', properties: { path: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
+const STATUSES = ['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'] as const;
+
+const Outcome = Type.Object({
+  index: Type.Integer(),
+  source: Type.Optional(Type.String()),
+  id: Type.Optional(Type.String()),
+  status: stringEnum(STATUSES),
+  problems: Type.Optional(
+    Type.Array(
+      Type.Object({
+        path: Type.Optional(Type.String()),
+        code: Type.Optional(Type.String()),
+        message: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+});
+
+const Counts = Type.Object({
+  accepted: Type.Optional(Type.Integer()),
+  duplicate: Type.Optional(Type.Integer()),
+  conflict: Type.Optional(Type.Integer()),
+  rejected: Type.Optional(Type.Integer()),
+  quarantined: Type.Optional(Type.Integer()),
+});
+
+const CloudEvent = Type.Object(
+  {
+    specversion: Type.Literal('1.0'),
+    id: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.idLengthMax }),
+    source: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.sourceLengthMax }),
+    type: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.typeLengthMax }),
+    subject: Type.String({ minLength: 1, maxLength: INGEST_LIMITS.subjectLengthMax }),
+    time: Type.String({ format: 'date-time' }),
+    datacontenttype: Type.Optional(Type.String()),
+    dataschema: Type.Optional(Type.String()),
+    data: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true })),
+  },
+  { description: 'a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md)', additionalProperties: true },
+);
+
+/** The bodies documented (the handler reads and checks them itself). */
+const EventBodies = Type.Unsafe<unknown>({
+  content: {
+    'application/cloudevents+json': { schema: { $ref: 'CloudEvent#' } },
+    'application/cloudevents-batch+json': {
+      schema: {
+        type: 'array',
+        description: 'a JSON array of CloudEvents',
+        maxItems: INGEST_LIMITS.batchEventsMax,
+        items: { $ref: 'CloudEvent#' },
+      },
+    },
+    'application/x-ndjson': {
+      schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` },
+    },
+    'application/json': {
+      schema: {
+        oneOf: [{ $ref: 'CloudEvent#' }, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } }],
+      },
     },
   },
-} as const;
+});
 
-const countsSchema = {
-  type: 'object',
-  properties: Object.fromEntries(['accepted', 'duplicate', 'conflict', 'rejected', 'quarantined'].map((k) => [k, { type: 'integer' }])),
-} as const;
-
-export async function registerEventRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  // Its own scope: this route's parsers (bytes for every JSON media type) replace the API-wide application/json one.
-  app.addSchema({ $id: 'CloudEvent', ...eventSchema });
-  await app.register(async (scope) => registerEventRoute(scope, options));
-}
-
-const eventSchema = {
-  type: 'object',
-  description: 'a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md)',
-  required: ['specversion', 'id', 'source', 'type', 'subject', 'time'],
-  properties: {
-    specversion: { type: 'string', const: '1.0' },
-    id: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.idLengthMax },
-    source: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.sourceLengthMax },
-    type: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.typeLengthMax },
-    subject: { type: 'string', minLength: 1, maxLength: INGEST_LIMITS.subjectLengthMax },
-    time: { type: 'string', format: 'date-time' },
-    datacontenttype: { type: 'string' },
-    dataschema: { type: 'string' },
-    data: { type: 'object', additionalProperties: true },
+/** POST /v1/events as documented: every body kind and every answer. */
+const EventsSchema = {
+  summary: 'Ingest usage events',
+  description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
+  tags: ['ingest'],
+  body: EventBodies,
+  response: {
+    200: Type.Object(
+      { batch_id: Type.Optional(Type.String()), counts: Type.Optional(Counts), results: Type.Optional(Type.Array(Outcome)) },
+      { description: 'Every event answered' },
+    ),
+    202: Type.Object(
+      { batch_id: Type.Optional(Type.String()), result: Type.Optional(Outcome) },
+      { description: 'A single event quarantined (unknown type or subject)' },
+    ),
+    400: problemRef(),
+    401: problemRef(),
+    403: problemRef(),
+    409: problemRef(),
+    413: problemRef(),
+    415: problemRef(),
+    429: problemRef(),
   },
-  additionalProperties: true,
-} as const;
+};
 
-async function registerEventRoute(app: FastifyInstance, options: ServerOptions): Promise<void> {
+/** Its own scope (a plugin): this route's parsers (bytes for every JSON media type) replace the API-wide application/json one. */
+export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) => {
+  app.addSchema({ $id: 'CloudEvent', ...CloudEvent });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(BODY_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   // Single events share commits with their neighbours; the queue's bound turns requests away with 429 (docs/scaling.md).
@@ -73,73 +128,25 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
       // The body schemas below document the bodies; the handler reads and checks them itself, answering each event
       // of a batch on its own (a schema validator would refuse a whole batch for one bad event).
       validatorCompiler: () => () => true,
-      schema: {
-        summary: 'Ingest usage events',
-        description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
-        tags: ['ingest'],
-        body: {
-          content: {
-            'application/cloudevents+json': { schema: { $ref: 'CloudEvent#' } },
-            'application/cloudevents-batch+json': {
-              schema: {
-                type: 'array',
-                description: 'a JSON array of CloudEvents',
-                maxItems: INGEST_LIMITS.batchEventsMax,
-                items: { $ref: 'CloudEvent#' },
-              },
-            },
-            'application/x-ndjson': {
-              schema: { type: 'string', description: `one CloudEvent (JSON) per line, at most ${INGEST_LIMITS.ndjsonEventsMax} lines` },
-            },
-            'application/json': {
-              schema: {
-                oneOf: [{ $ref: 'CloudEvent#' }, { type: 'array', maxItems: INGEST_LIMITS.batchEventsMax, items: { $ref: 'CloudEvent#' } }],
-              },
-            },
-          },
-        },
-        response: {
-          200: {
-            description: 'Every event answered',
-            type: 'object',
-            properties: { batch_id: { type: 'string' }, counts: countsSchema, results: { type: 'array', items: outcomeSchema } },
-          },
-          202: {
-            description: 'A single event quarantined (unknown type or subject)',
-            type: 'object',
-            properties: { batch_id: { type: 'string' }, result: outcomeSchema },
-          },
-          400: { $ref: 'Problem#' },
-          401: { $ref: 'Problem#' },
-          403: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
-          413: { $ref: 'Problem#' },
-          415: { $ref: 'Problem#' },
-          429: { $ref: 'Problem#' },
-        },
-      },
+      schema: EventsSchema,
     },
     async (request, reply) => {
-      const noCatalog = () =>
-        sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first'));
       // A grouped single event is validated against the catalog in force when its group is written (the committer keeps
       // the head and the write checks it is still the head); everything else reads it here.
       const grouped = committer !== undefined && isSingleEvent(request);
       const catalog = grouped ? 'current' : await currentCatalog(options.pool);
-      if (!catalog) return noCatalog();
+      if (!catalog) refuse(NO_CATALOG);
       const parsed = readEvents(request);
-      if ('problem' in parsed) return sendProblem(reply, parsed.problem);
+      if ('problem' in parsed) refuse(parsed.problem);
       const { events, single, preRejected } = parsed;
-      if (!single && !parsed.bulk && events.length > INGEST_LIMITS.batchEventsMax) {
-        return sendProblem(
-          reply,
+      if (!single && !parsed.bulk && events.length > INGEST_LIMITS.batchEventsMax)
+        refuse(
           problemDetails(
             413,
             'batch_too_large',
             `a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${events.length}; send NDJSON for bulk`,
           ),
         );
-      }
       const ingestOptions = {
         channel: 'http' as const,
         apiKeyId: request.apiKey?.id,
@@ -148,35 +155,39 @@ async function registerEventRoute(app: FastifyInstance, options: ServerOptions):
       };
       let outcome: BatchOutcome;
       if (single && committer) {
-        const submitted = await committer.submit(catalog, events[0], ingestOptions, Number(request.headers['content-length'] ?? 0) || 0);
-        if (submitted.status === 'no_catalog') return noCatalog();
-        if (submitted.status === 'overloaded') {
-          reply.header('retry-after', String(submitted.retry_after_seconds));
-          return sendProblem(
-            reply,
-            problemDetails(
-              429,
-              'ingestion_lagging',
-              `${submitted.detail}; nothing was stored, retry after ${submitted.retry_after_seconds} s`,
-              undefined,
-              { reason: submitted.reason, retry_after_seconds: submitted.retry_after_seconds },
-            ),
-          );
-        }
-        outcome = { batch_id: submitted.batch_id, counts: countStatuses([submitted.result]), results: [submitted.result] };
+        const size = Number(request.headers['content-length'] ?? 0) || 0;
+        outcome = submitted(await committer.submit(catalog, events[0], ingestOptions, size));
       } else if (catalog === 'current')
         throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
       else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
       if (!single) return reply.code(200).send(outcome);
       const result = outcome.results[0]!;
       if (result.status === 'rejected')
-        return sendProblem(reply, problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
-      if (result.status === 'conflict')
-        return sendProblem(reply, problemDetails(409, 'event_conflict', result.problems?.[0]?.message, result.problems));
+        refuse(problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
+      if (result.status === 'conflict') refuse(problemDetails(409, 'event_conflict', result.problems?.[0]?.message, result.problems));
       if (result.status === 'quarantined') return reply.code(202).send({ batch_id: outcome.batch_id, result });
       return reply.code(200).send(outcome);
     },
   );
+};
+
+const NO_CATALOG = problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first');
+
+/** A grouped single event's answer as a batch of one, or its refusal (no catalog, or the queue over its bound: 429). */
+function submitted(answer: Awaited<ReturnType<GroupCommitter['submit']>>): BatchOutcome {
+  if (answer.status === 'no_catalog') refuse(NO_CATALOG);
+  if (answer.status === 'overloaded')
+    refuse(
+      problemDetails(
+        429,
+        'ingestion_lagging',
+        `${answer.detail}; nothing was stored, retry after ${answer.retry_after_seconds} s`,
+        undefined,
+        { reason: answer.reason, retry_after_seconds: answer.retry_after_seconds },
+      ),
+      { 'retry-after': String(answer.retry_after_seconds) },
+    );
+  return { batch_id: answer.batch_id, counts: countStatuses([answer.result]), results: [answer.result] };
 }
 
 /** The bodies readEvents reads as one event: structured single, binary mode, or a JSON object. */
@@ -317,7 +328,7 @@ function percentDecode(value: string): string | undefined {
 }
 
 async function ingestInChunks(
-  options: ServerOptions,
+  options: RouteDeps,
   catalog: NonNullable<Awaited<ReturnType<typeof currentCatalog>>>,
   events: unknown[],
   preRejected: Map<number, EventOutcome>,

@@ -1,298 +1,325 @@
 // Explain over HTTP: an invoice or journal traced back to its usage events, an event walked forward to the ERP.
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Result } from '../../domain/result.js';
+import { Type } from 'typebox';
+import type { Problem } from '../../domain/result.js';
 import { explainEvent } from '../../explain/explain-event.js';
 import { explainInvoice } from '../../explain/explain-invoice.js';
 import { explainJournal } from '../../explain/explain-journal.js';
-import { problemDetails, sendProblem } from '../problem.js';
+import { problemDetails, problemRef, valueOr } from '../problem.js';
 import { INGEST_LIMITS } from '../../ingest/cloudevent.js';
-import { idString, integerString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { idString, integerString, nullableObject, nullableString, stringEnum } from '../params.js';
+import type { RoutePlugin } from '../route-support.js';
 
-const str = { type: 'string' } as const;
-const nullableStr = { type: ['string', 'null'] } as const;
-const strings = { type: 'array', items: str } as const;
-const stringMap = { type: 'object', additionalProperties: str } as const;
+const StringMap = Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' } });
 
-const documentRef = {
-  type: 'object',
-  required: ['id', 'number', 'kind', 'status'],
-  properties: { id: str, number: nullableStr, kind: { type: 'string', enum: ['invoice', 'credit_note'] }, status: str },
-} as const;
+const DocumentRef = Type.Object({
+  id: Type.String(),
+  number: nullableString(),
+  kind: stringEnum(['invoice', 'credit_note']),
+  status: Type.String(),
+});
 
-const outboxRef = {
-  type: 'object',
-  properties: {
-    key: str,
-    target: str,
-    journal: str,
-    status: str,
-    attempts: { type: 'integer' },
-    erp_document: nullableStr,
-    posted_at: nullableStr,
-    last_error: nullableStr,
-  },
-} as const;
+const OutboxRef = Type.Object({
+  key: Type.Optional(Type.String()),
+  target: Type.Optional(Type.String()),
+  journal: Type.Optional(Type.String()),
+  status: Type.Optional(Type.String()),
+  attempts: Type.Optional(Type.Integer()),
+  erp_document: Type.Optional(nullableString()),
+  posted_at: Type.Optional(nullableString()),
+  last_error: Type.Optional(nullableString()),
+});
 
-const journalRef = {
-  type: 'object',
-  properties: {
-    id: str,
-    kind: str,
-    posting_date: str,
-    dated_on: nullableStr,
-    posting_policy: str,
-    memo: str,
-    outbox: { type: 'array', items: outboxRef },
-  },
-} as const;
+const JournalRef = Type.Object({
+  id: Type.Optional(Type.String()),
+  kind: Type.Optional(Type.String()),
+  posting_date: Type.Optional(Type.String()),
+  dated_on: Type.Optional(nullableString()),
+  posting_policy: Type.Optional(Type.String()),
+  memo: Type.Optional(Type.String()),
+  outbox: Type.Optional(Type.Array(OutboxRef)),
+});
 
-const usage = {
-  type: ['object', 'null'],
-  description: 'The usage aggregate behind the line, recounted from exactly the events its rating run counted.',
-  properties: {
-    usage_ref: str,
-    meter: str,
-    event_type: str,
-    aggregation: str,
-    window: { type: 'object', properties: { from: str, to: str } },
-    group_by: strings,
-    customer: str,
-    event_seq_watermark: str,
-    includes_late_usage: { type: 'boolean' },
-    quantity: str,
-    event_count: { type: 'integer' },
-    first_event_time: nullableStr,
-    last_event_time: nullableStr,
-    by_dimensions: {
-      type: 'array',
-      items: { type: 'object', properties: { dimensions: stringMap, quantity: str, event_count: { type: 'integer' } } },
+const Usage = nullableObject(
+  Type.Object(
+    {
+      usage_ref: Type.Optional(Type.String()),
+      meter: Type.Optional(Type.String()),
+      event_type: Type.Optional(Type.String()),
+      aggregation: Type.Optional(Type.String()),
+      window: Type.Optional(Type.Object({ from: Type.Optional(Type.String()), to: Type.Optional(Type.String()) })),
+      group_by: Type.Optional(Type.Array(Type.String())),
+      customer: Type.Optional(Type.String()),
+      event_seq_watermark: Type.Optional(Type.String()),
+      includes_late_usage: Type.Optional(Type.Boolean()),
+      quantity: Type.Optional(Type.String()),
+      event_count: Type.Optional(Type.Integer()),
+      first_event_time: Type.Optional(nullableString()),
+      last_event_time: Type.Optional(nullableString()),
+      by_dimensions: Type.Optional(
+        Type.Array(
+          Type.Object({
+            dimensions: Type.Optional(StringMap),
+            quantity: Type.Optional(Type.String()),
+            event_count: Type.Optional(Type.Integer()),
+          }),
+        ),
+      ),
+      by_dimensions_truncated: Type.Optional(Type.Boolean()),
+      usage_batches: Type.Optional(
+        Type.Array(
+          Type.Object({
+            id: Type.Optional(Type.String()),
+            channel: Type.Optional(nullableString()),
+            received_at: Type.Optional(nullableString()),
+            events: Type.Optional(Type.Integer()),
+          }),
+        ),
+      ),
+      usage_batch_count: Type.Optional(Type.Integer()),
+      sample: Type.Optional(
+        Type.Array(
+          Type.Object({
+            source: Type.Optional(Type.String()),
+            id: Type.Optional(Type.String()),
+            seq: Type.Optional(Type.String()),
+            time: Type.Optional(Type.String()),
+            received_at: Type.Optional(Type.String()),
+            batch: Type.Optional(Type.String()),
+            late: Type.Optional(Type.Boolean()),
+            value: Type.Optional(nullableString()),
+            dimensions: Type.Optional(StringMap),
+          }),
+          { description: 'At most five of the counted events: those with the smallest SHA-256 of `source\\nid`, the same every time.' },
+        ),
+      ),
+      rated: Type.Optional(
+        nullableObject(Type.Object({ quantity: Type.Optional(Type.String()), event_count: Type.Optional(Type.Integer()) })),
+      ),
+      consistent: Type.Optional(Type.Boolean()),
     },
-    by_dimensions_truncated: { type: 'boolean' },
-    usage_batches: {
-      type: 'array',
-      items: { type: 'object', properties: { id: str, channel: nullableStr, received_at: nullableStr, events: { type: 'integer' } } },
-    },
-    usage_batch_count: { type: 'integer' },
-    sample: {
-      type: 'array',
-      description: 'At most five of the counted events: those with the smallest SHA-256 of `source\\nid`, the same every time.',
-      items: {
-        type: 'object',
-        properties: {
-          source: str,
-          id: str,
-          seq: str,
-          time: str,
-          received_at: str,
-          batch: str,
-          late: { type: 'boolean' },
-          value: nullableStr,
-          dimensions: stringMap,
-        },
+    { description: 'The usage aggregate behind the line, recounted from exactly the events its rating run counted.' },
+  ),
+);
+
+const Tier = Type.Object({
+  tier: Type.Optional(Type.Integer()),
+  from: Type.Optional(Type.String()),
+  up_to: Type.Optional(nullableString()),
+  quantity: Type.Optional(Type.String()),
+  unit_amount: Type.Optional(Type.String()),
+  flat_amount: Type.Optional(Type.String()),
+  amount: Type.Optional(Type.String()),
+});
+
+const Line = Type.Object({
+  line_no: Type.Optional(Type.Integer()),
+  kind: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+  product: Type.Optional(Type.String()),
+  meter: Type.Optional(nullableString()),
+  quantity: Type.Optional(Type.String()),
+  unit_amount: Type.Optional(nullableString()),
+  amount: Type.Optional(Type.String()),
+  amount_minor: Type.Optional(Type.String()),
+  period: Type.Optional(Type.Object({ start: Type.Optional(Type.String()), end_inclusive: Type.Optional(Type.String()) })),
+  price: Type.Optional(
+    nullableObject(
+      Type.Object({
+        id: Type.Optional(Type.String()),
+        version: Type.Optional(Type.String()),
+        plan: Type.Optional(nullableString()),
+        definition: Type.Optional(Type.Unsafe({ type: ['object', 'null'], additionalProperties: true })),
+      }),
+    ),
+  ),
+  tiers: Type.Optional(Type.Array(Tier)),
+  credit_grant: Type.Optional(nullableString()),
+  usage: Type.Optional(Usage),
+  note: Type.Optional(nullableString()),
+});
+
+const InvoiceExplanation = Type.Object({
+  invoice: Type.Optional(
+    Type.Object({
+      id: Type.Optional(Type.String()),
+      number: Type.Optional(nullableString()),
+      kind: Type.Optional(stringEnum(['invoice', 'credit_note'])),
+      status: Type.Optional(Type.String()),
+      customer: Type.Optional(Type.String()),
+      customer_name: Type.Optional(nullableString()),
+      legal_entity: Type.Optional(Type.String()),
+      currency: Type.Optional(Type.String()),
+      period: Type.Optional(Type.String()),
+      period_start: Type.Optional(Type.String()),
+      period_end_inclusive: Type.Optional(Type.String()),
+      total: Type.Optional(Type.String()),
+      payment_status: Type.Optional(Type.String()),
+      amount_paid: Type.Optional(Type.String()),
+      finalized_at: Type.Optional(nullableString()),
+    }),
+  ),
+  corrects: Type.Optional(nullableObject(DocumentRef)),
+  corrected_by: Type.Optional(Type.Array(DocumentRef)),
+  late_usage: Type.Optional(
+    Type.Array(
+      Type.Object({
+        key: Type.Optional(Type.String()),
+        period: Type.Optional(Type.String()),
+        event_seq_watermark: Type.Optional(Type.String()),
+        corrected_invoice: Type.Optional(Type.String()),
+        credit_note: Type.Optional(nullableString()),
+        replacement: Type.Optional(nullableString()),
+        billed_in_period: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+  rating_run: Type.Optional(
+    nullableObject(
+      Type.Object({
+        id: Type.Optional(Type.String()),
+        period: Type.Optional(Type.String()),
+        catalog_version: Type.Optional(Type.Integer()),
+        catalog_hash: Type.Optional(Type.String()),
+        event_seq_watermark: Type.Optional(Type.String()),
+        includes_late_usage: Type.Optional(Type.Boolean()),
+        rated_at: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+  lineage: Type.Optional(
+    Type.Object(
+      {
+        correlation_id: Type.Optional(Type.String()),
+        correlation_stored: Type.Optional(Type.Boolean()),
+        usage_batches: Type.Optional(Type.Array(Type.String())),
+        usage_batch_count: Type.Optional(Type.Integer()),
+        rating_run: Type.Optional(nullableString()),
+        invoice: Type.Optional(Type.String()),
+        invoice_number: Type.Optional(nullableString()),
+        journals: Type.Optional(Type.Array(Type.String())),
+        outbox: Type.Optional(Type.Array(Type.String())),
+        erp_documents: Type.Optional(
+          Type.Array(Type.Object({ target: Type.Optional(Type.String()), reference: Type.Optional(Type.String()) })),
+        ),
       },
-    },
-    rated: { type: ['object', 'null'], properties: { quantity: str, event_count: { type: 'integer' } } },
-    consistent: { type: 'boolean' },
-  },
-} as const;
+      { description: 'The chain from usage batches to ERP documents, under one correlation id (also sent as X-Accrue-Correlation).' },
+    ),
+  ),
+  lines: Type.Optional(Type.Array(Line)),
+  journals: Type.Optional(Type.Array(JournalRef)),
+});
 
-const tier = {
-  type: 'object',
-  properties: { tier: { type: 'integer' }, from: str, up_to: nullableStr, quantity: str, unit_amount: str, flat_amount: str, amount: str },
-} as const;
+const JournalExplanation = Type.Object({
+  journal: Type.Optional(
+    Type.Object({
+      id: Type.Optional(Type.String()),
+      kind: Type.Optional(Type.String()),
+      posting_date: Type.Optional(Type.String()),
+      dated_on: Type.Optional(nullableString()),
+      posting_policy: Type.Optional(Type.String()),
+      memo: Type.Optional(Type.String()),
+      outbox: Type.Optional(Type.Array(OutboxRef)),
+      legal_entity: Type.Optional(Type.String()),
+      source_document: Type.Optional(Type.String()),
+      source_number: Type.Optional(nullableString()),
+    }),
+  ),
+  payment: Type.Optional(
+    nullableObject(
+      Type.Object({ id: Type.Optional(Type.String()), amount: Type.Optional(Type.String()), received_on: Type.Optional(Type.String()) }),
+    ),
+  ),
+  lines: Type.Optional(
+    Type.Array(
+      Type.Object({
+        line_no: Type.Optional(Type.Integer()),
+        account: Type.Optional(Type.String()),
+        role: Type.Optional(Type.String()),
+        debit: Type.Optional(Type.String()),
+        credit: Type.Optional(Type.String()),
+        currency: Type.Optional(Type.String()),
+        customer: Type.Optional(nullableString()),
+        product: Type.Optional(nullableString()),
+        memo: Type.Optional(nullableString()),
+        invoice_lines: Type.Optional(Type.Array(Type.Integer())),
+      }),
+    ),
+  ),
+  explained: Type.Optional(
+    nullableObject(Type.Object({ journal_line: Type.Optional(Type.Integer()), invoice_lines: Type.Optional(Type.Array(Line)) })),
+  ),
+  invoice: Type.Optional(InvoiceExplanation),
+});
 
-const line = {
-  type: 'object',
-  properties: {
-    line_no: { type: 'integer' },
-    kind: str,
-    description: str,
-    product: str,
-    meter: nullableStr,
-    quantity: str,
-    unit_amount: nullableStr,
-    amount: str,
-    amount_minor: str,
-    period: { type: 'object', properties: { start: str, end_inclusive: str } },
-    price: {
-      type: ['object', 'null'],
-      properties: { id: str, version: str, plan: nullableStr, definition: { type: ['object', 'null'], additionalProperties: true } },
-    },
-    tiers: { type: 'array', items: tier },
-    credit_grant: nullableStr,
-    usage,
-    note: nullableStr,
-  },
-} as const;
+const EventExplanation = Type.Object({
+  event: Type.Optional(
+    Type.Object({
+      source: Type.Optional(Type.String()),
+      id: Type.Optional(Type.String()),
+      seq: Type.Optional(Type.String()),
+      type: Type.Optional(Type.String()),
+      subject: Type.Optional(Type.String()),
+      customer: Type.Optional(Type.String()),
+      time: Type.Optional(Type.String()),
+      received_at: Type.Optional(Type.String()),
+      late: Type.Optional(Type.Boolean()),
+      meter_values: Type.Optional(StringMap),
+      dimensions: Type.Optional(
+        Type.Unsafe<Record<string, unknown>>({
+          type: 'object',
+          additionalProperties: { type: 'object', additionalProperties: { type: 'string' } },
+        }),
+      ),
+    }),
+  ),
+  usage_batch: Type.Optional(
+    nullableObject(
+      Type.Object({
+        id: Type.Optional(Type.String()),
+        channel: Type.Optional(Type.String()),
+        received_at: Type.Optional(Type.String()),
+        received: Type.Optional(Type.Integer()),
+        accepted: Type.Optional(Type.Integer()),
+      }),
+    ),
+  ),
+  billed_in: Type.Optional(
+    Type.Array(
+      Type.Object({
+        invoice: Type.Optional(DocumentRef),
+        line_no: Type.Optional(Type.Integer()),
+        meter: Type.Optional(Type.String()),
+        window: Type.Optional(Type.Object({ from: Type.Optional(Type.String()), to: Type.Optional(Type.String()) })),
+        rating_run: Type.Optional(Type.String()),
+        event_seq_watermark: Type.Optional(Type.String()),
+        correlation_id: Type.Optional(Type.String()),
+        reversed_by: Type.Optional(Type.Array(DocumentRef)),
+        journals: Type.Optional(Type.Array(JournalRef)),
+      }),
+    ),
+  ),
+  billed_in_truncated: Type.Optional(Type.Boolean()),
+  status: Type.Optional(stringEnum(['billed', 'rerated_unchanged', 'late_pending', 'not_yet_billed', 'not_billed'])),
+  note: Type.Optional(Type.String()),
+});
 
-const invoiceExplanation = {
-  type: 'object',
-  properties: {
-    invoice: {
-      type: 'object',
-      properties: {
-        ...documentRef.properties,
-        customer: str,
-        customer_name: nullableStr,
-        legal_entity: str,
-        currency: str,
-        period: str,
-        period_start: str,
-        period_end_inclusive: str,
-        total: str,
-        payment_status: str,
-        amount_paid: str,
-        finalized_at: nullableStr,
-      },
-    },
-    corrects: { ...documentRef, type: ['object', 'null'] },
-    corrected_by: { type: 'array', items: documentRef },
-    late_usage: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          key: str,
-          period: str,
-          event_seq_watermark: str,
-          corrected_invoice: str,
-          credit_note: nullableStr,
-          replacement: nullableStr,
-          billed_in_period: str,
-        },
-      },
-    },
-    rating_run: {
-      type: ['object', 'null'],
-      properties: {
-        id: str,
-        period: str,
-        catalog_version: { type: 'integer' },
-        catalog_hash: str,
-        event_seq_watermark: str,
-        includes_late_usage: { type: 'boolean' },
-        rated_at: str,
-      },
-    },
-    lineage: {
-      type: 'object',
-      description: 'The chain from usage batches to ERP documents, under one correlation id (also sent as X-Accrue-Correlation).',
-      properties: {
-        correlation_id: str,
-        correlation_stored: { type: 'boolean' },
-        usage_batches: strings,
-        usage_batch_count: { type: 'integer' },
-        rating_run: nullableStr,
-        invoice: str,
-        invoice_number: nullableStr,
-        journals: strings,
-        outbox: strings,
-        erp_documents: { type: 'array', items: { type: 'object', properties: { target: str, reference: str } } },
-      },
-    },
-    lines: { type: 'array', items: line },
-    journals: { type: 'array', items: journalRef },
-  },
-} as const;
-
-const journalExplanation = {
-  type: 'object',
-  properties: {
-    journal: {
-      type: 'object',
-      properties: { ...journalRef.properties, legal_entity: str, source_document: str, source_number: nullableStr },
-    },
-    payment: { type: ['object', 'null'], properties: { id: str, amount: str, received_on: str } },
-    lines: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          line_no: { type: 'integer' },
-          account: str,
-          role: str,
-          debit: str,
-          credit: str,
-          currency: str,
-          customer: nullableStr,
-          product: nullableStr,
-          memo: nullableStr,
-          invoice_lines: { type: 'array', items: { type: 'integer' } },
-        },
-      },
-    },
-    explained: {
-      type: ['object', 'null'],
-      properties: { journal_line: { type: 'integer' }, invoice_lines: { type: 'array', items: line } },
-    },
-    invoice: invoiceExplanation,
-  },
-} as const;
-
-const eventExplanation = {
-  type: 'object',
-  properties: {
-    event: {
-      type: 'object',
-      properties: {
-        source: str,
-        id: str,
-        seq: str,
-        type: str,
-        subject: str,
-        customer: str,
-        time: str,
-        received_at: str,
-        late: { type: 'boolean' },
-        meter_values: stringMap,
-        dimensions: { type: 'object', additionalProperties: stringMap },
-      },
-    },
-    usage_batch: {
-      type: ['object', 'null'],
-      properties: { id: str, channel: str, received_at: str, received: { type: 'integer' }, accepted: { type: 'integer' } },
-    },
-    billed_in: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          invoice: documentRef,
-          line_no: { type: 'integer' },
-          meter: str,
-          window: { type: 'object', properties: { from: str, to: str } },
-          rating_run: str,
-          event_seq_watermark: str,
-          correlation_id: str,
-          reversed_by: { type: 'array', items: documentRef },
-          journals: { type: 'array', items: journalRef },
-        },
-      },
-    },
-    billed_in_truncated: { type: 'boolean' },
-    status: { type: 'string', enum: ['billed', 'rerated_unchanged', 'late_pending', 'not_yet_billed', 'not_billed'] },
-    note: str,
-  },
-} as const;
-
-const lineQuery = {
-  type: 'object',
-  // A string: the server's validator does not coerce types, and query values arrive as text.
-  properties: { line: integerString(1n, 999_999n, 'explain only this line (1, 2, …)') },
-  additionalProperties: false,
-} as const;
+// A string: the server's validator does not coerce types, and query values arrive as text.
+const LineQuery = Type.Object(
+  { line: Type.Optional(integerString(1n, 999_999n, 'explain only this line (1, 2, …)')) },
+  { additionalProperties: false },
+);
+const lineOf = (line: string | undefined) => ({ line: line === undefined ? undefined : Number.parseInt(line, 10) });
 
 /** not_found and ambiguous are 404 and 409; a line that does not exist is 404 too. */
-function answer<T>(reply: FastifyReply, result: Result<T>): T | FastifyReply {
-  if (result.ok) return result.value;
-  const first = result.problems[0]!;
+function explainProblem(problems: Problem[]) {
+  const first = problems[0]!;
   const status = first.code === 'ambiguous' ? 409 : first.code === 'not_found' || first.code === 'no_such_line' ? 404 : 400;
-  return sendProblem(reply, problemDetails(status, first.code, first.message, result.problems));
+  return problemDetails(status, first.code, first.message, problems);
 }
 
-export async function registerExplainRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
-  const errors = { 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
+const errors = { 400: problemRef(), 404: problemRef(), 409: problemRef() };
+
+export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/invoices/:id/explain',
     {
@@ -302,21 +329,12 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         description:
           'By id, number or correlation id. Each line: its rating run, price version, tiers applied, usage aggregate (meter, window, dimensions, quantity) and the events counted (count, first and last time, batches, a deterministic sample), then the journals, outbox rows and ERP references.',
         tags: ['explain'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('an invoice or credit note id, number or correlation id') },
-          additionalProperties: false,
-        },
-        querystring: lineQuery,
-        response: { 200: invoiceExplanation, ...errors },
+        params: Type.Object({ id: idString('an invoice or credit note id, number or correlation id') }, { additionalProperties: false }),
+        querystring: LineQuery,
+        response: { 200: InvoiceExplanation, ...errors },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const { line } = request.query as { line?: string };
-      return answer(reply, await explainInvoice(options.pool, id, { line: line === undefined ? undefined : Number.parseInt(line, 10) }));
-    },
+    async (request) => valueOr(await explainInvoice(pool, request.params.id, lineOf(request.query.line)), explainProblem),
   );
 
   app.get(
@@ -328,21 +346,12 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
         description:
           'By journal id, outbox key or ERP reference. With `line`, that journal line is explained down to the usage events of the invoice lines it carries.',
         tags: ['explain'],
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: idString('a journal id, outbox key or ERP reference') },
-          additionalProperties: false,
-        },
-        querystring: lineQuery,
-        response: { 200: journalExplanation, ...errors },
+        params: Type.Object({ id: idString('a journal id, outbox key or ERP reference') }, { additionalProperties: false }),
+        querystring: LineQuery,
+        response: { 200: JournalExplanation, ...errors },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const { line } = request.query as { line?: string };
-      return answer(reply, await explainJournal(options.pool, id, { line: line === undefined ? undefined : Number.parseInt(line, 10) }));
-    },
+    async (request) => valueOr(await explainJournal(pool, request.params.id, lineOf(request.query.line)), explainProblem),
   );
 
   app.get(
@@ -352,21 +361,13 @@ export async function registerExplainRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],
-        querystring: {
-          type: 'object',
-          required: ['source', 'id'],
-          properties: {
-            source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }),
-            id: idString('the CloudEvents id'),
-          },
-          additionalProperties: false,
-        },
-        response: { 200: eventExplanation, ...errors },
+        querystring: Type.Object(
+          { source: idString('the CloudEvents source', { maxLength: INGEST_LIMITS.sourceLengthMax }), id: idString('the CloudEvents id') },
+          { additionalProperties: false },
+        ),
+        response: { 200: EventExplanation, ...errors },
       },
     },
-    async (request, reply) => {
-      const { source, id } = request.query as { source: string; id: string };
-      return answer(reply, await explainEvent(options.pool, source, id));
-    },
+    async (request) => valueOr(await explainEvent(pool, request.query.source, request.query.id), explainProblem),
   );
-}
+};

@@ -1,132 +1,149 @@
 // Billing runs and invoices over HTTP: close a period, read invoices as JSON or PDF.
-import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { currentCatalog } from '../../catalog/service.js';
 import { CloseFailedError, closePeriod } from '../../close/close-period.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
 import { renderInvoicePdf } from '../../invoice/pdf.js';
 import { ProblemError } from '../../domain/result.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { idString, periodString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse, type ProblemMapper } from '../problem.js';
+import { idString, nullableString, periodString, stringEnum } from '../params.js';
+import type pg from 'pg';
+import type { RouteApp, RoutePlugin } from '../route-support.js';
 
-const MINOR = { type: 'string', pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' } as const;
-const MAJOR = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' } as const;
-const DATE = { type: 'string', format: 'date' } as const;
-const open = { type: 'object', additionalProperties: true } as const;
+const MINOR = Type.String({ pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' });
+const MAJOR = Type.String({ pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' });
+const date = (description?: string) => Type.String({ format: 'date', ...(description ? { description } : {}) });
+const open = Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true });
+const KIND = stringEnum(['invoice', 'credit_note']);
+const STATUS = stringEnum(['draft', 'finalized', 'void']);
+const ROUNDING = stringEnum(['half_up', 'half_even']);
+const CURRENCY = Type.String({ pattern: '^[A-Z]{3}$' });
 /** Legal content recorded when the invoice was drafted (docs/catalog.md "Legal content"); absent or null on older documents. */
-const PARTY = {
+const PARTY = Type.Unsafe<Record<string, unknown> | null>({
   type: ['object', 'null'],
   description: 'name, address (lines, city, region, postal_code, country) or null, tax_id or null',
   additionalProperties: true,
-} as const;
+});
 const LEGAL = {
-  issue_date: { ...DATE, description: 'the day after the billing period; a correction: that of the run issuing it' },
-  payment_terms_days: { type: ['integer', 'null'], description: 'null on a credit note' },
-  due_date: { type: ['string', 'null'], format: 'date', description: 'issue_date + payment_terms_days; null on a credit note' },
-  seller: PARTY,
-  buyer: PARTY,
-} as const;
+  issue_date: Type.Optional(date('the day after the billing period; a correction: that of the run issuing it')),
+  payment_terms_days: Type.Optional(Type.Unsafe<number | null>({ type: ['integer', 'null'], description: 'null on a credit note' })),
+  due_date: Type.Optional(
+    Type.Unsafe<string | null>({
+      type: ['string', 'null'],
+      format: 'date',
+      description: 'issue_date + payment_terms_days; null on a credit note',
+    }),
+  ),
+  seller: Type.Optional(PARTY),
+  buyer: Type.Optional(PARTY),
+};
 
 /** An invoice or credit note as stored (GET /v1/invoices/{id}): amounts in minor units; the lines carry their usage aggregate. */
-const invoiceSchema = {
-  type: 'object',
-  required: [
-    'id',
-    'key',
-    'kind',
-    'number',
-    'status',
-    'legal_entity',
-    'customer',
-    'currency',
-    'period_start',
-    'period_end',
-    'lines',
-    'subtotal_minor',
-    'discount_minor',
-    'credits_applied_minor',
-    'tax_minor',
-    'total_minor',
-    'rating_run',
-  ],
-  properties: {
-    id: { type: 'string' },
-    key: { type: 'string', description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)' },
-    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
-    corrects: { type: 'string', description: 'credit notes and replacements: the invoice id corrected' },
-    number: { type: ['string', 'null'] },
-    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-    legal_entity: { type: 'string' },
-    customer: { type: 'string' },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
-    period_start: { ...DATE, description: 'inclusive' },
-    period_end: { ...DATE, description: 'exclusive' },
-    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
-    lines: { type: 'array', items: open },
-    tax_lines: { type: 'array', items: open },
+const Invoice = Type.Object(
+  {
+    id: Type.String(),
+    key: Type.String({
+      description: 'the idempotency key: inv:v1:<entity>:<customer>:<currency>:<period> (credit notes cn:v1:...)',
+    }),
+    kind: KIND,
+    corrects: Type.Optional(Type.String({ description: 'credit notes and replacements: the invoice id corrected' })),
+    number: nullableString(),
+    status: STATUS,
+    legal_entity: Type.String(),
+    customer: Type.String(),
+    currency: CURRENCY,
+    period_start: date('inclusive'),
+    period_end: date('exclusive'),
+    rounding: Type.Optional(ROUNDING),
+    lines: Type.Array(open),
+    tax_lines: Type.Optional(Type.Array(open)),
     subtotal_minor: MINOR,
     discount_minor: MINOR,
     credits_applied_minor: MINOR,
     tax_minor: MINOR,
     total_minor: MINOR,
-    rating_run: { type: 'string' },
+    rating_run: Type.String(),
     ...LEGAL,
   },
-  additionalProperties: true,
-} as const;
+  { additionalProperties: true },
+);
+
+/** The same schema; the handler may also answer the PDF (Accept: application/pdf), which the document does not list. */
+const InvoiceOrPdf = Type.Unsafe<Static<typeof Invoice> | Buffer>(Invoice);
 
 /** An invoice as a billing run reports it: exact decimal amounts in major units (src/invoice/export.ts). */
-const closedInvoiceSchema = {
-  type: 'object',
-  required: [
-    'id',
-    'number',
-    'kind',
-    'status',
-    'customer',
-    'legal_entity',
-    'currency',
-    'period_start',
-    'period_end',
-    'lines',
-    'subtotal',
-    'discount',
-    'credits_applied',
-    'tax',
-    'total',
-  ],
-  properties: {
-    id: { type: 'string' },
-    number: { type: ['string', 'null'] },
-    kind: { type: 'string', enum: ['invoice', 'credit_note'] },
-    status: { type: 'string', enum: ['draft', 'finalized', 'void'] },
-    corrects: { type: 'string' },
-    customer: { type: 'string' },
-    legal_entity: { type: 'string' },
-    currency: { type: 'string', pattern: '^[A-Z]{3}$' },
-    period_start: { ...DATE, description: 'inclusive' },
-    period_end: { ...DATE, description: 'inclusive' },
-    lines: { type: 'array', items: open },
-    adjustments: { type: 'array', items: open },
-    tax_lines: { type: 'array', items: open },
+const ClosedInvoice = Type.Object(
+  {
+    id: Type.String(),
+    number: nullableString(),
+    kind: KIND,
+    status: STATUS,
+    corrects: Type.Optional(Type.String()),
+    customer: Type.String(),
+    legal_entity: Type.String(),
+    currency: CURRENCY,
+    period_start: date('inclusive'),
+    period_end: date('inclusive'),
+    lines: Type.Array(open),
+    adjustments: Type.Optional(Type.Array(open)),
+    tax_lines: Type.Optional(Type.Array(open)),
     subtotal: MAJOR,
     discount: MAJOR,
     credits_applied: MAJOR,
     tax: MAJOR,
     total: MAJOR,
-    rounding: { type: 'string', enum: ['half_up', 'half_even'] },
+    rounding: Type.Optional(ROUNDING),
     ...LEGAL,
-    issue_date: { type: ['string', 'null'], format: 'date' },
+    issue_date: Type.Optional(Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'date' })),
   },
-  additionalProperties: true,
-} as const;
+  { additionalProperties: true },
+);
 
-export async function registerInvoiceRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+const CloseQuery = Type.Object(
+  {
+    entity: Type.Optional(idString('a legal entity; default: every one')),
+    early: Type.Optional(
+      stringEnum(['true', 'false'], { description: 'true: close a month that has not ended yet (recorded in the audit log)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Closed = Type.Object({
+  period: Type.String(),
+  invoices: Type.Array(ClosedInvoice),
+  early: Type.Optional(Type.Boolean()),
+  resumed: Type.Optional(Type.Boolean()),
+});
+
+/** A refused close (a month not ended or not begun, a billing rule) or a failed one, as its problem. */
+const closeProblems: ProblemMapper = (error, request) => {
+  if (error instanceof ProblemError) {
+    const first = error.problems[0]?.code;
+    const code = first === 'period_not_ended' || first === 'period_in_future' ? first : 'billing_run';
+    return problemDetails(error.status, code, error.message, error.problems);
+  }
+  if (error instanceof CloseFailedError) {
+    request.log.error(error);
+    return problemDetails(500, 'close_failed', error.summary);
+  }
+  return undefined;
+};
+
+const PeriodParams = Type.Object({ period: periodString() }, { additionalProperties: false });
+const InvoiceParams = Type.Object({ id: idString('an invoice id or number') }, { additionalProperties: false });
+
+export const invoiceRoutes: RoutePlugin = async (app, { pool }) => {
+  closeRoute(app, pool);
+  invoiceRoute(app, pool);
+};
+
+function closeRoute(app: RouteApp, pool: pg.Pool): void {
   app.post(
     '/v1/periods/:period/close',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', problems: closeProblems },
       schema: {
         summary: 'Run billing for a month',
         description:
@@ -134,77 +151,34 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
           'A month that has not ended is refused with 409 (period_not_ended) unless early=true, a month that has not begun always (period_in_future); both are recorded in the audit log. ' +
           'An invoice beyond the amount limits (docs/pricing.md#limits) is refused with 422 naming the customer and meter. The period is marked closed only once all its invoices exist: a failed close leaves it open (closing) and a new close resumes it.',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          properties: {
-            entity: idString('a legal entity; default: every one'),
-            early: {
-              type: 'string',
-              enum: ['true', 'false'],
-              description: 'true: close a month that has not ended yet (recorded in the audit log)',
-            },
-          },
-          additionalProperties: false,
-        },
-        response: {
-          200: {
-            type: 'object',
-            required: ['period', 'invoices'],
-            properties: {
-              period: { type: 'string' },
-              invoices: { type: 'array', items: closedInvoiceSchema },
-              early: { type: 'boolean' },
-              resumed: { type: 'boolean' },
-            },
-          },
-          400: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
-          422: { $ref: 'Problem#' },
-        },
+        params: PeriodParams,
+        querystring: CloseQuery,
+        response: { 200: Closed, 400: problemRef(), 409: problemRef(), 422: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { period } = request.params as { period: string };
-      const { entity, early } = request.query as { entity?: string; early?: 'true' | 'false' };
-      const catalog = await currentCatalog(options.pool);
-      if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
-      try {
-        const outcome = await closePeriod(options.pool, catalog, {
-          period,
-          legalEntity: entity,
-          early: early === 'true',
-          by: `api-key:${request.apiKey?.id}`,
-          log: (line) => request.log.info(line),
-        });
-        return {
-          period: outcome.period,
-          invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })),
-          early: outcome.early,
-          resumed: outcome.resumed,
-        };
-      } catch (error) {
-        if (error instanceof ProblemError)
-          return sendProblem(
-            reply,
-            problemDetails(
-              error.status,
-              error.problems[0]?.code === 'period_not_ended' || error.problems[0]?.code === 'period_in_future'
-                ? error.problems[0].code
-                : 'billing_run',
-              error.message,
-              error.problems,
-            ),
-          );
-        if (error instanceof CloseFailedError) {
-          request.log.error(error);
-          return sendProblem(reply, problemDetails(500, 'close_failed', error.summary));
-        }
-        throw error;
-      }
+    async (request) => {
+      const { period } = request.params;
+      const { entity, early } = request.query;
+      const catalog = await currentCatalog(pool);
+      if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
+      const outcome = await closePeriod(pool, catalog, {
+        period,
+        legalEntity: entity,
+        early: early === 'true',
+        by: `api-key:${request.apiKey?.id}`,
+        log: (line) => request.log.info(line),
+      });
+      return {
+        period: outcome.period,
+        invoices: outcome.invoices.map((i) => ({ id: i.id, ...exportInvoice(i) })),
+        early: outcome.early,
+        resumed: outcome.resumed,
+      };
     },
   );
+}
 
+function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id',
     {
@@ -212,22 +186,21 @@ export async function registerInvoiceRoutes(app: FastifyInstance, options: Serve
       schema: {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],
-        params: { type: 'object', required: ['id'], properties: { id: idString('an invoice id or number') }, additionalProperties: false },
-        response: { 200: invoiceSchema, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        params: InvoiceParams,
+        response: { 200: InvoiceOrPdf, 404: problemRef(), 409: problemRef() },
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const invoice = await getInvoice(options.pool, id);
-      if (!invoice) return sendProblem(reply, problemDetails(404, 'not_found', `no invoice ${id}`));
+      const { id } = request.params;
+      const invoice = await getInvoice(pool, id);
+      if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       if ((request.headers.accept ?? '').includes('application/pdf')) {
-        const catalog = await currentCatalog(options.pool);
-        if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
+        const catalog = await currentCatalog(pool);
+        if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
         const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
         const customer = catalog.index.customers.get(invoice.customer);
         if (!legalEntity || !customer)
-          return sendProblem(
-            reply,
+          refuse(
             problemDetails(
               409,
               'not_in_catalog',

@@ -1,202 +1,173 @@
 // Reconciliation over HTTP: where a period stands (compared live, nothing recorded), the exception queues, and the
 // lifecycle moves (assign, resolve with the correcting document, waive with a reason), each audited.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ProblemError, type Result } from '../../domain/result.js';
-import {
-  getException,
-  listExceptions,
-  moveException,
-  problemStatus,
-  type ExceptionMove,
-  type ExceptionRecord,
-} from '../../reconcile/exceptions.js';
+import type { FastifyRequest } from 'fastify';
+import { Type, type TSchema } from 'typebox';
+import { ProblemError } from '../../domain/result.js';
+import { getException, listExceptions, moveException, problemStatus, type ExceptionMove } from '../../reconcile/exceptions.js';
 import { reconcilePeriod } from '../../reconcile/run.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { idString, integerString, periodString, textString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
+import { idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
+import type pg from 'pg';
+import { apiKeyActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 
-const nullableString = { type: ['string', 'null'] } as const;
-const keySchema = {
-  type: 'object',
-  required: ['legal_entity', 'customer', 'currency', 'item'],
-  properties: { legal_entity: { type: 'string' }, customer: { type: 'string' }, currency: { type: 'string' }, item: { type: 'string' } },
-} as const;
-const documentSchema = {
-  type: 'object',
-  required: ['kind', 'id'],
-  properties: { kind: { type: 'string' }, id: { type: 'string' }, connector: { type: 'string' } },
-} as const;
+const Key = Type.Object({ legal_entity: Type.String(), customer: Type.String(), currency: Type.String(), item: Type.String() });
 
-const reportSchema = {
-  type: 'object',
-  required: ['period', 'legal_entities', 'connectors', 'recorded', 'status', 'checkpoints', 'open_exceptions'],
-  properties: {
-    period: { type: 'string' },
-    legal_entities: { type: 'array', items: { type: 'string' } },
-    connectors: { type: 'array', items: { type: 'string' } },
-    recorded: { type: 'boolean' },
-    status: { type: 'string', enum: ['green', 'red'] },
-    checkpoints: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['checkpoint', 'legal_entity', 'connector', 'owner_queue', 'status', 'compared', 'pending', 'differences'],
-        properties: {
-          checkpoint: { type: 'string' },
-          legal_entity: { type: 'string' },
-          connector: nullableString,
-          owner_queue: { type: 'string' },
-          description: { type: 'string' },
-          status: { type: 'string', enum: ['green', 'red'] },
-          compared: { type: 'object', properties: { left: { type: 'integer' }, right: { type: 'integer' } } },
-          pending: { type: 'integer' },
-          differences: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['exception_id', 'kind', 'key', 'left', 'right', 'difference'],
-              properties: {
-                exception_id: { type: 'string' },
-                kind: { type: 'string', enum: ['missing_left', 'missing_right', 'amount_differs', 'duplicate'] },
-                key: keySchema,
-                left: nullableString,
-                right: nullableString,
-                difference: { type: 'string', description: 'right - left: minor units for money, an exact decimal for quantities' },
-                occurrences: { type: 'object', properties: { left: { type: 'integer' }, right: { type: 'integer' } } },
-                documents: { type: 'array', items: documentSchema },
-                opened: { type: 'boolean' },
-                status: nullableString,
-              },
-            },
-          },
-        },
-      },
-    },
-    opened: { type: 'array', items: { type: 'string' } },
-    cleared: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          id: { type: 'string' },
-          checkpoint: { type: 'string' },
-          legal_entity: { type: 'string' },
-          item: { type: 'string' },
-          status: { type: 'string' },
-        },
-      },
-    },
-    open_exceptions: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          legal_entity: { type: 'string' },
-          owner_queue: { type: 'string' },
-          open: { type: 'integer' },
-          assigned: { type: 'integer' },
-        },
-      },
-    },
+const Document = Type.Object({ kind: Type.String(), id: Type.String(), connector: Type.Optional(Type.String()) });
+
+const Report = Type.Object({
+  period: Type.String(),
+  legal_entities: Type.Array(Type.String()),
+  connectors: Type.Array(Type.String()),
+  recorded: Type.Boolean(),
+  status: stringEnum(['green', 'red']),
+  checkpoints: Type.Array(
+    Type.Object({
+      checkpoint: Type.String(),
+      legal_entity: Type.String(),
+      connector: nullableString(),
+      owner_queue: Type.String(),
+      description: Type.Optional(Type.String()),
+      status: stringEnum(['green', 'red']),
+      compared: Type.Object({ left: Type.Optional(Type.Integer()), right: Type.Optional(Type.Integer()) }),
+      pending: Type.Integer(),
+      differences: Type.Array(
+        Type.Object({
+          exception_id: Type.String(),
+          kind: stringEnum(['missing_left', 'missing_right', 'amount_differs', 'duplicate']),
+          key: Key,
+          left: nullableString(),
+          right: nullableString(),
+          difference: Type.String({ description: 'right - left: minor units for money, an exact decimal for quantities' }),
+          occurrences: Type.Optional(Type.Object({ left: Type.Optional(Type.Integer()), right: Type.Optional(Type.Integer()) })),
+          documents: Type.Optional(Type.Array(Document)),
+          opened: Type.Optional(Type.Boolean()),
+          status: Type.Optional(nullableString()),
+        }),
+      ),
+    }),
+  ),
+  opened: Type.Optional(Type.Array(Type.String())),
+  cleared: Type.Optional(
+    Type.Array(
+      Type.Object({
+        id: Type.Optional(Type.String()),
+        checkpoint: Type.Optional(Type.String()),
+        legal_entity: Type.Optional(Type.String()),
+        item: Type.Optional(Type.String()),
+        status: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+  open_exceptions: Type.Array(
+    Type.Object({
+      legal_entity: Type.Optional(Type.String()),
+      owner_queue: Type.Optional(Type.String()),
+      open: Type.Optional(Type.Integer()),
+      assigned: Type.Optional(Type.Integer()),
+    }),
+  ),
+});
+
+const ExceptionSchema = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  owner_queue: Type.String(),
+  status: stringEnum(['open', 'assigned', 'resolved', 'waived']),
+  subject: Type.Optional(Type.String()),
+  checkpoint: Type.Optional(nullableString()),
+  period: Type.Optional(nullableString()),
+  legal_entity: Type.Optional(nullableString()),
+  customer: Type.Optional(nullableString()),
+  currency: Type.Optional(nullableString()),
+  connector: Type.Optional(nullableString()),
+  item: Type.Optional(nullableString()),
+  left_amount: Type.Optional(nullableString()),
+  right_amount: Type.Optional(nullableString()),
+  difference: Type.Optional(nullableString()),
+  documents: Type.Optional(Type.Array(Document)),
+  details: Type.Optional(Type.Unknown()),
+  assigned_to: Type.Optional(nullableString()),
+  resolution_document: Type.Optional(nullableString()),
+  waived_reason: Type.Optional(nullableString()),
+  waived_by: Type.Optional(nullableString()),
+  created_at: Type.Optional(Type.String()),
+  updated_at: Type.Optional(Type.String()),
+  last_seen_at: Type.Optional(nullableString()),
+  cleared_at: Type.Optional(nullableString()),
+});
+
+const ExceptionEvent = Type.Object({
+  ordinal: Type.Optional(Type.Integer()),
+  action: Type.Optional(Type.String()),
+  from_status: Type.Optional(nullableString()),
+  to_status: Type.Optional(Type.String()),
+  actor: Type.Optional(Type.String()),
+  at: Type.Optional(Type.String()),
+  reason: Type.Optional(nullableString()),
+  details: Type.Optional(Type.Unknown()),
+});
+
+const IdParams = Type.Object({ id: idString('an exception id') }, { additionalProperties: false });
+const Exception = ExceptionSchema;
+const moveResponses = { 200: Exception, 400: problemRef(), 404: problemRef(), 409: problemRef() };
+
+const ReportQuery = Type.Object({ entity: Type.Optional(idString('a legal entity; default: every one')) }, { additionalProperties: false });
+
+const ExceptionsQuery = Type.Object(
+  {
+    queue: Type.Optional(stringEnum(['billing_engineering', 'integration_support', 'finance_operations'])),
+    status: Type.Optional(stringEnum(['open', 'assigned', 'resolved', 'waived', 'unresolved'])),
+    period: Type.Optional(periodString()),
+    entity: Type.Optional(idString('a legal entity')),
+    checkpoint: Type.Optional(idString('a checkpoint')),
+    limit: Type.Optional(integerString(1n, 1000n, '1 to 1000, default 100')),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-const exceptionSchema = {
-  type: 'object',
-  required: ['id', 'kind', 'owner_queue', 'status'],
-  properties: {
-    id: { type: 'string' },
-    kind: { type: 'string' },
-    owner_queue: { type: 'string' },
-    status: { type: 'string', enum: ['open', 'assigned', 'resolved', 'waived'] },
-    subject: { type: 'string' },
-    checkpoint: nullableString,
-    period: nullableString,
-    legal_entity: nullableString,
-    customer: nullableString,
-    currency: nullableString,
-    connector: nullableString,
-    item: nullableString,
-    left_amount: nullableString,
-    right_amount: nullableString,
-    difference: nullableString,
-    documents: { type: 'array', items: documentSchema },
-    details: {},
-    assigned_to: nullableString,
-    resolution_document: nullableString,
-    waived_reason: nullableString,
-    waived_by: nullableString,
-    created_at: { type: 'string' },
-    updated_at: { type: 'string' },
-    last_seen_at: nullableString,
-    cleared_at: nullableString,
-  },
-} as const;
-
-const eventSchema = {
-  type: 'object',
-  properties: {
-    ordinal: { type: 'integer' },
-    action: { type: 'string' },
-    from_status: nullableString,
-    to_status: { type: 'string' },
-    actor: { type: 'string' },
-    at: { type: 'string' },
-    reason: nullableString,
-    details: {},
-  },
-} as const;
-
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: idString('an exception id') },
-  additionalProperties: false,
-} as const;
-const moveResponses = { 200: exceptionSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } };
+const by = Type.Optional(idString('who acts; default: the API key (`api-key:<id>`)'));
+const note = Type.Optional(textString('a note kept with the move'));
+const AssignBody = Type.Object({ assignee: idString('the person or team'), by, note }, { additionalProperties: false });
+const ResolveBody = Type.Object(
+  { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
+  { additionalProperties: false },
+);
+const WaiveBody = Type.Object(
+  { reason: textString('why the difference is accepted', { minLength: 1 }), by },
+  { additionalProperties: false },
+);
 
 /** The actor of a move: the person named in the body, else the API key that made the request. */
-const actorOf = (request: FastifyRequest, by: string | undefined): string =>
-  by && by.trim() !== '' ? by : `api-key:${request.apiKey?.id ?? 'unknown'}`;
+const actorOf = (request: FastifyRequest, named: string | undefined): string =>
+  named && named.trim() !== '' ? named : apiKeyActor(request);
 
-function answer(reply: FastifyReply, result: Result<ExceptionRecord>) {
-  if (!result.ok)
-    return sendProblem(
-      reply,
-      problemDetails(problemStatus(result.problems), 'exception_move_refused', 'the move was refused; nothing changed', result.problems),
-    );
-  return result.value;
-}
+const reconciliationProblems: ProblemMapper = (error) =>
+  error instanceof ProblemError ? problemDetails(error.status, 'reconciliation', error.message, error.problems) : undefined;
 
-export async function registerReconcileRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
+  reportRoutes(app, pool);
+  exceptionRoutes(app, pool);
+};
+
+function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/periods/:period/reconciliation',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', problems: reconciliationProblems },
       schema: {
         summary: 'Where a period stands: every checkpoint green or with its differences',
         description:
           'Compares the checkpoints live for the built-in ledger (usage, rating, invoice lines, ledger postings, payments, trial balance) and lists the open exceptions per queue. Nothing is recorded: `accrue reconcile` or closing the period opens the exceptions.',
         tags: ['reconciliation'],
-        params: { type: 'object', required: ['period'], properties: { period: periodString() }, additionalProperties: false },
-        querystring: {
-          type: 'object',
-          properties: { entity: idString('a legal entity; default: every one') },
-          additionalProperties: false,
-        },
-        response: { 200: reportSchema, 400: { $ref: 'Problem#' }, 404: { $ref: 'Problem#' }, 409: { $ref: 'Problem#' } },
+        params: Type.Object({ period: periodString() }, { additionalProperties: false }),
+        querystring: ReportQuery,
+        response: { 200: Report, 400: problemRef(), 404: problemRef(), 409: problemRef() },
       },
     },
-    async (request, reply) => {
-      const { period } = request.params as { period: string };
-      const { entity } = request.query as { entity?: string };
-      try {
-        return await reconcilePeriod(options.pool, { period, legalEntity: entity, record: false });
-      } catch (error) {
-        if (error instanceof ProblemError)
-          return sendProblem(reply, problemDetails(error.status, 'reconciliation', error.message, error.problems));
-        throw error;
-      }
+    async (request) => {
+      const { period } = request.params;
+      const { entity } = request.query;
+      return reconcilePeriod(pool, { period, legalEntity: entity, record: false });
     },
   );
 
@@ -207,27 +178,13 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'Exceptions by queue, status, period, legal entity or checkpoint, oldest first',
         tags: ['reconciliation'],
-        querystring: {
-          type: 'object',
-          properties: {
-            queue: { type: 'string', enum: ['billing_engineering', 'integration_support', 'finance_operations'] },
-            status: { type: 'string', enum: ['open', 'assigned', 'resolved', 'waived', 'unresolved'] },
-            period: periodString(),
-            entity: idString('a legal entity'),
-            checkpoint: idString('a checkpoint'),
-            limit: integerString(1n, 1000n, '1 to 1000, default 100'),
-          },
-          additionalProperties: false,
-        },
-        response: {
-          200: { type: 'object', required: ['exceptions'], properties: { exceptions: { type: 'array', items: exceptionSchema } } },
-          400: { $ref: 'Problem#' },
-        },
+        querystring: ExceptionsQuery,
+        response: { 200: Type.Object({ exceptions: Type.Array(Exception) }), 400: problemRef() },
       },
     },
-    async (request, reply) => {
-      const q = request.query as { queue?: string; status?: string; period?: string; entity?: string; checkpoint?: string; limit?: string };
-      const listed = await listExceptions(options.pool, {
+    async (request) => {
+      const q = request.query;
+      const listed = await listExceptions(pool, {
         queue: q.queue,
         status: q.status,
         period: q.period,
@@ -235,11 +192,12 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
         checkpoint: q.checkpoint,
         limit: q.limit === undefined ? 100 : Number.parseInt(q.limit, 10),
       });
-      if (!listed.ok) return sendProblem(reply, problemDetails(400, 'invalid_filter', 'the filter is invalid', listed.problems));
-      return { exceptions: listed.value };
+      return { exceptions: valueOr(listed, (problems) => problemDetails(400, 'invalid_filter', 'the filter is invalid', problems)) };
     },
   );
+}
 
+function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/exceptions/:id',
     {
@@ -247,73 +205,50 @@ export async function registerReconcileRoutes(app: FastifyInstance, options: Ser
       schema: {
         summary: 'One exception with every move in its history',
         tags: ['reconciliation'],
-        params: idParams,
+        params: IdParams,
         response: {
-          200: {
-            type: 'object',
-            required: ['exception', 'events'],
-            properties: { exception: exceptionSchema, events: { type: 'array', items: eventSchema } },
-          },
-          404: { $ref: 'Problem#' },
+          200: Type.Object({ exception: Exception, events: Type.Array(ExceptionEvent) }),
+          404: problemRef(),
         },
       },
     },
-    async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const found = await getException(options.pool, id);
-      if (!found) return sendProblem(reply, problemDetails(404, 'not_found', `no exception ${id}`));
+    async (request) => {
+      const { id } = request.params;
+      const found = await getException(pool, id);
+      if (!found) refuse(problemDetails(404, 'not_found', `no exception ${id}`));
       return found;
     },
   );
 
-  const move = (
-    path: 'assign' | 'resolve' | 'waive',
-    summary: string,
-    body: object,
-    toMove: (b: Record<string, string | undefined>, by: string) => ExceptionMove,
-  ) =>
-    app.post(
-      `/v1/exceptions/:id/${path}`,
-      { config: { scope: 'admin' }, schema: { summary, tags: ['reconciliation'], params: idParams, body, response: moveResponses } },
-      async (request, reply) => {
-        const { id } = request.params as { id: string };
-        const b = request.body as Record<string, string | undefined>;
-        return answer(reply, await moveException(options.pool, id, toMove(b, actorOf(request, b.by))));
-      },
+  const moveOptions = <Body extends TSchema>(summary: string, body: Body) => ({
+    config: { scope: 'admin' as const },
+    schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
+  });
+  const answer = async (id: string, change: ExceptionMove) =>
+    valueOr(await moveException(pool, id, change), (problems) =>
+      problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
     );
-  const by = idString('who acts; default: the API key (`api-key:<id>`)');
-  const note = textString('a note kept with the move');
-  move(
-    'assign',
-    'Assign (or reassign) an exception to a person or team',
-    {
-      type: 'object',
-      required: ['assignee'],
-      properties: { assignee: idString('the person or team'), by, note },
-      additionalProperties: false,
+  app.post(
+    '/v1/exceptions/:id/assign',
+    moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
+    async (request) => {
+      const { assignee, by: named, note: text } = request.body;
+      const actor = actorOf(request, named);
+      return answer(request.params.id, { action: 'assign', assignee, by: actor, ...(text ? { note: text } : {}) });
     },
-    (b, actor) => ({ action: 'assign', assignee: b.assignee ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
-  move(
-    'resolve',
-    'Resolve an assigned exception with the document that corrects it',
-    {
-      type: 'object',
-      required: ['correcting_document'],
-      properties: { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
-      additionalProperties: false,
+  app.post(
+    '/v1/exceptions/:id/resolve',
+    moveOptions('Resolve an assigned exception with the document that corrects it', ResolveBody),
+    async (request) => {
+      const { correcting_document, by: named, note: text } = request.body;
+      const actor = actorOf(request, named);
+      return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
     },
-    (b, actor) => ({ action: 'resolve', correcting_document: b.correcting_document ?? '', by: actor, ...(b.note ? { note: b.note } : {}) }),
   );
-  move(
-    'waive',
-    'Accept an assigned exception as it is, with the reason; final',
-    {
-      type: 'object',
-      required: ['reason'],
-      properties: { reason: textString('why the difference is accepted', { minLength: 1 }), by },
-      additionalProperties: false,
-    },
-    (b, actor) => ({ action: 'waive', reason: b.reason ?? '', by: actor }),
+  app.post(
+    '/v1/exceptions/:id/waive',
+    moveOptions('Accept an assigned exception as it is, with the reason; final', WaiveBody),
+    async (request) => answer(request.params.id, { action: 'waive', reason: request.body.reason, by: actorOf(request, request.body.by) }),
   );
 }

@@ -1,13 +1,43 @@
 // GET /v1/usage: current usage per customer, meter and dimension; equal to a recount of the stored events.
-import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
 import { currentCatalog } from '../../catalog/service.js';
 import { queryUsage } from '../../meter/usage.js';
 import { monthWindow } from '../../meter/period.js';
-import { problemDetails, sendProblem } from '../problem.js';
-import { dateOrTimestamp, idString, textString } from '../params.js';
-import type { ServerOptions } from '../server.js';
+import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
+import { dateOrTimestamp, idString, stringEnum, textString } from '../params.js';
+import type { RoutePlugin } from '../route-support.js';
 
-export async function registerUsageRoutes(app: FastifyInstance, options: ServerOptions): Promise<void> {
+const UsageQuery = Type.Object(
+  {
+    customer: Type.Optional(idString('a customer id')),
+    meter: Type.Optional(idString('a meter id')),
+    from: Type.Optional(dateOrTimestamp('inclusive; a date (UTC midnight) or an RFC 3339 timestamp')),
+    to: Type.Optional(dateOrTimestamp('exclusive; a date (UTC midnight) or an RFC 3339 timestamp')),
+    group_by: Type.Optional(textString('comma-separated dimension keys', { maxLength: 1000 })),
+    late: Type.Optional(stringEnum(['exclude', 'include', 'only'])),
+  },
+  { additionalProperties: false },
+);
+
+const UsageAnswer = Type.Object({
+  from: Type.Optional(Type.String()),
+  to: Type.Optional(Type.String()),
+  usage: Type.Optional(
+    Type.Array(
+      Type.Object({
+        customer: Type.Optional(Type.String()),
+        meter: Type.Optional(Type.String()),
+        dimensions: Type.Optional(Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' } })),
+        quantity: Type.Optional(Type.String()),
+        event_count: Type.Optional(Type.Integer()),
+        first_event_time: Type.Optional(Type.String()),
+        last_event_time: Type.Optional(Type.String()),
+      }),
+    ),
+  ),
+});
+
+export const usageRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/usage',
     {
@@ -17,61 +47,18 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
         description:
           'Aggregates stored events by the meter aggregation. `from` and `to` default to the current calendar month (UTC). Late events (arrived after their period closed) are excluded unless `late=include` or `late=only`.',
         tags: ['usage'],
-        querystring: {
-          type: 'object',
-          properties: {
-            customer: idString('a customer id'),
-            meter: idString('a meter id'),
-            from: dateOrTimestamp('inclusive; a date (UTC midnight) or an RFC 3339 timestamp'),
-            to: dateOrTimestamp('exclusive; a date (UTC midnight) or an RFC 3339 timestamp'),
-            group_by: textString('comma-separated dimension keys', { maxLength: 1000 }),
-            late: { type: 'string', enum: ['exclude', 'include', 'only'] },
-          },
-          additionalProperties: false,
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              from: { type: 'string' },
-              to: { type: 'string' },
-              usage: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  properties: {
-                    customer: { type: 'string' },
-                    meter: { type: 'string' },
-                    dimensions: { type: 'object', additionalProperties: { type: 'string' } },
-                    quantity: { type: 'string' },
-                    event_count: { type: 'integer' },
-                    first_event_time: { type: 'string' },
-                    last_event_time: { type: 'string' },
-                  },
-                },
-              },
-            },
-          },
-          400: { $ref: 'Problem#' },
-          409: { $ref: 'Problem#' },
-        },
+        querystring: UsageQuery,
+        response: { 200: UsageAnswer, 400: problemRef(), 409: problemRef() },
       },
     },
-    async (request, reply) => {
-      const query = request.query as {
-        customer?: string;
-        meter?: string;
-        from?: string;
-        to?: string;
-        group_by?: string;
-        late?: 'exclude' | 'include' | 'only';
-      };
-      const catalog = await currentCatalog(options.pool);
-      if (!catalog) return sendProblem(reply, problemDetails(409, 'no_catalog', 'no catalog is in force'));
+    async (request) => {
+      const query = request.query;
+      const catalog = await currentCatalog(pool);
+      if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
       const month = monthWindow(new Date());
       const from = query.from ?? month.from;
       const to = query.to ?? month.to;
-      const result = await queryUsage(options.pool, catalog.catalog, {
+      const result = await queryUsage(pool, catalog.catalog, {
         customer: query.customer,
         meter: query.meter,
         from,
@@ -84,8 +71,8 @@ export async function registerUsageRoutes(app: FastifyInstance, options: ServerO
           : [],
         late: query.late,
       });
-      if (!result.ok) return sendProblem(reply, problemDetails(400, 'invalid_query', 'the usage query is invalid', result.problems));
-      return { from, to, usage: result.value };
+      const usage = valueOr(result, (problems) => problemDetails(400, 'invalid_query', 'the usage query is invalid', problems));
+      return { from, to, usage };
     },
   );
-}
+};
