@@ -17,6 +17,16 @@ export default tseslint.config(
     },
   },
   {
+    // Routes hold no SQL: they validate, call a stage's function and answer (docs/ARCHITECTURE.md).
+    files: ['src/api/routes/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.property.name='query']", message: 'SQL belongs in a stage store module, not in a route.' },
+      ],
+    },
+  },
+  {
     // The simulators read request bodies as loosely as the vendor's parser before they validate them.
     files: ['test/support/*-sim.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
