@@ -5,7 +5,7 @@ import { INGEST_LIMITS } from '../ingest/cloudevent.js';
 import { ingestBatch, type EventStatus } from '../ingest/service.js';
 import type { PeriodWindow } from '../meter/period.js';
 import { queryUsage } from '../meter/usage.js';
-import { ProblemError } from '../domain/result.js';
+import { ProblemError, valueOf } from '../domain/result.js';
 import type { Store } from '../store/store.js';
 import { readText, output } from './context.js';
 import { progress } from './progress.js';
@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closePeriod } from '../close/close-period.js';
 import { exportInvoice, exportInvoices } from '../invoice/export.js';
-import { renderInvoicePdf } from '../invoice/pdf.js';
+import { invoicePdf } from '../invoice/document-pdf.js';
 import { readJournals } from '../post/journals.js';
 import { trialBalance } from '../domain/journal.js';
 import { formatMajor } from '../domain/money.js';
@@ -107,12 +107,7 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   if (sample) {
     mkdirSync(options.outDir, { recursive: true });
     const path = join(options.outDir, `${sample.number}.pdf`);
-    const pdf = await renderInvoicePdf({
-      invoice: sample,
-      legalEntity: catalog.index.legalEntities.get(sample.legal_entity)!,
-      customer: catalog.index.customers.get(sample.customer)!,
-      products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
-    });
+    const pdf = valueOf(await invoicePdf(sample, catalog));
     writeFileSync(path, pdf);
     writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(closed.invoices));
     log(`\nwrote ${path} and ${join(options.outDir, 'invoices.json')}`);

@@ -5,10 +5,10 @@ import { closePeriod } from '../close/close-period.js';
 import { bill } from '../close/bill.js';
 import { exportInvoice } from '../invoice/export.js';
 import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
-import { renderInvoicePdf } from '../invoice/pdf.js';
+import { invoicePdf } from '../invoice/document-pdf.js';
 import { parsePeriod } from '../meter/period.js';
 import { jsonLogger, logLine } from '../observe/log.js';
-import { ProblemError } from '../domain/result.js';
+import { ProblemError, valueOf } from '../domain/result.js';
 import type { Invoice } from '../domain/model.js';
 import { globals, output, readText, requireCatalog, withStore } from './context.js';
 import { phasedProgress, progress } from './progress.js';
@@ -143,12 +143,7 @@ function registerInvoices(program: Command): void {
         const invoice = await getInvoice(store.pool, id);
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         const current = await requireCatalog(store.pool);
-        const pdf = await renderInvoicePdf({
-          invoice,
-          legalEntity: current.index.legalEntities.get(invoice.legal_entity)!,
-          customer: current.index.customers.get(invoice.customer)!,
-          products: new Map(current.catalog.products.map((p) => [p.id, { name: p.name }])),
-        });
+        const pdf = valueOf(await invoicePdf(invoice, current));
         writeFileSync(flags.out, pdf);
         output(`wrote ${flags.out}`, { file: flags.out });
       });

@@ -28,6 +28,12 @@ export class ProblemError extends Error {
 }
 
 /** An invariant that must never fail; kept on in production (TigerStyle). */
+/** The value of a Result, or its problems thrown as a ProblemError (for callers that answer problems in one place). */
+export function valueOf<T>(result: Result<T>): T {
+  if (!result.ok) throw new ProblemError(result.problems);
+  return result.value;
+}
+
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`invariant violated: ${message}`);
 }

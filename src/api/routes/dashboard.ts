@@ -19,8 +19,8 @@ import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
 import { listBillingMonths } from '../../invoice/queries.js';
 import { invariant } from '../../domain/result.js';
-import { renderInvoicePdf } from '../../invoice/pdf.js';
-import { problemDetails, problemRef, refuse } from '../problem.js';
+import { invoicePdf } from '../../invoice/document-pdf.js';
+import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
 
@@ -429,22 +429,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
       const invoice = await getInvoice(pool, id);
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       const catalog = await catalogOr409(pool);
-      const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
-      const customer = catalog.index.customers.get(invoice.customer);
-      if (!legalEntity || !customer)
-        refuse(
-          problemDetails(
-            409,
-            'not_in_catalog',
-            `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`,
-          ),
-        );
-      const pdf = await renderInvoicePdf({
-        invoice,
-        legalEntity,
-        customer,
-        products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
-      });
+      const pdf = valueOr(await invoicePdf(invoice, catalog), ([p]) => problemDetails(409, 'not_in_catalog', p!.message));
       return reply
         .type('application/pdf')
         .header('content-disposition', `inline; filename="${(invoice.number ?? invoice.id).replace(/[^A-Za-z0-9._-]/g, '_')}.pdf"`)

@@ -4,9 +4,9 @@ import { currentCatalog } from '../../catalog/service.js';
 import { CloseFailedError, closePeriod } from '../../close/close-period.js';
 import { exportInvoice } from '../../invoice/export.js';
 import { getInvoice } from '../../invoice/store.js';
-import { renderInvoicePdf } from '../../invoice/pdf.js';
+import { invoicePdf } from '../../invoice/document-pdf.js';
 import { ProblemError } from '../../domain/result.js';
-import { problemDetails, problemRef, refuse, type ProblemMapper } from '../problem.js';
+import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { idString, nullableString, periodString, stringEnum } from '../params.js';
 import type pg from 'pg';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
@@ -197,22 +197,7 @@ function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
       if ((request.headers.accept ?? '').includes('application/pdf')) {
         const catalog = await currentCatalog(pool);
         if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
-        const legalEntity = catalog.index.legalEntities.get(invoice.legal_entity);
-        const customer = catalog.index.customers.get(invoice.customer);
-        if (!legalEntity || !customer)
-          refuse(
-            problemDetails(
-              409,
-              'not_in_catalog',
-              `the catalog in force no longer has ${legalEntity ? `customer ${invoice.customer}` : `legal entity ${invoice.legal_entity}`}`,
-            ),
-          );
-        const pdf = await renderInvoicePdf({
-          invoice,
-          legalEntity,
-          customer,
-          products: new Map(catalog.catalog.products.map((p) => [p.id, { name: p.name }])),
-        });
+        const pdf = valueOr(await invoicePdf(invoice, catalog), ([p]) => problemDetails(409, 'not_in_catalog', p!.message));
         return reply.type('application/pdf').send(pdf);
       }
       return reply.send(JSON.parse(JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))));
