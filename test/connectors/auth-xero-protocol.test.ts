@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { TargetError } from '../../src/post/target.js';
+import { OAuthSim } from '../support/oauth-sim.js';
 import {
   isLoopbackHttp,
   xeroAuthorizationServer,
@@ -154,4 +155,34 @@ test('a transport failure is a transient TargetError', async () => {
     (error: unknown) =>
       error instanceof TargetError && error.details.permanent === false && /Xero token endpoint POST \/connect\/token/.test(error.message),
   );
+});
+
+test('the simulator authenticates the client as Xero does: none is invalid_client, another client is invalid_grant', async () => {
+  const sim = new OAuthSim();
+  await sim.start();
+  try {
+    const tokenUrl = `${sim.url}/connect/token`;
+    const pair = sim.grantTokens('client-1');
+    const bare = await fetch(tokenUrl, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: pair.refresh_token }),
+    });
+    assert.equal(bare.status, 401);
+    assert.deepEqual(await bare.json(), { error: 'invalid_client' });
+    const other = await xeroTokenRequest(tokenUrl, 'client-2', 'secret', {
+      grant_type: 'refresh_token',
+      refresh_token: pair.refresh_token,
+    });
+    assert.deepEqual(other, { refused: 'invalid_grant', status: 400 });
+    const own = await xeroTokenRequest(tokenUrl, 'client-1', 'secret', { grant_type: 'refresh_token', refresh_token: pair.refresh_token });
+    assert.ok('access_token' in own && own.access_token.startsWith('xat_'));
+    const publicClient = sim.grantTokens('client-pkce');
+    const none = await xeroTokenRequest(tokenUrl, 'client-pkce', undefined, {
+      grant_type: 'refresh_token',
+      refresh_token: publicClient.refresh_token,
+    });
+    assert.ok('access_token' in none);
+  } finally {
+    await sim.stop();
+  }
 });
