@@ -107,7 +107,7 @@ function registerConnectXero(connect: Command): void {
       const clientSecret = process.env.XERO_CLIENT_SECRET || undefined;
       await withStore(async (storeHandle, cfg) => {
         const settings = settingsOf(cfg, flags.connection, 'xero');
-        const pkce = xeroPkce();
+        const pkce = await xeroPkce();
         const redirectUri = `http://127.0.0.1:${Number(flags.port)}/callback`;
         const url = xeroAuthorizeUrl(settings, { clientId, redirectUri, pkce, scopes: process.env.XERO_SCOPES || XERO_SCOPES });
         process.stderr.write(

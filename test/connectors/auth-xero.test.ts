@@ -121,7 +121,7 @@ test('a revoked grant: needs_reauthorization, an open exception in integration_s
   );
 
   // Connect again (the connect command's path): code with PKCE, tenants, sealed save and markReauthorized in one transaction.
-  const pkce = xeroPkce();
+  const pkce = await xeroPkce();
   const redirectUri = 'http://127.0.0.1:8765/callback';
   const url = new URL(xeroAuthorizeUrl(settings, { clientId: 'client-1', redirectUri, pkce }));
   assert.equal(url.searchParams.get('code_challenge_method'), 'S256');

@@ -1,10 +1,25 @@
-// An OAuth simulator as strict as the real identity servers (issue #15): Xero's token endpoint (authorization code with
-// PKCE S256; refresh tokens that rotate and work ONCE; access tokens of 30 minutes on an injectable clock; revocation),
+// An OAuth simulator as strict as the real identity servers (issue #15): Xero's token endpoint (client authenticated
+// by Basic or a public client_id; authorization code with PKCE S256; refresh tokens that rotate and work ONCE; access tokens of 30 minutes on an injectable clock; revocation),
 // GET /connections, a tiny bearer-checked API route, and NetSuite's client-credentials token endpoint verifying the
 // JWT assertion with the registered public key and issuing 60-minute tokens.
 import { createHash, randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { importJWK, jwtVerify, type JWK } from 'jose';
+
+/**
+ * The client a token request authenticates as: HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1),
+ * or a public client's client_id in the body; undefined when there is neither (Xero answers 401 invalid_client).
+ */
+function clientOf(authorization: string | undefined, form: Record<string, string>): string | undefined {
+  if (authorization?.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString();
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) return undefined;
+    const decode = (part: string) => decodeURIComponent(part.replace(/\+/g, ' '));
+    return decode(decoded.slice(0, colon)) || undefined;
+  }
+  return form.client_id || undefined;
+}
 
 export interface SimTenant {
   tenantId: string;
@@ -44,11 +59,15 @@ export class OAuthSim {
     );
     this.app.post('/connect/token', async (req, reply) => {
       const form = req.body as Record<string, string>;
+      const grantType = form.grant_type;
+      // Xero authenticates the client on both grants (client_secret_basic, or the client_id in the body with PKCE).
+      const clientId = grantType === 'authorization_code' || grantType === 'refresh_token' ? clientOf(req.headers.authorization, form) : '';
+      if (clientId === undefined) return reply.code(401).send({ error: 'invalid_client' });
       if (form.grant_type === 'authorization_code') {
         const code = this.codes.get(form.code ?? '');
         this.codes.delete(form.code ?? '');
         if (
-          !code ||
+          code?.grant.clientId !== clientId ||
           code.redirectUri !== form.redirect_uri ||
           createHash('sha256')
             .update(form.code_verifier ?? '')
@@ -61,7 +80,7 @@ export class OAuthSim {
         const token = form.refresh_token ?? '';
         const entry = this.refreshTokens.get(token);
         this.spentTokens.set(token, (this.spentTokens.get(token) ?? 0) + 1);
-        if (!entry || entry.used || entry.grant.revoked) {
+        if (!entry || entry.used || entry.grant.revoked || entry.grant.clientId !== clientId) {
           this.refreshesRefused += 1;
           return reply.code(400).send({ error: 'invalid_grant' });
         }
