@@ -436,64 +436,62 @@ class Reader {
         i += 1;
         continue;
       }
-      out += t.slice(chunk, i);
-      const e = t.charCodeAt(i + 1);
-      switch (e) {
-        case 0x22:
-          out += '"';
-          break;
-        case 0x5c:
-          out += '\\';
-          break;
-        case 0x2f:
-          out += '/';
-          break;
-        case 0x62:
-          out += '\b';
-          break;
-        case 0x66:
-          out += '\f';
-          break;
-        case 0x6e:
-          out += '\n';
-          break;
-        case 0x72:
-          out += '\r';
-          break;
-        case 0x74:
-          out += '\t';
-          break;
-        case 0x75: {
-          const hex = t.slice(i + 2, i + 6);
-          if (!/^[0-9A-Fa-f]{4}$/.test(hex)) {
-            this.i = i;
-            this.syntax('a \\u escape needs four hex digits');
-          }
-          out += String.fromCharCode(parseInt(hex, 16));
-          i += 4;
-          break;
-        }
-        default:
-          this.i = i;
-          this.syntax(`unknown escape \\${Number.isNaN(e) ? '' : String.fromCharCode(e)} in a string`);
-      }
-      i += 2;
+      out += t.slice(chunk, i) + this.readEscape(i);
+      i += t.charCodeAt(i + 1) === 0x75 ? 6 : 2;
       chunk = i;
     }
     out += t.slice(chunk, i);
     this.i = i + 1;
-    if (SUSPECT_TEXT.test(out) && (out.includes('\u0000') || LONE_SURROGATE.test(out))) {
-      // A key's problem is named by the key's own path; the member is not read yet, so say which key.
-      if (isKey)
-        this.note(
-          'invalid_text',
-          `the key ${JSON.stringify(out)} must not contain NUL characters or unpaired surrogates`,
-          start,
-          this.formatPath(this.options.perElement && this.element >= 0 ? 1 : 0) || JSON.stringify(out),
-        );
-      else this.note('invalid_text', 'must not contain NUL characters or unpaired surrogates', start);
-    }
+    if (SUSPECT_TEXT.test(out) && (out.includes('\u0000') || LONE_SURROGATE.test(out))) this.noteInvalidText(out, start, isKey);
     return out;
+  }
+
+  /** The text of the escape whose backslash is at `i` (two characters, or six for \uXXXX). */
+  private readEscape(i: number): string {
+    const t = this.text;
+    const e = t.charCodeAt(i + 1);
+    switch (e) {
+      case 0x22:
+        return '"';
+      case 0x5c:
+        return '\\';
+      case 0x2f:
+        return '/';
+      case 0x62:
+        return '\b';
+      case 0x66:
+        return '\f';
+      case 0x6e:
+        return '\n';
+      case 0x72:
+        return '\r';
+      case 0x74:
+        return '\t';
+      case 0x75: {
+        const hex = t.slice(i + 2, i + 6);
+        if (!/^[0-9A-Fa-f]{4}$/.test(hex)) {
+          this.i = i;
+          this.syntax('a \\u escape needs four hex digits');
+        }
+        return String.fromCharCode(parseInt(hex, 16));
+      }
+      default:
+        this.i = i;
+        return this.syntax(`unknown escape \\${Number.isNaN(e) ? '' : String.fromCharCode(e)} in a string`);
+    }
+  }
+
+  /** Notes a string holding NUL or an unpaired surrogate; a key's problem is named by the key's own path. */
+  private noteInvalidText(out: string, start: number, isKey: boolean): void {
+    // The member is not read yet, so say which key.
+    if (isKey)
+      this.note(
+        'invalid_text',
+        `the key ${JSON.stringify(out)} must not contain NUL characters or unpaired surrogates`,
+        start,
+        this.formatPath(this.options.perElement && this.element >= 0 ? 1 : 0) || JSON.stringify(out),
+      );
+    else this.note('invalid_text', 'must not contain NUL characters or unpaired surrogates', start);
   }
 
   private readNumber(): number {

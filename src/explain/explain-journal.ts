@@ -3,7 +3,7 @@
 import { readJournalLines } from '../post/journals.js';
 import type pg from 'pg';
 import { isChargeLine, revenueAccountResolver } from '../domain/journal.js';
-import type { InvoiceLine } from '../domain/model.js';
+import type { AccountMap, InvoiceLine } from '../domain/model.js';
 import { formatMajor } from '../domain/money.js';
 import { fail, ok, problem, type Result } from '../domain/result.js';
 import { invoiceById, journalsOf } from './documents.js';
@@ -58,11 +58,27 @@ function movesRevenue(kind: string, line: InvoiceLine): boolean {
   return isChargeLine(line) || line.kind === 'discount' || line.kind === 'credit';
 }
 
-export async function explainJournal(
-  db: pg.Pool | pg.PoolClient,
-  journalRef: string,
-  options: { line?: number } = {},
-): Promise<Result<JournalExplanation>> {
+type Db = pg.Pool | pg.PoolClient;
+type JournalLine = Awaited<ReturnType<typeof readJournalLines>>[number];
+
+interface PaymentRow {
+  id: string;
+  invoice_id: string | null;
+  currency: string;
+  amount_minor: string;
+  received_on: string;
+}
+
+/** What a journal line is matched against: the journal's kind, its entity's accounts and the invoice's lines. */
+interface LineView {
+  kind: string;
+  accounts: AccountMap | undefined;
+  invoiceLines: readonly InvoiceLine[];
+  /** The revenue account of a product in the journal's legal entity, undefined when the catalog version lacks it. */
+  revenueOf: (product: string) => string | undefined;
+}
+
+export async function explainJournal(db: Db, journalRef: string, options: { line?: number } = {}): Promise<Result<JournalExplanation>> {
   const found = await findJournal(db, journalRef);
   if (!found.ok) return found;
   const head = found.value;
@@ -71,15 +87,7 @@ export async function explainJournal(
     return fail(problem('line', 'no_such_line', `journal ${head.id} has lines 1 to ${lines.length}; there is no line ${options.line}`));
   }
 
-  const payment =
-    head.kind === 'payment'
-      ? (
-          await db.query<{ id: string; invoice_id: string | null; currency: string; amount_minor: string; received_on: string }>(
-            'SELECT id, invoice_id, currency, amount_minor, received_on FROM payments WHERE id = $1',
-            [head.source_document],
-          )
-        ).rows[0]
-      : undefined;
+  const payment = head.kind === 'payment' ? await readPayment(db, head.source_document) : undefined;
   const invoiceId = head.kind === 'payment' ? payment?.invoice_id : head.source_document;
   const invoiceRow = invoiceId ? await invoiceById(db, invoiceId) : undefined;
   if (!invoiceRow)
@@ -93,48 +101,8 @@ export async function explainJournal(
   const invoice = await explainInvoice(db, invoiceRow.id, { lines: false });
   if (!invoice.ok) return invoice;
   const ctx = await lineContext(db, invoiceRow);
-
-  const accounts = ctx.catalog?.index.accounts.get(head.legal_entity);
-  const products = ctx.catalog?.catalog.products ?? [];
-  const revenueOf = (product: string): string | undefined => {
-    try {
-      return revenueAccountResolver(products, head.legal_entity)(product);
-    } catch {
-      return undefined; // a product missing from that catalog version simply maps to no account
-    }
-  };
-  const explainedLines: JournalLineExplanation[] = lines.map((l) => {
-    const all = ctx.invoice.lines;
-    let role: JournalLineExplanation['role'] = 'other';
-    let invoiceLines: number[] = [];
-    if (head.kind === 'payment') role = l.account === accounts?.cash ? 'cash' : l.account === accounts?.receivable ? 'receivable' : 'other';
-    else if (l.account === accounts?.receivable) {
-      role = 'receivable';
-      invoiceLines = all.map((x) => x.line_no); // the document's total
-    } else if (l.account === accounts?.tax_payable) role = 'tax_payable';
-    else if (l.account === accounts?.deferred_revenue) {
-      role = 'deferred_revenue';
-      invoiceLines = all.filter((x) => x.kind === 'credit').map((x) => x.line_no);
-    } else {
-      const carried = all.filter(
-        (x) => revenueOf(x.product) === l.account && (!l.product || l.product === x.product) && movesRevenue(head.kind, x),
-      );
-      if (carried.length > 0 || all.some((x) => revenueOf(x.product) === l.account)) role = 'revenue';
-      invoiceLines = carried.map((x) => x.line_no);
-    }
-    return {
-      line_no: l.line_no,
-      account: l.account,
-      role,
-      debit: formatMajor(BigInt(l.debit_minor), l.currency),
-      credit: formatMajor(BigInt(l.credit_minor), l.currency),
-      currency: l.currency,
-      customer: l.customer,
-      product: l.product,
-      memo: l.memo,
-      invoice_lines: invoiceLines,
-    };
-  });
+  const view = lineView(head, ctx);
+  const explainedLines = lines.map((l) => explainJournalLine(l, view));
 
   const chosen = options.line !== undefined ? explainedLines.find((l) => l.line_no === options.line)! : undefined;
   const posted = (await journalsOf(db, [invoiceRow.id])).find((j) => j.id === head.id) ?? { ...head, outbox: [] };
@@ -147,4 +115,57 @@ export async function explainJournal(
     explained: chosen ? { journal_line: chosen.line_no, invoice_lines: await explainLines(db, ctx, chosen.invoice_lines) } : null,
     invoice: invoice.value,
   });
+}
+
+async function readPayment(db: Db, id: string): Promise<PaymentRow | undefined> {
+  return (await db.query<PaymentRow>('SELECT id, invoice_id, currency, amount_minor, received_on FROM payments WHERE id = $1', [id]))
+    .rows[0];
+}
+
+function lineView(head: JournalRow, ctx: Awaited<ReturnType<typeof lineContext>>): LineView {
+  const products = ctx.catalog?.catalog.products ?? [];
+  return {
+    kind: head.kind,
+    accounts: ctx.catalog?.index.accounts.get(head.legal_entity),
+    invoiceLines: ctx.invoice.lines,
+    revenueOf: (product: string): string | undefined => {
+      try {
+        return revenueAccountResolver(products, head.legal_entity)(product);
+      } catch {
+        return undefined; // a product missing from that catalog version simply maps to no account
+      }
+    },
+  };
+}
+
+/** A journal line's role (by its account) and the invoice lines it carries. */
+function lineRole(l: JournalLine, view: LineView): { role: JournalLineExplanation['role']; invoiceLines: number[] } {
+  const { accounts, invoiceLines: all, revenueOf } = view;
+  if (view.kind === 'payment')
+    return { role: l.account === accounts?.cash ? 'cash' : l.account === accounts?.receivable ? 'receivable' : 'other', invoiceLines: [] };
+  if (l.account === accounts?.receivable) return { role: 'receivable', invoiceLines: all.map((x) => x.line_no) }; // the document's total
+  if (l.account === accounts?.tax_payable) return { role: 'tax_payable', invoiceLines: [] };
+  if (l.account === accounts?.deferred_revenue)
+    return { role: 'deferred_revenue', invoiceLines: all.filter((x) => x.kind === 'credit').map((x) => x.line_no) };
+  const carried = all.filter(
+    (x) => revenueOf(x.product) === l.account && (!l.product || l.product === x.product) && movesRevenue(view.kind, x),
+  );
+  const role = carried.length > 0 || all.some((x) => revenueOf(x.product) === l.account) ? 'revenue' : 'other';
+  return { role, invoiceLines: carried.map((x) => x.line_no) };
+}
+
+function explainJournalLine(l: JournalLine, view: LineView): JournalLineExplanation {
+  const { role, invoiceLines } = lineRole(l, view);
+  return {
+    line_no: l.line_no,
+    account: l.account,
+    role,
+    debit: formatMajor(BigInt(l.debit_minor), l.currency),
+    credit: formatMajor(BigInt(l.credit_minor), l.currency),
+    currency: l.currency,
+    customer: l.customer,
+    product: l.product,
+    memo: l.memo,
+    invoice_lines: invoiceLines,
+  };
 }

@@ -55,46 +55,112 @@ export function windowOfRef(customer: string, meter: string, usageRef: string): 
 const iso = (value: unknown): string | null =>
   value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value);
 
+type Db = pg.Pool | pg.PoolClient;
+
+/** One window's events as SQL: eventFilter's WHERE clause and parameters, and the meter's aggregate over them. */
+interface WindowQuery {
+  w: UsageWindow;
+  where: string;
+  params: unknown[];
+  aggregate: string;
+}
+
+interface Summary {
+  quantity: string;
+  event_count: number;
+  first_time: Date | null;
+  last_time: Date | null;
+}
+
+interface BatchRow {
+  id: string;
+  events: number;
+  channel: string | null;
+  received_at: Date | null;
+  total: string;
+}
+
 export async function usageLineage(
-  db: pg.Pool | pg.PoolClient,
+  db: Db,
   w: UsageWindow,
   lineQuantity: string,
   rated: { quantity: string; event_count: number } | null,
 ): Promise<UsageLineage> {
   const { where, params } = eventFilter(w);
   // eventFilter passes the meter's id as $6 whenever the aggregate reads a value (a count reads none).
-  const aggregate = aggregateSql(w.meter, w.meter.aggregation === 'count' ? undefined : '$6');
-  const summary = (
-    await db.query<{ quantity: string; event_count: number; first_time: Date | null; last_time: Date | null }>(
+  const q: WindowQuery = { w, where, params, aggregate: aggregateSql(w.meter, w.meter.aggregation === 'count' ? undefined : '$6') };
+  const summary = await usageSummary(db, q);
+  const { byDimensions, truncated } = await usageByDimensions(db, q);
+  const batches = await usageBatches(db, q);
+  const sample = await sampleEvents(db, q);
+
+  const quantity = decimalText(new Decimal(summary.quantity));
+  const consistent =
+    new Decimal(quantity).equals(new Decimal(lineQuantity)) &&
+    (rated === null || (new Decimal(rated.quantity).equals(new Decimal(quantity)) && rated.event_count === summary.event_count));
+  return {
+    usage_ref: w.usage_ref,
+    meter: w.meter.id,
+    event_type: w.meter.event_type,
+    aggregation: w.meter.aggregation,
+    window: { from: w.from, to: w.to },
+    group_by: w.meter.group_by,
+    customer: w.customer,
+    event_seq_watermark: w.watermark,
+    includes_late_usage: w.includesLate,
+    quantity,
+    event_count: summary.event_count,
+    first_event_time: iso(summary.first_time),
+    last_event_time: iso(summary.last_time),
+    by_dimensions: byDimensions,
+    by_dimensions_truncated: truncated,
+    usage_batches: batches.map((b) => ({ id: b.id, channel: b.channel, received_at: iso(b.received_at), events: b.events })),
+    usage_batch_count: Number(batches[0]?.total ?? 0),
+    sample,
+    rated,
+    consistent,
+  };
+}
+
+async function usageSummary(db: Db, { where, params, aggregate }: WindowQuery): Promise<Summary> {
+  return (
+    await db.query<Summary>(
       `SELECT coalesce(${aggregate}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time FROM events WHERE ${where}`,
       params,
     )
   ).rows[0]!;
+}
 
+/** The window's quantity per combination of the meter's group_by dimensions (none when it groups by nothing). */
+async function usageByDimensions(
+  db: Db,
+  { w, where, params, aggregate }: WindowQuery,
+): Promise<{ byDimensions: UsageLineage['by_dimensions']; truncated: boolean }> {
   const groupBy = w.meter.group_by;
-  let byDimensions: UsageLineage['by_dimensions'] = [];
-  let truncated = false;
-  if (groupBy.length > 0) {
-    const meterParam = params.length + 1;
-    const dims = groupBy.map((_, i) => `coalesce(dimensions->$${meterParam}->>$${meterParam + 1 + i}, '') AS d${i}`);
-    const names = groupBy.map((_, i) => `d${i}`).join(', ');
-    const rows = (
-      await db.query<Record<string, string> & { quantity: string; event_count: number }>(
-        `SELECT ${dims.join(', ')}, ${aggregate} AS quantity, count(*)::int AS event_count FROM events WHERE ${where}
+  if (groupBy.length === 0) return { byDimensions: [], truncated: false };
+  const meterParam = params.length + 1;
+  const dims = groupBy.map((_, i) => `coalesce(dimensions->$${meterParam}->>$${meterParam + 1 + i}, '') AS d${i}`);
+  const names = groupBy.map((_, i) => `d${i}`).join(', ');
+  const rows = (
+    await db.query<Record<string, string> & { quantity: string; event_count: number }>(
+      `SELECT ${dims.join(', ')}, ${aggregate} AS quantity, count(*)::int AS event_count FROM events WHERE ${where}
           GROUP BY ${names} ORDER BY ${names} LIMIT ${EXPLAIN_LIMITS.dimensionGroups + 1}`,
-        [...params, w.meter.id, ...groupBy],
-      )
-    ).rows;
-    truncated = rows.length > EXPLAIN_LIMITS.dimensionGroups;
-    byDimensions = rows.slice(0, EXPLAIN_LIMITS.dimensionGroups).map((r) => ({
+      [...params, w.meter.id, ...groupBy],
+    )
+  ).rows;
+  return {
+    truncated: rows.length > EXPLAIN_LIMITS.dimensionGroups,
+    byDimensions: rows.slice(0, EXPLAIN_LIMITS.dimensionGroups).map((r) => ({
       dimensions: Object.fromEntries(groupBy.map((key, i) => [key, r[`d${i}`]!])),
       quantity: decimalText(new Decimal(r.quantity)),
       event_count: r.event_count,
-    }));
-  }
+    })),
+  };
+}
 
-  const batches = (
-    await db.query<{ id: string; events: number; channel: string | null; received_at: Date | null; total: string }>(
+async function usageBatches(db: Db, { where, params }: WindowQuery): Promise<BatchRow[]> {
+  return (
+    await db.query<BatchRow>(
       `SELECT b.batch_id AS id, b.events, ib.channel, ib.received_at, count(*) OVER () AS total
          FROM (SELECT batch_id, count(*)::int AS events FROM events WHERE ${where} GROUP BY batch_id) b
          LEFT JOIN ingest_batches ib ON ib.id = b.batch_id
@@ -102,7 +168,10 @@ export async function usageLineage(
       params,
     )
   ).rows;
+}
 
+/** A stable sample of the window's events (ordered by a hash of their key). */
+async function sampleEvents(db: Db, { w, where, params }: WindowQuery): Promise<SampleEvent[]> {
   const meterParam = params.length + 1;
   const sample = (
     await db.query<{
@@ -122,43 +191,17 @@ export async function usageLineage(
       [...params, w.meter.id],
     )
   ).rows;
-
-  const quantity = decimalText(new Decimal(summary.quantity));
-  const consistent =
-    new Decimal(quantity).equals(new Decimal(lineQuantity)) &&
-    (rated === null || (new Decimal(rated.quantity).equals(new Decimal(quantity)) && rated.event_count === summary.event_count));
-  return {
-    usage_ref: w.usage_ref,
-    meter: w.meter.id,
-    event_type: w.meter.event_type,
-    aggregation: w.meter.aggregation,
-    window: { from: w.from, to: w.to },
-    group_by: groupBy,
-    customer: w.customer,
-    event_seq_watermark: w.watermark,
-    includes_late_usage: w.includesLate,
-    quantity,
-    event_count: summary.event_count,
-    first_event_time: iso(summary.first_time),
-    last_event_time: iso(summary.last_time),
-    by_dimensions: byDimensions,
-    by_dimensions_truncated: truncated,
-    usage_batches: batches.map((b) => ({ id: b.id, channel: b.channel, received_at: iso(b.received_at), events: b.events })),
-    usage_batch_count: Number(batches[0]?.total ?? 0),
-    sample: sample.map((e): SampleEvent => ({
-      source: e.source,
-      id: e.id,
-      seq: e.seq,
-      time: e.time.toISOString(),
-      received_at: e.received_at.toISOString(),
-      batch: e.batch_id,
-      late: e.late,
-      value: w.meter.aggregation === 'count' ? null : e.value,
-      dimensions: e.dims ?? {},
-    })),
-    rated,
-    consistent,
-  };
+  return sample.map((e): SampleEvent => ({
+    source: e.source,
+    id: e.id,
+    seq: e.seq,
+    time: e.time.toISOString(),
+    received_at: e.received_at.toISOString(),
+    batch: e.batch_id,
+    late: e.late,
+    value: w.meter.aggregation === 'count' ? null : e.value,
+    dimensions: e.dims ?? {},
+  }));
 }
 
 /** The usage batches behind several windows at once, as one chain lists them: exact count, the first ids. */

@@ -235,113 +235,20 @@ function readDimension(value: unknown, path: string): Result<string> {
 export function validateEvent(raw: unknown, index: number, ctx: IngestContext): EventVerdict {
   void index; // problems are relative to the event; the caller prefixes `[index]`
   if (!isPlainObject(raw)) return rejected(problem('', 'not_object', `must be a JSON object (a CloudEvent), got ${describe(raw)}`));
-
-  // Strings Postgres cannot store (NUL, unpaired surrogates) and runaway nesting are refused before hashing.
-  // The fast walk writes the canonical form and vouches for the shape at once; anything it doubts takes the exact path.
-  let canonical = canonicalJson(raw, 0);
-  if (canonical === undefined) {
-    const shapeProblems: Problem[] = [];
-    checkShape(raw, '', 0, shapeProblems);
-    if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
-    canonical = canonicalize(raw);
-    if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
-  }
-  // UTF-8 takes at most 3 bytes per UTF-16 unit, so only a long text needs its bytes counted.
-  if (canonical.length * 3 > INGEST_LIMITS.eventBytesMax) {
-    const bytes = Buffer.byteLength(canonical, 'utf8');
-    if (bytes > INGEST_LIMITS.eventBytesMax)
-      return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
-  }
+  const canonical = canonicalText(raw);
+  if (typeof canonical !== 'string') return canonical;
   const contentHash = sha256Hex(canonical);
 
   const problems: Problem[] = [];
-
-  const specversion = attr(raw, 'specversion');
-  if (specversion === undefined) problems.push(problem('specversion', 'required', 'is required and must be "1.0"'));
-  else if (specversion !== '1.0')
-    problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
-
+  checkSpecversion(raw, problems);
   const id = requiredString(attr(raw, 'id'), 'id', INGEST_LIMITS.idLengthMax, problems);
-  const source = requiredString(attr(raw, 'source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
-  if (source !== undefined) {
-    if (/[\s\u0000-\u001f\u007f]/.test(source))
-      problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
-    else if (ctx.allowedSources && !ctx.allowedSources(source))
-      problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
-  }
+  const source = readSource(raw, ctx, problems);
   const type = requiredString(attr(raw, 'type'), 'type', INGEST_LIMITS.typeLengthMax, problems);
   const subject = requiredString(attr(raw, 'subject'), 'subject', INGEST_LIMITS.subjectLengthMax, problems);
-
-  let time: { iso: string; ms: number } | undefined;
-  const rawTime = attr(raw, 'time');
-  if (rawTime === undefined)
-    problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
-  else {
-    const parsed = parseEventTime(rawTime, 'time');
-    if (!parsed.ok) problems.push(...parsed.problems);
-    else if (parsed.value.ms - ctx.now.getTime() > ctx.futureSkewMsMax) {
-      problems.push(
-        problem(
-          'time',
-          'future_time',
-          `is more than ${ctx.futureSkewMsMax} ms in the future (now ${ctx.now.toISOString()}), got ${describe(rawTime)}`,
-        ),
-      );
-    } else time = parsed.value;
-  }
-
-  const contentType = attr(raw, 'datacontenttype');
-  if (contentType !== undefined && (typeof contentType !== 'string' || !/^application\/json[ \t]*(;.*)?$/i.test(contentType))) {
-    problems.push(
-      problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`),
-    );
-  }
-  const dataschema = attr(raw, 'dataschema');
-  if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
-    problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
-  }
-  if (attr(raw, 'data_base64') !== undefined)
-    problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
-  const rawData = attr(raw, 'data');
-  if (rawData !== undefined && !isPlainObject(rawData))
-    problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
-  const data: Record<string, unknown> = isPlainObject(rawData) ? rawData : {};
-
-  for (const name of Object.keys(raw)) {
-    if (CONTEXT_ATTRIBUTES.has(name)) continue;
-    if (!EXTENSION_NAME.test(name)) {
-      problems.push(
-        problem(name, 'invalid_attribute_name', 'extension attribute names must be lower-case ASCII letters and digits (CloudEvents 1.0)'),
-      );
-      continue;
-    }
-    if (name.length > INGEST_LIMITS.attributeNameLengthMax) {
-      problems.push(
-        problem(
-          name,
-          'attribute_name_too_long',
-          `must be at most ${INGEST_LIMITS.attributeNameLengthMax} characters (the spec recommends 20)`,
-        ),
-      );
-      continue;
-    }
-    const value = raw[name];
-    if (value === null || typeof value === 'boolean') continue;
-    if (typeof value === 'string') {
-      if (value.length > INGEST_LIMITS.extensionValueLengthMax)
-        problems.push(problem(name, 'too_long', `must be at most ${INGEST_LIMITS.extensionValueLengthMax} characters`));
-      continue;
-    }
-    if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) continue;
-    problems.push(
-      problem(
-        name,
-        'invalid_extension_value',
-        `an extension attribute must be a string, a boolean or a 32-bit integer, got ${describe(value)}`,
-      ),
-    );
-  }
-
+  const time = readTime(raw, ctx, problems);
+  checkContentAttributes(raw, problems);
+  const data = readData(raw, problems);
+  checkExtensions(raw, problems);
   if (
     problems.length > 0 ||
     id === undefined ||
@@ -373,38 +280,7 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
 
   const values: Record<string, string> = {};
   const dimensions: Record<string, Record<string, string>> = {};
-  for (const meter of meters) {
-    const paths = meterPaths(meter);
-    if (meter.aggregation !== 'count') {
-      const fieldPath = paths.valueField;
-      const found = evaluateJsonPath(data, paths.valueSteps);
-      if (!found.found || found.value === null) {
-        problems.push(problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${meter.value})`));
-      } else {
-        const read =
-          meter.aggregation === 'unique_count'
-            ? readUniqueKey(found.value, fieldPath)
-            : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
-        const tooLarge =
-          read.ok && meter.aggregation !== 'unique_count'
-            ? meterValueProblem(ctx.meterValueMax, meter.id, read.value, fieldPath)
-            : undefined;
-        if (tooLarge) problems.push(tooLarge);
-        else if (read.ok) values[meter.id] = read.value;
-        else problems.push(...read.problems);
-      }
-    }
-    if (meter.group_by.length > 0) {
-      const dims: Record<string, string> = {};
-      for (let k = 0; k < meter.group_by.length; k += 1) {
-        const key = meter.group_by[k]!;
-        const read = readDimension(Object.hasOwn(data, key) ? data[key] : undefined, paths.dimensionFields[k]!);
-        if (read.ok) dims[key] = read.value;
-        else problems.push(...read.problems);
-      }
-      dimensions[meter.id] = dims;
-    }
-  }
+  for (const meter of meters) readMeter(meter, data, ctx, problems, values, dimensions);
   if (problems.length > 0) return { status: 'rejected', problems: dedupeProblems(problems) };
 
   if (customer === null) {
@@ -424,6 +300,179 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
     status: 'valid',
     event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash },
   };
+}
+
+/**
+ * The event's canonical JSON, or the verdict rejecting it. Strings Postgres cannot store (NUL, unpaired surrogates)
+ * and runaway nesting are refused before hashing.
+ */
+function canonicalText(raw: Record<string, unknown>): string | EventVerdict {
+  // The fast walk writes the canonical form and vouches for the shape at once; anything it doubts takes the exact path.
+  let canonical = canonicalJson(raw, 0);
+  if (canonical === undefined) {
+    const shapeProblems: Problem[] = [];
+    checkShape(raw, '', 0, shapeProblems);
+    if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
+    canonical = canonicalize(raw);
+    if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
+  }
+  // UTF-8 takes at most 3 bytes per UTF-16 unit, so only a long text needs its bytes counted.
+  if (canonical.length * 3 > INGEST_LIMITS.eventBytesMax) {
+    const bytes = Buffer.byteLength(canonical, 'utf8');
+    if (bytes > INGEST_LIMITS.eventBytesMax)
+      return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
+  }
+  return canonical;
+}
+
+function checkSpecversion(raw: Record<string, unknown>, problems: Problem[]): void {
+  const specversion = attr(raw, 'specversion');
+  if (specversion === undefined) problems.push(problem('specversion', 'required', 'is required and must be "1.0"'));
+  else if (specversion !== '1.0')
+    problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
+}
+
+function readSource(raw: Record<string, unknown>, ctx: IngestContext, problems: Problem[]): string | undefined {
+  const source = requiredString(attr(raw, 'source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
+  if (source !== undefined) {
+    if (/[\s\u0000-\u001f\u007f]/.test(source))
+      problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
+    else if (ctx.allowedSources && !ctx.allowedSources(source))
+      problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
+  }
+  return source;
+}
+
+function readTime(raw: Record<string, unknown>, ctx: IngestContext, problems: Problem[]): { iso: string; ms: number } | undefined {
+  const rawTime = attr(raw, 'time');
+  if (rawTime === undefined) {
+    problems.push(problem('time', 'required', 'is required: an RFC 3339 timestamp with an offset, such as "2026-11-03T10:00:00Z"'));
+    return undefined;
+  }
+  const parsed = parseEventTime(rawTime, 'time');
+  if (!parsed.ok) problems.push(...parsed.problems);
+  else if (parsed.value.ms - ctx.now.getTime() > ctx.futureSkewMsMax) {
+    problems.push(
+      problem(
+        'time',
+        'future_time',
+        `is more than ${ctx.futureSkewMsMax} ms in the future (now ${ctx.now.toISOString()}), got ${describe(rawTime)}`,
+      ),
+    );
+  } else return parsed.value;
+  return undefined;
+}
+
+/** datacontenttype, dataschema and data_base64. */
+function checkContentAttributes(raw: Record<string, unknown>, problems: Problem[]): void {
+  const contentType = attr(raw, 'datacontenttype');
+  if (contentType !== undefined && (typeof contentType !== 'string' || !/^application\/json[ \t]*(;.*)?$/i.test(contentType))) {
+    problems.push(
+      problem('datacontenttype', 'unsupported_datacontenttype', `must be application/json when present, got ${describe(contentType)}`),
+    );
+  }
+  const dataschema = attr(raw, 'dataschema');
+  if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
+    problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
+  }
+  if (attr(raw, 'data_base64') !== undefined)
+    problems.push(problem('data_base64', 'binary_data_not_supported', 'binary data is not accepted; send JSON in data'));
+}
+
+/** The event's data object; `{}` when it has none (or a problem when it is not an object). */
+function readData(raw: Record<string, unknown>, problems: Problem[]): Record<string, unknown> {
+  const rawData = attr(raw, 'data');
+  if (rawData !== undefined && !isPlainObject(rawData))
+    problems.push(problem('data', 'not_object', `must be a JSON object when present, got ${describe(rawData)}`));
+  return isPlainObject(rawData) ? rawData : {};
+}
+
+/** Every attribute that is not a context attribute is an extension: its name and value are checked. */
+function checkExtensions(raw: Record<string, unknown>, problems: Problem[]): void {
+  for (const name of Object.keys(raw)) {
+    if (CONTEXT_ATTRIBUTES.has(name)) continue;
+    if (!EXTENSION_NAME.test(name)) {
+      problems.push(
+        problem(name, 'invalid_attribute_name', 'extension attribute names must be lower-case ASCII letters and digits (CloudEvents 1.0)'),
+      );
+      continue;
+    }
+    if (name.length > INGEST_LIMITS.attributeNameLengthMax) {
+      problems.push(
+        problem(
+          name,
+          'attribute_name_too_long',
+          `must be at most ${INGEST_LIMITS.attributeNameLengthMax} characters (the spec recommends 20)`,
+        ),
+      );
+      continue;
+    }
+    const valueProblem = extensionValueProblem(name, raw[name]);
+    if (valueProblem !== undefined) problems.push(valueProblem);
+  }
+}
+
+function extensionValueProblem(name: string, value: unknown): Problem | undefined {
+  if (value === null || typeof value === 'boolean') return undefined;
+  if (typeof value === 'string') {
+    return value.length > INGEST_LIMITS.extensionValueLengthMax
+      ? problem(name, 'too_long', `must be at most ${INGEST_LIMITS.extensionValueLengthMax} characters`)
+      : undefined;
+  }
+  if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) return undefined;
+  return problem(
+    name,
+    'invalid_extension_value',
+    `an extension attribute must be a string, a boolean or a 32-bit integer, got ${describe(value)}`,
+  );
+}
+
+/**
+ * Reads what one meter needs from the event's data: its value (unless it counts) into `values` and its group_by
+ * dimensions into `dimensions`, both by meter id; what cannot be read goes to `problems`.
+ */
+function readMeter(
+  meter: Meter,
+  data: Record<string, unknown>,
+  ctx: IngestContext,
+  problems: Problem[],
+  values: Record<string, string>,
+  dimensions: Record<string, Record<string, string>>,
+): void {
+  const paths = meterPaths(meter);
+  if (meter.aggregation !== 'count') {
+    const read = readMeterValue(meter, paths, data, ctx);
+    if (typeof read === 'string') values[meter.id] = read;
+    else problems.push(...read);
+  }
+  if (meter.group_by.length > 0) dimensions[meter.id] = readDimensions(meter, paths, data, problems);
+}
+
+/** The meter's value read from the event, or the problems that keep it from being read. */
+function readMeterValue(meter: Meter, paths: MeterPaths, data: Record<string, unknown>, ctx: IngestContext): string | Problem[] {
+  const fieldPath = paths.valueField;
+  const found = evaluateJsonPath(data, paths.valueSteps);
+  if (!found.found || found.value === null)
+    return [problem(fieldPath, 'missing_value', `is required by meter ${meter.id} (${meter.aggregation} of ${meter.value})`)];
+  const read =
+    meter.aggregation === 'unique_count'
+      ? readUniqueKey(found.value, fieldPath)
+      : readDecimalValue(found.value, fieldPath, meter.allow_negative === true);
+  const tooLarge =
+    read.ok && meter.aggregation !== 'unique_count' ? meterValueProblem(ctx.meterValueMax, meter.id, read.value, fieldPath) : undefined;
+  if (tooLarge) return [tooLarge];
+  return read.ok ? read.value : read.problems;
+}
+
+function readDimensions(meter: Meter, paths: MeterPaths, data: Record<string, unknown>, problems: Problem[]): Record<string, string> {
+  const dims: Record<string, string> = {};
+  for (let k = 0; k < meter.group_by.length; k += 1) {
+    const key = meter.group_by[k]!;
+    const read = readDimension(Object.hasOwn(data, key) ? data[key] : undefined, paths.dimensionFields[k]!);
+    if (read.ok) dims[key] = read.value;
+    else problems.push(...read.problems);
+  }
+  return dims;
 }
 
 // ---------- helpers ----------

@@ -2,7 +2,7 @@
 // One transaction per batch: events, conflicts, quarantine and the batch record commit together or not at all.
 import { usageBatchId } from '../domain/keys.js';
 import type pg from 'pg';
-import { validateEvent, eventContentHash, INGEST_LIMITS, type NormalizedEvent } from './cloudevent.js';
+import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, type NormalizedEvent } from './cloudevent.js';
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
@@ -170,8 +170,25 @@ async function ingestBatchUntraced(
   if (rawEvents.length > INGEST_LIMITS.batchEventsMax) {
     throw new RangeError(`a batch holds at most ${INGEST_LIMITS.batchEventsMax} events, got ${rawEvents.length}`);
   }
+  const context = validationContext(catalog, options);
+  const { rejected, groups, batchKeys } = validateBatch(rawEvents, context);
+  const batchId = usageBatchId(
+    batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }],
+  );
+  const firsts = [...groups.values()].flatMap((g) => (g.first ? [g.first.event!] : []));
+  await ensureEventPartitions(
+    pool,
+    firsts.map((event) => event.time),
+    context.now,
+  );
+  const batch: BatchWrite = { pool, catalog, options, batchId, received: rawEvents.length, groups, rejected };
+  return (await writeInOneStatement(batch)) ?? (await writeTheLongWay(batch));
+}
+
+/** What validation needs from the catalog in force and the caller's options. */
+function validationContext(catalog: CatalogVersion, options: IngestOptions): IngestContext {
   const allowed = options.allowedSources && options.allowedSources.length > 0 ? new Set(options.allowedSources) : undefined;
-  const context = {
+  return {
     metersByType: catalog.index.metersByType,
     meterValueMax: catalog.index.meterValueMax,
     customerByTenant: catalog.index.customerByTenant,
@@ -179,11 +196,21 @@ async function ingestBatchUntraced(
     futureSkewMsMax: options.futureSkewMsMax ?? FUTURE_SKEW_MS_MAX_DEFAULT,
     allowedSources: allowed ? (source: string) => allowed.has(source) : undefined,
   };
+}
 
-  // Validation first; the rejected have their verdict, every other event joins the group of its (source, id).
+/** A batch past validation: the verdicts of the rejected, by index, and every other event in the group of its key. */
+interface Validated {
+  rejected: EventOutcome[];
+  groups: Map<string, KeyGroup>;
+  /** The key and content hash of every event not rejected, in batch order (the batch id's input). */
+  batchKeys: Array<{ source: string; id: string; hash: string }>;
+}
+
+/** Validation first; the rejected have their verdict, every other event joins the group of its (source, id). */
+function validateBatch(rawEvents: readonly unknown[], context: IngestContext): Validated {
   const rejected: EventOutcome[] = new Array(rawEvents.length);
   const groups = new Map<string, KeyGroup>();
-  const batchKeys: Array<{ source: string; id: string; hash: string }> = [];
+  const batchKeys: Validated['batchKeys'] = [];
   rawEvents.forEach((raw, index) => {
     const verdict = validateEvent(raw, index, context);
     if (verdict.status === 'rejected') {
@@ -199,46 +226,64 @@ async function ingestBatchUntraced(
       verdict.status === 'valid'
         ? { index, source, id, hash, raw, event: verdict.event }
         : { index, source, id, hash, raw, quarantine: { reason: verdict.reason, problems: verdict.problems } };
-    const key = `${source}\u0000${id}`;
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = { source, id, occurrences: [] }));
-    group.occurrences.push(occurrence);
-    if (occurrence.event && !group.first) group.first = occurrence;
+    addOccurrence(groups, occurrence);
   });
+  return { rejected, groups, batchKeys };
+}
 
-  const batchId = usageBatchId(
-    batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }],
-  );
-  const firsts = [...groups.values()].flatMap((g) => (g.first ? [g.first.event!] : []));
-  await ensureEventPartitions(
-    pool,
-    firsts.map((event) => event.time),
-    context.now,
-  );
-  const batchRow = (counts: Record<EventStatus, number>) => [
-    batchId,
-    options.channel,
-    options.apiKeyId ?? null,
-    rawEvents.length,
+function addOccurrence(groups: Map<string, KeyGroup>, occurrence: Occurrence): void {
+  const { source, id } = occurrence;
+  const key = `${source}\u0000${id}`;
+  let group = groups.get(key);
+  if (!group) groups.set(key, (group = { source, id, occurrences: [] }));
+  group.occurrences.push(occurrence);
+  if (occurrence.event && !group.first) group.first = occurrence;
+}
+
+/** One validated batch on its way to the store. */
+interface BatchWrite {
+  pool: pg.Pool;
+  catalog: CatalogVersion;
+  options: IngestOptions;
+  batchId: string;
+  /** How many events the batch holds. */
+  received: number;
+  groups: ReadonlyMap<string, KeyGroup>;
+  rejected: readonly EventOutcome[];
+}
+
+/** The batch record's parameters ($2.. of INSERT_EVENTS, $1.. of INSERT_BATCH). */
+function batchRow(batch: BatchWrite, counts: Record<EventStatus, number>): unknown[] {
+  return [
+    batch.batchId,
+    batch.options.channel,
+    batch.options.apiKeyId ?? null,
+    batch.received,
     counts.accepted,
     counts.duplicate,
     counts.conflict,
     counts.rejected,
     counts.quarantined,
   ];
+}
 
-  // The common batch, every event valid or rejected and any repeat of a key carrying its first content, is one
-  // statement in its own transaction: no BEGIN and COMMIT round trips, and the rollup rows' locks are released as
-  // soon as the statement ends. Judged as if no key were stored, it writes nothing when one of its keys is (or the
-  // catalog has moved on); the batch then takes the long way below, which judges every key against its stored copy.
-  const hopeful = judge(groups, new Map(), rejected);
+/**
+ * The common batch, every event valid or rejected and any repeat of a key carrying its first content, is one
+ * statement in its own transaction: no BEGIN and COMMIT round trips, and the rollup rows' locks are released as
+ * soon as the statement ends. Judged as if no key were stored, it writes nothing when one of its keys is (or the
+ * catalog has moved on); the batch then takes the long way (undefined here), which judges every key against its
+ * stored copy.
+ */
+async function writeInOneStatement(batch: BatchWrite): Promise<BatchOutcome | undefined> {
+  const { pool, catalog, options, batchId } = batch;
+  const hopeful = judge(batch.groups, new Map(), batch.rejected);
   if (hopeful.accepted.length > 0 && hopeful.conflicts.length === 0 && hopeful.quarantined.length === 0) {
     const counts = countStatuses(hopeful.results);
     try {
       const gate = (
         await pool.query<Gate>(INSERT_EVENTS, [
           eventRows(hopeful.accepted, catalog),
-          ...batchRow(counts),
+          ...batchRow(batch, counts),
           options.requireHead ? catalog.version : null,
         ])
       ).rows[0]!;
@@ -248,52 +293,66 @@ async function ingestBatchUntraced(
       if ((error as { code?: string }).code !== KEY_CLAIMED_MEANWHILE) throw error;
     }
   }
+  return undefined;
+}
 
-  // The long way: one transaction reads the stored copy of every key, judges every event against it, and writes
-  // what the verdicts ask. Its events' statement again writes nothing unless every key it accepts is still free; a
-  // key stored by another writer since it was read rolls the transaction back, to be judged again against that copy.
-  // Every retry follows a key of the batch newly stored, so there are at most as many as the batch has keys.
-  // Statement order keeps the rollup rows' locks short: the events' statement (whose trigger upserts the customer's
-  // hour and month rollups, rows every concurrent writer of that customer needs) is the last one before COMMIT.
+/**
+ * The long way: one transaction reads the stored copy of every key, judges every event against it, and writes
+ * what the verdicts ask. Its events' statement again writes nothing unless every key it accepts is still free; a
+ * key stored by another writer since it was read rolls the transaction back, to be judged again against that copy.
+ * Every retry follows a key of the batch newly stored, so there are at most as many as the batch has keys.
+ */
+async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
   for (let attempt = 0; ; attempt += 1) {
     try {
-      return await transaction(pool, async (client) => {
-        if (options.requireHead) {
-          const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
-          if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
-        }
-        const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
-        const judged = judge(groups, stored, rejected);
-        const counts = countStatuses(judged.results);
-        if (judged.quarantined.length > 0) {
-          await client.query(INSERT_QUARANTINE, [
-            JSON.stringify(
-              judged.quarantined.map((q) => ({
-                source: q.source,
-                id: q.id,
-                content_hash: q.hash,
-                reason: q.quarantine!.reason,
-                problems: q.quarantine!.problems,
-                event: q.raw,
-              })),
-            ),
-            batchId,
-          ]);
-        }
-        if (judged.conflicts.length > 0) await insertConflicts(client, judged.conflicts, batchId);
-        if (judged.accepted.length === 0) {
-          await client.query(INSERT_BATCH, batchRow(counts));
-        } else {
-          const gate = (await client.query<Gate>(INSERT_EVENTS, [eventRows(judged.accepted, catalog), ...batchRow(counts), null])).rows[0]!;
-          if (!gate.keys_free) throw new KeyStoredMeanwhile();
-        }
-        return { batch_id: batchId, counts, results: judged.results };
-      });
+      return await transaction(batch.pool, (client) => writeJudged(client, batch));
     } catch (error) {
       const meanwhile = error instanceof KeyStoredMeanwhile || (error as { code?: string }).code === KEY_CLAIMED_MEANWHILE;
-      if (!meanwhile || attempt >= groups.size) throw error;
+      if (!meanwhile || attempt >= batch.groups.size) throw error;
     }
   }
+}
+
+/**
+ * One attempt of the long way, inside its transaction. Statement order keeps the rollup rows' locks short: the
+ * events' statement (whose trigger upserts the customer's hour and month rollups, rows every concurrent writer of
+ * that customer needs) is the last one before COMMIT.
+ */
+async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
+  const { catalog, options, batchId, groups } = batch;
+  if (options.requireHead) {
+    const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
+    if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
+  }
+  const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
+  const judged = judge(groups, stored, batch.rejected);
+  const counts = countStatuses(judged.results);
+  if (judged.quarantined.length > 0) await insertQuarantined(client, judged.quarantined, batchId);
+  if (judged.conflicts.length > 0) await insertConflicts(client, judged.conflicts, batchId);
+  if (judged.accepted.length === 0) {
+    await client.query(INSERT_BATCH, batchRow(batch, counts));
+  } else {
+    const gate = (await client.query<Gate>(INSERT_EVENTS, [eventRows(judged.accepted, catalog), ...batchRow(batch, counts), null]))
+      .rows[0]!;
+    if (!gate.keys_free) throw new KeyStoredMeanwhile();
+  }
+  return { batch_id: batchId, counts, results: judged.results };
+}
+
+async function insertQuarantined(client: pg.PoolClient, quarantined: readonly Occurrence[], batchId: string): Promise<void> {
+  await client.query(INSERT_QUARANTINE, [
+    JSON.stringify(
+      quarantined.map((q) => ({
+        source: q.source,
+        id: q.id,
+        content_hash: q.hash,
+        reason: q.quarantine!.reason,
+        problems: q.quarantine!.problems,
+        event: q.raw,
+      })),
+    ),
+    batchId,
+  ]);
 }
 
 /** The events' statement's input: one row per accepted event. */

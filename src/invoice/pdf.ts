@@ -63,108 +63,153 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     },
   });
   setDocumentId(doc, documentId(input));
+  const done = renderedBytes(doc);
+
+  const layout: Layout = { doc, y: drawHeader(doc, input, title, number), continued: `${seller.name}: ${title} ${number} (continued)` };
+  drawLines(layout, input);
+  drawTotals(layout, totalRows(invoice));
+  drawNotes(layout, invoice);
+  drawFooters(doc, `${seller.name} - ${title} ${number}`);
+  doc.end();
+  return done;
+}
+
+/** The document's bytes once it ends. */
+function renderedBytes(doc: Doc): Promise<Buffer> {
   const chunks: Buffer[] = [];
   doc.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const done = new Promise<Buffer>((resolve, reject) => {
+  return new Promise<Buffer>((resolve, reject) => {
     doc.on('end', () => resolve(Buffer.concat(chunks)));
     doc.on('error', reject);
   });
+}
 
-  const money = (minor: bigint) => `${formatMajor(minor, invoice.currency)} ${invoice.currency}`;
-  let y = drawHeader(doc, input, title, number);
-  const tableTop = () => {
-    y = drawTableHeader(doc, y, invoice.currency);
-  };
-  const newPage = () => {
-    doc.addPage();
-    doc
-      .font('Helvetica-Bold')
-      .fontSize(10)
-      .fillColor('black')
-      .text(text(`${seller.name}: ${title} ${number} (continued)`), PAGE.margin, PAGE.margin, {
-        width: RIGHT - PAGE.margin,
-        lineBreak: false,
-      });
-    y = PAGE.margin + 24;
-  };
+/** The document being drawn and the top of the next thing to draw on its current page. */
+interface Layout {
+  doc: Doc;
+  y: number;
+  /** The heading of a continuation page. */
+  continued: string;
+}
 
-  // ---------- lines ----------
-  tableTop();
-  invoice.lines.forEach((line, index) => {
-    const row = lineRow(line, input);
-    const height = rowHeight(doc, row);
-    if (y + height > CONTENT_BOTTOM) {
-      newPage();
-      tableTop();
-    }
-    if (index % 2 === 1) doc.rect(PAGE.margin, y - 2, RIGHT - PAGE.margin, height).fill(SHADE);
-    doc.fillColor('black').font('Helvetica').fontSize(9);
-    doc.text(String(line.line_no), COL.no.x, y, { width: COL.no.width });
-    doc.text(row.description, COL.description.x, y, { width: COL.description.width });
-    if (row.detail) {
-      doc
-        .font('Helvetica')
-        .fontSize(7.5)
-        .fillColor(GREY)
-        .text(row.detail, COL.description.x, doc.y + 1, { width: COL.description.width });
-      doc.fillColor('black').fontSize(9);
-    }
-    doc.text(row.quantity, COL.quantity.x, y, { width: COL.quantity.width, align: 'right' });
-    doc.text(row.unit, COL.unit.x, y, { width: COL.unit.width, align: 'right' });
-    doc.text(row.amount, COL.amount.x, y, { width: COL.amount.width, align: 'right' });
-    y += height;
-  });
+interface TotalRow {
+  label: string;
+  value: string;
+  bold?: boolean;
+}
+
+function money(minor: bigint, currency: string): string {
+  return `${formatMajor(minor, currency)} ${currency}`;
+}
+
+function newPage(layout: Layout): void {
+  const { doc } = layout;
+  doc.addPage();
+  doc
+    .font('Helvetica-Bold')
+    .fontSize(10)
+    .fillColor('black')
+    .text(text(layout.continued), PAGE.margin, PAGE.margin, {
+      width: RIGHT - PAGE.margin,
+      lineBreak: false,
+    });
+  layout.y = PAGE.margin + 24;
+}
+
+function drawLines(layout: Layout, input: InvoicePdfInput): void {
+  const { doc } = layout;
+  const { invoice } = input;
+  layout.y = drawTableHeader(doc, layout.y, invoice.currency);
+  invoice.lines.forEach((line, index) => drawLine(layout, input, line, index));
   if (invoice.lines.length === 0) {
-    doc.font('Helvetica-Oblique').fontSize(9).fillColor(GREY).text('No charges in this period.', COL.description.x, y);
-    y += 16;
+    doc.font('Helvetica-Oblique').fontSize(9).fillColor(GREY).text('No charges in this period.', COL.description.x, layout.y);
+    layout.y += 16;
   }
   doc
-    .moveTo(PAGE.margin, y + 2)
-    .lineTo(RIGHT, y + 2)
+    .moveTo(PAGE.margin, layout.y + 2)
+    .lineTo(RIGHT, layout.y + 2)
     .lineWidth(0.5)
     .strokeColor(RULE)
     .stroke();
-  y += 12;
+  layout.y += 12;
+}
 
-  // ---------- totals ----------
-  const totals: { label: string; value: string; bold?: boolean }[] = [{ label: 'Subtotal', value: money(invoice.subtotal_minor) }];
-  if (invoice.discount_minor !== 0n) totals.push({ label: 'Discounts', value: money(-invoice.discount_minor) });
-  if (invoice.credits_applied_minor !== 0n) totals.push({ label: 'Prepaid credits applied', value: money(-invoice.credits_applied_minor) });
+/** One line of the table, on a new page (with the table's header again) when it does not fit; odd rows shaded. */
+function drawLine(layout: Layout, input: InvoicePdfInput, line: InvoiceLine, index: number): void {
+  const { doc } = layout;
+  const row = lineRow(line, input);
+  const height = rowHeight(doc, row);
+  if (layout.y + height > CONTENT_BOTTOM) {
+    newPage(layout);
+    layout.y = drawTableHeader(doc, layout.y, input.invoice.currency);
+  }
+  const y = layout.y;
+  if (index % 2 === 1) doc.rect(PAGE.margin, y - 2, RIGHT - PAGE.margin, height).fill(SHADE);
+  doc.fillColor('black').font('Helvetica').fontSize(9);
+  doc.text(String(line.line_no), COL.no.x, y, { width: COL.no.width });
+  doc.text(row.description, COL.description.x, y, { width: COL.description.width });
+  if (row.detail) {
+    doc
+      .font('Helvetica')
+      .fontSize(7.5)
+      .fillColor(GREY)
+      .text(row.detail, COL.description.x, doc.y + 1, { width: COL.description.width });
+    doc.fillColor('black').fontSize(9);
+  }
+  doc.text(row.quantity, COL.quantity.x, y, { width: COL.quantity.width, align: 'right' });
+  doc.text(row.unit, COL.unit.x, y, { width: COL.unit.width, align: 'right' });
+  doc.text(row.amount, COL.amount.x, y, { width: COL.amount.width, align: 'right' });
+  layout.y += height;
+}
+
+function totalRows(invoice: Invoice): TotalRow[] {
+  const c = invoice.currency;
+  const totals: TotalRow[] = [{ label: 'Subtotal', value: money(invoice.subtotal_minor, c) }];
+  if (invoice.discount_minor !== 0n) totals.push({ label: 'Discounts', value: money(-invoice.discount_minor, c) });
+  if (invoice.credits_applied_minor !== 0n)
+    totals.push({ label: 'Prepaid credits applied', value: money(-invoice.credits_applied_minor, c) });
   for (const tax of invoice.tax_lines) {
     totals.push({
       label: `Tax ${tax.jurisdiction} ${percent(tax.rate)}% on ${formatMajor(tax.taxable_minor, invoice.currency)}`,
-      value: money(tax.tax_minor),
+      value: money(tax.tax_minor, c),
     });
   }
-  if (invoice.tax_lines.length === 0) totals.push({ label: 'Tax', value: money(invoice.tax_minor) });
-  totals.push({ label: invoice.kind === 'credit_note' ? 'Total credited' : 'Total due', value: money(invoice.total_minor), bold: true });
+  if (invoice.tax_lines.length === 0) totals.push({ label: 'Tax', value: money(invoice.tax_minor, c) });
+  totals.push({ label: invoice.kind === 'credit_note' ? 'Total credited' : 'Total due', value: money(invoice.total_minor, c), bold: true });
+  return totals;
+}
 
+/** The totals block, kept on one page with the notes' first lines (a new page when it does not fit). */
+function drawTotals(layout: Layout, totals: readonly TotalRow[]): void {
+  const { doc } = layout;
   const totalsHeight = totals.reduce((sum, t) => sum + totalRowHeight(doc, t.label, t.bold === true), 0) + 70;
-  if (y + totalsHeight > CONTENT_BOTTOM) {
-    newPage();
+  if (layout.y + totalsHeight > CONTENT_BOTTOM) {
+    newPage(layout);
   }
   for (const t of totals) {
     if (t.bold) {
       doc
-        .moveTo(TOTALS.x, y - 2)
-        .lineTo(RIGHT, y - 2)
+        .moveTo(TOTALS.x, layout.y - 2)
+        .lineTo(RIGHT, layout.y - 2)
         .lineWidth(1)
         .strokeColor('black')
         .stroke();
-      y += 4;
+      layout.y += 4;
     }
     const height = totalRowHeight(doc, t.label, t.bold === true);
     doc
       .font(t.bold ? 'Helvetica-Bold' : 'Helvetica')
       .fontSize(t.bold ? 11 : 9)
       .fillColor('black');
-    doc.text(text(t.label), TOTALS.x, y, { width: TOTALS.labelWidth });
-    doc.text(t.value, TOTALS.valueX, y, { width: TOTALS.valueWidth, align: 'right' });
-    y += height;
+    doc.text(text(t.label), TOTALS.x, layout.y, { width: TOTALS.labelWidth });
+    doc.text(t.value, TOTALS.valueX, layout.y, { width: TOTALS.valueWidth, align: 'right' });
+    layout.y += height;
   }
+}
 
-  // ---------- notes ----------
-  y += 14;
+function drawNotes(layout: Layout, invoice: Invoice): void {
+  const { doc } = layout;
+  layout.y += 14;
   const scale = minorUnits(invoice.currency);
   const notes = [
     `Amounts rounded ${ROUNDING_TEXT[invoice.rounding]} to the currency's minor unit (${invoice.currency}: ${scale} decimal${scale === 1 ? '' : 's'}); each line is rounded once.`,
@@ -175,13 +220,9 @@ export async function renderInvoicePdf(input: InvoicePdfInput): Promise<Buffer> 
     notes.unshift(invoice.status === 'void' ? 'This document is VOID.' : 'DRAFT: not a valid tax invoice until finalized and numbered.');
   doc.font('Helvetica').fontSize(8).fillColor(GREY);
   for (const note of notes) {
-    doc.text(text(note), PAGE.margin, y, { width: RIGHT - PAGE.margin });
-    y = doc.y + 2;
+    doc.text(text(note), PAGE.margin, layout.y, { width: RIGHT - PAGE.margin });
+    layout.y = doc.y + 2;
   }
-
-  drawFooters(doc, `${seller.name} - ${title} ${number}`);
-  doc.end();
-  return done;
 }
 
 // ---------- layout pieces ----------

@@ -122,74 +122,103 @@ function price(planId: string, raw: RawPrice, index: number): Price {
   return { id, product: raw.product, ...(raw.meter === undefined ? {} : { meter: raw.meter }), versions };
 }
 
+function legalEntity(e: LegalEntity): LegalEntity {
+  return {
+    id: e.id,
+    name: e.name,
+    country: e.country,
+    currency: e.currency,
+    invoice_number_prefix: e.invoice_number_prefix,
+    rounding: e.rounding,
+    ...(e.address === undefined ? {} : { address: address(e.address) }),
+    ...legal(e),
+  };
+}
+
+function meter(m: RawMeter): Meter {
+  return {
+    id: m.id,
+    event_type: m.event_type,
+    aggregation: m.aggregation,
+    ...(m.value === undefined ? {} : { value: m.value }),
+    group_by: [...(m.group_by ?? [])],
+    allow_negative: m.allow_negative ?? false,
+  };
+}
+
+function plan(p: RawPlan): Plan {
+  return {
+    id: p.id,
+    currency: p.currency,
+    ...(p.minimum_commitment === undefined ? {} : { minimum_commitment: p.minimum_commitment }),
+    prices: p.prices.map((pr, index) => price(p.id, pr, index)),
+  };
+}
+
+function customer(c: Customer): Customer {
+  return {
+    id: c.id,
+    name: c.name,
+    legal_entity: c.legal_entity,
+    tax_jurisdiction: c.tax_jurisdiction,
+    erp_customer_id: c.erp_customer_id,
+    ...(c.parent === undefined ? {} : { parent: c.parent }),
+    tenants: [...c.tenants],
+    ...(c.billing_address === undefined ? {} : { billing_address: address(c.billing_address) }),
+    ...legal(c),
+  };
+}
+
+function subscription(s: Subscription): Subscription {
+  return {
+    customer: s.customer,
+    plan: s.plan,
+    start: s.start,
+    ...(s.end === undefined ? {} : { end: s.end }),
+  };
+}
+
+/** The grants in file order, each with its id (the ordinal counts the customer's grants of that date). */
+function creditGrants(raw: Array<Omit<CreditGrant, 'id'>>): CreditGrant[] {
+  const grantOrdinals = new Map<string, number>();
+  return raw.map((g) => {
+    const key = `${g.customer}\u0000${g.granted}`;
+    const ordinal = grantOrdinals.get(key) ?? 0;
+    grantOrdinals.set(key, ordinal + 1);
+    return {
+      id: creditGrantId(g.customer, g.granted, ordinal),
+      customer: g.customer,
+      amount: g.amount,
+      currency: g.currency,
+      granted: g.granted,
+      expires: g.expires,
+    };
+  });
+}
+
+function discount(d: Discount): Discount {
+  return {
+    customer: d.customer,
+    product: d.product,
+    percent_off: d.percent_off,
+    from: d.from,
+    to: d.to,
+  };
+}
+
 export function normalizeCatalog(document: unknown): Catalog {
   const raw = document as RawCatalog;
-  const grantOrdinals = new Map<string, number>();
   return {
     version: raw.version,
-    legal_entities: raw.legal_entities.map((e) => ({
-      id: e.id,
-      name: e.name,
-      country: e.country,
-      currency: e.currency,
-      invoice_number_prefix: e.invoice_number_prefix,
-      rounding: e.rounding,
-      ...(e.address === undefined ? {} : { address: address(e.address) }),
-      ...legal(e),
-    })),
+    legal_entities: raw.legal_entities.map(legalEntity),
     accounts: Object.fromEntries(Object.entries(raw.accounts).map(([entity, map]) => [entity, { ...map }])),
     tax_rates: (raw.tax_rates ?? []).map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate })),
-    meters: (raw.meters ?? []).map((m) => ({
-      id: m.id,
-      event_type: m.event_type,
-      aggregation: m.aggregation,
-      ...(m.value === undefined ? {} : { value: m.value }),
-      group_by: [...(m.group_by ?? [])],
-      allow_negative: m.allow_negative ?? false,
-    })),
+    meters: (raw.meters ?? []).map(meter),
     products: (raw.products ?? []).map((p) => ({ id: p.id, name: p.name, revenue_account: { ...p.revenue_account } })),
-    plans: (raw.plans ?? []).map((p): Plan => ({
-      id: p.id,
-      currency: p.currency,
-      ...(p.minimum_commitment === undefined ? {} : { minimum_commitment: p.minimum_commitment }),
-      prices: p.prices.map((pr, index) => price(p.id, pr, index)),
-    })),
-    customers: (raw.customers ?? []).map((c) => ({
-      id: c.id,
-      name: c.name,
-      legal_entity: c.legal_entity,
-      tax_jurisdiction: c.tax_jurisdiction,
-      erp_customer_id: c.erp_customer_id,
-      ...(c.parent === undefined ? {} : { parent: c.parent }),
-      tenants: [...c.tenants],
-      ...(c.billing_address === undefined ? {} : { billing_address: address(c.billing_address) }),
-      ...legal(c),
-    })),
-    subscriptions: (raw.subscriptions ?? []).map((s) => ({
-      customer: s.customer,
-      plan: s.plan,
-      start: s.start,
-      ...(s.end === undefined ? {} : { end: s.end }),
-    })),
-    credit_grants: (raw.credit_grants ?? []).map((g) => {
-      const key = `${g.customer}\u0000${g.granted}`;
-      const ordinal = grantOrdinals.get(key) ?? 0;
-      grantOrdinals.set(key, ordinal + 1);
-      return {
-        id: creditGrantId(g.customer, g.granted, ordinal),
-        customer: g.customer,
-        amount: g.amount,
-        currency: g.currency,
-        granted: g.granted,
-        expires: g.expires,
-      };
-    }),
-    discounts: (raw.discounts ?? []).map((d) => ({
-      customer: d.customer,
-      product: d.product,
-      percent_off: d.percent_off,
-      from: d.from,
-      to: d.to,
-    })),
+    plans: (raw.plans ?? []).map(plan),
+    customers: (raw.customers ?? []).map(customer),
+    subscriptions: (raw.subscriptions ?? []).map(subscription),
+    credit_grants: creditGrants(raw.credit_grants ?? []),
+    discounts: (raw.discounts ?? []).map(discount),
   };
 }

@@ -265,12 +265,23 @@ function parentCycle(customers: Map<string, Entry>, start: string): string[] | u
   return undefined;
 }
 
-/** Semantic problems of a parsed catalog document (see docs/catalog.md for each rule). */
-export function semanticProblems(root: unknown): Problem[] {
-  const c = new Checker();
-  if (!isRecord(root)) return c.problems;
+/** The ids each section defines, keyed for the references of later sections. */
+interface Known {
+  entities: Map<string, Entry>;
+  entityCurrency: Map<string, string>;
+  jurisdictions: Map<string, Entry>;
+  meters: Map<string, Entry>;
+  products: Map<string, Entry>;
+  plans: Map<string, Entry>;
+  customers: Map<string, Entry>;
+}
 
-  // legal entities and their accounts
+interface Billing {
+  entity: string;
+  currency: string;
+}
+
+function checkLegalEntities(c: Checker, root: Raw): Pick<Known, 'entities' | 'entityCurrency'> {
   const entityList = items(root, 'legal_entities');
   const entities = c.unique(entityList, 'id');
   const entityCurrency = new Map<string, string>();
@@ -286,16 +297,20 @@ export function semanticProblems(root: unknown): Problem[] {
         c.add(at('accounts', entityId), 'required', 'is required: every legal entity needs its accounts');
     }
   }
+  return { entities, entityCurrency };
+}
 
-  // tax rates
+function checkTaxRates(c: Checker, root: Raw): Map<string, Entry> {
   const taxList = items(root, 'tax_rates');
   const jurisdictions = c.unique(taxList, 'jurisdiction');
   for (const [tax, , path] of taxList) {
     const rate = c.decimal(tax.rate, at(path, 'rate'), { scaleMax: RATE_SCALE_MAX });
     if (rate?.gt(1)) c.add(at(path, 'rate'), 'out_of_range', 'must be a fraction from 0 to 1 ("0.0725" is 7.25%)');
   }
+  return jurisdictions;
+}
 
-  // meters
+function checkMeters(c: Checker, root: Raw): Map<string, Entry> {
   const meterList = items(root, 'meters');
   const meters = c.unique(meterList, 'id');
   for (const [meter, , path] of meterList) {
@@ -305,8 +320,10 @@ export function semanticProblems(root: unknown): Problem[] {
     if (aggregation !== 'count' && meter.value === undefined)
       c.add(at(path, 'value'), 'required', `is required for aggregation ${aggregation}`);
   }
+  return meters;
+}
 
-  // products
+function checkProducts(c: Checker, root: Raw, entities: Map<string, Entry>): Map<string, Entry> {
   const productList = items(root, 'products');
   const products = c.unique(productList, 'id');
   for (const [product, , path] of productList) {
@@ -314,78 +331,115 @@ export function semanticProblems(root: unknown): Problem[] {
     for (const key of Object.keys(product.revenue_account))
       c.reference(key, at(at(path, 'revenue_account'), key), entities, 'a legal entity');
   }
+  return products;
+}
 
-  // plans and prices
+function checkPlans(c: Checker, root: Raw, refs: Refs): Map<string, Entry> {
   const planList = items(root, 'plans');
   const plans = c.unique(planList, 'id');
-  for (const [plan, , path] of planList) checkPlan(c, plan, path, { meters, products });
+  for (const [plan, , path] of planList) checkPlan(c, plan, path, refs);
+  return plans;
+}
 
-  // customers
+function checkParent(c: Checker, customer: Raw, path: string, customers: Map<string, Entry>): void {
+  const customerId = text(customer.id);
+  if (customer.parent === undefined) return;
+  if (customerId !== undefined && customer.parent === customerId)
+    c.add(at(path, 'parent'), 'parent_cycle', 'must not be the customer itself');
+  else if (c.reference(customer.parent, at(path, 'parent'), customers, 'a customer') !== undefined && customerId !== undefined) {
+    const cycle = parentCycle(customers, customerId);
+    if (cycle) c.add(at(path, 'parent'), 'parent_cycle', `makes a cycle of parents: ${cycle.join(' -> ')}`);
+  }
+}
+
+/** Each tenant belongs to one customer; `tenants` maps the tenants seen so far to their owner. */
+function checkTenants(c: Checker, customer: Raw, path: string, tenants: Map<string, string>): void {
+  if (!Array.isArray(customer.tenants)) return;
+  const customerId = text(customer.id);
+  customer.tenants.forEach((tenant, k) => {
+    if (typeof tenant !== 'string' || tenant === '') return;
+    const owner = tenants.get(tenant);
+    if (owner !== undefined)
+      c.add(at(at(path, 'tenants'), k), 'duplicate_id', `${JSON.stringify(tenant)} is already a tenant of customer ${owner}`);
+    else tenants.set(tenant, customerId ?? path);
+  });
+}
+
+function checkCustomers(c: Checker, root: Raw, known: Pick<Known, 'entities' | 'jurisdictions'>): Map<string, Entry> {
   const customerList = items(root, 'customers');
   const customers = c.unique(customerList, 'id');
   const tenants = new Map<string, string>();
   for (const [customer, , path] of customerList) {
-    c.reference(customer.legal_entity, at(path, 'legal_entity'), entities, 'a legal entity');
-    c.reference(customer.tax_jurisdiction, at(path, 'tax_jurisdiction'), jurisdictions, 'a tax rate jurisdiction');
-    const customerId = text(customer.id);
-    if (customer.parent !== undefined) {
-      if (customerId !== undefined && customer.parent === customerId)
-        c.add(at(path, 'parent'), 'parent_cycle', 'must not be the customer itself');
-      else if (c.reference(customer.parent, at(path, 'parent'), customers, 'a customer') !== undefined && customerId !== undefined) {
-        const cycle = parentCycle(customers, customerId);
-        if (cycle) c.add(at(path, 'parent'), 'parent_cycle', `makes a cycle of parents: ${cycle.join(' -> ')}`);
-      }
-    }
-    if (Array.isArray(customer.tenants)) {
-      customer.tenants.forEach((tenant, k) => {
-        if (typeof tenant !== 'string' || tenant === '') return;
-        const owner = tenants.get(tenant);
-        if (owner !== undefined)
-          c.add(at(at(path, 'tenants'), k), 'duplicate_id', `${JSON.stringify(tenant)} is already a tenant of customer ${owner}`);
-        else tenants.set(tenant, customerId ?? path);
-      });
-    }
+    c.reference(customer.legal_entity, at(path, 'legal_entity'), known.entities, 'a legal entity');
+    c.reference(customer.tax_jurisdiction, at(path, 'tax_jurisdiction'), known.jurisdictions, 'a tax rate jurisdiction');
+    checkParent(c, customer, path, customers);
+    checkTenants(c, customer, path, tenants);
   }
-  const currencyOfCustomer = (customerId: string | undefined): { entity: string; currency: string } | undefined => {
-    const entity = id(customerId === undefined ? undefined : customers.get(customerId)?.raw.legal_entity);
-    const currency = entity === undefined ? undefined : entityCurrency.get(entity);
-    return entity !== undefined && currency !== undefined ? { entity, currency } : undefined;
-  };
+  return customers;
+}
 
-  // subscriptions
-  const periods: Array<{ customer: string; plan: string; start: string; end: string | undefined; path: string }> = [];
+/** The legal entity that bills a customer and its currency, when both are known. */
+function billingOf(known: Known, customerId: string | undefined): Billing | undefined {
+  const entity = id(customerId === undefined ? undefined : known.customers.get(customerId)?.raw.legal_entity);
+  const currency = entity === undefined ? undefined : known.entityCurrency.get(entity);
+  return entity !== undefined && currency !== undefined ? { entity, currency } : undefined;
+}
+
+interface SubscriptionRef {
+  path: string;
+  customer: string;
+  planId: string;
+  plan: Raw;
+  billing: Billing;
+}
+
+/** The plan's currency is the billing entity's, and each of its products has a revenue account for that entity. */
+function checkSubscriptionBilling(c: Checker, known: Known, sub: SubscriptionRef, accountsRequired: Set<string>): void {
+  const { path, customer, planId, plan, billing } = sub;
+  const planCurrency = text(plan.currency);
+  if (planCurrency !== undefined && isCurrency(planCurrency) && planCurrency !== billing.currency) {
+    c.add(
+      at(path, 'plan'),
+      'currency_mismatch',
+      `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`,
+    );
+  }
+  for (const price of Array.isArray(plan.prices) ? plan.prices : []) {
+    const productId = isRecord(price) ? id(price.product) : undefined;
+    const product = productId === undefined ? undefined : known.products.get(productId);
+    if (!product || !productId || !isRecord(product.raw.revenue_account)) continue;
+    const key = `${productId}\u0000${billing.entity}`;
+    if (Object.hasOwn(product.raw.revenue_account, billing.entity) || accountsRequired.has(key)) continue;
+    accountsRequired.add(key);
+    c.add(
+      at(at(product.path, 'revenue_account'), billing.entity),
+      'required',
+      `is required: legal entity ${billing.entity} bills product ${productId} through ${path} (plan ${planId})`,
+    );
+  }
+}
+
+interface Period {
+  customer: string;
+  plan: string;
+  start: string;
+  end: string | undefined;
+  path: string;
+}
+
+function checkSubscriptions(c: Checker, root: Raw, known: Known): void {
+  const periods: Period[] = [];
   const accountsRequired = new Set<string>();
   for (const [subscription, , path] of items(root, 'subscriptions')) {
-    const customer = c.reference(subscription.customer, at(path, 'customer'), customers, 'a customer');
-    const planId = c.reference(subscription.plan, at(path, 'plan'), plans, 'a plan');
+    const customer = c.reference(subscription.customer, at(path, 'customer'), known.customers, 'a customer');
+    const planId = c.reference(subscription.plan, at(path, 'plan'), known.plans, 'a plan');
     const start = c.date(subscription.start, at(path, 'start'));
     const end = subscription.end === undefined ? undefined : c.date(subscription.end, at(path, 'end'));
     if (start !== undefined && end !== undefined && end <= start) c.add(at(path, 'end'), 'date_order', `must be after start (${start})`);
-    const billing = currencyOfCustomer(customer);
-    const plan = planId === undefined ? undefined : plans.get(planId)?.raw;
-    if (billing && plan && customer && planId) {
-      const planCurrency = text(plan.currency);
-      if (planCurrency !== undefined && isCurrency(planCurrency) && planCurrency !== billing.currency) {
-        c.add(
-          at(path, 'plan'),
-          'currency_mismatch',
-          `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`,
-        );
-      }
-      for (const price of Array.isArray(plan.prices) ? plan.prices : []) {
-        const productId = isRecord(price) ? id(price.product) : undefined;
-        const product = productId === undefined ? undefined : products.get(productId);
-        if (!product || !productId || !isRecord(product.raw.revenue_account)) continue;
-        const key = `${productId}\u0000${billing.entity}`;
-        if (Object.hasOwn(product.raw.revenue_account, billing.entity) || accountsRequired.has(key)) continue;
-        accountsRequired.add(key);
-        c.add(
-          at(at(product.path, 'revenue_account'), billing.entity),
-          'required',
-          `is required: legal entity ${billing.entity} bills product ${productId} through ${path} (plan ${planId})`,
-        );
-      }
-    }
+    const billing = billingOf(known, customer);
+    const plan = planId === undefined ? undefined : known.plans.get(planId)?.raw;
+    if (billing && plan && customer && planId)
+      checkSubscriptionBilling(c, known, { path, customer, planId, plan, billing }, accountsRequired);
     if (customer && planId && start !== undefined && (subscription.end === undefined || end !== undefined)) {
       const earlier = periods.find(
         (p) => p.customer === customer && p.plan === planId && p.start < (end ?? '9999-12-31') && start < (p.end ?? '9999-12-31'),
@@ -394,12 +448,13 @@ export function semanticProblems(root: unknown): Problem[] {
       periods.push({ customer, plan: planId, start, end, path });
     }
   }
+}
 
-  // credit grants
+function checkCreditGrants(c: Checker, root: Raw, known: Known): void {
   for (const [grant, , path] of items(root, 'credit_grants')) {
-    const customer = c.reference(grant.customer, at(path, 'customer'), customers, 'a customer');
+    const customer = c.reference(grant.customer, at(path, 'customer'), known.customers, 'a customer');
     const currency = c.currency(grant.currency, at(path, 'currency'));
-    const billing = currencyOfCustomer(customer);
+    const billing = billingOf(known, customer);
     if (currency && billing && customer && currency !== billing.currency) {
       c.add(
         at(path, 'currency'),
@@ -413,12 +468,13 @@ export function semanticProblems(root: unknown): Problem[] {
     if (granted !== undefined && expires !== undefined && expires < granted)
       c.add(at(path, 'expires'), 'date_order', `must not be before granted (${granted})`);
   }
+}
 
-  // discounts
+function checkDiscounts(c: Checker, root: Raw, known: Known): void {
   const discountPeriods: Array<{ customer: string; product: string; from: string; to: string; path: string }> = [];
   for (const [discount, , path] of items(root, 'discounts')) {
-    const customer = c.reference(discount.customer, at(path, 'customer'), customers, 'a customer');
-    const product = c.reference(discount.product, at(path, 'product'), products, 'a product');
+    const customer = c.reference(discount.customer, at(path, 'customer'), known.customers, 'a customer');
+    const product = c.reference(discount.product, at(path, 'product'), known.products, 'a product');
     const percent = c.decimal(discount.percent_off, at(path, 'percent_off'), { scaleMax: RATE_SCALE_MAX });
     if (percent !== undefined && (percent.isZero() || percent.gt(100)))
       c.add(at(path, 'percent_off'), 'out_of_range', 'must be greater than 0 and at most 100');
@@ -434,5 +490,21 @@ export function semanticProblems(root: unknown): Problem[] {
       }
     }
   }
+}
+
+/** Semantic problems of a parsed catalog document (see docs/catalog.md for each rule). */
+export function semanticProblems(root: unknown): Problem[] {
+  const c = new Checker();
+  if (!isRecord(root)) return c.problems;
+  const { entities, entityCurrency } = checkLegalEntities(c, root);
+  const jurisdictions = checkTaxRates(c, root);
+  const meters = checkMeters(c, root);
+  const products = checkProducts(c, root, entities);
+  const plans = checkPlans(c, root, { meters, products });
+  const customers = checkCustomers(c, root, { entities, jurisdictions });
+  const known: Known = { entities, entityCurrency, jurisdictions, meters, products, plans, customers };
+  checkSubscriptions(c, root, known);
+  checkCreditGrants(c, root, known);
+  checkDiscounts(c, root, known);
   return c.problems;
 }
