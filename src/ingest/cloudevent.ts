@@ -2,6 +2,7 @@
 // (the caller passes `now`). One verdict per event: valid (normalized), rejected (problems by attribute),
 // or quarantined (well-formed, but the catalog in force knows neither its type nor its subject yet).
 // See docs/ingestion.md for the rules as users read them.
+import { fullFormats } from 'ajv-formats/dist/formats.js';
 import canonicalize from 'canonicalize';
 import type { Meter } from '../domain/model.js';
 import { DECIMAL_DIGITS_MAX, Decimal, decimalText, parseDecimal } from '../domain/money.js';
@@ -332,11 +333,27 @@ function checkSpecversion(raw: Record<string, unknown>, problems: Problem[]): vo
     problems.push(problem('specversion', 'unsupported_specversion', `must be "1.0", got ${describe(specversion)}`));
 }
 
+// RFC 3986 as the CloudEvents JSON schema checks it (format uri-reference for source, uri for dataschema), with the
+// formats of ajv-formats, which the schema's own validators use. Sources repeat: the last ones found good are kept.
+const URI_REFERENCE = fullFormats['uri-reference'] as RegExp;
+const URI_FORMAT = fullFormats.uri as (text: string) => boolean;
+const GOOD_SOURCES_MAX = 1024;
+const goodSources = new Set<string>();
+function isUriReference(source: string): boolean {
+  if (goodSources.has(source)) return true;
+  if (!URI_REFERENCE.test(source)) return false;
+  if (goodSources.size >= GOOD_SOURCES_MAX) goodSources.clear();
+  goodSources.add(source);
+  return true;
+}
+
 function readSource(raw: Record<string, unknown>, ctx: IngestContext, problems: Problem[]): string | undefined {
   const source = requiredString(attr(raw, 'source'), 'source', INGEST_LIMITS.sourceLengthMax, problems);
   if (source !== undefined) {
     if (/[\s\u0000-\u001f\u007f]/.test(source))
       problems.push(problem('source', 'not_uri_reference', `must be a URI-reference without spaces, got ${describe(source)}`));
+    else if (!isUriReference(source))
+      problems.push(problem('source', 'not_uri_reference', `must be an RFC 3986 URI-reference, got ${describe(source)}`));
     else if (ctx.allowedSources && !ctx.allowedSources(source))
       problems.push(problem('source', 'source_not_allowed', `${describe(source)} is not a source this API key may send`));
   }
@@ -372,7 +389,10 @@ function checkContentAttributes(raw: Record<string, unknown>, problems: Problem[
     );
   }
   const dataschema = attr(raw, 'dataschema');
-  if (dataschema !== undefined && (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema))) {
+  if (
+    dataschema !== undefined &&
+    (typeof dataschema !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/.test(dataschema) || !URI_FORMAT(dataschema))
+  ) {
     problems.push(problem('dataschema', 'not_uri', `must be an absolute URI when present, got ${describe(dataschema)}`));
   }
   if (attr(raw, 'data_base64') !== undefined)
