@@ -1,5 +1,5 @@
 // The demo: Northwind's month from usage to (in later stages) invoices, the books and cash.
-import { applyCatalog } from '../catalog/service.js';
+import { applyCatalog, type CatalogVersion } from '../catalog/service.js';
 import { generateUsage, type CloudEvent } from '../demo/generate.js';
 import { INGEST_LIMITS } from '../ingest/cloudevent.js';
 import { ingestBatch, type EventStatus } from '../ingest/service.js';
@@ -41,14 +41,54 @@ const INGEST_CONCURRENCY = 4;
 
 export async function runDemo(store: Store, options: DemoOptions): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const catalog = await applyDemoCatalog(store, options, log);
+  // The demo plays the month back, so its clock stands just after the period ends.
+  const demo: Demo = { store, options, catalog, now: new Date(options.period.to), log };
+  const counts = await ingestUsage(demo);
+  await showUsage(demo, counts);
+
+  // Close the month: rate, draft, tax and finalize every invoice (a re-run returns the same documents).
+  const closed = await closePeriod(store.pool, catalog, { period: options.period.period, now: demo.now });
+  await showInvoices(demo, closed.invoices);
+
+  // Settle a share of the month: every other invoice is paid in full, as payments from the ERP would report.
+  await payEveryOther(demo, closed.invoices);
+
+  // The books: every finalized invoice was journaled into the built-in ledger in the transaction that finalized it.
+  await showBooks(demo);
+
+  // The controls: reconciliation of the month (clean), one invoice line explained down to its events, the audit chain verified.
+  await showControls(demo, closed.invoices);
+
+  // The parallel run: a legacy export written from these numbers with planted differences, and `accrue compare` finding them.
+  await parallelRun(demo);
+  log(
+    `\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``,
+  );
+}
+
+/** What the demo's steps share: the store, the options, the catalog in force, the demo's clock and its log. */
+interface Demo {
+  store: Store;
+  options: DemoOptions;
+  catalog: CatalogVersion;
+  now: Date;
+  log: (line: string) => void;
+}
+
+type DemoInvoices = Awaited<ReturnType<typeof closePeriod>>['invoices'];
+
+async function applyDemoCatalog(store: Store, options: DemoOptions, log: (line: string) => void): Promise<CatalogVersion> {
   const applied = await applyCatalog(store.pool, readText(options.catalogFile), { by: 'demo', source: options.catalogFile });
   if (!applied.ok) throw new ProblemError(applied.problems);
   const { catalogVersion } = await import('../catalog/service.js');
   const catalog = (await catalogVersion(store.pool, applied.value.version))!;
   log(`catalog ${options.catalogFile}: version ${applied.value.version}${applied.value.changed ? '' : ' (unchanged)'}`);
+  return catalog;
+}
 
-  // The demo plays the month back, so its clock stands just after the period ends.
-  const now = new Date(options.period.to);
+/** Generates the month's usage and ingests it in batches, INGEST_CONCURRENCY batches in flight. */
+async function ingestUsage({ store, options, catalog, now, log }: Demo): Promise<Record<EventStatus, number>> {
   const counts: Record<EventStatus, number> = { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 };
   const bar = progress('ingest', {});
   const started = process.hrtime.bigint();
@@ -78,7 +118,10 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
   );
+  return counts;
+}
 
+async function showUsage({ store, options, catalog }: Demo, counts: Record<EventStatus, number>): Promise<void> {
   const usage = await queryUsage(store.pool, catalog.catalog, { from: options.period.from, to: options.period.to });
   if (!usage.ok) throw new ProblemError(usage.problems);
   output(
@@ -89,32 +132,34 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
       ),
     { period: options.period.period, ingest: counts, usage: usage.value },
   );
+}
 
-  // Close the month: rate, draft, tax and finalize every invoice (a re-run returns the same documents).
-  const closed = await closePeriod(store.pool, catalog, { period: options.period.period, now });
+/** The month's invoices as a table, and the first one as a PDF with all of them as JSON. */
+async function showInvoices({ options, catalog, log }: Demo, invoices: DemoInvoices): Promise<void> {
   output(
     `\nInvoices for ${options.period.period}\n` +
       table(
         ['number', 'customer', 'currency', 'subtotal', 'discount', 'credits', 'tax', 'total'],
-        closed.invoices.map((i) => {
+        invoices.map((i) => {
           const e = exportInvoice(i);
           return [e.number ?? '', e.customer, e.currency, e.subtotal, e.discount, e.credits_applied, e.tax, e.total];
         }),
       ),
-    { invoices: closed.invoices.map(exportInvoice) },
+    { invoices: invoices.map(exportInvoice) },
   );
-  const sample = closed.invoices[0];
+  const sample = invoices[0];
   if (sample) {
     mkdirSync(options.outDir, { recursive: true });
     const path = join(options.outDir, `${sample.number}.pdf`);
     const pdf = valueOf(await invoicePdf(sample, catalog));
     writeFileSync(path, pdf);
-    writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(closed.invoices));
+    writeFileSync(join(options.outDir, 'invoices.json'), exportInvoices(invoices));
     log(`\nwrote ${path} and ${join(options.outDir, 'invoices.json')}`);
   }
+}
 
-  // Settle a share of the month: every other invoice is paid in full, as payments from the ERP would report.
-  for (const [i, invoice] of closed.invoices.entries()) {
+async function payEveryOther({ store, options, catalog, log }: Demo, invoices: DemoInvoices): Promise<void> {
+  for (const [i, invoice] of invoices.entries()) {
     if (i % 2 === 1) continue;
     const outcome = await applyPayment(
       store.pool,
@@ -131,8 +176,10 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     );
     log(`payment for ${invoice.number}: ${outcome.status}${outcome.status === 'applied' ? ` (${outcome.payment_status})` : ''}`);
   }
+}
 
-  // The books: every finalized invoice was journaled into the built-in ledger in the transaction that finalized it.
+/** A trial balance per legal entity, and the month's journals as an hledger file. */
+async function showBooks({ store, options, catalog, log }: Demo): Promise<void> {
   const periodJournals = await readJournals(store.pool, { from: options.period.start_date, to: options.period.end_date });
   for (const entity of catalog.catalog.legal_entities) {
     const rows = trialBalance(periodJournals.filter((j) => j.legal_entity === entity.id));
@@ -155,11 +202,13 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   const ledgerPath = join(options.outDir, `ledger-${options.period.period}.journal`);
   writeFileSync(ledgerPath, exportJournals('hledger', periodJournals, catalog.catalog));
   log(`wrote ${ledgerPath} (check it with: hledger -f ${ledgerPath} check)`);
+}
 
-  // The controls: reconciliation of the month (clean), one invoice line explained down to its events, the audit chain verified.
+/** Reconciliation, one metered line explained, the audit chain verified; exit code 1 unless green and intact. */
+async function showControls({ store, options }: Demo, invoices: DemoInvoices): Promise<void> {
   const reconciled = await reconcilePeriod(store.pool, { period: options.period.period, actor: 'demo' });
   output(`\nReconciliation ${options.period.period}: ${reconciled.status}\n${reconcileText(reconciled)}`, { reconciliation: reconciled });
-  const disputed = closed.invoices.find((i) => i.lines.some((l) => l.meter !== null));
+  const disputed = invoices.find((i) => i.lines.some((l) => l.meter !== null));
   const disputedLine = disputed?.lines.find((l) => l.meter !== null);
   if (disputed && disputedLine) {
     const explained = await explainInvoice(store.pool, disputed.number!, { line: disputedLine.line_no });
@@ -177,8 +226,9 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
     { audit },
   );
   if (reconciled.status !== 'green' || !audit.ok) process.exitCode = 1;
+}
 
-  // The parallel run: a legacy export written from these numbers with planted differences, and `accrue compare` finding them.
+async function parallelRun({ store, options, catalog, log }: Demo): Promise<void> {
   const legacyDir = join(options.outDir, 'legacy');
   const planted = await writeLegacyOutput(store.pool, options.period.period, legacyDir, { plant: true });
   const comparison = await runLegacyComparison(store.pool, { legacyDir, period: options.period.period, catalog });
@@ -187,8 +237,5 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
   output(`\n${formatComparison(comparison.value.report)}`, { legacy_comparison: comparison.value.report, planted });
   log(
     `planted ${planted.length} differences in ${legacyDir}: ${check.missed.length === 0 && check.unexplained.length === 0 ? 'every one found, nothing else' : `${check.missed.length} missed, ${check.unexplained.length} unexplained`} (accrue compare --legacy ${legacyDir} --period ${options.period.period})`,
-  );
-  log(
-    `\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``,
   );
 }

@@ -4,13 +4,15 @@
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { buildMetricsServer } from '../api/metrics.js';
-import { parseListen } from './config.js';
+import { parseListen, type Config } from './config.js';
 import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
 import { openConfigured } from '../connectors/open.js';
-import { startStreamConsumer } from '../stream/consumer.js';
-import { startNotificationPublisher } from '../stream/notifications.js';
+import { startStreamConsumer, type StreamSourceOptions } from '../stream/consumer.js';
+import { startNotificationPublisher, type PublisherOptions } from '../stream/notifications.js';
+import type { Store } from '../store/store.js';
+import type { ConnectionSettings } from '../domain/erp.js';
 import { config } from './context.js';
 import { publisherOptions, runUntilSignal, sourceOptions, type StreamFlags } from './stream-commands.js';
 
@@ -56,61 +58,95 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   const metricsListen = cfg.metricsListen === undefined ? undefined : parseListen(cfg.metricsListen, '--metrics-listen');
   const connectors = cfg.erpConnections.map((c) => c.name);
   await runUntilSignal(flags, async (store, stoppers, failed) => {
-    let registry: FastifyInstance['metricsRegistry'] | undefined;
-    if (http) {
-      const metrics = { access: cfg.metricsAccess, route: metricsListen === undefined, connectors };
-      const app = await buildServer({
-        pool: store.pool,
-        logger: true,
-        bodyLimitBytes: cfg.bodyLimitBytes,
-        futureSkewMsMax: cfg.futureSkewSeconds * 1000,
-        webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
-        groupCommit: groupCommitOptionsFromEnv(),
-        metrics,
-      });
-      await app.listen({ host: cfg.host, port: cfg.port });
-      stoppers.push(() => app.close());
-      registry = app.metricsRegistry;
-      const where = metricsListen
-        ? ''
-        : `, metrics at /metrics: ${cfg.metricsAccess === 'key' ? 'read key required' : 'no key asked (see metrics_access, --metrics-listen)'}`;
-      process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json${where})\n`);
-    }
-    if (metricsListen) {
-      const metricsApp = await buildMetricsServer({ pool: store.pool, access: cfg.metricsAccess, registry, connectors });
-      await metricsApp.listen(metricsListen);
-      stoppers.push(() => metricsApp.close());
-      process.stderr.write(
-        `accrue: metrics on http://${cfg.metricsListen}/metrics (${cfg.metricsAccess === 'key' ? 'read key required' : 'no key'})\n`,
-      );
-    }
-    if (source) {
-      const consumer = await startStreamConsumer(store.pool, source);
-      stoppers.push(() => consumer.stop());
-      consumer.done.catch(failed);
-      process.stderr.write(
-        `accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`,
-      );
-    }
-    const targets = connections.length ? (await openConfigured(store.pool, connections)).map((c) => c.target) : [];
-    for (const target of targets) {
-      const abort = new AbortController();
-      // Stops after the pass in hand, so rows it claimed are settled rather than left to wait out their lease.
-      const running = runOutboxWorker(store.pool, target, { signal: abort.signal, log: jsonLog });
-      running.catch(failed);
-      stoppers.push(async () => {
-        abort.abort();
-        const outcome = await running.catch(() => undefined);
-        jsonLog({ level: 'info', msg: 'outbox worker stopped', target: target.name, ...outcome });
-      });
-      process.stderr.write(`accrue: posting the ${target.name} outbox\n`);
-    }
-    if (notify && notifyChannels > 0) {
-      const publisher = await startNotificationPublisher(store.pool, notify);
-      stoppers.push(() => publisher.stop());
-      publisher.done.catch(failed);
-      process.stderr.write(`accrue: publishing notifications to ${publisher.channels.join(', ')}\n`);
-    }
+    const running: Running = { store, stoppers, failed };
+    const registry = http ? await startApi(running, cfg, metricsListen, connectors) : undefined;
+    if (metricsListen) await startMetrics(running, cfg, metricsListen, registry, connectors);
+    if (source) await startConsumer(running, source);
+    await startOutboxWorkers(running, connections);
+    if (notify && notifyChannels > 0) await startPublisher(running, notify);
     process.stderr.write(`accrue: serving as role ${role}\n`);
   });
+}
+
+/** What a serving process's parts share: the store, what stops them on a signal, and what a part's failure ends. */
+interface Running {
+  store: Store;
+  stoppers: Array<() => Promise<unknown>>;
+  failed: (error: Error) => void;
+}
+
+type Listen = ReturnType<typeof parseListen>;
+
+/** The HTTP API; its metrics registry, which a separate metrics listener serves too. */
+async function startApi(
+  { store, stoppers }: Running,
+  cfg: Config,
+  metricsListen: Listen | undefined,
+  connectors: string[],
+): Promise<FastifyInstance['metricsRegistry']> {
+  const metrics = { access: cfg.metricsAccess, route: metricsListen === undefined, connectors };
+  const app = await buildServer({
+    pool: store.pool,
+    logger: true,
+    bodyLimitBytes: cfg.bodyLimitBytes,
+    futureSkewMsMax: cfg.futureSkewSeconds * 1000,
+    webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
+    groupCommit: groupCommitOptionsFromEnv(),
+    metrics,
+  });
+  await app.listen({ host: cfg.host, port: cfg.port });
+  stoppers.push(() => app.close());
+  const where = metricsListen
+    ? ''
+    : `, metrics at /metrics: ${cfg.metricsAccess === 'key' ? 'read key required' : 'no key asked (see metrics_access, --metrics-listen)'}`;
+  process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json${where})\n`);
+  return app.metricsRegistry;
+}
+
+async function startMetrics(
+  { store, stoppers }: Running,
+  cfg: Config,
+  metricsListen: Listen,
+  registry: FastifyInstance['metricsRegistry'] | undefined,
+  connectors: string[],
+): Promise<void> {
+  const metricsApp = await buildMetricsServer({ pool: store.pool, access: cfg.metricsAccess, registry, connectors });
+  await metricsApp.listen(metricsListen);
+  stoppers.push(() => metricsApp.close());
+  process.stderr.write(
+    `accrue: metrics on http://${cfg.metricsListen}/metrics (${cfg.metricsAccess === 'key' ? 'read key required' : 'no key'})\n`,
+  );
+}
+
+async function startConsumer({ store, stoppers, failed }: Running, source: StreamSourceOptions): Promise<void> {
+  const consumer = await startStreamConsumer(store.pool, source);
+  stoppers.push(() => consumer.stop());
+  consumer.done.catch(failed);
+  process.stderr.write(
+    `accrue: consuming stream ${source.stream} (${source.subjects.join(', ')}) as ${source.durable} from ${source.servers}\n`,
+  );
+}
+
+/** One outbox worker per connection, opened with its credentials. */
+async function startOutboxWorkers({ store, stoppers, failed }: Running, connections: readonly ConnectionSettings[]): Promise<void> {
+  const targets = connections.length ? (await openConfigured(store.pool, connections)).map((c) => c.target) : [];
+  for (const target of targets) {
+    const abort = new AbortController();
+    // Stops after the pass in hand, so rows it claimed are settled rather than left to wait out their lease.
+    const running = runOutboxWorker(store.pool, target, { signal: abort.signal, log: jsonLog });
+    running.catch(failed);
+    stoppers.push(async () => {
+      abort.abort();
+      const outcome = await running.catch(() => undefined);
+      jsonLog({ level: 'info', msg: 'outbox worker stopped', target: target.name, ...outcome });
+    });
+    process.stderr.write(`accrue: posting the ${target.name} outbox\n`);
+  }
+}
+
+async function startPublisher({ store, stoppers, failed }: Running, notify: PublisherOptions): Promise<void> {
+  const publisher = await startNotificationPublisher(store.pool, notify);
+  stoppers.push(() => publisher.stop());
+  publisher.done.catch(failed);
+  process.stderr.write(`accrue: publishing notifications to ${publisher.channels.join(', ')}\n`);
 }

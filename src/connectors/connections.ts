@@ -47,105 +47,142 @@ export function connectionsFromFile(value: unknown, origin: string): Result<Conn
   const settings: ConnectionSettings[] = [];
   const entityOwner = new Map<string, string>();
   for (const [name, raw] of Object.entries(connections as Record<string, unknown>)) {
-    const at = `${origin}.connections.${name}`;
-    if (!NAME.test(name))
-      problems.push(
-        problem(
-          at,
-          'invalid_name',
-          'a connection name is lower-case letters, digits, _ and -, at most 63, starting with a letter or digit',
-        ),
-      );
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      problems.push(problem(at, 'not_a_mapping', 'must be a mapping with kind and legal_entities'));
-      continue;
-    }
-    const entry = raw as Record<string, unknown>;
-    const kind = entry.kind as ErpKind;
-    if (!KINDS.includes(kind)) {
-      problems.push(problem(`${at}.kind`, 'unknown_kind', `must be one of ${KINDS.join(', ')}`));
-      continue;
-    }
-    for (const key of Object.keys(entry))
-      if (!KEYS[kind].includes(key))
-        problems.push(problem(`${at}.${key}`, 'unknown_key', `unknown key for a ${kind} connection; known keys: ${KEYS[kind].join(', ')}`));
-    const text = (key: string): string | undefined => {
-      const v = entry[key];
-      if (v === undefined || v === null) return undefined;
-      if (typeof v !== 'string' && typeof v !== 'number') {
-        problems.push(problem(`${at}.${key}`, 'not_text', 'must be text'));
-        return undefined;
-      }
-      return String(v).trim();
-    };
-    const entities = entry.legal_entities;
-    if (!Array.isArray(entities) || entities.length === 0 || entities.some((e) => typeof e !== 'string' || e.trim() === '')) {
-      problems.push(
-        problem(`${at}.legal_entities`, 'invalid_list', 'must list the legal entities (at least one) that post to this connection'),
-      );
-    } else {
-      for (const entity of entities as string[]) {
-        const owner = entityOwner.get(entity);
-        if (owner !== undefined)
-          problems.push(
-            problem(
-              `${at}.legal_entities`,
-              'entity_on_two_connections',
-              `legal entity ${entity} already posts to connection ${owner}; each legal entity posts to exactly one connection`,
-            ),
-          );
-        entityOwner.set(entity, name);
-      }
-    }
-    const s: ConnectionSettings = {
-      name,
-      kind,
-      legal_entities: Array.isArray(entities) ? (entities as string[]).map((e) => String(e).trim()) : [],
-    };
-    for (const key of ['base_url', 'tenant_id', 'account_id', 'authorize_url', 'token_url', 'connections_url'] as const) {
-      const v = text(key);
-      if (v === undefined) continue;
-      if (key.endsWith('url') && !/^https?:\/\/[^\s]+$/.test(v))
-        problems.push(problem(`${at}.${key}`, 'invalid_url', 'must be an http(s) URL'));
-      s[key] = key.endsWith('url') ? v.replace(/\/+$/, '') : v;
-    }
-    if (kind === 'netsuite') {
-      if (s.account_id === undefined)
-        problems.push(
-          problem(
-            `${at}.account_id`,
-            'required',
-            'a NetSuite connection names its account id (Setup > Company > Company Information), e.g. 1234567 or 1234567_SB1',
-          ),
-        );
-      else if (!NETSUITE_ACCOUNT.test(s.account_id))
-        problems.push(problem(`${at}.account_id`, 'invalid_account', 'must be a NetSuite account id such as 1234567 or 1234567_SB1'));
-      const auth = text('auth') ?? 'tba';
-      if (auth !== 'tba' && auth !== 'client_credentials')
-        problems.push(problem(`${at}.auth`, 'unknown_auth', 'must be tba or client_credentials'));
-      s.auth = auth as ConnectionSettings['auth'];
-    }
-    const concurrency = entry.concurrency;
-    if (concurrency !== undefined) {
-      if (typeof concurrency !== 'number' || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > CONCURRENCY_MAX[kind])
-        problems.push(problem(`${at}.concurrency`, 'out_of_range', `must be a whole number from 1 to ${CONCURRENCY_MAX[kind]}`));
-      else s.concurrency = concurrency;
-    }
-    const customers = text('customers');
-    if (customers !== undefined) {
-      if (customers !== 'create' && customers !== 'link')
-        problems.push(problem(`${at}.customers`, 'unknown_policy', 'must be create or link'));
-      else s.customers = customers;
-    }
-    const closed = text('closed_period');
-    if (closed !== undefined) {
-      if (closed !== 'first_open_day' && closed !== 'exception')
-        problems.push(problem(`${at}.closed_period`, 'unknown_policy', 'must be first_open_day or exception'));
-      else s.closed_period = closed;
-    }
-    settings.push(s);
+    const s = connectionFromEntry(name, raw, `${origin}.connections.${name}`, entityOwner, problems);
+    if (s) settings.push(s);
   }
   return problems.length ? fail(...problems) : ok(settings);
+}
+
+/** One connection's entry checked key by key, problems at `at`; undefined when it is not a mapping of a known kind. */
+function connectionFromEntry(
+  name: string,
+  raw: unknown,
+  at: string,
+  entityOwner: Map<string, string>,
+  problems: Problem[],
+): ConnectionSettings | undefined {
+  if (!NAME.test(name))
+    problems.push(
+      problem(at, 'invalid_name', 'a connection name is lower-case letters, digits, _ and -, at most 63, starting with a letter or digit'),
+    );
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    problems.push(problem(at, 'not_a_mapping', 'must be a mapping with kind and legal_entities'));
+    return undefined;
+  }
+  const entry = raw as Record<string, unknown>;
+  const kind = entry.kind as ErpKind;
+  if (!KINDS.includes(kind)) {
+    problems.push(problem(`${at}.kind`, 'unknown_kind', `must be one of ${KINDS.join(', ')}`));
+    return undefined;
+  }
+  for (const key of Object.keys(entry))
+    if (!KEYS[kind].includes(key))
+      problems.push(problem(`${at}.${key}`, 'unknown_key', `unknown key for a ${kind} connection; known keys: ${KEYS[kind].join(', ')}`));
+  const entities = entry.legal_entities;
+  checkEntities(entities, name, at, entityOwner, problems);
+  const s: ConnectionSettings = {
+    name,
+    kind,
+    legal_entities: Array.isArray(entities) ? (entities as string[]).map((e) => String(e).trim()) : [],
+  };
+  const field: ConnectionEntry = { at, entry, problems };
+  readAddresses(field, s);
+  if (kind === 'netsuite') readNetsuite(field, s);
+  readPolicies(field, s);
+  return s;
+}
+
+/** A connection's entry as it is read: where it is, its keys, and the problems found so far. */
+interface ConnectionEntry {
+  at: string;
+  entry: Record<string, unknown>;
+  problems: Problem[];
+}
+
+/** A key's value as trimmed text; a value that is not text is a problem. */
+function textOf({ at, entry, problems }: ConnectionEntry, key: string): string | undefined {
+  const v = entry[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') {
+    problems.push(problem(`${at}.${key}`, 'not_text', 'must be text'));
+    return undefined;
+  }
+  return String(v).trim();
+}
+
+/** The legal entities: a non-empty list, each named by one connection only. */
+function checkEntities(entities: unknown, name: string, at: string, entityOwner: Map<string, string>, problems: Problem[]): void {
+  if (!Array.isArray(entities) || entities.length === 0 || entities.some((e) => typeof e !== 'string' || e.trim() === '')) {
+    problems.push(
+      problem(`${at}.legal_entities`, 'invalid_list', 'must list the legal entities (at least one) that post to this connection'),
+    );
+    return;
+  }
+  for (const entity of entities as string[]) {
+    const owner = entityOwner.get(entity);
+    if (owner !== undefined)
+      problems.push(
+        problem(
+          `${at}.legal_entities`,
+          'entity_on_two_connections',
+          `legal entity ${entity} already posts to connection ${owner}; each legal entity posts to exactly one connection`,
+        ),
+      );
+    entityOwner.set(entity, name);
+  }
+}
+
+/** The URLs (http(s), trailing slashes dropped) and the tenant and account ids. */
+function readAddresses(field: ConnectionEntry, s: ConnectionSettings): void {
+  for (const key of ['base_url', 'tenant_id', 'account_id', 'authorize_url', 'token_url', 'connections_url'] as const) {
+    const v = textOf(field, key);
+    if (v === undefined) continue;
+    if (key.endsWith('url') && !/^https?:\/\/[^\s]+$/.test(v))
+      field.problems.push(problem(`${field.at}.${key}`, 'invalid_url', 'must be an http(s) URL'));
+    s[key] = key.endsWith('url') ? v.replace(/\/+$/, '') : v;
+  }
+}
+
+/** A NetSuite connection's account id (required) and its authentication (tba by default). */
+function readNetsuite(field: ConnectionEntry, s: ConnectionSettings): void {
+  const { at, problems } = field;
+  if (s.account_id === undefined)
+    problems.push(
+      problem(
+        `${at}.account_id`,
+        'required',
+        'a NetSuite connection names its account id (Setup > Company > Company Information), e.g. 1234567 or 1234567_SB1',
+      ),
+    );
+  else if (!NETSUITE_ACCOUNT.test(s.account_id))
+    problems.push(problem(`${at}.account_id`, 'invalid_account', 'must be a NetSuite account id such as 1234567 or 1234567_SB1'));
+  const auth = textOf(field, 'auth') ?? 'tba';
+  if (auth !== 'tba' && auth !== 'client_credentials')
+    problems.push(problem(`${at}.auth`, 'unknown_auth', 'must be tba or client_credentials'));
+  s.auth = auth as ConnectionSettings['auth'];
+}
+
+/** The concurrency limit and the customers and closed-period policies, each when given. */
+function readPolicies(field: ConnectionEntry, s: ConnectionSettings): void {
+  const { at, entry, problems } = field;
+  const concurrency = entry.concurrency;
+  if (concurrency !== undefined) {
+    if (typeof concurrency !== 'number' || !Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > CONCURRENCY_MAX[s.kind])
+      problems.push(problem(`${at}.concurrency`, 'out_of_range', `must be a whole number from 1 to ${CONCURRENCY_MAX[s.kind]}`));
+    else s.concurrency = concurrency;
+  }
+  const customers = textOf(field, 'customers');
+  if (customers !== undefined) {
+    if (customers !== 'create' && customers !== 'link')
+      problems.push(problem(`${at}.customers`, 'unknown_policy', 'must be create or link'));
+    else s.customers = customers;
+  }
+  const closed = textOf(field, 'closed_period');
+  if (closed !== undefined) {
+    if (closed !== 'first_open_day' && closed !== 'exception')
+      problems.push(problem(`${at}.closed_period`, 'unknown_policy', 'must be first_open_day or exception'));
+    else s.closed_period = closed;
+  }
 }
 
 /** The API base URL of a connection: configured, or the ERP's own. */
@@ -173,62 +210,8 @@ export async function saveConnections(
     await client.query('LOCK TABLE erp_entity_connections IN SHARE ROW EXCLUSIVE MODE');
     const problems: Problem[] = [];
     for (const c of connections) {
-      const existing = await client.query<{ kind: string; settings: unknown }>(
-        'SELECT kind, settings FROM erp_connections WHERE name = $1',
-        [c.name],
-      );
-      const row = existing.rows[0];
-      if (row && row.kind !== c.kind) {
-        problems.push(
-          problem(
-            `erp.connections.${c.name}.kind`,
-            'kind_changed',
-            `connection ${c.name} is a ${row.kind} connection in the store; name a new connection instead`,
-          ),
-        );
-        continue;
-      }
-      if (!row) {
-        await client.query('INSERT INTO erp_connections (name, kind, settings) VALUES ($1, $2, $3)', [c.name, c.kind, JSON.stringify(c)]);
-        await appendAudit(client, {
-          actor,
-          action: 'erp.connection.added',
-          subject: c.name,
-          details: { kind: c.kind, legal_entities: c.legal_entities },
-        });
-      } else if (JSON.stringify(row.settings) !== JSON.stringify(JSON.parse(JSON.stringify(c)))) {
-        await client.query('UPDATE erp_connections SET settings = $2, updated_at = now() WHERE name = $1', [c.name, JSON.stringify(c)]);
-      }
-      for (const entity of c.legal_entities) {
-        const current = await client.query<{ connection: string }>(
-          'SELECT connection FROM erp_entity_connections WHERE legal_entity = $1',
-          [entity],
-        );
-        const was = current.rows[0]?.connection;
-        if (was === c.name) continue;
-        if (was !== undefined) {
-          const waiting = await client.query("SELECT 1 FROM outbox WHERE target = $1 AND status = 'pending' LIMIT 1", [was]);
-          if (waiting.rowCount) {
-            problems.push(
-              problem(
-                `erp.connections.${c.name}.legal_entities`,
-                'entity_has_waiting_documents',
-                `legal entity ${entity} posts to ${was}, which still has documents waiting; post or dead-letter them before moving the entity`,
-              ),
-            );
-            continue;
-          }
-          await client.query('UPDATE erp_entity_connections SET connection = $2 WHERE legal_entity = $1', [entity, c.name]);
-        } else {
-          await client.query('INSERT INTO erp_entity_connections (legal_entity, connection) VALUES ($1, $2)', [entity, c.name]);
-        }
-        await appendAudit(client, {
-          actor,
-          action: 'erp.connection.entity_routed',
-          subject: entity,
-          details: { connection: c.name, previous: was ?? null },
-        });
-      }
+      if (!(await saveConnection(client, c, actor, problems))) continue;
+      for (const entity of c.legal_entities) await routeEntity(client, c.name, entity, actor, problems);
     }
     if (problems.length) throw Object.assign(new Error('refused'), { problems });
     return ok(undefined);
@@ -236,6 +219,67 @@ export async function saveConnections(
     const problems = (error as { problems?: Problem[] }).problems;
     if (problems) return fail(...problems);
     throw error;
+  });
+}
+
+/** Adds a new connection or refreshes its settings; false (a problem) when the store has it as another kind. */
+async function saveConnection(client: pg.PoolClient, c: ConnectionSettings, actor: string, problems: Problem[]): Promise<boolean> {
+  const existing = await client.query<{ kind: string; settings: unknown }>('SELECT kind, settings FROM erp_connections WHERE name = $1', [
+    c.name,
+  ]);
+  const row = existing.rows[0];
+  if (row && row.kind !== c.kind) {
+    problems.push(
+      problem(
+        `erp.connections.${c.name}.kind`,
+        'kind_changed',
+        `connection ${c.name} is a ${row.kind} connection in the store; name a new connection instead`,
+      ),
+    );
+    return false;
+  }
+  if (!row) {
+    await client.query('INSERT INTO erp_connections (name, kind, settings) VALUES ($1, $2, $3)', [c.name, c.kind, JSON.stringify(c)]);
+    await appendAudit(client, {
+      actor,
+      action: 'erp.connection.added',
+      subject: c.name,
+      details: { kind: c.kind, legal_entities: c.legal_entities },
+    });
+  } else if (JSON.stringify(row.settings) !== JSON.stringify(JSON.parse(JSON.stringify(c)))) {
+    await client.query('UPDATE erp_connections SET settings = $2, updated_at = now() WHERE name = $1', [c.name, JSON.stringify(c)]);
+  }
+  return true;
+}
+
+/** Routes a legal entity to the connection; refused (a problem) while documents wait for the one it posts to now. */
+async function routeEntity(client: pg.PoolClient, connection: string, entity: string, actor: string, problems: Problem[]): Promise<void> {
+  const current = await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
+    entity,
+  ]);
+  const was = current.rows[0]?.connection;
+  if (was === connection) return;
+  if (was !== undefined) {
+    const waiting = await client.query("SELECT 1 FROM outbox WHERE target = $1 AND status = 'pending' LIMIT 1", [was]);
+    if (waiting.rowCount) {
+      problems.push(
+        problem(
+          `erp.connections.${connection}.legal_entities`,
+          'entity_has_waiting_documents',
+          `legal entity ${entity} posts to ${was}, which still has documents waiting; post or dead-letter them before moving the entity`,
+        ),
+      );
+      return;
+    }
+    await client.query('UPDATE erp_entity_connections SET connection = $2 WHERE legal_entity = $1', [entity, connection]);
+  } else {
+    await client.query('INSERT INTO erp_entity_connections (legal_entity, connection) VALUES ($1, $2)', [entity, connection]);
+  }
+  await appendAudit(client, {
+    actor,
+    action: 'erp.connection.entity_routed',
+    subject: entity,
+    details: { connection, previous: was ?? null },
   });
 }
 

@@ -121,115 +121,25 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
   const window: PeriodWindow = parsed.value;
   const previous = previousPeriod(period);
   const documents = await periodDocuments(pool, period);
-  const payments = (
-    await pool.query<{ invoice_id: string; legal_entity: string; currency: string; amount_minor: string; received_on: string }>(
-      `SELECT p.invoice_id, i.legal_entity, i.currency, p.amount_minor::text, p.received_on::text
-         FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND p.status = 'applied'`,
-      [period],
-    )
-  ).rows;
-
-  // The axis runs over the period and on to the last day something of this period happened (the close, postings, cash).
-  const activity = [...documents.flatMap((d) => [d.finalized_on, d.voided_on, postedOn(d)]), ...payments.map((p) => p.received_on)].filter(
-    (d): d is string => d !== null,
-  );
-  const lastPeriodDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);
-  const lastDay = activity.reduce((max, d) => (d > max ? d : max), lastPeriodDay);
-  const axisEndMs = Math.min(
-    Date.parse(`${lastDay}T00:00:00Z`) + DAY_MS,
-    Date.parse(`${window.start_date}T00:00:00Z`) + ESTIMATE_DAYS_MAX * DAY_MS,
-  );
-  const days = daysBetween(window.start_date, new Date(axisEndMs).toISOString().slice(0, 10));
+  const payments = await periodPayments(pool, period);
+  const days = axisDays(window, documents, payments);
 
   const estimates = await cachedEstimate(pool, catalog, window, days);
-  const periodStatus = new Map(
-    (
-      await pool.query<{ legal_entity: string; status: 'open' | 'closing' | 'closed'; closed_at: Date | null }>(
-        'SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1',
-        [period],
-      )
-    ).rows.map((r) => [r.legal_entity, r]),
-  );
-
-  // Per (entity, currency): the keys come from the catalog's plans, the estimates and the documents.
-  const keys = new Map<string, { legal_entity: string; currency: string }>();
-  const keyOf = (entity: string, currency: string) => {
-    const key = `${entity}|${currency}`;
-    if (!keys.has(key)) keys.set(key, { legal_entity: entity, currency });
-    return key;
-  };
-  for (const e of catalog.catalog.legal_entities) keyOf(e.id, e.currency);
-  for (const e of estimates) keyOf(e.legal_entity, e.currency);
-  for (const d of documents) keyOf(d.legal_entity, d.currency);
-
-  const invoicedBy = (customer: string, currency: string, entity: string, day: string) =>
-    documents.some(
-      (d) =>
-        d.kind === 'invoice' &&
-        d.customer === customer &&
-        d.currency === currency &&
-        d.legal_entity === entity &&
-        d.finalized_on !== null &&
-        d.finalized_on <= day,
-    );
-  const invoicedNow = (customer: string, currency: string, entity: string) =>
-    documents.some(
-      (d) =>
-        d.kind === 'invoice' && d.status === 'finalized' && d.customer === customer && d.currency === currency && d.legal_entity === entity,
-    );
+  const periodStatus = await periodStatuses(pool, period);
 
   const totals: EntityMoney[] = [];
   const series: EntitySeries[] = [];
   const unbilledMinor = new Map<string, bigint>();
-  for (const [key, { legal_entity, currency }] of [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const mine = documents.filter((d) => `${d.legal_entity}|${d.currency}` === key);
-    const myEstimates = estimates.filter((e) => `${e.legal_entity}|${e.currency}` === key);
-    const myPayments = payments.filter((p) => `${p.legal_entity}|${p.currency}` === key);
-    const usage = days.map((_, i) => myEstimates.reduce((sum, e) => sum + e.total_minor[i]!, 0n));
-    const unbilled = days.map((day, i) =>
-      myEstimates.reduce((sum, e) => (invoicedBy(e.customer, currency, legal_entity, day) ? sum : sum + e.total_minor[i]!), 0n),
-    );
-    const invoicedDated = mine.flatMap((d) => [
-      ...(d.finalized_on ? [{ on: d.finalized_on, minor: sign(d) * BigInt(d.total_minor) }] : []),
-      ...(d.status === 'void' && d.voided_on ? [{ on: d.voided_on, minor: -sign(d) * BigInt(d.total_minor) }] : []),
-    ]);
-    const postedDated = mine
-      .filter((d) => d.status === 'finalized')
-      .flatMap((d) => {
-        const on = postedOn(d);
-        return on ? [{ on, minor: sign(d) * BigInt(d.total_minor) }] : [];
-      });
-    const paidDated = myPayments.map((p) => ({ on: p.received_on, minor: BigInt(p.amount_minor) }));
-    const sum = (dated: Array<{ minor: bigint }>) => dated.reduce((s, d) => s + d.minor, 0n);
-    const last = days.length - 1;
-    const invoicedTotal = sum(invoicedDated);
-    const paidTotal = sum(paidDated);
-    const unbilledTotal = myEstimates.reduce(
-      (s, e) => (invoicedNow(e.customer, currency, legal_entity) ? s : s + e.total_minor[last]!),
-      0n,
-    );
-    const fmt = (minor: bigint) => formatMajor(minor, currency);
-    unbilledMinor.set(currency, (unbilledMinor.get(currency) ?? 0n) + unbilledTotal);
-    totals.push({
-      legal_entity,
-      currency,
-      usage: fmt(usage[last]!),
-      unbilled: fmt(unbilledTotal),
-      invoiced: fmt(invoicedTotal),
-      posted: fmt(sum(postedDated)),
-      paid: fmt(paidTotal),
-      outstanding: fmt(invoicedTotal - paidTotal),
-      invoices: mine.filter((d) => d.kind === 'invoice' && d.status === 'finalized').length,
+  for (const [key, { legal_entity, currency }] of entityCurrencies(catalog, estimates, documents)) {
+    const money = entityMoney({ legal_entity, currency }, days, {
+      all: documents,
+      mine: documents.filter((d) => `${d.legal_entity}|${d.currency}` === key),
+      estimates: estimates.filter((e) => `${e.legal_entity}|${e.currency}` === key),
+      payments: payments.filter((p) => `${p.legal_entity}|${p.currency}` === key),
     });
-    series.push({
-      legal_entity,
-      currency,
-      usage: usage.map(fmt),
-      unbilled: unbilled.map(fmt),
-      invoiced: running(days, invoicedDated).map(fmt),
-      posted: running(days, postedDated).map(fmt),
-      paid: running(days, paidDated).map(fmt),
-    });
+    unbilledMinor.set(currency, (unbilledMinor.get(currency) ?? 0n) + money.unbilledTotal);
+    totals.push(money.total);
+    series.push(money.series);
   }
 
   const events = await eventsPerDay(pool, catalog, window, days);
@@ -254,6 +164,142 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
     events,
     kpis,
   };
+}
+
+interface PaymentRow {
+  invoice_id: string;
+  legal_entity: string;
+  currency: string;
+  amount_minor: string;
+  received_on: string;
+}
+
+/** The payments applied to the period's invoices. */
+async function periodPayments(pool: pg.Pool, period: string): Promise<PaymentRow[]> {
+  return (
+    await pool.query<PaymentRow>(
+      `SELECT p.invoice_id, i.legal_entity, i.currency, p.amount_minor::text, p.received_on::text
+         FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND p.status = 'applied'`,
+      [period],
+    )
+  ).rows;
+}
+
+/** The axis runs over the period and on to the last day something of this period happened (the close, postings, cash). */
+function axisDays(window: PeriodWindow, documents: readonly DocumentRow[], payments: readonly PaymentRow[]): string[] {
+  const activity = [...documents.flatMap((d) => [d.finalized_on, d.voided_on, postedOn(d)]), ...payments.map((p) => p.received_on)].filter(
+    (d): d is string => d !== null,
+  );
+  const lastPeriodDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);
+  const lastDay = activity.reduce((max, d) => (d > max ? d : max), lastPeriodDay);
+  const axisEndMs = Math.min(
+    Date.parse(`${lastDay}T00:00:00Z`) + DAY_MS,
+    Date.parse(`${window.start_date}T00:00:00Z`) + ESTIMATE_DAYS_MAX * DAY_MS,
+  );
+  return daysBetween(window.start_date, new Date(axisEndMs).toISOString().slice(0, 10));
+}
+
+async function periodStatuses(pool: pg.Pool, period: string) {
+  return new Map(
+    (
+      await pool.query<{ legal_entity: string; status: 'open' | 'closing' | 'closed'; closed_at: Date | null }>(
+        'SELECT legal_entity, status, closed_at FROM billing_periods WHERE period = $1',
+        [period],
+      )
+    ).rows.map((r) => [r.legal_entity, r]),
+  );
+}
+
+/** Per (entity, currency), in key order: the keys come from the catalog's plans, the estimates and the documents. */
+function entityCurrencies(
+  catalog: CatalogVersion,
+  estimates: readonly DailyEstimate[],
+  documents: readonly DocumentRow[],
+): Array<[string, { legal_entity: string; currency: string }]> {
+  const keys = new Map<string, { legal_entity: string; currency: string }>();
+  const keyOf = (entity: string, currency: string) => {
+    const key = `${entity}|${currency}`;
+    if (!keys.has(key)) keys.set(key, { legal_entity: entity, currency });
+    return key;
+  };
+  for (const e of catalog.catalog.legal_entities) keyOf(e.id, e.currency);
+  for (const e of estimates) keyOf(e.legal_entity, e.currency);
+  for (const d of documents) keyOf(d.legal_entity, d.currency);
+  return [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** One (entity, currency)'s totals and daily series: usage, unbilled, invoiced, posted, paid. */
+function entityMoney(
+  { legal_entity, currency }: { legal_entity: string; currency: string },
+  days: readonly string[],
+  rows: { all: readonly DocumentRow[]; mine: DocumentRow[]; estimates: DailyEstimate[]; payments: PaymentRow[] },
+): { total: EntityMoney; series: EntitySeries; unbilledTotal: bigint } {
+  const { all: documents, mine, estimates: myEstimates, payments: myPayments } = rows;
+  const invoicedBy = (customer: string, day: string) =>
+    documents.some(
+      (d) =>
+        d.kind === 'invoice' &&
+        d.customer === customer &&
+        d.currency === currency &&
+        d.legal_entity === legal_entity &&
+        d.finalized_on !== null &&
+        d.finalized_on <= day,
+    );
+  const invoicedNow = (customer: string) =>
+    documents.some(
+      (d) =>
+        d.kind === 'invoice' &&
+        d.status === 'finalized' &&
+        d.customer === customer &&
+        d.currency === currency &&
+        d.legal_entity === legal_entity,
+    );
+  const usage = days.map((_, i) => myEstimates.reduce((sum, e) => sum + e.total_minor[i]!, 0n));
+  const unbilled = days.map((day, i) => myEstimates.reduce((sum, e) => (invoicedBy(e.customer, day) ? sum : sum + e.total_minor[i]!), 0n));
+  const { invoicedDated, postedDated, paidDated } = datedAmounts(mine, myPayments);
+  const sum = (dated: Array<{ minor: bigint }>) => dated.reduce((s, d) => s + d.minor, 0n);
+  const last = days.length - 1;
+  const invoicedTotal = sum(invoicedDated);
+  const paidTotal = sum(paidDated);
+  const unbilledTotal = myEstimates.reduce((s, e) => (invoicedNow(e.customer) ? s : s + e.total_minor[last]!), 0n);
+  const fmt = (minor: bigint) => formatMajor(minor, currency);
+  const total: EntityMoney = {
+    legal_entity,
+    currency,
+    usage: fmt(usage[last]!),
+    unbilled: fmt(unbilledTotal),
+    invoiced: fmt(invoicedTotal),
+    posted: fmt(sum(postedDated)),
+    paid: fmt(paidTotal),
+    outstanding: fmt(invoicedTotal - paidTotal),
+    invoices: mine.filter((d) => d.kind === 'invoice' && d.status === 'finalized').length,
+  };
+  const series: EntitySeries = {
+    legal_entity,
+    currency,
+    usage: usage.map(fmt),
+    unbilled: unbilled.map(fmt),
+    invoiced: running(days, invoicedDated).map(fmt),
+    posted: running(days, postedDated).map(fmt),
+    paid: running(days, paidDated).map(fmt),
+  };
+  return { total, series, unbilledTotal };
+}
+
+/** The dated amounts of one (entity, currency): invoiced (a void reverses on its day), posted, and paid. */
+function datedAmounts(mine: readonly DocumentRow[], myPayments: readonly PaymentRow[]) {
+  const invoicedDated = mine.flatMap((d) => [
+    ...(d.finalized_on ? [{ on: d.finalized_on, minor: sign(d) * BigInt(d.total_minor) }] : []),
+    ...(d.status === 'void' && d.voided_on ? [{ on: d.voided_on, minor: -sign(d) * BigInt(d.total_minor) }] : []),
+  ]);
+  const postedDated = mine
+    .filter((d) => d.status === 'finalized')
+    .flatMap((d) => {
+      const on = postedOn(d);
+      return on ? [{ on, minor: sign(d) * BigInt(d.total_minor) }] : [];
+    });
+  const paidDated = myPayments.map((p) => ({ on: p.received_on, minor: BigInt(p.amount_minor) }));
+  return { invoicedDated, postedDated, paidDated };
 }
 
 /** The estimate only changes with new events, a new catalog or newly finalized invoices (credit grants): cache on those. */
@@ -303,47 +349,9 @@ async function periodKpis(
 ): Promise<Kpi[]> {
   const prevWindow = parsePeriod(previous);
   if (!prevWindow.ok) throw new Error('unreachable: the previous month of a period is a period');
-  const counts = async (w: PeriodWindow) =>
-    (
-      await pool.query<{ accepted: string; late: string; exceptions: string }>(
-        `SELECT (SELECT count(*) FROM events WHERE time >= $1 AND time < $2)::text AS accepted,
-                (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND late)::text AS late,
-                (SELECT count(*) FROM exceptions WHERE period = $3 AND status IN ('open', 'assigned'))::text AS exceptions`,
-        [w.from, w.to, w.period],
-      )
-    ).rows[0]!;
-  const [now, before] = await Promise.all([counts(window), counts(prevWindow.value)]);
-  const state = (
-    await pool.query<{ quarantined: string; backlog: string; oldest: string | null; dead: string }>(
-      `SELECT (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL)::text AS quarantined,
-              (SELECT count(*) FROM outbox WHERE status = 'pending')::text AS backlog,
-              (SELECT floor(extract(epoch FROM now() - min(created_at)))::bigint::text FROM outbox WHERE status = 'pending') AS oldest,
-              (SELECT count(*) FROM outbox WHERE status = 'dead')::text AS dead`,
-    )
-  ).rows[0]!;
+  const [now, before] = await Promise.all([kpiCounts(pool, window), kpiCounts(pool, prevWindow.value)]);
+  const state = await outboxState(pool);
   const previousDocuments = await periodDocuments(pool, previous);
-  const invoicedMinor = (docs: DocumentRow[], currency: string) =>
-    docs.filter((d) => d.currency === currency && d.status === 'finalized').reduce((s, d) => s + sign(d) * BigInt(d.total_minor), 0n);
-  const paidMinor = async (p: string, currency: string) =>
-    BigInt(
-      (
-        await pool.query<{ paid: string }>(
-          "SELECT coalesce(sum(p.amount_minor), 0)::text AS paid FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND i.currency = $2 AND p.status = 'applied'",
-          [p, currency],
-        )
-      ).rows[0]!.paid,
-    );
-  const share = (paid: bigint, invoiced: bigint) =>
-    invoiced === 0n ? null : decimalFixed(new Decimal(paid.toString()).div(invoiced.toString()), 4);
-  // From the period's end to its last invoice finalized; a close run before the month ended (a replayed month) counts 0.
-  const closeLatency = async (w: PeriodWindow) =>
-    (
-      await pool.query<{ s: string | null }>(
-        `SELECT CASE WHEN max(finalized_at) IS NULL THEN NULL ELSE greatest(0, floor(extract(epoch FROM max(finalized_at) - $2::timestamptz)))::bigint::text END AS s
-           FROM invoices WHERE period = $1 AND kind = 'invoice' AND finalized_at IS NOT NULL`,
-        [w.period, w.to],
-      )
-    ).rows[0]!.s;
 
   const currencies = [...unbilledMinor.keys()].sort();
   const kpis: Kpi[] = [
@@ -357,44 +365,18 @@ async function periodKpis(
       previous: before.late,
     },
   ];
-  for (const currency of currencies) {
-    const invoicedNow = invoicedMinor(documents, currency);
-    const invoicedBefore = invoicedMinor(previousDocuments, currency);
+  for (const currency of currencies)
     kpis.push(
-      {
-        id: `invoiced_${currency}`,
-        label: `Invoiced ${currency}`,
-        unit: 'money',
-        currency,
-        value: formatMajor(invoicedNow, currency),
-        previous: formatMajor(invoicedBefore, currency),
-      },
-      {
-        id: `unbilled_${currency}`,
-        label: `Unbilled ${currency} (estimate)`,
-        unit: 'money',
-        currency,
-        value: formatMajor(unbilledMinor.get(currency) ?? 0n, currency),
-        previous: null,
-      },
-      {
-        id: `paid_share_${currency}`,
-        label: `Paid share ${currency}`,
-        unit: 'ratio',
-        currency,
-        value: share(await paidMinor(window.period, currency), invoicedNow),
-        previous: share(await paidMinor(previous, currency), invoicedBefore),
-      },
+      ...(await currencyKpis(pool, currency, { window: window.period, previous }, { documents, previousDocuments }, unbilledMinor)),
     );
-  }
   kpis.push(
     {
       id: 'close_latency_seconds',
       label: 'Invoice generation latency',
       unit: 'seconds',
       currency: null,
-      value: await closeLatency(window),
-      previous: await closeLatency(prevWindow.value),
+      value: await closeLatency(pool, window),
+      previous: await closeLatency(pool, prevWindow.value),
     },
     { id: 'exceptions_open', label: 'Open exceptions', unit: 'count', currency: null, value: now.exceptions, previous: before.exceptions },
     { id: 'quarantine_pending', label: 'Quarantined events', unit: 'count', currency: null, value: state.quarantined, previous: null },
@@ -410,4 +392,92 @@ async function periodKpis(
     { id: 'dlq_entries', label: 'Dead letters', unit: 'count', currency: null, value: state.dead, previous: null },
   );
   return kpis;
+}
+
+/** Events accepted and late in a period's window, and the period's open exceptions. */
+async function kpiCounts(pool: pg.Pool, w: PeriodWindow) {
+  return (
+    await pool.query<{ accepted: string; late: string; exceptions: string }>(
+      `SELECT (SELECT count(*) FROM events WHERE time >= $1 AND time < $2)::text AS accepted,
+              (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND late)::text AS late,
+              (SELECT count(*) FROM exceptions WHERE period = $3 AND status IN ('open', 'assigned'))::text AS exceptions`,
+      [w.from, w.to, w.period],
+    )
+  ).rows[0]!;
+}
+
+/** Now: quarantined events, the outbox backlog and its oldest entry's age, dead letters. */
+async function outboxState(pool: pg.Pool) {
+  return (
+    await pool.query<{ quarantined: string; backlog: string; oldest: string | null; dead: string }>(
+      `SELECT (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL)::text AS quarantined,
+              (SELECT count(*) FROM outbox WHERE status = 'pending')::text AS backlog,
+              (SELECT floor(extract(epoch FROM now() - min(created_at)))::bigint::text FROM outbox WHERE status = 'pending') AS oldest,
+              (SELECT count(*) FROM outbox WHERE status = 'dead')::text AS dead`,
+    )
+  ).rows[0]!;
+}
+
+/** A currency's KPIs: invoiced, unbilled (estimate), and the paid share of what was invoiced, against the previous period. */
+async function currencyKpis(
+  pool: pg.Pool,
+  currency: string,
+  periods: { window: string; previous: string },
+  docs: { documents: DocumentRow[]; previousDocuments: DocumentRow[] },
+  unbilledMinor: ReadonlyMap<string, bigint>,
+): Promise<Kpi[]> {
+  const invoicedMinor = (rows: DocumentRow[]) =>
+    rows.filter((d) => d.currency === currency && d.status === 'finalized').reduce((s, d) => s + sign(d) * BigInt(d.total_minor), 0n);
+  const share = (paid: bigint, invoiced: bigint) =>
+    invoiced === 0n ? null : decimalFixed(new Decimal(paid.toString()).div(invoiced.toString()), 4);
+  const invoicedNow = invoicedMinor(docs.documents);
+  const invoicedBefore = invoicedMinor(docs.previousDocuments);
+  return [
+    {
+      id: `invoiced_${currency}`,
+      label: `Invoiced ${currency}`,
+      unit: 'money',
+      currency,
+      value: formatMajor(invoicedNow, currency),
+      previous: formatMajor(invoicedBefore, currency),
+    },
+    {
+      id: `unbilled_${currency}`,
+      label: `Unbilled ${currency} (estimate)`,
+      unit: 'money',
+      currency,
+      value: formatMajor(unbilledMinor.get(currency) ?? 0n, currency),
+      previous: null,
+    },
+    {
+      id: `paid_share_${currency}`,
+      label: `Paid share ${currency}`,
+      unit: 'ratio',
+      currency,
+      value: share(await paidMinor(pool, periods.window, currency), invoicedNow),
+      previous: share(await paidMinor(pool, periods.previous, currency), invoicedBefore),
+    },
+  ];
+}
+
+async function paidMinor(pool: pg.Pool, period: string, currency: string): Promise<bigint> {
+  return BigInt(
+    (
+      await pool.query<{ paid: string }>(
+        "SELECT coalesce(sum(p.amount_minor), 0)::text AS paid FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND i.currency = $2 AND p.status = 'applied'",
+        [period, currency],
+      )
+    ).rows[0]!.paid,
+  );
+}
+
+// From the period's end to its last invoice finalized; a close run before the month ended (a replayed month) counts 0.
+async function closeLatency(pool: pg.Pool, w: PeriodWindow): Promise<string | null> {
+  return (
+    await pool.query<{ s: string | null }>(
+      `SELECT CASE WHEN max(finalized_at) IS NULL THEN NULL ELSE greatest(0, floor(extract(epoch FROM max(finalized_at) - $2::timestamptz)))::bigint::text END AS s
+         FROM invoices WHERE period = $1 AND kind = 'invoice' AND finalized_at IS NOT NULL`,
+      [w.period, w.to],
+    )
+  ).rows[0]!.s;
 }

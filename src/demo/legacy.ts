@@ -87,13 +87,28 @@ export async function writeLegacyOutput(
   const window = parsePeriod(period, 'period');
   if (!window.ok) throw new ProblemError(window.problems);
   const accrue = await readAccrueSide(pool, window.value);
-  const invoiceKey = (r: InvoiceRow) => [r.legal_entity, r.customer, r.currency, r.product];
   const invoices: InvoiceRow[] = accrue.invoiceLines
     .map(({ legal_entity, customer, currency, product, amount_minor }) => ({ legal_entity, customer, currency, product, amount_minor }))
     .sort(compareBy(invoiceKey));
-  const journalKey = (r: JournalRow) => [r.legal_entity, r.account, r.currency];
+  const journal = journalByAccount(accrue.journalLines);
+
+  const planted: PlantedDifference[] = [];
+  if (options.plant) {
+    plantInvoiceDifferences(invoices, planted);
+    plantJournalDifference(journal, planted);
+  }
+
+  writeLegacyFiles(dir, window.value.period, invoices, journal);
+  return planted;
+}
+
+const invoiceKey = (r: InvoiceRow) => [r.legal_entity, r.customer, r.currency, r.product];
+const journalKey = (r: JournalRow) => [r.legal_entity, r.account, r.currency];
+
+/** Journal lines summed per (entity, account, currency), in key order. */
+function journalByAccount(lines: Awaited<ReturnType<typeof readAccrueSide>>['journalLines']): JournalRow[] {
   const byAccount = new Map<string, JournalRow>();
-  for (const l of accrue.journalLines) {
+  for (const l of lines) {
     const id = JSON.stringify([l.legal_entity, l.account, l.currency]);
     const row = byAccount.get(id) ?? {
       legal_entity: l.legal_entity,
@@ -106,92 +121,97 @@ export async function writeLegacyOutput(
     row.credit_minor += l.credit_minor;
     byAccount.set(id, row);
   }
-  const journal = [...byAccount.values()].sort(compareBy(journalKey));
+  return [...byAccount.values()].sort(compareBy(journalKey));
+}
 
-  const planted: PlantedDifference[] = [];
-  if (options.plant) {
-    const first = invoices[0];
-    if (first && invoices.length >= 2) {
-      // One minor unit off; away from zero, so the key never sums to zero (which would read as absent).
-      first.amount_minor += first.amount_minor < 0n ? -1n : 1n;
-      planted.push({
-        kind: 'amount_off',
-        description: `${first.customer}'s ${first.product} is billed ${formatMajor(first.amount_minor, first.currency)} ${first.currency} by the legacy system, one minor unit off Accrue's amount`,
-        expected: [
-          {
-            section: 'invoices',
-            status: 'differing',
-            legal_entity: first.legal_entity,
-            customer: first.customer,
-            currency: first.currency,
-            product: first.product,
-          },
-        ],
-      });
-      const dropped = invoices.pop()!;
-      planted.push({
-        kind: 'missing_in_legacy',
-        description: `the legacy system did not bill ${dropped.customer}'s ${dropped.product} (${formatMajor(dropped.amount_minor, dropped.currency)} ${dropped.currency} in Accrue)`,
-        expected: [
-          {
-            section: 'invoices',
-            status: 'missing_in_legacy',
-            legal_entity: dropped.legal_entity,
-            customer: dropped.customer,
-            currency: dropped.currency,
-            product: dropped.product,
-          },
-        ],
-      });
-      const fee = 50n * 10n ** BigInt(minorUnits(first.currency));
-      invoices.push({
-        legal_entity: first.legal_entity,
-        customer: first.customer,
-        currency: first.currency,
-        product: LEGACY_ONLY_PRODUCT,
-        amount_minor: fee,
-      });
-      invoices.sort(compareBy(invoiceKey));
-      planted.push({
-        kind: 'missing_in_accrue',
-        description: `the legacy system billed ${first.customer} a ${LEGACY_ONLY_PRODUCT} of ${formatMajor(fee, first.currency)} ${first.currency} that Accrue does not have`,
-        expected: [
-          {
-            section: 'invoices',
-            status: 'missing_in_accrue',
-            legal_entity: first.legal_entity,
-            customer: first.customer,
-            currency: first.currency,
-            product: LEGACY_ONLY_PRODUCT,
-          },
-        ],
-      });
-    }
-    const moved = journal.find((r) => r.credit_minor > 0n);
-    if (moved) {
-      const used = new Set(journal.filter((r) => r.legal_entity === moved.legal_entity).map((r) => r.account));
-      const from = moved.account;
-      moved.account = otherAccount(from, used);
-      journal.sort(compareBy(journalKey));
-      planted.push({
-        kind: 'account_differs',
-        description: `the legacy system booked ${moved.legal_entity}'s account ${from} (${moved.currency}) to account ${moved.account}`,
-        expected: [
-          { section: 'journal', status: 'missing_in_legacy', legal_entity: moved.legal_entity, account: from, currency: moved.currency },
-          {
-            section: 'journal',
-            status: 'missing_in_accrue',
-            legal_entity: moved.legal_entity,
-            account: moved.account,
-            currency: moved.currency,
-          },
-        ],
-      });
-    }
+/** With two invoice keys or more: one amount a minor unit off, one key left out, one legacy-only line. */
+function plantInvoiceDifferences(invoices: InvoiceRow[], planted: PlantedDifference[]): void {
+  const first = invoices[0];
+  if (first && invoices.length >= 2) {
+    // One minor unit off; away from zero, so the key never sums to zero (which would read as absent).
+    first.amount_minor += first.amount_minor < 0n ? -1n : 1n;
+    planted.push({
+      kind: 'amount_off',
+      description: `${first.customer}'s ${first.product} is billed ${formatMajor(first.amount_minor, first.currency)} ${first.currency} by the legacy system, one minor unit off Accrue's amount`,
+      expected: [
+        {
+          section: 'invoices',
+          status: 'differing',
+          legal_entity: first.legal_entity,
+          customer: first.customer,
+          currency: first.currency,
+          product: first.product,
+        },
+      ],
+    });
+    const dropped = invoices.pop()!;
+    planted.push({
+      kind: 'missing_in_legacy',
+      description: `the legacy system did not bill ${dropped.customer}'s ${dropped.product} (${formatMajor(dropped.amount_minor, dropped.currency)} ${dropped.currency} in Accrue)`,
+      expected: [
+        {
+          section: 'invoices',
+          status: 'missing_in_legacy',
+          legal_entity: dropped.legal_entity,
+          customer: dropped.customer,
+          currency: dropped.currency,
+          product: dropped.product,
+        },
+      ],
+    });
+    const fee = 50n * 10n ** BigInt(minorUnits(first.currency));
+    invoices.push({
+      legal_entity: first.legal_entity,
+      customer: first.customer,
+      currency: first.currency,
+      product: LEGACY_ONLY_PRODUCT,
+      amount_minor: fee,
+    });
+    invoices.sort(compareBy(invoiceKey));
+    planted.push({
+      kind: 'missing_in_accrue',
+      description: `the legacy system billed ${first.customer} a ${LEGACY_ONLY_PRODUCT} of ${formatMajor(fee, first.currency)} ${first.currency} that Accrue does not have`,
+      expected: [
+        {
+          section: 'invoices',
+          status: 'missing_in_accrue',
+          legal_entity: first.legal_entity,
+          customer: first.customer,
+          currency: first.currency,
+          product: LEGACY_ONLY_PRODUCT,
+        },
+      ],
+    });
   }
+}
 
+/** One journal account (the first with a credit) booked under another account number. */
+function plantJournalDifference(journal: JournalRow[], planted: PlantedDifference[]): void {
+  const moved = journal.find((r) => r.credit_minor > 0n);
+  if (moved) {
+    const used = new Set(journal.filter((r) => r.legal_entity === moved.legal_entity).map((r) => r.account));
+    const from = moved.account;
+    moved.account = otherAccount(from, used);
+    journal.sort(compareBy(journalKey));
+    planted.push({
+      kind: 'account_differs',
+      description: `the legacy system booked ${moved.legal_entity}'s account ${from} (${moved.currency}) to account ${moved.account}`,
+      expected: [
+        { section: 'journal', status: 'missing_in_legacy', legal_entity: moved.legal_entity, account: from, currency: moved.currency },
+        {
+          section: 'journal',
+          status: 'missing_in_accrue',
+          legal_entity: moved.legal_entity,
+          account: moved.account,
+          currency: moved.currency,
+        },
+      ],
+    });
+  }
+}
+
+function writeLegacyFiles(dir: string, p: string, invoices: readonly InvoiceRow[], journal: readonly JournalRow[]): void {
   mkdirSync(dir, { recursive: true });
-  const p = window.value.period;
   writeFileSync(
     join(dir, LEGACY_FILES.invoices),
     csv(
@@ -206,7 +226,6 @@ export async function writeLegacyOutput(
     ...(r.credit_minor > 0n ? [[r.legal_entity, p, r.account, r.currency, '', side(r.credit_minor, r.currency)]] : []),
   ]);
   writeFileSync(join(dir, LEGACY_FILES.journal_lines), csv(JOURNAL_COLUMNS, journalRows));
-  return planted;
 }
 
 const rowText = (e: ExpectedRow) =>

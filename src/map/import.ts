@@ -200,103 +200,16 @@ export function validateRows(
   context: ValidationContext,
   recordsNothing: (row: NumberedRow) => boolean = () => false,
 ): Problem[] {
-  const problems: Problem[] = [];
-  const { catalog } = context;
-  const accounts = catalog ? catalogAccounts(catalog) : new Set<string>();
-  const currencies = catalog ? catalogCurrencies(catalog) : new Set<string>();
-  const customers = new Map(catalog?.customers.map((c) => [c.id, c] as const) ?? []);
-  const products = new Set(catalog?.products.map((p) => p.id) ?? []);
-  const jurisdictions = new Set(catalog?.tax_rates.map((t) => t.jurisdiction) ?? []);
-  const entities = new Set(catalog?.legal_entities.map((e) => e.id) ?? []);
+  const check: RowCheck = { context, known: knownIds(context.catalog), recordsNothing, problems: [] };
+  const { problems } = check;
   const firstRowOf = new Map<string, number>();
   for (const r of rows) {
     const before = problems.length;
-    const textProblem = (field: 'connection' | 'kind' | 'source' | 'target' | 'effective_from', value: string): boolean => {
-      if (CONTROL.test(value))
-        problems.push(problem(at(r.row, field), 'control_character', 'must not contain control characters (tabs, line breaks, ...)'));
-      else if (value.length > MAPPING_TEXT_CHARS_MAX)
-        problems.push(problem(at(r.row, field), 'too_long', `has at most ${MAPPING_TEXT_CHARS_MAX} characters, got ${value.length}`));
-      else return false;
-      return true;
-    };
-    let erp: ErpKind | undefined;
-    if (r.connection === '')
-      problems.push(problem(at(r.row, 'connection'), 'required', 'names the connection (erp.connections in the configuration)'));
-    else if (!textProblem('connection', r.connection)) {
-      erp = context.connections.get(r.connection);
-      if (erp === undefined)
-        problems.push(
-          problem(
-            at(r.row, 'connection'),
-            'unknown_connection',
-            `no connection ${JSON.stringify(r.connection)}; the connections are ${[...context.connections.keys()].join(', ') || '(none: configure erp.connections)'}`,
-          ),
-        );
-    }
-    const kind = r.kind as MappingKind;
-    let kindOk = false;
-    if (!textProblem('kind', r.kind)) {
-      if (!(MAPPING_KINDS as readonly string[]).includes(r.kind))
-        problems.push(problem(at(r.row, 'kind'), 'unknown_kind', `must be one of ${MAPPING_KINDS.join(', ')}`));
-      else if (erp && !KINDS_OF[erp].includes(kind))
-        problems.push(
-          problem(
-            at(r.row, 'kind'),
-            'kind_not_for_erp',
-            `a ${erp} connection has no ${kind} mappings; its kinds are ${KINDS_OF[erp].join(', ')}`,
-          ),
-        );
-      else kindOk = true;
-    }
+    const erp = checkConnection(check, r);
+    const kindOk = checkKind(check, r, erp);
     if (r.source === '') problems.push(problem(at(r.row, 'source'), 'required', 'names the Accrue id to map'));
-    else if (!textProblem('source', r.source) && kindOk) {
-      const catalogExempt = r.target === '' || recordsNothing(r); // see above
-      const unknown = (what: string) =>
-        problems.push(problem(at(r.row, 'source'), 'unknown_source', `the catalog in force has no ${what} ${JSON.stringify(r.source)}`));
-      if (kind === 'currency' && !isCurrency(r.source))
-        problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
-      else if (catalogExempt) {
-        // an end, or a row that records nothing: not held to the catalog in force
-      } else if (!catalog)
-        problems.push(
-          problem(
-            at(r.row, 'source'),
-            'no_catalog',
-            'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings',
-          ),
-        );
-      else if (kind === 'customer') {
-        const customer = customers.get(r.source);
-        if (!customer) unknown('customer');
-        else if (erp && context.routing.get(customer.legal_entity) !== r.connection)
-          problems.push(
-            problem(
-              at(r.row, 'source'),
-              'entity_not_on_connection',
-              `customer ${r.source} belongs to legal entity ${customer.legal_entity}, which posts to ${context.routing.get(customer.legal_entity) ?? 'no connection'}, not ${r.connection}`,
-            ),
-          );
-      } else if (kind === 'item') {
-        if (!products.has(r.source)) unknown('product');
-      } else if (kind === 'account') {
-        if (!accounts.has(r.source)) unknown('GL account');
-      } else if (kind === 'tax_code' || kind === 'tax_type' || kind === 'nexus') {
-        if (!jurisdictions.has(r.source)) unknown('tax jurisdiction');
-      } else if (kind === 'currency') {
-        if (!currencies.has(r.source)) unknown('currency');
-      } else if (kind === 'subsidiary') {
-        if (!entities.has(r.source)) unknown('legal entity');
-        else if (erp && context.routing.get(r.source) !== r.connection)
-          problems.push(
-            problem(
-              at(r.row, 'source'),
-              'entity_not_on_connection',
-              `legal entity ${r.source} posts to ${context.routing.get(r.source) ?? 'no connection'}, not ${r.connection}`,
-            ),
-          );
-      }
-    }
-    textProblem('target', r.target); // empty: the mapping ends on effective_from
+    else if (!textProblem(problems, r, 'source', r.source) && kindOk) checkSource(check, r, erp);
+    textProblem(problems, r, 'target', r.target); // empty: the mapping ends on effective_from
     if (!isIsoDate(r.effective_from))
       problems.push(
         problem(
@@ -321,6 +234,130 @@ export function validateRows(
     if (problems.length >= MAPPING_PROBLEMS_MAX) break;
   }
   return problems.slice(0, MAPPING_PROBLEMS_MAX);
+}
+
+/** The ids of the catalog in force that a mapping's source may name (all empty without a catalog). */
+function knownIds(catalog: Catalog | undefined) {
+  return {
+    accounts: catalog ? catalogAccounts(catalog) : new Set<string>(),
+    currencies: catalog ? catalogCurrencies(catalog) : new Set<string>(),
+    customers: new Map(catalog?.customers.map((c) => [c.id, c] as const) ?? []),
+    products: new Set(catalog?.products.map((p) => p.id) ?? []),
+    jurisdictions: new Set(catalog?.tax_rates.map((t) => t.jurisdiction) ?? []),
+    entities: new Set(catalog?.legal_entities.map((e) => e.id) ?? []),
+  };
+}
+
+/** What validateRows' checks of one row share: the context, the catalog's ids and the problems found so far. */
+interface RowCheck {
+  context: ValidationContext;
+  known: ReturnType<typeof knownIds>;
+  recordsNothing: (row: NumberedRow) => boolean;
+  problems: Problem[];
+}
+
+/** A control character or an over-long value is a problem on its field; true when it found one. */
+function textProblem(
+  problems: Problem[],
+  r: NumberedRow,
+  field: 'connection' | 'kind' | 'source' | 'target' | 'effective_from',
+  value: string,
+): boolean {
+  if (CONTROL.test(value))
+    problems.push(problem(at(r.row, field), 'control_character', 'must not contain control characters (tabs, line breaks, ...)'));
+  else if (value.length > MAPPING_TEXT_CHARS_MAX)
+    problems.push(problem(at(r.row, field), 'too_long', `has at most ${MAPPING_TEXT_CHARS_MAX} characters, got ${value.length}`));
+  else return false;
+  return true;
+}
+
+/** The row's connection, and the ERP it is a connection to (undefined when it is missing or unknown). */
+function checkConnection({ context, problems }: RowCheck, r: NumberedRow): ErpKind | undefined {
+  let erp: ErpKind | undefined;
+  if (r.connection === '')
+    problems.push(problem(at(r.row, 'connection'), 'required', 'names the connection (erp.connections in the configuration)'));
+  else if (!textProblem(problems, r, 'connection', r.connection)) {
+    erp = context.connections.get(r.connection);
+    if (erp === undefined)
+      problems.push(
+        problem(
+          at(r.row, 'connection'),
+          'unknown_connection',
+          `no connection ${JSON.stringify(r.connection)}; the connections are ${[...context.connections.keys()].join(', ') || '(none: configure erp.connections)'}`,
+        ),
+      );
+  }
+  return erp;
+}
+
+/** The row's kind: a mapping kind, and one the connection's ERP has; true when it is. */
+function checkKind({ problems }: RowCheck, r: NumberedRow, erp: ErpKind | undefined): boolean {
+  const kind = r.kind as MappingKind;
+  if (textProblem(problems, r, 'kind', r.kind)) return false;
+  if (!(MAPPING_KINDS as readonly string[]).includes(r.kind))
+    problems.push(problem(at(r.row, 'kind'), 'unknown_kind', `must be one of ${MAPPING_KINDS.join(', ')}`));
+  else if (erp && !KINDS_OF[erp].includes(kind))
+    problems.push(
+      problem(
+        at(r.row, 'kind'),
+        'kind_not_for_erp',
+        `a ${erp} connection has no ${kind} mappings; its kinds are ${KINDS_OF[erp].join(', ')}`,
+      ),
+    );
+  else return true;
+  return false;
+}
+
+/** The row's source, of a known kind: a currency code, and an id of the catalog in force unless exempt. */
+function checkSource(check: RowCheck, r: NumberedRow, erp: ErpKind | undefined): void {
+  const { context, problems } = check;
+  const kind = r.kind as MappingKind;
+  const catalogExempt = r.target === '' || check.recordsNothing(r); // see validateRows
+  if (kind === 'currency' && !isCurrency(r.source))
+    problems.push(problem(at(r.row, 'source'), 'not_iso_4217', `${JSON.stringify(r.source)} is not an ISO 4217 currency code`));
+  else if (catalogExempt) {
+    // an end, or a row that records nothing: not held to the catalog in force
+  } else if (!context.catalog)
+    problems.push(
+      problem(at(r.row, 'source'), 'no_catalog', 'no catalog is applied yet; apply one (accrue catalog apply) before importing mappings'),
+    );
+  else checkSourceInCatalog(check, r, kind, erp);
+}
+
+/** The source names an id of its kind in the catalog in force; a customer or legal entity on this connection. */
+function checkSourceInCatalog({ context, known, problems }: RowCheck, r: NumberedRow, kind: MappingKind, erp: ErpKind | undefined): void {
+  const unknown = (what: string) =>
+    problems.push(problem(at(r.row, 'source'), 'unknown_source', `the catalog in force has no ${what} ${JSON.stringify(r.source)}`));
+  if (kind === 'customer') {
+    const customer = known.customers.get(r.source);
+    if (!customer) unknown('customer');
+    else if (erp && context.routing.get(customer.legal_entity) !== r.connection)
+      problems.push(
+        problem(
+          at(r.row, 'source'),
+          'entity_not_on_connection',
+          `customer ${r.source} belongs to legal entity ${customer.legal_entity}, which posts to ${context.routing.get(customer.legal_entity) ?? 'no connection'}, not ${r.connection}`,
+        ),
+      );
+  } else if (kind === 'item') {
+    if (!known.products.has(r.source)) unknown('product');
+  } else if (kind === 'account') {
+    if (!known.accounts.has(r.source)) unknown('GL account');
+  } else if (kind === 'tax_code' || kind === 'tax_type' || kind === 'nexus') {
+    if (!known.jurisdictions.has(r.source)) unknown('tax jurisdiction');
+  } else if (kind === 'currency') {
+    if (!known.currencies.has(r.source)) unknown('currency');
+  } else if (kind === 'subsidiary') {
+    if (!known.entities.has(r.source)) unknown('legal entity');
+    else if (erp && context.routing.get(r.source) !== r.connection)
+      problems.push(
+        problem(
+          at(r.row, 'source'),
+          'entity_not_on_connection',
+          `legal entity ${r.source} posts to ${context.routing.get(r.source) ?? 'no connection'}, not ${r.connection}`,
+        ),
+      );
+  }
 }
 
 /** One recorded change: a new version of a mapping, and what was in force on its start date before it. */
@@ -408,6 +445,22 @@ async function record(
   stored: readonly MappingRow[],
   meta: { by: string; origin?: string },
 ): Promise<ImportOutcome> {
+  const changes = changesOf(rows, stored);
+  await insertChanges(client, changes, meta.by);
+  const woken = await wakeWaiting(client, changes);
+  for (const c of changes) {
+    await appendAudit(client, {
+      actor: meta.by,
+      action: c.after === null ? 'erp.mapping.end' : 'erp.mapping.set',
+      subject: `erp_mapping:${c.connection}:${c.kind}:${c.source}`,
+      details: { ...c, origin: meta.origin ?? null },
+    });
+  }
+  return { rows: rows.length, recorded: changes.length, unchanged: rows.length - changes.length, changes, woken };
+}
+
+/** The changes the rows make to the stored mappings, each a new version; in the file's order. */
+function changesOf(rows: readonly NumberedRow[], stored: readonly MappingRow[]): MappingChange[] {
   // Versions by (connection, kind, source): what is in force on a date before this row; and the latest version by start.
   const versions = new Map<string, Pick<MappingRow, 'effective_from' | 'version' | 'target'>[]>();
   const latest = new Map<string, { version: number; target: string | null }>();
@@ -448,6 +501,10 @@ async function record(
     history.push({ effective_from: r.effective_from, version, target });
   }
   changes.sort((a, b) => fileRow.get(a)! - fileRow.get(b)!); // reported (and audited) in the file's order
+  return changes;
+}
+
+async function insertChanges(client: pg.PoolClient, changes: readonly MappingChange[], by: string): Promise<void> {
   if (changes.length) {
     await client.query(
       `INSERT INTO erp_mappings (connection, kind, source, target, effective_from, version, recorded_by)
@@ -459,11 +516,14 @@ async function record(
         changes.map((c) => c.after),
         changes.map((c) => c.effective_from),
         changes.map((c) => c.version),
-        meta.by,
+        by,
       ],
     );
   }
-  // Wake the documents that wait for a mapping on a connection whose mappings changed: they try again now.
+}
+
+/** Wakes the documents that wait for a mapping on a connection whose mappings changed (they try again now); returns how many. */
+async function wakeWaiting(client: pg.PoolClient, changes: readonly MappingChange[]): Promise<number> {
   let woken = 0;
   for (const connection of new Set(changes.map((c) => c.connection))) {
     const result = await client.query(
@@ -472,13 +532,5 @@ async function record(
     );
     woken += result.rowCount ?? 0;
   }
-  for (const c of changes) {
-    await appendAudit(client, {
-      actor: meta.by,
-      action: c.after === null ? 'erp.mapping.end' : 'erp.mapping.set',
-      subject: `erp_mapping:${c.connection}:${c.kind}:${c.source}`,
-      details: { ...c, origin: meta.origin ?? null },
-    });
-  }
-  return { rows: rows.length, recorded: changes.length, unchanged: rows.length - changes.length, changes, woken };
+  return woken;
 }

@@ -103,37 +103,7 @@ export function salesDocumentFor(
   invariant(accounts !== undefined, `no accounts for legal entity ${invoice.legal_entity}`);
   const receivable = journal.lines.find((l) => l.account === accounts.receivable && l.customer !== undefined);
   invariant(receivable !== undefined, `journal ${journal.id} has no receivable line naming the customer`);
-  const products = new Map(catalog.catalog.products.map((p) => [p.id, p]));
-
-  // Invoices: per product, charges - discounts - credits drawn (the drawdown journal books the credit part).
-  // Credit notes fold the drawdown in: per product, charges - discounts, and one line restoring the credits.
-  const byProduct = new Map<string, bigint>();
-  for (const line of invoice.lines) {
-    if (invoice.kind === 'credit_note' && line.kind === 'credit') continue;
-    const signed = isCharge(line) ? line.amount_minor : -(line.amount_minor < 0n ? -line.amount_minor : line.amount_minor);
-    byProduct.set(line.product, (byProduct.get(line.product) ?? 0n) + signed);
-  }
-  const period = `${invoice.period_start}..${invoice.period_end}`;
-  const untaxed: Array<Omit<SalesDocumentLine, 'tax_minor'>> = [...byProduct.entries()]
-    .filter(([, amount]) => amount !== 0n)
-    .sort(([a], [b]) => compare(a, b))
-    .map(([product, amount]) => {
-      const account = products.get(product)?.revenue_account[invoice.legal_entity];
-      invariant(account !== undefined, `product ${product} has no revenue account in ${invoice.legal_entity}`);
-      return { product, description: `${products.get(product)!.name} ${period}`, account, amount_minor: amount };
-    });
-  if (invoice.kind === 'credit_note' && invoice.credits_applied_minor !== 0n) {
-    untaxed.push({
-      product: null,
-      description: `Prepaid credits restored ${period}`,
-      account: accounts.deferred_revenue,
-      amount_minor: -invoice.credits_applied_minor,
-    });
-  }
-  invariant(
-    untaxed.length > 0 && untaxed.length <= SALES_DOCUMENT_LINES_MAX,
-    `${invoice.id} has ${untaxed.length} document lines; 1 to ${SALES_DOCUMENT_LINES_MAX} fit an ERP document`,
-  );
+  const untaxed = untaxedLines(invoice, catalog, accounts.deferred_revenue);
   const taxes = allocateProportionally(
     invoice.tax_minor,
     untaxed.map((l) => l.amount_minor),
@@ -164,6 +134,42 @@ export function salesDocumentFor(
   };
   assertBooksLikeJournal(document, journal, accounts);
   return document;
+}
+
+/** The document's lines before tax: per product (sorted), and on a credit note one line restoring the credits. */
+function untaxedLines(invoice: Invoice, catalog: CatalogVersion, deferredRevenue: string): Array<Omit<SalesDocumentLine, 'tax_minor'>> {
+  const products = new Map(catalog.catalog.products.map((p) => [p.id, p]));
+
+  // Invoices: per product, charges - discounts - credits drawn (the drawdown journal books the credit part).
+  // Credit notes fold the drawdown in: per product, charges - discounts, and one line restoring the credits.
+  const byProduct = new Map<string, bigint>();
+  for (const line of invoice.lines) {
+    if (invoice.kind === 'credit_note' && line.kind === 'credit') continue;
+    const signed = isCharge(line) ? line.amount_minor : -(line.amount_minor < 0n ? -line.amount_minor : line.amount_minor);
+    byProduct.set(line.product, (byProduct.get(line.product) ?? 0n) + signed);
+  }
+  const period = `${invoice.period_start}..${invoice.period_end}`;
+  const untaxed: Array<Omit<SalesDocumentLine, 'tax_minor'>> = [...byProduct.entries()]
+    .filter(([, amount]) => amount !== 0n)
+    .sort(([a], [b]) => compare(a, b))
+    .map(([product, amount]) => {
+      const account = products.get(product)?.revenue_account[invoice.legal_entity];
+      invariant(account !== undefined, `product ${product} has no revenue account in ${invoice.legal_entity}`);
+      return { product, description: `${products.get(product)!.name} ${period}`, account, amount_minor: amount };
+    });
+  if (invoice.kind === 'credit_note' && invoice.credits_applied_minor !== 0n) {
+    untaxed.push({
+      product: null,
+      description: `Prepaid credits restored ${period}`,
+      account: deferredRevenue,
+      amount_minor: -invoice.credits_applied_minor,
+    });
+  }
+  invariant(
+    untaxed.length > 0 && untaxed.length <= SALES_DOCUMENT_LINES_MAX,
+    `${invoice.id} has ${untaxed.length} document lines; 1 to ${SALES_DOCUMENT_LINES_MAX} fit an ERP document`,
+  );
+  return untaxed;
 }
 
 /** The ERP books a document as: receivable (total), each line on its account, tax payable (tax); a credit note reversed. */

@@ -113,53 +113,73 @@ export async function recordJournals(
       }
       continue;
     }
-    await client.query(
-      `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        journal.id,
-        journal.kind,
-        journal.legal_entity,
-        journal.posting_date,
-        journal.source_document,
-        sourceNumber,
-        journal.memo,
-        hash,
-        asDated.posting_date,
-        placed.moved ? 'next_open_period' : 'as_dated',
-      ],
-    );
-    await client.query(
-      `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)
-       SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo
-         FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
-      [
-        journal.id,
-        JSON.stringify(
-          journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() })),
-        ),
-      ],
-    );
-    // A legal entity routed to an ERP connection (erp.connections) posts there and only there; the targets named by
-    // the caller serve the entities that have no connection.
-    const connection = routing
-      ? (
-          await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
-            journal.legal_entity,
-          ])
-        ).rows[0]?.connection
-      : undefined;
-    for (const target of connection ? [connection] : targets) {
-      // Outside the rollout scope: kept in the built-in ledger only, and recorded as held back from this target.
-      if (routing?.held_back) {
-        await recordHeldBack(client, outboxKey(target, journal.id), target, journal, routing.customer, routing.held_back);
-        continue;
-      }
-      await client.query(
-        `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, $4, $3) ON CONFLICT (key) DO NOTHING`,
-        [outboxKey(target, journal.id), target, journal.id, outboxDocumentKind(journal)],
-      );
+    await insertJournal(client, journal, sourceNumber, hash, asDated.posting_date, placed.moved);
+    await queueJournal(client, journal, routing, targets);
+  }
+}
+
+/** Writes a new journal and its lines; `datedOn` is the date it asked for, `moved` whether it was placed later. */
+async function insertJournal(
+  client: pg.PoolClient,
+  journal: Journal,
+  sourceNumber: string | null,
+  hash: string,
+  datedOn: string,
+  moved: boolean,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [
+      journal.id,
+      journal.kind,
+      journal.legal_entity,
+      journal.posting_date,
+      journal.source_document,
+      sourceNumber,
+      journal.memo,
+      hash,
+      datedOn,
+      moved ? 'next_open_period' : 'as_dated',
+    ],
+  );
+  await client.query(
+    `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)
+     SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo
+       FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
+    [
+      journal.id,
+      JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() }))),
+    ],
+  );
+}
+
+/** Writes the journal's outbox rows (step 1 of src/post/outbox.ts), or records it held back outside the rollout. */
+async function queueJournal(
+  client: pg.PoolClient,
+  journal: Journal,
+  routing: ErpRouting | null,
+  targets: readonly string[],
+): Promise<void> {
+  // A legal entity routed to an ERP connection (erp.connections) posts there and only there; the targets named by
+  // the caller serve the entities that have no connection.
+  const connection = routing
+    ? (
+        await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
+          journal.legal_entity,
+        ])
+      ).rows[0]?.connection
+    : undefined;
+  for (const target of connection ? [connection] : targets) {
+    // Outside the rollout scope: kept in the built-in ledger only, and recorded as held back from this target.
+    if (routing?.held_back) {
+      await recordHeldBack(client, outboxKey(target, journal.id), target, journal, routing.customer, routing.held_back);
+      continue;
     }
+    await client.query(
+      `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, $4, $3) ON CONFLICT (key) DO NOTHING`,
+      [outboxKey(target, journal.id), target, journal.id, outboxDocumentKind(journal)],
+    );
   }
 }
 

@@ -413,67 +413,100 @@ async function failed(
   outcome: DrainOutcome,
   policy: RetryPolicy,
 ): Promise<void> {
-  const message = (error as Error).message;
-  const wait = async (code: string, delayMs: number, extra: Record<string, unknown> = {}) => {
-    await settle(pool, row, { status: 'pending', calls, delayMs, error: { message, code, permanent: false, ...extra } });
-    outcome.retried += 1;
-  };
+  const failure: FailedRow = { pool, row, calls, message: (error as Error).message, outcome };
   if (error instanceof ConnectionParked)
-    return wait('parked', Math.max(0, error.until.getTime() - Date.now()), { until: error.until.toISOString() });
-  if (error instanceof ReauthorizationRequired) return wait('needs_reauthorization', OUTBOX_WAITS.reauthorizationRecheckMs);
-  if (error instanceof MappingMissing) {
-    const details = { field: error.field, kind: error.kind, source: error.source, refused_by: error.refusedBy ?? null, message };
-    await openErpException(pool, {
-      kind: 'erp_mapping_missing',
-      connection: row.target,
-      subject: `${row.target}:${error.kind}:${error.source}`,
-      details,
-      document: { key: row.key, journal: row.document_id },
-      legal_entity: doc.legal_entity,
-      ...(doc.sales ? { customer: doc.sales.customer, currency: doc.sales.currency } : {}),
+    return waitRow(failure, 'parked', Math.max(0, error.until.getTime() - Date.now()), { until: error.until.toISOString() });
+  if (error instanceof ReauthorizationRequired) return waitRow(failure, 'needs_reauthorization', OUTBOX_WAITS.reauthorizationRecheckMs);
+  if (error instanceof MappingMissing) return mappingMissing(failure, error, doc);
+  if (error instanceof PeriodLocked) return periodLocked(failure, error, doc.legal_entity);
+  return targetFailed(failure, error, policy);
+}
+
+/** What the steps of a failed row share: the row, the calls it made, the error's message and the drain's tally. */
+interface FailedRow {
+  pool: pg.Pool;
+  row: OutboxRow;
+  calls: number;
+  message: string;
+  outcome: DrainOutcome;
+}
+
+/** The row waits for a person or a time without counting a failure. */
+async function waitRow(failure: FailedRow, code: string, delayMs: number, extra: Record<string, unknown> = {}): Promise<void> {
+  const { pool, row, calls, message, outcome } = failure;
+  await settle(pool, row, { status: 'pending', calls, delayMs, error: { message, code, permanent: false, ...extra } });
+  outcome.retried += 1;
+}
+
+/** A mapping is missing: an exception for a person, and the row waits for the mapping. */
+async function mappingMissing(
+  failure: FailedRow,
+  error: MappingMissing,
+  doc: { legal_entity: string; sales: SalesDocument | undefined },
+): Promise<void> {
+  const { pool, row, message } = failure;
+  const details = { field: error.field, kind: error.kind, source: error.source, refused_by: error.refusedBy ?? null, message };
+  await openErpException(pool, {
+    kind: 'erp_mapping_missing',
+    connection: row.target,
+    subject: `${row.target}:${error.kind}:${error.source}`,
+    details,
+    document: { key: row.key, journal: row.document_id },
+    legal_entity: doc.legal_entity,
+    ...(doc.sales ? { customer: doc.sales.customer, currency: doc.sales.currency } : {}),
+  });
+  recordErpFailure(row.target, false, error);
+  return waitRow(failure, 'mapping_missing', OUTBOX_WAITS.mappingRecheckMs, details);
+}
+
+/** The ERP's period is closed: re-dated to its first open day when the connection's policy says so, else an exception. */
+async function periodLocked(failure: FailedRow, error: PeriodLocked, legalEntity: string): Promise<void> {
+  const { pool, row } = failure;
+  const policyOf = await closedPeriodPolicyOf(pool, row.target);
+  if (policyOf === 'first_open_day' && error.firstOpenDay !== null && error.firstOpenDay > error.date) return redateRow(failure, error);
+  await openErpException(pool, {
+    kind: 'erp_period_locked',
+    connection: row.target,
+    subject: row.key,
+    details: { date: error.date, first_open_day: error.firstOpenDay, detail: error.detail, policy: policyOf },
+    document: { key: row.key, journal: row.document_id },
+    legal_entity: legalEntity,
+  });
+  return waitRow(failure, 'period_locked', OUTBOX_WAITS.periodRecheckMs, { date: error.date, first_open_day: error.firstOpenDay });
+}
+
+/** The row is sent again at once with the first open day as its date; the move is audited in the same transaction. */
+async function redateRow(failure: FailedRow, error: PeriodLocked): Promise<void> {
+  const { pool, row, calls, message, outcome } = failure;
+  await transaction(pool, async (client) => {
+    await settleRow(client, row, {
+      status: 'pending',
+      calls,
+      delayMs: 0,
+      postOn: error.firstOpenDay,
+      error: { message, code: 'period_locked_moved', permanent: false, date: error.date, post_on: error.firstOpenDay },
     });
-    recordErpFailure(row.target, false, error);
-    return wait('mapping_missing', OUTBOX_WAITS.mappingRecheckMs, details);
-  }
-  if (error instanceof PeriodLocked) {
-    const policyOf = await closedPeriodPolicyOf(pool, row.target);
-    if (policyOf === 'first_open_day' && error.firstOpenDay !== null && error.firstOpenDay > error.date) {
-      await transaction(pool, async (client) => {
-        await settleRow(client, row, {
-          status: 'pending',
-          calls,
-          delayMs: 0,
-          postOn: error.firstOpenDay,
-          error: { message, code: 'period_locked_moved', permanent: false, date: error.date, post_on: error.firstOpenDay },
-        });
-        await appendAudit(client, {
-          actor: 'system:outbox',
-          action: 'outbox.redated',
-          subject: row.document_id,
-          details: {
-            target: row.target,
-            key: row.key,
-            date: error.date,
-            post_on: error.firstOpenDay,
-            reason: error.detail.slice(0, AUDIT_ERROR_CHARS_MAX),
-          },
-        });
-      });
-      outcome.retried += 1;
-      return;
-    }
-    await openErpException(pool, {
-      kind: 'erp_period_locked',
-      connection: row.target,
-      subject: row.key,
-      details: { date: error.date, first_open_day: error.firstOpenDay, detail: error.detail, policy: policyOf },
-      document: { key: row.key, journal: row.document_id },
-      legal_entity: doc.legal_entity,
+    await appendAudit(client, {
+      actor: 'system:outbox',
+      action: 'outbox.redated',
+      subject: row.document_id,
+      details: {
+        target: row.target,
+        key: row.key,
+        date: error.date,
+        post_on: error.firstOpenDay,
+        reason: error.detail.slice(0, AUDIT_ERROR_CHARS_MAX),
+      },
     });
-    return wait('period_locked', OUTBOX_WAITS.periodRecheckMs, { date: error.date, first_open_day: error.firstOpenDay });
-  }
+  });
+  outcome.retried += 1;
+}
+
+/** The target refused or failed: a wait, a 429's later, a retry with backoff, or a dead letter. */
+async function targetFailed(failure: FailedRow, error: unknown, policy: RetryPolicy): Promise<void> {
+  const { pool, row, calls, message, outcome } = failure;
   const details = error instanceof TargetError ? error.details : { permanent: false };
-  if (details.code === 'invoice_not_posted') return wait('invoice_not_posted', OUTBOX_WAITS.invoiceFirstMs);
+  if (details.code === 'invoice_not_posted') return waitRow(failure, 'invoice_not_posted', OUTBOX_WAITS.invoiceFirstMs);
   const record = { message, ...details };
   recordErpFailure(row.target, details.permanent, error);
   // A 429 is the ERP saying "later", not a failure: honour its Retry-After without moving the row toward the DLQ.
@@ -570,42 +603,12 @@ async function drainDue(
   let worked = 0;
   const refill = () =>
     (refilling ??= (async () => {
-      const claimedAt = Date.now();
-      const rows = await claim(pool, target.name, batch, leaseMs);
-      if (rows.length === 0) {
+      const claimed = await claimWithDocuments(pool, target, batch, leaseMs);
+      if (claimed.length === 0) {
         exhausted = true;
         return;
       }
-      const journals = new Map(
-        (
-          await readJournalsById(
-            pool,
-            rows.map((r) => r.document_id),
-          )
-        ).map((j) => [j.id, j]),
-      );
-      const chains = await outboxCorrelations(
-        pool,
-        rows.map((r) => r.key),
-      );
-      const documentJournals = rows
-        .filter((r) => r.document_kind !== 'journal')
-        .map((r) => journals.get(r.document_id))
-        .filter((j): j is Journal => j !== undefined);
-      const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
-      const payments = await readPaymentDocuments(
-        pool,
-        rows.filter((r) => r.document_kind === 'payment').map((r) => r.document_id),
-      );
-      for (const row of rows)
-        queue.push({
-          row,
-          payment: payments.get(row.document_id),
-          journal: journals.get(row.document_id),
-          document: documents.get(row.document_id),
-          chain: chains.get(row.key),
-          claimedAt,
-        });
+      queue.push(...claimed);
     })()
       .catch((error: unknown) => {
         failure ??= error;
@@ -626,34 +629,83 @@ async function drainDue(
       // A row that waited past half its lease is left to expire and be claimed again, never raced by a second worker.
       if (Date.now() - next.claimedAt > leaseMs / 2) continue;
       worked += 1;
-      const { row, chain } = next;
-      await withCorrelation(chain, log, () =>
-        inSpan(
-          SPANS.outboxPost,
-          {
-            [ATTRIBUTES.connector]: row.target,
-            [ATTRIBUTES.outboxKey]: row.key,
-            'accrue.attempt': row.attempts,
-            ...(chain
-              ? correlationAttributes({
-                  correlation: chain.correlation_id,
-                  rating_run: chain.rating_run,
-                  invoice: chain.invoice,
-                  journal: chain.journal,
-                })
-              : {}),
-          },
-          () =>
-            row.document_kind === 'payment'
-              ? processPayment(pool, target, limiter, row, next.payment, outcome, policy)
-              : processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy),
-        ),
-      );
+      await workClaimed(pool, target, limiter, next, outcome, policy, log);
     }
   };
   await Promise.all(Array.from({ length: target.limits.concurrency }, lane));
   if (failure !== undefined) throw failure;
   return worked;
+}
+
+/** Claims a batch (step 2) and reads what its rows send: journals, correlation chains, sales and payment documents. */
+async function claimWithDocuments(pool: pg.Pool, target: ErpTarget, batch: number, leaseMs: number): Promise<ClaimedRow[]> {
+  const claimedAt = Date.now();
+  const rows = await claim(pool, target.name, batch, leaseMs);
+  if (rows.length === 0) return [];
+  const journals = new Map(
+    (
+      await readJournalsById(
+        pool,
+        rows.map((r) => r.document_id),
+      )
+    ).map((j) => [j.id, j]),
+  );
+  const chains = await outboxCorrelations(
+    pool,
+    rows.map((r) => r.key),
+  );
+  const documentJournals = rows
+    .filter((r) => r.document_kind !== 'journal')
+    .map((r) => journals.get(r.document_id))
+    .filter((j): j is Journal => j !== undefined);
+  const documents = target.postDocument ? await readSalesDocuments(pool, documentJournals) : new Map<string, SalesDocument | Error>();
+  const payments = await readPaymentDocuments(
+    pool,
+    rows.filter((r) => r.document_kind === 'payment').map((r) => r.document_id),
+  );
+  return rows.map((row) => ({
+    row,
+    payment: payments.get(row.document_id),
+    journal: journals.get(row.document_id),
+    document: documents.get(row.document_id),
+    chain: chains.get(row.key),
+    claimedAt,
+  }));
+}
+
+/** Works one claimed row inside its correlation and an outbox span: a payment or a journal/document. */
+async function workClaimed(
+  pool: pg.Pool,
+  target: ErpTarget,
+  limiter: RateLimiter,
+  next: ClaimedRow,
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+  log: LogLine | undefined,
+): Promise<void> {
+  const { row, chain } = next;
+  await withCorrelation(chain, log, () =>
+    inSpan(
+      SPANS.outboxPost,
+      {
+        [ATTRIBUTES.connector]: row.target,
+        [ATTRIBUTES.outboxKey]: row.key,
+        'accrue.attempt': row.attempts,
+        ...(chain
+          ? correlationAttributes({
+              correlation: chain.correlation_id,
+              rating_run: chain.rating_run,
+              invoice: chain.invoice,
+              journal: chain.journal,
+            })
+          : {}),
+      },
+      () =>
+        row.document_kind === 'payment'
+          ? processPayment(pool, target, limiter, row, next.payment, outcome, policy)
+          : processRow(pool, target, limiter, row, next.journal, next.document, outcome, policy),
+    ),
+  );
 }
 
 const readJournalsById = (pool: pg.Pool, ids: string[]): Promise<Journal[]> => readJournals(pool, { ids });

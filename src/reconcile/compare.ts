@@ -336,6 +336,38 @@ export function compareWithLegacy(
   legacy: LegacyData,
   scope: ComparisonScope = {},
 ): ComparisonReport {
+  assertAccrueLines(accrue);
+  const customers = scope.customers === undefined ? null : [...new Set(scope.customers)].sort(compare);
+  const entity = scope.entity ?? null;
+  const customerSet = customers === null ? null : new Set(customers);
+  const inEntity = (e: string) => entity === null || e === entity;
+  const inScope = (l: { customer: string; legal_entity: string }) =>
+    inEntity(l.legal_entity) && (customerSet === null || customerSet.has(l.customer));
+
+  const invoices = compareInvoices(accrue.invoiceLines.filter(inScope), legacy.invoices.filter(inScope));
+
+  let journal: ComparisonReport['journal'] = null;
+  let journal_skipped: string | null = null;
+  if (legacy.journal_lines === null) journal_skipped = 'the legacy export has no journal_lines.csv';
+  else if (customers !== null) journal_skipped = 'journal lines carry no customer, so a comparison scoped to customers leaves them out';
+  else
+    journal = compareJournals(
+      accrue.journalLines.filter((l) => inEntity(l.legal_entity)),
+      legacy.journal_lines.filter((l) => inEntity(l.legal_entity)),
+    );
+
+  const clean = (counts: Record<ComparisonStatus, number>) =>
+    counts.differing === 0 && counts.missing_in_accrue === 0 && counts.missing_in_legacy === 0;
+  return {
+    scope: { customers, entity },
+    invoices,
+    journal,
+    journal_skipped,
+    matches: clean(invoices.counts) && (journal === null || clean(journal.counts)),
+  };
+}
+
+function assertAccrueLines(accrue: { invoiceLines: readonly AccrueInvoiceLine[]; journalLines: readonly AccrueJournalLine[] }): void {
   for (const l of accrue.invoiceLines)
     invariant(
       isCurrency(l.currency) && typeof l.amount_minor === 'bigint',
@@ -347,24 +379,21 @@ export function compareWithLegacy(
       `Accrue journal line ${l.legal_entity}/${l.account} needs a currency and bigint minor units`,
     );
   }
-  const customers = scope.customers === undefined ? null : [...new Set(scope.customers)].sort(compare);
-  const entity = scope.entity ?? null;
-  const customerSet = customers === null ? null : new Set(customers);
-  const inEntity = (e: string) => entity === null || e === entity;
-  const inScope = (l: { customer: string; legal_entity: string }) =>
-    inEntity(l.legal_entity) && (customerSet === null || customerSet.has(l.customer));
+}
 
-  // Invoices.
-  const invoiceKey = (l: { legal_entity: string; customer: string; currency: string; period: string; product: string }) => [
-    l.legal_entity,
-    l.customer,
-    l.currency,
-    l.period,
-    l.product,
-  ];
+const invoiceKey = (l: { legal_entity: string; customer: string; currency: string; period: string; product: string }) => [
+  l.legal_entity,
+  l.customer,
+  l.currency,
+  l.period,
+  l.product,
+];
+
+/** Invoice lines in scope, summed per key on each side, then compared row by row. */
+function compareInvoices(ourLines: readonly AccrueInvoiceLine[], theirLines: readonly AccrueInvoiceLine[]): ComparisonReport['invoices'] {
   const add = (a: bigint, b: bigint) => a + b;
-  const ours = sumBy(accrue.invoiceLines.filter(inScope), invoiceKey, (l) => l.amount_minor, add);
-  const theirs = sumBy(legacy.invoices.filter(inScope), invoiceKey, (l) => l.amount_minor, add);
+  const ours = sumBy(ourLines, invoiceKey, (l) => l.amount_minor, add);
+  const theirs = sumBy(theirLines, invoiceKey, (l) => l.amount_minor, add);
   const invoiceRows: InvoiceComparisonRow[] = [];
   const invoiceCounts = emptyCounts();
   const currencyTotals = new Map<string, CurrencyTotal>();
@@ -394,79 +423,60 @@ export function compareWithLegacy(
     currencyTotals.set(currency, total);
   }
   invoiceRows.sort((x, y) => compareTuple(invoiceKey(x), invoiceKey(y)));
-
-  // Journal.
-  let journal: ComparisonReport['journal'] = null;
-  let journal_skipped: string | null = null;
-  if (legacy.journal_lines === null) journal_skipped = 'the legacy export has no journal_lines.csv';
-  else if (customers !== null) journal_skipped = 'journal lines carry no customer, so a comparison scoped to customers leaves them out';
-  else {
-    const journalKey = (l: { legal_entity: string; period: string; account: string; currency: string }) => [
-      l.legal_entity,
-      l.period,
-      l.account,
-      l.currency,
-    ];
-    const dc = (l: DebitCredit): DebitCredit => ({ debit_minor: l.debit_minor, credit_minor: l.credit_minor });
-    const addDc = (x: DebitCredit, y: DebitCredit): DebitCredit => ({
-      debit_minor: x.debit_minor + y.debit_minor,
-      credit_minor: x.credit_minor + y.credit_minor,
-    });
-    const ourLines = sumBy(
-      accrue.journalLines.filter((l) => inEntity(l.legal_entity)),
-      journalKey,
-      dc,
-      addDc,
-    );
-    const theirLines = sumBy(
-      legacy.journal_lines.filter((l) => inEntity(l.legal_entity)),
-      journalKey,
-      dc,
-      addDc,
-    );
-    const rows: JournalComparisonRow[] = [];
-    const counts = emptyCounts();
-    const totals = new Map<string, JournalCurrencyTotal>();
-    const zero: DebitCredit = { debit_minor: 0n, credit_minor: 0n };
-    for (const id of new Set([...ourLines.keys(), ...theirLines.keys()])) {
-      const a = ourLines.get(id)?.value ?? null;
-      const b = theirLines.get(id)?.value ?? null;
-      const [legal_entity, period, account, currency] = (ourLines.get(id) ?? theirLines.get(id))!.parts as [string, string, string, string];
-      const equal = a !== null && b !== null && a.debit_minor === b.debit_minor && a.credit_minor === b.credit_minor;
-      const status = statusOf(a !== null, b !== null, equal);
-      counts[status] += 1;
-      const x = a ?? zero;
-      const y = b ?? zero;
-      rows.push({
-        legal_entity,
-        period,
-        account,
-        currency,
-        status,
-        accrue: a,
-        legacy: b,
-        difference: { debit_minor: x.debit_minor - y.debit_minor, credit_minor: x.credit_minor - y.credit_minor },
-      });
-      const total = totals.get(currency) ?? { currency, accrue: zero, legacy: zero };
-      totals.set(currency, { currency, accrue: addDc(total.accrue, x), legacy: addDc(total.legacy, y) });
-    }
-    rows.sort((p, q) => compareTuple(journalKey(p), journalKey(q)));
-    journal = { rows, counts, totals: [...totals.values()].sort((p, q) => compare(p.currency, q.currency)) };
-  }
-
-  const clean = (counts: Record<ComparisonStatus, number>) =>
-    counts.differing === 0 && counts.missing_in_accrue === 0 && counts.missing_in_legacy === 0;
   return {
-    scope: { customers, entity },
-    invoices: {
-      rows: invoiceRows,
-      counts: invoiceCounts,
-      totals: [...currencyTotals.values()].sort((p, q) => compare(p.currency, q.currency)),
-    },
-    journal,
-    journal_skipped,
-    matches: clean(invoiceCounts) && (journal === null || clean(journal.counts)),
+    rows: invoiceRows,
+    counts: invoiceCounts,
+    totals: [...currencyTotals.values()].sort((p, q) => compare(p.currency, q.currency)),
   };
+}
+
+const journalKey = (l: { legal_entity: string; period: string; account: string; currency: string }) => [
+  l.legal_entity,
+  l.period,
+  l.account,
+  l.currency,
+];
+const addDc = (x: DebitCredit, y: DebitCredit): DebitCredit => ({
+  debit_minor: x.debit_minor + y.debit_minor,
+  credit_minor: x.credit_minor + y.credit_minor,
+});
+
+/** Journal lines in the entity, debits and credits summed per key on each side, then compared row by row. */
+function compareJournals(
+  ourJournal: readonly AccrueJournalLine[],
+  theirJournal: readonly AccrueJournalLine[],
+): NonNullable<ComparisonReport['journal']> {
+  const dc = (l: DebitCredit): DebitCredit => ({ debit_minor: l.debit_minor, credit_minor: l.credit_minor });
+  const ourLines = sumBy(ourJournal, journalKey, dc, addDc);
+  const theirLines = sumBy(theirJournal, journalKey, dc, addDc);
+  const rows: JournalComparisonRow[] = [];
+  const counts = emptyCounts();
+  const totals = new Map<string, JournalCurrencyTotal>();
+  const zero: DebitCredit = { debit_minor: 0n, credit_minor: 0n };
+  for (const id of new Set([...ourLines.keys(), ...theirLines.keys()])) {
+    const a = ourLines.get(id)?.value ?? null;
+    const b = theirLines.get(id)?.value ?? null;
+    const [legal_entity, period, account, currency] = (ourLines.get(id) ?? theirLines.get(id))!.parts as [string, string, string, string];
+    const equal = a !== null && b !== null && a.debit_minor === b.debit_minor && a.credit_minor === b.credit_minor;
+    const status = statusOf(a !== null, b !== null, equal);
+    counts[status] += 1;
+    const x = a ?? zero;
+    const y = b ?? zero;
+    rows.push({
+      legal_entity,
+      period,
+      account,
+      currency,
+      status,
+      accrue: a,
+      legacy: b,
+      difference: { debit_minor: x.debit_minor - y.debit_minor, credit_minor: x.credit_minor - y.credit_minor },
+    });
+    const total = totals.get(currency) ?? { currency, accrue: zero, legacy: zero };
+    totals.set(currency, { currency, accrue: addDc(total.accrue, x), legacy: addDc(total.legacy, y) });
+  }
+  rows.sort((p, q) => compareTuple(journalKey(p), journalKey(q)));
+  return { rows, counts, totals: [...totals.values()].sort((p, q) => compare(p.currency, q.currency)) };
 }
 
 // ---------- formatting ----------
@@ -506,7 +516,16 @@ export function formatComparison(report: ComparisonReport, options: { all?: bool
   out.push(report.matches ? 'Result: everything compared matches.' : 'Result: DIFFERENCES FOUND.');
   out.push('');
 
-  const inv = report.invoices;
+  formatInvoices(out, report.invoices, options);
+  out.push('');
+
+  if (report.journal === null) out.push(`Journal per entity and account: not compared (${report.journal_skipped ?? 'no journal'}).`);
+  else formatJournal(out, report.journal, options);
+  return `${out.join('\n')}\n`;
+}
+
+/** The invoice part of the report: counts, the rows shown, totals per currency. */
+function formatInvoices(out: string[], inv: ComparisonReport['invoices'], options: { all?: boolean }): void {
   out.push(`Invoices per customer and product: ${countsText(inv.counts)}`);
   const invRows = inv.rows.filter((r) => options.all || r.status !== 'matched');
   if (invRows.length > 0) {
@@ -543,50 +562,47 @@ export function formatComparison(report: ComparisonReport, options: { all?: bool
       ),
     );
   }
-  out.push('');
+}
 
-  if (report.journal === null) out.push(`Journal per entity and account: not compared (${report.journal_skipped ?? 'no journal'}).`);
-  else {
-    const j = report.journal;
-    out.push(`Journal per entity and account: ${countsText(j.counts)}`);
-    const rows = j.rows.filter((r) => options.all || r.status !== 'matched');
-    if (rows.length > 0) {
-      out.push(
-        textTable(
-          ['status', 'entity', 'period', 'account', 'currency', 'accrue Dr', 'accrue Cr', 'legacy Dr', 'legacy Cr', 'diff Dr', 'diff Cr'],
-          rows.map((r) => [
-            STATUS_LABEL[r.status],
-            r.legal_entity,
-            r.period,
-            r.account,
-            r.currency,
-            amount(r.accrue?.debit_minor ?? null, r.currency),
-            amount(r.accrue?.credit_minor ?? null, r.currency),
-            amount(r.legacy?.debit_minor ?? null, r.currency),
-            amount(r.legacy?.credit_minor ?? null, r.currency),
-            formatMajor(r.difference.debit_minor, r.currency),
-            formatMajor(r.difference.credit_minor, r.currency),
-          ]),
-          new Set([5, 6, 7, 8, 9, 10]),
-        ),
-      );
-    }
-    if (j.totals.length > 0) {
-      out.push('');
-      out.push(
-        textTable(
-          ['currency', 'accrue Dr', 'accrue Cr', 'legacy Dr', 'legacy Cr'],
-          j.totals.map((t) => [
-            t.currency,
-            formatMajor(t.accrue.debit_minor, t.currency),
-            formatMajor(t.accrue.credit_minor, t.currency),
-            formatMajor(t.legacy.debit_minor, t.currency),
-            formatMajor(t.legacy.credit_minor, t.currency),
-          ]),
-          new Set([1, 2, 3, 4]),
-        ),
-      );
-    }
+/** The journal part of the report: counts, the rows shown, totals per currency. */
+function formatJournal(out: string[], j: NonNullable<ComparisonReport['journal']>, options: { all?: boolean }): void {
+  out.push(`Journal per entity and account: ${countsText(j.counts)}`);
+  const rows = j.rows.filter((r) => options.all || r.status !== 'matched');
+  if (rows.length > 0) {
+    out.push(
+      textTable(
+        ['status', 'entity', 'period', 'account', 'currency', 'accrue Dr', 'accrue Cr', 'legacy Dr', 'legacy Cr', 'diff Dr', 'diff Cr'],
+        rows.map((r) => [
+          STATUS_LABEL[r.status],
+          r.legal_entity,
+          r.period,
+          r.account,
+          r.currency,
+          amount(r.accrue?.debit_minor ?? null, r.currency),
+          amount(r.accrue?.credit_minor ?? null, r.currency),
+          amount(r.legacy?.debit_minor ?? null, r.currency),
+          amount(r.legacy?.credit_minor ?? null, r.currency),
+          formatMajor(r.difference.debit_minor, r.currency),
+          formatMajor(r.difference.credit_minor, r.currency),
+        ]),
+        new Set([5, 6, 7, 8, 9, 10]),
+      ),
+    );
   }
-  return `${out.join('\n')}\n`;
+  if (j.totals.length > 0) {
+    out.push('');
+    out.push(
+      textTable(
+        ['currency', 'accrue Dr', 'accrue Cr', 'legacy Dr', 'legacy Cr'],
+        j.totals.map((t) => [
+          t.currency,
+          formatMajor(t.accrue.debit_minor, t.currency),
+          formatMajor(t.accrue.credit_minor, t.currency),
+          formatMajor(t.legacy.debit_minor, t.currency),
+          formatMajor(t.legacy.credit_minor, t.currency),
+        ]),
+        new Set([1, 2, 3, 4]),
+      ),
+    );
+  }
 }

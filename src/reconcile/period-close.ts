@@ -43,26 +43,8 @@ export async function closeAccountingPeriod(
 ): Promise<PeriodCloseOutcome> {
   const by = input.by?.trim() ?? '';
   if (by === '') return { result: fail(problem('by', 'required', 'must name who closes the period')), open: [] };
-  const closedRow = async (db: pg.Pool | pg.PoolClient) =>
-    (
-      await db.query<{ closed_at: Date; closed_by: string | null }>(
-        "SELECT closed_at, closed_by FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'",
-        [input.legalEntity, input.period],
-      )
-    ).rows[0];
-  const already = await closedRow(pool);
-  if (already) {
-    return {
-      result: ok({
-        legal_entity: input.legalEntity,
-        period: input.period,
-        closed_at: already.closed_at.toISOString(),
-        closed_by: already.closed_by ?? '',
-        already_closed: true,
-      }),
-      open: [],
-    };
-  }
+  const already = await alreadyClosed(pool, input.legalEntity, input.period);
+  if (already) return { result: ok(already), open: [] };
   // Checks the entity and period (ProblemError) and records every difference before the gate is read.
   const reconciliation = await reconcilePeriod(pool, {
     period: input.period,
@@ -73,62 +55,89 @@ export async function closeAccountingPeriod(
   return transaction(pool, async (client) => {
     // The same lock as the reconciliation recorder: no exception is opened between this check and the close.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`reconcile:${input.legalEntity}:${input.period}`]);
-    const open = (
-      await client.query<OpenException>(
-        `SELECT id, checkpoint, kind, coalesce(item, subject) AS item, owner_queue, status, assigned_to FROM exceptions
-          WHERE legal_entity = $1 AND period = $2 AND status IN ('open', 'assigned') ORDER BY owner_queue, checkpoint NULLS LAST, id`,
-        [input.legalEntity, input.period],
-      )
-    ).rows;
-    if (open.length > 0) {
-      const problems: Problem[] = open
-        .slice(0, REFUSAL_LISTED_MAX)
-        .map((e) =>
-          problem(
-            `exceptions[${e.id}]`,
-            'open_exception',
-            `${e.checkpoint ?? e.kind} ${e.item} is ${e.status}${e.assigned_to ? ` (assigned to ${e.assigned_to})` : ''} in ${e.owner_queue}; resolve or waive it first`,
-          ),
-        );
-      if (open.length > REFUSAL_LISTED_MAX)
-        problems.push(problem('exceptions', 'open_exceptions', `and ${open.length - REFUSAL_LISTED_MAX} more open exceptions`));
-      return { result: fail(...problems), open, reconciliation };
-    }
-    const closed = (
-      await client.query<{ closed_at: Date }>(
-        `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
-         ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3 RETURNING closed_at`,
-        [input.legalEntity, input.period, by],
-      )
-    ).rows[0]!;
-    const settled = (
-      await client.query<{ status: string; n: number }>(
-        'SELECT status, count(*)::int AS n FROM exceptions WHERE legal_entity = $1 AND period = $2 GROUP BY status ORDER BY status',
-        [input.legalEntity, input.period],
-      )
-    ).rows;
-    await appendAudit(client, {
-      actor: by,
-      action: 'accounting_period.close',
-      subject: `${input.legalEntity}:${input.period}`,
-      details: {
-        legal_entity: input.legalEntity,
-        period: input.period,
-        reconciliation: reconciliation.status,
-        connectors: reconciliation.connectors,
-        exceptions: Object.fromEntries(settled.map((r) => [r.status, r.n])),
-      },
-    });
-    return {
-      result: ok({
-        legal_entity: input.legalEntity,
-        period: input.period,
-        closed_at: closed.closed_at.toISOString(),
-        closed_by: by,
-        already_closed: false,
-      }),
-      open: [],
-      reconciliation,
-    };
+    const open = await openExceptions(client, input.legalEntity, input.period);
+    if (open.length > 0) return { result: fail(...refusal(open)), open, reconciliation };
+    const closed = await closePeriod(client, { legalEntity: input.legalEntity, period: input.period, by }, reconciliation);
+    return { result: ok(closed), open: [], reconciliation };
   });
+}
+
+/** The period as already closed, or undefined when it is open. */
+async function alreadyClosed(pool: pg.Pool, legalEntity: string, period: string): Promise<PeriodClosed | undefined> {
+  const row = (
+    await pool.query<{ closed_at: Date; closed_by: string | null }>(
+      "SELECT closed_at, closed_by FROM accounting_periods WHERE legal_entity = $1 AND period = $2 AND status = 'closed'",
+      [legalEntity, period],
+    )
+  ).rows[0];
+  if (!row) return undefined;
+  return {
+    legal_entity: legalEntity,
+    period,
+    closed_at: row.closed_at.toISOString(),
+    closed_by: row.closed_by ?? '',
+    already_closed: true,
+  };
+}
+
+/** The exceptions of the entity and period still open or assigned: what holds the close. */
+async function openExceptions(client: pg.PoolClient, legalEntity: string, period: string): Promise<OpenException[]> {
+  return (
+    await client.query<OpenException>(
+      `SELECT id, checkpoint, kind, coalesce(item, subject) AS item, owner_queue, status, assigned_to FROM exceptions
+        WHERE legal_entity = $1 AND period = $2 AND status IN ('open', 'assigned') ORDER BY owner_queue, checkpoint NULLS LAST, id`,
+      [legalEntity, period],
+    )
+  ).rows;
+}
+
+/** The refusal: the first REFUSAL_LISTED_MAX open exceptions one by one, the rest counted. */
+function refusal(open: readonly OpenException[]): Problem[] {
+  const problems: Problem[] = open
+    .slice(0, REFUSAL_LISTED_MAX)
+    .map((e) =>
+      problem(
+        `exceptions[${e.id}]`,
+        'open_exception',
+        `${e.checkpoint ?? e.kind} ${e.item} is ${e.status}${e.assigned_to ? ` (assigned to ${e.assigned_to})` : ''} in ${e.owner_queue}; resolve or waive it first`,
+      ),
+    );
+  if (open.length > REFUSAL_LISTED_MAX)
+    problems.push(problem('exceptions', 'open_exceptions', `and ${open.length - REFUSAL_LISTED_MAX} more open exceptions`));
+  return problems;
+}
+
+/** Marks the period closed and audits the close with the reconciliation and the exceptions settled per status. */
+async function closePeriod(
+  client: pg.PoolClient,
+  close: { legalEntity: string; period: string; by: string },
+  reconciliation: ReconcileReport,
+): Promise<PeriodClosed> {
+  const { legalEntity, period, by } = close;
+  const closed = (
+    await client.query<{ closed_at: Date }>(
+      `INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, $2, 'closed', now(), $3)
+       ON CONFLICT (legal_entity, period) DO UPDATE SET status = 'closed', closed_at = now(), closed_by = $3 RETURNING closed_at`,
+      [legalEntity, period, by],
+    )
+  ).rows[0]!;
+  const settled = (
+    await client.query<{ status: string; n: number }>(
+      'SELECT status, count(*)::int AS n FROM exceptions WHERE legal_entity = $1 AND period = $2 GROUP BY status ORDER BY status',
+      [legalEntity, period],
+    )
+  ).rows;
+  await appendAudit(client, {
+    actor: by,
+    action: 'accounting_period.close',
+    subject: `${legalEntity}:${period}`,
+    details: {
+      legal_entity: legalEntity,
+      period,
+      reconciliation: reconciliation.status,
+      connectors: reconciliation.connectors,
+      exceptions: Object.fromEntries(settled.map((r) => [r.status, r.n])),
+    },
+  });
+  return { legal_entity: legalEntity, period, closed_at: closed.closed_at.toISOString(), closed_by: by, already_closed: false };
 }

@@ -107,119 +107,171 @@ export async function applyPayment(
     received_on: input.received_on,
   });
   return transaction(pool, async (client) => {
-    if (options.delivery !== undefined) {
-      const delivery = await client.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [
-        options.delivery,
-      ]);
-      if (delivery.rowCount === 0)
-        throw new ProblemError([problem('Accrue-Signature', 'replayed_delivery', 'this signed delivery was already received')], 409);
-    }
-    const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id]))
-      .rows[0];
-    if (seen) {
-      if (seen.content_hash === hash) return { status: 'duplicate', payment_id: input.id };
-      throw new ProblemError(
-        [{ path: 'id', code: 'exists_with_different_content', message: `payment ${input.id} was already received with other content` }],
-        409,
-      );
-    }
-    const invoice = (
-      await client.query<{
-        id: string;
-        number: string;
-        customer: string;
-        legal_entity: string;
-        currency: string;
-        total_minor: string;
-        amount_paid_minor: string;
-        status: string;
-        kind: string;
-      }>(
-        'SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE',
-        [input.invoice],
-      )
-    ).rows[0];
-    const exception = async (kind: string, details: Record<string, unknown>): Promise<PaymentOutcome> => {
-      await client.query(
-        `INSERT INTO payments (id, source, invoice_ref, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, 'exception', $7)`,
-        [input.id, source, input.invoice, input.currency, input.amount_minor.toString(), input.received_on, hash],
-      );
-      const { id } = await openPaymentException(client, kind, input.id, {
-        ...details,
-        payment: { ...input, amount_minor: input.amount_minor.toString() },
-      });
-      return { status: 'exception', payment_id: input.id, exception: id, kind };
-    };
+    const application: PaymentApplication = { client, input, source, hash };
+    if (options.delivery !== undefined) await spendDelivery(client, options.delivery);
+    const seen = await alreadyReceived(application);
+    if (seen) return seen;
+    const invoice = await lockInvoice(client, input.invoice);
     if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized')
-      return exception('payment_unmatched', { reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice' });
+      return paymentException(application, 'payment_unmatched', {
+        reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice',
+      });
     if (invoice.currency !== input.currency)
-      return exception('payment_currency_mismatch', { invoice: invoice.number, invoice_currency: invoice.currency });
+      return paymentException(application, 'payment_currency_mismatch', { invoice: invoice.number, invoice_currency: invoice.currency });
     const paid = BigInt(invoice.amount_paid_minor) + input.amount_minor;
     const total = BigInt(invoice.total_minor);
     if (paid > total)
-      return exception('payment_overpayment', {
+      return paymentException(application, 'payment_overpayment', {
         invoice: invoice.number,
         total_minor: total.toString(),
         would_be_paid_minor: paid.toString(),
       });
-    const paymentStatus = paid === total ? 'paid' : 'partially_paid';
-    await client.query('UPDATE invoices SET amount_paid_minor = $2, payment_status = $3 WHERE id = $1', [
-      invoice.id,
-      paid.toString(),
-      paymentStatus,
-    ]);
-    await client.query(
-      `INSERT INTO payments (id, source, invoice_ref, invoice_id, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'applied', $8)`,
-      [input.id, source, input.invoice, invoice.id, input.currency, input.amount_minor.toString(), input.received_on, hash],
-    );
-    const customer = catalog.index.customers.get(invoice.customer);
-    const accounts = catalog.catalog.accounts[invoice.legal_entity];
-    if (!customer || !accounts) throw new Error(`no customer or accounts for invoice ${invoice.number}`);
-    const journal = paymentJournal(
-      {
-        id: input.id,
-        invoice_id: invoice.id,
-        customer: invoice.customer,
-        erp_customer_id: customer.erp_customer_id,
-        legal_entity: invoice.legal_entity,
-        currency: input.currency,
-        amount_minor: input.amount_minor,
-        received_on: input.received_on,
-      },
-      accounts,
-    );
-    await recordJournals(client, [journal], invoice.number);
-    // A payment received here (the webhook) is pushed to the ERP the invoice's legal entity posts to, and applied to
-    // the invoice there, so the ERP's receivable clears; a payment read from the ERP is never pushed back.
-    if (source === 'webhook') {
-      const connection = (
-        await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [
-          invoice.legal_entity,
-        ])
-      ).rows[0]?.connection;
-      if (connection) {
-        await client.query(
-          `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'payment', $3) ON CONFLICT (key) DO NOTHING`,
-          [paymentOutboxKey(connection, input.id), connection, input.id],
-        );
-      }
-    }
-    await appendAudit(client, {
-      actor: `system:payments-${source}`,
-      action: 'payment.apply',
-      subject: input.id,
-      details: {
-        invoice: invoice.number,
-        invoice_id: invoice.id,
-        currency: input.currency,
-        amount_minor: input.amount_minor,
-        amount_paid_minor: paid,
-        payment_status: paymentStatus,
-        received_on: input.received_on,
-      },
-    });
-    return { status: 'applied', payment_id: input.id, invoice: invoice.number, payment_status: paymentStatus, amount_paid: paid };
+    return applyToInvoice(application, catalog, invoice, paid, total);
   });
+}
+
+/** What the steps of one payment's transaction share. */
+interface PaymentApplication {
+  client: pg.PoolClient;
+  input: PaymentInput & { amount_minor: bigint };
+  source: 'webhook' | 'erp';
+  hash: string;
+}
+
+/** The invoice a payment names, as locked for the payment's transaction. */
+interface LockedInvoice {
+  id: string;
+  number: string;
+  customer: string;
+  legal_entity: string;
+  currency: string;
+  total_minor: string;
+  amount_paid_minor: string;
+  status: string;
+  kind: string;
+}
+
+/** Records a signed delivery as received; already received, it throws 409. */
+async function spendDelivery(client: pg.PoolClient, signature: string): Promise<void> {
+  const delivery = await client.query('INSERT INTO webhook_deliveries (signature) VALUES ($1) ON CONFLICT DO NOTHING', [signature]);
+  if (delivery.rowCount === 0)
+    throw new ProblemError([problem('Accrue-Signature', 'replayed_delivery', 'this signed delivery was already received')], 409);
+}
+
+/** A payment already received: a duplicate with the same content, a 409 with other content; undefined when new. */
+async function alreadyReceived({ client, input, hash }: PaymentApplication): Promise<PaymentOutcome | undefined> {
+  const seen = (await client.query<{ content_hash: string }>('SELECT content_hash FROM payments WHERE id = $1 FOR UPDATE', [input.id]))
+    .rows[0];
+  if (!seen) return undefined;
+  if (seen.content_hash === hash) return { status: 'duplicate', payment_id: input.id };
+  throw new ProblemError(
+    [{ path: 'id', code: 'exists_with_different_content', message: `payment ${input.id} was already received with other content` }],
+    409,
+  );
+}
+
+async function lockInvoice(client: pg.PoolClient, reference: string): Promise<LockedInvoice | undefined> {
+  return (
+    await client.query<LockedInvoice>(
+      'SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE',
+      [reference],
+    )
+  ).rows[0];
+}
+
+/** The payment is stored as an exception and an exception opened for finance operations. */
+async function paymentException(
+  { client, input, source, hash }: PaymentApplication,
+  kind: string,
+  details: Record<string, unknown>,
+): Promise<PaymentOutcome> {
+  await client.query(
+    `INSERT INTO payments (id, source, invoice_ref, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, 'exception', $7)`,
+    [input.id, source, input.invoice, input.currency, input.amount_minor.toString(), input.received_on, hash],
+  );
+  const { id } = await openPaymentException(client, kind, input.id, {
+    ...details,
+    payment: { ...input, amount_minor: input.amount_minor.toString() },
+  });
+  return { status: 'exception', payment_id: input.id, exception: id, kind };
+}
+
+/** The payment applies: the invoice's paid amount, the payment, its journal, its push to the ERP, the audit record. */
+async function applyToInvoice(
+  application: PaymentApplication,
+  catalog: CatalogVersion,
+  invoice: LockedInvoice,
+  paid: bigint,
+  total: bigint,
+): Promise<PaymentOutcome> {
+  const { client, input, source, hash } = application;
+  const paymentStatus = paid === total ? 'paid' : 'partially_paid';
+  await client.query('UPDATE invoices SET amount_paid_minor = $2, payment_status = $3 WHERE id = $1', [
+    invoice.id,
+    paid.toString(),
+    paymentStatus,
+  ]);
+  await client.query(
+    `INSERT INTO payments (id, source, invoice_ref, invoice_id, currency, amount_minor, received_on, status, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 'applied', $8)`,
+    [input.id, source, input.invoice, invoice.id, input.currency, input.amount_minor.toString(), input.received_on, hash],
+  );
+  await recordPaymentJournal(client, catalog, input, invoice);
+  // A payment received here (the webhook) is pushed to the ERP the invoice's legal entity posts to, and applied to
+  // the invoice there, so the ERP's receivable clears; a payment read from the ERP is never pushed back.
+  if (source === 'webhook') await queuePaymentPush(client, invoice.legal_entity, input.id);
+  await appendAudit(client, {
+    actor: `system:payments-${source}`,
+    action: 'payment.apply',
+    subject: input.id,
+    details: {
+      invoice: invoice.number,
+      invoice_id: invoice.id,
+      currency: input.currency,
+      amount_minor: input.amount_minor,
+      amount_paid_minor: paid,
+      payment_status: paymentStatus,
+      received_on: input.received_on,
+    },
+  });
+  return { status: 'applied', payment_id: input.id, invoice: invoice.number, payment_status: paymentStatus, amount_paid: paid };
+}
+
+async function recordPaymentJournal(
+  client: pg.PoolClient,
+  catalog: CatalogVersion,
+  input: PaymentInput & { amount_minor: bigint },
+  invoice: LockedInvoice,
+): Promise<void> {
+  const customer = catalog.index.customers.get(invoice.customer);
+  const accounts = catalog.catalog.accounts[invoice.legal_entity];
+  if (!customer || !accounts) throw new Error(`no customer or accounts for invoice ${invoice.number}`);
+  const journal = paymentJournal(
+    {
+      id: input.id,
+      invoice_id: invoice.id,
+      customer: invoice.customer,
+      erp_customer_id: customer.erp_customer_id,
+      legal_entity: invoice.legal_entity,
+      currency: input.currency,
+      amount_minor: input.amount_minor,
+      received_on: input.received_on,
+    },
+    accounts,
+  );
+  await recordJournals(client, [journal], invoice.number);
+}
+
+/** Queues the payment for the ERP connection the legal entity posts to, if it has one. */
+async function queuePaymentPush(client: pg.PoolClient, legalEntity: string, paymentId: string): Promise<void> {
+  const connection = (
+    await client.query<{ connection: string }>('SELECT connection FROM erp_entity_connections WHERE legal_entity = $1', [legalEntity])
+  ).rows[0]?.connection;
+  if (connection) {
+    await client.query(
+      `INSERT INTO outbox (key, target, document_kind, document_id) VALUES ($1, $2, 'payment', $3) ON CONFLICT (key) DO NOTHING`,
+      [paymentOutboxKey(connection, paymentId), connection, paymentId],
+    );
+  }
 }
 
 // ---------- signed webhooks ----------

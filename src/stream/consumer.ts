@@ -16,6 +16,7 @@ import {
   DeliverPolicy,
   millis,
   nanos,
+  type Consumer,
   type JetStreamManager,
   type JsMsg,
   type MsgHdrs,
@@ -209,6 +210,34 @@ export interface StreamConsumer {
 
 /** Connects, ensures the stream and consumer, and consumes until stop(). */
 export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOptions): Promise<StreamConsumer> {
+  const { batchMax, batchWaitMs } = batchLimits(options);
+  const log = options.log ?? (() => {});
+  const nc = await connectStream(options);
+  const consumer = await nc.jetstream().consumers.get(options.stream, options.durable);
+  const stats: ConsumeStats = {
+    batches: 0,
+    messages: 0,
+    counts: { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 },
+    terminated: 0,
+    retries: 0,
+  };
+  const run: ConsumerRun = { pool, options, consumer, stats, log, batchMax, batchWaitMs, stopping: false, wake: () => {} };
+  const done = consumeUntilStopped(run).finally(async () => {
+    await nc.drain().catch(() => {}); // sends the last acks before closing
+  });
+  return {
+    done,
+    stats,
+    async stop() {
+      run.stopping = true;
+      run.wake();
+      return done;
+    },
+  };
+}
+
+/** The batch size and wait, checked with the ack limits they must fit in; a RangeError when they do not. */
+function batchLimits(options: StreamSourceOptions): { batchMax: number; batchWaitMs: number } {
   const batchMax = options.batchMessagesMax ?? STREAM_LIMITS.batchMessagesDefault;
   const batchWaitMs = options.batchWaitMs ?? STREAM_LIMITS.batchWaitMsDefault;
   if (!Number.isSafeInteger(batchMax) || batchMax < 1 || batchMax > INGEST_LIMITS.batchEventsMax) {
@@ -225,8 +254,11 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
       `ack wait (${ackWaitMs} ms) must be at least the batch wait plus ${STREAM_LIMITS.commitBudgetMsMin} ms (${batchWaitMs + STREAM_LIMITS.commitBudgetMsMin} ms)`,
     );
   }
-  const log = options.log ?? (() => {});
+  return { batchMax, batchWaitMs };
+}
 
+/** Connects to NATS and ensures the stream and the durable consumer; the connection is closed when that fails. */
+async function connectStream(options: StreamSourceOptions): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({ servers: options.servers.split(','), name: `accrue-ingest:${options.durable}` });
@@ -239,91 +271,84 @@ export async function startStreamConsumer(pool: pg.Pool, options: StreamSourceOp
     await nc.close();
     throw error;
   }
-  const consumer = await nc.jetstream().consumers.get(options.stream, options.durable);
-  const stats: ConsumeStats = {
-    batches: 0,
-    messages: 0,
-    counts: { accepted: 0, duplicate: 0, conflict: 0, rejected: 0, quarantined: 0 },
-    terminated: 0,
-    retries: 0,
-  };
-  let stopping = false;
-  let wake: () => void = () => {};
+  return nc;
+}
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+/** What the consumer's loop shares: its consumer and limits, its stats, whether it is stopping, and how to wake its sleep. */
+interface ConsumerRun {
+  pool: pg.Pool;
+  options: StreamSourceOptions;
+  consumer: Consumer;
+  stats: ConsumeStats;
+  log: (line: Record<string, unknown>) => void;
+  batchMax: number;
+  batchWaitMs: number;
+  stopping: boolean;
+  wake: () => void;
+}
 
-  const fetchBatch = async (): Promise<JsMsg[]> => {
-    const batch: JsMsg[] = [];
-    const messages = await consumer.fetch({ max_messages: batchMax, expires: batchWaitMs });
-    for await (const message of messages) batch.push(message);
-    return batch;
-  };
-
-  const loop = async (): Promise<ConsumeStats> => {
-    let failures = 0;
-    while (!stopping) {
-      let batch: JsMsg[];
-      try {
-        batch = await fetchBatch(); // step 1
-      } catch (error) {
-        failures += 1;
-        log({ level: 'warn', msg: 'stream fetch failed', stream: options.stream, error: (error as Error).message });
-        await sleep(Math.min(STREAM_LIMITS.retryBackoffMsMax, 100 * 2 ** failures));
-        continue;
-      }
-      failures = 0;
-      if (batch.length === 0) continue;
-      await processBatch(batch);
-    }
-    return stats;
-  };
-
-  // Retries the same batch until it commits: the messages stay ours (working() resets their ack timer) while Postgres is away.
-  const processBatch = async (batch: JsMsg[]): Promise<void> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await ingestMessages(pool, options, batch, stats);
-        return;
-      } catch (error) {
-        stats.retries += 1;
-        log({
-          level: 'warn',
-          msg: 'stream batch not committed; retrying',
-          stream: options.stream,
-          messages: batch.length,
-          attempt,
-          error: (error as Error).message,
-        });
-        if (stopping && attempt >= 3) {
-          // Leaving: hand the batch back to JetStream for another process rather than wait here.
-          for (const message of batch) message.nak();
-          return;
-        }
-        for (const message of batch) message.working();
-        await sleep(Math.min(STREAM_LIMITS.retryBackoffMsMax, 100 * 2 ** attempt));
-      }
-    }
-  };
-
-  const done = loop().finally(async () => {
-    await nc.drain().catch(() => {}); // sends the last acks before closing
+/** Sleeps `ms`, or until stop() wakes it. */
+function sleep(run: ConsumerRun, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    run.wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
   });
-  return {
-    done,
-    stats,
-    async stop() {
-      stopping = true;
-      wake();
-      return done;
-    },
-  };
+}
+
+async function fetchBatch(run: ConsumerRun): Promise<JsMsg[]> {
+  const batch: JsMsg[] = [];
+  const messages = await run.consumer.fetch({ max_messages: run.batchMax, expires: run.batchWaitMs });
+  for await (const message of messages) batch.push(message);
+  return batch;
+}
+
+async function consumeUntilStopped(run: ConsumerRun): Promise<ConsumeStats> {
+  let failures = 0;
+  while (!run.stopping) {
+    let batch: JsMsg[];
+    try {
+      batch = await fetchBatch(run); // step 1
+    } catch (error) {
+      failures += 1;
+      run.log({ level: 'warn', msg: 'stream fetch failed', stream: run.options.stream, error: (error as Error).message });
+      await sleep(run, Math.min(STREAM_LIMITS.retryBackoffMsMax, 100 * 2 ** failures));
+      continue;
+    }
+    failures = 0;
+    if (batch.length === 0) continue;
+    await processBatch(run, batch);
+  }
+  return run.stats;
+}
+
+// Retries the same batch until it commits: the messages stay ours (working() resets their ack timer) while Postgres is away.
+async function processBatch(run: ConsumerRun, batch: JsMsg[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ingestMessages(run.pool, run.options, batch, run.stats);
+      return;
+    } catch (error) {
+      run.stats.retries += 1;
+      run.log({
+        level: 'warn',
+        msg: 'stream batch not committed; retrying',
+        stream: run.options.stream,
+        messages: batch.length,
+        attempt,
+        error: (error as Error).message,
+      });
+      if (run.stopping && attempt >= 3) {
+        // Leaving: hand the batch back to JetStream for another process rather than wait here.
+        for (const message of batch) message.nak();
+        return;
+      }
+      for (const message of batch) message.working();
+      await sleep(run, Math.min(STREAM_LIMITS.retryBackoffMsMax, 100 * 2 ** attempt));
+    }
+  }
 }
 
 /** Steps 2-4 for one batch; throws (acking nothing) when the batch could not be made durable. */
