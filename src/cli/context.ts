@@ -79,6 +79,17 @@ export function readText(path: string): string {
 }
 
 /** The catalog in force; without one, a problem telling to apply one (exit 2). */
+/** What every `accrue serve` passes the API server from the configuration and the environment. */
+export function apiOptions(cfg: Config, pool: Pool) {
+  return {
+    pool,
+    logger: true,
+    bodyLimitBytes: cfg.bodyLimitBytes,
+    futureSkewMsMax: cfg.futureSkewSeconds * 1000,
+    webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
+  };
+}
+
 export async function requireCatalog(pool: Pool) {
   const current = await currentCatalog(pool);
   if (!current)

@@ -9,7 +9,7 @@ import { ProblemError, valueOf } from '../domain/result.js';
 import type { Store } from '../store/store.js';
 import { readText, output } from './context.js';
 import { progress } from './progress.js';
-import { table } from './table.js';
+import { table, trialBalanceTable } from './table.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closePeriod } from '../close/close-period.js';
@@ -183,20 +183,7 @@ async function showBooks({ store, options, catalog, log }: Demo): Promise<void> 
   const periodJournals = await readJournals(store.pool, { from: options.period.start_date, to: options.period.end_date });
   for (const entity of catalog.catalog.legal_entities) {
     const rows = trialBalance(periodJournals.filter((j) => j.legal_entity === entity.id));
-    output(
-      `\nTrial balance ${entity.id} ${options.period.period}\n` +
-        table(
-          ['account', 'currency', 'debit', 'credit', 'balance'],
-          rows.map((r) => [
-            r.account,
-            r.currency,
-            formatMajor(r.debit_minor, r.currency),
-            formatMajor(r.credit_minor, r.currency),
-            formatMajor(r.balance_minor, r.currency),
-          ]),
-        ),
-      { entity: entity.id, trial_balance: rows },
-    );
+    output(`\nTrial balance ${entity.id} ${options.period.period}\n` + trialBalanceTable(rows), { entity: entity.id, trial_balance: rows });
   }
   mkdirSync(options.outDir, { recursive: true });
   const ledgerPath = join(options.outDir, `ledger-${options.period.period}.journal`);

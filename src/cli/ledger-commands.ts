@@ -9,7 +9,7 @@ import { ProblemError } from '../domain/result.js';
 import { EXPORT_FORMATS, exportJournals, type ExportFormat } from '../post/plaintext/exports.js';
 import { globals, output, requireCatalog, withStore } from './context.js';
 import { runPeriodClose } from './reconcile-commands.js';
-import { table } from './table.js';
+import { trialBalanceTable } from './table.js';
 
 export function registerLedgerCommands(program: Command): void {
   registerLedger(program);
@@ -32,16 +32,7 @@ function registerLedger(program: Command): void {
         const rows = trialBalance(journals);
         const money = (v: bigint, c: string) => formatMajor(v, c);
         output(
-          table(
-            ['account', 'currency', 'debit', 'credit', 'balance'],
-            rows.map((r) => [
-              r.account,
-              r.currency,
-              money(r.debit_minor, r.currency),
-              money(r.credit_minor, r.currency),
-              money(r.balance_minor, r.currency),
-            ]),
-          ),
+          trialBalanceTable(rows),
           rows.map((r) => ({
             ...r,
             debit: money(r.debit_minor, r.currency),

@@ -13,7 +13,7 @@ import { startStreamConsumer, type StreamSourceOptions } from '../stream/consume
 import { startNotificationPublisher, type PublisherOptions } from '../stream/notifications.js';
 import type { Store } from '../store/store.js';
 import type { ConnectionSettings } from '../domain/erp.js';
-import { config } from './context.js';
+import { config, apiOptions } from './context.js';
 import { publisherOptions, runUntilSignal, sourceOptions, type StreamFlags } from './stream-commands.js';
 
 export const SERVE_ROLES = ['api', 'worker', 'all'] as const;
@@ -86,11 +86,7 @@ async function startApi(
 ): Promise<FastifyInstance['metricsRegistry']> {
   const metrics = { access: cfg.metricsAccess, route: metricsListen === undefined, connectors };
   const app = await buildServer({
-    pool: store.pool,
-    logger: true,
-    bodyLimitBytes: cfg.bodyLimitBytes,
-    futureSkewMsMax: cfg.futureSkewSeconds * 1000,
-    webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
+    ...apiOptions(cfg, store.pool),
     groupCommit: groupCommitOptionsFromEnv(),
     metrics,
   });

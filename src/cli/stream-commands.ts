@@ -13,7 +13,7 @@ import {
   webhooksFromEnv,
   type PublisherOptions,
 } from '../stream/notifications.js';
-import { config, output, withStore } from './context.js';
+import { config, output, withStore, apiOptions } from './context.js';
 import { table } from './table.js';
 
 export interface StreamFlags {
@@ -146,13 +146,7 @@ export async function serveWithStream(flags: StreamFlags & { host?: string; port
   const source = sourceOptions(flags, cfg.futureSkewSeconds * 1000);
   const notify = flags.notify === false ? undefined : publisherOptions(flags, true);
   await runUntilSignal(flags, async (store, stoppers, failed) => {
-    const app = await buildServer({
-      pool: store.pool,
-      logger: true,
-      bodyLimitBytes: cfg.bodyLimitBytes,
-      futureSkewMsMax: cfg.futureSkewSeconds * 1000,
-      webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
-    });
+    const app = await buildServer(apiOptions(cfg, store.pool));
     await app.listen({ host: cfg.host, port: cfg.port });
     stoppers.push(() => app.close());
     process.stderr.write(`accrue: listening on http://${cfg.host}:${cfg.port} (OpenAPI at /openapi.json)\n`);
