@@ -194,15 +194,19 @@ class UnbilledCache {
   }
 }
 
-export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'connectors'> = {}): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+/** What every group of metric families registers with: the registry, the store and the known label values. */
+interface Families {
+  registry: Registry;
+  pool: pg.Pool;
+  getKnown: () => Promise<Known>;
+  zeros: (dimensions: (k: Known) => Record<string, readonly string[]>) => ZeroSets;
+}
 
-  // Failed ERP calls are counted by the process that makes them: configured connectors start at 0 (others once seen).
-  const failures = processRegistry.getSingleMetric('accrue_erp_call_failures_total') as Counter | undefined;
-  for (const labels of combinations({ connector: [...(options.connectors ?? [])], kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
-
-  // The catalog's legal entities (with their currency) and meters, and every connector configured or ever used.
+/**
+ * The catalog's legal entities (with their currency) and meters, and every connector configured or ever used, read at
+ * most every KNOWN_CACHE_MS; each read also starts the failed-ERP-call counters of newly seen connectors at 0.
+ */
+function knownLabels(pool: pg.Pool, options: Pick<MetricsOptions, 'connectors'>, failures: Counter | undefined): () => Promise<Known> {
   let known: { at: number; value: Promise<Known> } | undefined;
   const readKnown = async (): Promise<Known> => {
     const [catalog, used] = await Promise.all([
@@ -219,7 +223,7 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
       connectors,
     };
   };
-  const getKnown = (): Promise<Known> => {
+  return (): Promise<Known> => {
     if (!known || Date.now() - known.at >= KNOWN_CACHE_MS) {
       const value = readKnown();
       known = { at: Date.now(), value };
@@ -227,12 +231,34 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     }
     return known.value;
   };
+}
+
+export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'connectors'> = {}): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  // Failed ERP calls are counted by the process that makes them: configured connectors start at 0 (others once seen).
+  const failures = processRegistry.getSingleMetric('accrue_erp_call_failures_total') as Counter | undefined;
+  for (const labels of combinations({ connector: [...(options.connectors ?? [])], kind: ERP_FAILURE_KINDS })) failures?.inc(labels, 0);
+
+  const getKnown = knownLabels(pool, options, failures);
   const zeros =
     (dimensions: (k: Known) => Record<string, readonly string[]>): ZeroSets =>
     async () =>
       combinations(dimensions(await getKnown()));
+  const families: Families = { registry, pool, getKnown, zeros };
+  ingestionFamilies(families);
+  unbilledFamilies(families);
+  invoicingFamilies(families);
+  settlementFamilies(families);
+  postingFamilies(families);
+  erpConnectionFamilies(families);
+  reconciliationFamilies(families);
+  return registry;
+}
 
-  // ---------- ingestion ----------
+/** Events received, quarantined and late. */
+function ingestionFamilies({ registry, pool, getKnown }: Families): void {
   new Counter({
     name: 'accrue_events_received_total',
     help: 'Usage events received over all batches, by outcome: accepted, duplicate, conflict, rejected, quarantined.',
@@ -276,8 +302,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
       }
     },
   });
+}
 
-  // ---------- unbilled usage ----------
+/** The estimate of usage in billing periods not yet closed. */
+function unbilledFamilies({ registry, pool, getKnown }: Families): void {
   const unbilled = new UnbilledCache(pool);
   new Gauge({
     name: 'accrue_unbilled_usage_quantity',
@@ -325,8 +353,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
       this.set((await unbilled.get()).ageSeconds);
     },
   });
+}
 
-  // ---------- invoicing ----------
+/** Invoices by status and how long they take. */
+function invoicingFamilies({ registry, pool, zeros }: Families): void {
   storeGauge(registry, pool, {
     name: 'accrue_invoices',
     help: 'Invoices and credit notes by legal entity, kind and status.',
@@ -343,8 +373,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
             FROM invoices WHERE kind = 'invoice' AND corrects IS NULL AND finalized_at IS NOT NULL`,
     zeros: zeros((k) => ({ legal_entity: k.entities })),
   });
+}
 
-  // ---------- settlement ----------
+/** Payments refused and ERP payment polling. */
+function settlementFamilies({ registry, pool, zeros }: Families): void {
   storeCounter(registry, pool, {
     name: 'accrue_charge_rejections_total',
     help: 'Payments (charges collected from a customer, by webhook or from an ERP) refused for application and filed as exceptions, by legal entity and reason.',
@@ -367,8 +399,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
             FROM erp_payment_sync WHERE outcome = 'applied' AND erp_modified_at ~ '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}(:?\\d{2})?)$'`,
     zeros: zeros((k) => ({ connector: k.connectors })),
   });
+}
 
-  // ---------- posting ----------
+/** The outbox to the ERPs: backlog, failures, dead letters, replays. */
+function postingFamilies({ registry, pool, zeros }: Families): void {
   const outboxEntity = "coalesce((SELECT j.legal_entity FROM journals j WHERE j.id = o.document_id), 'unknown')";
   storeGauge(registry, pool, {
     name: 'accrue_outbox_entries',
@@ -405,8 +439,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     sql: 'SELECT target AS connector, sum(replays) AS value FROM outbox GROUP BY 1',
     zeros: zeros((k) => ({ connector: k.connectors })),
   });
+}
 
-  // ---------- ERP connections ----------
+/** ERP connections: status, parking, entries waiting on them. */
+function erpConnectionFamilies({ registry, pool }: Families): void {
   storeGauge(registry, pool, {
     name: 'accrue_erp_connection_status',
     help: 'ERP connections by status: 1 for the status each is in (active, unauthorized, needs_reauthorization), 0 for the others. needs_reauthorization: its documents wait until someone runs accrue connect again.',
@@ -425,8 +461,10 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     labelNames: ['connector', 'reason'],
     sql: "SELECT target AS connector, last_error->>'code' AS reason, count(*) AS value FROM outbox WHERE status = 'pending' AND last_error->>'code' IN ('mapping_missing', 'period_locked', 'needs_reauthorization', 'parked', 'invoice_first') GROUP BY 1, 2",
   });
+}
 
-  // ---------- reconciliation ----------
+/** Open exceptions. */
+function reconciliationFamilies({ registry, pool, zeros }: Families): void {
   storeGauge(registry, pool, {
     name: 'accrue_exceptions_open',
     help: 'Exceptions not yet resolved or waived, by owner queue, status (open, assigned) and legal entity.',
@@ -434,7 +472,6 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
     sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
     zeros: zeros((k) => ({ queue: OWNER_QUEUES, status: OPEN_EXCEPTION_STATUSES, legal_entity: k.entities })),
   });
-  return registry;
 }
 
 /** HTTP basics of this process: requests by route pattern (never the raw URL, so ids do not become series) and status. */
