@@ -4,7 +4,7 @@ import { getJson } from '../api.js';
 import { count, dateTime, money } from '../format.js';
 import { href } from '../route.js';
 import type { CustomerSummary, CustomerUsage, InvoiceSummary } from '../types.js';
-import { Card, ChartView, Empty, html, PALETTE, Pill, plot, Status, useApi } from '../ui.js';
+import { Card, ChartView, Empty, html, PALETTE, Pill, plot, Status, useApi, type Loaded } from '../ui.js';
 
 export function CustomersView(props: { period: string }) {
   const customers = useApi(() => getJson<{ customers: CustomerSummary[] }>('/v1/dashboard/customers'), []);
@@ -112,40 +112,56 @@ export function CustomerDetailView(props: { id: string; period: string }) {
         ${c ? html`<p class="muted">${c.id} · ${c.legal_entity} · tenants ${c.tenants.join(', ')}${c.parent ? ` · part of ${c.parent}` : ''}</p>` : null}
       </div>
       <div class="segmented" role="group" aria-label="Granularity">
-        <button class=${bucket === 'day' ? 'on' : ''} aria-pressed=${bucket === 'day'} onClick=${() => setBucket('day')}>Days of ${props.period}</button>
-        <button class=${bucket === 'month' ? 'on' : ''} aria-pressed=${bucket === 'month'} onClick=${() => setBucket('month')} data-testid="bucket-month">12 months</button>
+        <button class=${bucket === 'day' ? 'on' : ''} aria-pressed=${bucket === 'day'} onClick=${() => setBucket('day')}>
+          Days of ${props.period}
+        </button>
+        <button
+          class=${bucket === 'month' ? 'on' : ''}
+          aria-pressed=${bucket === 'month'}
+          onClick=${() => setBucket('month')}
+          data-testid="bucket-month"
+        >
+          12 months
+        </button>
       </div>
     </div>
-    ${
-      c
-        ? html`<div class="kpis">
-            ${c.balances.map(
-              (b) =>
-                html`<div class="kpi">
-                  <div class="kpi-label">Outstanding ${b.currency}</div>
-                  <div class="kpi-value">${money(b.outstanding, b.currency)}</div>
-                  <div class="kpi-trend muted">of ${money(b.invoiced, b.currency)} invoiced</div>
-                </div>`,
-            )}
-            <div class="kpi">
-              <div class="kpi-label">Events, all time</div>
-              <div class="kpi-value">${count(c.events)}</div>
-              <div class="kpi-trend muted">last ${dateTime(c.last_event_time)}</div>
-            </div>
-          </div>`
-        : null
-    }
+    <${CustomerKpis} customer=${c} />
     <${Status} loading=${usage.loading && !u} error=${usage.error} />
-    ${
-      u
-        ? active.length === 0
-          ? html`<${Card} wide><${Empty}>No usage from ${u.from} to ${u.to}.</${Empty}></${Card}>`
-          : html`<div class="grid two">
-              ${active.map(
-                (
-                  m,
-                  i,
-                ) => html`<${Card} title=${m.meter} subtitle=${`${m.aggregation} per ${u.bucket}; ${count(m.events.reduce((s, n) => s + n, 0))} events${m.late_events ? `, ${count(m.late_events)} late (billed apart)` : ''}`} testid=${`usage-${m.meter}`}>
+    ${u ? html`<${UsageCharts} usage=${u} active=${active} />` : null}
+    <${CustomerInvoices} invoices=${invoices} period=${props.period} />
+  </div>`;
+}
+
+function CustomerKpis(props: { customer: CustomerSummary | undefined }) {
+  const c = props.customer;
+  if (!c) return null;
+  return html`<div class="kpis">
+    ${c.balances.map(
+      (b) =>
+        html`<div class="kpi">
+          <div class="kpi-label">Outstanding ${b.currency}</div>
+          <div class="kpi-value">${money(b.outstanding, b.currency)}</div>
+          <div class="kpi-trend muted">of ${money(b.invoiced, b.currency)} invoiced</div>
+        </div>`,
+    )}
+    <div class="kpi">
+      <div class="kpi-label">Events, all time</div>
+      <div class="kpi-value">${count(c.events)}</div>
+      <div class="kpi-trend muted">last ${dateTime(c.last_event_time)}</div>
+    </div>
+  </div>`;
+}
+
+function UsageCharts(props: { usage: CustomerUsage; active: CustomerUsage['meters'] }) {
+  const { usage: u, active } = props;
+  return active.length === 0
+    ? html`<${Card} wide><${Empty}>No usage from ${u.from} to ${u.to}.</${Empty}></${Card}>`
+    : html`<div class="grid two">
+        ${active.map(
+          (
+            m,
+            i,
+          ) => html`<${Card} title=${m.meter} subtitle=${`${m.aggregation} per ${u.bucket}; ${count(m.events.reduce((s, n) => s + n, 0))} events${m.late_events ? `, ${count(m.late_events)} late (billed apart)` : ''}`} testid=${`usage-${m.meter}`}>
                 <${ChartView}
                   label=${`${m.meter} per ${u.bucket}`}
                   height=${200}
@@ -167,11 +183,13 @@ export function CustomerDetailView(props: { id: string; period: string }) {
                   }}
                 />
               </${Card}>`,
-              )}
-            </div>`
-        : null
-    }
-    <${Card} title="Invoices" testid="customer-invoices" wide>
+        )}
+      </div>`;
+}
+
+function CustomerInvoices(props: { invoices: Loaded<{ total: number; invoices: InvoiceSummary[] }>; period: string }) {
+  const { invoices } = props;
+  return html`<${Card} title="Invoices" testid="customer-invoices" wide>
       <${Status} loading=${invoices.loading && !invoices.data} error=${invoices.error} />
       ${invoices.data && invoices.data.invoices.length === 0 ? html`<${Empty}>No invoices yet.</${Empty}>` : null}
       ${
@@ -204,6 +222,5 @@ export function CustomerDetailView(props: { id: string; period: string }) {
             </table>`
           : null
       }
-    </${Card}>
-  </div>`;
+    </${Card}>`;
 }
