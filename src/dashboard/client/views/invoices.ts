@@ -54,40 +54,7 @@ export function InvoicesView(props: { period: string; params: URLSearchParams })
               ${
                 result.data.invoices.length === 0
                   ? html`<${Empty}>No invoice matches.</${Empty}>`
-                  : html`<div class="table-wrap">
-                      <table class="data">
-                        <thead>
-                          <tr>
-                            <th>Number</th>
-                            <th>Customer</th>
-                            <th>Entity</th>
-                            <th>Period</th>
-                            <th class="num">Total</th>
-                            <th class="num">Paid</th>
-                            <th>Payment</th>
-                            <th>Posting</th>
-                            <th>Finalized</th>
-                          </tr>
-                        </thead>
-                        <tbody>
-                          ${result.data.invoices.map(
-                            (
-                              i,
-                            ) => html`<tr class="clickable" onClick=${() => (location.hash = href('invoices', i.number ?? i.id, { period: props.period }))} data-testid=${`invoice-row-${i.number ?? i.id}`}>
-                        <td><a href=${href('invoices', i.number ?? i.id, { period: props.period })}>${i.number ?? shortId(i.id)}</a>${i.kind === 'credit_note' ? html` <${Pill} tone="blue">credit note</${Pill}>` : null}${i.status !== 'finalized' ? html` <${Pill} tone="grey">${i.status}</${Pill}>` : null}</td>
-                        <td>${i.customer_name ?? i.customer} <span class="muted">${i.customer}</span></td>
-                        <td>${i.legal_entity}</td>
-                        <td>${i.period}</td>
-                        <td class="num" data-testid=${`invoice-total-${i.number ?? i.id}`} data-value=${i.total}>${money(i.total, i.currency)}</td>
-                        <td class="num">${money(i.amount_paid, i.currency)}</td>
-                        <td><${Pill} tone=${PAYMENT_TONE[i.payment_status as keyof typeof PAYMENT_TONE] ?? 'grey'}>${i.payment_status.replace('_', ' ')}</${Pill}></td>
-                        <td><${Pill} tone=${POSTING_TONE[i.posting]}>${i.posting}</${Pill}></td>
-                        <td>${dateTime(i.finalized_at)}</td>
-                      </tr>`,
-                          )}
-                        </tbody>
-                      </table>
-                    </div>`
+                  : html`<${InvoiceTable} invoices=${result.data.invoices} period=${props.period} />`
               }`
           : null
       }
@@ -142,96 +109,10 @@ function LineWalk(props: { line: LineExplanation; currency: string }) {
           = <b>${money(l.amount, props.currency)}</b>
         </div>
       </div>
-      ${
-        l.price
-          ? html`<div class="step">
-              <div class="step-title">Price</div>
-              <div><code>${l.price.id}</code></div>
-              <div class="muted small">version ${l.price.version}${l.price.plan ? ` · plan ${l.price.plan}` : ''}</div>
-              ${
-                l.tiers.length
-                  ? html`<table class="data compact">
-                      <thead>
-                        <tr>
-                          <th>Tier</th>
-                          <th class="num">Quantity</th>
-                          <th class="num">Unit</th>
-                          <th class="num">Amount</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        ${l.tiers.map(
-                          (t) =>
-                            html`<tr>
-                              <td>${t.tier} (${t.from}–${t.up_to ?? '∞'})</td>
-                              <td class="num">${groupDigits(t.quantity)}</td>
-                              <td class="num">${t.unit_amount}</td>
-                              <td class="num">${groupDigits(t.amount)}</td>
-                            </tr>`,
-                        )}
-                      </tbody>
-                    </table>`
-                  : null
-              }
-            </div>`
-          : null
-      }
-      ${
-        u
-          ? html`<div class="step">
-                <div class="step-title">Usage aggregate</div>
-                <div>
-                  <code>${u.meter}</code> ${u.aggregation} =
-                  <b data-testid=${`explain-quantity-${l.line_no}`}>${groupDigits(u.quantity)}</b>
-                  ${u.consistent ? html`<${Pill} tone="green">recount agrees</${Pill}>` : html`<${Pill} tone="red">recount differs</${Pill}>`}
-                </div>
-                <div class="muted small">${dateTime(u.window.from)} to ${dateTime(u.window.to)}</div>
-              </div>
-              <div class="step">
-                <div class="step-title">Events</div>
-                <div>
-                  <b data-testid=${`explain-events-${l.line_no}`}>${count(u.event_count)}</b> events in ${count(u.usage_batch_count)}
-                  batch${u.usage_batch_count === 1 ? '' : 'es'}
-                </div>
-                <div class="muted small">first ${dateTime(u.first_event_time)}, last ${dateTime(u.last_event_time)}</div>
-              </div>`
-          : html`<div class="step">
-              <div class="step-title">No usage</div>
-              <div class="muted small">${l.note ?? ''}</div>
-            </div>`
-      }
+      ${l.price ? html`<${PriceStep} line=${l} />` : null}
+      <${UsageSteps} line=${l} />
     </div>
-    ${
-      u && u.sample.length
-        ? html`<div class="sample">
-            <div class="muted small">A fixed sample of the events counted (click one to walk forward from it):</div>
-            <table class="data compact">
-              <thead>
-                <tr>
-                  <th>Source</th>
-                  <th>Id</th>
-                  <th>Time</th>
-                  <th>Batch</th>
-                  <th class="num">Value</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${u.sample.map(
-                  (s) =>
-                    html`<tr class="clickable" onClick=${() => setEvent({ source: s.source, id: s.id })} data-testid="sample-event">
-                      <td><code>${s.source}</code></td>
-                      <td><code>${s.id}</code></td>
-                      <td>${dateTime(s.time)}</td>
-                      <td><code>${shortId(s.batch, 16)}</code></td>
-                      <td class="num">${s.value ?? '1'}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>
-            ${event ? html`<${EventWalk} source=${event.source} id=${event.id} />` : null}
-          </div>`
-        : null
-    }
+    ${u && u.sample.length ? html`<${EventSample} sample=${u.sample} event=${event} setEvent=${setEvent} />` : null}
   </div>`;
 }
 
@@ -320,17 +201,185 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
     ${
       e
         ? html`
-          <div class="kpis">
-            <div class="kpi" data-testid="invoice-detail-total" data-value=${e.invoice.total}><div class="kpi-label">Total</div><div class="kpi-value">${money(e.invoice.total, e.invoice.currency)}</div><div class="kpi-trend muted">tax included</div></div>
-            <div class="kpi" data-testid="invoice-detail-paid" data-value=${e.invoice.amount_paid}><div class="kpi-label">Paid</div><div class="kpi-value">${money(e.invoice.amount_paid, e.invoice.currency)}</div><div class="kpi-trend muted">${e.invoice.payment_status.replace('_', ' ')}</div></div>
-            <div class="kpi"><div class="kpi-label">Status</div><div class="kpi-value">${e.invoice.status}</div><div class="kpi-trend muted">finalized ${dateTime(e.invoice.finalized_at)}</div></div>
-            <div class="kpi"><div class="kpi-label">Rating run</div><div class="kpi-value small-value"><code>${shortId(e.rating_run?.id ?? '—', 20)}</code></div><div class="kpi-trend muted">catalog v${e.rating_run?.catalog_version ?? '—'}, events up to #${e.rating_run?.event_seq_watermark ?? '—'}</div></div>
-          </div>
+          <${InvoiceKpis} explained=${e} />
           <${Card} title="Amounts" subtitle="Charges, discounts, prepaid credits and tax per jurisdiction, to the total" testid="amounts" wide>
             <${Status} loading=${statement.loading && !statement.data} error=${statement.error} />
             ${statement.data ? html`<${Statement} statement=${statement.data} />` : null}
           </${Card}>
-          <${Card} title="Lineage" subtitle=${`Correlation id ${e.lineage.correlation_id}`} testid="lineage" wide>
+          <${Lineage} explained=${e} />
+          <${ExplainedLines} explained=${e} line=${line} setLine=${setLine} />
+          <${Journals} journals=${e.journals} />
+        `
+        : null
+    }
+  </div>`;
+}
+
+function InvoiceTable(props: { invoices: InvoiceSummary[]; period: string }) {
+  return html`<div class="table-wrap">
+    <table class="data">
+      <thead>
+        <tr>
+          <th>Number</th>
+          <th>Customer</th>
+          <th>Entity</th>
+          <th>Period</th>
+          <th class="num">Total</th>
+          <th class="num">Paid</th>
+          <th>Payment</th>
+          <th>Posting</th>
+          <th>Finalized</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${props.invoices.map(
+          (
+            i,
+          ) => html`<tr class="clickable" onClick=${() => (location.hash = href('invoices', i.number ?? i.id, { period: props.period }))} data-testid=${`invoice-row-${i.number ?? i.id}`}>
+                        <td><a href=${href('invoices', i.number ?? i.id, { period: props.period })}>${i.number ?? shortId(i.id)}</a>${i.kind === 'credit_note' ? html` <${Pill} tone="blue">credit note</${Pill}>` : null}${i.status !== 'finalized' ? html` <${Pill} tone="grey">${i.status}</${Pill}>` : null}</td>
+                        <td>${i.customer_name ?? i.customer} <span class="muted">${i.customer}</span></td>
+                        <td>${i.legal_entity}</td>
+                        <td>${i.period}</td>
+                        <td class="num" data-testid=${`invoice-total-${i.number ?? i.id}`} data-value=${i.total}>${money(i.total, i.currency)}</td>
+                        <td class="num">${money(i.amount_paid, i.currency)}</td>
+                        <td><${Pill} tone=${PAYMENT_TONE[i.payment_status as keyof typeof PAYMENT_TONE] ?? 'grey'}>${i.payment_status.replace('_', ' ')}</${Pill}></td>
+                        <td><${Pill} tone=${POSTING_TONE[i.posting]}>${i.posting}</${Pill}></td>
+                        <td>${dateTime(i.finalized_at)}</td>
+                      </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}
+
+function PriceStep(props: { line: LineExplanation }) {
+  const l = props.line;
+  const price = l.price!;
+  return html`<div class="step">
+    <div class="step-title">Price</div>
+    <div><code>${price.id}</code></div>
+    <div class="muted small">version ${price.version}${price.plan ? ` · plan ${price.plan}` : ''}</div>
+    ${
+      l.tiers.length
+        ? html`<table class="data compact">
+            <thead>
+              <tr>
+                <th>Tier</th>
+                <th class="num">Quantity</th>
+                <th class="num">Unit</th>
+                <th class="num">Amount</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${l.tiers.map(
+                (t) =>
+                  html`<tr>
+                    <td>${t.tier} (${t.from}–${t.up_to ?? '∞'})</td>
+                    <td class="num">${groupDigits(t.quantity)}</td>
+                    <td class="num">${t.unit_amount}</td>
+                    <td class="num">${groupDigits(t.amount)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : null
+    }
+  </div>`;
+}
+
+function UsageSteps(props: { line: LineExplanation }) {
+  const l = props.line;
+  const u = l.usage;
+  return u
+    ? html`<div class="step">
+          <div class="step-title">Usage aggregate</div>
+          <div>
+            <code>${u.meter}</code> ${u.aggregation} =
+            <b data-testid=${`explain-quantity-${l.line_no}`}>${groupDigits(u.quantity)}</b>
+            ${u.consistent ? html`<${Pill} tone="green">recount agrees</${Pill}>` : html`<${Pill} tone="red">recount differs</${Pill}>`}
+          </div>
+          <div class="muted small">${dateTime(u.window.from)} to ${dateTime(u.window.to)}</div>
+        </div>
+        <div class="step">
+          <div class="step-title">Events</div>
+          <div>
+            <b data-testid=${`explain-events-${l.line_no}`}>${count(u.event_count)}</b> events in ${count(u.usage_batch_count)}
+            batch${u.usage_batch_count === 1 ? '' : 'es'}
+          </div>
+          <div class="muted small">first ${dateTime(u.first_event_time)}, last ${dateTime(u.last_event_time)}</div>
+        </div>`
+    : html`<div class="step">
+        <div class="step-title">No usage</div>
+        <div class="muted small">${l.note ?? ''}</div>
+      </div>`;
+}
+
+function EventSample(props: {
+  sample: NonNullable<LineExplanation['usage']>['sample'];
+  event: { source: string; id: string } | undefined;
+  setEvent: (event: { source: string; id: string }) => void;
+}) {
+  const { event, setEvent } = props;
+  return html`<div class="sample">
+    <div class="muted small">A fixed sample of the events counted (click one to walk forward from it):</div>
+    <table class="data compact">
+      <thead>
+        <tr>
+          <th>Source</th>
+          <th>Id</th>
+          <th>Time</th>
+          <th>Batch</th>
+          <th class="num">Value</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${props.sample.map(
+          (s) =>
+            html`<tr class="clickable" onClick=${() => setEvent({ source: s.source, id: s.id })} data-testid="sample-event">
+              <td><code>${s.source}</code></td>
+              <td><code>${s.id}</code></td>
+              <td>${dateTime(s.time)}</td>
+              <td><code>${shortId(s.batch, 16)}</code></td>
+              <td class="num">${s.value ?? '1'}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${event ? html`<${EventWalk} source=${event.source} id=${event.id} />` : null}
+  </div>`;
+}
+
+function InvoiceKpis(props: { explained: InvoiceExplanation }) {
+  const e = props.explained;
+  return html`<div class="kpis">
+    <div class="kpi" data-testid="invoice-detail-total" data-value=${e.invoice.total}>
+      <div class="kpi-label">Total</div>
+      <div class="kpi-value">${money(e.invoice.total, e.invoice.currency)}</div>
+      <div class="kpi-trend muted">tax included</div>
+    </div>
+    <div class="kpi" data-testid="invoice-detail-paid" data-value=${e.invoice.amount_paid}>
+      <div class="kpi-label">Paid</div>
+      <div class="kpi-value">${money(e.invoice.amount_paid, e.invoice.currency)}</div>
+      <div class="kpi-trend muted">${e.invoice.payment_status.replace('_', ' ')}</div>
+    </div>
+    <div class="kpi">
+      <div class="kpi-label">Status</div>
+      <div class="kpi-value">${e.invoice.status}</div>
+      <div class="kpi-trend muted">finalized ${dateTime(e.invoice.finalized_at)}</div>
+    </div>
+    <div class="kpi">
+      <div class="kpi-label">Rating run</div>
+      <div class="kpi-value small-value"><code>${shortId(e.rating_run?.id ?? '—', 20)}</code></div>
+      <div class="kpi-trend muted">
+        catalog v${e.rating_run?.catalog_version ?? '—'}, events up to #${e.rating_run?.event_seq_watermark ?? '—'}
+      </div>
+    </div>
+  </div>`;
+}
+
+function Lineage(props: { explained: InvoiceExplanation }) {
+  const e = props.explained;
+  return html`<${Card} title="Lineage" subtitle=${`Correlation id ${e.lineage.correlation_id}`} testid="lineage" wide>
             <div class="chain">
               <div class="link"><b>${count(e.lineage.usage_batch_count)}</b><span>usage batches</span></div>
               <div class="arrow">→</div>
@@ -346,8 +395,12 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
             </div>
             ${e.corrects ? html`<p>Corrects <a href=${href('invoices', e.corrects.number ?? e.corrects.id)}>${e.corrects.number ?? e.corrects.id}</a>.</p>` : null}
             ${e.corrected_by.length ? html`<p>Corrected by ${e.corrected_by.map((c) => html`<a href=${href('invoices', c.number ?? c.id)}>${c.number ?? c.id}</a> `)}</p>` : null}
-          </${Card}>
-          <${Card} title="Lines, explained" subtitle="Click a line to walk down to its price, usage aggregate and events." testid="explain" wide>
+          </${Card}>`;
+}
+
+function ExplainedLines(props: { explained: InvoiceExplanation; line: number | undefined; setLine: (line: number | undefined) => void }) {
+  const { explained: e, line, setLine } = props;
+  return html`<${Card} title="Lines, explained" subtitle="Click a line to walk down to its price, usage aggregate and events." testid="explain" wide>
             <div class="table-wrap"><table class="data">
               <thead><tr><th>#</th><th>Description</th><th>Kind</th><th class="num">Quantity</th><th class="num">Amount</th></tr></thead>
               <tbody>
@@ -374,10 +427,13 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
                 )}
               </tbody>
             </table></div>
-          </${Card}>
-          <${Card} title="Journals and postings" testid="journals" wide>
+          </${Card}>`;
+}
+
+function Journals(props: { journals: InvoiceExplanation['journals'] }) {
+  return html`<${Card} title="Journals and postings" testid="journals" wide>
             ${
-              e.journals.length === 0
+              props.journals.length === 0
                 ? html`<${Empty}>No journal yet.</${Empty}>`
                 : html`<table class="data">
                     <thead>
@@ -389,7 +445,7 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
                       </tr>
                     </thead>
                     <tbody>
-                      ${e.journals.map(
+                      ${props.journals.map(
                         (j) =>
                           html`<tr>
                             <td><code title=${j.id}>${shortId(j.id, 36)}</code></td>
@@ -403,9 +459,5 @@ export function InvoiceDetailView(props: { id: string; period: string }) {
                     </tbody>
                   </table>`
             }
-          </${Card}>
-        `
-        : null
-    }
-  </div>`;
+          </${Card}>`;
 }
