@@ -35,8 +35,6 @@ const shortDay = (d: string) => d.slice(5);
 export function OverviewView(props: { period: string }) {
   const overview = useApi(() => getJson<Overview>('/v1/dashboard/overview', { period: props.period }), [props.period]);
   const o = overview.data;
-  // Events only happen inside the period; the money axis runs on to the close and the cash.
-  const periodDays = o ? o.days.filter((d) => d < o.end_date) : [];
   return html`<div class="view" data-testid="view-overview">
     <div class="view-head">
       <div>
@@ -54,10 +52,21 @@ export function OverviewView(props: { period: string }) {
     ${
       o
         ? html`
-          <div class="kpis" data-testid="kpis">
-            ${o.kpis.map((k) => html`<${KpiCard} id=${k.id} label=${k.label} value=${kpiValue(k)} raw=${k.value} previous=${k.previous === null ? undefined : k.previous} goodWhen=${goodWhen(k)} tone=${tone(k)} hint=${k.previous === null ? 'as of now' : ''} />`)}
-          </div>
-          <${Card} title="Usage to cash by legal entity" subtitle="Totals for the period; amounts in each entity's invoice currency, tax included." testid="totals" wide>
+            <div class="kpis" data-testid="kpis">
+              ${o.kpis.map((k) => html`<${KpiCard} id=${k.id} label=${k.label} value=${kpiValue(k)} raw=${k.value} previous=${k.previous === null ? undefined : k.previous} goodWhen=${goodWhen(k)} tone=${tone(k)} hint=${k.previous === null ? 'as of now' : ''} />`)}
+            </div>
+            <${Totals} overview=${o} />
+            <${MoneyCharts} overview=${o} />
+            <${EventsPerDay} overview=${o} period=${props.period} />
+          `
+        : null
+    }
+  </div>`;
+}
+
+function Totals(props: { overview: Overview }) {
+  const o = props.overview;
+  return html`<${Card} title="Usage to cash by legal entity" subtitle="Totals for the period; amounts in each entity's invoice currency, tax included." testid="totals" wide>
             <div class="table-wrap">
               <table class="data">
                 <thead><tr><th>Legal entity</th><th>Currency</th><th class="num">Usage (est.)</th><th class="num">Unbilled</th><th class="num">Invoiced</th><th class="num">Posted</th><th class="num">Paid</th><th class="num">Outstanding</th><th class="num">Invoices</th></tr></thead>
@@ -80,12 +89,16 @@ export function OverviewView(props: { period: string }) {
                 </tbody>
               </table>
             </div>
-          </${Card}>
-          <div class="grid two">
-            ${o.series.map(
-              (
-                s,
-              ) => html`<${Card} title=${`${s.legal_entity} · ${s.currency}`} subtitle="Running totals over the days of the period" testid=${`chart-money-${s.legal_entity}-${s.currency}`}>
+          </${Card}>`;
+}
+
+function MoneyCharts(props: { overview: Overview }) {
+  const o = props.overview;
+  return html`<div class="grid two">
+    ${o.series.map(
+      (
+        s,
+      ) => html`<${Card} title=${`${s.legal_entity} · ${s.currency}`} subtitle="Running totals over the days of the period" testid=${`chart-money-${s.legal_entity}-${s.currency}`}>
                 <${ChartView}
                   label=${`Usage, unbilled, invoiced, posted and paid in ${s.currency} for ${s.legal_entity}, by day`}
                   config=${{
@@ -111,9 +124,15 @@ export function OverviewView(props: { period: string }) {
                   }}
                 />
               </${Card}>`,
-            )}
-          </div>
-          <${Card} title="Events per day" subtitle=${`Accepted usage events by event time; ${count(o.events.reduce((s, e) => s + e.late, 0))} arrived after their period closed (late).`} testid="chart-events" wide>
+    )}
+  </div>`;
+}
+
+function EventsPerDay(props: { overview: Overview; period: string }) {
+  const o = props.overview;
+  // Events only happen inside the period; the money axis runs on to the close and the cash.
+  const periodDays = o.days.filter((d) => d < o.end_date);
+  return html`<${Card} title="Events per day" subtitle=${`Accepted usage events by event time; ${count(o.events.reduce((s, e) => s + e.late, 0))} arrived after their period closed (late).`} testid="chart-events" wide>
             ${
               o.events.every((e) => e.total === 0)
                 ? html`<${Empty}>No usage events in ${props.period}.</${Empty}>`
@@ -140,9 +159,5 @@ export function OverviewView(props: { period: string }) {
             <div class="event-totals">
               ${o.events.map((e) => html`<span data-testid=${`events-${e.legal_entity}`} data-value=${e.total}>${e.legal_entity}: <b>${count(e.total)}</b> events</span>`)}
             </div>
-          </${Card}>
-        `
-        : null
-    }
-  </div>`;
+          </${Card}>`;
 }
