@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { ApiError, getJson, postJson } from '../api.js';
 import { count, dateTime, duration, groupDigits, shortId } from '../format.js';
 import type { DeadLetter, Pipeline } from '../types.js';
-import { Card, ChartView, Empty, html, KpiCard, Pill, Status, useApi } from '../ui.js';
+import { Card, ChartView, Empty, html, KpiCard, Pill, Status, useApi, type Loaded } from '../ui.js';
 
 const WINDOWS = [
   { hours: '1', label: 'Last hour' },
@@ -62,16 +62,80 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
     ${
       p
         ? html`
-          <div class="kpis">
-            <${KpiCard} id="received" label="Events received" value=${count(p.ingestion.totals.received)} raw=${String(p.ingestion.totals.received)} hint=${`${count(p.ingestion.totals.batches)} batches`} />
-            <${KpiCard} id="accepted" label="Accepted" value=${count(p.ingestion.totals.accepted)} raw=${String(p.ingestion.totals.accepted)} hint=${`${count(p.ingestion.totals.duplicates)} duplicates`} />
-            <${KpiCard} id="rejected" label="Rejected or conflicting" value=${count(p.ingestion.totals.rejected + p.ingestion.totals.conflicts)} raw=${String(p.ingestion.totals.rejected + p.ingestion.totals.conflicts)} tone=${p.ingestion.totals.rejected + p.ingestion.totals.conflicts > 0 ? 'bad' : 'neutral'} hint="in this window" />
-            <${KpiCard} id="rate" label="Ingestion rate" value=${`${groupDigits(p.ingestion.rate_per_second.last_5_minutes)} /s`} raw=${p.ingestion.rate_per_second.last_5_minutes} hint=${`last 5 min; ${groupDigits(p.ingestion.rate_per_second.last_hour)} /s over the hour`} />
-            <${KpiCard} id="quarantine" label="Quarantined, waiting" value=${count(p.quarantine.pending)} raw=${String(p.quarantine.pending)} tone=${p.quarantine.pending > 0 ? 'bad' : 'good'} hint="replay after a catalog change" />
-            <${KpiCard} id="backlog" label="ERP backlog" value=${count(p.connectors.reduce((s, c) => s + c.pending, 0))} raw=${String(p.connectors.reduce((s, c) => s + c.pending, 0))} hint="documents waiting to post" />
-            <${KpiCard} id="dead" label="Dead letters" value=${count(p.connectors.reduce((s, c) => s + c.dead, 0))} raw=${String(p.connectors.reduce((s, c) => s + c.dead, 0))} tone=${p.connectors.some((c) => c.dead > 0) ? 'bad' : 'good'} hint="need a person" />
-          </div>
-          <${Card} title="Ingestion" subtitle=${`Events received per ${p.window.bucket}, by outcome (${dateTime(p.window.from)} to ${dateTime(p.window.to)})`} testid="chart-ingestion" wide>
+            <${PipelineKpis} pipeline=${p} />
+            <${IngestionChart} pipeline=${p} />
+            <div class="grid two">
+              <${Connectors} pipeline=${p} />
+              <${Quarantine} pipeline=${p} />
+            </div>
+          `
+        : null
+    }
+    <${DeadLetters} admin=${props.admin} dlq=${dlq} notice=${notice} busy=${busy} replay=${replay} />
+  </div>`;
+}
+
+function PipelineKpis(props: { pipeline: Pipeline }) {
+  const p = props.pipeline;
+  return html`<div class="kpis">
+    <${KpiCard}
+      id="received"
+      label="Events received"
+      value=${count(p.ingestion.totals.received)}
+      raw=${String(p.ingestion.totals.received)}
+      hint=${`${count(p.ingestion.totals.batches)} batches`}
+    />
+    <${KpiCard}
+      id="accepted"
+      label="Accepted"
+      value=${count(p.ingestion.totals.accepted)}
+      raw=${String(p.ingestion.totals.accepted)}
+      hint=${`${count(p.ingestion.totals.duplicates)} duplicates`}
+    />
+    <${KpiCard}
+      id="rejected"
+      label="Rejected or conflicting"
+      value=${count(p.ingestion.totals.rejected + p.ingestion.totals.conflicts)}
+      raw=${String(p.ingestion.totals.rejected + p.ingestion.totals.conflicts)}
+      tone=${p.ingestion.totals.rejected + p.ingestion.totals.conflicts > 0 ? 'bad' : 'neutral'}
+      hint="in this window"
+    />
+    <${KpiCard}
+      id="rate"
+      label="Ingestion rate"
+      value=${`${groupDigits(p.ingestion.rate_per_second.last_5_minutes)} /s`}
+      raw=${p.ingestion.rate_per_second.last_5_minutes}
+      hint=${`last 5 min; ${groupDigits(p.ingestion.rate_per_second.last_hour)} /s over the hour`}
+    />
+    <${KpiCard}
+      id="quarantine"
+      label="Quarantined, waiting"
+      value=${count(p.quarantine.pending)}
+      raw=${String(p.quarantine.pending)}
+      tone=${p.quarantine.pending > 0 ? 'bad' : 'good'}
+      hint="replay after a catalog change"
+    />
+    <${KpiCard}
+      id="backlog"
+      label="ERP backlog"
+      value=${count(p.connectors.reduce((s, c) => s + c.pending, 0))}
+      raw=${String(p.connectors.reduce((s, c) => s + c.pending, 0))}
+      hint="documents waiting to post"
+    />
+    <${KpiCard}
+      id="dead"
+      label="Dead letters"
+      value=${count(p.connectors.reduce((s, c) => s + c.dead, 0))}
+      raw=${String(p.connectors.reduce((s, c) => s + c.dead, 0))}
+      tone=${p.connectors.some((c) => c.dead > 0) ? 'bad' : 'good'}
+      hint="need a person"
+    />
+  </div>`;
+}
+
+function IngestionChart(props: { pipeline: Pipeline }) {
+  const p = props.pipeline;
+  return html`<${Card} title="Ingestion" subtitle=${`Events received per ${p.window.bucket}, by outcome (${dateTime(p.window.from)} to ${dateTime(p.window.to)})`} testid="chart-ingestion" wide>
             ${
               p.ingestion.series.length === 0
                 ? html`<${Empty}>No events received in this window.</${Empty}>`
@@ -95,9 +159,12 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
                     }}
                   />`
             }
-          </${Card}>
-          <div class="grid two">
-            <${Card} title="ERP connectors" subtitle="The outbox per target: waiting, posted and dead" testid="connectors">
+          </${Card}>`;
+}
+
+function Connectors(props: { pipeline: Pipeline }) {
+  const p = props.pipeline;
+  return html`<${Card} title="ERP connectors" subtitle="The outbox per target: waiting, posted and dead" testid="connectors">
               ${
                 p.connectors.length === 0
                   ? html`<${Empty}>No ERP target has documents yet (the built-in ledger is written with each invoice). Close with <code>--erp netsuite</code> to queue documents.</${Empty}>`
@@ -119,17 +186,7 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
                             (c) =>
                               html`<tr data-testid=${`connector-${c.target}`}>
                                 <td><b>${c.target}</b></td>
-                                <td data-testid=${`connector-${c.target}-status`}>
-                                  ${
-                                    c.status === null
-                                      ? '—'
-                                      : c.status === 'needs_reauthorization'
-                                        ? html`<${Pill} tone="red">needs reauthorization: run accrue connect</${Pill}>`
-                                        : c.parked_until !== null
-                                          ? html`<${Pill} tone="amber">parked until ${c.parked_until.slice(0, 16).replace('T', ' ')} UTC</${Pill}>`
-                                          : html`<${Pill} tone=${c.status === 'active' ? 'green' : 'grey'}>${c.status}</${Pill}>`
-                                  }
-                                </td>
+                                <td data-testid=${`connector-${c.target}-status`}>${connectionStatus(c)}</td>
                                 <td class="num" data-testid=${`connector-${c.target}-pending`}>${count(c.pending)}</td>
                                 <td class="num" data-testid=${`connector-${c.target}-waiting`}>
                                   ${c.waiting > 0 ? html`<${Pill} tone="amber">${count(c.waiting)}</${Pill}>` : '0'}
@@ -165,8 +222,12 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
                         }}
                       />`
               }
-            </${Card}>
-            <${Card} title="Quarantine" subtitle="Events the catalog did not know (unknown type or subject), kept for replay" testid="quarantine">
+            </${Card}>`;
+}
+
+function Quarantine(props: { pipeline: Pipeline }) {
+  const p = props.pipeline;
+  return html`<${Card} title="Quarantine" subtitle="Events the catalog did not know (unknown type or subject), kept for replay" testid="quarantine">
               ${
                 p.quarantine.pending === 0
                   ? html`<${Empty}>Nothing in quarantine.</${Empty}>`
@@ -194,12 +255,18 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
                         ${p.quarantine.recent.map((q) => html`<li><code>${q.source}</code> <code>${q.id}</code> <span class="muted">${q.reason}, ${dateTime(q.received_at)}</span></li>`)}
                       </ul>`
               }
-            </${Card}>
-          </div>
-        `
-        : null
-    }
-    <${Card} title="Dead-letter queue" subtitle=${props.admin ? 'Fix the cause at the ERP, then replay: the document is looked up by its key before it is posted again.' : 'Read-only: an admin key can replay entries.'} testid="dlq" wide>
+            </${Card}>`;
+}
+
+function DeadLetters(props: {
+  admin: boolean;
+  dlq: Loaded<{ dead_letters: DeadLetter[] }>;
+  notice: { tone: 'ok' | 'error'; text: string } | undefined;
+  busy: string | undefined;
+  replay: (d: DeadLetter) => Promise<void>;
+}) {
+  const { dlq, notice, busy, replay } = props;
+  return html`<${Card} title="Dead-letter queue" subtitle=${props.admin ? 'Fix the cause at the ERP, then replay: the document is looked up by its key before it is posted again.' : 'Read-only: an admin key can replay entries.'} testid="dlq" wide>
       ${notice ? html`<div class=${`alert ${notice.tone === 'ok' ? 'ok' : 'error'}`} role="status" data-testid="dlq-notice">${notice.text}</div>` : null}
       <${Status} loading=${dlq.loading && !dlq.data} error=${dlq.error} />
       ${dlq.data && dlq.data.dead_letters.length === 0 ? html`<${Empty}>The dead-letter queue is empty.</${Empty}>` : null}
@@ -251,6 +318,16 @@ export function PipelineView(props: { admin: boolean; params: URLSearchParams })
             </div>`
           : null
       }
-    </${Card}>
-  </div>`;
+    </${Card}>`;
+}
+
+/** The connection cell of a connector row: its status, or why nothing posts now. */
+function connectionStatus(c: Pipeline['connectors'][number]) {
+  return c.status === null
+    ? '—'
+    : c.status === 'needs_reauthorization'
+      ? html`<${Pill} tone="red">needs reauthorization: run accrue connect</${Pill}>`
+      : c.parked_until !== null
+        ? html`<${Pill} tone="amber">parked until ${c.parked_until.slice(0, 16).replace('T', ' ')} UTC</${Pill}>`
+        : html`<${Pill} tone=${c.status === 'active' ? 'green' : 'grey'}>${c.status}</${Pill}>`;
 }
