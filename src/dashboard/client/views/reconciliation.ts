@@ -108,7 +108,6 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
   );
   const r = report.data;
   const entities = r ? [...new Set(r.checkpoints.map((c) => c.legal_entity))] : [];
-  const perQueue = (q: string) => (waiting.data?.exceptions ?? []).filter((e) => e.owner_queue === q).length;
   return html`<div class="view" data-testid="view-reconciliation">
     <div class="view-head">
       <div>
@@ -118,10 +117,70 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
       ${r ? html`<${Pill} tone=${r.status === 'green' ? 'green' : 'red'} testid="recon-status">${r.status === 'green' ? 'All checkpoints green' : 'Differences found'}</${Pill}>` : null}
     </div>
     <${Status} loading=${report.loading && !r} error=${report.error} />
-    ${
-      r
-        ? entities.map(
-            (entity) => html`<${Card} title=${`Checkpoints · ${entity}`} testid=${`checkpoints-${entity}`} wide>
+    ${r ? entities.map((entity) => html`<${Checkpoints} report=${r} entity=${entity} />`) : null}
+    <${Card}
+      title="Exception queues"
+      subtitle=${props.admin ? 'Assign, then resolve with the correcting document or waive with a reason; every move is audited.' : 'Read-only: an admin key can assign, resolve and waive.'}
+      testid="exceptions"
+      wide
+      actions=${exceptionFilters({ allPeriods, setAllPeriods, status, setStatus })}
+    >
+      <${QueueTabs} queue=${queue} setQueue=${setQueue} waiting=${waiting.data?.exceptions} />
+      ${waiting.data && waiting.data.exceptions.length > 0 ? html`<${QueueChart} exceptions=${waiting.data.exceptions} />` : null}
+      ${notice ? html`<div class="alert ok" role="status" data-testid="exception-notice">${notice}</div>` : null}
+      <${Status} loading=${exceptions.loading && !exceptions.data} error=${exceptions.error} />
+      ${exceptions.data && exceptions.data.exceptions.length === 0 ? html`<${Empty}>No ${status === 'unresolved' ? 'unresolved' : status} exceptions${allPeriods ? '' : ` in ${props.period}`}.</${Empty}>` : null}
+      ${
+        exceptions.data && exceptions.data.exceptions.length > 0
+          ? html`<${ExceptionTable}
+              exceptions=${exceptions.data.exceptions}
+              open=${open}
+              setOpen=${setOpen}
+              admin=${props.admin}
+              onDone=${(message: string) => {
+                setNotice(message);
+                exceptions.reload();
+              }}
+            />`
+          : null
+      }
+    </${Card}>
+  </div>`;
+}
+
+function Differences(props: { checkpoint: Reconciliation['checkpoints'][number] }) {
+  const c = props.checkpoint;
+  return html`<table class="data compact">
+      <thead>
+        <tr>
+          <th>Difference</th>
+          <th>Customer</th>
+          <th>Item</th>
+          <th class="num">Left</th>
+          <th class="num">Right</th>
+          <th class="num">Right − left</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${c.differences.slice(0, 8).map(
+          (d) =>
+            html`<tr>
+              <td>${d.kind.replace(/_/g, ' ')}</td>
+              <td>${d.key.customer || '—'}</td>
+              <td title=${d.key.item}>${shortId(d.key.item, 26)}</td>
+              <td class="num">${reconAmount(d.left, c.checkpoint, d.key.currency)}</td>
+              <td class="num">${reconAmount(d.right, c.checkpoint, d.key.currency)}</td>
+              <td class="num"><b>${reconAmount(d.difference, c.checkpoint, d.key.currency)}</b></td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${c.differences.length > 8 ? html`<div class="muted small">and ${c.differences.length - 8} more</div>` : null}`;
+}
+
+function Checkpoints(props: { report: Reconciliation; entity: string }) {
+  const { report: r, entity } = props;
+  return html`<${Card} title=${`Checkpoints · ${entity}`} testid=${`checkpoints-${entity}`} wide>
             <div class="checkpoints">
               ${r.checkpoints
                 .filter((c) => c.legal_entity === entity)
@@ -142,134 +201,93 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
                         compared${c.pending ? `, ${count(c.pending)} waiting to post` : ''} ·
                         ${QUEUE_LABELS[c.owner_queue] ?? c.owner_queue}
                       </div>
-                      ${
-                        c.differences.length
-                          ? html`<table class="data compact">
-                                <thead>
-                                  <tr>
-                                    <th>Difference</th>
-                                    <th>Customer</th>
-                                    <th>Item</th>
-                                    <th class="num">Left</th>
-                                    <th class="num">Right</th>
-                                    <th class="num">Right − left</th>
-                                  </tr>
-                                </thead>
-                                <tbody>
-                                  ${c.differences.slice(0, 8).map(
-                                    (d) =>
-                                      html`<tr>
-                                        <td>${d.kind.replace(/_/g, ' ')}</td>
-                                        <td>${d.key.customer || '—'}</td>
-                                        <td title=${d.key.item}>${shortId(d.key.item, 26)}</td>
-                                        <td class="num">${reconAmount(d.left, c.checkpoint, d.key.currency)}</td>
-                                        <td class="num">${reconAmount(d.right, c.checkpoint, d.key.currency)}</td>
-                                        <td class="num"><b>${reconAmount(d.difference, c.checkpoint, d.key.currency)}</b></td>
-                                      </tr>`,
-                                  )}
-                                </tbody>
-                              </table>
-                              ${c.differences.length > 8 ? html`<div class="muted small">and ${c.differences.length - 8} more</div>` : null}`
-                          : null
-                      }
+                      ${c.differences.length ? html`<${Differences} checkpoint=${c} />` : null}
                     </div>`,
                 )}
             </div>
-          </${Card}>`,
-          )
-        : null
-    }
-    <${Card}
-      title="Exception queues"
-      subtitle=${props.admin ? 'Assign, then resolve with the correcting document or waive with a reason; every move is audited.' : 'Read-only: an admin key can assign, resolve and waive.'}
-      testid="exceptions"
-      wide
-      actions=${html`<label class="check"
-          ><input type="checkbox" checked=${allPeriods} onChange=${(e: Event) => setAllPeriods((e.target as HTMLInputElement).checked)} />
-          all periods</label
+          </${Card}>`;
+}
+
+function QueueTabs(props: { queue: string; setQueue: (queue: string) => void; waiting: ExceptionRecord[] | undefined }) {
+  const { queue, setQueue } = props;
+  const perQueue = (q: string) => (props.waiting ?? []).filter((e) => e.owner_queue === q).length;
+  return html`<div class="tabs" role="tablist">
+    <button role="tab" class=${queue === 'all' ? 'on' : ''} aria-selected=${queue === 'all'} onClick=${() => setQueue('all')}>
+      All <span class="count">${props.waiting?.length ?? ''}</span>
+    </button>
+    ${QUEUES.map(
+      (q) =>
+        html`<button
+          role="tab"
+          class=${queue === q ? 'on' : ''}
+          aria-selected=${queue === q}
+          onClick=${() => setQueue(q)}
+          data-testid=${`queue-${q}`}
         >
-        <select
-          aria-label="Status"
-          value=${status}
-          onChange=${(e: Event) => setStatus((e.target as HTMLSelectElement).value)}
-          data-testid="exception-status"
-        >
-          ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
-        </select>`}
-    >
-      <div class="tabs" role="tablist">
-        <button role="tab" class=${queue === 'all' ? 'on' : ''} aria-selected=${queue === 'all'} onClick=${() => setQueue('all')}>All <span class="count">${waiting.data?.exceptions.length ?? ''}</span></button>
-        ${QUEUES.map(
-          (q) =>
-            html`<button
-              role="tab"
-              class=${queue === q ? 'on' : ''}
-              aria-selected=${queue === q}
-              onClick=${() => setQueue(q)}
-              data-testid=${`queue-${q}`}
-            >
-              ${QUEUE_LABELS[q]} <span class="count" data-testid=${`queue-count-${q}`}>${perQueue(q)}</span>
-            </button>`,
-        )}
-      </div>
-      ${
-        waiting.data && waiting.data.exceptions.length > 0
-          ? html`<${ChartView}
-              label="Unresolved exceptions per queue and status"
-              height=${120}
-              config=${{
-                type: 'bar',
-                data: {
-                  labels: QUEUES.map((q) => QUEUE_LABELS[q]!),
-                  datasets: [
-                    {
-                      label: 'Open',
-                      data: QUEUES.map((q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'open').length),
-                      backgroundColor: '#dc2626',
-                    },
-                    {
-                      label: 'Assigned',
-                      data: QUEUES.map(
-                        (q) => waiting.data!.exceptions.filter((e) => e.owner_queue === q && e.status === 'assigned').length,
-                      ),
-                      backgroundColor: '#f59e0b',
-                    },
-                  ],
-                },
-                options: {
-                  indexAxis: 'y',
-                  plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
-                  scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } },
-                },
-              }}
-            />`
-          : null
-      }
-      ${notice ? html`<div class="alert ok" role="status" data-testid="exception-notice">${notice}</div>` : null}
-      <${Status} loading=${exceptions.loading && !exceptions.data} error=${exceptions.error} />
-      ${exceptions.data && exceptions.data.exceptions.length === 0 ? html`<${Empty}>No ${status === 'unresolved' ? 'unresolved' : status} exceptions${allPeriods ? '' : ` in ${props.period}`}.</${Empty}>` : null}
-      ${
-        exceptions.data && exceptions.data.exceptions.length > 0
-          ? html`<div class="table-wrap">
-              <table class="data">
-                <thead>
-                  <tr>
-                    <th>Exception</th>
-                    <th>Queue</th>
-                    <th>Entity</th>
-                    <th>Customer</th>
-                    <th>Item</th>
-                    <th class="num">Difference</th>
-                    <th>Status</th>
-                    <th>Owner</th>
-                    <th>Opened</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${exceptions.data.exceptions.map(
-                    (
-                      e,
-                    ) => html`<tr class=${`clickable ${open === e.id ? 'selected' : ''}`} onClick=${() => setOpen(open === e.id ? undefined : e.id)} data-testid=${`exception-${e.id}`}>
+          ${QUEUE_LABELS[q]} <span class="count" data-testid=${`queue-count-${q}`}>${perQueue(q)}</span>
+        </button>`,
+    )}
+  </div>`;
+}
+
+function QueueChart(props: { exceptions: ExceptionRecord[] }) {
+  return html`<${ChartView}
+    label="Unresolved exceptions per queue and status"
+    height=${120}
+    config=${{
+      type: 'bar',
+      data: {
+        labels: QUEUES.map((q) => QUEUE_LABELS[q]!),
+        datasets: [
+          {
+            label: 'Open',
+            data: QUEUES.map((q) => props.exceptions.filter((e) => e.owner_queue === q && e.status === 'open').length),
+            backgroundColor: '#dc2626',
+          },
+          {
+            label: 'Assigned',
+            data: QUEUES.map((q) => props.exceptions.filter((e) => e.owner_queue === q && e.status === 'assigned').length),
+            backgroundColor: '#f59e0b',
+          },
+        ],
+      },
+      options: {
+        indexAxis: 'y',
+        plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } },
+        scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } },
+      },
+    }}
+  />`;
+}
+
+function ExceptionTable(props: {
+  exceptions: ExceptionRecord[];
+  open: string | undefined;
+  setOpen: (id: string | undefined) => void;
+  admin: boolean;
+  onDone: (message: string) => void;
+}) {
+  const { open, setOpen } = props;
+  return html`<div class="table-wrap">
+    <table class="data">
+      <thead>
+        <tr>
+          <th>Exception</th>
+          <th>Queue</th>
+          <th>Entity</th>
+          <th>Customer</th>
+          <th>Item</th>
+          <th class="num">Difference</th>
+          <th>Status</th>
+          <th>Owner</th>
+          <th>Opened</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${props.exceptions.map(
+          (
+            e,
+          ) => html`<tr class=${`clickable ${open === e.id ? 'selected' : ''}`} onClick=${() => setOpen(open === e.id ? undefined : e.id)} data-testid=${`exception-${e.id}`}>
                     <td><b>${(e.kind ?? '').replace(/_/g, ' ')}</b><div class="muted small" title=${e.id}>${e.checkpoint ? (CHECKPOINT_LABELS[e.checkpoint] ?? e.checkpoint) : 'settlement'} · ${shortId(e.id, 18)}</div></td>
                     <td>${QUEUE_LABELS[e.owner_queue] ?? e.owner_queue}</td>
                     <td>${e.legal_entity ?? '—'}</td>
@@ -284,23 +302,39 @@ export function ReconciliationView(props: { period: string; admin: boolean; para
                     open === e.id && props.admin
                       ? html`<tr class="detail-row">
                           <td colspan="9">
-                            <${ExceptionActions}
-                              exception=${e}
-                              onDone=${(message: string) => {
-                                setNotice(message);
-                                exceptions.reload();
-                              }}
-                            />
+                            <${ExceptionActions} exception=${e} onDone=${props.onDone} />
                           </td>
                         </tr>`
                       : null
                   }`,
-                  )}
-                </tbody>
-              </table>
-            </div>`
-          : null
-      }
-    </${Card}>
+        )}
+      </tbody>
+    </table>
   </div>`;
+}
+
+/** The filters above the exception queues: every period or this one, and which statuses. */
+function exceptionFilters(props: {
+  allPeriods: boolean;
+  setAllPeriods: (all: boolean) => void;
+  status: string;
+  setStatus: (status: string) => void;
+}) {
+  const { allPeriods, setAllPeriods, status, setStatus } = props;
+  return html`<label class="check"
+      ><input
+        type="checkbox"
+        checked=${allPeriods}
+        onChange=${(event: Event) => setAllPeriods((event.target as HTMLInputElement).checked)}
+      />
+      all periods</label
+    >
+    <select
+      aria-label="Status"
+      value=${status}
+      onChange=${(e: Event) => setStatus((e.target as HTMLSelectElement).value)}
+      data-testid="exception-status"
+    >
+      ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
+    </select>`;
 }
