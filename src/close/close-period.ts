@@ -1,6 +1,7 @@
 // Closing a period, the use case that spans rating, invoicing and posting: begin (watermark), rate and finalize,
 // correct late usage of earlier periods, finish (late events flagged, period closed). Every step is keyed, so a
 // re-run on the same inputs returns the same documents.
+import { billingRunSubject } from '../domain/keys.js';
 import { CLOSE_REFUSED_STATUS, type CloseOptions, type CloseOutcome } from './types.js';
 import { beginClose, periodTiming } from './period-state.js';
 import { rateAndFinalize } from './finalize.js';
@@ -62,7 +63,7 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
       appendAudit(client, {
         actor: by,
         action: 'billing_run.close_refused',
-        subject: `billing-run:v1:${window.period}:${entities.join('+')}`,
+        subject: billingRunSubject(window.period, entities),
         reason: timing.refused.message,
         details: {
           period: window.period,

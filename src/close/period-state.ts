@@ -1,5 +1,6 @@
 // The period's side of a close: whether it may close now, step 1 (closing, the event watermark) and step 2
 // (late events flagged, the period closed), each in one transaction.
+import { billingRunSubject } from '../domain/keys.js';
 import type pg from 'pg';
 import { type Problem } from '../domain/result.js';
 import { type PeriodWindow } from '../meter/period.js';
@@ -84,7 +85,7 @@ export async function beginClose(
       await appendAudit(client, {
         actor: audit.by,
         action: 'billing_run.close_early',
-        subject: `billing-run:v1:${period}:${entities.join('+')}`,
+        subject: billingRunSubject(period, entities),
         reason: 'closed before the period ended (early)',
         details: { period, legal_entities: entities, now: audit.now.toISOString(), event_seq_watermark: stored.mark },
       });

@@ -42,9 +42,16 @@ export const lateReplacementKey = (invoiceKey: string, watermark: string): strin
 export const lateAdjustmentKey = (customer: string, currency: string, period: string, watermark: string): string =>
   `adj:v1:${customer}:${currency}:${period}:${watermark}`;
 
-/** `billing-run:v1:<period>:<entity>+<entity>:<watermark>`: the audit subject of one close of a period. */
-export const billingRunSubject = (period: string, entities: readonly string[], watermark: string): string =>
-  `billing-run:v1:${period}:${entities.join('+')}:${watermark}`;
+/**
+ * `billing-run:v1:<period>:<entity>+<entity>[:<watermark>]`: the audit subject of one close of a period (with its
+ * watermark), or of a close begun or refused before it has one.
+ */
+export const billingRunSubject = (period: string, entities: readonly string[], watermark?: string): string =>
+  `billing-run:v1:${period}:${entities.join('+')}${watermark === undefined ? '' : `:${watermark}`}`;
+
+/** `acc:contact:v1:<connection>:<customer>:<16 hex of the body>`: one create or update of an ERP contact. */
+export const contactRequestKey = (connection: string, customer: string, body: string): string =>
+  `acc:contact:v1:${connection}:${customer}:${sha256(body).slice(0, 16)}`;
 
 /** `jrn:v1:<kind>:<source document id>`: the journal's id and idempotency key. */
 export const journalId = (kind: string, sourceDocument: string): string => `jrn:${JOURNAL_KEY_VERSION}:${kind}:${sourceDocument}`;

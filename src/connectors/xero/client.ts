@@ -11,6 +11,7 @@
 // by integrators (e.g. "Account code '120' is not a valid code for this document.", "The TaxType code 'X' does not
 // exist or cannot be used for this type of transaction.", "The document date cannot be before the period lock
 // date, currently set at 30-Nov-2018"); test/support/xero-sim.ts answers with the same shapes.
+import { contactRequestKey } from '../../domain/keys.js';
 import { createHash } from 'node:crypto';
 import type { Journal } from '../../domain/model.js';
 import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
@@ -393,10 +394,9 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
   private async saveContact(customer: string, details: XeroContactDetails, contactId?: string): Promise<string> {
     const body = contactBody(details, contactId);
     // Derived from the customer and what is sent: a retry repeats the same answer, a later change is a new request.
-    const digest = createHash('sha256').update(body).digest('hex').slice(0, 16);
     const res = await this.request(contactId ? 'POST' : 'PUT', contactId ? `Contacts/${contactId}` : 'Contacts', {
       body,
-      idempotencyKey: `acc:contact:v1:${this.name}:${customer}:${digest}`,
+      idempotencyKey: contactRequestKey(this.name, customer, body),
     });
     if (!res.ok) {
       const error = await this.failure(res, contactId ? 'POST Contacts' : 'PUT Contacts');
