@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
     const fresh = async () => {
-      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_batches');
+      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches');
       await store.pool.query('CHECKPOINT');
     };
     let httpSeconds = Infinity;

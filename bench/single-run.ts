@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const key = (await createKey(store.pool, { name: 'bench', scope: 'ingest' })).secret;
 
     const fresh = async () => {
-      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_batches');
+      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches');
       await store.pool.query('CHECKPOINT');
     };
     const postmasterPidFile = dataDir ? join(dataDir, 'postmaster.pid') : undefined;

@@ -169,7 +169,7 @@ async function main(): Promise<void> {
       });
 
     const fresh = async () => {
-      await pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_batches, stream_rejections');
+      await pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches, stream_rejections');
       await pool.query('CHECKPOINT');
     };
 
