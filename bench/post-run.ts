@@ -29,7 +29,7 @@ import { contentHash } from '../src/domain/canonical.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
 import { progress } from '../src/cli/progress.js';
-import { printFigures, type Figure } from './report.js';
+import { printFigures, type Figure, pgSetting } from './report.js';
 
 // The simulator in a worker thread: starts, reports its URL, and on request reports what it holds.
 const SIMULATOR = `
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
     const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'bench' });
     if (!applied.ok) throw new Error('catalog refused');
     const catalog = (await currentCatalog(store.pool))!;
-    const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
+    const setting = (name: string) => pgSetting(store.pool, name);
     const cpu = cpus();
     console.log(
       `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,

@@ -13,3 +13,11 @@ export function printFigures(figures: readonly Figure[]): void {
   console.log(row(['figure', 'value', 'reference', 'ratio']));
   for (const f of figures) console.log(row([f.figure, f.value, f.reference, f.ratio]));
 }
+
+/** A server setting (`current_setting`), the name passed as a parameter. */
+export async function pgSetting(
+  db: { query: <R extends object>(sql: string, values: unknown[]) => Promise<{ rows: R[] }> },
+  name: string,
+): Promise<string> {
+  return (await db.query<{ v: string }>('SELECT current_setting($1) AS v', [name])).rows[0]!.v;
+}

@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
 import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
-import { printFigures, type Figure } from './report.js';
+import { printFigures, type Figure, pgSetting } from './report.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight and reporting the events accepted and the wall time. Plain JavaScript, evaluated by the worker as it is.
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     if (!applied.ok) throw new Error('catalog refused');
     const catalog = (await currentCatalog(store.pool))!;
     const events = [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: EVENTS, seed: 7 })];
-    const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
+    const setting = (name: string) => pgSetting(store.pool, name);
     const cpu = cpus();
     console.log(
       `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,

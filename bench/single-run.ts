@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progress } from '../src/cli/progress.js';
 import { cpuNow, cpuSpent } from './cpu.js';
-import { printFigures, type Figure } from './report.js';
+import { printFigures, type Figure, pgSetting } from './report.js';
 
 // The clients: each sends one event per request and waits for its answer; a 429 is retried after its Retry-After.
 const CLIENT = `
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     if (!applied.ok) throw new Error('catalog refused');
     const catalog = (await currentCatalog(store.pool))!;
     const bodies = [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: EVENTS, seed: 11 })].map((e) => JSON.stringify(e));
-    const setting = async (name: string) => (await store.pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
+    const setting = (name: string) => pgSetting(store.pool, name);
     const cpu = cpus();
     console.log(
       `machine: ${cpu.length} cores (${cpu[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; node ${process.version}`,

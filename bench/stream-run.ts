@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { progress } from '../src/cli/progress.js';
 import { cpuNow, cpuSpent } from './cpu.js';
-import { printFigures, type Figure } from './report.js';
+import { printFigures, type Figure, pgSetting } from './report.js';
 
 // The publisher: its own connection, every payload published with up to `inFlight` PubAcks outstanding (a sliding
 // window), timed from the first publish to the last PubAck. Reports its start on the process-wide monotonic clock so
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     const bodies = [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: EVENTS, seed: 13 })].map((e) => JSON.stringify(e));
     const bytes = bodies.reduce((n, b) => n + Buffer.byteLength(b), 0);
 
-    const setting = async (name: string) => (await pool.query<{ v: string }>(`SELECT current_setting('${name}') AS v`)).rows[0]!.v;
+    const setting = (name: string) => pgSetting(pool, name);
     const cpu = cpus();
     const load = loadavg()
       .map((l) => l.toFixed(2))
