@@ -1,5 +1,6 @@
 // Measuring the close bench: a loaded month closed on its own connections, beside a bare GROUP BY over the same
 // events, with the rollup sizes and memory peaks (bench/close-run.ts prints the report).
+import { pgSetting } from '../report.js';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { currentCatalog } from '../../src/catalog/service.js';
@@ -99,7 +100,7 @@ async function measureReference(setup: pg.Pool, log: (line: string) => void) {
   const rollups = (await setup.query<{ grain: string; n: string }>('SELECT grain, count(*)::text AS n FROM usage_rollups GROUP BY grain'))
     .rows;
   const rows = (grain: string) => Number(rollups.find((r) => r.grain === grain)?.n ?? '0');
-  const sharedBuffers = (await setup.query<{ s: string }>("SELECT current_setting('shared_buffers') AS s")).rows[0]!.s;
+  const sharedBuffers = await pgSetting(setup, 'shared_buffers');
   return { checkpointSeconds, groupBySeconds, rows, sharedBuffers };
 }
 
