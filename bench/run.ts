@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const { openStore } = await import('../src/store/store.js');
   const { applyCatalog, currentCatalog } = await import('../src/catalog/service.js');
   const { buildServer } = await import('../src/api/server.js');
-  const { createKey } = await import('../src/api/keys.js');
+  const { testKey } = await import('../test/support/keys.js');
   const { generateUsage } = await import('../src/demo/generate.js');
   const { validateEvent, INGEST_LIMITS } = await import('../src/ingest/cloudevent.js');
 
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
 
     const app = await buildServer({ pool: store.pool, bodyLimitBytes: 16 * 1024 * 1024 });
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
-    const key = (await createKey(store.pool, { name: 'bench', scope: 'ingest' })).secret;
+    const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
     const fresh = async () => {

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const { openStore } = await import('../src/store/store.js');
   const { applyCatalog, currentCatalog } = await import('../src/catalog/service.js');
   const { buildServer } = await import('../src/api/server.js');
-  const { createKey } = await import('../src/api/keys.js');
+  const { testKey } = await import('../test/support/keys.js');
   const { generateUsage } = await import('../src/demo/generate.js');
   const { GROUP_COMMIT_LIMITS } = await import('../src/ingest/group-commit.js');
 
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const perRequest = await buildServer({ pool: store.pool, groupCommit: false });
     const groupedUrl = await grouped.listen({ host: '127.0.0.1', port: 0 });
     const perRequestUrl = await perRequest.listen({ host: '127.0.0.1', port: 0 });
-    const key = (await createKey(store.pool, { name: 'bench', scope: 'ingest' })).secret;
+    const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     const fresh = async () => {
       await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches');

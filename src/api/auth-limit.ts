@@ -4,7 +4,8 @@
 // One fixed window per client, in this process (each API node limits on its own).
 
 import type pg from 'pg';
-import { findKey, grants, knownGoodSecret, type ApiKey, type Scope } from './keys.js';
+import { findKey, knownGoodSecret, type ApiKey } from '../controls/keys.js';
+import { rolesGrant, rolesWith, type Permission } from '../domain/controls.js';
 import { problemDetails, type ProblemDetails } from './problem.js';
 
 /** Limits (docs/api.md): failed authentications a client may make per window, the window, and clients tracked at once. */
@@ -68,7 +69,7 @@ export class AuthFailureLimiter {
 }
 
 /**
- * The bearer key of a request, checked for the scope it needs, with failures counted per client: the key, or the
+ * The bearer key of a request, checked for the permission it needs, with failures counted per client: the key, or the
  * problem to answer (401, 403, or 429 with its Retry-After). An address over the limit is refused unread, except for
  * a key this process has seen valid: a client sharing the address (one proxy, one NAT) with a key guesser keeps
  * working, and its key is still looked up, so revocation holds.
@@ -77,7 +78,7 @@ export async function authenticate(
   pool: pg.Pool,
   failures: AuthFailureLimiter,
   request: { ip: string; headers: { authorization?: string } },
-  needed: Scope,
+  needed: Permission,
 ): Promise<{ key: ApiKey } | { problem: ProblemDetails; retryAfterSeconds?: number }> {
   const header = request.headers.authorization;
   const secret = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -103,7 +104,13 @@ export async function authenticate(
     failures.fail(request.ip);
     return { problem: problemDetails(401, 'unauthorized', 'unknown or revoked API key') };
   }
-  if (!grants(key.scope, needed))
-    return { problem: problemDetails(403, 'forbidden', `this key has the ${key.scope} scope; the route needs ${needed}`) };
+  if (!rolesGrant(key.principal.roles, needed))
+    return {
+      problem: problemDetails(
+        403,
+        'forbidden',
+        `${key.principal.name} (roles ${key.principal.roles.join(', ')}) may not ${needed}; the roles that may: ${rolesWith(needed).join(', ')}`,
+      ),
+    };
   return { key };
 }

@@ -47,6 +47,11 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = Object.freeze({
   'POST /v1/exceptions/:id/assign': 'assignException',
   'POST /v1/exceptions/:id/resolve': 'resolveException',
   'POST /v1/exceptions/:id/waive': 'waiveException',
+  'GET /v1/changes': 'listChangeRequests',
+  'GET /v1/changes/:id': 'getChangeRequest',
+  'POST /v1/changes/:id/approve': 'approveChangeRequest',
+  'POST /v1/changes/:id/reject': 'rejectChangeRequest',
+  'POST /v1/changes/:id/cancel': 'cancelChangeRequest',
   'GET /v1/audit': 'listAuditRecords',
   'GET /v1/audit/verify': 'verifyAuditChain',
   'GET /v1/dlq': 'listDeadLetters',
@@ -81,11 +86,11 @@ export function documentErrors(route: RouteOptions): void {
   if (!schema || schema.hide) return;
   const methods = ([] as string[]).concat(route.method);
   const takesBody = methods.some((m) => ['POST', 'PUT', 'PATCH'].includes(m));
-  const scope = route.config?.scope;
+  const permission = route.config?.permission;
   const response = (schema.response ??= {}) as Record<string, unknown>;
   const statuses = new Set<number>([500]);
   if (takesBody || schema.params || schema.querystring || schema.body || schema.headers) statuses.add(400);
-  if (scope && scope !== 'public') {
+  if (permission && permission !== 'public') {
     statuses.add(401);
     statuses.add(403);
     statuses.add(429); // too many failed authentications from this client (src/api/auth-limit.ts)

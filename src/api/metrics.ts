@@ -37,7 +37,7 @@ type Labels = Record<string, string>;
 
 /**
  * Who may read GET /metrics (it shows revenue per legal entity): `public` answers anyone who can reach the address
- * (the default); `key` wants an API key with the read (or admin) scope, `Authorization: Bearer <key>`.
+ * (the default); `key` wants an API key whose principal may read data (operator, controller or auditor), `Authorization: Bearer <key>`.
  */
 export type MetricsAccess = 'public' | 'key';
 export const METRICS_ACCESS: readonly MetricsAccess[] = ['public', 'key'];
@@ -507,7 +507,7 @@ export async function registerMetricsRoute(app: FastifyInstance, pool: pg.Pool, 
   if (options.route !== false) {
     app.get(
       '/metrics',
-      { config: { scope: options.access === 'key' ? 'read' : 'public' }, schema: { hide: true } },
+      { config: { permission: options.access === 'key' ? 'data.read' : 'public' }, schema: { hide: true } },
       async (_request, reply) => {
         reply.type(registry.contentType);
         return withoutMisnamedGauges(await registry.metrics());
@@ -532,7 +532,7 @@ export async function buildMetricsServer(options: {
   const failures = new AuthFailureLimiter();
   app.get('/metrics', async (request, reply) => {
     if (options.access === 'key') {
-      const auth = await authenticate(options.pool, failures, request, 'read');
+      const auth = await authenticate(options.pool, failures, request, 'data.read');
       if ('problem' in auth) {
         if (auth.retryAfterSeconds !== undefined) reply.header('retry-after', String(auth.retryAfterSeconds));
         return sendProblem(reply, auth.problem);

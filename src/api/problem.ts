@@ -1,7 +1,7 @@
 // RFC 9457 problem details: the one place expected failures become HTTP answers (the Problem schema, the error handler).
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import type { Problem } from '../domain/result.js';
+import { ProblemError, type Problem } from '../domain/result.js';
 
 /** The Problem schema every error answer follows; registered once as `Problem` and referenced as `Problem#`. */
 export const ProblemSchema = Type.Object(
@@ -105,6 +105,8 @@ function expectedProblem(error: FastifyError & { validation?: unknown[] }, reque
   if (error.validation) return validationProblem(error.validation as ValidationItem[]);
   const mapped = request.routeOptions.config?.problems?.(error, request);
   if (mapped) return mapped;
+  if (error instanceof ProblemError)
+    return problemDetails(error.status, error.problems[0]?.code ?? 'refused', error.message, error.problems);
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return problemDetails(413, 'body_too_large', `the body is over the limit of ${bodyLimitBytes} bytes`);
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problemDetails(415, 'unsupported_media_type', error.message);

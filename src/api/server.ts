@@ -9,6 +9,7 @@ import { registerMetricsRoute, type MetricsOptions } from './metrics.js';
 import { documentErrors, nameOperation } from './contract.js';
 import { AuthFailureLimiter, authenticate, type AuthFailureLimitOptions } from './auth-limit.js';
 import { PARAM_LIMITS } from './params.js';
+import { keyActor } from '../controls/keys.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerStrictJson, registerYamlText } from './json-body.js';
 import { auditRoutes } from './routes/audit.js';
@@ -21,6 +22,8 @@ import { invoiceRoutes } from './routes/invoices.js';
 import { paymentRoutes } from './routes/payments.js';
 import { reconcileRoutes } from './routes/reconcile.js';
 import { usageRoutes } from './routes/usage.js';
+import { ChangeRequestSchema, changeRoutes } from './routes/changes.js';
+import { DEFAULT_APPROVAL_REQUIRED, type ChangeKind } from '../domain/controls.js';
 
 export interface ServerOptions {
   pool: pg.Pool;
@@ -34,6 +37,8 @@ export interface ServerOptions {
   metrics?: MetricsOptions;
   /** Failed authentications per client before 429 (src/api/auth-limit.ts); tests pass a clock. */
   authFailureLimit?: AuthFailureLimitOptions;
+  /** The change kinds that need a second person's approval; every one by default (src/domain/controls.ts). */
+  approvalRequired?: readonly ChangeKind[];
 }
 
 /** Limits (documented in docs/api.md): bodies over this answer 413. */
@@ -96,7 +101,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const authFailures = new AuthFailureLimiter(options.authFailureLimit);
 
   app.addHook('onRequest', async (request, reply) => {
-    const needed = request.routeOptions.config?.scope;
+    const needed = request.routeOptions.config?.permission;
     if (!needed || needed === 'public') return;
     const auth = await authenticate(options.pool, authFailures, request, needed);
     if ('problem' in auth) {
@@ -104,6 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       return sendProblem(reply, auth.problem);
     }
     request.apiKey = auth.key;
+    request.actor = keyActor(auth.key);
   });
 
   app.setErrorHandler(problemErrorHandler(options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT));
@@ -121,24 +127,26 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
 
   app.addSchema({ $id: 'Problem', ...ProblemSchema });
+  app.addSchema(ChangeRequestSchema);
 
-  app.get('/healthz', { config: { scope: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
-  app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { config: { permission: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   await registerStrictJson(app); // every JSON body read strictly (src/api/json-body.ts)
   app.decorate('metricsRegistry', await registerMetricsRoute(app, options.pool, options.metrics));
-  const { pool } = options;
-  await app.register(eventRoutes, { pool, futureSkewMsMax: options.futureSkewMsMax, groupCommit: options.groupCommit });
+  const deps = { pool: options.pool, approvalRequired: options.approvalRequired ?? DEFAULT_APPROVAL_REQUIRED };
+  await app.register(eventRoutes, { ...deps, futureSkewMsMax: options.futureSkewMsMax, groupCommit: options.groupCommit });
   registerYamlText(app);
-  await app.register(catalogRoutes, { pool });
-  await app.register(usageRoutes, { pool });
-  await app.register(invoiceRoutes, { pool });
-  await app.register(paymentRoutes, { pool, webhookSecret: options.webhookSecret });
-  await app.register(reconcileRoutes, { pool });
-  await app.register(explainRoutes, { pool });
-  await app.register(auditRoutes, { pool });
-  await app.register(dlqRoutes, { pool });
-  await app.register(dashboardRoutes, { pool });
+  await app.register(catalogRoutes, deps);
+  await app.register(usageRoutes, deps);
+  await app.register(invoiceRoutes, deps);
+  await app.register(paymentRoutes, { ...deps, webhookSecret: options.webhookSecret });
+  await app.register(reconcileRoutes, deps);
+  await app.register(explainRoutes, deps);
+  await app.register(auditRoutes, deps);
+  await app.register(dlqRoutes, deps);
+  await app.register(dashboardRoutes, deps);
+  await app.register(changeRoutes, deps);
   return app;
 }
 

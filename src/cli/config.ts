@@ -1,5 +1,6 @@
 // Configuration: defaults, then a file (--config, ACCRUE_CONFIG or ./accrue.config.{yaml,json}), then the
 // environment, then flags; each later source wins. docs/configuration.md lists every key.
+import { CHANGE_KINDS, DEFAULT_APPROVAL_REQUIRED, isChangeKind, type ChangeKind } from '../domain/controls.js';
 import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { DEFAULT_DATA_DIR } from '../store/store.js';
@@ -24,6 +25,8 @@ export interface Config {
   metricsListen?: string;
   /** ERP connections by name (`erp.connections`, src/connectors/connections.ts); none by default. */
   erpConnections: ConnectionSettings[];
+  /** The change kinds that need a second person's approval (`controls.approval_required`); every one by default. */
+  approvalRequired: ChangeKind[];
 }
 
 export const DEFAULTS: Config = {
@@ -35,6 +38,7 @@ export const DEFAULTS: Config = {
   rollout: NO_ROLLOUT_LIMIT,
   metricsAccess: 'public',
   erpConnections: [],
+  approvalRequired: [...DEFAULT_APPROVAL_REQUIRED],
 };
 
 const ENV: Record<string, keyof Config> = {
@@ -104,15 +108,21 @@ export function loadConfig(
         config.erpConnections = result.value;
         continue;
       }
+      if (name === 'controls') {
+        config.approvalRequired = controlsFromFile(value, `${file}: controls`);
+        continue;
+      }
       const key = FILE_KEYS[name];
       if (!key)
         throw new ConfigError(
-          `${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout', 'erp'].join(', ')}`,
+          `${file}: unknown key ${JSON.stringify(name)}; known keys: ${[...Object.keys(FILE_KEYS), 'rollout', 'erp', 'controls'].join(', ')}`,
         );
       assign(config, key, value, `${file}: ${name}`);
     }
   }
   for (const [name, key] of Object.entries(ENV)) assign(config, key, env[name], name);
+  if (env.ACCRUE_APPROVAL_REQUIRED !== undefined)
+    config.approvalRequired = changeKinds(env.ACCRUE_APPROVAL_REQUIRED, 'ACCRUE_APPROVAL_REQUIRED');
   const customers = idList(env.ACCRUE_ROLLOUT_CUSTOMERS, 'ACCRUE_ROLLOUT_CUSTOMERS');
   const entities = idList(env.ACCRUE_ROLLOUT_ENTITIES, 'ACCRUE_ROLLOUT_ENTITIES');
   if (customers || entities)
@@ -127,6 +137,32 @@ export function loadConfig(
     throw new ConfigError(`metrics access must be one of ${METRICS_ACCESS.join(', ')}, got ${JSON.stringify(config.metricsAccess)}`);
   if (config.metricsListen !== undefined) parseListen(config.metricsListen, 'metrics listen address');
   return config;
+}
+
+/** `controls: { approval_required: [kind, …] }`: which change kinds need a second person ([] for none). */
+function controlsFromFile(value: unknown, origin: string): ChangeKind[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${origin}: must be a mapping`);
+  const unknown = Object.keys(value).filter((k) => k !== 'approval_required');
+  if (unknown.length) throw new ConfigError(`${origin}: unknown key(s) ${unknown.join(', ')}; known: approval_required`);
+  const list = (value as { approval_required?: unknown }).approval_required;
+  if (list === undefined) return [...DEFAULT_APPROVAL_REQUIRED];
+  if (!Array.isArray(list) || list.some((k) => typeof k !== 'string'))
+    throw new ConfigError(`${origin}.approval_required: must be a list of change kinds`);
+  return changeKinds(list.join(','), `${origin}.approval_required`);
+}
+
+/** A comma-separated list of change kinds; `none` (or empty) for none. */
+function changeKinds(text: string, origin: string): ChangeKind[] {
+  const items =
+    text.trim() === 'none'
+      ? []
+      : text
+          .split(',')
+          .map((k) => k.trim())
+          .filter(Boolean);
+  const bad = items.filter((k) => !isChangeKind(k));
+  if (bad.length) throw new ConfigError(`${origin}: unknown change kind(s) ${bad.join(', ')}; known: ${CHANGE_KINDS.join(', ')}`);
+  return [...new Set(items as ChangeKind[])];
 }
 
 /** `host:port` (an IPv6 host in brackets: `[::1]:9464`) as Fastify's listen options. */

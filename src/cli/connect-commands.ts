@@ -1,5 +1,7 @@
 // `accrue connect xero|netsuite` (issue #15): authorizes a connection and stores its secrets sealed with the operator's
 // key (ACCRUE_SECRET_KEY or ACCRUE_SECRET_KEY_FILE). Never prints a secret.
+import { auditActor } from '../domain/controls.js';
+import { commandActor } from './auth.js';
 import { transaction } from '../store/store.js';
 import { createServer } from 'node:http';
 import type { Command } from 'commander';
@@ -44,12 +46,13 @@ async function store(
   secrets: Secrets,
   expiresAt: Date | null,
   key: SecretKey,
+  by: string,
 ): Promise<void> {
   const saved = await saveConnections(storeHandle.pool, cfg.erpConnections, 'system:config');
   if (!saved.ok) throw new ProblemError(saved.problems);
   await transaction(storeHandle.pool, async (client) => {
     await saveCredentials(client, settings.name, secrets, expiresAt, key);
-    await markReauthorized(client, settings.name, `user:${process.env.USER ?? 'cli'}`);
+    await markReauthorized(client, settings.name, by);
   });
 }
 
@@ -106,6 +109,7 @@ function registerConnectXero(connect: Command): void {
       const clientId = need('XERO_CLIENT_ID');
       const clientSecret = process.env.XERO_CLIENT_SECRET || undefined;
       await withStore(async (storeHandle, cfg) => {
+        const by = auditActor(await commandActor(storeHandle.pool, 'erp.connect'));
         const settings = settingsOf(cfg, flags.connection, 'xero');
         const pkce = await xeroPkce();
         const redirectUri = `http://127.0.0.1:${Number(flags.port)}/callback`;
@@ -133,7 +137,7 @@ function registerConnectXero(connect: Command): void {
           client_id: clientId,
           ...(clientSecret ? { client_secret: clientSecret } : {}),
         };
-        await store(storeHandle, cfg, settings, secrets, new Date(Date.now() + tokens.expires_in * 1000), key);
+        await store(storeHandle, cfg, settings, secrets, new Date(Date.now() + tokens.expires_in * 1000), key, by);
         output(`connection ${settings.name} authorized for ${tenant.tenantName} (${tenant.tenantId}); secrets sealed with key ${key.id}`, {
           connection: settings.name,
           tenant_id: tenant.tenantId,
@@ -154,6 +158,7 @@ function registerConnectNetsuite(connect: Command): void {
     .action(async (flags: { connection: string; privateKey?: string }) => {
       const key = loadSecretKey();
       await withStore(async (storeHandle, cfg) => {
+        const by = auditActor(await commandActor(storeHandle.pool, 'erp.connect'));
         const settings = settingsOf(cfg, flags.connection, 'netsuite');
         if (settings.auth === 'client_credentials') {
           if (!flags.privateKey)
@@ -185,6 +190,7 @@ function registerConnectNetsuite(connect: Command): void {
             { ...secrets, access_token: answer.access_token },
             new Date(Date.now() + answer.expires_in * 1000),
             key,
+            by,
           );
         } else {
           const secrets: Secrets = {
@@ -193,7 +199,7 @@ function registerConnectNetsuite(connect: Command): void {
             token_id: need('NETSUITE_TOKEN_ID'),
             token_secret: need('NETSUITE_TOKEN_SECRET'),
           };
-          await store(storeHandle, cfg, settings, secrets, null, key);
+          await store(storeHandle, cfg, settings, secrets, null, key, by);
         }
         output(`connection ${settings.name} authorized (${settings.auth ?? 'tba'}); secrets sealed with key ${key.id}`, {
           connection: settings.name,

@@ -8,13 +8,15 @@ import { decodeUtf8 } from '../domain/strict-json.js';
 import { ProblemError } from '../domain/result.js';
 import { currentCatalog } from '../catalog/service.js';
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+export const EXIT = { ok: 0, failed: 1, badInput: 2, refused: 3 } as const;
 
 interface GlobalFlags {
   config?: string;
   databaseUrl?: string;
   dataDir?: string;
   json?: boolean;
+  keyFile?: string;
+  dev?: boolean;
 }
 
 export const program = new Command();
@@ -25,6 +27,14 @@ program
   .option('--database-url <url>', 'PostgreSQL server to use instead of the embedded one; also DATABASE_URL')
   .option('--data-dir <dir>', 'data directory of the embedded PostgreSQL (default ./.accrue/pg); also ACCRUE_DATA_DIR')
   .option('--json', 'machine-readable output')
+  .option(
+    '--key-file <file>',
+    'file holding the API key a state-changing command acts with; also ACCRUE_API_KEY_FILE, or the key itself in ACCRUE_API_KEY',
+  )
+  .option(
+    '--dev',
+    'local development mode: act without a key as dev:<os user>, every permission, no second approver; the audit log labels it (also ACCRUE_DEV_MODE=1)',
+  )
   .showHelpAfterError();
 
 export function globals(): GlobalFlags {
@@ -87,6 +97,7 @@ export function apiOptions(cfg: Config, pool: Pool) {
     bodyLimitBytes: cfg.bodyLimitBytes,
     futureSkewMsMax: cfg.futureSkewSeconds * 1000,
     webhookSecret: process.env.ACCRUE_WEBHOOK_SECRET,
+    approvalRequired: cfg.approvalRequired,
   };
 }
 

@@ -1,5 +1,8 @@
 // `accrue erp`: the ERP connections (one per legal entity's books), their mappings from Accrue's ids to the ERP's as
 // versioned, audited data (docs/mappings.md), and `erp check`, which looks every mapping up in the ERP.
+import { approvalNeeded, commandActor, proposeAndReport } from './auth.js';
+import { auditActor } from '../domain/controls.js';
+import { planMappingsImport } from '../controls/apply.js';
 import type pg from 'pg';
 import type { Command } from 'commander';
 import type { ReferenceChecker } from '../domain/erp.js';
@@ -78,13 +81,22 @@ function registerMappingsImport(mappings: Command): void {
     .description(
       'record the mappings of a CSV (connection,kind,source,target,effective_from) or YAML (mappings: [...]) file; all rows or none; a row already in force records nothing; an empty target ends a mapping',
     )
-    .option('--by <who>', 'who imports them, for the audit log', process.env.USER ?? 'cli')
-    .action(async (file: string, flags: { by: string }) => {
+    .option('--reason <text>', 'why, for the approver and the audit log')
+    .action(async (file: string, flags: { reason?: string }) => {
       const text = readText(file);
       const format = /\.csv$/i.test(file) ? 'csv' : /\.ya?ml$/i.test(file) ? 'yaml' : undefined;
       await withStore(async (store, cfg) => {
+        const actor = await commandActor(store.pool, 'change.propose');
         await syncConnections(store.pool, cfg);
-        const result = await importMappings(store.pool, text, { by: flags.by, format, origin: file });
+        if (approvalNeeded(cfg, actor, 'mappings.import')) {
+          await proposeAndReport(
+            store.pool,
+            actor,
+            await planMappingsImport(store.pool, text, { format, origin: file, reason: flags.reason }),
+          );
+          return;
+        }
+        const result = await importMappings(store.pool, text, { by: auditActor(actor), format, origin: file });
         if (!result.ok) throw new ProblemError(result.problems);
         const o = result.value;
         const lines = [`${o.rows} rows: ${o.recorded} recorded, ${o.unchanged} already in force`];

@@ -1,4 +1,5 @@
 // `accrue ingest`: an NDJSON file of CloudEvents into the store, with what became of each line.
+import { commandActor } from './auth.js';
 import type { Command } from 'commander';
 import { ingestFile } from '../ingest/file.js';
 import { EXIT, globals, output, requireCatalog, withStore } from './context.js';
@@ -12,6 +13,7 @@ export function registerIngestCommands(program: Command): void {
     )
     .action(async (file: string) => {
       await withStore(async (store, cfg) => {
+        await commandActor(store.pool, 'events.write');
         const current = await requireCatalog(store.pool);
         const bar = progress('ingest', { quiet: globals().json });
         const result = await ingestFile(store.pool, current, file, {

@@ -1,4 +1,6 @@
 // `accrue close`, `accrue bill` and `accrue invoices`: billing runs and the invoices they finalize.
+import { commandActor } from './auth.js';
+import { auditActor } from '../domain/controls.js';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { closePeriod } from '../close/close-period.js';
@@ -27,7 +29,6 @@ function registerClose(program: Command): void {
       'billing run for a month (YYYY-MM): rate every subscription, draft, tax and finalize one invoice per customer, legal entity and currency',
     )
     .option('--entity <id>', 'only this legal entity')
-    .option('--by <who>', 'who runs it, for the audit log', process.env.USER ?? 'cli')
     .option(
       '--erp <targets>',
       'comma-separated ERP targets to queue the journals for, for legal entities not routed to a connection by erp.connections (those go to their connection); only documents in the rollout scope (docs/configuration.md), the rest are held back',
@@ -37,8 +38,9 @@ function registerClose(program: Command): void {
       '--early',
       'close a month that has not ended yet (recorded in the audit log); without it such a month is refused, and a future month always is',
     )
-    .action(async (period: string, flags: { entity?: string; erp?: string; by: string; log?: boolean; early?: boolean }) => {
+    .action(async (period: string, flags: { entity?: string; erp?: string; log?: boolean; early?: boolean }) => {
       await withStore(async (store, cfg) => {
+        const actor = await commandActor(store.pool, 'billing.run');
         const current = await requireCatalog(store.pool);
         const erpTargets = flags.erp
           ?.split(',')
@@ -50,7 +52,7 @@ function registerClose(program: Command): void {
           outcome = await closePeriod(store.pool, current, {
             period,
             legalEntity: flags.entity,
-            by: flags.by,
+            by: auditActor(actor),
             erpTargets,
             rollout: cfg.rollout,
             early: flags.early,
@@ -151,10 +153,10 @@ function registerInvoices(program: Command): void {
   invoices
     .command('void <id-or-number>')
     .description('void a finalized invoice with no payments (a paid one is corrected with a credit note)')
-    .option('--by <who>', 'who voids it, for the audit log', process.env.USER ?? 'cli')
-    .action(async (id: string, flags: { by: string }) => {
+    .action(async (id: string) => {
       await withStore(async (store) => {
-        const invoice = await voidInvoice(store.pool, id, flags.by);
+        const actor = await commandActor(store.pool, 'change.propose');
+        const invoice = await voidInvoice(store.pool, id, auditActor(actor));
         output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
       });
     });

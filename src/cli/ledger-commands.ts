@@ -107,9 +107,11 @@ function registerPeriod(program: Command): void {
   period
     .command('close <entity> <period>')
     .description(
-      'close an accounting period once reconciled: it runs reconciliation and refuses while an exception of the period is open; then journals dated in it are refused or moved (ACCRUE_CLOSED_PERIOD_POLICY)',
+      'close an accounting period once reconciled: it runs reconciliation and refuses while an exception of the period is open; then journals dated in it are refused or moved (ACCRUE_CLOSED_PERIOD_POLICY). Proposed for a controller to approve unless controls.approval_required leaves period.close out',
     )
-    .option('--by <who>', 'who closes it', process.env.USER ?? 'cli')
     .option('--erp <names>', 'ERP connections (erp.connections) to reconcile too before closing, comma-separated names')
-    .action(async (entity: string, periodText: string, flags: { by: string; erp?: string }) => runPeriodClose(entity, periodText, flags));
+    .option('--reason <text>', 'why, for the approver and the audit log')
+    .action(async (entity: string, periodText: string, flags: { erp?: string; reason?: string }) =>
+      runPeriodClose(entity, periodText, flags),
+    );
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `accrue` command. Exit codes: 0 done, 1 failed, 2 bad input or usage (docs/cli.md).
+import { registerChangesCommands } from './changes-commands.js';
 import type { Command } from 'commander';
 import { ConfigError } from './config.js';
 import { EXIT, program } from './context.js';
@@ -43,6 +44,7 @@ registerReconcileCommands(program);
 registerSettleCommands(program);
 registerErpCommands(program);
 registerConnectCommands(program);
+registerChangesCommands(program);
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
 const usageExits = (command: Command): void => {
@@ -57,7 +59,8 @@ try {
 } catch (error) {
   if (error instanceof ProblemError) {
     process.stderr.write(`accrue: ${formatProblems(error.problems).split('\n').join('\naccrue: ')}\n`);
-    process.exitCode = EXIT.badInput;
+    // Not authenticated, or not permitted: 3, so a script tells a refusal from bad input.
+    process.exitCode = error.status === 401 || error.status === 403 ? EXIT.refused : EXIT.badInput;
   } else if (error instanceof ConfigError) {
     process.stderr.write(`accrue: configuration: ${error.message}\n`);
     process.exitCode = EXIT.badInput;

@@ -1,4 +1,6 @@
 // `accrue post` and `accrue dlq`: drain the outbox to the ERPs, inspect and replay dead letters.
+import { commandActor } from './auth.js';
+import { auditActor } from '../domain/controls.js';
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { countPending, listDeadLetters, replayDeadLetter } from '../post/outbox.js';
@@ -29,6 +31,7 @@ function registerPost(program: Command): void {
       const work = { untilEmpty: !flags.follow, signal: abort.signal, log: logLine(jsonLogger()) };
       if (flags.follow) process.once('SIGTERM', () => abort.abort());
       await withStore(async (store, cfg) => {
+        await commandActor(store.pool, 'billing.run');
         const opened = await openConfigured(store.pool, cfg.erpConnections, connectionNames(flags.connection ?? flags.target));
         const outcomes = await Promise.all(
           opened.map(async ({ target }) => ({
@@ -81,10 +84,10 @@ function registerDlq(program: Command): void {
   dlq
     .command('replay <id>')
     .description('put a dead letter back in the outbox; the next `accrue post` looks it up first, so it posts at most once')
-    .option('--by <who>', 'who replays it, for the audit log', process.env.USER ?? 'cli')
-    .action(async (id: string, flags: { by: string }) => {
+    .action(async (id: string) => {
       await withStore(async (store) => {
-        if (!(await replayDeadLetter(store.pool, id, flags.by)))
+        const actor = await commandActor(store.pool, 'billing.run');
+        if (!(await replayDeadLetter(store.pool, id, auditActor(actor))))
           throw new ProblemError([{ path: 'id', code: 'not_found', message: `no dead letter ${id}` }]);
         output(`dead letter ${id} queued again`, { id, replayed: true });
       });

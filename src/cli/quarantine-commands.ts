@@ -1,4 +1,5 @@
 // `accrue quarantine`: events held back for an unknown type or subject, listed and replayed.
+import { commandActor } from './auth.js';
 import type { Command } from 'commander';
 import { listQuarantine, replayQuarantine } from '../ingest/quarantine.js';
 import { output, requireCatalog, withStore } from './context.js';
@@ -28,6 +29,7 @@ export function registerQuarantineCommands(program: Command): void {
     .description('ingest quarantined events the catalog in force now knows')
     .action(async () => {
       await withStore(async (store) => {
+        await commandActor(store.pool, 'billing.run');
         const result = await replayQuarantine(store.pool, await requireCatalog(store.pool));
         output(
           Object.entries(result)

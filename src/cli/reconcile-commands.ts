@@ -1,4 +1,7 @@
 // `accrue reconcile` and `accrue exceptions`: where a period stands, and the exception queues worked by hand.
+import { approvalNeeded, commandActor, proposeAndReport } from './auth.js';
+import { auditActor } from '../domain/controls.js';
+import { planPeriodClose, planWaiver } from '../controls/apply.js';
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { connectionNames, openConfigured } from '../connectors/open.js';
@@ -20,7 +23,7 @@ import { EXIT, output, withStore } from './context.js';
 import { table } from './table.js';
 
 /** The ERP connections named by --erp (comma-separated names of erp.connections), opened; none without --erp. */
-async function erpConnectors(pool: pg.Pool, cfg: Config, names: string | undefined): Promise<ErpTarget[]> {
+export async function erpConnectors(pool: pg.Pool, cfg: Config, names: string | undefined): Promise<ErpTarget[]> {
   const list = connectionNames(names);
   if (!list) return [];
   return (await openConfigured(pool, cfg.erpConnections, list)).map((c) => c.target);
@@ -98,15 +101,20 @@ function moved(result: Result<ExceptionRecord>, verb: string): void {
   output(`exception ${result.value.id} ${verb}`, result.value);
 }
 
-const whoDefault = process.env.USER ?? 'cli';
-
 /** `accrue period close <entity> <period>`: reconcile, then close only if no exception of the period is open. */
-export async function runPeriodClose(entity: string, periodText: string, flags: { by: string; erp?: string }): Promise<void> {
+export async function runPeriodClose(entity: string, periodText: string, flags: { erp?: string; reason?: string }): Promise<void> {
   const parsed = parsePeriod(periodText, 'period');
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   await withStore(async (store, cfg) => {
+    const actor = await commandActor(store.pool, 'change.propose');
+    if (actor.entities.length > 0 && !actor.entities.includes(entity))
+      throw new ProblemError([{ path: 'entity', code: 'forbidden', message: `this key is limited to ${actor.entities.join(', ')}` }], 403);
+    if (approvalNeeded(cfg, actor, 'period.close')) {
+      await proposeAndReport(store.pool, actor, planPeriodClose(entity, periodText, connectionNames(flags.erp) ?? [], flags.reason));
+      return;
+    }
     const connectors = await erpConnectors(store.pool, cfg, flags.erp);
-    const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: flags.by, connectors });
+    const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: auditActor(actor), connectors });
     if (!outcome.result.ok) {
       const refused = outcome.open.length > 0;
       process.stderr.write(
@@ -142,6 +150,7 @@ export function registerReconcileCommands(program: Command): void {
     .option('--dry-run', 'compare and report only: open and clear no exception')
     .action(async (period: string, flags: { entity?: string; erp?: string; dryRun?: boolean }) => {
       await withStore(async (store, cfg) => {
+        await commandActor(store.pool, flags.dryRun ? 'data.read' : 'billing.run');
         const connectors = await erpConnectors(store.pool, cfg, flags.erp);
         const report = await reconcilePeriod(store.pool, { period, legalEntity: flags.entity, connectors, record: !flags.dryRun });
         output(reconcileText(report), report);
@@ -212,15 +221,15 @@ function registerExceptionsActions(exceptions: Command): void {
   exceptions
     .command('assign <id> <assignee>')
     .description('assign (or reassign) an exception to a person or team')
-    .option('--by <who>', 'who assigns it', whoDefault)
     .option('--note <text>', 'a note kept in its history')
-    .action(async (id: string, assignee: string, flags: { by: string; note?: string }) => {
-      await withStore(async (store) =>
+    .action(async (id: string, assignee: string, flags: { note?: string }) => {
+      await withStore(async (store) => {
+        const by = auditActor(await commandActor(store.pool, 'exceptions.work'));
         moved(
-          await assignException(store.pool, id, { assignee, by: flags.by, ...(flags.note ? { note: flags.note } : {}) }),
+          await assignException(store.pool, id, { assignee, by, ...(flags.note ? { note: flags.note } : {}) }),
           `assigned to ${assignee}`,
-        ),
-      );
+        );
+      });
     });
   exceptions
     .command('resolve <id>')
@@ -229,26 +238,30 @@ function registerExceptionsActions(exceptions: Command): void {
       '--document <id>',
       'the correcting document: an invoice or credit note number or id, a journal id, a payment id, or the ERP reference',
     )
-    .option('--by <who>', 'who resolves it', whoDefault)
     .option('--note <text>', 'a note kept in its history')
-    .action(async (id: string, flags: { document: string; by: string; note?: string }) => {
-      await withStore(async (store) =>
+    .action(async (id: string, flags: { document: string; note?: string }) => {
+      await withStore(async (store) => {
+        const by = auditActor(await commandActor(store.pool, 'exceptions.work'));
         moved(
-          await resolveException(store.pool, id, {
-            correcting_document: flags.document,
-            by: flags.by,
-            ...(flags.note ? { note: flags.note } : {}),
-          }),
+          await resolveException(store.pool, id, { correcting_document: flags.document, by, ...(flags.note ? { note: flags.note } : {}) }),
           `resolved by ${flags.document}`,
-        ),
-      );
+        );
+      });
     });
   exceptions
     .command('waive <id>')
-    .description('accept an assigned exception as it is, saying why; final')
+    .description(
+      'accept an assigned exception as it is, saying why; final. Proposed for a second person (controller) to approve unless controls.approval_required leaves exception.waive out',
+    )
     .requiredOption('--reason <text>', 'why the difference is accepted')
-    .option('--by <who>', 'who accepts it', whoDefault)
-    .action(async (id: string, flags: { reason: string; by: string }) => {
-      await withStore(async (store) => moved(await waiveException(store.pool, id, { reason: flags.reason, by: flags.by }), 'waived'));
+    .action(async (id: string, flags: { reason: string }) => {
+      await withStore(async (store, cfg) => {
+        const actor = await commandActor(store.pool, 'change.propose');
+        if (approvalNeeded(cfg, actor, 'exception.waive')) {
+          await proposeAndReport(store.pool, actor, await planWaiver(store.pool, id, flags.reason));
+          return;
+        }
+        moved(await waiveException(store.pool, id, { reason: flags.reason, by: auditActor(actor) }), 'waived');
+      });
     });
 }

@@ -1,4 +1,5 @@
 // `accrue settle`: payments back from the ERPs by polling (docs/connectors.md, "Payment polling").
+import { commandActor } from './auth.js';
 import type { Command } from 'commander';
 import { connectionNames, openConfigured } from '../connectors/open.js';
 import { paymentSyncState, pollPayments } from '../settle/poll.js';
@@ -19,6 +20,7 @@ export function registerSettleCommands(program: Command): void {
     .option('--target <name>', 'the same as --connection (the name used before connections)')
     .action(async (flags: { connection?: string; target?: string }) => {
       await withStore(async (store, cfg) => {
+        await commandActor(store.pool, 'billing.run');
         // Every configured connection by default, one after another (each keeps its own cursor).
         const opened = await openConfigured(store.pool, cfg.erpConnections, connectionNames(flags.connection ?? flags.target));
         const outcomes = [];

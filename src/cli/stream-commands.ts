@@ -1,6 +1,7 @@
 // `accrue stream ...` (ingestion from NATS JetStream, notifications out) and the stream part of `accrue serve --source`.
 // These commands own their store's lifecycle instead of withStore: on SIGTERM/SIGINT the batch in hand must commit and
 // be acked before the pool closes (docs/streaming.md).
+import { commandActor } from './auth.js';
 import type { Command } from 'commander';
 import { buildServer } from '../api/server.js';
 import { ProblemError } from '../domain/result.js';
@@ -295,6 +296,7 @@ function registerStreamInspect(stream: Command): void {
     .description('put dead notification deliveries (all, or one notification id) back in line; receivers deduplicate by the id')
     .action(async (id: string | undefined) => {
       await withStore(async (store) => {
+        await commandActor(store.pool, 'billing.run');
         const count = await replayDeadNotifications(store.pool, id);
         output(`${count} deliveries put back in line`, { replayed: count });
       });

@@ -23,7 +23,7 @@ export const PERMISSIONS = [
   'billing.run', // close billing periods, bill, post, poll settlement, replay quarantine and notifications
   'exceptions.work', // assign and resolve exceptions (a waiver is a change request)
   'disputes.work', // open, assign and reject disputes (a credit note is a change request)
-  'change.propose', // propose a catalog or mapping change, a period close, a waiver, a void, a credit note, an edited replay
+  'change.propose', // propose a catalog or mapping change, a period close, a waiver, a void, a credit note
   'change.approve', // approve or reject another principal's change request
   'erp.connect', // connect an ERP account (credentials)
   'principals.manage', // create and disable principals
@@ -44,6 +44,11 @@ export function rolesGrant(roles: readonly Role[], permission: Permission): bool
   return roles.some((role) => ROLE_PERMISSIONS[role]?.includes(permission));
 }
 
+/** The roles that grant a permission, for messages that tell what would. */
+export function rolesWith(permission: Permission): Role[] {
+  return ROLES.filter((role) => ROLE_PERMISSIONS[role].includes(permission));
+}
+
 export const isRole = (value: string): value is Role => (ROLES as readonly string[]).includes(value);
 
 /**
@@ -58,7 +63,6 @@ export const CHANGE_KINDS = [
   'exception.waive', // accept an exception without fixing it
   'invoice.void', // void a finalized invoice (reversing journal, ERP void)
   'credit_note.issue', // a manual credit note (a dispute's resolution among them)
-  'dlq.replay_edited', // replay a dead-lettered ERP document with edited content
 ] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 

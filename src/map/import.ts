@@ -402,7 +402,7 @@ async function contextOf(client: pg.PoolClient): Promise<ValidationContext> {
 export async function importMappings(
   pool: pg.Pool,
   text: string,
-  meta: { by: string; format?: MappingFileFormat; origin?: string },
+  meta: { by: string; format?: MappingFileFormat; origin?: string; dryRun?: boolean },
 ): Promise<Result<ImportOutcome>> {
   if (meta.by.trim() === '') return fail(problem('--by', 'required', 'names who imports the mappings (for the audit log)'));
   const parsed = parseMappingFile(text, meta.format);
@@ -420,12 +420,21 @@ export async function importMappings(
         const recordsNothing = (r: NumberedRow) => latest.get(startKey(r))?.target === (r.target === '' ? null : r.target);
         const problems = validateRows(rows, context, recordsNothing);
         if (problems.length) throw new ProblemError(problems);
-        return record(client, rows, stored, meta);
+        const outcome = await record(client, rows, stored, meta);
+        if (meta.dryRun) throw new DryRun(outcome); // rolls the transaction back: what it would record, nothing recorded
+        return outcome;
       }),
     );
   } catch (error) {
+    if (error instanceof DryRun) return ok(error.outcome);
     if (error instanceof ProblemError) return fail(...error.problems);
     throw error;
+  }
+}
+
+class DryRun extends Error {
+  constructor(readonly outcome: ImportOutcome) {
+    super('dry run');
   }
 }
 

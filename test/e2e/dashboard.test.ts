@@ -13,7 +13,7 @@ import { testStore } from '../support/db.js';
 import { fillDashboardData, type DashboardData } from '../support/dashboard-data.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { formatMajor } from '../../src/domain/money.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 
@@ -46,11 +46,11 @@ let profile: string;
 before(async () => {
   store = await testStore();
   data = await fillDashboardData(store);
-  app = await buildServer({ pool: store.pool });
+  app = await buildServer({ pool: store.pool, approvalRequired: [] /* the controls' own tests cover approval */ });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const a = await createKey(store.pool, { name: 'ops-admin', scope: 'admin' });
-  const r = await createKey(store.pool, { name: 'finance-read', scope: 'read' });
+  const a = await testKey(store.pool, { name: 'ops-admin', roles: OPERATOR_AUDITOR });
+  const r = await testKey(store.pool, { name: 'finance-read', roles: ['auditor'] });
   admin = { id: a.key.id, secret: a.secret };
   reader = { id: r.key.id, secret: r.secret };
   profile = mkdtempSync(join(tmpdir(), 'accrue-chromium-'));

@@ -12,7 +12,7 @@ import type { paths } from '../../src/api/client/schema.js';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import { TargetError, type ErpTarget } from '../../src/post/target.js';
 
@@ -38,13 +38,13 @@ const ev = (id: string, subject: string, type: string, data: Record<string, unkn
 
 before(async () => {
   store = await testStore();
-  app = await buildServer({ pool: store.pool, webhookSecret: SECRET });
+  app = await buildServer({ pool: store.pool, approvalRequired: [] /* the controls' own tests cover approval */, webhookSecret: SECRET });
   await app.listen({ host: '127.0.0.1', port: 0 });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const client = (secret?: string) => createClient<paths>({ baseUrl, headers: secret ? { authorization: `Bearer ${secret}` } : {} });
-  admin = client((await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret);
-  reader = client((await createKey(store.pool, { name: 'read', scope: 'read' })).secret);
-  ingest = client((await createKey(store.pool, { name: 'ingest', scope: 'ingest', sources: ['//client-test'] })).secret);
+  admin = client((await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret);
+  reader = client((await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret);
+  ingest = client((await testKey(store.pool, { name: 'ingest', roles: ['ingest'], sources: ['//client-test'] })).secret);
   anonymous = client();
 });
 after(async () => {

@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
@@ -93,8 +93,13 @@ before(async () => {
   );
   const closed = await closePeriod(store.pool, catalog, { period: '2026-10' });
   // Failed authentication is never the point here: the limit is out of reach.
-  app = await buildServer({ pool: store.pool, webhookSecret: SECRET, authFailureLimit: { failuresMax: Number.MAX_SAFE_INTEGER } });
-  admin = (await createKey(store.pool, { name: 'fuzz', scope: 'admin' })).secret;
+  app = await buildServer({
+    pool: store.pool,
+    approvalRequired: [] /* the controls' own tests cover approval */,
+    webhookSecret: SECRET,
+    authFailureLimit: { failuresMax: Number.MAX_SAFE_INTEGER },
+  });
+  admin = (await testKey(store.pool, { name: 'fuzz', roles: OPERATOR_AUDITOR })).secret;
   await app.ready();
   doc = JSON.parse(JSON.stringify(app.swagger())) as Document;
   ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey, findKey, KEY_CACHE_TTL_MS, revokeKey } from '../../src/api/keys.js';
+import { findKey, KEY_CACHE_TTL_MS, revokeKey } from '../../src/controls/keys.js';
+import { testKey, OPERATOR_AUDITOR, TEST_ADMIN } from '../support/keys.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;
@@ -35,10 +36,14 @@ function event(id: string, overrides: Record<string, unknown> = {}) {
 
 before(async () => {
   store = await testStore();
-  app = await buildServer({ pool: store.pool, bodyLimitBytes: 256 * 1024 });
-  admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
-  ingestKey = (await createKey(store.pool, { name: 'ingest', scope: 'ingest', sources: ['//api-test'] })).secret;
-  readKey = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
+  app = await buildServer({
+    pool: store.pool,
+    approvalRequired: [] /* the controls' own tests cover approval */,
+    bodyLimitBytes: 256 * 1024,
+  });
+  admin = (await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
+  ingestKey = (await testKey(store.pool, { name: 'ingest', roles: ['ingest'], sources: ['//api-test'] })).secret;
+  readKey = (await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret;
 });
 after(async () => {
   await app.close();
@@ -212,16 +217,16 @@ describe('events over HTTP', () => {
   });
 
   it('stops a revoked key at once in the revoking process, and in others once the key cache expires', async () => {
-    const created = await createKey(store.pool, { name: 'short-lived', scope: 'read' });
+    const created = await testKey(store.pool, { name: 'short-lived', roles: ['auditor'] });
     const ok = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(created.secret) });
     assert.equal(ok.statusCode, 200, ok.body);
-    assert.equal(await revokeKey(store.pool, created.key.id), true);
+    assert.equal(await revokeKey(store.pool, created.key.id, TEST_ADMIN), true);
     const refused = await app.inject({ method: 'GET', url: '/v1/usage', headers: auth(created.secret) });
     assert.equal(refused.statusCode, 401);
-    assert.equal(await revokeKey(store.pool, created.key.id), false); // already revoked
+    assert.equal(await revokeKey(store.pool, created.key.id, TEST_ADMIN), false); // already revoked
 
     // Another process: it revokes in the database only, so a key this process has cached lives out its TTL.
-    const other = await createKey(store.pool, { name: 'revoked-elsewhere', scope: 'read' });
+    const other = await testKey(store.pool, { name: 'revoked-elsewhere', roles: ['auditor'] });
     let now = 1_000_000;
     const clock = () => now;
     assert.equal((await findKey(store.pool, other.secret, clock))?.id, other.key.id);

@@ -17,7 +17,7 @@ import { TargetError, type ErpTarget } from '../../src/post/target.js';
 import { applyPayment } from '../../src/settle/payments.js';
 import { contentHash } from '../../src/domain/canonical.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 
 let store: Store;
 
@@ -222,6 +222,12 @@ describe('audited actions', () => {
   const records = (action: string) => readAudit(flow.pool, { action, limit: 1000 });
   const accrue = (...args: string[]) =>
     spawnSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, ...args], { encoding: 'utf8' });
+  /** As a principal: its key in ACCRUE_API_KEY, development mode off, and no second approver wanted for period close. */
+  const accrueAs = (secret: string, ...args: string[]) =>
+    spawnSync(process.execPath, ['bin/accrue.js', '--database-url', flow.url, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, ACCRUE_API_KEY: secret, ACCRUE_DEV_MODE: '', ACCRUE_APPROVAL_REQUIRED: 'none' },
+    });
   const ev = (id: string, subject: string) => ({
     specversion: '1.0',
     id,
@@ -370,8 +376,9 @@ describe('audited actions', () => {
     });
   });
 
-  it('records a period close from the CLI; `accrue audit list` and `accrue audit verify` read the log', () => {
-    const close = accrue('period', 'close', 'nw-us', '2026-10', '--by', 'erin');
+  it('records a period close from the CLI; `accrue audit list` and `accrue audit verify` read the log', async () => {
+    const erin = await testKey(flow.pool, { name: 'erin', roles: ['operator'], kind: 'person' });
+    const close = accrueAs(erin.secret, 'period', 'close', 'nw-us', '2026-10');
     assert.equal(close.status, 0, close.stderr);
     const listed = JSON.parse(
       execFileSync(
@@ -381,7 +388,7 @@ describe('audited actions', () => {
       ),
     ) as Array<AuditRecord & { seq: string }>;
     assert.equal(listed.length, 1);
-    assert.equal(listed[0]!.actor, 'erin');
+    assert.equal(listed[0]!.actor, `principal:${erin.principal.id}/key:${erin.key.id}`);
     assert.equal(listed[0]!.subject, 'nw-us:2026-10');
     const bySeq = accrue('--json', 'audit', 'list', '--after', String(Number(listed[0]!.seq) - 1), '--limit', '1');
     assert.equal(bySeq.status, 0, bySeq.stderr);
@@ -391,9 +398,9 @@ describe('audited actions', () => {
     assert.equal(JSON.parse(intact.stdout).ok, true);
   });
 
-  it('serves GET /v1/audit in pages (read scope) and GET /v1/audit/verify (admin only)', async () => {
-    const admin = (await createKey(flow.pool, { name: 'admin', scope: 'admin' })).secret;
-    const read = (await createKey(flow.pool, { name: 'read', scope: 'read' })).secret;
+  it('serves GET /v1/audit in pages and GET /v1/audit/verify to an auditor, not to an operator', async () => {
+    const admin = (await testKey(flow.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
+    const read = (await testKey(flow.pool, { name: 'read', roles: ['auditor'] })).secret;
     const get = (url: string, key: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
     const all = await readAudit(flow.pool, { action: 'invoice.finalize', limit: 1000 });
     const seen: string[] = [];
@@ -411,7 +418,9 @@ describe('audited actions', () => {
     );
     assert.equal((await get('/v1/audit?limit=5000', read)).statusCode, 400);
     assert.equal((await get('/v1/audit?after=x', read)).statusCode, 400);
-    assert.equal((await get('/v1/audit/verify', read)).statusCode, 403);
+    const operator = (await testKey(flow.pool, { name: 'operator', roles: ['operator'] })).secret;
+    assert.equal((await get('/v1/audit/verify', operator)).statusCode, 403, 'an operator may not read the audit log');
+    assert.equal((await get('/v1/audit?limit=1', operator)).statusCode, 403);
     const verified = await get('/v1/audit/verify', admin);
     assert.equal(verified.statusCode, 200);
     assert.equal(verified.json().ok, true);
@@ -428,7 +437,7 @@ describe('audited actions', () => {
     const broken = accrue('audit', 'verify');
     assert.equal(broken.status, 1);
     assert.match(broken.stdout, new RegExp(`BROKEN at seq ${target.seq} \\(hash_mismatch\\)`));
-    const admin = (await createKey(flow.pool, { name: 'admin2', scope: 'admin' })).secret;
+    const admin = (await testKey(flow.pool, { name: 'admin2', roles: OPERATOR_AUDITOR })).secret;
     const res = await app.inject({ method: 'GET', url: '/v1/audit/verify', headers: { authorization: `Bearer ${admin}` } });
     assert.deepEqual({ ok: res.json().ok, broken_at_seq: res.json().broken_at_seq }, { ok: false, broken_at_seq: String(target.seq) });
   });

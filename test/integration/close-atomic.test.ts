@@ -12,7 +12,7 @@ import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/cat
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { ProblemError } from '../../src/domain/result.js';
 import { Decimal } from '../../src/domain/money.js';
 import { EVENT_AMOUNT_MINOR_MAX, MONEY_MINOR_MAX } from '../../src/domain/limits.js';
@@ -130,7 +130,7 @@ describe('an atomic close', () => {
     // Over HTTP: a 422 problem naming the customer and meter, never a 500.
     const app = await buildServer({ pool: store.pool });
     try {
-      const admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
+      const admin = (await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
       const res = await app.inject({ method: 'POST', url: '/v1/periods/2026-10/close', headers: { authorization: `Bearer ${admin}` } });
       assert.equal(res.statusCode, 422, res.body);
       const errors = res.json().errors as Array<{ path: string; code: string }>;

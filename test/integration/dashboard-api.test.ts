@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { applyCatalog, catalogVersion, type CatalogVersion } from '../../src/catalog/service.js';
 import { generateUsage } from '../../src/demo/generate.js';
 import { ingestBatch } from '../../src/ingest/service.js';
@@ -26,9 +26,9 @@ const get = async (url: string, key = read) => app.inject({ method: 'GET', url, 
 
 before(async () => {
   store = await testStore();
-  app = await buildServer({ pool: store.pool });
-  read = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
-  admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
+  app = await buildServer({ pool: store.pool, approvalRequired: [] /* the controls' own tests cover approval */ });
+  read = (await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret;
+  admin = (await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
 });
 after(async () => {
   await app.close();

@@ -10,7 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey, findKey, KEY_NEGATIVE_CACHE_TTL_MS, revokeKey } from '../../src/api/keys.js';
+import { findKey, KEY_NEGATIVE_CACHE_TTL_MS, revokeKey } from '../../src/controls/keys.js';
+import { testKey, OPERATOR_AUDITOR, TEST_ADMIN } from '../support/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
@@ -29,10 +30,11 @@ before(async () => {
   store = await testStore();
   app = await buildServer({
     pool: store.pool,
+    approvalRequired: [], // the controls' own tests cover approval
     webhookSecret: SECRET,
     authFailureLimit: { failuresMax: 3, windowMs: 60_000, now: () => clock },
   });
-  admin = (await createKey(store.pool, { name: 'edge-admin', scope: 'admin' })).secret;
+  admin = (await testKey(store.pool, { name: 'edge-admin', roles: OPERATOR_AUDITOR })).secret;
 });
 after(async () => {
   await app.close();
@@ -246,12 +248,12 @@ describe('failed authentication', () => {
     assert.equal(limited.json().type, 'https://accrue.dev/problems/too_many_failed_authentications');
     // A key never seen valid in this process is refused unread until the window ends; one seen valid keeps working
     // (a client behind the same proxy as the guesser), and is still checked for revocation.
-    const unseen = (await createKey(store.pool, { name: 'unseen', scope: 'admin' })).secret;
+    const unseen = (await testKey(store.pool, { name: 'unseen', roles: OPERATOR_AUDITOR })).secret;
     assert.equal((await from('10.0.0.1', unseen)).statusCode, 429, 'until the window ends, a key not seen valid from that client');
     assert.equal((await from('10.0.0.1', admin)).statusCode, 200, 'a key seen valid keeps working from a limited address');
-    const seen = await createKey(store.pool, { name: 'seen-then-revoked', scope: 'admin' });
+    const seen = await testKey(store.pool, { name: 'seen-then-revoked', roles: OPERATOR_AUDITOR });
     assert.equal((await from('10.0.0.3', seen.secret)).statusCode, 200);
-    assert.ok(await revokeKey(store.pool, seen.key.id));
+    assert.ok(await revokeKey(store.pool, seen.key.id, TEST_ADMIN));
     assert.equal((await from('10.0.0.1', seen.secret)).statusCode, 401, 'a revoked key is refused even when it was seen valid');
     assert.equal((await from('10.0.0.2', unseen)).statusCode, 200, 'other clients are not affected');
     clock += 30_000;
@@ -265,6 +267,7 @@ describe('failed authentication', () => {
     let queries = 0;
     const counting = {
       query: (...args: unknown[]) => ((queries += 1), (store.pool.query as (...a: unknown[]) => unknown)(...args)),
+      connect: () => store.pool.connect(), // creating a key writes it and its audit record in one transaction
     } as unknown as pg.Pool;
     let now = 0;
     const at = () => now;
@@ -275,7 +278,7 @@ describe('failed authentication', () => {
     assert.equal(await findKey(counting, 'acc_read_unknown', at), undefined);
     assert.equal(queries, 2, 'looked up again once the time is over');
     // A key created in this process after its secret was tried is found at once (its secret was never known before).
-    const created = await createKey(counting, { name: 'fresh', scope: 'read' });
+    const created = await testKey(counting, { name: 'fresh', roles: ['auditor'] });
     const before = queries;
     assert.equal((await findKey(counting, created.secret, at))?.id, created.key.id);
     assert.equal(queries, before + 1);

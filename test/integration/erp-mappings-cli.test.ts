@@ -65,10 +65,10 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
     good,
     'connection,kind,source,target,effective_from\nns-us,item,api,API-1,2026-01-01\nns-us,subsidiary,nw-us,2,2026-01-01\nxero-de,tax_type,DE,OUTPUT2,2026-01-01\n',
   );
-  const imported = accrue('erp', 'mappings', 'import', good, '--by', 'alice');
+  const imported = accrue('erp', 'mappings', 'import', good);
   assert.equal(imported.status, 0, imported.stderr);
   assert.match(imported.stdout, /3 rows: 3 recorded, 0 already in force/);
-  const again = accrue('--json', 'erp', 'mappings', 'import', good, '--by', 'alice');
+  const again = accrue('--json', 'erp', 'mappings', 'import', good);
   assert.equal(again.status, 0, again.stderr);
   assert.equal((JSON.parse(again.stdout) as { recorded: number }).recorded, 0);
 
@@ -96,7 +96,7 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
   assert.match(early.stdout, /no mappings in force on 2025-12-31/);
   const history = accrue('erp', 'mappings', 'list', '--history', '--connection', 'xero-de');
   assert.equal(history.status, 0, history.stderr);
-  assert.match(history.stdout, /xero-de\s+tax_type\s+DE\s+OUTPUT2\s+2026-01-01\s+v1\s+alice/);
+  assert.match(history.stdout, /xero-de\s+tax_type\s+DE\s+OUTPUT2\s+2026-01-01\s+v1\s+dev:\S+/);
   assert.equal(accrue('erp', 'mappings', 'list', '--on', '2026-02-30').status, 2);
 
   for (const format of ['csv', 'yaml']) {
@@ -104,7 +104,7 @@ test('erp mappings import, list, export: exit 0; a bad file exits 2 naming the r
     assert.equal(exported.status, 0, exported.stderr);
     const file = join(dir, `export.${format}`);
     writeFileSync(file, exported.stdout);
-    const back = accrue('--json', 'erp', 'mappings', 'import', file, '--by', 'bob');
+    const back = accrue('--json', 'erp', 'mappings', 'import', file);
     assert.equal(back.status, 0, back.stderr);
     assert.deepEqual(
       [(JSON.parse(back.stdout) as { rows: number; recorded: number }).rows, (JSON.parse(back.stdout) as { recorded: number }).recorded],

@@ -22,7 +22,7 @@ import { renderInvoiceExplanation, renderJournalExplanation } from '../../src/ex
 import type { InvoiceExplanation, LineExplanation } from '../../src/explain/model.js';
 import type { Invoice } from '../../src/domain/model.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 
 const SOURCE = '//explain-test';
 const API = 'com.northwind.api.request';
@@ -408,7 +408,7 @@ describe('over HTTP and on the command line', () => {
   it('GET /v1/invoices/:id/explain, /v1/journals/:id/explain and /v1/events/explain answer with the read scope', async () => {
     const app = await buildServer({ pool: store.pool });
     try {
-      const read = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
+      const read = (await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret;
       const auth = { authorization: `Bearer ${read}` };
       const umbrella = invoiceOf('umbrella');
       const compute = umbrella.lines.find((l) => l.meter === 'peak_vcpu')!;

@@ -10,7 +10,7 @@ import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/cat
 import { ingestBatch, type EventOutcome } from '../../src/ingest/service.js';
 import { GroupCommitter, type IngestPort } from '../../src/ingest/group-commit.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 
 let store: Store;
 let catalog: CatalogVersion;
@@ -83,7 +83,7 @@ before(async () => {
   const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' });
   assert.ok(applied.ok);
   catalog = (await currentCatalog(store.pool))!;
-  key = (await createKey(store.pool, { name: 'ingest', scope: 'ingest' })).secret;
+  key = (await testKey(store.pool, { name: 'ingest', roles: ['ingest'] })).secret;
 });
 after(async () => {
   await store.close();

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { CloudEvent, HTTP } from 'cloudevents';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 import { applyCatalog } from '../../src/catalog/service.js';
 import type { Store } from '../../src/store/store.js';
 import { testStore } from '../support/db.js';
@@ -22,7 +22,7 @@ before(async () => {
   const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' });
   assert.ok(applied.ok, JSON.stringify(!applied.ok && applied.problems));
   app = await buildServer({ pool: store.pool, bodyLimitBytes: 256 * 1024 });
-  key = (await createKey(store.pool, { name: 'ingest', scope: 'ingest', sources: [SOURCE] })).secret;
+  key = (await testKey(store.pool, { name: 'ingest', roles: ['ingest'], sources: [SOURCE] })).secret;
 });
 after(async () => {
   await app.close();

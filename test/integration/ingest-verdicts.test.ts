@@ -18,7 +18,7 @@ import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 import { Decimal } from '../../src/domain/money.js';
 import { ensureEventPartitions } from '../../src/store/partitions.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 const NOW = new Date('2026-11-20T00:00:00Z');
@@ -387,8 +387,8 @@ describe('ingest outcomes: every receipt counted once', () => {
   let readKey: string;
   before(async () => {
     app = await buildServer({ pool: store.pool });
-    ingestKey = (await createKey(store.pool, { name: 'ingest', scope: 'ingest' })).secret;
-    readKey = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
+    ingestKey = (await testKey(store.pool, { name: 'ingest', roles: ['ingest'] })).secret;
+    readKey = (await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret;
   });
   after(() => app.close());
 

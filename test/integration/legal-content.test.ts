@@ -13,7 +13,7 @@ import { getInvoice, invoiceContentHash, withoutLegalContent, fromDocument } fro
 import { toJsonValue } from '../../src/domain/canonical.js';
 import { exportInvoice } from '../../src/invoice/export.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;
@@ -40,7 +40,7 @@ before(async () => {
   });
   await closePeriod(store.pool, catalog, { period: '2026-11' });
   app = await buildServer({ pool: store.pool });
-  reader = (await createKey(store.pool, { name: 'read', scope: 'read' })).secret;
+  reader = (await testKey(store.pool, { name: 'read', roles: ['auditor'] })).secret;
 });
 after(async () => {
   await app?.close();

@@ -17,7 +17,7 @@ import { pollPayments, type ErpPayment } from '../../src/settle/poll.js';
 import { unbilledUsage } from '../../src/rate/unbilled.js';
 import { buildServer } from '../../src/api/server.js';
 import { buildMetricsServer } from '../../src/api/metrics.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey } from '../support/keys.js';
 import { ConfigError, loadConfig, parseListen } from '../../src/cli/config.js';
 import { minorToMajor } from '../../src/domain/money.js';
 
@@ -364,8 +364,8 @@ describe('protecting /metrics', () => {
   const apps: FastifyInstance[] = [];
   before(async () => {
     own = await testStore();
-    read = (await createKey(own.pool, { name: 'prometheus', scope: 'read' })).secret;
-    ingest = (await createKey(own.pool, { name: 'producer', scope: 'ingest' })).secret;
+    read = (await testKey(own.pool, { name: 'prometheus', roles: ['auditor'] })).secret;
+    ingest = (await testKey(own.pool, { name: 'producer', roles: ['ingest'] })).secret;
   });
   after(async () => {
     for (const app of apps) await app.close();

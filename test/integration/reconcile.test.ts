@@ -22,7 +22,7 @@ import { reconcilePeriod, type CheckpointReport, type ReconcileReport } from '..
 import { assignException, getException, listExceptions, resolveException, waiveException } from '../../src/reconcile/exceptions.js';
 import { closeAccountingPeriod } from '../../src/reconcile/period-close.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { readAudit, verifyAudit } from '../../src/audit/log.js';
 
 const PERIOD = '2026-11';
@@ -402,9 +402,9 @@ describe('reconciliation over HTTP', () => {
   let read: string;
   let admin: string;
   before(async () => {
-    app = await buildServer({ pool: store.pool });
-    read = (await createKey(store.pool, { name: 'reader', scope: 'read' })).secret;
-    admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
+    app = await buildServer({ pool: store.pool, approvalRequired: [] /* the controls' own tests cover approval */ });
+    read = (await testKey(store.pool, { name: 'reader', roles: ['auditor'] })).secret;
+    admin = (await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
   });
   after(() => app.close());
 
@@ -472,10 +472,14 @@ describe('reconciliation over HTTP', () => {
       method: 'POST',
       url: `/v1/exceptions/${encodeURIComponent(id)}/waive`,
       headers: { authorization: `Bearer ${admin}` },
-      payload: { reason: 'the event was deleted on purpose (GDPR request)', by: 'dpo' },
+      payload: { reason: 'the event was deleted on purpose (GDPR request)' },
     });
     assert.equal(waived.statusCode, 200, waived.body);
-    assert.deepEqual([waived.json().status, waived.json().waived_by], ['waived', 'dpo']);
+    // Every move names the principal and key that made it (no free-form `by`).
+    const adminActor = (
+      await store.pool.query("SELECT 'principal:' || principal_id || '/key:' || id AS actor FROM api_keys WHERE name = 'admin'")
+    ).rows[0].actor;
+    assert.deepEqual([waived.json().status, waived.json().waived_by], ['waived', adminActor]);
     const shown = await app.inject({
       method: 'GET',
       url: `/v1/exceptions/${encodeURIComponent(id)}`,
@@ -485,8 +489,8 @@ describe('reconciliation over HTTP', () => {
       shown.json().events.map((e: { action: string; actor: string }) => [e.action, e.actor]),
       [
         ['open', 'system:reconcile'],
-        ['assign', `api-key:${(await store.pool.query("SELECT id FROM api_keys WHERE name = 'admin'")).rows[0].id}`],
-        ['waive', 'dpo'],
+        ['assign', adminActor],
+        ['waive', adminActor],
       ],
     );
   });

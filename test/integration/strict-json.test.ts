@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
-import { createKey } from '../../src/api/keys.js';
+import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { decodeMessage } from '../../src/stream/consumer.js';
@@ -77,9 +77,9 @@ before(async () => {
   store = await testStore();
   const applied = await applyCatalog(store.pool, NORTHWIND, { by: 'test' });
   assert.ok(applied.ok);
-  app = await buildServer({ pool: store.pool, webhookSecret: SECRET });
-  admin = (await createKey(store.pool, { name: 'admin', scope: 'admin' })).secret;
-  ingestKey = (await createKey(store.pool, { name: 'ingest', scope: 'ingest' })).secret;
+  app = await buildServer({ pool: store.pool, approvalRequired: [] /* the controls' own tests cover approval */, webhookSecret: SECRET });
+  admin = (await testKey(store.pool, { name: 'admin', roles: OPERATOR_AUDITOR })).secret;
+  ingestKey = (await testKey(store.pool, { name: 'ingest', roles: ['ingest'] })).secret;
 });
 after(async () => {
   await app.close();

@@ -40,7 +40,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['022_erp_connections.sql', '9f066879a050360fdf7325f8869bfc196e706ef8ee27d2bb269054cf54c3e2f8'],
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
   ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
-  ['025_principals.sql', '63731ddb4c1ec058d8f24461dff8b61950fccce18734d5a717c66977b31689b6'],
+  ['025_principals.sql', 'f64ffa3df86e7e9162acda4ec9e63fd6e1cd3b5a04c78d9a7b7cbac42efb2aa9'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

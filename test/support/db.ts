@@ -8,6 +8,10 @@ import pg from 'pg';
 import { startEmbedded } from '../../src/store/embedded.js';
 import { openStore, type Store } from '../../src/store/store.js';
 
+// The commands the tests spawn act in the explicit local development mode (src/cli/auth.ts) unless a test gives a key:
+// only the tests of the controls themselves (test/integration/controls*.test.ts) set ACCRUE_DEV_MODE to '' for theirs.
+process.env.ACCRUE_DEV_MODE ??= '1';
+
 export async function testStore(): Promise<Store> {
   let adminUrl = process.env.ACCRUE_TEST_DATABASE_URL;
   let stopServer: (() => Promise<void>) | undefined;

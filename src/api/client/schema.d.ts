@@ -30,8 +30,8 @@ export interface paths {
         /** The catalog in force */
         get: operations["getCatalog"];
         /**
-         * Apply a catalog
-         * @description Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.
+         * Propose (or apply) a catalog
+         * @description Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, or 409 when proposing). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.
          */
         put: operations["applyCatalog"];
         post?: never;
@@ -232,7 +232,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Accept an assigned exception as it is, with the reason; final */
+        /**
+         * Accept an assigned exception as it is, with the reason; final
+         * @description Where waivers need a second person (controls.approval_required, the default) the waiver is proposed and answered 202 with the change request; a different principal with the controller role approves it (POST /v1/changes/{id}/approve). Otherwise it is applied at once.
+         */
         post: operations["waiveException"];
         delete?: never;
         options?: never;
@@ -381,7 +384,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The API key making the request and its scope (the dashboard shows actions to admin keys only) */
+        /** The API key making the request, its principal's roles and what they permit (the dashboard shows an action only to keys that may take it) */
         get: operations["getDashboardIdentity"];
         put?: never;
         post?: never;
@@ -530,6 +533,97 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Change requests, newest first */
+        get: operations["listChangeRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One change request with its diff */
+        get: operations["getChangeRequest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a pending change and apply exactly its payload
+         * @description Only a principal with the controller role, and never the one who requested it (403 self_approval). A change that no longer applies (what it was diffed against has moved) is refused 409 and stays pending.
+         */
+        post: operations["approveChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a pending change
+         * @description Only a principal with the controller role, and never the one who requested it (403 self_approval). A change that no longer applies (what it was diffed against has moved) is refused 409 and stays pending.
+         */
+        post: operations["rejectChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Withdraw a pending change you requested */
+        post: operations["cancelChangeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -546,6 +640,32 @@ export interface components {
             }[];
         } & {
             [key: string]: unknown;
+        };
+        ChangeRequest: {
+            id: string;
+            /** @enum {string} */
+            kind: "catalog.apply" | "mappings.import" | "period.close" | "exception.waive" | "invoice.void" | "credit_note.issue";
+            subject: string;
+            legal_entity: string | null;
+            summary: string;
+            /** @description the readable difference the approver reviews */
+            diff: string;
+            /** @description exactly what an approval applies */
+            payload: unknown;
+            /** @description SHA-256 of the payload as RFC 8785 canonical JSON */
+            payload_hash: string;
+            reason: string | null;
+            requested_by: string;
+            requested_by_name: string;
+            requested_at: string;
+            /** @enum {string} */
+            status: "pending" | "approved" | "rejected" | "cancelled";
+            decided_by: string | null;
+            decided_by_name: string | null;
+            decided_at: string | null;
+            decision_note: string | null;
+            /** @description what applying it produced (approved requests) */
+            result: unknown;
         };
         /** @description a CloudEvent 1.0 in the JSON format, read strictly (docs/ingestion.md) */
         CloudEvent: {
@@ -817,6 +937,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
             /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
             400: {
                 headers: {
@@ -837,6 +966,15 @@ export interface operations {
             };
             /** @description Forbidden: the API key has a scope this route does not accept */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1885,8 +2023,6 @@ export interface operations {
                 "application/json": {
                     /** @description the person or team */
                     assignee: string;
-                    /** @description who acts; default: the API key (`api-key:<id>`) */
-                    by?: string;
                     /** @description a note kept with the move */
                     note?: string;
                 };
@@ -2031,8 +2167,6 @@ export interface operations {
                 "application/json": {
                     /** @description the id or number of the document that corrects the difference */
                     correcting_document: string;
-                    /** @description who acts; default: the API key (`api-key:<id>`) */
-                    by?: string;
                     /** @description a note kept with the move */
                     note?: string;
                 };
@@ -2177,8 +2311,6 @@ export interface operations {
                 "application/json": {
                     /** @description why the difference is accepted */
                     reason: string;
-                    /** @description who acts; default: the API key (`api-key:<id>`) */
-                    by?: string;
                 };
             };
         };
@@ -2221,6 +2353,15 @@ export interface operations {
                         last_seen_at?: string | null;
                         cleared_at?: string | null;
                     };
+                };
+            };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
                 };
             };
             /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
@@ -3481,8 +3622,11 @@ export interface operations {
                     "application/json": {
                         id: string;
                         name: string;
-                        /** @enum {string} */
-                        scope: "read" | "admin";
+                        principal: string;
+                        roles: ("ingest" | "operator" | "controller" | "auditor" | "admin")[];
+                        /** @description the legal entities the key may see; empty: every entity */
+                        entities: string[];
+                        permissions: ("events.write" | "data.read" | "audit.read" | "audit.verify" | "billing.run" | "exceptions.work" | "disputes.work" | "change.propose" | "change.approve" | "erp.connect" | "principals.manage" | "keys.manage")[];
                     };
                 };
             };
@@ -4329,6 +4473,486 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listChangeRequests: {
+        parameters: {
+            query?: {
+                status?: "pending" | "approved" | "rejected" | "cancelled";
+                kind?: "catalog.apply" | "mappings.import" | "period.close" | "exception.waive" | "invoice.void" | "credit_note.issue";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changes: components["schemas"]["ChangeRequest"][];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a change request id (chg_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    approveChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a change request id (chg_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why, kept in the audit log */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rejectChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a change request id (chg_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why, kept in the audit log */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelChangeRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a change request id (chg_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why, kept in the audit log */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -56,7 +56,7 @@ export const auditRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/audit',
     {
-      config: { scope: 'read' },
+      config: { permission: 'audit.read' },
       schema: {
         summary: 'Audit records, oldest first, in pages',
         description: `Filter by subject, action or actor. Page with \`after\`: pass the previous page's \`next_after\` until it is null. At most ${AUDIT_READ_LIMIT_MAX} records a page.`,
@@ -88,7 +88,7 @@ export const auditRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/audit/verify',
     {
-      config: { scope: 'admin' },
+      config: { permission: 'audit.verify' },
       schema: {
         summary: 'Verify the audit hash chain',
         description:

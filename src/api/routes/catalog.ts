@@ -6,7 +6,10 @@ import { applyCatalog, currentCatalog, listCatalogVersions } from '../../catalog
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { nullableString, unstorableText } from '../params.js';
 import type { Problem } from '../../domain/result.js';
-import type { RoutePlugin } from '../route-support.js';
+import { apiKeyActor, requestActor, type RoutePlugin } from '../route-support.js';
+import { catalogPlan } from '../../controls/apply.js';
+import { proposeChange } from '../../controls/changes.js';
+import { changeRequestRef } from './changes.js';
 
 /** The YAML as the catalog parser reads it (YAML 1.2 core schema), or undefined when it does not parse. */
 function yamlValue(text: string): unknown {
@@ -54,29 +57,40 @@ const refused = (problems: Problem[]) =>
     problems,
   );
 
-export const catalogRoutes: RoutePlugin = async (app, { pool }) => {
+export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }) => {
   app.put(
     '/v1/catalog',
     {
-      config: { scope: 'admin' },
+      config: { permission: 'change.propose' },
       schema: {
-        summary: 'Apply a catalog',
+        summary: 'Propose (or apply) a catalog',
         description:
-          'Validates the whole catalog (docs/catalog.md) and makes it a new version; the same content as the version in force is a no-op. An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
+          'Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, or 409 when proposing). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
         tags: ['catalog'],
         body: CatalogBody,
-        response: { 200: Applied, 400: problemRef(), 401: problemRef(), 403: problemRef() },
+        response: { 200: Applied, 202: changeRequestRef(), 400: problemRef(), 401: problemRef(), 403: problemRef(), 409: problemRef() },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const isYaml = typeof request.body === 'string';
       const text = typeof request.body === 'string' ? request.body : JSON.stringify(request.body);
       // Text the database cannot store is refused here by path; the catalog's validator checks everything else (a YAML
       // that does not parse is left to it, which reports the syntax error).
       const unstorable = unstorableText(isYaml ? yamlValue(text) : request.body);
       if (unstorable.length > 0) refuse(refused(unstorable));
+      if (approvalRequired.includes('catalog.apply')) {
+        const format = isYaml ? 'yaml' : 'json';
+        const plan = await catalogPlan(pool, text, format);
+        if (!plan.ok) return refuse(refused(plan.problems));
+        if (plan.value === 'unchanged') {
+          const current = (await currentCatalog(pool))!;
+          return { version: current.version, hash: current.hash, changed: false };
+        }
+        const { request: change } = await proposeChange(pool, requestActor(request), plan.value);
+        return reply.code(202).send(change);
+      }
       const result = await applyCatalog(pool, text, {
-        by: `api-key:${request.apiKey?.id}`,
+        by: apiKeyActor(request),
         source: 'api',
         format: isYaml ? 'yaml' : 'json',
       });
@@ -87,7 +101,7 @@ export const catalogRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/catalog',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'The catalog in force',
         tags: ['catalog'],
@@ -110,7 +124,7 @@ export const catalogRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/catalog/versions',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Every catalog version with who applied it, when and its content hash',
         tags: ['catalog'],

@@ -18,11 +18,11 @@ import { periodOverview } from '../../dashboard/overview.js';
 import { PIPELINE_LIMITS, pipelineHealth } from '../../dashboard/pipeline.js';
 import { getInvoice } from '../../invoice/store.js';
 import { listBillingMonths } from '../../invoice/queries.js';
-import { invariant } from '../../domain/result.js';
 import { invoicePdf } from '../../invoice/document-pdf.js';
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
+import { PERMISSIONS, ROLES, rolesGrant } from '../../domain/controls.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
@@ -214,7 +214,7 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, type: string, b
 }
 
 export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
-  const asset = { config: { scope: 'public' as const }, schema: { hide: true } };
+  const asset = { config: { permission: 'public' as const }, schema: { hide: true } };
   app.get('/', asset, async (request, reply) => {
     const assets = await dashboardAssets();
     // The page talks to this origin only; the PDF opens from a blob URL the page made.
@@ -243,25 +243,41 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
-        summary: 'The API key making the request and its scope (the dashboard shows actions to admin keys only)',
+        summary:
+          "The API key making the request, its principal's roles and what they permit (the dashboard shows an action only to keys that may take it)",
         tags: ['dashboard'],
-        response: { 200: object({ id: str, name: str, scope: stringEnum(['read', 'admin']) }) },
+        response: {
+          200: object({
+            id: str,
+            name: str,
+            principal: str,
+            roles: Type.Array(stringEnum(ROLES)),
+            entities: Type.Array(str, { description: 'the legal entities the key may see; empty: every entity' }),
+            permissions: Type.Array(stringEnum(PERMISSIONS)),
+          }),
+        },
       },
     },
     async (request) => {
       const key = request.apiKey!;
-      // A read route admits read and admin keys only (src/api/keys.ts, grants).
-      invariant(key.scope !== 'ingest', 'an ingest key passed a read route');
-      return { id: key.id, name: key.name, scope: key.scope };
+      const roles = [...key.principal.roles];
+      return {
+        id: key.id,
+        name: key.name,
+        principal: key.principal.name,
+        roles,
+        entities: [...key.entities],
+        permissions: PERMISSIONS.filter((p) => rolesGrant(roles, p)),
+      };
     },
   );
 
   app.get(
     '/v1/dashboard/periods',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
         tags: ['dashboard'],
@@ -278,7 +294,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/overview',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs',
         description:
@@ -296,7 +312,7 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/pipeline',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Pipeline health: ingestion outcomes over time, quarantine, and per ERP connector the backlog and dead letters',
         tags: ['dashboard'],
@@ -321,7 +337,7 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
@@ -350,7 +366,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices/:id',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary:
           "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
@@ -370,7 +386,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/customers',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
@@ -383,7 +399,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/customers/:id/usage',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
         tags: ['dashboard'],
@@ -409,7 +425,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id/pdf',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],

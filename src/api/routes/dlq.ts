@@ -41,7 +41,7 @@ export const dlqRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/dlq',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Dead letters: outbox entries an ERP refused or that ran out of retries, oldest first',
         tags: ['posting'],
@@ -55,7 +55,7 @@ export const dlqRoutes: RoutePlugin = async (app, { pool }) => {
   app.post(
     '/v1/dlq/:id/replay',
     {
-      config: { scope: 'admin' },
+      config: { permission: 'billing.run' },
       schema: {
         summary: 'Put a dead letter back in the outbox',
         description:

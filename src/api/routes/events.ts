@@ -124,7 +124,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
   app.post(
     '/v1/events',
     {
-      config: { scope: 'ingest' },
+      config: { permission: 'events.write' },
       // The body schemas below document the bodies; the handler reads and checks them itself, answering each event
       // of a batch on its own (a schema validator would refuse a whole batch for one bad event).
       validatorCompiler: () => () => true,

@@ -323,7 +323,7 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/invoices/:id/explain',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Explain an invoice or credit note down to the usage events',
         description:
@@ -340,7 +340,7 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/journals/:id/explain',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Explain a journal: its source document and the invoice lines behind each journal line',
         description:
@@ -357,7 +357,7 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/events/explain',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],

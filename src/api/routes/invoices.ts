@@ -143,7 +143,7 @@ function closeRoute(app: RouteApp, pool: pg.Pool): void {
   app.post(
     '/v1/periods/:period/close',
     {
-      config: { scope: 'admin', problems: closeProblems },
+      config: { permission: 'billing.run', problems: closeProblems },
       schema: {
         summary: 'Run billing for a month',
         description:
@@ -182,7 +182,7 @@ function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],

@@ -74,7 +74,7 @@ export const paymentRoutes: RoutePlugin<{ webhookSecret?: string }> = async (sco
   scope.post(
     '/v1/payments',
     {
-      config: { scope: 'public', problems: paymentProblems },
+      config: { permission: 'public', problems: paymentProblems },
       // Before the schema: an unsigned request learns nothing about the body it sent.
       preValidation: async (request) => {
         if (!webhookSecret) refuse(problemDetails(503, 'webhook_not_configured', 'set ACCRUE_WEBHOOK_SECRET to receive payments'));

@@ -1,6 +1,5 @@
 // Reconciliation over HTTP: where a period stands (compared live, nothing recorded), the exception queues, and the
 // lifecycle moves (assign, resolve with the correcting document, waive with a reason), each audited.
-import type { FastifyRequest } from 'fastify';
 import { Type, type TSchema } from 'typebox';
 import { ProblemError } from '../../domain/result.js';
 import { getException, listExceptions, moveException, problemStatus, type ExceptionMove } from '../../reconcile/exceptions.js';
@@ -8,7 +7,11 @@ import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type pg from 'pg';
-import { apiKeyActor, type RouteApp, type RoutePlugin } from '../route-support.js';
+import { apiKeyActor, requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
+import { proposeChange } from '../../controls/changes.js';
+import { planWaiver } from '../../controls/apply.js';
+import type { ChangeKind } from '../../domain/controls.js';
+import { changeRequestRef } from './changes.js';
 
 const Key = Type.Object({ legal_entity: Type.String(), customer: Type.String(), currency: Type.String(), item: Type.String() });
 
@@ -125,35 +128,27 @@ const ExceptionsQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const by = Type.Optional(idString('who acts; default: the API key (`api-key:<id>`)'));
 const note = Type.Optional(textString('a note kept with the move'));
-const AssignBody = Type.Object({ assignee: idString('the person or team'), by, note }, { additionalProperties: false });
+const AssignBody = Type.Object({ assignee: idString('the person or team'), note }, { additionalProperties: false });
 const ResolveBody = Type.Object(
-  { correcting_document: idString('the id or number of the document that corrects the difference'), by, note },
+  { correcting_document: idString('the id or number of the document that corrects the difference'), note },
   { additionalProperties: false },
 );
-const WaiveBody = Type.Object(
-  { reason: textString('why the difference is accepted', { minLength: 1 }), by },
-  { additionalProperties: false },
-);
-
-/** The actor of a move: the person named in the body, else the API key that made the request. */
-const actorOf = (request: FastifyRequest, named: string | undefined): string =>
-  named && named.trim() !== '' ? named : apiKeyActor(request);
+const WaiveBody = Type.Object({ reason: textString('why the difference is accepted', { minLength: 1 }) }, { additionalProperties: false });
 
 const reconciliationProblems: ProblemMapper = (error) =>
   error instanceof ProblemError ? problemDetails(error.status, 'reconciliation', error.message, error.problems) : undefined;
 
-export const reconcileRoutes: RoutePlugin = async (app, { pool }) => {
+export const reconcileRoutes: RoutePlugin = async (app, { pool, approvalRequired }) => {
   reportRoutes(app, pool);
-  exceptionRoutes(app, pool);
+  exceptionRoutes(app, pool, approvalRequired);
 };
 
 function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/periods/:period/reconciliation',
     {
-      config: { scope: 'read', problems: reconciliationProblems },
+      config: { permission: 'data.read', problems: reconciliationProblems },
       schema: {
         summary: 'Where a period stands: every checkpoint green or with its differences',
         description:
@@ -174,7 +169,7 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/exceptions',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Exceptions by queue, status, period, legal entity or checkpoint, oldest first',
         tags: ['reconciliation'],
@@ -197,11 +192,11 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   );
 }
 
-function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
+function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.get(
     '/v1/exceptions/:id',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'One exception with every move in its history',
         tags: ['reconciliation'],
@@ -221,7 +216,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
   );
 
   const moveOptions = <Body extends TSchema>(summary: string, body: Body) => ({
-    config: { scope: 'admin' as const },
+    config: { permission: 'exceptions.work' as const },
     schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
   });
   const answer = async (id: string, change: ExceptionMove) =>
@@ -232,8 +227,8 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
     '/v1/exceptions/:id/assign',
     moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
     async (request) => {
-      const { assignee, by: named, note: text } = request.body;
-      const actor = actorOf(request, named);
+      const { assignee, note: text } = request.body;
+      const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'assign', assignee, by: actor, ...(text ? { note: text } : {}) });
     },
   );
@@ -241,14 +236,31 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool): void {
     '/v1/exceptions/:id/resolve',
     moveOptions('Resolve an assigned exception with the document that corrects it', ResolveBody),
     async (request) => {
-      const { correcting_document, by: named, note: text } = request.body;
-      const actor = actorOf(request, named);
+      const { correcting_document, note: text } = request.body;
+      const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
     },
   );
   app.post(
     '/v1/exceptions/:id/waive',
-    moveOptions('Accept an assigned exception as it is, with the reason; final', WaiveBody),
-    async (request) => answer(request.params.id, { action: 'waive', reason: request.body.reason, by: actorOf(request, request.body.by) }),
+    {
+      config: { permission: 'change.propose' as const },
+      schema: {
+        summary: 'Accept an assigned exception as it is, with the reason; final',
+        description:
+          'Where waivers need a second person (controls.approval_required, the default) the waiver is proposed and answered 202 with the change request; a different principal with the controller role approves it (POST /v1/changes/{id}/approve). Otherwise it is applied at once.',
+        tags: ['reconciliation'],
+        params: IdParams,
+        body: WaiveBody,
+        response: { ...moveResponses, 202: changeRequestRef(), 403: problemRef() },
+      },
+    },
+    async (request, reply) => {
+      const actor = requestActor(request);
+      if (!approvalRequired.includes('exception.waive'))
+        return answer(request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });
+      const { request: change } = await proposeChange(pool, actor, await planWaiver(pool, request.params.id, request.body.reason));
+      return reply.code(202).send(change);
+    },
   );
 }

@@ -41,7 +41,7 @@ export const usageRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/usage',
     {
-      config: { scope: 'read' },
+      config: { permission: 'data.read' },
       schema: {
         summary: 'Usage per customer, meter and dimension',
         description:

@@ -43,7 +43,8 @@ function KeyPrompt(props: { onKey: (who: WhoAmI) => void; problem?: string }) {
       <h1>Usage to cash, at a glance</h1>
       <p class="muted">
         Paste an API key. A <b>read</b> key sees everything; an <b>admin</b> key can also replay dead letters and work exceptions. Create
-        one with <code>accrue keys create --scope read --name dashboard</code>. The key stays in this tab only.
+        one with <code>accrue keys create --principal NAME --name dashboard</code> (a principal with the auditor, operator or controller
+        role). The key stays in this tab only.
       </p>
       <label for="key">API key</label>
       <input
@@ -101,7 +102,8 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
   const list = periods.data?.periods ?? [];
   const fallback = (list.find((p) => p.invoices > 0) ?? list[0])?.period ?? new Date().toISOString().slice(0, 7);
   const period = props.route.params.get('period') ?? fallback;
-  const admin = props.who.scope === 'admin';
+  // Actions show only to a key that may take them: replaying a dead letter runs billing, moving an exception works it.
+  const admin = props.who.permissions.includes('billing.run') && props.who.permissions.includes('exceptions.work');
   const choosePeriod = (next: string) => {
     const params = new URLSearchParams(props.route.params);
     params.set('period', next);
@@ -142,8 +144,11 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
             )}
           </select>
         </label>
-        <span class=${`scope ${props.who.scope}`} title=${`key ${props.who.id}`} data-testid="scope"
-          >${props.who.name} · ${props.who.scope}</span
+        <span
+          class=${`scope ${admin ? 'admin' : 'read'}`}
+          title=${`key ${props.who.id} of ${props.who.principal}${props.who.entities.length ? `, entities ${props.who.entities.join(', ')}` : ''}`}
+          data-testid="scope"
+          >${props.who.principal} · ${props.who.roles.join(', ')}</span
         >
         <button class="link" onClick=${props.onSignOut}>Sign out</button>
       </div>

@@ -12,7 +12,6 @@ type Get<P extends keyof paths> = paths[P] extends { get: { responses: { 200: { 
 type Complete<T> = T extends readonly (infer U)[] ? Complete<U>[] : T extends object ? { [K in keyof T]-?: Complete<T[K]> } : T;
 
 export type WhoAmI = Get<'/v1/dashboard/whoami'>;
-export type Scope = WhoAmI['scope'];
 export type PeriodInfo = Get<'/v1/dashboard/periods'>['periods'][number];
 
 export type Overview = Get<'/v1/dashboard/overview'>;

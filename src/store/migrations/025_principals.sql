@@ -40,7 +40,7 @@ CREATE INDEX api_keys_principal ON api_keys (principal_id);
 CREATE TABLE change_requests (
   id            text PRIMARY KEY CHECK (id ~ '^chg_[0-9a-f]{16}$'),
   kind          text NOT NULL CHECK (kind IN ('catalog.apply', 'mappings.import', 'period.close', 'exception.waive',
-                                              'invoice.void', 'credit_note.issue', 'dlq.replay_edited')),
+                                              'invoice.void', 'credit_note.issue')),
   subject       text NOT NULL,            -- what it changes: a catalog hash, an invoice id, an exception id, entity/period …
   legal_entity  text,                     -- the entity it concerns, when one (entity-scoped keys see only theirs)
   summary       text NOT NULL,            -- one line for lists
