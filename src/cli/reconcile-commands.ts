@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { connectionNames, openConfigured } from '../connectors/open.js';
-import type { Config } from './config.js';
+import { checkpointSink, type Config } from './config.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
 import {
@@ -18,6 +18,7 @@ import { closeAccountingPeriod } from '../reconcile/period-close.js';
 import { parsePeriod } from '../meter/period.js';
 import { EXIT, output, withStore } from './context.js';
 import { table } from './table.js';
+import { reportCheckpoint } from './audit-commands.js';
 
 /** The ERP connections named by --erp (comma-separated names of erp.connections), opened; none without --erp. */
 async function erpConnectors(pool: pg.Pool, cfg: Config, names: string | undefined): Promise<ErpTarget[]> {
@@ -106,7 +107,14 @@ export async function runPeriodClose(entity: string, periodText: string, flags: 
   if (!parsed.ok) throw new ProblemError(parsed.problems);
   await withStore(async (store, cfg) => {
     const connectors = await erpConnectors(store.pool, cfg, flags.erp);
-    const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: flags.by, connectors });
+    const checkpoint = checkpointSink(cfg);
+    const outcome = await closeAccountingPeriod(store.pool, {
+      legalEntity: entity,
+      period: periodText,
+      by: flags.by,
+      connectors,
+      checkpoint,
+    });
     if (!outcome.result.ok) {
       const refused = outcome.open.length > 0;
       process.stderr.write(
@@ -129,7 +137,9 @@ export async function runPeriodClose(entity: string, periodText: string, flags: 
       status: 'closed',
       ...closed,
       reconciliation: outcome.reconciliation,
+      ...(outcome.audit_checkpoint ? { audit_checkpoint: outcome.audit_checkpoint } : {}),
     });
+    reportCheckpoint(outcome.audit_checkpoint);
   });
 }
 
