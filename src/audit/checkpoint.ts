@@ -138,7 +138,10 @@ export function verifyCheckpoint(value: unknown, publicKeys: readonly KeyObject[
         `signed by key ${checkpoint.key_id}, not by ${publicKeys.map(keyId).join(' or ') || 'any key given'}`,
       ),
     );
-  const good = verify(null, Buffer.from(checkpointPayload(checkpoint), 'utf8'), key, Buffer.from(checkpoint.signature, 'base64url'));
+  const signature = Buffer.from(checkpoint.signature, 'base64url');
+  // Only the canonical encoding: the last character's unused bits would otherwise let one signature be spelled 16 ways.
+  const canonical = signature.toString('base64url') === checkpoint.signature;
+  const good = canonical && verify(null, Buffer.from(checkpointPayload(checkpoint), 'utf8'), key, signature);
   if (!good) return fail(problem(name, 'bad_signature', `does not verify: the checkpoint of seq ${checkpoint.seq} was changed or forged`));
   return ok(checkpoint);
 }
