@@ -7,12 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { testStore } from '../support/db.js';
 import { transaction, type Store } from '../../src/store/store.js';
 import { appendAudit, readAudit, verifyAudit } from '../../src/audit/log.js';
 import { GENESIS_HASH, auditHash } from '../../src/audit/chain.js';
-import { checkpointLine, generateSigningKeys, signCheckpoint } from '../../src/audit/checkpoint.js';
+import { checkpointLine, generateSigningKeys, signCheckpoint, verifyCheckpoint } from '../../src/audit/checkpoint.js';
 import {
   readCheckpointLog,
   startCheckpointer,
@@ -23,6 +23,8 @@ import {
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
 import { closeAccountingPeriod } from '../../src/reconcile/period-close.js';
+import { natsChannel, publishDue } from '../../src/stream/notifications.js';
+import { connect } from 'nats';
 
 const dir = mkdtempSync(join(tmpdir(), 'accrue-checkpoints-'));
 const keys = generateSigningKeys();
@@ -128,6 +130,35 @@ describe('audit checkpoints: writing', () => {
       assert.match(broken.message, /broken at seq 2/);
     } finally {
       await fresh.close();
+    }
+  });
+
+  it('reaches JetStream: the publisher sends the checkpoint to <prefix>.audit.checkpoint, signature intact', async () => {
+    const run = randomBytes(4).toString('hex');
+    const prefix = `accrue-test-${run}-ckpt`;
+    const stream = `ACCRUE_TEST_CKPT_${run}`;
+    await store.pool.query('UPDATE notifications SET fanned_out_at = now() WHERE fanned_out_at IS NULL'); // earlier tests' rows
+    await append(store, 1, 'js');
+    const written = await writeCheckpoint(store.pool, sinkFor());
+    assert.ok(written.status === 'signed');
+    const nc = await connect({ servers: 'nats://127.0.0.1:4222', timeout: 3000 });
+    const channel = await natsChannel({ servers: 'nats://127.0.0.1:4222', stream, subjectPrefix: prefix });
+    try {
+      const outcome = await publishDue(store.pool, [channel]);
+      assert.equal(outcome.delivered, 1);
+      const consumer = await nc.jetstream().consumers.get(stream, { filterSubjects: `${prefix}.audit.checkpoint` });
+      const messages = await consumer.fetch({ max_messages: 10, expires: 1000 });
+      const received: Array<{ id: string; type: string; data: unknown }> = [];
+      for await (const m of messages) received.push(JSON.parse(new TextDecoder().decode(m.data)));
+      assert.deepEqual(
+        received.map((r) => [r.id, r.type]),
+        [[written.notification_id, 'accrue.audit.checkpoint']],
+      );
+      assert.deepEqual(verifyCheckpoint(received[0]!.data, [publicKey]), { ok: true, value: written.checkpoint });
+    } finally {
+      await channel.close();
+      await (await nc.jetstreamManager()).streams.delete(stream).catch(() => false);
+      await nc.close();
     }
   });
 
