@@ -216,6 +216,28 @@ describe('audit checkpoints: verifying against tampering', () => {
   });
 });
 
+describe('audit checkpoints: a head rewound over records left in place', () => {
+  it('fails: the head must be at or beyond every checkpoint', async () => {
+    const store = await testStore();
+    try {
+      const sink = sinkFor();
+      await append(store, 5);
+      assert.equal((await writeCheckpoint(store.pool, sink)).status, 'signed');
+      const third = (await readAudit(store.pool, { after: 2n, limit: 1 }))[0]!;
+      await asSuperuser(store, (query) => query('UPDATE audit_head SET seq = 3, hash = $1 WHERE id', [third.hash]).then(() => undefined));
+      assert.equal((await verifyAudit(store.pool)).ok, true, 'the chain up to the head verifies');
+      const verdict = await verify(store, sink);
+      assert.deepEqual(
+        verdict.failures.map((f) => [f.seq, f.code]),
+        [['5', 'missing']],
+      );
+      assert.match(verdict.failures[0]!.message, /seq 4\.\.5 missing: the chain's head is seq 3/);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('audit checkpoints: a changed record and forged checkpoints', () => {
   let store: Store;
   let sink: CheckpointSink;
