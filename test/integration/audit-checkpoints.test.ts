@@ -12,7 +12,7 @@ import { testStore } from '../support/db.js';
 import { transaction, type Store } from '../../src/store/store.js';
 import { appendAudit, readAudit, verifyAudit } from '../../src/audit/log.js';
 import { GENESIS_HASH, auditHash } from '../../src/audit/chain.js';
-import { checkpointLine, generateSigningKeys, signCheckpoint, verifyCheckpoint } from '../../src/audit/checkpoint.js';
+import { checkpointLine, generateSigningKeys, keyId, signCheckpoint, verifyCheckpoint } from '../../src/audit/checkpoint.js';
 import {
   readCheckpointLog,
   startCheckpointer,
@@ -24,6 +24,8 @@ import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
 import { closeAccountingPeriod } from '../../src/reconcile/period-close.js';
 import { natsChannel, publishDue } from '../../src/stream/notifications.js';
+import { checkpointSink, loadConfig } from '../../src/cli/config.js';
+import { ProblemError } from '../../src/domain/result.js';
 import { connect } from 'nats';
 
 const dir = mkdtempSync(join(tmpdir(), 'accrue-checkpoints-'));
@@ -343,6 +345,34 @@ describe('audit checkpoints: at each close', () => {
     const unsigned = await closeAccountingPeriod(store.pool, { legalEntity: 'nw-de', period: '2026-10', by: 'erin' });
     assert.ok(unsigned.result.ok);
     assert.equal(unsigned.audit_checkpoint?.status, 'not_configured');
+  });
+});
+
+describe('audit checkpoints: configuration', () => {
+  it('reads the key file, log and interval from the file keys and the environment; an unreadable or wrong key is refused', () => {
+    const file = join(dir, 'accrue.config.yaml');
+    const keyFile = join(dir, 'config-key.pem');
+    writeFileSync(keyFile, keys.privatePem, { mode: 0o600 });
+    writeFileSync(file, `audit_signing_key_file: ${keyFile}\naudit_checkpoint_file: ${join(dir, 'c.jsonl')}\n`);
+    const fromFile = loadConfig({ config: file }, {});
+    assert.deepEqual(
+      [fromFile.auditSigningKeyFile, fromFile.auditCheckpointFile, fromFile.auditCheckpointIntervalSeconds],
+      [keyFile, join(dir, 'c.jsonl'), 3600],
+    );
+    assert.equal(keyId(checkpointSink(fromFile)!.privateKey), keys.keyId);
+    const fromEnv = loadConfig({}, { ACCRUE_AUDIT_CHECKPOINT_INTERVAL_SECONDS: '60', ACCRUE_AUDIT_SIGNING_KEY_FILE: '/nonexistent.pem' });
+    assert.equal(fromEnv.auditCheckpointIntervalSeconds, 60);
+    assert.equal(fromEnv.auditCheckpointFile, './.accrue/audit-checkpoints.jsonl');
+    assert.equal(checkpointSink(loadConfig({}, {})), undefined, 'no key: no checkpoints, and closes go on');
+    assert.throws(
+      () => checkpointSink(fromEnv),
+      (e: unknown) => e instanceof ProblemError && /cannot read \/nonexistent\.pem/.test(e.message),
+    );
+    assert.throws(
+      () => checkpointSink({ ...fromEnv, auditSigningKeyFile: publicFile }),
+      (e: unknown) => e instanceof ProblemError && e.problems[0]!.code === 'not_a_private_key',
+    );
+    assert.throws(() => loadConfig({}, { ACCRUE_AUDIT_CHECKPOINT_INTERVAL_SECONDS: 'hourly' }), /ACCRUE_AUDIT_CHECKPOINT_INTERVAL_SECONDS/);
   });
 });
 
