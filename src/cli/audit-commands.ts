@@ -199,9 +199,9 @@ function verdictText(file: string, verdict: CheckpointVerdict): string {
   if (verdict.ok)
     return `${chain}\ncheckpoints intact: ${verdict.checkpoints} signed checkpoints in ${file}${newest}, each still in the chain`;
   return [
-    chain,
-    `checkpoints FAILED: ${verdict.failures.length} failure(s) in ${file} (${verdict.checkpoints} signatures verified${newest})`,
+    `audit log FAILS its checkpoints: ${verdict.failures.length} failure(s) against ${file} (${verdict.checkpoints} signatures verified${newest})`,
     ...verdict.failures.map((f) => `  ${f.message}`),
+    `the chain alone, from seq 1 to its head: ${chain.replace(/^audit log /, '')}`,
   ].join('\n');
 }
 
