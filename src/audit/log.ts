@@ -122,16 +122,29 @@ export type AuditVerdict =
     };
 
 /**
- * Verifies the chain from seq 1 to the head, AUDIT_VERIFY_PAGE records at a time, and names the first broken
- * link. The head is read first: records appended while this runs are left for the next verification.
+ * Verifies the chain from seq 1 (or from after `from`) to the head, AUDIT_VERIFY_PAGE records at a time, and names the
+ * first broken link. The head is read first: records appended while this runs are left for the next verification.
  */
-export async function verifyAudit(db: pg.Pool | pg.PoolClient, options: { pageSize?: number } = {}): Promise<AuditVerdict> {
+export async function verifyAudit(
+  db: pg.Pool | pg.PoolClient,
+  options: { pageSize?: number; from?: { seq: bigint; hash: string } } = {},
+): Promise<AuditVerdict> {
   const pageSize = options.pageSize ?? AUDIT_VERIFY_PAGE;
   invariant(Number.isSafeInteger(pageSize) && pageSize >= 1, 'the verify page size is a positive integer');
   const headRow = (await db.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_head WHERE id')).rows[0];
   invariant(headRow !== undefined, 'audit_head has its row (migration 007)');
   const head = { seq: BigInt(headRow.seq), hash: headRow.hash };
-  let from = { seq: 0n, hash: GENESIS_HASH };
+  // `from`: a record whose hash is known from elsewhere (a signed checkpoint, src/audit/checkpoints.ts) and that the
+  // caller checked is still in the chain; verification continues after it instead of from seq 1.
+  let from = options.from ?? { seq: 0n, hash: GENESIS_HASH };
+  if (head.seq < from.seq)
+    return {
+      ok: false,
+      count: 0,
+      broken_at_seq: head.seq + 1n,
+      reason: 'missing_tail',
+      message: `seq ${head.seq + 1n}..${from.seq} missing: the head is at seq ${head.seq}, behind the known seq ${from.seq}`,
+    };
   let count = 0;
   for (;;) {
     const page = (

@@ -9,6 +9,7 @@ import { METRICS_ACCESS, type MetricsAccess } from '../api/metrics.js';
 import { connectionsFromFile } from '../connectors/connections.js';
 import { formatProblems } from '../domain/result.js';
 import type { ConnectionSettings } from '../domain/erp.js';
+import { DEFAULT_CHECKPOINT_FILE, DEFAULT_CHECKPOINT_INTERVAL_SECONDS, loadSigningKey, type CheckpointSink } from '../audit/checkpoints.js';
 
 export interface Config {
   databaseUrl?: string;
@@ -27,6 +28,12 @@ export interface Config {
   erpConnections: ConnectionSettings[];
   /** The change kinds that need a second person's approval (`controls.approval_required`); every one by default. */
   approvalRequired: ChangeKind[];
+  /** The Ed25519 private key (PEM) audit checkpoints are signed with; unset: no checkpoint is signed (docs/operations.md). */
+  auditSigningKeyFile?: string;
+  /** The checkpoint log signed checkpoints are appended to (JSON Lines). */
+  auditCheckpointFile: string;
+  /** Seconds between the serve worker's checkpoints, each only when the audit head moved; 0: none. */
+  auditCheckpointIntervalSeconds: number;
 }
 
 export const DEFAULTS: Config = {
@@ -39,6 +46,8 @@ export const DEFAULTS: Config = {
   metricsAccess: 'public',
   erpConnections: [],
   approvalRequired: [...DEFAULT_APPROVAL_REQUIRED],
+  auditCheckpointFile: DEFAULT_CHECKPOINT_FILE,
+  auditCheckpointIntervalSeconds: DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
 };
 
 const ENV: Record<string, keyof Config> = {
@@ -50,6 +59,9 @@ const ENV: Record<string, keyof Config> = {
   ACCRUE_BODY_LIMIT_BYTES: 'bodyLimitBytes',
   ACCRUE_METRICS_ACCESS: 'metricsAccess',
   ACCRUE_METRICS_LISTEN: 'metricsListen',
+  ACCRUE_AUDIT_SIGNING_KEY_FILE: 'auditSigningKeyFile',
+  ACCRUE_AUDIT_CHECKPOINT_FILE: 'auditCheckpointFile',
+  ACCRUE_AUDIT_CHECKPOINT_INTERVAL_SECONDS: 'auditCheckpointIntervalSeconds',
 };
 
 const FILE_KEYS: Record<string, keyof Config> = {
@@ -61,9 +73,12 @@ const FILE_KEYS: Record<string, keyof Config> = {
   body_limit_bytes: 'bodyLimitBytes',
   metrics_access: 'metricsAccess',
   metrics_listen: 'metricsListen',
+  audit_signing_key_file: 'auditSigningKeyFile',
+  audit_checkpoint_file: 'auditCheckpointFile',
+  audit_checkpoint_interval_seconds: 'auditCheckpointIntervalSeconds',
 };
 
-const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'futureSkewSeconds', 'bodyLimitBytes']);
+const NUMERIC: ReadonlySet<keyof Config> = new Set(['port', 'futureSkewSeconds', 'bodyLimitBytes', 'auditCheckpointIntervalSeconds']);
 
 export class ConfigError extends Error {}
 
@@ -196,4 +211,10 @@ function rolloutFromFile(value: unknown, origin: string): RolloutScope {
     lists[name] = ids as string[];
   }
   return { customers: lists.customers ?? null, legal_entities: lists.legal_entities ?? null };
+}
+
+/** Where signed audit checkpoints go, with the key they are signed with; undefined when no signing key is configured. */
+export function checkpointSink(config: Config): CheckpointSink | undefined {
+  if (config.auditSigningKeyFile === undefined) return undefined;
+  return { privateKey: loadSigningKey(config.auditSigningKeyFile), file: config.auditCheckpointFile };
 }

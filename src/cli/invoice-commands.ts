@@ -15,6 +15,8 @@ import type { Invoice } from '../domain/model.js';
 import { globals, output, readText, requireCatalog, withStore } from './context.js';
 import { phasedProgress, progress } from './progress.js';
 import { table } from './table.js';
+import { checkpointSink } from './config.js';
+import { reportCheckpoint } from './audit-commands.js';
 
 export function registerInvoiceCommands(program: Command): void {
   registerClose(program);
@@ -42,6 +44,7 @@ function registerClose(program: Command): void {
       await withStore(async (store, cfg) => {
         const actor = await commandActor(store.pool, 'billing.run');
         const current = await requireCatalog(store.pool);
+        const checkpoint = checkpointSink(cfg); // read before closing: a key that cannot be read stops nothing half done
         const erpTargets = flags.erp
           ?.split(',')
           .map((s) => s.trim())
@@ -56,6 +59,7 @@ function registerClose(program: Command): void {
             erpTargets,
             rollout: cfg.rollout,
             early: flags.early,
+            checkpoint,
             log: flags.log ? logLine(jsonLogger()) : undefined,
             progress: (done, total, note) => bar.update(done, total, note),
           });
@@ -68,6 +72,7 @@ function registerClose(program: Command): void {
           );
         if (outcome.early) process.stderr.write(`accrue: closed ${outcome.period} before it ended (--early); recorded in the audit log\n`);
         output(invoiceTable(outcome.invoices), outcome.invoices.map(exportInvoice));
+        reportCheckpoint(outcome.audit_checkpoint);
       });
     });
 }

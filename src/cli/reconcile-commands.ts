@@ -5,7 +5,7 @@ import { planPeriodClose, planWaiver } from '../controls/apply.js';
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { connectionNames, openConfigured } from '../connectors/open.js';
-import type { Config } from './config.js';
+import { checkpointSink, type Config } from './config.js';
 import { formatProblems, ProblemError, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
 import {
@@ -21,6 +21,7 @@ import { closeAccountingPeriod } from '../reconcile/period-close.js';
 import { parsePeriod } from '../meter/period.js';
 import { EXIT, output, withStore } from './context.js';
 import { table } from './table.js';
+import { reportCheckpoint } from './audit-commands.js';
 
 /** The ERP connections named by --erp (comma-separated names of erp.connections), opened; none without --erp. */
 export async function erpConnectors(pool: pg.Pool, cfg: Config, names: string | undefined): Promise<ErpTarget[]> {
@@ -114,7 +115,14 @@ export async function runPeriodClose(entity: string, periodText: string, flags: 
       return;
     }
     const connectors = await erpConnectors(store.pool, cfg, flags.erp);
-    const outcome = await closeAccountingPeriod(store.pool, { legalEntity: entity, period: periodText, by: auditActor(actor), connectors });
+    const checkpoint = checkpointSink(cfg);
+    const outcome = await closeAccountingPeriod(store.pool, {
+      legalEntity: entity,
+      period: periodText,
+      by: auditActor(actor),
+      connectors,
+      checkpoint,
+    });
     if (!outcome.result.ok) {
       const refused = outcome.open.length > 0;
       process.stderr.write(
@@ -137,7 +145,9 @@ export async function runPeriodClose(entity: string, periodText: string, flags: 
       status: 'closed',
       ...closed,
       reconciliation: outcome.reconciliation,
+      ...(outcome.audit_checkpoint ? { audit_checkpoint: outcome.audit_checkpoint } : {}),
     });
+    reportCheckpoint(outcome.audit_checkpoint);
   });
 }
 

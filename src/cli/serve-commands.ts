@@ -12,7 +12,7 @@ export function registerServeCommands(program: Command): void {
     )
     .option(
       '--role <role>',
-      'api (HTTP and --source ingestion only), worker (outbox workers for the ERP targets in NETSUITE_*/XERO_* and the notification publisher; no HTTP) or all (default all); also ACCRUE_ROLE',
+      'api (HTTP and --source ingestion only), worker (outbox workers for the ERP targets in NETSUITE_*/XERO_*, the notification publisher and, with ACCRUE_AUDIT_SIGNING_KEY_FILE, audit checkpoints; no HTTP) or all (default all); also ACCRUE_ROLE',
     )
     .option('--host <host>', 'address to listen on (default 127.0.0.1); also ACCRUE_HOST')
     .option('--port <port>', 'port to listen on (default 8080); also ACCRUE_PORT')

@@ -4,7 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { buildMetricsServer } from '../api/metrics.js';
-import { parseListen, type Config } from './config.js';
+import { checkpointSink, parseListen, type Config } from './config.js';
+import { startCheckpointer, type CheckpointSink } from '../audit/checkpoints.js';
 import { groupCommitOptionsFromEnv } from '../ingest/group-commit.js';
 import { ProblemError } from '../domain/result.js';
 import { runOutboxWorker } from '../post/worker.js';
@@ -32,7 +33,8 @@ export function parseRole(value: string | undefined): ServeRole {
 
 /**
  * api: the HTTP API (and the JetStream consumer with --source: ingestion belongs to the API role).
- * worker: one outbox worker per configured ERP target and the notification publisher; no HTTP.
+ * worker: one outbox worker per configured ERP target, the notification publisher and, with a signing key, the audit
+ * checkpoints (every audit_checkpoint_interval_seconds when the audit log grew); no HTTP.
  * all: both, in one process.
  */
 export async function serveRole(flags: ServeFlags): Promise<void> {
@@ -45,13 +47,14 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
   const notifyWanted = role !== 'api' && flags.notify !== false;
   const notify = notifyWanted ? publisherOptions(flags, flags.source !== undefined) : undefined;
   const notifyChannels = notify ? (notify.nats ? 1 : 0) + (notify.webhooks?.urls.length ?? 0) : 0;
-  if (role === 'worker' && connections.length === 0 && notifyChannels === 0) {
+  const checkpoints = role !== 'api' && cfg.auditCheckpointIntervalSeconds > 0 ? checkpointSink(cfg) : undefined;
+  if (role === 'worker' && connections.length === 0 && notifyChannels === 0 && checkpoints === undefined) {
     throw new ProblemError([
       {
         path: '--role',
         code: 'nothing_to_do',
         message:
-          'a worker needs an ERP connection (erp.connections in the configuration) or a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS)',
+          'a worker needs an ERP connection (erp.connections in the configuration), a notification channel (--source, ACCRUE_NOTIFY_WEBHOOK_URLS) or an audit signing key (ACCRUE_AUDIT_SIGNING_KEY_FILE)',
       },
     ]);
   }
@@ -64,6 +67,7 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
     if (source) await startConsumer(running, source);
     await startOutboxWorkers(running, connections);
     if (notify && notifyChannels > 0) await startPublisher(running, notify);
+    if (checkpoints) startCheckpoints(running, checkpoints, cfg.auditCheckpointIntervalSeconds);
     process.stderr.write(`accrue: serving as role ${role}\n`);
   });
 }
@@ -145,4 +149,11 @@ async function startPublisher({ store, stoppers, failed }: Running, notify: Publ
   stoppers.push(() => publisher.stop());
   publisher.done.catch(failed);
   process.stderr.write(`accrue: publishing notifications to ${publisher.channels.join(', ')}\n`);
+}
+
+/** Signed checkpoints of the audit chain: one now and one every interval, each only when the head moved. */
+function startCheckpoints({ store, stoppers }: Running, sink: CheckpointSink, intervalSeconds: number): void {
+  const checkpointer = startCheckpointer(store.pool, sink, { intervalMs: intervalSeconds * 1000, log: jsonLog });
+  stoppers.push(() => checkpointer.stop());
+  process.stderr.write(`accrue: signing audit checkpoints to ${sink.file} every ${intervalSeconds} s when the audit log grew\n`);
 }

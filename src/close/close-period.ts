@@ -11,6 +11,7 @@ import { ProblemError } from '../domain/result.js';
 import { parsePeriod } from '../meter/period.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
+import { checkpointAfterClose } from '../audit/checkpoints.js';
 import { checkRolloutScope } from '../post/rollout.js';
 import { ATTRIBUTES, SPANS, inSpan } from '../observe/tracing.js';
 
@@ -85,8 +86,9 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
       closing_since: start.closingSince,
       event_seq_watermark: start.watermark,
     });
+  let outcome: CloseOutcome;
   try {
-    return await rateAndFinalize(pool, catalog, options, { window, entities, by, start, early: timing.early });
+    outcome = await rateAndFinalize(pool, catalog, options, { window, entities, by, start, early: timing.early });
   } catch (error) {
     options.log?.({
       level: 'error',
@@ -109,6 +111,9 @@ async function closePeriodUntraced(pool: pg.Pool, catalog: CatalogVersion, optio
     }
     throw new CloseFailedError(window.period, error);
   }
+  // The close committed: anchor the audit chain outside the database (src/audit/checkpoints.ts). A checkpoint that
+  // fails does not undo the close; the outcome says so and the command reports it.
+  return { ...outcome, audit_checkpoint: await checkpointAfterClose(pool, options.checkpoint) };
 }
 
 // The use case's public face: what callers of a close need comes from here.

@@ -2,6 +2,7 @@
 import type { Invoice } from '../domain/model.js';
 import { type RolloutScope } from '../post/rollout.js';
 import type { LogLine } from '../post/correlation.js';
+import type { CheckpointOutcome, CheckpointSink } from '../audit/checkpoints.js';
 
 export interface CloseOutcome {
   period: string;
@@ -13,6 +14,8 @@ export interface CloseOutcome {
   resumed: boolean;
   /** Closed before the period ended (`early`). */
   early: boolean;
+  /** The signed checkpoint of the audit chain written after the close committed, or why none was (set by closePeriod). */
+  audit_checkpoint?: CheckpointOutcome;
 }
 
 export interface CloseOptions {
@@ -27,6 +30,8 @@ export interface CloseOptions {
   now?: Date;
   /** Close a period that has begun but not ended yet; recorded in the audit log. A future period is always refused. */
   early?: boolean;
+  /** Where a signed checkpoint of the audit chain goes once the close committed; without it none is signed. */
+  checkpoint?: CheckpointSink;
 }
 
 /** Status of a refused close: the period has not ended (without `early`) or has not begun. */

@@ -67,3 +67,11 @@ export const paymentOutboxKey = (connection: string, paymentId: string): string 
 
 /** `exc:v1:<32 hex of kind and subject>`: an operational exception (payments, ERP waits, reauthorization). */
 export const exceptionId = (kind: string, subject: string): string => `exc:v1:${sha256(`${kind}\n${subject}`).slice(0, 32)}`;
+
+/**
+ * `ntf:v1:audit.checkpoint:<seq>:<16 hex of the head hash>:<16 hex of the key id>`: the notification announcing a
+ * signed checkpoint of the audit chain's head (src/audit/checkpoints.ts); the same head signed again by the same key is
+ * the same fact, announced once.
+ */
+export const auditCheckpointNotificationId = (seq: string, hash: string, keyId: string): string =>
+  `ntf:v1:audit.checkpoint:${seq}:${hash.slice(0, 16)}:${keyId.slice(0, 16)}`;

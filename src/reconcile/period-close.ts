@@ -3,6 +3,7 @@
 // in it are refused or moved by the policy in src/post/journals.ts.
 import type pg from 'pg';
 import { appendAudit } from '../audit/log.js';
+import { checkpointAfterClose, type CheckpointOutcome, type CheckpointSink } from '../audit/checkpoints.js';
 import { fail, ok, problem, type Problem, type Result } from '../domain/result.js';
 import type { ErpTarget } from '../post/target.js';
 import { transaction } from '../store/store.js';
@@ -32,6 +33,8 @@ export interface PeriodCloseOutcome {
   open: OpenException[];
   /** The reconciliation run before closing; absent when the period was already closed. */
   reconciliation?: ReconcileReport;
+  /** The signed checkpoint of the audit chain written after this close committed, or why none was; absent when no close happened. */
+  audit_checkpoint?: CheckpointOutcome;
 }
 
 /** Limit: open exceptions named one by one in a refusal; the rest are counted. */
@@ -39,7 +42,7 @@ export const REFUSAL_LISTED_MAX = 50;
 
 export async function closeAccountingPeriod(
   pool: pg.Pool,
-  input: { legalEntity: string; period: string; by: string; connectors?: readonly ErpTarget[] },
+  input: { legalEntity: string; period: string; by: string; connectors?: readonly ErpTarget[]; checkpoint?: CheckpointSink },
 ): Promise<PeriodCloseOutcome> {
   const by = input.by?.trim() ?? '';
   if (by === '') return { result: fail(problem('by', 'required', 'must name who closes the period')), open: [] };
@@ -52,7 +55,7 @@ export async function closeAccountingPeriod(
     connectors: input.connectors ?? [],
     actor: 'system:period-close',
   });
-  return transaction(pool, async (client) => {
+  const outcome = await transaction(pool, async (client): Promise<PeriodCloseOutcome> => {
     // The same lock as the reconciliation recorder: no exception is opened between this check and the close.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`reconcile:${input.legalEntity}:${input.period}`]);
     const open = await openExceptions(client, input.legalEntity, input.period);
@@ -60,6 +63,9 @@ export async function closeAccountingPeriod(
     const closed = await closePeriod(client, { legalEntity: input.legalEntity, period: input.period, by }, reconciliation);
     return { result: ok(closed), open: [], reconciliation };
   });
+  // Committed: anchor the audit chain outside the database; a failed checkpoint does not reopen the period.
+  if (!outcome.result.ok) return outcome;
+  return { ...outcome, audit_checkpoint: await checkpointAfterClose(pool, input.checkpoint) };
 }
 
 /** The period as already closed, or undefined when it is open. */

@@ -1,6 +1,7 @@
 // Outgoing notifications, from the outbox that migration 013's triggers fill in the transaction of each fact.
 //   1. A notification row commits with its fact (invoice finalized, document posted or dead-lettered, exception opened,
-//      period closed). Crash after: the row waits for any publisher.
+//      period closed; an audit checkpoint signed, written by src/audit/checkpoints.ts). Crash after: the row waits for
+//      any publisher.
 //   2. Fan-out: a publisher marks a batch of new notifications and creates one delivery row per configured channel
 //      ('nats', 'webhook:<url>') in one statement. Crash after: the deliveries wait, unclaimed.
 //   3. Claim due deliveries with FOR UPDATE SKIP LOCKED and a lease. Crash after: the lease expires; another claims them.
@@ -20,6 +21,7 @@ export const NOTIFICATION_TYPES = [
   'document.posting_failed',
   'exception.opened',
   'period.closed',
+  'audit.checkpoint',
 ] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 

@@ -25,6 +25,10 @@ describe('key recipes', () => {
     assert.equal(keys.paymentOutboxKey('xero-de', 'pay_1'), 'out:v1:xero-de:pay:pay_1');
     assert.equal(keys.billingRunSubject('2026-11', ['nw-us', 'nw-de'], '42'), 'billing-run:v1:2026-11:nw-us+nw-de:42');
     assert.equal(keys.billingRunSubject('2026-11', ['nw-us']), 'billing-run:v1:2026-11:nw-us');
+    assert.equal(
+      keys.auditCheckpointNotificationId('42', 'ab'.repeat(32), 'cd'.repeat(32)),
+      'ntf:v1:audit.checkpoint:42:abababababababab:cdcdcdcdcdcdcdcd',
+    );
   });
 
   it('derives the digest keys from their documented inputs', () => {
