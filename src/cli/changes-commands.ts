@@ -63,6 +63,21 @@ export function registerChangesCommands(program: Command): void {
         output(changeText(found), found);
       });
     });
+  registerDecisions(changes);
+  changes
+    .command('cancel <id>')
+    .description('withdraw a pending change you requested')
+    .option('--note <text>', 'why, for the audit log')
+    .action(async (id: string, flags: { note?: string }) => {
+      await withStore(async (store) => {
+        const actor = await commandActor(store.pool, 'change.propose');
+        const cancelled = await cancelChange(store.pool, actor, id, flags.note);
+        output(`change ${cancelled.id} cancelled`, cancelled);
+      });
+    });
+}
+
+function registerDecisions(changes: Command): void {
   for (const approve of [true, false]) {
     changes
       .command(`${approve ? 'approve' : 'reject'} <id>`)
@@ -88,15 +103,4 @@ export function registerChangesCommands(program: Command): void {
         });
       });
   }
-  changes
-    .command('cancel <id>')
-    .description('withdraw a pending change you requested')
-    .option('--note <text>', 'why, for the audit log')
-    .action(async (id: string, flags: { note?: string }) => {
-      await withStore(async (store) => {
-        const actor = await commandActor(store.pool, 'change.propose');
-        const cancelled = await cancelChange(store.pool, actor, id, flags.note);
-        output(`change ${cancelled.id} cancelled`, cancelled);
-      });
-    });
 }

@@ -1,4 +1,8 @@
 // The demo: Northwind's month from usage to (in later stages) invoices, the books and cash.
+import { createPrincipal, listPrincipals } from '../controls/principals.js';
+import { proposeChange } from '../controls/changes.js';
+import { decide, planCatalogChange } from '../controls/apply.js';
+import { systemActor, type Actor, type Role } from '../domain/controls.js';
 import { applyCatalog, type CatalogVersion } from '../catalog/service.js';
 import { generateUsage, type CloudEvent } from '../demo/generate.js';
 import { INGEST_LIMITS } from '../ingest/cloudevent.js';
@@ -62,8 +66,11 @@ export async function runDemo(store: Store, options: DemoOptions): Promise<void>
 
   // The parallel run: a legacy export written from these numbers with planted differences, and `accrue compare` finding them.
   await parallelRun(demo);
+
+  // Four eyes: a price change for next month proposed by an operator, refused to her, in force once a controller approves.
+  await fourEyes(demo);
   log(
-    `\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --scope read --name dashboard\``,
+    `\ndashboard of this month: run \`npx accrue serve\` and open http://127.0.0.1:8080/#/overview?period=${options.period.period} with a key from \`npx accrue keys create --principal NAME --name dashboard\` (docs/controls.md)`,
   );
 }
 
@@ -213,6 +220,57 @@ async function showControls({ store, options }: Demo, invoices: DemoInvoices): P
     { audit },
   );
   if (reconciled.status !== 'green' || !audit.ok) process.exitCode = 1;
+}
+
+/** The example catalog's growth-usd platform fee, as one flat price. */
+const PLATFORM_FEE = /( {6}- product: platform\n {8}model: flat\n {8}amount: "99\.00"\n)/;
+
+/** Who plays the two roles of the four-eyes step: found by name when an earlier demo run made them. */
+async function demoPrincipal(store: Store, name: string, role: Role): Promise<Actor> {
+  const found = (await listPrincipals(store.pool)).find((p) => p.name === name);
+  const principal = found ?? (await createPrincipal(store.pool, { name, kind: 'person', roles: [role] }, systemActor('demo')));
+  return { principal: principal.id, name: principal.name, roles: principal.roles, entities: [] };
+}
+
+async function fourEyes({ store, options, log }: Demo): Promise<void> {
+  const text = readText(options.catalogFile);
+  if (!PLATFORM_FEE.test(text)) {
+    log(`\nfour eyes: skipped (${options.catalogFile} has no growth-usd platform fee of 99.00 to change)`);
+    return;
+  }
+  const next = nextMonthStart(options.period.period);
+  const raised = text.replace(
+    PLATFORM_FEE,
+    `      - product: platform\n        versions:\n          - { effective_from: 2026-01-01, model: flat, amount: "99.00" }\n          - { effective_from: ${next}, model: flat, amount: "109.00" }\n`,
+  );
+  const olivia = await demoPrincipal(store, 'olivia', 'operator');
+  const carlos = await demoPrincipal(store, 'carlos', 'controller');
+  const plan = await planCatalogChange(store.pool, raised, {
+    source: 'demo: platform fee 2027',
+    reason: `platform fee 109.00 from ${next}`,
+  });
+  const { request } = await proposeChange(store.pool, olivia, plan);
+  output(`\nFour eyes: ${olivia.name} (operator) proposes ${request.id}: ${request.summary}\n${request.diff}`, { proposed: request });
+  try {
+    await decide(store.pool, olivia, request.id, { approve: true });
+    throw new Error('invariant violated: a requester approved her own change');
+  } catch (error) {
+    if (!(error instanceof ProblemError) || error.status !== 403) throw error;
+    output(`${olivia.name} approves her own change: refused (${error.problems[0]!.code}: ${error.problems[0]!.message})`, {
+      refused: error.problems,
+    });
+  }
+  const approved = await decide(store.pool, carlos, request.id, { approve: true, note: 'matches the 2027 price list' });
+  const version = (approved.result as { version?: number } | null)?.version;
+  output(`${carlos.name} (controller) approves ${request.id}: catalog version ${version} in force (accrue changes show ${request.id})`, {
+    approved,
+  });
+}
+
+/** The first day of the month after a YYYY-MM period, as YYYY-MM-DD. */
+function nextMonthStart(period: string): string {
+  const [year, month] = period.split('-').map(Number) as [number, number];
+  return month === 12 ? `${year + 1}-01-01` : `${year}-${String(month + 1).padStart(2, '0')}-01`;
 }
 
 async function parallelRun({ store, options, catalog, log }: Demo): Promise<void> {

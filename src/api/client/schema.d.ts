@@ -31,7 +31,7 @@ export interface paths {
         get: operations["getCatalog"];
         /**
          * Propose (or apply) a catalog
-         * @description Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, or 409 when proposing). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.
+         * @description Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, changed false). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.
          */
         put: operations["applyCatalog"];
         post?: never;
@@ -172,6 +172,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/exceptions/{id}/waive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an assigned exception as it is, with the reason; final
+         * @description Where waivers need a second person (controls.approval_required, the default) the waiver is proposed and answered 202 with the change request; a different principal with the controller role approves it (POST /v1/changes/{id}/approve). Otherwise it is applied at once.
+         */
+        post: operations["waiveException"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/exceptions/{id}": {
         parameters: {
             query?: never;
@@ -217,26 +237,6 @@ export interface paths {
         put?: never;
         /** Resolve an assigned exception with the document that corrects it */
         post: operations["resolveException"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/exceptions/{id}/waive": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Accept an assigned exception as it is, with the reason; final
-         * @description Where waivers need a second person (controls.approval_required, the default) the waiver is proposed and answered 202 with the change request; a different principal with the controller role approves it (POST /v1/changes/{id}/approve). Otherwise it is applied at once.
-         */
-        post: operations["waiveException"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1888,6 +1888,157 @@ export interface operations {
             };
         };
     };
+    waiveException: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description an exception id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why the difference is accepted */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        kind: string;
+                        owner_queue: string;
+                        /** @enum {string} */
+                        status: "open" | "assigned" | "resolved" | "waived";
+                        subject?: string;
+                        checkpoint?: string | null;
+                        period?: string | null;
+                        legal_entity?: string | null;
+                        customer?: string | null;
+                        currency?: string | null;
+                        connector?: string | null;
+                        item?: string | null;
+                        left_amount?: string | null;
+                        right_amount?: string | null;
+                        difference?: string | null;
+                        documents?: {
+                            kind: string;
+                            id: string;
+                            connector?: string;
+                        }[];
+                        details?: unknown;
+                        assigned_to?: string | null;
+                        resolution_document?: string | null;
+                        waived_reason?: string | null;
+                        waived_by?: string | null;
+                        created_at?: string;
+                        updated_at?: string;
+                        last_seen_at?: string | null;
+                        cleared_at?: string | null;
+                    };
+                };
+            };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getException: {
         parameters: {
             query?: never;
@@ -2211,157 +2362,6 @@ export interface operations {
                         last_seen_at?: string | null;
                         cleared_at?: string | null;
                     };
-                };
-            };
-            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unauthorized: no API key, or an unknown or revoked one */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Forbidden: the API key has a scope this route does not accept */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not Found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflict */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Content Too Large: the body or the batch is over its limit */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Unsupported Media Type */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Internal Server Error: nothing was half-written */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    waiveException: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description an exception id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /** @description why the difference is accepted */
-                    reason: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Default Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        kind: string;
-                        owner_queue: string;
-                        /** @enum {string} */
-                        status: "open" | "assigned" | "resolved" | "waived";
-                        subject?: string;
-                        checkpoint?: string | null;
-                        period?: string | null;
-                        legal_entity?: string | null;
-                        customer?: string | null;
-                        currency?: string | null;
-                        connector?: string | null;
-                        item?: string | null;
-                        left_amount?: string | null;
-                        right_amount?: string | null;
-                        difference?: string | null;
-                        documents?: {
-                            kind: string;
-                            id: string;
-                            connector?: string;
-                        }[];
-                        details?: unknown;
-                        assigned_to?: string | null;
-                        resolution_document?: string | null;
-                        waived_reason?: string | null;
-                        waived_by?: string | null;
-                        created_at?: string;
-                        updated_at?: string;
-                        last_seen_at?: string | null;
-                        cleared_at?: string | null;
-                    };
-                };
-            };
-            /** @description Default Response */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ChangeRequest"];
                 };
             };
             /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */

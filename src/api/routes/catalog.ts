@@ -6,7 +6,9 @@ import { applyCatalog, currentCatalog, listCatalogVersions } from '../../catalog
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { nullableString, unstorableText } from '../params.js';
 import type { Problem } from '../../domain/result.js';
-import { apiKeyActor, requestActor, type RoutePlugin } from '../route-support.js';
+import { apiKeyActor, requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
+import type pg from 'pg';
+import type { ChangeKind } from '../../domain/controls.js';
 import { catalogPlan } from '../../controls/apply.js';
 import { proposeChange } from '../../controls/changes.js';
 import { changeRequestRef } from './changes.js';
@@ -58,6 +60,11 @@ const refused = (problems: Problem[]) =>
   );
 
 export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }) => {
+  putCatalogRoute(app, pool, approvalRequired);
+  readCatalogRoutes(app, pool);
+};
+
+function putCatalogRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.put(
     '/v1/catalog',
     {
@@ -65,7 +72,7 @@ export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }
       schema: {
         summary: 'Propose (or apply) a catalog',
         description:
-          'Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, or 409 when proposing). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
+          'Validates the whole catalog (docs/catalog.md). Where catalog changes need a second person (controls.approval_required, the default) it is proposed with its diff and answered 202 with the change request, which a different principal with the controller role approves (POST /v1/changes/{id}/approve); otherwise it becomes a new version at once (200). The same content as the version in force is a no-op (200, changed false). An invalid catalog is refused whole with every problem listed by path, and the catalog in force is unchanged.',
         tags: ['catalog'],
         body: CatalogBody,
         response: { 200: Applied, 202: changeRequestRef(), 400: problemRef(), 401: problemRef(), 403: problemRef(), 409: problemRef() },
@@ -97,7 +104,9 @@ export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }
       return valueOr(result, refused);
     },
   );
+}
 
+function readCatalogRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/catalog',
     {
@@ -133,4 +142,4 @@ export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }
     },
     async () => listCatalogVersions(pool),
   );
-};
+}

@@ -193,6 +193,7 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
 }
 
 function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
+  waiveRoute(app, pool, approvalRequired);
   app.get(
     '/v1/exceptions/:id',
     {
@@ -219,10 +220,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     config: { permission: 'exceptions.work' as const },
     schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
   });
-  const answer = async (id: string, change: ExceptionMove) =>
-    valueOr(await moveException(pool, id, change), (problems) =>
-      problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
-    );
+  const answer = (id: string, change: ExceptionMove) => moveAnswer(pool, id, change);
   app.post(
     '/v1/exceptions/:id/assign',
     moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
@@ -241,6 +239,16 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
       return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
     },
   );
+}
+
+/** A move's answer: the moved exception, or the lifecycle's refusal as a problem. */
+async function moveAnswer(pool: pg.Pool, id: string, change: ExceptionMove) {
+  return valueOr(await moveException(pool, id, change), (problems) =>
+    problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
+  );
+}
+
+function waiveRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.post(
     '/v1/exceptions/:id/waive',
     {
@@ -258,7 +266,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     async (request, reply) => {
       const actor = requestActor(request);
       if (!approvalRequired.includes('exception.waive'))
-        return answer(request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });
+        return moveAnswer(pool, request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });
       const { request: change } = await proposeChange(pool, actor, await planWaiver(pool, request.params.id, request.body.reason));
       return reply.code(202).send(change);
     },
