@@ -41,7 +41,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
   ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
   ['025_principals.sql', '63731ddb4c1ec058d8f24461dff8b61950fccce18734d5a717c66977b31689b6'],
-  ['026_books_integrity.sql', '2f754934b18ae5e138ac5a9c4cdb548f53fdf5200357c0a57c931b7e0838423f'],
+  ['026_books_integrity.sql', 'e02358ddde3a43b39627c6fbf750149fd43fe29016b312b9aa3c08caa5fe2a37'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

@@ -15,6 +15,9 @@ END $$;
 -- (status, voided_at). A void invoice never changes and only drafts are deleted, as in 002.
 CREATE OR REPLACE FUNCTION invoices_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+  may_change CONSTANT text[] := ARRAY['amount_paid_minor', 'payment_status', 'status', 'voided_at'];
+  before_row jsonb;
+  after_row jsonb;
   changed text;
 BEGIN
   IF TG_OP = 'DELETE' THEN
@@ -29,11 +32,10 @@ BEGIN
     IF NEW.status = 'finalized' AND NEW.voided_at IS DISTINCT FROM OLD.voided_at THEN
       RAISE EXCEPTION 'invoice % is finalized; voided_at moves only when it is voided', OLD.id USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    SELECT string_agg(n.key, ', ' ORDER BY n.key) INTO changed
-      FROM jsonb_each(to_jsonb(NEW)) AS n
-     WHERE n.key <> ALL (ARRAY['amount_paid_minor', 'payment_status', 'status', 'voided_at'])
-       AND n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key;
-    IF changed IS NOT NULL THEN
+    before_row := to_jsonb(OLD) - may_change;
+    after_row := to_jsonb(NEW) - may_change;
+    IF after_row IS DISTINCT FROM before_row THEN
+      SELECT string_agg(n.key, ', ' ORDER BY n.key) INTO changed FROM jsonb_each(after_row) AS n WHERE n.value IS DISTINCT FROM before_row -> n.key;
       RAISE EXCEPTION 'invoice % is finalized; corrections are credit notes (% cannot change)', OLD.id, changed
         USING ERRCODE = 'integrity_constraint_violation';
     END IF;
