@@ -25,6 +25,18 @@ export async function pgSetting(
   return (await db.query<{ v: string }>('SELECT current_setting($1) AS v', [name])).rows[0]!.v;
 }
 
+/** What an ingest round writes: the events with their keys and rollups, and what ingestion records beside them. */
+export const INGEST_TABLES = [
+  'events',
+  'event_keys',
+  'usage_rollups',
+  'usage_unique_keys',
+  'event_conflicts',
+  'quarantine',
+  'ingest_repeats',
+  'ingest_batches',
+] as const;
+
 /**
  * Empties tables between rounds. The books refuse TRUNCATE (migration 026), so this runs with the triggers off for
  * its own session (session_replication_role = replica, the superuser's way round, as the bench's server gives). That

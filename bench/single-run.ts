@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progress } from '../src/cli/progress.js';
 import { cpuNow, cpuSpent } from './cpu.js';
-import { printFigures, type Figure, pgSetting, truncateBehindTriggers } from './report.js';
+import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
 
 // The clients: each sends one event per request and waits for its answer; a 429 is retried after its Retry-After.
 const CLIENT = `
@@ -120,16 +120,7 @@ async function main(): Promise<void> {
     const key = (await createKey(store.pool, { name: 'bench', scope: 'ingest' })).secret;
 
     const fresh = async () => {
-      await truncateBehindTriggers(store.pool, [
-        'events',
-        'event_keys',
-        'usage_rollups',
-        'usage_unique_keys',
-        'event_conflicts',
-        'quarantine',
-        'ingest_repeats',
-        'ingest_batches',
-      ]);
+      await truncateBehindTriggers(store.pool, INGEST_TABLES);
       await store.pool.query('CHECKPOINT');
     };
     const postmasterPidFile = dataDir ? join(dataDir, 'postmaster.pid') : undefined;
