@@ -29,7 +29,7 @@ import { contentHash } from '../src/domain/canonical.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
 import { progress } from '../src/cli/progress.js';
-import { printFigures, type Figure, pgSetting } from './report.js';
+import { printFigures, type Figure, pgSetting, truncateBehindTriggers } from './report.js';
 
 // The simulator in a worker thread: starts, reports its URL, and on request reports what it holds.
 const SIMULATOR = `
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
 
     // Each figure starts from empty ledger tables and a checkpoint, so neither pays for the other's writes.
     const fresh = async () => {
-      await store.pool.query('TRUNCATE journals, journal_lines, outbox CASCADE');
+      await truncateBehindTriggers(store.pool, ['journals', 'journal_lines', 'outbox', 'rollout_holds']);
       await store.pool.query('CHECKPOINT');
     };
 

@@ -1,4 +1,7 @@
-// The figures table every bench prints: each figure beside its reference, measured in the same run, as a ratio.
+// The figures table every bench prints: each figure beside its reference, measured in the same run, as a ratio; and
+// the helpers the benches share.
+import pg from 'pg';
+
 export interface Figure {
   figure: string;
   value: string;
@@ -20,4 +23,32 @@ export async function pgSetting(
   name: string,
 ): Promise<string> {
   return (await db.query<{ v: string }>('SELECT current_setting($1) AS v', [name])).rows[0]!.v;
+}
+
+/** What an ingest round writes: the events with their keys and rollups, and what ingestion records beside them. */
+export const INGEST_TABLES = [
+  'events',
+  'event_keys',
+  'usage_rollups',
+  'usage_unique_keys',
+  'event_conflicts',
+  'quarantine',
+  'ingest_repeats',
+  'ingest_batches',
+] as const;
+
+/**
+ * Empties tables between rounds. The books refuse TRUNCATE (migration 026), so this runs with the triggers off for
+ * its own session (session_replication_role = replica, the superuser's way round, as the bench's server gives). That
+ * also skips the triggers that emptied event keys and rollups along with events: name them too.
+ */
+export async function truncateBehindTriggers(pool: pg.Pool, tables: readonly string[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('SET session_replication_role = replica');
+    await client.query(`TRUNCATE ${tables.map((t) => pg.escapeIdentifier(t)).join(', ')}`);
+  } finally {
+    await client.query('SET session_replication_role = DEFAULT');
+    client.release();
+  }
 }

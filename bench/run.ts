@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
 import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
-import { printFigures, type Figure, pgSetting } from './report.js';
+import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight and reporting the events accepted and the wall time. Plain JavaScript, evaluated by the worker as it is.
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
     const fresh = async () => {
-      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches');
+      await truncateBehindTriggers(store.pool, INGEST_TABLES);
       await store.pool.query('CHECKPOINT');
     };
     let httpSeconds = Infinity;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { progress } from '../src/cli/progress.js';
 import { cpuNow, cpuSpent } from './cpu.js';
-import { printFigures, type Figure, pgSetting } from './report.js';
+import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
 
 // The clients: each sends one event per request and waits for its answer; a 429 is retried after its Retry-After.
 const CLIENT = `
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     const fresh = async () => {
-      await store.pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches');
+      await truncateBehindTriggers(store.pool, INGEST_TABLES);
       await store.pool.query('CHECKPOINT');
     };
     const postmasterPidFile = dataDir ? join(dataDir, 'postmaster.pid') : undefined;

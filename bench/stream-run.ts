@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { progress } from '../src/cli/progress.js';
 import { cpuNow, cpuSpent } from './cpu.js';
-import { printFigures, type Figure, pgSetting } from './report.js';
+import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
 
 // The publisher: its own connection, every payload published with up to `inFlight` PubAcks outstanding (a sliding
 // window), timed from the first publish to the last PubAck. Reports its start on the process-wide monotonic clock so
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
       });
 
     const fresh = async () => {
-      await pool.query('TRUNCATE events, event_conflicts, quarantine, ingest_repeats, ingest_batches, stream_rejections');
+      await truncateBehindTriggers(pool, [...INGEST_TABLES, 'stream_rejections']);
       await pool.query('CHECKPOINT');
     };
 

@@ -2,7 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { testStore } from '../support/db.js';
-import type { Store } from '../../src/store/store.js';
+import { transaction, type Store } from '../../src/store/store.js';
 import { drainOutbox } from '../../src/post/outbox.js';
 import type { ErpTarget, PostedReference } from '../../src/post/target.js';
 import type { Journal } from '../../src/domain/model.js';
@@ -12,17 +12,20 @@ let store: Store;
 /** `count` balanced two-line journals, each queued for `target`. */
 async function queue(target: string, count: number): Promise<string[]> {
   const ids = Array.from({ length: count }, (_, i) => `jrn:v1:invoice:${target}-${String(i).padStart(3, '0')}`);
-  await store.pool.query(
-    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, memo, content_hash)
-     SELECT id, 'invoice', 'nw-us', '2026-10-31', id, 'test', 'h' FROM unnest($1::text[]) AS id`,
-    [ids],
-  );
-  await store.pool.query(
-    `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency)
-     SELECT id, l, CASE l WHEN 1 THEN '1200' ELSE '4000' END, CASE l WHEN 1 THEN 100 ELSE 0 END, CASE l WHEN 1 THEN 0 ELSE 100 END, 'USD'
-       FROM unnest($1::text[]) AS id, generate_series(1, 2) AS l`,
-    [ids],
-  );
+  // Headers and lines in one transaction: a journal without its lines is refused at commit (migration 026).
+  await transaction(store.pool, async (client) => {
+    await client.query(
+      `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, memo, content_hash)
+       SELECT id, 'invoice', 'nw-us', '2026-10-31', id, 'test', 'h' FROM unnest($1::text[]) AS id`,
+      [ids],
+    );
+    await client.query(
+      `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency)
+       SELECT id, l, CASE l WHEN 1 THEN '1200' ELSE '4000' END, CASE l WHEN 1 THEN 100 ELSE 0 END, CASE l WHEN 1 THEN 0 ELSE 100 END, 'USD'
+         FROM unnest($1::text[]) AS id, generate_series(1, 2) AS l`,
+      [ids],
+    );
+  });
   await store.pool.query(
     `INSERT INTO outbox (key, target, document_kind, document_id) SELECT 'out:v1:' || $2 || ':' || id, $2, 'journal', id FROM unnest($1::text[]) AS id`,
     [ids, target],

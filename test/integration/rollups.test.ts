@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import pg from 'pg';
 import { testStore } from '../support/db.js';
-import type { Store } from '../../src/store/store.js';
+import { transaction, type Store } from '../../src/store/store.js';
 import { loadMigrations, migrate } from '../../src/store/migrate.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
@@ -182,10 +182,14 @@ describe('usage from rollups equals the recount of the stored events', () => {
             watermarks.push(await maxSeq());
           }
           if (deletions > 0) {
-            await store.pool.query(
-              `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE source LIKE $1 ORDER BY md5(seq::text) LIMIT $2)`,
-              [`//rollup-test/${year}/%`, deletions],
-            );
+            // Only the partition mover deletes events (migration 026): its flag lets these through, the rollups recount.
+            await transaction(store.pool, async (client) => {
+              await client.query("SELECT set_config('accrue.partition_mover', 'on', true)");
+              await client.query(
+                `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE source LIKE $1 ORDER BY md5(seq::text) LIMIT $2)`,
+                [`//rollup-test/${year}/%`, deletions],
+              );
+            });
           }
           const windows = windowsOf(year, cuts);
           for (const catalog of [northwind, variant]) {
@@ -395,7 +399,10 @@ describe('monthly partitions', () => {
         ),
         /event_keys/,
       );
+      await client.query('BEGIN');
+      await client.query("SELECT set_config('accrue.partition_mover', 'on', true)"); // only the mover deletes events (026)
       await client.query("DELETE FROM events WHERE source = '//rollup-test/probe'");
+      await client.query('COMMIT');
     } finally {
       await client.end();
     }

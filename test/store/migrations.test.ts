@@ -41,6 +41,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
   ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
   ['025_principals.sql', 'f64ffa3df86e7e9162acda4ec9e63fd6e1cd3b5a04c78d9a7b7cbac42efb2aa9'],
+  ['026_books_integrity.sql', 'e02358ddde3a43b39627c6fbf750149fd43fe29016b312b9aa3c08caa5fe2a37'],
   ['027_audit_checkpoints.sql', '122894ab23c69b08e4cbc693ccea7a2bc3200fd9d5fea8c211a738f02d481a7a'],
 ];
 
