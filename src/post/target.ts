@@ -26,6 +26,26 @@ export interface ErpDocument {
 /** Limit (TigerStyle): documents one listDocuments call may return; a larger period is refused, never truncated. */
 export const ERP_DOCUMENTS_MAX = 100_000;
 
+/**
+ * A void of an invoice the target holds (src/post/void.ts): the invoice's reversal journal, sent as the ERP's own
+ * way to cancel the invoice. Xero voids it (Status VOIDED); NetSuite credits it in full (a credit memo transformed
+ * from it). Built from the reversal and the invoice's own outbox row at this target (src/post/erp-documents.ts).
+ */
+export interface VoidDocument {
+  source_document: string; // the Accrue invoice id
+  journal_id: string; // the reversal journal this void stands for
+  number: string; // the invoice's number
+  legal_entity: string;
+  customer: string;
+  currency: string;
+  date: string; // the reversal's posting date (or the ERP's first open day it was moved to)
+  invoice_date: string; // the posting date of the invoice's own journal
+  invoice_key: string; // the outbox key the invoice was posted under
+  invoice_reference: string; // the target's own id for the invoice
+  total_minor: bigint;
+  memo: string;
+}
+
 export interface ErpTarget {
   readonly name: string;
   readonly limits: TargetLimits;
@@ -36,6 +56,10 @@ export interface ErpTarget {
   /** Invoices and credit notes in the ERP's own document form (src/post/erp-documents.ts); a target without these gets the journal. */
   findDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference | undefined>;
   postDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference>;
+  /** Step 3 for a void: the invoice already voided, or the credit memo already made under our key. */
+  findVoid?(idempotencyKey: string, document: VoidDocument): Promise<PostedReference | undefined>;
+  /** Step 4 for a void: void or credit the invoice in the ERP; refusals the ERP would make are permanent. */
+  postVoid?(idempotencyKey: string, document: VoidDocument): Promise<PostedReference>;
   /** Reconciliation: every document the target holds for a legal entity, posted in an accounting period (YYYY-MM). */
   listDocuments?(legalEntity: string, period: string): Promise<ErpDocument[]>;
   /** Payments Accrue received, pushed to the ERP and applied to their invoice (src/domain/erp.ts). */

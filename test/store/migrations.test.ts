@@ -41,6 +41,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
   ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
   ['025_principals.sql', '63731ddb4c1ec058d8f24461dff8b61950fccce18734d5a717c66977b31689b6'],
+  ['028_void_reversal.sql', '705f940407f381d7386cd81d726700ff87272451826338382b04fc77b9754aa7'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
