@@ -298,3 +298,46 @@ describe('the schema guards the void', () => {
     }
   });
 });
+
+describe('a void in a closed accounting period, and an ERP that refuses it', () => {
+  it('dates the reversal in the first open period; Xero refuses to void an invoice paid there: a dead letter saying so', async () => {
+    const row = (
+      await store.pool.query<{ id: string; number: string; legal_entity: string }>(
+        "SELECT id, number, legal_entity FROM invoices WHERE status = 'finalized' AND kind = 'invoice' AND amount_paid_minor = 0 AND legal_entity = 'nw-us' ORDER BY number LIMIT 1",
+      )
+    ).rows[0]!;
+    await store.pool.query(
+      "INSERT INTO accounting_periods (legal_entity, period, status, closed_at, closed_by) VALUES ($1, '2026-12', 'closed', now(), 'test'), ($1, '2027-01', 'closed', now(), 'test')",
+      [row.legal_entity],
+    );
+    const outcome = await voidInvoice(store.pool, { invoice: row.number, entity: 'nw-us', reason: 'duplicate', actor: 'dave', at });
+    assert.deepEqual(
+      outcome.reversals.map((r) => [r.posting_date, r.dated_on]),
+      outcome.reversals.map(() => ['2027-02-01', '2026-12-10']),
+      'the void date is in a closed period, and so is the next: the first open one takes it',
+    );
+    const policy = await store.pool.query(
+      'SELECT DISTINCT posting_policy FROM journals WHERE reverses IS NOT NULL AND source_document = $1',
+      [row.id],
+    );
+    assert.deepEqual(policy.rows, [{ posting_policy: 'next_open_period' }]);
+    // Xero has a payment on the invoice Accrue does not know of yet: Xero would refuse the void; the row dead-letters.
+    xero.invoices.find((d) => d.Number === row.number)!.AmountPaid = '1.00';
+    await drainOutbox(store.pool, xeroTestTarget(xero), { untilEmptyMs: 10_000, backoffBaseMs: 10 });
+    const dead = await listDeadLetters(store.pool, 'xero');
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0].key, outboxKey('xero', reversalJournalId('invoice', row.id)));
+    assert.equal(dead[0].last_error.code, 'void_invoice_paid');
+    assert.match(dead[0].last_error.message, /credit note/);
+    const held = xero.invoices.find((d) => d.Number === row.number)!;
+    assert.notEqual(held.Status, 'VOIDED');
+    // Sent anyway, the simulator refuses it as Xero does.
+    const res = await fetch(`${xero.url}/api.xro/2.0/Invoices/${held.id}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${xero.issueToken(['tenant'])}`, 'xero-tenant-id': 'tenant', 'content-type': 'application/json' },
+      body: JSON.stringify({ Invoices: [{ InvoiceID: held.id, Status: 'VOIDED' }] }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(await res.text(), /payments or credit notes allocated/);
+  });
+});
