@@ -151,6 +151,11 @@ function registerInvoices(program: Command): void {
         output(`wrote ${flags.out}`, { file: flags.out });
       });
     });
+  registerVoid(invoices);
+}
+
+/** `accrue invoices void`: the void use case (src/post/void.ts), which four-eyes approval will call with the approved payload. */
+function registerVoid(invoices: Command): void {
   invoices
     .command('void <id-or-number>')
     .description(
@@ -171,7 +176,10 @@ function registerInvoices(program: Command): void {
         const name = outcome.invoice.number ?? outcome.invoice.id;
         const lines = [
           outcome.already_void ? `${name} was already void` : `${name} is void`,
-          ...outcome.reversals.map((r) => `  reversal ${r.id} dated ${r.posting_date}${r.dated_on && r.dated_on !== r.posting_date ? ` (asked ${r.dated_on}: period closed)` : ''}`),
+          ...outcome.reversals.map(
+            (r) =>
+              `  reversal ${r.id} dated ${r.posting_date}${r.dated_on && r.dated_on !== r.posting_date ? ` (asked ${r.dated_on}: period closed)` : ''}`,
+          ),
           ...outcome.outbox.map((o) => `  outbox ${o.key} (${o.document_kind}) ${o.status}`),
         ];
         output(lines.join('\n'), {

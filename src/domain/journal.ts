@@ -295,7 +295,10 @@ export function reversingJournal(original: Journal, postingDate: string, reason:
     `only ${REVERSIBLE_KINDS.join(' and ')} journals are reversed by a void; ${original.id} is a ${original.kind}`,
   );
   invariant(DATE.test(postingDate), `the reversal of ${original.id} has a posting date that is not a date: ${postingDate}`);
-  invariant(postingDate >= original.posting_date, `the reversal of ${original.id} is dated ${postingDate}, before it (${original.posting_date})`);
+  invariant(
+    postingDate >= original.posting_date,
+    `the reversal of ${original.id} is dated ${postingDate}, before it (${original.posting_date})`,
+  );
   const id = reversalJournalId(original.kind, original.source_document);
   const reversed: Journal = {
     id,

@@ -227,8 +227,9 @@ export const INVOICE_LOOKUP_MATCHES_MAX = 50;
 export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string, entity?: string): Promise<Invoice | undefined> {
   const id = await resolveInvoiceId(db, idOrNumber, entity);
   if (id === undefined) return undefined;
-  const row = (await db.query<{ document: unknown; status: Invoice['status'] }>('SELECT document, status FROM invoices WHERE id = $1', [id]))
-    .rows[0];
+  const row = (
+    await db.query<{ document: unknown; status: Invoice['status'] }>('SELECT document, status FROM invoices WHERE id = $1', [id])
+  ).rows[0];
   // The document is the finalized snapshot; voiding moves only the status column.
   return row ? { ...fromDocument(row.document), status: row.status } : undefined;
 }

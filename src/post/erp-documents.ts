@@ -9,7 +9,6 @@ import { formatMajor } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
 import { fromDocument } from '../invoice/store.js';
 import { outboxDocumentKind } from './journals.js';
-import type { VoidDocument } from './target.js';
 
 /** Limits: an ERP document with more lines than this is refused (NetSuite and Xero both slow down past it). */
 export const SALES_DOCUMENT_LINES_MAX = 500;
@@ -49,6 +48,26 @@ export interface SalesDocument {
   lines: SalesDocumentLine[];
   tax_minor: bigint;
   total_minor: bigint;
+}
+
+/**
+ * A void of an invoice the target holds (src/post/void.ts): the invoice's reversal journal, sent as the ERP's own
+ * way to cancel the invoice. Xero voids it (Status VOIDED); NetSuite credits it in full (a credit memo transformed
+ * from it). Built from the reversal and the invoice's own outbox row at this target (src/post/erp-documents.ts).
+ */
+export interface VoidDocument {
+  source_document: string; // the Accrue invoice id
+  journal_id: string; // the reversal journal this void stands for
+  number: string; // the invoice's number
+  legal_entity: string;
+  customer: string;
+  currency: string;
+  date: string; // the reversal's posting date (or the ERP's first open day it was moved to)
+  invoice_date: string; // the posting date of the invoice's own journal
+  invoice_key: string; // the outbox key the invoice was posted under
+  invoice_reference: string; // the target's own id for the invoice
+  total_minor: bigint;
+  memo: string;
 }
 
 /**
@@ -270,7 +289,8 @@ export async function readVoidDocument(
     )
   ).rows[0];
   if (!row) return new Error(`${reversal.id} is not the reversal of an invoice journal`);
-  if (row.invoice_key === null) return new Error(`invoice ${row.number ?? reversal.source_document} was never sent to ${target}; nothing to void there`);
+  if (row.invoice_key === null)
+    return new Error(`invoice ${row.number ?? reversal.source_document} was never sent to ${target}; nothing to void there`);
   if (row.status !== 'posted' || row.reference === null)
     return { waiting: `waiting for invoice ${row.number ?? reversal.source_document} to be posted to ${target} before voiding it` };
   return {

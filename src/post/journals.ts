@@ -21,7 +21,11 @@ export { outboxKey } from '../domain/keys.js';
  */
 export type OutboxDocumentKind = 'invoice' | 'credit_note' | 'invoice_void' | 'journal';
 export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): OutboxDocumentKind =>
-  journal.kind === 'invoice' || journal.kind === 'credit_note' ? journal.kind : journal.kind === 'invoice_reversal' ? 'invoice_void' : 'journal';
+  journal.kind === 'invoice' || journal.kind === 'credit_note'
+    ? journal.kind
+    : journal.kind === 'invoice_reversal'
+      ? 'invoice_void'
+      : 'journal';
 
 export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
   const accounts = catalog.catalog.accounts[invoice.legal_entity];

@@ -1,7 +1,7 @@
 // The port every ERP target implements. The outbox worker talks to this, never to an ERP's HTTP API directly.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Journal } from '../domain/model.js';
-import type { SalesDocument } from './erp-documents.js';
+import type { SalesDocument, VoidDocument } from './erp-documents.js';
 import type { PaymentDocument } from '../domain/erp.js';
 
 export interface TargetLimits {
@@ -25,26 +25,6 @@ export interface ErpDocument {
 
 /** Limit (TigerStyle): documents one listDocuments call may return; a larger period is refused, never truncated. */
 export const ERP_DOCUMENTS_MAX = 100_000;
-
-/**
- * A void of an invoice the target holds (src/post/void.ts): the invoice's reversal journal, sent as the ERP's own
- * way to cancel the invoice. Xero voids it (Status VOIDED); NetSuite credits it in full (a credit memo transformed
- * from it). Built from the reversal and the invoice's own outbox row at this target (src/post/erp-documents.ts).
- */
-export interface VoidDocument {
-  source_document: string; // the Accrue invoice id
-  journal_id: string; // the reversal journal this void stands for
-  number: string; // the invoice's number
-  legal_entity: string;
-  customer: string;
-  currency: string;
-  date: string; // the reversal's posting date (or the ERP's first open day it was moved to)
-  invoice_date: string; // the posting date of the invoice's own journal
-  invoice_key: string; // the outbox key the invoice was posted under
-  invoice_reference: string; // the target's own id for the invoice
-  total_minor: bigint;
-  memo: string;
-}
 
 export interface ErpTarget {
   readonly name: string;

@@ -471,7 +471,11 @@ export class NetSuiteSimulator {
     const body = (input ?? {}) as { externalId?: string; tranDate?: string; memo?: string };
     const unknown = Object.keys(body).filter((k) => !['externalId', 'tranDate', 'memo'].includes(k));
     if (unknown.length > 0)
-      return { status: 400, code: 'INVALID_FLD_VALUE', detail: `This simulator sets only externalId, tranDate and memo: ${unknown.join(', ')}` };
+      return {
+        status: 400,
+        code: 'INVALID_FLD_VALUE',
+        detail: `This simulator sets only externalId, tranDate and memo: ${unknown.join(', ')}`,
+      };
     const source = [...this.records.values()].find((r) => r.id === params.id && r.type === 'invoice');
     if (!source) return { status: 404, code: 'NONEXISTENT_ID', detail: `Record invoice ${params.id} was not found.` };
     const period = this.checkPeriod(body.tranDate);

@@ -571,7 +571,8 @@ export class XeroSimulator {
   private updateInvoice(tenant: XeroTenant, id: string, input: Record<string, any>): { status: number; body: unknown } {
     const invoice = tenant.invoices.find((d) => d.id === id);
     if (!invoice) return { status: 404, body: problem(404, 'Not Found', 'The resource you are looking for cannot be found') };
-    if (input.InvoiceID !== undefined && input.InvoiceID !== id) return { status: 400, body: validation('InvoiceID does not match the URL') };
+    if (input.InvoiceID !== undefined && input.InvoiceID !== id)
+      return { status: 400, body: validation('InvoiceID does not match the URL') };
     const other = Object.keys(input).filter((k) => k !== 'InvoiceID' && k !== 'Status');
     if (input.Status !== 'VOIDED' || other.length > 0)
       return { status: 400, body: validation(`This simulator only voids invoices (Status VOIDED); got ${JSON.stringify(input)}`) };

@@ -20,10 +20,9 @@ import {
   type ErpTarget,
   type PostedReference,
   type TargetLimits,
-  type VoidDocument,
 } from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
-import type { SalesDocument } from '../../post/erp-documents.js';
+import type { SalesDocument, VoidDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import { decimalLiteral, parseJsonDecimals, stringifyWithDecimals } from '../json-decimal.js';
 import {

@@ -24,12 +24,11 @@ import {
   type ErpTarget,
   type PostedReference,
   type TargetLimits,
-  type VoidDocument,
 } from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
 import { readAnswer, retryAfterMs } from '../http.js';
 import { parseJsonDecimals } from '../json-decimal.js';
-import type { SalesDocument } from '../../post/erp-documents.js';
+import type { SalesDocument, VoidDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import {
   MappingMissing,
@@ -374,10 +373,13 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
         { permanent: true, code: 'void_invoice_paid' },
       );
     if (invoice.Status !== 'AUTHORISED' && invoice.Status !== 'SUBMITTED' && invoice.Status !== 'DRAFT')
-      throw new TargetError(`Xero ${this.name}: invoice ${document.number} is ${invoice.Status ?? 'without a status'}; it cannot be voided`, {
-        permanent: true,
-        code: 'void_invoice_status',
-      });
+      throw new TargetError(
+        `Xero ${this.name}: invoice ${document.number} is ${invoice.Status ?? 'without a status'}; it cannot be voided`,
+        {
+          permanent: true,
+          code: 'void_invoice_status',
+        },
+      );
     const org = await this.organisation();
     // A void takes effect on the invoice's own date: in a locked period Xero refuses it, and no later date helps.
     if (org.lockDate !== null && document.invoice_date <= org.lockDate)
