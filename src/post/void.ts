@@ -67,7 +67,13 @@ export async function voidInvoice(pool: pg.Pool, request: VoidRequest): Promise<
         [id],
       )
     ).rows[0]!;
-    if (row.status === 'void') return { id, already_void: true };
+    if (row.status === 'void') {
+      // Voided before voids reversed (migration 028): its journals are reversed now, once; otherwise nothing is written.
+      const reversed = await reverseJournals(client, id, at.toISOString().slice(0, 10), reason);
+      if (reversed.length > 0)
+        await appendAudit(client, { actor, action: 'invoice.void_reversed', subject: id, details: { reason, reversals: reversed } });
+      return { id, already_void: true };
+    }
     await refuseUnvoidable(client, id, row);
     await client.query(`UPDATE invoices SET status = 'void', voided_at = $2 WHERE id = $1`, [id, at.toISOString()]);
     const reversals = await reverseJournals(client, id, at.toISOString().slice(0, 10), reason);
@@ -115,13 +121,14 @@ async function refuseUnvoidable(client: pg.PoolClient, id: string, row: { status
 }
 
 /**
- * Writes the reversal of each journal of the invoice, dated the void date (never before the journal it reverses) or,
+ * Writes the reversal of each journal of the invoice that has none, dated the void date (never before the journal it reverses) or,
  * when that accounting period is closed, the first day of the next open one; queued to each target the journal was.
  */
 async function reverseJournals(client: pg.PoolClient, invoiceId: string, voidDate: string, reason: string): Promise<string[]> {
   const originals = await readJournals(client, { ids: REVERSIBLE_KINDS.map((kind) => journalId(kind, invoiceId)) });
   const written: string[] = [];
   for (const original of originals) {
+    if ((await client.query('SELECT 1 FROM journals WHERE reverses = $1', [original.id])).rowCount) continue;
     const reversal = reversingJournal(original, voidDate > original.posting_date ? voidDate : original.posting_date, reason);
     // Where the journal went, its reversal goes (a journal held back by the rollout scope was never sent, nor is this).
     const targets = (

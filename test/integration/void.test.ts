@@ -341,3 +341,37 @@ describe('a void in a closed accounting period, and an ERP that refuses it', () 
     assert.match(await res.text(), /payments or credit notes allocated/);
   });
 });
+
+describe('an invoice voided before voids reversed', () => {
+  it('gets its reversals on the next void, once', async () => {
+    const row = (
+      await store.pool.query<{ id: string }>(
+        "SELECT i.id FROM invoices i WHERE i.status = 'finalized' AND i.kind = 'invoice' AND i.amount_paid_minor = 0 AND EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id) ORDER BY i.id LIMIT 1",
+      )
+    ).rows[0]!;
+    // What the old void left: the status moved, no reversal (the triggers of migration 028 did not exist then).
+    const client = await store.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("SET LOCAL session_replication_role = 'replica'");
+      await client.query("UPDATE invoices SET status = 'void', voided_at = now() WHERE id = $1", [row.id]);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    const first = await voidInvoice(store.pool, {
+      invoice: row.id,
+      reason: 'reverse the old void',
+      actor: 'dave',
+      at: '2026-12-11T00:00:00Z',
+    });
+    assert.equal(first.already_void, true);
+    assert.ok(first.reversals.length >= 1);
+    assert.equal(first.outbox.length, first.reversals.length * 2, 'to Xero and NetSuite');
+    const journals = await count('SELECT 1 FROM journals');
+    const again = await voidInvoice(store.pool, { invoice: row.id, reason: 'again', actor: 'dave', at: '2026-12-12T00:00:00Z' });
+    assert.deepEqual(again.reversals, first.reversals);
+    assert.equal(await count('SELECT 1 FROM journals'), journals);
+    assert.equal((await readAudit(store.pool, { action: 'invoice.void_reversed', subject: row.id })).length, 1);
+  });
+});
