@@ -22,6 +22,7 @@ import { readJournals } from '../../src/post/journals.js';
 import { voidInvoice } from '../../src/post/void.js';
 import { applyPayment } from '../../src/settle/payments.js';
 import { readAudit } from '../../src/audit/log.js';
+import { reconcilePeriod } from '../../src/reconcile/run.js';
 import { trialBalance } from '../../src/domain/journal.js';
 import { outboxKey, reversalJournalId } from '../../src/domain/keys.js';
 import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
@@ -217,6 +218,20 @@ describe('the ERPs hear of the void', () => {
     const taken = await post(`invoice/${invoice.id}/!transform/creditMemo`, { externalId: [...netsuite.records.keys()][0] });
     assert.equal(taken.status, 400);
     assert.match(JSON.stringify(await taken.json()), /DUP_RCRD/);
+  });
+});
+
+describe('reconciliation holds the void', () => {
+  it('November keeps the invoice, December holds its reversal: the ledger and trial balance agree with the documents', async () => {
+    for (const period of ['2026-11', '2026-12']) {
+      const report = await reconcilePeriod(store.pool, { period, legalEntity: 'nw-us', connectors: [], actor: 'system:test' });
+      const red = report.checkpoints.filter((c) => c.status === 'red');
+      assert.deepEqual(
+        red.map((c) => [c.checkpoint, c.differences]),
+        [],
+        `${period}: ${JSON.stringify(red, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`,
+      );
+    }
   });
 });
 
