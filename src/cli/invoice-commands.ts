@@ -1,12 +1,14 @@
 // `accrue close`, `accrue bill` and `accrue invoices`: billing runs and the invoices they finalize.
-import { commandActor } from './auth.js';
+import { approvalNeeded, commandActor, proposeAndReport } from './auth.js';
+import { planVoid } from '../controls/apply.js';
 import { auditActor } from '../domain/controls.js';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { closePeriod } from '../close/close-period.js';
 import { bill } from '../close/bill.js';
 import { exportInvoice } from '../invoice/export.js';
-import { getInvoice, listInvoices, voidInvoice } from '../invoice/store.js';
+import { getInvoice, listInvoices } from '../invoice/store.js';
+import { voidInvoice } from '../post/void.js';
 import { invoicePdf } from '../invoice/document-pdf.js';
 import { parsePeriod } from '../meter/period.js';
 import { jsonLogger, logLine } from '../observe/log.js';
@@ -134,9 +136,10 @@ function registerInvoices(program: Command): void {
   invoices
     .command('show <id-or-number>')
     .description('an invoice as JSON, with its lines and their lineage')
-    .action(async (id: string) => {
+    .option('--entity <id>', 'the legal entity whose number it is (needed when two entities share the number)')
+    .action(async (id: string, flags: { entity?: string }) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id);
+        const invoice = await getInvoice(store.pool, id, flags.entity);
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         process.stdout.write(`${JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       });
@@ -145,9 +148,10 @@ function registerInvoices(program: Command): void {
     .command('pdf <id-or-number>')
     .description('write an invoice as PDF (deterministic: the same invoice gives the same bytes)')
     .requiredOption('--out <file>', 'where to write the PDF')
-    .action(async (id: string, flags: { out: string }) => {
+    .option('--entity <id>', 'the legal entity whose number it is (needed when two entities share the number)')
+    .action(async (id: string, flags: { out: string; entity?: string }) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id);
+        const invoice = await getInvoice(store.pool, id, flags.entity);
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         const current = await requireCatalog(store.pool);
         const pdf = valueOf(await invoicePdf(invoice, current));
@@ -155,14 +159,51 @@ function registerInvoices(program: Command): void {
         output(`wrote ${flags.out}`, { file: flags.out });
       });
     });
+  registerVoid(invoices);
+}
+
+/** `accrue invoices void`: proposed for a controller's approval (src/controls/apply.ts), or the void use case (src/post/void.ts) at once. */
+function registerVoid(invoices: Command): void {
   invoices
     .command('void <id-or-number>')
-    .description('void a finalized invoice with no payments (a paid one is corrected with a credit note)')
-    .action(async (id: string) => {
-      await withStore(async (store) => {
+    .description(
+      'void a finalized invoice with no payments: reverses its journals (dated today, or the first open accounting period) and voids it in the ERP it went to (Xero: VOIDED; NetSuite: a credit memo transformed from it). A paid one is refused: correct it with a credit note',
+    )
+    .requiredOption('--reason <text>', 'why it is voided (kept in the audit log and the reversal memo)')
+    .option('--entity <id>', 'the legal entity whose number it is (needed when two entities share the number)')
+    .action(async (id: string, flags: { reason: string; entity?: string }) => {
+      await withStore(async (store, cfg) => {
         const actor = await commandActor(store.pool, 'change.propose');
-        const invoice = await voidInvoice(store.pool, id, auditActor(actor));
-        output(`${invoice.number ?? invoice.id} is void`, exportInvoice(invoice));
+        if (approvalNeeded(cfg, actor, 'invoice.void')) {
+          await proposeAndReport(
+            store.pool,
+            actor,
+            await planVoid(store.pool, actor, { invoice: id, entity: flags.entity, reason: flags.reason }),
+          );
+          return;
+        }
+        const outcome = await voidInvoice(store.pool, {
+          invoice: id,
+          entity: flags.entity,
+          reason: flags.reason,
+          actor: auditActor(actor),
+          at: new Date().toISOString(),
+        });
+        const name = outcome.invoice.number ?? outcome.invoice.id;
+        const lines = [
+          outcome.already_void ? `${name} was already void` : `${name} is void`,
+          ...outcome.reversals.map(
+            (r) =>
+              `  reversal ${r.id} dated ${r.posting_date}${r.dated_on && r.dated_on !== r.posting_date ? ` (asked ${r.dated_on}: period closed)` : ''}`,
+          ),
+          ...outcome.outbox.map((o) => `  outbox ${o.key} (${o.document_kind}) ${o.status}`),
+        ];
+        output(lines.join('\n'), {
+          ...exportInvoice(outcome.invoice),
+          already_void: outcome.already_void,
+          reversals: outcome.reversals,
+          outbox: outcome.outbox,
+        });
       });
     });
 }

@@ -7,7 +7,10 @@ import type pg from 'pg';
 import { stringify as toYaml } from 'yaml';
 import { applyCatalog, currentCatalog } from '../catalog/service.js';
 import { parseCatalog } from '../domain/catalog.js';
-import { auditActor, type Actor, type ChangeKind } from '../domain/controls.js';
+import { auditActor, entityVisible, type Actor, type ChangeKind } from '../domain/controls.js';
+import { formatMajor } from '../domain/money.js';
+import { getInvoice } from '../invoice/store.js';
+import { voidInvoice } from '../post/void.js';
 import { ProblemError, formatProblems, ok, type Problem, type Result } from '../domain/result.js';
 import { importMappings, type ImportOutcome } from '../map/import.js';
 import type { MappingFileFormat } from '../map/import.js';
@@ -295,4 +298,65 @@ registerApplier<WaivePayload>('exception.waive', async (pool, payload, by) => {
   const moved = await moveException(pool, payload.exception_id, { action: 'waive', reason: payload.reason, by: auditActor(by) });
   if (!moved.ok) throw new ProblemError(moved.problems, moved.problems.some((p) => p.code === 'not_found') ? 404 : 409);
   return { exception: moved.value.id, status: moved.value.status };
+});
+
+// ---- invoice.void -------------------------------------------------------------------------------------------------
+
+interface VoidPayload {
+  invoice_id: string;
+  reason: string;
+}
+
+/** The proposal to void an invoice: found by id or number (within `entity` when two entities share the number). */
+export async function planVoid(
+  pool: pg.Pool,
+  actor: Actor,
+  input: { invoice: string; entity?: string; reason: string },
+): Promise<ProposeInput> {
+  const invoice = await getInvoice(pool, input.invoice, input.entity);
+  if (!invoice || !entityVisible(actor, invoice.legal_entity))
+    throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${input.invoice}` }], 404);
+  if (input.reason.trim() === '') throw invalid([{ path: 'reason', code: 'required', message: 'say why the invoice is voided' }]);
+  if (invoice.status !== 'finalized')
+    throw new ProblemError(
+      [
+        {
+          path: 'invoice',
+          code: invoice.status === 'void' ? 'already_void' : 'not_finalized',
+          message: `${invoice.number ?? invoice.id} is ${invoice.status}`,
+        },
+      ],
+      409,
+    );
+  const name = invoice.number ?? invoice.id;
+  const total = `${formatMajor(invoice.total_minor, invoice.currency)} ${invoice.currency}`;
+  return {
+    kind: 'invoice.void',
+    subject: `invoice:${invoice.id}`,
+    legalEntity: invoice.legal_entity,
+    summary: `void ${name} (${invoice.customer}, ${total})`,
+    diff: [
+      `invoice ${name} (${invoice.legal_entity}, ${invoice.customer}, period ${invoice.period_start}): finalized -> void`,
+      `total ${total}`,
+      'its journals are reversed (every line with debit and credit swapped) and the ERP voids it (Xero) or credits it in full (NetSuite)',
+      `reason: ${input.reason}`,
+    ].join('\n'),
+    payload: { invoice_id: invoice.id, reason: input.reason } satisfies VoidPayload,
+    reason: input.reason,
+  };
+}
+
+registerApplier<VoidPayload>('invoice.void', async (pool, payload, by) => {
+  const outcome = await voidInvoice(pool, {
+    invoice: payload.invoice_id,
+    reason: payload.reason,
+    actor: auditActor(by),
+    at: new Date().toISOString(),
+  });
+  return {
+    invoice: outcome.invoice.id,
+    number: outcome.invoice.number,
+    already_void: outcome.already_void,
+    reversals: outcome.reversals.map((r) => r.id),
+  };
 });

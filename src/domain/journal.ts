@@ -8,9 +8,10 @@
 //   credit_note      the invoice treatment of its own lines with the drawdown folded in, debits and credits swapped:
 //                    Dr revenue (charges - discounts)  Dr tax payable  Cr receivable (total)  Cr deferred revenue (credits)
 //   payment          Dr cash  Cr receivable
+//   *_reversal       a void: every line of the journal it reverses, debit and credit swapped, dated the void date
 // Invoice and drawdown journals together recognize revenue (charges - discounts) once: the invoice journal only the
 // billed part, the drawdown journal the part prepaid credits cover.
-import { journalId as keyOfJournal } from './keys.js';
+import { journalId as keyOfJournal, reversalJournalId } from './keys.js';
 import type { AccountMap, Invoice, InvoiceLine, Journal, JournalLine, LineKind, Product } from './model.js';
 import { formatMajor, isCurrency, sumMinor } from './money.js';
 import { fail, formatProblems, invariant, ok, problem, type Problem, type Result } from './result.js';
@@ -277,6 +278,41 @@ export function creditNoteJournal(
   ];
   const memo = `Credit note ${documentName(creditNote)} ${creditNote.customer} corrects ${creditNote.corrects}`;
   return journal('credit_note', creditNote.id, creditNote.legal_entity, postingDate, memo, toLines(negate(asInvoice), creditNote.currency));
+}
+
+/** The journal kinds a void reverses: what an invoice posts (a payment is refunded, a credit note is not voided). */
+export const REVERSIBLE_KINDS = ['invoice', 'credit_drawdown'] as const;
+export type ReversibleKind = (typeof REVERSIBLE_KINDS)[number];
+
+/**
+ * The reversal of a journal when its document is voided: the same lines (line numbers, accounts, customers, products,
+ * currencies), debit and credit swapped, so the pair nets every account to zero; dated `postingDate`, never before the
+ * original. Pure; the schema checks the mirror again at commit (migration 028).
+ */
+export function reversingJournal(original: Journal, postingDate: string, reason: string): Journal {
+  invariant(
+    (REVERSIBLE_KINDS as readonly string[]).includes(original.kind),
+    `only ${REVERSIBLE_KINDS.join(' and ')} journals are reversed by a void; ${original.id} is a ${original.kind}`,
+  );
+  invariant(DATE.test(postingDate), `the reversal of ${original.id} has a posting date that is not a date: ${postingDate}`);
+  invariant(
+    postingDate >= original.posting_date,
+    `the reversal of ${original.id} is dated ${postingDate}, before it (${original.posting_date})`,
+  );
+  const id = reversalJournalId(original.kind, original.source_document);
+  const reversed: Journal = {
+    id,
+    key: id,
+    legal_entity: original.legal_entity,
+    posting_date: postingDate,
+    source_document: original.source_document,
+    kind: `${original.kind as ReversibleKind}_reversal`,
+    memo: `Void of ${original.memo}${reason ? `: ${reason}` : ''}`,
+    lines: original.lines.map((line) => ({ ...line, debit_minor: line.credit_minor, credit_minor: line.debit_minor })),
+    reverses: original.id,
+  };
+  assertBalanced(reversed);
+  return reversed;
 }
 
 export interface PaymentDocument {

@@ -59,6 +59,12 @@ export const journalId = (kind: string, sourceDocument: string): string => `jrn:
 /** `jrn:v1:invoice:<invoice id>`: the journal of an invoice. */
 export const invoiceJournalId = (invoiceId: string): string => journalId('invoice', invoiceId);
 
+/**
+ * `jrn:v1:<kind>_reversal:<source document id>`: the journal that reverses journal `jrn:v1:<kind>:<source document id>`
+ * when its document is voided (one reversal per journal: the schema's `journals.reverses` is unique).
+ */
+export const reversalJournalId = (kind: string, sourceDocument: string): string => journalId(`${kind}_reversal`, sourceDocument);
+
 /** `out:v1:<target>:<document id>`: a document's row in the outbox of one ERP target. */
 export const outboxKey = (target: string, documentId: string): string => `out:v1:${target}:${documentId}`;
 

@@ -257,7 +257,9 @@ export interface Journal {
   legal_entity: string;
   posting_date: string; // UTC date
   source_document: string;
-  kind: 'invoice' | 'credit_note' | 'credit_drawdown' | 'payment';
+  kind: 'invoice' | 'credit_note' | 'credit_drawdown' | 'payment' | 'invoice_reversal' | 'credit_drawdown_reversal';
   memo: string;
   lines: JournalLine[];
+  /** A reversal: the id of the journal it reverses, line for line with debit and credit swapped (a void). */
+  reverses?: string;
 }

@@ -3,7 +3,6 @@ import type pg from 'pg';
 import { contentHash, toJsonValue } from '../domain/canonical.js';
 import type { Invoice } from '../domain/model.js';
 import { ProblemError } from '../domain/result.js';
-import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 
 export const INVOICE_NUMBER_DIGITS = 6;
@@ -163,7 +162,7 @@ export async function finalizeInvoice(
 }
 
 /** What an audit record says about an invoice: enough to find it and see its amount, not the whole document. */
-function auditSummary(invoice: Invoice) {
+export function auditSummary(invoice: Invoice) {
   return {
     number: invoice.number,
     kind: invoice.kind,
@@ -191,12 +190,45 @@ export function fromDocument(document: unknown): Invoice {
   return doc as unknown as Invoice;
 }
 
-export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string): Promise<Invoice | undefined> {
-  const row = (
-    await db.query<{ document: unknown; status: Invoice['status'] }>(
-      'SELECT document, status FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1',
-      [idOrNumber],
+/**
+ * The id of the invoice or credit note an id, or a number, names. Numbers are gapless per legal entity, so two
+ * entities with the same prefix can share one: a number is looked up within `entity` when given, and a number that
+ * names documents of several entities is refused (409, naming them) rather than one of them picked.
+ */
+export async function resolveInvoiceId(db: pg.Pool | pg.PoolClient, idOrNumber: string, entity?: string): Promise<string | undefined> {
+  const rows = (
+    await db.query<{ id: string; legal_entity: string; number: string | null }>(
+      `SELECT id, legal_entity, number FROM invoices WHERE (id = $1 OR number = $1) AND ($2::text IS NULL OR legal_entity = $2)
+        ORDER BY legal_entity, id LIMIT ${INVOICE_LOOKUP_MATCHES_MAX}`,
+      [idOrNumber, entity ?? null],
     )
+  ).rows;
+  const byId = rows.find((r) => r.id === idOrNumber);
+  if (byId) return byId.id;
+  if (rows.length > 1) {
+    throw new ProblemError(
+      [
+        {
+          path: 'invoice',
+          code: 'ambiguous',
+          message: `${idOrNumber} names documents of ${rows.length} legal entities (${rows.map((r) => r.legal_entity).join(', ')}); give the legal entity (--entity) or the invoice id`,
+        },
+      ],
+      409,
+    );
+  }
+  return rows[0]?.id;
+}
+
+/** Limit: documents one number can name (one per legal entity); a refusal lists at most this many entities. */
+export const INVOICE_LOOKUP_MATCHES_MAX = 50;
+
+/** An invoice by id, or by number within `entity` (an ambiguous number is refused: see resolveInvoiceId). */
+export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string, entity?: string): Promise<Invoice | undefined> {
+  const id = await resolveInvoiceId(db, idOrNumber, entity);
+  if (id === undefined) return undefined;
+  const row = (
+    await db.query<{ document: unknown; status: Invoice['status'] }>('SELECT document, status FROM invoices WHERE id = $1', [id])
   ).rows[0];
   // The document is the finalized snapshot; voiding moves only the status column.
   return row ? { ...fromDocument(row.document), status: row.status } : undefined;
@@ -211,33 +243,4 @@ export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period
     )
   ).rows;
   return rows.map((r) => ({ ...fromDocument(r.document), status: r.status }));
-}
-
-/** Voids a finalized invoice nothing has been paid on; a paid one is corrected with a credit note instead. */
-export async function voidInvoice(db: pg.Pool, idOrNumber: string, actor = 'system:invoices'): Promise<Invoice> {
-  const result = await transaction(db, async (client) => {
-    const voided = await client.query<{ id: string }>(
-      `UPDATE invoices SET status = 'void', voided_at = now()
-        WHERE (id = $1 OR number = $1) AND status = 'finalized' AND amount_paid_minor = 0 RETURNING id`,
-      [idOrNumber],
-    );
-    const invoice = voided.rows[0] ? await getInvoice(client, voided.rows[0].id) : undefined;
-    if (invoice) await appendAudit(client, { actor, action: `${invoice.kind}.void`, subject: invoice.id, details: auditSummary(invoice) });
-    return voided;
-  });
-  const invoice = await getInvoice(db, idOrNumber);
-  if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${idOrNumber}` }], 404);
-  if (result.rowCount === 0 && invoice.status !== 'void') {
-    throw new ProblemError(
-      [
-        {
-          path: 'invoice',
-          code: 'not_voidable',
-          message: `invoice ${idOrNumber} is ${invoice.status} or has payments; correct it with a credit note`,
-        },
-      ],
-      409,
-    );
-  }
-  return invoice;
 }

@@ -51,6 +51,26 @@ export interface SalesDocument {
 }
 
 /**
+ * A void of an invoice the target holds (src/post/void.ts): the invoice's reversal journal, sent as the ERP's own
+ * way to cancel the invoice. Xero voids it (Status VOIDED); NetSuite credits it in full (a credit memo transformed
+ * from it). Built from the reversal and the invoice's own outbox row at this target (src/post/erp-documents.ts).
+ */
+export interface VoidDocument {
+  source_document: string; // the Accrue invoice id
+  journal_id: string; // the reversal journal this void stands for
+  number: string; // the invoice's number
+  legal_entity: string;
+  customer: string;
+  currency: string;
+  date: string; // the reversal's posting date (or the ERP's first open day it was moved to)
+  invoice_date: string; // the posting date of the invoice's own journal
+  invoice_key: string; // the outbox key the invoice was posted under
+  invoice_reference: string; // the target's own id for the invoice
+  total_minor: bigint;
+  memo: string;
+}
+
+/**
  * Splits `total` over lines in proportion to `bases` (largest remainder): the shares sum to `total` exactly and
  * each is within one minor unit of its exact proportion. All zero when the bases sum to zero.
  */
@@ -206,7 +226,7 @@ export async function readSalesDocuments(
   db: pg.Pool | pg.PoolClient,
   journals: readonly Journal[],
 ): Promise<Map<string, SalesDocument | Error>> {
-  const wanted = journals.filter((j) => outboxDocumentKind(j) !== 'journal');
+  const wanted = journals.filter((j) => outboxDocumentKind(j) === 'invoice' || outboxDocumentKind(j) === 'credit_note');
   const out = new Map<string, SalesDocument | Error>();
   if (wanted.length === 0) return out;
   const rows = (
@@ -237,4 +257,54 @@ export async function readSalesDocuments(
     }
   }
   return out;
+}
+
+/**
+ * The void an invoice reversal stands for at one target: the reversal, the invoice, and the invoice's own outbox row
+ * there (whose target reference is the ERP's id of the invoice). `waiting` while that row is not posted yet (the void
+ * follows it); an Error when the reversal or its invoice cannot be read.
+ */
+export async function readVoidDocument(
+  db: pg.Pool | pg.PoolClient,
+  target: string,
+  reversal: Journal,
+): Promise<VoidDocument | { waiting: string } | Error> {
+  const row = (
+    await db.query<{
+      number: string | null;
+      customer: string;
+      currency: string;
+      total_minor: string;
+      invoice_date: string;
+      invoice_key: string | null;
+      status: string | null;
+      reference: string | null;
+    }>(
+      `SELECT i.number, i.customer, i.currency, i.total_minor::text, to_char(j.posting_date, 'YYYY-MM-DD') AS invoice_date,
+              o.key AS invoice_key, o.status, o.target_reference AS reference
+         FROM journals r JOIN journals j ON j.id = r.reverses JOIN invoices i ON i.id = r.source_document
+         LEFT JOIN outbox o ON o.target = $2 AND o.document_id = j.id
+        WHERE r.id = $1 AND r.kind = 'invoice_reversal'`,
+      [reversal.id, target],
+    )
+  ).rows[0];
+  if (!row) return new Error(`${reversal.id} is not the reversal of an invoice journal`);
+  if (row.invoice_key === null)
+    return new Error(`invoice ${row.number ?? reversal.source_document} was never sent to ${target}; nothing to void there`);
+  if (row.status !== 'posted' || row.reference === null)
+    return { waiting: `waiting for invoice ${row.number ?? reversal.source_document} to be posted to ${target} before voiding it` };
+  return {
+    source_document: reversal.source_document,
+    journal_id: reversal.id,
+    number: row.number ?? reversal.source_document,
+    legal_entity: reversal.legal_entity,
+    customer: row.customer,
+    currency: row.currency,
+    date: reversal.posting_date,
+    invoice_date: row.invoice_date,
+    invoice_key: row.invoice_key,
+    invoice_reference: row.reference,
+    total_minor: BigInt(row.total_minor),
+    memo: reversal.memo,
+  };
 }

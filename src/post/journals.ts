@@ -15,9 +15,17 @@ import { recordHeldBack, type ErpRouting } from './rollout.js';
  */
 export { outboxKey } from '../domain/keys.js';
 
-/** The outbox form of a journal: invoices and credit notes go as the ERP's own document (src/post/erp-documents.ts). */
-export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): 'invoice' | 'credit_note' | 'journal' =>
-  journal.kind === 'invoice' || journal.kind === 'credit_note' ? journal.kind : 'journal';
+/**
+ * The outbox form of a journal: invoices and credit notes go as the ERP's own document (src/post/erp-documents.ts);
+ * the reversal of an invoice journal voids (or credits) that document in the ERP; every other journal goes as one.
+ */
+export type OutboxDocumentKind = 'invoice' | 'credit_note' | 'invoice_void' | 'journal';
+export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): OutboxDocumentKind =>
+  journal.kind === 'invoice' || journal.kind === 'credit_note'
+    ? journal.kind
+    : journal.kind === 'invoice_reversal'
+      ? 'invoice_void'
+      : 'journal';
 
 export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
   const accounts = catalog.catalog.accounts[invoice.legal_entity];
@@ -128,8 +136,8 @@ async function insertJournal(
   moved: boolean,
 ): Promise<void> {
   await client.query(
-    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy, reverses)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [
       journal.id,
       journal.kind,
@@ -141,6 +149,7 @@ async function insertJournal(
       hash,
       datedOn,
       moved ? 'next_open_period' : 'as_dated',
+      journal.reverses ?? null,
     ],
   );
   await client.query(

@@ -9,7 +9,7 @@ import { invoiceJournalId } from '../domain/keys.js';
 import type pg from 'pg';
 import type { Journal } from '../domain/model.js';
 import { readJournals } from './journals.js';
-import { readSalesDocuments, type SalesDocument } from './erp-documents.js';
+import { readSalesDocuments, readVoidDocument, type SalesDocument } from './erp-documents.js';
 import { TargetError, type ErpTarget } from './target.js';
 import { logOutbox, outboxCorrelations, withCorrelation, type LogLine } from './correlation.js';
 import type { CorrelationChain } from '../domain/correlation.js';
@@ -277,6 +277,10 @@ async function processRow(
     outcome.dead += 1;
     return;
   }
+  // A void goes as the ERP's own cancellation when the target has one; a target that took the invoice as a document
+  // but cannot void one dead-letters it (a manual journal would leave the ERP's invoice open); others take the journal.
+  if (row.document_kind === 'invoice_void' && target.postVoid !== undefined && target.findVoid !== undefined)
+    return processVoid(pool, target, limiter, row, journal, outcome, policy);
   // An invoice or credit note goes in the ERP's own document form when the target has one, else as its journal.
   const asDocument = row.document_kind !== 'journal' && target.findDocument !== undefined && target.postDocument !== undefined;
   if (asDocument && !(document && !(document instanceof Error))) {
@@ -308,6 +312,52 @@ async function processRow(
     else outcome.posted += 1;
   } catch (error) {
     await failed(pool, row, error, scope.calls, { legal_entity: journal.legal_entity, sales }, outcome, policy);
+  }
+}
+
+/**
+ * An invoice's void, once the invoice itself is posted to this target (until then the row waits, without counting a
+ * failure): looked up first (already voided, or its credit memo made), then voided or credited.
+ */
+async function processVoid(
+  pool: pg.Pool,
+  target: ErpTarget,
+  limiter: RateLimiter,
+  row: OutboxRow,
+  journal: Journal,
+  outcome: DrainOutcome,
+  policy: RetryPolicy,
+): Promise<void> {
+  const read = await readVoidDocument(pool, row.target, journal);
+  if (read instanceof Error) {
+    await settle(pool, row, { status: 'dead', error: { message: read.message, permanent: true } });
+    outcome.dead += 1;
+    return;
+  }
+  if ('waiting' in read) {
+    await settle(pool, row, {
+      status: 'pending',
+      delayMs: OUTBOX_WAITS.invoiceFirstMs,
+      error: { message: read.waiting, code: 'invoice_first', permanent: false },
+    });
+    outcome.retried += 1;
+    return;
+  }
+  const document = row.post_on ? { ...read, date: row.post_on } : read;
+  const scope = { calls: 0 };
+  try {
+    const settled = await callScope.run(scope, async () => {
+      await limiter.take();
+      const existing = await target.findVoid!(row.key, document); // step 3
+      if (existing) return { reference: existing.reference, found: true };
+      await limiter.take();
+      return { reference: (await target.postVoid!(row.key, document)).reference, found: false }; // step 4
+    });
+    await settle(pool, row, { status: 'posted', reference: settled.reference, calls: scope.calls }); // step 5
+    if (settled.found) outcome.found_existing += 1;
+    else outcome.posted += 1;
+  } catch (error) {
+    await failed(pool, row, error, scope.calls, { legal_entity: journal.legal_entity, sales: undefined }, outcome, policy);
   }
 }
 

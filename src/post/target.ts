@@ -1,7 +1,7 @@
 // The port every ERP target implements. The outbox worker talks to this, never to an ERP's HTTP API directly.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Journal } from '../domain/model.js';
-import type { SalesDocument } from './erp-documents.js';
+import type { SalesDocument, VoidDocument } from './erp-documents.js';
 import type { PaymentDocument } from '../domain/erp.js';
 
 export interface TargetLimits {
@@ -36,6 +36,10 @@ export interface ErpTarget {
   /** Invoices and credit notes in the ERP's own document form (src/post/erp-documents.ts); a target without these gets the journal. */
   findDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference | undefined>;
   postDocument?(idempotencyKey: string, document: SalesDocument): Promise<PostedReference>;
+  /** Step 3 for a void: the invoice already voided, or the credit memo already made under our key. */
+  findVoid?(idempotencyKey: string, document: VoidDocument): Promise<PostedReference | undefined>;
+  /** Step 4 for a void: void or credit the invoice in the ERP; refusals the ERP would make are permanent. */
+  postVoid?(idempotencyKey: string, document: VoidDocument): Promise<PostedReference>;
   /** Reconciliation: every document the target holds for a legal entity, posted in an accounting period (YYYY-MM). */
   listDocuments?(legalEntity: string, period: string): Promise<ErpDocument[]>;
   /** Payments Accrue received, pushed to the ERP and applied to their invoice (src/domain/erp.ts). */

@@ -111,7 +111,13 @@ export async function applyPayment(
     if (options.delivery !== undefined) await spendDelivery(client, options.delivery);
     const seen = await alreadyReceived(application);
     if (seen) return seen;
-    const invoice = await lockInvoice(client, input.invoice);
+    const matches = await lockInvoices(client, input.invoice);
+    // A number two legal entities share names neither: the payment waits for a person rather than pay one at random.
+    if (matches.length > 1)
+      return paymentException(application, 'payment_unmatched', {
+        reason: `${input.invoice} names invoices of ${matches.length} legal entities (${matches.map((m) => m.legal_entity).join(', ')}); apply it by invoice id`,
+      });
+    const invoice = matches[0];
     if (!invoice || invoice.kind !== 'invoice' || invoice.status !== 'finalized')
       return paymentException(application, 'payment_unmatched', {
         reason: invoice ? `invoice is ${invoice.status} ${invoice.kind}` : 'no such invoice',
@@ -170,13 +176,16 @@ async function alreadyReceived({ client, input, hash }: PaymentApplication): Pro
   );
 }
 
-async function lockInvoice(client: pg.PoolClient, reference: string): Promise<LockedInvoice | undefined> {
-  return (
+/** The invoices a payment's reference names, locked: the one with that id, else every one with that number. */
+async function lockInvoices(client: pg.PoolClient, reference: string): Promise<LockedInvoice[]> {
+  const rows = (
     await client.query<LockedInvoice>(
-      'SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) FOR UPDATE',
+      'SELECT id, number, customer, legal_entity, currency, total_minor, amount_paid_minor, status, kind FROM invoices WHERE (number = $1 OR id = $1) ORDER BY legal_entity, id FOR UPDATE',
       [reference],
     )
-  ).rows[0];
+  ).rows;
+  const byId = rows.find((r) => r.id === reference);
+  return byId ? [byId] : rows;
 }
 
 /** The payment is stored as an exception and an exception opened for finance operations. */

@@ -22,6 +22,9 @@ describe('key recipes', () => {
     assert.equal(keys.journalId('invoice', 'inv_abc'), 'jrn:v1:invoice:inv_abc');
     assert.equal(keys.invoiceJournalId('inv_abc'), 'jrn:v1:invoice:inv_abc');
     assert.equal(keys.outboxKey('netsuite', 'jrn:v1:invoice:inv_abc'), 'out:v1:netsuite:jrn:v1:invoice:inv_abc');
+    assert.equal(keys.reversalJournalId('invoice', 'inv_abc'), 'jrn:v1:invoice_reversal:inv_abc');
+    assert.equal(keys.reversalJournalId('credit_drawdown', 'inv_abc'), 'jrn:v1:credit_drawdown_reversal:inv_abc');
+    assert.equal(keys.outboxKey('xero-de', keys.reversalJournalId('invoice', 'inv_abc')), 'out:v1:xero-de:jrn:v1:invoice_reversal:inv_abc');
     assert.equal(keys.paymentOutboxKey('xero-de', 'pay_1'), 'out:v1:xero-de:pay:pay_1');
     assert.equal(keys.billingRunSubject('2026-11', ['nw-us', 'nw-de'], '42'), 'billing-run:v1:2026-11:nw-us+nw-de:42');
     assert.equal(keys.billingRunSubject('2026-11', ['nw-us']), 'billing-run:v1:2026-11:nw-us');

@@ -11,7 +11,10 @@ import type { FastifyInstance } from 'fastify';
 import { applyCatalog, currentCatalog } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
-import { voidInvoice } from '../../src/invoice/store.js';
+import { voidInvoice as voidUseCase } from '../../src/post/void.js';
+
+const voidInvoice = async (pool: pg.Pool, invoice: string, actor: string) =>
+  (await voidUseCase(pool, { invoice, reason: 'billed in error', actor, at: new Date().toISOString() })).invoice;
 import { drainOutbox, listDeadLetters, replayDeadLetter } from '../../src/post/outbox.js';
 import { TargetError, type ErpTarget } from '../../src/post/target.js';
 import { applyPayment } from '../../src/settle/payments.js';

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +10,10 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
-import { voidInvoice } from '../../src/invoice/store.js';
+import { voidInvoice as voidUseCase } from '../../src/post/void.js';
+
+const voidInvoice = async (pool: pg.Pool, invoice: string) =>
+  (await voidUseCase(pool, { invoice, reason: 'billed in error', actor: 'system:test', at: new Date().toISOString() })).invoice;
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 let store: Store;

@@ -10,7 +10,7 @@ import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/cat
 import { ingestBatch } from '../../src/ingest/service.js';
 import { closePeriod } from '../../src/close/close-period.js';
 import { applyPayment, validatePayment } from '../../src/settle/payments.js';
-import { voidInvoice } from '../../src/invoice/store.js';
+import { voidInvoice } from '../../src/post/void.js';
 import { claim, replayDeadLetter } from '../../src/post/outbox.js';
 
 const NOW = new Date('2026-11-01T00:00:00Z');
@@ -127,7 +127,8 @@ describe('a finalized invoice is frozen but for its payment state and voiding (i
     const applied = await pay('pay-frozen', paid, '1.00');
     assert.equal(applied.status, 'applied');
     assert.deepEqual([(await invoiceRow(paid)).amount_paid_minor, (await invoiceRow(paid)).payment_status], ['100', 'partially_paid']);
-    assert.equal((await voidInvoice(store.pool, voided)).status, 'void');
+    const outcome = await voidInvoice(store.pool, { invoice: voided, reason: 'test', actor: 'test', at: new Date().toISOString() });
+    assert.equal(outcome.invoice.status, 'void');
     await assert.rejects(
       store.pool.query("UPDATE invoices SET status = 'finalized' WHERE number = $1", [voided]),
       /void; it cannot change/,

@@ -457,6 +457,50 @@ export class NetSuiteSimulator {
     return { total: decimalText(total) };
   }
 
+  /** Transforms counted, to name the records made without an external ID. */
+  transforms = 0;
+
+  /** An invoice transformed into a credit memo: its lines, tax and parties copied, applied to it up to what is due. */
+  private transform(params: { type: string; id: string; to: string }, input: unknown): Failure | string {
+    if (params.type !== 'invoice' || params.to !== 'creditMemo')
+      return {
+        status: 400,
+        code: 'INVALID_TRANSFORM',
+        detail: `Transformation from ${params.type} to ${params.to} is not supported by this simulator (it transforms invoice to creditMemo).`,
+      };
+    const body = (input ?? {}) as { externalId?: string; tranDate?: string; memo?: string };
+    const unknown = Object.keys(body).filter((k) => !['externalId', 'tranDate', 'memo'].includes(k));
+    if (unknown.length > 0)
+      return {
+        status: 400,
+        code: 'INVALID_FLD_VALUE',
+        detail: `This simulator sets only externalId, tranDate and memo: ${unknown.join(', ')}`,
+      };
+    const source = [...this.records.values()].find((r) => r.id === params.id && r.type === 'invoice');
+    if (!source) return { status: 404, code: 'NONEXISTENT_ID', detail: `Record invoice ${params.id} was not found.` };
+    const period = this.checkPeriod(body.tranDate);
+    if (period) return period;
+    this.transforms += 1;
+    const eid = body.externalId ?? `transform:${this.transforms}`;
+    if (this.records.has(eid)) return { status: 400, code: 'DUP_RCRD', detail: `A record with external ID ${eid} already exists.` };
+    const invoice = source.body as SalesRecord;
+    const total = new Decimal(invoice.total ?? '0');
+    const applied = Decimal.min(total, this.amountRemaining(source.id));
+    const memo: SalesRecord = {
+      ...invoice,
+      externalId: eid,
+      tranDate: body.tranDate ?? invoice.tranDate,
+      memo: body.memo ?? invoice.memo,
+      apply: { items: applied.gt(0) ? [{ doc: { id: source.id }, apply: true, amount: decimalText(applied) }] : [] },
+      total: decimalText(total),
+    };
+    delete memo.tranId;
+    delete memo.dueDate;
+    this.creates += 1;
+    this.records.set(eid, { id: String(1000 + this.creates), type: 'creditMemo', body: memo, writes: 1 });
+    return this.records.get(eid)!.id;
+  }
+
   /** Oracle's TO_CHAR: no trailing zeros, no leading zero (.5). */
   private oracleText(d: Decimal) {
     return decimalText(d).replace(/^(-?)0\./, (_m, sign: string) => `${sign}.`);
@@ -707,6 +751,12 @@ export class NetSuiteSimulator {
         }),
       );
     }
+    // Transforming Records: POST record/v1/{type}/{id}/!transform/{toType}, 204 with the new record's Location. This
+    // simulator transforms an invoice into a credit memo only (the pair a void uses), and refuses what NetSuite refuses:
+    // an unsupported pair, a source that does not exist, an external ID already taken, a date in a closed period.
+    app.post('/services/rest/record/v1/:type/:id/!transform/:to', async (request, reply) =>
+      put(request, reply, 'creditMemo', () => this.transform(request.params as { type: string; id: string; to: string }, request.body)),
+    );
     app.get('/services/rest/record/v1/customer/:eid', async (request, reply) => {
       const eid = eidOf(request);
       const found = this.customers.get(eid) ?? [...this.customers.values()].find((c) => c.id === eid);

@@ -563,6 +563,32 @@ export class XeroSimulator {
     };
   }
 
+  /**
+   * POST Invoices/{InvoiceID}: this simulator takes a status change to VOIDED only, and refuses it as Xero does for an
+   * invoice that is not AUTHORISED/SUBMITTED/DRAFT, has payments or credit notes allocated, or is dated in a locked
+   * period. The refusal texts are the simulator's own, in Xero's ValidationException shape.
+   */
+  private updateInvoice(tenant: XeroTenant, id: string, input: Record<string, any>): { status: number; body: unknown } {
+    const invoice = tenant.invoices.find((d) => d.id === id);
+    if (!invoice) return { status: 404, body: problem(404, 'Not Found', 'The resource you are looking for cannot be found') };
+    if (input.InvoiceID !== undefined && input.InvoiceID !== id)
+      return { status: 400, body: validation('InvoiceID does not match the URL') };
+    const other = Object.keys(input).filter((k) => k !== 'InvoiceID' && k !== 'Status');
+    if (input.Status !== 'VOIDED' || other.length > 0)
+      return { status: 400, body: validation(`This simulator only voids invoices (Status VOIDED); got ${JSON.stringify(input)}`) };
+    if (invoice.Status === 'VOIDED') return { status: 200, body: { Invoices: [this.invoiceJson(invoice)] } };
+    const problems: string[] = [];
+    if (!['AUTHORISED', 'SUBMITTED', 'DRAFT'].includes(invoice.Status)) problems.push(`Invoice not of valid status for modification`);
+    if (!new Decimal(invoice.AmountPaid ?? '0').isZero() || !new Decimal(invoice.AmountCredited ?? '0').isZero())
+      problems.push('This document cannot be voided as it has payments or credit notes allocated to it');
+    const locked = this.lockRefusal(tenant, invoice.Date);
+    if (locked) problems.push(locked);
+    if (problems.length > 0) return { status: 400, body: validation(...problems) };
+    invoice.Status = 'VOIDED';
+    invoice.AmountDue = '0';
+    return { status: 200, body: { Invoices: [this.invoiceJson(invoice)] } };
+  }
+
   private invoiceJson(d: XeroSalesDocument) {
     return {
       InvoiceID: d.id,
@@ -894,6 +920,10 @@ export class XeroSimulator {
         handler: write('CreditNotes', (t, input) => this.createSales(t, 'credit_note', first(input, 'CreditNotes')), true),
       });
     }
+    app.post(
+      '/api.xro/2.0/Invoices/:id',
+      write('Invoices', (t, input, r) => this.updateInvoice(t, (r.params as { id: string }).id, first(input, 'Invoices'))),
+    );
     app.put(
       '/api.xro/2.0/Contacts',
       write('Contacts', (t, input) => this.saveContact(t, first(input, 'Contacts'))),
@@ -1014,6 +1044,11 @@ export class XeroSimulator {
           return `{"InvoiceID":${JSON.stringify(j.InvoiceID)},"InvoiceNumber":${JSON.stringify(j.InvoiceNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"AmountDue":${j.AmountDue},"AmountPaid":${j.AmountPaid},"AmountCredited":${j.AmountCredited},"Contact":${JSON.stringify(j.Contact)}}`;
         });
       return reply.type('application/json').send(`{"Invoices":[${body.join(',')}]}`);
+    });
+    app.get('/api.xro/2.0/Invoices/:id', async (request, reply) => {
+      const found = tenantOf(request).invoices.find((d) => d.id === (request.params as { id: string }).id);
+      if (!found) return reply.code(404).send(problem(404, 'Not Found', 'The resource you are looking for cannot be found'));
+      return reply.type('application/json').send(JSON.stringify({ Invoices: [this.invoiceJson(found)] }));
     });
     const creditNoteText = (d: XeroSalesDocument) => {
       const j = this.creditNoteJson(d);

@@ -4,6 +4,10 @@
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html); the account's
 //   concurrency limit is shared by every web services and RESTlet request (Concurrency Governance,
 //   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_1559222360.html).
+//   A void credits the invoice in full: POST /services/rest/record/v1/invoice/{id}/!transform/creditMemo with the body
+//   fields to set (externalId, tranDate, memo), 204 with the new record's Location (Transforming Records,
+//   https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_157901123882.html); the credit memo
+//   NetSuite makes from an invoice copies its lines and applies to it.
 // Every request goes through the connection's ErpCaller (src/connectors/caller.ts): it authorizes (TBA or
 // bearer), shares the limits and refreshes once after a 401. Every reference comes from the connection's mappings.
 import type { Journal } from '../../domain/model.js';
@@ -18,7 +22,7 @@ import {
   type TargetLimits,
 } from '../../post/target.js';
 import { parsePeriod } from '../../meter/period.js';
-import type { SalesDocument } from '../../post/erp-documents.js';
+import type { SalesDocument, VoidDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import { decimalLiteral, parseJsonDecimals, stringifyWithDecimals } from '../json-decimal.js';
 import {
@@ -39,6 +43,7 @@ import { readAnswer, retryAfterMs } from '../http.js';
 import {
   billingAddressOf,
   NETSUITE_RECORD_TYPE,
+  TEXT_MAX as NETSUITE_TEXT_MAX,
   paymentFromRow,
   paymentsQuery,
   References,
@@ -351,6 +356,27 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
       if (error instanceof TargetError && error.details.code === 'netsuite_legacy_tax') taxModeOf.set(this.name, 'legacy');
       throw error;
     }
+  }
+
+  /** Step 3 for a void: the credit memo transformed from the invoice under our key (its external ID). */
+  async findVoid(key: string, _document: VoidDocument): Promise<PostedReference | undefined> {
+    return this.get('creditMemo', netsuiteExternalId(key));
+  }
+
+  /**
+   * Step 4 for a void: a credit memo transformed from the invoice (NetSuite copies its lines and tax and applies it to
+   * the invoice), with our key as external ID and dated the reversal's date; a closed period is a PeriodLocked.
+   */
+  async postVoid(key: string, document: VoidDocument): Promise<PostedReference> {
+    const externalId = netsuiteExternalId(key);
+    const url = `${this.base}/services/rest/record/v1/invoice/${encodeURIComponent(document.invoice_reference)}/!transform/creditMemo`;
+    const res = await this.call('POST', url, { externalId, tranDate: document.date, memo: document.memo.slice(0, NETSUITE_TEXT_MAX) });
+    if (res.status === 204 || res.ok) {
+      const location = res.headers.get('location') ?? '';
+      await res.body?.cancel();
+      return { reference: location.split('/').pop() || externalId };
+    }
+    throw await this.failure(res, `POST invoice ${document.invoice_reference} !transform creditMemo`, undefined, document.date);
   }
 
   /**

@@ -67,7 +67,7 @@ export const CREDITS_RESTORED_ITEM = 'accrue-credits-restored';
 export const NETSUITE_RECORD_TYPE = { invoice: 'invoice', credit_note: 'creditMemo' } as const;
 
 /** Memo and description fields hold at most 999 characters in NetSuite's UI; longer text is cut, never refused. */
-const TEXT_MAX = 999;
+export const TEXT_MAX = 999;
 
 /** NetSuite's address subrecord holds three street lines; a fourth joins the third. */
 const ADDRESS_LINES = 3;

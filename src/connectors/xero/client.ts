@@ -28,7 +28,7 @@ import {
 import { parsePeriod } from '../../meter/period.js';
 import { readAnswer, retryAfterMs } from '../http.js';
 import { parseJsonDecimals } from '../json-decimal.js';
-import type { SalesDocument } from '../../post/erp-documents.js';
+import type { SalesDocument, VoidDocument } from '../../post/erp-documents.js';
 import type { ErpPayment, PaymentSource } from '../../settle/poll.js';
 import {
   MappingMissing,
@@ -43,6 +43,7 @@ import {
 } from '../../domain/erp.js';
 import type { ErpCaller } from '../caller.js';
 import {
+  voidInvoiceBody,
   allocationBody,
   contactBody,
   contactDetails,
@@ -335,6 +336,67 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
     if (!id) throw new TargetError(`Xero POST ${path}: no document in the answer`, { permanent: false, status: res.status });
     if (!invoice) await this.allocate(key, id, document);
     return { reference: id };
+  }
+
+  // ---------- voids ----------
+
+  /** The invoice as Xero holds it, by its InvoiceID (what the invoice's own outbox row recorded). */
+  private async invoiceById(document: VoidDocument): Promise<XeroInvoiceState> {
+    const found = ((await this.getJson(`Invoices/${encodeURIComponent(document.invoice_reference)}`, 'Invoices')).Invoices ??
+      []) as XeroInvoiceState[];
+    const invoice = found[0];
+    if (!invoice || invoice.InvoiceID !== document.invoice_reference)
+      throw new TargetError(`Xero ${this.name}: invoice ${document.number} (${document.invoice_reference}) is not in Xero`, {
+        permanent: true,
+        code: 'void_invoice_missing',
+      });
+    return invoice;
+  }
+
+  /** Step 3 for a void: the invoice is VOIDED already (a void whose answer was lost, or done by hand). */
+  async findVoid(_key: string, document: VoidDocument): Promise<PostedReference | undefined> {
+    const invoice = await this.invoiceById(document);
+    return invoice.Status === 'VOIDED' ? { reference: invoice.InvoiceID } : undefined;
+  }
+
+  /**
+   * Step 4 for a void: Xero voids an invoice that has nothing paid or credited on it and is not dated in a locked
+   * period; anything else is refused here, before the write, with what stands in the way (permanent: a person decides).
+   */
+  async postVoid(key: string, document: VoidDocument): Promise<PostedReference> {
+    const invoice = await this.invoiceById(document);
+    const paid = String(invoice.AmountPaid ?? '0');
+    const credited = String(invoice.AmountCredited ?? '0');
+    if (!/^0(\.0+)?$/.test(paid) || !/^0(\.0+)?$/.test(credited))
+      throw new TargetError(
+        `Xero ${this.name}: invoice ${document.number} has ${paid} paid and ${credited} credited in Xero; Xero voids only an invoice with no payments or credit notes allocated: remove them in Xero and replay, or correct the invoice with a credit note`,
+        { permanent: true, code: 'void_invoice_paid' },
+      );
+    if (invoice.Status !== 'AUTHORISED' && invoice.Status !== 'SUBMITTED' && invoice.Status !== 'DRAFT')
+      throw new TargetError(
+        `Xero ${this.name}: invoice ${document.number} is ${invoice.Status ?? 'without a status'}; it cannot be voided`,
+        {
+          permanent: true,
+          code: 'void_invoice_status',
+        },
+      );
+    const org = await this.organisation();
+    // A void takes effect on the invoice's own date: in a locked period Xero refuses it, and no later date helps.
+    if (org.lockDate !== null && document.invoice_date <= org.lockDate)
+      throw new TargetError(
+        `Xero ${this.name}: invoice ${document.number} is dated ${document.invoice_date}, on or before the organisation's ${org.lockKind} ${org.lockDate}; Xero cannot void it: issue a credit note in Xero, or move the lock date and replay`,
+        { permanent: true, code: 'void_period_locked' },
+      );
+    const path = `Invoices/${encodeURIComponent(document.invoice_reference)}`;
+    const res = await this.request('POST', path, { body: voidInvoiceBody(document.invoice_reference), idempotencyKey: key });
+    if (!res.ok) throw await this.failure(res, `POST ${path} (void)`);
+    const voided = ((await res.json()) as { Invoices?: XeroInvoiceState[] }).Invoices?.[0];
+    if (voided?.Status !== 'VOIDED')
+      throw new TargetError(`Xero POST ${path}: the invoice is ${voided?.Status ?? 'missing'} in the answer, not VOIDED`, {
+        permanent: false,
+        status: res.status,
+      });
+    return { reference: voided.InvoiceID };
   }
 
   // ---------- customers ----------
@@ -710,6 +772,14 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       },
     );
   }
+}
+
+/** What a void needs to know of an invoice Xero holds. */
+interface XeroInvoiceState {
+  InvoiceID: string;
+  Status?: string;
+  AmountPaid?: string;
+  AmountCredited?: string;
 }
 
 /** A refusal's body as Xero writes it: a ValidationException, or a problem (Title, Detail) for limits and auth. */

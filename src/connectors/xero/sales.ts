@@ -3,6 +3,7 @@
 // validates every body built here against its request schema):
 //   Invoices    POST /api.xro/2.0/Invoices                    {"Invoices":[{"Type":"ACCREC", "Contact", "LineItems", ...}]}
 //   CreditNotes POST /api.xro/2.0/CreditNotes                 {"CreditNotes":[{"Type":"ACCRECCREDIT", ...}]}
+//   Void        POST /api.xro/2.0/Invoices/{InvoiceID}         {"Invoices":[{"InvoiceID","Status":"VOIDED"}]}
 //   Allocations PUT  /api.xro/2.0/CreditNotes/{id}/Allocations {"Allocations":[{"Amount","Invoice":{"InvoiceID"},"Date"}]}
 //   Contacts    PUT  /api.xro/2.0/Contacts, POST /Contacts/{ContactID}
 //   Payments    PUT  /api.xro/2.0/Payments                    {"Payments":[{"Invoice","Account":{"Code"},"Date","Amount","Reference"}]}
@@ -157,6 +158,12 @@ export function salesDocumentBody(
   }
   return stringifyWithDecimals({ CreditNotes: [{ Type: 'ACCRECCREDIT', CreditNoteNumber: document.number, ...common }] });
 }
+
+/**
+ * The void of an invoice: POST /Invoices/{InvoiceID} with the invoice's id and Status VOIDED, and nothing else (Xero
+ * voids an AUTHORISED invoice with no payments or credit notes allocated; see docs/connectors.md).
+ */
+export const voidInvoiceBody = (invoiceId: string) => stringifyWithDecimals({ Invoices: [{ InvoiceID: invoiceId, Status: 'VOIDED' }] });
 
 /** One allocation of a credit note to the invoice it corrects. `amount` is an exact decimal string. */
 export const allocationBody = (invoiceId: string, amount: string, date: string) =>

@@ -56,6 +56,9 @@ async function expectedSide(
   const known = new Map<string, ExpectedJournal>();
   for (const e of documentJournals) {
     known.set(storedKey(target, e.journal.id), e);
+    // A void's reversal reaches the ERP as a change to the invoice (Xero VOIDED) or a credit memo NetSuite makes from
+    // it: known (so never an unknown document) but not yet compared; the ledger and trial-balance checkpoints hold it.
+    if (e.journal.reverses !== undefined) continue;
     if (held.has(e.journal.id)) continue;
     if (outbox.get(e.journal.id)?.status === 'pending') {
       sides.pending += 1;
@@ -104,7 +107,7 @@ export async function erpPostingSides(
   for (const doc of documents) {
     const match = known.get(doc.key);
     if (!match && others.has(doc.key)) continue;
-    if (match && held.has(match.journal.id)) continue;
+    if (match && (held.has(match.journal.id) || match.journal.reverses !== undefined)) continue;
     if (match && outbox.get(match.journal.id)?.status === 'pending') continue;
     const currency = doc.currency !== '' ? doc.currency : match ? journalCurrency(match.journal.lines) : entityCurrency;
     invariant(isCurrency(currency), `${target.name} document ${doc.reference} has no ISO 4217 currency (${JSON.stringify(doc.currency)})`);

@@ -1,7 +1,7 @@
 // The journals of a period: those the ledger holds (stored), and those Accrue's own documents and payments imply
 // (expected), built again with the catalog in force when each was written. The ledger, ERP and trial-balance
 // checkpoints compare them.
-import { paymentJournal } from '../../domain/journal.js';
+import { paymentJournal, REVERSIBLE_KINDS, reversingJournal } from '../../domain/journal.js';
 import type { Journal } from '../../domain/model.js';
 import { invariant } from '../../domain/result.js';
 import { inclusiveEnd } from '../../invoice/export.js';
@@ -92,8 +92,8 @@ async function documentJournals(
     await db.query<{ id: string; customer: string; document: unknown; finalized_at: Date }>(
       `SELECT i.id, i.customer, i.document, i.finalized_at FROM invoices i
         WHERE i.legal_entity = $1 AND i.status <> 'draft' AND (
-              EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment' AND j.posting_date >= $2 AND j.posting_date < $3)
-           OR (i.period = $4 AND NOT EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment')))
+              EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment' AND j.reverses IS NULL AND j.posting_date >= $2 AND j.posting_date < $3)
+           OR (i.period = $4 AND NOT EXISTS (SELECT 1 FROM journals j WHERE j.source_document = i.id AND j.kind <> 'payment' AND j.reverses IS NULL)))
         ORDER BY i.id`,
       [entity, window.start_date, window.end_date, window.period],
     )
@@ -110,6 +110,36 @@ async function documentJournals(
         document_total: journal.kind === invoice.kind ? invoice.total_minor : null,
       });
     }
+  }
+  return expected;
+}
+
+/**
+ * The reversals a void implies, for those the ledger dates in the period: the invoice's journals built again from its
+ * finalized snapshot, each reversed on the date the ledger holds its reversal (a void dated in the period).
+ */
+async function reversalJournals(db: Db, entity: string, window: PeriodWindow, catalogs: Catalogs): Promise<ExpectedJournal[]> {
+  const rows = (
+    await db.query<{ id: string; customer: string; document: unknown; finalized_at: Date; kind: string; posting_date: string }>(
+      `SELECT i.id, i.customer, i.document, i.finalized_at, r.kind, to_char(r.posting_date, 'YYYY-MM-DD') AS posting_date
+         FROM journals r JOIN invoices i ON i.id = r.source_document
+        WHERE r.legal_entity = $1 AND r.reverses IS NOT NULL AND r.posting_date >= $2 AND r.posting_date < $3
+        ORDER BY r.id`,
+      [entity, window.start_date, window.end_date],
+    )
+  ).rows;
+  const expected: ExpectedJournal[] = [];
+  for (const row of rows) {
+    const invoice = { ...fromDocument(row.document), status: 'finalized' as const };
+    const catalog = await catalogs.at(row.finalized_at);
+    const original = journalsFor(invoice, catalog, row.posting_date).find((j) => `${j.kind}_reversal` === row.kind);
+    if (!original || !(REVERSIBLE_KINDS as readonly string[]).includes(original.kind)) continue;
+    expected.push({
+      journal: reversingJournal(original, row.posting_date, ''),
+      customer: row.customer,
+      source_kind: 'invoice',
+      document_total: null,
+    });
   }
   return expected;
 }
@@ -162,9 +192,12 @@ export async function expectedJournals(
   catalogs: Catalogs,
 ): Promise<ExpectedJournal[]> {
   const datedBySource = new Map<string, string>();
-  for (const j of stored) if (!datedBySource.has(j.source_document)) datedBySource.set(j.source_document, j.posting_date);
+  // A reversal is dated apart from the journal it reverses: the documents' own journals are dated by theirs.
+  for (const j of stored)
+    if (!j.kind.endsWith('_reversal') && !datedBySource.has(j.source_document)) datedBySource.set(j.source_document, j.posting_date);
   return [
     ...(await documentJournals(db, entity, window, datedBySource, catalogs)),
+    ...(await reversalJournals(db, entity, window, catalogs)),
     ...(await paymentJournals(entity, payments, datedBySource, catalogs)),
   ];
 }

@@ -6,7 +6,13 @@ import { keyText, Sides, type DocumentRef } from '../sides.js';
 import { debitTotal, journalCurrency, journalDocs, journalKey, type ExpectedJournal, type StoredJournal } from './journals.js';
 
 /** Journal kinds that carry a finalized invoice or credit note to the books (payments come back from the ERP instead). */
-const DOCUMENT_JOURNAL_KINDS: readonly string[] = ['invoice', 'credit_drawdown', 'credit_note'];
+const DOCUMENT_JOURNAL_KINDS: readonly string[] = [
+  'invoice',
+  'credit_drawdown',
+  'credit_note',
+  'invoice_reversal',
+  'credit_drawdown_reversal',
+];
 
 /** The document journals Accrue implies (left) against those the ledger holds (right), by debit total per currency. */
 export function ledgerPostingSides(entity: string, expected: readonly ExpectedJournal[], stored: readonly StoredJournal[]): Sides {
