@@ -15,6 +15,8 @@ import { readAudit, verifyAudit } from '../../src/audit/log.js';
 import type { Store } from '../../src/store/store.js';
 import { testStore } from '../support/db.js';
 import { testKey, TEST_ADMIN } from '../support/keys.js';
+import { closePeriod } from '../../src/close/close-period.js';
+import { getInvoice } from '../../src/invoice/store.js';
 
 const CATALOG = readFileSync('examples/northwind/catalog.yaml', 'utf8');
 /** The example catalog with the platform fee raised from 99.00 to 109.00: a price change. */
@@ -240,6 +242,45 @@ describe('the database refuses what the code refuses', () => {
       ),
       /violates check constraint/,
     );
+  });
+});
+
+describe('four eyes on a void', () => {
+  it("voids an invoice, with its reversing journal, only once a controller approves the operator's request", async () => {
+    const catalog = (await currentCatalog(store.pool))!;
+    const closed = await closePeriod(store.pool, catalog, { period: '2026-10', now: new Date('2026-11-02T00:00:00Z') });
+    const invoice = closed.invoices.find((i) => i.legal_entity === 'nw-us')!;
+    const file = join(dir, 'void.key');
+    writeFileSync(file, keys.operator, { mode: 0o600 });
+    const proposed = spawnSync(
+      process.execPath,
+      [
+        'bin/accrue.js',
+        '--database-url',
+        store.url,
+        '--key-file',
+        file,
+        '--json',
+        'invoices',
+        'void',
+        invoice.number!,
+        '--reason',
+        'duplicate billing',
+      ],
+      { encoding: 'utf8', env: { ...process.env, ACCRUE_DEV_MODE: '', ACCRUE_API_KEY: '' } },
+    );
+    assert.equal(proposed.status, 0, proposed.stderr);
+    const { request } = JSON.parse(proposed.stdout) as { request: { id: string; kind: string; legal_entity: string } };
+    assert.deepEqual([request.kind, request.legal_entity], ['invoice.void', 'nw-us']);
+    assert.equal((await getInvoice(store.pool, invoice.id))!.status, 'finalized', 'not void before approval');
+    const approved = await call('POST', `/v1/changes/${request.id}/approve`, keys.controller, {});
+    assert.equal(approved.statusCode, 200, approved.body);
+    assert.equal((await getInvoice(store.pool, invoice.id))!.status, 'void');
+    const reversal = await store.pool.query<{ reverses: string }>(
+      'SELECT reverses FROM journals WHERE reverses IS NOT NULL AND id LIKE $1',
+      [`%${invoice.id}%`],
+    );
+    assert.equal(reversal.rows.length >= 1, true, 'the void reversed the invoice journal');
   });
 });
 
