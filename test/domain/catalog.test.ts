@@ -236,7 +236,7 @@ describe('the Northwind reference catalog', () => {
     assert.equal(index.customerByTenant.get('nobody'), undefined);
     assert.equal(index.customers.get('umbrella')?.legal_entity, 'nw-de');
     assert.equal(index.legalEntities.get('nw-de')?.currency, 'EUR');
-    assert.equal(index.taxRates.get('US-NY')?.rate, '0.08875');
+    assert.deepEqual(index.taxRates.get('US-NY'), { jurisdiction: 'US-NY', rate: '0.08875' });
     assert.equal(index.accounts.get('nw-us')?.receivable, '1200');
     assert.deepEqual(index.subscriptionsByCustomer.get('acme'), [{ customer: 'acme', plan: 'growth-usd', start: '2026-01-01' }]);
     assert.equal(index.creditGrantsByCustomer.get('acme')?.[0]?.id, 'acme:2026-11-01:0');
