@@ -77,7 +77,10 @@ function benchInvoice(i: number, catalog: CatalogVersion): Invoice {
   const customers = catalog.catalog.customers;
   const customer = customers[i % customers.length]!;
   const entity = catalog.catalog.legal_entities.find((e) => e.id === customer.legal_entity)!;
-  const rate = taxRateAt(catalog.catalog.tax_rates.find((t) => t.jurisdiction === customer.tax_jurisdiction)!, '2026-10-01')!;
+  const rate = taxRateAt(
+    catalog.catalog.tax_rates.find((t) => t.jurisdiction === customer.tax_jurisdiction)!,
+    '2026-10-01',
+  )!;
   const amounts: Array<[InvoiceLine['kind'], string, bigint]> = [
     ['flat', 'platform', 50_000n],
     ['usage', 'api', 1_000n + BigInt((i * 7_919) % 100_000)],
