@@ -26,6 +26,7 @@ import { drainOutbox, OUTBOX_LIMITS } from '../src/post/outbox.js';
 import { netsuiteExternalId } from '../src/connectors/netsuite/client.js';
 import { netsuiteTarget } from '../test/support/netsuite-target.js';
 import { contentHash } from '../src/domain/canonical.js';
+import { taxRateAt } from '../src/domain/catalog.js';
 import { minorToMajor, roundToMinor } from '../src/domain/money.js';
 import type { Invoice, InvoiceLine } from '../src/domain/model.js';
 import { progress } from '../src/cli/progress.js';
@@ -76,7 +77,10 @@ function benchInvoice(i: number, catalog: CatalogVersion): Invoice {
   const customers = catalog.catalog.customers;
   const customer = customers[i % customers.length]!;
   const entity = catalog.catalog.legal_entities.find((e) => e.id === customer.legal_entity)!;
-  const rate = catalog.catalog.tax_rates.find((t) => t.jurisdiction === customer.tax_jurisdiction)!.rate;
+  const rate = taxRateAt(
+    catalog.catalog.tax_rates.find((t) => t.jurisdiction === customer.tax_jurisdiction)!,
+    '2026-10-01',
+  )!;
   const amounts: Array<[InvoiceLine['kind'], string, bigint]> = [
     ['flat', 'platform', 50_000n],
     ['usage', 'api', 1_000n + BigInt((i * 7_919) % 100_000)],

@@ -180,6 +180,19 @@ export function indexCatalog(catalog: Catalog): CatalogIndex {
   };
 }
 
+/**
+ * The tax rate of a jurisdiction in force on a UTC date (YYYY-MM-DD): the single rate, or the rate of the version with
+ * the latest effective_from on or before the date; undefined before its first effective_from.
+ */
+export function taxRateAt(taxRate: TaxRate, date: string): string | undefined {
+  if (!('versions' in taxRate)) return taxRate.rate;
+  let found: string | undefined;
+  for (const version of taxRate.versions) {
+    if (version.effective_from === null || version.effective_from <= date) found = version.rate;
+  }
+  return found;
+}
+
 /** The version of a price in force on a UTC date (YYYY-MM-DD), or undefined before its first effective_from. */
 export function priceVersionAt(price: Price, date: string): PriceVersion | undefined {
   let found: PriceVersion | undefined;

@@ -38,10 +38,17 @@ export interface AccountMap {
   [role: string]: string;
 }
 
-export interface TaxRate {
-  jurisdiction: string;
+/** One effective-dated tax rate; `effective_from` is a UTC date, inclusive (null: in force from the beginning). */
+export interface TaxRateVersion {
+  effective_from: string | null;
   rate: string; // decimal fraction, "0.0725"
 }
+
+/**
+ * A jurisdiction's tax rate: one rate in force always (the catalog's single-rate form, kept as it is so that a
+ * catalog without versions keeps its hash), or versions ascending by effective_from, as prices have.
+ */
+export type TaxRate = { jurisdiction: string; rate: string } | { jurisdiction: string; versions: TaxRateVersion[] };
 
 export interface Meter {
   id: string;

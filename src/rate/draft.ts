@@ -9,7 +9,7 @@ import { planCharges } from './charges.js';
 import { creditLines } from './credits.js';
 import { discountLines } from './discounts.js';
 import type { CurrencyGroup, RatingInput, Subject } from './lines.js';
-import { taxOf } from './tax.js';
+import { taxOf, taxRateInForce } from './tax.js';
 
 /** One currency's draft invoice: charges, then discounts, prepaid credits and tax. */
 export function draftInvoice(input: RatingInput, { customer, entity }: Subject, { currency, plans }: CurrencyGroup): Result<Invoice> {
@@ -31,9 +31,12 @@ export function draftInvoice(input: RatingInput, { customer, entity }: Subject, 
   const subtotal = sumMinor(charges.map((c) => c.line.amount_minor));
   const discountTotal = -sumMinor(discounts.map((d) => d.amount_minor));
   const creditTotal = -sumMinor(credits.map((c) => c.amount_minor));
-  const rate = input.index.taxRates.get(customer.tax_jurisdiction);
-  if (!rate) return fail(problem('customer.tax_jurisdiction', 'unknown_tax_rate', `no tax rate for ${customer.tax_jurisdiction}`));
-  const tax = taxOf(lines, rate, currency, round);
+  const taxRate = input.index.taxRates.get(customer.tax_jurisdiction);
+  if (!taxRate) return fail(problem('customer.tax_jurisdiction', 'unknown_tax_rate', `no tax rate for ${customer.tax_jurisdiction}`));
+  // The rate in force on the period's first day: one rate per invoice (an ERP document carries one tax code).
+  const rate = taxRateInForce(taxRate, input.period.start_date);
+  if (!rate.ok) return rate;
+  const tax = taxOf(lines, rate.value, currency, round);
   invariant(
     sumMinor(lines.map((l) => l.amount_minor)) === subtotal - discountTotal - creditTotal,
     'lines sum to subtotal less discounts and credits',

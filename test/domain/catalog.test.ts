@@ -236,7 +236,7 @@ describe('the Northwind reference catalog', () => {
     assert.equal(index.customerByTenant.get('nobody'), undefined);
     assert.equal(index.customers.get('umbrella')?.legal_entity, 'nw-de');
     assert.equal(index.legalEntities.get('nw-de')?.currency, 'EUR');
-    assert.equal(index.taxRates.get('US-NY')?.rate, '0.08875');
+    assert.deepEqual(index.taxRates.get('US-NY'), { jurisdiction: 'US-NY', rate: '0.08875' });
     assert.equal(index.accounts.get('nw-us')?.receivable, '1200');
     assert.deepEqual(index.subscriptionsByCustomer.get('acme'), [{ customer: 'acme', plan: 'growth-usd', start: '2026-01-01' }]);
     assert.equal(index.creditGrantsByCustomer.get('acme')?.[0]?.id, 'acme:2026-11-01:0');
@@ -852,4 +852,86 @@ describe('text that is not a catalog', () => {
     const [problem] = refused(`${' '.repeat(8 * 1024 * 1024)}{}`);
     assert.equal(problem?.code, 'too_large');
   });
+});
+
+describe('effective-dated tax rates', () => {
+  const versions = (doc: Doc, list: unknown[]) => {
+    doc.tax_rates[0] = { jurisdiction: 'US-CA', versions: list };
+  };
+
+  it('normalizes versions with an explicit effective_from and keeps the single-rate form (and its hash) as it was', () => {
+    const doc = northwind();
+    versions(doc, [{ rate: '0.0725' }, { effective_from: '2026-12-01', rate: '0.08' }]);
+    const loaded = load(JSON.stringify(doc), 'json');
+    assert.deepEqual(loaded.catalog.tax_rates[0], {
+      jurisdiction: 'US-CA',
+      versions: [
+        { effective_from: null, rate: '0.0725' },
+        { effective_from: '2026-12-01', rate: '0.08' },
+      ],
+    });
+    assert.deepEqual(load(NORTHWIND_TEXT).catalog.tax_rates[1], { jurisdiction: 'US-NY', rate: '0.08875' });
+    assert.notEqual(loaded.hash, load(NORTHWIND_TEXT).hash);
+  });
+
+  // [what, versions (or a whole tax rate), the problems]
+  const table: Array<[string, (doc: Doc) => void, string[]]> = [
+    [
+      'a repeated effective_from',
+      (doc) =>
+        versions(doc, [
+          { effective_from: '2026-01-01', rate: '0.07' },
+          { effective_from: '2026-01-01', rate: '0.08' },
+        ]),
+      ['tax_rates[0].versions[1].effective_from: repeats 2026-01-01: two rates would be in force from one date'],
+    ],
+    [
+      'versions out of order',
+      (doc) =>
+        versions(doc, [
+          { effective_from: '2026-12-01', rate: '0.08' },
+          { effective_from: '2026-01-01', rate: '0.07' },
+        ]),
+      ['tax_rates[0].versions[1].effective_from: must be later than the version before (2026-12-01)'],
+    ],
+    [
+      'a later version without effective_from',
+      (doc) => versions(doc, [{ rate: '0.07' }, { rate: '0.08' }]),
+      ['tax_rates[0].versions[1].effective_from: is required on every version after the first'],
+    ],
+    [
+      'a rate as a float',
+      (doc) => versions(doc, [{ rate: '0.07' }, { effective_from: '2026-12-01', rate: 0.08 }]),
+      ['tax_rates[0].versions[1].rate: must be a decimal string such as "0.30"'],
+    ],
+    [
+      'a rate above 1',
+      (doc) => versions(doc, [{ rate: '0.07' }, { effective_from: '2026-12-01', rate: '8' }]),
+      ['tax_rates[0].versions[1].rate: must be a fraction from 0 to 1 ("0.0725" is 7.25%)'],
+    ],
+    [
+      'not a calendar date',
+      (doc) => versions(doc, [{ rate: '0.07' }, { effective_from: '2026-02-30', rate: '0.08' }]),
+      ['tax_rates[0].versions[1].effective_from: must be a calendar date, got "2026-02-30"'],
+    ],
+    [
+      'rate next to versions',
+      (doc) => (doc.tax_rates[0] = { jurisdiction: 'US-CA', rate: '0.0725', versions: [{ rate: '0.0725' }] }),
+      ['tax_rates[0].rate: is not allowed next to versions; give it in each version'],
+    ],
+    [
+      'neither rate nor versions',
+      (doc) => (doc.tax_rates[0] = { jurisdiction: 'US-CA' }),
+      ['tax_rates[0].rate: is required unless the tax rate has versions'],
+    ],
+    ['no versions at all', (doc) => versions(doc, []), ['tax_rates[0].versions: must not be empty']],
+    [
+      'an unknown field in a version',
+      (doc) => versions(doc, [{ rate: '0.07', effective_to: '2026-12-01' }]),
+      ['tax_rates[0].versions[0].effective_to: is not a known field (did you mean "effective_from"?)'],
+    ],
+  ];
+  for (const [what, mutate, problems] of table) {
+    it(`refuses ${what}, naming the field`, () => assert.deepEqual(refusedAfter(mutate), problems));
+  }
 });

@@ -102,6 +102,25 @@ describe('catalog over HTTP', () => {
       res.body,
     );
   });
+
+  it('refuses tax rate versions from one date twice with a 400 naming the field', async () => {
+    const bad = NORTHWIND.replace(
+      '  - jurisdiction: US-CA\n    rate: "0.0725"\n',
+      '  - jurisdiction: US-CA\n    versions:\n      - { effective_from: 2026-12-01, rate: "0.0725" }\n      - { effective_from: 2026-12-01, rate: "0.08" }\n',
+    );
+    assert.notEqual(bad, NORTHWIND);
+    const res = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(admin), 'content-type': 'application/yaml' },
+      payload: bad,
+    });
+    assert.equal(res.statusCode, 400);
+    assert.deepEqual(
+      res.json().errors.map((e: { path: string; code: string }) => [e.path, e.code]),
+      [['tax_rates[0].versions[1].effective_from', 'duplicate_effective_from']],
+    );
+  });
 });
 
 describe('events over HTTP', () => {

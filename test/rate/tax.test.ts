@@ -2,7 +2,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decimal, roundToMinor, type RoundingMode } from '../../src/domain/money.js';
-import { taxOf } from '../../src/rate/tax.js';
+import fc from 'fast-check';
+import { taxRateAt } from '../../src/domain/catalog.js';
+import type { TaxRate } from '../../src/domain/model.js';
+import { taxOf, taxRateInForce } from '../../src/rate/tax.js';
 
 const line = (amount_minor: bigint, taxable = true) => ({ amount_minor, taxable });
 
@@ -30,4 +33,64 @@ describe('taxOf', () => {
       assert.deepEqual(result, { tax_minor: tax, tax_lines: [{ jurisdiction: 'X', rate, taxable_minor: taxable, tax_minor: tax }] });
     });
   }
+});
+
+describe('taxRateAt: effective-dated rates', () => {
+  const versioned: TaxRate = {
+    jurisdiction: 'US-CA',
+    versions: [
+      { effective_from: null, rate: '0.0725' },
+      { effective_from: '2026-12-01', rate: '0.08' },
+      { effective_from: '2027-07-01', rate: '0.085' },
+    ],
+  };
+  // [date, rate in force]
+  const table: Array<[string, string]> = [
+    ['2026-11-01', '0.0725'],
+    ['2026-11-30', '0.0725'],
+    ['2026-12-01', '0.08'], // effective_from is inclusive
+    ['2027-06-30', '0.08'],
+    ['2027-07-01', '0.085'],
+    ['2099-01-01', '0.085'],
+  ];
+  for (const [date, rate] of table) it(`${date} -> ${rate}`, () => assert.equal(taxRateAt(versioned, date), rate));
+
+  it('a single rate is in force always', () => assert.equal(taxRateAt({ jurisdiction: 'DE', rate: '0.19' }, '1970-01-01'), '0.19'));
+
+  it('before a first effective_from no rate is in force, and rating says so with a problem', () => {
+    const later: TaxRate = { jurisdiction: 'DE', versions: [{ effective_from: '2027-01-01', rate: '0.19' }] };
+    assert.equal(taxRateAt(later, '2026-12-01'), undefined);
+    const refused = taxRateInForce(later, '2026-12-01');
+    assert.ok(!refused.ok);
+    assert.equal(refused.problems[0]!.code, 'no_tax_rate_in_force');
+    assert.equal(refused.problems[0]!.path, 'customer.tax_jurisdiction');
+  });
+
+  const day = fc.integer({ min: 0, max: 3650 }).map((n) => new Date(Date.UTC(2025, 0, 1) + n * 86_400_000).toISOString().slice(0, 10));
+  const rateText = fc.integer({ min: 0, max: 10_000 }).map((n) => new Decimal(n).div(10_000).toFixed());
+
+  it('property: the rate chosen is the one with the latest effective_from on or before the date', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(day, { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        fc.array(rateText, { minLength: 9, maxLength: 9 }),
+        day,
+        (dates, openStart, rates, date) => {
+          const sorted = [...dates].sort();
+          const versions = sorted.map((from, k) => ({ effective_from: openStart && k === 0 ? null : from, rate: rates[k]! }));
+          const chosen = taxRateAt({ jurisdiction: 'X', versions }, date);
+          // Independently: the last version whose start (null: always) is on or before the date.
+          const eligible = versions.filter((v) => v.effective_from === null || v.effective_from <= date);
+          assert.equal(chosen, eligible.at(-1)?.rate);
+          if (chosen !== undefined) {
+            const k = versions.findIndex((v) => v === eligible.at(-1));
+            const next = versions[k + 1];
+            assert.ok(next === undefined || next.effective_from! > date, 'no later version is already in force');
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });

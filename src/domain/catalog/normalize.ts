@@ -16,6 +16,7 @@ import type {
   Product,
   Subscription,
   TaxRate,
+  TaxRateVersion,
   Tier,
 } from '../model.js';
 
@@ -50,11 +51,16 @@ interface RawMeter extends Omit<Meter, 'group_by' | 'allow_negative'> {
   group_by?: string[];
   allow_negative?: boolean;
 }
+interface RawTaxRate {
+  jurisdiction: string;
+  rate?: string;
+  versions?: Array<{ effective_from?: string | null; rate: string }>;
+}
 interface RawCatalog {
   version: number;
   legal_entities: LegalEntity[];
   accounts: Record<string, AccountMap>;
-  tax_rates?: TaxRate[];
+  tax_rates?: RawTaxRate[];
   meters?: RawMeter[];
   products?: Product[];
   plans?: RawPlan[];
@@ -120,6 +126,13 @@ function price(planId: string, raw: RawPrice, index: number): Price {
     return { version_id: priceVersionId(id, effectiveFrom), effective_from: effectiveFrom, ...priceModel(version) };
   });
   return { id, product: raw.product, ...(raw.meter === undefined ? {} : { meter: raw.meter }), versions };
+}
+
+/** The single-rate form stays as it is (its hash unchanged); versions get an explicit effective_from (null on a first without one). */
+function taxRate(raw: RawTaxRate): TaxRate {
+  if (raw.versions === undefined) return { jurisdiction: raw.jurisdiction, rate: raw.rate! };
+  const versions: TaxRateVersion[] = raw.versions.map((v) => ({ effective_from: v.effective_from ?? null, rate: v.rate }));
+  return { jurisdiction: raw.jurisdiction, versions };
 }
 
 function legalEntity(e: LegalEntity): LegalEntity {
@@ -212,7 +225,7 @@ export function normalizeCatalog(document: unknown): Catalog {
     version: raw.version,
     legal_entities: raw.legal_entities.map(legalEntity),
     accounts: Object.fromEntries(Object.entries(raw.accounts).map(([entity, map]) => [entity, { ...map }])),
-    tax_rates: (raw.tax_rates ?? []).map((t) => ({ jurisdiction: t.jurisdiction, rate: t.rate })),
+    tax_rates: (raw.tax_rates ?? []).map(taxRate),
     meters: (raw.meters ?? []).map(meter),
     products: (raw.products ?? []).map((p) => ({ id: p.id, name: p.name, revenue_account: { ...p.revenue_account } })),
     plans: (raw.plans ?? []).map(plan),

@@ -300,12 +300,45 @@ function checkLegalEntities(c: Checker, root: Raw): Pick<Known, 'entities' | 'en
   return { entities, entityCurrency };
 }
 
+function checkTaxRate(c: Checker, value: unknown, path: string): void {
+  const rate = c.decimal(value, path, { scaleMax: RATE_SCALE_MAX });
+  if (rate?.gt(1)) c.add(path, 'out_of_range', 'must be a fraction from 0 to 1 ("0.0725" is 7.25%)');
+}
+
+/** Versions of a tax rate, as a price's: effective_from absent or null on the first only, then strictly ascending. */
+function checkTaxRateVersions(c: Checker, versions: unknown[], path: string): void {
+  let previous: string | undefined;
+  versions.forEach((version, k) => {
+    if (!isRecord(version)) return;
+    const versionPath = at(path, k);
+    const fromPath = at(versionPath, 'effective_from');
+    if (version.effective_from === undefined || version.effective_from === null) {
+      if (k > 0) c.add(fromPath, 'required', 'is required on every version after the first');
+    } else {
+      const from = c.date(version.effective_from, fromPath);
+      if (from !== undefined) {
+        if (previous === from) c.add(fromPath, 'duplicate_effective_from', `repeats ${from}: two rates would be in force from one date`);
+        else if (previous !== undefined && from < previous)
+          c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
+        if (previous === undefined || from > previous) previous = from;
+      }
+    }
+    checkTaxRate(c, version.rate, at(versionPath, 'rate'));
+  });
+}
+
 function checkTaxRates(c: Checker, root: Raw): Map<string, Entry> {
   const taxList = items(root, 'tax_rates');
   const jurisdictions = c.unique(taxList, 'jurisdiction');
   for (const [tax, , path] of taxList) {
-    const rate = c.decimal(tax.rate, at(path, 'rate'), { scaleMax: RATE_SCALE_MAX });
-    if (rate?.gt(1)) c.add(at(path, 'rate'), 'out_of_range', 'must be a fraction from 0 to 1 ("0.0725" is 7.25%)');
+    if (Array.isArray(tax.versions)) {
+      if (tax.rate !== undefined) c.add(at(path, 'rate'), 'not_allowed', 'is not allowed next to versions; give it in each version');
+      checkTaxRateVersions(c, tax.versions, at(path, 'versions'));
+    } else {
+      if (tax.versions === undefined && tax.rate === undefined)
+        c.add(at(path, 'rate'), 'required', 'is required unless the tax rate has versions');
+      checkTaxRate(c, tax.rate, at(path, 'rate'));
+    }
   }
   return jurisdictions;
 }
