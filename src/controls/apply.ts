@@ -15,6 +15,7 @@ import type { ErpTarget } from '../post/target.js';
 import { getException, moveException } from '../reconcile/exceptions.js';
 import { closeAccountingPeriod } from '../reconcile/period-close.js';
 import { decideChange, proposeChange, type ChangeRequest, type ProposeInput } from './changes.js';
+import { applyCreditNote } from './credit-notes.js';
 
 /** What the adapters give the appliers: how to open the ERP connections a period close reconciles against. */
 export interface ApplyEnv {
@@ -296,3 +297,7 @@ registerApplier<WaivePayload>('exception.waive', async (pool, payload, by) => {
   if (!moved.ok) throw new ProblemError(moved.problems, moved.problems.some((p) => p.code === 'not_found') ? 404 : 409);
   return { exception: moved.value.id, status: moved.value.status };
 });
+
+// ---- credit_note.issue (src/controls/credit-notes.ts: the plan, and the dispute's credit note it issues) --------------
+
+registerApplier('credit_note.issue', applyCreditNote);

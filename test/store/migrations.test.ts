@@ -41,6 +41,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['023_outbox_waits.sql', '7acafb20561720cbfd5679dad275004fcb4bce5fd4e7a5597bb7a5dee3be7696'],
   ['024_exception_writer.sql', '5c3d8004f70c04a51bfa33712f90d37de2c41010afaff3d14b71b1098cf22094'],
   ['025_principals.sql', 'f64ffa3df86e7e9162acda4ec9e63fd6e1cd3b5a04c78d9a7b7cbac42efb2aa9'],
+  ['031_disputes.sql', 'd2001e49943c6dec1ea1fce1cec5cd1526c16cc9429b8cb06e8e6bf1b2502c03'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
