@@ -54,6 +54,13 @@ const lineNumber = (text: string): number => {
 
 export function registerDisputesCommands(program: Command): void {
   const disputes = program.command('disputes').description('disputed invoice lines: open, assign, resolve by credit note, reject');
+  registerQueueCommands(disputes);
+  registerReadCommands(disputes);
+  registerCloseCommands(disputes);
+}
+
+/** open, assign */
+function registerQueueCommands(disputes: Command): void {
   disputes
     .command('open <invoice>')
     .description("open a dispute of one line of a finalized invoice (id or number), with the line's explain walk attached")
@@ -84,6 +91,10 @@ export function registerDisputesCommands(program: Command): void {
         output(`dispute ${dispute.id}: queue ${dispute.queue}${dispute.assignee ? `, assigned to ${dispute.assignee}` : ''}`, dispute);
       });
     });
+}
+
+/** list, show */
+function registerReadCommands(disputes: Command): void {
   disputes
     .command('list')
     .description('disputes, oldest first')
@@ -126,6 +137,10 @@ export function registerDisputesCommands(program: Command): void {
         output(disputeText(dispute, credit), { ...dispute, line_credit: credit });
       });
     });
+}
+
+/** resolve, reject */
+function registerCloseCommands(disputes: Command): void {
   disputes
     .command('resolve <id>')
     .description(

@@ -90,12 +90,8 @@ function checkOpen(input: OpenInput): void {
   if (problems.length > 0) throw new ProblemError(problems, 400);
 }
 
-/**
- * Opens a dispute of one line of a finalized invoice, with the line's explain walk. Opening the same line again with
- * the same reason while it is open returns the open dispute; another reason is a conflict until it is closed.
- */
-export async function openDispute(pool: pg.Pool, actor: Actor, input: OpenInput): Promise<{ dispute: Dispute; created: boolean }> {
-  checkOpen(input);
+/** The invoice and line a dispute may be opened on: a charge of a finalized invoice in force that the actor may see. */
+async function disputedLine(pool: pg.Pool, actor: Actor, input: OpenInput) {
   const found = await findInvoice(pool, input.invoice);
   if (!found.ok) throw new ProblemError(found.problems, found.problems.some((p) => p.code === 'not_found') ? 404 : 400);
   const row = found.value;
@@ -117,6 +113,16 @@ export async function openDispute(pool: pg.Pool, actor: Actor, input: OpenInput)
   const reversed = await reversingCreditNote(pool, row.id);
   if (reversed)
     throw refused(409, 'invoice', 'reversed', `${name} was reversed by credit note ${reversed}; dispute the invoice that replaced it`);
+  return { row, name };
+}
+
+/**
+ * Opens a dispute of one line of a finalized invoice, with the line's explain walk. Opening the same line again with
+ * the same reason while it is open returns the open dispute; another reason is a conflict until it is closed.
+ */
+export async function openDispute(pool: pg.Pool, actor: Actor, input: OpenInput): Promise<{ dispute: Dispute; created: boolean }> {
+  checkOpen(input);
+  const { row, name } = await disputedLine(pool, actor, input);
   const walk = await walkOfLine(pool, row.id, input.line);
   return transaction(pool, async (client) => {
     // One opener of a line at a time: the count of its disputes gives the next key.

@@ -14,7 +14,9 @@ import {
 import { lineCreditView } from '../../disputes/standing.js';
 import { problemDetails, problemRef, refuse } from '../problem.js';
 import { amountString, idString, integerString, nullableString, stringEnum, textString } from '../params.js';
-import { requestActor, type RoutePlugin } from '../route-support.js';
+import type pg from 'pg';
+import type { ChangeKind } from '../../domain/controls.js';
+import { requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 import { changeRequestRef } from './changes.js';
 
 const QUEUES = DISPUTE_QUEUES as readonly string[];
@@ -92,6 +94,12 @@ const Issued = Type.Object({
 });
 
 export const disputeRoutes: RoutePlugin = async (app, { pool, approvalRequired }) => {
+  readRoutes(app, pool);
+  moveRoutes(app, pool);
+  resolveRoute(app, pool, approvalRequired);
+};
+
+function readRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/disputes',
     {
@@ -125,6 +133,9 @@ export const disputeRoutes: RoutePlugin = async (app, { pool, approvalRequired }
       return { dispute, line_credit: await lineCreditView(pool, dispute.invoice_id, dispute.line_no) };
     },
   );
+}
+
+function moveRoutes(app: RouteApp, pool: pg.Pool): void {
   app.post(
     '/v1/disputes',
     {
@@ -170,6 +181,9 @@ export const disputeRoutes: RoutePlugin = async (app, { pool, approvalRequired }
     },
     async (request) => rejectDispute(pool, requestActor(request), request.params.id, request.body.reason),
   );
+}
+
+function resolveRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.post(
     '/v1/disputes/:id/resolve',
     {
@@ -197,4 +211,4 @@ export const disputeRoutes: RoutePlugin = async (app, { pool, approvalRequired }
       return outcome.result;
     },
   );
-};
+}
