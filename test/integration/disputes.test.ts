@@ -353,4 +353,21 @@ describe('the command line', () => {
     const list = accrue({ ACCRUE_API_KEY: keys.auditor }, '--json', 'disputes', 'list', '--status', 'open');
     assert.ok((JSON.parse(list.stdout) as Array<{ id: string }>).some((d) => d.id === id));
   });
+
+  it('in the explicit development mode issues the credit note at once, labelled in the audit log', async () => {
+    const trueUp = other.lines.find((l) => l.kind === 'minimum_true_up' && l.amount_minor > 0n);
+    assert.ok(trueUp, `${other.number} has a minimum true-up line`);
+    const env = { ACCRUE_DEV_MODE: '1', USER: 'dana' };
+    const opened = accrue(env, '--json', 'disputes', 'open', other.number!, '--line', String(trueUp.line_no), '--reason', 'dev');
+    assert.equal(opened.status, 0, opened.stderr);
+    const id = (JSON.parse(opened.stdout) as { dispute: { id: string } }).dispute.id;
+    const resolved = accrue(env, '--json', 'disputes', 'resolve', id, '--credit', '1.00');
+    assert.equal(resolved.status, 0, resolved.stderr);
+    const outcome = JSON.parse(resolved.stdout) as { status: string; approval: string; result: { credit_note: string } };
+    assert.equal(outcome.status, 'applied');
+    assert.equal(outcome.approval, 'development_mode');
+    assert.equal((await getInvoice(store.pool, outcome.result.credit_note))?.total_minor, 100n);
+    const audit = (await readAudit(store.pool, { action: 'dispute.resolve', newestFirst: true, limit: 1 }))[0]!;
+    assert.equal(audit.actor, 'dev:dana');
+  });
 });
