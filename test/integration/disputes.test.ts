@@ -17,6 +17,7 @@ import type { Invoice } from '../../src/domain/model.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { getInvoice } from '../../src/invoice/store.js';
 import { readJournals } from '../../src/post/journals.js';
+import { reconcilePeriod } from '../../src/reconcile/run.js';
 import type { Store } from '../../src/store/store.js';
 import { testStore } from '../support/db.js';
 import { testKey } from '../support/keys.js';
@@ -281,6 +282,15 @@ describe('a full credit, a rejection and the guards', () => {
     const nothing = await call('POST', '/v1/disputes', keys.operator, { invoice: acme.number, line: free.line_no, reason: 'x' });
     assert.equal(nothing.statusCode, 400);
     assert.equal(nothing.json().errors[0].code, 'not_disputable');
+  });
+
+  it('leaves the books reconciled: invoices, credit notes and the ledger agree', async () => {
+    const report = await reconcilePeriod(store.pool, { period: '2026-11', legalEntity: 'nw-us', record: false });
+    const red = report.checkpoints.filter((c) => c.status !== 'green' && c.connector === null);
+    assert.deepEqual(
+      red.map((c) => [c.checkpoint, c.differences.map((d) => d.key.item)]),
+      [],
+    );
   });
 
   it('audits every move with the principal', async () => {
