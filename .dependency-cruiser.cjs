@@ -1,7 +1,7 @@
 // The layers the build enforces (docs/ARCHITECTURE.md). The pipeline's stages, in order, sit over a pure domain
 // core and a foundation (store, audit, observe, catalog); a stage imports only the domain, the foundation and
 // earlier stages; adapters (api, cli, stream, connectors, dashboard, demo) sit at the edge and no stage imports one.
-const STAGES = ['ingest', 'meter', 'map', 'rate', 'invoice', 'post', 'settle', 'reconcile', 'close', 'explain', 'controls'];
+const STAGES = ['ingest', 'meter', 'map', 'rate', 'invoice', 'post', 'settle', 'reconcile', 'close', 'explain', 'disputes', 'controls'];
 const FOUNDATION = ['store', 'observe', 'audit', 'catalog'];
 const ADAPTERS = ['api', 'cli', 'stream', 'connectors', 'dashboard', 'demo'];
 const one = (names) => `^src/(${names.join('|')})/`;

@@ -29,6 +29,19 @@ export const INVOICE_LATENCY_BUCKETS_SECONDS = [
   14 * 86_400,
   31 * 86_400,
 ];
+/** Buckets for a dispute's cycle time, from opened to resolved or rejected: an hour to ninety days. */
+export const DISPUTE_RESOLUTION_BUCKETS_SECONDS = [
+  3_600,
+  4 * 3_600,
+  86_400,
+  2 * 86_400,
+  3 * 86_400,
+  7 * 86_400,
+  14 * 86_400,
+  30 * 86_400,
+  60 * 86_400,
+  90 * 86_400,
+];
 /** Buckets for an ERP payment's modification to its application in Accrue: ten seconds to a day. */
 export const PAYMENT_SYNC_BUCKETS_SECONDS = [10, 30, 60, 300, 900, 1_800, 3_600, 6 * 3_600, 86_400];
 
@@ -69,6 +82,7 @@ const OPEN_EXCEPTION_STATUSES = ['open', 'assigned'];
 const QUARANTINE_REASONS = ['unknown_type', 'unknown_subject'];
 const PAYMENT_REJECTIONS = ['payment_unmatched', 'payment_currency_mismatch', 'payment_overpayment'];
 const ERP_FAILURE_KINDS = ['permanent', 'transient'];
+const DISPUTE_OUTCOMES = ['resolved', 'rejected'];
 
 /** Every combination of the given label values: [{a: 1, b: x}, {a: 1, b: y}, …]. */
 function combinations(dimensions: Record<string, readonly string[]>): Labels[] {
@@ -254,6 +268,7 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
   postingFamilies(families);
   erpConnectionFamilies(families);
   reconciliationFamilies(families);
+  disputeFamilies(families);
   return registry;
 }
 
@@ -471,6 +486,26 @@ function reconciliationFamilies({ registry, pool, zeros }: Families): void {
     labelNames: ['queue', 'status', 'legal_entity'],
     sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
     zeros: zeros((k) => ({ queue: OWNER_QUEUES, status: OPEN_EXCEPTION_STATUSES, legal_entity: k.entities })),
+  });
+}
+
+/** Disputes (migration 031): the open ones, and the cycle time of the closed ones. */
+function disputeFamilies({ registry, pool, zeros }: Families): void {
+  storeGauge(registry, pool, {
+    name: 'accrue_disputes_open',
+    help: 'Disputes of invoice lines not yet resolved by a credit note or rejected, by legal entity.',
+    labelNames: ['legal_entity'],
+    sql: "SELECT legal_entity, count(*) AS value FROM disputes WHERE status = 'open' GROUP BY 1",
+    zeros: zeros((k) => ({ legal_entity: k.entities })),
+  });
+  storeHistogram(registry, pool, {
+    name: 'accrue_dispute_resolution_seconds',
+    help: 'Cycle time of a dispute, from opened to resolved (by credit note) or rejected, by legal entity and outcome.',
+    labelNames: ['legal_entity', 'outcome'],
+    buckets: DISPUTE_RESOLUTION_BUCKETS_SECONDS,
+    sql: `SELECT legal_entity, status AS outcome, greatest(0, extract(epoch FROM closed_at - opened_at))::float8 AS v
+            FROM disputes WHERE status IN ('resolved', 'rejected')`,
+    zeros: zeros((k) => ({ legal_entity: k.entities, outcome: DISPUTE_OUTCOMES })),
   });
 }
 

@@ -23,6 +23,7 @@ import { paymentRoutes } from './routes/payments.js';
 import { reconcileRoutes } from './routes/reconcile.js';
 import { usageRoutes } from './routes/usage.js';
 import { ChangeRequestSchema, changeRoutes } from './routes/changes.js';
+import { disputeRoutes } from './routes/disputes.js';
 import { DEFAULT_APPROVAL_REQUIRED, type ChangeKind } from '../domain/controls.js';
 
 export interface ServerOptions {
@@ -147,6 +148,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(dlqRoutes, deps);
   await app.register(dashboardRoutes, deps);
   await app.register(changeRoutes, deps);
+  await app.register(disputeRoutes, deps);
   return app;
 }
 

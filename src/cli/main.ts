@@ -22,6 +22,7 @@ import { registerReconcileCommands } from './reconcile-commands.js';
 import { registerSettleCommands } from './settle-commands.js';
 import { registerErpCommands } from './erp-commands.js';
 import { registerConnectCommands } from './connect-commands.js';
+import { registerDisputesCommands } from './disputes-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
@@ -45,6 +46,7 @@ registerSettleCommands(program);
 registerErpCommands(program);
 registerConnectCommands(program);
 registerChangesCommands(program);
+registerDisputesCommands(program);
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
 const usageExits = (command: Command): void => {

@@ -42,13 +42,17 @@ export async function latePeriods(db: Db, watermark: string, runPeriod: string):
   ).rows;
 }
 
-/** The finalized invoice in force for a customer's period: the latest one no credit note has reversed. */
+/**
+ * The finalized invoice in force for a customer's period: the latest one no credit note has reversed. A dispute's
+ * credit note (part of one line, migration 031) reverses nothing: the invoice stays in force.
+ */
 export async function invoiceInForce(db: Db, customer: string, period: string): Promise<Invoice | undefined> {
   const row = (
     await db.query<{ document: unknown }>(
       `SELECT i.document FROM invoices i
         WHERE i.customer = $1 AND i.period = $2 AND i.kind = 'invoice' AND i.status = 'finalized'
-          AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status <> 'void')
+          AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status <> 'void'
+                            AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.credit_note = cn.id))
         ORDER BY i.finalized_at DESC, i.id LIMIT 1`,
       [customer, period],
     )

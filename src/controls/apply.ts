@@ -18,6 +18,7 @@ import type { ErpTarget } from '../post/target.js';
 import { getException, moveException } from '../reconcile/exceptions.js';
 import { closeAccountingPeriod } from '../reconcile/period-close.js';
 import { decideChange, proposeChange, type ChangeRequest, type ProposeInput } from './changes.js';
+import { applyCreditNote } from './credit-notes.js';
 
 /** What the adapters give the appliers: how to open the ERP connections a period close reconciles against. */
 export interface ApplyEnv {
@@ -360,3 +361,6 @@ registerApplier<VoidPayload>('invoice.void', async (pool, payload, by) => {
     reversals: outcome.reversals.map((r) => r.id),
   };
 });
+// ---- credit_note.issue (src/controls/credit-notes.ts: the plan, and the dispute's credit note it issues) --------------
+
+registerApplier('credit_note.issue', applyCreditNote);

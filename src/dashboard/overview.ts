@@ -390,8 +390,33 @@ async function periodKpis(
       previous: null,
     },
     { id: 'dlq_entries', label: 'Dead letters', unit: 'count', currency: null, value: state.dead, previous: null },
+    ...(await disputeKpis(pool, window, prevWindow.value)),
   );
   return kpis;
+}
+
+/** Disputes open now, and the median cycle time (opened to resolved or rejected) of those closed in the period. */
+async function disputeKpis(pool: pg.Pool, w: PeriodWindow, before: PeriodWindow): Promise<Kpi[]> {
+  const median = async (p: PeriodWindow) =>
+    (
+      await pool.query<{ s: string | null }>(
+        `SELECT floor(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at)))::bigint::text AS s
+           FROM disputes WHERE status IN ('resolved', 'rejected') AND closed_at >= $1 AND closed_at < $2`,
+        [p.from, p.to],
+      )
+    ).rows[0]!.s;
+  const open = (await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM disputes WHERE status = 'open'")).rows[0]!.n;
+  return [
+    { id: 'disputes_open', label: 'Open disputes', unit: 'count', currency: null, value: open, previous: null },
+    {
+      id: 'dispute_resolution_seconds',
+      label: 'Dispute cycle time (median)',
+      unit: 'seconds',
+      currency: null,
+      value: await median(w),
+      previous: await median(before),
+    },
+  ];
 }
 
 /** Events accepted and late in a period's window, and the period's open exceptions. */

@@ -81,3 +81,12 @@ export const exceptionId = (kind: string, subject: string): string => `exc:v1:${
  */
 export const auditCheckpointNotificationId = (seq: string, hash: string, keyId: string): string =>
   `ntf:v1:audit.checkpoint:${seq}:${hash.slice(0, 16)}:${keyId.slice(0, 16)}`;
+
+/** `dsp:v1:<invoice id>:<line no>:<n>`: the n-th dispute (1-based) of one invoice line; one is open at a time. */
+export const disputeKey = (invoiceId: string, lineNo: number, n: number): string => `dsp:v1:${invoiceId}:${lineNo}:${n}`;
+
+/** `dsp_<24 hex>`: the id of the dispute with that key. */
+export const disputeIdOf = (key: string): string => `dsp_${sha256(key).slice(0, 24)}`;
+
+/** `cn:v1:<invoice id>:dispute:<dispute id>`: the credit note that resolves a dispute of a line of that invoice (one per dispute). */
+export const disputeCreditNoteKey = (invoiceId: string, disputeId: string): string => `cn:v1:${invoiceId}:dispute:${disputeId}`;

@@ -13,14 +13,16 @@ type Db = pg.Pool | pg.PoolClient;
 
 /**
  * What finalized invoices already drew from each of a customer's grants (minor units), leaving out the
- * period being rated itself, so that re-running a period sees the same balances it saw the first time.
+ * period being rated itself, so that re-running a period sees the same balances it saw the first time. An invoice a
+ * credit note reversed gave its drawdowns back; a dispute's credit note (part of a charge line) gives none back.
  */
 export async function grantBalancesUsed(db: Db, customer: string, ratingPeriod: string): Promise<Map<string, bigint>> {
   const rows = (
     await db.query<{ grant_id: string; used: string }>(
       `SELECT d.grant_id, sum(d.amount_minor)::text AS used FROM credit_drawdowns d JOIN invoices i ON i.id = d.invoice_id
       WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2)
-        AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized')
+        AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized'
+                          AND NOT EXISTS (SELECT 1 FROM disputes x WHERE x.credit_note = cn.id))
       GROUP BY d.grant_id`,
       [customer, ratingPeriod],
     )

@@ -32,6 +32,8 @@ describe('key recipes', () => {
       keys.auditCheckpointNotificationId('42', 'ab'.repeat(32), 'cd'.repeat(32)),
       'ntf:v1:audit.checkpoint:42:abababababababab:cdcdcdcdcdcdcdcd',
     );
+    assert.equal(keys.disputeKey('inv_abc', 2, 1), 'dsp:v1:inv_abc:2:1');
+    assert.equal(keys.disputeCreditNoteKey('inv_abc', 'dsp_0123'), 'cn:v1:inv_abc:dispute:dsp_0123');
   });
 
   it('derives the digest keys from their documented inputs', () => {
@@ -50,7 +52,10 @@ describe('key recipes', () => {
   it('pins the digests to values computed outside this code', () => {
     // printf 'inv:v1:nw-us:acme:USD:2026-11' | sha256sum | cut -c1-24
     assert.equal(keys.invoiceIdOf('inv:v1:nw-us:acme:USD:2026-11'), `inv_${PINNED_INVOICE_DIGEST}`);
+    // printf 'dsp:v1:inv_abc:2:1' | sha256sum | cut -c1-24
+    assert.equal(keys.disputeIdOf('dsp:v1:inv_abc:2:1'), `dsp_${PINNED_DISPUTE_DIGEST}`);
   });
 });
 
 const PINNED_INVOICE_DIGEST = '292c2cf55c24685d1464d94e';
+const PINNED_DISPUTE_DIGEST = '57be0f3d8833817bc0a4ad42';

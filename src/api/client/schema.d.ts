@@ -624,6 +624,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/disputes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Disputes by status, queue, assignee or legal entity, oldest first */
+        get: operations["listDisputes"];
+        put?: never;
+        /**
+         * Open a dispute of one line of a finalized invoice; the explain walk of the line is attached
+         * @description The same line and reason again while it is open answers 200 with the open dispute; another reason is 409.
+         */
+        post: operations["openDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dispute with its line's explain walk and what is left to credit */
+        get: operations["getDispute"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Assign a dispute to a team or a person */
+        post: operations["assignDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a dispute with the reason: the charge stands, nothing is credited */
+        post: operations["rejectDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disputes/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve a dispute by a full or partial credit note
+         * @description Where credit notes need a second person (controls.approval_required, the default) the credit note is proposed and answered 202 with the change request; a different principal with the controller role approves it (POST /v1/changes/{id}/approve). Otherwise it is issued at once. More than the line's uncredited remainder is 409 naming `credit`.
+         */
+        post: operations["resolveDispute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4890,6 +4982,819 @@ export interface operations {
         responses: {
             /** @description Default Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeRequest"];
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listDisputes: {
+        parameters: {
+            query?: {
+                status?: "open" | "resolved" | "rejected";
+                queue?: "billing_engineering" | "integration_support" | "finance_operations";
+                /** @description a principal name */
+                assignee?: string;
+                /** @description a legal entity */
+                entity?: string;
+                /** @description 1 to 500, default 100 */
+                limit?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        disputes: {
+                            id: string;
+                            key: string;
+                            invoice_id: string;
+                            invoice_number: string | null;
+                            line_no: number;
+                            legal_entity: string;
+                            customer: string;
+                            currency: string;
+                            reason: string;
+                            queue: string;
+                            /** @description the person assigned (a principal name) */
+                            assignee: string | null;
+                            /** @enum {string} */
+                            status: "open" | "resolved" | "rejected";
+                            /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                            walk: unknown;
+                            opened_by: string;
+                            opened_at: string;
+                            /** @description the last credit note change request proposed for it */
+                            change_request: string | null;
+                            change_status: string | null;
+                            credit_note: string | null;
+                            credit_note_number: string | null;
+                            /** @description the amount credited, tax included, major units */
+                            credit: string | null;
+                            rejection: string | null;
+                            closed_by: string | null;
+                            closed_at: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    openDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the invoice id or number */
+                    invoice: string;
+                    /** @description the line number, as the invoice lists its lines */
+                    line: number;
+                    /** @description what the customer contests */
+                    reason: string;
+                    /** @enum {string} */
+                    queue?: "billing_engineering" | "integration_support" | "finance_operations";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        key: string;
+                        invoice_id: string;
+                        invoice_number: string | null;
+                        line_no: number;
+                        legal_entity: string;
+                        customer: string;
+                        currency: string;
+                        reason: string;
+                        queue: string;
+                        /** @description the person assigned (a principal name) */
+                        assignee: string | null;
+                        /** @enum {string} */
+                        status: "open" | "resolved" | "rejected";
+                        /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                        walk: unknown;
+                        opened_by: string;
+                        opened_at: string;
+                        /** @description the last credit note change request proposed for it */
+                        change_request: string | null;
+                        change_status: string | null;
+                        credit_note: string | null;
+                        credit_note_number: string | null;
+                        /** @description the amount credited, tax included, major units */
+                        credit: string | null;
+                        rejection: string | null;
+                        closed_by: string | null;
+                        closed_at: string | null;
+                    };
+                };
+            };
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        key: string;
+                        invoice_id: string;
+                        invoice_number: string | null;
+                        line_no: number;
+                        legal_entity: string;
+                        customer: string;
+                        currency: string;
+                        reason: string;
+                        queue: string;
+                        /** @description the person assigned (a principal name) */
+                        assignee: string | null;
+                        /** @enum {string} */
+                        status: "open" | "resolved" | "rejected";
+                        /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                        walk: unknown;
+                        opened_by: string;
+                        opened_at: string;
+                        /** @description the last credit note change request proposed for it */
+                        change_request: string | null;
+                        change_status: string | null;
+                        credit_note: string | null;
+                        credit_note_number: string | null;
+                        /** @description the amount credited, tax included, major units */
+                        credit: string | null;
+                        rejection: string | null;
+                        closed_by: string | null;
+                        closed_at: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a dispute id (dsp_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dispute: {
+                            id: string;
+                            key: string;
+                            invoice_id: string;
+                            invoice_number: string | null;
+                            line_no: number;
+                            legal_entity: string;
+                            customer: string;
+                            currency: string;
+                            reason: string;
+                            queue: string;
+                            /** @description the person assigned (a principal name) */
+                            assignee: string | null;
+                            /** @enum {string} */
+                            status: "open" | "resolved" | "rejected";
+                            /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                            walk: unknown;
+                            opened_by: string;
+                            opened_at: string;
+                            /** @description the last credit note change request proposed for it */
+                            change_request: string | null;
+                            change_status: string | null;
+                            credit_note: string | null;
+                            credit_note_number: string | null;
+                            /** @description the amount credited, tax included, major units */
+                            credit: string | null;
+                            rejection: string | null;
+                            closed_by: string | null;
+                            closed_at: string | null;
+                        };
+                        line_credit: {
+                            /** @description the original invoice's tax rate */
+                            tax_rate: string;
+                            /** @description the line's amount and its tax share */
+                            full: string;
+                            credited: string;
+                            /** @description the most a credit may still be */
+                            remaining: string;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    assignDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a dispute id (dsp_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description a team or a principal name */
+                    assignee: string;
+                    /** @description a note for the audit log */
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        key: string;
+                        invoice_id: string;
+                        invoice_number: string | null;
+                        line_no: number;
+                        legal_entity: string;
+                        customer: string;
+                        currency: string;
+                        reason: string;
+                        queue: string;
+                        /** @description the person assigned (a principal name) */
+                        assignee: string | null;
+                        /** @enum {string} */
+                        status: "open" | "resolved" | "rejected";
+                        /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                        walk: unknown;
+                        opened_by: string;
+                        opened_at: string;
+                        /** @description the last credit note change request proposed for it */
+                        change_request: string | null;
+                        change_status: string | null;
+                        credit_note: string | null;
+                        credit_note_number: string | null;
+                        /** @description the amount credited, tax included, major units */
+                        credit: string | null;
+                        rejection: string | null;
+                        closed_by: string | null;
+                        closed_at: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rejectDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a dispute id (dsp_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description why the charge stands */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        key: string;
+                        invoice_id: string;
+                        invoice_number: string | null;
+                        line_no: number;
+                        legal_entity: string;
+                        customer: string;
+                        currency: string;
+                        reason: string;
+                        queue: string;
+                        /** @description the person assigned (a principal name) */
+                        assignee: string | null;
+                        /** @enum {string} */
+                        status: "open" | "resolved" | "rejected";
+                        /** @description the explain walk of the line when the dispute was opened: meter, quantity, events, correlation */
+                        walk: unknown;
+                        opened_by: string;
+                        opened_at: string;
+                        /** @description the last credit note change request proposed for it */
+                        change_request: string | null;
+                        change_status: string | null;
+                        credit_note: string | null;
+                        credit_note_number: string | null;
+                        /** @description the amount credited, tax included, major units */
+                        credit: string | null;
+                        rejection: string | null;
+                        closed_by: string | null;
+                        closed_at: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body or the batch is over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resolveDispute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a dispute id (dsp_…) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the credit, tax included, in major units of the invoice currency */
+                    credit: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dispute: string;
+                        credit_note: string;
+                        number: string | null;
+                        credit: string;
+                        net: string;
+                        tax: string;
+                        currency: string;
+                    };
+                };
+            };
+            /** @description Default Response */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
