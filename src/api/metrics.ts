@@ -10,6 +10,7 @@ import { minorToMajor } from '../domain/money.js';
 import { unbilledUsage, type UnbilledUsage } from '../rate/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
 import { OWNER_QUEUES } from '../reconcile/exceptions.js';
+import { CHANGE_STATUSES } from '../controls/changes.js';
 import { AuthFailureLimiter, authenticate } from './auth-limit.js';
 import { problemDetails, sendProblem } from './problem.js';
 
@@ -254,6 +255,7 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
   postingFamilies(families);
   erpConnectionFamilies(families);
   reconciliationFamilies(families);
+  controlsFamilies(families);
   return registry;
 }
 
@@ -471,6 +473,23 @@ function reconciliationFamilies({ registry, pool, zeros }: Families): void {
     labelNames: ['queue', 'status', 'legal_entity'],
     sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
     zeros: zeros((k) => ({ queue: OWNER_QUEUES, status: OPEN_EXCEPTION_STATUSES, legal_entity: k.entities })),
+  });
+}
+
+/** Four eyes: change requests by status, and refused proposals and decisions (recorded in the audit log). */
+function controlsFamilies({ registry, pool }: Families): void {
+  storeGauge(registry, pool, {
+    name: 'accrue_change_requests',
+    help: 'Change requests (maker-checker) by status: pending waits for a controller; approved, rejected and cancelled are final.',
+    labelNames: ['status'],
+    sql: 'SELECT status, count(*) AS value FROM change_requests GROUP BY 1',
+    zeros: async () => combinations({ status: CHANGE_STATUSES }),
+  });
+  storeCounter(registry, pool, {
+    name: 'accrue_change_refusals_total',
+    help: 'Refused proposals and decisions of change requests (self-approval, no permission, already decided, stale), counted from the audit log.',
+    labelNames: [],
+    sql: "SELECT count(*) AS value FROM audit_log WHERE action IN ('change.refused', 'change.propose_refused')", // REFUSAL_ACTIONS
   });
 }
 
