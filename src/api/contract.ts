@@ -70,6 +70,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = Object.freeze({
   'GET /v1/dashboard/invoices/:id': 'getDashboardInvoice',
   'GET /v1/dashboard/customers': 'listCustomers',
   'GET /v1/dashboard/customers/:id/usage': 'getCustomerUsage',
+  'GET /v1/dashboard/controls': 'getDashboardControls',
 });
 
 /** onRoute hook: gives a documented route its operationId from OPERATION_IDS. */

@@ -10,6 +10,7 @@ import { minorToMajor } from '../domain/money.js';
 import { unbilledUsage, type UnbilledUsage } from '../rate/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
 import { OWNER_QUEUES } from '../reconcile/exceptions.js';
+import { CHANGE_STATUSES } from '../controls/changes.js';
 import { AuthFailureLimiter, authenticate } from './auth-limit.js';
 import { problemDetails, sendProblem } from './problem.js';
 
@@ -269,6 +270,7 @@ export function metricsRegistry(pool: pg.Pool, options: Pick<MetricsOptions, 'co
   erpConnectionFamilies(families);
   reconciliationFamilies(families);
   disputeFamilies(families);
+  controlsFamilies(families);
   return registry;
 }
 
@@ -489,7 +491,7 @@ function reconciliationFamilies({ registry, pool, zeros }: Families): void {
   });
 }
 
-/** Disputes (migration 031): the open ones, and the cycle time of the closed ones. */
+/** Disputes (migration 029): the open ones, and the cycle time of the closed ones. */
 function disputeFamilies({ registry, pool, zeros }: Families): void {
   storeGauge(registry, pool, {
     name: 'accrue_disputes_open',
@@ -506,6 +508,23 @@ function disputeFamilies({ registry, pool, zeros }: Families): void {
     sql: `SELECT legal_entity, status AS outcome, greatest(0, extract(epoch FROM closed_at - opened_at))::float8 AS v
             FROM disputes WHERE status IN ('resolved', 'rejected')`,
     zeros: zeros((k) => ({ legal_entity: k.entities, outcome: DISPUTE_OUTCOMES })),
+  });
+}
+
+/** Four eyes: change requests by status, and refused proposals and decisions (recorded in the audit log). */
+function controlsFamilies({ registry, pool }: Families): void {
+  storeGauge(registry, pool, {
+    name: 'accrue_change_requests',
+    help: 'Change requests (maker-checker) by status: pending waits for a controller; approved, rejected and cancelled are final.',
+    labelNames: ['status'],
+    sql: 'SELECT status, count(*) AS value FROM change_requests GROUP BY 1',
+    zeros: async () => combinations({ status: CHANGE_STATUSES }),
+  });
+  storeCounter(registry, pool, {
+    name: 'accrue_change_refusals_total',
+    help: 'Refused proposals and decisions of change requests (self-approval, no permission, already decided, stale), counted from the audit log.',
+    labelNames: [],
+    sql: "SELECT count(*) AS value FROM audit_log WHERE action IN ('change.refused', 'change.propose_refused')", // REFUSAL_ACTIONS
   });
 }
 

@@ -64,6 +64,24 @@ export async function proposeChange(
   actor: Actor,
   input: ProposeInput,
 ): Promise<{ request: ChangeRequest; created: boolean }> {
+  try {
+    return await proposeOnce(pool, actor, input);
+  } catch (error) {
+    const problem = refusal(error);
+    if (problem)
+      await recordRefusal(pool, actor, 'change.propose_refused', input.subject, {
+        attempted: 'propose',
+        ...problem,
+        kind: input.kind,
+        subject: input.subject,
+        legal_entity: input.legalEntity ?? null,
+        summary: input.summary,
+      });
+    throw error;
+  }
+}
+
+async function proposeOnce(pool: pg.Pool, actor: Actor, input: ProposeInput): Promise<{ request: ChangeRequest; created: boolean }> {
   if (actor.dev)
     throw refused(409, 'ACCRUE_API_KEY', 'development_mode', 'development mode applies changes at once; a proposal needs a principal');
   if (!rolesGrant(actor.roles, 'change.propose'))
@@ -140,6 +158,21 @@ export async function decideChange(
   decision: { approve: boolean; note?: string },
   apply: (request: ChangeRequest) => Promise<unknown>,
 ): Promise<ChangeRequest> {
+  try {
+    return await decideOnce(pool, actor, id, decision, apply);
+  } catch (error) {
+    await refusedDecision(pool, actor, id, decision.approve ? 'approve' : 'reject', error);
+    throw error;
+  }
+}
+
+async function decideOnce(
+  pool: pg.Pool,
+  actor: Actor,
+  id: string,
+  decision: { approve: boolean; note?: string },
+  apply: (request: ChangeRequest) => Promise<unknown>,
+): Promise<ChangeRequest> {
   if (actor.dev)
     throw refused(
       403,
@@ -186,6 +219,15 @@ export async function decideChange(
 
 /** Withdraws a pending request; only its requester may. */
 export async function cancelChange(pool: pg.Pool, actor: Actor, id: string, note?: string): Promise<ChangeRequest> {
+  try {
+    return await cancelOnce(pool, actor, id, note);
+  } catch (error) {
+    await refusedDecision(pool, actor, id, 'cancel', error);
+    throw error;
+  }
+}
+
+async function cancelOnce(pool: pg.Pool, actor: Actor, id: string, note?: string): Promise<ChangeRequest> {
   return transaction(pool, async (client) => {
     const request = await lockVisible(client, actor, id);
     if (request.requested_by !== actor.principal)
@@ -202,6 +244,51 @@ export async function cancelChange(pool: pg.Pool, actor: Actor, id: string, note
       details: { kind: request.kind, subject: request.subject },
     });
     return (await client.query<ChangeRequest>(`${SELECT} WHERE c.id = $1`, [id])).rows[0]!;
+  });
+}
+
+// ---- refusals ------------------------------------------------------------------------------------------------------
+// A refused proposal or decision leaves no trace in its own transaction (it rolls back), so each is recorded after it in
+// a transaction of its own, then the refusal is rethrown unchanged. Recorded: every problem answered with a 4xx status
+// (forbidden, self-approval, already decided, stale, invalid payload), under the change's id. Not recorded: an id that
+// names no change request (404): there is nothing to attach the record to, and recording any id asked for would let a
+// key write what it likes into the log. A change that exists but lies outside the key's entities is answered 404 like an
+// unknown one, and is recorded (code not_found, its legal_entity in the details), since someone reached for it.
+
+/** The audit actions of refusals (the dashboard and /metrics read them). */
+export const REFUSAL_ACTIONS = ['change.refused', 'change.propose_refused'] as const;
+export type RefusalAction = (typeof REFUSAL_ACTIONS)[number];
+
+/** What a refusal's audit record says about the problem: the status and the first problem's code and message. */
+function refusal(error: unknown): { status: number; code: string; message: string } | undefined {
+  if (!(error instanceof ProblemError) || error.status < 400 || error.status >= 500) return undefined;
+  const first = error.problems[0];
+  return { status: error.status, code: first?.code ?? 'refused', message: first?.message ?? error.message };
+}
+
+async function recordRefusal(pool: pg.Pool, actor: Actor, action: RefusalAction, subject: string, details: Record<string, unknown>) {
+  await transaction(pool, (client) =>
+    appendAudit(client, { actor: auditActor(actor), action, subject, details: { ...details, by: actor.principal, by_name: actor.name } }),
+  );
+}
+
+async function refusedDecision(pool: pg.Pool, actor: Actor, id: string, attempted: 'approve' | 'reject' | 'cancel', error: unknown) {
+  const problem = refusal(error);
+  if (!problem) return;
+  const request = (
+    await pool.query<Pick<ChangeRequest, 'kind' | 'subject' | 'legal_entity' | 'status'>>(
+      'SELECT kind, subject, legal_entity, status FROM change_requests WHERE id = $1',
+      [id],
+    )
+  ).rows[0];
+  if (!request) return;
+  await recordRefusal(pool, actor, 'change.refused', id, {
+    attempted,
+    ...problem,
+    kind: request.kind,
+    subject: request.subject,
+    legal_entity: request.legal_entity,
+    change_status: request.status,
   });
 }
 

@@ -16,6 +16,9 @@ import { buildServer } from '../../src/api/server.js';
 import { testKey, OPERATOR_AUDITOR } from '../support/keys.js';
 import { formatMajor } from '../../src/domain/money.js';
 import { drainOutbox } from '../../src/post/outbox.js';
+import { readFileSync } from 'node:fs';
+import { planCatalogChange } from '../../src/controls/apply.js';
+import { proposeChange } from '../../src/controls/changes.js';
 
 const CHROMIUM = process.env.ACCRUE_CHROMIUM ?? '/usr/bin/chromium';
 /** Where every view's screenshot goes; printed at the start of the run. */
@@ -38,7 +41,7 @@ let store: Store;
 let data: DashboardData;
 let app: FastifyInstance;
 let base: string;
-let admin: { id: string; secret: string };
+let admin: { id: string; secret: string; actor: string };
 let reader: { id: string; secret: string };
 let context: BrowserContext;
 let profile: string;
@@ -51,7 +54,7 @@ before(async () => {
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const a = await testKey(store.pool, { name: 'ops-admin', roles: OPERATOR_AUDITOR });
   const r = await testKey(store.pool, { name: 'finance-read', roles: ['auditor'] });
-  admin = { id: a.key.id, secret: a.secret };
+  admin = { id: a.key.id, secret: a.secret, actor: `principal:${a.principal.id}/key:${a.key.id}` };
   reader = { id: r.key.id, secret: r.secret };
   profile = mkdtempSync(join(tmpdir(), 'accrue-chromium-'));
   try {
@@ -292,7 +295,7 @@ describe('dashboard in Chromium', () => {
     ).rows[0]!;
     assert.deepEqual(row, { status: 'pending', replays: 1 });
     const audit = (await store.pool.query<{ actor: string }>("SELECT actor FROM audit_log WHERE action = 'outbox.replay'")).rows;
-    assert.deepEqual(audit, [{ actor: `api-key:${admin.id}` }], 'the replay is audited under the admin key');
+    assert.deepEqual(audit, [{ actor: admin.actor }], 'the replay is audited under the admin key');
     const creates = data.netsuite.creates;
     await drainOutbox(store.pool, data.target, { untilEmptyMs: 5_000, backoffBaseMs: 10 });
     assert.equal(data.netsuite.creates - creates, 1, 'the replayed document is posted once');
@@ -358,8 +361,8 @@ describe('dashboard in Chromium', () => {
       ])
     ).rows;
     assert.deepEqual(moves.slice(1), [
-      { action: 'assign', to_status: 'assigned', actor: `api-key:${admin.id}` },
-      { action: 'resolve', to_status: 'resolved', actor: `api-key:${admin.id}` },
+      { action: 'assign', to_status: 'assigned', actor: admin.actor },
+      { action: 'resolve', to_status: 'resolved', actor: admin.actor },
     ]);
     await page.waitForSelector('[data-testid=queue-count-integration_support]:text-is("0")', { timeout: WAIT_MS });
     assert.deepEqual(pageErrors(page), []);
@@ -494,6 +497,63 @@ describe('dashboard in Chromium', () => {
     assert.equal(calls.quantities[4], String(perDay), 'api_calls on 5 October');
     assert.equal(await drawnCharts(page), meters.length);
     await shot(page, 'customer');
+    assert.deepEqual(pageErrors(page), []);
+    await page.close();
+  });
+
+  it('controls: a pending change with its diff; its requester is refused, a controller approves it; an operator sees no Approve', async () => {
+    const maker = await testKey(store.pool, { name: 'max', roles: ['operator', 'controller'], kind: 'person' });
+    const controller = await testKey(store.pool, { name: 'carlos', roles: ['controller'], kind: 'person' });
+    const operator = await testKey(store.pool, { name: 'olivia', roles: ['operator'], kind: 'person' });
+    const raised = readFileSync('examples/northwind/catalog.yaml', 'utf8').replace('amount: "99.00"', 'amount: "109.00"');
+    const plan = await planCatalogChange(store.pool, raised, { source: 'e2e', reason: 'the 2027 price list' });
+    const actor = { principal: maker.principal.id, name: maker.principal.name, roles: maker.principal.roles, entities: [] };
+    const { request } = await proposeChange(store.pool, actor, plan);
+    const row = `[data-testid="change-row-${request.id}"]`;
+    const diff = `[data-testid="change-diff-${request.id}"]`;
+    const approve = `[data-testid="change-approve-${request.id}"]`;
+
+    const watching = await signedIn(operator.secret);
+    await open(watching, 'controls', row, '[data-testid=kpi-changes-pending]');
+    assert.match((await watching.textContent(row)) ?? '', new RegExp(`catalog\\.apply[\\s\\S]*${maker.principal.name}`));
+    await watching.click(row);
+    await watching.waitForSelector(diff, { timeout: WAIT_MS });
+    assert.match((await watching.textContent(diff)) ?? '', /\+\s+- amount: "109\.00"/);
+    assert.equal(await watching.locator('[data-testid^=change-approve-]').count(), 0, 'no Approve for an operator');
+    assert.deepEqual(pageErrors(watching), []);
+    await watching.close();
+
+    const self = await signedIn(maker.secret);
+    await open(self, 'controls', row);
+    await self.click(row);
+    await self.click(approve);
+    await self.waitForSelector('[data-testid=decision-error]', { timeout: WAIT_MS });
+    assert.match((await self.textContent('[data-testid=decision-error]')) ?? '', /a different principal must decide it/);
+    await self.close();
+
+    const page = await signedIn(controller.secret);
+    await open(page, 'controls', row, '[data-testid^=refusal-code-]');
+    assert.equal(await value(page, 'kpi-changes-pending'), '1');
+    assert.equal(
+      await page.locator('[data-testid^=refusal-code-]:has-text("self_approval")').count(),
+      1,
+      'the refusal, from the audit log',
+    );
+    await page.click(row);
+    await page.waitForSelector(diff, { timeout: WAIT_MS });
+    await shot(page, 'controls');
+    await page.fill(`[data-testid="decide-${request.id}"] [data-testid=decision-note]`, 'matches the price list');
+    await page.click(approve);
+    await page.waitForSelector('[data-testid=controls-notice]', { timeout: WAIT_MS });
+    await page.waitForSelector(`[data-testid="decision-status-${request.id}"]:has-text("approved")`, { timeout: WAIT_MS });
+    await page.waitForSelector(row, { state: 'detached', timeout: WAIT_MS });
+    const stored = (
+      await store.pool.query<{ status: string; decided_by: string }>('SELECT status, decided_by FROM change_requests WHERE id = $1', [
+        request.id,
+      ])
+    ).rows[0];
+    assert.deepEqual(stored, { status: 'approved', decided_by: controller.principal.id });
+    assert.equal(await value(page, 'kpi-changes-pending'), '0');
     assert.deepEqual(pageErrors(page), []);
     await page.close();
   });

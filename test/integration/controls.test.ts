@@ -152,7 +152,7 @@ describe('four eyes on a price change', () => {
     const audit = await readAudit(store.pool, { subject: change.id, limit: 10 });
     assert.deepEqual(
       audit.map((r) => r.action),
-      ['change.propose', 'change.approve'],
+      ['change.propose', 'change.refused', 'change.approve', 'change.refused'],
     );
     assert.ok((await verifyAudit(store.pool)).ok);
   });

@@ -533,6 +533,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dashboard/controls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Four eyes at a glance: change requests waiting for a controller with their diffs, the latest decisions, the latest refusals (from the audit log) and counts
+         * @description A key limited to legal entities sees the requests and refusals of its entities only; a request that concerns every entity is shown to unlimited keys only.
+         */
+        get: operations["getDashboardControls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/changes": {
         parameters: {
             query?: never;
@@ -4565,6 +4585,120 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDashboardControls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            pending: number;
+                            approved: number;
+                            rejected: number;
+                            cancelled: number;
+                            refusals: number;
+                        };
+                        oldest_pending_seconds: number | null;
+                        /** @description waiting for a controller, the longest waiting first */
+                        pending: {
+                            id: string;
+                            /** @enum {string} */
+                            kind: "catalog.apply" | "mappings.import" | "period.close" | "exception.waive" | "invoice.void" | "credit_note.issue";
+                            subject: string;
+                            legal_entity: string | null;
+                            summary: string;
+                            /** @description the readable difference an approver reviews */
+                            diff: string;
+                            reason: string | null;
+                            requested_by: string;
+                            requested_by_name: string;
+                            requested_at: string;
+                            age_seconds: number;
+                        }[];
+                        /** @description the latest decisions, newest first */
+                        decisions: {
+                            id: string;
+                            /** @enum {string} */
+                            kind: "catalog.apply" | "mappings.import" | "period.close" | "exception.waive" | "invoice.void" | "credit_note.issue";
+                            subject: string;
+                            legal_entity: string | null;
+                            summary: string;
+                            /** @enum {string} */
+                            status: "approved" | "rejected" | "cancelled";
+                            requested_by_name: string;
+                            decided_by_name: string;
+                            decided_at: string;
+                            decision_note: string | null;
+                        }[];
+                        /** @description the latest refused proposals and decisions, from the audit log, newest first */
+                        refusals: {
+                            seq: string;
+                            at: string;
+                            /** @enum {string} */
+                            action: "change.refused" | "change.propose_refused";
+                            /** @description the change request id, or for a refused proposal the subject it concerned */
+                            subject: string;
+                            actor: string;
+                            by_name: string | null;
+                            /** @description propose, approve, reject or cancel */
+                            attempted: string | null;
+                            status: number | null;
+                            code: string | null;
+                            message: string | null;
+                            kind: string | null;
+                            legal_entity: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,6 +6,8 @@ import type pg from 'pg';
 import { Type, type TProperties } from 'typebox';
 import { currentCatalog, type CatalogVersion } from '../../catalog/service.js';
 import { dashboardAssets } from '../../dashboard/assets.js';
+import { REFUSAL_ACTIONS } from '../../controls/changes.js';
+import { controlsView } from '../../dashboard/controls.js';
 import { customerUsage, listCustomers, USAGE_BUCKETS_MAX } from '../../dashboard/customers.js';
 import {
   INVOICE_PAGE_MAX,
@@ -21,8 +23,8 @@ import { listBillingMonths } from '../../invoice/queries.js';
 import { invoicePdf } from '../../invoice/document-pdf.js';
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
-import type { RouteApp, RoutePlugin } from '../route-support.js';
-import { PERMISSIONS, ROLES, rolesGrant } from '../../domain/controls.js';
+import { requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
+import { CHANGE_KINDS, PERMISSIONS, ROLES, rolesGrant } from '../../domain/controls.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
 const PERIOD = periodString();
@@ -159,6 +161,60 @@ const usageSchema = object({
   ),
 });
 
+const nullableInt = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
+const controlsSchema = object({
+  counts: object({ pending: int, approved: int, rejected: int, cancelled: int, refusals: int }),
+  oldest_pending_seconds: nullableInt,
+  pending: Type.Array(
+    object({
+      id: str,
+      kind: stringEnum(CHANGE_KINDS),
+      subject: str,
+      legal_entity: nullableStr,
+      summary: str,
+      diff: Type.String({ description: 'the readable difference an approver reviews' }),
+      reason: nullableStr,
+      requested_by: str,
+      requested_by_name: str,
+      requested_at: str,
+      age_seconds: int,
+    }),
+    { description: 'waiting for a controller, the longest waiting first' },
+  ),
+  decisions: Type.Array(
+    object({
+      id: str,
+      kind: stringEnum(CHANGE_KINDS),
+      subject: str,
+      legal_entity: nullableStr,
+      summary: str,
+      status: stringEnum(['approved', 'rejected', 'cancelled']),
+      requested_by_name: str,
+      decided_by_name: str,
+      decided_at: str,
+      decision_note: nullableStr,
+    }),
+    { description: 'the latest decisions, newest first' },
+  ),
+  refusals: Type.Array(
+    object({
+      seq: str,
+      at: str,
+      action: stringEnum(REFUSAL_ACTIONS),
+      subject: Type.String({ description: 'the change request id, or for a refused proposal the subject it concerned' }),
+      actor: str,
+      by_name: nullableStr,
+      attempted: nullableString({ description: 'propose, approve, reject or cancel' }),
+      status: nullableInt,
+      code: nullableStr,
+      message: nullableStr,
+      kind: nullableStr,
+      legal_entity: nullableStr,
+    }),
+    { description: 'the latest refused proposals and decisions, from the audit log, newest first' },
+  ),
+});
+
 /** The catalog in force, or the 409 problem the dashboard routes answer without one. */
 async function catalogOr409(pool: pg.Pool): Promise<CatalogVersion> {
   const catalog = await currentCatalog(pool);
@@ -237,7 +293,26 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
   searchRoutes(app, pool);
   customerRoutes(app, pool);
   pdfRoute(app, pool);
+  controlsRoute(app, pool);
 };
+
+function controlsRoute(app: RouteApp, pool: pg.Pool): void {
+  app.get(
+    '/v1/dashboard/controls',
+    {
+      config: { permission: 'data.read' },
+      schema: {
+        summary:
+          'Four eyes at a glance: change requests waiting for a controller with their diffs, the latest decisions, the latest refusals (from the audit log) and counts',
+        description:
+          'A key limited to legal entities sees the requests and refusals of its entities only; a request that concerns every entity is shown to unlimited keys only.',
+        tags: ['dashboard'],
+        response: { 200: controlsSchema },
+      },
+    },
+    async (request) => controlsView(pool, requestActor(request).entities),
+  );
+}
 
 function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(

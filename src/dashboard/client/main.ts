@@ -11,6 +11,7 @@ import { PipelineView } from './views/pipeline.js';
 import { ReconciliationView } from './views/reconciliation.js';
 import { InvoiceDetailView, InvoicesView } from './views/invoices.js';
 import { CustomerDetailView, CustomersView } from './views/customers.js';
+import { ControlsView } from './views/controls.js';
 
 const NAV = [
   { view: 'overview', label: 'Overview' },
@@ -18,6 +19,7 @@ const NAV = [
   { view: 'reconciliation', label: 'Reconciliation' },
   { view: 'invoices', label: 'Invoices' },
   { view: 'customers', label: 'Customers' },
+  { view: 'controls', label: 'Controls' },
 ];
 
 function KeyPrompt(props: { onKey: (who: WhoAmI) => void; problem?: string }) {
@@ -119,6 +121,7 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
   else if (view === 'invoices') body = html`<${InvoicesView} period=${period} params=${props.route.params} />`;
   else if (view === 'customers' && id) body = html`<${CustomerDetailView} id=${id} period=${period} />`;
   else if (view === 'customers') body = html`<${CustomersView} period=${period} />`;
+  else if (view === 'controls') body = html`<${ControlsView} canApprove=${props.who.permissions.includes('change.approve')} />`;
   else body = html`<div class="alert error">No view ${view}. <a href="#/overview">Back to the overview</a></div>`;
   return html`<div class="shell">
     <header class="topbar">

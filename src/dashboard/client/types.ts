@@ -48,3 +48,8 @@ export type SampleEvent = UsageLineage['sample'][number];
 export type JournalRef = InvoiceExplanation['journals'][number];
 export type OutboxRef = JournalRef['outbox'][number];
 export type EventExplanation = Complete<Get<'/v1/events/explain'>>;
+
+export type Controls = Get<'/v1/dashboard/controls'>;
+export type PendingChange = Controls['pending'][number];
+export type DecidedChange = Controls['decisions'][number];
+export type ChangeRefusal = Controls['refusals'][number];
