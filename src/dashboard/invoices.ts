@@ -14,6 +14,8 @@ export interface InvoiceSearch {
   period?: string;
   customer?: string;
   legal_entity?: string;
+  /** Only these legal entities' documents (a key's entity limit); absent: every entity. */
+  entities?: readonly string[];
   status?: 'finalized' | 'void' | 'draft';
   payment_status?: 'unpaid' | 'partially_paid' | 'paid';
   limit: number;
@@ -61,6 +63,7 @@ export async function searchInvoices(
   if (search.period) add('i.period = ?', search.period);
   if (search.customer) add('i.customer = ?', search.customer);
   if (search.legal_entity) add('i.legal_entity = ?', search.legal_entity);
+  if (search.entities) add('i.legal_entity = ANY(?)', search.entities);
   if (search.status) add('i.status = ?', search.status);
   if (search.payment_status) add('i.payment_status = ?', search.payment_status);
   const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';

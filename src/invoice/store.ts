@@ -191,11 +191,17 @@ export function fromDocument(document: unknown): Invoice {
   return doc as unknown as Invoice;
 }
 
-export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string): Promise<Invoice | undefined> {
+/** An invoice by id or number; with `entities`, only among those legal entities' invoices (a key's entity limit). */
+export async function getInvoice(
+  db: pg.Pool | pg.PoolClient,
+  idOrNumber: string,
+  entities?: readonly string[],
+): Promise<Invoice | undefined> {
   const row = (
     await db.query<{ document: unknown; status: Invoice['status'] }>(
-      'SELECT document, status FROM invoices WHERE id = $1 OR number = $1 ORDER BY id LIMIT 1',
-      [idOrNumber],
+      `SELECT document, status FROM invoices WHERE (id = $1 OR number = $1) AND ($2::text[] IS NULL OR legal_entity = ANY($2))
+      ORDER BY id LIMIT 1`,
+      [idOrNumber, entities ?? null],
     )
   ).rows[0];
   // The document is the finalized snapshot; voiding moves only the status column.

@@ -22,6 +22,7 @@ import { invoicePdf } from '../../invoice/document-pdf.js';
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
+import { entityFilter, scopeEntities, visibleTo } from '../entity-scope.js';
 import { PERMISSIONS, ROLES, rolesGrant } from '../../domain/controls.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
@@ -243,7 +244,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary:
           "The API key making the request, its principal's roles and what they permit (the dashboard shows an action only to keys that may take it)",
@@ -277,7 +278,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/periods',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
         tags: ['dashboard'],
@@ -288,7 +289,13 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         },
       },
     },
-    async () => ({ periods: await listBillingMonths(pool) }),
+    async (request) => {
+      const entities = scopeEntities(request);
+      if (!entities) return { periods: await listBillingMonths(pool) };
+      const catalog = await currentCatalog(pool);
+      const customers = (catalog?.catalog.customers ?? []).filter((c) => entities.includes(c.legal_entity)).map((c) => c.id);
+      return { periods: await listBillingMonths(pool, undefined, { entities, customers }) };
+    },
   );
 
   app.get(
@@ -337,7 +344,7 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
@@ -351,7 +358,8 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
         q: q.q || undefined,
         period: q.period,
         customer: q.customer,
-        legal_entity: q.legal_entity,
+        legal_entity: entityFilter(request, q.legal_entity, 'legal_entity'),
+        entities: scopeEntities(request),
         status: q.status,
         payment_status: q.payment_status,
         limit: Number.parseInt(q.limit ?? '50', 10),
@@ -366,7 +374,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices/:id',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary:
           "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
@@ -377,7 +385,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
     },
     async (request) => {
       const { id } = request.params;
-      const invoice = await getInvoice(pool, id);
+      const invoice = await getInvoice(pool, id, scopeEntities(request));
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       return invoiceStatement(invoice);
     },
@@ -386,20 +394,20 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/customers',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
         response: { 200: object({ customers: Type.Array(customerSchema) }), 409: problemRef() },
       },
     },
-    async () => ({ customers: await listCustomers(pool, await catalogOr409(pool)) }),
+    async (request) => ({ customers: await listCustomers(pool, await catalogOr409(pool), scopeEntities(request)) }),
   );
 
   app.get(
     '/v1/dashboard/customers/:id/usage',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
         tags: ['dashboard'],
@@ -412,7 +420,9 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
       const { id } = request.params;
       const q = request.query;
       const catalog = await catalogOr409(pool);
-      if (!catalog.index.customers.has(id)) refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+      const customer = catalog.index.customers.get(id);
+      if (!customer || !visibleTo(request, customer.legal_entity))
+        refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
       const bucket = q.bucket ?? 'day';
       const errors = usageWindowProblems(q, bucket);
       if (errors.length > 0) refuse(problemDetails(400, 'validation', 'the request does not match the schema', errors));
@@ -425,7 +435,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id/pdf',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],
@@ -442,7 +452,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const invoice = await getInvoice(pool, id);
+      const invoice = await getInvoice(pool, id, scopeEntities(request));
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       const catalog = await catalogOr409(pool);
       const pdf = valueOr(await invoicePdf(invoice, catalog), ([p]) => problemDetails(409, 'not_in_catalog', p!.message));
