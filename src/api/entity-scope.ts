@@ -14,7 +14,11 @@ declare module 'fastify' {
 }
 
 /** The 403 answered to a key limited to entities on a route that does not filter by entity, or undefined. */
-export function unscopedRouteRefusal(actor: Actor, config: { entityScope?: 'scoped' } | undefined, route: string): ProblemDetails | undefined {
+export function unscopedRouteRefusal(
+  actor: Actor,
+  config: { entityScope?: 'scoped' } | undefined,
+  route: string,
+): ProblemDetails | undefined {
   if (actor.entities.length === 0 || config?.entityScope === 'scoped') return undefined;
   return problemDetails(
     403,

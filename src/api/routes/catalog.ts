@@ -124,7 +124,7 @@ export const catalogRoutes: RoutePlugin = async (app, { pool, approvalRequired }
   app.get(
     '/v1/catalog/versions',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Every catalog version with who applied it, when and its content hash',
         tags: ['catalog'],

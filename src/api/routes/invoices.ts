@@ -187,9 +187,12 @@ function closeEntity(request: FastifyRequest, named: string | undefined): string
   const limited = scopeEntities(request);
   if (entity === undefined && limited)
     refuse(
-      problemDetails(403, 'entity_not_permitted', `entity: this key is limited to ${limited.join(', ')}; a close of every entity needs a key without entity limits`, [
-        { path: 'entity', code: 'required', message: `name one of ${limited.join(', ')}` },
-      ]),
+      problemDetails(
+        403,
+        'entity_not_permitted',
+        `entity: this key is limited to ${limited.join(', ')}; a close of every entity needs a key without entity limits`,
+        [{ path: 'entity', code: 'required', message: `name one of ${limited.join(', ')}` }],
+      ),
     );
   return entity;
 }

@@ -59,7 +59,11 @@ export const usageRoutes: RoutePlugin = async (app, { pool }) => {
       if (query.customer && !visibleTo(request, catalog.index.customers.get(query.customer)?.legal_entity))
         refuse(
           problemDetails(400, 'invalid_query', 'the usage query is invalid', [
-            { path: 'customer', code: 'unknown_customer', message: `no customer ${JSON.stringify(query.customer)} in the catalog in force` },
+            {
+              path: 'customer',
+              code: 'unknown_customer',
+              message: `no customer ${JSON.stringify(query.customer)} in the catalog in force`,
+            },
           ]),
         );
       const month = monthWindow(new Date());
