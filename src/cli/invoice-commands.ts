@@ -1,5 +1,5 @@
 // `accrue close`, `accrue bill` and `accrue invoices`: billing runs and the invoices they finalize.
-import { commandActor } from './auth.js';
+import { commandActor, readerScope } from './auth.js';
 import { auditActor } from '../domain/controls.js';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -122,7 +122,8 @@ function registerInvoices(program: Command): void {
     .option('--customer <id>', 'one customer')
     .action(async (flags: { period?: string; customer?: string }) => {
       await withStore(async (store) => {
-        const rows = await listInvoices(store.pool, flags);
+        const scope = await readerScope(store.pool);
+        const rows = await listInvoices(store.pool, { ...flags, entities: scope.length > 0 ? scope : undefined });
         output(invoiceTable(rows), rows.map(exportInvoice));
       });
     });
@@ -131,7 +132,8 @@ function registerInvoices(program: Command): void {
     .description('an invoice as JSON, with its lines and their lineage')
     .action(async (id: string) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id);
+        const scope = await readerScope(store.pool);
+        const invoice = await getInvoice(store.pool, id, scope.length > 0 ? scope : undefined);
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         process.stdout.write(`${JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       });
@@ -142,7 +144,8 @@ function registerInvoices(program: Command): void {
     .requiredOption('--out <file>', 'where to write the PDF')
     .action(async (id: string, flags: { out: string }) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id);
+        const scope = await readerScope(store.pool);
+        const invoice = await getInvoice(store.pool, id, scope.length > 0 ? scope : undefined);
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         const current = await requireCatalog(store.pool);
         const pdf = valueOf(await invoicePdf(invoice, current));

@@ -208,12 +208,17 @@ export async function getInvoice(
   return row ? { ...fromDocument(row.document), status: row.status } : undefined;
 }
 
-export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period?: string; customer?: string } = {}): Promise<Invoice[]> {
+/** Invoices of a period or customer; with `entities`, only those legal entities' (a key's entity limit). */
+export async function listInvoices(
+  db: pg.Pool | pg.PoolClient,
+  filter: { period?: string; customer?: string; entities?: readonly string[] } = {},
+): Promise<Invoice[]> {
   const rows = (
     await db.query<{ document: unknown; status: Invoice['status'] }>(
       `SELECT document, status FROM invoices WHERE ($1::text IS NULL OR period = $1) AND ($2::text IS NULL OR customer = $2)
+         AND ($3::text[] IS NULL OR legal_entity = ANY($3))
       ORDER BY legal_entity, number NULLS LAST, key`,
-      [filter.period ?? null, filter.customer ?? null],
+      [filter.period ?? null, filter.customer ?? null, filter.entities ?? null],
     )
   ).rows;
   return rows.map((r) => ({ ...fromDocument(r.document), status: r.status }));

@@ -4,6 +4,7 @@
 // key's entities. A key without limits still sees both.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
@@ -289,5 +290,36 @@ describe('keys limited to legal entities', () => {
     });
     assert.equal(refused.statusCode, 403);
     assert.equal(refused.json().type, 'https://accrue.dev/problems/entity_limited_key');
+  });
+
+  it('the command line honours a key: invoices list/show/pdf and the ledger show only its entities', () => {
+    const accrue = (key: string | undefined, ...args: string[]) =>
+      spawnSync(process.execPath, ['bin/accrue.js', '--database-url', store.url, '--json', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ACCRUE_API_KEY: key ?? '', ACCRUE_DEV_MODE: '' },
+      });
+    const listed = accrue(deReader, 'invoices', 'list', '--period', DASHBOARD_PERIOD);
+    assert.equal(listed.status, 0, listed.stderr);
+    const rows = JSON.parse(listed.stdout) as Array<{ legal_entity: string }>;
+    assert.ok(rows.length > 0);
+    assert.deepEqual([...new Set(rows.map((r) => r.legal_entity))], ['nw-de']);
+    const everyone = JSON.parse(accrue(undefined, 'invoices', 'list', '--period', DASHBOARD_PERIOD).stdout) as Array<{
+      legal_entity: string;
+    }>;
+    assert.deepEqual([...new Set(everyone.map((r) => r.legal_entity))].sort(), ['nw-de', 'nw-us']);
+    const hidden = accrue(deReader, 'invoices', 'show', US.number);
+    assert.notEqual(hidden.status, 0);
+    assert.match(hidden.stderr, /no invoice/);
+    assert.equal(accrue(deReader, 'invoices', 'show', DE.number).status, 0);
+    const pdf = accrue(deReader, 'invoices', 'pdf', US.invoice, '--out', '/dev/null');
+    assert.notEqual(pdf.status, 0);
+    assert.match(pdf.stderr, /no invoice/);
+    const ledger = accrue(deReader, 'ledger', 'trial-balance', '--entity', 'nw-us', '--period', DASHBOARD_PERIOD);
+    assert.notEqual(ledger.status, 0);
+    assert.match(ledger.stderr, /--entity.*limited to nw-de|limited to nw-de/);
+    const exported = accrue(deReader, 'export', '--format', 'hledger', '--entity', 'nw-us', '--period', DASHBOARD_PERIOD);
+    assert.notEqual(exported.status, 0);
+    assert.match(exported.stderr, /limited to nw-de/);
+    assert.equal(accrue(deReader, 'ledger', 'trial-balance', '--entity', 'nw-de', '--period', DASHBOARD_PERIOD).status, 0);
   });
 });
