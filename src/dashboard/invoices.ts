@@ -40,6 +40,16 @@ export interface InvoiceSummary {
   posting: 'posted' | 'pending' | 'dead' | 'none';
 }
 
+/** The condition a free-text search adds, its values pushed onto params: number, id or customer id, or a customer name. */
+function textMatch(catalog: CatalogVersion | undefined, text: string, params: unknown[]): string {
+  // A customer name matches through the catalog, which holds the names.
+  const named = (catalog?.catalog.customers ?? []).filter((c) => c.name.toLowerCase().includes(text.toLowerCase())).map((c) => c.id);
+  params.push(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  const like = `$${params.length}`;
+  params.push(named);
+  return `(i.number ILIKE ${like} OR i.id ILIKE ${like} OR i.customer ILIKE ${like} OR i.customer = ANY($${params.length}))`;
+}
+
 export async function searchInvoices(
   pool: pg.Pool,
   catalog: CatalogVersion | undefined,
@@ -51,15 +61,7 @@ export async function searchInvoices(
     params.push(value);
     where.push(sql.replace('?', `$${params.length}`));
   };
-  if (search.q) {
-    const text = search.q.trim();
-    // A customer name matches through the catalog, which holds the names.
-    const named = (catalog?.catalog.customers ?? []).filter((c) => c.name.toLowerCase().includes(text.toLowerCase())).map((c) => c.id);
-    params.push(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    const like = `$${params.length}`;
-    params.push(named);
-    where.push(`(i.number ILIKE ${like} OR i.id ILIKE ${like} OR i.customer ILIKE ${like} OR i.customer = ANY($${params.length}))`);
-  }
+  if (search.q) where.push(textMatch(catalog, search.q.trim(), params));
   if (search.period) add('i.period = ?', search.period);
   if (search.customer) add('i.customer = ?', search.customer);
   if (search.legal_entity) add('i.legal_entity = ?', search.legal_entity);

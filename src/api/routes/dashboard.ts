@@ -240,6 +240,14 @@ export const dashboardRoutes: RoutePlugin = async (app, { pool }) => {
   pdfRoute(app, pool);
 };
 
+/** The months of the periods list; for a key limited to entities, counting only theirs (their customers' events). */
+async function billingMonths(pool: pg.Pool, entities: readonly string[] | undefined) {
+  if (!entities) return listBillingMonths(pool);
+  const catalog = await currentCatalog(pool);
+  const customers = (catalog?.catalog.customers ?? []).filter((c) => entities.includes(c.legal_entity)).map((c) => c.id);
+  return listBillingMonths(pool, undefined, { entities, customers });
+}
+
 function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
@@ -289,13 +297,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         },
       },
     },
-    async (request) => {
-      const entities = scopeEntities(request);
-      if (!entities) return { periods: await listBillingMonths(pool) };
-      const catalog = await currentCatalog(pool);
-      const customers = (catalog?.catalog.customers ?? []).filter((c) => entities.includes(c.legal_entity)).map((c) => c.id);
-      return { periods: await listBillingMonths(pool, undefined, { entities, customers }) };
-    },
+    async (request) => ({ periods: await billingMonths(pool, scopeEntities(request)) }),
   );
 
   app.get(

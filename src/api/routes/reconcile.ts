@@ -195,6 +195,12 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   );
 }
 
+/** Another entity's exception does not exist for a key limited to entities: 404 before anything is read or moved. */
+async function hideOtherEntity(pool: pg.Pool, request: FastifyRequest, id: string): Promise<void> {
+  if (!scopeEntities(request)) return;
+  hideUnlessVisible(request, (await getException(pool, id))?.exception.legal_entity, `no exception ${id}`);
+}
+
 function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.get(
     '/v1/exceptions/:id',
@@ -223,20 +229,12 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     config: { permission: 'exceptions.work' as const, entityScope: 'scoped' as const },
     schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
   });
-  // Another entity's exception does not exist for a key limited to entities: 404 before anything is read or moved.
-  const hideOther = async (request: FastifyRequest, id: string) => {
-    if (!scopeEntities(request)) return;
-    hideUnlessVisible(request, (await getException(pool, id))?.exception.legal_entity, `no exception ${id}`);
-  };
-  const answer = async (id: string, change: ExceptionMove) =>
-    valueOr(await moveException(pool, id, change), (problems) =>
-      problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
-    );
+  const answer = (id: string, change: ExceptionMove) => moveAnswer(pool, id, change);
   app.post(
     '/v1/exceptions/:id/assign',
     moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
     async (request) => {
-      await hideOther(request, request.params.id);
+      await hideOtherEntity(pool, request, request.params.id);
       const { assignee, note: text } = request.body;
       const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'assign', assignee, by: actor, ...(text ? { note: text } : {}) });
@@ -246,12 +244,23 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     '/v1/exceptions/:id/resolve',
     moveOptions('Resolve an assigned exception with the document that corrects it', ResolveBody),
     async (request) => {
-      await hideOther(request, request.params.id);
+      await hideOtherEntity(pool, request, request.params.id);
       const { correcting_document, note: text } = request.body;
       const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
     },
   );
+  waiveRoute(app, pool, approvalRequired);
+}
+
+/** An exception move's answer: the exception as moved, or the problem naming why nothing changed. */
+async function moveAnswer(pool: pg.Pool, id: string, change: ExceptionMove) {
+  return valueOr(await moveException(pool, id, change), (problems) =>
+    problemDetails(problemStatus(problems), 'exception_move_refused', 'the move was refused; nothing changed', problems),
+  );
+}
+
+function waiveRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   app.post(
     '/v1/exceptions/:id/waive',
     {
@@ -267,10 +276,10 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
       },
     },
     async (request, reply) => {
-      await hideOther(request, request.params.id);
+      await hideOtherEntity(pool, request, request.params.id);
       const actor = requestActor(request);
       if (!approvalRequired.includes('exception.waive'))
-        return answer(request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });
+        return moveAnswer(pool, request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });
       const { request: change } = await proposeChange(pool, actor, await planWaiver(pool, request.params.id, request.body.reason));
       return reply.code(202).send(change);
     },
