@@ -166,6 +166,7 @@ describe('keys limited to legal entities', () => {
       '/v1/exceptions/{id}',
       '/v1/dashboard/whoami',
       '/v1/dashboard/periods',
+      '/v1/dashboard/overview',
       '/v1/dashboard/invoices',
       '/v1/dashboard/invoices/{id}',
       '/v1/dashboard/customers',
@@ -181,6 +182,20 @@ describe('keys limited to legal entities', () => {
     assert.ok(invoices.invoices.length > 0);
     assert.ok(invoices.invoices.every((i) => i.legal_entity === 'nw-de'));
     assert.deepEqual((await get('/v1/dashboard/whoami', deReader)).json().entities, ['nw-de']);
+    const overview = (await get(`/v1/dashboard/overview?period=${DASHBOARD_PERIOD}`, deReader)).json();
+    assert.deepEqual(
+      overview.entities.map((e: { id: string }) => e.id),
+      ['nw-de'],
+    );
+    assert.deepEqual([...new Set(overview.series.map((s: { legal_entity: string }) => s.legal_entity))], ['nw-de']);
+    const everyOverview = (await get(`/v1/dashboard/overview?period=${DASHBOARD_PERIOD}`, everyReader)).json();
+    const accepted = (o: { kpis: Array<{ id: string; value: string }> }) => BigInt(o.kpis.find((k) => k.id === 'events_accepted')!.value);
+    assert.ok(accepted(overview) > 0n && accepted(overview) < accepted(everyOverview), "the nw-de key counts only nw-de customers' events");
+    assert.equal(
+      overview.kpis.find((k: { id: string }) => k.id === 'invoiced_USD'),
+      undefined,
+      'no USD (nw-us) money for the nw-de key',
+    );
     const customers = (await get('/v1/dashboard/customers', deReader)).json() as { customers: Array<{ id: string }> };
     assert.deepEqual(
       customers.customers.map((c) => c.id),

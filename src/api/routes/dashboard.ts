@@ -303,7 +303,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/overview',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs',
         description:
@@ -313,7 +313,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         response: { 200: overviewSchema, 400: problemRef(), 409: problemRef() },
       },
     },
-    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period),
+    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period, scopeEntities(request)),
   );
 }
 
