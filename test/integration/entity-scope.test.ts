@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
 import { buildServer } from '../../src/api/server.js';
+import { buildMetricsServer } from '../../src/api/metrics.js';
 import { testKey } from '../support/keys.js';
 import { openException } from '../../src/store/exceptions.js';
 import { DASHBOARD_PERIOD, fillDashboardData, type DashboardData } from '../support/dashboard-data.js';
@@ -336,5 +337,22 @@ describe('keys limited to legal entities', () => {
     assert.notEqual(exported.status, 0);
     assert.match(exported.stderr, /limited to nw-de/);
     assert.equal(accrue(deReader, 'ledger', 'trial-balance', '--entity', 'nw-de', '--period', DASHBOARD_PERIOD).status, 0);
+  });
+
+  it('GET /metrics with key access refuses a key limited to entities (the series are not labelled by entity)', async () => {
+    const keyed = await buildServer({ pool: store.pool, metrics: { access: 'key' } });
+    const worker = await buildMetricsServer({ pool: store.pool, access: 'key' });
+    try {
+      for (const server of [keyed, worker]) {
+        const refused = await server.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${deReader}` } });
+        assert.equal(refused.statusCode, 403, refused.body);
+        assert.equal(refused.json().type, 'https://accrue.dev/problems/entity_limited_key');
+        const served = await server.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${everyReader}` } });
+        assert.equal(served.statusCode, 200);
+      }
+    } finally {
+      await keyed.close();
+      await worker.close();
+    }
   });
 });
