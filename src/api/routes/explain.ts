@@ -359,7 +359,10 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
     },
     async (request) => {
       const { id } = request.params;
-      const explained = valueOr(await explainJournal(pool, id, lineOf(request.query.line)), explainProblem);
+      const explained = valueOr(
+        await explainJournal(pool, id, { ...lineOf(request.query.line), entities: scopeEntities(request) }),
+        explainProblem,
+      );
       // Another entity's journal does not exist for a key limited to entities: the same answer as an unknown reference.
       hideUnlessVisible(request, explained.journal.legal_entity, `no journal, outbox key or ERP reference ${JSON.stringify(id)}`);
       return explained;
