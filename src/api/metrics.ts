@@ -2,6 +2,8 @@
 // the same truth however many processes ingest, close or post; totals the store keeps (events received, replays) are
 // served as counters. Process-local events (HTTP requests, failed ERP calls made here) are counters of this process;
 // process basics come from prom-client's defaults. docs/operations.md lists every series and what it means.
+import { keyActor } from '../controls/keys.js';
+import { unscopedRouteRefusal } from './entity-scope.js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -591,6 +593,9 @@ export async function buildMetricsServer(options: {
         if (auth.retryAfterSeconds !== undefined) reply.header('retry-after', String(auth.retryAfterSeconds));
         return sendProblem(reply, auth.problem);
       }
+      // The series are not labelled by legal entity: a key limited to entities is refused, as on the API's /metrics.
+      const unscoped = unscopedRouteRefusal(keyActor(auth.key), undefined, 'GET /metrics');
+      if (unscoped) return sendProblem(reply, unscoped);
     }
     reply.type(registry.contentType);
     return withoutMisnamedGauges(await registry.metrics());

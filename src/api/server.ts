@@ -10,6 +10,7 @@ import { documentErrors, nameOperation } from './contract.js';
 import { AuthFailureLimiter, authenticate, type AuthFailureLimitOptions } from './auth-limit.js';
 import { PARAM_LIMITS } from './params.js';
 import { keyActor } from '../controls/keys.js';
+import { unscopedRouteRefusal } from './entity-scope.js';
 import { loggerOptions } from '../observe/log.js';
 import { registerStrictJson, registerYamlText } from './json-body.js';
 import { auditRoutes } from './routes/audit.js';
@@ -111,6 +112,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     }
     request.apiKey = auth.key;
     request.actor = keyActor(auth.key);
+    const unscoped = unscopedRouteRefusal(request.actor, request.routeOptions.config, `${request.method} ${request.routeOptions.url}`);
+    if (unscoped) return sendProblem(reply, unscoped);
   });
 
   app.setErrorHandler(problemErrorHandler(options.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT));

@@ -105,3 +105,26 @@ export async function proposeAndReport(pool: Pool, actor: Actor, input: ProposeI
   output(lines.join('\n'), { status: 'pending', created, request });
   return request;
 }
+
+/**
+ * The legal entities a reading command may show (docs/controls-entities.md): with a key given (ACCRUE_API_KEY or
+ * --key-file), its entity limit, after checking it may read (data.read); without one, every entity (`[]`): anyone with
+ * the database URL can read the database anyway, so a key only narrows what the command shows.
+ */
+export async function readerScope(pool: Pool): Promise<readonly string[]> {
+  const secret = cliSecret();
+  if (secret === undefined) return [];
+  const key = await findKey(pool, secret);
+  if (!key) throw new ProblemError([{ path: 'ACCRUE_API_KEY', code: 'unauthenticated', message: 'unknown or revoked API key' }], 401);
+  requirePermission(keyActor(key), 'data.read');
+  return key.entities;
+}
+
+/** Refuses (403, naming the flag) an entity the reading command's key may not see. */
+export function requireEntityInScope(scope: readonly string[], entity: string, flag: string): void {
+  if (scope.length === 0 || scope.includes(entity)) return;
+  throw new ProblemError(
+    [{ path: flag, code: 'entity_not_permitted', message: `this key is limited to ${scope.join(', ')}; it may not see ${entity}` }],
+    403,
+  );
+}

@@ -1,5 +1,5 @@
 // `accrue close`, `accrue bill` and `accrue invoices`: billing runs and the invoices they finalize.
-import { approvalNeeded, commandActor, proposeAndReport } from './auth.js';
+import { approvalNeeded, commandActor, proposeAndReport, readerScope } from './auth.js';
 import { planVoid } from '../controls/apply.js';
 import { auditActor } from '../domain/controls.js';
 import { writeFileSync } from 'node:fs';
@@ -129,7 +129,8 @@ function registerInvoices(program: Command): void {
     .option('--customer <id>', 'one customer')
     .action(async (flags: { period?: string; customer?: string }) => {
       await withStore(async (store) => {
-        const rows = await listInvoices(store.pool, flags);
+        const scope = await readerScope(store.pool);
+        const rows = await listInvoices(store.pool, { ...flags, entities: scope.length > 0 ? scope : undefined });
         output(invoiceTable(rows), rows.map(exportInvoice));
       });
     });
@@ -139,7 +140,7 @@ function registerInvoices(program: Command): void {
     .option('--entity <id>', 'the legal entity whose number it is (needed when two entities share the number)')
     .action(async (id: string, flags: { entity?: string }) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id, flags.entity);
+        const invoice = await getInvoice(store.pool, id, { entity: flags.entity, entities: await readerScope(store.pool) });
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         process.stdout.write(`${JSON.stringify(invoice, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       });
@@ -151,7 +152,7 @@ function registerInvoices(program: Command): void {
     .option('--entity <id>', 'the legal entity whose number it is (needed when two entities share the number)')
     .action(async (id: string, flags: { out: string; entity?: string }) => {
       await withStore(async (store) => {
-        const invoice = await getInvoice(store.pool, id, flags.entity);
+        const invoice = await getInvoice(store.pool, id, { entity: flags.entity, entities: await readerScope(store.pool) });
         if (!invoice) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${id}` }]);
         const current = await requireCatalog(store.pool);
         const pdf = valueOf(await invoicePdf(invoice, current));

@@ -1,4 +1,5 @@
 // `accrue ledger`, `accrue export` and `accrue period`: the built-in ledger, its plain-text export, closing periods.
+import { readerScope, requireEntityInScope } from './auth.js';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readJournals } from '../post/journals.js';
@@ -28,6 +29,7 @@ function registerLedger(program: Command): void {
       const period = parsePeriod(flags.period, '--period');
       if (!period.ok) throw new ProblemError(period.problems);
       await withStore(async (store) => {
+        requireEntityInScope(await readerScope(store.pool), flags.entity, '--entity');
         const journals = await readJournals(store.pool, { entity: flags.entity, from: period.value.start_date, to: period.value.end_date });
         const rows = trialBalance(journals);
         const money = (v: bigint, c: string) => formatMajor(v, c);
@@ -62,6 +64,7 @@ function registerExport(program: Command): void {
       const period = parsePeriod(flags.period, '--period');
       if (!period.ok) throw new ProblemError(period.problems);
       await withStore(async (store) => {
+        requireEntityInScope(await readerScope(store.pool), flags.entity, '--entity');
         const current = await requireCatalog(store.pool);
         if (!current.index.legalEntities.has(flags.entity))
           throw new ProblemError([{ path: '--entity', code: 'unknown', message: `no legal entity ${flags.entity}` }]);

@@ -314,7 +314,7 @@ export async function planVoid(
   actor: Actor,
   input: { invoice: string; entity?: string; reason: string },
 ): Promise<ProposeInput> {
-  const invoice = await getInvoice(pool, input.invoice, input.entity);
+  const invoice = await getInvoice(pool, input.invoice, { entity: input.entity, entities: actor.entities });
   if (!invoice || !entityVisible(actor, invoice.legal_entity))
     throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${input.invoice}` }], 404);
   if (input.reason.trim() === '') throw invalid([{ path: 'reason', code: 'required', message: 'say why the invoice is voided' }]);

@@ -29,11 +29,16 @@ export interface CustomerUsage {
   meters: Array<{ meter: string; aggregation: string; quantities: string[]; events: number[]; late_events: number }>;
 }
 
-export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion): Promise<CustomerSummary[]> {
+/** The catalog's customers with their events and money; with `entities`, only those legal entities' customers (a key's limit). */
+export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion, entities?: readonly string[]): Promise<CustomerSummary[]> {
+  const customers = catalog.catalog.customers.filter((c) => entities === undefined || entities.includes(c.legal_entity));
+  const ids = entities === undefined ? null : customers.map((c) => c.id);
   const events = new Map(
     (
       await pool.query<{ customer_id: string; n: number; last: Date }>(
-        'SELECT customer_id, count(*)::int AS n, max(time) AS last FROM events GROUP BY customer_id',
+        `SELECT customer_id, count(*)::int AS n, max(time) AS last FROM events
+          WHERE ($1::text[] IS NULL OR customer_id = ANY($1)) GROUP BY customer_id`,
+        [ids],
       )
     ).rows.map((r) => [r.customer_id, r]),
   );
@@ -42,10 +47,12 @@ export async function listCustomers(pool: pg.Pool, catalog: CatalogVersion): Pro
       `SELECT customer, currency,
               sum(CASE WHEN kind = 'credit_note' THEN -total_minor ELSE total_minor END)::text AS invoiced,
               sum(amount_paid_minor)::text AS paid
-         FROM invoices WHERE status = 'finalized' GROUP BY customer, currency ORDER BY customer, currency`,
+         FROM invoices WHERE status = 'finalized' AND ($1::text[] IS NULL OR legal_entity = ANY($1))
+        GROUP BY customer, currency ORDER BY customer, currency`,
+      [entities ?? null],
     )
   ).rows;
-  return catalog.catalog.customers.map((c) => {
+  return customers.map((c) => {
     const e = events.get(c.id);
     return {
       id: c.id,

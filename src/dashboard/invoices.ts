@@ -14,6 +14,8 @@ export interface InvoiceSearch {
   period?: string;
   customer?: string;
   legal_entity?: string;
+  /** Only these legal entities' documents (a key's entity limit); absent: every entity. */
+  entities?: readonly string[];
   status?: 'finalized' | 'void' | 'draft';
   payment_status?: 'unpaid' | 'partially_paid' | 'paid';
   limit: number;
@@ -38,6 +40,16 @@ export interface InvoiceSummary {
   posting: 'posted' | 'pending' | 'dead' | 'none';
 }
 
+/** The condition a free-text search adds, its values pushed onto params: number, id or customer id, or a customer name. */
+function textMatch(catalog: CatalogVersion | undefined, text: string, params: unknown[]): string {
+  // A customer name matches through the catalog, which holds the names.
+  const named = (catalog?.catalog.customers ?? []).filter((c) => c.name.toLowerCase().includes(text.toLowerCase())).map((c) => c.id);
+  params.push(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  const like = `$${params.length}`;
+  params.push(named);
+  return `(i.number ILIKE ${like} OR i.id ILIKE ${like} OR i.customer ILIKE ${like} OR i.customer = ANY($${params.length}))`;
+}
+
 export async function searchInvoices(
   pool: pg.Pool,
   catalog: CatalogVersion | undefined,
@@ -49,18 +61,11 @@ export async function searchInvoices(
     params.push(value);
     where.push(sql.replace('?', `$${params.length}`));
   };
-  if (search.q) {
-    const text = search.q.trim();
-    // A customer name matches through the catalog, which holds the names.
-    const named = (catalog?.catalog.customers ?? []).filter((c) => c.name.toLowerCase().includes(text.toLowerCase())).map((c) => c.id);
-    params.push(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    const like = `$${params.length}`;
-    params.push(named);
-    where.push(`(i.number ILIKE ${like} OR i.id ILIKE ${like} OR i.customer ILIKE ${like} OR i.customer = ANY($${params.length}))`);
-  }
+  if (search.q) where.push(textMatch(catalog, search.q.trim(), params));
   if (search.period) add('i.period = ?', search.period);
   if (search.customer) add('i.customer = ?', search.customer);
   if (search.legal_entity) add('i.legal_entity = ?', search.legal_entity);
+  if (search.entities) add('i.legal_entity = ANY(?)', search.entities);
   if (search.status) add('i.status = ?', search.status);
   if (search.payment_status) add('i.payment_status = ?', search.payment_status);
   const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';

@@ -81,8 +81,17 @@ function previousPeriod(period: string): string {
   return d.toISOString().slice(0, 7);
 }
 
+/**
+ * What a key limited to legal entities sees (docs/controls-entities.md): their documents, payments and periods, their
+ * customers' events. null: every entity. Passed to each query as a text[] parameter.
+ */
+interface Scope {
+  entities: readonly string[] | null;
+  customers: readonly string[] | null;
+}
+
 /** Finalized and voided invoices and credit notes of a period, with the day each was posted (all targets done). */
-async function periodDocuments(db: pg.Pool, period: string): Promise<DocumentRow[]> {
+async function periodDocuments(db: pg.Pool, period: string, scope: Scope): Promise<DocumentRow[]> {
   return (
     await db.query<DocumentRow>(
       `WITH entries AS (
@@ -95,9 +104,9 @@ async function periodDocuments(db: pg.Pool, period: string): Promise<DocumentRow
               ((max(e.posted_at) AT TIME ZONE 'UTC')::date)::text AS posted_on,
               (SELECT ((min(j.created_at) AT TIME ZONE 'UTC')::date)::text FROM journals j WHERE j.source_document = i.id) AS journaled_on
          FROM invoices i LEFT JOIN entries e ON e.invoice_id = i.id
-        WHERE i.period = $1 AND i.status IN ('finalized', 'void')
+        WHERE i.period = $1 AND i.status IN ('finalized', 'void') AND ($2::text[] IS NULL OR i.legal_entity = ANY($2))
         GROUP BY i.id ORDER BY i.id`,
-      [period],
+      [period, scope.entities],
     )
   ).rows;
 }
@@ -115,22 +124,33 @@ function running(days: readonly string[], dated: Array<{ on: string; minor: bigi
   return days.map((day) => dated.reduce((sum, d) => (d.on <= day ? sum + d.minor : sum), 0n));
 }
 
-export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, period: string): Promise<Overview> {
+/** A period at a glance; with `limitTo` (a key's entity limit), only those legal entities and their customers. */
+export async function periodOverview(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  period: string,
+  limitTo?: readonly string[],
+): Promise<Overview> {
   const parsed = parsePeriod(period);
   if (!parsed.ok) throw new Error(`not a period: ${period}`);
   const window: PeriodWindow = parsed.value;
   const previous = previousPeriod(period);
-  const documents = await periodDocuments(pool, period);
-  const payments = await periodPayments(pool, period);
+  const scope: Scope = {
+    entities: limitTo ?? null,
+    customers: limitTo ? catalog.catalog.customers.filter((c) => limitTo.includes(c.legal_entity)).map((c) => c.id) : null,
+  };
+  const seen = (entity: string) => scope.entities === null || scope.entities.includes(entity);
+  const documents = await periodDocuments(pool, period, scope);
+  const payments = await periodPayments(pool, period, scope);
   const days = axisDays(window, documents, payments);
 
-  const estimates = await cachedEstimate(pool, catalog, window, days);
+  const estimates = (await cachedEstimate(pool, catalog, window, days)).filter((e) => seen(e.legal_entity));
   const periodStatus = await periodStatuses(pool, period);
 
   const totals: EntityMoney[] = [];
   const series: EntitySeries[] = [];
   const unbilledMinor = new Map<string, bigint>();
-  for (const [key, { legal_entity, currency }] of entityCurrencies(catalog, estimates, documents)) {
+  for (const [key, { legal_entity, currency }] of entityCurrencies(catalog, estimates, documents, seen)) {
     const money = entityMoney({ legal_entity, currency }, days, {
       all: documents,
       mine: documents.filter((d) => `${d.legal_entity}|${d.currency}` === key),
@@ -142,23 +162,25 @@ export async function periodOverview(pool: pg.Pool, catalog: CatalogVersion, per
     series.push(money.series);
   }
 
-  const events = await eventsPerDay(pool, catalog, window, days);
-  const kpis = await periodKpis(pool, window, previous, unbilledMinor, documents);
+  const events = await eventsPerDay(pool, catalog, window, days, scope);
+  const kpis = await periodKpis(pool, { window, previous, scope }, unbilledMinor, documents);
   return {
     period,
     start_date: window.start_date,
     end_date: window.end_date,
     days,
-    entities: catalog.catalog.legal_entities.map((e) => {
-      const status = periodStatus.get(e.id);
-      return {
-        id: e.id,
-        name: e.name,
-        currency: e.currency,
-        status: status?.status ?? 'open',
-        closed_at: status?.closed_at?.toISOString() ?? null,
-      };
-    }),
+    entities: catalog.catalog.legal_entities
+      .filter((e) => seen(e.id))
+      .map((e) => {
+        const status = periodStatus.get(e.id);
+        return {
+          id: e.id,
+          name: e.name,
+          currency: e.currency,
+          status: status?.status ?? 'open',
+          closed_at: status?.closed_at?.toISOString() ?? null,
+        };
+      }),
     totals,
     series,
     events,
@@ -175,12 +197,13 @@ interface PaymentRow {
 }
 
 /** The payments applied to the period's invoices. */
-async function periodPayments(pool: pg.Pool, period: string): Promise<PaymentRow[]> {
+async function periodPayments(pool: pg.Pool, period: string, scope: Scope): Promise<PaymentRow[]> {
   return (
     await pool.query<PaymentRow>(
       `SELECT p.invoice_id, i.legal_entity, i.currency, p.amount_minor::text, p.received_on::text
-         FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND p.status = 'applied'`,
-      [period],
+         FROM payments p JOIN invoices i ON i.id = p.invoice_id
+        WHERE i.period = $1 AND p.status = 'applied' AND ($2::text[] IS NULL OR i.legal_entity = ANY($2))`,
+      [period, scope.entities],
     )
   ).rows;
 }
@@ -215,6 +238,7 @@ function entityCurrencies(
   catalog: CatalogVersion,
   estimates: readonly DailyEstimate[],
   documents: readonly DocumentRow[],
+  seen: (entity: string) => boolean,
 ): Array<[string, { legal_entity: string; currency: string }]> {
   const keys = new Map<string, { legal_entity: string; currency: string }>();
   const keyOf = (entity: string, currency: string) => {
@@ -222,7 +246,7 @@ function entityCurrencies(
     if (!keys.has(key)) keys.set(key, { legal_entity: entity, currency });
     return key;
   };
-  for (const e of catalog.catalog.legal_entities) keyOf(e.id, e.currency);
+  for (const e of catalog.catalog.legal_entities) if (seen(e.id)) keyOf(e.id, e.currency);
   for (const e of estimates) keyOf(e.legal_entity, e.currency);
   for (const d of documents) keyOf(d.legal_entity, d.currency);
   return [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -323,16 +347,18 @@ async function eventsPerDay(
   catalog: CatalogVersion,
   window: PeriodWindow,
   days: readonly string[],
+  scope: Scope,
 ): Promise<Overview['events']> {
   const rows = (
     await pool.query<{ day: string; customer_id: string; n: number; late: number }>(
       `SELECT ((time AT TIME ZONE 'UTC')::date)::text AS day, customer_id, count(*)::int AS n, count(*) FILTER (WHERE late)::int AS late
-         FROM events WHERE time >= $1 AND time < $2 GROUP BY 1, 2`,
-      [window.from, window.to],
+         FROM events WHERE time >= $1 AND time < $2 AND ($3::text[] IS NULL OR customer_id = ANY($3)) GROUP BY 1, 2`,
+      [window.from, window.to, scope.customers],
     )
   ).rows;
   const entityOf = (customer: string) => catalog.index.customers.get(customer)?.legal_entity ?? '(unknown)';
-  const entities = [...new Set([...catalog.catalog.legal_entities.map((e) => e.id), ...rows.map((r) => entityOf(r.customer_id))])];
+  const ids = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => scope.entities === null || scope.entities.includes(id));
+  const entities = [...new Set([...ids, ...rows.map((r) => entityOf(r.customer_id))])];
   return entities.map((entity) => {
     const mine = rows.filter((r) => entityOf(r.customer_id) === entity);
     const per_day = days.map((day) => mine.filter((r) => r.day === day).reduce((s, r) => s + r.n, 0));
@@ -342,16 +368,15 @@ async function eventsPerDay(
 
 async function periodKpis(
   pool: pg.Pool,
-  window: PeriodWindow,
-  previous: string,
+  { window, previous, scope }: { window: PeriodWindow; previous: string; scope: Scope },
   unbilledMinor: ReadonlyMap<string, bigint>,
   documents: DocumentRow[],
 ): Promise<Kpi[]> {
   const prevWindow = parsePeriod(previous);
   if (!prevWindow.ok) throw new Error('unreachable: the previous month of a period is a period');
-  const [now, before] = await Promise.all([kpiCounts(pool, window), kpiCounts(pool, prevWindow.value)]);
-  const state = await outboxState(pool);
-  const previousDocuments = await periodDocuments(pool, previous);
+  const [now, before] = await Promise.all([kpiCounts(pool, window, scope), kpiCounts(pool, prevWindow.value, scope)]);
+  const state = await outboxState(pool, scope);
+  const previousDocuments = await periodDocuments(pool, previous, scope);
 
   const currencies = [...unbilledMinor.keys()].sort();
   const kpis: Kpi[] = [
@@ -367,7 +392,7 @@ async function periodKpis(
   ];
   for (const currency of currencies)
     kpis.push(
-      ...(await currencyKpis(pool, currency, { window: window.period, previous }, { documents, previousDocuments }, unbilledMinor)),
+      ...(await currencyKpis(pool, currency, { window: window.period, previous, scope }, { documents, previousDocuments }, unbilledMinor)),
     );
   kpis.push(
     {
@@ -375,8 +400,8 @@ async function periodKpis(
       label: 'Invoice generation latency',
       unit: 'seconds',
       currency: null,
-      value: await closeLatency(pool, window),
-      previous: await closeLatency(pool, prevWindow.value),
+      value: await closeLatency(pool, window, scope),
+      previous: await closeLatency(pool, prevWindow.value, scope),
     },
     { id: 'exceptions_open', label: 'Open exceptions', unit: 'count', currency: null, value: now.exceptions, previous: before.exceptions },
     { id: 'quarantine_pending', label: 'Quarantined events', unit: 'count', currency: null, value: state.quarantined, previous: null },
@@ -420,34 +445,42 @@ async function disputeKpis(pool: pg.Pool, w: PeriodWindow, before: PeriodWindow)
 }
 
 /** Events accepted and late in a period's window, and the period's open exceptions. */
-async function kpiCounts(pool: pg.Pool, w: PeriodWindow) {
+async function kpiCounts(pool: pg.Pool, w: PeriodWindow, scope: Scope) {
   return (
     await pool.query<{ accepted: string; late: string; exceptions: string }>(
-      `SELECT (SELECT count(*) FROM events WHERE time >= $1 AND time < $2)::text AS accepted,
-              (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND late)::text AS late,
-              (SELECT count(*) FROM exceptions WHERE period = $3 AND status IN ('open', 'assigned'))::text AS exceptions`,
-      [w.from, w.to, w.period],
+      `SELECT (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND ($4::text[] IS NULL OR customer_id = ANY($4)))::text AS accepted,
+              (SELECT count(*) FROM events WHERE time >= $1 AND time < $2 AND late AND ($4::text[] IS NULL OR customer_id = ANY($4)))::text AS late,
+              (SELECT count(*) FROM exceptions WHERE period = $3 AND status IN ('open', 'assigned')
+                  AND ($5::text[] IS NULL OR legal_entity = ANY($5)))::text AS exceptions`,
+      [w.from, w.to, w.period, scope.customers, scope.entities],
     )
   ).rows[0]!;
 }
 
-/** Now: quarantined events, the outbox backlog and its oldest entry's age, dead letters. */
-async function outboxState(pool: pg.Pool) {
-  return (
-    await pool.query<{ quarantined: string; backlog: string; oldest: string | null; dead: string }>(
-      `SELECT (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL)::text AS quarantined,
-              (SELECT count(*) FROM outbox WHERE status = 'pending')::text AS backlog,
-              (SELECT floor(extract(epoch FROM now() - min(created_at)))::bigint::text FROM outbox WHERE status = 'pending') AS oldest,
-              (SELECT count(*) FROM outbox WHERE status = 'dead')::text AS dead`,
+/**
+ * Now: quarantined events, the outbox backlog and its oldest entry's age, dead letters. With a scope, the outbox rows
+ * of its entities' journals and invoices; quarantined events name no customer yet, so a scoped answer has none (null).
+ */
+async function outboxState(pool: pg.Pool, scope: Scope) {
+  const mine = `($1::text[] IS NULL OR EXISTS (SELECT 1 FROM journals j WHERE j.id = o.document_id AND j.legal_entity = ANY($1))
+                 OR EXISTS (SELECT 1 FROM invoices i WHERE i.id = o.document_id AND i.legal_entity = ANY($1)))`;
+  const row = (
+    await pool.query<{ quarantined: string | null; backlog: string; oldest: string | null; dead: string }>(
+      `SELECT CASE WHEN $1::text[] IS NULL THEN (SELECT count(*) FROM quarantine WHERE replayed_at IS NULL)::text END AS quarantined,
+              (SELECT count(*) FROM outbox o WHERE status = 'pending' AND ${mine})::text AS backlog,
+              (SELECT floor(extract(epoch FROM now() - min(created_at)))::bigint::text FROM outbox o WHERE status = 'pending' AND ${mine}) AS oldest,
+              (SELECT count(*) FROM outbox o WHERE status = 'dead' AND ${mine})::text AS dead`,
+      [scope.entities],
     )
   ).rows[0]!;
+  return row;
 }
 
 /** A currency's KPIs: invoiced, unbilled (estimate), and the paid share of what was invoiced, against the previous period. */
 async function currencyKpis(
   pool: pg.Pool,
   currency: string,
-  periods: { window: string; previous: string },
+  periods: { window: string; previous: string; scope: Scope },
   docs: { documents: DocumentRow[]; previousDocuments: DocumentRow[] },
   unbilledMinor: ReadonlyMap<string, bigint>,
 ): Promise<Kpi[]> {
@@ -479,30 +512,31 @@ async function currencyKpis(
       label: `Paid share ${currency}`,
       unit: 'ratio',
       currency,
-      value: share(await paidMinor(pool, periods.window, currency), invoicedNow),
-      previous: share(await paidMinor(pool, periods.previous, currency), invoicedBefore),
+      value: share(await paidMinor(pool, periods.window, currency, periods.scope), invoicedNow),
+      previous: share(await paidMinor(pool, periods.previous, currency, periods.scope), invoicedBefore),
     },
   ];
 }
 
-async function paidMinor(pool: pg.Pool, period: string, currency: string): Promise<bigint> {
+async function paidMinor(pool: pg.Pool, period: string, currency: string, scope: Scope): Promise<bigint> {
   return BigInt(
     (
       await pool.query<{ paid: string }>(
-        "SELECT coalesce(sum(p.amount_minor), 0)::text AS paid FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE i.period = $1 AND i.currency = $2 AND p.status = 'applied'",
-        [period, currency],
+        `SELECT coalesce(sum(p.amount_minor), 0)::text AS paid FROM payments p JOIN invoices i ON i.id = p.invoice_id
+          WHERE i.period = $1 AND i.currency = $2 AND p.status = 'applied' AND ($3::text[] IS NULL OR i.legal_entity = ANY($3))`,
+        [period, currency, scope.entities],
       )
     ).rows[0]!.paid,
   );
 }
 
 // From the period's end to its last invoice finalized; a close run before the month ended (a replayed month) counts 0.
-async function closeLatency(pool: pg.Pool, w: PeriodWindow): Promise<string | null> {
+async function closeLatency(pool: pg.Pool, w: PeriodWindow, scope: Scope): Promise<string | null> {
   return (
     await pool.query<{ s: string | null }>(
       `SELECT CASE WHEN max(finalized_at) IS NULL THEN NULL ELSE greatest(0, floor(extract(epoch FROM max(finalized_at) - $2::timestamptz)))::bigint::text END AS s
-         FROM invoices WHERE period = $1 AND kind = 'invoice' AND finalized_at IS NOT NULL`,
-      [w.period, w.to],
+         FROM invoices WHERE period = $1 AND kind = 'invoice' AND finalized_at IS NOT NULL AND ($3::text[] IS NULL OR legal_entity = ANY($3))`,
+      [w.period, w.to, scope.entities],
     )
   ).rows[0]!.s;
 }

@@ -32,16 +32,25 @@ export const documentRef = (row: Pick<InvoiceRow, 'id' | 'number' | 'kind' | 'st
   status: row.status,
 });
 
-/** By id, by number (numbers are per legal entity, so two entities may share one) or by a correlation id. */
-export async function findInvoice(db: pg.Pool | pg.PoolClient, ref: string): Promise<Result<InvoiceRow>> {
+/**
+ * By id, by number (numbers are per legal entity, so two entities may share one) or by a correlation id; with
+ * `entities`, only among those legal entities' documents (a key's entity limit: the others do not exist for it).
+ */
+export async function findInvoice(db: pg.Pool | pg.PoolClient, ref: string, entities?: readonly string[]): Promise<Result<InvoiceRow>> {
+  const scope = '($2::text[] IS NULL OR legal_entity = ANY($2))';
   const rows = isCorrelationId(ref)
     ? (
         await db.query<InvoiceRow>(
-          `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id IN (SELECT invoice FROM correlations WHERE correlation_id = $1 AND subject_kind = 'invoice') ORDER BY id`,
-          [ref],
+          `SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id IN (SELECT invoice FROM correlations WHERE correlation_id = $1 AND subject_kind = 'invoice') AND ${scope} ORDER BY id`,
+          [ref, entities ?? null],
         )
       ).rows
-    : (await db.query<InvoiceRow>(`SELECT ${INVOICE_COLUMNS} FROM invoices WHERE id = $1 OR number = $1 ORDER BY id`, [ref])).rows;
+    : (
+        await db.query<InvoiceRow>(`SELECT ${INVOICE_COLUMNS} FROM invoices WHERE (id = $1 OR number = $1) AND ${scope} ORDER BY id`, [
+          ref,
+          entities ?? null,
+        ])
+      ).rows;
   if (rows.length === 0) return fail(problem('invoice', 'not_found', `no invoice, credit note or correlation ${JSON.stringify(ref)}`));
   if (rows.length > 1) {
     return fail(

@@ -112,6 +112,8 @@ export interface ExplainOptions {
   line?: number;
   /** false: the document, its lineage and journals without line detail (the journal explanation picks its own lines). */
   lines?: boolean;
+  /** Only among these legal entities' documents (a key's entity limit); absent: every entity. */
+  entities?: readonly string[];
 }
 
 /** The context the lines of one stored invoice are explained in; shared with the journal explanation. */
@@ -138,7 +140,7 @@ export async function explainInvoice(
   numberOrId: string,
   options: ExplainOptions = {},
 ): Promise<Result<InvoiceExplanation>> {
-  const found = await findInvoice(db, numberOrId);
+  const found = await findInvoice(db, numberOrId, options.entities);
   if (!found.ok) return found;
   const row = found.value;
   const ctx = await lineContext(db, row);

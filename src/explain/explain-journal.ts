@@ -25,16 +25,22 @@ interface JournalRow {
 const JOURNAL_COLUMNS = 'id, kind, legal_entity, posting_date, dated_on, posting_policy, source_document, source_number, memo';
 
 /** A journal id, an outbox key (`out:v1:<target>:<journal id>`) or the reference an ERP gave the posted document. */
-async function findJournal(db: pg.Pool | pg.PoolClient, ref: string): Promise<Result<JournalRow>> {
-  const direct = (await db.query<JournalRow>(`SELECT ${JOURNAL_COLUMNS} FROM journals WHERE id = $1`, [ref])).rows;
+/** By id, outbox key or ERP reference; with `entities`, only among those legal entities' journals (a key's limit). */
+async function findJournal(db: pg.Pool | pg.PoolClient, ref: string, entities?: readonly string[]): Promise<Result<JournalRow>> {
+  const direct = (
+    await db.query<JournalRow>(`SELECT ${JOURNAL_COLUMNS} FROM journals WHERE id = $1 AND ($2::text[] IS NULL OR legal_entity = ANY($2))`, [
+      ref,
+      entities ?? null,
+    ])
+  ).rows;
   if (direct.length === 1) return ok(direct[0]!);
   const viaOutbox = (
     await db.query<JournalRow & { target: string }>(
       `SELECT DISTINCT ${JOURNAL_COLUMNS.split(', ')
         .map((c) => `j.${c}`)
         .join(', ')}, o.target FROM outbox o JOIN journals j ON j.id = o.document_id
-        WHERE o.key = $1 OR o.target_reference = $1 ORDER BY j.id, o.target`,
-      [ref],
+        WHERE (o.key = $1 OR o.target_reference = $1) AND ($2::text[] IS NULL OR j.legal_entity = ANY($2)) ORDER BY j.id, o.target`,
+      [ref, entities ?? null],
     )
   ).rows;
   if (viaOutbox.length === 0)
@@ -78,8 +84,12 @@ interface LineView {
   revenueOf: (product: string) => string | undefined;
 }
 
-export async function explainJournal(db: Db, journalRef: string, options: { line?: number } = {}): Promise<Result<JournalExplanation>> {
-  const found = await findJournal(db, journalRef);
+export async function explainJournal(
+  db: Db,
+  journalRef: string,
+  options: { line?: number; entities?: readonly string[] } = {},
+): Promise<Result<JournalExplanation>> {
+  const found = await findJournal(db, journalRef, options.entities);
   if (!found.ok) return found;
   const head = found.value;
   const lines = await readJournalLines(db, [head.id]);

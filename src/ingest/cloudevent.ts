@@ -31,6 +31,11 @@ export interface IngestContext {
   futureSkewMsMax: number;
   /** When given, a source it refuses is rejected (API keys are scoped to sources). */
   allowedSources?: (source: string) => boolean;
+  /**
+   * When given, the key sending is limited to some legal entities: an event for a customer of another entity is
+   * rejected naming the customer, and one whose subject names no customer (which could become anyone's) too.
+   */
+  allowedCustomer?: (customer: string) => boolean;
   /** Largest absolute value per meter (CatalogIndex.meterValueMax): beyond it an event cannot be billed and is rejected. */
   meterValueMax?: ReadonlyMap<string, Decimal>;
 }
@@ -263,6 +268,7 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
 
   const customerEntry = ctx.customerByTenant.get(subject);
   const customer = customerEntry === undefined ? null : typeof customerEntry === 'string' ? customerEntry : customerEntry.id;
+  if (ctx.allowedCustomer && (customer === null || !ctx.allowedCustomer(customer))) return entityRefusal(subject, customer);
 
   const meters = ctx.metersByType.get(type);
   if (!meters || meters.length === 0) {
@@ -345,6 +351,15 @@ function isUriReference(source: string): boolean {
   if (goodSources.size >= GOOD_SOURCES_MAX) goodSources.clear();
   goodSources.add(source);
   return true;
+}
+
+/** An event a key limited to legal entities may not send: its customer is another entity's, or unknown. */
+function entityRefusal(subject: string, customer: string | null): EventVerdict {
+  const message =
+    customer === null
+      ? `no customer in the catalog in force has tenant ${describe(subject)}, and this API key is limited to legal entities: it may send events only for its entities' customers`
+      : `customer ${describe(customer)} (tenant ${describe(subject)}) belongs to a legal entity this API key may not send events for`;
+  return { status: 'rejected', problems: [problem('subject', 'entity_not_permitted', message)] };
 }
 
 function readSource(raw: Record<string, unknown>, ctx: IngestContext, problems: Problem[]): string | undefined {

@@ -145,6 +145,7 @@ export class GroupCommitter {
       options.channel,
       options.apiKeyId ?? null,
       options.allowedSources ?? null,
+      options.allowedEntities ?? null,
       options.futureSkewMsMax ?? null,
     ]);
     let lane = this.lanes.get(key);

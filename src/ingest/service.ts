@@ -29,6 +29,8 @@ export interface IngestOptions {
   channel: 'http' | 'file' | 'stream' | 'replay';
   apiKeyId?: string;
   allowedSources?: readonly string[];
+  /** The legal entities the sending key is limited to (empty or absent: every entity); others' customers are rejected. */
+  allowedEntities?: readonly string[];
   now?: Date;
   futureSkewMsMax?: number;
   /**
@@ -188,6 +190,7 @@ async function ingestBatchUntraced(
 /** What validation needs from the catalog in force and the caller's options. */
 function validationContext(catalog: CatalogVersion, options: IngestOptions): IngestContext {
   const allowed = options.allowedSources && options.allowedSources.length > 0 ? new Set(options.allowedSources) : undefined;
+  const entities = options.allowedEntities && options.allowedEntities.length > 0 ? new Set(options.allowedEntities) : undefined;
   return {
     metersByType: catalog.index.metersByType,
     meterValueMax: catalog.index.meterValueMax,
@@ -195,6 +198,7 @@ function validationContext(catalog: CatalogVersion, options: IngestOptions): Ing
     now: options.now ?? new Date(),
     futureSkewMsMax: options.futureSkewMsMax ?? FUTURE_SKEW_MS_MAX_DEFAULT,
     allowedSources: allowed ? (source: string) => allowed.has(source) : undefined,
+    allowedCustomer: entities ? (customer: string) => entities.has(catalog.index.customers.get(customer)?.legal_entity ?? '') : undefined,
   };
 }
 

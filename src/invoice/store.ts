@@ -195,12 +195,17 @@ export function fromDocument(document: unknown): Invoice {
  * entities with the same prefix can share one: a number is looked up within `entity` when given, and a number that
  * names documents of several entities is refused (409, naming them) rather than one of them picked.
  */
-export async function resolveInvoiceId(db: pg.Pool | pg.PoolClient, idOrNumber: string, entity?: string): Promise<string | undefined> {
+export async function resolveInvoiceId(
+  db: pg.Pool | pg.PoolClient,
+  idOrNumber: string,
+  scope: InvoiceScope = {},
+): Promise<string | undefined> {
   const rows = (
     await db.query<{ id: string; legal_entity: string; number: string | null }>(
       `SELECT id, legal_entity, number FROM invoices WHERE (id = $1 OR number = $1) AND ($2::text IS NULL OR legal_entity = $2)
+          AND ($3::text[] IS NULL OR legal_entity = ANY ($3))
         ORDER BY legal_entity, id LIMIT ${INVOICE_LOOKUP_MATCHES_MAX}`,
-      [idOrNumber, entity ?? null],
+      [idOrNumber, scope.entity ?? null, scope.entities && scope.entities.length > 0 ? [...scope.entities] : null],
     )
   ).rows;
   const byId = rows.find((r) => r.id === idOrNumber);
@@ -223,9 +228,18 @@ export async function resolveInvoiceId(db: pg.Pool | pg.PoolClient, idOrNumber: 
 /** Limit: documents one number can name (one per legal entity); a refusal lists at most this many entities. */
 export const INVOICE_LOOKUP_MATCHES_MAX = 50;
 
-/** An invoice by id, or by number within `entity` (an ambiguous number is refused: see resolveInvoiceId). */
-export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string, entity?: string): Promise<Invoice | undefined> {
-  const id = await resolveInvoiceId(db, idOrNumber, entity);
+/**
+ * Where a lookup by id or number looks: `entity`, the legal entity whose number it is (needed when two share it);
+ * `entities`, a key's entity limit (empty or absent: every entity), so another entity's document is not found at all.
+ */
+export interface InvoiceScope {
+  entity?: string;
+  entities?: readonly string[];
+}
+
+/** An invoice by id, or by number within the scope (an ambiguous number is refused: see resolveInvoiceId). */
+export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string, scope: InvoiceScope = {}): Promise<Invoice | undefined> {
+  const id = await resolveInvoiceId(db, idOrNumber, scope);
   if (id === undefined) return undefined;
   const row = (
     await db.query<{ document: unknown; status: Invoice['status'] }>('SELECT document, status FROM invoices WHERE id = $1', [id])
@@ -234,12 +248,17 @@ export async function getInvoice(db: pg.Pool | pg.PoolClient, idOrNumber: string
   return row ? { ...fromDocument(row.document), status: row.status } : undefined;
 }
 
-export async function listInvoices(db: pg.Pool | pg.PoolClient, filter: { period?: string; customer?: string } = {}): Promise<Invoice[]> {
+/** Invoices of a period or customer; with `entities`, only those legal entities' (a key's entity limit). */
+export async function listInvoices(
+  db: pg.Pool | pg.PoolClient,
+  filter: { period?: string; customer?: string; entities?: readonly string[] } = {},
+): Promise<Invoice[]> {
   const rows = (
     await db.query<{ document: unknown; status: Invoice['status'] }>(
       `SELECT document, status FROM invoices WHERE ($1::text IS NULL OR period = $1) AND ($2::text IS NULL OR customer = $2)
+         AND ($3::text[] IS NULL OR legal_entity = ANY($3))
       ORDER BY legal_entity, number NULLS LAST, key`,
-      [filter.period ?? null, filter.customer ?? null],
+      [filter.period ?? null, filter.customer ?? null, filter.entities ?? null],
     )
   ).rows;
   return rows.map((r) => ({ ...fromDocument(r.document), status: r.status }));

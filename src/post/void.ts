@@ -59,7 +59,7 @@ function checkRequest(request: VoidRequest): { reason: string; actor: string; at
 export async function voidInvoice(pool: pg.Pool, request: VoidRequest): Promise<VoidOutcome> {
   const { reason, actor, at } = checkRequest(request);
   const outcome = await transaction(pool, async (client) => {
-    const id = await resolveInvoiceId(client, request.invoice.trim(), request.entity);
+    const id = await resolveInvoiceId(client, request.invoice.trim(), { entity: request.entity });
     if (id === undefined) throw new ProblemError([{ path: 'invoice', code: 'not_found', message: `no invoice ${request.invoice}` }], 404);
     const row = (
       await client.query<{ status: string; kind: string; amount_paid_minor: string }>(

@@ -85,6 +85,8 @@ export interface ExceptionFilter {
   status?: string;
   period?: string;
   legalEntity?: string;
+  /** Only these legal entities' exceptions (a key's entity limit); absent: every entity. */
+  legalEntities?: readonly string[];
   checkpoint?: string;
   limit?: number;
 }
@@ -114,8 +116,17 @@ export async function listExceptions(db: pg.Pool | pg.PoolClient, filter: Except
       `SELECT ${COLUMNS} FROM exceptions
         WHERE ($1::text IS NULL OR owner_queue = $1) AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR period = $3)
           AND ($4::text IS NULL OR legal_entity = $4) AND ($5::text IS NULL OR checkpoint = $5)
+          AND ($7::text[] IS NULL OR legal_entity = ANY($7))
         ORDER BY created_at, id LIMIT $6`,
-      [filter.queue ?? null, statuses, filter.period ?? null, filter.legalEntity ?? null, filter.checkpoint ?? null, filter.limit ?? 100],
+      [
+        filter.queue ?? null,
+        statuses,
+        filter.period ?? null,
+        filter.legalEntity ?? null,
+        filter.checkpoint ?? null,
+        filter.limit ?? 100,
+        filter.legalEntities ?? null,
+      ],
     )
   ).rows;
   return ok(rows.map(fromRow));

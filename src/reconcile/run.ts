@@ -37,6 +37,8 @@ export const RECONCILE_ACTOR = 'system:reconcile';
 export interface ReconcileOptions {
   period: string;
   legalEntity?: string;
+  /** Only these legal entities (a key's entity limit); absent: every entity of the catalog. */
+  legalEntities?: readonly string[];
   /** External ERP targets to compare besides the built-in ledger; each must implement listDocuments. */
   connectors?: readonly ErpTarget[];
   /** false: compare and report only, opening and clearing nothing (the read-only API). Default true. */
@@ -73,8 +75,8 @@ async function compareEntity(
 }
 
 /** The legal entities to reconcile: the catalog's, or the one asked for (404 when the catalog has none of that id). */
-function chooseEntities(catalog: CatalogVersion, legalEntity: string | undefined): string[] {
-  const all = catalog.catalog.legal_entities.map((e) => e.id);
+function chooseEntities(catalog: CatalogVersion, legalEntity: string | undefined, within?: readonly string[]): string[] {
+  const all = catalog.catalog.legal_entities.map((e) => e.id).filter((id) => within === undefined || within.includes(id));
   const entities = all.filter((id) => legalEntity === undefined || id === legalEntity);
   if (entities.length === 0)
     throw new ProblemError(
@@ -137,7 +139,7 @@ export async function reconcilePeriod(pool: pg.Pool, options: ReconcileOptions):
       [{ path: '', code: 'no_catalog', message: 'no catalog has been applied; run `accrue catalog apply FILE` first' }],
       409,
     );
-  const entities = chooseEntities(catalog, options.legalEntity);
+  const entities = chooseEntities(catalog, options.legalEntity, options.legalEntities);
   const connectors = options.connectors ?? [];
   const names = connectorNames(connectors);
   const record = options.record ?? true;

@@ -63,9 +63,9 @@ describe('a number two legal entities share', () => {
       (error: Error & { status?: number; problems?: Array<{ code: string }> }) =>
         error.status === 409 && error.problems?.[0]?.code === 'ambiguous' && /nw-de, nw-us/.test(error.message),
     );
-    assert.equal((await getInvoice(store.pool, shared, 'nw-de'))?.legal_entity, 'nw-de');
-    assert.equal((await getInvoice(store.pool, shared, 'nw-us'))?.legal_entity, 'nw-us');
-    assert.equal(await getInvoice(store.pool, shared, 'nw-xx'), undefined);
+    assert.equal((await getInvoice(store.pool, shared, { entity: 'nw-de' }))?.legal_entity, 'nw-de');
+    assert.equal((await getInvoice(store.pool, shared, { entity: 'nw-us' }))?.legal_entity, 'nw-us');
+    assert.equal(await getInvoice(store.pool, shared, { entity: 'nw-xx' }), undefined);
   });
 
   it('a payment naming the shared number is not applied to either: it waits as an exception', async () => {

@@ -133,7 +133,7 @@ function readCatalogRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/catalog/versions',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Every catalog version with who applied it, when and its content hash',
         tags: ['catalog'],

@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { decide } from '../../controls/apply.js';
 import { cancelChange, CHANGE_STATUSES, getChange, listChanges, type ChangeRequest } from '../../controls/changes.js';
 import { CHANGE_KINDS } from '../../domain/controls.js';
+import { scopeEntities } from '../entity-scope.js';
 import { problemDetails, problemRef, refuse } from '../problem.js';
 import { idString, stringEnum, textString } from '../params.js';
 import { requestActor, type RoutePlugin } from '../route-support.js';
@@ -48,7 +49,7 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/changes',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Change requests, newest first',
         tags: ['controls'],
@@ -56,12 +57,18 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
         response: { 200: Type.Object({ changes: Type.Array(ref) }) },
       },
     },
-    async (request) => ({ changes: await listChanges(pool, requestActor(request), request.query) }),
+    // A change of every entity (a catalog, mappings) has a diff naming other entities' customers and prices: a key limited
+    // to entities (which may not decide it either) does not see it.
+    async (request) => ({
+      changes: (await listChanges(pool, requestActor(request), request.query)).filter(
+        (c) => c.legal_entity !== null || !scopeEntities(request),
+      ),
+    }),
   );
   app.get(
     '/v1/changes/:id',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'One change request with its diff',
         tags: ['controls'],
@@ -71,7 +78,8 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
     },
     async (request) => {
       const found = await getChange(pool, requestActor(request), request.params.id);
-      if (!found) refuse(problemDetails(404, 'not_found', `no change request ${request.params.id}`));
+      if (!found || (found.legal_entity === null && scopeEntities(request)))
+        refuse(problemDetails(404, 'not_found', `no change request ${request.params.id}`));
       return found;
     },
   );
@@ -79,7 +87,7 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
     app.post(
       `/v1/changes/:id/${approve ? 'approve' : 'reject'}`,
       {
-        config: { permission: 'change.approve' },
+        config: { permission: 'change.approve', entityScope: 'scoped' },
         schema: {
           summary: approve ? 'Approve a pending change and apply exactly its payload' : 'Reject a pending change',
           description:
@@ -96,7 +104,7 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
   app.post(
     '/v1/changes/:id/cancel',
     {
-      config: { permission: 'change.propose' },
+      config: { permission: 'change.propose', entityScope: 'scoped' },
       schema: {
         summary: 'Withdraw a pending change you requested',
         tags: ['controls'],

@@ -24,6 +24,7 @@ import { invoicePdf } from '../../invoice/document-pdf.js';
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateString, idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import { requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
+import { entityFilter, scopeEntities, visibleTo } from '../entity-scope.js';
 import { CHANGE_KINDS, PERMISSIONS, ROLES, rolesGrant } from '../../domain/controls.js';
 
 // Requests take the formats of src/api/params.ts; answers may name the day after the last supported one (an exclusive end).
@@ -300,7 +301,7 @@ function controlsRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/controls',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary:
           'Four eyes at a glance: change requests waiting for a controller with their diffs, the latest decisions, the latest refusals (from the audit log) and counts',
@@ -314,11 +315,19 @@ function controlsRoute(app: RouteApp, pool: pg.Pool): void {
   );
 }
 
+/** The months of the periods list; for a key limited to entities, counting only theirs (their customers' events). */
+async function billingMonths(pool: pg.Pool, entities: readonly string[] | undefined) {
+  if (!entities) return listBillingMonths(pool);
+  const catalog = await currentCatalog(pool);
+  const customers = (catalog?.catalog.customers ?? []).filter((c) => entities.includes(c.legal_entity)).map((c) => c.id);
+  return listBillingMonths(pool, undefined, { entities, customers });
+}
+
 function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/whoami',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary:
           "The API key making the request, its principal's roles and what they permit (the dashboard shows an action only to keys that may take it)",
@@ -352,7 +361,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/periods',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Months with usage, invoices or a billing period, newest first, with the status of each legal entity',
         tags: ['dashboard'],
@@ -363,13 +372,13 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         },
       },
     },
-    async () => ({ periods: await listBillingMonths(pool) }),
+    async (request) => ({ periods: await billingMonths(pool, scopeEntities(request)) }),
   );
 
   app.get(
     '/v1/dashboard/overview',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'A period at a glance: usage, unbilled, invoiced, posted and paid per legal entity and currency, per day, with KPIs',
         description:
@@ -379,7 +388,7 @@ function periodRoutes(app: RouteApp, pool: pg.Pool): void {
         response: { 200: overviewSchema, 400: problemRef(), 409: problemRef() },
       },
     },
-    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period),
+    async (request) => periodOverview(pool, await catalogOr409(pool), request.query.period, scopeEntities(request)),
   );
 }
 
@@ -412,7 +421,7 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Search invoices and credit notes by number, id, customer (id or name), period, legal entity and status',
         tags: ['dashboard'],
@@ -426,7 +435,8 @@ function searchRoutes(app: RouteApp, pool: pg.Pool): void {
         q: q.q || undefined,
         period: q.period,
         customer: q.customer,
-        legal_entity: q.legal_entity,
+        legal_entity: entityFilter(request, q.legal_entity, 'legal_entity'),
+        entities: scopeEntities(request),
         status: q.status,
         payment_status: q.payment_status,
         limit: Number.parseInt(q.limit ?? '50', 10),
@@ -441,7 +451,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/invoices/:id',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary:
           "One invoice's statement: subtotal, discounts, credits, tax per jurisdiction and total, with its seller, buyer and due date",
@@ -452,7 +462,7 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
     },
     async (request) => {
       const { id } = request.params;
-      const invoice = await getInvoice(pool, id);
+      const invoice = await getInvoice(pool, id, { entities: scopeEntities(request) });
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       return invoiceStatement(invoice);
     },
@@ -461,20 +471,20 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/dashboard/customers',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Customers of the catalog in force, with their events and what they were invoiced, paid and owe per currency',
         tags: ['dashboard'],
         response: { 200: object({ customers: Type.Array(customerSchema) }), 409: problemRef() },
       },
     },
-    async () => ({ customers: await listCustomers(pool, await catalogOr409(pool)) }),
+    async (request) => ({ customers: await listCustomers(pool, await catalogOr409(pool), scopeEntities(request)) }),
   );
 
   app.get(
     '/v1/dashboard/customers/:id/usage',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: "A customer's usage over time per meter, per day or month, aggregated as rating aggregates (late events counted apart)",
         tags: ['dashboard'],
@@ -487,7 +497,9 @@ function customerRoutes(app: RouteApp, pool: pg.Pool): void {
       const { id } = request.params;
       const q = request.query;
       const catalog = await catalogOr409(pool);
-      if (!catalog.index.customers.has(id)) refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
+      const customer = catalog.index.customers.get(id);
+      if (!customer || !visibleTo(request, customer.legal_entity))
+        refuse(problemDetails(404, 'not_found', `no customer ${id} in the catalog in force`));
       const bucket = q.bucket ?? 'day';
       const errors = usageWindowProblems(q, bucket);
       if (errors.length > 0) refuse(problemDetails(400, 'validation', 'the request does not match the schema', errors));
@@ -500,7 +512,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id/pdf',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'An invoice or credit note as PDF, by id or number',
         tags: ['invoicing'],
@@ -517,7 +529,7 @@ function pdfRoute(app: RouteApp, pool: pg.Pool): void {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const invoice = await getInvoice(pool, id);
+      const invoice = await getInvoice(pool, id, { entities: scopeEntities(request) });
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
       const catalog = await catalogOr409(pool);
       const pdf = valueOr(await invoicePdf(invoice, catalog), ([p]) => problemDetails(409, 'not_in_catalog', p!.message));

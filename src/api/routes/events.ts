@@ -124,7 +124,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
   app.post(
     '/v1/events',
     {
-      config: { permission: 'events.write' },
+      config: { permission: 'events.write', entityScope: 'scoped' },
       // The body schemas below document the bodies; the handler reads and checks them itself, answering each event
       // of a batch on its own (a schema validator would refuse a whole batch for one bad event).
       validatorCompiler: () => () => true,
@@ -151,6 +151,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
         channel: 'http' as const,
         apiKeyId: request.apiKey?.id,
         allowedSources: request.apiKey?.sources,
+        allowedEntities: request.apiKey?.entities,
         futureSkewMsMax: options.futureSkewMsMax,
       };
       let outcome: BatchOutcome;

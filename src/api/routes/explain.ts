@@ -8,6 +8,8 @@ import { problemDetails, problemRef, valueOr } from '../problem.js';
 import { INGEST_LIMITS } from '../../ingest/cloudevent.js';
 import { idString, integerString, nullableObject, nullableString, stringEnum } from '../params.js';
 import type { RoutePlugin } from '../route-support.js';
+import { currentCatalog } from '../../catalog/service.js';
+import { hideUnlessVisible, scopeEntities } from '../entity-scope.js';
 
 const StringMap = Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' } });
 
@@ -323,7 +325,7 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/invoices/:id/explain',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Explain an invoice or credit note down to the usage events',
         description:
@@ -334,13 +336,17 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
         response: { 200: InvoiceExplanation, ...errors },
       },
     },
-    async (request) => valueOr(await explainInvoice(pool, request.params.id, lineOf(request.query.line)), explainProblem),
+    async (request) =>
+      valueOr(
+        await explainInvoice(pool, request.params.id, { ...lineOf(request.query.line), entities: scopeEntities(request) }),
+        explainProblem,
+      ),
   );
 
   app.get(
     '/v1/journals/:id/explain',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Explain a journal: its source document and the invoice lines behind each journal line',
         description:
@@ -351,13 +357,22 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
         response: { 200: JournalExplanation, ...errors },
       },
     },
-    async (request) => valueOr(await explainJournal(pool, request.params.id, lineOf(request.query.line)), explainProblem),
+    async (request) => {
+      const { id } = request.params;
+      const explained = valueOr(
+        await explainJournal(pool, id, { ...lineOf(request.query.line), entities: scopeEntities(request) }),
+        explainProblem,
+      );
+      // Another entity's journal does not exist for a key limited to entities: the same answer as an unknown reference.
+      hideUnlessVisible(request, explained.journal.legal_entity, `no journal, outbox key or ERP reference ${JSON.stringify(id)}`);
+      return explained;
+    },
   );
 
   app.get(
     '/v1/events/explain',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Walk forward from a usage event to the invoices, journals and ERP documents that carry it',
         tags: ['explain'],
@@ -368,6 +383,15 @@ export const explainRoutes: RoutePlugin = async (app, { pool }) => {
         response: { 200: EventExplanation, ...errors },
       },
     },
-    async (request) => valueOr(await explainEvent(pool, request.query.source, request.query.id), explainProblem),
+    async (request) => {
+      const { source, id } = request.query;
+      const explained = valueOr(await explainEvent(pool, source, id), explainProblem);
+      // An event belongs to its customer's legal entity (the catalog in force); another entity's event does not exist here.
+      if (scopeEntities(request)) {
+        const entity = (await currentCatalog(pool))?.index.customers.get(explained.event.customer)?.legal_entity;
+        hideUnlessVisible(request, entity, `no accepted event with source ${JSON.stringify(source)} and id ${JSON.stringify(id)}`);
+      }
+      return explained;
+    },
   );
 };

@@ -9,6 +9,8 @@ import { ProblemError } from '../../domain/result.js';
 import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { idString, nullableString, periodString, stringEnum } from '../params.js';
 import type pg from 'pg';
+import type { FastifyRequest } from 'fastify';
+import { entityFilter, hideUnlessVisible, scopeEntities } from '../entity-scope.js';
 import type { RouteApp, RoutePlugin } from '../route-support.js';
 
 const MINOR = Type.String({ pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' });
@@ -143,7 +145,7 @@ function closeRoute(app: RouteApp, pool: pg.Pool): void {
   app.post(
     '/v1/periods/:period/close',
     {
-      config: { permission: 'billing.run', problems: closeProblems },
+      config: { permission: 'billing.run', problems: closeProblems, entityScope: 'scoped' },
       schema: {
         summary: 'Run billing for a month',
         description:
@@ -153,12 +155,13 @@ function closeRoute(app: RouteApp, pool: pg.Pool): void {
         tags: ['invoicing'],
         params: PeriodParams,
         querystring: CloseQuery,
-        response: { 200: Closed, 400: problemRef(), 409: problemRef(), 422: problemRef() },
+        response: { 200: Closed, 400: problemRef(), 403: problemRef(), 409: problemRef(), 422: problemRef() },
       },
     },
     async (request) => {
       const { period } = request.params;
-      const { entity, early } = request.query;
+      const { early } = request.query;
+      const entity = closeEntity(request, request.query.entity);
       const catalog = await currentCatalog(pool);
       if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
       const outcome = await closePeriod(pool, catalog, {
@@ -178,11 +181,27 @@ function closeRoute(app: RouteApp, pool: pg.Pool): void {
   );
 }
 
+/** The entity a close runs for: a key limited to entities closes one of them, named; every entity needs an unlimited key. */
+function closeEntity(request: FastifyRequest, named: string | undefined): string | undefined {
+  const entity = entityFilter(request, named);
+  const limited = scopeEntities(request);
+  if (entity === undefined && limited)
+    refuse(
+      problemDetails(
+        403,
+        'entity_not_permitted',
+        `entity: this key is limited to ${limited.join(', ')}; a close of every entity needs a key without entity limits`,
+        [{ path: 'entity', code: 'required', message: `name one of ${limited.join(', ')}` }],
+      ),
+    );
+  return entity;
+}
+
 function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/invoices/:id',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'An invoice by id or number, as JSON (default) or PDF (Accept: application/pdf)',
         tags: ['invoicing'],
@@ -192,8 +211,9 @@ function invoiceRoute(app: RouteApp, pool: pg.Pool): void {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const invoice = await getInvoice(pool, id);
+      const invoice = await getInvoice(pool, id, { entities: scopeEntities(request) });
       if (!invoice) refuse(problemDetails(404, 'not_found', `no invoice ${id}`));
+      hideUnlessVisible(request, invoice.legal_entity, `no invoice ${id}`);
       if ((request.headers.accept ?? '').includes('application/pdf')) {
         const catalog = await currentCatalog(pool);
         if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));

@@ -7,6 +7,8 @@ import { reconcilePeriod } from '../../reconcile/run.js';
 import { problemDetails, problemRef, refuse, valueOr, type ProblemMapper } from '../problem.js';
 import { idString, integerString, nullableString, periodString, stringEnum, textString } from '../params.js';
 import type pg from 'pg';
+import type { FastifyRequest } from 'fastify';
+import { entityFilter, hideUnlessVisible, scopeEntities } from '../entity-scope.js';
 import { apiKeyActor, requestActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 import { proposeChange } from '../../controls/changes.js';
 import { planWaiver } from '../../controls/apply.js';
@@ -148,7 +150,7 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   app.get(
     '/v1/periods/:period/reconciliation',
     {
-      config: { permission: 'data.read', problems: reconciliationProblems },
+      config: { permission: 'data.read', problems: reconciliationProblems, entityScope: 'scoped' },
       schema: {
         summary: 'Where a period stands: every checkpoint green or with its differences',
         description:
@@ -161,15 +163,15 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
     },
     async (request) => {
       const { period } = request.params;
-      const { entity } = request.query;
-      return reconcilePeriod(pool, { period, legalEntity: entity, record: false });
+      const entity = entityFilter(request, request.query.entity);
+      return reconcilePeriod(pool, { period, legalEntity: entity, legalEntities: scopeEntities(request), record: false });
     },
   );
 
   app.get(
     '/v1/exceptions',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Exceptions by queue, status, period, legal entity or checkpoint, oldest first',
         tags: ['reconciliation'],
@@ -183,7 +185,8 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
         queue: q.queue,
         status: q.status,
         period: q.period,
-        legalEntity: q.entity,
+        legalEntity: entityFilter(request, q.entity),
+        legalEntities: scopeEntities(request),
         checkpoint: q.checkpoint,
         limit: q.limit === undefined ? 100 : Number.parseInt(q.limit, 10),
       });
@@ -192,12 +195,18 @@ function reportRoutes(app: RouteApp, pool: pg.Pool): void {
   );
 }
 
+/** Another entity's exception does not exist for a key limited to entities: 404 before anything is read or moved. */
+async function hideOtherEntity(pool: pg.Pool, request: FastifyRequest, id: string): Promise<void> {
+  if (!scopeEntities(request)) return;
+  hideUnlessVisible(request, (await getException(pool, id))?.exception.legal_entity, `no exception ${id}`);
+}
+
 function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonly ChangeKind[]): void {
   waiveRoute(app, pool, approvalRequired);
   app.get(
     '/v1/exceptions/:id',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'One exception with every move in its history',
         tags: ['reconciliation'],
@@ -212,12 +221,13 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
       const { id } = request.params;
       const found = await getException(pool, id);
       if (!found) refuse(problemDetails(404, 'not_found', `no exception ${id}`));
+      hideUnlessVisible(request, found.exception.legal_entity, `no exception ${id}`);
       return found;
     },
   );
 
   const moveOptions = <Body extends TSchema>(summary: string, body: Body) => ({
-    config: { permission: 'exceptions.work' as const },
+    config: { permission: 'exceptions.work' as const, entityScope: 'scoped' as const },
     schema: { summary, tags: ['reconciliation'], params: IdParams, body, response: moveResponses },
   });
   const answer = (id: string, change: ExceptionMove) => moveAnswer(pool, id, change);
@@ -225,6 +235,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     '/v1/exceptions/:id/assign',
     moveOptions('Assign (or reassign) an exception to a person or team', AssignBody),
     async (request) => {
+      await hideOtherEntity(pool, request, request.params.id);
       const { assignee, note: text } = request.body;
       const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'assign', assignee, by: actor, ...(text ? { note: text } : {}) });
@@ -234,6 +245,7 @@ function exceptionRoutes(app: RouteApp, pool: pg.Pool, approvalRequired: readonl
     '/v1/exceptions/:id/resolve',
     moveOptions('Resolve an assigned exception with the document that corrects it', ResolveBody),
     async (request) => {
+      await hideOtherEntity(pool, request, request.params.id);
       const { correcting_document, note: text } = request.body;
       const actor = apiKeyActor(request);
       return answer(request.params.id, { action: 'resolve', correcting_document, by: actor, ...(text ? { note: text } : {}) });
@@ -252,7 +264,7 @@ function waiveRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly Cha
   app.post(
     '/v1/exceptions/:id/waive',
     {
-      config: { permission: 'change.propose' as const },
+      config: { permission: 'change.propose' as const, entityScope: 'scoped' as const },
       schema: {
         summary: 'Accept an assigned exception as it is, with the reason; final',
         description:
@@ -264,6 +276,7 @@ function waiveRoute(app: RouteApp, pool: pg.Pool, approvalRequired: readonly Cha
       },
     },
     async (request, reply) => {
+      await hideOtherEntity(pool, request, request.params.id);
       const actor = requestActor(request);
       if (!approvalRequired.includes('exception.waive'))
         return moveAnswer(pool, request.params.id, { action: 'waive', reason: request.body.reason, by: apiKeyActor(request) });

@@ -6,6 +6,7 @@ import { monthWindow } from '../../meter/period.js';
 import { problemDetails, problemRef, refuse, valueOr } from '../problem.js';
 import { dateOrTimestamp, idString, stringEnum, textString } from '../params.js';
 import type { RoutePlugin } from '../route-support.js';
+import { visibleTo } from '../entity-scope.js';
 
 const UsageQuery = Type.Object(
   {
@@ -41,7 +42,7 @@ export const usageRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/usage',
     {
-      config: { permission: 'data.read' },
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Usage per customer, meter and dimension',
         description:
@@ -55,6 +56,16 @@ export const usageRoutes: RoutePlugin = async (app, { pool }) => {
       const query = request.query;
       const catalog = await currentCatalog(pool);
       if (!catalog) refuse(problemDetails(409, 'no_catalog', 'no catalog is in force'));
+      if (query.customer && !visibleTo(request, catalog.index.customers.get(query.customer)?.legal_entity))
+        refuse(
+          problemDetails(400, 'invalid_query', 'the usage query is invalid', [
+            {
+              path: 'customer',
+              code: 'unknown_customer',
+              message: `no customer ${JSON.stringify(query.customer)} in the catalog in force`,
+            },
+          ]),
+        );
       const month = monthWindow(new Date());
       const from = query.from ?? month.from;
       const to = query.to ?? month.to;
@@ -72,7 +83,9 @@ export const usageRoutes: RoutePlugin = async (app, { pool }) => {
         late: query.late,
       });
       const usage = valueOr(result, (problems) => problemDetails(400, 'invalid_query', 'the usage query is invalid', problems));
-      return { from, to, usage };
+      // A key limited to entities sees the usage of its entities' customers only (the catalog names each one's entity).
+      const visible = usage.filter((row) => visibleTo(request, catalog.index.customers.get(row.customer)?.legal_entity));
+      return { from, to, usage: visible };
     },
   );
 };

@@ -151,7 +151,10 @@ function Shell(props: { who: WhoAmI; route: Route; onSignOut: () => void }) {
           class=${`scope ${admin ? 'admin' : 'read'}`}
           title=${`key ${props.who.id} of ${props.who.principal}${props.who.entities.length ? `, entities ${props.who.entities.join(', ')}` : ''}`}
           data-testid="scope"
-          >${props.who.principal} · ${props.who.roles.join(', ')}</span
+          >${props.who.principal} ·
+          ${props.who.roles.join(', ')}${
+            props.who.entities.length ? html` · <span data-testid="scope-entities">only ${props.who.entities.join(', ')}</span>` : ''
+          }</span
         >
         <button class="link" onClick=${props.onSignOut}>Sign out</button>
       </div>
