@@ -8,7 +8,7 @@ import { GENESIS_HASH, nextRecord, verifyChain, type AuditRecord } from './chain
 export type { AuditRecord } from './chain.js';
 
 export interface AppendAuditInput {
-  actor: string; // a user (`--by`, $USER), an API key (`api-key:<id>`) or a component (`system:<component>`)
+  actor: string; // a principal and its key (`principal:<id>/key:<id>`, src/domain/controls.ts auditActor), `dev:<os user>` in development mode, or a component (`system:<component>`)
   action: string; // `<noun>.<verb>`, e.g. `invoice.finalize`
   subject: string; // the id of the thing acted on
   reason?: string;

@@ -397,14 +397,14 @@ async function contextOf(client: pg.PoolClient): Promise<ValidationContext> {
 
 /**
  * Imports a mappings file: all rows valid and recorded, or none and the problems (each naming row and field).
- * `by` is the actor in the audit log (a person, `api-key:<id>`, `system:<component>`).
+ * `by` is the actor in the audit log (`principal:<id>/key:<id>`, `dev:<os user>`, `system:<component>`).
  */
 export async function importMappings(
   pool: pg.Pool,
   text: string,
   meta: { by: string; format?: MappingFileFormat; origin?: string; dryRun?: boolean },
 ): Promise<Result<ImportOutcome>> {
-  if (meta.by.trim() === '') return fail(problem('--by', 'required', 'names who imports the mappings (for the audit log)'));
+  if (meta.by.trim() === '') return fail(problem('by', 'required', 'names who imports the mappings (for the audit log)'));
   const parsed = parseMappingFile(text, meta.format);
   if (!parsed.ok) return parsed;
   const rows = parsed.value;

@@ -11,7 +11,7 @@ import { idString, nullableString, periodString, stringEnum } from '../params.js
 import type pg from 'pg';
 import type { FastifyRequest } from 'fastify';
 import { entityFilter, hideUnlessVisible, scopeEntities } from '../entity-scope.js';
-import type { RouteApp, RoutePlugin } from '../route-support.js';
+import { apiKeyActor, type RouteApp, type RoutePlugin } from '../route-support.js';
 
 const MINOR = Type.String({ pattern: '^-?[0-9]+$', description: 'minor units (cents), as a decimal string' });
 const MAJOR = Type.String({ pattern: '^-?[0-9]+(\\.[0-9]+)?$', description: 'major units, exact decimal string' });
@@ -168,7 +168,7 @@ function closeRoute(app: RouteApp, pool: pg.Pool): void {
         period,
         legalEntity: entity,
         early: early === 'true',
-        by: `api-key:${request.apiKey?.id}`,
+        by: apiKeyActor(request),
         log: (line) => request.log.info(line),
       });
       return {
