@@ -1,6 +1,6 @@
 // The test run: every test file against embedded PostgreSQL, then the database tests once more against the
 // system server at 127.0.0.1:5432 (ACCRUE_SYSTEM_DATABASE_URL overrides). A missing server fails the run by name.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,13 +18,20 @@ function testFiles(dir: string): string[] {
   });
 }
 
-function run(label: string, files: string[], databaseUrl: string): number {
+/**
+ * Runs the files in one child and waits for it without blocking this process: the embedded server's log is a pipe
+ * this process reads (src/store/embedded.ts), and a blocked reader would stall the server once the pipe is full.
+ */
+function run(label: string, files: string[], databaseUrl: string): Promise<number> {
   process.stdout.write(`\n# ${label}: ${files.length} files\n`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
     stdio: 'inherit',
     env: { ...process.env, ACCRUE_TEST_DATABASE_URL: databaseUrl },
   });
-  return result.status ?? 1;
+  return new Promise((done) => {
+    child.once('error', () => done(1));
+    child.once('exit', (code) => done(code ?? 1));
+  });
 }
 
 async function reachable(url: string): Promise<string | undefined> {
@@ -49,7 +56,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'accrue-test-pg-'));
 const server = await startEmbedded({ dataDir });
 let status: number;
 try {
-  status = run('embedded PostgreSQL', all, server.url.replace(/\/accrue$/, '/postgres'));
+  status = await run('embedded PostgreSQL', all, server.url.replace(/\/accrue$/, '/postgres'));
 } finally {
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
@@ -63,7 +70,7 @@ if (dbFiles.length > 0 && process.env.ACCRUE_TEST_SYSTEM_PG !== '0') {
     );
     status = 1;
   } else {
-    status = run('system PostgreSQL', dbFiles, SYSTEM_URL) || status;
+    status = (await run('system PostgreSQL', dbFiles, SYSTEM_URL)) || status;
   }
 }
 process.exit(status);
