@@ -189,6 +189,22 @@ function checkModelFields(c: Checker, source: Raw, path: string, currency: strin
 }
 
 function checkVersions(c: Checker, versions: unknown[], path: string, currency: string | undefined): void {
+  checkVersionDates(c, versions, path, { repeatCode: 'versions_not_ascending' }, (version, versionPath) =>
+    checkModelFields(c, version, versionPath, currency),
+  );
+}
+
+/**
+ * Effective-dated versions (a price's, a tax rate's): effective_from absent or null on the first only, then strictly
+ * ascending; a date repeated is refused with `repeatCode`. `each` checks a version's own fields.
+ */
+function checkVersionDates(
+  c: Checker,
+  versions: unknown[],
+  path: string,
+  options: { repeatCode: string; versions?: string },
+  each: (version: Raw, versionPath: string) => void,
+): void {
   let previous: string | undefined;
   versions.forEach((version, k) => {
     if (!isRecord(version)) return;
@@ -199,12 +215,14 @@ function checkVersions(c: Checker, versions: unknown[], path: string, currency: 
     } else {
       const from = c.date(version.effective_from, fromPath);
       if (from !== undefined) {
-        if (previous !== undefined && from <= previous)
+        if (previous === from && options.repeatCode !== 'versions_not_ascending')
+          c.add(fromPath, options.repeatCode, `repeats ${from}: two ${options.versions ?? 'versions'} would be in force from one date`);
+        else if (previous !== undefined && from <= previous)
           c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
         if (previous === undefined || from > previous) previous = from;
       }
     }
-    checkModelFields(c, version, versionPath, currency);
+    each(version, versionPath);
   });
 }
 
@@ -307,24 +325,9 @@ function checkTaxRate(c: Checker, value: unknown, path: string): void {
 
 /** Versions of a tax rate, as a price's: effective_from absent or null on the first only, then strictly ascending. */
 function checkTaxRateVersions(c: Checker, versions: unknown[], path: string): void {
-  let previous: string | undefined;
-  versions.forEach((version, k) => {
-    if (!isRecord(version)) return;
-    const versionPath = at(path, k);
-    const fromPath = at(versionPath, 'effective_from');
-    if (version.effective_from === undefined || version.effective_from === null) {
-      if (k > 0) c.add(fromPath, 'required', 'is required on every version after the first');
-    } else {
-      const from = c.date(version.effective_from, fromPath);
-      if (from !== undefined) {
-        if (previous === from) c.add(fromPath, 'duplicate_effective_from', `repeats ${from}: two rates would be in force from one date`);
-        else if (previous !== undefined && from < previous)
-          c.add(fromPath, 'versions_not_ascending', `must be later than the version before (${previous})`);
-        if (previous === undefined || from > previous) previous = from;
-      }
-    }
-    checkTaxRate(c, version.rate, at(versionPath, 'rate'));
-  });
+  checkVersionDates(c, versions, path, { repeatCode: 'duplicate_effective_from', versions: 'rates' }, (version, versionPath) =>
+    checkTaxRate(c, version.rate, at(versionPath, 'rate')),
+  );
 }
 
 function checkTaxRates(c: Checker, root: Raw): Map<string, Entry> {
