@@ -22,7 +22,7 @@ export interface LegalEntity {
   id: string;
   name: string;
   country: string;
-  currency: string;
+  currency: string; // its functional currency: its books are kept in it (docs/accounting.md#currencies)
   invoice_number_prefix: string;
   rounding: RoundingMode;
   address?: PostalAddress; // the seller's address on its invoices
@@ -30,12 +30,24 @@ export interface LegalEntity {
   payment_terms_days?: number; // default for its customers; PAYMENT_TERMS_DAYS_DEFAULT when absent
 }
 
+/**
+ * A legal entity's accounts by role. The four first are required; the others only when the books need them
+ * (docs/accounting.md): `fx_gain` and `fx_loss` (realized, on payments at another rate), `fx_unrealized` (month-end
+ * revaluation of open receivables), `promotional_credits` (contra-revenue for free grants drawn),
+ * `breakage_revenue` (expired prepaid credits), `unbilled_receivable` (usage accrued before it is invoiced).
+ */
 export interface AccountMap {
   receivable: string;
   cash: string;
   tax_payable: string;
   deferred_revenue: string;
-  [role: string]: string;
+  fx_gain?: string;
+  fx_loss?: string;
+  fx_unrealized?: string;
+  promotional_credits?: string;
+  breakage_revenue?: string;
+  unbilled_receivable?: string;
+  [role: string]: string | undefined;
 }
 
 /** One effective-dated tax rate; `effective_from` is a UTC date, inclusive (null: in force from the beginning). */
@@ -105,6 +117,7 @@ export interface Customer {
   billing_address?: PostalAddress;
   tax_id?: string; // the buyer's VAT number or tax id, when it has one
   payment_terms_days?: number; // overrides its legal entity's
+  currency?: string; // the currency it is billed in; its legal entity's functional currency when absent
 }
 
 export interface Subscription {
@@ -114,6 +127,12 @@ export interface Subscription {
   end?: string; // UTC date, exclusive
 }
 
+/**
+ * Prepaid credits. `paid` (the default): bought, a contract liability (deferred revenue) from `granted` until drawn
+ * or expired; `billed: true` bills the purchase as a `credit_purchase` line on the invoice of the period holding
+ * `granted`, otherwise it was paid outside Accrue and is booked Dr cash. `promotional`: free, no liability; drawn
+ * as contra-revenue. Unused paid credit is released as breakage revenue on `expires`.
+ */
 export interface CreditGrant {
   id: string; // stable: `${customer}:${granted}:${index}`
   customer: string;
@@ -121,6 +140,8 @@ export interface CreditGrant {
   currency: string;
   granted: string; // UTC date
   expires: string; // UTC date, inclusive: usable on this date
+  kind?: 'paid' | 'promotional'; // absent: paid
+  billed?: boolean; // paid grants only; absent: false
 }
 
 export interface Discount {
@@ -162,7 +183,7 @@ export interface UsageAggregate {
 
 // ---------- rating and invoicing ----------
 
-export type LineKind = 'flat' | 'usage' | 'minimum_true_up' | 'discount' | 'credit' | 'late_usage';
+export type LineKind = 'flat' | 'usage' | 'minimum_true_up' | 'discount' | 'credit' | 'late_usage' | 'credit_purchase';
 
 export interface TierApplied {
   tier: number; // 1-based
@@ -256,6 +277,17 @@ export interface JournalLine {
   customer?: string; // set on receivable lines
   product?: string;
   memo?: string;
+  /** In a journal booked from another currency: the amount in the transaction currency, on the same side. */
+  tx_currency?: string;
+  tx_amount_minor?: bigint;
+}
+
+/** The rate a journal booked from another currency used: 1 `currency` (the transaction's) = `rate` functional. */
+export interface JournalFx {
+  currency: string;
+  rate: string; // exact decimal
+  rate_date: string; // UTC date the rate is for
+  source: string; // the fx_rates source, e.g. "ecb"
 }
 
 export interface Journal {
@@ -264,9 +296,24 @@ export interface Journal {
   legal_entity: string;
   posting_date: string; // UTC date
   source_document: string;
-  kind: 'invoice' | 'credit_note' | 'credit_drawdown' | 'payment' | 'invoice_reversal' | 'credit_drawdown_reversal';
+  kind:
+    | 'invoice'
+    | 'credit_note'
+    | 'credit_drawdown'
+    | 'payment'
+    | 'invoice_reversal'
+    | 'credit_drawdown_reversal'
+    | 'credit_grant'
+    | 'credit_expiry'
+    | 'revenue_recognition'
+    | 'unbilled_accrual'
+    | 'unbilled_accrual_reversal'
+    | 'fx_revaluation'
+    | 'fx_revaluation_reversal';
   memo: string;
   lines: JournalLine[];
+  /** Booked from another currency: the rate used (lines are in the legal entity's functional currency). */
+  fx?: JournalFx;
   /** A reversal: the id of the journal it reverses, line for line with debit and credit swapped (a void). */
   reverses?: string;
 }

@@ -176,7 +176,8 @@ export interface ValidationContext {
 /** GL accounts the catalog names: the account roles of every legal entity and the products' revenue accounts. */
 export function catalogAccounts(catalog: Catalog): Set<string> {
   const accounts = new Set<string>();
-  for (const roles of Object.values(catalog.accounts)) for (const account of Object.values(roles)) accounts.add(account);
+  for (const roles of Object.values(catalog.accounts))
+    for (const account of Object.values(roles)) if (account !== undefined) accounts.add(account);
   for (const product of catalog.products) for (const account of Object.values(product.revenue_account)) accounts.add(account);
   return accounts;
 }

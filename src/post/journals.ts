@@ -136,8 +136,9 @@ async function insertJournal(
   moved: boolean,
 ): Promise<void> {
   await client.query(
-    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy, reverses)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    `INSERT INTO journals (id, kind, legal_entity, posting_date, source_document, source_number, memo, content_hash, dated_on, posting_policy, reverses,
+                           fx_currency, fx_rate, fx_rate_date, fx_source)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
     [
       journal.id,
       journal.kind,
@@ -150,15 +151,27 @@ async function insertJournal(
       datedOn,
       moved ? 'next_open_period' : 'as_dated',
       journal.reverses ?? null,
+      journal.fx?.currency ?? null,
+      journal.fx?.rate ?? null,
+      journal.fx?.rate_date ?? null,
+      journal.fx?.source ?? null,
     ],
   );
   await client.query(
-    `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo)
-     SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo
-       FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text, product text, memo text)`,
+    `INSERT INTO journal_lines (journal_id, line_no, account, debit_minor, credit_minor, currency, customer, product, memo, tx_currency, tx_amount_minor)
+     SELECT $1, l.line_no, l.account, l.debit_minor, l.credit_minor, l.currency, l.customer, l.product, l.memo, l.tx_currency, l.tx_amount_minor
+       FROM jsonb_to_recordset($2::jsonb) AS l(line_no int, account text, debit_minor bigint, credit_minor bigint, currency text, customer text,
+                                                product text, memo text, tx_currency text, tx_amount_minor bigint)`,
     [
       journal.id,
-      JSON.stringify(journal.lines.map((l) => ({ ...l, debit_minor: l.debit_minor.toString(), credit_minor: l.credit_minor.toString() }))),
+      JSON.stringify(
+        journal.lines.map((l) => ({
+          ...l,
+          debit_minor: l.debit_minor.toString(),
+          credit_minor: l.credit_minor.toString(),
+          tx_amount_minor: l.tx_amount_minor?.toString(),
+        })),
+      ),
     ],
   );
 }
@@ -203,13 +216,16 @@ export interface StoredJournalLine {
   customer: string | null;
   product: string | null;
   memo: string | null;
+  tx_currency: string | null;
+  tx_amount_minor: string | null;
 }
 
 /** The stored lines of some journals, by journal then line number. */
 export async function readJournalLines(db: pg.Pool | pg.PoolClient, journalIds: readonly string[]): Promise<StoredJournalLine[]> {
   return (
     await db.query<StoredJournalLine>(
-      `SELECT journal_id, line_no, account, debit_minor::text, credit_minor::text, currency, customer, product, memo
+      `SELECT journal_id, line_no, account, debit_minor::text, credit_minor::text, currency, customer, product, memo,
+              tx_currency, tx_amount_minor::text
          FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no`,
       [journalIds],
     )
@@ -230,8 +246,14 @@ export async function readJournals(
       source_document: string;
       source_number: string | null;
       memo: string;
+      reverses: string | null;
+      fx_currency: string | null;
+      fx_rate: string | null;
+      fx_rate_date: string | null;
+      fx_source: string | null;
     }>(
-      `SELECT id, kind, legal_entity, posting_date, source_document, source_number, memo FROM journals
+      `SELECT id, kind, legal_entity, posting_date, source_document, source_number, memo, reverses,
+              fx_currency, fx_rate, to_char(fx_rate_date, 'YYYY-MM-DD') AS fx_rate_date, fx_source FROM journals
         WHERE ($1::text IS NULL OR legal_entity = $1) AND ($2::date IS NULL OR posting_date >= $2) AND ($3::date IS NULL OR posting_date < $3)
           AND ($4::text[] IS NULL OR id = ANY($4))
         ORDER BY posting_date, id`,
@@ -255,6 +277,7 @@ export async function readJournals(
       ...(l.customer ? { customer: l.customer } : {}),
       ...(l.product ? { product: l.product } : {}),
       ...(l.memo ? { memo: l.memo } : {}),
+      ...(l.tx_currency !== null && l.tx_amount_minor !== null ? { tx_currency: l.tx_currency, tx_amount_minor: BigInt(l.tx_amount_minor) } : {}),
     });
     byJournal.set(l.journal_id, list);
   }
@@ -268,5 +291,9 @@ export async function readJournals(
     source_number: h.source_number,
     memo: h.memo,
     lines: byJournal.get(h.id) ?? [],
+    ...(h.reverses !== null ? { reverses: h.reverses } : {}),
+    ...(h.fx_currency !== null && h.fx_rate !== null && h.fx_rate_date !== null && h.fx_source !== null
+      ? { fx: { currency: h.fx_currency, rate: h.fx_rate, rate_date: h.fx_rate_date, source: h.fx_source } }
+      : {}),
   }));
 }

@@ -103,7 +103,7 @@ async function netsuiteConnection(url: string): Promise<Record<string, string>> 
   add('subsidiary', 'nw-de', '2');
   for (const e of catalog.legal_entities) add('currency', e.currency, `eid:${e.currency}`);
   for (const roles of Object.values(catalog.accounts))
-    for (const account of Object.values(roles)) add('account', account, `eid:${account}`);
+    for (const account of Object.values(roles)) if (account !== undefined) add('account', account, `eid:${account}`);
   for (const p of catalog.products) {
     add('item', p.id, `eid:${p.id}`);
     for (const account of Object.values(p.revenue_account)) add('account', account, `eid:${account}`);
