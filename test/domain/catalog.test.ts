@@ -397,6 +397,60 @@ describe('legal content: addresses, tax ids and payment terms', () => {
   });
 });
 
+describe('a customer billed in another currency (#18)', () => {
+  const usCustomerOfDe = (doc: Doc, accounts: Record<string, string> = {}) => {
+    // umbrella is billed by nw-de (EUR books); bill it in USD on the USD plan.
+    const umbrella = doc.customers.find((c: Doc) => c.id === 'umbrella');
+    umbrella.currency = 'USD';
+    for (const s of doc.subscriptions) if (s.customer === 'umbrella') s.plan = 'growth-usd';
+    doc.credit_grants = (doc.credit_grants ?? []).filter((g: Doc) => g.customer !== 'umbrella');
+    doc.discounts = (doc.discounts ?? []).filter((d: Doc) => d.customer !== 'umbrella');
+    Object.assign(doc.accounts['nw-de'], accounts);
+    return doc;
+  };
+
+  it("needs the entity's realized and unrealized exchange accounts, named once each", () => {
+    assert.deepEqual(
+      refusedAfter((doc) => usCustomerOfDe(doc)),
+      [
+        'accounts.nw-de.fx_gain: is required: legal entity nw-de keeps its books in EUR and bills customer umbrella in USD (customers[3])',
+        'accounts.nw-de.fx_loss: is required: legal entity nw-de keeps its books in EUR and bills customer umbrella in USD (customers[3])',
+        'accounts.nw-de.fx_unrealized: is required: legal entity nw-de keeps its books in EUR and bills customer umbrella in USD (customers[3])',
+      ],
+    );
+  });
+
+  it('keeps the currency on the customer; the plan and grants must be in it', () => {
+    const doc = usCustomerOfDe(northwind(), { fx_gain: '4840', fx_loss: '6880', fx_unrealized: '4845' });
+    const { catalog } = load(JSON.stringify(doc), 'json');
+    assert.equal(catalog.customers.find((c) => c.id === 'umbrella')?.currency, 'USD');
+    assert.equal(catalog.accounts['nw-de']?.fx_gain, '4840');
+    const wrongPlan = usCustomerOfDe(northwind(), { fx_gain: '4840', fx_loss: '6880', fx_unrealized: '4845' });
+    for (const s of wrongPlan.subscriptions) if (s.customer === 'umbrella') s.plan = 'scale-eur';
+    const result = parseCatalog(JSON.stringify(wrongPlan), 'json');
+    assert.equal(result.ok, false);
+    assert.match(
+      result.ok ? '' : lines(result.problems).join('\n'),
+      /plan scale-eur is priced in EUR, but customer umbrella is billed by legal entity nw-de in USD \(the customer's currency\)/,
+    );
+  });
+
+  it('refuses a currency that is not ISO 4217, naming the field', () => {
+    const problems = refusedAfter((doc) => {
+      doc.customers[0].currency = 'usd';
+    });
+    assert.ok(
+      problems.some((p) => p.startsWith('customers[0].currency: ')),
+      problems.join('\n'),
+    );
+  });
+
+  it('leaves an absent currency out, so the reference catalog keeps its hash', () => {
+    const { catalog } = load(NORTHWIND_TEXT);
+    assert.ok(catalog.customers.every((c) => !('currency' in c)));
+  });
+});
+
 describe('an invalid catalog is refused with every problem by path', () => {
   const table: Array<[string, (doc: Doc) => void, string[]]> = [
     ['version 2', (d) => (d.version = 2), ['version: must be 1, got the number 2']],

@@ -179,6 +179,7 @@ function customer(c: Customer): Customer {
     tenants: [...c.tenants],
     ...(c.billing_address === undefined ? {} : { billing_address: address(c.billing_address) }),
     ...legal(c),
+    ...(c.currency === undefined ? {} : { currency: c.currency }),
   };
 }
 

@@ -401,11 +401,13 @@ function checkTenants(c: Checker, customer: Raw, path: string, tenants: Map<stri
   });
 }
 
-function checkCustomers(c: Checker, root: Raw, known: Pick<Known, 'entities' | 'jurisdictions'>): Map<string, Entry> {
+function checkCustomers(c: Checker, root: Raw, known: Pick<Known, 'entities' | 'jurisdictions' | 'entityCurrency'>): Map<string, Entry> {
   const customerList = items(root, 'customers');
   const customers = c.unique(customerList, 'id');
   const tenants = new Map<string, string>();
+  const fxRolesNamed = new Set<string>();
   for (const [customer, , path] of customerList) {
+    checkBillingCurrency(c, root, customer, path, known, fxRolesNamed);
     c.reference(customer.legal_entity, at(path, 'legal_entity'), known.entities, 'a legal entity');
     c.reference(customer.tax_jurisdiction, at(path, 'tax_jurisdiction'), known.jurisdictions, 'a tax rate jurisdiction');
     checkParent(c, customer, path, customers);
@@ -414,11 +416,50 @@ function checkCustomers(c: Checker, root: Raw, known: Pick<Known, 'entities' | '
   return customers;
 }
 
-/** The legal entity that bills a customer and its currency, when both are known. */
+/**
+ * The legal entity that bills a customer and the currency it bills in (the customer's own `currency`, else the
+ * entity's functional currency), when both are known.
+ */
 function billingOf(known: Known, customerId: string | undefined): Billing | undefined {
-  const entity = id(customerId === undefined ? undefined : known.customers.get(customerId)?.raw.legal_entity);
-  const currency = entity === undefined ? undefined : known.entityCurrency.get(entity);
+  const raw = customerId === undefined ? undefined : known.customers.get(customerId)?.raw;
+  const entity = id(raw?.legal_entity);
+  const own = text(raw?.currency);
+  const currency =
+    own !== undefined ? (isCurrency(own) ? own : undefined) : entity === undefined ? undefined : known.entityCurrency.get(entity);
   return entity !== undefined && currency !== undefined ? { entity, currency } : undefined;
+}
+
+/** The account roles a legal entity needs once it bills a customer in another currency (docs/accounting.md). */
+export const FX_ACCOUNT_ROLES = ['fx_gain', 'fx_loss', 'fx_unrealized'] as const;
+
+/**
+ * A customer billed in a currency other than its legal entity's functional currency: the currency is ISO 4217, and
+ * the entity's accounts name the realized and unrealized exchange gain and loss accounts (each named once).
+ */
+function checkBillingCurrency(
+  c: Checker,
+  root: Raw,
+  customer: Raw,
+  path: string,
+  known: Pick<Known, 'entityCurrency'>,
+  named: Set<string>,
+): void {
+  if (customer.currency === undefined) return;
+  const currency = c.currency(customer.currency, at(path, 'currency'));
+  const entity = id(customer.legal_entity);
+  const functional = entity === undefined ? undefined : known.entityCurrency.get(entity);
+  if (!currency || !entity || !functional || currency === functional) return;
+  const accounts = isRecord(root.accounts) ? root.accounts[entity] : undefined;
+  if (!isRecord(accounts)) return;
+  for (const role of FX_ACCOUNT_ROLES) {
+    if (Object.hasOwn(accounts, role) || named.has(`${entity}\u0000${role}`)) continue;
+    named.add(`${entity}\u0000${role}`);
+    c.add(
+      at(at('accounts', entity), role),
+      'required',
+      `is required: legal entity ${entity} keeps its books in ${functional} and bills customer ${text(customer.id) ?? path} in ${currency} (${path})`,
+    );
+  }
 }
 
 interface SubscriptionRef {
@@ -437,7 +478,9 @@ function checkSubscriptionBilling(c: Checker, known: Known, sub: SubscriptionRef
     c.add(
       at(path, 'plan'),
       'currency_mismatch',
-      `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}`,
+      `plan ${planId} is priced in ${planCurrency}, but customer ${customer} is billed by legal entity ${billing.entity} in ${billing.currency}${
+        billing.currency === known.entityCurrency.get(billing.entity) ? '' : " (the customer's currency)"
+      }`,
     );
   }
   for (const price of Array.isArray(plan.prices) ? plan.prices : []) {
@@ -495,7 +538,9 @@ function checkCreditGrants(c: Checker, root: Raw, known: Known): void {
       c.add(
         at(path, 'currency'),
         'currency_mismatch',
-        `must be ${billing.currency}, the currency of legal entity ${billing.entity} that bills customer ${customer}`,
+        billing.currency === known.entityCurrency.get(billing.entity)
+          ? `must be ${billing.currency}, the currency of legal entity ${billing.entity} that bills customer ${customer}`
+          : `must be ${billing.currency}, the currency customer ${customer} is billed in`,
       );
     }
     c.amount(grant.amount, at(path, 'amount'), currency, { positive: true });
@@ -537,7 +582,7 @@ export function semanticProblems(root: unknown): Problem[] {
   const meters = checkMeters(c, root);
   const products = checkProducts(c, root, entities);
   const plans = checkPlans(c, root, { meters, products });
-  const customers = checkCustomers(c, root, { entities, jurisdictions });
+  const customers = checkCustomers(c, root, { entities, jurisdictions, entityCurrency });
   const known: Known = { entities, entityCurrency, jurisdictions, meters, products, plans, customers };
   checkSubscriptions(c, root, known);
   checkCreditGrants(c, root, known);
