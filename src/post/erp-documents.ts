@@ -4,7 +4,7 @@
 // document's own journal is not sent as well (that would book it twice); drawdown journals still go as journals.
 import type pg from 'pg';
 import { catalogVersion, currentCatalog, type CatalogVersion } from '../catalog/service.js';
-import type { Invoice, InvoiceLine, InvoiceParty, Journal } from '../domain/model.js';
+import type { Invoice, InvoiceLine, InvoiceParty, Journal, JournalFx } from '../domain/model.js';
 import { formatMajor } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
 import { fromDocument } from '../invoice/store.js';
@@ -48,6 +48,11 @@ export interface SalesDocument {
   lines: SalesDocumentLine[];
   tax_minor: bigint;
   total_minor: bigint;
+  /**
+   * A document in a currency other than its legal entity's functional currency: the rate its journal was booked at,
+   * sent to the ERP so that it books the same functional amounts (Xero CurrencyRate, NetSuite exchangeRate).
+   */
+  fx?: JournalFx;
 }
 
 /**
@@ -151,7 +156,12 @@ export function salesDocumentFor(
     lines,
     tax_minor: invoice.tax_minor,
     total_minor: invoice.total_minor,
+    ...(journal.fx ? { fx: journal.fx } : {}),
   };
+  invariant(
+    (journal.fx?.currency ?? invoice.currency) === invoice.currency,
+    `journal ${journal.id} was booked from ${journal.fx?.currency}, its document is in ${invoice.currency}`,
+  );
   assertBooksLikeJournal(document, journal, accounts);
   return document;
 }
@@ -200,8 +210,13 @@ function assertBooksLikeJournal(document: SalesDocument, journal: Journal, accou
   for (const line of document.lines) add(line.account, sign * line.amount_minor);
   add(accounts.tax_payable, sign * document.tax_minor);
   add(accounts.receivable, -sign * document.total_minor);
+  // A journal booked from another currency is compared in the document's currency: each line's transaction amount.
   const booked = new Map<string, bigint>();
-  for (const line of journal.lines) booked.set(line.account, (booked.get(line.account) ?? 0n) + line.debit_minor - line.credit_minor);
+  for (const line of journal.lines) {
+    const signed = line.debit_minor - line.credit_minor;
+    const amount = journal.fx === undefined ? signed : signed < 0n ? -(line.tx_amount_minor ?? 0n) : (line.tx_amount_minor ?? 0n);
+    booked.set(line.account, (booked.get(line.account) ?? 0n) + amount);
+  }
   const differences = [...new Set([...net.keys(), ...booked.keys()])]
     .sort(compare)
     .filter((account) => (net.get(account) ?? 0n) !== (booked.get(account) ?? 0n))

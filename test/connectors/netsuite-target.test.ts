@@ -159,6 +159,16 @@ describe('NetSuite connector against the strict simulator', () => {
     assert.deepEqual(posted.entity, { id: customer.id });
   });
 
+  it("a document booked from another currency carries its journal's rate as exchangeRate (base units per transaction unit)", async () => {
+    const target = strictTarget(sim);
+    const booked = invoice('FX-1', { fx: { currency: 'USD', rate: '0.919455682236', rate_date: '2026-11-30', source: 'ecb' } });
+    await target.postDocument(key(booked), booked);
+    const posted = sim.sales('invoice').find((r) => r.body.tranId === 'FX-1')!;
+    assert.equal(posted.body.exchangeRate, '0.919455682236'); // the simulator reads numbers exactly, as decimal text
+    await target.postDocument(key(invoice('FX-2')), invoice('FX-2'));
+    assert.equal(sim.sales('invoice').find((r) => r.body.tranId === 'FX-2')!.body.exchangeRate, undefined);
+  });
+
   it('link mode: no customer mapping and no record with that external ID is MappingMissing(customer)', async () => {
     const target = strictTarget(sim, { customers: 'link' });
     const error = (await rejection(

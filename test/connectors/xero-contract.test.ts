@@ -143,6 +143,34 @@ describe('Xero contract: every body the connector sends fits xero_accounting.yam
     assert.match(writes.find((w) => w.path.endsWith('/Allocations'))!.body, /"Amount":47\.6[,}]/);
   });
 
+  it('a document booked from another currency carries the rate of its journal as CurrencyRate, valid against the spec', async () => {
+    // The organisation keeps USD books; the invoice is in EUR and its journal was booked at 1 EUR = 1.0876 USD.
+    // Xero's CurrencyRate is EUR per USD: 1 / 1.0876 = 0.919455682... -> 0.919456 (6 places, half-even).
+    const mappings = [
+      ...['1200', '8400', '8490'].map((code) => ({ kind: 'account' as const, source: code, target: code })),
+      { kind: 'tax_type' as const, source: 'DE', target: 'OUTPUT' },
+      { kind: 'currency' as const, source: 'EUR', target: 'EUR' },
+      { kind: 'item' as const, source: 'api', target: 'API' },
+    ];
+    const target = xeroTestTarget(sim, { tenantId: 'contract', mappings });
+    const before = sim.tenant('contract').writes.length;
+    const booked = {
+      ...invoice,
+      source_document: 'inv_fx1',
+      number: 'NWDE-000201',
+      fx: { currency: 'EUR', rate: '1.0876', rate_date: '2026-11-30', source: 'ecb' },
+    };
+    await target.postDocument('out:v1:xero:jrn:v1:invoice:inv_fx1', booked);
+    const write = sim
+      .tenant('contract')
+      .writes.slice(before)
+      .find((w) => w.path.endsWith('/Invoices'))!;
+    assert.deepEqual(xeroSchemaErrors('Invoices', JSON.parse(write.body)), []);
+    assert.match(write.body, /"CurrencyCode":"EUR","CurrencyRate":0\.919456,/);
+    // Without a rate (a document in the books' own currency) there is no CurrencyRate: Xero's is never guessed at.
+    assert.doesNotMatch(sim.tenant('contract').writes.find((w) => w.path.endsWith('/Invoices'))!.body, /CurrencyRate/);
+  });
+
   it('the check can fail: an unknown field, a wrong type and a wrong enum value are reported, and the simulator answers them 400', async () => {
     assert.notDeepEqual(
       xeroSchemaErrors('Payments', {

@@ -76,6 +76,7 @@ export interface SalesRecord {
   externalId?: string;
   tranId?: string;
   tranDate?: string;
+  exchangeRate?: string; // base currency units per transaction unit, for a transaction in a foreign currency
   dueDate?: string;
   billingAddress?: {
     addressee?: string;

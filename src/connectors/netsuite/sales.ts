@@ -134,6 +134,8 @@ export function salesRecordBody(
     entity,
     subsidiary,
     currency,
+    // Booked from another currency: NetSuite's exchangeRate is base currency units per transaction unit, as Accrue's.
+    ...(document.fx ? { exchangeRate: decimalLiteral(document.fx.rate) } : {}),
     memo: (document.corrects ? `${document.memo} (corrects ${document.corrects})` : document.memo).slice(0, TEXT_MAX),
     ...(billingAddressOf(document) ? { billingAddress: billingAddressOf(document) } : {}),
     item: { items },

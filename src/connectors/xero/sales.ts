@@ -10,7 +10,7 @@
 //               GET  /api.xro/2.0/Payments                    If-Modified-Since header, `page` (up to 100 a page), `where`, `order`
 // Every code in a body (AccountCode, ItemCode, TaxType, CurrencyCode, the contact) comes from the connection's
 // mappings, resolved by the caller (client.ts): nothing here defaults a code.
-import { formatMajor } from '../../domain/money.js';
+import { Decimal, decimalText, formatMajor } from '../../domain/money.js';
 import { addDays } from '../../domain/invoice-terms.js';
 import type { SalesDocument } from '../../post/erp-documents.js';
 import type { ErpPayment } from '../../settle/poll.js';
@@ -120,6 +120,17 @@ export interface XeroLineCodes {
  * exclusive of tax with Accrue's tax per line (TaxAmount), as exact decimal literals. A document without tax is
  * NoTax, so Xero applies no account default tax rate.
  */
+/**
+ * Xero's CurrencyRate of a document booked from another currency: units of the document's currency per one unit of
+ * the organisation's base currency (the inverse of Accrue's rate, which is functional per transaction unit), to the
+ * 6 decimal places Xero keeps, half-even. Absent for a document in the base currency: Xero would otherwise take the
+ * XE.com rate of the day, and its books would not match the journal Accrue booked.
+ */
+export function xeroCurrencyRate(document: Pick<SalesDocument, 'fx'>): string | undefined {
+  if (!document.fx) return undefined;
+  return decimalText(new Decimal(1).div(document.fx.rate).toDecimalPlaces(6, Decimal.ROUND_HALF_EVEN));
+}
+
 export function salesDocumentBody(
   key: string,
   document: SalesDocument,
@@ -132,6 +143,7 @@ export function salesDocumentBody(
     Date: document.date,
     Reference: key.slice(0, REFERENCE_MAX),
     CurrencyCode: resolved.currencyCode,
+    ...(xeroCurrencyRate(document) !== undefined ? { CurrencyRate: decimalLiteral(xeroCurrencyRate(document)!) } : {}),
     Status: 'AUTHORISED',
     LineAmountTypes: taxed ? 'Exclusive' : 'NoTax',
     LineItems: document.lines.map((line, i) => ({
