@@ -27,7 +27,18 @@ export interface StoredJournal {
   source_document: string;
   posting_date: string;
   customer: string | null;
-  lines: Array<{ account: string; currency: string; debit_minor: bigint; credit_minor: bigint }>;
+  /**
+   * Booked in the functional currency; a journal booked from another currency keeps each line's transaction amount
+   * (tx_currency, tx_amount_minor) beside it, which the document-currency checkpoints compare.
+   */
+  lines: Array<{
+    account: string;
+    currency: string;
+    debit_minor: bigint;
+    credit_minor: bigint;
+    tx_currency?: string;
+    tx_amount_minor?: bigint;
+  }>;
 }
 
 export const debitTotal = (lines: ReadonlyArray<{ debit_minor: bigint }>): bigint => lines.reduce((sum, l) => sum + l.debit_minor, 0n);
@@ -63,8 +74,17 @@ export async function storedJournals(db: Db, entity: string, window: PeriodWindo
   ).rows;
   if (heads.length === 0) return [];
   const lines = (
-    await db.query<{ journal_id: string; account: string; currency: string; debit_minor: string; credit_minor: string }>(
-      `SELECT journal_id, account, currency, debit_minor::text AS debit_minor, credit_minor::text AS credit_minor
+    await db.query<{
+      journal_id: string;
+      account: string;
+      currency: string;
+      debit_minor: string;
+      credit_minor: string;
+      tx_currency: string | null;
+      tx_amount_minor: string | null;
+    }>(
+      `SELECT journal_id, account, currency, debit_minor::text AS debit_minor, credit_minor::text AS credit_minor,
+              tx_currency, tx_amount_minor::text AS tx_amount_minor
          FROM journal_lines WHERE journal_id = ANY($1) ORDER BY journal_id, line_no`,
       [heads.map((h) => h.id)],
     )
@@ -72,7 +92,15 @@ export async function storedJournals(db: Db, entity: string, window: PeriodWindo
   const byJournal = new Map<string, StoredJournal['lines']>();
   for (const l of lines) {
     const list = byJournal.get(l.journal_id) ?? [];
-    list.push({ account: l.account, currency: l.currency, debit_minor: BigInt(l.debit_minor), credit_minor: BigInt(l.credit_minor) });
+    list.push({
+      account: l.account,
+      currency: l.currency,
+      debit_minor: BigInt(l.debit_minor),
+      credit_minor: BigInt(l.credit_minor),
+      ...(l.tx_currency !== null && l.tx_amount_minor !== null
+        ? { tx_currency: l.tx_currency, tx_amount_minor: BigInt(l.tx_amount_minor) }
+        : {}),
+    });
     byJournal.set(l.journal_id, list);
   }
   return heads.map((h) => ({ ...h, lines: byJournal.get(h.id) ?? [] }));

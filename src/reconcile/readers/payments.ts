@@ -35,14 +35,20 @@ async function clearedReceivable(
     const invoice = invoiceOf.get(s.source_document) ?? null;
     for (const line of s.lines) {
       if (line.account !== receivable) continue;
+      // Payments are in the invoice's currency: a receivable booked from another currency is compared in it.
       const key: ReconKey = {
         legal_entity: entity,
         customer: s.customer ?? '',
-        currency: line.currency,
+        currency: line.tx_currency ?? line.currency,
         item: invoice ? `${invoice}@${window.period}` : `(journal ${s.id})@${window.period}`,
       };
       const slot = cleared.get(keyText(key)) ?? { key, amount: 0n, docs: invoice ? [{ kind: 'invoice', id: invoice }] : [] };
-      slot.amount += line.credit_minor - line.debit_minor;
+      slot.amount +=
+        line.tx_amount_minor === undefined
+          ? line.credit_minor - line.debit_minor
+          : line.credit_minor > 0n
+            ? line.tx_amount_minor
+            : -line.tx_amount_minor;
       if (!slot.docs.some((d) => d.id === s.id)) slot.docs.push({ kind: 'journal', id: s.id });
       cleared.set(keyText(key), slot);
     }
