@@ -32,6 +32,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = Object.freeze({
   'POST /v1/events': 'ingestEvents',
   'GET /v1/events/explain': 'explainEvent',
   'PUT /v1/catalog': 'applyCatalog',
+  'GET /v1/fx/rates': 'getFxRates',
   'GET /v1/catalog': 'getCatalog',
   'GET /v1/catalog/versions': 'listCatalogVersions',
   'GET /v1/usage': 'getUsage',

@@ -25,6 +25,7 @@ import { reconcileRoutes } from './routes/reconcile.js';
 import { usageRoutes } from './routes/usage.js';
 import { ChangeRequestSchema, changeRoutes } from './routes/changes.js';
 import { disputeRoutes } from './routes/disputes.js';
+import { fxRoutes } from './routes/fx.js';
 import { DEFAULT_APPROVAL_REQUIRED, type ChangeKind } from '../domain/controls.js';
 
 export interface ServerOptions {
@@ -152,6 +153,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(dashboardRoutes, deps);
   await app.register(changeRoutes, deps);
   await app.register(disputeRoutes, deps);
+  await app.register(fxRoutes, deps);
   return app;
 }
 

@@ -23,6 +23,7 @@ import { registerSettleCommands } from './settle-commands.js';
 import { registerErpCommands } from './erp-commands.js';
 import { registerConnectCommands } from './connect-commands.js';
 import { registerDisputesCommands } from './disputes-commands.js';
+import { registerFxCommands } from './fx-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
@@ -47,6 +48,7 @@ registerErpCommands(program);
 registerConnectCommands(program);
 registerChangesCommands(program);
 registerDisputesCommands(program);
+registerFxCommands(program);
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
 const usageExits = (command: Command): void => {

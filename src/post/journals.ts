@@ -277,7 +277,9 @@ export async function readJournals(
       ...(l.customer ? { customer: l.customer } : {}),
       ...(l.product ? { product: l.product } : {}),
       ...(l.memo ? { memo: l.memo } : {}),
-      ...(l.tx_currency !== null && l.tx_amount_minor !== null ? { tx_currency: l.tx_currency, tx_amount_minor: BigInt(l.tx_amount_minor) } : {}),
+      ...(l.tx_currency !== null && l.tx_amount_minor !== null
+        ? { tx_currency: l.tx_currency, tx_amount_minor: BigInt(l.tx_amount_minor) }
+        : {}),
     });
     byJournal.set(l.journal_id, list);
   }

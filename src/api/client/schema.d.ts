@@ -736,6 +736,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/fx/rates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Exchange rates
+         * @description Without `date`: the stored rates, newest first (at most 1000), filtered by `from` (base), `to` (quote), `source` and `since`. With `date`, `from` and `to`: the rate a document of that date converting `from` into `to` uses — the one published on the latest day on or before it (at most 7 days before), its inverse, or a cross through a common base.
+         */
+        get: operations["getFxRates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5992,6 +6012,111 @@ export interface operations {
             };
             /** @description Unsupported Media Type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: too many failed authentications from this client (or, for events, ingestion is lagging); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: nothing was half-written */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFxRates: {
+        parameters: {
+            query?: {
+                /** @description with from and to: the rate a document of this date uses */
+                date?: string;
+                /** @description an ISO 4217 currency code */
+                from?: string;
+                /** @description an ISO 4217 currency code */
+                to?: string;
+                /** @description the rate source (default ACCRUE_FX_RATE_SOURCE or ecb) */
+                source?: string;
+                /** @description list: only rates on or after this date */
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rates?: {
+                            source: string;
+                            date: string;
+                            base: string;
+                            quote: string;
+                            /** @description 1 base = rate quote, exact as published */
+                            rate: string;
+                        }[];
+                        rate?: {
+                            /** @description the currency converted from */
+                            currency: string;
+                            /** @description 1 currency = rate of the currency converted into */
+                            rate: string;
+                            rate_date: string;
+                            source: string;
+                            /** @description inverse or cross: not published as such, computed to 12 significant digits */
+                            derived?: string;
+                            via?: string;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match the schema (or the body is not valid JSON); `errors` names each field by path */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no API key, or an unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the API key has a scope this route does not accept */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
