@@ -10,7 +10,8 @@ import { isCurrency } from '../domain/money.js';
 import { ProblemError } from '../domain/result.js';
 import { fxRateAt, fxRateSource, importFxRates, listFxRates } from '../map/fx-rates.js';
 import { commandActor, readerScope } from './auth.js';
-import { output, withStore } from './context.js';
+import { output, requireCatalog, withStore } from './context.js';
+import { revalueReceivables } from '../post/fx-revaluation.js';
 import { table } from './table.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -75,6 +76,28 @@ export function registerFxCommands(program: Command): void {
     });
 
   registerLookups(fx);
+  fx.command('revalue')
+    .description("revalue a legal entity's open receivables in other currencies at a month end, reversed the next day")
+    .requiredOption('--entity <id>', 'the legal entity')
+    .requiredOption('--period <YYYY-MM>', 'the month whose last day the receivables are revalued at')
+    .action(async (flags: { entity: string; period: string }) => {
+      if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(flags.period))
+        throw new ProblemError([
+          { path: '--period', code: 'invalid', message: `must be a month YYYY-MM, got ${JSON.stringify(flags.period)}` },
+        ]);
+      await withStore(async (store) => {
+        const actor = await commandActor(store.pool, 'billing.run');
+        const catalog = await requireCatalog(store.pool);
+        const outcome = await revalueReceivables(store.pool, catalog, { entity: flags.entity, period: flags.period }, auditActor(actor));
+        const moved = outcome.journals[0];
+        output(
+          moved
+            ? `${outcome.open_items} open receivables in other currencies revalued at ${outcome.rates.map((r) => `${r.currency} ${r.rate} (${r.source} ${r.rate_date})`).join(', ')}: ${moved.id} and its reversal ${outcome.journals[1]!.posting_date}`
+            : `${outcome.open_items} open receivables in other currencies; nothing to revalue`,
+          outcome,
+        );
+      });
+    });
 }
 
 /** rate, list */

@@ -15,7 +15,7 @@ import { type AppendAuditInput } from '../audit/log.js';
 import { invoiceAmountProblems } from '../domain/limits.js';
 import { saveRatingRun } from './store.js';
 import { finalizeInvoice, saveDraft } from '../invoice/store.js';
-import { journalsFor, recordJournals } from '../post/journals.js';
+import { bookedJournalsFor, recordJournals } from '../post/journals.js';
 import { erpRouting } from '../post/rollout.js';
 import { inclusiveEnd } from '../invoice/export.js';
 import { documentLogFields } from '../domain/correlation.js';
@@ -146,7 +146,7 @@ async function finalizeDraft(
   // Accrual: the month's invoice posts on the month's last day.
   await recordJournals(
     client,
-    journalsFor(finalized, catalog, inclusiveEnd(window.end_date)),
+    await bookedJournalsFor(client, finalized, catalog, inclusiveEnd(window.end_date)),
     finalized.number,
     erpRouting(options.erpTargets, options.rollout, finalized),
   );

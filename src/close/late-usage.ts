@@ -13,7 +13,7 @@ import { finalizeInvoice, saveDraft } from '../invoice/store.js';
 import { invoiceInForce, lateAdjustmentDecided, latePeriods, recordLateAdjustment, saveRatingRun } from './store.js';
 import { invoiceIdOf, lateAdjustmentKey, lateCreditNoteKey, lateReplacementKey } from '../domain/keys.js';
 import { reissued } from '../domain/invoice-terms.js';
-import { journalsFor, recordJournals } from '../post/journals.js';
+import { bookedJournalsFor, recordJournals } from '../post/journals.js';
 import { erpRouting, type RolloutScope } from '../post/rollout.js';
 import { inclusiveEnd } from '../invoice/export.js';
 import { documentLogFields } from '../domain/correlation.js';
@@ -152,10 +152,10 @@ async function issueCorrection(
   return { creditNote, replacement };
 }
 
-const journal = (client: pg.PoolClient, run: CorrectionRun, document: Invoice) =>
+const journal = async (client: pg.PoolClient, run: CorrectionRun, document: Invoice) =>
   recordJournals(
     client,
-    journalsFor(document, run.catalog, run.postingDate),
+    await bookedJournalsFor(client, document, run.catalog, run.postingDate),
     document.number,
     erpRouting(run.erpTargets, run.rollout, document),
   );

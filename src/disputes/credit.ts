@@ -12,7 +12,7 @@ import type { Invoice } from '../domain/model.js';
 import { formatMajor, parseMajor } from '../domain/money.js';
 import { ProblemError } from '../domain/result.js';
 import { finalizeInvoice, saveDraft } from '../invoice/store.js';
-import { journalsFor, recordJournals } from '../post/journals.js';
+import { bookedJournalsFor, recordJournals } from '../post/journals.js';
 import type { ErpRouting } from '../post/rollout.js';
 import { transaction } from '../store/store.js';
 import { splitCredit, type CreditParts } from './amounts.js';
@@ -203,7 +203,12 @@ export async function issueDisputeCredit(
       entity.invoice_number_prefix,
       auditActor(by),
     );
-    await recordJournals(client, journalsFor(creditNote, catalog, date), creditNote.number, await routingOf(client, standing.invoice));
+    await recordJournals(
+      client,
+      await bookedJournalsFor(client, creditNote, catalog, date),
+      creditNote.number,
+      await routingOf(client, standing.invoice),
+    );
     await client.query(
       "UPDATE disputes SET status = 'resolved', credit_note = $2, credit_minor = $3, closed_by = $4, closed_at = now() WHERE id = $1",
       [dispute.id, creditNote.id, payload.gross_minor, auditActor(by)],

@@ -310,6 +310,7 @@ export function reversingJournal(original: Journal, postingDate: string, reason:
     memo: `Void of ${original.memo}${reason ? `: ${reason}` : ''}`,
     lines: original.lines.map((line) => ({ ...line, debit_minor: line.credit_minor, credit_minor: line.debit_minor })),
     reverses: original.id,
+    ...(original.fx ? { fx: original.fx } : {}),
   };
   assertBalanced(reversed);
   return reversed;
@@ -500,6 +501,12 @@ export const LEDGER_ROLE_PATHS: Readonly<Record<string, readonly [root: string, 
   deferred_revenue: ['Liabilities', 'DeferredRevenue'],
   tax_payable: ['Liabilities', 'TaxPayable'],
   revenue: ['Income', 'Revenue'],
+  fx_gain: ['Income', 'ExchangeGain'],
+  fx_loss: ['Expenses', 'ExchangeLoss'],
+  fx_unrealized: ['Income', 'UnrealizedExchange'],
+  promotional_credits: ['Income', 'PromotionalCredits'],
+  breakage_revenue: ['Income', 'Breakage'],
+  unbilled_receivable: ['Assets', 'UnbilledReceivable'],
 };
 
 /** One account-name component both hledger and beancount accept: `[A-Z0-9][A-Za-z0-9-]*`. */

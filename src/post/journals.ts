@@ -5,7 +5,9 @@ import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
 import { assertBalanced, creditNoteJournal, invoiceJournals, revenueAccountResolver } from '../domain/journal.js';
-import type { Invoice, Journal } from '../domain/model.js';
+import { inFunctionalCurrency, type OpenReceivable } from '../domain/fx-journals.js';
+import type { Invoice, Journal, JournalFx } from '../domain/model.js';
+import { requireFxRate } from '../map/fx-rates.js';
 import { ProblemError } from '../domain/result.js';
 import { recordHeldBack, type ErpRouting } from './rollout.js';
 
@@ -27,17 +29,85 @@ export const outboxDocumentKind = (journal: Pick<Journal, 'kind'>): OutboxDocume
       ? 'invoice_void'
       : 'journal';
 
-export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string): Journal[] {
+/**
+ * The journals of a finalized invoice or credit note. A document in a currency other than its legal entity's
+ * functional currency is booked in the functional currency at `fx`, the rate of the posting date (required then:
+ * see bookedJournalsFor), each line keeping its transaction amount.
+ */
+export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDate: string, fx?: JournalFx): Journal[] {
   const accounts = catalog.catalog.accounts[invoice.legal_entity];
   const customer = catalog.index.customers.get(invoice.customer);
-  if (!accounts || !customer) throw new Error(`no accounts or customer for ${invoice.id}`);
+  const entity = catalog.index.legalEntities.get(invoice.legal_entity);
+  if (!accounts || !customer || !entity) throw new Error(`no accounts, customer or legal entity for ${invoice.id}`);
   const revenue = revenueAccountResolver(catalog.catalog.products, invoice.legal_entity);
   const journals =
     invoice.kind === 'credit_note'
       ? [creditNoteJournal(invoice, accounts, revenue, customer.erp_customer_id, postingDate)].filter((j): j is Journal => j !== null)
       : invoiceJournals(invoice, accounts, revenue, customer.erp_customer_id, postingDate);
-  for (const journal of journals) assertBalanced(journal);
-  return journals;
+  const foreign = invoice.currency !== entity.currency;
+  if (foreign && fx === undefined)
+    throw new Error(`${invoice.id} is in ${invoice.currency}, legal entity ${entity.id} books in ${entity.currency}: a rate is needed`);
+  const booked = foreign ? journals.map((j) => inFunctionalCurrency(j, fx!, entity.currency, entity.rounding)) : journals;
+  for (const journal of booked) assertBalanced(journal);
+  return booked;
+}
+
+/** The rate a document in another currency is booked at: that of its posting date; undefined in the functional currency. */
+export async function bookingRate(
+  db: pg.Pool | pg.PoolClient,
+  invoice: Pick<Invoice, 'id' | 'currency' | 'legal_entity'>,
+  catalog: CatalogVersion,
+  postingDate: string,
+): Promise<JournalFx | undefined> {
+  const functional = catalog.index.legalEntities.get(invoice.legal_entity)?.currency;
+  if (functional === undefined || functional === invoice.currency) return undefined;
+  const used = await requireFxRate(db, { date: postingDate, from: invoice.currency, to: functional }, `${invoice.id}.currency`);
+  return { currency: used.currency, rate: used.rate, rate_date: used.rate_date, source: used.source };
+}
+
+/** journalsFor with the rate of the posting date looked up (409 naming the pair when none was imported). */
+export async function bookedJournalsFor(
+  db: pg.Pool | pg.PoolClient,
+  invoice: Invoice,
+  catalog: CatalogVersion,
+  postingDate: string,
+): Promise<Journal[]> {
+  return journalsFor(invoice, catalog, postingDate, await bookingRate(db, invoice, catalog, postingDate));
+}
+
+/**
+ * What the receivable of an invoice booked from another currency still carries, from the ledger: its transaction
+ * amount and its functional amount, over the journals of the invoice, its credit notes and its payments (month-end
+ * revaluations are left out: each is reversed the next day, and a gain or loss is realized against the booking rate).
+ */
+export async function openReceivable(
+  db: pg.Pool | pg.PoolClient,
+  invoiceId: string,
+  receivable: string,
+  /** As it stood before this payment was applied (reconciliation rebuilding the payment's journal). */
+  beforePayment?: string,
+): Promise<Omit<OpenReceivable, 'customer'> & { customer: string | null }> {
+  const row = (
+    await db.query<{ currency: string | null; open_tx: string; carrying: string; customer: string | null }>(
+      `SELECT max(l.tx_currency) AS currency, max(l.customer) AS customer,
+              coalesce(sum(CASE WHEN l.debit_minor > 0 THEN l.tx_amount_minor ELSE -l.tx_amount_minor END), 0)::text AS open_tx,
+              coalesce(sum(l.debit_minor - l.credit_minor), 0)::text AS carrying
+         FROM journals j JOIN journal_lines l ON l.journal_id = j.id
+        WHERE l.account = $2 AND l.tx_currency IS NOT NULL AND j.kind NOT IN ('fx_revaluation', 'fx_revaluation_reversal')
+          AND (j.source_document = $1
+               OR j.source_document IN (SELECT id FROM invoices WHERE corrects = $1)
+               OR j.source_document IN (SELECT p.id FROM payments p WHERE p.invoice_id = $1
+                                           AND ($3::text IS NULL OR (p.created_at, p.id) < (SELECT q.created_at, q.id FROM payments q WHERE q.id = $3))))`,
+      [invoiceId, receivable, beforePayment ?? null],
+    )
+  ).rows[0]!;
+  return {
+    invoice: invoiceId,
+    currency: row.currency ?? '',
+    customer: row.customer,
+    open_tx_minor: BigInt(row.open_tx),
+    carrying_minor: BigInt(row.carrying),
+  };
 }
 
 /** Saves journals by id (same id, same content: nothing to do; other content: a conflict) and queues them for ERP targets. */

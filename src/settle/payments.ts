@@ -8,7 +8,8 @@ import { contentHash } from '../domain/canonical.js';
 import { paymentJournal } from '../domain/journal.js';
 import { isCurrency, parseMajor } from '../domain/money.js';
 import { fail, ok, problem, ProblemError, type Result } from '../domain/result.js';
-import { recordJournals } from '../post/journals.js';
+import { bookingRate, openReceivable, recordJournals } from '../post/journals.js';
+import { paymentJournalInFunctional } from '../domain/fx-journals.js';
 import { transaction } from '../store/store.js';
 import { appendAudit } from '../audit/log.js';
 import { openPaymentException } from './exceptions.js';
@@ -253,7 +254,37 @@ async function recordPaymentJournal(
 ): Promise<void> {
   const customer = catalog.index.customers.get(invoice.customer);
   const accounts = catalog.catalog.accounts[invoice.legal_entity];
-  if (!customer || !accounts) throw new Error(`no customer or accounts for invoice ${invoice.number}`);
+  const entity = catalog.index.legalEntities.get(invoice.legal_entity);
+  if (!customer || !accounts || !entity) throw new Error(`no customer, accounts or legal entity for invoice ${invoice.number}`);
+  if (input.currency !== entity.currency) {
+    // An invoice booked from another currency: the payment at the rate of its date, against what the receivable
+    // carries at the rate it was booked at; the difference is a realized exchange gain or loss.
+    const open = await openReceivable(client, invoice.id, accounts.receivable);
+    const fx = await bookingRate(
+      client,
+      { id: input.id, currency: input.currency, legal_entity: invoice.legal_entity },
+      catalog,
+      input.received_on,
+    );
+    const journal = paymentJournalInFunctional(
+      {
+        id: input.id,
+        invoice_id: invoice.id,
+        customer: invoice.customer,
+        legal_entity: invoice.legal_entity,
+        currency: input.currency,
+        amount_minor: input.amount_minor,
+        received_on: input.received_on,
+      },
+      { ...open, customer: open.customer ?? customer.erp_customer_id, currency: input.currency },
+      fx!,
+      accounts,
+      entity.currency,
+      entity.rounding,
+    );
+    await recordJournals(client, [journal], invoice.number);
+    return;
+  }
   const journal = paymentJournal(
     {
       id: input.id,

@@ -24,6 +24,7 @@ import {
 import type { AccountMap, Invoice, InvoiceLine, Journal, LineKind, Product } from '../../src/domain/model.js';
 import { formatMajor } from '../../src/domain/money.js';
 import { formatProblems } from '../../src/domain/result.js';
+import { inFunctionalCurrency, paymentJournalInFunctional } from '../../src/domain/fx-journals.js';
 
 // ---------- the real tools ----------
 
@@ -538,5 +539,71 @@ describe('property: exports of generated invoices', () => {
       }),
       { numRuns: 12 },
     );
+  });
+});
+
+// ---------- books kept in one currency, documents in another (docs/accounting.md#other-currencies) ----------
+
+describe('journals booked from another currency', () => {
+  const FX_ACCOUNTS: AccountMap = { ...ACCOUNTS['nw-de']!, fx_gain: '4840', fx_loss: '6880', fx_unrealized: '4845' };
+  const usd = { ...UMBRELLA, id: 'inv-hooli', number: 'NWDE-000042', currency: 'USD', customer: 'hooli' };
+  const booked = invoiceJournals(usd, FX_ACCOUNTS, revenueAccountResolver(PRODUCTS, 'nw-de'), 'D-30007', '2026-11-30').map((j) =>
+    inFunctionalCurrency(j, { currency: 'USD', rate: '0.92345', rate_date: '2026-11-30', source: 'ecb' }, 'EUR', 'half_up'),
+  );
+  const receivable = booked[0]!.lines.find((l) => l.account === '1400')!;
+  const paid = paymentJournalInFunctional(
+    {
+      id: 'pay-h',
+      invoice_id: usd.id,
+      customer: 'hooli',
+      legal_entity: 'nw-de',
+      currency: 'USD',
+      amount_minor: usd.total_minor,
+      received_on: '2026-12-15',
+    },
+    { invoice: usd.id, customer: 'D-30007', currency: 'USD', open_tx_minor: usd.total_minor, carrying_minor: receivable.debit_minor },
+    { currency: 'USD', rate: '0.9000', rate_date: '2026-12-15', source: 'ecb' },
+    FX_ACCOUNTS,
+    'EUR',
+    'half_up',
+  );
+  const journals = [...booked, paid];
+  const fxRoles = accountRoles({ ...ACCOUNTS, 'nw-de': FX_ACCOUNTS }, PRODUCTS);
+  assert.ok(fxRoles.ok);
+  const options = { roles: fxRoles.value };
+
+  it('write both currencies with the total cost; hledger check --strict and bean-check accept them; balances at cost equal trialBalance', () => {
+    const hledgerText = toHledger(journals, options);
+    // 472.43 USD × 0.92345 = 436.2655 -> 436.27 EUR (half up); revenue 99.73 + 36.94 + 229.94 and tax 69.66 add up to it.
+    assert.match(hledgerText, / 472\.43 USD @@ 436\.27 EUR/);
+    const path = writeTemp(hledgerText, 'journal');
+    succeeds('hledger', ['-f', path, 'check', '--strict', 'ordereddates'], hledgerText);
+    const csv = succeeds('hledger', ['-f', path, 'balance', '--flat', '-B', '-E', '-N', '-O', 'csv', '--layout=bare'], hledgerText);
+    const atCost = csv
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => [...line.matchAll(/"([^"]*)"/g)].map((m) => m[1]!))
+      .filter((r) => !/^-?0(\.0+)?$/.test(r[2]!))
+      .sort(compareRows);
+    assert.deepEqual(atCost, expectedBalances(journals, options));
+
+    const beanText = toBeancount(journals, options);
+    const beanPath = writeTemp(beanText, 'beancount');
+    assert.equal(succeeds('bean-check', [beanPath], beanText).trim(), '');
+    const weights = succeeds(
+      'bean-query',
+      ['-f', 'csv', beanPath, 'SELECT account, sum(weight) AS w GROUP BY account ORDER BY account'],
+      beanText,
+    )
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').map((c) => c.trim()))
+      .filter(([, amount]) => amount !== undefined && amount !== '') // bean-query leaves a zero weight empty
+      .map(([account, amount]) => [account!, amount!.split(/\s+/)[1]!, amount!.split(/\s+/)[0]!])
+      .filter((r) => !/^-?0(\.0+)?$/.test(r[2]!))
+      .sort(compareRows);
+    assert.deepEqual(weights, expectedBalances(journals, options));
   });
 });

@@ -5,6 +5,7 @@
 // another (beancountDeclarations, beancountTransactions): beancount refuses an account opened twice.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
+import type { JournalLine } from '../../domain/model.js';
 import { invariant } from '../../domain/result.js';
 import { entityAccountKey, orderedLines, plainTextAccountNames, sortedForExport, type PlainTextOptions } from '../../domain/journal.js';
 
@@ -71,9 +72,11 @@ function declarations(journals: readonly Journal[], options: PlainTextOptions, h
     for (const line of j.lines) {
       const name = names.get(entityAccountKey(j.legal_entity, line.account))!;
       const slot = opened.get(name) ?? { date: j.posting_date, currencies: new Set<string>() };
-      slot.currencies.add(line.currency);
+      for (const currency of [line.currency, ...(line.tx_currency ? [line.tx_currency] : [])]) {
+        slot.currencies.add(currency);
+        if (!commodities.has(currency)) commodities.set(currency, j.posting_date);
+      }
       opened.set(name, slot);
-      if (!commodities.has(line.currency)) commodities.set(line.currency, j.posting_date);
     }
   }
   const currencies = [...commodities.keys()].sort(compare);
@@ -89,6 +92,17 @@ function declarations(journals: readonly Journal[], options: PlainTextOptions, h
   }
   if (opened.size > 0) out.push('');
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * A posting's amount; booked from another currency, the transaction amount at its total cost in the books' currency
+ * (`100.00 USD @@ 92.00 EUR`, the total unsigned): the file carries both currencies and balances at cost.
+ */
+function pricedAmount(line: JournalLine, signed: bigint): string {
+  const booked = `${formatMajor(signed, line.currency)} ${line.currency}`;
+  if (line.tx_currency === undefined || line.tx_amount_minor === undefined) return booked;
+  const tx = signed < 0n ? -line.tx_amount_minor : line.tx_amount_minor;
+  return `${formatMajor(tx, line.tx_currency)} ${line.tx_currency} @@ ${formatMajor(signed < 0n ? -signed : signed, line.currency)} ${line.currency}`;
 }
 
 function transactions(journals: readonly Journal[], options: PlainTextOptions): string {
@@ -109,7 +123,7 @@ function transactions(journals: readonly Journal[], options: PlainTextOptions): 
         ...(line.customer !== undefined ? [`    customer: ${str(line.customer)}`] : []),
         ...(line.product !== undefined ? [`    product: ${str(line.product)}`] : []),
       ];
-      return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, meta };
+      return { name, amount: pricedAmount(line, amount), meta };
     });
     const nameWidth = Math.max(...rendered.map((r) => r.name.length));
     const amountWidth = Math.max(...rendered.map((r) => r.amount.length));

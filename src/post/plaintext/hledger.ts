@@ -5,6 +5,7 @@
 // (hledgerDeclarations, hledgerTransactions), as the beancount export does.
 import type { Journal } from '../../domain/model.js';
 import { formatMajor } from '../../domain/money.js';
+import type { JournalLine } from '../../domain/model.js';
 import { invariant } from '../../domain/result.js';
 import { entityAccountKey, orderedLines, plainTextAccountNames, sortedForExport, type PlainTextOptions } from '../../domain/journal.js';
 
@@ -64,7 +65,9 @@ function named(journals: readonly Journal[], options: PlainTextOptions): { sorte
 
 function declarations(journals: readonly Journal[], options: PlainTextOptions, header: string): string {
   const { sorted, names } = named(journals, options);
-  const currencies = [...new Set(sorted.flatMap((j) => j.lines.map((l) => l.currency)))].sort(compare);
+  const currencies = [
+    ...new Set(sorted.flatMap((j) => j.lines.flatMap((l) => [l.currency, ...(l.tx_currency ? [l.tx_currency] : [])]))),
+  ].sort(compare);
   const accounts = [...new Set(names.values())].sort(compare);
 
   const out: string[] = [header, 'decimal-mark .', ''];
@@ -77,6 +80,17 @@ function declarations(journals: readonly Journal[], options: PlainTextOptions, h
   }
   if (accounts.length > 0) out.push('');
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * A posting's amount; booked from another currency, the transaction amount at its total cost in the books' currency
+ * (`100.00 USD @@ 92.00 EUR`, the total unsigned): the file carries both currencies and balances at cost.
+ */
+function pricedAmount(line: JournalLine, signed: bigint): string {
+  const booked = `${formatMajor(signed, line.currency)} ${line.currency}`;
+  if (line.tx_currency === undefined || line.tx_amount_minor === undefined) return booked;
+  const tx = signed < 0n ? -line.tx_amount_minor : line.tx_amount_minor;
+  return `${formatMajor(tx, line.tx_currency)} ${line.tx_currency} @@ ${formatMajor(signed < 0n ? -signed : signed, line.currency)} ${line.currency}`;
 }
 
 function transactions(journals: readonly Journal[], options: PlainTextOptions): string {
@@ -95,7 +109,7 @@ function transactions(journals: readonly Journal[], options: PlainTextOptions): 
         ...(line.customer !== undefined ? [`customer: ${tagValue(line.customer)}`] : []),
         ...(line.product !== undefined ? [`product: ${tagValue(line.product)}`] : []),
       ];
-      return { name, amount: `${formatMajor(amount, line.currency)} ${line.currency}`, comment: tags.join(', ') };
+      return { name, amount: pricedAmount(line, amount), comment: tags.join(', ') };
     });
     const nameWidth = Math.max(...rendered.map((r) => r.name.length));
     const amountWidth = Math.max(...rendered.map((r) => r.amount.length));

@@ -51,8 +51,11 @@ async function expectedSide(
   const held = await heldBack(db, target.name, ids);
   // Invoices and credit notes go as the ERP's own sales document when the target takes one (src/post/outbox.ts):
   // the ERP then holds the document's total; everything else goes as a journal entry, compared by its debit total.
-  const expectedAmount = (e: ExpectedJournal): bigint =>
-    e.document_total !== null && typeof target.postDocument === 'function' ? e.document_total : debitTotal(e.journal.lines);
+  const asDocument = (e: ExpectedJournal): boolean => e.document_total !== null && typeof target.postDocument === 'function';
+  const expectedAmount = (e: ExpectedJournal): bigint => (asDocument(e) ? e.document_total! : debitTotal(e.journal.lines));
+  // A document booked from another currency is held by the ERP in its own currency; a journal in the functional one.
+  const expectedCurrency = (e: ExpectedJournal): string =>
+    asDocument(e) && e.journal.fx ? e.journal.fx.currency : journalCurrency(e.journal.lines);
   const known = new Map<string, ExpectedJournal>();
   for (const e of documentJournals) {
     known.set(storedKey(target, e.journal.id), e);
@@ -67,7 +70,7 @@ async function expectedSide(
     const docs = journalDocs(e.journal.id, e.journal.source_document, e.source_kind);
     const dead = outbox.get(e.journal.id);
     if (dead?.status === 'dead') docs.push({ kind: 'dead_letter', id: dead.id, connector: target.name });
-    sides.add('left', journalKey(entity, e.customer, journalCurrency(e.journal.lines), e.journal.id), expectedAmount(e), docs);
+    sides.add('left', journalKey(entity, e.customer, expectedCurrency(e), e.journal.id), expectedAmount(e), docs);
   }
   return { known, outbox, held };
 }

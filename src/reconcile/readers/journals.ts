@@ -2,12 +2,15 @@
 // (expected), built again with the catalog in force when each was written. The ledger, ERP and trial-balance
 // checkpoints compare them.
 import { paymentJournal, REVERSIBLE_KINDS, reversingJournal } from '../../domain/journal.js';
-import type { Journal } from '../../domain/model.js';
+import type { Journal, JournalFx } from '../../domain/model.js';
+import { paymentJournalInFunctional, revaluationJournals } from '../../domain/fx-journals.js';
+import { fxRateAt } from '../../map/fx-rates.js';
+import { openForeignReceivables } from '../../post/fx-revaluation.js';
 import { invariant } from '../../domain/result.js';
 import { inclusiveEnd } from '../../invoice/export.js';
 import { fromDocument } from '../../invoice/store.js';
 import type { PeriodWindow } from '../../meter/period.js';
-import { journalsFor } from '../../post/journals.js';
+import { journalsFor, openReceivable } from '../../post/journals.js';
 import type { Catalogs } from '../catalogs.js';
 import type { ReconKey } from '../checkpoints.js';
 import type { Db, DocumentRef } from '../sides.js';
@@ -16,7 +19,7 @@ import type { AppliedPayment } from './applied-payments.js';
 export interface ExpectedJournal {
   journal: Journal;
   customer: string;
-  source_kind: 'invoice' | 'credit_note' | 'payment';
+  source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation';
   /** The invoice's or credit note's total: what the ERP books when it takes the document in its own form. */
   document_total: bigint | null;
 }
@@ -106,6 +109,24 @@ export async function storedJournals(db: Db, entity: string, window: PeriodWindo
   return heads.map((h) => ({ ...h, lines: byJournal.get(h.id) ?? [] }));
 }
 
+/**
+ * The rate each document booked from another currency was booked at, by source document (what its journals record):
+ * the expected journals are built again at that rate, so the checkpoints compare what was booked with what the
+ * documents imply at the rate they were booked at.
+ */
+async function bookedRates(db: Db, entity: string): Promise<Map<string, JournalFx>> {
+  const rows = (
+    await db.query<{ source_document: string; fx_currency: string; fx_rate: string; fx_rate_date: string; fx_source: string }>(
+      `SELECT DISTINCT ON (source_document) source_document, fx_currency, fx_rate, to_char(fx_rate_date, 'YYYY-MM-DD') AS fx_rate_date, fx_source
+         FROM journals WHERE legal_entity = $1 AND fx_currency IS NOT NULL ORDER BY source_document, id`,
+      [entity],
+    )
+  ).rows;
+  return new Map(
+    rows.map((r) => [r.source_document, { currency: r.fx_currency, rate: r.fx_rate, rate_date: r.fx_rate_date, source: r.fx_source }]),
+  );
+}
+
 /** The journals of the finalized invoices and credit notes the period concerns (dated in it, or of it and never posted). */
 async function documentJournals(
   db: Db,
@@ -113,6 +134,7 @@ async function documentJournals(
   window: PeriodWindow,
   datedBySource: ReadonlyMap<string, string>,
   catalogs: Catalogs,
+  rates: ReadonlyMap<string, JournalFx>,
 ): Promise<ExpectedJournal[]> {
   const expected: ExpectedJournal[] = [];
   const lastDay = inclusiveEnd(window.end_date);
@@ -130,7 +152,10 @@ async function documentJournals(
     // The document is the finalized snapshot (voiding moves only the status column): it is what was posted.
     const invoice = { ...fromDocument(row.document), status: 'finalized' as const };
     const catalog = await catalogs.at(row.finalized_at);
-    for (const journal of journalsFor(invoice, catalog, datedBySource.get(row.id) ?? lastDay)) {
+    const date = datedBySource.get(row.id) ?? lastDay;
+    const fx = rates.get(row.id);
+    if (invoice.currency !== catalog.index.legalEntities.get(entity)?.currency && fx === undefined) continue; // booked nothing
+    for (const journal of journalsFor(invoice, catalog, date, fx)) {
       expected.push({
         journal,
         customer: row.customer,
@@ -146,7 +171,13 @@ async function documentJournals(
  * The reversals a void implies, for those the ledger dates in the period: the invoice's journals built again from its
  * finalized snapshot, each reversed on the date the ledger holds its reversal (a void dated in the period).
  */
-async function reversalJournals(db: Db, entity: string, window: PeriodWindow, catalogs: Catalogs): Promise<ExpectedJournal[]> {
+async function reversalJournals(
+  db: Db,
+  entity: string,
+  window: PeriodWindow,
+  catalogs: Catalogs,
+  rates: ReadonlyMap<string, JournalFx>,
+): Promise<ExpectedJournal[]> {
   const rows = (
     await db.query<{ id: string; customer: string; document: unknown; finalized_at: Date; kind: string; posting_date: string }>(
       `SELECT i.id, i.customer, i.document, i.finalized_at, r.kind, to_char(r.posting_date, 'YYYY-MM-DD') AS posting_date
@@ -160,7 +191,7 @@ async function reversalJournals(db: Db, entity: string, window: PeriodWindow, ca
   for (const row of rows) {
     const invoice = { ...fromDocument(row.document), status: 'finalized' as const };
     const catalog = await catalogs.at(row.finalized_at);
-    const original = journalsFor(invoice, catalog, row.posting_date).find((j) => `${j.kind}_reversal` === row.kind);
+    const original = journalsFor(invoice, catalog, row.posting_date, rates.get(row.id)).find((j) => `${j.kind}_reversal` === row.kind);
     if (!original || !(REVERSIBLE_KINDS as readonly string[]).includes(original.kind)) continue;
     expected.push({
       journal: reversingJournal(original, row.posting_date, ''),
@@ -172,12 +203,55 @@ async function reversalJournals(db: Db, entity: string, window: PeriodWindow, ca
   return expected;
 }
 
+/**
+ * The month-end revaluations the ledger holds in the period (and their reversals), built again from the ledger's
+ * open receivables in other currencies at that month end and the rates in force then (rates are final once
+ * imported): a revaluation booked at another rate or amount shows as a difference.
+ */
+async function revaluationsExpected(
+  db: Db,
+  entity: string,
+  stored: readonly StoredJournal[],
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
+  const sources = [...new Set(stored.filter((j) => j.kind.startsWith('fx_revaluation')).map((j) => j.source_document))].sort();
+  const expected: ExpectedJournal[] = [];
+  for (const source of sources) {
+    const period = source.split(':').at(-1)!;
+    const catalog = await catalogs.at(new Date());
+    const legal = catalog.index.legalEntities.get(entity);
+    const accounts = catalog.catalog.accounts[entity];
+    if (!legal || !accounts) continue;
+    const lastDay = inclusiveEnd(nextMonthStart(period));
+    const items = await openForeignReceivables(db, entity, accounts.receivable, lastDay);
+    const rates = new Map<string, JournalFx>();
+    for (const currency of new Set(items.map((i) => i.currency))) {
+      const used = await fxRateAt(db, { date: lastDay, from: currency, to: legal.currency });
+      if (used) rates.set(currency, { currency, rate: used.rate, rate_date: used.rate_date, source: used.source });
+    }
+    if (items.some((i) => !rates.has(i.currency))) continue;
+    const built = revaluationJournals(entity, period, items, rates, accounts, legal.currency, legal.rounding);
+    if (!built) continue;
+    for (const journal of [built.revaluation, built.reversal])
+      if (stored.some((j) => j.id === journal.id))
+        expected.push({ journal, customer: '', source_kind: 'fx_revaluation', document_total: null });
+  }
+  return expected;
+}
+
+const nextMonthStart = (period: string): string => {
+  const [year, month] = period.split('-').map(Number) as [number, number];
+  return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
+};
+
 /** The journals of the period's applied payments, with the accounts of the catalog in force when each was applied. */
 async function paymentJournals(
+  db: Db,
   entity: string,
   payments: readonly AppliedPayment[],
   datedBySource: ReadonlyMap<string, string>,
   catalogs: Catalogs,
+  rates: ReadonlyMap<string, JournalFx>,
 ): Promise<ExpectedJournal[]> {
   const expected: ExpectedJournal[] = [];
   for (const p of payments) {
@@ -188,6 +262,32 @@ async function paymentJournals(
       accounts !== undefined && customer !== undefined,
       `catalog version ${catalog.version} has the accounts of ${entity} and customer ${p.customer}`,
     );
+    const functional = catalog.index.legalEntities.get(entity);
+    invariant(functional !== undefined, `catalog version ${catalog.version} has legal entity ${entity}`);
+    const fx = rates.get(p.id);
+    if (p.currency !== functional.currency) {
+      // Booked from another currency: at the rate the payment was booked at, against the receivable as it stood.
+      if (fx === undefined) continue; // never booked: the stored side shows it missing
+      const open = await openReceivable(db, p.invoice_id, accounts.receivable, p.id);
+      const journal = paymentJournalInFunctional(
+        {
+          id: p.id,
+          invoice_id: p.invoice_id,
+          customer: p.customer,
+          legal_entity: entity,
+          currency: p.currency,
+          amount_minor: BigInt(p.amount_minor),
+          received_on: datedBySource.get(p.id) ?? p.received_on,
+        },
+        { ...open, customer: open.customer ?? customer.erp_customer_id, currency: p.currency },
+        fx,
+        accounts,
+        functional.currency,
+        functional.rounding,
+      );
+      expected.push({ journal, customer: p.customer, source_kind: 'payment', document_total: null });
+      continue;
+    }
     const journal = paymentJournal(
       {
         id: p.id,
@@ -223,9 +323,11 @@ export async function expectedJournals(
   // A reversal is dated apart from the journal it reverses: the documents' own journals are dated by theirs.
   for (const j of stored)
     if (!j.kind.endsWith('_reversal') && !datedBySource.has(j.source_document)) datedBySource.set(j.source_document, j.posting_date);
+  const rates = await bookedRates(db, entity);
   return [
-    ...(await documentJournals(db, entity, window, datedBySource, catalogs)),
-    ...(await reversalJournals(db, entity, window, catalogs)),
-    ...(await paymentJournals(entity, payments, datedBySource, catalogs)),
+    ...(await documentJournals(db, entity, window, datedBySource, catalogs, rates)),
+    ...(await reversalJournals(db, entity, window, catalogs, rates)),
+    ...(await paymentJournals(db, entity, payments, datedBySource, catalogs, rates)),
+    ...(await revaluationsExpected(db, entity, stored, catalogs)),
   ];
 }

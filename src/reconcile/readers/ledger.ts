@@ -12,6 +12,9 @@ const DOCUMENT_JOURNAL_KINDS: readonly string[] = [
   'credit_note',
   'invoice_reversal',
   'credit_drawdown_reversal',
+  // Month-end revaluations of receivables in other currencies, built again from the ledger and the rates in force.
+  'fx_revaluation',
+  'fx_revaluation_reversal',
 ];
 
 /** The document journals Accrue implies (left) against those the ledger holds (right), by debit total per currency. */
@@ -35,7 +38,11 @@ export function ledgerPostingSides(entity: string, expected: readonly ExpectedJo
         'right',
         journalKey(entity, s.customer, currency, s.id),
         debitTotal(lines),
-        journalDocs(s.id, s.source_document, s.kind === 'credit_note' ? 'credit_note' : 'invoice'),
+        journalDocs(
+          s.id,
+          s.source_document,
+          s.kind === 'credit_note' ? 'credit_note' : s.kind.startsWith('fx_revaluation') ? 'fx_revaluation' : 'invoice',
+        ),
       );
     }
   }
