@@ -117,47 +117,7 @@ export function paymentJournalInFunctional(
     payment.amount_minor === open.open_tx_minor
       ? open.carrying_minor
       : proRata(open.carrying_minor, payment.amount_minor, open.open_tx_minor);
-  const gain = cash - settled; // positive: a gain
-  const tx = { tx_currency: open.currency, tx_amount_minor: payment.amount_minor };
-  const lines: JournalLine[] = [
-    {
-      line_no: 1,
-      account: role(accounts, 'cash', 'a payment'),
-      debit_minor: cash,
-      credit_minor: 0n,
-      currency: functional,
-      memo: `Payment ${payment.id}`,
-      ...tx,
-    },
-  ];
-  if (gain < 0n)
-    lines.push({
-      line_no: 0,
-      account: role(accounts, 'fx_loss', 'a realized exchange loss'),
-      debit_minor: -gain,
-      credit_minor: 0n,
-      currency: functional,
-      memo: 'Realized exchange loss',
-    });
-  lines.push({
-    line_no: 0,
-    account: role(accounts, 'receivable', 'a payment'),
-    debit_minor: 0n,
-    credit_minor: settled,
-    currency: functional,
-    customer: open.customer,
-    memo: `Invoice ${payment.invoice_id}`,
-    ...tx,
-  });
-  if (gain > 0n)
-    lines.push({
-      line_no: 0,
-      account: role(accounts, 'fx_gain', 'a realized exchange gain'),
-      debit_minor: 0n,
-      credit_minor: gain,
-      currency: functional,
-      memo: 'Realized exchange gain',
-    });
+  const lines = settlementLines(payment, open, accounts, functional, { cash, settled });
   const id = journalId('payment', payment.id);
   const built: Journal = {
     id,
@@ -167,11 +127,42 @@ export function paymentJournalInFunctional(
     source_document: payment.id,
     kind: 'payment',
     memo: `Payment ${payment.id} from ${payment.customer} for invoice ${payment.invoice_id}`,
-    lines: lines.map((l, i) => ({ ...l, line_no: i + 1 })),
+    lines,
     fx: { currency: fx.currency, rate: fx.rate, rate_date: fx.rate_date, source: fx.source },
   };
   assertBalanced(built);
   return built;
+}
+
+/** Dr cash, Dr fx_loss (a loss), Cr receivable, Cr fx_gain (a gain): the lines of a payment at another rate. */
+function settlementLines(
+  payment: { id: string; invoice_id: string; amount_minor: bigint },
+  open: OpenReceivable,
+  accounts: AccountMap,
+  functional: string,
+  amounts: { cash: bigint; settled: bigint },
+): JournalLine[] {
+  const gain = amounts.cash - amounts.settled; // positive: a gain
+  const tx = { tx_currency: open.currency, tx_amount_minor: payment.amount_minor };
+  const line = (account: string, debit: bigint, credit: bigint, memo: string, extra: Partial<JournalLine> = {}): JournalLine => ({
+    line_no: 0,
+    account,
+    debit_minor: debit,
+    credit_minor: credit,
+    currency: functional,
+    memo,
+    ...extra,
+  });
+  const lines: JournalLine[] = [line(role(accounts, 'cash', 'a payment'), amounts.cash, 0n, `Payment ${payment.id}`, tx)];
+  if (gain < 0n) lines.push(line(role(accounts, 'fx_loss', 'a realized exchange loss'), -gain, 0n, 'Realized exchange loss'));
+  lines.push(
+    line(role(accounts, 'receivable', 'a payment'), 0n, amounts.settled, `Invoice ${payment.invoice_id}`, {
+      customer: open.customer,
+      ...tx,
+    }),
+  );
+  if (gain > 0n) lines.push(line(role(accounts, 'fx_gain', 'a realized exchange gain'), 0n, gain, 'Realized exchange gain'));
+  return lines.map((l, i) => ({ ...l, line_no: i + 1 }));
 }
 
 /** `total × part / whole` in minor units, half-even: the share of the carrying amount a partial payment settles. */
@@ -248,6 +239,11 @@ export function revaluationJournals(
     line_no: i + 1,
   }));
   if (numbered.length < 2) return null;
+  const revaluation = monthEndJournal(entity, period, numbered);
+  return { revaluation, reversal: nextDayReversal(revaluation, period) };
+}
+
+function monthEndJournal(entity: string, period: string, lines: JournalLine[]): Journal {
   const source = revaluationSource(entity, period);
   const id = journalId('fx_revaluation', source);
   const revaluation: Journal = {
@@ -258,22 +254,27 @@ export function revaluationJournals(
     source_document: source,
     kind: 'fx_revaluation',
     memo: `Revaluation of open receivables in other currencies at ${period} month end`,
-    lines: numbered,
+    lines,
   };
   assertBalanced(revaluation);
-  const reversalId = journalId('fx_revaluation_reversal', source);
+  return revaluation;
+}
+
+/** The revaluation mirrored line for line (same line numbers, debit and credit swapped) on the next month's first day. */
+function nextDayReversal(revaluation: Journal, period: string): Journal {
+  const id = journalId('fx_revaluation_reversal', revaluation.source_document);
   const reversal: Journal = {
-    id: reversalId,
-    key: reversalId,
-    legal_entity: entity,
+    id,
+    key: id,
+    legal_entity: revaluation.legal_entity,
     posting_date: firstDayAfter(period),
-    source_document: source,
+    source_document: revaluation.source_document,
     kind: 'fx_revaluation_reversal',
     memo: `Reversal of the ${period} month-end revaluation`,
-    lines: numbered.map((l) => ({ ...l, debit_minor: l.credit_minor, credit_minor: l.debit_minor })),
-    reverses: id,
+    lines: revaluation.lines.map((l) => ({ ...l, debit_minor: l.credit_minor, credit_minor: l.debit_minor })),
+    reverses: revaluation.id,
   };
   assertBalanced(reversal);
   invariant(DATE.test(reversal.posting_date), 'a date');
-  return { revaluation, reversal };
+  return reversal;
 }
