@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { currentCatalog } from '../catalog/service.js';
 import { minorToMajor } from '../domain/money.js';
+import { inReportingCurrency, openReceivablesByCurrency, reportingSettings } from '../map/reporting-currency.js';
 import { unbilledUsage, type UnbilledUsage } from '../rate/unbilled.js';
 import { processRegistry } from '../observe/counters.js';
 import { OWNER_QUEUES } from '../reconcile/exceptions.js';
@@ -352,6 +353,7 @@ function unbilledFamilies({ registry, pool, getKnown }: Families): void {
         this.set({ legal_entity: a.legal_entity, currency: a.currency }, minorToMajor(a.amount_minor, a.currency).toNumber());
     },
   });
+  reportingFamilies({ registry, pool }, unbilled);
   new Gauge({
     name: 'accrue_unbilled_events',
     help: 'Usage events in billing periods not yet closed, per legal entity.',
@@ -370,6 +372,48 @@ function unbilledFamilies({ registry, pool, getKnown }: Families): void {
     registers: [registry],
     async collect() {
       this.set((await unbilled.get()).ageSeconds);
+    },
+  });
+}
+
+/**
+ * The group reporting currency (ACCRUE_REPORTING_CURRENCY): the unbilled estimate and the open receivables of every
+ * legal entity as one total, each currency converted at the named source's rate of the day (labelled with the source
+ * and the oldest rate date used); a currency without a usable rate is left out and counted in
+ * accrue_reporting_rate_missing. No series without a reporting currency.
+ */
+function reportingFamilies({ registry, pool }: Pick<Families, 'registry' | 'pool'>, unbilled: UnbilledCache): void {
+  const settings = reportingSettings();
+  if (!settings) return;
+  const missing = new Gauge({
+    name: 'accrue_reporting_rate_missing',
+    help: 'Currencies left out of the reporting-currency totals for want of a usable rate (1 per currency).',
+    labelNames: ['measure', 'currency'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'accrue_reporting_amount',
+    help: `Group totals in the reporting currency (major units): unbilled (the estimate of periods not yet closed) and receivable_open (finalized invoices not yet paid), converted at the rate source's rate of the day.`,
+    labelNames: ['measure', 'currency', 'rate_source', 'rate_date'],
+    registers: [registry],
+    async collect() {
+      const today = new Date().toISOString().slice(0, 10);
+      const estimate = (await unbilled.get()).value;
+      const measures = {
+        unbilled: (estimate?.amounts ?? []).map((a) => ({ currency: a.currency, amount_minor: a.amount_minor })),
+        receivable_open: await openReceivablesByCurrency(pool),
+      };
+      this.reset();
+      missing.reset();
+      for (const [measure, amounts] of Object.entries(measures)) {
+        const total = await inReportingCurrency(pool, settings, today, amounts);
+        const rateDate = total.rates.map((r) => r.rate_date).sort()[0] ?? today;
+        this.set(
+          { measure, currency: total.currency, rate_source: total.source, rate_date: rateDate },
+          minorToMajor(total.amount_minor, total.currency).toNumber(),
+        );
+        for (const currency of total.missing) missing.set({ measure, currency }, 1);
+      }
     },
   });
 }

@@ -19,6 +19,8 @@ import { reconcilePeriod } from '../../src/reconcile/run.js';
 import { trialBalance } from '../../src/domain/journal.js';
 import { xeroCurrencyRate } from '../../src/connectors/xero/sales.js';
 import type { Invoice } from '../../src/domain/model.js';
+import { inReportingCurrency } from '../../src/map/reporting-currency.js';
+import { buildServer } from '../../src/api/server.js';
 
 let store: Store;
 let catalog: CatalogVersion;
@@ -158,6 +160,37 @@ describe('a EUR entity billing a USD customer', () => {
       const report = await reconcilePeriod(store.pool, { period, legalEntity: 'nw-de' });
       const red = report.checkpoints.filter((c) => c.status !== 'green').map((c) => [c.checkpoint, c.connector, c.differences]);
       assert.deepEqual(red, [], `${period}: ${JSON.stringify(red, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 1)}`);
+    }
+  });
+
+  it('reports group totals in a reporting currency at a named rate, naming a currency it has no rate for', async () => {
+    // 1,000.00 USD and 900.00 EUR in USD at ecb 2026-12-15: EUR->USD is the inverse of 0.9000, 1.11111111111 (12
+    // significant digits): 900.00 x 1.11111111111 = 999.999999999 -> 1,000.00; the total 2,000.00 USD.
+    const settings = { currency: 'USD', source: 'ecb' };
+    const amounts = [
+      { currency: 'USD', amount_minor: 100000n },
+      { currency: 'EUR', amount_minor: 90000n },
+    ];
+    const total = await inReportingCurrency(store.pool, settings, '2026-12-15', amounts);
+    assert.deepEqual(
+      [total.amount_minor, total.missing, total.rates.map((r) => [r.currency, r.rate, r.rate_date])],
+      [200000n, [], [['EUR', '1.11111111111', '2026-12-15']]],
+    );
+    const later = await inReportingCurrency(store.pool, settings, '2027-06-01', amounts);
+    assert.deepEqual([later.amount_minor, later.missing], [100000n, ['EUR']]);
+    // /metrics carries the totals with the source, once ACCRUE_REPORTING_CURRENCY names the currency.
+    process.env.ACCRUE_REPORTING_CURRENCY = 'USD';
+    const app = await buildServer({ pool: store.pool, metrics: { access: 'public' } });
+    try {
+      const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      assert.match(
+        text,
+        /accrue_reporting_amount\{measure="receivable_open",currency="USD",rate_source="ecb",rate_date="\d{4}-\d{2}-\d{2}"\} -?\d/,
+      );
+      assert.match(text, /accrue_reporting_amount\{measure="unbilled",currency="USD"/);
+    } finally {
+      delete process.env.ACCRUE_REPORTING_CURRENCY;
+      await app.close();
     }
   });
 });
