@@ -18,6 +18,7 @@ import { finalizeInvoice, saveDraft } from '../invoice/store.js';
 import { bookedJournalsFor, recordJournals } from '../post/journals.js';
 import { erpRouting } from '../post/rollout.js';
 import { inclusiveEnd } from '../invoice/export.js';
+import { bookCreditLife } from './credit-life.js';
 import { documentLogFields } from '../domain/correlation.js';
 import { rateWithStoredUsage } from '../rate/rate-customer.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
@@ -102,6 +103,7 @@ export async function rateAndFinalize(
   const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () =>
     correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log),
   );
+  await bookCreditLife(pool, catalog, entities, window.end_date, options.erpTargets ?? [], options.rollout);
   await finishClose(pool, entities, window, watermark, entityCustomers, () =>
     billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }),
   );

@@ -4,7 +4,10 @@
 //
 // Treatment (one, used everywhere):
 //   invoice          Dr receivable (total)  Cr revenue per account (charges - discounts - credits drawn)  Cr tax payable
-//   credit_drawdown  Dr deferred revenue (credits drawn)  Cr revenue per account (credits drawn against its products)
+//   credit_drawdown  Dr deferred revenue (paid credits drawn)  Dr promotional credits (free credits drawn: contra-revenue)
+//                    Cr revenue per account (credits drawn against its products)
+//   credit_grant     Dr cash  Cr deferred revenue (a paid grant, on its grant date; a promotional grant books nothing)
+//   credit_expiry    Dr deferred revenue  Cr breakage revenue (the unused part of a paid grant, on its expiry date)
 //   credit_note      the invoice treatment of its own lines with the drawdown folded in, debits and credits swapped:
 //                    Dr revenue (charges - discounts)  Dr tax payable  Cr receivable (total)  Cr deferred revenue (credits)
 //   payment          Dr cash  Cr receivable
@@ -206,20 +209,41 @@ export function creditDrawdownJournal(
   revenueAccountOf: (product: string) => string,
   erpCustomerId: string,
   postingDate: string,
+  promotional: ReadonlySet<string> = new Set(),
 ): Journal | null {
   invariant(invoice.kind === 'invoice', `creditDrawdownJournal posts invoices; ${invoice.id} is a ${invoice.kind}`);
   invariant(invoice.status === 'finalized', `only a finalized invoice is posted; ${invoice.id} is ${invoice.status}`);
   requireConsistent(invoice);
-  const grants = [
-    ...new Set(invoice.lines.filter((l) => l.kind === 'credit' && l.credit_grant !== undefined).map((l) => l.credit_grant!)),
-  ].sort(compare);
+  const isPromotional = (line: InvoiceLine) => line.credit_grant !== undefined && promotional.has(line.credit_grant);
+  const grantsOf = (free: boolean) =>
+    [
+      ...new Set(
+        invoice.lines
+          .filter((l) => l.kind === 'credit' && l.credit_grant !== undefined && isPromotional(l) === free)
+          .map((l) => l.credit_grant!),
+      ),
+    ].sort(compare);
+  const promotionalDrawn = sumMinor(invoice.lines.filter((l) => l.kind === 'credit' && isPromotional(l)).map((l) => abs(l.amount_minor)));
+  const paid = grantsOf(false);
+  const free = grantsOf(true);
   const entries: Entry[] = [
     {
       account: requireRole(accounts, 'deferred_revenue'),
-      signed: invoice.credits_applied_minor,
+      signed: invoice.credits_applied_minor - promotionalDrawn,
       customer: erpCustomerId,
-      memo: `Credits drawn${grants.length > 0 ? ` from ${grants.join(', ')}` : ''}`,
+      memo: `Credits drawn${paid.length > 0 ? ` from ${paid.join(', ')}` : ''}`,
     },
+    // Promotional credits were never paid for: drawn as contra-revenue, so revenue is recognized gross.
+    ...(promotionalDrawn === 0n
+      ? []
+      : [
+          {
+            account: requireRole(accounts, 'promotional_credits'),
+            signed: promotionalDrawn,
+            customer: erpCustomerId,
+            memo: `Promotional credits drawn from ${free.join(', ')}`,
+          },
+        ]),
     ...revenueEntries(invoice.lines, revenueAccountOf, creditDrawn),
   ];
   const memo = `Credit drawdown on invoice ${documentName(invoice)} ${invoice.customer}`;
@@ -233,10 +257,11 @@ export function invoiceJournals(
   revenueAccountOf: (product: string) => string,
   erpCustomerId: string,
   postingDate: string,
+  promotional: ReadonlySet<string> = new Set(),
 ): Journal[] {
   return [
     invoiceJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate),
-    creditDrawdownJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate),
+    creditDrawdownJournal(invoice, accounts, revenueAccountOf, erpCustomerId, postingDate, promotional),
   ].filter((j): j is Journal => j !== null);
 }
 

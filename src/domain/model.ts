@@ -128,10 +128,9 @@ export interface Subscription {
 }
 
 /**
- * Prepaid credits. `paid` (the default): bought, a contract liability (deferred revenue) from `granted` until drawn
- * or expired; `billed: true` bills the purchase as a `credit_purchase` line on the invoice of the period holding
- * `granted`, otherwise it was paid outside Accrue and is booked Dr cash. `promotional`: free, no liability; drawn
- * as contra-revenue. Unused paid credit is released as breakage revenue on `expires`.
+ * Prepaid credits. `paid` (the default): bought (paid outside Accrue's invoices, booked Dr cash), a contract
+ * liability (deferred revenue) from `granted` until drawn or expired; unused paid credit is released as breakage
+ * revenue on `expires`. `promotional`: free, no liability; drawn as contra-revenue.
  */
 export interface CreditGrant {
   id: string; // stable: `${customer}:${granted}:${index}`
@@ -141,7 +140,6 @@ export interface CreditGrant {
   granted: string; // UTC date
   expires: string; // UTC date, inclusive: usable on this date
   kind?: 'paid' | 'promotional'; // absent: paid
-  billed?: boolean; // paid grants only; absent: false
 }
 
 export interface Discount {
@@ -183,7 +181,7 @@ export interface UsageAggregate {
 
 // ---------- rating and invoicing ----------
 
-export type LineKind = 'flat' | 'usage' | 'minimum_true_up' | 'discount' | 'credit' | 'late_usage' | 'credit_purchase';
+export type LineKind = 'flat' | 'usage' | 'minimum_true_up' | 'discount' | 'credit' | 'late_usage';
 
 export interface TierApplied {
   tier: number; // 1-based

@@ -6,6 +6,7 @@ import type { CatalogVersion } from '../catalog/service.js';
 import { contentHash } from '../domain/canonical.js';
 import { assertBalanced, creditNoteJournal, invoiceJournals, revenueAccountResolver } from '../domain/journal.js';
 import { inFunctionalCurrency, type OpenReceivable } from '../domain/fx-journals.js';
+import { isPromotional } from '../domain/credits.js';
 import type { Invoice, Journal, JournalFx } from '../domain/model.js';
 import { requireFxRate } from '../map/fx-rates.js';
 import { ProblemError } from '../domain/result.js';
@@ -43,7 +44,7 @@ export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDa
   const journals =
     invoice.kind === 'credit_note'
       ? [creditNoteJournal(invoice, accounts, revenue, customer.erp_customer_id, postingDate)].filter((j): j is Journal => j !== null)
-      : invoiceJournals(invoice, accounts, revenue, customer.erp_customer_id, postingDate);
+      : invoiceJournals(invoice, accounts, revenue, customer.erp_customer_id, postingDate, promotionalGrants(catalog));
   const foreign = invoice.currency !== entity.currency;
   if (foreign && fx === undefined)
     throw new Error(`${invoice.id} is in ${invoice.currency}, legal entity ${entity.id} books in ${entity.currency}: a rate is needed`);
@@ -51,6 +52,10 @@ export function journalsFor(invoice: Invoice, catalog: CatalogVersion, postingDa
   for (const journal of booked) assertBalanced(journal);
   return booked;
 }
+
+/** The ids of the catalog's promotional grants: drawn as contra-revenue (src/domain/credits.ts). */
+const promotionalGrants = (catalog: CatalogVersion): ReadonlySet<string> =>
+  new Set(catalog.catalog.credit_grants.filter(isPromotional).map((g) => g.id));
 
 /** The rate a document in another currency is booked at: that of its posting date; undefined in the functional currency. */
 export async function bookingRate(

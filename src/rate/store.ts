@@ -23,11 +23,18 @@ export async function grantBalancesUsed(db: Db, customer: string, ratingPeriod: 
       WHERE d.customer = $1 AND i.status = 'finalized' AND NOT (i.kind = 'invoice' AND i.period = $2)
         AND NOT EXISTS (SELECT 1 FROM invoices cn WHERE cn.corrects = i.id AND cn.kind = 'credit_note' AND cn.status = 'finalized'
                           AND NOT EXISTS (SELECT 1 FROM disputes x WHERE x.credit_note = cn.id))
-      GROUP BY d.grant_id`,
+      GROUP BY d.grant_id
+      UNION ALL
+      -- What expired unused was released as breakage (src/close/credit-life.ts): it is never drawn again.
+      SELECT j.source_document, sum(l.debit_minor)::text FROM journals j JOIN journal_lines l ON l.journal_id = j.id
+       WHERE j.kind = 'credit_expiry' AND j.source_document LIKE $1 || ':%' AND l.debit_minor > 0
+       GROUP BY j.source_document`,
       [customer, ratingPeriod],
     )
   ).rows;
-  return new Map(rows.map((r) => [r.grant_id, BigInt(r.used)]));
+  const used = new Map<string, bigint>();
+  for (const r of rows) used.set(r.grant_id, (used.get(r.grant_id) ?? 0n) + BigInt(r.used));
+  return used;
 }
 
 /** The usage of each window (keyed by windowKey), read up to the watermark; late events only when asked. */

@@ -451,6 +451,34 @@ describe('a customer billed in another currency (#18)', () => {
   });
 });
 
+describe('credit grant kinds (#18)', () => {
+  it('keeps kind when given and leaves it out when absent; a promotional grant needs the promotional_credits account', () => {
+    const doc = northwind();
+    doc.credit_grants.push({
+      customer: 'globex',
+      amount: '50.00',
+      currency: 'USD',
+      granted: '2026-10-01',
+      expires: '2027-01-31',
+      kind: 'promotional',
+    });
+    assert.deepEqual(
+      (() => {
+        const r = parseCatalog(JSON.stringify(doc), 'json');
+        return r.ok ? [] : lines(r.problems);
+      })(),
+      ['credit_grants[1].kind: needs accounts.nw-us.promotional_credits: a promotional grant is drawn as contra-revenue'],
+    );
+    doc.accounts['nw-us'].promotional_credits = '4950';
+    const { catalog } = load(JSON.stringify(doc), 'json');
+    assert.equal(catalog.credit_grants[1]?.kind, 'promotional');
+    assert.ok(!('kind' in catalog.credit_grants[0]!));
+    const bad = northwind();
+    bad.credit_grants[0].kind = 'free';
+    assert.equal(parseCatalog(JSON.stringify(bad), 'json').ok, false);
+  });
+});
+
 describe('an invalid catalog is refused with every problem by path', () => {
   const table: Array<[string, (doc: Doc) => void, string[]]> = [
     ['version 2', (d) => (d.version = 2), ['version: must be 1, got the number 2']],

@@ -206,6 +206,7 @@ function creditGrants(raw: Array<Omit<CreditGrant, 'id'>>): CreditGrant[] {
       currency: g.currency,
       granted: g.granted,
       expires: g.expires,
+      ...(g.kind === undefined ? {} : { kind: g.kind }),
     };
   });
 }

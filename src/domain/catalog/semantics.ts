@@ -544,6 +544,12 @@ function checkCreditGrants(c: Checker, root: Raw, known: Known): void {
       );
     }
     c.amount(grant.amount, at(path, 'amount'), currency, { positive: true });
+    // A promotional grant is drawn as contra-revenue: its legal entity names the account.
+    if (grant.kind === 'promotional' && billing) {
+      const accounts = isRecord(root.accounts) ? root.accounts[billing.entity] : undefined;
+      if (isRecord(accounts) && !Object.hasOwn(accounts, 'promotional_credits'))
+        c.add(at(path, 'kind'), 'required_account', `needs accounts.${billing.entity}.promotional_credits: a promotional grant is drawn as contra-revenue`);
+    }
     const granted = c.date(grant.granted, at(path, 'granted'));
     const expires = c.date(grant.expires, at(path, 'expires'));
     if (granted !== undefined && expires !== undefined && expires < granted)

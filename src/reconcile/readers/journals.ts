@@ -3,7 +3,9 @@
 // checkpoints compare them.
 import { paymentJournal, REVERSIBLE_KINDS, reversingJournal } from '../../domain/journal.js';
 import type { Journal, JournalFx } from '../../domain/model.js';
-import { paymentJournalInFunctional, revaluationJournals } from '../../domain/fx-journals.js';
+import { inFunctionalCurrency, paymentJournalInFunctional, revaluationJournals } from '../../domain/fx-journals.js';
+import { creditExpiryJournal, creditGrantJournal } from '../../domain/credits.js';
+import { grantBalancesUsed } from '../../rate/store.js';
 import { fxRateAt } from '../../map/fx-rates.js';
 import { openForeignReceivables } from '../../post/fx-revaluation.js';
 import { invariant } from '../../domain/result.js';
@@ -19,7 +21,7 @@ import type { AppliedPayment } from './applied-payments.js';
 export interface ExpectedJournal {
   journal: Journal;
   customer: string;
-  source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation';
+  source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation' | 'credit_grant';
   /** The invoice's or credit note's total: what the ERP books when it takes the document in its own form. */
   document_total: bigint | null;
 }
@@ -66,7 +68,8 @@ export async function storedJournals(db: Db, entity: string, window: PeriodWindo
   const heads = (
     await db.query<{ id: string; kind: string; source_document: string; posting_date: string; customer: string | null }>(
       `SELECT j.id, j.kind, j.source_document, to_char(j.posting_date, 'YYYY-MM-DD') AS posting_date,
-              coalesce(i.customer, pi.customer) AS customer
+              coalesce(i.customer, pi.customer,
+                       CASE WHEN j.kind IN ('credit_grant', 'credit_expiry') THEN split_part(j.source_document, ':', 1) END) AS customer
          FROM journals j
          LEFT JOIN invoices i ON i.id = j.source_document AND j.kind <> 'payment'
          LEFT JOIN payments p ON p.id = j.source_document AND j.kind = 'payment'
@@ -239,6 +242,48 @@ async function revaluationsExpected(
   return expected;
 }
 
+/**
+ * The prepaid-credit journals the ledger holds in the period (a paid grant sold, a paid grant's unused part released),
+ * built again from the catalog's grant and what finalized invoices drew from it.
+ */
+async function creditLifeExpected(db: Db, stored: readonly StoredJournal[], catalogs: Catalogs): Promise<ExpectedJournal[]> {
+  const expected: ExpectedJournal[] = [];
+  const catalog = await catalogs.at(new Date());
+  for (const s of stored.filter((j) => j.kind === 'credit_grant' || j.kind === 'credit_expiry')) {
+    const grant = catalog.catalog.credit_grants.find((g) => g.id === s.source_document);
+    const customer = grant ? catalog.index.customers.get(grant.customer) : undefined;
+    const accounts = customer ? catalog.catalog.accounts[customer.legal_entity] : undefined;
+    const entity = customer ? catalog.index.legalEntities.get(customer.legal_entity) : undefined;
+    if (!grant || !customer || !accounts || !entity) continue; // a grant the catalog no longer has: the stored side shows it
+    let journal: Journal | null;
+    if (s.kind === 'credit_grant') journal = creditGrantJournal(grant, entity.id, accounts, customer.erp_customer_id);
+    else {
+      // What was drawn: every use the rating counts, less the release itself.
+      const used = (await grantBalancesUsed(db, grant.customer, '')).get(grant.id) ?? 0n;
+      const released = s.lines.reduce(
+        (sum, l) => sum + (l.tx_amount_minor !== undefined && l.debit_minor > 0n ? l.tx_amount_minor : l.debit_minor),
+        0n,
+      );
+      journal = creditExpiryJournal(grant, used - released, entity.id, accounts, customer.erp_customer_id);
+    }
+    if (!journal) continue;
+    const fx =
+      grant.currency === entity.currency
+        ? undefined
+        : await fxRateAt(db, { date: journal.posting_date, from: grant.currency, to: entity.currency });
+    const booked = fx
+      ? inFunctionalCurrency(
+          journal,
+          { currency: fx.currency, rate: fx.rate, rate_date: fx.rate_date, source: fx.source },
+          entity.currency,
+          entity.rounding,
+        )
+      : journal;
+    expected.push({ journal: booked, customer: grant.customer, source_kind: 'credit_grant', document_total: null });
+  }
+  return expected;
+}
+
 const nextMonthStart = (period: string): string => {
   const [year, month] = period.split('-').map(Number) as [number, number];
   return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
@@ -329,5 +374,6 @@ export async function expectedJournals(
     ...(await reversalJournals(db, entity, window, catalogs, rates)),
     ...(await paymentJournals(db, entity, payments, datedBySource, catalogs, rates)),
     ...(await revaluationsExpected(db, entity, stored, catalogs)),
+    ...(await creditLifeExpected(db, stored, catalogs)),
   ];
 }

@@ -15,6 +15,9 @@ const DOCUMENT_JOURNAL_KINDS: readonly string[] = [
   // Month-end revaluations of receivables in other currencies, built again from the ledger and the rates in force.
   'fx_revaluation',
   'fx_revaluation_reversal',
+  // Prepaid credits sold and released, built again from the catalog's grants and what was drawn.
+  'credit_grant',
+  'credit_expiry',
 ];
 
 /** The document journals Accrue implies (left) against those the ledger holds (right), by debit total per currency. */
@@ -41,7 +44,16 @@ export function ledgerPostingSides(entity: string, expected: readonly ExpectedJo
         journalDocs(
           s.id,
           s.source_document,
-          s.kind === 'credit_note' ? 'credit_note' : s.kind.startsWith('fx_revaluation') ? 'fx_revaluation' : 'invoice',
+          s.kind === 'credit_note'
+            ? 'credit_note'
+            : s.kind.startsWith('fx_revaluation')
+              ? 'fx_revaluation'
+              : s.kind.startsWith('credit_') &&
+                  s.kind !== 'credit_drawdown' &&
+                  s.kind !== 'credit_drawdown_reversal' &&
+                  s.kind !== 'credit_note'
+                ? 'credit_grant'
+                : 'invoice',
         ),
       );
     }
