@@ -4,6 +4,10 @@
 //
 // Treatment (one, used everywhere):
 //   invoice          Dr receivable (total)  Cr revenue per account (charges - discounts - credits drawn)  Cr tax payable
+//                    (a charge billed for more than a month: Cr deferred revenue instead, recognized by its schedule)
+//   revenue_recognition  Dr deferred revenue  Cr revenue per account (each schedule's part for the month)
+//   unbilled_accrual     Dr unbilled receivable  Cr revenue (usage of the month not yet invoiced; reversed the next day)
+//   fx_revaluation       Dr/Cr receivable  Cr/Dr unrealized exchange (open receivables in other currencies; reversed)
 //   credit_drawdown  Dr deferred revenue (paid credits drawn)  Dr promotional credits (free credits drawn: contra-revenue)
 //                    Cr revenue per account (credits drawn against its products)
 //   credit_grant     Dr cash  Cr deferred revenue (a paid grant, on its grant date; a promotional grant books nothing)
@@ -69,6 +73,24 @@ export function checkInvoiceTotals(invoice: Invoice): Result<void> {
   );
   return problems.length === 0 ? ok(undefined) : fail(...problems);
 }
+
+// ---------- lines billed for more than a month (src/domain/revenue.ts) ----------
+
+const addMonth = (period: string): string => {
+  const [year, month] = period.split('-').map(Number) as [number, number];
+  return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 7);
+};
+
+/** The calendar months a service period [start, end) touches. */
+export function serviceMonths(start: string, end: string): string[] {
+  const months: string[] = [];
+  for (let m = start.slice(0, 7); `${m}-01` < end; m = addMonth(m)) months.push(m);
+  return months;
+}
+
+/** A charge line billed for more than one calendar month (a fee billed in advance for a term) is deferred, then recognized. */
+export const isDeferredLine = (line: Pick<InvoiceLine, 'kind' | 'period_start' | 'period_end' | 'amount_minor'>): boolean =>
+  (line.kind === 'flat' || line.kind === 'usage') && line.amount_minor > 0n && serviceMonths(line.period_start, line.period_end).length > 1;
 
 // ---------- building lines ----------
 
@@ -192,7 +214,14 @@ export function invoiceJournal(
       customer: erpCustomerId,
       memo: `Receivable ${documentName(invoice)}`,
     },
-    ...revenueEntries(invoice.lines, revenueAccountOf, (line) => netOfDiscounts(line) - creditDrawn(line)),
+    ...revenueEntries(invoice.lines, revenueAccountOf, (line) => (isDeferredLine(line) ? 0n : netOfDiscounts(line) - creditDrawn(line))),
+    // A fee billed in advance for more than a month is a contract liability until its schedule recognizes it.
+    {
+      account: requireRole(accounts, 'deferred_revenue'),
+      signed: -sumMinor(invoice.lines.filter(isDeferredLine).map((l) => l.amount_minor)),
+      customer: erpCustomerId,
+      memo: 'Billed in advance, recognized over its term',
+    },
     { account: requireRole(accounts, 'tax_payable'), signed: -invoice.tax_minor, memo: 'Tax payable' },
   ];
   const memo = `Invoice ${documentName(invoice)} ${invoice.customer} ${invoice.period_start}..${invoice.period_end}`;

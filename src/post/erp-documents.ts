@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { catalogVersion, currentCatalog, type CatalogVersion } from '../catalog/service.js';
 import type { Invoice, InvoiceLine, InvoiceParty, Journal, JournalFx } from '../domain/model.js';
 import { formatMajor } from '../domain/money.js';
+import { isDeferredLine } from '../domain/journal.js';
 import { invariant } from '../domain/result.js';
 import { fromDocument } from '../invoice/store.js';
 import { outboxDocumentKind } from './journals.js';
@@ -173,8 +174,14 @@ function untaxedLines(invoice: Invoice, catalog: CatalogVersion, deferredRevenue
   // Invoices: per product, charges - discounts - credits drawn (the drawdown journal books the credit part).
   // Credit notes fold the drawdown in: per product, charges - discounts, and one line restoring the credits.
   const byProduct = new Map<string, bigint>();
+  // A fee billed in advance for more than a month goes to deferred revenue, as its journal books it.
+  const deferredByProduct = new Map<string, bigint>();
   for (const line of invoice.lines) {
     if (invoice.kind === 'credit_note' && line.kind === 'credit') continue;
+    if (invoice.kind === 'invoice' && isDeferredLine(line)) {
+      deferredByProduct.set(line.product, (deferredByProduct.get(line.product) ?? 0n) + line.amount_minor);
+      continue;
+    }
     const signed = isCharge(line) ? line.amount_minor : -(line.amount_minor < 0n ? -line.amount_minor : line.amount_minor);
     byProduct.set(line.product, (byProduct.get(line.product) ?? 0n) + signed);
   }
@@ -186,6 +193,13 @@ function untaxedLines(invoice: Invoice, catalog: CatalogVersion, deferredRevenue
       const account = products.get(product)?.revenue_account[invoice.legal_entity];
       invariant(account !== undefined, `product ${product} has no revenue account in ${invoice.legal_entity}`);
       return { product, description: `${products.get(product)!.name} ${period}`, account, amount_minor: amount };
+    });
+  for (const [product, amount] of [...deferredByProduct.entries()].sort(([a], [b]) => compare(a, b)))
+    untaxed.push({
+      product,
+      description: `${products.get(product)?.name ?? product} billed in advance ${period}`,
+      account: deferredRevenue,
+      amount_minor: amount,
     });
   if (invoice.kind === 'credit_note' && invoice.credits_applied_minor !== 0n) {
     untaxed.push({

@@ -548,7 +548,11 @@ function checkCreditGrants(c: Checker, root: Raw, known: Known): void {
     if (grant.kind === 'promotional' && billing) {
       const accounts = isRecord(root.accounts) ? root.accounts[billing.entity] : undefined;
       if (isRecord(accounts) && !Object.hasOwn(accounts, 'promotional_credits'))
-        c.add(at(path, 'kind'), 'required_account', `needs accounts.${billing.entity}.promotional_credits: a promotional grant is drawn as contra-revenue`);
+        c.add(
+          at(path, 'kind'),
+          'required_account',
+          `needs accounts.${billing.entity}.promotional_credits: a promotional grant is drawn as contra-revenue`,
+        );
     }
     const granted = c.date(grant.granted, at(path, 'granted'));
     const expires = c.date(grant.expires, at(path, 'expires'));
