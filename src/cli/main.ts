@@ -24,6 +24,7 @@ import { registerErpCommands } from './erp-commands.js';
 import { registerConnectCommands } from './connect-commands.js';
 import { registerDisputesCommands } from './disputes-commands.js';
 import { registerFxCommands } from './fx-commands.js';
+import { registerRevenueCommands } from './revenue-commands.js';
 import { formatProblems, ProblemError } from '../domain/result.js';
 import { startTracing } from '../observe/tracing.js';
 
@@ -49,6 +50,7 @@ registerConnectCommands(program);
 registerChangesCommands(program);
 registerDisputesCommands(program);
 registerFxCommands(program);
+registerRevenueCommands(program);
 
 // Usage errors (an unknown option, a missing argument) exit 2 like any bad input, not with commander's 1.
 const usageExits = (command: Command): void => {

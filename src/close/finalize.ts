@@ -19,6 +19,7 @@ import { bookedJournalsFor, recordJournals } from '../post/journals.js';
 import { erpRouting } from '../post/rollout.js';
 import { inclusiveEnd } from '../invoice/export.js';
 import { bookCreditLife } from './credit-life.js';
+import { recognizeRevenue, saveSchedules } from '../post/revenue.js';
 import { documentLogFields } from '../domain/correlation.js';
 import { rateWithStoredUsage } from '../rate/rate-customer.js';
 import { ATTRIBUTES, SPANS, correlationAttributes, inSpan } from '../observe/tracing.js';
@@ -104,6 +105,16 @@ export async function rateAndFinalize(
     correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log),
   );
   await bookCreditLife(pool, catalog, entities, window.end_date, options.erpTargets ?? [], options.rollout);
+  // Each month's part of the fees billed in advance for a longer term (src/post/revenue.ts).
+  await transaction(pool, async (client) => {
+    for (const entity of entities)
+      await recognizeRevenue(client, catalog, {
+        entity,
+        period: window.period,
+        erpTargets: options.erpTargets ?? [],
+        rollout: options.rollout,
+      });
+  });
   await finishClose(pool, entities, window, watermark, entityCustomers, () =>
     billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }),
   );
@@ -145,6 +156,7 @@ async function finalizeDraft(
   await saveRatingRun(client, { id: invoice.rating_run, customer, period: window.period, catalog, watermark, usage });
   const saved = await saveDraft(client, invoice);
   const finalized = await finalizeInvoice(client, saved.invoice.id, entity.invoice_number_prefix);
+  await saveSchedules(client, finalized);
   // Accrual: the month's invoice posts on the month's last day.
   await recordJournals(
     client,

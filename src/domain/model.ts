@@ -97,6 +97,8 @@ export interface Price {
   product: string;
   meter?: string; // absent for flat fees
   versions: PriceVersion[]; // ascending by effective_from; a price without `versions` has one with effective_from null
+  /** Flat prices: `year` bills the whole amount in advance each subscription year (absent: every month). */
+  interval?: 'year';
 }
 
 export interface Plan {

@@ -6,7 +6,7 @@ import { invariant } from '../domain/result.js';
 import type { ExactLine, Round, UsageProvider, UsageWindow } from './lines.js';
 import { minimumTrueUp } from './minimum.js';
 import { usageCharge } from './price-models.js';
-import { activeWindow, iso, priceSegments, flatCharge, type PeriodDates } from './segments.js';
+import { activeWindow, iso, priceSegments, flatCharge, yearlyCharge, type PeriodDates } from './segments.js';
 
 /** The usage windows a plan's metered prices read for one subscription, in line order. */
 export function planUsageWindows(plan: Plan, sub: Subscription, period: PeriodDates): UsageWindow[] {
@@ -34,6 +34,11 @@ export function planCharges(
   const planUsage: ExactLine[] = [];
   for (const price of plan.prices) {
     const product = index.products.get(price.product)!;
+    if (price.interval === 'year') {
+      const yearly = yearlyCharge(product, price, sub, active, round);
+      if (yearly) charges.push(yearly);
+      continue;
+    }
     for (const segment of priceSegments(price, active)) {
       if (segment.version.model === 'flat') {
         charges.push(flatCharge(product, price, segment, active.periodDays, round));

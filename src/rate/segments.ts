@@ -107,3 +107,44 @@ export function flatCharge(
     },
   };
 }
+
+const addMonths = (date: string, months: number): string => {
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+  const target = new Date(Date.UTC(y, m - 1 + months, 1));
+  const lastOfMonth = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
+  return new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth(), Math.min(d, lastOfMonth))).toISOString().slice(0, 10);
+};
+
+/**
+ * A flat price billed yearly in advance (`interval: year`): the whole amount of the version in force on the day a
+ * subscription year starts (the subscription's start, then each anniversary), on the invoice of the period holding
+ * that day, its line covering the year [start, start + 12 months). Not prorated. Null when no year starts in the window.
+ */
+export function yearlyCharge(product: Product, price: Price, sub: Subscription, active: ActiveWindow, round: Round): ExactLine | null {
+  let start = sub.start;
+  for (let years = 1; start < active.start; years += 1) start = addMonths(sub.start, 12 * years);
+  if (start >= active.end) return null;
+  const version = [...price.versions].reverse().find((v) => (v.effective_from ?? '0000-01-01') <= start);
+  if (!version) return null;
+  invariant(version.model === 'flat', `yearly price ${price.id} is flat`);
+  const end = addMonths(start, 12);
+  const exact = new Decimal(version.amount);
+  return {
+    exact,
+    line: {
+      kind: 'flat',
+      product: product.id,
+      meter: null,
+      price_id: price.id,
+      price_version: version.version_id,
+      description: `${product.name} (annual, ${start} to ${lastDay(end)})`,
+      quantity: '1',
+      unit_amount: version.amount,
+      tiers: [],
+      amount_minor: round(exact),
+      period_start: start,
+      period_end: end,
+      taxable: true,
+    },
+  };
+}

@@ -479,6 +479,22 @@ describe('credit grant kinds (#18)', () => {
   });
 });
 
+describe('a price billed yearly (#18)', () => {
+  it('keeps interval year on a flat price, leaves it out when absent, and refuses it on a metered price', () => {
+    const doc = northwind();
+    doc.plans[0].prices[0].interval = 'year';
+    const { catalog } = load(JSON.stringify(doc), 'json');
+    assert.equal(catalog.plans[0]!.prices[0]!.interval, 'year');
+    assert.ok(!('interval' in catalog.plans[0]!.prices[1]!));
+    assert.deepEqual(
+      refusedAfter((d) => {
+        d.plans[0].prices[1].interval = 'year';
+      }),
+      ['plans[0].prices[1].interval: year is for flat prices only: usage is billed for the month it is used in'],
+    );
+  });
+});
+
 describe('an invalid catalog is refused with every problem by path', () => {
   const table: Array<[string, (doc: Doc) => void, string[]]> = [
     ['version 2', (d) => (d.version = 2), ['version: must be 1, got the number 2']],

@@ -40,6 +40,7 @@ interface RawPrice extends Partial<RawModel> {
   product: string;
   meter?: string;
   versions?: RawVersion[];
+  interval?: 'month' | 'year';
 }
 interface RawPlan {
   id: string;
@@ -125,7 +126,13 @@ function price(planId: string, raw: RawPrice, index: number): Price {
     const effectiveFrom = version.effective_from ?? null;
     return { version_id: priceVersionId(id, effectiveFrom), effective_from: effectiveFrom, ...priceModel(version) };
   });
-  return { id, product: raw.product, ...(raw.meter === undefined ? {} : { meter: raw.meter }), versions };
+  return {
+    id,
+    product: raw.product,
+    ...(raw.meter === undefined ? {} : { meter: raw.meter }),
+    versions,
+    ...(raw.interval === 'year' ? { interval: 'year' as const } : {}),
+  };
 }
 
 /** The single-rate form stays as it is (its hash unchanged); versions get an explicit effective_from (null on a first without one). */

@@ -258,6 +258,8 @@ function checkPlan(c: Checker, plan: Raw, planPath: string, refs: Refs): void {
     }
     const meterPath = at(pricePath, 'meter');
     if (price.meter !== undefined && models.includes('flat')) c.add(meterPath, 'not_allowed', 'is not allowed with model flat');
+    if (price.interval === 'year' && !models.every((m) => m === 'flat'))
+      c.add(at(pricePath, 'interval'), 'not_allowed', 'year is for flat prices only: usage is billed for the month it is used in');
     const metered = models.find((m) => isModel(m) && m !== 'flat');
     if (price.meter === undefined && metered !== undefined) c.add(meterPath, 'required', `is required for model ${String(metered)}`);
 

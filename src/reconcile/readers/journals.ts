@@ -13,6 +13,7 @@ import { inclusiveEnd } from '../../invoice/export.js';
 import { fromDocument } from '../../invoice/store.js';
 import type { PeriodWindow } from '../../meter/period.js';
 import { journalsFor, openReceivable } from '../../post/journals.js';
+import { expectedRecognition } from '../../post/revenue.js';
 import type { Catalogs } from '../catalogs.js';
 import type { ReconKey } from '../checkpoints.js';
 import type { Db, DocumentRef } from '../sides.js';
@@ -21,7 +22,7 @@ import type { AppliedPayment } from './applied-payments.js';
 export interface ExpectedJournal {
   journal: Journal;
   customer: string;
-  source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation' | 'credit_grant';
+  source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation' | 'credit_grant' | 'revenue_recognition';
   /** The invoice's or credit note's total: what the ERP books when it takes the document in its own form. */
   document_total: bigint | null;
 }
@@ -284,6 +285,22 @@ async function creditLifeExpected(db: Db, stored: readonly StoredJournal[], cata
   return expected;
 }
 
+/** The revenue recognitions the ledger holds in the period, built again from the stored schedules of finalized invoices. */
+async function recognitionsExpected(
+  db: Db,
+  entity: string,
+  stored: readonly StoredJournal[],
+  catalogs: Catalogs,
+): Promise<ExpectedJournal[]> {
+  const expected: ExpectedJournal[] = [];
+  const catalog = await catalogs.at(new Date());
+  for (const s of stored.filter((j) => j.kind === 'revenue_recognition')) {
+    const journal = await expectedRecognition(db, catalog, entity, s.source_document.split(':').at(-1)!);
+    if (journal) expected.push({ journal, customer: '', source_kind: 'revenue_recognition', document_total: null });
+  }
+  return expected;
+}
+
 const nextMonthStart = (period: string): string => {
   const [year, month] = period.split('-').map(Number) as [number, number];
   return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
@@ -375,5 +392,6 @@ export async function expectedJournals(
     ...(await paymentJournals(db, entity, payments, datedBySource, catalogs, rates)),
     ...(await revaluationsExpected(db, entity, stored, catalogs)),
     ...(await creditLifeExpected(db, stored, catalogs)),
+    ...(await recognitionsExpected(db, entity, stored, catalogs)),
   ];
 }

@@ -18,6 +18,8 @@ const DOCUMENT_JOURNAL_KINDS: readonly string[] = [
   // Prepaid credits sold and released, built again from the catalog's grants and what was drawn.
   'credit_grant',
   'credit_expiry',
+  // Each month's part of the fees billed in advance, built again from the stored schedules.
+  'revenue_recognition',
 ];
 
 /** The document journals Accrue implies (left) against those the ledger holds (right), by debit total per currency. */
