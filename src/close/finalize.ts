@@ -104,17 +104,7 @@ export async function rateAndFinalize(
   const corrections = await inSpan(SPANS.correctLateUsage, { [ATTRIBUTES.period]: window.period }, () =>
     correctLateUsage(pool, catalog, window.period, watermark, entities, options.erpTargets ?? [], options.rollout, options.log),
   );
-  await bookCreditLife(pool, catalog, entities, window.end_date, options.erpTargets ?? [], options.rollout);
-  // Each month's part of the fees billed in advance for a longer term (src/post/revenue.ts).
-  await transaction(pool, async (client) => {
-    for (const entity of entities)
-      await recognizeRevenue(client, catalog, {
-        entity,
-        period: window.period,
-        erpTargets: options.erpTargets ?? [],
-        rollout: options.rollout,
-      });
-  });
+  await bookMonthEnd(pool, catalog, options, run);
   await finishClose(pool, entities, window, watermark, entityCustomers, () =>
     billingRunAudit(run.by, { period: window.period, entities, watermark, catalog, invoices, corrections, early: run.early }),
   );
@@ -208,4 +198,26 @@ function billingRunAudit(
       ...(run.early ? { early: true } : {}),
     },
   };
+}
+
+/**
+ * After the period's invoices: prepaid credits sold and expired by its end (src/close/credit-life.ts), and each
+ * legal entity's part of the fees billed in advance for a longer term (src/post/revenue.ts).
+ */
+async function bookMonthEnd(
+  pool: pg.Pool,
+  catalog: CatalogVersion,
+  options: CloseOptions,
+  run: { window: PeriodWindow; entities: string[] },
+) {
+  await bookCreditLife(pool, catalog, run.entities, run.window.end_date, options.erpTargets ?? [], options.rollout);
+  await transaction(pool, async (client) => {
+    for (const entity of run.entities)
+      await recognizeRevenue(client, catalog, {
+        entity,
+        period: run.window.period,
+        erpTargets: options.erpTargets ?? [],
+        rollout: options.rollout,
+      });
+  });
 }
