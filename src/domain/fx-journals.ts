@@ -9,6 +9,7 @@ import { convertMinor } from './fx.js';
 import type { AccountMap, Journal, JournalFx, JournalLine } from './model.js';
 import { Decimal, type RoundingMode } from './money.js';
 import { invariant } from './result.js';
+import { firstDayOfNextMonth, lastDayOfMonth } from './calendar.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
@@ -176,15 +177,6 @@ function proRata(total: bigint, part: bigint, whole: bigint): bigint {
 /** `fxreval:<entity>:<YYYY-MM>`: the source document of an entity's month-end revaluation. */
 export const revaluationSource = (entity: string, period: string): string => `fxreval:${entity}:${period}`;
 
-const lastDayOf = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
-};
-const firstDayAfter = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
-};
-
 /**
  * The month-end revaluation of an entity's open receivables in other currencies, and its reversal. Each open item
  * is brought to its open transaction amount at the month-end rate of its currency (`rates`, by currency): Dr
@@ -250,7 +242,7 @@ function monthEndJournal(entity: string, period: string, lines: JournalLine[]): 
     id,
     key: id,
     legal_entity: entity,
-    posting_date: lastDayOf(period),
+    posting_date: lastDayOfMonth(period),
     source_document: source,
     kind: 'fx_revaluation',
     memo: `Revaluation of open receivables in other currencies at ${period} month end`,
@@ -267,7 +259,7 @@ function nextDayReversal(revaluation: Journal, period: string): Journal {
     id,
     key: id,
     legal_entity: revaluation.legal_entity,
-    posting_date: firstDayAfter(period),
+    posting_date: firstDayOfNextMonth(period),
     source_document: revaluation.source_document,
     kind: 'fx_revaluation_reversal',
     memo: `Reversal of the ${period} month-end revaluation`,

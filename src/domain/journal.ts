@@ -22,6 +22,7 @@ import { journalId as keyOfJournal, reversalJournalId } from './keys.js';
 import type { AccountMap, Invoice, InvoiceLine, Journal, JournalLine, LineKind, Product } from './model.js';
 import { formatMajor, isCurrency, sumMinor } from './money.js';
 import { fail, formatProblems, invariant, ok, problem, type Problem, type Result } from './result.js';
+import { addMonthsToPeriod } from './calendar.js';
 
 export { JOURNAL_KEY_VERSION } from './keys.js';
 /** Limits (TigerStyle): a journal with more lines than this is a bug upstream. */
@@ -76,15 +77,10 @@ export function checkInvoiceTotals(invoice: Invoice): Result<void> {
 
 // ---------- lines billed for more than a month (src/domain/revenue.ts) ----------
 
-const addMonth = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 7);
-};
-
 /** The calendar months a service period [start, end) touches. */
 export function serviceMonths(start: string, end: string): string[] {
   const months: string[] = [];
-  for (let m = start.slice(0, 7); `${m}-01` < end; m = addMonth(m)) months.push(m);
+  for (let m = start.slice(0, 7); `${m}-01` < end; m = addMonthsToPeriod(m, 1)) months.push(m);
   return months;
 }
 

@@ -9,21 +9,12 @@ export { isDeferredLine, serviceMonths } from './journal.js';
 import { journalId } from './keys.js';
 import type { AccountMap, Invoice, InvoiceLine, Journal, JournalLine } from './model.js';
 import { invariant } from './result.js';
+import { firstDayOfNextMonth, lastDayOfMonth } from './calendar.js';
 
 /** Limits (TigerStyle): a schedule spans at most ten years of months. */
 export const SCHEDULE_MONTHS_MAX = 120;
 
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
-const addMonths = (period: string, n: number): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  const d = new Date(Date.UTC(year, month - 1 + n, 1));
-  return d.toISOString().slice(0, 7);
-};
-const lastDayOf = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
-};
-const firstDayAfter = (period: string): string => `${addMonths(period, 1)}-01`;
 
 export interface RevenueSchedule {
   id: string; // rev:v1:<invoice id>:<line no>
@@ -123,7 +114,7 @@ export function recognitionJournal(
     id,
     key: id,
     legal_entity: entity,
-    posting_date: lastDayOf(period),
+    posting_date: lastDayOfMonth(period),
     source_document: source,
     kind: 'revenue_recognition',
     memo: `Revenue recognized from schedules for ${period}`,
@@ -197,7 +188,7 @@ export function unbilledAccrual(
     id,
     key: id,
     legal_entity: entity,
-    posting_date: lastDayOf(period),
+    posting_date: lastDayOfMonth(period),
     source_document: source,
     kind: 'unbilled_accrual',
     memo: `Usage delivered in ${period}, not yet invoiced`,
@@ -209,7 +200,7 @@ export function unbilledAccrual(
     id: reversalId,
     key: reversalId,
     legal_entity: entity,
-    posting_date: firstDayAfter(period),
+    posting_date: firstDayOfNextMonth(period),
     source_document: source,
     kind: 'unbilled_accrual_reversal',
     memo: `Reversal of the ${period} unbilled usage accrual: invoiced`,

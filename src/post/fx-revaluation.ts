@@ -10,11 +10,7 @@ import { ProblemError } from '../domain/result.js';
 import { requireFxRate } from '../map/fx-rates.js';
 import { transaction } from '../store/store.js';
 import { recordJournals } from './journals.js';
-
-const lastDayOf = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
-};
+import { lastDayOfMonth } from '../domain/calendar.js';
 
 /** Each invoice's receivable booked from another currency and still open on `date`, from the ledger. */
 export async function openForeignReceivables(
@@ -75,7 +71,7 @@ export async function revalueReceivables(
     throw new ProblemError([
       { path: 'entity', code: 'unknown_legal_entity', message: `no legal entity ${JSON.stringify(input.entity)} in the catalog in force` },
     ]);
-  const date = lastDayOf(input.period);
+  const date = lastDayOfMonth(input.period);
   return transaction(pool, async (client) => {
     const items = await openForeignReceivables(client, entity.id, accounts.receivable, date);
     const rates = new Map<string, JournalFx>();

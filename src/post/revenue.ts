@@ -53,19 +53,7 @@ export async function readSchedules(
   filter: { entity?: string; customer?: string } = {},
 ): Promise<RevenueSchedule[]> {
   const rows = (
-    await db.query<{
-      id: string;
-      invoice_id: string;
-      line_no: number;
-      legal_entity: string;
-      customer: string;
-      product: string;
-      currency: string;
-      amount_minor: string;
-      service_start: string;
-      service_end: string;
-      months: number;
-    }>(
+    await db.query<Omit<RevenueSchedule, 'amount_minor'> & { amount_minor: string }>(
       `SELECT s.id, s.invoice_id, s.line_no, s.legal_entity, s.customer, s.product, s.currency, s.amount_minor::text,
               to_char(s.service_start, 'YYYY-MM-DD') AS service_start, to_char(s.service_end, 'YYYY-MM-DD') AS service_end, s.months
          FROM revenue_schedules s JOIN invoices i ON i.id = s.invoice_id

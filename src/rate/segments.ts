@@ -4,6 +4,7 @@ import type { Price, PriceVersion, Product, Subscription } from '../domain/model
 import { Decimal, decimalText } from '../domain/money.js';
 import { invariant } from '../domain/result.js';
 import type { ExactLine, Round } from './lines.js';
+import { addMonthsToDate } from '../domain/calendar.js';
 
 /** Limit: decimal places of a prorated flat fee's quantity (the share of the period it covers). */
 export const PRORATION_QUANTITY_PLACES = 6;
@@ -85,35 +86,45 @@ export function flatCharge(
   const segmentDays = daysFrom(segment.start, segment.end);
   const exact = new Decimal(version.amount).times(segmentDays).dividedBy(periodDays);
   const prorated = segmentDays < periodDays;
-  return {
+  return flatLine(product, price, version, round, {
     exact,
+    description: `${product.name}${prorated ? ` (prorated ${segmentDays} of ${periodDays} days)` : ''}${segment.windowText}`,
+    // The share of the period, to 6 places for people (19/31 has no end); the amount uses the exact ratio.
+    quantity: prorated
+      ? decimalText(new Decimal(segmentDays).dividedBy(periodDays).toDecimalPlaces(PRORATION_QUANTITY_PLACES, Decimal.ROUND_HALF_UP))
+      : '1',
+    start: segment.start,
+    end: segment.end,
+  });
+}
+
+/** The line of a flat fee: one version's amount (or its exact share) over [start, end). */
+function flatLine(
+  product: Product,
+  price: Price,
+  version: PriceVersion & { model: 'flat' },
+  round: Round,
+  at: { exact: Decimal; description: string; quantity: string; start: string; end: string },
+): ExactLine {
+  return {
+    exact: at.exact,
     line: {
       kind: 'flat',
       product: product.id,
       meter: null,
       price_id: price.id,
       price_version: version.version_id,
-      description: `${product.name}${prorated ? ` (prorated ${segmentDays} of ${periodDays} days)` : ''}${segment.windowText}`,
-      // The share of the period, to 6 places for people (19/31 has no end); the amount uses the exact ratio.
-      quantity: prorated
-        ? decimalText(new Decimal(segmentDays).dividedBy(periodDays).toDecimalPlaces(PRORATION_QUANTITY_PLACES, Decimal.ROUND_HALF_UP))
-        : '1',
+      description: at.description,
+      quantity: at.quantity,
       unit_amount: version.amount,
       tiers: [],
-      amount_minor: round(exact),
-      period_start: segment.start,
-      period_end: segment.end,
+      amount_minor: round(at.exact),
+      period_start: at.start,
+      period_end: at.end,
       taxable: true,
     },
   };
 }
-
-const addMonths = (date: string, months: number): string => {
-  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
-  const target = new Date(Date.UTC(y, m - 1 + months, 1));
-  const lastOfMonth = new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth() + 1, 0)).getUTCDate();
-  return new Date(Date.UTC(target.getUTCFullYear(), target.getUTCMonth(), Math.min(d, lastOfMonth))).toISOString().slice(0, 10);
-};
 
 /**
  * A flat price billed yearly in advance (`interval: year`): the whole amount of the version in force on the day a
@@ -122,29 +133,17 @@ const addMonths = (date: string, months: number): string => {
  */
 export function yearlyCharge(product: Product, price: Price, sub: Subscription, active: ActiveWindow, round: Round): ExactLine | null {
   let start = sub.start;
-  for (let years = 1; start < active.start; years += 1) start = addMonths(sub.start, 12 * years);
+  for (let years = 1; start < active.start; years += 1) start = addMonthsToDate(sub.start, 12 * years);
   if (start >= active.end) return null;
   const version = [...price.versions].reverse().find((v) => (v.effective_from ?? '0000-01-01') <= start);
   if (!version) return null;
   invariant(version.model === 'flat', `yearly price ${price.id} is flat`);
-  const end = addMonths(start, 12);
-  const exact = new Decimal(version.amount);
-  return {
-    exact,
-    line: {
-      kind: 'flat',
-      product: product.id,
-      meter: null,
-      price_id: price.id,
-      price_version: version.version_id,
-      description: `${product.name} (annual, ${start} to ${lastDay(end)})`,
-      quantity: '1',
-      unit_amount: version.amount,
-      tiers: [],
-      amount_minor: round(exact),
-      period_start: start,
-      period_end: end,
-      taxable: true,
-    },
-  };
+  const end = addMonthsToDate(start, 12);
+  return flatLine(product, price, version, round, {
+    exact: new Decimal(version.amount),
+    description: `${product.name} (annual, ${start} to ${lastDay(end)})`,
+    quantity: '1',
+    start,
+    end,
+  });
 }

@@ -18,6 +18,7 @@ import type { Catalogs } from '../catalogs.js';
 import type { ReconKey } from '../checkpoints.js';
 import type { Db, DocumentRef } from '../sides.js';
 import type { AppliedPayment } from './applied-payments.js';
+import { lastDayOfMonth } from '../../domain/calendar.js';
 
 export interface ExpectedJournal {
   journal: Journal;
@@ -226,7 +227,7 @@ async function revaluationsExpected(
     const legal = catalog.index.legalEntities.get(entity);
     const accounts = catalog.catalog.accounts[entity];
     if (!legal || !accounts) continue;
-    const lastDay = inclusiveEnd(nextMonthStart(period));
+    const lastDay = lastDayOfMonth(period);
     const items = await openForeignReceivables(db, entity, accounts.receivable, lastDay);
     const rates = new Map<string, JournalFx>();
     for (const currency of new Set(items.map((i) => i.currency))) {
@@ -300,11 +301,6 @@ async function recognitionsExpected(
   }
   return expected;
 }
-
-const nextMonthStart = (period: string): string => {
-  const [year, month] = period.split('-').map(Number) as [number, number];
-  return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 10);
-};
 
 /** The journals of the period's applied payments, with the accounts of the catalog in force when each was applied. */
 async function paymentJournals(
