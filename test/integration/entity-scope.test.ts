@@ -134,6 +134,7 @@ function requestFor(path: string): string | undefined {
     '/v1/dashboard/controls': '/v1/dashboard/controls',
     '/v1/disputes': '/v1/disputes',
     '/v1/disputes/{id}': '/v1/disputes/dsp-none',
+    '/v1/fx/rates': '/v1/fx/rates',
   };
   return table[path];
 }

@@ -46,7 +46,8 @@ export const fxRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
     '/v1/fx/rates',
     {
-      config: { permission: 'data.read' },
+      // Exchange rates are no legal entity's data: a key limited to entities reads them as any reader does.
+      config: { permission: 'data.read', entityScope: 'scoped' },
       schema: {
         summary: 'Exchange rates',
         description:
