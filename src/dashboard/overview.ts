@@ -3,7 +3,8 @@
 // Amounts are bigint minor units here and decimal strings in major units on the way out; never floats.
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
-import { Decimal, decimalFixed, formatMajor } from '../domain/money.js';
+import { Decimal, decimalFixed, formatMajor, minorUnits } from '../domain/money.js';
+import { inReportingCurrency, reportingSettings } from '../map/reporting-currency.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { daysBetween, estimateDaily, ESTIMATE_DAYS_MAX, type DailyEstimate } from './estimate.js';
 
@@ -53,6 +54,19 @@ export interface Overview {
   series: EntitySeries[];
   events: Array<{ legal_entity: string; per_day: number[]; total: number; late: number }>;
   kpis: Kpi[];
+  /** The totals in the group reporting currency (ACCRUE_REPORTING_CURRENCY), each currency at the named source's rate; null without one. */
+  group: GroupTotals | null;
+}
+
+export interface GroupTotals {
+  currency: string;
+  rate_source: string;
+  rate_date: string; // the day the rates are for (the oldest rate used, or that day when none was needed)
+  unbilled: string;
+  invoiced: string;
+  outstanding: string;
+  /** Currencies without a usable rate on that day: left out of the group totals. */
+  missing: string[];
 }
 
 interface DocumentRow {
@@ -185,6 +199,35 @@ export async function periodOverview(
     series,
     events,
     kpis,
+    group: await groupTotals(pool, window, totals),
+  };
+}
+
+/** The period's totals in the reporting currency, at the rates of its last day (of today while it runs). */
+async function groupTotals(pool: pg.Pool, window: PeriodWindow, totals: readonly EntityMoney[]): Promise<GroupTotals | null> {
+  const settings = reportingSettings();
+  if (!settings) return null;
+  const today = new Date().toISOString().slice(0, 10);
+  const lastDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+  const date = today < lastDay ? today : lastDay;
+  const minor = (major: string, currency: string) => BigInt(new Decimal(major).mul(new Decimal(10).pow(minorUnits(currency))).toFixed(0));
+  const measure = (field: 'unbilled' | 'invoiced' | 'outstanding') =>
+    inReportingCurrency(
+      pool,
+      settings,
+      date,
+      totals.map((t) => ({ currency: t.currency, amount_minor: minor(t[field], t.currency) })),
+    );
+  const [unbilled, invoiced, outstanding] = await Promise.all([measure('unbilled'), measure('invoiced'), measure('outstanding')]);
+  const rateDates = [...unbilled.rates, ...invoiced.rates, ...outstanding.rates].map((r) => r.rate_date).sort();
+  return {
+    currency: settings.currency,
+    rate_source: settings.source,
+    rate_date: rateDates[0] ?? date,
+    unbilled: formatMajor(unbilled.amount_minor, settings.currency),
+    invoiced: formatMajor(invoiced.amount_minor, settings.currency),
+    outstanding: formatMajor(outstanding.amount_minor, settings.currency),
+    missing: [...new Set([...unbilled.missing, ...invoiced.missing, ...outstanding.missing])].sort(),
   };
 }
 

@@ -21,6 +21,7 @@ import { xeroCurrencyRate } from '../../src/connectors/xero/sales.js';
 import type { Invoice } from '../../src/domain/model.js';
 import { inReportingCurrency } from '../../src/map/reporting-currency.js';
 import { buildServer } from '../../src/api/server.js';
+import { testKey } from '../support/keys.js';
 
 let store: Store;
 let catalog: CatalogVersion;
@@ -182,6 +183,23 @@ describe('a EUR entity billing a USD customer', () => {
     process.env.ACCRUE_REPORTING_CURRENCY = 'USD';
     const app = await buildServer({ pool: store.pool, metrics: { access: 'public' } });
     try {
+      // The dashboard's October overview: the group total in USD at the rates of 2026-10-31 (ecb 2026-10-30: EUR->USD
+      // is 1 / 0.92 = 1.08695652174), the USD totals as they are.
+      const key = (await testKey(store.pool, { name: 'audrey', roles: ['auditor'], kind: 'person' })).secret;
+      const overview = (
+        await app.inject({ method: 'GET', url: '/v1/dashboard/overview?period=2026-10', headers: { authorization: `Bearer ${key}` } })
+      ).json();
+      const cents = (major: string) => BigInt(major.replace('.', '')); // two places in USD and EUR
+      const byCurrency = (currency: string) =>
+        (overview.totals as Array<{ currency: string; invoiced: string }>)
+          .filter((t) => t.currency === currency)
+          .reduce((sum, t) => sum + cents(t.invoiced), 0n);
+      const expected = byCurrency('USD') + (byCurrency('EUR') * 108695652174n + 50000000000n) / 100000000000n;
+      assert.deepEqual(
+        [overview.group.currency, overview.group.rate_source, overview.group.rate_date, overview.group.missing],
+        ['USD', 'ecb', '2026-10-30', []],
+      );
+      assert.equal(cents(overview.group.invoiced), expected);
       const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
       assert.match(
         text,

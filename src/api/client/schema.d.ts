@@ -3943,6 +3943,21 @@ export interface operations {
                             /** @description the previous period; null for measures of the present state */
                             previous: string | null;
                         }[];
+                        /** @description the totals in the group reporting currency (ACCRUE_REPORTING_CURRENCY); null without one */
+                        group: {
+                            currency: string;
+                            rate_source: string;
+                            /** Format: date */
+                            rate_date: string;
+                            /** @description a decimal string in major units */
+                            unbilled: string;
+                            /** @description a decimal string in major units */
+                            invoiced: string;
+                            /** @description a decimal string in major units */
+                            outstanding: string;
+                            /** @description currencies without a usable rate: left out of the group totals */
+                            missing: string[];
+                        } | null;
                     };
                 };
             };

@@ -86,6 +86,21 @@ const overviewSchema = object({
       previous: nullableString({ description: 'the previous period; null for measures of the present state' }),
     }),
   ),
+  group: Type.Union(
+    [
+      object({
+        currency: str,
+        rate_source: str,
+        rate_date: DAY_OUT,
+        unbilled: MONEY,
+        invoiced: MONEY,
+        outstanding: MONEY,
+        missing: Type.Array(str, { description: 'currencies without a usable rate: left out of the group totals' }),
+      }),
+      Type.Null(),
+    ],
+    { description: 'the totals in the group reporting currency (ACCRUE_REPORTING_CURRENCY); null without one' },
+  ),
 });
 
 const ingestCounts = { received: int, accepted: int, duplicates: int, conflicts: int, rejected: int, quarantined: int };

@@ -87,6 +87,35 @@ function Totals(props: { overview: Overview }) {
                     </tr>`;
                   })}
                 </tbody>
+                ${
+                  o.group
+                    ? html`<tfoot data-testid="group-totals">
+                        <tr>
+                          <td>
+                            Group, in ${o.group.currency}
+                            <span class="muted"
+                              >at ${o.group.rate_source}
+                              ${o.group.rate_date}${o.group.missing.length > 0 ? `; without ${o.group.missing.join(', ')} (no rate)` : ''}</span
+                            >
+                          </td>
+                          <td>${o.group.currency}</td>
+                          <td></td>
+                          <td class="num" data-testid="group-unbilled" data-value=${o.group.unbilled}>
+                            ${money(o.group.unbilled, o.group.currency)}
+                          </td>
+                          <td class="num" data-testid="group-invoiced" data-value=${o.group.invoiced}>
+                            ${money(o.group.invoiced, o.group.currency)}
+                          </td>
+                          <td></td>
+                          <td></td>
+                          <td class="num" data-testid="group-outstanding" data-value=${o.group.outstanding}>
+                            ${money(o.group.outstanding, o.group.currency)}
+                          </td>
+                          <td></td>
+                        </tr>
+                      </tfoot>`
+                    : null
+                }
               </table>
             </div>
           </${Card}>`;
