@@ -78,7 +78,7 @@ async function rows(target: string) {
   return (
     await store.pool.query<{ key: string; document_kind: string; journal_kind: string; number: string | null; total_minor: string }>(
       `SELECT o.key, o.document_kind, j.kind AS journal_kind, i.number, i.total_minor::text
-         FROM outbox o JOIN journals j ON j.id = o.document_id JOIN invoices i ON i.id = j.source_document
+         FROM outbox o JOIN journals j ON j.id = o.document_id LEFT JOIN invoices i ON i.id = j.source_document
         WHERE o.target = $1 ORDER BY o.id`,
       [target],
     )
@@ -86,10 +86,14 @@ async function rows(target: string) {
 }
 
 describe('outbox rows say which form a document travels in', () => {
-  it('invoice and credit-note journals as documents, drawdowns as journals', async () => {
+  it('invoice and credit-note journals as documents, drawdowns and the sale of prepaid credits as journals', async () => {
     const netsuite = await rows('netsuite');
     for (const row of netsuite)
-      assert.equal(row.document_kind, row.journal_kind === 'credit_drawdown' ? 'journal' : row.journal_kind, row.key);
+      assert.equal(
+        row.document_kind,
+        row.journal_kind === 'invoice' || row.journal_kind === 'credit_note' ? row.journal_kind : 'journal',
+        row.key,
+      );
     const kinds = netsuite.map((r) => r.document_kind);
     assert.equal(kinds.filter((k) => k === 'credit_note').length, 1);
     assert.equal(kinds.filter((k) => k === 'invoice').length, 9, 'November 4, December 4, the replacement 1');
@@ -130,7 +134,7 @@ describe('NetSuite: invoice and creditMemo records', () => {
         expected('journal')
           .map((r) => netsuiteExternalId(r.key))
           .sort(),
-        'only drawdowns as journal entries: no invoice booked twice',
+        'only drawdowns and the sale of prepaid credits as journal entries: no invoice booked twice',
       );
       assert.equal(sim.creates, outbox.length);
       for (const record of sim.records.values()) assert.equal(record.writes, 1, 'never written twice');
@@ -240,8 +244,12 @@ describe('Xero: ACCREC invoices and ACCRECCREDIT credit notes', () => {
       const byKey = new Map(outbox.map((r) => [r.key, r]));
       assert.equal(xero.invoices.length, outbox.filter((r) => r.document_kind === 'invoice').length, 'each invoice created once');
       assert.equal(xero.creditNotes.length, 1);
-      assert.equal(xero.journals.length, outbox.filter((r) => r.document_kind === 'journal').length, 'manual journals for drawdowns only');
-      for (const j of xero.journals) assert.match(j.Narration, /\[out:v1:xero:jrn:v1:credit_drawdown:/);
+      assert.equal(
+        xero.journals.length,
+        outbox.filter((r) => r.document_kind === 'journal').length,
+        'manual journals for drawdowns and the sale of prepaid credits only',
+      );
+      for (const j of xero.journals) assert.match(j.Narration, /\[out:v1:xero:jrn:v1:credit_(drawdown|grant):/);
       for (const d of [...xero.invoices, ...xero.creditNotes]) {
         const row = byKey.get(d.Reference)!;
         assert.equal(d.Number, row.number, 'Accrue numbers the document in Xero');

@@ -45,7 +45,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['027_audit_checkpoints.sql', '122894ab23c69b08e4cbc693ccea7a2bc3200fd9d5fea8c211a738f02d481a7a'],
   ['028_void_reversal.sql', '705f940407f381d7386cd81d726700ff87272451826338382b04fc77b9754aa7'],
   ['029_disputes.sql', 'd2001e49943c6dec1ea1fce1cec5cd1526c16cc9429b8cb06e8e6bf1b2502c03'],
-  ['030_currencies_revenue.sql', '11f92260efd34f94e5703d083f42307d30cdc9fc57071a589e9564723f1ebf34'],
+  ['030_currencies_revenue.sql', '0ee136996b9c3790604c93913361696c3f6e85d6f216441673da6df7b9984e1c'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

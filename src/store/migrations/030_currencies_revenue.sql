@@ -80,3 +80,25 @@ CREATE TRIGGER revenue_schedules_append_only BEFORE UPDATE OR DELETE ON revenue_
 CREATE TRIGGER fx_rates_no_truncate BEFORE TRUNCATE ON fx_rates FOR EACH STATEMENT EXECUTE FUNCTION accrue_refuse_statement();
 CREATE TRIGGER revenue_schedules_no_truncate BEFORE TRUNCATE ON revenue_schedules
   FOR EACH STATEMENT EXECUTE FUNCTION accrue_refuse_statement();
+
+-- 5. Lineage (010) for journals that no invoice is the source of: a prepaid-credit grant sold or expired, a month's
+--    revenue recognition, a month-end revaluation. Their correlation is rooted in their own source document (the
+--    grant, `revrec:<entity>:<month>`, `fxreval:<entity>:<month>`), which `correlations.invoice` then names, with no
+--    rating run: the recipe of src/domain/correlation.ts with that document as the root. Their outbox rows follow.
+CREATE OR REPLACE FUNCTION correlate_journal() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE inv text; rr text;
+BEGIN
+  inv := CASE WHEN NEW.kind = 'payment' THEN (SELECT invoice_id FROM payments WHERE id = NEW.source_document) ELSE NEW.source_document END;
+  SELECT i.document->>'rating_run' INTO rr FROM invoices i WHERE i.id = inv;
+  IF NOT FOUND THEN
+    IF NEW.kind NOT IN ('credit_grant', 'credit_expiry', 'revenue_recognition', 'unbilled_accrual', 'unbilled_accrual_reversal',
+                        'fx_revaluation', 'fx_revaluation_reversal') THEN
+      RETURN NULL;
+    END IF;
+    inv := NEW.source_document;
+    rr := NULL;
+  END IF;
+  INSERT INTO correlations (subject_kind, subject_id, correlation_id, rating_run, invoice, journal)
+  VALUES ('journal', NEW.id, accrue_correlation_of(inv, rr), rr, inv, NEW.id) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
