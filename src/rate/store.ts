@@ -27,7 +27,7 @@ export async function grantBalancesUsed(db: Db, customer: string, ratingPeriod: 
       UNION ALL
       -- What expired unused was released as breakage (src/close/credit-life.ts): it is never drawn again.
       SELECT j.source_document, sum(l.debit_minor)::text FROM journals j JOIN journal_lines l ON l.journal_id = j.id
-       WHERE j.kind = 'credit_expiry' AND j.source_document LIKE $1 || ':%' AND l.debit_minor > 0
+       WHERE j.kind = 'credit_expiry' AND split_part(j.source_document, ':', 1) = $1 AND l.debit_minor > 0
        GROUP BY j.source_document`,
       [customer, ratingPeriod],
     )

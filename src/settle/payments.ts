@@ -260,6 +260,17 @@ async function recordPaymentJournal(
     // An invoice booked from another currency: the payment at the rate of its date, against what the receivable
     // carries at the rate it was booked at; the difference is a realized exchange gain or loss.
     const open = await openReceivable(client, invoice.id, accounts.receivable);
+    if (input.amount_minor > open.open_tx_minor)
+      throw new ProblemError(
+        [
+          {
+            path: 'amount',
+            code: 'exceeds_open_receivable',
+            message: `the receivable of invoice ${invoice.number} has ${open.open_tx_minor} minor units of ${input.currency} open in the ledger (credit notes included)`,
+          },
+        ],
+        409,
+      );
     const fx = await bookingRate(
       client,
       { id: input.id, currency: input.currency, legal_entity: invoice.legal_entity },
