@@ -3,8 +3,7 @@
 // creditDrawdownJournal); what is still unused on its expiry date is released as breakage revenue. A promotional
 // grant was never paid for: nothing is booked when it is granted or when it expires, and drawing it is
 // contra-revenue. So deferred revenue holds exactly the unused paid credit, per customer, and never a debit. Pure.
-import { journalId } from './keys.js';
-import { assertBalanced } from './journal.js';
+import { buildJournal } from './journal.js';
 import type { AccountMap, CreditGrant, Journal } from './model.js';
 import { toMinorExact } from './limits.js';
 import { Decimal } from './money.js';
@@ -32,35 +31,25 @@ function twoLines(
   credit: { account: string; customer?: string },
   amount: bigint,
 ): Journal {
-  const id = journalId(kind, grant.id);
-  const built: Journal = {
-    id,
-    key: id,
-    legal_entity: legalEntity,
-    posting_date: date,
-    source_document: grant.id,
-    kind,
-    memo,
-    lines: [
-      {
-        line_no: 1,
-        account: debit.account,
-        debit_minor: amount,
-        credit_minor: 0n,
-        currency: grant.currency,
-        ...(debit.customer ? { customer: debit.customer } : {}),
-      },
-      {
-        line_no: 2,
-        account: credit.account,
-        debit_minor: 0n,
-        credit_minor: amount,
-        currency: grant.currency,
-        ...(credit.customer ? { customer: credit.customer } : {}),
-      },
-    ],
-  };
-  assertBalanced(built);
+  const built = buildJournal(kind, grant.id, legalEntity, date, memo, [
+    {
+      line_no: 1,
+      account: debit.account,
+      debit_minor: amount,
+      credit_minor: 0n,
+      currency: grant.currency,
+      ...(debit.customer ? { customer: debit.customer } : {}),
+    },
+    {
+      line_no: 2,
+      account: credit.account,
+      debit_minor: 0n,
+      credit_minor: amount,
+      currency: grant.currency,
+      ...(credit.customer ? { customer: credit.customer } : {}),
+    },
+  ]);
+  invariant(built !== null, 'two lines');
   return built;
 }
 

@@ -4,14 +4,13 @@
 // realized gain or loss; at a month end, open receivables in other currencies are revalued at that day's rate
 // (unrealized gain or loss), and the revaluation is reversed on the first day of the next month. Pure: no I/O.
 import { journalId } from './keys.js';
-import { assertBalanced } from './journal.js';
+import { assertBalanced, buildJournal, mirrorJournal } from './journal.js';
 import { convertMinor } from './fx.js';
 import type { AccountMap, Journal, JournalFx, JournalLine } from './model.js';
 import { Decimal, type RoundingMode } from './money.js';
 import { invariant } from './result.js';
 import { firstDayOfNextMonth, lastDayOfMonth } from './calendar.js';
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 const amountOf = (line: JournalLine): bigint => (line.debit_minor > 0n ? line.debit_minor : line.credit_minor);
@@ -236,37 +235,12 @@ export function revaluationJournals(
 }
 
 function monthEndJournal(entity: string, period: string, lines: JournalLine[]): Journal {
-  const source = revaluationSource(entity, period);
-  const id = journalId('fx_revaluation', source);
-  const revaluation: Journal = {
-    id,
-    key: id,
-    legal_entity: entity,
-    posting_date: lastDayOfMonth(period),
-    source_document: source,
-    kind: 'fx_revaluation',
-    memo: `Revaluation of open receivables in other currencies at ${period} month end`,
-    lines,
-  };
-  assertBalanced(revaluation);
+  const memo = `Revaluation of open receivables in other currencies at ${period} month end`;
+  const revaluation = buildJournal('fx_revaluation', revaluationSource(entity, period), entity, lastDayOfMonth(period), memo, lines);
+  invariant(revaluation !== null, 'a revaluation has lines');
   return revaluation;
 }
 
 /** The revaluation mirrored line for line (same line numbers, debit and credit swapped) on the next month's first day. */
-function nextDayReversal(revaluation: Journal, period: string): Journal {
-  const id = journalId('fx_revaluation_reversal', revaluation.source_document);
-  const reversal: Journal = {
-    id,
-    key: id,
-    legal_entity: revaluation.legal_entity,
-    posting_date: firstDayOfNextMonth(period),
-    source_document: revaluation.source_document,
-    kind: 'fx_revaluation_reversal',
-    memo: `Reversal of the ${period} month-end revaluation`,
-    lines: revaluation.lines.map((l) => ({ ...l, debit_minor: l.credit_minor, credit_minor: l.debit_minor })),
-    reverses: revaluation.id,
-  };
-  assertBalanced(reversal);
-  invariant(DATE.test(reversal.posting_date), 'a date');
-  return reversal;
-}
+const nextDayReversal = (revaluation: Journal, period: string): Journal =>
+  mirrorJournal(revaluation, 'fx_revaluation_reversal', firstDayOfNextMonth(period), `Reversal of the ${period} month-end revaluation`);

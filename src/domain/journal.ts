@@ -162,7 +162,8 @@ function requireConsistent(document: Invoice): void {
   invariant(DATE.test(document.period_start), `${document.kind} ${document.id} has a period_start that is not a date`);
 }
 
-function journal(
+/** A journal keyed `jrn:v1:<kind>:<source>`, checked balanced; null when it has no lines. */
+export function buildJournal(
   kind: JournalKind,
   source: string,
   legalEntity: string,
@@ -221,7 +222,7 @@ export function invoiceJournal(
     { account: requireRole(accounts, 'tax_payable'), signed: -invoice.tax_minor, memo: 'Tax payable' },
   ];
   const memo = `Invoice ${documentName(invoice)} ${invoice.customer} ${invoice.period_start}..${invoice.period_end}`;
-  return journal('invoice', invoice.id, invoice.legal_entity, postingDate, memo, toLines(entries, invoice.currency));
+  return buildJournal('invoice', invoice.id, invoice.legal_entity, postingDate, memo, toLines(entries, invoice.currency));
 }
 
 /**
@@ -272,7 +273,7 @@ export function creditDrawdownJournal(
     ...revenueEntries(invoice.lines, revenueAccountOf, creditDrawn),
   ];
   const memo = `Credit drawdown on invoice ${documentName(invoice)} ${invoice.customer}`;
-  return journal('credit_drawdown', invoice.id, invoice.legal_entity, postingDate, memo, toLines(entries, invoice.currency));
+  return buildJournal('credit_drawdown', invoice.id, invoice.legal_entity, postingDate, memo, toLines(entries, invoice.currency));
 }
 
 /** The invoice journal and, when credits were applied, the drawdown journal: what posting an invoice writes. */
@@ -327,7 +328,14 @@ export function creditNoteJournal(
     { account: requireRole(accounts, 'tax_payable'), signed: -creditNote.tax_minor, memo: 'Tax payable' },
   ];
   const memo = `Credit note ${documentName(creditNote)} ${creditNote.customer} corrects ${creditNote.corrects}`;
-  return journal('credit_note', creditNote.id, creditNote.legal_entity, postingDate, memo, toLines(negate(asInvoice), creditNote.currency));
+  return buildJournal(
+    'credit_note',
+    creditNote.id,
+    creditNote.legal_entity,
+    postingDate,
+    memo,
+    toLines(negate(asInvoice), creditNote.currency),
+  );
 }
 
 /** The journal kinds a void reverses: what an invoice posts (a payment is refunded, a credit note is not voided). */
@@ -349,15 +357,30 @@ export function reversingJournal(original: Journal, postingDate: string, reason:
     postingDate >= original.posting_date,
     `the reversal of ${original.id} is dated ${postingDate}, before it (${original.posting_date})`,
   );
-  const id = reversalJournalId(original.kind, original.source_document);
+  return mirrorJournal(
+    original,
+    `${original.kind as ReversibleKind}_reversal`,
+    postingDate,
+    `Void of ${original.memo}${reason ? `: ${reason}` : ''}`,
+  );
+}
+
+/**
+ * The reversal of a journal as the schema checks it (migration 028): `jrn:v1:<kind>:<its source document>`, every line
+ * with the same number, account, customer and product, debit and credit swapped, `reverses` naming it, its rate kept.
+ */
+export function mirrorJournal(original: Journal, kind: JournalKind, postingDate: string, memo: string): Journal {
+  invariant(kind === `${original.kind}_reversal`, `a ${kind} does not reverse a ${original.kind}`);
+  const id = journalId(kind, original.source_document);
+  invariant(id === reversalJournalId(original.kind, original.source_document), 'the reversal key recipe');
   const reversed: Journal = {
     id,
     key: id,
     legal_entity: original.legal_entity,
     posting_date: postingDate,
     source_document: original.source_document,
-    kind: `${original.kind as ReversibleKind}_reversal`,
-    memo: `Void of ${original.memo}${reason ? `: ${reason}` : ''}`,
+    kind,
+    memo,
     lines: original.lines.map((line) => ({ ...line, debit_minor: line.credit_minor, credit_minor: line.debit_minor })),
     reverses: original.id,
     ...(original.fx ? { fx: original.fx } : {}),
@@ -391,7 +414,7 @@ export function paymentJournal(payment: PaymentDocument, accounts: AccountMap): 
     },
   ];
   const memo = `Payment ${payment.id} from ${payment.customer} for invoice ${payment.invoice_id}`;
-  const built = journal('payment', payment.id, payment.legal_entity, payment.received_on, memo, toLines(entries, payment.currency));
+  const built = buildJournal('payment', payment.id, payment.legal_entity, payment.received_on, memo, toLines(entries, payment.currency));
   invariant(built !== null, 'a positive payment has lines');
   return built;
 }

@@ -3,10 +3,9 @@
 // of its service period, the remainder in the last month. Usage delivered in a month but invoiced after it is
 // accrued at the month end (unbilled receivable) and the accrual reversed on the first day of the next month, the day
 // the invoice books the same revenue. Pure: no I/O.
-import { assertBalanced, isDeferredLine, serviceMonths } from './journal.js';
+import { buildJournal, isDeferredLine, mirrorJournal, serviceMonths } from './journal.js';
 
 export { isDeferredLine, serviceMonths } from './journal.js';
-import { journalId } from './keys.js';
 import type { AccountMap, Invoice, InvoiceLine, Journal, JournalLine } from './model.js';
 import { invariant } from './result.js';
 import { firstDayOfNextMonth, lastDayOfMonth } from './calendar.js';
@@ -108,27 +107,22 @@ export function recognitionJournal(
     currency: currency!,
     ...extra,
   });
-  const source = `revrec:${entity}:${period}`;
-  const id = journalId('revenue_recognition', source);
-  const journal: Journal = {
-    id,
-    key: id,
-    legal_entity: entity,
-    posting_date: lastDayOfMonth(period),
-    source_document: source,
-    kind: 'revenue_recognition',
-    memo: `Revenue recognized from schedules for ${period}`,
-    lines: numbered(
-      [...byCustomer.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([c, amount]) => line(deferred, amount, 0n, { customer: erpCustomerOf(c), memo: `Deferred revenue of ${c}` })),
-      [...byAccount.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([account, amount]) => line(account, 0n, amount, { memo: 'Revenue recognized' })),
-    ),
-  };
-  assertBalanced(journal);
-  return journal;
+  const lines = numbered(
+    [...byCustomer.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([c, amount]) => line(deferred, amount, 0n, { customer: erpCustomerOf(c), memo: `Deferred revenue of ${c}` })),
+    [...byAccount.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([account, amount]) => line(account, 0n, amount, { memo: 'Revenue recognized' })),
+  );
+  return buildJournal(
+    'revenue_recognition',
+    `revrec:${entity}:${period}`,
+    entity,
+    lastDayOfMonth(period),
+    `Revenue recognized from schedules for ${period}`,
+    lines,
+  );
 }
 
 /** Net revenue of usage delivered in a month and not yet invoiced: per customer and product (charges - discounts, no tax). */
@@ -182,31 +176,20 @@ export function unbilledAccrual(
     all.filter((l) => l.debit_minor > 0n),
     all.filter((l) => l.credit_minor > 0n),
   );
-  const source = `unbilled:${entity}:${period}`;
-  const id = journalId('unbilled_accrual', source);
-  const accrual: Journal = {
-    id,
-    key: id,
-    legal_entity: entity,
-    posting_date: lastDayOfMonth(period),
-    source_document: source,
-    kind: 'unbilled_accrual',
-    memo: `Usage delivered in ${period}, not yet invoiced`,
+  const accrual = buildJournal(
+    'unbilled_accrual',
+    `unbilled:${entity}:${period}`,
+    entity,
+    lastDayOfMonth(period),
+    `Usage delivered in ${period}, not yet invoiced`,
     lines,
-  };
-  assertBalanced(accrual);
-  const reversalId = journalId('unbilled_accrual_reversal', source);
-  const reversal: Journal = {
-    id: reversalId,
-    key: reversalId,
-    legal_entity: entity,
-    posting_date: firstDayOfNextMonth(period),
-    source_document: source,
-    kind: 'unbilled_accrual_reversal',
-    memo: `Reversal of the ${period} unbilled usage accrual: invoiced`,
-    lines: lines.map((l) => ({ ...l, debit_minor: l.credit_minor, credit_minor: l.debit_minor })),
-    reverses: id,
-  };
-  assertBalanced(reversal);
+  );
+  invariant(accrual !== null, 'an accrual has lines');
+  const reversal = mirrorJournal(
+    accrual,
+    'unbilled_accrual_reversal',
+    firstDayOfNextMonth(period),
+    `Reversal of the ${period} unbilled usage accrual: invoiced`,
+  );
   return { accrual, reversal };
 }
