@@ -7,6 +7,7 @@ import { Decimal, decimalFixed, formatMajor, minorUnits } from '../domain/money.
 import { inReportingCurrency, reportingSettings } from '../map/reporting-currency.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
 import { daysBetween, estimateDaily, ESTIMATE_DAYS_MAX, type DailyEstimate } from './estimate.js';
+import { lastDayOfMonth } from '../domain/calendar.js';
 
 export const MONEY_SERIES = ['usage', 'unbilled', 'invoiced', 'posted', 'paid'] as const;
 export type MoneySeries = (typeof MONEY_SERIES)[number];
@@ -208,7 +209,7 @@ async function groupTotals(pool: pg.Pool, window: PeriodWindow, totals: readonly
   const settings = reportingSettings();
   if (!settings) return null;
   const today = new Date().toISOString().slice(0, 10);
-  const lastDay = new Date(Date.parse(`${window.end_date}T00:00:00Z`) - 86_400_000).toISOString().slice(0, 10);
+  const lastDay = lastDayOfMonth(window.period);
   const date = today < lastDay ? today : lastDay;
   const minor = (major: string, currency: string) => BigInt(new Decimal(major).mul(new Decimal(10).pow(minorUnits(currency))).toFixed(0));
   const measure = (field: 'unbilled' | 'invoiced' | 'outstanding') =>

@@ -5,7 +5,7 @@
 // (unrealized gain or loss), and the revaluation is reversed on the first day of the next month. Pure: no I/O.
 import { journalId } from './keys.js';
 import { assertBalanced, buildJournal, mirrorJournal } from './journal.js';
-import { convertMinor } from './fx.js';
+import { asJournalFx, convertMinor } from './fx.js';
 import type { AccountMap, Journal, JournalFx, JournalLine } from './model.js';
 import { Decimal, type RoundingMode } from './money.js';
 import { invariant } from './result.js';
@@ -74,7 +74,7 @@ export function inFunctionalCurrency(journal: Journal, fx: JournalFx, functional
       `${journal.id}: the rounding difference ${difference} exceeds line ${other.line_no}`,
     );
   }
-  const booked: Journal = { ...journal, lines, fx: { currency: fx.currency, rate: fx.rate, rate_date: fx.rate_date, source: fx.source } };
+  const booked: Journal = { ...journal, lines, fx: asJournalFx(fx) };
   assertBalanced(booked);
   return booked;
 }
@@ -128,7 +128,7 @@ export function paymentJournalInFunctional(
     kind: 'payment',
     memo: `Payment ${payment.id} from ${payment.customer} for invoice ${payment.invoice_id}`,
     lines,
-    fx: { currency: fx.currency, rate: fx.rate, rate_date: fx.rate_date, source: fx.source },
+    fx: asJournalFx(fx),
   };
   assertBalanced(built);
   return built;

@@ -37,6 +37,14 @@ export interface UsedRate extends JournalFx {
   via?: string; // the common base of a cross rate
 }
 
+/** The rate as a journal records it (journals.fx_*): what was used, without how it was derived. */
+export const asJournalFx = (used: JournalFx): JournalFx => ({
+  currency: used.currency,
+  rate: used.rate,
+  rate_date: used.rate_date,
+  source: used.source,
+});
+
 const isDate = (text: string): boolean => ISO_DATE.test(text) && new Date(`${text}T00:00:00Z`).toISOString().slice(0, 10) === text;
 
 /** `2026-12-04`, or the ECB daily file's `04 December 2026`; undefined when it is neither. */

@@ -11,6 +11,7 @@ import { requireFxRate } from '../map/fx-rates.js';
 import { transaction } from '../store/store.js';
 import { recordJournals } from './journals.js';
 import { lastDayOfMonth } from '../domain/calendar.js';
+import { asJournalFx } from '../domain/fx.js';
 
 /** Each invoice's receivable booked from another currency and still open on `date`, from the ledger. */
 export async function openForeignReceivables(
@@ -77,7 +78,7 @@ export async function revalueReceivables(
     const rates = new Map<string, JournalFx>();
     for (const currency of [...new Set(items.map((i) => i.currency))].sort()) {
       const used = await requireFxRate(client, { date, from: currency, to: entity.currency }, `rate.${currency}`);
-      rates.set(currency, { currency, rate: used.rate, rate_date: used.rate_date, source: used.source });
+      rates.set(currency, asJournalFx(used));
     }
     const built = revaluationJournals(entity.id, input.period, items, rates, accounts, entity.currency, entity.rounding);
     const journals = built ? [built.revaluation, built.reversal] : [];

@@ -11,6 +11,7 @@ import type { Invoice, Journal, JournalFx } from '../domain/model.js';
 import { requireFxRate } from '../map/fx-rates.js';
 import { ProblemError } from '../domain/result.js';
 import { recordHeldBack, type ErpRouting } from './rollout.js';
+import { asJournalFx } from '../domain/fx.js';
 
 /**
  * The built-in ledger is written in the transaction that finalizes a document: its journals table is the ledger.
@@ -67,7 +68,7 @@ export async function bookingRate(
   const functional = catalog.index.legalEntities.get(invoice.legal_entity)?.currency;
   if (functional === undefined || functional === invoice.currency) return undefined;
   const used = await requireFxRate(db, { date: postingDate, from: invoice.currency, to: functional }, `${invoice.id}.currency`);
-  return { currency: used.currency, rate: used.rate, rate_date: used.rate_date, source: used.source };
+  return asJournalFx(used);
 }
 
 /** journalsFor with the rate of the posting date looked up (409 naming the pair when none was imported). */

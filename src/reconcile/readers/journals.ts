@@ -19,6 +19,7 @@ import type { ReconKey } from '../checkpoints.js';
 import type { Db, DocumentRef } from '../sides.js';
 import type { AppliedPayment } from './applied-payments.js';
 import { lastDayOfMonth } from '../../domain/calendar.js';
+import { asJournalFx } from '../../domain/fx.js';
 
 export interface ExpectedJournal {
   journal: Journal;
@@ -232,7 +233,7 @@ async function revaluationsExpected(
     const rates = new Map<string, JournalFx>();
     for (const currency of new Set(items.map((i) => i.currency))) {
       const used = await fxRateAt(db, { date: lastDay, from: currency, to: legal.currency });
-      if (used) rates.set(currency, { currency, rate: used.rate, rate_date: used.rate_date, source: used.source });
+      if (used) rates.set(currency, asJournalFx(used));
     }
     if (items.some((i) => !rates.has(i.currency))) continue;
     const built = revaluationJournals(entity, period, items, rates, accounts, legal.currency, legal.rounding);
@@ -273,14 +274,7 @@ async function creditLifeExpected(db: Db, stored: readonly StoredJournal[], cata
       grant.currency === entity.currency
         ? undefined
         : await fxRateAt(db, { date: journal.posting_date, from: grant.currency, to: entity.currency });
-    const booked = fx
-      ? inFunctionalCurrency(
-          journal,
-          { currency: fx.currency, rate: fx.rate, rate_date: fx.rate_date, source: fx.source },
-          entity.currency,
-          entity.rounding,
-        )
-      : journal;
+    const booked = fx ? inFunctionalCurrency(journal, asJournalFx(fx), entity.currency, entity.rounding) : journal;
     expected.push({ journal: booked, customer: grant.customer, source_kind: 'credit_grant', document_total: null });
   }
   return expected;
