@@ -535,6 +535,14 @@ function reconciliationFamilies({ registry, pool, zeros }: Families): void {
     sql: "SELECT owner_queue AS queue, status, coalesce(legal_entity, 'unknown') AS legal_entity, count(*) AS value FROM exceptions WHERE status IN ('open', 'assigned') GROUP BY 1, 2, 3",
     zeros: zeros((k) => ({ queue: OWNER_QUEUES, status: OPEN_EXCEPTION_STATUSES, legal_entity: k.entities })),
   });
+  // One exception per document and difference (its id is deterministic), and exceptions are never deleted: a count.
+  storeCounter(registry, pool, {
+    name: 'accrue_tax_mismatches_total',
+    help: "Invoices and credit notes whose tax in an ERP differed from Accrue's when reconciliation compared them (checkpoint tax_vs_erp), by legal entity and connector.",
+    labelNames: ['legal_entity', 'connector'],
+    sql: "SELECT legal_entity, connector, count(*) AS value FROM exceptions WHERE checkpoint = 'tax_vs_erp' GROUP BY 1, 2",
+    zeros: zeros((k) => ({ legal_entity: k.entities, connector: k.connectors })),
+  });
 }
 
 /** Disputes (migration 029): the open ones, and the cycle time of the closed ones. */

@@ -20,6 +20,8 @@ export interface ErpDocument {
   currency: string; // ISO 4217; '' when the target does not say (a Xero manual journal is in the organisation's currency)
   form: 'journal' | 'invoice' | 'credit_note'; // how the target holds it: a journal entry, or its own sales document
   amount: string; // major units, decimal string: a journal's debit total; an invoice's or credit note's total with tax
+  /** An invoice's or credit note's tax as the ERP holds it (major units, decimal string); absent for a journal. */
+  tax?: string;
   posted_on: string; // YYYY-MM-DD
 }
 

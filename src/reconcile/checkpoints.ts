@@ -16,6 +16,7 @@ export type CheckpointId =
   | 'aggregates_vs_rated'
   | 'rated_vs_invoice_lines'
   | 'invoices_vs_erp_postings'
+  | 'tax_vs_erp'
   | 'payments_vs_receivable'
   | 'trial_balance';
 
@@ -73,6 +74,18 @@ export const CHECKPOINTS: readonly Checkpoint[] = [
     left: 'finalized documents (total, minor units)',
     right: 'documents posted in the ERP (minor units)',
     item: 'document id',
+    value: 'money',
+    per_connector: true,
+  },
+  {
+    id: 'tax_vs_erp',
+    description:
+      'Each invoice and credit note an ERP holds in its own form carries the tax Accrue computed; where the ERP computes ' +
+      'its own, a difference is a tax mismatch.',
+    owner_queue: 'finance_operations',
+    left: "Accrue's tax on the document (minor units)",
+    right: "the ERP's tax on the document (minor units)",
+    item: 'document journal id',
     value: 'money',
     per_connector: true,
   },

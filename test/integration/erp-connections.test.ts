@@ -213,5 +213,66 @@ describe('two legal entities on two Xero organisations', () => {
       ['nw-de', 'xero-de', 'green'],
       ['nw-us', 'xero-us', 'green'],
     ]);
+
+    // The tax mismatch KPI (tax_vs_erp): each invoice's tax in Xero (TotalTax) against Accrue's, per document.
+    const taxChecks = report.checkpoints.filter((c) => c.checkpoint === 'tax_vs_erp');
+    assert.deepEqual(taxChecks.map((c) => [c.legal_entity, c.connector, c.status]).sort(), [
+      ['nw-de', 'xero-de', 'green'],
+      ['nw-us', 'xero-us', 'green'],
+    ]);
+    const deTax = taxChecks.find((c) => c.legal_entity === 'nw-de')!;
+    assert.ok(deTax.compared.left > 0 && deTax.compared.left === deTax.compared.right, JSON.stringify(deTax.compared));
+    const accrueTax = (
+      await store.pool.query<{ tax_minor: string }>("SELECT tax_minor::text FROM invoices WHERE legal_entity = 'nw-de' AND number = $1", [
+        deInvoice.number,
+      ])
+    ).rows[0]!.tax_minor;
+    assert.ok(BigInt(accrueTax) > 0n, 'the German invoice is taxed');
+    // Xero computes a tax of its own (a rate changed in the organisation, its own rounding): one cent more.
+    const inXero = deOrg.invoices.find((i) => i.Number === deInvoice.number)!;
+    const cent = (text: string) => formatMajor(BigInt(text.replace('.', '')) + 1n, 'EUR');
+    assert.match(inXero.TotalTax, /^\d+\.\d{2}$/);
+    inXero.TotalTax = cent(inXero.TotalTax);
+    inXero.Total = cent(inXero.Total);
+    const counted = async () =>
+      /accrue_tax_mismatches_total\{legal_entity="nw-de",connector="xero-de"\} (\d+)/.exec(
+        await metricsRegistry(store.pool).metrics(),
+      )?.[1];
+    assert.equal(await counted(), '0');
+    for (const run of [1, 2]) {
+      const red = await reconcilePeriod(store.pool, {
+        period: '2026-10',
+        connectors: [target(US, 'org-us'), target(DE, 'org-de')],
+        actor: 'system:test',
+      });
+      const mismatch = red.checkpoints.find((c) => c.checkpoint === 'tax_vs_erp' && c.legal_entity === 'nw-de')!;
+      assert.equal(mismatch.status, 'red');
+      assert.equal(mismatch.differences.length, 1, JSON.stringify(mismatch.differences));
+      const [difference] = mismatch.differences;
+      assert.equal(difference!.kind, 'amount_differs');
+      assert.equal(difference!.left, accrueTax);
+      assert.equal(difference!.right, (BigInt(accrueTax) + 1n).toString());
+      assert.ok(
+        difference!.documents.some((d) => d.kind === 'invoice'),
+        'the difference names the invoice',
+      );
+      assert.equal(difference!.opened, run === 1, 'recorded once, found again by the second run');
+      const us = red.checkpoints.find((c) => c.checkpoint === 'tax_vs_erp' && c.legal_entity === 'nw-us')!;
+      assert.equal(us.status, 'green', 'the other organisation is untouched');
+      const recorded = (
+        await store.pool.query<{ owner_queue: string; connector: string; left_amount: string; right_amount: string }>(
+          "SELECT owner_queue, connector, left_amount, right_amount FROM exceptions WHERE checkpoint = 'tax_vs_erp'",
+        )
+      ).rows;
+      assert.deepEqual(recorded, [
+        {
+          owner_queue: 'finance_operations',
+          connector: 'xero-de',
+          left_amount: accrueTax,
+          right_amount: (BigInt(accrueTax) + 1n).toString(),
+        },
+      ]);
+      assert.equal(await counted(), '1', 'counted once per document, however often it is found');
+    }
   });
 });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { testStore } from '../support/db.js';
-import { NetSuiteSimulator } from '../support/netsuite-sim.js';
+import { NetSuiteSimulator, type SalesRecord } from '../support/netsuite-sim.js';
+import { Decimal } from '../../src/domain/money.js';
 import type { XeroSimulator } from '../support/xero-sim.js';
 import { northwindXeroSim, xeroTestTarget } from '../support/xero-target.js';
 import type { Store } from '../../src/store/store.js';
@@ -68,8 +69,8 @@ async function pay(id: string, invoice: string, amount: string, receivedOn = '20
 
 const invoiceOf = async (customer: string) =>
   (
-    await store.pool.query<{ id: string; number: string; total_minor: string }>(
-      "SELECT id, number, total_minor::text FROM invoices WHERE customer = $1 AND period = $2 AND kind = 'invoice'",
+    await store.pool.query<{ id: string; number: string; total_minor: string; tax_minor: string }>(
+      "SELECT id, number, total_minor::text, tax_minor::text FROM invoices WHERE customer = $1 AND period = $2 AND kind = 'invoice'",
       [customer, PERIOD],
     )
   ).rows[0]!;
@@ -161,6 +162,7 @@ describe('reconciliation', () => {
     missing: { checkpoint: 'invoices_vs_erp_postings', connector: 'netsuite', kind: 'missing_right' },
     duplicate: { checkpoint: 'invoices_vs_erp_postings', connector: 'xero', kind: 'duplicate' },
     payment: { checkpoint: 'payments_vs_receivable', connector: null, kind: 'amount_differs' },
+    tax: { checkpoint: 'tax_vs_erp', connector: 'netsuite', kind: 'amount_differs' },
   } as const;
   let dropped: Record<string, unknown>;
   let missingId = '';
@@ -200,6 +202,11 @@ describe('reconciliation', () => {
     xero.invoices.push({ ...original, id: 'inv-manual-copy' });
     // 7. a payment recorded one minor unit off what the ledger cleared
     await behindTheTriggers("UPDATE payments SET amount_minor = amount_minor + 1 WHERE id = 'pay-globex'");
+    // 8. NetSuite computed a tax of its own on acme's invoice (SuiteTax with another rate): one cent more on a tax line.
+    const taxed = netsuite.records.get(netsuiteExternalId(outboxKey('netsuite', `jrn:v1:invoice:${acme.id}`)))!.body as SalesRecord;
+    const detail = taxed.taxDetails!.items![0]!;
+    detail.taxAmount = new Decimal(detail.taxAmount!).plus('0.01').toFixed(2);
+    taxed.total = new Decimal(taxed.total!).plus('0.01').toFixed(2);
 
     const report = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY, connectors: connectors() });
     assert.equal(report.status, 'red');
@@ -229,6 +236,11 @@ describe('reconciliation', () => {
     assert.ok(duplicate.documents.some((d) => d.kind === 'erp_invoice' && d.id === 'inv-manual-copy'));
     const payment = has(seeded.payment, (i) => i === `${globex.id}@${PERIOD}`);
     assert.ok(payment && payment.difference === '-1', 'the payment one minor unit off');
+    const tax = has(seeded.tax, (i) => i === `jrn:v1:invoice:${acme.id}`);
+    assert.ok(tax, 'the tax NetSuite computed');
+    assert.deepEqual([tax.left, tax.right], [acme.tax_minor, (BigInt(acme.tax_minor) + 1n).toString()], 'Accrue tax, NetSuite tax');
+    assert.equal(find(report, 'tax_vs_erp', 'netsuite').differences.length, 1, 'only the document whose tax differs');
+    assert.equal(find(report, 'tax_vs_erp', 'xero').status, 'green', 'Xero holds the tax Accrue sent');
     // Nothing is found where nothing was seeded.
     assert.equal(find(report, 'invoices_vs_erp_postings', 'ledger').status, 'green');
 

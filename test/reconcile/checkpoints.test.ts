@@ -6,6 +6,7 @@ import {
   CHECKPOINT_IDS,
   TRIAL_BALANCE_NET,
   applyTransition,
+  checkpointById,
   compareSides,
   exceptionTransitions,
   newDifferences,
@@ -29,7 +30,7 @@ const key = (customer: string, item: string, currency = 'USD', legal_entity = 'n
 });
 
 describe('CHECKPOINTS', () => {
-  it('lists the six checkpoints with their owner queues', () => {
+  it('lists the seven checkpoints with their owner queues', () => {
     assert.deepEqual(
       CHECKPOINTS.map((c) => [c.id, c.owner_queue, c.per_connector]),
       [
@@ -37,6 +38,7 @@ describe('CHECKPOINTS', () => {
         ['aggregates_vs_rated', 'billing_engineering', false],
         ['rated_vs_invoice_lines', 'billing_engineering', false],
         ['invoices_vs_erp_postings', 'integration_support', true],
+        ['tax_vs_erp', 'finance_operations', true],
         ['payments_vs_receivable', 'finance_operations', false],
         ['trial_balance', 'finance_operations', false],
       ],
@@ -244,7 +246,7 @@ describe('compareSides: clean states and determinism', () => {
     fc.assert(
       fc.property(arbMoney, arbQuantity, (money, quantities) => {
         for (const id of CHECKPOINT_IDS) {
-          const options = id === 'invoices_vs_erp_postings' ? { connector: 'ledger' } : {};
+          const options = checkpointById(id).per_connector ? { connector: 'xero' } : {};
           const side = id === 'usage_events_vs_aggregates' || id === 'aggregates_vs_rated' ? quantities : money;
           if (compareSides(id, side, side, options).length !== 0) return false;
         }

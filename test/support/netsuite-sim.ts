@@ -881,6 +881,15 @@ export class NetSuiteSimulator {
               ? (body as JournalEntry).line.items.reduce((sum, item) => sum.plus(new Decimal(item.debit ?? '0')), new Decimal(0))
               : new Decimal((body as SalesRecord).total ?? '0'),
           ),
+          // The tax lines' sum (transactionline.taxline = 'T'): a journal entry has none.
+          tax: oracleText(
+            type === undefined
+              ? new Decimal(0)
+              : ((body as SalesRecord).taxDetails?.items ?? []).reduce(
+                  (sum, d) => sum.plus(new Decimal(d.taxAmount ?? '0')),
+                  new Decimal(0),
+                ),
+          ),
         }));
       const start = Number(offset ?? 0);
       const items = rows.slice(start, start + Number(limit ?? 1000));

@@ -598,6 +598,7 @@ export class XeroSimulator {
       Type: d.Type,
       CurrencyCode: d.CurrencyCode,
       Total: d.Total,
+      TotalTax: d.TotalTax,
       AmountDue: d.AmountDue ?? d.Total,
       AmountPaid: d.AmountPaid ?? '0',
       AmountCredited: d.AmountCredited ?? '0',
@@ -614,6 +615,7 @@ export class XeroSimulator {
       Type: d.Type,
       CurrencyCode: d.CurrencyCode,
       Total: d.Total,
+      TotalTax: d.TotalTax,
       RemainingCredit: d.RemainingCredit ?? d.Total,
       Contact: d.Contact,
       Allocations: (d.Allocations ?? []).map((a) => ({
@@ -1024,7 +1026,7 @@ export class XeroSimulator {
         .slice((page - 1) * 100, page * 100)
         .map(
           (d) =>
-            `{"${idField}":${JSON.stringify(d.id)},"Type":"${d.Type}","Reference":${JSON.stringify(d.Reference)},"Status":"${d.Status}","CurrencyCode":"${d.CurrencyCode}","Date":"${msDate(dayMs(d.Date))}","Total":${d.Total}}`,
+            `{"${idField}":${JSON.stringify(d.id)},"Type":"${d.Type}","Reference":${JSON.stringify(d.Reference)},"Status":"${d.Status}","CurrencyCode":"${d.CurrencyCode}","Date":"${msDate(dayMs(d.Date))}","Total":${d.Total},"TotalTax":${d.TotalTax}}`,
         );
       return `{"${collection}":[${body.join(',')}]}`;
     };
@@ -1041,7 +1043,7 @@ export class XeroSimulator {
         .filter((d) => numbers.length === 0 || numbers.includes(d.Number))
         .map((d) => {
           const j = this.invoiceJson(d);
-          return `{"InvoiceID":${JSON.stringify(j.InvoiceID)},"InvoiceNumber":${JSON.stringify(j.InvoiceNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"AmountDue":${j.AmountDue},"AmountPaid":${j.AmountPaid},"AmountCredited":${j.AmountCredited},"Contact":${JSON.stringify(j.Contact)}}`;
+          return `{"InvoiceID":${JSON.stringify(j.InvoiceID)},"InvoiceNumber":${JSON.stringify(j.InvoiceNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"TotalTax":${j.TotalTax},"AmountDue":${j.AmountDue},"AmountPaid":${j.AmountPaid},"AmountCredited":${j.AmountCredited},"Contact":${JSON.stringify(j.Contact)}}`;
         });
       return reply.type('application/json').send(`{"Invoices":[${body.join(',')}]}`);
     });
@@ -1056,7 +1058,7 @@ export class XeroSimulator {
         (a) =>
           `{"AllocationID":"${a.AllocationID}","Amount":${a.Amount},"Date":"${a.Date}","Invoice":{"InvoiceID":"${a.Invoice.InvoiceID}"}}`,
       );
-      return `{"CreditNoteID":${JSON.stringify(j.CreditNoteID)},"CreditNoteNumber":${JSON.stringify(j.CreditNoteNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"RemainingCredit":${j.RemainingCredit},"Contact":${JSON.stringify(j.Contact)},"Allocations":[${allocations.join(',')}]}`;
+      return `{"CreditNoteID":${JSON.stringify(j.CreditNoteID)},"CreditNoteNumber":${JSON.stringify(j.CreditNoteNumber)},"Reference":${JSON.stringify(j.Reference)},"Status":"${j.Status}","Type":"${j.Type}","CurrencyCode":"${j.CurrencyCode}","Total":${j.Total},"TotalTax":${j.TotalTax},"RemainingCredit":${j.RemainingCredit},"Contact":${JSON.stringify(j.Contact)},"Allocations":[${allocations.join(',')}]}`;
     };
     app.get('/api.xro/2.0/CreditNotes', async (request, reply) => {
       const t = tenantOf(request);

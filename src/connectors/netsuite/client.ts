@@ -88,12 +88,14 @@ export const NETSUITE_DOCUMENT_TYPES = { Journal: 'journal', CustInvc: 'invoice'
 /**
  * The SuiteQL query behind listDocuments: journal entries, invoices and credit memos of one subsidiary dated in
  * [from, to), each with its amount as text (TO_CHAR, so none travels as a JSON float): a journal's debit total, an
- * invoice's or credit memo's total (tax included) in the transaction currency.
+ * invoice's or credit memo's total (tax included) in the transaction currency, and for those their tax: the sum of the
+ * transaction's tax lines (transactionline.taxline = 'T', the lines SuiteTax books the tax on), in the same currency.
  */
 export function journalListQuery(subsidiary: string, from: string, to: string): string {
   return [
     "SELECT t.id AS id, t.externalid AS externalid, t.type AS type, cur.symbol AS currency, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate,",
-    "TO_CHAR(CASE WHEN t.type = 'Journal' THEN SUM(tl.debitforeignamount) ELSE ABS(t.foreigntotal) END) AS amount",
+    "TO_CHAR(CASE WHEN t.type = 'Journal' THEN SUM(tl.debitforeignamount) ELSE ABS(t.foreigntotal) END) AS amount,",
+    "TO_CHAR(ABS(SUM(CASE WHEN tl.taxline = 'T' THEN tl.foreignamount ELSE 0 END))) AS tax",
     'FROM transaction t JOIN transactionline tl ON tl.transaction = t.id JOIN currency cur ON cur.id = t.currency',
     `WHERE t.type IN ('Journal', 'CustInvc', 'CustCred') AND tl.subsidiary = ${suiteqlText(subsidiary)}`,
     `AND t.trandate >= TO_DATE(${suiteqlText(from)}, 'YYYY-MM-DD') AND t.trandate < TO_DATE(${suiteqlText(to)}, 'YYYY-MM-DD')`,
@@ -543,6 +545,7 @@ export class NetSuiteTarget implements ErpTarget, PaymentSource, ReferenceChecke
           currency: typeof item.currency === 'string' ? item.currency : '',
           form,
           amount: decimalFromText(item.amount),
+          ...(form !== 'journal' && typeof item.tax === 'string' ? { tax: decimalFromText(item.tax) } : {}),
           posted_on: String(item.trandate ?? ''),
         });
       }

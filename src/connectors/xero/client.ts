@@ -700,6 +700,7 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       Reference?: string;
       CurrencyCode?: string;
       Total?: string;
+      TotalTax?: string;
       Date?: string;
       Status?: string;
     };
@@ -717,6 +718,7 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
             currency: d.CurrencyCode ?? '',
             form,
             amount: d.Total ?? '0',
+            ...(d.TotalTax !== undefined ? { tax: d.TotalTax } : {}),
             posted_on: xeroDate(d.Date),
           });
         }

@@ -78,6 +78,7 @@ export const CHECKPOINT_LABELS: Record<string, string> = {
   aggregates_vs_rated: 'Aggregates ↔ rated charges',
   rated_vs_invoice_lines: 'Rated charges ↔ invoice lines',
   invoices_vs_erp_postings: 'Invoices ↔ postings',
+  tax_vs_erp: 'Tax ↔ ERP tax',
   payments_vs_receivable: 'Payments ↔ receivable',
   trial_balance: 'Trial balance',
 };
@@ -101,7 +102,13 @@ export function minorToMajor(minor: string, currency: string): string {
 }
 
 /** Reconciliation amounts: minor units for the money checkpoints, exact decimals for the usage ones. */
-export const MONEY_CHECKPOINTS = new Set(['rated_vs_invoice_lines', 'invoices_vs_erp_postings', 'payments_vs_receivable', 'trial_balance']);
+export const MONEY_CHECKPOINTS = new Set([
+  'rated_vs_invoice_lines',
+  'invoices_vs_erp_postings',
+  'tax_vs_erp',
+  'payments_vs_receivable',
+  'trial_balance',
+]);
 
 export function reconAmount(
   value: string | null | undefined,

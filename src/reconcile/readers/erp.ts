@@ -87,9 +87,18 @@ async function othersKeys(db: Db, entity: string, window: PeriodWindow, target: 
   return new Set(rows.rows.map((r) => storedKey(target, r.id)));
 }
 
+/** Both checkpoints an external ERP answers from one listing of its documents. */
+export interface ErpSides {
+  /** invoices_vs_erp_postings: every document once, for its total. */
+  postings: Sides;
+  /** tax_vs_erp: the tax of each invoice and credit note the ERP holds in its own form, Accrue's against the ERP's. */
+  tax: Sides;
+}
+
 /**
  * What an external ERP should hold for the period (the same journals, less those the rollout scope held back and
- * those still in the outbox) against what it reports. Its documents are matched to journals by our idempotency key.
+ * those still in the outbox) against what it reports. Its documents are matched to journals by our idempotency key;
+ * a sales document it reports its tax for is compared with Accrue's tax as well.
  */
 export async function erpPostingSides(
   db: Db,
@@ -98,9 +107,11 @@ export async function erpPostingSides(
   target: ErpTarget,
   expected: readonly ExpectedJournal[],
   catalog: CatalogVersion,
-): Promise<Sides> {
+): Promise<ErpSides> {
   invariant(typeof target.listDocuments === 'function', `ERP target ${target.name} cannot list its documents`);
   const sides = new Sides();
+  const tax = new Sides();
+  const taxed = new Set<string>();
   const { known, outbox, held } = await expectedSide(db, entity, target, expected, sides);
   // A document of another legal entity or period (a tenant shared by entities, a journal moved by the closed-period
   // policy) is that one's business: only documents matching nothing Accrue wrote are reported as unknown.
@@ -121,7 +132,16 @@ export async function erpPostingSides(
       { kind: doc.form === 'journal' ? 'erp_journal' : `erp_${doc.form}`, id: doc.reference, connector: target.name },
     ];
     if (match) docs.unshift(...journalDocs(match.journal.id, match.journal.source_document, match.source_kind));
-    sides.add('right', journalKey(entity, match?.customer ?? '', currency, item), amount.value, docs);
+    const key = journalKey(entity, match?.customer ?? '', currency, item);
+    sides.add('right', key, amount.value, docs);
+    // Once per document: a document listed twice is invoices_vs_erp_postings' duplicate, not a second tax.
+    if (match?.document_tax !== undefined && doc.form !== 'journal' && doc.tax !== undefined && !taxed.has(match.journal.id)) {
+      taxed.add(match.journal.id);
+      const erpTax = parseMajor(doc.tax, currency, 'tax');
+      invariant(erpTax.ok, `${target.name} document ${doc.reference} has a tax that is not ${currency}: ${JSON.stringify(doc.tax)}`);
+      tax.add('left', key, match.document_tax, docs);
+      tax.add('right', key, erpTax.value);
+    }
   }
-  return sides;
+  return { postings: sides, tax };
 }

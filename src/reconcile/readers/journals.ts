@@ -27,6 +27,8 @@ export interface ExpectedJournal {
   source_kind: 'invoice' | 'credit_note' | 'payment' | 'fx_revaluation' | 'credit_grant' | 'revenue_recognition';
   /** The invoice's or credit note's total: what the ERP books when it takes the document in its own form. */
   document_total: bigint | null;
+  /** The invoice's or credit note's tax, which the ERP holds on the document it takes (tax_vs_erp). */
+  document_tax?: bigint;
 }
 
 export interface StoredJournal {
@@ -167,6 +169,7 @@ async function documentJournals(
         customer: row.customer,
         source_kind: invoice.kind,
         document_total: journal.kind === invoice.kind ? invoice.total_minor : null,
+        ...(journal.kind === invoice.kind ? { document_tax: invoice.tax_minor } : {}),
       });
     }
   }
