@@ -1,6 +1,7 @@
 // `accrue serve --role api|worker|all`: one binary, separate roles, any number of each against one Postgres.
 // Nothing is held in a process that another could not pick up: outbox rows are claimed with leases, notifications
 // with row locks, stream messages through one durable consumer, so processes start, stop and die independently.
+import { startRollupCatchUp } from '../meter/catch-up.js';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../api/server.js';
 import { buildMetricsServer } from '../api/metrics.js';
@@ -65,6 +66,7 @@ export async function serveRole(flags: ServeFlags): Promise<void> {
     const registry = http ? await startApi(running, cfg, metricsListen, connectors) : undefined;
     if (metricsListen) await startMetrics(running, cfg, metricsListen, registry, connectors);
     if (source) await startConsumer(running, source);
+    if (http) startCatchUp(running);
     await startOutboxWorkers(running, connections);
     if (notify && notifyChannels > 0) await startPublisher(running, notify);
     if (checkpoints) startCheckpoints(running, checkpoints, cfg.auditCheckpointIntervalSeconds);
@@ -149,6 +151,12 @@ async function startPublisher({ store, stoppers, failed }: Running, notify: Publ
   stoppers.push(() => publisher.stop());
   publisher.done.catch(failed);
   process.stderr.write(`accrue: publishing notifications to ${publisher.channels.join(', ')}\n`);
+}
+
+/** Ingestion stores events; the usage rollups catch up with them every few seconds (src/meter/catch-up.ts). */
+function startCatchUp({ store, stoppers }: Running): void {
+  const catchUp = startRollupCatchUp(store.pool, { log: (entry) => jsonLog({ level: 'info', ...entry }) });
+  stoppers.push(() => catchUp.stop());
 }
 
 /** Signed checkpoints of the audit chain: one now and one every interval, each only when the head moved. */

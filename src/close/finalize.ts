@@ -1,5 +1,6 @@
 // Rating and finalizing a run: every customer rated on the stored usage, invoices drafted and finalized in batches,
 // their journals recorded and routed to the ERP connections; one audit record per run.
+import { ensureRollupsReach } from '../meter/catch-up.js';
 import { billingRunSubject } from '../domain/keys.js';
 import { CLOSE_UNBILLABLE_STATUS, type CloseOptions, type CloseOutcome } from './types.js';
 import { finishClose, type CloseStart } from './period-state.js';
@@ -62,6 +63,8 @@ export async function rateAndFinalize(
     )
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
+  // The close waits for the usage rollups to count every event up to its watermark (src/meter/catch-up.ts).
+  await ensureRollupsReach(pool, watermark);
   const rated = await rateCustomers(
     pool,
     catalog,

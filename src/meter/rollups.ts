@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { compareText } from './aggregate.js';
+import { ensureRollupsReach } from './catch-up.js';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -497,6 +498,7 @@ async function rollupKeys(db: Db, read: RollupRead, vouched: BucketSet, merger: 
 
 /** Usage groups of one meter over one window, from the rollups where they vouch and the events elsewhere. */
 export async function readUsage(db: Db, read: RollupRead, stats?: ReadStats): Promise<UsageGroup[]> {
+  await ensureRollupsReach(db, read.watermark);
   const plan = planWindow(Date.parse(read.from), Date.parse(read.to));
   const merger = new Merger();
   const unique = read.meter.aggregation === 'unique_count';

@@ -1,0 +1,95 @@
+// The rollups' watermark (migration 032): usage_rollups and usage_unique_keys count every event up to
+// usage_rollup_watermark.seq, and the events above it are folded in by catchUpRollups, in order, each fold and the
+// watermark's move in one transaction. Ingestion only stores events (issue 19: the fold was most of an event's cost);
+// the `serve` worker catches up every few seconds, a close catches up before it rates, and a read of the rollups
+// (rollups.ts readUsage) catches up first when they do not reach what it reads.
+import pg from 'pg';
+import { invariant } from '../domain/result.js';
+import { transaction } from '../store/store.js';
+
+type Db = pg.Pool | pg.PoolClient;
+
+/** Limit: events one fold transaction takes, so its aggregation stays within the function's work_mem and locks stay short. */
+export const CATCH_UP_FOLD_EVENTS_MAX = 200_000;
+
+export interface CatchUp {
+  /** The watermark after the catch-up: every event at or below it is counted in the rollups. */
+  watermark: string;
+  /** Seqs the catch-up moved the watermark over (an upper bound of the events folded: aborted writers leave gaps). */
+  advanced: string;
+}
+
+/** Every event up to this seq is counted in the rollups. */
+export async function rollupWatermark(db: Db): Promise<bigint> {
+  return BigInt((await db.query<{ seq: string }>('SELECT seq::text AS seq FROM usage_rollup_watermark')).rows[0]!.seq);
+}
+
+/**
+ * Folds every event stored before this call into the rollups. The horizon is read under LOCK TABLE events IN SHARE
+ * MODE, which waits for the ingestion in flight (a batch's statement) and holds new batches for as long as reading
+ * one maximum takes; the folds then run without it, at most CATCH_UP_FOLD_EVENTS_MAX seqs a transaction. Two catch-ups
+ * at once fold each event once: each fold takes the watermark row first.
+ */
+export async function catchUpRollups(pool: pg.Pool): Promise<CatchUp> {
+  const horizon = await transaction(pool, async (client) => {
+    await client.query('LOCK TABLE events IN SHARE MODE');
+    return BigInt((await client.query<{ h: string }>('SELECT usage_rollup_horizon()::text AS h')).rows[0]!.h);
+  });
+  const start = await rollupWatermark(pool);
+  let mark = start;
+  while (mark < horizon) {
+    const step = mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) < horizon ? mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) : horizon;
+    mark = BigInt((await pool.query<{ m: string }>('SELECT usage_rollups_catch_up($1::bigint)::text AS m', [step.toString()])).rows[0]!.m);
+  }
+  return { watermark: mark.toString(), advanced: (mark > start ? mark - start : 0n).toString() };
+}
+
+const isPool = (db: Db): db is pg.Pool => db instanceof pg.Pool;
+
+/**
+ * Makes the rollups reach what a read needs: every event up to `watermark` (a close's event watermark), or without
+ * one every event stored. Cheap when they do (two index reads); otherwise a catch-up, which needs the pool: a read
+ * inside a transaction must come after one.
+ */
+export async function ensureRollupsReach(db: Db, watermark?: string): Promise<void> {
+  const mark = await rollupWatermark(db);
+  const needed =
+    watermark !== undefined
+      ? BigInt(watermark)
+      : BigInt((await db.query<{ m: string }>('SELECT coalesce(max(seq), 0)::text AS m FROM events')).rows[0]!.m);
+  if (mark >= needed) return;
+  invariant(
+    isPool(db),
+    `the usage rollups reach event ${mark}, the read needs ${needed}: catch them up (catchUpRollups) before a transaction reads them`,
+  );
+  await catchUpRollups(db);
+}
+
+/** How often a serving process folds what was ingested since (src/cli/serve-roles.ts). */
+export const CATCH_UP_INTERVAL_MS = 2_000;
+
+/**
+ * Catches the rollups up every interval while the process serves; a failed catch-up is logged and tried again at the
+ * next tick (the events are stored; only the fold waits). stop() waits for a catch-up in progress.
+ */
+export function startRollupCatchUp(
+  pool: pg.Pool,
+  options: { intervalMs?: number; log: (entry: Record<string, unknown>) => void },
+): { stop: () => Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = catchUpRollups(pool)
+      .then((done) => {
+        if (done.advanced !== '0') options.log({ msg: 'usage rollups caught up', watermark: done.watermark, advanced: done.advanced });
+      })
+      .catch((error: unknown) => options.log({ msg: 'usage rollups catch-up failed', error: (error as Error).message }));
+  };
+  const timer = setInterval(() => void running.then(tick), options.intervalMs ?? CATCH_UP_INTERVAL_MS);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

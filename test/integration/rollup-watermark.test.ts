@@ -1,0 +1,191 @@
+// The rollups' watermark (migration 032, src/meter/catch-up.ts): ingestion stores events and the fold into the usage
+// rollups catches up behind it. Every event is folded exactly once whatever runs at the same time (ingestion, other
+// catch-ups, a fold that dies), a read never answers from rollups that do not reach what it reads, and the
+// watermark only moves forward.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { testStore } from '../support/db.js';
+import type { Store } from '../../src/store/store.js';
+import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
+import { ingestBatch } from '../../src/ingest/service.js';
+import { generateUsage } from '../../src/demo/generate.js';
+import { catchUpRollups, ensureRollupsReach, rollupWatermark } from '../../src/meter/catch-up.js';
+import { queryUsage, recountUsage } from '../../src/meter/usage.js';
+
+const NOW = new Date('2026-12-01T00:00:00Z');
+const PERIOD = { from: '2026-11-01T00:00:00.000Z', to: '2026-12-01T00:00:00.000Z' };
+
+let store: Store;
+let catalog: CatalogVersion;
+
+before(async () => {
+  store = await testStore();
+  const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'test' });
+  assert.ok(applied.ok);
+  catalog = (await currentCatalog(store.pool))!;
+});
+after(() => store.close());
+
+const ORDER = 'ORDER BY grain, type, bucket, customer_id, meter_id, late, valued, dimensions';
+const snapshot = async () => ({
+  rollups: (await store.pool.query(`SELECT * FROM usage_rollups ${ORDER}`)).rows,
+  keys: (
+    await store.pool.query('SELECT * FROM usage_unique_keys ORDER BY grain, type, bucket, customer_id, meter_id, late, dimensions, key')
+  ).rows,
+});
+const maxSeq = async () =>
+  BigInt((await store.pool.query<{ m: string }>('SELECT coalesce(max(seq), 0)::text AS m FROM events')).rows[0]!.m);
+/** The rollups as folded so far equal a rebuild from every stored event (which then leaves them as they were). */
+async function assertFoldedOnce(): Promise<void> {
+  const folded = await snapshot();
+  await store.pool.query('SELECT usage_rollups_rebuild()');
+  assert.deepEqual(folded, await snapshot(), 'the rollups folded batch by batch equal a rebuild from the events');
+}
+const events = (n: number, seed: number, prefix: string) =>
+  [...generateUsage({ catalog: catalog.catalog, period: PERIOD, events: n, seed })].map((e) => ({ ...e, id: `${prefix}-${e.id}` }));
+
+describe('usage rollups caught up from a watermark', () => {
+  it('ingestion stores the events and leaves the fold to the catch-up, which folds each once', async () => {
+    const before = await rollupWatermark(store.pool);
+    const outcome = await ingestBatch(store.pool, catalog, events(400, 1, 'a'), { channel: 'http', now: NOW });
+    assert.equal(outcome.counts.accepted, 400);
+    assert.equal(await rollupWatermark(store.pool), before, 'the insert folded nothing');
+    assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM usage_rollups')).rows[0].n, 0, 'no rollup row yet');
+    const done = await catchUpRollups(store.pool);
+    assert.equal(BigInt(done.watermark), await maxSeq());
+    assert.ok(BigInt(done.advanced) >= 400n);
+    assert.deepEqual(
+      await catchUpRollups(store.pool),
+      { watermark: done.watermark, advanced: '0' },
+      'a second catch-up has nothing to fold',
+    );
+    await assertFoldedOnce();
+  });
+
+  it('a read catches up first: usage read right after ingestion equals the recount', async () => {
+    await ingestBatch(store.pool, catalog, events(300, 2, 'b'), { channel: 'http', now: NOW });
+    assert.ok((await rollupWatermark(store.pool)) < (await maxSeq()), 'the rollups are behind');
+    const query = { from: PERIOD.from, to: PERIOD.to, late: 'include' as const };
+    assert.deepEqual(await queryUsage(store.pool, catalog.catalog, query), await recountUsage(store.pool, catalog.catalog, query));
+    assert.equal(await rollupWatermark(store.pool), await maxSeq(), 'the read caught the rollups up');
+    // Inside a transaction a read cannot catch up (it needs the pool): it refuses rather than answer short.
+    await ingestBatch(store.pool, catalog, events(10, 3, 'c'), { channel: 'http', now: NOW });
+    const client = await store.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await assert.rejects(ensureRollupsReach(client), /catch them up/);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    await catchUpRollups(store.pool);
+    await assertFoldedOnce();
+  });
+
+  it('property: ingestion and catch-ups running at once fold every event exactly once', async () => {
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 2, maxLength: 6 }),
+        fc.integer({ min: 1, max: 3 }),
+        async (sizes, catchers) => {
+          round += 1;
+          let ingesting = true;
+          const ingest = Promise.all(
+            sizes.map((n, i) =>
+              ingestBatch(store.pool, catalog, events(n, 100 * round + i, `p${round}-${i}`), { channel: 'http', now: NOW }),
+            ),
+          ).finally(() => (ingesting = false));
+          const catchUps = Array.from({ length: catchers }, async () => {
+            while (ingesting) await catchUpRollups(store.pool);
+          });
+          await Promise.all([ingest, ...catchUps]);
+          await catchUpRollups(store.pool);
+          assert.equal(await rollupWatermark(store.pool), await maxSeq());
+          await assertFoldedOnce();
+        },
+      ),
+      { numRuns: 8 },
+    );
+  });
+
+  it('a fold that dies (its backend terminated, its transaction rolled back) folds nothing and moves nothing', async () => {
+    await ingestBatch(store.pool, catalog, events(200, 4, 'd'), { channel: 'http', now: NOW });
+    const mark = await rollupWatermark(store.pool);
+    const before = await snapshot();
+    const client = await store.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT usage_rollups_catch_up((SELECT max(seq) FROM events))');
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    assert.equal(await rollupWatermark(store.pool), mark);
+    assert.deepEqual(await snapshot(), before);
+    // Terminated in the middle of its transaction: the server rolls it back.
+    const doomed = await store.pool.connect();
+    doomed.on('error', () => {});
+    const pid = (await doomed.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await doomed.query('BEGIN');
+    await doomed.query('SELECT usage_rollups_catch_up((SELECT max(seq) FROM events))');
+    await store.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+    doomed.release(true);
+    assert.equal(await rollupWatermark(store.pool), mark);
+    assert.deepEqual(await snapshot(), before);
+    await catchUpRollups(store.pool);
+    await assertFoldedOnce();
+  });
+
+  it('an event written back with a seq the watermark has passed is folded by its insert', async () => {
+    await catchUpRollups(store.pool);
+    const [event] = events(1, 5, 'e');
+    await ingestBatch(store.pool, catalog, [event], { channel: 'http', now: NOW });
+    await catchUpRollups(store.pool);
+    const row = (await store.pool.query('SELECT * FROM events WHERE id = $1', [event!.id])).rows[0];
+    // Removed behind the triggers (the books refuse deletes), then written back through `events` with its own seq.
+    const client = await store.pool.connect();
+    try {
+      await client.query('SET session_replication_role = replica');
+      await client.query('DELETE FROM events WHERE seq = $1', [row.seq]);
+      await client.query('DELETE FROM event_keys WHERE seq = $1', [row.seq]);
+      await client.query('RESET session_replication_role');
+      await client.query('SELECT usage_rollups_rebuild()');
+      await client.query(
+        `INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, received_at, late)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+        [
+          row.seq,
+          row.source,
+          row.id,
+          row.type,
+          row.subject,
+          row.customer_id,
+          row.time,
+          row.data,
+          row.meter_values,
+          row.dimensions,
+          row.content_hash,
+          row.batch_id,
+          row.received_at,
+          row.late,
+        ],
+      );
+    } finally {
+      client.release();
+    }
+    assert.ok(BigInt(row.seq) <= (await rollupWatermark(store.pool)));
+    await assertFoldedOnce();
+  });
+
+  it('the watermark has one row, which only moves forward and is never deleted or truncated', async () => {
+    const refused = async (sql: string, pattern: RegExp) => assert.rejects(store.pool.query(sql), pattern, sql);
+    await refused('UPDATE usage_rollup_watermark SET seq = seq - 1', /only moves forward/);
+    await refused('DELETE FROM usage_rollup_watermark', /exactly one row/);
+    await refused('INSERT INTO usage_rollup_watermark (one, seq) VALUES (true, 0)', /exactly one row/);
+    await refused('TRUNCATE usage_rollup_watermark', /refused|TRUNCATE/i);
+    assert.equal((await store.pool.query('SELECT count(*)::int AS n FROM usage_rollup_watermark')).rows[0].n, 1);
+  });
+});
