@@ -1,8 +1,11 @@
-// npm run bench: each figure beside its reference, measured side by side in one run on one machine.
-//   ingest: HTTP batches of 1,000 (validation, dedup, durable commit) vs raw COPY of the same rows into the same table.
-// The HTTP clients run in a worker thread (their own event loop and heap), so the server's thread serves only requests,
-// as it would behind real clients on other machines. Both figures write into the same freshly truncated `events` table,
-// with the same indexes and synchronous_commit on; the reference COPY takes the rows exactly as ingestion stores them.
+// npm run bench:ingest: each figure beside its reference, measured side by side in one run on one machine.
+//   ingest: HTTP batches of 1,000 (validation, dedup, durable commit) against two references on the same rows:
+//     - COPY into a bare table keyed by (source, id): the physical limit of storing deduplicated events (issue 19);
+//     - COPY into `events`, with its indexes and triggers: what the storage design costs before any HTTP or validation.
+//   usage rollups: the fold that catches up behind ingestion (src/meter/catch-up.ts), timed on its own.
+// The HTTP clients run in a worker thread (their own event loop and heap) and the API server in a child process
+// (bench/ingest-server.ts), so the server has a server's heap, as in production. Every figure writes into freshly
+// emptied tables with synchronous_commit on. Set ACCRUE_BENCH_SERVER_PROF=DIR to write the server's CPU profile there.
 // Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 1; best of N).
 // DATABASE_URL to use a server instead of the embedded one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import pgCopy from 'pg-copy-streams';
 import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
@@ -51,10 +55,10 @@ await main();
 async function main(): Promise<void> {
   const { openStore } = await import('../src/store/store.js');
   const { applyCatalog, currentCatalog } = await import('../src/catalog/service.js');
-  const { buildServer } = await import('../src/api/server.js');
   const { testKey } = await import('../test/support/keys.js');
   const { generateUsage } = await import('../src/demo/generate.js');
   const { validateEvent, INGEST_LIMITS } = await import('../src/ingest/cloudevent.js');
+  const { catchUpRollups } = await import('../src/meter/catch-up.js');
 
   const { values: flags } = parseArgs({
     options: {
@@ -126,8 +130,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < events.length; i += INGEST_LIMITS.batchEventsMax)
       bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));
 
-    const app = await buildServer({ pool: store.pool, bodyLimitBytes: 16 * 1024 * 1024 });
-    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const server = await startServer(store.url, CONCURRENCY + 4);
+    const address = server.address;
     const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
@@ -138,6 +142,7 @@ async function main(): Promise<void> {
     let httpSeconds = Infinity;
     let copySeconds = Infinity;
     let bareSeconds = Infinity;
+    let foldSeconds = Infinity;
     try {
       const bar = progress('bench ingest');
       for (let round = 0; round < ROUNDS; round += 1) {
@@ -169,11 +174,16 @@ async function main(): Promise<void> {
         const stored = Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n);
         if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
         httpSeconds = Math.min(httpSeconds, seconds);
+        // The fold behind ingestion (src/meter/catch-up.ts), timed on its own: it must keep up with ingestion.
+        const foldStart = process.hrtime.bigint();
+        const folded = await catchUpRollups(store.pool);
+        foldSeconds = Math.min(foldSeconds, Number(process.hrtime.bigint() - foldStart) / 1e9);
+        if (BigInt(folded.advanced) < BigInt(EVENTS)) throw new Error(`the catch-up folded ${folded.advanced} seqs, expected ${EVENTS}`);
       }
       bar.update(2 * ROUNDS, 2 * ROUNDS, 'done');
       bar.stop();
     } finally {
-      await app.close();
+      await server.stop();
     }
 
     const httpRate = EVENTS / httpSeconds;
@@ -184,6 +194,13 @@ async function main(): Promise<void> {
       value: httpRate.toFixed(0),
       reference: `COPY, bare keyed table: ${bareRate.toFixed(0)}`,
       ratio: (httpRate / bareRate).toFixed(2),
+    });
+    const foldRate = EVENTS / foldSeconds;
+    figures.push({
+      figure: 'usage rollups caught up after it (events/s)',
+      value: foldRate.toFixed(0),
+      reference: `ingest over HTTP: ${httpRate.toFixed(0)}`,
+      ratio: (foldRate / httpRate).toFixed(2),
     });
     figures.push({
       figure: 'ingest over HTTP, batches of 1,000 (events/s)',
@@ -197,6 +214,39 @@ async function main(): Promise<void> {
   }
 
   printFigures(figures);
+}
+
+/** bench/ingest-server.ts in a child process, on the same database; its address once it listens. */
+async function startServer(databaseUrl: string, poolSize: number): Promise<{ address: string; stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.ACCRUE_BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.ACCRUE_BENCH_SERVER_PROF}`] : []),
+      '--import',
+      'tsx',
+      'bench/ingest-server.ts',
+    ],
+    {
+      env: { ...process.env, DATABASE_URL: databaseUrl, ACCRUE_BENCH_POOL: String(poolSize) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const line = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) resolve(text.slice(0, text.indexOf('\n')));
+    });
+    void exited.then((code) => reject(new Error(`the bench's API server exited with ${code} before it listened`)));
+  });
+  return {
+    address: (JSON.parse(line) as { address: string }).address,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** One COPY of the prepared rows in one transaction (COPY commits like any statement), timed to the commit. */

@@ -148,6 +148,18 @@ const REFUSALS: Array<{ kind: MappingKind; pattern: RegExp }> = [
   },
 ];
 
+/** An invoice or credit note as Xero lists it (amounts read as their literal text). */
+interface XeroSalesListed {
+  InvoiceID?: string;
+  CreditNoteID?: string;
+  Reference?: string;
+  CurrencyCode?: string;
+  Total?: string;
+  TotalTax?: string;
+  Date?: string;
+  Status?: string;
+}
+
 export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
   readonly name: string;
   readonly limits: TargetLimits;
@@ -694,22 +706,12 @@ export class XeroTarget implements ErpTarget, PaymentSource, ReferenceChecker {
       }
       return journals.length;
     });
-    type Sales = {
-      InvoiceID?: string;
-      CreditNoteID?: string;
-      Reference?: string;
-      CurrencyCode?: string;
-      Total?: string;
-      TotalTax?: string;
-      Date?: string;
-      Status?: string;
-    };
     for (const [collection, type, form] of [
       ['Invoices', 'ACCREC', 'invoice'],
       ['CreditNotes', 'ACCRECCREDIT', 'credit_note'],
     ] as const) {
       await pages(`${collection}?where=${encodeURIComponent(`Type=="${type}" AND ${dates}`)}`, collection, (body) => {
-        const list = (body[collection] ?? []) as Sales[];
+        const list = (body[collection] ?? []) as XeroSalesListed[];
         for (const d of list) {
           if (!['AUTHORISED', 'PAID'].includes(d.Status ?? '')) continue; // drafts, submitted, voided and deleted documents book nothing
           documents.push({
