@@ -69,22 +69,25 @@ export async function ensureRollupsReach(db: Db, watermark?: string): Promise<vo
 export const CATCH_UP_INTERVAL_MS = 2_000;
 
 /**
- * Catches the rollups up every interval while the process serves; a failed catch-up is logged and tried again at the
- * next tick (the events are stored; only the fold waits). stop() waits for a catch-up in progress.
+ * Catches the rollups up every interval while the process serves, one catch-up at a time (a tick that finds one still
+ * running passes); a failed catch-up is logged and tried again at the next tick (the events are stored; only the fold
+ * waits). stop() waits for a catch-up in progress.
  */
 export function startRollupCatchUp(
   pool: pg.Pool,
   options: { intervalMs?: number; log: (entry: Record<string, unknown>) => void },
 ): { stop: () => Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
+  let running: Promise<void> | undefined;
   const tick = () => {
+    if (running) return;
     running = catchUpRollups(pool)
       .then((done) => {
         if (done.advanced !== '0') options.log({ msg: 'usage rollups caught up', watermark: done.watermark, advanced: done.advanced });
       })
-      .catch((error: unknown) => options.log({ msg: 'usage rollups catch-up failed', error: (error as Error).message }));
+      .catch((error: unknown) => options.log({ msg: 'usage rollups catch-up failed', error: (error as Error).message }))
+      .finally(() => (running = undefined));
   };
-  const timer = setInterval(() => void running.then(tick), options.intervalMs ?? CATCH_UP_INTERVAL_MS);
+  const timer = setInterval(tick, options.intervalMs ?? CATCH_UP_INTERVAL_MS);
   timer.unref();
   return {
     stop: async () => {

@@ -11,7 +11,7 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { generateUsage } from '../../src/demo/generate.js';
-import { catchUpRollups, ensureRollupsReach, rollupWatermark } from '../../src/meter/catch-up.js';
+import { catchUpRollups, ensureRollupsReach, rollupWatermark, startRollupCatchUp } from '../../src/meter/catch-up.js';
 import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 
 const NOW = new Date('2026-12-01T00:00:00Z');
@@ -177,6 +177,24 @@ describe('usage rollups caught up from a watermark', () => {
       client.release();
     }
     assert.ok(BigInt(row.seq) <= (await rollupWatermark(store.pool)));
+    await assertFoldedOnce();
+  });
+
+  it('a serving process catches up on its own, one catch-up at a time, and stops cleanly', async () => {
+    const logged: Array<Record<string, unknown>> = [];
+    const loop = startRollupCatchUp(store.pool, { intervalMs: 5, log: (entry) => logged.push(entry) });
+    try {
+      await ingestBatch(store.pool, catalog, events(50, 6, 'f'), { channel: 'http', now: NOW });
+      const newest = await maxSeq();
+      for (let waited = 0; (await rollupWatermark(store.pool)) < newest; waited += 1) {
+        assert.ok(waited < 500, 'the loop caught up within 5 s');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    } finally {
+      await loop.stop();
+    }
+    assert.ok(logged.some((e) => e.msg === 'usage rollups caught up'));
+    assert.ok(!logged.some((e) => e.msg === 'usage rollups catch-up failed'), JSON.stringify(logged));
     await assertFoldedOnce();
   });
 
