@@ -1,5 +1,6 @@
 // The period's side of a close: whether it may close now, step 1 (closing, the event watermark) and step 2
 // (late events flagged, the period closed), each in one transaction.
+import { newestEventSeq } from '../meter/catch-up.js';
 import { billingRunSubject } from '../domain/keys.js';
 import type pg from 'pg';
 import { type Problem } from '../domain/result.js';
@@ -56,7 +57,7 @@ export async function beginClose(
 ): Promise<CloseStart> {
   return transaction(pool, async (client) => {
     await client.query('LOCK TABLE events IN SHARE MODE');
-    const mark = (await client.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
+    const mark = await newestEventSeq(client);
     const before = (
       await client.query<{ legal_entity: string; status: string }>(
         'SELECT legal_entity, status FROM billing_periods WHERE period = $1 AND legal_entity = ANY($2) ORDER BY legal_entity FOR UPDATE',

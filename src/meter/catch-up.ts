@@ -8,6 +8,7 @@ import { invariant } from '../domain/result.js';
 import { transaction } from '../store/store.js';
 
 type Db = pg.Pool | pg.PoolClient;
+const isPool = (db: Db): db is pg.Pool => db instanceof pg.Pool;
 
 /** Limit: events one fold transaction takes, so its aggregation stays within the function's work_mem and locks stay short. */
 export const CATCH_UP_FOLD_EVENTS_MAX = 200_000;
@@ -21,7 +22,21 @@ export interface CatchUp {
 
 /** Every event up to this seq is counted in the rollups. */
 export async function rollupWatermark(db: Db): Promise<bigint> {
-  return BigInt((await db.query<{ seq: string }>('SELECT seq::text AS seq FROM usage_rollup_watermark')).rows[0]!.seq);
+  const mark = BigInt((await db.query<{ seq: string }>('SELECT seq::text AS seq FROM usage_rollup_watermark')).rows[0]!.seq);
+  if (isPool(db)) remember(db, mark);
+  return mark;
+}
+
+/** The seq of the newest event this snapshot sees (0 when there is none): a close's watermark, read under its lock. */
+export async function newestEventSeq(db: Db): Promise<string> {
+  return (await db.query<{ m: string }>('SELECT coalesce(max(seq), 0)::text AS m FROM events')).rows[0]!.m;
+}
+
+// The watermark only moves forward (migration 032's trigger), so a pool's highest one seen stays true: a read at or
+// below it needs no query (a close rates every customer's windows at one watermark).
+const reached = new WeakMap<pg.Pool, bigint>();
+function remember(pool: pg.Pool, mark: bigint): void {
+  if (mark > (reached.get(pool) ?? -1n)) reached.set(pool, mark);
 }
 
 /**
@@ -31,32 +46,31 @@ export async function rollupWatermark(db: Db): Promise<bigint> {
  * at once fold each event once: each fold takes the watermark row first.
  */
 export async function catchUpRollups(pool: pg.Pool): Promise<CatchUp> {
+  const start = await rollupWatermark(pool);
+  // Nothing committed above the watermark: nothing to fold, and no lock that would hold ingestion for a moment.
+  if (BigInt(await newestEventSeq(pool)) <= start) return { watermark: start.toString(), advanced: '0' };
   const horizon = await transaction(pool, async (client) => {
     await client.query('LOCK TABLE events IN SHARE MODE');
     return BigInt((await client.query<{ h: string }>('SELECT usage_rollup_horizon()::text AS h')).rows[0]!.h);
   });
-  const start = await rollupWatermark(pool);
   let mark = start;
   while (mark < horizon) {
     const step = mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) < horizon ? mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) : horizon;
     mark = BigInt((await pool.query<{ m: string }>('SELECT usage_rollups_catch_up($1::bigint)::text AS m', [step.toString()])).rows[0]!.m);
   }
+  remember(pool, mark);
   return { watermark: mark.toString(), advanced: (mark > start ? mark - start : 0n).toString() };
 }
 
-const isPool = (db: Db): db is pg.Pool => db instanceof pg.Pool;
-
 /**
  * Makes the rollups reach what a read needs: every event up to `watermark` (a close's event watermark), or without
- * one every event stored. Cheap when they do (two index reads); otherwise a catch-up, which needs the pool: a read
- * inside a transaction must come after one.
+ * one every event stored. Cheap when they do (no query for a watermark the pool has seen them reach, else one or two
+ * index reads); otherwise a catch-up, which needs the pool: a read inside a transaction must come after one.
  */
 export async function ensureRollupsReach(db: Db, watermark?: string): Promise<void> {
+  const needed = BigInt(watermark ?? (await newestEventSeq(db)));
+  if (isPool(db) && (reached.get(db) ?? -1n) >= needed) return;
   const mark = await rollupWatermark(db);
-  const needed =
-    watermark !== undefined
-      ? BigInt(watermark)
-      : BigInt((await db.query<{ m: string }>('SELECT coalesce(max(seq), 0)::text AS m FROM events')).rows[0]!.m);
   if (mark >= needed) return;
   invariant(
     isPool(db),

@@ -2,6 +2,7 @@
 // month, and any earlier month holding usage), the usage per meter and what it would bill if the period closed now:
 // each subscribed customer rated with the catalog in force, as a close rates it. Read-only: nothing is written and
 // no run id is kept; the close is what bills. Late usage of closed periods is counted apart (accrue_late_events_total).
+import { newestEventSeq } from '../meter/catch-up.js';
 import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { Decimal, decimalText } from '../domain/money.js';
@@ -32,7 +33,7 @@ export async function unbilledUsage(pool: pg.Pool, catalog: CatalogVersion, now:
       await pool.query<{ legal_entity: string; period: string }>("SELECT legal_entity, period FROM billing_periods WHERE status = 'closed'")
     ).rows.map((r) => `${r.legal_entity}|${r.period}`),
   );
-  const watermark = (await pool.query<{ mark: string }>('SELECT coalesce(max(seq), 0)::text AS mark FROM events')).rows[0]!.mark;
+  const watermark = await newestEventSeq(pool);
   // Any month may hold unclosed usage (a month skipped by the closes), so every event is counted once per estimate;
   // the metrics serve the estimate from a cache (UNBILLED_CACHE_MS) to keep that off the scrape path.
   const withUsage = (

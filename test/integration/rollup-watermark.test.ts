@@ -88,7 +88,7 @@ describe('usage rollups caught up from a watermark', () => {
     let round = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 2, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 3, maxLength: 10 }),
         fc.integer({ min: 1, max: 3 }),
         async (sizes, catchers) => {
           round += 1;
@@ -107,8 +107,36 @@ describe('usage rollups caught up from a watermark', () => {
           await assertFoldedOnce();
         },
       ),
-      { numRuns: 8 },
+      { numRuns: 16 },
     );
+  });
+
+  it('a catch-up waits for a batch in flight: an event that takes its seq first and commits last is folded', async () => {
+    const batch = (await ingestBatch(store.pool, catalog, events(1, 8, 'h'), { channel: 'http', now: NOW })).batch_id;
+    await catchUpRollups(store.pool);
+    const slow = await store.pool.connect();
+    try {
+      // A writer takes its seq and has not committed yet...
+      await slow.query('BEGIN');
+      await slow.query(
+        `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+         VALUES ('//watermark-test', 'slow', 'com.northwind.api.request', 'acme-prod', 'acme', '2026-11-10T00:00:00Z', '{}', '{}',
+                 '{"api_calls": {"region": "r"}}', md5('slow'), $1)`,
+        [batch],
+      );
+      // ...while a later batch (higher seqs) commits, and a catch-up starts.
+      await ingestBatch(store.pool, catalog, events(20, 7, 'g'), { channel: 'http', now: NOW });
+      let finished = false;
+      const catchUp = catchUpRollups(store.pool).finally(() => (finished = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(finished, false, 'the catch-up waits for the writer in flight rather than fold past its seq');
+      await slow.query('COMMIT');
+      await catchUp;
+    } finally {
+      slow.release();
+    }
+    assert.equal(await rollupWatermark(store.pool), await maxSeq());
+    await assertFoldedOnce();
   });
 
   it('a fold that dies (its backend terminated, its transaction rolled back) folds nothing and moves nothing', async () => {

@@ -135,7 +135,7 @@ export async function erpPostingSides(
     const key = journalKey(entity, match?.customer ?? '', currency, item);
     sides.add('right', key, amount.value, docs);
     // Once per document: a document listed twice is invoices_vs_erp_postings' duplicate, not a second tax.
-    if (match?.document_tax !== undefined && doc.form !== 'journal' && doc.tax !== undefined && !taxed.has(match.journal.id)) {
+    if (match?.document_tax !== undefined && doc.tax !== undefined && !taxed.has(match.journal.id)) {
       taxed.add(match.journal.id);
       const erpTax = parseMajor(doc.tax, currency, 'tax');
       invariant(erpTax.ok, `${target.name} document ${doc.reference} has a tax that is not ${currency}: ${JSON.stringify(doc.tax)}`);
