@@ -47,7 +47,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['029_disputes.sql', 'd2001e49943c6dec1ea1fce1cec5cd1526c16cc9429b8cb06e8e6bf1b2502c03'],
   ['030_currencies_revenue.sql', '0ee136996b9c3790604c93913361696c3f6e85d6f216441673da6df7b9984e1c'],
   ['031_tax_mismatch.sql', 'ba1cfc4569269abcbbb234c11a76d78144f8304b3ee74b5dc58d34c1a51ac9af'],
-  ['032_rollups_from_watermark.sql', '45c569f57f7f1b46ec2d487174f211bf126f33f7e83e17abb61bec72c8a2a71e'],
+  ['032_rollups_from_watermark.sql', 'aa25a04c4ceb24033939d1e078948c36e6527edb90f719e774d0c70e65292315'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

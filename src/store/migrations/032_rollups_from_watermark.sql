@@ -60,7 +60,7 @@ DECLARE
   folded text := '(SELECT * FROM events_inserted WHERE seq <= (SELECT seq FROM usage_rollup_watermark))';
 BEGIN
   EXECUTE format($f$CREATE OR REPLACE FUNCTION usage_rollups_add() RETURNS trigger LANGUAGE plpgsql SET work_mem = '64MB' AS %L$f$,
-    'BEGIN IF EXISTS (SELECT 1 FROM events_inserted WHERE seq <= (SELECT seq FROM usage_rollup_watermark)) THEN '
+    'BEGIN IF EXISTS (SELECT 1 FROM ' || folded || ' AS f) THEN '
     || usage_rollup_sql(folded) || '; ' || usage_unique_keys_sql(folded) || '; END IF; RETURN NULL; END');
 END $$;
 
@@ -86,12 +86,14 @@ END $$;
 CREATE OR REPLACE FUNCTION usage_rollups_rebuild() RETURNS void LANGUAGE plpgsql SET work_mem = '256MB' AS $$
 DECLARE
   horizon bigint;
+  stored text;
 BEGIN
   LOCK TABLE events IN SHARE MODE;
   PERFORM 1 FROM usage_rollup_watermark FOR UPDATE;
   horizon := usage_rollup_horizon();
+  stored := format('(SELECT * FROM events WHERE seq <= %s)', horizon);
   TRUNCATE usage_rollups, usage_unique_keys;
-  EXECUTE usage_rollup_sql(format('(SELECT * FROM events WHERE seq <= %s)', horizon));
-  EXECUTE usage_unique_keys_sql(format('(SELECT * FROM events WHERE seq <= %s)', horizon));
+  EXECUTE usage_rollup_sql(stored);
+  EXECUTE usage_unique_keys_sql(stored);
   UPDATE usage_rollup_watermark SET seq = horizon;
 END $$;
