@@ -25,10 +25,9 @@ export async function pgSetting(
   return (await db.query<{ v: string }>('SELECT current_setting($1) AS v', [name])).rows[0]!.v;
 }
 
-/** What an ingest round writes: the events with their keys and rollups, and what ingestion records beside them. */
+/** What an ingest round writes: the events with their rollups, and what ingestion records beside them. */
 export const INGEST_TABLES = [
   'events',
-  'event_keys',
   'usage_rollups',
   'usage_unique_keys',
   'event_conflicts',
@@ -39,8 +38,8 @@ export const INGEST_TABLES = [
 
 /**
  * Empties tables between rounds. The books refuse TRUNCATE (migration 026), so this runs with the triggers off for
- * its own session (session_replication_role = replica, the superuser's way round, as the bench's server gives). That
- * also skips the triggers that emptied event keys and rollups along with events: name them too.
+ * its own session (session_replication_role = replica, the superuser's way round, as the bench's server gives): name
+ * every table to empty, the rollups too.
  */
 export async function truncateBehindTriggers(pool: pg.Pool, tables: readonly string[]): Promise<void> {
   const client = await pool.connect();

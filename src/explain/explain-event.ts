@@ -50,8 +50,7 @@ export async function explainEvent(db: Db, source: string, id: string): Promise<
   const event = (
     await db.query<EventRow>(
       `SELECT e.seq, e.source, e.id, e.type, e.subject, e.customer_id, e.time, e.received_at, e.late, e.meter_values, e.dimensions, e.batch_id
-         FROM event_keys k JOIN events e ON e.seq = k.seq AND e.time = k.time
-        WHERE k.source = $1 AND k.id = $2`,
+         FROM events e WHERE e.source = $1 AND e.id = $2`,
       [source, id],
     )
   ).rows[0];

@@ -6,7 +6,9 @@ import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, typ
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
-import { ensureEventPartitions } from '../store/partitions.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
 import { ATTRIBUTES, SPANS, inSpan } from '../observe/tracing.js';
 
 export type EventStatus = 'accepted' | 'duplicate' | 'conflict' | 'rejected' | 'quarantined';
@@ -52,8 +54,10 @@ export class CatalogMovedError extends Error {
   }
 }
 
-/** SQLSTATE of accrue_abort (migration 018) when a key the one-statement write found free was claimed meanwhile. */
+/** SQLSTATE of accrue_abort (migration 018) when a key the long way found free was stored meanwhile. */
 const KEY_CLAIMED_MEANWHILE = 'AC001';
+/** SQLSTATE of a unique violation: on events_pkey, a key of the batch is stored already. */
+const UNIQUE_VIOLATION = '23505';
 
 export const FUTURE_SKEW_MS_MAX_DEFAULT = 5 * 60 * 1000;
 
@@ -108,13 +112,6 @@ interface Judged {
   accepted: Occurrence[];
   conflicts: Conflict[];
   quarantined: Occurrence[];
-}
-
-/** Thrown inside the long way's transaction when a key it found free was stored before its events' statement ran. */
-class KeyStoredMeanwhile extends Error {
-  constructor() {
-    super('ingest: a key of this batch read as free was stored by another writer before its events were written');
-  }
 }
 
 /**
@@ -177,14 +174,8 @@ async function ingestBatchUntraced(
   const batchId = usageBatchId(
     batchKeys.length > 0 ? batchKeys : [{ source: '', id: `empty:${rawEvents.length}`, hash: contentHashOf(rawEvents) }],
   );
-  const firsts = [...groups.values()].flatMap((g) => (g.first ? [g.first.event!] : []));
-  await ensureEventPartitions(
-    pool,
-    firsts.map((event) => event.time),
-    context.now,
-  );
   const batch: BatchWrite = { pool, catalog, options, batchId, received: rawEvents.length, groups, rejected };
-  return (await writeInOneStatement(batch)) ?? (await writeTheLongWay(batch));
+  return (await writeHopefully(batch)) ?? (await writeTheLongWay(batch));
 }
 
 /** What validation needs from the catalog in force and the caller's options. */
@@ -272,32 +263,91 @@ function batchRow(batch: BatchWrite, counts: Record<EventStatus, number>): unkno
 }
 
 /**
- * The common batch, every event valid or rejected and any repeat of a key carrying its first content, is one
- * statement in its own transaction: no BEGIN and COMMIT round trips, and the rollup rows' locks are released as
- * soon as the statement ends. Judged as if no key were stored, it writes nothing when one of its keys is (or the
- * catalog has moved on); the batch then takes the long way (undefined here), which judges every key against its
- * stored copy.
+ * The common batch, every event valid or rejected and any repeat of a key carrying its first content, is judged as if
+ * none of its keys were stored and written with COPY in one transaction, with its batch record. A key stored already
+ * fails the COPY on the events' primary key: nothing is written and the batch takes the long way (undefined here),
+ * which judges every key against its stored copy. So does a batch that accepts nothing, or quarantines or conflicts.
  */
-async function writeInOneStatement(batch: BatchWrite): Promise<BatchOutcome | undefined> {
+async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefined> {
   const { pool, catalog, options, batchId } = batch;
   const hopeful = judge(batch.groups, new Map(), batch.rejected);
-  if (hopeful.accepted.length > 0 && hopeful.conflicts.length === 0 && hopeful.quarantined.length === 0) {
-    const counts = countStatuses(hopeful.results);
-    try {
-      const gate = (
-        await pool.query<Gate>(INSERT_EVENTS, [
-          eventRows(hopeful.accepted, catalog),
-          ...batchRow(batch, counts),
-          options.requireHead ? catalog.version : null,
-        ])
-      ).rows[0]!;
-      if (!gate.head_ok) throw new CatalogMovedError(catalog.version, gate.head);
-      if (gate.keys_free) return { batch_id: batchId, counts, results: hopeful.results };
-    } catch (error) {
-      if ((error as { code?: string }).code !== KEY_CLAIMED_MEANWHILE) throw error;
-    }
+  if (hopeful.accepted.length === 0 || hopeful.conflicts.length > 0 || hopeful.quarantined.length > 0) return undefined;
+  const counts = countStatuses(hopeful.results);
+  const accepted = inKeyOrder(hopeful.accepted);
+  try {
+    await transaction(pool, async (client) => {
+      const closed = await lockAndReadClosed(client, accepted, catalog, options.requireHead);
+      await pipeline(Readable.from([copyRows(accepted, catalog, batchId, closed)]), client.query(copyFrom(COPY_EVENTS)));
+      await client.query(INSERT_BATCH, batchRow(batch, counts));
+    });
+  } catch (error) {
+    const { code, constraint } = error as { code?: string; constraint?: string };
+    if (code === UNIQUE_VIOLATION && constraint === 'events_pkey') return undefined;
+    throw error;
   }
-  return undefined;
+  return { batch_id: batchId, counts, results: hopeful.results };
+}
+
+/**
+ * Every writer stores a batch's events in one order of their keys, so two batches sharing keys never wait on each
+ * other both ways (a deadlock): the second to reach a shared key waits for the first to commit, then finds it stored.
+ */
+function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
+  const byKey = (a: Occurrence, b: Occurrence) =>
+    a.source < b.source ? -1 : a.source > b.source ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return accepted.slice().sort(byKey);
+}
+
+/**
+ * First in every transaction that writes events: takes events' ROW EXCLUSIVE lock (a close's watermark and its final
+ * late-flagging wait for it, and it waits for them), checks that the catalog is still the head when asked, and returns
+ * the billing periods the events fall in that are closed for their legal entity (as `entity\u0000YYYY-MM`): events
+ * of those are stored late. Read under the lock, so no close can mark a period closed between this and the write.
+ */
+async function lockAndReadClosed(
+  client: pg.PoolClient,
+  accepted: readonly Occurrence[],
+  catalog: CatalogVersion,
+  requireHead: boolean | undefined,
+): Promise<ReadonlySet<string>> {
+  await client.query('LOCK TABLE events IN ROW EXCLUSIVE MODE');
+  const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))];
+  const state = (await client.query<{ head: number | null; closed: Array<[string, string]> }>(BATCH_STATE, [requireHead === true, periods]))
+    .rows[0]!;
+  if (requireHead && state.head !== catalog.version) throw new CatalogMovedError(catalog.version, state.head);
+  return new Set(state.closed.map(([entity, period]) => `${entity}\u0000${period}`));
+}
+
+/** The billing period (UTC month, YYYY-MM) of a canonical event time (2026-11-03T10:00:00.000Z). */
+function billingPeriodOf(time: string): string {
+  return time.slice(0, 7);
+}
+
+/**
+ * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
+ * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
+ */
+function copyRows(accepted: readonly Occurrence[], catalog: CatalogVersion, batchId: string, closed: ReadonlySet<string>): string {
+  const batch = copyText(batchId);
+  let text = '';
+  for (const { event } of accepted) {
+    const e = event!;
+    const entity = catalog.index.customers.get(e.customer)?.legal_entity ?? '';
+    const late = closed.size > 0 && closed.has(`${entity}\u0000${billingPeriodOf(e.time)}`) ? 't' : 'f';
+    text +=
+      `${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
+      `${copyText(JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
+      `${e.content_hash}\t${batch}\t${late}\n`;
+  }
+  return text;
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIAL_ALL = /[\\\t\n\r]/g;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function copyText(value: string): string {
+  return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value;
 }
 
 /**
@@ -311,23 +361,17 @@ async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
     try {
       return await transaction(batch.pool, (client) => writeJudged(client, batch));
     } catch (error) {
-      const meanwhile = error instanceof KeyStoredMeanwhile || (error as { code?: string }).code === KEY_CLAIMED_MEANWHILE;
+      const meanwhile = (error as { code?: string }).code === KEY_CLAIMED_MEANWHILE;
       if (!meanwhile || attempt >= batch.groups.size) throw error;
     }
   }
 }
 
-/**
- * One attempt of the long way, inside its transaction. Statement order keeps the rollup rows' locks short: the
- * events' statement (whose trigger upserts the customer's hour and month rollups, rows every concurrent writer of
- * that customer needs) is the last one before COMMIT.
- */
+/** One attempt of the long way, inside its transaction. */
 async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
   const { catalog, options, batchId, groups } = batch;
-  if (options.requireHead) {
-    const head = (await client.query<{ head: number | null }>('SELECT max(version) AS head FROM catalog_versions')).rows[0]!.head;
-    if (head !== catalog.version) throw new CatalogMovedError(catalog.version, head);
-  }
+  const firsts = [...groups.values()].flatMap((group) => (group.first ? [group.first] : []));
+  const closed = await lockAndReadClosed(client, firsts, catalog, options.requireHead);
   const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
   const judged = judge(groups, stored, batch.rejected);
   const counts = countStatuses(judged.results);
@@ -336,9 +380,7 @@ async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<Ba
   if (judged.accepted.length === 0) {
     await client.query(INSERT_BATCH, batchRow(batch, counts));
   } else {
-    const gate = (await client.query<Gate>(INSERT_EVENTS, [eventRows(judged.accepted, catalog), ...batchRow(batch, counts), null]))
-      .rows[0]!;
-    if (!gate.keys_free) throw new KeyStoredMeanwhile();
+    await client.query(INSERT_EVENTS, [eventRows(inKeyOrder(judged.accepted), catalog, closed), ...batchRow(batch, counts)]);
   }
   return { batch_id: batchId, counts, results: judged.results };
 }
@@ -359,8 +401,8 @@ async function insertQuarantined(client: pg.PoolClient, quarantined: readonly Oc
   ]);
 }
 
-/** The events' statement's input: one row per accepted event. */
-function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion): string {
+/** The long way's events statement's input: one row per accepted event. */
+function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion, closed: ReadonlySet<string>): string {
   return JSON.stringify(
     accepted.map(({ event }) => ({
       source: event!.source,
@@ -368,12 +410,12 @@ function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion): st
       type: event!.type,
       subject: event!.subject,
       customer_id: event!.customer,
-      legal_entity: catalog.index.customers.get(event!.customer)?.legal_entity ?? '',
       time: event!.time,
       data: event!.data,
       meter_values: event!.values,
       dimensions: event!.dimensions,
       content_hash: event!.content_hash,
+      late: closed.has(`${catalog.index.customers.get(event!.customer)?.legal_entity ?? ''}\u0000${billingPeriodOf(event!.time)}`),
     })),
   );
 }
@@ -419,54 +461,46 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
   return counts;
 }
 
-// (source, id) is claimed in event_keys first, in key order (concurrent batches lock keys in one order), then the
-// events are inserted. Late: the event's billing month is already closed for the customer's legal entity. The events
-// are the accepted ones only: none of their keys may be stored yet, and the statement writes all of them or nothing.
-// The same statement writes the batch record with the batch's verdicts ($2..$10: id, channel, key, received,
-// accepted, duplicates, conflicts, rejected, quarantined); when the batch's id is recorded already (the same batch
-// content received again: a retry), it counts the repeat there and records this receipt's verdicts in ingest_repeats.
-// $11, when not null, is the catalog version the events were validated against, which must still be the latest.
-// A key stored already, or the catalog moved on, the statement writes nothing, and its row says which (head_ok,
-// keys_free). A key found free but claimed by a concurrent writer before this statement could claim it fails the
-// whole statement (accrue_abort): on its own it is its own transaction, and inside one it rolls that back.
+// The hopeful path's events: COPY, the seq and received_at their defaults. A key stored already fails it on events_pkey.
+const COPY_EVENTS =
+  'COPY events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN';
+
+// $1: whether the catalog head is asked for; $2: the billing periods (YYYY-MM) of the events to write. The head, and
+// each of those periods closed for a legal entity, as [entity, period].
+const BATCH_STATE = `
+SELECT (SELECT max(version) FROM catalog_versions WHERE $1) AS head,
+       coalesce((SELECT jsonb_agg(jsonb_build_array(legal_entity, period) ORDER BY legal_entity, period)
+                   FROM billing_periods WHERE status = 'closed' AND period = ANY($2::text[])), '[]'::jsonb) AS closed`;
+
+// The long way's events, the accepted ones only, with the batch record ($2..$10: id, channel, key, received, accepted,
+// duplicates, conflicts, rejected, quarantined), inserted in the order given (inKeyOrder, as the hopeful path's COPY).
+// None of their keys may be stored: one stored by another writer since this transaction read it is skipped by the
+// insert and fails the statement (accrue_abort), which rolls the transaction back to be judged again. When the
+// batch's id is recorded already (the same batch content received again: a retry), the repeat is counted there and
+// this receipt's verdicts recorded in ingest_repeats.
 const INSERT_EVENTS = `
 WITH input AS MATERIALIZED (
-  SELECT nextval('events_seq_seq') AS seq, i.*
-    FROM jsonb_to_recordset($1::jsonb) AS i(source text, id text, type text, subject text, customer_id text, legal_entity text,
-         time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text)
-), gate AS MATERIALIZED (
-  SELECT h.head, $11::integer IS NULL OR h.head IS NOT DISTINCT FROM $11::integer AS head_ok,
-         -- One probe of event_keys' primary key per event (a lateral LIMIT is never turned into a hash join).
-         NOT EXISTS (SELECT 1 FROM input i CROSS JOIN LATERAL
-                       (SELECT 1 FROM event_keys k WHERE k.source = i.source AND k.id = i.id LIMIT 1) AS k) AS keys_free
-    FROM (SELECT max(version) AS head FROM catalog_versions WHERE $11::integer IS NOT NULL) AS h
-), claimed AS (
-  INSERT INTO event_keys (source, id, seq, content_hash, time)
-  SELECT source, id, seq, content_hash, time FROM input WHERE (SELECT head_ok AND keys_free FROM gate) ORDER BY source, id
-  ON CONFLICT (source, id) DO NOTHING
-  RETURNING seq
+  SELECT i.*, n.ordinality FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS n (row, ordinality)
+   CROSS JOIN LATERAL jsonb_to_record(n.row) AS i(source text, id text, type text, subject text, customer_id text,
+         time timestamptz, data jsonb, meter_values jsonb, dimensions jsonb, content_hash text, late boolean)
 ), inserted AS (
-  INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
-  SELECT i.seq, i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2,
-         EXISTS (SELECT 1 FROM billing_periods bp
-                  WHERE bp.legal_entity = i.legal_entity AND bp.status = 'closed'
-                    AND bp.period = to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM'))
-    FROM input i JOIN claimed c ON c.seq = i.seq
+  INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late)
+  SELECT i.source, i.id, i.type, i.subject, i.customer_id, i.time, i.data, i.meter_values, i.dimensions, i.content_hash, $2, i.late
+    FROM input i ORDER BY i.ordinality
+  ON CONFLICT (source, id) DO NOTHING
+  RETURNING 1
 ), batch AS (
   INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
   SELECT $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer, $10::integer
-   WHERE (SELECT head_ok AND keys_free FROM gate)
-     AND ((SELECT count(*) FROM claimed) = (SELECT count(*) FROM input)
-          OR accrue_abort('${KEY_CLAIMED_MEANWHILE}', 'ingest: another writer claimed one of this batch''s event keys meanwhile'))
+   WHERE (SELECT count(*) FROM inserted) = (SELECT count(*) FROM input)
+      OR accrue_abort('${KEY_CLAIMED_MEANWHILE}', 'ingest: another writer stored one of this batch''s event keys meanwhile')
   ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
   RETURNING xmax = 0 AS fresh
 ), repeat AS (
   INSERT INTO ingest_repeats (batch_id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
   SELECT $2::text, $3::text, $4::text, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer, $10::integer FROM batch WHERE NOT batch.fresh
 )
-SELECT head, head_ok, keys_free FROM gate`;
-
-type Gate = { head: number | null; head_ok: boolean; keys_free: boolean };
+SELECT 1 FROM batch`;
 
 // The batch record of a batch that accepts no event ($1..$9 as INSERT_EVENTS' $2..$10), or of its repeat.
 const INSERT_BATCH = `
@@ -481,7 +515,7 @@ SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM batch WHERE NOT batch.fresh`;
 
 const SELECT_EXISTING = `
 SELECT e.source, e.id, e.content_hash
-  FROM event_keys e JOIN jsonb_to_recordset($1::jsonb) AS k(source text, id text) ON e.source = k.source AND e.id = k.id`;
+  FROM events e JOIN jsonb_to_recordset($1::jsonb) AS k(source text, id text) ON e.source = k.source AND e.id = k.id`;
 
 const INSERT_CONFLICTS = `
 INSERT INTO event_conflicts (source, id, content_hash, existing_hash, event, batch_id)

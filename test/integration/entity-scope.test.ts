@@ -45,10 +45,9 @@ async function thingsOf(entity: string, into: typeof US): Promise<void> {
   into.number = invoice.number;
   into.journal = (await one<{ id: string }>('SELECT id FROM journals WHERE legal_entity = $1 ORDER BY id LIMIT 1', [entity])).id;
   const customers = data.catalog.catalog.customers.filter((c) => c.legal_entity === entity).map((c) => c.id);
-  into.event = await one<{ source: string; id: string }>(
-    'SELECT k.source, k.id FROM event_keys k JOIN events e ON e.seq = k.seq AND e.time = k.time WHERE e.customer_id = ANY($1) ORDER BY k.seq LIMIT 1',
-    [customers],
-  );
+  into.event = await one<{ source: string; id: string }>('SELECT source, id FROM events WHERE customer_id = ANY($1) ORDER BY seq LIMIT 1', [
+    customers,
+  ]);
   const exception = (
     await store.pool.query<{ id: string }>('SELECT id FROM exceptions WHERE legal_entity = $1 ORDER BY id LIMIT 1', [entity])
   ).rows[0];
@@ -278,7 +277,7 @@ describe('keys limited to legal entities', () => {
     assert.equal(results[1]!.problems![0]!.code, 'entity_not_permitted');
     assert.match(results[1]!.problems![0]!.message, /"acme"/);
     assert.equal(results[2]!.status, 'rejected', 'an unknown tenant could become any entity: refused to a limited key');
-    const stored = await store.pool.query("SELECT 1 FROM event_keys WHERE source = '//scope/test' AND id = 'us-1'");
+    const stored = await store.pool.query("SELECT 1 FROM events WHERE source = '//scope/test' AND id = 'us-1'");
     assert.equal(stored.rowCount, 0);
     // The single-event path (group commit) judges the same way.
     const single = await app.inject({

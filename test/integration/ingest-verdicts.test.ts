@@ -16,7 +16,6 @@ import { countStatuses, ingestBatch, usageBatchId, type EventOutcome, type Event
 import { GroupCommitter } from '../../src/ingest/group-commit.js';
 import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 import { Decimal } from '../../src/domain/money.js';
-import { ensureEventPartitions } from '../../src/store/partitions.js';
 import { buildServer } from '../../src/api/server.js';
 import { testKey } from '../support/keys.js';
 
@@ -32,8 +31,6 @@ before(async () => {
   store = await testStore();
   assert.ok((await applyCatalog(store.pool, NORTHWIND, { by: 'test' })).ok);
   catalog = (await currentCatalog(store.pool))!;
-  // November's partition exists before any test holds a transaction open on events (creating it would wait on that).
-  await ensureEventPartitions(store.pool, ['2026-11-03T10:00:00Z'], NOW);
 });
 after(() => store.close());
 

@@ -219,9 +219,9 @@ describe('ingestion', () => {
   });
 });
 
-describe('ingestion in one statement', () => {
-  // A batch with no repeat is written by one statement with no BEGIN and COMMIT around it. Its check that none of
-  // its keys is stored cannot see a writer whose transaction is still open; that writer's key must still be judged.
+describe('ingestion by COPY', () => {
+  // A batch with no repeat is written by COPY, judged as if none of its keys were stored. A writer whose transaction
+  // is still open holds one of them: that writer's key must still be judged, and the batch not half written.
   it('sends a batch the long way when another writer claims one of its keys meanwhile: nothing lost, nothing doubled', async () => {
     const source = '//northwind/race';
     const holder = await store.pool.connect();
@@ -243,10 +243,10 @@ describe('ingestion in one statement', () => {
       // Wait until the statement waits on the holder's key: it found the key free, and now must not write half a batch.
       for (let waited = 0; ; waited += 10) {
         const blocked = await store.pool.query(
-          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH input%' AND datname = current_database()",
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY events%' AND datname = current_database()",
         );
         if (blocked.rowCount) break;
-        assert.ok(waited < 10_000, 'the one-statement write never waited on the key held by the open transaction');
+        assert.ok(waited < 10_000, "the batch's COPY never waited on the key held by the open transaction");
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       await holder.query('COMMIT');

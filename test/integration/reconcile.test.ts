@@ -90,13 +90,13 @@ async function behindTheTriggers(sql: string, params: unknown[] = []): Promise<v
   }
 }
 
-/** An event lost (migration 026 refuses deleting events but for the partition mover): deleted under the mover's flag, so
- * the rollups are recounted as a real loss would leave them; its key stays, as every deleted event's does. */
+/** An event lost (events refuse deletes but for a repair, migration 033): deleted under the repair's flag, so the
+ * rollups are recounted as a real loss would leave them. */
 async function loseEvents(sql: string): Promise<void> {
   const client = await store.pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query("SELECT set_config('accrue.partition_mover', 'on', true)");
+    await client.query("SELECT set_config('accrue.event_removal', 'on', true)");
     await client.query(sql);
     await client.query('COMMIT');
   } catch (error) {
@@ -280,7 +280,8 @@ describe('reconciliation', () => {
 
   it('reports a difference that went away as cleared, and leaves the exception for a person to close', async () => {
     await store.pool.query(
-      'INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, received_at, late) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
+      // A repair writes it back as it was, its seq too (the identity column allows that only when overridden).
+      'INSERT INTO events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, received_at, late) OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
       [
         'seq',
         'source',
@@ -298,6 +299,8 @@ describe('reconciliation', () => {
         'late',
       ].map((c) => dropped[c]),
     );
+    // Its seq is below what the rollups cover, so the repair rebuilds them (migration 033).
+    await store.pool.query('SELECT usage_rollups_rebuild()');
     const report = await reconcilePeriod(store.pool, { period: PERIOD, legalEntity: ENTITY, connectors: connectors() });
     assert.equal(find(report, 'usage_events_vs_aggregates').status, 'green');
     assert.equal(report.cleared.length, 1);

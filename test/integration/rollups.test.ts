@@ -1,4 +1,4 @@
-// Pre-aggregated usage (migration 015) against the recount of the stored events, and monthly partitions (014).
+// Pre-aggregated usage (migration 015) against the recount of the stored events, and the events table keyed by (source, id) (033).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,7 +13,6 @@ import { queryUsage, recountUsage, type UsageQuery } from '../../src/meter/usage
 import { recountWindowUsage, windowUsage } from '../../src/meter/windows.js';
 import { catchUpRollups } from '../../src/meter/catch-up.js';
 import { readUsage, type ReadStats } from '../../src/meter/rollups.js';
-import { listEventPartitions } from '../../src/store/partitions.js';
 import type { Meter } from '../../src/domain/model.js';
 
 const NORTHWIND = readFileSync('examples/northwind/catalog.yaml', 'utf8');
@@ -183,9 +182,9 @@ describe('usage from rollups equals the recount of the stored events', () => {
             watermarks.push(await maxSeq());
           }
           if (deletions > 0) {
-            // Only the partition mover deletes events (migration 026): its flag lets these through, the rollups recount.
+            // Only a repair deletes events (migrations 026, 033): its flag lets these through, the rollups recount.
             await transaction(store.pool, async (client) => {
-              await client.query("SELECT set_config('accrue.partition_mover', 'on', true)");
+              await client.query("SELECT set_config('accrue.event_removal', 'on', true)");
               await client.query(
                 `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE source LIKE $1 ORDER BY md5(seq::text) LIMIT $2)`,
                 [`//rollup-test/${year}/%`, deletions],
@@ -330,8 +329,8 @@ describe('rollups built batch by batch', () => {
   });
 });
 
-describe('monthly partitions', () => {
-  it('creates a month partition on demand and keeps (source, id) unique across partitions', async () => {
+describe('events keyed by (source, id) (migration 033)', () => {
+  it('keeps (source, id) unique whatever the time: the database refuses a second copy, ingestion answers conflict', async () => {
     const event = {
       specversion: '1.0',
       id: 'part-1',
@@ -342,107 +341,19 @@ describe('monthly partitions', () => {
       data: { region: 'x' },
     };
     await ingestBatch(store.pool, northwind, [event], { channel: 'http', now: NOW });
-    const partitions = await listEventPartitions(store.pool);
-    assert.ok(partitions.some((p) => p.name === 'events_2031_07'));
-    const placed = await store.pool.query("SELECT tableoid::regclass::text AS partition FROM events WHERE id = 'part-1'");
-    assert.equal(placed.rows[0].partition, 'events_2031_07');
-    // The same identity in another month (another partition) is refused by the database itself.
+    // The same identity in another month (once another partition) is refused by the database itself.
     await assert.rejects(
       store.pool.query(
         `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
          SELECT source, id, type, subject, customer_id, time + interval '40 days', data, meter_values, dimensions, content_hash, batch_id FROM events WHERE id = 'part-1'`,
       ),
-      /event_keys/,
+      /events_pkey/,
     );
     const again = await ingestBatch(store.pool, northwind, [{ ...event, time: '2031-08-04T12:00:00Z' }], { channel: 'http', now: NOW });
     assert.equal(again.results[0]!.status, 'conflict');
   });
 
-  it("checks an insert's keys by probing event_keys, never by scanning it, however small the table was when the session planned it", async () => {
-    // Migration 017: the key-claim trigger's plan is kept per session. Planned over a small event_keys it used to
-    // read the whole table on every insert (a hash of a sequential scan), which grew with the table. A new session,
-    // so that the plan is made here, over statistics taken before the table grows, and then reused.
-    const client = new pg.Client({ connectionString: store.url });
-    await client.connect();
-    try {
-      const insert = (n: number, from: number) =>
-        client.query(
-          `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
-           SELECT '//rollup-test/probe', 'p' || g, 'com.northwind.api.request', 'acme-prod', 'acme', timestamptz '2031-07-10T00:00:00Z' + g * interval '1 second',
-                  '{}', '{}', '{"api_calls": {"region": "r"}}', md5(g::text), $1
-             FROM generate_series($2::int, $2::int + $3::int - 1) AS g`,
-          [batch, from, n],
-        );
-      const batch = (await ingestBatch(store.pool, northwind, [], { channel: 'file', now: NOW })).batch_id;
-      await client.query('ANALYZE event_keys');
-      const rowsScannedIn = async (work: () => Promise<unknown>) => {
-        // Rows of event_keys read by sequential scans, counted within the transaction (the backend's pending
-        // counts may carry earlier transactions' too, so the difference).
-        const scanned = async () =>
-          Number(
-            (await client.query<{ n: string }>("SELECT pg_stat_get_xact_tuples_returned('event_keys'::regclass)::text AS n")).rows[0]!.n,
-          );
-        await client.query('BEGIN');
-        try {
-          const before = await scanned();
-          await work();
-          return (await scanned()) - before;
-        } finally {
-          await client.query('ROLLBACK');
-        }
-      };
-      await insert(2000, 100_000); // planned here, against the statistics of the smaller table
-      assert.equal(await rowsScannedIn(() => insert(500, 1)), 0);
-      await insert(5000, 1000); // the table grows after this session planned the trigger's statement
-      assert.equal(await rowsScannedIn(() => insert(500, 20_000)), 0);
-      // A key held by another event is still refused.
-      await assert.rejects(
-        rowsScannedIn(() =>
-          client.query(`INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
-        SELECT source, id, type, subject, customer_id, time + interval '1 day', data, meter_values, dimensions, content_hash, batch_id FROM events WHERE source = '//rollup-test/probe' AND id = 'p1000'`),
-        ),
-        /event_keys/,
-      );
-      await client.query('BEGIN');
-      await client.query("SELECT set_config('accrue.partition_mover', 'on', true)"); // only the mover deletes events (026)
-      await client.query("DELETE FROM events WHERE source = '//rollup-test/probe'");
-      await client.query('COMMIT');
-    } finally {
-      await client.end();
-    }
-  });
-
-  it('moves events of a month without a partition out of the default partition when the month gets one', async () => {
-    const insert = `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
-                    SELECT '//rollup-test/default', 'd' || g, 'com.northwind.api.request', 'acme-prod', 'acme', timestamptz '2032-02-10T00:00:00Z' + g * interval '1 hour',
-                           '{}', '{}', '{"api_calls": {"region": "r"}}', md5(g::text), $1
-                      FROM generate_series(1, 5) AS g`;
-    const batch = (await ingestBatch(store.pool, northwind, [], { channel: 'file', now: NOW })).batch_id;
-    await store.pool.query(insert, [batch]);
-    const before = await store.pool.query("SELECT count(*)::int AS n FROM events_default WHERE source = '//rollup-test/default'");
-    assert.equal(before.rows[0].n, 5);
-    const usageBefore = await queryUsage(store.pool, northwind.catalog, {
-      from: '2032-02-01',
-      to: '2032-03-01',
-      meter: 'api_calls',
-      groupBy: ['region'],
-    });
-    await store.pool.query("SELECT accrue_ensure_event_partition('2032-02-01T00:00:00Z')");
-    const moved = await store.pool.query(
-      "SELECT tableoid::regclass::text AS p, count(*)::int AS n FROM events WHERE source = '//rollup-test/default' GROUP BY 1",
-    );
-    assert.deepEqual(moved.rows, [{ p: 'events_2032_02', n: 5 }]);
-    const usageAfter = await queryUsage(store.pool, northwind.catalog, {
-      from: '2032-02-01',
-      to: '2032-03-01',
-      meter: 'api_calls',
-      groupBy: ['region'],
-    });
-    assert.deepEqual(usageAfter, usageBefore);
-    assert.ok(usageAfter.ok && usageAfter.value[0]!.quantity === '5');
-  });
-
-  it('migrates events stored before partitions and rollups, keeping them and their usage', async () => {
+  it('migrates events stored before partitions, rollups and the keyed table, keeping them and their usage', async () => {
     const admin = new pg.Client({ connectionString: process.env.ACCRUE_TEST_DATABASE_URL ?? store.url });
     const url = new URL(store.url);
     const name = `${url.pathname.slice(1)}_pre14`;
@@ -486,9 +397,15 @@ describe('monthly partitions', () => {
           const query = { from: '2026-10-01', to: '2026-12-01', late };
           assert.deepEqual(await queryUsage(pool, catalog.catalog, query), await recountUsage(pool, catalog.catalog, query));
         }
-        const partitions = (await listEventPartitions(pool)).map((p) => p.name);
-        assert.ok(partitions.includes('events_2026_10') && partitions.includes('events_2026_11') && partitions.includes('events_default'));
-        assert.equal((await pool.query('SELECT count(*)::int AS n FROM event_keys')).rows[0].n, 50);
+        // One table, keyed by (source, id), its seq the identity that goes on from the last stored.
+        assert.equal((await pool.query("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")).rows[0].relkind, 'r');
+        assert.equal(await pool.query("SELECT to_regclass('event_keys') AS t").then((r) => r.rows[0].t), null);
+        await pool.query(
+          `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+           SELECT source, 'after', type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id FROM events WHERE id = 'o1'`,
+        );
+        const after = (await pool.query<{ seq: string }>("SELECT seq FROM events WHERE id = 'after'")).rows[0]!.seq;
+        assert.equal(BigInt(after), BigInt(old.at(-1)!.seq) + 1n);
       } finally {
         await pool.end();
       }

@@ -1,6 +1,6 @@
 // Books that cannot be edited (migration 026, docs/integrity-rules.md): each rule refuses the bad write, and the
-// writes the code makes today (a payment, a void, a draft replaced, a journal, the outbox's moves, the late flag, the
-// partition creator's move) still go through.
+// writes the code makes today (a payment, a void, a draft replaced, a journal, the outbox's moves, the late flag, a
+// repair's removal of events) still go through.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -176,80 +176,54 @@ describe('every journal has two lines or more at commit (journals_have_lines)', 
 });
 
 describe('TRUNCATE is refused on the books (accrue_refuse_statement; 007 for the audit log)', () => {
-  it('refuses it on each table and on every events partition, old and new', async () => {
-    const refused = [
-      'journals',
-      'journal_lines',
-      'invoices',
-      'invoice_lines',
-      'outbox',
-      'payments',
-      'events',
-      'events_default',
-      'events_2026_10',
-      'event_keys',
-    ];
+  it('refuses it on each table', async () => {
+    const refused = ['journals', 'journal_lines', 'invoices', 'invoice_lines', 'outbox', 'payments', 'events'];
     for (const table of refused) {
       await assert.rejects(store.pool.query(`TRUNCATE ${table} CASCADE`), new RegExp(`TRUNCATE on ${table} refused`), table);
     }
     for (const table of ['audit_log', 'audit_head']) await assert.rejects(store.pool.query(`TRUNCATE ${table}`), /append-only/, table);
-    // A month the partition creator makes now, empty, and one whose events waited in events_default and are moved.
-    assert.equal(
-      (await store.pool.query("SELECT accrue_ensure_event_partition('2033-05-01T00:00:00Z') AS name")).rows[0].name,
-      'events_2033_05',
-    );
-    await assert.rejects(store.pool.query('TRUNCATE events_2033_05'), /TRUNCATE on events_2033_05 refused/);
     const counted = await store.pool.query('SELECT count(*)::int AS n FROM events');
     assert.ok(counted.rows[0].n >= 2, 'nothing was truncated');
   });
 });
 
-describe('events are never deleted and keep their keys (events_no_delete, event_keys_no_truncate, event_keys_identity)', () => {
-  it('refuses a delete through events or a partition, a delete of a key, and a change of identity', async () => {
+describe('events are never deleted and keep their identity (events_no_delete, events_identity, events_pkey)', () => {
+  it('refuses a delete, a change of identity and a second event with a stored key', async () => {
     await assert.rejects(store.pool.query("DELETE FROM events WHERE source = '//integrity' AND id = 'e1'"), /cannot be deleted/);
-    await assert.rejects(store.pool.query("DELETE FROM events_2026_10 WHERE id = 'e1'"), /cannot be deleted/);
-    await assert.rejects(store.pool.query('DELETE FROM event_keys WHERE false'), /DELETE on event_keys refused/);
-    await assert.rejects(
-      store.pool.query("UPDATE event_keys SET id = 'e9' WHERE id = 'e1'"),
-      /event key \(\/\/integrity, e1\) cannot change/,
-    );
     await assert.rejects(store.pool.query("UPDATE events SET id = 'e9' WHERE id = 'e1'"), /cannot change its source, id or seq/);
+    await assert.rejects(
+      store.pool.query("UPDATE events SET seq = seq + 1000 WHERE id = 'e1'"),
+      /cannot change its source, id or seq|can only be updated to DEFAULT/,
+    );
+    // The same identity at another time (once another month's partition, which could hold it again) is refused.
+    await assert.rejects(
+      store.pool.query(
+        `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+         SELECT source, id, type, subject, customer_id, time + interval '40 days', data, meter_values, dimensions, 'other', batch_id
+           FROM events WHERE source = '//integrity' AND id = 'e1'`,
+      ),
+      /events_pkey/,
+    );
     assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM events WHERE source = '//integrity'")).rows[0].n, 2);
   });
 
-  it('still flags late events (the close) and moves events out of the default partition (the partition creator)', async () => {
-    const before = (await store.pool.query("SELECT seq::text, content_hash, time FROM event_keys WHERE id = 'e2'")).rows[0];
+  it('still flags late events (the close), keeping the key', async () => {
+    const before = (await store.pool.query("SELECT seq::text, content_hash, time FROM events WHERE id = 'e2'")).rows[0];
     await store.pool.query("UPDATE events SET late = true WHERE source = '//integrity' AND id = 'e2'");
-    assert.deepEqual((await store.pool.query("SELECT seq::text, content_hash, time FROM event_keys WHERE id = 'e2'")).rows[0], before);
-    // Written through events into a month without a partition, it waits in events_default until the month gets one.
-    await store.pool.query(
-      `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
-       SELECT source, 'far-1', type, subject, customer_id, timestamptz '2034-01-05T00:00:00Z', data, meter_values, dimensions, content_hash, batch_id
-         FROM events WHERE source = '//integrity' AND id = 'e2'`,
-    );
-    const where = async () =>
-      (await store.pool.query("SELECT tableoid::regclass::text AS p FROM events WHERE id = 'far-1'")).rows.map((r) => r.p as string);
-    assert.deepEqual(await where(), ['events_default']);
-    const flag = await transaction(store.pool, async (client) => {
-      await client.query("SELECT accrue_ensure_event_partition('2034-01-05T00:00:00Z')");
-      return (await client.query<{ f: string | null }>("SELECT current_setting('accrue.partition_mover', true) AS f")).rows[0]!.f;
-    });
-    assert.equal(flag, '', 'the mover turns its flag off again after its DELETE');
-    assert.deepEqual(await where(), ['events_2034_01']);
-    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM event_keys WHERE id = 'far-1'")).rows[0].n, 1);
-    await assert.rejects(store.pool.query('TRUNCATE events_2034_01'), /TRUNCATE on events_2034_01 refused/);
-    await assert.rejects(store.pool.query("DELETE FROM events_2034_01 WHERE id = 'far-1'"), /cannot be deleted/);
+    assert.deepEqual((await store.pool.query("SELECT seq::text, content_hash, time FROM events WHERE id = 'e2'")).rows[0], before);
   });
 
-  it('keeps the key of an event deleted under the mover flag: the same event again is a duplicate, never new', async () => {
+  it("removes an event only in a repair's transaction, which frees its key: the event sent again is stored again", async () => {
     await transaction(store.pool, async (client) => {
-      await client.query("SELECT set_config('accrue.partition_mover', 'on', true)");
+      await client.query("SELECT set_config('accrue.event_removal', 'on', true)");
       await client.query("DELETE FROM events WHERE source = '//integrity' AND id = 'e1'");
     });
-    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM event_keys WHERE id = 'e1'")).rows[0].n, 1);
+    const flag = (await store.pool.query<{ f: string | null }>("SELECT current_setting('accrue.event_removal', true) AS f")).rows[0]!.f;
+    assert.ok(flag === null || flag === '', "the flag was the transaction's own");
+    await assert.rejects(store.pool.query("DELETE FROM events WHERE source = '//integrity' AND id = 'e2'"), /cannot be deleted/);
     const again = await ingestBatch(store.pool, catalog, [event('e1', '2026-10-02T00:00:00Z')], { channel: 'file', now: NOW });
-    assert.equal(again.results[0]!.status, 'duplicate');
-    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM events WHERE id = 'e1'")).rows[0].n, 0);
+    assert.equal(again.results[0]!.status, 'accepted');
+    assert.equal((await store.pool.query("SELECT count(*)::int AS n FROM events WHERE id = 'e1'")).rows[0].n, 1);
   });
 });
 
