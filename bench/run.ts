@@ -3,10 +3,13 @@
 //     - COPY into a bare table keyed by (source, id): the physical limit of storing deduplicated events (issue 19);
 //     - COPY into `events`, with its indexes and triggers: what the storage design costs before any HTTP or validation.
 //   usage rollups: the fold that catches up behind ingestion (src/meter/catch-up.ts), timed on its own.
-// The HTTP clients run in a worker thread (their own event loop and heap) and the API server in a child process
-// (bench/ingest-server.ts), so the server has a server's heap, as in production. Every figure writes into freshly
-// emptied tables with synchronous_commit on. Set ACCRUE_BENCH_SERVER_PROF=DIR to write the server's CPU profile there.
-// Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 1; best of N).
+// The HTTP clients run in a worker thread (their own event loop and heap) and the API servers in child processes
+// (bench/ingest-server.ts), so each has a server's heap, as in production: one process, then two sharing the clients
+// (`accrue serve --role api` runs any number against one Postgres; one Node process uses one core for JavaScript).
+// Every figure writes into freshly emptied tables with synchronous_commit on. Set ACCRUE_BENCH_SERVER_PROF=DIR to write
+// the servers' CPU profiles there.
+// Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 1; best of N),
+// --servers LIST (API processes per HTTP figure, default 1,2).
 // DATABASE_URL to use a server instead of the embedded one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, platform, release } from 'node:os';
@@ -29,10 +32,11 @@ const { parentPort, workerData: job } = require('node:worker_threads');
   let next = 0;
   let accepted = 0;
   const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: job.concurrency }, async () => {
+  await Promise.all(Array.from({ length: job.concurrency }, async (_, client) => {
+    const url = job.urls[client % job.urls.length];
     while (next < job.bodies.length) {
       const body = job.bodies[next++];
-      const res = await fetch(job.url + '/v1/events', { method: 'POST', headers: { authorization: 'Bearer ' + job.key, 'content-type': 'application/cloudevents-batch+json' }, body });
+      const res = await fetch(url + '/v1/events', { method: 'POST', headers: { authorization: 'Bearer ' + job.key, 'content-type': 'application/cloudevents-batch+json' }, body });
       if (res.status !== 200) throw new Error('HTTP ' + res.status + ': ' + (await res.text()));
       accepted += (await res.json()).counts.accepted;
     }
@@ -65,11 +69,15 @@ async function main(): Promise<void> {
       events: { type: 'string', default: '200000' },
       concurrency: { type: 'string', default: '4' },
       rounds: { type: 'string', default: '1' },
+      servers: { type: 'string', default: '1,2' },
     },
   });
   const EVENTS = Number.parseInt(flags.events!, 10);
   const CONCURRENCY = Number.parseInt(flags.concurrency!, 10);
   const ROUNDS = Number.parseInt(flags.rounds!, 10);
+  // How many API processes (`accrue serve --role api`, any number against one Postgres) the clients share, per figure.
+  const SERVERS = flags.servers!.split(',').map((n) => Number.parseInt(n, 10));
+  if (SERVERS.some((n) => !(n >= 1))) throw new Error(`--servers: a list of process counts, such as 1,2; got ${flags.servers}`);
   // A month already past, so no event is refused as being in the future.
   const PERIOD = { from: '2026-10-01T00:00:00.000Z', to: '2026-11-01T00:00:00.000Z' };
 
@@ -96,7 +104,8 @@ async function main(): Promise<void> {
     ).rows.map((r) => r.indexname);
     console.log(`table: events (logged), indexes: ${indexes.join(', ')}`);
     console.log(
-      `events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax}, ${CONCURRENCY} concurrent clients in a worker thread, best of ${ROUNDS} round(s)\n`,
+      `events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax}, ${CONCURRENCY} concurrent clients in a worker thread, ` +
+        `${SERVERS.join(' then ')} API process(es) in child processes, best of ${ROUNDS} round(s)\n`,
     );
 
     // The rows exactly as ingestion stores them, for the reference COPY.
@@ -130,8 +139,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < events.length; i += INGEST_LIMITS.batchEventsMax)
       bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));
 
-    const server = await startServer(store.url, CONCURRENCY + 4);
-    const address = server.address;
+    const servers = await Promise.all(Array.from({ length: Math.max(...SERVERS) }, () => startServer(store.url, CONCURRENCY + 4)));
     const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
@@ -139,7 +147,7 @@ async function main(): Promise<void> {
       await truncateBehindTriggers(store.pool, INGEST_TABLES);
       await store.pool.query('CHECKPOINT');
     };
-    let httpSeconds = Infinity;
+    const httpSeconds = SERVERS.map(() => Infinity);
     let copySeconds = Infinity;
     let bareSeconds = Infinity;
     let foldSeconds = Infinity;
@@ -161,51 +169,57 @@ async function main(): Promise<void> {
         bareSeconds = Math.min(bareSeconds, await timeCopy(store.pool, copyText, 'bench_bare_events'));
         await store.pool.query('DROP TABLE bench_bare_events');
 
-        // --- HTTP ingest, batches of 1,000, clients in a worker thread ---
-        bar.update(2 * round + 1, 2 * ROUNDS, `round ${round + 1}: HTTP`);
-        await fresh();
-        const { accepted, seconds } = await new Promise<{ accepted: number; seconds: number }>((resolve, reject) => {
-          const worker = new Worker(CLIENT, { eval: true, workerData: { url: address, key, bodies, concurrency: CONCURRENCY } });
-          worker.once('message', resolve);
-          worker.once('error', reject);
-          worker.once('exit', (code) => code !== 0 && reject(new Error(`client worker exited with ${code}`)));
-        });
-        if (accepted !== EVENTS) throw new Error(`expected ${EVENTS} accepted, got ${accepted}`);
-        const stored = Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n);
-        if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
-        httpSeconds = Math.min(httpSeconds, seconds);
-        // The fold behind ingestion (src/meter/catch-up.ts), timed on its own: it must keep up with ingestion.
-        const foldStart = process.hrtime.bigint();
-        const folded = await catchUpRollups(store.pool);
-        foldSeconds = Math.min(foldSeconds, Number(process.hrtime.bigint() - foldStart) / 1e9);
-        if (BigInt(folded.advanced) < BigInt(EVENTS)) throw new Error(`the catch-up folded ${folded.advanced} seqs, expected ${EVENTS}`);
+        // --- HTTP ingest, batches of 1,000, clients in a worker thread, sharing 1 or more API processes ---
+        for (const [at, count] of SERVERS.entries()) {
+          bar.update(2 * round + 1, 2 * ROUNDS, `round ${round + 1}: HTTP, ${count} API process(es)`);
+          await fresh();
+          const urls = servers.slice(0, count).map((server) => server.address);
+          const { accepted, seconds } = await new Promise<{ accepted: number; seconds: number }>((resolve, reject) => {
+            const worker = new Worker(CLIENT, { eval: true, workerData: { urls, key, bodies, concurrency: CONCURRENCY } });
+            worker.once('message', resolve);
+            worker.once('error', reject);
+            worker.once('exit', (code) => code !== 0 && reject(new Error(`client worker exited with ${code}`)));
+          });
+          if (accepted !== EVENTS) throw new Error(`expected ${EVENTS} accepted, got ${accepted}`);
+          const stored = Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n);
+          if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
+          httpSeconds[at] = Math.min(httpSeconds[at]!, seconds);
+          // The fold behind ingestion (src/meter/catch-up.ts), timed on its own: it must keep up with ingestion.
+          const foldStart = process.hrtime.bigint();
+          const folded = await catchUpRollups(store.pool);
+          foldSeconds = Math.min(foldSeconds, Number(process.hrtime.bigint() - foldStart) / 1e9);
+          if (BigInt(folded.advanced) < BigInt(EVENTS)) throw new Error(`the catch-up folded ${folded.advanced} seqs, expected ${EVENTS}`);
+        }
       }
       bar.update(2 * ROUNDS, 2 * ROUNDS, 'done');
       bar.stop();
     } finally {
-      await server.stop();
+      await Promise.all(servers.map((server) => server.stop()));
     }
 
-    const httpRate = EVENTS / httpSeconds;
     const copyRate = EVENTS / copySeconds;
     const bareRate = EVENTS / bareSeconds;
-    figures.push({
-      figure: 'ingest over HTTP, batches of 1,000 (events/s)',
-      value: httpRate.toFixed(0),
-      reference: `COPY, bare keyed table: ${bareRate.toFixed(0)}`,
-      ratio: (httpRate / bareRate).toFixed(2),
-    });
+    for (const [at, count] of SERVERS.entries()) {
+      const rate = EVENTS / httpSeconds[at]!;
+      figures.push({
+        figure: `ingest over HTTP, batches of 1,000, ${count} API process${count === 1 ? '' : 'es'} (events/s)`,
+        value: rate.toFixed(0),
+        reference: `COPY, bare keyed table: ${bareRate.toFixed(0)}`,
+        ratio: (rate / bareRate).toFixed(2),
+      });
+    }
+    const httpRate = EVENTS / Math.min(...httpSeconds);
     const foldRate = EVENTS / foldSeconds;
     figures.push({
       figure: 'usage rollups caught up after it (events/s)',
       value: foldRate.toFixed(0),
-      reference: `ingest over HTTP: ${httpRate.toFixed(0)}`,
+      reference: `ingest over HTTP, the faster: ${httpRate.toFixed(0)}`,
       ratio: (foldRate / httpRate).toFixed(2),
     });
     figures.push({
-      figure: 'ingest over HTTP, batches of 1,000 (events/s)',
+      figure: 'ingest over HTTP, the faster of the above (events/s)',
       value: httpRate.toFixed(0),
-      reference: `COPY into events, triggers: ${copyRate.toFixed(0)}`,
+      reference: `COPY into events: ${copyRate.toFixed(0)}`,
       ratio: (httpRate / copyRate).toFixed(2),
     });
   } finally {

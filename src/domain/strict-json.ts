@@ -117,8 +117,88 @@ export function parseStrictJsonBytes(bytes: Uint8Array, options: StrictJsonOptio
 
 /** Reads JSON text strictly (see the file comment); offsets in problems are UTF-8 byte offsets into the text. */
 export function parseStrictJson(text: string, options: StrictJsonOptions = {}): StrictJsonResult {
-  const reader = new Reader(text, options);
-  return reader.read();
+  const fast = readProvenPlain(text, options);
+  if (fast !== undefined) return { ok: true, value: fast.value, elementProblems: new Map() };
+  return parseStrictJsonByReader(text, options);
+}
+
+/** The reader alone, without parseStrictJson's shortcut through JSON.parse: what parseStrictJson always answers. */
+export function parseStrictJsonByReader(text: string, options: StrictJsonOptions = {}): StrictJsonResult {
+  return new Reader(text, options).read();
+}
+
+/**
+ * The common case, a document this reader would read with no problem, through the engine's own JSON.parse (about a
+ * third of the reader's time). JSON.parse alone would rewrite what the rules refuse, so the text is first proven to
+ * hold nothing a rule concerns, in one pass: every number literal is exact (as readNumber decides), no string has a
+ * \u escape (one could spell NUL or an unpaired surrogate) or a surrogate at all (the reader judges pairs), and the
+ * members written (a colon outside strings is one member) are as many as the parsed value holds (so no key was
+ * repeated and dropped); the value nests no deeper than allowed. JSON.parse itself refuses everything that is not
+ * JSON. Undefined whenever any of this is in doubt: the reader then reads the text and names each problem.
+ */
+function readProvenPlain(text: string, options: StrictJsonOptions): { value: unknown } | undefined {
+  if (options.refuseProtoKeys && (text.includes('__proto__') || text.includes('prototype'))) return undefined;
+  const n = text.length;
+  let members = 0;
+  for (let i = 0; i < n; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      for (i += 1; i < n; i += 1) {
+        const d = text.charCodeAt(i);
+        if (d === 0x22) break;
+        if (d === 0x5c) {
+          if (text.charCodeAt(i + 1) === 0x75) return undefined;
+          i += 1;
+        } else if (d >= 0xd800 && d <= 0xdfff) return undefined;
+      }
+    } else if (c === 0x3a) members += 1;
+    else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      for (; end < n; end += 1) {
+        const d = text.charCodeAt(end);
+        if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
+      }
+      if (!exactNumberLiteral(text.slice(i, end))) return undefined;
+      i = end - 1;
+    }
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (options.elementsMax !== undefined && Array.isArray(value) && value.length > options.elementsMax) return undefined;
+  return membersOf(value, options.depthMax ?? JSON_DEPTH_MAX, 0) === members ? { value } : undefined;
+}
+
+/** How many members the objects in a parsed value hold, or -1 when it nests deeper than `depthMax`. */
+function membersOf(value: unknown, depthMax: number, depth: number): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  if (depth >= depthMax - 1) return -1; // one level short of the reader's limit: the reader decides at the limit
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const inner = membersOf(item, depthMax, depth + 1);
+      if (inner < 0) return -1;
+      count += inner;
+    }
+    return count;
+  }
+  for (const key in value) {
+    const inner = membersOf((value as Record<string, unknown>)[key], depthMax, depth + 1);
+    if (inner < 0) return -1;
+    count += inner + 1;
+  }
+  return count;
+}
+
+/** Whether a JSON number literal is finite and carried exactly by a double (readNumber's rule, without its notes). */
+function exactNumberLiteral(literal: string): boolean {
+  const value = Number(literal);
+  if (!Number.isFinite(value)) return false;
+  if (SHORT_PLAIN_NUMBER.test(literal) && literal.replace(/[-.]/g, '').replace(/^0+/, '').length <= 15) return true;
+  return NUMBER_LITERAL.test(literal) && sameDecimal(literal, String(value));
 }
 
 /** Thrown inside the reader for what makes the rest of the text unreadable (syntax, too many elements). */
@@ -130,6 +210,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 // A number with no exponent and at most 15 significant digits is always carried exactly by a double (DBL_DIG).
 const SHORT_PLAIN_NUMBER = /^-?\d{1,16}(?:\.\d{1,15})?$/;
+const NUMBER_LITERAL = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 interface Pending {
   problem: JsonProblem;

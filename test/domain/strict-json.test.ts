@@ -8,6 +8,7 @@ import {
   JSON_DEPTH_MAX,
   parseStrictJson,
   parseStrictJsonBytes,
+  parseStrictJsonByReader,
   sameDecimal,
 } from '../../src/domain/strict-json.js';
 import { parseCatalog } from '../../src/domain/catalog.js';
@@ -176,6 +177,87 @@ describe('strict JSON: what JSON.parse rewrites is refused, naming the field and
     assert.equal(parseStrictJson('{"__proto__":1}', { refuseProtoKeys: true }).ok, false);
     assert.equal(parseStrictJson('{"a":{"constructor":{"prototype":{"x":1}}}}', { refuseProtoKeys: true }).ok, false);
     assert.ok(parseStrictJson('{"constructor":"c","prototype":1}', { refuseProtoKeys: true }).ok);
+  });
+});
+
+describe('strict JSON: the shortcut through JSON.parse answers what the reader answers', () => {
+  // parseStrictJson reads a document it can prove plain with JSON.parse; anything else goes to the reader. Whatever the
+  // text, hostile or not, the answer (value, or problems with their paths, codes and bytes) must be the reader's.
+  const hostileNumber = fc.constantFrom(
+    '1e309',
+    '-1e309',
+    '1e-400',
+    '1234567890123456789012345678901234567890',
+    '0.1',
+    '1.0',
+    '-0',
+    '9007199254740993',
+    '1E2',
+    '01',
+    '1.',
+    '-',
+    '2e-5',
+    '12345678901234567',
+    '0.30000000000000004',
+  );
+  const hostileString = fc.constantFrom(
+    '\\u0000',
+    '\\ud800',
+    '\\udc00x',
+    '\\ud83d\\ude00',
+    '\uD800',
+    '\uDC00',
+    '\uD83D\uDE00',
+    '\\"',
+    '\\\\',
+    '\t',
+    'é',
+    '\\u00e9',
+    '__proto__',
+    'constructor',
+    'prototype',
+    ':',
+    ',',
+  );
+  const text: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+      hostileNumber,
+      hostileString.map((inner) => `"${inner}"`),
+      fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
+      fc
+        .array(fc.tuple(fc.oneof(fc.constantFrom('a', 'b', '__proto__', 'constructor', 'prototype'), hostileString), tie('value')), {
+          maxLength: 4,
+        })
+        .map((members) => `{${members.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+    ),
+  })).value;
+  const options = fc.constantFrom<Parameters<typeof parseStrictJson>[1]>(
+    {},
+    { perElement: true, elementsMax: 3 },
+    { refuseProtoKeys: true },
+    { depthMax: 3 },
+  );
+
+  it('for generated documents, valid and not, and every option', () => {
+    fc.assert(
+      fc.property(text, options, (document, option) => {
+        assert.deepEqual(parseStrictJson(document, option), parseStrictJsonByReader(document, option), document);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('for deep nesting and repeated keys at the edges of the limits', () => {
+    for (const depth of [JSON_DEPTH_MAX - 2, JSON_DEPTH_MAX - 1, JSON_DEPTH_MAX, JSON_DEPTH_MAX + 1]) {
+      for (const document of ['['.repeat(depth) + ']'.repeat(depth), '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)]) {
+        assert.deepEqual(parseStrictJson(document), parseStrictJsonByReader(document), `depth ${depth}`);
+      }
+    }
+    for (const document of ['{"a":1,"a":1}', '[{"x":{"y":1,"y":2}}]', '{"a":{"b":1},"a":{"b":1}}', '{"a":"x:y","b":1}']) {
+      assert.deepEqual(parseStrictJson(document), parseStrictJsonByReader(document), document);
+    }
   });
 });
 

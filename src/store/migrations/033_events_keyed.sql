@@ -1,4 +1,5 @@
--- Events in one table keyed by (source, id): the dedup key is the table's own primary key (issue 19, decision 0012).
+-- Events in one table keyed by (source, id): the dedup key is the table's own primary key (issue 19,
+-- docs/decisions/0005-events-one-keyed-table.md).
 --
 -- Monthly partitions (014) made a second table necessary: a partitioned table's unique keys must include the
 -- partition key, so (source, id) lived in event_keys, which every insert into events claimed, and a statement trigger
