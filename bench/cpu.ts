@@ -1,5 +1,6 @@
-// Where a bench step's time goes: CPU seconds from /proc, for this process, the embedded Postgres and a local
-// nats-server (bench:stream and bench:single print them beside their figures).
+// Where a bench step's time goes: CPU seconds from /proc, for this process, the embedded Postgres, a local
+// nats-server and the bench's API server processes (bench:ingest, bench:stream and bench:single print them beside
+// their figures).
 import { readdirSync, readFileSync } from 'node:fs';
 
 // CPU seconds spent so far by this process (all its threads), the embedded Postgres (postmaster and its children) and
@@ -8,8 +9,10 @@ export interface Cpu {
   node: number;
   postgres?: number;
   nats?: number;
+  /** The processes given as `servers` to cpuNow (the bench's API servers). */
+  servers?: number;
 }
-export function cpuNow(postmasterPidFile: string | undefined, natsLocal: boolean): Cpu {
+export function cpuNow(postmasterPidFile: string | undefined, natsLocal: boolean, servers: readonly number[] = []): Cpu {
   const usage = process.cpuUsage();
   const cpu: Cpu = { node: (usage.user + usage.system) / 1e6 };
   let pids: string[];
@@ -40,6 +43,7 @@ export function cpuNow(postmasterPidFile: string | undefined, natsLocal: boolean
     if (postmaster && pid === postmaster) cpu.postgres = (cpu.postgres ?? 0) + seconds + reaped;
     if (postmaster && fields[1] === postmaster) cpu.postgres = (cpu.postgres ?? 0) + seconds;
     if (natsLocal && comm === 'nats-server') cpu.nats = (cpu.nats ?? 0) + seconds;
+    if (servers.includes(Number(pid))) cpu.servers = (cpu.servers ?? 0) + seconds;
   }
   return cpu;
 }
@@ -48,6 +52,7 @@ export function cpuSpent(from: Cpu, to: Cpu, events: number): string {
     a === undefined || b === undefined ? [] : [`${what} ${(b - a).toFixed(1)} s (${(((b - a) / events) * 1e6).toFixed(0)} µs/event)`];
   return [
     ...each('node', from.node, to.node),
+    ...each('API servers', from.servers, to.servers),
     ...each('postgres', from.postgres, to.postgres),
     ...each('nats-server', from.nats, to.nats),
   ].join(', ');

@@ -23,6 +23,7 @@ import pgCopy from 'pg-copy-streams';
 import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
 import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
+import { cpuNow, cpuSpent } from './cpu.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight and reporting the events accepted and the wall time. Plain JavaScript, evaluated by the worker as it is.
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   const dataDir = process.env.DATABASE_URL ? undefined : mkdtempSync(join(tmpdir(), 'accrue-bench-pg-'));
   const store = await openStore({ databaseUrl: process.env.DATABASE_URL, dataDir, poolSize: CONCURRENCY + 4 });
   const figures: Figure[] = [];
+  const spent: string[] = [];
 
   try {
     const applied = await applyCatalog(store.pool, readFileSync('examples/northwind/catalog.yaml', 'utf8'), { by: 'bench' });
@@ -140,6 +142,15 @@ async function main(): Promise<void> {
       bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));
 
     const servers = await Promise.all(Array.from({ length: Math.max(...SERVERS) }, () => startServer(store.url, CONCURRENCY + 4)));
+    // CPU seconds by process group over each step: where an event's time goes (the bench's own process is the COPY
+    // client or, in the HTTP steps, the clients' worker thread).
+    const postmasterPidFile = dataDir ? join(dataDir, 'postmaster.pid') : undefined;
+    const cpuTimes = () =>
+      cpuNow(
+        postmasterPidFile,
+        false,
+        servers.map((server) => server.pid),
+      );
     const key = (await testKey(store.pool, { name: 'bench', roles: ['ingest'] })).secret;
 
     // Every round starts from an empty table and a checkpoint, so neither figure pays for the other's writes.
@@ -160,13 +171,17 @@ async function main(): Promise<void> {
         await store.pool.query(
           "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench', 'file', 0, 0, 0, 0, 0, 0)",
         );
+        let before = cpuTimes();
         copySeconds = Math.min(copySeconds, await timeCopy(store.pool, copyText));
+        if (round === 0) spent.push(`COPY into events: ${cpuSpent(before, cpuTimes(), EVENTS)}`);
 
         // --- the physical limit: COPY of the same rows into a bare table keyed by (source, id) ---
         await store.pool.query('DROP TABLE IF EXISTS bench_bare_events');
         await store.pool.query(BARE_TABLE);
         await store.pool.query('CHECKPOINT');
+        before = cpuTimes();
         bareSeconds = Math.min(bareSeconds, await timeCopy(store.pool, copyText, 'bench_bare_events'));
+        if (round === 0) spent.push(`COPY, bare keyed table: ${cpuSpent(before, cpuTimes(), EVENTS)}`);
         await store.pool.query('DROP TABLE bench_bare_events');
 
         // --- HTTP ingest, batches of 1,000, clients in a worker thread, sharing 1 or more API processes ---
@@ -174,6 +189,7 @@ async function main(): Promise<void> {
           bar.update(2 * round + 1, 2 * ROUNDS, `round ${round + 1}: HTTP, ${count} API process(es)`);
           await fresh();
           const urls = servers.slice(0, count).map((server) => server.address);
+          before = cpuTimes();
           const { accepted, seconds } = await new Promise<{ accepted: number; seconds: number }>((resolve, reject) => {
             const worker = new Worker(CLIENT, { eval: true, workerData: { urls, key, bodies, concurrency: CONCURRENCY } });
             worker.once('message', resolve);
@@ -184,6 +200,7 @@ async function main(): Promise<void> {
           const stored = Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]!.n);
           if (stored !== EVENTS) throw new Error(`expected ${EVENTS} events stored, found ${stored}`);
           httpSeconds[at] = Math.min(httpSeconds[at]!, seconds);
+          if (round === 0) spent.push(`HTTP, ${count} API process${count === 1 ? '' : 'es'}: ${cpuSpent(before, cpuTimes(), EVENTS)}`);
           // The fold behind ingestion (src/meter/catch-up.ts), timed on its own: it must keep up with ingestion.
           const foldStart = process.hrtime.bigint();
           const folded = await catchUpRollups(store.pool);
@@ -202,7 +219,7 @@ async function main(): Promise<void> {
     for (const [at, count] of SERVERS.entries()) {
       const rate = EVENTS / httpSeconds[at]!;
       figures.push({
-        figure: `ingest over HTTP, batches of 1,000, ${count} API process${count === 1 ? '' : 'es'} (events/s)`,
+        figure: `HTTP, batches of 1,000, ${count} API process${count === 1 ? '' : 'es'} (events/s)`,
         value: rate.toFixed(0),
         reference: `COPY, bare keyed table: ${bareRate.toFixed(0)}`,
         ratio: (rate / bareRate).toFixed(2),
@@ -213,11 +230,11 @@ async function main(): Promise<void> {
     figures.push({
       figure: 'usage rollups caught up after it (events/s)',
       value: foldRate.toFixed(0),
-      reference: `ingest over HTTP, the faster: ${httpRate.toFixed(0)}`,
+      reference: `HTTP, the faster: ${httpRate.toFixed(0)}`,
       ratio: (foldRate / httpRate).toFixed(2),
     });
     figures.push({
-      figure: 'ingest over HTTP, the faster of the above (events/s)',
+      figure: 'HTTP, the faster of the above (events/s)',
       value: httpRate.toFixed(0),
       reference: `COPY into events: ${copyRate.toFixed(0)}`,
       ratio: (httpRate / copyRate).toFixed(2),
@@ -228,10 +245,12 @@ async function main(): Promise<void> {
   }
 
   printFigures(figures);
+  if (spent.length > 0)
+    console.log(`\nCPU by process, first round (node: the bench, its COPY client or the HTTP clients' thread):\n  ${spent.join('\n  ')}`);
 }
 
 /** bench/ingest-server.ts in a child process, on the same database; its address once it listens. */
-async function startServer(databaseUrl: string, poolSize: number): Promise<{ address: string; stop: () => Promise<void> }> {
+async function startServer(databaseUrl: string, poolSize: number): Promise<{ address: string; pid: number; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
@@ -256,6 +275,7 @@ async function startServer(databaseUrl: string, poolSize: number): Promise<{ add
   });
   return {
     address: (JSON.parse(line) as { address: string }).address,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
       await exited;

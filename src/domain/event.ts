@@ -110,6 +110,15 @@ export const sha256Hex = oneShotHash
 
 // Any character checkShape may refuse in a string (NUL or a surrogate); strings without one need no closer look.
 const SUSPECT_TEXT = /[\u0000\uD800-\uDFFF]/;
+// Any character JSON (and so RFC 8785) writes escaped, or that checkShape may refuse: without one, a string is written
+// as it is between quotes, which is what JSON.stringify writes for it.
+const ESCAPED_OR_SUSPECT = /["\\\u0000-\u001F\uD800-\uDFFF]/;
+
+/** A string as RFC 8785 writes it, or undefined for one checkShape may refuse. */
+function canonicalString(value: string): string | undefined {
+  if (!ESCAPED_OR_SUSPECT.test(value)) return `"${value}"`;
+  return SUSPECT_TEXT.test(value) ? undefined : JSON.stringify(value);
+}
 
 /**
  * RFC 8785 canonical JSON of a JSON value, byte for byte what the `canonicalize` package writes (members sorted by
@@ -120,7 +129,7 @@ const SUSPECT_TEXT = /[\u0000\uD800-\uDFFF]/;
 export function canonicalEventJson(value: unknown, depth = 0): string | undefined {
   switch (typeof value) {
     case 'string':
-      return SUSPECT_TEXT.test(value) ? undefined : JSON.stringify(value);
+      return canonicalString(value);
     case 'number':
       return Number.isFinite(value) ? JSON.stringify(value) : undefined;
     case 'boolean':
@@ -147,10 +156,11 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
   let out = '{';
   for (let i = 0; i < keys.length; i += 1) {
     const key = keys[i]!;
-    if (SUSPECT_TEXT.test(key)) return undefined;
+    const name = canonicalString(key);
+    if (name === undefined) return undefined;
     const item = canonicalEventJson(record[key], depth + 1);
     if (item === undefined) return undefined;
-    out += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${item}`;
+    out += `${i === 0 ? '' : ','}${name}:${item}`;
   }
   return `${out}}`;
 }

@@ -439,6 +439,25 @@ describe('content hash fast path', () => {
       { numRuns: 2000 },
     );
   });
+  it('equals it for strings of characters JSON escapes, quotes, backslashes, controls and astral ones', async () => {
+    const fc = (await import('fast-check')).default;
+    const unit = fc.constantFrom('a', '"', '\\', '\n', '\u0001', '\u001f', ' ', '\u007f', 'é', '\u2028', '\uD83D\uDE00', '\uFFFF', '/');
+    const text = fc.array(unit, { maxLength: 8 }).map((units) => units.join(''));
+    const value = fc.letrec<{ v: unknown }>((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, text, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(text, tie('v'), { maxKeys: 3 })),
+    })).v;
+    fc.assert(
+      fc.property(value, (v) => {
+        assert.equal(
+          eventContentHash(v),
+          createHash('sha256')
+            .update(canonicalize(v) ?? 'null')
+            .digest('hex'),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
   it('agrees on NUL characters (the slow path) and on number forms', () => {
     for (const value of [{ 'b\u0000': 1 }, ['x\u0000', { z: 1, a: [2] }], { e: 1e21, f: -0, g: 0.1, h: 5e-7 }]) {
       assert.equal(
