@@ -1,10 +1,9 @@
 // The close bench's fixtures: the scaled Northwind catalog and the SQL that generates September's events inside
 // Postgres (generate_series), the same rows whichever loader stores them (bench/close/load.ts).
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import YAML from 'yaml';
 
-/** Limit: events per generating statement; each statement's rows pass through the rollup triggers at once. */
+/** Limit: events per generating statement. */
 export const GENERATE_CHUNK_EVENTS = 1_000_000;
 /** The bench's month (September 2026) in hours: an hour rollup row per series and hour at most. */
 export const CLOSE_MONTH_HOURS = 720;
@@ -59,11 +58,11 @@ const GENERATOR = `
                        CASE WHEN k % 20 > 2 THEN jsonb_build_object('api_calls', jsonb_build_object('region', 'r' || (k % 4)))
                             ELSE '{}'::jsonb END AS dims) t`;
 const EVENT_COLUMNS = 'source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id';
-/** The plain loader's statement: through `events`, seq from its default (nextval, in g order), keys by the trigger. */
+/** The plain loader's statement: through `events`, seq from its identity (in g order), each key checked by the primary key. */
 export const GENERATE = `
 INSERT INTO events (${EVENT_COLUMNS})
 SELECT ${GENERATED_COLUMNS}${GENERATOR}`;
-/** The fast loader's: straight into the month's partition, seq given as the value nextval would have given ($4 + g). */
-export const generateInto = (partition: string) => `
-INSERT INTO ${pg.escapeIdentifier(partition)} (seq, ${EVENT_COLUMNS})
+/** The fast loader's: seq given as the value the identity would have given ($4 + g), its indexes dropped meanwhile. */
+export const GENERATE_WITH_SEQ = `
+INSERT INTO events (seq, ${EVENT_COLUMNS}) OVERRIDING SYSTEM VALUE
 SELECT $4::bigint + g, ${GENERATED_COLUMNS}${GENERATOR}`;

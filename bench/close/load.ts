@@ -1,10 +1,10 @@
-// Loading the close bench's data into Postgres: the plain loader (through `events` and its triggers, then
+// Loading the close bench's data into Postgres: the plain loader (through `events` and its primary key, then
 // usage_rollups_rebuild()) and the fast one, which stores the same rows several times sooner (see loadFast).
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { applyCatalog } from '../../src/catalog/service.js';
 import { onClients, seconds } from './clients.js';
-import { GENERATE, GENERATE_CHUNK_EVENTS, generateInto, scaledCatalog } from './fixtures.js';
+import { GENERATE, GENERATE_CHUNK_EVENTS, GENERATE_WITH_SEQ, scaledCatalog } from './fixtures.js';
 import { dropIndexes, loadedSchema, rebuildIndexes, type DroppedIndex } from './schema.js';
 
 /** How the bench data is made: `fast` (the default) or `plain`, the original path, kept to check that both store the same rows. */
@@ -13,22 +13,22 @@ export type Loader = 'plain' | 'fast';
 export const LOAD_CONNECTIONS = 2;
 /** Events per rollup rebuild statement of the fast loader, so that its sorts stay within the function's work_mem. */
 const ROLLUP_PIECE_EVENTS = 1_000_000;
-/** The fast loader's session: triggers and the foreign key check off (replica role; both replaced below), room to sort. */
+/** The fast loader's session: triggers off (replica role; the rollups are rebuilt below), room to sort. */
 const FAST_SESSION = `SET session_replication_role = replica; SET synchronous_commit = off; SET work_mem = '256MB';
   SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0`;
 
 export const GENERATION: Record<Loader, string> = {
-  plain: `generate_series into events (${GENERATE_CHUNK_EVENTS} per statement, keys claimed by the trigger, rollup trigger off), then usage_rollups_rebuild(): the ingest trigger's SQL over all events at once`,
+  plain: `generate_series into events (${GENERATE_CHUNK_EVENTS} per statement, each key checked by the primary key), then usage_rollups_rebuild(): the catch-up's SQL over all events at once`,
   fast:
-    `generate_series straight into the month's partition (up to ${GENERATE_CHUNK_EVENTS} per statement on ${LOAD_CONNECTIONS} connections, seq as nextval ` +
-    "would give it, triggers and the per-event foreign key check off, synchronous_commit off); events' secondary indexes and the keys of event_keys, " +
-    'usage_rollups and usage_unique_keys dropped before and built after by sort (checked identical to the migrated ones); event_keys written from the ' +
-    "events joined to their batch; the rollups by usage_rollups_rebuild()'s SQL (the ingest trigger's) over ranges of customers on " +
+    `generate_series into events (up to ${GENERATE_CHUNK_EVENTS} per statement on ${LOAD_CONNECTIONS} connections, seq as the identity ` +
+    "would give it, triggers off, synchronous_commit off); events' indexes and keys, " +
+    'usage_rollups and usage_unique_keys dropped before and built after by sort (checked identical to the migrated ones); ' +
+    "the rollups by usage_rollups_rebuild()'s SQL (the catch-up's) over ranges of customers on " +
     `${LOAD_CONNECTIONS} connections, inserted without its ON CONFLICT, which never fires into emptied tables; the same rows as the plain loader ` +
     '(bench:close --verify-loader); CHECKPOINT before measuring',
 };
 
-/** The original load: every chunk through `events` on one connection, keys claimed by the trigger, then usage_rollups_rebuild(). */
+/** The original load: every chunk through `events` on one connection, each key checked by the primary key, then usage_rollups_rebuild(). */
 async function loadPlain(
   setup: pg.Pool,
   customers: number,
@@ -36,18 +36,12 @@ async function loadPlain(
   log: (line: string) => void,
 ): Promise<{ insertSeconds: number; rebuildSeconds: number }> {
   let start = process.hrtime.bigint();
-  // Bulk load: the rollup trigger is off while the events go in, then one rebuild runs the trigger's SQL over all
-  // of them at once, which gives the rows ingestion builds batch by batch (test/integration/rollups.test.ts).
-  // The key trigger stays on: every event still claims its (source, id).
-  await setup.query('ALTER TABLE events DISABLE TRIGGER events_rollups_insert');
-  try {
-    for (let lo = 1; lo <= events; lo += GENERATE_CHUNK_EVENTS) {
-      const hi = Math.min(events, lo + GENERATE_CHUNK_EVENTS - 1);
-      await setup.query(GENERATE, [lo, hi, customers]);
-      if ((hi / GENERATE_CHUNK_EVENTS) % 10 === 0 || hi === events) log(`close: ${hi} events stored (${seconds(start).toFixed(0)} s)`);
-    }
-  } finally {
-    await setup.query('ALTER TABLE events ENABLE TRIGGER events_rollups_insert');
+  // Bulk load: the events go in, then one rebuild runs the catch-up's SQL over all of them at once, which gives the
+  // rows the catch-ups build step by step (test/integration/rollups.test.ts, rollup-watermark.test.ts).
+  for (let lo = 1; lo <= events; lo += GENERATE_CHUNK_EVENTS) {
+    const hi = Math.min(events, lo + GENERATE_CHUNK_EVENTS - 1);
+    await setup.query(GENERATE, [lo, hi, customers]);
+    if ((hi / GENERATE_CHUNK_EVENTS) % 10 === 0 || hi === events) log(`close: ${hi} events stored (${seconds(start).toFixed(0)} s)`);
   }
   const insertSeconds = seconds(start);
   start = process.hrtime.bigint();
@@ -76,16 +70,11 @@ function insertOnly(sql: string): string {
 
 /**
  * The same rows as loadPlain, several times faster (checked by `npm run bench:close -- --verify-loader`):
- *  - events' secondary indexes and event_keys' keys are dropped first and rebuilt at the end from their recorded
- *    definitions, each by one sort instead of an insert per event; the bench fails unless the indexes, constraints
- *    and triggers then read exactly as before;
- *  - the events go straight into September's partition on LOAD_CONNECTIONS connections over disjoint ranges of g,
- *    with seq given as base + g: the values nextval hands out in g order to the plain loader's single stream. A
- *    statement into a partition fires none of the statement triggers on `events` (keys, rollups), and the replica
- *    role skips the foreign key's per-event check; both are done below instead;
- *  - event_keys gets the columns the key trigger (events_claim_keys, migration 014) writes, from every stored event
- *    joined to its ingest batch: as many keys as events proves the foreign key, and the rebuilt primary key that
- *    every (source, id) is stored once;
+ *  - events' indexes and keys are dropped first and rebuilt at the end from their recorded definitions, each by one
+ *    sort instead of an insert per event (the rebuilt primary key proves every (source, id) stored once); the bench
+ *    fails unless the indexes, constraints and triggers then read exactly as before;
+ *  - the events go into `events` on LOAD_CONNECTIONS connections over disjoint ranges of g, with seq given as
+ *    base + g: the values the identity hands out in g order to the plain loader's single stream;
  *  - the rollups are rebuilt as usage_rollups_rebuild() does (truncate, then usage_rollup_sql and
  *    usage_unique_keys_sql over the events), over ranges of the customers, two at a time: disjoint customers write
  *    disjoint rollup and key rows, so the ranges add up to the same rows. Each statement keeps its ORDER BY (the
@@ -94,7 +83,6 @@ function insertOnly(sql: string): string {
  */
 async function loadFast(
   setup: pg.Pool,
-  partition: string,
   customers: number,
   events: number,
   log: (line: string) => void,
@@ -103,11 +91,10 @@ async function loadFast(
   const dropped: DroppedIndex[] = [];
   try {
     for (let i = 0; i < LOAD_CONNECTIONS; i++) clients.push(await setup.connect());
-    const load: FastLoad = { clients, first: clients[0]!, partition, customers, events, log, dropped };
+    const load: FastLoad = { clients, first: clients[0]!, customers, events, log, dropped };
     let start = process.hrtime.bigint();
     const { schema, eventIndexes, base } = await prepareEvents(load);
     await generateEvents(load, base, start);
-    await writeEventKeys(load);
     await indexEvents(load, eventIndexes);
     const insertSeconds = seconds(start);
     start = process.hrtime.bigint();
@@ -132,7 +119,6 @@ async function loadFast(
 interface FastLoad {
   clients: pg.PoolClient[];
   first: pg.PoolClient;
-  partition: string;
   customers: number;
   events: number;
   log: (line: string) => void;
@@ -143,17 +129,15 @@ interface FastLoad {
 async function prepareEvents(load: FastLoad): Promise<{ schema: string[]; eventIndexes: DroppedIndex[]; base: bigint }> {
   const { clients, first, events } = load;
   for (const client of clients) await client.query(FAST_SESSION);
-  const empty = (
-    await first.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM event_keys) AS empty')
-  ).rows[0]!.empty;
+  const empty = (await first.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM events) AS empty')).rows[0]!.empty;
   if (!empty) throw new Error('the fast loader fills an empty events table only');
   const schema = await loadedSchema(first);
 
-  // events' own indexes (so every partition's) and event_keys' with its keys: built again once the events are in.
-  const eventIndexes = await dropIndexes(first, ['events', 'event_keys']);
+  // events' indexes, its keys with them: built again once the events are in.
+  const eventIndexes = await dropIndexes(first, ['events']);
   load.dropped.push(...eventIndexes);
 
-  // seq: the plain loader's nextval gives g its base + g (increment 1, one statement after another in g order).
+  // seq: the plain loader's identity gives g its base + g (increment 1, one statement after another in g order).
   const sequence = (
     await first.query<{ last_value: string; is_called: boolean; seqincrement: string }>(
       "SELECT s.last_value, s.is_called, q.seqincrement FROM events_seq_seq s, pg_sequence q WHERE q.seqrelid = 'events_seq_seq'::regclass",
@@ -165,19 +149,18 @@ async function prepareEvents(load: FastLoad): Promise<{ schema: string[]; eventI
   return { schema, eventIndexes, base };
 }
 
-/** The events into the partition: at most GENERATE_CHUNK_EVENTS per statement, and a statement for every connection. */
+/** The events: at most GENERATE_CHUNK_EVENTS per statement, and a statement for every connection. */
 async function generateEvents(load: FastLoad, base: bigint, start: bigint): Promise<void> {
-  const { clients, partition, customers, events, log } = load;
+  const { clients, customers, events, log } = load;
   const chunk = Math.max(1, Math.min(GENERATE_CHUNK_EVENTS, Math.ceil(events / LOAD_CONNECTIONS)));
   const chunks: Array<[number, number]> = [];
   for (let lo = 1; lo <= events; lo += chunk) chunks.push([lo, Math.min(events, lo + chunk - 1)]);
   let stored = 0;
   let done = 0;
-  const insert = generateInto(partition);
   await onClients(
     clients,
     chunks.map(([lo, hi]) => async (client) => {
-      const inserted = (await client.query(insert, [lo, hi, customers, String(base)])).rowCount ?? 0;
+      const inserted = (await client.query(GENERATE_WITH_SEQ, [lo, hi, customers, String(base)])).rowCount ?? 0;
       stored += inserted; // after the await: both clients add to it
       if (++done % 10 === 0 || done === chunks.length) log(`close: ${stored} events stored (${seconds(start).toFixed(0)} s)`);
     }),
@@ -185,40 +168,14 @@ async function generateEvents(load: FastLoad, base: bigint, start: bigint): Prom
   if (stored !== events) throw new Error(`stored ${stored} events of ${events}`);
 }
 
-/**
- * The keys, from halves of the partition's blocks at once. The join is the foreign key's check: an event whose
- * batch is missing gets no key, and fails the count.
- */
-async function writeEventKeys(load: FastLoad): Promise<void> {
-  const { clients, first, partition, events, log } = load;
-  const phase = process.hrtime.bigint();
-  const blocks = (
-    await first.query<{ n: string }>("SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::bigint)::text AS n", [
-      pg.escapeIdentifier(partition),
-    ])
-  ).rows[0]!.n;
-  const half = `(${BigInt(blocks) / 2n},0)`;
-  const claim = (where: string) => `
-      INSERT INTO event_keys (source, id, seq, content_hash, time)
-      SELECT e.source, e.id, e.seq, e.content_hash, e.time FROM ${pg.escapeIdentifier(partition)} e JOIN ingest_batches b ON b.id = e.batch_id
-       WHERE e.ctid ${where} $1::tid`;
-  const keyed = await onClients(clients, [(c) => c.query(claim('<'), [half]), (c) => c.query(claim('>='), [half])]);
-  const keys = keyed.reduce((sum, r) => sum + (r.rowCount ?? 0), 0);
-  if (keys !== events) throw new Error(`${events - keys} of ${events} events name no stored ingest batch`);
-  log(`close: event keys written (${seconds(phase).toFixed(0)} s)`);
-}
-
-/** The events and their keys vacuumed, then their dropped indexes and keys built again. */
+/** The events vacuumed, then their dropped indexes and keys built again. */
 async function indexEvents(load: FastLoad, eventIndexes: readonly DroppedIndex[]): Promise<void> {
-  const { clients, partition, log } = load;
-  // Vacuumed now (before their indexes, so that it reads the heaps alone): during the plain loader's long load
-  // autovacuum keeps up with them; after a short one it vacuumed the whole partition while the close ran (at 10M).
+  const { first, clients, log } = load;
+  // Vacuumed now (before its indexes, so that it reads the heap alone): during the plain loader's long load
+  // autovacuum keeps up with it; after a short one it vacuumed the whole table while the close ran (at 10M).
   let phase = process.hrtime.bigint();
-  await onClients(
-    clients,
-    [pg.escapeIdentifier(partition), 'event_keys'].map((table) => (client) => client.query(`VACUUM ${table}`)),
-  );
-  log(`close: events and keys vacuumed (${seconds(phase).toFixed(0)} s)`);
+  await first.query('VACUUM events');
+  log(`close: events vacuumed (${seconds(phase).toFixed(0)} s)`);
 
   phase = process.hrtime.bigint();
   await rebuildIndexes(clients, eventIndexes, log);
@@ -301,7 +258,7 @@ async function restoreDropped(
   }
 }
 
-/** The bench's catalog and September's partition, then `events` events and their rollups, by `loader`. */
+/** The bench's catalog, then `events` events and their rollups, by `loader`. */
 export async function loadCloseData(
   setup: pg.Pool,
   customers: number,
@@ -311,23 +268,20 @@ export async function loadCloseData(
 ): Promise<{ insertSeconds: number; rebuildSeconds: number }> {
   const applied = await applyCatalog(setup, scaledCatalog(customers), { by: 'bench' });
   if (!applied.ok) throw new Error(`bench catalog refused: ${applied.problems[0]?.path} ${applied.problems[0]?.message}`);
-  const partition = (await setup.query<{ name: string }>("SELECT accrue_ensure_event_partition('2026-09-01T00:00:00Z') AS name")).rows[0]!
-    .name;
   await setup.query(
     "INSERT INTO ingest_batches (id, channel, received, accepted, duplicates, conflicts, rejected, quarantined) VALUES ('ub:bench-close', 'file', 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
   );
   log(
     `close: generating ${events} events for ${customers} customers inside Postgres, ${GENERATE_CHUNK_EVENTS} per statement (${loader} loader)…`,
   );
-  const times =
-    loader === 'plain' ? await loadPlain(setup, customers, events, log) : await loadFast(setup, partition, customers, events, log);
+  const times = loader === 'plain' ? await loadPlain(setup, customers, events, log) : await loadFast(setup, customers, events, log);
   log(`close: loaded in ${times.insertSeconds.toFixed(0)} s, rollups rebuilt in ${times.rebuildSeconds.toFixed(0)} s`);
   return times;
 }
 
 /**
- * What a load leaves, for comparing loaders: an md5 over the sorted rows of events (with the partition each is in),
- * event_keys, usage_rollups and usage_unique_keys, the sequence, and the schema lines of loadedSchema. received_at
+ * What a load leaves, for comparing loaders: an md5 over the sorted rows of events, usage_rollups and
+ * usage_unique_keys, the sequence, and the schema lines of loadedSchema. received_at
  * is left out of the events: it is now() of the inserting transaction, so no two loads agree on it (nor does
  * anything after the load read it: the close, the rollups and the keys do not).
  */
@@ -343,9 +297,8 @@ export async function loadedDigest(db: pg.Pool): Promise<Record<string, string>>
   const entries = [
     await digest(
       'events',
-      '(SELECT tableoid::regclass::text AS partition, seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late FROM events)',
+      '(SELECT seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late FROM events)',
     ),
-    await digest('event_keys', 'event_keys'),
     await digest('usage_rollups', 'usage_rollups'),
     await digest('usage_unique_keys', 'usage_unique_keys'),
   ];

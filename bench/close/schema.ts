@@ -4,10 +4,9 @@ import pg from 'pg';
 import { onClients, seconds } from './clients.js';
 
 // The relations a load writes, whose indexes, constraints and triggers must end as a migrated database has them.
-const LOADED_RELATIONS = `(SELECT relid FROM pg_partition_tree('events')
-  UNION ALL SELECT unnest(ARRAY['event_keys'::regclass, 'usage_rollups'::regclass, 'usage_unique_keys'::regclass]))`;
+const LOADED_RELATIONS = `(SELECT unnest(ARRAY['events'::regclass, 'usage_rollups'::regclass, 'usage_unique_keys'::regclass]))`;
 
-/** The indexes, constraints, triggers and storage options of events (every partition), event_keys and the rollups, one sorted line each. */
+/** The indexes, constraints, triggers and storage options of events and the rollups, one sorted line each. */
 export async function loadedSchema(db: pg.ClientBase | pg.Pool): Promise<string[]> {
   const { rows } = await db.query<{ line: string }>(`
     SELECT 'index on ' || i.indrelid::regclass || ': ' || pg_get_indexdef(i.indexrelid)
