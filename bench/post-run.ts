@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import pgCopy from 'pg-copy-streams';
 import type pg from 'pg';
 import { openStore, transaction } from '../src/store/store.js';
+import { copyLines } from '../src/store/copy-text.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../src/catalog/service.js';
 import { FINALIZE_BATCH } from '../src/close/close-period.js';
 import { journalsFor, outboxKey, recordJournals } from '../src/post/journals.js';
@@ -129,10 +130,6 @@ function benchInvoice(i: number, catalog: CatalogVersion): Invoice {
   };
 }
 
-const copyField = (v: string | null) =>
-  v === null ? '\\N' : v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-const copyRows = (rows: Array<Array<string | null>>) => rows.map((r) => r.map(copyField).join('\t')).join('\n') + '\n';
-
 /** The rows exactly as recordJournals writes them (no closed periods, so every journal posts as dated). */
 function ledgerCopyText(
   invoices: readonly Invoice[],
@@ -168,7 +165,7 @@ function ledgerCopyText(
         ]);
     }
   }
-  return { journals: copyRows(heads), lines: copyRows(lines), journalCount: heads.length, lineCount: lines.length };
+  return { journals: copyLines(heads), lines: copyLines(lines), journalCount: heads.length, lineCount: lines.length };
 }
 
 /** Both COPYs in one transaction, timed to the commit, where the deferred balance trigger runs for every line. */

@@ -24,6 +24,7 @@ import { progress } from '../src/cli/progress.js';
 import type pg from 'pg';
 import { printFigures, type Figure, pgSetting, truncateBehindTriggers, INGEST_TABLES } from './report.js';
 import { cpuNow, cpuSpent } from './cpu.js';
+import { copyLines } from '../src/store/copy-text.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight over keep-alive connections (node:http, leaner than fetch: the load generator shares the machine with what it
@@ -154,8 +155,7 @@ async function main(): Promise<void> {
         'f',
       ];
     });
-    const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-    const copyText = rows.map((r) => r.map(escape).join('\t')).join('\n') + '\n';
+    const copyText = copyLines(rows);
     const bodies: string[] = [];
     for (let i = 0; i < events.length; i += INGEST_LIMITS.batchEventsMax)
       bodies.push(JSON.stringify(events.slice(i, i + INGEST_LIMITS.batchEventsMax)));

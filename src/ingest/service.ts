@@ -6,6 +6,7 @@ import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, typ
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
+import { copyText } from '../store/copy-text.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -340,14 +341,6 @@ function copyRows(accepted: readonly Occurrence[], catalog: CatalogVersion, batc
       `${e.content_hash}\t${batch}\t${late}\n`;
   }
   return text;
-}
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-const COPY_SPECIAL_ALL = /[\\\t\n\r]/g;
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-function copyText(value: string): string {
-  return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value;
 }
 
 /**
