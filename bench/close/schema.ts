@@ -10,7 +10,6 @@ const LOADED_RELATIONS = `(SELECT unnest(ARRAY['events'::regclass, 'usage_rollup
 export async function loadedSchema(db: pg.ClientBase | pg.Pool): Promise<string[]> {
   const { rows } = await db.query<{ line: string }>(`
     SELECT 'index on ' || i.indrelid::regclass || ': ' || pg_get_indexdef(i.indexrelid)
-           || coalesce(' (partition of ' || (SELECT h.inhparent::regclass::text FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) || ')', '')
            || CASE WHEN i.indisvalid AND i.indisready AND i.indislive THEN '' ELSE ' (not valid)' END
            || CASE WHEN i.indisprimary THEN ' (primary)' ELSE '' END || CASE WHEN i.indimmediate THEN '' ELSE ' (deferred)' END
            || CASE WHEN i.indisclustered THEN ' (clustered)' ELSE '' END || CASE WHEN i.indisreplident THEN ' (replica identity)' ELSE '' END AS line
@@ -40,24 +39,22 @@ export interface DroppedIndex {
 }
 
 /**
- * Drops the indexes of `tables` (a partitioned table's with its partitions'), with the primary key and unique
- * constraints they back on tables that are not partitioned (those of a partitioned one stay), in one transaction;
- * returns them in the order they were made, for rebuildIndexes.
+ * Drops the indexes of `tables`, with the primary key and unique constraints they back (an index backing any other
+ * constraint stays), in one transaction; returns them in the order they were made, for rebuildIndexes.
  */
 export async function dropIndexes(client: pg.ClientBase, tables: readonly string[]): Promise<DroppedIndex[]> {
   const indexes = (
-    await client.query<DroppedIndex & { kind: string | null; partitioned: boolean }>(
+    await client.query<DroppedIndex & { kind: string | null }>(
       `SELECT i.indrelid::regclass::text AS table, c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, k.conname AS constraint,
               k.contype::text AS kind, coalesce(k.condeferrable, false) AS deferrable, coalesce(k.condeferred, false) AS deferred,
-              t.relkind = 'p' AS partitioned,
               CASE WHEN a.amname = 'brin' OR i.indpred IS NOT NULL THEN 0 ELSE i.indnkeyatts END::int AS "sortKeys"
-         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid JOIN pg_am a ON a.oid = c.relam
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
          LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
         WHERE i.indrelid = ANY($1::regclass[])
         ORDER BY i.indexrelid`,
       [tables],
     )
-  ).rows.filter((i) => i.constraint === null || (!i.partitioned && (i.kind === 'p' || i.kind === 'u')));
+  ).rows.filter((i) => i.constraint === null || i.kind === 'p' || i.kind === 'u');
   await client.query('BEGIN');
   for (const index of indexes) {
     await client.query(
@@ -80,9 +77,9 @@ export async function dropIndexes(client: pg.ClientBase, tables: readonly string
 }
 
 /**
- * Builds dropped indexes again from their definitions (on a partitioned table without its ONLY, which would make
- * the parent's alone) on the clients at once (one table's indexes may be built at once), the most key columns
- * first as a guess at the longest sort; then puts their constraints back over them, as they were.
+ * Builds dropped indexes again from their definitions on the clients at once (one table's indexes may be built at
+ * once), the most key columns first as a guess at the longest sort; then puts their constraints back over them, as
+ * they were.
  */
 export async function rebuildIndexes(
   clients: readonly pg.ClientBase[],
@@ -95,7 +92,7 @@ export async function rebuildIndexes(
       .sort((a, b) => b.sortKeys - a.sortKeys)
       .map((index) => async (client) => {
         const began = process.hrtime.bigint();
-        await client.query(index.def.replace(/ ON ONLY /, ' ON '));
+        await client.query(index.def);
         log(`close: ${index.name} built (${seconds(began).toFixed(0)} s)`);
       }),
   );
