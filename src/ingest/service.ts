@@ -277,8 +277,8 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   const accepted = inKeyOrder(hopeful.accepted);
   try {
     await transaction(pool, async (client) => {
-      const closed = await lockAndReadClosed(client, accepted, catalog, options.requireHead);
-      await pipeline(Readable.from([copyRows(accepted, catalog, batchId, closed)]), client.query(copyFrom(COPY_EVENTS)));
+      const isLate = await lockAndReadClosed(client, accepted, catalog, options.requireHead);
+      await pipeline(Readable.from([copyRows(accepted, batchId, isLate)]), client.query(copyFrom(COPY_EVENTS)));
       await client.query(INSERT_BATCH, batchRow(batch, counts));
     });
   } catch (error) {
@@ -302,21 +302,23 @@ function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
 /**
  * First in every transaction that writes events: takes events' ROW EXCLUSIVE lock (a close's watermark and its final
  * late-flagging wait for it, and it waits for them), checks that the catalog is still the head when asked, and returns
- * the billing periods the events fall in that are closed for their legal entity (as `entity\u0000YYYY-MM`): events
- * of those are stored late. Read under the lock, so no close can mark a period closed between this and the write.
+ * whether an event is late: its billing period is closed for its customer's legal entity. Read under the lock, so no
+ * close can mark a period closed between this and the write.
  */
 async function lockAndReadClosed(
   client: pg.PoolClient,
   accepted: readonly Occurrence[],
   catalog: CatalogVersion,
   requireHead: boolean | undefined,
-): Promise<ReadonlySet<string>> {
+): Promise<(event: NormalizedEvent) => boolean> {
   await client.query('LOCK TABLE events IN ROW EXCLUSIVE MODE');
   const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))];
   const state = (await client.query<{ head: number | null; closed: Array<[string, string]> }>(BATCH_STATE, [requireHead === true, periods]))
     .rows[0]!;
   if (requireHead && state.head !== catalog.version) throw new CatalogMovedError(catalog.version, state.head);
-  return new Set(state.closed.map(([entity, period]) => `${entity}\u0000${period}`));
+  if (state.closed.length === 0) return () => false;
+  const closed = new Set(state.closed.map(([entity, period]) => `${entity}\u0000${period}`));
+  return (event) => closed.has(`${catalog.index.customers.get(event.customer)?.legal_entity ?? ''}\u0000${billingPeriodOf(event.time)}`);
 }
 
 /** The billing period (UTC month, YYYY-MM) of a canonical event time (2026-11-03T10:00:00.000Z). */
@@ -328,13 +330,12 @@ function billingPeriodOf(time: string): string {
  * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
  * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
  */
-function copyRows(accepted: readonly Occurrence[], catalog: CatalogVersion, batchId: string, closed: ReadonlySet<string>): string {
+function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): string {
   const batch = copyText(batchId);
   let text = '';
   for (const { event } of accepted) {
     const e = event!;
-    const entity = catalog.index.customers.get(e.customer)?.legal_entity ?? '';
-    const late = closed.size > 0 && closed.has(`${entity}\u0000${billingPeriodOf(e.time)}`) ? 't' : 'f';
+    const late = isLate(e) ? 't' : 'f';
     text +=
       `${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
       `${copyText(JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
@@ -364,7 +365,7 @@ async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
 async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
   const { catalog, options, batchId, groups } = batch;
   const firsts = [...groups.values()].flatMap((group) => (group.first ? [group.first] : []));
-  const closed = await lockAndReadClosed(client, firsts, catalog, options.requireHead);
+  const isLate = await lockAndReadClosed(client, firsts, catalog, options.requireHead);
   const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
   const judged = judge(groups, stored, batch.rejected);
   const counts = countStatuses(judged.results);
@@ -373,7 +374,7 @@ async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<Ba
   if (judged.accepted.length === 0) {
     await client.query(INSERT_BATCH, batchRow(batch, counts));
   } else {
-    await client.query(INSERT_EVENTS, [eventRows(inKeyOrder(judged.accepted), catalog, closed), ...batchRow(batch, counts)]);
+    await client.query(INSERT_EVENTS, [eventRows(inKeyOrder(judged.accepted), isLate), ...batchRow(batch, counts)]);
   }
   return { batch_id: batchId, counts, results: judged.results };
 }
@@ -395,7 +396,7 @@ async function insertQuarantined(client: pg.PoolClient, quarantined: readonly Oc
 }
 
 /** The long way's events statement's input: one row per accepted event. */
-function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion, closed: ReadonlySet<string>): string {
+function eventRows(accepted: readonly Occurrence[], isLate: (event: NormalizedEvent) => boolean): string {
   return JSON.stringify(
     accepted.map(({ event }) => ({
       source: event!.source,
@@ -408,7 +409,7 @@ function eventRows(accepted: readonly Occurrence[], catalog: CatalogVersion, clo
       meter_values: event!.values,
       dimensions: event!.dimensions,
       content_hash: event!.content_hash,
-      late: closed.has(`${catalog.index.customers.get(event!.customer)?.legal_entity ?? ''}\u0000${billingPeriodOf(event!.time)}`),
+      late: isLate(event!),
     })),
   );
 }
