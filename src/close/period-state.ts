@@ -7,6 +7,7 @@ import { type Problem } from '../domain/result.js';
 import { type PeriodWindow } from '../meter/period.js';
 import { transaction } from '../store/store.js';
 import { appendAudit, type AppendAuditInput } from '../audit/log.js';
+import { eventTimeWindow } from '../store/event-window.js';
 
 /**
  * Periods are calendar months in UTC (src/meter/period.ts), for every legal entity alike: a period has ended once
@@ -120,12 +121,12 @@ export async function finishClose(
       ).rowCount ?? 0;
     if (closing > 0 && customers.length > 0) {
       const arrived = await client.query(
-        'SELECT 1 FROM events WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4) LIMIT 1',
+        `SELECT 1 FROM events WHERE NOT late AND seq > $1 AND ${eventTimeWindow('$2', '$3')} AND customer_id = ANY($4) LIMIT 1`,
         [watermark, window.from, window.to, customers],
       );
       if ((arrived.rowCount ?? 0) > 0) {
         await client.query(
-          'UPDATE events SET late = true WHERE NOT late AND seq > $1 AND time >= $2 AND time < $3 AND customer_id = ANY($4)',
+          `UPDATE events SET late = true WHERE NOT late AND seq > $1 AND ${eventTimeWindow('$2', '$3')} AND customer_id = ANY($4)`,
           [watermark, window.from, window.to, customers],
         );
       }

@@ -13,6 +13,7 @@ import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { compareText } from './aggregate.js';
 import { ensureRollupsReach } from './catch-up.js';
+import { eventTimeWindow } from '../store/event-window.js';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -410,10 +411,12 @@ async function recountRanges(db: Db, read: RollupRead, ranges: RecountRange[], m
 async function recountSome(db: Db, read: RollupRead, ranges: RecountRange[], merger: Merger, keysToo: boolean): Promise<void> {
   const { meter } = read;
   const shared = (sql: ReadSql) => {
-    // Each range as its own predicate, so the (customer_id, type, time) index applies to each.
+    // Each range as its own predicate, so the (customer_id, type, day) index applies to each.
     const arms = ranges.map((r) => {
       const customer = r.customer === undefined ? '' : ` AND e.customer_id = ${sql.param(r.customer)}::text`;
-      return `(e.time >= ${sql.param(new Date(r.from).toISOString())}::timestamptz AND e.time < ${sql.param(new Date(r.to).toISOString())}::timestamptz${customer})`;
+      const from = `${sql.param(new Date(r.from).toISOString())}::timestamptz`;
+      const to = `${sql.param(new Date(r.to).toISOString())}::timestamptz`;
+      return `(${eventTimeWindow(from, to, 'e.time')}${customer})`;
     });
     let where = `e.type = ${sql.param(meter.event_type)}::text AND (${arms.join(' OR ')})${sql.customers('e.customer_id')}${sql.late('e.late')}`;
     if (read.watermark !== undefined) where += ` AND e.seq <= ${sql.param(read.watermark)}::bigint`;

@@ -49,6 +49,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['031_tax_mismatch.sql', 'ba1cfc4569269abcbbb234c11a76d78144f8304b3ee74b5dc58d34c1a51ac9af'],
   ['032_rollups_from_watermark.sql', 'aa25a04c4ceb24033939d1e078948c36e6527edb90f719e774d0c70e65292315'],
   ['033_events_keyed.sql', '32d8b6511a36a43738f17b49c1d48e9452c0312c3033e256adfee3bec66a4cb3'],
+  ['034_events_customer_day.sql', '76439bb21e9c57fdcf410cfe907c70513f298908119c16617e75d41d69f6bc92'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

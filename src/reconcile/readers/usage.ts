@@ -8,6 +8,7 @@ import type { WindowUsage } from '../../meter/windows.js';
 import type { Catalogs } from '../catalogs.js';
 import type { ReconKey } from '../checkpoints.js';
 import { Sides, type Db, type DocumentRef } from '../sides.js';
+import { eventTimeWindow } from '../../store/event-window.js';
 
 export interface RunUsage {
   run: string;
@@ -112,7 +113,7 @@ async function recount(db: Db, runs: readonly RunUsage[], catalogs: Catalogs): P
     const rows = (
       await db.query<{ customer_id: string; quantity: string }>(
         `SELECT customer_id, coalesce(${aggregateSql(g.meter, '$6')}, 0)::text AS quantity FROM events
-          WHERE customer_id = ANY($1) AND type = $2 AND time >= $3 AND time < $4 AND seq <= $5${g.late ? '' : ' AND NOT late'}${params.length > 5 ? ' AND meter_values ? $6' : ''}
+          WHERE customer_id = ANY($1) AND type = $2 AND ${eventTimeWindow('$3', '$4')} AND seq <= $5${g.late ? '' : ' AND NOT late'}${params.length > 5 ? ' AND meter_values ? $6' : ''}
           GROUP BY customer_id`,
         params,
       )
