@@ -6,7 +6,7 @@ import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, typ
 import type { CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
-import { copyText } from '../store/copy-text.js';
+import { CopyLines, copyText } from '../store/copy-text.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -330,18 +330,19 @@ function billingPeriodOf(time: string): string {
  * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
  * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
  */
-function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): string {
+function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): Buffer {
   const batch = copyText(batchId);
-  let text = '';
+  const lines = new CopyLines(accepted.length * 512);
   for (const { event } of accepted) {
     const e = event!;
     const late = isLate(e) ? 't' : 'f';
-    text +=
+    lines.add(
       `${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
-      `${copyText(JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
-      `${e.content_hash}\t${batch}\t${late}\n`;
+        `${copyText(JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
+        `${e.content_hash}\t${batch}\t${late}\n`,
+    );
   }
-  return text;
+  return lines.bytes();
 }
 
 /**

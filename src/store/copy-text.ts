@@ -21,3 +21,33 @@ export function copyLines(rows: ReadonlyArray<ReadonlyArray<string | null>>): st
   for (const row of rows) text += `${row.map(copyField).join('\t')}\n`;
   return text;
 }
+
+/**
+ * COPY text encoded a line at a time into one growing buffer. Encoding each line as it is added costs a sixth of
+ * encoding the same text as one long string (V8 flattens a string built by concatenation before encoding it).
+ * Lines are text with no unpaired surrogate (what validation admits), so UTF-8 encoding replaces nothing.
+ */
+export class CopyLines {
+  #buffer: Buffer;
+  #length = 0;
+
+  constructor(bytesExpected = 64 * 1024) {
+    this.#buffer = Buffer.allocUnsafe(Math.max(bytesExpected, 1024));
+  }
+
+  /** Appends a line (its fields already written with copyText or copyField, ending in a newline). */
+  add(line: string): void {
+    const most = this.#length + line.length * 3; // a UTF-16 code unit is at most 3 bytes of UTF-8
+    if (most > this.#buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(most, this.#buffer.length * 2));
+      this.#buffer.copy(grown, 0, 0, this.#length);
+      this.#buffer = grown;
+    }
+    this.#length += this.#buffer.write(line, this.#length, 'utf8');
+  }
+
+  /** The lines added so far. */
+  bytes(): Buffer {
+    return this.#buffer.subarray(0, this.#length);
+  }
+}
