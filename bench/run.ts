@@ -61,7 +61,7 @@ function post(url, body) {
       const body = job.bodies[next++];
       const res = await post(url, body);
       if (res.status !== 200) throw new Error('HTTP ' + res.status + ': ' + res.text);
-      const counts = /"counts":(\{[^}]*\})/.exec(res.text.slice(0, 1000));
+      const counts = /"counts":([{][^}]*[}])/.exec(res.text.slice(0, 1000));
       if (!counts) throw new Error('no counts in the answer: ' + res.text.slice(0, 200));
       accepted += JSON.parse(counts[1]).accepted;
     }
