@@ -9,7 +9,7 @@
 // Every figure writes into freshly emptied tables with synchronous_commit on. Set ACCRUE_BENCH_SERVER_PROF=DIR to write
 // the servers' CPU profiles there.
 // Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 1; best of N),
-// --servers LIST (API processes per HTTP figure, default 1,2).
+// --servers LIST (API processes per HTTP figure, default 1,2), --answer minimal|full (the clients' Prefer, default minimal).
 // DATABASE_URL to use a server instead of the embedded one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, platform, release } from 'node:os';
@@ -29,9 +29,10 @@ import { copyLines } from '../src/store/copy-text.js';
 // The HTTP clients: a worker thread with its own event loop and heap, sending every body with `concurrency` requests in
 // flight over keep-alive connections and reporting the events accepted, read from each answer's counts, and the wall
 // time. The load generator shares the machine with what it measures, so it does no more than a load generator must:
-// node:http (leaner than fetch), bodies encoded once before the clock starts, and each answer's counts read without
-// parsing its per-event results (the bench counts what was stored in the table afterwards). Plain JavaScript,
-// evaluated by the worker as it is.
+// node:http (leaner than fetch), bodies encoded once before the clock starts, each batch sent with
+// `Prefer: return=minimal` as a high-volume client would (the answer lists only the events not accepted; `--answer
+// full` for every event listed), and each answer's counts read without parsing its results (the bench counts what was
+// stored in the table afterwards). Plain JavaScript, evaluated by the worker as it is.
 const CLIENT = `
 const { parentPort, workerData: job } = require('node:worker_threads');
 const http = require('node:http');
@@ -40,7 +41,10 @@ function post(url, body) {
   return new Promise((resolve, reject) => {
     const request = http.request(url + '/v1/events', {
       method: 'POST', agent,
-      headers: { authorization: 'Bearer ' + job.key, 'content-type': 'application/cloudevents-batch+json', 'content-length': body.length },
+      headers: {
+        authorization: 'Bearer ' + job.key, 'content-type': 'application/cloudevents-batch+json', 'content-length': body.length,
+        ...(job.minimal ? { prefer: 'return=minimal' } : {}),
+      },
     }, (res) => {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '4' },
       rounds: { type: 'string', default: '1' },
       servers: { type: 'string', default: '1,2' },
+      answer: { type: 'string', default: 'minimal' },
     },
   });
   const EVENTS = Number.parseInt(flags.events!, 10);
@@ -103,6 +108,8 @@ async function main(): Promise<void> {
   // How many API processes (`accrue serve --role api`, any number against one Postgres) the clients share, per figure.
   const SERVERS = flags.servers!.split(',').map((n) => Number.parseInt(n, 10));
   if (SERVERS.some((n) => !(n >= 1))) throw new Error(`--servers: a list of process counts, such as 1,2; got ${flags.servers}`);
+  if (flags.answer !== 'minimal' && flags.answer !== 'full') throw new Error(`--answer: minimal or full; got ${flags.answer}`);
+  const MINIMAL = flags.answer === 'minimal';
   // A month already past, so no event is refused as being in the future.
   const PERIOD = { from: '2026-10-01T00:00:00.000Z', to: '2026-11-01T00:00:00.000Z' };
 
@@ -130,7 +137,8 @@ async function main(): Promise<void> {
     ).rows.map((r) => r.indexname);
     console.log(`table: events (logged), indexes: ${indexes.join(', ')}`);
     console.log(
-      `events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax}, ${CONCURRENCY} concurrent clients in a worker thread, ` +
+      `events: ${EVENTS}, HTTP batches of ${INGEST_LIMITS.batchEventsMax} (${MINIMAL ? 'Prefer: return=minimal' : 'every event answered'}), ` +
+        `${CONCURRENCY} concurrent clients in a worker thread, ` +
         `${SERVERS.join(' then ')} API process(es) in child processes, best of ${ROUNDS} round(s)\n`,
     );
 
@@ -214,7 +222,10 @@ async function main(): Promise<void> {
           const urls = servers.slice(0, count).map((server) => server.address);
           before = cpuTimes();
           const { accepted, seconds } = await new Promise<{ accepted: number; seconds: number }>((resolve, reject) => {
-            const worker = new Worker(CLIENT, { eval: true, workerData: { urls, key, bodies, concurrency: CONCURRENCY } });
+            const worker = new Worker(CLIENT, {
+              eval: true,
+              workerData: { urls, key, bodies, concurrency: CONCURRENCY, minimal: MINIMAL },
+            });
             worker.once('message', resolve);
             worker.once('error', reject);
             worker.once('exit', (code) => code !== 0 && reject(new Error(`client worker exited with ${code}`)));

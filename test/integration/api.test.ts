@@ -174,6 +174,52 @@ describe('events over HTTP', () => {
     );
   });
 
+  it('answers a batch with its counts and only the events not accepted when asked Prefer: return=minimal', async () => {
+    // Globex's events, so the other tests' counts of acme's are unchanged.
+    const body = (tag: string) => {
+      const e = (n: number, overrides: Record<string, unknown> = {}) => event(`pm-${tag}-${n}`, { subject: 'globex', ...overrides });
+      return JSON.stringify([e(0), e(1), e(2, { time: 'yesterday' }), e(3), e(0)]);
+    };
+    const post = (tag: string, prefer?: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json', ...(prefer ? { prefer } : {}) },
+        payload: body(tag),
+      });
+    for (const [tag, prefer] of [
+      ['a', 'return=minimal'],
+      ['b', 'respond-async, RETURN="minimal"; ignored=1'],
+      ['c', 'wait=5,return=minimal'],
+    ] as const) {
+      const minimal = await post(tag, prefer);
+      assert.equal(minimal.statusCode, 200, minimal.body);
+      assert.equal(minimal.headers['preference-applied'], 'return=minimal');
+      assert.deepEqual(minimal.json().counts, { accepted: 3, duplicate: 1, conflict: 0, rejected: 1, quarantined: 0 });
+      assert.deepEqual(
+        minimal.json().results.map((r: { index: number; status: string }) => [r.index, r.status]),
+        [
+          [2, 'rejected'],
+          [4, 'duplicate'],
+        ],
+      );
+      assert.equal(minimal.json().results[0].problems[0].path, 'time');
+    }
+    // Without it, or with another preference, every event is listed.
+    for (const [tag, prefer] of [
+      ['d', undefined],
+      ['e', 'return=representation'],
+      ['f', 'minimal'],
+    ] as const) {
+      const full = await post(tag, prefer);
+      assert.equal(full.headers['preference-applied'], undefined);
+      assert.deepEqual(
+        full.json().results.map((r: { status: string }) => r.status),
+        ['accepted', 'accepted', 'rejected', 'accepted', 'duplicate'],
+      );
+    }
+  });
+
   it('answers a single conflicting or invalid event with problem details naming the field', async () => {
     const conflict = await app.inject({
       method: 'POST',

@@ -829,7 +829,10 @@ export interface operations {
     ingestEvents: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description return=minimal (RFC 7240): a batch or NDJSON body is answered with its counts and only the events not accepted (each with its index); the answer then carries Preference-Applied: return=minimal */
+                prefer?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -842,7 +845,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Every event answered */
+            /** @description Every event answered; with Prefer: return=minimal, every event not accepted (counts cover all) */
             200: {
                 headers: {
                     [name: string]: unknown;

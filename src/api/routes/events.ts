@@ -87,16 +87,27 @@ const EventBodies = Type.Unsafe<unknown>({
   },
 });
 
+/** The request headers documented (the handler reads them itself). */
+const EventHeaders = Type.Object({
+  prefer: Type.Optional(
+    Type.String({
+      description:
+        'return=minimal (RFC 7240): a batch or NDJSON body is answered with its counts and only the events not accepted (each with its index); the answer then carries Preference-Applied: return=minimal',
+    }),
+  ),
+});
+
 /** POST /v1/events as documented: every body kind and every answer. */
 const EventsSchema = {
   summary: 'Ingest usage events',
   description: `CloudEvents 1.0 over HTTP: one event as application/cloudevents+json, a batch (at most ${INGEST_LIMITS.batchEventsMax}) as application/cloudevents-batch+json, binary mode (ce-* headers with the data as the body), or NDJSON (application/x-ndjson, at most ${INGEST_LIMITS.ndjsonEventsMax} lines) for bulk. Each event is answered: accepted, duplicate, conflict, rejected (with the field) or quarantined. Bodies are read strictly: invalid UTF-8 is refused (400, naming the byte); a repeated key, a number a double cannot carry exactly, NUL or an unpaired surrogate, or nesting beyond 64 levels rejects the event naming the field and the byte.`,
   tags: ['ingest'],
+  headers: EventHeaders,
   body: EventBodies,
   response: {
     200: Type.Object(
       { batch_id: Type.Optional(Type.String()), counts: Type.Optional(Counts), results: Type.Optional(Type.Array(Outcome)) },
-      { description: 'Every event answered' },
+      { description: 'Every event answered; with Prefer: return=minimal, every event not accepted (counts cover all)' },
     ),
     202: Type.Object(
       { batch_id: Type.Optional(Type.String()), result: Type.Optional(Outcome) },
@@ -161,7 +172,13 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
       } else if (catalog === 'current')
         throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
       else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
-      if (!single) return reply.code(200).send(outcome);
+      if (!single) {
+        reply.header('vary', 'Prefer');
+        if (!prefersMinimal(request.headers.prefer)) return reply.code(200).send(outcome);
+        // The accepted are counted, not listed: a client sending thousands a second needs only the exceptions.
+        reply.header('preference-applied', 'return=minimal');
+        return reply.code(200).send({ ...outcome, results: outcome.results.filter((result) => result.status !== 'accepted') });
+      }
       const result = outcome.results[0]!;
       if (result.status === 'rejected')
         refuse(problemDetails(400, 'invalid_event', 'the event was rejected; nothing was stored', result.problems));
@@ -171,6 +188,20 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
     },
   );
 };
+
+/** Whether a Prefer header (RFC 7240: preferences separated by commas, each `token[=value]` and its parameters) asks for return=minimal. */
+export function prefersMinimal(prefer: string | string[] | undefined): boolean {
+  const values = Array.isArray(prefer) ? prefer : prefer === undefined ? [] : [prefer];
+  return values.some((header) =>
+    header.split(',').some((preference) => {
+      const [name, value] = preference
+        .split(';')[0]!
+        .split('=')
+        .map((part) => part.trim());
+      return name?.toLowerCase() === 'return' && value?.replace(/^"(.*)"$/, '$1').toLowerCase() === 'minimal';
+    }),
+  );
+}
 
 const NO_CATALOG = problemDetails(409, 'no_catalog', 'no catalog is in force; apply one with PUT /v1/catalog first');
 
