@@ -190,7 +190,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
 };
 
 /** Whether a Prefer header (RFC 7240: preferences separated by commas, each `token[=value]` and its parameters) asks for return=minimal. */
-export function prefersMinimal(prefer: string | string[] | undefined): boolean {
+function prefersMinimal(prefer: string | string[] | undefined): boolean {
   const values = Array.isArray(prefer) ? prefer : prefer === undefined ? [] : [prefer];
   return values.some((header) =>
     header.split(',').some((preference) => {
