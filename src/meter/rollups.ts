@@ -411,12 +411,13 @@ async function recountRanges(db: Db, read: RollupRead, ranges: RecountRange[], m
 async function recountSome(db: Db, read: RollupRead, ranges: RecountRange[], merger: Merger, keysToo: boolean): Promise<void> {
   const { meter } = read;
   const shared = (sql: ReadSql) => {
-    // Each range as its own predicate, so the (customer_id, type, day) index applies to each.
+    // Each range as its own predicate, so an index applies to each: a customer's range the (customer_id, type, day)
+    // index, every customer's the block ranges of time.
     const arms = ranges.map((r) => {
-      const customer = r.customer === undefined ? '' : ` AND e.customer_id = ${sql.param(r.customer)}::text`;
       const from = `${sql.param(new Date(r.from).toISOString())}::timestamptz`;
       const to = `${sql.param(new Date(r.to).toISOString())}::timestamptz`;
-      return `(${eventTimeWindow(from, to, 'e.time')}${customer})`;
+      if (r.customer === undefined) return `(e.time >= ${from} AND e.time < ${to})`;
+      return `(${eventTimeWindow(from, to, 'e.time')} AND e.customer_id = ${sql.param(r.customer)}::text)`;
     });
     let where = `e.type = ${sql.param(meter.event_type)}::text AND (${arms.join(' OR ')})${sql.customers('e.customer_id')}${sql.late('e.late')}`;
     if (read.watermark !== undefined) where += ` AND e.seq <= ${sql.param(read.watermark)}::bigint`;
