@@ -134,7 +134,7 @@ function benchInvoice(i: number, catalog: CatalogVersion): Invoice {
 function ledgerCopyText(
   invoices: readonly Invoice[],
   catalog: CatalogVersion,
-): { journals: string; lines: string; journalCount: number; lineCount: number } {
+): { journals: Buffer; lines: Buffer; journalCount: number; lineCount: number } {
   const heads: Array<Array<string | null>> = [];
   const lines: Array<Array<string | null>> = [];
   for (const invoice of invoices) {
@@ -169,7 +169,7 @@ function ledgerCopyText(
 }
 
 /** Both COPYs in one transaction, timed to the commit, where the deferred balance trigger runs for every line. */
-async function timeLedgerCopy(pool: pg.Pool, text: { journals: string; lines: string }): Promise<number> {
+async function timeLedgerCopy(pool: pg.Pool, text: { journals: Buffer; lines: Buffer }): Promise<number> {
   const db = await pool.connect();
   try {
     const start = process.hrtime.bigint();

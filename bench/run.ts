@@ -320,7 +320,7 @@ async function startServer(databaseUrl: string, poolSize: number): Promise<{ add
 }
 
 /** One COPY of the prepared rows in one transaction (COPY commits like any statement), timed to the commit. */
-async function timeCopy(pool: pg.Pool, copyText: string, table = 'events'): Promise<number> {
+async function timeCopy(pool: pg.Pool, copyText: Buffer, table = 'events'): Promise<number> {
   const db = await pool.connect();
   try {
     const start = process.hrtime.bigint();

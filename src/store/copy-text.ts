@@ -15,16 +15,9 @@ export function copyField(value: string | null): string {
   return value === null ? '\\N' : copyText(value);
 }
 
-/** Rows as COPY's text format, a line each. */
-export function copyLines(rows: ReadonlyArray<ReadonlyArray<string | null>>): string {
-  let text = '';
-  for (const row of rows) text += `${row.map(copyField).join('\t')}\n`;
-  return text;
-}
-
 /**
- * COPY text encoded a line at a time into one growing buffer. Encoding each line as it is added costs a sixth of
- * encoding the same text as one long string (V8 flattens a string built by concatenation before encoding it).
+ * COPY text encoded a line at a time into one growing buffer. In the API server's profile this cost about half of
+ * encoding the same text built as one long string (V8 flattens a string built by concatenation before encoding it).
  * Lines are text with no unpaired surrogate (what validation admits), so UTF-8 encoding replaces nothing.
  */
 export class CopyLines {
@@ -50,4 +43,11 @@ export class CopyLines {
   bytes(): Buffer {
     return this.#buffer.subarray(0, this.#length);
   }
+}
+
+/** Rows as COPY's text format, a line each, encoded. */
+export function copyLines(rows: ReadonlyArray<ReadonlyArray<string | null>>): Buffer {
+  const lines = new CopyLines();
+  for (const row of rows) lines.add(`${row.map(copyField).join('\t')}\n`);
+  return lines.bytes();
 }
