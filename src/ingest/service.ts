@@ -2,8 +2,9 @@
 // One transaction per batch: events, conflicts, quarantine and the batch record commit together or not at all.
 import { usageBatchId } from '../domain/keys.js';
 import type pg from 'pg';
+import { escapeLiteral } from 'pg';
 import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, type NormalizedEvent } from './cloudevent.js';
-import type { CatalogVersion } from '../catalog/service.js';
+import { currentCatalog, type CatalogVersion } from '../catalog/service.js';
 import type { Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
 import { CopyLines, copyText } from '../store/copy-text.js';
@@ -52,6 +53,37 @@ export class CatalogMovedError extends Error {
   ) {
     super(`catalog version ${given} is no longer the latest (version ${head} is): nothing was written`);
     this.name = 'CatalogMovedError';
+  }
+}
+
+/**
+ * The catalog head as last read, for a writer that ingests with the catalog in force: each write asks for it to be
+ * still the head (requireHead, checked by the write under events' lock), and a write refused because a newer version
+ * was applied reads the head again and is validated against that. Reading the head costs a round trip only after a
+ * version is applied, not on every batch.
+ */
+export class CatalogHead {
+  private head: CatalogVersion | undefined;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** The head as last read; read now when never read or when no catalog was in force then. */
+  async get(): Promise<CatalogVersion | undefined> {
+    return (this.head ??= await currentCatalog(this.pool));
+  }
+
+  /** ingestBatch against the head; undefined when no catalog is in force. */
+  async ingest(rawEvents: readonly unknown[], options: IngestOptions): Promise<BatchOutcome | undefined> {
+    for (let attempt = 0; ; attempt += 1) {
+      const catalog = await this.get();
+      if (!catalog) return undefined;
+      try {
+        return await ingestBatch(this.pool, catalog, rawEvents, { ...options, requireHead: true });
+      } catch (error) {
+        if (!(error instanceof CatalogMovedError) || attempt >= 3) throw error;
+        this.head = undefined;
+      }
+    }
   }
 }
 
@@ -248,7 +280,20 @@ interface BatchWrite {
   rejected: readonly EventOutcome[];
 }
 
-/** The batch record's parameters ($2.. of INSERT_EVENTS, $1.. of INSERT_BATCH). */
+/**
+ * The batch record's values as SQL literals (insertBatch's, sent in one simple query with COMMIT): text quoted by pg's
+ * escapeLiteral, counts as integers, no key as NULL.
+ */
+function batchLiterals(batch: BatchWrite, counts: Record<EventStatus, number>): string[] {
+  return batchRow(batch, counts).map((value) => {
+    if (value === null) return 'NULL';
+    if (typeof value === 'string') return escapeLiteral(value);
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+    throw new TypeError(`a batch record value must be text, a whole number or null, got ${String(value)}`);
+  });
+}
+
+/** The batch record's parameters ($2.. of INSERT_EVENTS, $1.. of insertBatch). */
 function batchRow(batch: BatchWrite, counts: Record<EventStatus, number>): unknown[] {
   return [
     batch.batchId,
@@ -268,6 +313,8 @@ function batchRow(batch: BatchWrite, counts: Record<EventStatus, number>): unkno
  * none of its keys were stored and written with COPY in one transaction, with its batch record. A key stored already
  * fails the COPY on the events' primary key: nothing is written and the batch takes the long way (undefined here),
  * which judges every key against its stored copy. So does a batch that accepts nothing, or quarantines or conflicts.
+ * Three round trips in all: BEGIN with the lock and the batch state (one simple query), the COPY, and the batch record
+ * with COMMIT (one simple query); each round trip costs the API server and PostgreSQL a wake-up and a read.
  */
 async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefined> {
   const { pool, catalog, options, batchId } = batch;
@@ -275,16 +322,19 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   if (hopeful.accepted.length === 0 || hopeful.conflicts.length > 0 || hopeful.quarantined.length > 0) return undefined;
   const counts = countStatuses(hopeful.results);
   const accepted = inKeyOrder(hopeful.accepted);
+  const client = await pool.connect();
   try {
-    await transaction(pool, async (client) => {
-      const isLate = await lockAndReadClosed(client, accepted, catalog, options.requireHead);
-      await pipeline(Readable.from([copyRows(accepted, batchId, isLate)]), client.query(copyFrom(COPY_EVENTS)));
-      await client.query(INSERT_BATCH, batchRow(batch, counts));
-    });
+    const opened = (await client.query(`BEGIN; ${lockAndStateStatements(accepted, options.requireHead)}`)) as unknown as pg.QueryResult[];
+    const isLate = lateTest(opened[opened.length - 1]!.rows[0] as BatchState, catalog, options.requireHead);
+    await pipeline(Readable.from([copyRows(accepted, batchId, isLate)]), client.query(copyFrom(COPY_EVENTS)));
+    await client.query(`${insertBatch(batchLiterals(batch, counts))}; COMMIT`);
   } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
     const { code, constraint } = error as { code?: string; constraint?: string };
     if (code === UNIQUE_VIOLATION && constraint === 'events_pkey') return undefined;
     throw error;
+  } finally {
+    client.release();
   }
   return { batch_id: batchId, counts, results: hopeful.results };
 }
@@ -301,20 +351,30 @@ function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
 
 /**
  * First in every transaction that writes events: takes events' ROW EXCLUSIVE lock (a close's watermark and its final
- * late-flagging wait for it, and it waits for them), checks that the catalog is still the head when asked, and returns
- * whether an event is late: its billing period is closed for its customer's legal entity. Read under the lock, so no
- * close can mark a period closed between this and the write.
+ * late-flagging wait for it, and it waits for them) and reads the batch's state: the catalog head when asked, and which
+ * of the billing periods of the events to write are closed, per legal entity. Read under the lock, so no close can mark
+ * a period closed between this and the write. Two statements sent as one simple query (one round trip), so their
+ * values are literals: `true`/`false` and billing periods (YYYY-MM, from canonical times), quoted by pg's escapeLiteral.
  */
-async function lockAndReadClosed(
-  client: pg.PoolClient,
-  accepted: readonly Occurrence[],
-  catalog: CatalogVersion,
-  requireHead: boolean | undefined,
-): Promise<(event: NormalizedEvent) => boolean> {
-  await client.query('LOCK TABLE events IN ROW EXCLUSIVE MODE');
-  const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))];
-  const state = (await client.query<{ head: number | null; closed: Array<[string, string]> }>(BATCH_STATE, [requireHead === true, periods]))
-    .rows[0]!;
+function lockAndStateStatements(accepted: readonly Occurrence[], requireHead: boolean | undefined): string {
+  const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))].map((period) => escapeLiteral(period));
+  return (
+    'LOCK TABLE events IN ROW EXCLUSIVE MODE; ' +
+    batchState(requireHead === true ? 'true' : 'false', periods.length === 0 ? "'{}'::text[]" : `ARRAY[${periods.join(', ')}]::text[]`)
+  );
+}
+
+/** The batch state's row: the catalog head (when asked) and each closed period of the batch as [entity, period]. */
+interface BatchState {
+  head: number | null;
+  closed: Array<[string, string]>;
+}
+
+/**
+ * Whether an event is late (its billing period is closed for its customer's legal entity), from the batch state read
+ * under the lock; throws CatalogMovedError when the head was asked for and the catalog is no longer it.
+ */
+function lateTest(state: BatchState, catalog: CatalogVersion, requireHead: boolean | undefined): (event: NormalizedEvent) => boolean {
   if (requireHead && state.head !== catalog.version) throw new CatalogMovedError(catalog.version, state.head);
   if (state.closed.length === 0) return () => false;
   const closed = new Set(state.closed.map(([entity, period]) => `${entity}\u0000${period}`));
@@ -366,14 +426,15 @@ async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
 async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
   const { catalog, options, batchId, groups } = batch;
   const firsts = [...groups.values()].flatMap((group) => (group.first ? [group.first] : []));
-  const isLate = await lockAndReadClosed(client, firsts, catalog, options.requireHead);
+  const state = (await client.query(lockAndStateStatements(firsts, options.requireHead))) as unknown as pg.QueryResult[];
+  const isLate = lateTest(state[state.length - 1]!.rows[0] as BatchState, catalog, options.requireHead);
   const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
   const judged = judge(groups, stored, batch.rejected);
   const counts = countStatuses(judged.results);
   if (judged.quarantined.length > 0) await insertQuarantined(client, judged.quarantined, batchId);
   if (judged.conflicts.length > 0) await insertConflicts(client, judged.conflicts, batchId);
   if (judged.accepted.length === 0) {
-    await client.query(INSERT_BATCH, batchRow(batch, counts));
+    await client.query(insertBatch(BATCH_PARAMETERS), batchRow(batch, counts));
   } else {
     await client.query(INSERT_EVENTS, [eventRows(inKeyOrder(judged.accepted), isLate), ...batchRow(batch, counts)]);
   }
@@ -460,12 +521,12 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
 const COPY_EVENTS =
   'COPY events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN';
 
-// $1: whether the catalog head is asked for; $2: the billing periods (YYYY-MM) of the events to write. The head, and
-// each of those periods closed for a legal entity, as [entity, period].
-const BATCH_STATE = `
-SELECT (SELECT max(version) FROM catalog_versions WHERE $1) AS head,
+// The head when `asked` (true or false), and each of the `periods` (a text[] of YYYY-MM) closed for a legal entity, as
+// [entity, period]: the batch state, read under events' lock.
+const batchState = (asked: string, periods: string) => `
+SELECT (SELECT max(version) FROM catalog_versions WHERE ${asked}) AS head,
        coalesce((SELECT jsonb_agg(jsonb_build_array(legal_entity, period) ORDER BY legal_entity, period)
-                   FROM billing_periods WHERE status = 'closed' AND period = ANY($2::text[])), '[]'::jsonb) AS closed`;
+                   FROM billing_periods WHERE status = 'closed' AND period = ANY(${periods})), '[]'::jsonb) AS closed`;
 
 // The long way's events, the accepted ones only, with the batch record ($2..$10: id, channel, key, received, accepted,
 // duplicates, conflicts, rejected, quarantined), inserted in the order given (inKeyOrder, as the hopeful path's COPY).
@@ -497,16 +558,21 @@ WITH input AS MATERIALIZED (
 )
 SELECT 1 FROM batch`;
 
-// The batch record of a batch that accepts no event ($1..$9 as INSERT_EVENTS' $2..$10), or of its repeat.
-const INSERT_BATCH = `
+// The batch record of a batch that accepts no event, or of the hopeful path's, or of its repeat, from its nine values
+// (id, channel, key, received, accepted, duplicates, conflicts, rejected, quarantined): parameters ($1..$9) or literals.
+const insertBatch = ([id, channel, key, received, accepted, duplicates, conflicts, rejected, quarantined]: readonly string[]) => `
 WITH batch AS (
   INSERT INTO ingest_batches (id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
-  VALUES ($1::text, $2::text, $3::text, $4::integer, $5::integer, $6::integer, $7::integer, $8::integer, $9::integer)
+  VALUES (${id}::text, ${channel}::text, ${key}::text, ${received}::integer, ${accepted}::integer, ${duplicates}::integer,
+          ${conflicts}::integer, ${rejected}::integer, ${quarantined}::integer)
   ON CONFLICT (id) DO UPDATE SET repeats = ingest_batches.repeats + 1
   RETURNING xmax = 0 AS fresh
 )
 INSERT INTO ingest_repeats (batch_id, channel, api_key_id, received, accepted, duplicates, conflicts, rejected, quarantined)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM batch WHERE NOT batch.fresh`;
+SELECT ${id}::text, ${channel}::text, ${key}::text, ${received}::integer, ${accepted}::integer, ${duplicates}::integer,
+       ${conflicts}::integer, ${rejected}::integer, ${quarantined}::integer FROM batch WHERE NOT batch.fresh`;
+
+const BATCH_PARAMETERS = ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', '$9'];
 
 const SELECT_EXISTING = `
 SELECT e.source, e.id, e.content_hash

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { spawnSync } from 'node:child_process';
 import { testStore } from '../support/db.js';
 import type { Store } from '../../src/store/store.js';
+import { applyCatalog } from '../../src/catalog/service.js';
 import { buildServer } from '../../src/api/server.js';
 import { findKey, KEY_CACHE_TTL_MS, revokeKey } from '../../src/controls/keys.js';
 import { testKey, OPERATOR_AUDITOR, TEST_ADMIN } from '../support/keys.js';
@@ -218,6 +219,43 @@ describe('events over HTTP', () => {
         ['accepted', 'accepted', 'rejected', 'accepted', 'duplicate'],
       );
     }
+  });
+
+  it('validates a batch against the catalog applied since the last one, in this process and from another', async () => {
+    // Tenant globex is moved to customer umbrella by one version and back by the next: the customer each event is
+    // stored under names the version it was validated against (globex's and umbrella's counts are no other test's).
+    const status = async (id: string) => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { ...auth(ingestKey), 'content-type': 'application/cloudevents-batch+json' },
+        payload: JSON.stringify([event(id, { subject: 'globex' })]),
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json().results[0].status as string;
+    };
+    const moved = NORTHWIND.replace('tenants: [globex]', 'tenants: [globex-eu]').replace('tenants: [umbrella]', 'tenants: [umbrella, globex]');
+    assert.equal(moved.includes('tenants: [umbrella, globex]') && moved.includes('tenants: [globex-eu]'), true);
+    // The route has read the head by now.
+    assert.equal(await status('ch-1'), 'accepted');
+    // A version applied over HTTP, then one applied by another process (straight into the database): each batch after
+    // it is validated against it, not against the head the route read before.
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/v1/catalog',
+      headers: { ...auth(admin), 'content-type': 'application/yaml' },
+      payload: moved,
+    });
+    assert.equal(put.statusCode, 200, put.body);
+    assert.equal(await status('ch-2'), 'accepted');
+    assert.ok((await applyCatalog(store.pool, NORTHWIND, { by: 'another process' })).ok);
+    assert.equal(await status('ch-3'), 'accepted');
+    const stored = await store.pool.query("SELECT id, customer_id FROM events WHERE id LIKE 'ch-%' ORDER BY id");
+    assert.deepEqual(stored.rows, [
+      { id: 'ch-1', customer_id: 'globex' },
+      { id: 'ch-2', customer_id: 'umbrella' },
+      { id: 'ch-3', customer_id: 'globex' },
+    ]);
   });
 
   it('answers a single conflicting or invalid event with problem details naming the field', async () => {

@@ -1,16 +1,15 @@
 // POST /v1/events: CloudEvents over HTTP (structured single, batch, binary mode) and NDJSON for bulk.
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { currentCatalog } from '../../catalog/service.js';
 import { INGEST_LIMITS, parseNdjsonLine } from '../../ingest/cloudevent.js';
-import { countStatuses, ingestBatch, rawKey, type BatchOutcome, type EventOutcome } from '../../ingest/service.js';
+import { CatalogHead, countStatuses, rawKey, type BatchOutcome, type EventOutcome, type IngestOptions } from '../../ingest/service.js';
 import { GroupCommitter, type GroupCommitOptions } from '../../ingest/group-commit.js';
 import { problemDetails, problemRef, refuse } from '../problem.js';
 import { refusedBodyProblem } from '../json-body.js';
 import { stringEnum } from '../params.js';
 import { decodeUtf8, parseStrictJsonBytes } from '../../domain/strict-json.js';
 import type { Problem } from '../../domain/result.js';
-import type { RouteDeps, RoutePlugin } from '../route-support.js';
+import type { RoutePlugin } from '../route-support.js';
 
 /** What POST /v1/events takes beyond the pool: the future skew allowed, and group commit for single events (false: each alone). */
 export interface EventRouteOptions {
@@ -131,6 +130,8 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
   // Single events share commits with their neighbours; the queue's bound turns requests away with 429 (docs/scaling.md).
   const committer = options.groupCommit === false ? undefined : new GroupCommitter(options.pool, options.groupCommit);
   if (committer) app.addHook('onClose', () => committer.drain());
+  // Batches are validated against the head as last read; each write checks it is still the head (CatalogHead).
+  const head = new CatalogHead(options.pool);
 
   app.post(
     '/v1/events',
@@ -145,7 +146,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
       // A grouped single event is validated against the catalog in force when its group is written (the committer keeps
       // the head and the write checks it is still the head); everything else reads it here.
       const grouped = committer !== undefined && isSingleEvent(request);
-      const catalog = grouped ? 'current' : await currentCatalog(options.pool);
+      const catalog = grouped ? 'current' : await head.get();
       if (!catalog) refuse(NO_CATALOG);
       const parsed = readEvents(request);
       if ('problem' in parsed) refuse(parsed.problem);
@@ -171,7 +172,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
         outcome = submitted(await committer.submit(catalog, events[0], ingestOptions, size));
       } else if (catalog === 'current')
         throw new Error('a grouped request must be a single event'); // isSingleEvent and readEvents disagree
-      else outcome = await ingestInChunks(options, catalog, events, preRejected, ingestOptions);
+      else outcome = await ingestInChunks(head, events, preRejected, ingestOptions);
       if (!single) {
         reply.header('vary', 'Prefer');
         if (!prefersMinimal(request.headers.prefer)) return reply.code(200).send(outcome);
@@ -360,11 +361,10 @@ function percentDecode(value: string): string | undefined {
 }
 
 async function ingestInChunks(
-  options: RouteDeps,
-  catalog: NonNullable<Awaited<ReturnType<typeof currentCatalog>>>,
+  head: CatalogHead,
   events: unknown[],
   preRejected: Map<number, EventOutcome>,
-  ingestOptions: Parameters<typeof ingestBatch>[3],
+  ingestOptions: IngestOptions,
 ): Promise<BatchOutcome> {
   const results: EventOutcome[] = [];
   const batchIds: string[] = [];
@@ -375,9 +375,12 @@ async function ingestInChunks(
       .slice(start, start + INGEST_LIMITS.batchEventsMax)
       .map((event, offset) => (preRejected.has(start + offset) ? undefined : event));
     if (chunk.length > 0) {
-      const outcome = await ingestBatch(options.pool, catalog, chunk, ingestOptions);
+      const outcome = await head.ingest(chunk, ingestOptions);
+      if (!outcome) refuse(NO_CATALOG); // a catalog in force was read before; versions are never removed
       batchIds.push(outcome.batch_id);
-      outcome.results.forEach((result, i) => (results[start + i] = preRejected.get(start + i) ?? { ...result, index: start + i }));
+      outcome.results.forEach(
+        (result, i) => (results[start + i] = preRejected.get(start + i) ?? (start === 0 ? result : { ...result, index: start + i })),
+      );
     }
     if (events.length === 0) break;
   }
