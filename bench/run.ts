@@ -289,8 +289,9 @@ async function startServer(databaseUrl: string, poolSize: number): Promise<{ add
     process.execPath,
     [
       ...(process.env.ACCRUE_BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.ACCRUE_BENCH_SERVER_PROF}`] : []),
-      // As bin/accrue.js starts `accrue serve`: the young generation an API server runs with.
+      // As bin/accrue.js starts `accrue serve`: the heap an API server runs with (docs/scaling.md).
       '--max-semi-space-size=64',
+      '--initial-old-space-size=256',
       '--import',
       'tsx',
       'bench/ingest-server.ts',
