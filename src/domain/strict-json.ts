@@ -138,6 +138,49 @@ export function parseStrictJsonByReader(text: string, options: StrictJsonOptions
  */
 function readProvenPlain(text: string, options: StrictJsonOptions): { value: unknown } | undefined {
   if (options.refuseProtoKeys && (text.includes('__proto__') || text.includes('prototype'))) return undefined;
+  const members = text.indexOf('\\') === -1 && !SURROGATE.test(text) ? plainMembers(text) : escapedMembers(text);
+  if (members < 0) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (options.elementsMax !== undefined && Array.isArray(value) && value.length > options.elementsMax) return undefined;
+  return membersOf(value, options.depthMax ?? JSON_DEPTH_MAX, 0) === members ? { value } : undefined;
+}
+
+/**
+ * The members written in a text with no backslash and no surrogate (the common case): every `"` then opens or closes
+ * a string, so strings are skipped by the engine's indexOf and only what lies between them is looked at, a character
+ * at a time: a colon there is a member, a number literal must be exact. -1 when a number is not (or a string is not
+ * closed, which JSON.parse refuses anyway).
+ */
+function plainMembers(text: string): number {
+  const n = text.length;
+  let members = 0;
+  for (let i = 0; i < n; ) {
+    const open = text.indexOf('"', i);
+    const end = open === -1 ? n : open;
+    for (let j = i; j < end; j += 1) {
+      const c = text.charCodeAt(j);
+      if (c === 0x3a) members += 1;
+      else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+        const after = numberEnd(text, j, end);
+        if (!exactNumberLiteral(text.slice(j, after))) return -1;
+        j = after - 1;
+      }
+    }
+    if (open === -1) break;
+    const close = text.indexOf('"', open + 1);
+    if (close === -1) return -1;
+    i = close + 1;
+  }
+  return members;
+}
+
+/** The same count for any text, a character at a time inside strings too; -1 at a \u escape or a surrogate (the reader judges them). */
+function escapedMembers(text: string): number {
   const n = text.length;
   let members = 0;
   for (let i = 0; i < n; i += 1) {
@@ -147,29 +190,28 @@ function readProvenPlain(text: string, options: StrictJsonOptions): { value: unk
         const d = text.charCodeAt(i);
         if (d === 0x22) break;
         if (d === 0x5c) {
-          if (text.charCodeAt(i + 1) === 0x75) return undefined;
+          if (text.charCodeAt(i + 1) === 0x75) return -1;
           i += 1;
-        } else if (d >= 0xd800 && d <= 0xdfff) return undefined;
+        } else if (d >= 0xd800 && d <= 0xdfff) return -1;
       }
     } else if (c === 0x3a) members += 1;
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      let end = i + 1;
-      for (; end < n; end += 1) {
-        const d = text.charCodeAt(end);
-        if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
-      }
-      if (!exactNumberLiteral(text.slice(i, end))) return undefined;
+      const end = numberEnd(text, i, n);
+      if (!exactNumberLiteral(text.slice(i, end))) return -1;
       i = end - 1;
     }
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
+  return members;
+}
+
+/** Where the number literal starting at `start` ends (its characters: digits, `.`, `e`, `E`, `+`, `-`), at most `limit`. */
+function numberEnd(text: string, start: number, limit: number): number {
+  let end = start + 1;
+  for (; end < limit; end += 1) {
+    const d = text.charCodeAt(end);
+    if (!((d >= 0x30 && d <= 0x39) || d === 0x2e || d === 0x65 || d === 0x45 || d === 0x2b || d === 0x2d)) break;
   }
-  if (options.elementsMax !== undefined && Array.isArray(value) && value.length > options.elementsMax) return undefined;
-  return membersOf(value, options.depthMax ?? JSON_DEPTH_MAX, 0) === members ? { value } : undefined;
+  return end;
 }
 
 /** How many members the objects in a parsed value hold, or -1 when it nests deeper than `depthMax`. */
@@ -206,6 +248,7 @@ class Stop extends Error {}
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SUSPECT_TEXT = /[\u0000\uD800-\uDFFF]/;
+const SURROGATE = /[\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 // A number with no exponent and at most 15 significant digits is always carried exactly by a double (DBL_DIG).

@@ -131,6 +131,9 @@ const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const TIME_MIN_MS = 0; // 1970-01-01T00:00:00Z: earlier is a zero value or a bug, never usage
 const TIME_MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+// Years before 1969 are out of range whatever the offset. Checked before Date.UTC, which reads years 0 to 99 as 1900
+// to 1999: 0075-06-01 would otherwise pass as 1975 (and, written canonically, be stored as the year 75).
+const YEAR_MIN_LOCAL = 1969;
 
 /**
  * An RFC 3339 timestamp WITH an offset (`Z` or `±hh:mm`) to canonical ISO UTC with milliseconds.
@@ -139,6 +142,7 @@ const TIME_MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: string; ms: number }> {
   if (typeof value !== 'string')
     return fail(problem(path, 'invalid_time', `must be an RFC 3339 timestamp such as "2026-11-03T10:00:00Z", got ${describe(value)}`));
+  if (value.length === 24 && CANONICAL_UTC.test(value)) return canonicalEventTime(value, path);
   const m = RFC3339.exec(value);
   if (!m) {
     if (NO_OFFSET.test(value)) return fail(problem(path, 'missing_offset', `must carry an offset (Z or +hh:mm), got ${describe(value)}`));
@@ -151,6 +155,7 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
   const minute = Number(m[5]);
   const second = Number(m[6]);
   const fraction = m[7] ?? '';
+  if (year < YEAR_MIN_LOCAL) return outOfRange(path, value);
   if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
   const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
   if (day < 1 || day > daysInMonth) return invalidTime(path, value, 'has no such day');
@@ -165,9 +170,40 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
     offsetMinutes = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, '0'))) - offsetMinutes * 60_000;
-  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS)
-    return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
+  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return outOfRange(path, value);
   return ok({ iso: CANONICAL_UTC.test(value) ? value : new Date(ms).toISOString(), ms });
+}
+
+/**
+ * parseEventTime of a time already in canonical form (2026-11-03T10:00:00.000Z, the form most senders write): its
+ * fields read from their digits rather than through the general expression's captures, the same checks on them.
+ */
+function canonicalEventTime(value: string, path: string): Result<{ iso: string; ms: number }> {
+  const digits = (from: number, to: number) => {
+    let n = 0;
+    for (let i = from; i < to; i += 1) n = n * 10 + value.charCodeAt(i) - 0x30;
+    return n;
+  };
+  const year = digits(0, 4);
+  const month = digits(5, 7);
+  const day = digits(8, 10);
+  const hour = digits(11, 13);
+  const minute = digits(14, 16);
+  const second = digits(17, 19);
+  if (year < YEAR_MIN_LOCAL) return outOfRange(path, value);
+  if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
+  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
+  if (day < 1 || day > daysInMonth) return invalidTime(path, value, 'has no such day');
+  if (hour > 23 || minute > 59) return invalidTime(path, value, 'has no such time of day');
+  if (second === 60) return invalidTime(path, value, 'is a leap second, which Accrue does not accept');
+  if (second > 59) return invalidTime(path, value, 'has no such second');
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, digits(20, 23));
+  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return outOfRange(path, value);
+  return ok({ iso: value, ms });
+}
+
+function outOfRange(path: string, value: string): Result<{ iso: string; ms: number }> {
+  return fail(problem(path, 'out_of_range', `must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, got ${describe(value)}`));
 }
 
 function invalidTime(path: string, value: string, why: string): Result<{ iso: string; ms: number }> {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { parse } from 'yaml';
 import type { Meter } from '../../src/domain/model.js';
 import {
@@ -120,6 +121,10 @@ describe('validateEvent: bad input, each rule by path and code', () => {
     ['time offset +25:00', event({ time: '2026-11-03T10:00:00+25:00' }), 'time', 'invalid_time'],
     ['time offset without colon', event({ time: '2026-11-03T10:00:00+0200' }), 'time', 'invalid_time'],
     ['time the Go zero value', event({ time: '0001-01-01T00:00:00Z' }), 'time', 'out_of_range'],
+    // Date.UTC reads the years 0 to 99 as 1900 to 1999: these were taken for 1975 and 1999 once.
+    ['time in the year 75', event({ time: '0075-06-01T00:00:00Z' }), 'time', 'out_of_range'],
+    ['time in the year 75, canonical', event({ time: '0075-06-01T00:00:00.000Z' }), 'time', 'out_of_range'],
+    ['time in the year 99, with an offset', event({ time: '0099-12-31T23:59:59+01:00' }), 'time', 'out_of_range'],
     ['time beyond the skew', event({ time: '2026-12-01T00:10:00.001Z' }), 'time', 'future_time'],
     ['datacontenttype text/plain', event({ datacontenttype: 'text/plain' }), 'datacontenttype', 'unsupported_datacontenttype'],
     [
@@ -311,6 +316,36 @@ describe('validateEvent: accepted forms', () => {
       assert.equal(parsed.value.iso, iso, text);
       assert.equal(valid(validateEvent(event({ time: text }), 0, CONTEXT)).time, iso);
     }
+  });
+
+  it('reads a canonical time as the general form reads the same time written with a lower-case t', () => {
+    const two = (max: number) => fc.integer({ min: 0, max }).map((n) => String(n).padStart(2, '0'));
+    const canonical = fc
+      .tuple(fc.integer({ min: 0, max: 9999 }), two(19), two(39), two(29), two(69), two(69), fc.integer({ min: 0, max: 999 }))
+      .map(([y, mo, d, h, mi, s, ms]) => `${String(y).padStart(4, '0')}-${mo}-${d}T${h}:${mi}:${s}.${String(ms).padStart(3, '0')}Z`);
+    const edges = fc.constantFrom(
+      '1970-01-01T00:00:00.000Z',
+      '1969-12-31T23:59:59.999Z',
+      '0070-01-01T00:00:00.000Z',
+      '9999-12-31T23:59:59.999Z',
+      '2024-02-29T12:00:00.000Z',
+      '2100-02-29T00:00:00.000Z',
+      '2000-02-29T00:00:00.000Z',
+      '2026-12-31T23:59:60.000Z',
+    );
+    fc.assert(
+      fc.property(fc.oneof(canonical, edges), (text) => {
+        const fast = parseEventTime(text);
+        const general = parseEventTime(text.replace('T', 't'));
+        assert.equal(fast.ok, general.ok, text);
+        if (fast.ok && general.ok) {
+          assert.deepEqual(fast.value, general.value, text);
+          // The instant and its text agree: nothing is read as another year.
+          assert.equal(new Date(fast.value.ms).toISOString(), fast.value.iso, text);
+        } else if (!fast.ok && !general.ok) assert.equal(fast.problems[0]!.code, general.problems[0]!.code, text);
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it('treats null optional attributes as unset and accepts spec extensions', () => {
