@@ -120,6 +120,24 @@ function canonicalString(value: string): string | undefined {
   return SUSPECT_TEXT.test(value) ? undefined : JSON.stringify(value);
 }
 
+// Member names repeat from event to event (specversion, id, data and the data's own fields): their canonical form is
+// kept rather than written again for each event. Bounded: names up to 64 characters, cleared when 1,024 are kept.
+const CANONICAL_KEYS_MAX = 1024;
+const CANONICAL_KEY_LENGTH_MAX = 64;
+const canonicalKeys = new Map<string, string | undefined>();
+
+/** canonicalString of a member name, from the names already seen when it is one. */
+function canonicalKey(key: string): string | undefined {
+  if (key.length > CANONICAL_KEY_LENGTH_MAX) return canonicalString(key);
+  let name = canonicalKeys.get(key);
+  if (name === undefined && !canonicalKeys.has(key)) {
+    name = canonicalString(key);
+    if (canonicalKeys.size >= CANONICAL_KEYS_MAX) canonicalKeys.clear();
+    canonicalKeys.set(key, name);
+  }
+  return name;
+}
+
 /**
  * RFC 8785 canonical JSON of a JSON value, byte for byte what the `canonicalize` package writes (members sorted by
  * UTF-16 code units, ECMAScript number and string serialization), in one walk that also vouches for the value's shape.
@@ -152,15 +170,31 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
     return `${out}]`;
   }
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record).sort();
+  const keys = sortedKeys(record);
   let out = '{';
   for (let i = 0; i < keys.length; i += 1) {
     const key = keys[i]!;
-    const name = canonicalString(key);
+    const name = canonicalKey(key);
     if (name === undefined) return undefined;
     const item = canonicalEventJson(record[key], depth + 1);
     if (item === undefined) return undefined;
     out += `${i === 0 ? '' : ','}${name}:${item}`;
   }
   return `${out}}`;
+}
+
+/**
+ * An object's own keys in UTF-16 code unit order, as Array.prototype.sort orders strings. An event's objects hold a few
+ * keys: an insertion sort orders them in place, where sort() allocated about 900 bytes for 8 keys.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i += 1) {
+    const key = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > key; j -= 1) keys[j + 1] = keys[j]!;
+    keys[j + 1] = key;
+  }
+  return keys;
 }

@@ -179,17 +179,12 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
  * fields read from their digits rather than through the general expression's captures, the same checks on them.
  */
 function canonicalEventTime(value: string, path: string): Result<{ iso: string; ms: number }> {
-  const digits = (from: number, to: number) => {
-    let n = 0;
-    for (let i = from; i < to; i += 1) n = n * 10 + value.charCodeAt(i) - 0x30;
-    return n;
-  };
-  const year = digits(0, 4);
-  const month = digits(5, 7);
-  const day = digits(8, 10);
-  const hour = digits(11, 13);
-  const minute = digits(14, 16);
-  const second = digits(17, 19);
+  const year = digitsAt(value, 0, 4);
+  const month = digitsAt(value, 5, 7);
+  const day = digitsAt(value, 8, 10);
+  const hour = digitsAt(value, 11, 13);
+  const minute = digitsAt(value, 14, 16);
+  const second = digitsAt(value, 17, 19);
   if (year < YEAR_MIN_LOCAL) return outOfRange(path, value);
   if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
   const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
@@ -197,9 +192,16 @@ function canonicalEventTime(value: string, path: string): Result<{ iso: string; 
   if (hour > 23 || minute > 59) return invalidTime(path, value, 'has no such time of day');
   if (second === 60) return invalidTime(path, value, 'is a leap second, which Accrue does not accept');
   if (second > 59) return invalidTime(path, value, 'has no such second');
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second, digits(20, 23));
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, digitsAt(value, 20, 23));
   if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return outOfRange(path, value);
   return ok({ iso: value, ms });
+}
+
+/** The number the decimal digits of text[from, to) write. */
+function digitsAt(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i += 1) n = n * 10 + text.charCodeAt(i) - 0x30;
+  return n;
 }
 
 function outOfRange(path: string, value: string): Result<{ iso: string; ms: number }> {

@@ -47,6 +47,10 @@ describe('key recipes', () => {
     ];
     assert.equal(keys.usageBatchId(batch), `ub:v1:${sha('//s\u00001\u0000h1\n//s\u00002\u0000h2\n').slice(0, 32)}`);
     assert.notEqual(keys.usageBatchId(batch), keys.usageBatchId([...batch].reverse()), 'a batch id follows the order of its events');
+    // A batch of 1,000 whose lines fill the digest's input several times over: the digest of all its lines in order.
+    const large = Array.from({ length: 1000 }, (_, n) => ({ source: `//s/${'é'.repeat(n % 7)}`, id: `evt-${n}`, hash: sha(String(n)) }));
+    const lines = large.map((k) => `${k.source}\u0000${k.id}\u0000${k.hash}\n`).join('');
+    assert.equal(keys.usageBatchId(large), `ub:v1:${sha(lines).slice(0, 32)}`);
   });
 
   it('pins the digests to values computed outside this code', () => {
