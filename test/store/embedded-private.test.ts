@@ -44,12 +44,32 @@ async function count(url: string): Promise<number> {
   }
 }
 
+/**
+ * The database's locale, as both placements initialise it: PostgreSQL's builtin C.UTF-8 (code point order, compared
+ * byte by byte; Unicode case mapping), whatever the environment's locale.
+ */
+async function assertLocale(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      `SELECT datlocprovider AS provider, datlocale AS locale, 'Müller' ILIKE 'müller' AS unicode_case,
+              ARRAY(SELECT x FROM unnest(ARRAY['é', 'b', 'Z', 'e', 'B']) AS x ORDER BY x) AS ordered
+         FROM pg_database WHERE datname = current_database()`,
+    );
+    assert.deepEqual(rows, [{ provider: 'b', locale: 'C.UTF-8', unicode_case: true, ordered: ['B', 'Z', 'b', 'e', 'é'] }]);
+  } finally {
+    await client.end();
+  }
+}
+
 describe('the embedded server in a 0700 directory', () => {
   it('starts, keeps its data across a restart, and is reached through ./.accrue/pg', async () => {
     const dataDir = join(project, '.accrue', 'pg');
     let server = await startEmbedded({ dataDir, native, runtimeDir: runtime });
     try {
       assert.equal(await count(server.url), 1);
+      await assertLocale(server.url);
     } finally {
       await server.stop();
     }
@@ -77,6 +97,7 @@ describe('the embedded server in a 0700 directory', () => {
       const server = await startEmbedded({ dataDir: own, runtimeDir: runtime });
       try {
         assert.equal(await count(server.url), 1);
+        await assertLocale(server.url);
       } finally {
         await server.stop();
       }
