@@ -48,6 +48,8 @@ export interface NormalizedEvent {
   dimensions: Record<string, Record<string, string>>;
   /** SHA-256 hex over RFC 8785 canonical JSON of the event exactly as received. */
   content_hash: string;
+  /** `data` as RFC 8785 canonical JSON when validation wrote it (the same JSON value as `data`), for storing it as is. */
+  data_json?: string;
 }
 
 /** A well-formed event parked until the catalog knows its type or subject. */
@@ -181,6 +183,27 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
     out += `${i === 0 ? '' : ','}${name}:${item}`;
   }
   return `${out}}`;
+}
+
+/**
+ * canonicalEventJson of an event (an object), with the canonical text of its `data` member when it has one: written
+ * once for the content hash and kept for storing `data` (jsonb reads the same value from it).
+ */
+export function canonicalEventParts(event: Record<string, unknown>): { text: string; data: string | undefined } | undefined {
+  if (typeof (event as { toJSON?: unknown }).toJSON === 'function') return undefined;
+  const keys = sortedKeys(event);
+  let out = '{';
+  let data: string | undefined;
+  for (let i = 0; i < keys.length; i += 1) {
+    const key = keys[i]!;
+    const name = canonicalKey(key);
+    if (name === undefined) return undefined;
+    const item = canonicalEventJson(event[key], 1);
+    if (item === undefined) return undefined;
+    if (key === 'data') data = item;
+    out += `${i === 0 ? '' : ','}${name}:${item}`;
+  }
+  return { text: `${out}}`, data };
 }
 
 /**

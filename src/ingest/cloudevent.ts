@@ -12,7 +12,7 @@ import { compileJsonPath, evaluateJsonPath, formatFieldPath } from '../domain/js
 import { decodeUtf8, parseStrictJson } from '../domain/strict-json.js';
 import {
   EVENT_LIMITS as INGEST_LIMITS,
-  canonicalEventJson as canonicalJson,
+  canonicalEventParts,
   sha256Hex,
   type NormalizedEvent,
   type QuarantinedEvent,
@@ -280,8 +280,8 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   void index; // problems are relative to the event; the caller prefixes `[index]`
   if (!isPlainObject(raw)) return rejected(problem('', 'not_object', `must be a JSON object (a CloudEvent), got ${describe(raw)}`));
   const canonical = canonicalText(raw);
-  if (typeof canonical !== 'string') return canonical;
-  const contentHash = sha256Hex(canonical);
+  if ('status' in canonical) return canonical;
+  const contentHash = sha256Hex(canonical.text);
 
   const problems: Problem[] = [];
   checkSpecversion(raw, problems);
@@ -341,29 +341,30 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
       event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
     };
   }
-  return {
-    status: 'valid',
-    event: { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash },
-  };
+  const event: NormalizedEvent = { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash };
+  // The canonical text of `data` is that of the object stored, unless there was none (or null): then {} is stored.
+  if (canonical.data !== undefined && data === raw.data) event.data_json = canonical.data;
+  return { status: 'valid', event };
 }
 
 /**
  * The event's canonical JSON, or the verdict rejecting it. Strings Postgres cannot store (NUL, unpaired surrogates)
  * and runaway nesting are refused before hashing.
  */
-function canonicalText(raw: Record<string, unknown>): string | EventVerdict {
+function canonicalText(raw: Record<string, unknown>): { text: string; data: string | undefined } | EventVerdict {
   // The fast walk writes the canonical form and vouches for the shape at once; anything it doubts takes the exact path.
-  let canonical = canonicalJson(raw, 0);
+  let canonical = canonicalEventParts(raw);
   if (canonical === undefined) {
     const shapeProblems: Problem[] = [];
     checkShape(raw, '', 0, shapeProblems);
     if (shapeProblems.length > 0) return { status: 'rejected', problems: shapeProblems.slice(0, 10) };
-    canonical = canonicalize(raw);
-    if (canonical === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
+    const text = canonicalize(raw);
+    if (text === undefined) return rejected(problem('', 'not_object', 'must be a JSON object'));
+    canonical = { text, data: undefined };
   }
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so only a long text needs its bytes counted.
-  if (canonical.length * 3 > INGEST_LIMITS.eventBytesMax) {
-    const bytes = Buffer.byteLength(canonical, 'utf8');
+  if (canonical.text.length * 3 > INGEST_LIMITS.eventBytesMax) {
+    const bytes = Buffer.byteLength(canonical.text, 'utf8');
     if (bytes > INGEST_LIMITS.eventBytesMax)
       return rejected(problem('', 'too_large', `must be at most ${INGEST_LIMITS.eventBytesMax} bytes as canonical JSON, got ${bytes}`));
   }

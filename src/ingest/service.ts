@@ -247,8 +247,7 @@ function validateBatch(rawEvents: readonly unknown[], context: IngestContext): V
       return;
     }
     // Past validation, source and id are known to be non-empty strings.
-    const { source, id } = rawKey(raw) as { source: string; id: string };
-    const hash = verdict.event.content_hash;
+    const { source, id, content_hash: hash } = verdict.event;
     batchKeys.push({ source, id, hash });
     const occurrence: Occurrence =
       verdict.status === 'valid'
@@ -398,7 +397,7 @@ function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (eve
     const late = isLate(e) ? 't' : 'f';
     lines.add(
       `${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
-        `${copyText(JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
+        `${copyText(e.data_json ?? JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
         `${e.content_hash}\t${batch}\t${late}\n`,
     );
   }

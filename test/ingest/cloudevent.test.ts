@@ -242,7 +242,24 @@ describe('validateEvent: accepted forms', () => {
       values: {},
       dimensions: { api_calls: { region: 'us-east-1' } },
       content_hash: createHash('sha256').update(canonicalize(event())!).digest('hex'),
+      data_json: '{"region":"us-east-1"}',
     });
+  });
+
+  it('keeps the canonical text of data, the JSON value data holds, for storing it as written for the hash', () => {
+    const extra = fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 });
+    fc.assert(
+      fc.property(extra, (fields) => {
+        const data = { ...fields, region: 'eu' };
+        const verdict = validateEvent(event({ data }), 0, CONTEXT);
+        if (verdict.status !== 'valid') return; // a field validation refuses (NUL, a lone surrogate)
+        assert.equal(verdict.event.data_json, canonicalize(data));
+        assert.deepEqual(JSON.parse(verdict.event.data_json!), JSON.parse(JSON.stringify(verdict.event.data)));
+      }),
+      { numRuns: 500 },
+    );
+    // No data, or null: {} is stored, and no text of another value is kept for it.
+    for (const data of [undefined, null]) assert.equal(valid(validateEvent(event({ data }), 0, CONTEXT)).data_json, undefined);
   });
 
   it('reads each Northwind meter value as canonical decimal text or unique key', () => {
