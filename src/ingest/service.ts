@@ -248,11 +248,11 @@ function validateBatch(rawEvents: readonly unknown[], context: IngestContext): V
     }
     // Past validation, source and id are known to be non-empty strings.
     const { source, id, content_hash: hash } = verdict.event;
-    batchKeys.push({ source, id, hash });
     const occurrence: Occurrence =
       verdict.status === 'valid'
         ? { index, source, id, hash, raw, event: verdict.event }
         : { index, source, id, hash, raw, quarantine: { reason: verdict.reason, problems: verdict.problems } };
+    batchKeys.push(occurrence); // its source, id and hash
     addOccurrence(groups, occurrence);
   });
   return { rejected, groups, batchKeys };
