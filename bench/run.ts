@@ -8,7 +8,8 @@
 // (`accrue serve --role api` runs any number against one Postgres; one Node process uses one core for JavaScript).
 // Every figure writes into freshly emptied tables with synchronous_commit on. Set ACCRUE_BENCH_SERVER_PROF=DIR to write
 // the servers' CPU profiles there.
-// Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 1; best of N),
+// Flags: --events N (default 200000), --concurrency N (HTTP clients, default 4), --rounds N (default 3; best of N: the
+// machine's speed moves by 10–20% between rounds, the bare COPY's most),
 // --servers LIST (API processes per HTTP figure, default 1,2), --answer minimal|full (the clients' Prefer, default minimal).
 // DATABASE_URL to use a server instead of the embedded one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
     options: {
       events: { type: 'string', default: '200000' },
       concurrency: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '1' },
+      rounds: { type: 'string', default: '3' },
       servers: { type: 'string', default: '1,2' },
       answer: { type: 'string', default: 'minimal' },
     },
