@@ -159,7 +159,7 @@ function readProvenPlain(text: string, options: StrictJsonOptions): { value: unk
 function plainMembers(text: string): number {
   const n = text.length;
   let members = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const open = text.indexOf('"', i);
     const end = open === -1 ? n : open;
     for (let j = i; j < end; j += 1) {

@@ -341,7 +341,18 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
       event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
     };
   }
-  const event: NormalizedEvent = { source, id, type, subject, customer, time: time.iso, data, values, dimensions, content_hash: contentHash };
+  const event: NormalizedEvent = {
+    source,
+    id,
+    type,
+    subject,
+    customer,
+    time: time.iso,
+    data,
+    values,
+    dimensions,
+    content_hash: contentHash,
+  };
   // The canonical text of `data` is that of the object stored, unless there was none (or null): then {} is stored.
   if (canonical.data !== undefined && data === raw.data) event.data_json = canonical.data;
   return { status: 'valid', event };

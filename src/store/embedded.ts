@@ -380,13 +380,7 @@ async function runRelocated(
     try {
       await runToEnd(
         join(placement.binDir, 'initdb'),
-        [
-          `--pgdata=${placement.dataDir}`,
-          '--auth=password',
-          `--username=${EMBEDDED_USER}`,
-          `--pwfile=${passwordFile}`,
-          ...INITDB_FLAGS,
-        ],
+        [`--pgdata=${placement.dataDir}`, '--auth=password', `--username=${EMBEDDED_USER}`, `--pwfile=${passwordFile}`, ...INITDB_FLAGS],
         { ...ids, env },
         log,
       );

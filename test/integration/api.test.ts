@@ -234,7 +234,10 @@ describe('events over HTTP', () => {
       assert.equal(res.statusCode, 200, res.body);
       return res.json().results[0].status as string;
     };
-    const moved = NORTHWIND.replace('tenants: [globex]', 'tenants: [globex-eu]').replace('tenants: [umbrella]', 'tenants: [umbrella, globex]');
+    const moved = NORTHWIND.replace('tenants: [globex]', 'tenants: [globex-eu]').replace(
+      'tenants: [umbrella]',
+      'tenants: [umbrella, globex]',
+    );
     assert.equal(moved.includes('tenants: [umbrella, globex]') && moved.includes('tenants: [globex-eu]'), true);
     // The route has read the head by now.
     assert.equal(await status('ch-1'), 'accepted');
