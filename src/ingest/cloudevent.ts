@@ -155,13 +155,8 @@ export function parseEventTime(value: unknown, path = 'time'): Result<{ iso: str
   const minute = Number(m[5]);
   const second = Number(m[6]);
   const fraction = m[7] ?? '';
-  if (year < YEAR_MIN_LOCAL) return outOfRange(path, value);
-  if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
-  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
-  if (day < 1 || day > daysInMonth) return invalidTime(path, value, 'has no such day');
-  if (hour > 23 || minute > 59) return invalidTime(path, value, 'has no such time of day');
-  if (second === 60) return invalidTime(path, value, 'is a leap second, which Accrue does not accept');
-  if (second > 59) return invalidTime(path, value, 'has no such second');
+  const refused = fieldsRefused(path, value, year, month, day, hour, minute, second);
+  if (refused) return refused;
   let offsetMinutes = 0;
   if (m[8] === undefined) {
     const oh = Number(m[10]);
@@ -185,6 +180,24 @@ function canonicalEventTime(value: string, path: string): Result<{ iso: string; 
   const hour = digitsAt(value, 11, 13);
   const minute = digitsAt(value, 14, 16);
   const second = digitsAt(value, 17, 19);
+  const refused = fieldsRefused(path, value, year, month, day, hour, minute, second);
+  if (refused) return refused;
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, digitsAt(value, 20, 23));
+  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return outOfRange(path, value);
+  return ok({ iso: value, ms });
+}
+
+/** The refusal of a time whose fields name no instant Accrue accepts (no such date or time, a leap second, before 1969). */
+function fieldsRefused(
+  path: string,
+  value: string,
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+): Result<{ iso: string; ms: number }> | undefined {
   if (year < YEAR_MIN_LOCAL) return outOfRange(path, value);
   if (month < 1 || month > 12) return invalidTime(path, value, 'has no such month');
   const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
@@ -192,9 +205,7 @@ function canonicalEventTime(value: string, path: string): Result<{ iso: string; 
   if (hour > 23 || minute > 59) return invalidTime(path, value, 'has no such time of day');
   if (second === 60) return invalidTime(path, value, 'is a leap second, which Accrue does not accept');
   if (second > 59) return invalidTime(path, value, 'has no such second');
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second, digitsAt(value, 20, 23));
-  if (ms < TIME_MIN_MS || ms > TIME_MAX_MS) return outOfRange(path, value);
-  return ok({ iso: value, ms });
+  return undefined;
 }
 
 /** The number the decimal digits of text[from, to) write. */
