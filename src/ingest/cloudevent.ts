@@ -319,38 +319,18 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   const customer = customerEntry === undefined ? null : typeof customerEntry === 'string' ? customerEntry : customerEntry.id;
   if (ctx.allowedCustomer && (customer === null || !ctx.allowedCustomer(customer))) return entityRefusal(subject, customer);
 
-  const meters = ctx.metersByType.get(type);
-  if (!meters || meters.length === 0) {
-    const why = problem(
-      'type',
-      'unknown_type',
-      `no meter in the catalog in force reads type ${describe(type)}; the event is kept in quarantine`,
-    );
-    return {
-      status: 'quarantined',
-      reason: 'unknown_type',
-      problems: [why],
-      event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
-    };
-  }
-
+  // Every meter reading the type reads its value and dimensions; a type no meter reads, or a subject no customer has,
+  // is kept in quarantine (a type first), unless what the meters read is wrong.
+  const meters = ctx.metersByType.get(type) ?? [];
   const values: Record<string, string> = {};
   const dimensions: Record<string, Record<string, string>> = {};
   for (const meter of meters) readMeter(meter, data, ctx, problems, values, dimensions);
   if (problems.length > 0) return { status: 'rejected', problems: dedupeProblems(problems) };
-
-  if (customer === null) {
-    const why = problem(
-      'subject',
-      'unknown_subject',
-      `no customer in the catalog in force has tenant ${describe(subject)}; the event is kept in quarantine`,
-    );
-    return {
-      status: 'quarantined',
-      reason: 'unknown_subject',
-      problems: [why],
-      event: { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw },
-    };
+  if (meters.length === 0 || customer === null) {
+    const kept = { source, id, type, subject, customer, time: time.iso, data, content_hash: contentHash, raw };
+    if (meters.length === 0)
+      return quarantined('type', 'unknown_type', `no meter in the catalog in force reads type ${describe(type)}`, kept);
+    return quarantined('subject', 'unknown_subject', `no customer in the catalog in force has tenant ${describe(subject)}`, kept);
   }
   const event: NormalizedEvent = {
     source,
@@ -367,6 +347,11 @@ export function validateEvent(raw: unknown, index: number, ctx: IngestContext): 
   // The canonical text of `data` is that of the object stored, unless there was none (or null): then {} is stored.
   if (canonical.data !== undefined && data === raw.data) event.data_json = canonical.data;
   return { status: 'valid', event };
+}
+
+/** The verdict keeping a well-formed event in quarantine until the catalog knows its type or subject. */
+function quarantined(path: 'type' | 'subject', reason: QuarantineReason, why: string, event: QuarantinedEvent): EventVerdict {
+  return { status: 'quarantined', reason, problems: [problem(path, reason, `${why}; the event is kept in quarantine`)], event };
 }
 
 /**
