@@ -171,7 +171,11 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
     }
     return `${out}]`;
   }
-  const record = value as Record<string, unknown>;
+  return canonicalObject(value as Record<string, unknown>, depth);
+}
+
+/** An object's members in canonical order; the canonical text of a member named `data` goes to `kept` when given. */
+function canonicalObject(record: Record<string, unknown>, depth: number, kept?: { data?: string }): string | undefined {
   const keys = sortedKeys(record);
   let out = '{';
   for (let i = 0; i < keys.length; i += 1) {
@@ -180,6 +184,7 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
     if (name === undefined) return undefined;
     const item = canonicalEventJson(record[key], depth + 1);
     if (item === undefined) return undefined;
+    if (kept && key === 'data') kept.data = item;
     out += `${i === 0 ? '' : ','}${name}:${item}`;
   }
   return `${out}}`;
@@ -191,19 +196,9 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
  */
 export function canonicalEventParts(event: Record<string, unknown>): { text: string; data: string | undefined } | undefined {
   if (typeof (event as { toJSON?: unknown }).toJSON === 'function') return undefined;
-  const keys = sortedKeys(event);
-  let out = '{';
-  let data: string | undefined;
-  for (let i = 0; i < keys.length; i += 1) {
-    const key = keys[i]!;
-    const name = canonicalKey(key);
-    if (name === undefined) return undefined;
-    const item = canonicalEventJson(event[key], 1);
-    if (item === undefined) return undefined;
-    if (key === 'data') data = item;
-    out += `${i === 0 ? '' : ','}${name}:${item}`;
-  }
-  return { text: `${out}}`, data };
+  const kept: { data?: string } = {};
+  const text = canonicalObject(event, 0, kept);
+  return text === undefined ? undefined : { text, data: kept.data };
 }
 
 /**

@@ -138,7 +138,7 @@ export function parseStrictJsonByReader(text: string, options: StrictJsonOptions
  */
 function readProvenPlain(text: string, options: StrictJsonOptions): { value: unknown } | undefined {
   if (options.refuseProtoKeys && (text.includes('__proto__') || text.includes('prototype'))) return undefined;
-  const members = text.indexOf('\\') === -1 && !SURROGATE.test(text) ? plainMembers(text) : escapedMembers(text);
+  const members = membersWritten(text, text.indexOf('\\') === -1 && !SURROGATE.test(text));
   if (members < 0) return undefined;
   let value: unknown;
   try {
@@ -151,57 +151,52 @@ function readProvenPlain(text: string, options: StrictJsonOptions): { value: unk
 }
 
 /**
- * The members written in a text with no backslash and no surrogate (the common case): every `"` then opens or closes
- * a string, so strings are skipped by the engine's indexOf and only what lies between them is looked at, a character
- * at a time: a colon there is a member, a number literal must be exact. -1 when a number is not (or a string is not
- * closed, which JSON.parse refuses anyway).
+ * The members written in the text (a colon outside strings is one), or -1 when a number literal is not exact, a string
+ * holds a \u escape or a surrogate (the reader judges them), or a string is not closed (JSON.parse refuses it anyway).
+ * Strings are skipped: in a `plain` text (no backslash, no surrogate: the common case) every `"` opens or closes one,
+ * so the engine's indexOf finds its end; otherwise it is read a character at a time.
  */
-function plainMembers(text: string): number {
-  const n = text.length;
+function membersWritten(text: string, plain: boolean): number {
   let members = 0;
-  for (let i = 0; i < n;) {
+  for (let i = 0; i < text.length;) {
     const open = text.indexOf('"', i);
-    const end = open === -1 ? n : open;
-    for (let j = i; j < end; j += 1) {
-      const c = text.charCodeAt(j);
-      if (c === 0x3a) members += 1;
-      else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-        const after = numberEnd(text, j, end);
-        if (!exactNumberLiteral(text.slice(j, after))) return -1;
-        j = after - 1;
-      }
-    }
+    const between = structuralMembers(text, i, open === -1 ? text.length : open);
+    if (between < 0) return -1;
+    members += between;
     if (open === -1) break;
-    const close = text.indexOf('"', open + 1);
-    if (close === -1) return -1;
+    const close = plain ? text.indexOf('"', open + 1) : escapedStringEnd(text, open + 1);
+    if (close < 0) return -1;
     i = close + 1;
   }
   return members;
 }
 
-/** The same count for any text, a character at a time inside strings too; -1 at a \u escape or a surrogate (the reader judges them). */
-function escapedMembers(text: string): number {
-  const n = text.length;
+/** The colons in text[from, to), outside any string; -1 when a number literal there is not exact. */
+function structuralMembers(text: string, from: number, to: number): number {
   let members = 0;
-  for (let i = 0; i < n; i += 1) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) {
-      for (i += 1; i < n; i += 1) {
-        const d = text.charCodeAt(i);
-        if (d === 0x22) break;
-        if (d === 0x5c) {
-          if (text.charCodeAt(i + 1) === 0x75) return -1;
-          i += 1;
-        } else if (d >= 0xd800 && d <= 0xdfff) return -1;
-      }
-    } else if (c === 0x3a) members += 1;
+  for (let j = from; j < to; j += 1) {
+    const c = text.charCodeAt(j);
+    if (c === 0x3a) members += 1;
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      const end = numberEnd(text, i, n);
-      if (!exactNumberLiteral(text.slice(i, end))) return -1;
-      i = end - 1;
+      const end = numberEnd(text, j, to);
+      if (!exactNumberLiteral(text.slice(j, end))) return -1;
+      j = end - 1;
     }
   }
   return members;
+}
+
+/** The index of the `"` closing a string whose content starts at `from`; -1 at a \u escape, a surrogate or no end. */
+function escapedStringEnd(text: string, from: number): number {
+  for (let i = from; i < text.length; i += 1) {
+    const d = text.charCodeAt(i);
+    if (d === 0x22) return i;
+    if (d === 0x5c) {
+      if (text.charCodeAt(i + 1) === 0x75) return -1;
+      i += 1;
+    } else if (d >= 0xd800 && d <= 0xdfff) return -1;
+  }
+  return -1;
 }
 
 /** Where the number literal starting at `start` ends (its characters: digits, `.`, `e`, `E`, `+`, `-`), at most `limit`. */

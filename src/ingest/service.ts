@@ -323,8 +323,7 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   const accepted = inKeyOrder(hopeful.accepted);
   const client = await pool.connect();
   try {
-    const opened = (await client.query(`BEGIN; ${lockAndStateStatements(accepted, options.requireHead)}`)) as unknown as pg.QueryResult[];
-    const isLate = lateTest(opened[opened.length - 1]!.rows[0] as BatchState, catalog, options.requireHead);
+    const isLate = await lockAndReadState(client, accepted, catalog, options.requireHead, 'BEGIN; ');
     await pipeline(Readable.from([copyRows(accepted, batchId, isLate)]), client.query(copyFrom(COPY_EVENTS)));
     await client.query(`${insertBatch(batchLiterals(batch, counts))}; COMMIT`);
   } catch (error) {
@@ -352,15 +351,23 @@ function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
  * First in every transaction that writes events: takes events' ROW EXCLUSIVE lock (a close's watermark and its final
  * late-flagging wait for it, and it waits for them) and reads the batch's state: the catalog head when asked, and which
  * of the billing periods of the events to write are closed, per legal entity. Read under the lock, so no close can mark
- * a period closed between this and the write. Two statements sent as one simple query (one round trip), so their
- * values are literals: `true`/`false` and billing periods (YYYY-MM, from canonical times), quoted by pg's escapeLiteral.
+ * a period closed between this and the write. Two statements sent as one simple query (one round trip; after
+ * `opening`, the hopeful path's BEGIN), so their values are literals: `true`/`false` and billing periods (YYYY-MM, from
+ * canonical times), quoted by pg's escapeLiteral. The late test it returns throws CatalogMovedError (lateTest).
  */
-function lockAndStateStatements(accepted: readonly Occurrence[], requireHead: boolean | undefined): string {
+async function lockAndReadState(
+  client: pg.PoolClient,
+  accepted: readonly Occurrence[],
+  catalog: CatalogVersion,
+  requireHead: boolean | undefined,
+  opening = '',
+): Promise<(event: NormalizedEvent) => boolean> {
   const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))].map((period) => escapeLiteral(period));
-  return (
-    'LOCK TABLE events IN ROW EXCLUSIVE MODE; ' +
-    batchState(requireHead === true ? 'true' : 'false', periods.length === 0 ? "'{}'::text[]" : `ARRAY[${periods.join(', ')}]::text[]`)
-  );
+  const statements =
+    `${opening}LOCK TABLE events IN ROW EXCLUSIVE MODE; ` +
+    batchState(requireHead === true ? 'true' : 'false', periods.length === 0 ? "'{}'::text[]" : `ARRAY[${periods.join(', ')}]::text[]`);
+  const results = (await client.query(statements)) as unknown as pg.QueryResult[];
+  return lateTest(results[results.length - 1]!.rows[0] as BatchState, catalog, requireHead);
 }
 
 /** The batch state's row: the catalog head (when asked) and each closed period of the batch as [entity, period]. */
@@ -425,8 +432,7 @@ async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
 async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
   const { catalog, options, batchId, groups } = batch;
   const firsts = [...groups.values()].flatMap((group) => (group.first ? [group.first] : []));
-  const state = (await client.query(lockAndStateStatements(firsts, options.requireHead))) as unknown as pg.QueryResult[];
-  const isLate = lateTest(state[state.length - 1]!.rows[0] as BatchState, catalog, options.requireHead);
+  const isLate = await lockAndReadState(client, firsts, catalog, options.requireHead);
   const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
   const judged = judge(groups, stored, batch.rejected);
   const counts = countStatuses(judged.results);
