@@ -324,7 +324,9 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   const client = await pool.connect();
   try {
     const isLate = await lockAndReadState(client, accepted, catalog, options.requireHead, 'BEGIN; ');
-    await pipeline(Readable.from([copyRows(accepted, batchId, isLate)]), client.query(copyFrom(COPY_EVENTS)));
+    const lines = copyRows(accepted, batchId, isLate);
+    await pipeline(Readable.from([lines.bytes()]), client.query(copyFrom(COPY_EVENTS)));
+    lines.release(); // the COPY completed: every byte was sent and read (after a failure some may still be queued)
     await client.query(`${insertBatch(batchLiterals(batch, counts))}; COMMIT`);
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
@@ -396,7 +398,7 @@ function billingPeriodOf(time: string): string {
  * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
  * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
  */
-function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): Buffer {
+function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): CopyLines {
   const batch = copyText(batchId);
   const lines = new CopyLines(accepted.length * 512);
   for (const { event } of accepted) {
@@ -408,7 +410,7 @@ function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (eve
         `${e.content_hash}\t${batch}\t${late}\n`,
     );
   }
-  return lines.bytes();
+  return lines;
 }
 
 /**

@@ -15,6 +15,11 @@ export function copyField(value: string | null): string {
   return value === null ? '\\N' : copyText(value);
 }
 
+/** Buffers given back by CopyLines.release, for the next: at most as many as batches a server writes at once, each at most 4 MB. */
+const spareBuffers: Buffer[] = [];
+const SPARE_BUFFERS_MAX = 16;
+const SPARE_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+
 /**
  * COPY text encoded a line at a time into one growing buffer. In the API server's profile this cost about half of
  * encoding the same text built as one long string (V8 flattens a string built by concatenation before encoding it).
@@ -25,7 +30,19 @@ export class CopyLines {
   #length = 0;
 
   constructor(bytesExpected = 64 * 1024) {
-    this.#buffer = Buffer.allocUnsafe(Math.max(bytesExpected, 1024));
+    const kept = spareBuffers.pop();
+    this.#buffer = kept !== undefined && kept.length >= bytesExpected ? kept : Buffer.allocUnsafe(Math.max(bytesExpected, 1024));
+  }
+
+  /**
+   * Gives the buffer back for the next lines, once nothing reads bytes() any more (a COPY that has completed). A
+   * buffer of a few hundred kilobytes allocated for every batch and freed by the next collections cost the API
+   * server page faults, which are dear on a virtual machine: about 40 a batch of 1,000 events (issue 19).
+   */
+  release(): void {
+    if (spareBuffers.length < SPARE_BUFFERS_MAX && this.#buffer.length <= SPARE_BUFFER_BYTES_MAX) spareBuffers.push(this.#buffer);
+    this.#buffer = Buffer.alloc(0);
+    this.#length = 0;
   }
 
   /** Appends a line (its fields already written with copyText or copyField, ending in a newline). */

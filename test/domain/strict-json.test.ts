@@ -249,6 +249,66 @@ describe('strict JSON: the shortcut through JSON.parse answers what the reader a
     );
   });
 
+  // parseStrictJsonBytes reads a top-level array element by element from the bytes (no text of the whole body): the
+  // answer must be the reader's on the decoded text, whatever surrounds, separates or breaks the elements.
+  const space = fc.constantFrom('', ' ', '\n\t', '\r\n  ', '\f', '\u00a0', '\uFEFF');
+  const separator = fc.constantFrom(',', ',', ',', ' , ', ',,', '', ':', '}', ']', '[', '"');
+  const batch = fc
+    .tuple(
+      space,
+      fc.array(fc.tuple(space, text, space, separator), { maxLength: 5 }),
+      space,
+      fc.constantFrom(']', ']', '}', '', ']]', '],', ']x'),
+    )
+    .map(([before, items, after, close]) => {
+      const body = items.map(([s1, item, s2, sep], k) => `${s1}${item}${s2}${k < items.length - 1 ? sep : ''}`).join('');
+      return `${before}[${body}${close}${after}`;
+    });
+  const bytesOf = fc.oneof(
+    batch.map((document) => Buffer.from(document, 'utf8')),
+    // Invalid UTF-8 inside and between elements.
+    fc.tuple(batch, fc.nat(), fc.constantFrom(0xff, 0xc0, 0xed, 0x80, 0x00)).map(([document, at, byte]) => {
+      const bytes = Buffer.from(document, 'utf8');
+      if (bytes.length > 0) bytes[at % bytes.length] = byte;
+      return bytes;
+    }),
+  );
+  const decodedOrProblem = (bytes: Uint8Array, option: Parameters<typeof parseStrictJson>[1]) => {
+    const decoded = decodeUtf8(bytes);
+    return decoded.ok ? parseStrictJsonByReader(decoded.text, option) : { ok: false, problems: [decoded.problem] };
+  };
+
+  it('for generated arrays as bytes, read element by element, valid and not, and every option', () => {
+    fc.assert(
+      fc.property(bytesOf, options, (bytes, option) => {
+        assert.deepEqual(parseStrictJsonBytes(bytes, option), decodedOrProblem(bytes, option), Buffer.from(bytes).toString('utf8'));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('for arrays of events as bytes at the batch limit and beyond, and nested to the edges of the depth limit', () => {
+    const event = (n: number) => ({ id: `e-${n}`, source: '//s', type: 't', data: { ué: n, list: [1, 2.5, 'x"y'], nested: { a: null } } });
+    for (const count of [0, 1, 999, 1000, 1001]) {
+      const bytes = Buffer.from(JSON.stringify(Array.from({ length: count }, (_, n) => event(n))));
+      const option = { perElement: true, elementsMax: 1000 };
+      assert.deepEqual(parseStrictJsonBytes(bytes, option), decodedOrProblem(bytes, option), `${count} events`);
+    }
+    for (const depth of [JSON_DEPTH_MAX - 2, JSON_DEPTH_MAX - 1, JSON_DEPTH_MAX, JSON_DEPTH_MAX + 1]) {
+      for (const document of [
+        '[' + '['.repeat(depth) + ']'.repeat(depth) + ',1]',
+        '[1,' + '{"a":'.repeat(depth) + '1' + '}'.repeat(depth) + ']',
+      ]) {
+        const bytes = Buffer.from(document);
+        assert.deepEqual(parseStrictJsonBytes(bytes), decodedOrProblem(bytes, {}), `depth ${depth}`);
+      }
+    }
+    for (const document of ['[1}2]', '[1,]', '[,1]', '[1 2]', '[{"a":1,"a":2}]', '["a\\"b"]', '["\\u0000"]', '[1]x', ' [ 1 , 2 ] ']) {
+      const bytes = Buffer.from(document);
+      assert.deepEqual(parseStrictJsonBytes(bytes), decodedOrProblem(bytes, {}), document);
+    }
+  });
+
   it('for deep nesting and repeated keys at the edges of the limits', () => {
     for (const depth of [JSON_DEPTH_MAX - 2, JSON_DEPTH_MAX - 1, JSON_DEPTH_MAX, JSON_DEPTH_MAX + 1]) {
       for (const document of ['['.repeat(depth) + ']'.repeat(depth), '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)]) {
