@@ -24,6 +24,8 @@ export interface Store {
 }
 
 export const DEFAULT_DATA_DIR = '.accrue/pg';
+/** How long a pooled connection may stay idle before it is closed. */
+export const POOL_IDLE_MS = 60_000;
 
 export async function openStore(options: StoreOptions = {}): Promise<Store> {
   let server: EmbeddedServer | undefined;
@@ -32,7 +34,9 @@ export async function openStore(options: StoreOptions = {}): Promise<Store> {
     server = await startEmbedded({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, log: options.log });
     url = server.url;
   }
-  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 });
+  // A connection idle for a minute is closed (pg's default is 10 s): each new one is a PostgreSQL process to fork and
+  // whose caches fill again, which a server between bursts of batches would otherwise pay every few seconds.
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, idleTimeoutMillis: POOL_IDLE_MS });
   pool.on('error', (error) => options.log?.(`postgres pool: ${error.message}`));
   try {
     await pool.query('SELECT 1');
