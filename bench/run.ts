@@ -29,7 +29,8 @@ import { copyLines } from '../src/store/copy-text.js';
 
 // The HTTP clients: a worker thread with its own event loop and heap, started once with the bodies (copied to it once,
 // before any clock starts), sending every body at each step's request with `concurrency` requests in flight over
-// keep-alive connections and reporting the events accepted, read from each answer's counts, and the wall time. The load generator shares the machine with what it measures, so it does no more than a load generator must:
+// keep-alive connections and reporting the events accepted, read from each answer's counts, and the wall time. The
+// load generator shares the machine with what it measures, so it does no more than a load generator must:
 // node:http (leaner than fetch), bodies encoded once before the clock starts, each batch sent with
 // `Prefer: return=minimal` as a high-volume client would (the answer lists only the events not accepted; `--answer
 // full` for every event listed), and each answer's counts read without parsing its results (the bench counts what was

@@ -25,7 +25,7 @@ export interface Store {
 
 export const DEFAULT_DATA_DIR = '.accrue/pg';
 /** How long a pooled connection may stay idle before it is closed. */
-export const POOL_IDLE_MS = 60_000;
+const POOL_IDLE_MS = 60_000;
 
 export async function openStore(options: StoreOptions = {}): Promise<Store> {
   let server: EmbeddedServer | undefined;
