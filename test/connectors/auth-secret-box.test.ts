@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -39,11 +39,13 @@ test('any flipped byte is refused, and the error names key ids, never the secret
   );
 });
 
-test('the key comes from ACCRUE_SECRET_KEY (base64 or hex) or ACCRUE_SECRET_KEY_FILE; none says how to set one', () => {
+test('the key comes from ACCRUE_SECRET_KEY (base64 or hex) or ACCRUE_SECRET_KEY_FILE; none says how to set one', (t) => {
   const bytes = randomBytes(32);
   assert.equal(loadSecretKey({ ACCRUE_SECRET_KEY: bytes.toString('base64') }).id, secretKeyFrom(bytes).id);
   assert.equal(loadSecretKey({ ACCRUE_SECRET_KEY: bytes.toString('hex') }).id, secretKeyFrom(bytes).id);
-  const file = join(mkdtempSync(join(tmpdir(), 'accrue-key-')), 'key');
+  const dir = mkdtempSync(join(tmpdir(), 'accrue-key-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'key');
   writeFileSync(file, `${bytes.toString('base64')}\n`);
   assert.equal(loadSecretKey({ ACCRUE_SECRET_KEY_FILE: file }).id, secretKeyFrom(bytes).id);
   assert.throws(() => loadSecretKey({}), /ACCRUE_SECRET_KEY.*openssl rand -base64 32/);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testStore } from '../support/db.js';
@@ -188,8 +188,9 @@ describe('voiding', () => {
 });
 
 describe('accrue bill', () => {
-  it('writes invoices.json with decimal strings, byte-identical across runs', () => {
+  it('writes invoices.json with decimal strings, byte-identical across runs', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'accrue-bill-test-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const events = join(dir, 'events.ndjson');
     writeFileSync(events, `${EVENTS.map((e) => JSON.stringify(e)).join('\n')}\n{broken\n`);
     const run = (out: string) =>

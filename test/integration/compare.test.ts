@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testStore } from '../support/db.js';
@@ -66,7 +66,10 @@ before(async () => {
   await ingestBatch(store.pool, catalog, EVENTS, { channel: 'file', now: new Date('2026-12-01T00:00:00Z') });
   await closePeriod(store.pool, catalog, { period: '2026-11' });
 });
-after(() => store.close());
+after(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('legacy export written from Accrue', () => {
   it('matches Accrue line for line when nothing is planted', async () => {

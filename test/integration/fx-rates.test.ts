@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -32,6 +32,7 @@ before(async () => {
 after(async () => {
   await app?.close();
   await store?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const count = async () => Number((await store.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM fx_rates')).rows[0]!.n);

@@ -2,7 +2,7 @@
 // at once on one outbox. Every invoice, journal and ERP document must exist exactly once, counted in the DB and the ERP.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ import { netsuiteExternalId } from '../../src/connectors/netsuite/client.js';
 
 let store: Store;
 const NOW = new Date('2026-12-01T00:00:00Z');
+/** The configuration directories netsuiteConnection writes, removed after the suite. */
+const configDirs: string[] = [];
 const ev = (id: string, subject: string, type: string, time: string, data: Record<string, unknown>) => ({
   specversion: '1.0',
   id,
@@ -71,6 +73,7 @@ async function freePort(): Promise<number> {
  */
 async function netsuiteConnection(url: string): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(tmpdir(), 'accrue-multi-worker-'));
+  configDirs.push(dir);
   const config = join(dir, 'accrue.config.yaml');
   const settings: ConnectionSettings = {
     name: 'netsuite',
@@ -135,6 +138,7 @@ before(async () => {
 });
 after(async () => {
   await store?.close();
+  for (const dir of configDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('three processes closing one billing run at once', () => {

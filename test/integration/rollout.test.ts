@@ -2,7 +2,7 @@
 // rest are journaled in the built-in ledger and recorded as held back. Configuration from the file and environment.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testStore } from '../support/db.js';
@@ -195,6 +195,7 @@ describe('rollout scope', () => {
 
 describe('rollout configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'accrue-rollout-config-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string, text: string) => {
     const path = join(dir, name);
     writeFileSync(path, text);
