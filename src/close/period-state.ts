@@ -7,7 +7,6 @@ import { type Problem } from '../domain/result.js';
 import { type PeriodWindow } from '../meter/period.js';
 import { transaction } from '../store/store.js';
 import { appendAudit, type AppendAuditInput } from '../audit/log.js';
-import { eventTimeWindow } from '../store/event-window.js';
 
 /**
  * Periods are calendar months in UTC (src/meter/period.ts), for every legal entity alike: a period has ended once
@@ -97,6 +96,12 @@ export async function beginClose(
 }
 
 /**
+ * Events of the period's customers ($4) in its window ($2, $3), beside `seq > $1` (the close's watermark): the events
+ * above a watermark are the newest, found by the block ranges of seq (migration 035).
+ */
+const ARRIVED_IN_WINDOW = 'time >= $2::timestamptz AND time < $3::timestamptz AND customer_id = ANY($4)';
+
+/**
  * Step 2 of a close, once every invoice of the run exists: in one transaction, the events of the period that arrived
  * while it was closing (above the watermark, so not billed by this run) are flagged late, to be billed by adjustment
  * like any late usage, and the period is marked closed. The lock holds new inserts until the commit; after it,
@@ -120,15 +125,19 @@ export async function finishClose(
         ])
       ).rowCount ?? 0;
     if (closing > 0 && customers.length > 0) {
-      const arrived = await client.query(
-        `SELECT 1 FROM events WHERE NOT late AND seq > $1 AND ${eventTimeWindow('$2', '$3')} AND customer_id = ANY($4) LIMIT 1`,
-        [watermark, window.from, window.to, customers],
-      );
+      const arrived = await client.query(`SELECT 1 FROM events WHERE NOT late AND seq > $1 AND ${ARRIVED_IN_WINDOW} LIMIT 1`, [
+        watermark,
+        window.from,
+        window.to,
+        customers,
+      ]);
       if ((arrived.rowCount ?? 0) > 0) {
-        await client.query(
-          `UPDATE events SET late = true WHERE NOT late AND seq > $1 AND ${eventTimeWindow('$2', '$3')} AND customer_id = ANY($4)`,
-          [watermark, window.from, window.to, customers],
-        );
+        await client.query(`UPDATE events SET late = true WHERE NOT late AND seq > $1 AND ${ARRIVED_IN_WINDOW}`, [
+          watermark,
+          window.from,
+          window.to,
+          customers,
+        ]);
       }
     }
     await client.query(

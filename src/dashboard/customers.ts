@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { CatalogVersion } from '../catalog/service.js';
 import { Decimal, decimalText, formatMajor } from '../domain/money.js';
 import { aggregateSql } from '../meter/usage.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 /** Limit: buckets one usage answer holds (a year of days, or ten years of months). */
 export const USAGE_BUCKETS_MAX = 366;
@@ -124,7 +124,7 @@ export async function customerUsage(
     const rows = (
       await pool.query<{ b: string; q: string; n: number }>(
         `SELECT to_char(date_trunc($5::text, time AT TIME ZONE 'UTC'), $6::text) AS b, (${aggregateSql(meter, '$7')})::text AS q, count(*)::int AS n
-           FROM events WHERE customer_id = $1 AND type = $4 AND ${eventTimeWindow('$2', '$3')} AND NOT late${hasValue}
+           FROM events WHERE ${eventStreamWindow({ customer: '$1', type: '$4', from: '$2', to: '$3' })} AND NOT late${hasValue}
           GROUP BY 1`,
         [...window, meter.event_type, range.bucket, format, ...(meter.aggregation === 'count' ? [] : [meter.id])],
       )

@@ -6,6 +6,7 @@ import type { CatalogVersion } from '../catalog/service.js';
 import { Decimal, decimalFixed, formatMajor, minorUnits } from '../domain/money.js';
 import { inReportingCurrency, reportingSettings } from '../map/reporting-currency.js';
 import { parsePeriod, type PeriodWindow } from '../meter/period.js';
+import { NEWEST_EVENT_SEQ } from '../meter/catch-up.js';
 import { daysBetween, estimateDaily, ESTIMATE_DAYS_MAX, type DailyEstimate } from './estimate.js';
 import { lastDayOfMonth } from '../domain/calendar.js';
 
@@ -374,7 +375,7 @@ function datedAmounts(mine: readonly DocumentRow[], myPayments: readonly Payment
 async function cachedEstimate(pool: pg.Pool, catalog: CatalogVersion, window: PeriodWindow, days: string[]): Promise<DailyEstimate[]> {
   const state = (
     await pool.query<{ seq: string | null; finalized: string }>(
-      "SELECT (SELECT max(seq)::text FROM events) AS seq, (SELECT count(*)::text FROM invoices WHERE status <> 'draft') AS finalized",
+      `SELECT ${NEWEST_EVENT_SEQ}::text AS seq, (SELECT count(*)::text FROM invoices WHERE status <> 'draft') AS finalized`,
     )
   ).rows[0]!;
   const key = [window.period, days.length, catalog.version, state.seq ?? '0', state.finalized].join('|');

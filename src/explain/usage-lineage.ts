@@ -6,7 +6,7 @@ import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { aggregateSql } from '../meter/usage.js';
 import { EXPLAIN_LIMITS, type SampleEvent, type UsageLineage } from './model.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 export interface UsageWindow {
   usage_ref: string;
@@ -21,7 +21,7 @@ export interface UsageWindow {
 /** The WHERE clause windowUsage (src/meter/windows.ts) rates with, as parameters $1..$6. */
 function eventFilter(w: UsageWindow): { where: string; params: unknown[] } {
   const params: unknown[] = [w.customer, w.meter.event_type, new Date(w.from).toISOString(), new Date(w.to).toISOString(), w.watermark];
-  let where = `customer_id = $1 AND type = $2 AND ${eventTimeWindow('$3', '$4')} AND seq <= $5`;
+  let where = `${eventStreamWindow({ customer: '$1', type: '$2', from: '$3', to: '$4' })} AND seq <= $5`;
   if (!w.includesLate) where += ' AND NOT late';
   // Only events that carry the meter's value count towards it (windowUsage does the same).
   if (w.meter.aggregation !== 'count') {

@@ -27,10 +27,19 @@ export async function rollupWatermark(db: Db): Promise<bigint> {
   return mark;
 }
 
-/** The seq of the newest event this snapshot sees (0 when there is none): a close's watermark, read under its lock. */
+/**
+ * The seq of the newest event this snapshot sees, or the rollups' watermark where that is higher (a seq no event
+ * took, when the newest writers rolled back): a close's watermark, read under its lock. Found above the watermark,
+ * where the events not folded yet are (seq has a block-range index, migration 035: a maximum over all of it would read
+ * the table).
+ */
 export async function newestEventSeq(db: Db): Promise<string> {
-  return (await db.query<{ m: string }>('SELECT coalesce(max(seq), 0)::text AS m FROM events')).rows[0]!.m;
+  return (await db.query<{ m: string }>(`SELECT ${NEWEST_EVENT_SEQ}::text AS m`)).rows[0]!.m;
 }
+
+/** newestEventSeq as an SQL expression (a bigint), for a query that reads it beside other things. */
+export const NEWEST_EVENT_SEQ =
+  '(SELECT greatest(w.seq, (SELECT max(e.seq) FROM events e WHERE e.seq > w.seq)) FROM usage_rollup_watermark w)';
 
 // The watermark only moves forward (migration 032's trigger), so a pool's highest one seen stays true: a read at or
 // below it needs no query (a close rates every customer's windows at one watermark).

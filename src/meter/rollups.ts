@@ -13,7 +13,7 @@ import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { compareText } from './aggregate.js';
 import { ensureRollupsReach } from './catch-up.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -411,15 +411,16 @@ async function recountRanges(db: Db, read: RollupRead, ranges: RecountRange[], m
 async function recountSome(db: Db, read: RollupRead, ranges: RecountRange[], merger: Merger, keysToo: boolean): Promise<void> {
   const { meter } = read;
   const shared = (sql: ReadSql) => {
-    // Each range as its own predicate, so an index applies to each: a customer's range the (customer_id, type, day)
-    // index, every customer's the block ranges of time.
+    // Each range as its own predicate, so an index applies to each: a customer's range the index of its (customer,
+    // type, day) key, every customer's the block ranges of time.
+    const type = sql.param(meter.event_type);
     const arms = ranges.map((r) => {
       const from = `${sql.param(new Date(r.from).toISOString())}::timestamptz`;
       const to = `${sql.param(new Date(r.to).toISOString())}::timestamptz`;
       if (r.customer === undefined) return `(e.time >= ${from} AND e.time < ${to})`;
-      return `(${eventTimeWindow(from, to, 'e.time')} AND e.customer_id = ${sql.param(r.customer)}::text)`;
+      return `(${eventStreamWindow({ customer: sql.param(r.customer), type, from, to, alias: 'e.' })})`;
     });
-    let where = `e.type = ${sql.param(meter.event_type)}::text AND (${arms.join(' OR ')})${sql.customers('e.customer_id')}${sql.late('e.late')}`;
+    let where = `e.type = ${type}::text AND (${arms.join(' OR ')})${sql.customers('e.customer_id')}${sql.late('e.late')}`;
     if (read.watermark !== undefined) where += ` AND e.seq <= ${sql.param(read.watermark)}::bigint`;
     if (meter.aggregation !== 'count') where += ` AND e.meter_values ? ${sql.param(meter.id)}::text`;
     return where;

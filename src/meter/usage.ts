@@ -6,7 +6,7 @@ import type { Catalog, Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { fail, invariant, ok, problem, type Result } from '../domain/result.js';
 import { readUsage } from './rollups.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 export interface UsageQuery {
   customer?: string;
@@ -146,11 +146,11 @@ export async function recountUsage(db: pg.Pool | pg.PoolClient, catalog: Catalog
   const groupBy = query.groupBy ?? [];
   for (const meter of checked.value) {
     const params: unknown[] = [meter.event_type, new Date(query.from).toISOString(), new Date(query.to).toISOString()];
-    // One customer's window by the (customer, type, day) index; every customer's by the block ranges of time.
-    let where = `type = $1 AND ${query.customer ? eventTimeWindow('$2', '$3') : 'time >= $2 AND time < $3'}`;
+    // One customer's window by the (customer, type, day) key's index; every customer's by the block ranges of time.
+    let where = 'type = $1 AND time >= $2 AND time < $3';
     if (query.customer) {
       params.push(query.customer);
-      where += ` AND customer_id = $${params.length}`;
+      where = eventStreamWindow({ customer: `$${params.length}`, type: '$1', from: '$2', to: '$3' });
     }
     if ((query.late ?? 'exclude') === 'exclude') where += ' AND NOT late';
     if (query.late === 'only') where += ' AND late';

@@ -7,7 +7,7 @@ import type { Meter } from '../domain/model.js';
 import { Decimal, decimalText } from '../domain/money.js';
 import { aggregateSql } from './usage.js';
 import { readUsage } from './rollups.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 export interface WindowUsage {
   usage_ref: string; // ua:v1:<customer>:<meter>:<from>:<to>
@@ -72,7 +72,7 @@ export async function recountWindowUsage(
     await db.query(
       `SELECT coalesce(${aggregateSql(meter, '$6')}, 0) AS quantity, count(*)::int AS event_count, min(time) AS first_time, max(time) AS last_time
          FROM events
-        WHERE customer_id = $1 AND type = $2 AND ${eventTimeWindow('$3', '$4')} AND seq <= $5${options.includeLate ? '' : ' AND NOT late'}${hasValue}`,
+        WHERE ${eventStreamWindow({ customer: '$1', type: '$2', from: '$3', to: '$4' })} AND seq <= $5${options.includeLate ? '' : ' AND NOT late'}${hasValue}`,
       [
         customer,
         meter.event_type,

@@ -8,7 +8,7 @@ import { Decimal, decimalText } from '../domain/money.js';
 import type { PeriodWindow } from '../meter/period.js';
 import { windowUsage, type WindowUsage } from '../meter/windows.js';
 import { windowKey, type UsageWindow } from './rate.js';
-import { eventTimeWindow } from '../store/event-window.js';
+import { eventStreamWindow } from '../store/event-window.js';
 
 type Db = pg.Pool | pg.PoolClient;
 
@@ -98,7 +98,7 @@ export async function cumulativeQuantities(
   days: readonly string[],
 ): Promise<string[]> {
   const { value, present } = aggregateOf(meter, '$5');
-  const where = `customer_id = $1 AND type = $2 AND ${eventTimeWindow('$3', '$4')} AND NOT late${present}`;
+  const where = `${eventStreamWindow({ customer: '$1', type: '$2', from: '$3', to: '$4' })} AND NOT late${present}`;
   const day = `((time AT TIME ZONE 'UTC')::date)::text`;
   const sql = {
     count: `SELECT ${day} AS day, count(*)::text AS q FROM events WHERE ${where} GROUP BY 1`,

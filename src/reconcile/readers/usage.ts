@@ -8,7 +8,7 @@ import type { WindowUsage } from '../../meter/windows.js';
 import type { Catalogs } from '../catalogs.js';
 import type { ReconKey } from '../checkpoints.js';
 import { Sides, type Db, type DocumentRef } from '../sides.js';
-import { eventTimeWindow } from '../../store/event-window.js';
+import { eventStreamWindow } from '../../store/event-window.js';
 
 export interface RunUsage {
   run: string;
@@ -112,8 +112,11 @@ async function recount(db: Db, runs: readonly RunUsage[], catalogs: Catalogs): P
     if (g.meter.aggregation !== 'count') params.push(g.meter.id);
     const rows = (
       await db.query<{ customer_id: string; quantity: string }>(
-        `SELECT customer_id, coalesce(${aggregateSql(g.meter, '$6')}, 0)::text AS quantity FROM events
-          WHERE customer_id = ANY($1) AND type = $2 AND ${eventTimeWindow('$3', '$4')} AND seq <= $5${g.late ? '' : ' AND NOT late'}${params.length > 5 ? ' AND meter_values ? $6' : ''}
+        // Each customer's window by the index of the (customer, type, day) key: one range of it per customer.
+        `SELECT customer_id, coalesce(${aggregateSql(g.meter, '$6')}, 0)::text AS quantity
+           FROM (SELECT DISTINCT unnest($1::text[]) AS wanted) c
+           JOIN events ON ${eventStreamWindow({ customer: 'c.wanted', type: '$2', from: '$3', to: '$4' })}
+          WHERE seq <= $5${g.late ? '' : ' AND NOT late'}${params.length > 5 ? ' AND meter_values ? $6' : ''}
           GROUP BY customer_id`,
         params,
       )
