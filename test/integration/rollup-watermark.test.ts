@@ -11,7 +11,7 @@ import type { Store } from '../../src/store/store.js';
 import { applyCatalog, currentCatalog, type CatalogVersion } from '../../src/catalog/service.js';
 import { ingestBatch } from '../../src/ingest/service.js';
 import { generateUsage } from '../../src/demo/generate.js';
-import { catchUpRollups, ensureRollupsReach, rollupWatermark, startRollupCatchUp } from '../../src/meter/catch-up.js';
+import { catchUpRollups, ensureRollupsReach, newestEventSeq, rollupWatermark, startRollupCatchUp } from '../../src/meter/catch-up.js';
 import { queryUsage, recountUsage } from '../../src/meter/usage.js';
 
 const NOW = new Date('2026-12-01T00:00:00Z');
@@ -188,6 +188,38 @@ describe('usage rollups caught up from a watermark', () => {
     const again = (await store.pool.query<{ seq: string }>("SELECT seq FROM events WHERE id = 'e-again'")).rows[0]!;
     assert.ok(BigInt(again.seq) > (await rollupWatermark(store.pool)));
     await catchUpRollups(store.pool);
+    await assertFoldedOnce();
+  });
+
+  it('the newest seq, read above the watermark (seq has block ranges, no btree), is the newest event this snapshot sees', async () => {
+    await catchUpRollups(store.pool);
+    const mark = await rollupWatermark(store.pool);
+    assert.equal(await newestEventSeq(store.pool), mark.toString(), 'nothing above the watermark: the watermark');
+    await ingestBatch(store.pool, catalog, events(30, 9, 'n'), { channel: 'http', now: NOW });
+    assert.equal(await newestEventSeq(store.pool), (await maxSeq()).toString(), 'the newest of the events not folded yet');
+    assert.ok((await maxSeq()) > mark);
+    // A writer in flight has taken a seq above every stored one: only its own snapshot sees it.
+    const committed = await maxSeq();
+    const writer = await store.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query(
+        `INSERT INTO events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id)
+         SELECT source, 'n-in-flight', type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id
+           FROM events WHERE seq = $1`,
+        [committed.toString()],
+      );
+      const own = BigInt(await newestEventSeq(writer));
+      assert.ok(own > committed, 'the writer sees its own event');
+      assert.equal(await newestEventSeq(store.pool), committed.toString(), 'others do not see an event before it commits');
+      await writer.query('ROLLBACK');
+      // Its seq is a gap now: the catch-up's horizon is the newest committed event, and nothing is above it.
+      await catchUpRollups(store.pool);
+      assert.equal(await rollupWatermark(store.pool), committed);
+      assert.equal(await newestEventSeq(store.pool), committed.toString());
+    } finally {
+      writer.release();
+    }
     await assertFoldedOnce();
   });
 

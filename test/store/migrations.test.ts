@@ -50,6 +50,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['032_rollups_from_watermark.sql', 'aa25a04c4ceb24033939d1e078948c36e6527edb90f719e774d0c70e65292315'],
   ['033_events_keyed.sql', '32d8b6511a36a43738f17b49c1d48e9452c0312c3033e256adfee3bec66a4cb3'],
   ['034_events_customer_day.sql', '76439bb21e9c57fdcf410cfe907c70513f298908119c16617e75d41d69f6bc92'],
+  ['035_events_lean_indexes.sql', 'b8299bdcfd3839d30ca0c8c34f092f63c0e1af5e5735a814a9fbd906f458ae37'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
