@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { escapeLiteral } from 'pg';
 import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, type NormalizedEvent } from './cloudevent.js';
 import { currentCatalog, type CatalogVersion } from '../catalog/service.js';
-import type { Problem } from '../domain/result.js';
+import { invariant, type Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
 import { CopyLines, copyText } from '../store/copy-text.js';
 import { Readable } from 'node:stream';
@@ -323,8 +323,8 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   const accepted = inKeyOrder(hopeful.accepted);
   const client = await pool.connect();
   try {
-    const isLate = await lockAndReadState(client, accepted, catalog, options.requireHead, 'BEGIN; ');
-    const lines = copyRows(accepted, batchId, isLate);
+    const { isLate, seqs } = await lockAndReadState(client, accepted, catalog, options.requireHead, 'BEGIN; ', accepted.length);
+    const lines = copyRows(accepted, batchId, isLate, seqs);
     await pipeline(Readable.from([lines.bytes()]), client.query(copyFrom(COPY_EVENTS)));
     lines.release(); // the COPY completed: every byte was sent and read (after a failure some may still be queued)
     await client.query(`${insertBatch(batchLiterals(batch, counts))}; COMMIT`);
@@ -356,6 +356,7 @@ function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
  * a period closed between this and the write. Two statements sent as one simple query (one round trip; after
  * `opening`, the hopeful path's BEGIN), so their values are literals: `true`/`false` and billing periods (YYYY-MM, from
  * canonical times), quoted by pg's escapeLiteral. The late test it returns throws CatalogMovedError (lateTest).
+ * Asked for `seqsWanted`, it also takes that many seqs for the events to write, as reserveSeqs says.
  */
 async function lockAndReadState(
   client: pg.PoolClient,
@@ -363,19 +364,40 @@ async function lockAndReadState(
   catalog: CatalogVersion,
   requireHead: boolean | undefined,
   opening = '',
-): Promise<(event: NormalizedEvent) => boolean> {
+  seqsWanted = 0,
+): Promise<{ isLate: (event: NormalizedEvent) => boolean; seqs: bigint[] }> {
   const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))].map((period) => escapeLiteral(period));
   const statements =
     `${opening}LOCK TABLE events IN ROW EXCLUSIVE MODE; ` +
-    batchState(requireHead === true ? 'true' : 'false', periods.length === 0 ? "'{}'::text[]" : `ARRAY[${periods.join(', ')}]::text[]`);
+    batchState(
+      requireHead === true ? 'true' : 'false',
+      periods.length === 0 ? "'{}'::text[]" : `ARRAY[${periods.join(', ')}]::text[]`,
+      Math.ceil(seqsWanted / SEQ_BLOCK),
+    );
   const results = (await client.query(statements)) as unknown as pg.QueryResult[];
-  return lateTest(results[results.length - 1]!.rows[0] as BatchState, catalog, requireHead);
+  const state = results[results.length - 1]!.rows[0] as BatchState;
+  return { isLate: lateTest(state, catalog, requireHead), seqs: seqsOfBlocks(state.seq_blocks, seqsWanted) };
 }
 
-/** The batch state's row: the catalog head (when asked) and each closed period of the batch as [entity, period]. */
+/** The batch state's row: the catalog head (when asked), each closed period of the batch as [entity, period], and the
+ * first seq of each block of seqs taken (none when none were asked for). */
 interface BatchState {
   head: number | null;
   closed: Array<[string, string]>;
+  seq_blocks: string[] | null;
+}
+
+/**
+ * The seqs of the events a COPY writes, `wanted` of them, from blocks the sequence gave: each nextval of events'
+ * identity sequence is the first of SEQ_BLOCK seqs that are the caller's alone (migration 036 makes it count by
+ * SEQ_BLOCK), so a batch of up to SEQ_BLOCK events takes one nextval instead of one for each event. Taken under events'
+ * ROW EXCLUSIVE lock and written in the same transaction, as the identity's own would be: a catch-up's horizon, read
+ * under the SHARE lock, waits for this transaction, and every nextval after it is above every seq of its blocks.
+ */
+function seqsOfBlocks(blocks: readonly string[] | null, wanted: number): bigint[] {
+  const firsts = (blocks ?? []).map((first) => BigInt(first));
+  invariant(firsts.length * SEQ_BLOCK >= wanted, `ingest: ${wanted} seqs wanted, ${firsts.length} blocks of ${SEQ_BLOCK} taken`);
+  return Array.from({ length: wanted }, (_, i) => firsts[Math.floor(i / SEQ_BLOCK)]! + BigInt(i % SEQ_BLOCK));
 }
 
 /**
@@ -398,14 +420,19 @@ function billingPeriodOf(time: string): string {
  * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
  * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
  */
-function copyRows(accepted: readonly Occurrence[], batchId: string, isLate: (event: NormalizedEvent) => boolean): CopyLines {
+function copyRows(
+  accepted: readonly Occurrence[],
+  batchId: string,
+  isLate: (event: NormalizedEvent) => boolean,
+  seqs: readonly bigint[],
+): CopyLines {
   const batch = copyText(batchId);
   const lines = new CopyLines(accepted.length * 512);
-  for (const { event } of accepted) {
+  for (const [i, { event }] of accepted.entries()) {
     const e = event!;
     const late = isLate(e) ? 't' : 'f';
     lines.add(
-      `${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
+      `${seqs[i]!}\t${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
         `${copyText(e.data_json ?? JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
         `${e.content_hash}\t${batch}\t${late}\n`,
     );
@@ -434,7 +461,7 @@ async function writeTheLongWay(batch: BatchWrite): Promise<BatchOutcome> {
 async function writeJudged(client: pg.PoolClient, batch: BatchWrite): Promise<BatchOutcome> {
   const { catalog, options, batchId, groups } = batch;
   const firsts = [...groups.values()].flatMap((group) => (group.first ? [group.first] : []));
-  const isLate = await lockAndReadState(client, firsts, catalog, options.requireHead);
+  const { isLate } = await lockAndReadState(client, firsts, catalog, options.requireHead);
   const stored = groups.size > 0 ? await existingHashes(client, [...groups.values()]) : new Map<string, string>();
   const judged = judge(groups, stored, batch.rejected);
   const counts = countStatuses(judged.results);
@@ -524,16 +551,21 @@ export function countStatuses(results: readonly EventOutcome[]): Record<EventSta
   return counts;
 }
 
-// The hopeful path's events: COPY, the seq and received_at their defaults. A key stored already fails it on events_pkey.
+// The hopeful path's events: COPY, each seq from the blocks it took (seqsOfBlocks), received_at its default. A key
+// stored already fails it on events_pkey.
 const COPY_EVENTS =
-  'COPY events (source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN';
+  'COPY events (seq, source, id, type, subject, customer_id, time, data, meter_values, dimensions, content_hash, batch_id, late) FROM STDIN';
 
-// The head when `asked` (true or false), and each of the `periods` (a text[] of YYYY-MM) closed for a legal entity, as
-// [entity, period]: the batch state, read under events' lock.
-const batchState = (asked: string, periods: string) => `
+// The head when `asked` (true or false), each of the `periods` (a text[] of YYYY-MM) closed for a legal entity, as
+// [entity, period], and `blocks` blocks of seqs (seqsOfBlocks): the batch state, read under events' lock.
+const batchState = (asked: string, periods: string, blocks: number) => `
 SELECT (SELECT max(version) FROM catalog_versions WHERE ${asked}) AS head,
        coalesce((SELECT jsonb_agg(jsonb_build_array(legal_entity, period) ORDER BY legal_entity, period)
-                   FROM billing_periods WHERE status = 'closed' AND period = ANY(${periods})), '[]'::jsonb) AS closed`;
+                   FROM billing_periods WHERE status = 'closed' AND period = ANY(${periods})), '[]'::jsonb) AS closed,
+       (SELECT array_agg(nextval('events_seq_seq')::text) FROM generate_series(1, ${blocks})) AS seq_blocks`;
+
+/** Seqs each nextval of events' identity sequence gives (its increment, migration 036). */
+export const SEQ_BLOCK = 1024;
 
 // The long way's events, the accepted ones only, with the batch record ($2..$10: id, channel, key, received, accepted,
 // duplicates, conflicts, rejected, quarantined), inserted in the order given (inKeyOrder, as the hopeful path's COPY).

@@ -223,6 +223,46 @@ describe('usage rollups caught up from a watermark', () => {
     await assertFoldedOnce();
   });
 
+  it('a batch takes its seqs as one block: consecutive, shared with no other event, above what was folded', async () => {
+    await catchUpRollups(store.pool);
+    const mark = await rollupWatermark(store.pool);
+    // Batches written at once, then one event written the long way (beside a conflict: a stored key, other content).
+    const sizes = [1000, 1, 337, 999, 2, 1000];
+    const outcomes = await Promise.all(
+      sizes.map((n, b) => ingestBatch(store.pool, catalog, events(n, 20 + b, `blk${b}`), { channel: 'http', now: NOW })),
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.counts.accepted),
+      sizes,
+    );
+    const [first] = events(1, 20, 'blk0');
+    const longWay = await ingestBatch(store.pool, catalog, [{ ...first!, data: { other: 1 } }, ...events(1, 30, 'blk-long')], {
+      channel: 'http',
+      now: NOW,
+    });
+    assert.deepEqual([longWay.counts.conflict, longWay.counts.accepted], [1, 1]);
+    const rows = (
+      await store.pool.query<{ batch_id: string; n: number; lo: string; hi: string; distinct_seqs: number }>(
+        `SELECT batch_id, count(*)::int AS n, min(seq)::text AS lo, max(seq)::text AS hi, count(DISTINCT seq)::int AS distinct_seqs
+           FROM events WHERE seq > $1 GROUP BY batch_id`,
+        [mark.toString()],
+      )
+    ).rows;
+    for (const [b, outcome] of outcomes.entries()) {
+      const row = rows.find((r) => r.batch_id === outcome.batch_id)!;
+      assert.equal(row.n, sizes[b]);
+      assert.equal(BigInt(row.hi) - BigInt(row.lo), BigInt(sizes[b]! - 1), 'one block, its seqs consecutive');
+    }
+    const all = (
+      await store.pool.query<{ n: number; distinct_seqs: number }>(
+        'SELECT count(*)::int AS n, count(DISTINCT seq)::int AS distinct_seqs FROM events',
+      )
+    ).rows[0]!;
+    assert.equal(all.distinct_seqs, all.n, 'no two events share a seq');
+    await catchUpRollups(store.pool);
+    await assertFoldedOnce();
+  });
+
   it('a serving process catches up on its own, one catch-up at a time, and stops cleanly', async () => {
     const logged: Array<Record<string, unknown>> = [];
     const loop = startRollupCatchUp(store.pool, { intervalMs: 5, log: (entry) => logged.push(entry) });

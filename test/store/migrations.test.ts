@@ -51,6 +51,7 @@ const PINS: ReadonlyArray<readonly [string, string]> = [
   ['033_events_keyed.sql', '32d8b6511a36a43738f17b49c1d48e9452c0312c3033e256adfee3bec66a4cb3'],
   ['034_events_customer_day.sql', '76439bb21e9c57fdcf410cfe907c70513f298908119c16617e75d41d69f6bc92'],
   ['035_events_lean_indexes.sql', 'b8299bdcfd3839d30ca0c8c34f092f63c0e1af5e5735a814a9fbd906f458ae37'],
+  ['036_event_seq_blocks.sql', '1b5c9a7c8db23f689ef4fb07aebec9888613eef5addeea4d77515fa4a28d021d'],
 ];
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
