@@ -356,7 +356,7 @@ function inKeyOrder(accepted: readonly Occurrence[]): Occurrence[] {
  * a period closed between this and the write. Two statements sent as one simple query (one round trip; after
  * `opening`, the hopeful path's BEGIN), so their values are literals: `true`/`false` and billing periods (YYYY-MM, from
  * canonical times), quoted by pg's escapeLiteral. The late test it returns throws CatalogMovedError (lateTest).
- * Asked for `seqsWanted`, it also takes that many seqs for the events to write, as reserveSeqs says.
+ * Asked for `seqsWanted`, it also takes that many seqs for the events to write, in blocks (seqsOfBlocks).
  */
 async function lockAndReadState(
   client: pg.PoolClient,
@@ -379,8 +379,10 @@ async function lockAndReadState(
   return { isLate: lateTest(state, catalog, requireHead), seqs: seqsOfBlocks(state.seq_blocks, seqsWanted) };
 }
 
-/** The batch state's row: the catalog head (when asked), each closed period of the batch as [entity, period], and the
- * first seq of each block of seqs taken (none when none were asked for). */
+/**
+ * The batch state's row: the catalog head (when asked), each closed period of the batch as [entity, period], and the
+ * first seq of each block of seqs taken (null when none were asked for).
+ */
 interface BatchState {
   head: number | null;
   closed: Array<[string, string]>;
