@@ -18,6 +18,8 @@ export interface CatchUp {
   watermark: string;
   /** Seqs the catch-up moved the watermark over (an upper bound of the events folded: aborted writers leave gaps). */
   advanced: string;
+  /** Fold transactions it took: one per CATCH_UP_FOLD_EVENTS_MAX events at most, whatever the seqs between them. */
+  folds: number;
 }
 
 /** Every event up to this seq is counted in the rollups. */
@@ -51,24 +53,45 @@ function remember(pool: pg.Pool, mark: bigint): void {
 /**
  * Folds every event stored before this call into the rollups. The horizon is read under LOCK TABLE events IN SHARE
  * MODE, which waits for the ingestion in flight (a batch's statement) and holds new batches for as long as reading
- * one maximum takes; the folds then run without it, at most CATCH_UP_FOLD_EVENTS_MAX seqs a transaction. Two catch-ups
+ * one maximum takes; the folds then run without it, at most CATCH_UP_FOLD_EVENTS_MAX events a transaction. Two catch-ups
  * at once fold each event once: each fold takes the watermark row first.
  */
-export async function catchUpRollups(pool: pg.Pool): Promise<CatchUp> {
+export async function catchUpRollups(pool: pg.Pool, options: { foldEventsMax?: number } = {}): Promise<CatchUp> {
+  const most = options.foldEventsMax ?? CATCH_UP_FOLD_EVENTS_MAX;
+  invariant(Number.isSafeInteger(most) && most > 0, `catch-up: events a fold takes must be a positive whole number, got ${most}`);
   const start = await rollupWatermark(pool);
   // Nothing committed above the watermark: nothing to fold, and no lock that would hold ingestion for a moment.
-  if (BigInt(await newestEventSeq(pool)) <= start) return { watermark: start.toString(), advanced: '0' };
+  if (BigInt(await newestEventSeq(pool)) <= start) return { watermark: start.toString(), advanced: '0', folds: 0 };
   const horizon = await transaction(pool, async (client) => {
     await client.query('LOCK TABLE events IN SHARE MODE');
     return BigInt((await client.query<{ h: string }>('SELECT usage_rollup_horizon()::text AS h')).rows[0]!.h);
   });
+  // Fewer seqs than the limit hold fewer events; more may hold few (seqs are taken in blocks, migration 036), so the
+  // steps are found by counting the events between.
+  const steps = horizon - start > BigInt(most) ? [...(await foldSteps(pool, start, horizon, most)), horizon] : [horizon];
   let mark = start;
-  while (mark < horizon) {
-    const step = mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) < horizon ? mark + BigInt(CATCH_UP_FOLD_EVENTS_MAX) : horizon;
+  let folds = 0;
+  for (const step of steps) {
+    if (step <= mark) continue; // another catch-up folded past it meanwhile
     mark = BigInt((await pool.query<{ m: string }>('SELECT usage_rollups_catch_up($1::bigint)::text AS m', [step.toString()])).rows[0]!.m);
+    folds += 1;
   }
   remember(pool, mark);
-  return { watermark: mark.toString(), advanced: (mark > start ? mark - start : 0n).toString() };
+  return { watermark: mark.toString(), advanced: (mark > start ? mark - start : 0n).toString(), folds };
+}
+
+/**
+ * The seq of every `most`-th event above `mark` and below `horizon`, ascending: where each fold stops, so that none
+ * takes more than `most` events. Every event up to the horizon is committed (it was read under the SHARE lock, which
+ * waited for the writers then in flight; later ones take seqs above it), so the count is what the folds will find.
+ */
+async function foldSteps(pool: pg.Pool, mark: bigint, horizon: bigint, most: number): Promise<bigint[]> {
+  const found = await pool.query<{ seq: string }>(
+    `SELECT seq::text AS seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM events WHERE seq > $1 AND seq < $2) AS unfolded
+      WHERE n % $3 = 0 ORDER BY seq`,
+    [mark.toString(), horizon.toString(), most],
+  );
+  return found.rows.map((row) => BigInt(row.seq));
 }
 
 /**
@@ -105,7 +128,8 @@ export function startRollupCatchUp(
     if (running) return;
     running = catchUpRollups(pool)
       .then((done) => {
-        if (done.advanced !== '0') options.log({ msg: 'usage rollups caught up', watermark: done.watermark, advanced: done.advanced });
+        if (done.advanced !== '0')
+          options.log({ msg: 'usage rollups caught up', watermark: done.watermark, advanced: done.advanced, folds: done.folds });
       })
       .catch((error: unknown) => options.log({ msg: 'usage rollups catch-up failed', error: (error as Error).message }))
       .finally(() => (running = undefined));

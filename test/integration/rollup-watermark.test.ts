@@ -58,7 +58,7 @@ describe('usage rollups caught up from a watermark', () => {
     assert.ok(BigInt(done.advanced) >= 400n);
     assert.deepEqual(
       await catchUpRollups(store.pool),
-      { watermark: done.watermark, advanced: '0' },
+      { watermark: done.watermark, advanced: '0', folds: 0 },
       'a second catch-up has nothing to fold',
     );
     await assertFoldedOnce();
@@ -261,6 +261,28 @@ describe('usage rollups caught up from a watermark', () => {
     assert.equal(all.distinct_seqs, all.n, 'no two events share a seq');
     await catchUpRollups(store.pool);
     await assertFoldedOnce();
+  });
+
+  it('a fold takes at most the limit of events, counted, however far apart their seqs are', async () => {
+    await catchUpRollups(store.pool);
+    // A batch holding an event of a type no meter reads takes the long way, whose insert gives each accepted event
+    // a seq of its own from the identity, a block of SEQ_BLOCK apart: 24 events span about 24 × 1,024 seqs.
+    const unknown = { ...events(1, 8, 'g-unknown')[0]!, type: 'com.northwind.unknown' };
+    for (let batch = 0; batch < 3; batch += 1) {
+      const outcome = await ingestBatch(store.pool, catalog, [...events(8, 20 + batch, `g${batch}`), unknown], {
+        channel: 'http',
+        now: NOW,
+      });
+      assert.equal(outcome.counts.accepted, 8);
+    }
+    const start = await rollupWatermark(store.pool);
+    assert.ok((await maxSeq()) - start > 24n * 512n, 'the events are far apart in seqs');
+    const done = await catchUpRollups(store.pool, { foldEventsMax: 10 });
+    assert.equal(done.folds, 3, '24 events, at most 10 a fold');
+    assert.equal(BigInt(done.watermark), await maxSeq());
+    await assertFoldedOnce();
+    const exact = await catchUpRollups(store.pool, { foldEventsMax: 10 });
+    assert.deepEqual(exact, { watermark: done.watermark, advanced: '0', folds: 0 });
   });
 
   it('a serving process catches up on its own, one catch-up at a time, and stops cleanly', async () => {
