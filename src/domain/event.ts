@@ -122,22 +122,47 @@ function canonicalString(value: string): string | undefined {
   return SUSPECT_TEXT.test(value) ? undefined : JSON.stringify(value);
 }
 
+/**
+ * JSON.stringify of a normalized event's `values` or `dimensions` (string members, or members that are records of
+ * strings), character for character, written without the engine's general serializer, which cost more than the rest
+ * of a COPY row (issue 19). Members in the object's own order, as JSON.stringify writes them.
+ */
+export function stringRecordJson(record: Readonly<Record<string, string | Readonly<Record<string, string>>>>): string {
+  let out = '';
+  for (const key of Object.keys(record)) {
+    const value = record[key]!;
+    out += `${out === '' ? '{' : ','}${jsonString(key)}:${typeof value === 'string' ? jsonString(value) : stringRecordJson(value)}`;
+  }
+  return out === '' ? '{}' : `${out}}`;
+}
+
+/** JSON.stringify of a string: as it is between quotes unless it holds a character JSON writes escaped. */
+function jsonString(value: string): string {
+  return ESCAPED_OR_SUSPECT.test(value) ? JSON.stringify(value) : `"${value}"`;
+}
+
 // Member names repeat from event to event (specversion, id, data and the data's own fields): their canonical form is
-// kept rather than written again for each event. Bounded: names up to 64 characters, cleared when 1,024 are kept.
+// kept rather than written again for each event, as the text that opens a member first in its object (`"name":`)
+// and any other (`,"name":`). Bounded: names up to 64 characters, cleared when 1,024 are kept.
 const CANONICAL_KEYS_MAX = 1024;
 const CANONICAL_KEY_LENGTH_MAX = 64;
-const canonicalKeys = new Map<string, string | undefined>();
+const canonicalKeys = new Map<string, readonly [string, string] | undefined>();
 
-/** canonicalString of a member name, from the names already seen when it is one. */
-function canonicalKey(key: string): string | undefined {
-  if (key.length > CANONICAL_KEY_LENGTH_MAX) return canonicalString(key);
-  let name = canonicalKeys.get(key);
-  if (name === undefined && !canonicalKeys.has(key)) {
-    name = canonicalString(key);
+/** How a member named `key` opens in canonical JSON, first in its object and after another; undefined as canonicalString. */
+function canonicalMember(key: string): readonly [string, string] | undefined {
+  if (key.length > CANONICAL_KEY_LENGTH_MAX) return memberOpenings(key);
+  let member = canonicalKeys.get(key);
+  if (member === undefined && !canonicalKeys.has(key)) {
+    member = memberOpenings(key);
     if (canonicalKeys.size >= CANONICAL_KEYS_MAX) canonicalKeys.clear();
-    canonicalKeys.set(key, name);
+    canonicalKeys.set(key, member);
   }
-  return name;
+  return member;
+}
+
+function memberOpenings(key: string): readonly [string, string] | undefined {
+  const name = canonicalString(key);
+  return name === undefined ? undefined : [`${name}:`, `,${name}:`];
 }
 
 /**
@@ -180,12 +205,12 @@ function canonicalObject(record: Record<string, unknown>, depth: number, kept?: 
   let out = '{';
   for (let i = 0; i < keys.length; i += 1) {
     const key = keys[i]!;
-    const name = canonicalKey(key);
-    if (name === undefined) return undefined;
+    const member = canonicalMember(key);
+    if (member === undefined) return undefined;
     const item = canonicalEventJson(record[key], depth + 1);
     if (item === undefined) return undefined;
     if (kept && key === 'data') kept.data = item;
-    out += `${i === 0 ? '' : ','}${name}:${item}`;
+    out = out + member[i === 0 ? 0 : 1] + item;
   }
   return `${out}}`;
 }

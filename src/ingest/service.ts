@@ -4,6 +4,7 @@ import { usageBatchId } from '../domain/keys.js';
 import type pg from 'pg';
 import { escapeLiteral } from 'pg';
 import { validateEvent, eventContentHash, INGEST_LIMITS, type IngestContext, type NormalizedEvent } from './cloudevent.js';
+import { stringRecordJson } from '../domain/event.js';
 import { currentCatalog, type CatalogVersion } from '../catalog/service.js';
 import { invariant, type Problem } from '../domain/result.js';
 import { transaction } from '../store/store.js';
@@ -365,7 +366,7 @@ async function lockAndReadState(
   requireHead: boolean | undefined,
   opening = '',
   seqsWanted = 0,
-): Promise<{ isLate: (event: NormalizedEvent) => boolean; seqs: bigint[] }> {
+): Promise<{ isLate: (event: NormalizedEvent) => boolean; seqs: string[] }> {
   const periods = [...new Set(accepted.map((o) => billingPeriodOf(o.event!.time)))].map((period) => escapeLiteral(period));
   const statements =
     `${opening}LOCK TABLE events IN ROW EXCLUSIVE MODE; ` +
@@ -396,10 +397,16 @@ interface BatchState {
  * ROW EXCLUSIVE lock and written in the same transaction, as the identity's own would be: a catch-up's horizon, read
  * under the SHARE lock, waits for this transaction, and every nextval after it is above every seq of its blocks.
  */
-function seqsOfBlocks(blocks: readonly string[] | null, wanted: number): bigint[] {
+function seqsOfBlocks(blocks: readonly string[] | null, wanted: number): string[] {
   const firsts = (blocks ?? []).map((first) => BigInt(first));
   invariant(firsts.length * SEQ_BLOCK >= wanted, `ingest: ${wanted} seqs wanted, ${firsts.length} blocks of ${SEQ_BLOCK} taken`);
-  return Array.from({ length: wanted }, (_, i) => firsts[Math.floor(i / SEQ_BLOCK)]! + BigInt(i % SEQ_BLOCK));
+  // As decimal text for COPY: by number arithmetic below 2^53 (a bigint's text costs more to write), else by bigint.
+  const safe = firsts.every((first) => first + BigInt(SEQ_BLOCK) <= BigInt(Number.MAX_SAFE_INTEGER));
+  const at = (i: number) => {
+    const first = firsts[Math.floor(i / SEQ_BLOCK)]!;
+    return safe ? String(Number(first) + (i % SEQ_BLOCK)) : String(first + BigInt(i % SEQ_BLOCK));
+  };
+  return Array.from({ length: wanted }, (_, i) => at(i));
 }
 
 /**
@@ -426,7 +433,7 @@ function copyRows(
   accepted: readonly Occurrence[],
   batchId: string,
   isLate: (event: NormalizedEvent) => boolean,
-  seqs: readonly bigint[],
+  seqs: readonly string[],
 ): CopyLines {
   const batch = copyText(batchId);
   const lines = new CopyLines(accepted.length * 512);
@@ -435,7 +442,7 @@ function copyRows(
     const late = isLate(e) ? 't' : 'f';
     lines.add(
       `${seqs[i]!}\t${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
-        `${copyText(e.data_json ?? JSON.stringify(e.data))}\t${copyText(JSON.stringify(e.values))}\t${copyText(JSON.stringify(e.dimensions))}\t` +
+        `${copyText(e.data_json ?? JSON.stringify(e.data))}\t${copyText(stringRecordJson(e.values))}\t${copyText(stringRecordJson(e.dimensions))}\t` +
         `${e.content_hash}\t${batch}\t${late}\n`,
     );
   }

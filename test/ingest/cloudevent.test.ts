@@ -6,6 +6,7 @@ import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { parse } from 'yaml';
 import type { Meter } from '../../src/domain/model.js';
+import { stringRecordJson } from '../../src/domain/event.js';
 import {
   INGEST_LIMITS,
   eventContentHash,
@@ -509,6 +510,33 @@ describe('content hash fast path', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+  it('writes values and dimensions as JSON.stringify does, whatever their names and strings hold', async () => {
+    const fc = (await import('fast-check')).default;
+    const unit = fc.constantFrom(
+      'a',
+      'z',
+      '"',
+      '\\',
+      '\n',
+      '\t',
+      '\u0000',
+      '\u001f',
+      '\u007f',
+      'é',
+      '\u2028',
+      '\uD83D',
+      '\uDE00',
+      '1',
+      '_',
+    );
+    const text = fc.array(unit, { maxLength: 6 }).map((units) => units.join(''));
+    const record = fc.dictionary(text, fc.oneof(text, fc.dictionary(text, text, { maxKeys: 4 })), { maxKeys: 5 });
+    fc.assert(
+      fc.property(record, (r) => assert.equal(stringRecordJson(r), JSON.stringify(r))),
+      { numRuns: 3000 },
+    );
+    assert.equal(stringRecordJson({ b: '1', 10: 'x', 2: { z: '', a: '"' } }), JSON.stringify({ b: '1', 10: 'x', 2: { z: '', a: '"' } }));
   });
   it('agrees on NUL characters (the slow path) and on number forms', () => {
     for (const value of [{ 'b\u0000': 1 }, ['x\u0000', { z: 1, a: [2] }], { e: 1e21, f: -0, g: 0.1, h: 5e-7 }]) {
