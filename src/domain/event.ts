@@ -170,11 +170,13 @@ function memberOpenings(key: string): readonly [string, string] | undefined {
  * UTF-16 code units, ECMAScript number and string serialization), in one walk that also vouches for the value's shape.
  * Answers undefined whenever the value holds anything checkShape might refuse, or anything that is not plain JSON
  * (a toJSON method, a hole, an undefined member, depth beyond the limit): the caller then takes the exact slow path.
+ * `plainText`: the value was read from bytes that vouch for its strings (StrictJsonResult.plainText), which are then
+ * written between quotes without a test.
  */
-export function canonicalEventJson(value: unknown, depth = 0): string | undefined {
+export function canonicalEventJson(value: unknown, depth = 0, plainText = false): string | undefined {
   switch (typeof value) {
     case 'string':
-      return canonicalString(value);
+      return plainText ? `"${value}"` : canonicalString(value);
     case 'number':
       return Number.isFinite(value) ? JSON.stringify(value) : undefined;
     case 'boolean':
@@ -190,24 +192,24 @@ export function canonicalEventJson(value: unknown, depth = 0): string | undefine
     let out = '[';
     for (let i = 0; i < value.length; i += 1) {
       if (!(i in value)) return undefined;
-      const item = canonicalEventJson(value[i], depth + 1);
+      const item = canonicalEventJson(value[i], depth + 1, plainText);
       if (item === undefined) return undefined;
       out += i === 0 ? item : `,${item}`;
     }
     return `${out}]`;
   }
-  return canonicalObject(value as Record<string, unknown>, depth);
+  return canonicalObject(value as Record<string, unknown>, depth, plainText);
 }
 
 /** An object's members in canonical order; the canonical text of a member named `data` goes to `kept` when given. */
-function canonicalObject(record: Record<string, unknown>, depth: number, kept?: { data?: string }): string | undefined {
+function canonicalObject(record: Record<string, unknown>, depth: number, plainText: boolean, kept?: { data?: string }): string | undefined {
   const keys = sortedKeys(record);
   let out = '{';
   for (let i = 0; i < keys.length; i += 1) {
     const key = keys[i]!;
     const member = canonicalMember(key);
     if (member === undefined) return undefined;
-    const item = canonicalEventJson(record[key], depth + 1);
+    const item = canonicalEventJson(record[key], depth + 1, plainText);
     if (item === undefined) return undefined;
     if (kept && key === 'data') kept.data = item;
     out = out + member[i === 0 ? 0 : 1] + item;
@@ -217,12 +219,16 @@ function canonicalObject(record: Record<string, unknown>, depth: number, kept?: 
 
 /**
  * canonicalEventJson of an event (an object), with the canonical text of its `data` member when it has one: written
- * once for the content hash and kept for storing `data` (jsonb reads the same value from it).
+ * once for the content hash and kept for storing `data` (jsonb reads the same value from it). `plainText` as for
+ * canonicalEventJson.
  */
-export function canonicalEventParts(event: Record<string, unknown>): { text: string; data: string | undefined } | undefined {
+export function canonicalEventParts(
+  event: Record<string, unknown>,
+  plainText = false,
+): { text: string; data: string | undefined } | undefined {
   if (typeof (event as { toJSON?: unknown }).toJSON === 'function') return undefined;
   const kept: { data?: string } = {};
-  const text = canonicalObject(event, 0, kept);
+  const text = canonicalObject(event, 0, plainText, kept);
   return text === undefined ? undefined : { text, data: kept.data };
 }
 

@@ -50,6 +50,12 @@ export type StrictJsonResult =
       ok: true;
       value: unknown;
       /** perElement only: element index -> its problems (the element is not usable) */ elementProblems: ReadonlyMap<number, JsonProblem[]>;
+      /**
+       * Every string of the value, member names too, is printable ASCII without `"` or `\`: the bytes were ASCII and
+       * held no backslash, so no string holds an escape, and JSON admits no raw control character in a string. Such
+       * a string is written as it is in JSON (between quotes) and in COPY's text format.
+       */
+      plainText?: boolean;
     }
   | { ok: false; problems: JsonProblem[] };
 
@@ -112,7 +118,8 @@ const byteAt = (offset: number): string => `byte ${offset}`;
 /** Reads JSON bytes strictly (see the file comment). */
 export function parseStrictJsonBytes(bytes: Uint8Array, options: StrictJsonOptions = {}): StrictJsonResult {
   const elements = readProvenPlainElements(bytes, options);
-  if (elements !== undefined) return { ok: true, value: elements, elementProblems: new Map() };
+  if (elements !== undefined)
+    return { ok: true, value: elements, elementProblems: new Map(), plainText: isAscii(bytes) && bytes.indexOf(0x5c) === -1 };
   const decoded = decodeUtf8(bytes, options.where);
   if (!decoded.ok) return { ok: false, problems: [decoded.problem] };
   return parseStrictJson(decoded.text, options);

@@ -38,6 +38,8 @@ export interface IngestContext {
   allowedCustomer?: (customer: string) => boolean;
   /** Largest absolute value per meter (CatalogIndex.meterValueMax): beyond it an event cannot be billed and is rejected. */
   meterValueMax?: ReadonlyMap<string, Decimal>;
+  /** The events were read from bytes that vouch for their strings (StrictJsonResult.plainText): IngestOptions.plainText. */
+  plainText?: boolean;
 }
 
 export type { NormalizedEvent, QuarantinedEvent, QuarantineReason } from '../domain/event.js';
@@ -290,7 +292,7 @@ function readDimension(value: unknown, path: string): Result<string> {
 export function validateEvent(raw: unknown, index: number, ctx: IngestContext): EventVerdict {
   void index; // problems are relative to the event; the caller prefixes `[index]`
   if (!isPlainObject(raw)) return rejected(problem('', 'not_object', `must be a JSON object (a CloudEvent), got ${describe(raw)}`));
-  const canonical = canonicalText(raw);
+  const canonical = canonicalText(raw, ctx.plainText === true);
   if ('status' in canonical) return canonical;
   const contentHash = sha256Hex(canonical.text);
 
@@ -358,9 +360,9 @@ function quarantined(path: 'type' | 'subject', reason: QuarantineReason, why: st
  * The event's canonical JSON, or the verdict rejecting it. Strings Postgres cannot store (NUL, unpaired surrogates)
  * and runaway nesting are refused before hashing.
  */
-function canonicalText(raw: Record<string, unknown>): { text: string; data: string | undefined } | EventVerdict {
+function canonicalText(raw: Record<string, unknown>, plainText: boolean): { text: string; data: string | undefined } | EventVerdict {
   // The fast walk writes the canonical form and vouches for the shape at once; anything it doubts takes the exact path.
-  let canonical = canonicalEventParts(raw);
+  let canonical = canonicalEventParts(raw, plainText);
   if (canonical === undefined) {
     const shapeProblems: Problem[] = [];
     checkShape(raw, '', 0, shapeProblems);

@@ -44,6 +44,12 @@ export interface IngestOptions {
    * CatalogMovedError is thrown, for the caller to read the head again and retry.
    */
   requireHead?: boolean;
+  /**
+   * Every string of the events (member names too) is printable ASCII without `"` or `\`, as the caller proved from the
+   * bytes it read them from (StrictJsonResult.plainText): written as it is in canonical JSON and in COPY's text format,
+   * without the test for characters either escapes. Never set for events from anywhere else.
+   */
+  plainText?: boolean;
 }
 
 /** Thrown by ingestBatch with requireHead when a catalog version newer than the one given has been applied. */
@@ -224,6 +230,7 @@ function validationContext(catalog: CatalogVersion, options: IngestOptions): Ing
     futureSkewMsMax: options.futureSkewMsMax ?? FUTURE_SKEW_MS_MAX_DEFAULT,
     allowedSources: allowed ? (source: string) => allowed.has(source) : undefined,
     allowedCustomer: entities ? (customer: string) => entities.has(catalog.index.customers.get(customer)?.legal_entity ?? '') : undefined,
+    plainText: options.plainText === true,
   };
 }
 
@@ -325,7 +332,7 @@ async function writeHopefully(batch: BatchWrite): Promise<BatchOutcome | undefin
   const client = await pool.connect();
   try {
     const { isLate, seqs } = await lockAndReadState(client, accepted, catalog, options.requireHead, 'BEGIN; ', accepted.length);
-    const lines = copyRows(accepted, batchId, isLate, seqs);
+    const lines = copyRows(accepted, batchId, isLate, seqs, options.plainText === true);
     await pipeline(Readable.from([lines.bytes()]), client.query(copyFrom(COPY_EVENTS)));
     lines.release(); // the COPY completed: every byte was sent and read (after a failure some may still be queued)
     await client.query(`${insertBatch(batchLiterals(batch, counts))}; COMMIT`);
@@ -427,22 +434,26 @@ function billingPeriodOf(time: string): string {
 
 /**
  * The accepted events as COPY's text format, one line each, in the columns of COPY_EVENTS. Each value is text
- * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped.
+ * validation produced (no NUL, no unpaired surrogate); backslash, tab, newline and carriage return are escaped. With
+ * `plainText` (IngestOptions.plainText) the strings the events carried have none of them and are written as they
+ * are; the customer, meter ids and dimension names, from the catalog, are escaped all the same.
  */
 function copyRows(
   accepted: readonly Occurrence[],
   batchId: string,
   isLate: (event: NormalizedEvent) => boolean,
   seqs: readonly string[],
+  plainText: boolean,
 ): CopyLines {
   const batch = copyText(batchId);
+  const carried = plainText ? (text: string) => text : copyText;
   const lines = new CopyLines(accepted.length * 512);
   for (const [i, { event }] of accepted.entries()) {
     const e = event!;
     const late = isLate(e) ? 't' : 'f';
     lines.add(
-      `${seqs[i]!}\t${copyText(e.source)}\t${copyText(e.id)}\t${copyText(e.type)}\t${copyText(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
-        `${copyText(e.data_json ?? JSON.stringify(e.data))}\t${copyText(stringRecordJson(e.values))}\t${copyText(stringRecordJson(e.dimensions))}\t` +
+      `${seqs[i]!}\t${carried(e.source)}\t${carried(e.id)}\t${carried(e.type)}\t${carried(e.subject)}\t${copyText(e.customer)}\t${e.time}\t` +
+        `${carried(e.data_json ?? JSON.stringify(e.data))}\t${copyText(stringRecordJson(e.values))}\t${copyText(stringRecordJson(e.dimensions))}\t` +
         `${e.content_hash}\t${batch}\t${late}\n`,
     );
   }

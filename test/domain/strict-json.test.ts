@@ -273,6 +273,26 @@ describe('strict JSON: the shortcut through JSON.parse answers what the reader a
       return bytes;
     }),
   );
+  // The answer without its plainText claim, which is checked here: every string and member name of the value is then
+  // printable ASCII without a quote or a backslash (what ingestion writes as it is in canonical JSON and COPY text).
+  const vouched = (result: ReturnType<typeof parseStrictJsonBytes>) => {
+    if (!result.ok) return result;
+    const { plainText, ...answer } = result;
+    if (!plainText) return answer;
+    const strings: string[] = [];
+    const walk = (value: unknown): void => {
+      if (typeof value === 'string') strings.push(value);
+      else if (Array.isArray(value)) value.forEach(walk);
+      else if (value && typeof value === 'object')
+        for (const [key, member] of Object.entries(value)) {
+          strings.push(key);
+          walk(member);
+        }
+    };
+    walk(result.value);
+    for (const text of strings) assert.match(text, /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/, `vouched for ${JSON.stringify(text)}`);
+    return answer;
+  };
   const decodedOrProblem = (bytes: Uint8Array, option: Parameters<typeof parseStrictJson>[1]) => {
     const decoded = decodeUtf8(bytes);
     return decoded.ok ? parseStrictJsonByReader(decoded.text, option) : { ok: false, problems: [decoded.problem] };
@@ -281,7 +301,11 @@ describe('strict JSON: the shortcut through JSON.parse answers what the reader a
   it('for generated arrays as bytes, read element by element, valid and not, and every option', () => {
     fc.assert(
       fc.property(bytesOf, options, (bytes, option) => {
-        assert.deepEqual(parseStrictJsonBytes(bytes, option), decodedOrProblem(bytes, option), Buffer.from(bytes).toString('utf8'));
+        assert.deepEqual(
+          vouched(parseStrictJsonBytes(bytes, option)),
+          decodedOrProblem(bytes, option),
+          Buffer.from(bytes).toString('utf8'),
+        );
       }),
       { numRuns: 5000 },
     );
@@ -292,7 +316,7 @@ describe('strict JSON: the shortcut through JSON.parse answers what the reader a
     for (const count of [0, 1, 999, 1000, 1001]) {
       const bytes = Buffer.from(JSON.stringify(Array.from({ length: count }, (_, n) => event(n))));
       const option = { perElement: true, elementsMax: 1000 };
-      assert.deepEqual(parseStrictJsonBytes(bytes, option), decodedOrProblem(bytes, option), `${count} events`);
+      assert.deepEqual(vouched(parseStrictJsonBytes(bytes, option)), decodedOrProblem(bytes, option), `${count} events`);
     }
     for (const depth of [JSON_DEPTH_MAX - 2, JSON_DEPTH_MAX - 1, JSON_DEPTH_MAX, JSON_DEPTH_MAX + 1]) {
       for (const document of [
@@ -300,13 +324,24 @@ describe('strict JSON: the shortcut through JSON.parse answers what the reader a
         '[1,' + '{"a":'.repeat(depth) + '1' + '}'.repeat(depth) + ']',
       ]) {
         const bytes = Buffer.from(document);
-        assert.deepEqual(parseStrictJsonBytes(bytes), decodedOrProblem(bytes, {}), `depth ${depth}`);
+        assert.deepEqual(vouched(parseStrictJsonBytes(bytes)), decodedOrProblem(bytes, {}), `depth ${depth}`);
       }
     }
     for (const document of ['[1}2]', '[1,]', '[,1]', '[1 2]', '[{"a":1,"a":2}]', '["a\\"b"]', '["\\u0000"]', '[1]x', ' [ 1 , 2 ] ']) {
       const bytes = Buffer.from(document);
-      assert.deepEqual(parseStrictJsonBytes(bytes), decodedOrProblem(bytes, {}), document);
+      assert.deepEqual(vouched(parseStrictJsonBytes(bytes)), decodedOrProblem(bytes, {}), document);
     }
+  });
+
+  it('vouches for the strings of a batch only when its bytes are ASCII without a backslash', () => {
+    const event = { id: 'e-1', source: '//s', type: 't', time: '2026-11-01T00:00:00Z', data: { region: 'eu', n: 1.5 } };
+    const plain = (document: string) =>
+      (parseStrictJsonBytes(Buffer.from(document), { perElement: true }) as { plainText?: boolean }).plainText === true;
+    assert.equal(plain(JSON.stringify([event, event])), true);
+    assert.equal(plain(JSON.stringify([{ ...event, id: 'tab\there' }])), false, 'an escape');
+    assert.equal(plain(JSON.stringify([{ ...event, id: 'quote"' }])), false, 'an escaped quote');
+    assert.equal(plain(JSON.stringify([{ ...event, id: 'é' }])), false, 'beyond ASCII');
+    assert.equal(plain('[{"id":"a\\u0041"}]'), false, 'a \\u escape');
   });
 
   it('for deep nesting and repeated keys at the edges of the limits', () => {

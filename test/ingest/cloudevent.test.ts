@@ -511,6 +511,40 @@ describe('content hash fast path', () => {
       { numRuns: 2000 },
     );
   });
+  it('gives the same verdict when the bytes vouch for the strings (plainText) as when they do not', async () => {
+    const fc = (await import('fast-check')).default;
+    // Printable ASCII without a quote or a backslash: what StrictJsonResult.plainText vouches for.
+    const plain = fc.string({
+      unit: fc
+        .integer({ min: 0x20, max: 0x7e })
+        .filter((c) => c !== 0x22 && c !== 0x5c)
+        .map((c) => String.fromCharCode(c)),
+      maxLength: 12,
+    });
+    const data = fc.dictionary(
+      plain,
+      fc.oneof(plain, fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.dictionary(plain, plain, { maxKeys: 2 })),
+      { maxKeys: 4 },
+    );
+    const raw = fc.record({
+      id: plain,
+      source: plain,
+      type: fc.constantFrom('com.northwind.api.request', 'com.northwind.storage.usage', 'com.northwind.unknown'),
+      subject: fc.constantFrom('acme-prod', 'nobody'),
+      data: fc.oneof(
+        data,
+        data.map((d) => ({ ...d, region: 'eu-west-1', gb_hours: '2.5' })),
+      ),
+      extension: plain,
+    });
+    fc.assert(
+      fc.property(raw, ({ extension, ...attributes }) => {
+        const value = JSON.parse(JSON.stringify(event({ ...attributes, [`x${extension.replace(/[^a-z0-9]/g, '')}`]: extension })));
+        assert.deepEqual(validateEvent(value, 0, { ...CONTEXT, plainText: true }), validateEvent(value, 0, CONTEXT));
+      }),
+      { numRuns: 2000 },
+    );
+  });
   it('writes values and dimensions as JSON.stringify does, whatever their names and strings hold', async () => {
     const fc = (await import('fast-check')).default;
     const unit = fc.constantFrom(

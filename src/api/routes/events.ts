@@ -165,6 +165,7 @@ export const eventRoutes: RoutePlugin<EventRouteOptions> = async (app, options) 
         allowedSources: request.apiKey?.sources,
         allowedEntities: request.apiKey?.entities,
         futureSkewMsMax: options.futureSkewMsMax,
+        plainText: parsed.plainText === true, // a batch read from bytes that vouch for its strings (strict-json.ts)
       };
       let outcome: BatchOutcome;
       if (single && committer) {
@@ -240,7 +241,7 @@ function firstByte(body: unknown): number {
 }
 
 type ReadResult =
-  | { events: unknown[]; single: boolean; bulk: boolean; preRejected: Map<number, EventOutcome> }
+  | { events: unknown[]; single: boolean; bulk: boolean; preRejected: Map<number, EventOutcome>; plainText?: boolean }
   | { problem: ReturnType<typeof problemDetails> };
 
 const tooManyEvents = (max: number, what: string, hint: string) =>
@@ -265,7 +266,7 @@ function readEvents(request: FastifyRequest): ReadResult {
     if (!batch) return { events: [parsed.value], single: true, bulk: false, preRejected };
     if (!Array.isArray(parsed.value)) return { problem: problemDetails(400, 'not_a_batch', 'a batch must be a JSON array of CloudEvents') };
     for (const [index, problems] of parsed.elementProblems) preRejected.set(index, rejectedOutcome(index, parsed.value[index], problems));
-    return { events: parsed.value, single: false, bulk: false, preRejected };
+    return { events: parsed.value, single: false, bulk: false, preRejected, plainText: parsed.plainText === true };
   }
   if (specversion !== undefined) {
     // Binary content mode: attributes in ce-* headers (percent-encoded), the body is the event's data.
