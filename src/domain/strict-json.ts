@@ -146,9 +146,10 @@ export function parseStrictJsonByReader(text: string, options: StrictJsonOptions
  * repeated and dropped); the value nests no deeper than allowed. JSON.parse itself refuses everything that is not
  * JSON. Undefined whenever any of this is in doubt: the reader then reads the text and names each problem.
  */
-function readProvenPlain(text: string, options: StrictJsonOptions, depth = 0): { value: unknown } | undefined {
+function readProvenPlain(text: string, options: StrictJsonOptions, depth = 0, plainBytes = false): { value: unknown } | undefined {
   if (options.refuseProtoKeys && (text.includes('__proto__') || text.includes('prototype'))) return undefined;
-  const members = membersWritten(text, text.indexOf('\\') === -1 && !SURROGATE.test(text));
+  // Text from bytes that are ASCII without a backslash holds neither (readProvenPlainElements tells it once a body).
+  const members = membersWritten(text, plainBytes || (text.indexOf('\\') === -1 && !SURROGATE.test(text)));
   if (members < 0) return undefined;
   let value: unknown;
   try {
@@ -175,6 +176,7 @@ function readProvenPlainElements(bytes: Uint8Array, options: StrictJsonOptions):
   const elements: unknown[] = new Array(spans.length / 2);
   // ASCII (the common body) is its own text: each element is copied as Latin-1, which no byte of it can be misread as.
   const ascii = isAscii(bytes) ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : undefined;
+  const plainBytes = ascii !== undefined && bytes.indexOf(0x5c) === -1;
   for (let k = 0; k < spans.length; k += 2) {
     let text: string;
     try {
@@ -182,7 +184,7 @@ function readProvenPlainElements(bytes: Uint8Array, options: StrictJsonOptions):
     } catch {
       return undefined;
     }
-    const proven = readProvenPlain(text, options, 1);
+    const proven = readProvenPlain(text, options, 1, plainBytes);
     if (proven === undefined) return undefined;
     elements[k / 2] = proven.value;
   }
