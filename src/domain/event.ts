@@ -136,9 +136,9 @@ export function stringRecordJson(record: Readonly<Record<string, string | Readon
   return out === '' ? '{}' : `${out}}`;
 }
 
-/** JSON.stringify of a string: as it is between quotes unless it holds a character JSON writes escaped. */
+/** JSON.stringify of a string: its canonical form, which is JSON.stringify's wherever RFC 8785 has one. */
 function jsonString(value: string): string {
-  return ESCAPED_OR_SUSPECT.test(value) ? JSON.stringify(value) : `"${value}"`;
+  return canonicalString(value) ?? JSON.stringify(value);
 }
 
 // Member names repeat from event to event (specversion, id, data and the data's own fields): their canonical form is

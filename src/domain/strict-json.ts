@@ -117,9 +117,8 @@ const byteAt = (offset: number): string => `byte ${offset}`;
 
 /** Reads JSON bytes strictly (see the file comment). */
 export function parseStrictJsonBytes(bytes: Uint8Array, options: StrictJsonOptions = {}): StrictJsonResult {
-  const elements = readProvenPlainElements(bytes, options);
-  if (elements !== undefined)
-    return { ok: true, value: elements, elementProblems: new Map(), plainText: isAscii(bytes) && bytes.indexOf(0x5c) === -1 };
+  const proven = readProvenPlainElements(bytes, options);
+  if (proven !== undefined) return { ok: true, value: proven.elements, elementProblems: new Map(), plainText: proven.plainText };
   const decoded = decodeUtf8(bytes, options.where);
   if (!decoded.ok) return { ok: false, problems: [decoded.problem] };
   return parseStrictJson(decoded.text, options);
@@ -167,16 +166,18 @@ function readProvenPlain(text: string, options: StrictJsonOptions, depth = 0, pl
  * V8's large objects, placed on pages of their own that are returned to the system after each collection: in the API
  * server that cost about 60 page faults a batch of 1,000 events, more than decoding and parsing it (issue 19). The
  * elements are found by their brackets, commas and strings; undefined when the document is not an array so written
- * (then the whole text is read as before), or when any element is in doubt (not UTF-8, not provably plain).
+ * (then the whole text is read as before), or when any element is in doubt (not UTF-8, not provably plain). With the
+ * elements, whether the bytes vouch for every string (StrictJsonResult.plainText), which spares each element's proof
+ * its own search for a backslash and a surrogate.
  */
-function readProvenPlainElements(bytes: Uint8Array, options: StrictJsonOptions): unknown[] | undefined {
+function readProvenPlainElements(bytes: Uint8Array, options: StrictJsonOptions): { elements: unknown[]; plainText: boolean } | undefined {
   const spans = arrayElementSpans(bytes, options.depthMax ?? JSON_DEPTH_MAX);
   if (spans === undefined) return undefined;
   if (options.elementsMax !== undefined && spans.length / 2 > options.elementsMax) return undefined;
   const elements: unknown[] = new Array(spans.length / 2);
   // ASCII (the common body) is its own text: each element is copied as Latin-1, which no byte of it can be misread as.
   const ascii = isAscii(bytes) ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : undefined;
-  const plainBytes = ascii !== undefined && bytes.indexOf(0x5c) === -1;
+  const plainText = ascii !== undefined && bytes.indexOf(0x5c) === -1;
   for (let k = 0; k < spans.length; k += 2) {
     let text: string;
     try {
@@ -184,11 +185,11 @@ function readProvenPlainElements(bytes: Uint8Array, options: StrictJsonOptions):
     } catch {
       return undefined;
     }
-    const proven = readProvenPlain(text, options, 1, plainBytes);
+    const proven = readProvenPlain(text, options, 1, plainText);
     if (proven === undefined) return undefined;
     elements[k / 2] = proven.value;
   }
-  return elements;
+  return { elements, plainText };
 }
 
 const isJsonSpace = (b: number | undefined) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
