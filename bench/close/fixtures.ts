@@ -62,7 +62,10 @@ const EVENT_COLUMNS = 'source, id, type, subject, customer_id, time, data, meter
 export const GENERATE = `
 INSERT INTO events (${EVENT_COLUMNS})
 SELECT ${GENERATED_COLUMNS}${GENERATOR}`;
-/** The fast loader's: seq given as the value the identity would have given ($4 + g), its indexes dropped meanwhile. */
+/**
+ * The fast loader's: seq given as the value the identity would have given ($4 + g × $5, $5 the identity's increment),
+ * its indexes dropped meanwhile.
+ */
 export const GENERATE_WITH_SEQ = `
 INSERT INTO events (seq, ${EVENT_COLUMNS}) OVERRIDING SYSTEM VALUE
-SELECT $4::bigint + g, ${GENERATED_COLUMNS}${GENERATOR}`;
+SELECT $4::bigint + g * $5::bigint, ${GENERATED_COLUMNS}${GENERATOR}`;

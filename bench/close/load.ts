@@ -24,7 +24,7 @@ export const GENERATION: Record<Loader, string> = {
   plain: `generate_series into events (${GENERATE_CHUNK_EVENTS} per statement, each key checked by the primary key), then usage_rollups_rebuild(): the catch-up's SQL over all events at once`,
   fast:
     `generate_series into events (up to ${GENERATE_CHUNK_EVENTS} per statement on ${LOAD_CONNECTIONS} connections, seq as the identity ` +
-    "would give it, synchronous_commit off); events' indexes and keys (primary key, unique seq), " +
+    "would give it, synchronous_commit off); events' indexes and keys (the primary key among them), " +
     'usage_rollups and usage_unique_keys dropped before and built after by sort (checked identical to the migrated ones); ' +
     "the rollups by usage_rollups_rebuild()'s SQL (the catch-up's) over ranges of customers on " +
     `${LOAD_CONNECTIONS} connections, inserted without its ON CONFLICT, which never fires into emptied tables; the same rows as the plain loader ` +
@@ -74,10 +74,11 @@ function insertOnly(sql: string): string {
 /**
  * The same rows as loadPlain, several times faster (checked by `npm run bench:close -- --verify-loader`):
  *  - events' indexes and keys are dropped first and rebuilt at the end from their recorded definitions, each by one
- *    sort instead of an insert per event (the rebuilt primary key proves every (source, id) stored once, the unique
- *    seq every seq); the bench fails unless the indexes, constraints and triggers then read exactly as before;
+ *    sort instead of an insert per event (the rebuilt primary key proves every (source, id) stored once); the bench
+ *    fails unless the indexes, constraints and triggers then read exactly as before;
  *  - the events go into `events` on LOAD_CONNECTIONS connections over disjoint ranges of g, with seq given as
- *    base + g: the values the identity hands out in g order to the plain loader's single stream;
+ *    base + g × the identity's increment (1,024 since migration 036): the values the identity hands out in g order to
+ *    the plain loader's single stream;
  *  - the rollups are rebuilt as usage_rollups_rebuild() does (truncate, then usage_rollup_sql and
  *    usage_unique_keys_sql over the events), over ranges of the customers, two at a time: disjoint customers write
  *    disjoint rollup and key rows, so the ranges add up to the same rows. Each statement keeps its ORDER BY (the
@@ -96,8 +97,8 @@ async function loadFast(
     for (let i = 0; i < LOAD_CONNECTIONS; i++) clients.push(await setup.connect());
     const load: FastLoad = { clients, first: clients[0]!, customers, events, log, dropped };
     let start = process.hrtime.bigint();
-    const { schema, eventIndexes, base } = await prepareEvents(load);
-    await generateEvents(load, base, start);
+    const { schema, eventIndexes, base, increment } = await prepareEvents(load);
+    await generateEvents(load, base, increment, start);
     await indexEvents(load, eventIndexes);
     const insertSeconds = seconds(start);
     start = process.hrtime.bigint();
@@ -129,7 +130,7 @@ interface FastLoad {
 }
 
 /** The sessions set, the tables checked empty, the schema recorded, events' indexes dropped, seq claimed for the events. */
-async function prepareEvents(load: FastLoad): Promise<{ schema: string[]; eventIndexes: DroppedIndex[]; base: bigint }> {
+async function prepareEvents(load: FastLoad): Promise<{ schema: string[]; eventIndexes: DroppedIndex[]; base: bigint; increment: bigint }> {
   const { clients, first, events } = load;
   for (const client of clients) await client.query(FAST_SESSION);
   const empty = (await first.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM events) AS empty')).rows[0]!.empty;
@@ -140,20 +141,21 @@ async function prepareEvents(load: FastLoad): Promise<{ schema: string[]; eventI
   const eventIndexes = await dropIndexes(first, ['events']);
   load.dropped.push(...eventIndexes);
 
-  // seq: the plain loader's identity gives g its base + g (increment 1, one statement after another in g order).
+  // seq: the plain loader's identity gives g its base + g × increment (one statement after another in g order).
   const sequence = (
     await first.query<{ last_value: string; is_called: boolean; seqincrement: string }>(
       "SELECT s.last_value, s.is_called, q.seqincrement FROM events_seq_seq s, pg_sequence q WHERE q.seqrelid = 'events_seq_seq'::regclass",
     )
   ).rows[0]!;
-  if (sequence.seqincrement !== '1') throw new Error(`events_seq_seq counts by ${sequence.seqincrement}, the fast loader needs 1`);
-  const base = BigInt(sequence.last_value) - (sequence.is_called ? 0n : 1n);
-  await first.query('SELECT setval($1::regclass, $2::bigint, true)', ['events_seq_seq', String(base + BigInt(events))]);
-  return { schema, eventIndexes, base };
+  const increment = BigInt(sequence.seqincrement);
+  if (increment < 1n) throw new Error(`events_seq_seq counts by ${sequence.seqincrement}, the fast loader needs an increasing one`);
+  const base = BigInt(sequence.last_value) - (sequence.is_called ? 0n : increment);
+  await first.query('SELECT setval($1::regclass, $2::bigint, true)', ['events_seq_seq', String(base + BigInt(events) * increment)]);
+  return { schema, eventIndexes, base, increment };
 }
 
 /** The events: at most GENERATE_CHUNK_EVENTS per statement, and a statement for every connection. */
-async function generateEvents(load: FastLoad, base: bigint, start: bigint): Promise<void> {
+async function generateEvents(load: FastLoad, base: bigint, increment: bigint, start: bigint): Promise<void> {
   const { clients, customers, events, log } = load;
   const chunk = Math.max(1, Math.min(GENERATE_CHUNK_EVENTS, Math.ceil(events / LOAD_CONNECTIONS)));
   const chunks: Array<[number, number]> = [];
@@ -163,7 +165,7 @@ async function generateEvents(load: FastLoad, base: bigint, start: bigint): Prom
   await onClients(
     clients,
     chunks.map(([lo, hi]) => async (client) => {
-      const inserted = (await client.query(GENERATE_WITH_SEQ, [lo, hi, customers, String(base)])).rowCount ?? 0;
+      const inserted = (await client.query(GENERATE_WITH_SEQ, [lo, hi, customers, String(base), String(increment)])).rowCount ?? 0;
       stored += inserted; // after the await: both clients add to it
       if (++done % 10 === 0 || done === chunks.length) log(`close: ${stored} events stored (${seconds(start).toFixed(0)} s)`);
     }),
