@@ -86,12 +86,12 @@ export async function catchUpRollups(pool: pg.Pool, options: { foldEventsMax?: n
  * waited for the writers then in flight; later ones take seqs above it), so the count is what the folds will find.
  */
 async function foldSteps(pool: pg.Pool, mark: bigint, horizon: bigint, most: number): Promise<bigint[]> {
-  const found = await pool.query<{ seq: string }>(
-    `SELECT seq::text AS seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM events WHERE seq > $1 AND seq < $2) AS unfolded
-      WHERE n % $3 = 0 ORDER BY seq`,
+  const found = await pool.query<{ bound: string }>(
+    `SELECT seq::text AS bound FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM events WHERE seq > $1 AND seq < $2) AS unfolded
+      WHERE n % $3 = 0 ORDER BY n`,
     [mark.toString(), horizon.toString(), most],
   );
-  return found.rows.map((row) => BigInt(row.seq));
+  return found.rows.map((row) => BigInt(row.bound));
 }
 
 /**
